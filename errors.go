@@ -1,0 +1,65 @@
+package teamgate
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error returned by teamgate's packages matches exactly one of these with
+// errors.Is, and most also carry the offending value in a typed error matchable with errors.As.
+var (
+	// ErrInvalid: malformed input (bad slug, bad reference, unknown action, role or run kind).
+	ErrInvalid = errors.New("invalid")
+	// ErrNotFound: a named entity does not exist where the operation needs it to.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the operation would break the model (duplicate, entity still referenced).
+	ErrConflict = errors.New("conflict")
+	// ErrStale: the store did not reach the requested revision before the context ended.
+	ErrStale = errors.New("stale")
+	// ErrClosed: the store or engine is closed.
+	ErrClosed = errors.New("closed")
+)
+
+// InvalidError reports a malformed value. It matches ErrInvalid.
+type InvalidError struct {
+	What   string // what kind of value: "slug", "owner", "project reference", "role", ...
+	Value  string // the offending input, verbatim
+	Reason string // why it is rejected
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("invalid %s %q: %s", e.What, e.Value, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
+// NotFoundError reports a missing entity. It matches ErrNotFound.
+type NotFoundError struct {
+	What string // "org", "team", "project", "policy", "user", "member", ...
+	Name string // the full name looked up, e.g. "acme/vision"
+}
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %s not found", e.What, e.Name) }
+
+// Unwrap makes errors.Is(err, ErrNotFound) true.
+func (e *NotFoundError) Unwrap() error { return ErrNotFound }
+
+// ConflictError reports a write that would break the model. It matches ErrConflict.
+type ConflictError struct {
+	What   string // the entity written
+	Name   string
+	Reason string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("conflict on %s %s: %s", e.What, e.Name, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Invalid returns an *InvalidError.
+func Invalid(what, value, reason string) error {
+	return &InvalidError{What: what, Value: value, Reason: reason}
+}
