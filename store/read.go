@@ -1,0 +1,200 @@
+package store
+
+import (
+	"slices"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/policy"
+)
+
+// Reader reads one consistent snapshot of the directory. It is only valid inside the View
+// callback that received it, and maps and slices it returns are read-only.
+type Reader struct{ st *state }
+
+// View runs fn with a consistent snapshot. Writes wait until fn returns, so keep it short.
+func (s *Store) View(fn func(r Reader) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return teamgate.ErrClosed
+	}
+	return fn(Reader{st: s.st})
+}
+
+// Revision is the snapshot's revision.
+func (r Reader) Revision() uint64 { return r.st.rev }
+
+// Org returns an org's record.
+func (r Reader) Org(name string) (Org, bool) {
+	o, ok := r.st.orgs[name]
+	if !ok {
+		return Org{}, false
+	}
+	return o.org, true
+}
+
+// Orgs returns every org name, sorted.
+func (r Reader) Orgs() []string { return sortedKeys(r.st.orgs) }
+
+// OrgRole returns a user's role in an org; ok is false for non-members and unknown orgs.
+func (r Reader) OrgRole(org, user string) (role string, ok bool) {
+	o, found := r.st.orgs[org]
+	if !found {
+		return "", false
+	}
+	role, ok = o.members[user]
+	return role, ok
+}
+
+// Members returns an org's members (user → role). Read-only.
+func (r Reader) Members(org string) map[string]string {
+	if o, ok := r.st.orgs[org]; ok {
+		return o.members
+	}
+	return nil
+}
+
+// TeamRoles returns a user's team roles in an org (team → role). Read-only.
+func (r Reader) TeamRoles(org, user string) map[string]string {
+	if o, ok := r.st.orgs[org]; ok {
+		return o.userTeams[user]
+	}
+	return nil
+}
+
+// Team returns a team's record.
+func (r Reader) Team(org, team string) (Team, bool) {
+	if o, ok := r.st.orgs[org]; ok {
+		if td, ok := o.teams[team]; ok {
+			return td.team, true
+		}
+	}
+	return Team{}, false
+}
+
+// Teams returns an org's team names, sorted.
+func (r Reader) Teams(org string) []string {
+	if o, ok := r.st.orgs[org]; ok {
+		return sortedKeys(o.teams)
+	}
+	return nil
+}
+
+// TeamMembers returns a team's members (user → team role). Read-only.
+func (r Reader) TeamMembers(org, team string) map[string]string {
+	if o, ok := r.st.orgs[org]; ok {
+		if td, ok := o.teams[team]; ok {
+			return td.members
+		}
+	}
+	return nil
+}
+
+// ProjectView is a project with what the decision path derives from it.
+type ProjectView struct {
+	Project *Project         // read-only
+	Teams   policy.AllowList // effective teams (project teams narrowed by the policy's); read-only
+}
+
+// Project returns a project and its effective teams.
+func (r Reader) Project(org, name string) (ProjectView, bool) {
+	if o, ok := r.st.orgs[org]; ok {
+		if pd, ok := o.projects[name]; ok {
+			return ProjectView{Project: &pd.p, Teams: pd.teams}, true
+		}
+	}
+	return ProjectView{}, false
+}
+
+// Projects returns an org's project names, sorted.
+func (r Reader) Projects(org string) []string {
+	if o, ok := r.st.orgs[org]; ok {
+		return sortedKeys(o.projects)
+	}
+	return nil
+}
+
+// OpenProjects returns the org's projects with no team restriction, sorted.
+func (r Reader) OpenProjects(org string) []string {
+	o, ok := r.st.orgs[org]
+	if !ok {
+		return nil
+	}
+	var out []string
+	for name, pd := range o.projects {
+		if !pd.teams.Restricted {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TeamProjects returns the projects whose effective teams contain team, sorted.
+func (r Reader) TeamProjects(org, team string) []string {
+	if o, ok := r.st.orgs[org]; ok {
+		return sortedKeys(o.teamProjects[team])
+	}
+	return nil
+}
+
+// Policy returns a policy's record.
+func (r Reader) Policy(org, name string) (Policy, bool) {
+	if o, ok := r.st.orgs[org]; ok {
+		if pd, ok := o.policies[name]; ok {
+			return pd.p, true
+		}
+	}
+	return Policy{}, false
+}
+
+// Policies returns an org's policy names, sorted.
+func (r Reader) Policies(org string) []string {
+	if o, ok := r.st.orgs[org]; ok {
+		return sortedKeys(o.policies)
+	}
+	return nil
+}
+
+// ConnectedProjects returns the projects connected to a policy, sorted.
+func (r Reader) ConnectedProjects(org, policyName string) []string {
+	if o, ok := r.st.orgs[org]; ok {
+		return sortedKeys(o.policyProjects[policyName])
+	}
+	return nil
+}
+
+// User returns a user's record.
+func (r Reader) User(id string) (User, bool) {
+	u, ok := r.st.users[id]
+	return u, ok
+}
+
+// Users returns every user id with a record, sorted.
+func (r Reader) Users() []string { return sortedKeys(r.st.users) }
+
+// Settings merges a project's effective settings (for user, when non-empty) and returns them
+// with the compiled rules in the order of Effective.Rules (policy rules, then project rules).
+func (r Reader) Settings(org, project, user string) (policy.Effective, []*policy.Program, bool) {
+	o, ok := r.st.orgs[org]
+	if !ok {
+		return policy.Effective{}, nil, false
+	}
+	pd, ok := o.projects[project]
+	if !ok {
+		return policy.Effective{}, nil, false
+	}
+	in := policy.Inputs{Org: o.org.Defaults(), Project: pd.p.Settings, ProjectTeams: pd.p.Teams}
+	var rules []*policy.Program
+	if pd.p.Policy != "" {
+		if pol, ok := o.policies[pd.p.Policy]; ok {
+			in.Policy = &policy.Named{Name: pol.p.Name, Settings: pol.p.Settings}
+			rules = append(rules, pol.rules...)
+		}
+	}
+	rules = append(rules, pd.rules...)
+	if g, ok := pd.p.Grants[user]; ok && user != "" {
+		in.User = &policy.UserGrant{Queue: g.Queue, Namespace: g.Namespace, DefaultPresets: g.DefaultPresets}
+	}
+	return policy.Merge(in), rules, true
+}

@@ -1,0 +1,148 @@
+package store
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/teamgate/teamgate/policy"
+)
+
+// state is the in-memory directory and its indexes. The Store's mutex guards it.
+type state struct {
+	rev   uint64
+	orgs  map[string]*orgData
+	users map[string]User
+}
+
+type orgData struct {
+	org      Org
+	members  map[string]string // user → org role
+	teams    map[string]*teamData
+	projects map[string]*projectData
+	policies map[string]*policyData
+
+	userTeams      map[string]map[string]string   // user → team → team role
+	teamProjects   map[string]map[string]struct{} // team → projects whose effective teams hold it
+	policyProjects map[string]map[string]struct{} // policy → connected projects
+}
+
+type teamData struct {
+	team    Team
+	members map[string]string // user → team role
+}
+
+type projectData struct {
+	p     Project
+	teams policy.AllowList // effective teams: project teams narrowed by the policy's (SPEC §4 step 4)
+	rules []*policy.Program
+}
+
+type policyData struct {
+	p     Policy
+	rules []*policy.Program
+}
+
+func newState() *state {
+	return &state{orgs: map[string]*orgData{}, users: map[string]User{}}
+}
+
+func newOrgData(o Org) *orgData {
+	return &orgData{
+		org: o, members: map[string]string{}, teams: map[string]*teamData{},
+		projects: map[string]*projectData{}, policies: map[string]*policyData{},
+		userTeams: map[string]map[string]string{}, teamProjects: map[string]map[string]struct{}{},
+		policyProjects: map[string]map[string]struct{}{},
+	}
+}
+
+// txn mutates state in place and records how to undo each mutation, so a batch that fails
+// halfway leaves the state exactly as it was. It only runs under the Store's write lock.
+type txn struct {
+	st       *state
+	undo     []func()
+	dirty    map[string]struct{} // Badger keys whose records must be rewritten or deleted
+	projects map[string]struct{} // affected projects, "org/project"
+	kinds    []string
+}
+
+func (t *txn) rollback() {
+	for i := len(t.undo) - 1; i >= 0; i-- {
+		t.undo[i]()
+	}
+	t.undo = nil
+}
+
+func (t *txn) touch(key string)           { t.dirty[key] = struct{}{} }
+func (t *txn) affect(org, project string) { t.projects[org+"/"+project] = struct{}{} }
+func (t *txn) affectAll(o *orgData) {
+	for name := range o.projects {
+		t.affect(o.org.Name, name)
+	}
+}
+
+func set[K comparable, V any](t *txn, m map[K]V, k K, v V) {
+	old, had := m[k]
+	t.undo = append(t.undo, func() {
+		if had {
+			m[k] = old
+		} else {
+			delete(m, k)
+		}
+	})
+	m[k] = v
+}
+
+func del[K comparable, V any](t *txn, m map[K]V, k K) {
+	old, had := m[k]
+	if !had {
+		return
+	}
+	t.undo = append(t.undo, func() { m[k] = old })
+	delete(m, k)
+}
+
+// setIndex adds k2 under k1 in a two-level index, creating the inner map when needed.
+func setIndex[V any](t *txn, m map[string]map[string]V, k1, k2 string, v V) {
+	inner, ok := m[k1]
+	if !ok {
+		inner = map[string]V{}
+		set(t, m, k1, inner)
+	}
+	set(t, inner, k2, v)
+}
+
+func delIndex[V any](t *txn, m map[string]map[string]V, k1, k2 string) {
+	inner, ok := m[k1]
+	if !ok {
+		return
+	}
+	del(t, inner, k2)
+	if len(inner) == 0 {
+		del(t, m, k1)
+	}
+}
+
+// setProjectTeams recomputes a project's effective teams and the team → projects index.
+func (t *txn) setProjectTeams(o *orgData, pd *projectData) {
+	var pol *policy.Named
+	if pd.p.Policy != "" {
+		if poly, ok := o.policies[pd.p.Policy]; ok {
+			pol = &policy.Named{Name: poly.p.Name, Settings: poly.p.Settings}
+		}
+	}
+	eff := policy.EffectiveTeams(pd.p.Teams, pol)
+	for _, team := range pd.teams.Values {
+		delIndex(t, o.teamProjects, team, pd.p.Name)
+	}
+	old := pd.teams
+	t.undo = append(t.undo, func() { pd.teams = old })
+	pd.teams = eff
+	for _, team := range eff.Values {
+		setIndex(t, o.teamProjects, team, pd.p.Name, struct{}{})
+	}
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}

@@ -1,0 +1,477 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/teamgate/teamgate"
+)
+
+// Options configure Open. The zero value opens an in-memory store with logging discarded.
+type Options struct {
+	// Dir is the Badger directory. Empty means an in-memory Badger (nothing persists).
+	Dir string
+	// Logger receives Badger's log lines (warnings and errors only by default). Nil discards them.
+	Logger *slog.Logger
+	// GCInterval is how often value-log garbage collection runs on an on-disk store. Default 10m.
+	GCInterval time.Duration
+	// NoSync skips the fsync of each write. Default false: an acknowledged write survives a crash.
+	NoSync bool
+}
+
+// Event describes one committed Apply.
+type Event struct {
+	Revision uint64   `json:"revision"`
+	Kind     string   `json:"kind"`     // the change kind, or "batch" when several kinds were applied
+	Keys     []string `json:"keys"`     // the record keys written or deleted, sorted
+	Projects []string `json:"projects"` // affected projects ("org/project"), sorted
+}
+
+// Store is the directory. It is safe for concurrent use: reads run in parallel and see a
+// consistent state; writes are serialized and atomic.
+type Store struct {
+	db  *badger.DB
+	log *slog.Logger
+
+	mu      sync.RWMutex // guards st, changed and closed
+	st      *state
+	changed chan struct{} // closed and replaced after every commit (wakes watchers)
+	closed  bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
+}
+
+const (
+	keyRevision   = "v1/meta/revision"
+	prefixEvent   = "v1/event/"
+	prefixRecords = "v1/"
+	maxEventsKept = 100_000
+)
+
+// Open opens (or creates) the store in opts.Dir, or an in-memory store when Dir is empty, and
+// loads the directory into memory.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bo := badger.DefaultOptions(opts.Dir).WithLogger(badgerLogger{log}).WithLoggingLevel(badger.WARNING)
+	if opts.Dir == "" {
+		bo = bo.WithInMemory(true)
+	} else {
+		bo = bo.WithSyncWrites(!opts.NoSync)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
+	}
+	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{})}
+	if err := s.load(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if opts.Dir != "" {
+		every := opts.GCInterval
+		if every <= 0 {
+			every = 10 * time.Minute
+		}
+		s.wg.Add(1)
+		go s.gcLoop(every)
+	}
+	return s, nil
+}
+
+// Close stops background work, waits for it and closes Badger. Further calls return ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return teamgate.ErrClosed
+	}
+	s.closed = true
+	close(s.stop)
+	close(s.changed)
+	s.mu.Unlock()
+	s.wg.Wait()
+	return s.db.Close()
+}
+
+func (s *Store) gcLoop(every time.Duration) {
+	defer s.wg.Done()
+	tk := time.NewTicker(every)
+	defer tk.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tk.C:
+			for s.db.RunValueLogGC(0.5) == nil {
+			}
+		}
+	}
+}
+
+// Revision returns the revision of the last committed write (0 for an empty store).
+func (s *Store) Revision() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.rev
+}
+
+// Apply validates and commits changes as one atomic batch and returns the new revision. On any
+// error nothing changes: neither memory nor disk. An empty batch returns the current revision.
+func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, teamgate.ErrClosed
+	}
+	if len(changes) == 0 {
+		return s.st.rev, nil
+	}
+	t := &txn{st: s.st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}}
+	for i, c := range changes {
+		if c == nil {
+			t.rollback()
+			return 0, teamgate.Invalid("change", fmt.Sprint(i), "nil change")
+		}
+		if err := c.apply(t); err != nil {
+			t.rollback()
+			if len(changes) > 1 {
+				return 0, fmt.Errorf("change %d (%s): %w", i, c.Kind(), err)
+			}
+			return 0, err
+		}
+		if !slices.Contains(t.kinds, c.Kind()) {
+			t.kinds = append(t.kinds, c.Kind())
+		}
+	}
+	rev := s.st.rev + 1
+	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: sortedKeys(t.dirty), Projects: sortedKeys(t.projects)}
+	if len(t.kinds) > 1 {
+		ev.Kind = "batch"
+	}
+	if err := s.persist(t, ev); err != nil {
+		t.rollback()
+		return 0, err
+	}
+	s.st.rev = rev
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return rev, nil
+}
+
+// persist writes the dirty records, the event and the revision to Badger in one transaction,
+// splitting it when Badger says it is too big (see the package doc on atomicity).
+func (s *Store) persist(t *txn, ev Event) error {
+	type op struct {
+		key string
+		val []byte // nil = delete
+	}
+	ops := make([]op, 0, len(t.dirty)+2)
+	for _, k := range ev.Keys {
+		v, err := s.st.record(k)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, op{k, v})
+	}
+	evb, _ := json.Marshal(ev)
+	ops = append(ops, op{eventKey(ev.Revision), evb})
+	if ev.Revision > maxEventsKept {
+		ops = append(ops, op{eventKey(ev.Revision - maxEventsKept), nil})
+	}
+	ops = append(ops, op{keyRevision, binary.BigEndian.AppendUint64(nil, ev.Revision)})
+
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for _, o := range ops {
+		var err error
+		if o.val == nil {
+			err = txn.Delete([]byte(o.key))
+		} else {
+			err = txn.Set([]byte(o.key), o.val)
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err := txn.Commit(); err != nil {
+				return fmt.Errorf("store: commit: %w", err)
+			}
+			txn = s.db.NewTransaction(true)
+			if o.val == nil {
+				err = txn.Delete([]byte(o.key))
+			} else {
+				err = txn.Set([]byte(o.key), o.val)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("store: write %s: %w", o.key, err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+func eventKey(rev uint64) string { return fmt.Sprintf("%s%020d", prefixEvent, rev) }
+
+// record serializes the current value of a record key, or returns nil when it no longer exists.
+func (st *state) record(key string) ([]byte, error) {
+	parts := strings.Split(strings.TrimPrefix(key, prefixRecords), "/")
+	org := func() *orgData { return st.orgs[parts[1]] }
+	var v any
+	switch parts[0] {
+	case "org":
+		if o := org(); o != nil {
+			v = o.org
+		}
+	case "member":
+		if o := org(); o != nil {
+			if r, ok := o.members[parts[2]]; ok {
+				return []byte(r), nil
+			}
+		}
+	case "team":
+		if o := org(); o != nil {
+			if td, ok := o.teams[parts[2]]; ok {
+				v = td.team
+			}
+		}
+	case "tmember":
+		if o := org(); o != nil {
+			if td, ok := o.teams[parts[2]]; ok {
+				if r, ok := td.members[parts[3]]; ok {
+					return []byte(r), nil
+				}
+			}
+		}
+	case "project":
+		if o := org(); o != nil {
+			if pd, ok := o.projects[parts[2]]; ok {
+				v = pd.p
+			}
+		}
+	case "policy":
+		if o := org(); o != nil {
+			if pd, ok := o.policies[parts[2]]; ok {
+				v = pd.p
+			}
+		}
+	case "user":
+		if u, ok := st.users[parts[1]]; ok {
+			v = u
+		}
+	default:
+		return nil, fmt.Errorf("store: unknown record key %q", key)
+	}
+	if v == nil {
+		return nil, nil
+	}
+	return json.Marshal(v)
+}
+
+// load reads every record from Badger into memory and rebuilds the indexes.
+func (s *Store) load(ctx context.Context) error {
+	type rec struct{ key, val string }
+	var recs []rec
+	var rev uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixRecords), PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := string(it.Item().Key())
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			switch {
+			case k == keyRevision:
+				rev = binary.BigEndian.Uint64(v)
+			case strings.HasPrefix(k, prefixEvent), strings.HasPrefix(k, "v1/cache/"):
+			default:
+				recs = append(recs, rec{k, string(v)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: load: %w", err)
+	}
+	// Records replay as changes in dependency order: orgs, members, policies, teams, team
+	// members, projects, users.
+	order := map[string]int{"org": 0, "member": 1, "policy": 2, "team": 3, "tmember": 4, "project": 5, "user": 6}
+	slices.SortStableFunc(recs, func(a, b rec) int {
+		return order[strings.SplitN(strings.TrimPrefix(a.key, prefixRecords), "/", 2)[0]] -
+			order[strings.SplitN(strings.TrimPrefix(b.key, prefixRecords), "/", 2)[0]]
+	})
+	st := newState()
+	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}}
+	for _, r := range recs {
+		c, err := decodeRecord(r.key, []byte(r.val))
+		if err != nil {
+			return err
+		}
+		if err := c.apply(t); err != nil {
+			return fmt.Errorf("store: load record %s: %w", r.key, err)
+		}
+	}
+	st.rev = rev
+	s.st = st
+	return nil
+}
+
+// decodeRecord turns a stored record back into the change that writes it.
+func decodeRecord(key string, val []byte) (Change, error) {
+	parts := strings.Split(strings.TrimPrefix(key, prefixRecords), "/")
+	bad := func(err error) error { return fmt.Errorf("store: corrupt record %s: %w", key, err) }
+	switch {
+	case parts[0] == "org" && len(parts) == 2:
+		var o Org
+		if err := json.Unmarshal(val, &o); err != nil {
+			return nil, bad(err)
+		}
+		return PutOrg{Org: o}, nil
+	case parts[0] == "member" && len(parts) == 3:
+		return PutMember{Org: parts[1], User: parts[2], Role: string(val)}, nil
+	case parts[0] == "team" && len(parts) == 3:
+		var tm Team
+		if err := json.Unmarshal(val, &tm); err != nil {
+			return nil, bad(err)
+		}
+		return PutTeam{Team: tm}, nil
+	case parts[0] == "tmember" && len(parts) == 4:
+		return PutTeamMember{Org: parts[1], Team: parts[2], User: parts[3], Role: string(val)}, nil
+	case parts[0] == "project" && len(parts) == 3:
+		var p Project
+		if err := json.Unmarshal(val, &p); err != nil {
+			return nil, bad(err)
+		}
+		return PutProject{Project: p}, nil
+	case parts[0] == "policy" && len(parts) == 3:
+		var p Policy
+		if err := json.Unmarshal(val, &p); err != nil {
+			return nil, bad(err)
+		}
+		return PutPolicy{Policy: p}, nil
+	case parts[0] == "user" && len(parts) == 2:
+		var u User
+		if err := json.Unmarshal(val, &u); err != nil {
+			return nil, bad(err)
+		}
+		return PutUser{User: u}, nil
+	}
+	return nil, bad(errors.New("unknown key"))
+}
+
+// Watch streams the events after fromRevision: first those still kept in Badger, then new ones
+// as they commit. The channel closes when ctx ends or the store closes.
+func (s *Store) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, error) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, teamgate.ErrClosed
+	}
+	s.wg.Add(1) // under the lock, so Close cannot be waiting already
+	s.mu.RUnlock()
+	ch := make(chan Event, 16)
+	go func() {
+		defer s.wg.Done()
+		defer close(ch)
+		next := fromRevision + 1
+		for {
+			s.mu.RLock()
+			rev, changed, closed := s.st.rev, s.changed, s.closed
+			s.mu.RUnlock()
+			if closed {
+				return
+			}
+			for ; next <= rev; next++ {
+				ev, err := s.event(next)
+				if err != nil {
+					continue // trimmed from the log: skip
+				}
+				select {
+				case ch <- ev:
+				case <-ctx.Done():
+					return
+				case <-s.stop:
+					return
+				}
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return
+			case <-s.stop:
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+func (s *Store) event(rev uint64) (Event, error) {
+	var ev Event
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(eventKey(rev)))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, &ev) })
+	})
+	return ev, err
+}
+
+// WaitRevision blocks until the store has reached rev. It returns ErrStale (wrapping the
+// context's error) when ctx ends first, ErrClosed when the store closes.
+func (s *Store) WaitRevision(ctx context.Context, rev uint64) error {
+	for {
+		s.mu.RLock()
+		cur, changed, closed := s.st.rev, s.changed, s.closed
+		s.mu.RUnlock()
+		if closed {
+			return teamgate.ErrClosed
+		}
+		if cur >= rev {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: store at revision %d, want %d: %w", teamgate.ErrStale, cur, rev, ctx.Err())
+		}
+	}
+}
+
+// badgerLogger routes Badger's logging through slog.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Info(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
