@@ -1,0 +1,309 @@
+// Package rego holds teamgate's default Rego policy (authz.rego, Rego v1) and its data
+// (data.json: ranks, the org-role mapping and the action catalog), loads authors' modules and
+// data beside it, prepares the decision query once, and runs Rego tests with OPA's tester.
+//
+// The input document and the output are described in README.md beside this file. Authors extend
+// the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, change the catalog with
+// their own JSON data (merged over data.json), or replace any rule of package teamgate.authz.
+package rego
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/tester"
+)
+
+//go:embed authz.rego authz_test.rego data.json
+var embedded embed.FS
+
+// Query is the decision every evaluation reads.
+const Query = "data.teamgate.authz.decision"
+
+// Module is one Rego source file.
+type Module struct {
+	Name   string // file name, shown in errors
+	Source string
+}
+
+// DefaultModules returns the embedded default policy (without its tests).
+func DefaultModules() []Module {
+	src, _ := embedded.ReadFile("authz.rego")
+	return []Module{{Name: "teamgate/authz.rego", Source: string(src)}}
+}
+
+// DefaultTests returns the default policy's Rego tests.
+func DefaultTests() []Module {
+	src, _ := embedded.ReadFile("authz_test.rego")
+	return []Module{{Name: "teamgate/authz_test.rego", Source: string(src)}}
+}
+
+// DefaultData returns a fresh copy of the embedded data document.
+func DefaultData() map[string]any {
+	raw, _ := embedded.ReadFile("data.json")
+	var d map[string]any
+	if err := json.Unmarshal(raw, &d); err != nil {
+		panic("teamgate: embedded data.json is invalid: " + err.Error()) // static input, caught by tests
+	}
+	return d
+}
+
+// LoadDir reads an author's policy directory: every *.rego file (tests included) as a module and
+// every *.json file as data merged over the default data. Subdirectories are read too.
+func LoadDir(dir string) ([]Module, []map[string]any, error) {
+	var mods []Module
+	var data []map[string]any
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".rego":
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			mods = append(mods, Module{Name: path, Source: string(src)})
+		case ".json":
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			var doc map[string]any
+			if err := json.Unmarshal(raw, &doc); err != nil {
+				return &Error{Op: "load data", Detail: path + ": " + err.Error()}
+			}
+			data = append(data, doc)
+		}
+		return nil
+	})
+	if err != nil {
+		var re *Error
+		if errors.As(err, &re) {
+			return nil, nil, err
+		}
+		return nil, nil, &Error{Op: "load policy directory", Detail: err.Error()}
+	}
+	return mods, data, nil
+}
+
+// Error reports a policy that cannot be loaded, compiled or evaluated.
+type Error struct {
+	Op     string // "compile", "eval", "load data", ...
+	Detail string
+}
+
+func (e *Error) Error() string { return "rego: " + e.Op + ": " + e.Detail }
+
+// ActionSpec is one entry of the action catalog.
+type ActionSpec struct {
+	Kind     string   `json:"kind"`                // org, team or project
+	Role     string   `json:"role,omitempty"`      // least project or team role
+	OrgRoles []string `json:"org_roles,omitempty"` // allowed org roles
+	// Attributes the action reads and the engine must validate.
+	ManagesMembers  bool   `json:"manages_members,omitempty"`
+	DestinationRole string `json:"destination_role,omitempty"`
+	OwnRunRole      string `json:"own_run_role,omitempty"`
+}
+
+// Policy is a compiled, prepared policy. It is immutable and safe for concurrent use.
+type Policy struct {
+	prepared rego.PreparedEvalQuery
+	actions  map[string]ActionSpec
+	modules  []Module
+	data     map[string]any
+}
+
+// New compiles the default policy plus the given modules, with data merged over the default data
+// (objects merge key by key, anything else replaces), and prepares the decision query.
+func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy, error) {
+	all := append(DefaultModules(), modules...)
+	merged := DefaultData()
+	for _, d := range data {
+		merged = mergeData(merged, d)
+	}
+	p := &Policy{modules: all, data: merged}
+	if err := p.readCatalog(); err != nil {
+		return nil, err
+	}
+	opts := []func(*rego.Rego){
+		rego.Query(Query),
+		rego.Store(inmem.NewFromObject(merged)),
+		rego.StrictBuiltinErrors(true),
+	}
+	for _, m := range all {
+		if strings.HasSuffix(m.Name, "_test.rego") {
+			continue
+		}
+		opts = append(opts, rego.Module(m.Name, m.Source))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, &Error{Op: "compile", Detail: err.Error()}
+	}
+	p.prepared = pq
+	return p, nil
+}
+
+func (p *Policy) readCatalog() error {
+	tg, _ := p.data["teamgate"].(map[string]any)
+	raw, err := json.Marshal(tg["actions"])
+	if err != nil {
+		return &Error{Op: "load data", Detail: "teamgate.actions: " + err.Error()}
+	}
+	var actions map[string]ActionSpec
+	if err := json.Unmarshal(raw, &actions); err != nil {
+		return &Error{Op: "load data", Detail: "teamgate.actions: " + err.Error()}
+	}
+	for name, a := range actions {
+		if a.Kind != "org" && a.Kind != "team" && a.Kind != "project" {
+			return &Error{Op: "load data", Detail: fmt.Sprintf("action %s: kind %q is not org, team or project", name, a.Kind)}
+		}
+	}
+	p.actions = actions
+	return nil
+}
+
+// Action returns the catalog entry of an action.
+func (p *Policy) Action(name string) (ActionSpec, bool) {
+	a, ok := p.actions[name]
+	return a, ok
+}
+
+// Actions returns the catalog's action names, sorted.
+func (p *Policy) Actions() []string {
+	out := make([]string, 0, len(p.actions))
+	for k := range p.actions {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Reason is a stable code and a message for people.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Result is the policy's decision document.
+type Result struct {
+	Allow   bool
+	Role    string
+	Reasons []Reason
+}
+
+// Eval evaluates the decision for input. Any evaluation error, or a result that is not a
+// decision document, is returned as an error: callers deny.
+func (p *Policy) Eval(ctx context.Context, input ast.Value) (Result, error) {
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return Result{}, &Error{Op: "eval", Detail: err.Error()}
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return Result{}, &Error{Op: "eval", Detail: "no decision"}
+	}
+	return decode(rs[0].Expressions[0].Value)
+}
+
+func decode(v any) (Result, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("decision is %T, want an object", v)}
+	}
+	var r Result
+	allow, ok := m["allow"].(bool)
+	if !ok {
+		return Result{}, &Error{Op: "eval", Detail: "decision.allow is not a boolean"}
+	}
+	r.Allow = allow
+	r.Role, _ = m["role"].(string)
+	reasons, _ := m["reasons"].([]any)
+	for _, x := range reasons {
+		rm, _ := x.(map[string]any)
+		code, _ := rm["code"].(string)
+		msg, _ := rm["message"].(string)
+		if code == "" {
+			return Result{}, &Error{Op: "eval", Detail: "a decision reason has no code"}
+		}
+		r.Reasons = append(r.Reasons, Reason{Code: code, Message: msg})
+	}
+	if r.Role == "" {
+		r.Role = "none"
+	}
+	return r, nil
+}
+
+// TestResult is the outcome of one Rego test rule.
+type TestResult struct {
+	Package string
+	Name    string
+	Pass    bool
+	Error   string // evaluation error, if any
+}
+
+// Test runs every test_ rule of the default policy, its own tests, and the given modules (the
+// author's policy and tests), with the merged data loaded.
+func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]TestResult, error) {
+	all := append(append(DefaultModules(), DefaultTests()...), modules...)
+	merged := DefaultData()
+	for _, d := range data {
+		merged = mergeData(merged, d)
+	}
+	parsed := map[string]*ast.Module{}
+	for _, m := range all {
+		mod, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, &Error{Op: "compile", Detail: err.Error()}
+		}
+		parsed[m.Name] = mod
+	}
+	store := inmem.NewFromObject(merged)
+	var out []TestResult
+	err := storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
+		ch, err := tester.NewRunner().SetStore(store).SetModules(parsed).RaiseBuiltinErrors(true).RunTests(ctx, txn)
+		if err != nil {
+			return &Error{Op: "compile", Detail: err.Error()}
+		}
+		for r := range ch {
+			tr := TestResult{Package: r.Package, Name: r.Name, Pass: r.Pass()}
+			if r.Error != nil {
+				tr.Error = r.Error.Error()
+			}
+			out = append(out, tr)
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b TestResult) int { return strings.Compare(a.Package+"."+a.Name, b.Package+"."+b.Name) })
+	return out, err
+}
+
+// mergeData merges src over dst: objects key by key, anything else replaced.
+func mergeData(dst, src map[string]any) map[string]any {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				dst[k] = mergeData(dm, sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+	return dst
+}

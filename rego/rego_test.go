@@ -1,0 +1,58 @@
+package rego_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/rego"
+)
+
+func TestDefaultPolicyRegoTests(t *testing.T) {
+	t.Parallel()
+	results, err := rego.Test(t.Context(), nil)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(results), 15)
+	for _, r := range results {
+		require.True(t, r.Pass, "%s.%s failed %s", r.Package, r.Name, r.Error)
+	}
+}
+
+func TestFailingAuthorTestIsReported(t *testing.T) {
+	t.Parallel()
+	results, err := rego.Test(t.Context(), []rego.Module{{Name: "x_test.rego", Source: "package x_test\n\ntest_fails if { 1 == 2 }\n"}})
+	require.NoError(t, err)
+	var failed []string
+	for _, r := range results {
+		if !r.Pass {
+			failed = append(failed, r.Name)
+		}
+	}
+	require.Equal(t, []string{"test_fails"}, failed)
+}
+
+func TestCompileErrorIsTyped(t *testing.T) {
+	t.Parallel()
+	_, err := rego.New(t.Context(), []rego.Module{{Name: "bad.rego", Source: "package x\n\nallow if {"}})
+	var re *rego.Error
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, "compile", re.Op)
+}
+
+func TestCatalogIsData(t *testing.T) {
+	t.Parallel()
+	p, err := rego.New(t.Context(), nil, map[string]any{"teamgate": map[string]any{"actions": map[string]any{
+		"runs.export": map[string]any{"kind": "project", "role": "member"},
+	}}})
+	require.NoError(t, err)
+	a, ok := p.Action("runs.export")
+	require.True(t, ok)
+	require.Equal(t, "member", a.Role)
+	_, ok = p.Action("runs.get")
+	require.True(t, ok, "author data merges over the default catalog")
+
+	_, err = rego.New(t.Context(), nil, map[string]any{"teamgate": map[string]any{"actions": map[string]any{
+		"x": map[string]any{"kind": "galaxy"},
+	}}})
+	require.ErrorContains(t, err, "galaxy")
+}
