@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/internal/conformance"
+	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -46,4 +48,53 @@ func TestConformanceAuthorize(t *testing.T) {
 		}
 		require.NotZero(t, d.Revision, name)
 	}
+}
+
+func TestConformanceAdmit(t *testing.T) {
+	t.Parallel()
+	cases, err := conformance.Load()
+	require.NoError(t, err)
+	require.NotEmpty(t, cases.Admit)
+	eng, _ := newAcme(t)
+	for i, c := range cases.Admit {
+		name := fmt.Sprintf("%03d %s %s %v", i, c.Subject, c.Project, c.Run)
+		run, err := conformance.Run(c.Run)
+		require.NoError(t, err, name)
+		a, err := eng.Admit(t.Context(), c.Subject, c.Project, run)
+		require.NoError(t, err, name)
+		require.Equal(t, c.Allowed, a.Allowed, "%s: %+v", name, a)
+		require.Equal(t, c.Queue, a.Queue, "%s: %+v", name, a)
+		require.Equal(t, nonNil(c.Presets), a.Presets, "%s: %+v", name, a)
+		require.ElementsMatch(t, nonNil(c.Violations), fields(a.Violations), "%s: %+v", name, a)
+	}
+}
+
+func TestConformanceSettings(t *testing.T) {
+	t.Parallel()
+	cases, err := conformance.Load()
+	require.NoError(t, err)
+	require.NotEmpty(t, cases.Settings)
+	eng, _ := newAcme(t)
+	for _, c := range cases.Settings {
+		s, err := eng.EffectiveSettings(t.Context(), c.Project, c.User)
+		require.NoError(t, err, c.Project)
+		raw, err := json.Marshal(s)
+		require.NoError(t, err)
+		conformance.CheckSettings(t, c, raw)
+	}
+}
+
+func fields(v []policy.Violation) []string {
+	out := []string{}
+	for _, x := range v {
+		out = append(out, x.Field)
+	}
+	return out
+}
+
+func nonNil(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
 }

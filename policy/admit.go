@@ -79,7 +79,8 @@ type AdmitInput struct {
 	Subject           map[string]any
 	Project           map[string]any
 	Run               Run
-	Feature           string // "runtime" for runs; the artifact feature for versions
+	Feature           string // "runtime" for runs; the feature of a version
+	VersionOnly       bool   // a version: only permission and features are checked
 }
 
 // Admit runs every admission check of SPEC §6 and reports every violation; a permission failure
@@ -99,6 +100,12 @@ func Admit(ctx context.Context, in AdmitInput) Admission {
 	}
 	if slices.Contains(s.ExcludedFeatures.Values, feature) {
 		add("features", feature, fmt.Sprintf("feature %s is excluded (%s)", feature, s.ExcludedFeatures.Source))
+	}
+	if in.VersionOnly {
+		if v == nil {
+			v = []Violation{}
+		}
+		return Admission{Allowed: len(v) == 0, Presets: []string{}, Violations: v}
 	}
 	if run.Kind != "" && slices.Contains(s.ExcludedRuntimes.Values, run.Kind) {
 		add("kind", run.Kind, fmt.Sprintf("run kind %s is excluded (%s)", run.Kind, s.ExcludedRuntimes.Source))

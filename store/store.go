@@ -170,6 +170,14 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
 		return 0, err
 	}
 	s.st.rev = rev
+	for key := range t.projects {
+		org, name, _ := strings.Cut(key, "/")
+		if o, ok := s.st.orgs[org]; ok {
+			if pd, ok := o.projects[name]; ok {
+				pd.rev = rev
+			}
+		}
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return rev, nil
@@ -333,6 +341,14 @@ func (s *Store) load(ctx context.Context) error {
 		}
 	}
 	st.rev = rev
+	// Project revisions are not stored: after a restart every project counts as changed at the
+	// store's revision, which keeps revision-keyed caches correct (an entry keyed rev was computed
+	// from the project's state at rev, and nothing changed since).
+	for _, o := range st.orgs {
+		for _, pd := range o.projects {
+			pd.rev = rev
+		}
+	}
 	s.st = st
 	return nil
 }

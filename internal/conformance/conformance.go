@@ -3,12 +3,19 @@
 package conformance
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"testing"
 
+	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/teamgate/teamgate/policy"
 )
 
 // Dir is the corpus directory.
@@ -86,4 +93,61 @@ func Load() (*Cases, error) {
 		return nil, fmt.Errorf("cases.yaml: %w", err)
 	}
 	return &c, nil
+}
+
+// Run converts a case's run document into a policy.Run the way the CLI does: through JSON.
+func Run(doc map[string]any) (policy.Run, error) {
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return policy.Run{}, err
+	}
+	var r policy.Run
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return r, dec.Decode(&r)
+}
+
+// CheckSettings compares the JSON of an effective-settings read (the §11 shape) with a case:
+// every field of the case must match (allow-lists: restricted flag and sorted values).
+func CheckSettings(t testing.TB, c Settings, raw []byte) {
+	t.Helper()
+	var got struct {
+		Project  string `json:"project"`
+		Settings map[string]struct {
+			Restricted *bool  `json:"restricted"`
+			Values     []any  `json:"values"`
+			Value      any    `json:"value"`
+			Source     string `json:"source"`
+		} `json:"settings"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &got), string(raw))
+	for _, field := range []string{"connections", "agents", "queues", "namespaces", "presets", "teams", "projects",
+		"excluded_runtimes", "excluded_features", "queue", "default_presets", "archived_deletion_interval", "rules", "namespace"} {
+		require.Contains(t, got.Settings, field, "every field present")
+	}
+	for field, want := range c.Settings {
+		g, ok := got.Settings[field]
+		require.True(t, ok, "%s: field %s missing", c.Project, field)
+		name := c.Project + " " + c.User + " " + field
+		if want.Restricted != nil {
+			require.NotNil(t, g.Restricted, name)
+			require.Equal(t, *want.Restricted, *g.Restricted, name)
+		}
+		if field != "rules" {
+			require.NotEmpty(t, g.Source, name)
+		}
+		if want.Values != nil {
+			vals := []string{}
+			for _, v := range g.Values {
+				vals = append(vals, fmt.Sprint(v))
+			}
+			if want.Restricted != nil {
+				slices.Sort(vals)
+			}
+			require.Equal(t, want.Values, vals, name)
+		}
+		if want.Value != nil {
+			require.Equal(t, fmt.Sprint(want.Value), fmt.Sprint(g.Value), name)
+		}
+	}
 }

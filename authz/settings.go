@@ -1,0 +1,145 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/scope"
+	"github.com/teamgate/teamgate/store"
+)
+
+// Settings are a project's effective settings, optionally for one user. Its JSON is the
+// `teamgate settings` output of SPEC §11.
+type Settings struct {
+	Project  string // "org/project"
+	User     string
+	Revision uint64 // store revision the settings were read at
+	policy.Effective
+}
+
+// settingsCache is the optional Badger cache of effective settings.
+type settingsCache interface {
+	CacheGet(key string) ([]byte, bool)
+	CachePut(key string, val []byte)
+}
+
+// EffectiveSettings merges a project's settings (SPEC §6) with their sources and conflicts. With
+// a non-empty user, that user's grant defaults apply. A project that does not exist (or is not
+// in the named team space) is an error matching teamgate.ErrNotFound.
+//
+// When the store can cache (store.Store can), results are cached in Badger under a key holding
+// the project's revision: any write to the project, its policy or its org's defaults changes that
+// revision, so a stale entry is never read.
+func (e *Engine) EffectiveSettings(ctx context.Context, project, user string) (Settings, error) {
+	if err := ctx.Err(); err != nil {
+		return Settings{}, err
+	}
+	ref, err := scope.ParseFullProject(project)
+	if err != nil {
+		return Settings{}, err
+	}
+	if user != "" {
+		if err := scope.CheckSlug("user", user); err != nil {
+			return Settings{}, err
+		}
+	}
+	s, _, err := e.settings(ref, user)
+	return s, err
+}
+
+// settings reads effective settings and the compiled rules of one project.
+func (e *Engine) settings(ref scope.Ref, user string) (Settings, []*policy.Program, error) {
+	var out Settings
+	var rules []*policy.Program
+	var projRev uint64
+	err := e.dir.View(func(r store.Reader) error {
+		f := resolveProject(r, user, ref)
+		if !f.exists {
+			return &teamgate.NotFoundError{What: "project", Name: ref.String() + " (" + f.missing + ")"}
+		}
+		pv, _ := r.Project(ref.Org, ref.Project)
+		projRev = pv.Revision
+		out.Revision = r.Revision()
+		out.Effective, rules, _ = r.Settings(ref.Org, ref.Project, user)
+		return nil
+	})
+	if err != nil {
+		return Settings{}, nil, err
+	}
+	out.Project = ref.Org + "/" + ref.Project
+	out.User = user
+	if c, ok := e.dir.(settingsCache); ok {
+		key := "settings/" + out.Project + "/" + strconv.FormatUint(projRev, 10) + "/" + user
+		if raw, ok := c.CacheGet(key); ok {
+			var eff policy.Effective
+			if json.Unmarshal(raw, &eff) == nil {
+				out.Effective = eff
+				return out, rules, nil
+			}
+		}
+		if raw, err := json.Marshal(out.Effective); err == nil {
+			c.CachePut(key, raw)
+		}
+	}
+	return out, rules, nil
+}
+
+type fieldJSON struct {
+	Restricted *bool    `json:"restricted,omitempty"`
+	Values     []string `json:"values"`
+	Source     string   `json:"source"`
+}
+
+// MarshalJSON writes {"project", "user", "settings": {FIELD: {...}}, "conflicts": [...]}, every
+// field present.
+func (s Settings) MarshalJSON() ([]byte, error) {
+	allow := func(a policy.AllowList) fieldJSON {
+		r := a.Restricted
+		return fieldJSON{Restricted: &r, Values: nonNil(a.Values), Source: a.Source}
+	}
+	list := func(l policy.List) fieldJSON { return fieldJSON{Values: nonNil(l.Values), Source: l.Source} }
+	e := s.Effective
+	rules := make([]map[string]string, 0, len(e.Rules))
+	for _, r := range e.Rules {
+		rules = append(rules, map[string]string{"name": r.Name, "expression": r.Expression, "message": r.Message, "source": r.Source})
+	}
+	conflicts := e.Conflicts
+	if conflicts == nil {
+		conflicts = []policy.Conflict{}
+	}
+	type valueJSON struct {
+		Value  any    `json:"value"`
+		Source string `json:"source"`
+	}
+	type rulesJSON struct {
+		Values []map[string]string `json:"values"`
+	}
+	return json.Marshal(struct {
+		Project   string            `json:"project"`
+		User      string            `json:"user,omitempty"`
+		Settings  map[string]any    `json:"settings"`
+		Conflicts []policy.Conflict `json:"conflicts"`
+	}{
+		Project: s.Project, User: s.User, Conflicts: conflicts,
+		Settings: map[string]any{
+			"connections": allow(e.Connections), "agents": allow(e.Agents), "queues": allow(e.Queues),
+			"namespaces": allow(e.Namespaces), "presets": allow(e.Presets), "teams": allow(e.Teams),
+			"projects": allow(e.Projects), "excluded_runtimes": list(e.ExcludedRuntimes),
+			"excluded_features": list(e.ExcludedFeatures), "default_presets": list(e.DefaultPresets),
+			"queue":                      valueJSON{e.Queue.Value, e.Queue.Source},
+			"namespace":                  valueJSON{e.Namespace.Value, e.Namespace.Source},
+			"archived_deletion_interval": valueJSON{e.ArchivedDeletionInterval.Value, e.ArchivedDeletionInterval.Source},
+			"rules":                      rulesJSON{Values: rules},
+		},
+	})
+}
+
+func nonNil(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}
