@@ -98,3 +98,16 @@ func nonNil(v []string) []string {
 	}
 	return v
 }
+
+func TestConformanceList(t *testing.T) {
+	t.Parallel()
+	cases, err := conformance.Load()
+	require.NoError(t, err)
+	require.NotEmpty(t, cases.List)
+	eng, _ := newAcme(t)
+	for _, c := range cases.List {
+		page, err := eng.ListProjects(t.Context(), c.Subject, c.Owner, authz.Page{})
+		require.NoError(t, err, "%s %s", c.Subject, c.Owner)
+		require.Equal(t, nonNil(c.Projects), page.Projects, "%s %q", c.Subject, c.Owner)
+	}
+}

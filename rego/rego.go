@@ -124,10 +124,11 @@ type ActionSpec struct {
 
 // Policy is a compiled, prepared policy. It is immutable and safe for concurrent use.
 type Policy struct {
-	prepared rego.PreparedEvalQuery
-	actions  map[string]ActionSpec
-	modules  []Module
-	data     map[string]any
+	prepared   rego.PreparedEvalQuery
+	actions    map[string]ActionSpec
+	modules    []Module
+	data       map[string]any
+	customized bool
 }
 
 // New compiles the default policy plus the given modules, with data merged over the default data
@@ -138,7 +139,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	for _, d := range data {
 		merged = mergeData(merged, d)
 	}
-	p := &Policy{modules: all, data: merged}
+	p := &Policy{modules: all, data: merged, customized: len(modules) > 0 || len(data) > 0}
 	if err := p.readCatalog(); err != nil {
 		return nil, err
 	}
@@ -179,6 +180,9 @@ func (p *Policy) readCatalog() error {
 	p.actions = actions
 	return nil
 }
+
+// Customized reports whether authors' modules or data are loaded beside the default policy.
+func (p *Policy) Customized() bool { return p.customized }
 
 // Action returns the catalog entry of an action.
 func (p *Policy) Action(name string) (ActionSpec, bool) {

@@ -347,6 +347,9 @@ func (c PutProject) apply(t *txn) error {
 		if pd.p.Policy != "" {
 			delIndex(t, o.policyProjects, pd.p.Policy, p.Name)
 		}
+		for u := range pd.p.Grants {
+			delIndex(t, o.userGrants, u, p.Name)
+		}
 		oldP, oldRules := pd.p, pd.rules
 		t.undo = append(t.undo, func() { pd.p, pd.rules = oldP, oldRules })
 		pd.p, pd.rules = p, rules
@@ -356,6 +359,9 @@ func (c PutProject) apply(t *txn) error {
 	}
 	if p.Policy != "" {
 		setIndex(t, o.policyProjects, p.Policy, p.Name, struct{}{})
+	}
+	for u := range p.Grants {
+		setIndex(t, o.userGrants, u, p.Name, struct{}{})
 	}
 	t.setProjectTeams(o, pd)
 	t.touch(keyProject(p.Org, p.Name))
@@ -378,6 +384,10 @@ func (c DeleteProject) apply(t *txn) error {
 	if pd.p.Policy != "" {
 		delIndex(t, o.policyProjects, pd.p.Policy, c.Name)
 	}
+	for u := range pd.p.Grants {
+		delIndex(t, o.userGrants, u, c.Name)
+	}
+	del(t, o.openProjects, c.Name)
 	del(t, o.projects, c.Name)
 	t.touch(keyProject(c.Org, c.Name))
 	t.affect(c.Org, c.Name)

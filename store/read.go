@@ -1,8 +1,6 @@
 package store
 
 import (
-	"slices"
-
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
 )
@@ -117,18 +115,18 @@ func (r Reader) Projects(org string) []string {
 
 // OpenProjects returns the org's projects with no team restriction, sorted.
 func (r Reader) OpenProjects(org string) []string {
-	o, ok := r.st.orgs[org]
-	if !ok {
-		return nil
+	if o, ok := r.st.orgs[org]; ok {
+		return sortedKeys(o.openProjects)
 	}
-	var out []string
-	for name, pd := range o.projects {
-		if !pd.teams.Restricted {
-			out = append(out, name)
-		}
+	return nil
+}
+
+// GrantProjects returns the projects of org on which user has a grant, sorted.
+func (r Reader) GrantProjects(org, user string) []string {
+	if o, ok := r.st.orgs[org]; ok {
+		return sortedKeys(o.userGrants[user])
 	}
-	slices.Sort(out)
-	return out
+	return nil
 }
 
 // TeamProjects returns the projects whose effective teams contain team, sorted.

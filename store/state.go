@@ -24,6 +24,8 @@ type orgData struct {
 	userTeams      map[string]map[string]string   // user → team → team role
 	teamProjects   map[string]map[string]struct{} // team → projects whose effective teams hold it
 	policyProjects map[string]map[string]struct{} // policy → connected projects
+	userGrants     map[string]map[string]struct{} // user → projects they have a grant on
+	openProjects   map[string]struct{}            // projects with no team restriction
 }
 
 type teamData struct {
@@ -52,7 +54,8 @@ func newOrgData(o Org) *orgData {
 		org: o, members: map[string]string{}, teams: map[string]*teamData{},
 		projects: map[string]*projectData{}, policies: map[string]*policyData{},
 		userTeams: map[string]map[string]string{}, teamProjects: map[string]map[string]struct{}{},
-		policyProjects: map[string]map[string]struct{}{},
+		policyProjects: map[string]map[string]struct{}{}, userGrants: map[string]map[string]struct{}{},
+		openProjects: map[string]struct{}{},
 	}
 }
 
@@ -140,6 +143,11 @@ func (t *txn) setProjectTeams(o *orgData, pd *projectData) {
 	pd.teams = eff
 	for _, team := range eff.Values {
 		setIndex(t, o.teamProjects, team, pd.p.Name, struct{}{})
+	}
+	if eff.Restricted {
+		del(t, o.openProjects, pd.p.Name)
+	} else {
+		set(t, o.openProjects, pd.p.Name, struct{}{})
 	}
 }
 

@@ -1,0 +1,348 @@
+package authz
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/scope"
+	"github.com/teamgate/teamgate/store"
+)
+
+// ownerFor parses an owner string; an empty one is the subject's default team (SPEC §3).
+func ownerFor(r store.Reader, subject, owner string) (scope.Owner, error) {
+	if owner != "" {
+		return scope.ParseOwner(owner)
+	}
+	u, ok := r.User(subject)
+	if !ok || u.DefaultTeam == "" {
+		return scope.Owner{}, teamgate.Invalid("owner", owner, "empty owner and "+subject+" has no default team")
+	}
+	return scope.ParseOwner(u.DefaultTeam)
+}
+
+// Page selects one page of a listing. The zero Page is the first page with no limit.
+type Page struct {
+	After string // cursor: the Next of the previous page
+	Limit int    // at most this many names; 0 = all
+}
+
+// ProjectPage is one page of project names in sorted order. Next is the cursor of the following
+// page, "" on the last one.
+type ProjectPage struct {
+	Owner    string   `json:"owner"`
+	Projects []string `json:"projects"`
+	Next     string   `json:"next,omitempty"`
+	Revision uint64   `json:"revision"`
+}
+
+// ListProjects returns the projects of owner (`org` or `org/team`; "" = the subject's default
+// team) the subject can project.get, sorted by name and paginated.
+//
+// It is answered from the store's indexes, never by evaluating every project: the union of the
+// subject's grant, team and (when its org role reaches viewer) open projects, or every project
+// for owners and managers. That equals the default policy's project.get decisions (a test checks
+// it against Authorize on random directories). When authors' modules or data are loaded, each
+// candidate is also checked with Authorize, so an ext.deny hides projects; an ext.allow that opens
+// projects beyond the default rules is not reflected in listings.
+//
+// Pagination: the cursor is the last name returned. A project that exists during the whole
+// pagination appears exactly once; one created or deleted meanwhile may or may not appear.
+// An unknown org or team yields an empty list; a malformed owner is an error.
+func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page Page) (ProjectPage, error) {
+	if err := scope.CheckSlug("subject", subject); err != nil {
+		return ProjectPage{}, err
+	}
+	if page.Limit < 0 {
+		return ProjectPage{}, teamgate.Invalid("page limit", strconv.Itoa(page.Limit), "must be >= 0")
+	}
+	var out ProjectPage
+	var o scope.Owner
+	err := e.dir.View(func(r store.Reader) error {
+		var err error
+		if o, err = ownerFor(r, subject, owner); err != nil {
+			return err
+		}
+		out.Revision = r.Revision()
+		out.Projects = visibleProjects(r, subject, o)
+		return nil
+	})
+	if err != nil {
+		return ProjectPage{}, err
+	}
+	out.Owner = o.String()
+	if e.policy.Load().Customized() {
+		kept := out.Projects[:0]
+		for _, p := range out.Projects {
+			d, err := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: o.Org + "/" + p})
+			if err == nil && d.Allowed {
+				kept = append(kept, p)
+			}
+		}
+		out.Projects = kept
+	}
+	if page.After != "" {
+		i := sort.SearchStrings(out.Projects, page.After)
+		if i < len(out.Projects) && out.Projects[i] == page.After {
+			i++
+		}
+		out.Projects = out.Projects[i:]
+	}
+	if page.Limit > 0 && len(out.Projects) > page.Limit {
+		out.Projects = out.Projects[:page.Limit]
+		out.Next = out.Projects[page.Limit-1]
+	}
+	out.Projects = slices.Clone(out.Projects)
+	return out, nil
+}
+
+// visibleProjects computes, from indexes, the sorted projects of o the subject can project.get
+// under the default policy (SPEC §4, §5).
+func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
+	role, member := r.OrgRole(o.Org, subject)
+	if !member {
+		return []string{}
+	}
+	if o.IsTeam() {
+		if _, ok := r.Team(o.Org, o.Team); !ok {
+			return []string{}
+		}
+	}
+	if role == "owner" || role == "manager" {
+		if o.IsTeam() {
+			return nonNil(r.TeamProjects(o.Org, o.Team))
+		}
+		return nonNil(r.Projects(o.Org))
+	}
+	set := map[string]struct{}{}
+	for _, p := range r.GrantProjects(o.Org, subject) {
+		set[p] = struct{}{}
+	}
+	for team := range r.TeamRoles(o.Org, subject) {
+		for _, p := range r.TeamProjects(o.Org, team) {
+			set[p] = struct{}{}
+		}
+	}
+	if !o.IsTeam() && policyBaseAtLeastViewer(role) {
+		for _, p := range r.OpenProjects(o.Org) {
+			set[p] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(set))
+	if o.IsTeam() {
+		for _, p := range r.TeamProjects(o.Org, o.Team) {
+			if _, ok := set[p]; ok {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	for p := range set {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// policyBaseAtLeastViewer reports whether an org role's base project role reaches viewer.
+func policyBaseAtLeastViewer(orgRole string) bool {
+	switch orgRole {
+	case "owner", "manager", "admin", "member", "viewer":
+		return true
+	}
+	return false
+}
+
+// Filter is the accessible-project set in a form a host can put in a query:
+// `WHERE org = Org` when All, else `WHERE org = Org AND project IN (Projects)`.
+type Filter struct {
+	Org      string   `json:"org"`
+	All      bool     `json:"all"`
+	Projects []string `json:"projects"`
+	Revision uint64   `json:"revision"`
+}
+
+// ProjectFilter returns the projects of owner the subject can project.get as a Filter. All is
+// true when that is every project of the org (owner, or an `org` owner for org owners and
+// managers).
+func (e *Engine) ProjectFilter(ctx context.Context, subject, owner string) (Filter, error) {
+	page, err := e.ListProjects(ctx, subject, owner, Page{})
+	if err != nil {
+		return Filter{}, err
+	}
+	o, _ := scope.ParseOwner(page.Owner)
+	f := Filter{Org: o.Org, Projects: page.Projects, Revision: page.Revision}
+	if !o.IsTeam() {
+		var total int
+		_ = e.dir.View(func(r store.Reader) error { total = len(r.Projects(o.Org)); return nil })
+		if total > 0 && total == len(page.Projects) {
+			f.All, f.Projects = true, []string{}
+		}
+	}
+	return f, nil
+}
+
+// RunRef is a run the host keeps in its own database.
+type RunRef struct {
+	UUID      string `json:"uuid"`
+	Project   string `json:"project"` // project name in the owner's org, or a full reference
+	CreatedBy string `json:"created_by,omitempty"`
+}
+
+// RunDecision is the decision on one run of a bulk operation.
+type RunDecision struct {
+	UUID     string   `json:"uuid"`
+	Decision Decision `json:"decision"`
+	Err      error    `json:"-"` // the run's own error (malformed project), nil when decided
+}
+
+// BulkOps maps each bulk run operation of SPEC §5 to the project action each run needs.
+var BulkOps = map[string]string{
+	"approve_runs": "runs.approve", "archive_runs": "runs.archive", "restore_runs": "runs.restore",
+	"delete_runs": "runs.delete", "stop_runs": "runs.stop", "skip_runs": "runs.skip",
+	"invalidate_runs": "runs.invalidate", "bookmark_runs": "runs.bookmark", "tag_runs": "runs.tag",
+	"transfer_runs": "runs.transfer", "get_run": "runs.get", "list_runs": "runs.list",
+	"list_versions": "versions.list", "list_runs_artifacts_lineage": "runs.lineage",
+}
+
+// BulkRuns decides a bulk run operation in a team space or org: the scope first (team.runs on
+// `org/team`, org.runs on `org`; a denial there denies every run with its reasons), then one
+// decision per run against its project (created_by passed as attributes.run.created_by,
+// destination as attributes.destination). A run whose project lies outside the team space is
+// denied with not_in_scope. An unknown operation or malformed owner is an error.
+func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs []RunRef, destination string) ([]RunDecision, error) {
+	action, ok := BulkOps[op]
+	if !ok {
+		return nil, teamgate.Invalid("bulk operation", op, "unknown operation")
+	}
+	if op == "transfer_runs" && destination == "" {
+		return nil, teamgate.Invalid("destination", destination, "transfer_runs needs a destination project")
+	}
+	var o scope.Owner
+	if err := e.dir.View(func(r store.Reader) error {
+		var err error
+		o, err = ownerFor(r, subject, owner)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	scopeAction, scopeRes := "org.runs", o.Org
+	if o.IsTeam() {
+		scopeAction, scopeRes = "team.runs", o.String()
+	}
+	sd, err := e.Authorize(ctx, Request{Subject: subject, Action: scopeAction, Resource: scopeRes})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RunDecision, len(runs))
+	for i, run := range runs {
+		out[i].UUID = run.UUID
+		if !sd.Allowed {
+			out[i].Decision = sd
+			continue
+		}
+		ref, err := scope.ParseProject(run.Project, scope.Owner{Org: o.Org})
+		if err != nil {
+			out[i].Err = err
+			out[i].Decision = Decision{Role: "none", Revision: sd.Revision, Reasons: []Reason{{Code: "error", Message: err.Error()}}}
+			continue
+		}
+		if inScope, rev := e.inScope(o, ref); !inScope {
+			out[i].Decision = Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: "not_in_scope",
+				Message: "run " + run.UUID + ": project " + ref.Org + "/" + ref.Project + " is not in " + o.String()}}}
+			continue
+		}
+		attrs := map[string]any{}
+		if run.CreatedBy != "" {
+			attrs["run"] = map[string]any{"created_by": run.CreatedBy}
+		}
+		if op == "transfer_runs" {
+			attrs["destination"] = destination
+		}
+		d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: ref.Org + "/" + ref.Project, Attributes: attrs})
+		out[i].Decision, out[i].Err = d, err
+		if err != nil {
+			out[i].Decision = Decision{Role: "none", Reasons: []Reason{{Code: "error", Message: err.Error()}}}
+		}
+	}
+	return out, nil
+}
+
+// inScope reports whether ref lies in the owner's org, and in its team space for a team owner.
+// A project that does not exist is left to Authorize (not_found).
+func (e *Engine) inScope(o scope.Owner, ref scope.Ref) (bool, uint64) {
+	if ref.Org != o.Org {
+		return false, 0
+	}
+	in, rev := true, uint64(0)
+	_ = e.dir.View(func(r store.Reader) error {
+		rev = r.Revision()
+		if pv, ok := r.Project(ref.Org, ref.Project); ok && o.IsTeam() {
+			in = slices.Contains(pv.Teams.Values, o.Team)
+		}
+		return nil
+	})
+	return in, rev
+}
+
+// NewProject is a project to create with CreateProject.
+type NewProject struct {
+	Name     string
+	Settings policy.Settings
+}
+
+// Created is the outcome of CreateProject: the decision and, when allowed, the project's full
+// name and the store revision that created it.
+type Created struct {
+	Decision Decision
+	Project  string
+	Revision uint64
+}
+
+// CreateProject creates a project in owner (SPEC §5): `org` needs projects.create; `org/team`
+// needs team.projects.create, assigns the project to the team and connects it to the team's
+// linked policy; "" uses the subject's default team. A denial writes nothing and is reported in
+// Created.Decision; an existing project is an error matching teamgate.ErrConflict.
+func (e *Engine) CreateProject(ctx context.Context, subject, owner string, np NewProject) (Created, error) {
+	if err := scope.CheckSlug("project", np.Name); err != nil {
+		return Created{}, err
+	}
+	var o scope.Owner
+	var team store.Team
+	var exists bool
+	if err := e.dir.View(func(r store.Reader) error {
+		var err error
+		if o, err = ownerFor(r, subject, owner); err != nil {
+			return err
+		}
+		_, exists = r.Project(o.Org, np.Name)
+		team, _ = r.Team(o.Org, o.Team)
+		return nil
+	}); err != nil {
+		return Created{}, err
+	}
+	action, res := "projects.create", o.Org
+	if o.IsTeam() {
+		action, res = "team.projects.create", o.String()
+	}
+	d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: res})
+	if err != nil || !d.Allowed {
+		return Created{Decision: d}, err
+	}
+	if exists {
+		return Created{Decision: d}, &teamgate.ConflictError{What: "project", Name: o.Org + "/" + np.Name, Reason: "already exists"}
+	}
+	p := store.Project{Org: o.Org, Name: np.Name, Settings: np.Settings, CreatedBy: subject}
+	if o.IsTeam() {
+		p.Teams = []string{o.Team}
+		p.Policy = team.Policy
+	}
+	rev, err := e.dir.Apply(ctx, store.PutProject{Project: p})
+	if err != nil {
+		return Created{Decision: d}, err
+	}
+	return Created{Decision: d, Project: o.Org + "/" + np.Name, Revision: rev}, nil
+}
