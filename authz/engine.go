@@ -114,6 +114,9 @@ func (e *Engine) SetPolicy(ctx context.Context, modules []rego.Module, data ...m
 	return nil
 }
 
+// Directory returns the directory the engine reads.
+func (e *Engine) Directory() Directory { return e.dir }
+
 // Policy returns the policy in force.
 func (e *Engine) Policy() *rego.Policy { return e.policy.Load() }
 
@@ -177,10 +180,10 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	}); err != nil {
 		return Decision{}, err
 	}
-	return e.eval(ctx, p, in, rev), nil
+	return e.eval(ctx, p, q, in, rev), nil
 }
 
-func (e *Engine) eval(ctx context.Context, p *rego.Policy, in ast.Value, rev uint64) Decision {
+func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, in ast.Value, rev uint64) Decision {
 	res, err := p.Eval(ctx, in)
 	if err != nil {
 		e.evalErrors.Add(1)
@@ -189,6 +192,11 @@ func (e *Engine) eval(ctx context.Context, p *rego.Policy, in ast.Value, rev uin
 	}
 	if res.Reasons == nil {
 		res.Reasons = []Reason{}
+	}
+	for i := range res.Reasons {
+		if res.Reasons[i].Message == "" {
+			res.Reasons[i].Message = q.message(res.Reasons[i].Code, res.Role)
+		}
 	}
 	return Decision{Allowed: res.Allow, Role: res.Role, Reasons: res.Reasons, Revision: rev}
 }
@@ -219,6 +227,7 @@ type query struct {
 	res   scope.Resource
 	dest  *scope.Ref // runs.transfer destination, when given
 	attrs ast.Value
+	facts projectFacts // what input() read, for messages
 }
 
 var orgRoleNames = []string{"owner", "manager", "admin", "member", "viewer", "billing", "outsider"}
@@ -382,6 +391,7 @@ func (q *query) input(r store.Reader) ast.Value {
 	switch q.res.Kind {
 	case scope.KindProject:
 		f := resolveProject(r, subject, q.res.Ref)
+		q.facts = f
 		subj = subjectTerm(subject, f.orgRole, f.grant, f.teamRoles)
 		resource = ast.NewTerm(f.value())
 		if q.dest != nil {
@@ -405,6 +415,7 @@ func (q *query) input(r store.Reader) ast.Value {
 		if role, ok := r.OrgRole(o.Org, subject); ok {
 			orgRole = role
 		}
+		q.facts = projectFacts{exists: exists, missing: missing, org: o.Org, team: o.Team, orgRole: orgRole}
 		subj = subjectTerm(subject, orgRole, "", r.TeamRoles(o.Org, subject))
 		resource = ast.ObjectTerm(
 			ast.Item(ast.StringTerm("kind"), ast.StringTerm(string(q.res.Kind))),

@@ -1,5 +1,10 @@
 # The default teamgate policy (SPEC §4). The engine computes the facts of a request from its
 # store and passes them as input (see README.md beside this file); every decision rule is here.
+#
+# Written for speed: complete rules over input fields with equality tests (OPA's rule index
+# applies and each value is computed once per evaluation) and no user functions on the hot path.
+# A reason may carry its own "message"; the default rules leave it out and the engine writes the
+# standard message for the code from the same facts (messages are presentation, not logic).
 package teamgate.authz
 
 import rego.v1
@@ -17,160 +22,156 @@ default decision := {
 }
 
 # not_found is final: extensions neither allow nor annotate a resource that does not exist.
-decision := base_decision if {
+# Without an extension package (data.teamgate.ext) the default verdict is the decision.
+decision := {"allow": false, "role": "none", "reasons": [{"code": "not_found", "message": input.resource.missing}]} if {
 	not input.resource.exists
-} else := denied_by_extension if {
+} else := {"allow": verdict[0], "role": verdict[1], "reasons": [{"code": verdict[2]}]} if {
+	not data.teamgate.ext
+} else := {"allow": false, "role": verdict[1], "reasons": [{"code": "extension_deny", "message": m} | some m in ext_deny]} if {
 	count(ext_deny) > 0
-} else := allowed_by_extension if {
-	not base_decision.allow
+} else := {"allow": true, "role": verdict[1], "reasons": [{"code": "extension_allow", "message": m} | some m in ext_allow]} if {
+	verdict[0] == false
 	count(ext_allow) > 0
-} else := base_decision
+} else := {"allow": verdict[0], "role": verdict[1], "reasons": [{"code": verdict[2]}]}
 
 ext_deny contains msg if some msg in data.teamgate.ext.deny
 
 ext_allow contains msg if some msg in data.teamgate.ext.allow
 
-denied_by_extension := {
-	"allow": false,
-	"role": base_decision.role,
-	"reasons": [{"code": "extension_deny", "message": m} | some m in ext_deny],
-}
-
-allowed_by_extension := {
-	"allow": true,
-	"role": base_decision.role,
-	"reasons": [{"code": "extension_allow", "message": m} | some m in ext_allow],
-}
-
-base_decision := deny("none", "not_found", input.resource.missing) if {
-	not input.resource.exists
-} else := project_decision if {
+# [allowed, role, reason code] of the default rules.
+verdict := project_verdict if {
 	action.kind == "project"
-} else := org_decision if {
+} else := org_verdict if {
 	action.kind == "org"
-} else := team_decision if {
+} else := team_verdict if {
 	action.kind == "team"
 }
 
-allow(role, code, msg) := {"allow": true, "role": role, "reasons": [{"code": code, "message": msg}]}
-
-deny(role, code, msg) := {"allow": false, "role": role, "reasons": [{"code": code, "message": msg}]}
-
 # ---------------------------------------------------------------------------------------------
-# Project role (SPEC §4 steps 1-6). f is the facts of one project for the subject:
-# {org, project, org_role, grant, team_roles, teams, restricted}. The result is
-# [role, reason code, message].
+# Project role (SPEC §4 steps 1-6) of the subject on input.resource.
 
-project_role(f) := ["none", "not_org_member", sprintf("%s is not a member of org %s", [input.subject.id, f.org])] if {
-	f.org_role == "none"
-} else := ["admin", "org_override", sprintf("%s is org %s of %s", [input.subject.id, f.org_role, f.org])] if {
-	f.org_role in {"owner", "manager"}
-} else := restricted_role(f) if {
-	f.restricted
-} else := base_role(f)
+org_role := input.subject.org_role
 
-base_role(f) := [f.grant, "grant", sprintf("%s has a %s grant on project %s/%s", [input.subject.id, f.grant, f.org, f.project])] if {
-	f.grant != ""
-} else := [r, "org_role", sprintf("%s is org %s of %s: %s on its projects", [input.subject.id, f.org_role, f.org, r])] if {
-	r := data.teamgate.org_base[f.org_role]
-}
+grant := input.subject.grant
 
-team_rank(f) := 4 if {
-	some t in f.teams
-	f.team_roles[t] == "admin"
+base_role := grant if grant != ""
+
+else := data.teamgate.org_base[org_role]
+
+base_code := "grant" if grant != ""
+
+else := "org_role"
+
+team_rank := 4 if {
+	some t in input.resource.teams
+	input.subject.team_roles[t] == "admin"
 } else := 3 if {
-	some t in f.teams
-	f.team_roles[t] == "contributor"
+	some t in input.resource.teams
+	input.subject.team_roles[t] == "contributor"
 } else := 2 if {
-	some t in f.teams
-	f.team_roles[t] == "member"
+	some t in input.resource.teams
+	input.subject.team_roles[t] == "member"
 } else := 1 if {
-	some t in f.teams
-	f.team_roles[t] == "viewer"
+	some t in input.resource.teams
+	input.subject.team_roles[t] == "viewer"
 } else := 0
 
-restricted_role(f) := ["none", "restricted", msg] if {
-	team_rank(f) == 0
-	f.grant == ""
-	msg := sprintf("project %s/%s is restricted to teams [%s]; %s is in none", [f.org, f.project, concat(" ", f.teams), input.subject.id])
-} else := [rank_names[t], "team_role", msg] if {
-	t := team_rank(f)
-	t > ranks[base_role(f)[0]]
-	msg := sprintf("%s is %s in a team of project %s/%s (teams [%s])", [input.subject.id, rank_names[t], f.org, f.project, concat(" ", f.teams)])
-} else := base_role(f)
+# [role, reason code]
+project_role := ["none", "not_org_member"] if {
+	org_role == "none"
+} else := ["admin", "org_override"] if {
+	org_role == "owner"
+} else := ["admin", "org_override"] if {
+	org_role == "manager"
+} else := ["none", "restricted"] if {
+	input.resource.restricted
+	team_rank == 0
+	grant == ""
+} else := [rank_names[team_rank], "team_role"] if {
+	input.resource.restricted
+	team_rank > ranks[base_role]
+} else := [base_role, base_code]
 
-source_facts := {
-	"org": input.resource.org,
-	"project": input.resource.project,
-	"org_role": input.subject.org_role,
-	"grant": input.subject.grant,
-	"team_roles": input.subject.team_roles,
-	"teams": input.resource.teams,
-	"restricted": input.resource.restricted,
-}
-
-source_role := project_role(source_facts)
-
-project_decision := deny("none", source_role[1], source_role[2]) if {
-	source_role[1] in {"not_org_member", "restricted"}
-} else := d if {
-	ranks[source_role[0]] >= ranks[action.role]
-	d := with_destination(source_role)
-} else := allow(source_role[0], "own_run", msg) if {
-	ranks[source_role[0]] >= ranks[action.own_run_role]
+project_verdict := [false, "none", "not_org_member"] if {
+	project_role[1] == "not_org_member"
+} else := [false, "none", "restricted"] if {
+	project_role[1] == "restricted"
+} else := [true, project_role[0], project_role[1]] if {
+	ranks[project_role[0]] >= ranks[action.role]
+	not action.destination_role
+} else := [true, project_role[0], project_role[1]] if {
+	ranks[project_role[0]] >= ranks[action.role]
+	ranks[destination_role] >= ranks[action.destination_role]
+} else := [false, project_role[0], "destination_denied"] if {
+	ranks[project_role[0]] >= ranks[action.role]
+} else := [true, project_role[0], "own_run"] if {
+	ranks[project_role[0]] >= ranks[action.own_run_role]
 	is_object(input.attributes.run)
 	input.attributes.run.created_by == input.subject.id
-	msg := sprintf("%s may delete runs they created as %s of %s/%s", [input.subject.id, source_role[0], input.resource.org, input.resource.project])
-} else := deny(source_role[0], "insufficient_role", sprintf("%s needs %s on project %s/%s; %s has %s (%s)", [
-	input.action, action.role, input.resource.org, input.resource.project, input.subject.id, source_role[0], source_role[2],
-]))
+} else := [false, project_role[0], "insufficient_role"]
 
-# runs.transfer also needs destination_role on the destination project.
-with_destination(r) := allow(r[0], r[1], r[2]) if {
-	not action.destination_role
-} else := allow(r[0], r[1], r[2]) if {
-	input.destination.exists
-	d := project_role(input.destination)
-	ranks[d[0]] >= ranks[action.destination_role]
-} else := deny(r[0], "destination_denied", sprintf("%s needs %s on the destination %s", [input.action, action.destination_role, object.get(input.attributes, "destination", "(none given)")]))
+# The subject's role on a runs.transfer destination (input.destination: the same facts as
+# input.resource plus org_role, grant and team_roles in the destination's org).
+dest := input.destination
+
+destination_base := dest.grant if dest.grant != ""
+
+else := data.teamgate.org_base[dest.org_role]
+
+destination_team_rank := max([ranks[dest.team_roles[t]] | some t in dest.teams; dest.team_roles[t]])
+
+destination_role := "none" if {
+	not dest.exists
+} else := "none" if {
+	dest.org_role == "none"
+} else := "admin" if {
+	dest.org_role in {"owner", "manager"}
+} else := "none" if {
+	dest.restricted
+	destination_team_rank == 0
+	dest.grant == ""
+} else := rank_names[destination_team_rank] if {
+	dest.restricted
+	destination_team_rank > ranks[destination_base]
+} else := destination_base
 
 # ---------------------------------------------------------------------------------------------
-# Org actions: the org role decides.
+# Org actions: the org role decides. members.manage also checks the member roles involved.
 
 org_ranks := data.teamgate.org_ranks
 
-org_decision := deny("none", "not_org_member", sprintf("%s is not a member of org %s", [input.subject.id, input.resource.org])) if {
-	input.subject.org_role == "none"
-} else := deny(input.subject.org_role, "insufficient_role", sprintf("%s needs org role %s; %s is %s", [input.action, concat(" or ", action.org_roles), input.subject.id, input.subject.org_role])) if {
-	not input.subject.org_role in action.org_roles
-} else := deny(input.subject.org_role, "insufficient_role", sprintf("%s may not assign role %s, above their own role %s", [input.subject.id, input.attributes.target_role, input.subject.org_role])) if {
+org_verdict := [false, "none", "not_org_member"] if {
+	org_role == "none"
+} else := [false, org_role, "insufficient_role"] if {
+	not org_role in action.org_roles
+} else := [false, org_role, "insufficient_role"] if {
 	action.manages_members
-	org_ranks[input.attributes.target_role] > org_ranks[input.subject.org_role]
-} else := deny(input.subject.org_role, "insufficient_role", sprintf("only an owner may change or remove an owner; %s is %s", [input.subject.id, input.subject.org_role])) if {
+	org_ranks[input.attributes.target_role] > org_ranks[org_role]
+} else := [false, org_role, "insufficient_role"] if {
 	action.manages_members
 	input.attributes.target_current_role == "owner"
-	input.subject.org_role != "owner"
-} else := allow(input.subject.org_role, "org_role", sprintf("%s is org %s of %s", [input.subject.id, input.subject.org_role, input.resource.org]))
+	org_role != "owner"
+} else := [true, org_role, "org_role"]
 
 # ---------------------------------------------------------------------------------------------
 # Team actions: the effective team role decides, except where the catalog names org roles.
 
 team_role := "admin" if {
-	input.subject.org_role in {"owner", "manager"}
+	org_role == "owner"
 } else := "admin" if {
-	input.subject.org_role == "admin"
+	org_role == "manager"
+} else := "admin" if {
+	org_role == "admin"
 	input.subject.team_roles[input.resource.team]
 } else := r if {
 	r := input.subject.team_roles[input.resource.team]
 } else := "none"
 
-team_decision := deny("none", "not_org_member", sprintf("%s is not a member of org %s", [input.subject.id, input.resource.org])) if {
-	input.subject.org_role == "none"
-} else := allow(team_role, "team_role", sprintf("%s is org %s of %s", [input.subject.id, input.subject.org_role, input.resource.org])) if {
+team_verdict := [false, "none", "not_org_member"] if {
+	org_role == "none"
+} else := [org_role in action.org_roles, team_role, code] if {
 	action.org_roles
-	input.subject.org_role in action.org_roles
-} else := deny(team_role, "insufficient_role", sprintf("%s needs org role %s; %s is %s", [input.action, concat(" or ", action.org_roles), input.subject.id, input.subject.org_role])) if {
-	action.org_roles
-} else := allow(team_role, "team_role", sprintf("%s is %s of team %s/%s", [input.subject.id, team_role, input.resource.org, input.resource.team])) if {
+	code := {true: "team_role", false: "insufficient_role"}[org_role in action.org_roles]
+} else := [true, team_role, "team_role"] if {
 	ranks[team_role] >= ranks[action.role]
-} else := deny(team_role, "insufficient_role", sprintf("%s needs %s in team %s/%s; %s has %s", [input.action, action.role, input.resource.org, input.resource.team, input.subject.id, team_role]))
+} else := [false, team_role, "insufficient_role"]

@@ -145,7 +145,8 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	}
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
-		rego.Store(inmem.NewFromObject(merged)),
+		rego.Store(inmem.NewFromObjectWithOpts(merged, inmem.OptReturnASTValuesOnRead(true))),
+		rego.StoreReadAST(true),
 		rego.StrictBuiltinErrors(true),
 	}
 	for _, m := range all {

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/spf13/cobra"
+
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/store"
+)
+
+func (e *env) benchCmd() *cobra.Command {
+	var n int
+	c := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure uncached Authorize latency on the --data directory (every member × project × sample action)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			eng, done, err := e.engine(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			reqs, err := benchRequests(eng)
+			if err != nil {
+				return err
+			}
+			if len(reqs) == 0 {
+				return fmt.Errorf("the data file has no member and project to ask about")
+			}
+			h := hdrhistogram.New(1, int64(10*time.Second/time.Nanosecond), 3)
+			start := time.Now()
+			for i := 0; i < n; i++ {
+				t0 := time.Now()
+				if _, err := eng.Authorize(cmd.Context(), reqs[i%len(reqs)]); err != nil {
+					return err
+				}
+				_ = h.RecordValue(time.Since(t0).Nanoseconds())
+			}
+			total := time.Since(start)
+			us := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1e3 }
+			fmt.Fprintf(e.stdout, "%d decisions over %d distinct requests in %v (%.0f/s)\n", n, len(reqs), total.Round(time.Millisecond), float64(n)/total.Seconds())
+			fmt.Fprintf(e.stdout, "latency µs: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", us(50), us(90), us(99), float64(h.Max())/1e3)
+			return nil
+		},
+	}
+	c.Flags().IntVar(&n, "n", 20000, "number of decisions to time")
+	return c
+}
+
+// benchRequests builds every (member, project, action) combination of the loaded directory for a
+// few representative actions.
+func benchRequests(eng *authz.Engine) ([]authz.Request, error) {
+	st, ok := eng.Directory().(*store.Store)
+	if !ok {
+		return nil, fmt.Errorf("bench needs a store")
+	}
+	var reqs []authz.Request
+	err := st.View(func(r store.Reader) error {
+		for _, org := range r.Orgs() {
+			for user := range r.Members(org) {
+				for _, p := range r.Projects(org) {
+					for _, a := range []string{"runs.get", "runs.stop", "runs.approve"} {
+						reqs = append(reqs, authz.Request{Subject: user, Action: a, Resource: org + "/" + p})
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return reqs, err
+}
