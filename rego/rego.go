@@ -263,10 +263,11 @@ type TestResult struct {
 	Error   string // evaluation error, if any
 }
 
-// Test runs every test_ rule of the default policy, its own tests, and the given modules (the
-// author's policy and tests), with the merged data loaded.
+// Test runs every test_ rule of the given modules (an author's policy and tests) with the
+// default policy and the merged data loaded. Pass DefaultTests() to run the default policy's own
+// tests (they assume no extension package is loaded).
 func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]TestResult, error) {
-	all := append(append(DefaultModules(), DefaultTests()...), modules...)
+	all := append(DefaultModules(), modules...)
 	merged := DefaultData()
 	for _, d := range data {
 		merged = mergeData(merged, d)

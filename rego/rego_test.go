@@ -10,7 +10,7 @@ import (
 
 func TestDefaultPolicyRegoTests(t *testing.T) {
 	t.Parallel()
-	results, err := rego.Test(t.Context(), nil)
+	results, err := rego.Test(t.Context(), rego.DefaultTests())
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(results), 15)
 	for _, r := range results {

@@ -381,7 +381,7 @@ func (e *env) admitCmd() *cobra.Command {
 func (e *env) testCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "test [DIR]",
-		Short: "Run Rego tests (test_ rules) of DIR with the default policy and its own tests loaded",
+		Short: "Run the Rego tests (test_ rules) of DIR with the default policy loaded (no DIR: the default policy's own tests)",
 		Args:  args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var mods []rego.Module
@@ -395,6 +395,9 @@ func (e *env) testCmd() *cobra.Command {
 					return err
 				}
 				mods, data = append(mods, m...), append(data, d...)
+			}
+			if len(mods) == 0 {
+				mods = rego.DefaultTests()
 			}
 			results, err := rego.Test(cmd.Context(), mods, data...)
 			if err != nil {
