@@ -1,0 +1,492 @@
+package authz_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/store"
+)
+
+func TestInvalidRequestsAreTypedErrors(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	rev := st.Revision()
+	for _, tc := range []struct {
+		req   authz.Request
+		value string
+	}{
+		{authz.Request{Subject: "bob", Action: "runs.explode", Resource: "acme/vision"}, "runs.explode"},
+		{authz.Request{Subject: "bob", Action: "org.get", Resource: "acme/engineering"}, "acme/engineering"},
+		{authz.Request{Subject: "bob", Action: "team.get", Resource: "acme.engineering"}, "acme.engineering"},
+		{authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme//vision"}, "acme//vision"},
+		{authz.Request{Subject: "bo b", Action: "runs.get", Resource: "acme/vision"}, "bo b"},
+		{authz.Request{Subject: "bob", Action: "runs.get", Resource: "vision", Owner: "acme.eng"}, "acme.eng"},
+		{authz.Request{Subject: "alice", Action: "members.manage", Resource: "acme", Attributes: map[string]any{"target_role": 3}}, "3"},
+		{authz.Request{Subject: "alice", Action: "members.manage", Resource: "acme", Attributes: map[string]any{"target_current_role": "emperor"}}, "emperor"},
+		{authz.Request{Subject: "beth", Action: "runs.transfer", Resource: "acme/vision", Attributes: map[string]any{"destination": "open"}}, "open"},
+		{authz.Request{Subject: "beth", Action: "runs.transfer", Resource: "acme/vision", Attributes: map[string]any{"destination": 7}}, "7"},
+	} {
+		d, err := eng.Authorize(t.Context(), tc.req)
+		require.ErrorIs(t, err, teamgate.ErrInvalid, "%+v", tc.req)
+		var ie *teamgate.InvalidError
+		require.ErrorAs(t, err, &ie, "%+v", tc.req)
+		require.Equal(t, tc.value, ie.Value)
+		require.False(t, d.Allowed)
+	}
+	require.Equal(t, rev, st.Revision(), "errors change nothing")
+	var zero authz.Decision
+	require.False(t, zero.Allowed, "the zero decision denies")
+}
+
+func TestDestinationAbsentOrUnknownDenies(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	for _, attrs := range []map[string]any{nil, {"destination": "acme/nowhere"}, {"destination": "other/misc"}} {
+		d, err := eng.Authorize(t.Context(), authz.Request{Subject: "beth", Action: "runs.transfer", Resource: "acme/vision", Attributes: attrs})
+		require.NoError(t, err)
+		require.False(t, d.Allowed, "%v", attrs)
+		require.True(t, d.Has("destination_denied"), "%v: %+v", attrs, d)
+		require.Equal(t, "admin", d.Role, "Role stays the source's")
+	}
+	// bob is a viewer in org other: below contributor there.
+	d, err := eng.Authorize(t.Context(), authz.Request{Subject: "alice", Action: "runs.transfer", Resource: "acme/vision", Attributes: map[string]any{"destination": "other/misc"}})
+	require.NoError(t, err)
+	require.False(t, d.Allowed)
+}
+
+func TestFailClosedOnEvaluationError(t *testing.T) {
+	t.Parallel()
+	broken := rego.Module{Name: "broken.rego", Source: `package teamgate.ext
+
+import rego.v1
+
+deny contains msg if {
+	msg := sprintf("%d", [to_number(input.subject.id)])
+}
+`}
+	eng, _ := newAcme(t, authz.WithModules(broken))
+	d, err := eng.Authorize(t.Context(), authz.Request{Subject: "alice", Action: "org.get", Resource: "acme"})
+	require.NoError(t, err)
+	require.False(t, d.Allowed)
+	require.True(t, d.Has("error"), "%+v", d)
+	require.Equal(t, uint64(1), eng.Stats().EvalErrors)
+}
+
+func TestExtensionsAndHotSwap(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	req := authz.Request{Subject: "bill", Action: "runs.get", Resource: "acme/open"}
+	d, err := eng.Authorize(t.Context(), req)
+	require.NoError(t, err)
+	require.False(t, d.Allowed)
+
+	allow := rego.Module{Name: "allow.rego", Source: `package teamgate.ext
+
+import rego.v1
+
+allow contains "billing reads open projects" if {
+	input.subject.org_role == "billing"
+	input.action == "runs.get"
+}
+
+deny contains "olga is suspended" if input.subject.id == "olga"
+`}
+	require.NoError(t, eng.SetPolicy(t.Context(), []rego.Module{allow}))
+	d, err = eng.Authorize(t.Context(), req)
+	require.NoError(t, err)
+	require.True(t, d.Allowed)
+	require.True(t, d.Has("extension_allow"))
+
+	d, err = eng.Authorize(t.Context(), authz.Request{Subject: "olga", Action: "runs.get", Resource: "acme/vision"})
+	require.NoError(t, err)
+	require.False(t, d.Allowed, "ext.deny wins over the default allow")
+	require.True(t, d.Has("extension_deny"))
+
+	d, err = eng.Authorize(t.Context(), authz.Request{Subject: "bill", Action: "runs.get", Resource: "acme/nope"})
+	require.NoError(t, err)
+	require.False(t, d.Allowed, "ext.allow does not open a missing resource")
+	require.True(t, d.Has("not_found"))
+
+	// A module that does not compile leaves the old policy in place.
+	err = eng.SetPolicy(t.Context(), []rego.Module{{Name: "bad.rego", Source: "package x\n\nallow if {"}})
+	var re *rego.Error
+	require.ErrorAs(t, err, &re)
+	d, _ = eng.Authorize(t.Context(), req)
+	require.True(t, d.Allowed)
+}
+
+func TestAuthorizeBatch(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	res, err := eng.AuthorizeBatch(t.Context(), []authz.Request{
+		{Subject: "bob", Action: "runs.get", Resource: "acme/vision"},
+		{Subject: "bob", Action: "runs.nope", Resource: "acme/vision"},
+		{Subject: "amir", Action: "runs.get", Resource: "acme/vision"},
+	})
+	require.NoError(t, err)
+	require.Len(t, res, 3)
+	require.True(t, res[0].Decision.Allowed)
+	require.ErrorIs(t, res[1].Err, teamgate.ErrInvalid)
+	require.False(t, res[2].Decision.Allowed)
+	require.True(t, res[2].Decision.Has("restricted"))
+}
+
+func TestMinRevision(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	_, err := eng.Authorize(ctx, authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", MinRevision: st.Revision() + 1})
+	require.ErrorIs(t, err, teamgate.ErrStale)
+	d, err := eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", MinRevision: st.Revision()})
+	require.NoError(t, err)
+	require.Equal(t, st.Revision(), d.Revision)
+}
+
+func TestWritesAreSeenByTheNextDecision(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	req := authz.Request{Subject: "amir", Action: "runs.get", Resource: "acme/vision"}
+	d, _ := eng.Authorize(t.Context(), req)
+	require.False(t, d.Allowed)
+	rev, err := st.Apply(t.Context(), store.PutTeamMember{Org: "acme", Team: "engineering", User: "amir", Role: "viewer"})
+	require.NoError(t, err)
+	d, _ = eng.Authorize(t.Context(), req)
+	require.True(t, d.Allowed)
+	require.Equal(t, "admin", d.Role, "org admin keeps admin once a team lets them in")
+	require.Equal(t, rev, d.Revision)
+	// A policy narrowing teams closes the project on the next decision.
+	_, err = st.Apply(t.Context(), store.PutPolicy{Policy: store.Policy{Org: "acme", Name: "gpu-policy", Settings: policy.Settings{Teams: []string{"research"}}}})
+	require.NoError(t, err)
+	d, _ = eng.Authorize(t.Context(), req)
+	require.False(t, d.Allowed)
+	require.True(t, d.Has("restricted"))
+}
+
+func TestExplain(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	x, err := eng.Explain(t.Context(), authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/nlp"})
+	require.NoError(t, err)
+	require.True(t, x.Decision.Allowed)
+	subj := x.Input["subject"].(map[string]any)
+	require.Equal(t, "viewer", subj["org_role"])
+	require.Equal(t, map[string]any{"engineering": "member", "research": "contributor"}, subj["team_roles"])
+	require.Contains(t, x.Path[len(x.Path)-1], "decision: allow, role contributor")
+	_, err = eng.Explain(t.Context(), authz.Request{Subject: "vera", Action: "x", Resource: "acme/nlp"})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+}
+
+func TestSettingsFollowPolicyChanges(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	s, err := eng.EffectiveSettings(t.Context(), "acme/vision", "")
+	require.NoError(t, err)
+	require.Equal(t, []string{"gpu/a100"}, s.Queues.Values)
+	again, err := eng.EffectiveSettings(t.Context(), "acme/vision", "")
+	require.NoError(t, err)
+	require.Equal(t, s.Effective, again.Effective, "a cached read equals the computed one")
+
+	_, err = st.Apply(t.Context(), store.PutPolicy{Policy: store.Policy{Org: "acme", Name: "gpu-policy", Settings: policy.Settings{
+		Queues: []string{"gpu/h100"}, ArchivedDeletionInterval: 3}}})
+	require.NoError(t, err)
+	s, err = eng.EffectiveSettings(t.Context(), "acme/vision", "")
+	require.NoError(t, err)
+	require.True(t, s.Queues.Restricted)
+	require.Empty(t, s.Queues.Values, "project [gpu/a100] ∩ policy [gpu/h100]")
+	require.Equal(t, 3, s.ArchivedDeletionInterval.Value)
+	require.Equal(t, "policy:gpu-policy", s.ArchivedDeletionInterval.Source)
+	require.NotEmpty(t, s.Conflicts)
+
+	_, err = st.Apply(t.Context(), store.PutOrg{Org: store.Org{Name: "acme", Queue: "cpu/small", DefaultPresets: []string{"tiny"}}})
+	require.NoError(t, err)
+	s, err = eng.EffectiveSettings(t.Context(), "acme/open", "")
+	require.NoError(t, err)
+	require.Equal(t, "cpu/small", s.Queue.Value, "org defaults reach projects on the next read")
+
+	_, err = eng.EffectiveSettings(t.Context(), "acme/missing", "")
+	require.ErrorIs(t, err, teamgate.ErrNotFound)
+	_, err = eng.EffectiveSettings(t.Context(), "vision", "")
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+}
+
+func TestAdmitErrorsAndFailClosedRules(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	_, err := eng.Admit(t.Context(), "bob", "acme/vision", policy.Run{Kind: "rocket"})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	_, err = eng.Admit(t.Context(), "bob", "acme/vision", policy.Run{Kind: "job", Runtime: "grid"})
+	require.ErrorIs(t, err, teamgate.ErrInvalid, "only matrix and schedule runs have a runtime")
+
+	// A rule that errors at evaluation is a violation.
+	_, err = st.Apply(t.Context(), store.PutProject{Project: store.Project{Org: "acme", Name: "open",
+		Grants:   map[string]store.Grant{"bob": {Role: "viewer"}},
+		Settings: policy.Settings{Rules: []policy.Rule{{Name: "needs-team", Expression: "run.labels.team == 'ml'", Message: "label team=ml"}}}}})
+	require.NoError(t, err)
+	a, err := eng.Admit(t.Context(), "alice", "acme/open", policy.Run{Kind: "job"})
+	require.NoError(t, err)
+	require.False(t, a.Allowed)
+	require.Equal(t, "rules", a.Violations[0].Field)
+	require.Contains(t, a.Violations[0].Message, "could not be evaluated")
+	a, err = eng.Admit(t.Context(), "alice", "acme/open", policy.Run{Kind: "job", Labels: map[string]string{"team": "ml"}})
+	require.NoError(t, err)
+	require.True(t, a.Allowed, "%+v", a)
+
+	// Versions: features are checked like runs.
+	v, err := eng.AdmitVersion(t.Context(), "bob", "acme/vision", "component")
+	require.NoError(t, err)
+	require.False(t, v.Allowed)
+	require.Equal(t, "features", v.Violations[0].Field)
+	v, err = eng.AdmitVersion(t.Context(), "bob", "acme/vision", "model")
+	require.NoError(t, err)
+	require.True(t, v.Allowed)
+	_, err = eng.AdmitVersion(t.Context(), "bob", "acme/vision", "dataset")
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+}
+
+func TestListPagination(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	var all []string
+	page := authz.Page{Limit: 2}
+	for {
+		p, err := eng.ListProjects(t.Context(), "alice", "acme", page)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(p.Projects), 2)
+		all = append(all, p.Projects...)
+		if p.Next == "" {
+			break
+		}
+		page.After = p.Next
+	}
+	require.Equal(t, []string{"archive", "labs", "nlp", "open", "vision"}, all)
+	p, err := eng.ListProjects(t.Context(), "alice", "nope/team", authz.Page{})
+	require.NoError(t, err)
+	require.Empty(t, p.Projects)
+	_, err = eng.ListProjects(t.Context(), "alice", "a.b", authz.Page{})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	_, err = eng.ListProjects(t.Context(), "alice", "", authz.Page{})
+	require.ErrorIs(t, err, teamgate.ErrInvalid, "alice has no default team")
+
+	f, err := eng.ProjectFilter(t.Context(), "alice", "acme")
+	require.NoError(t, err)
+	require.True(t, f.All)
+	f, err = eng.ProjectFilter(t.Context(), "otto", "acme")
+	require.NoError(t, err)
+	require.False(t, f.All)
+	require.Equal(t, []string{"vision"}, f.Projects)
+}
+
+func TestBulkRuns(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	runs := []authz.RunRef{
+		{UUID: "r1", Project: "vision", CreatedBy: "bob"},
+		{UUID: "r2", Project: "nlp", CreatedBy: "olga"},
+		{UUID: "r3", Project: "open"},
+		{UUID: "r4", Project: "bad..ref"},
+	}
+	res, err := eng.BulkRuns(t.Context(), "bob", "acme/engineering", "delete_runs", runs, "")
+	require.NoError(t, err)
+	require.Len(t, res, 4)
+	require.True(t, res[0].Decision.Allowed)
+	require.True(t, res[0].Decision.Has("own_run"))
+	require.False(t, res[1].Decision.Allowed)
+	require.True(t, res[1].Decision.Has("insufficient_role"))
+	require.False(t, res[2].Decision.Allowed)
+	require.True(t, res[2].Decision.Has("not_in_scope"))
+	require.ErrorIs(t, res[3].Err, teamgate.ErrInvalid)
+
+	// The scope is checked first: beth is not in engineering.
+	res, err = eng.BulkRuns(t.Context(), "beth", "acme/engineering", "get_run", runs[:2], "")
+	require.NoError(t, err)
+	for _, r := range res {
+		require.False(t, r.Decision.Allowed)
+		require.True(t, r.Decision.Has("insufficient_role"))
+	}
+	// Org scope needs org.runs.
+	res, err = eng.BulkRuns(t.Context(), "adam", "acme", "stop_runs", runs[:3], "")
+	require.NoError(t, err)
+	for _, r := range res {
+		require.True(t, r.Decision.Allowed, "%+v", r)
+	}
+	res, err = eng.BulkRuns(t.Context(), "olga", "acme/engineering", "transfer_runs", runs[:1], "acme/nlp")
+	require.NoError(t, err)
+	require.True(t, res[0].Decision.Allowed)
+	_, err = eng.BulkRuns(t.Context(), "olga", "acme/engineering", "transfer_runs", runs[:1], "")
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	_, err = eng.BulkRuns(t.Context(), "olga", "acme", "explode_runs", runs, "")
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+}
+
+func TestCreateProject(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	// bob's default team is acme/engineering, linked to gpu-policy.
+	c, err := eng.CreateProject(t.Context(), "bob", "", authz.NewProject{Name: "detector"})
+	require.NoError(t, err)
+	require.True(t, c.Decision.Allowed)
+	require.Equal(t, "acme/detector", c.Project)
+	require.Equal(t, st.Revision(), c.Revision)
+	require.NoError(t, st.View(func(r store.Reader) error {
+		pv, ok := r.Project("acme", "detector")
+		require.True(t, ok)
+		require.Equal(t, []string{"engineering"}, pv.Project.Teams)
+		require.Equal(t, "gpu-policy", pv.Project.Policy)
+		require.Equal(t, "bob", pv.Project.CreatedBy)
+		return nil
+	}))
+	p, err := eng.ListProjects(t.Context(), "bob", "acme/engineering", authz.Page{})
+	require.NoError(t, err)
+	require.Contains(t, p.Projects, "detector")
+
+	_, err = eng.CreateProject(t.Context(), "bob", "acme/engineering", authz.NewProject{Name: "detector"})
+	require.ErrorIs(t, err, teamgate.ErrConflict)
+	// vera is a member of engineering: below contributor.
+	c, err = eng.CreateProject(t.Context(), "vera", "acme/engineering", authz.NewProject{Name: "x"})
+	require.NoError(t, err)
+	require.False(t, c.Decision.Allowed)
+	require.Zero(t, c.Revision)
+	// bob may not create at org level; adam may.
+	c, _ = eng.CreateProject(t.Context(), "bob", "acme", authz.NewProject{Name: "y"})
+	require.False(t, c.Decision.Allowed)
+	c, err = eng.CreateProject(t.Context(), "adam", "acme", authz.NewProject{Name: "y"})
+	require.NoError(t, err)
+	require.True(t, c.Decision.Allowed)
+	_, err = eng.CreateProject(t.Context(), "adam", "acme", authz.NewProject{Name: "bad name"})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+}
+
+// randomDirectory builds a random org: members of every role, teams, memberships, policies with
+// and without teams, projects open and restricted, grants (outsiders included).
+func randomDirectory(t *testing.T, seed uint64) (*authz.Engine, []string, []string, []string) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	st, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	cs := []store.Change{store.PutOrg{Org: store.Org{Name: "o"}}}
+	var users, teams, projects []string
+	for i := range 14 {
+		u := fmt.Sprintf("u%d", i)
+		users = append(users, u)
+		if i < 12 { // u12, u13 are not members
+			cs = append(cs, store.PutMember{Org: "o", User: u, Role: store.OrgRoles[rng.IntN(len(store.OrgRoles))]})
+		}
+	}
+	for i := range 4 {
+		team := fmt.Sprintf("t%d", i)
+		teams = append(teams, team)
+		cs = append(cs, store.PutTeam{Team: store.Team{Org: "o", Name: team}})
+		for _, u := range users[:12] {
+			if rng.IntN(3) == 0 {
+				cs = append(cs, store.PutTeamMember{Org: "o", Team: team, User: u, Role: store.TeamRoles[rng.IntN(4)]})
+			}
+		}
+	}
+	cs = append(cs,
+		store.PutPolicy{Policy: store.Policy{Org: "o", Name: "p0", Settings: policy.Settings{Teams: teams[:2]}}},
+		store.PutPolicy{Policy: store.Policy{Org: "o", Name: "p1"}})
+	for i := range 10 {
+		p := store.Project{Org: "o", Name: fmt.Sprintf("proj%d", i), Grants: map[string]store.Grant{}}
+		for _, team := range teams {
+			if rng.IntN(3) == 0 {
+				p.Teams = append(p.Teams, team)
+			}
+		}
+		switch rng.IntN(3) {
+		case 0:
+			p.Policy = "p0"
+		case 1:
+			p.Policy = "p1"
+		}
+		for _, u := range users[:12] {
+			if rng.IntN(6) == 0 {
+				p.Grants[u] = store.Grant{Role: store.ProjectRoles[rng.IntN(4)]}
+			}
+		}
+		projects = append(projects, p.Name)
+		cs = append(cs, store.PutProject{Project: p})
+	}
+	_, err = st.Apply(t.Context(), cs...)
+	require.NoError(t, err)
+	eng, err := authz.New(t.Context(), st)
+	require.NoError(t, err)
+	return eng, users, teams, projects
+}
+
+// TestListingEqualsDecisionsAndSecurityProperties checks, over random directories, that listings
+// equal project.get decisions and that the security properties of SPEC §10 hold.
+func TestListingEqualsDecisionsAndSecurityProperties(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(25) {
+		eng, users, teams, projects := randomDirectory(t, seed)
+		ctx := t.Context()
+		err := eng.Directory().View(func(r store.Reader) error {
+			for _, u := range users {
+				orgRole, member := r.OrgRole("o", u)
+				listed, err := eng.ListProjects(ctx, u, "o", authz.Page{})
+				require.NoError(t, err)
+				var want []string
+				for _, p := range projects {
+					d, err := eng.Authorize(ctx, authz.Request{Subject: u, Action: "project.get", Resource: "o/" + p})
+					require.NoError(t, err)
+					if d.Allowed {
+						want = append(want, p)
+					}
+					pv, _ := r.Project("o", p)
+					_, hasGrant := pv.Project.Grants[u]
+					inTeam := false
+					for team := range r.TeamRoles("o", u) {
+						inTeam = inTeam || slices.Contains(pv.Teams.Values, team)
+					}
+					switch {
+					case !member:
+						require.False(t, d.Allowed, "non-members never get access")
+					case orgRole == "owner" || orgRole == "manager":
+						require.True(t, d.Allowed)
+						require.Equal(t, "admin", d.Role, "owners and managers are always admin")
+					case orgRole == "outsider" && d.Allowed:
+						require.True(t, hasGrant || inTeam, "outsiders only through a grant or a team")
+					case pv.Teams.Restricted && !hasGrant && !inTeam:
+						require.False(t, d.Allowed, "restricted projects are closed outside their teams")
+					}
+				}
+				require.Equal(t, nonNil(want), listed.Projects, "seed %d user %s", seed, u)
+				for _, team := range teams {
+					listed, err := eng.ListProjects(ctx, u, "o/"+team, authz.Page{})
+					require.NoError(t, err)
+					var want []string
+					for _, p := range r.TeamProjects("o", team) {
+						d, _ := eng.Authorize(ctx, authz.Request{Subject: u, Action: "project.get", Resource: "o/" + team + "/" + p})
+						if d.Allowed {
+							want = append(want, p)
+						}
+					}
+					require.Equal(t, nonNil(want), listed.Projects, "seed %d user %s team %s", seed, u, team)
+				}
+				// Nobody assigns a role above their own.
+				for _, target := range store.OrgRoles {
+					d, err := eng.Authorize(ctx, authz.Request{Subject: u, Action: "members.manage", Resource: "o", Attributes: map[string]any{"target_role": target}})
+					require.NoError(t, err)
+					if d.Allowed {
+						require.LessOrEqual(t, orgRank[target], orgRank[orgRole], "%s (%s) assigned %s", u, orgRole, target)
+					}
+				}
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	}
+}
+
+var orgRank = map[string]int{"outsider": 0, "billing": 1, "viewer": 1, "member": 2, "admin": 3, "manager": 4, "owner": 5}
