@@ -1,9 +1,11 @@
 package authz_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/policy"
 )
 
 // BenchmarkAuthorize measures one uncached decision (facts from the store's indexes + the
@@ -23,6 +25,44 @@ func BenchmarkAuthorize(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := eng.Authorize(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkEffectiveSettings(b *testing.B) {
+	eng, _ := newAcme(b)
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := eng.EffectiveSettings(ctx, "acme/vision", "beth"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAdmit(b *testing.B) {
+	eng, _ := newAcme(b)
+	ctx := b.Context()
+	run := policy.Run{Kind: "job", Resources: map[string]float64{"gpu": 4}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := eng.Admit(ctx, "bob", "acme/vision", run); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkListProjects(b *testing.B) {
+	eng, _ := newAcme(b)
+	ctx := b.Context()
+	for _, owner := range []string{"acme", "acme/engineering"} {
+		b.Run(strings.ReplaceAll(owner, "/", "_"), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := eng.ListProjects(ctx, "vera", owner, authz.Page{}); err != nil {
 					b.Fatal(err)
 				}
 			}

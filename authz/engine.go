@@ -77,6 +77,8 @@ type Engine struct {
 	log    *slog.Logger
 	policy atomic.Pointer[rego.Policy]
 
+	settingsCache *settingsCache
+
 	evalErrors atomic.Uint64
 }
 
@@ -98,7 +100,7 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{dir: dir, log: c.logger}
+	e := &Engine{dir: dir, log: c.logger, settingsCache: newSettingsCache(dir)}
 	e.policy.Store(p)
 	return e, nil
 }

@@ -490,3 +490,46 @@ func TestListingEqualsDecisionsAndSecurityProperties(t *testing.T) {
 }
 
 var orgRank = map[string]int{"outsider": 0, "billing": 1, "viewer": 1, "member": 2, "admin": 3, "manager": 4, "owner": 5}
+
+func TestSettingsCacheSurvivesRestartAndNeverGoesStale(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	open := func() (*store.Store, *authz.Engine) {
+		st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
+		require.NoError(t, err)
+		eng, err := authz.New(ctx, st)
+		require.NoError(t, err)
+		return st, eng
+	}
+	st, eng := open()
+	_, err := st.LoadFile(ctx, "../testdata/conformance/acme.yaml")
+	require.NoError(t, err)
+	first, err := eng.EffectiveSettings(ctx, "acme/vision", "beth")
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+
+	st, eng = open()
+	again, err := eng.EffectiveSettings(ctx, "acme/vision", "beth")
+	require.NoError(t, err)
+	require.Equal(t, first.Effective, again.Effective)
+	_, err = st.Apply(ctx, store.PutGrant{Org: "acme", Project: "vision", User: "beth", Grant: store.Grant{Role: "admin", Queue: "gpu/h100"}})
+	require.NoError(t, err)
+	changed, err := eng.EffectiveSettings(ctx, "acme/vision", "beth")
+	require.NoError(t, err)
+	require.Equal(t, "gpu/a100", changed.Queue.Value, "gpu/h100 is not in the project's queues: ignored")
+	require.Equal(t, "queue", changed.Conflicts[0].Field, "the grant change is seen, not the cached value")
+	require.NoError(t, st.Close())
+
+	// After another restart the new value is served, not the one cached before the change.
+	st, eng = open()
+	defer st.Close()
+	after, err := eng.EffectiveSettings(ctx, "acme/vision", "beth")
+	require.NoError(t, err)
+	require.Equal(t, changed.Effective, after.Effective)
+	// Mutating a returned value does not reach the cache.
+	after.Queues.Values[0] = "mutated"
+	fresh, err := eng.EffectiveSettings(ctx, "acme/vision", "beth")
+	require.NoError(t, err)
+	require.Equal(t, "gpu/a100", fresh.Queues.Values[0])
+}

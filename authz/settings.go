@@ -3,7 +3,6 @@ package authz
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
@@ -18,12 +17,6 @@ type Settings struct {
 	User     string
 	Revision uint64 // store revision the settings were read at
 	policy.Effective
-}
-
-// settingsCache is the optional Badger cache of effective settings.
-type settingsCache interface {
-	CacheGet(key string) ([]byte, bool)
-	CachePut(key string, val []byte)
 }
 
 // EffectiveSettings merges a project's settings (SPEC §6) with their sources and conflicts. With
@@ -50,9 +43,9 @@ func (e *Engine) EffectiveSettings(ctx context.Context, project, user string) (S
 	return s, err
 }
 
-// settings reads effective settings and the compiled rules of one project.
+// settings reads effective settings and the compiled rules of one project, through the cache.
 func (e *Engine) settings(ref scope.Ref, user string) (Settings, []*policy.Program, error) {
-	var out Settings
+	out := Settings{Project: ref.Org + "/" + ref.Project, User: user}
 	var rules []*policy.Program
 	var projRev uint64
 	err := e.dir.View(func(r store.Reader) error {
@@ -63,27 +56,33 @@ func (e *Engine) settings(ref scope.Ref, user string) (Settings, []*policy.Progr
 		pv, _ := r.Project(ref.Org, ref.Project)
 		projRev = pv.Revision
 		out.Revision = r.Revision()
-		out.Effective, rules, _ = r.Settings(ref.Org, ref.Project, user)
+		rules = r.Rules(ref.Org, ref.Project)
 		return nil
 	})
 	if err != nil {
 		return Settings{}, nil, err
 	}
-	out.Project = ref.Org + "/" + ref.Project
-	out.User = user
-	if c, ok := e.dir.(settingsCache); ok {
-		key := "settings/" + out.Project + "/" + strconv.FormatUint(projRev, 10) + "/" + user
-		if raw, ok := c.CacheGet(key); ok {
-			var eff policy.Effective
-			if json.Unmarshal(raw, &eff) == nil {
-				out.Effective = eff
-				return out, rules, nil
-			}
-		}
-		if raw, err := json.Marshal(out.Effective); err == nil {
-			c.CachePut(key, raw)
-		}
+	key := settingsKey(out.Project, projRev, user)
+	if eff, ok := e.settingsCache.get(key); ok {
+		out.Effective = eff
+		return out, rules, nil
 	}
+	err = e.dir.View(func(r store.Reader) error {
+		pv, ok := r.Project(ref.Org, ref.Project)
+		if !ok {
+			return &teamgate.NotFoundError{What: "project", Name: ref.String()}
+		}
+		if pv.Revision != projRev { // changed in between: read everything at the new revision
+			projRev, out.Revision, rules = pv.Revision, r.Revision(), r.Rules(ref.Org, ref.Project)
+			key = settingsKey(out.Project, projRev, user)
+		}
+		out.Effective, _ = r.Settings(ref.Org, ref.Project, user)
+		return nil
+	})
+	if err != nil {
+		return Settings{}, nil, err
+	}
+	e.settingsCache.put(key, out.Effective)
 	return out, rules, nil
 }
 

@@ -172,28 +172,42 @@ func (r Reader) User(id string) (User, bool) {
 // Users returns every user id with a record, sorted.
 func (r Reader) Users() []string { return sortedKeys(r.st.users) }
 
-// Settings merges a project's effective settings (for user, when non-empty) and returns them
-// with the compiled rules in the order of Effective.Rules (policy rules, then project rules).
-func (r Reader) Settings(org, project, user string) (policy.Effective, []*policy.Program, bool) {
+// Settings merges a project's effective settings (for user, when non-empty).
+func (r Reader) Settings(org, project, user string) (policy.Effective, bool) {
 	o, ok := r.st.orgs[org]
 	if !ok {
-		return policy.Effective{}, nil, false
+		return policy.Effective{}, false
 	}
 	pd, ok := o.projects[project]
 	if !ok {
-		return policy.Effective{}, nil, false
+		return policy.Effective{}, false
 	}
 	in := policy.Inputs{Org: o.org.Defaults(), Project: pd.p.Settings, ProjectTeams: pd.p.Teams}
-	var rules []*policy.Program
 	if pd.p.Policy != "" {
 		if pol, ok := o.policies[pd.p.Policy]; ok {
 			in.Policy = &policy.Named{Name: pol.p.Name, Settings: pol.p.Settings}
-			rules = append(rules, pol.rules...)
 		}
 	}
-	rules = append(rules, pd.rules...)
 	if g, ok := pd.p.Grants[user]; ok && user != "" {
 		in.User = &policy.UserGrant{Queue: g.Queue, Namespace: g.Namespace, DefaultPresets: g.DefaultPresets}
 	}
-	return policy.Merge(in), rules, true
+	return policy.Merge(in), true
+}
+
+// Rules returns a project's compiled rules in the order of policy.Effective.Rules: its policy's
+// rules, then its own. The programs are immutable and safe for concurrent use.
+func (r Reader) Rules(org, project string) []*policy.Program {
+	o, ok := r.st.orgs[org]
+	if !ok {
+		return nil
+	}
+	pd, ok := o.projects[project]
+	if !ok {
+		return nil
+	}
+	var rules []*policy.Program
+	if pol, ok := o.policies[pd.p.Policy]; ok && pd.p.Policy != "" {
+		rules = append(rules, pol.rules...)
+	}
+	return append(rules, pd.rules...)
 }

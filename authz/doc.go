@@ -1,0 +1,44 @@
+// Package authz is the engine host services call in-process: Authorize (and AuthorizeBatch,
+// Explain) decides who may do what on orgs, team spaces and projects through the Rego policy of
+// package rego; EffectiveSettings, Admit and AdmitVersion apply organization policies (package
+// policy); ListProjects, ProjectFilter, BulkRuns and CreateProject work inside a team space.
+//
+// # Deciding
+//
+// A Request names a subject (user id), an action of the catalog (rego/data.json), a resource
+// and optional attributes. The resource's shape must fit the action's kind: `org` for org
+// actions, `org/team` for team actions, `project`, `org/project` or `org/team/project` for
+// project actions ('.' separates too; a one-part reference takes Request.Owner). Malformed input is
+// an error matching teamgate.ErrInvalid and naming the value. A reference to something that does
+// not exist — or a project outside the named team space — is a deny with reason not_found, for
+// everyone. Every other outcome is a Decision whose Reasons carry stable codes (org_override,
+// org_role, grant, team_role, own_run, extension_allow; not_org_member, restricted,
+// insufficient_role, destination_denied, not_found, not_in_scope, extension_deny, error) and
+// messages for people. A failed evaluation denies with reason "error" and is counted in Stats.
+//
+// Facts come from the store's in-memory indexes inside one consistent snapshot; the input is
+// built as an OPA ast.Value (no JSON round trip) and evaluated by a query prepared once.
+// SetPolicy swaps the policy atomically; decisions in flight finish with the policy they started
+// with. Decision.Revision is the store revision the facts were read at; Request.MinRevision waits
+// for a revision (read-your-writes across replicas) or fails with teamgate.ErrStale.
+//
+// # Listing
+//
+// ListProjects answers from indexes (grant, team and open-project sets), never by evaluating
+// every project, and equals the default policy's project.get decisions (a property test checks
+// it on random directories). With authors' modules or data loaded, candidates are also checked
+// with Authorize, so ext.deny hides projects; an ext.allow that opens projects beyond the default
+// rules is not reflected in listings.
+//
+// # Decisions written down
+//
+//   - ext.allow never applies to not_found: a resource that does not exist stays denied.
+//   - `teamgate check` answers an invalid single request on its JSON line and exits 0, like a
+//     batch line (SPEC §11); usage and data-file errors exit non-zero.
+//   - Deny-list sources that combine a policy and the project read "policy:NAME∪project".
+//   - Effective settings are cached in Badger under a key holding the project's revision (any
+//     write to the project, its policy or its org's defaults changes it), so no stale entry is
+//     ever read; entries expire after a day.
+//
+// An Engine is safe for concurrent use.
+package authz
