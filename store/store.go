@@ -35,7 +35,14 @@ type Event struct {
 	Kind     string   `json:"kind"`     // the change kind, or "batch" when several kinds were applied
 	Keys     []string `json:"keys"`     // the record keys written or deleted, sorted
 	Projects []string `json:"projects"` // affected projects ("org/project"), sorted
+	// Truncated is set when Keys or Projects were cut at MaxEventEntries (a very large batch):
+	// a follower should then re-read the orgs the listed keys belong to.
+	Truncated bool `json:"truncated,omitempty"`
 }
+
+// MaxEventEntries bounds the keys and the projects an Event lists, so a huge batch still fits
+// in one Badger value.
+const MaxEventEntries = 10_000
 
 // Store is the directory. It is safe for concurrent use: reads run in parallel and see a
 // consistent state; writes are serialized and atomic.
@@ -165,6 +172,11 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
 	if len(t.kinds) > 1 {
 		ev.Kind = "batch"
 	}
+	if len(ev.Keys) > MaxEventEntries || len(ev.Projects) > MaxEventEntries {
+		ev.Truncated = true
+		ev.Keys = ev.Keys[:min(len(ev.Keys), MaxEventEntries)]
+		ev.Projects = ev.Projects[:min(len(ev.Projects), MaxEventEntries)]
+	}
 	if err := s.persist(t, ev); err != nil {
 		t.rollback()
 		return 0, err
@@ -191,7 +203,7 @@ func (s *Store) persist(t *txn, ev Event) error {
 		val []byte // nil = delete
 	}
 	ops := make([]op, 0, len(t.dirty)+2)
-	for _, k := range ev.Keys {
+	for _, k := range sortedKeys(t.dirty) {
 		v, err := s.st.record(k)
 		if err != nil {
 			return err

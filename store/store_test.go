@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -238,4 +239,27 @@ func TestWaitRevision(t *testing.T) {
 	go func() { done <- s.WaitRevision(t.Context(), 1) }()
 	loadAcme(t, s)
 	require.NoError(t, <-done)
+}
+
+func TestLargeBatchIsCommittedAndItsEventTruncated(t *testing.T) {
+	t.Parallel()
+	modes(t, func(t *testing.T, open func() *store.Store) {
+		s := open()
+		ctx := t.Context()
+		cs := []store.Change{store.PutOrg{Org: store.Org{Name: "big"}}}
+		for i := range 30_000 {
+			cs = append(cs, store.PutMember{Org: "big", User: fmt.Sprintf("user-%05d", i), Role: "member"})
+		}
+		rev, err := s.Apply(ctx, cs...)
+		require.NoError(t, err)
+		ch, err := s.Watch(ctx, rev-1)
+		require.NoError(t, err)
+		ev := <-ch
+		require.True(t, ev.Truncated)
+		require.Len(t, ev.Keys, store.MaxEventEntries)
+		require.NoError(t, s.View(func(r store.Reader) error {
+			require.Len(t, r.Members("big"), 30_000)
+			return nil
+		}))
+	})
 }

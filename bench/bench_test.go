@@ -1,0 +1,126 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/store"
+)
+
+func open(b *testing.B, s Scenario) (*store.Store, *authz.Engine) {
+	b.Helper()
+	st, err := store.Open(b.Context(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	if _, err := st.Apply(b.Context(), s.Changes()...); err != nil {
+		b.Fatal(err)
+	}
+	eng, err := authz.New(b.Context(), st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, eng
+}
+
+func requests(s Scenario, n int) []authz.Request {
+	rng := rand.New(rand.NewPCG(7, 7))
+	actions := []string{"runs.get", "runs.stop", "runs.approve", "runs.bookmark"}
+	out := make([]authz.Request, n)
+	for i := range out {
+		user := fmt.Sprintf("u%d", rng.IntN(s.Users))
+		if rng.IntN(20) == 0 {
+			user = fmt.Sprintf("o%d", rng.IntN(s.Outsiders))
+		}
+		out[i] = authz.Request{Subject: user, Action: actions[rng.IntN(len(actions))], Resource: fmt.Sprintf("org/p%d", rng.IntN(s.Projects))}
+	}
+	return out
+}
+
+// BenchmarkAuthorizeUncached: facts from the store's indexes + the prepared Rego query, on the
+// small tier, random requests. Reports p50/p99 from per-call timings.
+func BenchmarkAuthorizeUncached(b *testing.B) {
+	_, eng := open(b, Small)
+	reqs := requests(Small, 4096)
+	ctx := b.Context()
+	lat := make([]time.Duration, 0, 1<<16)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := eng.Authorize(ctx, reqs[i%len(reqs)]); err != nil {
+			b.Fatal(err)
+		}
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(t0))
+		}
+		i++
+	}
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkAuthorizeParallel: the same, from every core.
+func BenchmarkAuthorizeParallel(b *testing.B) {
+	_, eng := open(b, Small)
+	reqs := requests(Small, 4096)
+	ctx := b.Context()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(reqs))
+		for pb.Next() {
+			if _, err := eng.Authorize(ctx, reqs[i%len(reqs)]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkListProjects lists a member's projects in the whole org and in one team space.
+func BenchmarkListProjects(b *testing.B) {
+	_, eng := open(b, Small)
+	ctx := b.Context()
+	for _, owner := range []string{"org", "org/t7"} {
+		b.Run(owner, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := eng.ListProjects(ctx, "u10", owner, authz.Page{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkWriteThenAuthorize: a membership change and the next decision that must see it.
+func BenchmarkWriteThenAuthorize(b *testing.B) {
+	st, eng := open(b, Small)
+	ctx := b.Context()
+	roles := []string{"viewer", "admin"}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := st.Apply(ctx, store.PutTeamMember{Org: "org", Team: "t1", User: "u11", Role: roles[i%2]}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := eng.Authorize(ctx, authz.Request{Subject: "u11", Action: "runs.get", Resource: "org/p1"}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+}

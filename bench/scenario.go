@@ -1,0 +1,69 @@
+// Package bench holds teamgate's cross-package benchmarks on generated directories. It is its
+// own module so that peer engines measured beside teamgate never enter the library's
+// dependencies. Results live in RESULTS.md.
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/teamgate/teamgate/store"
+)
+
+// Scenario sizes a generated directory.
+type Scenario struct {
+	Users, Teams, Projects int
+	Restricted             float64 // share of projects assigned to teams
+	TeamsPerUser           int     // memberships per org member
+	Outsiders              int     // outsiders, each with one grant
+	Seed                   uint64
+}
+
+// Small is SPEC §9's small tier: 10k users, 200 teams, 2k projects, 40% restricted.
+var Small = Scenario{Users: 10_000, Teams: 200, Projects: 2_000, Restricted: 0.4, TeamsPerUser: 3, Outsiders: 500, Seed: 1}
+
+// Changes generates the directory as store changes: one org "org", users u0…, teams t0…,
+// projects p0…; outsiders o0… with a viewer grant each.
+func (s Scenario) Changes() []store.Change {
+	rng := rand.New(rand.NewPCG(s.Seed, 42))
+	roles := []string{"admin", "member", "member", "member", "viewer", "viewer", "billing"}
+	cs := []store.Change{store.PutOrg{Org: store.Org{Name: "org", Queue: "cpu/default"}}}
+	for i := range s.Users {
+		role := roles[rng.IntN(len(roles))]
+		if i < 5 {
+			role = "owner"
+		}
+		cs = append(cs, store.PutMember{Org: "org", User: fmt.Sprintf("u%d", i), Role: role})
+	}
+	for i := range s.Outsiders {
+		cs = append(cs, store.PutMember{Org: "org", User: fmt.Sprintf("o%d", i), Role: "outsider"})
+	}
+	for i := range s.Teams {
+		cs = append(cs, store.PutTeam{Team: store.Team{Org: "org", Name: fmt.Sprintf("t%d", i)}})
+	}
+	teamRoles := []string{"viewer", "member", "contributor", "admin"}
+	for i := range s.Users {
+		for range s.TeamsPerUser {
+			cs = append(cs, store.PutTeamMember{Org: "org", Team: fmt.Sprintf("t%d", rng.IntN(s.Teams)),
+				User: fmt.Sprintf("u%d", i), Role: teamRoles[rng.IntN(4)]})
+		}
+	}
+	for i := range s.Projects {
+		p := store.Project{Org: "org", Name: fmt.Sprintf("p%d", i)}
+		if rng.Float64() < s.Restricted {
+			p.Teams = []string{fmt.Sprintf("t%d", rng.IntN(s.Teams))}
+			if rng.IntN(3) == 0 {
+				p.Teams = append(p.Teams, fmt.Sprintf("t%d", rng.IntN(s.Teams)))
+				if p.Teams[0] == p.Teams[1] {
+					p.Teams = p.Teams[:1]
+				}
+			}
+		}
+		cs = append(cs, store.PutProject{Project: p})
+	}
+	for i := range s.Outsiders {
+		cs = append(cs, store.PutGrant{Org: "org", Project: fmt.Sprintf("p%d", rng.IntN(s.Projects)),
+			User: fmt.Sprintf("o%d", i), Grant: store.Grant{Role: "viewer"}})
+	}
+	return cs
+}
