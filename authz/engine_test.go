@@ -533,3 +533,52 @@ func TestSettingsCacheSurvivesRestartAndNeverGoesStale(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "gpu/a100", fresh.Queues.Values[0])
 }
+
+// TestConcurrentDecisionsAndWrites runs decisions while memberships flip; every decision must
+// match one of the two states, and after each write returns the next decision sees it.
+func TestConcurrentDecisionsAndWrites(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	ctx := t.Context()
+	req := authz.Request{Subject: "amir", Action: "runs.get", Resource: "acme/vision"}
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 3 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				d, err := eng.Authorize(ctx, req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if d.Allowed != (d.Role == "admin") {
+					errs <- fmt.Errorf("inconsistent decision %+v", d)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 40 {
+		var c store.Change = store.PutTeamMember{Org: "acme", Team: "engineering", User: "amir", Role: "viewer"}
+		want := true
+		if i%2 == 1 {
+			c, want = store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "amir"}, false
+		}
+		rev, err := st.Apply(ctx, c)
+		require.NoError(t, err)
+		d, err := eng.Authorize(ctx, req)
+		require.NoError(t, err)
+		require.Equal(t, want, d.Allowed, "write %d", i)
+		require.GreaterOrEqual(t, d.Revision, rev)
+	}
+	close(done)
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+}
