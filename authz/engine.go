@@ -163,14 +163,20 @@ func (d Decision) Has(code string) bool {
 // team or project is a deny with reason not_found; a failed evaluation is a deny with reason
 // error.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
+	_, _, d, err := e.decide(ctx, req)
+	return d, err
+}
+
+// decide validates req, reads its facts in one snapshot and evaluates the policy.
+func (e *Engine) decide(ctx context.Context, req Request) (*query, ast.Value, Decision, error) {
 	p := e.policy.Load()
 	q, err := e.prepare(p, req)
 	if err != nil {
-		return Decision{}, err
+		return nil, nil, Decision{}, err
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return Decision{}, err
+			return nil, nil, Decision{}, err
 		}
 	}
 	var in ast.Value
@@ -180,9 +186,9 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 		in = q.input(r)
 		return nil
 	}); err != nil {
-		return Decision{}, err
+		return nil, nil, Decision{}, err
 	}
-	return e.eval(ctx, p, q, in, rev), nil
+	return q, in, e.eval(ctx, p, q, in, rev), nil
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, in ast.Value, rev uint64) Decision {

@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-
-	"github.com/teamgate/teamgate/store"
 )
 
 // Explanation is a decision with the facts it was made from and the path to it, for people.
@@ -22,21 +20,10 @@ type Explanation struct {
 // Explain decides req like Authorize and also returns the facts used and the path to the
 // decision. It is meant for people (CLI explain, support tools), not for the hot path.
 func (e *Engine) Explain(ctx context.Context, req Request) (Explanation, error) {
-	p := e.policy.Load()
-	q, err := e.prepare(p, req)
+	q, in, d, err := e.decide(ctx, req)
 	if err != nil {
 		return Explanation{}, err
 	}
-	var in ast.Value
-	var rev uint64
-	if err := e.dir.View(func(r store.Reader) error {
-		rev = r.Revision()
-		in = q.input(r)
-		return nil
-	}); err != nil {
-		return Explanation{}, err
-	}
-	d := e.eval(ctx, p, q, in, rev)
 	facts, err := ast.JSON(in)
 	if err != nil {
 		return Explanation{}, err

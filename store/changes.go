@@ -108,6 +108,47 @@ func (t *txn) org(name string) (*orgData, error) {
 	return o, nil
 }
 
+// team finds a team for a change that needs it to exist.
+func (t *txn) team(org, name string) (*orgData, *teamData, error) {
+	o, err := t.org(org)
+	if err != nil {
+		return nil, nil, err
+	}
+	td, ok := o.teams[name]
+	if !ok {
+		return nil, nil, &teamgate.NotFoundError{What: "team", Name: org + "/" + name}
+	}
+	return o, td, nil
+}
+
+// project finds a project for a change that needs it to exist.
+func (t *txn) project(org, name string) (*orgData, *projectData, error) {
+	o, err := t.org(org)
+	if err != nil {
+		return nil, nil, err
+	}
+	pd, ok := o.projects[name]
+	if !ok {
+		return nil, nil, &teamgate.NotFoundError{What: "project", Name: org + "/" + name}
+	}
+	return o, pd, nil
+}
+
+// unindexProject removes a project from every index it is in.
+func (t *txn) unindexProject(o *orgData, pd *projectData) {
+	name := pd.p.Name
+	for _, team := range pd.teams.Values {
+		delIndex(t, o.teamProjects, team, name)
+	}
+	if pd.p.Policy != "" {
+		delIndex(t, o.policyProjects, pd.p.Policy, name)
+	}
+	for u := range pd.p.Grants {
+		delIndex(t, o.userGrants, u, name)
+	}
+	del(t, o.openProjects, name)
+}
+
 func (t *txn) member(o *orgData, user, what string) error {
 	if err := scope.CheckSlug("user", user); err != nil {
 		return err
@@ -229,13 +270,9 @@ func (c PutTeam) apply(t *txn) error {
 }
 
 func (c DeleteTeam) apply(t *txn) error {
-	o, err := t.org(c.Org)
+	o, td, err := t.team(c.Org, c.Name)
 	if err != nil {
 		return err
-	}
-	td, ok := o.teams[c.Name]
-	if !ok {
-		return &teamgate.NotFoundError{What: "team", Name: c.Org + "/" + c.Name}
 	}
 	for _, name := range sortedKeys(o.projects) {
 		if slices.Contains(o.projects[name].p.Teams, c.Name) {
@@ -254,13 +291,9 @@ func (c DeleteTeam) apply(t *txn) error {
 }
 
 func (c PutTeamMember) apply(t *txn) error {
-	o, err := t.org(c.Org)
+	o, td, err := t.team(c.Org, c.Team)
 	if err != nil {
 		return err
-	}
-	td, ok := o.teams[c.Team]
-	if !ok {
-		return &teamgate.NotFoundError{What: "team", Name: c.Org + "/" + c.Team}
 	}
 	if err := t.member(o, c.User, "team member"); err != nil {
 		return err
@@ -275,13 +308,9 @@ func (c PutTeamMember) apply(t *txn) error {
 }
 
 func (c DeleteTeamMember) apply(t *txn) error {
-	o, err := t.org(c.Org)
+	o, td, err := t.team(c.Org, c.Team)
 	if err != nil {
 		return err
-	}
-	td, ok := o.teams[c.Team]
-	if !ok {
-		return &teamgate.NotFoundError{What: "team", Name: c.Org + "/" + c.Team}
 	}
 	if _, ok := td.members[c.User]; !ok {
 		return &teamgate.NotFoundError{What: "team member", Name: c.Org + "/" + c.Team + "/" + c.User}
@@ -344,12 +373,7 @@ func (c PutProject) apply(t *txn) error {
 
 	pd, exists := o.projects[p.Name]
 	if exists {
-		if pd.p.Policy != "" {
-			delIndex(t, o.policyProjects, pd.p.Policy, p.Name)
-		}
-		for u := range pd.p.Grants {
-			delIndex(t, o.userGrants, u, p.Name)
-		}
+		t.unindexProject(o, pd)
 		oldP, oldRules := pd.p, pd.rules
 		t.undo = append(t.undo, func() { pd.p, pd.rules = oldP, oldRules })
 		pd.p, pd.rules = p, rules
@@ -370,24 +394,11 @@ func (c PutProject) apply(t *txn) error {
 }
 
 func (c DeleteProject) apply(t *txn) error {
-	o, err := t.org(c.Org)
+	o, pd, err := t.project(c.Org, c.Name)
 	if err != nil {
 		return err
 	}
-	pd, ok := o.projects[c.Name]
-	if !ok {
-		return &teamgate.NotFoundError{What: "project", Name: c.Org + "/" + c.Name}
-	}
-	for _, team := range pd.teams.Values {
-		delIndex(t, o.teamProjects, team, c.Name)
-	}
-	if pd.p.Policy != "" {
-		delIndex(t, o.policyProjects, pd.p.Policy, c.Name)
-	}
-	for u := range pd.p.Grants {
-		delIndex(t, o.userGrants, u, c.Name)
-	}
-	del(t, o.openProjects, c.Name)
+	t.unindexProject(o, pd)
 	del(t, o.projects, c.Name)
 	t.touch(keyProject(c.Org, c.Name))
 	t.affect(c.Org, c.Name)
@@ -395,13 +406,9 @@ func (c DeleteProject) apply(t *txn) error {
 }
 
 func (c PutGrant) apply(t *txn) error {
-	o, err := t.org(c.Org)
+	_, pd, err := t.project(c.Org, c.Project)
 	if err != nil {
 		return err
-	}
-	pd, ok := o.projects[c.Project]
-	if !ok {
-		return &teamgate.NotFoundError{What: "project", Name: c.Org + "/" + c.Project}
 	}
 	p := cloneProject(pd.p)
 	if p.Grants == nil {
@@ -412,13 +419,9 @@ func (c PutGrant) apply(t *txn) error {
 }
 
 func (c DeleteGrant) apply(t *txn) error {
-	o, err := t.org(c.Org)
+	_, pd, err := t.project(c.Org, c.Project)
 	if err != nil {
 		return err
-	}
-	pd, ok := o.projects[c.Project]
-	if !ok {
-		return &teamgate.NotFoundError{What: "project", Name: c.Org + "/" + c.Project}
 	}
 	if _, ok := pd.p.Grants[c.User]; !ok {
 		return &teamgate.NotFoundError{What: "grant", Name: c.Org + "/" + c.Project + "/" + c.User}

@@ -17,12 +17,7 @@ func (e *env) benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure uncached Authorize latency on the --data directory (every member × project × sample action)",
 		Args:  args(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			eng, done, err := e.engine(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: e.withEngine(func(cmd *cobra.Command, _ []string, eng *authz.Engine) error {
 			reqs, err := benchRequests(eng)
 			if err != nil {
 				return err
@@ -44,7 +39,7 @@ func (e *env) benchCmd() *cobra.Command {
 			fmt.Fprintf(e.stdout, "%d decisions over %d distinct requests in %v (%.0f/s)\n", n, len(reqs), total.Round(time.Millisecond), float64(n)/total.Seconds())
 			fmt.Fprintf(e.stdout, "latency µs: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", us(50), us(90), us(99), float64(h.Max())/1e3)
 			return nil
-		},
+		}),
 	}
 	c.Flags().IntVar(&n, "n", 20000, "number of decisions to time")
 	return c

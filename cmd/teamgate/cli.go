@@ -93,6 +93,18 @@ func (e *env) engine(ctx context.Context) (*authz.Engine, func(), error) {
 	return eng, func() { _ = st.Close() }, nil
 }
 
+// withEngine runs fn with an engine over --data and --policy, closing the store afterwards.
+func (e *env) withEngine(fn func(cmd *cobra.Command, a []string, eng *authz.Engine) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, a []string) error {
+		eng, done, err := e.engine(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(cmd, a, eng)
+	}
+}
+
 // writeJSON writes v as one compact JSON line without HTML escaping.
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -193,12 +205,7 @@ func (e *env) checkCmd() *cobra.Command {
 			}
 			return cobra.ExactArgs(3)(cmd, a)
 		}),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			eng, done, err := e.engine(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			if requests == "" {
 				at, err := parseAttrs(attrs)
 				if err != nil {
@@ -215,7 +222,7 @@ func (e *env) checkCmd() *cobra.Command {
 				d, err := eng.Authorize(cmd.Context(), req)
 				return writeJSON(e.stdout, lineOf(d, err))
 			})
-		},
+		}),
 	}
 	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value (dotted keys nest; JSON values are parsed)")
 	c.Flags().StringVar(&owner, "owner", "", "context owner (org or org/team) for one-part project references")
@@ -231,12 +238,7 @@ func (e *env) explainCmd() *cobra.Command {
 		Use:   "explain SUBJECT ACTION RESOURCE",
 		Short: "Show the facts, the role path and the reasons of one decision",
 		Args:  args(cobra.ExactArgs(3)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			eng, done, err := e.engine(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			at, err := parseAttrs(attrs)
 			if err != nil {
 				return err
@@ -255,7 +257,7 @@ func (e *env) explainCmd() *cobra.Command {
 			facts, _ := json.MarshalIndent(x.Input, "  ", "  ")
 			fmt.Fprintf(e.stdout, "facts (policy input):\n  %s\n", facts)
 			return nil
-		},
+		}),
 	}
 	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value")
 	c.Flags().StringVar(&owner, "owner", "", "context owner for one-part project references")
@@ -269,18 +271,13 @@ func (e *env) settingsCmd() *cobra.Command {
 		Use:   "settings PROJECT",
 		Short: "Print a project's effective settings with sources and conflicts",
 		Args:  args(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			eng, done, err := e.engine(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			s, err := eng.EffectiveSettings(cmd.Context(), a[0], user)
 			if err != nil {
 				return err
 			}
 			return writeJSON(e.stdout, s)
-		},
+		}),
 	}
 	c.Flags().StringVar(&user, "user", "", "apply this user's grant defaults")
 	return c
@@ -291,12 +288,7 @@ func (e *env) listCmd() *cobra.Command {
 		Use:   "list SUBJECT [OWNER]",
 		Short: "Print the sorted projects SUBJECT can see in an org or team space (default: their default team)",
 		Args:  args(cobra.RangeArgs(1, 2)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			eng, done, err := e.engine(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			owner := ""
 			if len(a) == 2 {
 				owner = a[1]
@@ -306,7 +298,7 @@ func (e *env) listCmd() *cobra.Command {
 				return err
 			}
 			return writeJSON(e.stdout, page.Projects)
-		},
+		}),
 	}
 }
 
@@ -341,12 +333,7 @@ func (e *env) admitCmd() *cobra.Command {
 			}
 			return cobra.ExactArgs(2)(cmd, a)
 		}),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			eng, done, err := e.engine(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			if requests == "" {
 				raw, err := os.ReadFile(runFile)
 				if err != nil {
@@ -371,7 +358,7 @@ func (e *env) admitCmd() *cobra.Command {
 				adm, err := eng.Admit(cmd.Context(), req.Subject, req.Project, req.Run)
 				return writeJSON(e.stdout, admitOf(adm, err))
 			})
-		},
+		}),
 	}
 	c.Flags().StringVar(&runFile, "run", "", "JSON file of the run {kind, runtime, queue, agent, namespace, presets, connections, resources, labels}")
 	c.Flags().StringVar(&requests, "requests", "", "JSONL file of {subject, project, run} (- = stdin)")
