@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -64,6 +65,92 @@ func FuzzLoad(f *testing.F) {
 		_ = s2.Export(t.Context(), &again)
 		if again.String() != exported.String() {
 			t.Fatalf("round trip differs:\n%s\n---\n%s", exported.String(), again.String())
+		}
+	})
+}
+
+// FuzzApply decodes bytes into batches of changes over a small vocabulary of names, applies
+// them, and checks after every batch: no panic, a failed batch changes nothing, and every index
+// agrees with the records.
+func FuzzApply(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+	f.Add([]byte{2, 0, 0, 3, 1, 1, 4, 2, 2, 6, 0, 1, 255, 7, 1, 2})
+	f.Add([]byte("teamgate fuzzes its store"))
+	users := []string{"ann", "ben", "cat", "dan"}
+	teams := []string{"red", "blue", "green"}
+	projects := []string{"p1", "p2", "p3"}
+	policies := []string{"pa", "pb"}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := store.Open(t.Context(), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		pick := func(i int, v []string) string { return v[i%len(v)] }
+		var batch []store.Change
+		for i := 0; i+2 < len(data); i += 3 {
+			op, a, b := int(data[i]), int(data[i+1]), int(data[i+2])
+			var c store.Change
+			switch op % 14 {
+			case 0:
+				c = store.PutOrg{Org: store.Org{Name: "o", Queue: pick(a, []string{"", "cpu/a", "gpu/b"})}}
+			case 1:
+				c = store.PutMember{Org: "o", User: pick(a, users), Role: pick(b, store.OrgRoles)}
+			case 2:
+				c = store.DeleteMember{Org: "o", User: pick(a, users)}
+			case 3:
+				c = store.PutTeam{Team: store.Team{Org: "o", Name: pick(a, teams), Policy: pick(b, append([]string{""}, policies...))}}
+			case 4:
+				c = store.DeleteTeam{Org: "o", Name: pick(a, teams)}
+			case 5:
+				c = store.PutTeamMember{Org: "o", Team: pick(a, teams), User: pick(b, users), Role: pick(a+b, store.TeamRoles)}
+			case 6:
+				c = store.DeleteTeamMember{Org: "o", Team: pick(a, teams), User: pick(b, users)}
+			case 7:
+				var ts []string
+				for j, tm := range teams {
+					if b&(1<<j) != 0 {
+						ts = append(ts, tm)
+					}
+				}
+				c = store.PutProject{Project: store.Project{Org: "o", Name: pick(a, projects), Teams: ts, Policy: pick(b>>3, append([]string{""}, policies...))}}
+			case 8:
+				c = store.DeleteProject{Org: "o", Name: pick(a, projects)}
+			case 9:
+				c = store.PutGrant{Org: "o", Project: pick(a, projects), User: pick(b, users), Grant: store.Grant{Role: pick(a+b, store.ProjectRoles)}}
+			case 10:
+				c = store.DeleteGrant{Org: "o", Project: pick(a, projects), User: pick(b, users)}
+			case 11:
+				var ts []string
+				for j, tm := range teams {
+					if b&(1<<j) != 0 {
+						ts = append(ts, tm)
+					}
+				}
+				c = store.PutPolicy{Policy: store.Policy{Org: "o", Name: pick(a, policies), Settings: policy.Settings{Teams: ts}}}
+			case 12:
+				c = store.DeletePolicy{Org: "o", Name: pick(a, policies)}
+			case 13:
+				c = store.DeleteOrg{Name: "o"}
+			}
+			batch = append(batch, c)
+			if b%3 != 0 && len(batch) > 0 { // end the batch here
+				var before bytes.Buffer
+				_ = s.Export(t.Context(), &before)
+				rev := s.Revision()
+				_, err := s.Apply(t.Context(), batch...)
+				if err != nil {
+					var after bytes.Buffer
+					_ = s.Export(t.Context(), &after)
+					if before.String() != after.String() || rev != s.Revision() {
+						t.Fatalf("failed batch %v changed the store: %v", batch, err)
+					}
+				}
+				if err := s.Check(); err != nil {
+					t.Fatalf("after %v (%v): %v", batch, err, err)
+				}
+				batch = nil
+			}
 		}
 	})
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -44,6 +45,12 @@ func loadAcme(t *testing.T, s *store.Store) uint64 {
 	t.Helper()
 	rev, err := s.LoadFile(t.Context(), acme)
 	require.NoError(t, err)
+	require.NoError(t, s.Check())
+	t.Cleanup(func() {
+		if err := s.Check(); !errors.Is(err, teamgate.ErrClosed) { // a test that closed the store checked it itself
+			require.NoError(t, err, "indexes agree with records at the end of the test")
+		}
+	})
 	return rev
 }
 
@@ -148,6 +155,7 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	require.Equal(t, rev, s.Revision())
+	require.NoError(t, s.Check())
 	var after bytes.Buffer
 	require.NoError(t, s.Export(ctx, &after))
 	require.Equal(t, before.String(), after.String())

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+
+	"github.com/teamgate/teamgate/policy"
+)
+
+// Check verifies that every in-memory index agrees with the records it is derived from
+// (team memberships, effective teams, team → projects, policy → projects, grants, open projects).
+// It is meant for tests and for operators after an incident; it takes the read lock and walks
+// the whole directory.
+func (s *Store) Check() error {
+	return s.View(func(r Reader) error {
+		for name, o := range r.st.orgs {
+			if err := o.check(); err != nil {
+				return fmt.Errorf("store: org %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (o *orgData) check() error {
+	userTeams := map[string]map[string]string{}
+	for tn, td := range o.teams {
+		for u, role := range td.members {
+			if _, ok := o.members[u]; !ok {
+				return fmt.Errorf("team %s member %s is not an org member", tn, u)
+			}
+			if userTeams[u] == nil {
+				userTeams[u] = map[string]string{}
+			}
+			userTeams[u][tn] = role
+		}
+	}
+	if !reflect.DeepEqual(userTeams, o.userTeams) {
+		return fmt.Errorf("user → teams index differs: have %v, want %v", o.userTeams, userTeams)
+	}
+	teamProjects := map[string]map[string]struct{}{}
+	policyProjects := map[string]map[string]struct{}{}
+	userGrants := map[string]map[string]struct{}{}
+	open := map[string]struct{}{}
+	add := func(m map[string]map[string]struct{}, k1, k2 string) {
+		if m[k1] == nil {
+			m[k1] = map[string]struct{}{}
+		}
+		m[k1][k2] = struct{}{}
+	}
+	for pn, pd := range o.projects {
+		var pol *policy.Named
+		if pd.p.Policy != "" {
+			poly, ok := o.policies[pd.p.Policy]
+			if !ok {
+				return fmt.Errorf("project %s names missing policy %s", pn, pd.p.Policy)
+			}
+			pol = &policy.Named{Name: poly.p.Name, Settings: poly.p.Settings}
+			add(policyProjects, pd.p.Policy, pn)
+		}
+		want := policy.EffectiveTeams(pd.p.Teams, pol)
+		if !reflect.DeepEqual(want, pd.teams) {
+			return fmt.Errorf("project %s effective teams %v, want %v", pn, pd.teams, want)
+		}
+		for _, t := range want.Values {
+			add(teamProjects, t, pn)
+		}
+		if !want.Restricted {
+			open[pn] = struct{}{}
+		}
+		for _, t := range pd.p.Teams {
+			if _, ok := o.teams[t]; !ok {
+				return fmt.Errorf("project %s names missing team %s", pn, t)
+			}
+		}
+		for u := range pd.p.Grants {
+			if _, ok := o.members[u]; !ok {
+				return fmt.Errorf("project %s grantee %s is not an org member", pn, u)
+			}
+			add(userGrants, u, pn)
+		}
+	}
+	for what, pair := range map[string][2]map[string]map[string]struct{}{
+		"team → projects": {teamProjects, o.teamProjects}, "policy → projects": {policyProjects, o.policyProjects},
+		"user → grants": {userGrants, o.userGrants},
+	} {
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			return fmt.Errorf("%s index differs: have %v, want %v", what, pair[1], pair[0])
+		}
+	}
+	if !maps.Equal(open, o.openProjects) {
+		return fmt.Errorf("open projects index differs: have %v, want %v", o.openProjects, open)
+	}
+	return nil
+}
