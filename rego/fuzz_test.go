@@ -1,0 +1,28 @@
+package rego_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/teamgate/teamgate/rego"
+)
+
+// FuzzNew compiles arbitrary author modules: no panic, and a failure is a *rego.Error.
+func FuzzNew(f *testing.F) {
+	f.Add("package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"x\" if input.subject.id == \"bob\"\n")
+	f.Add("package teamgate.authz\n\ndecision := 1\n")
+	f.Add("package x\n\nallow if {")
+	f.Fuzz(func(t *testing.T, src string) {
+		p, err := rego.New(t.Context(), []rego.Module{{Name: "fuzz.rego", Source: src}})
+		if err != nil {
+			var re *rego.Error
+			if !errors.As(err, &re) {
+				t.Fatalf("untyped error %T: %v", err, err)
+			}
+			return
+		}
+		if len(p.Actions()) == 0 {
+			t.Fatal("a compiled policy lost its catalog")
+		}
+	})
+}
