@@ -169,6 +169,9 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 
 // decide validates req, reads its facts in one snapshot and evaluates the policy.
 func (e *Engine) decide(ctx context.Context, req Request) (*query, ast.Value, Decision, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, Decision{}, err
+	}
 	p := e.policy.Load()
 	q, err := e.prepare(p, req)
 	if err != nil {

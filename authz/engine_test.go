@@ -582,3 +582,13 @@ func TestConcurrentDecisionsAndWrites(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 }
+
+func TestCancelledContextIsAnError(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	d, err := eng.Authorize(ctx, authz.Request{Subject: "alice", Action: "org.get", Resource: "acme"})
+	require.ErrorIs(t, err, context.Canceled)
+	require.False(t, d.Allowed)
+}

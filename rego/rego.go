@@ -25,6 +25,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 //go:embed authz.rego authz_test.rego data.json
@@ -216,43 +217,79 @@ type Result struct {
 
 // Eval evaluates the decision for input. Any evaluation error, or a result that is not a
 // decision document, is returned as an error: callers deny.
+//
+// The context's cancellation reaches OPA through a callback (context.AfterFunc) rather than the
+// goroutine per evaluation OPA starts by default, and the result is read from OPA's AST directly
+// instead of being converted to Go maps first.
 func (p *Policy) Eval(ctx context.Context, input ast.Value) (Result, error) {
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(input))
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel), rego.EvalGenerateJSON(keepAST))
 	if err != nil {
 		return Result{}, &Error{Op: "eval", Detail: err.Error()}
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return Result{}, &Error{Op: "eval", Detail: "no decision"}
 	}
-	return decode(rs[0].Expressions[0].Value)
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("decision is %T", rs[0].Expressions[0].Value)}
+	}
+	return decode(t.Value)
 }
 
-func decode(v any) (Result, error) {
-	m, ok := v.(map[string]any)
+// keepAST hands the result term through unconverted.
+func keepAST(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+var (
+	keyAllow   = ast.StringTerm("allow")
+	keyRole    = ast.StringTerm("role")
+	keyReasons = ast.StringTerm("reasons")
+	keyCode    = ast.StringTerm("code")
+	keyMessage = ast.StringTerm("message")
+)
+
+func decode(v ast.Value) (Result, error) {
+	obj, ok := v.(ast.Object)
 	if !ok {
-		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("decision is %T, want an object", v)}
+		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("decision is %s, want an object", ast.ValueName(v))}
 	}
 	var r Result
-	allow, ok := m["allow"].(bool)
+	allow, ok := termValue(obj, keyAllow).(ast.Boolean)
 	if !ok {
 		return Result{}, &Error{Op: "eval", Detail: "decision.allow is not a boolean"}
 	}
-	r.Allow = allow
-	r.Role, _ = m["role"].(string)
-	reasons, _ := m["reasons"].([]any)
-	for _, x := range reasons {
-		rm, _ := x.(map[string]any)
-		code, _ := rm["code"].(string)
-		msg, _ := rm["message"].(string)
-		if code == "" {
-			return Result{}, &Error{Op: "eval", Detail: "a decision reason has no code"}
+	r.Allow = bool(allow)
+	if role, ok := termValue(obj, keyRole).(ast.String); ok {
+		r.Role = string(role)
+	}
+	if reasons, ok := termValue(obj, keyReasons).(*ast.Array); ok {
+		r.Reasons = make([]Reason, 0, reasons.Len())
+		for i := range reasons.Len() {
+			ro, _ := reasons.Elem(i).Value.(ast.Object)
+			if ro == nil {
+				return Result{}, &Error{Op: "eval", Detail: "a decision reason is not an object"}
+			}
+			code, _ := termValue(ro, keyCode).(ast.String)
+			msg, _ := termValue(ro, keyMessage).(ast.String)
+			if code == "" {
+				return Result{}, &Error{Op: "eval", Detail: "a decision reason has no code"}
+			}
+			r.Reasons = append(r.Reasons, Reason{Code: string(code), Message: string(msg)})
 		}
-		r.Reasons = append(r.Reasons, Reason{Code: code, Message: msg})
 	}
 	if r.Role == "" {
 		r.Role = "none"
 	}
 	return r, nil
+}
+
+func termValue(o ast.Object, k *ast.Term) ast.Value {
+	if t := o.Get(k); t != nil {
+		return t.Value
+	}
+	return nil
 }
 
 // TestResult is the outcome of one Rego test rule.

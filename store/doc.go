@@ -46,6 +46,9 @@
 // Names follow the slug rule (no '/'), so '/' separates key parts unambiguously. Indexes are not
 // stored: Open rebuilds them from the records.
 //
+// Check verifies that every index agrees with the records; the tests run it after every batch
+// of a fuzzed write sequence and at the end of the store suite.
+//
 // # Events
 //
 // Every Apply produces one Event {revision, kind, keys, projects}: the record keys it wrote and
