@@ -184,6 +184,9 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 // Changes returns the changes that write the file's content, in dependency order: org, members,
 // policies, teams and their members, projects with grants, users.
 func (f *File) Changes() ([]Change, error) {
+	if err := f.checkDuplicates(); err != nil {
+		return nil, err
+	}
 	var cs []Change
 	for i, o := range f.Orgs {
 		cs = append(cs, PutOrg{Org: Org{Name: o.Name, Queue: o.Queue, DefaultPresets: o.DefaultPresets, ArchivedDeletionInterval: o.ArchivedDeletionInterval}})
@@ -219,6 +222,44 @@ func (f *File) Changes() ([]Change, error) {
 		cs = append(cs, PutUser{User: User{ID: id, DefaultTeam: f.Users[id].DefaultTeam}})
 	}
 	return cs, nil
+}
+
+// checkDuplicates rejects a name given twice where the file lists entities (orgs, and policies,
+// teams and projects of an org): the second would silently replace the first.
+func (f *File) checkDuplicates() error {
+	dup := func(path string, names []string) error {
+		seen := map[string]bool{}
+		for i, n := range names {
+			if seen[n] {
+				return &teamgate.ConflictError{What: "data file entry", Name: fmt.Sprintf("%s[%d]", path, i), Reason: "duplicate name " + n}
+			}
+			seen[n] = true
+		}
+		return nil
+	}
+	var orgs []string
+	for i, o := range f.Orgs {
+		orgs = append(orgs, o.Name)
+		var pols, teams, projs []string
+		for _, p := range o.Policies {
+			pols = append(pols, p.Name)
+		}
+		for _, t := range o.Teams {
+			teams = append(teams, t.Name)
+		}
+		for _, p := range o.Projects {
+			projs = append(projs, p.Name)
+		}
+		for _, e := range []error{
+			dup(fmt.Sprintf("orgs[%d].policies", i), pols), dup(fmt.Sprintf("orgs[%d].teams", i), teams),
+			dup(fmt.Sprintf("orgs[%d].projects", i), projs),
+		} {
+			if e != nil {
+				return e
+			}
+		}
+	}
+	return dup("orgs", orgs)
 }
 
 // Load applies a data file (YAML or JSON) as one atomic batch: entities in the file are created

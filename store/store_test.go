@@ -212,6 +212,24 @@ func TestParseFileUnknownKeys(t *testing.T) {
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 }
 
+func TestDataFileDuplicatesAreConflicts(t *testing.T) {
+	t.Parallel()
+	for doc, where := range map[string]string{
+		"orgs: [{name: a}, {name: a}]":                                   "orgs[1]",
+		"orgs: [{name: a, teams: [{name: t}, {name: t}]}]":               "orgs[0].teams[1]",
+		"orgs: [{name: a, projects: [{name: p}, {name: q}, {name: p}]}]": "orgs[0].projects[2]",
+		"orgs: [{name: a, policies: [{name: p}, {name: p}]}]":            "orgs[0].policies[1]",
+	} {
+		f, err := store.ParseFile([]byte(doc))
+		require.NoError(t, err)
+		_, err = f.Changes()
+		require.ErrorIs(t, err, teamgate.ErrConflict, doc)
+		require.Contains(t, err.Error(), where, doc)
+	}
+	_, err := store.ParseFile([]byte("orgs: [{name: a, members: {bob: owner, bob: viewer}}]"))
+	require.ErrorIs(t, err, teamgate.ErrInvalid, "a duplicate map key")
+}
+
 func TestWatchStreamsEvents(t *testing.T) {
 	t.Parallel()
 	modes(t, func(t *testing.T, open func() *store.Store) {

@@ -105,6 +105,14 @@ func (e *env) withEngine(fn func(cmd *cobra.Command, a []string, eng *authz.Engi
 	}
 }
 
+// echo repeats a single request's error on stderr for people; the JSON line on stdout carries it
+// for programs, and the exit code stays 0 because the input was answered (SPEC §11).
+func (e *env) echo(err error) {
+	if err != nil {
+		fmt.Fprintln(e.stderr, "teamgate:", err)
+	}
+}
+
 // writeJSON writes v as one compact JSON line without HTML escaping.
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -212,6 +220,7 @@ func (e *env) checkCmd() *cobra.Command {
 					return err
 				}
 				d, err := eng.Authorize(cmd.Context(), authz.Request{Subject: a[0], Action: a[1], Resource: a[2], Owner: owner, Attributes: at})
+				e.echo(err)
 				return writeJSON(e.stdout, lineOf(d, err))
 			}
 			return e.eachLine(requests, func(line []byte) error {
@@ -344,6 +353,7 @@ func (e *env) admitCmd() *cobra.Command {
 					return writeJSON(e.stdout, admitOf(policy.Admission{}, err))
 				}
 				adm, err := eng.Admit(cmd.Context(), a[0], a[1], r)
+				e.echo(err)
 				return writeJSON(e.stdout, admitOf(adm, err))
 			}
 			return e.eachLine(requests, func(line []byte) error {

@@ -163,9 +163,10 @@ func TestCheckSingleWithAttributes(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, `"allowed":true`)
 	// An invalid request is answered on its line, exit 0.
-	out, _, code = cli(t, "", "check", "--data", conformance.DataFile(), "bob", "runs.explode", "acme/vision")
+	out, stderr, code := cli(t, "", "check", "--data", conformance.DataFile(), "bob", "runs.explode", "acme/vision")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, `"error":"invalid action \"runs.explode\"`)
+	require.Contains(t, stderr, "runs.explode", "the error is also shown to people")
 }
 
 func TestCheckBatchBadLineGoesOn(t *testing.T) {
