@@ -167,7 +167,7 @@ func (c PutOrg) apply(t *txn) error {
 	o.DefaultPresets = slices.Clone(o.DefaultPresets)
 	if od, ok := t.st.orgs[o.Name]; ok {
 		old := od.org
-		t.undo = append(t.undo, func() { od.org = old })
+		t.onUndo(func() { od.org = old })
 		od.org = o
 		t.affectAll(od)
 	} else {
@@ -260,7 +260,7 @@ func (c PutTeam) apply(t *txn) error {
 	}
 	if td, ok := o.teams[tm.Name]; ok {
 		old := td.team
-		t.undo = append(t.undo, func() { td.team = old })
+		t.onUndo(func() { td.team = old })
 		td.team = tm
 	} else {
 		set(t, o.teams, tm.Name, &teamData{team: tm, members: map[string]string{}})
@@ -375,7 +375,7 @@ func (c PutProject) apply(t *txn) error {
 	if exists {
 		t.unindexProject(o, pd)
 		oldP, oldRules := pd.p, pd.rules
-		t.undo = append(t.undo, func() { pd.p, pd.rules = oldP, oldRules })
+		t.onUndo(func() { pd.p, pd.rules = oldP, oldRules })
 		pd.p, pd.rules = p, rules
 	} else {
 		pd = &projectData{p: p, rules: rules}
@@ -451,7 +451,7 @@ func (c PutPolicy) apply(t *txn) error {
 	p.Settings = cloneSettings(p.Settings)
 	if pd, ok := o.policies[p.Name]; ok {
 		oldP, oldRules := pd.p, pd.rules
-		t.undo = append(t.undo, func() { pd.p, pd.rules = oldP, oldRules })
+		t.onUndo(func() { pd.p, pd.rules = oldP, oldRules })
 		pd.p, pd.rules = p, rules
 	} else {
 		set(t, o.policies, p.Name, &policyData{p: p, rules: rules})

@@ -67,6 +67,14 @@ type txn struct {
 	dirty    map[string]struct{} // Badger keys whose records must be rewritten or deleted
 	projects map[string]struct{} // affected projects, "org/project"
 	kinds    []string
+	noUndo   bool // loading records at Open: a failure discards the whole state anyway
+}
+
+// onUndo records how to undo a mutation, unless the txn cannot fail over (loading from disk).
+func (t *txn) onUndo(f func()) {
+	if !t.noUndo {
+		t.undo = append(t.undo, f)
+	}
 }
 
 func (t *txn) rollback() {
@@ -86,7 +94,7 @@ func (t *txn) affectAll(o *orgData) {
 
 func set[K comparable, V any](t *txn, m map[K]V, k K, v V) {
 	old, had := m[k]
-	t.undo = append(t.undo, func() {
+	t.onUndo(func() {
 		if had {
 			m[k] = old
 		} else {
@@ -101,7 +109,7 @@ func del[K comparable, V any](t *txn, m map[K]V, k K) {
 	if !had {
 		return
 	}
-	t.undo = append(t.undo, func() { m[k] = old })
+	t.onUndo(func() { m[k] = old })
 	delete(m, k)
 }
 
@@ -139,7 +147,7 @@ func (t *txn) setProjectTeams(o *orgData, pd *projectData) {
 		delIndex(t, o.teamProjects, team, pd.p.Name)
 	}
 	old := pd.teams
-	t.undo = append(t.undo, func() { pd.teams = old })
+	t.onUndo(func() { pd.teams = old })
 	pd.teams = eff
 	for _, team := range eff.Values {
 		setIndex(t, o.teamProjects, team, pd.p.Name, struct{}{})

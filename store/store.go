@@ -342,7 +342,7 @@ func (s *Store) load(ctx context.Context) error {
 			order[strings.SplitN(strings.TrimPrefix(b.key, prefixRecords), "/", 2)[0]]
 	})
 	st := newState()
-	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}}
+	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, noUndo: true}
 	for _, r := range recs {
 		c, err := decodeRecord(r.key, []byte(r.val))
 		if err != nil {
