@@ -241,8 +241,6 @@ type query struct {
 	facts projectFacts // what input() read, for messages
 }
 
-var orgRoleNames = []string{"owner", "manager", "admin", "member", "viewer", "billing", "outsider"}
-
 // prepare validates a request without touching the store.
 func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 	if err := scope.CheckSlug("subject", req.Subject); err != nil {
@@ -272,7 +270,7 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 				continue
 			}
 			s, isStr := v.(string)
-			if !isStr || !slices.Contains(orgRoleNames, s) {
+			if !isStr || !slices.Contains(store.OrgRoles, s) {
 				return nil, teamgate.Invalid("attribute "+k, fmt.Sprint(v), "not an org role")
 			}
 		}
@@ -402,8 +400,9 @@ func (q *query) input(r store.Reader) ast.Value {
 	switch q.res.Kind {
 	case scope.KindProject:
 		f := resolveProject(r, subject, q.res.Ref)
-		q.facts = f
 		subj = subjectTerm(subject, f.orgRole, f.grant, f.teamRoles)
+		f.teamRoles = nil // the store's map: not to be read once the snapshot is released
+		q.facts = f
 		resource = ast.NewTerm(f.value())
 		if q.dest != nil {
 			d := resolveProject(r, subject, *q.dest)
