@@ -111,6 +111,12 @@ deny contains "olga is suspended" if input.subject.id == "olga"
 	require.NoError(t, err)
 	require.False(t, d.Allowed, "ext.deny wins over the default allow")
 	require.True(t, d.Has("extension_deny"))
+	page, err := eng.ListProjects(t.Context(), "olga", "acme", authz.Page{})
+	require.NoError(t, err)
+	require.Empty(t, page.Projects, "an ext.deny hides projects from listings too")
+	page, err = eng.ListProjects(t.Context(), "bob", "acme", authz.Page{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"archive", "nlp", "open", "vision"}, page.Projects)
 
 	d, err = eng.Authorize(t.Context(), authz.Request{Subject: "bill", Action: "runs.get", Resource: "acme/nope"})
 	require.NoError(t, err)

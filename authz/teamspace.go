@@ -59,30 +59,9 @@ func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page P
 	if page.Limit < 0 {
 		return ProjectPage{}, teamgate.Invalid("page limit", strconv.Itoa(page.Limit), "must be >= 0")
 	}
-	var out ProjectPage
-	var o scope.Owner
-	err := e.dir.View(func(r store.Reader) error {
-		var err error
-		if o, err = ownerFor(r, subject, owner); err != nil {
-			return err
-		}
-		out.Revision = r.Revision()
-		out.Projects = visibleProjects(r, subject, o)
-		return nil
-	})
+	out, _, err := e.visible(ctx, subject, owner)
 	if err != nil {
 		return ProjectPage{}, err
-	}
-	out.Owner = o.String()
-	if e.policy.Load().Customized() {
-		kept := out.Projects[:0]
-		for _, p := range out.Projects {
-			d, err := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: o.Org + "/" + p})
-			if err == nil && d.Allowed {
-				kept = append(kept, p)
-			}
-		}
-		out.Projects = kept
 	}
 	if page.After != "" {
 		i := sort.SearchStrings(out.Projects, page.After)
@@ -97,6 +76,39 @@ func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page P
 	}
 	out.Projects = slices.Clone(out.Projects)
 	return out, nil
+}
+
+// visible lists every project of owner the subject can project.get, and how many projects the
+// org has, from one snapshot.
+func (e *Engine) visible(ctx context.Context, subject, owner string) (ProjectPage, int, error) {
+	var out ProjectPage
+	var o scope.Owner
+	var total int
+	err := e.dir.View(func(r store.Reader) error {
+		var err error
+		if o, err = ownerFor(r, subject, owner); err != nil {
+			return err
+		}
+		out.Revision = r.Revision()
+		out.Projects = visibleProjects(r, subject, o)
+		total = len(r.Projects(o.Org))
+		return nil
+	})
+	if err != nil {
+		return ProjectPage{}, 0, err
+	}
+	out.Owner = o.String()
+	if e.policy.Load().Customized() {
+		kept := out.Projects[:0]
+		for _, p := range out.Projects {
+			d, err := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: o.Org + "/" + p, MinRevision: out.Revision})
+			if err == nil && d.Allowed {
+				kept = append(kept, p)
+			}
+		}
+		out.Projects = kept
+	}
+	return out, total, nil
 }
 
 // visibleProjects computes, from indexes, the sorted projects of o the subject can project.get
@@ -169,18 +181,17 @@ type Filter struct {
 // true when that is every project of the org (owner, or an `org` owner for org owners and
 // managers).
 func (e *Engine) ProjectFilter(ctx context.Context, subject, owner string) (Filter, error) {
-	page, err := e.ListProjects(ctx, subject, owner, Page{})
+	if err := scope.CheckSlug("subject", subject); err != nil {
+		return Filter{}, err
+	}
+	page, total, err := e.visible(ctx, subject, owner)
 	if err != nil {
 		return Filter{}, err
 	}
 	o, _ := scope.ParseOwner(page.Owner)
-	f := Filter{Org: o.Org, Projects: page.Projects, Revision: page.Revision}
-	if !o.IsTeam() {
-		var total int
-		_ = e.dir.View(func(r store.Reader) error { total = len(r.Projects(o.Org)); return nil })
-		if total > 0 && total == len(page.Projects) {
-			f.All, f.Projects = true, []string{}
-		}
+	f := Filter{Org: o.Org, Projects: slices.Clone(page.Projects), Revision: page.Revision}
+	if !o.IsTeam() && total > 0 && total == len(page.Projects) {
+		f.All, f.Projects = true, []string{}
 	}
 	return f, nil
 }
