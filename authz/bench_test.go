@@ -11,7 +11,7 @@ import (
 // BenchmarkAuthorize measures one uncached decision (facts from the store's indexes + the
 // prepared Rego query) on the conformance directory.
 func BenchmarkAuthorize(b *testing.B) {
-	eng, _ := newAcme(b)
+	eng, _ := newAcme(b, authz.WithDecisionCache(0))
 	reqs := []authz.Request{
 		{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
 		{Subject: "vera", Action: "runs.get", Resource: "acme/labs"},

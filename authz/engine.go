@@ -18,6 +18,7 @@ import (
 // Directory is what the engine needs from a store: consistent snapshots, revisions and writes.
 type Directory interface {
 	View(fn func(r store.Reader) error) error
+	Revision() uint64
 	WaitRevision(ctx context.Context, rev uint64) error
 	Apply(ctx context.Context, changes ...store.Change) (uint64, error)
 }
@@ -28,9 +29,15 @@ var _ Directory = (*store.Store)(nil)
 type Option func(*config) error
 
 type config struct {
-	modules []rego.Module
-	data    []map[string]any
-	logger  *slog.Logger
+	modules   []rego.Module
+	data      []map[string]any
+	logger    *slog.Logger
+	cacheSize int
+	cacheSet  bool
+}
+
+func errInvalidSize(n int) error {
+	return teamgate.Invalid("cache size", fmt.Sprint(n), "must be >= 0")
 }
 
 // WithModules adds authors' Rego modules to the default policy. Default: none.
@@ -78,6 +85,7 @@ type Engine struct {
 	policy atomic.Pointer[rego.Policy]
 
 	settingsCache *settingsCache
+	decisions     *decisionCache // nil when turned off
 
 	evalErrors atomic.Uint64
 }
@@ -100,7 +108,10 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{dir: dir, log: c.logger, settingsCache: newSettingsCache(dir)}
+	if !c.cacheSet {
+		c.cacheSize = DefaultDecisionCacheSize
+	}
+	e := &Engine{dir: dir, log: c.logger, settingsCache: newSettingsCache(dir), decisions: newDecisionCache(c.cacheSize)}
 	e.policy.Store(p)
 	return e, nil
 }
@@ -124,11 +135,19 @@ func (e *Engine) Policy() *rego.Policy { return e.policy.Load() }
 
 // Stats are the engine's counters.
 type Stats struct {
-	EvalErrors uint64 // evaluations that failed and denied with reason "error"
+	EvalErrors  uint64 // evaluations that failed and denied with reason "error"
+	CacheHits   uint64 // decisions served from the decision cache
+	CacheMisses uint64 // cacheable decisions that had to be evaluated
 }
 
 // Stats returns the engine's counters.
-func (e *Engine) Stats() Stats { return Stats{EvalErrors: e.evalErrors.Load()} }
+func (e *Engine) Stats() Stats {
+	s := Stats{EvalErrors: e.evalErrors.Load()}
+	if e.decisions != nil {
+		s.CacheHits, s.CacheMisses = e.decisions.hits.Load(), e.decisions.misses.Load()
+	}
+	return s
+}
 
 // Request is one authorization question.
 type Request struct {
@@ -162,13 +181,47 @@ func (d Decision) Has(code string) bool {
 // malformed reference or attribute) is an error matching teamgate.ErrInvalid; a missing org,
 // team or project is a deny with reason not_found; a failed evaluation is a deny with reason
 // error.
+//
+// Decisions on requests without attributes are cached in memory (WithDecisionCache). A cached
+// decision is served only while the policy and everything it depended on — the org, the
+// subject's org and team memberships there, the team and the project with its grants, policy
+// and effective teams — are unchanged, so after a write returns no decision made before it is
+// served if the write could change it, and an unrelated write evicts nothing. A served
+// decision's Revision is the store's current revision. Decision.Reasons may be shared with the
+// cache: do not modify it.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
-	_, _, d, err := e.decide(ctx, req)
+	if e.decisions == nil || len(req.Attributes) > 0 {
+		_, _, d, err := e.decide(ctx, req, nil)
+		return d, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Decision{}, err
+	}
+	if req.MinRevision > 0 {
+		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
+			return Decision{}, err
+		}
+	}
+	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
+	p := e.policy.Load()
+	if c, ok := e.decisions.lru.Get(key); ok && c.current(p) {
+		e.decisions.hits.Add(1)
+		d := c.dec
+		d.Revision = e.dir.Revision()
+		return d, nil
+	}
+	e.decisions.misses.Add(1)
+	entry := &cached{}
+	_, _, d, err := e.decide(ctx, req, entry)
+	if err == nil && entry.policy != nil && !d.Has("error") {
+		e.decisions.lru.Add(key, entry)
+	}
 	return d, err
 }
 
-// decide validates req, reads its facts in one snapshot and evaluates the policy.
-func (e *Engine) decide(ctx context.Context, req Request) (*query, ast.Value, Decision, error) {
+// decide validates req, reads its facts in one snapshot and evaluates the policy. With a non-nil
+// entry it also captures, in the same snapshot, what the decision depends on and fills entry.
+func (e *Engine) decide(ctx context.Context, req Request, entry *cached) (*query, ast.Value, Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, Decision{}, err
 	}
@@ -187,11 +240,18 @@ func (e *Engine) decide(ctx context.Context, req Request) (*query, ast.Value, De
 	if err := e.dir.View(func(r store.Reader) error {
 		rev = r.Revision()
 		in = q.input(r)
+		if entry != nil {
+			captureDeps(r, q, entry)
+		}
 		return nil
 	}); err != nil {
 		return nil, nil, Decision{}, err
 	}
-	return q, in, e.eval(ctx, p, q, in, rev), nil
+	d := e.eval(ctx, p, q, in, rev)
+	if entry != nil {
+		entry.dec, entry.policy = d, p
+	}
+	return q, in, d, nil
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, in ast.Value, rev uint64) Decision {

@@ -11,7 +11,7 @@ import (
 	"github.com/teamgate/teamgate/store"
 )
 
-func open(b *testing.B, s Scenario) (*store.Store, *authz.Engine) {
+func open(b *testing.B, s Scenario, opts ...authz.Option) (*store.Store, *authz.Engine) {
 	b.Helper()
 	st, err := store.Open(b.Context(), store.Options{})
 	if err != nil {
@@ -21,7 +21,7 @@ func open(b *testing.B, s Scenario) (*store.Store, *authz.Engine) {
 	if _, err := st.Apply(b.Context(), s.Changes()...); err != nil {
 		b.Fatal(err)
 	}
-	eng, err := authz.New(b.Context(), st)
+	eng, err := authz.New(b.Context(), st, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func requests(s Scenario, n int) []authz.Request {
 // BenchmarkAuthorizeUncached: facts from the store's indexes + the prepared Rego query, on the
 // small tier, random requests. Reports p50/p99 from per-call timings.
 func BenchmarkAuthorizeUncached(b *testing.B) {
-	_, eng := open(b, Small)
+	_, eng := open(b, Small, authz.WithDecisionCache(0))
 	reqs := requests(Small, 4096)
 	ctx := b.Context()
 	lat := make([]time.Duration, 0, 1<<16)
@@ -66,7 +66,7 @@ func BenchmarkAuthorizeUncached(b *testing.B) {
 
 // BenchmarkAuthorizeParallel: the same, from every core.
 func BenchmarkAuthorizeParallel(b *testing.B) {
-	_, eng := open(b, Small)
+	_, eng := open(b, Small, authz.WithDecisionCache(0))
 	reqs := requests(Small, 4096)
 	ctx := b.Context()
 	b.ReportAllocs()
@@ -80,6 +80,27 @@ func BenchmarkAuthorizeParallel(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkAuthorizeCachedMix: the same random requests through the decision cache (4096
+// distinct requests: after the first round every one is an L1 hit).
+func BenchmarkAuthorizeCachedMix(b *testing.B) {
+	_, eng := open(b, Small)
+	reqs := requests(Small, 4096)
+	ctx := b.Context()
+	for _, r := range reqs {
+		if _, err := eng.Authorize(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := eng.Authorize(ctx, reqs[i%len(reqs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }
 
 // BenchmarkListProjects lists a member's projects in the whole org and in one team space.
@@ -98,7 +119,8 @@ func BenchmarkListProjects(b *testing.B) {
 	}
 }
 
-// BenchmarkWriteThenAuthorize: a membership change and the next decision that must see it.
+// BenchmarkWriteThenAuthorize: a membership change and the next decision that must see it
+// (through the decision cache: the write invalidates exactly that decision).
 func BenchmarkWriteThenAuthorize(b *testing.B) {
 	st, eng := open(b, Small)
 	ctx := b.Context()

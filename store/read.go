@@ -7,7 +7,10 @@ import (
 
 // Reader reads one consistent snapshot of the directory. It is only valid inside the View
 // callback that received it, and maps and slices it returns are read-only.
-type Reader struct{ st *state }
+type Reader struct {
+	st     *state
+	stamps *stamps
+}
 
 // View runs fn with a consistent snapshot. Writes wait until fn returns, so keep it short.
 func (s *Store) View(fn func(r Reader) error) error {
@@ -16,7 +19,7 @@ func (s *Store) View(fn func(r Reader) error) error {
 	if s.closed {
 		return teamgate.ErrClosed
 	}
-	return fn(Reader{st: s.st})
+	return fn(Reader{st: s.st, stamps: &s.stamps})
 }
 
 // Revision is the snapshot's revision.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -54,6 +55,9 @@ type Store struct {
 	st      *state
 	changed chan struct{} // closed and replaced after every commit (wakes watchers)
 	closed  bool
+
+	stamps   stamps        // revision cells for caches; bumped under mu, read anywhere
+	revision atomic.Uint64 // st.rev, readable without the lock
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
@@ -130,11 +134,7 @@ func (s *Store) gcLoop(every time.Duration) {
 }
 
 // Revision returns the revision of the last committed write (0 for an empty store).
-func (s *Store) Revision() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.st.rev
-}
+func (s *Store) Revision() uint64 { return s.revision.Load() }
 
 // Apply validates and commits changes as one atomic batch and returns the new revision. On any
 // error nothing changes: neither memory nor disk. An empty batch returns the current revision.
@@ -182,12 +182,19 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
 		return 0, err
 	}
 	s.st.rev = rev
+	s.revision.Store(rev)
 	for key := range t.projects {
 		org, name, _ := strings.Cut(key, "/")
 		if o, ok := s.st.orgs[org]; ok {
 			if pd, ok := o.projects[name]; ok {
 				pd.rev = rev
 			}
+		}
+		s.stamps.bump("p/"+key, rev)
+	}
+	for key := range t.dirty {
+		if sk := stampOf(key); sk != "" {
+			s.stamps.bump(sk, rev)
 		}
 	}
 	close(s.changed)
@@ -362,6 +369,7 @@ func (s *Store) load(ctx context.Context) error {
 		}
 	}
 	s.st = st
+	s.revision.Store(rev)
 	return nil
 }
 

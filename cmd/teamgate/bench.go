@@ -13,11 +13,21 @@ import (
 
 func (e *env) benchCmd() *cobra.Command {
 	var n int
+	var cached bool
 	c := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure uncached Authorize latency on the --data directory (every member × project × sample action)",
+		Short: "Measure Authorize latency on the --data directory (every member × project × sample action), uncached unless --cached",
 		Args:  args(cobra.NoArgs),
-		RunE: e.withEngine(func(cmd *cobra.Command, _ []string, eng *authz.Engine) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var opts []authz.Option
+			if !cached {
+				opts = append(opts, authz.WithDecisionCache(0))
+			}
+			eng, done, err := e.engine(cmd.Context(), opts...)
+			if err != nil {
+				return err
+			}
+			defer done()
 			reqs, err := benchRequests(eng)
 			if err != nil {
 				return err
@@ -39,9 +49,10 @@ func (e *env) benchCmd() *cobra.Command {
 			fmt.Fprintf(e.stdout, "%d decisions over %d distinct requests in %v (%.0f/s)\n", n, len(reqs), total.Round(time.Millisecond), float64(n)/total.Seconds())
 			fmt.Fprintf(e.stdout, "latency µs: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", us(50), us(90), us(99), float64(h.Max())/1e3)
 			return nil
-		}),
+		},
 	}
 	c.Flags().IntVar(&n, "n", 20000, "number of decisions to time")
+	c.Flags().BoolVar(&cached, "cached", false, "go through the decision cache (default: evaluate every decision)")
 	return c
 }
 

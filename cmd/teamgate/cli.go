@@ -69,7 +69,7 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 // engine opens an in-memory store with --data and builds an engine with --policy.
-func (e *env) engine(ctx context.Context) (*authz.Engine, func(), error) {
+func (e *env) engine(ctx context.Context, extra ...authz.Option) (*authz.Engine, func(), error) {
 	if e.data == "" {
 		return nil, nil, usageError{errors.New("--data FILE is required")}
 	}
@@ -81,7 +81,7 @@ func (e *env) engine(ctx context.Context) (*authz.Engine, func(), error) {
 		_ = st.Close()
 		return nil, nil, err
 	}
-	var opts []authz.Option
+	opts := extra
 	if e.policyDir != "" {
 		opts = append(opts, authz.WithPolicyDir(e.policyDir))
 	}

@@ -1,0 +1,174 @@
+package authz_test
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/store"
+)
+
+// randomWrite picks one change over the random directory's names; it may fail validation,
+// which is fine: a failed write changes nothing.
+func randomWrite(rng *rand.Rand, users, teams, projects []string) store.Change {
+	u := users[rng.IntN(len(users))]
+	tm := teams[rng.IntN(len(teams))]
+	p := projects[rng.IntN(len(projects))]
+	switch rng.IntN(11) {
+	case 0:
+		return store.PutMember{Org: "o", User: u, Role: store.OrgRoles[rng.IntN(len(store.OrgRoles))]}
+	case 1:
+		return store.DeleteMember{Org: "o", User: u}
+	case 2:
+		return store.PutTeamMember{Org: "o", Team: tm, User: u, Role: store.TeamRoles[rng.IntN(4)]}
+	case 3:
+		return store.DeleteTeamMember{Org: "o", Team: tm, User: u}
+	case 4:
+		return store.PutGrant{Org: "o", Project: p, User: u, Grant: store.Grant{Role: store.ProjectRoles[rng.IntN(4)]}}
+	case 5:
+		return store.DeleteGrant{Org: "o", Project: p, User: u}
+	case 6:
+		var ts []string
+		for _, t := range teams {
+			if rng.IntN(3) == 0 {
+				ts = append(ts, t)
+			}
+		}
+		return store.PutPolicy{Policy: store.Policy{Org: "o", Name: "p0", Settings: policy.Settings{Teams: ts}}}
+	case 7:
+		var ts []string
+		for _, t := range teams {
+			if rng.IntN(4) == 0 {
+				ts = append(ts, t)
+			}
+		}
+		pol := []string{"", "p0", "p1"}[rng.IntN(3)]
+		return store.PutProject{Project: store.Project{Org: "o", Name: p, Teams: ts, Policy: pol}}
+	case 8:
+		return store.DeleteProject{Org: "o", Name: p}
+	case 9:
+		return store.PutTeam{Team: store.Team{Org: "o", Name: tm}}
+	default:
+		return store.DeleteTeam{Org: "o", Name: tm}
+	}
+}
+
+func randomRequest(rng *rand.Rand, actions, users, teams, projects []string) authz.Request {
+	u := users[rng.IntN(len(users))]
+	a := actions[rng.IntN(len(actions))]
+	tm := teams[rng.IntN(len(teams))]
+	p := projects[rng.IntN(len(projects))]
+	var res string
+	switch {
+	case a == "org.get" || a == "members.list" || a == "org.update" || a == "projects.create" || a == "org.runs":
+		res = []string{"o", "nope"}[rng.IntN(2)]
+	case len(a) > 5 && a[:5] == "team.":
+		res = "o/" + tm
+	case rng.IntN(2) == 0:
+		res = "o/" + tm + "/" + p
+	default:
+		res = "o/" + p
+	}
+	return authz.Request{Subject: u, Action: a, Resource: res}
+}
+
+// TestDecisionCacheDifferential interleaves random writes and checks and compares the cached
+// engine with an uncached one on the same store: zero mismatches.
+func TestDecisionCacheDifferential(t *testing.T) {
+	t.Parallel()
+	actions := []string{"runs.get", "runs.stop", "runs.approve", "project.get", "runs.bookmark",
+		"org.get", "members.list", "org.update", "projects.create", "org.runs",
+		"team.get", "team.update", "team.delete", "team.projects.create"}
+	for seed := range uint64(6) {
+		cachedEng, users, teams, projects := randomDirectory(t, seed)
+		st := cachedEng.Directory().(*store.Store)
+		plain, err := authz.New(t.Context(), st, authz.WithDecisionCache(0))
+		require.NoError(t, err)
+		rng := rand.New(rand.NewPCG(seed, 99))
+		checks := 0
+		for step := range 300 {
+			if step%3 == 0 {
+				_, _ = st.Apply(t.Context(), randomWrite(rng, users, teams, append(slices.Clone(projects), "fresh")))
+				require.NoError(t, st.Check())
+			}
+			for range 12 {
+				req := randomRequest(rng, actions, users, teams, append(slices.Clone(projects), "fresh"))
+				want, err1 := plain.Authorize(t.Context(), req)
+				got, err2 := cachedEng.Authorize(t.Context(), req)
+				require.Equal(t, err1 == nil, err2 == nil, "%+v", req)
+				if err1 != nil {
+					continue
+				}
+				checks++
+				require.Equal(t, want.Allowed, got.Allowed, "seed %d step %d %+v: want %+v got %+v", seed, step, req, want, got)
+				require.Equal(t, want.Role, got.Role, "seed %d step %d %+v", seed, step, req)
+				require.Equal(t, want.Reasons, got.Reasons, "seed %d step %d %+v", seed, step, req)
+				require.Equal(t, st.Revision(), got.Revision)
+			}
+		}
+		s := cachedEng.Stats()
+		require.NotZero(t, s.CacheHits, "the cache served decisions")
+		require.NotZero(t, s.CacheMisses)
+		require.Positive(t, checks)
+	}
+}
+
+func TestDecisionCacheUnrelatedWriteKeepsEntries(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	req := authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision"}
+	_, err := eng.Authorize(t.Context(), req)
+	require.NoError(t, err)
+	_, err = st.Apply(t.Context(), store.PutMember{Org: "acme", User: "zoe", Role: "member"}) // unrelated
+	require.NoError(t, err)
+	before := eng.Stats().CacheHits
+	d, err := eng.Authorize(t.Context(), req)
+	require.NoError(t, err)
+	require.True(t, d.Allowed)
+	require.Equal(t, before+1, eng.Stats().CacheHits, "an unrelated write evicts nothing")
+	require.Equal(t, st.Revision(), d.Revision)
+
+	// A related write: bob leaves the team vision is restricted to.
+	_, err = st.Apply(t.Context(), store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"})
+	require.NoError(t, err)
+	d, err = eng.Authorize(t.Context(), req)
+	require.NoError(t, err)
+	require.False(t, d.Allowed)
+	require.True(t, d.Has("restricted"))
+	require.Equal(t, before+1, eng.Stats().CacheHits, "a related write is a miss")
+
+	// A policy swap invalidates every entry.
+	require.NoError(t, eng.SetPolicy(t.Context(), []rego.Module{{Name: "x.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"frozen\" if input.subject.id == \"bob\"\n"}}))
+	d, err = eng.Authorize(t.Context(), req)
+	require.NoError(t, err)
+	require.False(t, d.Allowed)
+	require.True(t, d.Has("extension_deny"))
+
+	_, err = authz.New(t.Context(), st, authz.WithDecisionCache(-1))
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+}
+
+// BenchmarkAuthorizeCached measures an L1 hit.
+func BenchmarkAuthorizeCached(b *testing.B) {
+	eng, _ := newAcme(b)
+	ctx := b.Context()
+	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	if _, err := eng.Authorize(ctx, req); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := eng.Authorize(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if eng.Stats().CacheHits == 0 {
+		b.Fatal("no hits")
+	}
+}
