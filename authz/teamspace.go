@@ -91,7 +91,7 @@ func (e *Engine) visible(ctx context.Context, subject, owner string) (ProjectPag
 		}
 		out.Revision = r.Revision()
 		out.Projects = visibleProjects(r, subject, o)
-		total = len(r.Projects(o.Org))
+		total = r.ProjectCount(o.Org)
 		return nil
 	})
 	if err != nil {
@@ -129,6 +129,8 @@ func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
 		}
 		return nonNil(r.Projects(o.Org))
 	}
+	// Restricted projects come from the subject's teams and grants (few); open ones, when the
+	// org role reaches viewer, from the open-project index.
 	set := map[string]struct{}{}
 	for _, p := range r.GrantProjects(o.Org, subject) {
 		set[p] = struct{}{}
@@ -138,13 +140,8 @@ func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
 			set[p] = struct{}{}
 		}
 	}
-	if !o.IsTeam() && policyBaseAtLeastViewer(role) {
-		for _, p := range r.OpenProjects(o.Org) {
-			set[p] = struct{}{}
-		}
-	}
-	out := make([]string, 0, len(set))
 	if o.IsTeam() {
+		out := []string{}
 		for _, p := range r.TeamProjects(o.Org, o.Team) {
 			if _, ok := set[p]; ok {
 				out = append(out, p)
@@ -152,8 +149,15 @@ func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
 		}
 		return out
 	}
+	out := make([]string, 0, len(set))
+	withOpen := policyBaseAtLeastViewer(role)
+	if withOpen {
+		out = slices.AppendSeq(out, r.EachOpenProject(o.Org))
+	}
 	for p := range set {
-		out = append(out, p)
+		if pv, ok := r.Project(o.Org, p); ok && (!withOpen || pv.Teams.Restricted) {
+			out = append(out, p)
+		}
 	}
 	slices.Sort(out)
 	return out

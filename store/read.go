@@ -1,6 +1,9 @@
 package store
 
 import (
+	"iter"
+	"maps"
+
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
 )
@@ -116,12 +119,28 @@ func (r Reader) Projects(org string) []string {
 	return nil
 }
 
+// ProjectCount returns how many projects an org has.
+func (r Reader) ProjectCount(org string) int {
+	if o, ok := r.st.orgs[org]; ok {
+		return len(o.projects)
+	}
+	return 0
+}
+
 // OpenProjects returns the org's projects with no team restriction, sorted.
 func (r Reader) OpenProjects(org string) []string {
 	if o, ok := r.st.orgs[org]; ok {
 		return sortedKeys(o.openProjects)
 	}
 	return nil
+}
+
+// EachOpenProject yields the org's projects with no team restriction, in no particular order.
+func (r Reader) EachOpenProject(org string) iter.Seq[string] {
+	if o, ok := r.st.orgs[org]; ok {
+		return maps.Keys(o.openProjects)
+	}
+	return func(func(string) bool) {}
 }
 
 // GrantProjects returns the projects of org on which user has a grant, sorted.
