@@ -22,6 +22,18 @@
 // with. Decision.Revision is the store revision the facts were read at; Request.MinRevision waits
 // for a revision (read-your-writes across replicas) or fails with teamgate.ErrStale.
 //
+// # Decision cache
+//
+// Decisions on requests without attributes are kept in a bounded in-memory LRU
+// (WithDecisionCache, default 100,000 entries). Each entry records the policy it was made with
+// and the store's revision stamps of what it read: the org, the subject's membership and team
+// roles in it, the team of a team-space reference, and the project (its record, grants, policy
+// and effective teams). A hit is served only while all of them are unchanged; Apply bumps the
+// stamps it touches before it returns. So no decision made before a write is served after the
+// write returns if the write could change it, and an unrelated write evicts nothing. A
+// differential test interleaves random writes and checks against an uncached engine. A hit costs
+// about 100 ns and no allocation.
+//
 // # Listing
 //
 // ListProjects answers from indexes (grant, team and open-project sets), never by evaluating
