@@ -32,9 +32,19 @@ func TestConformanceAuthorize(t *testing.T) {
 	cases, err := conformance.Load()
 	require.NoError(t, err)
 	require.NotEmpty(t, cases.Authorize)
-	eng, _ := newAcme(t)
-	for i, c := range cases.Authorize {
-		name := fmt.Sprintf("%03d %s %s %s", i, c.Subject, c.Action, c.Resource)
+	cached, _ := newAcme(t)
+	uncached, _ := newAcme(t, authz.WithDecisionCache(0))
+	// The cached engine answers the corpus twice: the second pass comes from the cache.
+	for pass, eng := range []*authz.Engine{uncached, cached, cached} {
+		checkAuthorizeCorpus(t, fmt.Sprint("pass ", pass), eng, cases.Authorize)
+	}
+	require.NotZero(t, cached.Stats().CacheHits)
+}
+
+func checkAuthorizeCorpus(t *testing.T, pass string, eng *authz.Engine, cases []conformance.Authorize) {
+	t.Helper()
+	for i, c := range cases {
+		name := fmt.Sprintf("%s %03d %s %s %s", pass, i, c.Subject, c.Action, c.Resource)
 		d, err := eng.Authorize(t.Context(), authz.Request{Subject: c.Subject, Action: c.Action, Resource: c.Resource, Attributes: c.Attributes})
 		if c.Error {
 			require.ErrorIs(t, err, teamgate.ErrInvalid, name)
