@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -170,5 +171,92 @@ func BenchmarkAuthorizeCached(b *testing.B) {
 	}
 	if eng.Stats().CacheHits == 0 {
 		b.Fatal("no hits")
+	}
+}
+
+// TestDecisionCacheBadgerTier: decisions survive a restart in Badger and are served only while
+// the stamps they depended on (stored with every write) are unchanged.
+func TestDecisionCacheBadgerTier(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	open := func() (*store.Store, *authz.Engine) {
+		st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
+		require.NoError(t, err)
+		eng, err := authz.New(ctx, st)
+		require.NoError(t, err)
+		return st, eng
+	}
+	st, eng := open()
+	_, err := st.LoadFile(ctx, "../testdata/conformance/acme.yaml")
+	require.NoError(t, err)
+	stays := authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/nlp"}
+	changes := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	first, err := eng.Authorize(ctx, stays)
+	require.NoError(t, err)
+	d, err := eng.Authorize(ctx, changes)
+	require.NoError(t, err)
+	require.True(t, d.Allowed)
+	// A related write after both decisions were cached: bob leaves engineering.
+	_, err = st.Apply(ctx, store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"})
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+
+	st, eng = open()
+	defer st.Close()
+	again, err := eng.Authorize(ctx, stays)
+	require.NoError(t, err)
+	require.Equal(t, first.Reasons, again.Reasons)
+	require.Equal(t, first.Allowed, again.Allowed)
+	require.Equal(t, uint64(1), eng.Stats().CacheDiskHits, "served from Badger after the restart")
+	d, err = eng.Authorize(ctx, changes)
+	require.NoError(t, err)
+	require.False(t, d.Allowed, "the write before the restart invalidated the stored decision")
+	require.True(t, d.Has("restricted"))
+	require.Equal(t, uint64(1), eng.Stats().CacheDiskHits)
+
+	// A new policy (another fingerprint) ignores stored decisions.
+	require.NoError(t, eng.SetPolicy(ctx, []rego.Module{{Name: "x.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"no\" if input.subject.id == \"vera\"\n"}}))
+	d, err = eng.Authorize(ctx, stays)
+	require.NoError(t, err)
+	require.False(t, d.Allowed)
+}
+
+// BenchmarkAuthorizeDiskTier measures a hit in the Badger tier: an in-memory tier of one entry
+// and two alternating requests make every lookup miss in memory.
+func BenchmarkAuthorizeDiskTier(b *testing.B) {
+	ctx := b.Context()
+	st, err := store.Open(ctx, store.Options{Dir: b.TempDir(), NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.LoadFile(ctx, "../testdata/conformance/acme.yaml"); err != nil {
+		b.Fatal(err)
+	}
+	eng, err := authz.New(ctx, st, authz.WithDecisionCache(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := []authz.Request{
+		{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
+		{Subject: "vera", Action: "runs.get", Resource: "acme/nlp"},
+	}
+	for _, r := range reqs {
+		if _, err := eng.Authorize(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let the asynchronous Badger writes land
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := eng.Authorize(ctx, reqs[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	if eng.Stats().CacheDiskHits == 0 {
+		b.Fatal("no Badger-tier hits")
 	}
 }

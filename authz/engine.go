@@ -85,7 +85,9 @@ type Engine struct {
 	policy atomic.Pointer[rego.Policy]
 
 	settingsCache *settingsCache
-	decisions     *decisionCache // nil when turned off
+	decisions     *decisionCache  // nil when turned off
+	disk          persistentCache // the decision cache's Badger tier; nil without one
+	stamps        stampSource     // non-nil when disk is
 
 	evalErrors atomic.Uint64
 }
@@ -112,6 +114,11 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 		c.cacheSize = DefaultDecisionCacheSize
 	}
 	e := &Engine{dir: dir, log: c.logger, settingsCache: newSettingsCache(dir), decisions: newDecisionCache(c.cacheSize)}
+	if stamps, ok := dir.(stampSource); ok && e.decisions != nil {
+		if disk := diskTier(dir); disk != nil {
+			e.disk, e.stamps = disk, stamps
+		}
+	}
 	e.policy.Store(p)
 	return e, nil
 }
@@ -135,16 +142,17 @@ func (e *Engine) Policy() *rego.Policy { return e.policy.Load() }
 
 // Stats are the engine's counters.
 type Stats struct {
-	EvalErrors  uint64 // evaluations that failed and denied with reason "error"
-	CacheHits   uint64 // decisions served from the decision cache
-	CacheMisses uint64 // cacheable decisions that had to be evaluated
+	EvalErrors    uint64 // evaluations that failed and denied with reason "error"
+	CacheHits     uint64 // decisions served from the in-memory decision cache
+	CacheDiskHits uint64 // decisions served from the decision cache's Badger tier
+	CacheMisses   uint64 // cacheable decisions that had to be evaluated
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	s := Stats{EvalErrors: e.evalErrors.Load()}
 	if e.decisions != nil {
-		s.CacheHits, s.CacheMisses = e.decisions.hits.Load(), e.decisions.misses.Load()
+		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits.Load(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
 	}
 	return s
 }
@@ -210,11 +218,21 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 		d.Revision = e.dir.Revision()
 		return d, nil
 	}
+	if c, ok := e.fromDisk(key, p); ok {
+		e.decisions.diskHits.Add(1)
+		e.decisions.lru.Add(key, c)
+		d := c.dec
+		d.Revision = e.dir.Revision()
+		return d, nil
+	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
 	_, _, d, err := e.decide(ctx, req, entry)
 	if err == nil && entry.policy != nil && !d.Has("error") {
+		deps := entry.deps
+		entry.deps = nil
 		e.decisions.lru.Add(key, entry)
+		e.toDisk(key, entry, deps)
 	}
 	return d, err
 }
@@ -241,7 +259,7 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached) (*query
 		rev = r.Revision()
 		in = q.input(r)
 		if entry != nil {
-			captureDeps(r, q, entry)
+			entry.deps = captureDeps(r, q, entry)
 		}
 		return nil
 	}); err != nil {

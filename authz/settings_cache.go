@@ -30,8 +30,17 @@ type settingsCache struct {
 func newSettingsCache(dir Directory) *settingsCache {
 	mem, _ := lru.New[string, policy.Effective](settingsCacheSize) // only fails for size <= 0
 	c := &settingsCache{mem: mem}
-	c.disk, _ = dir.(persistentCache)
+	c.disk = diskTier(dir)
 	return c
+}
+
+// diskTier returns the directory's Badger cache when it persists across restarts.
+func diskTier(dir Directory) persistentCache {
+	disk, ok := dir.(persistentCache)
+	if p, isP := dir.(interface{ Persistent() bool }); !ok || !isP || !p.Persistent() {
+		return nil
+	}
+	return disk
 }
 
 func settingsKey(project string, rev uint64, user string) string {

@@ -9,7 +9,9 @@ package rego
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,11 +127,12 @@ type ActionSpec struct {
 
 // Policy is a compiled, prepared policy. It is immutable and safe for concurrent use.
 type Policy struct {
-	prepared   rego.PreparedEvalQuery
-	actions    map[string]ActionSpec
-	modules    []Module
-	data       map[string]any
-	customized bool
+	prepared    rego.PreparedEvalQuery
+	actions     map[string]ActionSpec
+	modules     []Module
+	data        map[string]any
+	customized  bool
+	fingerprint string
 }
 
 // New compiles the default policy plus the given modules, with data merged over the default data
@@ -141,6 +144,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		merged = mergeData(merged, d)
 	}
 	p := &Policy{modules: all, data: merged, customized: len(modules) > 0 || len(data) > 0}
+	p.fingerprint = fingerprint(all, merged)
 	if err := p.readCatalog(); err != nil {
 		return nil, err
 	}
@@ -181,6 +185,20 @@ func (p *Policy) readCatalog() error {
 	}
 	p.actions = actions
 	return nil
+}
+
+// Fingerprint identifies the policy's modules and data: two policies with the same fingerprint
+// decide alike. Persistent caches key on it.
+func (p *Policy) Fingerprint() string { return p.fingerprint }
+
+func fingerprint(mods []Module, data map[string]any) string {
+	h := sha256.New()
+	for _, m := range mods {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(m.Name), m.Name, len(m.Source), m.Source)
+	}
+	raw, _ := json.Marshal(data) // map keys are sorted: canonical
+	h.Write(raw)
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Customized reports whether authors' modules or data are loaded beside the default policy.

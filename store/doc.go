@@ -41,6 +41,7 @@
 //	v1/policy/{org}/{policy}         Policy as JSON
 //	v1/user/{id}                     User as JSON
 //	v1/event/{revision:020d}         Event as JSON (the last 100,000 are kept)
+//	v1/stamp/{o|m|t|p}/...           uint64: revision of the last write that touched it (caches)
 //	v1/cache/...                     caches owned by other packages; never loaded as records
 //
 // Names follow the slug rule (no '/'), so '/' separates key parts unambiguously. Indexes are not

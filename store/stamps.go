@@ -30,12 +30,22 @@ func (s *stamps) cell(key string) *atomic.Uint64 {
 	return c.(*atomic.Uint64)
 }
 
-// bump stores rev in the existing cell of key. A key nobody has read has no cell: its first
-// reader starts from the state after this write anyway.
-func (s *stamps) bump(key string, rev uint64) {
-	if c, ok := s.cells.Load(key); ok {
-		c.(*atomic.Uint64).Store(rev)
+// bump stores rev in the cell of key. Cells mirror the stamps stored in Badger, so every key
+// ever written has one.
+func (s *stamps) bump(key string, rev uint64) { s.cell(key).Store(rev) }
+
+// stampKeys lists the stamps a txn touches: those of its records and of its affected projects.
+func (t *txn) stampKeys() []string {
+	set := map[string]struct{}{}
+	for key := range t.dirty {
+		if sk := stampOf(key); sk != "" {
+			set[sk] = struct{}{}
+		}
 	}
+	for p := range t.projects {
+		set["p/"+p] = struct{}{}
+	}
+	return sortedKeys(set)
 }
 
 // stampOf maps a record key to the stamp key it touches ("" for none).
@@ -55,6 +65,11 @@ func stampOf(record string) string {
 	}
 	return ""
 }
+
+// Stamp returns the cell of a stamp key (see Reader.Stamp). Stamps are stored with every write
+// and loaded at Open, so a cache entry kept across a restart (authz's Badger tier) is checked
+// against the same revisions.
+func (s *Store) Stamp(key string) *atomic.Uint64 { return s.stamps.cell(key) }
 
 // Stamp returns the cell of a stamp key (see the stamps type): read it inside View to get a
 // value consistent with the facts of the same snapshot, keep the cell to check it later.

@@ -59,6 +59,8 @@ type Store struct {
 	stamps   stamps        // revision cells for caches; bumped under mu, read anywhere
 	revision atomic.Uint64 // st.rev, readable without the lock
 
+	persistent bool // on disk: caches in Badger survive a restart
+
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
 }
@@ -66,6 +68,7 @@ type Store struct {
 const (
 	keyRevision   = "v1/meta/revision"
 	prefixEvent   = "v1/event/"
+	prefixStamp   = "v1/stamp/"
 	prefixRecords = "v1/"
 	maxEventsKept = 100_000
 )
@@ -87,7 +90,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{})}
+	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != ""}
 	if err := s.load(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -132,6 +135,10 @@ func (s *Store) gcLoop(every time.Duration) {
 		}
 	}
 }
+
+// Persistent reports whether the store is on disk (caches kept in Badger then survive a restart;
+// in memory they would only duplicate the engine's in-memory tiers).
+func (s *Store) Persistent() bool { return s.persistent }
 
 // Revision returns the revision of the last committed write (0 for an empty store).
 func (s *Store) Revision() uint64 { return s.revision.Load() }
@@ -190,12 +197,9 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
 				pd.rev = rev
 			}
 		}
-		s.stamps.bump("p/"+key, rev)
 	}
-	for key := range t.dirty {
-		if sk := stampOf(key); sk != "" {
-			s.stamps.bump(sk, rev)
-		}
+	for _, sk := range t.stampKeys() {
+		s.stamps.bump(sk, rev)
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -217,12 +221,16 @@ func (s *Store) persist(t *txn, ev Event) error {
 		}
 		ops = append(ops, op{k, v})
 	}
+	rev := binary.BigEndian.AppendUint64(nil, ev.Revision)
+	for _, sk := range t.stampKeys() {
+		ops = append(ops, op{prefixStamp + sk, rev})
+	}
 	evb, _ := json.Marshal(ev)
 	ops = append(ops, op{eventKey(ev.Revision), evb})
 	if ev.Revision > maxEventsKept {
 		ops = append(ops, op{eventKey(ev.Revision - maxEventsKept), nil})
 	}
-	ops = append(ops, op{keyRevision, binary.BigEndian.AppendUint64(nil, ev.Revision)})
+	ops = append(ops, op{keyRevision, rev})
 
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
@@ -331,7 +339,9 @@ func (s *Store) load(ctx context.Context) error {
 			switch {
 			case k == keyRevision:
 				rev = binary.BigEndian.Uint64(v)
-			case strings.HasPrefix(k, prefixEvent), strings.HasPrefix(k, "v1/cache/"):
+			case strings.HasPrefix(k, prefixStamp):
+				s.stamps.cell(strings.TrimPrefix(k, prefixStamp)).Store(binary.BigEndian.Uint64(v))
+			case strings.HasPrefix(k, prefixEvent), strings.HasPrefix(k, cachePrefix):
 			default:
 				recs = append(recs, rec{k, string(v)})
 			}
