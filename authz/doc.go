@@ -24,15 +24,17 @@
 //
 // # Decision cache
 //
-// Decisions on requests without attributes are kept in a bounded in-memory LRU
-// (WithDecisionCache, default 100,000 entries). Each entry records the policy it was made with
-// and the store's revision stamps of what it read: the org, the subject's membership and team
-// roles in it, the team of a team-space reference, and the project (its record, grants, policy
-// and effective teams). A hit is served only while all of them are unchanged; Apply bumps the
-// stamps it touches before it returns. So no decision made before a write is served after the
-// write returns if the write could change it, and an unrelated write evicts nothing. A
-// differential test interleaves random writes and checks against an uncached engine. A hit costs
-// about 100 ns and no allocation.
+// Decisions on requests without attributes are cached in two tiers: a bounded in-memory LRU
+// (WithDecisionCache, default 100,000 entries; 0 turns caching off) and, for an on-disk store,
+// Badger (entries survive a restart and expire after a day). Each entry records the policy it was
+// made with (its fingerprint, in Badger) and the store's revision stamps of what it read: the
+// org, the subject's membership and team roles in it, the team of a team-space reference, and
+// the project (its record, grants, policy and effective teams). An entry is served only while all
+// of them are unchanged; Apply bumps and stores the stamps it touches before it returns. So no
+// decision made before a write is served after the write returns if the write could change it,
+// and an unrelated write evicts nothing. A differential test interleaves random writes and
+// checks against an uncached engine; another restarts the store between a write and a read.
+// An in-memory hit costs about 100 ns and no allocation, a Badger hit about 5 µs.
 //
 // # Listing
 //
