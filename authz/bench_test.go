@@ -8,10 +8,21 @@ import (
 	"github.com/teamgate/teamgate/policy"
 )
 
-// BenchmarkAuthorize measures one uncached decision (facts from the store's indexes + the
-// prepared Rego query) on the conformance directory.
+// BenchmarkAuthorize measures one uncached decision by full Rego evaluation (facts from the
+// store's indexes + the prepared query) on the conformance directory.
 func BenchmarkAuthorize(b *testing.B) {
+	eng, _ := newAcme(b, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
+	benchRequests(b, eng)
+}
+
+// BenchmarkAuthorizeCompiled measures one uncached decision on the compiled path (facts from
+// the store's indexes + the decision table computed from the Rego policy).
+func BenchmarkAuthorizeCompiled(b *testing.B) {
 	eng, _ := newAcme(b, authz.WithDecisionCache(0))
+	benchRequests(b, eng)
+}
+
+func benchRequests(b *testing.B, eng *authz.Engine) {
 	reqs := []authz.Request{
 		{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
 		{Subject: "vera", Action: "runs.get", Resource: "acme/labs"},

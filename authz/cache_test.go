@@ -79,8 +79,9 @@ func randomRequest(rng *rand.Rand, actions, users, teams, projects []string) aut
 	return authz.Request{Subject: u, Action: a, Resource: res}
 }
 
-// TestDecisionCacheDifferential interleaves random writes and checks and compares the cached
-// engine with an uncached one on the same store: zero mismatches.
+// TestDecisionCacheDifferential interleaves random writes and checks and compares, on the same
+// store, full Rego evaluation with the cached engine and with the compiled path: zero
+// mismatches (decisions, roles, reasons and messages).
 func TestDecisionCacheDifferential(t *testing.T) {
 	t.Parallel()
 	actions := []string{"runs.get", "runs.stop", "runs.approve", "project.get", "runs.bookmark",
@@ -89,7 +90,9 @@ func TestDecisionCacheDifferential(t *testing.T) {
 	for seed := range uint64(6) {
 		cachedEng, users, teams, projects := randomDirectory(t, seed)
 		st := cachedEng.Directory().(*store.Store)
-		plain, err := authz.New(t.Context(), st, authz.WithDecisionCache(0))
+		plain, err := authz.New(t.Context(), st, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
+		require.NoError(t, err)
+		compiled, err := authz.New(t.Context(), st, authz.WithDecisionCache(0))
 		require.NoError(t, err)
 		rng := rand.New(rand.NewPCG(seed, 99))
 		checks := 0
@@ -102,11 +105,14 @@ func TestDecisionCacheDifferential(t *testing.T) {
 				req := randomRequest(rng, actions, users, teams, append(slices.Clone(projects), "fresh"))
 				want, err1 := plain.Authorize(t.Context(), req)
 				got, err2 := cachedEng.Authorize(t.Context(), req)
+				fromTable, err3 := compiled.Authorize(t.Context(), req)
 				require.Equal(t, err1 == nil, err2 == nil, "%+v", req)
+				require.Equal(t, err1 == nil, err3 == nil, "%+v", req)
 				if err1 != nil {
 					continue
 				}
 				checks++
+				require.Equal(t, want, fromTable, "compiled path, seed %d step %d %+v", seed, step, req)
 				require.Equal(t, want.Allowed, got.Allowed, "seed %d step %d %+v: want %+v got %+v", seed, step, req, want, got)
 				require.Equal(t, want.Role, got.Role, "seed %d step %d %+v", seed, step, req)
 				require.Equal(t, want.Reasons, got.Reasons, "seed %d step %d %+v", seed, step, req)

@@ -33,9 +33,11 @@ func TestConformanceAuthorize(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, cases.Authorize)
 	cached, _ := newAcme(t)
-	uncached, _ := newAcme(t, authz.WithDecisionCache(0))
-	// The cached engine answers the corpus twice: the second pass comes from the cache.
-	for pass, eng := range []*authz.Engine{uncached, cached, cached} {
+	rego, _ := newAcme(t, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
+	compiled, _ := newAcme(t, authz.WithDecisionCache(0))
+	// Full Rego evaluation, the compiled path, and the cached engine twice (the second pass comes
+	// from the cache).
+	for pass, eng := range []*authz.Engine{rego, compiled, cached, cached} {
 		checkAuthorizeCorpus(t, fmt.Sprint("pass ", pass), eng, cases.Authorize)
 	}
 	require.NotZero(t, cached.Stats().CacheHits)

@@ -29,11 +29,12 @@ var _ Directory = (*store.Store)(nil)
 type Option func(*config) error
 
 type config struct {
-	modules   []rego.Module
-	data      []map[string]any
-	logger    *slog.Logger
-	cacheSize int
-	cacheSet  bool
+	modules    []rego.Module
+	data       []map[string]any
+	logger     *slog.Logger
+	cacheSize  int
+	cacheSet   bool
+	noCompiled bool
 }
 
 func errInvalidSize(n int) error {
@@ -85,9 +86,11 @@ type Engine struct {
 	policy atomic.Pointer[rego.Policy]
 
 	settingsCache *settingsCache
-	decisions     *decisionCache  // nil when turned off
-	disk          persistentCache // the decision cache's Badger tier; nil without one
-	stamps        stampSource     // non-nil when disk is
+	decisions     *decisionCache                // nil when turned off
+	compiled      bool                          // the compiled path is on (WithCompiledPath)
+	table         atomic.Pointer[decisionTable] // nil while the policy in force is customized
+	disk          persistentCache               // the decision cache's Badger tier; nil without one
+	stamps        stampSource                   // non-nil when disk is
 
 	evalErrors atomic.Uint64
 }
@@ -113,13 +116,13 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	if !c.cacheSet {
 		c.cacheSize = DefaultDecisionCacheSize
 	}
-	e := &Engine{dir: dir, log: c.logger, settingsCache: newSettingsCache(dir), decisions: newDecisionCache(c.cacheSize)}
+	e := &Engine{dir: dir, log: c.logger, settingsCache: newSettingsCache(dir), decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled}
 	if stamps, ok := dir.(stampSource); ok && e.decisions != nil {
 		if disk := diskTier(dir); disk != nil {
 			e.disk, e.stamps = disk, stamps
 		}
 	}
-	e.policy.Store(p)
+	e.setPolicy(p)
 	return e, nil
 }
 
@@ -130,8 +133,19 @@ func (e *Engine) SetPolicy(ctx context.Context, modules []rego.Module, data ...m
 	if err != nil {
 		return err
 	}
-	e.policy.Store(p)
+	e.setPolicy(p)
 	return nil
+}
+
+// setPolicy swaps the policy and its compiled path: a table only for the default policy, whose
+// rules read nothing but the role facts the table is keyed on.
+func (e *Engine) setPolicy(p *rego.Policy) {
+	var t *decisionTable
+	if e.compiled && !p.Customized() {
+		t = &decisionTable{policy: p}
+	}
+	e.table.Store(t)
+	e.policy.Store(p)
 }
 
 // Directory returns the directory the engine reads.
@@ -199,7 +213,7 @@ func (d Decision) Has(code string) bool {
 // cache: do not modify it.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	if e.decisions == nil || len(req.Attributes) > 0 {
-		_, _, d, err := e.decide(ctx, req, nil)
+		_, _, d, err := e.decide(ctx, req, nil, false)
 		return d, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -227,7 +241,7 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	_, _, d, err := e.decide(ctx, req, entry)
+	_, _, d, err := e.decide(ctx, req, entry, false)
 	if err == nil && entry.policy != nil && !d.Has("error") {
 		deps := entry.deps
 		entry.deps = nil
@@ -239,7 +253,10 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 
 // decide validates req, reads its facts in one snapshot and evaluates the policy. With a non-nil
 // entry it also captures, in the same snapshot, what the decision depends on and fills entry.
-func (e *Engine) decide(ctx context.Context, req Request, entry *cached) (*query, ast.Value, Decision, error) {
+//
+// With explain set it always evaluates the full policy on the request's own input (which it
+// returns); otherwise the compiled path may answer.
+func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool) (*query, ast.Value, Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, Decision{}, err
 	}
@@ -253,11 +270,19 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached) (*query
 			return nil, nil, Decision{}, err
 		}
 	}
+	table := e.table.Load()
+	compiled := !explain && table != nil && table.policy == p && len(req.Attributes) == 0 && q.dest == nil
 	var in ast.Value
+	var abs abstract
 	var rev uint64
 	if err := e.dir.View(func(r store.Reader) error {
 		rev = r.Revision()
-		in = q.input(r)
+		teamRoles := q.readFacts(r)
+		if compiled {
+			abs = abstractOf(q, teamRoles)
+		} else {
+			in = q.input(r, teamRoles)
+		}
 		if entry != nil {
 			entry.deps = captureDeps(r, q, entry)
 		}
@@ -265,11 +290,39 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached) (*query
 	}); err != nil {
 		return nil, nil, Decision{}, err
 	}
-	d := e.eval(ctx, p, q, in, rev)
+	var d Decision
+	if compiled {
+		d = e.fromTable(ctx, table, q, abs, rev)
+	} else {
+		d = e.eval(ctx, p, q, in, rev)
+	}
 	if entry != nil {
 		entry.dec, entry.policy = d, p
 	}
 	return q, in, d, nil
+}
+
+// fromTable answers from the compiled path, computing the cell by full evaluation of a
+// canonical input on first use.
+func (e *Engine) fromTable(ctx context.Context, t *decisionTable, q *query, a abstract, rev uint64) Decision {
+	v, ok := t.cells.Load(a)
+	if !ok {
+		d := e.eval(ctx, t.policy, q, canonicalInput(a, q.res.Kind), rev)
+		if d.Has("error") {
+			return d // not a property of the abstract: never stored
+		}
+		codes := make([]string, len(d.Reasons))
+		for i, r := range d.Reasons {
+			codes[i] = r.Code
+		}
+		v, _ = t.cells.LoadOrStore(a, verdict{allow: d.Allowed, role: d.Role, codes: codes})
+	}
+	vd := v.(verdict)
+	d := Decision{Allowed: vd.allow, Role: vd.role, Revision: rev, Reasons: make([]Reason, len(vd.codes))}
+	for i, c := range vd.codes {
+		d.Reasons[i] = Reason{Code: c, Message: q.message(c, vd.role)}
+	}
+	return d
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, in ast.Value, rev uint64) Decision {
@@ -314,9 +367,9 @@ type query struct {
 	req   Request
 	spec  rego.ActionSpec
 	res   scope.Resource
-	dest  *scope.Ref // runs.transfer destination, when given
-	attrs ast.Value
-	facts projectFacts // what input() read, for messages
+	dest  *scope.Ref   // runs.transfer destination, when given
+	attrs ast.Value    // nil when the request has no attributes
+	facts projectFacts // what readFacts read, for messages
 }
 
 // prepare validates a request without touching the store.
@@ -366,7 +419,6 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 			q.dest = &ref
 		}
 	}
-	q.attrs = ast.NewObject()
 	if len(req.Attributes) > 0 {
 		v, err := ast.InterfaceToValue(req.Attributes)
 		if err != nil {
@@ -470,47 +522,56 @@ func subjectTerm(id, orgRole, grant string, teamRoles map[string]string) *ast.Te
 	)
 }
 
-// input builds the policy input (rego/README.md) from one snapshot.
-func (q *query) input(r store.Reader) ast.Value {
+// readFacts resolves the resource and reads the subject's facts into q.facts. It returns the
+// subject's team roles in the org: the store's map, valid only inside the snapshot.
+func (q *query) readFacts(r store.Reader) map[string]string {
 	subject := q.req.Subject
-	var subj, resource *ast.Term
-	var dest *ast.Term
-	switch q.res.Kind {
-	case scope.KindProject:
+	if q.res.Kind == scope.KindProject {
 		f := resolveProject(r, subject, q.res.Ref)
-		subj = subjectTerm(subject, f.orgRole, f.grant, f.teamRoles)
+		roles := f.teamRoles
 		f.teamRoles = nil // the store's map: not to be read once the snapshot is released
 		q.facts = f
+		return roles
+	}
+	o := q.res.Owner
+	f := projectFacts{exists: true, org: o.Org, team: o.Team, orgRole: "none"}
+	if _, ok := r.Org(o.Org); !ok {
+		f.exists, f.missing = false, "org "+o.Org+" does not exist"
+	} else if o.Team != "" {
+		if _, ok := r.Team(o.Org, o.Team); !ok {
+			f.exists, f.missing = false, "team "+o.Org+"/"+o.Team+" does not exist"
+		}
+	}
+	if role, ok := r.OrgRole(o.Org, subject); ok {
+		f.orgRole = role
+	}
+	q.facts = f
+	return r.TeamRoles(o.Org, subject)
+}
+
+// input builds the policy input (rego/README.md) from the facts readFacts read, inside the same
+// snapshot.
+func (q *query) input(r store.Reader, teamRoles map[string]string) ast.Value {
+	f := q.facts
+	subj := subjectTerm(q.req.Subject, f.orgRole, f.grant, teamRoles)
+	var resource, dest *ast.Term
+	if q.res.Kind == scope.KindProject {
 		resource = ast.NewTerm(f.value())
 		if q.dest != nil {
-			d := resolveProject(r, subject, *q.dest)
+			d := resolveProject(r, q.req.Subject, *q.dest)
 			obj := d.value()
 			obj.Insert(ast.StringTerm("org_role"), ast.StringTerm(d.orgRole))
 			obj.Insert(ast.StringTerm("grant"), ast.StringTerm(d.grant))
 			obj.Insert(ast.StringTerm("team_roles"), rolesTerm(d.teamRoles))
 			dest = ast.NewTerm(obj)
 		}
-	default:
-		o := q.res.Owner
-		orgRole, exists, missing := "none", true, ""
-		if _, ok := r.Org(o.Org); !ok {
-			exists, missing = false, "org "+o.Org+" does not exist"
-		} else if o.Team != "" {
-			if _, ok := r.Team(o.Org, o.Team); !ok {
-				exists, missing = false, "team "+o.Org+"/"+o.Team+" does not exist"
-			}
-		}
-		if role, ok := r.OrgRole(o.Org, subject); ok {
-			orgRole = role
-		}
-		q.facts = projectFacts{exists: exists, missing: missing, org: o.Org, team: o.Team, orgRole: orgRole}
-		subj = subjectTerm(subject, orgRole, "", r.TeamRoles(o.Org, subject))
+	} else {
 		resource = ast.ObjectTerm(
 			ast.Item(ast.StringTerm("kind"), ast.StringTerm(string(q.res.Kind))),
-			ast.Item(ast.StringTerm("org"), ast.StringTerm(o.Org)),
-			ast.Item(ast.StringTerm("team"), ast.StringTerm(o.Team)),
-			ast.Item(ast.StringTerm("exists"), ast.BooleanTerm(exists)),
-			ast.Item(ast.StringTerm("missing"), ast.StringTerm(missing)),
+			ast.Item(ast.StringTerm("org"), ast.StringTerm(f.org)),
+			ast.Item(ast.StringTerm("team"), ast.StringTerm(f.team)),
+			ast.Item(ast.StringTerm("exists"), ast.BooleanTerm(f.exists)),
+			ast.Item(ast.StringTerm("missing"), ast.StringTerm(f.missing)),
 		)
 	}
 	items := [][2]*ast.Term{
@@ -518,6 +579,9 @@ func (q *query) input(r store.Reader) ast.Value {
 		ast.Item(ast.StringTerm("action"), ast.StringTerm(q.req.Action)),
 		ast.Item(ast.StringTerm("resource"), resource),
 		ast.Item(ast.StringTerm("attributes"), ast.NewTerm(q.attrs)),
+	}
+	if q.attrs == nil {
+		items[3] = ast.Item(ast.StringTerm("attributes"), ast.ObjectTerm())
 	}
 	if dest != nil {
 		items = append(items, ast.Item(ast.StringTerm("destination"), dest))

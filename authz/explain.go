@@ -20,7 +20,7 @@ type Explanation struct {
 // Explain decides req like Authorize and also returns the facts used and the path to the
 // decision. It is meant for people (CLI explain, support tools), not for the hot path.
 func (e *Engine) Explain(ctx context.Context, req Request) (Explanation, error) {
-	q, in, d, err := e.decide(ctx, req, nil)
+	q, in, d, err := e.decide(ctx, req, nil, true)
 	if err != nil {
 		return Explanation{}, err
 	}

@@ -6,54 +6,57 @@ import (
 )
 
 // message renders the standard message of a reason code from the facts of the request. The
-// default policy leaves messages to the engine; a policy that sets one keeps its own.
+// default policy leaves messages to the engine; a policy that sets one keeps its own. Plain
+// concatenation: this runs on every decision of the compiled path.
 func (q *query) message(code, role string) string {
 	f := q.facts
 	who := q.req.Subject
 	project := f.org + "/" + f.project
-	team := f.org + "/" + f.team
-	teams := "[" + strings.Join(f.teams, " ") + "]"
 	switch code {
+	case "not_found":
+		return f.missing
 	case "not_org_member":
-		return fmt.Sprintf("%s is not a member of org %s", who, f.org)
+		return who + " is not a member of org " + f.org
 	case "org_override":
-		return fmt.Sprintf("%s is org %s of %s: admin on every project", who, f.orgRole, f.org)
+		return who + " is org " + f.orgRole + " of " + f.org + ": admin on every project"
 	case "restricted":
-		return fmt.Sprintf("project %s is restricted to teams %s; %s is in none", project, teams, who)
+		return "project " + project + " is restricted to teams " + teamList(f.teams) + "; " + who + " is in none"
 	case "grant":
-		return fmt.Sprintf("%s has a %s grant on project %s", who, f.grant, project)
+		return who + " has a " + f.grant + " grant on project " + project
 	case "team_role":
 		if q.res.Kind == "team" {
-			return fmt.Sprintf("%s is %s of team %s", who, role, team)
+			return who + " is " + role + " of team " + f.org + "/" + f.team
 		}
-		return fmt.Sprintf("%s is %s through a team of project %s (teams %s)", who, role, project, teams)
+		return who + " is " + role + " through a team of project " + project + " (teams " + teamList(f.teams) + ")"
 	case "org_role":
 		if q.res.Kind == "project" {
-			return fmt.Sprintf("%s is org %s of %s: %s on its projects", who, f.orgRole, f.org, role)
+			return who + " is org " + f.orgRole + " of " + f.org + ": " + role + " on its projects"
 		}
-		return fmt.Sprintf("%s is org %s of %s", who, f.orgRole, f.org)
+		return who + " is org " + f.orgRole + " of " + f.org
 	case "own_run":
-		return fmt.Sprintf("%s may delete runs they created, as %s of %s", who, role, project)
+		return who + " may delete runs they created, as " + role + " of " + project
 	case "destination_denied":
 		dest := "(none given)"
 		if q.dest != nil {
 			dest = q.dest.String()
 		}
-		return fmt.Sprintf("%s needs %s on the destination %s", q.req.Action, q.spec.DestinationRole, dest)
+		return q.req.Action + " needs " + q.spec.DestinationRole + " on the destination " + dest
 	case "insufficient_role":
 		switch {
 		case q.spec.ManagesMembers && containsStr(q.spec.OrgRoles, f.orgRole):
 			return fmt.Sprintf("%s may not assign role %v (above their own role %s) or change an owner", who, q.req.Attributes["target_role"], f.orgRole)
 		case len(q.spec.OrgRoles) > 0:
-			return fmt.Sprintf("%s needs org role %s; %s is %s", q.req.Action, strings.Join(q.spec.OrgRoles, " or "), who, f.orgRole)
+			return q.req.Action + " needs org role " + strings.Join(q.spec.OrgRoles, " or ") + "; " + who + " is " + f.orgRole
 		case q.res.Kind == "team":
-			return fmt.Sprintf("%s needs %s on team %s; %s has %s", q.req.Action, q.spec.Role, team, who, role)
+			return q.req.Action + " needs " + q.spec.Role + " on team " + f.org + "/" + f.team + "; " + who + " has " + role
 		default:
-			return fmt.Sprintf("%s needs %s on project %s; %s has %s", q.req.Action, q.spec.Role, project, who, role)
+			return q.req.Action + " needs " + q.spec.Role + " on project " + project + "; " + who + " has " + role
 		}
 	}
 	return code
 }
+
+func teamList(teams []string) string { return "[" + strings.Join(teams, " ") + "]" }
 
 func containsStr(v []string, s string) bool {
 	for _, x := range v {
