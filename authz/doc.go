@@ -22,6 +22,19 @@
 // with. Decision.Revision is the store revision the facts were read at; Request.MinRevision waits
 // for a revision (read-your-writes across replicas) or fails with teamgate.ErrStale.
 //
+// # Compiled path
+//
+// While the default policy is in force (no authors' modules or data), a request without
+// attributes is answered from a decision table (WithCompiledPath, default on). The default
+// policy's decision depends only on the action, whether the resource exists, the subject's org
+// role and grant, whether the project is restricted, and the subject's highest team role among
+// the project's effective teams (or in the team, for team actions). The table is keyed on exactly
+// those facts; each cell is computed once by evaluating the Rego policy on a canonical input with
+// those facts, and messages are rendered from the request's own facts. So the table is the
+// policy's own answer, not a re-implementation; a differential test compares it with full
+// evaluation on random directories and writes. Requests with attributes (own runs, transfers,
+// member management), Explain and customized policies always evaluate the Rego.
+//
 // # Decision cache
 //
 // Decisions on requests without attributes are cached in two tiers: a bounded in-memory LRU

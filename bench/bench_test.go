@@ -42,10 +42,21 @@ func requests(s Scenario, n int) []authz.Request {
 	return out
 }
 
-// BenchmarkAuthorizeUncached: facts from the store's indexes + the prepared Rego query, on the
-// small tier, random requests. Reports p50/p99 from per-call timings.
-func BenchmarkAuthorizeUncached(b *testing.B) {
+// BenchmarkAuthorizeRego: facts from the store's indexes + full evaluation of the prepared Rego
+// query (no cache, no compiled path), on the small tier, random requests. Reports p50/p99 from
+// per-call timings.
+func BenchmarkAuthorizeRego(b *testing.B) {
+	_, eng := open(b, Small, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
+	timed(b, eng)
+}
+
+// BenchmarkAuthorizeCompiled: the same requests on the compiled path (no cache).
+func BenchmarkAuthorizeCompiled(b *testing.B) {
 	_, eng := open(b, Small, authz.WithDecisionCache(0))
+	timed(b, eng)
+}
+
+func timed(b *testing.B, eng *authz.Engine) {
 	reqs := requests(Small, 4096)
 	ctx := b.Context()
 	lat := make([]time.Duration, 0, 1<<16)
@@ -64,9 +75,9 @@ func BenchmarkAuthorizeUncached(b *testing.B) {
 	reportPercentiles(b, lat)
 }
 
-// BenchmarkAuthorizeParallel: the same, from every core.
+// BenchmarkAuthorizeParallel: full evaluation from every core.
 func BenchmarkAuthorizeParallel(b *testing.B) {
-	_, eng := open(b, Small, authz.WithDecisionCache(0))
+	_, eng := open(b, Small, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
 	reqs := requests(Small, 4096)
 	ctx := b.Context()
 	b.ReportAllocs()

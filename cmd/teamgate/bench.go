@@ -11,49 +11,66 @@ import (
 	"github.com/teamgate/teamgate/store"
 )
 
+// benchModes are the decision paths `teamgate bench` measures, in order.
+var benchModes = []struct {
+	name string
+	opts []authz.Option
+}{
+	{"rego (full evaluation)", []authz.Option{authz.WithDecisionCache(0), authz.WithCompiledPath(false)}},
+	{"compiled (decision table)", []authz.Option{authz.WithDecisionCache(0)}},
+	{"cached (decision cache)", nil},
+}
+
 func (e *env) benchCmd() *cobra.Command {
 	var n int
-	var cached bool
 	c := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure Authorize latency on the --data directory (every member × project × sample action), uncached unless --cached",
+		Short: "Measure Authorize latency on the --data directory (every member × project × sample action) on each decision path",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var opts []authz.Option
-			if !cached {
-				opts = append(opts, authz.WithDecisionCache(0))
+			if n <= 0 {
+				return usageError{fmt.Errorf("--n must be positive, got %d", n)}
 			}
-			eng, done, err := e.engine(cmd.Context(), opts...)
-			if err != nil {
-				return err
-			}
-			defer done()
-			reqs, err := benchRequests(eng)
-			if err != nil {
-				return err
-			}
-			if len(reqs) == 0 {
-				return fmt.Errorf("the data file has no member and project to ask about")
-			}
-			h := hdrhistogram.New(1, int64(10*time.Second/time.Nanosecond), 3)
-			start := time.Now()
-			for i := 0; i < n; i++ {
-				t0 := time.Now()
-				if _, err := eng.Authorize(cmd.Context(), reqs[i%len(reqs)]); err != nil {
+			for _, mode := range benchModes {
+				eng, done, err := e.engine(cmd.Context(), mode.opts...)
+				if err != nil {
 					return err
 				}
-				_ = h.RecordValue(time.Since(t0).Nanoseconds())
+				err = benchOne(cmd, e, mode.name, eng, n)
+				done()
+				if err != nil {
+					return err
+				}
 			}
-			total := time.Since(start)
-			us := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1e3 }
-			fmt.Fprintf(e.stdout, "%d decisions over %d distinct requests in %v (%.0f/s)\n", n, len(reqs), total.Round(time.Millisecond), float64(n)/total.Seconds())
-			fmt.Fprintf(e.stdout, "latency µs: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", us(50), us(90), us(99), float64(h.Max())/1e3)
 			return nil
 		},
 	}
-	c.Flags().IntVar(&n, "n", 20000, "number of decisions to time")
-	c.Flags().BoolVar(&cached, "cached", false, "go through the decision cache (default: evaluate every decision)")
+	c.Flags().IntVar(&n, "n", 20000, "number of decisions to time on each path")
 	return c
+}
+
+func benchOne(cmd *cobra.Command, e *env, name string, eng *authz.Engine, n int) error {
+	reqs, err := benchRequests(eng)
+	if err != nil {
+		return err
+	}
+	if len(reqs) == 0 {
+		return fmt.Errorf("the data file has no member and project to ask about")
+	}
+	h := hdrhistogram.New(1, int64(10*time.Second/time.Nanosecond), 3)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		if _, err := eng.Authorize(cmd.Context(), reqs[i%len(reqs)]); err != nil {
+			return err
+		}
+		_ = h.RecordValue(time.Since(t0).Nanoseconds())
+	}
+	total := time.Since(start)
+	us := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1e3 }
+	fmt.Fprintf(e.stdout, "%s: %d decisions over %d distinct requests in %v (%.0f/s)\n", name, n, len(reqs), total.Round(time.Millisecond), float64(n)/total.Seconds())
+	fmt.Fprintf(e.stdout, "  latency µs: p50 %.2f  p90 %.2f  p99 %.2f  max %.1f\n", us(50), us(90), us(99), float64(h.Max())/1e3)
+	return nil
 }
 
 // benchRequests builds every (member, project, action) combination of the loaded directory for a

@@ -253,6 +253,10 @@ func TestBenchCommand(t *testing.T) {
 	t.Parallel()
 	out, stderr, code := cli(t, "", "bench", "--data", conformance.DataFile(), "--n", "200")
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, out, "200 decisions")
+	for _, mode := range []string{"rego (full evaluation): 200 decisions", "compiled (decision table): 200 decisions", "cached (decision cache): 200 decisions"} {
+		require.Contains(t, out, mode)
+	}
 	require.Contains(t, out, "p99")
+	_, _, code = cli(t, "", "bench", "--data", conformance.DataFile(), "--n", "0")
+	require.Equal(t, 2, code)
 }
