@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -71,10 +72,10 @@ func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page P
 		out.Projects = out.Projects[i:]
 	}
 	if page.Limit > 0 && len(out.Projects) > page.Limit {
-		out.Projects = out.Projects[:page.Limit]
+		// A copy of the page, so the whole listing's backing array is not kept alive.
+		out.Projects = slices.Clone(out.Projects[:page.Limit])
 		out.Next = out.Projects[page.Limit-1]
 	}
-	out.Projects = slices.Clone(out.Projects)
 	return out, nil
 }
 
@@ -112,7 +113,7 @@ func (e *Engine) visible(ctx context.Context, subject, owner string) (ProjectPag
 }
 
 // visibleProjects computes, from indexes, the sorted projects of o the subject can project.get
-// under the default policy (SPEC §4, §5).
+// under the default policy (SPEC §4, §5). The result is a fresh slice.
 func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
 	role, member := r.OrgRole(o.Org, subject)
 	if !member {
@@ -127,10 +128,10 @@ func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
 		if o.IsTeam() {
 			return nonNil(r.TeamProjects(o.Org, o.Team))
 		}
-		return nonNil(r.Projects(o.Org))
+		return slices.Clone(nonNil(r.Projects(o.Org)))
 	}
 	// Restricted projects come from the subject's teams and grants (few); open ones, when the
-	// org role reaches viewer, from the open-project index.
+	// org role reaches viewer, from the sorted open-project index, merged without a sort.
 	set := map[string]struct{}{}
 	for _, p := range r.GrantProjects(o.Org, subject) {
 		set[p] = struct{}{}
@@ -149,17 +150,28 @@ func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
 		}
 		return out
 	}
-	out := make([]string, 0, len(set))
-	withOpen := policyBaseAtLeastViewer(role)
-	if withOpen {
-		out = slices.AppendSeq(out, r.EachOpenProject(o.Org))
+	if !policyBaseAtLeastViewer(role) {
+		return nonNil(slices.Sorted(maps.Keys(set)))
 	}
+	open := r.OpenProjects(o.Org)
+	extra := make([]string, 0, len(set))
 	for p := range set {
-		if pv, ok := r.Project(o.Org, p); ok && (!withOpen || pv.Teams.Restricted) {
-			out = append(out, p)
+		if pv, ok := r.Project(o.Org, p); ok && pv.Teams.Restricted {
+			extra = append(extra, p)
 		}
 	}
-	slices.Sort(out)
+	slices.Sort(extra)
+	out := make([]string, 0, len(open)+len(extra))
+	i, j := 0, 0
+	for i < len(open) || j < len(extra) {
+		if j == len(extra) || (i < len(open) && open[i] < extra[j]) {
+			out = append(out, open[i])
+			i++
+		} else {
+			out = append(out, extra[j])
+			j++
+		}
+	}
 	return out
 }
 

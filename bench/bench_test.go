@@ -130,6 +130,29 @@ func BenchmarkListProjects(b *testing.B) {
 	}
 }
 
+// BenchmarkListProjectsWide lists over 100k projects: a member's whole org (≈60k open projects
+// plus their teams') and a team space, with p99 from per-call timings.
+func BenchmarkListProjectsWide(b *testing.B) {
+	_, eng := open(b, Wide)
+	ctx := b.Context()
+	for _, owner := range []string{"org", "org/t7"} {
+		b.Run(owner, func(b *testing.B) {
+			lat := make([]time.Duration, 0, 1<<14)
+			b.ReportAllocs()
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := eng.ListProjects(ctx, "u10", owner, authz.Page{}); err != nil {
+					b.Fatal(err)
+				}
+				if len(lat) < cap(lat) {
+					lat = append(lat, time.Since(t0))
+				}
+			}
+			reportPercentiles(b, lat)
+		})
+	}
+}
+
 // BenchmarkWriteThenAuthorize: a membership change and the next decision that must see it
 // (through the decision cache: the write invalidates exactly that decision).
 func BenchmarkWriteThenAuthorize(b *testing.B) {

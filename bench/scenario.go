@@ -22,6 +22,10 @@ type Scenario struct {
 // Small is SPEC §9's small tier: 10k users, 200 teams, 2k projects, 40% restricted.
 var Small = Scenario{Users: 10_000, Teams: 200, Projects: 2_000, Restricted: 0.4, TeamsPerUser: 3, Outsiders: 500, Seed: 1}
 
+// Wide is a listing tier: 10k users, 1,000 teams, 100k projects, 40% restricted (SPEC §9's
+// ListProjects target is set at 100k projects).
+var Wide = Scenario{Users: 10_000, Teams: 1_000, Projects: 100_000, Restricted: 0.4, TeamsPerUser: 3, Outsiders: 500, Seed: 2}
+
 // Changes generates the directory as store changes: one org "org", users u0…, teams t0…,
 // projects p0…; outsiders o0… with a viewer grant each.
 func (s Scenario) Changes() []store.Change {

@@ -134,7 +134,8 @@ func (t *txn) project(org, name string) (*orgData, *projectData, error) {
 	return o, pd, nil
 }
 
-// unindexProject removes a project from every index it is in.
+// unindexProject removes a project from the team, policy and grant indexes (setProjectTeams
+// keeps the open-project index; DeleteProject drops it).
 func (t *txn) unindexProject(o *orgData, pd *projectData) {
 	name := pd.p.Name
 	for _, team := range pd.teams.Values {
@@ -146,7 +147,6 @@ func (t *txn) unindexProject(o *orgData, pd *projectData) {
 	for u := range pd.p.Grants {
 		delIndex(t, o.userGrants, u, name)
 	}
-	del(t, o.openProjects, name)
 }
 
 func (t *txn) member(o *orgData, user, what string) error {
@@ -380,6 +380,7 @@ func (c PutProject) apply(t *txn) error {
 	} else {
 		pd = &projectData{p: p, rules: rules}
 		set(t, o.projects, p.Name, pd)
+		t.resort[o] = struct{}{}
 	}
 	if p.Policy != "" {
 		setIndex(t, o.policyProjects, p.Policy, p.Name, struct{}{})
@@ -399,7 +400,9 @@ func (c DeleteProject) apply(t *txn) error {
 		return err
 	}
 	t.unindexProject(o, pd)
+	del(t, o.openProjects, c.Name)
 	del(t, o.projects, c.Name)
+	t.resort[o] = struct{}{}
 	t.touch(keyProject(c.Org, c.Name))
 	t.affect(c.Org, c.Name)
 	return nil

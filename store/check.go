@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 
 	"github.com/teamgate/teamgate/policy"
 )
@@ -91,6 +92,9 @@ func (o *orgData) check() error {
 	}
 	if !maps.Equal(open, o.openProjects) {
 		return fmt.Errorf("open projects index differs: have %v, want %v", o.openProjects, open)
+	}
+	if !slices.Equal(o.sortedProjects, sortedKeys(o.projects)) || !slices.Equal(o.sortedOpen, sortedKeys(open)) {
+		return fmt.Errorf("sorted project views differ from the sets")
 	}
 	return nil
 }

@@ -1,9 +1,6 @@
 package store
 
 import (
-	"iter"
-	"maps"
-
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
 )
@@ -111,10 +108,10 @@ func (r Reader) Project(org, name string) (ProjectView, bool) {
 	return ProjectView{}, false
 }
 
-// Projects returns an org's project names, sorted.
+// Projects returns an org's project names, sorted. The slice is shared: do not modify it.
 func (r Reader) Projects(org string) []string {
 	if o, ok := r.st.orgs[org]; ok {
-		return sortedKeys(o.projects)
+		return o.sortedProjects
 	}
 	return nil
 }
@@ -127,20 +124,13 @@ func (r Reader) ProjectCount(org string) int {
 	return 0
 }
 
-// OpenProjects returns the org's projects with no team restriction, sorted.
+// OpenProjects returns the org's projects with no team restriction, sorted. The slice is
+// shared: do not modify it.
 func (r Reader) OpenProjects(org string) []string {
 	if o, ok := r.st.orgs[org]; ok {
-		return sortedKeys(o.openProjects)
+		return o.sortedOpen
 	}
 	return nil
-}
-
-// EachOpenProject yields the org's projects with no team restriction, in no particular order.
-func (r Reader) EachOpenProject(org string) iter.Seq[string] {
-	if o, ok := r.st.orgs[org]; ok {
-		return maps.Keys(o.openProjects)
-	}
-	return func(func(string) bool) {}
 }
 
 // GrantProjects returns the projects of org on which user has a grant, sorted.

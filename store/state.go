@@ -26,6 +26,17 @@ type orgData struct {
 	policyProjects map[string]map[string]struct{} // policy → connected projects
 	userGrants     map[string]map[string]struct{} // user → projects they have a grant on
 	openProjects   map[string]struct{}            // projects with no team restriction
+
+	// Sorted views of projects and openProjects for listings. They are replaced wholesale (never
+	// modified) when a committed batch changed the sets, so a reader may keep them.
+	sortedProjects []string
+	sortedOpen     []string
+}
+
+// resort rebuilds the sorted views.
+func (o *orgData) resort() {
+	o.sortedProjects = sortedKeys(o.projects)
+	o.sortedOpen = sortedKeys(o.openProjects)
 }
 
 type teamData struct {
@@ -67,7 +78,8 @@ type txn struct {
 	dirty    map[string]struct{} // Badger keys whose records must be rewritten or deleted
 	projects map[string]struct{} // affected projects, "org/project"
 	kinds    []string
-	noUndo   bool // loading records at Open: a failure discards the whole state anyway
+	noUndo   bool                  // loading records at Open: a failure discards the whole state anyway
+	resort   map[*orgData]struct{} // orgs whose project or open-project sets changed
 }
 
 // onUndo records how to undo a mutation, unless the txn cannot fail over (loading from disk).
@@ -152,10 +164,14 @@ func (t *txn) setProjectTeams(o *orgData, pd *projectData) {
 	for _, team := range eff.Values {
 		setIndex(t, o.teamProjects, team, pd.p.Name, struct{}{})
 	}
-	if eff.Restricted {
+	_, wasOpen := o.openProjects[pd.p.Name]
+	switch {
+	case eff.Restricted && wasOpen:
 		del(t, o.openProjects, pd.p.Name)
-	} else {
+		t.resort[o] = struct{}{}
+	case !eff.Restricted && !wasOpen:
 		set(t, o.openProjects, pd.p.Name, struct{}{})
+		t.resort[o] = struct{}{}
 	}
 }
 

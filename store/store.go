@@ -157,7 +157,7 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
 	if len(changes) == 0 {
 		return s.st.rev, nil
 	}
-	t := &txn{st: s.st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}}
+	t := &txn{st: s.st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, resort: map[*orgData]struct{}{}}
 	for i, c := range changes {
 		if c == nil {
 			t.rollback()
@@ -190,6 +190,9 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
 	}
 	s.st.rev = rev
 	s.revision.Store(rev)
+	for o := range t.resort {
+		o.resort()
+	}
 	for key := range t.projects {
 		org, name, _ := strings.Cut(key, "/")
 		if o, ok := s.st.orgs[org]; ok {
@@ -359,7 +362,7 @@ func (s *Store) load(ctx context.Context) error {
 			order[strings.SplitN(strings.TrimPrefix(b.key, prefixRecords), "/", 2)[0]]
 	})
 	st := newState()
-	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, noUndo: true}
+	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, resort: map[*orgData]struct{}{}, noUndo: true}
 	for _, r := range recs {
 		c, err := decodeRecord(r.key, []byte(r.val))
 		if err != nil {
@@ -377,6 +380,7 @@ func (s *Store) load(ctx context.Context) error {
 		for _, pd := range o.projects {
 			pd.rev = rev
 		}
+		o.resort()
 	}
 	s.st = st
 	s.revision.Store(rev)
