@@ -180,3 +180,30 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 }
+
+// BenchmarkPeerOPAStore: OPA with the directory in its own store (SPEC §9's "opa (data in its
+// store)"), the same requests. TestPeerOPAAgrees checks it decides as teamgate does.
+func BenchmarkPeerOPAStore(b *testing.B) {
+	st, _ := open(b, Small)
+	peer, err := newPeerOPA(b.Context(), st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := requests(Small, 4096)
+	ctx := b.Context()
+	lat := make([]time.Duration, 0, 1<<16)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r := reqs[i%len(reqs)]
+		t0 := time.Now()
+		if _, err := peer.allow(ctx, r.Subject, r.Action, r.Resource[len("org/"):]); err != nil {
+			b.Fatal(err)
+		}
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(t0))
+		}
+		i++
+	}
+	reportPercentiles(b, lat)
+}

@@ -2,7 +2,10 @@ module github.com/teamgate/teamgate/bench
 
 go 1.26.0
 
-require github.com/teamgate/teamgate v0.0.0
+require (
+	github.com/open-policy-agent/opa v1.22.3
+	github.com/teamgate/teamgate v0.0.0
+)
 
 require (
 	cel.dev/expr v0.25.3 // indirect
@@ -29,7 +32,6 @@ require (
 	github.com/lestrrat-go/httprc/v3 v3.0.6 // indirect
 	github.com/lestrrat-go/jwx/v3 v3.4.0 // indirect
 	github.com/lestrrat-go/option/v2 v2.0.0 // indirect
-	github.com/open-policy-agent/opa v1.22.3 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/sirupsen/logrus v1.10.2 // indirect
 	github.com/valyala/fastjson v1.6.10 // indirect

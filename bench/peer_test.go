@@ -1,0 +1,44 @@
+package bench
+
+import (
+	"testing"
+
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/store"
+)
+
+// TestPeerOPAAgrees: the peer policy decides the benchmark's requests as teamgate does, so the
+// comparison measures the same work.
+func TestPeerOPAAgrees(t *testing.T) {
+	small := Scenario{Users: 300, Teams: 20, Projects: 100, Restricted: 0.4, TeamsPerUser: 3, Outsiders: 30, Seed: 3}
+	ctx := t.Context()
+	st, err := store.Open(ctx, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Apply(ctx, small.Changes()...); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := authz.New(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := newPeerOPA(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range requests(small, 2000) {
+		d, err := eng.Authorize(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := peer.allow(ctx, r.Subject, r.Action, r.Resource[len("org/"):])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != d.Allowed {
+			t.Fatalf("%+v: teamgate %v (%+v), peer %v", r, d.Allowed, d.Reasons, got)
+		}
+	}
+}
