@@ -207,3 +207,27 @@ func BenchmarkPeerOPAStore(b *testing.B) {
 	}
 	reportPercentiles(b, lat)
 }
+
+// BenchmarkPeerCedar: cedar-go with the directory as entities, the same requests.
+// TestPeerCedarAgrees checks it decides as teamgate does.
+func BenchmarkPeerCedar(b *testing.B) {
+	st, _ := open(b, Small)
+	peer, err := newPeerCedar(st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := requests(Small, 4096)
+	lat := make([]time.Duration, 0, 1<<16)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r := reqs[i%len(reqs)]
+		t0 := time.Now()
+		peer.allow(r.Subject, r.Action, r.Resource[len("org/"):])
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(t0))
+		}
+		i++
+	}
+	reportPercentiles(b, lat)
+}

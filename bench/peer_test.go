@@ -42,3 +42,40 @@ func TestPeerOPAAgrees(t *testing.T) {
 		}
 	}
 }
+
+func TestPeerCedarAgrees(t *testing.T) {
+	small := Scenario{Users: 300, Teams: 20, Projects: 100, Restricted: 0.4, TeamsPerUser: 3, Outsiders: 30, Seed: 4}
+	ctx := t.Context()
+	st, err := store.Open(ctx, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Apply(ctx, small.Changes()...); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := authz.New(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := newPeerCedar(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := 0
+	for _, r := range requests(small, 2000) {
+		d, err := eng.Authorize(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := peer.allow(r.Subject, r.Action, r.Resource[len("org/"):]); got != d.Allowed {
+			t.Fatalf("%+v: teamgate %v (%+v), cedar %v", r, d.Allowed, d.Reasons, got)
+		}
+		if d.Allowed {
+			allowed++
+		}
+	}
+	if allowed == 0 || allowed == 2000 {
+		t.Fatalf("a degenerate sample: %d of 2000 allowed", allowed)
+	}
+}
