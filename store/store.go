@@ -324,66 +324,75 @@ func (st *state) record(key string) ([]byte, error) {
 
 // load reads every record from Badger into memory and rebuilds the indexes.
 func (s *Store) load(ctx context.Context) error {
-	type rec struct{ key, val string }
-	var recs []rec
+	st := newState()
+	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, resort: map[*orgData]struct{}{}, noUndo: true}
 	var rev uint64
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixRecords), PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
+		item, err := txn.Get([]byte(keyRevision))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			if err := item.Value(func(v []byte) error { rev = binary.BigEndian.Uint64(v); return nil }); err != nil {
 				return err
 			}
-			k := string(it.Item().Key())
-			v, err := it.Item().ValueCopy(nil)
+		}
+		// Records replay as changes in dependency order, one prefix at a time; events and
+		// caches are never read here.
+		for _, kind := range []string{"org", "member", "policy", "team", "tmember", "project", "user"} {
+			err := s.scan(ctx, txn, prefixRecords+kind+"/", func(k string, v []byte) error {
+				c, err := decodeRecord(k, v)
+				if err != nil {
+					return err
+				}
+				if err := c.apply(t); err != nil {
+					return fmt.Errorf("store: load record %s: %w", k, err)
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			switch {
-			case k == keyRevision:
-				rev = binary.BigEndian.Uint64(v)
-			case strings.HasPrefix(k, prefixStamp):
-				s.stamps.cell(strings.TrimPrefix(k, prefixStamp)).Store(binary.BigEndian.Uint64(v))
-			case strings.HasPrefix(k, prefixEvent), strings.HasPrefix(k, cachePrefix):
-			default:
-				recs = append(recs, rec{k, string(v)})
-			}
 		}
-		return nil
+		return s.scan(ctx, txn, prefixStamp, func(k string, v []byte) error {
+			s.stamps.cell(strings.TrimPrefix(k, prefixStamp)).Store(binary.BigEndian.Uint64(v))
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("store: load: %w", err)
 	}
-	// Records replay as changes in dependency order: orgs, members, policies, teams, team
-	// members, projects, users.
-	order := map[string]int{"org": 0, "member": 1, "policy": 2, "team": 3, "tmember": 4, "project": 5, "user": 6}
-	slices.SortStableFunc(recs, func(a, b rec) int {
-		return order[strings.SplitN(strings.TrimPrefix(a.key, prefixRecords), "/", 2)[0]] -
-			order[strings.SplitN(strings.TrimPrefix(b.key, prefixRecords), "/", 2)[0]]
-	})
-	st := newState()
-	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, resort: map[*orgData]struct{}{}, noUndo: true}
-	for _, r := range recs {
-		c, err := decodeRecord(r.key, []byte(r.val))
-		if err != nil {
-			return err
-		}
-		if err := c.apply(t); err != nil {
-			return fmt.Errorf("store: load record %s: %w", r.key, err)
-		}
-	}
 	st.rev = rev
-	// Project revisions are not stored: after a restart every project counts as changed at the
-	// store's revision, which keeps revision-keyed caches correct (an entry keyed rev was computed
-	// from the project's state at rev, and nothing changed since).
-	for _, o := range st.orgs {
-		for _, pd := range o.projects {
-			pd.rev = rev
+	// A project's revision is its stored stamp (the last write that touched it, its policy or
+	// its org's defaults); revision-keyed caches stay valid across restarts.
+	for org, o := range st.orgs {
+		for name, pd := range o.projects {
+			pd.rev = s.stamps.cell("p/" + org + "/" + name).Load()
 		}
 		o.resort()
 	}
 	s.st = st
 	s.revision.Store(rev)
+	return nil
+}
+
+// scan calls fn for every key under prefix, in key order.
+func (s *Store) scan(ctx context.Context, txn *badger.Txn, prefix string, fn func(k string, v []byte) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true, PrefetchSize: 256})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(string(it.Item().Key()), v); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
