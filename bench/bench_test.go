@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -230,4 +231,68 @@ func BenchmarkPeerCedar(b *testing.B) {
 		i++
 	}
 	reportPercentiles(b, lat)
+}
+
+// Medium is a tenth of SPEC §9's large tier: 100k users, 1,000 teams, 10k projects, 1M team
+// memberships.
+var Medium = Scenario{Users: 100_000, Teams: 1_000, Projects: 10_000, Restricted: 0.4, TeamsPerUser: 10, Outsiders: 1_000, Seed: 5}
+
+// BenchmarkMediumTier builds Medium on disk once, then measures reopening it (load + index
+// rebuild) and reports the heap held per team membership and the uncached compiled and Rego
+// latencies on it. Run it alone: it takes minutes and gigabytes.
+func BenchmarkMediumTier(b *testing.B) {
+	ctx := b.Context()
+	dir := b.TempDir()
+	st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs := Medium.Changes()
+	t0 := time.Now()
+	if _, err := st.Apply(ctx, cs...); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("apply of %d changes: %v", len(cs), time.Since(t0))
+	cs = nil
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	memberships := float64(Medium.Users * Medium.TeamsPerUser)
+	for b.Loop() {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		t0 := time.Now()
+		st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(t0).Seconds(), "open-s")
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/memberships, "heap-B/membership")
+		for _, mode := range []struct {
+			name string
+			opts []authz.Option
+		}{{"compiled", []authz.Option{authz.WithDecisionCache(0)}}, {"rego", []authz.Option{authz.WithDecisionCache(0), authz.WithCompiledPath(false)}}} {
+			eng, err := authz.New(ctx, st, mode.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			reqs := requests(Medium, 2000)
+			lat := make([]time.Duration, 0, len(reqs))
+			for _, r := range reqs {
+				t1 := time.Now()
+				if _, err := eng.Authorize(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t1))
+			}
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), mode.name+"-p50-ns")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), mode.name+"-p99-ns")
+		}
+		_ = st.Close()
+	}
 }
