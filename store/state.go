@@ -78,13 +78,13 @@ type txn struct {
 	dirty    map[string]struct{} // Badger keys whose records must be rewritten or deleted
 	projects map[string]struct{} // affected projects, "org/project"
 	kinds    []string
-	noUndo   bool                  // loading records at Open: a failure discards the whole state anyway
+	loading  bool                  // replaying records at Open: no undo log, no write bookkeeping
 	resort   map[*orgData]struct{} // orgs whose project or open-project sets changed
 }
 
 // onUndo records how to undo a mutation, unless the txn cannot fail over (loading from disk).
 func (t *txn) onUndo(f func()) {
-	if !t.noUndo {
+	if !t.loading {
 		t.undo = append(t.undo, f)
 	}
 }
@@ -96,8 +96,17 @@ func (t *txn) rollback() {
 	t.undo = nil
 }
 
-func (t *txn) touch(key string)           { t.dirty[key] = struct{}{} }
-func (t *txn) affect(org, project string) { t.projects[org+"/"+project] = struct{}{} }
+func (t *txn) touch(key string) {
+	if !t.loading {
+		t.dirty[key] = struct{}{}
+	}
+}
+
+func (t *txn) affect(org, project string) {
+	if !t.loading {
+		t.projects[org+"/"+project] = struct{}{}
+	}
+}
 func (t *txn) affectAll(o *orgData) {
 	for name := range o.projects {
 		t.affect(o.org.Name, name)

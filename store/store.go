@@ -325,7 +325,7 @@ func (st *state) record(key string) ([]byte, error) {
 // load reads every record from Badger into memory and rebuilds the indexes.
 func (s *Store) load(ctx context.Context) error {
 	st := newState()
-	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, resort: map[*orgData]struct{}{}, noUndo: true}
+	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, resort: map[*orgData]struct{}{}, loading: true}
 	var rev uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keyRevision))
