@@ -23,15 +23,15 @@ func randomWrite(rng *rand.Rand, users, teams, projects []string) store.Change {
 	p := projects[rng.IntN(len(projects))]
 	switch rng.IntN(11) {
 	case 0:
-		return store.PutMember{Org: "o", User: u, Role: store.OrgRoles[rng.IntN(len(store.OrgRoles))]}
+		return store.PutMember{Org: "o", User: u, Role: store.OrgRoles()[rng.IntN(7)]}
 	case 1:
 		return store.DeleteMember{Org: "o", User: u}
 	case 2:
-		return store.PutTeamMember{Org: "o", Team: tm, User: u, Role: store.TeamRoles[rng.IntN(4)]}
+		return store.PutTeamMember{Org: "o", Team: tm, User: u, Role: store.TeamRoles()[rng.IntN(4)]}
 	case 3:
 		return store.DeleteTeamMember{Org: "o", Team: tm, User: u}
 	case 4:
-		return store.PutGrant{Org: "o", Project: p, User: u, Grant: store.Grant{Role: store.ProjectRoles[rng.IntN(4)]}}
+		return store.PutGrant{Org: "o", Project: p, User: u, Grant: store.Grant{Role: store.TeamRoles()[rng.IntN(4)]}}
 	case 5:
 		return store.DeleteGrant{Org: "o", Project: p, User: u}
 	case 6:

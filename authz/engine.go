@@ -401,7 +401,7 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 				continue
 			}
 			s, isStr := v.(string)
-			if !isStr || !slices.Contains(store.OrgRoles, s) {
+			if !isStr || !store.IsOrgRole(s) {
 				return nil, teamgate.Invalid("attribute "+k, fmt.Sprint(v), "not an org role")
 			}
 		}

@@ -386,7 +386,7 @@ func randomDirectory(t *testing.T, seed uint64) (*authz.Engine, []string, []stri
 		u := fmt.Sprintf("u%d", i)
 		users = append(users, u)
 		if i < 12 { // u12, u13 are not members
-			cs = append(cs, store.PutMember{Org: "o", User: u, Role: store.OrgRoles[rng.IntN(len(store.OrgRoles))]})
+			cs = append(cs, store.PutMember{Org: "o", User: u, Role: store.OrgRoles()[rng.IntN(7)]})
 		}
 	}
 	for i := range 4 {
@@ -395,7 +395,7 @@ func randomDirectory(t *testing.T, seed uint64) (*authz.Engine, []string, []stri
 		cs = append(cs, store.PutTeam{Team: store.Team{Org: "o", Name: team}})
 		for _, u := range users[:12] {
 			if rng.IntN(3) == 0 {
-				cs = append(cs, store.PutTeamMember{Org: "o", Team: team, User: u, Role: store.TeamRoles[rng.IntN(4)]})
+				cs = append(cs, store.PutTeamMember{Org: "o", Team: team, User: u, Role: store.TeamRoles()[rng.IntN(4)]})
 			}
 		}
 	}
@@ -417,7 +417,7 @@ func randomDirectory(t *testing.T, seed uint64) (*authz.Engine, []string, []stri
 		}
 		for _, u := range users[:12] {
 			if rng.IntN(6) == 0 {
-				p.Grants[u] = store.Grant{Role: store.ProjectRoles[rng.IntN(4)]}
+				p.Grants[u] = store.Grant{Role: store.TeamRoles()[rng.IntN(4)]}
 			}
 		}
 		projects = append(projects, p.Name)
@@ -481,7 +481,7 @@ func TestListingEqualsDecisionsAndSecurityProperties(t *testing.T) {
 					require.Equal(t, nonNil(want), listed.Projects, "seed %d user %s team %s", seed, u, team)
 				}
 				// Nobody assigns a role above their own.
-				for _, target := range store.OrgRoles {
+				for _, target := range store.OrgRoles() {
 					d, err := eng.Authorize(ctx, authz.Request{Subject: u, Action: "members.manage", Resource: "o", Attributes: map[string]any{"target_role": target}})
 					require.NoError(t, err)
 					if d.Allowed {

@@ -226,13 +226,20 @@ type RunDecision struct {
 	Err      error    `json:"-"` // the run's own error (malformed project), nil when decided
 }
 
-// BulkOps maps each bulk run operation of SPEC §5 to the project action each run needs.
-var BulkOps = map[string]string{
+// bulkOps maps each bulk run operation of SPEC §5 to the project action each run needs.
+var bulkOps = map[string]string{
 	"approve_runs": "runs.approve", "archive_runs": "runs.archive", "restore_runs": "runs.restore",
 	"delete_runs": "runs.delete", "stop_runs": "runs.stop", "skip_runs": "runs.skip",
 	"invalidate_runs": "runs.invalidate", "bookmark_runs": "runs.bookmark", "tag_runs": "runs.tag",
 	"transfer_runs": "runs.transfer", "get_run": "runs.get", "list_runs": "runs.list",
 	"list_versions": "versions.list", "list_runs_artifacts_lineage": "runs.lineage",
+}
+
+// BulkAction returns the project action each run of a bulk operation needs
+// ("approve_runs" → "runs.approve"), and whether op is a bulk operation.
+func BulkAction(op string) (string, bool) {
+	a, ok := bulkOps[op]
+	return a, ok
 }
 
 // BulkRuns decides a bulk run operation in a team space or org: the scope first (team.runs on
@@ -241,7 +248,7 @@ var BulkOps = map[string]string{
 // destination as attributes.destination). A run whose project lies outside the team space is
 // denied with not_in_scope. An unknown operation or malformed owner is an error.
 func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs []RunRef, destination string) ([]RunDecision, error) {
-	action, ok := BulkOps[op]
+	action, ok := bulkOps[op]
 	if !ok {
 		return nil, teamgate.Invalid("bulk operation", op, "unknown operation")
 	}

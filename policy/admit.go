@@ -10,8 +10,8 @@ import (
 
 // Sub-kinds a matrix or schedule run may name in Run.Runtime. They may also be excluded.
 var (
-	MatrixKinds   = []string{"grid", "random", "hyperband", "bayes", "hyperopt", "iterative", "mapping"}
-	ScheduleKinds = []string{"cron", "interval", "datetime"}
+	matrixKinds   = []string{"grid", "random", "hyperband", "bayes", "hyperopt", "iterative", "mapping"}
+	scheduleKinds = []string{"cron", "interval", "datetime"}
 )
 
 // Run is a run about to be created, as admission sees it.
@@ -29,16 +29,16 @@ type Run struct {
 
 // Validate checks the run's kind and runtime. Errors match teamgate.ErrInvalid.
 func (r Run) Validate() error {
-	if !slices.Contains(RunKinds, r.Kind) {
-		return teamgate.Invalid("run kind", r.Kind, "expected one of "+fmt.Sprint(RunKinds))
+	if !slices.Contains(runKinds, r.Kind) {
+		return teamgate.Invalid("run kind", r.Kind, "expected one of "+fmt.Sprint(runKinds))
 	}
 	if r.Runtime != "" {
 		var subs []string
 		switch r.Kind {
 		case "matrix":
-			subs = MatrixKinds
+			subs = matrixKinds
 		case "schedule":
-			subs = ScheduleKinds
+			subs = scheduleKinds
 		default:
 			return teamgate.Invalid("run runtime", r.Runtime, "only matrix and schedule runs have a runtime")
 		}
@@ -225,5 +225,5 @@ func strs(v []string) []any {
 
 // validRuntimeName reports whether name may appear in excluded_runtimes.
 func validRuntimeName(name string) bool {
-	return slices.Contains(RunKinds, name) || slices.Contains(MatrixKinds, name) || slices.Contains(ScheduleKinds, name)
+	return slices.Contains(runKinds, name) || slices.Contains(matrixKinds, name) || slices.Contains(scheduleKinds, name)
 }

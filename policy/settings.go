@@ -56,12 +56,20 @@ type Rule struct {
 	Message    string `json:"message,omitempty" yaml:"message,omitempty"`
 }
 
-// Features that may be excluded.
-var Features = []string{"component", "model", "artifact", "runtime"}
+var (
+	features = []string{"component", "model", "artifact", "runtime"}
+	runKinds = []string{"job", "service", "dag", "daskcluster", "raycluster", "mpijob", "tfjob",
+		"pytorchjob", "matrix", "schedule", "tuner", "watchdog", "notifier", "cleaner", "builder"}
+)
 
-// RunKinds are the kinds of run admission knows.
-var RunKinds = []string{"job", "service", "dag", "daskcluster", "raycluster", "mpijob", "tfjob",
-	"pytorchjob", "matrix", "schedule", "tuner", "watchdog", "notifier", "cleaner", "builder"}
+// Features returns the features a policy may exclude.
+func Features() []string { return slices.Clone(features) }
+
+// IsFeature reports whether f is a feature a policy may exclude.
+func IsFeature(f string) bool { return slices.Contains(features, f) }
+
+// RunKinds returns the kinds of run admission knows.
+func RunKinds() []string { return slices.Clone(runKinds) }
 
 // Validate checks the settings' names and compiles their rules. what names the owner of the
 // settings in errors ("policy acme/gpu", "project acme/vision").
@@ -101,7 +109,7 @@ func (s *Settings) Validate(what string) error {
 		}
 	}
 	for _, f := range s.ExcludedFeatures {
-		if !slices.Contains(Features, f) {
+		if !slices.Contains(features, f) {
 			return teamgate.Invalid(what+" excluded_features", f, "expected one of component, model, artifact, runtime")
 		}
 	}

@@ -211,7 +211,7 @@ func (c PutMember) apply(t *txn) error {
 	if err := scope.CheckSlug("user", c.User); err != nil {
 		return err
 	}
-	if err := checkRole("org role", c.Role, OrgRoles); err != nil {
+	if err := checkRole("org role", c.Role, orgRoles); err != nil {
 		return err
 	}
 	set(t, o.members, c.User, c.Role)
@@ -298,7 +298,7 @@ func (c PutTeamMember) apply(t *txn) error {
 	if err := t.member(o, c.User, "team member"); err != nil {
 		return err
 	}
-	if err := checkRole("team role", c.Role, TeamRoles); err != nil {
+	if err := checkRole("team role", c.Role, teamRoles); err != nil {
 		return err
 	}
 	set(t, td.members, c.User, c.Role)

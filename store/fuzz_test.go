@@ -95,7 +95,7 @@ func FuzzApply(f *testing.F) {
 			case 0:
 				c = store.PutOrg{Org: store.Org{Name: "o", Queue: pick(a, []string{"", "cpu/a", "gpu/b"})}}
 			case 1:
-				c = store.PutMember{Org: "o", User: pick(a, users), Role: pick(b, store.OrgRoles)}
+				c = store.PutMember{Org: "o", User: pick(a, users), Role: pick(b, store.OrgRoles())}
 			case 2:
 				c = store.DeleteMember{Org: "o", User: pick(a, users)}
 			case 3:
@@ -103,7 +103,7 @@ func FuzzApply(f *testing.F) {
 			case 4:
 				c = store.DeleteTeam{Org: "o", Name: pick(a, teams)}
 			case 5:
-				c = store.PutTeamMember{Org: "o", Team: pick(a, teams), User: pick(b, users), Role: pick(a+b, store.TeamRoles)}
+				c = store.PutTeamMember{Org: "o", Team: pick(a, teams), User: pick(b, users), Role: pick(a+b, store.TeamRoles())}
 			case 6:
 				c = store.DeleteTeamMember{Org: "o", Team: pick(a, teams), User: pick(b, users)}
 			case 7:
@@ -117,7 +117,7 @@ func FuzzApply(f *testing.F) {
 			case 8:
 				c = store.DeleteProject{Org: "o", Name: pick(a, projects)}
 			case 9:
-				c = store.PutGrant{Org: "o", Project: pick(a, projects), User: pick(b, users), Grant: store.Grant{Role: pick(a+b, store.ProjectRoles)}}
+				c = store.PutGrant{Org: "o", Project: pick(a, projects), User: pick(b, users), Grant: store.Grant{Role: pick(a+b, store.TeamRoles())}}
 			case 10:
 				c = store.DeleteGrant{Org: "o", Project: pick(a, projects), User: pick(b, users)}
 			case 11:

@@ -8,12 +8,19 @@ import (
 	"github.com/teamgate/teamgate/scope"
 )
 
-// Org roles, team roles and project (grant) roles.
 var (
-	OrgRoles     = []string{"owner", "manager", "admin", "member", "viewer", "billing", "outsider"}
-	TeamRoles    = []string{"viewer", "member", "contributor", "admin"}
-	ProjectRoles = TeamRoles
+	orgRoles  = []string{"owner", "manager", "admin", "member", "viewer", "billing", "outsider"}
+	teamRoles = []string{"viewer", "member", "contributor", "admin"}
 )
+
+// OrgRoles returns the org roles, highest first.
+func OrgRoles() []string { return slices.Clone(orgRoles) }
+
+// TeamRoles returns the team roles, lowest first. Project grants take the same roles.
+func TeamRoles() []string { return slices.Clone(teamRoles) }
+
+// IsOrgRole reports whether role is an org role.
+func IsOrgRole(role string) bool { return slices.Contains(orgRoles, role) }
 
 // Org is an organization and the defaults every project in it inherits.
 type Org struct {
@@ -95,7 +102,7 @@ func (o Org) validate() error {
 }
 
 func (g Grant) validate(what string) error {
-	if err := checkRole(what+" role", g.Role, ProjectRoles); err != nil {
+	if err := checkRole(what+" role", g.Role, teamRoles); err != nil {
 		return err
 	}
 	s := policy.Settings{Queue: g.Queue, DefaultPresets: g.DefaultPresets}
