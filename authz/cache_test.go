@@ -266,3 +266,17 @@ func BenchmarkAuthorizeDiskTier(b *testing.B) {
 		b.Fatal("no Badger-tier hits")
 	}
 }
+
+func TestNondeterministicPolicyIsNotCached(t *testing.T) {
+	t.Parallel()
+	clock := rego.Module{Name: "clock.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"closed\" if time.now_ns() < 0\n"}
+	eng, _ := newAcme(t, authz.WithModules(clock))
+	req := authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision"}
+	for range 3 {
+		d, err := eng.Authorize(t.Context(), req)
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+	}
+	s := eng.Stats()
+	require.Zero(t, s.CacheHits+s.CacheMisses, "a policy reading the clock is evaluated every time")
+}

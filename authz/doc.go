@@ -37,7 +37,9 @@
 //
 // # Decision cache
 //
-// Decisions on requests without attributes are cached in two tiers: a bounded in-memory LRU
+// Decisions on requests without attributes are cached — unless an author's module calls a
+// built-in OPA marks non-deterministic (time.now_ns, http.send, …), whose answers no stamp can
+// track — in two tiers: a bounded in-memory LRU
 // (WithDecisionCache, default 100,000 entries; 0 turns caching off) and, for an on-disk store,
 // Badger (entries survive a restart and expire after a day). Each entry records the policy it was
 // made with (its fingerprint, in Badger) and the store's revision stamps of what it read: the

@@ -212,7 +212,7 @@ func (d Decision) Has(code string) bool {
 // decision's Revision is the store's current revision. Decision.Reasons may be shared with the
 // cache: do not modify it.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
-	if e.decisions == nil || len(req.Attributes) > 0 {
+	if e.decisions == nil || len(req.Attributes) > 0 || !e.policy.Load().Deterministic() {
 		_, _, d, err := e.decide(ctx, req, nil, false)
 		return d, err
 	}

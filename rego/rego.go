@@ -127,12 +127,13 @@ type ActionSpec struct {
 
 // Policy is a compiled, prepared policy. It is immutable and safe for concurrent use.
 type Policy struct {
-	prepared    rego.PreparedEvalQuery
-	actions     map[string]ActionSpec
-	modules     []Module
-	data        map[string]any
-	customized  bool
-	fingerprint string
+	prepared      rego.PreparedEvalQuery
+	actions       map[string]ActionSpec
+	modules       []Module
+	data          map[string]any
+	customized    bool
+	deterministic bool
+	fingerprint   string
 }
 
 // New compiles the default policy plus the given modules, with data merged over the default data
@@ -145,6 +146,12 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	}
 	p := &Policy{modules: all, data: merged, customized: len(modules) > 0 || len(data) > 0}
 	p.fingerprint = fingerprint(all, merged)
+	p.deterministic = true
+	for _, m := range modules {
+		if nondeterministic(m) {
+			p.deterministic = false
+		}
+	}
 	if err := p.readCatalog(); err != nil {
 		return nil, err
 	}
@@ -199,6 +206,41 @@ func fingerprint(mods []Module, data map[string]any) string {
 	raw, _ := json.Marshal(data) // map keys are sorted: canonical
 	h.Write(raw)
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Deterministic reports whether the policy's decisions depend only on its input and data: no
+// module calls a built-in OPA marks non-deterministic (time.now_ns, http.send, rand.intn, …).
+// Only a deterministic policy's decisions may be cached.
+func (p *Policy) Deterministic() bool { return p.deterministic }
+
+// nondeterministic reports whether a module calls a non-deterministic built-in. A module that
+// does not parse is left to the compiler's error.
+func nondeterministic(m Module) bool {
+	mod, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return false
+	}
+	found := false
+	ast.WalkExprs(mod, func(x *ast.Expr) bool {
+		if x.IsCall() {
+			if b, ok := ast.BuiltinMap[x.Operator().String()]; ok && b.IsNondeterministic() {
+				found = true
+			}
+		}
+		return found
+	})
+	if !found {
+		// Calls written as terms inside expressions (x := time.now_ns()).
+		ast.WalkTerms(mod, func(t *ast.Term) bool {
+			if call, ok := t.Value.(ast.Call); ok && len(call) > 0 {
+				if b, ok := ast.BuiltinMap[call[0].String()]; ok && b.IsNondeterministic() {
+					found = true
+				}
+			}
+			return found
+		})
+	}
+	return found
 }
 
 // Customized reports whether authors' modules or data are loaded beside the default policy.

@@ -56,3 +56,22 @@ func TestCatalogIsData(t *testing.T) {
 	}}})
 	require.ErrorContains(t, err, "galaxy")
 }
+
+func TestDeterministic(t *testing.T) {
+	t.Parallel()
+	p, err := rego.New(t.Context(), nil)
+	require.NoError(t, err)
+	require.True(t, p.Deterministic())
+	for _, src := range []string{
+		"package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"night\" if time.now_ns() > 0\n",
+		"package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"x\" if {\n\tt := time.now_ns()\n\tt > 5\n}\n",
+		"package teamgate.ext\n\nimport rego.v1\n\nallow contains \"lucky\" if rand.intn(\"x\", 10) == 3\n",
+	} {
+		p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: src}})
+		require.NoError(t, err, src)
+		require.False(t, p.Deterministic(), src)
+	}
+	p, err = rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"x\" if input.subject.id == \"bob\"\n"}})
+	require.NoError(t, err)
+	require.True(t, p.Deterministic())
+}
