@@ -281,6 +281,12 @@ func TestListPagination(t *testing.T) {
 	require.Empty(t, p.Projects)
 	_, err = eng.ListProjects(t.Context(), "alice", "a.b", authz.Page{})
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	_, err = eng.ListProjects(t.Context(), "alice", "acme", authz.Page{Limit: -1})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	_, err = eng.ListProjects(t.Context(), "al ice", "acme", authz.Page{})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	_, err = eng.ProjectFilter(t.Context(), "al ice", "acme")
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
 	_, err = eng.ListProjects(t.Context(), "alice", "", authz.Page{})
 	require.ErrorIs(t, err, teamgate.ErrInvalid, "alice has no default team")
 
