@@ -71,6 +71,9 @@ func randomRequest(rng *rand.Rand, actions, users, teams, projects []string) aut
 		res = []string{"o", "nope"}[rng.IntN(2)]
 	case len(a) > 5 && a[:5] == "team.":
 		res = "o/" + tm
+	case rng.IntN(4) == 0: // a one-part reference in a context owner
+		owner := []string{"o", "o/" + tm}[rng.IntN(2)]
+		return authz.Request{Subject: u, Action: a, Resource: p, Owner: owner}
 	case rng.IntN(2) == 0:
 		res = "o/" + tm + "/" + p
 	default:
