@@ -19,8 +19,9 @@
 // Facts come from the store's in-memory indexes inside one consistent snapshot; the input is
 // built as an OPA ast.Value (no JSON round trip) and evaluated by a query prepared once.
 // SetPolicy swaps the policy atomically; decisions in flight finish with the policy they started
-// with. Decision.Revision is the store revision the facts were read at; Request.MinRevision waits
-// for a revision (read-your-writes across replicas) or fails with teamgate.ErrStale.
+// with. Decision.Revision is the store revision the facts were read at (for a cached decision,
+// the current revision: nothing it depends on has changed since); Request.MinRevision waits for
+// a revision (read-your-writes across replicas) or fails with teamgate.ErrStale.
 //
 // # Compiled path
 //
@@ -39,9 +40,9 @@
 //
 // Decisions on requests without attributes are cached — unless an author's module calls a
 // built-in OPA marks non-deterministic (time.now_ns, http.send, …), whose answers no stamp can
-// track — in two tiers: a bounded in-memory LRU
-// (WithDecisionCache, default 100,000 entries; 0 turns caching off) and, for an on-disk store,
-// Badger (entries survive a restart and expire after a day). Each entry records the policy it was
+// track — in two tiers: a bounded in-memory LRU (WithDecisionCache, default 100,000 entries; 0
+// turns caching off) and, for an on-disk store, Badger (entries survive a restart and expire
+// after a day). Each entry records the policy it was
 // made with (its fingerprint, in Badger) and the store's revision stamps of what it read: the
 // org, the subject's membership and team roles in it, the team of a team-space reference, and
 // the project (its record, grants, policy and effective teams). An entry is served only while all
