@@ -36,11 +36,17 @@ func (e *InvalidError) Unwrap() error { return ErrInvalid }
 
 // NotFoundError reports a missing entity. It matches ErrNotFound.
 type NotFoundError struct {
-	What string // "org", "team", "project", "policy", "user", "member", ...
-	Name string // the full name looked up, e.g. "acme/vision"
+	What   string // "org", "team", "project", "policy", "user", "member", ...
+	Name   string // the full name looked up, e.g. "acme/vision"
+	Reason string // optional: which part is missing, e.g. "project vision is not in team space acme/research"
 }
 
-func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %s not found", e.What, e.Name) }
+func (e *NotFoundError) Error() string {
+	if e.Reason != "" {
+		return e.Reason
+	}
+	return fmt.Sprintf("%s %s not found", e.What, e.Name)
+}
 
 // Unwrap makes errors.Is(err, ErrNotFound) true.
 func (e *NotFoundError) Unwrap() error { return ErrNotFound }

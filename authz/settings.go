@@ -51,7 +51,7 @@ func (e *Engine) settings(ref scope.Ref, user string) (Settings, []*policy.Progr
 	err := e.dir.View(func(r store.Reader) error {
 		f := resolveProject(r, user, ref)
 		if !f.exists {
-			return &teamgate.NotFoundError{What: "project", Name: ref.String() + " (" + f.missing + ")"}
+			return &teamgate.NotFoundError{What: "project", Name: ref.String(), Reason: f.missing}
 		}
 		pv, _ := r.Project(ref.Org, ref.Project)
 		projRev = pv.Revision
