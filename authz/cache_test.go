@@ -189,13 +189,7 @@ func TestDecisionCacheBadgerTier(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	dir := t.TempDir()
-	open := func() (*store.Store, *authz.Engine) {
-		st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
-		require.NoError(t, err)
-		eng, err := authz.New(ctx, st)
-		require.NoError(t, err)
-		return st, eng
-	}
+	open := func() (*store.Store, *authz.Engine) { return openDisk(t, dir) }
 	st, eng := open()
 	_, err := st.LoadFile(ctx, "../testdata/conformance/acme.yaml")
 	require.NoError(t, err)

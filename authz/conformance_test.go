@@ -27,6 +27,16 @@ func newAcme(t testing.TB, opts ...authz.Option) (*authz.Engine, *store.Store) {
 	return eng, st
 }
 
+// openDisk opens an on-disk store in dir (a restart when dir was used before) and an engine.
+func openDisk(t *testing.T, dir string) (*store.Store, *authz.Engine) {
+	t.Helper()
+	st, err := store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+	require.NoError(t, err)
+	eng, err := authz.New(t.Context(), st)
+	require.NoError(t, err)
+	return st, eng
+}
+
 func TestConformanceAuthorize(t *testing.T) {
 	t.Parallel()
 	cases, err := conformance.Load()

@@ -58,14 +58,22 @@ func BenchmarkAuthorizeCompiled(b *testing.B) {
 }
 
 func timed(b *testing.B, eng *authz.Engine) {
-	reqs := requests(Small, 4096)
 	ctx := b.Context()
+	timedFunc(b, func(r authz.Request) error {
+		_, err := eng.Authorize(ctx, r)
+		return err
+	})
+}
+
+// timedFunc runs decide over the small tier's random requests and reports p50/p99.
+func timedFunc(b *testing.B, decide func(authz.Request) error) {
+	reqs := requests(Small, 4096)
 	lat := make([]time.Duration, 0, 1<<16)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		t0 := time.Now()
-		if _, err := eng.Authorize(ctx, reqs[i%len(reqs)]); err != nil {
+		if err := decide(reqs[i%len(reqs)]); err != nil {
 			b.Fatal(err)
 		}
 		if len(lat) < cap(lat) {
@@ -190,23 +198,11 @@ func BenchmarkPeerOPAStore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reqs := requests(Small, 4096)
 	ctx := b.Context()
-	lat := make([]time.Duration, 0, 1<<16)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		r := reqs[i%len(reqs)]
-		t0 := time.Now()
-		if _, err := peer.allow(ctx, r.Subject, r.Action, r.Resource[len("org/"):]); err != nil {
-			b.Fatal(err)
-		}
-		if len(lat) < cap(lat) {
-			lat = append(lat, time.Since(t0))
-		}
-		i++
-	}
-	reportPercentiles(b, lat)
+	timedFunc(b, func(r authz.Request) error {
+		_, err := peer.allow(ctx, r.Subject, r.Action, r.Resource[len("org/"):])
+		return err
+	})
 }
 
 // BenchmarkPeerCedar: cedar-go with the directory as entities, the same requests.
@@ -217,20 +213,10 @@ func BenchmarkPeerCedar(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reqs := requests(Small, 4096)
-	lat := make([]time.Duration, 0, 1<<16)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		r := reqs[i%len(reqs)]
-		t0 := time.Now()
+	timedFunc(b, func(r authz.Request) error {
 		peer.allow(r.Subject, r.Action, r.Resource[len("org/"):])
-		if len(lat) < cap(lat) {
-			lat = append(lat, time.Since(t0))
-		}
-		i++
-	}
-	reportPercentiles(b, lat)
+		return nil
+	})
 }
 
 // Medium is a tenth of SPEC §9's large tier: 100k users, 1,000 teams, 10k projects, 1M team

@@ -7,23 +7,30 @@ import (
 	"github.com/teamgate/teamgate/store"
 )
 
+// tiny is a scenario small enough to check a peer against teamgate request by request.
+func tiny(t *testing.T, seed uint64) (Scenario, *store.Store, *authz.Engine) {
+	t.Helper()
+	sc := Scenario{Users: 300, Teams: 20, Projects: 100, Restricted: 0.4, TeamsPerUser: 3, Outsiders: 30, Seed: seed}
+	st, err := store.Open(t.Context(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if _, err := st.Apply(t.Context(), sc.Changes()...); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := authz.New(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc, st, eng
+}
+
 // TestPeerOPAAgrees: the peer policy decides the benchmark's requests as teamgate does, so the
 // comparison measures the same work.
 func TestPeerOPAAgrees(t *testing.T) {
-	small := Scenario{Users: 300, Teams: 20, Projects: 100, Restricted: 0.4, TeamsPerUser: 3, Outsiders: 30, Seed: 3}
 	ctx := t.Context()
-	st, err := store.Open(ctx, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Apply(ctx, small.Changes()...); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := authz.New(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	small, st, eng := tiny(t, 3)
 	peer, err := newPeerOPA(ctx, st)
 	if err != nil {
 		t.Fatal(err)
@@ -44,20 +51,8 @@ func TestPeerOPAAgrees(t *testing.T) {
 }
 
 func TestPeerCedarAgrees(t *testing.T) {
-	small := Scenario{Users: 300, Teams: 20, Projects: 100, Restricted: 0.4, TeamsPerUser: 3, Outsiders: 30, Seed: 4}
 	ctx := t.Context()
-	st, err := store.Open(ctx, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Apply(ctx, small.Changes()...); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := authz.New(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	small, st, eng := tiny(t, 4)
 	peer, err := newPeerCedar(st)
 	if err != nil {
 		t.Fatal(err)
