@@ -50,12 +50,16 @@
 // Check verifies that every index agrees with the records; the tests run it after every batch
 // of a fuzzed write sequence and at the end of the store suite.
 //
-// # Events
+// # Events and replicas
 //
-// Every Apply produces one Event {revision, kind, keys, projects}: the record keys it wrote and
-// the projects whose record, policy or org defaults changed. Watch streams them from any kept
-// revision on. Applying the same changes in the same order to another store reproduces the same
-// state, which is how a replica follows a primary.
+// Every Apply produces one Event {revision, kind, keys, projects, changes}: the record keys it
+// wrote, the projects whose record, policy or org defaults changed, and the changes themselves
+// (JSON-encodable as Changes). Watch streams events from any kept revision on. A replica follows
+// a primary by passing each event to ApplyEvent, which applies the same changes at the same
+// revision (or fails with ErrConflict on a gap), so both hold the same state and a
+// Request.MinRevision read on the replica sees the primary's writes. A batch too large to
+// describe (more than MaxEventEntries keys, projects or changes, or 512 KiB of changes) gives a
+// Truncated event without changes: the replica must then resync from an Export.
 //
 // # Concurrency
 //

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,14 +37,20 @@ type Event struct {
 	Kind     string   `json:"kind"`     // the change kind, or "batch" when several kinds were applied
 	Keys     []string `json:"keys"`     // the record keys written or deleted, sorted
 	Projects []string `json:"projects"` // affected projects ("org/project"), sorted
-	// Truncated is set when Keys or Projects were cut at MaxEventEntries (a very large batch):
-	// a follower should then re-read the orgs the listed keys belong to.
+	// Changes are the batch's changes, for replicas (ApplyEvent). Nil when Truncated.
+	Changes Changes `json:"changes,omitempty"`
+	// Truncated is set when the batch was too large to describe whole (more than
+	// MaxEventEntries keys, projects or changes, or more than maxEventBytes of changes): Keys and
+	// Projects are cut and Changes left out, so a replica must resync from an Export.
 	Truncated bool `json:"truncated,omitempty"`
 }
 
 // MaxEventEntries bounds the keys and the projects an Event lists, so a huge batch still fits
 // in one Badger value.
 const MaxEventEntries = 10_000
+
+// maxEventBytes bounds an event's encoding below Badger's largest value.
+const maxEventBytes = 512 << 10
 
 // Store is the directory. It is safe for concurrent use: reads run in parallel and see a
 // consistent state; writes are serialized and atomic.
@@ -146,6 +153,11 @@ func (s *Store) Revision() uint64 { return s.revision.Load() }
 // Apply validates and commits changes as one atomic batch and returns the new revision. On any
 // error nothing changes: neither memory nor disk. An empty batch returns the current revision.
 func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
+	return s.apply(ctx, nil, changes)
+}
+
+// apply is Apply; with after set, the store must be at exactly that revision.
+func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -153,6 +165,10 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
 	defer s.mu.Unlock()
 	if s.closed {
 		return 0, teamgate.ErrClosed
+	}
+	if after != nil && s.st.rev != *after {
+		return 0, &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
+			Reason: "the event follows revision " + strconv.FormatUint(*after, 10)}
 	}
 	if len(changes) == 0 {
 		return s.st.rev, nil
@@ -175,14 +191,15 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
 		}
 	}
 	rev := s.st.rev + 1
-	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: sortedKeys(t.dirty), Projects: sortedKeys(t.projects)}
+	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: sortedKeys(t.dirty), Projects: sortedKeys(t.projects), Changes: slices.Clone(changes)}
 	if len(t.kinds) > 1 {
 		ev.Kind = "batch"
 	}
-	if len(ev.Keys) > MaxEventEntries || len(ev.Projects) > MaxEventEntries {
+	if len(ev.Keys) > MaxEventEntries || len(ev.Projects) > MaxEventEntries || len(ev.Changes) > MaxEventEntries {
 		ev.Truncated = true
 		ev.Keys = ev.Keys[:min(len(ev.Keys), MaxEventEntries)]
 		ev.Projects = ev.Projects[:min(len(ev.Projects), MaxEventEntries)]
+		ev.Changes = nil
 	}
 	if err := s.persist(t, ev); err != nil {
 		t.rollback()
@@ -209,6 +226,18 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
 	return rev, nil
 }
 
+// ApplyEvent applies another store's event to this one, the way a replica follows a primary's
+// Watch: the store must be at the revision just before the event's (else ErrConflict, nothing
+// changes), and the event must carry its changes (a truncated event is ErrInvalid: resync the
+// replica from an Export). Both stores then hold the same state at the same revision.
+func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
+	if ev.Truncated || len(ev.Changes) == 0 || ev.Revision == 0 {
+		return 0, teamgate.Invalid("event", strconv.FormatUint(ev.Revision, 10), "carries no changes to replay; resync the replica from an Export")
+	}
+	prev := ev.Revision - 1
+	return s.apply(ctx, &prev, ev.Changes)
+}
+
 // persist writes the dirty records, the event and the revision to Badger in one transaction,
 // splitting it when Badger says it is too big (see the package doc on atomicity).
 func (s *Store) persist(t *txn, ev Event) error {
@@ -228,7 +257,14 @@ func (s *Store) persist(t *txn, ev Event) error {
 	for _, sk := range t.stampKeys() {
 		ops = append(ops, op{prefixStamp + sk, rev})
 	}
-	evb, _ := json.Marshal(ev)
+	evb, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("store: encode event: %w", err)
+	}
+	if len(evb) > maxEventBytes {
+		ev.Truncated, ev.Changes = true, nil
+		evb, _ = json.Marshal(ev)
+	}
 	ops = append(ops, op{eventKey(ev.Revision), evb})
 	if ev.Revision > maxEventsKept {
 		ops = append(ops, op{eventKey(ev.Revision - maxEventsKept), nil})
