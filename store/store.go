@@ -375,26 +375,71 @@ func (s *Store) load(ctx context.Context) error {
 			}
 		}
 		// Records replay as changes in dependency order, one prefix at a time; events and
-		// caches are never read here.
+		// caches are never read here. This goroutine reads and decodes while another applies,
+		// in order, batch by batch.
+		type record struct {
+			key string
+			c   Change
+		}
+		batches := make(chan []record, 8)
+		failed := make(chan struct{})
+		applied := make(chan error, 1)
+		go func() {
+			var err error
+			for b := range batches {
+				for _, r := range b {
+					if err != nil {
+						break
+					}
+					if e := r.c.apply(t); e != nil {
+						err = fmt.Errorf("store: load record %s: %w", r.key, e)
+						close(failed)
+					}
+				}
+			}
+			applied <- err
+		}()
+		batch := make([]record, 0, 1024)
+		send := func() error {
+			select {
+			case batches <- batch:
+				batch = make([]record, 0, 1024)
+				return nil
+			case <-failed:
+				return errors.New("apply failed")
+			}
+		}
+		var readErr error
 		for _, kind := range []string{"org", "member", "policy", "team", "tmember", "project", "user"} {
-			err := s.scan(ctx, txn, prefixRecords+kind+"/", func(k string, v []byte) error {
+			readErr = s.scan(ctx, txn, prefixRecords+kind+"/", func(k string, v []byte) error {
 				c, err := decodeRecord(k, v)
 				if err != nil {
 					return err
 				}
-				if err := c.apply(t); err != nil {
-					return fmt.Errorf("store: load record %s: %w", k, err)
+				batch = append(batch, record{k, c})
+				if len(batch) == cap(batch) {
+					return send()
 				}
 				return nil
 			})
-			if err != nil {
-				return err
+			if readErr != nil {
+				break
 			}
 		}
-		return s.scan(ctx, txn, prefixStamp, func(k string, v []byte) error {
-			s.stamps.cell(strings.TrimPrefix(k, prefixStamp)).Store(binary.BigEndian.Uint64(v))
-			return nil
-		})
+		if readErr == nil && len(batch) > 0 {
+			readErr = send()
+		}
+		close(batches)
+		if readErr == nil {
+			readErr = s.scan(ctx, txn, prefixStamp, func(k string, v []byte) error {
+				s.stamps.cell(strings.TrimPrefix(k, prefixStamp)).Store(binary.BigEndian.Uint64(v))
+				return nil
+			})
+		}
+		if err := <-applied; err != nil {
+			return err // the apply error explains a read stopped by it
+		}
+		return readErr
 	})
 	if err != nil {
 		return fmt.Errorf("store: load: %w", err)
