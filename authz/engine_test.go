@@ -474,6 +474,20 @@ func TestListingEqualsDecisionsAndSecurityProperties(t *testing.T) {
 					}
 				}
 				require.Equal(t, nonNil(want), listed.Projects, "seed %d user %s", seed, u)
+				// Page by page, the listing is the same.
+				var paged []string
+				pg := authz.Page{Limit: 1 + int(seed%3)}
+				for {
+					part, err := eng.ListProjects(ctx, u, "o", pg)
+					require.NoError(t, err)
+					require.LessOrEqual(t, len(part.Projects), pg.Limit)
+					paged = append(paged, part.Projects...)
+					if part.Next == "" {
+						break
+					}
+					pg.After = part.Next
+				}
+				require.Equal(t, nonNil(want), nonNil(paged), "paged, seed %d user %s", seed, u)
 				for _, team := range teams {
 					listed, err := eng.ListProjects(ctx, u, "o/"+team, authz.Page{})
 					require.NoError(t, err)

@@ -60,17 +60,11 @@ func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page P
 	if page.Limit < 0 {
 		return ProjectPage{}, teamgate.Invalid("page limit", strconv.Itoa(page.Limit), "must be >= 0")
 	}
-	out, _, err := e.visible(ctx, subject, owner)
+	out, _, err := e.visible(ctx, subject, owner, page)
 	if err != nil {
 		return ProjectPage{}, err
 	}
-	if page.After != "" {
-		i := sort.SearchStrings(out.Projects, page.After)
-		if i < len(out.Projects) && out.Projects[i] == page.After {
-			i++
-		}
-		out.Projects = out.Projects[i:]
-	}
+	out.Projects = after(out.Projects, page.After) // customized policies list everything first
 	if page.Limit > 0 && len(out.Projects) > page.Limit {
 		// A copy of the page, so the whole listing's backing array is not kept alive.
 		out.Projects = slices.Clone(out.Projects[:page.Limit])
@@ -79,19 +73,37 @@ func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page P
 	return out, nil
 }
 
-// visible lists every project of owner the subject can project.get, and how many projects the
-// org has, from one snapshot.
-func (e *Engine) visible(ctx context.Context, subject, owner string) (ProjectPage, int, error) {
+// after returns the part of a sorted list past the cursor.
+func after(sorted []string, cursor string) []string {
+	if cursor == "" {
+		return sorted
+	}
+	i := sort.SearchStrings(sorted, cursor)
+	if i < len(sorted) && sorted[i] == cursor {
+		i++
+	}
+	return sorted[i:]
+}
+
+// visible lists the projects of owner the subject can project.get, and how many projects the
+// org has, from one snapshot. Under the default policy only the requested page (plus one, to
+// tell whether another follows) is produced; a customized policy gets every candidate.
+func (e *Engine) visible(ctx context.Context, subject, owner string, page Page) (ProjectPage, int, error) {
 	var out ProjectPage
 	var o scope.Owner
 	var total int
+	customized := e.policy.Load().Customized()
+	from, limit := page.After, page.Limit+1
+	if customized || page.Limit == 0 {
+		from, limit = "", 0
+	}
 	err := e.dir.View(func(r store.Reader) error {
 		var err error
 		if o, err = ownerFor(r, subject, owner); err != nil {
 			return err
 		}
 		out.Revision = r.Revision()
-		out.Projects = visibleProjects(r, subject, o)
+		out.Projects = visibleProjects(r, subject, o, from, limit)
 		total = r.ProjectCount(o.Org)
 		return nil
 	})
@@ -99,7 +111,7 @@ func (e *Engine) visible(ctx context.Context, subject, owner string) (ProjectPag
 		return ProjectPage{}, 0, err
 	}
 	out.Owner = o.String()
-	if e.policy.Load().Customized() {
+	if customized {
 		kept := out.Projects[:0]
 		for _, p := range out.Projects {
 			d, err := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: o.Org + "/" + p, MinRevision: out.Revision})
@@ -112,9 +124,17 @@ func (e *Engine) visible(ctx context.Context, subject, owner string) (ProjectPag
 	return out, total, nil
 }
 
-// visibleProjects computes, from indexes, the sorted projects of o the subject can project.get
-// under the default policy (SPEC §4, §5). The result is a fresh slice.
-func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
+// visibleProjects computes, from indexes, the sorted projects of o past the cursor that the
+// subject can project.get under the default policy (SPEC §4, §5), at most limit of them (0: all).
+// The result is a fresh slice.
+func visibleProjects(r store.Reader, subject string, o scope.Owner, cursor string, limit int) []string {
+	take := func(sorted []string) []string {
+		sorted = after(sorted, cursor)
+		if limit > 0 && len(sorted) > limit {
+			sorted = sorted[:limit]
+		}
+		return slices.Clone(nonNil(sorted))
+	}
 	role, member := r.OrgRole(o.Org, subject)
 	if !member {
 		return []string{}
@@ -126,9 +146,9 @@ func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
 	}
 	if role == "owner" || role == "manager" {
 		if o.IsTeam() {
-			return nonNil(r.TeamProjects(o.Org, o.Team))
+			return take(r.TeamProjects(o.Org, o.Team))
 		}
-		return slices.Clone(nonNil(r.Projects(o.Org)))
+		return take(r.Projects(o.Org))
 	}
 	// Restricted projects come from the subject's teams and grants (few); open ones, when the
 	// org role reaches viewer, from the sorted open-project index, merged without a sort.
@@ -142,18 +162,18 @@ func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
 		}
 	}
 	if o.IsTeam() {
-		out := []string{}
+		var out []string
 		for _, p := range r.TeamProjects(o.Org, o.Team) {
 			if _, ok := set[p]; ok {
 				out = append(out, p)
 			}
 		}
-		return out
+		return take(out)
 	}
 	if !policyBaseAtLeastViewer(role) {
-		return nonNil(slices.Sorted(maps.Keys(set)))
+		return take(slices.Sorted(maps.Keys(set)))
 	}
-	open := r.OpenProjects(o.Org)
+	open := after(r.OpenProjects(o.Org), cursor)
 	extra := make([]string, 0, len(set))
 	for p := range set {
 		if pv, ok := r.Project(o.Org, p); ok && pv.Teams.Restricted {
@@ -161,9 +181,14 @@ func visibleProjects(r store.Reader, subject string, o scope.Owner) []string {
 		}
 	}
 	slices.Sort(extra)
-	out := make([]string, 0, len(open)+len(extra))
+	extra = after(extra, cursor)
+	n := len(open) + len(extra)
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	out := make([]string, 0, n)
 	i, j := 0, 0
-	for i < len(open) || j < len(extra) {
+	for len(out) < n {
 		if j == len(extra) || (i < len(open) && open[i] < extra[j]) {
 			out = append(out, open[i])
 			i++
@@ -200,7 +225,7 @@ func (e *Engine) ProjectFilter(ctx context.Context, subject, owner string) (Filt
 	if err := scope.CheckSlug("subject", subject); err != nil {
 		return Filter{}, err
 	}
-	page, total, err := e.visible(ctx, subject, owner)
+	page, total, err := e.visible(ctx, subject, owner, Page{})
 	if err != nil {
 		return Filter{}, err
 	}

@@ -144,13 +144,17 @@ func BenchmarkListProjects(b *testing.B) {
 func BenchmarkListProjectsWide(b *testing.B) {
 	_, eng := open(b, Wide)
 	ctx := b.Context()
-	for _, owner := range []string{"org", "org/t7"} {
-		b.Run(owner, func(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		owner string
+		page  authz.Page
+	}{{"org", "org", authz.Page{}}, {"org/t7", "org/t7", authz.Page{}}, {"org-page50", "org", authz.Page{After: "p5", Limit: 50}}} {
+		b.Run(tc.name, func(b *testing.B) {
 			lat := make([]time.Duration, 0, 1<<14)
 			b.ReportAllocs()
 			for b.Loop() {
 				t0 := time.Now()
-				if _, err := eng.ListProjects(ctx, "u10", owner, authz.Page{}); err != nil {
+				if _, err := eng.ListProjects(ctx, "u10", tc.owner, tc.page); err != nil {
 					b.Fatal(err)
 				}
 				if len(lat) < cap(lat) {
