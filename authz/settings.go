@@ -53,8 +53,7 @@ func (e *Engine) settings(ref scope.Ref, user string) (Settings, []*policy.Progr
 		if !f.exists {
 			return &teamgate.NotFoundError{What: "project", Name: ref.String(), Reason: f.missing}
 		}
-		pv, _ := r.Project(ref.Org, ref.Project)
-		projRev = pv.Revision
+		projRev = r.ProjectRevision(ref.Org, ref.Project)
 		out.Revision = r.Revision()
 		rules = r.Rules(ref.Org, ref.Project)
 		return nil
@@ -68,12 +67,11 @@ func (e *Engine) settings(ref scope.Ref, user string) (Settings, []*policy.Progr
 		return out, rules, nil
 	}
 	err = e.dir.View(func(r store.Reader) error {
-		pv, ok := r.Project(ref.Org, ref.Project)
-		if !ok {
+		if _, ok := r.Project(ref.Org, ref.Project); !ok {
 			return &teamgate.NotFoundError{What: "project", Name: ref.String()}
 		}
-		if pv.Revision != projRev { // changed in between: read everything at the new revision
-			projRev, out.Revision, rules = pv.Revision, r.Revision(), r.Rules(ref.Org, ref.Project)
+		if rev := r.ProjectRevision(ref.Org, ref.Project); rev != projRev { // changed in between: read everything at the new revision
+			projRev, out.Revision, rules = rev, r.Revision(), r.Rules(ref.Org, ref.Project)
 			key = settingsKey(out.Project, projRev, user)
 		}
 		out.Effective, _ = r.Settings(ref.Org, ref.Project, user)

@@ -93,19 +93,25 @@ func (r Reader) TeamMembers(org, team string) map[string]string {
 
 // ProjectView is a project with what the decision path derives from it.
 type ProjectView struct {
-	Project  *Project         // read-only
-	Revision uint64           // last revision that changed the project, its policy or its org's defaults
-	Teams    policy.AllowList // effective teams (project teams narrowed by the policy's); read-only
+	Project *Project         // read-only
+	Teams   policy.AllowList // effective teams (project teams narrowed by the policy's); read-only
 }
 
 // Project returns a project and its effective teams.
 func (r Reader) Project(org, name string) (ProjectView, bool) {
 	if o, ok := r.st.orgs[org]; ok {
 		if pd, ok := o.projects[name]; ok {
-			return ProjectView{Project: &pd.p, Revision: pd.rev, Teams: pd.teams}, true
+			return ProjectView{Project: &pd.p, Teams: pd.teams}, true
 		}
 	}
 	return ProjectView{}, false
+}
+
+// ProjectRevision is the revision of the last write that changed a project, its policy or its
+// org's defaults: its stamp, stored with every write, so revision-keyed caches stay valid across
+// restarts. 0 for a project never written.
+func (r Reader) ProjectRevision(org, project string) uint64 {
+	return r.stamps.cell("p/" + org + "/" + project).Load()
 }
 
 // Projects returns an org's project names, sorted. The slice is shared: do not modify it.

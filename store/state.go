@@ -46,7 +46,6 @@ type teamData struct {
 
 type projectData struct {
 	p     Project
-	rev   uint64           // last revision that changed the project, its policy or its org's defaults
 	teams policy.AllowList // effective teams: project teams narrowed by the policy's (SPEC §4 step 4)
 	rules []*policy.Program
 }

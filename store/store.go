@@ -210,14 +210,6 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 	for o := range t.resort {
 		o.resort()
 	}
-	for key := range t.projects {
-		org, name, _ := strings.Cut(key, "/")
-		if o, ok := s.st.orgs[org]; ok {
-			if pd, ok := o.projects[name]; ok {
-				pd.rev = rev
-			}
-		}
-	}
 	for _, sk := range t.stampKeys() {
 		s.stamps.bump(sk, rev)
 	}
@@ -445,12 +437,7 @@ func (s *Store) load(ctx context.Context) error {
 		return fmt.Errorf("store: load: %w", err)
 	}
 	st.rev = rev
-	// A project's revision is its stored stamp (the last write that touched it, its policy or
-	// its org's defaults); revision-keyed caches stay valid across restarts.
-	for org, o := range st.orgs {
-		for name, pd := range o.projects {
-			pd.rev = s.stamps.cell("p/" + org + "/" + name).Load()
-		}
+	for _, o := range st.orgs {
 		o.resort()
 	}
 	s.st = st
