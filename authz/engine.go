@@ -212,7 +212,8 @@ func (d Decision) Has(code string) bool {
 // decision's Revision is the store's current revision. Decision.Reasons may be shared with the
 // cache: do not modify it.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
-	if e.decisions == nil || len(req.Attributes) > 0 || !e.policy.Load().Deterministic() {
+	p := e.policy.Load()
+	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
 		_, _, d, err := e.decide(ctx, req, nil, false)
 		return d, err
 	}
@@ -225,7 +226,6 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 		}
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
-	p := e.policy.Load()
 	if c, ok := e.decisions.lru.Get(key); ok && c.current(p) {
 		e.decisions.hits.Add(1)
 		d := c.dec
