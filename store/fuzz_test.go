@@ -87,6 +87,15 @@ func FuzzApply(f *testing.F) {
 		}
 		defer s.Close()
 		pick := func(i int, v []string) string { return v[i%len(v)] }
+		subset := func(bits int) []string { // the teams whose bit is set
+			var ts []string
+			for j, tm := range teams {
+				if bits&(1<<j) != 0 {
+					ts = append(ts, tm)
+				}
+			}
+			return ts
+		}
 		var batch []store.Change
 		for i := 0; i+2 < len(data); i += 3 {
 			op, a, b := int(data[i]), int(data[i+1]), int(data[i+2])
@@ -107,13 +116,7 @@ func FuzzApply(f *testing.F) {
 			case 6:
 				c = store.DeleteTeamMember{Org: "o", Team: pick(a, teams), User: pick(b, users)}
 			case 7:
-				var ts []string
-				for j, tm := range teams {
-					if b&(1<<j) != 0 {
-						ts = append(ts, tm)
-					}
-				}
-				c = store.PutProject{Project: store.Project{Org: "o", Name: pick(a, projects), Teams: ts, Policy: pick(b>>3, append([]string{""}, policies...))}}
+				c = store.PutProject{Project: store.Project{Org: "o", Name: pick(a, projects), Teams: subset(b), Policy: pick(b>>3, append([]string{""}, policies...))}}
 			case 8:
 				c = store.DeleteProject{Org: "o", Name: pick(a, projects)}
 			case 9:
@@ -121,13 +124,7 @@ func FuzzApply(f *testing.F) {
 			case 10:
 				c = store.DeleteGrant{Org: "o", Project: pick(a, projects), User: pick(b, users)}
 			case 11:
-				var ts []string
-				for j, tm := range teams {
-					if b&(1<<j) != 0 {
-						ts = append(ts, tm)
-					}
-				}
-				c = store.PutPolicy{Policy: store.Policy{Org: "o", Name: pick(a, policies), Settings: policy.Settings{Teams: ts}}}
+				c = store.PutPolicy{Policy: store.Policy{Org: "o", Name: pick(a, policies), Settings: policy.Settings{Teams: subset(b)}}}
 			case 12:
 				c = store.DeletePolicy{Org: "o", Name: pick(a, policies)}
 			case 13:
