@@ -34,7 +34,7 @@ func TestEntryEncoding(t *testing.T) {
 	require.Equal(t, []uint64{1, 7, 300}, c.seen[:3])
 	require.Same(t, st.Stamp("m/acme/vera"), c.cells[1])
 
-	other, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: "package x\n\ny := 1\n"}})
+	other, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: "package teamgate.ext\n\ny := 1\n"}})
 	require.NoError(t, err)
 	_, ok = decodeEntry(raw, other, st)
 	require.False(t, ok, "another policy's entry")

@@ -93,6 +93,8 @@ type Engine struct {
 	stamps        stampSource                   // non-nil when disk is
 
 	evalErrors atomic.Uint64
+	evaluated  atomic.Uint64 // decisions made by full evaluation of the request's input
+	compiledN  atomic.Uint64 // decisions answered by the compiled path's decision table
 }
 
 // New builds an engine over dir with the default policy plus the options' modules and data.
@@ -160,11 +162,16 @@ type Stats struct {
 	CacheHits     uint64 // decisions served from the in-memory decision cache
 	CacheDiskHits uint64 // decisions served from the decision cache's Badger tier
 	CacheMisses   uint64 // cacheable decisions that had to be evaluated
+	// Every decision not served from the cache is made on exactly one path: Evaluated counts
+	// full Rego evaluations of the request's input (explanations included), Compiled the
+	// decisions the compiled path's decision table answered.
+	Evaluated uint64
+	Compiled  uint64
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	s := Stats{EvalErrors: e.evalErrors.Load()}
+	s := Stats{EvalErrors: e.evalErrors.Load(), Evaluated: e.evaluated.Load(), Compiled: e.compiledN.Load()}
 	if e.decisions != nil {
 		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits.Load(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
 	}
@@ -292,8 +299,10 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 	}
 	var d Decision
 	if compiled {
+		e.compiledN.Add(1)
 		d = e.fromTable(ctx, table, q, abs, rev)
 	} else {
+		e.evaluated.Add(1)
 		d = e.eval(ctx, p, q, in, rev)
 	}
 	if entry != nil {

@@ -247,7 +247,7 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 			policy[m.Name] = mod
 		default:
 			errs = append(errs, &Error{Op: "compile", File: m.Name, Line: mod.Package.Location.Row,
-				Detail: fmt.Sprintf("package %s: an author's module declares package %s (or a subpackage), or is a test (a file named *_test.rego or a package ending in _test)", strings.TrimPrefix(pkg.String(), "data."), ExtPackage)})
+				Detail: fmt.Sprintf("package %s is not allowed: an author's module declares package %s or a subpackage of it, or holds tests (a file named *_test.rego or a package ending in _test)", strings.TrimPrefix(pkg.String(), "data."), ExtPackage)})
 		}
 	}
 	if len(errs) > 0 {

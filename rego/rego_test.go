@@ -116,7 +116,7 @@ func TestModulePackages(t *testing.T) {
 		{"default package", []rego.Module{{Name: "a.rego", Source: ext("teamgate.authz", `decision := {"allow": true}`)}}, []string{"a.rego:1", "package teamgate.authz", "teamgate.ext"}},
 		{"other package", []rego.Module{{Name: "dir/b.rego", Source: ext("x", `y := 1`)}}, []string{"dir/b.rego:1", "package x"}},
 		{"name prefix is not a subpackage", []rego.Module{{Name: "c.rego", Source: ext("teamgate.extra", `y := 1`)}}, []string{"c.rego:1", "package teamgate.extra"}},
-		{"parent package", []rego.Module{{Name: "c.rego", Source: "\n" + ext("teamgate", `y := 1`)}}, []string{"c.rego:2", "package teamgate:"}},
+		{"parent package", []rego.Module{{Name: "c.rego", Source: "\n" + ext("teamgate", `y := 1`)}}, []string{"c.rego:2", "package teamgate is not allowed"}},
 		{"every bad module is named", []rego.Module{
 			{Name: "one.rego", Source: ext("x", `y := 1`)},
 			{Name: "two.rego", Source: ext("teamgate.ext", `deny contains "x" if false`)},
