@@ -38,8 +38,9 @@
 //
 // # Decision cache
 //
-// Decisions on requests without attributes are cached — unless an author's module calls a
-// built-in OPA marks non-deterministic (time.now_ns, http.send, …), whose answers no stamp can
+// Decisions on requests without attributes are cached — unless the policy is not
+// rego.Policy.Deterministic (a module names a built-in OPA marks non-deterministic, such as
+// time.now_ns or uuid.rfc4122, anywhere, `with` modifiers included), whose answers no stamp can
 // track — in two tiers: a bounded in-memory LRU (WithDecisionCache, default 100,000 entries; 0
 // turns caching off) and, for an on-disk store, Badger (entries survive a restart and expire
 // after a day). Each entry records the policy it was
