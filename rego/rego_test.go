@@ -271,3 +271,11 @@ func TestLoadDir(t *testing.T) {
 		require.ErrorIs(t, err, fs.ErrNotExist)
 	})
 }
+
+func TestDataConflictingWithARuleIsInvalid(t *testing.T) {
+	t.Parallel()
+	mods := []rego.Module{{Name: "a.rego", Source: ext("teamgate.ext", `deny contains "x" if false`)}}
+	_, err := rego.New(t.Context(), mods, map[string]any{"teamgate": map[string]any{"ext": map[string]any{"deny": []any{"x"}}}})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, "a.rego:5: rego_compile_error: conflicting rule for data path teamgate/ext/deny")
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/rego"
 )
@@ -65,4 +66,19 @@ func TestNondeterministicBuiltinsAreNeverCached(t *testing.T) {
 		require.NotEqual(t, ask(t, eng), ask(t, eng))
 		require.Equal(t, before.CacheHits, eng.Stats().CacheHits)
 	})
+}
+
+// TestSetPolicyRefusesOtherPackages: an author's module outside teamgate.ext is an ErrInvalid
+// naming the file and package, and the policy in force stays.
+func TestSetPolicyRefusesOtherPackages(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	before := eng.Policy()
+	err := eng.SetPolicy(t.Context(), []rego.Module{{Name: "mine.rego", Source: "package teamgate.authz\n\nimport rego.v1\n\nextra := 1\n"}})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, "mine.rego:1: package teamgate.authz is not allowed")
+	require.Same(t, before, eng.Policy())
+	_, err = authz.New(t.Context(), eng.Directory(), authz.WithModules(rego.Module{Name: "x.rego", Source: "package helpers\n\nx := 1\n"}))
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, "x.rego:1: package helpers is not allowed")
 }
