@@ -105,7 +105,8 @@ func LoadDir(dir string) ([]Module, []map[string]any, error) {
 		return nil
 	})
 	if err != nil {
-		if re := (*Error)(nil); errors.As(err, &re) {
+		var re *Error
+		if errors.As(err, &re) {
 			return nil, nil, err
 		}
 		return nil, nil, &Error{Op: "load", File: dir, Detail: err.Error(), err: err}
@@ -196,9 +197,9 @@ func fromOPA(op string, err error) error {
 	return errors.Join(out...)
 }
 
-// ExtPackage is the package authors' policy modules declare: package teamgate.ext itself or a
+// extPackage is the package authors' policy modules declare: package teamgate.ext itself or a
 // subpackage of it (teamgate.ext.lib, for helpers the ext rules import).
-const ExtPackage = "teamgate.ext"
+const extPackage = "teamgate.ext"
 
 // isTest reports whether a module holds tests, following OPA's conventions: a file named
 // *_test.rego, or a package whose last part ends in _test. Tests run only in Test; they are never
@@ -247,7 +248,7 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 			policy[m.Name] = mod
 		default:
 			errs = append(errs, &Error{Op: "compile", File: m.Name, Line: mod.Package.Location.Row,
-				Detail: fmt.Sprintf("package %s is not allowed: an author's module declares package %s or a subpackage of it, or holds tests (a file named *_test.rego or a package ending in _test)", strings.TrimPrefix(pkg.String(), "data."), ExtPackage)})
+				Detail: fmt.Sprintf("package %s is not allowed: an author's module declares package %s or a subpackage of it, or holds tests (a file named *_test.rego or a package ending in _test)", strings.TrimPrefix(pkg.String(), "data."), extPackage)})
 		}
 	}
 	if len(errs) > 0 {
