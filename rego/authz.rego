@@ -63,11 +63,14 @@ base_code := "grant" if grant != ""
 
 else := "org_role"
 
-# The rank of the subject's highest role among the project's effective teams; 0 when in none.
-team_rank := max({n |
+# The rank of the subject's highest role among the project's effective teams; 0 when in none
+# (max of no ranks is undefined).
+default team_rank := 0
+
+team_rank := max([n |
 	some t in input.resource.teams
 	n := ranks[input.subject.team_roles[t]]
-} | {0})
+])
 
 # The role of that rank (ranks are distinct: checked when the policy is loaded).
 top_team_role := r if {
