@@ -38,7 +38,7 @@ func YAML(data []byte, v any) error {
 	case err != nil:
 		return yamlSyntax(err)
 	default:
-		return &Error{Line: next.Line, Problem: "a second YAML document: a data file holds one"}
+		return &Error{Line: next.Line, Problem: "a second YAML document (a data file holds one)"}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
