@@ -79,7 +79,7 @@ func yamlSyntax(err error) error {
 type converter struct {
 	out    bytes.Buffer
 	enc    *jsontext.Encoder
-	path   []string // the keys and indexes down to the current node, for errors
+	path   []string            // the keys and indexes down to the current node, for errors
 	active map[*yaml.Node]bool // anchored nodes being written
 	// budget is what is left of the bytes aliases may expand to; inAlias counts the aliases
 	// being expanded and start is the output offset where the outermost began.
