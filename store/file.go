@@ -102,13 +102,17 @@ type PutFile struct{ File File }
 func (PutFile) Kind() string { return "put_file" }
 
 func (c PutFile) apply(t *txn) error {
-	cs, err := c.File.changes(t.st)
-	if err != nil {
+	if err := c.File.check(); err != nil {
 		return err
 	}
-	for _, ch := range cs {
-		if err := ch.apply(t); err != nil {
-			return fmt.Errorf("%s: %w", ch.Kind(), err)
+	// Users are compared after the orgs are written: a write there may have changed a user
+	// record (a default team the user can no longer enter), which the file then puts back or,
+	// if the file is inconsistent, fails to.
+	for _, step := range []func(*state) []Change{c.File.orgChanges, c.File.userChanges} {
+		for _, ch := range step(t.st) {
+			if err := ch.apply(t); err != nil {
+				return fmt.Errorf("%s: %w", ch.Kind(), err)
+			}
 		}
 	}
 	return nil
@@ -118,24 +122,31 @@ func (c PutFile) apply(t *txn) error {
 // (none for a file equal to the directory), in an order that applies — members the file dropped
 // first (their team memberships and grants go with them), then the file's members, policies,
 // teams and their members, projects, and last the projects, teams and policies the file dropped,
-// once nothing the file keeps refers to them.
-func (f *File) Changes(r Reader) ([]Change, error) { return f.changes(r.st) }
-
-func (f *File) changes(st *state) ([]Change, error) {
+// once nothing the file keeps refers to them; users last.
+func (f *File) Changes(r Reader) ([]Change, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
+	return append(f.orgChanges(r.st), f.userChanges(r.st)...), nil
+}
+
+func (f *File) orgChanges(st *state) []Change {
 	var cs []Change
 	for _, o := range f.Orgs {
 		cs = o.changes(st.orgs[o.Name], cs)
 	}
+	return cs
+}
+
+func (f *File) userChanges(st *state) []Change {
+	var cs []Change
 	for _, id := range sortedKeys(f.Users) {
 		want := User{ID: id, DefaultTeam: f.Users[id].DefaultTeam}
 		if cur, ok := st.users[id]; !ok || cur != want {
 			cs = append(cs, PutUser{User: want})
 		}
 	}
-	return cs, nil
+	return cs
 }
 
 // changes appends the changes that make cur (nil: no such org yet) equal to o.

@@ -207,6 +207,7 @@ func TestReloadRevokes(t *testing.T) {
 		}, authz.Request{Subject: "vera", Action: "project.get", Resource: "acme/nlp"}, true},
 		{"team member", func(f *store.File) {
 			delete(team(org(f, "acme"), "engineering").Members, "bob")
+			f.Users["bob"] = store.FileUser{} // a default team must be one the user can enter
 		}, authz.Request{Subject: "bob", Action: "runs.create", Resource: "acme/vision"}, true},
 		{"team", func(f *store.File) {
 			a := org(f, "acme")
@@ -437,6 +438,7 @@ func TestLoadWhileOthersWrite(t *testing.T) {
 		f.Orgs = f.Orgs[:1]
 		if i%2 == 0 {
 			delete(team(&f.Orgs[0], "engineering").Members, "bob")
+			f.Users["bob"] = store.FileUser{}
 		}
 		_, err := s.Load(ctx, bytes.NewReader(encode(t, f)))
 		require.NoError(t, err)
