@@ -153,6 +153,19 @@ orgs:
 	require.Nil(t, empty.Orgs)
 }
 
+// TestYAMLDepthIsBounded: an alias at the bottom of a deep list to another deep list nests the
+// document twice as deep as YAML allows it to be written; the converter stops at the limit.
+func TestYAMLDepthIsBounded(t *testing.T) {
+	t.Parallel()
+	const d = 9_000
+	deep := func(inner string) string { return strings.Repeat("[", d) + inner + strings.Repeat("]", d) }
+	in := "a: &a " + deep("x") + "\nb: " + deep("*a") + "\n"
+	var v map[string]any
+	err := strict.YAML([]byte(in), &v)
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, "nested deeper than 10000 levels")
+}
+
 // TestYAMLAliasBombFailsAfterBoundedWork: nine levels of ten aliases each would expand to 10⁹
 // nodes; the converter stops once aliases have written their budget of output.
 func TestYAMLAliasBombFailsAfterBoundedWork(t *testing.T) {

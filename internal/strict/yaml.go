@@ -14,6 +14,10 @@ import (
 	"github.com/teamgate/teamgate/internal/quote"
 )
 
+// maxDepth bounds nesting, aliases expanded (the JSON decoder refuses deeper input anyway; the
+// converter stops before recursing that far).
+const maxDepth = 10_000
+
 // aliasBudget is how many bytes of JSON aliases may expand to for an input of n bytes: room for
 // sharing blocks of settings, not for an alias bomb.
 func aliasBudget(n int) int { return 4*n + 1<<20 }
@@ -47,7 +51,7 @@ func YAML(data []byte, v any) error {
 		}
 		root = root.Content[0]
 	}
-	c := &converter{budget: aliasBudget(len(data)), active: map[*yaml.Node]bool{}}
+	c := &converter{budget: aliasBudget(len(data)), limit: aliasBudget(len(data)), active: map[*yaml.Node]bool{}}
 	c.enc = jsontext.NewEncoder(&c.out, jsontext.AllowDuplicateNames(true)) // duplicates are found with their lines
 	if err := c.node(root); err != nil {
 		return err
@@ -84,8 +88,10 @@ type converter struct {
 	// budget is what is left of the bytes aliases may expand to; inAlias counts the aliases
 	// being expanded and start is the output offset where the outermost began.
 	budget  int
+	limit   int // the whole budget, for the message
 	inAlias int
 	start   int64
+	depth   int
 }
 
 func (c *converter) fail(n *yaml.Node, problem string) error {
@@ -106,8 +112,12 @@ func joinPath(parts []string) string {
 // node writes n. Each call writes at least one byte, so the work is bounded by the output, and
 // the output inside aliases by the budget.
 func (c *converter) node(n *yaml.Node) error {
+	if c.depth++; c.depth > maxDepth {
+		return c.fail(n, "nested deeper than "+strconv.Itoa(maxDepth)+" levels")
+	}
+	defer func() { c.depth-- }()
 	if c.inAlias > 0 && int(c.enc.OutputOffset()-c.start) > c.budget {
-		return c.fail(n, "aliases expand to more than "+strconv.Itoa(c.budget)+" bytes")
+		return c.fail(n, "aliases expand to more than "+strconv.Itoa(c.limit)+" bytes")
 	}
 	if n.Anchor != "" { // an alias inside it to it would never end
 		c.active[n] = true
