@@ -72,7 +72,7 @@ type FileUser struct {
 	DefaultTeam string `json:"default_team,omitempty" yaml:"default_team,omitempty"`
 }
 
-// ParseFile decodes a YAML or JSON data file under the rules of package doc "Data files": an
+// ParseFile decodes a YAML or JSON data file under the rules of the package doc (Data files): an
 // unknown or duplicate key, a null key, a fraction where an integer is expected, a second YAML
 // document or runaway aliases is an ErrInvalid naming the path and the line.
 func ParseFile(data []byte) (*File, error) {
