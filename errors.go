@@ -3,6 +3,8 @@ package teamgate
 import (
 	"errors"
 	"fmt"
+
+	"github.com/teamgate/teamgate/internal/quote"
 )
 
 // Sentinel errors. Every error returned by teamgate's packages matches exactly one of these with
@@ -27,8 +29,9 @@ type InvalidError struct {
 	Reason string // why it is rejected
 }
 
+// Error quotes a bounded prefix of Value: the input may be huge.
 func (e *InvalidError) Error() string {
-	return fmt.Sprintf("invalid %s %q: %s", e.What, e.Value, e.Reason)
+	return fmt.Sprintf("invalid %s %s: %s", e.What, quote.Q(e.Value), e.Reason)
 }
 
 // Unwrap makes errors.Is(err, ErrInvalid) true.

@@ -12,7 +12,7 @@
 // # Writes
 //
 // Apply takes a batch of changes (PutOrg, PutMember, PutTeam, PutTeamMember, PutProject,
-// PutGrant, PutPolicy, PutUser and their Delete counterparts). Each change is validated against
+// PutGrant, PutPolicy, PutUser and their Delete counterparts, and PutFile: a whole data file). Each change is validated against
 // the model as it applies — unknown role, team member or grantee that is not an org member,
 // project naming an unknown team or policy, team linking an unknown policy, bad slug, CEL rule
 // that does not compile to a bool, deleting a team a project is assigned to or a policy still in
@@ -29,6 +29,28 @@
 // A batch larger than Badger's transaction limit is committed in several Badger transactions;
 // in memory it is still atomic, but a crash in the middle of such a commit can leave part of it
 // on disk. Batches of a few thousand changes are far below that limit.
+//
+// # Data files
+//
+// ParseFile reads the data file of SPEC §2, YAML or JSON, strictly (internal/strict): an unknown,
+// duplicate, null or non-scalar key, a case variant of a field name, a merge key, a value of the
+// wrong kind, a fraction or exponent where an integer is expected, a second YAML document, an
+// alias containing itself and aliases expanding past 4 × the file + 1 MiB are each an ErrInvalid
+// naming the path ("orgs[0].members.bob") and the line, found in time and memory bounded by the
+// file's size, quoting at most a short prefix of the offending value.
+//
+// Load and LoadFile apply a file as one change, PutFile, so one batch and one revision: every org
+// the file names becomes equal to the file. PutFile works out the difference when it applies,
+// under the write lock, against the state at that point: members the file dropped are deleted
+// first (with their team memberships and grants), then the file's members, policies, teams, team
+// members and projects are put where they differ, and last the projects, teams and policies the
+// file dropped are deleted, once nothing the file keeps refers to them. So a reload revokes
+// whatever the file no longer grants, and a file that breaks the model (a team member who is no
+// longer an org member, a project assigned to a dropped team) fails like any batch and changes
+// nothing. Orgs the file does not name are untouched. User records are not per org: the file's
+// users are put, others stay. A file equal to the directory (File.Changes is empty) is not
+// written at all. The event of a load carries the file itself; a replica applying it works out
+// the same difference against the same state.
 //
 // # Key layout (version 1)
 //

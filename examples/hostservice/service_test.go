@@ -138,3 +138,28 @@ func TestProjectsInATeamSpace(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `"projects":["detector","nlp","vision"]`)
 }
+
+// TestBodiesRefuseAmbiguousKeys: a request body with a duplicate, case-variant or unknown key is
+// a 400 naming the key, and nothing happens.
+func TestBodiesRefuseAmbiguousKeys(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	for _, tc := range []struct{ name, path, body, want string }{
+		{"duplicate uuids", "/api/v1/orgs/acme/teams/engineering/runs/stop", `{"uuids": [], "uuids": ["r-vision-1"]}`, "uuids: duplicate key"},
+		{"case variant", "/api/v1/orgs/acme/teams/engineering/runs/stop", `{"uuids": [], "UUIDs": ["r-vision-1"]}`, "UUIDs: unknown key"},
+		{"unknown key", "/api/v1/acme/engineering/projects/create", `{"name": "detector", "teams": ["research"]}`, "teams: unknown key"},
+		{"duplicate name", "/api/v1/acme/engineering/projects/create", `{"name": "detector", "name": "other"}`, "name: duplicate key"},
+		{"trailing value", "/api/v1/acme/engineering/projects/create", `{"name": "detector"} {"name": "other"}`, "not JSON"},
+	} {
+		code, body := call(t, srv, "bob", "POST", tc.path, tc.body)
+		require.Equal(t, http.StatusBadRequest, code, tc.name)
+		require.Contains(t, body, tc.want, tc.name)
+		require.Contains(t, body, "line 1, column", tc.name)
+	}
+	code, body := call(t, srv, "bob", "GET", "/api/v1/acme/vision/runs/r-vision-1", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `"status":"running"`, "the refused stop stopped nothing")
+	code, body = call(t, srv, "vera", "GET", "/api/v1/orgs/acme/teams/engineering/projects", "")
+	require.Equal(t, http.StatusOK, code)
+	require.NotContains(t, body, "detector", "the refused creates created nothing")
+}
