@@ -665,7 +665,7 @@ func (c PutUser) apply(t *txn) error {
 		}
 		o, td, err := t.team(ow.Org, ow.Team)
 		if err != nil {
-			return err
+			return fmt.Errorf("default team %s of user %s: %w", u.DefaultTeam, u.ID, err)
 		}
 		if !canEnter(o, td, u.ID) {
 			return &teamgate.NotFoundError{What: "team membership", Name: u.DefaultTeam + "/" + u.ID,

@@ -228,8 +228,8 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 	for p := range t.projects {
 		t.reached[p] = struct{}{}
 	}
-	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: sortedKeys(t.dirty), Projects: sortedKeys(t.reached),
-		Subjects: sortedKeys(t.subjects), Changes: slices.Clone(changes)}
+	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: eventList(t.dirty), Projects: eventList(t.reached),
+		Subjects: eventList(t.subjects), Changes: slices.Clone(changes)}
 	if len(t.kinds) > 1 {
 		ev.Kind = "batch"
 	}
@@ -334,6 +334,14 @@ func (s *Store) persist(t *txn, ev Event) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
+}
+
+// eventList is a sorted event field, [] rather than null in JSON when empty.
+func eventList(set map[string]struct{}) []string {
+	if len(set) == 0 {
+		return []string{}
+	}
+	return sortedKeys(set)
 }
 
 func eventKey(rev uint64) string { return fmt.Sprintf("%s%020d", prefixEvent, rev) }
