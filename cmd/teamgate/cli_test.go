@@ -251,12 +251,77 @@ test_frozen if {
 
 func TestBenchCommand(t *testing.T) {
 	t.Parallel()
-	out, stderr, code := cli(t, "", "bench", "--data", conformance.DataFile(), "--n", "200")
-	require.Equal(t, 0, code, stderr)
-	for _, mode := range []string{"rego (full evaluation): 200 decisions", "compiled (decision table): 200 decisions", "cached (decision cache): 200 decisions"} {
-		require.Contains(t, out, mode)
+	policy := func(t *testing.T, src string) string {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "x.rego"), []byte("package teamgate.ext\n\nimport rego.v1\n\n"+src+"\n"), 0o600))
+		return dir
 	}
-	require.Contains(t, out, "p99")
-	_, _, code = cli(t, "", "bench", "--data", conformance.DataFile(), "--n", "0")
+	cases := []struct {
+		name   string
+		policy string // rule of an extension module; "" for the default policy
+		want   []string
+	}{
+		{"default policy", "", []string{
+			"rego (full evaluation): 200 decisions", "200 cached, 0 compiled, 0 evaluated",
+			"\ncompiled (decision table): 200 decisions", "0 cached, 200 compiled, 0 evaluated",
+			"\ncached (decision cache): 200 decisions", "0 cached, 0 compiled, 200 evaluated",
+		}},
+		{"authors' module", `deny contains "x" if input.subject.id == "nobody"`, []string{
+			"rego (full evaluation) [compiled (decision table) requested, not used by this policy]: 200 decisions",
+			"\ncached (decision cache): 200 decisions",
+		}},
+		{"non-deterministic module", `deny contains x if { x := upper("a") with upper as uuid.rfc4122; input.subject.id == "nobody" }`, []string{
+			"rego (full evaluation) [compiled (decision table) requested, not used by this policy]: 200 decisions",
+			"rego (full evaluation) [cached (decision cache) requested, not used by this policy]: 200 decisions",
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"bench", "--data", conformance.DataFile(), "--n", "200"}
+			if c.policy != "" {
+				args = append(args, "--policy", policy(t, c.policy))
+			}
+			out, stderr, code := cli(t, "", args...)
+			require.Equal(t, 0, code, stderr)
+			for _, want := range c.want {
+				require.Contains(t, out, want)
+			}
+			if c.policy != "" {
+				require.NotContains(t, out, "\ncompiled (decision table):", "customized policies are evaluated in full")
+			}
+			require.Contains(t, out, "p99")
+		})
+	}
+	_, _, code := cli(t, "", "bench", "--data", conformance.DataFile(), "--n", "0")
 	require.Equal(t, 2, code)
+}
+
+func TestPolicyErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, file, content string
+		want                []string
+	}{
+		{"package outside teamgate.ext", "authz.rego", "package teamgate.authz\n\ndecision := {\"allow\": true}\n", []string{"authz.rego:1", "package teamgate.authz"}},
+		{"unsafe variable", "ext.rego", "package teamgate.ext\n\nimport rego.v1\n\ndeny contains m if true\n", []string{"ext.rego:5", "var m is unsafe"}},
+		{"data file", "data.json", "{\n\"a\": ]\n}\n", []string{"data.json:2", "invalid character"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, c.file), []byte(c.content), 0o600))
+			for _, args := range [][]string{
+				{"test", dir},
+				{"test", "--policy", dir},
+				{"check", "--data", conformance.DataFile(), "--policy", dir, "alice", "org.get", "acme"},
+			} {
+				out, stderr, code := cli(t, "", args...)
+				require.Equal(t, 1, code, "%v: %s", args, out)
+				require.Contains(t, stderr, filepath.Join(dir, c.want[0]), args)
+				require.Contains(t, stderr, c.want[1], args)
+			}
+		})
+	}
 }
