@@ -81,7 +81,7 @@ func TestRenameTeamKeepsDecisions(t *testing.T) {
 					require.NoError(t, err)
 					var codes []string
 					for _, r := range d.Reasons {
-						codes = append(codes, r.Code)
+						codes = append(codes, string(r.Code))
 					}
 					out[key{subject, action, as}] = fmt.Sprint(d.Allowed, " ", d.Role, " ", strings.Join(codes, ","))
 				}
