@@ -16,7 +16,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: the operation would break the model (duplicate, entity still referenced).
 	ErrConflict = errors.New("conflict")
-	// ErrStale: the store did not reach the requested revision before the context ended.
+	// ErrStale: the store did not reach the requested revision before the context ended, or a
+	// watcher needs change events the store no longer keeps.
 	ErrStale = errors.New("stale")
 	// ErrClosed: the store or engine is closed.
 	ErrClosed = errors.New("closed")

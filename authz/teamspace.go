@@ -365,21 +365,19 @@ type Created struct {
 // needs team.projects.create, assigns the project to the team and connects it to the team's
 // linked policy; "" uses the subject's default team. A denial writes nothing and is reported in
 // Created.Decision; an existing project is an error matching teamgate.ErrConflict.
+//
+// The write is a store.CreateProject: the store checks that the name is free and reads the
+// team's linked policy under its write lock, so of concurrent creators of one name exactly one
+// succeeds and a link changed meanwhile is never missed.
 func (e *Engine) CreateProject(ctx context.Context, subject, owner string, np NewProject) (Created, error) {
 	if err := scope.CheckSlug("project", np.Name); err != nil {
 		return Created{}, err
 	}
 	var o scope.Owner
-	var team store.Team
-	var exists bool
 	if err := e.dir.View(func(r store.Reader) error {
 		var err error
-		if o, err = ownerFor(r, subject, owner); err != nil {
-			return err
-		}
-		_, exists = r.Project(o.Org, np.Name)
-		team, _ = r.Team(o.Org, o.Team)
-		return nil
+		o, err = ownerFor(r, subject, owner)
+		return err
 	}); err != nil {
 		return Created{}, err
 	}
@@ -391,15 +389,8 @@ func (e *Engine) CreateProject(ctx context.Context, subject, owner string, np Ne
 	if err != nil || !d.Allowed {
 		return Created{Decision: d}, err
 	}
-	if exists {
-		return Created{Decision: d}, &teamgate.ConflictError{What: "project", Name: o.Org + "/" + np.Name, Reason: "already exists"}
-	}
 	p := store.Project{Org: o.Org, Name: np.Name, Settings: np.Settings, CreatedBy: subject}
-	if o.IsTeam() {
-		p.Teams = []string{o.Team}
-		p.Policy = team.Policy
-	}
-	rev, err := e.dir.Apply(ctx, store.PutProject{Project: p})
+	rev, err := e.dir.Apply(ctx, store.CreateProject{Project: p, Team: o.Team})
 	if err != nil {
 		return Created{Decision: d}, err
 	}

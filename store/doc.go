@@ -12,12 +12,13 @@
 // # Writes
 //
 // Apply takes a batch of changes (PutOrg, PutMember, PutTeam, PutTeamMember, PutProject,
-// PutGrant, PutPolicy, PutUser and their Delete counterparts, and PutFile: a whole data file). Each change is validated against
-// the model as it applies — unknown role, team member or grantee that is not an org member,
-// project naming an unknown team or policy, team linking an unknown policy, bad slug, CEL rule
-// that does not compile to a bool, deleting a team a project is assigned to or a policy still in
-// use — and any error undoes the whole batch in memory, writes nothing to Badger and leaves the
-// revision unchanged. A successful batch bumps the revision by one, commits the touched records,
+// PutGrant, PutPolicy, PutUser and their Delete counterparts, CreateProject, RenameTeam, and PutFile: a whole data file). Each
+// change is validated against the model as it applies — unknown role, team member or grantee
+// that is not an org member, project naming an unknown team or policy, team linking an unknown
+// policy, default team the user cannot enter, bad slug, CEL rule that does not compile to a
+// bool, deleting a team a project is assigned to or a policy still in use, creating a project
+// that exists — and any error undoes the whole batch in memory, writes nothing to Badger and
+// leaves the revision unchanged. A successful batch bumps the revision by one, commits the touched records,
 // an Event and the revision in one Badger transaction (fsynced on disk unless Options.NoSync),
 // and returns the revision.
 //
@@ -25,6 +26,35 @@
 // memberships and grants in that org, DeleteOrg removes everything in the org. They refuse
 // (ErrConflict) where it could widen access: DeleteTeam while a project is assigned to the team,
 // DeletePolicy while a project is connected or a team linked.
+//
+// Put* creates or replaces. CreateProject only creates: the store checks under its write lock
+// that the name is free (ErrConflict otherwise) and, for a project created in a team space,
+// reads the team's linked policy there too, so concurrent creators of one name never overwrite
+// each other and a link changed meanwhile is never missed. RenameTeam renames a team with
+// everything that names it (memberships, project assignments, policies' teams allow-lists, users'
+// default teams) in one change; it is ErrNotFound when the team does not exist and ErrConflict
+// when the new name does.
+//
+// # Team policy links
+//
+// A team's linked policy is the policy a project created in the team space is connected to
+// (SPEC §5). The seed's "settings are automatically synchronized across team projects" is kept
+// in these terms: when PutTeam changes a team's link from OLD to NEW, every project assigned to
+// the team (its teams field names it) whose connected policy is OLD — OLD may be none — is
+// connected to NEW in the same batch (NEW none disconnects it); a project connected to any other
+// policy is left alone, so a policy chosen for one project is never replaced behind its back.
+// The projects' records, effective teams, indexes and stamps follow, and the event names each of
+// them. A link does not govern decisions by itself: a project's settings and team narrowing
+// always come from its own connected policy.
+//
+// # Default teams
+//
+// A user's default team (`org/team`, what an empty owner resolves to) must be a team the user
+// can enter: the user is a member of the team, or an owner or manager of its org (an effective
+// team role above none, SPEC §4). PutUser refuses any other (ErrNotFound). A write that takes
+// that away — the team membership or the org membership removed, the org role lowered, the team
+// or the org deleted — clears the default team in the same batch (an empty owner then fails
+// with "no default team" until one is set again); RenameTeam rewrites it to the new name.
 //
 // A batch larger than Badger's transaction limit is committed in several Badger transactions;
 // in memory it is still atomic, but a crash in the middle of such a commit can leave part of it
@@ -74,9 +104,14 @@
 //
 // # Events and replicas
 //
-// Every Apply produces one Event {revision, kind, keys, projects, changes}: the record keys it
-// wrote, the projects whose record, policy or org defaults changed, and the changes themselves
-// (JSON-encodable as Changes). Watch streams events from any kept revision on. A replica follows
+// Every Apply produces one Event {revision, kind, keys, projects, subjects, changes}: the record
+// keys it wrote; the projects whose record, policy or org defaults changed, and those whose
+// access a team membership change affects (the team's projects); the subjects ("org/user") whose
+// org membership, team membership or grant changed, the members of a renamed or deleted team and
+// of a deleted org; and the changes themselves (JSON-encodable as Changes). Watch streams events
+// from any kept revision on. Events of the last 100,000 revisions are kept: Watch from an older
+// revision fails with a *TrimmedError (ErrStale), and a watcher that falls that far behind gets
+// a last event carrying the error in Err before its channel closes; a stream never skips. A replica follows
 // a primary by passing each event to ApplyEvent, which applies the same changes at the same
 // revision (or fails with ErrConflict on a gap), so both hold the same state and a
 // Request.MinRevision read on the replica sees the primary's writes. A batch too large to

@@ -155,13 +155,6 @@ func encode(t *testing.T, f *store.File) []byte {
 	return out
 }
 
-func export(t *testing.T, s *store.Store) string {
-	t.Helper()
-	var b bytes.Buffer
-	require.NoError(t, s.Export(t.Context(), &b))
-	return b.String()
-}
-
 func org(f *store.File, name string) *store.FileOrg {
 	for i := range f.Orgs {
 		if f.Orgs[i].Name == name {
@@ -180,7 +173,7 @@ func team(o *store.FileOrg, name string) *store.FileTeam {
 	panic("no team " + name)
 }
 
-func project(o *store.FileOrg, name string) *store.FileProject {
+func fileProject(o *store.FileOrg, name string) *store.FileProject {
 	for i := range o.Projects {
 		if o.Projects[i].Name == name {
 			return &o.Projects[i]
@@ -212,22 +205,22 @@ func TestReloadRevokes(t *testing.T) {
 		{"team", func(f *store.File) {
 			a := org(f, "acme")
 			a.Teams = slices.DeleteFunc(a.Teams, func(t store.FileTeam) bool { return t.Name == "research" })
-			project(a, "nlp").Teams = []string{"engineering"}
+			fileProject(a, "nlp").Teams = []string{"engineering"}
 		}, authz.Request{Subject: "beth", Action: "project.get", Resource: "acme/nlp"}, true},
 		{"project", func(f *store.File) {
 			a := org(f, "acme")
 			a.Projects = slices.DeleteFunc(a.Projects, func(p store.FileProject) bool { return p.Name == "open" })
 		}, authz.Request{Subject: "bob", Action: "project.get", Resource: "acme/open"}, true},
 		{"grant", func(f *store.File) {
-			delete(project(org(f, "acme"), "vision").Grants, "otto")
+			delete(fileProject(org(f, "acme"), "vision").Grants, "otto")
 		}, authz.Request{Subject: "otto", Action: "project.get", Resource: "acme/vision"}, true},
 		{"policy", func(f *store.File) {
 			a := org(f, "acme")
 			a.Policies = slices.DeleteFunc(a.Policies, func(p store.FilePolicy) bool { return p.Name == "research-only" })
-			project(a, "labs").Policy = ""
+			fileProject(a, "labs").Policy = ""
 		}, authz.Request{Subject: "bob", Action: "project.get", Resource: "acme/labs"}, false},
 		{"project teams", func(f *store.File) {
-			project(org(f, "acme"), "nlp").Teams = nil
+			fileProject(org(f, "acme"), "nlp").Teams = nil
 		}, authz.Request{Subject: "vera", Action: "runs.create", Resource: "acme/nlp"}, true},
 		{"other org's member", func(f *store.File) {
 			delete(org(f, "other").Members, "bob")
@@ -292,7 +285,7 @@ func TestReloadResetsFields(t *testing.T) {
 	a.Queue, a.DefaultPresets, a.ArchivedDeletionInterval = "", nil, 0
 	team(a, "engineering").Policy = ""
 	team(a, "research").Description = "reads papers"
-	vision := project(a, "vision")
+	vision := fileProject(a, "vision")
 	vision.CreatedBy, vision.Policy = "", ""
 	vision.Settings.Presets = nil
 	a.Policies[0].Queues = []string{"gpu/h100"}
@@ -476,7 +469,7 @@ func TestReloadReachesReplicas(t *testing.T) {
 	f := acmeFile(t)
 	a := org(f, "acme")
 	delete(a.Members, "otto")
-	delete(project(a, "vision").Grants, "otto")
+	delete(fileProject(a, "vision").Grants, "otto")
 	delete(team(a, "research").Members, "beth")
 	a.Projects = slices.DeleteFunc(a.Projects, func(p store.FileProject) bool { return p.Name == "archive" })
 	rev, err := primary.Load(ctx, bytes.NewReader(encode(t, f)))

@@ -113,7 +113,7 @@ func FuzzApply(f *testing.F) {
 		for i := 0; i+2 < len(data); i += 3 {
 			op, a, b := int(data[i]), int(data[i+1]), int(data[i+2])
 			var c store.Change
-			switch op % 14 {
+			switch op % 17 {
 			case 0:
 				c = store.PutOrg{Org: store.Org{Name: "o", Queue: pick(a, []string{"", "cpu/a", "gpu/b"})}}
 			case 1:
@@ -142,6 +142,12 @@ func FuzzApply(f *testing.F) {
 				c = store.DeletePolicy{Org: "o", Name: pick(a, policies)}
 			case 13:
 				c = store.DeleteOrg{Name: "o"}
+			case 14:
+				c = store.PutUser{User: store.User{ID: pick(a, users), DefaultTeam: pick(b, []string{"", "o/red", "o/blue", "o/green"})}}
+			case 15:
+				c = store.RenameTeam{Org: "o", From: pick(a, teams), To: pick(b, teams)}
+			case 16:
+				c = store.CreateProject{Project: store.Project{Org: "o", Name: pick(a, projects)}, Team: pick(b, append([]string{""}, teams...))}
 			}
 			batch = append(batch, c)
 			if b%3 != 0 && len(batch) > 0 { // end the batch here

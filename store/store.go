@@ -29,21 +29,51 @@ type Options struct {
 	GCInterval time.Duration
 	// NoSync skips the fsync of each write. Default false: an acknowledged write survives a crash.
 	NoSync bool
+
+	eventsKept uint64 // events kept for Watch; 0 = maxEventsKept (tests make it small)
 }
 
 // Event describes one committed Apply.
 type Event struct {
 	Revision uint64   `json:"revision"`
-	Kind     string   `json:"kind"`     // the change kind, or "batch" when several kinds were applied
-	Keys     []string `json:"keys"`     // the record keys written or deleted, sorted
-	Projects []string `json:"projects"` // affected projects ("org/project"), sorted
+	Kind     string   `json:"kind"` // the change kind, or "batch" when several kinds were applied
+	Keys     []string `json:"keys"` // the record keys written or deleted, sorted
+	// Projects are the affected projects ("org/project"), sorted: those whose record, policy or
+	// org defaults changed, and those whose access a team membership change affects (the projects
+	// whose effective teams hold the team).
+	Projects []string `json:"projects"`
+	// Subjects are the users whose access may have changed ("org/user"), sorted: those whose org
+	// membership, team membership or grant changed, the members of a renamed or deleted team and
+	// every member of a deleted org. An org membership change names the subject only, not every
+	// project of the org.
+	Subjects []string `json:"subjects"`
 	// Changes are the batch's changes, for replicas (ApplyEvent). Nil when Truncated.
 	Changes Changes `json:"changes,omitempty"`
 	// Truncated is set when the batch was too large to describe whole (more than
-	// MaxEventEntries keys, projects or changes, or more than maxEventBytes of changes): Keys and
-	// Projects are cut and Changes left out, so a replica must resync from an Export.
+	// MaxEventEntries keys, projects, subjects or changes, or more than maxEventBytes of changes):
+	// Keys, Projects and Subjects are cut and Changes left out, so a replica must resync from an
+	// Export.
 	Truncated bool `json:"truncated,omitempty"`
+	// Err is set only on the last event of a Watch stream that cannot go on: the next event it
+	// needs was trimmed (a *TrimmedError, matching teamgate.ErrStale) or could not be read. Such
+	// an event carries nothing else, and the channel closes after it.
+	Err error `json:"-"`
 }
+
+// TrimmedError reports that a watcher needs events the store no longer keeps (the last
+// maxEventsKept revisions are kept): a replica must resync from an Export. It matches
+// teamgate.ErrStale.
+type TrimmedError struct {
+	Next   uint64 // the first revision the watcher needs
+	Oldest uint64 // the oldest revision whose event is still kept
+}
+
+func (e *TrimmedError) Error() string {
+	return fmt.Sprintf("store: the event of revision %d was trimmed (the oldest kept is %d): resync from an Export", e.Next, e.Oldest)
+}
+
+// Unwrap makes errors.Is(err, teamgate.ErrStale) true.
+func (e *TrimmedError) Unwrap() error { return teamgate.ErrStale }
 
 // MaxEventEntries bounds the keys and the projects an Event lists, so a huge batch still fits
 // in one Badger value.
@@ -66,7 +96,8 @@ type Store struct {
 	stamps   stamps        // revision cells for caches; bumped under mu, read anywhere
 	revision atomic.Uint64 // st.rev, readable without the lock
 
-	persistent bool // on disk: caches in Badger survive a restart
+	persistent bool   // on disk: caches in Badger survive a restart
+	eventsKept uint64 // how many revisions' events persist keeps for Watch
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
@@ -97,7 +128,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != ""}
+	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept}
+	if s.eventsKept == 0 {
+		s.eventsKept = maxEventsKept
+	}
 	if err := s.load(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -173,7 +207,7 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 	if len(changes) == 0 {
 		return s.st.rev, nil
 	}
-	t := &txn{st: s.st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, resort: map[*orgData]struct{}{}}
+	t := newTxn(s.st, false)
 	for i, c := range changes {
 		if c == nil {
 			t.rollback()
@@ -191,14 +225,19 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 		}
 	}
 	rev := s.st.rev + 1
-	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: sortedKeys(t.dirty), Projects: sortedKeys(t.projects), Changes: slices.Clone(changes)}
+	for p := range t.projects {
+		t.reached[p] = struct{}{}
+	}
+	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: eventList(t.dirty), Projects: eventList(t.reached),
+		Subjects: eventList(t.subjects), Changes: slices.Clone(changes)}
 	if len(t.kinds) > 1 {
 		ev.Kind = "batch"
 	}
-	if len(ev.Keys) > MaxEventEntries || len(ev.Projects) > MaxEventEntries || len(ev.Changes) > MaxEventEntries {
+	if len(ev.Keys) > MaxEventEntries || len(ev.Projects) > MaxEventEntries || len(ev.Subjects) > MaxEventEntries || len(ev.Changes) > MaxEventEntries {
 		ev.Truncated = true
 		ev.Keys = ev.Keys[:min(len(ev.Keys), MaxEventEntries)]
 		ev.Projects = ev.Projects[:min(len(ev.Projects), MaxEventEntries)]
+		ev.Subjects = ev.Subjects[:min(len(ev.Subjects), MaxEventEntries)]
 		ev.Changes = nil
 	}
 	if err := s.persist(t, ev); err != nil {
@@ -221,8 +260,12 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 // ApplyEvent applies another store's event to this one, the way a replica follows a primary's
 // Watch: the store must be at the revision just before the event's (else ErrConflict, nothing
 // changes), and the event must carry its changes (a truncated event is ErrInvalid: resync the
-// replica from an Export). Both stores then hold the same state at the same revision.
+// replica from an Export; an event carrying a Watch error returns that error). Both stores then
+// hold the same state at the same revision.
 func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
+	if ev.Err != nil {
+		return 0, ev.Err
+	}
 	if ev.Truncated || len(ev.Changes) == 0 || ev.Revision == 0 {
 		return 0, teamgate.Invalid("event", strconv.FormatUint(ev.Revision, 10), "carries no changes to replay; resync the replica from an Export")
 	}
@@ -258,8 +301,8 @@ func (s *Store) persist(t *txn, ev Event) error {
 		evb, _ = json.Marshal(ev)
 	}
 	ops = append(ops, op{eventKey(ev.Revision), evb})
-	if ev.Revision > maxEventsKept {
-		ops = append(ops, op{eventKey(ev.Revision - maxEventsKept), nil})
+	if ev.Revision > s.eventsKept {
+		ops = append(ops, op{eventKey(ev.Revision - s.eventsKept), nil})
 	}
 	ops = append(ops, op{keyRevision, rev})
 
@@ -291,6 +334,14 @@ func (s *Store) persist(t *txn, ev Event) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
+}
+
+// eventList is a sorted event field, [] rather than null in JSON when empty.
+func eventList(set map[string]struct{}) []string {
+	if len(set) == 0 {
+		return []string{}
+	}
+	return sortedKeys(set)
 }
 
 func eventKey(rev uint64) string { return fmt.Sprintf("%s%020d", prefixEvent, rev) }
@@ -353,7 +404,7 @@ func (st *state) record(key string) ([]byte, error) {
 // load reads every record from Badger into memory and rebuilds the indexes.
 func (s *Store) load(ctx context.Context) error {
 	st := newState()
-	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, resort: map[*orgData]struct{}{}, loading: true}
+	t := newTxn(st, true)
 	var rev uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keyRevision))
@@ -509,11 +560,22 @@ func decodeRecord(key string, val []byte) (Change, error) {
 
 // Watch streams the events after fromRevision: first those still kept in Badger, then new ones
 // as they commit. The channel closes when ctx ends or the store closes.
+//
+// Events are kept for the last maxEventsKept revisions. A fromRevision whose next event has
+// already been trimmed fails at once with a *TrimmedError (teamgate.ErrStale). A watcher that
+// falls so far behind that the events it still needs are trimmed while it streams gets a last
+// Event whose Err is that *TrimmedError, then the channel closes: a stream never skips a
+// revision silently. ApplyEvent returns that error, so a replica that passes every event on
+// stops there and must resync from an Export.
 func (s *Store) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, error) {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return nil, teamgate.ErrClosed
+	}
+	if oldest := s.oldestEvent(s.st.rev); fromRevision+1 < oldest {
+		s.mu.RUnlock()
+		return nil, &TrimmedError{Next: fromRevision + 1, Oldest: oldest}
 	}
 	s.wg.Add(1) // under the lock, so Close cannot be waiting already
 	s.mu.RUnlock()
@@ -521,6 +583,15 @@ func (s *Store) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, e
 	go func() {
 		defer s.wg.Done()
 		defer close(ch)
+		send := func(ev Event) bool {
+			select {
+			case ch <- ev:
+				return true
+			case <-ctx.Done():
+			case <-s.stop:
+			}
+			return false
+		}
 		next := fromRevision + 1
 		for {
 			s.mu.RLock()
@@ -532,13 +603,16 @@ func (s *Store) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, e
 			for ; next <= rev; next++ {
 				ev, err := s.event(next)
 				if err != nil {
-					continue // trimmed from the log: skip
-				}
-				select {
-				case ch <- ev:
-				case <-ctx.Done():
+					// Read without the lock: the writes since rev may have trimmed it.
+					if oldest := s.oldestEvent(s.revision.Load()); next < oldest && errors.Is(err, badger.ErrKeyNotFound) {
+						err = &TrimmedError{Next: next, Oldest: oldest}
+					} else {
+						err = fmt.Errorf("store: read the event of revision %d: %w", next, err)
+					}
+					send(Event{Revision: next, Err: err})
 					return
-				case <-s.stop:
+				}
+				if !send(ev) {
 					return
 				}
 			}
@@ -552,6 +626,14 @@ func (s *Store) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, e
 		}
 	}()
 	return ch, nil
+}
+
+// oldestEvent is the oldest revision whose event is kept when the store is at rev.
+func (s *Store) oldestEvent(rev uint64) uint64 {
+	if rev <= s.eventsKept {
+		return 1
+	}
+	return rev - s.eventsKept + 1
 }
 
 func (s *Store) event(rev uint64) (Event, error) {
