@@ -3,6 +3,7 @@ package store_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -331,6 +332,79 @@ func TestReopensAfterKillLeftEmptyLog(t *testing.T) {
 				require.True(t, ok)
 				return nil
 			}))
+		})
+	}
+}
+
+// TestBigBatchBadgerFails makes Badger fail at a step of committing a batch larger than one
+// transaction: before the commit marker the batch fails and nothing changes, memory or disk;
+// after it the batch is committed, and the next write or the next Open completes it on disk.
+func TestBigBatchBadgerFails(t *testing.T) {
+	t.Parallel()
+	errInjected := errors.New("injected Badger failure")
+	want := expectedDisk(t, 3)
+	for _, tc := range []struct {
+		step   string
+		at     int
+		kept   bool
+		reopen bool // complete by reopening, else by the next write
+	}{
+		{store.StepStaged, 1, false, false},
+		{store.StepStaged, 2, false, true},
+		{store.StepMarked, 1, true, false},
+		{store.StepMarked, 1, true, true},
+		{store.StepApplied, 1, true, false},
+		{store.StepApplied, 2, true, true},
+		{store.StepUnmarked, 1, true, true},
+	} {
+		t.Run(fmt.Sprintf("%s-%d-reopen=%v", tc.step, tc.at, tc.reopen), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			seen := map[string]int{}
+			hook := func(step string) error {
+				if seen[step]++; step == tc.step && seen[step] == tc.at {
+					return errInjected
+				}
+				return nil
+			}
+			opts := store.WithTestHooks(store.Options{Dir: dir, NoSync: true}, smallTxn, hook)
+			s, err := store.Open(t.Context(), opts)
+			require.NoError(t, err)
+			defer func() { _ = s.Close() }()
+			_, err = s.Apply(t.Context(), bigBatch(1)...)
+			require.NoError(t, err)
+
+			rev, err := s.Apply(t.Context(), bigBatch(2)...)
+			if !tc.kept {
+				require.ErrorIs(t, err, errInjected)
+				require.Equal(t, uint64(1), s.Revision())
+				require.NoError(t, s.View(func(r store.Reader) error {
+					_, ok := r.OrgRole("big", "victim")
+					require.True(t, ok, "the failed batch changed nothing in memory")
+					return nil
+				}))
+				got, err := store.DiskKeys(s)
+				require.NoError(t, err)
+				require.Equal(t, want[1], got, "the failed batch left nothing on disk")
+				return
+			}
+			require.NoError(t, err, "committed at the marker")
+			require.Equal(t, uint64(2), rev)
+			if tc.reopen {
+				require.NoError(t, s.Close())
+				s, err = store.Open(t.Context(), opts)
+				require.NoError(t, err)
+				require.Equal(t, uint64(2), s.Revision())
+				got, err := store.DiskKeys(s)
+				require.NoError(t, err)
+				require.Equal(t, want[2], got, "Open completed the batch")
+			}
+			_, err = s.Apply(t.Context(), bigBatch(3)...)
+			require.NoError(t, err)
+			require.NoError(t, s.Check())
+			got, err := store.DiskKeys(s)
+			require.NoError(t, err)
+			require.Equal(t, want[3], got, "the batch was completed before the next one")
 		})
 	}
 }
