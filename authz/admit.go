@@ -84,7 +84,7 @@ func (e *Engine) admissionContext(ctx context.Context, subject, project, action 
 	if !d.Allowed {
 		c.permMsg = action + " denied"
 		if len(d.Reasons) > 0 {
-			c.permMsg = d.Reasons[0].Code + ": " + d.Reasons[0].Message
+			c.permMsg = string(d.Reasons[0].Code) + ": " + d.Reasons[0].Message
 		}
 	}
 	c.settings, c.rules, err = e.settings(ref, subject)

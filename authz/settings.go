@@ -49,9 +49,9 @@ func (e *Engine) settings(ref scope.Ref, user string) (Settings, []*policy.Progr
 	var rules []*policy.Program
 	var projRev uint64
 	err := e.dir.View(func(r store.Reader) error {
-		f := resolveProject(r, user, ref)
-		if !f.exists {
-			return &teamgate.NotFoundError{What: "project", Name: ref.String(), Reason: f.missing}
+		_, f := resolveProject(r, user, ref)
+		if !f.Exists {
+			return &teamgate.NotFoundError{What: "project", Name: ref.String(), Reason: f.Missing}
 		}
 		projRev = r.ProjectRevision(ref.Org, ref.Project)
 		out.Revision = r.Revision()
