@@ -18,9 +18,9 @@
 // policy, default team the user cannot enter, bad slug, CEL rule that does not compile to a
 // bool, deleting a team a project is assigned to or a policy still in use, creating a project
 // that exists — and any error undoes the whole batch in memory, writes nothing to Badger and
-// leaves the revision unchanged. A successful batch bumps the revision by one, commits the touched records,
-// an Event and the revision in one Badger transaction (fsynced on disk unless Options.NoSync),
-// and returns the revision.
+// leaves the revision unchanged. A successful batch bumps the revision by one, commits the touched
+// records, their stamps, an Event and the revision atomically (see Atomicity), and returns the
+// revision.
 //
 // Deletes cascade where that only removes access: DeleteMember removes the user's team
 // memberships and grants in that org, DeleteOrg removes everything in the org. They refuse
@@ -56,9 +56,34 @@
 // or the org deleted — clears the default team in the same batch (an empty owner then fails
 // with "no default team" until one is set again); RenameTeam rewrites it to the new name.
 //
-// A batch larger than Badger's transaction limit is committed in several Badger transactions;
-// in memory it is still atomic, but a crash in the middle of such a commit can leave part of it
-// on disk. Batches of a few thousand changes are far below that limit.
+// # Atomicity
+//
+// An acknowledged batch is all on disk after a crash (kill -9, or power loss unless
+// Options.NoSync), and a batch that was not acknowledged is absent, whatever its size. Apply
+// holds the write lock until the batch is durable, then publishes it in memory (durability
+// before visibility); readers work from memory and never see a batch the disk could lose.
+//
+// A batch that fits one Badger transaction (about 15% of Badger's memtable: ~10 MB, tens of
+// thousands of changes) is written in that one transaction, fsynced: Badger's own atomicity.
+// A larger one is committed in steps, each a Badger transaction:
+//
+//  1. stage: its writes, encoded in chunks, go to v1/pending/{revision}/op/{seq}, in as many
+//     transactions as they need;
+//  2. commit: one small transaction writes the marker v1/pending/{revision}/commit (the number
+//     of chunks). This is the commit point; Apply acknowledges only after it;
+//  3. apply: the writes go to their own keys, in as many transactions as they need;
+//  4. clean up: the marker is deleted, then the chunks.
+//
+// Open first recovers whatever a crash left under v1/pending/: a batch with its marker is
+// completed (steps 3 and 4 again; replaying them is idempotent, as every write is a whole value
+// or a delete), staging without a marker is deleted. Only then does it read the records, so it
+// never sees half a batch, and the stamps it loads match the records (a decision cached on disk
+// before a lost batch stays valid; one cached before a kept batch does not). If Badger fails
+// before the commit point, the batch fails and its staging is removed; if it fails after, the
+// batch stands (it is durable) and the next write, or the next Open, completes it first.
+//
+// Badger refuses to open a directory in which a kill left an empty log file
+// (dgraph-io/badger#2207); its failed attempt initialises the file, so Open tries again.
 //
 // # Data files
 //
@@ -94,6 +119,12 @@
 //	v1/user/{id}                     User as JSON
 //	v1/event/{revision:020d}         Event as JSON (the last 100,000 are kept)
 //	v1/stamp/{o|m|t|p}/...           uint64: revision of the last write that touched it (caches)
+//	v1/pending/{revision:020d}/op/{seq:010d}
+//	                                 a chunk of a large batch's writes, staged (see Atomicity):
+//	                                 per write uvarint key length, key, 0 (delete) or 1 (set),
+//	                                 and for a set uvarint value length and value
+//	v1/pending/{revision:020d}/commit
+//	                                 uvarint number of chunks: the batch is committed
 //	v1/cache/...                     caches owned by other packages; never loaded as records
 //
 // Names follow the slug rule (no '/'), so '/' separates key parts unambiguously. Indexes are not

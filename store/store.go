@@ -30,7 +30,8 @@ type Options struct {
 	// NoSync skips the fsync of each write. Default false: an acknowledged write survives a crash.
 	NoSync bool
 
-	eventsKept uint64 // events kept for Watch; 0 = maxEventsKept (tests make it small)
+	eventsKept uint64     // events kept for Watch; 0 = maxEventsKept (tests make it small)
+	test       *testHooks // this package's tests only
 }
 
 // Event describes one committed Apply.
@@ -99,9 +100,17 @@ type Store struct {
 	persistent bool   // on disk: caches in Badger survive a restart
 	eventsKept uint64 // how many revisions' events persist keeps for Watch
 
+	// unfinished is set when a staged batch passed its commit point but Badger failed while
+	// applying it; the next write completes it first (guarded by mu).
+	unfinished bool
+	hook       func(step string) error // tests only: runs after each commit of a staged batch
+
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
 }
+
+// badgerNewFile is the text of ristretto's z.NewFile, which Badger wraps without %w.
+const badgerNewFile = "Create a new file"
 
 const (
 	keyRevision   = "v1/meta/revision"
@@ -124,11 +133,23 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	} else {
 		bo = bo.WithSyncWrites(!opts.NoSync)
 	}
+	var hook func(string) error
+	if opts.test != nil {
+		bo = opts.test.badger(bo)
+		hook = opts.test.at
+	}
 	db, err := badger.Open(bo)
+	// A kill between creating a Badger log file (.mem or .vlog) and its first write leaves it
+	// empty, and Badger refuses such a file once (dgraph-io/badger#2207): the failed open has
+	// initialised it, so opening again succeeds. One retry per kind of log file.
+	for retry := 0; retry < 2 && err != nil && strings.Contains(err.Error(), badgerNewFile); retry++ {
+		log.Warn("teamgate: reopening Badger after it initialised an empty log file left by a crash", "dir", opts.Dir)
+		db, err = badger.Open(bo)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept}
+	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook}
 	if s.eventsKept == 0 {
 		s.eventsKept = maxEventsKept
 	}
@@ -273,12 +294,15 @@ func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
 	return s.apply(ctx, &prev, ev.Changes)
 }
 
-// persist writes the dirty records, the event and the revision to Badger in one transaction,
-// splitting it when Badger says it is too big (see the package doc on atomicity).
+// persist writes the dirty records, their stamps, the event and the revision to Badger
+// atomically: in one transaction when they fit, else staged behind a commit marker (see the
+// package doc on atomicity). It returns once the batch is durable (the commit point passed).
 func (s *Store) persist(t *txn, ev Event) error {
-	type op struct {
-		key string
-		val []byte // nil = delete
+	if s.unfinished {
+		if err := s.recoverPending(); err != nil {
+			return err
+		}
+		s.unfinished = false
 	}
 	ops := make([]op, 0, len(t.dirty)+2)
 	for _, k := range sortedKeys(t.dirty) {
@@ -305,35 +329,10 @@ func (s *Store) persist(t *txn, ev Event) error {
 		ops = append(ops, op{eventKey(ev.Revision - s.eventsKept), nil})
 	}
 	ops = append(ops, op{keyRevision, rev})
-
-	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	for _, o := range ops {
-		var err error
-		if o.val == nil {
-			err = txn.Delete([]byte(o.key))
-		} else {
-			err = txn.Set([]byte(o.key), o.val)
-		}
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err := txn.Commit(); err != nil {
-				return fmt.Errorf("store: commit: %w", err)
-			}
-			txn = s.db.NewTransaction(true)
-			if o.val == nil {
-				err = txn.Delete([]byte(o.key))
-			} else {
-				err = txn.Set([]byte(o.key), o.val)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("store: write %s: %w", o.key, err)
-		}
+	if fits, err := s.commitOne(ops); fits || err != nil {
+		return err
 	}
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	return nil
+	return s.commitStaged(ev.Revision, ops)
 }
 
 // eventList is a sorted event field, [] rather than null in JSON when empty.
@@ -401,8 +400,12 @@ func (st *state) record(key string) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// load reads every record from Badger into memory and rebuilds the indexes.
+// load completes or discards a staged batch a crash left behind (recoverPending), then reads
+// every record from Badger into memory and rebuilds the indexes.
 func (s *Store) load(ctx context.Context) error {
+	if err := s.recoverPending(); err != nil {
+		return fmt.Errorf("store: load: %w", err)
+	}
 	st := newState()
 	t := newTxn(st, true)
 	var rev uint64
