@@ -239,7 +239,8 @@ func (d Decision) Has(code string) bool {
 // and effective teams — are unchanged, so after a write returns no decision made before it is
 // served if the write could change it, and an unrelated write evicts nothing. A served
 // decision's Revision is the store's current revision. Decision.Reasons may be shared with the
-// cache: do not modify it.
+// cache: do not modify it. Once the store is closed, no cached decision is served: Authorize
+// fails with teamgate.ErrClosed.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
