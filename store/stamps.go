@@ -55,27 +55,38 @@ func (k stampKey) String() string {
 	return string(k.kind) + "/" + k.a + "/" + k.b
 }
 
-// parseStampKey reads String's form.
+// parseStampKey reads String's form. It allocates nothing: the names are substrings of s.
 func parseStampKey(s string) (stampKey, bool) {
-	parts := strings.Split(s, "/")
-	if len(parts[0]) != 1 {
+	if s == "" {
 		return stampKey{}, false
 	}
-	k := stampKey{kind: parts[0][0]}
+	k := stampKey{kind: s[0]}
 	n := stampParts(k.kind)
-	if n < 0 || len(parts) != n+1 {
-		return stampKey{}, false
-	}
-	for _, p := range parts[1:] {
-		if p == "" {
+	rest := s[1:]
+	for i := range n {
+		if len(rest) < 2 || rest[0] != '/' {
 			return stampKey{}, false
 		}
+		name := rest[1:]
+		if i+1 < n {
+			j := strings.IndexByte(name, '/')
+			if j < 0 {
+				return stampKey{}, false
+			}
+			name = name[:j]
+		}
+		if name == "" || strings.IndexByte(name, '/') >= 0 {
+			return stampKey{}, false
+		}
+		rest = rest[1+len(name):]
+		if i == 0 {
+			k.a = name
+		} else {
+			k.b = name
+		}
 	}
-	if n >= 1 {
-		k.a = parts[1]
-	}
-	if n == 2 {
-		k.b = parts[2]
+	if n < 0 || rest != "" {
+		return stampKey{}, false
 	}
 	return k, true
 }
@@ -216,6 +227,9 @@ func (d *Deps) add(k stampKey) {
 		}
 	}
 	w, absent := d.src.watch(k)
+	if d.cells == nil { // a decision reads about four facts
+		d.cells, d.keys = make([]watch, 0, 4), make([]depKey, 0, 4)
+	}
 	d.cells = append(d.cells, w)
 	d.keys = append(d.keys, depKey{key: k, absent: absent})
 	switch {
