@@ -234,13 +234,12 @@ func (d Decision) Has(code string) bool {
 // error.
 //
 // Decisions on requests without attributes are cached in memory (WithDecisionCache). A cached
-// decision is served only while the policy and everything it depended on — the org, the
-// subject's org and team memberships there, the team and the project with its grants, policy
-// and effective teams — are unchanged, so after a write returns no decision made before it is
-// served if the write could change it, and an unrelated write evicts nothing. A served
-// decision's Revision is the store's current revision. Decision.Reasons may be shared with the
-// cache: do not modify it. Once the store is closed, no cached decision is served: Authorize
-// fails with teamgate.ErrClosed.
+// decision is served only while the policy and every fact its snapshot served (as the store
+// recorded them; see the package doc) are unchanged, so after a write returns no decision made
+// before it is served if the write could change it, and an unrelated write evicts nothing. A
+// served decision's Revision is the store's current revision. Decision.Reasons may be shared
+// with the cache: do not modify it. Once the store is closed, no cached decision is served:
+// Authorize fails with teamgate.ErrClosed.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
