@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,4 +19,36 @@ func TestStampKeyRoundTrip(t *testing.T) {
 		_, ok := parseStampKey(bad)
 		require.False(t, ok, bad)
 	}
+}
+
+// TestAbsentFactsShareShards: a Deps on something never written goes stale when it is first
+// written, stays current when a key of another shard is, and reading never creates a cell.
+func TestAbsentFactsShareShards(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.Context(), Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Apply(t.Context(), PutOrg{Org: Org{Name: "a"}})
+	require.NoError(t, err)
+	var d Deps
+	require.NoError(t, s.View(func(r Reader) error { r.Track(&d).OrgRole("a", "nobody"); return nil }))
+	cells := len(s.stamps.cells)
+	for i := range 100 {
+		require.NoError(t, s.View(func(r Reader) error { r.OrgRole("a", fmt.Sprint("ghost", i)); return nil }))
+	}
+	require.Len(t, s.stamps.cells, cells, "reads create no cells")
+
+	watched := s.stamps.absentCell(stampKey{'m', "a", "nobody"})
+	other := ""
+	for i := 0; other == ""; i++ {
+		if u := fmt.Sprint("u", i); s.stamps.absentCell(stampKey{'m', "a", u}) != watched {
+			other = u
+		}
+	}
+	_, err = s.Apply(t.Context(), PutMember{Org: "a", User: other, Role: "member"})
+	require.NoError(t, err)
+	require.True(t, d.Current(), "a new key of another shard")
+	_, err = s.Apply(t.Context(), PutMember{Org: "a", User: "nobody", Role: "member"})
+	require.NoError(t, err)
+	require.False(t, d.Current())
 }

@@ -20,8 +20,9 @@
 // settings — stays valid exactly while Deps.Current reports true (no allocation, no lock), and
 // an unrelated write keeps it current. Deps encode (MarshalBinary) and decode against this or a
 // reopened store (DecodeDeps), so caches kept on disk are checked after a restart. Reading
-// something that does not exist creates no stamp (it is watched through one shared cell that the
-// first write of any new stamp bumps). A closed store has no current Deps. The contract —
+// something that was never written creates no stamp (bounded memory whatever names requests
+// use): it is watched through one of 256 shared cells, by key hash, which the first write of any
+// key of that shard bumps. A closed store has no current Deps. The contract —
 // every accessor records, every write bumps — lives here only: TestEveryReaderAccessorRecordsItsStamps
 // reads through every exported Reader accessor, writes a change to the answer and checks the
 // recorded Deps are no longer current. Callers never name stamps.

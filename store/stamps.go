@@ -96,10 +96,11 @@ type stamps struct {
 	// cells is written under the Store's write lock and read under its read lock; the cells
 	// themselves are atomic, so a Deps holding them checks them without any lock.
 	cells map[stampKey]*atomic.Uint64
-	// absent stands in for the cell of every key never written: it is bumped whenever a write
-	// creates a cell, so a fact read while absent is current only until some key is first
-	// written. Reading never creates a cell, so requests naming nonexistent things use no memory.
-	absent atomic.Uint64
+	// absent stands in for the cells of keys never written, in shards by key hash: a write that
+	// creates a cell bumps its key's shard, so a fact read while absent is current until a key of
+	// its shard is first written. Reading never creates a cell, so requests naming nonexistent
+	// things use no memory.
+	absent [absentShards]atomic.Uint64
 	closed atomic.Bool // set by Close: no Deps of a closed store is current
 }
 
@@ -119,7 +120,7 @@ func (s *stamps) bump(key string, rev uint64) {
 		s.cells = map[stampKey]*atomic.Uint64{}
 	}
 	s.cells[k] = c
-	s.absent.Add(1)
+	s.absentCell(k).Add(1)
 }
 
 // load sets the cell of a stored stamp key at Open, before the store is shared. A key this
@@ -246,11 +247,29 @@ func (d *Deps) add(k stampKey) {
 // watch returns the cell standing for k and the value it holds, and whether k was never
 // written. The caller holds the read lock.
 func (s *stamps) watch(k stampKey) (watch, bool) {
-	absent := s.absent.Load()
 	if c, ok := s.cells[k]; ok {
 		return watch{cell: c, seen: c.Load()}, false
 	}
-	return watch{cell: &s.absent, seen: absent}, true
+	a := s.absentCell(k)
+	return watch{cell: a, seen: a.Load()}, true
+}
+
+// absentShards is how many cells stand in for keys never written.
+const absentShards = 256
+
+// absentCell returns the shard standing in for k while k has no cell (FNV-1a of the key).
+func (s *stamps) absentCell(k stampKey) *atomic.Uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(c byte) { h = (h ^ uint64(c)) * 1099511628211 }
+	mix(k.kind)
+	for i := range len(k.a) {
+		mix(k.a[i])
+	}
+	mix('/')
+	for i := range len(k.b) {
+		mix(k.b[i])
+	}
+	return &s.absent[h%absentShards]
 }
 
 // maxEncodedDeps bounds how many stamps DecodeDeps accepts.
