@@ -218,6 +218,9 @@ func TestDepsSurviveARestart(t *testing.T) {
 	require.Equal(t, []byte{7}, rest)
 	require.Equal(t, d.Len(), back.Len())
 	require.True(t, back.Current())
+	again, err := back.MarshalBinary()
+	require.NoError(t, err)
+	require.Equal(t, raw, again, "decoded Deps encode as they were read")
 	old, _, err := s.DecodeDeps(staleRaw)
 	require.NoError(t, err)
 	require.False(t, old.Current(), "written before the restart")
@@ -225,9 +228,9 @@ func TestDepsSurviveARestart(t *testing.T) {
 	_, err = s.Apply(ctx, store.PutTeam{Team: store.Team{Org: "a", Name: "t9"}}) // the team read as missing
 	require.NoError(t, err)
 	require.False(t, back.Current())
-	again, _, err := s.DecodeDeps(raw)
+	decoded, _, err := s.DecodeDeps(raw)
 	require.NoError(t, err)
-	require.False(t, again.Current(), "recorded missing, written since")
+	require.False(t, decoded.Current(), "recorded missing, written since")
 
 	for i := range raw {
 		_, _, _ = s.DecodeDeps(raw[:i]) // truncated: an error or a shorter set, never a panic

@@ -182,6 +182,7 @@ type Deps struct {
 	cells []watch          // checked by Current
 	keys  []depKey         // same order: what MarshalBinary writes
 	index map[stampKey]int // for large sets only (see add)
+	enc   string           // when decoded: the encoding read, instead of keys
 }
 
 type watch struct {
@@ -281,6 +282,9 @@ func (d *Deps) MarshalBinary() ([]byte, error) { return d.AppendBinary(nil) }
 
 // AppendBinary appends MarshalBinary's encoding to b.
 func (d *Deps) AppendBinary(b []byte) ([]byte, error) {
+	if d.enc != "" {
+		return append(b, d.enc...), nil
+	}
 	b = binary.AppendUvarint(b, uint64(len(d.keys)))
 	for i, dk := range d.keys {
 		key := dk.key.String()
@@ -307,28 +311,30 @@ func (s *Store) DecodeDeps(data []byte) (Deps, []byte, error) {
 	if w <= 0 || n > maxEncodedDeps || n > uint64(len(data)) {
 		return bad("bad count")
 	}
-	rest := data[w:]
+	str := string(data) // one copy: the keys are substrings of it
+	off := w
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return Deps{}, nil, teamgate.ErrClosed
 	}
-	d := Deps{src: &s.stamps, cells: make([]watch, 0, n), keys: make([]depKey, 0, n)}
+	d := Deps{src: &s.stamps, cells: make([]watch, 0, n)}
 	for range n {
-		l, w := binary.Uvarint(rest)
-		if w <= 0 || l > uint64(len(rest)-w) {
+		l, w := binary.Uvarint(data[off:])
+		if w <= 0 || l > uint64(len(data)-off-w) {
 			return bad("bad stamp key")
 		}
-		k, ok := parseStampKey(string(rest[w : w+int(l)]))
+		key := str[off+w : off+w+int(l)]
+		k, ok := parseStampKey(key)
 		if !ok {
-			return bad(fmt.Sprintf("bad stamp key %q", truncate(string(rest[w:w+int(l)]))))
+			return bad(fmt.Sprintf("bad stamp key %q", truncate(key)))
 		}
-		rest = rest[w+int(l):]
-		seen, w2 := binary.Uvarint(rest)
+		off += w + int(l)
+		seen, w2 := binary.Uvarint(data[off:])
 		if w2 <= 0 {
 			return bad("bad stamp value")
 		}
-		rest = rest[w2:]
+		off += w2
 		cur, absent := s.stamps.watch(k)
 		switch {
 		case absent && seen != 0: // written when recorded, never written now: never current
@@ -337,9 +343,9 @@ func (s *Store) DecodeDeps(data []byte) (Deps, []byte, error) {
 			cur.seen = seen
 		}
 		d.cells = append(d.cells, cur)
-		d.keys = append(d.keys, depKey{key: k, absent: absent && seen == 0})
 	}
-	return d, rest, nil
+	d.enc = str[:off]
+	return d, data[off:], nil
 }
 
 func truncate(s string) string {
