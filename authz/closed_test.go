@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,3 +124,40 @@ type wrapped struct{ *store.Store }
 var _ authz.Directory = wrapped{}
 
 func (wrapped) Persistent() {} // hides the store's: wrapped is no PersistentCache
+
+// counting is a Directory that counts snapshots.
+type counting struct {
+	*store.Store
+	views atomic.Int64
+}
+
+func (c *counting) View(fn func(r store.Reader) error) error {
+	c.views.Add(1)
+	return c.Store.View(fn)
+}
+
+// TestAdmissionReadsOneSnapshot: admission reads its decision, settings, rules and subject facts
+// in one View, cold or with the settings cached.
+func TestAdmissionReadsOneSnapshot(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, st := newAcme(t)
+	dir := &counting{Store: st}
+	eng, err := authz.New(ctx, dir)
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"Admit", func() error { _, err := eng.Admit(ctx, "bob", "acme/vision", policy.Run{Kind: "job"}); return err }},
+		{"AdmitVersion", func() error { _, err := eng.AdmitVersion(ctx, "bob", "acme/vision", "model"); return err }},
+		{"EffectiveSettings", func() error { _, err := eng.EffectiveSettings(ctx, "acme/vision", "bob"); return err }},
+		{"Admit (missing project)", func() error { _, err := eng.Admit(ctx, "bob", "acme/nope", policy.Run{Kind: "job"}); return err }},
+	} {
+		for range 2 { // cold, then with the settings cached
+			before := dir.views.Load()
+			require.NoError(t, c.call(), c.name)
+			require.Equal(t, int64(1), dir.views.Load()-before, c.name)
+		}
+	}
+}
