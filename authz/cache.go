@@ -83,7 +83,7 @@ func encodeEntry(fingerprint string, deps *store.Deps, d Decision) []byte {
 	str(d.Role)
 	b = binary.AppendUvarint(b, uint64(len(d.Reasons)))
 	for _, r := range d.Reasons {
-		str(r.Code)
+		str(string(r.Code))
 		str(r.Message)
 	}
 	return b
@@ -155,7 +155,7 @@ func decodeEntry(raw []byte, p *rego.Policy, disk PersistentCache) (*cached, boo
 	}
 	c.dec.Reasons = make([]Reason, 0, nr)
 	for range nr {
-		c.dec.Reasons = append(c.dec.Reasons, Reason{Code: r.str(), Message: r.str()})
+		c.dec.Reasons = append(c.dec.Reasons, Reason{Code: rego.Code(r.str()), Message: r.str()})
 	}
 	if r.err != nil {
 		return nil, false

@@ -25,16 +25,33 @@
 //
 // # Compiled path
 //
-// While the default policy is in force (no authors' modules or data), a request without
-// attributes is answered from a decision table (WithCompiledPath, default on). The default
-// policy's decision depends only on the action, whether the resource exists, the subject's org
-// role and grant, whether the project is restricted, and the subject's highest team role among
-// the project's effective teams (or in the team, for team actions). The table is keyed on exactly
-// those facts; each cell is computed once by evaluating the Rego policy on a canonical input with
-// those facts, and messages are rendered from the request's own facts. So the table is the
-// policy's own answer, not a re-implementation; a differential test compares it with full
-// evaluation on random directories and writes. Requests with attributes (own runs, transfers,
-// member management), Explain and customized policies always evaluate the Rego.
+// While the policy's rules are the default ones (authors' data of any kind, no modules), a
+// request without attributes is answered from the policy's decision table, rego.Table
+// (WithCompiledPath, default on). The default rules' decision depends only on the action, whether
+// the resource exists, the subject's org role and grant, whether the project is restricted, and
+// the subject's highest team role by data rank among the project's effective teams (or its role
+// in the team, for team actions); that is the table's key (rego.Key). Each cell is computed once
+// by evaluating the Rego policy, with its data, on a canonical input with those facts, and
+// messages are rendered from the request's own facts. So the table is the policy's own answer,
+// not a re-implementation; an exhaustive test in package rego compares every cell with full
+// evaluation, and a differential test here compares both paths on random directories and writes.
+// Requests with attributes (own runs, transfers, member management), Explain and policies with
+// authors' modules always evaluate the Rego.
+//
+// # Policy input
+//
+// The facts of a request reach the policy as a typed rego.Input (subject, action, resource,
+// attributes, and for runs.transfer the destination's subject and resource facts, so the one
+// role rule applies to them). Package authz imports no OPA package. Attributes are converted once
+// by rego.NewAttributes: too deep (a self-referencing map included), too big or not JSON-like is
+// an error matching teamgate.ErrInvalid. Reason codes are rego.Code constants.
+//
+// # Explain
+//
+// Explain always evaluates the full policy and narrates the facts, including how a project's
+// effective teams came about: "project teams [engineering] ∩ policy research-only teams
+// [research] = [] → restricted", or "no restriction" for an open project, for the resource and
+// a runs.transfer destination.
 //
 // # Decision cache
 //

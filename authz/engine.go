@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync/atomic"
-
-	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
@@ -101,6 +100,17 @@ func WithData(doc map[string]any) Option {
 	}
 }
 
+// WithCompiledPath turns the compiled decision path on or off. Default on: while the policy's
+// rules are the default ones (authors' data of any kind, no modules), a request without
+// attributes is answered from the policy's decision table (rego.Table), computed from the Rego
+// policy itself.
+func WithCompiledPath(enabled bool) Option {
+	return func(c *config) error {
+		c.noCompiled = !enabled
+		return nil
+	}
+}
+
 // WithLogger receives evaluation errors. Default: discarded.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
@@ -117,10 +127,9 @@ type Engine struct {
 	policy atomic.Pointer[rego.Policy]
 
 	settingsCache *settingsCache
-	decisions     *decisionCache                // nil when turned off
-	compiled      bool                          // the compiled path is on (WithCompiledPath)
-	table         atomic.Pointer[decisionTable] // nil while the policy in force is customized
-	disk          PersistentCache               // the Directory's, when persistent; nil otherwise
+	decisions     *decisionCache  // nil when turned off
+	compiled      bool            // the policy's decision table may answer (WithCompiledPath)
+	disk          PersistentCache // the Directory's, when persistent; nil otherwise
 
 	evalErrors atomic.Uint64
 }
@@ -166,16 +175,8 @@ func (e *Engine) SetPolicy(ctx context.Context, modules []rego.Module, data ...m
 	return nil
 }
 
-// setPolicy swaps the policy and its compiled path: a table only for the default policy, whose
-// rules read nothing but the role facts the table is keyed on.
-func (e *Engine) setPolicy(p *rego.Policy) {
-	var t *decisionTable
-	if e.compiled && !p.Customized() {
-		t = &decisionTable{policy: p}
-	}
-	e.table.Store(t)
-	e.policy.Store(p)
-}
+// setPolicy swaps the policy; its decision table comes with it.
+func (e *Engine) setPolicy(p *rego.Policy) { e.policy.Store(p) }
 
 // Directory returns the directory the engine reads.
 func (e *Engine) Directory() Directory { return e.dir }
@@ -224,7 +225,7 @@ type Decision struct {
 }
 
 // Has reports whether the decision carries a reason with this code.
-func (d Decision) Has(code string) bool {
+func (d Decision) Has(code rego.Code) bool {
 	return slices.ContainsFunc(d.Reasons, func(r Reason) bool { return r.Code == code })
 }
 
@@ -243,7 +244,7 @@ func (d Decision) Has(code string) bool {
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		_, _, d, err := e.decide(ctx, req, nil, false)
+		_, d, err := e.decide(ctx, req, nil, false)
 		return d, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -270,8 +271,8 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	_, _, d, err := e.decide(ctx, req, entry, false)
-	if err == nil && entry.policy != nil && !d.Has("error") {
+	_, d, err := e.decide(ctx, req, entry, false)
+	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.lru.Add(key, entry)
 		e.toDisk(key, entry)
 	}
@@ -282,26 +283,25 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 // entry it also records, in the same snapshot, what the decision depends on and fills entry.
 // also (at most one) reads more facts in the same snapshot, after the decision's (admission).
 //
-// With explain set it always evaluates the full policy on the request's own input (which it
-// returns); otherwise the compiled path may answer.
-func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, ast.Value, Decision, error) {
+// With explain set it always evaluates the full policy on the request's own input and also
+// reads how the effective teams came about; otherwise the decision table may answer.
+func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, Decision{}, err
+		return nil, Decision{}, err
 	}
 	p := e.policy.Load()
 	q, err := e.prepare(p, req)
 	if err != nil {
-		return nil, nil, Decision{}, err
+		return nil, Decision{}, err
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return nil, nil, Decision{}, err
+			return nil, Decision{}, err
 		}
 	}
-	table := e.table.Load()
-	compiled := !explain && table != nil && table.policy == p && len(req.Attributes) == 0 && q.dest == nil
-	var in ast.Value
-	var abs abstract
+	table := p.Table()
+	compiled := !explain && e.compiled && table != nil && q.in.Attributes.Len() == 0 && q.dest == nil
+	var key rego.Key
 	var rev uint64
 	if err := e.dir.View(func(r store.Reader) error {
 		if entry != nil {
@@ -310,9 +310,18 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 		rev = r.Revision()
 		teamRoles := q.readFacts(r)
 		if compiled {
-			abs = abstractOf(q, teamRoles)
+			key = q.key(p, teamRoles)
 		} else {
-			in = q.input(r, teamRoles)
+			q.in.Subject.TeamRoles = maps.Clone(teamRoles) // the store's map outlives no snapshot
+			if q.dest != nil {
+				q.readDestination(r)
+			}
+		}
+		if explain {
+			q.origin = teamsOrigin(r, q.res.Ref, q.in.Resource)
+			if q.dest != nil {
+				q.destOrigin = teamsOrigin(r, *q.dest, q.in.Destination.Resource)
+			}
 		}
 		for _, f := range also {
 			if err := f(r); err != nil {
@@ -321,49 +330,38 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 		}
 		return nil
 	}); err != nil {
-		return nil, nil, Decision{}, err
+		return nil, Decision{}, err
 	}
 	var d Decision
 	if compiled {
-		d = e.fromTable(ctx, table, q, abs, rev)
+		d = e.fromTable(ctx, table, q, key, rev)
 	} else {
-		d = e.eval(ctx, p, q, in, rev)
+		d = e.eval(ctx, p, q, rev)
 	}
 	if entry != nil {
 		entry.dec, entry.policy = d, p
 	}
-	return q, in, d, nil
+	return q, d, nil
 }
 
-// fromTable answers from the compiled path, computing the cell by full evaluation of a
-// canonical input on first use.
-func (e *Engine) fromTable(ctx context.Context, t *decisionTable, q *query, a abstract, rev uint64) Decision {
-	v, ok := t.cells.Load(a)
-	if !ok {
-		d := e.eval(ctx, t.policy, q, canonicalInput(a, q.res.Kind), rev)
-		if d.Has("error") {
-			return d // not a property of the abstract: never stored
-		}
-		codes := make([]string, len(d.Reasons))
-		for i, r := range d.Reasons {
-			codes[i] = r.Code
-		}
-		v, _ = t.cells.LoadOrStore(a, verdict{allow: d.Allowed, role: d.Role, codes: codes})
+// fromTable answers from the policy's decision table; messages are rendered from the request's
+// own facts.
+func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.Key, rev uint64) Decision {
+	v, err := t.Verdict(ctx, k)
+	if err != nil {
+		return e.failed(err, rev)
 	}
-	vd := v.(verdict)
-	d := Decision{Allowed: vd.allow, Role: vd.role, Revision: rev, Reasons: make([]Reason, len(vd.codes))}
-	for i, c := range vd.codes {
-		d.Reasons[i] = Reason{Code: c, Message: q.message(c, vd.role)}
+	d := Decision{Allowed: v.Allow, Role: v.Role, Revision: rev, Reasons: make([]Reason, len(v.Codes))}
+	for i, c := range v.Codes {
+		d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role)}
 	}
 	return d
 }
 
-func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, in ast.Value, rev uint64) Decision {
-	res, err := p.Eval(ctx, in)
+func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64) Decision {
+	res, err := p.Eval(ctx, &q.in)
 	if err != nil {
-		e.evalErrors.Add(1)
-		e.log.Warn("teamgate: evaluation failed; denying", "error", err)
-		return Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: "error", Message: "evaluation failed (denied): " + err.Error()}}}
+		return e.failed(err, rev)
 	}
 	if res.Reasons == nil {
 		res.Reasons = []Reason{}
@@ -374,6 +372,13 @@ func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, in ast.Valu
 		}
 	}
 	return Decision{Allowed: res.Allow, Role: res.Role, Reasons: res.Reasons, Revision: rev}
+}
+
+// failed is the deny of an evaluation that failed, counted and logged.
+func (e *Engine) failed(err error, rev uint64) Decision {
+	e.evalErrors.Add(1)
+	e.log.Warn("teamgate: evaluation failed; denying", "error", err)
+	return Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: rego.CodeError, Message: "evaluation failed (denied): " + err.Error()}}}
 }
 
 // BatchResult is one answer of AuthorizeBatch.
@@ -401,12 +406,15 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchRes
 
 // query is a validated request, ready to read its facts.
 type query struct {
-	req   Request
-	spec  rego.ActionSpec
-	res   scope.Resource
-	dest  *scope.Ref   // runs.transfer destination, when given
-	attrs ast.Value    // nil when the request has no attributes
-	facts projectFacts // what readFacts read, for messages
+	req  Request
+	spec rego.ActionSpec
+	res  scope.Resource
+	dest *scope.Ref // runs.transfer destination, when given
+	// in is the policy input: attributes from prepare; subject and resource from readFacts
+	// (team roles only when the full policy is evaluated); destination from readDestination.
+	in rego.Input
+	// How the effective teams of the resource and destination came about (Explain only).
+	origin, destOrigin *origin
 }
 
 // prepare validates a request without touching the store.
@@ -426,7 +434,7 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 		}
 		ctxOwner = o
 	}
-	res, err := scope.ParseResource(scope.Kind(spec.Kind), req.Resource, ctxOwner)
+	res, err := scope.ParseResource(spec.Kind, req.Resource, ctxOwner)
 	if err != nil {
 		return nil, fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
 	}
@@ -456,172 +464,103 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 			q.dest = &ref
 		}
 	}
-	if len(req.Attributes) > 0 {
-		v, err := ast.InterfaceToValue(req.Attributes)
-		if err != nil {
-			return nil, teamgate.Invalid("attributes", fmt.Sprint(req.Attributes), err.Error())
-		}
-		q.attrs = v
+	if q.in.Attributes, err = rego.NewAttributes(req.Attributes); err != nil {
+		return nil, err
 	}
+	q.in.Action = req.Action
 	return q, nil
 }
 
-func article(kind string) string {
-	if kind == "org" {
+func article(kind scope.Kind) string {
+	if kind == scope.KindOrg {
 		return "n org"
 	}
-	return " " + kind
+	return " " + string(kind)
 }
 
-// projectFacts are the facts of one project for the subject, as the policy's input takes them.
-type projectFacts struct {
-	exists     bool
-	missing    string
-	org, team  string
-	project    string
-	orgRole    string
-	grant      string
-	teamRoles  map[string]string
-	teams      []string
-	restricted bool
-}
-
-// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4).
-func resolveProject(r store.Reader, subject string, ref scope.Ref) projectFacts {
-	f := projectFacts{org: ref.Org, team: ref.Team, project: ref.Project, orgRole: "none"}
+// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4). The
+// subject's team roles are the store's map: valid only inside the snapshot.
+func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject, rego.Resource) {
+	s := rego.Subject{ID: subject, OrgRole: "none"}
+	f := rego.Resource{Kind: scope.KindProject, Org: ref.Org, Team: ref.Team, Project: ref.Project, Teams: []string{}}
 	if _, ok := r.Org(ref.Org); !ok {
-		f.missing = "org " + ref.Org + " does not exist"
-		return f
+		f.Missing = "org " + ref.Org + " does not exist"
+		return s, f
 	}
 	if ref.Team != "" {
 		if _, ok := r.Team(ref.Org, ref.Team); !ok {
-			f.missing = "team " + ref.Org + "/" + ref.Team + " does not exist"
-			return f
+			f.Missing = "team " + ref.Org + "/" + ref.Team + " does not exist"
+			return s, f
 		}
 	}
 	pv, ok := r.Project(ref.Org, ref.Project)
 	if !ok {
-		f.missing = "project " + ref.Org + "/" + ref.Project + " does not exist"
-		return f
+		f.Missing = "project " + ref.Org + "/" + ref.Project + " does not exist"
+		return s, f
 	}
 	if ref.Team != "" && !slices.Contains(pv.Teams.Values, ref.Team) {
-		f.missing = "project " + ref.Project + " is not in team space " + ref.Org + "/" + ref.Team
-		return f
+		f.Missing = "project " + ref.Project + " is not in team space " + ref.Org + "/" + ref.Team
+		return s, f
 	}
-	f.exists = true
+	f.Exists = true
 	if role, ok := r.OrgRole(ref.Org, subject); ok {
-		f.orgRole = role
+		s.OrgRole = role
 	}
 	if g, ok := pv.Project.Grants[subject]; ok {
-		f.grant = g.Role
+		s.Grant = g.Role
 	}
-	f.teamRoles = r.TeamRoles(ref.Org, subject)
-	f.teams = pv.Teams.Values
-	f.restricted = pv.Teams.Restricted
-	return f
-}
-
-func (f projectFacts) value() ast.Object {
-	return ast.NewObject(
-		ast.Item(ast.StringTerm("exists"), ast.BooleanTerm(f.exists)),
-		ast.Item(ast.StringTerm("missing"), ast.StringTerm(f.missing)),
-		ast.Item(ast.StringTerm("kind"), ast.StringTerm("project")),
-		ast.Item(ast.StringTerm("org"), ast.StringTerm(f.org)),
-		ast.Item(ast.StringTerm("team"), ast.StringTerm(f.team)),
-		ast.Item(ast.StringTerm("project"), ast.StringTerm(f.project)),
-		ast.Item(ast.StringTerm("teams"), stringsTerm(f.teams)),
-		ast.Item(ast.StringTerm("restricted"), ast.BooleanTerm(f.restricted)),
-	)
-}
-
-func stringsTerm(v []string) *ast.Term {
-	terms := make([]*ast.Term, len(v))
-	for i, s := range v {
-		terms[i] = ast.StringTerm(s)
+	s.TeamRoles = r.TeamRoles(ref.Org, subject)
+	if pv.Teams.Values != nil {
+		f.Teams = pv.Teams.Values
 	}
-	return ast.ArrayTerm(terms...)
+	f.Restricted = pv.Teams.Restricted
+	return s, f
 }
 
-func rolesTerm(m map[string]string) *ast.Term {
-	items := make([][2]*ast.Term, 0, len(m))
-	for k, v := range m {
-		items = append(items, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
-	}
-	return ast.ObjectTerm(items...)
-}
-
-func subjectTerm(id, orgRole, grant string, teamRoles map[string]string) *ast.Term {
-	return ast.ObjectTerm(
-		ast.Item(ast.StringTerm("id"), ast.StringTerm(id)),
-		ast.Item(ast.StringTerm("org_role"), ast.StringTerm(orgRole)),
-		ast.Item(ast.StringTerm("grant"), ast.StringTerm(grant)),
-		ast.Item(ast.StringTerm("team_roles"), rolesTerm(teamRoles)),
-	)
-}
-
-// readFacts resolves the resource and reads the subject's facts into q.facts. It returns the
+// readFacts resolves the resource and reads the subject's facts into q.in. It returns the
 // subject's team roles in the org: the store's map, valid only inside the snapshot.
 func (q *query) readFacts(r store.Reader) map[string]string {
 	subject := q.req.Subject
 	if q.res.Kind == scope.KindProject {
-		f := resolveProject(r, subject, q.res.Ref)
-		roles := f.teamRoles
-		f.teamRoles = nil // the store's map: not to be read once the snapshot is released
-		q.facts = f
+		s, f := resolveProject(r, subject, q.res.Ref)
+		roles := s.TeamRoles
+		s.TeamRoles = nil
+		q.in.Subject, q.in.Resource = s, f
 		return roles
 	}
 	o := q.res.Owner
-	f := projectFacts{exists: true, org: o.Org, team: o.Team, orgRole: "none"}
+	f := rego.Resource{Kind: q.res.Kind, Org: o.Org, Team: o.Team, Teams: []string{}, Exists: true}
 	if _, ok := r.Org(o.Org); !ok {
-		f.exists, f.missing = false, "org "+o.Org+" does not exist"
+		f.Exists, f.Missing = false, "org "+o.Org+" does not exist"
 	} else if o.Team != "" {
 		if _, ok := r.Team(o.Org, o.Team); !ok {
-			f.exists, f.missing = false, "team "+o.Org+"/"+o.Team+" does not exist"
+			f.Exists, f.Missing = false, "team "+o.Org+"/"+o.Team+" does not exist"
 		}
 	}
+	s := rego.Subject{ID: subject, OrgRole: "none"}
 	if role, ok := r.OrgRole(o.Org, subject); ok {
-		f.orgRole = role
+		s.OrgRole = role
 	}
-	q.facts = f
+	q.in.Subject, q.in.Resource = s, f
 	return r.TeamRoles(o.Org, subject)
 }
 
-// input builds the policy input (rego/README.md) from the facts readFacts read, inside the same
-// snapshot.
-func (q *query) input(r store.Reader, teamRoles map[string]string) ast.Value {
-	f := q.facts
-	subj := subjectTerm(q.req.Subject, f.orgRole, f.grant, teamRoles)
-	var resource, dest *ast.Term
-	if q.res.Kind == scope.KindProject {
-		resource = ast.NewTerm(f.value())
-		if q.dest != nil {
-			d := resolveProject(r, q.req.Subject, *q.dest)
-			obj := d.value()
-			obj.Insert(ast.StringTerm("org_role"), ast.StringTerm(d.orgRole))
-			obj.Insert(ast.StringTerm("grant"), ast.StringTerm(d.grant))
-			obj.Insert(ast.StringTerm("team_roles"), rolesTerm(d.teamRoles))
-			dest = ast.NewTerm(obj)
-		}
-	} else {
-		resource = ast.ObjectTerm(
-			ast.Item(ast.StringTerm("kind"), ast.StringTerm(string(q.res.Kind))),
-			ast.Item(ast.StringTerm("org"), ast.StringTerm(f.org)),
-			ast.Item(ast.StringTerm("team"), ast.StringTerm(f.team)),
-			ast.Item(ast.StringTerm("exists"), ast.BooleanTerm(f.exists)),
-			ast.Item(ast.StringTerm("missing"), ast.StringTerm(f.missing)),
-		)
+// readDestination reads the subject's facts on the runs.transfer destination into q.in.
+func (q *query) readDestination(r store.Reader) {
+	s, f := resolveProject(r, q.req.Subject, *q.dest)
+	s.TeamRoles = maps.Clone(s.TeamRoles)
+	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
+}
+
+// key reduces the facts readFacts read (inside the snapshot) to the decision table's key.
+func (q *query) key(p *rego.Policy, teamRoles map[string]string) rego.Key {
+	s, f := q.in.Subject, q.in.Resource
+	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, Restricted: f.Restricted}
+	switch q.res.Kind {
+	case scope.KindProject:
+		k.TeamRole = p.HighestRole(teamRoles, f.Teams)
+	case scope.KindTeam:
+		k.TeamRole = teamRoles[f.Team]
 	}
-	items := [][2]*ast.Term{
-		ast.Item(ast.StringTerm("subject"), subj),
-		ast.Item(ast.StringTerm("action"), ast.StringTerm(q.req.Action)),
-		ast.Item(ast.StringTerm("resource"), resource),
-		ast.Item(ast.StringTerm("attributes"), ast.NewTerm(q.attrs)),
-	}
-	if q.attrs == nil {
-		items[3] = ast.Item(ast.StringTerm("attributes"), ast.ObjectTerm())
-	}
-	if dest != nil {
-		items = append(items, ast.Item(ast.StringTerm("destination"), dest))
-	}
-	return ast.NewObject(items...)
+	return k
 }

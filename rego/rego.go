@@ -28,6 +28,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/teamgate/teamgate/scope"
 )
 
 //go:embed authz.rego authz_test.rego data.json
@@ -116,9 +118,9 @@ func (e *Error) Error() string { return "rego: " + e.Op + ": " + e.Detail }
 
 // ActionSpec is one entry of the action catalog.
 type ActionSpec struct {
-	Kind     string   `json:"kind"`                // org, team or project
-	Role     string   `json:"role,omitempty"`      // least project or team role
-	OrgRoles []string `json:"org_roles,omitempty"` // allowed org roles
+	Kind     scope.Kind `json:"kind"`                // org, team or project
+	Role     string     `json:"role,omitempty"`      // least project or team role
+	OrgRoles []string   `json:"org_roles,omitempty"` // allowed org roles
 	// Attributes the action reads and the engine must validate.
 	ManagesMembers  bool   `json:"manages_members,omitempty"`
 	DestinationRole string `json:"destination_role,omitempty"`
@@ -134,6 +136,8 @@ type Policy struct {
 	customized    bool
 	deterministic bool
 	fingerprint   string
+	ranks         map[string]int // data.teamgate.ranks
+	table         *Table         // nil when authors' modules are loaded
 }
 
 // New compiles the default policy plus the given modules, with data merged over the default data
@@ -154,6 +158,12 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	}
 	if err := p.readCatalog(); err != nil {
 		return nil, err
+	}
+	if err := p.readRanks(); err != nil {
+		return nil, err
+	}
+	if len(modules) == 0 {
+		p.table = &Table{p: p}
 	}
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
@@ -186,7 +196,7 @@ func (p *Policy) readCatalog() error {
 		return &Error{Op: "load data", Detail: "teamgate.actions: " + err.Error()}
 	}
 	for name, a := range actions {
-		if a.Kind != "org" && a.Kind != "team" && a.Kind != "project" {
+		if a.Kind != scope.KindOrg && a.Kind != scope.KindTeam && a.Kind != scope.KindProject {
 			return &Error{Op: "load data", Detail: fmt.Sprintf("action %s: kind %q is not org, team or project", name, a.Kind)}
 		}
 	}
@@ -244,6 +254,7 @@ func nondeterministic(m Module) bool {
 }
 
 // Customized reports whether authors' modules or data are loaded beside the default policy.
+// Table tells whether the default rules are in force (with data of any kind).
 func (p *Policy) Customized() bool { return p.customized }
 
 // Action returns the catalog entry of an action.
@@ -264,7 +275,7 @@ func (p *Policy) Actions() []string {
 
 // Reason is a stable code and a message for people.
 type Reason struct {
-	Code    string `json:"code"`
+	Code    Code   `json:"code"`
 	Message string `json:"message"`
 }
 
@@ -281,11 +292,11 @@ type Result struct {
 // The context's cancellation reaches OPA through a callback (context.AfterFunc) rather than the
 // goroutine per evaluation OPA starts by default, and the result is read from OPA's AST directly
 // instead of being converted to Go maps first.
-func (p *Policy) Eval(ctx context.Context, input ast.Value) (Result, error) {
+func (p *Policy) Eval(ctx context.Context, in *Input) (Result, error) {
 	cancel := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, cancel.Cancel)
 	defer stop()
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel), rego.EvalGenerateJSON(keepAST))
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(cancel), rego.EvalGenerateJSON(keepAST))
 	if err != nil {
 		return Result{}, &Error{Op: "eval", Detail: err.Error()}
 	}
@@ -336,7 +347,7 @@ func decode(v ast.Value) (Result, error) {
 			if code == "" {
 				return Result{}, &Error{Op: "eval", Detail: "a decision reason has no code"}
 			}
-			r.Reasons = append(r.Reasons, Reason{Code: string(code), Message: string(msg)})
+			r.Reasons = append(r.Reasons, Reason{Code: Code(code), Message: string(msg)})
 		}
 	}
 	if r.Role == "" {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/rego"
 )
 
 func newServer(t *testing.T) *httptest.Server {
@@ -80,8 +82,8 @@ func TestBulkApproveAndStop(t *testing.T) {
 	for _, r := range res {
 		require.False(t, r.Done, r.UUID)
 	}
-	require.Equal(t, "insufficient_role", res[0].Reasons[0].Code)
-	require.Equal(t, "not_in_scope", res[2].Reasons[0].Code)
+	require.Equal(t, rego.CodeInsufficientRole, res[0].Reasons[0].Code)
+	require.Equal(t, rego.CodeNotInScope, res[2].Reasons[0].Code)
 
 	code, out = call(t, srv, "bob", "POST", "/api/v1/orgs/acme/teams/engineering/runs/stop", body)
 	require.Equal(t, http.StatusOK, code, out)
