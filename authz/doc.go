@@ -59,16 +59,22 @@
 // rego.Policy.Deterministic (a module names a built-in OPA marks non-deterministic, such as
 // time.now_ns or uuid.rfc4122, anywhere, `with` modifiers included), whose answers no stamp can
 // track — in two tiers: a bounded in-memory LRU (WithDecisionCache, default 100,000 entries; 0
-// turns caching off) and, for an on-disk store, Badger (entries survive a restart and expire
-// after a day). Each entry records the policy it was
-// made with (its fingerprint, in Badger) and the store's revision stamps of what it read: the
-// org, the subject's membership and team roles in it, the team of a team-space reference, and
-// the project (its record, grants, policy and effective teams). An entry is served only while all
-// of them are unchanged; Apply bumps and stores the stamps it touches before it returns. So no
+// turns caching off) and, when the Directory is a PersistentCache that persists (an on-disk
+// store), Badger (entries survive a restart and expire after a day).
+//
+// What an entry depends on is not listed here: it is a by-product of reading. The snapshot that
+// reads a decision's facts is a tracking store.Reader (Reader.Track), which records the stamp of
+// every fact it serves; the resulting store.Deps is stored with the decision and the policy it
+// was made with (in Badger: the policy's fingerprint and the encoded Deps, decoded against the
+// reopened store's stamps). An entry is served only while the policy is in force and its Deps are
+// current — Apply bumps the stamps of everything it touches before it returns, and a closed
+// store has no current Deps. The contract "every fact a Reader serves has a stamp that every write
+// changing it bumps" is the store's, enforced by a test over every Reader accessor. So no
 // decision made before a write is served after the write returns if the write could change it,
-// and an unrelated write evicts nothing. A differential test interleaves random writes and
-// checks against an uncached engine; another restarts the store between a write and a read.
-// An in-memory hit costs about 100 ns and no allocation, a Badger hit about 5 µs.
+// an unrelated write evicts nothing, and after Close nothing is served: every Engine call fails
+// with teamgate.ErrClosed. A differential test interleaves random writes and checks against an
+// uncached engine; another restarts the store between a write and a read. An in-memory hit costs
+// about 100 ns and no allocation, a Badger hit about 5 µs.
 //
 // # Listing
 //
@@ -84,9 +90,10 @@
 //   - `teamgate check` answers an invalid single request on its JSON line and exits 0, like a
 //     batch line (SPEC §11); usage and data-file errors exit non-zero.
 //   - Deny-list sources that combine a policy and the project read "policy:NAME∪project".
-//   - Effective settings are cached in Badger under a key holding the project's revision (any
-//     write to the project, its policy or its org's defaults changes it), so no stale entry is
-//     ever read; entries expire after a day.
+//   - Effective settings are cached the same way (memory, then Badger; entries expire after a
+//     day), with the Deps of the read that merged them: any write to the project, its policy or
+//     its org's defaults makes an entry stale. An entry is checked inside the snapshot that uses
+//     it, so admission reads its decision, settings, rules and subject facts in one snapshot.
 //
 // An Engine is safe for concurrent use.
 package authz

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -15,14 +16,44 @@ import (
 )
 
 // Directory is what the engine needs from a store: consistent snapshots, revisions and writes.
+// *store.Store implements it, and so does anything that serves the store's Readers (a wrapper, a
+// replica). Every read goes through View; what a cached answer depends on is what its View's
+// Reader recorded (store.Reader.Track), so a Directory has nothing else to say about caching.
+// A closed Directory's View fails with teamgate.ErrClosed, and the Deps it recorded are never
+// current again, so every Engine call then fails with teamgate.ErrClosed.
 type Directory interface {
+	// View runs fn with a consistent snapshot.
 	View(fn func(r store.Reader) error) error
+	// Revision is the revision of the last committed write.
 	Revision() uint64
+	// WaitRevision blocks until the directory has reached rev (teamgate.ErrStale when ctx ends).
 	WaitRevision(ctx context.Context, rev uint64) error
+	// Apply commits changes as one atomic batch and returns the new revision.
 	Apply(ctx context.Context, changes ...store.Change) (uint64, error)
 }
 
-var _ Directory = (*store.Store)(nil)
+// PersistentCache is an optional capability of a Directory: a key-value cache kept beside the
+// directory that survives a restart, with the directory's stamps to check what a cached value
+// depended on (store.Deps) after the restart. New checks for it once: when the Directory has it
+// and Persistent reports true, the decision cache and the effective-settings cache keep a second
+// tier there (an in-memory directory's cache would only duplicate their in-memory tiers).
+// *store.Store implements it.
+type PersistentCache interface {
+	// Persistent reports whether values survive a restart.
+	Persistent() bool
+	// CacheGet returns the value under key; false when there is none or the cache is closed.
+	CacheGet(key string) ([]byte, bool)
+	// CachePut stores val under key; a lost write is only a future miss.
+	CachePut(key string, val []byte)
+	// DecodeDeps reads an encoded store.Deps (from data's start) back against the directory's
+	// current stamps and returns the bytes after it.
+	DecodeDeps(data []byte) (store.Deps, []byte, error)
+}
+
+var (
+	_ Directory       = (*store.Store)(nil)
+	_ PersistentCache = (*store.Store)(nil)
+)
 
 // Option configures New.
 type Option func(*config) error
@@ -98,8 +129,7 @@ type Engine struct {
 	settingsCache *settingsCache
 	decisions     *decisionCache  // nil when turned off
 	compiled      bool            // the policy's decision table may answer (WithCompiledPath)
-	disk          persistentCache // the decision cache's Badger tier; nil without one
-	stamps        stampSource     // non-nil when disk is
+	disk          PersistentCache // the Directory's, when persistent; nil otherwise
 
 	evalErrors atomic.Uint64
 	evaluated  atomic.Uint64 // decisions made by full evaluation of the request's input
@@ -127,12 +157,11 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	if !c.cacheSet {
 		c.cacheSize = DefaultDecisionCacheSize
 	}
-	e := &Engine{dir: dir, log: c.logger, settingsCache: newSettingsCache(dir), decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled}
-	if stamps, ok := dir.(stampSource); ok && e.decisions != nil {
-		if disk := diskTier(dir); disk != nil {
-			e.disk, e.stamps = disk, stamps
-		}
+	e := &Engine{dir: dir, log: c.logger, decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled}
+	if pc, ok := dir.(PersistentCache); ok && pc.Persistent() {
+		e.disk = pc
 	}
+	e.settingsCache = newSettingsCache(e.disk)
 	e.setPolicy(p)
 	return e, nil
 }
@@ -213,12 +242,12 @@ func (d Decision) Has(code rego.Code) bool {
 // error.
 //
 // Decisions on requests without attributes are cached in memory (WithDecisionCache). A cached
-// decision is served only while the policy and everything it depended on — the org, the
-// subject's org and team memberships there, the team and the project with its grants, policy
-// and effective teams — are unchanged, so after a write returns no decision made before it is
-// served if the write could change it, and an unrelated write evicts nothing. A served
-// decision's Revision is the store's current revision. Decision.Reasons may be shared with the
-// cache: do not modify it.
+// decision is served only while the policy and every fact its snapshot served (as the store
+// recorded them; see the package doc) are unchanged, so after a write returns no decision made
+// before it is served if the write could change it, and an unrelated write evicts nothing. A
+// served decision's Revision is the store's current revision. Decision.Reasons may be shared
+// with the cache: do not modify it. Once the store is closed, no cached decision is served:
+// Authorize fails with teamgate.ErrClosed.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
@@ -251,20 +280,19 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	entry := &cached{}
 	_, d, err := e.decide(ctx, req, entry, false)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
-		deps := entry.deps
-		entry.deps = nil
 		e.decisions.lru.Add(key, entry)
-		e.toDisk(key, entry, deps)
+		e.toDisk(key, entry)
 	}
 	return d, err
 }
 
 // decide validates req, reads its facts in one snapshot and evaluates the policy. With a non-nil
-// entry it also captures, in the same snapshot, what the decision depends on and fills entry.
+// entry it also records, in the same snapshot, what the decision depends on and fills entry.
+// also (at most one) reads more facts in the same snapshot, after the decision's (admission).
 //
 // With explain set it always evaluates the full policy on the request's own input and also
 // reads how the effective teams came about; otherwise the decision table may answer.
-func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool) (*query, Decision, error) {
+func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, Decision{}, err
 	}
@@ -283,6 +311,9 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 	var key rego.Key
 	var rev uint64
 	if err := e.dir.View(func(r store.Reader) error {
+		if entry != nil {
+			r = r.Track(&entry.deps) // what the decision depends on is what this snapshot serves
+		}
 		rev = r.Revision()
 		teamRoles := q.readFacts(r)
 		if compiled {
@@ -299,8 +330,10 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 				q.destOrigin = teamsOrigin(r, *q.dest, q.in.Destination.Resource)
 			}
 		}
-		if entry != nil {
-			entry.deps = captureDeps(r, q, entry)
+		for _, f := range also {
+			if err := f(r); err != nil {
+				return err
+			}
 		}
 		return nil
 	}); err != nil {
@@ -364,7 +397,8 @@ type BatchResult struct {
 }
 
 // AuthorizeBatch decides many requests, one result each, in order. An error in one request does
-// not stop the others; the returned error is only for the context ending.
+// not stop the others; the returned error is only for the context ending or the store being
+// closed (teamgate.ErrClosed), which stop the batch.
 func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchResult, error) {
 	out := make([]BatchResult, len(reqs))
 	for i, r := range reqs {
@@ -372,6 +406,9 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchRes
 			return out, err
 		}
 		out[i].Decision, out[i].Err = e.Authorize(ctx, r)
+		if errors.Is(out[i].Err, teamgate.ErrClosed) {
+			return out, out[i].Err
+		}
 	}
 	return out, nil
 }

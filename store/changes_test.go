@@ -209,7 +209,18 @@ func TestTeamPolicyLinkFollows(t *testing.T) {
 			_, err := s.Apply(t.Context(), store.PutPolicy{Policy: store.Policy{Org: "acme", Name: "eng-only", Settings: policy.Settings{Teams: []string{"engineering"}}}})
 			require.NoError(t, err)
 			var ev store.Event
-			for _, link := range tc.steps {
+			deps := map[string]*store.Deps{} // each project read just before the last step
+			for i, link := range tc.steps {
+				if i == len(tc.steps)-1 {
+					require.NoError(t, s.View(func(r store.Reader) error {
+						for p := range tc.policies {
+							d := &store.Deps{}
+							r.Track(d).Project("acme", p)
+							deps[p] = d
+						}
+						return nil
+					}))
+				}
 				ev = applyEvent(t, s, store.PutTeam{Team: store.Team{Org: "acme", Name: "engineering", Description: "d", Policy: link}})
 			}
 			require.Equal(t, tc.affected, ev.Projects)
@@ -226,14 +237,11 @@ func TestTeamPolicyLinkFollows(t *testing.T) {
 				} else if ok {
 					require.Empty(t, pv.Teams.Values, p)
 				}
-				require.NoError(t, s.View(func(r store.Reader) error {
-					if slices.Contains(ev.Projects, "acme/"+p) {
-						require.Equal(t, ev.Revision, r.ProjectRevision("acme", p), "%s's stamp follows", p)
-					} else {
-						require.Less(t, r.ProjectRevision("acme", p), ev.Revision, "%s is not touched", p)
-					}
-					return nil
-				}))
+				if slices.Contains(ev.Projects, "acme/"+p) {
+					require.False(t, deps[p].Current(), "%s's stamp follows", p)
+				} else {
+					require.True(t, deps[p].Current(), "%s is not touched", p)
+				}
 			}
 			require.NoError(t, s.View(func(r store.Reader) error {
 				for pol, ps := range connected {
@@ -483,19 +491,25 @@ func TestEventsNameSubjects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := memAcme(t)
-			ev := applyEvent(t, s, tc.changes...)
-			require.Equal(t, tc.subjects, ev.Subjects)
-			require.Equal(t, tc.projects, ev.Projects)
+			deps := map[string]*store.Deps{} // each project's record, read before the write
 			require.NoError(t, s.View(func(r store.Reader) error {
 				for _, p := range r.Projects("acme") {
-					if slices.Contains(tc.stamped, p) {
-						require.Equal(t, ev.Revision, r.ProjectRevision("acme", p), p)
-					} else {
-						require.Less(t, r.ProjectRevision("acme", p), ev.Revision, "%s: a membership change leaves the project's stamp", p)
-					}
+					d := &store.Deps{}
+					r.Track(d).Project("acme", p)
+					deps[p] = d
 				}
 				return nil
 			}))
+			ev := applyEvent(t, s, tc.changes...)
+			require.Equal(t, tc.subjects, ev.Subjects)
+			require.Equal(t, tc.projects, ev.Projects)
+			for p, d := range deps {
+				if slices.Contains(tc.stamped, p) {
+					require.False(t, d.Current(), p)
+				} else {
+					require.True(t, d.Current(), "%s: a membership change leaves the project's stamp", p)
+				}
+			}
 		})
 	}
 }

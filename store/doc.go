@@ -9,6 +9,24 @@
 // projects whose effective teams contain a team, a policy's connected projects. View gives a
 // consistent snapshot of all of them.
 //
+// # Dependencies
+//
+// Every fact a Reader serves has a stamp: a cell holding the revision of the last write that
+// touched it (the key set is listed in stamps.go; e.g. a user's membership in an org, a project
+// with everything its settings and effective teams derive from, an org's lists). Apply bumps the
+// stamp of everything it touched before it returns and stores the stamps with the batch, so they
+// survive a restart. A tracking Reader (Reader.Track) records the stamp of every fact it serves,
+// with its value, into a Deps: a value derived from those facts — a decision, effective
+// settings — stays valid exactly while Deps.Current reports true (no allocation, no lock), and
+// an unrelated write keeps it current. Deps encode (MarshalBinary) and decode against this or a
+// reopened store (DecodeDeps), so caches kept on disk are checked after a restart. Reading
+// something that was never written creates no stamp (bounded memory whatever names requests
+// use): it is watched through one of 256 shared cells, by key hash, which the first write of any
+// key of that shard bumps. A closed store has no current Deps. The contract —
+// every accessor records, every write bumps — lives here only: TestEveryReaderAccessorRecordsItsStamps
+// reads through every exported Reader accessor, writes a change to the answer and checks the
+// recorded Deps are no longer current. Callers never name stamps.
+//
 // # Writes
 //
 // Apply takes a batch of changes (PutOrg, PutMember, PutTeam, PutTeamMember, PutProject,
@@ -118,7 +136,7 @@
 //	v1/policy/{org}/{policy}         Policy as JSON
 //	v1/user/{id}                     User as JSON
 //	v1/event/{revision:020d}         Event as JSON (the last 100,000 are kept)
-//	v1/stamp/{o|m|t|p}/...           uint64: revision of the last write that touched it (caches)
+//	v1/stamp/{key}                   uint64: revision of the last write that touched it (Deps)
 //	v1/pending/{revision:020d}/op/{seq:010d}
 //	                                 a chunk of a large batch's writes, staged (see Atomicity):
 //	                                 per write uvarint key length, key, 0 (delete) or 1 (set),

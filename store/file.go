@@ -330,7 +330,9 @@ func (s *Store) LoadFile(ctx context.Context, path string) (uint64, error) {
 // Snapshot returns the whole directory as a data file.
 func (r Reader) Snapshot() *File {
 	f := &File{}
+	r.dep('U', "", "")
 	for _, name := range r.Orgs() {
+		r.dep('x', name, "")
 		od := r.st.orgs[name]
 		fo := FileOrg{Name: name, Queue: od.org.Queue, DefaultPresets: od.org.DefaultPresets,
 			ArchivedDeletionInterval: od.org.ArchivedDeletionInterval}

@@ -94,7 +94,7 @@ type Store struct {
 	changed chan struct{} // closed and replaced after every commit (wakes watchers)
 	closed  bool
 
-	stamps   stamps        // revision cells for caches; bumped under mu, read anywhere
+	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
 	revision atomic.Uint64 // st.rev, readable without the lock
 
 	persistent bool   // on disk: caches in Badger survive a restart
@@ -176,6 +176,7 @@ func (s *Store) Close() error {
 		return teamgate.ErrClosed
 	}
 	s.closed = true
+	s.stamps.closed.Store(true)
 	close(s.stop)
 	close(s.changed)
 	s.mu.Unlock()
@@ -478,7 +479,7 @@ func (s *Store) load(ctx context.Context) error {
 		close(batches)
 		if readErr == nil {
 			readErr = s.scan(ctx, txn, prefixStamp, func(k string, v []byte) error {
-				s.stamps.cell(strings.TrimPrefix(k, prefixStamp)).Store(binary.BigEndian.Uint64(v))
+				s.stamps.load(strings.TrimPrefix(k, prefixStamp), binary.BigEndian.Uint64(v))
 				return nil
 			})
 		}

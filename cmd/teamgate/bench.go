@@ -114,12 +114,8 @@ func pathLabel(cached, compiled, evaluated uint64) string {
 // benchRequests builds every (member, project, action) combination of the loaded directory for a
 // few representative actions.
 func benchRequests(eng *authz.Engine) ([]authz.Request, error) {
-	st, ok := eng.Directory().(*store.Store)
-	if !ok {
-		return nil, fmt.Errorf("bench needs a store")
-	}
 	var reqs []authz.Request
-	err := st.View(func(r store.Reader) error {
+	err := eng.Directory().View(func(r store.Reader) error {
 		for _, org := range r.Orgs() {
 			for user := range r.Members(org) {
 				for _, p := range r.Projects(org) {
