@@ -663,14 +663,20 @@ func (c PutUser) apply(t *txn) error {
 		if !ow.IsTeam() {
 			return teamgate.Invalid("default team", u.DefaultTeam, "a default team is `org/team`")
 		}
-		o, td, err := t.team(ow.Org, ow.Team)
+		_, td, err := t.team(ow.Org, ow.Team)
 		if err != nil {
 			return fmt.Errorf("default team %s of user %s: %w", u.DefaultTeam, u.ID, err)
 		}
-		if !canEnter(o, td, u.ID) {
+		if !canEnter(td, u.ID) {
+			if t.loading {
+				// A record written before default teams were checked: Open must not fail on it.
+				// The default is dropped in memory (an empty owner then asks for one).
+				u.DefaultTeam = ""
+				t.putUser(u)
+				return nil
+			}
 			return &teamgate.NotFoundError{What: "team membership", Name: u.DefaultTeam + "/" + u.ID,
-				Reason: "default team " + u.DefaultTeam + " of user " + u.ID + ": " + u.ID +
-					" is neither a member of the team nor an owner or manager of org " + ow.Org}
+				Reason: "default team " + u.DefaultTeam + " of user " + u.ID + ": " + u.ID + " is not a member of the team"}
 		}
 	}
 	t.putUser(u)
@@ -718,17 +724,12 @@ func cloneProject(p Project) Project {
 	return c
 }
 
-// canEnter reports whether a user's effective team role on td is above none (SPEC §4): a member
-// of the team, or an owner or manager of its org. A default team must be one the user can enter.
-func canEnter(o *orgData, td *teamData, user string) bool {
-	if _, ok := td.members[user]; ok {
-		return true
-	}
-	switch teamgate.OrgRole(o.members[user]) {
-	case teamgate.OrgOwner, teamgate.OrgManager:
-		return true
-	}
-	return false
+// canEnter reports whether a user may keep td as their default team: they are a member of it.
+// The store decides this from memberships alone, never from org roles: which org roles reach
+// every team is the policy's rule (rego/data.json), not the store's.
+func canEnter(td *teamData, user string) bool {
+	_, ok := td.members[user]
+	return ok
 }
 
 // defaultOf returns the org data and team of a user's default team (nil when none, or its org
@@ -770,7 +771,7 @@ func (t *txn) dropClosedDefault(o *orgData, user string) {
 	if do != o {
 		return
 	}
-	if td, ok := o.teams[team]; ok && canEnter(o, td, user) {
+	if td, ok := o.teams[team]; ok && canEnter(td, user) {
 		return
 	}
 	u.DefaultTeam = ""

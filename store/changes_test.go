@@ -273,10 +273,10 @@ func TestDefaultTeamMustBeEnterable(t *testing.T) {
 		user, team string
 		is         error
 	}{
-		{"vera", "acme/research", nil},                  // a member of the team
-		{"alice", "acme/research", nil},                 // an org owner
-		{"mona", "acme/platform", nil},                  // an org manager
-		{"adam", "acme/research", teamgate.ErrNotFound}, // an org admin outside the team
+		{"vera", "acme/research", nil},                   // a member of the team
+		{"alice", "acme/research", teamgate.ErrNotFound}, // an org owner outside the team: memberships decide
+		{"mona", "acme/platform", teamgate.ErrNotFound},  // an org manager outside the team
+		{"adam", "acme/research", teamgate.ErrNotFound},  // an org admin outside the team
 		{"beth", "acme/engineering", teamgate.ErrNotFound},
 		{"zed", "acme/research", teamgate.ErrNotFound}, // not an org member
 		{"bob", "acme/nope", teamgate.ErrNotFound},
@@ -300,8 +300,7 @@ func TestDefaultTeamMustBeEnterable(t *testing.T) {
 // same batch; a renamed one is rewritten.
 func TestDefaultTeamFollowsItsTeam(t *testing.T) {
 	t.Parallel()
-	defaults := map[string]string{"bob": "acme/engineering", "vera": "acme/research", "alice": "acme/research",
-		"mona": "acme/platform", "bill": "acme/platform", "zed": "other/x"}
+	defaults := map[string]string{"bob": "acme/engineering", "vera": "acme/research", "bill": "acme/platform", "zed": "other/x"}
 	for _, tc := range []struct {
 		name    string
 		changes []store.Change
@@ -311,16 +310,14 @@ func TestDefaultTeamFollowsItsTeam(t *testing.T) {
 			map[string]string{"bob": ""}},
 		{"org member removed", []store.Change{store.DeleteMember{Org: "acme", User: "vera"}},
 			map[string]string{"vera": ""}},
-		{"owner demoted outside the team", []store.Change{store.PutMember{Org: "acme", User: "alice", Role: "member"}},
-			map[string]string{"alice": ""}},
-		{"owner demoted inside the team", []store.Change{store.PutMember{Org: "acme", User: "vera", Role: "member"}},
+		{"org role changed inside the team", []store.Change{store.PutMember{Org: "acme", User: "vera", Role: "owner"}},
 			map[string]string{}},
-		{"owner leaves the team but stays owner", []store.Change{store.PutMember{Org: "acme", User: "bob", Role: "owner"}, store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"}},
-			map[string]string{}},
+		{"owner leaves the team", []store.Change{store.PutMember{Org: "acme", User: "bob", Role: "owner"}, store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"}},
+			map[string]string{"bob": ""}},
 		{"team deleted", []store.Change{store.DeleteTeam{Org: "acme", Name: "platform"}},
-			map[string]string{"mona": "", "bill": ""}},
+			map[string]string{"bill": ""}},
 		{"team renamed", []store.Change{store.RenameTeam{Org: "acme", From: "research", To: "lab"}},
-			map[string]string{"vera": "acme/lab", "alice": "acme/lab"}},
+			map[string]string{"vera": "acme/lab"}},
 		{"org deleted", []store.Change{store.DeleteOrg{Name: "other"}},
 			map[string]string{"zed": ""}},
 		{"user deleted", []store.Change{store.DeleteUser{ID: "bob"}},
@@ -329,7 +326,8 @@ func TestDefaultTeamFollowsItsTeam(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := memAcme(t)
-			setup := []store.Change{store.PutTeam{Team: store.Team{Org: "other", Name: "x"}}}
+			setup := []store.Change{store.PutTeam{Team: store.Team{Org: "other", Name: "x"}},
+				store.PutTeamMember{Org: "other", Team: "x", User: "zed", Role: "admin"}}
 			for _, u := range slices.Sorted(maps.Keys(defaults)) {
 				setup = append(setup, store.PutUser{User: store.User{ID: u, DefaultTeam: defaults[u]}})
 			}
@@ -563,4 +561,21 @@ func TestWatchFromTrimmedRevisionFails(t *testing.T) {
 	require.False(t, ok, "the stream ends after the error")
 	_, err = s.ApplyEvent(t.Context(), last)
 	require.ErrorIs(t, err, teamgate.ErrStale, "a replica passing events on stops there")
+}
+
+// TestOpenDropsAnUnenterableDefaultTeam: a user record written before default teams were checked
+// must not stop the store from opening; the default is dropped in memory.
+func TestOpenDropsAnUnenterableDefaultTeam(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+	require.NoError(t, err)
+	loadAcme(t, s)
+	require.NoError(t, store.PutRawRecord(s, "v1/user/alice", []byte(`{"id":"alice","default_team":"acme/research"}`)))
+	require.NoError(t, s.Close())
+	s, err = store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	require.Empty(t, user(t, s, "alice").DefaultTeam)
+	require.NoError(t, s.Check())
 }

@@ -43,7 +43,7 @@ func (st *state) checkDefaults() error {
 		if !ok {
 			return fmt.Errorf("store: user %s: default team %s is missing", id, u.DefaultTeam)
 		}
-		if !canEnter(o, td, id) {
+		if !canEnter(td, id) {
 			return fmt.Errorf("store: user %s cannot enter their default team %s", id, u.DefaultTeam)
 		}
 		if want[org] == nil {

@@ -68,10 +68,11 @@
 // # Default teams
 //
 // A user's default team (`org/team`, what an empty owner resolves to) must be a team the user
-// can enter: the user is a member of the team, or an owner or manager of its org (an effective
-// team role above none, SPEC §4). PutUser refuses any other (ErrNotFound). A write that takes
-// that away — the team membership or the org membership removed, the org role lowered, the team
-// or the org deleted — clears the default team in the same batch (an empty owner then fails
+// can enter, which the store decides from memberships alone: the user is a member of the team
+// (which org roles reach every team is the policy's rule, rego/data.json, and the store does not
+// restate it; an owner who wants a default team joins it). PutUser refuses any other
+// (ErrNotFound). A write that takes that away — the team membership or the org membership
+// removed, the team or the org deleted — clears the default team in the same batch (an empty owner then fails
 // with "no default team" until one is set again); RenameTeam rewrites it to the new name.
 //
 // # Atomicity

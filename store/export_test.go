@@ -53,3 +53,9 @@ func DiskKeys(s *Store) (map[string]string, error) {
 	})
 	return out, err
 }
+
+// PutRawRecord writes a record to Badger as an earlier version of the store might have, without
+// validation and without touching memory; the next Open reads it.
+func PutRawRecord(s *Store, key string, val []byte) error {
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
+}
