@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/teamgate/teamgate"
@@ -134,6 +135,8 @@ type Engine struct {
 	evalErrors atomic.Uint64
 	evaluated  atomic.Uint64 // decisions made by full evaluation of the request's input
 	compiledN  atomic.Uint64 // decisions answered by the compiled path's decision table
+
+	readings sync.Pool // *reading: Authorize's per-decision state
 }
 
 // New builds an engine over dir with the default policy plus the options' modules and data.
@@ -251,8 +254,7 @@ func (d Decision) Has(code rego.Code) bool {
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		_, d, err := e.decide(ctx, req, nil, false)
-		return d, err
+		return e.decidePooled(ctx, req, nil)
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
@@ -278,7 +280,7 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	_, d, err := e.decide(ctx, req, entry, false)
+	d, err := e.decidePooled(ctx, req, entry)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.lru.Add(key, entry)
 		e.toDisk(key, entry)
@@ -293,76 +295,132 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 // With explain set it always evaluates the full policy on the request's own input and also
 // reads how the effective teams came about; otherwise the decision table may answer.
 func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, error) {
+	rd := &reading{explain: explain, also: also}
+	d, err := e.decideIn(ctx, rd, req, entry)
+	return &rd.q, d, err
+}
+
+// decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
+// from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
+func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached) (Decision, error) {
+	rd, _ := e.readings.Get().(*reading)
+	if rd == nil {
+		rd = &reading{}
+	}
+	d, err := e.decideIn(ctx, rd, req, entry)
+	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
+	e.readings.Put(rd)
+	return d, err
+}
+
+// reading is one decision's state while it reads its snapshot. View takes a callback, and a
+// Directory is an interface, so whatever the callback captures escapes to the heap: the
+// callback is made once per reading (view, a method value) and readings are pooled.
+type reading struct {
+	q        query
+	p        *rego.Policy
+	entry    *cached
+	compiled bool
+	explain  bool
+	also     []func(store.Reader) error
+	key      rego.Key
+	rev      uint64
+	view     func(store.Reader) error // = read, made once
+}
+
+// read is the View callback: it reads the decision's facts (and, with an entry, records what
+// they depend on).
+func (rd *reading) read(r store.Reader) error {
+	q := &rd.q
+	if rd.entry != nil {
+		r = r.Track(&rd.entry.deps) // what the decision depends on is what this snapshot serves
+	}
+	rd.rev = r.Revision()
+	teamRoles := q.readFacts(r)
+	if rd.compiled {
+		rd.key = q.key(rd.p, teamRoles)
+	} else {
+		q.in.Subject.TeamRoles = maps.Clone(teamRoles) // the store's map outlives no snapshot
+		if q.dest != nil {
+			q.readDestination(r)
+		}
+	}
+	if rd.explain {
+		q.origin = teamsOrigin(r, q.res.Ref, q.in.Resource)
+		if q.dest != nil {
+			q.destOrigin = teamsOrigin(r, *q.dest, q.in.Destination.Resource)
+		}
+	}
+	for _, f := range rd.also {
+		if err := f(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *cached) (Decision, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, Decision{}, err
+		return Decision{}, err
 	}
 	p := e.policy.Load()
-	q, err := e.prepare(p, req)
-	if err != nil {
-		return nil, Decision{}, err
+	q := &rd.q
+	if err := e.prepare(p, req, q); err != nil {
+		return Decision{}, err
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return nil, Decision{}, err
+			return Decision{}, err
 		}
 	}
 	table := p.Table()
-	compiled := !explain && e.compiled && table != nil && q.in.Attributes.Len() == 0 && q.dest == nil
-	var key rego.Key
-	var rev uint64
-	if err := e.dir.View(func(r store.Reader) error {
-		if entry != nil {
-			r = r.Track(&entry.deps) // what the decision depends on is what this snapshot serves
-		}
-		rev = r.Revision()
-		teamRoles := q.readFacts(r)
-		if compiled {
-			key = q.key(p, teamRoles)
-		} else {
-			q.in.Subject.TeamRoles = maps.Clone(teamRoles) // the store's map outlives no snapshot
-			if q.dest != nil {
-				q.readDestination(r)
-			}
-		}
-		if explain {
-			q.origin = teamsOrigin(r, q.res.Ref, q.in.Resource)
-			if q.dest != nil {
-				q.destOrigin = teamsOrigin(r, *q.dest, q.in.Destination.Resource)
-			}
-		}
-		for _, f := range also {
-			if err := f(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		return nil, Decision{}, err
+	rd.p, rd.entry = p, entry
+	rd.compiled = !rd.explain && e.compiled && table != nil && q.in.Attributes.Len() == 0 && q.dest == nil
+	if rd.view == nil {
+		rd.view = rd.read
+	}
+	if err := e.dir.View(rd.view); err != nil {
+		return Decision{}, err
 	}
 	var d Decision
-	if compiled {
+	if rd.compiled {
 		e.compiledN.Add(1)
-		d = e.fromTable(ctx, table, q, key, rev)
+		d = e.fromTable(ctx, table, q, rd.key, rd.rev)
 	} else {
 		e.evaluated.Add(1)
-		d = e.eval(ctx, p, q, rev)
+		d = e.eval(ctx, p, q, rd.rev)
 	}
 	if entry != nil {
 		entry.dec, entry.policy = d, p
 	}
-	return q, d, nil
+	return d, nil
 }
 
 // fromTable answers from the policy's decision table; messages are rendered from the request's
-// own facts.
+// own facts, all of a decision's into one string.
 func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.Key, rev uint64) Decision {
 	v, err := t.Verdict(ctx, k)
 	if err != nil {
 		return e.failed(err, rev)
 	}
 	d := Decision{Allowed: v.Allow, Role: v.Role, Revision: rev, Reasons: make([]Reason, len(v.Codes))}
+	var buf [256]byte
+	var ends [4]int
+	if len(v.Codes) > len(ends) { // no default rule gives that many
+		for i, c := range v.Codes {
+			d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role)}
+		}
+		return d
+	}
+	b := buf[:0]
 	for i, c := range v.Codes {
-		d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role)}
+		b = q.appendMessage(b, c, v.Role)
+		ends[i] = len(b)
+	}
+	msgs, start := string(b), 0
+	for i, c := range v.Codes {
+		d.Reasons[i] = Reason{Code: c, Message: msgs[start:ends[i]]}
+		start = ends[i]
 	}
 	return d
 }
@@ -426,28 +484,28 @@ type query struct {
 	origin, destOrigin *origin
 }
 
-// prepare validates a request without touching the store.
-func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
+// prepare validates a request without touching the store, into q, which is zero.
+func (e *Engine) prepare(p *rego.Policy, req Request, q *query) error {
 	if err := scope.CheckSlug("subject", req.Subject); err != nil {
-		return nil, err
+		return err
 	}
 	spec, ok := p.Action(req.Action)
 	if !ok {
-		return nil, teamgate.Invalid("action", req.Action, "not in the action catalog")
+		return teamgate.Invalid("action", req.Action, "not in the action catalog")
 	}
 	var ctxOwner scope.Owner
 	if req.Owner != "" {
 		o, err := scope.ParseOwner(req.Owner)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ctxOwner = o
 	}
 	res, err := scope.ParseResource(spec.Kind, req.Resource, ctxOwner)
 	if err != nil {
-		return nil, fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
+		return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
 	}
-	q := &query{req: req, spec: spec, res: res}
+	q.req, q.spec, q.res = req, spec, res
 	if spec.ManagesMembers {
 		for _, k := range []string{"target_role", "target_current_role"} {
 			v, present := req.Attributes[k]
@@ -456,7 +514,7 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 			}
 			s, isStr := v.(string)
 			if !isStr || !store.IsOrgRole(s) {
-				return nil, teamgate.Invalid("attribute "+k, fmt.Sprint(v), "not an org role")
+				return teamgate.Invalid("attribute "+k, fmt.Sprint(v), "not an org role")
 			}
 		}
 	}
@@ -464,20 +522,20 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 		if v, present := req.Attributes["destination"]; present {
 			s, isStr := v.(string)
 			if !isStr {
-				return nil, teamgate.Invalid("attribute destination", fmt.Sprint(v), "not a project reference string")
+				return teamgate.Invalid("attribute destination", fmt.Sprint(v), "not a project reference string")
 			}
 			ref, err := scope.ParseFullProject(s)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			q.dest = &ref
 		}
 	}
 	if q.in.Attributes, err = rego.NewAttributes(req.Attributes); err != nil {
-		return nil, err
+		return err
 	}
 	q.in.Action = req.Action
-	return q, nil
+	return nil
 }
 
 func article(kind scope.Kind) string {
@@ -487,29 +545,30 @@ func article(kind scope.Kind) string {
 	return " " + string(kind)
 }
 
-// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4). The
-// subject's team roles are the store's map: valid only inside the snapshot.
-func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject, rego.Resource) {
-	s := rego.Subject{ID: subject, OrgRole: "none"}
-	f := rego.Resource{Kind: scope.KindProject, Org: ref.Org, Team: ref.Team, Project: ref.Project, Teams: []string{}}
+// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4) into s
+// and f, which it overwrites. The subject's team roles are the store's map: valid only inside
+// the snapshot.
+func resolveProject(r store.Reader, subject string, ref scope.Ref, s *rego.Subject, f *rego.Resource) {
+	*s = rego.Subject{ID: subject, OrgRole: "none"}
+	*f = rego.Resource{Kind: scope.KindProject, Org: ref.Org, Team: ref.Team, Project: ref.Project, Teams: []string{}}
 	if _, ok := r.Org(ref.Org); !ok {
 		f.Missing = "org " + ref.Org + " does not exist"
-		return s, f
+		return
 	}
 	if ref.Team != "" {
 		if _, ok := r.Team(ref.Org, ref.Team); !ok {
 			f.Missing = "team " + ref.Org + "/" + ref.Team + " does not exist"
-			return s, f
+			return
 		}
 	}
 	pv, ok := r.Project(ref.Org, ref.Project)
 	if !ok {
 		f.Missing = "project " + ref.Org + "/" + ref.Project + " does not exist"
-		return s, f
+		return
 	}
 	if ref.Team != "" && !slices.Contains(pv.Teams.Values, ref.Team) {
 		f.Missing = "project " + ref.Project + " is not in team space " + ref.Org + "/" + ref.Team
-		return s, f
+		return
 	}
 	f.Exists = true
 	if role, ok := r.OrgRole(ref.Org, subject); ok {
@@ -523,22 +582,21 @@ func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject
 		f.Teams = pv.Teams.Values
 	}
 	f.Restricted = pv.Teams.Restricted
-	return s, f
 }
 
 // readFacts resolves the resource and reads the subject's facts into q.in. It returns the
 // subject's team roles in the org: the store's map, valid only inside the snapshot.
 func (q *query) readFacts(r store.Reader) map[string]string {
 	subject := q.req.Subject
+	s, f := &q.in.Subject, &q.in.Resource
 	if q.res.Kind == scope.KindProject {
-		s, f := resolveProject(r, subject, q.res.Ref)
+		resolveProject(r, subject, q.res.Ref, s, f)
 		roles := s.TeamRoles
 		s.TeamRoles = nil
-		q.in.Subject, q.in.Resource = s, f
 		return roles
 	}
 	o := q.res.Owner
-	f := rego.Resource{Kind: q.res.Kind, Org: o.Org, Team: o.Team, Teams: []string{}, Exists: true}
+	*f = rego.Resource{Kind: q.res.Kind, Org: o.Org, Team: o.Team, Teams: []string{}, Exists: true}
 	if _, ok := r.Org(o.Org); !ok {
 		f.Exists, f.Missing = false, "org "+o.Org+" does not exist"
 	} else if o.Team != "" {
@@ -546,24 +604,24 @@ func (q *query) readFacts(r store.Reader) map[string]string {
 			f.Exists, f.Missing = false, "team "+o.Org+"/"+o.Team+" does not exist"
 		}
 	}
-	s := rego.Subject{ID: subject, OrgRole: "none"}
+	*s = rego.Subject{ID: subject, OrgRole: "none"}
 	if role, ok := r.OrgRole(o.Org, subject); ok {
 		s.OrgRole = role
 	}
-	q.in.Subject, q.in.Resource = s, f
 	return r.TeamRoles(o.Org, subject)
 }
 
 // readDestination reads the subject's facts on the runs.transfer destination into q.in.
 func (q *query) readDestination(r store.Reader) {
-	s, f := resolveProject(r, q.req.Subject, *q.dest)
-	s.TeamRoles = maps.Clone(s.TeamRoles)
-	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
+	d := &rego.Destination{}
+	resolveProject(r, q.req.Subject, *q.dest, &d.Subject, &d.Resource)
+	d.Subject.TeamRoles = maps.Clone(d.Subject.TeamRoles)
+	q.in.Destination = d
 }
 
 // key reduces the facts readFacts read (inside the snapshot) to the decision table's key.
 func (q *query) key(p *rego.Policy, teamRoles map[string]string) rego.Key {
-	s, f := q.in.Subject, q.in.Resource
+	s, f := &q.in.Subject, &q.in.Resource
 	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, Restricted: f.Restricted}
 	switch q.res.Kind {
 	case scope.KindProject:

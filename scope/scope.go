@@ -15,6 +15,10 @@ import (
 // MaxSlugLen is the longest name the slug rule accepts.
 const MaxSlugLen = 128
 
+// slugBytes marks, by byte value, the bytes a slug may hold ('1'): letters, digits, '_' and '-'.
+const slugBytes = "00000000000000000000000000000000000000000000010011111111110000000111111111111111111111111110000101111111111111111111111111100000" +
+	"00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
 // CheckSlug reports whether s is a valid name: 1 to 128 of [A-Za-z0-9_-] with no "--".
 // what names the kind of value ("org", "team", "user", ...) in the error.
 func CheckSlug(what, s string) error {
@@ -24,14 +28,15 @@ func CheckSlug(what, s string) error {
 	if len(s) > MaxSlugLen {
 		return teamgate.Invalid(what, s, "longer than 128 characters")
 	}
+	double := false // "--", found in the same pass: every request checks several slugs
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
-		if !ok {
+		if slugBytes[c] == '0' {
 			return teamgate.Invalid(what, s, "only letters, digits, '_' and '-' are allowed")
 		}
+		double = double || c == '-' && i > 0 && s[i-1] == '-'
 	}
-	if strings.Contains(s, "--") {
+	if double {
 		return teamgate.Invalid(what, s, `"--" is not allowed`)
 	}
 	return nil
@@ -107,7 +112,8 @@ func ParseProject(s string, ctx Owner) (Ref, error) {
 	if s == "" {
 		return Ref{}, teamgate.Invalid("project reference", s, "empty reference")
 	}
-	parts := splitRef(s)
+	var buf [3]string // no allocation for a well-formed reference
+	parts := splitRef(s, buf[:0])
 	if len(parts) > 3 {
 		return Ref{}, teamgate.Invalid("project reference", s, "more than three parts")
 	}
@@ -132,16 +138,15 @@ func ParseProject(s string, ctx Owner) (Ref, error) {
 // ParseFullProject parses a reference that must name its org (`org/project` or
 // `org/team/project`), such as a transfer destination.
 func ParseFullProject(s string) (Ref, error) {
-	if len(splitRef(s)) < 2 {
+	if len(splitRef(s, nil)) < 2 {
 		return Ref{}, teamgate.Invalid("project reference", s, "a full reference `org/project` or `org/team/project` is required")
 	}
 	return ParseProject(s, Owner{})
 }
 
 // splitRef splits a project reference on '/' and '.', keeping empty parts so that "acme//x" is
-// caught as malformed rather than read as "acme/x".
-func splitRef(s string) []string {
-	var parts []string
+// caught as malformed rather than read as "acme/x". The parts are appended to parts.
+func splitRef(s string, parts []string) []string {
 	start := 0
 	for i := 0; i < len(s); i++ {
 		if s[i] == '/' || s[i] == '.' {
