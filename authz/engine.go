@@ -206,7 +206,7 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	s := Stats{EvalErrors: e.evalErrors.Load(), Evaluated: e.evaluated.Load(), Compiled: e.compiledN.Load()}
 	if e.decisions != nil {
-		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits.Load(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
+		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
 	}
 	return s
 }
@@ -265,15 +265,13 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 		}
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
-	if c, ok := e.decisions.lru.Get(key); ok && c.current(p) {
-		e.decisions.hits.Add(1)
-		d := c.dec
+	if d, ok := e.decisions.get(&key, p); ok {
 		d.Revision = e.dir.Revision()
 		return d, nil
 	}
-	if c, ok := e.fromDisk(key, p); ok {
+	if c, ok := e.fromDisk(&key, p); ok {
 		e.decisions.diskHits.Add(1)
-		e.decisions.lru.Add(key, c)
+		e.decisions.put(&key, c)
 		d := c.dec
 		d.Revision = e.dir.Revision()
 		return d, nil
@@ -282,8 +280,8 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	entry := &cached{}
 	d, err := e.decidePooled(ctx, req, entry)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
-		e.decisions.lru.Add(key, entry)
-		e.toDisk(key, entry)
+		e.decisions.put(&key, entry)
+		e.toDisk(&key, entry)
 	}
 	return d, err
 }
