@@ -15,7 +15,8 @@ import (
 // DefaultDecisionCacheSize is the number of decisions the in-memory cache keeps by default.
 const DefaultDecisionCacheSize = 100_000
 
-// WithDecisionCache sets how many decisions the in-memory cache keeps; 0 turns it off.
+// WithDecisionCache sets how many decisions the in-memory cache keeps; 0 turns it off. The cache
+// never holds more, and holds that many distinct requests however their keys spread over its shards.
 // Default DefaultDecisionCacheSize.
 func WithDecisionCache(size int) Option {
 	return func(c *config) error {
@@ -249,7 +250,9 @@ func (s *cacheShard) find(h uint64, k *cacheKey) (slot, pos int) {
 func (s *cacheShard) put(h uint64, k *cacheKey, e *cached, used *atomic.Int64, size int64) {
 	i, pos := s.find(h, k)
 	if i < 0 {
-		i = s.free(used, size)
+		if i = s.free(used, size); i < 0 {
+			return // full, and nothing of this shard's to evict: not cached
+		}
 		_, pos = s.find(h, k) // the eviction may have moved index entries
 		s.index[pos] = h>>32<<32 | uint64(i+1)
 	}
@@ -265,24 +268,24 @@ func (s *cacheShard) put(h uint64, k *cacheKey, e *cached, used *atomic.Int64, s
 }
 
 // free returns a slot for a new entry: a new one while the cache holds fewer than size and the
-// shard is below its capacity (or empty), else the one CLOCK evicts in this shard (taken out of
-// the index). The caller holds the write lock.
+// shard is below its capacity, else the one CLOCK evicts in this shard (taken out of the index);
+// -1 when the cache is full and this shard holds nothing to evict. The caller holds the write
+// lock.
 func (s *cacheShard) free(used *atomic.Int64, size int64) int {
-	grow := false
 	if len(s.slots) < s.capacity {
-		// An empty shard always grows (the cache may then exceed size by at most one slot per shard).
-		if grow = used.Add(1) <= size || len(s.slots) == 0; !grow {
-			used.Add(-1)
+		if used.Add(1) <= size {
+			if len(s.slots) == cap(s.slots) { // grow by doubling, up to the capacity
+				grown := make([]cacheSlot, len(s.slots), min(max(2*cap(s.slots), 8), s.capacity))
+				copy(grown, s.slots)
+				s.slots = grown
+			}
+			s.slots = s.slots[:len(s.slots)+1]
+			return len(s.slots) - 1
 		}
+		used.Add(-1)
 	}
-	if grow {
-		if len(s.slots) == cap(s.slots) { // grow by doubling, up to the capacity
-			grown := make([]cacheSlot, len(s.slots), min(max(2*cap(s.slots), 8), s.capacity))
-			copy(grown, s.slots)
-			s.slots = grown
-		}
-		s.slots = s.slots[:len(s.slots)+1]
-		return len(s.slots) - 1
+	if len(s.slots) == 0 {
+		return -1
 	}
 	for {
 		i := s.hand

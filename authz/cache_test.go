@@ -319,3 +319,26 @@ func TestDistinctRequestsLeaveNoMemory(t *testing.T) {
 	// 100k requests: a leak of even 16 bytes each would pass 1.6 MB.
 	require.Less(t, grown, int64(1<<20), "the heap grew with the stream")
 }
+
+// TestHotPathAllocations: an L1 hit allocates nothing, and a decision on the compiled path
+// allocates only what it returns: its reasons and their messages (one string for all).
+func TestHotPathAllocations(t *testing.T) {
+	cachedEng, _ := newAcme(t)
+	compiled, _ := newAcme(t, authz.WithDecisionCache(0))
+	for _, req := range []authz.Request{
+		{Subject: "bob", Action: "runs.stop", Resource: "acme/vision"},
+		{Subject: "vera", Action: "runs.get", Resource: "acme/engineering/vision"},
+		{Subject: "alice", Action: "org.update", Resource: "acme"},
+		{Subject: "bill", Action: "team.update", Resource: "acme/engineering"},
+		{Subject: "nobody", Action: "runs.get", Resource: "acme/vision", Owner: "acme"},
+	} {
+		d, err := compiled.Authorize(t.Context(), req) // fills the table's cell
+		require.NoError(t, err)
+		allocs := testing.AllocsPerRun(200, func() { _, _ = compiled.Authorize(t.Context(), req) })
+		require.LessOrEqual(t, allocs, 2.0, "compiled %+v: %+v", req, d)
+		_, err = cachedEng.Authorize(t.Context(), req)
+		require.NoError(t, err)
+		require.Zero(t, testing.AllocsPerRun(200, func() { _, _ = cachedEng.Authorize(t.Context(), req) }), "L1 hit %+v", req)
+	}
+	require.NotZero(t, compiled.Stats().Compiled)
+}

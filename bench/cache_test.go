@@ -6,7 +6,11 @@ import (
 	"testing"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/maypok86/otter/v2"
+
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/store"
 )
 
 // distinctRequests returns n distinct random requests of the small tier (subject, action,
@@ -39,43 +43,82 @@ func keyOf(r authz.Request) reqKey { return reqKey{r.Subject, r.Action, r.Resour
 const distinctKeys = 100_000
 
 // BenchmarkL1Distinct: decisions served from the in-memory cache over 100k distinct requests
-// (all cached: the cache keeps 100k), in random order, one core (with p50/p99) and every core;
-// "map" is the reference: the same decisions looked up in a plain Go map, no locking and no
-// dependency check.
+// (all cached: the cache keeps 100k), in random order, on one core (with p50/p99) and on every
+// core (-parallel). The references, in the same run on the same keys:
+//   - map: the decisions in a plain Go map, no lock, no dependency check (the floor);
+//   - otter, golang-lru: what a hit would cost on those caches (otter v2, and golang-lru v2, the
+//     previous tier): the lookup, the Deps check and the decision's copy.
 func BenchmarkL1Distinct(b *testing.B) {
-	_, eng := open(b, Small, authz.WithDecisionCache(distinctKeys))
+	st, eng := open(b, Small, authz.WithDecisionCache(distinctKeys))
 	ctx := b.Context()
 	reqs := distinctRequests(Small, distinctKeys)
 	ref := make(map[reqKey]authz.Decision, len(reqs))
+	oc := otter.Must(&otter.Options[reqKey, *cacheEntry]{MaximumSize: distinctKeys})
+	lc, err := lru.New[reqKey, *cacheEntry](distinctKeys)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, r := range reqs {
 		d, err := eng.Authorize(ctx, r)
 		if err != nil {
 			b.Fatal(err)
 		}
 		ref[keyOf(r)] = d
+		e := trackedEntry(b, st, r, d)
+		oc.Set(keyOf(r), e)
+		lc.Add(keyOf(r), e)
 	}
 	before := eng.Stats()
-	b.Run("teamgate", func(b *testing.B) {
-		timedOver(b, reqs, func(r authz.Request) bool {
-			d, err := eng.Authorize(ctx, r)
-			return err == nil && d.Allowed
-		})
-		if s := eng.Stats(); s.CacheMisses != before.CacheMisses {
-			b.Fatalf("%d misses: not every request was a hit", s.CacheMisses-before.CacheMisses)
+	fromEntry := func(e *cacheEntry, ok bool) bool {
+		if !ok || !e.deps.Current() {
+			return false
 		}
-	})
-	b.Run("map", func(b *testing.B) {
-		timedOver(b, reqs, func(r authz.Request) bool { return ref[keyOf(r)].Allowed })
-	})
-	b.Run("teamgate-parallel", func(b *testing.B) {
-		parallelOver(b, reqs, func(r authz.Request) bool {
+		d := e.dec
+		d.Revision = st.Revision()
+		return d.Allowed
+	}
+	for _, v := range []struct {
+		name   string
+		decide func(authz.Request) bool
+	}{
+		{"teamgate", func(r authz.Request) bool {
 			d, err := eng.Authorize(ctx, r)
 			return err == nil && d.Allowed
-		})
-	})
-	b.Run("map-parallel", func(b *testing.B) {
-		parallelOver(b, reqs, func(r authz.Request) bool { return ref[keyOf(r)].Allowed })
-	})
+		}},
+		{"map", func(r authz.Request) bool { return ref[keyOf(r)].Allowed }},
+		{"otter", func(r authz.Request) bool { return fromEntry(oc.GetIfPresent(keyOf(r))) }},
+		{"golang-lru", func(r authz.Request) bool { return fromEntry(lc.Get(keyOf(r))) }},
+	} {
+		b.Run(v.name, func(b *testing.B) { timedOver(b, reqs, v.decide) })
+		b.Run(v.name+"-parallel", func(b *testing.B) { parallelOver(b, reqs, v.decide) })
+	}
+	if s := eng.Stats(); s.CacheMisses != before.CacheMisses {
+		b.Fatalf("%d misses: not every request was a hit", s.CacheMisses-before.CacheMisses)
+	}
+}
+
+// cacheEntry is what an L1 built on a general-purpose cache keeps per request: the decision and
+// the Deps of the snapshot that read its facts.
+type cacheEntry struct {
+	dec  authz.Decision
+	deps store.Deps
+}
+
+// trackedEntry records the Deps of the facts a project decision reads (SPEC §4).
+func trackedEntry(b *testing.B, st *store.Store, r authz.Request, d authz.Decision) *cacheEntry {
+	e := &cacheEntry{dec: d}
+	project := r.Resource[len("org/"):]
+	if err := st.View(func(rd store.Reader) error {
+		rd = rd.Track(&e.deps)
+		rd.Org("org")
+		rd.Project("org", project)
+		rd.OrgRole("org", r.Subject)
+		rd.TeamRoles("org", r.Subject)
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return e
 }
 
 // timedOver runs decide over reqs in order and reports p50/p99 from per-call timings.

@@ -71,20 +71,19 @@ func ParseOwner(s string) (Owner, error) {
 	if s == "" {
 		return Owner{}, teamgate.Invalid("owner", s, "empty owner")
 	}
-	parts := strings.Split(s, "/")
-	if len(parts) > 2 {
+	org, team, isTeam := strings.Cut(s, "/") // not Split: no allocation on every request
+	if strings.Contains(team, "/") {
 		return Owner{}, teamgate.Invalid("owner", s, "an owner is `org` or `org/team`")
 	}
-	for _, p := range parts {
+	for i, p := range [2]string{org, team} {
+		if i == 1 && !isTeam {
+			break
+		}
 		if err := CheckSlug("owner", p); err != nil {
 			return Owner{}, teamgate.Invalid("owner", s, "bad part "+quote(p)+": "+reason(err))
 		}
 	}
-	o := Owner{Org: parts[0]}
-	if len(parts) == 2 {
-		o.Team = parts[1]
-	}
-	return o, nil
+	return Owner{Org: org, Team: team}, nil
 }
 
 // Ref is a resolved-by-shape project reference. Team is set only when the reference named a team
