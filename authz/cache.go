@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
@@ -55,19 +56,14 @@ func (k *cacheKey) matches(packed []byte) bool {
 	if len(packed) != k.packedLen() {
 		return false
 	}
-	for i, part := range [...]string{k.subject, k.action, k.resource, k.owner} {
-		if string(packed[:len(part)]) != part {
+	for _, part := range [...]string{k.subject, k.action, k.resource} {
+		n := len(part)
+		if packed[n] != 0 || string(packed[:n]) != part {
 			return false
 		}
-		packed = packed[len(part):]
-		if i < 3 {
-			if packed[0] != 0 {
-				return false
-			}
-			packed = packed[1:]
-		}
+		packed = packed[n+1:]
 	}
-	return true
+	return string(packed) == k.owner
 }
 
 // cached is a decision with what it depends on: the policy it was made with and the Deps of the
@@ -76,8 +72,8 @@ func (k *cacheKey) matches(packed []byte) bool {
 // and the Deps are current — never once the store is closed.
 type cached struct {
 	policy *rego.Policy
-	deps   store.Deps
 	dec    Decision
+	deps   store.Deps
 }
 
 func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.Current() }
@@ -112,14 +108,27 @@ type cacheShard struct {
 	_        [48]byte
 }
 
-// cacheSlot is one cached decision. Its first cache line is what a lookup compares.
+// cacheSlot is one cached decision, laid out for a hit: the first cache line holds what a lookup
+// compares (hash and key), the next the policy and the decision, then the Deps and its first
+// stamps; the slot's size is a multiple of 128 bytes, so lines pair up for the prefetcher.
 type cacheSlot struct {
 	hash   uint64
 	ref    uint32 // CLOCK: referenced since the hand last passed (atomic)
-	keyLen uint16 // of the packed key, inline when it fits
+	keyLen uint16 // of the packed key when inline; 0 when it is in long
 	key    [slotKeyBytes]byte
-	long   []byte // the packed key when longer than slotKeyBytes
 	entry  cached
+	long   []byte // the packed key when longer than slotKeyBytes
+	_      [(128 - unsafe.Sizeof(slotLayout{})%128) % 128]byte
+}
+
+// slotLayout is cacheSlot without its padding.
+type slotLayout struct {
+	hash   uint64
+	ref    uint32
+	keyLen uint16
+	key    [slotKeyBytes]byte
+	entry  cached
+	long   []byte
 }
 
 // slotKeyBytes is the inline room for packed keys: typical keys fit, so a lookup compares
@@ -127,7 +136,7 @@ type cacheSlot struct {
 const slotKeyBytes = 48
 
 func (sl *cacheSlot) packed() []byte {
-	if sl.long != nil {
+	if sl.keyLen == 0 {
 		return sl.long
 	}
 	return sl.key[:sl.keyLen]

@@ -68,6 +68,13 @@ func BenchmarkL1Distinct(b *testing.B) {
 		oc.Set(keyOf(r), e)
 		lc.Add(keyOf(r), e)
 	}
+	held := 0
+	for _, r := range reqs {
+		if _, ok := oc.GetIfPresent(keyOf(r)); ok {
+			held++
+		}
+	}
+	b.Logf("otter holds %d of the %d decisions (its admission policy turns some away)", held, len(reqs))
 	before := eng.Stats()
 	fromEntry := func(e *cacheEntry, ok bool) bool {
 		if !ok || !e.deps.Current() {

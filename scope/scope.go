@@ -15,8 +15,9 @@ import (
 // MaxSlugLen is the longest name the slug rule accepts.
 const MaxSlugLen = 128
 
-// slugBytes marks, by byte value, the bytes a slug may hold ('1'): letters, digits, '_' and '-'.
-const slugBytes = "00000000000000000000000000000000000000000000010011111111110000000111111111111111111111111110000101111111111111111111111111100000" +
+// slugBytes classifies bytes by value: '1' for the letters, digits and '_' a slug may hold, '-'
+// for '-' (allowed, but not twice in a row), '0' for the rest.
+const slugBytes = "000000000000000000000000000000000000000000000-0011111111110000000111111111111111111111111110000101111111111111111111111111100000" +
 	"00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
 
 // CheckSlug reports whether s is a valid name: 1 to 128 of [A-Za-z0-9_-] with no "--".
@@ -30,11 +31,12 @@ func CheckSlug(what, s string) error {
 	}
 	double := false // "--", found in the same pass: every request checks several slugs
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if slugBytes[c] == '0' {
+		switch slugBytes[s[i]] {
+		case '0':
 			return teamgate.Invalid(what, s, "only letters, digits, '_' and '-' are allowed")
+		case '-':
+			double = double || i > 0 && s[i-1] == '-'
 		}
-		double = double || c == '-' && i > 0 && s[i-1] == '-'
 	}
 	if double {
 		return teamgate.Invalid(what, s, `"--" is not allowed`)
@@ -111,7 +113,10 @@ func ParseProject(s string, ctx Owner) (Ref, error) {
 	if s == "" {
 		return Ref{}, teamgate.Invalid("project reference", s, "empty reference")
 	}
-	var buf [3]string // no allocation for a well-formed reference
+	var buf [3]string
+	if n, ok := splitWellFormed(s, &buf); ok {
+		return refOf(s, buf[:n], ctx)
+	}
 	parts := splitRef(s, buf[:0])
 	if len(parts) > 3 {
 		return Ref{}, teamgate.Invalid("project reference", s, "more than three parts")
@@ -121,6 +126,11 @@ func ParseProject(s string, ctx Owner) (Ref, error) {
 			return Ref{}, teamgate.Invalid("project reference", s, "bad part "+quote(p)+": "+reason(err))
 		}
 	}
+	return refOf(s, parts, ctx)
+}
+
+// refOf builds the reference s of one to three valid parts.
+func refOf(s string, parts []string, ctx Owner) (Ref, error) {
 	switch len(parts) {
 	case 1:
 		if ctx.IsZero() {
@@ -141,6 +151,29 @@ func ParseFullProject(s string) (Ref, error) {
 		return Ref{}, teamgate.Invalid("project reference", s, "a full reference `org/project` or `org/team/project` is required")
 	}
 	return ParseProject(s, Owner{})
+}
+
+// splitWellFormed splits a reference of one to three valid slugs in one pass, into parts; ok is
+// false for anything else, and ParseProject's general path then names the error. Every request
+// on a project parses one.
+func splitWellFormed(s string, parts *[3]string) (n int, ok bool) {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '/' || c == '.':
+			if i == start || i-start > MaxSlugLen || n == 2 {
+				return 0, false
+			}
+			parts[n], n, start = s[start:i], n+1, i+1
+		case slugBytes[c] == '0', c == '-' && i > start && s[i-1] == '-':
+			return 0, false
+		}
+	}
+	if start == len(s) || len(s)-start > MaxSlugLen {
+		return 0, false
+	}
+	parts[n] = s[start:]
+	return n + 1, true
 }
 
 // splitRef splits a project reference on '/' and '.', keeping empty parts so that "acme//x" is
