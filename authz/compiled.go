@@ -11,7 +11,7 @@ import (
 
 // WithCompiledPath turns the compiled decision path on or off. Default on: while the default
 // policy is in force (no authors' modules or data), a request without attributes is answered from
-// a decision table computed from the Rego policy itself.
+// a decision table computed from the Rego policy itself. Listings ask the table either way.
 func WithCompiledPath(enabled bool) Option {
 	return func(c *config) error {
 		c.noCompiled = !enabled

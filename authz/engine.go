@@ -88,7 +88,7 @@ type Engine struct {
 	settingsCache *settingsCache
 	decisions     *decisionCache                // nil when turned off
 	compiled      bool                          // the compiled path is on (WithCompiledPath)
-	table         atomic.Pointer[decisionTable] // nil while the policy in force is customized
+	table         atomic.Pointer[decisionTable] // nil while the policy in force has no table
 	disk          persistentCache               // the decision cache's Badger tier; nil without one
 	stamps        stampSource                   // non-nil when disk is
 
@@ -137,11 +137,12 @@ func (e *Engine) SetPolicy(ctx context.Context, modules []rego.Module, data ...m
 	return nil
 }
 
-// setPolicy swaps the policy and its compiled path: a table only for the default policy, whose
-// rules read nothing but the role facts the table is keyed on.
+// setPolicy swaps the policy and its decision table: a table only for the default policy, whose
+// rules read nothing but the role facts the table is keyed on. Listings ask the table whenever
+// there is one; Authorize uses it only while the compiled path is on.
 func (e *Engine) setPolicy(p *rego.Policy) {
 	var t *decisionTable
-	if e.compiled && !p.Customized() {
+	if !p.Customized() {
 		t = &decisionTable{policy: p}
 	}
 	e.table.Store(t)
@@ -271,7 +272,7 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 		}
 	}
 	table := e.table.Load()
-	compiled := !explain && table != nil && table.policy == p && len(req.Attributes) == 0 && q.dest == nil
+	compiled := e.compiled && !explain && table != nil && table.policy == p && len(req.Attributes) == 0 && q.dest == nil
 	var in ast.Value
 	var abs abstract
 	var rev uint64

@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -41,14 +40,27 @@ type ProjectPage struct {
 }
 
 // ListProjects returns the projects of owner (`org` or `org/team`; "" = the subject's default
-// team) the subject can project.get, sorted by name and paginated.
+// team) the subject can project.get, sorted by name and paginated. For a team owner the
+// decisions are those on the team-space reference `org/team/project`.
 //
-// It is answered from the store's indexes, never by evaluating every project: the union of the
-// subject's grant, team and (when its org role reaches viewer) open projects, or every project
-// for owners and managers. That equals the default policy's project.get decisions (a test checks
-// it against Authorize on random directories). When authors' modules or data are loaded, each
-// candidate is also checked with Authorize, so an ext.deny hides projects; an ext.allow that opens
-// projects beyond the default rules is not reflected in listings.
+// A listing is the policy's own answer, asked in one of two ways:
+//
+//   - While the policy has a decision table (the default policy; see the package doc), the
+//     listing asks the table and never re-derives visibility. It is answered from the store's
+//     indexes: the projects the subject holds a grant on or reaches through one of its teams are
+//     decided one by one from their role facts; every other project of the org has, for this
+//     subject, one of two sets of facts — open with no grant, or restricted with no grant and no
+//     team role — so each of those two classes is decided once and, when allowed, merged in from
+//     the sorted project indexes. A team space is decided project by project from its index.
+//   - When authors' modules are loaded there is no table, and a module may open or close any
+//     project (an ext.allow on input.resource.project, say). Then every project of the org (or
+//     team space) past the cursor is decided with Authorize until the page is full: a page costs
+//     up to one decision per project of the org, and ProjectFilter (or a page with no limit)
+//     exactly one per project. Decisions without attributes are cached, so a repeated listing
+//     costs about one cache hit per project while nothing it read changes.
+//
+// Either way the listing equals the project.get decisions (property tests compare them on random
+// directories, with and without random ext modules).
 //
 // Pagination: the cursor is the last name returned. A project that exists during the whole
 // pagination appears exactly once; one created or deleted meanwhile may or may not appear.
@@ -64,7 +76,6 @@ func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page P
 	if err != nil {
 		return ProjectPage{}, err
 	}
-	out.Projects = after(out.Projects, page.After) // customized policies list everything first
 	if page.Limit > 0 && len(out.Projects) > page.Limit {
 		// A copy of the page, so the whole listing's backing array is not kept alive.
 		out.Projects = slices.Clone(out.Projects[:page.Limit])
@@ -85,128 +96,206 @@ func after(sorted []string, cursor string) []string {
 	return sorted[i:]
 }
 
-// visible lists the projects of owner the subject can project.get, and how many projects the
-// org has, from one snapshot. Under the default policy only the requested page (plus one, to
-// tell whether another follows) is produced; a customized policy gets every candidate.
+// visible lists the projects of owner past the page's cursor that the subject can project.get,
+// at most one more than the page's limit (to tell whether another page follows; all of them
+// with no limit), and how many projects the org has.
 func (e *Engine) visible(ctx context.Context, subject, owner string, page Page) (ProjectPage, int, error) {
+	limit := 0
+	if page.Limit > 0 {
+		limit = page.Limit + 1
+	}
+	p := e.policy.Load()
+	if t := e.table.Load(); t != nil && t.policy == p {
+		return e.visibleByTable(ctx, t, subject, owner, page.After, limit)
+	}
+	return e.visibleByEvaluation(ctx, subject, owner, page.After, limit)
+}
+
+// projectGetVerdict is the one place listings ask the decision table: whether a subject with
+// role facts f (the subject's team roles in the org beside) may project.get. f needs only the
+// fields the table's key reads: orgRole ("none" for non-members), grant, teams and restricted.
+// A cell not computed yet is computed here (one Rego evaluation, once per cell and policy).
+func (e *Engine) projectGetVerdict(ctx context.Context, t *decisionTable, subject string, f projectFacts, teamRoles map[string]string) bool {
+	f.exists = true
+	q := query{req: Request{Subject: subject, Action: "project.get"}, res: scope.Resource{Kind: scope.KindProject}, facts: f}
+	a := abstractOf(&q, teamRoles)
+	if v, ok := t.cells.Load(a); ok {
+		return v.(verdict).allow
+	}
+	return e.fromTable(ctx, t, &q, a, 0).Allowed
+}
+
+// visibleByTable answers a listing from the store's indexes and the decision table, in one
+// snapshot (ListProjects documents how).
+func (e *Engine) visibleByTable(ctx context.Context, t *decisionTable, subject, owner, cursor string, limit int) (ProjectPage, int, error) {
 	var out ProjectPage
 	var o scope.Owner
 	var total int
-	customized := e.policy.Load().Customized()
-	from, limit := page.After, page.Limit+1
-	if customized || page.Limit == 0 {
-		from, limit = "", 0
-	}
 	err := e.dir.View(func(r store.Reader) error {
 		var err error
 		if o, err = ownerFor(r, subject, owner); err != nil {
 			return err
 		}
 		out.Revision = r.Revision()
-		out.Projects = visibleProjects(r, subject, o, from, limit)
 		total = r.ProjectCount(o.Org)
+		orgRole, member := r.OrgRole(o.Org, subject)
+		if !member {
+			orgRole = "none"
+		}
+		teamRoles := r.TeamRoles(o.Org, subject)
+		allowed := func(pv store.ProjectView) bool {
+			f := projectFacts{orgRole: orgRole, teams: pv.Teams.Values, restricted: pv.Teams.Restricted}
+			if g, ok := pv.Project.Grants[subject]; ok {
+				f.grant = g.Role
+			}
+			return e.projectGetVerdict(ctx, t, subject, f, teamRoles)
+		}
+		if o.IsTeam() {
+			out.Projects = []string{}
+			if _, ok := r.Team(o.Org, o.Team); ok {
+				out.Projects = filterSorted(after(r.TeamProjects(o.Org, o.Team), cursor), limit, func(p string) bool {
+					pv, ok := r.Project(o.Org, p)
+					return ok && allowed(pv)
+				})
+			}
+			return nil
+		}
+		// The candidates: projects where the subject has facts of its own (a grant, a team role),
+		// each decided by the table.
+		cands := slices.Clone(r.GrantProjects(o.Org, subject))
+		for team := range teamRoles {
+			cands = append(cands, r.TeamProjects(o.Org, team)...)
+		}
+		slices.Sort(cands)
+		var yes, no []string // sorted
+		for _, p := range slices.Compact(cands) {
+			if pv, ok := r.Project(o.Org, p); ok && allowed(pv) {
+				yes = append(yes, p)
+			} else {
+				no = append(no, p)
+			}
+		}
+		// The two classes every other project falls in.
+		openOK := e.projectGetVerdict(ctx, t, subject, projectFacts{orgRole: orgRole}, nil)
+		restrictedOK := e.projectGetVerdict(ctx, t, subject, projectFacts{orgRole: orgRole, restricted: true}, nil)
+		var class, skip []string // class members come from class, minus those in skip
+		switch {
+		case openOK && restrictedOK:
+			class = r.Projects(o.Org)
+		case openOK:
+			class = r.OpenProjects(o.Org)
+		case restrictedOK:
+			class, skip = r.Projects(o.Org), r.OpenProjects(o.Org)
+		}
+		out.Projects = mergeListing(after(class, cursor), after(skip, cursor), after(no, cursor), after(yes, cursor), limit)
 		return nil
 	})
+	if err == nil {
+		err = ctx.Err() // a table cell cut short by the context denied: the listing is incomplete
+	}
 	if err != nil {
 		return ProjectPage{}, 0, err
 	}
 	out.Owner = o.String()
-	if customized {
-		kept := out.Projects[:0]
-		for _, p := range out.Projects {
-			d, err := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: o.Org + "/" + p, MinRevision: out.Revision})
-			if err == nil && d.Allowed {
-				kept = append(kept, p)
-			}
-		}
-		out.Projects = kept
-	}
 	return out, total, nil
 }
 
-// visibleProjects computes, from indexes, the sorted projects of o past the cursor that the
-// subject can project.get under the default policy (SPEC §4, §5), at most limit of them (0: all).
-// The result is a fresh slice.
-func visibleProjects(r store.Reader, subject string, o scope.Owner, cursor string, limit int) []string {
-	take := func(sorted []string) []string {
-		sorted = after(sorted, cursor)
-		if limit > 0 && len(sorted) > limit {
-			sorted = sorted[:limit]
+// filterSorted returns, in a fresh slice, the names of sorted that keep accepts, at most limit
+// (0: all).
+func filterSorted(sorted []string, limit int, keep func(string) bool) []string {
+	out := []string{}
+	for _, p := range sorted {
+		if limit > 0 && len(out) == limit {
+			break
 		}
-		return slices.Clone(nonNil(sorted))
-	}
-	role, member := r.OrgRole(o.Org, subject)
-	if !member {
-		return []string{}
-	}
-	if o.IsTeam() {
-		if _, ok := r.Team(o.Org, o.Team); !ok {
-			return []string{}
-		}
-	}
-	if role == "owner" || role == "manager" {
-		if o.IsTeam() {
-			return take(r.TeamProjects(o.Org, o.Team))
-		}
-		return take(r.Projects(o.Org))
-	}
-	// Restricted projects come from the subject's teams and grants (few); open ones, when the
-	// org role reaches viewer, from the sorted open-project index, merged without a sort.
-	set := map[string]struct{}{}
-	for _, p := range r.GrantProjects(o.Org, subject) {
-		set[p] = struct{}{}
-	}
-	for team := range r.TeamRoles(o.Org, subject) {
-		for _, p := range r.TeamProjects(o.Org, team) {
-			set[p] = struct{}{}
-		}
-	}
-	if o.IsTeam() {
-		var out []string
-		for _, p := range r.TeamProjects(o.Org, o.Team) {
-			if _, ok := set[p]; ok {
-				out = append(out, p)
-			}
-		}
-		return take(out)
-	}
-	if !policyBaseAtLeastViewer(role) {
-		return take(slices.Sorted(maps.Keys(set)))
-	}
-	open := after(r.OpenProjects(o.Org), cursor)
-	extra := make([]string, 0, len(set))
-	for p := range set {
-		if pv, ok := r.Project(o.Org, p); ok && pv.Teams.Restricted {
-			extra = append(extra, p)
-		}
-	}
-	slices.Sort(extra)
-	extra = after(extra, cursor)
-	n := len(open) + len(extra)
-	if limit > 0 {
-		n = min(n, limit)
-	}
-	out := make([]string, 0, n)
-	i, j := 0, 0
-	for len(out) < n {
-		if j == len(extra) || (i < len(open) && open[i] < extra[j]) {
-			out = append(out, open[i])
-			i++
-		} else {
-			out = append(out, extra[j])
-			j++
+		if keep(p) {
+			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// policyBaseAtLeastViewer reports whether an org role's base project role reaches viewer.
-func policyBaseAtLeastViewer(orgRole string) bool {
-	switch orgRole {
-	case "owner", "manager", "admin", "member", "viewer":
-		return true
+// mergeListing merges two sorted name lists into a fresh sorted slice of at most limit names (0:
+// all): class without the names in skip or denied, and allowed. Every list is sorted; a name of
+// allowed may be in class too and is listed once.
+func mergeListing(class, skip, denied, allowed []string, limit int) []string {
+	n := len(class) + len(allowed)
+	if limit > 0 {
+		n = min(n, limit)
 	}
-	return false
+	out := make([]string, 0, n)
+	// in reports whether x is the head of list, dropping the heads below x first.
+	in := func(list *[]string, x string) bool {
+		for len(*list) > 0 && (*list)[0] < x {
+			*list = (*list)[1:]
+		}
+		return len(*list) > 0 && (*list)[0] == x
+	}
+	for limit == 0 || len(out) < limit {
+		for len(class) > 0 && (in(&skip, class[0]) || in(&denied, class[0])) {
+			class = class[1:]
+		}
+		switch {
+		case len(class) == 0 && len(allowed) == 0:
+			return out
+		case len(allowed) == 0 || (len(class) > 0 && class[0] < allowed[0]):
+			out = append(out, class[0])
+			class = class[1:]
+		default:
+			if len(class) > 0 && class[0] == allowed[0] {
+				class = class[1:]
+			}
+			out = append(out, allowed[0])
+			allowed = allowed[1:]
+		}
+	}
+	return out
+}
+
+// visibleByEvaluation lists by deciding project.get with Authorize for every project of the org
+// (or team space) past the cursor until limit are allowed: the listing under authors' modules,
+// which may open or close any project.
+func (e *Engine) visibleByEvaluation(ctx context.Context, subject, owner, cursor string, limit int) (ProjectPage, int, error) {
+	var out ProjectPage
+	var o scope.Owner
+	var total int
+	var names []string
+	err := e.dir.View(func(r store.Reader) error {
+		var err error
+		if o, err = ownerFor(r, subject, owner); err != nil {
+			return err
+		}
+		out.Revision = r.Revision()
+		total = r.ProjectCount(o.Org)
+		universe := r.Projects(o.Org)
+		if o.IsTeam() {
+			universe = nil
+			if _, ok := r.Team(o.Org, o.Team); ok {
+				universe = r.TeamProjects(o.Org, o.Team)
+			}
+		}
+		names = slices.Clone(after(universe, cursor)) // the indexes are valid only in the snapshot
+		return nil
+	})
+	if err != nil {
+		return ProjectPage{}, 0, err
+	}
+	prefix := o.String() + "/"
+	out.Owner = o.String()
+	out.Projects = []string{}
+	for _, p := range names {
+		if limit > 0 && len(out.Projects) == limit {
+			break
+		}
+		d, derr := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: prefix + p, MinRevision: out.Revision})
+		if err := ctx.Err(); err != nil {
+			return ProjectPage{}, 0, err
+		}
+		if derr == nil && d.Allowed { // any other error denies, like a failed evaluation
+			out.Projects = append(out.Projects, p)
+		}
+	}
+	return out, total, nil
 }
 
 // Filter is the accessible-project set in a form a host can put in a query:
