@@ -333,6 +333,10 @@ type RunRef struct {
 	CreatedBy string `json:"created_by,omitempty"`
 }
 
+// ReasonFeatureExcluded is the reason code of a bulk version listing denied because the version
+// kind is in the project's effective excluded_features.
+const ReasonFeatureExcluded = "feature_excluded"
+
 // RunDecision is the decision on one run of a bulk operation.
 type RunDecision struct {
 	UUID     string   `json:"uuid"`
@@ -340,32 +344,49 @@ type RunDecision struct {
 	Err      error    `json:"-"` // the run's own error (malformed project), nil when decided
 }
 
-// bulkOps maps each bulk run operation of SPEC §5 to the project action each run needs.
-var bulkOps = map[string]string{
-	"approve_runs": "runs.approve", "archive_runs": "runs.archive", "restore_runs": "runs.restore",
-	"delete_runs": "runs.delete", "stop_runs": "runs.stop", "skip_runs": "runs.skip",
-	"invalidate_runs": "runs.invalidate", "bookmark_runs": "runs.bookmark", "tag_runs": "runs.tag",
-	"transfer_runs": "runs.transfer", "get_run": "runs.get", "list_runs": "runs.list",
-	"list_versions": "versions.list", "list_runs_artifacts_lineage": "runs.lineage",
+// bulkOp is what each run of a bulk operation needs: a project action and, for the version
+// listings, a version kind the project's effective excluded_features must not hold.
+type bulkOp struct {
+	action  string
+	feature string // "" when no feature is checked
+}
+
+// bulkOps are the bulk operations of SPEC §5 and the seed's team-space version operations.
+var bulkOps = map[string]bulkOp{
+	"approve_runs": {action: "runs.approve"}, "archive_runs": {action: "runs.archive"},
+	"restore_runs": {action: "runs.restore"}, "delete_runs": {action: "runs.delete"},
+	"stop_runs": {action: "runs.stop"}, "skip_runs": {action: "runs.skip"},
+	"invalidate_runs": {action: "runs.invalidate"}, "bookmark_runs": {action: "runs.bookmark"},
+	"tag_runs": {action: "runs.tag"}, "transfer_runs": {action: "runs.transfer"},
+	"get_run": {action: "runs.get"}, "list_runs": {action: "runs.list"},
+	"list_versions": {action: "versions.list"}, "list_runs_artifacts_lineage": {action: "runs.lineage"},
+	"list_component_versions": {action: "versions.list", feature: "component"},
+	"list_model_versions":     {action: "versions.list", feature: "model"},
+	"list_artifact_versions":  {action: "versions.list", feature: "artifact"},
 }
 
 // BulkAction returns the project action each run of a bulk operation needs
-// ("approve_runs" → "runs.approve"), and whether op is a bulk operation.
+// ("approve_runs" → "runs.approve", "list_model_versions" → "versions.list"), and whether op is a
+// bulk operation.
 func BulkAction(op string) (string, bool) {
-	a, ok := bulkOps[op]
-	return a, ok
+	b, ok := bulkOps[op]
+	return b.action, ok
 }
 
 // BulkRuns decides a bulk run operation in a team space or org: the scope first (team.runs on
 // `org/team`, org.runs on `org`; a denial there denies every run with its reasons), then one
 // decision per run against its project (created_by passed as attributes.run.created_by,
 // destination as attributes.destination). A run whose project lies outside the team space is
-// denied with not_in_scope. An unknown operation or malformed owner is an error.
+// denied with not_in_scope. The version listings (list_component_versions, list_model_versions,
+// list_artifact_versions) need versions.list and a version kind the project's effective
+// excluded_features does not hold: an excluded kind denies that run with reason
+// feature_excluded. An unknown operation or malformed owner is an error.
 func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs []RunRef, destination string) ([]RunDecision, error) {
-	action, ok := bulkOps[op]
+	bop, ok := bulkOps[op]
 	if !ok {
 		return nil, teamgate.Invalid("bulk operation", op, "unknown operation")
 	}
+	action := bop.action
 	if op == "transfer_runs" && destination == "" {
 		return nil, teamgate.Invalid("destination", destination, "transfer_runs needs a destination project")
 	}
@@ -411,12 +432,31 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 			attrs["destination"] = destination
 		}
 		d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: ref.Org + "/" + ref.Project, Attributes: attrs})
+		if err == nil && d.Allowed && bop.feature != "" {
+			d, err = e.featureAllowed(ctx, d, ref, op, bop.feature)
+		}
 		out[i].Decision, out[i].Err = d, err
 		if err != nil {
 			out[i].Decision = Decision{Role: "none", Reasons: []Reason{{Code: "error", Message: err.Error()}}}
 		}
 	}
 	return out, nil
+}
+
+// featureAllowed turns an allowed decision into a feature_excluded denial when the project's
+// effective excluded_features holds feature. The check is policy.Admit's, the one AdmitVersion
+// runs, with the permission already decided.
+func (e *Engine) featureAllowed(ctx context.Context, d Decision, ref scope.Ref, op, feature string) (Decision, error) {
+	set, _, err := e.settings(ref, "")
+	if err != nil {
+		return Decision{}, err
+	}
+	adm := policy.Admit(ctx, policy.AdmitInput{Permitted: true, Settings: set.Effective, Feature: feature, VersionOnly: true})
+	if adm.Allowed {
+		return d, nil
+	}
+	msg := op + ": " + adm.Violations[0].Message + " on project " + ref.Org + "/" + ref.Project
+	return Decision{Role: d.Role, Revision: d.Revision, Reasons: []Reason{{Code: ReasonFeatureExcluded, Message: msg}}}, nil
 }
 
 // inScope reports whether ref lies in the owner's org, and in its team space for a team owner.
