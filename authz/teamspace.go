@@ -160,25 +160,11 @@ func (e *Engine) visibleByTable(ctx context.Context, t *decisionTable, subject, 
 			}
 			return nil
 		}
-		// The candidates: projects where the subject has facts of its own (a grant, a team role),
-		// each decided by the table.
-		cands := slices.Clone(r.GrantProjects(o.Org, subject))
-		for team := range teamRoles {
-			cands = append(cands, r.TeamProjects(o.Org, team)...)
-		}
-		slices.Sort(cands)
-		var yes, no []string // sorted
-		for _, p := range slices.Compact(cands) {
-			if pv, ok := r.Project(o.Org, p); ok && allowed(pv) {
-				yes = append(yes, p)
-			} else {
-				no = append(no, p)
-			}
-		}
-		// The two classes every other project falls in.
+		// Every project without facts of its own for the subject (no grant, no team role) is in
+		// one of two classes, decided once each; the class members come from the sorted indexes.
 		openOK := e.projectGetVerdict(ctx, t, subject, projectFacts{orgRole: orgRole}, nil)
 		restrictedOK := e.projectGetVerdict(ctx, t, subject, projectFacts{orgRole: orgRole, restricted: true}, nil)
-		var class, skip []string // class members come from class, minus those in skip
+		var class, skip []string // the allowed classes' members: class minus skip
 		switch {
 		case openOK && restrictedOK:
 			class = r.Projects(o.Org)
@@ -187,7 +173,29 @@ func (e *Engine) visibleByTable(ctx context.Context, t *decisionTable, subject, 
 		case restrictedOK:
 			class, skip = r.Projects(o.Org), r.OpenProjects(o.Org)
 		}
-		out.Projects = mergeListing(after(class, cursor), after(skip, cursor), after(no, cursor), after(yes, cursor), limit)
+		// The candidates, projects where the subject has facts of its own (a grant, a team role),
+		// are each decided from them (those past the cursor). They only need listing when allowed
+		// outside class (extra), or leaving out when denied in it (denied).
+		cands := slices.Clone(r.GrantProjects(o.Org, subject))
+		for team := range teamRoles {
+			cands = append(cands, r.TeamProjects(o.Org, team)...)
+		}
+		slices.Sort(cands)
+		var extra, denied []string // sorted
+		for _, p := range slices.Compact(after(cands, cursor)) {
+			pv, ok := r.Project(o.Org, p)
+			if !ok {
+				continue
+			}
+			inClass := openOK && !pv.Teams.Restricted || restrictedOK && pv.Teams.Restricted
+			switch ok := allowed(pv); {
+			case ok && !inClass:
+				extra = append(extra, p)
+			case !ok && inClass:
+				denied = append(denied, p)
+			}
+		}
+		out.Projects = mergeListing(after(class, cursor), after(skip, cursor), denied, extra, limit)
 		return nil
 	})
 	if err == nil {
@@ -215,38 +223,38 @@ func filterSorted(sorted []string, limit int, keep func(string) bool) []string {
 	return out
 }
 
-// mergeListing merges two sorted name lists into a fresh sorted slice of at most limit names (0:
-// all): class without the names in skip or denied, and allowed. Every list is sorted; a name of
-// allowed may be in class too and is listed once.
-func mergeListing(class, skip, denied, allowed []string, limit int) []string {
-	n := len(class) + len(allowed)
+// mergeListing merges sorted name lists into a fresh sorted slice of at most limit names (0:
+// all): class without the names in skip or denied, and extra, which class does not hold.
+func mergeListing(class, skip, denied, extra []string, limit int) []string {
+	n := len(class) + len(extra)
 	if limit > 0 {
 		n = min(n, limit)
 	}
 	out := make([]string, 0, n)
-	// in reports whether x is the head of list, dropping the heads below x first.
-	in := func(list *[]string, x string) bool {
-		for len(*list) > 0 && (*list)[0] < x {
-			*list = (*list)[1:]
-		}
-		return len(*list) > 0 && (*list)[0] == x
-	}
+	i, s, d, x := 0, 0, 0, 0 // heads of class, skip, denied and extra
 	for limit == 0 || len(out) < limit {
-		for len(class) > 0 && (in(&skip, class[0]) || in(&denied, class[0])) {
-			class = class[1:]
+		if i < len(class) && (s < len(skip) || d < len(denied)) {
+			p := class[i]
+			for s < len(skip) && skip[s] < p {
+				s++
+			}
+			for d < len(denied) && denied[d] < p {
+				d++
+			}
+			if (s < len(skip) && skip[s] == p) || (d < len(denied) && denied[d] == p) {
+				i++
+				continue
+			}
 		}
 		switch {
-		case len(class) == 0 && len(allowed) == 0:
+		case i == len(class) && x == len(extra):
 			return out
-		case len(allowed) == 0 || (len(class) > 0 && class[0] < allowed[0]):
-			out = append(out, class[0])
-			class = class[1:]
+		case x == len(extra) || (i < len(class) && class[i] < extra[x]):
+			out = append(out, class[i])
+			i++
 		default:
-			if len(class) > 0 && class[0] == allowed[0] {
-				class = class[1:]
-			}
-			out = append(out, allowed[0])
-			allowed = allowed[1:]
+			out = append(out, extra[x])
+			x++
 		}
 	}
 	return out
