@@ -84,7 +84,7 @@ func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page P
 	return out, nil
 }
 
-// after returns the part of a sorted list past the cursor.
+// after returns the part of a sorted list of distinct names past the cursor.
 func after(sorted []string, cursor string) []string {
 	if cursor == "" {
 		return sorted
@@ -182,7 +182,7 @@ func (e *Engine) visibleByTable(ctx context.Context, t *decisionTable, subject, 
 		}
 		slices.Sort(cands)
 		var extra, denied []string // sorted
-		for _, p := range slices.Compact(after(cands, cursor)) {
+		for _, p := range after(slices.Compact(cands), cursor) { // after needs distinct names
 			pv, ok := r.Project(o.Org, p)
 			if !ok {
 				continue

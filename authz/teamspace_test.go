@@ -57,6 +57,7 @@ func requireListingsMatchDecisions(t *testing.T, eng *authz.Engine, users, teams
 						break
 					}
 					require.Equal(t, part.Projects[len(part.Projects)-1], part.Next, where)
+					require.Greater(t, part.Next, pg.After, "%s: the cursor moves on", where)
 					pg.After = part.Next
 				}
 				require.Equal(t, want, paged, "%s limit %d", where, limit)
