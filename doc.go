@@ -1,4 +1,5 @@
-// Package teamgate holds the error sentinels and typed errors shared by every teamgate package.
+// Package teamgate holds the error sentinels, typed errors and role vocabulary (OrgRole,
+// ProjectRole) shared by every teamgate package.
 //
 // teamgate is an embeddable authorizer for multi-tenant ML platforms organised as
 // organizations → teams → projects → runs. The packages are:

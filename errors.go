@@ -3,6 +3,8 @@ package teamgate
 import (
 	"errors"
 	"fmt"
+
+	"github.com/teamgate/teamgate/internal/quote"
 )
 
 // Sentinel errors. Every error returned by teamgate's packages matches exactly one of these with
@@ -14,7 +16,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: the operation would break the model (duplicate, entity still referenced).
 	ErrConflict = errors.New("conflict")
-	// ErrStale: the store did not reach the requested revision before the context ended.
+	// ErrStale: the store did not reach the requested revision before the context ended, or a
+	// watcher needs change events the store no longer keeps.
 	ErrStale = errors.New("stale")
 	// ErrClosed: the store or engine is closed.
 	ErrClosed = errors.New("closed")
@@ -27,8 +30,9 @@ type InvalidError struct {
 	Reason string // why it is rejected
 }
 
+// Error quotes a bounded prefix of Value: the input may be huge.
 func (e *InvalidError) Error() string {
-	return fmt.Sprintf("invalid %s %q: %s", e.What, e.Value, e.Reason)
+	return fmt.Sprintf("invalid %s %s: %s", e.What, quote.Q(e.Value), e.Reason)
 }
 
 // Unwrap makes errors.Is(err, ErrInvalid) true.

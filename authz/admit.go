@@ -45,20 +45,17 @@ func (e *Engine) admit(ctx context.Context, subject, project string, run policy.
 	}
 	return policy.Admit(ctx, policy.AdmitInput{
 		Permitted: c.permitted, PermissionMessage: c.permMsg, Settings: c.settings.Effective, Rules: c.rules,
-		Subject: map[string]any{"id": subject, "org_role": c.orgRole, "role": c.role},
-		Project: map[string]any{"org": c.ref.Org, "name": c.ref.Project, "teams": toAny(c.teams)},
-		Run:     run, Feature: "runtime",
+		Subject: c.subject, Project: c.project, Run: run, Feature: "runtime",
 	}), nil
 }
 
-// admission is what every admission check reads about the subject and the project.
+// admission is what every admission check reads about the subject and the project, all in one
+// snapshot.
 type admission struct {
-	ref       scope.Ref
 	permitted bool
 	permMsg   string
-	role      string
-	orgRole   string
-	teams     []string
+	subject   policy.RuleSubject
+	project   policy.RuleProject
 	settings  Settings
 	rules     []*policy.Program
 	missing   *policy.Admission // set when the project does not exist
@@ -71,45 +68,46 @@ func (c *admission) orMissing(err error) (policy.Admission, error) {
 	return *c.missing, nil
 }
 
+// admissionContext decides action on project for subject and, in the snapshot that decision reads,
+// reads the project's effective settings and rules and the subject's facts.
 func (e *Engine) admissionContext(ctx context.Context, subject, project, action string) (*admission, error) {
 	ref, err := scope.ParseFullProject(project)
 	if err != nil {
 		return nil, err
 	}
-	d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: project})
+	hit := e.settingsCache.lookup(settingsKey(ref, subject)) // Badger is read outside the snapshot
+	c := &admission{subject: policy.RuleSubject{ID: subject}, project: policy.RuleProject{Org: ref.Org, Name: ref.Project}}
+	var toDisk *settingsEntry
+	notFound := false
+	_, d, err := e.decide(ctx, Request{Subject: subject, Action: action, Resource: project}, nil, false, func(r store.Reader) error {
+		var err error
+		c.settings, c.rules, toDisk, err = e.settingsIn(r, ref, subject, hit)
+		if errors.Is(err, teamgate.ErrNotFound) {
+			notFound = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c.subject.OrgRole, _ = r.OrgRole(ref.Org, subject)
+		pv, _ := r.Project(ref.Org, ref.Project)
+		c.project.Teams = slices.Clone(pv.Project.Teams)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	c := &admission{ref: ref, permitted: d.Allowed, role: d.Role}
+	e.settingsCache.store(ref, subject, toDisk)
+	c.permitted, c.subject.Role = d.Allowed, d.Role
 	if !d.Allowed {
 		c.permMsg = action + " denied"
 		if len(d.Reasons) > 0 {
-			c.permMsg = d.Reasons[0].Code + ": " + d.Reasons[0].Message
+			c.permMsg = string(d.Reasons[0].Code) + ": " + d.Reasons[0].Message
 		}
 	}
-	c.settings, c.rules, err = e.settings(ref, subject)
-	if errors.Is(err, teamgate.ErrNotFound) {
+	if notFound {
 		c.missing = &policy.Admission{Queue: "", Presets: []string{},
 			Violations: []policy.Violation{{Field: "permission", Value: project, Message: c.permMsg}}}
-		return c, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	_ = e.dir.View(func(r store.Reader) error {
-		c.orgRole, _ = r.OrgRole(ref.Org, subject)
-		if pv, ok := r.Project(ref.Org, ref.Project); ok {
-			c.teams = slices.Clone(pv.Project.Teams)
-		}
-		return nil
-	})
 	return c, nil
-}
-
-func toAny(v []string) []any {
-	out := make([]any, len(v))
-	for i, s := range v {
-		out[i] = s
-	}
-	return out
 }

@@ -8,7 +8,6 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/teamgate/teamgate/rego"
-	"github.com/teamgate/teamgate/scope"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -29,37 +28,22 @@ func WithDecisionCache(size int) Option {
 }
 
 // cacheKey identifies a cacheable request: one without attributes (attributes make decisions
-// depend on more than the stamps below, so such requests are always evaluated).
+// depend on more than the facts the store tracks, so such requests are always evaluated).
 type cacheKey struct {
 	subject, action, resource, owner string
 }
 
-// maxDeps is the most stamps a decision depends on (org, member, team, project).
-const maxDeps = 4
-
-// cached is a decision with what it depends on: the policy it was made with and the stamp cells
-// of the org, the subject's memberships, the team and the project, with the values they held.
-// It is current exactly while the policy and every cell are unchanged.
+// cached is a decision with what it depends on: the policy it was made with and the Deps of the
+// snapshot that read its facts (store.Reader.Track records them as the facts are read; nothing
+// here knows which facts a decision reads). It is current exactly while the policy is in force
+// and the Deps are current — never once the store is closed.
 type cached struct {
 	dec    Decision
 	policy *rego.Policy
-	n      int
-	cells  [maxDeps]*atomic.Uint64
-	seen   [maxDeps]uint64
-	deps   []string // the stamp keys, kept only until the entry is written to Badger
+	deps   store.Deps
 }
 
-func (c *cached) current(p *rego.Policy) bool {
-	if c.policy != p {
-		return false
-	}
-	for i := range c.n {
-		if c.cells[i].Load() != c.seen[i] {
-			return false
-		}
-	}
-	return true
-}
+func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.Current() }
 
 // decisionCache is the bounded in-memory tier. The LRU is safe for concurrent use; entries are
 // immutable once stored.
@@ -76,43 +60,6 @@ func newDecisionCache(size int) *decisionCache {
 	return &decisionCache{lru: l}
 }
 
-// captureDeps records, inside the snapshot that read the facts, the stamps a decision on q
-// depends on, and returns their keys.
-func captureDeps(r store.Reader, q *query, e *cached) []string {
-	keys := make([]string, 0, maxDeps)
-	add := func(key string) {
-		c := r.Stamp(key)
-		e.cells[e.n], e.seen[e.n] = c, c.Load()
-		e.n++
-		keys = append(keys, key)
-	}
-	subject := q.req.Subject
-	switch q.res.Kind {
-	case scope.KindProject:
-		ref := q.res.Ref
-		add("o/" + ref.Org)
-		add("m/" + ref.Org + "/" + subject)
-		add("p/" + ref.Org + "/" + ref.Project)
-		if ref.Team != "" {
-			add("t/" + ref.Org + "/" + ref.Team)
-		}
-	default:
-		o := q.res.Owner
-		add("o/" + o.Org)
-		add("m/" + o.Org + "/" + subject)
-		if o.Team != "" {
-			add("t/" + o.Org + "/" + o.Team)
-		}
-	}
-	return keys
-}
-
-// stampSource is what the Badger tier needs to check an entry's dependencies outside a
-// snapshot (store.Store implements it).
-type stampSource interface {
-	Stamp(key string) *atomic.Uint64
-}
-
 // diskKey is the Badger key of a request's entry (below the store's cache prefix). Only
 // requests that were decided are stored, and their parts are slugs, references and action names,
 // none of which holds a NUL byte.
@@ -120,18 +67,14 @@ func diskKey(k cacheKey) string {
 	return "decision/" + k.subject + "\x00" + k.action + "\x00" + k.resource + "\x00" + k.owner
 }
 
-// encodeEntry writes an entry as the Badger tier stores it: the policy fingerprint, each stamp
-// the decision depends on with the value seen, and the decision (length-prefixed strings and
-// uvarints; compact and several times faster to read than JSON).
-func encodeEntry(fingerprint string, deps []string, seen []uint64, d Decision) []byte {
+// encodeEntry writes an entry as the Badger tier stores it: the policy fingerprint, the Deps
+// (their own encoding) and the decision (length-prefixed strings and uvarints; compact and
+// several times faster to read than JSON).
+func encodeEntry(fingerprint string, deps *store.Deps, d Decision) []byte {
 	b := make([]byte, 0, 128)
 	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
 	str(fingerprint)
-	b = binary.AppendUvarint(b, uint64(len(deps)))
-	for i, k := range deps {
-		str(k)
-		b = binary.AppendUvarint(b, seen[i])
-	}
+	b, _ = deps.AppendBinary(b) // never fails
 	if d.Allowed {
 		b = append(b, 1)
 	} else {
@@ -140,7 +83,7 @@ func encodeEntry(fingerprint string, deps []string, seen []uint64, d Decision) [
 	str(d.Role)
 	b = binary.AppendUvarint(b, uint64(len(d.Reasons)))
 	for _, r := range d.Reasons {
-		str(r.Code)
+		str(string(r.Code))
 		str(r.Message)
 	}
 	return b
@@ -183,34 +126,24 @@ func (e *Engine) fromDisk(k cacheKey, p *rego.Policy) (*cached, bool) {
 	if !ok {
 		return nil, false
 	}
-	c, ok := decodeEntry(raw, p, e.stamps)
+	c, ok := decodeEntry(raw, p, e.disk)
 	if !ok || !c.current(p) {
 		return nil, false
 	}
 	return c, true
 }
 
-// decodeEntry reads encodeEntry's format for policy p; it fails on another policy's entry or any
-// malformed input.
-func decodeEntry(raw []byte, p *rego.Policy, stamps stampSource) (*cached, bool) {
+// decodeEntry reads encodeEntry's format for policy p, binding the Deps to disk's stamps; it fails
+// on another policy's entry or any malformed input.
+func decodeEntry(raw []byte, p *rego.Policy, disk PersistentCache) (*cached, bool) {
 	r := &entryReader{b: raw}
 	if r.str() != p.Fingerprint() || r.err != nil {
 		return nil, false
 	}
-	n := r.uvarint()
-	if r.err != nil || n > maxDeps {
-		return nil, false
-	}
-	c := &cached{policy: p, n: int(n)}
-	for i := range c.n {
-		key := r.str()
-		c.seen[i] = r.uvarint()
-		if r.err != nil {
-			return nil, false
-		}
-		c.cells[i] = stamps.Stamp(key)
-	}
-	if len(r.b) == 0 {
+	c := &cached{policy: p}
+	var err error
+	c.deps, r.b, err = disk.DecodeDeps(r.b)
+	if err != nil || len(r.b) == 0 {
 		return nil, false
 	}
 	c.dec.Allowed = r.b[0] == 1
@@ -222,7 +155,7 @@ func decodeEntry(raw []byte, p *rego.Policy, stamps stampSource) (*cached, bool)
 	}
 	c.dec.Reasons = make([]Reason, 0, nr)
 	for range nr {
-		c.dec.Reasons = append(c.dec.Reasons, Reason{Code: r.str(), Message: r.str()})
+		c.dec.Reasons = append(c.dec.Reasons, Reason{Code: rego.Code(r.str()), Message: r.str()})
 	}
 	if r.err != nil {
 		return nil, false
@@ -231,9 +164,9 @@ func decodeEntry(raw []byte, p *rego.Policy, stamps stampSource) (*cached, bool)
 }
 
 // toDisk stores an entry in the Badger tier without waiting for the write.
-func (e *Engine) toDisk(k cacheKey, c *cached, deps []string) {
+func (e *Engine) toDisk(k cacheKey, c *cached) {
 	if e.disk == nil {
 		return
 	}
-	e.disk.CachePut(diskKey(k), encodeEntry(c.policy.Fingerprint(), deps, c.seen[:c.n], c.dec))
+	e.disk.CachePut(diskKey(k), encodeEntry(c.policy.Fingerprint(), &c.deps, c.dec))
 }

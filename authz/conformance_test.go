@@ -11,6 +11,7 @@ import (
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -66,7 +67,7 @@ func checkAuthorizeCorpus(t *testing.T, pass string, eng *authz.Engine, cases []
 		require.Equal(t, c.Allowed, d.Allowed, "%s: %+v", name, d)
 		require.Equal(t, c.Role, d.Role, "%s: %+v", name, d)
 		if c.Reason != "" {
-			require.True(t, d.Has(c.Reason), "%s: want reason %s in %+v", name, c.Reason, d.Reasons)
+			require.True(t, d.Has(rego.Code(c.Reason)), "%s: want reason %s in %+v", name, c.Reason, d.Reasons)
 		}
 		require.NotZero(t, d.Revision, name)
 	}

@@ -14,7 +14,8 @@
 // everyone. Every other outcome is a Decision whose Reasons carry stable codes (org_override,
 // org_role, grant, team_role, own_run, extension_allow; not_org_member, restricted,
 // insufficient_role, destination_denied, not_found, not_in_scope, extension_deny, error;
-// feature_excluded on a bulk version listing, ReasonFeatureExcluded) and messages for people. A failed evaluation denies with reason "error" and is counted in Stats.
+// feature_excluded on a bulk version listing: the rego.Code constants) and messages for people.
+// A failed evaluation denies with reason "error" and is counted in Stats.
 //
 // Facts come from the store's in-memory indexes inside one consistent snapshot; the input is
 // built as an OPA ast.Value (no JSON round trip) and evaluated by a query prepared once.
@@ -25,32 +26,56 @@
 //
 // # Compiled path
 //
-// While the default policy is in force (no authors' modules or data), a request without
-// attributes is answered from a decision table (WithCompiledPath, default on). The default
-// policy's decision depends only on the action, whether the resource exists, the subject's org
-// role and grant, whether the project is restricted, and the subject's highest team role among
-// the project's effective teams (or in the team, for team actions). The table is keyed on exactly
-// those facts; each cell is computed once by evaluating the Rego policy on a canonical input with
-// those facts, and messages are rendered from the request's own facts. So the table is the
-// policy's own answer, not a re-implementation; a differential test compares it with full
-// evaluation on random directories and writes. Requests with attributes (own runs, transfers,
-// member management), Explain and customized policies always evaluate the Rego.
+// While the policy's rules are the default ones (authors' data of any kind, no modules), a
+// request without attributes is answered from the policy's decision table, rego.Table
+// (WithCompiledPath, default on). The default rules' decision depends only on the action, whether
+// the resource exists, the subject's org role and grant, whether the project is restricted, and
+// the subject's highest team role by data rank among the project's effective teams (or its role
+// in the team, for team actions); that is the table's key (rego.Key). Each cell is computed once
+// by evaluating the Rego policy, with its data, on a canonical input with those facts, and
+// messages are rendered from the request's own facts. So the table is the policy's own answer,
+// not a re-implementation; an exhaustive test in package rego compares every cell with full
+// evaluation, and a differential test here compares both paths on random directories and writes.
+// Requests with attributes (own runs, transfers, member management), Explain and policies with
+// authors' modules always evaluate the Rego.
+//
+// # Policy input
+//
+// The facts of a request reach the policy as a typed rego.Input (subject, action, resource,
+// attributes, and for runs.transfer the destination's subject and resource facts, so the one
+// role rule applies to them). Package authz imports no OPA package. Attributes are converted once
+// by rego.NewAttributes: too deep (a self-referencing map included), too big or not JSON-like is
+// an error matching teamgate.ErrInvalid. Reason codes are rego.Code constants.
+//
+// # Explain
+//
+// Explain always evaluates the full policy and narrates the facts, including how a project's
+// effective teams came about: "project teams [engineering] ∩ policy research-only teams
+// [research] = [] → restricted", or "no restriction" for an open project, for the resource and
+// a runs.transfer destination.
 //
 // # Decision cache
 //
-// Decisions on requests without attributes are cached — unless an author's module calls a
-// built-in OPA marks non-deterministic (time.now_ns, http.send, …), whose answers no stamp can
+// Decisions on requests without attributes are cached — unless the policy is not
+// rego.Policy.Deterministic (a module names a built-in OPA marks non-deterministic, such as
+// time.now_ns or uuid.rfc4122, anywhere, `with` modifiers included), whose answers no stamp can
 // track — in two tiers: a bounded in-memory LRU (WithDecisionCache, default 100,000 entries; 0
-// turns caching off) and, for an on-disk store, Badger (entries survive a restart and expire
-// after a day). Each entry records the policy it was
-// made with (its fingerprint, in Badger) and the store's revision stamps of what it read: the
-// org, the subject's membership and team roles in it, the team of a team-space reference, and
-// the project (its record, grants, policy and effective teams). An entry is served only while all
-// of them are unchanged; Apply bumps and stores the stamps it touches before it returns. So no
+// turns caching off) and, when the Directory is a PersistentCache that persists (an on-disk
+// store), Badger (entries survive a restart and expire after a day).
+//
+// What an entry depends on is not listed here: it is a by-product of reading. The snapshot that
+// reads a decision's facts is a tracking store.Reader (Reader.Track), which records the stamp of
+// every fact it serves; the resulting store.Deps is stored with the decision and the policy it
+// was made with (in Badger: the policy's fingerprint and the encoded Deps, decoded against the
+// reopened store's stamps). An entry is served only while the policy is in force and its Deps are
+// current — Apply bumps the stamps of everything it touches before it returns, and a closed
+// store has no current Deps. The contract "every fact a Reader serves has a stamp that every write
+// changing it bumps" is the store's, enforced by a test over every Reader accessor. So no
 // decision made before a write is served after the write returns if the write could change it,
-// and an unrelated write evicts nothing. A differential test interleaves random writes and
-// checks against an uncached engine; another restarts the store between a write and a read.
-// An in-memory hit costs about 100 ns and no allocation, a Badger hit about 5 µs.
+// an unrelated write evicts nothing, and after Close nothing is served: every Engine call fails
+// with teamgate.ErrClosed. A differential test interleaves random writes and checks against an
+// uncached engine; another restarts the store between a write and a read. An in-memory hit costs
+// about 100 ns and no allocation, a Badger hit about 5 µs.
 //
 // # Listing
 //
@@ -78,9 +103,10 @@
 //   - `teamgate check` answers an invalid single request on its JSON line and exits 0, like a
 //     batch line (SPEC §11); usage and data-file errors exit non-zero.
 //   - Deny-list sources that combine a policy and the project read "policy:NAME∪project".
-//   - Effective settings are cached in Badger under a key holding the project's revision (any
-//     write to the project, its policy or its org's defaults changes it), so no stale entry is
-//     ever read; entries expire after a day.
+//   - Effective settings are cached the same way (memory, then Badger; entries expire after a
+//     day), with the Deps of the read that merged them: any write to the project, its policy or
+//     its org's defaults makes an entry stale. An entry is checked inside the snapshot that uses
+//     it, so admission reads its decision, settings, rules and subject facts in one snapshot.
 //
 // An Engine is safe for concurrent use.
 package authz

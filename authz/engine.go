@@ -2,12 +2,12 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync/atomic"
-
-	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
@@ -16,14 +16,44 @@ import (
 )
 
 // Directory is what the engine needs from a store: consistent snapshots, revisions and writes.
+// *store.Store implements it, and so does anything that serves the store's Readers (a wrapper, a
+// replica). Every read goes through View; what a cached answer depends on is what its View's
+// Reader recorded (store.Reader.Track), so a Directory has nothing else to say about caching.
+// A closed Directory's View fails with teamgate.ErrClosed, and the Deps it recorded are never
+// current again, so every Engine call then fails with teamgate.ErrClosed.
 type Directory interface {
+	// View runs fn with a consistent snapshot.
 	View(fn func(r store.Reader) error) error
+	// Revision is the revision of the last committed write.
 	Revision() uint64
+	// WaitRevision blocks until the directory has reached rev (teamgate.ErrStale when ctx ends).
 	WaitRevision(ctx context.Context, rev uint64) error
+	// Apply commits changes as one atomic batch and returns the new revision.
 	Apply(ctx context.Context, changes ...store.Change) (uint64, error)
 }
 
-var _ Directory = (*store.Store)(nil)
+// PersistentCache is an optional capability of a Directory: a key-value cache kept beside the
+// directory that survives a restart, with the directory's stamps to check what a cached value
+// depended on (store.Deps) after the restart. New checks for it once: when the Directory has it
+// and Persistent reports true, the decision cache and the effective-settings cache keep a second
+// tier there (an in-memory directory's cache would only duplicate their in-memory tiers).
+// *store.Store implements it.
+type PersistentCache interface {
+	// Persistent reports whether values survive a restart.
+	Persistent() bool
+	// CacheGet returns the value under key; false when there is none or the cache is closed.
+	CacheGet(key string) ([]byte, bool)
+	// CachePut stores val under key; a lost write is only a future miss.
+	CachePut(key string, val []byte)
+	// DecodeDeps reads an encoded store.Deps (from data's start) back against the directory's
+	// current stamps and returns the bytes after it.
+	DecodeDeps(data []byte) (store.Deps, []byte, error)
+}
+
+var (
+	_ Directory       = (*store.Store)(nil)
+	_ PersistentCache = (*store.Store)(nil)
+)
 
 // Option configures New.
 type Option func(*config) error
@@ -70,6 +100,17 @@ func WithData(doc map[string]any) Option {
 	}
 }
 
+// WithCompiledPath turns the compiled decision path on or off. Default on: while the policy's
+// rules are the default ones (authors' data of any kind, no modules), a request without
+// attributes is answered from the policy's decision table (rego.Table), computed from the Rego
+// policy itself.
+func WithCompiledPath(enabled bool) Option {
+	return func(c *config) error {
+		c.noCompiled = !enabled
+		return nil
+	}
+}
+
 // WithLogger receives evaluation errors. Default: discarded.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
@@ -86,13 +127,13 @@ type Engine struct {
 	policy atomic.Pointer[rego.Policy]
 
 	settingsCache *settingsCache
-	decisions     *decisionCache                // nil when turned off
-	compiled      bool                          // the compiled path is on (WithCompiledPath)
-	table         atomic.Pointer[decisionTable] // nil while the policy in force has no table
-	disk          persistentCache               // the decision cache's Badger tier; nil without one
-	stamps        stampSource                   // non-nil when disk is
+	decisions     *decisionCache  // nil when turned off
+	compiled      bool            // the policy's decision table may answer (WithCompiledPath)
+	disk          PersistentCache // the Directory's, when persistent; nil otherwise
 
 	evalErrors atomic.Uint64
+	evaluated  atomic.Uint64 // decisions made by full evaluation of the request's input
+	compiledN  atomic.Uint64 // decisions answered by the compiled path's decision table
 }
 
 // New builds an engine over dir with the default policy plus the options' modules and data.
@@ -116,12 +157,11 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	if !c.cacheSet {
 		c.cacheSize = DefaultDecisionCacheSize
 	}
-	e := &Engine{dir: dir, log: c.logger, settingsCache: newSettingsCache(dir), decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled}
-	if stamps, ok := dir.(stampSource); ok && e.decisions != nil {
-		if disk := diskTier(dir); disk != nil {
-			e.disk, e.stamps = disk, stamps
-		}
+	e := &Engine{dir: dir, log: c.logger, decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled}
+	if pc, ok := dir.(PersistentCache); ok && pc.Persistent() {
+		e.disk = pc
 	}
+	e.settingsCache = newSettingsCache(e.disk)
 	e.setPolicy(p)
 	return e, nil
 }
@@ -137,17 +177,8 @@ func (e *Engine) SetPolicy(ctx context.Context, modules []rego.Module, data ...m
 	return nil
 }
 
-// setPolicy swaps the policy and its decision table: a table only for the default policy, whose
-// rules read nothing but the role facts the table is keyed on. Listings ask the table whenever
-// there is one; Authorize uses it only while the compiled path is on.
-func (e *Engine) setPolicy(p *rego.Policy) {
-	var t *decisionTable
-	if !p.Customized() {
-		t = &decisionTable{policy: p}
-	}
-	e.table.Store(t)
-	e.policy.Store(p)
-}
+// setPolicy swaps the policy; its decision table comes with it.
+func (e *Engine) setPolicy(p *rego.Policy) { e.policy.Store(p) }
 
 // Directory returns the directory the engine reads.
 func (e *Engine) Directory() Directory { return e.dir }
@@ -161,11 +192,16 @@ type Stats struct {
 	CacheHits     uint64 // decisions served from the in-memory decision cache
 	CacheDiskHits uint64 // decisions served from the decision cache's Badger tier
 	CacheMisses   uint64 // cacheable decisions that had to be evaluated
+	// Every decision not served from the cache is made on exactly one path: Evaluated counts
+	// full Rego evaluations of the request's input (explanations included), Compiled the
+	// decisions the compiled path's decision table answered.
+	Evaluated uint64
+	Compiled  uint64
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	s := Stats{EvalErrors: e.evalErrors.Load()}
+	s := Stats{EvalErrors: e.evalErrors.Load(), Evaluated: e.evaluated.Load(), Compiled: e.compiledN.Load()}
 	if e.decisions != nil {
 		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits.Load(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
 	}
@@ -196,7 +232,7 @@ type Decision struct {
 }
 
 // Has reports whether the decision carries a reason with this code.
-func (d Decision) Has(code string) bool {
+func (d Decision) Has(code rego.Code) bool {
 	return slices.ContainsFunc(d.Reasons, func(r Reason) bool { return r.Code == code })
 }
 
@@ -206,16 +242,16 @@ func (d Decision) Has(code string) bool {
 // error.
 //
 // Decisions on requests without attributes are cached in memory (WithDecisionCache). A cached
-// decision is served only while the policy and everything it depended on — the org, the
-// subject's org and team memberships there, the team and the project with its grants, policy
-// and effective teams — are unchanged, so after a write returns no decision made before it is
-// served if the write could change it, and an unrelated write evicts nothing. A served
-// decision's Revision is the store's current revision. Decision.Reasons may be shared with the
-// cache: do not modify it.
+// decision is served only while the policy and every fact its snapshot served (as the store
+// recorded them; see the package doc) are unchanged, so after a write returns no decision made
+// before it is served if the write could change it, and an unrelated write evicts nothing. A
+// served decision's Revision is the store's current revision. Decision.Reasons may be shared
+// with the cache: do not modify it. Once the store is closed, no cached decision is served:
+// Authorize fails with teamgate.ErrClosed.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		_, _, d, err := e.decide(ctx, req, nil, false)
+		_, d, err := e.decide(ctx, req, nil, false)
 		return d, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -242,96 +278,99 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	_, _, d, err := e.decide(ctx, req, entry, false)
-	if err == nil && entry.policy != nil && !d.Has("error") {
-		deps := entry.deps
-		entry.deps = nil
+	_, d, err := e.decide(ctx, req, entry, false)
+	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.lru.Add(key, entry)
-		e.toDisk(key, entry, deps)
+		e.toDisk(key, entry)
 	}
 	return d, err
 }
 
 // decide validates req, reads its facts in one snapshot and evaluates the policy. With a non-nil
-// entry it also captures, in the same snapshot, what the decision depends on and fills entry.
+// entry it also records, in the same snapshot, what the decision depends on and fills entry.
+// also (at most one) reads more facts in the same snapshot, after the decision's (admission).
 //
-// With explain set it always evaluates the full policy on the request's own input (which it
-// returns); otherwise the compiled path may answer.
-func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool) (*query, ast.Value, Decision, error) {
+// With explain set it always evaluates the full policy on the request's own input and also
+// reads how the effective teams came about; otherwise the decision table may answer.
+func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, Decision{}, err
+		return nil, Decision{}, err
 	}
 	p := e.policy.Load()
 	q, err := e.prepare(p, req)
 	if err != nil {
-		return nil, nil, Decision{}, err
+		return nil, Decision{}, err
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return nil, nil, Decision{}, err
+			return nil, Decision{}, err
 		}
 	}
-	table := e.table.Load()
-	compiled := e.compiled && !explain && table != nil && table.policy == p && len(req.Attributes) == 0 && q.dest == nil
-	var in ast.Value
-	var abs abstract
+	table := p.Table()
+	compiled := !explain && e.compiled && table != nil && q.in.Attributes.Len() == 0 && q.dest == nil
+	var key rego.Key
 	var rev uint64
 	if err := e.dir.View(func(r store.Reader) error {
+		if entry != nil {
+			r = r.Track(&entry.deps) // what the decision depends on is what this snapshot serves
+		}
 		rev = r.Revision()
 		teamRoles := q.readFacts(r)
 		if compiled {
-			abs = abstractOf(q, teamRoles)
+			key = q.key(p, teamRoles)
 		} else {
-			in = q.input(r, teamRoles)
+			q.in.Subject.TeamRoles = maps.Clone(teamRoles) // the store's map outlives no snapshot
+			if q.dest != nil {
+				q.readDestination(r)
+			}
 		}
-		if entry != nil {
-			entry.deps = captureDeps(r, q, entry)
+		if explain {
+			q.origin = teamsOrigin(r, q.res.Ref, q.in.Resource)
+			if q.dest != nil {
+				q.destOrigin = teamsOrigin(r, *q.dest, q.in.Destination.Resource)
+			}
+		}
+		for _, f := range also {
+			if err := f(r); err != nil {
+				return err
+			}
 		}
 		return nil
 	}); err != nil {
-		return nil, nil, Decision{}, err
+		return nil, Decision{}, err
 	}
 	var d Decision
 	if compiled {
-		d = e.fromTable(ctx, table, q, abs, rev)
+		e.compiledN.Add(1)
+		d = e.fromTable(ctx, table, q, key, rev)
 	} else {
-		d = e.eval(ctx, p, q, in, rev)
+		e.evaluated.Add(1)
+		d = e.eval(ctx, p, q, rev)
 	}
 	if entry != nil {
 		entry.dec, entry.policy = d, p
 	}
-	return q, in, d, nil
+	return q, d, nil
 }
 
-// fromTable answers from the compiled path, computing the cell by full evaluation of a
-// canonical input on first use.
-func (e *Engine) fromTable(ctx context.Context, t *decisionTable, q *query, a abstract, rev uint64) Decision {
-	v, ok := t.cells.Load(a)
-	if !ok {
-		d := e.eval(ctx, t.policy, q, canonicalInput(a, q.res.Kind), rev)
-		if d.Has("error") {
-			return d // not a property of the abstract: never stored
-		}
-		codes := make([]string, len(d.Reasons))
-		for i, r := range d.Reasons {
-			codes[i] = r.Code
-		}
-		v, _ = t.cells.LoadOrStore(a, verdict{allow: d.Allowed, role: d.Role, codes: codes})
+// fromTable answers from the policy's decision table; messages are rendered from the request's
+// own facts.
+func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.Key, rev uint64) Decision {
+	v, err := t.Verdict(ctx, k)
+	if err != nil {
+		return e.failed(err, rev)
 	}
-	vd := v.(verdict)
-	d := Decision{Allowed: vd.allow, Role: vd.role, Revision: rev, Reasons: make([]Reason, len(vd.codes))}
-	for i, c := range vd.codes {
-		d.Reasons[i] = Reason{Code: c, Message: q.message(c, vd.role)}
+	d := Decision{Allowed: v.Allow, Role: v.Role, Revision: rev, Reasons: make([]Reason, len(v.Codes))}
+	for i, c := range v.Codes {
+		d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role)}
 	}
 	return d
 }
 
-func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, in ast.Value, rev uint64) Decision {
-	res, err := p.Eval(ctx, in)
+func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64) Decision {
+	res, err := p.Eval(ctx, &q.in)
 	if err != nil {
-		e.evalErrors.Add(1)
-		e.log.Warn("teamgate: evaluation failed; denying", "error", err)
-		return Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: "error", Message: "evaluation failed (denied): " + err.Error()}}}
+		return e.failed(err, rev)
 	}
 	if res.Reasons == nil {
 		res.Reasons = []Reason{}
@@ -344,6 +383,13 @@ func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, in ast.Valu
 	return Decision{Allowed: res.Allow, Role: res.Role, Reasons: res.Reasons, Revision: rev}
 }
 
+// failed is the deny of an evaluation that failed, counted and logged.
+func (e *Engine) failed(err error, rev uint64) Decision {
+	e.evalErrors.Add(1)
+	e.log.Warn("teamgate: evaluation failed; denying", "error", err)
+	return Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: rego.CodeError, Message: "evaluation failed (denied): " + err.Error()}}}
+}
+
 // BatchResult is one answer of AuthorizeBatch.
 type BatchResult struct {
 	Decision Decision
@@ -351,7 +397,8 @@ type BatchResult struct {
 }
 
 // AuthorizeBatch decides many requests, one result each, in order. An error in one request does
-// not stop the others; the returned error is only for the context ending.
+// not stop the others; the returned error is only for the context ending or the store being
+// closed (teamgate.ErrClosed), which stop the batch.
 func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchResult, error) {
 	out := make([]BatchResult, len(reqs))
 	for i, r := range reqs {
@@ -359,18 +406,24 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchRes
 			return out, err
 		}
 		out[i].Decision, out[i].Err = e.Authorize(ctx, r)
+		if errors.Is(out[i].Err, teamgate.ErrClosed) {
+			return out, out[i].Err
+		}
 	}
 	return out, nil
 }
 
 // query is a validated request, ready to read its facts.
 type query struct {
-	req   Request
-	spec  rego.ActionSpec
-	res   scope.Resource
-	dest  *scope.Ref   // runs.transfer destination, when given
-	attrs ast.Value    // nil when the request has no attributes
-	facts projectFacts // what readFacts read, for messages
+	req  Request
+	spec rego.ActionSpec
+	res  scope.Resource
+	dest *scope.Ref // runs.transfer destination, when given
+	// in is the policy input: attributes from prepare; subject and resource from readFacts
+	// (team roles only when the full policy is evaluated); destination from readDestination.
+	in rego.Input
+	// How the effective teams of the resource and destination came about (Explain only).
+	origin, destOrigin *origin
 }
 
 // prepare validates a request without touching the store.
@@ -390,7 +443,7 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 		}
 		ctxOwner = o
 	}
-	res, err := scope.ParseResource(scope.Kind(spec.Kind), req.Resource, ctxOwner)
+	res, err := scope.ParseResource(spec.Kind, req.Resource, ctxOwner)
 	if err != nil {
 		return nil, fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
 	}
@@ -420,172 +473,103 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 			q.dest = &ref
 		}
 	}
-	if len(req.Attributes) > 0 {
-		v, err := ast.InterfaceToValue(req.Attributes)
-		if err != nil {
-			return nil, teamgate.Invalid("attributes", fmt.Sprint(req.Attributes), err.Error())
-		}
-		q.attrs = v
+	if q.in.Attributes, err = rego.NewAttributes(req.Attributes); err != nil {
+		return nil, err
 	}
+	q.in.Action = req.Action
 	return q, nil
 }
 
-func article(kind string) string {
-	if kind == "org" {
+func article(kind scope.Kind) string {
+	if kind == scope.KindOrg {
 		return "n org"
 	}
-	return " " + kind
+	return " " + string(kind)
 }
 
-// projectFacts are the facts of one project for the subject, as the policy's input takes them.
-type projectFacts struct {
-	exists     bool
-	missing    string
-	org, team  string
-	project    string
-	orgRole    string
-	grant      string
-	teamRoles  map[string]string
-	teams      []string
-	restricted bool
-}
-
-// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4).
-func resolveProject(r store.Reader, subject string, ref scope.Ref) projectFacts {
-	f := projectFacts{org: ref.Org, team: ref.Team, project: ref.Project, orgRole: "none"}
+// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4). The
+// subject's team roles are the store's map: valid only inside the snapshot.
+func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject, rego.Resource) {
+	s := rego.Subject{ID: subject, OrgRole: "none"}
+	f := rego.Resource{Kind: scope.KindProject, Org: ref.Org, Team: ref.Team, Project: ref.Project, Teams: []string{}}
 	if _, ok := r.Org(ref.Org); !ok {
-		f.missing = "org " + ref.Org + " does not exist"
-		return f
+		f.Missing = "org " + ref.Org + " does not exist"
+		return s, f
 	}
 	if ref.Team != "" {
 		if _, ok := r.Team(ref.Org, ref.Team); !ok {
-			f.missing = "team " + ref.Org + "/" + ref.Team + " does not exist"
-			return f
+			f.Missing = "team " + ref.Org + "/" + ref.Team + " does not exist"
+			return s, f
 		}
 	}
 	pv, ok := r.Project(ref.Org, ref.Project)
 	if !ok {
-		f.missing = "project " + ref.Org + "/" + ref.Project + " does not exist"
-		return f
+		f.Missing = "project " + ref.Org + "/" + ref.Project + " does not exist"
+		return s, f
 	}
 	if ref.Team != "" && !slices.Contains(pv.Teams.Values, ref.Team) {
-		f.missing = "project " + ref.Project + " is not in team space " + ref.Org + "/" + ref.Team
-		return f
+		f.Missing = "project " + ref.Project + " is not in team space " + ref.Org + "/" + ref.Team
+		return s, f
 	}
-	f.exists = true
+	f.Exists = true
 	if role, ok := r.OrgRole(ref.Org, subject); ok {
-		f.orgRole = role
+		s.OrgRole = role
 	}
 	if g, ok := pv.Project.Grants[subject]; ok {
-		f.grant = g.Role
+		s.Grant = g.Role
 	}
-	f.teamRoles = r.TeamRoles(ref.Org, subject)
-	f.teams = pv.Teams.Values
-	f.restricted = pv.Teams.Restricted
-	return f
-}
-
-func (f projectFacts) value() ast.Object {
-	return ast.NewObject(
-		ast.Item(ast.StringTerm("exists"), ast.BooleanTerm(f.exists)),
-		ast.Item(ast.StringTerm("missing"), ast.StringTerm(f.missing)),
-		ast.Item(ast.StringTerm("kind"), ast.StringTerm("project")),
-		ast.Item(ast.StringTerm("org"), ast.StringTerm(f.org)),
-		ast.Item(ast.StringTerm("team"), ast.StringTerm(f.team)),
-		ast.Item(ast.StringTerm("project"), ast.StringTerm(f.project)),
-		ast.Item(ast.StringTerm("teams"), stringsTerm(f.teams)),
-		ast.Item(ast.StringTerm("restricted"), ast.BooleanTerm(f.restricted)),
-	)
-}
-
-func stringsTerm(v []string) *ast.Term {
-	terms := make([]*ast.Term, len(v))
-	for i, s := range v {
-		terms[i] = ast.StringTerm(s)
+	s.TeamRoles = r.TeamRoles(ref.Org, subject)
+	if pv.Teams.Values != nil {
+		f.Teams = pv.Teams.Values
 	}
-	return ast.ArrayTerm(terms...)
+	f.Restricted = pv.Teams.Restricted
+	return s, f
 }
 
-func rolesTerm(m map[string]string) *ast.Term {
-	items := make([][2]*ast.Term, 0, len(m))
-	for k, v := range m {
-		items = append(items, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
-	}
-	return ast.ObjectTerm(items...)
-}
-
-func subjectTerm(id, orgRole, grant string, teamRoles map[string]string) *ast.Term {
-	return ast.ObjectTerm(
-		ast.Item(ast.StringTerm("id"), ast.StringTerm(id)),
-		ast.Item(ast.StringTerm("org_role"), ast.StringTerm(orgRole)),
-		ast.Item(ast.StringTerm("grant"), ast.StringTerm(grant)),
-		ast.Item(ast.StringTerm("team_roles"), rolesTerm(teamRoles)),
-	)
-}
-
-// readFacts resolves the resource and reads the subject's facts into q.facts. It returns the
+// readFacts resolves the resource and reads the subject's facts into q.in. It returns the
 // subject's team roles in the org: the store's map, valid only inside the snapshot.
 func (q *query) readFacts(r store.Reader) map[string]string {
 	subject := q.req.Subject
 	if q.res.Kind == scope.KindProject {
-		f := resolveProject(r, subject, q.res.Ref)
-		roles := f.teamRoles
-		f.teamRoles = nil // the store's map: not to be read once the snapshot is released
-		q.facts = f
+		s, f := resolveProject(r, subject, q.res.Ref)
+		roles := s.TeamRoles
+		s.TeamRoles = nil
+		q.in.Subject, q.in.Resource = s, f
 		return roles
 	}
 	o := q.res.Owner
-	f := projectFacts{exists: true, org: o.Org, team: o.Team, orgRole: "none"}
+	f := rego.Resource{Kind: q.res.Kind, Org: o.Org, Team: o.Team, Teams: []string{}, Exists: true}
 	if _, ok := r.Org(o.Org); !ok {
-		f.exists, f.missing = false, "org "+o.Org+" does not exist"
+		f.Exists, f.Missing = false, "org "+o.Org+" does not exist"
 	} else if o.Team != "" {
 		if _, ok := r.Team(o.Org, o.Team); !ok {
-			f.exists, f.missing = false, "team "+o.Org+"/"+o.Team+" does not exist"
+			f.Exists, f.Missing = false, "team "+o.Org+"/"+o.Team+" does not exist"
 		}
 	}
+	s := rego.Subject{ID: subject, OrgRole: "none"}
 	if role, ok := r.OrgRole(o.Org, subject); ok {
-		f.orgRole = role
+		s.OrgRole = role
 	}
-	q.facts = f
+	q.in.Subject, q.in.Resource = s, f
 	return r.TeamRoles(o.Org, subject)
 }
 
-// input builds the policy input (rego/README.md) from the facts readFacts read, inside the same
-// snapshot.
-func (q *query) input(r store.Reader, teamRoles map[string]string) ast.Value {
-	f := q.facts
-	subj := subjectTerm(q.req.Subject, f.orgRole, f.grant, teamRoles)
-	var resource, dest *ast.Term
-	if q.res.Kind == scope.KindProject {
-		resource = ast.NewTerm(f.value())
-		if q.dest != nil {
-			d := resolveProject(r, q.req.Subject, *q.dest)
-			obj := d.value()
-			obj.Insert(ast.StringTerm("org_role"), ast.StringTerm(d.orgRole))
-			obj.Insert(ast.StringTerm("grant"), ast.StringTerm(d.grant))
-			obj.Insert(ast.StringTerm("team_roles"), rolesTerm(d.teamRoles))
-			dest = ast.NewTerm(obj)
-		}
-	} else {
-		resource = ast.ObjectTerm(
-			ast.Item(ast.StringTerm("kind"), ast.StringTerm(string(q.res.Kind))),
-			ast.Item(ast.StringTerm("org"), ast.StringTerm(f.org)),
-			ast.Item(ast.StringTerm("team"), ast.StringTerm(f.team)),
-			ast.Item(ast.StringTerm("exists"), ast.BooleanTerm(f.exists)),
-			ast.Item(ast.StringTerm("missing"), ast.StringTerm(f.missing)),
-		)
+// readDestination reads the subject's facts on the runs.transfer destination into q.in.
+func (q *query) readDestination(r store.Reader) {
+	s, f := resolveProject(r, q.req.Subject, *q.dest)
+	s.TeamRoles = maps.Clone(s.TeamRoles)
+	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
+}
+
+// key reduces the facts readFacts read (inside the snapshot) to the decision table's key.
+func (q *query) key(p *rego.Policy, teamRoles map[string]string) rego.Key {
+	s, f := q.in.Subject, q.in.Resource
+	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, Restricted: f.Restricted}
+	switch q.res.Kind {
+	case scope.KindProject:
+		k.TeamRole = p.HighestRole(teamRoles, f.Teams)
+	case scope.KindTeam:
+		k.TeamRole = teamRoles[f.Team]
 	}
-	items := [][2]*ast.Term{
-		ast.Item(ast.StringTerm("subject"), subj),
-		ast.Item(ast.StringTerm("action"), ast.StringTerm(q.req.Action)),
-		ast.Item(ast.StringTerm("resource"), resource),
-		ast.Item(ast.StringTerm("attributes"), ast.NewTerm(q.attrs)),
-	}
-	if q.attrs == nil {
-		items[3] = ast.Item(ast.StringTerm("attributes"), ast.ObjectTerm())
-	}
-	if dest != nil {
-		items = append(items, ast.Item(ast.StringTerm("destination"), dest))
-	}
-	return ast.NewObject(items...)
+	return k
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,12 +186,42 @@ func TestExplain(t *testing.T) {
 	x, err := eng.Explain(t.Context(), authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/nlp"})
 	require.NoError(t, err)
 	require.True(t, x.Decision.Allowed)
-	subj := x.Input["subject"].(map[string]any)
-	require.Equal(t, "viewer", subj["org_role"])
-	require.Equal(t, map[string]any{"engineering": "member", "research": "contributor"}, subj["team_roles"])
+	require.Equal(t, "viewer", x.Input.Subject.OrgRole)
+	require.Equal(t, map[string]string{"engineering": "member", "research": "contributor"}, x.Input.Subject.TeamRoles)
 	require.Contains(t, x.Path[len(x.Path)-1], "decision: allow, role contributor")
 	_, err = eng.Explain(t.Context(), authz.Request{Subject: "vera", Action: "x", Resource: "acme/nlp"})
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
+}
+
+// TestExplainEffectiveTeams checks that Explain shows how a project's effective teams came
+// about: its teams narrowed by its policy's, naming the policy, for the resource and for a
+// runs.transfer destination.
+func TestExplainEffectiveTeams(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	for _, c := range []struct {
+		req  authz.Request
+		want string
+	}{
+		{authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/labs"},
+			"effective teams: project teams [engineering] ∩ policy research-only teams [research] = [] → restricted to no team"},
+		{authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/vision"},
+			"effective teams: project teams [engineering]; policy gpu-policy restricts no teams = [engineering] → restricted"},
+		{authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/nlp"},
+			"effective teams: project teams [research engineering]; no policy = [engineering research] → restricted"},
+		{authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/open"},
+			"effective teams: project teams: none; no policy → no restriction"},
+		{authz.Request{Subject: "beth", Action: "runs.transfer", Resource: "acme/vision", Attributes: map[string]any{"destination": "acme/labs"}},
+			"destination effective teams: project teams [engineering] ∩ policy research-only teams [research] = [] → restricted"},
+	} {
+		x, err := eng.Explain(t.Context(), c.req)
+		require.NoError(t, err)
+		found := false
+		for _, step := range x.Path {
+			found = found || strings.HasPrefix(step, c.want)
+		}
+		require.True(t, found, "%+v: want a step %q in\n%s", c.req, c.want, strings.Join(x.Path, "\n"))
+	}
 }
 
 func TestSettingsFollowPolicyChanges(t *testing.T) {

@@ -3,66 +3,120 @@ package authz
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
-	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
+	"github.com/teamgate/teamgate/store"
 )
 
 // Explanation is a decision with the facts it was made from and the path to it, for people.
 type Explanation struct {
-	Request  Request        `json:"request"`
-	Input    map[string]any `json:"input"` // the policy input: the facts read from the store
-	Path     []string       `json:"path"`  // the steps from the facts to the decision
-	Decision Decision       `json:"decision"`
+	Request  Request    `json:"request"`
+	Input    rego.Input `json:"input"` // the policy input: the facts read from the store
+	Path     []string   `json:"path"`  // the steps from the facts to the decision
+	Decision Decision   `json:"decision"`
 }
 
-// Explain decides req like Authorize and also returns the facts used and the path to the
-// decision. It is meant for people (CLI explain, support tools), not for the hot path.
+// Explain decides req like Authorize, always by full evaluation of the policy, and also returns
+// the facts used and the path to the decision, including how the project's effective teams
+// came about (its teams narrowed by its policy's). It is meant for people (CLI explain, support
+// tools), not for the hot path.
 func (e *Engine) Explain(ctx context.Context, req Request) (Explanation, error) {
-	q, in, d, err := e.decide(ctx, req, nil, true)
+	q, d, err := e.decide(ctx, req, nil, true)
 	if err != nil {
 		return Explanation{}, err
 	}
-	facts, err := ast.JSON(in)
-	if err != nil {
-		return Explanation{}, err
+	return Explanation{Request: req, Input: q.in, Decision: d, Path: q.path(d)}, nil
+}
+
+// origin is how a project's effective teams came about: its own teams narrowed by the teams of
+// its policy (SPEC §6).
+type origin struct {
+	projectTeams []string
+	policy       string   // "" when the project has no policy
+	policyTeams  []string // empty when the policy does not restrict teams
+}
+
+// teamsOrigin reads a resolved project's teams and its policy's, inside the snapshot that read
+// its facts; nil when the project does not exist.
+func teamsOrigin(r store.Reader, ref scope.Ref, res rego.Resource) *origin {
+	if !res.Exists {
+		return nil
 	}
-	m, _ := facts.(map[string]any)
-	return Explanation{Request: req, Input: m, Decision: d, Path: path(q, m, d)}, nil
+	pv, ok := r.Project(ref.Org, ref.Project)
+	if !ok {
+		return nil
+	}
+	o := &origin{projectTeams: slices.Clone(pv.Project.Teams), policy: pv.Project.Policy}
+	if o.policy != "" {
+		if pol, ok := r.Policy(ref.Org, o.policy); ok {
+			o.policyTeams = slices.Clone(pol.Settings.Teams)
+		}
+	}
+	return o
+}
+
+// describe narrates the intersection that gave the effective teams of res.
+func (o *origin) describe(res rego.Resource) string {
+	proj := "project teams " + teamList(o.projectTeams)
+	if len(o.projectTeams) == 0 {
+		proj = "project teams: none"
+	}
+	pol := "no policy"
+	switch {
+	case o.policy != "" && len(o.policyTeams) > 0:
+		pol = "policy " + o.policy + " teams " + teamList(o.policyTeams)
+	case o.policy != "":
+		pol = "policy " + o.policy + " restricts no teams"
+	}
+	if !res.Restricted {
+		return "effective teams: " + proj + "; " + pol + " → no restriction (open to every org member by org role)"
+	}
+	op := " ∩ "
+	if len(o.projectTeams) == 0 || len(o.policyTeams) == 0 {
+		op = "; "
+	}
+	out := "effective teams: " + proj + op + pol + " = " + teamList(res.Teams) + " → restricted"
+	if len(res.Teams) == 0 {
+		out += " to no team (only grants, org owners and managers reach it)"
+	}
+	return out
 }
 
 // path narrates the facts in the order SPEC §4 uses them, then the policy's reasons.
-func path(q *query, in map[string]any, d Decision) []string {
-	res, _ := in["resource"].(map[string]any)
-	subj, _ := in["subject"].(map[string]any)
+func (q *query) path(d Decision) []string {
+	s, res := q.in.Subject, q.in.Resource
 	var out []string
 	add := func(f string, a ...any) { out = append(out, fmt.Sprintf(f, a...)) }
 	add("action %s takes a%s resource and needs %s", q.req.Action, article(q.spec.Kind), requirement(q))
-	if exists, _ := res["exists"].(bool); !exists {
-		add("resolve %s: %s", q.req.Resource, res["missing"])
+	if !res.Exists {
+		add("resolve %s: %s", q.req.Resource, res.Missing)
 	} else {
 		add("resolve %s: found", q.req.Resource)
-		if q.spec.Kind == "project" {
-			teams, _ := res["teams"].([]any)
-			if r, _ := res["restricted"].(bool); r {
-				add("project teams (narrowed by its policy): %v — restricted", teams)
-			} else {
-				add("project is open to the org (no team restriction)")
+		if q.origin != nil {
+			add("%s", q.origin.describe(res))
+		}
+	}
+	add("org role of %s: %s", q.req.Subject, s.OrgRole)
+	if s.Grant != "" {
+		add("grant on the project: %s (overrides the org role)", s.Grant)
+	}
+	if len(s.TeamRoles) > 0 {
+		add("team roles: %s", roleList(s.TeamRoles))
+	}
+	if dst := q.in.Destination; dst != nil {
+		if !dst.Resource.Exists {
+			add("destination %s: %s", q.dest, dst.Resource.Missing)
+		} else {
+			add("destination %s: found", q.dest)
+			if q.destOrigin != nil {
+				add("destination %s", q.destOrigin.describe(dst.Resource))
 			}
+			add("destination facts (the project role rule applies to them): org role %s, grant %q, team roles: %s",
+				dst.Subject.OrgRole, dst.Subject.Grant, roleList(dst.Subject.TeamRoles))
 		}
-	}
-	add("org role of %s: %v", q.req.Subject, subj["org_role"])
-	if g, _ := subj["grant"].(string); g != "" {
-		add("grant on the project: %s (overrides the org role)", g)
-	}
-	if tr, _ := subj["team_roles"].(map[string]any); len(tr) > 0 {
-		var parts []string
-		for k, v := range tr {
-			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
-		}
-		sort.Strings(parts)
-		add("team roles: %s", strings.Join(parts, " "))
 	}
 	for _, r := range d.Reasons {
 		add("%s: %s", r.Code, r.Message)
@@ -75,9 +129,21 @@ func path(q *query, in map[string]any, d Decision) []string {
 	return out
 }
 
+func roleList(roles map[string]string) string {
+	if len(roles) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(roles))
+	for k, v := range roles {
+		parts = append(parts, k+"="+v)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
+}
+
 func requirement(q *query) string {
 	if len(q.spec.OrgRoles) > 0 {
 		return "org role " + strings.Join(q.spec.OrgRoles, " or ")
 	}
-	return q.spec.Kind + " role " + q.spec.Role + " or higher"
+	return string(q.spec.Kind) + " role " + q.spec.Role + " or higher"
 }

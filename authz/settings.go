@@ -23,9 +23,9 @@ type Settings struct {
 // a non-empty user, that user's grant defaults apply. A project that does not exist (or is not
 // in the named team space) is an error matching teamgate.ErrNotFound.
 //
-// When the store can cache (store.Store can), results are cached in Badger under a key holding
-// the project's revision: any write to the project, its policy or its org's defaults changes that
-// revision, so a stale entry is never read.
+// Results are cached (in memory, and on disk when the Directory is a PersistentCache) with what
+// they were merged from: any write to the project, its policy or its org's defaults makes the
+// entry stale, so a stale entry is never served. Settings.Revision is the revision read at.
 func (e *Engine) EffectiveSettings(ctx context.Context, project, user string) (Settings, error) {
 	if err := ctx.Err(); err != nil {
 		return Settings{}, err
@@ -39,49 +39,33 @@ func (e *Engine) EffectiveSettings(ctx context.Context, project, user string) (S
 			return Settings{}, err
 		}
 	}
-	s, _, err := e.settings(ref, user)
-	return s, err
+	hit := e.settingsCache.lookup(settingsKey(ref, user))
+	var out Settings
+	var toDisk *settingsEntry
+	err = e.dir.View(func(r store.Reader) error {
+		var err error
+		out, _, toDisk, err = e.settingsIn(r, ref, user, hit)
+		return err
+	})
+	if err != nil {
+		return Settings{}, err
+	}
+	e.settingsCache.store(ref, user, toDisk)
+	return out, nil
 }
 
-// settings reads effective settings and the compiled rules of one project, through the cache.
-func (e *Engine) settings(ref scope.Ref, user string) (Settings, []*policy.Program, error) {
-	out := Settings{Project: ref.Org + "/" + ref.Project, User: user}
-	var rules []*policy.Program
-	var projRev uint64
-	err := e.dir.View(func(r store.Reader) error {
-		f := resolveProject(r, user, ref)
-		if !f.exists {
-			return &teamgate.NotFoundError{What: "project", Name: ref.String(), Reason: f.missing}
-		}
-		projRev = r.ProjectRevision(ref.Org, ref.Project)
-		out.Revision = r.Revision()
-		rules = r.Rules(ref.Org, ref.Project)
-		return nil
-	})
-	if err != nil {
-		return Settings{}, nil, err
+// settingsIn reads a project's effective settings (through the cache: hit is what lookup found)
+// and its compiled rules in r's snapshot. The entry to write to the disk tier, if any, is returned
+// for the caller to store once the View is over.
+func (e *Engine) settingsIn(r store.Reader, ref scope.Ref, user string, hit *settingsEntry) (Settings, []*policy.Program, *settingsEntry, error) {
+	_, f := resolveProject(r, user, ref)
+	if !f.Exists {
+		return Settings{}, nil, nil, &teamgate.NotFoundError{What: "project", Name: ref.String(), Reason: f.Missing}
 	}
-	key := settingsKey(out.Project, projRev, user)
-	if eff, ok := e.settingsCache.get(key); ok {
-		out.Effective = eff
-		return out, rules, nil
-	}
-	err = e.dir.View(func(r store.Reader) error {
-		if _, ok := r.Project(ref.Org, ref.Project); !ok {
-			return &teamgate.NotFoundError{What: "project", Name: ref.String()}
-		}
-		if rev := r.ProjectRevision(ref.Org, ref.Project); rev != projRev { // changed in between: read everything at the new revision
-			projRev, out.Revision, rules = rev, r.Revision(), r.Rules(ref.Org, ref.Project)
-			key = settingsKey(out.Project, projRev, user)
-		}
-		out.Effective, _ = r.Settings(ref.Org, ref.Project, user)
-		return nil
-	})
-	if err != nil {
-		return Settings{}, nil, err
-	}
-	e.settingsCache.put(key, out.Effective)
-	return out, rules, nil
+	out := Settings{Project: ref.Org + "/" + ref.Project, User: user, Revision: r.Revision()}
+	var toDisk *settingsEntry
+	out.Effective, toDisk = e.settingsCache.effective(r, ref, user, hit)
+	return out, r.Rules(ref.Org, ref.Project), toDisk, nil
 }
 
 type fieldJSON struct {

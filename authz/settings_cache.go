@@ -3,77 +3,95 @@ package authz
 import (
 	"encoding/json"
 	"slices"
-	"strconv"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/scope"
+	"github.com/teamgate/teamgate/store"
 )
 
 // settingsCacheSize bounds the in-memory tier of the effective-settings cache.
 const settingsCacheSize = 4096
 
-// persistentCache is the Badger tier (store.Store implements it).
-type persistentCache interface {
-	CacheGet(key string) ([]byte, bool)
-	CachePut(key string, val []byte)
-}
-
-// settingsCache caches effective settings in memory (bounded LRU) and in Badger. Keys hold the
-// project's revision, which every write to the project, its policy or its org's defaults bumps,
-// so an entry can never be stale. Values are never handed out: callers get clones.
+// settingsCache caches effective settings in memory (bounded LRU) and, when the Directory is a
+// PersistentCache, on disk. An entry keeps the Deps of the read that merged it and is served only
+// inside a snapshot in which they are current, so it equals what that snapshot would merge.
+// Values are never handed out: callers get clones.
 type settingsCache struct {
-	mem  *lru.Cache[string, policy.Effective]
-	disk persistentCache // nil when the directory cannot cache
+	mem  *lru.Cache[string, *settingsEntry]
+	disk PersistentCache // nil without a persistent tier
 }
 
-func newSettingsCache(dir Directory) *settingsCache {
-	mem, _ := lru.New[string, policy.Effective](settingsCacheSize) // only fails for size <= 0
-	c := &settingsCache{mem: mem}
-	c.disk = diskTier(dir)
-	return c
+type settingsEntry struct {
+	eff  policy.Effective
+	deps store.Deps
 }
 
-// diskTier returns the directory's Badger cache when it persists across restarts.
-func diskTier(dir Directory) persistentCache {
-	disk, ok := dir.(persistentCache)
-	if p, isP := dir.(interface{ Persistent() bool }); !ok || !isP || !p.Persistent() {
-		return nil
-	}
-	return disk
+func newSettingsCache(disk PersistentCache) *settingsCache {
+	mem, _ := lru.New[string, *settingsEntry](settingsCacheSize) // only fails for size <= 0
+	return &settingsCache{mem: mem, disk: disk}
 }
 
-func settingsKey(project string, rev uint64, user string) string {
-	return "settings/" + project + "/" + strconv.FormatUint(rev, 10) + "/" + user
+// settingsKey names the settings of project ref for user ("" for none): slugs hold no '/'.
+func settingsKey(ref scope.Ref, user string) string {
+	return "settings/" + ref.Org + "/" + ref.Project + "/" + user
 }
 
-func (c *settingsCache) get(key string) (policy.Effective, bool) {
+// lookup returns the cached entry under key, from memory or disk, current or not: the caller
+// checks it inside its snapshot (effective). It runs outside any View: the disk tier reads Badger.
+func (c *settingsCache) lookup(key string) *settingsEntry {
 	if e, ok := c.mem.Get(key); ok {
-		return cloneEffective(e), true
+		return e
 	}
 	if c.disk == nil {
-		return policy.Effective{}, false
+		return nil
 	}
 	raw, ok := c.disk.CacheGet(key)
 	if !ok {
-		return policy.Effective{}, false
+		return nil
 	}
-	var e policy.Effective
-	if json.Unmarshal(raw, &e) != nil {
-		return policy.Effective{}, false
+	deps, rest, err := c.disk.DecodeDeps(raw)
+	if err != nil {
+		return nil
 	}
-	c.mem.Add(key, e)
-	return cloneEffective(e), true
+	e := &settingsEntry{deps: deps}
+	if json.Unmarshal(rest, &e.eff) != nil {
+		return nil
+	}
+	return e
 }
 
-func (c *settingsCache) put(key string, e policy.Effective) {
-	e = cloneEffective(e)
+// effective returns the project's effective settings in r's snapshot: hit's when its Deps are
+// current (no write can run while r's View does, so they stay so), else merged by r, tracked and
+// cached. A merged entry for the disk tier is returned as toDisk, to be written after the View.
+func (c *settingsCache) effective(r store.Reader, ref scope.Ref, user string, hit *settingsEntry) (eff policy.Effective, toDisk *settingsEntry) {
+	key := settingsKey(ref, user)
+	if hit != nil && hit.deps.Current() {
+		c.mem.Add(key, hit)
+		return cloneEffective(hit.eff), nil
+	}
+	e := &settingsEntry{}
+	merged, _ := r.Track(&e.deps).Settings(ref.Org, ref.Project, user)
+	e.eff = cloneEffective(merged)
 	c.mem.Add(key, e)
 	if c.disk != nil {
-		if raw, err := json.Marshal(e); err == nil {
-			c.disk.CachePut(key, raw)
-		}
+		toDisk = e
 	}
+	return merged, toDisk
+}
+
+// store writes a merged entry to the disk tier without waiting for it.
+func (c *settingsCache) store(ref scope.Ref, user string, e *settingsEntry) {
+	if e == nil || c.disk == nil {
+		return
+	}
+	raw, _ := e.deps.MarshalBinary()
+	val, err := json.Marshal(e.eff)
+	if err != nil {
+		return
+	}
+	c.disk.CachePut(settingsKey(ref, user), append(raw, val...))
 }
 
 func cloneEffective(e policy.Effective) policy.Effective {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
 	"github.com/teamgate/teamgate/store"
 )
@@ -105,29 +106,31 @@ func (e *Engine) visible(ctx context.Context, subject, owner string, page Page) 
 		limit = page.Limit + 1
 	}
 	p := e.policy.Load()
-	if t := e.table.Load(); t != nil && t.policy == p {
-		return e.visibleByTable(ctx, t, subject, owner, page.After, limit)
+	if t := p.Table(); t != nil {
+		return e.visibleByTable(ctx, p, t, subject, owner, page.After, limit)
 	}
 	return e.visibleByEvaluation(ctx, subject, owner, page.After, limit)
 }
 
 // projectGetVerdict is the one place listings ask the decision table: whether a subject with
-// role facts f (the subject's team roles in the org beside) may project.get. f needs only the
-// fields the table's key reads: orgRole ("none" for non-members), grant, teams and restricted.
-// A cell not computed yet is computed here (one Rego evaluation, once per cell and policy).
-func (e *Engine) projectGetVerdict(ctx context.Context, t *decisionTable, subject string, f projectFacts, teamRoles map[string]string) bool {
-	f.exists = true
-	q := query{req: Request{Subject: subject, Action: "project.get"}, res: scope.Resource{Kind: scope.KindProject}, facts: f}
-	a := abstractOf(&q, teamRoles)
-	if v, ok := t.cells.Load(a); ok {
-		return v.(verdict).allow
+// org role orgRole ("none" for non-members), grant ("" for none) and team roles teamRoles in the
+// org may project.get a project whose effective teams are teams. An evaluation failure denies,
+// counted and logged like any other.
+func (e *Engine) projectGetVerdict(ctx context.Context, p *rego.Policy, t *rego.Table, orgRole, grant string, teams []string, restricted bool, teamRoles map[string]string) bool {
+	v, err := t.Verdict(ctx, rego.Key{Action: "project.get", Exists: true, OrgRole: orgRole, Grant: grant,
+		TeamRole: p.HighestRole(teamRoles, teams), Restricted: restricted})
+	if err != nil {
+		if ctx.Err() == nil { // a listing cut short by its context is an error, not a failure
+			e.failed(err, 0)
+		}
+		return false
 	}
-	return e.fromTable(ctx, t, &q, a, 0).Allowed
+	return v.Allow
 }
 
 // visibleByTable answers a listing from the store's indexes and the decision table, in one
 // snapshot (ListProjects documents how).
-func (e *Engine) visibleByTable(ctx context.Context, t *decisionTable, subject, owner, cursor string, limit int) (ProjectPage, int, error) {
+func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Table, subject, owner, cursor string, limit int) (ProjectPage, int, error) {
 	var out ProjectPage
 	var o scope.Owner
 	var total int
@@ -144,11 +147,11 @@ func (e *Engine) visibleByTable(ctx context.Context, t *decisionTable, subject, 
 		}
 		teamRoles := r.TeamRoles(o.Org, subject)
 		allowed := func(pv store.ProjectView) bool {
-			f := projectFacts{orgRole: orgRole, teams: pv.Teams.Values, restricted: pv.Teams.Restricted}
+			grant := ""
 			if g, ok := pv.Project.Grants[subject]; ok {
-				f.grant = g.Role
+				grant = g.Role
 			}
-			return e.projectGetVerdict(ctx, t, subject, f, teamRoles)
+			return e.projectGetVerdict(ctx, p, t, orgRole, grant, pv.Teams.Values, pv.Teams.Restricted, teamRoles)
 		}
 		if o.IsTeam() {
 			out.Projects = []string{}
@@ -162,8 +165,8 @@ func (e *Engine) visibleByTable(ctx context.Context, t *decisionTable, subject, 
 		}
 		// Every project without facts of its own for the subject (no grant, no team role) is in
 		// one of two classes, decided once each; the class members come from the sorted indexes.
-		openOK := e.projectGetVerdict(ctx, t, subject, projectFacts{orgRole: orgRole}, nil)
-		restrictedOK := e.projectGetVerdict(ctx, t, subject, projectFacts{orgRole: orgRole, restricted: true}, nil)
+		openOK := e.projectGetVerdict(ctx, p, t, orgRole, "", nil, false, nil)
+		restrictedOK := e.projectGetVerdict(ctx, p, t, orgRole, "", nil, true, nil)
 		var class, skip []string // the allowed classes' members: class minus skip
 		switch {
 		case openOK && restrictedOK:
@@ -181,7 +184,7 @@ func (e *Engine) visibleByTable(ctx context.Context, t *decisionTable, subject, 
 			cands = append(cands, r.TeamProjects(o.Org, team)...)
 		}
 		slices.Sort(cands)
-		var extra, denied []string // sorted
+		var extra, denied []string                               // sorted
 		for _, p := range after(slices.Compact(cands), cursor) { // after needs distinct names
 			pv, ok := r.Project(o.Org, p)
 			if !ok {
@@ -341,10 +344,6 @@ type RunRef struct {
 	CreatedBy string `json:"created_by,omitempty"`
 }
 
-// ReasonFeatureExcluded is the reason code of a bulk version listing denied because the version
-// kind is in the project's effective excluded_features.
-const ReasonFeatureExcluded = "feature_excluded"
-
 // RunDecision is the decision on one run of a bulk operation.
 type RunDecision struct {
 	UUID     string   `json:"uuid"`
@@ -455,7 +454,8 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 // effective excluded_features holds feature. The check is policy.Admit's, the one AdmitVersion
 // runs, with the permission already decided.
 func (e *Engine) featureAllowed(ctx context.Context, d Decision, ref scope.Ref, op, feature string) (Decision, error) {
-	set, _, err := e.settings(ref, "")
+	project := ref.Org + "/" + ref.Project
+	set, err := e.EffectiveSettings(ctx, project, "")
 	if err != nil {
 		return Decision{}, err
 	}
@@ -463,8 +463,8 @@ func (e *Engine) featureAllowed(ctx context.Context, d Decision, ref scope.Ref, 
 	if adm.Allowed {
 		return d, nil
 	}
-	msg := op + ": " + adm.Violations[0].Message + " on project " + ref.Org + "/" + ref.Project
-	return Decision{Role: d.Role, Revision: d.Revision, Reasons: []Reason{{Code: ReasonFeatureExcluded, Message: msg}}}, nil
+	msg := op + ": " + adm.Violations[0].Message + " on project " + project
+	return Decision{Role: d.Role, Revision: d.Revision, Reasons: []Reason{{Code: rego.CodeFeatureExcluded, Message: msg}}}, nil
 }
 
 // inScope reports whether ref lies in the owner's org, and in its team space for a team owner.
@@ -502,21 +502,19 @@ type Created struct {
 // needs team.projects.create, assigns the project to the team and connects it to the team's
 // linked policy; "" uses the subject's default team. A denial writes nothing and is reported in
 // Created.Decision; an existing project is an error matching teamgate.ErrConflict.
+//
+// The write is a store.CreateProject: the store checks that the name is free and reads the
+// team's linked policy under its write lock, so of concurrent creators of one name exactly one
+// succeeds and a link changed meanwhile is never missed.
 func (e *Engine) CreateProject(ctx context.Context, subject, owner string, np NewProject) (Created, error) {
 	if err := scope.CheckSlug("project", np.Name); err != nil {
 		return Created{}, err
 	}
 	var o scope.Owner
-	var team store.Team
-	var exists bool
 	if err := e.dir.View(func(r store.Reader) error {
 		var err error
-		if o, err = ownerFor(r, subject, owner); err != nil {
-			return err
-		}
-		_, exists = r.Project(o.Org, np.Name)
-		team, _ = r.Team(o.Org, o.Team)
-		return nil
+		o, err = ownerFor(r, subject, owner)
+		return err
 	}); err != nil {
 		return Created{}, err
 	}
@@ -528,15 +526,8 @@ func (e *Engine) CreateProject(ctx context.Context, subject, owner string, np Ne
 	if err != nil || !d.Allowed {
 		return Created{Decision: d}, err
 	}
-	if exists {
-		return Created{Decision: d}, &teamgate.ConflictError{What: "project", Name: o.Org + "/" + np.Name, Reason: "already exists"}
-	}
 	p := store.Project{Org: o.Org, Name: np.Name, Settings: np.Settings, CreatedBy: subject}
-	if o.IsTeam() {
-		p.Teams = []string{o.Team}
-		p.Policy = team.Policy
-	}
-	rev, err := e.dir.Apply(ctx, store.PutProject{Project: p})
+	rev, err := e.dir.Apply(ctx, store.CreateProject{Project: p, Team: o.Team})
 	if err != nil {
 		return Created{Decision: d}, err
 	}

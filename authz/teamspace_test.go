@@ -236,7 +236,7 @@ func TestBulkVersionListings(t *testing.T) {
 	runs := []authz.RunRef{{UUID: "r1", Project: "vision"}, {UUID: "r2", Project: "nlp"}, {UUID: "r3", Project: "sealed"}, {UUID: "r4", Project: "open"}}
 	type want struct {
 		allowed bool
-		code    string
+		code    rego.Code
 	}
 	for _, tc := range []struct {
 		subject, owner, op string
@@ -265,7 +265,7 @@ func TestBulkVersionListings(t *testing.T) {
 			require.NoError(t, res[i].Err, where)
 			require.Equal(t, w.allowed, res[i].Decision.Allowed, where)
 			require.True(t, res[i].Decision.Has(w.code), where)
-			if w.code == authz.ReasonFeatureExcluded {
+			if w.code == rego.CodeFeatureExcluded {
 				kind := strings.TrimSuffix(strings.TrimPrefix(tc.op, "list_"), "_versions")
 				require.Contains(t, res[i].Decision.Reasons[0].Message, "feature "+kind+" is excluded", where)
 				require.NotEqual(t, "none", res[i].Decision.Role, "the role is the one versions.list found: %s", where)
@@ -283,4 +283,31 @@ func TestBulkVersionListings(t *testing.T) {
 	}
 	_, err = eng.BulkRuns(t.Context(), "bob", "acme/engineering", "list_runtime_versions", runs, "")
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
+}
+
+// TestListingPathFollowsTheTable: with the default rules — authors' data included — a listing
+// asks the decision table and makes no per-project decision; with an author's module it decides
+// project.get for the projects it lists from.
+func TestListingPathFollowsTheTable(t *testing.T) {
+	t.Parallel()
+	mod := rego.Module{Name: "m.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\nallow contains \"x\" if input.subject.id == \"otto\"\n"}
+	data := map[string]any{"teamgate": map[string]any{"org_base": map[string]any{"billing": "viewer"}}}
+	for _, tc := range []struct {
+		name      string
+		opts      []authz.Option
+		decisions bool
+	}{
+		{"default", nil, false},
+		{"data only", []authz.Option{authz.WithData(data)}, false},
+		{"data only, compiled path off", []authz.Option{authz.WithData(data), authz.WithCompiledPath(false)}, false},
+		{"module", []authz.Option{authz.WithModules(mod)}, true},
+	} {
+		eng, _ := newAcme(t, append(tc.opts, authz.WithDecisionCache(0))...)
+		for _, owner := range []string{"acme", "acme/engineering"} {
+			_, err := eng.ListProjects(t.Context(), "bill", owner, authz.Page{})
+			require.NoError(t, err)
+		}
+		s := eng.Stats()
+		require.Equal(t, tc.decisions, s.Evaluated+s.Compiled > 0, "%s: %+v", tc.name, s)
+	}
 }

@@ -14,17 +14,18 @@ var (
 	scheduleKinds = []string{"cron", "interval", "datetime"}
 )
 
-// Run is a run about to be created, as admission sees it.
+// Run is a run about to be created, as admission sees it. It is also the CEL variable `run`
+// (see RuleVars): the cel tags name its fields there.
 type Run struct {
-	Kind        string             `json:"kind"`
-	Runtime     string             `json:"runtime,omitempty"`
-	Queue       string             `json:"queue,omitempty"`
-	Agent       string             `json:"agent,omitempty"`
-	Namespace   string             `json:"namespace,omitempty"`
-	Presets     []string           `json:"presets,omitempty"`
-	Connections []string           `json:"connections,omitempty"`
-	Resources   map[string]float64 `json:"resources,omitempty"`
-	Labels      map[string]string  `json:"labels,omitempty"`
+	Kind        string             `json:"kind" cel:"kind"`
+	Runtime     string             `json:"runtime,omitempty" cel:"runtime"`
+	Queue       string             `json:"queue,omitempty" cel:"queue"`
+	Agent       string             `json:"agent,omitempty" cel:"agent"`
+	Namespace   string             `json:"namespace,omitempty" cel:"namespace"`
+	Presets     []string           `json:"presets,omitempty" cel:"presets"`
+	Connections []string           `json:"connections,omitempty" cel:"connections"`
+	Resources   map[string]float64 `json:"resources,omitempty" cel:"resources"`
+	Labels      map[string]string  `json:"labels,omitempty" cel:"labels"`
 }
 
 // Validate checks the run's kind and runtime. Errors match teamgate.ErrInvalid.
@@ -76,8 +77,8 @@ type AdmitInput struct {
 	PermissionMessage string // why not, when !Permitted
 	Settings          Effective
 	Rules             []*Program // compiled rules of Settings.Rules, same order
-	Subject           map[string]any
-	Project           map[string]any
+	Subject           RuleSubject
+	Project           RuleProject
 	Run               Run
 	Feature           string // "runtime" for runs; the feature of a version
 	VersionOnly       bool   // a version: only permission and features are checked
@@ -155,12 +156,7 @@ func Admit(ctx context.Context, in AdmitInput) Admission {
 	}
 
 	if len(in.Rules) > 0 {
-		vars := map[string]any{
-			"subject":  in.Subject,
-			"project":  in.Project,
-			"run":      RunValue(run),
-			"settings": s.Plain(),
-		}
+		vars := RuleVars{Subject: in.Subject, Project: in.Project, Run: run, Settings: s.ruleSettings()}
 		for _, p := range in.Rules {
 			ok, err := p.Eval(ctx, vars)
 			switch {
@@ -183,44 +179,6 @@ func Admit(ctx context.Context, in AdmitInput) Admission {
 		presets = []string{}
 	}
 	return Admission{Allowed: len(v) == 0, Queue: queue, Presets: slices.Clone(presets), Violations: v}
-}
-
-// RunValue is the run as the CEL variable `run`: every field present, absent ones as "", [] or {}.
-func RunValue(r Run) map[string]any {
-	res := map[string]any{}
-	for k, x := range r.Resources {
-		res[k] = x
-	}
-	labels := map[string]any{}
-	for k, x := range r.Labels {
-		labels[k] = x
-	}
-	return map[string]any{
-		"kind": r.Kind, "runtime": r.Runtime, "queue": r.Queue, "agent": r.Agent,
-		"namespace": r.Namespace, "presets": strs(r.Presets), "connections": strs(r.Connections),
-		"resources": res, "labels": labels,
-	}
-}
-
-// Plain reduces effective settings to FIELD → value or values, the CEL variable `settings`.
-func (e Effective) Plain() map[string]any {
-	return map[string]any{
-		"connections": strs(e.Connections.Values), "agents": strs(e.Agents.Values),
-		"queues": strs(e.Queues.Values), "namespaces": strs(e.Namespaces.Values),
-		"presets": strs(e.Presets.Values), "teams": strs(e.Teams.Values),
-		"projects": strs(e.Projects.Values), "excluded_runtimes": strs(e.ExcludedRuntimes.Values),
-		"excluded_features": strs(e.ExcludedFeatures.Values), "queue": e.Queue.Value,
-		"default_presets": strs(e.DefaultPresets.Values), "namespace": e.Namespace.Value,
-		"archived_deletion_interval": int64(e.ArchivedDeletionInterval.Value),
-	}
-}
-
-func strs(v []string) []any {
-	out := make([]any, len(v))
-	for i, s := range v {
-		out[i] = s
-	}
-	return out
 }
 
 // validRuntimeName reports whether name may appear in excluded_runtimes.

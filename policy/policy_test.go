@@ -139,7 +139,7 @@ func admit(t *testing.T, s policy.Settings, run policy.Run) policy.Admission {
 	require.NoError(t, err)
 	require.NoError(t, run.Validate())
 	return policy.Admit(t.Context(), policy.AdmitInput{Permitted: true, Settings: eff, Rules: rules,
-		Subject: map[string]any{"id": "bob"}, Project: map[string]any{"org": "acme"}, Run: run})
+		Subject: policy.RuleSubject{ID: "bob"}, Project: policy.RuleProject{Org: "acme"}, Run: run})
 }
 
 func fieldsOf(a policy.Admission) []string {
@@ -191,10 +191,12 @@ func TestAdmitPermissionHidesNothing(t *testing.T) {
 func TestRulesCompileAndEvaluate(t *testing.T) {
 	t.Parallel()
 	for _, bad := range []policy.Rule{
-		{Name: "r", Expression: "run.kind"},        // not a bool
-		{Name: "r", Expression: "1 +"},             // does not parse
-		{Name: "r", Expression: "nosuch.var == 1"}, // unknown variable
-		{Name: "bad name", Expression: "true"},     // bad rule name
+		{Name: "r", Expression: "run.kind"},             // not a bool
+		{Name: "r", Expression: "1 +"},                  // does not parse
+		{Name: "r", Expression: "nosuch.var == 1"},      // unknown variable
+		{Name: "r", Expression: "subject.team == 'ml'"}, // unknown field
+		{Name: "r", Expression: "run.kind == 1"},        // no such overload: string vs int
+		{Name: "bad name", Expression: "true"},          // bad rule name
 	} {
 		_, err := policy.CompileRules([]policy.Rule{bad}, "policy acme/p")
 		require.ErrorIs(t, err, teamgate.ErrInvalid, bad.Expression)
@@ -209,12 +211,7 @@ func TestRulesCompileAndEvaluate(t *testing.T) {
 		{Name: "settings", Expression: "run.queue == '' || run.queue in settings.queues"},
 	}, "x")
 	require.NoError(t, err)
-	vars := map[string]any{
-		"subject":  map[string]any{"id": "bob"},
-		"project":  map[string]any{},
-		"run":      policy.RunValue(policy.Run{Kind: "job", Resources: map[string]float64{"gpu": 8}}),
-		"settings": policy.Merge(policy.Inputs{}).Plain(),
-	}
+	vars := policy.RuleVars{Subject: policy.RuleSubject{ID: "bob"}, Run: policy.Run{Kind: "job", Resources: map[string]float64{"gpu": 8}}}
 	for _, p := range prgs {
 		ok, err := p.Eval(t.Context(), vars)
 		require.NoError(t, err, p.Rule.Name)
@@ -233,7 +230,7 @@ func TestRuleCostLimitAndContext(t *testing.T) {
 	prgs, err := policy.CompileRules([]policy.Rule{{Name: "heavy",
 		Expression: "[1,2,3,4,5,6,7,8,9,10].all(a, [1,2,3,4,5,6,7,8,9,10].all(b, [1,2,3,4,5,6,7,8,9,10].all(c, [1,2,3,4,5,6,7,8,9,10].all(d, [1,2,3,4,5,6,7,8,9,10].all(e, a+b+c+d+e > 0)))))"}}, "x")
 	require.NoError(t, err)
-	vars := map[string]any{"subject": map[string]any{}, "project": map[string]any{}, "run": map[string]any{}, "settings": map[string]any{}}
+	vars := policy.RuleVars{}
 	ok, err := prgs[0].Eval(t.Context(), vars)
 	require.Error(t, err, "the cost limit stops it")
 	require.False(t, ok)
@@ -263,7 +260,6 @@ func FuzzCompileRules(f *testing.F) {
 		if err != nil {
 			return
 		}
-		vars := map[string]any{"subject": map[string]any{}, "project": map[string]any{}, "run": policy.RunValue(policy.Run{Kind: "job"}), "settings": policy.Merge(policy.Inputs{}).Plain()}
-		_, _ = prgs[0].Eval(t.Context(), vars)
+		_, _ = prgs[0].Eval(t.Context(), policy.RuleVars{Run: policy.Run{Kind: "job"}})
 	})
 }

@@ -2,6 +2,9 @@
 // from its organization and its connected policy (SPEC §6), their merge into effective settings
 // with a source for every field and every conflict listed, run admission, and CEL rules.
 //
+// CEL rules see the variables of RuleVars, declared from that Go type once, next to the CEL
+// environment (rules.go): subject, project, run and settings, each field with its own type.
+//
 // The package is pure: it holds no state and does no I/O. The store validates what it stores with
 // it and the engine merges and admits with it, so a decision and an effective-settings read use
 // the same merge code (in particular Teams, the allow-list that restricts who reaches a project).

@@ -11,8 +11,6 @@ import rego.v1
 
 ranks := data.teamgate.ranks
 
-rank_names := ["none", "viewer", "member", "contributor", "admin"]
-
 action := data.teamgate.actions[input.action]
 
 default decision := {
@@ -48,7 +46,10 @@ verdict := project_verdict if {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Project role (SPEC §4 steps 1-6) of the subject on input.resource.
+# The project role (SPEC §4 steps 1-6): the one role rule. It reads the subject's facts from
+# input.subject and the project's from input.resource; the runs.transfer destination gets its
+# role from this same rule with those two replaced by input.destination's (see destination_role).
+# Ranks, the org-role mapping and the overriding org roles are data (data.json).
 
 org_role := input.subject.org_role
 
@@ -62,32 +63,31 @@ base_code := "grant" if grant != ""
 
 else := "org_role"
 
-team_rank := 4 if {
+# The rank of the subject's highest role among the project's effective teams; 0 when in none
+# (max of no ranks is undefined).
+default team_rank := 0
+
+team_rank := max([n |
 	some t in input.resource.teams
-	input.subject.team_roles[t] == "admin"
-} else := 3 if {
-	some t in input.resource.teams
-	input.subject.team_roles[t] == "contributor"
-} else := 2 if {
-	some t in input.resource.teams
-	input.subject.team_roles[t] == "member"
-} else := 1 if {
-	some t in input.resource.teams
-	input.subject.team_roles[t] == "viewer"
-} else := 0
+	n := ranks[input.subject.team_roles[t]]
+])
+
+# The role of that rank (ranks are distinct: checked when the policy is loaded).
+top_team_role := r if {
+	some r, n in ranks
+	n == team_rank
+}
 
 # [role, reason code]
 project_role := ["none", "not_org_member"] if {
 	org_role == "none"
-} else := ["admin", "org_override"] if {
-	org_role == "owner"
-} else := ["admin", "org_override"] if {
-	org_role == "manager"
+} else := [data.teamgate.org_base[org_role], "org_override"] if {
+	org_role in data.teamgate.org_override
 } else := ["none", "restricted"] if {
 	input.resource.restricted
 	team_rank == 0
 	grant == ""
-} else := [rank_names[team_rank], "team_role"] if {
+} else := [top_team_role, "team_role"] if {
 	input.resource.restricted
 	team_rank > ranks[base_role]
 } else := [base_role, base_code]
@@ -110,30 +110,15 @@ project_verdict := [false, "none", "not_org_member"] if {
 	input.attributes.run.created_by == input.subject.id
 } else := [false, project_role[0], "insufficient_role"]
 
-# The subject's role on a runs.transfer destination (input.destination: the same facts as
-# input.resource plus org_role, grant and team_roles in the destination's org).
-dest := input.destination
-
-destination_base := dest.grant if dest.grant != ""
-
-else := data.teamgate.org_base[dest.org_role]
-
-destination_team_rank := max([ranks[dest.team_roles[t]] | some t in dest.teams; dest.team_roles[t]])
-
+# The subject's role on a runs.transfer destination: project_role applied to the destination's
+# facts (input.destination has the shape {"subject": ..., "resource": ...} of the request's own
+# subject and resource). No destination, or one that does not exist, gives none.
 destination_role := "none" if {
-	not dest.exists
-} else := "none" if {
-	dest.org_role == "none"
-} else := "admin" if {
-	dest.org_role in {"owner", "manager"}
-} else := "none" if {
-	dest.restricted
-	destination_team_rank == 0
-	dest.grant == ""
-} else := rank_names[destination_team_rank] if {
-	dest.restricted
-	destination_team_rank > ranks[destination_base]
-} else := destination_base
+	not input.destination.resource.exists
+} else := role if {
+	role := project_role[0] with input.subject as input.destination.subject
+		with input.resource as input.destination.resource
+}
 
 # ---------------------------------------------------------------------------------------------
 # Org actions: the org role decides. members.manage also checks the member roles involved.
@@ -156,10 +141,8 @@ org_verdict := [false, "none", "not_org_member"] if {
 # ---------------------------------------------------------------------------------------------
 # Team actions: the effective team role decides, except where the catalog names org roles.
 
-team_role := "admin" if {
-	org_role == "owner"
-} else := "admin" if {
-	org_role == "manager"
+team_role := data.teamgate.org_base[org_role] if {
+	org_role in data.teamgate.org_override
 } else := "admin" if {
 	org_role == "admin"
 	input.subject.team_roles[input.resource.team]

@@ -141,3 +141,118 @@ test_extension_allow if {
 	d.allow
 	d.reasons[0].code == "extension_allow"
 }
+
+# ---------------------------------------------------------------------------------------------
+# runs.transfer: the destination role comes from the project role rule applied to the
+# destination's facts. The source is always one the subject administers (an admin grant), so
+# the destination alone decides.
+
+src := project(["src"], true)
+
+admin_on_src(org_role, team_roles) := subject(org_role, "admin", team_roles)
+
+transfer(s, d) := object.union(req("runs.transfer", s, src), {"destination": d})
+
+dest_project(teams, restricted) := object.union(project(teams, restricted), {"project": "dst"})
+
+# The destination subject: the same person's facts in the destination's org and project.
+dest(org_role, grant, team_roles, r) := {"subject": subject(org_role, grant, team_roles), "resource": r}
+
+transfer_denied(d) if {
+	not d.allow
+	d.role == "admin" # the source's role
+	d.reasons[0].code == "destination_denied"
+}
+
+test_transfer_destination_not_an_org_member if {
+	d := authz.decision with input as transfer(admin_on_src("member", {}), dest("none", "", {}, dest_project([], false)))
+	transfer_denied(d)
+}
+
+test_transfer_destination_base_none_on_open_project if {
+	every org_role in ["billing", "outsider"] {
+		d := authz.decision with input as transfer(admin_on_src(org_role, {}), dest(org_role, "", {}, dest_project([], false)))
+		transfer_denied(d)
+	}
+}
+
+test_transfer_destination_restricted_no_team_no_grant if {
+	d := authz.decision with input as transfer(
+		admin_on_src("admin", {"src": "admin"}),
+		dest("admin", "", {"src": "admin", "other": "admin"}, dest_project(["eng"], true)),
+	)
+	transfer_denied(d)
+}
+
+test_transfer_destination_teams_narrowed_to_nothing if {
+	# project teams ∩ policy teams = ∅: restricted with no team, whatever teams the subject has.
+	d := authz.decision with input as transfer(
+		admin_on_src("member", {"eng": "admin"}),
+		dest("member", "", {"eng": "admin", "research": "admin"}, dest_project([], true)),
+	)
+	transfer_denied(d)
+}
+
+test_transfer_destination_role_below_contributor if {
+	# An org viewer on an open project, and a team member (no grant) on a restricted one.
+	d1 := authz.decision with input as transfer(admin_on_src("viewer", {}), dest("viewer", "", {}, dest_project([], false)))
+	transfer_denied(d1)
+	d2 := authz.decision with input as transfer(admin_on_src("outsider", {}), dest("outsider", "", {"eng": "member"}, dest_project(["eng"], true)))
+	transfer_denied(d2)
+}
+
+test_transfer_destination_grant_lowers if {
+	d := authz.decision with input as transfer(admin_on_src("member", {}), dest("member", "viewer", {}, dest_project([], false)))
+	transfer_denied(d)
+}
+
+test_transfer_destination_unknown if {
+	d := authz.decision with input as transfer(
+		admin_on_src("owner", {}),
+		dest("owner", "", {}, object.union(dest_project([], false), {"exists": false, "missing": "project acme/dst does not exist"})),
+	)
+	transfer_denied(d)
+}
+
+test_transfer_destination_absent if {
+	d := authz.decision with input as req("runs.transfer", admin_on_src("member", {}), src)
+	transfer_denied(d)
+}
+
+test_transfer_destination_open_to_team_member if {
+	d := authz.decision with input as transfer(admin_on_src("outsider", {}), dest("outsider", "", {"eng": "contributor"}, dest_project(["eng"], true)))
+	d.allow
+	d.reasons[0].code == "grant" # the source's reason
+}
+
+test_transfer_destination_org_owner_and_manager_reach_everything if {
+	every org_role in ["owner", "manager"] {
+		every r in [dest_project([], true), dest_project(["eng"], true), dest_project([], false)] {
+			d := authz.decision with input as transfer(admin_on_src(org_role, {}), dest(org_role, "", {}, r))
+			d.allow
+		}
+	}
+}
+
+test_transfer_destination_follows_data_ranks if {
+	# Re-ranked in data so that member outranks contributor: a team member reaches the
+	# contributor the action needs on the destination.
+	r := transfer(admin_on_src("outsider", {}), dest("outsider", "", {"eng": "member"}, dest_project(["eng"], true)))
+	not authz.decision.allow with input as r
+	authz.decision.allow with input as r
+		with data.teamgate.ranks as {"none": 0, "viewer": 1, "contributor": 2, "member": 3, "admin": 4}
+}
+
+test_team_rank_follows_data_ranks if {
+	r := req("runs.stop", subject("viewer", "", {"eng": "member", "research": "contributor"}), project(["eng", "research"], true))
+	authz.decision.role == "contributor" with input as r
+	d := authz.decision with input as r
+		with data.teamgate.ranks as {"none": 0, "viewer": 1, "contributor": 2, "member": 3, "admin": 4}
+	d.role == "member"
+	d.allow
+}
+
+test_org_base_is_data if {
+	r := req("runs.get", subject("member", "", {}), project([], false))
+	not authz.decision.allow with input as r with data.teamgate.org_base.member as "none"
+}

@@ -3,11 +3,13 @@
 // data beside it, prepares the decision query once, and runs Rego tests with OPA's tester.
 //
 // The input document and the output are described in README.md beside this file. Authors extend
-// the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, change the catalog with
-// their own JSON data (merged over data.json), or replace any rule of package teamgate.authz.
+// the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, and change the catalog
+// with their own JSON data (merged over data.json). An author's modules declare package
+// teamgate.ext (or a subpackage of it) or are tests; see New and Test.
 package rego
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -16,10 +18,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -28,6 +32,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/scope"
 )
 
 //go:embed authz.rego authz_test.rego data.json
@@ -64,8 +71,10 @@ func DefaultData() map[string]any {
 	return d
 }
 
-// LoadDir reads an author's policy directory: every *.rego file (tests included) as a module and
-// every *.json file as data merged over the default data. Subdirectories are read too.
+// LoadDir reads an author's policy directory, subdirectories included: every *.rego file (tests
+// included) as a module named by its path, and every *.json file as a data document (one JSON
+// object) merged over the default data. Modules are checked when they are compiled (New, Test); a
+// data file that does not parse is an *Error naming the file and line.
 func LoadDir(dir string) ([]Module, []map[string]any, error) {
 	var mods []Module
 	var data []map[string]any
@@ -88,9 +97,9 @@ func LoadDir(dir string) ([]Module, []map[string]any, error) {
 			if err != nil {
 				return err
 			}
-			var doc map[string]any
-			if err := json.Unmarshal(raw, &doc); err != nil {
-				return &Error{Op: "load data", Detail: path + ": " + err.Error()}
+			doc, err := decodeData(path, raw)
+			if err != nil {
+				return err
 			}
 			data = append(data, doc)
 		}
@@ -101,24 +110,159 @@ func LoadDir(dir string) ([]Module, []map[string]any, error) {
 		if errors.As(err, &re) {
 			return nil, nil, err
 		}
-		return nil, nil, &Error{Op: "load policy directory", Detail: err.Error()}
+		return nil, nil, &Error{Op: "load", File: dir, Detail: err.Error(), err: err}
 	}
 	return mods, data, nil
 }
 
-// Error reports a policy that cannot be loaded, compiled or evaluated.
-type Error struct {
-	Op     string // "compile", "eval", "load data", ...
-	Detail string
+// decodeData decodes one data file, which must hold a JSON object.
+func decodeData(path string, raw []byte) (map[string]any, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		var off int64
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			off = syn.Offset
+		case errors.As(err, &typ):
+			off = typ.Offset
+		}
+		line := 1 + bytes.Count(raw[:min(max(off, 0), int64(len(raw)))], []byte("\n"))
+		return nil, &Error{Op: "load data", File: path, Line: line, Detail: err.Error()}
+	}
+	if doc == nil {
+		return nil, &Error{Op: "load data", File: path, Line: 1, Detail: "a data file holds one JSON object, not null"}
+	}
+	return doc, nil
 }
 
-func (e *Error) Error() string { return "rego: " + e.Op + ": " + e.Detail }
+// Error reports one problem with a policy: a module or data file that cannot be loaded or
+// compiled (Op "load", "load data", "compile"; these match teamgate.ErrInvalid), or an evaluation
+// that failed (Op "eval"). Several problems found at once are returned joined (errors.Join), one
+// *Error per problem, so errors.As finds the first and the message lists them all.
+type Error struct {
+	Op     string // "load", "load data", "compile" or "eval"
+	File   string // module or data file; "" when the problem has no single file
+	Line   int    // 1-based line in File; 0 when unknown
+	Detail string // OPA's code and message, or the JSON decoder's message
+	err    error  // cause kept for errors.Is (an fs error, a context error)
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("rego: " + e.Op + ": ")
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Line))
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Detail)
+	return b.String()
+}
+
+// Unwrap makes a load or compile error match teamgate.ErrInvalid, and keeps the cause.
+func (e *Error) Unwrap() []error {
+	var out []error
+	if e.Op != "eval" {
+		out = append(out, teamgate.ErrInvalid)
+	}
+	if e.err != nil {
+		out = append(out, e.err)
+	}
+	return out
+}
+
+// fromOPA turns an OPA error into one *Error per problem OPA reports, with its file and line.
+func fromOPA(op string, err error) error {
+	var list ast.Errors
+	var one *ast.Error
+	switch {
+	case errors.As(err, &list):
+	case errors.As(err, &one):
+		list = ast.Errors{one}
+	default:
+		return &Error{Op: op, Detail: err.Error(), err: err}
+	}
+	list.Sort() // by file and line, whatever stage of OPA's compiler found each
+	out := make([]error, 0, len(list))
+	for _, e := range list {
+		re := &Error{Op: op, Detail: e.Code + ": " + e.Message}
+		if e.Location != nil {
+			re.File, re.Line = e.Location.File, e.Location.Row
+		}
+		out = append(out, re)
+	}
+	return errors.Join(out...)
+}
+
+// extPackage is the package authors' policy modules declare: package teamgate.ext itself or a
+// subpackage of it (teamgate.ext.lib, for helpers the ext rules import).
+const extPackage = "teamgate.ext"
+
+// isTest reports whether a module holds tests, following OPA's conventions: a file named
+// *_test.rego, or a package whose last part ends in _test. Tests run only in Test; they are never
+// part of a policy that decides.
+func isTest(name string, pkg ast.Ref) bool {
+	if strings.HasSuffix(name, "_test.rego") {
+		return true
+	}
+	last, ok := pkg[len(pkg)-1].Value.(ast.String)
+	return ok && strings.HasSuffix(string(last), "_test")
+}
+
+// isExt reports whether a package path is data.teamgate.ext or below it.
+func isExt(pkg ast.Ref) bool {
+	return len(pkg) >= 3 && pkg[1].Value.Compare(ast.String("teamgate")) == 0 && pkg[2].Value.Compare(ast.String("ext")) == 0
+}
+
+// parse parses the default modules and an author's modules (Rego v1). An author's module must
+// have a unique, non-empty name and be a test module or declare package teamgate.ext (or a
+// subpackage); every problem is reported, each naming its file. It returns the modules that make
+// the deciding policy and the test modules, keyed by name.
+func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
+	policy, tests = map[string]*ast.Module{}, map[string]*ast.Module{}
+	var errs []error
+	defaults := DefaultModules()
+	for i, m := range append(defaults, authors...) {
+		author := i >= len(defaults)
+		if m.Name == "" {
+			errs = append(errs, &Error{Op: "compile", Detail: fmt.Sprintf("module %d has no name", i-len(defaults)+1)})
+			continue
+		}
+		if _, dup := policy[m.Name]; dup || tests[m.Name] != nil {
+			errs = append(errs, &Error{Op: "compile", File: m.Name, Detail: "two modules have this name"})
+			continue
+		}
+		mod, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			errs = append(errs, fromOPA("compile", err))
+			continue
+		}
+		pkg := mod.Package.Path
+		switch {
+		case isTest(m.Name, pkg):
+			tests[m.Name] = mod
+		case !author || isExt(pkg):
+			policy[m.Name] = mod
+		default:
+			errs = append(errs, &Error{Op: "compile", File: m.Name, Line: mod.Package.Location.Row,
+				Detail: fmt.Sprintf("package %s is not allowed: an author's module declares package %s or a subpackage of it, or holds tests (a file named *_test.rego or a package ending in _test)", strings.TrimPrefix(pkg.String(), "data."), extPackage)})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return policy, tests, nil
+}
 
 // ActionSpec is one entry of the action catalog.
 type ActionSpec struct {
-	Kind     string   `json:"kind"`                // org, team or project
-	Role     string   `json:"role,omitempty"`      // least project or team role
-	OrgRoles []string `json:"org_roles,omitempty"` // allowed org roles
+	Kind     scope.Kind `json:"kind"`                // org, team or project
+	Role     string     `json:"role,omitempty"`      // least project or team role
+	OrgRoles []string   `json:"org_roles,omitempty"` // allowed org roles
 	// Attributes the action reads and the engine must validate.
 	ManagesMembers  bool   `json:"manages_members,omitempty"`
 	DestinationRole string `json:"destination_role,omitempty"`
@@ -134,11 +278,22 @@ type Policy struct {
 	customized    bool
 	deterministic bool
 	fingerprint   string
+	ranks         map[string]int // data.teamgate.ranks
+	table         *Table         // nil when authors' modules are loaded
 }
 
 // New compiles the default policy plus the given modules, with data merged over the default data
 // (objects merge key by key, anything else replaces), and prepares the decision query.
+//
+// An author's module declares package teamgate.ext or a subpackage of it; test modules (see Test)
+// are accepted and left out of the deciding policy. Any other package, a module that does not
+// parse or compile, or a duplicate module name is an error matching teamgate.ErrInvalid: one *Error
+// per problem, with the file, the line and OPA's message.
 func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy, error) {
+	deciding, _, err := parse(modules)
+	if err != nil {
+		return nil, err
+	}
 	all := append(DefaultModules(), modules...)
 	merged := DefaultData()
 	for _, d := range data {
@@ -146,32 +301,32 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	}
 	p := &Policy{modules: all, data: merged, customized: len(modules) > 0 || len(data) > 0}
 	p.fingerprint = fingerprint(all, merged)
-	p.deterministic = true
-	for _, m := range modules {
-		if nondeterministic(m) {
-			p.deterministic = false
-		}
-	}
 	if err := p.readCatalog(); err != nil {
 		return nil, err
 	}
+	if err := p.readRanks(); err != nil {
+		return nil, err
+	}
+	if len(modules) == 0 {
+		p.table = &Table{p: p}
+	}
+	var compiler *ast.Compiler
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
 		rego.Store(inmem.NewFromObjectWithOpts(merged, inmem.OptReturnASTValuesOnRead(true))),
 		rego.StoreReadAST(true),
 		rego.StrictBuiltinErrors(true),
+		rego.CompilerHook(func(c *ast.Compiler) { compiler = c }),
 	}
-	for _, m := range all {
-		if strings.HasSuffix(m.Name, "_test.rego") {
-			continue
-		}
-		opts = append(opts, rego.Module(m.Name, m.Source))
+	for _, name := range slices.Sorted(maps.Keys(deciding)) {
+		opts = append(opts, rego.ParsedModule(deciding[name]))
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
-		return nil, &Error{Op: "compile", Detail: err.Error()}
+		return nil, fromOPA("compile", err)
 	}
 	p.prepared = pq
+	p.deterministic = !nondeterministic(compiler.Modules)
 	return p, nil
 }
 
@@ -186,7 +341,7 @@ func (p *Policy) readCatalog() error {
 		return &Error{Op: "load data", Detail: "teamgate.actions: " + err.Error()}
 	}
 	for name, a := range actions {
-		if a.Kind != "org" && a.Kind != "team" && a.Kind != "project" {
+		if a.Kind != scope.KindOrg && a.Kind != scope.KindTeam && a.Kind != scope.KindProject {
 			return &Error{Op: "load data", Detail: fmt.Sprintf("action %s: kind %q is not org, team or project", name, a.Kind)}
 		}
 	}
@@ -208,42 +363,37 @@ func fingerprint(mods []Module, data map[string]any) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// Deterministic reports whether the policy's decisions depend only on its input and data: no
-// module calls a built-in OPA marks non-deterministic (time.now_ns, http.send, rand.intn, …).
-// Only a deterministic policy's decisions may be cached.
+// Deterministic reports whether the policy's decisions depend only on its input and data. Only a
+// deterministic policy's decisions may be cached.
+//
+// The answer is read from the compiled modules: a policy is non-deterministic when any rule,
+// function, comprehension, every body or with modifier (target or value) of any module names a
+// built-in OPA marks non-deterministic (time.now_ns, rand.intn, uuid.rfc4122, http.send, …).
+// Calls through functions and built-ins replaced with `with` (upper(x) with upper as
+// uuid.rfc4122) are covered because every mention counts, reachable or not, and replacing such a
+// built-in (with time.now_ns as 0) counts too: the check errs on the side of not caching.
 func (p *Policy) Deterministic() bool { return p.deterministic }
 
-// nondeterministic reports whether a module calls a non-deterministic built-in. A module that
-// does not parse is left to the compiler's error.
-func nondeterministic(m Module) bool {
-	mod, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		return false
-	}
+// nondeterministic reports whether any of the compiled modules names a non-deterministic
+// built-in anywhere (see Deterministic).
+func nondeterministic(mods map[string]*ast.Module) bool {
 	found := false
-	ast.WalkExprs(mod, func(x *ast.Expr) bool {
-		if x.IsCall() {
-			if b, ok := ast.BuiltinMap[x.Operator().String()]; ok && b.IsNondeterministic() {
+	for _, m := range mods {
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			if b, ok := ast.BuiltinMap[r.String()]; ok && b.IsNondeterministic() {
 				found = true
-			}
-		}
-		return found
-	})
-	if !found {
-		// Calls written as terms inside expressions (x := time.now_ns()).
-		ast.WalkTerms(mod, func(t *ast.Term) bool {
-			if call, ok := t.Value.(ast.Call); ok && len(call) > 0 {
-				if b, ok := ast.BuiltinMap[call[0].String()]; ok && b.IsNondeterministic() {
-					found = true
-				}
 			}
 			return found
 		})
+		if found {
+			return true
+		}
 	}
-	return found
+	return false
 }
 
 // Customized reports whether authors' modules or data are loaded beside the default policy.
+// Table tells whether the default rules are in force (with data of any kind).
 func (p *Policy) Customized() bool { return p.customized }
 
 // Action returns the catalog entry of an action.
@@ -264,7 +414,7 @@ func (p *Policy) Actions() []string {
 
 // Reason is a stable code and a message for people.
 type Reason struct {
-	Code    string `json:"code"`
+	Code    Code   `json:"code"`
 	Message string `json:"message"`
 }
 
@@ -281,11 +431,11 @@ type Result struct {
 // The context's cancellation reaches OPA through a callback (context.AfterFunc) rather than the
 // goroutine per evaluation OPA starts by default, and the result is read from OPA's AST directly
 // instead of being converted to Go maps first.
-func (p *Policy) Eval(ctx context.Context, input ast.Value) (Result, error) {
+func (p *Policy) Eval(ctx context.Context, in *Input) (Result, error) {
 	cancel := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, cancel.Cancel)
 	defer stop()
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel), rego.EvalGenerateJSON(keepAST))
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(cancel), rego.EvalGenerateJSON(keepAST))
 	if err != nil {
 		return Result{}, &Error{Op: "eval", Detail: err.Error()}
 	}
@@ -336,7 +486,7 @@ func decode(v ast.Value) (Result, error) {
 			if code == "" {
 				return Result{}, &Error{Op: "eval", Detail: "a decision reason has no code"}
 			}
-			r.Reasons = append(r.Reasons, Reason{Code: string(code), Message: string(msg)})
+			r.Reasons = append(r.Reasons, Reason{Code: Code(code), Message: string(msg)})
 		}
 	}
 	if r.Role == "" {
@@ -363,26 +513,25 @@ type TestResult struct {
 // Test runs every test_ rule of the given modules (an author's policy and tests) with the
 // default policy and the merged data loaded. Pass DefaultTests() to run the default policy's own
 // tests (they assume no extension package is loaded).
+//
+// Modules are checked as New checks them; test modules are files named *_test.rego or modules
+// whose package's last part ends in _test (OPA's conventions), in any package.
 func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]TestResult, error) {
-	all := append(DefaultModules(), modules...)
+	deciding, tests, err := parse(modules)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(deciding, tests)
 	merged := DefaultData()
 	for _, d := range data {
 		merged = mergeData(merged, d)
 	}
-	parsed := map[string]*ast.Module{}
-	for _, m := range all {
-		mod, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
-		if err != nil {
-			return nil, &Error{Op: "compile", Detail: err.Error()}
-		}
-		parsed[m.Name] = mod
-	}
 	store := inmem.NewFromObject(merged)
 	var out []TestResult
-	err := storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
-		ch, err := tester.NewRunner().SetStore(store).SetModules(parsed).RaiseBuiltinErrors(true).RunTests(ctx, txn)
+	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
+		ch, err := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).RunTests(ctx, txn)
 		if err != nil {
-			return &Error{Op: "compile", Detail: err.Error()}
+			return fromOPA("compile", err)
 		}
 		for r := range ch {
 			tr := TestResult{Package: r.Package, Name: r.Name, Pass: r.Pass()}

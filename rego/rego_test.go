@@ -1,10 +1,15 @@
 package rego_test
 
 import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
 )
 
@@ -31,14 +36,6 @@ func TestFailingAuthorTestIsReported(t *testing.T) {
 	require.Equal(t, []string{"test_fails"}, failed)
 }
 
-func TestCompileErrorIsTyped(t *testing.T) {
-	t.Parallel()
-	_, err := rego.New(t.Context(), []rego.Module{{Name: "bad.rego", Source: "package x\n\nallow if {"}})
-	var re *rego.Error
-	require.ErrorAs(t, err, &re)
-	require.Equal(t, "compile", re.Op)
-}
-
 func TestCatalogIsData(t *testing.T) {
 	t.Parallel()
 	p, err := rego.New(t.Context(), nil, map[string]any{"teamgate": map[string]any{"actions": map[string]any{
@@ -57,21 +54,228 @@ func TestCatalogIsData(t *testing.T) {
 	require.ErrorContains(t, err, "galaxy")
 }
 
+// ext wraps rule lines in an extension module.
+func ext(pkg string, lines ...string) string {
+	return "package " + pkg + "\n\nimport rego.v1\n\n" + strings.Join(lines, "\n") + "\n"
+}
+
 func TestDeterministic(t *testing.T) {
 	t.Parallel()
-	p, err := rego.New(t.Context(), nil)
-	require.NoError(t, err)
-	require.True(t, p.Deterministic())
-	for _, src := range []string{
-		"package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"night\" if time.now_ns() > 0\n",
-		"package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"x\" if {\n\tt := time.now_ns()\n\tt > 5\n}\n",
-		"package teamgate.ext\n\nimport rego.v1\n\nallow contains \"lucky\" if rand.intn(\"x\", 10) == 3\n",
-	} {
-		p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: src}})
-		require.NoError(t, err, src)
-		require.False(t, p.Deterministic(), src)
+	cases := []struct {
+		name    string
+		modules []rego.Module
+		want    bool
+	}{
+		{"default policy", nil, true},
+		{"reads input only", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains "x" if input.subject.id == "bob"`)}}, true},
+		{"deterministic built-in replaced by another", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains x if { x := upper("a") with upper as lower }`)}}, true},
+		{"clock in a test module only", []rego.Module{{Name: "x_test.rego", Source: ext("teamgate.ext", `test_clock if time.now_ns() > 0`)}}, true},
+		{"direct call", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains "night" if time.now_ns() > 0`)}}, false},
+		{"assigned call", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", "deny contains \"x\" if {\n\tt := time.now_ns()\n\tt > 5\n}")}}, false},
+		{"rand", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `allow contains "lucky" if rand.intn("x", 10) == 3`)}}, false},
+		// The issue's example: a built-in replaced by a non-deterministic one with `with`.
+		{"with value is a non-deterministic built-in", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains x if { x := upper("a") with upper as uuid.rfc4122 }`)}}, false},
+		{"with inside a function", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext",
+			"f(s) := x if {\n\tx := upper(s) with upper as uuid.rfc4122\n}",
+			`deny contains f("a") if input.subject.id != ""`)}}, false},
+		{"with value is a function calling rand", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext",
+			`g(s) := sprintf("%d", [rand.intn(s, 10)])`,
+			`deny contains x if { x := upper("a") with upper as g }`)}}, false},
+		{"with replaces the clock", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains "x" if { time.now_ns() > 0 with time.now_ns as 5 }`)}}, false},
+		{"with input holds a call", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext",
+			`late if input.t > 0`,
+			`deny contains "x" if { late with input as {"t": time.now_ns()} }`)}}, false},
+		{"inside every", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains "x" if { every i in [1, 2] { rand.intn("k", i) < 1 } }`)}}, false},
+		{"inside a comprehension", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains "x" if count({u | some i in [1, 2]; u := uuid.rfc4122(sprintf("%d", [i]))}) > 1`)}}, false},
+		{"in a subpackage the rules call", []rego.Module{
+			{Name: "lib.rego", Source: ext("teamgate.ext.lib", `coin(s) := x if { x := upper(s) with upper as uuid.rfc4122 }`)},
+			{Name: "x.rego", Source: ext("teamgate.ext", `import data.teamgate.ext.lib`, `deny contains lib.coin("a") if true`)},
+		}, false},
 	}
-	p, err = rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"x\" if input.subject.id == \"bob\"\n"}})
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := rego.New(t.Context(), c.modules)
+			require.NoError(t, err)
+			require.Equal(t, c.want, p.Deterministic())
+		})
+	}
+}
+
+func TestModulePackages(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		modules []rego.Module
+		errs    []string // each error message must contain these; nil: accepted
+	}{
+		{"ext", []rego.Module{{Name: "a.rego", Source: ext("teamgate.ext", `deny contains "x" if false`)}}, nil},
+		{"ext subpackage", []rego.Module{{Name: "a.rego", Source: ext("teamgate.ext.lib", `x := 1`)}}, nil},
+		{"test file in any package", []rego.Module{{Name: "a_test.rego", Source: ext("mine", `test_x if true`)}}, nil},
+		{"test package in any file", []rego.Module{{Name: "a.rego", Source: ext("mine_test", `test_x if true`)}}, nil},
+		{"default package", []rego.Module{{Name: "a.rego", Source: ext("teamgate.authz", `decision := {"allow": true}`)}}, []string{"a.rego:1", "package teamgate.authz", "teamgate.ext"}},
+		{"other package", []rego.Module{{Name: "dir/b.rego", Source: ext("x", `y := 1`)}}, []string{"dir/b.rego:1", "package x"}},
+		{"name prefix is not a subpackage", []rego.Module{{Name: "c.rego", Source: ext("teamgate.extra", `y := 1`)}}, []string{"c.rego:1", "package teamgate.extra"}},
+		{"parent package", []rego.Module{{Name: "c.rego", Source: "\n" + ext("teamgate", `y := 1`)}}, []string{"c.rego:2", "package teamgate is not allowed"}},
+		{"every bad module is named", []rego.Module{
+			{Name: "one.rego", Source: ext("x", `y := 1`)},
+			{Name: "two.rego", Source: ext("teamgate.ext", `deny contains "x" if false`)},
+			{Name: "three.rego", Source: ext("z", `y := 1`)},
+		}, []string{"one.rego", "three.rego"}},
+		{"duplicate name", []rego.Module{
+			{Name: "a.rego", Source: ext("teamgate.ext", `deny contains "x" if false`)},
+			{Name: "a.rego", Source: ext("teamgate.ext", `allow contains "x" if false`)},
+		}, []string{"a.rego: two modules have this name"}},
+		{"default module's name", []rego.Module{{Name: rego.DefaultModules()[0].Name, Source: ext("teamgate.ext", `x := 1`)}}, []string{"two modules have this name"}},
+		{"no name", []rego.Module{{Source: ext("teamgate.ext", `x := 1`)}}, []string{"module 1 has no name"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, newErr := rego.New(t.Context(), c.modules)
+			_, testErr := rego.Test(t.Context(), c.modules)
+			for _, err := range []error{newErr, testErr} {
+				if c.errs == nil {
+					require.NoError(t, err)
+					continue
+				}
+				require.ErrorIs(t, err, teamgate.ErrInvalid)
+				var re *rego.Error
+				require.ErrorAs(t, err, &re)
+				require.Equal(t, "compile", re.Op)
+				for _, want := range c.errs {
+					require.ErrorContains(t, err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestTestModulesDoNotDecide(t *testing.T) {
+	t.Parallel()
+	// A test package's rules never reach the deciding policy, even in a file not named *_test.rego.
+	p, err := rego.New(t.Context(), []rego.Module{{Name: "t.rego", Source: ext("teamgate.ext_test", `test_x if true`)}})
 	require.NoError(t, err)
 	require.True(t, p.Deterministic())
+	results, err := rego.Test(t.Context(), []rego.Module{{Name: "t.rego", Source: ext("teamgate.ext_test", `test_x if true`)}})
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	require.True(t, results[0].Pass)
+}
+
+func TestCompileErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		modules []rego.Module
+		want    []string // substrings, each "file:line: OPA code and message"
+	}{
+		{"parse", []rego.Module{{Name: "bad.rego", Source: "package teamgate.ext\n\nallow if {"}}, []string{"bad.rego:3: rego_parse_error"}},
+		{"empty", []rego.Module{{Name: "empty.rego", Source: "# nothing\n"}}, []string{"empty.rego:", "rego_parse_error: empty module"}},
+		{"unsafe variable", []rego.Module{{Name: "u.rego", Source: ext("teamgate.ext", "deny contains msg if {", "\tinput.x == 1", "}")}}, []string{"u.rego:5: rego_unsafe_var_error: var msg is unsafe"}},
+		{"undefined function", []rego.Module{{Name: "f.rego", Source: ext("teamgate.ext", "", `deny contains "x" if nope(1)`)}}, []string{"f.rego:6: rego_type_error: undefined function nope"}},
+		{"undefined reference in a subpackage", []rego.Module{{Name: "l.rego", Source: ext("teamgate.ext.lib", `x := y`)}}, []string{"l.rego:5: rego_unsafe_var_error: var y is unsafe"}},
+		{"one error per problem, in every file", []rego.Module{
+			{Name: "a.rego", Source: ext("teamgate.ext", `deny contains m if true`)},
+			{Name: "b.rego", Source: ext("teamgate.ext", "", `allow contains n if true`)},
+		}, []string{"a.rego:5: rego_unsafe_var_error: var m is unsafe", "b.rego:6: rego_unsafe_var_error: var n is unsafe"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := rego.New(t.Context(), c.modules)
+			require.ErrorIs(t, err, teamgate.ErrInvalid)
+			var re *rego.Error
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, "compile", re.Op)
+			require.Equal(t, c.modules[0].Name, re.File)
+			for _, want := range c.want {
+				require.ErrorContains(t, err, want)
+			}
+			_, err = rego.Test(t.Context(), c.modules)
+			require.ErrorIs(t, err, teamgate.ErrInvalid)
+			for _, want := range c.want {
+				require.ErrorContains(t, err, want)
+			}
+		})
+	}
+}
+
+func TestLoadDir(t *testing.T) {
+	t.Parallel()
+	write := func(t *testing.T, dir string, files map[string]string) {
+		for name, content := range files {
+			path := filepath.Join(dir, name)
+			require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
+			require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+		}
+	}
+	t.Run("modules and data", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		write(t, dir, map[string]string{
+			"freeze.rego":      ext("teamgate.ext", `deny contains "frozen" if input.resource.project == data.frozen`),
+			"lib/helpers.rego": ext("teamgate.ext.lib", `x := 1`),
+			"freeze_test.rego": ext("teamgate.ext_test", `test_frozen if data.frozen == "vision"`),
+			"data.json":        `{"frozen": "vision"}`,
+			"sub/actions.json": `{"teamgate": {"actions": {"runs.export": {"kind": "project", "role": "member"}}}}`,
+			"README.md":        "ignored",
+		})
+		mods, data, err := rego.LoadDir(dir)
+		require.NoError(t, err)
+		require.Len(t, mods, 3)
+		require.Len(t, data, 2)
+		p, err := rego.New(t.Context(), mods, data...)
+		require.NoError(t, err)
+		_, ok := p.Action("runs.export")
+		require.True(t, ok)
+		results, err := rego.Test(t.Context(), mods, data...)
+		require.NoError(t, err)
+		require.Len(t, results, 1)
+		require.True(t, results[0].Pass, results[0].Error)
+	})
+	t.Run("a module in another package", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		write(t, dir, map[string]string{"authz.rego": ext("teamgate.authz", `decision := {"allow": true}`)})
+		mods, data, err := rego.LoadDir(dir)
+		require.NoError(t, err)
+		_, err = rego.New(t.Context(), mods, data...)
+		require.ErrorIs(t, err, teamgate.ErrInvalid)
+		require.ErrorContains(t, err, filepath.Join(dir, "authz.rego")+":1")
+		require.ErrorContains(t, err, "package teamgate.authz")
+	})
+	for _, c := range []struct{ name, content, want string }{
+		{"syntax", "{\n  \"a\": 1,\n  \"b\": \n}\n", "bad.json:4: invalid character '}'"},
+		{"not an object", "[1, 2]", "bad.json:1: json: cannot unmarshal array"},
+		{"two documents", "{\"a\": 1}\n{\"b\": 2}", "bad.json:2: invalid character '{' after top-level value"},
+		{"null", "null", "bad.json:1: a data file holds one JSON object"},
+		{"empty", "", "bad.json:1: unexpected end of JSON input"},
+	} {
+		t.Run("data "+c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			write(t, dir, map[string]string{"bad.json": c.content})
+			_, _, err := rego.LoadDir(dir)
+			require.ErrorIs(t, err, teamgate.ErrInvalid)
+			var re *rego.Error
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, filepath.Join(dir, "bad.json"), re.File)
+			require.ErrorContains(t, err, c.want)
+		})
+	}
+	t.Run("missing directory", func(t *testing.T) {
+		t.Parallel()
+		_, _, err := rego.LoadDir(filepath.Join(t.TempDir(), "nope"))
+		require.ErrorIs(t, err, teamgate.ErrInvalid)
+		require.ErrorIs(t, err, fs.ErrNotExist)
+	})
+}
+
+func TestDataConflictingWithARuleIsInvalid(t *testing.T) {
+	t.Parallel()
+	mods := []rego.Module{{Name: "a.rego", Source: ext("teamgate.ext", `deny contains "x" if false`)}}
+	_, err := rego.New(t.Context(), mods, map[string]any{"teamgate": map[string]any{"ext": map[string]any{"deny": []any{"x"}}}})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, "a.rego:5: rego_compile_error: conflicting rule for data path teamgate/ext/deny")
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
@@ -31,11 +32,20 @@ type PutMember struct{ Org, User, Role string }
 type DeleteMember struct{ Org, User string }
 
 // PutTeam creates a team or replaces its description and linked policy (members are kept).
+// Changing the linked policy re-connects the team's projects that followed the old one (see
+// "Team policy links" in the package doc).
 type PutTeam struct{ Team Team }
 
 // DeleteTeam removes a team. A team that a project is assigned to cannot be deleted (ErrConflict):
-// dropping it silently could open a restricted project to the whole org.
+// dropping it silently could open a restricted project to the whole org. Users whose default
+// team it was lose their default team.
 type DeleteTeam struct{ Org, Name string }
+
+// RenameTeam renames a team in one change: its record, its memberships, the projects assigned to
+// it, the policies whose teams allow-list names it and the users whose default team it is all
+// follow, so every decision is the same under the new name. From must exist (ErrNotFound) and To
+// must not (ErrConflict). CEL rules that spell the team's name are not rewritten.
+type RenameTeam struct{ Org, From, To string }
 
 // PutTeamMember adds an org member to a team with Role, or changes the role.
 type PutTeamMember struct{ Org, Team, User, Role string }
@@ -45,6 +55,18 @@ type DeleteTeamMember struct{ Org, Team, User string }
 
 // PutProject creates or replaces a project, grants included.
 type PutProject struct{ Project Project }
+
+// CreateProject creates a project that must not exist yet (ErrConflict otherwise): unlike
+// PutProject it never replaces, so of two creators of one name exactly one succeeds.
+//
+// With Team set the project is created in that team space: assigned to the team and connected to
+// the policy the team links when the change applies (under the store's write lock, so a link
+// changed by a concurrent write is never missed); Project.Teams and Project.Policy must then be
+// empty.
+type CreateProject struct {
+	Project Project
+	Team    string
+}
 
 // DeleteProject removes a project and its grants.
 type DeleteProject struct{ Org, Name string }
@@ -80,6 +102,8 @@ func (DeleteTeam) Kind() string       { return "delete_team" }
 func (PutTeamMember) Kind() string    { return "put_team_member" }
 func (DeleteTeamMember) Kind() string { return "delete_team_member" }
 func (PutProject) Kind() string       { return "put_project" }
+func (CreateProject) Kind() string    { return "create_project" }
+func (RenameTeam) Kind() string       { return "rename_team" }
 func (DeleteProject) Kind() string    { return "delete_project" }
 func (PutGrant) Kind() string         { return "put_grant" }
 func (DeleteGrant) Kind() string      { return "delete_grant" }
@@ -197,6 +221,12 @@ func (c DeleteOrg) apply(t *txn) error {
 	for name := range o.policies {
 		t.touch(keyPolicy(c.Name, name))
 	}
+	for u := range o.members {
+		t.subject(c.Name, u)
+	}
+	for _, team := range sortedKeys(o.defaultUsers) {
+		t.clearDefaults(o, team)
+	}
 	t.affectAll(o)
 	t.touch(keyOrg(c.Name))
 	del(t, t.st.orgs, c.Name)
@@ -216,6 +246,8 @@ func (c PutMember) apply(t *txn) error {
 	}
 	set(t, o.members, c.User, c.Role)
 	t.touch(keyMember(c.Org, c.User))
+	t.subject(c.Org, c.User)
+	t.dropClosedDefault(o, c.User) // a demoted owner may no longer enter their default team
 	return nil
 }
 
@@ -241,6 +273,8 @@ func (c DeleteMember) apply(t *txn) error {
 	}
 	del(t, o.members, c.User)
 	t.touch(keyMember(c.Org, c.User))
+	t.subject(c.Org, c.User)
+	t.dropClosedDefault(o, c.User)
 	return nil
 }
 
@@ -262,6 +296,9 @@ func (c PutTeam) apply(t *txn) error {
 		old := td.team
 		t.onUndo(func() { td.team = old })
 		td.team = tm
+		if old.Policy != tm.Policy {
+			t.followLink(o, tm.Name, old.Policy, tm.Policy)
+		}
 	} else {
 		set(t, o.teams, tm.Name, &teamData{team: tm, members: map[string]string{}})
 	}
@@ -287,7 +324,85 @@ func (c DeleteTeam) apply(t *txn) error {
 	}
 	del(t, o.teams, c.Name)
 	t.touch(keyTeam(c.Org, c.Name))
+	t.clearDefaults(o, c.Name)
 	return nil
+}
+
+func (c RenameTeam) apply(t *txn) error {
+	o, td, err := t.team(c.Org, c.From)
+	if err != nil {
+		return err
+	}
+	if err := scope.CheckSlug("team", c.To); err != nil {
+		return err
+	}
+	if _, ok := o.teams[c.To]; ok {
+		return &teamgate.ConflictError{What: "team", Name: c.Org + "/" + c.To,
+			Reason: "cannot rename " + c.Org + "/" + c.From + " to it: it already exists"}
+	}
+	del(t, o.teams, c.From)
+	old := td.team
+	t.onUndo(func() { td.team = old })
+	td.team.Name = c.To
+	set(t, o.teams, c.To, td)
+	t.touch(keyTeam(c.Org, c.From))
+	t.touch(keyTeam(c.Org, c.To))
+	for u, role := range td.members {
+		delIndex(t, o.userTeams, u, c.From)
+		setIndex(t, o.userTeams, u, c.To, role)
+		t.touch(keyTeamMember(c.Org, c.From, u))
+		t.touch(keyTeamMember(c.Org, c.To, u))
+		t.subject(c.Org, u)
+	}
+	// Projects whose effective teams must be recomputed: those assigned to the team and those
+	// connected to a policy whose teams allow-list names it.
+	recompute := map[string]*projectData{}
+	for name, pol := range o.policies {
+		if !slices.Contains(pol.p.Settings.Teams, c.From) {
+			continue
+		}
+		oldP := pol.p
+		t.onUndo(func() { pol.p = oldP })
+		pol.p.Settings.Teams = renamed(oldP.Settings.Teams, c.From, c.To)
+		t.touch(keyPolicy(c.Org, name))
+		for p := range o.policyProjects[name] {
+			recompute[p] = o.projects[p]
+		}
+	}
+	for name, pd := range o.projects {
+		if !slices.Contains(pd.p.Teams, c.From) {
+			continue
+		}
+		oldTeams := pd.p.Teams
+		t.onUndo(func() { pd.p.Teams = oldTeams })
+		pd.p.Teams = renamed(oldTeams, c.From, c.To)
+		t.touch(keyProject(c.Org, name))
+		recompute[name] = pd
+	}
+	for name, pd := range recompute {
+		t.setProjectTeams(o, pd)
+		t.affect(c.Org, name)
+	}
+	for _, u := range sortedKeys(o.defaultUsers[c.From]) {
+		usr := t.st.users[u]
+		usr.DefaultTeam = c.Org + "/" + c.To
+		t.putUser(usr)
+	}
+	return nil
+}
+
+// renamed returns a copy of a team list with from replaced by to (once, where from stood).
+func renamed(teams []string, from, to string) []string {
+	out := make([]string, 0, len(teams))
+	for _, tm := range teams {
+		if tm == from {
+			tm = to
+		}
+		if !slices.Contains(out, tm) { // a policy may already list a team name not yet created
+			out = append(out, tm)
+		}
+	}
+	return out
 }
 
 func (c PutTeamMember) apply(t *txn) error {
@@ -304,6 +419,8 @@ func (c PutTeamMember) apply(t *txn) error {
 	set(t, td.members, c.User, c.Role)
 	setIndex(t, o.userTeams, c.User, c.Team, c.Role)
 	t.touch(keyTeamMember(c.Org, c.Team, c.User))
+	t.subject(c.Org, c.User)
+	t.reach(c.Org, o.teamProjects[c.Team])
 	return nil
 }
 
@@ -318,6 +435,9 @@ func (c DeleteTeamMember) apply(t *txn) error {
 	del(t, td.members, c.User)
 	delIndex(t, o.userTeams, c.User, c.Team)
 	t.touch(keyTeamMember(c.Org, c.Team, c.User))
+	t.subject(c.Org, c.User)
+	t.reach(c.Org, o.teamProjects[c.Team])
+	t.dropClosedDefault(o, c.User)
 	return nil
 }
 
@@ -372,6 +492,20 @@ func (c PutProject) apply(t *txn) error {
 	p = cloneProject(p)
 
 	pd, exists := o.projects[p.Name]
+	var oldGrants map[string]Grant
+	if exists {
+		oldGrants = pd.p.Grants
+	}
+	for u, g := range p.Grants {
+		if old, ok := oldGrants[u]; !ok || !old.equal(g) {
+			t.subject(p.Org, u)
+		}
+	}
+	for u := range oldGrants {
+		if _, ok := p.Grants[u]; !ok {
+			t.subject(p.Org, u)
+		}
+	}
 	if exists {
 		t.unindexProject(o, pd)
 		oldP, oldRules := pd.p, pd.rules
@@ -392,6 +526,33 @@ func (c PutProject) apply(t *txn) error {
 	t.touch(keyProject(p.Org, p.Name))
 	t.affect(p.Org, p.Name)
 	return nil
+}
+
+func (c CreateProject) apply(t *txn) error {
+	p := c.Project
+	o, err := t.org(p.Org)
+	if err != nil {
+		return err
+	}
+	if err := scope.CheckSlug("project", p.Name); err != nil {
+		return err
+	}
+	name := p.Org + "/" + p.Name
+	if _, ok := o.projects[p.Name]; ok {
+		return &teamgate.ConflictError{What: "project", Name: name, Reason: "already exists"}
+	}
+	if c.Team != "" {
+		_, td, err := t.team(p.Org, c.Team)
+		if err != nil {
+			return err
+		}
+		if len(p.Teams) > 0 || p.Policy != "" {
+			return teamgate.Invalid("project created in team space", name,
+				"its teams and policy come from team "+p.Org+"/"+c.Team+"; leave them empty")
+		}
+		p.Teams, p.Policy = []string{c.Team}, td.team.Policy
+	}
+	return PutProject{Project: p}.apply(t)
 }
 
 func (c DeleteProject) apply(t *txn) error {
@@ -495,23 +656,39 @@ func (c PutUser) apply(t *txn) error {
 		return err
 	}
 	if u.DefaultTeam != "" {
-		o, err := scope.ParseOwner(u.DefaultTeam)
+		ow, err := scope.ParseOwner(u.DefaultTeam)
 		if err != nil {
 			return err
 		}
-		if !o.IsTeam() {
+		if !ow.IsTeam() {
 			return teamgate.Invalid("default team", u.DefaultTeam, "a default team is `org/team`")
 		}
+		_, td, err := t.team(ow.Org, ow.Team)
+		if err != nil {
+			return fmt.Errorf("default team %s of user %s: %w", u.DefaultTeam, u.ID, err)
+		}
+		if !canEnter(td, u.ID) {
+			if t.loading {
+				// A record written before default teams were checked: Open must not fail on it.
+				// The default is dropped in memory (an empty owner then asks for one).
+				u.DefaultTeam = ""
+				t.putUser(u)
+				return nil
+			}
+			return &teamgate.NotFoundError{What: "team membership", Name: u.DefaultTeam + "/" + u.ID,
+				Reason: "default team " + u.DefaultTeam + " of user " + u.ID + ": " + u.ID + " is not a member of the team"}
+		}
 	}
-	set(t, t.st.users, u.ID, u)
-	t.touch(keyUser(u.ID))
+	t.putUser(u)
 	return nil
 }
 
 func (c DeleteUser) apply(t *txn) error {
-	if _, ok := t.st.users[c.ID]; !ok {
+	u, ok := t.st.users[c.ID]
+	if !ok {
 		return &teamgate.NotFoundError{What: "user", Name: c.ID}
 	}
+	t.unindexDefault(u)
 	del(t, t.st.users, c.ID)
 	t.touch(keyUser(c.ID))
 	return nil
@@ -545,4 +722,95 @@ func cloneProject(p Project) Project {
 		}
 	}
 	return c
+}
+
+// canEnter reports whether a user may keep td as their default team: they are a member of it.
+// The store decides this from memberships alone, never from org roles: which org roles reach
+// every team is the policy's rule (rego/data.json), not the store's.
+func canEnter(td *teamData, user string) bool {
+	_, ok := td.members[user]
+	return ok
+}
+
+// defaultOf returns the org data and team of a user's default team (nil when none, or its org
+// is gone).
+func (t *txn) defaultOf(u User) (*orgData, string) {
+	org, team, ok := strings.Cut(u.DefaultTeam, "/")
+	if !ok {
+		return nil, ""
+	}
+	return t.st.orgs[org], team
+}
+
+func (t *txn) unindexDefault(u User) {
+	if o, team := t.defaultOf(u); o != nil {
+		delIndex(t, o.defaultUsers, team, u.ID)
+	}
+}
+
+// putUser writes a user record and keeps the default-team index.
+func (t *txn) putUser(u User) {
+	if old, ok := t.st.users[u.ID]; ok {
+		t.unindexDefault(old)
+	}
+	set(t, t.st.users, u.ID, u)
+	if o, team := t.defaultOf(u); o != nil {
+		setIndex(t, o.defaultUsers, team, u.ID, struct{}{})
+	}
+	t.touch(keyUser(u.ID))
+}
+
+// dropClosedDefault clears a user's default team in o when the user can no longer enter it (a
+// membership removed or an org role lowered).
+func (t *txn) dropClosedDefault(o *orgData, user string) {
+	u, ok := t.st.users[user]
+	if !ok {
+		return
+	}
+	do, team := t.defaultOf(u)
+	if do != o {
+		return
+	}
+	if td, ok := o.teams[team]; ok && canEnter(td, user) {
+		return
+	}
+	u.DefaultTeam = ""
+	t.putUser(u)
+}
+
+// clearDefaults clears the default team of every user whose default team is team (deleted).
+func (t *txn) clearDefaults(o *orgData, team string) {
+	for _, id := range sortedKeys(o.defaultUsers[team]) {
+		u := t.st.users[id]
+		u.DefaultTeam = ""
+		t.putUser(u)
+	}
+}
+
+// followLink applies a change of a team's linked policy from old to new to the team's projects:
+// each project assigned to the team and connected to old ("" = unconnected) is connected to new
+// ("" = disconnected); projects connected to another policy keep it (see the package doc).
+func (t *txn) followLink(o *orgData, team, old, new string) {
+	for _, pd := range o.projects {
+		if pd.p.Policy == old && slices.Contains(pd.p.Teams, team) {
+			t.connect(o, pd, new)
+		}
+	}
+}
+
+// connect connects a project to a policy ("" disconnects it), keeping the indexes.
+func (t *txn) connect(o *orgData, pd *projectData, pol string) {
+	name := pd.p.Name
+	if pd.p.Policy != "" {
+		delIndex(t, o.policyProjects, pd.p.Policy, name)
+	}
+	old := pd.p.Policy
+	t.onUndo(func() { pd.p.Policy = old })
+	pd.p.Policy = pol
+	if pol != "" {
+		setIndex(t, o.policyProjects, pol, name, struct{}{})
+	}
+	t.setProjectTeams(o, pd)
+	t.touch(keyProject(o.org.Name, name))
+	t.affect(o.org.Name, name)
 }

@@ -5,12 +5,14 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/teamgate/teamgate/policy"
 )
 
 // Check verifies that every in-memory index agrees with the records it is derived from
-// (team memberships, effective teams, team → projects, policy → projects, grants, open projects).
+// (team memberships, effective teams, team → projects, policy → projects, grants, open projects,
+// users' default teams) and that every default team is one its user can enter.
 // It is meant for tests and for operators after an incident; it takes the read lock and walks
 // the whole directory.
 func (s *Store) Check() error {
@@ -20,8 +22,48 @@ func (s *Store) Check() error {
 				return fmt.Errorf("store: org %s: %w", name, err)
 			}
 		}
-		return nil
+		return r.st.checkDefaults()
 	})
+}
+
+// checkDefaults verifies the team → default users index and that each user can enter their
+// default team.
+func (st *state) checkDefaults() error {
+	want := map[string]map[string]map[string]struct{}{} // org → team → users
+	for id, u := range st.users {
+		if u.DefaultTeam == "" {
+			continue
+		}
+		org, team, _ := strings.Cut(u.DefaultTeam, "/")
+		o, ok := st.orgs[org]
+		if !ok {
+			return fmt.Errorf("store: user %s: default team %s in a missing org", id, u.DefaultTeam)
+		}
+		td, ok := o.teams[team]
+		if !ok {
+			return fmt.Errorf("store: user %s: default team %s is missing", id, u.DefaultTeam)
+		}
+		if !canEnter(td, id) {
+			return fmt.Errorf("store: user %s cannot enter their default team %s", id, u.DefaultTeam)
+		}
+		if want[org] == nil {
+			want[org] = map[string]map[string]struct{}{}
+		}
+		if want[org][team] == nil {
+			want[org][team] = map[string]struct{}{}
+		}
+		want[org][team][id] = struct{}{}
+	}
+	for name, o := range st.orgs {
+		w := want[name]
+		if w == nil {
+			w = map[string]map[string]struct{}{}
+		}
+		if !reflect.DeepEqual(w, o.defaultUsers) {
+			return fmt.Errorf("store: org %s: default team index differs: have %v, want %v", name, o.defaultUsers, w)
+		}
+	}
+	return nil
 }
 
 func (o *orgData) check() error {

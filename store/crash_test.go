@@ -3,9 +3,11 @@ package store_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,12 +23,39 @@ import (
 // revision and prints each acknowledged revision, until it is killed.
 const writerEnv = "TEAMGATE_CRASH_WRITER_DIR"
 
+// batchWriterEnv makes the test binary act as a writer of batches larger than one Badger
+// transaction (batchWriter); batchStepEnv and batchAtEnv name the step of a staged commit at
+// which it kills itself, and the how-manieth time.
+const (
+	batchWriterEnv = "TEAMGATE_CRASH_BATCH_DIR"
+	batchStepEnv   = "TEAMGATE_CRASH_BATCH_STEP"
+	batchAtEnv     = "TEAMGATE_CRASH_BATCH_AT"
+)
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(writerEnv); dir != "" {
 		crashWriter(dir)
 		return
 	}
+	if dir := os.Getenv(batchWriterEnv); dir != "" {
+		at, _ := strconv.Atoi(os.Getenv(batchAtEnv))
+		batchWriter(dir, os.Getenv(batchStepEnv), at)
+		return
+	}
 	os.Exit(m.Run())
+}
+
+// startWriter runs this test binary as a writer process with env added, and returns it with a
+// scanner of its output lines.
+func startWriter(t *testing.T, env ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, bufio.NewScanner(out)
 }
 
 func crashWriter(dir string) {
@@ -55,12 +84,7 @@ func crashWriter(dir string) {
 func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), writerEnv+"="+dir)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	sc := bufio.NewScanner(out)
+	cmd, sc := startWriter(t, writerEnv+"="+dir)
 	var acked uint64
 	deadline := time.Now().Add(20 * time.Second)
 	for sc.Scan() && time.Now().Before(deadline) {
@@ -90,4 +114,297 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 		}
 		return nil
 	}))
+}
+
+// smallTxn is the Badger memtable size of the batch tests: a transaction then holds about
+// 150 KiB, which a batch of bigBatchUsers memberships exceeds several times over.
+const (
+	smallTxn      = 1 << 20
+	bigBatchUsers = 4000
+)
+
+// bigBatch returns the changes of revision rev. Revision 1 creates the org, a team and a
+// restricted project, with "victim" a member of both org and team; every later revision adds
+// bigBatchUsers members and alternately revokes victim (DeleteMember cascades to the team) and
+// grants it again, so a decision on victim cached before the batch depends on it.
+func bigBatch(rev uint64) []store.Change {
+	if rev == 1 {
+		return []store.Change{
+			store.PutOrg{Org: store.Org{Name: "big"}},
+			store.PutTeam{Team: store.Team{Org: "big", Name: "ml"}},
+			store.PutMember{Org: "big", User: "victim", Role: "member"},
+			store.PutTeamMember{Org: "big", Team: "ml", User: "victim", Role: "member"},
+			store.PutProject{Project: store.Project{Org: "big", Name: "labs", Teams: []string{"ml"}}},
+		}
+	}
+	changes := make([]store.Change, 0, bigBatchUsers+2)
+	for i := range bigBatchUsers {
+		changes = append(changes, store.PutMember{Org: "big", User: fmt.Sprintf("r%du%d", rev, i), Role: "member"})
+	}
+	if rev%2 == 0 {
+		return append(changes, store.DeleteMember{Org: "big", User: "victim"})
+	}
+	return append(changes,
+		store.PutMember{Org: "big", User: "victim", Role: "member"},
+		store.PutTeamMember{Org: "big", Team: "ml", User: "victim", Role: "member"})
+}
+
+// batchWriter applies bigBatch(1), bigBatch(2), … to the store in dir, printing each
+// acknowledged revision. With a step, it kills itself (SIGKILL) the at-th time a staged commit
+// reaches that step, and exits after revision 2 if it never does; without, it writes until it
+// is killed.
+func batchWriter(dir, step string, at int) {
+	ctx := context.Background()
+	seen := map[string]int{}
+	hook := func(s string) error {
+		if seen[s]++; s == step && seen[s] == at {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+		return nil
+	}
+	s, err := store.Open(ctx, store.WithTestHooks(store.Options{Dir: dir}, smallTxn, hook))
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(1)
+	}
+	for rev := uint64(1); ; rev++ {
+		got, err := s.Apply(ctx, bigBatch(rev)...)
+		if err != nil || got != rev {
+			fmt.Println("apply:", got, err)
+			os.Exit(1)
+		}
+		fmt.Println(rev) // acknowledged
+		if step != "" && rev == 2 {
+			os.Exit(0)
+		}
+	}
+}
+
+// expectedDisk returns what Badger must hold after each revision up to last, computed by an
+// in-memory store (whose transactions are large enough for every batch): records, stamps,
+// events and the revision, and nothing staged.
+func expectedDisk(t *testing.T, last uint64) []map[string]string {
+	t.Helper()
+	s, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	want := []map[string]string{{}}
+	for rev := uint64(1); rev <= last; rev++ {
+		_, err := s.Apply(t.Context(), bigBatch(rev)...)
+		require.NoError(t, err)
+		keys, err := store.DiskKeys(s)
+		require.NoError(t, err)
+		want = append(want, keys)
+	}
+	return want
+}
+
+// requireRevision checks that the store in dir reopens at revision rev and holds exactly what
+// the batches up to rev write, then that it takes the next batch.
+func requireRevision(t *testing.T, dir string, rev uint64) {
+	t.Helper()
+	want := expectedDisk(t, rev+1)
+	s, err := store.Open(t.Context(), store.WithTestHooks(store.Options{Dir: dir}, smallTxn, nil))
+	require.NoError(t, err)
+	defer s.Close()
+	require.Equal(t, rev, s.Revision())
+	require.NoError(t, s.Check())
+	got, err := store.DiskKeys(s)
+	require.NoError(t, err)
+	// Equal stamps mean a decision cached before a lost batch is still current and one cached
+	// before a kept batch is not.
+	require.Equal(t, want[rev], got, "records, stamps, events and revision of revision %d, nothing staged", rev)
+	require.NoError(t, s.View(func(r store.Reader) error {
+		_, ok := r.OrgRole("big", "victim")
+		require.Equal(t, rev%2 == 1, ok, "victim is a member exactly after odd revisions")
+		return nil
+	}))
+
+	next, err := s.Apply(t.Context(), bigBatch(rev+1)...)
+	require.NoError(t, err)
+	require.Equal(t, rev+1, next)
+	got, err = store.DiskKeys(s)
+	require.NoError(t, err)
+	require.Equal(t, want[rev+1], got, "the next batch over the transaction limit commits whole")
+}
+
+// TestBigBatchKilledMidCommit kills a writer at every step of committing a batch larger than
+// one Badger transaction: after reopening, the store holds the whole batch when the kill came
+// after its commit marker, and none of it before.
+func TestBigBatchKilledMidCommit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		step string
+		at   int
+		kept bool
+	}{
+		{store.StepStaged, 1, false},
+		{store.StepStaged, 2, false},
+		{store.StepMarked, 1, true},
+		{store.StepApplied, 1, true},
+		{store.StepApplied, 2, true},
+		{store.StepUnmarked, 1, true},
+		{store.StepDone, 1, true},
+	} {
+		t.Run(fmt.Sprintf("%s-%d", tc.step, tc.at), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			cmd, sc := startWriter(t, batchWriterEnv+"="+dir, batchStepEnv+"="+tc.step, batchAtEnv+"="+strconv.Itoa(tc.at))
+			var lines []string
+			for sc.Scan() {
+				lines = append(lines, sc.Text())
+			}
+			err := cmd.Wait()
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "output %q", lines)
+			require.Equal(t, syscall.SIGKILL, exit.Sys().(syscall.WaitStatus).Signal(), "killed at the step; output %q", lines)
+			require.Equal(t, []string{"1"}, lines, "revision 1 acknowledged, the big batch not")
+
+			rev := uint64(1)
+			if tc.kept {
+				rev = 2
+			}
+			requireRevision(t, dir, rev)
+		})
+	}
+}
+
+// TestBigBatchesKilledAnytime kills a writer of big batches after a delay, wherever it is: the
+// store reopens at a revision no older than the last acknowledged one and holds exactly the
+// batches up to it.
+func TestBigBatchesKilledAnytime(t *testing.T) {
+	t.Parallel()
+	for _, delay := range []time.Duration{0, 15 * time.Millisecond, 40 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			cmd, sc := startWriter(t, batchWriterEnv+"="+dir)
+			var acked uint64
+			for acked < 2 && sc.Scan() {
+				rev, err := strconv.ParseUint(sc.Text(), 10, 64)
+				require.NoError(t, err, sc.Text())
+				acked = rev
+			}
+			require.Equal(t, uint64(2), acked, "the writer acknowledged a big batch")
+			time.Sleep(delay)
+			require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+			for sc.Scan() {
+				rev, err := strconv.ParseUint(sc.Text(), 10, 64)
+				require.NoError(t, err, sc.Text())
+				acked = rev
+			}
+			_ = cmd.Wait()
+
+			s, err := store.Open(t.Context(), store.WithTestHooks(store.Options{Dir: dir}, smallTxn, nil))
+			require.NoError(t, err)
+			rev := s.Revision()
+			require.NoError(t, s.Close())
+			require.GreaterOrEqual(t, rev, acked, "every acknowledged batch survived")
+			requireRevision(t, dir, rev)
+		})
+	}
+}
+
+// TestReopensAfterKillLeftEmptyLog reopens a store in which a kill between creating a Badger
+// log file and its first write left that file empty (dgraph-io/badger#2207: Badger refuses it).
+func TestReopensAfterKillLeftEmptyLog(t *testing.T) {
+	t.Parallel()
+	for _, files := range [][]string{{"00099.mem"}, {"000099.vlog"}, {"00099.mem", "000099.vlog"}} {
+		t.Run(strings.Join(files, "+"), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			s, err := store.Open(t.Context(), store.Options{Dir: dir})
+			require.NoError(t, err)
+			rev, err := s.Apply(t.Context(), bigBatch(1)...)
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+			for _, f := range files {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, f), nil, 0o600))
+			}
+
+			s, err = store.Open(t.Context(), store.Options{Dir: dir})
+			require.NoError(t, err)
+			defer s.Close()
+			require.Equal(t, rev, s.Revision())
+			require.NoError(t, s.View(func(r store.Reader) error {
+				_, ok := r.OrgRole("big", "victim")
+				require.True(t, ok)
+				return nil
+			}))
+		})
+	}
+}
+
+// TestBigBatchBadgerFails makes Badger fail at a step of committing a batch larger than one
+// transaction: before the commit marker the batch fails and nothing changes, memory or disk;
+// after it the batch is committed, and the next write or the next Open completes it on disk.
+func TestBigBatchBadgerFails(t *testing.T) {
+	t.Parallel()
+	errInjected := errors.New("injected Badger failure")
+	want := expectedDisk(t, 3)
+	for _, tc := range []struct {
+		step   string
+		at     int
+		kept   bool
+		reopen bool // complete by reopening, else by the next write
+	}{
+		{store.StepStaged, 1, false, false},
+		{store.StepStaged, 2, false, true},
+		{store.StepMarked, 1, true, false},
+		{store.StepMarked, 1, true, true},
+		{store.StepApplied, 1, true, false},
+		{store.StepApplied, 2, true, true},
+		{store.StepUnmarked, 1, true, true},
+	} {
+		t.Run(fmt.Sprintf("%s-%d-reopen=%v", tc.step, tc.at, tc.reopen), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			seen := map[string]int{}
+			hook := func(step string) error {
+				if seen[step]++; step == tc.step && seen[step] == tc.at {
+					return errInjected
+				}
+				return nil
+			}
+			opts := store.WithTestHooks(store.Options{Dir: dir, NoSync: true}, smallTxn, hook)
+			s, err := store.Open(t.Context(), opts)
+			require.NoError(t, err)
+			defer func() { _ = s.Close() }()
+			_, err = s.Apply(t.Context(), bigBatch(1)...)
+			require.NoError(t, err)
+
+			rev, err := s.Apply(t.Context(), bigBatch(2)...)
+			if !tc.kept {
+				require.ErrorIs(t, err, errInjected)
+				require.Equal(t, uint64(1), s.Revision())
+				require.NoError(t, s.View(func(r store.Reader) error {
+					_, ok := r.OrgRole("big", "victim")
+					require.True(t, ok, "the failed batch changed nothing in memory")
+					return nil
+				}))
+				got, err := store.DiskKeys(s)
+				require.NoError(t, err)
+				require.Equal(t, want[1], got, "the failed batch left nothing on disk")
+				return
+			}
+			require.NoError(t, err, "committed at the marker")
+			require.Equal(t, uint64(2), rev)
+			if tc.reopen {
+				require.NoError(t, s.Close())
+				s, err = store.Open(t.Context(), opts)
+				require.NoError(t, err)
+				require.Equal(t, uint64(2), s.Revision())
+				got, err := store.DiskKeys(s)
+				require.NoError(t, err)
+				require.Equal(t, want[2], got, "Open completed the batch")
+			}
+			_, err = s.Apply(t.Context(), bigBatch(3)...)
+			require.NoError(t, err)
+			require.NoError(t, s.Check())
+			got, err := store.DiskKeys(s)
+			require.NoError(t, err)
+			require.Equal(t, want[3], got, "the batch was completed before the next one")
+		})
+	}
 }

@@ -9,26 +9,122 @@
 // projects whose effective teams contain a team, a policy's connected projects. View gives a
 // consistent snapshot of all of them.
 //
+// # Dependencies
+//
+// Every fact a Reader serves has a stamp: a cell holding the revision of the last write that
+// touched it (the key set is listed in stamps.go; e.g. a user's membership in an org, a project
+// with everything its settings and effective teams derive from, an org's lists). Apply bumps the
+// stamp of everything it touched before it returns and stores the stamps with the batch, so they
+// survive a restart. A tracking Reader (Reader.Track) records the stamp of every fact it serves,
+// with its value, into a Deps: a value derived from those facts — a decision, effective
+// settings — stays valid exactly while Deps.Current reports true (no allocation, no lock), and
+// an unrelated write keeps it current. Deps encode (MarshalBinary) and decode against this or a
+// reopened store (DecodeDeps), so caches kept on disk are checked after a restart. Reading
+// something that was never written creates no stamp (bounded memory whatever names requests
+// use): it is watched through one of 256 shared cells, by key hash, which the first write of any
+// key of that shard bumps. A closed store has no current Deps. The contract —
+// every accessor records, every write bumps — lives here only: TestEveryReaderAccessorRecordsItsStamps
+// reads through every exported Reader accessor, writes a change to the answer and checks the
+// recorded Deps are no longer current. Callers never name stamps.
+//
 // # Writes
 //
 // Apply takes a batch of changes (PutOrg, PutMember, PutTeam, PutTeamMember, PutProject,
-// PutGrant, PutPolicy, PutUser and their Delete counterparts). Each change is validated against
-// the model as it applies — unknown role, team member or grantee that is not an org member,
-// project naming an unknown team or policy, team linking an unknown policy, bad slug, CEL rule
-// that does not compile to a bool, deleting a team a project is assigned to or a policy still in
-// use — and any error undoes the whole batch in memory, writes nothing to Badger and leaves the
-// revision unchanged. A successful batch bumps the revision by one, commits the touched records,
-// an Event and the revision in one Badger transaction (fsynced on disk unless Options.NoSync),
-// and returns the revision.
+// PutGrant, PutPolicy, PutUser and their Delete counterparts, CreateProject, RenameTeam, and PutFile: a whole data file). Each
+// change is validated against the model as it applies — unknown role, team member or grantee
+// that is not an org member, project naming an unknown team or policy, team linking an unknown
+// policy, default team the user cannot enter, bad slug, CEL rule that does not compile to a
+// bool, deleting a team a project is assigned to or a policy still in use, creating a project
+// that exists — and any error undoes the whole batch in memory, writes nothing to Badger and
+// leaves the revision unchanged. A successful batch bumps the revision by one, commits the touched
+// records, their stamps, an Event and the revision atomically (see Atomicity), and returns the
+// revision.
 //
 // Deletes cascade where that only removes access: DeleteMember removes the user's team
 // memberships and grants in that org, DeleteOrg removes everything in the org. They refuse
 // (ErrConflict) where it could widen access: DeleteTeam while a project is assigned to the team,
 // DeletePolicy while a project is connected or a team linked.
 //
-// A batch larger than Badger's transaction limit is committed in several Badger transactions;
-// in memory it is still atomic, but a crash in the middle of such a commit can leave part of it
-// on disk. Batches of a few thousand changes are far below that limit.
+// Put* creates or replaces. CreateProject only creates: the store checks under its write lock
+// that the name is free (ErrConflict otherwise) and, for a project created in a team space,
+// reads the team's linked policy there too, so concurrent creators of one name never overwrite
+// each other and a link changed meanwhile is never missed. RenameTeam renames a team with
+// everything that names it (memberships, project assignments, policies' teams allow-lists, users'
+// default teams) in one change; it is ErrNotFound when the team does not exist and ErrConflict
+// when the new name does.
+//
+// # Team policy links
+//
+// A team's linked policy is the policy a project created in the team space is connected to
+// (SPEC §5). The seed's "settings are automatically synchronized across team projects" is kept
+// in these terms: when PutTeam changes a team's link from OLD to NEW, every project assigned to
+// the team (its teams field names it) whose connected policy is OLD — OLD may be none — is
+// connected to NEW in the same batch (NEW none disconnects it); a project connected to any other
+// policy is left alone, so a policy chosen for one project is never replaced behind its back.
+// The projects' records, effective teams, indexes and stamps follow, and the event names each of
+// them. A link does not govern decisions by itself: a project's settings and team narrowing
+// always come from its own connected policy.
+//
+// # Default teams
+//
+// A user's default team (`org/team`, what an empty owner resolves to) must be a team the user
+// can enter, which the store decides from memberships alone: the user is a member of the team
+// (which org roles reach every team is the policy's rule, rego/data.json, and the store does not
+// restate it; an owner who wants a default team joins it). PutUser refuses any other
+// (ErrNotFound). A write that takes that away — the team membership or the org membership
+// removed, the team or the org deleted — clears the default team in the same batch (an empty owner then fails
+// with "no default team" until one is set again); RenameTeam rewrites it to the new name.
+//
+// # Atomicity
+//
+// An acknowledged batch is all on disk after a crash (kill -9, or power loss unless
+// Options.NoSync), and a batch that was not acknowledged is absent, whatever its size. Apply
+// holds the write lock until the batch is durable, then publishes it in memory (durability
+// before visibility); readers work from memory and never see a batch the disk could lose.
+//
+// A batch that fits one Badger transaction (about 15% of Badger's memtable: ~10 MB, tens of
+// thousands of changes) is written in that one transaction, fsynced: Badger's own atomicity.
+// A larger one is committed in steps, each a Badger transaction:
+//
+//  1. stage: its writes, encoded in chunks, go to v1/pending/{revision}/op/{seq}, in as many
+//     transactions as they need;
+//  2. commit: one small transaction writes the marker v1/pending/{revision}/commit (the number
+//     of chunks). This is the commit point; Apply acknowledges only after it;
+//  3. apply: the writes go to their own keys, in as many transactions as they need;
+//  4. clean up: the marker is deleted, then the chunks.
+//
+// Open first recovers whatever a crash left under v1/pending/: a batch with its marker is
+// completed (steps 3 and 4 again; replaying them is idempotent, as every write is a whole value
+// or a delete), staging without a marker is deleted. Only then does it read the records, so it
+// never sees half a batch, and the stamps it loads match the records (a decision cached on disk
+// before a lost batch stays valid; one cached before a kept batch does not). If Badger fails
+// before the commit point, the batch fails and its staging is removed; if it fails after, the
+// batch stands (it is durable) and the next write, or the next Open, completes it first.
+//
+// Badger refuses to open a directory in which a kill left an empty log file
+// (dgraph-io/badger#2207); its failed attempt initialises the file, so Open tries again.
+//
+// # Data files
+//
+// ParseFile reads the data file of SPEC §2, YAML or JSON, strictly (internal/strict): an unknown,
+// duplicate, null or non-scalar key, a case variant of a field name, a merge key, a value of the
+// wrong kind, a fraction or exponent where an integer is expected, a second YAML document, an
+// alias containing itself and aliases expanding past 4 × the file + 1 MiB are each an ErrInvalid
+// naming the path ("orgs[0].members.bob") and the line, found in time and memory bounded by the
+// file's size, quoting at most a short prefix of the offending value.
+//
+// Load and LoadFile apply a file as one change, PutFile, so one batch and one revision: every org
+// the file names becomes equal to the file. PutFile works out the difference when it applies,
+// under the write lock, against the state at that point: members the file dropped are deleted
+// first (with their team memberships and grants), then the file's members, policies, teams, team
+// members and projects are put where they differ, and last the projects, teams and policies the
+// file dropped are deleted, once nothing the file keeps refers to them. So a reload revokes
+// whatever the file no longer grants, and a file that breaks the model (a team member who is no
+// longer an org member, a project assigned to a dropped team) fails like any batch and changes
+// nothing. Orgs the file does not name are untouched. User records are not per org: the file's
+// users are put, others stay. A file equal to the directory (File.Changes is empty) is not
+// written at all. The event of a load carries the file itself; a replica applying it works out
+// the same difference against the same state.
 //
 // # Key layout (version 1)
 //
@@ -41,7 +137,13 @@
 //	v1/policy/{org}/{policy}         Policy as JSON
 //	v1/user/{id}                     User as JSON
 //	v1/event/{revision:020d}         Event as JSON (the last 100,000 are kept)
-//	v1/stamp/{o|m|t|p}/...           uint64: revision of the last write that touched it (caches)
+//	v1/stamp/{key}                   uint64: revision of the last write that touched it (Deps)
+//	v1/pending/{revision:020d}/op/{seq:010d}
+//	                                 a chunk of a large batch's writes, staged (see Atomicity):
+//	                                 per write uvarint key length, key, 0 (delete) or 1 (set),
+//	                                 and for a set uvarint value length and value
+//	v1/pending/{revision:020d}/commit
+//	                                 uvarint number of chunks: the batch is committed
 //	v1/cache/...                     caches owned by other packages; never loaded as records
 //
 // Names follow the slug rule (no '/'), so '/' separates key parts unambiguously. Indexes are not
@@ -52,9 +154,14 @@
 //
 // # Events and replicas
 //
-// Every Apply produces one Event {revision, kind, keys, projects, changes}: the record keys it
-// wrote, the projects whose record, policy or org defaults changed, and the changes themselves
-// (JSON-encodable as Changes). Watch streams events from any kept revision on. A replica follows
+// Every Apply produces one Event {revision, kind, keys, projects, subjects, changes}: the record
+// keys it wrote; the projects whose record, policy or org defaults changed, and those whose
+// access a team membership change affects (the team's projects); the subjects ("org/user") whose
+// org membership, team membership or grant changed, the members of a renamed or deleted team and
+// of a deleted org; and the changes themselves (JSON-encodable as Changes). Watch streams events
+// from any kept revision on. Events of the last 100,000 revisions are kept: Watch from an older
+// revision fails with a *TrimmedError (ErrStale), and a watcher that falls that far behind gets
+// a last event carrying the error in Err before its channel closes; a stream never skips. A replica follows
 // a primary by passing each event to ApplyEvent, which applies the same changes at the same
 // revision (or fails with ErrConflict on a gap), so both hold the same state and a
 // Request.MinRevision read on the replica sees the primary's writes. A batch too large to

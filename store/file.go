@@ -3,235 +3,255 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"reflect"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/quote"
+	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/policy"
 )
 
-// File is the data file of SPEC §2, YAML or JSON.
+// File is the data file of SPEC §2, YAML or JSON. Field names are the JSON and YAML keys.
 type File struct {
-	Orgs  []FileOrg           `yaml:"orgs,omitempty"`
-	Users map[string]FileUser `yaml:"users,omitempty"`
+	Orgs  []FileOrg           `json:"orgs,omitempty" yaml:"orgs,omitempty"`
+	Users map[string]FileUser `json:"users,omitempty" yaml:"users,omitempty"`
 }
 
 // FileOrg is an org with everything in it.
 type FileOrg struct {
-	Name                     string            `yaml:"name"`
-	Queue                    string            `yaml:"queue,omitempty"`
-	DefaultPresets           []string          `yaml:"default_presets,omitempty,flow"`
-	ArchivedDeletionInterval int               `yaml:"archived_deletion_interval,omitempty"`
-	Members                  map[string]string `yaml:"members,omitempty"`
-	Policies                 []FilePolicy      `yaml:"policies,omitempty"`
-	Teams                    []FileTeam        `yaml:"teams,omitempty"`
-	Projects                 []FileProject     `yaml:"projects,omitempty"`
+	Name                     string            `json:"name" yaml:"name"`
+	Queue                    string            `json:"queue,omitempty" yaml:"queue,omitempty"`
+	DefaultPresets           []string          `json:"default_presets,omitempty" yaml:"default_presets,omitempty,flow"`
+	ArchivedDeletionInterval int               `json:"archived_deletion_interval,omitempty" yaml:"archived_deletion_interval,omitempty"`
+	Members                  map[string]string `json:"members,omitempty" yaml:"members,omitempty"`
+	Policies                 []FilePolicy      `json:"policies,omitempty" yaml:"policies,omitempty"`
+	Teams                    []FileTeam        `json:"teams,omitempty" yaml:"teams,omitempty"`
+	Projects                 []FileProject     `json:"projects,omitempty" yaml:"projects,omitempty"`
 }
 
 // FilePolicy is a policy: its name and settings side by side.
 type FilePolicy struct {
-	Name            string `yaml:"name"`
-	policy.Settings `yaml:",inline"`
+	Name            string `json:"name" yaml:"name"`
+	policy.Settings `json:",inline" yaml:",inline"`
 }
 
 // FileTeam is a team with its members.
 type FileTeam struct {
-	Name        string            `yaml:"name"`
-	Description string            `yaml:"description,omitempty"`
-	Policy      string            `yaml:"policy,omitempty"`
-	Members     map[string]string `yaml:"members,omitempty"`
+	Name        string            `json:"name" yaml:"name"`
+	Description string            `json:"description,omitempty" yaml:"description,omitempty"`
+	Policy      string            `json:"policy,omitempty" yaml:"policy,omitempty"`
+	Members     map[string]string `json:"members,omitempty" yaml:"members,omitempty"`
 }
 
 // FileProject is a project with its grants.
 type FileProject struct {
-	Name      string               `yaml:"name"`
-	Teams     []string             `yaml:"teams,omitempty,flow"`
-	Policy    string               `yaml:"policy,omitempty"`
-	CreatedBy string               `yaml:"created_by,omitempty"`
-	Settings  policy.Settings      `yaml:"settings,omitempty"`
-	Grants    map[string]FileGrant `yaml:"grants,omitempty"`
+	Name      string               `json:"name" yaml:"name"`
+	Teams     []string             `json:"teams,omitempty" yaml:"teams,omitempty,flow"`
+	Policy    string               `json:"policy,omitempty" yaml:"policy,omitempty"`
+	CreatedBy string               `json:"created_by,omitempty" yaml:"created_by,omitempty"`
+	Settings  policy.Settings      `json:"settings,omitempty" yaml:"settings,omitempty"`
+	Grants    map[string]FileGrant `json:"grants,omitempty" yaml:"grants,omitempty"`
 }
 
 // FileGrant is a grant in a data file.
 type FileGrant struct {
-	Role           string   `yaml:"role"`
-	Queue          string   `yaml:"queue,omitempty"`
-	Namespace      string   `yaml:"namespace,omitempty"`
-	DefaultPresets []string `yaml:"default_presets,omitempty,flow"`
+	Role           string   `json:"role" yaml:"role"`
+	Queue          string   `json:"queue,omitempty" yaml:"queue,omitempty"`
+	Namespace      string   `json:"namespace,omitempty" yaml:"namespace,omitempty"`
+	DefaultPresets []string `json:"default_presets,omitempty" yaml:"default_presets,omitempty,flow"`
 }
 
 // FileUser is a user record in a data file.
 type FileUser struct {
-	DefaultTeam string `yaml:"default_team,omitempty"`
+	DefaultTeam string `json:"default_team,omitempty" yaml:"default_team,omitempty"`
 }
 
-// ParseFile decodes a YAML or JSON data file. Unknown keys are errors naming the key and its
-// path (a typo must not silently drop a restriction).
+// ParseFile decodes a YAML or JSON data file under the rules of the package doc (Data files): an
+// unknown or duplicate key, a null key, a fraction where an integer is expected, a second YAML
+// document or runaway aliases is an ErrInvalid naming the path and the line.
 func ParseFile(data []byte) (*File, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, teamgate.Invalid("data file", firstLine(err.Error()), "does not parse as YAML or JSON")
-	}
 	var f File
-	if root.Kind == 0 {
-		return &f, nil
-	}
-	if err := checkKeys(&root, reflect.TypeOf(f), ""); err != nil {
-		return nil, err
-	}
-	if err := root.Decode(&f); err != nil {
-		return nil, teamgate.Invalid("data file", firstLine(err.Error()), "wrong type of value")
+	if err := strict.YAML(data, &f); err != nil {
+		var se *strict.Error
+		if !errors.As(err, &se) {
+			return nil, err
+		}
+		if se.Path == "" {
+			return nil, teamgate.Invalid("data file", se.Position(), se.Problem)
+		}
+		return nil, teamgate.Invalid("data file", se.Path, se.Position()+": "+se.Problem)
 	}
 	return &f, nil
 }
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
-}
+// PutFile makes the directory hold a data file: every org the file names becomes equal to it —
+// what the file no longer holds for that org (members, teams, team members, projects, grants,
+// policies, fields) is deleted or reset — and the file's users are put. Orgs the file does not
+// name and users it does not list are untouched. It works out what to write when it applies,
+// under the store's write lock, so no other write can slip between reading the directory and
+// writing the difference.
+type PutFile struct{ File File }
 
-// checkKeys walks a YAML node along a Go type and rejects mapping keys the type does not have.
-func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
-	if n.Kind == yaml.DocumentNode {
-		for _, c := range n.Content {
-			if err := checkKeys(c, t, path); err != nil {
-				return err
-			}
-		}
-		return nil
+// Kind names the change in events.
+func (PutFile) Kind() string { return "put_file" }
+
+func (c PutFile) apply(t *txn) error {
+	if err := c.File.check(); err != nil {
+		return err
 	}
-	if n.Kind == yaml.AliasNode {
-		return checkKeys(n.Alias, t, path)
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return nil // type errors are reported by Decode
-		}
-		fields := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key := n.Content[i].Value
-			ft, ok := fields[key]
-			p := joinPath(path, key)
-			if !ok {
-				return teamgate.Invalid("data file key", p, fmt.Sprintf("unknown key %q (line %d)", key, n.Content[i].Line))
-			}
-			if err := checkKeys(n.Content[i+1], ft, p); err != nil {
-				return err
-			}
-		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			return nil
-		}
-		for i, c := range n.Content {
-			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			return nil
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkKeys(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value)); err != nil {
-				return err
+	// Users are compared after the orgs are written: a write there may have changed a user
+	// record (a default team the user can no longer enter), which the file then puts back or,
+	// if the file is inconsistent, fails to.
+	for _, step := range []func(*state) []Change{c.File.orgChanges, c.File.userChanges} {
+		for _, ch := range step(t.st) {
+			if err := ch.apply(t); err != nil {
+				return fmt.Errorf("%s: %w", ch.Kind(), err)
 			}
 		}
 	}
 	return nil
 }
 
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-// yamlFields maps a struct's YAML keys to field types, following inline fields.
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("yaml")
-		name, opts, _ := strings.Cut(tag, ",")
-		if strings.Contains(opts, "inline") {
-			for k, v := range yamlFields(f.Type) {
-				out[k] = v
-			}
-			continue
-		}
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		out[name] = f.Type
-	}
-	return out
-}
-
-// Changes returns the changes that write the file's content, in dependency order: org, members,
-// policies, teams and their members, projects with grants, users.
-func (f *File) Changes() ([]Change, error) {
-	if err := f.checkDuplicates(); err != nil {
+// Changes returns the changes PutFile would make to the directory r reads: only what differs
+// (none for a file equal to the directory), in an order that applies — members the file dropped
+// first (their team memberships and grants go with them), then the file's members, policies,
+// teams and their members, projects, and last the projects, teams and policies the file dropped,
+// once nothing the file keeps refers to them; users last.
+func (f *File) Changes(r Reader) ([]Change, error) {
+	if err := f.check(); err != nil {
 		return nil, err
 	}
+	return append(f.orgChanges(r.st), f.userChanges(r.st)...), nil
+}
+
+func (f *File) orgChanges(st *state) []Change {
 	var cs []Change
-	for i, o := range f.Orgs {
-		cs = append(cs, PutOrg{Org: Org{Name: o.Name, Queue: o.Queue, DefaultPresets: o.DefaultPresets, ArchivedDeletionInterval: o.ArchivedDeletionInterval}})
-		for _, u := range sortedKeys(o.Members) {
+	for _, o := range f.Orgs {
+		cs = o.changes(st.orgs[o.Name], cs)
+	}
+	return cs
+}
+
+func (f *File) userChanges(st *state) []Change {
+	var cs []Change
+	for _, id := range sortedKeys(f.Users) {
+		want := User{ID: id, DefaultTeam: f.Users[id].DefaultTeam}
+		if cur, ok := st.users[id]; !ok || cur != want {
+			cs = append(cs, PutUser{User: want})
+		}
+	}
+	return cs
+}
+
+// changes appends the changes that make cur (nil: no such org yet) equal to o.
+func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
+	if cur == nil {
+		cur = newOrgData(Org{})
+	}
+	if want := (Org{Name: o.Name, Queue: o.Queue, DefaultPresets: o.DefaultPresets,
+		ArchivedDeletionInterval: o.ArchivedDeletionInterval}); cur.org.Name == "" || !sameRecord(cur.org, want) {
+		cs = append(cs, PutOrg{Org: want})
+	}
+	// A dropped member's team memberships and grants go with it (DeleteMember cascades), so
+	// those that the file still holds are put again below, where validation refuses them.
+	dropped := map[string]bool{}
+	for _, u := range sortedKeys(cur.members) {
+		if _, keep := o.Members[u]; !keep {
+			dropped[u] = true
+			cs = append(cs, DeleteMember{Org: o.Name, User: u})
+		}
+	}
+	for _, u := range sortedKeys(o.Members) {
+		if role, ok := cur.members[u]; !ok || role != o.Members[u] {
 			cs = append(cs, PutMember{Org: o.Name, User: u, Role: o.Members[u]})
 		}
-		for _, p := range o.Policies {
-			cs = append(cs, PutPolicy{Policy: Policy{Org: o.Name, Name: p.Name, Settings: p.Settings}})
+	}
+	keepPolicies := map[string]bool{}
+	for _, p := range o.Policies {
+		keepPolicies[p.Name] = true
+		want := Policy{Org: o.Name, Name: p.Name, Settings: p.Settings}
+		if pd, ok := cur.policies[p.Name]; !ok || !sameRecord(pd.p, want) {
+			cs = append(cs, PutPolicy{Policy: want})
 		}
-		for _, t := range o.Teams {
-			cs = append(cs, PutTeam{Team: Team{Org: o.Name, Name: t.Name, Description: t.Description, Policy: t.Policy}})
-			for _, u := range sortedKeys(t.Members) {
+	}
+	keepTeams := map[string]bool{}
+	for _, t := range o.Teams {
+		keepTeams[t.Name] = true
+		want := Team{Org: o.Name, Name: t.Name, Description: t.Description, Policy: t.Policy}
+		td, ok := cur.teams[t.Name]
+		if !ok || td.team != want {
+			cs = append(cs, PutTeam{Team: want})
+		}
+		if ok {
+			for _, u := range sortedKeys(td.members) {
+				if _, keep := t.Members[u]; !keep && !dropped[u] {
+					cs = append(cs, DeleteTeamMember{Org: o.Name, Team: t.Name, User: u})
+				}
+			}
+		}
+		for _, u := range sortedKeys(t.Members) {
+			if !ok || dropped[u] || td.members[u] != t.Members[u] {
 				cs = append(cs, PutTeamMember{Org: o.Name, Team: t.Name, User: u, Role: t.Members[u]})
 			}
 		}
-		for j, p := range o.Projects {
-			if len(p.Settings.Teams) > 0 {
-				return nil, teamgate.Invalid("data file key", fmt.Sprintf("orgs[%d].projects[%d].settings.teams", i, j),
-					"ambiguous: a project's teams are its top-level teams field")
+	}
+	keepProjects := map[string]bool{}
+	for _, p := range o.Projects {
+		keepProjects[p.Name] = true
+		want := Project{Org: o.Name, Name: p.Name, Teams: p.Teams, Policy: p.Policy, Settings: p.Settings, CreatedBy: p.CreatedBy}
+		regrant := false
+		if len(p.Grants) > 0 {
+			want.Grants = make(map[string]Grant, len(p.Grants))
+			for u, g := range p.Grants {
+				want.Grants[u] = Grant(g)
+				regrant = regrant || dropped[u]
 			}
-			var grants map[string]Grant
-			if len(p.Grants) > 0 {
-				grants = map[string]Grant{}
-				for u, g := range p.Grants {
-					grants[u] = Grant(g)
-				}
-			}
-			cs = append(cs, PutProject{Project: Project{Org: o.Name, Name: p.Name, Teams: p.Teams, Policy: p.Policy,
-				Settings: p.Settings, Grants: grants, CreatedBy: p.CreatedBy}})
+		}
+		if pd, ok := cur.projects[p.Name]; !ok || regrant || !sameRecord(pd.p, want) {
+			cs = append(cs, PutProject{Project: want})
 		}
 	}
-	for _, id := range sortedKeys(f.Users) {
-		cs = append(cs, PutUser{User: User{ID: id, DefaultTeam: f.Users[id].DefaultTeam}})
+	for _, name := range sortedKeys(cur.projects) {
+		if !keepProjects[name] {
+			cs = append(cs, DeleteProject{Org: o.Name, Name: name})
+		}
 	}
-	return cs, nil
+	for _, name := range sortedKeys(cur.teams) {
+		if !keepTeams[name] {
+			cs = append(cs, DeleteTeam{Org: o.Name, Name: name})
+		}
+	}
+	for _, name := range sortedKeys(cur.policies) {
+		if !keepPolicies[name] {
+			cs = append(cs, DeletePolicy{Org: o.Name, Name: name})
+		}
+	}
+	return cs
 }
 
-// checkDuplicates rejects a name given twice where the file lists entities (orgs, and policies,
-// teams and projects of an org): the second would silently replace the first.
-func (f *File) checkDuplicates() error {
+// sameRecord reports whether two records would be stored alike (the store keeps records as
+// JSON, where a nil and an empty list are both left out).
+func sameRecord(a, b any) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
+}
+
+// check rejects what the store would take but the file cannot mean: a name given twice where
+// the file lists entities (orgs, and policies, teams and projects of an org: the second would
+// silently replace the first), and a project's settings.teams.
+func (f *File) check() error {
 	dup := func(path string, names []string) error {
 		seen := map[string]bool{}
 		for i, n := range names {
 			if seen[n] {
-				return &teamgate.ConflictError{What: "data file entry", Name: fmt.Sprintf("%s[%d]", path, i), Reason: "duplicate name " + n}
+				return &teamgate.ConflictError{What: "data file entry", Name: fmt.Sprintf("%s[%d]", path, i), Reason: "duplicate name " + quote.Q(n)}
 			}
 			seen[n] = true
 		}
@@ -247,8 +267,12 @@ func (f *File) checkDuplicates() error {
 		for _, t := range o.Teams {
 			teams = append(teams, t.Name)
 		}
-		for _, p := range o.Projects {
+		for j, p := range o.Projects {
 			projs = append(projs, p.Name)
+			if len(p.Settings.Teams) > 0 {
+				return teamgate.Invalid("data file key", fmt.Sprintf("orgs[%d].projects[%d].settings.teams", i, j),
+					"ambiguous: a project's teams are its top-level teams field")
+			}
 		}
 		for _, e := range []error{
 			dup(fmt.Sprintf("orgs[%d].policies", i), pols), dup(fmt.Sprintf("orgs[%d].teams", i), teams),
@@ -262,8 +286,9 @@ func (f *File) checkDuplicates() error {
 	return dup("orgs", orgs)
 }
 
-// Load applies a data file (YAML or JSON) as one atomic batch: entities in the file are created
-// or replaced, entities not in it are left as they are.
+// Load makes the directory hold a data file (YAML or JSON) in one atomic batch, a PutFile: every
+// org the file names becomes equal to the file, in the same revision. A file equal to the
+// directory writes nothing and returns the current revision; an invalid file changes nothing.
 func (s *Store) Load(ctx context.Context, r io.Reader) (uint64, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -273,11 +298,20 @@ func (s *Store) Load(ctx context.Context, r io.Reader) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	cs, err := f.Changes()
+	var rev uint64
+	var same bool
+	err = s.View(func(r Reader) error {
+		cs, err := f.Changes(r)
+		rev, same = r.Revision(), len(cs) == 0
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
-	return s.Apply(ctx, cs...)
+	if same {
+		return rev, nil
+	}
+	return s.Apply(ctx, PutFile{File: *f})
 }
 
 // LoadFile loads the data file at path (see Load).
@@ -296,7 +330,9 @@ func (s *Store) LoadFile(ctx context.Context, path string) (uint64, error) {
 // Snapshot returns the whole directory as a data file.
 func (r Reader) Snapshot() *File {
 	f := &File{}
+	r.dep('U', "", "")
 	for _, name := range r.Orgs() {
+		r.dep('x', name, "")
 		od := r.st.orgs[name]
 		fo := FileOrg{Name: name, Queue: od.org.Queue, DefaultPresets: od.org.DefaultPresets,
 			ArchivedDeletionInterval: od.org.ArchivedDeletionInterval}

@@ -12,7 +12,8 @@ import (
 )
 
 // FuzzLoad feeds arbitrary data files to a loaded store: no panic; an error is typed and changes
-// nothing; a success exports to a file that loads back to the same state.
+// nothing; a success leaves the directory equal to the file (loading it again writes nothing),
+// its indexes consistent, and exports to a file that loads back to the same state.
 func FuzzLoad(f *testing.F) {
 	acmeData, err := os.ReadFile(acme)
 	if err != nil {
@@ -23,6 +24,11 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(`{"orgs": [{"name": "x", "teams": [{"name": "t", "members": {"a": "admin"}}]}]}`))
 	f.Add([]byte("orgs: [{name: acme, projects: [{name: p, teams: [research], grants: {bob: {role: admin}}}]}]"))
 	f.Add([]byte("users: {bob: {default_team: acme/engineering}}"))
+	f.Add([]byte("orgs: [{name: acme, members: {alice: owner}}, {name: other}]"))
+	for _, tc := range refusedFiles {
+		f.Add([]byte(tc.doc))
+	}
+	f.Add([]byte("a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\norgs: *c\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := store.Open(t.Context(), store.Options{})
 		if err != nil {
@@ -48,6 +54,13 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("a failed load changed the store: %v", err)
 			}
 			return
+		}
+		if err := s.Check(); err != nil {
+			t.Fatal(err)
+		}
+		rev = s.Revision()
+		if _, err := s.Load(t.Context(), bytes.NewReader(data)); err != nil || s.Revision() != rev {
+			t.Fatalf("loading the same file again wrote (revision %d → %d) or failed: %v", rev, s.Revision(), err)
 		}
 		var exported bytes.Buffer
 		if err := s.Export(t.Context(), &exported); err != nil {
@@ -100,7 +113,7 @@ func FuzzApply(f *testing.F) {
 		for i := 0; i+2 < len(data); i += 3 {
 			op, a, b := int(data[i]), int(data[i+1]), int(data[i+2])
 			var c store.Change
-			switch op % 14 {
+			switch op % 17 {
 			case 0:
 				c = store.PutOrg{Org: store.Org{Name: "o", Queue: pick(a, []string{"", "cpu/a", "gpu/b"})}}
 			case 1:
@@ -129,6 +142,12 @@ func FuzzApply(f *testing.F) {
 				c = store.DeletePolicy{Org: "o", Name: pick(a, policies)}
 			case 13:
 				c = store.DeleteOrg{Name: "o"}
+			case 14:
+				c = store.PutUser{User: store.User{ID: pick(a, users), DefaultTeam: pick(b, []string{"", "o/red", "o/blue", "o/green"})}}
+			case 15:
+				c = store.RenameTeam{Org: "o", From: pick(a, teams), To: pick(b, teams)}
+			case 16:
+				c = store.CreateProject{Project: store.Project{Org: "o", Name: pick(a, projects)}, Team: pick(b, append([]string{""}, teams...))}
 			}
 			batch = append(batch, c)
 			if b%3 != 0 && len(batch) > 0 { // end the batch here

@@ -2,25 +2,38 @@ package store
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/scope"
 )
 
+// The role names a write may store. They are for validation only and in no particular order:
+// how roles rank is data of the Rego policy (rego/data.json), never the store's business.
 var (
-	orgRoles  = []string{"owner", "manager", "admin", "member", "viewer", "billing", "outsider"}
-	teamRoles = []string{"viewer", "member", "contributor", "admin"}
+	orgRoles = []teamgate.OrgRole{teamgate.OrgOwner, teamgate.OrgManager, teamgate.OrgAdmin,
+		teamgate.OrgMember, teamgate.OrgViewer, teamgate.OrgBilling, teamgate.OrgOutsider}
+	teamRoles = []teamgate.ProjectRole{teamgate.RoleViewer, teamgate.RoleMember, teamgate.RoleContributor, teamgate.RoleAdmin}
 )
 
-// OrgRoles returns the org roles, highest first.
-func OrgRoles() []string { return slices.Clone(orgRoles) }
+// OrgRoles returns the names of the org roles, in no particular order.
+func OrgRoles() []string { return names(orgRoles) }
 
-// TeamRoles returns the team roles, lowest first. Project grants take the same roles.
-func TeamRoles() []string { return slices.Clone(teamRoles) }
+// TeamRoles returns the names of the roles a team membership or a project grant may hold, in no
+// particular order (teamgate.RoleNone is not one of them).
+func TeamRoles() []string { return names(teamRoles) }
 
 // IsOrgRole reports whether role is an org role.
-func IsOrgRole(role string) bool { return slices.Contains(orgRoles, role) }
+func IsOrgRole(role string) bool { return slices.Contains(orgRoles, teamgate.OrgRole(role)) }
+
+func names[R ~string](roles []R) []string {
+	out := make([]string, len(roles))
+	for i, r := range roles {
+		out[i] = string(r)
+	}
+	return out
+}
 
 // Org is an organization and the defaults every project in it inherits.
 type Org struct {
@@ -75,22 +88,11 @@ type User struct {
 	DefaultTeam string `json:"default_team,omitempty"` // owner string `org/team`
 }
 
-func checkRole(what, role string, allowed []string) error {
-	if !slices.Contains(allowed, role) {
-		return teamgate.Invalid(what, role, "expected one of "+join(allowed))
+func checkRole[R ~string](what, role string, allowed []R) error {
+	if !slices.Contains(allowed, R(role)) {
+		return teamgate.Invalid(what, role, "expected one of "+strings.Join(names(allowed), ", "))
 	}
 	return nil
-}
-
-func join(v []string) string {
-	out := ""
-	for i, s := range v {
-		if i > 0 {
-			out += ", "
-		}
-		out += s
-	}
-	return out
 }
 
 func (o Org) validate() error {
@@ -99,6 +101,10 @@ func (o Org) validate() error {
 	}
 	s := policy.Settings{Queue: o.Queue, DefaultPresets: o.DefaultPresets, ArchivedDeletionInterval: o.ArchivedDeletionInterval}
 	return s.Validate("org " + o.Name)
+}
+
+func (g Grant) equal(h Grant) bool {
+	return g.Role == h.Role && g.Queue == h.Queue && g.Namespace == h.Namespace && slices.Equal(g.DefaultPresets, h.DefaultPresets)
 }
 
 func (g Grant) validate(what string) error {

@@ -7,9 +7,14 @@ import (
 
 // Reader reads one consistent snapshot of the directory. It is only valid inside the View
 // callback that received it, and maps and slices it returns are read-only.
+//
+// Every accessor but Revision serves facts that have a stamp (see Deps); a tracking Reader
+// (Track) records the stamp of each fact it serves. Adding an accessor means recording its
+// stamps; TestEveryReaderAccessorRecordsItsStamps fails until it does.
 type Reader struct {
 	st     *state
 	stamps *stamps
+	deps   *Deps // nil unless tracking
 }
 
 // View runs fn with a consistent snapshot. Writes wait until fn returns, so keep it short.
@@ -22,11 +27,29 @@ func (s *Store) View(fn func(r Reader) error) error {
 	return fn(Reader{st: s.st, stamps: &s.stamps})
 }
 
-// Revision is the snapshot's revision.
+// Track returns a Reader of the same snapshot that also records into d the stamp of every fact it
+// serves (see Deps), replacing what d held. r itself does not record. A tracking Reader is not
+// safe for concurrent use.
+func (r Reader) Track(d *Deps) Reader {
+	*d = Deps{src: r.stamps}
+	r.deps = d
+	return r
+}
+
+// dep records a fact's stamp when tracking.
+func (r Reader) dep(kind byte, a, b string) {
+	if r.deps != nil {
+		r.deps.add(stampKey{kind, a, b})
+	}
+}
+
+// Revision is the snapshot's revision. It is not a fact: a tracking Reader does not record it
+// (a cached value reports the revision current when it is served).
 func (r Reader) Revision() uint64 { return r.st.rev }
 
 // Org returns an org's record.
 func (r Reader) Org(name string) (Org, bool) {
+	r.dep('o', name, "")
 	o, ok := r.st.orgs[name]
 	if !ok {
 		return Org{}, false
@@ -35,10 +58,14 @@ func (r Reader) Org(name string) (Org, bool) {
 }
 
 // Orgs returns every org name, sorted.
-func (r Reader) Orgs() []string { return sortedKeys(r.st.orgs) }
+func (r Reader) Orgs() []string {
+	r.dep('O', "", "")
+	return sortedKeys(r.st.orgs)
+}
 
 // OrgRole returns a user's role in an org; ok is false for non-members and unknown orgs.
 func (r Reader) OrgRole(org, user string) (role string, ok bool) {
+	r.dep('m', org, user)
 	o, found := r.st.orgs[org]
 	if !found {
 		return "", false
@@ -49,6 +76,7 @@ func (r Reader) OrgRole(org, user string) (role string, ok bool) {
 
 // Members returns an org's members (user → role). Read-only.
 func (r Reader) Members(org string) map[string]string {
+	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		return o.members
 	}
@@ -57,6 +85,7 @@ func (r Reader) Members(org string) map[string]string {
 
 // TeamRoles returns a user's team roles in an org (team → role). Read-only.
 func (r Reader) TeamRoles(org, user string) map[string]string {
+	r.dep('m', org, user)
 	if o, ok := r.st.orgs[org]; ok {
 		return o.userTeams[user]
 	}
@@ -65,6 +94,7 @@ func (r Reader) TeamRoles(org, user string) map[string]string {
 
 // Team returns a team's record.
 func (r Reader) Team(org, team string) (Team, bool) {
+	r.dep('t', org, team)
 	if o, ok := r.st.orgs[org]; ok {
 		if td, ok := o.teams[team]; ok {
 			return td.team, true
@@ -75,6 +105,7 @@ func (r Reader) Team(org, team string) (Team, bool) {
 
 // Teams returns an org's team names, sorted.
 func (r Reader) Teams(org string) []string {
+	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		return sortedKeys(o.teams)
 	}
@@ -83,6 +114,7 @@ func (r Reader) Teams(org string) []string {
 
 // TeamMembers returns a team's members (user → team role). Read-only.
 func (r Reader) TeamMembers(org, team string) map[string]string {
+	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		if td, ok := o.teams[team]; ok {
 			return td.members
@@ -99,6 +131,7 @@ type ProjectView struct {
 
 // Project returns a project and its effective teams.
 func (r Reader) Project(org, name string) (ProjectView, bool) {
+	r.dep('p', org, name)
 	if o, ok := r.st.orgs[org]; ok {
 		if pd, ok := o.projects[name]; ok {
 			return ProjectView{Project: &pd.p, Teams: pd.teams}, true
@@ -107,15 +140,9 @@ func (r Reader) Project(org, name string) (ProjectView, bool) {
 	return ProjectView{}, false
 }
 
-// ProjectRevision is the revision of the last write that changed a project, its policy or its
-// org's defaults: its stamp, stored with every write, so revision-keyed caches stay valid across
-// restarts. 0 for a project never written.
-func (r Reader) ProjectRevision(org, project string) uint64 {
-	return r.stamps.cell("p/" + org + "/" + project).Load()
-}
-
 // Projects returns an org's project names, sorted. The slice is shared: do not modify it.
 func (r Reader) Projects(org string) []string {
+	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		return o.sortedProjects
 	}
@@ -124,6 +151,7 @@ func (r Reader) Projects(org string) []string {
 
 // ProjectCount returns how many projects an org has.
 func (r Reader) ProjectCount(org string) int {
+	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		return len(o.projects)
 	}
@@ -133,6 +161,7 @@ func (r Reader) ProjectCount(org string) int {
 // OpenProjects returns the org's projects with no team restriction, sorted. The slice is
 // shared: do not modify it.
 func (r Reader) OpenProjects(org string) []string {
+	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		return o.sortedOpen
 	}
@@ -141,6 +170,7 @@ func (r Reader) OpenProjects(org string) []string {
 
 // GrantProjects returns the projects of org on which user has a grant, sorted.
 func (r Reader) GrantProjects(org, user string) []string {
+	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		return sortedKeys(o.userGrants[user])
 	}
@@ -149,6 +179,7 @@ func (r Reader) GrantProjects(org, user string) []string {
 
 // TeamProjects returns the projects whose effective teams contain team, sorted.
 func (r Reader) TeamProjects(org, team string) []string {
+	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		return sortedKeys(o.teamProjects[team])
 	}
@@ -157,6 +188,7 @@ func (r Reader) TeamProjects(org, team string) []string {
 
 // Policy returns a policy's record.
 func (r Reader) Policy(org, name string) (Policy, bool) {
+	r.dep('y', org, name)
 	if o, ok := r.st.orgs[org]; ok {
 		if pd, ok := o.policies[name]; ok {
 			return pd.p, true
@@ -167,6 +199,7 @@ func (r Reader) Policy(org, name string) (Policy, bool) {
 
 // Policies returns an org's policy names, sorted.
 func (r Reader) Policies(org string) []string {
+	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		return sortedKeys(o.policies)
 	}
@@ -175,6 +208,7 @@ func (r Reader) Policies(org string) []string {
 
 // ConnectedProjects returns the projects connected to a policy, sorted.
 func (r Reader) ConnectedProjects(org, policyName string) []string {
+	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		return sortedKeys(o.policyProjects[policyName])
 	}
@@ -183,15 +217,20 @@ func (r Reader) ConnectedProjects(org, policyName string) []string {
 
 // User returns a user's record.
 func (r Reader) User(id string) (User, bool) {
+	r.dep('u', id, "")
 	u, ok := r.st.users[id]
 	return u, ok
 }
 
 // Users returns every user id with a record, sorted.
-func (r Reader) Users() []string { return sortedKeys(r.st.users) }
+func (r Reader) Users() []string {
+	r.dep('U', "", "")
+	return sortedKeys(r.st.users)
+}
 
 // Settings merges a project's effective settings (for user, when non-empty).
 func (r Reader) Settings(org, project, user string) (policy.Effective, bool) {
+	r.dep('p', org, project)
 	o, ok := r.st.orgs[org]
 	if !ok {
 		return policy.Effective{}, false
@@ -215,6 +254,7 @@ func (r Reader) Settings(org, project, user string) (policy.Effective, bool) {
 // Rules returns a project's compiled rules in the order of policy.Effective.Rules: its policy's
 // rules, then its own. The programs are immutable and safe for concurrent use.
 func (r Reader) Rules(org, project string) []*policy.Program {
+	r.dep('p', org, project)
 	o, ok := r.st.orgs[org]
 	if !ok {
 		return nil

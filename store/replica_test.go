@@ -50,9 +50,9 @@ func TestReplicaFollowsWatch(t *testing.T) {
 		var c store.Change
 		switch rng.IntN(5) {
 		case 0:
-			c = store.PutMember{Org: "acme", User: u, Role: store.OrgRoles()[rng.IntN(7)]}
+			c = store.PutMember{Org: "acme", User: u, Role: pickRole(rng, store.OrgRoles())}
 		case 1:
-			c = store.PutTeamMember{Org: "acme", Team: "research", User: u, Role: store.TeamRoles()[rng.IntN(4)]}
+			c = store.PutTeamMember{Org: "acme", Team: "research", User: u, Role: pickRole(rng, store.TeamRoles())}
 		case 2:
 			c = store.PutGrant{Org: "acme", Project: "open", User: u, Grant: store.Grant{Role: "viewer", Queue: "cpu/x"}}
 		case 3:
@@ -94,3 +94,5 @@ func TestApplyEventRejectsGapsAndTruncation(t *testing.T) {
 	var cs store.Changes
 	require.ErrorIs(t, cs.UnmarshalJSON([]byte(`[{"kind":"launch_rocket","change":{}}]`)), teamgate.ErrInvalid)
 }
+
+func pickRole(rng *rand.Rand, roles []string) string { return roles[rng.IntN(len(roles))] }

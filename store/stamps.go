@@ -1,76 +1,356 @@
 package store
 
 import (
+	"encoding/binary"
+	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
+
+	"github.com/teamgate/teamgate"
 )
 
-// Stamps tell caches what changed. A stamp is a cell holding the revision of the last write that
-// touched one thing a decision can depend on:
+// A stamp is a cell holding the revision of the last write that touched one fact a reader can
+// serve. Every Reader accessor records the stamps of what it read (see Deps); every write bumps
+// the stamps of what it touched. The stamp keys, in their stored form:
 //
+//	O                  the set of orgs
 //	o/{org}            the org's record (existence, defaults)
+//	x/{org}            anything in the org: its lists and indexes (members, teams, team members,
+//	                   projects, open projects, grants, team → projects, policies, connections)
 //	m/{org}/{user}     the user's membership and team roles in the org
 //	t/{org}/{team}     the team's record (existence, linked policy)
-//	p/{org}/{project}  the project's record, grants, effective teams and settings (its policy
-//	                   and its org's defaults included)
+//	p/{org}/{project}  the project's record, grants, effective teams, settings and rules (its
+//	                   policy and its org's defaults included)
+//	y/{org}/{policy}   the policy's record
+//	U                  the set of users
+//	u/{user}           the user's record
 //
-// Apply bumps the cells of everything it touched before it returns, under the write lock; a
-// reader that captures cells inside View sees them consistent with the facts it reads. A cache
-// entry that kept the cells and their values is current exactly while every cell still holds
-// the value it saw, so an unrelated write never invalidates it and a related one always does.
-type stamps struct{ cells sync.Map } // string → *atomic.Uint64; cells are never removed
-
-// cell returns the cell of key, creating it (at 0) on first use.
-func (s *stamps) cell(key string) *atomic.Uint64 {
-	if c, ok := s.cells.Load(key); ok {
-		return c.(*atomic.Uint64)
-	}
-	c, _ := s.cells.LoadOrStore(key, new(atomic.Uint64))
-	return c.(*atomic.Uint64)
+// Apply bumps the stamps of everything it touched before it returns, under the write lock, and
+// stores them with the batch, so they survive a restart (Open loads them).
+type stampKey struct {
+	kind byte
+	a, b string
 }
 
-// bump stores rev in the cell of key. Cells mirror the stamps stored in Badger, so every key
-// ever written has one.
-func (s *stamps) bump(key string, rev uint64) { s.cell(key).Store(rev) }
+// stampParts returns how many name parts a key of kind has, or -1 for no such kind.
+func stampParts(kind byte) int {
+	switch kind {
+	case 'O', 'U':
+		return 0
+	case 'o', 'x', 'u':
+		return 1
+	case 'm', 't', 'p', 'y':
+		return 2
+	}
+	return -1
+}
+
+func (k stampKey) String() string {
+	switch {
+	case k.a == "":
+		return string(k.kind)
+	case k.b == "":
+		return string(k.kind) + "/" + k.a
+	}
+	return string(k.kind) + "/" + k.a + "/" + k.b
+}
+
+// parseStampKey reads String's form. It allocates nothing: the names are substrings of s.
+func parseStampKey(s string) (stampKey, bool) {
+	if s == "" {
+		return stampKey{}, false
+	}
+	k := stampKey{kind: s[0]}
+	n := stampParts(k.kind)
+	rest := s[1:]
+	for i := range n {
+		if len(rest) < 2 || rest[0] != '/' {
+			return stampKey{}, false
+		}
+		name := rest[1:]
+		if i+1 < n {
+			j := strings.IndexByte(name, '/')
+			if j < 0 {
+				return stampKey{}, false
+			}
+			name = name[:j]
+		}
+		if name == "" || strings.IndexByte(name, '/') >= 0 {
+			return stampKey{}, false
+		}
+		rest = rest[1+len(name):]
+		if i == 0 {
+			k.a = name
+		} else {
+			k.b = name
+		}
+	}
+	if n < 0 || rest != "" {
+		return stampKey{}, false
+	}
+	return k, true
+}
+
+// stamps holds a cell per stamp key ever written. Cells are never removed.
+type stamps struct {
+	// cells is written under the Store's write lock and read under its read lock; the cells
+	// themselves are atomic, so a Deps holding them checks them without any lock.
+	cells map[stampKey]*atomic.Uint64
+	// absent stands in for the cells of keys never written, in shards by key hash: a write that
+	// creates a cell bumps its key's shard, so a fact read while absent is current until a key of
+	// its shard is first written. Reading never creates a cell, so requests naming nonexistent
+	// things use no memory.
+	absent [absentShards]atomic.Uint64
+	closed atomic.Bool // set by Close: no Deps of a closed store is current
+}
+
+// bump stores rev in the cell of key (the String form), creating it first when needed.
+func (s *stamps) bump(key string, rev uint64) {
+	k, ok := parseStampKey(key)
+	if !ok {
+		panic("store: bad stamp key " + key) // the store's own keys only
+	}
+	if c, ok := s.cells[k]; ok {
+		c.Store(rev)
+		return
+	}
+	c := new(atomic.Uint64)
+	c.Store(rev)
+	if s.cells == nil {
+		s.cells = map[stampKey]*atomic.Uint64{}
+	}
+	s.cells[k] = c
+	s.absentCell(k).Add(1)
+}
+
+// load sets the cell of a stored stamp key at Open, before the store is shared. A key this
+// version does not know is skipped: no reader records it.
+func (s *stamps) load(key string, rev uint64) {
+	if _, ok := parseStampKey(key); ok {
+		s.bump(key, rev)
+	}
+}
 
 // stampKeys lists the stamps a txn touches: those of its records and of its affected projects.
 func (t *txn) stampKeys() []string {
 	set := map[string]struct{}{}
 	for key := range t.dirty {
-		if sk := stampOf(key); sk != "" {
-			set[sk] = struct{}{}
+		for _, sk := range stampsOf(key) {
+			set[sk.String()] = struct{}{}
 		}
 	}
 	for p := range t.projects {
-		set["p/"+p] = struct{}{}
+		org, project, _ := strings.Cut(p, "/")
+		set[stampKey{'p', org, project}.String()] = struct{}{}
+		set[stampKey{'x', org, ""}.String()] = struct{}{}
 	}
 	return sortedKeys(set)
 }
 
-// stampOf maps a record key to the stamp key it touches ("" for none).
-func stampOf(record string) string {
+// stampsOf maps a record key to the stamps a write of it bumps.
+func stampsOf(record string) []stampKey {
 	parts := strings.Split(strings.TrimPrefix(record, prefixRecords), "/")
 	switch {
 	case parts[0] == "org" && len(parts) == 2:
-		return "o/" + parts[1]
+		return []stampKey{{'O', "", ""}, {'o', parts[1], ""}, {'x', parts[1], ""}}
 	case parts[0] == "member" && len(parts) == 3:
-		return "m/" + parts[1] + "/" + parts[2]
+		return []stampKey{{'m', parts[1], parts[2]}, {'x', parts[1], ""}}
 	case parts[0] == "tmember" && len(parts) == 4:
-		return "m/" + parts[1] + "/" + parts[3]
+		return []stampKey{{'m', parts[1], parts[3]}, {'x', parts[1], ""}}
 	case parts[0] == "team" && len(parts) == 3:
-		return "t/" + parts[1] + "/" + parts[2]
+		return []stampKey{{'t', parts[1], parts[2]}, {'x', parts[1], ""}}
 	case parts[0] == "project" && len(parts) == 3:
-		return "p/" + parts[1] + "/" + parts[2]
+		return []stampKey{{'p', parts[1], parts[2]}, {'x', parts[1], ""}}
+	case parts[0] == "policy" && len(parts) == 3:
+		return []stampKey{{'y', parts[1], parts[2]}, {'x', parts[1], ""}}
+	case parts[0] == "user" && len(parts) == 2:
+		return []stampKey{{'U', "", ""}, {'u', parts[1], ""}}
 	}
-	return ""
+	return nil
 }
 
-// Stamp returns the cell of a stamp key (see Reader.Stamp). Stamps are stored with every write
-// and loaded at Open, so a cache entry kept across a restart (authz's Badger tier) is checked
-// against the same revisions.
-func (s *Store) Stamp(key string) *atomic.Uint64 { return s.stamps.cell(key) }
+// Deps is what a tracking Reader served: the stamp of every fact it read, with the value the
+// stamp held. It is current exactly while none of those facts has been written since (and the
+// store is open), so a value derived from the facts — a decision, effective settings — may be
+// served from a cache while its Deps are current, and an unrelated write keeps them current.
+//
+// The zero Deps is never current. A Deps is filled by one tracking Reader (Reader.Track) and must
+// not be used while that Reader still reads; once filled, Current is safe for concurrent use and
+// takes no lock. MarshalBinary encodes it; Store.DecodeDeps reads it back, also after a restart.
+type Deps struct {
+	src   *stamps
+	cells []watch          // checked by Current
+	keys  []depKey         // same order: what MarshalBinary writes
+	index map[stampKey]int // for large sets only (see add)
+	enc   string           // when decoded: the encoding read, instead of keys
+}
 
-// Stamp returns the cell of a stamp key (see the stamps type): read it inside View to get a
-// value consistent with the facts of the same snapshot, keep the cell to check it later.
-func (r Reader) Stamp(key string) *atomic.Uint64 { return r.stamps.cell(key) }
+type watch struct {
+	cell *atomic.Uint64
+	seen uint64
+}
+
+type depKey struct {
+	key    stampKey
+	absent bool // never written when read: stored as 0
+}
+
+// Current reports whether no fact the Deps cover has been written since it was read. It does not
+// allocate.
+func (d *Deps) Current() bool {
+	if d.src == nil || d.src.closed.Load() {
+		return false
+	}
+	for i := range d.cells {
+		if d.cells[i].cell.Load() != d.cells[i].seen {
+			return false
+		}
+	}
+	return true
+}
+
+// Len is the number of stamps the Deps cover.
+func (d *Deps) Len() int { return len(d.cells) }
+
+// indexAbove is the size from which add keeps an index instead of scanning.
+const indexAbove = 16
+
+// add records the stamp of k as the reader sees it. The caller holds the read lock.
+func (d *Deps) add(k stampKey) {
+	if d.index != nil {
+		if _, ok := d.index[k]; ok {
+			return
+		}
+	} else {
+		for i := range d.keys {
+			if d.keys[i].key == k {
+				return
+			}
+		}
+	}
+	w, absent := d.src.watch(k)
+	if d.cells == nil { // a decision reads about four facts
+		d.cells, d.keys = make([]watch, 0, 4), make([]depKey, 0, 4)
+	}
+	d.cells = append(d.cells, w)
+	d.keys = append(d.keys, depKey{key: k, absent: absent})
+	switch {
+	case d.index != nil:
+		d.index[k] = len(d.keys) - 1
+	case len(d.keys) > indexAbove:
+		d.index = make(map[stampKey]int, 2*len(d.keys))
+		for i, dk := range d.keys {
+			d.index[dk.key] = i
+		}
+	}
+}
+
+// watch returns the cell standing for k and the value it holds, and whether k was never
+// written. The caller holds the read lock.
+func (s *stamps) watch(k stampKey) (watch, bool) {
+	if c, ok := s.cells[k]; ok {
+		return watch{cell: c, seen: c.Load()}, false
+	}
+	a := s.absentCell(k)
+	return watch{cell: a, seen: a.Load()}, true
+}
+
+// absentShards is how many cells stand in for keys never written.
+const absentShards = 256
+
+// absentCell returns the shard standing in for k while k has no cell (FNV-1a of the key).
+func (s *stamps) absentCell(k stampKey) *atomic.Uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(c byte) { h = (h ^ uint64(c)) * 1099511628211 }
+	mix(k.kind)
+	for i := range len(k.a) {
+		mix(k.a[i])
+	}
+	mix('/')
+	for i := range len(k.b) {
+		mix(k.b[i])
+	}
+	return &s.absent[h%absentShards]
+}
+
+// maxEncodedDeps bounds how many stamps DecodeDeps accepts.
+const maxEncodedDeps = 1 << 16
+
+// MarshalBinary encodes the stamps and the values seen (a count, then each stamp key and value,
+// as uvarint-prefixed strings and uvarints).
+func (d *Deps) MarshalBinary() ([]byte, error) { return d.AppendBinary(nil) }
+
+// AppendBinary appends MarshalBinary's encoding to b.
+func (d *Deps) AppendBinary(b []byte) ([]byte, error) {
+	if d.enc != "" {
+		return append(b, d.enc...), nil
+	}
+	b = binary.AppendUvarint(b, uint64(len(d.keys)))
+	for i, dk := range d.keys {
+		key := dk.key.String()
+		b = binary.AppendUvarint(b, uint64(len(key)))
+		b = append(b, key...)
+		seen := d.cells[i].seen
+		if dk.absent {
+			seen = 0
+		}
+		b = binary.AppendUvarint(b, seen)
+	}
+	return b, nil
+}
+
+// DecodeDeps reads what Deps.MarshalBinary wrote (possibly by this store before a restart) and
+// binds it to this store's stamps: the result is current exactly while every stamp still holds
+// the value recorded. It returns the bytes after the encoding. Malformed input is an error
+// matching teamgate.ErrInvalid; a closed store gives teamgate.ErrClosed.
+func (s *Store) DecodeDeps(data []byte) (Deps, []byte, error) {
+	bad := func(why string) (Deps, []byte, error) {
+		return Deps{}, nil, teamgate.Invalid("dependency set", fmt.Sprintf("%d bytes", len(data)), why)
+	}
+	n, w := binary.Uvarint(data)
+	if w <= 0 || n > maxEncodedDeps || n > uint64(len(data)) {
+		return bad("bad count")
+	}
+	str := string(data) // one copy: the keys are substrings of it
+	off := w
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return Deps{}, nil, teamgate.ErrClosed
+	}
+	d := Deps{src: &s.stamps, cells: make([]watch, 0, n)}
+	for range n {
+		l, w := binary.Uvarint(data[off:])
+		if w <= 0 || l > uint64(len(data)-off-w) {
+			return bad("bad stamp key")
+		}
+		key := str[off+w : off+w+int(l)]
+		k, ok := parseStampKey(key)
+		if !ok {
+			return bad(fmt.Sprintf("bad stamp key %q", truncate(key)))
+		}
+		off += w + int(l)
+		seen, w2 := binary.Uvarint(data[off:])
+		if w2 <= 0 {
+			return bad("bad stamp value")
+		}
+		off += w2
+		cur, absent := s.stamps.watch(k)
+		switch {
+		case absent && seen != 0: // written when recorded, never written now: never current
+			cur.seen = ^cur.seen
+		case !absent:
+			cur.seen = seen
+		}
+		d.cells = append(d.cells, cur)
+	}
+	d.enc = str[:off]
+	return d, data[off:], nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

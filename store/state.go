@@ -26,6 +26,7 @@ type orgData struct {
 	policyProjects map[string]map[string]struct{} // policy → connected projects
 	userGrants     map[string]map[string]struct{} // user → projects they have a grant on
 	openProjects   map[string]struct{}            // projects with no team restriction
+	defaultUsers   map[string]map[string]struct{} // team → users whose default team it is
 
 	// Sorted views of projects and openProjects for listings. They are replaced wholesale (never
 	// modified) when a committed batch changed the sets, so a reader may keep them.
@@ -65,7 +66,7 @@ func newOrgData(o Org) *orgData {
 		projects: map[string]*projectData{}, policies: map[string]*policyData{},
 		userTeams: map[string]map[string]string{}, teamProjects: map[string]map[string]struct{}{},
 		policyProjects: map[string]map[string]struct{}{}, userGrants: map[string]map[string]struct{}{},
-		openProjects: map[string]struct{}{},
+		openProjects: map[string]struct{}{}, defaultUsers: map[string]map[string]struct{}{},
 	}
 }
 
@@ -75,10 +76,17 @@ type txn struct {
 	st       *state
 	undo     []func()
 	dirty    map[string]struct{} // Badger keys whose records must be rewritten or deleted
-	projects map[string]struct{} // affected projects, "org/project"
+	projects map[string]struct{} // projects whose record, policy or org changed, "org/project" (stamped)
+	reached  map[string]struct{} // projects whose access a membership change affects (events only)
+	subjects map[string]struct{} // subjects whose access may have changed, "org/user" (events only)
 	kinds    []string
 	loading  bool                  // replaying records at Open: no undo log, no write bookkeeping
 	resort   map[*orgData]struct{} // orgs whose project or open-project sets changed
+}
+
+func newTxn(st *state, loading bool) *txn {
+	return &txn{st: st, loading: loading, dirty: map[string]struct{}{}, projects: map[string]struct{}{},
+		reached: map[string]struct{}{}, subjects: map[string]struct{}{}, resort: map[*orgData]struct{}{}}
 }
 
 // onUndo records how to undo a mutation, unless the txn cannot fail over (loading from disk).
@@ -104,6 +112,24 @@ func (t *txn) touch(key string) {
 func (t *txn) affect(org, project string) {
 	if !t.loading {
 		t.projects[org+"/"+project] = struct{}{}
+	}
+}
+
+// reach reports projects whose access changed through a membership, not through their own
+// record: the event names them, but their stamps stay (the membership's stamp covers the cached
+// decisions that read it).
+func (t *txn) reach(org string, projects map[string]struct{}) {
+	if !t.loading {
+		for p := range projects {
+			t.reached[org+"/"+p] = struct{}{}
+		}
+	}
+}
+
+// subject reports a user whose access in org may have changed.
+func (t *txn) subject(org, user string) {
+	if !t.loading {
+		t.subjects[org+"/"+user] = struct{}{}
 	}
 }
 

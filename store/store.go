@@ -29,21 +29,52 @@ type Options struct {
 	GCInterval time.Duration
 	// NoSync skips the fsync of each write. Default false: an acknowledged write survives a crash.
 	NoSync bool
+
+	eventsKept uint64     // events kept for Watch; 0 = maxEventsKept (tests make it small)
+	test       *testHooks // this package's tests only
 }
 
 // Event describes one committed Apply.
 type Event struct {
 	Revision uint64   `json:"revision"`
-	Kind     string   `json:"kind"`     // the change kind, or "batch" when several kinds were applied
-	Keys     []string `json:"keys"`     // the record keys written or deleted, sorted
-	Projects []string `json:"projects"` // affected projects ("org/project"), sorted
+	Kind     string   `json:"kind"` // the change kind, or "batch" when several kinds were applied
+	Keys     []string `json:"keys"` // the record keys written or deleted, sorted
+	// Projects are the affected projects ("org/project"), sorted: those whose record, policy or
+	// org defaults changed, and those whose access a team membership change affects (the projects
+	// whose effective teams hold the team).
+	Projects []string `json:"projects"`
+	// Subjects are the users whose access may have changed ("org/user"), sorted: those whose org
+	// membership, team membership or grant changed, the members of a renamed or deleted team and
+	// every member of a deleted org. An org membership change names the subject only, not every
+	// project of the org.
+	Subjects []string `json:"subjects"`
 	// Changes are the batch's changes, for replicas (ApplyEvent). Nil when Truncated.
 	Changes Changes `json:"changes,omitempty"`
 	// Truncated is set when the batch was too large to describe whole (more than
-	// MaxEventEntries keys, projects or changes, or more than maxEventBytes of changes): Keys and
-	// Projects are cut and Changes left out, so a replica must resync from an Export.
+	// MaxEventEntries keys, projects, subjects or changes, or more than maxEventBytes of changes):
+	// Keys, Projects and Subjects are cut and Changes left out, so a replica must resync from an
+	// Export.
 	Truncated bool `json:"truncated,omitempty"`
+	// Err is set only on the last event of a Watch stream that cannot go on: the next event it
+	// needs was trimmed (a *TrimmedError, matching teamgate.ErrStale) or could not be read. Such
+	// an event carries nothing else, and the channel closes after it.
+	Err error `json:"-"`
 }
+
+// TrimmedError reports that a watcher needs events the store no longer keeps (the last
+// maxEventsKept revisions are kept): a replica must resync from an Export. It matches
+// teamgate.ErrStale.
+type TrimmedError struct {
+	Next   uint64 // the first revision the watcher needs
+	Oldest uint64 // the oldest revision whose event is still kept
+}
+
+func (e *TrimmedError) Error() string {
+	return fmt.Sprintf("store: the event of revision %d was trimmed (the oldest kept is %d): resync from an Export", e.Next, e.Oldest)
+}
+
+// Unwrap makes errors.Is(err, teamgate.ErrStale) true.
+func (e *TrimmedError) Unwrap() error { return teamgate.ErrStale }
 
 // MaxEventEntries bounds the keys and the projects an Event lists, so a huge batch still fits
 // in one Badger value.
@@ -63,14 +94,23 @@ type Store struct {
 	changed chan struct{} // closed and replaced after every commit (wakes watchers)
 	closed  bool
 
-	stamps   stamps        // revision cells for caches; bumped under mu, read anywhere
+	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
 	revision atomic.Uint64 // st.rev, readable without the lock
 
-	persistent bool // on disk: caches in Badger survive a restart
+	persistent bool   // on disk: caches in Badger survive a restart
+	eventsKept uint64 // how many revisions' events persist keeps for Watch
+
+	// unfinished is set when a staged batch passed its commit point but Badger failed while
+	// applying it; the next write completes it first (guarded by mu).
+	unfinished bool
+	hook       func(step string) error // tests only: runs after each commit of a staged batch
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
 }
+
+// badgerNewFile is the text of ristretto's z.NewFile, which Badger wraps without %w.
+const badgerNewFile = "Create a new file"
 
 const (
 	keyRevision   = "v1/meta/revision"
@@ -93,11 +133,26 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	} else {
 		bo = bo.WithSyncWrites(!opts.NoSync)
 	}
+	var hook func(string) error
+	if opts.test != nil {
+		bo = opts.test.badger(bo)
+		hook = opts.test.at
+	}
 	db, err := badger.Open(bo)
+	// A kill between creating a Badger log file (.mem or .vlog) and its first write leaves it
+	// empty, and Badger refuses such a file once (dgraph-io/badger#2207): the failed open has
+	// initialised it, so opening again succeeds. One retry per kind of log file.
+	for retry := 0; retry < 2 && err != nil && strings.Contains(err.Error(), badgerNewFile); retry++ {
+		log.Warn("teamgate: reopening Badger after it initialised an empty log file left by a crash", "dir", opts.Dir)
+		db, err = badger.Open(bo)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != ""}
+	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook}
+	if s.eventsKept == 0 {
+		s.eventsKept = maxEventsKept
+	}
 	if err := s.load(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -121,6 +176,7 @@ func (s *Store) Close() error {
 		return teamgate.ErrClosed
 	}
 	s.closed = true
+	s.stamps.closed.Store(true)
 	close(s.stop)
 	close(s.changed)
 	s.mu.Unlock()
@@ -173,7 +229,7 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 	if len(changes) == 0 {
 		return s.st.rev, nil
 	}
-	t := &txn{st: s.st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, resort: map[*orgData]struct{}{}}
+	t := newTxn(s.st, false)
 	for i, c := range changes {
 		if c == nil {
 			t.rollback()
@@ -191,14 +247,19 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 		}
 	}
 	rev := s.st.rev + 1
-	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: sortedKeys(t.dirty), Projects: sortedKeys(t.projects), Changes: slices.Clone(changes)}
+	for p := range t.projects {
+		t.reached[p] = struct{}{}
+	}
+	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: eventList(t.dirty), Projects: eventList(t.reached),
+		Subjects: eventList(t.subjects), Changes: slices.Clone(changes)}
 	if len(t.kinds) > 1 {
 		ev.Kind = "batch"
 	}
-	if len(ev.Keys) > MaxEventEntries || len(ev.Projects) > MaxEventEntries || len(ev.Changes) > MaxEventEntries {
+	if len(ev.Keys) > MaxEventEntries || len(ev.Projects) > MaxEventEntries || len(ev.Subjects) > MaxEventEntries || len(ev.Changes) > MaxEventEntries {
 		ev.Truncated = true
 		ev.Keys = ev.Keys[:min(len(ev.Keys), MaxEventEntries)]
 		ev.Projects = ev.Projects[:min(len(ev.Projects), MaxEventEntries)]
+		ev.Subjects = ev.Subjects[:min(len(ev.Subjects), MaxEventEntries)]
 		ev.Changes = nil
 	}
 	if err := s.persist(t, ev); err != nil {
@@ -221,8 +282,12 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 // ApplyEvent applies another store's event to this one, the way a replica follows a primary's
 // Watch: the store must be at the revision just before the event's (else ErrConflict, nothing
 // changes), and the event must carry its changes (a truncated event is ErrInvalid: resync the
-// replica from an Export). Both stores then hold the same state at the same revision.
+// replica from an Export; an event carrying a Watch error returns that error). Both stores then
+// hold the same state at the same revision.
 func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
+	if ev.Err != nil {
+		return 0, ev.Err
+	}
 	if ev.Truncated || len(ev.Changes) == 0 || ev.Revision == 0 {
 		return 0, teamgate.Invalid("event", strconv.FormatUint(ev.Revision, 10), "carries no changes to replay; resync the replica from an Export")
 	}
@@ -230,12 +295,15 @@ func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
 	return s.apply(ctx, &prev, ev.Changes)
 }
 
-// persist writes the dirty records, the event and the revision to Badger in one transaction,
-// splitting it when Badger says it is too big (see the package doc on atomicity).
+// persist writes the dirty records, their stamps, the event and the revision to Badger
+// atomically: in one transaction when they fit, else staged behind a commit marker (see the
+// package doc on atomicity). It returns once the batch is durable (the commit point passed).
 func (s *Store) persist(t *txn, ev Event) error {
-	type op struct {
-		key string
-		val []byte // nil = delete
+	if s.unfinished {
+		if err := s.recoverPending(); err != nil {
+			return err
+		}
+		s.unfinished = false
 	}
 	ops := make([]op, 0, len(t.dirty)+2)
 	for _, k := range sortedKeys(t.dirty) {
@@ -258,39 +326,22 @@ func (s *Store) persist(t *txn, ev Event) error {
 		evb, _ = json.Marshal(ev)
 	}
 	ops = append(ops, op{eventKey(ev.Revision), evb})
-	if ev.Revision > maxEventsKept {
-		ops = append(ops, op{eventKey(ev.Revision - maxEventsKept), nil})
+	if ev.Revision > s.eventsKept {
+		ops = append(ops, op{eventKey(ev.Revision - s.eventsKept), nil})
 	}
 	ops = append(ops, op{keyRevision, rev})
+	if fits, err := s.commitOne(ops); fits || err != nil {
+		return err
+	}
+	return s.commitStaged(ev.Revision, ops)
+}
 
-	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	for _, o := range ops {
-		var err error
-		if o.val == nil {
-			err = txn.Delete([]byte(o.key))
-		} else {
-			err = txn.Set([]byte(o.key), o.val)
-		}
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err := txn.Commit(); err != nil {
-				return fmt.Errorf("store: commit: %w", err)
-			}
-			txn = s.db.NewTransaction(true)
-			if o.val == nil {
-				err = txn.Delete([]byte(o.key))
-			} else {
-				err = txn.Set([]byte(o.key), o.val)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("store: write %s: %w", o.key, err)
-		}
+// eventList is a sorted event field, [] rather than null in JSON when empty.
+func eventList(set map[string]struct{}) []string {
+	if len(set) == 0 {
+		return []string{}
 	}
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	return nil
+	return sortedKeys(set)
 }
 
 func eventKey(rev uint64) string { return fmt.Sprintf("%s%020d", prefixEvent, rev) }
@@ -350,10 +401,14 @@ func (st *state) record(key string) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// load reads every record from Badger into memory and rebuilds the indexes.
+// load completes or discards a staged batch a crash left behind (recoverPending), then reads
+// every record from Badger into memory and rebuilds the indexes.
 func (s *Store) load(ctx context.Context) error {
+	if err := s.recoverPending(); err != nil {
+		return fmt.Errorf("store: load: %w", err)
+	}
 	st := newState()
-	t := &txn{st: st, dirty: map[string]struct{}{}, projects: map[string]struct{}{}, resort: map[*orgData]struct{}{}, loading: true}
+	t := newTxn(st, true)
 	var rev uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keyRevision))
@@ -424,7 +479,7 @@ func (s *Store) load(ctx context.Context) error {
 		close(batches)
 		if readErr == nil {
 			readErr = s.scan(ctx, txn, prefixStamp, func(k string, v []byte) error {
-				s.stamps.cell(strings.TrimPrefix(k, prefixStamp)).Store(binary.BigEndian.Uint64(v))
+				s.stamps.load(strings.TrimPrefix(k, prefixStamp), binary.BigEndian.Uint64(v))
 				return nil
 			})
 		}
@@ -509,11 +564,22 @@ func decodeRecord(key string, val []byte) (Change, error) {
 
 // Watch streams the events after fromRevision: first those still kept in Badger, then new ones
 // as they commit. The channel closes when ctx ends or the store closes.
+//
+// Events are kept for the last maxEventsKept revisions. A fromRevision whose next event has
+// already been trimmed fails at once with a *TrimmedError (teamgate.ErrStale). A watcher that
+// falls so far behind that the events it still needs are trimmed while it streams gets a last
+// Event whose Err is that *TrimmedError, then the channel closes: a stream never skips a
+// revision silently. ApplyEvent returns that error, so a replica that passes every event on
+// stops there and must resync from an Export.
 func (s *Store) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, error) {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return nil, teamgate.ErrClosed
+	}
+	if oldest := s.oldestEvent(s.st.rev); fromRevision+1 < oldest {
+		s.mu.RUnlock()
+		return nil, &TrimmedError{Next: fromRevision + 1, Oldest: oldest}
 	}
 	s.wg.Add(1) // under the lock, so Close cannot be waiting already
 	s.mu.RUnlock()
@@ -521,6 +587,15 @@ func (s *Store) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, e
 	go func() {
 		defer s.wg.Done()
 		defer close(ch)
+		send := func(ev Event) bool {
+			select {
+			case ch <- ev:
+				return true
+			case <-ctx.Done():
+			case <-s.stop:
+			}
+			return false
+		}
 		next := fromRevision + 1
 		for {
 			s.mu.RLock()
@@ -532,13 +607,16 @@ func (s *Store) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, e
 			for ; next <= rev; next++ {
 				ev, err := s.event(next)
 				if err != nil {
-					continue // trimmed from the log: skip
-				}
-				select {
-				case ch <- ev:
-				case <-ctx.Done():
+					// Read without the lock: the writes since rev may have trimmed it.
+					if oldest := s.oldestEvent(s.revision.Load()); next < oldest && errors.Is(err, badger.ErrKeyNotFound) {
+						err = &TrimmedError{Next: next, Oldest: oldest}
+					} else {
+						err = fmt.Errorf("store: read the event of revision %d: %w", next, err)
+					}
+					send(Event{Revision: next, Err: err})
 					return
-				case <-s.stop:
+				}
+				if !send(ev) {
 					return
 				}
 			}
@@ -552,6 +630,14 @@ func (s *Store) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, e
 		}
 	}()
 	return ch, nil
+}
+
+// oldestEvent is the oldest revision whose event is kept when the store is at rev.
+func (s *Store) oldestEvent(rev uint64) uint64 {
+	if rev <= s.eventsKept {
+		return 1
+	}
+	return rev - s.eventsKept + 1
 }
 
 func (s *Store) event(rev uint64) (Event, error) {

@@ -187,49 +187,6 @@ func TestExportRoundTrip(t *testing.T) {
 	})
 }
 
-func TestParseFileUnknownKeys(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ doc, path string }{
-		{"orgs: [{name: a, memebers: {}}]", "orgs[0].memebers"},
-		{"orgs: [{name: a, teams: [{name: t, polcy: p}]}]", "orgs[0].teams[0].polcy"},
-		{"orgs: [{name: a, projects: [{name: p, settings: {queus: [x]}}]}]", "orgs[0].projects[0].settings.queus"},
-		{"orgs: [{name: a, projects: [{name: p, grants: {bob: {role: viewer, qeue: x}}}]}]", "orgs[0].projects[0].grants.bob.qeue"},
-		{"users: {bob: {default: x}}", "users.bob.default"},
-		{`{"orgs": [{"name": "a", "policies": [{"name": "p", "rulez": []}]}]}`, "orgs[0].policies[0].rulez"},
-	} {
-		_, err := store.ParseFile([]byte(tc.doc))
-		require.ErrorIs(t, err, teamgate.ErrInvalid, tc.doc)
-		var ie *teamgate.InvalidError
-		require.ErrorAs(t, err, &ie)
-		require.Equal(t, tc.path, ie.Value)
-	}
-	_, err := store.ParseFile([]byte("orgs: [{name: a, projects: [{name: p, settings: {teams: [x]}}]}]"))
-	require.NoError(t, err, "parses; Changes rejects it")
-	f, _ := store.ParseFile([]byte("orgs: [{name: a, projects: [{name: p, settings: {teams: [x]}}]}]"))
-	_, err = f.Changes()
-	require.ErrorIs(t, err, teamgate.ErrInvalid)
-	_, err = store.ParseFile([]byte("orgs: [name: [[["))
-	require.ErrorIs(t, err, teamgate.ErrInvalid)
-}
-
-func TestDataFileDuplicatesAreConflicts(t *testing.T) {
-	t.Parallel()
-	for doc, where := range map[string]string{
-		"orgs: [{name: a}, {name: a}]":                                   "orgs[1]",
-		"orgs: [{name: a, teams: [{name: t}, {name: t}]}]":               "orgs[0].teams[1]",
-		"orgs: [{name: a, projects: [{name: p}, {name: q}, {name: p}]}]": "orgs[0].projects[2]",
-		"orgs: [{name: a, policies: [{name: p}, {name: p}]}]":            "orgs[0].policies[1]",
-	} {
-		f, err := store.ParseFile([]byte(doc))
-		require.NoError(t, err)
-		_, err = f.Changes()
-		require.ErrorIs(t, err, teamgate.ErrConflict, doc)
-		require.Contains(t, err.Error(), where, doc)
-	}
-	_, err := store.ParseFile([]byte("orgs: [{name: a, members: {bob: owner, bob: viewer}}]"))
-	require.ErrorIs(t, err, teamgate.ErrInvalid, "a duplicate map key")
-}
-
 func TestWatchStreamsEvents(t *testing.T) {
 	t.Parallel()
 	modes(t, func(t *testing.T, open func() *store.Store) {
@@ -241,7 +198,7 @@ func TestWatchStreamsEvents(t *testing.T) {
 		require.NoError(t, err)
 		ev := <-ch
 		require.Equal(t, uint64(1), ev.Revision)
-		require.Equal(t, "batch", ev.Kind)
+		require.Equal(t, "put_file", ev.Kind)
 
 		_, err = s.Apply(ctx, store.PutPolicy{Policy: store.Policy{Org: "acme", Name: "gpu-policy", Settings: policy.Settings{Queues: []string{"gpu/a100"}}}})
 		require.NoError(t, err)

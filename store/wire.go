@@ -66,4 +66,6 @@ var changeDecoders = map[string]func(json.RawMessage) (Change, error){
 	"put_grant": decodeAs[PutGrant], "delete_grant": decodeAs[DeleteGrant],
 	"put_policy": decodeAs[PutPolicy], "delete_policy": decodeAs[DeletePolicy],
 	"put_user": decodeAs[PutUser], "delete_user": decodeAs[DeleteUser],
+	"put_file":       decodeAs[PutFile],
+	"create_project": decodeAs[CreateProject], "rename_team": decodeAs[RenameTeam],
 }

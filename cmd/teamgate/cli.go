@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
@@ -140,7 +141,8 @@ func lineOf(d authz.Decision, err error) decisionLine {
 }
 
 // parseAttrs turns k=v pairs into attributes: dotted keys nest, values that parse as JSON are
-// JSON, anything else is a string.
+// JSON (under the strict rules: a duplicate key is an error, not a string), anything else is a
+// string.
 func parseAttrs(pairs []string) (map[string]any, error) {
 	out := map[string]any{}
 	for _, p := range pairs {
@@ -149,8 +151,10 @@ func parseAttrs(pairs []string) (map[string]any, error) {
 			return nil, usageError{fmt.Errorf("--attr %q: want key=value", p)}
 		}
 		var val any
-		if err := json.Unmarshal([]byte(v), &val); err != nil {
+		if !strict.IsJSON([]byte(v)) {
 			val = v
+		} else if err := strict.JSON([]byte(v), &val); err != nil {
+			return nil, usageError{fmt.Errorf("--attr %s: %w", k, err)}
 		}
 		m := out
 		parts := strings.Split(k, ".")
@@ -167,8 +171,9 @@ func parseAttrs(pairs []string) (map[string]any, error) {
 	return out, nil
 }
 
-// eachLine calls fn for every non-blank line of the --requests file ("-" = stdin).
-func (e *env) eachLine(path string, fn func(line []byte) error) error {
+// eachLine calls fn for every non-blank line of the --requests file ("-" = stdin) with its
+// 1-based line number.
+func (e *env) eachLine(path string, fn func(line []byte, n int) error) error {
 	var r io.Reader = e.stdin
 	if path != "-" {
 		f, err := os.Open(path)
@@ -180,23 +185,23 @@ func (e *env) eachLine(path string, fn func(line []byte) error) error {
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
-	for sc.Scan() {
+	for n := 1; sc.Scan(); n++ {
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 {
 			continue
 		}
-		if err := fn(line); err != nil {
+		if err := fn(line, n); err != nil {
 			return err
 		}
 	}
 	return sc.Err()
 }
 
-func strictJSON(line []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("bad request line: %w", err)
+// decodeLine decodes line n of a --requests file under the strict rules (internal/strict): an
+// unknown, duplicate or case-variant key is an error naming the key and the line.
+func decodeLine(line []byte, n int, v any) error {
+	if err := strict.JSONAt(line, n, v); err != nil {
+		return fmt.Errorf("bad request: %w", err)
 	}
 	return nil
 }
@@ -223,9 +228,9 @@ func (e *env) checkCmd() *cobra.Command {
 				e.echo(err)
 				return writeJSON(e.stdout, lineOf(d, err))
 			}
-			return e.eachLine(requests, func(line []byte) error {
+			return e.eachLine(requests, func(line []byte, n int) error {
 				var req authz.Request
-				if err := strictJSON(line, &req); err != nil {
+				if err := decodeLine(line, n, &req); err != nil {
 					return writeJSON(e.stdout, lineOf(authz.Decision{}, err))
 				}
 				d, err := eng.Authorize(cmd.Context(), req)
@@ -349,20 +354,22 @@ func (e *env) admitCmd() *cobra.Command {
 					return err
 				}
 				var r policy.Run
-				if err := strictJSON(raw, &r); err != nil {
+				if err := strict.JSON(raw, &r); err != nil {
+					err = fmt.Errorf("%s: %w", runFile, err)
+					e.echo(err)
 					return writeJSON(e.stdout, admitOf(policy.Admission{}, err))
 				}
 				adm, err := eng.Admit(cmd.Context(), a[0], a[1], r)
 				e.echo(err)
 				return writeJSON(e.stdout, admitOf(adm, err))
 			}
-			return e.eachLine(requests, func(line []byte) error {
+			return e.eachLine(requests, func(line []byte, n int) error {
 				var req struct {
 					Subject string     `json:"subject"`
 					Project string     `json:"project"`
 					Run     policy.Run `json:"run"`
 				}
-				if err := strictJSON(line, &req); err != nil {
+				if err := decodeLine(line, n, &req); err != nil {
 					return writeJSON(e.stdout, admitOf(policy.Admission{}, err))
 				}
 				adm, err := eng.Admit(cmd.Context(), req.Subject, req.Project, req.Run)

@@ -181,9 +181,89 @@ not json
 	got := lines(out)
 	require.Len(t, got, 4)
 	require.Contains(t, got[0], `"allowed":true`)
-	require.Contains(t, got[1], `"error":"bad request line`)
-	require.Contains(t, got[2], `unknown field`)
+	require.Contains(t, got[1], `"error":"bad request: line 2, column 2: not JSON`)
+	require.Contains(t, got[2], `line 3, column 63: colour: unknown key`)
 	require.Contains(t, got[3], `"allowed":true`)
+}
+
+// TestRequestLinesRefuseAmbiguousKeys: a request line with a duplicate, case-variant or unknown
+// key is answered on its line with an error naming the key and the line, never decided (for
+// another subject, say), and the lines after it go on.
+func TestRequestLinesRefuseAmbiguousKeys(t *testing.T) {
+	t.Parallel()
+	valid := `{"subject":"alice","action":"org.delete","resource":"acme"}`
+	for _, tc := range []struct{ name, line, want string }{
+		{"case variant decides for another user", `{"subject":"bob","action":"org.delete","resource":"acme","Subject":"alice"}`, `line 2, column 58: Subject: unknown key`},
+		{"duplicate subject", `{"subject":"bob","action":"org.delete","resource":"acme","subject":"alice"}`, `line 2, column 58: subject: duplicate key`},
+		{"duplicate action", `{"action":"org.get","subject":"bob","action":"org.delete","resource":"acme"}`, `line 2, column 37: action: duplicate key`},
+		{"duplicate attribute", `{"subject":"bob","action":"runs.delete","resource":"acme/vision","attributes":{"run":{"created_by":"alice","created_by":"bob"}}}`, `attributes.run.created_by: duplicate key`},
+		{"unknown key", `{"subject":"bob","action":"org.delete","resource":"acme","onwer":"acme"}`, `onwer: unknown key`},
+		{"wrong type", `{"subject":["alice"],"action":"org.delete","resource":"acme"}`, `subject: expected a string, got a list`},
+		{"fraction for an integer", `{"subject":"bob","action":"org.get","resource":"acme","min_revision":1.5}`, `min_revision: expected an integer, got the number 1.5`},
+	} {
+		out, stderr, code := cli(t, valid+"\n"+tc.line+"\n"+valid+"\n", "check", "--data", conformance.DataFile(), "--requests", "-")
+		require.Equal(t, 0, code, stderr)
+		got := lines(out)
+		require.Len(t, got, 3, tc.name)
+		var d struct {
+			Allowed bool    `json:"allowed"`
+			Error   *string `json:"error"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(got[1]), &d))
+		require.False(t, d.Allowed, tc.name)
+		require.NotNil(t, d.Error, tc.name)
+		require.Contains(t, *d.Error, tc.want, tc.name)
+		require.Contains(t, *d.Error, "line 2", tc.name)
+		require.Contains(t, got[2], `"allowed":true`, "%s: the run goes on", tc.name)
+	}
+}
+
+// TestAdmitInputsRefuseAmbiguousKeys: admission request lines and --run files follow the same
+// rules, inside the run too.
+func TestAdmitInputsRefuseAmbiguousKeys(t *testing.T) {
+	t.Parallel()
+	valid := `{"subject":"bob","project":"acme/vision","run":{"kind":"job","queue":"gpu/a100"}}`
+	for _, tc := range []struct{ name, line, want string }{
+		{"duplicate kind", `{"subject":"bob","project":"acme/vision","run":{"kind":"job","kind":"service"}}`, `run.kind: duplicate key`},
+		{"case variant in the run", `{"subject":"bob","project":"acme/vision","run":{"kind":"job","Queue":"gpu/h100"}}`, `run.Queue: unknown key`},
+		{"duplicate resource", `{"subject":"bob","project":"acme/vision","run":{"kind":"job","resources":{"gpu":1,"gpu":64}}}`, `run.resources.gpu: duplicate key`},
+		{"case variant subject", `{"subject":"bob","project":"acme/vision","Subject":"alice","run":{"kind":"job"}}`, `Subject: unknown key`},
+	} {
+		out, stderr, code := cli(t, tc.line+"\n"+valid+"\n", "admit", "--data", conformance.DataFile(), "--requests", "-")
+		require.Equal(t, 0, code, stderr)
+		got := lines(out)
+		require.Len(t, got, 2, tc.name)
+		require.Contains(t, got[0], `"allowed":false`, tc.name)
+		require.Contains(t, got[0], "line 1", tc.name)
+		require.Contains(t, got[0], tc.want, tc.name)
+		require.Contains(t, got[1], `"error":null`, tc.name)
+	}
+
+	run := filepath.Join(t.TempDir(), "run.json")
+	require.NoError(t, os.WriteFile(run, []byte("{\n  \"kind\": \"job\",\n  \"queue\": \"gpu/a100\",\n  \"queue\": \"gpu/h100\"\n}\n"), 0o600))
+	out, stderr, code := cli(t, "", "admit", "--data", conformance.DataFile(), "bob", "acme/vision", "--run", run)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"allowed":false`)
+	require.Contains(t, out, `line 4, column 3: queue: duplicate key`)
+	require.Contains(t, stderr, "queue: duplicate key")
+}
+
+// TestAttrValuesFollowTheRules: an --attr value that is JSON is decoded strictly (a duplicate key
+// is a usage error, not silently a string); anything else is a string.
+func TestAttrValuesFollowTheRules(t *testing.T) {
+	t.Parallel()
+	_, stderr, code := cli(t, "", "check", "--data", conformance.DataFile(), "bob", "runs.delete", "acme/vision",
+		"--attr", `run={"created_by":"alice","created_by":"bob"}`)
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "--attr run: line 1, column 23: created_by: duplicate key")
+	out, stderr, code := cli(t, "", "check", "--data", conformance.DataFile(), "bob", "runs.delete", "acme/vision",
+		"--attr", `run={"created_by":"bob"}`)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"code":"own_run"`)
+	out, stderr, code = cli(t, "", "check", "--data", conformance.DataFile(), "bob", "runs.delete", "acme/vision",
+		"--attr", `run.created_by={not json`)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"allowed":false`, "a value that is not JSON is the string it reads")
 }
 
 func TestUsageAndDataErrorsExitNonZero(t *testing.T) {
@@ -251,13 +331,49 @@ test_frozen if {
 
 func TestBenchCommand(t *testing.T) {
 	t.Parallel()
-	out, stderr, code := cli(t, "", "bench", "--data", conformance.DataFile(), "--n", "200")
-	require.Equal(t, 0, code, stderr)
-	for _, mode := range []string{"rego (full evaluation): 200 decisions", "compiled (decision table): 200 decisions", "cached (decision cache): 200 decisions"} {
-		require.Contains(t, out, mode)
+	policy := func(t *testing.T, src string) string {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "x.rego"), []byte("package teamgate.ext\n\nimport rego.v1\n\n"+src+"\n"), 0o600))
+		return dir
 	}
-	require.Contains(t, out, "p99")
-	_, _, code = cli(t, "", "bench", "--data", conformance.DataFile(), "--n", "0")
+	cases := []struct {
+		name   string
+		policy string // rule of an extension module; "" for the default policy
+		want   []string
+	}{
+		{"default policy", "", []string{
+			"rego (full evaluation): 200 decisions", "200 cached, 0 compiled, 0 evaluated",
+			"\ncompiled (decision table): 200 decisions", "0 cached, 200 compiled, 0 evaluated",
+			"\ncached (decision cache): 200 decisions", "0 cached, 0 compiled, 200 evaluated",
+		}},
+		{"authors' module", `deny contains "x" if input.subject.id == "nobody"`, []string{
+			"rego (full evaluation) [compiled (decision table) requested, not used by this policy]: 200 decisions",
+			"\ncached (decision cache): 200 decisions",
+		}},
+		{"non-deterministic module", `deny contains x if { x := upper("a") with upper as uuid.rfc4122; input.subject.id == "nobody" }`, []string{
+			"rego (full evaluation) [compiled (decision table) requested, not used by this policy]: 200 decisions",
+			"rego (full evaluation) [cached (decision cache) requested, not used by this policy]: 200 decisions",
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"bench", "--data", conformance.DataFile(), "--n", "200"}
+			if c.policy != "" {
+				args = append(args, "--policy", policy(t, c.policy))
+			}
+			out, stderr, code := cli(t, "", args...)
+			require.Equal(t, 0, code, stderr)
+			for _, want := range c.want {
+				require.Contains(t, out, want)
+			}
+			if c.policy != "" {
+				require.NotContains(t, out, "\ncompiled (decision table):", "customized policies are evaluated in full")
+			}
+			require.Contains(t, out, "p99")
+		})
+	}
+	_, _, code := cli(t, "", "bench", "--data", conformance.DataFile(), "--n", "0")
 	require.Equal(t, 2, code)
 }
 
@@ -297,5 +413,52 @@ allow contains "otto reads open" if {
 				require.Contains(t, out, `"allowed":true`, p)
 			}
 		})
+	}
+}
+
+func TestPolicyErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, file, content string
+		want                []string
+	}{
+		{"package outside teamgate.ext", "authz.rego", "package teamgate.authz\n\ndecision := {\"allow\": true}\n", []string{"authz.rego:1", "package teamgate.authz"}},
+		{"unsafe variable", "ext.rego", "package teamgate.ext\n\nimport rego.v1\n\ndeny contains m if true\n", []string{"ext.rego:5", "var m is unsafe"}},
+		{"data file", "data.json", "{\n\"a\": ]\n}\n", []string{"data.json:2", "invalid character"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, c.file), []byte(c.content), 0o600))
+			for _, args := range [][]string{
+				{"test", dir},
+				{"test", "--policy", dir},
+				{"check", "--data", conformance.DataFile(), "--policy", dir, "alice", "org.get", "acme"},
+			} {
+				out, stderr, code := cli(t, "", args...)
+				require.Equal(t, 1, code, "%v: %s", args, out)
+				require.Contains(t, stderr, filepath.Join(dir, c.want[0]), args)
+				require.Contains(t, stderr, c.want[1], args)
+			}
+		})
+	}
+}
+
+// TestDataFileRulesThroughCLI: a --data file that breaks the data-file rules is a data-file error
+// (exit 1) naming the path and the line.
+func TestDataFileRulesThroughCLI(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct{ doc, want string }{
+		"null key":        {"orgs:\n  - name: acme\n    members: {null: owner}\n", `"orgs[0].members": line 3, column 15: null key`},
+		"fraction":        {"orgs:\n  - name: acme\n    archived_deletion_interval: 1.5\n", `"orgs[0].archived_deletion_interval": line 3, column 5: expected an integer, got the number 1.5`},
+		"second document": {"orgs: [{name: acme}]\n---\norgs: [{name: other}]\n", `"line 2": a second YAML document`},
+		"duplicate key":   {`{"orgs": [{"name": "acme", "members": {"bob": "viewer", "bob": "owner"}}]}`, `"orgs[0].members.bob": line 1, column 57: duplicate key`},
+	} {
+		path := filepath.Join(t.TempDir(), "data.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(tc.doc), 0o600))
+		_, stderr, code := cli(t, "", "check", "--data", path, "bob", "org.get", "acme")
+		require.Equal(t, 1, code, name)
+		require.Contains(t, stderr, tc.want, name)
 	}
 }

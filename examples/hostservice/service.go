@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/strict"
 )
 
 // Run is a row of the host's own run table.
@@ -104,6 +106,23 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// decodeBody decodes a JSON request body strictly — an unknown, duplicate or case-variant key is a
+// 400 naming the key — and reports whether to go on.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil {
+		err = strict.JSON(raw, v)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+		return false
+	}
+	return true
+}
+
 // deny writes a teamgate denial: 404 when the resource does not exist, 403 otherwise.
 func deny(w http.ResponseWriter, d authz.Decision) {
 	code := http.StatusForbidden
@@ -177,8 +196,7 @@ func (s *service) runRefs(w http.ResponseWriter, r *http.Request) ([]authz.RunRe
 	var body struct {
 		UUIDs []string `json:"uuids"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+	if !decodeBody(w, r, &body) {
 		return nil, false
 	}
 	refs := []authz.RunRef{}
@@ -239,8 +257,7 @@ func (s *service) createProject(w http.ResponseWriter, r *http.Request, user str
 	var body struct {
 		Name string `json:"name"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+	if !decodeBody(w, r, &body) {
 		return
 	}
 	c, err := s.eng.CreateProject(r.Context(), user, r.PathValue("org")+"/"+r.PathValue("team"), authz.NewProject{Name: body.Name})

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/rego"
 )
 
 func newServer(t *testing.T) *httptest.Server {
@@ -80,8 +82,8 @@ func TestBulkApproveAndStop(t *testing.T) {
 	for _, r := range res {
 		require.False(t, r.Done, r.UUID)
 	}
-	require.Equal(t, "insufficient_role", res[0].Reasons[0].Code)
-	require.Equal(t, "not_in_scope", res[2].Reasons[0].Code)
+	require.Equal(t, rego.CodeInsufficientRole, res[0].Reasons[0].Code)
+	require.Equal(t, rego.CodeNotInScope, res[2].Reasons[0].Code)
 
 	code, out = call(t, srv, "bob", "POST", "/api/v1/orgs/acme/teams/engineering/runs/stop", body)
 	require.Equal(t, http.StatusOK, code, out)
@@ -158,7 +160,7 @@ func TestVersionListingsByKind(t *testing.T) {
 		require.Len(t, res, 3, out)
 		for i, r := range res {
 			require.Equal(t, tc.done[i], r.Done, "%s %s", tc.kind, r.UUID)
-			require.Equal(t, tc.codes[i], r.Reasons[0].Code, "%s %s", tc.kind, r.UUID)
+			require.Equal(t, tc.codes[i], string(r.Reasons[0].Code), "%s %s", tc.kind, r.UUID)
 		}
 	}
 	code, out := call(t, srv, "olga", "POST", "/api/v1/orgs/acme/teams/engineering/runs/versions/runtime", body)
@@ -167,4 +169,29 @@ func TestVersionListingsByKind(t *testing.T) {
 	code, out = call(t, srv, "beth", "POST", "/api/v1/orgs/acme/teams/engineering/runs/versions/model", body)
 	require.Equal(t, http.StatusOK, code, out)
 	require.NotContains(t, out, `"done":true`)
+}
+
+// TestBodiesRefuseAmbiguousKeys: a request body with a duplicate, case-variant or unknown key is
+// a 400 naming the key, and nothing happens.
+func TestBodiesRefuseAmbiguousKeys(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	for _, tc := range []struct{ name, path, body, want string }{
+		{"duplicate uuids", "/api/v1/orgs/acme/teams/engineering/runs/stop", `{"uuids": [], "uuids": ["r-vision-1"]}`, "uuids: duplicate key"},
+		{"case variant", "/api/v1/orgs/acme/teams/engineering/runs/stop", `{"uuids": [], "UUIDs": ["r-vision-1"]}`, "UUIDs: unknown key"},
+		{"unknown key", "/api/v1/acme/engineering/projects/create", `{"name": "detector", "teams": ["research"]}`, "teams: unknown key"},
+		{"duplicate name", "/api/v1/acme/engineering/projects/create", `{"name": "detector", "name": "other"}`, "name: duplicate key"},
+		{"trailing value", "/api/v1/acme/engineering/projects/create", `{"name": "detector"} {"name": "other"}`, "not JSON"},
+	} {
+		code, body := call(t, srv, "bob", "POST", tc.path, tc.body)
+		require.Equal(t, http.StatusBadRequest, code, tc.name)
+		require.Contains(t, body, tc.want, tc.name)
+		require.Contains(t, body, "line 1, column", tc.name)
+	}
+	code, body := call(t, srv, "bob", "GET", "/api/v1/acme/vision/runs/r-vision-1", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `"status":"running"`, "the refused stop stopped nothing")
+	code, body = call(t, srv, "vera", "GET", "/api/v1/orgs/acme/teams/engineering/projects", "")
+	require.Equal(t, http.StatusOK, code)
+	require.NotContains(t, body, "detector", "the refused creates created nothing")
 }

@@ -1,5 +1,7 @@
-// Package conformance loads the conformance corpus (testdata/conformance) shared by the Go API
-// tests and the CLI tests.
+// Package conformance loads the conformance corpus shared by the Go API tests and the CLI
+// tests: the shared corpus (testdata/conformance/cases.yaml, kept identical to the upstream
+// copy) and teamgate's own regression cases (testdata/regression/cases.yaml, same format and
+// data), as one list.
 package conformance
 
 import (
@@ -24,7 +26,10 @@ func Dir() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "conformance")
 }
 
-// DataFile is the path of acme.yaml.
+// RegressionDir is the directory of teamgate's own regression cases.
+func RegressionDir() string { return filepath.Join(Dir(), "..", "regression") }
+
+// DataFile is the path of acme.yaml, the data of every case.
 func DataFile() string { return filepath.Join(Dir(), "acme.yaml") }
 
 // Authorize is one expected decision.
@@ -82,17 +87,26 @@ type Cases struct {
 	Settings  []Settings  `yaml:"settings"`
 }
 
-// Load reads cases.yaml.
+// Load reads the shared corpus and the regression cases, in that order.
 func Load() (*Cases, error) {
-	raw, err := os.ReadFile(filepath.Join(Dir(), "cases.yaml"))
-	if err != nil {
-		return nil, err
+	var all Cases
+	for _, file := range []string{filepath.Join(Dir(), "cases.yaml"), filepath.Join(RegressionDir(), "cases.yaml")} {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		var c Cases
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true) // a misspelt field would silently weaken a case
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		all.Authorize = append(all.Authorize, c.Authorize...)
+		all.Admit = append(all.Admit, c.Admit...)
+		all.List = append(all.List, c.List...)
+		all.Settings = append(all.Settings, c.Settings...)
 	}
-	var c Cases
-	if err := yaml.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("cases.yaml: %w", err)
-	}
-	return &c, nil
+	return &all, nil
 }
 
 // Run converts a case's run document into a policy.Run the way the CLI does: through JSON.

@@ -1,0 +1,199 @@
+package authz_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
+	"github.com/teamgate/teamgate/store"
+)
+
+// engines returns, over one store, an engine per decision path: full Rego evaluation, the
+// decision table, and the cached engine.
+func engines(t *testing.T, st *store.Store, opts ...authz.Option) map[string]*authz.Engine {
+	t.Helper()
+	out := map[string]*authz.Engine{}
+	for name, o := range map[string][]authz.Option{
+		"rego":     {authz.WithDecisionCache(0), authz.WithCompiledPath(false)},
+		"compiled": {authz.WithDecisionCache(0)},
+		"cached":   nil,
+	} {
+		eng, err := authz.New(t.Context(), st, append(o, opts...)...)
+		require.NoError(t, err)
+		out[name] = eng
+	}
+	return out
+}
+
+// TestTransferDestinationIsClosed is the regression test of the runs.transfer hole: the
+// destination role comes from the project role rule, so every way a destination is closed
+// denies, on every path. Each subject administers the source through a grant.
+func TestTransferDestinationIsClosed(t *testing.T) {
+	t.Parallel()
+	st, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	members := map[string]string{"bill": "billing", "olga": "outsider", "vera": "viewer", "amir": "admin",
+		"eve": "member", "gus": "member", "mona": "manager", "alice": "owner"}
+	admins := map[string]store.Grant{"zoe": {Role: "admin"}}
+	cs := []store.Change{store.PutOrg{Org: store.Org{Name: "o"}}, store.PutOrg{Org: store.Org{Name: "x"}},
+		store.PutMember{Org: "o", User: "zoe", Role: "outsider"}}
+	for u, role := range members {
+		cs = append(cs, store.PutMember{Org: "o", User: u, Role: role})
+		admins[u] = store.Grant{Role: "admin"}
+	}
+	cs = append(cs,
+		store.PutTeam{Team: store.Team{Org: "o", Name: "eng"}}, store.PutTeam{Team: store.Team{Org: "o", Name: "research"}},
+		store.PutPolicy{Policy: store.Policy{Org: "o", Name: "research-only", Settings: policy.Settings{Teams: []string{"research"}}}},
+		store.PutTeamMember{Org: "o", Team: "eng", User: "eve", Role: "admin"},
+		store.PutTeamMember{Org: "o", Team: "eng", User: "olga", Role: "member"},
+		store.PutProject{Project: store.Project{Org: "x", Name: "elsewhere"}})
+	cs = append(cs,
+		store.PutProject{Project: store.Project{Org: "o", Name: "src", Grants: admins}},
+		store.PutProject{Project: store.Project{Org: "o", Name: "open"}},
+		store.PutProject{Project: store.Project{Org: "o", Name: "closed", Teams: []string{"eng"}}},
+		store.PutProject{Project: store.Project{Org: "o", Name: "narrowed", Teams: []string{"eng"}, Policy: "research-only"}},
+		store.PutProject{Project: store.Project{Org: "o", Name: "lowered", Grants: map[string]store.Grant{"gus": {Role: "viewer"}}}})
+	_, err = st.Apply(t.Context(), cs...)
+	require.NoError(t, err)
+
+	for _, c := range []struct {
+		subject, dest string
+		allowed       bool
+		why           string
+	}{
+		{"zoe", "x/elsewhere", false, "not a member of the destination's org"},
+		{"alice", "x/elsewhere", false, "an owner of o is nobody in x"},
+		{"bill", "o/open", false, "billing: base none on an open project"},
+		{"olga", "o/open", false, "outsider: base none on an open project"},
+		{"vera", "o/open", false, "viewer: below contributor"},
+		{"olga", "o/closed", false, "a team member only: member is below contributor"},
+		{"amir", "o/closed", false, "restricted, in no team, no grant"},
+		{"eve", "o/narrowed", false, "project teams ∩ policy teams = ∅"},
+		{"gus", "o/lowered", false, "a viewer grant lowers the member base"},
+		{"gus", "o/nope", false, "unknown project"},
+		{"gus", "nope/p", false, "unknown org"},
+		{"gus", "o/eng/open", false, "outside the named team space"},
+		{"eve", "o/closed", true, "team admin"},
+		{"gus", "o/open", true, "member base contributor"},
+		{"mona", "o/narrowed", true, "managers reach everything"},
+		{"alice", "o/closed", true, "owners reach everything"},
+	} {
+		for name, eng := range engines(t, st) {
+			for range 2 { // the second from the cache, where one is kept
+				d, err := eng.Authorize(t.Context(), authz.Request{Subject: c.subject, Action: "runs.transfer", Resource: "o/src",
+					Attributes: map[string]any{"destination": c.dest}})
+				require.NoError(t, err)
+				require.Equal(t, c.allowed, d.Allowed, "%s %s → %s (%s): %+v", name, c.subject, c.dest, c.why, d)
+				require.Equal(t, "admin", d.Role, "the source's role")
+				if !c.allowed {
+					require.True(t, d.Has(rego.CodeDestinationDenied), "%+v", d)
+					require.Contains(t, d.Reasons[0].Message, c.dest)
+				}
+			}
+		}
+	}
+}
+
+// TestReRankedDataAgreesOnEveryPath re-ranks roles in data (member above contributor, org
+// members mapped to viewer) and checks that full evaluation, the decision table and the cache
+// agree on every request without attributes over the conformance directory, that listings
+// equal project.get, and that the change took effect.
+func TestReRankedDataAgreesOnEveryPath(t *testing.T) {
+	t.Parallel()
+	data := map[string]any{"teamgate": map[string]any{
+		"ranks":    map[string]any{"none": 0, "viewer": 1, "contributor": 2, "member": 3, "admin": 4},
+		"org_base": map[string]any{"member": "viewer"},
+	}}
+	_, st := newAcme(t)
+	engs := engines(t, st, authz.WithData(data))
+	require.NotNil(t, engs["compiled"].Policy().Table(), "data alone keeps the decision table")
+	for _, c := range []struct {
+		subject, action, resource string
+		allowed                   bool
+		role                      string
+	}{
+		{"vera", "runs.stop", "acme/vision", true, "member"},     // engineering member now outranks contributor
+		{"beth", "runs.stop", "acme/archive", false, "viewer"},   // org member → viewer
+		{"bob", "runs.stop", "acme/vision", true, "contributor"}, // team contributor above the viewer base
+		{"vera", "team.projects.create", "acme/engineering", true, "member"},
+	} {
+		for name, eng := range engs {
+			d, err := eng.Authorize(t.Context(), authz.Request{Subject: c.subject, Action: c.action, Resource: c.resource})
+			require.NoError(t, err)
+			require.Equal(t, c.allowed, d.Allowed, "%s %+v: %+v", name, c, d)
+			require.Equal(t, c.role, d.Role, "%s %+v", name, c)
+		}
+	}
+	subjects := []string{"alice", "mona", "adam", "amir", "bob", "beth", "vera", "bill", "olga", "otto", "zed", "nobody"}
+	resources := map[string][]string{
+		"org":     {"acme", "other", "gone"},
+		"team":    {"acme/engineering", "acme/research", "acme/platform", "acme/gone"},
+		"project": {"acme/vision", "acme/nlp", "acme/open", "acme/labs", "acme/archive", "acme/engineering/nlp", "acme/research/vision", "other/misc"},
+	}
+	p := engs["rego"].Policy()
+	checks := 0
+	for _, action := range p.Actions() {
+		spec, _ := p.Action(action)
+		for _, res := range resources[string(spec.Kind)] {
+			for _, s := range subjects {
+				req := authz.Request{Subject: s, Action: action, Resource: res}
+				want, err := engs["rego"].Authorize(t.Context(), req)
+				require.NoError(t, err)
+				for _, name := range []string{"compiled", "cached", "cached"} {
+					got, err := engs[name].Authorize(t.Context(), req)
+					require.NoError(t, err)
+					require.Equal(t, want, got, "%s %+v", name, req)
+				}
+				checks++
+			}
+		}
+	}
+	require.Greater(t, checks, 1000)
+	for _, s := range subjects {
+		for _, owner := range []string{"acme", "acme/engineering", "acme/research", "other"} {
+			listed, err := engs["compiled"].ListProjects(t.Context(), s, owner, authz.Page{})
+			require.NoError(t, err)
+			o, err := scope.ParseOwner(owner)
+			require.NoError(t, err)
+			var candidates []string
+			require.NoError(t, st.View(func(r store.Reader) error {
+				candidates = r.Projects(o.Org)
+				if o.IsTeam() {
+					candidates = r.TeamProjects(o.Org, o.Team)
+				}
+				return nil
+			}))
+			want := []string{}
+			for _, proj := range candidates {
+				d, err := engs["rego"].Authorize(t.Context(), authz.Request{Subject: s, Action: "project.get", Resource: owner + "/" + proj})
+				require.NoError(t, err)
+				if d.Allowed {
+					want = append(want, proj)
+				}
+			}
+			require.Equal(t, want, nonNil(listed.Projects), "%s %s", s, owner)
+		}
+	}
+}
+
+// TestSelfReferencingAttributesAreInvalid: attributes that refer to themselves used to overflow
+// the stack of the host process; they are invalid input now, like attributes too big.
+func TestSelfReferencingAttributesAreInvalid(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	self := map[string]any{}
+	self["x"] = self
+	huge := map[string]any{"run": map[string]any{"tags": make([]any, rego.MaxAttributeValues+1)}}
+	for _, attrs := range []map[string]any{self, {"run": self}, huge} {
+		_, err := eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: attrs})
+		require.ErrorIs(t, err, teamgate.ErrInvalid)
+		_, err = eng.Explain(t.Context(), authz.Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: attrs})
+		require.ErrorIs(t, err, teamgate.ErrInvalid)
+	}
+}

@@ -1,0 +1,270 @@
+package rego
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/scope"
+)
+
+// Input is the document the policy reads as `input` (README.md beside this file): the facts
+// of one request, read by the engine from its store. It is the one definition of that document;
+// the policy turns it into OPA's AST without a JSON round trip. Its JSON form is the document.
+type Input struct {
+	Subject    Subject    `json:"subject"`
+	Action     string     `json:"action"`
+	Resource   Resource   `json:"resource"`
+	Attributes Attributes `json:"attributes"`
+	// Destination is the runs.transfer destination's facts, nil when the request names none.
+	Destination *Destination `json:"destination,omitempty"`
+}
+
+// Subject is who asks, with their roles in the resource's org.
+type Subject struct {
+	ID        string            `json:"id"`
+	OrgRole   string            `json:"org_role"`   // "none" for non-members
+	Grant     string            `json:"grant"`      // grant role on the project; "" for none
+	TeamRoles map[string]string `json:"team_roles"` // team → role, every team of the org
+}
+
+// Resource is what the request is about. Project resources fill every field; org and team
+// resources leave Project, Teams and Restricted empty.
+type Resource struct {
+	Kind       scope.Kind `json:"kind"`
+	Org        string     `json:"org"`
+	Team       string     `json:"team"` // the team of a team resource or team-space reference
+	Project    string     `json:"project"`
+	Teams      []string   `json:"teams"`      // the project's effective teams
+	Restricted bool       `json:"restricted"` // the effective teams restrict, even when empty
+	Exists     bool       `json:"exists"`
+	Missing    string     `json:"missing"` // what does not exist, when !Exists
+}
+
+// Destination is the runs.transfer destination: the subject's facts in the destination's org
+// and the destination project's facts, in the shape of Input's own subject and resource, so the
+// policy's role rule applies to it unchanged (`with input.subject as input.destination.subject
+// with input.resource as input.destination.resource`).
+type Destination struct {
+	Subject  Subject  `json:"subject"`
+	Resource Resource `json:"resource"`
+}
+
+// Limits of the attributes document: deeper or larger attributes are rejected with
+// teamgate.ErrInvalid, so no request can exhaust the stack or memory (a self-referencing map is
+// rejected at MaxAttributeDepth).
+const (
+	MaxAttributeDepth  = 32     // nesting levels of maps and lists
+	MaxAttributeValues = 10_000 // values in all (map entries and list elements count one each)
+	MaxAttributeBytes  = 1 << 20
+)
+
+// Attributes are a request's attributes, converted once and checked against the limits. The
+// zero Attributes is the empty document.
+type Attributes struct {
+	raw map[string]any
+	v   ast.Value
+}
+
+// NewAttributes converts a request's attributes: maps with string keys, lists, strings,
+// numbers, booleans and null, nested at most MaxAttributeDepth deep, at most MaxAttributeValues
+// values and MaxAttributeBytes bytes of strings and keys. Anything else is an error matching
+// teamgate.ErrInvalid naming the offending path.
+func NewAttributes(m map[string]any) (Attributes, error) {
+	if len(m) == 0 {
+		return Attributes{}, nil
+	}
+	c := converter{}
+	v, err := c.value(reflect.ValueOf(m), "attributes", 0)
+	if err != nil {
+		return Attributes{}, err
+	}
+	return Attributes{raw: m, v: v}, nil
+}
+
+// Map returns the attributes as given (nil when empty). Do not modify it.
+func (a Attributes) Map() map[string]any { return a.raw }
+
+// Len is the number of top-level attributes.
+func (a Attributes) Len() int { return len(a.raw) }
+
+// MarshalJSON writes the attributes document ({} when empty).
+func (a Attributes) MarshalJSON() ([]byte, error) {
+	if a.raw == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(a.raw)
+}
+
+type converter struct {
+	values, bytes int
+}
+
+func (c *converter) count(path string, bytes int) error {
+	c.values++
+	c.bytes += bytes
+	if c.values > MaxAttributeValues {
+		return teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d values", MaxAttributeValues))
+	}
+	if c.bytes > MaxAttributeBytes {
+		return teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d bytes of text", MaxAttributeBytes))
+	}
+	return nil
+}
+
+func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, error) {
+	if depth > MaxAttributeDepth {
+		return nil, teamgate.Invalid(path, "", fmt.Sprintf("attributes nest deeper than %d levels (a self-referencing value?)", MaxAttributeDepth))
+	}
+	for v.IsValid() && (v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer) {
+		if v.IsNil() {
+			return ast.Null{}, c.count(path, 0)
+		}
+		v = v.Elem()
+	}
+	if !v.IsValid() {
+		return ast.Null{}, c.count(path, 0)
+	}
+	if n, ok := v.Interface().(json.Number); ok {
+		if err := c.count(path, len(n)); err != nil {
+			return nil, err
+		}
+		if _, err := n.Float64(); err != nil {
+			return nil, teamgate.Invalid(path, string(n), "not a number")
+		}
+		return ast.Number(n), nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return ast.String(v.String()), c.count(path, v.Len())
+	case reflect.Bool:
+		return ast.Boolean(v.Bool()), c.count(path, 0)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return ast.Number(strconv.FormatInt(v.Int(), 10)), c.count(path, 0)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return ast.Number(strconv.FormatUint(v.Uint(), 10)), c.count(path, 0)
+	case reflect.Float32, reflect.Float64:
+		f := v.Float()
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, teamgate.Invalid(path, fmt.Sprint(f), "not a finite number")
+		}
+		return ast.Number(strconv.FormatFloat(f, 'g', -1, 64)), c.count(path, 0)
+	case reflect.Map:
+		if v.Type().Key().Kind() != reflect.String {
+			return nil, teamgate.Invalid(path, v.Type().String(), "map keys must be strings")
+		}
+		if err := c.count(path, 0); err != nil {
+			return nil, err
+		}
+		obj := ast.NewObject()
+		it := v.MapRange()
+		for it.Next() {
+			k := it.Key().String()
+			if err := c.count(path, len(k)); err != nil {
+				return nil, err
+			}
+			x, err := c.value(it.Value(), path+"."+k, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			obj.Insert(ast.StringTerm(k), ast.NewTerm(x))
+		}
+		return obj, nil
+	case reflect.Slice, reflect.Array:
+		if err := c.count(path, 0); err != nil {
+			return nil, err
+		}
+		n := v.Len()
+		if n > MaxAttributeValues {
+			return nil, teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d values", MaxAttributeValues))
+		}
+		terms := make([]*ast.Term, n)
+		for i := range n {
+			x, err := c.value(v.Index(i), path+"["+strconv.Itoa(i)+"]", depth+1)
+			if err != nil {
+				return nil, err
+			}
+			terms[i] = ast.NewTerm(x)
+		}
+		return ast.NewArray(terms...), nil
+	}
+	return nil, teamgate.Invalid(path, v.Type().String(), "attributes hold maps, lists, strings, numbers, booleans and null only")
+}
+
+// Keys of the input document, allocated once.
+var (
+	keySubject     = ast.StringTerm("subject")
+	keyAction      = ast.StringTerm("action")
+	keyResource    = ast.StringTerm("resource")
+	keyAttributes  = ast.StringTerm("attributes")
+	keyDestination = ast.StringTerm("destination")
+	keyID          = ast.StringTerm("id")
+	keyOrgRole     = ast.StringTerm("org_role")
+	keyGrant       = ast.StringTerm("grant")
+	keyTeamRoles   = ast.StringTerm("team_roles")
+	keyKind        = ast.StringTerm("kind")
+	keyOrg         = ast.StringTerm("org")
+	keyTeam        = ast.StringTerm("team")
+	keyProject     = ast.StringTerm("project")
+	keyTeams       = ast.StringTerm("teams")
+	keyRestricted  = ast.StringTerm("restricted")
+	keyExists      = ast.StringTerm("exists")
+	keyMissing     = ast.StringTerm("missing")
+)
+
+// value is the input as OPA's AST.
+func (in *Input) value() ast.Value {
+	attrs := in.Attributes.v
+	if attrs == nil {
+		attrs = ast.NewObject()
+	}
+	items := make([][2]*ast.Term, 0, 5)
+	items = append(items,
+		ast.Item(keySubject, in.Subject.term()),
+		ast.Item(keyAction, ast.StringTerm(in.Action)),
+		ast.Item(keyResource, in.Resource.term()),
+		ast.Item(keyAttributes, ast.NewTerm(attrs)),
+	)
+	if d := in.Destination; d != nil {
+		items = append(items, ast.Item(keyDestination, ast.ObjectTerm(
+			ast.Item(keySubject, d.Subject.term()),
+			ast.Item(keyResource, d.Resource.term()),
+		)))
+	}
+	return ast.NewObject(items...)
+}
+
+func (s *Subject) term() *ast.Term {
+	roles := make([][2]*ast.Term, 0, len(s.TeamRoles))
+	for k, v := range s.TeamRoles {
+		roles = append(roles, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+	}
+	return ast.ObjectTerm(
+		ast.Item(keyID, ast.StringTerm(s.ID)),
+		ast.Item(keyOrgRole, ast.StringTerm(s.OrgRole)),
+		ast.Item(keyGrant, ast.StringTerm(s.Grant)),
+		ast.Item(keyTeamRoles, ast.ObjectTerm(roles...)),
+	)
+}
+
+func (r *Resource) term() *ast.Term {
+	teams := make([]*ast.Term, len(r.Teams))
+	for i, t := range r.Teams {
+		teams[i] = ast.StringTerm(t)
+	}
+	return ast.ObjectTerm(
+		ast.Item(keyKind, ast.StringTerm(string(r.Kind))),
+		ast.Item(keyOrg, ast.StringTerm(r.Org)),
+		ast.Item(keyTeam, ast.StringTerm(r.Team)),
+		ast.Item(keyProject, ast.StringTerm(r.Project)),
+		ast.Item(keyTeams, ast.ArrayTerm(teams...)),
+		ast.Item(keyRestricted, ast.BooleanTerm(r.Restricted)),
+		ast.Item(keyExists, ast.BooleanTerm(r.Exists)),
+		ast.Item(keyMissing, ast.StringTerm(r.Missing)),
+	)
+}

@@ -1,0 +1,199 @@
+package rego
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/scope"
+)
+
+// Key is everything the default rules' decision on a request without attributes reads: the
+// action, whether the resource exists, and the subject's role facts. Two requests with the same
+// Key get the same allow, role and reason codes from any policy made of the default modules,
+// whatever its data (the rules read nothing else; an exhaustive test checks it), so one
+// evaluation of a canonical input with that Key answers for all of them.
+type Key struct {
+	Action  string
+	Exists  bool
+	OrgRole string // "none" for non-members
+	Grant   string // the grant role on the project; "" for none
+	// TeamRole is, for a project action, the subject's highest role by data rank among the
+	// project's effective teams (Policy.HighestRole); for a team action, its role in the team.
+	// "" for none.
+	TeamRole   string
+	Restricted bool // the project's effective teams restrict
+}
+
+// Verdict is a table cell: a decision without its messages, which the engine renders from the
+// request's own facts.
+type Verdict struct {
+	Allow bool
+	Role  string
+	Codes []Code // do not modify: cells are shared
+}
+
+// Table is the decision table of a policy made of the default modules (with any data): the one
+// Go-side summary of the Rego rules. Each cell is computed on first use by evaluating the
+// policy on a canonical input with the cell's Key, then read lock-free; it is the policy's own
+// answer, not a re-implementation. A Table is safe for concurrent use.
+type Table struct {
+	p     *Policy
+	cells sync.Map // Key (normalized) → Verdict
+}
+
+// Table returns the policy's decision table, or nil when authors' modules are loaded: their
+// rules may read any fact, so only full evaluation applies.
+func (p *Policy) Table() *Table { return p.table }
+
+// Verdict returns the policy's verdict for k. An action outside the catalog is an error
+// matching teamgate.ErrInvalid; an evaluation failure is an *Error (callers deny) and is never
+// stored.
+//
+// Listings ask it for project.get: Key{Action: "project.get", Exists: true, OrgRole, Grant,
+// TeamRole, Restricted}.
+func (t *Table) Verdict(ctx context.Context, k Key) (Verdict, error) {
+	spec, ok := t.p.actions[k.Action]
+	if !ok {
+		return Verdict{}, teamgate.Invalid("action", k.Action, "not in the action catalog")
+	}
+	k = k.normalize(spec.Kind)
+	if v, ok := t.cells.Load(k); ok {
+		return v.(Verdict), nil
+	}
+	in := k.canonical(spec.Kind)
+	res, err := t.p.Eval(ctx, &in)
+	if err != nil {
+		return Verdict{}, err
+	}
+	v := Verdict{Allow: res.Allow, Role: res.Role, Codes: make([]Code, len(res.Reasons))}
+	for i, r := range res.Reasons {
+		if r.Code == CodeError {
+			return Verdict{}, &Error{Op: "eval", Detail: r.Message}
+		}
+		v.Codes[i] = r.Code
+	}
+	got, _ := t.cells.LoadOrStore(k, v)
+	return got.(Verdict), nil
+}
+
+// normalize drops the facts the default rules do not read for the action's kind, so equal
+// decisions share a cell: nothing but the action for a missing resource, no grant or project
+// restriction outside projects, no team role for org actions or open projects.
+func (k Key) normalize(kind scope.Kind) Key {
+	if !k.Exists {
+		return Key{Action: k.Action}
+	}
+	switch kind {
+	case scope.KindOrg:
+		k.Grant, k.TeamRole, k.Restricted = "", "", false
+	case scope.KindTeam:
+		k.Grant, k.Restricted = "", false
+	case scope.KindProject:
+		if !k.Restricted {
+			k.TeamRole = ""
+		}
+	}
+	return k
+}
+
+// canonical is an input with the key's facts and placeholder names.
+func (k Key) canonical(kind scope.Kind) Input {
+	in := Input{
+		Subject:  Subject{ID: "subject", OrgRole: k.OrgRole, Grant: k.Grant, TeamRoles: map[string]string{}},
+		Action:   k.Action,
+		Resource: Resource{Kind: kind, Org: "o", Exists: k.Exists, Teams: []string{}},
+	}
+	if k.TeamRole != "" {
+		in.Subject.TeamRoles["t"] = k.TeamRole
+	}
+	switch kind {
+	case scope.KindTeam:
+		in.Resource.Team = "t"
+	case scope.KindProject:
+		in.Resource.Project = "p"
+		in.Resource.Restricted = k.Restricted
+		if k.Restricted {
+			in.Resource.Teams = []string{"t"}
+		}
+	}
+	return in
+}
+
+// Rank returns a project or team role's rank in the policy's data (data.teamgate.ranks).
+func (p *Policy) Rank(role string) (int, bool) {
+	r, ok := p.ranks[role]
+	return r, ok
+}
+
+// HighestRole returns the highest role by data rank of roles[t] for t in teams ("" when the
+// subject is in none of them): a project's Key.TeamRole, from the subject's team roles and the
+// project's effective teams.
+func (p *Policy) HighestRole(roles map[string]string, teams []string) string {
+	best, rank := "", 0
+	for _, t := range teams {
+		if r, ok := roles[t]; ok {
+			if n := p.ranks[r]; n > rank {
+				best, rank = r, n
+			}
+		}
+	}
+	return best
+}
+
+// readRanks reads data.teamgate.ranks: role → rank, "none" ranked 0, every other role a
+// distinct positive integer (a role's name is found from its rank).
+func (p *Policy) readRanks() error {
+	tg, _ := p.data["teamgate"].(map[string]any)
+	raw, ok := tg["ranks"].(map[string]any)
+	if !ok {
+		return &Error{Op: "load data", Detail: fmt.Sprintf("teamgate.ranks: want an object of role ranks, got %T", tg["ranks"])}
+	}
+	ranks := make(map[string]int, len(raw))
+	byRank := map[int]string{}
+	names := make([]string, 0, len(raw))
+	for name := range raw {
+		names = append(names, name)
+	}
+	sort.Strings(names) // deterministic errors
+	for _, name := range names {
+		f, ok := number(raw[name])
+		if !ok || f != math.Trunc(f) || f < 0 || f > 1e6 {
+			return &Error{Op: "load data", Detail: fmt.Sprintf("teamgate.ranks.%s: %v is not a whole number in [0, 1000000]", name, raw[name])}
+		}
+		n := int(f)
+		if (name == "none") != (n == 0) {
+			return &Error{Op: "load data", Detail: fmt.Sprintf("teamgate.ranks.%s: %d: none and only none ranks 0", name, n)}
+		}
+		if other, dup := byRank[n]; dup {
+			return &Error{Op: "load data", Detail: fmt.Sprintf("teamgate.ranks.%s: rank %d is also %s's; ranks must differ", name, n, other)}
+		}
+		byRank[n] = name
+		ranks[name] = n
+	}
+	if _, ok := ranks["none"]; !ok {
+		return &Error{Op: "load data", Detail: "teamgate.ranks: none (rank 0) is missing"}
+	}
+	p.ranks = ranks
+	return nil
+}
+
+// number reads a number of JSON data (float64) or of data given from Go.
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	}
+	return 0, false
+}

@@ -1,0 +1,278 @@
+package rego_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
+)
+
+// reRanked swaps member and contributor and maps org members to viewer: every path must follow.
+func reRanked() map[string]any {
+	return map[string]any{"teamgate": map[string]any{
+		"ranks":    map[string]any{"none": 0, "viewer": 1, "contributor": 2, "member": 3, "admin": 4},
+		"org_base": map[string]any{"member": "viewer"},
+	}}
+}
+
+// concrete is an input with the key's facts under other names: several project teams, roles
+// in teams the project does not have, a lower role in another of its teams.
+func concrete(p *rego.Policy, k rego.Key, kind scope.Kind) rego.Input {
+	roles := map[string]string{"elsewhere": "admin"}
+	if k.TeamRole != "" {
+		roles["vision-team"] = k.TeamRole
+		top, _ := p.Rank(k.TeamRole)
+		for _, r := range []string{"viewer", "member", "contributor", "admin"} {
+			if n, _ := p.Rank(r); n < top {
+				roles["second"] = r
+				break
+			}
+		}
+	}
+	in := rego.Input{
+		Subject:  rego.Subject{ID: "someone-else", OrgRole: k.OrgRole, Grant: k.Grant, TeamRoles: roles},
+		Action:   k.Action,
+		Resource: rego.Resource{Kind: kind, Org: "acme", Exists: k.Exists, Teams: []string{}},
+	}
+	if !k.Exists {
+		in.Resource.Missing = "gone"
+	}
+	switch kind {
+	case scope.KindTeam:
+		in.Resource.Team = "vision-team"
+	case scope.KindProject:
+		in.Resource.Team, in.Resource.Project = "second", "vision"
+		in.Resource.Restricted = k.Restricted
+		if k.Restricted || k.TeamRole != "" { // an open project's teams are read by no rule
+			in.Resource.Teams = []string{"second", "vision-team", "third"}
+		}
+	}
+	return in
+}
+
+func codes(rs []rego.Reason) []rego.Code {
+	out := []rego.Code{}
+	for _, r := range rs {
+		out = append(out, r.Code)
+	}
+	return out
+}
+
+// TestTableIsThePolicy enumerates the table's whole key space for one action of each distinct
+// catalog entry, with the default data and with re-ranked data, and checks that every cell
+// equals full evaluation of a differently named concrete input with the same facts: the rules
+// read nothing the table does not key on, and the table follows the data.
+func TestTableIsThePolicy(t *testing.T) {
+	t.Parallel()
+	for name, data := range map[string][]map[string]any{"default": nil, "re-ranked": {reRanked()}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p, err := rego.New(t.Context(), nil, data...)
+			require.NoError(t, err)
+			table := p.Table()
+			require.NotNil(t, table, "data alone keeps the table")
+			seen := map[string]bool{}
+			var actions []string
+			for _, a := range p.Actions() {
+				spec, _ := p.Action(a)
+				key := fmt.Sprintf("%s %s %v %v %s %s", spec.Kind, spec.Role, spec.OrgRoles, spec.ManagesMembers, spec.DestinationRole, spec.OwnRunRole)
+				if !seen[key] {
+					seen[key] = true
+					actions = append(actions, a)
+				}
+			}
+			require.GreaterOrEqual(t, len(actions), 8)
+			orgRoles := []string{"none", "owner", "manager", "admin", "member", "viewer", "billing", "outsider"}
+			roles := []string{"", "viewer", "member", "contributor", "admin"}
+			cells := 0
+			for _, action := range actions {
+				spec, _ := p.Action(action)
+				for _, exists := range []bool{true, false} {
+					for _, orgRole := range orgRoles {
+						for _, grant := range roles {
+							for _, teamRole := range roles {
+								for _, restricted := range []bool{false, true} {
+									if spec.Kind != scope.KindProject && (grant != "" || restricted) {
+										continue // not facts of org and team resources
+									}
+									k := rego.Key{Action: action, Exists: exists, OrgRole: orgRole, Grant: grant, TeamRole: teamRole, Restricted: restricted}
+									got, err := table.Verdict(t.Context(), k)
+									require.NoError(t, err)
+									in := concrete(p, k, spec.Kind)
+									want, err := p.Eval(t.Context(), &in)
+									require.NoError(t, err)
+									require.Equal(t, want.Allow, got.Allow, "%+v", k)
+									require.Equal(t, want.Role, got.Role, "%+v", k)
+									require.Equal(t, codes(want.Reasons), got.Codes, "%+v", k)
+									cells++
+								}
+							}
+						}
+					}
+				}
+			}
+			require.Greater(t, cells, 1000)
+		})
+	}
+}
+
+// TestTableFollowsData checks single cells that re-ranking changes, the way listings ask.
+func TestTableFollowsData(t *testing.T) {
+	t.Parallel()
+	def, err := rego.New(t.Context(), nil)
+	require.NoError(t, err)
+	rr, err := rego.New(t.Context(), nil, reRanked())
+	require.NoError(t, err)
+	for _, c := range []struct {
+		key      rego.Key
+		def, rer rego.Verdict
+	}{
+		{rego.Key{Action: "runs.stop", Exists: true, OrgRole: "viewer", TeamRole: "member", Restricted: true},
+			rego.Verdict{Allow: false, Role: "member", Codes: []rego.Code{rego.CodeInsufficientRole}},
+			rego.Verdict{Allow: true, Role: "member", Codes: []rego.Code{rego.CodeTeamRole}}},
+		{rego.Key{Action: "runs.stop", Exists: true, OrgRole: "member"},
+			rego.Verdict{Allow: true, Role: "contributor", Codes: []rego.Code{rego.CodeOrgRole}},
+			rego.Verdict{Allow: false, Role: "viewer", Codes: []rego.Code{rego.CodeInsufficientRole}}},
+		{rego.Key{Action: "project.get", Exists: true, OrgRole: "owner", Restricted: true},
+			rego.Verdict{Allow: true, Role: "admin", Codes: []rego.Code{rego.CodeOrgOverride}},
+			rego.Verdict{Allow: true, Role: "admin", Codes: []rego.Code{rego.CodeOrgOverride}}},
+	} {
+		got, err := def.Table().Verdict(t.Context(), c.key)
+		require.NoError(t, err)
+		require.Equal(t, c.def, got, "default %+v", c.key)
+		got, err = rr.Table().Verdict(t.Context(), c.key)
+		require.NoError(t, err)
+		require.Equal(t, c.rer, got, "re-ranked %+v", c.key)
+	}
+	_, err = def.Table().Verdict(t.Context(), rego.Key{Action: "runs.fly"})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+}
+
+func TestTableOnlyForTheDefaultRules(t *testing.T) {
+	t.Parallel()
+	p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\nallow contains \"x\" if input.subject.id == \"bob\"\n"}})
+	require.NoError(t, err)
+	require.Nil(t, p.Table(), "authors' modules may read any fact")
+}
+
+func TestHighestRoleFollowsDataRanks(t *testing.T) {
+	t.Parallel()
+	def, err := rego.New(t.Context(), nil)
+	require.NoError(t, err)
+	rr, err := rego.New(t.Context(), nil, reRanked())
+	require.NoError(t, err)
+	roles := map[string]string{"a": "member", "b": "contributor", "c": "admin"}
+	require.Equal(t, "contributor", def.HighestRole(roles, []string{"a", "b"}))
+	require.Equal(t, "member", rr.HighestRole(roles, []string{"a", "b"}))
+	require.Equal(t, "admin", rr.HighestRole(roles, []string{"a", "b", "c"}))
+	require.Empty(t, def.HighestRole(roles, []string{"x"}))
+	require.Empty(t, def.HighestRole(nil, nil))
+}
+
+func TestRanksAreChecked(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		ranks map[string]any
+		want  string
+	}{
+		{map[string]any{"member": 3}, "rank 3 is also contributor's"},
+		{map[string]any{"viewer": 0}, "none and only none ranks 0"},
+		{map[string]any{"none": 1}, "none and only none ranks 0"},
+		{map[string]any{"viewer": 1.5}, "not a whole number"},
+		{map[string]any{"viewer": "high"}, "not a whole number"},
+	} {
+		_, err := rego.New(t.Context(), nil, map[string]any{"teamgate": map[string]any{"ranks": c.ranks}})
+		var re *rego.Error
+		require.ErrorAs(t, err, &re, "%v", c.ranks)
+		require.ErrorContains(t, err, c.want)
+	}
+}
+
+// TestAttributesAreBounded: attributes that nest too deep (a self-referencing map included),
+// hold too much or hold what JSON cannot are invalid input, rejected without a stack overflow.
+func TestAttributesAreBounded(t *testing.T) {
+	t.Parallel()
+	self := map[string]any{}
+	self["x"] = self
+	list := []any{nil}
+	list[0] = list
+	deep := map[string]any{}
+	cur := deep
+	for range rego.MaxAttributeDepth + 1 {
+		next := map[string]any{}
+		cur["d"] = next
+		cur = next
+	}
+	wide := make([]any, rego.MaxAttributeValues+1)
+	many := map[string]any{}
+	for i := range rego.MaxAttributeValues {
+		many[fmt.Sprint(i)] = i
+	}
+	for name, attrs := range map[string]map[string]any{
+		"self-referencing map":  self,
+		"self-referencing list": {"l": list},
+		"too deep":              deep,
+		"too wide":              {"w": wide},
+		"too many values":       many,
+		"too much text":         {"s": strings.Repeat("x", rego.MaxAttributeBytes+1)},
+		"a channel":             {"c": make(chan int)},
+		"a struct":              {"s": struct{ A int }{1}},
+		"map with int keys":     {"m": map[int]string{1: "a"}},
+		"NaN":                   {"n": nan()},
+	} {
+		_, err := rego.NewAttributes(attrs)
+		require.ErrorIs(t, err, teamgate.ErrInvalid, name)
+	}
+
+	a, err := rego.NewAttributes(map[string]any{"run": map[string]any{"created_by": "bob", "gpus": 4, "tags": []string{"a"}},
+		"n": json.Number("1.5"), "f": 2.5, "ok": true, "none": nil})
+	require.NoError(t, err)
+	raw, err := json.Marshal(a)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"run":{"created_by":"bob","gpus":4,"tags":["a"]},"n":1.5,"f":2.5,"ok":true,"none":null}`, string(raw))
+	empty, err := rego.NewAttributes(nil)
+	require.NoError(t, err)
+	raw, _ = json.Marshal(empty)
+	require.Equal(t, "{}", string(raw))
+}
+
+func nan() float64 {
+	zero := 0.0
+	return zero / zero
+}
+
+// TestInputReachesThePolicy evaluates a typed input whose every field the default rules read,
+// the runs.transfer destination included.
+func TestInputReachesThePolicy(t *testing.T) {
+	t.Parallel()
+	p, err := rego.New(t.Context(), nil)
+	require.NoError(t, err)
+	attrs, err := rego.NewAttributes(map[string]any{"destination": "acme/labs"})
+	require.NoError(t, err)
+	src := rego.Resource{Kind: scope.KindProject, Org: "acme", Project: "vision", Teams: []string{"engineering"}, Restricted: true, Exists: true}
+	dst := rego.Resource{Kind: scope.KindProject, Org: "acme", Project: "labs", Teams: []string{}, Restricted: true, Exists: true}
+	beth := rego.Subject{ID: "beth", OrgRole: "member", Grant: "admin", TeamRoles: map[string]string{"research": "viewer"}}
+	in := rego.Input{Subject: beth, Action: "runs.transfer", Resource: src, Attributes: attrs}
+	for _, c := range []struct {
+		dest  *rego.Destination
+		allow bool
+	}{
+		{nil, false},
+		{&rego.Destination{Subject: rego.Subject{ID: "beth", OrgRole: "member", TeamRoles: beth.TeamRoles}, Resource: dst}, false},
+		{&rego.Destination{Subject: rego.Subject{ID: "beth", OrgRole: "member", Grant: "contributor", TeamRoles: beth.TeamRoles}, Resource: dst}, true},
+		{&rego.Destination{Subject: rego.Subject{ID: "beth", OrgRole: "member", TeamRoles: map[string]string{}},
+			Resource: rego.Resource{Kind: scope.KindProject, Org: "acme", Project: "open", Teams: []string{}, Exists: true}}, true},
+	} {
+		in.Destination = c.dest
+		res, err := p.Eval(t.Context(), &in)
+		require.NoError(t, err)
+		require.Equal(t, c.allow, res.Allow, "%+v", c.dest)
+		require.Equal(t, "admin", res.Role)
+	}
+}

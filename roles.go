@@ -1,0 +1,34 @@
+package teamgate
+
+// OrgRole is a user's role in an org (SPEC §2, the OrgMember row).
+//
+// The constants are the vocabulary only: how roles rank against each other and which project
+// role an org role gives are data of the Rego policy (rego/data.json `org_ranks` and
+// `org_roles`), so an author can re-rank them without touching Go.
+type OrgRole string
+
+// The org roles.
+const (
+	OrgOwner    OrgRole = "owner"
+	OrgManager  OrgRole = "manager"
+	OrgAdmin    OrgRole = "admin"
+	OrgMember   OrgRole = "member"
+	OrgViewer   OrgRole = "viewer"
+	OrgBilling  OrgRole = "billing"
+	OrgOutsider OrgRole = "outsider"
+)
+
+// ProjectRole is a role on a project; team memberships and project grants take the same
+// roles (RoleNone excepted: it is only ever an outcome, never stored).
+//
+// As for OrgRole, the order of the roles is data of the Rego policy (rego/data.json `ranks`).
+type ProjectRole string
+
+// The project (and team) roles.
+const (
+	RoleNone        ProjectRole = "none"
+	RoleViewer      ProjectRole = "viewer"
+	RoleMember      ProjectRole = "member"
+	RoleContributor ProjectRole = "contributor"
+	RoleAdmin       ProjectRole = "admin"
+)
