@@ -227,37 +227,57 @@ func filterSorted(sorted []string, limit int, keep func(string) bool) []string {
 }
 
 // mergeListing merges sorted name lists into a fresh sorted slice of at most limit names (0:
-// all): class without the names in skip or denied, and extra, which class does not hold.
+// all): class without the names in skip or denied, and extra, which class does not hold. The
+// runs of class between two names of denied or extra are copied whole: a listing of the org
+// costs a binary search per candidate, not a comparison per project.
 func mergeListing(class, skip, denied, extra []string, limit int) []string {
+	if len(skip) > 0 {
+		class = without(class, skip)
+	}
 	n := len(class) + len(extra)
 	if limit > 0 {
 		n = min(n, limit)
 	}
 	out := make([]string, 0, n)
-	i, s, d, x := 0, 0, 0, 0 // heads of class, skip, denied and extra
-	for limit == 0 || len(out) < limit {
-		if i < len(class) && (s < len(skip) || d < len(denied)) {
-			p := class[i]
-			for s < len(skip) && skip[s] < p {
-				s++
-			}
-			for d < len(denied) && denied[d] < p {
-				d++
-			}
-			if (s < len(skip) && skip[s] == p) || (d < len(denied) && denied[d] == p) {
-				i++
-				continue
-			}
+	full := func() bool { return limit > 0 && len(out) >= limit }
+	add := func(run []string) {
+		if limit > 0 {
+			run = run[:min(len(run), limit-len(out))]
 		}
-		switch {
-		case i == len(class) && x == len(extra):
-			return out
-		case x == len(extra) || (i < len(class) && class[i] < extra[x]):
-			out = append(out, class[i])
-			i++
-		default:
-			out = append(out, extra[x])
-			x++
+		out = append(out, run...)
+	}
+	i, d, x := 0, 0, 0 // heads of class, denied and extra
+	for !full() && (d < len(denied) || x < len(extra)) {
+		if x == len(extra) || (d < len(denied) && denied[d] < extra[x]) {
+			j := i + sort.SearchStrings(class[i:], denied[d])
+			add(class[i:j])
+			i = j
+			if i < len(class) && class[i] == denied[d] {
+				i++
+			}
+			d++
+			continue
+		}
+		j := i + sort.SearchStrings(class[i:], extra[x])
+		add(class[i:j])
+		add(extra[x : x+1])
+		i = j
+		x++
+	}
+	add(class[i:])
+	return out
+}
+
+// without returns the names of sorted that are not in drop (sorted), in a fresh slice.
+func without(sorted, drop []string) []string {
+	out := make([]string, 0, len(sorted))
+	d := 0
+	for _, p := range sorted {
+		for d < len(drop) && drop[d] < p {
+			d++
+		}
+		if d == len(drop) || drop[d] != p {
+			out = append(out, p)
 		}
 	}
 	return out

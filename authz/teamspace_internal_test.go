@@ -1,6 +1,9 @@
 package authz
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -30,5 +33,48 @@ func TestMergeListing(t *testing.T) {
 	} {
 		got := mergeListing(tc.class, tc.skip, tc.denied, tc.extra, tc.limit)
 		require.Equal(t, tc.want, got, tc.name)
+	}
+}
+
+// TestMergeListingAgainstSets compares mergeListing with set arithmetic on random sorted lists.
+func TestMergeListingAgainstSets(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	names := make([]string, 40)
+	for i := range names {
+		names[i] = fmt.Sprintf("p%02d", i)
+	}
+	subset := func(from []string, p int) []string {
+		out := []string{}
+		for _, n := range from {
+			if rng.IntN(p) == 0 {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for range 2000 {
+		class := subset(names, 2)
+		skip := subset(class, 3)
+		denied := subset(names, 6)
+		var extra []string
+		for _, n := range subset(names, 5) {
+			if !slices.Contains(class, n) || slices.Contains(skip, n) {
+				extra = append(extra, n)
+			}
+		}
+		want := []string{}
+		for _, n := range names {
+			inClass := slices.Contains(class, n) && !slices.Contains(skip, n) && !slices.Contains(denied, n)
+			if inClass || slices.Contains(extra, n) {
+				want = append(want, n)
+			}
+		}
+		limit := rng.IntN(6)
+		if limit > 0 && len(want) > limit {
+			want = want[:limit]
+		}
+		got := mergeListing(class, skip, denied, extra, limit)
+		require.Equal(t, want, got, "class %v skip %v denied %v extra %v limit %d", class, skip, denied, extra, limit)
 	}
 }
