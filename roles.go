@@ -4,7 +4,7 @@ package teamgate
 //
 // The constants are the vocabulary only: how roles rank against each other and which project
 // role an org role gives are data of the Rego policy (rego/data.json `org_ranks` and
-// `org_roles`), so an author can re-rank them without touching Go.
+// `org_base`), so an author can re-rank them without touching Go.
 type OrgRole string
 
 // The org roles.
@@ -32,3 +32,16 @@ const (
 	RoleContributor ProjectRole = "contributor"
 	RoleAdmin       ProjectRole = "admin"
 )
+
+// OrgRoles returns every org role, in no particular order: the vocabulary the store accepts and
+// the policy's data must map (rego/data.json `org_base`, `org_ranks`).
+func OrgRoles() []OrgRole {
+	return []OrgRole{OrgOwner, OrgManager, OrgAdmin, OrgMember, OrgViewer, OrgBilling, OrgOutsider}
+}
+
+// MemberRoles returns the roles a team membership or a project grant may hold, in no particular
+// order (RoleNone is not one of them): the vocabulary the store accepts and the policy's data must
+// rank (rego/data.json `ranks`).
+func MemberRoles() []ProjectRole {
+	return []ProjectRole{RoleViewer, RoleMember, RoleContributor, RoleAdmin}
+}

@@ -301,10 +301,10 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	}
 	p := &Policy{modules: all, data: merged, customized: len(modules) > 0 || len(data) > 0}
 	p.fingerprint = fingerprint(all, merged)
-	if err := p.readCatalog(); err != nil {
+	if err := p.readRanks(); err != nil {
 		return nil, err
 	}
-	if err := p.readRanks(); err != nil {
+	if err := p.readData(); err != nil {
 		return nil, err
 	}
 	if len(modules) == 0 {
@@ -328,25 +328,6 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	p.prepared = pq
 	p.deterministic = !nondeterministic(compiler.Modules)
 	return p, nil
-}
-
-func (p *Policy) readCatalog() error {
-	tg, _ := p.data["teamgate"].(map[string]any)
-	raw, err := json.Marshal(tg["actions"])
-	if err != nil {
-		return &Error{Op: "load data", Detail: "teamgate.actions: " + err.Error()}
-	}
-	var actions map[string]ActionSpec
-	if err := json.Unmarshal(raw, &actions); err != nil {
-		return &Error{Op: "load data", Detail: "teamgate.actions: " + err.Error()}
-	}
-	for name, a := range actions {
-		if a.Kind != scope.KindOrg && a.Kind != scope.KindTeam && a.Kind != scope.KindProject {
-			return &Error{Op: "load data", Detail: fmt.Sprintf("action %s: kind %q is not org, team or project", name, a.Kind)}
-		}
-	}
-	p.actions = actions
-	return nil
 }
 
 // Fingerprint identifies the policy's modules and data: two policies with the same fingerprint
