@@ -247,6 +247,7 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 			tests[m.Name] = mod
 		case !author || isExt(pkg):
 			policy[m.Name] = mod
+			errs = append(errs, scalarExtRules(m.Name, mod)...)
 		default:
 			errs = append(errs, &Error{Op: "compile", File: m.Name, Line: mod.Package.Location.Row,
 				Detail: fmt.Sprintf("package %s is not allowed: an author's module declares package %s or a subpackage of it, or holds tests (a file named *_test.rego or a package ending in _test)", strings.TrimPrefix(pkg.String(), "data."), extPackage)})
@@ -256,6 +257,30 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 		return nil, nil, errors.Join(errs...)
 	}
 	return policy, tests, nil
+}
+
+// scalarExtRules reports the rules of package teamgate.ext that define deny or allow as one
+// boolean, string, number or null (`deny if ...`, `deny := "frozen"`): the default policy reads
+// them as collections of messages, so OPA's type checker refuses such a rule, but it names the
+// default policy's line that reads it. This names the author's rule instead.
+func scalarExtRules(file string, mod *ast.Module) []error {
+	if len(mod.Package.Path) != 3 || !isExt(mod.Package.Path) {
+		return nil
+	}
+	var errs []error
+	for _, r := range mod.Rules {
+		ref := r.Head.Ref()
+		name, _ := ref[0].Value.(ast.Var)
+		if len(ref) != 1 || (name != "deny" && name != "allow") || r.Head.Value == nil {
+			continue
+		}
+		switch r.Head.Value.Value.(type) {
+		case ast.Boolean, ast.String, ast.Number, ast.Null:
+			errs = append(errs, &Error{Op: "compile", File: file, Line: r.Location.Row,
+				Detail: fmt.Sprintf("%s must be a set of messages: write `%s contains \"why\" if ...`, not a single value", name, name)})
+		}
+	}
+	return errs
 }
 
 // ActionSpec is one entry of the action catalog.

@@ -179,11 +179,17 @@ func TestCompileErrors(t *testing.T) {
 			{Name: "a.rego", Source: ext("teamgate.ext", `deny contains m if true`)},
 			{Name: "b.rego", Source: ext("teamgate.ext", "", `allow contains n if true`)},
 		}, []string{"a.rego:5: rego_unsafe_var_error: var m is unsafe", "b.rego:6: rego_unsafe_var_error: var n is unsafe"}},
+		// ext.deny and ext.allow are sets of messages; a boolean or string rule used to be refused
+		// with the line of the default policy that reads it (teamgate/authz.rego:35).
+		{"boolean deny", []rego.Module{{Name: "d.rego", Source: ext("teamgate.ext", "", `deny if input.subject.id == "bob"`)}}, []string{"d.rego:6: deny must be a set of messages"}},
+		{"string deny", []rego.Module{{Name: "s.rego", Source: ext("teamgate.ext", `deny := "frozen"`)}}, []string{"s.rego:5: deny must be a set of messages"}},
+		{"boolean allow with a default", []rego.Module{{Name: "a.rego", Source: ext("teamgate.ext", `default allow := false`, `allow if input.subject.id == "bob"`)}}, []string{"a.rego:5: allow must be", "a.rego:6: allow must be"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := rego.New(t.Context(), c.modules)
+			require.NotContains(t, err.Error(), rego.DefaultModules()[0].Name, "the author's file is named, not the default policy")
 			require.ErrorIs(t, err, teamgate.ErrInvalid)
 			var re *rego.Error
 			require.ErrorAs(t, err, &re)
