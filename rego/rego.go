@@ -374,7 +374,8 @@ func fingerprint(mods []Module, data map[string]any) string {
 //
 // The answer is read from the compiled modules: a policy is non-deterministic when any rule,
 // function, comprehension, every body or with modifier (target or value) of any module names a
-// built-in OPA marks non-deterministic (time.now_ns, rand.intn, uuid.rfc4122, http.send, …).
+// built-in OPA marks non-deterministic (time.now_ns, rand.intn, uuid.rfc4122, http.send, …) or
+// that reads the clock unmarked (crypto.x509.parse_and_verify_certificates).
 // Calls through functions and built-ins replaced with `with` (upper(x) with upper as
 // uuid.rfc4122) are covered because every mention counts, reachable or not, and replacing such a
 // built-in (with time.now_ns as 0) counts too: the check errs on the side of not caching.
@@ -386,7 +387,7 @@ func nondeterministic(mods map[string]*ast.Module) bool {
 	found := false
 	for _, m := range mods {
 		ast.WalkRefs(m, func(r ast.Ref) bool {
-			if b, ok := ast.BuiltinMap[r.String()]; ok && b.IsNondeterministic() {
+			if b, ok := ast.BuiltinMap[r.String()]; ok && (b.IsNondeterministic() || readsClock(b.Name)) {
 				found = true
 			}
 			return found
@@ -394,6 +395,17 @@ func nondeterministic(mods map[string]*ast.Module) bool {
 		if found {
 			return true
 		}
+	}
+	return false
+}
+
+// readsClock reports built-ins whose answer depends on the current time although OPA does not
+// mark them non-deterministic: certificate chains are verified at time.Now unless the options
+// give a time, so a cached "valid" would outlive the certificate.
+func readsClock(name string) bool {
+	switch name {
+	case "crypto.x509.parse_and_verify_certificates", "crypto.x509.parse_and_verify_certificates_with_options":
+		return true
 	}
 	return false
 }

@@ -72,6 +72,10 @@ func TestDeterministic(t *testing.T) {
 		{"clock in a test module only", []rego.Module{{Name: "x_test.rego", Source: ext("teamgate.ext", `test_clock if time.now_ns() > 0`)}}, true},
 		{"direct call", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains "night" if time.now_ns() > 0`)}}, false},
 		{"assigned call", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", "deny contains \"x\" if {\n\tt := time.now_ns()\n\tt > 5\n}")}}, false},
+		// Verifies the chain at time.Now, unmarked by OPA: a cached "valid" would outlive the
+		// certificate.
+		{"certificate chain verified now", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `allow contains "cert" if crypto.x509.parse_and_verify_certificates(input.attributes.chain)[0]`)}}, false},
+		{"certificate chain verified with options", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `allow contains "cert" if crypto.x509.parse_and_verify_certificates_with_options(input.attributes.chain, {})[0]`)}}, false},
 		{"rand", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `allow contains "lucky" if rand.intn("x", 10) == 3`)}}, false},
 		// The issue's example: a built-in replaced by a non-deterministic one with `with`.
 		{"with value is a non-deterministic built-in", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains x if { x := upper("a") with upper as uuid.rfc4122 }`)}}, false},
