@@ -370,6 +370,22 @@ func TestBulkRuns(t *testing.T) {
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 	_, err = eng.BulkRuns(t.Context(), "olga", "acme", "explode_runs", runs, "")
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
+
+	// A run's project named in a team space is resolved in it, as Authorize resolves it: vision
+	// is not in research, so that run is not_found even for an owner in org scope (the team part
+	// used to be dropped and the run allowed).
+	named := []authz.RunRef{{UUID: "r5", Project: "acme/research/vision"}, {UUID: "r6", Project: "acme.research.nlp"}}
+	for _, owner := range []string{"acme", "acme/engineering"} {
+		res, err = eng.BulkRuns(t.Context(), "alice", owner, "get_run", named, "")
+		require.NoError(t, err)
+		for i, r := range res {
+			want, err := eng.Authorize(t.Context(), authz.Request{Subject: "alice", Action: "runs.get", Resource: named[i].Project})
+			require.NoError(t, err)
+			require.Equal(t, want.Allowed, r.Decision.Allowed, "%s %+v", owner, r)
+		}
+		require.True(t, res[0].Decision.Has(rego.CodeNotFound), "%+v", res[0])
+		require.True(t, res[1].Decision.Allowed, "%+v", res[1])
+	}
 }
 
 func TestCreateProject(t *testing.T) {
