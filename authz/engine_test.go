@@ -222,6 +222,14 @@ func TestExplainEffectiveTeams(t *testing.T) {
 		}
 		require.True(t, found, "%+v: want a step %q in\n%s", c.req, c.want, strings.Join(x.Path, "\n"))
 	}
+	// The narration does not restate the role rule: with managers no longer overriding (data),
+	// a project restricted to no team is closed to mona, and no step says managers reach it.
+	eng, _ = newAcme(t, authz.WithData(map[string]any{"teamgate": map[string]any{"org_override": []any{"owner"}}}))
+	x, err := eng.Explain(t.Context(), authz.Request{Subject: "mona", Action: "runs.get", Resource: "acme/labs"})
+	require.NoError(t, err)
+	require.False(t, x.Decision.Allowed)
+	require.True(t, x.Decision.Has(rego.CodeRestricted))
+	require.NotContains(t, strings.Join(x.Path, "\n"), "managers")
 }
 
 func TestSettingsFollowPolicyChanges(t *testing.T) {

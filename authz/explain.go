@@ -80,7 +80,8 @@ func (o *origin) describe(res rego.Resource) string {
 	}
 	out := "effective teams: " + proj + op + pol + " = " + teamList(res.Teams) + " → restricted"
 	if len(res.Teams) == 0 {
-		out += " to no team (only grants, org owners and managers reach it)"
+		// Who still reaches it is the role rule's business (org_override is data): not said here.
+		out += " to no team"
 	}
 	return out
 }
