@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -196,4 +197,22 @@ func TestSelfReferencingAttributesAreInvalid(t *testing.T) {
 		_, err = eng.Explain(t.Context(), authz.Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: attrs})
 		require.ErrorIs(t, err, teamgate.ErrInvalid)
 	}
+}
+
+// TestNonJSONNumberAttributesAreInvalid: a json.Number that is not JSON ("NaN", "0x10") used to
+// reach OPA, which panicked in the host process when a rule compared it. It is invalid input now.
+func TestNonJSONNumberAttributesAreInvalid(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t, authz.WithModules(rego.Module{Name: "cap.rego",
+		Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"too many\" if input.attributes.gpus > 8\n"}))
+	for _, n := range []string{"NaN", "Inf", "0x10", "1e999999"} {
+		_, err := eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.create", Resource: "acme/vision",
+			Attributes: map[string]any{"gpus": json.Number(n)}})
+		require.ErrorIs(t, err, teamgate.ErrInvalid, n)
+		require.ErrorContains(t, err, "attributes.gpus")
+	}
+	d, err := eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.create", Resource: "acme/vision",
+		Attributes: map[string]any{"gpus": json.Number("16")}})
+	require.NoError(t, err)
+	require.True(t, d.Has(rego.CodeExtensionDeny), "%+v", d)
 }
