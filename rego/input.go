@@ -72,8 +72,9 @@ type Attributes struct {
 }
 
 // NewAttributes converts a request's attributes: maps with string keys, lists, strings,
-// numbers (finite; a json.Number must be JSON number text), booleans and null, nested at most MaxAttributeDepth deep, at most MaxAttributeValues
-// values and MaxAttributeBytes bytes of strings and keys. Anything else is an error matching
+// numbers (finite; a json.Number must hold JSON number text), booleans and null, nested at most
+// MaxAttributeDepth deep, at most MaxAttributeValues values and MaxAttributeBytes bytes of
+// strings and keys. Anything else is an error matching
 // teamgate.ErrInvalid naming the offending path.
 func NewAttributes(m map[string]any) (Attributes, error) {
 	if len(m) == 0 {
