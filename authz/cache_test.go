@@ -16,12 +16,13 @@ import (
 )
 
 // randomWrite picks one change over the random directory's names; it may fail validation,
-// which is fine: a failed write changes nothing.
+// which is fine: a failed write changes nothing. Renames pick a name of teams: pass a name no
+// team has yet among them, so that some renames succeed.
 func randomWrite(rng *rand.Rand, users, teams, projects []string) store.Change {
 	u := users[rng.IntN(len(users))]
 	tm := teams[rng.IntN(len(teams))]
 	p := projects[rng.IntN(len(projects))]
-	switch rng.IntN(11) {
+	switch rng.IntN(16) {
 	case 0:
 		return store.PutMember{Org: "o", User: u, Role: store.OrgRoles()[rng.IntN(7)]}
 	case 1:
@@ -55,6 +56,16 @@ func randomWrite(rng *rand.Rand, users, teams, projects []string) store.Change {
 		return store.DeleteProject{Org: "o", Name: p}
 	case 9:
 		return store.PutTeam{Team: store.Team{Org: "o", Name: tm}}
+	case 11:
+		return store.RenameTeam{Org: "o", From: tm, To: teams[rng.IntN(len(teams))]}
+	case 12:
+		return store.CreateProject{Project: store.Project{Org: "o", Name: p}, Team: []string{"", tm}[rng.IntN(2)]}
+	case 13: // link or unlink a policy: the team's projects that followed the link follow
+		return store.PutTeam{Team: store.Team{Org: "o", Name: tm, Policy: []string{"", "p0", "p1"}[rng.IntN(3)]}}
+	case 14:
+		return store.DeletePolicy{Org: "o", Name: []string{"p0", "p1"}[rng.IntN(2)]}
+	case 15:
+		return store.PutUser{User: store.User{ID: u, DefaultTeam: "o/" + tm}}
 	default:
 		return store.DeleteTeam{Org: "o", Name: tm}
 	}
@@ -92,6 +103,7 @@ func TestDecisionCacheDifferential(t *testing.T) {
 		"team.get", "team.update", "team.delete", "team.projects.create"}
 	for seed := range uint64(6) {
 		cachedEng, users, teams, projects := randomDirectory(t, seed)
+		teams = append(teams, "renamed") // a free name for RenameTeam
 		st := cachedEng.Directory().(*store.Store)
 		plain, err := authz.New(t.Context(), st, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
 		require.NoError(t, err)
