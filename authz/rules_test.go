@@ -156,6 +156,25 @@ func TestReRankedDataAgreesOnEveryPath(t *testing.T) {
 		}
 	}
 	require.Greater(t, checks, 1000)
+	// The engine's own callers of the policy follow the data too: admission's runs.create, bulk
+	// run operations and CreateProject's team.projects.create. vera is a member of engineering,
+	// a role that now outranks contributor.
+	for name, eng := range engs {
+		adm, err := eng.Admit(t.Context(), "vera", "acme/vision", policy.Run{Kind: "job", Queue: "gpu/a100"})
+		require.NoError(t, err)
+		require.NotContains(t, fields(adm.Violations), "permission", "%s: %+v", name, adm)
+		runs, err := eng.BulkRuns(t.Context(), "vera", "acme/engineering", "stop_runs", []authz.RunRef{{UUID: "r", Project: "vision"}}, "")
+		require.NoError(t, err)
+		require.True(t, runs[0].Decision.Allowed, "%s: %+v", name, runs[0])
+		require.Equal(t, "member", runs[0].Decision.Role)
+		created, err := eng.CreateProject(t.Context(), "vera", "acme/engineering", authz.NewProject{Name: "by-" + name})
+		require.NoError(t, err)
+		require.True(t, created.Decision.Allowed, "%s: %+v", name, created.Decision)
+		// beth, an org member, is a viewer now: no run in the open archive project.
+		adm, err = eng.Admit(t.Context(), "beth", "acme/archive", policy.Run{Kind: "job"})
+		require.NoError(t, err)
+		require.Contains(t, fields(adm.Violations), "permission", "%s: %+v", name, adm)
+	}
 	for _, s := range subjects {
 		for _, owner := range []string{"acme", "acme/engineering", "acme/research", "other"} {
 			listed, err := engs["compiled"].ListProjects(t.Context(), s, owner, authz.Page{})
