@@ -532,8 +532,8 @@ type TestResult struct {
 // default policy and the merged data loaded. Pass DefaultTests() to run the default policy's own
 // tests (they assume no extension package is loaded).
 //
-// Modules are checked as New checks them; test modules are files named *_test.rego or modules
-// whose package's last part ends in _test (OPA's conventions), in any package.
+// Modules and data are checked as New checks them; test modules are files named *_test.rego or
+// modules whose package's last part ends in _test (OPA's conventions), in any package.
 func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]TestResult, error) {
 	deciding, tests, err := parse(modules)
 	if err != nil {
@@ -543,6 +543,14 @@ func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]Test
 	merged := DefaultData()
 	for _, d := range data {
 		merged = mergeData(merged, d)
+	}
+	// Tests run on the data New accepts, or not at all.
+	check := &Policy{data: merged}
+	if err := check.readRanks(); err != nil {
+		return nil, err
+	}
+	if err := check.readData(); err != nil {
+		return nil, err
 	}
 	store := inmem.NewFromObject(merged)
 	var out []TestResult

@@ -335,6 +335,8 @@ func TestDataIsChecked(t *testing.T) {
 			require.ErrorAs(t, err, &re)
 			require.Equal(t, "load data", re.Op)
 			require.ErrorContains(t, err, c.want)
+			_, err = rego.Test(t.Context(), rego.DefaultTests(), c.data)
+			require.ErrorContains(t, err, c.want, "tests run on the data New accepts")
 		})
 	}
 	// What data may do: re-rank, remap, add and remove fields (null), open or close actions.
