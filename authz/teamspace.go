@@ -339,8 +339,8 @@ type Filter struct {
 }
 
 // ProjectFilter returns the projects of owner the subject can project.get as a Filter. All is
-// true when that is every project of the org (owner, or an `org` owner for org owners and
-// managers).
+// true for an `org` owner when that is every project of the org (whoever the policy lets see
+// them all), so the host needs no IN list.
 func (e *Engine) ProjectFilter(ctx context.Context, subject, owner string) (Filter, error) {
 	if err := scope.CheckSlug("subject", subject); err != nil {
 		return Filter{}, err
