@@ -3,6 +3,7 @@ package authz_test
 import (
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -288,4 +289,53 @@ func TestNondeterministicPolicyIsNotCached(t *testing.T) {
 	}
 	s := eng.Stats()
 	require.Zero(t, s.CacheHits+s.CacheMisses, "a policy reading the clock is evaluated every time")
+}
+
+// TestCachedDecisionHoldsAtItsRevision: a decision served from the cache while a write is in
+// flight carries a revision it holds at. The store used to publish a write's revision before
+// bumping its stamps and the cache read the revision after checking the entry, so a hit could
+// carry the in-flight write's revision with the state before it. Every observed (revision,
+// allowed) pair is checked against the writer's log.
+func TestCachedDecisionHoldsAtItsRevision(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	ctx := t.Context()
+	req := authz.Request{Subject: "amir", Action: "runs.get", Resource: "acme/vision"}
+	type seen struct {
+		rev     uint64
+		allowed bool
+	}
+	var observed []seen
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if d, err := eng.Authorize(ctx, req); err == nil {
+				observed = append(observed, seen{d.Revision, d.Allowed})
+			}
+		}
+	})
+	state := map[uint64]bool{st.Revision(): false} // revision → amir may read vision
+	for i := range 2000 {
+		var c store.Change = store.PutTeamMember{Org: "acme", Team: "engineering", User: "amir", Role: "viewer"}
+		if i%2 == 1 {
+			c = store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "amir"}
+		}
+		rev, err := st.Apply(ctx, c)
+		require.NoError(t, err)
+		state[rev] = i%2 == 0
+	}
+	close(stop)
+	wg.Wait()
+	require.NotZero(t, eng.Stats().CacheHits)
+	for _, o := range observed {
+		want, ok := state[o.rev]
+		require.True(t, ok, "revision %d", o.rev)
+		require.Equal(t, want, o.allowed, "a decision labelled with revision %d does not hold there", o.rev)
+	}
 }

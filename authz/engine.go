@@ -24,7 +24,9 @@ import (
 type Directory interface {
 	// View runs fn with a consistent snapshot.
 	View(fn func(r store.Reader) error) error
-	// Revision is the revision of the last committed write.
+	// Revision is the revision of the last committed write. It is published after the write's
+	// stamps are bumped, so a store.Deps found current after reading it holds at that revision
+	// (a cached decision is labelled with it).
 	Revision() uint64
 	// WaitRevision blocks until the directory has reached rev (teamgate.ErrStale when ctx ends).
 	WaitRevision(ctx context.Context, rev uint64) error
@@ -263,17 +265,21 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 		}
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
+	// The revision is read before the entry is checked: the store publishes a revision after
+	// bumping its stamps, so an entry still current afterwards holds at rev. Read after the check,
+	// a write in flight could label a decision it changes with its own revision.
+	rev := e.dir.Revision()
 	if c, ok := e.decisions.lru.Get(key); ok && c.current(p) {
 		e.decisions.hits.Add(1)
 		d := c.dec
-		d.Revision = e.dir.Revision()
+		d.Revision = rev
 		return d, nil
 	}
 	if c, ok := e.fromDisk(key, p); ok {
 		e.decisions.diskHits.Add(1)
 		e.decisions.lru.Add(key, c)
 		d := c.dec
-		d.Revision = e.dir.Revision()
+		d.Revision = rev
 		return d, nil
 	}
 	e.decisions.misses.Add(1)

@@ -203,7 +203,9 @@ func (s *Store) gcLoop(every time.Duration) {
 // in memory they would only duplicate the engine's in-memory tiers).
 func (s *Store) Persistent() bool { return s.persistent }
 
-// Revision returns the revision of the last committed write (0 for an empty store).
+// Revision returns the revision of the last committed write (0 for an empty store). It takes no
+// lock, and a write publishes its revision after bumping its stamps: a Deps that is current
+// after Revision returned R holds at R.
 func (s *Store) Revision() uint64 { return s.revision.Load() }
 
 // Apply validates and commits changes as one atomic batch and returns the new revision. On any
@@ -267,13 +269,15 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 		return 0, err
 	}
 	s.st.rev = rev
-	s.revision.Store(rev)
 	for o := range t.resort {
 		o.resort()
 	}
 	for _, sk := range t.stampKeys() {
 		s.stamps.bump(sk, rev)
 	}
+	// Published after the stamps: whoever reads rev without the lock (Revision) and then finds
+	// a Deps current knows that Deps holds at rev.
+	s.revision.Store(rev)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return rev, nil
