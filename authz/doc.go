@@ -24,6 +24,18 @@
 // the current revision: nothing it depends on has changed since); Request.MinRevision waits for
 // a revision (read-your-writes across replicas) or fails with teamgate.ErrStale.
 //
+// # Time budget
+//
+// Each full Rego evaluation has a time budget (WithEvalBudget, default DefaultEvalBudget,
+// 100 ms: about a thousand times a default decision), so one slow author's module cannot stall
+// a host: past it the evaluation is stopped through OPA's cancellation, the decision denies with
+// reason "error" saying the budget was exceeded, and Stats.OverBudget counts it. The request's
+// context stops an evaluation the same way (reason "error", not counted as over budget); OPA
+// evaluates with no deadline of its own, so the budget is teamgate's choice, written down here.
+// The budget costs no timer or goroutine per evaluation: the clock is read every few dozen of
+// OPA's cancellation checks. Admission's permission check is such an evaluation; its CEL rules
+// are bounded by their cost limit (policy.RuleCostLimit) and the context.
+//
 // # Compiled path
 //
 // While the policy's rules are the default ones (authors' data of any kind, no modules), a
