@@ -17,8 +17,8 @@
 // feature_excluded on a bulk version listing: the rego.Code constants) and messages for people.
 // A failed evaluation denies with reason "error" and is counted in Stats.
 //
-// Facts come from the store's in-memory indexes inside one consistent snapshot; the input is
-// built as an OPA ast.Value (no JSON round trip) and evaluated by a query prepared once.
+// Facts come from the store's in-memory indexes inside one consistent snapshot, become a typed
+// rego.Input (see Policy input below) and are evaluated by a query prepared once.
 // SetPolicy swaps the policy atomically; decisions in flight finish with the policy they started
 // with. Decision.Revision is the store revision the facts were read at (for a cached decision,
 // the current revision: nothing it depends on has changed since); Request.MinRevision waits for
