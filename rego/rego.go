@@ -275,9 +275,7 @@ type ActionSpec struct {
 type Policy struct {
 	prepared      rego.PreparedEvalQuery
 	actions       map[string]ActionSpec
-	modules       []Module
 	data          map[string]any
-	customized    bool
 	deterministic bool
 	fingerprint   string
 	ranks         map[string]int // data.teamgate.ranks
@@ -296,13 +294,8 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	if err != nil {
 		return nil, err
 	}
-	all := append(DefaultModules(), modules...)
-	merged := DefaultData()
-	for _, d := range data {
-		merged = mergeData(merged, d)
-	}
-	p := &Policy{modules: all, data: merged, customized: len(modules) > 0 || len(data) > 0}
-	p.fingerprint = fingerprint(all, merged)
+	merged := mergedData(data)
+	p := &Policy{data: merged, fingerprint: fingerprint(append(DefaultModules(), modules...), merged)}
 	if err := p.readCatalog(); err != nil {
 		return nil, err
 	}
@@ -393,10 +386,6 @@ func nondeterministic(mods map[string]*ast.Module) bool {
 	}
 	return false
 }
-
-// Customized reports whether authors' modules or data are loaded beside the default policy.
-// Table tells whether the default rules are in force (with data of any kind).
-func (p *Policy) Customized() bool { return p.customized }
 
 // Action returns the catalog entry of an action.
 func (p *Policy) Action(name string) (ActionSpec, bool) {
@@ -581,11 +570,7 @@ func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]Test
 		return nil, err
 	}
 	maps.Copy(deciding, tests)
-	merged := DefaultData()
-	for _, d := range data {
-		merged = mergeData(merged, d)
-	}
-	store := inmem.NewFromObject(merged)
+	store := inmem.NewFromObject(mergedData(data))
 	var out []TestResult
 	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 		ch, err := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).RunTests(ctx, txn)
@@ -603,6 +588,15 @@ func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]Test
 	})
 	slices.SortFunc(out, func(a, b TestResult) int { return strings.Compare(a.Package+"."+a.Name, b.Package+"."+b.Name) })
 	return out, err
+}
+
+// mergedData is the default data with each of data merged over it in order.
+func mergedData(data []map[string]any) map[string]any {
+	merged := DefaultData()
+	for _, d := range data {
+		merged = mergeData(merged, d)
+	}
+	return merged
 }
 
 // mergeData merges src over dst: objects key by key, anything else replaced.
