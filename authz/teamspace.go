@@ -443,11 +443,11 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 		ref, err := scope.ParseProject(run.Project, scope.Owner{Org: o.Org})
 		if err != nil {
 			out[i].Err = err
-			out[i].Decision = Decision{Role: "none", Revision: sd.Revision, Reasons: []Reason{{Code: "error", Message: err.Error()}}}
+			out[i].Decision = Decision{Role: "none", Revision: sd.Revision, Reasons: []Reason{{Code: rego.CodeError, Message: err.Error()}}}
 			continue
 		}
 		if inScope, rev := e.inScope(o, ref); !inScope {
-			out[i].Decision = Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: "not_in_scope",
+			out[i].Decision = Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: rego.CodeNotInScope,
 				Message: "run " + run.UUID + ": project " + ref.Org + "/" + ref.Project + " is not in " + o.String()}}}
 			continue
 		}
@@ -464,7 +464,7 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 		}
 		out[i].Decision, out[i].Err = d, err
 		if err != nil {
-			out[i].Decision = Decision{Role: "none", Reasons: []Reason{{Code: "error", Message: err.Error()}}}
+			out[i].Decision = Decision{Role: "none", Reasons: []Reason{{Code: rego.CodeError, Message: err.Error()}}}
 		}
 	}
 	return out, nil
