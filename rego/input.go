@@ -127,17 +127,17 @@ func (c *converter) count(path string, bytes int) error {
 	c.values++
 	c.bytes += bytes
 	if c.values > MaxAttributeValues {
-		return teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d values", MaxAttributeValues))
+		return teamgate.Invalid("attributes", path, fmt.Sprintf("hold more than %d values", MaxAttributeValues))
 	}
 	if c.bytes > MaxAttributeBytes {
-		return teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d bytes of text", MaxAttributeBytes))
+		return teamgate.Invalid("attributes", path, fmt.Sprintf("hold more than %d bytes of text", MaxAttributeBytes))
 	}
 	return nil
 }
 
 func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, error) {
 	if depth > MaxAttributeDepth {
-		return nil, teamgate.Invalid(path, "", fmt.Sprintf("attributes nest deeper than %d levels (a self-referencing value?)", MaxAttributeDepth))
+		return nil, teamgate.Invalid("attributes", path, fmt.Sprintf("nest deeper than %d levels (a self-referencing value?)", MaxAttributeDepth))
 	}
 	for v.IsValid() && (v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer) {
 		if v.IsNil() {
@@ -199,7 +199,7 @@ func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, e
 		}
 		n := v.Len()
 		if n > MaxAttributeValues {
-			return nil, teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d values", MaxAttributeValues))
+			return nil, teamgate.Invalid("attributes", path, fmt.Sprintf("hold more than %d values", MaxAttributeValues))
 		}
 		terms := make([]*ast.Term, n)
 		for i := range n {

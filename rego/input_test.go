@@ -2,10 +2,12 @@ package rego_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
 )
@@ -42,5 +44,33 @@ func TestInputJSONIsTheDocument(t *testing.T) {
 		raw, err := json.Marshal(in)
 		require.NoError(t, err, name)
 		require.JSONEq(t, res.Reasons[0].Message, string(raw), name)
+	}
+}
+
+// TestAttributeLimitErrorsNameThePath: an attribute document over a limit is an InvalidError whose
+// value is the path where the limit was hit (not an empty value).
+func TestAttributeLimitErrorsNameThePath(t *testing.T) {
+	t.Parallel()
+	deep := map[string]any{}
+	cur := deep
+	for range rego.MaxAttributeDepth + 1 {
+		next := map[string]any{}
+		cur["d"] = next
+		cur = next
+	}
+	for name, tc := range map[string]struct {
+		attrs map[string]any
+		path  string
+	}{
+		"too deep":      {deep, "attributes" + strings.Repeat(".d", rego.MaxAttributeDepth+1)},
+		"too wide":      {map[string]any{"w": make([]any, rego.MaxAttributeValues+1)}, "attributes.w"},
+		"too much text": {map[string]any{"s": strings.Repeat("x", rego.MaxAttributeBytes+1)}, "attributes.s"},
+	} {
+		_, err := rego.NewAttributes(tc.attrs)
+		require.ErrorIs(t, err, teamgate.ErrInvalid, name)
+		var ie *teamgate.InvalidError
+		require.ErrorAs(t, err, &ie, name)
+		require.Equal(t, "attributes", ie.What, name)
+		require.Equal(t, tc.path, ie.Value, name)
 	}
 }
