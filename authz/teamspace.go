@@ -339,8 +339,8 @@ type Filter struct {
 }
 
 // ProjectFilter returns the projects of owner the subject can project.get as a Filter. All is
-// true when that is every project of the org (owner, or an `org` owner for org owners and
-// managers).
+// true when owner is an org and that is every one of its projects (an org owner or manager, under
+// the default data); Projects is then empty.
 func (e *Engine) ProjectFilter(ctx context.Context, subject, owner string) (Filter, error) {
 	if err := scope.CheckSlug("subject", subject); err != nil {
 		return Filter{}, err
