@@ -26,9 +26,10 @@
 //
 // # Time budget
 //
-// Each full Rego evaluation has a time budget (WithEvalBudget, default DefaultEvalBudget,
-// 100 ms: about a thousand times a default decision), so one slow author's module cannot stall
-// a host: past it the evaluation is stopped through OPA's cancellation, the decision denies with
+// Each full Rego evaluation of a policy with authors' modules has a time budget (WithEvalBudget,
+// default DefaultEvalBudget, 1 s: thousands of times a decision; the default rules, with any
+// authors' data, are bounded by construction and get none), so one slow author's module cannot
+// stall a host: past it the evaluation is stopped through OPA's cancellation, the decision denies with
 // reason "error" saying the budget was exceeded, and Stats.OverBudget counts it. The request's
 // context stops an evaluation the same way (reason "error", not counted as over budget); OPA
 // evaluates with no deadline of its own, so the budget is teamgate's choice, written down here.
