@@ -68,4 +68,5 @@ var changeDecoders = map[string]func(json.RawMessage) (Change, error){
 	"put_user": decodeAs[PutUser], "delete_user": decodeAs[DeleteUser],
 	"put_file":       decodeAs[PutFile],
 	"create_project": decodeAs[CreateProject], "rename_team": decodeAs[RenameTeam],
+	"put_directory": decodeAs[PutDirectory],
 }
