@@ -429,3 +429,86 @@ func TestNewRefuses(t *testing.T) {
 	_, err = ahead.Apply(ctx, store.PutOrg{Org: store.Org{Name: "still-mine"}})
 	require.NoError(t, err, "a refused store is not replicated")
 }
+
+// TestNodeCutOffFromNATS: while the NATS server is down a node keeps answering at its revision,
+// reports that it is disconnected, and waits for later revisions fail with ErrStale; once the
+// server is back it catches up with the writes made since.
+func TestNodeCutOffFromNATS(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	srv, err := embedded.Start(embedded.Options{Dir: dir})
+	require.NoError(t, err)
+	port := srv.Port()
+	t.Cleanup(func() { srv.Close() })
+
+	type link struct {
+		nc               *nats.Conn
+		down, reconnects chan struct{}
+	}
+	dial := func() link {
+		l := link{down: make(chan struct{}, 8), reconnects: make(chan struct{}, 8)}
+		nc, err := nats.Connect(srv.URL(), nats.ReconnectWait(20*time.Millisecond), nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(*nats.Conn, error) { l.down <- struct{}{} }),
+			nats.ReconnectHandler(func(*nats.Conn) { l.reconnects <- struct{}{} }))
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		l.nc = nc
+		return l
+	}
+	wait := func(ch chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	la, lb := dial(), dial()
+	a, err := cluster.New(ctx, la.nc, openStore(t, ""), cluster.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	b, err := cluster.New(ctx, lb.nc, openStore(t, t.TempDir()), cluster.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	rev, err := a.Apply(ctx, acmeFile(t))
+	require.NoError(t, err)
+	require.NoError(t, b.WaitRevision(ctx, rev))
+	eb, err := authz.New(ctx, b)
+	require.NoError(t, err)
+
+	srv.Close()
+	wait(la.down)
+	wait(lb.down)
+	st := b.Stats()
+	require.False(t, st.Connected)
+	require.Equal(t, rev, st.Revision)
+	require.False(t, st.LastContact.IsZero())
+	d, err := eb.Authorize(ctx, authz.Request{Subject: "alice", Action: "runs.get", Resource: "acme/vision"})
+	require.NoError(t, err, "a cut-off node answers at its revision")
+	require.True(t, d.Allowed)
+	require.Equal(t, rev, d.Revision)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = eb.Authorize(short, authz.Request{Subject: "alice", Action: "runs.get", Resource: "acme/vision", MinRevision: rev + 1})
+	cancel()
+	require.ErrorIs(t, err, teamgate.ErrStale)
+	short, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = b.Apply(short, store.PutMember{Org: "acme", User: "zed", Role: "member"})
+	cancel()
+	require.Error(t, err, "a write cannot be acknowledged without NATS")
+
+	srv, err = embedded.Start(embedded.Options{Dir: dir, Port: port})
+	require.NoError(t, err)
+	wait(la.reconnects)
+	wait(lb.reconnects)
+	rev2, err := a.Apply(ctx, store.PutMember{Org: "acme", User: "back", Role: "member"})
+	require.NoError(t, err)
+	d, err = eb.Authorize(ctx, authz.Request{Subject: "back", Action: "runs.get", Resource: "acme/open", MinRevision: rev2})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, d.Revision, rev2)
+	last, err := b.Sync(ctx)
+	require.NoError(t, err)
+	require.NoError(t, a.WaitRevision(ctx, last))
+	require.Equal(t, export(t, a.Store()), export(t, b.Store()))
+	require.True(t, b.Stats().Connected)
+}

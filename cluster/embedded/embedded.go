@@ -6,6 +6,7 @@ package embedded
 
 import (
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -69,6 +70,15 @@ func Start(opts Options) (*Server, error) {
 
 // URL is the client URL to connect to (nats://host:port).
 func (s *Server) URL() string { return s.ns.ClientURL() }
+
+// Port is the client port the server listens on (the one the system picked when Options.Port
+// was 0): a server restarted on it with the same Dir is the same server to its clients.
+func (s *Server) Port() int {
+	if a, ok := s.ns.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
 
 // Close shuts the server down and waits until it has stopped. Clients see a disconnect.
 func (s *Server) Close() {
