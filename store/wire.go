@@ -60,7 +60,7 @@ func changeTypes() []changeType {
 		typeOf[PutTeamMember](), typeOf[DeleteTeamMember](),
 		typeOf[PutProject](), typeOf[CreateProject](), typeOf[DeleteProject](),
 		typeOf[PutGrant](), typeOf[DeleteGrant](), typeOf[PutPolicy](), typeOf[DeletePolicy](),
-		typeOf[PutUser](), typeOf[DeleteUser](), typeOf[PutFile](),
+		typeOf[PutUser](), typeOf[DeleteUser](), typeOf[PutFile](), typeOf[PutDirectory](),
 	}
 }
 
