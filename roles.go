@@ -2,9 +2,10 @@ package teamgate
 
 // OrgRole is a user's role in an org (SPEC §2, the OrgMember row).
 //
-// The constants are the vocabulary only: how roles rank against each other and which project
-// role an org role gives are data of the Rego policy (rego/data.json `org_ranks` and
-// `org_base`), so an author can re-rank them without touching Go.
+// The constants are the vocabulary only: how roles rank against each other, which project
+// role an org role gives and which org roles override every restriction are data of the Rego
+// policy (rego/data.json `org_ranks`, `org_base` and `org_override`), so an author can change
+// them without touching Go.
 type OrgRole string
 
 // The org roles.

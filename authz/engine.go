@@ -116,13 +116,15 @@ func WithCompiledPath(enabled bool) Option {
 	}
 }
 
-// DefaultEvalBudget is the time budget of one Rego evaluation unless WithEvalBudget sets another:
-// about a thousand times what a decision of the default policy costs, so only a runaway module
-// reaches it.
-const DefaultEvalBudget = 100 * time.Millisecond
+// DefaultEvalBudget is the time budget of one Rego evaluation of a policy with authors' modules
+// unless WithEvalBudget sets another: thousands of times what a decision costs, so only a runaway
+// module reaches it, never a decision slowed by a loaded machine, a GC pause or the race detector.
+const DefaultEvalBudget = time.Second
 
 // WithEvalBudget bounds the time one Rego evaluation of a decision may take (Authorize, Explain,
-// and the permission check of admissions), so one slow author's module cannot stall a host. An
+// and the permission check of admissions) while authors' modules are loaded, so one slow
+// author's module cannot stall a host; the default rules (with any authors' data) are bounded by
+// construction and get no budget, so a busy host never denies them for slowness. An
 // evaluation still running after d is stopped, denies with reason "error" saying the budget was
 // exceeded, and is counted in Stats.OverBudget. 0 turns the budget off (the request's context
 // still applies); a negative d is an error matching teamgate.ErrInvalid. Default
@@ -404,7 +406,11 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64) Decision {
-	res, err := p.EvalWithin(ctx, &q.in, e.budget)
+	budget := e.budget
+	if p.Table() != nil {
+		budget = 0 // no authors' modules: only the default rules run (see WithEvalBudget)
+	}
+	res, err := p.EvalWithin(ctx, &q.in, budget)
 	if err != nil {
 		if errors.Is(err, rego.ErrBudget) {
 			e.overBudget.Add(1)

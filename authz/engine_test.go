@@ -297,6 +297,7 @@ func TestAdmitErrorsAndFailClosedRules(t *testing.T) {
 	require.True(t, v.Allowed)
 	_, err = eng.AdmitVersion(t.Context(), "bob", "acme/vision", "dataset")
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, strings.Join(policy.Features(), ", "), "the error lists the features policy knows")
 }
 
 func TestListPagination(t *testing.T) {

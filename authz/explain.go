@@ -80,8 +80,7 @@ func (o *origin) describe(res rego.Resource) string {
 	}
 	out := "effective teams: " + proj + op + pol + " = " + teamList(res.Teams) + " → restricted"
 	if len(res.Teams) == 0 {
-		// Who still reaches it is the role rule's business (org_override is data): not said here.
-		out += " to no team"
+		out += " to no team (only a grant or an overriding org role, data.teamgate.org_override, reaches it)"
 	}
 	return out
 }

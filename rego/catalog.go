@@ -5,10 +5,10 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/teamgate/teamgate"
-	"github.com/teamgate/teamgate/internal/quote"
 	"github.com/teamgate/teamgate/scope"
 )
 
@@ -213,12 +213,12 @@ func sortedNames[V any](m map[string]V) []string {
 // dataError is an *Error naming the path of a bad value in the merged data.
 func dataError(path string, v any, why string) error {
 	shown := "missing"
-	switch v := v.(type) {
-	case nil:
-	case string:
-		shown = quote.Q(v)
-	default:
-		shown = quote.Q(fmt.Sprint(v))
+	if v != nil {
+		text := fmt.Sprint(v)
+		if len(text) > 64 { // data may be big: the path says where, a prefix what
+			text = strings.ToValidUTF8(text[:64], "") + "…"
+		}
+		shown = strconv.Quote(text)
 	}
 	return &Error{Op: "load data", Detail: path + ": " + shown + ": " + why}
 }

@@ -33,6 +33,15 @@ type Subject struct {
 	TeamRoles map[string]string `json:"team_roles"` // team → role, every team of the org
 }
 
+// MarshalJSON writes the subject as the policy reads it: team_roles is {} when there are none.
+func (s Subject) MarshalJSON() ([]byte, error) {
+	type plain Subject // without this method
+	if s.TeamRoles == nil {
+		s.TeamRoles = map[string]string{}
+	}
+	return json.Marshal(plain(s))
+}
+
 // Resource is what the request is about. Project resources fill every field; org and team
 // resources leave Project, Teams and Restricted empty.
 type Resource struct {
@@ -44,6 +53,15 @@ type Resource struct {
 	Restricted bool       `json:"restricted"` // the effective teams restrict, even when empty
 	Exists     bool       `json:"exists"`
 	Missing    string     `json:"missing"` // what does not exist, when !Exists
+}
+
+// MarshalJSON writes the resource as the policy reads it: teams is [] when there are none.
+func (r Resource) MarshalJSON() ([]byte, error) {
+	type plain Resource // without this method
+	if r.Teams == nil {
+		r.Teams = []string{}
+	}
+	return json.Marshal(plain(r))
 }
 
 // Destination is the runs.transfer destination: the subject's facts in the destination's org
@@ -110,17 +128,17 @@ func (c *converter) count(path string, bytes int) error {
 	c.values++
 	c.bytes += bytes
 	if c.values > MaxAttributeValues {
-		return teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d values", MaxAttributeValues))
+		return teamgate.Invalid("attributes", path, fmt.Sprintf("hold more than %d values", MaxAttributeValues))
 	}
 	if c.bytes > MaxAttributeBytes {
-		return teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d bytes of text", MaxAttributeBytes))
+		return teamgate.Invalid("attributes", path, fmt.Sprintf("hold more than %d bytes of text", MaxAttributeBytes))
 	}
 	return nil
 }
 
 func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, error) {
 	if depth > MaxAttributeDepth {
-		return nil, teamgate.Invalid(path, "", fmt.Sprintf("attributes nest deeper than %d levels (a self-referencing value?)", MaxAttributeDepth))
+		return nil, teamgate.Invalid("attributes", path, fmt.Sprintf("nest deeper than %d levels (a self-referencing value?)", MaxAttributeDepth))
 	}
 	for v.IsValid() && (v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer) {
 		if v.IsNil() {
@@ -184,7 +202,7 @@ func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, e
 		}
 		n := v.Len()
 		if n > MaxAttributeValues {
-			return nil, teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d values", MaxAttributeValues))
+			return nil, teamgate.Invalid("attributes", path, fmt.Sprintf("hold more than %d values", MaxAttributeValues))
 		}
 		terms := make([]*ast.Term, n)
 		for i := range n {

@@ -2,10 +2,14 @@
 // (data.json: ranks, the org-role mapping and the action catalog), loads authors' modules and
 // data beside it, prepares the decision query once, and runs Rego tests with OPA's tester.
 //
-// The input document and the output are described in README.md beside this file. Authors extend
-// the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, and change the catalog
-// with their own JSON data (merged over data.json). An author's modules declare package
-// teamgate.ext (or a subpackage of it) or are tests; see New and Test.
+// The input document is the typed Input (input.go), which this package alone turns into OPA's
+// AST; it and the output are described in README.md beside this file. While no author's module
+// is loaded, a policy's Table (table.go) gives its verdict on a request's role facts, each cell
+// computed once by evaluating the policy itself; the engine's compiled path and listings ask it.
+//
+// Authors extend the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, and
+// change the catalog with their own JSON data (merged over data.json). An author's modules
+// declare package teamgate.ext (or a subpackage of it) or are tests; see New and Test.
 package rego
 
 import (
@@ -300,9 +304,7 @@ type ActionSpec struct {
 type Policy struct {
 	prepared      rego.PreparedEvalQuery
 	actions       map[string]ActionSpec
-	modules       []Module
 	data          map[string]any
-	customized    bool
 	deterministic bool
 	fingerprint   string
 	ranks         map[string]int // data.teamgate.ranks
@@ -321,13 +323,8 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	if err != nil {
 		return nil, err
 	}
-	all := append(DefaultModules(), modules...)
-	merged := DefaultData()
-	for _, d := range data {
-		merged = mergeData(merged, d)
-	}
-	p := &Policy{modules: all, data: merged, customized: len(modules) > 0 || len(data) > 0}
-	p.fingerprint = fingerprint(all, merged)
+	merged := mergedData(data)
+	p := &Policy{data: merged, fingerprint: fingerprint(append(DefaultModules(), modules...), merged)}
 	if err := p.readRanks(); err != nil {
 		return nil, err
 	}
@@ -411,10 +408,6 @@ func readsClock(name string) bool {
 	}
 	return false
 }
-
-// Customized reports whether authors' modules or data are loaded beside the default policy.
-// Table tells whether the default rules are in force (with data of any kind).
-func (p *Policy) Customized() bool { return p.customized }
 
 // Action returns the catalog entry of an action.
 func (p *Policy) Action(name string) (ActionSpec, bool) {
@@ -599,10 +592,7 @@ func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]Test
 		return nil, err
 	}
 	maps.Copy(deciding, tests)
-	merged := DefaultData()
-	for _, d := range data {
-		merged = mergeData(merged, d)
-	}
+	merged := mergedData(data)
 	// Tests run on the data New accepts, or not at all.
 	check := &Policy{data: merged}
 	if err := check.readRanks(); err != nil {
@@ -629,6 +619,15 @@ func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]Test
 	})
 	slices.SortFunc(out, func(a, b TestResult) int { return strings.Compare(a.Package+"."+a.Name, b.Package+"."+b.Name) })
 	return out, err
+}
+
+// mergedData is the default data with each of data merged over it in order.
+func mergedData(data []map[string]any) map[string]any {
+	merged := DefaultData()
+	for _, d := range data {
+		merged = mergeData(merged, d)
+	}
+	return merged
 }
 
 // mergeData merges src over dst: objects key by key, anything else replaced.

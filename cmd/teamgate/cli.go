@@ -398,21 +398,18 @@ func (e *env) listCmd() *cobra.Command {
 	}
 }
 
-// admitLine is one line of `admit` output (SPEC §11).
+// admitLine is one line of `admit` output (SPEC §11): the admission's own JSON plus "error".
 type admitLine struct {
-	Allowed    bool               `json:"allowed"`
-	Queue      string             `json:"queue"`
-	Presets    []string           `json:"presets"`
-	Violations []policy.Violation `json:"violations"`
-	Error      *string            `json:"error"`
+	policy.Admission
+	Error *string `json:"error"`
 }
 
 func admitOf(a policy.Admission, err error) admitLine {
 	if err != nil {
 		msg := err.Error()
-		return admitLine{Presets: []string{}, Violations: []policy.Violation{}, Error: &msg}
+		return admitLine{Admission: policy.Admission{Presets: []string{}, Violations: []policy.Violation{}}, Error: &msg}
 	}
-	return admitLine{Allowed: a.Allowed, Queue: a.Queue, Presets: a.Presets, Violations: a.Violations}
+	return admitLine{Admission: a}
 }
 
 func (e *env) admitCmd() *cobra.Command {

@@ -12,6 +12,7 @@ import (
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/internal/strict"
+	"github.com/teamgate/teamgate/rego"
 )
 
 // Run is a row of the host's own run table.
@@ -126,7 +127,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 // deny writes a teamgate denial: 404 when the resource does not exist, 403 otherwise.
 func deny(w http.ResponseWriter, d authz.Decision) {
 	code := http.StatusForbidden
-	if d.Has("not_found") {
+	if d.Has(rego.CodeNotFound) {
 		code = http.StatusNotFound
 	}
 	writeJSON(w, code, map[string]any{"error": "denied", "reasons": d.Reasons})
