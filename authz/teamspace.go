@@ -458,7 +458,9 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 		if op == "transfer_runs" {
 			attrs["destination"] = destination
 		}
-		d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: ref.Org + "/" + ref.Project, Attributes: attrs})
+		// The run's own reference, team space included: `org/team/project` outside that team
+		// space is not_found, as Authorize would say.
+		d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: ref.String(), Attributes: attrs})
 		if err == nil && d.Allowed && bop.feature != "" {
 			d, err = e.featureAllowed(ctx, d, ref, op, bop.feature)
 		}
