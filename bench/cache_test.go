@@ -74,7 +74,7 @@ func BenchmarkL1Distinct(b *testing.B) {
 			held++
 		}
 	}
-	b.Logf("otter holds %d of the %d decisions (its admission policy turns some away)", held, len(reqs))
+	b.Logf("otter holds %d of the %d decisions", held, len(reqs))
 	before := eng.Stats()
 	fromEntry := func(e *cacheEntry, ok bool) bool {
 		if !ok || !e.deps.Current() {
