@@ -156,7 +156,7 @@ func visibleProjects(r store.Reader, subject string, o scope.Owner, cursor strin
 	for _, p := range r.GrantProjects(o.Org, subject) {
 		set[p] = struct{}{}
 	}
-	for team := range r.TeamRoles(o.Org, subject) {
+	for team := range r.TeamRoles(o.Org, subject).All {
 		for _, p := range r.TeamProjects(o.Org, team) {
 			set[p] = struct{}{}
 		}

@@ -358,8 +358,8 @@ func (st *state) record(key string) ([]byte, error) {
 		}
 	case "member":
 		if o := org(); o != nil {
-			if r, ok := o.members[parts[2]]; ok {
-				return []byte(r), nil
+			if _, r := o.members.role(parts[2]); r != 0 {
+				return []byte(r.orgRole()), nil
 			}
 		}
 	case "team":
@@ -371,8 +371,8 @@ func (st *state) record(key string) ([]byte, error) {
 	case "tmember":
 		if o := org(); o != nil {
 			if td, ok := o.teams[parts[2]]; ok {
-				if r, ok := td.members[parts[3]]; ok {
-					return []byte(r), nil
+				if r := o.teamRole(td, parts[3]); r != 0 {
+					return []byte(r.teamRole()), nil
 				}
 			}
 		}
