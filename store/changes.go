@@ -409,23 +409,33 @@ func renamed(teams []string, from, to string) []string {
 }
 
 func (c PutTeamMember) apply(t *txn) error {
-	o, td, err := t.team(c.Org, c.Team)
+	o, td, id, role, err := c.resolve(t)
 	if err != nil {
 		return err
 	}
-	if err := t.member(o, c.User, "team member"); err != nil {
-		return err
-	}
-	if err := checkRole("team role", c.Role, teamRoles); err != nil {
-		return err
-	}
-	t.putTeamMember(o, td, o.members.ids[c.User], teamRoleCode(c.Role))
+	t.putTeamMember(o, td, id, role)
 	if !t.loading {
 		t.touch(keyTeamMember(c.Org, c.Team, c.User))
 		t.subject(c.Org, c.User)
 		t.reach(c.Org, o.teamProjects[c.Team])
 	}
 	return nil
+}
+
+// resolve validates the change and returns the team and the member id and role code it names.
+// It only reads the state (Open runs it from several goroutines at once).
+func (c PutTeamMember) resolve(t *txn) (*orgData, *teamData, uint32, roleCode, error) {
+	o, td, err := t.team(c.Org, c.Team)
+	if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	if err := t.member(o, c.User, "team member"); err != nil {
+		return nil, nil, 0, 0, err
+	}
+	if err := checkRole("team role", c.Role, teamRoles); err != nil {
+		return nil, nil, 0, 0, err
+	}
+	return o, td, o.members.ids[c.User], teamRoleCode(c.Role), nil
 }
 
 func (c DeleteTeamMember) apply(t *txn) error {

@@ -210,6 +210,36 @@ func (t *txn) newTeam(o *orgData, tm Team) {
 	set(t, o.teams, tm.Name, td)
 }
 
+// indexMemberTeams builds every member's team list from the teams' member maps, at Open (which
+// fills the maps first): one array holds all the lists, each cut to its length so that a later
+// write copies it rather than growing into the next one.
+func (o *orgData) indexMemberTeams() {
+	p := &o.members
+	counts := make([]int, len(p.names))
+	total := 0
+	for _, td := range o.teamByID {
+		if td != nil {
+			for id := range td.members {
+				counts[id]++
+			}
+			total += len(td.members)
+		}
+	}
+	all := make([]teamRole, total)
+	for id, n := range counts {
+		if n > 0 {
+			p.teams[id], all = all[:0:n], all[n:]
+		}
+	}
+	for _, td := range o.teamByID {
+		if td != nil {
+			for id, role := range td.members {
+				p.teams[id] = append(p.teams[id], teamRole{td.id, role})
+			}
+		}
+	}
+}
+
 // dropTeam removes a team that has no members left, freeing its id.
 func (t *txn) dropTeam(o *orgData, td *teamData) {
 	del(t, o.teams, td.team.Name)
