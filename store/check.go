@@ -165,6 +165,9 @@ func (o *orgData) checkMembers() error {
 			if int(m) >= len(p.names) || p.roles[m] == 0 {
 				return fmt.Errorf("team %s member id %d is not an org member", td.team.Name, m)
 			}
+			if role == 0 || int(role) > len(teamRoles) {
+				return fmt.Errorf("team %s member %s: bad role code %d", td.team.Name, p.names[m], role)
+			}
 			if i := slices.Index(p.teams[m], teamRole{td.id, role}); i < 0 {
 				return fmt.Errorf("team %s member %s: missing from the member's teams", td.team.Name, p.names[m])
 			}
