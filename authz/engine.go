@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
@@ -64,6 +65,8 @@ type config struct {
 	cacheSize  int
 	cacheSet   bool
 	noCompiled bool
+	budget     time.Duration
+	budgetSet  bool
 }
 
 func errInvalidSize(n int) error {
@@ -110,6 +113,27 @@ func WithCompiledPath(enabled bool) Option {
 	}
 }
 
+// DefaultEvalBudget is the time budget of one Rego evaluation unless WithEvalBudget sets another:
+// about a thousand times what a decision of the default policy costs, so only a runaway module
+// reaches it.
+const DefaultEvalBudget = 100 * time.Millisecond
+
+// WithEvalBudget bounds the time one Rego evaluation of a decision may take (Authorize, Explain,
+// and the permission check of admissions), so one slow author's module cannot stall a host. An
+// evaluation still running after d is stopped, denies with reason "error" saying the budget was
+// exceeded, and is counted in Stats.OverBudget. 0 turns the budget off (the request's context
+// still applies); a negative d is an error matching teamgate.ErrInvalid. Default
+// DefaultEvalBudget. Decisions answered by the compiled path or the cache evaluate nothing.
+func WithEvalBudget(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return teamgate.Invalid("evaluation budget", d.String(), "must be >= 0 (0: no budget)")
+		}
+		c.budget, c.budgetSet = d, true
+		return nil
+	}
+}
+
 // WithLogger receives evaluation errors. Default: discarded.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
@@ -129,8 +153,10 @@ type Engine struct {
 	decisions     *decisionCache  // nil when turned off
 	compiled      bool            // the policy's decision table may answer (WithCompiledPath)
 	disk          PersistentCache // the Directory's, when persistent; nil otherwise
+	budget        time.Duration   // per Rego evaluation (WithEvalBudget); 0: none
 
 	evalErrors atomic.Uint64
+	overBudget atomic.Uint64
 	evaluated  atomic.Uint64 // decisions made by full evaluation of the request's input
 	compiledN  atomic.Uint64 // decisions answered by the compiled path's decision table
 }
@@ -156,7 +182,10 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	if !c.cacheSet {
 		c.cacheSize = DefaultDecisionCacheSize
 	}
-	e := &Engine{dir: dir, log: c.logger, decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled}
+	if !c.budgetSet {
+		c.budget = DefaultEvalBudget
+	}
+	e := &Engine{dir: dir, log: c.logger, decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled, budget: c.budget}
 	if pc, ok := dir.(PersistentCache); ok && pc.Persistent() {
 		e.disk = pc
 	}
@@ -188,6 +217,7 @@ func (e *Engine) Policy() *rego.Policy { return e.policy.Load() }
 // Stats are the engine's counters.
 type Stats struct {
 	EvalErrors    uint64 // evaluations that failed and denied with reason "error"
+	OverBudget    uint64 // of EvalErrors, those stopped by the time budget (WithEvalBudget)
 	CacheHits     uint64 // decisions served from the in-memory decision cache
 	CacheDiskHits uint64 // decisions served from the decision cache's Badger tier
 	CacheMisses   uint64 // cacheable decisions that had to be evaluated
@@ -200,7 +230,7 @@ type Stats struct {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	s := Stats{EvalErrors: e.evalErrors.Load(), Evaluated: e.evaluated.Load(), Compiled: e.compiledN.Load()}
+	s := Stats{EvalErrors: e.evalErrors.Load(), OverBudget: e.overBudget.Load(), Evaluated: e.evaluated.Load(), Compiled: e.compiledN.Load()}
 	if e.decisions != nil {
 		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits.Load(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
 	}
@@ -367,8 +397,11 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64) Decision {
-	res, err := p.Eval(ctx, &q.in)
+	res, err := p.EvalWithin(ctx, &q.in, e.budget)
 	if err != nil {
+		if errors.Is(err, rego.ErrBudget) {
+			e.overBudget.Add(1)
+		}
 		return e.failed(err, rev)
 	}
 	if res.Reasons == nil {

@@ -411,8 +411,9 @@ func TestCreateProject(t *testing.T) {
 }
 
 // randomDirectory builds a random org: members of every role, teams, memberships, policies with
-// and without teams, projects open and restricted, grants (outsiders included).
-func randomDirectory(t *testing.T, seed uint64) (*authz.Engine, []string, []string, []string) {
+// and without teams, projects open and restricted, grants (outsiders included); opts configure
+// the engine.
+func randomDirectory(t *testing.T, seed uint64, opts ...authz.Option) (*authz.Engine, []string, []string, []string) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	st, err := store.Open(t.Context(), store.Options{})
 	require.NoError(t, err)
@@ -462,7 +463,7 @@ func randomDirectory(t *testing.T, seed uint64) (*authz.Engine, []string, []stri
 	}
 	_, err = st.Apply(t.Context(), cs...)
 	require.NoError(t, err)
-	eng, err := authz.New(t.Context(), st)
+	eng, err := authz.New(t.Context(), st, opts...)
 	require.NoError(t, err)
 	return eng, users, teams, projects
 }

@@ -121,45 +121,58 @@ func build(b *testing.B, dir string, s Scenario) {
 	}
 }
 
-// BenchmarkDataFile loads FileTier (100k org members) from one data file, YAML and JSON, into an
-// empty store, in a fresh process: load-s is store.LoadFile, parse-s ParseFile alone, peak-rss
-// the process's peak resident memory.
+// BenchmarkDataFile loads a directory from one data file, YAML and JSON, into an empty store, in
+// a fresh process: FileTier (100k org members) and Medium (1M team memberships, a file of tens of
+// MB). load-s is store.LoadFile, parse-s ParseFile alone, peak-rss the process's peak resident
+// memory.
 func BenchmarkDataFile(b *testing.B) {
+	for _, tier := range []struct {
+		name string
+		s    Scenario
+	}{{"members=100k", FileTier}, {"memberships=1M", Medium}} {
+		b.Run(tier.name, func(b *testing.B) {
+			yml, js := dataFiles(b, tier.s)
+			for _, f := range []struct {
+				name string
+				data []byte
+			}{{"yaml", yml}, {"json", js}} {
+				b.Run(f.name, func(b *testing.B) {
+					path := filepath.Join(b.TempDir(), "data."+f.name)
+					if err := os.WriteFile(path, f.data, 0o600); err != nil {
+						b.Fatal(err)
+					}
+					for b.Loop() {
+						m := runChild(b, "load", childFileEnv+"="+path)
+						m["file-MB"] = float64(len(f.data)) / 1e6
+						report(b, m)
+					}
+				})
+			}
+		})
+	}
+}
+
+// dataFiles returns s as a YAML data file (Export) and as a JSON one.
+func dataFiles(b *testing.B, s Scenario) (yml, js []byte) {
 	st, err := store.Open(b.Context(), store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := st.Apply(b.Context(), FileTier.Changes()...); err != nil {
+	if _, err := st.Apply(b.Context(), s.Changes()...); err != nil {
 		b.Fatal(err)
 	}
-	var yml bytes.Buffer
-	if err := st.Export(b.Context(), &yml); err != nil {
+	var buf bytes.Buffer
+	if err := st.Export(b.Context(), &buf); err != nil {
 		b.Fatal(err)
 	}
-	var js []byte
 	if err := st.View(func(r store.Reader) error {
 		js, err = json.Marshal(r.Snapshot())
 		return err
 	}); err != nil {
 		b.Fatal(err)
 	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{"yaml", yml.Bytes()}, {"json", js}} {
-		b.Run(f.name, func(b *testing.B) {
-			path := filepath.Join(b.TempDir(), "data."+f.name)
-			if err := os.WriteFile(path, f.data, 0o600); err != nil {
-				b.Fatal(err)
-			}
-			for b.Loop() {
-				m := runChild(b, "load", childFileEnv+"="+path)
-				m["file-MB"] = float64(len(f.data)) / 1e6
-				report(b, m)
-			}
-		})
-	}
+	return buf.Bytes(), js
 }
 
 // runChild runs this test binary as a child doing job and returns the figures it printed.

@@ -25,6 +25,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -425,18 +427,39 @@ type Result struct {
 	Reasons []Reason
 }
 
-// Eval evaluates the decision for input. Any evaluation error, or a result that is not a
-// decision document, is returned as an error: callers deny.
-//
-// The context's cancellation reaches OPA through a callback (context.AfterFunc) rather than the
-// goroutine per evaluation OPA starts by default, and the result is read from OPA's AST directly
-// instead of being converted to Go maps first.
+// Eval evaluates the decision for input with no time budget: only ctx bounds it. Any evaluation
+// error, or a result that is not a decision document, is returned as an error: callers deny.
+// The result is read from OPA's AST directly instead of being converted to Go maps first.
 func (p *Policy) Eval(ctx context.Context, in *Input) (Result, error) {
-	cancel := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, cancel.Cancel)
-	defer stop()
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(cancel), rego.EvalGenerateJSON(keepAST))
-	if err != nil {
+	return p.EvalWithin(ctx, in, 0)
+}
+
+// ErrBudget is the cause of an evaluation stopped by its time budget (EvalWithin): errors.Is
+// finds it in the returned *Error.
+var ErrBudget = errors.New("time budget exceeded")
+
+// EvalWithin is Eval with a time budget: an evaluation still running after budget (0: no
+// budget) is stopped and returns an *Error matching ErrBudget, as one stopped by ctx returns one
+// carrying ctx's error; either way the result is discarded and callers deny. OPA checks for
+// cancellation before each expression and inside its long-running built-ins (numbers.range,
+// string and JSON builders), so a slow module stops a few dozen expressions after its budget is
+// spent; a single built-in call that never checks (sorting one huge array) finishes first.
+func (p *Policy) EvalWithin(ctx context.Context, in *Input, budget time.Duration) (Result, error) {
+	stop := &stopper{ctx: ctx, budget: budget}
+	if budget > 0 {
+		stop.start = time.Now()
+	}
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(stop), rego.EvalGenerateJSON(keepAST))
+	switch {
+	case stop.over:
+		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("evaluation exceeded its time budget of %s (stopped)", budget), err: ErrBudget}
+	case stop.cancelled.Load() || (err != nil && ctx.Err() != nil): // fail closed, even if OPA finished
+		cause := ctx.Err()
+		if cause == nil {
+			cause = context.Canceled
+		}
+		return Result{}, &Error{Op: "eval", Detail: "evaluation cancelled: " + cause.Error(), err: cause}
+	case err != nil:
 		return Result{}, &Error{Op: "eval", Detail: err.Error()}
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
@@ -447,6 +470,42 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Result, error) {
 		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("decision is %T", rs[0].Expressions[0].Value)}
 	}
 	return decode(t.Value)
+}
+
+// stopper is the topdown.Cancel of one evaluation: it stops it when ctx ends or the budget is
+// spent. OPA asks Cancelled before every expression, so the clock and ctx are read only every
+// stopStride questions: a deadline then costs no timer, goroutine or context callback per
+// evaluation. OPA evaluates a query on one goroutine, so the counter needs no atomics; Cancel
+// may come from anywhere.
+type stopper struct {
+	ctx       context.Context
+	budget    time.Duration // 0: none
+	start     time.Time
+	asked     uint32 // Cancelled calls so far
+	over      bool   // the budget was spent (set on the evaluating goroutine)
+	cancelled atomic.Bool
+}
+
+// stopStride is how many Cancelled calls share one look at the clock and ctx: a few µs of
+// expressions, well under any sensible budget.
+const stopStride = 64
+
+var _ topdown.Cancel = (*stopper)(nil)
+
+func (s *stopper) Cancel() { s.cancelled.Store(true) }
+
+func (s *stopper) Cancelled() bool {
+	s.asked++
+	if s.asked%stopStride == 1 && !s.cancelled.Load() {
+		switch {
+		case s.ctx.Err() != nil:
+			s.cancelled.Store(true)
+		case s.budget > 0 && time.Since(s.start) > s.budget:
+			s.over = true
+			s.cancelled.Store(true)
+		}
+	}
+	return s.cancelled.Load()
 }
 
 // keepAST hands the result term through unconverted.

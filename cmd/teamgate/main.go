@@ -13,7 +13,9 @@
 //
 // check and admit print one compact JSON object per input, in input order, and exit 0 when
 // every input was answered (denials, violations and per-input errors included); usage, data-file
-// and I/O errors go to stderr with exit code 2 (usage) or 1.
+// and I/O errors go to stderr with exit code 2 (usage) or 1. A --requests line over 1 MiB, and a
+// check line whose min_revision the store does not reach within --wait (default 1s), get an
+// error on their own line and the run goes on.
 package main
 
 import (

@@ -1,6 +1,7 @@
 // Hostservice is a small platform API that links teamgate in and calls it on every request: team
-// space run listings, bulk approve/stop, project listing and creation in a team space, and run
-// reads. The subject comes from the X-User header (a stand-in for real authentication).
+// space run listings, bulk approve/stop, per-run version listings by kind, project listing and
+// creation in a team space, and run reads. The subject comes from the X-User header (a stand-in
+// for real authentication).
 //
 //	go run ./examples/hostservice -addr 127.0.0.1:8080
 //	curl -H 'X-User: bob' 127.0.0.1:8080/api/v1/orgs/acme/teams/engineering/runs

@@ -79,6 +79,7 @@ func newHandler(eng *authz.Engine, runs []Run) http.Handler {
 	mux.HandleFunc("GET /api/v1/orgs/{org}/teams/{team}/runs", s.withUser(s.listTeamRuns))
 	mux.HandleFunc("POST /api/v1/orgs/{org}/teams/{team}/runs/approve", s.withUser(s.bulk("approve_runs", "approved")))
 	mux.HandleFunc("POST /api/v1/orgs/{org}/teams/{team}/runs/stop", s.withUser(s.bulk("stop_runs", "stopped")))
+	mux.HandleFunc("POST /api/v1/orgs/{org}/teams/{team}/runs/versions/{kind}", s.withUser(s.versions))
 	mux.HandleFunc("GET /api/v1/orgs/{org}/teams/{team}/projects", s.withUser(s.listTeamProjects))
 	mux.HandleFunc("POST /api/v1/{org}/{team}/projects/create", s.withUser(s.createProject))
 	mux.HandleFunc("GET /api/v1/{org}/{project}/runs/{uuid}", s.withUser(s.getRun))
@@ -190,20 +191,29 @@ type bulkResult struct {
 	Reasons []authz.Reason `json:"reasons"`
 }
 
+// runRefs reads the body's run uuids as the host's run references; on a bad body it writes 400.
+func (s *service) runRefs(w http.ResponseWriter, r *http.Request) ([]authz.RunRef, bool) {
+	var body struct {
+		UUIDs []string `json:"uuids"`
+	}
+	if !decodeBody(w, r, &body) {
+		return nil, false
+	}
+	refs := []authz.RunRef{}
+	for _, run := range s.runs.byUUID(body.UUIDs) {
+		refs = append(refs, authz.RunRef{UUID: run.UUID, Project: run.Org + "/" + run.Project, CreatedBy: run.CreatedBy})
+	}
+	return refs, true
+}
+
 // bulk applies a bulk run operation to the runs the user may change, one result per run.
 func (s *service) bulk(op, status string) handler {
 	return func(w http.ResponseWriter, r *http.Request, user string) {
-		var body struct {
-			UUIDs []string `json:"uuids"`
-		}
-		if !decodeBody(w, r, &body) {
+		refs, ok := s.runRefs(w, r)
+		if !ok {
 			return
 		}
 		owner := r.PathValue("org") + "/" + r.PathValue("team")
-		var refs []authz.RunRef
-		for _, run := range s.runs.byUUID(body.UUIDs) {
-			refs = append(refs, authz.RunRef{UUID: run.UUID, Project: run.Org + "/" + run.Project, CreatedBy: run.CreatedBy})
-		}
 		decisions, err := s.eng.BulkRuns(r.Context(), user, owner, op, refs, "")
 		if err != nil {
 			fail(w, err)
@@ -218,6 +228,29 @@ func (s *service) bulk(op, status string) handler {
 		}
 		writeJSON(w, http.StatusOK, out)
 	}
+}
+
+// versions answers, per run, whether the user may list the run's versions of one kind
+// (component, model or artifact): the bulk operation list_{kind}_versions, which needs
+// versions.list on the run's project and refuses a kind the project's effective
+// excluded_features holds (reason feature_excluded). Done is true for the runs whose versions
+// the host may list. Any other kind is a 400.
+func (s *service) versions(w http.ResponseWriter, r *http.Request, user string) {
+	refs, ok := s.runRefs(w, r)
+	if !ok {
+		return
+	}
+	owner := r.PathValue("org") + "/" + r.PathValue("team")
+	decisions, err := s.eng.BulkRuns(r.Context(), user, owner, "list_"+r.PathValue("kind")+"_versions", refs, "")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := []bulkResult{}
+	for _, d := range decisions {
+		out = append(out, bulkResult{UUID: d.UUID, Done: d.Decision.Allowed, Reasons: d.Decision.Reasons})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *service) createProject(w http.ResponseWriter, r *http.Request, user string) {
