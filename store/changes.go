@@ -173,14 +173,16 @@ func (t *txn) unindexProject(o *orgData, pd *projectData) {
 	}
 }
 
-func (t *txn) member(o *orgData, user, what string) error {
+// member returns the id of an org member, or an error naming user as what.
+func (t *txn) member(o *orgData, user, what string) (uint32, error) {
 	if err := scope.CheckSlug("user", user); err != nil {
-		return err
+		return 0, err
 	}
-	if _, ok := o.members.ids[user]; !ok {
-		return &teamgate.NotFoundError{What: what + " (must be a member of org " + o.org.Name + ")", Name: user}
+	id, ok := o.members.ids[user]
+	if !ok {
+		return 0, &teamgate.NotFoundError{What: what + " (must be a member of org " + o.org.Name + ")", Name: user}
 	}
-	return nil
+	return id, nil
 }
 
 func (c PutOrg) apply(t *txn) error {
@@ -256,10 +258,10 @@ func (c DeleteMember) apply(t *txn) error {
 	if err != nil {
 		return err
 	}
-	if err := t.member(o, c.User, "member"); err != nil {
+	id, err := t.member(o, c.User, "member")
+	if err != nil {
 		return err
 	}
-	id := o.members.ids[c.User]
 	for _, tr := range slices.Clone(o.members.teams[id]) {
 		if err := (DeleteTeamMember{Org: c.Org, Team: o.teamByID[tr.team].team.Name, User: c.User}).apply(t); err != nil {
 			return err
@@ -429,13 +431,15 @@ func (c PutTeamMember) resolve(t *txn) (*orgData, *teamData, uint32, roleCode, e
 	if err != nil {
 		return nil, nil, 0, 0, err
 	}
-	if err := t.member(o, c.User, "team member"); err != nil {
+	id, err := t.member(o, c.User, "team member")
+	if err != nil {
 		return nil, nil, 0, 0, err
 	}
-	if err := checkRole("team role", c.Role, teamRoles); err != nil {
-		return nil, nil, 0, 0, err
+	role := teamRoleCode(c.Role)
+	if role == 0 {
+		return nil, nil, 0, 0, checkRole("team role", c.Role, teamRoles)
 	}
-	return o, td, o.members.ids[c.User], teamRoleCode(c.Role), nil
+	return o, td, id, role, nil
 }
 
 func (c DeleteTeamMember) apply(t *txn) error {
@@ -488,7 +492,7 @@ func (c PutProject) apply(t *txn) error {
 		}
 	}
 	for u, g := range p.Grants {
-		if err := t.member(o, u, "grantee on project "+name); err != nil {
+		if _, err := t.member(o, u, "grantee on project "+name); err != nil {
 			return err
 		}
 		if err := g.validate("grant " + name + "/" + u); err != nil {

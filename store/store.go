@@ -652,7 +652,7 @@ func decodeRecord(key string, val []byte) (Change, error) {
 	case kind == "member" && n == 2:
 		return PutMember{Org: next(), User: next(), Role: knownRole(val)}, nil
 	case kind == "tmember" && n == 3:
-		return PutTeamMember{Org: next(), Team: next(), User: next(), Role: knownRole(val)}, nil
+		return decodeTeamMember(key, val)
 	case kind == "org" && n == 1:
 		c, err = decodeJSON(val, func(o Org) Change { return PutOrg{Org: o} })
 	case kind == "team" && n == 2:
@@ -670,16 +670,15 @@ func decodeRecord(key string, val []byte) (Change, error) {
 	return c, nil
 }
 
-// decodeTeamMember decodes a team membership record.
+// decodeTeamMember decodes a team membership record (Open reads millions: no Change is boxed).
 func decodeTeamMember(key string, val []byte) (PutTeamMember, error) {
-	c, err := decodeRecord(key, val)
-	if err != nil {
-		return PutTeamMember{}, err
+	rest, ok := strings.CutPrefix(key, prefixRecords+"tmember/")
+	org, rest, ok1 := strings.Cut(rest, "/")
+	team, user, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok1 || !ok2 || strings.IndexByte(user, '/') >= 0 {
+		return PutTeamMember{}, fmt.Errorf("store: corrupt record %s: unknown key", key)
 	}
-	if tm, ok := c.(PutTeamMember); ok {
-		return tm, nil
-	}
-	return PutTeamMember{}, fmt.Errorf("store: corrupt record %s: not a team membership", key)
+	return PutTeamMember{Org: org, Team: team, User: user, Role: knownRole(val)}, nil
 }
 
 // decodeJSON decodes a JSON record and wraps it in the change that writes it.
