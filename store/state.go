@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
@@ -211,31 +212,60 @@ func (t *txn) newTeam(o *orgData, tm Team) {
 }
 
 // indexMemberTeams builds every member's team list from the teams' member maps, at Open (which
-// fills the maps first): one array holds all the lists, each cut to its length so that a later
-// write copies it rather than growing into the next one.
-func (o *orgData) indexMemberTeams() {
+// fills the maps first), with the given number of goroutines, each walking every workers-th
+// team: a counting pass, then each goroutine writes its entries at offsets no other writes. One
+// array holds all the lists, each cut to its length so that a later write copies it rather than
+// growing into the next one.
+func (o *orgData) indexMemberTeams(workers int) {
 	p := &o.members
-	counts := make([]int, len(p.names))
-	total := 0
-	for _, td := range o.teamByID {
-		if td != nil {
-			for id := range td.members {
-				counts[id]++
+	each := func(w int, fn func(td *teamData)) {
+		for i := w; i < len(o.teamByID); i += workers {
+			if td := o.teamByID[i]; td != nil {
+				fn(td)
 			}
-			total += len(td.members)
 		}
 	}
-	all := make([]teamRole, total)
-	for id, n := range counts {
-		if n > 0 {
-			p.teams[id], all = all[:0:n], all[n:]
+	counts := make([][]uint32, workers) // [w][member id]: entries of worker w, then its next offset
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			c := make([]uint32, len(p.names))
+			each(w, func(td *teamData) {
+				for id := range td.members {
+					c[id]++
+				}
+			})
+			counts[w] = c
+		})
+	}
+	wg.Wait()
+	off := 0 // member by member, worker by worker: where each worker's entries go
+	for id := range p.names {
+		for w := range workers {
+			n := counts[w][id]
+			counts[w][id] = uint32(off)
+			off += int(n)
 		}
 	}
-	for _, td := range o.teamByID {
-		if td != nil {
-			for id, role := range td.members {
-				p.teams[id] = append(p.teams[id], teamRole{td.id, role})
-			}
+	all := make([]teamRole, off)
+	for w := range workers {
+		wg.Go(func() {
+			c := counts[w]
+			each(w, func(td *teamData) {
+				for id, role := range td.members {
+					all[c[id]] = teamRole{td.id, role}
+					c[id]++
+				}
+			})
+		})
+	}
+	wg.Wait()
+	// Every worker's next offset for a member now ends that member's list in the last worker.
+	start := 0
+	for id := range p.names {
+		if end := int(counts[workers-1][id]); end > start {
+			p.teams[id] = all[start:end:end]
+			start = end
 		}
 	}
 }

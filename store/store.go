@@ -572,7 +572,7 @@ func (s *Store) loadTeamMembers(ctx context.Context, txn *badger.Txn, t *txn) er
 		return err
 	}
 	for _, o := range t.st.orgs {
-		o.indexMemberTeams()
+		o.indexMemberTeams(workers)
 	}
 	return nil
 }
