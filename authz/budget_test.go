@@ -95,3 +95,19 @@ func TestEvalBudgetOption(t *testing.T) {
 	require.ErrorAs(t, err, &ie)
 	require.Equal(t, "-1s", ie.Value)
 }
+
+// TestDefaultRulesHaveNoBudget: only authors' modules are budgeted; the default rules (with any
+// authors' data) are never denied for slowness, however small the budget.
+func TestDefaultRulesHaveNoBudget(t *testing.T) {
+	t.Parallel()
+	for name, opts := range map[string][]authz.Option{
+		"default policy": {authz.WithEvalBudget(time.Nanosecond), authz.WithCompiledPath(false), authz.WithDecisionCache(0)},
+		"authors' data":  {authz.WithEvalBudget(time.Nanosecond), authz.WithCompiledPath(false), authz.WithDecisionCache(0), authz.WithData(map[string]any{"teamgate": map[string]any{"org_base": map[string]any{"billing": "viewer"}}})},
+	} {
+		eng, _ := newAcme(t, opts...)
+		d, err := eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"})
+		require.NoError(t, err, name)
+		require.True(t, d.Allowed, "%s: %+v", name, d)
+		require.Zero(t, eng.Stats().OverBudget, name)
+	}
+}

@@ -17,8 +17,8 @@
 // feature_excluded on a bulk version listing: the rego.Code constants) and messages for people.
 // A failed evaluation denies with reason "error" and is counted in Stats.
 //
-// Facts come from the store's in-memory indexes inside one consistent snapshot; the input is
-// built as an OPA ast.Value (no JSON round trip) and evaluated by a query prepared once.
+// Facts come from the store's in-memory indexes inside one consistent snapshot, become a typed
+// rego.Input (see Policy input below) and are evaluated by a query prepared once.
 // SetPolicy swaps the policy atomically; decisions in flight finish with the policy they started
 // with. Decision.Revision is the store revision the facts were read at (for a cached decision,
 // the current revision: nothing it depends on has changed since); Request.MinRevision waits for
@@ -26,9 +26,10 @@
 //
 // # Time budget
 //
-// Each full Rego evaluation has a time budget (WithEvalBudget, default DefaultEvalBudget,
-// 100 ms: about a thousand times a default decision), so one slow author's module cannot stall
-// a host: past it the evaluation is stopped through OPA's cancellation, the decision denies with
+// Each full Rego evaluation of a policy with authors' modules has a time budget (WithEvalBudget,
+// default DefaultEvalBudget, 1 s: thousands of times a decision; the default rules, with any
+// authors' data, are bounded by construction and get none), so one slow author's module cannot
+// stall a host: past it the evaluation is stopped through OPA's cancellation, the decision denies with
 // reason "error" saying the budget was exceeded, and Stats.OverBudget counts it. The request's
 // context stops an evaluation the same way (reason "error", not counted as over budget); OPA
 // evaluates with no deadline of its own, so the budget is teamgate's choice, written down here.

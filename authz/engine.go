@@ -24,7 +24,9 @@ import (
 type Directory interface {
 	// View runs fn with a consistent snapshot.
 	View(fn func(r store.Reader) error) error
-	// Revision is the revision of the last committed write.
+	// Revision is the revision of the last committed write. It is published after the write's
+	// stamps are bumped, so a store.Deps found current after reading it holds at that revision
+	// (a cached decision is labelled with it).
 	Revision() uint64
 	// WaitRevision blocks until the directory has reached rev (teamgate.ErrStale when ctx ends).
 	WaitRevision(ctx context.Context, rev uint64) error
@@ -113,13 +115,15 @@ func WithCompiledPath(enabled bool) Option {
 	}
 }
 
-// DefaultEvalBudget is the time budget of one Rego evaluation unless WithEvalBudget sets another:
-// about a thousand times what a decision of the default policy costs, so only a runaway module
-// reaches it.
-const DefaultEvalBudget = 100 * time.Millisecond
+// DefaultEvalBudget is the time budget of one Rego evaluation of a policy with authors' modules
+// unless WithEvalBudget sets another: thousands of times what a decision costs, so only a runaway
+// module reaches it, never a decision slowed by a loaded machine, a GC pause or the race detector.
+const DefaultEvalBudget = time.Second
 
 // WithEvalBudget bounds the time one Rego evaluation of a decision may take (Authorize, Explain,
-// and the permission check of admissions), so one slow author's module cannot stall a host. An
+// and the permission check of admissions) while authors' modules are loaded, so one slow
+// author's module cannot stall a host; the default rules (with any authors' data) are bounded by
+// construction and get no budget, so a busy host never denies them for slowness. An
 // evaluation still running after d is stopped, denies with reason "error" saying the budget was
 // exceeded, and is counted in Stats.OverBudget. 0 turns the budget off (the request's context
 // still applies); a negative d is an error matching teamgate.ErrInvalid. Default
@@ -292,17 +296,21 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 		}
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
+	// The revision is read before the entry is checked: the store publishes a revision after
+	// bumping its stamps, so an entry still current afterwards holds at rev. Read after the check,
+	// a write in flight could label a decision it changes with its own revision.
+	rev := e.dir.Revision()
 	if c, ok := e.decisions.lru.Get(key); ok && c.current(p) {
 		e.decisions.hits.Add(1)
 		d := c.dec
-		d.Revision = e.dir.Revision()
+		d.Revision = rev
 		return d, nil
 	}
 	if c, ok := e.fromDisk(key, p); ok {
 		e.decisions.diskHits.Add(1)
 		e.decisions.lru.Add(key, c)
 		d := c.dec
-		d.Revision = e.dir.Revision()
+		d.Revision = rev
 		return d, nil
 	}
 	e.decisions.misses.Add(1)
@@ -397,7 +405,11 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64) Decision {
-	res, err := p.EvalWithin(ctx, &q.in, e.budget)
+	budget := e.budget
+	if p.Table() != nil {
+		budget = 0 // no authors' modules: only the default rules run (see WithEvalBudget)
+	}
+	res, err := p.EvalWithin(ctx, &q.in, budget)
 	if err != nil {
 		if errors.Is(err, rego.ErrBudget) {
 			e.overBudget.Add(1)

@@ -339,8 +339,8 @@ type Filter struct {
 }
 
 // ProjectFilter returns the projects of owner the subject can project.get as a Filter. All is
-// true when that is every project of the org (owner, or an `org` owner for org owners and
-// managers).
+// true when owner is an org and that is every one of its projects (an org owner or manager, under
+// the default data); Projects is then empty.
 func (e *Engine) ProjectFilter(ctx context.Context, subject, owner string) (Filter, error) {
 	if err := scope.CheckSlug("subject", subject); err != nil {
 		return Filter{}, err
@@ -443,11 +443,11 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 		ref, err := scope.ParseProject(run.Project, scope.Owner{Org: o.Org})
 		if err != nil {
 			out[i].Err = err
-			out[i].Decision = Decision{Role: "none", Revision: sd.Revision, Reasons: []Reason{{Code: "error", Message: err.Error()}}}
+			out[i].Decision = Decision{Role: "none", Revision: sd.Revision, Reasons: []Reason{{Code: rego.CodeError, Message: err.Error()}}}
 			continue
 		}
 		if inScope, rev := e.inScope(o, ref); !inScope {
-			out[i].Decision = Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: "not_in_scope",
+			out[i].Decision = Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: rego.CodeNotInScope,
 				Message: "run " + run.UUID + ": project " + ref.Org + "/" + ref.Project + " is not in " + o.String()}}}
 			continue
 		}
@@ -458,13 +458,15 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 		if op == "transfer_runs" {
 			attrs["destination"] = destination
 		}
-		d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: ref.Org + "/" + ref.Project, Attributes: attrs})
+		// The run's own reference, team space included: `org/team/project` outside that team
+		// space is not_found, as Authorize would say.
+		d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: ref.String(), Attributes: attrs})
 		if err == nil && d.Allowed && bop.feature != "" {
 			d, err = e.featureAllowed(ctx, d, ref, op, bop.feature)
 		}
 		out[i].Decision, out[i].Err = d, err
 		if err != nil {
-			out[i].Decision = Decision{Role: "none", Reasons: []Reason{{Code: "error", Message: err.Error()}}}
+			out[i].Decision = Decision{Role: "none", Reasons: []Reason{{Code: rego.CodeError, Message: err.Error()}}}
 		}
 	}
 	return out, nil

@@ -368,7 +368,7 @@ func TestBenchCommand(t *testing.T) {
 				require.Contains(t, out, want)
 			}
 			if c.policy != "" {
-				require.NotContains(t, out, "\ncompiled (decision table):", "customized policies are evaluated in full")
+				require.NotContains(t, out, "\ncompiled (decision table):", "policies with authors' modules are evaluated in full")
 			}
 			require.Contains(t, out, "p99")
 		})
