@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -376,7 +375,7 @@ func (rd *reading) read(r store.Reader) error {
 	if rd.compiled {
 		rd.key = q.key(rd.p, teamRoles)
 	} else {
-		q.in.Subject.TeamRoles = maps.Clone(teamRoles) // the store's map outlives no snapshot
+		q.in.Subject.TeamRoles = teamRoles.Map()
 		if q.dest != nil {
 			q.readDestination(r)
 		}
@@ -588,30 +587,29 @@ func article(kind scope.Kind) string {
 	return " " + string(kind)
 }
 
-// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4) into s
-// and f, which it overwrites. The subject's team roles are the store's map: valid only inside
-// the snapshot.
-func resolveProject(r store.Reader, subject string, ref scope.Ref, s *rego.Subject, f *rego.Resource) {
-	*s = rego.Subject{ID: subject, OrgRole: "none"}
-	*f = rego.Resource{Kind: scope.KindProject, Org: ref.Org, Team: ref.Team, Project: ref.Project, Teams: []string{}}
+// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4), but for
+// their team roles (the caller reads them when f.Exists).
+func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject, rego.Resource) {
+	s := rego.Subject{ID: subject, OrgRole: "none"}
+	f := rego.Resource{Kind: scope.KindProject, Org: ref.Org, Team: ref.Team, Project: ref.Project, Teams: []string{}}
 	if _, ok := r.Org(ref.Org); !ok {
 		f.Missing = "org " + ref.Org + " does not exist"
-		return
+		return s, f
 	}
 	if ref.Team != "" {
 		if _, ok := r.Team(ref.Org, ref.Team); !ok {
 			f.Missing = "team " + ref.Org + "/" + ref.Team + " does not exist"
-			return
+			return s, f
 		}
 	}
 	pv, ok := r.Project(ref.Org, ref.Project)
 	if !ok {
 		f.Missing = "project " + ref.Org + "/" + ref.Project + " does not exist"
-		return
+		return s, f
 	}
 	if ref.Team != "" && !slices.Contains(pv.Teams.Values, ref.Team) {
 		f.Missing = "project " + ref.Project + " is not in team space " + ref.Org + "/" + ref.Team
-		return
+		return s, f
 	}
 	f.Exists = true
 	if role, ok := r.OrgRole(ref.Org, subject); ok {
@@ -620,26 +618,27 @@ func resolveProject(r store.Reader, subject string, ref scope.Ref, s *rego.Subje
 	if g, ok := pv.Project.Grants[subject]; ok {
 		s.Grant = g.Role
 	}
-	s.TeamRoles = r.TeamRoles(ref.Org, subject)
 	if pv.Teams.Values != nil {
 		f.Teams = pv.Teams.Values
 	}
 	f.Restricted = pv.Teams.Restricted
+	return s, f
 }
 
 // readFacts resolves the resource and reads the subject's facts into q.in. It returns the
-// subject's team roles in the org: the store's map, valid only inside the snapshot.
-func (q *query) readFacts(r store.Reader) map[string]string {
+// subject's team roles in the org, valid only inside the snapshot.
+func (q *query) readFacts(r store.Reader) store.UserTeams {
 	subject := q.req.Subject
-	s, f := &q.in.Subject, &q.in.Resource
 	if q.res.Kind == scope.KindProject {
-		resolveProject(r, subject, q.res.Ref, s, f)
-		roles := s.TeamRoles
-		s.TeamRoles = nil
-		return roles
+		s, f := resolveProject(r, subject, q.res.Ref)
+		q.in.Subject, q.in.Resource = s, f
+		if !f.Exists {
+			return store.UserTeams{}
+		}
+		return r.TeamRoles(q.res.Ref.Org, subject)
 	}
 	o := q.res.Owner
-	*f = rego.Resource{Kind: q.res.Kind, Org: o.Org, Team: o.Team, Teams: []string{}, Exists: true}
+	f := rego.Resource{Kind: q.res.Kind, Org: o.Org, Team: o.Team, Teams: []string{}, Exists: true}
 	if _, ok := r.Org(o.Org); !ok {
 		f.Exists, f.Missing = false, "org "+o.Org+" does not exist"
 	} else if o.Team != "" {
@@ -647,30 +646,32 @@ func (q *query) readFacts(r store.Reader) map[string]string {
 			f.Exists, f.Missing = false, "team "+o.Org+"/"+o.Team+" does not exist"
 		}
 	}
-	*s = rego.Subject{ID: subject, OrgRole: "none"}
+	s := rego.Subject{ID: subject, OrgRole: "none"}
 	if role, ok := r.OrgRole(o.Org, subject); ok {
 		s.OrgRole = role
 	}
+	q.in.Subject, q.in.Resource = s, f
 	return r.TeamRoles(o.Org, subject)
 }
 
 // readDestination reads the subject's facts on the runs.transfer destination into q.in.
 func (q *query) readDestination(r store.Reader) {
-	d := &rego.Destination{}
-	resolveProject(r, q.req.Subject, *q.dest, &d.Subject, &d.Resource)
-	d.Subject.TeamRoles = maps.Clone(d.Subject.TeamRoles)
-	q.in.Destination = d
+	s, f := resolveProject(r, q.req.Subject, *q.dest)
+	if f.Exists {
+		s.TeamRoles = r.TeamRoles(q.dest.Org, q.req.Subject).Map()
+	}
+	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
 }
 
 // key reduces the facts readFacts read (inside the snapshot) to the decision table's key.
-func (q *query) key(p *rego.Policy, teamRoles map[string]string) rego.Key {
-	s, f := &q.in.Subject, &q.in.Resource
+func (q *query) key(p *rego.Policy, teamRoles store.UserTeams) rego.Key {
+	s, f := q.in.Subject, q.in.Resource
 	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, Restricted: f.Restricted}
 	switch q.res.Kind {
 	case scope.KindProject:
-		k.TeamRole = p.HighestRole(teamRoles, f.Teams)
+		k.TeamRole = p.HighestRole(teamRoles.Role, f.Teams)
 	case scope.KindTeam:
-		k.TeamRole = teamRoles[f.Team]
+		k.TeamRole, _ = teamRoles.Role(f.Team)
 	}
 	return k
 }

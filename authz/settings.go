@@ -6,7 +6,6 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
-	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
 	"github.com/teamgate/teamgate/store"
 )
@@ -59,9 +58,7 @@ func (e *Engine) EffectiveSettings(ctx context.Context, project, user string) (S
 // and its compiled rules in r's snapshot. The entry to write to the disk tier, if any, is returned
 // for the caller to store once the View is over.
 func (e *Engine) settingsIn(r store.Reader, ref scope.Ref, user string, hit *settingsEntry) (Settings, []*policy.Program, *settingsEntry, error) {
-	var subject rego.Subject
-	var f rego.Resource
-	resolveProject(r, user, ref, &subject, &f)
+	_, f := resolveProject(r, user, ref)
 	if !f.Exists {
 		return Settings{}, nil, nil, &teamgate.NotFoundError{What: "project", Name: ref.String(), Reason: f.Missing}
 	}

@@ -167,12 +167,13 @@ func TestHighestRoleFollowsDataRanks(t *testing.T) {
 	require.NoError(t, err)
 	rr, err := rego.New(t.Context(), nil, reRanked())
 	require.NoError(t, err)
-	roles := map[string]string{"a": "member", "b": "contributor", "c": "admin"}
+	m := map[string]string{"a": "member", "b": "contributor", "c": "admin"}
+	roles := func(team string) (string, bool) { r, ok := m[team]; return r, ok }
 	require.Equal(t, "contributor", def.HighestRole(roles, []string{"a", "b"}))
 	require.Equal(t, "member", rr.HighestRole(roles, []string{"a", "b"}))
 	require.Equal(t, "admin", rr.HighestRole(roles, []string{"a", "b", "c"}))
 	require.Empty(t, def.HighestRole(roles, []string{"x"}))
-	require.Empty(t, def.HighestRole(nil, nil))
+	require.Empty(t, def.HighestRole(roles, nil))
 }
 
 func TestRanksAreChecked(t *testing.T) {
@@ -313,5 +314,7 @@ func TestTableKeysOutsideTheVocabulary(t *testing.T) {
 			require.Equal(t, codes(want.Reasons), got.Codes, "%+v", k)
 		}
 	}
-	require.Equal(t, "maintainer", p.HighestRole(map[string]string{"a": "admin", "b": "maintainer"}, []string{"a", "b"}))
+	m := map[string]string{"a": "admin", "b": "maintainer"}
+	roles := func(team string) (string, bool) { r, ok := m[team]; return r, ok }
+	require.Equal(t, "maintainer", p.HighestRole(roles, []string{"a", "b"}))
 }
