@@ -131,7 +131,8 @@
 // the file names becomes equal to the file. PutFile works out the difference when it applies,
 // under the write lock, against the state at that point: members the file dropped are deleted
 // first (with their team memberships and grants), then the file's members, policies, teams, team
-// members and projects are put where they differ, and last the projects, teams and policies the
+// members and projects are put where they differ (a project is also put where a team's changed
+// link re-connects it, so it ends connected as the file says), and last the projects, teams and policies the
 // file dropped are deleted, once nothing the file keeps refers to them. So a reload revokes
 // whatever the file no longer grants, and a file that breaks the model (a team member who is no
 // longer an org member, a project assigned to a dropped team) fails like any batch and changes

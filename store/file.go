@@ -181,12 +181,16 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 		}
 	}
 	keepTeams := map[string]bool{}
+	relinked := map[string]string{} // team → the policy it linked, for teams whose link changes
 	for _, t := range o.Teams {
 		keepTeams[t.Name] = true
 		want := Team{Org: o.Name, Name: t.Name, Description: t.Description, Policy: t.Policy}
 		td, ok := cur.teams[t.Name]
 		if !ok || td.team != want {
 			cs = append(cs, PutTeam{Team: want})
+		}
+		if ok && td.team.Policy != t.Policy {
+			relinked[t.Name] = td.team.Policy
 		}
 		if ok {
 			for _, u := range sortedKeys(cur.teamMemberMap(td)) {
@@ -213,7 +217,7 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 				regrant = regrant || dropped[u]
 			}
 		}
-		if pd, ok := cur.projects[p.Name]; !ok || regrant || !sameRecord(pd.p, want) {
+		if pd, ok := cur.projects[p.Name]; !ok || regrant || followsLink(pd.p, relinked) || !sameRecord(pd.p, want) {
 			cs = append(cs, PutProject{Project: want})
 		}
 	}
@@ -233,6 +237,18 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 		}
 	}
 	return cs
+}
+
+// followsLink reports whether PutTeam, changing the links of the relinked teams, re-connects
+// project p (see "Team policy links" in the package doc): the file then puts p back as it says,
+// even where its record did not differ before.
+func followsLink(p Project, relinked map[string]string) bool {
+	for _, team := range p.Teams {
+		if old, ok := relinked[team]; ok && p.Policy == old {
+			return true
+		}
+	}
+	return false
 }
 
 // sameRecord reports whether two records would be stored alike (the store keeps records as

@@ -491,3 +491,50 @@ func TestReloadReachesReplicas(t *testing.T) {
 	require.Equal(t, export(t, primary), export(t, replica))
 	require.NoError(t, replica.Check())
 }
+
+// TestReloadOfATeamLinkKeepsTheFilesProjects: a reload that changes a team's linked policy leaves
+// the team's projects connected as the file says. PutTeam re-connects the projects that followed
+// the old link; a project the file did not change must still end as the file has it, not
+// re-connected behind it (which closed vision to its own team through research-only's teams).
+func TestReloadOfATeamLinkKeepsTheFilesProjects(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		edit func(a *store.FileOrg)
+	}{
+		{"relinked", func(a *store.FileOrg) { team(a, "engineering").Policy = "research-only" }},
+		{"unlinked", func(a *store.FileOrg) { team(a, "engineering").Policy = "" }},
+		{"linked", func(a *store.FileOrg) { team(a, "research").Policy = "gpu-policy" }},
+		{"relinked, project re-connected by the file too", func(a *store.FileOrg) {
+			team(a, "engineering").Policy = "research-only"
+			fileProject(a, "nlp").Policy = "gpu-policy"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			s := memAcme(t)
+			eng, err := authz.New(ctx, s)
+			require.NoError(t, err)
+			bobVision := authz.Request{Subject: "bob", Action: "runs.create", Resource: "acme/vision"}
+			d, err := eng.Authorize(ctx, bobVision)
+			require.NoError(t, err)
+			require.True(t, d.Allowed)
+
+			f := acmeFile(t)
+			tc.edit(org(f, "acme"))
+			edited := encode(t, f)
+			_, err = s.Load(ctx, bytes.NewReader(edited))
+			require.NoError(t, err)
+			fresh, err := store.Open(ctx, store.Options{})
+			require.NoError(t, err)
+			defer fresh.Close()
+			_, err = fresh.Load(ctx, bytes.NewReader(edited))
+			require.NoError(t, err)
+			require.Equal(t, export(t, fresh), export(t, s), "the directory equals the file")
+			d, err = eng.Authorize(ctx, bobVision)
+			require.NoError(t, err)
+			require.True(t, d.Allowed, "vision is still connected to gpu-policy: %+v", d)
+		})
+	}
+}
