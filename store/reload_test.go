@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -236,4 +237,57 @@ func TestReloadEqualsFreshLoad(t *testing.T) {
 	}
 	t.Log("loaded", loaded)
 	require.Greater(t, loaded, 50, "enough draws load")
+}
+
+// TestReplicaReplaysLoadsRenamesAndCreates: a replica that applies a primary's events, each
+// decoded from JSON, through random reloads (edited or new files), team renames and project
+// creations — failed ones included — ends with the same directory.
+func TestReplicaReplaysLoadsRenamesAndCreates(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	rng := rand.New(rand.NewPCG(3, 4))
+	primary, err := store.Open(ctx, store.Options{})
+	require.NoError(t, err)
+	defer primary.Close()
+	replica, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
+	require.NoError(t, err)
+	defer replica.Close()
+	f := randomFile(rng)
+	kinds := map[string]int{}
+	for range 300 {
+		switch rng.IntN(4) {
+		case 0:
+			f = randomFile(rng)
+			_, _ = primary.Load(ctx, bytes.NewReader(encode(t, f)))
+		case 1:
+			f = editFile(t, rng, f)
+			_, _ = primary.Load(ctx, bytes.NewReader(encode(t, f)))
+		case 2:
+			teams := []string{"red", "blue", "green", "x"}
+			_, _ = primary.Apply(ctx, store.RenameTeam{Org: "o", From: teams[rng.IntN(4)], To: teams[rng.IntN(4)]})
+		case 3:
+			_, _ = primary.Apply(ctx, store.CreateProject{
+				Project: store.Project{Org: "o", Name: []string{"p1", "p2", "p4"}[rng.IntN(3)]},
+				Team:    []string{"red", "blue", "green", ""}[rng.IntN(4)]})
+		}
+	}
+	events, err := primary.Watch(ctx, 0)
+	require.NoError(t, err)
+	for ev := range events {
+		raw, err := json.Marshal(ev)
+		require.NoError(t, err)
+		var decoded store.Event
+		require.NoError(t, json.Unmarshal(raw, &decoded))
+		_, err = replica.ApplyEvent(ctx, decoded)
+		require.NoError(t, err, "revision %d (%s)", ev.Revision, ev.Kind)
+		kinds[ev.Kind]++
+		if ev.Revision == primary.Revision() {
+			break
+		}
+	}
+	for _, kind := range []string{"put_file", "rename_team", "create_project"} {
+		require.NotZero(t, kinds[kind], "%s events replayed: %v", kind, kinds)
+	}
+	require.Equal(t, export(t, primary), export(t, replica))
+	require.NoError(t, replica.Check())
 }
