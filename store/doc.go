@@ -103,7 +103,8 @@
 //  1. stage: its writes, encoded in chunks, go to v1/pending/{revision}/op/{seq}, in as many
 //     transactions as they need;
 //  2. commit: one small transaction writes the marker v1/pending/{revision}/commit (the number
-//     of chunks). This is the commit point; Apply acknowledges only after it;
+//     of chunks) and the batch's event. This is the commit point; Apply acknowledges only after
+//     it, and Watch finds the event from then on;
 //  3. apply: the writes go to their own keys, in as many transactions as they need;
 //  4. clean up: the marker is deleted, then the chunks.
 //
@@ -112,8 +113,10 @@
 // or a delete), staging without a marker is deleted. Only then does it read the records, so it
 // never sees half a batch, and the stamps it loads match the records (a decision cached on disk
 // before a lost batch stays valid; one cached before a kept batch does not). If Badger fails
-// before the commit point, the batch fails and its staging is removed; if it fails after, the
-// batch stands (it is durable) and the next write, or the next Open, completes it first.
+// before the commit point, the batch fails and its staging is removed (if removing it fails too,
+// the next write removes it before anything else, as the next batch is staged under the same
+// revision); if it fails after, the batch stands (it is durable, its event is kept) and the next
+// write, or the next Open, completes it first.
 //
 // Badger refuses to open a directory in which a kill left an empty log file
 // (dgraph-io/badger#2207); its failed attempt initialises the file, so Open tries again.

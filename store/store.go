@@ -107,7 +107,10 @@ type Store struct {
 	// unfinished is set when a staged batch passed its commit point but Badger failed while
 	// applying it; the next write completes it first (guarded by mu).
 	unfinished bool
-	hook       func(step string) error // tests only: runs after each commit of a staged batch
+	// leftover holds deletes of a failed batch's staging that could not be removed; the next
+	// write removes them first (guarded by mu).
+	leftover []op
+	hook     func(step string) error // tests only: runs after each commit of a staged batch
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
@@ -323,6 +326,9 @@ func (s *Store) applyEvent(ctx context.Context, ev Event, replica bool) (uint64,
 // atomically: in one transaction when they fit, else staged behind a commit marker (see the
 // package doc on atomicity). It returns once the batch is durable (the commit point passed).
 func (s *Store) persist(t *txn, ev Event) error {
+	if err := s.discardLeftover(); err != nil {
+		return err
+	}
 	if s.unfinished {
 		if err := s.recoverPending(); err != nil {
 			return err
