@@ -123,7 +123,9 @@ func TestDataFileErrorsQuoteABoundedPrefix(t *testing.T) {
 	}
 }
 
-func TestDataFileDuplicatesAreConflicts(t *testing.T) {
+// TestDataFileEntriesAreNamedOnce: an entry named twice is a conflict, one without a name (a null
+// entry) is invalid, naming its path.
+func TestDataFileEntriesAreNamedOnce(t *testing.T) {
 	t.Parallel()
 	for doc, where := range map[string]string{
 		"orgs: [{name: a}, {name: a}]":                                   "orgs[1]",
@@ -136,6 +138,21 @@ func TestDataFileDuplicatesAreConflicts(t *testing.T) {
 		_, err = s.Load(t.Context(), strings.NewReader(doc))
 		require.ErrorIs(t, err, teamgate.ErrConflict, doc)
 		require.Contains(t, err.Error(), where, doc)
+		require.NoError(t, s.Close())
+	}
+	for doc, path := range map[string]string{
+		"orgs: [null]":                                  "orgs[0].name",
+		"orgs: [{members: {bob: owner}}]":               "orgs[0].name",
+		"orgs: [{name: a, teams: [{name: t}, ~]}]":      "orgs[0].teams[1].name",
+		"orgs: [{name: a, policies: [{queue: q}]}]":     "orgs[0].policies[0].name",
+		"orgs: [{name: a, projects: [{teams: [t]}]}]":   "orgs[0].projects[0].name",
+		`{"orgs": [{"name": "a", "projects": [null]}]}`: "orgs[0].projects[0].name",
+	} {
+		s, err := store.Open(t.Context(), store.Options{})
+		require.NoError(t, err)
+		_, err = s.Load(t.Context(), strings.NewReader(doc))
+		require.ErrorIs(t, err, teamgate.ErrInvalid, doc)
+		require.ErrorContains(t, err, path+`": missing`, doc)
 		require.NoError(t, s.Close())
 	}
 	s, err := store.Open(t.Context(), store.Options{})
