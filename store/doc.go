@@ -182,9 +182,11 @@
 // a last event carrying the error in Err before its channel closes; a stream never skips. A replica follows
 // a primary by passing each event to ApplyEvent, which applies the same changes at the same
 // revision (or fails with ErrConflict on a gap), so both hold the same state and a
-// Request.MinRevision read on the replica sees the primary's writes. A batch too large to
-// describe (more than MaxEventEntries keys, projects, subjects or changes, or 512 KiB of changes) gives a
-// Truncated event without changes: the replica must then resync from an Export.
+// Request.MinRevision read on the replica sees the primary's writes. A batch that touches more
+// than MaxEventEntries keys, projects or subjects, or whose event would pass 512 KiB, gives a
+// Truncated event whose lists are cut (or left empty); it still carries its changes while they
+// are at most MaxEventEntries and fit in 512 KiB (a data file load is one change, the file),
+// else it has none and the replica must resync from an Export.
 //
 // # Concurrency
 //

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -290,4 +291,37 @@ func TestReplicaReplaysLoadsRenamesAndCreates(t *testing.T) {
 	}
 	require.Equal(t, export(t, primary), export(t, replica))
 	require.NoError(t, replica.Check())
+}
+
+// TestReplicaFollowsALoadOfManyRecords: loading a file of more records than an event lists
+// (MaxEventEntries) is one change, the file: the event's lists are cut, but it still carries the
+// file, so a replica follows it instead of having to resync.
+func TestReplicaFollowsALoadOfManyRecords(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	f := &store.File{Orgs: []store.FileOrg{{Name: "big", Members: map[string]string{}}}}
+	for i := range store.MaxEventEntries + 5000 {
+		f.Orgs[0].Members[fmt.Sprintf("user%05d", i)] = "member"
+	}
+	primary, err := store.Open(ctx, store.Options{})
+	require.NoError(t, err)
+	defer primary.Close()
+	replica, err := store.Open(ctx, store.Options{})
+	require.NoError(t, err)
+	defer replica.Close()
+	rev, err := primary.Load(ctx, bytes.NewReader(encode(t, f)))
+	require.NoError(t, err)
+	events, err := primary.Watch(ctx, rev-1)
+	require.NoError(t, err)
+	ev := <-events
+	require.True(t, ev.Truncated, "more keys than an event lists")
+	require.Zero(t, len(ev.Keys), "left out to keep the changes")
+	require.Len(t, ev.Changes, 1, "the file itself")
+	raw, err := json.Marshal(ev)
+	require.NoError(t, err)
+	var decoded store.Event
+	require.NoError(t, json.Unmarshal(raw, &decoded))
+	_, err = replica.ApplyEvent(ctx, decoded)
+	require.NoError(t, err)
+	require.Equal(t, export(t, primary), export(t, replica))
 }
