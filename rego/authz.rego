@@ -5,8 +5,9 @@
 # costs about a microsecond: branches test input fields with == where they can (OPA's rule index
 # applies), data is read where it is used rather than through alias rules, each verdict builds
 # its decision object directly, and the subject's highest team role is a fact the engine passes
-# (input.subject.team_role). A reason may carry its own "message"; the default rules leave
-# it out and the engine writes the standard message for the code from the same facts.
+# (input.subject.team_role). rego.New folds the data.teamgate documents these rules read into
+# this module at load (README.md, "Speed"). A reason may carry its own "message"; the default
+# rules leave it out and the engine writes the standard message for the code from the same facts.
 package teamgate.authz
 
 import rego.v1

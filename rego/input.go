@@ -15,7 +15,8 @@ import (
 
 // Input is the document the policy reads as `input` (README.md beside this file): the facts
 // of one request, read by the engine from its store. It is the one definition of that document;
-// the policy turns it into OPA's AST without a JSON round trip. Its JSON form is the document.
+// the policy turns it into OPA's AST without a JSON round trip. Its JSON form is the document,
+// less subject.team_role, which Policy.Eval derives from it and the policy's ranks.
 type Input struct {
 	Subject    Subject    `json:"subject"`
 	Action     string     `json:"action"`
