@@ -93,6 +93,8 @@ type Store struct {
 	st      *state
 	changed chan struct{} // closed and replaced after every commit (wakes watchers)
 	closed  bool
+	// replicated is set by Replicate (cluster.go): only the Replica writes from then on.
+	replicated bool
 
 	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
 	revision atomic.Uint64 // st.rev, readable without the lock
@@ -203,17 +205,20 @@ func (s *Store) gcLoop(every time.Duration) {
 // in memory they would only duplicate the engine's in-memory tiers).
 func (s *Store) Persistent() bool { return s.persistent }
 
-// Revision returns the revision of the last committed write (0 for an empty store).
+// Revision returns the revision of the last committed write (0 for an empty store). It takes no
+// lock, and a write publishes its revision after bumping its stamps: a Deps that is current
+// after Revision returned R holds at R.
 func (s *Store) Revision() uint64 { return s.revision.Load() }
 
 // Apply validates and commits changes as one atomic batch and returns the new revision. On any
 // error nothing changes: neither memory nor disk. An empty batch returns the current revision.
 func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
-	return s.apply(ctx, nil, changes)
+	return s.apply(ctx, write{}, changes)
 }
 
-// apply is Apply; with after set, the store must be at exactly that revision.
-func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uint64, error) {
+// apply is Apply, shaped by w (cluster.go): the revision it must follow, the revision it
+// commits at, whether the Replica writes, whether it only validates.
+func (s *Store) apply(ctx context.Context, w write, changes []Change) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -222,9 +227,12 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 	if s.closed {
 		return 0, teamgate.ErrClosed
 	}
-	if after != nil && s.st.rev != *after {
+	if err := s.guard(w); err != nil {
+		return 0, err
+	}
+	if w.after != nil && s.st.rev != *w.after {
 		return 0, &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
-			Reason: "the event follows revision " + strconv.FormatUint(*after, 10)}
+			Reason: "the event follows revision " + strconv.FormatUint(*w.after, 10)}
 	}
 	if len(changes) == 0 {
 		return s.st.rev, nil
@@ -246,7 +254,14 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 			t.kinds = append(t.kinds, c.Kind())
 		}
 	}
+	if w.dryRun {
+		t.rollback()
+		return s.st.rev, nil
+	}
 	rev := s.st.rev + 1
+	if w.at != 0 {
+		rev = w.at
+	}
 	for p := range t.projects {
 		t.reached[p] = struct{}{}
 	}
@@ -267,13 +282,15 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 		return 0, err
 	}
 	s.st.rev = rev
-	s.revision.Store(rev)
 	for o := range t.resort {
 		o.resort()
 	}
 	for _, sk := range t.stampKeys() {
 		s.stamps.bump(sk, rev)
 	}
+	// Published after the stamps: whoever reads rev without the lock (Revision) and then finds
+	// a Deps current knows that Deps holds at rev.
+	s.revision.Store(rev)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return rev, nil
@@ -285,6 +302,11 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 // replica from an Export; an event carrying a Watch error returns that error). Both stores then
 // hold the same state at the same revision.
 func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
+	return s.applyEvent(ctx, ev, false)
+}
+
+// applyEvent is ApplyEvent; replica tells whether the Replica writes (cluster.go).
+func (s *Store) applyEvent(ctx context.Context, ev Event, replica bool) (uint64, error) {
 	if ev.Err != nil {
 		return 0, ev.Err
 	}
@@ -292,7 +314,7 @@ func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
 		return 0, teamgate.Invalid("event", strconv.FormatUint(ev.Revision, 10), "carries no changes to replay; resync the replica from an Export")
 	}
 	prev := ev.Revision - 1
-	return s.apply(ctx, &prev, ev.Changes)
+	return s.apply(ctx, write{after: &prev, replica: replica}, ev.Changes)
 }
 
 // persist writes the dirty records, their stamps, the event and the revision to Badger
