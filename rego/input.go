@@ -308,7 +308,7 @@ func (p *Policy) teamRole(s *Subject, r *Resource) string {
 	var role string
 	switch r.Kind {
 	case scope.KindProject:
-		role = p.HighestRole(s.TeamRoles, r.Teams)
+		role = p.HighestRole(s.teamRole, r.Teams)
 	case scope.KindTeam:
 		if n := p.ranks[s.TeamRoles[r.Team]]; n > 0 {
 			role = s.TeamRoles[r.Team]
@@ -318,6 +318,12 @@ func (p *Policy) teamRole(s *Subject, r *Resource) string {
 		return "none"
 	}
 	return role
+}
+
+// teamRole looks up the subject's role in a team (Policy.HighestRole's lookup).
+func (s *Subject) teamRole(team string) (string, bool) {
+	r, ok := s.TeamRoles[team]
+	return r, ok
 }
 
 func (s *Subject) term(teamRole string) *ast.Term {

@@ -65,7 +65,8 @@ func teamRole(p *rego.Policy, s rego.Subject, r rego.Resource) string {
 	if r.Kind == scope.KindOrg {
 		teams = nil
 	}
-	if role := p.HighestRole(s.TeamRoles, teams); role != "" {
+	lookup := func(t string) (string, bool) { r, ok := s.TeamRoles[t]; return r, ok }
+	if role := p.HighestRole(lookup, teams); role != "" {
 		return role
 	}
 	return "none"
