@@ -33,3 +33,16 @@ const (
 	RoleContributor ProjectRole = "contributor"
 	RoleAdmin       ProjectRole = "admin"
 )
+
+// OrgRoles returns every org role, in no particular order: the vocabulary the store accepts and
+// the policy's data must map (rego/data.json `org_base`, `org_ranks`).
+func OrgRoles() []OrgRole {
+	return []OrgRole{OrgOwner, OrgManager, OrgAdmin, OrgMember, OrgViewer, OrgBilling, OrgOutsider}
+}
+
+// MemberRoles returns the roles a team membership or a project grant may hold, in no particular
+// order (RoleNone is not one of them): the vocabulary the store accepts and the policy's data must
+// rank (rego/data.json `ranks`).
+func MemberRoles() []ProjectRole {
+	return []ProjectRole{RoleViewer, RoleMember, RoleContributor, RoleAdmin}
+}

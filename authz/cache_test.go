@@ -1,8 +1,11 @@
 package authz_test
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,12 +19,13 @@ import (
 )
 
 // randomWrite picks one change over the random directory's names; it may fail validation,
-// which is fine: a failed write changes nothing.
+// which is fine: a failed write changes nothing. Renames pick a name of teams: pass a name no
+// team has yet among them, so that some renames succeed.
 func randomWrite(rng *rand.Rand, users, teams, projects []string) store.Change {
 	u := users[rng.IntN(len(users))]
 	tm := teams[rng.IntN(len(teams))]
 	p := projects[rng.IntN(len(projects))]
-	switch rng.IntN(11) {
+	switch rng.IntN(16) {
 	case 0:
 		return store.PutMember{Org: "o", User: u, Role: store.OrgRoles()[rng.IntN(7)]}
 	case 1:
@@ -55,6 +59,16 @@ func randomWrite(rng *rand.Rand, users, teams, projects []string) store.Change {
 		return store.DeleteProject{Org: "o", Name: p}
 	case 9:
 		return store.PutTeam{Team: store.Team{Org: "o", Name: tm}}
+	case 11:
+		return store.RenameTeam{Org: "o", From: tm, To: teams[rng.IntN(len(teams))]}
+	case 12:
+		return store.CreateProject{Project: store.Project{Org: "o", Name: p}, Team: []string{"", tm}[rng.IntN(2)]}
+	case 13: // link or unlink a policy: the team's projects that followed the link follow
+		return store.PutTeam{Team: store.Team{Org: "o", Name: tm, Policy: []string{"", "p0", "p1"}[rng.IntN(3)]}}
+	case 14:
+		return store.DeletePolicy{Org: "o", Name: []string{"p0", "p1"}[rng.IntN(2)]}
+	case 15:
+		return store.PutUser{User: store.User{ID: u, DefaultTeam: "o/" + tm}}
 	default:
 		return store.DeleteTeam{Org: "o", Name: tm}
 	}
@@ -92,6 +106,7 @@ func TestDecisionCacheDifferential(t *testing.T) {
 		"team.get", "team.update", "team.delete", "team.projects.create"}
 	for seed := range uint64(6) {
 		cachedEng, users, teams, projects := randomDirectory(t, seed)
+		teams = append(teams, "renamed") // a free name for RenameTeam
 		st := cachedEng.Directory().(*store.Store)
 		plain, err := authz.New(t.Context(), st, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
 		require.NoError(t, err)
@@ -276,4 +291,116 @@ func TestNondeterministicPolicyIsNotCached(t *testing.T) {
 	}
 	s := eng.Stats()
 	require.Zero(t, s.CacheHits+s.CacheMisses, "a policy reading the clock is evaluated every time")
+}
+
+// TestDistinctRequestsLeaveNoMemory streams distinct requests, most naming subjects, projects,
+// teams and orgs that do not exist, through an engine whose decision cache is far smaller than
+// the stream. Once the cache is full the heap stays flat: no request leaves anything behind
+// (absent facts share the store's shard cells; evicted decisions and their Deps are freed).
+// Not parallel: it reads the heap.
+func TestDistinctRequestsLeaveNoMemory(t *testing.T) {
+	const cacheSize = 1000
+	eng, _ := newAcme(t, authz.WithDecisionCache(cacheSize))
+	stream := func(from, to int) {
+		for i := from; i < to; i++ {
+			for _, r := range []authz.Request{
+				{Subject: fmt.Sprint("ghost", i), Action: "runs.get", Resource: "acme/vision"},
+				{Subject: "bob", Action: "runs.get", Resource: fmt.Sprint("acme/gone", i)},
+				{Subject: "bob", Action: "runs.get", Resource: fmt.Sprint("acme/t", i, "/vision")},
+				{Subject: "bob", Action: "org.get", Resource: fmt.Sprint("org", i)},
+				{Subject: fmt.Sprint("ghost", i), Action: "team.get", Resource: "acme/engineering"},
+			} {
+				_, err := eng.Authorize(t.Context(), r)
+				require.NoError(t, err)
+			}
+		}
+	}
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	stream(0, 2*cacheSize) // fills the cache
+	before := heap()
+	const more = 20_000 // 100k more distinct requests
+	stream(2*cacheSize, 2*cacheSize+more)
+	grown := heap() - before
+	t.Logf("heap grew by %d bytes over %d distinct requests", grown, 5*more)
+	require.Zero(t, eng.Stats().CacheHits, "every request was distinct")
+	// 100k requests: a leak of even 16 bytes each would pass 1.6 MB.
+	require.Less(t, grown, int64(1<<20), "the heap grew with the stream")
+}
+
+// TestHotPathAllocations: an L1 hit allocates nothing, and a decision on the compiled path
+// allocates only what it returns: its reasons and their messages (one string for all).
+func TestHotPathAllocations(t *testing.T) {
+	cachedEng, _ := newAcme(t)
+	compiled, _ := newAcme(t, authz.WithDecisionCache(0))
+	for _, req := range []authz.Request{
+		{Subject: "bob", Action: "runs.stop", Resource: "acme/vision"},
+		{Subject: "vera", Action: "runs.get", Resource: "acme/engineering/vision"},
+		{Subject: "alice", Action: "org.update", Resource: "acme"},
+		{Subject: "bill", Action: "team.update", Resource: "acme/engineering"},
+		{Subject: "nobody", Action: "runs.get", Resource: "acme/vision", Owner: "acme"},
+	} {
+		d, err := compiled.Authorize(t.Context(), req) // fills the table's cell
+		require.NoError(t, err)
+		allocs := testing.AllocsPerRun(200, func() { _, _ = compiled.Authorize(t.Context(), req) })
+		require.LessOrEqual(t, allocs, 2.0, "compiled %+v: %+v", req, d)
+		_, err = cachedEng.Authorize(t.Context(), req)
+		require.NoError(t, err)
+		require.Zero(t, testing.AllocsPerRun(200, func() { _, _ = cachedEng.Authorize(t.Context(), req) }), "L1 hit %+v", req)
+	}
+	require.NotZero(t, compiled.Stats().Compiled)
+}
+
+// TestCachedDecisionHoldsAtItsRevision: a decision served from the cache while a write is in
+// flight carries a revision it holds at. The store used to publish a write's revision before
+// bumping its stamps and the cache read the revision after checking the entry, so a hit could
+// carry the in-flight write's revision with the state before it. Every observed (revision,
+// allowed) pair is checked against the writer's log.
+func TestCachedDecisionHoldsAtItsRevision(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	ctx := t.Context()
+	req := authz.Request{Subject: "amir", Action: "runs.get", Resource: "acme/vision"}
+	type seen struct {
+		rev     uint64
+		allowed bool
+	}
+	var observed []seen
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if d, err := eng.Authorize(ctx, req); err == nil {
+				observed = append(observed, seen{d.Revision, d.Allowed})
+			}
+		}
+	})
+	state := map[uint64]bool{st.Revision(): false} // revision → amir may read vision
+	for i := range 2000 {
+		var c store.Change = store.PutTeamMember{Org: "acme", Team: "engineering", User: "amir", Role: "viewer"}
+		if i%2 == 1 {
+			c = store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "amir"}
+		}
+		rev, err := st.Apply(ctx, c)
+		require.NoError(t, err)
+		state[rev] = i%2 == 0
+	}
+	close(stop)
+	wg.Wait()
+	require.NotZero(t, eng.Stats().CacheHits)
+	for _, o := range observed {
+		want, ok := state[o.rev]
+		require.True(t, ok, "revision %d", o.rev)
+		require.Equal(t, want, o.allowed, "a decision labelled with revision %d does not hold there", o.rev)
+	}
 }

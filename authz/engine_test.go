@@ -222,6 +222,14 @@ func TestExplainEffectiveTeams(t *testing.T) {
 		}
 		require.True(t, found, "%+v: want a step %q in\n%s", c.req, c.want, strings.Join(x.Path, "\n"))
 	}
+	// The narration does not restate the role rule: with managers no longer overriding (data),
+	// a project restricted to no team is closed to mona, and no step says managers reach it.
+	eng, _ = newAcme(t, authz.WithData(map[string]any{"teamgate": map[string]any{"org_override": []any{"owner"}}}))
+	x, err := eng.Explain(t.Context(), authz.Request{Subject: "mona", Action: "runs.get", Resource: "acme/labs"})
+	require.NoError(t, err)
+	require.False(t, x.Decision.Allowed)
+	require.True(t, x.Decision.Has(rego.CodeRestricted))
+	require.NotContains(t, strings.Join(x.Path, "\n"), "managers")
 }
 
 func TestSettingsFollowPolicyChanges(t *testing.T) {
@@ -371,6 +379,22 @@ func TestBulkRuns(t *testing.T) {
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 	_, err = eng.BulkRuns(t.Context(), "olga", "acme", "explode_runs", runs, "")
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
+
+	// A run's project named in a team space is resolved in it, as Authorize resolves it: vision
+	// is not in research, so that run is not_found even for an owner in org scope (the team part
+	// used to be dropped and the run allowed).
+	named := []authz.RunRef{{UUID: "r5", Project: "acme/research/vision"}, {UUID: "r6", Project: "acme.research.nlp"}}
+	for _, owner := range []string{"acme", "acme/engineering"} {
+		res, err = eng.BulkRuns(t.Context(), "alice", owner, "get_run", named, "")
+		require.NoError(t, err)
+		for i, r := range res {
+			want, err := eng.Authorize(t.Context(), authz.Request{Subject: "alice", Action: "runs.get", Resource: named[i].Project})
+			require.NoError(t, err)
+			require.Equal(t, want.Allowed, r.Decision.Allowed, "%s %+v", owner, r)
+		}
+		require.True(t, res[0].Decision.Has(rego.CodeNotFound), "%+v", res[0])
+		require.True(t, res[1].Decision.Allowed, "%+v", res[1])
+	}
 }
 
 func TestCreateProject(t *testing.T) {
@@ -491,7 +515,7 @@ func TestListingEqualsDecisionsAndSecurityProperties(t *testing.T) {
 					pv, _ := r.Project("o", p)
 					_, hasGrant := pv.Project.Grants[u]
 					inTeam := false
-					for team := range r.TeamRoles("o", u) {
+					for team := range r.TeamRoles("o", u).All {
 						inTeam = inTeam || slices.Contains(pv.Teams.Values, team)
 					}
 					switch {

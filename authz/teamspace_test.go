@@ -311,3 +311,57 @@ func TestListingPathFollowsTheTable(t *testing.T) {
 		require.Equal(t, tc.decisions, s.Evaluated+s.Compiled > 0, "%s: %+v", tc.name, s)
 	}
 }
+
+// randomData is a data-only policy that re-ranks the team roles, re-maps every org role, picks
+// which org roles override and re-ranks a few actions.
+func randomData(rng *rand.Rand) map[string]any {
+	roles := store.TeamRoles()
+	ranks := map[string]any{"none": 0}
+	for i, r := range rng.Perm(len(roles)) {
+		ranks[roles[r]] = i + 1
+	}
+	projectRoles := append([]string{"none"}, roles...)
+	base := map[string]any{}
+	override := []any{}
+	for _, o := range store.OrgRoles() {
+		base[o] = projectRoles[rng.IntN(len(projectRoles))]
+		if rng.IntN(3) == 0 {
+			override = append(override, o)
+		}
+	}
+	actions := map[string]any{}
+	for _, a := range []string{"project.get", "runs.stop", "runs.approve", "team.get", "team.update"} {
+		actions[a] = map[string]any{"role": roles[rng.IntN(len(roles))]}
+	}
+	return map[string]any{"teamgate": map[string]any{"ranks": ranks, "org_base": base, "org_override": override, "actions": actions}}
+}
+
+// TestRandomDataAgreesOnEveryPath: under random data-only policies (re-ranked roles, re-mapped
+// org roles, other overriding roles, re-ranked actions) full evaluation, the decision table and
+// the cache decide alike on random directories, and listings equal project.get.
+func TestRandomDataAgreesOnEveryPath(t *testing.T) {
+	t.Parallel()
+	actions := []string{"project.get", "runs.get", "runs.stop", "runs.approve", "org.get", "projects.create", "org.runs",
+		"team.get", "team.update", "team.delete", "team.projects.create"}
+	for seed := range uint64(12) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		data := randomData(rng)
+		cached, users, teams, projects := randomDirectory(t, seed, authz.WithData(data))
+		engs := engines(t, cached.Directory().(*store.Store), authz.WithData(data))
+		label := fmt.Sprintf("seed %d data %v", seed, data)
+		for range 400 {
+			req := randomRequest(rng, actions, users, teams, projects)
+			want, err := engs["rego"].Authorize(t.Context(), req)
+			for _, name := range []string{"compiled", "cached", "cached"} {
+				got, gotErr := engs[name].Authorize(t.Context(), req)
+				require.Equal(t, err == nil, gotErr == nil, "%s %s %+v", label, name, req)
+				if err == nil {
+					want.Revision = got.Revision
+					require.Equal(t, want, got, "%s %s %+v", label, name, req)
+				}
+			}
+		}
+		requireListingsMatchDecisions(t, engs["rego"], users, teams, projects, label)
+		requireListingsMatchDecisions(t, engs["compiled"], users, teams, projects, label)
+	}
+}

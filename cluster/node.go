@@ -44,8 +44,10 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultStream is the stream a node uses when Options.Stream is empty.
+const DefaultStream = "TEAMGATE"
+
 const (
-	defaultStream      = "TEAMGATE"
 	defaultEvery       = 10_000
 	defaultMaxAttempts = 32
 	snapshotObject     = "directory"
@@ -123,7 +125,7 @@ func (e *FollowerError) Unwrap() error { return e.Err }
 // closes them after Close.
 func New(ctx context.Context, nc *nats.Conn, st *store.Store, opts Options) (*Node, error) {
 	if opts.Stream == "" {
-		opts.Stream = defaultStream
+		opts.Stream = DefaultStream
 	}
 	if !validName(opts.Stream) {
 		return nil, teamgate.Invalid("stream name", opts.Stream, "letters, digits, '-' and '_' only, at most 64")

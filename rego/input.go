@@ -90,8 +90,9 @@ type Attributes struct {
 }
 
 // NewAttributes converts a request's attributes: maps with string keys, lists, strings,
-// numbers, booleans and null, nested at most MaxAttributeDepth deep, at most MaxAttributeValues
-// values and MaxAttributeBytes bytes of strings and keys. Anything else is an error matching
+// numbers (finite; a json.Number must hold JSON number text), booleans and null, nested at most
+// MaxAttributeDepth deep, at most MaxAttributeValues values and MaxAttributeBytes bytes of
+// strings and keys. Anything else is an error matching
 // teamgate.ErrInvalid naming the offending path.
 func NewAttributes(m map[string]any) (Attributes, error) {
 	if len(m) == 0 {
@@ -152,8 +153,10 @@ func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, e
 		if err := c.count(path, len(n)); err != nil {
 			return nil, err
 		}
-		if _, err := n.Float64(); err != nil {
-			return nil, teamgate.Invalid(path, string(n), "not a number")
+		// OPA takes an ast.Number's text as a JSON number and panics comparing anything else
+		// ("NaN", "0x10", "Inf" parse as floats but are not JSON).
+		if _, err := strconv.ParseFloat(string(n), 64); err != nil || !isJSONNumber(string(n)) {
+			return nil, teamgate.Invalid(path, string(n), "not a finite JSON number")
 		}
 		return ast.Number(n), nil
 	}
@@ -212,6 +215,45 @@ func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, e
 		return ast.NewArray(terms...), nil
 	}
 	return nil, teamgate.Invalid(path, v.Type().String(), "attributes hold maps, lists, strings, numbers, booleans and null only")
+}
+
+// isJSONNumber reports whether s is a number in JSON's grammar (RFC 8259 §6):
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(s string) bool {
+	i := 0
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
 }
 
 // Keys of the input document, allocated once.

@@ -253,6 +253,7 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 			tests[m.Name] = mod
 		case !author || isExt(pkg):
 			policy[m.Name] = mod
+			errs = append(errs, scalarExtRules(m.Name, mod)...)
 		default:
 			errs = append(errs, &Error{Op: "compile", File: m.Name, Line: mod.Package.Location.Row,
 				Detail: fmt.Sprintf("package %s is not allowed: an author's module declares package %s or a subpackage of it, or holds tests (a file named *_test.rego or a package ending in _test)", strings.TrimPrefix(pkg.String(), "data."), extPackage)})
@@ -262,6 +263,30 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 		return nil, nil, errors.Join(errs...)
 	}
 	return policy, tests, nil
+}
+
+// scalarExtRules reports the rules of package teamgate.ext that define deny or allow as one
+// boolean, string, number or null (`deny if ...`, `deny := "frozen"`): the default policy reads
+// them as collections of messages, so OPA's type checker refuses such a rule, but it names the
+// default policy's line that reads it. This names the author's rule instead.
+func scalarExtRules(file string, mod *ast.Module) []error {
+	if len(mod.Package.Path) != 3 || !isExt(mod.Package.Path) {
+		return nil
+	}
+	var errs []error
+	for _, r := range mod.Rules {
+		ref := r.Head.Ref()
+		name, _ := ref[0].Value.(ast.Var)
+		if len(ref) != 1 || (name != "deny" && name != "allow") || r.Head.Value == nil {
+			continue
+		}
+		switch r.Head.Value.Value.(type) {
+		case ast.Boolean, ast.String, ast.Number, ast.Null:
+			errs = append(errs, &Error{Op: "compile", File: file, Line: r.Location.Row,
+				Detail: fmt.Sprintf("%s must be a set of messages: write `%s contains \"why\" if ...`, not a single value", name, name)})
+		}
+	}
+	return errs
 }
 
 // ActionSpec is one entry of the action catalog.
@@ -300,14 +325,14 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	}
 	merged := mergedData(data)
 	p := &Policy{data: merged, fingerprint: fingerprint(append(DefaultModules(), modules...), merged)}
-	if err := p.readCatalog(); err != nil {
-		return nil, err
-	}
 	if err := p.readRanks(); err != nil {
 		return nil, err
 	}
+	if err := p.readData(); err != nil {
+		return nil, err
+	}
 	if len(modules) == 0 {
-		p.table = &Table{p: p}
+		p.table = newTable(p)
 	}
 	var compiler *ast.Compiler
 	opts := []func(*rego.Rego){
@@ -329,25 +354,6 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	return p, nil
 }
 
-func (p *Policy) readCatalog() error {
-	tg, _ := p.data["teamgate"].(map[string]any)
-	raw, err := json.Marshal(tg["actions"])
-	if err != nil {
-		return &Error{Op: "load data", Detail: "teamgate.actions: " + err.Error()}
-	}
-	var actions map[string]ActionSpec
-	if err := json.Unmarshal(raw, &actions); err != nil {
-		return &Error{Op: "load data", Detail: "teamgate.actions: " + err.Error()}
-	}
-	for name, a := range actions {
-		if a.Kind != scope.KindOrg && a.Kind != scope.KindTeam && a.Kind != scope.KindProject {
-			return &Error{Op: "load data", Detail: fmt.Sprintf("action %s: kind %q is not org, team or project", name, a.Kind)}
-		}
-	}
-	p.actions = actions
-	return nil
-}
-
 // Fingerprint identifies the policy's modules and data: two policies with the same fingerprint
 // decide alike. Persistent caches key on it.
 func (p *Policy) Fingerprint() string { return p.fingerprint }
@@ -367,7 +373,8 @@ func fingerprint(mods []Module, data map[string]any) string {
 //
 // The answer is read from the compiled modules: a policy is non-deterministic when any rule,
 // function, comprehension, every body or with modifier (target or value) of any module names a
-// built-in OPA marks non-deterministic (time.now_ns, rand.intn, uuid.rfc4122, http.send, …).
+// built-in OPA marks non-deterministic (time.now_ns, rand.intn, uuid.rfc4122, http.send, …) or
+// that reads the clock unmarked (crypto.x509.parse_and_verify_certificates).
 // Calls through functions and built-ins replaced with `with` (upper(x) with upper as
 // uuid.rfc4122) are covered because every mention counts, reachable or not, and replacing such a
 // built-in (with time.now_ns as 0) counts too: the check errs on the side of not caching.
@@ -379,7 +386,7 @@ func nondeterministic(mods map[string]*ast.Module) bool {
 	found := false
 	for _, m := range mods {
 		ast.WalkRefs(m, func(r ast.Ref) bool {
-			if b, ok := ast.BuiltinMap[r.String()]; ok && b.IsNondeterministic() {
+			if b, ok := ast.BuiltinMap[r.String()]; ok && (b.IsNondeterministic() || readsClock(b.Name)) {
 				found = true
 			}
 			return found
@@ -387,6 +394,17 @@ func nondeterministic(mods map[string]*ast.Module) bool {
 		if found {
 			return true
 		}
+	}
+	return false
+}
+
+// readsClock reports built-ins whose answer depends on the current time although OPA does not
+// mark them non-deterministic: certificate chains are verified at time.Now unless the options
+// give a time, so a cached "valid" would outlive the certificate.
+func readsClock(name string) bool {
+	switch name {
+	case "crypto.x509.parse_and_verify_certificates", "crypto.x509.parse_and_verify_certificates_with_options":
+		return true
 	}
 	return false
 }
@@ -566,15 +584,24 @@ type TestResult struct {
 // default policy and the merged data loaded. Pass DefaultTests() to run the default policy's own
 // tests (they assume no extension package is loaded).
 //
-// Modules are checked as New checks them; test modules are files named *_test.rego or modules
-// whose package's last part ends in _test (OPA's conventions), in any package.
+// Modules and data are checked as New checks them; test modules are files named *_test.rego or
+// modules whose package's last part ends in _test (OPA's conventions), in any package.
 func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]TestResult, error) {
 	deciding, tests, err := parse(modules)
 	if err != nil {
 		return nil, err
 	}
 	maps.Copy(deciding, tests)
-	store := inmem.NewFromObject(mergedData(data))
+	merged := mergedData(data)
+	// Tests run on the data New accepts, or not at all.
+	check := &Policy{data: merged}
+	if err := check.readRanks(); err != nil {
+		return nil, err
+	}
+	if err := check.readData(); err != nil {
+		return nil, err
+	}
+	store := inmem.NewFromObject(merged)
 	var out []TestResult
 	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 		ch, err := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).RunTests(ctx, txn)

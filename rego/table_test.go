@@ -167,12 +167,13 @@ func TestHighestRoleFollowsDataRanks(t *testing.T) {
 	require.NoError(t, err)
 	rr, err := rego.New(t.Context(), nil, reRanked())
 	require.NoError(t, err)
-	roles := map[string]string{"a": "member", "b": "contributor", "c": "admin"}
+	m := map[string]string{"a": "member", "b": "contributor", "c": "admin"}
+	roles := func(team string) (string, bool) { r, ok := m[team]; return r, ok }
 	require.Equal(t, "contributor", def.HighestRole(roles, []string{"a", "b"}))
 	require.Equal(t, "member", rr.HighestRole(roles, []string{"a", "b"}))
 	require.Equal(t, "admin", rr.HighestRole(roles, []string{"a", "b", "c"}))
 	require.Empty(t, def.HighestRole(roles, []string{"x"}))
-	require.Empty(t, def.HighestRole(nil, nil))
+	require.Empty(t, def.HighestRole(roles, nil))
 }
 
 func TestRanksAreChecked(t *testing.T) {
@@ -225,17 +226,27 @@ func TestAttributesAreBounded(t *testing.T) {
 		"a struct":              {"s": struct{ A int }{1}},
 		"map with int keys":     {"m": map[int]string{1: "a"}},
 		"NaN":                   {"n": nan()},
+		// json.Number texts that parse as floats but are not JSON: OPA panicked comparing them.
+		"json.Number NaN":      {"n": json.Number("NaN")},
+		"json.Number Inf":      {"n": json.Number("-Inf")},
+		"json.Number hex":      {"n": json.Number("0x10")},
+		"json.Number too big":  {"n": json.Number("1e999999")},
+		"json.Number sign":     {"n": json.Number("+3")},
+		"json.Number dot":      {"n": json.Number(".5")},
+		"json.Number zeros":    {"n": json.Number("007")},
+		"json.Number spaced":   {"n": json.Number(" 1")},
+		"json.Number in lists": {"l": []any{json.Number("1"), json.Number("NaN")}},
 	} {
 		_, err := rego.NewAttributes(attrs)
 		require.ErrorIs(t, err, teamgate.ErrInvalid, name)
 	}
 
 	a, err := rego.NewAttributes(map[string]any{"run": map[string]any{"created_by": "bob", "gpus": 4, "tags": []string{"a"}},
-		"n": json.Number("1.5"), "f": 2.5, "ok": true, "none": nil})
+		"n": json.Number("1.5"), "f": 2.5, "ok": true, "none": nil, "e": json.Number("-0.5E+3"), "z": json.Number("0")})
 	require.NoError(t, err)
 	raw, err := json.Marshal(a)
 	require.NoError(t, err)
-	require.JSONEq(t, `{"run":{"created_by":"bob","gpus":4,"tags":["a"]},"n":1.5,"f":2.5,"ok":true,"none":null}`, string(raw))
+	require.JSONEq(t, `{"run":{"created_by":"bob","gpus":4,"tags":["a"]},"n":1.5,"f":2.5,"ok":true,"none":null,"e":-500,"z":0}`, string(raw))
 	empty, err := rego.NewAttributes(nil)
 	require.NoError(t, err)
 	raw, _ = json.Marshal(empty)
@@ -275,4 +286,35 @@ func TestInputReachesThePolicy(t *testing.T) {
 		require.Equal(t, c.allow, res.Allow, "%+v", c.dest)
 		require.Equal(t, "admin", res.Role)
 	}
+}
+
+// TestTableKeysOutsideTheVocabulary: keys with a role the store never holds (one only the data
+// ranks) are not packed into the flat cells but answered all the same, equal to full
+// evaluation, the first time and from the table after.
+func TestTableKeysOutsideTheVocabulary(t *testing.T) {
+	t.Parallel()
+	p, err := rego.New(t.Context(), nil, map[string]any{"teamgate": map[string]any{
+		"ranks": map[string]any{"maintainer": 5},
+	}})
+	require.NoError(t, err)
+	for _, k := range []rego.Key{
+		{Action: "runs.approve", Exists: true, OrgRole: "viewer", TeamRole: "maintainer", Restricted: true},
+		{Action: "runs.approve", Exists: true, OrgRole: "member", Grant: "maintainer"},
+		{Action: "team.update", Exists: true, OrgRole: "member", TeamRole: "maintainer"},
+	} {
+		spec, _ := p.Action(k.Action)
+		in := concrete(p, k, spec.Kind)
+		want, err := p.Eval(t.Context(), &in)
+		require.NoError(t, err)
+		for range 2 {
+			got, err := p.Table().Verdict(t.Context(), k)
+			require.NoError(t, err, "%+v", k)
+			require.Equal(t, want.Allow, got.Allow, "%+v", k)
+			require.Equal(t, want.Role, got.Role, "%+v", k)
+			require.Equal(t, codes(want.Reasons), got.Codes, "%+v", k)
+		}
+	}
+	m := map[string]string{"a": "admin", "b": "maintainer"}
+	roles := func(team string) (string, bool) { r, ok := m[team]; return r, ok }
+	require.Equal(t, "maintainer", p.HighestRole(roles, []string{"a", "b"}))
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
-	"github.com/teamgate/teamgate/store"
 )
 
 // usageError marks errors that exit with code 2.
@@ -32,6 +31,7 @@ type env struct {
 	stdout, stderr io.Writer
 	data           string
 	policyDir      string
+	clusterFlags   // --nats, --stream (cluster.go)
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -48,8 +48,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&e.data, "data", "", "data file (YAML or JSON) to load into an in-memory store")
 	root.PersistentFlags().StringVar(&e.policyDir, "policy", "", "directory of authors' Rego modules and JSON data")
+	e.addClusterFlags(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd())
+	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd(), e.clusterCmd())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -72,29 +73,23 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-// engine opens an in-memory store with --data and builds an engine with --policy.
+// engine opens the directory (--data or --nats, see directory) and builds an engine with
+// --policy.
 func (e *env) engine(ctx context.Context, extra ...authz.Option) (*authz.Engine, func(), error) {
-	if e.data == "" {
-		return nil, nil, usageError{errors.New("--data FILE is required")}
-	}
-	st, err := store.Open(ctx, store.Options{})
+	dir, done, err := e.directory(ctx)
 	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := st.LoadFile(ctx, e.data); err != nil {
-		_ = st.Close()
 		return nil, nil, err
 	}
 	opts := extra
 	if e.policyDir != "" {
 		opts = append(opts, authz.WithPolicyDir(e.policyDir))
 	}
-	eng, err := authz.New(ctx, st, opts...)
+	eng, err := authz.New(ctx, dir, opts...)
 	if err != nil {
-		_ = st.Close()
+		done()
 		return nil, nil, err
 	}
-	return eng, func() { _ = st.Close() }, nil
+	return eng, done, nil
 }
 
 // withEngine runs fn with an engine over --data and --policy, closing the store afterwards.

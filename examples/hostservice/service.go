@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
@@ -133,7 +136,8 @@ func deny(w http.ResponseWriter, d authz.Decision) {
 	writeJSON(w, code, map[string]any{"error": "denied", "reasons": d.Reasons})
 }
 
-// fail maps an error: invalid input is 400, anything else 500.
+// fail maps an error: invalid input is 400, a conflict 409, a replica that has not reached a
+// read's min_revision 503 (retry, perhaps on another replica), anything else 500.
 func fail(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
@@ -141,13 +145,33 @@ func fail(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, teamgate.ErrConflict):
 		code = http.StatusConflict
+	case errors.Is(err, teamgate.ErrStale):
+		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
 
-// authorize checks one action and writes the denial; it reports whether to go on.
+// readWait bounds how long a read waits for its ?min_revision before it fails with 503.
+const readWait = 2 * time.Second
+
+// authorize checks one action and writes the denial; it reports whether to go on. A query
+// parameter min_revision=R (the revision a write answered, perhaps on another replica) makes it
+// wait until this replica has applied R, at most readWait, so what the handler reads next
+// includes that write.
 func (s *service) authorize(w http.ResponseWriter, r *http.Request, req authz.Request) bool {
-	d, err := s.eng.Authorize(r.Context(), req)
+	ctx := r.Context()
+	if q := r.URL.Query().Get("min_revision"); q != "" {
+		rev, err := strconv.ParseUint(q, 10, 64)
+		if err != nil {
+			fail(w, teamgate.Invalid("min_revision", q, "want a revision, a non-negative integer"))
+			return false
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readWait)
+		defer cancel()
+		req.MinRevision = rev
+	}
+	d, err := s.eng.Authorize(ctx, req)
 	if err != nil {
 		fail(w, err)
 		return false

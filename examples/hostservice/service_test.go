@@ -15,9 +15,9 @@ import (
 
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	st, eng, err := setup(t.Context(), "")
+	eng, done, err := setup(t.Context(), config{})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
+	t.Cleanup(done)
 	srv := httptest.NewServer(newHandler(eng, sampleRuns))
 	t.Cleanup(srv.Close)
 	return srv
