@@ -7,6 +7,7 @@
 package scope
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/teamgate/teamgate"
@@ -82,7 +83,7 @@ func ParseOwner(s string) (Owner, error) {
 			break
 		}
 		if err := CheckSlug("owner", p); err != nil {
-			return Owner{}, teamgate.Invalid("owner", s, "bad part "+quote(p)+": "+reason(err))
+			return Owner{}, teamgate.Invalid("owner", s, BadPart(i, err))
 		}
 	}
 	return Owner{Org: org, Team: team}, nil
@@ -121,9 +122,9 @@ func ParseProject(s string, ctx Owner) (Ref, error) {
 	if len(parts) > 3 {
 		return Ref{}, teamgate.Invalid("project reference", s, "more than three parts")
 	}
-	for _, p := range parts {
+	for i, p := range parts {
 		if err := CheckSlug("project reference", p); err != nil {
-			return Ref{}, teamgate.Invalid("project reference", s, "bad part "+quote(p)+": "+reason(err))
+			return Ref{}, teamgate.Invalid("project reference", s, BadPart(i, err))
 		}
 	}
 	return refOf(s, parts, ctx)
@@ -189,14 +190,15 @@ func splitRef(s string, parts []string) []string {
 	return append(parts, s[start:])
 }
 
-func quote(s string) string { return "\"" + s + "\"" }
-
-// reason extracts the Reason of an *InvalidError produced by CheckSlug.
-func reason(err error) string {
+// BadPart says which part of a name made of parts (counted from 1) CheckSlug refused, and why:
+// "part 2: empty name". The error quotes the whole input already; repeating the part would quote
+// a huge input twice.
+func BadPart(i int, err error) string {
+	why := err.Error()
 	if ie, ok := err.(*teamgate.InvalidError); ok {
-		return ie.Reason
+		why = ie.Reason
 	}
-	return err.Error()
+	return "part " + strconv.Itoa(i+1) + ": " + why
 }
 
 // Kind is the kind of resource an action takes.

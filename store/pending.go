@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -29,6 +30,7 @@ const (
 	stepApplied  = "applied"  // after each commit of the batch's own keys
 	stepUnmarked = "unmarked" // after the marker's removal
 	stepDone     = "done"     // after each commit removing staged chunks
+	stepDiscard  = "discard"  // before removing a failed batch's staging; an error makes it fail
 )
 
 // testHooks let this package's tests make Badger transactions small and stop a staged commit
@@ -129,11 +131,18 @@ func (s *Store) commitStaged(rev uint64, ops []op) error {
 		s.discardStaged(chunks)
 		return err
 	}
-	marker := op{prefix + pendingMarker, binary.AppendUvarint(nil, uint64(len(chunks)))}
-	if fits, err := s.commitOne([]op{marker}); !fits || err != nil {
+	// The batch's event is written with the marker, so that Watch finds it as soon as the batch
+	// is acknowledged, even if applying it to its keys fails and waits for the next write.
+	commit := []op{{prefix + pendingMarker, binary.AppendUvarint(nil, uint64(len(chunks)))}}
+	evKey := eventKey(rev)
+	if i := slices.IndexFunc(ops, func(o op) bool { return o.key == evKey }); i >= 0 {
+		commit = append(commit, ops[i])
+	}
+	marker := commit[0]
+	if fits, err := s.commitOne(commit); !fits || err != nil {
 		// The commit may still have reached disk: remove the marker so Open cannot complete a
 		// batch reported as failed.
-		s.discardStaged(append(chunks, marker))
+		s.discardStaged(append(chunks, commit...))
 		if err == nil {
 			err = fmt.Errorf("store: commit marker %s does not fit a Badger transaction", marker.key)
 		}
@@ -169,12 +178,33 @@ func (s *Store) finish(marker string, ops, chunks []op) error {
 	return s.writeChunked(deletes(chunks), stepDone)
 }
 
-// discardStaged deletes staged keys of a batch that did not commit. It is best effort: what it
-// leaves without a marker, Open discards.
+// discardStaged deletes staged keys of a batch that did not commit. What it cannot delete is
+// kept in s.leftover for the next write to delete before anything else: the next batch is
+// staged under the same revision, and must not find another batch's chunks (or marker) there.
 func (s *Store) discardStaged(staged []op) {
-	if err := s.writeChunked(deletes(staged), stepDone); err != nil {
-		s.log.Warn("teamgate: removing an uncommitted batch's staging failed; Open removes it", "error", err)
+	err := error(nil)
+	if s.hook != nil {
+		err = s.hook(stepDiscard)
 	}
+	if err == nil {
+		err = s.writeChunked(deletes(staged), stepDone)
+	}
+	if err != nil {
+		s.leftover = append(s.leftover, deletes(staged)...)
+		s.log.Warn("teamgate: removing an uncommitted batch's staging failed; the next write or Open removes it", "error", err)
+	}
+}
+
+// discardLeftover deletes what discardStaged could not; a write fails while it cannot.
+func (s *Store) discardLeftover() error {
+	if len(s.leftover) == 0 {
+		return nil
+	}
+	if err := s.writeChunked(s.leftover, stepDone); err != nil {
+		return fmt.Errorf("store: remove the staging of a failed batch: %w", err)
+	}
+	s.leftover = nil
+	return nil
 }
 
 func deletes(ops []op) []op {
