@@ -78,16 +78,19 @@ type cached struct {
 
 func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.Current() }
 
-// decisionCache is the bounded in-memory tier. A hit takes no global lock, writes no shared
-// memory but its shard's lock word and counter, and allocates nothing.
+// decisionCache is the bounded in-memory tier. A hit takes no lock, writes no shared memory but
+// its shard's hit counter (and a CLOCK bit, only when unset), and allocates nothing.
 //
 // A key is hashed (maphash with the cache's own seed) once; the hash picks a shard. A shard is a
-// fixed number of slots, each holding the key's bytes, the decision and its Deps inline (the
-// first stamps included, see store.Deps), and an open-addressing index from hash to slot: a hit
-// reads the index and one slot, a few adjacent cache lines, and checks the stamps the slot
-// names. Hits take the shard's read lock and set the slot's CLOCK bit (when not yet set); a
-// miss's insert takes the write lock and evicts with CLOCK (second chance), which approximates
-// LRU without a write per hit. The design was measured against otter v2 and golang-lru v2 (the
+// fixed array of slots, each an atomic pointer to an immutable entry (the key's bytes, the
+// decision and its Deps inline, the first stamps included, see store.Deps), and an
+// open-addressing index from hash to slot and entry whose words are atomic. A hit reads one line
+// of index and the entry, and checks the stamps the entry names; it trusts nothing it read from
+// the index: the entry it reaches must carry the key itself. Writers (a miss's insert, CLOCK
+// eviction) hold the shard's mutex and publish a new entry before indexing it, so a concurrent
+// reader sees an old entry, the new one, or none (a miss, evaluated again): an entry is served
+// only while it is current, whichever it is. CLOCK (second chance) approximates LRU without a
+// write per hit. The design was measured against a plain map, otter v2 and golang-lru v2 (the
 // previous tier) in bench/ (BenchmarkL1Distinct; bench/RESULTS.md has the figures).
 type decisionCache struct {
 	seed             maphash.Seed
@@ -99,30 +102,40 @@ type decisionCache struct {
 }
 
 type cacheShard struct {
-	mu       sync.RWMutex // guards index, slots and hand; not the slots' ref bits, which are atomic
-	hits     atomic.Uint64
-	index    []uint64 // 0: empty; else the hash's upper 32 bits << 32 | slot+1 (linear probing)
-	slots    []cacheSlot
-	capacity int // slots at most: twice the shard's share, so that uneven shards still hold size decisions in all
-	hand     int // CLOCK hand
-	_        [48]byte
+	hits     atomic.Uint64                // summed by decisionCache.hits
+	index    []indexWord                  // linear probing
+	slots    []atomic.Pointer[cacheEntry] // capacity of them (nil: free), in CLOCK order; read by writers only
+	mu       sync.Mutex                   // serializes writers: they change index, slots, n and hand
+	n        int                          // slots in use: slots[:n]
+	capacity int                          // slots at most: twice the shard's share, so that uneven shards still hold size decisions in all
+	hand     int                          // CLOCK hand
+	_        [40]byte
 }
 
-// cacheSlot is one cached decision, laid out for a hit: the first cache line holds what a lookup
-// compares (hash and key), the next the policy and the decision, then the Deps and its first
-// stamps; the slot's size is a multiple of 128 bytes, so lines pair up for the prefetcher.
-type cacheSlot struct {
+// indexWord is one position of a shard's index: the slot it names and that slot's entry, side by
+// side, so a hit reads one cache line of index and then the entry. A reader may see w and e of
+// different moments (they are stored one after the other); it checks the entry it reaches.
+type indexWord struct {
+	w atomic.Uint64 // 0: empty; else the hash's upper 32 bits << 32 | slot+1
+	e atomic.Pointer[cacheEntry]
+}
+
+// cacheEntry is one cached decision, immutable once published but for its CLOCK bit, laid out
+// for a hit: the first cache line holds what a lookup compares (hash and key), the next the
+// policy and the decision, then the Deps and its first stamps; its size is a multiple of 128
+// bytes, so lines pair up for the prefetcher.
+type cacheEntry struct {
 	hash   uint64
-	ref    uint32 // CLOCK: referenced since the hand last passed (atomic)
-	keyLen uint16 // of the packed key when inline; 0 when it is in long
+	ref    atomic.Uint32 // CLOCK: referenced since the hand last passed
+	keyLen uint16        // of the packed key when inline; 0 when it is in long
 	key    [slotKeyBytes]byte
 	entry  cached
 	long   []byte // the packed key when longer than slotKeyBytes
-	_      [(128 - unsafe.Sizeof(slotLayout{})%128) % 128]byte
+	_      [(128 - unsafe.Sizeof(entryLayout{})%128) % 128]byte
 }
 
-// slotLayout is cacheSlot without its padding.
-type slotLayout struct {
+// entryLayout is cacheEntry without its padding.
+type entryLayout struct {
 	hash   uint64
 	ref    uint32
 	keyLen uint16
@@ -135,11 +148,11 @@ type slotLayout struct {
 // them without touching other memory.
 const slotKeyBytes = 48
 
-func (sl *cacheSlot) packed() []byte {
-	if sl.keyLen == 0 {
-		return sl.long
+func (en *cacheEntry) packed() []byte {
+	if en.keyLen == 0 {
+		return en.long
 	}
-	return sl.key[:sl.keyLen]
+	return en.key[:en.keyLen]
 }
 
 // shardSlots is the smallest number of slots a shard holds; maxShards bounds the shards.
@@ -160,10 +173,17 @@ func newDecisionCache(size int) *decisionCache {
 	c.size = int64(size)
 	per := 2 * ((size + n - 1) / n)
 	for i := range c.shards {
-		c.shards[i].capacity = per
-		c.shards[i].index = make([]uint64, 1<<bits.Len(uint(2*per-1))) // a power of two >= 2 per: at most half full
+		c.shards[i].init(per)
 	}
 	return c
+}
+
+// init sizes an empty shard for capacity slots: the slot array (a pointer each, so readers never
+// see it move) and an index of a power of two >= 2 capacity words, at most half full.
+func (s *cacheShard) init(capacity int) {
+	s.capacity = capacity
+	s.slots = make([]atomic.Pointer[cacheEntry], capacity)
+	s.index = make([]indexWord, 1<<bits.Len(uint(2*capacity-1)))
 }
 
 // hash is never 0 (a free slot's hash).
@@ -184,28 +204,19 @@ func (c *decisionCache) shard(h uint64) *cacheShard {
 	return &c.shards[h>>c.shardShift]
 }
 
-// get returns the cached decision for k when it is current under policy p.
+// get returns the cached decision for k when it is current under policy p. It takes no lock.
 func (c *decisionCache) get(k *cacheKey, p *rego.Policy) (Decision, bool) {
 	h := c.hash(k)
 	s := c.shard(h)
-	s.mu.RLock()
-	i, _ := s.find(h, k)
-	if i < 0 {
-		s.mu.RUnlock()
+	en := s.lookup(h, k)
+	if en == nil || !en.entry.current(p) {
 		return Decision{}, false
 	}
-	sl := &s.slots[i]
-	if !sl.entry.current(p) {
-		s.mu.RUnlock()
-		return Decision{}, false
+	if en.ref.Load() == 0 {
+		en.ref.Store(1)
 	}
-	if atomic.LoadUint32(&sl.ref) == 0 {
-		atomic.StoreUint32(&sl.ref, 1)
-	}
-	d := sl.entry.dec
-	s.mu.RUnlock()
 	s.hits.Add(1)
-	return d, true
+	return en.entry.dec, true
 }
 
 // put stores e under k, replacing k's previous entry or evicting another.
@@ -230,108 +241,134 @@ func (c *decisionCache) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.mu.RLock()
-		n += len(s.slots)
-		s.mu.RUnlock()
+		s.mu.Lock()
+		n += s.n
+		s.mu.Unlock()
 	}
 	return n
 }
 
-// find returns the slot holding k (hash h) and its index position; -1 when there is none. The
-// caller holds the lock.
+// lookup returns the entry holding k (hash h), nil when there is none. It takes no lock: writers
+// may move index words meanwhile, so it may miss an entry (never return another key's: the entry
+// it returns carries k) and gives up after one pass over the index.
+func (s *cacheShard) lookup(h uint64, k *cacheKey) *cacheEntry {
+	mask := len(s.index) - 1
+	tag := h >> 32
+	pos := int(h) & mask
+	for range len(s.index) {
+		w := s.index[pos].w.Load()
+		if w == 0 {
+			return nil
+		}
+		if w>>32 == tag {
+			if en := s.index[pos].e.Load(); en != nil && en.hash == h && k.matches(en.packed()) {
+				return en
+			}
+		}
+		pos = (pos + 1) & mask
+	}
+	return nil
+}
+
+// find returns the slot holding k (hash h) and its index position, or -1 and the free position
+// ending k's probe run. The caller holds the mutex.
 func (s *cacheShard) find(h uint64, k *cacheKey) (slot, pos int) {
 	mask := len(s.index) - 1
 	tag := h >> 32
-	for pos = int(h) & mask; s.index[pos] != 0; pos = (pos + 1) & mask {
-		if s.index[pos]>>32 != tag {
+	for pos = int(h) & mask; ; pos = (pos + 1) & mask {
+		w := s.index[pos].w.Load()
+		if w == 0 {
+			return -1, pos
+		}
+		if w>>32 != tag {
 			continue
 		}
-		i := int(uint32(s.index[pos])) - 1
-		if sl := &s.slots[i]; sl.hash == h && k.matches(sl.packed()) {
+		i := int(uint32(w)) - 1
+		if en := s.slots[i].Load(); en.hash == h && k.matches(en.packed()) {
 			return i, pos
 		}
 	}
-	return -1, pos
 }
 
 // put stores e under k (hash h); used counts the slots of every shard, at most size. The caller
-// holds the write lock.
+// holds the mutex. The new entry is published before it is indexed, so a reader that finds the
+// index word finds the entry.
 func (s *cacheShard) put(h uint64, k *cacheKey, e *cached, used *atomic.Int64, size int64) {
-	i, pos := s.find(h, k)
-	if i < 0 {
-		if i = s.free(used, size); i < 0 {
-			return // full, and nothing of this shard's to evict: not cached
-		}
-		_, pos = s.find(h, k) // the eviction may have moved index entries
-		s.index[pos] = h>>32<<32 | uint64(i+1)
-	}
-	sl := &s.slots[i]
-	sl.hash, sl.long, sl.entry = h, nil, *e
-	atomic.StoreUint32(&sl.ref, 0)
+	en := &cacheEntry{hash: h, entry: *e}
 	if n := k.packedLen(); n <= slotKeyBytes {
-		sl.keyLen = uint16(n)
-		k.appendPacked(sl.key[:0])
+		en.keyLen = uint16(n)
+		k.appendPacked(en.key[:0])
 	} else {
-		sl.keyLen, sl.long = 0, k.appendPacked(make([]byte, 0, n))
+		en.long = k.appendPacked(make([]byte, 0, n))
 	}
+	if i, pos := s.find(h, k); i >= 0 {
+		s.slots[i].Store(en)
+		s.index[pos].e.Store(en)
+		return
+	}
+	i := s.free(used, size)
+	if i < 0 {
+		return // full, and nothing of this shard's to evict: not cached
+	}
+	s.slots[i].Store(en)
+	_, pos := s.find(h, k) // after the eviction, which may have moved index words
+	s.index[pos].e.Store(en)
+	s.index[pos].w.Store(h>>32<<32 | uint64(i+1))
 }
 
 // free returns a slot for a new entry: a new one while the cache holds fewer than size and the
-// shard is below its capacity, else the one CLOCK evicts in this shard (taken out of the index);
-// -1 when the cache is full and this shard holds nothing to evict. The caller holds the write
-// lock.
+// shard is below its capacity, else the one CLOCK evicts in this shard (taken out of the index,
+// then emptied); -1 when the cache is full and this shard holds nothing to evict. The caller
+// holds the mutex.
 func (s *cacheShard) free(used *atomic.Int64, size int64) int {
-	if len(s.slots) < s.capacity {
+	if s.n < s.capacity {
 		if used.Add(1) <= size {
-			if len(s.slots) == cap(s.slots) { // grow by doubling, up to the capacity
-				grown := make([]cacheSlot, len(s.slots), min(max(2*cap(s.slots), 8), s.capacity))
-				copy(grown, s.slots)
-				s.slots = grown
-			}
-			s.slots = s.slots[:len(s.slots)+1]
-			return len(s.slots) - 1
+			s.n++
+			return s.n - 1
 		}
 		used.Add(-1)
 	}
-	if len(s.slots) == 0 {
+	if s.n == 0 {
 		return -1
 	}
 	for {
 		i := s.hand
-		s.hand = (s.hand + 1) % len(s.slots)
-		if atomic.LoadUint32(&s.slots[i].ref) != 0 {
-			atomic.StoreUint32(&s.slots[i].ref, 0)
+		s.hand = (s.hand + 1) % s.n
+		en := s.slots[i].Load()
+		if en.ref.Load() != 0 {
+			en.ref.Store(0)
 			continue
 		}
-		s.unindex(i)
-		s.slots[i] = cacheSlot{} // the evicted decision and Deps are garbage now
+		s.unindex(i, en.hash)
+		s.slots[i].Store(nil) // the evicted decision and Deps are garbage once no reader holds them
 		return i
 	}
 }
 
-// unindex removes slot i's index entry, shifting later entries of its probe run back so every
-// entry stays reachable from its home position.
-func (s *cacheShard) unindex(i int) {
+// unindex removes slot i's index word (its entry's hash is h), shifting later words of its probe
+// run back so every entry stays reachable from its home position. A word moves by being copied
+// over the hole before its old place is reused, so a lock-free reader never sees an empty word
+// in the middle of a run (it may still miss a word moving behind it: a miss, never a wrong hit).
+func (s *cacheShard) unindex(i int, h uint64) {
 	mask := len(s.index) - 1
-	pos := int(s.slots[i].hash) & mask
-	for int(uint32(s.index[pos]))-1 != i {
+	pos := int(h) & mask
+	for int(uint32(s.index[pos].w.Load()))-1 != i {
 		pos = (pos + 1) & mask
 	}
-	for {
-		s.index[pos] = 0
-		j := pos
-		for {
-			j = (j + 1) & mask
-			if s.index[j] == 0 {
-				return
-			}
-			home := int(s.slots[int(uint32(s.index[j]))-1].hash) & mask
-			// The entry at j stays unless its home lies cyclically outside (pos, j].
-			if (pos < j && (home <= pos || home > j)) || (pos > j && home <= pos && home > j) {
-				s.index[pos] = s.index[j]
-				pos = j
-				break
-			}
+	for j := (pos + 1) & mask; ; j = (j + 1) & mask {
+		w := s.index[j].w.Load()
+		if w == 0 {
+			s.index[pos].w.Store(0)
+			s.index[pos].e.Store(nil)
+			return
+		}
+		en := s.slots[int(uint32(w))-1].Load()
+		home := int(en.hash) & mask
+		// The word at j stays unless its home lies cyclically outside (pos, j].
+		if (pos < j && (home <= pos || home > j)) || (pos > j && home <= pos && home > j) {
+			s.index[pos].e.Store(en)
+			s.index[pos].w.Store(w)
+			pos = j
 		}
 	}
 }

@@ -75,7 +75,8 @@ func FuzzDecodeEntry(f *testing.F) {
 // index reaches exactly the slots in use, each under its own key.
 func TestCacheShardIndex(t *testing.T) {
 	t.Parallel()
-	s := &cacheShard{capacity: 8, index: make([]uint64, 16)}
+	s := &cacheShard{}
+	s.init(8)
 	var used atomic.Int64
 	keys := make([]cacheKey, 60)
 	hashes := make([]uint64, len(keys))
@@ -93,27 +94,83 @@ func TestCacheShardIndex(t *testing.T) {
 		s.put(hashes[i], &keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
 		if step%5 == 0 { // a hit: CLOCK keeps it a while
 			slot, _ := s.find(hashes[i], &keys[i])
-			s.slots[slot].ref = 1
+			s.slots[slot].Load().ref.Store(1)
 		}
 		require.True(t, present(i), "step %d: the key just put", step)
 		n := 0
 		for j := range keys {
 			if slot, _ := s.find(hashes[j], &keys[j]); slot >= 0 {
 				n++
-				require.Equal(t, keys[j].subject, s.slots[slot].entry.dec.Role, "step %d: key %d finds its own slot", step, j)
+				require.Equal(t, keys[j].subject, s.slots[slot].Load().entry.dec.Role, "step %d: key %d finds its own slot", step, j)
 			}
 		}
-		require.Equal(t, len(s.slots), n, "step %d: every slot in use is reachable, and only those", step)
-		require.LessOrEqual(t, len(s.slots), 8)
+		require.Equal(t, s.n, n, "step %d: every slot in use is reachable, and only those", step)
+		require.LessOrEqual(t, s.n, 8)
 		indexed := 0
-		for _, e := range s.index {
-			if e != 0 {
+		for i := range s.index {
+			if w := s.index[i].w.Load(); w != 0 {
+				require.Same(t, s.slots[uint32(w)-1].Load(), s.index[i].e.Load(), "step %d: the word's entry is its slot's", step)
 				indexed++
 			}
 		}
 		require.Equal(t, n, indexed, "step %d: one index entry per slot", step)
 	}
 	require.EqualValues(t, 8, used.Load())
+}
+
+// TestCacheShardReadsWithoutLock: readers look keys up, without the lock, while a writer puts,
+// replaces and evicts in the same shard with colliding hashes (index words moving under them).
+// A reader may miss, but whatever it finds is the entry of the key it asked for. Run it with
+// -race: the reads and writes of index words, slot pointers and CLOCK bits are all atomic.
+func TestCacheShardReadsWithoutLock(t *testing.T) {
+	t.Parallel()
+	s := &cacheShard{}
+	s.init(8)
+	var used atomic.Int64
+	keys := make([]cacheKey, 40)
+	hashes := make([]uint64, len(keys))
+	for i := range keys {
+		keys[i] = cacheKey{subject: fmt.Sprint("u", i), action: "runs.get", resource: "o/p"}
+		hashes[i] = uint64(i%3)<<32 | uint64(i%4)*5 | 1
+	}
+	var done atomic.Bool
+	var found atomic.Int64
+	errs := make(chan error, 2)
+	for r := range 2 {
+		go func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 7))
+			for !done.Load() {
+				i := rng.IntN(len(keys))
+				if en := s.lookup(hashes[i], &keys[i]); en != nil {
+					if got := en.entry.dec.Role; got != keys[i].subject {
+						errs <- fmt.Errorf("key %d found the entry of %s", i, got)
+						return
+					}
+					found.Add(1)
+					en.ref.Store(1)
+				}
+			}
+			errs <- nil
+		}()
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20_000 {
+		i := rng.IntN(len(keys))
+		s.mu.Lock()
+		s.put(hashes[i], &keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
+		s.mu.Unlock()
+	}
+	done.Store(true)
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+	require.NotZero(t, found.Load(), "the readers found entries")
+	n := 0
+	for j := range keys {
+		if s.lookup(hashes[j], &keys[j]) != nil {
+			n++
+		}
+	}
+	require.Equal(t, 8, n, "once the writer is done, every cached key is found")
 }
 
 func TestCacheKeyMatches(t *testing.T) {
