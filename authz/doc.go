@@ -75,8 +75,9 @@
 // rego.Policy.Deterministic (a module names a built-in OPA marks non-deterministic, such as
 // time.now_ns or uuid.rfc4122, anywhere, `with` modifiers included), whose answers no stamp can
 // track — in two tiers: a bounded in-memory cache (WithDecisionCache, default 100,000 entries; 0
-// turns caching off; sharded by key hash, CLOCK eviction, no global lock on a hit) and, when the Directory is a PersistentCache that persists (an on-disk
-// store), Badger (entries survive a restart and expire after a day).
+// turns caching off; sharded by key hash, CLOCK eviction, a hit takes no lock: it reads an
+// immutable entry through atomic pointers) and, when the Directory is a PersistentCache that
+// persists (an on-disk store), Badger (entries survive a restart and expire after a day).
 //
 // What an entry depends on is not listed here: it is a by-product of reading. The snapshot that
 // reads a decision's facts is a tracking store.Reader (Reader.Track), which records the stamp of
