@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate/rego"
@@ -44,4 +45,53 @@ func TestREADMEExampleTest(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, run.Results, 1)
 	require.True(t, run.Results[0].Fail)
+}
+
+func TestRunTestsOptions(t *testing.T) {
+	t.Parallel()
+	mods := []rego.Module{{Name: "x_test.rego", Source: `package x_test
+
+import data.teamgate.authz
+
+test_pass if {
+	print("hi")
+	authz.decision.role == "none" with input as {"subject": {"id": "u", "org_role": "none", "grant": "", "team_roles": {}}, "action": "runs.get", "resource": {"kind": "project", "org": "o", "project": "p", "teams": [], "restricted": false, "exists": true}, "attributes": {}}
+}
+
+test_fail if {
+	x := 1
+	x == 2
+}
+`}}
+	t.Run("bad filter", func(t *testing.T) {
+		_, err := rego.RunTests(t.Context(), mods, rego.TestOptions{Run: "("})
+		var re *rego.Error
+		require.ErrorAs(t, err, &re)
+		require.Contains(t, err.Error(), `test filter "("`)
+	})
+	t.Run("filter, output, location", func(t *testing.T) {
+		run, err := rego.RunTests(t.Context(), mods, rego.TestOptions{Run: "test_pass$"})
+		require.NoError(t, err)
+		require.Len(t, run.Results, 1)
+		r := run.Results[0]
+		require.True(t, r.Pass())
+		require.Equal(t, "hi\n", string(r.Output))
+		require.Equal(t, "x_test.rego", r.Location.File)
+		require.Equal(t, 5, r.Location.Row)
+	})
+	t.Run("trace names the failing expression", func(t *testing.T) {
+		run, err := rego.RunTests(t.Context(), mods, rego.TestOptions{Run: "test_fail", Trace: true})
+		require.NoError(t, err)
+		require.Len(t, run.Results, 1)
+		require.True(t, run.Results[0].Fail)
+		require.NotEmpty(t, run.Results[0].Trace)
+	})
+	t.Run("coverage includes the default policy", func(t *testing.T) {
+		opts := rego.TestOptions{Coverage: cover.New()}
+		run, err := rego.RunTests(t.Context(), mods, opts)
+		require.NoError(t, err)
+		report := opts.Coverage.Report(run.Modules)
+		require.Contains(t, report.Files, "teamgate/authz.rego")
+		require.Positive(t, report.Files["teamgate/authz.rego"].CoveredLines)
+	})
 }

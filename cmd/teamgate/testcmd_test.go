@@ -68,7 +68,7 @@ func TestTestCommandFlags(t *testing.T) {
 		{name: "two paths", args: []string{"test", pass, fail}, code: 1, want: []string{"PASS: 2/3", "FAIL: 1/3"}},
 		{name: "--run filters", args: []string{"test", "--run", "arith", pass, fail}, want: []string{"PASS: 1/1"}, wantNot: []string{"FAIL"}},
 		{name: "--run matches nothing", args: []string{"test", "--run", "nope", pass}, code: 1, stderrIs: "teamgate: no tests matched\n"},
-		{name: "--run bad regex", args: []string{"test", "--run", "(", pass}, code: 1, wantNot: []string{"PASS"}},
+		{name: "--run bad regex", args: []string{"test", "--run", "(", pass}, code: 1, wantNot: []string{"PASS"}, stderrContains: `test filter "(" is not a regular expression`},
 		{name: "-v shows every test, durations and print output", args: []string{"test", "-v", pass},
 			want: []string{"data.teamgate.ext_test.test_arith: PASS (", "data.teamgate.ext_test.test_owner_reads: PASS (", "owner decision:"}},
 		{name: "print output hidden without -v", args: []string{"test", pass}, wantNot: []string{"owner decision:"}},
