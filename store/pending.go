@@ -31,11 +31,12 @@ const (
 	stepDone     = "done"     // after each commit removing staged chunks
 )
 
-// testHooks let this package's tests make Badger transactions small and stop a staged commit
-// at any step (Options.test).
+// testHooks let this package's tests make Badger transactions small, stop a staged commit at
+// any step, and watch or hold the commit pipeline (Options.test).
 type testHooks struct {
 	memTableSize int64                   // Badger's MemTableSize when > 0; a txn holds 15% of it
 	at           func(step string) error // runs after each step; an error fails the write there
+	commit       func(batches int)       // runs before each group's Badger commit, no lock held
 }
 
 func (h *testHooks) badger(bo badger.Options) badger.Options {

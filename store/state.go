@@ -70,11 +70,13 @@ func newOrgData(o Org) *orgData {
 	}
 }
 
-// txn mutates state in place and records how to undo each mutation, so a batch that fails
-// halfway leaves the state exactly as it was. It only runs under the Store's write lock.
+// txn mutates state in place and logs each mutation with how to undo and redo it, so a batch
+// that fails halfway leaves the state exactly as it was, and a valid batch can be taken out of
+// memory while it commits to Badger and put back, unchanged, when it is durable (see "Writes" in
+// the package doc). It only runs under the Store's write lock.
 type txn struct {
 	st       *state
-	undo     []func()
+	log      []func(undo bool)   // every mutation, in order: undone with true, redone with false
 	dirty    map[string]struct{} // Badger keys whose records must be rewritten or deleted
 	projects map[string]struct{} // projects whose record, policy or org changed, "org/project" (stamped)
 	reached  map[string]struct{} // projects whose access a membership change affects (events only)
@@ -89,18 +91,33 @@ func newTxn(st *state, loading bool) *txn {
 		reached: map[string]struct{}{}, subjects: map[string]struct{}{}, resort: map[*orgData]struct{}{}}
 }
 
-// onUndo records how to undo a mutation, unless the txn cannot fail over (loading from disk).
-func (t *txn) onUndo(f func()) {
-	if !t.loading {
-		t.undo = append(t.undo, f)
+// rollback undoes every mutation, last first. The log stays: redo puts them back.
+func (t *txn) rollback() {
+	for i := len(t.log) - 1; i >= 0; i-- {
+		t.log[i](true)
 	}
 }
 
-func (t *txn) rollback() {
-	for i := len(t.undo) - 1; i >= 0; i-- {
-		t.undo[i]()
+// redo repeats every mutation, first first, on the state rollback left.
+func (t *txn) redo() {
+	for _, f := range t.log {
+		f(false)
 	}
-	t.undo = nil
+}
+
+// assign sets *p to v, logged unless the txn cannot fail over (loading from disk).
+func assign[V any](t *txn, p *V, v V) {
+	if !t.loading {
+		old := *p
+		t.log = append(t.log, func(undo bool) {
+			if undo {
+				*p = old
+			} else {
+				*p = v
+			}
+		})
+	}
+	*p = v
 }
 
 func (t *txn) touch(key string) {
@@ -142,10 +159,13 @@ func (t *txn) affectAll(o *orgData) {
 func set[K comparable, V any](t *txn, m map[K]V, k K, v V) {
 	if !t.loading { // no closure at all while loading: one allocation less per record
 		old, had := m[k]
-		t.undo = append(t.undo, func() {
-			if had {
+		t.log = append(t.log, func(undo bool) {
+			switch {
+			case !undo:
+				m[k] = v
+			case had:
 				m[k] = old
-			} else {
+			default:
 				delete(m, k)
 			}
 		})
@@ -159,7 +179,13 @@ func del[K comparable, V any](t *txn, m map[K]V, k K) {
 		return
 	}
 	if !t.loading {
-		t.undo = append(t.undo, func() { m[k] = old })
+		t.log = append(t.log, func(undo bool) {
+			if undo {
+				m[k] = old
+			} else {
+				delete(m, k)
+			}
+		})
 	}
 	delete(m, k)
 }
@@ -197,9 +223,7 @@ func (t *txn) setProjectTeams(o *orgData, pd *projectData) {
 	for _, team := range pd.teams.Values {
 		delIndex(t, o.teamProjects, team, pd.p.Name)
 	}
-	old := pd.teams
-	t.onUndo(func() { pd.teams = old })
-	pd.teams = eff
+	assign(t, &pd.teams, eff)
 	for _, team := range eff.Values {
 		setIndex(t, o.teamProjects, team, pd.p.Name, struct{}{})
 	}
