@@ -1,0 +1,362 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/store"
+)
+
+// gate is a commit hook: it records how many batches each Badger commit holds and can hold
+// the next commit until released.
+type gate struct {
+	mu      sync.Mutex
+	commits []int // batches per commit since the last holdNext
+	hold    bool
+	held    chan int      // receives the size of the held commit
+	release chan struct{} // closed by open: lets the held commit go on
+	once    sync.Once
+}
+
+// open lets a held commit go on, now and from then on.
+func (g *gate) open() { g.once.Do(func() { close(g.release) }) }
+
+func (g *gate) hook(batches int) {
+	g.mu.Lock()
+	g.commits = append(g.commits, batches)
+	hold := g.hold
+	g.hold = false
+	g.mu.Unlock()
+	if hold {
+		g.held <- batches
+		<-g.release
+	}
+}
+
+// holdNext makes the next commit wait for release, and forgets the commits counted so far.
+func (g *gate) holdNext() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hold, g.commits = true, nil
+}
+
+func (g *gate) sizes() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.commits)
+}
+
+// gated is a store holding the conformance data, with a gate on its commits.
+type gated struct {
+	s    *store.Store
+	g    *gate
+	opts store.Options
+}
+
+// gatedModes runs fn on an in-memory store and on an on-disk store written with fsync.
+func gatedModes(t *testing.T, fn func(t *testing.T, gs gated)) {
+	t.Helper()
+	for _, disk := range []bool{false, true} {
+		t.Run(map[bool]string{false: "memory", true: "disk"}[disk], func(t *testing.T) {
+			t.Parallel()
+			g := &gate{held: make(chan int, 1), release: make(chan struct{})}
+			opts := store.Options{}
+			if disk {
+				opts.Dir = t.TempDir()
+			}
+			opts = store.WithCommitHook(opts, g.hook)
+			s, err := store.Open(t.Context(), opts)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			loadAcme(t, s)
+			t.Cleanup(g.open) // runs first: a failed test must not leave a held commit blocking the others
+			fn(t, gated{s: s, g: g, opts: opts})
+		})
+	}
+}
+
+type applied struct {
+	rev uint64
+	err error
+}
+
+func applyAsync(ctx context.Context, s *store.Store, cs ...store.Change) <-chan applied {
+	out := make(chan applied, 1)
+	go func() {
+		rev, err := s.Apply(ctx, cs...)
+		out <- applied{rev, err}
+	}()
+	return out
+}
+
+// within waits for done, failing the test if it has not come after a generous while: what it
+// guards against is a reader blocked until the held commit is released, i.e. forever.
+func within[T any](t *testing.T, done <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: still blocked while a commit is held", what)
+		panic("unreachable")
+	}
+}
+
+// TestReadersDoNotWaitForACommit holds a write's Badger commit and reads meanwhile: the reads
+// complete, and see neither the batch nor its stamps until Apply has returned.
+func TestReadersDoNotWaitForACommit(t *testing.T) {
+	t.Parallel()
+	gatedModes(t, func(t *testing.T, gs gated) {
+		s, ctx := gs.s, t.Context()
+		base := s.Revision()
+		gs.g.holdNext()
+		res := applyAsync(ctx, s, store.PutMember{Org: "acme", User: "zed", Role: "viewer"})
+		require.Equal(t, 1, <-gs.g.held)
+
+		var deps store.Deps
+		viewed := make(chan error, 1)
+		go func() {
+			viewed <- s.View(func(r store.Reader) error {
+				r = r.Track(&deps)
+				if _, ok := r.OrgRole("acme", "zed"); ok || r.Revision() != base {
+					return fmt.Errorf("a reader saw revision %d (member: %t) before the batch was durable", r.Revision(), ok)
+				}
+				return nil
+			})
+		}()
+		require.NoError(t, within(t, viewed, "View"))
+		require.True(t, deps.Current(), "stamps move only when the batch is published")
+		require.Equal(t, base, s.Revision())
+		disk, err := store.DiskRevision(s)
+		require.NoError(t, err)
+		require.Equal(t, base, disk)
+
+		gs.g.open()
+		got := <-res
+		require.NoError(t, got.err)
+		require.Equal(t, base+1, got.rev)
+		require.False(t, deps.Current(), "the write moved the member's stamp")
+		require.NoError(t, s.View(func(r store.Reader) error {
+			role, ok := r.OrgRole("acme", "zed")
+			require.True(t, ok, "the write is visible to the next read after Apply returns")
+			require.Equal(t, "viewer", role)
+			require.Equal(t, base+1, r.Revision())
+			return nil
+		}))
+		disk, err = store.DiskRevision(s)
+		require.NoError(t, err)
+		require.Equal(t, base+1, disk)
+	})
+}
+
+// TestNoReaderSeesABatchBeforeItIsDurable runs writers against a reader that, after each read,
+// checks Badger already holds the revision it saw; each writer reads its own write back at once.
+func TestNoReaderSeesABatchBeforeItIsDurable(t *testing.T) {
+	t.Parallel()
+	gatedModes(t, func(t *testing.T, gs gated) {
+		s, ctx := gs.s, t.Context()
+		const writers, writes = 3, 20
+		stop := make(chan struct{})
+		var readerErr error
+		var reader sync.WaitGroup
+		reader.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				rev := s.Revision()
+				disk, err := store.DiskRevision(s)
+				if err == nil && disk < rev {
+					err = fmt.Errorf("a reader saw revision %d while Badger held %d", rev, disk)
+				}
+				if err != nil {
+					readerErr = err
+					return
+				}
+			}
+		})
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		for w := range writers {
+			wg.Go(func() {
+				user := fmt.Sprintf("w%d", w)
+				for i := range writes {
+					role := []string{"viewer", "member"}[i%2]
+					rev, err := s.Apply(ctx, store.PutMember{Org: "acme", User: user, Role: role})
+					if err == nil {
+						err = s.View(func(r store.Reader) error {
+							if got, _ := r.OrgRole("acme", user); got != role || r.Revision() < rev {
+								return fmt.Errorf("after Apply returned %d: read %q at revision %d, want %q", rev, got, r.Revision(), role)
+							}
+							return nil
+						})
+					}
+					if err != nil {
+						errs[w] = err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(stop)
+		reader.Wait()
+		require.NoError(t, errors.Join(errs...))
+		require.NoError(t, readerErr)
+		require.NoError(t, s.Check())
+	})
+}
+
+// TestConcurrentWritersShareACommit holds one commit while other writers queue: they are then
+// committed together, in one Badger commit, each with its own revision and event, and an invalid
+// batch among them fails alone.
+func TestConcurrentWritersShareACommit(t *testing.T) {
+	t.Parallel()
+	const queued = 5
+	for _, tc := range []struct {
+		name    string
+		invalid int // index of the queued write that is invalid, or -1
+	}{{"all valid", -1}, {"one invalid", 2}, {"first invalid", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			gatedModes(t, func(t *testing.T, gs gated) {
+				s, ctx := gs.s, t.Context()
+				base := s.Revision()
+				changes := make([]store.Change, queued)
+				for i := range changes {
+					role := "viewer"
+					if i == tc.invalid {
+						role = "emperor"
+					}
+					changes[i] = store.PutMember{Org: "acme", User: fmt.Sprintf("q%d", i), Role: role}
+				}
+				first := store.PutMember{Org: "acme", User: "first", Role: "member"}
+
+				gs.g.holdNext()
+				firstRes := applyAsync(ctx, s, first)
+				require.Equal(t, 1, <-gs.g.held)
+				results := make([]applied, queued)
+				var wg sync.WaitGroup
+				for i := range queued {
+					wg.Go(func() {
+						rev, err := s.Apply(ctx, changes[i])
+						results[i] = applied{rev, err}
+					})
+				}
+				require.Eventually(t, func() bool { return store.QueuedWrites(s) == queued }, 30*time.Second, time.Millisecond)
+				gs.g.open()
+				wg.Wait()
+				got := <-firstRes
+				require.NoError(t, got.err)
+				require.Equal(t, base+1, got.rev)
+
+				valid := queued
+				byRev := map[uint64]store.Change{got.rev: first}
+				for i, r := range results {
+					if i == tc.invalid {
+						valid--
+						require.ErrorIs(t, r.err, teamgate.ErrInvalid)
+						require.Zero(t, r.rev)
+						continue
+					}
+					require.NoError(t, r.err)
+					require.NotContains(t, byRev, r.rev, "revisions are distinct")
+					byRev[r.rev] = changes[i]
+				}
+				revs := slices.Sorted(func(yield func(uint64) bool) {
+					for r := range byRev {
+						if !yield(r) {
+							return
+						}
+					}
+				})
+				want := make([]uint64, 0, valid+1)
+				for r := base + 1; r <= base+1+uint64(valid); r++ {
+					want = append(want, r)
+				}
+				require.Equal(t, want, revs, "consecutive revisions")
+				require.Equal(t, []int{1, valid}, gs.g.sizes(), "the queued batches share one commit")
+				require.Equal(t, base+1+uint64(valid), s.Revision())
+
+				wctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				ch, err := s.Watch(wctx, base)
+				require.NoError(t, err)
+				for _, rev := range want {
+					ev := <-ch
+					require.NoError(t, ev.Err)
+					require.Equal(t, rev, ev.Revision, "events in revision order")
+					require.Equal(t, store.Changes{byRev[rev]}, ev.Changes, "each batch keeps its own event")
+				}
+
+				check := func(s *store.Store) {
+					require.NoError(t, s.Check())
+					require.NoError(t, s.View(func(r store.Reader) error {
+						for i, c := range changes {
+							role, ok := r.OrgRole("acme", fmt.Sprintf("q%d", i))
+							require.Equal(t, i != tc.invalid, ok)
+							if ok {
+								require.Equal(t, c.(store.PutMember).Role, role)
+							}
+						}
+						return nil
+					}))
+				}
+				check(s)
+				if gs.opts.Dir != "" {
+					require.NoError(t, s.Close())
+					re, err := store.Open(ctx, store.Options{Dir: gs.opts.Dir})
+					require.NoError(t, err)
+					defer re.Close()
+					require.Equal(t, base+1+uint64(valid), re.Revision())
+					check(re)
+				}
+			})
+		})
+	}
+}
+
+// TestCloseWaitsForQueuedWrites closes the store while a commit is held and writes are queued
+// behind it: every accepted write is committed and answered before Close returns, and later
+// writes are refused.
+func TestCloseWaitsForQueuedWrites(t *testing.T) {
+	t.Parallel()
+	gatedModes(t, func(t *testing.T, gs gated) {
+		s, ctx := gs.s, t.Context()
+		base := s.Revision()
+		gs.g.holdNext()
+		res := []<-chan applied{applyAsync(ctx, s, store.PutMember{Org: "acme", User: "c0", Role: "viewer"})}
+		<-gs.g.held
+		for i := 1; i <= 3; i++ {
+			res = append(res, applyAsync(ctx, s, store.PutMember{Org: "acme", User: fmt.Sprintf("c%d", i), Role: "viewer"}))
+		}
+		require.Eventually(t, func() bool { return store.QueuedWrites(s) == 3 }, 30*time.Second, time.Millisecond)
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		gs.g.open()
+		for _, r := range res {
+			got := <-r
+			require.NoError(t, got.err)
+			require.Greater(t, got.rev, base)
+		}
+		require.NoError(t, <-closed)
+		_, err := s.Apply(ctx, store.PutMember{Org: "acme", User: "late", Role: "viewer"})
+		require.ErrorIs(t, err, teamgate.ErrClosed)
+		if gs.opts.Dir != "" {
+			re, err := store.Open(ctx, store.Options{Dir: gs.opts.Dir})
+			require.NoError(t, err)
+			defer re.Close()
+			require.Equal(t, base+4, re.Revision())
+		}
+	})
+}
