@@ -360,3 +360,76 @@ func TestCloseWaitsForQueuedWrites(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupOverTheTransactionLimitIsAtomic commits two queued batches that together exceed a
+// Badger transaction, so the group goes through the staged commit, and makes Badger fail at a
+// step: before the commit marker both batches fail and nothing changes, memory or disk; after
+// it both stand. Either way Badger ends as if the batches had been committed one by one.
+func TestGroupOverTheTransactionLimitIsAtomic(t *testing.T) {
+	t.Parallel()
+	errInjected := errors.New("injected Badger failure")
+	want := expectedDisk(t, 3)
+	for _, tc := range []struct {
+		step string // "" injects nothing
+		kept bool
+	}{{"", true}, {store.StepStaged, false}, {store.StepMarked, true}, {store.StepApplied, true}} {
+		t.Run(fmt.Sprintf("fail-at-%q", tc.step), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			g := &gate{held: make(chan int, 1), release: make(chan struct{})}
+			var failed sync.Once
+			hook := func(step string) error {
+				if step != tc.step {
+					return nil
+				}
+				err := error(nil)
+				failed.Do(func() { err = errInjected })
+				return err
+			}
+			opts := store.WithCommitHook(store.WithTestHooks(store.Options{Dir: t.TempDir(), NoSync: true}, smallTxn, hook), g.hook)
+			s, err := store.Open(ctx, opts)
+			require.NoError(t, err)
+			defer func() { _ = s.Close() }()
+			defer g.open()
+			// Revision 1 (small: one transaction, no steps) is held while 2 and 3 queue in order.
+			g.holdNext()
+			first := applyAsync(ctx, s, bigBatch(1)...)
+			<-g.held
+			second := applyAsync(ctx, s, bigBatch(2)...)
+			require.Eventually(t, func() bool { return store.QueuedWrites(s) == 1 }, 30*time.Second, time.Millisecond)
+			third := applyAsync(ctx, s, bigBatch(3)...)
+			require.Eventually(t, func() bool { return store.QueuedWrites(s) == 2 }, 30*time.Second, time.Millisecond)
+			g.open()
+			r1 := <-first
+			require.NoError(t, r1.err)
+			r2, r3 := <-second, <-third
+			require.Equal(t, []int{1, 2}, g.sizes(), "the two big batches share one commit")
+
+			if !tc.kept {
+				require.ErrorIs(t, r2.err, errInjected)
+				require.ErrorIs(t, r3.err, errInjected)
+				require.Equal(t, uint64(1), s.Revision())
+				require.NoError(t, s.Check())
+				require.NoError(t, s.View(func(r store.Reader) error {
+					_, ok := r.OrgRole("big", "r2u0")
+					require.False(t, ok, "the failed group changed nothing in memory")
+					return nil
+				}))
+				got, err := store.DiskKeys(s)
+				require.NoError(t, err)
+				require.Equal(t, want[1], got, "the failed group left nothing on disk")
+				return
+			}
+			require.NoError(t, r2.err)
+			require.NoError(t, r3.err)
+			require.Equal(t, []uint64{2, 3}, []uint64{r2.rev, r3.rev})
+			require.NoError(t, s.Close())
+			s, err = store.Open(ctx, store.WithTestHooks(store.Options{Dir: opts.Dir}, smallTxn, nil))
+			require.NoError(t, err)
+			require.NoError(t, s.Check())
+			got, err := store.DiskKeys(s)
+			require.NoError(t, err)
+			require.Equal(t, want[3], got, "records, stamps, events and revision as if committed one by one")
+		})
+	}
+}
