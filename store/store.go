@@ -313,27 +313,10 @@ type batch struct {
 // published, never during the Badger commit: validated batches are rolled back out of memory
 // (their records serialized first) and redone once durable.
 func (s *Store) commitGroup(group []*write) {
-	s.mu.Lock()
-	rev := s.st.rev
-	var batches []*batch
-	for _, w := range group {
-		b, err := s.validate(w, rev)
-		if err != nil {
-			w.err = err
-			continue
-		}
-		rev++
-		batches = append(batches, b)
-	}
+	batches, records, err := s.prepare(group)
 	if len(batches) == 0 {
-		s.mu.Unlock()
 		return
 	}
-	records, err := s.records(batches)
-	for i := len(batches) - 1; i >= 0; i-- {
-		batches[i].t.rollback()
-	}
-	s.mu.Unlock()
 	if err == nil {
 		for _, b := range batches {
 			b.stamps = b.t.stampKeys()
@@ -364,10 +347,38 @@ func (s *Store) commitGroup(group []*write) {
 		}
 		b.w.rev = b.ev.Revision
 	}
-	s.st.rev = rev
-	s.revision.Store(rev)
+	last := batches[len(batches)-1].ev.Revision
+	s.st.rev = last
+	s.revision.Store(last)
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// prepare validates the group's writes under the write lock (an invalid one gets its error and
+// is left out), serializes the records the valid batches wrote, and rolls them all back out of
+// memory before releasing the lock.
+func (s *Store) prepare(group []*write) ([]*batch, []op, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rev := s.st.rev
+	var batches []*batch
+	for _, w := range group {
+		b, err := s.validate(w, rev)
+		if err != nil {
+			w.err = err
+			continue
+		}
+		rev++
+		batches = append(batches, b)
+	}
+	if len(batches) == 0 {
+		return nil, nil, nil
+	}
+	records, err := s.records(batches)
+	for i := len(batches) - 1; i >= 0; i-- {
+		batches[i].t.rollback()
+	}
+	return batches, records, err
 }
 
 // validate applies w's changes to the state, which is at revision rev, and leaves them applied.
