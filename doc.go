@@ -10,6 +10,7 @@
 //   - rego: the embedded default Rego policy and the loading of authors' modules
 //   - authz: the engine host services call (Authorize, Explain, ListProjects, Admit, ...)
 //
-// Every error those packages return matches one of ErrInvalid, ErrNotFound, ErrConflict,
-// ErrStale or ErrClosed with errors.Is.
+// Every error those packages return about their input or the directory's state matches one of
+// ErrInvalid, ErrNotFound, ErrConflict, ErrStale or ErrClosed with errors.Is (see errors.go for
+// the rest: the context's errors, I/O failures).
 package teamgate

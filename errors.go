@@ -7,8 +7,11 @@ import (
 	"github.com/teamgate/teamgate/internal/quote"
 )
 
-// Sentinel errors. Every error returned by teamgate's packages matches exactly one of these with
-// errors.Is, and most also carry the offending value in a typed error matchable with errors.As.
+// Sentinel errors. Every error teamgate's packages return about their input or the directory's
+// state matches exactly one of these with errors.Is, and most also carry the offending value in a
+// typed error matchable with errors.As. Errors that are not about the input — the context ending
+// (context.Canceled, context.DeadlineExceeded), I/O and Badger failures — are returned as they
+// are or wrapped with %w, so errors.Is still finds them.
 var (
 	// ErrInvalid: malformed input (bad slug, bad reference, unknown action, role or run kind).
 	ErrInvalid = errors.New("invalid")

@@ -2,9 +2,10 @@ package teamgate
 
 // OrgRole is a user's role in an org (SPEC §2, the OrgMember row).
 //
-// The constants are the vocabulary only: how roles rank against each other and which project
-// role an org role gives are data of the Rego policy (rego/data.json `org_ranks` and
-// `org_roles`), so an author can re-rank them without touching Go.
+// The constants are the vocabulary only: how roles rank against each other, which project
+// role an org role gives and which org roles override every restriction are data of the Rego
+// policy (rego/data.json `org_ranks`, `org_base` and `org_override`), so an author can change
+// them without touching Go.
 type OrgRole string
 
 // The org roles.
@@ -32,3 +33,16 @@ const (
 	RoleContributor ProjectRole = "contributor"
 	RoleAdmin       ProjectRole = "admin"
 )
+
+// OrgRoles returns every org role, in no particular order: the vocabulary the store accepts and
+// the policy's data must map (rego/data.json `org_base`, `org_ranks`).
+func OrgRoles() []OrgRole {
+	return []OrgRole{OrgOwner, OrgManager, OrgAdmin, OrgMember, OrgViewer, OrgBilling, OrgOutsider}
+}
+
+// MemberRoles returns the roles a team membership or a project grant may hold, in no particular
+// order (RoleNone is not one of them): the vocabulary the store accepts and the policy's data must
+// rank (rego/data.json `ranks`).
+func MemberRoles() []ProjectRole {
+	return []ProjectRole{RoleViewer, RoleMember, RoleContributor, RoleAdmin}
+}

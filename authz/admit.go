@@ -23,8 +23,8 @@ func (e *Engine) Admit(ctx context.Context, subject, project string, run policy.
 // artifact or runtime) in project: versions.create must be authorized and the feature must not be
 // in the effective excluded_features. Violations use the fields "permission" and "features".
 func (e *Engine) AdmitVersion(ctx context.Context, subject, project, feature string) (policy.Admission, error) {
-	if !policy.IsFeature(feature) {
-		return policy.Admission{}, teamgate.Invalid("feature", feature, "expected one of component, model, artifact, runtime")
+	if err := policy.CheckFeature("feature", feature); err != nil {
+		return policy.Admission{}, err
 	}
 	c, err := e.admissionContext(ctx, subject, project, "versions.create")
 	if err != nil || c.missing != nil {

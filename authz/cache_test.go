@@ -3,6 +3,7 @@ package authz_test
 import (
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,12 +17,13 @@ import (
 )
 
 // randomWrite picks one change over the random directory's names; it may fail validation,
-// which is fine: a failed write changes nothing.
+// which is fine: a failed write changes nothing. Renames pick a name of teams: pass a name no
+// team has yet among them, so that some renames succeed.
 func randomWrite(rng *rand.Rand, users, teams, projects []string) store.Change {
 	u := users[rng.IntN(len(users))]
 	tm := teams[rng.IntN(len(teams))]
 	p := projects[rng.IntN(len(projects))]
-	switch rng.IntN(11) {
+	switch rng.IntN(16) {
 	case 0:
 		return store.PutMember{Org: "o", User: u, Role: store.OrgRoles()[rng.IntN(7)]}
 	case 1:
@@ -55,6 +57,16 @@ func randomWrite(rng *rand.Rand, users, teams, projects []string) store.Change {
 		return store.DeleteProject{Org: "o", Name: p}
 	case 9:
 		return store.PutTeam{Team: store.Team{Org: "o", Name: tm}}
+	case 11:
+		return store.RenameTeam{Org: "o", From: tm, To: teams[rng.IntN(len(teams))]}
+	case 12:
+		return store.CreateProject{Project: store.Project{Org: "o", Name: p}, Team: []string{"", tm}[rng.IntN(2)]}
+	case 13: // link or unlink a policy: the team's projects that followed the link follow
+		return store.PutTeam{Team: store.Team{Org: "o", Name: tm, Policy: []string{"", "p0", "p1"}[rng.IntN(3)]}}
+	case 14:
+		return store.DeletePolicy{Org: "o", Name: []string{"p0", "p1"}[rng.IntN(2)]}
+	case 15:
+		return store.PutUser{User: store.User{ID: u, DefaultTeam: "o/" + tm}}
 	default:
 		return store.DeleteTeam{Org: "o", Name: tm}
 	}
@@ -92,6 +104,7 @@ func TestDecisionCacheDifferential(t *testing.T) {
 		"team.get", "team.update", "team.delete", "team.projects.create"}
 	for seed := range uint64(6) {
 		cachedEng, users, teams, projects := randomDirectory(t, seed)
+		teams = append(teams, "renamed") // a free name for RenameTeam
 		st := cachedEng.Directory().(*store.Store)
 		plain, err := authz.New(t.Context(), st, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
 		require.NoError(t, err)
@@ -276,4 +289,53 @@ func TestNondeterministicPolicyIsNotCached(t *testing.T) {
 	}
 	s := eng.Stats()
 	require.Zero(t, s.CacheHits+s.CacheMisses, "a policy reading the clock is evaluated every time")
+}
+
+// TestCachedDecisionHoldsAtItsRevision: a decision served from the cache while a write is in
+// flight carries a revision it holds at. The store used to publish a write's revision before
+// bumping its stamps and the cache read the revision after checking the entry, so a hit could
+// carry the in-flight write's revision with the state before it. Every observed (revision,
+// allowed) pair is checked against the writer's log.
+func TestCachedDecisionHoldsAtItsRevision(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	ctx := t.Context()
+	req := authz.Request{Subject: "amir", Action: "runs.get", Resource: "acme/vision"}
+	type seen struct {
+		rev     uint64
+		allowed bool
+	}
+	var observed []seen
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if d, err := eng.Authorize(ctx, req); err == nil {
+				observed = append(observed, seen{d.Revision, d.Allowed})
+			}
+		}
+	})
+	state := map[uint64]bool{st.Revision(): false} // revision → amir may read vision
+	for i := range 2000 {
+		var c store.Change = store.PutTeamMember{Org: "acme", Team: "engineering", User: "amir", Role: "viewer"}
+		if i%2 == 1 {
+			c = store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "amir"}
+		}
+		rev, err := st.Apply(ctx, c)
+		require.NoError(t, err)
+		state[rev] = i%2 == 0
+	}
+	close(stop)
+	wg.Wait()
+	require.NotZero(t, eng.Stats().CacheHits)
+	for _, o := range observed {
+		want, ok := state[o.rev]
+		require.True(t, ok, "revision %d", o.rev)
+		require.Equal(t, want, o.allowed, "a decision labelled with revision %d does not hold there", o.rev)
+	}
 }

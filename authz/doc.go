@@ -13,15 +13,29 @@
 // not exist — or a project outside the named team space — is a deny with reason not_found, for
 // everyone. Every other outcome is a Decision whose Reasons carry stable codes (org_override,
 // org_role, grant, team_role, own_run, extension_allow; not_org_member, restricted,
-// insufficient_role, destination_denied, not_found, not_in_scope, extension_deny, error) and
-// messages for people. A failed evaluation denies with reason "error" and is counted in Stats.
+// insufficient_role, destination_denied, not_found, not_in_scope, extension_deny, error;
+// feature_excluded on a bulk version listing: the rego.Code constants) and messages for people.
+// A failed evaluation denies with reason "error" and is counted in Stats.
 //
-// Facts come from the store's in-memory indexes inside one consistent snapshot; the input is
-// built as an OPA ast.Value (no JSON round trip) and evaluated by a query prepared once.
+// Facts come from the store's in-memory indexes inside one consistent snapshot, become a typed
+// rego.Input (see Policy input below) and are evaluated by a query prepared once.
 // SetPolicy swaps the policy atomically; decisions in flight finish with the policy they started
 // with. Decision.Revision is the store revision the facts were read at (for a cached decision,
 // the current revision: nothing it depends on has changed since); Request.MinRevision waits for
 // a revision (read-your-writes across replicas) or fails with teamgate.ErrStale.
+//
+// # Time budget
+//
+// Each full Rego evaluation of a policy with authors' modules has a time budget (WithEvalBudget,
+// default DefaultEvalBudget, 1 s: thousands of times a decision; the default rules, with any
+// authors' data, are bounded by construction and get none), so one slow author's module cannot
+// stall a host: past it the evaluation is stopped through OPA's cancellation, the decision denies with
+// reason "error" saying the budget was exceeded, and Stats.OverBudget counts it. The request's
+// context stops an evaluation the same way (reason "error", not counted as over budget); OPA
+// evaluates with no deadline of its own, so the budget is teamgate's choice, written down here.
+// The budget costs no timer or goroutine per evaluation: the clock is read every few dozen of
+// OPA's cancellation checks. Admission's permission check is such an evaluation; its CEL rules
+// are bounded by their cost limit (policy.RuleCostLimit) and the context.
 //
 // # Compiled path
 //
@@ -78,11 +92,23 @@
 //
 // # Listing
 //
-// ListProjects answers from indexes (grant, team and open-project sets), never by evaluating
-// every project, and equals the default policy's project.get decisions (a property test checks
-// it on random directories). With authors' modules or data loaded, candidates are also checked
-// with Authorize, so ext.deny hides projects; an ext.allow that opens projects beyond the default
-// rules is not reflected in listings.
+// A listing (ListProjects, ProjectFilter) is the project.get decisions, never a second copy of
+// the role rule. While the policy in force has a decision table — whether or not Authorize uses
+// it (WithCompiledPath) — the listing asks the table, through one function, for verdicts on role
+// facts read from the store's indexes: each project the subject holds a grant on or reaches
+// through one of its teams is decided from its own facts; every other project of the org is, for
+// this subject, either open with no grant or restricted with no grant and no team role, so each of
+// those two classes is decided once and, when allowed, merged in from the sorted project indexes;
+// a team space is decided project by project. Without a table (authors' modules, which may open or
+// close any project), every project of the org or team space past the cursor is decided with
+// Authorize until the page is full (ListProjects documents the cost). Property tests compare
+// listings with project.get on random directories, with random ext modules and with data-only
+// policies.
+//
+// The bulk version listings (list_component_versions, list_model_versions,
+// list_artifact_versions) need versions.list on each run's project, and the version kind must not
+// be in the project's effective excluded_features: the check is policy.Admit's, the one
+// AdmitVersion runs, and a hit denies that run with reason feature_excluded.
 //
 // # Decisions written down
 //

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
@@ -24,7 +25,9 @@ import (
 type Directory interface {
 	// View runs fn with a consistent snapshot.
 	View(fn func(r store.Reader) error) error
-	// Revision is the revision of the last committed write.
+	// Revision is the revision of the last committed write. It is published after the write's
+	// stamps are bumped, so a store.Deps found current after reading it holds at that revision
+	// (a cached decision is labelled with it).
 	Revision() uint64
 	// WaitRevision blocks until the directory has reached rev (teamgate.ErrStale when ctx ends).
 	WaitRevision(ctx context.Context, rev uint64) error
@@ -65,6 +68,8 @@ type config struct {
 	cacheSize  int
 	cacheSet   bool
 	noCompiled bool
+	budget     time.Duration
+	budgetSet  bool
 }
 
 func errInvalidSize(n int) error {
@@ -111,6 +116,29 @@ func WithCompiledPath(enabled bool) Option {
 	}
 }
 
+// DefaultEvalBudget is the time budget of one Rego evaluation of a policy with authors' modules
+// unless WithEvalBudget sets another: thousands of times what a decision costs, so only a runaway
+// module reaches it, never a decision slowed by a loaded machine, a GC pause or the race detector.
+const DefaultEvalBudget = time.Second
+
+// WithEvalBudget bounds the time one Rego evaluation of a decision may take (Authorize, Explain,
+// and the permission check of admissions) while authors' modules are loaded, so one slow
+// author's module cannot stall a host; the default rules (with any authors' data) are bounded by
+// construction and get no budget, so a busy host never denies them for slowness. An
+// evaluation still running after d is stopped, denies with reason "error" saying the budget was
+// exceeded, and is counted in Stats.OverBudget. 0 turns the budget off (the request's context
+// still applies); a negative d is an error matching teamgate.ErrInvalid. Default
+// DefaultEvalBudget. Decisions answered by the compiled path or the cache evaluate nothing.
+func WithEvalBudget(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return teamgate.Invalid("evaluation budget", d.String(), "must be >= 0 (0: no budget)")
+		}
+		c.budget, c.budgetSet = d, true
+		return nil
+	}
+}
+
 // WithLogger receives evaluation errors. Default: discarded.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
@@ -130,8 +158,10 @@ type Engine struct {
 	decisions     *decisionCache  // nil when turned off
 	compiled      bool            // the policy's decision table may answer (WithCompiledPath)
 	disk          PersistentCache // the Directory's, when persistent; nil otherwise
+	budget        time.Duration   // per Rego evaluation (WithEvalBudget); 0: none
 
 	evalErrors atomic.Uint64
+	overBudget atomic.Uint64
 	evaluated  atomic.Uint64 // decisions made by full evaluation of the request's input
 	compiledN  atomic.Uint64 // decisions answered by the compiled path's decision table
 }
@@ -157,7 +187,10 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	if !c.cacheSet {
 		c.cacheSize = DefaultDecisionCacheSize
 	}
-	e := &Engine{dir: dir, log: c.logger, decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled}
+	if !c.budgetSet {
+		c.budget = DefaultEvalBudget
+	}
+	e := &Engine{dir: dir, log: c.logger, decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled, budget: c.budget}
 	if pc, ok := dir.(PersistentCache); ok && pc.Persistent() {
 		e.disk = pc
 	}
@@ -189,6 +222,7 @@ func (e *Engine) Policy() *rego.Policy { return e.policy.Load() }
 // Stats are the engine's counters.
 type Stats struct {
 	EvalErrors    uint64 // evaluations that failed and denied with reason "error"
+	OverBudget    uint64 // of EvalErrors, those stopped by the time budget (WithEvalBudget)
 	CacheHits     uint64 // decisions served from the in-memory decision cache
 	CacheDiskHits uint64 // decisions served from the decision cache's Badger tier
 	CacheMisses   uint64 // cacheable decisions that had to be evaluated
@@ -201,7 +235,7 @@ type Stats struct {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	s := Stats{EvalErrors: e.evalErrors.Load(), Evaluated: e.evaluated.Load(), Compiled: e.compiledN.Load()}
+	s := Stats{EvalErrors: e.evalErrors.Load(), OverBudget: e.overBudget.Load(), Evaluated: e.evaluated.Load(), Compiled: e.compiledN.Load()}
 	if e.decisions != nil {
 		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits.Load(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
 	}
@@ -263,17 +297,21 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 		}
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
+	// The revision is read before the entry is checked: the store publishes a revision after
+	// bumping its stamps, so an entry still current afterwards holds at rev. Read after the check,
+	// a write in flight could label a decision it changes with its own revision.
+	rev := e.dir.Revision()
 	if c, ok := e.decisions.lru.Get(key); ok && c.current(p) {
 		e.decisions.hits.Add(1)
 		d := c.dec
-		d.Revision = e.dir.Revision()
+		d.Revision = rev
 		return d, nil
 	}
 	if c, ok := e.fromDisk(key, p); ok {
 		e.decisions.diskHits.Add(1)
 		e.decisions.lru.Add(key, c)
 		d := c.dec
-		d.Revision = e.dir.Revision()
+		d.Revision = rev
 		return d, nil
 	}
 	e.decisions.misses.Add(1)
@@ -368,8 +406,15 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64) Decision {
-	res, err := p.Eval(ctx, &q.in)
+	budget := e.budget
+	if p.Table() != nil {
+		budget = 0 // no authors' modules: only the default rules run (see WithEvalBudget)
+	}
+	res, err := p.EvalWithin(ctx, &q.in, budget)
 	if err != nil {
+		if errors.Is(err, rego.ErrBudget) {
+			e.overBudget.Add(1)
+		}
 		return e.failed(err, rev)
 	}
 	if res.Reasons == nil {

@@ -222,6 +222,14 @@ func TestExplainEffectiveTeams(t *testing.T) {
 		}
 		require.True(t, found, "%+v: want a step %q in\n%s", c.req, c.want, strings.Join(x.Path, "\n"))
 	}
+	// The narration does not restate the role rule: with managers no longer overriding (data),
+	// a project restricted to no team is closed to mona, and no step says managers reach it.
+	eng, _ = newAcme(t, authz.WithData(map[string]any{"teamgate": map[string]any{"org_override": []any{"owner"}}}))
+	x, err := eng.Explain(t.Context(), authz.Request{Subject: "mona", Action: "runs.get", Resource: "acme/labs"})
+	require.NoError(t, err)
+	require.False(t, x.Decision.Allowed)
+	require.True(t, x.Decision.Has(rego.CodeRestricted))
+	require.NotContains(t, strings.Join(x.Path, "\n"), "managers")
 }
 
 func TestSettingsFollowPolicyChanges(t *testing.T) {
@@ -289,6 +297,7 @@ func TestAdmitErrorsAndFailClosedRules(t *testing.T) {
 	require.True(t, v.Allowed)
 	_, err = eng.AdmitVersion(t.Context(), "bob", "acme/vision", "dataset")
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, strings.Join(policy.Features(), ", "), "the error lists the features policy knows")
 }
 
 func TestListPagination(t *testing.T) {
@@ -370,6 +379,22 @@ func TestBulkRuns(t *testing.T) {
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 	_, err = eng.BulkRuns(t.Context(), "olga", "acme", "explode_runs", runs, "")
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
+
+	// A run's project named in a team space is resolved in it, as Authorize resolves it: vision
+	// is not in research, so that run is not_found even for an owner in org scope (the team part
+	// used to be dropped and the run allowed).
+	named := []authz.RunRef{{UUID: "r5", Project: "acme/research/vision"}, {UUID: "r6", Project: "acme.research.nlp"}}
+	for _, owner := range []string{"acme", "acme/engineering"} {
+		res, err = eng.BulkRuns(t.Context(), "alice", owner, "get_run", named, "")
+		require.NoError(t, err)
+		for i, r := range res {
+			want, err := eng.Authorize(t.Context(), authz.Request{Subject: "alice", Action: "runs.get", Resource: named[i].Project})
+			require.NoError(t, err)
+			require.Equal(t, want.Allowed, r.Decision.Allowed, "%s %+v", owner, r)
+		}
+		require.True(t, res[0].Decision.Has(rego.CodeNotFound), "%+v", res[0])
+		require.True(t, res[1].Decision.Allowed, "%+v", res[1])
+	}
 }
 
 func TestCreateProject(t *testing.T) {
@@ -411,8 +436,9 @@ func TestCreateProject(t *testing.T) {
 }
 
 // randomDirectory builds a random org: members of every role, teams, memberships, policies with
-// and without teams, projects open and restricted, grants (outsiders included).
-func randomDirectory(t *testing.T, seed uint64) (*authz.Engine, []string, []string, []string) {
+// and without teams, projects open and restricted, grants (outsiders included); opts configure
+// the engine.
+func randomDirectory(t *testing.T, seed uint64, opts ...authz.Option) (*authz.Engine, []string, []string, []string) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	st, err := store.Open(t.Context(), store.Options{})
 	require.NoError(t, err)
@@ -462,7 +488,7 @@ func randomDirectory(t *testing.T, seed uint64) (*authz.Engine, []string, []stri
 	}
 	_, err = st.Apply(t.Context(), cs...)
 	require.NoError(t, err)
-	eng, err := authz.New(t.Context(), st)
+	eng, err := authz.New(t.Context(), st, opts...)
 	require.NoError(t, err)
 	return eng, users, teams, projects
 }

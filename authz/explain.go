@@ -80,7 +80,7 @@ func (o *origin) describe(res rego.Resource) string {
 	}
 	out := "effective teams: " + proj + op + pol + " = " + teamList(res.Teams) + " → restricted"
 	if len(res.Teams) == 0 {
-		out += " to no team (only grants, org owners and managers reach it)"
+		out += " to no team (only a grant or an overriding org role, data.teamgate.org_override, reaches it)"
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package authz_test
 
 import (
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -81,4 +83,48 @@ func TestSetPolicyRefusesOtherPackages(t *testing.T) {
 	_, err = authz.New(t.Context(), eng.Directory(), authz.WithModules(rego.Module{Name: "x.rego", Source: "package helpers\n\nx := 1\n"}))
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 	require.ErrorContains(t, err, "x.rego:1: package helpers is not allowed")
+}
+
+// TestSetPolicyRacingAuthorize swaps the policy back and forth while other goroutines decide
+// and list (filling the cache with decisions of whichever policy they loaded): once SetPolicy
+// returns, the next decision and listing are the new policy's, and so is every cached one.
+func TestSetPolicyRacingAuthorize(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	ctx := t.Context()
+	freeze := []rego.Module{{Name: "freeze.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"frozen\" if input.resource.project == \"vision\"\n"}}
+	req := authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision"}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _ = eng.Authorize(ctx, req)
+				_, _ = eng.ListProjects(ctx, "bob", "acme", authz.Page{})
+			}
+		})
+	}
+	for i := range 30 {
+		frozen := i%2 == 0
+		var mods []rego.Module
+		if frozen {
+			mods = freeze
+		}
+		require.NoError(t, eng.SetPolicy(ctx, mods))
+		for range 3 { // the second and third may come from the cache
+			d, err := eng.Authorize(ctx, req)
+			require.NoError(t, err)
+			require.Equal(t, !frozen, d.Allowed, "swap %d: %+v", i, d)
+		}
+		page, err := eng.ListProjects(ctx, "bob", "acme", authz.Page{})
+		require.NoError(t, err)
+		require.Equal(t, !frozen, slices.Contains(page.Projects, "vision"), "swap %d: %v", i, page.Projects)
+	}
+	close(stop)
+	wg.Wait()
 }

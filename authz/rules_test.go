@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -155,6 +156,25 @@ func TestReRankedDataAgreesOnEveryPath(t *testing.T) {
 		}
 	}
 	require.Greater(t, checks, 1000)
+	// The engine's own callers of the policy follow the data too: admission's runs.create, bulk
+	// run operations and CreateProject's team.projects.create. vera is a member of engineering,
+	// a role that now outranks contributor.
+	for name, eng := range engs {
+		adm, err := eng.Admit(t.Context(), "vera", "acme/vision", policy.Run{Kind: "job", Queue: "gpu/a100"})
+		require.NoError(t, err)
+		require.NotContains(t, fields(adm.Violations), "permission", "%s: %+v", name, adm)
+		runs, err := eng.BulkRuns(t.Context(), "vera", "acme/engineering", "stop_runs", []authz.RunRef{{UUID: "r", Project: "vision"}}, "")
+		require.NoError(t, err)
+		require.True(t, runs[0].Decision.Allowed, "%s: %+v", name, runs[0])
+		require.Equal(t, "member", runs[0].Decision.Role)
+		created, err := eng.CreateProject(t.Context(), "vera", "acme/engineering", authz.NewProject{Name: "by-" + name})
+		require.NoError(t, err)
+		require.True(t, created.Decision.Allowed, "%s: %+v", name, created.Decision)
+		// beth, an org member, is a viewer now: no run in the open archive project.
+		adm, err = eng.Admit(t.Context(), "beth", "acme/archive", policy.Run{Kind: "job"})
+		require.NoError(t, err)
+		require.Contains(t, fields(adm.Violations), "permission", "%s: %+v", name, adm)
+	}
 	for _, s := range subjects {
 		for _, owner := range []string{"acme", "acme/engineering", "acme/research", "other"} {
 			listed, err := engs["compiled"].ListProjects(t.Context(), s, owner, authz.Page{})
@@ -196,4 +216,22 @@ func TestSelfReferencingAttributesAreInvalid(t *testing.T) {
 		_, err = eng.Explain(t.Context(), authz.Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: attrs})
 		require.ErrorIs(t, err, teamgate.ErrInvalid)
 	}
+}
+
+// TestNonJSONNumberAttributesAreInvalid: a json.Number that is not JSON ("NaN", "0x10") used to
+// reach OPA, which panicked in the host process when a rule compared it. It is invalid input now.
+func TestNonJSONNumberAttributesAreInvalid(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t, authz.WithModules(rego.Module{Name: "cap.rego",
+		Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"too many\" if input.attributes.gpus > 8\n"}))
+	for _, n := range []string{"NaN", "Inf", "0x10", "1e999999"} {
+		_, err := eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.create", Resource: "acme/vision",
+			Attributes: map[string]any{"gpus": json.Number(n)}})
+		require.ErrorIs(t, err, teamgate.ErrInvalid, n)
+		require.ErrorContains(t, err, "attributes.gpus")
+	}
+	d, err := eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.create", Resource: "acme/vision",
+		Attributes: map[string]any{"gpus": json.Number("16")}})
+	require.NoError(t, err)
+	require.True(t, d.Has(rego.CodeExtensionDeny), "%+v", d)
 }

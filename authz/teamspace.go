@@ -2,13 +2,13 @@ package authz
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"sort"
 	"strconv"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
 	"github.com/teamgate/teamgate/store"
 )
@@ -41,14 +41,27 @@ type ProjectPage struct {
 }
 
 // ListProjects returns the projects of owner (`org` or `org/team`; "" = the subject's default
-// team) the subject can project.get, sorted by name and paginated.
+// team) the subject can project.get, sorted by name and paginated. For a team owner the
+// decisions are those on the team-space reference `org/team/project`.
 //
-// It is answered from the store's indexes, never by evaluating every project: the union of the
-// subject's grant, team and (when its org role reaches viewer) open projects, or every project
-// for owners and managers. That equals the default policy's project.get decisions (a test checks
-// it against Authorize on random directories). When authors' modules or data are loaded, each
-// candidate is also checked with Authorize, so an ext.deny hides projects; an ext.allow that opens
-// projects beyond the default rules is not reflected in listings.
+// A listing is the policy's own answer, asked in one of two ways:
+//
+//   - While the policy has a decision table (the default policy; see the package doc), the
+//     listing asks the table and never re-derives visibility. It is answered from the store's
+//     indexes: the projects the subject holds a grant on or reaches through one of its teams are
+//     decided one by one from their role facts; every other project of the org has, for this
+//     subject, one of two sets of facts — open with no grant, or restricted with no grant and no
+//     team role — so each of those two classes is decided once and, when allowed, merged in from
+//     the sorted project indexes. A team space is decided project by project from its index.
+//   - When authors' modules are loaded there is no table, and a module may open or close any
+//     project (an ext.allow on input.resource.project, say). Then every project of the org (or
+//     team space) past the cursor is decided with Authorize until the page is full: a page costs
+//     up to one decision per project of the org, and ProjectFilter (or a page with no limit)
+//     exactly one per project. Decisions without attributes are cached, so a repeated listing
+//     costs about one cache hit per project while nothing it read changes.
+//
+// Either way the listing equals the project.get decisions (property tests compare them on random
+// directories, with and without random ext modules).
 //
 // Pagination: the cursor is the last name returned. A project that exists during the whole
 // pagination appears exactly once; one created or deleted meanwhile may or may not appear.
@@ -64,7 +77,6 @@ func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page P
 	if err != nil {
 		return ProjectPage{}, err
 	}
-	out.Projects = after(out.Projects, page.After) // customized policies list everything first
 	if page.Limit > 0 && len(out.Projects) > page.Limit {
 		// A copy of the page, so the whole listing's backing array is not kept alive.
 		out.Projects = slices.Clone(out.Projects[:page.Limit])
@@ -73,7 +85,7 @@ func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page P
 	return out, nil
 }
 
-// after returns the part of a sorted list past the cursor.
+// after returns the part of a sorted list of distinct names past the cursor.
 func after(sorted []string, cursor string) []string {
 	if cursor == "" {
 		return sorted
@@ -85,128 +97,236 @@ func after(sorted []string, cursor string) []string {
 	return sorted[i:]
 }
 
-// visible lists the projects of owner the subject can project.get, and how many projects the
-// org has, from one snapshot. Under the default policy only the requested page (plus one, to
-// tell whether another follows) is produced; a customized policy gets every candidate.
+// visible lists the projects of owner past the page's cursor that the subject can project.get,
+// at most one more than the page's limit (to tell whether another page follows; all of them
+// with no limit), and how many projects the org has.
 func (e *Engine) visible(ctx context.Context, subject, owner string, page Page) (ProjectPage, int, error) {
+	limit := 0
+	if page.Limit > 0 {
+		limit = page.Limit + 1
+	}
+	p := e.policy.Load()
+	if t := p.Table(); t != nil {
+		return e.visibleByTable(ctx, p, t, subject, owner, page.After, limit)
+	}
+	return e.visibleByEvaluation(ctx, subject, owner, page.After, limit)
+}
+
+// projectGetVerdict is the one place listings ask the decision table: whether a subject with
+// org role orgRole ("none" for non-members), grant ("" for none) and team roles teamRoles in the
+// org may project.get a project whose effective teams are teams. An evaluation failure denies,
+// counted and logged like any other.
+func (e *Engine) projectGetVerdict(ctx context.Context, p *rego.Policy, t *rego.Table, orgRole, grant string, teams []string, restricted bool, teamRoles map[string]string) bool {
+	v, err := t.Verdict(ctx, rego.Key{Action: "project.get", Exists: true, OrgRole: orgRole, Grant: grant,
+		TeamRole: p.HighestRole(teamRoles, teams), Restricted: restricted})
+	if err != nil {
+		if ctx.Err() == nil { // a listing cut short by its context is an error, not a failure
+			e.failed(err, 0)
+		}
+		return false
+	}
+	return v.Allow
+}
+
+// visibleByTable answers a listing from the store's indexes and the decision table, in one
+// snapshot (ListProjects documents how).
+func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Table, subject, owner, cursor string, limit int) (ProjectPage, int, error) {
 	var out ProjectPage
 	var o scope.Owner
 	var total int
-	customized := e.policy.Load().Customized()
-	from, limit := page.After, page.Limit+1
-	if customized || page.Limit == 0 {
-		from, limit = "", 0
-	}
 	err := e.dir.View(func(r store.Reader) error {
 		var err error
 		if o, err = ownerFor(r, subject, owner); err != nil {
 			return err
 		}
 		out.Revision = r.Revision()
-		out.Projects = visibleProjects(r, subject, o, from, limit)
 		total = r.ProjectCount(o.Org)
+		orgRole, member := r.OrgRole(o.Org, subject)
+		if !member {
+			orgRole = "none"
+		}
+		teamRoles := r.TeamRoles(o.Org, subject)
+		allowed := func(pv store.ProjectView) bool {
+			grant := ""
+			if g, ok := pv.Project.Grants[subject]; ok {
+				grant = g.Role
+			}
+			return e.projectGetVerdict(ctx, p, t, orgRole, grant, pv.Teams.Values, pv.Teams.Restricted, teamRoles)
+		}
+		if o.IsTeam() {
+			out.Projects = []string{}
+			if _, ok := r.Team(o.Org, o.Team); ok {
+				out.Projects = filterSorted(after(r.TeamProjects(o.Org, o.Team), cursor), limit, func(p string) bool {
+					pv, ok := r.Project(o.Org, p)
+					return ok && allowed(pv)
+				})
+			}
+			return nil
+		}
+		// Every project without facts of its own for the subject (no grant, no team role) is in
+		// one of two classes, decided once each; the class members come from the sorted indexes.
+		openOK := e.projectGetVerdict(ctx, p, t, orgRole, "", nil, false, nil)
+		restrictedOK := e.projectGetVerdict(ctx, p, t, orgRole, "", nil, true, nil)
+		var class, skip []string // the allowed classes' members: class minus skip
+		switch {
+		case openOK && restrictedOK:
+			class = r.Projects(o.Org)
+		case openOK:
+			class = r.OpenProjects(o.Org)
+		case restrictedOK:
+			class, skip = r.Projects(o.Org), r.OpenProjects(o.Org)
+		}
+		// The candidates, projects where the subject has facts of its own (a grant, a team role),
+		// are each decided from them (those past the cursor). They only need listing when allowed
+		// outside class (extra), or leaving out when denied in it (denied).
+		cands := slices.Clone(r.GrantProjects(o.Org, subject))
+		for team := range teamRoles {
+			cands = append(cands, r.TeamProjects(o.Org, team)...)
+		}
+		slices.Sort(cands)
+		var extra, denied []string                               // sorted
+		for _, p := range after(slices.Compact(cands), cursor) { // after needs distinct names
+			pv, ok := r.Project(o.Org, p)
+			if !ok {
+				continue
+			}
+			inClass := openOK && !pv.Teams.Restricted || restrictedOK && pv.Teams.Restricted
+			switch ok := allowed(pv); {
+			case ok && !inClass:
+				extra = append(extra, p)
+			case !ok && inClass:
+				denied = append(denied, p)
+			}
+		}
+		out.Projects = mergeListing(after(class, cursor), after(skip, cursor), denied, extra, limit)
 		return nil
 	})
+	if err == nil {
+		err = ctx.Err() // a table cell cut short by the context denied: the listing is incomplete
+	}
 	if err != nil {
 		return ProjectPage{}, 0, err
 	}
 	out.Owner = o.String()
-	if customized {
-		kept := out.Projects[:0]
-		for _, p := range out.Projects {
-			d, err := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: o.Org + "/" + p, MinRevision: out.Revision})
-			if err == nil && d.Allowed {
-				kept = append(kept, p)
-			}
-		}
-		out.Projects = kept
-	}
 	return out, total, nil
 }
 
-// visibleProjects computes, from indexes, the sorted projects of o past the cursor that the
-// subject can project.get under the default policy (SPEC §4, §5), at most limit of them (0: all).
-// The result is a fresh slice.
-func visibleProjects(r store.Reader, subject string, o scope.Owner, cursor string, limit int) []string {
-	take := func(sorted []string) []string {
-		sorted = after(sorted, cursor)
-		if limit > 0 && len(sorted) > limit {
-			sorted = sorted[:limit]
+// filterSorted returns, in a fresh slice, the names of sorted that keep accepts, at most limit
+// (0: all).
+func filterSorted(sorted []string, limit int, keep func(string) bool) []string {
+	out := []string{}
+	for _, p := range sorted {
+		if limit > 0 && len(out) == limit {
+			break
 		}
-		return slices.Clone(nonNil(sorted))
-	}
-	role, member := r.OrgRole(o.Org, subject)
-	if !member {
-		return []string{}
-	}
-	if o.IsTeam() {
-		if _, ok := r.Team(o.Org, o.Team); !ok {
-			return []string{}
-		}
-	}
-	if role == "owner" || role == "manager" {
-		if o.IsTeam() {
-			return take(r.TeamProjects(o.Org, o.Team))
-		}
-		return take(r.Projects(o.Org))
-	}
-	// Restricted projects come from the subject's teams and grants (few); open ones, when the
-	// org role reaches viewer, from the sorted open-project index, merged without a sort.
-	set := map[string]struct{}{}
-	for _, p := range r.GrantProjects(o.Org, subject) {
-		set[p] = struct{}{}
-	}
-	for team := range r.TeamRoles(o.Org, subject) {
-		for _, p := range r.TeamProjects(o.Org, team) {
-			set[p] = struct{}{}
-		}
-	}
-	if o.IsTeam() {
-		var out []string
-		for _, p := range r.TeamProjects(o.Org, o.Team) {
-			if _, ok := set[p]; ok {
-				out = append(out, p)
-			}
-		}
-		return take(out)
-	}
-	if !policyBaseAtLeastViewer(role) {
-		return take(slices.Sorted(maps.Keys(set)))
-	}
-	open := after(r.OpenProjects(o.Org), cursor)
-	extra := make([]string, 0, len(set))
-	for p := range set {
-		if pv, ok := r.Project(o.Org, p); ok && pv.Teams.Restricted {
-			extra = append(extra, p)
-		}
-	}
-	slices.Sort(extra)
-	extra = after(extra, cursor)
-	n := len(open) + len(extra)
-	if limit > 0 {
-		n = min(n, limit)
-	}
-	out := make([]string, 0, n)
-	i, j := 0, 0
-	for len(out) < n {
-		if j == len(extra) || (i < len(open) && open[i] < extra[j]) {
-			out = append(out, open[i])
-			i++
-		} else {
-			out = append(out, extra[j])
-			j++
+		if keep(p) {
+			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// policyBaseAtLeastViewer reports whether an org role's base project role reaches viewer.
-func policyBaseAtLeastViewer(orgRole string) bool {
-	switch orgRole {
-	case "owner", "manager", "admin", "member", "viewer":
-		return true
+// mergeListing merges sorted name lists into a fresh sorted slice of at most limit names (0:
+// all): class without the names in skip or denied, and extra, which class does not hold. The
+// runs of class between two names of denied or extra are copied whole: a listing of the org
+// costs a binary search per candidate, not a comparison per project.
+func mergeListing(class, skip, denied, extra []string, limit int) []string {
+	if len(skip) > 0 {
+		class = without(class, skip)
 	}
-	return false
+	n := len(class) + len(extra)
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	out := make([]string, 0, n)
+	full := func() bool { return limit > 0 && len(out) >= limit }
+	add := func(run []string) {
+		if limit > 0 {
+			run = run[:min(len(run), limit-len(out))]
+		}
+		out = append(out, run...)
+	}
+	i, d, x := 0, 0, 0 // heads of class, denied and extra
+	for !full() && (d < len(denied) || x < len(extra)) {
+		if x == len(extra) || (d < len(denied) && denied[d] < extra[x]) {
+			j := i + sort.SearchStrings(class[i:], denied[d])
+			add(class[i:j])
+			i = j
+			if i < len(class) && class[i] == denied[d] {
+				i++
+			}
+			d++
+			continue
+		}
+		j := i + sort.SearchStrings(class[i:], extra[x])
+		add(class[i:j])
+		add(extra[x : x+1])
+		i = j
+		x++
+	}
+	add(class[i:])
+	return out
+}
+
+// without returns the names of sorted that are not in drop (sorted), in a fresh slice.
+func without(sorted, drop []string) []string {
+	out := make([]string, 0, len(sorted))
+	d := 0
+	for _, p := range sorted {
+		for d < len(drop) && drop[d] < p {
+			d++
+		}
+		if d == len(drop) || drop[d] != p {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// visibleByEvaluation lists by deciding project.get with Authorize for every project of the org
+// (or team space) past the cursor until limit are allowed: the listing under authors' modules,
+// which may open or close any project.
+func (e *Engine) visibleByEvaluation(ctx context.Context, subject, owner, cursor string, limit int) (ProjectPage, int, error) {
+	var out ProjectPage
+	var o scope.Owner
+	var total int
+	var names []string
+	err := e.dir.View(func(r store.Reader) error {
+		var err error
+		if o, err = ownerFor(r, subject, owner); err != nil {
+			return err
+		}
+		out.Revision = r.Revision()
+		total = r.ProjectCount(o.Org)
+		universe := r.Projects(o.Org)
+		if o.IsTeam() {
+			universe = nil
+			if _, ok := r.Team(o.Org, o.Team); ok {
+				universe = r.TeamProjects(o.Org, o.Team)
+			}
+		}
+		names = slices.Clone(after(universe, cursor)) // the indexes are valid only in the snapshot
+		return nil
+	})
+	if err != nil {
+		return ProjectPage{}, 0, err
+	}
+	prefix := o.String() + "/"
+	out.Owner = o.String()
+	out.Projects = []string{}
+	for _, p := range names {
+		if limit > 0 && len(out.Projects) == limit {
+			break
+		}
+		d, derr := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: prefix + p, MinRevision: out.Revision})
+		if err := ctx.Err(); err != nil {
+			return ProjectPage{}, 0, err
+		}
+		if derr == nil && d.Allowed { // any other error denies, like a failed evaluation
+			out.Projects = append(out.Projects, p)
+		}
+	}
+	return out, total, nil
 }
 
 // Filter is the accessible-project set in a form a host can put in a query:
@@ -219,8 +339,8 @@ type Filter struct {
 }
 
 // ProjectFilter returns the projects of owner the subject can project.get as a Filter. All is
-// true when that is every project of the org (owner, or an `org` owner for org owners and
-// managers).
+// true when owner is an org and that is every one of its projects (an org owner or manager, under
+// the default data); Projects is then empty.
 func (e *Engine) ProjectFilter(ctx context.Context, subject, owner string) (Filter, error) {
 	if err := scope.CheckSlug("subject", subject); err != nil {
 		return Filter{}, err
@@ -251,32 +371,49 @@ type RunDecision struct {
 	Err      error    `json:"-"` // the run's own error (malformed project), nil when decided
 }
 
-// bulkOps maps each bulk run operation of SPEC §5 to the project action each run needs.
-var bulkOps = map[string]string{
-	"approve_runs": "runs.approve", "archive_runs": "runs.archive", "restore_runs": "runs.restore",
-	"delete_runs": "runs.delete", "stop_runs": "runs.stop", "skip_runs": "runs.skip",
-	"invalidate_runs": "runs.invalidate", "bookmark_runs": "runs.bookmark", "tag_runs": "runs.tag",
-	"transfer_runs": "runs.transfer", "get_run": "runs.get", "list_runs": "runs.list",
-	"list_versions": "versions.list", "list_runs_artifacts_lineage": "runs.lineage",
+// bulkOp is what each run of a bulk operation needs: a project action and, for the version
+// listings, a version kind the project's effective excluded_features must not hold.
+type bulkOp struct {
+	action  string
+	feature string // "" when no feature is checked
+}
+
+// bulkOps are the bulk operations of SPEC §5 and the seed's team-space version operations.
+var bulkOps = map[string]bulkOp{
+	"approve_runs": {action: "runs.approve"}, "archive_runs": {action: "runs.archive"},
+	"restore_runs": {action: "runs.restore"}, "delete_runs": {action: "runs.delete"},
+	"stop_runs": {action: "runs.stop"}, "skip_runs": {action: "runs.skip"},
+	"invalidate_runs": {action: "runs.invalidate"}, "bookmark_runs": {action: "runs.bookmark"},
+	"tag_runs": {action: "runs.tag"}, "transfer_runs": {action: "runs.transfer"},
+	"get_run": {action: "runs.get"}, "list_runs": {action: "runs.list"},
+	"list_versions": {action: "versions.list"}, "list_runs_artifacts_lineage": {action: "runs.lineage"},
+	"list_component_versions": {action: "versions.list", feature: "component"},
+	"list_model_versions":     {action: "versions.list", feature: "model"},
+	"list_artifact_versions":  {action: "versions.list", feature: "artifact"},
 }
 
 // BulkAction returns the project action each run of a bulk operation needs
-// ("approve_runs" → "runs.approve"), and whether op is a bulk operation.
+// ("approve_runs" → "runs.approve", "list_model_versions" → "versions.list"), and whether op is a
+// bulk operation.
 func BulkAction(op string) (string, bool) {
-	a, ok := bulkOps[op]
-	return a, ok
+	b, ok := bulkOps[op]
+	return b.action, ok
 }
 
 // BulkRuns decides a bulk run operation in a team space or org: the scope first (team.runs on
 // `org/team`, org.runs on `org`; a denial there denies every run with its reasons), then one
 // decision per run against its project (created_by passed as attributes.run.created_by,
 // destination as attributes.destination). A run whose project lies outside the team space is
-// denied with not_in_scope. An unknown operation or malformed owner is an error.
+// denied with not_in_scope. The version listings (list_component_versions, list_model_versions,
+// list_artifact_versions) need versions.list and a version kind the project's effective
+// excluded_features does not hold: an excluded kind denies that run with reason
+// feature_excluded. An unknown operation or malformed owner is an error.
 func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs []RunRef, destination string) ([]RunDecision, error) {
-	action, ok := bulkOps[op]
+	bop, ok := bulkOps[op]
 	if !ok {
 		return nil, teamgate.Invalid("bulk operation", op, "unknown operation")
 	}
+	action := bop.action
 	if op == "transfer_runs" && destination == "" {
 		return nil, teamgate.Invalid("destination", destination, "transfer_runs needs a destination project")
 	}
@@ -306,11 +443,11 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 		ref, err := scope.ParseProject(run.Project, scope.Owner{Org: o.Org})
 		if err != nil {
 			out[i].Err = err
-			out[i].Decision = Decision{Role: "none", Revision: sd.Revision, Reasons: []Reason{{Code: "error", Message: err.Error()}}}
+			out[i].Decision = Decision{Role: "none", Revision: sd.Revision, Reasons: []Reason{{Code: rego.CodeError, Message: err.Error()}}}
 			continue
 		}
 		if inScope, rev := e.inScope(o, ref); !inScope {
-			out[i].Decision = Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: "not_in_scope",
+			out[i].Decision = Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: rego.CodeNotInScope,
 				Message: "run " + run.UUID + ": project " + ref.Org + "/" + ref.Project + " is not in " + o.String()}}}
 			continue
 		}
@@ -321,13 +458,35 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 		if op == "transfer_runs" {
 			attrs["destination"] = destination
 		}
-		d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: ref.Org + "/" + ref.Project, Attributes: attrs})
+		// The run's own reference, team space included: `org/team/project` outside that team
+		// space is not_found, as Authorize would say.
+		d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: ref.String(), Attributes: attrs})
+		if err == nil && d.Allowed && bop.feature != "" {
+			d, err = e.featureAllowed(ctx, d, ref, op, bop.feature)
+		}
 		out[i].Decision, out[i].Err = d, err
 		if err != nil {
-			out[i].Decision = Decision{Role: "none", Reasons: []Reason{{Code: "error", Message: err.Error()}}}
+			out[i].Decision = Decision{Role: "none", Reasons: []Reason{{Code: rego.CodeError, Message: err.Error()}}}
 		}
 	}
 	return out, nil
+}
+
+// featureAllowed turns an allowed decision into a feature_excluded denial when the project's
+// effective excluded_features holds feature. The check is policy.Admit's, the one AdmitVersion
+// runs, with the permission already decided.
+func (e *Engine) featureAllowed(ctx context.Context, d Decision, ref scope.Ref, op, feature string) (Decision, error) {
+	project := ref.Org + "/" + ref.Project
+	set, err := e.EffectiveSettings(ctx, project, "")
+	if err != nil {
+		return Decision{}, err
+	}
+	adm := policy.Admit(ctx, policy.AdmitInput{Permitted: true, Settings: set.Effective, Feature: feature, VersionOnly: true})
+	if adm.Allowed {
+		return d, nil
+	}
+	msg := op + ": " + adm.Violations[0].Message + " on project " + project
+	return Decision{Role: d.Role, Revision: d.Revision, Reasons: []Reason{{Code: rego.CodeFeatureExcluded, Message: msg}}}, nil
 }
 
 // inScope reports whether ref lies in the owner's org, and in its team space for a team owner.

@@ -71,6 +71,15 @@ func Features() []string { return slices.Clone(features) }
 // IsFeature reports whether f is a feature a policy may exclude.
 func IsFeature(f string) bool { return slices.Contains(features, f) }
 
+// CheckFeature returns nil when f is a feature a policy may exclude, else an error matching
+// teamgate.ErrInvalid that names what (the field or argument) and f, and lists the features.
+func CheckFeature(what, f string) error {
+	if !IsFeature(f) {
+		return teamgate.Invalid(what, f, "expected one of "+strings.Join(features, ", "))
+	}
+	return nil
+}
+
 // RunKinds returns the kinds of run admission knows.
 func RunKinds() []string { return slices.Clone(runKinds) }
 
@@ -112,8 +121,8 @@ func (s *Settings) Validate(what string) error {
 		}
 	}
 	for _, f := range s.ExcludedFeatures {
-		if !slices.Contains(features, f) {
-			return teamgate.Invalid(what+" excluded_features", f, "expected one of component, model, artifact, runtime")
+		if err := CheckFeature(what+" excluded_features", f); err != nil {
+			return err
 		}
 	}
 	if s.ArchivedDeletionInterval < 0 {

@@ -18,6 +18,7 @@ const (
 	CodeDestinationDenied Code = "destination_denied" // deny: runs.transfer destination closed
 	CodeNotFound          Code = "not_found"          // deny: the resource does not exist
 	CodeNotInScope        Code = "not_in_scope"       // deny: a run outside the team space (authz)
+	CodeFeatureExcluded   Code = "feature_excluded"   // deny: a version kind the project excludes (authz)
 	CodeExtensionDeny     Code = "extension_deny"     // deny: data.teamgate.ext.deny
 	CodeError             Code = "error"              // deny: evaluation failed
 )

@@ -33,6 +33,15 @@ type Subject struct {
 	TeamRoles map[string]string `json:"team_roles"` // team → role, every team of the org
 }
 
+// MarshalJSON writes the subject as the policy reads it: team_roles is {} when there are none.
+func (s Subject) MarshalJSON() ([]byte, error) {
+	type plain Subject // without this method
+	if s.TeamRoles == nil {
+		s.TeamRoles = map[string]string{}
+	}
+	return json.Marshal(plain(s))
+}
+
 // Resource is what the request is about. Project resources fill every field; org and team
 // resources leave Project, Teams and Restricted empty.
 type Resource struct {
@@ -44,6 +53,15 @@ type Resource struct {
 	Restricted bool       `json:"restricted"` // the effective teams restrict, even when empty
 	Exists     bool       `json:"exists"`
 	Missing    string     `json:"missing"` // what does not exist, when !Exists
+}
+
+// MarshalJSON writes the resource as the policy reads it: teams is [] when there are none.
+func (r Resource) MarshalJSON() ([]byte, error) {
+	type plain Resource // without this method
+	if r.Teams == nil {
+		r.Teams = []string{}
+	}
+	return json.Marshal(plain(r))
 }
 
 // Destination is the runs.transfer destination: the subject's facts in the destination's org
@@ -72,8 +90,9 @@ type Attributes struct {
 }
 
 // NewAttributes converts a request's attributes: maps with string keys, lists, strings,
-// numbers, booleans and null, nested at most MaxAttributeDepth deep, at most MaxAttributeValues
-// values and MaxAttributeBytes bytes of strings and keys. Anything else is an error matching
+// numbers (finite; a json.Number must hold JSON number text), booleans and null, nested at most
+// MaxAttributeDepth deep, at most MaxAttributeValues values and MaxAttributeBytes bytes of
+// strings and keys. Anything else is an error matching
 // teamgate.ErrInvalid naming the offending path.
 func NewAttributes(m map[string]any) (Attributes, error) {
 	if len(m) == 0 {
@@ -109,17 +128,17 @@ func (c *converter) count(path string, bytes int) error {
 	c.values++
 	c.bytes += bytes
 	if c.values > MaxAttributeValues {
-		return teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d values", MaxAttributeValues))
+		return teamgate.Invalid("attributes", path, fmt.Sprintf("hold more than %d values", MaxAttributeValues))
 	}
 	if c.bytes > MaxAttributeBytes {
-		return teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d bytes of text", MaxAttributeBytes))
+		return teamgate.Invalid("attributes", path, fmt.Sprintf("hold more than %d bytes of text", MaxAttributeBytes))
 	}
 	return nil
 }
 
 func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, error) {
 	if depth > MaxAttributeDepth {
-		return nil, teamgate.Invalid(path, "", fmt.Sprintf("attributes nest deeper than %d levels (a self-referencing value?)", MaxAttributeDepth))
+		return nil, teamgate.Invalid("attributes", path, fmt.Sprintf("nest deeper than %d levels (a self-referencing value?)", MaxAttributeDepth))
 	}
 	for v.IsValid() && (v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer) {
 		if v.IsNil() {
@@ -134,8 +153,10 @@ func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, e
 		if err := c.count(path, len(n)); err != nil {
 			return nil, err
 		}
-		if _, err := n.Float64(); err != nil {
-			return nil, teamgate.Invalid(path, string(n), "not a number")
+		// OPA takes an ast.Number's text as a JSON number and panics comparing anything else
+		// ("NaN", "0x10", "Inf" parse as floats but are not JSON).
+		if _, err := strconv.ParseFloat(string(n), 64); err != nil || !isJSONNumber(string(n)) {
+			return nil, teamgate.Invalid(path, string(n), "not a finite JSON number")
 		}
 		return ast.Number(n), nil
 	}
@@ -181,7 +202,7 @@ func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, e
 		}
 		n := v.Len()
 		if n > MaxAttributeValues {
-			return nil, teamgate.Invalid(path, "", fmt.Sprintf("attributes hold more than %d values", MaxAttributeValues))
+			return nil, teamgate.Invalid("attributes", path, fmt.Sprintf("hold more than %d values", MaxAttributeValues))
 		}
 		terms := make([]*ast.Term, n)
 		for i := range n {
@@ -194,6 +215,45 @@ func (c *converter) value(v reflect.Value, path string, depth int) (ast.Value, e
 		return ast.NewArray(terms...), nil
 	}
 	return nil, teamgate.Invalid(path, v.Type().String(), "attributes hold maps, lists, strings, numbers, booleans and null only")
+}
+
+// isJSONNumber reports whether s is a number in JSON's grammar (RFC 8259 §6):
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(s string) bool {
+	i := 0
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
 }
 
 // Keys of the input document, allocated once.

@@ -2,10 +2,14 @@
 // (data.json: ranks, the org-role mapping and the action catalog), loads authors' modules and
 // data beside it, prepares the decision query once, and runs Rego tests with OPA's tester.
 //
-// The input document and the output are described in README.md beside this file. Authors extend
-// the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, and change the catalog
-// with their own JSON data (merged over data.json). An author's modules declare package
-// teamgate.ext (or a subpackage of it) or are tests; see New and Test.
+// The input document is the typed Input (input.go), which this package alone turns into OPA's
+// AST; it and the output are described in README.md beside this file. While no author's module
+// is loaded, a policy's Table (table.go) gives its verdict on a request's role facts, each cell
+// computed once by evaluating the policy itself; the engine's compiled path and listings ask it.
+//
+// Authors extend the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, and
+// change the catalog with their own JSON data (merged over data.json). An author's modules
+// declare package teamgate.ext (or a subpackage of it) or are tests; see New and Test.
 package rego
 
 import (
@@ -25,6 +29,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -247,6 +253,7 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 			tests[m.Name] = mod
 		case !author || isExt(pkg):
 			policy[m.Name] = mod
+			errs = append(errs, scalarExtRules(m.Name, mod)...)
 		default:
 			errs = append(errs, &Error{Op: "compile", File: m.Name, Line: mod.Package.Location.Row,
 				Detail: fmt.Sprintf("package %s is not allowed: an author's module declares package %s or a subpackage of it, or holds tests (a file named *_test.rego or a package ending in _test)", strings.TrimPrefix(pkg.String(), "data."), extPackage)})
@@ -256,6 +263,30 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 		return nil, nil, errors.Join(errs...)
 	}
 	return policy, tests, nil
+}
+
+// scalarExtRules reports the rules of package teamgate.ext that define deny or allow as one
+// boolean, string, number or null (`deny if ...`, `deny := "frozen"`): the default policy reads
+// them as collections of messages, so OPA's type checker refuses such a rule, but it names the
+// default policy's line that reads it. This names the author's rule instead.
+func scalarExtRules(file string, mod *ast.Module) []error {
+	if len(mod.Package.Path) != 3 || !isExt(mod.Package.Path) {
+		return nil
+	}
+	var errs []error
+	for _, r := range mod.Rules {
+		ref := r.Head.Ref()
+		name, _ := ref[0].Value.(ast.Var)
+		if len(ref) != 1 || (name != "deny" && name != "allow") || r.Head.Value == nil {
+			continue
+		}
+		switch r.Head.Value.Value.(type) {
+		case ast.Boolean, ast.String, ast.Number, ast.Null:
+			errs = append(errs, &Error{Op: "compile", File: file, Line: r.Location.Row,
+				Detail: fmt.Sprintf("%s must be a set of messages: write `%s contains \"why\" if ...`, not a single value", name, name)})
+		}
+	}
+	return errs
 }
 
 // ActionSpec is one entry of the action catalog.
@@ -273,9 +304,7 @@ type ActionSpec struct {
 type Policy struct {
 	prepared      rego.PreparedEvalQuery
 	actions       map[string]ActionSpec
-	modules       []Module
 	data          map[string]any
-	customized    bool
 	deterministic bool
 	fingerprint   string
 	ranks         map[string]int // data.teamgate.ranks
@@ -294,17 +323,12 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	if err != nil {
 		return nil, err
 	}
-	all := append(DefaultModules(), modules...)
-	merged := DefaultData()
-	for _, d := range data {
-		merged = mergeData(merged, d)
-	}
-	p := &Policy{modules: all, data: merged, customized: len(modules) > 0 || len(data) > 0}
-	p.fingerprint = fingerprint(all, merged)
-	if err := p.readCatalog(); err != nil {
+	merged := mergedData(data)
+	p := &Policy{data: merged, fingerprint: fingerprint(append(DefaultModules(), modules...), merged)}
+	if err := p.readRanks(); err != nil {
 		return nil, err
 	}
-	if err := p.readRanks(); err != nil {
+	if err := p.readData(); err != nil {
 		return nil, err
 	}
 	if len(modules) == 0 {
@@ -330,25 +354,6 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	return p, nil
 }
 
-func (p *Policy) readCatalog() error {
-	tg, _ := p.data["teamgate"].(map[string]any)
-	raw, err := json.Marshal(tg["actions"])
-	if err != nil {
-		return &Error{Op: "load data", Detail: "teamgate.actions: " + err.Error()}
-	}
-	var actions map[string]ActionSpec
-	if err := json.Unmarshal(raw, &actions); err != nil {
-		return &Error{Op: "load data", Detail: "teamgate.actions: " + err.Error()}
-	}
-	for name, a := range actions {
-		if a.Kind != scope.KindOrg && a.Kind != scope.KindTeam && a.Kind != scope.KindProject {
-			return &Error{Op: "load data", Detail: fmt.Sprintf("action %s: kind %q is not org, team or project", name, a.Kind)}
-		}
-	}
-	p.actions = actions
-	return nil
-}
-
 // Fingerprint identifies the policy's modules and data: two policies with the same fingerprint
 // decide alike. Persistent caches key on it.
 func (p *Policy) Fingerprint() string { return p.fingerprint }
@@ -368,7 +373,8 @@ func fingerprint(mods []Module, data map[string]any) string {
 //
 // The answer is read from the compiled modules: a policy is non-deterministic when any rule,
 // function, comprehension, every body or with modifier (target or value) of any module names a
-// built-in OPA marks non-deterministic (time.now_ns, rand.intn, uuid.rfc4122, http.send, …).
+// built-in OPA marks non-deterministic (time.now_ns, rand.intn, uuid.rfc4122, http.send, …) or
+// that reads the clock unmarked (crypto.x509.parse_and_verify_certificates).
 // Calls through functions and built-ins replaced with `with` (upper(x) with upper as
 // uuid.rfc4122) are covered because every mention counts, reachable or not, and replacing such a
 // built-in (with time.now_ns as 0) counts too: the check errs on the side of not caching.
@@ -380,7 +386,7 @@ func nondeterministic(mods map[string]*ast.Module) bool {
 	found := false
 	for _, m := range mods {
 		ast.WalkRefs(m, func(r ast.Ref) bool {
-			if b, ok := ast.BuiltinMap[r.String()]; ok && b.IsNondeterministic() {
+			if b, ok := ast.BuiltinMap[r.String()]; ok && (b.IsNondeterministic() || readsClock(b.Name)) {
 				found = true
 			}
 			return found
@@ -392,9 +398,16 @@ func nondeterministic(mods map[string]*ast.Module) bool {
 	return false
 }
 
-// Customized reports whether authors' modules or data are loaded beside the default policy.
-// Table tells whether the default rules are in force (with data of any kind).
-func (p *Policy) Customized() bool { return p.customized }
+// readsClock reports built-ins whose answer depends on the current time although OPA does not
+// mark them non-deterministic: certificate chains are verified at time.Now unless the options
+// give a time, so a cached "valid" would outlive the certificate.
+func readsClock(name string) bool {
+	switch name {
+	case "crypto.x509.parse_and_verify_certificates", "crypto.x509.parse_and_verify_certificates_with_options":
+		return true
+	}
+	return false
+}
 
 // Action returns the catalog entry of an action.
 func (p *Policy) Action(name string) (ActionSpec, bool) {
@@ -425,18 +438,39 @@ type Result struct {
 	Reasons []Reason
 }
 
-// Eval evaluates the decision for input. Any evaluation error, or a result that is not a
-// decision document, is returned as an error: callers deny.
-//
-// The context's cancellation reaches OPA through a callback (context.AfterFunc) rather than the
-// goroutine per evaluation OPA starts by default, and the result is read from OPA's AST directly
-// instead of being converted to Go maps first.
+// Eval evaluates the decision for input with no time budget: only ctx bounds it. Any evaluation
+// error, or a result that is not a decision document, is returned as an error: callers deny.
+// The result is read from OPA's AST directly instead of being converted to Go maps first.
 func (p *Policy) Eval(ctx context.Context, in *Input) (Result, error) {
-	cancel := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, cancel.Cancel)
-	defer stop()
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(cancel), rego.EvalGenerateJSON(keepAST))
-	if err != nil {
+	return p.EvalWithin(ctx, in, 0)
+}
+
+// ErrBudget is the cause of an evaluation stopped by its time budget (EvalWithin): errors.Is
+// finds it in the returned *Error.
+var ErrBudget = errors.New("time budget exceeded")
+
+// EvalWithin is Eval with a time budget: an evaluation still running after budget (0: no
+// budget) is stopped and returns an *Error matching ErrBudget, as one stopped by ctx returns one
+// carrying ctx's error; either way the result is discarded and callers deny. OPA checks for
+// cancellation before each expression and inside its long-running built-ins (numbers.range,
+// string and JSON builders), so a slow module stops a few dozen expressions after its budget is
+// spent; a single built-in call that never checks (sorting one huge array) finishes first.
+func (p *Policy) EvalWithin(ctx context.Context, in *Input, budget time.Duration) (Result, error) {
+	stop := &stopper{ctx: ctx, budget: budget}
+	if budget > 0 {
+		stop.start = time.Now()
+	}
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(stop), rego.EvalGenerateJSON(keepAST))
+	switch {
+	case stop.over:
+		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("evaluation exceeded its time budget of %s (stopped)", budget), err: ErrBudget}
+	case stop.cancelled.Load() || (err != nil && ctx.Err() != nil): // fail closed, even if OPA finished
+		cause := ctx.Err()
+		if cause == nil {
+			cause = context.Canceled
+		}
+		return Result{}, &Error{Op: "eval", Detail: "evaluation cancelled: " + cause.Error(), err: cause}
+	case err != nil:
 		return Result{}, &Error{Op: "eval", Detail: err.Error()}
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
@@ -447,6 +481,42 @@ func (p *Policy) Eval(ctx context.Context, in *Input) (Result, error) {
 		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("decision is %T", rs[0].Expressions[0].Value)}
 	}
 	return decode(t.Value)
+}
+
+// stopper is the topdown.Cancel of one evaluation: it stops it when ctx ends or the budget is
+// spent. OPA asks Cancelled before every expression, so the clock and ctx are read only every
+// stopStride questions: a deadline then costs no timer, goroutine or context callback per
+// evaluation. OPA evaluates a query on one goroutine, so the counter needs no atomics; Cancel
+// may come from anywhere.
+type stopper struct {
+	ctx       context.Context
+	budget    time.Duration // 0: none
+	start     time.Time
+	asked     uint32 // Cancelled calls so far
+	over      bool   // the budget was spent (set on the evaluating goroutine)
+	cancelled atomic.Bool
+}
+
+// stopStride is how many Cancelled calls share one look at the clock and ctx: a few µs of
+// expressions, well under any sensible budget.
+const stopStride = 64
+
+var _ topdown.Cancel = (*stopper)(nil)
+
+func (s *stopper) Cancel() { s.cancelled.Store(true) }
+
+func (s *stopper) Cancelled() bool {
+	s.asked++
+	if s.asked%stopStride == 1 && !s.cancelled.Load() {
+		switch {
+		case s.ctx.Err() != nil:
+			s.cancelled.Store(true)
+		case s.budget > 0 && time.Since(s.start) > s.budget:
+			s.over = true
+			s.cancelled.Store(true)
+		}
+	}
+	return s.cancelled.Load()
 }
 
 // keepAST hands the result term through unconverted.
@@ -514,17 +584,22 @@ type TestResult struct {
 // default policy and the merged data loaded. Pass DefaultTests() to run the default policy's own
 // tests (they assume no extension package is loaded).
 //
-// Modules are checked as New checks them; test modules are files named *_test.rego or modules
-// whose package's last part ends in _test (OPA's conventions), in any package.
+// Modules and data are checked as New checks them; test modules are files named *_test.rego or
+// modules whose package's last part ends in _test (OPA's conventions), in any package.
 func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]TestResult, error) {
 	deciding, tests, err := parse(modules)
 	if err != nil {
 		return nil, err
 	}
 	maps.Copy(deciding, tests)
-	merged := DefaultData()
-	for _, d := range data {
-		merged = mergeData(merged, d)
+	merged := mergedData(data)
+	// Tests run on the data New accepts, or not at all.
+	check := &Policy{data: merged}
+	if err := check.readRanks(); err != nil {
+		return nil, err
+	}
+	if err := check.readData(); err != nil {
+		return nil, err
 	}
 	store := inmem.NewFromObject(merged)
 	var out []TestResult
@@ -544,6 +619,15 @@ func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]Test
 	})
 	slices.SortFunc(out, func(a, b TestResult) int { return strings.Compare(a.Package+"."+a.Name, b.Package+"."+b.Name) })
 	return out, err
+}
+
+// mergedData is the default data with each of data merged over it in order.
+func mergedData(data []map[string]any) map[string]any {
+	merged := DefaultData()
+	for _, d := range data {
+		merged = mergeData(merged, d)
+	}
+	return merged
 }
 
 // mergeData merges src over dst: objects key by key, anything else replaced.

@@ -72,6 +72,10 @@ func TestDeterministic(t *testing.T) {
 		{"clock in a test module only", []rego.Module{{Name: "x_test.rego", Source: ext("teamgate.ext", `test_clock if time.now_ns() > 0`)}}, true},
 		{"direct call", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains "night" if time.now_ns() > 0`)}}, false},
 		{"assigned call", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", "deny contains \"x\" if {\n\tt := time.now_ns()\n\tt > 5\n}")}}, false},
+		// Verifies the chain at time.Now, unmarked by OPA: a cached "valid" would outlive the
+		// certificate.
+		{"certificate chain verified now", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `allow contains "cert" if crypto.x509.parse_and_verify_certificates(input.attributes.chain)[0]`)}}, false},
+		{"certificate chain verified with options", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `allow contains "cert" if crypto.x509.parse_and_verify_certificates_with_options(input.attributes.chain, {})[0]`)}}, false},
 		{"rand", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `allow contains "lucky" if rand.intn("x", 10) == 3`)}}, false},
 		// The issue's example: a built-in replaced by a non-deterministic one with `with`.
 		{"with value is a non-deterministic built-in", []rego.Module{{Name: "x.rego", Source: ext("teamgate.ext", `deny contains x if { x := upper("a") with upper as uuid.rfc4122 }`)}}, false},
@@ -179,11 +183,17 @@ func TestCompileErrors(t *testing.T) {
 			{Name: "a.rego", Source: ext("teamgate.ext", `deny contains m if true`)},
 			{Name: "b.rego", Source: ext("teamgate.ext", "", `allow contains n if true`)},
 		}, []string{"a.rego:5: rego_unsafe_var_error: var m is unsafe", "b.rego:6: rego_unsafe_var_error: var n is unsafe"}},
+		// ext.deny and ext.allow are sets of messages; a boolean or string rule used to be refused
+		// with the line of the default policy that reads it (teamgate/authz.rego:35).
+		{"boolean deny", []rego.Module{{Name: "d.rego", Source: ext("teamgate.ext", "", `deny if input.subject.id == "bob"`)}}, []string{"d.rego:6: deny must be a set of messages"}},
+		{"string deny", []rego.Module{{Name: "s.rego", Source: ext("teamgate.ext", `deny := "frozen"`)}}, []string{"s.rego:5: deny must be a set of messages"}},
+		{"boolean allow with a default", []rego.Module{{Name: "a.rego", Source: ext("teamgate.ext", `default allow := false`, `allow if input.subject.id == "bob"`)}}, []string{"a.rego:5: allow must be", "a.rego:6: allow must be"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := rego.New(t.Context(), c.modules)
+			require.NotContains(t, err.Error(), rego.DefaultModules()[0].Name, "the author's file is named, not the default policy")
 			require.ErrorIs(t, err, teamgate.ErrInvalid)
 			var re *rego.Error
 			require.ErrorAs(t, err, &re)
@@ -278,4 +288,67 @@ func TestDataConflictingWithARuleIsInvalid(t *testing.T) {
 	_, err := rego.New(t.Context(), mods, map[string]any{"teamgate": map[string]any{"ext": map[string]any{"deny": []any{"x"}}}})
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 	require.ErrorContains(t, err, "a.rego:5: rego_compile_error: conflicting rule for data path teamgate/ext/deny")
+}
+
+// TestDataIsChecked: data the default rules cannot use is refused when the policy loads, naming
+// its path, instead of deciding with it. Before, a null org rank let a manager make owners
+// (null compares below every number), an unranked role silently denied everyone, a misspelt
+// destination_role dropped the destination check, a re-kinded project.get made listings differ
+// from decisions, and `"deny": true` in data was ignored.
+func TestDataIsChecked(t *testing.T) {
+	t.Parallel()
+	tg := func(doc map[string]any) map[string]any { return map[string]any{"teamgate": doc} }
+	action := func(name string, spec map[string]any) map[string]any {
+		return tg(map[string]any{"actions": map[string]any{name: spec}})
+	}
+	for _, c := range []struct {
+		name string
+		data map[string]any
+		want string
+	}{
+		{"null org rank", tg(map[string]any{"org_ranks": map[string]any{"owner": nil}}), "teamgate.org_ranks.owner: missing: not a whole number"},
+		{"text org rank", tg(map[string]any{"org_ranks": map[string]any{"owner": "top"}}), `teamgate.org_ranks.owner: "top": not a whole number`},
+		{"unknown org rank", tg(map[string]any{"org_ranks": map[string]any{"king": 9}}), "teamgate.org_ranks.king: \"9\": not an org role"},
+		{"org_base to an unranked role", tg(map[string]any{"org_base": map[string]any{"member": "superuser"}}), `teamgate.org_base.member: "superuser": not a role of teamgate.ranks`},
+		{"org_base of a non-role", tg(map[string]any{"org_base": map[string]any{"guest": "viewer"}}), "teamgate.org_base.guest"},
+		{"org_base null", tg(map[string]any{"org_base": map[string]any{"billing": nil}}), "teamgate.org_base.billing: missing"},
+		{"org_override not a list", tg(map[string]any{"org_override": "owner"}), `teamgate.org_override: "owner": want a list of org roles`},
+		{"org_override of a non-role", tg(map[string]any{"org_override": []any{"owner", "root"}}), `teamgate.org_override[1]: "root": not an org role`},
+		{"unranked least role", action("runs.stop", map[string]any{"role": "superuser"}), `teamgate.actions.runs.stop.role: "superuser": not a role of teamgate.ranks`},
+		{"misspelt field", action("runs.move", map[string]any{"kind": "project", "role": "admin", "destinaton_role": "contributor"}), "teamgate.actions.runs.move.destinaton_role: \"contributor\": not a field of a project action"},
+		{"unranked destination role", action("runs.transfer", map[string]any{"destination_role": "boss"}), "teamgate.actions.runs.transfer.destination_role"},
+		{"project action without a role", action("runs.x", map[string]any{"kind": "project"}), "teamgate.actions.runs.x.role: missing"},
+		{"project action with org roles", action("runs.x", map[string]any{"kind": "project", "role": "viewer", "org_roles": []any{"member"}}), "teamgate.actions.runs.x.org_roles"},
+		{"team action with both", action("team.update", map[string]any{"org_roles": []any{"owner"}}), "either a least team role (role) or the org roles"},
+		{"org action without org roles", action("org.x", map[string]any{"kind": "org"}), "teamgate.actions.org.x.org_roles: missing"},
+		{"org roles of a non-role", action("org.get", map[string]any{"org_roles": []any{"anyone"}}), `teamgate.actions.org.get.org_roles[0]: "anyone"`},
+		{"manages_members not a boolean", action("members.manage", map[string]any{"manages_members": "yes"}), "teamgate.actions.members.manage.manages_members"},
+		{"re-kinded default action", action("project.get", map[string]any{"kind": "org", "role": nil, "org_roles": []any{"member"}}), "teamgate.actions.project.get.kind: \"org\": a default action keeps its kind project"},
+		{"entry not an object", tg(map[string]any{"actions": map[string]any{"runs.x": "admin"}}), `teamgate.actions.runs.x: "admin": want an object`},
+		{"ext deny as a boolean", tg(map[string]any{"ext": map[string]any{"deny": true}}), "teamgate.ext.deny: \"true\": want a list"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := rego.New(t.Context(), nil, c.data)
+			require.ErrorIs(t, err, teamgate.ErrInvalid)
+			var re *rego.Error
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, "load data", re.Op)
+			require.ErrorContains(t, err, c.want)
+			_, err = rego.Test(t.Context(), rego.DefaultTests(), c.data)
+			require.ErrorContains(t, err, c.want, "tests run on the data New accepts")
+		})
+	}
+	// What data may do: re-rank, remap, add and remove fields (null), open or close actions.
+	for _, doc := range []map[string]any{
+		tg(map[string]any{"org_base": map[string]any{"billing": "viewer"}, "org_override": []any{"owner"}}),
+		action("team.update", map[string]any{"role": nil, "org_roles": []any{"owner"}}),
+		action("runs.delete", map[string]any{"own_run_role": nil}),
+		action("org.delete", map[string]any{"org_roles": []any{}}),
+		action("runs.export", map[string]any{"kind": "project", "role": "none"}),
+		tg(map[string]any{"ext": map[string]any{"deny": []any{"frozen"}}}),
+	} {
+		_, err := rego.New(t.Context(), nil, doc)
+		require.NoError(t, err, "%v", doc)
+	}
 }

@@ -225,17 +225,27 @@ func TestAttributesAreBounded(t *testing.T) {
 		"a struct":              {"s": struct{ A int }{1}},
 		"map with int keys":     {"m": map[int]string{1: "a"}},
 		"NaN":                   {"n": nan()},
+		// json.Number texts that parse as floats but are not JSON: OPA panicked comparing them.
+		"json.Number NaN":      {"n": json.Number("NaN")},
+		"json.Number Inf":      {"n": json.Number("-Inf")},
+		"json.Number hex":      {"n": json.Number("0x10")},
+		"json.Number too big":  {"n": json.Number("1e999999")},
+		"json.Number sign":     {"n": json.Number("+3")},
+		"json.Number dot":      {"n": json.Number(".5")},
+		"json.Number zeros":    {"n": json.Number("007")},
+		"json.Number spaced":   {"n": json.Number(" 1")},
+		"json.Number in lists": {"l": []any{json.Number("1"), json.Number("NaN")}},
 	} {
 		_, err := rego.NewAttributes(attrs)
 		require.ErrorIs(t, err, teamgate.ErrInvalid, name)
 	}
 
 	a, err := rego.NewAttributes(map[string]any{"run": map[string]any{"created_by": "bob", "gpus": 4, "tags": []string{"a"}},
-		"n": json.Number("1.5"), "f": 2.5, "ok": true, "none": nil})
+		"n": json.Number("1.5"), "f": 2.5, "ok": true, "none": nil, "e": json.Number("-0.5E+3"), "z": json.Number("0")})
 	require.NoError(t, err)
 	raw, err := json.Marshal(a)
 	require.NoError(t, err)
-	require.JSONEq(t, `{"run":{"created_by":"bob","gpus":4,"tags":["a"]},"n":1.5,"f":2.5,"ok":true,"none":null}`, string(raw))
+	require.JSONEq(t, `{"run":{"created_by":"bob","gpus":4,"tags":["a"]},"n":1.5,"f":2.5,"ok":true,"none":null,"e":-500,"z":0}`, string(raw))
 	empty, err := rego.NewAttributes(nil)
 	require.NoError(t, err)
 	raw, _ = json.Marshal(empty)

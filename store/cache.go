@@ -7,9 +7,9 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// cachePrefix holds derived values other packages cache in Badger. Keys must embed the
-// revisions the value depends on, so a stale entry is never looked up again; entries expire
-// after CacheTTL.
+// cachePrefix holds derived values other packages cache in Badger. A value carries what it
+// depends on (an encoded Deps, read back with DecodeDeps and checked before it is served), so a
+// stale entry is never served; entries expire after CacheTTL.
 const cachePrefix = "v1/cache/"
 
 // CacheTTL is how long a cache entry lives in Badger.

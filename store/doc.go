@@ -187,7 +187,7 @@
 // a primary by passing each event to ApplyEvent, which applies the same changes at the same
 // revision (or fails with ErrConflict on a gap), so both hold the same state and a
 // Request.MinRevision read on the replica sees the primary's writes. A batch too large to
-// describe (more than MaxEventEntries keys, projects or changes, or 512 KiB of changes) gives a
+// describe (more than MaxEventEntries keys, projects, subjects or changes, or 512 KiB of changes) gives a
 // Truncated event without changes: the replica must then resync from an Export.
 //
 // # Concurrency

@@ -12,9 +12,8 @@ import (
 // The role names a write may store. They are for validation only and in no particular order:
 // how roles rank is data of the Rego policy (rego/data.json), never the store's business.
 var (
-	orgRoles = []teamgate.OrgRole{teamgate.OrgOwner, teamgate.OrgManager, teamgate.OrgAdmin,
-		teamgate.OrgMember, teamgate.OrgViewer, teamgate.OrgBilling, teamgate.OrgOutsider}
-	teamRoles = []teamgate.ProjectRole{teamgate.RoleViewer, teamgate.RoleMember, teamgate.RoleContributor, teamgate.RoleAdmin}
+	orgRoles  = teamgate.OrgRoles()
+	teamRoles = teamgate.MemberRoles()
 )
 
 // OrgRoles returns the names of the org roles, in no particular order.

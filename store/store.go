@@ -89,12 +89,14 @@ type Store struct {
 	db  *badger.DB
 	log *slog.Logger
 
-	// mu is the readers' lock: it guards st, changed and closed. Writers hold it exclusively
+	// mu is the readers' lock: it guards st, changed, closed and replicated. Writers hold it exclusively
 	// only to validate a group of batches and to publish it, never during Badger I/O.
 	mu      sync.RWMutex
 	st      *state
 	changed chan struct{} // closed and replaced after every commit (wakes watchers)
 	closed  bool
+	// replicated is set by Replicate (cluster.go): only the Replica writes from then on.
+	replicated bool
 
 	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
 	revision atomic.Uint64 // st.rev, readable without the lock
@@ -104,7 +106,7 @@ type Store struct {
 
 	// The commit pipeline (apply): qmu guards queue, leading and closing.
 	qmu     sync.Mutex
-	queue   []*write       // writes waiting for the next group commit
+	queue   []*queued      // writes waiting for the next group commit
 	leading bool           // a writer is committing a group; the queue waits for it
 	closing bool           // Close has begun: no write is accepted
 	writes  sync.WaitGroup // accepted writes not yet answered: Close waits for them
@@ -219,7 +221,9 @@ func (s *Store) gcLoop(every time.Duration) {
 // in memory they would only duplicate the engine's in-memory tiers).
 func (s *Store) Persistent() bool { return s.persistent }
 
-// Revision returns the revision of the last committed write (0 for an empty store).
+// Revision returns the revision of the last committed write (0 for an empty store). It takes no
+// lock, and a write publishes its revision after bumping its stamps: a Deps that is current
+// after Revision returned R holds at R.
 func (s *Store) Revision() uint64 { return s.revision.Load() }
 
 // Apply validates and commits changes as one atomic batch and returns the new revision. On any
@@ -227,53 +231,87 @@ func (s *Store) Revision() uint64 { return s.revision.Load() }
 // It returns once the batch is durable and visible to every reader; concurrent Applies share
 // one Badger commit (see "Writes" in the package doc).
 func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
-	return s.apply(ctx, nil, changes)
+	return s.apply(ctx, write{}, changes)
 }
 
-// write is one Apply waiting in the commit pipeline.
-type write struct {
-	ctx     context.Context
-	after   *uint64 // ApplyEvent: the revision the store must be at just before this batch
-	changes []Change
-	rev     uint64 // the answer, set by the writer that commits it
-	err     error
-	done    bool          // rev and err are set; written before wake is signalled
-	wake    chan struct{} // one signal: the answer is ready, or this writer leads the next group
+// queued is a write waiting in the commit pipeline.
+type queued struct {
+	ctx       context.Context
+	w         write // how it applies (cluster.go)
+	changes   []Change
+	replicate bool // Replicate, not a batch: from here on only the Replica writes
+
+	rev  uint64 // the answer, set by the writer that commits it
+	err  error
+	done bool          // rev and err are set; written before wake is signalled
+	wake chan struct{} // one signal: the answer is ready, or this writer leads the next group
 }
 
-// apply is Apply; with after set, the store must be at exactly that revision.
+// apply is Apply, shaped by w (cluster.go): the revision it must follow, the revision it
+// commits at, whether the Replica writes, whether it only validates. A write that commits
+// nothing (an empty batch, a dry run) is answered at once from the published state; the others
+// go through the commit pipeline (enqueue).
+func (s *Store) apply(ctx context.Context, w write, changes []Change) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if len(changes) == 0 || w.dryRun {
+		return s.checkNow(w, changes)
+	}
+	q := &queued{ctx: ctx, w: w, changes: changes}
+	s.enqueue(q)
+	return q.rev, q.err
+}
+
+// checkNow answers an empty batch or a dry run against the published state: under the read lock
+// for an empty batch, under the write lock for a dry run, which applies the batch and undoes it.
+func (s *Store) checkNow(w write, changes []Change) (uint64, error) {
+	if len(changes) == 0 {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+	} else {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
+	if s.closed {
+		return 0, teamgate.ErrClosed
+	}
+	if err := s.admit(w, s.st.rev); err != nil {
+		return 0, err
+	}
+	if len(changes) > 0 {
+		t, err := s.applyChanges(changes)
+		if err != nil {
+			return 0, err
+		}
+		t.rollback()
+	}
+	return s.st.rev, nil
+}
+
+// enqueue runs q through the commit pipeline and returns once it is answered.
 //
 // Writes queue; one writer at a time leads: it takes the whole queue (itself included) and
 // commits it as a group (commitGroup), answers the group's writers, and hands the lead to the
 // first writer queued meanwhile. So a writer waits for at most the commit in flight and its own.
-func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uint64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	if len(changes) == 0 {
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		if s.closed {
-			return 0, teamgate.ErrClosed
-		}
-		return s.st.rev, nil
-	}
-	w := &write{ctx: ctx, after: after, changes: changes, wake: make(chan struct{}, 1)}
+func (s *Store) enqueue(q *queued) {
+	q.wake = make(chan struct{}, 1)
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
-		return 0, teamgate.ErrClosed
+		q.err = teamgate.ErrClosed
+		return
 	}
 	s.writes.Add(1) // under qmu, so Close cannot be waiting already
 	defer s.writes.Done()
-	s.queue = append(s.queue, w)
+	s.queue = append(s.queue, q)
 	lead := !s.leading
 	s.leading = true
 	s.qmu.Unlock()
 	if !lead {
-		<-w.wake
-		if w.done {
-			return w.rev, w.err
+		<-q.wake
+		if q.done {
+			return
 		}
 	}
 	s.qmu.Lock()
@@ -283,7 +321,7 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 	s.commitGroup(group)
 	for _, o := range group {
 		o.done = true
-		if o != w {
+		if o != q {
 			o.wake <- struct{}{}
 		}
 	}
@@ -296,12 +334,11 @@ func (s *Store) apply(ctx context.Context, after *uint64, changes []Change) (uin
 		s.qmu.Unlock()
 		next.wake <- struct{}{}
 	}
-	return w.rev, w.err
 }
 
 // batch is a valid write of a group: its txn, revision and event.
 type batch struct {
-	w      *write
+	q      *queued
 	t      *txn
 	ev     Event
 	stamps []string // the stamp keys it bumps
@@ -312,7 +349,7 @@ type batch struct {
 // answer. Readers are locked out only while the batches are validated and while they are
 // published, never during the Badger commit: validated batches are rolled back out of memory
 // (their records serialized first) and redone once durable.
-func (s *Store) commitGroup(group []*write) {
+func (s *Store) commitGroup(group []*queued) {
 	batches, records, err := s.prepare(group)
 	if len(batches) == 0 {
 		return
@@ -325,7 +362,7 @@ func (s *Store) commitGroup(group []*write) {
 	}
 	if err != nil {
 		for _, b := range batches {
-			b.w.err = err
+			b.q.err = err
 		}
 		return
 	}
@@ -345,10 +382,12 @@ func (s *Store) commitGroup(group []*write) {
 		for _, sk := range b.stamps {
 			s.stamps.bump(sk, b.ev.Revision)
 		}
-		b.w.rev = b.ev.Revision
+		b.q.rev = b.ev.Revision
 	}
 	last := batches[len(batches)-1].ev.Revision
 	s.st.rev = last
+	// Published after the stamps: whoever reads rev without the lock (Revision) and then finds
+	// a Deps current knows that Deps holds at rev.
 	s.revision.Store(last)
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -356,19 +395,23 @@ func (s *Store) commitGroup(group []*write) {
 
 // prepare validates the group's writes under the write lock (an invalid one gets its error and
 // is left out), serializes the records the valid batches wrote, and rolls them all back out of
-// memory before releasing the lock.
-func (s *Store) prepare(group []*write) ([]*batch, []op, error) {
+// memory before releasing the lock. A Replicate in the group takes effect at its place in it.
+func (s *Store) prepare(group []*queued) ([]*batch, []op, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rev := s.st.rev
 	var batches []*batch
-	for _, w := range group {
-		b, err := s.validate(w, rev)
-		if err != nil {
-			w.err = err
+	for _, q := range group {
+		if q.replicate {
+			q.err = s.replicateNow()
 			continue
 		}
-		rev++
+		b, err := s.validate(q, rev)
+		if err != nil {
+			q.err = err
+			continue
+		}
+		rev = b.ev.Revision
 		batches = append(batches, b)
 	}
 	if len(batches) == 0 {
@@ -381,25 +424,30 @@ func (s *Store) prepare(group []*write) ([]*batch, []op, error) {
 	return batches, records, err
 }
 
-// validate applies w's changes to the state, which is at revision rev, and leaves them applied.
-// On error nothing changes.
-func (s *Store) validate(w *write, rev uint64) (*batch, error) {
-	if err := w.ctx.Err(); err != nil {
-		return nil, err
+// admit checks that w may write to the store at revision rev: the guard of a replicated store
+// (cluster.go), and the revision a replayed event follows.
+func (s *Store) admit(w write, rev uint64) error {
+	if err := s.guard(w); err != nil {
+		return err
 	}
 	if w.after != nil && rev != *w.after {
-		return nil, &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(rev, 10),
+		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(rev, 10),
 			Reason: "the event follows revision " + strconv.FormatUint(*w.after, 10)}
 	}
+	return nil
+}
+
+// applyChanges applies changes to the state and leaves them applied. On error nothing changes.
+func (s *Store) applyChanges(changes []Change) (*txn, error) {
 	t := newTxn(s.st, false)
-	for i, c := range w.changes {
+	for i, c := range changes {
 		if c == nil {
 			t.rollback()
 			return nil, teamgate.Invalid("change", fmt.Sprint(i), "nil change")
 		}
 		if err := c.apply(t); err != nil {
 			t.rollback()
-			if len(w.changes) > 1 {
+			if len(changes) > 1 {
 				return nil, fmt.Errorf("change %d (%s): %w", i, c.Kind(), err)
 			}
 			return nil, err
@@ -408,12 +456,32 @@ func (s *Store) validate(w *write, rev uint64) (*batch, error) {
 			t.kinds = append(t.kinds, c.Kind())
 		}
 	}
+	return t, nil
+}
+
+// validate applies q's changes to the state, which is at revision rev, leaves them applied and
+// returns the batch, at the next revision (or the one q's write names). On error nothing
+// changes.
+func (s *Store) validate(q *queued, rev uint64) (*batch, error) {
+	if err := q.ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.admit(q.w, rev); err != nil {
+		return nil, err
+	}
+	t, err := s.applyChanges(q.changes)
+	if err != nil {
+		return nil, err
+	}
 	rev++
+	if q.w.at != 0 {
+		rev = q.w.at
+	}
 	for p := range t.projects {
 		t.reached[p] = struct{}{}
 	}
 	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: eventList(t.dirty), Projects: eventList(t.reached),
-		Subjects: eventList(t.subjects), Changes: slices.Clone(w.changes)}
+		Subjects: eventList(t.subjects), Changes: slices.Clone(q.changes)}
 	if len(t.kinds) > 1 {
 		ev.Kind = "batch"
 	}
@@ -424,7 +492,7 @@ func (s *Store) validate(w *write, rev uint64) (*batch, error) {
 		ev.Subjects = ev.Subjects[:min(len(ev.Subjects), MaxEventEntries)]
 		ev.Changes = nil
 	}
-	return &batch{w: w, t: t, ev: ev}, nil
+	return &batch{q: q, t: t, ev: ev}, nil
 }
 
 // records serializes the records the batches wrote, as the state holds them after the last one,
@@ -453,6 +521,11 @@ func (s *Store) records(batches []*batch) ([]op, error) {
 // replica from an Export; an event carrying a Watch error returns that error). Both stores then
 // hold the same state at the same revision.
 func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
+	return s.applyEvent(ctx, ev, false)
+}
+
+// applyEvent is ApplyEvent; replica tells whether the Replica writes (cluster.go).
+func (s *Store) applyEvent(ctx context.Context, ev Event, replica bool) (uint64, error) {
 	if ev.Err != nil {
 		return 0, ev.Err
 	}
@@ -460,7 +533,7 @@ func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
 		return 0, teamgate.Invalid("event", strconv.FormatUint(ev.Revision, 10), "carries no changes to replay; resync the replica from an Export")
 	}
 	prev := ev.Revision - 1
-	return s.apply(ctx, &prev, ev.Changes)
+	return s.apply(ctx, write{after: &prev, replica: replica}, ev.Changes)
 }
 
 // persist writes a group's records, the stamps and events of each batch, and the last revision

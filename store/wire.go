@@ -36,9 +36,10 @@ func (cs *Changes) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	out := make(Changes, len(in))
+	types := changeTypes()
 	for i, w := range in {
-		dec, ok := changeDecoders[w.Kind]
-		if !ok {
+		dec := decoderOf(types, w.Kind)
+		if dec == nil {
 			return teamgate.Invalid("change kind", w.Kind, "unknown")
 		}
 		c, err := dec(w.Change)
@@ -51,21 +52,38 @@ func (cs *Changes) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func decodeAs[T Change](raw json.RawMessage) (Change, error) {
-	var c T
-	err := json.Unmarshal(raw, &c)
-	return c, err
+// changeTypes lists every Change type once; its kind on the wire is its Kind.
+func changeTypes() []changeType {
+	return []changeType{
+		typeOf[PutOrg](), typeOf[DeleteOrg](), typeOf[PutMember](), typeOf[DeleteMember](),
+		typeOf[PutTeam](), typeOf[DeleteTeam](), typeOf[RenameTeam](),
+		typeOf[PutTeamMember](), typeOf[DeleteTeamMember](),
+		typeOf[PutProject](), typeOf[CreateProject](), typeOf[DeleteProject](),
+		typeOf[PutGrant](), typeOf[DeleteGrant](), typeOf[PutPolicy](), typeOf[DeletePolicy](),
+		typeOf[PutUser](), typeOf[DeleteUser](), typeOf[PutFile](), typeOf[PutDirectory](),
+	}
 }
 
-var changeDecoders = map[string]func(json.RawMessage) (Change, error){
-	"put_org": decodeAs[PutOrg], "delete_org": decodeAs[DeleteOrg],
-	"put_member": decodeAs[PutMember], "delete_member": decodeAs[DeleteMember],
-	"put_team": decodeAs[PutTeam], "delete_team": decodeAs[DeleteTeam],
-	"put_team_member": decodeAs[PutTeamMember], "delete_team_member": decodeAs[DeleteTeamMember],
-	"put_project": decodeAs[PutProject], "delete_project": decodeAs[DeleteProject],
-	"put_grant": decodeAs[PutGrant], "delete_grant": decodeAs[DeleteGrant],
-	"put_policy": decodeAs[PutPolicy], "delete_policy": decodeAs[DeletePolicy],
-	"put_user": decodeAs[PutUser], "delete_user": decodeAs[DeleteUser],
-	"put_file":       decodeAs[PutFile],
-	"create_project": decodeAs[CreateProject], "rename_team": decodeAs[RenameTeam],
+type changeType struct {
+	kind   string
+	decode func(json.RawMessage) (Change, error)
+}
+
+func typeOf[T Change]() changeType {
+	var zero T
+	return changeType{kind: zero.Kind(), decode: func(raw json.RawMessage) (Change, error) {
+		var c T
+		err := json.Unmarshal(raw, &c)
+		return c, err
+	}}
+}
+
+// decoderOf returns the decoder of a change kind among types, nil for an unknown kind.
+func decoderOf(types []changeType, kind string) func(json.RawMessage) (Change, error) {
+	for _, t := range types {
+		if t.kind == kind {
+			return t.decode
+		}
+	}
+	return nil
 }

@@ -10,14 +10,16 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/quote"
 	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
-	"github.com/teamgate/teamgate/store"
 )
 
 // usageError marks errors that exit with code 2.
@@ -29,6 +31,7 @@ type env struct {
 	stdout, stderr io.Writer
 	data           string
 	policyDir      string
+	clusterFlags   // --nats, --stream (cluster.go)
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -45,8 +48,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&e.data, "data", "", "data file (YAML or JSON) to load into an in-memory store")
 	root.PersistentFlags().StringVar(&e.policyDir, "policy", "", "directory of authors' Rego modules and JSON data")
+	e.addClusterFlags(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd())
+	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd(), e.clusterCmd())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -69,29 +73,23 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-// engine opens an in-memory store with --data and builds an engine with --policy.
+// engine opens the directory (--data or --nats, see directory) and builds an engine with
+// --policy.
 func (e *env) engine(ctx context.Context, extra ...authz.Option) (*authz.Engine, func(), error) {
-	if e.data == "" {
-		return nil, nil, usageError{errors.New("--data FILE is required")}
-	}
-	st, err := store.Open(ctx, store.Options{})
+	dir, done, err := e.directory(ctx)
 	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := st.LoadFile(ctx, e.data); err != nil {
-		_ = st.Close()
 		return nil, nil, err
 	}
 	opts := extra
 	if e.policyDir != "" {
 		opts = append(opts, authz.WithPolicyDir(e.policyDir))
 	}
-	eng, err := authz.New(ctx, st, opts...)
+	eng, err := authz.New(ctx, dir, opts...)
 	if err != nil {
-		_ = st.Close()
+		done()
 		return nil, nil, err
 	}
-	return eng, func() { _ = st.Close() }, nil
+	return eng, done, nil
 }
 
 // withEngine runs fn with an engine over --data and --policy, closing the store afterwards.
@@ -171,9 +169,16 @@ func parseAttrs(pairs []string) (map[string]any, error) {
 	return out, nil
 }
 
+// maxRequestLine bounds one line of a --requests file (1 MiB, newline excluded): the size of
+// the largest attributes the engine accepts (rego.MaxAttributeBytes), so the run's memory stays
+// bounded whatever the input. A longer line is answered with an error and skipped.
+const maxRequestLine = 1 << 20
+
 // eachLine calls fn for every non-blank line of the --requests file ("-" = stdin) with its
-// 1-based line number.
-func (e *env) eachLine(path string, fn func(line []byte, n int) error) error {
+// 1-based line number. A line longer than maxRequestLine is read through without being kept
+// and given to fn as an error instead (line nil), so the lines after it are still answered.
+// The run stops when ctx ends or the input cannot be read.
+func (e *env) eachLine(ctx context.Context, path string, fn func(line []byte, n int, err error) error) error {
 	var r io.Reader = e.stdin
 	if path != "-" {
 		f, err := os.Open(path)
@@ -183,18 +188,60 @@ func (e *env) eachLine(path string, fn func(line []byte, n int) error) error {
 		defer f.Close()
 		r = f
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
+	br := bufio.NewReaderSize(r, 64*1024)
+	var buf []byte
+	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var size int
+		var err error
+		buf, size, err = readLine(br, buf[:0])
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if size > maxRequestLine {
+			err := teamgate.Invalid("request line", string(buf[:min(len(buf), quote.Max)]),
+				fmt.Sprintf("%d bytes, over the limit of %d bytes (1 MiB) for one line", size, maxRequestLine))
+			if err := fn(nil, n, fmt.Errorf("bad request: line %d: %w", n, err)); err != nil {
+				return err
+			}
+			continue
+		}
+		line := bytes.TrimSpace(buf)
 		if len(line) == 0 {
 			continue
 		}
-		if err := fn(line, n); err != nil {
+		if err := fn(line, n, nil); err != nil {
 			return err
 		}
 	}
-	return sc.Err()
+}
+
+// readLine reads the next line from br, its newline dropped, appending at most
+// maxRequestLine+1 bytes of it to buf; size is the whole line's length. err is io.EOF when no
+// line is left.
+func readLine(br *bufio.Reader, buf []byte) (line []byte, size int, err error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		chunk = bytes.TrimSuffix(chunk, []byte("\n"))
+		size += len(chunk)
+		if keep := maxRequestLine + 1 - len(buf); keep > 0 {
+			buf = append(buf, chunk[:min(len(chunk), keep)]...)
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && size > 0:
+			return buf, size, nil // a last line without a newline
+		case err != nil:
+			return buf, size, err
+		}
+		return buf, size, nil
+	}
 }
 
 // decodeLine decodes line n of a --requests file under the strict rules (internal/strict): an
@@ -209,10 +256,14 @@ func decodeLine(line []byte, n int, v any) error {
 func (e *env) checkCmd() *cobra.Command {
 	var attrs []string
 	var owner, requests string
+	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "check [SUBJECT ACTION RESOURCE]",
 		Short: "Decide one request, or every line of --requests (JSONL), printing one JSON decision each",
 		Args: args(func(cmd *cobra.Command, a []string) error {
+			if wait < 0 {
+				return fmt.Errorf("--wait %s: must be >= 0", wait)
+			}
 			if requests != "" {
 				return cobra.NoArgs(cmd, a)
 			}
@@ -228,9 +279,15 @@ func (e *env) checkCmd() *cobra.Command {
 				e.echo(err)
 				return writeJSON(e.stdout, lineOf(d, err))
 			}
-			return e.eachLine(requests, func(line []byte, n int) error {
+			return e.eachLine(cmd.Context(), requests, func(line []byte, n int, err error) error {
 				var req authz.Request
-				if err := decodeLine(line, n, &req); err != nil {
+				if err == nil {
+					err = decodeLine(line, n, &req)
+				}
+				if err == nil {
+					err = waitFor(cmd.Context(), eng, req.MinRevision, wait)
+				}
+				if err != nil {
 					return writeJSON(e.stdout, lineOf(authz.Decision{}, err))
 				}
 				d, err := eng.Authorize(cmd.Context(), req)
@@ -240,8 +297,28 @@ func (e *env) checkCmd() *cobra.Command {
 	}
 	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value (dotted keys nest; JSON values are parsed)")
 	c.Flags().StringVar(&owner, "owner", "", "context owner (org or org/team) for one-part project references")
-	c.Flags().StringVar(&requests, "requests", "", "JSONL file of {subject, action, resource, attributes, owner} (- = stdin)")
+	c.Flags().StringVar(&requests, "requests", "", "JSONL file of {subject, action, resource, attributes, owner, min_revision} (- = stdin)")
+	c.Flags().DurationVar(&wait, "wait", defaultWait, "how long a request line's min_revision waits for the store before that line fails as stale")
 	return c
+}
+
+// defaultWait is how long a --requests line's min_revision waits by default. The CLI's store
+// holds the --data file and nothing writes to it during a run, so a revision it has not reached
+// never comes: the wait only has to be bounded, and short.
+const defaultWait = time.Second
+
+// waitFor waits at most wait for the engine's store to reach rev (0: nothing to wait for); after
+// that it is teamgate.ErrStale for that request alone.
+func waitFor(ctx context.Context, eng *authz.Engine, rev uint64, wait time.Duration) error {
+	if rev == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := eng.Directory().WaitRevision(ctx, rev); err != nil {
+		return fmt.Errorf("min_revision %d not reached within --wait %s: %w", rev, wait, err)
+	}
+	return nil
 }
 
 func (e *env) explainCmd() *cobra.Command {
@@ -316,21 +393,18 @@ func (e *env) listCmd() *cobra.Command {
 	}
 }
 
-// admitLine is one line of `admit` output (SPEC §11).
+// admitLine is one line of `admit` output (SPEC §11): the admission's own JSON plus "error".
 type admitLine struct {
-	Allowed    bool               `json:"allowed"`
-	Queue      string             `json:"queue"`
-	Presets    []string           `json:"presets"`
-	Violations []policy.Violation `json:"violations"`
-	Error      *string            `json:"error"`
+	policy.Admission
+	Error *string `json:"error"`
 }
 
 func admitOf(a policy.Admission, err error) admitLine {
 	if err != nil {
 		msg := err.Error()
-		return admitLine{Presets: []string{}, Violations: []policy.Violation{}, Error: &msg}
+		return admitLine{Admission: policy.Admission{Presets: []string{}, Violations: []policy.Violation{}}, Error: &msg}
 	}
-	return admitLine{Allowed: a.Allowed, Queue: a.Queue, Presets: a.Presets, Violations: a.Violations}
+	return admitLine{Admission: a}
 }
 
 func (e *env) admitCmd() *cobra.Command {
@@ -363,13 +437,16 @@ func (e *env) admitCmd() *cobra.Command {
 				e.echo(err)
 				return writeJSON(e.stdout, admitOf(adm, err))
 			}
-			return e.eachLine(requests, func(line []byte, n int) error {
+			return e.eachLine(cmd.Context(), requests, func(line []byte, n int, err error) error {
 				var req struct {
 					Subject string     `json:"subject"`
 					Project string     `json:"project"`
 					Run     policy.Run `json:"run"`
 				}
-				if err := decodeLine(line, n, &req); err != nil {
+				if err == nil {
+					err = decodeLine(line, n, &req)
+				}
+				if err != nil {
 					return writeJSON(e.stdout, admitOf(policy.Admission{}, err))
 				}
 				adm, err := eng.Admit(cmd.Context(), req.Subject, req.Project, req.Run)

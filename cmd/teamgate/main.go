@@ -1,6 +1,6 @@
 // Command teamgate is the CLI for policy authors and operators: check and explain decisions,
 // read effective settings, admit runs, list a user's projects, run Rego tests and measure
-// decision latency, all against a data file loaded into an in-memory store.
+// decision latency, against a data file loaded into an in-memory store or a cluster's stream.
 //
 //	teamgate check --data acme.yaml bob runs.stop acme/engineering/vision
 //	teamgate check --data acme.yaml --requests reqs.jsonl
@@ -10,10 +10,20 @@
 //	teamgate admit --data acme.yaml bob acme/vision --run run.json
 //	teamgate test ./policies
 //	teamgate bench --data acme.yaml
+//	teamgate cluster serve --port 4222 --dir /tmp/nats
+//	teamgate cluster seed --nats nats://127.0.0.1:4222 --stream TEAMGATE --data acme.yaml
+//	teamgate check --nats nats://127.0.0.1:4222 --stream TEAMGATE bob runs.stop acme/vision
+//
+// --nats URL --stream NAME (instead of --data) decides against the directory a cluster shares
+// over NATS JetStream (package cluster), as of everything the stream held when the command
+// started; cluster seed writes a data file to a stream, refusing one that already holds
+// revisions unless --force; cluster serve runs a NATS server with JetStream in the process.
 //
 // check and admit print one compact JSON object per input, in input order, and exit 0 when
 // every input was answered (denials, violations and per-input errors included); usage, data-file
-// and I/O errors go to stderr with exit code 2 (usage) or 1.
+// and I/O errors go to stderr with exit code 2 (usage) or 1. A --requests line over 1 MiB, and a
+// check line whose min_revision the store does not reach within --wait (default 1s), get an
+// error on their own line and the run goes on.
 package main
 
 import (

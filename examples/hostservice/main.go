@@ -1,9 +1,19 @@
 // Hostservice is a small platform API that links teamgate in and calls it on every request: team
-// space run listings, bulk approve/stop, project listing and creation in a team space, and run
-// reads. The subject comes from the X-User header (a stand-in for real authentication).
+// space run listings, bulk approve/stop, per-run version listings by kind, project listing and
+// creation in a team space, and run reads. The subject comes from the X-User header (a stand-in
+// for real authentication).
 //
 //	go run ./examples/hostservice -addr 127.0.0.1:8080
 //	curl -H 'X-User: bob' 127.0.0.1:8080/api/v1/orgs/acme/teams/engineering/runs
+//
+// With -nats URL the service is one replica of a directory shared over NATS JetStream (package
+// cluster): its engine decides against a cluster node and writes (project creation) go through
+// the stream, so every replica on the same stream sees them. The first replica to find the stream
+// empty seeds it with the sample directory; the others join what is there. A GET route's
+// ?min_revision=R (the revision a write answered, perhaps on another replica) waits until this
+// replica has applied R.
+//
+//	go run ./examples/hostservice -nats nats://127.0.0.1:4222 -addr 127.0.0.1:8081
 package main
 
 import (
@@ -18,7 +28,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/cluster"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -35,40 +49,90 @@ var sampleRuns = []Run{
 }
 
 func main() {
+	var c config
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	dir := flag.String("dir", "", "Badger directory (empty: in memory)")
+	flag.StringVar(&c.dir, "dir", "", "Badger directory (empty: in memory)")
+	flag.StringVar(&c.nats, "nats", "", "NATS server URL: share the directory with other replicas over JetStream")
+	flag.StringVar(&c.stream, "stream", "", "JetStream stream of the directory, with -nats (default "+cluster.DefaultStream+")")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := serve(ctx, *addr, *dir); err != nil {
+	if err := serve(ctx, *addr, c); err != nil {
 		fmt.Fprintln(os.Stderr, "hostservice:", err)
 		os.Exit(1)
 	}
 }
 
-func setup(ctx context.Context, dir string) (*store.Store, *authz.Engine, error) {
-	st, err := store.Open(ctx, store.Options{Dir: dir, Logger: slog.Default()})
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := st.Load(ctx, strings.NewReader(acme)); err != nil {
-		_ = st.Close()
-		return nil, nil, err
-	}
-	eng, err := authz.New(ctx, st, authz.WithLogger(slog.Default()))
-	if err != nil {
-		_ = st.Close()
-		return nil, nil, err
-	}
-	return st, eng, nil
+// config is where a replica keeps its directory.
+type config struct {
+	dir    string // Badger directory; "" = in memory
+	nats   string // NATS URL; "" = this process's own directory
+	stream string // the shared directory's stream, with nats; "" = cluster.DefaultStream
 }
 
-func serve(ctx context.Context, addr, dir string) error {
-	st, eng, err := setup(ctx, dir)
+// setup opens the directory and the engine deciding against it; done closes them.
+func setup(ctx context.Context, c config) (eng *authz.Engine, done func(), err error) {
+	if c.nats == "" && c.stream != "" {
+		return nil, nil, teamgate.Invalid("-stream", c.stream, "needs -nats")
+	}
+	st, err := store.Open(ctx, store.Options{Dir: c.dir, Logger: slog.Default()})
+	if err != nil {
+		return nil, nil, err
+	}
+	var dir authz.Directory = st
+	done = func() { _ = st.Close() }
+	if c.nats == "" {
+		_, err = st.Load(ctx, strings.NewReader(acme))
+	} else {
+		var node *cluster.Node
+		var leave func()
+		node, leave, err = join(ctx, c, st)
+		if node != nil {
+			dir, done = node, func() { leave(); _ = st.Close() }
+		}
+	}
+	if err == nil {
+		eng, err = authz.New(ctx, dir, authz.WithLogger(slog.Default()))
+	}
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return eng, done, nil
+}
+
+// join makes st a node of the shared directory and waits until it has applied the stream; leave
+// closes the node and its connection (not st). The
+// first replica to find the stream empty seeds it with the sample directory; two replicas
+// starting at once may both seed, and the second batch changes nothing (the file is already
+// the directory).
+func join(ctx context.Context, c config, st *store.Store) (node *cluster.Node, leave func(), err error) {
+	nc, err := nats.Connect(c.nats, nats.Name("hostservice"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("-nats %s: %w", c.nats, err)
+	}
+	node, err = cluster.New(ctx, nc, st, cluster.Options{Stream: c.stream, Logger: slog.Default()})
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	leave = func() { _ = node.Close(); nc.Close() }
+	rev, err := node.Sync(ctx)
+	if err == nil && rev == 0 {
+		var f *store.File
+		if f, err = store.ParseFile([]byte(acme)); err == nil {
+			_, err = node.Apply(ctx, store.PutFile{File: *f})
+		}
+	}
+	return node, leave, err
+}
+
+func serve(ctx context.Context, addr string, c config) error {
+	eng, done, err := setup(ctx, c)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 	srv := &http.Server{Addr: addr, Handler: newHandler(eng, sampleRuns), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -1,17 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/internal/strict"
+	"github.com/teamgate/teamgate/rego"
 )
 
 // Run is a row of the host's own run table.
@@ -79,6 +83,7 @@ func newHandler(eng *authz.Engine, runs []Run) http.Handler {
 	mux.HandleFunc("GET /api/v1/orgs/{org}/teams/{team}/runs", s.withUser(s.listTeamRuns))
 	mux.HandleFunc("POST /api/v1/orgs/{org}/teams/{team}/runs/approve", s.withUser(s.bulk("approve_runs", "approved")))
 	mux.HandleFunc("POST /api/v1/orgs/{org}/teams/{team}/runs/stop", s.withUser(s.bulk("stop_runs", "stopped")))
+	mux.HandleFunc("POST /api/v1/orgs/{org}/teams/{team}/runs/versions/{kind}", s.withUser(s.versions))
 	mux.HandleFunc("GET /api/v1/orgs/{org}/teams/{team}/projects", s.withUser(s.listTeamProjects))
 	mux.HandleFunc("POST /api/v1/{org}/{team}/projects/create", s.withUser(s.createProject))
 	mux.HandleFunc("GET /api/v1/{org}/{project}/runs/{uuid}", s.withUser(s.getRun))
@@ -125,13 +130,14 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 // deny writes a teamgate denial: 404 when the resource does not exist, 403 otherwise.
 func deny(w http.ResponseWriter, d authz.Decision) {
 	code := http.StatusForbidden
-	if d.Has("not_found") {
+	if d.Has(rego.CodeNotFound) {
 		code = http.StatusNotFound
 	}
 	writeJSON(w, code, map[string]any{"error": "denied", "reasons": d.Reasons})
 }
 
-// fail maps an error: invalid input is 400, anything else 500.
+// fail maps an error: invalid input is 400, a conflict 409, a replica that has not reached a
+// read's min_revision 503 (retry, perhaps on another replica), anything else 500.
 func fail(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
@@ -139,13 +145,33 @@ func fail(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, teamgate.ErrConflict):
 		code = http.StatusConflict
+	case errors.Is(err, teamgate.ErrStale):
+		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
 
-// authorize checks one action and writes the denial; it reports whether to go on.
+// readWait bounds how long a read waits for its ?min_revision before it fails with 503.
+const readWait = 2 * time.Second
+
+// authorize checks one action and writes the denial; it reports whether to go on. A query
+// parameter min_revision=R (the revision a write answered, perhaps on another replica) makes it
+// wait until this replica has applied R, at most readWait, so what the handler reads next
+// includes that write.
 func (s *service) authorize(w http.ResponseWriter, r *http.Request, req authz.Request) bool {
-	d, err := s.eng.Authorize(r.Context(), req)
+	ctx := r.Context()
+	if q := r.URL.Query().Get("min_revision"); q != "" {
+		rev, err := strconv.ParseUint(q, 10, 64)
+		if err != nil {
+			fail(w, teamgate.Invalid("min_revision", q, "want a revision, a non-negative integer"))
+			return false
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readWait)
+		defer cancel()
+		req.MinRevision = rev
+	}
+	d, err := s.eng.Authorize(ctx, req)
 	if err != nil {
 		fail(w, err)
 		return false
@@ -190,20 +216,29 @@ type bulkResult struct {
 	Reasons []authz.Reason `json:"reasons"`
 }
 
+// runRefs reads the body's run uuids as the host's run references; on a bad body it writes 400.
+func (s *service) runRefs(w http.ResponseWriter, r *http.Request) ([]authz.RunRef, bool) {
+	var body struct {
+		UUIDs []string `json:"uuids"`
+	}
+	if !decodeBody(w, r, &body) {
+		return nil, false
+	}
+	refs := []authz.RunRef{}
+	for _, run := range s.runs.byUUID(body.UUIDs) {
+		refs = append(refs, authz.RunRef{UUID: run.UUID, Project: run.Org + "/" + run.Project, CreatedBy: run.CreatedBy})
+	}
+	return refs, true
+}
+
 // bulk applies a bulk run operation to the runs the user may change, one result per run.
 func (s *service) bulk(op, status string) handler {
 	return func(w http.ResponseWriter, r *http.Request, user string) {
-		var body struct {
-			UUIDs []string `json:"uuids"`
-		}
-		if !decodeBody(w, r, &body) {
+		refs, ok := s.runRefs(w, r)
+		if !ok {
 			return
 		}
 		owner := r.PathValue("org") + "/" + r.PathValue("team")
-		var refs []authz.RunRef
-		for _, run := range s.runs.byUUID(body.UUIDs) {
-			refs = append(refs, authz.RunRef{UUID: run.UUID, Project: run.Org + "/" + run.Project, CreatedBy: run.CreatedBy})
-		}
 		decisions, err := s.eng.BulkRuns(r.Context(), user, owner, op, refs, "")
 		if err != nil {
 			fail(w, err)
@@ -218,6 +253,29 @@ func (s *service) bulk(op, status string) handler {
 		}
 		writeJSON(w, http.StatusOK, out)
 	}
+}
+
+// versions answers, per run, whether the user may list the run's versions of one kind
+// (component, model or artifact): the bulk operation list_{kind}_versions, which needs
+// versions.list on the run's project and refuses a kind the project's effective
+// excluded_features holds (reason feature_excluded). Done is true for the runs whose versions
+// the host may list. Any other kind is a 400.
+func (s *service) versions(w http.ResponseWriter, r *http.Request, user string) {
+	refs, ok := s.runRefs(w, r)
+	if !ok {
+		return
+	}
+	owner := r.PathValue("org") + "/" + r.PathValue("team")
+	decisions, err := s.eng.BulkRuns(r.Context(), user, owner, "list_"+r.PathValue("kind")+"_versions", refs, "")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := []bulkResult{}
+	for _, d := range decisions {
+		out = append(out, bulkResult{UUID: d.UUID, Done: d.Decision.Allowed, Reasons: d.Decision.Reasons})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *service) createProject(w http.ResponseWriter, r *http.Request, user string) {

@@ -15,9 +15,9 @@ import (
 
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	st, eng, err := setup(t.Context(), "")
+	eng, done, err := setup(t.Context(), config{})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
+	t.Cleanup(done)
 	srv := httptest.NewServer(newHandler(eng, sampleRuns))
 	t.Cleanup(srv.Close)
 	return srv
@@ -137,6 +137,38 @@ func TestProjectsInATeamSpace(t *testing.T) {
 	code, body = call(t, srv, "vera", "GET", "/api/v1/orgs/acme/teams/engineering/projects", "")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `"projects":["detector","nlp","vision"]`)
+}
+
+func TestVersionListingsByKind(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	body := `{"uuids": ["r-vision-1", "r-nlp-1", "r-open-1"]}`
+	for _, tc := range []struct {
+		kind  string
+		codes []string
+		done  []bool
+	}{
+		// vision's gpu-policy excludes components.
+		{"component", []string{"feature_excluded", "team_role", "not_in_scope"}, []bool{false, true, false}},
+		{"model", []string{"team_role", "team_role", "not_in_scope"}, []bool{true, true, false}},
+		{"artifact", []string{"team_role", "team_role", "not_in_scope"}, []bool{true, true, false}},
+	} {
+		code, out := call(t, srv, "olga", "POST", "/api/v1/orgs/acme/teams/engineering/runs/versions/"+tc.kind, body)
+		require.Equal(t, http.StatusOK, code, out)
+		var res []bulkResult
+		require.NoError(t, json.Unmarshal([]byte(out), &res))
+		require.Len(t, res, 3, out)
+		for i, r := range res {
+			require.Equal(t, tc.done[i], r.Done, "%s %s", tc.kind, r.UUID)
+			require.Equal(t, tc.codes[i], string(r.Reasons[0].Code), "%s %s", tc.kind, r.UUID)
+		}
+	}
+	code, out := call(t, srv, "olga", "POST", "/api/v1/orgs/acme/teams/engineering/runs/versions/runtime", body)
+	require.Equal(t, http.StatusBadRequest, code, out)
+	// The scope comes first: beth is not in engineering.
+	code, out = call(t, srv, "beth", "POST", "/api/v1/orgs/acme/teams/engineering/runs/versions/model", body)
+	require.Equal(t, http.StatusOK, code, out)
+	require.NotContains(t, out, `"done":true`)
 }
 
 // TestBodiesRefuseAmbiguousKeys: a request body with a duplicate, case-variant or unknown key is

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/policy"
 )
 
@@ -109,16 +110,16 @@ func Load() (*Cases, error) {
 	return &all, nil
 }
 
-// Run converts a case's run document into a policy.Run the way the CLI does: through JSON.
+// Run converts a case's run document into a policy.Run the way the CLI does: through JSON,
+// decoded under the strict rules (internal/strict).
 func Run(doc map[string]any) (policy.Run, error) {
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return policy.Run{}, err
 	}
 	var r policy.Run
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return r, dec.Decode(&r)
+	err = strict.JSON(raw, &r)
+	return r, err
 }
 
 // CheckSettings compares the JSON of an effective-settings read (the §11 shape) with a case:

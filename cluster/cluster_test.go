@@ -1,0 +1,514 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/cluster"
+	"github.com/teamgate/teamgate/cluster/embedded"
+	"github.com/teamgate/teamgate/store"
+)
+
+const acme = "../testdata/conformance/acme.yaml"
+
+var (
+	_ authz.Directory       = (*cluster.Node)(nil)
+	_ authz.PersistentCache = (*cluster.Node)(nil)
+)
+
+// testCtx bounds a test: nothing here may hang.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startNATS runs an embedded NATS server with JetStream on a free loopback port.
+func startNATS(t *testing.T) *embedded.Server {
+	t.Helper()
+	s, err := embedded.Start(embedded.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func connect(t *testing.T, s *embedded.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.URL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// openStore opens a store in dir, or in memory when dir is empty.
+func openStore(t *testing.T, dir string) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// newNode makes a node of st on its own connection to s.
+func newNode(t *testing.T, s *embedded.Server, st *store.Store, opts cluster.Options) *cluster.Node {
+	t.Helper()
+	n, err := cluster.New(testCtx(t), connect(t, s), st, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+func acmeFile(t *testing.T) store.PutFile {
+	t.Helper()
+	data, err := os.ReadFile(acme)
+	require.NoError(t, err)
+	f, err := store.ParseFile(data)
+	require.NoError(t, err)
+	return store.PutFile{File: *f}
+}
+
+func export(t *testing.T, st *store.Store) string {
+	t.Helper()
+	var b bytes.Buffer
+	require.NoError(t, st.Export(t.Context(), &b))
+	return b.String()
+}
+
+// randomChange is a write that may or may not be valid in the state it meets.
+func randomChange(rng *rand.Rand) store.Change {
+	users := []string{"alice", "bob", "vera", "olga", "newbie", "zed"}
+	u := users[rng.IntN(len(users))]
+	roles := store.OrgRoles()
+	switch rng.IntN(7) {
+	case 0:
+		return store.PutMember{Org: "acme", User: u, Role: roles[rng.IntN(len(roles))]}
+	case 1:
+		tr := store.TeamRoles()
+		return store.PutTeamMember{Org: "acme", Team: "research", User: u, Role: tr[rng.IntN(len(tr))]}
+	case 2:
+		return store.PutGrant{Org: "acme", Project: "open", User: u, Grant: store.Grant{Role: "viewer"}}
+	case 3:
+		return store.DeleteMember{Org: "acme", User: u}
+	case 4:
+		return store.CreateProject{Project: store.Project{Org: "acme", Name: fmt.Sprintf("p%d", rng.IntN(8)), CreatedBy: u}, Team: "research"}
+	case 5:
+		return store.DeleteProject{Org: "acme", Name: fmt.Sprintf("p%d", rng.IntN(8))}
+	default:
+		return store.PutMember{Org: "acme", User: u, Role: "emperor"} // always invalid
+	}
+}
+
+// decisions decides a fixed request stream on e at revision rev.
+func decisions(t *testing.T, e *authz.Engine, rev uint64) []authz.Decision {
+	t.Helper()
+	var out []authz.Decision
+	for _, u := range []string{"alice", "bob", "vera", "olga", "newbie", "zed", "beth"} {
+		for _, p := range []string{"acme/vision", "acme/nlp", "acme/open", "acme/p1", "acme/p5"} {
+			for _, a := range []string{"runs.get", "runs.create", "project.delete"} {
+				d, err := e.Authorize(t.Context(), authz.Request{Subject: u, Action: a, Resource: p, MinRevision: rev})
+				if errors.Is(err, teamgate.ErrInvalid) {
+					continue // an action this policy does not know
+				}
+				require.NoError(t, err)
+				out = append(out, d)
+			}
+		}
+	}
+	require.NotEmpty(t, out)
+	return out
+}
+
+// TestNodesConvergeUnderConcurrentWrites: three nodes write random batches at once; every
+// acknowledged write has its own revision and is visible on its writer at once; all nodes end
+// at the same revision with the same directory and the same decisions.
+func TestNodesConvergeUnderConcurrentWrites(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	srv := startNATS(t)
+	nodes := []*cluster.Node{
+		newNode(t, srv, openStore(t, ""), cluster.Options{}),
+		newNode(t, srv, openStore(t, t.TempDir()), cluster.Options{}),
+		newNode(t, srv, openStore(t, ""), cluster.Options{}),
+	}
+	seeded, err := nodes[0].Apply(ctx, acmeFile(t))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), seeded)
+
+	var mu sync.Mutex
+	revs := map[uint64]bool{seeded: true}
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			for range 40 {
+				batch := []store.Change{randomChange(rng)}
+				if rng.IntN(3) == 0 {
+					batch = append(batch, randomChange(rng))
+				}
+				rev, err := n.Apply(ctx, batch...)
+				if err != nil {
+					if !errors.Is(err, teamgate.ErrInvalid) && !errors.Is(err, teamgate.ErrNotFound) && !errors.Is(err, teamgate.ErrConflict) {
+						t.Errorf("node %d: %v", i, err)
+						return
+					}
+					continue
+				}
+				if n.Revision() < rev {
+					t.Errorf("node %d: Apply returned revision %d before applying it (at %d)", i, rev, n.Revision())
+				}
+				mu.Lock()
+				if revs[rev] {
+					t.Errorf("revision %d acknowledged twice", rev)
+				}
+				revs[rev] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	require.False(t, t.Failed())
+
+	last, err := nodes[0].Sync(ctx)
+	require.NoError(t, err)
+	require.Len(t, revs, int(last), "every revision of the stream is one acknowledged write: invalid batches never reached it")
+	want := export(t, nodes[0].Store())
+	var wantDecisions []authz.Decision
+	for i, n := range nodes {
+		_, err := n.Sync(ctx)
+		require.NoError(t, err)
+		require.Equal(t, last, n.Revision(), "node %d", i)
+		require.Equal(t, want, export(t, n.Store()), "node %d", i)
+		require.NoError(t, n.Store().Check())
+		e, err := authz.New(ctx, n)
+		require.NoError(t, err)
+		got := decisions(t, e, last)
+		if i == 0 {
+			wantDecisions = got
+			continue
+		}
+		require.Equal(t, wantDecisions, got, "node %d", i)
+		st := n.Stats()
+		require.Equal(t, last, st.Revision)
+		require.Zero(t, st.Lag)
+		require.True(t, st.Connected)
+		require.NoError(t, st.Err)
+	}
+}
+
+// TestWriteSeenElsewhereWithMinRevision: an engine on node A creates a project (through the
+// stream); an engine on node B asked with the returned revision as MinRevision sees it, and the
+// stores refuse direct writes.
+func TestWriteSeenElsewhereWithMinRevision(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	srv := startNATS(t)
+	a := newNode(t, srv, openStore(t, ""), cluster.Options{})
+	b := newNode(t, srv, openStore(t, ""), cluster.Options{})
+	_, err := a.Apply(ctx, acmeFile(t))
+	require.NoError(t, err)
+
+	ea, err := authz.New(ctx, a)
+	require.NoError(t, err)
+	eb, err := authz.New(ctx, b)
+	require.NoError(t, err)
+	created, err := ea.CreateProject(ctx, "vera", "acme/research", authz.NewProject{Name: "fresh"})
+	require.NoError(t, err)
+	require.True(t, created.Decision.Allowed, "%+v", created.Decision)
+	require.Equal(t, uint64(2), created.Revision)
+
+	d, err := eb.Authorize(ctx, authz.Request{Subject: "vera", Action: "runs.get", Resource: created.Project, MinRevision: created.Revision})
+	require.NoError(t, err)
+	require.True(t, d.Allowed, "%+v", d)
+	require.GreaterOrEqual(t, d.Revision, created.Revision)
+
+	for _, n := range []*cluster.Node{a, b} {
+		_, err := n.Store().Apply(ctx, store.PutOrg{Org: store.Org{Name: "direct"}})
+		require.ErrorIs(t, err, teamgate.ErrConflict)
+	}
+
+	// An invalid batch is refused before it reaches the stream.
+	_, err = b.Apply(ctx, store.PutMember{Org: "acme", User: "zed", Role: "emperor"})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	last, err := b.Sync(ctx)
+	require.NoError(t, err)
+	require.Equal(t, created.Revision, last)
+
+	// A revision nobody wrote: MinRevision fails with ErrStale when the context ends.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = eb.Authorize(short, authz.Request{Subject: "beth", Action: "runs.get", Resource: created.Project, MinRevision: last + 1})
+	require.ErrorIs(t, err, teamgate.ErrStale)
+}
+
+// TestRestartedNodeResumes: an on-disk node closed at revision R reopens at R without
+// reloading anything, and catches up with what was written meanwhile.
+func TestRestartedNodeResumes(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	srv := startNATS(t)
+	writer := newNode(t, srv, openStore(t, ""), cluster.Options{})
+	_, err := writer.Apply(ctx, acmeFile(t))
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
+	require.NoError(t, err)
+	n, err := cluster.New(ctx, connect(t, srv), st, cluster.Options{})
+	require.NoError(t, err)
+	_, err = n.Apply(ctx, store.PutMember{Org: "acme", User: "newbie", Role: "member"})
+	require.NoError(t, err)
+	stopped := n.Revision()
+	require.NoError(t, n.Close())
+	require.ErrorIs(t, n.Close(), teamgate.ErrClosed)
+	_, err = n.Apply(ctx, store.PutMember{Org: "acme", User: "late", Role: "member"})
+	require.ErrorIs(t, err, teamgate.ErrClosed)
+	require.NoError(t, st.Close())
+
+	for i := range 5 {
+		_, err := writer.Apply(ctx, store.PutMember{Org: "acme", User: fmt.Sprintf("u%d", i), Role: "member"})
+		require.NoError(t, err)
+	}
+
+	st = openStore(t, dir)
+	require.Equal(t, stopped, st.Revision(), "the store resumes at its own revision")
+	n = newNode(t, srv, st, cluster.Options{})
+	last, err := n.Sync(ctx)
+	require.NoError(t, err)
+	require.Equal(t, stopped+5, last)
+	require.Equal(t, export(t, writer.Store()), export(t, st))
+}
+
+// TestBadMessageStopsFollower: a message that does not decode, or decodes but does not apply,
+// stops the follower with a FollowerError naming the revision; the node keeps its revision and
+// answers reads, and writes and waits beyond it fail instead of skipping.
+func TestBadMessageStopsFollower(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		body string
+	}{
+		{"does not decode", `{"not": "changes"`},
+		{"unknown kind", `[{"kind":"launch_rocket","change":{}}]`},
+		{"empty batch", `[]`},
+		{"does not apply", `[{"kind":"put_member","change":{"Org":"nope","User":"bob","Role":"member"}}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			srv := startNATS(t)
+			n := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "BAD"})
+			rev, err := n.Apply(ctx, acmeFile(t))
+			require.NoError(t, err)
+
+			js, err := jetstream.New(connect(t, srv))
+			require.NoError(t, err)
+			_, err = js.Publish(ctx, "teamgate.BAD.batch", []byte(tc.body))
+			require.NoError(t, err)
+
+			err = n.WaitRevision(ctx, rev+1)
+			require.ErrorIs(t, err, teamgate.ErrStale)
+			var fe *cluster.FollowerError
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, rev+1, fe.Revision)
+			require.Equal(t, rev, n.Revision())
+			require.ErrorAs(t, n.Stats().Err, &fe)
+			_, err = n.Apply(ctx, store.PutMember{Org: "acme", User: "zed", Role: "member"})
+			require.ErrorAs(t, err, &fe)
+
+			e, err := authz.New(ctx, n)
+			require.NoError(t, err)
+			d, err := e.Authorize(ctx, authz.Request{Subject: "alice", Action: "runs.get", Resource: "acme/vision"})
+			require.NoError(t, err)
+			require.True(t, d.Allowed)
+			require.Equal(t, rev, d.Revision)
+		})
+	}
+}
+
+// TestBootstrapAfterTrim: a node whose next revision was trimmed from the stream restores the
+// newest snapshot and replays the rest; without a snapshot that covers the gap it stops with an
+// error instead of skipping.
+func TestBootstrapAfterTrim(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	srv := startNATS(t)
+	writer := newNode(t, srv, openStore(t, ""), cluster.Options{SnapshotEvery: -1})
+	_, err := writer.Apply(ctx, acmeFile(t))
+	require.NoError(t, err)
+	put := func(user string) {
+		t.Helper()
+		_, err := writer.Apply(ctx, store.PutMember{Org: "acme", User: user, Role: "member"})
+		require.NoError(t, err)
+	}
+	for i := range 6 {
+		put(fmt.Sprintf("u%d", i))
+	}
+	snapRev, err := writer.Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(7), snapRev)
+	require.Equal(t, snapRev, writer.Stats().Snapshot)
+	again, err := writer.Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, snapRev, again, "a snapshot at the same revision is not stored twice")
+	put("after1")
+	put("after2")
+
+	js, err := jetstream.New(connect(t, srv))
+	require.NoError(t, err)
+	stream, err := js.Stream(ctx, "TEAMGATE")
+	require.NoError(t, err)
+	require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSequence(snapRev+1)))
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, snapRev+1, info.State.FirstSeq)
+
+	fresh := newNode(t, srv, openStore(t, t.TempDir()), cluster.Options{})
+	last, err := fresh.Sync(ctx)
+	require.NoError(t, err)
+	require.Equal(t, snapRev+2, last)
+	require.Equal(t, export(t, writer.Store()), export(t, fresh.Store()))
+	require.Equal(t, snapRev, fresh.Stats().Snapshot)
+	require.NoError(t, fresh.Store().Check())
+	rev, err := fresh.Apply(ctx, store.PutMember{Org: "acme", User: "from-fresh", Role: "member"})
+	require.NoError(t, err)
+	require.NoError(t, writer.WaitRevision(ctx, rev))
+
+	// Trimmed past the newest snapshot: a new node cannot catch up and says so.
+	put("lost")
+	info, err = stream.Info(ctx)
+	require.NoError(t, err)
+	require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq)))
+	behind := newNode(t, srv, openStore(t, ""), cluster.Options{})
+	err = behind.WaitRevision(ctx, info.State.LastSeq)
+	var fe *cluster.FollowerError
+	require.ErrorAs(t, err, &fe)
+	require.ErrorIs(t, err, teamgate.ErrStale)
+	require.Zero(t, behind.Revision())
+}
+
+// TestNewRefuses: bad options and a store ahead of the stream are refused before anything
+// changes.
+func TestNewRefuses(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	srv := startNATS(t)
+	nc := connect(t, srv)
+	for _, tc := range []struct {
+		name string
+		opts cluster.Options
+	}{
+		{"stream name", cluster.Options{Stream: "a.b"}},
+		{"replicas", cluster.Options{Replicas: 7}},
+	} {
+		_, err := cluster.New(ctx, nc, openStore(t, ""), tc.opts)
+		require.ErrorIs(t, err, teamgate.ErrInvalid, tc.name)
+	}
+	_, err := cluster.New(ctx, nil, openStore(t, ""), cluster.Options{})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+
+	ahead := openStore(t, "")
+	_, err = ahead.Apply(ctx, store.PutOrg{Org: store.Org{Name: "solo"}})
+	require.NoError(t, err)
+	_, err = cluster.New(ctx, nc, ahead, cluster.Options{Stream: "EMPTY"})
+	require.ErrorIs(t, err, teamgate.ErrConflict)
+	_, err = ahead.Apply(ctx, store.PutOrg{Org: store.Org{Name: "still-mine"}})
+	require.NoError(t, err, "a refused store is not replicated")
+}
+
+// TestNodeCutOffFromNATS: while the NATS server is down a node keeps answering at its revision,
+// reports that it is disconnected, and waits for later revisions fail with ErrStale; once the
+// server is back it catches up with the writes made since.
+func TestNodeCutOffFromNATS(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	srv, err := embedded.Start(embedded.Options{Dir: dir})
+	require.NoError(t, err)
+	port := srv.Port()
+	t.Cleanup(func() { srv.Close() })
+
+	type link struct {
+		nc               *nats.Conn
+		down, reconnects chan struct{}
+	}
+	dial := func() link {
+		l := link{down: make(chan struct{}, 8), reconnects: make(chan struct{}, 8)}
+		nc, err := nats.Connect(srv.URL(), nats.ReconnectWait(20*time.Millisecond), nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(*nats.Conn, error) { l.down <- struct{}{} }),
+			nats.ReconnectHandler(func(*nats.Conn) { l.reconnects <- struct{}{} }))
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		l.nc = nc
+		return l
+	}
+	wait := func(ch chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	la, lb := dial(), dial()
+	a, err := cluster.New(ctx, la.nc, openStore(t, ""), cluster.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	b, err := cluster.New(ctx, lb.nc, openStore(t, t.TempDir()), cluster.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	rev, err := a.Apply(ctx, acmeFile(t))
+	require.NoError(t, err)
+	require.NoError(t, b.WaitRevision(ctx, rev))
+	eb, err := authz.New(ctx, b)
+	require.NoError(t, err)
+
+	srv.Close()
+	wait(la.down)
+	wait(lb.down)
+	st := b.Stats()
+	require.False(t, st.Connected)
+	require.Equal(t, rev, st.Revision)
+	require.False(t, st.LastContact.IsZero())
+	d, err := eb.Authorize(ctx, authz.Request{Subject: "alice", Action: "runs.get", Resource: "acme/vision"})
+	require.NoError(t, err, "a cut-off node answers at its revision")
+	require.True(t, d.Allowed)
+	require.Equal(t, rev, d.Revision)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = eb.Authorize(short, authz.Request{Subject: "alice", Action: "runs.get", Resource: "acme/vision", MinRevision: rev + 1})
+	cancel()
+	require.ErrorIs(t, err, teamgate.ErrStale)
+	short, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = b.Apply(short, store.PutMember{Org: "acme", User: "zed", Role: "member"})
+	cancel()
+	require.Error(t, err, "a write cannot be acknowledged without NATS")
+
+	srv, err = embedded.Start(embedded.Options{Dir: dir, Port: port})
+	require.NoError(t, err)
+	wait(la.reconnects)
+	wait(lb.reconnects)
+	rev2, err := a.Apply(ctx, store.PutMember{Org: "acme", User: "back", Role: "member"})
+	require.NoError(t, err)
+	d, err = eb.Authorize(ctx, authz.Request{Subject: "back", Action: "runs.get", Resource: "acme/open", MinRevision: rev2})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, d.Revision, rev2)
+	last, err := b.Sync(ctx)
+	require.NoError(t, err)
+	require.NoError(t, a.WaitRevision(ctx, last))
+	require.Equal(t, export(t, a.Store()), export(t, b.Store()))
+	require.True(t, b.Stats().Connected)
+}

@@ -1,0 +1,87 @@
+// Package embedded runs a single NATS server with JetStream inside the process: for tests,
+// examples and trying teamgate's cluster mode on one machine. Production points the cluster
+// package at an existing NATS cluster instead; this package is the only one that links the NATS
+// server.
+package embedded
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/teamgate/teamgate"
+)
+
+// Options configure Start.
+type Options struct {
+	// Dir is where JetStream keeps its streams (file storage). Required.
+	Dir string
+	// Host is the address to listen on. Default "127.0.0.1" (loopback only).
+	Host string
+	// Port is the client port. Default 0: a free port the system picks (see Server.URL).
+	Port int
+	// Name is the server's name. Default "teamgate-embedded".
+	Name string
+	// ReadyTimeout bounds the wait for the server to accept connections. Default 10s.
+	ReadyTimeout time.Duration
+}
+
+// Server is a running embedded NATS server. It is safe for concurrent use.
+type Server struct {
+	ns *server.Server
+}
+
+// Start starts the server and returns once it accepts connections.
+func Start(opts Options) (*Server, error) {
+	if opts.Dir == "" {
+		return nil, teamgate.Invalid("embedded NATS store directory", "", "required")
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	port := opts.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if opts.Name == "" {
+		opts.Name = "teamgate-embedded"
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 10 * time.Second
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: opts.Name, Host: opts.Host, Port: port,
+		JetStream: true, StoreDir: opts.Dir,
+		NoLog: true, NoSigs: true, // the host owns logging and signals
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(opts.ReadyTimeout) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("embedded NATS: not ready for connections after %s", opts.ReadyTimeout)
+	}
+	return &Server{ns: ns}, nil
+}
+
+// URL is the client URL to connect to (nats://host:port).
+func (s *Server) URL() string { return s.ns.ClientURL() }
+
+// Port is the client port the server listens on (the one the system picked when Options.Port
+// was 0): a server restarted on it with the same Dir is the same server to its clients.
+func (s *Server) Port() int {
+	if a, ok := s.ns.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
+// Close shuts the server down and waits until it has stopped. Clients see a disconnect.
+func (s *Server) Close() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}

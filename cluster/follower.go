@@ -1,0 +1,230 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/teamgate/teamgate/store"
+)
+
+// errRestart asks the follower to open its consumer again at once (after a bootstrap).
+var errRestart = errors.New("cluster: restart the consumer")
+
+// follow applies the stream to the store until Close or a FollowerError. Anything else (the
+// connection or the stream lost a while) restarts it from the store's revision after a pause.
+func (n *Node) follow() {
+	defer n.wg.Done()
+	pause := 50 * time.Millisecond
+	for n.ctx.Err() == nil {
+		err := n.followOnce()
+		if n.ctx.Err() != nil {
+			return
+		}
+		if fe := (*FollowerError)(nil); errors.As(err, &fe) {
+			n.log.Error("teamgate: cluster follower stopped", "stream", n.name, "err", fe)
+			n.mu.Lock()
+			n.err = fe
+			n.broadcast()
+			n.mu.Unlock()
+			return
+		}
+		if errors.Is(err, errRestart) {
+			pause = 50 * time.Millisecond
+			continue
+		}
+		n.log.Warn("teamgate: cluster follower lost the stream; retrying", "stream", n.name, "in", pause, "err", err)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+}
+
+// followOnce opens an ordered consumer at the store's next revision (bootstrapping first when
+// the stream no longer has it) and applies what it delivers.
+func (n *Node) followOnce() error {
+	info, err := n.stream.Info(n.ctx)
+	if err != nil {
+		return err
+	}
+	n.contact(info.State.LastSeq)
+	rev := n.st.Revision()
+	if rev > info.State.LastSeq {
+		return &FollowerError{Revision: rev + 1, Err: fmt.Errorf("the store is ahead of the stream, whose last revision is %d (was the stream recreated?)", info.State.LastSeq)}
+	}
+	if rev+1 < info.State.FirstSeq {
+		if err := n.bootstrap(info.State.FirstSeq - 1); err != nil {
+			return err
+		}
+		rev = n.st.Revision()
+	}
+	cons, err := n.stream.OrderedConsumer(n.ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: rev + 1})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(n.ctx))
+		if err != nil {
+			return err
+		}
+		if err := n.applyMsg(msg); err != nil {
+			return err
+		}
+	}
+}
+
+// applyMsg applies one batch at its stream sequence, which must be the store's next revision.
+func (n *Node) applyMsg(msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return err
+	}
+	seq, rev := meta.Sequence.Stream, n.st.Revision()
+	switch {
+	case seq <= rev:
+		return nil // delivered again after the consumer was reset
+	case seq > rev+1:
+		// The revisions between were removed from the stream (limits, purge) while this node
+		// was behind: only a snapshot can bridge them.
+		if err := n.bootstrap(seq - 1); err != nil {
+			return err
+		}
+		return errRestart
+	}
+	var cs store.Changes
+	if err := json.Unmarshal(msg.Data(), &cs); err != nil {
+		return &FollowerError{Revision: seq, Err: fmt.Errorf("the batch does not decode: %w", err)}
+	}
+	if _, err := n.replica.ApplyEvent(n.ctx, store.Event{Revision: seq, Changes: cs}); err != nil {
+		if n.ctx.Err() != nil {
+			return err
+		}
+		return &FollowerError{Revision: seq, Err: fmt.Errorf("the batch does not apply: %w", err)}
+	}
+	id := msg.Headers().Get(jetstream.MsgIDHeader)
+	n.mu.Lock()
+	if _, ok := n.landed[id]; ok {
+		n.landed[id] = seq
+	}
+	n.applied = seq
+	n.streamLast = max(n.streamLast, seq+meta.NumPending)
+	n.lastContact = time.Now()
+	n.broadcast()
+	n.mu.Unlock()
+	return nil
+}
+
+// snapshot is the stored form of Node.Snapshot.
+type snapshot struct {
+	Stream    string      `json:"stream"`
+	Revision  uint64      `json:"revision"`
+	Directory *store.File `json:"directory"`
+}
+
+// bootstrap restores the newest snapshot, which must reach at least revision need (the stream
+// has nothing before need+1).
+func (n *Node) bootstrap(need uint64) error {
+	cur := n.st.Revision()
+	gone := fmt.Errorf("revisions %d to %d are no longer in stream %s", cur+1, need, n.name)
+	data, err := n.snaps.GetBytes(n.ctx, snapshotObject)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and there is no snapshot", gone)}
+	}
+	if err != nil {
+		return err
+	}
+	var snap snapshot
+	if err := json.Unmarshal(data, &snap); err != nil || snap.Directory == nil || snap.Stream != n.name {
+		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and the snapshot is not one of this stream (%v)", gone, err)}
+	}
+	if snap.Revision < need {
+		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and the newest snapshot is of revision %d", gone, snap.Revision)}
+	}
+	if _, err := n.replica.Restore(n.ctx, snap.Revision, snap.Directory); err != nil {
+		if n.ctx.Err() != nil {
+			return err
+		}
+		return &FollowerError{Revision: snap.Revision, Err: fmt.Errorf("the snapshot does not restore: %w", err)}
+	}
+	n.log.Info("teamgate: cluster node restored a snapshot", "stream", n.name, "from", cur, "to", snap.Revision)
+	n.mu.Lock()
+	n.applied = snap.Revision
+	n.snapshotRev = max(n.snapshotRev, snap.Revision)
+	n.broadcast()
+	n.mu.Unlock()
+	return nil
+}
+
+// Snapshot stores the node's directory at its current revision in the stream's snapshot bucket
+// (an object store) and returns that revision, unless the bucket already holds a snapshot at
+// least as new (then it returns that one's revision). A node that finds revisions gone from the
+// stream restores the newest snapshot and replays from the revision after it, so a stream may be
+// trimmed up to the newest snapshot's revision, never past it. An empty directory (revision 0)
+// needs no snapshot: Snapshot returns 0.
+func (n *Node) Snapshot(ctx context.Context) (uint64, error) {
+	var data []byte
+	var rev uint64
+	err := n.st.View(func(r store.Reader) error {
+		rev = r.Revision()
+		var err error
+		data, err = json.Marshal(snapshot{Stream: n.name, Revision: rev, Directory: r.Snapshot()})
+		return err
+	})
+	if err != nil || rev == 0 {
+		return 0, err
+	}
+	if info, err := n.snaps.GetInfo(ctx, snapshotObject); err == nil {
+		if have, err := strconv.ParseUint(info.Metadata["revision"], 10, 64); err == nil && have >= rev {
+			return have, nil
+		}
+	}
+	_, err = n.snaps.Put(ctx, jetstream.ObjectMeta{Name: snapshotObject,
+		Metadata: map[string]string{"revision": strconv.FormatUint(rev, 10)}}, bytes.NewReader(data))
+	if err != nil {
+		return 0, fmt.Errorf("cluster: store snapshot of revision %d: %w", rev, err)
+	}
+	n.mu.Lock()
+	n.snapshotRev = max(n.snapshotRev, rev)
+	n.mu.Unlock()
+	return rev, nil
+}
+
+// requestSnapshot asks the snapshot loop for a snapshot, without waiting.
+func (n *Node) requestSnapshot() {
+	select {
+	case n.snapCh <- struct{}{}:
+	default:
+	}
+}
+
+// snapshots takes the snapshots Apply asks for, one at a time, off the write path.
+func (n *Node) snapshots() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.snapCh:
+			ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+			if _, err := n.Snapshot(ctx); err != nil {
+				n.log.Warn("teamgate: cluster snapshot failed", "stream", n.name, "err", err)
+			}
+			cancel()
+		}
+	}
+}

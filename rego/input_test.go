@@ -1,0 +1,76 @@
+package rego_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
+)
+
+// TestInputJSONIsTheDocument: the JSON form of a rego.Input (what `teamgate explain` shows as the
+// policy input) is exactly the document the policy reads, empty team roles and teams included.
+func TestInputJSONIsTheDocument(t *testing.T) {
+	t.Parallel()
+	// An ext.deny whose message is the input as the policy sees it.
+	p, err := rego.New(t.Context(), []rego.Module{{Name: "echo.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains json.marshal(input)\n"}})
+	require.NoError(t, err)
+	attrs, err := rego.NewAttributes(map[string]any{"destination": "acme/labs", "run": map[string]any{"created_by": "bob"}})
+	require.NoError(t, err)
+	project := rego.Resource{Kind: scope.KindProject, Org: "acme", Project: "vision", Exists: true}
+	for name, in := range map[string]rego.Input{
+		"non-member, open project": {Subject: rego.Subject{ID: "nobody", OrgRole: "none"}, Action: "project.get", Resource: project},
+		"team roles and teams": {
+			Subject: rego.Subject{ID: "bob", OrgRole: "member", Grant: "viewer", TeamRoles: map[string]string{"engineering": "admin"}},
+			Action:  "project.get",
+			Resource: rego.Resource{Kind: scope.KindProject, Org: "acme", Team: "engineering", Project: "vision",
+				Teams: []string{"engineering"}, Restricted: true, Exists: true},
+		},
+		"org resource": {Subject: rego.Subject{ID: "bob", OrgRole: "member"}, Action: "org.get",
+			Resource: rego.Resource{Kind: scope.KindOrg, Org: "acme", Exists: true}},
+		"transfer with attributes": {Subject: rego.Subject{ID: "bob", OrgRole: "member"}, Action: "runs.transfer",
+			Resource: project, Attributes: attrs,
+			Destination: &rego.Destination{Subject: rego.Subject{ID: "bob", OrgRole: "none"},
+				Resource: rego.Resource{Kind: scope.KindProject, Org: "other", Project: "labs", Missing: "org other does not exist"}}},
+	} {
+		res, err := p.Eval(t.Context(), &in)
+		require.NoError(t, err, name)
+		require.Len(t, res.Reasons, 1, name)
+		require.Equal(t, rego.CodeExtensionDeny, res.Reasons[0].Code, name)
+		raw, err := json.Marshal(in)
+		require.NoError(t, err, name)
+		require.JSONEq(t, res.Reasons[0].Message, string(raw), name)
+	}
+}
+
+// TestAttributeLimitErrorsNameThePath: an attribute document over a limit is an InvalidError whose
+// value is the path where the limit was hit (not an empty value).
+func TestAttributeLimitErrorsNameThePath(t *testing.T) {
+	t.Parallel()
+	deep := map[string]any{}
+	cur := deep
+	for range rego.MaxAttributeDepth + 1 {
+		next := map[string]any{}
+		cur["d"] = next
+		cur = next
+	}
+	for name, tc := range map[string]struct {
+		attrs map[string]any
+		path  string
+	}{
+		"too deep":      {deep, "attributes" + strings.Repeat(".d", rego.MaxAttributeDepth+1)},
+		"too wide":      {map[string]any{"w": make([]any, rego.MaxAttributeValues+1)}, "attributes.w"},
+		"too much text": {map[string]any{"s": strings.Repeat("x", rego.MaxAttributeBytes+1)}, "attributes.s"},
+	} {
+		_, err := rego.NewAttributes(tc.attrs)
+		require.ErrorIs(t, err, teamgate.ErrInvalid, name)
+		var ie *teamgate.InvalidError
+		require.ErrorAs(t, err, &ie, name)
+		require.Equal(t, "attributes", ie.What, name)
+		require.Equal(t, tc.path, ie.Value, name)
+	}
+}

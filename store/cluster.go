@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/teamgate/teamgate"
+)
+
+// write shapes one call of apply.
+type write struct {
+	after   *uint64 // the store must be at exactly this revision (a replayed event)
+	at      uint64  // commit at this revision instead of the next one (Replica.Restore); 0: next
+	replica bool    // the Replica writes: allowed on a replicated store
+	dryRun  bool    // validate only: undo the batch and return the revision it was checked at
+}
+
+// guard refuses a direct write to a replicated store. It runs when the commit pipeline
+// validates a write, in queue order, where Replicate takes its place too: a write queued before
+// Replicate commits before Replicate returns, one queued after it is refused.
+func (s *Store) guard(w write) error {
+	if s.replicated && !w.replica {
+		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
+			Reason: "the store replicates a shared log: write through its cluster node"}
+	}
+	return nil
+}
+
+// Replica is the only writer of a store that is the materialized view of a shared, ordered log
+// of batches (package cluster): the log decides the order of writes and their revisions, and
+// the store replays them. Once Replicate has handed the Replica out, the store's own Apply,
+// ApplyEvent, Load and LoadFile fail with ErrConflict; reads and Watch work as before. The
+// guard lasts while the Store is open (a reopened store is unguarded until Replicate is called
+// again). A Replica is safe for concurrent use.
+type Replica struct{ s *Store }
+
+// Replicate makes r the store's only writer (see Replica). A store can be replicated once:
+// a second call fails with ErrConflict, a closed store with ErrClosed.
+func (s *Store) Replicate() (*Replica, error) {
+	q := &queued{ctx: context.Background(), replicate: true}
+	s.enqueue(q)
+	if q.err != nil {
+		return nil, q.err
+	}
+	return &Replica{s: s}, nil
+}
+
+// replicateNow sets the guard; the leading writer runs it under the write lock.
+func (s *Store) replicateNow() error {
+	if s.replicated {
+		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
+			Reason: "already replicated"}
+	}
+	s.replicated = true
+	return nil
+}
+
+// Store returns the replicated store.
+func (r *Replica) Store() *Store { return r.s }
+
+// Validate checks changes against the store's current state exactly as Apply would, under the
+// write lock, and undoes them: nothing changes and no revision is used. It returns the revision
+// the batch was checked at; the same batch replayed at the next revision applies (the changes
+// are deterministic functions of the state). The error is the one Apply would return.
+func (r *Replica) Validate(ctx context.Context, changes ...Change) (uint64, error) {
+	return r.s.apply(ctx, write{replica: true, dryRun: true}, changes)
+}
+
+// ApplyEvent replays a batch of the log at its revision, like Store.ApplyEvent (the store must be
+// at the revision just before).
+func (r *Replica) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
+	return r.s.applyEvent(ctx, ev, true)
+}
+
+// Restore makes the store hold exactly f (a snapshot taken at revision rev, see
+// Reader.Snapshot) and sets its revision to rev, in one atomic batch (PutDirectory), so a replica
+// whose next revision is gone from the log resumes from the snapshot and replays from rev+1.
+// rev must be above the store's revision (ErrConflict otherwise); an invalid f changes nothing.
+// The events of the revisions skipped are never written: a Watch that needs them ends with an
+// error rather than skip them.
+func (r *Replica) Restore(ctx context.Context, rev uint64, f *File) (uint64, error) {
+	if cur := r.s.Revision(); rev <= cur {
+		return 0, &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(cur, 10),
+			Reason: "a snapshot of revision " + strconv.FormatUint(rev, 10) + " is not ahead of it"}
+	}
+	return r.s.apply(ctx, write{at: rev, replica: true}, []Change{PutDirectory{File: *f}})
+}
+
+// PutDirectory makes the whole directory equal to a data file: orgs and users the file does not
+// name are deleted, and every org it names becomes equal to it (PutFile). It is how a replica
+// restores a snapshot.
+type PutDirectory struct{ File File }
+
+// Kind names the change in events.
+func (PutDirectory) Kind() string { return "put_directory" }
+
+func (c PutDirectory) apply(t *txn) error {
+	if err := c.File.check(); err != nil {
+		return err
+	}
+	named := make(map[string]struct{}, len(c.File.Orgs))
+	for _, o := range c.File.Orgs {
+		named[o.Name] = struct{}{}
+	}
+	for _, org := range sortedKeys(t.st.orgs) {
+		if _, ok := named[org]; !ok {
+			if err := (DeleteOrg{Name: org}).apply(t); err != nil {
+				return fmt.Errorf("delete_org %s: %w", org, err)
+			}
+		}
+	}
+	if err := (PutFile{File: c.File}).apply(t); err != nil {
+		return err
+	}
+	for _, id := range sortedKeys(t.st.users) {
+		if _, ok := c.File.Users[id]; !ok {
+			if err := (DeleteUser{ID: id}).apply(t); err != nil {
+				return fmt.Errorf("delete_user %s: %w", id, err)
+			}
+		}
+	}
+	return nil
+}

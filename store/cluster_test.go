@@ -1,0 +1,132 @@
+package store_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/store"
+)
+
+// TestReplicateRefusesDirectWrites: once replicated, only the Replica writes.
+func TestReplicateRefusesDirectWrites(t *testing.T) {
+	t.Parallel()
+	s, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	r, err := s.Replicate()
+	require.NoError(t, err)
+	_, err = s.Replicate()
+	require.ErrorIs(t, err, teamgate.ErrConflict)
+
+	org := store.PutOrg{Org: store.Org{Name: "acme"}}
+	_, err = s.Apply(t.Context(), org)
+	require.ErrorIs(t, err, teamgate.ErrConflict)
+	_, err = s.ApplyEvent(t.Context(), store.Event{Revision: 1, Changes: store.Changes{org}})
+	require.ErrorIs(t, err, teamgate.ErrConflict)
+	_, err = s.LoadFile(t.Context(), acme)
+	require.ErrorIs(t, err, teamgate.ErrConflict)
+	require.Zero(t, s.Revision())
+
+	rev, err := r.ApplyEvent(t.Context(), store.Event{Revision: 1, Changes: store.Changes{org}})
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), rev)
+	require.NoError(t, s.Close())
+	_, err = s.Replicate()
+	require.ErrorIs(t, err, teamgate.ErrClosed)
+}
+
+// TestReplicaValidateChangesNothing: Validate reports what Apply would and leaves the store as it
+// was; the validated batch then replays at the next revision.
+func TestReplicaValidateChangesNothing(t *testing.T) {
+	t.Parallel()
+	s, err := store.Open(t.Context(), store.Options{Dir: t.TempDir(), NoSync: true})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.LoadFile(t.Context(), acme)
+	require.NoError(t, err)
+	r, err := s.Replicate()
+	require.NoError(t, err)
+	before, rev := export(t, s), s.Revision()
+
+	for _, tc := range []struct {
+		name    string
+		changes []store.Change
+		want    error
+	}{
+		{"unknown role", []store.Change{store.PutMember{Org: "acme", User: "zed", Role: "emperor"}}, teamgate.ErrInvalid},
+		{"missing org", []store.Change{store.PutMember{Org: "nope", User: "zed", Role: "member"}}, teamgate.ErrNotFound},
+		{"second change fails", []store.Change{store.DeleteMember{Org: "acme", User: "bob"}, store.PutOrg{Org: store.Org{Name: "Bad Name"}}}, teamgate.ErrInvalid},
+		{"nil change", []store.Change{nil}, teamgate.ErrInvalid},
+	} {
+		_, err := r.Validate(t.Context(), tc.changes...)
+		require.ErrorIs(t, err, tc.want, tc.name)
+	}
+	valid := []store.Change{store.DeleteMember{Org: "acme", User: "bob"}, store.PutOrg{Org: store.Org{Name: "beta"}}}
+	at, err := r.Validate(t.Context(), valid...)
+	require.NoError(t, err)
+	require.Equal(t, rev, at)
+	require.Equal(t, before, export(t, s))
+	require.Equal(t, rev, s.Revision())
+	require.NoError(t, s.Check())
+
+	got, err := r.ApplyEvent(t.Context(), store.Event{Revision: rev + 1, Changes: valid})
+	require.NoError(t, err)
+	require.Equal(t, rev+1, got)
+	require.Contains(t, export(t, s), "name: beta")
+}
+
+// TestReplicaRestore: a replica holding other data restores a snapshot of another store at its
+// revision (orgs and users the snapshot lacks are deleted), survives a reopen and replays on.
+func TestReplicaRestore(t *testing.T) {
+	t.Parallel()
+	src, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	defer src.Close()
+	_, err = src.LoadFile(t.Context(), acme)
+	require.NoError(t, err)
+	_, err = src.Apply(t.Context(), store.PutOrg{Org: store.Org{Name: "beta"}}, store.PutMember{Org: "beta", User: "bob", Role: "admin"})
+	require.NoError(t, err)
+	var snap *store.File
+	require.NoError(t, src.View(func(r store.Reader) error { snap = r.Snapshot(); return nil }))
+
+	dir := t.TempDir()
+	dst, err := store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+	require.NoError(t, err)
+	_, err = dst.Apply(t.Context(), store.PutOrg{Org: store.Org{Name: "gone"}}, store.PutMember{Org: "gone", User: "olaf", Role: "member"},
+		store.PutUser{User: store.User{ID: "stray"}})
+	require.NoError(t, err)
+	r, err := dst.Replicate()
+	require.NoError(t, err)
+
+	_, err = r.Restore(t.Context(), dst.Revision(), snap)
+	require.ErrorIs(t, err, teamgate.ErrConflict, "a snapshot must be ahead of the store")
+	bad := *snap
+	bad.Orgs = append([]store.FileOrg{{Name: "Not A Slug"}}, bad.Orgs...)
+	_, err = r.Restore(t.Context(), 40, &bad)
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.Contains(t, export(t, dst), "gone")
+
+	rev, err := r.Restore(t.Context(), 40, snap)
+	require.NoError(t, err)
+	require.Equal(t, uint64(40), rev)
+	require.Equal(t, export(t, src), export(t, dst))
+	require.NotContains(t, export(t, dst), "stray")
+	require.NoError(t, dst.Check())
+
+	next := store.Changes{store.PutOrg{Org: store.Org{Name: "gamma"}}}
+	_, err = r.ApplyEvent(t.Context(), store.Event{Revision: 41, Changes: next})
+	require.NoError(t, err)
+	want := export(t, dst)
+	require.NoError(t, dst.Close())
+
+	dst, err = store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+	require.NoError(t, err)
+	defer dst.Close()
+	require.Equal(t, uint64(41), dst.Revision())
+	require.Equal(t, want, export(t, dst))
+	require.True(t, strings.Contains(want, "gamma"))
+	require.NoError(t, dst.Check())
+}
