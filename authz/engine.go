@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -357,7 +356,7 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 		if compiled {
 			key = q.key(p, teamRoles)
 		} else {
-			q.in.Subject.TeamRoles = maps.Clone(teamRoles) // the store's map outlives no snapshot
+			q.in.Subject.TeamRoles = teamRoles.Map()
 			if q.dest != nil {
 				q.readDestination(r)
 			}
@@ -532,8 +531,8 @@ func article(kind scope.Kind) string {
 	return " " + string(kind)
 }
 
-// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4). The
-// subject's team roles are the store's map: valid only inside the snapshot.
+// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4), but for
+// their team roles (the caller reads them when f.Exists).
 func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject, rego.Resource) {
 	s := rego.Subject{ID: subject, OrgRole: "none"}
 	f := rego.Resource{Kind: scope.KindProject, Org: ref.Org, Team: ref.Team, Project: ref.Project, Teams: []string{}}
@@ -563,7 +562,6 @@ func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject
 	if g, ok := pv.Project.Grants[subject]; ok {
 		s.Grant = g.Role
 	}
-	s.TeamRoles = r.TeamRoles(ref.Org, subject)
 	if pv.Teams.Values != nil {
 		f.Teams = pv.Teams.Values
 	}
@@ -572,15 +570,16 @@ func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject
 }
 
 // readFacts resolves the resource and reads the subject's facts into q.in. It returns the
-// subject's team roles in the org: the store's map, valid only inside the snapshot.
-func (q *query) readFacts(r store.Reader) map[string]string {
+// subject's team roles in the org, valid only inside the snapshot.
+func (q *query) readFacts(r store.Reader) store.UserTeams {
 	subject := q.req.Subject
 	if q.res.Kind == scope.KindProject {
 		s, f := resolveProject(r, subject, q.res.Ref)
-		roles := s.TeamRoles
-		s.TeamRoles = nil
 		q.in.Subject, q.in.Resource = s, f
-		return roles
+		if !f.Exists {
+			return store.UserTeams{}
+		}
+		return r.TeamRoles(q.res.Ref.Org, subject)
 	}
 	o := q.res.Owner
 	f := rego.Resource{Kind: q.res.Kind, Org: o.Org, Team: o.Team, Teams: []string{}, Exists: true}
@@ -602,19 +601,21 @@ func (q *query) readFacts(r store.Reader) map[string]string {
 // readDestination reads the subject's facts on the runs.transfer destination into q.in.
 func (q *query) readDestination(r store.Reader) {
 	s, f := resolveProject(r, q.req.Subject, *q.dest)
-	s.TeamRoles = maps.Clone(s.TeamRoles)
+	if f.Exists {
+		s.TeamRoles = r.TeamRoles(q.dest.Org, q.req.Subject).Map()
+	}
 	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
 }
 
 // key reduces the facts readFacts read (inside the snapshot) to the decision table's key.
-func (q *query) key(p *rego.Policy, teamRoles map[string]string) rego.Key {
+func (q *query) key(p *rego.Policy, teamRoles store.UserTeams) rego.Key {
 	s, f := q.in.Subject, q.in.Resource
 	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, Restricted: f.Restricted}
 	switch q.res.Kind {
 	case scope.KindProject:
-		k.TeamRole = p.HighestRole(teamRoles, f.Teams)
+		k.TeamRole = p.HighestRole(teamRoles.Role, f.Teams)
 	case scope.KindTeam:
-		k.TeamRole = teamRoles[f.Team]
+		k.TeamRole, _ = teamRoles.Role(f.Team)
 	}
 	return k
 }

@@ -515,7 +515,7 @@ func TestListingEqualsDecisionsAndSecurityProperties(t *testing.T) {
 					pv, _ := r.Project("o", p)
 					_, hasGrant := pv.Project.Grants[u]
 					inTeam := false
-					for team := range r.TeamRoles("o", u) {
+					for team := range r.TeamRoles("o", u).All {
 						inTeam = inTeam || slices.Contains(pv.Teams.Values, team)
 					}
 					switch {

@@ -116,9 +116,9 @@ func (e *Engine) visible(ctx context.Context, subject, owner string, page Page) 
 // org role orgRole ("none" for non-members), grant ("" for none) and team roles teamRoles in the
 // org may project.get a project whose effective teams are teams. An evaluation failure denies,
 // counted and logged like any other.
-func (e *Engine) projectGetVerdict(ctx context.Context, p *rego.Policy, t *rego.Table, orgRole, grant string, teams []string, restricted bool, teamRoles map[string]string) bool {
+func (e *Engine) projectGetVerdict(ctx context.Context, p *rego.Policy, t *rego.Table, orgRole, grant string, teams []string, restricted bool, teamRoles store.UserTeams) bool {
 	v, err := t.Verdict(ctx, rego.Key{Action: "project.get", Exists: true, OrgRole: orgRole, Grant: grant,
-		TeamRole: p.HighestRole(teamRoles, teams), Restricted: restricted})
+		TeamRole: p.HighestRole(teamRoles.Role, teams), Restricted: restricted})
 	if err != nil {
 		if ctx.Err() == nil { // a listing cut short by its context is an error, not a failure
 			e.failed(err, 0)
@@ -165,8 +165,8 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 		}
 		// Every project without facts of its own for the subject (no grant, no team role) is in
 		// one of two classes, decided once each; the class members come from the sorted indexes.
-		openOK := e.projectGetVerdict(ctx, p, t, orgRole, "", nil, false, nil)
-		restrictedOK := e.projectGetVerdict(ctx, p, t, orgRole, "", nil, true, nil)
+		openOK := e.projectGetVerdict(ctx, p, t, orgRole, "", nil, false, store.UserTeams{})
+		restrictedOK := e.projectGetVerdict(ctx, p, t, orgRole, "", nil, true, store.UserTeams{})
 		var class, skip []string // the allowed classes' members: class minus skip
 		switch {
 		case openOK && restrictedOK:
@@ -180,7 +180,7 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 		// are each decided from them (those past the cursor). They only need listing when allowed
 		// outside class (extra), or leaving out when denied in it (denied).
 		cands := slices.Clone(r.GrantProjects(o.Org, subject))
-		for team := range teamRoles {
+		for team := range teamRoles.All {
 			cands = append(cands, r.TeamProjects(o.Org, team)...)
 		}
 		slices.Sort(cands)

@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -31,8 +30,11 @@ func open(b *testing.B, s Scenario, opts ...authz.Option) (*store.Store, *authz.
 	return st, eng
 }
 
-func requests(s Scenario, n int) []authz.Request {
-	rng := rand.New(rand.NewPCG(7, 7))
+func requests(s Scenario, n int) []authz.Request { return requestsFrom(s, n, 7) }
+
+// requestsFrom draws n random requests from s's users and projects, seeded.
+func requestsFrom(s Scenario, n int, seed uint64) []authz.Request {
+	rng := rand.New(rand.NewPCG(seed, 7))
 	actions := []string{"runs.get", "runs.stop", "runs.approve", "runs.bookmark"}
 	out := make([]authz.Request, n)
 	for i := range out {
@@ -223,83 +225,6 @@ func BenchmarkPeerCedar(b *testing.B) {
 		peer.allow(r.Subject, r.Action, r.Resource[len("org/"):])
 		return nil
 	})
-}
-
-// Medium is a tenth of SPEC §9's large tier: 100k users, 1,000 teams, 10k projects, 1M team
-// memberships.
-var Medium = Scenario{Users: 100_000, Teams: 1_000, Projects: 10_000, Restricted: 0.4, TeamsPerUser: 10, Outsiders: 1_000, Seed: 5}
-
-// BenchmarkMediumTier builds Medium on disk once, then measures reopening it (load + index
-// rebuild) and reports the heap held per team membership and the uncached compiled and Rego
-// latencies on it. Run it alone: it takes minutes and gigabytes.
-func BenchmarkMediumTier(b *testing.B) {
-	ctx := b.Context()
-	dir := b.TempDir()
-	st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cs := Medium.Changes()
-	t0 := time.Now()
-	if _, err := st.Apply(ctx, cs...); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("apply of %d changes: %v", len(cs), time.Since(t0))
-	cs = nil
-	if err := st.Close(); err != nil {
-		b.Fatal(err)
-	}
-	memberships := float64(Medium.Users * Medium.TeamsPerUser)
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
-	// Badger's own fixed allocations (memtable, caches) are measured on an empty store and
-	// left out of the per-membership figure.
-	base := heap()
-	empty, err := store.Open(ctx, store.Options{Dir: b.TempDir(), NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	fixed := heap() - base
-	_ = empty.Close()
-	b.ReportMetric(float64(fixed)/(1<<20), "badger-fixed-MiB")
-	for b.Loop() {
-		before := heap()
-		t0 := time.Now()
-		st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(time.Since(t0).Seconds(), "open-s")
-		after := heap()
-		b.ReportMetric(float64(after-before)/memberships, "heap-B/membership")
-		b.ReportMetric(float64(after-before-fixed)/memberships, "directory-B/membership")
-		for _, mode := range []struct {
-			name string
-			opts []authz.Option
-		}{{"compiled", []authz.Option{authz.WithDecisionCache(0)}}, {"rego", []authz.Option{authz.WithDecisionCache(0), authz.WithCompiledPath(false)}}} {
-			eng, err := authz.New(ctx, st, mode.opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			reqs := requests(Medium, 2000)
-			lat := make([]time.Duration, 0, len(reqs))
-			for _, r := range reqs {
-				t1 := time.Now()
-				if _, err := eng.Authorize(ctx, r); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(t1))
-			}
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), mode.name+"-p50-ns")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), mode.name+"-p99-ns")
-		}
-		_ = st.Close()
-	}
 }
 
 // openDisk builds s in an on-disk store (loaded without fsync), then reopens it, written with or

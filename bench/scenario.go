@@ -5,7 +5,9 @@ package bench
 
 import (
 	"fmt"
+	"iter"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/teamgate/teamgate/store"
 )
@@ -26,30 +28,60 @@ var Small = Scenario{Users: 10_000, Teams: 200, Projects: 2_000, Restricted: 0.4
 // ListProjects target is set at 100k projects).
 var Wide = Scenario{Users: 10_000, Teams: 1_000, Projects: 100_000, Restricted: 0.4, TeamsPerUser: 3, Outsiders: 500, Seed: 2}
 
+// Large is SPEC §9's large tier: 1M users, 10k teams, 100k projects, 10M team memberships (a
+// little fewer: a user drawn twice into one team is a member once).
+var Large = Scenario{Users: 1_000_000, Teams: 10_000, Projects: 100_000, Restricted: 0.4, TeamsPerUser: 10, Outsiders: 10_000, Seed: 5}
+
+// Medium is a tenth of the large tier: 100k users, 1,000 teams, 10k projects, 1M team
+// memberships.
+var Medium = Scenario{Users: 100_000, Teams: 1_000, Projects: 10_000, Restricted: 0.4, TeamsPerUser: 10, Outsiders: 1_000, Seed: 5}
+
+// FileTier is the data-file tier: 100k org members (and 100k team memberships, 10k projects),
+// written as one YAML or JSON data file.
+var FileTier = Scenario{Users: 100_000, Teams: 1_000, Projects: 10_000, Restricted: 0.4, TeamsPerUser: 1, Outsiders: 1_000, Seed: 6}
+
 // Changes generates the directory as store changes: one org "org", users u0…, teams t0…,
 // projects p0…; outsiders o0… with a viewer grant each.
-func (s Scenario) Changes() []store.Change {
+func (s Scenario) Changes() []store.Change { return slices.Collect(s.ChangeSeq()) }
+
+// ChangeSeq yields Changes one at a time, so the large tier is written without holding all of
+// its changes at once.
+func (s Scenario) ChangeSeq() iter.Seq[store.Change] {
+	return s.generate
+}
+
+func (s Scenario) generate(yield func(store.Change) bool) {
 	rng := rand.New(rand.NewPCG(s.Seed, 42))
 	roles := []string{"admin", "member", "member", "member", "viewer", "viewer", "billing"}
-	cs := []store.Change{store.PutOrg{Org: store.Org{Name: "org", Queue: "cpu/default"}}}
+	if !yield(store.PutOrg{Org: store.Org{Name: "org", Queue: "cpu/default"}}) {
+		return
+	}
 	for i := range s.Users {
 		role := roles[rng.IntN(len(roles))]
 		if i < 5 {
 			role = "owner"
 		}
-		cs = append(cs, store.PutMember{Org: "org", User: fmt.Sprintf("u%d", i), Role: role})
+		if !yield(store.PutMember{Org: "org", User: fmt.Sprintf("u%d", i), Role: role}) {
+			return
+		}
 	}
 	for i := range s.Outsiders {
-		cs = append(cs, store.PutMember{Org: "org", User: fmt.Sprintf("o%d", i), Role: "outsider"})
+		if !yield(store.PutMember{Org: "org", User: fmt.Sprintf("o%d", i), Role: "outsider"}) {
+			return
+		}
 	}
 	for i := range s.Teams {
-		cs = append(cs, store.PutTeam{Team: store.Team{Org: "org", Name: fmt.Sprintf("t%d", i)}})
+		if !yield(store.PutTeam{Team: store.Team{Org: "org", Name: fmt.Sprintf("t%d", i)}}) {
+			return
+		}
 	}
 	teamRoles := []string{"viewer", "member", "contributor", "admin"}
 	for i := range s.Users {
 		for range s.TeamsPerUser {
-			cs = append(cs, store.PutTeamMember{Org: "org", Team: fmt.Sprintf("t%d", rng.IntN(s.Teams)),
-				User: fmt.Sprintf("u%d", i), Role: teamRoles[rng.IntN(4)]})
+			if !yield(store.PutTeamMember{Org: "org", Team: fmt.Sprintf("t%d", rng.IntN(s.Teams)),
+				User: fmt.Sprintf("u%d", i), Role: teamRoles[rng.IntN(4)]}) {
+				return
+			}
 		}
 	}
 	for i := range s.Projects {
@@ -63,11 +95,14 @@ func (s Scenario) Changes() []store.Change {
 				}
 			}
 		}
-		cs = append(cs, store.PutProject{Project: p})
+		if !yield(store.PutProject{Project: p}) {
+			return
+		}
 	}
 	for i := range s.Outsiders {
-		cs = append(cs, store.PutGrant{Org: "org", Project: fmt.Sprintf("p%d", rng.IntN(s.Projects)),
-			User: fmt.Sprintf("o%d", i), Grant: store.Grant{Role: "viewer"}})
+		if !yield(store.PutGrant{Org: "org", Project: fmt.Sprintf("p%d", rng.IntN(s.Projects)),
+			User: fmt.Sprintf("o%d", i), Grant: store.Grant{Role: "viewer"}}) {
+			return
+		}
 	}
-	return cs
 }

@@ -130,13 +130,13 @@ func (p *Policy) Rank(role string) (int, bool) {
 	return r, ok
 }
 
-// HighestRole returns the highest role by data rank of roles[t] for t in teams ("" when the
-// subject is in none of them): a project's Key.TeamRole, from the subject's team roles and the
-// project's effective teams.
-func (p *Policy) HighestRole(roles map[string]string, teams []string) string {
+// HighestRole returns the highest role by data rank of role(t) for t in teams ("" when the
+// subject is in none of them): a project's Key.TeamRole, from the subject's team roles (role
+// looks one up) and the project's effective teams.
+func (p *Policy) HighestRole(role func(team string) (string, bool), teams []string) string {
 	best, rank := "", 0
 	for _, t := range teams {
-		if r, ok := roles[t]; ok {
+		if r, ok := role(t); ok {
 			if n := p.ranks[r]; n > rank {
 				best, rank = r, n
 			}

@@ -167,12 +167,13 @@ func TestHighestRoleFollowsDataRanks(t *testing.T) {
 	require.NoError(t, err)
 	rr, err := rego.New(t.Context(), nil, reRanked())
 	require.NoError(t, err)
-	roles := map[string]string{"a": "member", "b": "contributor", "c": "admin"}
+	m := map[string]string{"a": "member", "b": "contributor", "c": "admin"}
+	roles := func(team string) (string, bool) { r, ok := m[team]; return r, ok }
 	require.Equal(t, "contributor", def.HighestRole(roles, []string{"a", "b"}))
 	require.Equal(t, "member", rr.HighestRole(roles, []string{"a", "b"}))
 	require.Equal(t, "admin", rr.HighestRole(roles, []string{"a", "b", "c"}))
 	require.Empty(t, def.HighestRole(roles, []string{"x"}))
-	require.Empty(t, def.HighestRole(nil, nil))
+	require.Empty(t, def.HighestRole(roles, nil))
 }
 
 func TestRanksAreChecked(t *testing.T) {

@@ -173,14 +173,16 @@ func (t *txn) unindexProject(o *orgData, pd *projectData) {
 	}
 }
 
-func (t *txn) member(o *orgData, user, what string) error {
+// member returns the id of an org member, or an error naming user as what.
+func (t *txn) member(o *orgData, user, what string) (uint32, error) {
 	if err := scope.CheckSlug("user", user); err != nil {
-		return err
+		return 0, err
 	}
-	if _, ok := o.members[user]; !ok {
-		return &teamgate.NotFoundError{What: what + " (must be a member of org " + o.org.Name + ")", Name: user}
+	id, ok := o.members.ids[user]
+	if !ok {
+		return 0, &teamgate.NotFoundError{What: what + " (must be a member of org " + o.org.Name + ")", Name: user}
 	}
-	return nil
+	return id, nil
 }
 
 func (c PutOrg) apply(t *txn) error {
@@ -204,12 +206,12 @@ func (c DeleteOrg) apply(t *txn) error {
 	if err != nil {
 		return err
 	}
-	for u := range o.members {
+	for u := range o.members.all {
 		t.touch(keyMember(c.Name, u))
 	}
 	for name, td := range o.teams {
 		t.touch(keyTeam(c.Name, name))
-		for u := range td.members {
+		for u := range o.teamMembers(td) {
 			t.touch(keyTeamMember(c.Name, name, u))
 		}
 	}
@@ -219,7 +221,7 @@ func (c DeleteOrg) apply(t *txn) error {
 	for name := range o.policies {
 		t.touch(keyPolicy(c.Name, name))
 	}
-	for u := range o.members {
+	for u := range o.members.all {
 		t.subject(c.Name, u)
 	}
 	for _, team := range sortedKeys(o.defaultUsers) {
@@ -242,7 +244,7 @@ func (c PutMember) apply(t *txn) error {
 	if err := checkRole("org role", c.Role, orgRoles); err != nil {
 		return err
 	}
-	set(t, o.members, c.User, c.Role)
+	t.putMember(o, c.User, orgRoleCode(c.Role))
 	t.touch(keyMember(c.Org, c.User))
 	t.subject(c.Org, c.User)
 	t.dropClosedDefault(o, c.User) // a demoted owner may no longer enter their default team
@@ -254,11 +256,12 @@ func (c DeleteMember) apply(t *txn) error {
 	if err != nil {
 		return err
 	}
-	if err := t.member(o, c.User, "member"); err != nil {
+	id, err := t.member(o, c.User, "member")
+	if err != nil {
 		return err
 	}
-	for team := range o.userTeams[c.User] {
-		if err := (DeleteTeamMember{Org: c.Org, Team: team, User: c.User}).apply(t); err != nil {
+	for _, tr := range slices.Clone(o.members.teams[id]) {
+		if err := (DeleteTeamMember{Org: c.Org, Team: o.teamByID[tr.team].team.Name, User: c.User}).apply(t); err != nil {
 			return err
 		}
 	}
@@ -269,7 +272,7 @@ func (c DeleteMember) apply(t *txn) error {
 			}
 		}
 	}
-	del(t, o.members, c.User)
+	t.delMember(o, c.User)
 	t.touch(keyMember(c.Org, c.User))
 	t.subject(c.Org, c.User)
 	t.dropClosedDefault(o, c.User)
@@ -297,7 +300,7 @@ func (c PutTeam) apply(t *txn) error {
 			t.followLink(o, tm.Name, old.Policy, tm.Policy)
 		}
 	} else {
-		set(t, o.teams, tm.Name, &teamData{team: tm, members: map[string]string{}})
+		t.newTeam(o, tm)
 	}
 	t.touch(keyTeam(tm.Org, tm.Name))
 	return nil
@@ -314,12 +317,16 @@ func (c DeleteTeam) apply(t *txn) error {
 				Reason: "project " + name + " is assigned to it; unassign it first"}
 		}
 	}
-	for u := range td.members {
+	var users []string // collected first: each deletion changes td.members
+	for u := range o.teamMembers(td) {
+		users = append(users, u)
+	}
+	for _, u := range users {
 		if err := (DeleteTeamMember{Org: c.Org, Team: c.Name, User: u}).apply(t); err != nil {
 			return err
 		}
 	}
-	del(t, o.teams, c.Name)
+	t.dropTeam(o, td)
 	t.touch(keyTeam(c.Org, c.Name))
 	t.clearDefaults(o, c.Name)
 	return nil
@@ -342,9 +349,7 @@ func (c RenameTeam) apply(t *txn) error {
 	set(t, o.teams, c.To, td)
 	t.touch(keyTeam(c.Org, c.From))
 	t.touch(keyTeam(c.Org, c.To))
-	for u, role := range td.members {
-		delIndex(t, o.userTeams, u, c.From)
-		setIndex(t, o.userTeams, u, c.To, role)
+	for u := range o.teamMembers(td) { // memberships name the team by id: only the records move
 		t.touch(keyTeamMember(c.Org, c.From, u))
 		t.touch(keyTeamMember(c.Org, c.To, u))
 		t.subject(c.Org, u)
@@ -397,22 +402,35 @@ func renamed(teams []string, from, to string) []string {
 }
 
 func (c PutTeamMember) apply(t *txn) error {
-	o, td, err := t.team(c.Org, c.Team)
+	o, td, id, role, err := c.resolve(t)
 	if err != nil {
 		return err
 	}
-	if err := t.member(o, c.User, "team member"); err != nil {
-		return err
+	t.putTeamMember(o, td, id, role)
+	if !t.loading {
+		t.touch(keyTeamMember(c.Org, c.Team, c.User))
+		t.subject(c.Org, c.User)
+		t.reach(c.Org, o.teamProjects[c.Team])
 	}
-	if err := checkRole("team role", c.Role, teamRoles); err != nil {
-		return err
-	}
-	set(t, td.members, c.User, c.Role)
-	setIndex(t, o.userTeams, c.User, c.Team, c.Role)
-	t.touch(keyTeamMember(c.Org, c.Team, c.User))
-	t.subject(c.Org, c.User)
-	t.reach(c.Org, o.teamProjects[c.Team])
 	return nil
+}
+
+// resolve validates the change and returns the team and the member id and role code it names.
+// It only reads the state (Open runs it from several goroutines at once).
+func (c PutTeamMember) resolve(t *txn) (*orgData, *teamData, uint32, roleCode, error) {
+	o, td, err := t.team(c.Org, c.Team)
+	if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	id, err := t.member(o, c.User, "team member")
+	if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	role := teamRoleCode(c.Role)
+	if role == 0 {
+		return nil, nil, 0, 0, checkRole("team role", c.Role, teamRoles)
+	}
+	return o, td, id, role, nil
 }
 
 func (c DeleteTeamMember) apply(t *txn) error {
@@ -420,11 +438,10 @@ func (c DeleteTeamMember) apply(t *txn) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := td.members[c.User]; !ok {
+	if o.teamRole(td, c.User) == 0 {
 		return &teamgate.NotFoundError{What: "team member", Name: c.Org + "/" + c.Team + "/" + c.User}
 	}
-	del(t, td.members, c.User)
-	delIndex(t, o.userTeams, c.User, c.Team)
+	t.delTeamMember(o, td, o.members.ids[c.User])
 	t.touch(keyTeamMember(c.Org, c.Team, c.User))
 	t.subject(c.Org, c.User)
 	t.reach(c.Org, o.teamProjects[c.Team])
@@ -466,7 +483,7 @@ func (c PutProject) apply(t *txn) error {
 		}
 	}
 	for u, g := range p.Grants {
-		if err := t.member(o, u, "grantee on project "+name); err != nil {
+		if _, err := t.member(o, u, "grantee on project "+name); err != nil {
 			return err
 		}
 		if err := g.validate("grant " + name + "/" + u); err != nil {
@@ -652,11 +669,11 @@ func (c PutUser) apply(t *txn) error {
 		if !ow.IsTeam() {
 			return teamgate.Invalid("default team", u.DefaultTeam, "a default team is `org/team`")
 		}
-		_, td, err := t.team(ow.Org, ow.Team)
+		o, td, err := t.team(ow.Org, ow.Team)
 		if err != nil {
 			return fmt.Errorf("default team %s of user %s: %w", u.DefaultTeam, u.ID, err)
 		}
-		if !canEnter(td, u.ID) {
+		if !canEnter(o, td, u.ID) {
 			if t.loading {
 				// A record written before default teams were checked: Open must not fail on it.
 				// The default is dropped in memory (an empty owner then asks for one).
@@ -716,9 +733,8 @@ func cloneProject(p Project) Project {
 // canEnter reports whether a user may keep td as their default team: they are a member of it.
 // The store decides this from memberships alone, never from org roles: which org roles reach
 // every team is the policy's rule (rego/data.json), not the store's.
-func canEnter(td *teamData, user string) bool {
-	_, ok := td.members[user]
-	return ok
+func canEnter(o *orgData, td *teamData, user string) bool {
+	return o.teamRole(td, user) != 0
 }
 
 // defaultOf returns the org data and team of a user's default team (nil when none, or its org
@@ -760,7 +776,7 @@ func (t *txn) dropClosedDefault(o *orgData, user string) {
 	if do != o {
 		return
 	}
-	if td, ok := o.teams[team]; ok && canEnter(td, user) {
+	if td, ok := o.teams[team]; ok && canEnter(o, td, user) {
 		return
 	}
 	u.DefaultTeam = ""

@@ -358,7 +358,7 @@ func TestRenameTeam(t *testing.T) {
 		require.NoError(t, s.View(func(r store.Reader) error {
 			before = map[string]map[string]string{}
 			for u := range r.Members("acme") {
-				before[u] = renameKey(r.TeamRoles("acme", u), "research", "lab")
+				before[u] = renameKey(r.TeamRoles("acme", u).Map(), "research", "lab")
 			}
 			beforeProjects = r.TeamProjects("acme", "research")
 			return nil
@@ -376,7 +376,7 @@ func TestRenameTeam(t *testing.T) {
 			require.True(t, ok)
 			require.Equal(t, "lab", tm.Name)
 			for u, roles := range before {
-				require.Equal(t, roles, nilIfEmpty(r.TeamRoles("acme", u)), u)
+				require.Equal(t, roles, nilIfEmpty(r.TeamRoles("acme", u).Map()), u)
 			}
 			require.Equal(t, map[string]string{"beth": "viewer", "vera": "contributor"}, r.TeamMembers("acme", "lab"))
 			require.Equal(t, beforeProjects, r.TeamProjects("acme", "lab"))

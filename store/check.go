@@ -43,7 +43,7 @@ func (st *state) checkDefaults() error {
 		if !ok {
 			return fmt.Errorf("store: user %s: default team %s is missing", id, u.DefaultTeam)
 		}
-		if !canEnter(td, id) {
+		if !canEnter(o, td, id) {
 			return fmt.Errorf("store: user %s cannot enter their default team %s", id, u.DefaultTeam)
 		}
 		if want[org] == nil {
@@ -67,20 +67,8 @@ func (st *state) checkDefaults() error {
 }
 
 func (o *orgData) check() error {
-	userTeams := map[string]map[string]string{}
-	for tn, td := range o.teams {
-		for u, role := range td.members {
-			if _, ok := o.members[u]; !ok {
-				return fmt.Errorf("team %s member %s is not an org member", tn, u)
-			}
-			if userTeams[u] == nil {
-				userTeams[u] = map[string]string{}
-			}
-			userTeams[u][tn] = role
-		}
-	}
-	if !reflect.DeepEqual(userTeams, o.userTeams) {
-		return fmt.Errorf("user → teams index differs: have %v, want %v", o.userTeams, userTeams)
+	if err := o.checkMembers(); err != nil {
+		return err
 	}
 	teamProjects := map[string]map[string]struct{}{}
 	policyProjects := map[string]map[string]struct{}{}
@@ -118,7 +106,7 @@ func (o *orgData) check() error {
 			}
 		}
 		for u := range pd.p.Grants {
-			if _, ok := o.members[u]; !ok {
+			if _, ok := o.members.ids[u]; !ok {
 				return fmt.Errorf("project %s grantee %s is not an org member", pn, u)
 			}
 			add(userGrants, u, pn)
@@ -137,6 +125,71 @@ func (o *orgData) check() error {
 	}
 	if !slices.Equal(o.sortedProjects, sortedKeys(o.projects)) || !slices.Equal(o.sortedOpen, sortedKeys(open)) {
 		return fmt.Errorf("sorted project views differ from the sets")
+	}
+	return nil
+}
+
+// checkMembers verifies the member and team tables: ids and names agree, every membership is
+// recorded on both sides (the team's members, the member's teams) with the same role, and
+// free ids hold nothing.
+func (o *orgData) checkMembers() error {
+	p := &o.members
+	if len(p.names) != len(p.roles) || len(p.names) != len(p.teams) {
+		return fmt.Errorf("member tables differ in length: %d names, %d roles, %d team lists", len(p.names), len(p.roles), len(p.teams))
+	}
+	for u, id := range p.ids {
+		if int(id) >= len(p.names) || p.names[id] != u || p.roles[id] == 0 || int(p.roles[id]) > len(orgRoles) {
+			return fmt.Errorf("member %s: id %d does not hold it", u, id)
+		}
+	}
+	free := map[uint32]bool{}
+	for _, id := range p.free {
+		if int(id) >= len(p.names) || free[id] || p.names[id] != "" || p.roles[id] != 0 || p.teams[id] != nil {
+			return fmt.Errorf("free member id %d is in use or listed twice", id)
+		}
+		free[id] = true
+	}
+	if len(p.ids)+len(free) != len(p.names) {
+		return fmt.Errorf("%d member ids, of which %d members and %d free", len(p.names), len(p.ids), len(free))
+	}
+	teams := 0
+	for id, td := range o.teamByID {
+		if td == nil {
+			continue
+		}
+		teams++
+		if td.id != uint32(id) || o.teams[td.team.Name] != td {
+			return fmt.Errorf("team id %d does not hold team %s", id, td.team.Name)
+		}
+		for m, role := range td.members {
+			if int(m) >= len(p.names) || p.roles[m] == 0 {
+				return fmt.Errorf("team %s member id %d is not an org member", td.team.Name, m)
+			}
+			if role == 0 || int(role) > len(teamRoles) {
+				return fmt.Errorf("team %s member %s: bad role code %d", td.team.Name, p.names[m], role)
+			}
+			if i := slices.Index(p.teams[m], teamRole{td.id, role}); i < 0 {
+				return fmt.Errorf("team %s member %s: missing from the member's teams", td.team.Name, p.names[m])
+			}
+		}
+	}
+	if teams != len(o.teams) || teams+len(o.freeTeam) != len(o.teamByID) {
+		return fmt.Errorf("%d teams but %d team ids, %d free", len(o.teams), len(o.teamByID), len(o.freeTeam))
+	}
+	for _, id := range o.freeTeam {
+		if int(id) >= len(o.teamByID) || o.teamByID[id] != nil {
+			return fmt.Errorf("free team id %d is in use", id)
+		}
+	}
+	for m, list := range p.teams {
+		seen := map[uint32]bool{}
+		for _, tr := range list {
+			if int(tr.team) >= len(o.teamByID) || o.teamByID[tr.team] == nil || seen[tr.team] ||
+				o.teamByID[tr.team].members[uint32(m)] != tr.role {
+				return fmt.Errorf("member %s: team membership %v is not its team's", p.names[m], tr)
+			}
+			seen[tr.team] = true
+		}
 	}
 	return nil
 }

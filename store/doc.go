@@ -9,6 +9,20 @@
 // projects whose effective teams contain a team, a policy's connected projects. View gives a
 // consistent snapshot of all of them.
 //
+// Memberships are most of a large directory (SPEC §9's large tier: 10M), so they are held as
+// integers: each member of an org and each team has an id, roles are one-byte codes, a team's
+// members are a map from member id to role and a member's teams a short list of (team id, role)
+// pairs, with no pointer for the garbage collector to follow. Reader.TeamRoles serves that list
+// as UserTeams (look a team up with Role, iterate with All) without copying it; Members and
+// TeamMembers, which callers walk rarely, build a new map.
+//
+// # Opening
+//
+// Open reads every record and replays it through the same validation as a write, in dependency
+// order (orgs, members, policies, teams, team memberships, projects, users); a record that fails
+// it fails Open with its key. Team memberships are read and validated by one worker per CPU,
+// each taking runs of whole teams in key order, and the stamps load at the same time.
+//
 // # Dependencies
 //
 // Every fact a Reader serves has a stamp: a cell holding the revision of the last write that

@@ -27,7 +27,7 @@ func ExampleStore_Apply() {
 	fmt.Println(err)
 	_ = st.View(func(r store.Reader) error {
 		_, zoe := r.OrgRole("acme", "zoe")
-		fmt.Println("revision", r.Revision(), "zoe is a member:", zoe, "bob's teams:", r.TeamRoles("acme", "bob"))
+		fmt.Println("revision", r.Revision(), "zoe is a member:", zoe, "bob's teams:", r.TeamRoles("acme", "bob").Map())
 		return nil
 	})
 	// Output:

@@ -161,14 +161,14 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 	// A dropped member's team memberships and grants go with it (DeleteMember cascades), so
 	// those that the file still holds are put again below, where validation refuses them.
 	dropped := map[string]bool{}
-	for _, u := range sortedKeys(cur.members) {
+	for _, u := range cur.members.sorted() {
 		if _, keep := o.Members[u]; !keep {
 			dropped[u] = true
 			cs = append(cs, DeleteMember{Org: o.Name, User: u})
 		}
 	}
 	for _, u := range sortedKeys(o.Members) {
-		if role, ok := cur.members[u]; !ok || role != o.Members[u] {
+		if _, role := cur.members.role(u); role == 0 || role.orgRole() != o.Members[u] {
 			cs = append(cs, PutMember{Org: o.Name, User: u, Role: o.Members[u]})
 		}
 	}
@@ -189,14 +189,14 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 			cs = append(cs, PutTeam{Team: want})
 		}
 		if ok {
-			for _, u := range sortedKeys(td.members) {
+			for _, u := range sortedKeys(cur.teamMemberMap(td)) {
 				if _, keep := t.Members[u]; !keep && !dropped[u] {
 					cs = append(cs, DeleteTeamMember{Org: o.Name, Team: t.Name, User: u})
 				}
 			}
 		}
 		for _, u := range sortedKeys(t.Members) {
-			if !ok || dropped[u] || td.members[u] != t.Members[u] {
+			if !ok || dropped[u] || cur.teamRole(td, u) == 0 || cur.teamRole(td, u).teamRole() != t.Members[u] {
 				cs = append(cs, PutTeamMember{Org: o.Name, Team: t.Name, User: u, Role: t.Members[u]})
 			}
 		}
@@ -336,8 +336,8 @@ func (r Reader) Snapshot() *File {
 		od := r.st.orgs[name]
 		fo := FileOrg{Name: name, Queue: od.org.Queue, DefaultPresets: od.org.DefaultPresets,
 			ArchivedDeletionInterval: od.org.ArchivedDeletionInterval}
-		if len(od.members) > 0 {
-			fo.Members = od.members
+		if od.members.count() > 0 {
+			fo.Members = od.memberMap()
 		}
 		for _, pn := range sortedKeys(od.policies) {
 			fo.Policies = append(fo.Policies, FilePolicy{Name: pn, Settings: od.policies[pn].p.Settings})
@@ -346,7 +346,7 @@ func (r Reader) Snapshot() *File {
 			td := od.teams[tn]
 			ft := FileTeam{Name: tn, Description: td.team.Description, Policy: td.team.Policy}
 			if len(td.members) > 0 {
-				ft.Members = td.members
+				ft.Members = od.teamMemberMap(td)
 			}
 			fo.Teams = append(fo.Teams, ft)
 		}

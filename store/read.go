@@ -70,26 +70,79 @@ func (r Reader) OrgRole(org, user string) (role string, ok bool) {
 	if !found {
 		return "", false
 	}
-	role, ok = o.members[user]
-	return role, ok
+	if _, code := o.members.role(user); code != 0 {
+		return code.orgRole(), true
+	}
+	return "", false
 }
 
-// Members returns an org's members (user → role). Read-only.
+// Members returns an org's members (user → role): a new map, built in time linear in the
+// members.
 func (r Reader) Members(org string) map[string]string {
 	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
-		return o.members
+		return o.memberMap()
 	}
 	return nil
 }
 
-// TeamRoles returns a user's team roles in an org (team → role). Read-only.
-func (r Reader) TeamRoles(org, user string) map[string]string {
+// TeamRoles returns a user's team roles in an org.
+func (r Reader) TeamRoles(org, user string) UserTeams {
 	r.dep('m', org, user)
 	if o, ok := r.st.orgs[org]; ok {
-		return o.userTeams[user]
+		if id, code := o.members.role(user); code != 0 {
+			return UserTeams{o: o, list: o.members.teams[id]}
+		}
 	}
-	return nil
+	return UserTeams{}
+}
+
+// UserTeams are a user's team memberships in one org, as a Reader served them: valid only
+// inside the View that read them. The zero value has none.
+type UserTeams struct {
+	o    *orgData
+	list []teamRole
+}
+
+// Len is the number of teams.
+func (tr UserTeams) Len() int { return len(tr.list) }
+
+// Role returns the user's role in team; ok is false when the user is not in it.
+func (tr UserTeams) Role(team string) (role string, ok bool) {
+	if len(tr.list) == 0 {
+		return "", false
+	}
+	td, found := tr.o.teams[team]
+	if !found {
+		return "", false
+	}
+	for _, m := range tr.list {
+		if m.team == td.id {
+			return m.role.teamRole(), true
+		}
+	}
+	return "", false
+}
+
+// All yields each team and the user's role in it, in no particular order.
+func (tr UserTeams) All(yield func(team, role string) bool) {
+	for _, m := range tr.list {
+		if !yield(tr.o.teamByID[m.team].team.Name, m.role.teamRole()) {
+			return
+		}
+	}
+}
+
+// Map returns the roles as a new map (team → role); nil when there are none.
+func (tr UserTeams) Map() map[string]string {
+	if len(tr.list) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(tr.list))
+	for team, role := range tr.All {
+		m[team] = role
+	}
+	return m
 }
 
 // Team returns a team's record.
@@ -112,12 +165,13 @@ func (r Reader) Teams(org string) []string {
 	return nil
 }
 
-// TeamMembers returns a team's members (user → team role). Read-only.
+// TeamMembers returns a team's members (user → team role): a new map, built in time linear in
+// the team's members.
 func (r Reader) TeamMembers(org, team string) map[string]string {
 	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		if td, ok := o.teams[team]; ok {
-			return td.members
+			return o.teamMemberMap(td)
 		}
 	}
 	return nil

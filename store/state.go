@@ -3,7 +3,10 @@ package store
 import (
 	"maps"
 	"slices"
+	"strings"
+	"sync"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
 )
 
@@ -16,12 +19,13 @@ type state struct {
 
 type orgData struct {
 	org      Org
-	members  map[string]string // user → org role
+	members  people // members, their org roles and their team memberships
 	teams    map[string]*teamData
+	teamByID []*teamData // team id → team; nil for a free id
+	freeTeam []uint32    // team ids free for reuse
 	projects map[string]*projectData
 	policies map[string]*policyData
 
-	userTeams      map[string]map[string]string   // user → team → team role
 	teamProjects   map[string]map[string]struct{} // team → projects whose effective teams hold it
 	policyProjects map[string]map[string]struct{} // policy → connected projects
 	userGrants     map[string]map[string]struct{} // user → projects they have a grant on
@@ -42,7 +46,334 @@ func (o *orgData) resort() {
 
 type teamData struct {
 	team    Team
-	members map[string]string // user → team role
+	id      uint32              // stays the same when the team is renamed
+	members map[uint32]roleCode // member id → team role
+}
+
+// Memberships are the bulk of a large directory (SPEC §9's large tier holds 10M), so they are
+// kept as integers: each member of an org has an id, each team an id, roles are small codes.
+// A team's members are a map of ids to codes and a member's teams a short slice of (team, role)
+// pairs, neither holding a pointer the garbage collector must follow; names are resolved
+// through the org's member and team tables only when a reader asks for them.
+
+// roleCode is a role as 1 + its index in orgRoles (org roles) or teamRoles (team roles); 0 is
+// no role.
+type roleCode uint8
+
+func orgRoleCode(role string) roleCode {
+	return roleCode(slices.Index(orgRoles, teamgate.OrgRole(role)) + 1)
+}
+
+func teamRoleCode(role string) roleCode {
+	return roleCode(slices.Index(teamRoles, teamgate.ProjectRole(role)) + 1)
+}
+
+func (c roleCode) orgRole() string  { return string(orgRoles[c-1]) }
+func (c roleCode) teamRole() string { return string(teamRoles[c-1]) }
+
+// teamRole is one team membership of a member.
+type teamRole struct {
+	team uint32 // team id
+	role roleCode
+}
+
+// people holds an org's members by id. An id is taken when a user joins the org and freed when
+// they leave (their team memberships and grants are gone by then), so the tables grow with the
+// members, not with the writes.
+type people struct {
+	ids   map[string]uint32 // member → id
+	names []string          // id → member; "" for a free id
+	roles []roleCode        // id → org role; 0 for a free id
+	teams [][]teamRole      // id → team memberships, in no order
+	free  []uint32          // free ids, reused first
+}
+
+// role returns a member's id and org role code (0, 0 for a non-member).
+func (p *people) role(user string) (uint32, roleCode) {
+	id, ok := p.ids[user]
+	if !ok {
+		return 0, 0
+	}
+	return id, p.roles[id]
+}
+
+// count is how many members the org has.
+func (p *people) count() int { return len(p.ids) }
+
+// all yields every member and their org role, in no order.
+func (p *people) all(yield func(user string, role roleCode) bool) {
+	for id, role := range p.roles {
+		if role != 0 && !yield(p.names[id], role) {
+			return
+		}
+	}
+}
+
+// sorted returns the members' names in order.
+func (p *people) sorted() []string {
+	out := make([]string, 0, len(p.ids))
+	for u := range p.all {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// putMember makes user a member with role, or changes the role.
+func (t *txn) putMember(o *orgData, user string, role roleCode) {
+	p := &o.members
+	if id, ok := p.ids[user]; ok {
+		old := p.roles[id]
+		t.logged(func(undo bool) {
+			if undo {
+				p.roles[id] = old
+			} else {
+				p.roles[id] = role
+			}
+		})
+		p.roles[id] = role
+		return
+	}
+	user = strings.Clone(user) // kept for as long as the membership: not a part of a larger string
+	var id uint32
+	if n := len(p.free); n > 0 {
+		id = p.free[n-1]
+		p.free = p.free[:n-1]
+		t.logged(func(undo bool) {
+			if undo {
+				p.free = append(p.free, id)
+			} else {
+				p.free = p.free[:len(p.free)-1]
+			}
+		})
+		p.names[id], p.roles[id] = user, role
+	} else {
+		id = uint32(len(p.names))
+		t.logged(func(undo bool) {
+			if undo {
+				p.names, p.roles, p.teams = p.names[:id], p.roles[:id], p.teams[:id]
+			} else {
+				p.names, p.roles, p.teams = append(p.names, user), append(p.roles, role), append(p.teams, nil)
+			}
+		})
+		p.names, p.roles, p.teams = append(p.names, user), append(p.roles, role), append(p.teams, nil)
+	}
+	t.logged(func(undo bool) {
+		if undo {
+			p.names[id], p.roles[id] = "", 0
+		} else {
+			p.names[id], p.roles[id] = user, role
+		}
+	})
+	set(t, p.ids, user, id)
+}
+
+// delMember removes a member who is in no team any more, freeing their id.
+func (t *txn) delMember(o *orgData, user string) {
+	p := &o.members
+	id, ok := p.ids[user]
+	if !ok {
+		return
+	}
+	name, role, teams := p.names[id], p.roles[id], p.teams[id]
+	t.logged(func(undo bool) {
+		if undo {
+			p.names[id], p.roles[id], p.teams[id] = name, role, teams
+			p.free = p.free[:len(p.free)-1]
+		} else {
+			p.names[id], p.roles[id], p.teams[id] = "", 0, nil
+			p.free = append(p.free, id)
+		}
+	})
+	p.names[id], p.roles[id], p.teams[id] = "", 0, nil
+	p.free = append(p.free, id)
+	del(t, p.ids, user)
+}
+
+// setTeams replaces a member's team memberships (a new slice while not loading, so the undo log
+// keeps the old one whole).
+func (t *txn) setTeams(o *orgData, id uint32, teams []teamRole) {
+	p := &o.members
+	old := p.teams[id]
+	t.logged(func(undo bool) {
+		if undo {
+			p.teams[id] = old
+		} else {
+			p.teams[id] = teams
+		}
+	})
+	p.teams[id] = teams
+}
+
+// putTeamMember adds member id to td with role, or changes the role.
+func (t *txn) putTeamMember(o *orgData, td *teamData, id uint32, role roleCode) {
+	set(t, td.members, id, role)
+	list := o.members.teams[id]
+	i := slices.IndexFunc(list, func(tr teamRole) bool { return tr.team == td.id })
+	switch {
+	case t.loading && i < 0: // nothing to undo: grow in place
+		o.members.teams[id] = append(list, teamRole{td.id, role})
+	case i < 0:
+		t.setTeams(o, id, append(slices.Clip(list), teamRole{td.id, role}))
+	default:
+		list = slices.Clone(list)
+		list[i].role = role
+		t.setTeams(o, id, list)
+	}
+}
+
+// delTeamMember removes member id from td.
+func (t *txn) delTeamMember(o *orgData, td *teamData, id uint32) {
+	del(t, td.members, id)
+	list := slices.Clone(o.members.teams[id])
+	list = slices.DeleteFunc(list, func(tr teamRole) bool { return tr.team == td.id })
+	if len(list) == 0 {
+		list = nil
+	}
+	t.setTeams(o, id, list)
+}
+
+// newTeam adds a team with no members, giving it an id.
+func (t *txn) newTeam(o *orgData, tm Team) {
+	td := &teamData{team: tm, members: map[uint32]roleCode{}}
+	if n := len(o.freeTeam); n > 0 {
+		td.id = o.freeTeam[n-1]
+		o.freeTeam = o.freeTeam[:n-1]
+		t.logged(func(undo bool) {
+			if undo {
+				o.teamByID[td.id] = nil
+				o.freeTeam = append(o.freeTeam, td.id)
+			} else {
+				o.freeTeam = o.freeTeam[:len(o.freeTeam)-1]
+				o.teamByID[td.id] = td
+			}
+		})
+		o.teamByID[td.id] = td
+	} else {
+		td.id = uint32(len(o.teamByID))
+		t.logged(func(undo bool) {
+			if undo {
+				o.teamByID = o.teamByID[:td.id]
+			} else {
+				o.teamByID = append(o.teamByID, td)
+			}
+		})
+		o.teamByID = append(o.teamByID, td)
+	}
+	set(t, o.teams, tm.Name, td)
+}
+
+// indexMemberTeams builds every member's team list from the teams' member maps, at Open (which
+// fills the maps first), with the given number of goroutines, each walking every workers-th
+// team: a counting pass, then each goroutine writes its entries at offsets no other writes. One
+// array holds all the lists, each cut to its length so that a later write copies it rather than
+// growing into the next one.
+func (o *orgData) indexMemberTeams(workers int) {
+	p := &o.members
+	each := func(w int, fn func(td *teamData)) {
+		for i := w; i < len(o.teamByID); i += workers {
+			if td := o.teamByID[i]; td != nil {
+				fn(td)
+			}
+		}
+	}
+	counts := make([][]uint32, workers) // [w][member id]: entries of worker w, then its next offset
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			c := make([]uint32, len(p.names))
+			each(w, func(td *teamData) {
+				for id := range td.members {
+					c[id]++
+				}
+			})
+			counts[w] = c
+		})
+	}
+	wg.Wait()
+	off := 0 // member by member, worker by worker: where each worker's entries go
+	for id := range p.names {
+		for w := range workers {
+			n := counts[w][id]
+			counts[w][id] = uint32(off)
+			off += int(n)
+		}
+	}
+	all := make([]teamRole, off)
+	for w := range workers {
+		wg.Go(func() {
+			c := counts[w]
+			each(w, func(td *teamData) {
+				for id, role := range td.members {
+					all[c[id]] = teamRole{td.id, role}
+					c[id]++
+				}
+			})
+		})
+	}
+	wg.Wait()
+	// Every worker's next offset for a member now ends that member's list in the last worker.
+	start := 0
+	for id := range p.names {
+		if end := int(counts[workers-1][id]); end > start {
+			p.teams[id] = all[start:end:end]
+			start = end
+		}
+	}
+}
+
+// dropTeam removes a team that has no members left, freeing its id.
+func (t *txn) dropTeam(o *orgData, td *teamData) {
+	del(t, o.teams, td.team.Name)
+	t.logged(func(undo bool) {
+		if undo {
+			o.teamByID[td.id] = td
+			o.freeTeam = o.freeTeam[:len(o.freeTeam)-1]
+		} else {
+			o.teamByID[td.id] = nil
+			o.freeTeam = append(o.freeTeam, td.id)
+		}
+	})
+	o.teamByID[td.id] = nil
+	o.freeTeam = append(o.freeTeam, td.id)
+}
+
+// teamMembers yields a team's members and their team roles, in no order.
+func (o *orgData) teamMembers(td *teamData) func(yield func(user string, role roleCode) bool) {
+	return func(yield func(string, roleCode) bool) {
+		for id, role := range td.members {
+			if !yield(o.members.names[id], role) {
+				return
+			}
+		}
+	}
+}
+
+// memberMap returns a new map of the org's members to their org roles.
+func (o *orgData) memberMap() map[string]string {
+	m := make(map[string]string, o.members.count())
+	for u, role := range o.members.all {
+		m[u] = role.orgRole()
+	}
+	return m
+}
+
+// teamMemberMap returns a new map of td's members to their team roles.
+func (o *orgData) teamMemberMap(td *teamData) map[string]string {
+	m := make(map[string]string, len(td.members))
+	for u, role := range o.teamMembers(td) {
+		m[u] = role.teamRole()
+	}
+	return m
+}
+
+// teamRole returns a member's role in td (0 when not in it).
+func (o *orgData) teamRole(td *teamData, user string) roleCode {
+	id, ok := o.members.ids[user]
+	if !ok {
+		return 0
+	}
+	return td.members[id]
 }
 
 type projectData struct {
@@ -62,9 +393,9 @@ func newState() *state {
 
 func newOrgData(o Org) *orgData {
 	return &orgData{
-		org: o, members: map[string]string{}, teams: map[string]*teamData{},
+		org: o, members: people{ids: map[string]uint32{}}, teams: map[string]*teamData{},
 		projects: map[string]*projectData{}, policies: map[string]*policyData{},
-		userTeams: map[string]map[string]string{}, teamProjects: map[string]map[string]struct{}{},
+		teamProjects:   map[string]map[string]struct{}{},
 		policyProjects: map[string]map[string]struct{}{}, userGrants: map[string]map[string]struct{}{},
 		openProjects: map[string]struct{}{}, defaultUsers: map[string]map[string]struct{}{},
 	}
@@ -105,7 +436,18 @@ func (t *txn) redo() {
 	}
 }
 
-// assign sets *p to v, logged unless the txn cannot fail over (loading from disk).
+// logged logs a mutation the caller makes (f(false) repeats it, f(true) undoes it), unless the
+// txn cannot fail over (loading from disk). Slices are undone and redone by length and index
+// through their owner, never by a pointer to an element: an append may move them.
+func (t *txn) logged(f func(undo bool)) {
+	if !t.loading {
+		t.log = append(t.log, f)
+	}
+}
+
+// assign sets *p to v, logged unless the txn cannot fail over (loading from disk). p must stay
+// where it is while the txn is logged (a struct field or a map's inner value, not a slice element
+// an append may move).
 func assign[V any](t *txn, p *V, v V) {
 	if !t.loading {
 		old := *p

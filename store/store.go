@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -614,8 +616,8 @@ func (st *state) record(key string) ([]byte, error) {
 		}
 	case "member":
 		if o := org(); o != nil {
-			if r, ok := o.members[parts[2]]; ok {
-				return []byte(r), nil
+			if _, r := o.members.role(parts[2]); r != 0 {
+				return []byte(r.orgRole()), nil
 			}
 		}
 	case "team":
@@ -627,8 +629,8 @@ func (st *state) record(key string) ([]byte, error) {
 	case "tmember":
 		if o := org(); o != nil {
 			if td, ok := o.teams[parts[2]]; ok {
-				if r, ok := td.members[parts[3]]; ok {
-					return []byte(r), nil
+				if r := o.teamRole(td, parts[3]); r != 0 {
+					return []byte(r.teamRole()), nil
 				}
 			}
 		}
@@ -659,6 +661,13 @@ func (st *state) record(key string) ([]byte, error) {
 
 // load completes or discards a staged batch a crash left behind (recoverPending), then reads
 // every record from Badger into memory and rebuilds the indexes.
+//
+// Records replay as changes through the same validating apply as a write, in dependency order
+// (a corrupt record fails Open, naming its key); events and caches are never read here. Three
+// things run at once: the stamps load on their own; the records of each kind are read and
+// decoded by one goroutine and applied in order by another (replay); the team memberships, the
+// bulk of a large directory, are read, validated and stored by one worker per CPU
+// (loadTeamMembers).
 func (s *Store) load(ctx context.Context) error {
 	if err := s.recoverPending(); err != nil {
 		return fmt.Errorf("store: load: %w", err)
@@ -677,72 +686,29 @@ func (s *Store) load(ctx context.Context) error {
 				return err
 			}
 		}
-		// Records replay as changes in dependency order, one prefix at a time; events and
-		// caches are never read here. This goroutine reads and decodes while another applies,
-		// in order, batch by batch.
-		type record struct {
-			key string
-			c   Change
-		}
-		batches := make(chan []record, 8)
-		failed := make(chan struct{})
-		applied := make(chan error, 1)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stamped := make(chan error, 1)
 		go func() {
-			var err error
-			for b := range batches {
-				for _, r := range b {
-					if err != nil {
-						break
-					}
-					if e := r.c.apply(t); e != nil {
-						err = fmt.Errorf("store: load record %s: %w", r.key, e)
-						close(failed)
-					}
-				}
-			}
-			applied <- err
+			stamped <- s.scan(ctx, txn, prefixStamp, func(k, v []byte) error {
+				s.stamps.load(string(k[len(prefixStamp):]), binary.BigEndian.Uint64(v))
+				return nil
+			})
 		}()
-		batch := make([]record, 0, 1024)
-		send := func() error {
-			select {
-			case batches <- batch:
-				batch = make([]record, 0, 1024)
-				return nil
-			case <-failed:
-				return errors.New("apply failed")
-			}
+		err = s.replay(ctx, txn, t, "org", "member", "policy", "team")
+		if err == nil {
+			err = s.loadTeamMembers(ctx, txn, t)
 		}
-		var readErr error
-		for _, kind := range []string{"org", "member", "policy", "team", "tmember", "project", "user"} {
-			readErr = s.scan(ctx, txn, prefixRecords+kind+"/", func(k string, v []byte) error {
-				c, err := decodeRecord(k, v)
-				if err != nil {
-					return err
-				}
-				batch = append(batch, record{k, c})
-				if len(batch) == cap(batch) {
-					return send()
-				}
-				return nil
-			})
-			if readErr != nil {
-				break
-			}
+		if err == nil {
+			err = s.replay(ctx, txn, t, "project", "user")
 		}
-		if readErr == nil && len(batch) > 0 {
-			readErr = send()
+		if err != nil {
+			cancel()
 		}
-		close(batches)
-		if readErr == nil {
-			readErr = s.scan(ctx, txn, prefixStamp, func(k string, v []byte) error {
-				s.stamps.load(strings.TrimPrefix(k, prefixStamp), binary.BigEndian.Uint64(v))
-				return nil
-			})
+		if e := <-stamped; err == nil {
+			err = e
 		}
-		if err := <-applied; err != nil {
-			return err // the apply error explains a read stopped by it
-		}
-		return readErr
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: load: %w", err)
@@ -756,66 +722,244 @@ func (s *Store) load(ctx context.Context) error {
 	return nil
 }
 
-// scan calls fn for every key under prefix, in key order.
-func (s *Store) scan(ctx context.Context, txn *badger.Txn, prefix string, fn func(k string, v []byte) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true, PrefetchSize: 256})
+// replay applies the records of the given kinds, in order: this goroutine reads and decodes
+// while another applies, batch by batch.
+func (s *Store) replay(ctx context.Context, txn *badger.Txn, t *txn, kinds ...string) error {
+	type record struct {
+		key string
+		c   Change
+	}
+	batches := make(chan []record, 8)
+	failed := make(chan struct{})
+	applied := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range batches {
+			for _, r := range b {
+				if err != nil {
+					break
+				}
+				if e := r.c.apply(t); e != nil {
+					err = fmt.Errorf("store: load record %s: %w", r.key, e)
+					close(failed)
+				}
+			}
+		}
+		applied <- err
+	}()
+	batch := make([]record, 0, 1024)
+	send := func() error {
+		select {
+		case batches <- batch:
+			batch = make([]record, 0, 1024)
+			return nil
+		case <-failed:
+			return errors.New("apply failed")
+		}
+	}
+	var readErr error
+	for _, kind := range kinds {
+		readErr = s.scan(ctx, txn, prefixRecords+kind+"/", func(k, v []byte) error {
+			key := string(k)
+			c, err := decodeRecord(key, v)
+			if err != nil {
+				return err
+			}
+			batch = append(batch, record{key, c})
+			if len(batch) == cap(batch) {
+				return send()
+			}
+			return nil
+		})
+		if readErr != nil {
+			break
+		}
+	}
+	if readErr == nil && len(batch) > 0 {
+		readErr = send()
+	}
+	close(batches)
+	if err := <-applied; err != nil {
+		return err // the apply error explains a read stopped by it
+	}
+	return readErr
+}
+
+// loadTeamMembers loads the team membership records with one worker per CPU. The key space is
+// cut into runs of whole teams, in key order, that the workers take in turn; each worker
+// validates a record exactly as PutTeamMember does (resolve, which only reads) and stores it in
+// its team's member map, which no other worker writes. The first run starts at the prefix
+// itself, so a record of a missing org or team falls in a run too and fails Open. The members'
+// team lists are built from the teams' maps at the end.
+func (s *Store) loadTeamMembers(ctx context.Context, txn *badger.Txn, t *txn) error {
+	const prefix = prefixRecords + "tmember/"
+	var teams []string
+	for org, o := range t.st.orgs {
+		for team := range o.teams {
+			teams = append(teams, keyTeamMember(org, team, ""))
+		}
+	}
+	slices.Sort(teams)
+	workers := runtime.GOMAXPROCS(0)
+	perRun := max(1, len(teams)/(16*workers))
+	starts := []string{prefix}
+	for i := perRun; i < len(teams); i += perRun {
+		starts = append(starts, teams[i])
+	}
+	runs := make(chan int, len(starts))
+	for i := range starts {
+		runs <- i
+	}
+	close(runs)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := loadRuns(ctx, txn, t, prefix, starts, runs); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	for _, o := range t.st.orgs {
+		o.indexMemberTeams(workers)
+	}
+	return nil
+}
+
+// loadRuns is a worker of loadTeamMembers: it loads the runs it takes until none is left.
+func loadRuns(ctx context.Context, txn *badger.Txn, t *txn, prefix string, starts []string, runs <-chan int) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
 	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		if err := ctx.Err(); err != nil {
-			return err
+	n := 0
+	for i := range runs {
+		var end []byte
+		if i+1 < len(starts) {
+			end = []byte(starts[i+1])
 		}
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if err := fn(string(it.Item().Key()), v); err != nil {
-			return err
+		for it.Seek([]byte(starts[i])); it.Valid(); it.Next() {
+			item := it.Item()
+			if end != nil && bytes.Compare(item.Key(), end) >= 0 {
+				break
+			}
+			if n++; n%1024 == 0 && ctx.Err() != nil {
+				return nil // another worker failed: its error is the one reported
+			}
+			key := string(item.Key())
+			err := item.Value(func(v []byte) error {
+				c, err := decodeTeamMember(key, v)
+				if err != nil {
+					return err
+				}
+				_, td, id, role, err := c.resolve(t)
+				if err != nil {
+					return fmt.Errorf("store: load record %s: %w", key, err)
+				}
+				td.members[id] = role
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// decodeRecord turns a stored record back into the change that writes it.
-func decodeRecord(key string, val []byte) (Change, error) {
-	parts := strings.Split(strings.TrimPrefix(key, prefixRecords), "/")
-	bad := func(err error) error { return fmt.Errorf("store: corrupt record %s: %w", key, err) }
-	switch {
-	case parts[0] == "org" && len(parts) == 2:
-		var o Org
-		if err := json.Unmarshal(val, &o); err != nil {
-			return nil, bad(err)
+// scan calls fn for every key under prefix, in key order. The key and the value are Badger's
+// buffers, valid only until fn returns.
+func (s *Store) scan(ctx context.Context, txn *badger.Txn, prefix string, fn func(k, v []byte) error) error {
+	// No prefetching: records are small values stored with their keys, and copying each one in
+	// Badger's prefetch costs more than reading it in place.
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		if n++; n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
-		return PutOrg{Org: o}, nil
-	case parts[0] == "member" && len(parts) == 3:
-		return PutMember{Org: parts[1], User: parts[2], Role: string(val)}, nil
-	case parts[0] == "team" && len(parts) == 3:
-		var tm Team
-		if err := json.Unmarshal(val, &tm); err != nil {
-			return nil, bad(err)
+		item := it.Item()
+		if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+			return err
 		}
-		return PutTeam{Team: tm}, nil
-	case parts[0] == "tmember" && len(parts) == 4:
-		return PutTeamMember{Org: parts[1], Team: parts[2], User: parts[3], Role: string(val)}, nil
-	case parts[0] == "project" && len(parts) == 3:
-		var p Project
-		if err := json.Unmarshal(val, &p); err != nil {
-			return nil, bad(err)
-		}
-		return PutProject{Project: p}, nil
-	case parts[0] == "policy" && len(parts) == 3:
-		var p Policy
-		if err := json.Unmarshal(val, &p); err != nil {
-			return nil, bad(err)
-		}
-		return PutPolicy{Policy: p}, nil
-	case parts[0] == "user" && len(parts) == 2:
-		var u User
-		if err := json.Unmarshal(val, &u); err != nil {
-			return nil, bad(err)
-		}
-		return PutUser{User: u}, nil
 	}
-	return nil, bad(errors.New("unknown key"))
+	return ctx.Err()
+}
+
+// decodeRecord turns a stored record back into the change that writes it. Role names are the
+// package's own strings, so a loaded membership holds no copy of them.
+func decodeRecord(key string, val []byte) (Change, error) {
+	kind, rest, _ := strings.Cut(strings.TrimPrefix(key, prefixRecords), "/")
+	next := func() string {
+		var p string
+		p, rest, _ = strings.Cut(rest, "/")
+		return p
+	}
+	c, err := Change(nil), errors.New("unknown key")
+	switch n := strings.Count(rest, "/") + 1; {
+	case kind == "member" && n == 2:
+		return PutMember{Org: next(), User: next(), Role: knownRole(val)}, nil
+	case kind == "tmember" && n == 3:
+		return decodeTeamMember(key, val)
+	case kind == "org" && n == 1:
+		c, err = decodeJSON(val, func(o Org) Change { return PutOrg{Org: o} })
+	case kind == "team" && n == 2:
+		c, err = decodeJSON(val, func(t Team) Change { return PutTeam{Team: t} })
+	case kind == "project" && n == 2:
+		c, err = decodeJSON(val, func(p Project) Change { return PutProject{Project: p} })
+	case kind == "policy" && n == 2:
+		c, err = decodeJSON(val, func(p Policy) Change { return PutPolicy{Policy: p} })
+	case kind == "user" && n == 1:
+		c, err = decodeJSON(val, func(u User) Change { return PutUser{User: u} })
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: corrupt record %s: %w", key, err)
+	}
+	return c, nil
+}
+
+// decodeTeamMember decodes a team membership record (Open reads millions: no Change is boxed).
+func decodeTeamMember(key string, val []byte) (PutTeamMember, error) {
+	rest, ok := strings.CutPrefix(key, prefixRecords+"tmember/")
+	org, rest, ok1 := strings.Cut(rest, "/")
+	team, user, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok1 || !ok2 || strings.IndexByte(user, '/') >= 0 {
+		return PutTeamMember{}, fmt.Errorf("store: corrupt record %s: unknown key", key)
+	}
+	return PutTeamMember{Org: org, Team: team, User: user, Role: knownRole(val)}, nil
+}
+
+// decodeJSON decodes a JSON record and wraps it in the change that writes it.
+func decodeJSON[T any](val []byte, put func(T) Change) (Change, error) {
+	var v T
+	if err := json.Unmarshal(val, &v); err != nil {
+		return nil, err
+	}
+	return put(v), nil
+}
+
+// knownRole returns the package's string for a role name, or a copy of an unknown one (which
+// validation then refuses).
+func knownRole(b []byte) string {
+	for _, r := range orgRoles {
+		if string(r) == string(b) {
+			return string(r)
+		}
+	}
+	for _, r := range teamRoles {
+		if string(r) == string(b) {
+			return string(r)
+		}
+	}
+	return string(b)
 }
 
 // Watch streams the events after fromRevision: first those still kept in Badger, then new ones

@@ -67,8 +67,8 @@ func TestLoadAcme(t *testing.T) {
 			require.Equal(t, "outsider", role)
 			_, ok = r.OrgRole("acme", "zed")
 			require.False(t, ok)
-			require.Equal(t, map[string]string{"engineering": "contributor"}, r.TeamRoles("acme", "bob"))
-			require.Equal(t, map[string]string{"engineering": "member", "research": "contributor"}, r.TeamRoles("acme", "vera"))
+			require.Equal(t, map[string]string{"engineering": "contributor"}, r.TeamRoles("acme", "bob").Map())
+			require.Equal(t, map[string]string{"engineering": "member", "research": "contributor"}, r.TeamRoles("acme", "vera").Map())
 			pv, ok := r.Project("acme", "labs")
 			require.True(t, ok)
 			require.True(t, pv.Teams.Restricted, "labs: engineering ∩ research is restricted and empty")
@@ -160,7 +160,7 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	require.NoError(t, s.Export(ctx, &after))
 	require.Equal(t, before.String(), after.String())
 	require.NoError(t, s.View(func(r store.Reader) error {
-		require.Nil(t, r.TeamRoles("acme", "vera"), "delete member cascades to teams")
+		require.Nil(t, r.TeamRoles("acme", "vera").Map(), "delete member cascades to teams")
 		pv, _ := r.Project("acme", "labs")
 		require.Equal(t, []string{"engineering"}, pv.Teams.Values, "policy change recomputed effective teams")
 		return nil
