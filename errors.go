@@ -44,7 +44,7 @@ func (e *InvalidError) Unwrap() error { return ErrInvalid }
 // NotFoundError reports a missing entity. It matches ErrNotFound.
 type NotFoundError struct {
 	What   string // "org", "team", "project", "policy", "user", "member", ...
-	Name   string // the full name looked up, e.g. "acme/vision"
+	Name   string // the full name looked up, e.g. "acme/vision" (Error quotes a bounded prefix)
 	Reason string // optional: which part is missing, e.g. "project vision is not in team space acme/research"
 }
 
@@ -52,7 +52,7 @@ func (e *NotFoundError) Error() string {
 	if e.Reason != "" {
 		return e.Reason
 	}
-	return fmt.Sprintf("%s %s not found", e.What, e.Name)
+	return fmt.Sprintf("%s %s not found", e.What, quote.Cut(e.Name))
 }
 
 // Unwrap makes errors.Is(err, ErrNotFound) true.
@@ -66,7 +66,7 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("conflict on %s %s: %s", e.What, e.Name, e.Reason)
+	return fmt.Sprintf("conflict on %s %s: %s", e.What, quote.Cut(e.Name), e.Reason)
 }
 
 // Unwrap makes errors.Is(err, ErrConflict) true.

@@ -1,10 +1,15 @@
 package authz
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
 )
@@ -63,4 +68,102 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		_, _ = decodeEntry(raw, p, st)
 	})
+}
+
+// TestCacheShardIndex drives one shard with hashes made to collide (a few home positions, equal
+// tags) through inserts, replacements and CLOCK evictions, and checks after every step that the
+// index reaches exactly the slots in use, each under its own key.
+func TestCacheShardIndex(t *testing.T) {
+	t.Parallel()
+	s := &cacheShard{capacity: 8, index: make([]uint64, 16)}
+	var used atomic.Int64
+	keys := make([]cacheKey, 60)
+	hashes := make([]uint64, len(keys))
+	for i := range keys {
+		keys[i] = cacheKey{subject: fmt.Sprint("u", i), action: "runs.get", resource: "o/p"}
+		if i%7 == 0 {
+			keys[i].resource = strings.Repeat("x", slotKeyBytes) // a key stored out of line
+		}
+		hashes[i] = uint64(i%3)<<32 | uint64(i%4)*5 | 1 // three tags, four homes, runs that wrap
+	}
+	present := func(i int) bool { slot, _ := s.find(hashes[i], &keys[i]); return slot >= 0 }
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := range 2000 {
+		i := rng.IntN(len(keys))
+		s.put(hashes[i], &keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
+		if step%5 == 0 { // a hit: CLOCK keeps it a while
+			slot, _ := s.find(hashes[i], &keys[i])
+			s.slots[slot].ref = 1
+		}
+		require.True(t, present(i), "step %d: the key just put", step)
+		n := 0
+		for j := range keys {
+			if slot, _ := s.find(hashes[j], &keys[j]); slot >= 0 {
+				n++
+				require.Equal(t, keys[j].subject, s.slots[slot].entry.dec.Role, "step %d: key %d finds its own slot", step, j)
+			}
+		}
+		require.Equal(t, len(s.slots), n, "step %d: every slot in use is reachable, and only those", step)
+		require.LessOrEqual(t, len(s.slots), 8)
+		indexed := 0
+		for _, e := range s.index {
+			if e != 0 {
+				indexed++
+			}
+		}
+		require.Equal(t, n, indexed, "step %d: one index entry per slot", step)
+	}
+	require.EqualValues(t, 8, used.Load())
+}
+
+func TestCacheKeyMatches(t *testing.T) {
+	t.Parallel()
+	k := cacheKey{subject: "bob", action: "runs.get", resource: "acme/vision"}
+	require.True(t, k.matches(k.appendPacked(nil)))
+	for _, other := range []cacheKey{
+		{subject: "bo", action: "b\x00runs.get", resource: "acme/vision"},
+		{subject: "bob", action: "runs.get", resource: "acme/vision", owner: "acme"},
+		{subject: "bob", action: "runs.get", resource: "acme/visio"},
+		{subject: "bob", action: "runs.gets", resource: "acme/vision"},
+	} {
+		require.False(t, other.matches(k.appendPacked(nil)), "%+v", other)
+	}
+}
+
+// TestDecisionCacheKeepsItsSize: a cache of n holds n distinct decisions (all served again as
+// hits) however the keys fall into shards, and a stream of further distinct requests never
+// grows it past n.
+func TestDecisionCacheKeepsItsSize(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 10, 1000} {
+		e := newAcmeInternal(t, WithDecisionCache(n))
+		reqs := make([]Request, n)
+		for i := range reqs {
+			reqs[i] = Request{Subject: fmt.Sprint("user", i), Action: "runs.get", Resource: "acme/vision"}
+			_, err := e.Authorize(t.Context(), reqs[i])
+			require.NoError(t, err)
+		}
+		for _, r := range reqs {
+			_, err := e.Authorize(t.Context(), r)
+			require.NoError(t, err)
+		}
+		require.EqualValues(t, n, e.Stats().CacheHits, "size %d: every decision stayed", n)
+		for i := range 5 * n {
+			_, err := e.Authorize(t.Context(), Request{Subject: fmt.Sprint("other", i), Action: "runs.stop", Resource: "acme/vision"})
+			require.NoError(t, err)
+			require.LessOrEqual(t, e.decisions.len(), n, "size %d", n)
+		}
+	}
+}
+
+func newAcmeInternal(t *testing.T, opts ...Option) *Engine {
+	t.Helper()
+	st, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.LoadFile(t.Context(), conformance.DataFile())
+	require.NoError(t, err)
+	e, err := New(t.Context(), st, opts...)
+	require.NoError(t, err)
+	return e
 }

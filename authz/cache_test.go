@@ -1,7 +1,9 @@
 package authz_test
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -289,6 +291,69 @@ func TestNondeterministicPolicyIsNotCached(t *testing.T) {
 	}
 	s := eng.Stats()
 	require.Zero(t, s.CacheHits+s.CacheMisses, "a policy reading the clock is evaluated every time")
+}
+
+// TestDistinctRequestsLeaveNoMemory streams distinct requests, most naming subjects, projects,
+// teams and orgs that do not exist, through an engine whose decision cache is far smaller than
+// the stream. Once the cache is full the heap stays flat: no request leaves anything behind
+// (absent facts share the store's shard cells; evicted decisions and their Deps are freed).
+// Not parallel: it reads the heap.
+func TestDistinctRequestsLeaveNoMemory(t *testing.T) {
+	const cacheSize = 1000
+	eng, _ := newAcme(t, authz.WithDecisionCache(cacheSize))
+	stream := func(from, to int) {
+		for i := from; i < to; i++ {
+			for _, r := range []authz.Request{
+				{Subject: fmt.Sprint("ghost", i), Action: "runs.get", Resource: "acme/vision"},
+				{Subject: "bob", Action: "runs.get", Resource: fmt.Sprint("acme/gone", i)},
+				{Subject: "bob", Action: "runs.get", Resource: fmt.Sprint("acme/t", i, "/vision")},
+				{Subject: "bob", Action: "org.get", Resource: fmt.Sprint("org", i)},
+				{Subject: fmt.Sprint("ghost", i), Action: "team.get", Resource: "acme/engineering"},
+			} {
+				_, err := eng.Authorize(t.Context(), r)
+				require.NoError(t, err)
+			}
+		}
+	}
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	stream(0, 2*cacheSize) // fills the cache
+	before := heap()
+	const more = 20_000 // 100k more distinct requests
+	stream(2*cacheSize, 2*cacheSize+more)
+	grown := heap() - before
+	t.Logf("heap grew by %d bytes over %d distinct requests", grown, 5*more)
+	require.Zero(t, eng.Stats().CacheHits, "every request was distinct")
+	// 100k requests: a leak of even 16 bytes each would pass 1.6 MB.
+	require.Less(t, grown, int64(1<<20), "the heap grew with the stream")
+}
+
+// TestHotPathAllocations: an L1 hit allocates nothing, and a decision on the compiled path
+// allocates only what it returns: its reasons and their messages (one string for all).
+func TestHotPathAllocations(t *testing.T) {
+	cachedEng, _ := newAcme(t)
+	compiled, _ := newAcme(t, authz.WithDecisionCache(0))
+	for _, req := range []authz.Request{
+		{Subject: "bob", Action: "runs.stop", Resource: "acme/vision"},
+		{Subject: "vera", Action: "runs.get", Resource: "acme/engineering/vision"},
+		{Subject: "alice", Action: "org.update", Resource: "acme"},
+		{Subject: "bill", Action: "team.update", Resource: "acme/engineering"},
+		{Subject: "nobody", Action: "runs.get", Resource: "acme/vision", Owner: "acme"},
+	} {
+		d, err := compiled.Authorize(t.Context(), req) // fills the table's cell
+		require.NoError(t, err)
+		allocs := testing.AllocsPerRun(200, func() { _, _ = compiled.Authorize(t.Context(), req) })
+		require.LessOrEqual(t, allocs, 2.0, "compiled %+v: %+v", req, d)
+		_, err = cachedEng.Authorize(t.Context(), req)
+		require.NoError(t, err)
+		require.Zero(t, testing.AllocsPerRun(200, func() { _, _ = cachedEng.Authorize(t.Context(), req) }), "L1 hit %+v", req)
+	}
+	require.NotZero(t, compiled.Stats().Compiled)
 }
 
 // TestCachedDecisionHoldsAtItsRevision: a decision served from the cache while a write is in

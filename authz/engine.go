@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -163,6 +164,8 @@ type Engine struct {
 	overBudget atomic.Uint64
 	evaluated  atomic.Uint64 // decisions made by full evaluation of the request's input
 	compiledN  atomic.Uint64 // decisions answered by the compiled path's decision table
+
+	readings sync.Pool // *reading: Authorize's per-decision state
 }
 
 // New builds an engine over dir with the default policy plus the options' modules and data.
@@ -236,7 +239,7 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	s := Stats{EvalErrors: e.evalErrors.Load(), OverBudget: e.overBudget.Load(), Evaluated: e.evaluated.Load(), Compiled: e.compiledN.Load()}
 	if e.decisions != nil {
-		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits.Load(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
+		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
 	}
 	return s
 }
@@ -284,8 +287,7 @@ func (d Decision) Has(code rego.Code) bool {
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		_, d, err := e.decide(ctx, req, nil, false)
-		return d, err
+		return e.decidePooled(ctx, req, nil)
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
@@ -300,25 +302,23 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	// bumping its stamps, so an entry still current afterwards holds at rev. Read after the check,
 	// a write in flight could label a decision it changes with its own revision.
 	rev := e.dir.Revision()
-	if c, ok := e.decisions.lru.Get(key); ok && c.current(p) {
-		e.decisions.hits.Add(1)
-		d := c.dec
+	if d, ok := e.decisions.get(&key, p); ok {
 		d.Revision = rev
 		return d, nil
 	}
-	if c, ok := e.fromDisk(key, p); ok {
+	if c, ok := e.fromDisk(&key, p); ok {
 		e.decisions.diskHits.Add(1)
-		e.decisions.lru.Add(key, c)
+		e.decisions.put(&key, c)
 		d := c.dec
 		d.Revision = rev
 		return d, nil
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	_, d, err := e.decide(ctx, req, entry, false)
+	d, err := e.decidePooled(ctx, req, entry)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
-		e.decisions.lru.Add(key, entry)
-		e.toDisk(key, entry)
+		e.decisions.put(&key, entry)
+		e.toDisk(&key, entry)
 	}
 	return d, err
 }
@@ -330,76 +330,132 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 // With explain set it always evaluates the full policy on the request's own input and also
 // reads how the effective teams came about; otherwise the decision table may answer.
 func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, error) {
+	rd := &reading{explain: explain, also: also}
+	d, err := e.decideIn(ctx, rd, req, entry)
+	return &rd.q, d, err
+}
+
+// decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
+// from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
+func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached) (Decision, error) {
+	rd, _ := e.readings.Get().(*reading)
+	if rd == nil {
+		rd = &reading{}
+	}
+	d, err := e.decideIn(ctx, rd, req, entry)
+	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
+	e.readings.Put(rd)
+	return d, err
+}
+
+// reading is one decision's state while it reads its snapshot. View takes a callback, and a
+// Directory is an interface, so whatever the callback captures escapes to the heap: the
+// callback is made once per reading (view, a method value) and readings are pooled.
+type reading struct {
+	q        query
+	p        *rego.Policy
+	entry    *cached
+	compiled bool
+	explain  bool
+	also     []func(store.Reader) error
+	key      rego.Key
+	rev      uint64
+	view     func(store.Reader) error // = read, made once
+}
+
+// read is the View callback: it reads the decision's facts (and, with an entry, records what
+// they depend on).
+func (rd *reading) read(r store.Reader) error {
+	q := &rd.q
+	if rd.entry != nil {
+		r = r.Track(&rd.entry.deps) // what the decision depends on is what this snapshot serves
+	}
+	rd.rev = r.Revision()
+	teamRoles := q.readFacts(r)
+	if rd.compiled {
+		rd.key = q.key(rd.p, teamRoles)
+	} else {
+		q.in.Subject.TeamRoles = teamRoles.Map()
+		if q.dest != nil {
+			q.readDestination(r)
+		}
+	}
+	if rd.explain {
+		q.origin = teamsOrigin(r, q.res.Ref, q.in.Resource)
+		if q.dest != nil {
+			q.destOrigin = teamsOrigin(r, *q.dest, q.in.Destination.Resource)
+		}
+	}
+	for _, f := range rd.also {
+		if err := f(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *cached) (Decision, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, Decision{}, err
+		return Decision{}, err
 	}
 	p := e.policy.Load()
-	q, err := e.prepare(p, req)
-	if err != nil {
-		return nil, Decision{}, err
+	q := &rd.q
+	if err := e.prepare(p, req, q); err != nil {
+		return Decision{}, err
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return nil, Decision{}, err
+			return Decision{}, err
 		}
 	}
 	table := p.Table()
-	compiled := !explain && e.compiled && table != nil && q.in.Attributes.Len() == 0 && q.dest == nil
-	var key rego.Key
-	var rev uint64
-	if err := e.dir.View(func(r store.Reader) error {
-		if entry != nil {
-			r = r.Track(&entry.deps) // what the decision depends on is what this snapshot serves
-		}
-		rev = r.Revision()
-		teamRoles := q.readFacts(r)
-		if compiled {
-			key = q.key(p, teamRoles)
-		} else {
-			q.in.Subject.TeamRoles = teamRoles.Map()
-			if q.dest != nil {
-				q.readDestination(r)
-			}
-		}
-		if explain {
-			q.origin = teamsOrigin(r, q.res.Ref, q.in.Resource)
-			if q.dest != nil {
-				q.destOrigin = teamsOrigin(r, *q.dest, q.in.Destination.Resource)
-			}
-		}
-		for _, f := range also {
-			if err := f(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		return nil, Decision{}, err
+	rd.p, rd.entry = p, entry
+	rd.compiled = !rd.explain && e.compiled && table != nil && q.in.Attributes.Len() == 0 && q.dest == nil
+	if rd.view == nil {
+		rd.view = rd.read
+	}
+	if err := e.dir.View(rd.view); err != nil {
+		return Decision{}, err
 	}
 	var d Decision
-	if compiled {
+	if rd.compiled {
 		e.compiledN.Add(1)
-		d = e.fromTable(ctx, table, q, key, rev)
+		d = e.fromTable(ctx, table, q, rd.key, rd.rev)
 	} else {
 		e.evaluated.Add(1)
-		d = e.eval(ctx, p, q, rev)
+		d = e.eval(ctx, p, q, rd.rev)
 	}
 	if entry != nil {
 		entry.dec, entry.policy = d, p
 	}
-	return q, d, nil
+	return d, nil
 }
 
 // fromTable answers from the policy's decision table; messages are rendered from the request's
-// own facts.
+// own facts, all of a decision's into one string.
 func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.Key, rev uint64) Decision {
 	v, err := t.Verdict(ctx, k)
 	if err != nil {
 		return e.failed(err, rev)
 	}
 	d := Decision{Allowed: v.Allow, Role: v.Role, Revision: rev, Reasons: make([]Reason, len(v.Codes))}
+	var buf [256]byte
+	var ends [4]int
+	if len(v.Codes) > len(ends) { // no default rule gives that many
+		for i, c := range v.Codes {
+			d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role)}
+		}
+		return d
+	}
+	b := buf[:0]
 	for i, c := range v.Codes {
-		d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role)}
+		b = q.appendMessage(b, c, v.Role)
+		ends[i] = len(b)
+	}
+	msgs, start := string(b), 0
+	for i, c := range v.Codes {
+		d.Reasons[i] = Reason{Code: c, Message: msgs[start:ends[i]]}
+		start = ends[i]
 	}
 	return d
 }
@@ -470,28 +526,28 @@ type query struct {
 	origin, destOrigin *origin
 }
 
-// prepare validates a request without touching the store.
-func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
+// prepare validates a request without touching the store, into q, which is zero.
+func (e *Engine) prepare(p *rego.Policy, req Request, q *query) error {
 	if err := scope.CheckSlug("subject", req.Subject); err != nil {
-		return nil, err
+		return err
 	}
 	spec, ok := p.Action(req.Action)
 	if !ok {
-		return nil, teamgate.Invalid("action", req.Action, "not in the action catalog")
+		return teamgate.Invalid("action", req.Action, "not in the action catalog")
 	}
 	var ctxOwner scope.Owner
 	if req.Owner != "" {
 		o, err := scope.ParseOwner(req.Owner)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ctxOwner = o
 	}
 	res, err := scope.ParseResource(spec.Kind, req.Resource, ctxOwner)
 	if err != nil {
-		return nil, fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
+		return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
 	}
-	q := &query{req: req, spec: spec, res: res}
+	q.req, q.spec, q.res = req, spec, res
 	if spec.ManagesMembers {
 		for _, k := range []string{"target_role", "target_current_role"} {
 			v, present := req.Attributes[k]
@@ -500,7 +556,7 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 			}
 			s, isStr := v.(string)
 			if !isStr || !store.IsOrgRole(s) {
-				return nil, teamgate.Invalid("attribute "+k, fmt.Sprint(v), "not an org role")
+				return teamgate.Invalid("attribute "+k, fmt.Sprint(v), "not an org role")
 			}
 		}
 	}
@@ -508,20 +564,20 @@ func (e *Engine) prepare(p *rego.Policy, req Request) (*query, error) {
 		if v, present := req.Attributes["destination"]; present {
 			s, isStr := v.(string)
 			if !isStr {
-				return nil, teamgate.Invalid("attribute destination", fmt.Sprint(v), "not a project reference string")
+				return teamgate.Invalid("attribute destination", fmt.Sprint(v), "not a project reference string")
 			}
 			ref, err := scope.ParseFullProject(s)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			q.dest = &ref
 		}
 	}
 	if q.in.Attributes, err = rego.NewAttributes(req.Attributes); err != nil {
-		return nil, err
+		return err
 	}
 	q.in.Action = req.Action
-	return q, nil
+	return nil
 }
 
 func article(kind scope.Kind) string {

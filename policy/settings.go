@@ -138,9 +138,9 @@ func checkQueue(what, q string) error {
 	if len(parts) > 2 {
 		return teamgate.Invalid(what, q, "a queue is `queue` or `agent/queue`")
 	}
-	for _, p := range parts {
-		if !scope.ValidSlug(p) {
-			return teamgate.Invalid(what, q, "bad queue part "+`"`+p+`"`)
+	for i, p := range parts {
+		if err := scope.CheckSlug("queue", p); err != nil {
+			return teamgate.Invalid(what, q, scope.BadPart(i, err))
 		}
 	}
 	return nil

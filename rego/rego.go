@@ -332,7 +332,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		return nil, err
 	}
 	if len(modules) == 0 {
-		p.table = &Table{p: p}
+		p.table = newTable(p)
 	}
 	var compiler *ast.Compiler
 	opts := []func(*rego.Rego){

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/scope"
@@ -41,9 +42,83 @@ type Verdict struct {
 // Go-side summary of the Rego rules. Each cell is computed on first use by evaluating the
 // policy on a canonical input with the cell's Key, then read lock-free; it is the policy's own
 // answer, not a re-implementation. A Table is safe for concurrent use.
+//
+// Keys whose roles are the store's vocabulary (teamgate.OrgRole, teamgate.ProjectRole) pack into
+// an index of a flat array per action, so a lookup hashes no string but the action's name; any
+// other Key (a role only an author's data names) goes to a map.
 type Table struct {
-	p     *Policy
-	cells sync.Map // Key (normalized) → Verdict
+	p       *Policy
+	actions map[string]int32                 // action → index in blocks
+	kinds   []scope.Kind                     // by action index
+	blocks  []atomic.Pointer[[blockLen]cell] // by action index, allocated on the action's first use
+	rank    [numRoles]int                    // data rank of each vocabulary project role
+	others  sync.Map                         // Key (normalized) outside the vocabulary → Verdict
+}
+
+// cell is one Verdict, nil until computed.
+type cell = atomic.Pointer[Verdict]
+
+// The role vocabulary of packed keys (orgRoleIndex, roleIndex): the store's roles, index 0
+// standing for none. Switches rather than tables: no package-level mutable state.
+const (
+	numOrgRoles = 8 // none and the seven teamgate.OrgRole
+	numRoles    = 5 // none ("") and the four teamgate.ProjectRole a store holds
+)
+
+// blockLen is the cells of one action: one for a missing resource, then every org role × grant ×
+// team role × restricted.
+const blockLen = 1 + numOrgRoles*numRoles*numRoles*2
+
+func orgRoleIndex(s string) int {
+	switch teamgate.OrgRole(s) {
+	case "none":
+		return 0
+	case teamgate.OrgOwner:
+		return 1
+	case teamgate.OrgManager:
+		return 2
+	case teamgate.OrgAdmin:
+		return 3
+	case teamgate.OrgMember:
+		return 4
+	case teamgate.OrgViewer:
+		return 5
+	case teamgate.OrgBilling:
+		return 6
+	case teamgate.OrgOutsider:
+		return 7
+	}
+	return -1
+}
+
+// roleIndex is a project (team, grant) role's index; "" is none.
+func roleIndex(s string) int {
+	switch teamgate.ProjectRole(s) {
+	case "":
+		return 0
+	case teamgate.RoleViewer:
+		return 1
+	case teamgate.RoleMember:
+		return 2
+	case teamgate.RoleContributor:
+		return 3
+	case teamgate.RoleAdmin:
+		return 4
+	}
+	return -1
+}
+
+func newTable(p *Policy) *Table {
+	t := &Table{p: p, actions: make(map[string]int32, len(p.actions))}
+	for i, name := range p.Actions() {
+		t.actions[name] = int32(i)
+		t.kinds = append(t.kinds, p.actions[name].Kind)
+	}
+	t.blocks = make([]atomic.Pointer[[blockLen]cell], len(t.actions))
+	for _, r := range []teamgate.ProjectRole{teamgate.RoleViewer, teamgate.RoleMember, teamgate.RoleContributor, teamgate.RoleAdmin} {
+		t.rank[roleIndex(string(r))] = p.ranks[string(r)]
+	}
+	return t
 }
 
 // Table returns the policy's decision table, or nil when authors' modules are loaded: their
@@ -52,20 +127,63 @@ func (p *Policy) Table() *Table { return p.table }
 
 // Verdict returns the policy's verdict for k. An action outside the catalog is an error
 // matching teamgate.ErrInvalid; an evaluation failure is an *Error (callers deny) and is never
-// stored.
+// stored. A cell once computed is read without a lock or an allocation.
 //
 // Listings ask it for project.get: Key{Action: "project.get", Exists: true, OrgRole, Grant,
 // TeamRole, Restricted}.
 func (t *Table) Verdict(ctx context.Context, k Key) (Verdict, error) {
-	spec, ok := t.p.actions[k.Action]
+	a, ok := t.actions[k.Action]
 	if !ok {
 		return Verdict{}, teamgate.Invalid("action", k.Action, "not in the action catalog")
 	}
-	k = k.normalize(spec.Kind)
-	if v, ok := t.cells.Load(k); ok {
+	kind := t.kinds[a]
+	k = k.normalize(kind)
+	c := t.cell(a, k)
+	if c != nil {
+		if v := c.Load(); v != nil {
+			return *v, nil
+		}
+	} else if v, ok := t.others.Load(k); ok {
 		return v.(Verdict), nil
 	}
-	in := k.canonical(spec.Kind)
+	v, err := t.eval(ctx, k, kind)
+	if err != nil {
+		return Verdict{}, err
+	}
+	if c == nil {
+		got, _ := t.others.LoadOrStore(k, v)
+		return got.(Verdict), nil
+	}
+	if !c.CompareAndSwap(nil, &v) {
+		return *c.Load(), nil
+	}
+	return v, nil
+}
+
+// cell returns the cell of a normalized key of action a, nil outside the vocabulary.
+func (t *Table) cell(a int32, k Key) *cell {
+	i := 0
+	if k.Exists {
+		o, g, tr := orgRoleIndex(k.OrgRole), roleIndex(k.Grant), roleIndex(k.TeamRole)
+		if o < 0 || g < 0 || tr < 0 {
+			return nil
+		}
+		i = 1 + ((o*numRoles+g)*numRoles+tr)*2
+		if k.Restricted {
+			i++
+		}
+	}
+	b := t.blocks[a].Load()
+	if b == nil {
+		t.blocks[a].CompareAndSwap(nil, new([blockLen]cell))
+		b = t.blocks[a].Load()
+	}
+	return &b[i]
+}
+
+// eval computes a cell: the policy's decision on the key's canonical input.
+func (t *Table) eval(ctx context.Context, k Key, kind scope.Kind) (Verdict, error) {
+	in := k.canonical(kind)
 	res, err := t.p.Eval(ctx, &in)
 	if err != nil {
 		return Verdict{}, err
@@ -77,8 +195,7 @@ func (t *Table) Verdict(ctx context.Context, k Key) (Verdict, error) {
 		}
 		v.Codes[i] = r.Code
 	}
-	got, _ := t.cells.LoadOrStore(k, v)
-	return got.(Verdict), nil
+	return v, nil
 }
 
 // normalize drops the facts the default rules do not read for the action's kind, so equal
@@ -137,12 +254,22 @@ func (p *Policy) HighestRole(role func(team string) (string, bool), teams []stri
 	best, rank := "", 0
 	for _, t := range teams {
 		if r, ok := role(t); ok {
-			if n := p.ranks[r]; n > rank {
+			if n := p.rankOf(r); n > rank {
 				best, rank = r, n
 			}
 		}
 	}
 	return best
+}
+
+// rankOf is Rank without a map lookup for the vocabulary's roles (0 for unranked roles).
+func (p *Policy) rankOf(role string) int {
+	if p.table != nil {
+		if i := roleIndex(role); i >= 0 {
+			return p.table.rank[i]
+		}
+	}
+	return p.ranks[role]
 }
 
 // readRanks reads data.teamgate.ranks: role → rank, "none" ranked 0, every other role a

@@ -287,3 +287,34 @@ func TestInputReachesThePolicy(t *testing.T) {
 		require.Equal(t, "admin", res.Role)
 	}
 }
+
+// TestTableKeysOutsideTheVocabulary: keys with a role the store never holds (one only the data
+// ranks) are not packed into the flat cells but answered all the same, equal to full
+// evaluation, the first time and from the table after.
+func TestTableKeysOutsideTheVocabulary(t *testing.T) {
+	t.Parallel()
+	p, err := rego.New(t.Context(), nil, map[string]any{"teamgate": map[string]any{
+		"ranks": map[string]any{"maintainer": 5},
+	}})
+	require.NoError(t, err)
+	for _, k := range []rego.Key{
+		{Action: "runs.approve", Exists: true, OrgRole: "viewer", TeamRole: "maintainer", Restricted: true},
+		{Action: "runs.approve", Exists: true, OrgRole: "member", Grant: "maintainer"},
+		{Action: "team.update", Exists: true, OrgRole: "member", TeamRole: "maintainer"},
+	} {
+		spec, _ := p.Action(k.Action)
+		in := concrete(p, k, spec.Kind)
+		want, err := p.Eval(t.Context(), &in)
+		require.NoError(t, err)
+		for range 2 {
+			got, err := p.Table().Verdict(t.Context(), k)
+			require.NoError(t, err, "%+v", k)
+			require.Equal(t, want.Allow, got.Allow, "%+v", k)
+			require.Equal(t, want.Role, got.Role, "%+v", k)
+			require.Equal(t, codes(want.Reasons), got.Codes, "%+v", k)
+		}
+	}
+	m := map[string]string{"a": "admin", "b": "maintainer"}
+	roles := func(team string) (string, bool) { r, ok := m[team]; return r, ok }
+	require.Equal(t, "maintainer", p.HighestRole(roles, []string{"a", "b"}))
+}

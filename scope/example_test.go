@@ -20,5 +20,5 @@ func ExampleParseProject() {
 	// Output:
 	// acme engineering vision
 	// acme/research/nlp
-	// invalid project reference "acme//vision": bad part "": empty name
+	// invalid project reference "acme//vision": part 2: empty name
 }

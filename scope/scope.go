@@ -7,6 +7,7 @@
 package scope
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/teamgate/teamgate"
@@ -14,6 +15,11 @@ import (
 
 // MaxSlugLen is the longest name the slug rule accepts.
 const MaxSlugLen = 128
+
+// slugBytes classifies bytes by value: '1' for the letters, digits and '_' a slug may hold, '-'
+// for '-' (allowed, but not twice in a row), '0' for the rest.
+const slugBytes = "000000000000000000000000000000000000000000000-0011111111110000000111111111111111111111111110000101111111111111111111111111100000" +
+	"00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
 
 // CheckSlug reports whether s is a valid name: 1 to 128 of [A-Za-z0-9_-] with no "--".
 // what names the kind of value ("org", "team", "user", ...) in the error.
@@ -24,14 +30,16 @@ func CheckSlug(what, s string) error {
 	if len(s) > MaxSlugLen {
 		return teamgate.Invalid(what, s, "longer than 128 characters")
 	}
+	double := false // "--", found in the same pass: every request checks several slugs
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
-		if !ok {
+		switch slugBytes[s[i]] {
+		case '0':
 			return teamgate.Invalid(what, s, "only letters, digits, '_' and '-' are allowed")
+		case '-':
+			double = double || i > 0 && s[i-1] == '-'
 		}
 	}
-	if strings.Contains(s, "--") {
+	if double {
 		return teamgate.Invalid(what, s, `"--" is not allowed`)
 	}
 	return nil
@@ -66,20 +74,19 @@ func ParseOwner(s string) (Owner, error) {
 	if s == "" {
 		return Owner{}, teamgate.Invalid("owner", s, "empty owner")
 	}
-	parts := strings.Split(s, "/")
-	if len(parts) > 2 {
+	org, team, isTeam := strings.Cut(s, "/") // not Split: no allocation on every request
+	if strings.Contains(team, "/") {
 		return Owner{}, teamgate.Invalid("owner", s, "an owner is `org` or `org/team`")
 	}
-	for _, p := range parts {
+	for i, p := range [2]string{org, team} {
+		if i == 1 && !isTeam {
+			break
+		}
 		if err := CheckSlug("owner", p); err != nil {
-			return Owner{}, teamgate.Invalid("owner", s, "bad part "+quote(p)+": "+reason(err))
+			return Owner{}, teamgate.Invalid("owner", s, BadPart(i, err))
 		}
 	}
-	o := Owner{Org: parts[0]}
-	if len(parts) == 2 {
-		o.Team = parts[1]
-	}
-	return o, nil
+	return Owner{Org: org, Team: team}, nil
 }
 
 // Ref is a resolved-by-shape project reference. Team is set only when the reference named a team
@@ -107,15 +114,24 @@ func ParseProject(s string, ctx Owner) (Ref, error) {
 	if s == "" {
 		return Ref{}, teamgate.Invalid("project reference", s, "empty reference")
 	}
-	parts := splitRef(s)
+	var buf [3]string
+	if n, ok := splitWellFormed(s, &buf); ok {
+		return refOf(s, buf[:n], ctx)
+	}
+	parts := splitRef(s, buf[:0])
 	if len(parts) > 3 {
 		return Ref{}, teamgate.Invalid("project reference", s, "more than three parts")
 	}
-	for _, p := range parts {
+	for i, p := range parts {
 		if err := CheckSlug("project reference", p); err != nil {
-			return Ref{}, teamgate.Invalid("project reference", s, "bad part "+quote(p)+": "+reason(err))
+			return Ref{}, teamgate.Invalid("project reference", s, BadPart(i, err))
 		}
 	}
+	return refOf(s, parts, ctx)
+}
+
+// refOf builds the reference s of one to three valid parts.
+func refOf(s string, parts []string, ctx Owner) (Ref, error) {
 	switch len(parts) {
 	case 1:
 		if ctx.IsZero() {
@@ -132,16 +148,38 @@ func ParseProject(s string, ctx Owner) (Ref, error) {
 // ParseFullProject parses a reference that must name its org (`org/project` or
 // `org/team/project`), such as a transfer destination.
 func ParseFullProject(s string) (Ref, error) {
-	if len(splitRef(s)) < 2 {
+	if len(splitRef(s, nil)) < 2 {
 		return Ref{}, teamgate.Invalid("project reference", s, "a full reference `org/project` or `org/team/project` is required")
 	}
 	return ParseProject(s, Owner{})
 }
 
+// splitWellFormed splits a reference of one to three valid slugs in one pass, into parts; ok is
+// false for anything else, and ParseProject's general path then names the error. Every request
+// on a project parses one.
+func splitWellFormed(s string, parts *[3]string) (n int, ok bool) {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '/' || c == '.':
+			if i == start || i-start > MaxSlugLen || n == 2 {
+				return 0, false
+			}
+			parts[n], n, start = s[start:i], n+1, i+1
+		case slugBytes[c] == '0', c == '-' && i > start && s[i-1] == '-':
+			return 0, false
+		}
+	}
+	if start == len(s) || len(s)-start > MaxSlugLen {
+		return 0, false
+	}
+	parts[n] = s[start:]
+	return n + 1, true
+}
+
 // splitRef splits a project reference on '/' and '.', keeping empty parts so that "acme//x" is
-// caught as malformed rather than read as "acme/x".
-func splitRef(s string) []string {
-	var parts []string
+// caught as malformed rather than read as "acme/x". The parts are appended to parts.
+func splitRef(s string, parts []string) []string {
 	start := 0
 	for i := 0; i < len(s); i++ {
 		if s[i] == '/' || s[i] == '.' {
@@ -152,14 +190,15 @@ func splitRef(s string) []string {
 	return append(parts, s[start:])
 }
 
-func quote(s string) string { return "\"" + s + "\"" }
-
-// reason extracts the Reason of an *InvalidError produced by CheckSlug.
-func reason(err error) string {
+// BadPart says which part of a name made of parts (counted from 1) CheckSlug refused, and why:
+// "part 2: empty name". The error quotes the whole input already; repeating the part would quote
+// a huge input twice.
+func BadPart(i int, err error) string {
+	why := err.Error()
 	if ie, ok := err.(*teamgate.InvalidError); ok {
-		return ie.Reason
+		why = ie.Reason
 	}
-	return err.Error()
+	return "part " + strconv.Itoa(i+1) + ": " + why
 }
 
 // Kind is the kind of resource an action takes.

@@ -156,3 +156,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestErrorsQuoteAHugeInputOnce: a megabyte-long part is named by position, and the input by a
+// bounded prefix, once.
+func TestErrorsQuoteAHugeInputOnce(t *testing.T) {
+	t.Parallel()
+	huge := "HUGE" + strings.Repeat("x", 1<<20)
+	for _, parse := range []func() error{
+		func() error { _, err := scope.ParseOwner("acme/" + huge); return err },
+		func() error { _, err := scope.ParseProject("acme/"+huge+"/p", scope.Owner{}); return err },
+		func() error { _, err := scope.ParseProject(huge+".p", scope.Owner{}); return err },
+	} {
+		err := parse()
+		require.ErrorIs(t, err, teamgate.ErrInvalid)
+		require.Less(t, len(err.Error()), 300, "%.300s", err)
+		require.Equal(t, 1, strings.Count(err.Error(), "HUGE"), "%.300s", err)
+		require.Contains(t, err.Error(), ": longer than 128 characters")
+	}
+}

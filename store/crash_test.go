@@ -408,3 +408,102 @@ func TestBigBatchBadgerFails(t *testing.T) {
 		})
 	}
 }
+
+// TestBigBatchCommittedButNotAppliedIsWatched: a batch whose commit marker is written but whose
+// keys Badger fails to write is acknowledged, so a watcher (a replica) must get its event at once,
+// not an error until the next write completes the batch.
+func TestBigBatchCommittedButNotAppliedIsWatched(t *testing.T) {
+	t.Parallel()
+	for _, step := range []string{store.StepMarked, store.StepApplied} {
+		t.Run(step, func(t *testing.T) {
+			t.Parallel()
+			fail := false
+			hook := func(s string) error {
+				if fail && s == step {
+					fail = false
+					return errors.New("injected Badger failure")
+				}
+				return nil
+			}
+			s, err := store.Open(t.Context(), store.WithTestHooks(store.Options{Dir: t.TempDir(), NoSync: true}, smallTxn, hook))
+			require.NoError(t, err)
+			defer s.Close()
+			_, err = s.Apply(t.Context(), bigBatch(1)...)
+			require.NoError(t, err)
+			fail = true
+			rev, err := s.Apply(t.Context(), bigBatch(2)...)
+			require.NoError(t, err, "committed at the marker")
+			require.False(t, fail, "the failure was injected")
+
+			events, err := s.Watch(t.Context(), rev-1)
+			require.NoError(t, err)
+			ev := <-events
+			require.NoError(t, ev.Err)
+			require.Equal(t, rev, ev.Revision)
+			require.Len(t, ev.Changes, len(bigBatch(2)))
+
+			replica, err := store.Open(t.Context(), store.Options{})
+			require.NoError(t, err)
+			defer replica.Close()
+			_, err = replica.Apply(t.Context(), bigBatch(1)...)
+			require.NoError(t, err)
+			_, err = replica.ApplyEvent(t.Context(), ev)
+			require.NoError(t, err)
+			require.Equal(t, export(t, s), export(t, replica))
+		})
+	}
+}
+
+// TestBigBatchStagingLeftByAFailedBatch: when a batch fails before its commit point and Badger
+// also fails to remove its staging, the next batch — staged under the same revision, in fewer
+// chunks — must not be mixed with the leftover chunks: it commits, and a reopen after its own
+// post-commit failure completes it.
+func TestBigBatchStagingLeftByAFailedBatch(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	steps := map[string]int{}
+	var fail map[string]int // step → the count at which it fails
+	hook := func(s string) error {
+		if steps[s]++; fail[s] == steps[s] {
+			return errors.New("injected Badger failure")
+		}
+		return nil
+	}
+	opts := store.WithTestHooks(store.Options{Dir: dir, NoSync: true}, smallTxn, hook)
+	s, err := store.Open(t.Context(), opts)
+	require.NoError(t, err)
+	defer func() { _ = s.Close() }()
+	_, err = s.Apply(t.Context(), bigBatch(1)...)
+	require.NoError(t, err)
+
+	// A batch three times bigBatch(2) fails after five staging transactions, and removing what
+	// they staged fails too.
+	var big []store.Change
+	for i := range 3 * bigBatchUsers {
+		big = append(big, store.PutMember{Org: "big", User: fmt.Sprintf("huge%d", i), Role: "viewer"})
+	}
+	clear(steps)
+	fail = map[string]int{store.StepStaged: 5, store.StepDiscard: 1}
+	_, err = s.Apply(t.Context(), big...)
+	require.Error(t, err)
+	require.Equal(t, 5, steps[store.StepStaged])
+	require.Equal(t, uint64(1), s.Revision())
+
+	// bigBatch(2), staged in fewer chunks at the same revision, commits and then fails to apply:
+	// Open must complete it.
+	clear(steps)
+	fail = map[string]int{store.StepMarked: 1}
+	rev, err := s.Apply(t.Context(), bigBatch(2)...)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), rev)
+	require.Less(t, steps[store.StepStaged], 5, "bigBatch(2) is staged in fewer chunks")
+	require.NoError(t, s.Close())
+	fail = nil
+	s, err = store.Open(t.Context(), opts)
+	require.NoError(t, err, "the failed batch's chunks were mixed into the committed one")
+	require.Equal(t, uint64(2), s.Revision())
+	got, err := store.DiskKeys(s)
+	require.NoError(t, err)
+	require.Equal(t, expectedDisk(t, 2)[2], got)
+	require.NoError(t, s.Check())
+}

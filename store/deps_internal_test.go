@@ -52,3 +52,34 @@ func TestAbsentFactsShareShards(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, d.Current())
 }
+
+// TestTrackedReadsCreateNoCells: tracked reads naming orgs, users, teams, projects and policies
+// that were never written (each request a new name) leave no memory in the store: absent facts
+// are covered by the shared shard cells, so the store's stamps grow only with writes.
+func TestTrackedReadsCreateNoCells(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.Context(), Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Apply(t.Context(), PutOrg{Org: Org{Name: "a"}}, PutMember{Org: "a", User: "bob", Role: "member"})
+	require.NoError(t, err)
+	cells := len(s.stamps.cells)
+	for i := range 1000 {
+		ghost := fmt.Sprint("ghost", i)
+		var d Deps
+		require.NoError(t, s.View(func(r Reader) error {
+			r = r.Track(&d)
+			r.Org(ghost)
+			r.OrgRole("a", ghost)
+			r.TeamRoles("a", ghost)
+			r.Team("a", ghost)
+			r.Project("a", ghost)
+			r.Project(ghost, ghost)
+			r.Policy("a", ghost)
+			r.User(ghost)
+			return nil
+		}))
+		require.True(t, d.Current())
+	}
+	require.Len(t, s.stamps.cells, cells, "tracked reads create no cells")
+}

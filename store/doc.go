@@ -125,7 +125,8 @@
 //  1. stage: its writes, encoded in chunks, go to v1/pending/{revision}/op/{seq}, in as many
 //     transactions as they need;
 //  2. commit: one small transaction writes the marker v1/pending/{revision}/commit (the number
-//     of chunks). This is the commit point; Apply acknowledges only after it;
+//     of chunks) and the batch's event. This is the commit point; Apply acknowledges only after
+//     it, and Watch finds the event from then on;
 //  3. apply: the writes go to their own keys, in as many transactions as they need;
 //  4. clean up: the marker is deleted, then the chunks.
 //
@@ -134,8 +135,10 @@
 // or a delete), staging without a marker is deleted. Only then does it read the records, so it
 // never sees half a batch, and the stamps it loads match the records (a decision cached on disk
 // before a lost batch stays valid; one cached before a kept batch does not). If Badger fails
-// before the commit point, the batch fails and its staging is removed; if it fails after, the
-// batch stands (it is durable) and the next write, or the next Open, completes it first.
+// before the commit point, the batch fails and its staging is removed (if removing it fails too,
+// the next write removes it before anything else, as the next batch is staged under the same
+// revision); if it fails after, the batch stands (it is durable, its event is kept) and the next
+// write, or the next Open, completes it first.
 //
 // Badger refuses to open a directory in which a kill left an empty log file
 // (dgraph-io/badger#2207); its failed attempt initialises the file, so Open tries again.
@@ -153,7 +156,8 @@
 // the file names becomes equal to the file. PutFile works out the difference when it applies,
 // under the write lock, against the state at that point: members the file dropped are deleted
 // first (with their team memberships and grants), then the file's members, policies, teams, team
-// members and projects are put where they differ, and last the projects, teams and policies the
+// members and projects are put where they differ (a project is also put where a team's changed
+// link re-connects it, so it ends connected as the file says), and last the projects, teams and policies the
 // file dropped are deleted, once nothing the file keeps refers to them. So a reload revokes
 // whatever the file no longer grants, and a file that breaks the model (a team member who is no
 // longer an org member, a project assigned to a dropped team) fails like any batch and changes
@@ -200,9 +204,11 @@
 // a last event carrying the error in Err before its channel closes; a stream never skips. A replica follows
 // a primary by passing each event to ApplyEvent, which applies the same changes at the same
 // revision (or fails with ErrConflict on a gap), so both hold the same state and a
-// Request.MinRevision read on the replica sees the primary's writes. A batch too large to
-// describe (more than MaxEventEntries keys, projects, subjects or changes, or 512 KiB of changes) gives a
-// Truncated event without changes: the replica must then resync from an Export.
+// Request.MinRevision read on the replica sees the primary's writes. A batch that touches more
+// than MaxEventEntries keys, projects or subjects, or whose event would pass 512 KiB, gives a
+// Truncated event whose lists are cut (or left empty); it still carries its changes while they
+// are at most MaxEventEntries and fit in 512 KiB (a data file load is one change, the file),
+// else it has none and the replica must resync from an Export.
 //
 // # Concurrency
 //

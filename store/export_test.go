@@ -24,6 +24,7 @@ const (
 	StepApplied  = stepApplied
 	StepUnmarked = stepUnmarked
 	StepDone     = stepDone
+	StepDiscard  = stepDiscard
 )
 
 // WithTestHooks returns opts with a Badger memtable of memTableSize bytes (a transaction holds

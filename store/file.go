@@ -181,12 +181,16 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 		}
 	}
 	keepTeams := map[string]bool{}
+	relinked := map[string]string{} // team → the policy it linked, for teams whose link changes
 	for _, t := range o.Teams {
 		keepTeams[t.Name] = true
 		want := Team{Org: o.Name, Name: t.Name, Description: t.Description, Policy: t.Policy}
 		td, ok := cur.teams[t.Name]
 		if !ok || td.team != want {
 			cs = append(cs, PutTeam{Team: want})
+		}
+		if ok && td.team.Policy != t.Policy {
+			relinked[t.Name] = td.team.Policy
 		}
 		if ok {
 			for _, u := range sortedKeys(cur.teamMemberMap(td)) {
@@ -213,7 +217,7 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 				regrant = regrant || dropped[u]
 			}
 		}
-		if pd, ok := cur.projects[p.Name]; !ok || regrant || !sameRecord(pd.p, want) {
+		if pd, ok := cur.projects[p.Name]; !ok || regrant || followsLink(pd.p, relinked) || !sameRecord(pd.p, want) {
 			cs = append(cs, PutProject{Project: want})
 		}
 	}
@@ -235,6 +239,18 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 	return cs
 }
 
+// followsLink reports whether PutTeam, changing the links of the relinked teams, re-connects
+// project p (see "Team policy links" in the package doc): the file then puts p back as it says,
+// even where its record did not differ before.
+func followsLink(p Project, relinked map[string]string) bool {
+	for _, team := range p.Teams {
+		if old, ok := relinked[team]; ok && p.Policy == old {
+			return true
+		}
+	}
+	return false
+}
+
 // sameRecord reports whether two records would be stored alike (the store keeps records as
 // JSON, where a nil and an empty list are both left out).
 func sameRecord(a, b any) bool {
@@ -243,9 +259,10 @@ func sameRecord(a, b any) bool {
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
-// check rejects what the store would take but the file cannot mean: a name given twice where
-// the file lists entities (orgs, and policies, teams and projects of an org: the second would
-// silently replace the first), and a project's settings.teams.
+// check rejects what the store would take but the file cannot mean: an entry without a name (a
+// null entry reads as one), a name given twice where the file lists entities (orgs, and
+// policies, teams and projects of an org: the second would silently replace the first), and a
+// project's settings.teams.
 func (f *File) check() error {
 	dup := func(path string, names []string) error {
 		seen := map[string]bool{}
@@ -257,17 +274,35 @@ func (f *File) check() error {
 		}
 		return nil
 	}
+	named := func(path, name string) error {
+		if name == "" { // a null entry, or one without its name
+			return teamgate.Invalid("data file key", path+".name", "missing: every entry needs a name")
+		}
+		return nil
+	}
 	var orgs []string
 	for i, o := range f.Orgs {
+		if err := named(fmt.Sprintf("orgs[%d]", i), o.Name); err != nil {
+			return err
+		}
 		orgs = append(orgs, o.Name)
 		var pols, teams, projs []string
-		for _, p := range o.Policies {
+		for j, p := range o.Policies {
+			if err := named(fmt.Sprintf("orgs[%d].policies[%d]", i, j), p.Name); err != nil {
+				return err
+			}
 			pols = append(pols, p.Name)
 		}
-		for _, t := range o.Teams {
+		for j, t := range o.Teams {
+			if err := named(fmt.Sprintf("orgs[%d].teams[%d]", i, j), t.Name); err != nil {
+				return err
+			}
 			teams = append(teams, t.Name)
 		}
 		for j, p := range o.Projects {
+			if err := named(fmt.Sprintf("orgs[%d].projects[%d]", i, j), p.Name); err != nil {
+				return err
+			}
 			projs = append(projs, p.Name)
 			if len(p.Settings.Teams) > 0 {
 				return teamgate.Invalid("data file key", fmt.Sprintf("orgs[%d].projects[%d].settings.teams", i, j),

@@ -103,11 +103,19 @@ func TestDataFileErrorsQuoteABoundedPrefix(t *testing.T) {
 		"bad org name": "orgs:\n  - name: " + huge + "\n",
 		"bad member":   "orgs:\n  - name: a\n    members:\n      ? " + huge + "\n      : member\n",
 		"bad role":     "orgs:\n  - name: a\n    members: {bob: " + huge + "}\n",
+		// Names the store looks up, and values made of parts, are quoted once too.
+		"queue":            "orgs:\n  - name: a\n    queue: " + huge + "\n",
+		"agent/queue":      "orgs:\n  - name: a\n    queue: a/" + huge + "\n",
+		"project team":     "orgs:\n  - name: a\n    projects: [{name: p, teams: [" + huge + "]}]\n",
+		"project policy":   "orgs:\n  - name: a\n    projects: [{name: p, policy: " + huge + "}]\n",
+		"team policy":      "orgs:\n  - name: a\n    teams: [{name: t, policy: " + huge + "}]\n",
+		"upstream project": "orgs:\n  - name: a\n    policies: [{name: p, projects: [a/" + huge + "]}]\n",
+		"default team":     "orgs: [{name: a}]\nusers: {bob: {default_team: a/" + huge + "}}\n",
 	} {
 		s, err := store.Open(t.Context(), store.Options{})
 		require.NoError(t, err)
 		_, err = s.Load(t.Context(), strings.NewReader(doc))
-		require.ErrorIs(t, err, teamgate.ErrInvalid, name)
+		require.Error(t, err, name) // ErrInvalid, or ErrNotFound for a name looked up
 		require.Less(t, len(err.Error()), 400, "%s: %.400s", name, err)
 		require.Equal(t, 1, strings.Count(err.Error(), "HUGE"), "%s: %s", name, err)
 		require.Zero(t, s.Revision())
@@ -115,7 +123,9 @@ func TestDataFileErrorsQuoteABoundedPrefix(t *testing.T) {
 	}
 }
 
-func TestDataFileDuplicatesAreConflicts(t *testing.T) {
+// TestDataFileEntriesAreNamedOnce: an entry named twice is a conflict, one without a name (a null
+// entry) is invalid, naming its path.
+func TestDataFileEntriesAreNamedOnce(t *testing.T) {
 	t.Parallel()
 	for doc, where := range map[string]string{
 		"orgs: [{name: a}, {name: a}]":                                   "orgs[1]",
@@ -128,6 +138,21 @@ func TestDataFileDuplicatesAreConflicts(t *testing.T) {
 		_, err = s.Load(t.Context(), strings.NewReader(doc))
 		require.ErrorIs(t, err, teamgate.ErrConflict, doc)
 		require.Contains(t, err.Error(), where, doc)
+		require.NoError(t, s.Close())
+	}
+	for doc, path := range map[string]string{
+		"orgs: [null]":                                  "orgs[0].name",
+		"orgs: [{members: {bob: owner}}]":               "orgs[0].name",
+		"orgs: [{name: a, teams: [{name: t}, ~]}]":      "orgs[0].teams[1].name",
+		"orgs: [{name: a, policies: [{queue: q}]}]":     "orgs[0].policies[0].name",
+		"orgs: [{name: a, projects: [{teams: [t]}]}]":   "orgs[0].projects[0].name",
+		`{"orgs": [{"name": "a", "projects": [null]}]}`: "orgs[0].projects[0].name",
+	} {
+		s, err := store.Open(t.Context(), store.Options{})
+		require.NoError(t, err)
+		_, err = s.Load(t.Context(), strings.NewReader(doc))
+		require.ErrorIs(t, err, teamgate.ErrInvalid, doc)
+		require.ErrorContains(t, err, path+`": missing`, doc)
 		require.NoError(t, s.Close())
 	}
 	s, err := store.Open(t.Context(), store.Options{})
@@ -490,4 +515,51 @@ func TestReloadReachesReplicas(t *testing.T) {
 	}
 	require.Equal(t, export(t, primary), export(t, replica))
 	require.NoError(t, replica.Check())
+}
+
+// TestReloadOfATeamLinkKeepsTheFilesProjects: a reload that changes a team's linked policy leaves
+// the team's projects connected as the file says. PutTeam re-connects the projects that followed
+// the old link; a project the file did not change must still end as the file has it, not
+// re-connected behind it (which closed vision to its own team through research-only's teams).
+func TestReloadOfATeamLinkKeepsTheFilesProjects(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		edit func(a *store.FileOrg)
+	}{
+		{"relinked", func(a *store.FileOrg) { team(a, "engineering").Policy = "research-only" }},
+		{"unlinked", func(a *store.FileOrg) { team(a, "engineering").Policy = "" }},
+		{"linked", func(a *store.FileOrg) { team(a, "research").Policy = "gpu-policy" }},
+		{"relinked, project re-connected by the file too", func(a *store.FileOrg) {
+			team(a, "engineering").Policy = "research-only"
+			fileProject(a, "nlp").Policy = "gpu-policy"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			s := memAcme(t)
+			eng, err := authz.New(ctx, s)
+			require.NoError(t, err)
+			bobVision := authz.Request{Subject: "bob", Action: "runs.create", Resource: "acme/vision"}
+			d, err := eng.Authorize(ctx, bobVision)
+			require.NoError(t, err)
+			require.True(t, d.Allowed)
+
+			f := acmeFile(t)
+			tc.edit(org(f, "acme"))
+			edited := encode(t, f)
+			_, err = s.Load(ctx, bytes.NewReader(edited))
+			require.NoError(t, err)
+			fresh, err := store.Open(ctx, store.Options{})
+			require.NoError(t, err)
+			defer fresh.Close()
+			_, err = fresh.Load(ctx, bytes.NewReader(edited))
+			require.NoError(t, err)
+			require.Equal(t, export(t, fresh), export(t, s), "the directory equals the file")
+			d, err = eng.Authorize(ctx, bobVision)
+			require.NoError(t, err)
+			require.True(t, d.Allowed, "vision is still connected to gpu-policy: %+v", d)
+		})
+	}
 }

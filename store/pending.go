@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -29,6 +30,7 @@ const (
 	stepApplied  = "applied"  // after each commit of the batch's own keys
 	stepUnmarked = "unmarked" // after the marker's removal
 	stepDone     = "done"     // after each commit removing staged chunks
+	stepDiscard  = "discard"  // before removing a failed batch's staging; an error makes it fail
 )
 
 // testHooks let this package's tests make Badger transactions small, stop a staged commit at
@@ -123,18 +125,32 @@ func (s *Store) commit(txn *badger.Txn, step string) error {
 // marker (the commit point: an error before it leaves the batch absent), then applies the ops
 // to their keys and removes the staging. A failure after the commit point does not undo the
 // batch: it is recorded in s.unfinished and completed by the next write or the next Open.
-func (s *Store) commitStaged(rev uint64, ops []op) error {
+func (s *Store) commitStaged(rev uint64, ops []op, events []string) error {
 	prefix := fmt.Sprintf("%s%020d/", prefixPending, rev)
 	chunks := stage(prefix, ops, min(s.db.MaxBatchSize()/4, maxChunkBytes))
 	if err := s.writeChunked(chunks, stepStaged); err != nil {
 		s.discardStaged(chunks)
 		return err
 	}
-	marker := op{prefix + pendingMarker, binary.AppendUvarint(nil, uint64(len(chunks)))}
-	if fits, err := s.commitOne([]op{marker}); !fits || err != nil {
+	// The batches' events are written with the marker, so that Watch finds them as soon as the
+	// batches are acknowledged, even if applying them to their keys fails and waits for the next
+	// write. Events too large together to go with the marker go with the keys.
+	commit := []op{{prefix + pendingMarker, binary.AppendUvarint(nil, uint64(len(chunks)))}}
+	for _, o := range ops {
+		if strings.HasPrefix(o.key, prefixEvent) && slices.Contains(events, o.key) {
+			commit = append(commit, o)
+		}
+	}
+	fits, err := s.commitOne(commit)
+	if !fits && err == nil && len(commit) > 1 {
+		commit = commit[:1]
+		fits, err = s.commitOne(commit)
+	}
+	marker := commit[0]
+	if !fits || err != nil {
 		// The commit may still have reached disk: remove the marker so Open cannot complete a
 		// batch reported as failed.
-		s.discardStaged(append(chunks, marker))
+		s.discardStaged(append(chunks, commit...))
 		if err == nil {
 			err = fmt.Errorf("store: commit marker %s does not fit a Badger transaction", marker.key)
 		}
@@ -170,12 +186,33 @@ func (s *Store) finish(marker string, ops, chunks []op) error {
 	return s.writeChunked(deletes(chunks), stepDone)
 }
 
-// discardStaged deletes staged keys of a batch that did not commit. It is best effort: what it
-// leaves without a marker, Open discards.
+// discardStaged deletes staged keys of a batch that did not commit. What it cannot delete is
+// kept in s.leftover for the next write to delete before anything else: the next batch is
+// staged under the same revision, and must not find another batch's chunks (or marker) there.
 func (s *Store) discardStaged(staged []op) {
-	if err := s.writeChunked(deletes(staged), stepDone); err != nil {
-		s.log.Warn("teamgate: removing an uncommitted batch's staging failed; Open removes it", "error", err)
+	err := error(nil)
+	if s.hook != nil {
+		err = s.hook(stepDiscard)
 	}
+	if err == nil {
+		err = s.writeChunked(deletes(staged), stepDone)
+	}
+	if err != nil {
+		s.leftover = append(s.leftover, deletes(staged)...)
+		s.log.Warn("teamgate: removing an uncommitted batch's staging failed; the next write or Open removes it", "error", err)
+	}
+}
+
+// discardLeftover deletes what discardStaged could not; a write fails while it cannot.
+func (s *Store) discardLeftover() error {
+	if len(s.leftover) == 0 {
+		return nil
+	}
+	if err := s.writeChunked(s.leftover, stepDone); err != nil {
+		return fmt.Errorf("store: remove the staging of a failed batch: %w", err)
+	}
+	s.leftover = nil
+	return nil
 }
 
 func deletes(ops []op) []op {

@@ -430,6 +430,17 @@ func TestGroupOverTheTransactionLimitIsAtomic(t *testing.T) {
 			require.NoError(t, r2.err)
 			require.NoError(t, r3.err)
 			require.Equal(t, []uint64{2, 3}, []uint64{r2.rev, r3.rev})
+			// Both events are found at once, also when applying the group to its keys failed
+			// and waits for the next write: they were committed with the marker.
+			wctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			ch, err := s.Watch(wctx, 1)
+			require.NoError(t, err)
+			for _, rev := range []uint64{2, 3} {
+				ev := <-ch
+				require.NoError(t, ev.Err)
+				require.Equal(t, rev, ev.Revision)
+			}
 			require.NoError(t, s.Close())
 			s, err = store.Open(ctx, store.WithTestHooks(store.Options{Dir: opts.Dir}, smallTxn, nil))
 			require.NoError(t, err)

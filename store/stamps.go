@@ -179,11 +179,16 @@ func stampsOf(record string) []stampKey {
 // takes no lock. MarshalBinary encodes it; Store.DecodeDeps reads it back, also after a restart.
 type Deps struct {
 	src   *stamps
-	cells []watch          // checked by Current
-	keys  []depKey         // same order: what MarshalBinary writes
-	index map[stampKey]int // for large sets only (see add)
-	enc   string           // when decoded: the encoding read, instead of keys
+	n     int                  // stamps covered
+	first [inlineWatches]watch // the first n (at most inlineWatches), checked by Current
+	more  []watch              // the rest: a decision's stamps fit inline, so checking them touches no other memory
+	keys  []depKey             // same order: what MarshalBinary writes
+	index map[stampKey]int     // for large sets only (see add)
+	enc   string               // when decoded: the encoding read, instead of keys
 }
+
+// inlineWatches is how many stamps a Deps holds without a slice: a decision reads four or five.
+const inlineWatches = 6
 
 type watch struct {
 	cell *atomic.Uint64
@@ -201,8 +206,13 @@ func (d *Deps) Current() bool {
 	if d.src == nil || d.src.closed.Load() {
 		return false
 	}
-	for i := range d.cells {
-		if d.cells[i].cell.Load() != d.cells[i].seen {
+	for i := range min(d.n, inlineWatches) {
+		if d.first[i].cell.Load() != d.first[i].seen {
+			return false
+		}
+	}
+	for i := range d.more {
+		if d.more[i].cell.Load() != d.more[i].seen {
 			return false
 		}
 	}
@@ -210,7 +220,25 @@ func (d *Deps) Current() bool {
 }
 
 // Len is the number of stamps the Deps cover.
-func (d *Deps) Len() int { return len(d.cells) }
+func (d *Deps) Len() int { return d.n }
+
+// at returns the i-th stamp's watch.
+func (d *Deps) at(i int) *watch {
+	if i < inlineWatches {
+		return &d.first[i]
+	}
+	return &d.more[i-inlineWatches]
+}
+
+// push appends a watch.
+func (d *Deps) push(w watch) {
+	if d.n < inlineWatches {
+		d.first[d.n] = w
+	} else {
+		d.more = append(d.more, w)
+	}
+	d.n++
+}
 
 // indexAbove is the size from which add keeps an index instead of scanning.
 const indexAbove = 16
@@ -229,10 +257,10 @@ func (d *Deps) add(k stampKey) {
 		}
 	}
 	w, absent := d.src.watch(k)
-	if d.cells == nil { // a decision reads about four facts
-		d.cells, d.keys = make([]watch, 0, 4), make([]depKey, 0, 4)
+	if d.keys == nil {
+		d.keys = make([]depKey, 0, inlineWatches)
 	}
-	d.cells = append(d.cells, w)
+	d.push(w)
 	d.keys = append(d.keys, depKey{key: k, absent: absent})
 	switch {
 	case d.index != nil:
@@ -290,7 +318,7 @@ func (d *Deps) AppendBinary(b []byte) ([]byte, error) {
 		key := dk.key.String()
 		b = binary.AppendUvarint(b, uint64(len(key)))
 		b = append(b, key...)
-		seen := d.cells[i].seen
+		seen := d.at(i).seen
 		if dk.absent {
 			seen = 0
 		}
@@ -318,7 +346,7 @@ func (s *Store) DecodeDeps(data []byte) (Deps, []byte, error) {
 	if s.closed {
 		return Deps{}, nil, teamgate.ErrClosed
 	}
-	d := Deps{src: &s.stamps, cells: make([]watch, 0, n)}
+	d := Deps{src: &s.stamps}
 	for range n {
 		l, w := binary.Uvarint(data[off:])
 		if w <= 0 || l > uint64(len(data)-off-w) {
@@ -342,7 +370,7 @@ func (s *Store) DecodeDeps(data []byte) (Deps, []byte, error) {
 		case !absent:
 			cur.seen = seen
 		}
-		d.cells = append(d.cells, cur)
+		d.push(cur)
 	}
 	d.enc = str[:off]
 	return d, data[off:], nil

@@ -50,12 +50,15 @@ type Event struct {
 	// every member of a deleted org. An org membership change names the subject only, not every
 	// project of the org.
 	Subjects []string `json:"subjects"`
-	// Changes are the batch's changes, for replicas (ApplyEvent). Nil when Truncated.
+	// Changes are the batch's changes, for replicas (ApplyEvent). Nil when they were too many
+	// (more than MaxEventEntries) or too large (more than maxEventBytes encoded): a replica must
+	// then resync from an Export.
 	Changes Changes `json:"changes,omitempty"`
-	// Truncated is set when the batch was too large to describe whole (more than
-	// MaxEventEntries keys, projects, subjects or changes, or more than maxEventBytes of changes):
-	// Keys, Projects and Subjects are cut and Changes left out, so a replica must resync from an
-	// Export.
+	// Truncated is set when the batch was too large to describe whole: Keys, Projects and
+	// Subjects hold only their first MaxEventEntries, or are left empty to keep Changes within
+	// maxEventBytes (a consumer must then treat every project and subject of the orgs it follows
+	// as affected), or Changes was left out. A load of a data file is one change, the file, and
+	// keeps it while the file fits.
 	Truncated bool `json:"truncated,omitempty"`
 	// Err is set only on the last event of a Watch stream that cannot go on: the next event it
 	// needs was trimmed (a *TrimmedError, matching teamgate.ErrStale) or could not be read. Such
@@ -116,6 +119,9 @@ type Store struct {
 	// unfinished is set when a staged batch passed its commit point but Badger failed while
 	// applying it; the next write completes it first. Only the leading writer touches it.
 	unfinished bool
+	// leftover holds deletes of a failed batch's staging that could not be removed; the next
+	// write removes them first. Only the leading writer touches it.
+	leftover   []op
 	hook       func(step string) error // tests only: runs after each commit of a staged batch
 	commitHook func(batches int)       // tests only: runs before each group's Badger commit
 
@@ -492,7 +498,9 @@ func (s *Store) validate(q *queued, rev uint64) (*batch, error) {
 		ev.Keys = ev.Keys[:min(len(ev.Keys), MaxEventEntries)]
 		ev.Projects = ev.Projects[:min(len(ev.Projects), MaxEventEntries)]
 		ev.Subjects = ev.Subjects[:min(len(ev.Subjects), MaxEventEntries)]
-		ev.Changes = nil
+		if len(ev.Changes) > MaxEventEntries {
+			ev.Changes = nil
+		}
 	}
 	return &batch{q: q, t: t, ev: ev}, nil
 }
@@ -519,9 +527,9 @@ func (s *Store) records(batches []*batch) ([]op, error) {
 
 // ApplyEvent applies another store's event to this one, the way a replica follows a primary's
 // Watch: the store must be at the revision just before the event's (else ErrConflict, nothing
-// changes), and the event must carry its changes (a truncated event is ErrInvalid: resync the
-// replica from an Export; an event carrying a Watch error returns that error). Both stores then
-// hold the same state at the same revision.
+// changes), and the event must carry its changes (an event without them is ErrInvalid: resync
+// the replica from an Export; an event carrying a Watch error returns that error). Both stores
+// then hold the same state at the same revision.
 func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
 	return s.applyEvent(ctx, ev, false)
 }
@@ -531,7 +539,7 @@ func (s *Store) applyEvent(ctx context.Context, ev Event, replica bool) (uint64,
 	if ev.Err != nil {
 		return 0, ev.Err
 	}
-	if ev.Truncated || len(ev.Changes) == 0 || ev.Revision == 0 {
+	if len(ev.Changes) == 0 || ev.Revision == 0 {
 		return 0, teamgate.Invalid("event", strconv.FormatUint(ev.Revision, 10), "carries no changes to replay; resync the replica from an Export")
 	}
 	prev := ev.Revision - 1
@@ -545,6 +553,9 @@ func (s *Store) applyEvent(ctx context.Context, ev Event, replica bool) (uint64,
 func (s *Store) persist(batches []*batch, records []op) error {
 	if s.commitHook != nil {
 		s.commitHook(len(batches))
+	}
+	if err := s.discardLeftover(); err != nil {
+		return err
 	}
 	if s.unfinished {
 		if err := s.recoverPending(); err != nil {
@@ -566,6 +577,7 @@ func (s *Store) persist(batches []*batch, records []op) error {
 	for _, o := range records {
 		add(o)
 	}
+	events := make([]string, 0, len(batches))
 	var last uint64
 	for _, b := range batches {
 		ev := b.ev
@@ -574,15 +586,12 @@ func (s *Store) persist(batches []*batch, records []op) error {
 		for _, sk := range b.stamps {
 			add(op{prefixStamp + sk, rev})
 		}
-		evb, err := json.Marshal(ev)
+		evb, err := encodeEvent(ev)
 		if err != nil {
-			return fmt.Errorf("store: encode event: %w", err)
+			return err
 		}
-		if len(evb) > maxEventBytes {
-			ev.Truncated, ev.Changes = true, nil
-			evb, _ = json.Marshal(ev)
-		}
-		add(op{eventKey(ev.Revision), evb})
+		events = append(events, eventKey(ev.Revision))
+		add(op{events[len(events)-1], evb})
 		if ev.Revision > s.eventsKept {
 			add(op{eventKey(ev.Revision - s.eventsKept), nil})
 		}
@@ -591,7 +600,29 @@ func (s *Store) persist(batches []*batch, records []op) error {
 	if fits, err := s.commitOne(ops); fits || err != nil {
 		return err
 	}
-	return s.commitStaged(last, ops)
+	return s.commitStaged(last, ops, events)
+}
+
+// encodeEvent encodes ev within maxEventBytes: whole if it fits, else without its lists (the
+// changes are what a replica needs; the lists only narrow what a consumer must treat as
+// affected), else without its changes too.
+func encodeEvent(ev Event) ([]byte, error) {
+	evb, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode event: %w", err)
+	}
+	if len(evb) > maxEventBytes && len(ev.Changes) > 0 {
+		short := ev
+		short.Truncated, short.Keys, short.Projects, short.Subjects = true, []string{}, []string{}, []string{}
+		if b, err := json.Marshal(short); err == nil && len(b) <= maxEventBytes {
+			evb = b
+		}
+	}
+	if len(evb) > maxEventBytes {
+		ev.Truncated, ev.Changes = true, nil
+		evb, _ = json.Marshal(ev)
+	}
+	return evb, nil
 }
 
 // eventList is a sorted event field, [] rather than null in JSON when empty.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,13 +141,33 @@ func lineOf(d authz.Decision, err error) decisionLine {
 
 // parseAttrs turns k=v pairs into attributes: dotted keys nest, values that parse as JSON are
 // JSON (under the strict rules: a duplicate key is an error, not a string), anything else is a
-// string.
+// string. As in a JSON input, a key given twice is a usage error, and so is a key both given a
+// value and nested under (`--attr run=x --attr run.created_by=bob`) or a key with an empty part.
 func parseAttrs(pairs []string) (map[string]any, error) {
 	out := map[string]any{}
+	given := map[string]bool{} // the dotted keys given a value, and their prefixes (false)
 	for _, p := range pairs {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok || k == "" {
 			return nil, usageError{fmt.Errorf("--attr %q: want key=value", p)}
+		}
+		parts := strings.Split(k, ".")
+		if slices.Contains(parts, "") {
+			return nil, usageError{fmt.Errorf("--attr %q: a key part is empty", k)}
+		}
+		for i := range parts {
+			prefix := strings.Join(parts[:i+1], ".")
+			leaf, seen := given[prefix]
+			switch {
+			case seen && leaf:
+				return nil, usageError{fmt.Errorf("--attr %s: %s is already given a value", k, prefix)}
+			case seen && i == len(parts)-1:
+				return nil, usageError{fmt.Errorf("--attr %s: %s already holds nested keys", k, prefix)}
+			case i == len(parts)-1:
+				given[prefix] = true
+			default:
+				given[prefix] = false
+			}
 		}
 		var val any
 		if !strict.IsJSON([]byte(v)) {
@@ -155,7 +176,6 @@ func parseAttrs(pairs []string) (map[string]any, error) {
 			return nil, usageError{fmt.Errorf("--attr %s: %w", k, err)}
 		}
 		m := out
-		parts := strings.Split(k, ".")
 		for _, part := range parts[:len(parts)-1] {
 			next, ok := m[part].(map[string]any)
 			if !ok {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -460,5 +461,66 @@ func TestDataFileRulesThroughCLI(t *testing.T) {
 		_, stderr, code := cli(t, "", "check", "--data", path, "bob", "org.get", "acme")
 		require.Equal(t, 1, code, name)
 		require.Contains(t, stderr, tc.want, name)
+	}
+}
+
+// TestAttrKeysGivenOnce: like a duplicate key in a JSON input, an --attr key given twice — or
+// given a value and nested under — is a usage error, never the last one silently winning.
+func TestAttrKeysGivenOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		attrs []string
+		want  string
+	}{
+		{[]string{"run.created_by=bob", "run.created_by=alice"}, "--attr run.created_by: run.created_by is already given a value"},
+		{[]string{"run.created_by=bob", "run=x"}, "--attr run: run already holds nested keys"},
+		{[]string{"run=x", "run.created_by=bob"}, "--attr run.created_by: run is already given a value"},
+		{[]string{`run={"created_by":"alice"}`, "run.created_by=bob"}, "run is already given a value"},
+		{[]string{"run..created_by=bob"}, `--attr "run..created_by": a key part is empty`},
+	} {
+		args := []string{"check", "--data", conformance.DataFile(), "bob", "runs.delete", "acme/vision"}
+		for _, a := range tc.attrs {
+			args = append(args, "--attr", a)
+		}
+		out, stderr, code := cli(t, "", args...)
+		require.Equal(t, 2, code, "%v: %s", tc.attrs, out)
+		require.Contains(t, stderr, tc.want)
+	}
+	out, stderr, code := cli(t, "", "check", "--data", conformance.DataFile(), "bob", "runs.delete", "acme/vision",
+		"--attr", "run.created_by=bob", "--attr", "run.kind=job")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"code":"own_run"`, "siblings nest side by side")
+}
+
+// TestReadmeCommandsRun: every data-file CLI command README.md shows runs as written (from the
+// repository root) and exits 0. (The cluster commands need a NATS server: cluster_test.go.)
+func TestReadmeCommandsRun(t *testing.T) {
+	t.Parallel()
+	const root = "../.."
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	var commands [][]string
+	for _, line := range strings.Split(string(readme), "\n") {
+		rest, ok := strings.CutPrefix(line, "go run ./cmd/teamgate ")
+		if !ok {
+			continue
+		}
+		rest, _, _ = strings.Cut(rest, "#")
+		args := strings.Fields(rest)
+		if args[0] == "cluster" || slices.Contains(args, "--nats") {
+			continue
+		}
+		for i, a := range args {
+			if _, err := os.Stat(filepath.Join(root, a)); err == nil && strings.Contains(a, "/") {
+				args[i] = filepath.Join(root, a)
+			}
+		}
+		commands = append(commands, args)
+	}
+	require.GreaterOrEqual(t, len(commands), 9, "the README's CLI block")
+	for _, args := range commands {
+		out, stderr, code := cli(t, "", args...)
+		require.Equal(t, 0, code, "teamgate %s\n%s%s", strings.Join(args, " "), stderr, out)
+		require.NotEmpty(t, out, "teamgate %s", strings.Join(args, " "))
 	}
 }

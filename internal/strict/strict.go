@@ -140,6 +140,9 @@ func typeProblem(se *json.SemanticError) string {
 	got := jsonKind(se.JSONKind)
 	if se.JSONKind == '0' && len(se.JSONValue) > 0 {
 		got = "the number " + quote.Cut(string(se.JSONValue))
+		if errors.Is(se.Err, strconv.ErrRange) { // the right kind of value, too large
+			return got + " is out of range for " + want
+		}
 	}
 	if got == "" {
 		return "expected " + want

@@ -189,6 +189,8 @@ func (c *converter) mapping(n *yaml.Node) error {
 			return c.fail(n.Content[i], "merge keys (<<) are not supported")
 		case k.ShortTag() == "!!null":
 			return c.fail(n.Content[i], "null key")
+		case k.ShortTag() == "!!binary": // its text would be taken for the name it encodes
+			return c.fail(n.Content[i], "unsupported YAML tag "+quote.Q(k.ShortTag()))
 		}
 		c.path = append(c.path, k.Value)
 		if first, dup := seen[k.Value]; dup {
@@ -211,7 +213,7 @@ func (c *converter) mapping(n *yaml.Node) error {
 func (c *converter) scalar(n *yaml.Node) error {
 	var tok jsontext.Token
 	switch t := n.ShortTag(); t {
-	case "!!str", "!!timestamp", "!!binary":
+	case "!!str", "!!timestamp": // a plain date is its text
 		tok = jsontext.String(n.Value)
 	case "!!null":
 		tok = jsontext.Null

@@ -1,0 +1,156 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/maypok86/otter/v2"
+
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/store"
+)
+
+// distinctRequests returns n distinct random requests of the small tier (subject, action,
+// project), in random order.
+func distinctRequests(s Scenario, n int) []authz.Request {
+	rng := rand.New(rand.NewPCG(11, 11))
+	actions := []string{"runs.get", "runs.stop", "runs.approve", "runs.bookmark"}
+	seen := make(map[reqKey]bool, n)
+	out := make([]authz.Request, 0, n)
+	for len(out) < n {
+		user := fmt.Sprintf("u%d", rng.IntN(s.Users))
+		if rng.IntN(20) == 0 {
+			user = fmt.Sprintf("o%d", rng.IntN(s.Outsiders))
+		}
+		r := authz.Request{Subject: user, Action: actions[rng.IntN(len(actions))], Resource: fmt.Sprintf("org/p%d", rng.IntN(s.Projects))}
+		if k := keyOf(r); !seen[k] {
+			seen[k] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// reqKey is a request without attributes, as a map key.
+type reqKey struct{ subject, action, resource, owner string }
+
+func keyOf(r authz.Request) reqKey { return reqKey{r.Subject, r.Action, r.Resource, r.Owner} }
+
+// distinctKeys is how many distinct requests the L1 benchmarks spread over (SPEC §9).
+const distinctKeys = 100_000
+
+// BenchmarkL1Distinct: decisions served from the in-memory cache over 100k distinct requests
+// (all cached: the cache keeps 100k), in random order, on one core (with p50/p99) and on every
+// core (-parallel). The references, in the same run on the same keys:
+//   - map: the decisions in a plain Go map, no lock, no dependency check (the floor);
+//   - otter, golang-lru: what a hit would cost on those caches (otter v2, and golang-lru v2, the
+//     previous tier): the lookup, the Deps check and the decision's copy.
+func BenchmarkL1Distinct(b *testing.B) {
+	st, eng := open(b, Small, authz.WithDecisionCache(distinctKeys))
+	ctx := b.Context()
+	reqs := distinctRequests(Small, distinctKeys)
+	ref := make(map[reqKey]authz.Decision, len(reqs))
+	oc := otter.Must(&otter.Options[reqKey, *cacheEntry]{MaximumSize: distinctKeys})
+	lc, err := lru.New[reqKey, *cacheEntry](distinctKeys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range reqs {
+		d, err := eng.Authorize(ctx, r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ref[keyOf(r)] = d
+		e := trackedEntry(b, st, r, d)
+		oc.Set(keyOf(r), e)
+		lc.Add(keyOf(r), e)
+	}
+	held := 0
+	for _, r := range reqs {
+		if _, ok := oc.GetIfPresent(keyOf(r)); ok {
+			held++
+		}
+	}
+	b.Logf("otter holds %d of the %d decisions", held, len(reqs))
+	before := eng.Stats()
+	fromEntry := func(e *cacheEntry, ok bool) bool {
+		if !ok || !e.deps.Current() {
+			return false
+		}
+		d := e.dec
+		d.Revision = st.Revision()
+		return d.Allowed
+	}
+	for _, v := range []struct {
+		name   string
+		decide func(authz.Request) bool
+	}{
+		{"teamgate", func(r authz.Request) bool {
+			d, err := eng.Authorize(ctx, r)
+			return err == nil && d.Allowed
+		}},
+		{"map", func(r authz.Request) bool { return ref[keyOf(r)].Allowed }},
+		{"otter", func(r authz.Request) bool { return fromEntry(oc.GetIfPresent(keyOf(r))) }},
+		{"golang-lru", func(r authz.Request) bool { return fromEntry(lc.Get(keyOf(r))) }},
+	} {
+		b.Run(v.name, func(b *testing.B) { timedOver(b, reqs, v.decide) })
+		b.Run(v.name+"-parallel", func(b *testing.B) { parallelOver(b, reqs, v.decide) })
+	}
+	if s := eng.Stats(); s.CacheMisses != before.CacheMisses {
+		b.Fatalf("%d misses: not every request was a hit", s.CacheMisses-before.CacheMisses)
+	}
+}
+
+// cacheEntry is what an L1 built on a general-purpose cache keeps per request: the decision and
+// the Deps of the snapshot that read its facts.
+type cacheEntry struct {
+	dec  authz.Decision
+	deps store.Deps
+}
+
+// trackedEntry records the Deps of the facts a project decision reads (SPEC §4).
+func trackedEntry(b *testing.B, st *store.Store, r authz.Request, d authz.Decision) *cacheEntry {
+	e := &cacheEntry{dec: d}
+	project := r.Resource[len("org/"):]
+	if err := st.View(func(rd store.Reader) error {
+		rd = rd.Track(&e.deps)
+		rd.Org("org")
+		rd.Project("org", project)
+		rd.OrgRole("org", r.Subject)
+		rd.TeamRoles("org", r.Subject)
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// timedOver runs decide over reqs in order and reports p50/p99 from per-call timings.
+func timedOver(b *testing.B, reqs []authz.Request, decide func(authz.Request) bool) {
+	lat := make([]time.Duration, 0, 1<<16)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		t0 := time.Now()
+		decide(reqs[i%len(reqs)])
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(t0))
+		}
+		i++
+	}
+	reportPercentiles(b, lat)
+}
+
+func parallelOver(b *testing.B, reqs []authz.Request, decide func(authz.Request) bool) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(reqs))
+		for pb.Next() {
+			decide(reqs[i%len(reqs)])
+			i++
+		}
+	})
+}
