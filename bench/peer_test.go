@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"context"
 	"testing"
+
+	"github.com/casbin/casbin/v2"
 
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/store"
@@ -72,5 +75,129 @@ func TestPeerCedarAgrees(t *testing.T) {
 	}
 	if allowed == 0 || allowed == 2000 {
 		t.Fatalf("a degenerate sample: %d of 2000 allowed", allowed)
+	}
+}
+
+// agrees checks that a peer decides 2,000 random requests on a small directory exactly as
+// teamgate does, so that the comparison measures the same work, and that the sample is not
+// degenerate.
+func agrees(t *testing.T, seed uint64, newPeer func(context.Context, *store.Store) (func(subject, action, project string) (bool, error), error)) {
+	t.Helper()
+	ctx := t.Context()
+	small, st, eng := tiny(t, seed)
+	peer, err := newPeer(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := 0
+	for _, r := range requests(small, 2000) {
+		d, err := eng.Authorize(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := peer(r.Subject, r.Action, r.Resource[len("org/"):])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != d.Allowed {
+			t.Fatalf("%+v: teamgate %v (%+v), peer %v", r, d.Allowed, d.Reasons, got)
+		}
+		if d.Allowed {
+			allowed++
+		}
+	}
+	if allowed == 0 || allowed == 2000 {
+		t.Fatalf("a degenerate sample: %d of 2000 allowed", allowed)
+	}
+}
+
+func TestPeerOPAInputAgrees(t *testing.T) {
+	agrees(t, 5, func(ctx context.Context, st *store.Store) (func(string, string, string) (bool, error), error) {
+		p, err := newPeerOPAInput(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		return func(s, a, proj string) (bool, error) { return p.allow(ctx, s, a, proj) }, nil
+	})
+}
+
+func TestPeerMapsAgrees(t *testing.T) {
+	agrees(t, 6, func(_ context.Context, st *store.Store) (func(string, string, string) (bool, error), error) {
+		p, err := newPeerMaps(st)
+		if err != nil {
+			return nil, err
+		}
+		return func(s, a, proj string) (bool, error) { return p.allow(s, a, proj), nil }, nil
+	})
+}
+
+func TestPeerCasbinAgrees(t *testing.T) {
+	for name, mk := range casbinVariants() {
+		t.Run(name, func(t *testing.T) {
+			agrees(t, 7, func(_ context.Context, st *store.Store) (func(string, string, string) (bool, error), error) {
+				p, err := mk(st)
+				if err != nil {
+					return nil, err
+				}
+				return p.allow, nil
+			})
+		})
+	}
+}
+
+// casbinVariants are Casbin's plain enforcer and its two caching ones, loaded alike.
+func casbinVariants() map[string]func(*store.Store) (*peerCasbin, error) {
+	return map[string]func(*store.Store) (*peerCasbin, error){
+		"plain":         func(st *store.Store) (*peerCasbin, error) { return newPeerCasbin(st, casbin.NewEnforcer) },
+		"cached":        func(st *store.Store) (*peerCasbin, error) { return newPeerCasbin(st, casbin.NewCachedEnforcer) },
+		"synced-cached": func(st *store.Store) (*peerCasbin, error) { return newPeerCasbin(st, casbin.NewSyncedCachedEnforcer) },
+	}
+}
+
+// BenchmarkPeerOPAInput: OPA evaluating SPEC §4's project role with the facts of each request as
+// input, the same requests (SPEC §9's binding comparison for BenchmarkAuthorizeRego).
+// TestPeerOPAInputAgrees checks it decides as teamgate does.
+func BenchmarkPeerOPAInput(b *testing.B) {
+	st, _ := open(b, Small)
+	peer, err := newPeerOPAInput(b.Context(), st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	timedFunc(b, func(r authz.Request) error {
+		_, err := peer.allow(ctx, r.Subject, r.Action, r.Resource[len("org/"):])
+		return err
+	})
+}
+
+// BenchmarkPeerMaps: the plain-Go reference over maps, the same requests (the limit).
+func BenchmarkPeerMaps(b *testing.B) {
+	st, _ := open(b, Small)
+	peer, err := newPeerMaps(st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	timedFunc(b, func(r authz.Request) error {
+		peer.allow(r.Subject, r.Action, r.Resource[len("org/"):])
+		return nil
+	})
+}
+
+// BenchmarkPeerCasbin: Casbin (RBAC with domains) uncached, and its CachedEnforcer and
+// SyncedCachedEnforcer over the same 4,096 distinct requests (after the first round every one
+// is a hit, as in BenchmarkAuthorizeCachedMix).
+func BenchmarkPeerCasbin(b *testing.B) {
+	st, _ := open(b, Small)
+	for _, name := range []string{"plain", "cached", "synced-cached"} {
+		b.Run(name, func(b *testing.B) {
+			peer, err := casbinVariants()[name](st)
+			if err != nil {
+				b.Fatal(err)
+			}
+			timedFunc(b, func(r authz.Request) error {
+				_, err := peer.allow(r.Subject, r.Action, r.Resource[len("org/"):])
+				return err
+			})
+		})
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -147,67 +146,10 @@ func TestNodesConvergeUnderConcurrentWrites(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), seeded)
 
-	var mu sync.Mutex
-	revs := map[uint64]bool{seeded: true}
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 7))
-			for range 40 {
-				batch := []store.Change{randomChange(rng)}
-				if rng.IntN(3) == 0 {
-					batch = append(batch, randomChange(rng))
-				}
-				rev, err := n.Apply(ctx, batch...)
-				if err != nil {
-					if !errors.Is(err, teamgate.ErrInvalid) && !errors.Is(err, teamgate.ErrNotFound) && !errors.Is(err, teamgate.ErrConflict) {
-						t.Errorf("node %d: %v", i, err)
-						return
-					}
-					continue
-				}
-				if n.Revision() < rev {
-					t.Errorf("node %d: Apply returned revision %d before applying it (at %d)", i, rev, n.Revision())
-				}
-				mu.Lock()
-				if revs[rev] {
-					t.Errorf("revision %d acknowledged twice", rev)
-				}
-				revs[rev] = true
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	require.False(t, t.Failed())
-
-	last, err := nodes[0].Sync(ctx)
-	require.NoError(t, err)
+	revs := writeRandomly(t, ctx, nodes, 40)
+	revs[seeded] = true
+	last := requireConverged(t, ctx, nodes)
 	require.Len(t, revs, int(last), "every revision of the stream is one acknowledged write: invalid batches never reached it")
-	want := export(t, nodes[0].Store())
-	var wantDecisions []authz.Decision
-	for i, n := range nodes {
-		_, err := n.Sync(ctx)
-		require.NoError(t, err)
-		require.Equal(t, last, n.Revision(), "node %d", i)
-		require.Equal(t, want, export(t, n.Store()), "node %d", i)
-		require.NoError(t, n.Store().Check())
-		e, err := authz.New(ctx, n)
-		require.NoError(t, err)
-		got := decisions(t, e, last)
-		if i == 0 {
-			wantDecisions = got
-			continue
-		}
-		require.Equal(t, wantDecisions, got, "node %d", i)
-		st := n.Stats()
-		require.Equal(t, last, st.Revision)
-		require.Zero(t, st.Lag)
-		require.True(t, st.Connected)
-		require.NoError(t, st.Err)
-	}
 }
 
 // TestWriteSeenElsewhereWithMinRevision: an engine on node A creates a project (through the

@@ -108,4 +108,12 @@
 // Close stops and waits for them. The caller owns the NATS connection and the store and closes
 // them after the node. Package embedded runs a NATS server with JetStream inside the process for
 // tests, examples and a single machine.
+//
+// # Known issue
+//
+// The crash test that stops the NATS server leading the stream mid-run
+// (TestThreeServerClusterSurvivesAServerLoss, run with -cluster.long) once, in about ten runs
+// under -race on a loaded 2-core machine, stopped advancing after the server stopped and ignored
+// its deadline; it has not been reproduced or explained yet. Until it is, losing a server is
+// proven by that long run, not by every CI run.
 package cluster

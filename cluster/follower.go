@@ -14,6 +14,10 @@ import (
 	"github.com/teamgate/teamgate/store"
 )
 
+// followHeartbeat is how often an idle consumer's server says it is alive (the least nats.go
+// accepts); two missed heartbeats make the ordered consumer start again elsewhere.
+const followHeartbeat = 500 * time.Millisecond
+
 // errRestart asks the follower to open its consumer again at once (after a bootstrap).
 var errRestart = errors.New("cluster: restart the consumer")
 
@@ -72,7 +76,10 @@ func (n *Node) followOnce() error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages()
+	// The consumer lives on one NATS server; when that server goes away only missing heartbeats
+	// tell, and the ordered consumer then recreates itself on another. Short heartbeats keep
+	// that gap near a second instead of the default's tens of seconds.
+	it, err := cons.Messages(jetstream.PullHeartbeat(followHeartbeat))
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +51,9 @@ const (
 	defaultEvery       = 10_000
 	defaultMaxAttempts = 32
 	snapshotObject     = "directory"
+	// publishTimeout bounds one publish attempt's wait for the stream's acknowledgement.
+	// Publishing again is safe (JetStream deduplicates the message id), so it may be short.
+	publishTimeout = 2 * time.Second
 )
 
 // validName reports whether s is 1 to 64 letters, digits, '-' and '_' (a name both a stream and
@@ -294,7 +299,9 @@ func (n *Node) Sync(ctx context.Context) (uint64, error) {
 // Options.MaxAttempts times (then ErrConflict). A batch larger than the NATS server's maximum
 // payload is ErrInvalid. When publishing fails otherwise (connection lost, timeout) the batch
 // may or may not have been written; Apply retries with the same message id, which JetStream
-// deduplicates, and returns the error once ctx ends or the attempts are spent. An empty batch
+// deduplicates, and returns the error once ctx ends or the attempts are spent. Each attempt
+// waits at most 2 s for its acknowledgement, so a write in flight when its NATS server goes
+// away is published again through another server instead of waiting for ctx to end. An empty batch
 // returns the current revision.
 func (n *Node) Apply(ctx context.Context, changes ...store.Change) (uint64, error) {
 	if err := n.usable(); err != nil {
@@ -345,8 +352,12 @@ func (n *Node) Apply(ctx context.Context, changes ...store.Change) (uint64, erro
 				return 0, err
 			}
 		}
-		ack, err := n.js.Publish(ctx, n.subject, data, jetstream.WithMsgID(id),
+		// An acknowledgement lost with a NATS server never comes: bound the wait, then publish
+		// again (same message id) through the server nats.go reconnected to.
+		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		ack, err := n.js.Publish(pctx, n.subject, data, jetstream.WithMsgID(id),
 			jetstream.WithExpectStream(n.name), jetstream.WithExpectLastSequence(base))
+		cancel()
 		switch {
 		case err == nil:
 			if err := n.WaitRevision(ctx, ack.Sequence); err != nil {
@@ -357,11 +368,19 @@ func (n *Node) Apply(ctx context.Context, changes ...store.Change) (uint64, erro
 			}
 			return ack.Sequence, nil
 		case isWrongLastSequence(err):
-			// Another batch took revision base+1 (perhaps an earlier attempt of this one): apply
-			// it, then validate again.
+			// Other batches took revision base+1 and perhaps more (one may be an earlier attempt
+			// of this one): apply up to the stream's last revision as reported, then validate
+			// again. Waiting for base+1 only would publish against a state other writers have
+			// already overtaken, and lose again every time.
 			lastErr = err
-			if err := n.WaitRevision(ctx, base+1); err != nil {
+			if err := n.WaitRevision(ctx, max(base+1, reportedLast(err))); err != nil {
 				return 0, err
+			}
+			if attempt >= 2 { // a little jitter breaks the symmetry of writers racing in step
+				select {
+				case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond)))):
+				case <-ctx.Done():
+				}
 			}
 		case ctx.Err() != nil:
 			return 0, fmt.Errorf("cluster: publish to stream %s (the batch may have been written): %w", n.name, err)
@@ -397,6 +416,21 @@ func isWrongLastSequence(err error) bool {
 	var api *jetstream.APIError
 	return errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// reportedLast is the stream's last revision as a wrong-last-sequence error reports it
+// ("wrong last sequence: N"), or 0.
+func reportedLast(err error) uint64 {
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return 0
+	}
+	_, num, ok := strings.Cut(api.Description, "wrong last sequence: ")
+	if !ok {
+		return 0
+	}
+	last, _ := strconv.ParseUint(strings.TrimSpace(num), 10, 64)
+	return last
 }
 
 // usable fails once the node is closed or its follower stopped: a write could not be applied.

@@ -1,17 +1,16 @@
 # The default teamgate policy (SPEC §4). The engine computes the facts of a request from its
 # store and passes them as input (see README.md beside this file); every decision rule is here.
 #
-# Written for speed: complete rules over input fields with equality tests (OPA's rule index
-# applies and each value is computed once per evaluation) and no user functions on the hot path.
-# A reason may carry its own "message"; the default rules leave it out and the engine writes the
-# standard message for the code from the same facts (messages are presentation, not logic).
+# Written for OPA's evaluator, where every rule reference, data read, negation and built-in call
+# costs about a microsecond: branches test input fields with == where they can (OPA's rule index
+# applies), data is read where it is used rather than through alias rules, each verdict builds
+# its decision object directly, and the subject's highest team role is a fact the engine passes
+# (input.subject.team_role). rego.New folds the data.teamgate documents these rules read into
+# this module at load (README.md, "Speed"). A reason may carry its own "message"; the default
+# rules leave it out and the engine writes the standard message for the code from the same facts.
 package teamgate.authz
 
 import rego.v1
-
-ranks := data.teamgate.ranks
-
-action := data.teamgate.actions[input.action]
 
 default decision := {
 	"allow": false,
@@ -20,95 +19,104 @@ default decision := {
 }
 
 # not_found is final: extensions neither allow nor annotate a resource that does not exist.
-# Without an extension package (data.teamgate.ext) the default verdict is the decision.
-decision := {"allow": false, "role": "none", "reasons": [{"code": "not_found", "message": input.resource.missing}]} if {
-	not input.resource.exists
-} else := {"allow": verdict[0], "role": verdict[1], "reasons": [{"code": verdict[2]}]} if {
+# Without an extension package (data.teamgate.ext) the default verdict is the decision. (The
+# first branch is the third for the most common requests, taken one rule reference sooner.)
+decision := project_verdict if {
+	input.resource.kind == "project"
+	input.resource.exists == true
 	not data.teamgate.ext
-} else := {"allow": false, "role": verdict[1], "reasons": [{"code": "extension_deny", "message": m} | some m in ext_deny]} if {
+} else := {"allow": false, "role": "none", "reasons": [{"code": "not_found", "message": input.resource.missing}]} if {
+	not input.resource.exists
+} else := verdict if {
+	not data.teamgate.ext
+} else := {"allow": false, "role": verdict.role, "reasons": [{"code": "extension_deny", "message": m} | some m in ext_deny]} if {
 	count(ext_deny) > 0
-} else := {"allow": true, "role": verdict[1], "reasons": [{"code": "extension_allow", "message": m} | some m in ext_allow]} if {
-	verdict[0] == false
+} else := {"allow": true, "role": verdict.role, "reasons": [{"code": "extension_allow", "message": m} | some m in ext_allow]} if {
+	verdict.allow == false
 	count(ext_allow) > 0
-} else := {"allow": verdict[0], "role": verdict[1], "reasons": [{"code": verdict[2]}]}
+} else := verdict
 
 ext_deny contains msg if some msg in data.teamgate.ext.deny
 
 ext_allow contains msg if some msg in data.teamgate.ext.allow
 
-# [allowed, role, reason code] of the default rules.
+# The decision of the default rules. The resource's kind is the action's (the engine resolves the
+# resource by the catalog's kind).
 verdict := project_verdict if {
-	action.kind == "project"
+	input.resource.kind == "project"
 } else := org_verdict if {
-	action.kind == "org"
+	input.resource.kind == "org"
 } else := team_verdict if {
-	action.kind == "team"
+	input.resource.kind == "team"
 }
+
+# The subject's highest role, by data rank, among the resource's teams (a project's effective
+# teams, a team resource's team); "none" when in none. The engine passes it as
+# input.subject.team_role (rego.Policy.HighestRole, from the same data.teamgate.ranks); an input
+# written by hand, in a test, may leave it out and it is found from team_roles.
+team_role := r if {
+	r := input.subject.team_role
+} else := r if {
+	input.resource.kind == "project"
+	top := max([data.teamgate.ranks[input.subject.team_roles[t]] | some t in input.resource.teams])
+	some r, n in data.teamgate.ranks
+	n == top
+} else := r if {
+	input.resource.kind == "team"
+	r := input.subject.team_roles[input.resource.team]
+	data.teamgate.ranks[r] > 0
+} else := "none"
 
 # ---------------------------------------------------------------------------------------------
-# The project role (SPEC §4 steps 1-6): the one role rule. It reads the subject's facts from
-# input.subject and the project's from input.resource; the runs.transfer destination gets its
-# role from this same rule with those two replaced by input.destination's (see destination_role).
-# Ranks, the org-role mapping and the overriding org roles are data (data.json).
+# The project role (SPEC §4 steps 1-6): the one role rule, [role, reason code]. It reads the
+# subject's facts from input.subject and the project's from input.resource; the runs.transfer
+# destination gets its role from this same rule with those two replaced by input.destination's
+# (see destination_role). Ranks, the org-role mapping and the overriding org roles are data
+# (data.json).
 
-org_role := input.subject.org_role
-
-grant := input.subject.grant
-
-base_role := grant if grant != ""
-
-else := data.teamgate.org_base[org_role]
-
-base_code := "grant" if grant != ""
-
-else := "org_role"
-
-# The rank of the subject's highest role among the project's effective teams; 0 when in none
-# (max of no ranks is undefined).
-default team_rank := 0
-
-team_rank := max([n |
-	some t in input.resource.teams
-	n := ranks[input.subject.team_roles[t]]
-])
-
-# The role of that rank (ranks are distinct: checked when the policy is loaded).
-top_team_role := r if {
-	some r, n in ranks
-	n == team_rank
-}
-
-# [role, reason code]
 project_role := ["none", "not_org_member"] if {
-	org_role == "none"
-} else := [data.teamgate.org_base[org_role], "org_override"] if {
-	org_role in data.teamgate.org_override
+	input.subject.org_role == "none"
+} else := [data.teamgate.org_base[input.subject.org_role], "org_override"] if {
+	data.teamgate.org_override[_] == input.subject.org_role
+} else := base if {
+	not input.resource.restricted
 } else := ["none", "restricted"] if {
-	input.resource.restricted
-	team_rank == 0
-	grant == ""
-} else := [top_team_role, "team_role"] if {
-	input.resource.restricted
-	team_rank > ranks[base_role]
-} else := [base_role, base_code]
+	team_role == "none"
+	input.subject.grant == ""
+} else := [team_role, "team_role"] if {
+	data.teamgate.ranks[team_role] > data.teamgate.ranks[base[0]]
+} else := base
 
-project_verdict := [false, "none", "not_org_member"] if {
-	project_role[1] == "not_org_member"
-} else := [false, "none", "restricted"] if {
+# The grant's role when there is one, else the org role's base role.
+base := [input.subject.grant, "grant"] if {
+	input.subject.grant != ""
+} else := [data.teamgate.org_base[input.subject.org_role], "org_role"]
+
+project_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_member"}]} if {
+	input.subject.org_role == "none"
+} else := {"allow": false, "role": "none", "reasons": [{"code": "restricted"}]} if {
 	project_role[1] == "restricted"
-} else := [true, project_role[0], project_role[1]] if {
-	ranks[project_role[0]] >= ranks[action.role]
-	not action.destination_role
-} else := [true, project_role[0], project_role[1]] if {
-	ranks[project_role[0]] >= ranks[action.role]
-	ranks[destination_role] >= ranks[action.destination_role]
-} else := [false, project_role[0], "destination_denied"] if {
-	ranks[project_role[0]] >= ranks[action.role]
-} else := [true, project_role[0], "own_run"] if {
-	ranks[project_role[0]] >= ranks[action.own_run_role]
+} else := {"allow": allow, "role": role, "reasons": [{"code": c}]} if {
+	[role, code] := project_role
+	a := data.teamgate.actions[input.action]
+	data.teamgate.ranks[role] >= data.teamgate.ranks[a.role]
+	[allow, c] := destination_check(a, code)
+} else := {"allow": true, "role": role, "reasons": [{"code": "own_run"}]} if {
+	[role, _] := project_role
+	data.teamgate.ranks[role] >= data.teamgate.ranks[data.teamgate.actions[input.action].own_run_role]
 	is_object(input.attributes.run)
 	input.attributes.run.created_by == input.subject.id
-} else := [false, project_role[0], "insufficient_role"]
+} else := {"allow": false, "role": role, "reasons": [{"code": "insufficient_role"}]} if {
+	[role, _] := project_role
+}
+
+# [allowed, reason code] of a subject whose project role suffices: an action naming a
+# destination_role (runs.transfer) also needs that role on the destination.
+destination_check(a, code) := [true, code] if {
+	not a.destination_role
+} else := [true, code] if {
+	data.teamgate.ranks[destination_role] >= data.teamgate.ranks[a.destination_role]
+} else := [false, "destination_denied"]
 
 # The subject's role on a runs.transfer destination: project_role applied to the destination's
 # facts (input.destination has the shape {"subject": ..., "resource": ...} of the request's own
@@ -123,38 +131,41 @@ destination_role := "none" if {
 # ---------------------------------------------------------------------------------------------
 # Org actions: the org role decides. members.manage also checks the member roles involved.
 
+org_role := input.subject.org_role
+
+action := data.teamgate.actions[input.action]
+
 org_ranks := data.teamgate.org_ranks
 
-org_verdict := [false, "none", "not_org_member"] if {
+org_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_member"}]} if {
 	org_role == "none"
-} else := [false, org_role, "insufficient_role"] if {
+} else := {"allow": false, "role": org_role, "reasons": [{"code": "insufficient_role"}]} if {
 	not org_role in action.org_roles
-} else := [false, org_role, "insufficient_role"] if {
+} else := {"allow": false, "role": org_role, "reasons": [{"code": "insufficient_role"}]} if {
 	action.manages_members
 	org_ranks[input.attributes.target_role] > org_ranks[org_role]
-} else := [false, org_role, "insufficient_role"] if {
+} else := {"allow": false, "role": org_role, "reasons": [{"code": "insufficient_role"}]} if {
 	action.manages_members
 	input.attributes.target_current_role == "owner"
 	org_role != "owner"
-} else := [true, org_role, "org_role"]
+} else := {"allow": true, "role": org_role, "reasons": [{"code": "org_role"}]}
 
 # ---------------------------------------------------------------------------------------------
 # Team actions: the effective team role decides, except where the catalog names org roles.
 
-team_role := data.teamgate.org_base[org_role] if {
-	org_role in data.teamgate.org_override
+effective_team_role := data.teamgate.org_base[org_role] if {
+	data.teamgate.org_override[_] == org_role
 } else := "admin" if {
 	org_role == "admin"
-	input.subject.team_roles[input.resource.team]
-} else := r if {
-	r := input.subject.team_roles[input.resource.team]
-} else := "none"
+	team_role != "none"
+} else := team_role
 
-team_verdict := [false, "none", "not_org_member"] if {
+team_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_member"}]} if {
 	org_role == "none"
-} else := [org_role in action.org_roles, team_role, code] if {
+} else := {"allow": allow, "role": effective_team_role, "reasons": [{"code": code}]} if {
 	action.org_roles
-	code := {true: "team_role", false: "insufficient_role"}[org_role in action.org_roles]
-} else := [true, team_role, "team_role"] if {
-	ranks[team_role] >= ranks[action.role]
-} else := [false, team_role, "insufficient_role"]
+	allow := org_role in action.org_roles
+	code := {true: "team_role", false: "insufficient_role"}[allow]
+} else := {"allow": true, "role": effective_team_role, "reasons": [{"code": "team_role"}]} if {
+	data.teamgate.ranks[effective_team_role] >= data.teamgate.ranks[action.role]
+} else := {"allow": false, "role": effective_team_role, "reasons": [{"code": "insufficient_role"}]}

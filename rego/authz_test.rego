@@ -256,3 +256,27 @@ test_org_base_is_data if {
 	r := req("runs.get", subject("member", "", {}), project([], false))
 	not authz.decision.allow with input as r with data.teamgate.org_base.member as "none"
 }
+
+# ---------------------------------------------------------------------------------------------
+# input.subject.team_role: the engine passes the subject's highest team role among the
+# resource's teams; an input written by hand may leave it out and it is found from team_roles.
+
+with_team_role(r, role) := object.union(r, {"subject": object.union(r.subject, {"team_role": role})})
+
+test_team_role_found_when_left_out if {
+	r := req("runs.get", subject("viewer", "", {"eng": "member", "research": "admin", "other": "admin"}), project(["eng", "research"], true))
+	authz.team_role == "admin" with input as r
+	authz.team_role == "none" with input as req("runs.get", subject("viewer", "", {"other": "admin"}), project(["eng"], true))
+	t := {"subject": subject("member", "", {"eng": "contributor"}), "action": "team.get", "resource": {"kind": "team", "org": "acme", "team": "eng", "exists": true}, "attributes": {}}
+	authz.team_role == "contributor" with input as t
+}
+
+test_team_role_given_is_the_one_read if {
+	# The same decision as from team_roles, and the given fact wins over them.
+	r := req("runs.stop", subject("viewer", "", {"eng": "contributor"}), project(["eng"], true))
+	d1 := authz.decision with input as r
+	d2 := authz.decision with input as with_team_role(r, "contributor")
+	d1 == d2
+	d3 := authz.decision with input as with_team_role(r, "none")
+	d3.reasons[0].code == "restricted"
+}

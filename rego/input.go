@@ -15,7 +15,8 @@ import (
 
 // Input is the document the policy reads as `input` (README.md beside this file): the facts
 // of one request, read by the engine from its store. It is the one definition of that document;
-// the policy turns it into OPA's AST without a JSON round trip. Its JSON form is the document.
+// the policy turns it into OPA's AST without a JSON round trip. Its JSON form is the document,
+// less subject.team_role, which Policy.Eval derives from it and the policy's ranks.
 type Input struct {
 	Subject    Subject    `json:"subject"`
 	Action     string     `json:"action"`
@@ -267,6 +268,7 @@ var (
 	keyOrgRole     = ast.StringTerm("org_role")
 	keyGrant       = ast.StringTerm("grant")
 	keyTeamRoles   = ast.StringTerm("team_roles")
+	keyTeamRole    = ast.StringTerm("team_role")
 	keyKind        = ast.StringTerm("kind")
 	keyOrg         = ast.StringTerm("org")
 	keyTeam        = ast.StringTerm("team")
@@ -277,29 +279,54 @@ var (
 	keyMissing     = ast.StringTerm("missing")
 )
 
-// value is the input as OPA's AST.
-func (in *Input) value() ast.Value {
+// value is the input as OPA's AST, with the facts the engine derives from it and the policy's
+// data: each subject's team_role (see teamRole).
+func (in *Input) value(p *Policy) ast.Value {
 	attrs := in.Attributes.v
 	if attrs == nil {
 		attrs = ast.NewObject()
 	}
 	items := make([][2]*ast.Term, 0, 5)
 	items = append(items,
-		ast.Item(keySubject, in.Subject.term()),
+		ast.Item(keySubject, in.Subject.term(p.teamRole(&in.Subject, &in.Resource))),
 		ast.Item(keyAction, ast.StringTerm(in.Action)),
 		ast.Item(keyResource, in.Resource.term()),
 		ast.Item(keyAttributes, ast.NewTerm(attrs)),
 	)
 	if d := in.Destination; d != nil {
 		items = append(items, ast.Item(keyDestination, ast.ObjectTerm(
-			ast.Item(keySubject, d.Subject.term()),
+			ast.Item(keySubject, d.Subject.term(p.teamRole(&d.Subject, &d.Resource))),
 			ast.Item(keyResource, d.Resource.term()),
 		)))
 	}
 	return ast.NewObject(items...)
 }
 
-func (s *Subject) term() *ast.Term {
+// teamRole is the subject's highest role by data rank among the resource's teams: a project's
+// effective teams, a team resource's team; "none" when in none (input.subject.team_role).
+func (p *Policy) teamRole(s *Subject, r *Resource) string {
+	var role string
+	switch r.Kind {
+	case scope.KindProject:
+		role = p.HighestRole(s.teamRole, r.Teams)
+	case scope.KindTeam:
+		if n := p.ranks[s.TeamRoles[r.Team]]; n > 0 {
+			role = s.TeamRoles[r.Team]
+		}
+	}
+	if role == "" {
+		return "none"
+	}
+	return role
+}
+
+// teamRole looks up the subject's role in a team (Policy.HighestRole's lookup).
+func (s *Subject) teamRole(team string) (string, bool) {
+	r, ok := s.TeamRoles[team]
+	return r, ok
+}
+
+func (s *Subject) term(teamRole string) *ast.Term {
 	roles := make([][2]*ast.Term, 0, len(s.TeamRoles))
 	for k, v := range s.TeamRoles {
 		roles = append(roles, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
@@ -309,6 +336,7 @@ func (s *Subject) term() *ast.Term {
 		ast.Item(keyOrgRole, ast.StringTerm(s.OrgRole)),
 		ast.Item(keyGrant, ast.StringTerm(s.Grant)),
 		ast.Item(keyTeamRoles, ast.ObjectTerm(roles...)),
+		ast.Item(keyTeamRole, ast.StringTerm(teamRole)),
 	)
 }
 

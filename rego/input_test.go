@@ -43,8 +43,33 @@ func TestInputJSONIsTheDocument(t *testing.T) {
 		require.Equal(t, rego.CodeExtensionDeny, res.Reasons[0].Code, name)
 		raw, err := json.Marshal(in)
 		require.NoError(t, err, name)
-		require.JSONEq(t, res.Reasons[0].Message, string(raw), name)
+		// The policy also sees the derived subject.team_role (README.md).
+		var want map[string]any
+		require.NoError(t, json.Unmarshal(raw, &want), name)
+		want["subject"].(map[string]any)["team_role"] = teamRole(p, in.Subject, in.Resource)
+		if d := in.Destination; d != nil {
+			want["destination"].(map[string]any)["subject"].(map[string]any)["team_role"] = teamRole(p, d.Subject, d.Resource)
+		}
+		raw, err = json.Marshal(want)
+		require.NoError(t, err, name)
+		require.JSONEq(t, string(raw), res.Reasons[0].Message, name)
 	}
+}
+
+// teamRole is input.subject.team_role as README.md defines it.
+func teamRole(p *rego.Policy, s rego.Subject, r rego.Resource) string {
+	teams := r.Teams
+	if r.Kind == scope.KindTeam {
+		teams = []string{r.Team}
+	}
+	if r.Kind == scope.KindOrg {
+		teams = nil
+	}
+	lookup := func(t string) (string, bool) { r, ok := s.TeamRoles[t]; return r, ok }
+	if role := p.HighestRole(lookup, teams); role != "" {
+		return role
+	}
+	return "none"
 }
 
 // TestAttributeLimitErrorsNameThePath: an attribute document over a limit is an InvalidError whose

@@ -335,23 +335,96 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		p.table = newTable(p)
 	}
 	var compiler *ast.Compiler
-	opts := []func(*rego.Rego){
-		rego.Query(Query),
-		rego.Store(inmem.NewFromObjectWithOpts(merged, inmem.OptReturnASTValuesOnRead(true))),
-		rego.StoreReadAST(true),
-		rego.StrictBuiltinErrors(true),
-		rego.CompilerHook(func(c *ast.Compiler) { compiler = c }),
+	prepare := func(fold bool) (rego.PreparedEvalQuery, error) {
+		opts := []func(*rego.Rego){
+			rego.Query(Query),
+			rego.Store(inmem.NewFromObjectWithOpts(merged, inmem.OptReturnASTValuesOnRead(true))),
+			rego.StoreReadAST(true),
+			rego.StrictBuiltinErrors(true),
+			rego.CompilerHook(func(c *ast.Compiler) { compiler = c }),
+		}
+		for _, name := range slices.Sorted(maps.Keys(deciding)) {
+			mod := deciding[name]
+			if fold && name == DefaultModules()[0].Name {
+				mod = foldData(mod, merged)
+			}
+			opts = append(opts, rego.ParsedModule(mod))
+		}
+		return rego.New(opts...).PrepareForEval(ctx)
 	}
-	for _, name := range slices.Sorted(maps.Keys(deciding)) {
-		opts = append(opts, rego.ParsedModule(deciding[name]))
+	fold := !replacesDefaultData(deciding)
+	pq, err := prepare(fold)
+	if err != nil && fold {
+		// Folded values are visible to OPA's type checker, which rejects what it can tell will
+		// never be defined (a catalog field set to null, say): such data evaluates the same
+		// from the store, and the module as written is the one whose errors are reported.
+		pq, err = prepare(false)
 	}
-	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fromOPA("compile", err)
 	}
 	p.prepared = pq
 	p.deterministic = !nondeterministic(compiler.Modules)
 	return p, nil
+}
+
+// foldData returns a copy of the default module with the base documents it reads under
+// data.teamgate (ranks, org_base, org_override, org_ranks, the action catalog: every object or
+// array there but ext) replaced by their values: a policy's data never changes, and OPA reads a
+// literal several times faster than its store, which it would otherwise do on every evaluation.
+// The rules are still written against data (authz.rego), so another data document folds in
+// other values; data.teamgate.ext stays a reference (modules define it).
+func foldData(mod *ast.Module, data map[string]any) *ast.Module {
+	tg, _ := data["teamgate"].(map[string]any)
+	lits := map[string]*ast.Term{}
+	for k, v := range tg {
+		switch v.(type) {
+		case map[string]any, []any:
+		default:
+			continue // a scalar cannot head a reference: left to the store
+		}
+		if k == "ext" {
+			continue
+		}
+		if lit, err := ast.InterfaceToValue(v); err == nil {
+			lits[k] = ast.NewTerm(lit)
+		}
+	}
+	out := mod.Copy()
+	_, _ = ast.TransformRefs(out, func(r ast.Ref) (ast.Value, error) {
+		if len(r) < 3 || !r[0].Equal(ast.DefaultRootDocument) || !r[1].Equal(teamgateKey) {
+			return r, nil
+		}
+		k, ok := r[2].Value.(ast.String)
+		if !ok || lits[string(k)] == nil {
+			return r, nil
+		}
+		if len(r) == 3 {
+			return lits[string(k)].Value, nil
+		}
+		return append(ast.Ref{lits[string(k)]}, r[3:]...), nil
+	})
+	return out
+}
+
+var teamgateKey = ast.StringTerm("teamgate")
+
+// replacesDefaultData reports whether a module replaces, with `with`, data the default rules
+// read (data, data.teamgate or anything under it but ext). Folding that data into the default
+// module would make such a replacement ineffective, so such a policy is left unfolded.
+func replacesDefaultData(mods map[string]*ast.Module) bool {
+	found := false
+	for _, m := range mods {
+		ast.WalkWiths(m, func(w *ast.With) bool {
+			r, ok := w.Target.Value.(ast.Ref)
+			if ok && r[0].Equal(ast.DefaultRootDocument) && (len(r) == 1 ||
+				r[1].Equal(teamgateKey) && (len(r) == 2 || !r[2].Equal(ast.StringTerm("ext")))) {
+				found = true
+			}
+			return found
+		})
+	}
+	return found
 }
 
 // Fingerprint identifies the policy's modules and data: two policies with the same fingerprint
@@ -460,7 +533,7 @@ func (p *Policy) EvalWithin(ctx context.Context, in *Input, budget time.Duration
 	if budget > 0 {
 		stop.start = time.Now()
 	}
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(stop), rego.EvalGenerateJSON(keepAST))
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value(p)), rego.EvalExternalCancel(stop), rego.EvalGenerateJSON(keepAST))
 	switch {
 	case stop.over:
 		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("evaluation exceeded its time budget of %s (stopped)", budget), err: ErrBudget}

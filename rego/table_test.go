@@ -318,3 +318,54 @@ func TestTableKeysOutsideTheVocabulary(t *testing.T) {
 	roles := func(team string) (string, bool) { r, ok := m[team]; return r, ok }
 	require.Equal(t, "maintainer", p.HighestRole(roles, []string{"a", "b"}))
 }
+
+// TestFoldedDataFollowsDataAndWith: the default module is evaluated with its data folded in at
+// load (New). Folded values are the policy's own data (re-ranked data re-ranks a full
+// evaluation, with an author's module loaded or not), and an author's rule that replaces that
+// data with `with` still sees the replacement take effect: such a policy is not folded.
+func TestFoldedDataFollowsDataAndWith(t *testing.T) {
+	t.Parallel()
+	// A team member on a restricted project: contributor by default, member outranks it re-ranked.
+	in := rego.Input{
+		Subject:  rego.Subject{ID: "vera", OrgRole: "viewer", TeamRoles: map[string]string{"eng": "member", "ops": "contributor"}},
+		Action:   "runs.stop",
+		Resource: rego.Resource{Kind: scope.KindProject, Org: "acme", Project: "vision", Teams: []string{"eng", "ops"}, Restricted: true, Exists: true},
+	}
+	annotate := rego.Module{Name: "note.rego", Source: ext("teamgate.ext", `deny contains "never" if false`)}
+	for _, c := range []struct {
+		name    string
+		modules []rego.Module
+		data    []map[string]any
+		role    string
+	}{
+		{"default", nil, nil, "contributor"},
+		{"re-ranked", nil, []map[string]any{reRanked()}, "member"},
+		{"re-ranked beside an author's module", []rego.Module{annotate}, []map[string]any{reRanked()}, "member"},
+	} {
+		p, err := rego.New(t.Context(), c.modules, c.data...)
+		require.NoError(t, err, c.name)
+		res, err := p.Eval(t.Context(), &in)
+		require.NoError(t, err, c.name)
+		require.True(t, res.Allow, c.name)
+		require.Equal(t, c.role, res.Role, c.name)
+	}
+
+	// A billing member has no role on an open project; an author's rule asking the default
+	// decision with billing mapped to admin allows through ext.allow.
+	billing := rego.Input{
+		Subject:  rego.Subject{ID: "bill", OrgRole: "billing", TeamRoles: map[string]string{}},
+		Action:   "runs.get",
+		Resource: rego.Resource{Kind: scope.KindProject, Org: "acme", Project: "open", Teams: []string{}, Exists: true},
+	}
+	what := rego.Module{Name: "whatif.rego", Source: ext("teamgate.ext",
+		`allow contains "as admin" if {`,
+		`	d := data.teamgate.authz.project_verdict with data.teamgate.org_base as {"billing": "admin"}`,
+		`	d.allow`,
+		`}`)}
+	p, err := rego.New(t.Context(), []rego.Module{what})
+	require.NoError(t, err)
+	res, err := p.Eval(t.Context(), &billing)
+	require.NoError(t, err)
+	require.True(t, res.Allow, "%+v", res)
+	require.Equal(t, rego.CodeExtensionAllow, res.Reasons[0].Code)
+}

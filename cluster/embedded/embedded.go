@@ -1,5 +1,6 @@
-// Package embedded runs a single NATS server with JetStream inside the process: for tests,
-// examples and trying teamgate's cluster mode on one machine. Production points the cluster
+// Package embedded runs NATS servers with JetStream inside the process: a single server (Start)
+// for tests, examples and trying teamgate's cluster mode on one machine, and a cluster of servers
+// routed on loopback ports (StartCluster) for tests and benchmarks of a replicated stream. Production points the cluster
 // package at an existing NATS cluster instead; this package is the only one that links the NATS
 // server.
 package embedded
@@ -38,32 +39,42 @@ func Start(opts Options) (*Server, error) {
 	if opts.Dir == "" {
 		return nil, teamgate.Invalid("embedded NATS store directory", "", "required")
 	}
-	if opts.Host == "" {
-		opts.Host = "127.0.0.1"
-	}
+	opts = opts.withDefaults()
 	port := opts.Port
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	if opts.Name == "" {
-		opts.Name = "teamgate-embedded"
-	}
-	if opts.ReadyTimeout <= 0 {
-		opts.ReadyTimeout = 10 * time.Second
-	}
-	ns, err := server.NewServer(&server.Options{
+	return startServer(&server.Options{
 		ServerName: opts.Name, Host: opts.Host, Port: port,
 		JetStream: true, StoreDir: opts.Dir,
 		NoLog: true, NoSigs: true, // the host owns logging and signals
-	})
+	}, opts.ReadyTimeout)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Name == "" {
+		o.Name = "teamgate-embedded"
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 10 * time.Second
+	}
+	return o
+}
+
+// startServer starts a server and waits up to timeout for it to accept connections.
+func startServer(o *server.Options, timeout time.Duration) (*Server, error) {
+	ns, err := server.NewServer(o)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	ns.Start()
-	if !ns.ReadyForConnections(opts.ReadyTimeout) {
+	if !ns.ReadyForConnections(timeout) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("embedded NATS: not ready for connections after %s", opts.ReadyTimeout)
+		return nil, fmt.Errorf("embedded NATS: not ready for connections after %s", timeout)
 	}
 	return &Server{ns: ns}, nil
 }
