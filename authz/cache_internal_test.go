@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -133,13 +134,21 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 		keys[i] = cacheKey{subject: fmt.Sprint("u", i), action: "runs.get", resource: "o/p"}
 		hashes[i] = uint64(i%3)<<32 | uint64(i%4)*5 | 1
 	}
-	var done atomic.Bool
+	put := func(i int) {
+		s.mu.Lock()
+		s.put(hashes[i], &keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
+		s.mu.Unlock()
+	}
+	for i := range 8 {
+		put(i) // full before the readers start: from now on it always holds 8 entries
+	}
+	var readers sync.WaitGroup
 	var found atomic.Int64
 	errs := make(chan error, 2)
 	for r := range 2 {
-		go func() {
+		readers.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(r), 7))
-			for !done.Load() {
+			for range 20_000 {
 				i := rng.IntN(len(keys))
 				if en := s.lookup(hashes[i], &keys[i]); en != nil {
 					if got := en.entry.dec.Role; got != keys[i].subject {
@@ -150,18 +159,14 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 					en.ref.Store(1)
 				}
 			}
-			errs <- nil
-		}()
+		})
 	}
+	var done atomic.Bool
+	go func() { readers.Wait(); done.Store(true); close(errs) }()
 	rng := rand.New(rand.NewPCG(3, 4))
-	for range 20_000 {
-		i := rng.IntN(len(keys))
-		s.mu.Lock()
-		s.put(hashes[i], &keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
-		s.mu.Unlock()
+	for !done.Load() { // the writer runs as long as the readers do
+		put(rng.IntN(len(keys)))
 	}
-	done.Store(true)
-	require.NoError(t, <-errs)
 	require.NoError(t, <-errs)
 	require.NotZero(t, found.Load(), "the readers found entries")
 	n := 0
