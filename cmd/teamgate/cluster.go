@@ -38,18 +38,26 @@ func (e *env) addClusterFlags(root *cobra.Command) {
 }
 
 // directory opens what the decision commands decide against: an in-memory store holding the
-// --data file, or, with --nats, a cluster node over an in-memory store that has applied the
+// --data file, the on-disk store of --store (ops.go), or, with --nats, a cluster node over an in-memory store that has applied the
 // whole stream (everything written before the command started).
 func (e *env) directory(ctx context.Context) (authz.Directory, func(), error) {
 	switch {
-	case e.nats != "" && e.data != "":
-		return nil, nil, usageError{errors.New("--data and --nats are exclusive: decide against a data file or a cluster's stream")}
+	case e.exclusive() != "":
+		return nil, nil, usageError{errors.New(e.exclusive())}
+	case e.storeDir != "" && e.stream != "":
+		return nil, nil, usageError{errors.New("--stream needs --nats URL")}
+	case e.storeDir != "":
+		st, err := e.openStore(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { _ = st.Close() }, nil
 	case e.nats != "":
 		return e.node(ctx, false)
 	case e.stream != "":
 		return nil, nil, usageError{errors.New("--stream needs --nats URL")}
 	case e.data == "":
-		return nil, nil, usageError{errors.New("--data FILE or --nats URL is required")}
+		return nil, nil, usageError{errors.New("--data FILE, --store DIR or --nats URL is required")}
 	}
 	st, err := store.Open(ctx, store.Options{})
 	if err != nil {

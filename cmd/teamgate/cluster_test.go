@@ -68,7 +68,7 @@ func TestClusterAnswersLikeTheDataFile(t *testing.T) {
 		{checks.String(), []string{"check", "--requests", "-"}},
 		{admits.String(), []string{"admit", "--requests", "-"}},
 		{"", []string{"check", "bob", "runs.delete", "acme/vision", "--attr", "run.created_by=bob"}},
-		{"", []string{"explain", "--json", "vera", "runs.get", "acme/labs"}},
+		{"", []string{"explain", "--format", "json", "vera", "runs.get", "acme/labs"}},
 	}
 	for _, c := range cases.List {
 		calls = append(calls, invocation{"", []string{"list", c.Subject, c.Owner}})
