@@ -155,13 +155,16 @@ func TestApplyChanges(t *testing.T) {
 	require.Contains(t, out, `"allowed":true`)
 
 	for name, tc := range map[string]struct{ doc, want string }{
-		"unknown key":  {`[{"kind": "put_member", "change": {"Org": "acme", "User": "x", "Rol": "member"}}]`, `invalid change "changes[0].change.Rol": put_member: unknown key`},
-		"case variant": {`[{"kind": "put_member", "change": {"org": "acme", "User": "x", "Role": "member"}}]`, `"changes[0].change.org": put_member: unknown key`},
-		"unknown kind": {`[{"kind": "put_memberz", "change": {}}]`, `invalid change kind "put_memberz": changes[0]: unknown`},
+		"unknown key":  {`[{"kind": "put_member", "change": {"Org": "acme", "User": "x", "Rol": "member"}}]`, `changes: line 1, column 64: [0].change.Rol: unknown key`},
+		"case variant": {`[{"kind": "put_member", "change": {"org": "acme", "User": "x", "Role": "member"}}]`, `line 1, column 36: [0].change.org: unknown key`},
+		"unknown kind": {`[{"kind": "put_memberz", "change": {}}]`, `changes: invalid change kind "put_memberz": [0].kind: unknown`},
 		"outer key":    {"- kind: put_member\n  chnage: {}\n", `line 2, column 3: [0].chnage: unknown key`},
-		"duplicate":    {`[{"kind": "put_member", "change": {"Org": "acme", "Org": "b"}}]`, `duplicate key`},
-		"missing":      {`[{"kind": "delete_org"}]`, `"changes[0].change": delete_org: missing`},
-		"type":         {`[{"kind": "put_member", "change": {"Org": 5}}]`, `"changes[0].change.Org": put_member: expected a string, got a number`},
+		"duplicate":    {`[{"kind": "put_member", "change": {"Org": "acme", "Org": "b"}}]`, `line 1, column 51: [0].change.Org: duplicate key`},
+		"missing":      {`[{"kind": "delete_org"}]`, `invalid change "[0]": delete_org without its change`},
+		"type":         {"- kind: put_org\n  change:\n    Org:\n      name: a\n      queue: [x]\n", `line 5, column 7: [0].change.Org.queue: expected a string, got a list`},
+		"change first": {`[{"change": {"Org": 5}, "kind": "put_member"}]`, `line 1, column 21: [0].change.Org: expected a string, got a number`},
+		"fraction":     {`[{"kind": "put_org", "change": {"Org": {"name": "a", "archived_deletion_interval": 1.5}}}]`, `[0].change.Org.archived_deletion_interval: expected an integer, got the number 1.5`},
+		"not a list":   {`{"kind": "put_member"}`, `changes: line 1, column 1: expected a list, got a mapping`},
 		"model":        {`[{"kind": "put_member", "change": {"Org": "nope", "User": "x", "Role": "member"}}]`, `nope`},
 	} {
 		_, stderr, code := cli(t, "", "apply", "--store", dir, "--changes", writeFile(t, "c.json", tc.doc))
