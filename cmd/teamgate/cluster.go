@@ -147,6 +147,8 @@ func (e *env) seedCmd() *cobra.Command {
 			switch {
 			case e.nats == "":
 				return errors.New("--nats URL is required")
+			case e.storeDir != "":
+				return errors.New("seed writes a --data file: export the store first (teamgate export --store DIR)")
 			case e.data == "":
 				return errors.New("--data FILE is required")
 			case e.replicas < 1 || e.replicas > 5:
@@ -223,8 +225,8 @@ func (e *env) serveCmd() *cobra.Command {
 				return errors.New("--dir DIR (where JetStream keeps the streams) is required")
 			case port < 0 || port > 65535:
 				return fmt.Errorf("--port %d: must be 0 (any free port) to 65535", port)
-			case e.data != "" || e.nats != "" || e.stream != "":
-				return errors.New("serve runs a server: --data, --nats and --stream do not apply")
+			case e.data != "" || e.nats != "" || e.stream != "" || e.storeDir != "":
+				return errors.New("serve runs a server: --data, --store, --nats and --stream do not apply")
 			}
 			return cobra.NoArgs(cmd, a)
 		}),

@@ -284,3 +284,22 @@ func TestDataFileTypeErrorsNamePathAndLine(t *testing.T) {
 		require.Contains(t, stderr, tc.want, name)
 	}
 }
+
+// TestWritesThroughACluster: with --nats, apply and create-project write to the stream, and the
+// next command (a new node) sees the writes.
+func TestWritesThroughACluster(t *testing.T) {
+	t.Parallel()
+	url := serve(t)
+	_, stderr, code := cli(t, "", "cluster", "seed", "--nats", url, "--data", conformance.DataFile())
+	require.Equal(t, 0, code, stderr)
+	changes := writeFile(t, "changes.json", `[{"kind": "put_team_member", "change": {"Org": "acme", "Team": "research", "User": "bob", "Role": "admin"}}]`)
+	out, stderr, code := cli(t, "", "apply", "--nats", url, "--changes", changes)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"changes":1`)
+	out, stderr, code = cli(t, "", "create-project", "--nats", url, "bob", "acme/research", "speech")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"project":"acme/speech"`)
+	out, stderr, code = cli(t, "", "list", "--nats", url, "bob", "acme/research")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"speech"`)
+}
