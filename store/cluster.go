@@ -16,8 +16,9 @@ type write struct {
 	dryRun  bool    // validate only: undo the batch and return the revision it was checked at
 }
 
-// guard refuses a direct write to a replicated store. It runs under the write lock, so no
-// write that started before Replicate can commit after it.
+// guard refuses a direct write to a replicated store. It runs when the commit pipeline
+// validates a write, in queue order, where Replicate takes its place too: a write queued before
+// Replicate commits before Replicate returns, one queued after it is refused.
 func (s *Store) guard(w write) error {
 	if s.replicated && !w.replica {
 		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
@@ -37,17 +38,22 @@ type Replica struct{ s *Store }
 // Replicate makes r the store's only writer (see Replica). A store can be replicated once:
 // a second call fails with ErrConflict, a closed store with ErrClosed.
 func (s *Store) Replicate() (*Replica, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, teamgate.ErrClosed
+	q := &queued{ctx: context.Background(), replicate: true}
+	s.enqueue(q)
+	if q.err != nil {
+		return nil, q.err
 	}
+	return &Replica{s: s}, nil
+}
+
+// replicateNow sets the guard; the leading writer runs it under the write lock.
+func (s *Store) replicateNow() error {
 	if s.replicated {
-		return nil, &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
+		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
 			Reason: "already replicated"}
 	}
 	s.replicated = true
-	return &Replica{s: s}, nil
+	return nil
 }
 
 // Store returns the replicated store.
