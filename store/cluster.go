@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/teamgate/teamgate"
 )
 
@@ -29,25 +31,69 @@ func (s *Store) guard(w write) error {
 // Replica is the only writer of a store that is the materialized view of a shared, ordered log
 // of batches (package cluster): the log decides the order of writes and their revisions, and
 // the store replays them. Once Replicate has handed the Replica out, the store's own Apply,
-// ApplyEvent, Load and LoadFile fail with ErrConflict; reads and Watch work as before. The
-// guard lasts while the Store is open (a reopened store is unguarded until Replicate is called
-// again). A Replica is safe for concurrent use.
+// ApplyEvent, Load and LoadFile fail with ErrConflict; reads and Watch work as before. A
+// Replica is safe for concurrent use.
+//
+// The guard outlives the Store: Replicate leaves a marker in the store (v1/meta/replicated), so
+// a store that was a replica refuses direct writes after it is reopened too, until it is
+// replicated again (a node resumes it) or Detach takes it out of replication. A direct write
+// would otherwise put the store ahead of, or beside, the log every other replica follows.
 type Replica struct{ s *Store }
 
-// Replicate makes r the store's only writer (see Replica). A store can be replicated once:
-// a second call fails with ErrConflict, a closed store with ErrClosed.
+// Replicate makes r the store's only writer (see Replica) and marks the store as a replica,
+// durably. A store hands out one Replica while it is open: a second call fails with
+// ErrConflict, a closed store with ErrClosed. A reopened store that was a replica can be
+// replicated again.
 func (s *Store) Replicate() (*Replica, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, teamgate.ErrClosed
 	}
-	if s.replicated {
+	if s.replicaOut {
 		return nil, &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
 			Reason: "already replicated"}
 	}
-	s.replicated = true
+	if !s.replicated {
+		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyReplicated), nil) }); err != nil {
+			return nil, fmt.Errorf("store: mark the store as a replica: %w", err)
+		}
+	}
+	s.replicated, s.replicaOut = true, true
 	return &Replica{s: s}, nil
+}
+
+// Replicated reports whether the store refuses direct writes because it is, or was, a replica
+// (see Replica).
+func (s *Store) Replicated() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.replicated
+}
+
+// Detach takes a store that was a replica out of replication: the marker goes and direct writes
+// work again. It is how an operator turns a former cluster node's store into a standalone one
+// (its directory stays as the log left it; the log will not take it back, since the store is
+// then no longer its view). Only a reopened store can be detached: while this Store has handed
+// out a Replica (a node runs on it, or ran until Close), Detach fails with ErrConflict. A store
+// that is not a replica is left as it is.
+func (s *Store) Detach() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return teamgate.ErrClosed
+	case s.replicaOut:
+		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
+			Reason: "its replica is in use: close the cluster node and reopen the store first"}
+	case !s.replicated:
+		return nil
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(keyReplicated)) }); err != nil {
+		return fmt.Errorf("store: detach the replica: %w", err)
+	}
+	s.replicated = false
+	return nil
 }
 
 // Store returns the replicated store.
