@@ -72,9 +72,9 @@ func (s *Store) Replicated() bool {
 }
 
 // Detach takes a store that was a replica out of replication: the marker goes and direct writes
-// work again. It is how an operator turns a former cluster node's store into a standalone one
-// (its directory stays as the log left it; the log will not take it back, since the store is
-// then no longer its view). Only a reopened store can be detached: while this Store has handed
+// work again. It is how an operator turns a former cluster node's store into a standalone one:
+// the directory stays as of its last revision, and once written directly it is no longer the
+// log's view (a node refuses it as soon as it is ahead of the log). Only a reopened store can be detached: while this Store has handed
 // out a Replica (a node runs on it, or ran until Close), Detach fails with ErrConflict. A store
 // that is not a replica is left as it is.
 func (s *Store) Detach() error {
