@@ -199,7 +199,8 @@ func TestWriteSeenElsewhereWithMinRevision(t *testing.T) {
 }
 
 // TestRestartedNodeResumes: an on-disk node closed at revision R reopens at R without
-// reloading anything, and catches up with what was written meanwhile.
+// reloading anything (its store, reopened, still refuses direct writes), and catches up with
+// what was written meanwhile.
 func TestRestartedNodeResumes(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -229,6 +230,8 @@ func TestRestartedNodeResumes(t *testing.T) {
 
 	st = openStore(t, dir)
 	require.Equal(t, stopped, st.Revision(), "the store resumes at its own revision")
+	_, err = st.Apply(ctx, store.PutMember{Org: "acme", User: "sneaky", Role: "member"})
+	require.ErrorIs(t, err, teamgate.ErrConflict, "a node's store refuses direct writes after a reopen too")
 	n = newNode(t, srv, st, cluster.Options{})
 	last, err := n.Sync(ctx)
 	require.NoError(t, err)
