@@ -117,4 +117,17 @@
 // never saw Close, which then waited for ever: the likely cause of a hang once seen in the
 // server-loss test under -race). The node lets it try once, for at most 10 s, and retries
 // itself while watching Close; so Close returns within about that.
+//
+// # Known issue
+//
+// The long form of the server-loss test (go test ./cluster -cluster.long: three rounds, each
+// stopping the stream's leader and restarting it after) failed once in ten runs under -race on
+// a loaded 2-core machine, in its third round and after the hang above was fixed: one node's
+// write was refused 32 times in a row with "wrong last sequence: 758", so Apply gave up with
+// ErrConflict. Each refusal was followed by a catch-up that returned at once, so the node was
+// already at or past the revision the new stream leader reported: either the node applied a
+// batch the new leader does not have, or the leader's expected-last-sequence check ran on a
+// stale count after the change of leader (nats-server has fixed such cases before, e.g.
+// nats-io/nats-server#8057). Not yet reproduced or explained; the default form of the test (one
+// round, no restart) runs in every CI run.
 package cluster

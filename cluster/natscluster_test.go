@@ -192,9 +192,9 @@ func TestThreeServerClusterConverges(t *testing.T) {
 // another), every node keeps deciding, with MinRevision at the newest acknowledged revision, and
 // all converge. The long form stops and restarts each server in turn.
 //
-// (It once hung under -race on a loaded machine: the follower of the node whose server went
-// away sat inside nats.go recreating its consumer, which retried without end and ignored Close;
-// see TestCloseWhileTheStreamIsGone.)
+// It once hung under -race on a loaded machine, which fits a follower stuck inside nats.go
+// recreating its consumer without end, deaf to Close (fixed; TestCloseWhileTheStreamIsGone).
+// The long form's known failure is in the package doc.
 func TestThreeServerClusterSurvivesAServerLoss(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)

@@ -396,7 +396,7 @@ func (n *Node) Apply(ctx context.Context, changes ...store.Change) (uint64, erro
 		}
 	}
 	return 0, &teamgate.ConflictError{What: "stream", Name: n.name,
-		Reason: fmt.Sprintf("batch not written after %d attempts: %v", n.opts.MaxAttempts, lastErr)}
+		Reason: fmt.Sprintf("batch not written after %d attempts (the node is at revision %d): %v", n.opts.MaxAttempts, n.Revision(), lastErr)}
 }
 
 // encode is the message body of a batch: store.Changes as JSON.
