@@ -14,6 +14,7 @@ package rego
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -25,6 +26,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -33,6 +35,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -653,6 +656,28 @@ type TestResult struct {
 	Error   string // evaluation error, if any
 }
 
+// TestOptions tune RunTests; the zero value runs every test, as Test does.
+type TestOptions struct {
+	// Run selects the tests to run: a regular expression matched against each test's
+	// package.rule name (data.pkg.test_x), as `opa test --run`.
+	Run string
+	// Trace records each test's evaluation trace, so a failure can name the expression that
+	// failed (tester.PrettyReporter with FailureLine) and -v can show the whole trace.
+	Trace bool
+	// Coverage, when not nil, records which lines of every loaded module (the default policy
+	// included) the tests evaluate; read it with Coverage.Report(TestRun.Modules).
+	Coverage *cover.Cover
+	// Timeout bounds each test; 0 means 5 s, as `opa test`.
+	Timeout time.Duration
+}
+
+// TestRun is what RunTests ran: OPA's own results (file:line, duration, print() output, trace),
+// for OPA's reporters, and the parsed modules, for coverage reports.
+type TestRun struct {
+	Results []*tester.Result
+	Modules map[string]*ast.Module
+}
+
 // Test runs every test_ rule of the given modules (an author's policy and tests) with the
 // default policy and the merged data loaded. Pass DefaultTests() to run the default policy's own
 // tests (they assume no extension package is loaded).
@@ -660,11 +685,36 @@ type TestResult struct {
 // Modules and data are checked as New checks them; test modules are files named *_test.rego or
 // modules whose package's last part ends in _test (OPA's conventions), in any package.
 func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]TestResult, error) {
+	run, err := RunTests(ctx, modules, TestOptions{}, data...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TestResult, 0, len(run.Results))
+	for _, r := range run.Results {
+		tr := TestResult{Package: r.Package, Name: r.Name, Pass: r.Pass()}
+		if r.Error != nil {
+			tr.Error = r.Error.Error()
+		}
+		out = append(out, tr)
+	}
+	return out, nil
+}
+
+// RunTests is Test with OPA's runner options (`opa test`'s --run, tracing, coverage, timeout),
+// returning OPA's results, sorted by package and name, for tester.PrettyReporter and
+// tester.JSONReporter. print() output is captured into each result's Output.
+func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...map[string]any) (*TestRun, error) {
 	deciding, tests, err := parse(modules)
 	if err != nil {
 		return nil, err
 	}
 	maps.Copy(deciding, tests)
+	if opts.Run != "" {
+		// Checked here so a bad pattern is a typed compile error naming it, not OPA's bare one.
+		if _, err := regexp.Compile(opts.Run); err != nil {
+			return nil, &Error{Op: "compile", Detail: fmt.Sprintf("test filter %q is not a regular expression: %v", opts.Run, err)}
+		}
+	}
 	merged := mergedData(data)
 	// Tests run on the data New accepts, or not at all.
 	check := &Policy{data: merged}
@@ -675,23 +725,30 @@ func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]Test
 		return nil, err
 	}
 	store := inmem.NewFromObject(merged)
-	var out []TestResult
+	run := &TestRun{Modules: deciding}
 	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
-		ch, err := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).RunTests(ctx, txn)
+		r := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).
+			CapturePrintOutput(true).EnableTracing(opts.Trace).StackTraces(true).
+			SetTimeout(cmp.Or(opts.Timeout, 5*time.Second)).Filter(opts.Run)
+		if opts.Coverage != nil {
+			r = r.SetCoverageQueryTracer(opts.Coverage)
+		}
+		ch, err := r.RunTests(ctx, txn)
 		if err != nil {
 			return fromOPA("compile", err)
 		}
-		for r := range ch {
-			tr := TestResult{Package: r.Package, Name: r.Name, Pass: r.Pass()}
-			if r.Error != nil {
-				tr.Error = r.Error.Error()
-			}
-			out = append(out, tr)
+		for res := range ch {
+			run.Results = append(run.Results, res)
 		}
 		return nil
 	})
-	slices.SortFunc(out, func(a, b TestResult) int { return strings.Compare(a.Package+"."+a.Name, b.Package+"."+b.Name) })
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(run.Results, func(a, b *tester.Result) int {
+		return cmp.Or(strings.Compare(a.Package, b.Package), strings.Compare(a.Name, b.Name))
+	})
+	return run, nil
 }
 
 // mergedData is the default data with each of data merged over it in order.

@@ -192,9 +192,7 @@ func (c PutOrg) apply(t *txn) error {
 	o := c.Org
 	o.DefaultPresets = slices.Clone(o.DefaultPresets)
 	if od, ok := t.st.orgs[o.Name]; ok {
-		old := od.org
-		t.onUndo(func() { od.org = old })
-		od.org = o
+		assign(t, &od.org, o)
 		t.affectAll(od)
 	} else {
 		set(t, t.st.orgs, o.Name, newOrgData(o))
@@ -297,8 +295,7 @@ func (c PutTeam) apply(t *txn) error {
 	}
 	if td, ok := o.teams[tm.Name]; ok {
 		old := td.team
-		t.onUndo(func() { td.team = old })
-		td.team = tm
+		assign(t, &td.team, tm)
 		if old.Policy != tm.Policy {
 			t.followLink(o, tm.Name, old.Policy, tm.Policy)
 		}
@@ -348,9 +345,7 @@ func (c RenameTeam) apply(t *txn) error {
 			Reason: "cannot rename " + c.Org + "/" + c.From + " to it: it already exists"}
 	}
 	del(t, o.teams, c.From)
-	old := td.team
-	t.onUndo(func() { td.team = old })
-	td.team.Name = c.To
+	assign(t, &td.team.Name, c.To)
 	set(t, o.teams, c.To, td)
 	t.touch(keyTeam(c.Org, c.From))
 	t.touch(keyTeam(c.Org, c.To))
@@ -366,9 +361,7 @@ func (c RenameTeam) apply(t *txn) error {
 		if !slices.Contains(pol.p.Settings.Teams, c.From) {
 			continue
 		}
-		oldP := pol.p
-		t.onUndo(func() { pol.p = oldP })
-		pol.p.Settings.Teams = renamed(oldP.Settings.Teams, c.From, c.To)
+		assign(t, &pol.p.Settings.Teams, renamed(pol.p.Settings.Teams, c.From, c.To))
 		t.touch(keyPolicy(c.Org, name))
 		for p := range o.policyProjects[name] {
 			recompute[p] = o.projects[p]
@@ -378,9 +371,7 @@ func (c RenameTeam) apply(t *txn) error {
 		if !slices.Contains(pd.p.Teams, c.From) {
 			continue
 		}
-		oldTeams := pd.p.Teams
-		t.onUndo(func() { pd.p.Teams = oldTeams })
-		pd.p.Teams = renamed(oldTeams, c.From, c.To)
+		assign(t, &pd.p.Teams, renamed(pd.p.Teams, c.From, c.To))
 		t.touch(keyProject(c.Org, name))
 		recompute[name] = pd
 	}
@@ -525,9 +516,8 @@ func (c PutProject) apply(t *txn) error {
 	}
 	if exists {
 		t.unindexProject(o, pd)
-		oldP, oldRules := pd.p, pd.rules
-		t.onUndo(func() { pd.p, pd.rules = oldP, oldRules })
-		pd.p, pd.rules = p, rules
+		assign(t, &pd.p, p)
+		assign(t, &pd.rules, rules)
 	} else {
 		pd = &projectData{p: p, rules: rules}
 		set(t, o.projects, p.Name, pd)
@@ -631,9 +621,8 @@ func (c PutPolicy) apply(t *txn) error {
 	}
 	p.Settings = cloneSettings(p.Settings)
 	if pd, ok := o.policies[p.Name]; ok {
-		oldP, oldRules := pd.p, pd.rules
-		t.onUndo(func() { pd.p, pd.rules = oldP, oldRules })
-		pd.p, pd.rules = p, rules
+		assign(t, &pd.p, p)
+		assign(t, &pd.rules, rules)
 	} else {
 		set(t, o.policies, p.Name, &policyData{p: p, rules: rules})
 	}
@@ -820,9 +809,7 @@ func (t *txn) connect(o *orgData, pd *projectData, pol string) {
 	if pd.p.Policy != "" {
 		delIndex(t, o.policyProjects, pd.p.Policy, name)
 	}
-	old := pd.p.Policy
-	t.onUndo(func() { pd.p.Policy = old })
-	pd.p.Policy = pol
+	assign(t, &pd.p.Policy, pol)
 	if pol != "" {
 		setIndex(t, o.policyProjects, pol, name, struct{}{})
 	}

@@ -18,8 +18,9 @@ type write struct {
 	dryRun  bool    // validate only: undo the batch and return the revision it was checked at
 }
 
-// guard refuses a direct write to a replicated store. It runs under the write lock, so no
-// write that started before Replicate can commit after it.
+// guard refuses a direct write to a replicated store. It runs when the commit pipeline
+// validates a write, in queue order, where Replicate takes its place too: a write queued before
+// Replicate commits before Replicate returns, one queued after it is refused.
 func (s *Store) guard(w write) error {
 	if s.replicated && !w.replica {
 		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
@@ -45,22 +46,30 @@ type Replica struct{ s *Store }
 // ErrConflict, a closed store with ErrClosed. A reopened store that was a replica can be
 // replicated again.
 func (s *Store) Replicate() (*Replica, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, teamgate.ErrClosed
+	q := &queued{ctx: context.Background(), replicate: true}
+	s.enqueue(q)
+	if q.err != nil {
+		return nil, q.err
 	}
+	return &Replica{s: s}, nil
+}
+
+// replicateNow sets the guard and hands out the Replica; the leading writer runs it under the
+// write lock, at Replicate's place in the queue. The marker is written there too: Badger I/O
+// under the lock, but once in a store's life, and never half done (the guard is set only once
+// the marker is durable).
+func (s *Store) replicateNow() error {
 	if s.replicaOut {
-		return nil, &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
+		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
 			Reason: "already replicated"}
 	}
 	if !s.replicated {
 		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyReplicated), nil) }); err != nil {
-			return nil, fmt.Errorf("store: mark the store as a replica: %w", err)
+			return fmt.Errorf("store: mark the store as a replica: %w", err)
 		}
 	}
 	s.replicated, s.replicaOut = true, true
-	return &Replica{s: s}, nil
+	return nil
 }
 
 // Replicated reports whether the store refuses direct writes because it is, or was, a replica
@@ -74,9 +83,9 @@ func (s *Store) Replicated() bool {
 // Detach takes a store that was a replica out of replication: the marker goes and direct writes
 // work again. It is how an operator turns a former cluster node's store into a standalone one:
 // the directory stays as of its last revision, and once written directly it is no longer the
-// log's view (a node refuses it as soon as it is ahead of the log). Only a reopened store can be detached: while this Store has handed
-// out a Replica (a node runs on it, or ran until Close), Detach fails with ErrConflict. A store
-// that is not a replica is left as it is.
+// log's view (a node refuses it as soon as it is ahead of the log). Only a reopened store can
+// be detached: while this Store has handed out a Replica (a node runs on it, or ran until
+// Close), Detach fails with ErrConflict. A store that is not a replica is left as it is.
 func (s *Store) Detach() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -54,6 +54,24 @@
 // records, their stamps, an Event and the revision atomically (see Atomicity), and returns the
 // revision.
 //
+// Readers never wait for the disk. Writes go through a commit pipeline: writers queue, and one
+// leads at a time. The leader takes every write queued, itself included, as a group and, under
+// the readers' write lock, applies each batch in turn to the in-memory state — validating it
+// against the state the group's earlier batches leave; an invalid batch fails alone, each valid
+// one takes the next revision and its own Event — then serializes the records they wrote, rolls
+// the whole group back out of memory (every in-memory mutation is logged with how to undo and
+// redo it) and releases the lock. It commits the group's records, stamps, events and last
+// revision to Badger as one (one transaction, one fsync; see Atomicity) with no lock held, while
+// readers keep seeing the state before the group. Once that is durable it takes the write lock
+// again, redoes the group's mutations (no validation: nothing else writes, so the state is the
+// one they were made on), bumps their stamps and the revision and wakes watchers; then it
+// answers the group's writers and hands the lead to the first writer that queued meanwhile. So
+// Apply returns once its batch is durable and visible, never earlier; a reader waits at most
+// for in-memory work, never for an fsync; and writers arriving while a commit is in flight share
+// the next one (group commit), each with its own revision, event and stamps, in queue order. A
+// Badger failure fails every batch of its group, none of which was visible. A writer's context
+// is checked when the leader takes its batch: one that ended meanwhile fails alone.
+//
 // Deletes cascade where that only removes access: DeleteMember removes the user's team
 // memberships and grants in that org, DeleteOrg removes everything in the org. They refuse
 // (ErrConflict) where it could widen access: DeleteTeam while a project is assigned to the team,
@@ -92,13 +110,17 @@
 // # Atomicity
 //
 // An acknowledged batch is all on disk after a crash (kill -9, or power loss unless
-// Options.NoSync), and a batch that was not acknowledged is absent, whatever its size. Apply
-// holds the write lock until the batch is durable, then publishes it in memory (durability
-// before visibility); readers work from memory and never see a batch the disk could lose.
+// Options.NoSync), and a batch that was not acknowledged is absent, whatever its size. A batch
+// is published in memory only once it is durable (durability before visibility, see Writes);
+// readers work from memory and never see a batch the disk could lose.
 //
-// A batch that fits one Badger transaction (about 15% of Badger's memtable: ~10 MB, tens of
-// thousands of changes) is written in that one transaction, fsynced: Badger's own atomicity.
-// A larger one is committed in steps, each a Badger transaction:
+// What is committed atomically is a group of batches (see Writes): all of it or none of it is
+// on disk after a crash. A record written by several batches of a group is written once, with
+// its last value; each batch's event and stamps are written as if the batches had been
+// committed one by one. A group that fits one Badger transaction (about 15% of Badger's
+// memtable: ~10 MB, tens of thousands of changes) is written in that one transaction, fsynced:
+// Badger's own atomicity. A larger one is committed in steps, each a Badger transaction (the
+// revision in the keys below is the group's last):
 //
 //  1. stage: its writes, encoded in chunks, go to v1/pending/{revision}/op/{seq}, in as many
 //     transactions as they need;
@@ -191,6 +213,8 @@
 //
 // # Concurrency
 //
-// A Store is safe for concurrent use. Reads share a read lock; Apply takes the write lock for
-// validation and the Badger commit. Close waits for the value-log GC and every Watch goroutine.
+// A Store is safe for concurrent use. Reads share a read lock; a writer takes the write lock
+// only to validate and to publish in memory, never across the Badger commit (see Writes). Close
+// refuses new writes, waits for every accepted one to be committed and answered, then for the
+// value-log GC and every Watch goroutine.
 package store

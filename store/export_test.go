@@ -1,6 +1,8 @@
 package store
 
 import (
+	"encoding/binary"
+	"errors"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -29,8 +31,32 @@ const (
 // 15% of it, so a few thousand changes overflow it) and at run after each step of a staged
 // commit.
 func WithTestHooks(opts Options, memTableSize int64, at func(step string) error) Options {
-	opts.test = &testHooks{memTableSize: memTableSize, at: at}
+	h := testHooks{}
+	if opts.test != nil {
+		h = *opts.test
+	}
+	h.memTableSize, h.at = memTableSize, at
+	opts.test = &h
 	return opts
+}
+
+// WithCommitHook returns opts running commit before each group's Badger commit, outside every
+// lock, with the number of batches the commit holds; blocking in it holds the commit.
+func WithCommitHook(opts Options, commit func(batches int)) Options {
+	h := testHooks{}
+	if opts.test != nil {
+		h = *opts.test
+	}
+	h.commit = commit
+	opts.test = &h
+	return opts
+}
+
+// QueuedWrites is the number of writes waiting for the next group commit.
+func QueuedWrites(s *Store) int {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return len(s.queue)
 }
 
 // DiskKeys returns every key in Badger outside the caches, with its value.
@@ -59,4 +85,20 @@ func DiskKeys(s *Store) (map[string]string, error) {
 // validation and without touching memory; the next Open reads it.
 func PutRawRecord(s *Store, key string, val []byte) error {
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
+}
+
+// DiskRevision reads the revision Badger holds (0 before the first write).
+func DiskRevision(s *Store) (uint64, error) {
+	var rev uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyRevision))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { rev = binary.BigEndian.Uint64(v); return nil })
+	})
+	return rev, err
 }

@@ -33,11 +33,12 @@ const (
 	stepDiscard  = "discard"  // before removing a failed batch's staging; an error makes it fail
 )
 
-// testHooks let this package's tests make Badger transactions small and stop a staged commit
-// at any step (Options.test).
+// testHooks let this package's tests make Badger transactions small, stop a staged commit at
+// any step, and watch or hold the commit pipeline (Options.test).
 type testHooks struct {
 	memTableSize int64                   // Badger's MemTableSize when > 0; a txn holds 15% of it
 	at           func(step string) error // runs after each step; an error fails the write there
+	commit       func(batches int)       // runs before each group's Badger commit, no lock held
 }
 
 func (h *testHooks) badger(bo badger.Options) badger.Options {
@@ -124,22 +125,29 @@ func (s *Store) commit(txn *badger.Txn, step string) error {
 // marker (the commit point: an error before it leaves the batch absent), then applies the ops
 // to their keys and removes the staging. A failure after the commit point does not undo the
 // batch: it is recorded in s.unfinished and completed by the next write or the next Open.
-func (s *Store) commitStaged(rev uint64, ops []op) error {
+func (s *Store) commitStaged(rev uint64, ops []op, events []string) error {
 	prefix := fmt.Sprintf("%s%020d/", prefixPending, rev)
 	chunks := stage(prefix, ops, min(s.db.MaxBatchSize()/4, maxChunkBytes))
 	if err := s.writeChunked(chunks, stepStaged); err != nil {
 		s.discardStaged(chunks)
 		return err
 	}
-	// The batch's event is written with the marker, so that Watch finds it as soon as the batch
-	// is acknowledged, even if applying it to its keys fails and waits for the next write.
+	// The batches' events are written with the marker, so that Watch finds them as soon as the
+	// batches are acknowledged, even if applying them to their keys fails and waits for the next
+	// write. Events too large together to go with the marker go with the keys.
 	commit := []op{{prefix + pendingMarker, binary.AppendUvarint(nil, uint64(len(chunks)))}}
-	evKey := eventKey(rev)
-	if i := slices.IndexFunc(ops, func(o op) bool { return o.key == evKey }); i >= 0 {
-		commit = append(commit, ops[i])
+	for _, o := range ops {
+		if strings.HasPrefix(o.key, prefixEvent) && slices.Contains(events, o.key) {
+			commit = append(commit, o)
+		}
+	}
+	fits, err := s.commitOne(commit)
+	if !fits && err == nil && len(commit) > 1 {
+		commit = commit[:1]
+		fits, err = s.commitOne(commit)
 	}
 	marker := commit[0]
-	if fits, err := s.commitOne(commit); !fits || err != nil {
+	if !fits || err != nil {
 		// The commit may still have reached disk: remove the marker so Open cannot complete a
 		// batch reported as failed.
 		s.discardStaged(append(chunks, commit...))

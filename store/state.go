@@ -124,7 +124,13 @@ func (t *txn) putMember(o *orgData, user string, role roleCode) {
 	p := &o.members
 	if id, ok := p.ids[user]; ok {
 		old := p.roles[id]
-		t.onUndo(func() { p.roles[id] = old })
+		t.logged(func(undo bool) {
+			if undo {
+				p.roles[id] = old
+			} else {
+				p.roles[id] = role
+			}
+		})
 		p.roles[id] = role
 		return
 	}
@@ -133,14 +139,32 @@ func (t *txn) putMember(o *orgData, user string, role roleCode) {
 	if n := len(p.free); n > 0 {
 		id = p.free[n-1]
 		p.free = p.free[:n-1]
-		t.onUndo(func() { p.free = append(p.free, id) })
+		t.logged(func(undo bool) {
+			if undo {
+				p.free = append(p.free, id)
+			} else {
+				p.free = p.free[:len(p.free)-1]
+			}
+		})
 		p.names[id], p.roles[id] = user, role
 	} else {
 		id = uint32(len(p.names))
-		t.onUndo(func() { p.names, p.roles, p.teams = p.names[:id], p.roles[:id], p.teams[:id] })
+		t.logged(func(undo bool) {
+			if undo {
+				p.names, p.roles, p.teams = p.names[:id], p.roles[:id], p.teams[:id]
+			} else {
+				p.names, p.roles, p.teams = append(p.names, user), append(p.roles, role), append(p.teams, nil)
+			}
+		})
 		p.names, p.roles, p.teams = append(p.names, user), append(p.roles, role), append(p.teams, nil)
 	}
-	t.onUndo(func() { p.names[id], p.roles[id] = "", 0 })
+	t.logged(func(undo bool) {
+		if undo {
+			p.names[id], p.roles[id] = "", 0
+		} else {
+			p.names[id], p.roles[id] = user, role
+		}
+	})
 	set(t, p.ids, user, id)
 }
 
@@ -152,7 +176,15 @@ func (t *txn) delMember(o *orgData, user string) {
 		return
 	}
 	name, role, teams := p.names[id], p.roles[id], p.teams[id]
-	t.onUndo(func() { p.names[id], p.roles[id], p.teams[id] = name, role, teams; p.free = p.free[:len(p.free)-1] })
+	t.logged(func(undo bool) {
+		if undo {
+			p.names[id], p.roles[id], p.teams[id] = name, role, teams
+			p.free = p.free[:len(p.free)-1]
+		} else {
+			p.names[id], p.roles[id], p.teams[id] = "", 0, nil
+			p.free = append(p.free, id)
+		}
+	})
 	p.names[id], p.roles[id], p.teams[id] = "", 0, nil
 	p.free = append(p.free, id)
 	del(t, p.ids, user)
@@ -163,7 +195,13 @@ func (t *txn) delMember(o *orgData, user string) {
 func (t *txn) setTeams(o *orgData, id uint32, teams []teamRole) {
 	p := &o.members
 	old := p.teams[id]
-	t.onUndo(func() { p.teams[id] = old })
+	t.logged(func(undo bool) {
+		if undo {
+			p.teams[id] = old
+		} else {
+			p.teams[id] = teams
+		}
+	})
 	p.teams[id] = teams
 }
 
@@ -201,11 +239,25 @@ func (t *txn) newTeam(o *orgData, tm Team) {
 	if n := len(o.freeTeam); n > 0 {
 		td.id = o.freeTeam[n-1]
 		o.freeTeam = o.freeTeam[:n-1]
-		t.onUndo(func() { o.teamByID[td.id] = nil; o.freeTeam = append(o.freeTeam, td.id) })
+		t.logged(func(undo bool) {
+			if undo {
+				o.teamByID[td.id] = nil
+				o.freeTeam = append(o.freeTeam, td.id)
+			} else {
+				o.freeTeam = o.freeTeam[:len(o.freeTeam)-1]
+				o.teamByID[td.id] = td
+			}
+		})
 		o.teamByID[td.id] = td
 	} else {
 		td.id = uint32(len(o.teamByID))
-		t.onUndo(func() { o.teamByID = o.teamByID[:td.id] })
+		t.logged(func(undo bool) {
+			if undo {
+				o.teamByID = o.teamByID[:td.id]
+			} else {
+				o.teamByID = append(o.teamByID, td)
+			}
+		})
 		o.teamByID = append(o.teamByID, td)
 	}
 	set(t, o.teams, tm.Name, td)
@@ -273,7 +325,15 @@ func (o *orgData) indexMemberTeams(workers int) {
 // dropTeam removes a team that has no members left, freeing its id.
 func (t *txn) dropTeam(o *orgData, td *teamData) {
 	del(t, o.teams, td.team.Name)
-	t.onUndo(func() { o.teamByID[td.id] = td; o.freeTeam = o.freeTeam[:len(o.freeTeam)-1] })
+	t.logged(func(undo bool) {
+		if undo {
+			o.teamByID[td.id] = td
+			o.freeTeam = o.freeTeam[:len(o.freeTeam)-1]
+		} else {
+			o.teamByID[td.id] = nil
+			o.freeTeam = append(o.freeTeam, td.id)
+		}
+	})
 	o.teamByID[td.id] = nil
 	o.freeTeam = append(o.freeTeam, td.id)
 }
@@ -341,11 +401,13 @@ func newOrgData(o Org) *orgData {
 	}
 }
 
-// txn mutates state in place and records how to undo each mutation, so a batch that fails
-// halfway leaves the state exactly as it was. It only runs under the Store's write lock.
+// txn mutates state in place and logs each mutation with how to undo and redo it, so a batch
+// that fails halfway leaves the state exactly as it was, and a valid batch can be taken out of
+// memory while it commits to Badger and put back, unchanged, when it is durable (see "Writes" in
+// the package doc). It only runs under the Store's write lock.
 type txn struct {
 	st       *state
-	undo     []func()
+	log      []func(undo bool)   // every mutation, in order: undone with true, redone with false
 	dirty    map[string]struct{} // Badger keys whose records must be rewritten or deleted
 	projects map[string]struct{} // projects whose record, policy or org changed, "org/project" (stamped)
 	reached  map[string]struct{} // projects whose access a membership change affects (events only)
@@ -360,18 +422,44 @@ func newTxn(st *state, loading bool) *txn {
 		reached: map[string]struct{}{}, subjects: map[string]struct{}{}, resort: map[*orgData]struct{}{}}
 }
 
-// onUndo records how to undo a mutation, unless the txn cannot fail over (loading from disk).
-func (t *txn) onUndo(f func()) {
-	if !t.loading {
-		t.undo = append(t.undo, f)
+// rollback undoes every mutation, last first. The log stays: redo puts them back.
+func (t *txn) rollback() {
+	for i := len(t.log) - 1; i >= 0; i-- {
+		t.log[i](true)
 	}
 }
 
-func (t *txn) rollback() {
-	for i := len(t.undo) - 1; i >= 0; i-- {
-		t.undo[i]()
+// redo repeats every mutation, first first, on the state rollback left.
+func (t *txn) redo() {
+	for _, f := range t.log {
+		f(false)
 	}
-	t.undo = nil
+}
+
+// logged logs a mutation the caller makes (f(false) repeats it, f(true) undoes it), unless the
+// txn cannot fail over (loading from disk). Slices are undone and redone by length and index
+// through their owner, never by a pointer to an element: an append may move them.
+func (t *txn) logged(f func(undo bool)) {
+	if !t.loading {
+		t.log = append(t.log, f)
+	}
+}
+
+// assign sets *p to v, logged unless the txn cannot fail over (loading from disk). p must stay
+// where it is while the txn is logged (a struct field or a map's inner value, not a slice element
+// an append may move).
+func assign[V any](t *txn, p *V, v V) {
+	if !t.loading {
+		old := *p
+		t.log = append(t.log, func(undo bool) {
+			if undo {
+				*p = old
+			} else {
+				*p = v
+			}
+		})
+	}
+	*p = v
 }
 
 func (t *txn) touch(key string) {
@@ -413,10 +501,13 @@ func (t *txn) affectAll(o *orgData) {
 func set[K comparable, V any](t *txn, m map[K]V, k K, v V) {
 	if !t.loading { // no closure at all while loading: one allocation less per record
 		old, had := m[k]
-		t.undo = append(t.undo, func() {
-			if had {
+		t.log = append(t.log, func(undo bool) {
+			switch {
+			case !undo:
+				m[k] = v
+			case had:
 				m[k] = old
-			} else {
+			default:
 				delete(m, k)
 			}
 		})
@@ -430,7 +521,13 @@ func del[K comparable, V any](t *txn, m map[K]V, k K) {
 		return
 	}
 	if !t.loading {
-		t.undo = append(t.undo, func() { m[k] = old })
+		t.log = append(t.log, func(undo bool) {
+			if undo {
+				m[k] = old
+			} else {
+				delete(m, k)
+			}
+		})
 	}
 	delete(m, k)
 }
@@ -468,9 +565,7 @@ func (t *txn) setProjectTeams(o *orgData, pd *projectData) {
 	for _, team := range pd.teams.Values {
 		delIndex(t, o.teamProjects, team, pd.p.Name)
 	}
-	old := pd.teams
-	t.onUndo(func() { pd.teams = old })
-	pd.teams = eff
+	assign(t, &pd.teams, eff)
 	for _, team := range eff.Values {
 		setIndex(t, o.teamProjects, team, pd.p.Name, struct{}{})
 	}

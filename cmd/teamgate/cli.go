@@ -20,7 +20,6 @@ import (
 	"github.com/teamgate/teamgate/internal/quote"
 	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/policy"
-	"github.com/teamgate/teamgate/rego"
 )
 
 // usageError marks errors that exit with code 2.
@@ -477,46 +476,4 @@ func (e *env) admitCmd() *cobra.Command {
 	c.Flags().StringVar(&runFile, "run", "", "JSON file of the run {kind, runtime, queue, agent, namespace, presets, connections, resources, labels}")
 	c.Flags().StringVar(&requests, "requests", "", "JSONL file of {subject, project, run} (- = stdin)")
 	return c
-}
-
-func (e *env) testCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "test [DIR]",
-		Short: "Run the Rego tests (test_ rules) of DIR with the default policy loaded (no DIR: the default policy's own tests)",
-		Args:  args(cobra.MaximumNArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			var mods []rego.Module
-			var data []map[string]any
-			for _, dir := range append(a, e.policyDir) {
-				if dir == "" {
-					continue
-				}
-				m, d, err := rego.LoadDir(dir)
-				if err != nil {
-					return err
-				}
-				mods, data = append(mods, m...), append(data, d...)
-			}
-			if len(mods) == 0 {
-				mods = rego.DefaultTests()
-			}
-			results, err := rego.Test(cmd.Context(), mods, data...)
-			if err != nil {
-				return err
-			}
-			failed := 0
-			for _, r := range results {
-				status := "PASS"
-				if !r.Pass {
-					status, failed = "FAIL", failed+1
-				}
-				fmt.Fprintf(e.stdout, "%s %s.%s %s\n", status, r.Package, r.Name, r.Error)
-			}
-			fmt.Fprintf(e.stdout, "%d passed, %d failed\n", len(results)-failed, failed)
-			if failed > 0 {
-				return fmt.Errorf("%d Rego test(s) failed", failed)
-			}
-			return nil
-		},
-	}
 }

@@ -318,11 +318,11 @@ test_frozen if {
 `), 0o600))
 	out, stderr, code := cli(t, "", "test", dir)
 	require.Equal(t, 0, code, stderr+out)
-	require.Contains(t, out, "PASS data.teamgate.ext_test.test_frozen")
+	require.Contains(t, out, "PASS: 1/1")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "broken_test.rego"), []byte("package b_test\n\ntest_no if { false }\n"), 0o600))
 	out, _, code = cli(t, "", "test", dir)
 	require.Equal(t, 1, code)
-	require.Contains(t, out, "FAIL data.b_test.test_no")
+	require.Contains(t, out, "data.b_test.test_no: FAIL")
 
 	// --policy applies the extension to decisions.
 	out, _, code = cli(t, "", "check", "--data", conformance.DataFile(), "--policy", dir, "alice", "org.get", "acme")

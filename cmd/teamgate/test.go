@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/open-policy-agent/opa/v1/cover"
+	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/spf13/cobra"
+
+	"github.com/teamgate/teamgate/rego"
+)
+
+// testCmd is `teamgate test`: `opa test` with the default policy and data loaded. It runs OPA's
+// tester and prints with OPA's own reporters, so its output reads as `opa test`'s does:
+//   - pretty (default): failures with file:line, the failing expression and print() output;
+//     -v adds every test with its duration and print() output, and each failure's trace.
+//   - json: OPA's JSON array of results (location, duration, output, fail/error).
+//   - --coverage: pretty prints each file's coverage and the total after the results; json prints
+//     OPA's coverage report (as `opa test --coverage`). The default policy is in the report.
+//
+// It exits 1 when a test fails or errors, or when no test matched (a --run that selects nothing
+// must not pass silently).
+func (e *env) testCmd() *cobra.Command {
+	var verbose, coverage bool
+	var runRegex, format string
+	c := &cobra.Command{
+		Use:   "test [PATH...]",
+		Short: "Run the Rego tests (test_ rules) of each PATH (a directory or file) with the default policy loaded (no PATH: the default policy's own tests)",
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if format != "pretty" && format != "json" {
+				return usageError{fmt.Errorf("--format %q: want pretty or json", format)}
+			}
+			var mods []rego.Module
+			var data []map[string]any
+			for _, path := range append(a, e.policyDir) {
+				if path == "" {
+					continue
+				}
+				m, d, err := rego.LoadDir(path)
+				if err != nil {
+					return err
+				}
+				mods, data = append(mods, m...), append(data, d...)
+			}
+			if len(mods) == 0 {
+				mods = rego.DefaultTests()
+			}
+			// Traces give pretty failures their failing expression; JSON carries them only with -v, as opa.
+			opts := rego.TestOptions{Run: runRegex, Trace: verbose || format == "pretty"}
+			if coverage {
+				opts.Coverage = cover.New()
+			}
+			run, err := rego.RunTests(cmd.Context(), mods, opts, data...)
+			if err != nil {
+				return err
+			}
+			if len(run.Results) == 0 {
+				return fmt.Errorf("no tests matched")
+			}
+			var reporter tester.Reporter = tester.PrettyReporter{Output: e.stdout, Verbose: verbose, FailureLine: true}
+			if format == "json" {
+				reporter = tester.JSONReporter{Output: e.stdout}
+				if coverage {
+					reporter = tester.JSONCoverageReporter{Output: e.stdout, Cover: opts.Coverage, Modules: run.Modules, Verbose: verbose}
+				}
+			}
+			ch := make(chan *tester.Result, len(run.Results))
+			for _, r := range run.Results {
+				ch <- r
+			}
+			close(ch)
+			if err := reporter.Report(ch); err != nil {
+				return err
+			}
+			if coverage && format == "pretty" {
+				printCoverage(e, opts.Coverage.Report(run.Modules))
+			}
+			failed := 0
+			for _, r := range run.Results {
+				if !r.Pass() && !r.Skip {
+					failed++
+				}
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d Rego test(s) failed", failed, len(run.Results))
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every test with its duration and print() output, and each failure's trace")
+	c.Flags().StringVarP(&runRegex, "run", "r", "", "run only the tests whose package.rule name (data.pkg.test_x) matches this regular expression")
+	c.Flags().BoolVarP(&coverage, "coverage", "c", false, "report the lines of each module (the default policy included) the tests evaluate")
+	c.Flags().StringVarP(&format, "format", "f", "pretty", "output format: pretty or json")
+	return c
+}
+
+// printCoverage prints each file's coverage and the total, as percentages.
+func printCoverage(e *env, r cover.Report) {
+	fmt.Fprintln(e.stdout, "COVERAGE:")
+	for _, f := range slices.Sorted(maps.Keys(r.Files)) {
+		fr := r.Files[f]
+		fmt.Fprintf(e.stdout, "  %s: %.1f%% (%d of %d lines)\n", f, fr.Coverage, fr.CoveredLines, fr.CoveredLines+fr.NotCoveredLines)
+	}
+	fmt.Fprintf(e.stdout, "  total: %.1f%% (%d of %d lines)\n", r.Coverage, r.CoveredLines, r.CoveredLines+r.NotCoveredLines)
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// regoDir writes files (name → source) into a fresh directory.
+func regoDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, src := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600))
+	}
+	return dir
+}
+
+const (
+	passingTests = `package teamgate.ext_test
+
+import rego.v1
+
+import data.teamgate.authz
+
+test_owner_reads if {
+	print("owner decision:", authz.decision.allow)
+	authz.decision.allow with input as {"subject": {"id": "a", "org_role": "owner", "grant": "", "team_roles": {}}, "action": "org.get", "resource": {"kind": "org", "org": "acme", "exists": true}, "attributes": {}}
+}
+
+test_arith if {
+	1 + 1 == 2
+}
+`
+	failingTests = `package b_test
+
+import rego.v1
+
+test_fails if {
+	x := 2
+	x == 3
+}
+`
+)
+
+func TestTestCommandFlags(t *testing.T) {
+	t.Parallel()
+	pass := regoDir(t, map[string]string{"ok_test.rego": passingTests})
+	fail := regoDir(t, map[string]string{"bad_test.rego": failingTests})
+	cases := []struct {
+		name           string
+		args           []string
+		code           int
+		want           []string // substrings of stdout
+		wantNot        []string
+		stderrIs       string
+		stderrContains string
+	}{
+		{name: "pass", args: []string{"test", pass}, want: []string{"PASS: 2/2"}, wantNot: []string{"test_arith"}},
+		{name: "default policy's tests", args: []string{"test"}, want: []string{"PASS: "}, wantNot: []string{"FAIL"}},
+		{name: "fail names file:line and the failing expression", args: []string{"test", fail}, code: 1,
+			want:     []string{filepath.Join(fail, "bad_test.rego") + ":5:", "data.b_test.test_fails: FAIL", filepath.Join(fail, "bad_test.rego") + ":7:", "x == 3", "FAIL: 1/1"},
+			stderrIs: "teamgate: 1 of 1 Rego test(s) failed\n"},
+		{name: "two paths", args: []string{"test", pass, fail}, code: 1, want: []string{"PASS: 2/3", "FAIL: 1/3"}},
+		{name: "--run filters", args: []string{"test", "--run", "arith", pass, fail}, want: []string{"PASS: 1/1"}, wantNot: []string{"FAIL"}},
+		{name: "--run matches nothing", args: []string{"test", "--run", "nope", pass}, code: 1, stderrIs: "teamgate: no tests matched\n"},
+		{name: "--run bad regex", args: []string{"test", "--run", "(", pass}, code: 1, wantNot: []string{"PASS"}, stderrContains: `test filter "(" is not a regular expression`},
+		{name: "-v shows every test, durations and print output", args: []string{"test", "-v", pass},
+			want: []string{"data.teamgate.ext_test.test_arith: PASS (", "data.teamgate.ext_test.test_owner_reads: PASS (", "owner decision:"}},
+		{name: "print output hidden without -v", args: []string{"test", pass}, wantNot: []string{"owner decision:"}},
+		{name: "--coverage", args: []string{"test", "--coverage", pass},
+			want: []string{"COVERAGE:", "teamgate/authz.rego: ", "% (", "total: "}},
+		{name: "module in the wrong package", args: []string{"test", pass, regoDir(t, map[string]string{"x.rego": "package foo\n\nallow := true\n"})}, code: 1,
+			stderrContains: "package foo is not allowed"},
+		{name: "--format bogus", args: []string{"test", "--format", "xml", pass}, code: 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			out, stderr, code := cli(t, "", c.args...)
+			require.Equal(t, c.code, code, stderr+out)
+			for _, w := range c.want {
+				require.Contains(t, out, w)
+			}
+			for _, w := range c.wantNot {
+				require.NotContains(t, out, w)
+			}
+			require.Contains(t, stderr, c.stderrContains)
+			if c.stderrIs != "" {
+				require.Equal(t, c.stderrIs, stderr)
+			}
+		})
+	}
+}
+
+func TestTestCommandCoveragePercent(t *testing.T) {
+	t.Parallel()
+	out, stderr, code := cli(t, "", "test", "--coverage")
+	require.Equal(t, 0, code, stderr)
+	// The default policy's own tests cover a real share of it.
+	m := regexp.MustCompile(`teamgate/authz\.rego: (\d+\.\d)% \((\d+) of (\d+) lines\)`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	require.NotEqual(t, "0.0", m[1])
+	require.NotEqual(t, "0", m[2])
+}
+
+func TestTestCommandJSON(t *testing.T) {
+	t.Parallel()
+	pass := regoDir(t, map[string]string{"ok_test.rego": passingTests})
+	fail := regoDir(t, map[string]string{"bad_test.rego": failingTests})
+
+	out, stderr, code := cli(t, "", "test", "--format", "json", pass, fail)
+	require.Equal(t, 1, code, stderr)
+	var results []struct {
+		Location struct {
+			File string `json:"file"`
+			Row  int    `json:"row"`
+		} `json:"location"`
+		Package  string `json:"package"`
+		Name     string `json:"name"`
+		Fail     bool   `json:"fail"`
+		Duration int64  `json:"duration"`
+		Output   []byte `json:"output"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &results), out)
+	require.Len(t, results, 3)
+	byName := map[string]int{}
+	for i, r := range results {
+		byName[r.Package+"."+r.Name] = i
+		require.Positive(t, r.Duration)
+	}
+	bad := results[byName["data.b_test.test_fails"]]
+	require.True(t, bad.Fail)
+	require.Equal(t, filepath.Join(fail, "bad_test.rego"), bad.Location.File)
+	require.Equal(t, 5, bad.Location.Row)
+	require.Contains(t, string(results[byName["data.teamgate.ext_test.test_owner_reads"]].Output), "owner decision:")
+
+	// With --coverage, OPA's coverage report, the default policy included.
+	out, stderr, code = cli(t, "", "test", "--format", "json", "--coverage", pass)
+	require.Equal(t, 0, code, stderr)
+	var report struct {
+		Files    map[string]json.RawMessage `json:"files"`
+		Coverage float64                    `json:"coverage"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &report), out)
+	require.Contains(t, report.Files, "teamgate/authz.rego")
+	require.Positive(t, report.Coverage)
+}
