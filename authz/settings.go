@@ -2,9 +2,9 @@ package authz
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/plainjson"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/scope"
 	"github.com/teamgate/teamgate/store"
@@ -98,7 +98,7 @@ func (s Settings) MarshalJSON() ([]byte, error) {
 	type rulesJSON struct {
 		Values []map[string]string `json:"values"`
 	}
-	return json.Marshal(struct {
+	return plainjson.Marshal(struct {
 		Project   string            `json:"project"`
 		User      string            `json:"user,omitempty"`
 		Settings  map[string]any    `json:"settings"`

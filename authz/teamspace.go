@@ -515,9 +515,9 @@ type NewProject struct {
 // Created is the outcome of CreateProject: the decision and, when allowed, the project's full
 // name and the store revision that created it.
 type Created struct {
-	Decision Decision
-	Project  string
-	Revision uint64
+	Decision Decision `json:"decision"`
+	Project  string   `json:"project"`  // "" when denied
+	Revision uint64   `json:"revision"` // 0 when denied
 }
 
 // CreateProject creates a project in owner (SPEC §5): `org` needs projects.create; `org/team`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,7 +199,8 @@ func TestWriteSeenElsewhereWithMinRevision(t *testing.T) {
 }
 
 // TestRestartedNodeResumes: an on-disk node closed at revision R reopens at R without
-// reloading anything, and catches up with what was written meanwhile.
+// reloading anything (its store, reopened, still refuses direct writes), and catches up with
+// what was written meanwhile.
 func TestRestartedNodeResumes(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -228,6 +230,8 @@ func TestRestartedNodeResumes(t *testing.T) {
 
 	st = openStore(t, dir)
 	require.Equal(t, stopped, st.Revision(), "the store resumes at its own revision")
+	_, err = st.Apply(ctx, store.PutMember{Org: "acme", User: "sneaky", Role: "member"})
+	require.ErrorIs(t, err, teamgate.ErrConflict, "a node's store refuses direct writes after a reopen too")
 	n = newNode(t, srv, st, cluster.Options{})
 	last, err := n.Sync(ctx)
 	require.NoError(t, err)
@@ -453,4 +457,129 @@ func TestNodeCutOffFromNATS(t *testing.T) {
 	require.NoError(t, a.WaitRevision(ctx, last))
 	require.Equal(t, export(t, a.Store()), export(t, b.Store()))
 	require.True(t, b.Stats().Connected)
+}
+
+// TestCloseWhileTheStreamIsGone: Close returns while the follower cannot recreate its
+// consumer (here the stream was deleted). nats.go's ordered consumer, left to its defaults,
+// retries that without end and without looking at any context, so the follower never saw Close
+// and Close waited forever; the node now lets it try once and retries itself, watching Close.
+func TestCloseWhileTheStreamIsGone(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	srv := startNATS(t)
+	n := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "GONE"})
+	rev, err := n.Apply(ctx, acmeFile(t))
+	require.NoError(t, err)
+
+	js, err := jetstream.New(connect(t, srv))
+	require.NoError(t, err)
+	require.NoError(t, js.DeleteStream(ctx, "GONE"))
+	// Let the follower find its consumer deleted and start recreating it.
+	time.Sleep(2 * time.Second)
+	closed := make(chan error, 1)
+	go func() { closed <- n.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		t.Fatal("Close did not return while the stream is gone")
+	}
+	require.Equal(t, rev, n.Revision())
+}
+
+// TestCorruptSnapshotStopsFollower: a node that must bootstrap from a snapshot that cannot be
+// used (its object is corrupt, it does not decode, it is another stream's, it holds no or an
+// invalid directory) stops its follower with a FollowerError naming its next revision, and its
+// store stays exactly as it was: never half restored.
+func TestCorruptSnapshotStopsFollower(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		corrupt func(t *testing.T, ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, rev uint64)
+		want    string
+	}{
+		{"corrupt object", func(t *testing.T, ctx context.Context, js jetstream.JetStream, obs jetstream.ObjectStore, _ uint64) {
+			// Same size, other bytes: only the digest tells.
+			info, err := obs.GetInfo(ctx, "directory")
+			require.NoError(t, err)
+			chunks, err := js.Stream(ctx, "OBJ_TEAMGATE_snapshots")
+			require.NoError(t, err)
+			subj := "$O.TEAMGATE_snapshots.C." + info.NUID
+			require.NoError(t, chunks.Purge(ctx, jetstream.WithPurgeSubject(subj)))
+			_, err = js.Publish(ctx, subj, bytes.Repeat([]byte("x"), int(info.Size)))
+			require.NoError(t, err)
+		}, "corrupt"},
+		{"does not decode", putSnapshot(`{"stream":"TEAMGATE","revision":`), "does not decode"},
+		{"other stream", putSnapshot(`{"stream":"OTHER","revision":%d,"directory":{}}`), `of stream "OTHER"`},
+		{"no directory", putSnapshot(`{"stream":"TEAMGATE","revision":%d}`), "no directory"},
+		{"invalid directory", putSnapshot(`{"stream":"TEAMGATE","revision":%d,"directory":{"orgs":[{"name":"other","members":{"bob":"emperor"}}]}}`), "does not restore"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			srv := startNATS(t)
+			writer := newNode(t, srv, openStore(t, ""), cluster.Options{SnapshotEvery: -1})
+			_, err := writer.Apply(ctx, acmeFile(t))
+			require.NoError(t, err)
+			put := func(user string) uint64 {
+				t.Helper()
+				rev, err := writer.Apply(ctx, store.PutMember{Org: "acme", User: user, Role: "member"})
+				require.NoError(t, err)
+				return rev
+			}
+			put("early")
+
+			// A node on disk follows to revision 2 and stops.
+			dir := t.TempDir()
+			st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
+			require.NoError(t, err)
+			behind, err := cluster.New(ctx, connect(t, srv), st, cluster.Options{})
+			require.NoError(t, err)
+			require.NoError(t, behind.WaitRevision(ctx, 2))
+			require.NoError(t, behind.Close())
+			before := export(t, st)
+			require.NoError(t, st.Close())
+
+			// The stream moves on, a snapshot covers the gap, and is then spoilt.
+			for i := range 3 {
+				put(fmt.Sprintf("u%d", i))
+			}
+			snapRev, err := writer.Snapshot(ctx)
+			require.NoError(t, err)
+			last := put("after")
+			js, err := jetstream.New(connect(t, srv))
+			require.NoError(t, err)
+			obs, err := js.ObjectStore(ctx, "TEAMGATE_snapshots")
+			require.NoError(t, err)
+			tc.corrupt(t, ctx, js, obs, snapRev)
+			stream, err := js.Stream(ctx, "TEAMGATE")
+			require.NoError(t, err)
+			require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSequence(snapRev+1)))
+
+			st = openStore(t, dir)
+			n := newNode(t, srv, st, cluster.Options{})
+			err = n.WaitRevision(ctx, last)
+			require.ErrorIs(t, err, teamgate.ErrStale)
+			var fe *cluster.FollowerError
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, uint64(3), fe.Revision)
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorAs(t, n.Stats().Err, &fe)
+			require.Equal(t, uint64(2), n.Revision())
+			require.Equal(t, before, export(t, st), "the store is as it was")
+			require.NoError(t, st.Check())
+		})
+	}
+}
+
+// putSnapshot replaces the stored snapshot with format, given the snapshot's revision.
+func putSnapshot(format string) func(*testing.T, context.Context, jetstream.JetStream, jetstream.ObjectStore, uint64) {
+	return func(t *testing.T, ctx context.Context, _ jetstream.JetStream, obs jetstream.ObjectStore, rev uint64) {
+		body := format
+		if strings.Contains(format, "%d") {
+			body = fmt.Sprintf(format, rev)
+		}
+		_, err := obs.PutBytes(ctx, "directory", []byte(body))
+		require.NoError(t, err)
+	}
 }

@@ -44,7 +44,10 @@
 // written twice.
 //
 // Direct writes to the store are refused once it is a node's (store.Replicate; ErrConflict),
-// so the store cannot drift from the stream. A store that is ahead of the stream (another
+// so the store cannot drift from the stream. The refusal is durable: an on-disk store that was a
+// node's keeps refusing direct writes after it is reopened (a node resumes it as before). To
+// turn it into a standalone store, close the node, reopen the store and call store.Detach; it
+// then keeps the directory as of its last revision. A store that is ahead of the stream (another
 // stream's store, or a stream recreated) is refused by New.
 //
 // # Consistency a host gets
@@ -75,8 +78,11 @@
 // writes a batch landing on a multiple of Options.SnapshotEvery (default 10,000) stores one in
 // the background. A node whose next revision is no longer in the stream restores the newest
 // snapshot at R (store.Replica.Restore: the store becomes exactly the snapshot, at revision R, in
-// one batch) and replays from R+1. A snapshot that does not reach the gap is a FollowerError. So
-// a stream may be trimmed up to the newest snapshot's revision, never past it.
+// one batch) and replays from R+1. A snapshot that does not reach the gap is a FollowerError, and so
+// is one that cannot be used: a corrupt object (its digest does not match), a body that does not
+// decode, another stream's snapshot, an invalid directory. The restore is one atomic batch, so
+// such a snapshot leaves the store exactly as it was, never half restored. So a stream may be
+// trimmed up to the newest snapshot's revision, never past it.
 //
 // # Cut off from NATS
 //
@@ -95,10 +101,7 @@
 // # Limits
 //
 // A batch travels as one message, so it must fit the NATS server's maximum payload (1 MiB by
-// default; ErrInvalid otherwise: split it, or raise max_payload). The guard against direct
-// writes lasts while the store is open: a program that opens a node's on-disk store without a
-// node can write to it, and the node then refuses the store as ahead of the stream, or applies
-// the stream on top of a state the other nodes do not have. The events a restore skips are not
+// default; ErrInvalid otherwise: split it, or raise max_payload). The events a restore skips are not
 // in the store's own event log, so a store.Watch that needs them ends with an error.
 //
 // # Concurrency
@@ -109,11 +112,22 @@
 // them after the node. Package embedded runs a NATS server with JetStream inside the process for
 // tests, examples and a single machine.
 //
+// Nothing the node does waits without a bound: nats.go's ordered consumer would recreate a
+// failed consumer for ever, ignoring every context (a follower whose stream lost its leader
+// never saw Close, which then waited for ever: the likely cause of a hang once seen in the
+// server-loss test under -race). The node lets it try once, for at most 10 s, and retries
+// itself while watching Close; so Close returns within about that.
+//
 // # Known issue
 //
-// The crash test that stops the NATS server leading the stream mid-run
-// (TestThreeServerClusterSurvivesAServerLoss, run with -cluster.long) once, in about ten runs
-// under -race on a loaded 2-core machine, stopped advancing after the server stopped and ignored
-// its deadline; it has not been reproduced or explained yet. Until it is, losing a server is
-// proven by that long run, not by every CI run.
+// The long form of the server-loss test (go test ./cluster -cluster.long: three rounds, each
+// stopping the stream's leader and restarting it after) failed once in ten runs under -race on
+// a loaded 2-core machine, in its third round and after the hang above was fixed: one node's
+// write was refused 32 times in a row with "wrong last sequence: 758", so Apply gave up with
+// ErrConflict. Each refusal was followed by a catch-up that returned at once, so the node was
+// already at or past the revision the new stream leader reported: either the node applied a
+// batch the new leader does not have, or the leader's expected-last-sequence check ran on a
+// stale count after the change of leader (nats-server has fixed such cases before, e.g.
+// nats-io/nats-server#8057). Not yet reproduced or explained; the default form of the test (one
+// round, no restart) runs in every CI run.
 package cluster

@@ -18,6 +18,9 @@ import (
 // accepts); two missed heartbeats make the ordered consumer start again elsewhere.
 const followHeartbeat = 500 * time.Millisecond
 
+// snapshotTimeout bounds storing or fetching a snapshot in the background.
+const snapshotTimeout = time.Minute
+
 // errRestart asks the follower to open its consumer again at once (after a bootstrap).
 var errRestart = errors.New("cluster: restart the consumer")
 
@@ -71,8 +74,12 @@ func (n *Node) followOnce() error {
 		}
 		rev = n.st.Revision()
 	}
+	// When its consumer fails, nats.go's ordered consumer recreates it inside Messages and Next,
+	// and by default keeps trying for ever without looking at any context: a follower whose
+	// stream lost its leader, or was deleted, would never see Close. One attempt (each bounded
+	// by nats.go at 10 s) hands the failure back to follow, which retries and watches Close.
 	cons, err := n.stream.OrderedConsumer(n.ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: rev + 1})
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: rev + 1, MaxResetAttempts: 1})
 	if err != nil {
 		return err
 	}
@@ -144,29 +151,41 @@ type snapshot struct {
 }
 
 // bootstrap restores the newest snapshot, which must reach at least revision need (the stream
-// has nothing before need+1).
+// has nothing before need+1). A snapshot that cannot be used (its object is corrupt, it does not
+// decode, it is another stream's or too old, or its directory is invalid) is a FollowerError and
+// leaves the store as it was: Restore is one atomic batch. Failing to reach the bucket is not:
+// follow tries again.
 func (n *Node) bootstrap(need uint64) error {
 	cur := n.st.Revision()
 	gone := fmt.Errorf("revisions %d to %d are no longer in stream %s", cur+1, need, n.name)
-	data, err := n.snaps.GetBytes(n.ctx, snapshotObject)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+	ctx, cancel := context.WithTimeout(n.ctx, snapshotTimeout)
+	data, err := n.snaps.GetBytes(ctx, snapshotObject)
+	cancel()
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound):
 		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and there is no snapshot", gone)}
-	}
-	if err != nil {
+	case errors.Is(err, jetstream.ErrDigestMismatch):
+		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and the snapshot object is corrupt: %w", gone, err)}
+	case err != nil:
 		return err
 	}
 	var snap snapshot
-	if err := json.Unmarshal(data, &snap); err != nil || snap.Directory == nil || snap.Stream != n.name {
-		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and the snapshot is not one of this stream (%v)", gone, err)}
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and the snapshot does not decode: %w", gone, err)}
 	}
-	if snap.Revision < need {
+	switch {
+	case snap.Stream != n.name:
+		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and the snapshot is of stream %q", gone, snap.Stream)}
+	case snap.Directory == nil:
+		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and the snapshot holds no directory", gone)}
+	case snap.Revision < need:
 		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and the newest snapshot is of revision %d", gone, snap.Revision)}
 	}
 	if _, err := n.replica.Restore(n.ctx, snap.Revision, snap.Directory); err != nil {
 		if n.ctx.Err() != nil {
 			return err
 		}
-		return &FollowerError{Revision: snap.Revision, Err: fmt.Errorf("the snapshot does not restore: %w", err)}
+		return &FollowerError{Revision: cur + 1, Err: fmt.Errorf("%w and the snapshot of revision %d does not restore: %w", gone, snap.Revision, err)}
 	}
 	n.log.Info("teamgate: cluster node restored a snapshot", "stream", n.name, "from", cur, "to", snap.Revision)
 	n.mu.Lock()
@@ -227,7 +246,7 @@ func (n *Node) snapshots() {
 		case <-n.ctx.Done():
 			return
 		case <-n.snapCh:
-			ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+			ctx, cancel := context.WithTimeout(n.ctx, snapshotTimeout)
 			if _, err := n.Snapshot(ctx); err != nil {
 				n.log.Warn("teamgate: cluster snapshot failed", "stream", n.name, "err", err)
 			}

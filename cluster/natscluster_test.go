@@ -192,13 +192,10 @@ func TestThreeServerClusterConverges(t *testing.T) {
 // another), every node keeps deciding, with MinRevision at the newest acknowledged revision, and
 // all converge. The long form stops and restarts each server in turn.
 //
-// It is a crash run: behind -cluster.long (go test ./cluster -cluster.long), because one run in
-// about ten under -race on a loaded 2-core machine once stopped advancing after the server
-// stopped (not yet explained; see the package doc), and a hang must not block CI.
+// It once hung under -race on a loaded machine, which fits a follower stuck inside nats.go
+// recreating its consumer without end, deaf to Close (fixed; TestCloseWhileTheStreamIsGone).
+// The long form's known failure is in the package doc.
 func TestThreeServerClusterSurvivesAServerLoss(t *testing.T) {
-	if !*longCluster {
-		t.Skip("crash run: go test ./cluster -cluster.long")
-	}
 	t.Parallel()
 	ctx := testCtx(t)
 	c := startNATSCluster(t)
@@ -231,7 +228,7 @@ func TestThreeServerClusterSurvivesAServerLoss(t *testing.T) {
 		for i, n := range nodes {
 			wg.Go(func() { // writer: always-valid writes, so each must land
 				after := 0
-				for k := 0; after < perRound; k++ {
+				for k := 0; after < perRound && !t.Failed(); k++ {
 					wasStopped := stopped.Load()
 					user := fmt.Sprintf("r%d-n%d-%d", round, i, k)
 					wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -257,7 +254,7 @@ func TestThreeServerClusterSurvivesAServerLoss(t *testing.T) {
 			})
 			wg.Go(func() { // reader: decides at the newest acknowledged revision
 				after := 0
-				for after < perRound {
+				for after < perRound && !t.Failed() {
 					wasStopped := stopped.Load()
 					want := newest.Load()
 					rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -278,7 +275,7 @@ func TestThreeServerClusterSurvivesAServerLoss(t *testing.T) {
 			})
 		}
 		// Stop the stream's leader mid-run, once writes flow.
-		for acked.Load() < int64(len(nodes)*3) && !t.Failed() {
+		for acked.Load() < int64(len(nodes)*3) && !t.Failed() && ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
 		}
 		info, err := stream.Info(ctx)

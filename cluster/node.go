@@ -223,9 +223,10 @@ func (n *Node) openSnapshots(ctx context.Context) (jetstream.ObjectStore, error)
 	return o, nil
 }
 
-// Close stops following the stream and waits for the node's goroutines. The store stays open and
-// refuses direct writes; the caller closes it and the NATS connection. Further calls return
-// ErrClosed.
+// Close stops following the stream and waits for the node's goroutines (at most about 10 s,
+// nats.go's bound on recreating a consumer). The store stays open and refuses direct writes,
+// also once reopened (store.Detach ends that); the caller closes it and the NATS connection.
+// Further calls return ErrClosed.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -395,7 +396,7 @@ func (n *Node) Apply(ctx context.Context, changes ...store.Change) (uint64, erro
 		}
 	}
 	return 0, &teamgate.ConflictError{What: "stream", Name: n.name,
-		Reason: fmt.Sprintf("batch not written after %d attempts: %v", n.opts.MaxAttempts, lastErr)}
+		Reason: fmt.Sprintf("batch not written after %d attempts (the node is at revision %d): %v", n.opts.MaxAttempts, n.Revision(), lastErr)}
 }
 
 // encode is the message body of a batch: store.Changes as JSON.

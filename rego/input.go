@@ -10,6 +10,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/plainjson"
 	"github.com/teamgate/teamgate/scope"
 )
 
@@ -40,7 +41,7 @@ func (s Subject) MarshalJSON() ([]byte, error) {
 	if s.TeamRoles == nil {
 		s.TeamRoles = map[string]string{}
 	}
-	return json.Marshal(plain(s))
+	return plainjson.Marshal(plain(s))
 }
 
 // Resource is what the request is about. Project resources fill every field; org and team
@@ -62,7 +63,7 @@ func (r Resource) MarshalJSON() ([]byte, error) {
 	if r.Teams == nil {
 		r.Teams = []string{}
 	}
-	return json.Marshal(plain(r))
+	return plainjson.Marshal(plain(r))
 }
 
 // Destination is the runs.transfer destination: the subject's facts in the destination's org
@@ -118,7 +119,7 @@ func (a Attributes) MarshalJSON() ([]byte, error) {
 	if a.raw == nil {
 		return []byte("{}"), nil
 	}
-	return json.Marshal(a.raw)
+	return plainjson.Marshal(a.raw)
 }
 
 type converter struct {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/teamgate/teamgate"
 )
 
@@ -30,13 +32,19 @@ func (s *Store) guard(w write) error {
 // Replica is the only writer of a store that is the materialized view of a shared, ordered log
 // of batches (package cluster): the log decides the order of writes and their revisions, and
 // the store replays them. Once Replicate has handed the Replica out, the store's own Apply,
-// ApplyEvent, Load and LoadFile fail with ErrConflict; reads and Watch work as before. The
-// guard lasts while the Store is open (a reopened store is unguarded until Replicate is called
-// again). A Replica is safe for concurrent use.
+// ApplyEvent, Load and LoadFile fail with ErrConflict; reads and Watch work as before. A
+// Replica is safe for concurrent use.
+//
+// The guard outlives the Store: Replicate leaves a marker in the store (v1/meta/replicated), so
+// a store that was a replica refuses direct writes after it is reopened too, until it is
+// replicated again (a node resumes it) or Detach takes it out of replication. A direct write
+// would otherwise put the store ahead of, or beside, the log every other replica follows.
 type Replica struct{ s *Store }
 
-// Replicate makes r the store's only writer (see Replica). A store can be replicated once:
-// a second call fails with ErrConflict, a closed store with ErrClosed.
+// Replicate makes r the store's only writer (see Replica) and marks the store as a replica,
+// durably. A store hands out one Replica while it is open: a second call fails with
+// ErrConflict, a closed store with ErrClosed. A reopened store that was a replica can be
+// replicated again.
 func (s *Store) Replicate() (*Replica, error) {
 	q := &queued{ctx: context.Background(), replicate: true}
 	s.enqueue(q)
@@ -46,13 +54,54 @@ func (s *Store) Replicate() (*Replica, error) {
 	return &Replica{s: s}, nil
 }
 
-// replicateNow sets the guard; the leading writer runs it under the write lock.
+// replicateNow sets the guard and hands out the Replica; the leading writer runs it under the
+// write lock, at Replicate's place in the queue. The marker is written there too: Badger I/O
+// under the lock, but once in a store's life, and never half done (the guard is set only once
+// the marker is durable).
 func (s *Store) replicateNow() error {
-	if s.replicated {
+	if s.replicaOut {
 		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
 			Reason: "already replicated"}
 	}
-	s.replicated = true
+	if !s.replicated {
+		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyReplicated), nil) }); err != nil {
+			return fmt.Errorf("store: mark the store as a replica: %w", err)
+		}
+	}
+	s.replicated, s.replicaOut = true, true
+	return nil
+}
+
+// Replicated reports whether the store refuses direct writes because it is, or was, a replica
+// (see Replica).
+func (s *Store) Replicated() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.replicated
+}
+
+// Detach takes a store that was a replica out of replication: the marker goes and direct writes
+// work again. It is how an operator turns a former cluster node's store into a standalone one:
+// the directory stays as of its last revision, and once written directly it is no longer the
+// log's view (a node refuses it as soon as it is ahead of the log). Only a reopened store can
+// be detached: while this Store has handed out a Replica (a node runs on it, or ran until
+// Close), Detach fails with ErrConflict. A store that is not a replica is left as it is.
+func (s *Store) Detach() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return teamgate.ErrClosed
+	case s.replicaOut:
+		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(s.st.rev, 10),
+			Reason: "its replica is in use: close the cluster node and reopen the store first"}
+	case !s.replicated:
+		return nil
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(keyReplicated)) }); err != nil {
+		return fmt.Errorf("store: detach the replica: %w", err)
+	}
+	s.replicated = false
 	return nil
 }
 

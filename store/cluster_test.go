@@ -38,6 +38,69 @@ func TestReplicateRefusesDirectWrites(t *testing.T) {
 	require.ErrorIs(t, err, teamgate.ErrClosed)
 }
 
+// TestReplicaGuardSurvivesReopen: a store that was a replica refuses direct writes after it is
+// reopened, can be replicated again, and writes directly again only after Detach (which refuses
+// while its Replica is handed out).
+func TestReplicaGuardSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	open := func() *store.Store {
+		s, err := store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	org := store.PutOrg{Org: store.Org{Name: "acme"}}
+	s := open()
+	require.False(t, s.Replicated())
+	r, err := s.Replicate()
+	require.NoError(t, err)
+	_, err = r.ApplyEvent(t.Context(), store.Event{Revision: 1, Changes: store.Changes{org}})
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Detach(), teamgate.ErrConflict, "its Replica is in use")
+	require.True(t, s.Replicated())
+	require.NoError(t, s.Close())
+
+	// Reopened: still a replica, whatever writes directly.
+	s = open()
+	require.True(t, s.Replicated())
+	for name, write := range map[string]func() error{
+		"apply": func() error {
+			_, err := s.Apply(t.Context(), store.PutMember{Org: "acme", User: "zed", Role: "member"})
+			return err
+		},
+		"apply event": func() error {
+			_, err := s.ApplyEvent(t.Context(), store.Event{Revision: 2, Changes: store.Changes{store.PutMember{Org: "acme", User: "zed", Role: "member"}}})
+			return err
+		},
+		"load file": func() error { _, err := s.LoadFile(t.Context(), acme); return err },
+	} {
+		require.ErrorIs(t, write(), teamgate.ErrConflict, name)
+	}
+	require.Equal(t, uint64(1), s.Revision())
+
+	// A node resumes it: replicated again, and the marker stays.
+	r, err = s.Replicate()
+	require.NoError(t, err)
+	_, err = r.ApplyEvent(t.Context(), store.Event{Revision: 2, Changes: store.Changes{store.PutMember{Org: "acme", User: "zed", Role: "member"}}})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	// Detached after a reopen: direct writes work, also after the next reopen.
+	s = open()
+	require.NoError(t, s.Detach())
+	require.False(t, s.Replicated())
+	require.NoError(t, s.Detach(), "detaching a standalone store changes nothing")
+	require.NoError(t, s.Close())
+	s = open()
+	require.False(t, s.Replicated())
+	rev, err := s.Apply(t.Context(), store.PutMember{Org: "acme", User: "amy", Role: "member"})
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), rev)
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, s.Detach(), teamgate.ErrClosed)
+}
+
 // TestReplicaValidateChangesNothing: Validate reports what Apply would and leaves the store as it
 // was; the validated batch then replays at the next revision.
 func TestReplicaValidateChangesNothing(t *testing.T) {

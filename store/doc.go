@@ -169,6 +169,7 @@
 // # Key layout (version 1)
 //
 //	v1/meta/revision                 uint64, big endian: revision of the last write
+//	v1/meta/replicated               empty: the store is a replica (Store.Replicate, Store.Detach)
 //	v1/org/{org}                     Org as JSON
 //	v1/member/{org}/{user}           org role
 //	v1/team/{org}/{team}             Team as JSON (members are separate records)

@@ -100,8 +100,9 @@ type Store struct {
 	st      *state
 	changed chan struct{} // closed and replaced after every commit (wakes watchers)
 	closed  bool
-	// replicated is set by Replicate (cluster.go): only the Replica writes from then on.
-	replicated bool
+	// replicated is set by Replicate or by the marker a replica leaves on disk (cluster.go):
+	// direct writes are refused. replicaOut: this Store handed out its Replica.
+	replicated, replicaOut bool
 
 	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
 	revision atomic.Uint64 // st.rev, readable without the lock
@@ -134,6 +135,7 @@ const badgerNewFile = "Create a new file"
 
 const (
 	keyRevision   = "v1/meta/revision"
+	keyReplicated = "v1/meta/replicated"
 	prefixEvent   = "v1/event/"
 	prefixStamp   = "v1/stamp/"
 	prefixRecords = "v1/"
@@ -716,6 +718,12 @@ func (s *Store) load(ctx context.Context) error {
 			if err := item.Value(func(v []byte) error { rev = binary.BigEndian.Uint64(v); return nil }); err != nil {
 				return err
 			}
+		}
+		switch _, err := txn.Get([]byte(keyReplicated)); {
+		case err == nil:
+			s.replicated = true
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()

@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/strict"
 )
 
 // Changes is a batch of changes with a JSON form, so events can carry them to replicas:
@@ -67,6 +71,7 @@ func changeTypes() []changeType {
 type changeType struct {
 	kind   string
 	decode func(json.RawMessage) (Change, error)
+	from   func(*jsontext.Decoder) (Change, error) // JSON v2, under the caller's options (ParseChanges)
 }
 
 func typeOf[T Change]() changeType {
@@ -74,6 +79,10 @@ func typeOf[T Change]() changeType {
 	return changeType{kind: zero.Kind(), decode: func(raw json.RawMessage) (Change, error) {
 		var c T
 		err := json.Unmarshal(raw, &c)
+		return c, err
+	}, from: func(dec *jsontext.Decoder) (Change, error) {
+		var c T
+		err := jsonv2.UnmarshalDecode(dec, &c)
 		return c, err
 	}}
 }
@@ -83,6 +92,91 @@ func decoderOf(types []changeType, kind string) func(json.RawMessage) (Change, e
 	for _, t := range types {
 		if t.kind == kind {
 			return t.decode
+		}
+	}
+	return nil
+}
+
+// ParseChanges decodes a YAML or JSON list of changes in the wire form of Changes
+// ([{"kind": "put_member", "change": {"Org": "acme", "User": "bob", "Role": "member"}}, ...])
+// under the strict rules of data files (internal/strict): an unknown, duplicate or case-variant
+// key, a value of the wrong type, a fraction where an integer is expected, an unknown kind or a
+// missing change is an error matching teamgate.ErrInvalid that names the path
+// ([2].change.Role) and, for a key or value, its line.
+func ParseChanges(data []byte) (Changes, error) {
+	var in []struct {
+		Kind   string         `json:"kind"`
+		Change jsontext.Value `json:"change"`
+	}
+	if err := strict.YAML(data, &in); err != nil {
+		return nil, fmt.Errorf("changes: %w", err)
+	}
+	types := changeTypes()
+	list := &typedChanges{decoders: make([]func(*jsontext.Decoder) (Change, error), len(in))}
+	for i, w := range in {
+		t := typeNamed(types, w.Kind)
+		if t == nil {
+			return nil, fmt.Errorf("changes: %w", teamgate.Invalid("change kind", w.Kind, fmt.Sprintf("[%d].kind: unknown", i)))
+		}
+		if len(w.Change) == 0 {
+			return nil, fmt.Errorf("changes: %w", teamgate.Invalid("change", fmt.Sprintf("[%d]", i), w.Kind+" without its change"))
+		}
+		list.decoders[i] = t.from
+	}
+	// The second pass decodes each change as the type its kind names, on the decoder of the whole
+	// input, so an error inside a change is located like any other.
+	if err := strict.YAML(data, list); err != nil {
+		return nil, fmt.Errorf("changes: %w", err)
+	}
+	return list.out, nil
+}
+
+// typedChanges decodes a list of {kind, change} whose kinds are known: decoders[i] decodes the
+// change of entry i (the first pass of ParseChanges checked the list's shape).
+type typedChanges struct {
+	decoders []func(*jsontext.Decoder) (Change, error)
+	out      Changes
+}
+
+// UnmarshalJSONFrom implements the JSON v2 json.UnmarshalerFrom interface.
+func (l *typedChanges) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if _, err := dec.ReadToken(); err != nil { // [
+		return err
+	}
+	for i := 0; dec.PeekKind() != ']'; i++ {
+		if _, err := dec.ReadToken(); err != nil { // {
+			return err
+		}
+		var c Change
+		for dec.PeekKind() != '}' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return err
+			}
+			if name.String() != "change" {
+				if err := dec.SkipValue(); err != nil {
+					return err
+				}
+				continue
+			}
+			if c, err = l.decoders[i](dec); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.ReadToken(); err != nil { // }
+			return err
+		}
+		l.out = append(l.out, c)
+	}
+	_, err := dec.ReadToken() // ]
+	return err
+}
+
+// typeNamed returns the type of a change kind among types, nil for an unknown kind.
+func typeNamed(types []changeType, kind string) *changeType {
+	for i := range types {
+		if types[i].kind == kind {
+			return &types[i]
 		}
 	}
 	return nil

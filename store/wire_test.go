@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/store"
 )
@@ -40,4 +41,28 @@ func TestEveryChangeKindRoundTrips(t *testing.T) {
 	var back store.Changes
 	require.NoError(t, json.Unmarshal(raw, &back))
 	require.Equal(t, all, back)
+	parsed, err := store.ParseChanges(raw)
+	require.NoError(t, err)
+	require.Equal(t, all, parsed, "a change file in the wire form parses under the strict rules")
+}
+
+// TestParseChangesIsStrict: a change file that breaks the data-file rules is ErrInvalid naming
+// the change's path and, for a key or value, its line; YAML and JSON read alike.
+func TestParseChangesIsStrict(t *testing.T) {
+	t.Parallel()
+	cs, err := store.ParseChanges([]byte("# a comment\n- kind: put_member\n  change: {Org: acme, User: bob, Role: member}\n"))
+	require.NoError(t, err)
+	require.Equal(t, store.Changes{store.PutMember{Org: "acme", User: "bob", Role: "member"}}, cs)
+	for name, tc := range map[string]struct{ doc, want string }{
+		"unknown key":  {"- kind: put_member\n  change: {Org: acme, user: bob}\n", "line 2, column 23: [0].change.user: unknown key"},
+		"outer key":    {`[{"kind": "delete_org", "change": {"Name": "a"}, "extra": 1}]`, "line 1, column 50: [0].extra: unknown key"},
+		"wrong type":   {`[{"kind": "delete_org", "change": {"Name": 1}}]`, "[0].change.Name: expected a string, got a number"},
+		"unknown kind": {`[{"kind": "put_everything", "change": {}}]`, `invalid change kind "put_everything": [0].kind: unknown`},
+		"no change":    {`[{"kind": "delete_org"}]`, "delete_org without its change"},
+		"second doc":   {"- kind: delete_org\n  change: {Name: a}\n---\n[]\n", "a second YAML document"},
+	} {
+		_, err := store.ParseChanges([]byte(tc.doc))
+		require.ErrorIs(t, err, teamgate.ErrInvalid, name)
+		require.ErrorContains(t, err, tc.want, name)
+	}
 }

@@ -32,6 +32,7 @@ type env struct {
 	data           string
 	policyDir      string
 	clusterFlags   // --nats, --stream (cluster.go)
+	storeFlags     // --store (ops.go)
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -49,8 +50,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.PersistentFlags().StringVar(&e.data, "data", "", "data file (YAML or JSON) to load into an in-memory store")
 	root.PersistentFlags().StringVar(&e.policyDir, "policy", "", "directory of authors' Rego modules and JSON data")
 	e.addClusterFlags(root)
+	e.addStoreFlags(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd(), e.clusterCmd())
+	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd(), e.clusterCmd(),
+		e.versionCmd(), e.exportCmd(), e.applyCmd(), e.createProjectCmd(), e.bulkCmd())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -343,11 +346,11 @@ func waitFor(ctx context.Context, eng *authz.Engine, rev uint64, wait time.Durat
 func (e *env) explainCmd() *cobra.Command {
 	var attrs []string
 	var owner string
-	var asJSON bool
+	var format string
 	c := &cobra.Command{
 		Use:   "explain SUBJECT ACTION RESOURCE",
 		Short: "Show the facts, the role path and the reasons of one decision",
-		Args:  args(cobra.ExactArgs(3)),
+		Args:  withFormat(&format, cobra.ExactArgs(3)),
 		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			at, err := parseAttrs(attrs)
 			if err != nil {
@@ -357,47 +360,52 @@ func (e *env) explainCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
+			if format == formatJSON {
 				return writeJSON(e.stdout, x)
 			}
 			fmt.Fprintf(e.stdout, "%s %s %s\n", a[0], a[1], a[2])
 			for i, step := range x.Path {
 				fmt.Fprintf(e.stdout, "  %d. %s\n", i+1, step)
 			}
-			facts, _ := json.MarshalIndent(x.Input, "  ", "  ")
-			fmt.Fprintf(e.stdout, "facts (policy input):\n  %s\n", facts)
-			return nil
+			fmt.Fprint(e.stdout, "facts (policy input):\n  ")
+			return writeIndented(e.stdout, x.Input, "  ")
 		}),
 	}
 	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value")
 	c.Flags().StringVar(&owner, "owner", "", "context owner for one-part project references")
-	c.Flags().BoolVar(&asJSON, "json", false, "print the explanation as JSON")
+	formatFlag(c, &format, formatPretty, "the path, then the facts")
 	return c
 }
 
 func (e *env) settingsCmd() *cobra.Command {
-	var user string
+	var user, format string
 	c := &cobra.Command{
 		Use:   "settings PROJECT",
 		Short: "Print a project's effective settings with sources and conflicts",
-		Args:  args(cobra.ExactArgs(1)),
+		Args:  withFormat(&format, cobra.ExactArgs(1)),
 		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			s, err := eng.EffectiveSettings(cmd.Context(), a[0], user)
 			if err != nil {
 				return err
 			}
+			if format == formatPretty {
+				printSettings(e.stdout, s)
+				return nil
+			}
 			return writeJSON(e.stdout, s)
 		}),
 	}
 	c.Flags().StringVar(&user, "user", "", "apply this user's grant defaults")
+	formatFlag(c, &format, formatJSON, "a field a line with its source")
 	return c
 }
 
 func (e *env) listCmd() *cobra.Command {
-	return &cobra.Command{
+	var format string
+	c := &cobra.Command{
 		Use:   "list SUBJECT [OWNER]",
 		Short: "Print the sorted projects SUBJECT can see in an org or team space (default: their default team)",
-		Args:  args(cobra.RangeArgs(1, 2)),
+		Args:  withFormat(&format, cobra.RangeArgs(1, 2)),
 		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			owner := ""
 			if len(a) == 2 {
@@ -407,9 +415,17 @@ func (e *env) listCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if format == formatPretty {
+				for _, p := range page.Projects {
+					fmt.Fprintln(e.stdout, p)
+				}
+				return nil
+			}
 			return writeJSON(e.stdout, page.Projects)
 		}),
 	}
+	formatFlag(c, &format, formatJSON, "a project a line")
+	return c
 }
 
 // admitLine is one line of `admit` output (SPEC §11): the admission's own JSON plus "error".

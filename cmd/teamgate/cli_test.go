@@ -492,14 +492,15 @@ func TestAttrKeysGivenOnce(t *testing.T) {
 	require.Contains(t, out, `"code":"own_run"`, "siblings nest side by side")
 }
 
-// TestReadmeCommandsRun: every data-file CLI command README.md shows runs as written (from the
-// repository root) and exits 0. (The cluster commands need a NATS server: cluster_test.go.)
+// TestReadmeCommandsRun: every data-file and store CLI command README.md shows runs as written
+// (from the repository root, in order; /tmp/teamgate-store is a fresh directory) and exits 0. (The cluster commands need a NATS server: cluster_test.go.)
 func TestReadmeCommandsRun(t *testing.T) {
 	t.Parallel()
 	const root = "../.."
 	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
 	require.NoError(t, err)
 	var commands [][]string
+	store := filepath.Join(t.TempDir(), "store") // the --store commands run in order on it
 	for _, line := range strings.Split(string(readme), "\n") {
 		rest, ok := strings.CutPrefix(line, "go run ./cmd/teamgate ")
 		if !ok {
@@ -511,13 +512,17 @@ func TestReadmeCommandsRun(t *testing.T) {
 			continue
 		}
 		for i, a := range args {
+			if a == "/tmp/teamgate-store" {
+				args[i] = store
+				continue
+			}
 			if _, err := os.Stat(filepath.Join(root, a)); err == nil && strings.Contains(a, "/") {
 				args[i] = filepath.Join(root, a)
 			}
 		}
 		commands = append(commands, args)
 	}
-	require.GreaterOrEqual(t, len(commands), 9, "the README's CLI block")
+	require.GreaterOrEqual(t, len(commands), 16, "the README's CLI block")
 	for _, args := range commands {
 		out, stderr, code := cli(t, "", args...)
 		require.Equal(t, 0, code, "teamgate %s\n%s%s", strings.Join(args, " "), stderr, out)

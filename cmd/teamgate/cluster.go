@@ -38,18 +38,26 @@ func (e *env) addClusterFlags(root *cobra.Command) {
 }
 
 // directory opens what the decision commands decide against: an in-memory store holding the
-// --data file, or, with --nats, a cluster node over an in-memory store that has applied the
+// --data file, the on-disk store of --store (ops.go), or, with --nats, a cluster node over an in-memory store that has applied the
 // whole stream (everything written before the command started).
 func (e *env) directory(ctx context.Context) (authz.Directory, func(), error) {
 	switch {
-	case e.nats != "" && e.data != "":
-		return nil, nil, usageError{errors.New("--data and --nats are exclusive: decide against a data file or a cluster's stream")}
+	case e.exclusive() != "":
+		return nil, nil, usageError{errors.New(e.exclusive())}
+	case e.storeDir != "" && e.stream != "":
+		return nil, nil, usageError{errors.New("--stream needs --nats URL")}
+	case e.storeDir != "":
+		st, err := e.openStore(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { _ = st.Close() }, nil
 	case e.nats != "":
 		return e.node(ctx, false)
 	case e.stream != "":
 		return nil, nil, usageError{errors.New("--stream needs --nats URL")}
 	case e.data == "":
-		return nil, nil, usageError{errors.New("--data FILE or --nats URL is required")}
+		return nil, nil, usageError{errors.New("--data FILE, --store DIR or --nats URL is required")}
 	}
 	st, err := store.Open(ctx, store.Options{})
 	if err != nil {
@@ -139,6 +147,8 @@ func (e *env) seedCmd() *cobra.Command {
 			switch {
 			case e.nats == "":
 				return errors.New("--nats URL is required")
+			case e.storeDir != "":
+				return errors.New("seed writes a --data file: export the store first (teamgate export --store DIR)")
 			case e.data == "":
 				return errors.New("--data FILE is required")
 			case e.replicas < 1 || e.replicas > 5:
@@ -215,8 +225,8 @@ func (e *env) serveCmd() *cobra.Command {
 				return errors.New("--dir DIR (where JetStream keeps the streams) is required")
 			case port < 0 || port > 65535:
 				return fmt.Errorf("--port %d: must be 0 (any free port) to 65535", port)
-			case e.data != "" || e.nats != "" || e.stream != "":
-				return errors.New("serve runs a server: --data, --nats and --stream do not apply")
+			case e.data != "" || e.nats != "" || e.stream != "" || e.storeDir != "":
+				return errors.New("serve runs a server: --data, --store, --nats and --stream do not apply")
 			}
 			return cobra.NoArgs(cmd, a)
 		}),

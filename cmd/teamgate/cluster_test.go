@@ -68,7 +68,7 @@ func TestClusterAnswersLikeTheDataFile(t *testing.T) {
 		{checks.String(), []string{"check", "--requests", "-"}},
 		{admits.String(), []string{"admit", "--requests", "-"}},
 		{"", []string{"check", "bob", "runs.delete", "acme/vision", "--attr", "run.created_by=bob"}},
-		{"", []string{"explain", "--json", "vera", "runs.get", "acme/labs"}},
+		{"", []string{"explain", "--format", "json", "vera", "runs.get", "acme/labs"}},
 	}
 	for _, c := range cases.List {
 		calls = append(calls, invocation{"", []string{"list", c.Subject, c.Owner}})
@@ -123,7 +123,7 @@ func TestClusterUsageErrors(t *testing.T) {
 	}{
 		{"data and nats", []string{"check", "--data", data, "--nats", url, "bob", "runs.get", "acme/vision"}, 2, "exclusive"},
 		{"stream without nats", []string{"list", "--data", data, "--stream", "acme", "bob"}, 2, "--stream needs --nats"},
-		{"neither", []string{"settings", "acme/vision"}, 2, "--data FILE or --nats URL"},
+		{"neither", []string{"settings", "acme/vision"}, 2, "--data FILE, --store DIR or --nats URL is required"},
 		{"missing stream", []string{"check", "--nats", url, "--stream", "nosuch", "bob", "runs.get", "acme/vision"}, 1, "stream nosuch not found"},
 		{"bad stream name", []string{"cluster", "seed", "--nats", url, "--stream", "a.b", "--data", data}, 1, `"a.b"`},
 		{"no server", []string{"check", "--nats", "nats://127.0.0.1:1", "bob", "runs.get", "acme/vision"}, 1, "nats://127.0.0.1:1"},
@@ -133,6 +133,8 @@ func TestClusterUsageErrors(t *testing.T) {
 		{"serve without dir", []string{"cluster", "serve"}, 2, "--dir"},
 		{"serve bad port", []string{"cluster", "serve", "--dir", t.TempDir(), "--port", "70000"}, 2, "--port 70000"},
 		{"serve with data", []string{"cluster", "serve", "--dir", t.TempDir(), "--data", data}, 2, "do not apply"},
+		{"serve with store", []string{"cluster", "serve", "--dir", t.TempDir(), "--store", t.TempDir()}, 2, "do not apply"},
+		{"seed with store", []string{"cluster", "seed", "--nats", url, "--store", t.TempDir()}, 2, "seed writes a --data file"},
 	} {
 		out, stderr, code := cli(t, "", c.args...)
 		require.Equal(t, c.code, code, "%s: %s", c.name, stderr)

@@ -1,6 +1,8 @@
 // Command teamgate is the CLI for policy authors and operators: check and explain decisions,
-// read effective settings, admit runs, list a user's projects, run Rego tests and measure
-// decision latency, against a data file loaded into an in-memory store or a cluster's stream.
+// read effective settings, admit runs, list a user's projects, decide bulk run operations, run
+// Rego tests and measure decision latency, against a data file loaded into an in-memory store,
+// a host's on-disk store or a cluster's stream; apply changes, create projects and export the
+// directory as a data file.
 //
 //	teamgate check --data acme.yaml bob runs.stop acme/engineering/vision
 //	teamgate check --data acme.yaml --requests reqs.jsonl
@@ -10,6 +12,11 @@
 //	teamgate admit --data acme.yaml bob acme/vision --run run.json
 //	teamgate test ./policies
 //	teamgate bench --data acme.yaml
+//	teamgate bulk --data acme.yaml bob acme/engineering delete_runs --runs runs.json
+//	teamgate version
+//	teamgate apply --store /var/lib/host/store --changes changes.yaml
+//	teamgate create-project --store /var/lib/host/store alice acme/ml vision
+//	teamgate export --store /var/lib/host/store --format json
 //	teamgate cluster serve --port 4222 --dir /tmp/nats
 //	teamgate cluster seed --nats nats://127.0.0.1:4222 --stream TEAMGATE --data acme.yaml
 //	teamgate check --nats nats://127.0.0.1:4222 --stream TEAMGATE bob runs.stop acme/vision
@@ -18,6 +25,12 @@
 // over NATS JetStream (package cluster), as of everything the stream held when the command
 // started; cluster seed writes a data file to a stream, refusing one that already holds
 // revisions unless --force; cluster serve runs a NATS server with JetStream in the process.
+//
+// --store DIR (instead of --data) works on a host's on-disk store, which Badger lets one process
+// open at a time; apply, create-project and bulk take the Go API's JSON (store.Changes,
+// authz.RunRef) and print its results; apply and create-project write, so they need --store or
+// --nats. --format pretty|json chooses between text for people and JSON on explain, settings,
+// list, export and version.
 //
 // check and admit print one compact JSON object per input, in input order, and exit 0 when
 // every input was answered (denials, violations and per-input errors included); usage, data-file

@@ -29,8 +29,8 @@ func (e *env) testCmd() *cobra.Command {
 		Use:   "test [PATH...]",
 		Short: "Run the Rego tests (test_ rules) of each PATH (a directory or file) with the default policy loaded (no PATH: the default policy's own tests)",
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if format != "pretty" && format != "json" {
-				return usageError{fmt.Errorf("--format %q: want pretty or json", format)}
+			if err := checkFormat(format); err != nil {
+				return usageError{err}
 			}
 			var mods []rego.Module
 			var data []map[string]any

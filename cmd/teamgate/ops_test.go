@@ -1,0 +1,305 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/version"
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/internal/conformance"
+	"github.com/teamgate/teamgate/store"
+)
+
+// storeDir returns an on-disk store holding the conformance data, closed again.
+func storeDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "store")
+	st, err := store.Open(t.Context(), store.Options{Dir: dir})
+	require.NoError(t, err)
+	_, err = st.LoadFile(t.Context(), conformance.DataFile())
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	return dir
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, []byte(body), 0o600))
+	return path
+}
+
+func TestVersionCommand(t *testing.T) {
+	t.Parallel()
+	out, stderr, code := cli(t, "", "version", "--format", "json")
+	require.Equal(t, 0, code, stderr)
+	var v versionInfo
+	require.NoError(t, json.Unmarshal([]byte(out), &v))
+	require.Equal(t, runtime.Version(), v.Go)
+	require.Equal(t, version.Version, v.OPA)
+	require.NotEmpty(t, v.Teamgate)
+	out, stderr, code = cli(t, "", "version")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "opa      "+version.Version+"\n")
+	_, _, code = cli(t, "", "version", "extra")
+	require.Equal(t, 2, code)
+}
+
+// TestStoreAnswersLikeTheDataFile: every read command answers from a host's on-disk store as it
+// does from the data file the store was loaded with.
+func TestStoreAnswersLikeTheDataFile(t *testing.T) {
+	t.Parallel()
+	dir := storeDir(t)
+	for _, args := range [][]string{
+		{"check", "bob", "runs.stop", "acme/engineering/vision"},
+		{"check", "vera", "runs.get", "acme/labs"},
+		{"explain", "vera", "runs.get", "acme/nlp"},
+		{"settings", "acme/vision", "--user", "beth"},
+		{"settings", "acme/nlp", "--format", "pretty"},
+		{"list", "bob", "acme"},
+		{"admit", "bob", "acme/vision", "--run", "../../testdata/cli/run.json"},
+		{"export"},
+		{"bulk", "bob", "acme/engineering", "stop_runs", "--runs", "-"},
+	} {
+		const runs = `[{"uuid": "r1", "project": "vision", "created_by": "bob"}, {"uuid": "r2", "project": "open"}]`
+		want, stderr, code := cli(t, runs, append([]string{args[0], "--data", conformance.DataFile()}, args[1:]...)...)
+		require.Equal(t, 0, code, "%v: %s", args, stderr)
+		got, stderr, code := cli(t, runs, append([]string{args[0], "--store", dir}, args[1:]...)...)
+		require.Equal(t, 0, code, "%v: %s", args, stderr)
+		require.Equal(t, want, got, args)
+	}
+}
+
+func TestStoreUsageErrors(t *testing.T) {
+	t.Parallel()
+	dir := storeDir(t)
+	missing := filepath.Join(t.TempDir(), "nope")
+	changes := writeFile(t, "changes.json", `[{"kind": "put_member", "change": {"Org": "acme", "User": "zed", "Role": "member"}}]`)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"check", "--data", conformance.DataFile(), "--store", dir, "bob", "org.get", "acme"}, 2, "--data and --store are exclusive"},
+		{[]string{"list", "--nats", "nats://127.0.0.1:1", "--store", dir, "bob", "acme"}, 2, "--nats and --store are exclusive"},
+		{[]string{"export", "--store", dir, "--stream", "X"}, 2, "--stream needs --nats"},
+		{[]string{"export"}, 2, "--data FILE, --store DIR or --nats URL is required"},
+		{[]string{"check", "--store", missing, "bob", "org.get", "acme"}, 1, "no such directory"},
+		{[]string{"apply", "--data", conformance.DataFile(), "--changes", changes}, 2, "apply writes: use --store DIR or --nats URL"},
+		{[]string{"create-project", "--data", conformance.DataFile(), "alice", "acme", "x"}, 2, "create-project writes"},
+		{[]string{"apply", "--store", dir}, 2, "--changes FILE is required"},
+		{[]string{"settings", "--store", dir, "acme/vision", "--format", "xml"}, 2, `--format "xml": want pretty or json`},
+		{[]string{"bulk", "--store", dir, "bob", "acme", "stop_runs"}, 2, "--runs RUNS.json is required"},
+		{[]string{"bulk", "--store", dir, "bob", "acme", "fly_runs", "--runs", changes}, 2, `unknown bulk operation "fly_runs"`},
+	} {
+		out, stderr, code := cli(t, "", tc.args...)
+		require.Equal(t, tc.code, code, "%v: %s%s", tc.args, stderr, out)
+		require.Contains(t, stderr, tc.want, tc.args)
+	}
+	_, err := os.Stat(missing)
+	require.ErrorIs(t, err, os.ErrNotExist, "a read command does not create a store")
+}
+
+// TestStoreLockedByAnotherProcess: Badger locks its directory; while a host holds the store, the
+// CLI says so (the lock is per open file, so a second open in this process is refused too).
+func TestStoreLockedByAnotherProcess(t *testing.T) {
+	t.Parallel()
+	dir := storeDir(t)
+	st, err := store.Open(t.Context(), store.Options{Dir: dir})
+	require.NoError(t, err)
+	defer st.Close()
+	_, stderr, code := cli(t, "", "check", "--store", dir, "bob", "org.get", "acme")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "--store "+dir+" is locked by another process: a Badger directory can be opened by one process at a time")
+}
+
+// TestExportRoundTrips: export prints a data file (YAML, or JSON) that loads back to the same
+// directory, and exporting that again prints the same file.
+func TestExportRoundTrips(t *testing.T) {
+	t.Parallel()
+	dir := storeDir(t)
+	yml, stderr, code := cli(t, "", "export", "--store", dir)
+	require.Equal(t, 0, code, stderr)
+	js, stderr, code := cli(t, "", "export", "--store", dir, "--format", "json")
+	require.Equal(t, 0, code, stderr)
+	fy, err := store.ParseFile([]byte(yml))
+	require.NoError(t, err)
+	fj, err := store.ParseFile([]byte(js))
+	require.NoError(t, err)
+	require.Equal(t, fy, fj)
+	again, stderr, code := cli(t, "", "export", "--data", writeFile(t, "exported.yaml", yml))
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, yml, again)
+	require.Contains(t, js, "run.resources.gpu <= 8", "< is printed as <")
+}
+
+func TestApplyChanges(t *testing.T) {
+	t.Parallel()
+	dir := storeDir(t)
+	out, _, _ := cli(t, "", "check", "--store", dir, "zed", "org.get", "acme")
+	require.Contains(t, out, `"allowed":false`)
+	yml := writeFile(t, "changes.yaml", "- kind: put_member\n  change: {Org: acme, User: zed, Role: viewer}\n- kind: put_team_member\n  change: {Org: acme, Team: research, User: zed, Role: member}\n")
+	out, stderr, code := cli(t, "", "apply", "--store", dir, "--changes", yml)
+	require.Equal(t, 0, code, stderr)
+	var res applied
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Equal(t, 2, res.Changes)
+	require.Positive(t, res.Revision)
+	out, stderr, code = cli(t, "", "check", "--store", dir, "zed", "org.get", "acme")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"allowed":true`)
+
+	for name, tc := range map[string]struct{ doc, want string }{
+		"unknown key":  {`[{"kind": "put_member", "change": {"Org": "acme", "User": "x", "Rol": "member"}}]`, `changes: line 1, column 64: [0].change.Rol: unknown key`},
+		"case variant": {`[{"kind": "put_member", "change": {"org": "acme", "User": "x", "Role": "member"}}]`, `line 1, column 36: [0].change.org: unknown key`},
+		"unknown kind": {`[{"kind": "put_memberz", "change": {}}]`, `changes: invalid change kind "put_memberz": [0].kind: unknown`},
+		"outer key":    {"- kind: put_member\n  chnage: {}\n", `line 2, column 3: [0].chnage: unknown key`},
+		"duplicate":    {`[{"kind": "put_member", "change": {"Org": "acme", "Org": "b"}}]`, `line 1, column 51: [0].change.Org: duplicate key`},
+		"missing":      {`[{"kind": "delete_org"}]`, `invalid change "[0]": delete_org without its change`},
+		"type":         {"- kind: put_org\n  change:\n    Org:\n      name: a\n      queue: [x]\n", `line 5, column 7: [0].change.Org.queue: expected a string, got a list`},
+		"change first": {`[{"change": {"Org": 5}, "kind": "put_member"}]`, `line 1, column 21: [0].change.Org: expected a string, got a number`},
+		"fraction":     {`[{"kind": "put_org", "change": {"Org": {"name": "a", "archived_deletion_interval": 1.5}}}]`, `[0].change.Org.archived_deletion_interval: expected an integer, got the number 1.5`},
+		"not a list":   {`{"kind": "put_member"}`, `changes: line 1, column 1: expected a list, got a mapping`},
+		"model":        {`[{"kind": "put_member", "change": {"Org": "nope", "User": "x", "Role": "member"}}]`, `nope`},
+	} {
+		_, stderr, code := cli(t, "", "apply", "--store", dir, "--changes", writeFile(t, "c.json", tc.doc))
+		require.Equal(t, 1, code, name)
+		require.Contains(t, stderr, tc.want, name)
+	}
+	out, _, _ = cli(t, "", "export", "--store", dir, "--format", "json")
+	require.NotContains(t, out, `"x"`, "a refused change file writes nothing")
+}
+
+func TestCreateProjectCommand(t *testing.T) {
+	t.Parallel()
+	dir := storeDir(t)
+	settings := writeFile(t, "settings.yaml", "queues: [cpu/default]\n")
+	out, stderr, code := cli(t, "", "create-project", "--store", dir, "bob", "acme/engineering", "detect", "--settings", settings)
+	require.Equal(t, 0, code, stderr)
+	var c struct {
+		Decision struct {
+			Allowed bool `json:"allowed"`
+		} `json:"decision"`
+		Project  string `json:"project"`
+		Revision uint64 `json:"revision"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &c), out)
+	require.True(t, c.Decision.Allowed, out)
+	require.Equal(t, "acme/detect", c.Project)
+	require.Positive(t, c.Revision)
+	out, _, _ = cli(t, "", "list", "--store", dir, "bob", "acme/engineering", "--format", "pretty")
+	require.Contains(t, lines(out), "detect")
+	out, _, _ = cli(t, "", "settings", "--store", dir, "acme/detect")
+	require.Contains(t, out, `"cpu/default"`)
+
+	_, stderr, code = cli(t, "", "create-project", "--store", dir, "bob", "acme/engineering", "detect")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "conflict")
+
+	out, stderr, code = cli(t, "", "create-project", "--store", dir, "vera", "acme", "denied")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `{"decision":{"allowed":false,`)
+	require.Contains(t, out, `"project":"","revision":0}`)
+	out, _, _ = cli(t, "", "export", "--store", dir)
+	require.NotContains(t, out, "denied", "a denial writes nothing")
+
+	_, stderr, code = cli(t, "", "create-project", "--store", dir, "bob", "acme/engineering", "p2", "--settings", writeFile(t, "s.yaml", "queus: [x]\n"))
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "line 1, column 1: queus: unknown key")
+}
+
+func TestBulkCommand(t *testing.T) {
+	t.Parallel()
+	runs := writeFile(t, "runs.json", `[{"uuid": "r1", "project": "vision", "created_by": "bob"}, {"uuid": "r2", "project": "open"}, {"uuid": "r3", "project": "Bad Name"}]`)
+	out, stderr, code := cli(t, "", "bulk", "--data", conformance.DataFile(), "bob", "acme/engineering", "stop_runs", "--runs", runs)
+	require.Equal(t, 0, code, stderr)
+	got := lines(out)
+	require.Len(t, got, 3)
+	type line struct {
+		UUID     string `json:"uuid"`
+		Decision struct {
+			Allowed bool `json:"allowed"`
+			Reasons []struct {
+				Code string `json:"code"`
+			} `json:"reasons"`
+		} `json:"decision"`
+		Error *string `json:"error"`
+	}
+	var l [3]line
+	for i := range got {
+		require.NoError(t, json.Unmarshal([]byte(got[i]), &l[i]), got[i])
+	}
+	require.Equal(t, "r1", l[0].UUID)
+	require.True(t, l[0].Decision.Allowed, got[0])
+	require.Nil(t, l[0].Error)
+	require.False(t, l[1].Decision.Allowed, got[1])
+	require.Equal(t, "not_in_scope", l[1].Decision.Reasons[0].Code, got[1])
+	require.NotNil(t, l[2].Error, got[2])
+	require.False(t, l[2].Decision.Allowed)
+
+	_, stderr, code = cli(t, "", "bulk", "--data", conformance.DataFile(), "bob", "acme/engineering", "stop_runs", "--runs", writeFile(t, "r.json", `[{"uuid": "r1", "projct": "vision"}]`))
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "[0].projct: unknown key")
+	_, stderr, code = cli(t, "", "bulk", "--data", conformance.DataFile(), "bob", "acme/engineering", "transfer_runs", "--runs", runs)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "destination")
+}
+
+// TestHTMLCharactersPrintedAsIs: "<", ">" and "&" reach the terminal as themselves in every
+// command that prints JSON, including through the library's MarshalJSON methods.
+func TestHTMLCharactersPrintedAsIs(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"settings", "acme/vision"},
+		{"settings", "acme/vision", "--format", "pretty"},
+		{"export", "--format", "json"},
+		{"export"},
+		{"explain", "bob", "runs.get", "acme/vision", "--attr", "note=gpu <= 8 & >", "--format", "json"},
+		{"explain", "bob", "runs.get", "acme/vision", "--attr", "note=gpu <= 8 & >"},
+	} {
+		out, stderr, code := cli(t, "", append([]string{args[0], "--data", conformance.DataFile()}, args[1:]...)...)
+		require.Equal(t, 0, code, "%v: %s", args, stderr)
+		require.Contains(t, out, "<= 8", args)
+		require.False(t, strings.Contains(out, `\u003c`) || strings.Contains(out, `\u0026`), "%v: %s", args, out)
+	}
+}
+
+// TestDataFileTypeErrorsNamePathAndLine: a value of the wrong type in a --data file is a
+// data-file error naming its YAML path and line, like an unknown key.
+func TestDataFileTypeErrorsNamePathAndLine(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct{ doc, want string }{
+		"list for mapping": {"orgs:\n  - name: acme\n    members: [bob]\n", `"orgs[0].members": line 3, column 5: expected a mapping, got a list`},
+		"list for string":  {"orgs:\n  - name: [acme]\n", `"orgs[0].name": line 2, column 5: expected a string, got a list`},
+		"string for list":  {"orgs:\n  - name: acme\n    projects:\n      - name: p\n        settings: {queues: gpu}\n", `"orgs[0].projects[0].settings.queues": line 5, column 20: expected a list, got a string`},
+		"string for int":   {"orgs:\n  - name: acme\n    archived_deletion_interval: soon\n", `"orgs[0].archived_deletion_interval": line 3, column 5: expected an integer, got a string`},
+	} {
+		_, stderr, code := cli(t, "", "check", "--data", writeFile(t, "data.yaml", tc.doc), "bob", "org.get", "acme")
+		require.Equal(t, 1, code, name)
+		require.Contains(t, stderr, tc.want, name)
+	}
+}
+
+// TestWritesThroughACluster: with --nats, apply and create-project write to the stream, and the
+// next command (a new node) sees the writes.
+func TestWritesThroughACluster(t *testing.T) {
+	t.Parallel()
+	url := serve(t)
+	_, stderr, code := cli(t, "", "cluster", "seed", "--nats", url, "--data", conformance.DataFile())
+	require.Equal(t, 0, code, stderr)
+	changes := writeFile(t, "changes.json", `[{"kind": "put_team_member", "change": {"Org": "acme", "Team": "research", "User": "bob", "Role": "admin"}}]`)
+	out, stderr, code := cli(t, "", "apply", "--nats", url, "--changes", changes)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"changes":1`)
+	out, stderr, code = cli(t, "", "create-project", "--nats", url, "bob", "acme/research", "speech")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"project":"acme/speech"`)
+	out, stderr, code = cli(t, "", "list", "--nats", url, "bob", "acme/research")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"speech"`)
+}
