@@ -450,23 +450,32 @@ func (s *Store) admit(w write, rev uint64) error {
 // applyChanges applies changes to the state and leaves them applied. On error nothing changes.
 func (s *Store) applyChanges(changes []Change) (*txn, error) {
 	t := newTxn(s.st, false)
+	if err := t.applyAll(changes); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// applyAll applies changes in order and leaves them applied; on error it rolls back and returns
+// the error Apply reports (naming the change in a batch of several).
+func (t *txn) applyAll(changes []Change) error {
 	for i, c := range changes {
 		if c == nil {
 			t.rollback()
-			return nil, teamgate.Invalid("change", fmt.Sprint(i), "nil change")
+			return teamgate.Invalid("change", fmt.Sprint(i), "nil change")
 		}
 		if err := c.apply(t); err != nil {
 			t.rollback()
 			if len(changes) > 1 {
-				return nil, fmt.Errorf("change %d (%s): %w", i, c.Kind(), err)
+				return fmt.Errorf("change %d (%s): %w", i, c.Kind(), err)
 			}
-			return nil, err
+			return err
 		}
 		if !slices.Contains(t.kinds, c.Kind()) {
 			t.kinds = append(t.kinds, c.Kind())
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // validate applies q's changes to the state, which is at revision rev, leaves them applied and
@@ -487,11 +496,16 @@ func (s *Store) validate(q *queued, rev uint64) (*batch, error) {
 	if q.w.at != 0 {
 		rev = q.w.at
 	}
+	return &batch{q: q, t: t, ev: t.event(rev, q.changes)}, nil
+}
+
+// event is the Event of the batch t applied at rev.
+func (t *txn) event(rev uint64, changes []Change) Event {
 	for p := range t.projects {
 		t.reached[p] = struct{}{}
 	}
 	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: eventList(t.dirty), Projects: eventList(t.reached),
-		Subjects: eventList(t.subjects), Changes: slices.Clone(q.changes)}
+		Subjects: eventList(t.subjects), Changes: slices.Clone(changes)}
 	if len(t.kinds) > 1 {
 		ev.Kind = "batch"
 	}
@@ -504,7 +518,7 @@ func (s *Store) validate(q *queued, rev uint64) (*batch, error) {
 			ev.Changes = nil
 		}
 	}
-	return &batch{q: q, t: t, ev: ev}, nil
+	return ev
 }
 
 // records serializes the records the batches wrote, as the state holds them after the last one,
