@@ -118,12 +118,27 @@
 // be in the project's effective excluded_features: the check is policy.Admit's, the one
 // AdmitVersion runs, and a hit denies that run with reason feature_excluded.
 //
+// # What-if
+//
+// Simulate answers "what would this batch change?" without applying it: the store validates
+// the batch and applies it to a private copy of the orgs it touches (store.Store.Simulate), and
+// two uncached engines with the policy in force, one over the copy before and one after, decide
+// every pair the batch can affect: each project whose record, policy or org defaults change
+// with every member of its org, each subject whose memberships or grants change with every
+// project of its org, for every project action. Anything else has the same policy input before
+// and after, so the answer is exact, not sampled (a property test compares it with applying
+// the batch to a copy of random directories and deciding every pair).
+//
 // # Decisions written down
 //
 //   - ext.allow never applies to not_found: a resource that does not exist stays denied.
 //   - `teamgate check` answers an invalid single request on its JSON line and exits 0, like a
 //     batch line (SPEC §11); usage and data-file errors exit non-zero.
 //   - Deny-list sources that combine a policy and the project read "policy:NAME∪project".
+//   - Simulate lists members of the org (before or after) only, compares requests without
+//     attributes, and counts a decision as changed when Allowed, Role or its reason codes
+//     differ (not its messages); admission defaults are the queue and presets Admit picks for
+//     a run naming neither.
 //   - Effective settings are cached the same way (memory, then Badger; entries expire after a
 //     day), with the Deps of the read that merged them: any write to the project, its policy or
 //     its org's defaults makes an entry stale. An entry is checked inside the snapshot that uses

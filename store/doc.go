@@ -85,6 +85,17 @@
 // default teams) in one change; it is ErrNotFound when the team does not exist and ErrConflict
 // when the new name does.
 //
+// # Simulating
+//
+// Simulate runs a batch through the same validation as Apply (same errors) against a private
+// copy instead of the state: under the read lock, each org a change looks up is copied on first
+// use (twice: as it was, and to apply the batch to; a data file's orgs, or every org for a
+// PutDirectory, are copied first) with every user record, and the batch applies to the copy.
+// The Simulation serves both copies through ordinary Readers (ViewBefore, ViewAfter) that take
+// no lock, with the event Apply would have produced and the projects and subjects the batch
+// touches. Nothing is written, no revision taken, no stamp bumped, and no reader of the store
+// can see the copy. The cost is linear in the size of the touched orgs.
+//
 // # Team policy links
 //
 // A team's linked policy is the policy a project created in the team space is connected to
