@@ -312,24 +312,27 @@ func (n *Node) round(pending []*request, losses *int) []*request {
 
 // publishValid publishes valid (validated at base) as one message and handles the outcome.
 func (n *Node) publishValid(base uint64, valid []*request, losses *int) {
-	parts := make([][]byte, 0, len(valid))
-	h := fnv.New64a()
-	var members []*request
-	for _, r := range valid {
+	// The batches were validated together: one whose caller gave up meanwhile cannot be left
+	// out of the message alone (a later one may need it). Validate again without it.
+	for i, r := range valid {
 		r.mu.Lock()
 		if r.abandoned {
 			r.mu.Unlock()
-			continue
+			for _, p := range valid[:i] {
+				p.unpublished()
+			}
+			return
 		}
 		r.inflight++
 		r.mu.Unlock()
-		members = append(members, r)
+	}
+	members := valid
+	parts := make([][]byte, 0, len(members))
+	h := fnv.New64a()
+	for _, r := range members {
 		parts = append(parts, r.body[1:len(r.body)-1])
 		h.Write(strconv.AppendUint(nil, r.serial, 10))
 		h.Write([]byte{','})
-	}
-	if len(members) == 0 {
-		return
 	}
 	data := make([]byte, 0, 2+len(parts))
 	data = append(data, '[')
@@ -347,7 +350,7 @@ func (n *Node) publishValid(base uint64, valid []*request, losses *int) {
 	n.mu.Lock()
 	if a, ok := n.attempts[id]; ok { // published before, in doubt: the same publish again
 		for _, r := range members {
-			r.done2()
+			r.unpublished()
 		}
 		members = a.members
 	} else {
@@ -407,8 +410,9 @@ func (n *Node) publishValid(base uint64, valid []*request, losses *int) {
 	}
 }
 
-// done2 undoes the in-flight count publishValid took for a request whose publish is a repeat.
-func (r *request) done2() {
+// unpublished undoes the in-flight count publishValid took for r when it does not publish it
+// after all, or publishes it again under an id already counted.
+func (r *request) unpublished() {
 	r.mu.Lock()
 	r.inflight--
 	r.mu.Unlock()
