@@ -177,6 +177,14 @@
 // with the suggestion's role and reasons, and require each step's approvers to be exactly the
 // users Authorize allows within those limits.
 //
+// # Hygiene report
+//
+// Lint reports unreachable projects, teams without an admin, redundant grants, empty default
+// teams, outsiders and policies with nothing to do, and settings conflicts (LintCode), each with
+// a Fix in store.Changes. Reachability and access are asked of the policy (ListSubjects,
+// ListProjects, Authorize, the decision table for grants), never of a second copy of the role
+// rule; Lint documents each kind and its fix.
+//
 // # Decisions written down
 //
 //   - ext.allow never applies to not_found: a resource that does not exist stays denied.
