@@ -162,3 +162,25 @@ func TestLintScope(t *testing.T) {
 	require.ErrorIs(t, err, teamgate.ErrNotFound)
 	require.ErrorContains(t, err, "nosuch")
 }
+
+// TestLintAsksThePolicy: what the policy allows decides the findings: an author's ext.allow
+// that lets bob read acme/orphan makes it reachable.
+func TestLintAsksThePolicy(t *testing.T) {
+	t.Parallel()
+	mod := rego.Module{Name: "ext.rego", Source: `package teamgate.ext
+
+allow contains "bob reads orphan" if {
+	input.subject.id == "bob"
+	input.action == "project.get"
+	input.resource.project == "orphan"
+}
+`}
+	_, eng := lintEngine(t, filepath.Join(lintDir(), "project_unreachable", "data.yaml"), authz.WithModules(mod))
+	rep, err := eng.Lint(t.Context())
+	require.NoError(t, err)
+	objects := []string{}
+	for _, f := range rep.Findings {
+		objects = append(objects, f.Object)
+	}
+	require.Equal(t, []string{"acme/projects/secrets"}, objects)
+}
