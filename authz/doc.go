@@ -188,6 +188,14 @@
 // and after, so the answer is exact, not sampled (a property test compares it with applying
 // the batch to a copy of random directories and deciding every pair).
 //
+// # Hygiene report
+//
+// Lint reports unreachable projects, teams without an admin, redundant grants, empty default
+// teams, outsiders and policies with nothing to do, and settings conflicts (LintCode), each with
+// a Fix in store.Changes. Reachability and access are asked of the policy (ListSubjects,
+// ListProjects, Authorize, the decision table for grants), never of a second copy of the role
+// rule; Lint documents each kind and its fix.
+//
 // # Decisions written down
 //
 //   - ext.allow never applies to not_found: a resource that does not exist stays denied.
