@@ -59,7 +59,8 @@ func QueuedWrites(s *Store) int {
 	return len(s.queue)
 }
 
-// DiskKeys returns every key in Badger outside the caches, with its value.
+// DiskKeys returns every key in Badger outside the caches and the membership snapshot, with its
+// value.
 func DiskKeys(s *Store) (map[string]string, error) {
 	out := map[string]string{}
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -67,7 +68,7 @@ func DiskKeys(s *Store) (map[string]string, error) {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			k := string(it.Item().Key())
-			if strings.HasPrefix(k, cachePrefix) {
+			if strings.HasPrefix(k, cachePrefix) || strings.HasPrefix(k, prefixSnapshot) {
 				continue
 			}
 			v, err := it.Item().ValueCopy(nil)
@@ -82,8 +83,11 @@ func DiskKeys(s *Store) (map[string]string, error) {
 }
 
 // PutRawRecord writes a record to Badger as an earlier version of the store might have, without
-// validation and without touching memory; the next Open reads it.
+// validation and without touching memory; the next Open reads it (Close then writes no
+// membership snapshot: the state in memory is not the records' any more, and an earlier version
+// of the store writes none).
 func PutRawRecord(s *Store, key string, val []byte) error {
+	s.rawWrites = true
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
 }
 

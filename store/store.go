@@ -126,6 +126,13 @@ type Store struct {
 	hook       func(step string) error // tests only: runs after each commit of a staged batch
 	commitHook func(batches int)       // tests only: runs before each group's Badger commit
 
+	// snapAt is the Badger version of the membership snapshot's head when Open used it (0
+	// otherwise): while it is still the last write, Close need not write the snapshot again.
+	snapAt uint64
+	// rawWrites: this package's tests wrote records behind the store's back (PutRawRecord), so
+	// its state is not the records' and Close writes no snapshot.
+	rawWrites bool
+
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
 }
@@ -209,7 +216,26 @@ func (s *Store) Close() error {
 	close(s.changed)
 	s.mu.Unlock()
 	s.wg.Wait()
+	if s.snapshotDue() {
+		// Nothing writes any more: st is the records' state at st.rev.
+		if err := s.writeSnapshot(s.st); err != nil {
+			s.log.Warn("teamgate: writing the membership snapshot failed; the next Open reads the records", "error", err)
+		}
+	}
 	return s.db.Close()
+}
+
+// snapshotDue reports whether Close writes the membership snapshot: on disk, with something in
+// it, every batch fully written to its keys, and not when Open read a snapshot that is still the
+// last thing written.
+func (s *Store) snapshotDue() bool {
+	switch {
+	case !s.persistent || s.st.rev == 0 || s.unfinished || len(s.leftover) > 0 || s.rawWrites:
+		return false
+	case s.snapAt != 0 && s.db.MaxVersion() == s.snapAt:
+		return false
+	}
+	return true
 }
 
 func (s *Store) gcLoop(every time.Duration) {
@@ -700,13 +726,14 @@ func (st *state) record(key string) ([]byte, error) {
 // things run at once: the stamps load on their own; the records of each kind are read and
 // decoded by one goroutine and applied in order by another (replay); the team memberships, the
 // bulk of a large directory, are read, validated and stored by one worker per CPU
-// (loadTeamMembers).
+// (loadTeamMembers). When the membership snapshot is usable (readSnapshot), the member and team
+// membership records are not read at all: its tables are installed instead; if they disagree
+// with the other records, the records are read alone.
 func (s *Store) load(ctx context.Context) error {
 	if err := s.recoverPending(); err != nil {
 		return fmt.Errorf("store: load: %w", err)
 	}
-	st := newState()
-	t := newTxn(st, true)
+	var st *state
 	var rev uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keyRevision))
@@ -725,6 +752,17 @@ func (s *Store) load(ctx context.Context) error {
 		case !errors.Is(err, badger.ErrKeyNotFound):
 			return err
 		}
+		var snap *memberSnapshot
+		if s.persistent {
+			var why error
+			snap, why = s.readSnapshot(txn, rev)
+			switch {
+			case errors.Is(why, errSnapshotStale):
+				s.log.Info("teamgate: membership snapshot is older than the records; loading from the records", "reason", why)
+			case why != nil:
+				s.log.Warn("teamgate: membership snapshot unusable; loading from the records", "reason", why)
+			}
+		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		stamped := make(chan error, 1)
@@ -734,12 +772,12 @@ func (s *Store) load(ctx context.Context) error {
 				return nil
 			})
 		}()
-		err = s.replay(ctx, txn, t, "org", "member", "policy", "team")
-		if err == nil {
-			err = s.loadTeamMembers(ctx, txn, t)
-		}
-		if err == nil {
-			err = s.replay(ctx, txn, t, "project", "user")
+		st, err = s.loadRecords(ctx, txn, snap)
+		if err != nil && snap != nil && ctx.Err() == nil {
+			// The records decide: whatever the snapshot disagreed with, they are read alone.
+			s.log.Warn("teamgate: membership snapshot disagrees with the records; loading from the records", "reason", err)
+			s.snapAt = 0
+			st, err = s.loadRecords(ctx, txn, nil)
 		}
 		if err != nil {
 			cancel()
@@ -759,6 +797,30 @@ func (s *Store) load(ctx context.Context) error {
 	s.st = st
 	s.revision.Store(rev)
 	return nil
+}
+
+// loadRecords reads the records into a new state: orgs, members, policies, teams, team
+// memberships, projects, users. With a snapshot, the member and team membership records are
+// not read: the snapshot's tables are installed in their place.
+func (s *Store) loadRecords(ctx context.Context, txn *badger.Txn, snap *memberSnapshot) (*state, error) {
+	st := newState()
+	t := newTxn(st, true)
+	var err error
+	if snap == nil {
+		err = s.replay(ctx, txn, t, "org", "member", "policy", "team")
+		if err == nil {
+			err = s.loadTeamMembers(ctx, txn, t)
+		}
+	} else {
+		err = s.replay(ctx, txn, t, "org", "policy", "team")
+		if err == nil {
+			err = snap.install(st, runtime.GOMAXPROCS(0))
+		}
+	}
+	if err == nil {
+		err = s.replay(ctx, txn, t, "project", "user")
+	}
+	return st, err
 }
 
 // replay applies the records of the given kinds, in order: this goroutine reads and decodes
