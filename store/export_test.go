@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -105,4 +106,99 @@ func DiskRevision(s *Store) (uint64, error) {
 		return item.Value(func(v []byte) error { rev = binary.BigEndian.Uint64(v); return nil })
 	})
 	return rev, err
+}
+
+// StepSnapshot is the step after each commit of a membership snapshot write.
+const StepSnapshot = stepSnapshot
+
+// WithSnapshotChunk returns opts writing the membership snapshot in chunks of size bytes.
+func WithSnapshotChunk(opts Options, size int) Options {
+	h := testHooks{}
+	if opts.test != nil {
+		h = *opts.test
+	}
+	h.snapChunk = size
+	opts.test = &h
+	return opts
+}
+
+// IgnoreSnapshot returns opts with which Open reads the records even where the membership
+// snapshot is usable (Close still writes one).
+func IgnoreSnapshot(opts Options) Options {
+	h := testHooks{}
+	if opts.test != nil {
+		h = *opts.test
+	}
+	h.noSnapshot = true
+	opts.test = &h
+	return opts
+}
+
+// FromSnapshot reports whether Open installed the membership snapshot rather than reading the
+// member and team membership records.
+func FromSnapshot(s *Store) bool { return s.snapAt != 0 }
+
+// WriteSnapshot writes the membership snapshot of the current state, as Close does.
+func WriteSnapshot(s *Store) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.writeSnapshot(s.st)
+}
+
+// SkipSnapshotAtClose makes Close write no snapshot, as if the process had been killed.
+func SkipSnapshotAtClose(s *Store) { s.rawWrites = true }
+
+// EditSnapshot rewrites the stored snapshot: edit gets the head and the data (all chunks
+// together) and returns them changed; the data goes back in chunks of the old sizes (the last
+// one takes what is left), then the head, last, so the head stays the last write. With fix, the
+// head's length and checksum are recomputed to match the edited data.
+func EditSnapshot(s *Store, fix bool, edit func(head, data []byte) ([]byte, []byte)) error {
+	var head, data []byte
+	var sizes []int
+	var h snapshotHead
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keySnapshotHead))
+		if err != nil {
+			return err
+		}
+		if head, err = item.ValueCopy(nil); err != nil {
+			return err
+		}
+		if h, err = decodeSnapshotHead(head); err != nil {
+			return err
+		}
+		for seq := range int(h.chunks) {
+			item, err := txn.Get([]byte(snapshotChunkKey(seq)))
+			if err != nil {
+				return err
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			data = append(data, v...)
+			sizes = append(sizes, len(v))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	head, data = edit(head, data)
+	if fix {
+		h.length, h.crc = uint64(len(data)), crc32.Checksum(data, snapshotCRC)
+		head = h.encode()
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		for seq, n := range sizes {
+			if seq == len(sizes)-1 || n > len(data) {
+				n = len(data)
+			}
+			if err := txn.Set([]byte(snapshotChunkKey(seq)), data[:n]); err != nil {
+				return err
+			}
+			data = data[n:]
+		}
+		return txn.Set([]byte(keySnapshotHead), head)
+	})
 }

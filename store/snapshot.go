@@ -108,17 +108,21 @@ func (s *Store) writeSnapshot(st *state) error {
 		return err
 	}
 	h := snapshotHead{version: snapshotVersion, rev: st.rev}
+	size := snapshotChunkBytes
+	if s.snapChunk > 0 {
+		size = s.snapChunk
+	}
 	var buf []byte
 	flush := func() error {
 		h.crc = crc32.Update(h.crc, snapshotCRC, buf)
 		h.length += uint64(len(buf))
 		err := s.writeChunked([]op{{snapshotChunkKey(int(h.chunks)), buf}}, stepSnapshot)
 		h.chunks++
-		buf = make([]byte, 0, snapshotChunkBytes+64<<10)
+		buf = make([]byte, 0, size+64<<10)
 		return err
 	}
 	grow := func() error {
-		if len(buf) >= snapshotChunkBytes {
+		if len(buf) >= size {
 			return flush()
 		}
 		return nil
@@ -134,13 +138,13 @@ func (s *Store) writeSnapshot(st *state) error {
 			if err := grow(); err != nil {
 				return err
 			}
-			n := min(len(p), snapshotChunkBytes-len(buf))
+			n := min(len(p), size-len(buf))
 			buf = append(buf, p[:n]...)
 			p = p[n:]
 		}
 		return nil
 	}
-	buf = make([]byte, 0, snapshotChunkBytes+64<<10)
+	buf = make([]byte, 0, size+64<<10)
 	for _, roles := range [][]string{OrgRoles(), TeamRoles()} {
 		buf = binary.AppendUvarint(buf, uint64(len(roles)))
 		for _, r := range roles {

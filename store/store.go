@@ -125,6 +125,8 @@ type Store struct {
 	leftover   []op
 	hook       func(step string) error // tests only: runs after each commit of a staged batch
 	commitHook func(batches int)       // tests only: runs before each group's Badger commit
+	snapChunk  int                     // tests only: the snapshot's chunk size when > 0
+	snapshots  bool                    // Open may read the membership snapshot (on disk; tests can say no)
 
 	// snapAt is the Badger version of the membership snapshot's head when Open used it (0
 	// otherwise): while it is still the last write, Close need not write the snapshot again.
@@ -164,9 +166,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	var hook func(string) error
 	var commitHook func(int)
+	snapChunk, snapshots := 0, opts.Dir != ""
 	if opts.test != nil {
 		bo = opts.test.badger(bo)
-		hook, commitHook = opts.test.at, opts.test.commit
+		hook, commitHook, snapChunk = opts.test.at, opts.test.commit, opts.test.snapChunk
+		snapshots = snapshots && !opts.test.noSnapshot
 	}
 	db, err := badger.Open(bo)
 	// A kill between creating a Badger log file (.mem or .vlog) and its first write leaves it
@@ -179,7 +183,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook, commitHook: commitHook}
+	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook, commitHook: commitHook, snapChunk: snapChunk, snapshots: snapshots}
 	if s.eventsKept == 0 {
 		s.eventsKept = maxEventsKept
 	}
@@ -753,12 +757,12 @@ func (s *Store) load(ctx context.Context) error {
 			return err
 		}
 		var snap *memberSnapshot
-		if s.persistent {
+		if s.snapshots {
 			var why error
 			snap, why = s.readSnapshot(txn, rev)
 			switch {
 			case errors.Is(why, errSnapshotStale):
-				s.log.Info("teamgate: membership snapshot is older than the records; loading from the records", "reason", why)
+				s.log.Info("teamgate: membership snapshot is out of date; loading from the records", "reason", why)
 			case why != nil:
 				s.log.Warn("teamgate: membership snapshot unusable; loading from the records", "reason", why)
 			}
