@@ -101,15 +101,22 @@ func openDir(t *testing.T, dir string, opts ...func(store.Options) store.Options
 	for _, f := range opts {
 		o = f(o)
 	}
+	s, err := reopen(t, o)
+	require.NoError(t, err)
+	return s
+}
+
+// reopen opens a store whose directory this process just closed. A child process another test
+// is starting holds a copy of every descriptor between its fork and its exec, Badger's
+// directory lock among them: Open waits for it to let go.
+func reopen(t *testing.T, o store.Options) (*store.Store, error) {
+	t.Helper()
 	s, err := store.Open(t.Context(), o)
-	// A child process another test is starting holds a copy of every descriptor between its
-	// fork and its exec, Badger's directory lock among them: wait for it to let go.
 	for i := 0; i < 100 && err != nil && strings.Contains(err.Error(), "Cannot acquire directory lock"); i++ {
 		time.Sleep(10 * time.Millisecond)
 		s, err = store.Open(t.Context(), o)
 	}
-	require.NoError(t, err)
-	return s
+	return s, err
 }
 
 // randomDir fills a new store directory with a random data file and membership churn, closes
@@ -310,7 +317,7 @@ func TestOpenRefusesCorruptRecordBehindSnapshot(t *testing.T) {
 	require.NoError(t, store.WriteSnapshot(s))
 	require.NoError(t, store.PutRawRecord(s, "v1/tmember/acme/research/zed", []byte("member")))
 	require.NoError(t, s.Close())
-	_, err := store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+	_, err := reopen(t, store.Options{Dir: dir, NoSync: true})
 	require.ErrorContains(t, err, "load record v1/tmember/acme/research/zed")
 }
 
