@@ -202,3 +202,18 @@ func EditSnapshot(s *Store, fix bool, edit func(head, data []byte) ([]byte, []by
 		return txn.Set([]byte(keySnapshotHead), head)
 	})
 }
+
+// Stamps returns every stamp cell's value by key, and the absent shards' values.
+func Stamps(s *Store) (map[string]uint64, []uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	cells := map[string]uint64{}
+	for k, c := range s.stamps.cells {
+		cells[k.String()] = c.Load()
+	}
+	absent := make([]uint64, len(s.stamps.absent))
+	for i := range s.stamps.absent {
+		absent[i] = s.stamps.absent[i].Load()
+	}
+	return cells, absent
+}

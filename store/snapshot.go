@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -81,10 +82,15 @@ func snapshotChunkKey(seq int) string { return fmt.Sprintf("%s%010d", prefixSnap
 //	  lengths; n org role codes (a member's id is its place here)
 //	  uvarint teams, then per team: str name; uvarint k; k member ids (uint32, little endian);
 //	  k team role codes
+//	the stamps (stamps.go): uvarint count n; uvarint bytes of all keys; the keys (String form),
+//	concatenated; n uvarint key lengths; n uvarint revisions
 
-// memberSnapshot is a decoded snapshot: per org, the member table and each team's members.
+// memberSnapshot is a decoded snapshot: per org, the member table and each team's members; and
+// the stamps.
 type memberSnapshot struct {
-	orgs map[string]*orgSnapshot
+	orgs      map[string]*orgSnapshot
+	stampKeys []string // substrings of one string
+	stampRevs []uint64
 }
 
 type orgSnapshot struct {
@@ -209,6 +215,34 @@ func (s *Store) writeSnapshot(st *state) error {
 			if err := long(roles); err != nil {
 				return err
 			}
+		}
+	}
+	// The stamps: keys concatenated, then their lengths, then their revisions.
+	keys := make([]string, 0, len(s.stamps.cells))
+	revs := make([]uint64, 0, len(s.stamps.cells))
+	size = 0
+	for k, c := range s.stamps.cells {
+		keys = append(keys, k.String())
+		revs = append(revs, c.Load())
+		size += len(keys[len(keys)-1])
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(keys)))
+	buf = binary.AppendUvarint(buf, uint64(size))
+	for _, k := range keys {
+		if err := long([]byte(k)); err != nil {
+			return err
+		}
+	}
+	for _, k := range keys {
+		buf = binary.AppendUvarint(buf, uint64(len(k)))
+		if err := grow(); err != nil {
+			return err
+		}
+	}
+	for _, r := range revs {
+		buf = binary.AppendUvarint(buf, r)
+		if err := grow(); err != nil {
+			return err
 		}
 	}
 	if err := flush(); err != nil {
@@ -395,6 +429,21 @@ func decodeSnapshot(data []byte) (*memberSnapshot, error) {
 		}
 		snap.orgs[name] = og
 	}
+	n := r.uvarint(uint64(len(r.b)))
+	all := string(r.bytes(r.uvarint(uint64(len(r.b)))))
+	snap.stampKeys, snap.stampRevs = make([]string, n), make([]uint64, n)
+	off := uint64(0)
+	for i := range snap.stampKeys {
+		l := r.uvarint(uint64(len(all)) - off)
+		snap.stampKeys[i] = all[off : off+l]
+		off += l
+	}
+	if off != uint64(len(all)) && r.err == nil {
+		r.fail("stamp keys do not add up")
+	}
+	for i := range snap.stampRevs {
+		snap.stampRevs[i] = r.uvarint(^uint64(0))
+	}
 	if r.err == nil && len(r.b) != 0 {
 		r.fail("trailing bytes")
 	}
@@ -484,6 +533,26 @@ func (snap *memberSnapshot) install(st *state, workers int) error {
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// installStamps loads the snapshot's stamps into ss, which holds none yet: one map sized once,
+// the cells in one array (cells are never removed).
+func (snap *memberSnapshot) installStamps(ss *stamps) error {
+	ss.cells = make(map[stampKey]*atomic.Uint64, len(snap.stampKeys))
+	cells := make([]atomic.Uint64, len(snap.stampKeys))
+	for i, key := range snap.stampKeys {
+		k, ok := parseStampKey(key)
+		if !ok {
+			return fmt.Errorf("snapshot: bad stamp key %q", truncate(key))
+		}
+		if _, dup := ss.cells[k]; dup {
+			return fmt.Errorf("snapshot: stamp %s listed twice", key)
+		}
+		cells[i].Store(snap.stampRevs[i])
+		ss.cells[k] = &cells[i]
+		ss.absentCell(k).Add(1)
 	}
 	return nil
 }

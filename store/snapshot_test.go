@@ -57,11 +57,12 @@ func churn(t *testing.T, s *store.Store, rng *rand.Rand, n int) {
 }
 
 // seen is everything readers and decisions see of a store: the export, every member's roles,
-// every team's members, and the decisions of every user on every project for a few actions.
+// every team's members, the stamps (what cached decisions are checked against), and the decisions of every user on every project for a few actions.
 func seen(t *testing.T, s *store.Store) map[string]any {
 	t.Helper()
 	m := directory(t, s)
 	m["revision"] = s.Revision()
+	m["stamps"], m["absent stamps"] = store.Stamps(s)
 	var reqs []authz.Request
 	require.NoError(t, s.View(func(r store.Reader) error {
 		users := []string{"ann", "ben", "cat", "dan", "eve", "fay", "zed"}
@@ -247,13 +248,13 @@ func TestSnapshotIgnoredUnlessCurrentAndWhole(t *testing.T) {
 		}, "snapshot of revision 2, records at 1"},
 		{"a team the records lack, checksum matching", func(t *testing.T, s *store.Store) {
 			require.NoError(t, store.WriteSnapshot(s))
-			require.NoError(t, store.EditSnapshot(s, true, flip(func(d []byte) int { return bytes.LastIndex(d, []byte("red")) })))
+			require.NoError(t, store.EditSnapshot(s, true, flip(func(d []byte) int { return bytes.Index(d, []byte("\x03red")) + 1 })))
 		}, "disagrees with the records"},
 		{"a role code out of range, checksum matching", func(t *testing.T, s *store.Store) {
 			require.NoError(t, store.WriteSnapshot(s))
 			require.NoError(t, store.EditSnapshot(s, true, func(h, d []byte) ([]byte, []byte) {
 				d = bytes.Clone(d)
-				d[len(d)-1] = 200 // the last byte is a team role code
+				d[bytes.Index(d, []byte("\x01x\x01"))+3+4] = 200 // team x: name, 1 member, its id, its role
 				return h, d
 			}))
 		}, "bad team role code"},
@@ -284,8 +285,8 @@ func TestSnapshotIgnoredUnlessCurrentAndWhole(t *testing.T) {
 	}
 }
 
-// spoilFile is the directory of TestSnapshotIgnoredUnlessCurrentAndWhole: the last team, q's x,
-// has a member, so the snapshot ends with a team role code.
+// spoilFile is the directory of TestSnapshotIgnoredUnlessCurrentAndWhole: its team x has one
+// member.
 const spoilFile = `
 orgs:
   - name: o

@@ -767,27 +767,13 @@ func (s *Store) load(ctx context.Context) error {
 				s.log.Warn("teamgate: membership snapshot unusable; loading from the records", "reason", why)
 			}
 		}
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		stamped := make(chan error, 1)
-		go func() {
-			stamped <- s.scan(ctx, txn, prefixStamp, func(k, v []byte) error {
-				s.stamps.load(string(k[len(prefixStamp):]), binary.BigEndian.Uint64(v))
-				return nil
-			})
-		}()
-		st, err = s.loadRecords(ctx, txn, snap)
+		st, err = s.loadAll(ctx, txn, snap)
 		if err != nil && snap != nil && ctx.Err() == nil {
 			// The records decide: whatever the snapshot disagreed with, they are read alone.
 			s.log.Warn("teamgate: membership snapshot disagrees with the records; loading from the records", "reason", err)
 			s.snapAt = 0
-			st, err = s.loadRecords(ctx, txn, nil)
-		}
-		if err != nil {
-			cancel()
-		}
-		if e := <-stamped; err == nil {
-			err = e
+			s.stamps.reset()
+			st, err = s.loadAll(ctx, txn, nil)
 		}
 		return err
 	})
@@ -801,6 +787,32 @@ func (s *Store) load(ctx context.Context) error {
 	s.st = st
 	s.revision.Store(rev)
 	return nil
+}
+
+// loadAll loads the state and the stamps, at once: the stamps from the snapshot or their
+// records, while loadRecords reads the other records.
+func (s *Store) loadAll(ctx context.Context, txn *badger.Txn, snap *memberSnapshot) (*state, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stamped := make(chan error, 1)
+	go func() {
+		if snap != nil {
+			stamped <- snap.installStamps(&s.stamps)
+			return
+		}
+		stamped <- s.scan(ctx, txn, prefixStamp, func(k, v []byte) error {
+			s.stamps.load(string(k[len(prefixStamp):]), binary.BigEndian.Uint64(v))
+			return nil
+		})
+	}()
+	st, err := s.loadRecords(ctx, txn, snap)
+	if err != nil {
+		cancel()
+	}
+	if e := <-stamped; err == nil {
+		err = e
+	}
+	return st, err
 }
 
 // loadRecords reads the records into a new state: orgs, members, policies, teams, team
