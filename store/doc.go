@@ -22,17 +22,19 @@
 // order (orgs, members, policies, teams, team memberships, projects, users); a record that fails
 // it fails Open with its key. Team memberships are read and validated by one worker per CPU,
 // each taking runs of whole teams in key order, and the stamps load at the same time. When the
-// membership snapshot is usable, the member and team membership records are not read at all.
+// membership snapshot is usable, the member, team membership and stamp records are not read.
 //
 // # Membership snapshot
 //
 // Org members and team memberships are most of a large directory (10M memberships at SPEC §9's
 // large tier), and reading them record by record — a Badger iteration step and a name lookup per
-// membership — is most of Open. So Close writes them as a snapshot: per org, the member names
-// and org roles in id order, and per team its members' ids and team roles, with the revision of
-// the records they equal and a CRC-32C of the whole. Open installs it in place of the member
-// and team membership records (every other record is still read and validated) only when all of
-// these hold, and otherwise reads the records, which stay the source of truth:
+// membership — is most of Open, and the stamps (one per member, project and team) most of the
+// rest. So Close writes them as a snapshot: per org, the member names and org roles in id order,
+// and per team its members' ids and team roles; then every stamp's key and revision; with the
+// revision of the records they equal and a CRC-32C of the whole. Open installs it in place of
+// the member, team membership and stamp records (every other record is still read and
+// validated) only when all of these hold, and otherwise reads the records, which stay the source
+// of truth:
 //
 //   - its head is the last thing written to Badger: the head's Badger version is Badger's
 //     highest (any write after it — a batch, a staged batch completed at Open, a cache entry, the
@@ -46,8 +48,8 @@
 // A snapshot that fails any of these is logged (out of date at Info, anything else at Warn) and
 // ignored; one that fails the last is noticed after the other records were read, and they are
 // read again without it. A store opened from its snapshot is the store opened from its records:
-// the same export, roles, team members and decisions (member ids may differ; no reader sees
-// them). Close writes the snapshot after every write is answered and nothing else writes, unless
+// the same export, roles, team members, stamps (so the same cached decisions stay current) and
+// decisions (member ids may differ; no reader sees them). Close writes the snapshot after every write is answered and nothing else writes, unless
 // the store is in memory, is empty, has a batch not yet applied to its keys, or was opened from
 // a snapshot that is still Badger's last write. It writes the old head's deletion first, then
 // the chunks (4 MiB values, one transaction each), removes chunks a longer snapshot left, and
@@ -227,7 +229,7 @@
 //
 // Names follow the slug rule (no '/'), so '/' separates key parts unambiguously. Indexes are not
 // stored: Open rebuilds them from the records (the membership snapshot stands in for the member
-// and team membership records only).
+// team membership and stamp records only).
 //
 // Check verifies that every index agrees with the records; the tests run it after every batch
 // of a fuzzed write sequence and at the end of the store suite.

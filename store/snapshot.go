@@ -12,9 +12,9 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// The membership snapshot: the org member tables and the team memberships, the bulk of a large
-// directory, written at Close and read by Open instead of the member and team membership
-// records when it is exactly as new as they are. The package doc ("Membership snapshot")
+// The membership snapshot: the org member tables, the team memberships and the stamps, the bulk
+// of a large directory, written at Close and read by Open instead of the member, team
+// membership and stamp records when it is exactly as new as they are. The package doc ("Membership snapshot")
 // describes when it is used; this file is its encoding.
 const (
 	prefixSnapshot     = "v1/snapshot/"
@@ -270,8 +270,8 @@ func (s *Store) writeSnapshot(st *state) error {
 // errSnapshotStale: the snapshot is older than the records (not an error in it).
 var errSnapshotStale = errors.New("stale")
 
-// readSnapshot returns the snapshot Open may use instead of the member and team membership
-// records at revision rev, or nil and why not (nil, nil when there is none). It is used only
+// readSnapshot returns the snapshot Open may use instead of the member, team membership and
+// stamp records at revision rev, or nil and why not (nil, nil when there is none). It is used only
 // when its head is the last thing written to Badger (nothing, not even a write this store did
 // not make, came after it), it names revision rev, its format is this version's and its data is
 // whole (length and checksum). It sets s.snapAt when it returns a snapshot.
@@ -547,12 +547,12 @@ func (snap *memberSnapshot) installStamps(ss *stamps) error {
 		if !ok {
 			return fmt.Errorf("snapshot: bad stamp key %q", truncate(key))
 		}
-		if _, dup := ss.cells[k]; dup {
-			return fmt.Errorf("snapshot: stamp %s listed twice", key)
-		}
 		cells[i].Store(snap.stampRevs[i])
 		ss.cells[k] = &cells[i]
 		ss.absentCell(k).Add(1)
+	}
+	if len(ss.cells) != len(snap.stampKeys) {
+		return errors.New("snapshot: a stamp is listed twice")
 	}
 	return nil
 }

@@ -730,9 +730,9 @@ func (st *state) record(key string) ([]byte, error) {
 // things run at once: the stamps load on their own; the records of each kind are read and
 // decoded by one goroutine and applied in order by another (replay); the team memberships, the
 // bulk of a large directory, are read, validated and stored by one worker per CPU
-// (loadTeamMembers). When the membership snapshot is usable (readSnapshot), the member and team
-// membership records are not read at all: its tables are installed instead; if they disagree
-// with the other records, the records are read alone.
+// (loadTeamMembers). When the membership snapshot is usable (readSnapshot), the member, team
+// membership and stamp records are not read at all: its tables are installed instead; if they
+// disagree with the other records, the records are read alone.
 func (s *Store) load(ctx context.Context) error {
 	if err := s.recoverPending(); err != nil {
 		return fmt.Errorf("store: load: %w", err)
