@@ -288,43 +288,29 @@ type queued struct {
 }
 
 // apply is Apply, shaped by w (cluster.go): the revision it must follow, the revision it
-// commits at, whether the Replica writes, whether it only validates. A write that commits
-// nothing (an empty batch, a dry run) is answered at once from the published state; the others
-// go through the commit pipeline (enqueue).
+// commits at, whether the Replica writes. An empty batch is answered at once from the published
+// state; the others go through the commit pipeline (enqueue).
 func (s *Store) apply(ctx context.Context, w write, changes []Change) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if len(changes) == 0 || w.dryRun {
-		return s.checkNow(w, changes)
+	if len(changes) == 0 {
+		return s.checkNow(w)
 	}
 	q := &queued{ctx: ctx, w: w, changes: changes}
 	s.enqueue(q)
 	return q.rev, q.err
 }
 
-// checkNow answers an empty batch or a dry run against the published state: under the read lock
-// for an empty batch, under the write lock for a dry run, which applies the batch and undoes it.
-func (s *Store) checkNow(w write, changes []Change) (uint64, error) {
-	if len(changes) == 0 {
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-	} else {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-	}
+// checkNow answers an empty batch against the published state, under the read lock.
+func (s *Store) checkNow(w write) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
 		return 0, teamgate.ErrClosed
 	}
 	if err := s.admit(w, s.st.rev); err != nil {
 		return 0, err
-	}
-	if len(changes) > 0 {
-		t, err := s.applyChanges(changes)
-		if err != nil {
-			return 0, err
-		}
-		t.rollback()
 	}
 	return s.st.rev, nil
 }
