@@ -104,9 +104,9 @@ type teamSnapshot struct {
 	roles []byte // k team role codes
 }
 
-// writeSnapshot writes the snapshot of st, at revision st.rev, and of the stamps, in a fresh set of Badger
-// transactions: the old head is deleted first, then the data chunks are written, stale chunks
-// deleted, and the head written last, so a crash at any point leaves no head or a head whose
+// writeSnapshot writes the snapshot of st, at revision st.rev, and of the stamps, in a fresh
+// set of Badger transactions: the old head is deleted first, then the data chunks are written,
+// stale chunks deleted, and the head written last, so a crash at any point leaves no head or a head whose
 // chunks are whole (and whose checksum says so). The head is the store's last write: Open uses
 // the snapshot only while it is (see readSnapshot).
 func (s *Store) writeSnapshot(st *state) error {
