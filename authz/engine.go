@@ -70,6 +70,7 @@ type config struct {
 	noCompiled bool
 	budget     time.Duration
 	budgetSet  bool
+	observe    observeConfig // WithMetrics, WithTracerProvider (metrics.go, trace.go)
 }
 
 func errInvalidSize(n int) error {
@@ -159,6 +160,7 @@ type Engine struct {
 	compiled      bool            // the policy's decision table may answer (WithCompiledPath)
 	disk          PersistentCache // the Directory's, when persistent; nil otherwise
 	budget        time.Duration   // per Rego evaluation (WithEvalBudget); 0: none
+	obs           *observer       // metrics and spans; nil when neither is asked for
 
 	evalErrors atomic.Uint64
 	overBudget atomic.Uint64
@@ -198,6 +200,9 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	}
 	e.settingsCache = newSettingsCache(e.disk)
 	e.setPolicy(p)
+	if e.obs, err = c.observe.build(e); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -285,16 +290,25 @@ func (d Decision) Has(code rego.Code) bool {
 // with the cache: do not modify it. Once the store is closed, no cached decision is served:
 // Authorize fails with teamgate.ErrClosed.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
+	if e.obs != nil {
+		return e.obs.authorize(ctx, e, req)
+	}
+	d, _, err := e.authorize(ctx, req)
+	return d, err
+}
+
+// authorize is Authorize; it also says which path decided.
+func (e *Engine) authorize(ctx context.Context, req Request) (Decision, decisionPath, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
 		return e.decidePooled(ctx, req, nil)
 	}
 	if err := ctx.Err(); err != nil {
-		return Decision{}, err
+		return Decision{}, pathNone, err
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return Decision{}, err
+			return Decision{}, pathNone, err
 		}
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
@@ -304,23 +318,23 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	rev := e.dir.Revision()
 	if d, ok := e.decisions.get(&key, p); ok {
 		d.Revision = rev
-		return d, nil
+		return d, pathCacheL1, nil
 	}
 	if c, ok := e.fromDisk(&key, p); ok {
 		e.decisions.diskHits.Add(1)
 		e.decisions.put(&key, c)
 		d := c.dec
 		d.Revision = rev
-		return d, nil
+		return d, pathCacheL2, nil
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, err := e.decidePooled(ctx, req, entry)
+	d, path, err := e.decidePooled(ctx, req, entry)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(&key, entry)
 		e.toDisk(&key, entry)
 	}
-	return d, err
+	return d, path, err
 }
 
 // decide validates req, reads its facts in one snapshot and evaluates the policy. With a non-nil
@@ -337,15 +351,22 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
 // from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
-func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached) (Decision, error) {
+func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached) (Decision, decisionPath, error) {
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
 	}
 	d, err := e.decideIn(ctx, rd, req, entry)
+	path := pathRego
+	switch {
+	case err != nil:
+		path = pathNone
+	case rd.compiled:
+		path = pathCompiled
+	}
 	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
-	return d, err
+	return d, path, err
 }
 
 // reading is one decision's state while it reads its snapshot. View takes a callback, and a
@@ -499,8 +520,10 @@ type BatchResult struct {
 // AuthorizeBatch decides many requests, one result each, in order. An error in one request does
 // not stop the others; the returned error is only for the context ending or the store being
 // closed (teamgate.ErrClosed), which stop the batch.
-func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchResult, error) {
-	out := make([]BatchResult, len(reqs))
+func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []BatchResult, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.AuthorizeBatch")
+	defer func() { sp.endBatch(len(reqs), err) }()
+	out = make([]BatchResult, len(reqs))
 	for i, r := range reqs {
 		if err := ctx.Err(); err != nil {
 			return out, err
