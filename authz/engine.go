@@ -293,22 +293,22 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	if e.obs != nil {
 		return e.obs.authorize(ctx, e, req)
 	}
-	d, _, err := e.authorize(ctx, req)
-	return d, err
+	return e.authorize(ctx, &req, nil)
 }
 
-// authorize is Authorize; it also says which path decided.
-func (e *Engine) authorize(ctx context.Context, req Request) (Decision, decisionPath, error) {
+// authorize is Authorize; with a non-nil path it also says which path decided. (Pointers, so
+// that the extra call copies no Request and the results still fit in registers.)
+func (e *Engine) authorize(ctx context.Context, req *Request, path *decisionPath) (Decision, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		return e.decidePooled(ctx, req, nil)
+		return e.decidePooled(ctx, *req, nil, path)
 	}
 	if err := ctx.Err(); err != nil {
-		return Decision{}, pathNone, err
+		return Decision{}, err
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return Decision{}, pathNone, err
+			return Decision{}, err
 		}
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
@@ -318,23 +318,29 @@ func (e *Engine) authorize(ctx context.Context, req Request) (Decision, decision
 	rev := e.dir.Revision()
 	if d, ok := e.decisions.get(&key, p); ok {
 		d.Revision = rev
-		return d, pathCacheL1, nil
+		if path != nil {
+			*path = pathCacheL1
+		}
+		return d, nil
 	}
 	if c, ok := e.fromDisk(&key, p); ok {
 		e.decisions.diskHits.Add(1)
 		e.decisions.put(&key, c)
 		d := c.dec
 		d.Revision = rev
-		return d, pathCacheL2, nil
+		if path != nil {
+			*path = pathCacheL2
+		}
+		return d, nil
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, path, err := e.decidePooled(ctx, req, entry)
+	d, err := e.decidePooled(ctx, *req, entry, path)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(&key, entry)
 		e.toDisk(&key, entry)
 	}
-	return d, path, err
+	return d, err
 }
 
 // decide validates req, reads its facts in one snapshot and evaluates the policy. With a non-nil
@@ -351,22 +357,19 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
 // from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
-func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached) (Decision, decisionPath, error) {
+// A non-nil path is set to the path that decided.
+func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached, path *decisionPath) (Decision, error) {
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
 	}
 	d, err := e.decideIn(ctx, rd, req, entry)
-	path := pathRego
-	switch {
-	case err != nil:
-		path = pathNone
-	case rd.compiled:
-		path = pathCompiled
+	if path != nil && err == nil {
+		*path = pathOf(rd.compiled)
 	}
 	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
-	return d, path, err
+	return d, err
 }
 
 // reading is one decision's state while it reads its snapshot. View takes a callback, and a

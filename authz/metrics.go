@@ -74,7 +74,8 @@ func (o *observer) authorize(ctx context.Context, e *Engine, req Request) (Decis
 	if o.metrics != nil {
 		start = time.Now()
 	}
-	d, path, err := e.authorize(ctx, req)
+	path := pathNone
+	d, err := e.authorize(ctx, &req, &path)
 	if o.metrics != nil {
 		if h := o.metrics.latency[path][outcomeOf(d, err)]; h != nil {
 			h.Observe(time.Since(start).Seconds())
@@ -112,6 +113,14 @@ func (p decisionPath) String() string {
 		return "rego"
 	}
 	return "none"
+}
+
+// pathOf is the path of a decision that was evaluated, on the compiled path or not.
+func pathOf(compiled bool) decisionPath {
+	if compiled {
+		return pathCompiled
+	}
+	return pathRego
 }
 
 // outcome is what became of an Authorize call.
