@@ -65,7 +65,7 @@ func (c observeConfig) build(e *Engine) (*observer, error) {
 }
 
 // authorize is Authorize observed: timed into the latency histogram and inside a span.
-func (o *observer) authorize(ctx context.Context, e *Engine, req Request) (Decision, error) {
+func (o *observer) authorize(ctx context.Context, e *Engine, req *Request) (Decision, error) {
 	var span trace.Span
 	if o.tracer != nil {
 		ctx, span = o.startDecision(ctx, req)
@@ -75,7 +75,7 @@ func (o *observer) authorize(ctx context.Context, e *Engine, req Request) (Decis
 		start = time.Now()
 	}
 	path := pathNone
-	d, err := e.authorize(ctx, &req, &path)
+	d, err := e.authorize(ctx, req, &path)
 	if o.metrics != nil {
 		if h := o.metrics.latency[path][outcomeOf(d, err)]; h != nil {
 			h.Observe(time.Since(start).Seconds())

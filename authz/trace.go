@@ -125,7 +125,7 @@ func (s span) endBatch(n int, err error) {
 }
 
 // startDecision starts Authorize's span; endDecision ends it with the decision.
-func (o *observer) startDecision(ctx context.Context, req Request) (context.Context, trace.Span) {
+func (o *observer) startDecision(ctx context.Context, req *Request) (context.Context, trace.Span) {
 	return o.tracer.Start(ctx, "teamgate.Authorize", trace.WithAttributes(attrAction.String(req.Action), attrResource.String(req.Resource)))
 }
 
