@@ -137,10 +137,11 @@
 //   - teamgate_evaluation_errors_total and teamgate_evaluation_over_budget_total (Stats).
 //   - teamgate_store_revision: the directory's revision.
 //
-// Only the histogram costs anything per decision (two clock readings and an observation, no
-// allocation: about 500 instructions, which is half an in-memory cache hit again and a tenth of
-// the compiled path, counted with callgrind on BenchmarkAuthorizeObserved); everything else is
-// read from the engine's counters at gather time. Writes are timed by the store (store.Options.Registerer:
+// Only the histogram costs anything per decision: two readings of the monotonic clock and one
+// observation, no allocation — about 500 instructions (callgrind on BenchmarkAuthorizeObserved:
+// half an in-memory cache hit again, a tenth of the compiled path), plus whatever reading the
+// clock costs on the platform (tens of nanoseconds on some virtual machines). Everything else is
+// read from the engine's counters when the registry is gathered. Writes are timed by the store (store.Options.Registerer:
 // teamgate_store_write_duration_seconds), where every write goes, not only the engine's.
 // Engines sharing a registry each need a label of their own
 // (prometheus.WrapRegistererWith); registering twice is an error from New.

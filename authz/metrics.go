@@ -43,6 +43,9 @@ type observeConfig struct {
 type observer struct {
 	metrics *decisionMetrics // nil without WithMetrics
 	tracer  trace.Tracer     // nil without WithTracerProvider
+	// epoch lets a decision read the monotonic clock only: time.Since(epoch) reads one clock,
+	// time.Now two (where reading a clock costs tens of nanoseconds, a cached hit's cost doubles).
+	epoch time.Time
 }
 
 // build makes e's observer, registering its metrics; nil when nothing is observed.
@@ -50,7 +53,7 @@ func (c observeConfig) build(e *Engine) (*observer, error) {
 	if c.registerer == nil && c.tracers == nil {
 		return nil, nil
 	}
-	o := &observer{}
+	o := &observer{epoch: time.Now()}
 	if c.tracers != nil {
 		o.tracer = c.tracers.Tracer(tracerName)
 	}
@@ -70,15 +73,15 @@ func (o *observer) authorize(ctx context.Context, e *Engine, req *Request) (Deci
 	if o.tracer != nil {
 		ctx, span = o.startDecision(ctx, req)
 	}
-	var start time.Time
+	var start time.Duration
 	if o.metrics != nil {
-		start = time.Now()
+		start = time.Since(o.epoch)
 	}
 	path := pathNone
 	d, err := e.authorize(ctx, req, &path)
 	if o.metrics != nil {
 		if h := o.metrics.latency[path][outcomeOf(d, err)]; h != nil {
-			h.Observe(time.Since(start).Seconds())
+			h.Observe((time.Since(o.epoch) - start).Seconds())
 		}
 	}
 	if span != nil {
