@@ -259,6 +259,10 @@ type Request struct {
 	// MinRevision makes the engine wait until its store has reached this revision; when ctx ends
 	// first, Authorize returns ErrStale.
 	MinRevision uint64 `json:"min_revision,omitempty"`
+	// Suggest asks, on a deny, for Decision.Suggestions: the smallest directory changes that
+	// would allow the request and who may make them (see Suggestion). Such a request is decided
+	// by full evaluation and not cached; without it nothing is spent on suggestions.
+	Suggest bool `json:"suggest,omitempty"`
 }
 
 // Reason is a stable code and a message for people.
@@ -270,6 +274,9 @@ type Decision struct {
 	Role     string   `json:"role"`
 	Reasons  []Reason `json:"reasons"`
 	Revision uint64   `json:"revision"`
+	// Suggestions are set on a deny when the request asked (Request.Suggest); [] when nothing
+	// the directory can change would allow it.
+	Suggestions []Suggestion `json:"suggestions,omitempty"`
 }
 
 // Has reports whether the decision carries a reason with this code.
@@ -294,10 +301,17 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 }
 
 // authorize is Authorize; with a non-nil path it is observed (metrics.go) and says which path
-// decided. (Pointers, so that no Request is copied and the results fit in registers.)
+// decided. (A pointer to the Request, so that the extra call copies none.)
 func (e *Engine) authorize(ctx context.Context, req *Request, path *decisionPath) (Decision, error) {
 	if path == nil && e.obs != nil {
 		return e.obs.authorize(ctx, e, req)
+	}
+	if req.Suggest {
+		d, err := e.authorizeSuggesting(ctx, *req)
+		if path != nil && err == nil {
+			*path = pathRego // suggestions need the full evaluation
+		}
+		return d, err
 	}
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
@@ -397,7 +411,7 @@ func (rd *reading) read(r store.Reader) error {
 	rd.rev = r.Revision()
 	teamRoles := q.readFacts(r)
 	if rd.compiled {
-		rd.key = q.key(rd.p, teamRoles)
+		rd.key = q.key(rd.p, teamRoles.Role)
 	} else {
 		q.in.Subject.TeamRoles = teamRoles.Map()
 		if q.dest != nil {
@@ -648,6 +662,7 @@ func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject
 		f.Teams = pv.Teams.Values
 	}
 	f.Restricted = pv.Teams.Restricted
+	f.Labels = pv.Project.Labels // read-only: a write replaces the record, never edits it
 	return s, f
 }
 
@@ -689,15 +704,16 @@ func (q *query) readDestination(r store.Reader) {
 	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
 }
 
-// key reduces the facts readFacts read (inside the snapshot) to the decision table's key.
-func (q *query) key(p *rego.Policy, teamRoles store.UserTeams) rego.Key {
+// key reduces the subject's and resource's facts in q.in, with the subject's team roles in the
+// org (teamRole looks one up), to the decision table's key.
+func (q *query) key(p *rego.Policy, teamRole func(team string) (string, bool)) rego.Key {
 	s, f := q.in.Subject, q.in.Resource
 	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, Restricted: f.Restricted}
 	switch q.res.Kind {
 	case scope.KindProject:
-		k.TeamRole = p.HighestRole(teamRoles.Role, f.Teams)
+		k.TeamRole = p.HighestRole(teamRole, f.Teams)
 	case scope.KindTeam:
-		k.TeamRole, _ = teamRoles.Role(f.Team)
+		k.TeamRole, _ = teamRole(f.Team)
 	}
 	return k
 }

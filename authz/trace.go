@@ -17,8 +17,8 @@ import (
 const tracerName = "github.com/teamgate/teamgate/authz"
 
 // WithTracerProvider makes the engine start OpenTelemetry spans from tp's tracer around
-// Authorize, AuthorizeBatch, ListProjects, ProjectFilter, BulkRuns, Admit, AdmitVersion and
-// CreateProject (the package doc lists their attributes). The engine uses the OpenTelemetry
+// Authorize, AuthorizeBatch, ListProjects, ProjectFilter, ListSubjects, BulkRuns, Admit,
+// AdmitVersion and CreateProject (the package doc lists their attributes). The engine uses the OpenTelemetry
 // API only; the host brings the SDK (its sampler and exporter) and passes its provider here, or
 // otel.GetTracerProvider() to use the global one. Default: no spans, and no global provider is
 // read. A nil tp is an error matching teamgate.ErrInvalid.

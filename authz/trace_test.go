@@ -124,6 +124,11 @@ func TestSpansOfTeamSpacesAdmissionAndWrites(t *testing.T) {
 	require.Equal(t, map[attribute.Key]any{"teamgate.owner": "acme/engineering", "teamgate.count": int64(len(page.Projects)),
 		"teamgate.revision": int64(page.Revision)}, attrs(s))
 
+	who, err := eng.ListSubjects(ctx, "runs.stop", "acme/vision", authz.Page{})
+	require.NoError(t, err)
+	require.Equal(t, map[attribute.Key]any{"teamgate.action": "runs.stop", "teamgate.resource": "acme/vision",
+		"teamgate.count": int64(len(who.Subjects)), "teamgate.revision": int64(who.Revision)}, attrs(byName("teamgate.ListSubjects")))
+
 	f, err := eng.ProjectFilter(ctx, "vera", "acme")
 	require.NoError(t, err)
 	require.Equal(t, int64(len(f.Projects)), attrs(byName("teamgate.ProjectFilter"))["teamgate.count"])

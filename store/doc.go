@@ -85,6 +85,17 @@
 // default teams) in one change; it is ErrNotFound when the team does not exist and ErrConflict
 // when the new name does.
 //
+// # Simulating
+//
+// Simulate runs a batch through the same validation as Apply (same errors) against a private
+// copy instead of the state: under the read lock, each org a change looks up is copied on first
+// use (twice: as it was, and to apply the batch to; a data file's orgs, or every org for a
+// PutDirectory, are copied first) with every user record, and the batch applies to the copy.
+// The Simulation serves both copies through ordinary Readers (ViewBefore, ViewAfter) that take
+// no lock, with the event Apply would have produced and the projects and subjects the batch
+// touches. Nothing is written, no revision taken, no stamp bumped, and no reader of the store
+// can see the copy. The cost is linear in the size of the touched orgs.
+//
 // # Team policy links
 //
 // A team's linked policy is the policy a project created in the team space is connected to
@@ -150,7 +161,14 @@
 // wrong kind, a fraction or exponent where an integer is expected, a second YAML document, an
 // alias containing itself and aliases expanding past 4 × the file + 1 MiB are each an ErrInvalid
 // naming the path ("orgs[0].members.bob") and the line, found in time and memory bounded by the
-// file's size, quoting at most a short prefix of the offending value.
+// file's size, quoting at most a short prefix of the offending value. So is what the file can be
+// checked for on its own before anything applies — an unknown org, team or grant role, a project
+// label ValidateLabels refuses, an entry without a name — and a name given twice (ErrConflict):
+// the same rules the changes check as they apply, found here where the line is known
+// (strict.Locate re-reads the file only when there is an error).
+//
+// Projects carry labels (SPEC §2; Project.Labels, `labels` in the file): part of the project's
+// record and its stamp, so a decision that read them goes stale when they change.
 //
 // Load and LoadFile apply a file as one change, PutFile, so one batch and one revision: every org
 // the file names becomes equal to the file. PutFile works out the difference when it applies,

@@ -272,15 +272,14 @@ type queued struct {
 }
 
 // apply is Apply, shaped by w (cluster.go): the revision it must follow, the revision it
-// commits at, whether the Replica writes, whether it only validates. A write that commits
-// nothing (an empty batch, a dry run) is answered at once from the published state; the others
-// go through the commit pipeline (enqueue).
+// commits at, whether the Replica writes. An empty batch is answered at once from the published
+// state; the others go through the commit pipeline (enqueue).
 func (s *Store) apply(ctx context.Context, w write, changes []Change) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if len(changes) == 0 || w.dryRun {
-		return s.checkNow(w, changes)
+	if len(changes) == 0 {
+		return s.checkNow(w)
 	}
 	start := time.Now()
 	q := &queued{ctx: ctx, w: w, changes: changes}
@@ -289,28 +288,15 @@ func (s *Store) apply(ctx context.Context, w write, changes []Change) (uint64, e
 	return q.rev, q.err
 }
 
-// checkNow answers an empty batch or a dry run against the published state: under the read lock
-// for an empty batch, under the write lock for a dry run, which applies the batch and undoes it.
-func (s *Store) checkNow(w write, changes []Change) (uint64, error) {
-	if len(changes) == 0 {
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-	} else {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-	}
+// checkNow answers an empty batch against the published state, under the read lock.
+func (s *Store) checkNow(w write) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
 		return 0, teamgate.ErrClosed
 	}
 	if err := s.admit(w, s.st.rev); err != nil {
 		return 0, err
-	}
-	if len(changes) > 0 {
-		t, err := s.applyChanges(changes)
-		if err != nil {
-			return 0, err
-		}
-		t.rollback()
 	}
 	return s.st.rev, nil
 }
@@ -466,23 +452,32 @@ func (s *Store) admit(w write, rev uint64) error {
 // applyChanges applies changes to the state and leaves them applied. On error nothing changes.
 func (s *Store) applyChanges(changes []Change) (*txn, error) {
 	t := newTxn(s.st, false)
+	if err := t.applyAll(changes); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// applyAll applies changes in order and leaves them applied; on error it rolls back and returns
+// the error Apply reports (naming the change in a batch of several).
+func (t *txn) applyAll(changes []Change) error {
 	for i, c := range changes {
 		if c == nil {
 			t.rollback()
-			return nil, teamgate.Invalid("change", fmt.Sprint(i), "nil change")
+			return teamgate.Invalid("change", fmt.Sprint(i), "nil change")
 		}
 		if err := c.apply(t); err != nil {
 			t.rollback()
 			if len(changes) > 1 {
-				return nil, fmt.Errorf("change %d (%s): %w", i, c.Kind(), err)
+				return fmt.Errorf("change %d (%s): %w", i, c.Kind(), err)
 			}
-			return nil, err
+			return err
 		}
 		if !slices.Contains(t.kinds, c.Kind()) {
 			t.kinds = append(t.kinds, c.Kind())
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // validate applies q's changes to the state, which is at revision rev, leaves them applied and
@@ -503,11 +498,16 @@ func (s *Store) validate(q *queued, rev uint64) (*batch, error) {
 	if q.w.at != 0 {
 		rev = q.w.at
 	}
+	return &batch{q: q, t: t, ev: t.event(rev, q.changes)}, nil
+}
+
+// event is the Event of the batch t applied at rev.
+func (t *txn) event(rev uint64, changes []Change) Event {
 	for p := range t.projects {
 		t.reached[p] = struct{}{}
 	}
 	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: eventList(t.dirty), Projects: eventList(t.reached),
-		Subjects: eventList(t.subjects), Changes: slices.Clone(q.changes)}
+		Subjects: eventList(t.subjects), Changes: slices.Clone(changes)}
 	if len(t.kinds) > 1 {
 		ev.Kind = "batch"
 	}
@@ -520,7 +520,7 @@ func (s *Store) validate(q *queued, rev uint64) (*batch, error) {
 			ev.Changes = nil
 		}
 	}
-	return &batch{q: q, t: t, ev: ev}, nil
+	return ev
 }
 
 // records serializes the records the batches wrote, as the state holds them after the last one,
