@@ -79,28 +79,29 @@ func TestCacheShardIndex(t *testing.T) {
 	s := &cacheShard{}
 	s.init(8)
 	var used atomic.Int64
+	c := newDecisionCache(8)
 	keys := make([]cacheKey, 60)
-	hashes := make([]uint64, len(keys))
 	for i := range keys {
-		keys[i] = cacheKey{subject: fmt.Sprint("u", i), action: "runs.get", resource: "o/p"}
+		resource := "o/p"
 		if i%7 == 0 {
-			keys[i].resource = strings.Repeat("x", slotKeyBytes) // a key stored out of line
+			resource = strings.Repeat("x", keyBytes) // a key stored out of line
 		}
-		hashes[i] = uint64(i%3)<<32 | uint64(i%4)*5 | 1 // three tags, four homes, runs that wrap
+		c.key(&keys[i], fmt.Sprint("u", i), "runs.get", resource, "")
+		keys[i].hash = uint64(i%3)<<32 | uint64(i%4)*5 | 1 // three tags, four homes, runs that wrap
 	}
-	present := func(i int) bool { slot, _ := s.find(hashes[i], &keys[i]); return slot >= 0 }
+	present := func(i int) bool { slot, _ := s.find(&keys[i]); return slot >= 0 }
 	rng := rand.New(rand.NewPCG(1, 2))
 	for step := range 2000 {
 		i := rng.IntN(len(keys))
-		s.put(hashes[i], &keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
+		s.put(&keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
 		if step%5 == 0 { // a hit: CLOCK keeps it a while
-			slot, _ := s.find(hashes[i], &keys[i])
+			slot, _ := s.find(&keys[i])
 			s.slots[slot].Load().ref.Store(1)
 		}
 		require.True(t, present(i), "step %d: the key just put", step)
 		n := 0
 		for j := range keys {
-			if slot, _ := s.find(hashes[j], &keys[j]); slot >= 0 {
+			if slot, _ := s.find(&keys[j]); slot >= 0 {
 				n++
 				require.Equal(t, keys[j].subject, s.slots[slot].Load().entry.dec.Role, "step %d: key %d finds its own slot", step, j)
 			}
@@ -128,15 +129,15 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 	s := &cacheShard{}
 	s.init(8)
 	var used atomic.Int64
+	c := newDecisionCache(8)
 	keys := make([]cacheKey, 40)
-	hashes := make([]uint64, len(keys))
 	for i := range keys {
-		keys[i] = cacheKey{subject: fmt.Sprint("u", i), action: "runs.get", resource: "o/p"}
-		hashes[i] = uint64(i%3)<<32 | uint64(i%4)*5 | 1
+		c.key(&keys[i], fmt.Sprint("u", i), "runs.get", "o/p", "")
+		keys[i].hash = uint64(i%3)<<32 | uint64(i%4)*5 | 1
 	}
 	put := func(i int) {
 		s.mu.Lock()
-		s.put(hashes[i], &keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
+		s.put(&keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
 		s.mu.Unlock()
 	}
 	for i := range 8 {
@@ -150,7 +151,7 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(r), 7))
 			for range 20_000 {
 				i := rng.IntN(len(keys))
-				if en := s.lookup(hashes[i], &keys[i]); en != nil {
+				if en := s.lookup(&keys[i]); en != nil {
 					if got := en.entry.dec.Role; got != keys[i].subject {
 						errs <- fmt.Errorf("key %d found the entry of %s", i, got)
 						return
@@ -171,24 +172,50 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 	require.NotZero(t, found.Load(), "the readers found entries")
 	n := 0
 	for j := range keys {
-		if s.lookup(hashes[j], &keys[j]) != nil {
+		if s.lookup(&keys[j]) != nil {
 			n++
 		}
 	}
 	require.Equal(t, 8, n, "once the writer is done, every cached key is found")
 }
 
-func TestCacheKeyMatches(t *testing.T) {
+// TestCacheKeyIdentity: an entry holds its own key only, whatever the hash says. Every other key
+// here is given the entry's hash (a collision); among them are keys whose packed bytes are the
+// entry's up to the zero padding (an owner of one NUL) or with the separators shifted (NULs
+// inside parts), both for keys packed inline and for keys stored out of line.
+func TestCacheKeyIdentity(t *testing.T) {
 	t.Parallel()
-	k := cacheKey{subject: "bob", action: "runs.get", resource: "acme/vision"}
-	require.True(t, k.matches(k.appendPacked(nil)))
-	for _, other := range []cacheKey{
-		{subject: "bo", action: "b\x00runs.get", resource: "acme/vision"},
-		{subject: "bob", action: "runs.get", resource: "acme/vision", owner: "acme"},
-		{subject: "bob", action: "runs.get", resource: "acme/visio"},
-		{subject: "bob", action: "runs.gets", resource: "acme/vision"},
+	c := newDecisionCache(8)
+	long := strings.Repeat("v", keyBytes)
+	for _, base := range [][4]string{
+		{"bob", "runs.get", "acme/vision", ""},
+		{"bob", "runs.get", "acme/" + long, ""},
+		{"bob", "runs.get", "acme/" + long, "acme"},
 	} {
-		require.False(t, other.matches(k.appendPacked(nil)), "%+v", other)
+		var k cacheKey
+		c.key(&k, base[0], base[1], base[2], base[3])
+		require.Equal(t, k.n > keyBytes, strings.Contains(base[2], long))
+		en := &cacheEntry{hash: k.hash, n: uint32(k.n), inline: k.inline}
+		if k.n > keyBytes {
+			en.long = string(k.appendPacked(nil))
+		}
+		var again cacheKey
+		c.key(&again, base[0], base[1], base[2], base[3])
+		require.True(t, en.holds(&again), "%q", base)
+		for _, other := range [][4]string{
+			{base[0], base[1], base[2], base[3] + "\x00"},
+			{"bo", "b\x00" + base[1], base[2], base[3]},
+			{base[0] + "\x00" + base[1], base[2], base[3], ""},
+			{base[0], base[1], base[2] + "x", base[3]},
+			{base[0], base[1] + "s", base[2], base[3]},
+			{base[0], base[1], base[2][:len(base[2])-1], base[3]},
+			{base[0], base[1], base[2], base[3] + "acme"},
+		} {
+			var o cacheKey
+			c.key(&o, other[0], other[1], other[2], other[3])
+			o.hash = k.hash
+			require.False(t, en.holds(&o), "%q holds %q", base, other)
+		}
 	}
 }
 
