@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,4 +256,113 @@ func newAcmeInternal(t *testing.T, opts ...Option) *Engine {
 	e, err := New(t.Context(), st, opts...)
 	require.NoError(t, err)
 	return e
+}
+
+// weakHashes narrows an engine's cache hash to two values, one shard, one tag: every request
+// collides with every other, so only the whole-key comparison tells entries apart.
+func weakHashes(e *Engine) { e.decisions.hashMask = 1 }
+
+// collidingRequests are cacheable requests of the conformance directory with different answers,
+// keys inline and out of line among them.
+func collidingRequests() []Request {
+	var reqs []Request
+	for _, s := range []string{"bob", "vera", "olga", "adam", "alice", "nobody"} {
+		for _, a := range []string{"runs.get", "runs.stop", "runs.approve"} {
+			for _, r := range []string{"acme/vision", "acme/nlp", "acme/open", "acme/engineering/vision", "acme/engineering/" + strings.Repeat("x", keyBytes)} {
+				reqs = append(reqs, Request{Subject: s, Action: a, Resource: r})
+			}
+		}
+		reqs = append(reqs, Request{Subject: s, Action: "runs.get", Resource: "vision", Owner: "acme"})
+	}
+	return reqs
+}
+
+// TestDecisionCacheCollisions: with every request hashing alike, a cached engine (large enough
+// for all, and small enough to evict on almost every miss) answers each request as an uncached
+// engine does, through writes that change answers.
+func TestDecisionCacheCollisions(t *testing.T) {
+	t.Parallel()
+	reqs := collidingRequests()
+	for _, size := range []int{len(reqs) * 2, 5} {
+		cachedEng := newAcmeInternal(t, WithDecisionCache(size))
+		weakHashes(cachedEng)
+		plain, err := New(t.Context(), cachedEng.Directory(), WithDecisionCache(0))
+		require.NoError(t, err)
+		st := cachedEng.Directory().(*store.Store)
+		rng := rand.New(rand.NewPCG(5, uint64(size)))
+		allowed, veraIn := 0, true
+		for step := range 3000 {
+			if step%200 == 199 {
+				var c store.Change = store.PutTeamMember{Org: "acme", Team: "engineering", User: "adam", Role: store.TeamRoles()[rng.IntN(4)]}
+				switch {
+				case rng.IntN(2) == 0 && veraIn:
+					c = store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "vera"}
+					veraIn = false
+				case rng.IntN(2) == 0:
+					c = store.PutTeamMember{Org: "acme", Team: "engineering", User: "vera", Role: store.TeamRoles()[rng.IntN(4)]}
+					veraIn = true
+				}
+				_, err := st.Apply(t.Context(), c)
+				require.NoError(t, err)
+			}
+			r := reqs[rng.IntN(len(reqs))]
+			got, err := cachedEng.Authorize(t.Context(), r)
+			require.NoError(t, err)
+			want, err := plain.Authorize(t.Context(), r)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "size %d, step %d: %+v", size, step, r)
+			if got.Allowed {
+				allowed++
+			}
+		}
+		s := cachedEng.Stats()
+		require.NotZero(t, s.CacheHits, "size %d", size)
+		require.NotZero(t, allowed, "size %d", size)
+		require.LessOrEqual(t, cachedEng.decisions.len(), size)
+	}
+}
+
+// TestDecisionCacheCollisionsConcurrent: readers decide colliding requests while others evict
+// (a cache far smaller than the requests) and a writer changes facts none of them depends on.
+// Every answer is the request's own. Run it with -race.
+func TestDecisionCacheCollisionsConcurrent(t *testing.T) {
+	t.Parallel()
+	reqs := collidingRequests()
+	e := newAcmeInternal(t, WithDecisionCache(8))
+	weakHashes(e)
+	plain, err := New(t.Context(), e.Directory(), WithDecisionCache(0))
+	require.NoError(t, err)
+	want := make([]Decision, len(reqs))
+	for i, r := range reqs {
+		d, err := plain.Authorize(t.Context(), r)
+		require.NoError(t, err)
+		want[i] = d
+	}
+	st := e.Directory().(*store.Store)
+	var readers sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		readers.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			for range 3000 {
+				i := rng.IntN(len(reqs))
+				d, err := e.Authorize(t.Context(), reqs[i])
+				if err == nil && (d.Allowed != want[i].Allowed || d.Role != want[i].Role || !slices.Equal(d.Reasons, want[i].Reasons)) {
+					err = fmt.Errorf("%+v: got %+v, want %+v", reqs[i], d, want[i])
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	var done atomic.Bool
+	go func() { readers.Wait(); done.Store(true); close(errs) }()
+	for i := 0; !done.Load(); i++ { // unrelated writes, as long as the readers read
+		_, err := st.Apply(t.Context(), store.PutMember{Org: "acme", User: fmt.Sprint("ghost", i%50), Role: "member"})
+		require.NoError(t, err)
+	}
+	require.NoError(t, <-errs)
+	require.NotZero(t, e.Stats().CacheHits)
 }
