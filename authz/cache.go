@@ -243,11 +243,13 @@ func newDecisionCache(size int) *decisionCache {
 }
 
 // init sizes an empty shard for capacity slots: the slot array (a pointer each, so readers never
-// see it move) and an index of a power of two >= 2 capacity words, at most half full.
+// see it move) and an index of a power of two >= 1.25 capacity words. A shard holds its share,
+// half its capacity, give or take a few per cent, so the index is usually at most 40 % full
+// (80 % for a shard holding twice its share); a smaller index is fewer lines for a hit to miss.
 func (s *cacheShard) init(capacity int) {
 	s.capacity = capacity
 	s.slots = make([]atomic.Pointer[cacheEntry], capacity)
-	s.index = make([]indexWord, 1<<bits.Len(uint(2*capacity-1)))
+	s.index = make([]indexWord, 1<<bits.Len(uint(capacity+capacity/4-1)))
 }
 
 func (c *decisionCache) shard(h uint64) *cacheShard {
