@@ -254,6 +254,10 @@ type Request struct {
 	// MinRevision makes the engine wait until its store has reached this revision; when ctx ends
 	// first, Authorize returns ErrStale.
 	MinRevision uint64 `json:"min_revision,omitempty"`
+	// Suggest asks, on a deny, for Decision.Suggestions: the smallest directory changes that
+	// would allow the request and who may make them (see Suggestion). Such a request is decided
+	// by full evaluation and not cached; without it nothing is spent on suggestions.
+	Suggest bool `json:"suggest,omitempty"`
 }
 
 // Reason is a stable code and a message for people.
@@ -265,6 +269,9 @@ type Decision struct {
 	Role     string   `json:"role"`
 	Reasons  []Reason `json:"reasons"`
 	Revision uint64   `json:"revision"`
+	// Suggestions are set on a deny when the request asked (Request.Suggest); [] when nothing
+	// the directory can change would allow it.
+	Suggestions []Suggestion `json:"suggestions,omitempty"`
 }
 
 // Has reports whether the decision carries a reason with this code.
@@ -285,6 +292,9 @@ func (d Decision) Has(code rego.Code) bool {
 // with the cache: do not modify it. Once the store is closed, no cached decision is served:
 // Authorize fails with teamgate.ErrClosed.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
+	if req.Suggest {
+		return e.authorizeSuggesting(ctx, req)
+	}
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
 		return e.decidePooled(ctx, req, nil)
@@ -375,7 +385,7 @@ func (rd *reading) read(r store.Reader) error {
 	rd.rev = r.Revision()
 	teamRoles := q.readFacts(r)
 	if rd.compiled {
-		rd.key = q.key(rd.p, teamRoles)
+		rd.key = q.key(rd.p, teamRoles.Role)
 	} else {
 		q.in.Subject.TeamRoles = teamRoles.Map()
 		if q.dest != nil {
@@ -624,6 +634,7 @@ func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject
 		f.Teams = pv.Teams.Values
 	}
 	f.Restricted = pv.Teams.Restricted
+	f.Labels = pv.Project.Labels // read-only: a write replaces the record, never edits it
 	return s, f
 }
 
@@ -665,15 +676,16 @@ func (q *query) readDestination(r store.Reader) {
 	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
 }
 
-// key reduces the facts readFacts read (inside the snapshot) to the decision table's key.
-func (q *query) key(p *rego.Policy, teamRoles store.UserTeams) rego.Key {
+// key reduces the subject's and resource's facts in q.in, with the subject's team roles in the
+// org (teamRole looks one up), to the decision table's key.
+func (q *query) key(p *rego.Policy, teamRole func(team string) (string, bool)) rego.Key {
 	s, f := q.in.Subject, q.in.Resource
 	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, Restricted: f.Restricted}
 	switch q.res.Kind {
 	case scope.KindProject:
-		k.TeamRole = p.HighestRole(teamRoles.Role, f.Teams)
+		k.TeamRole = p.HighestRole(teamRole, f.Teams)
 	case scope.KindTeam:
-		k.TeamRole, _ = teamRoles.Role(f.Team)
+		k.TeamRole, _ = teamRole(f.Team)
 	}
 	return k
 }
