@@ -169,7 +169,7 @@ type cacheShard struct {
 	n        int                          // slots in use: slots[:n]
 	capacity int                          // slots at most: twice the shard's share, so that uneven shards still hold size decisions in all
 	hand     int                          // CLOCK hand
-	_        [16]byte                     // a cache line each: readers on other cores share no line with a writer's mu
+	_        [48]byte                     // 128 bytes: a shard's writer shares no line with another shard's readers
 }
 
 // indexWord is one position of a shard's index: the slot it names and that slot's entry, side by
