@@ -70,6 +70,8 @@ type config struct {
 	noCompiled bool
 	budget     time.Duration
 	budgetSet  bool
+	sink       DecisionSink // WithDecisionLog
+	logQueue   int
 }
 
 func errInvalidSize(n int) error {
@@ -159,6 +161,7 @@ type Engine struct {
 	compiled      bool            // the policy's decision table may answer (WithCompiledPath)
 	disk          PersistentCache // the Directory's, when persistent; nil otherwise
 	budget        time.Duration   // per Rego evaluation (WithEvalBudget); 0: none
+	declog        *decisionLog    // WithDecisionLog; nil: decisions are not logged
 
 	evalErrors atomic.Uint64
 	overBudget atomic.Uint64
@@ -198,6 +201,12 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	}
 	e.settingsCache = newSettingsCache(e.disk)
 	e.setPolicy(p)
+	if c.sink != nil {
+		if c.logQueue == 0 {
+			c.logQueue = DefaultDecisionLogQueue
+		}
+		e.declog = newDecisionLog(c.sink, c.logQueue, c.logger)
+	}
 	return e, nil
 }
 
@@ -233,6 +242,11 @@ type Stats struct {
 	// decisions the compiled path's decision table answered.
 	Evaluated uint64
 	Compiled  uint64
+	// The decision log (WithDecisionLog): records given to the sink, records dropped because the
+	// queue was full or the engine closed, and records lost in failed sink writes.
+	DecisionLogWritten uint64
+	DecisionLogDropped uint64
+	DecisionLogFailed  uint64
 }
 
 // Stats returns the engine's counters.
@@ -240,6 +254,9 @@ func (e *Engine) Stats() Stats {
 	s := Stats{EvalErrors: e.evalErrors.Load(), OverBudget: e.overBudget.Load(), Evaluated: e.evaluated.Load(), Compiled: e.compiledN.Load()}
 	if e.decisions != nil {
 		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
+	}
+	if l := e.declog; l != nil {
+		s.DecisionLogWritten, s.DecisionLogDropped, s.DecisionLogFailed = l.written.Load(), l.dropped.Load(), l.failed.Load()
 	}
 	return s
 }
@@ -284,17 +301,31 @@ func (d Decision) Has(code rego.Code) bool {
 // served decision's Revision is the store's current revision. Decision.Reasons may be shared
 // with the cache: do not modify it. Once the store is closed, no cached decision is served:
 // Authorize fails with teamgate.ErrClosed.
+//
+// With a decision log (WithDecisionLog) each call queues a record of its decision or error.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
+	if e.declog != nil {
+		d, t, err := e.authorize(ctx, req)
+		e.record(req, d, t, err)
+		return d, err
+	}
+	d, _, err := e.authorize(ctx, req)
+	return d, err
+}
+
+// authorize is Authorize without the decision log; it also says how the decision was made.
+// Listings call it: they are not logged.
+func (e *Engine) authorize(ctx context.Context, req Request) (Decision, trace, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
 		return e.decidePooled(ctx, req, nil)
 	}
 	if err := ctx.Err(); err != nil {
-		return Decision{}, err
+		return Decision{}, trace{}, err
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return Decision{}, err
+			return Decision{}, trace{}, err
 		}
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
@@ -304,23 +335,40 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	rev := e.dir.Revision()
 	if d, ok := e.decisions.get(&key, p); ok {
 		d.Revision = rev
-		return d, nil
+		return d, trace{path: PathCache, policy: p}, nil
+	}
+	// With a log, a decision that consults the Badger tier is timed from the lookup: beside a
+	// Badger read the clock costs little (a hit in memory is not timed).
+	var start time.Time
+	if e.declog != nil && e.disk != nil {
+		start = time.Now()
 	}
 	if c, ok := e.fromDisk(&key, p); ok {
 		e.decisions.diskHits.Add(1)
 		e.decisions.put(&key, c)
 		d := c.dec
 		d.Revision = rev
-		return d, nil
+		return d, trace{path: PathCacheDisk, policy: p, latency: since(start)}, nil
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, err := e.decidePooled(ctx, req, entry)
+	d, t, err := e.decidePooled(ctx, req, entry)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(&key, entry)
 		e.toDisk(&key, entry)
 	}
-	return d, err
+	if !start.IsZero() {
+		t.latency = time.Since(start)
+	}
+	return d, t, err
+}
+
+// since is the time since start; 0 when start is zero (not timed).
+func since(start time.Time) time.Duration {
+	if start.IsZero() {
+		return 0
+	}
+	return time.Since(start)
 }
 
 // decide validates req, reads its facts in one snapshot and evaluates the policy. With a non-nil
@@ -329,23 +377,24 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 //
 // With explain set it always evaluates the full policy on the request's own input and also
 // reads how the effective teams came about; otherwise the decision table may answer.
-func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, error) {
+func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, trace, error) {
 	rd := &reading{explain: explain, also: also}
 	d, err := e.decideIn(ctx, rd, req, entry)
-	return &rd.q, d, err
+	return &rd.q, d, rd.trace, err
 }
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
 // from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
-func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached) (Decision, error) {
+func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached) (Decision, trace, error) {
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
 	}
 	d, err := e.decideIn(ctx, rd, req, entry)
+	t := rd.trace
 	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
-	return d, err
+	return d, t, err
 }
 
 // reading is one decision's state while it reads its snapshot. View takes a callback, and a
@@ -361,6 +410,7 @@ type reading struct {
 	key      rego.Key
 	rev      uint64
 	view     func(store.Reader) error // = read, made once
+	trace    trace                    // how the decision was made (its path and policy are set once decided)
 }
 
 // read is the View callback: it reads the decision's facts (and, with an entry, records what
@@ -414,6 +464,12 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 	if rd.view == nil {
 		rd.view = rd.read
 	}
+	// With a log, a full evaluation is timed from reading its facts (the compiled path is not:
+	// two clock reads would cost it about a tenth).
+	var start time.Time
+	if e.declog != nil && !rd.compiled {
+		start = time.Now()
+	}
 	if err := e.dir.View(rd.view); err != nil {
 		return Decision{}, err
 	}
@@ -421,9 +477,11 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 	if rd.compiled {
 		e.compiledN.Add(1)
 		d = e.fromTable(ctx, table, q, rd.key, rd.rev)
+		rd.trace = trace{path: PathCompiled, policy: p}
 	} else {
 		e.evaluated.Add(1)
 		d = e.eval(ctx, p, q, rd.rev)
+		rd.trace = trace{path: PathRego, policy: p, latency: since(start)}
 	}
 	if entry != nil {
 		entry.dec, entry.policy = d, p

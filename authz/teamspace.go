@@ -318,7 +318,8 @@ func (e *Engine) visibleByEvaluation(ctx context.Context, subject, owner, cursor
 		if limit > 0 && len(out.Projects) == limit {
 			break
 		}
-		d, derr := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: prefix + p, MinRevision: out.Revision})
+		// authorize, not Authorize: a listing is not logged (WithDecisionLog).
+		d, _, derr := e.authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: prefix + p, MinRevision: out.Revision})
 		if err := ctx.Err(); err != nil {
 			return ProjectPage{}, 0, err
 		}
