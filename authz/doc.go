@@ -118,6 +118,22 @@
 // be in the project's effective excluded_features: the check is policy.Admit's, the one
 // AdmitVersion runs, and a hit denies that run with reason feature_excluded.
 //
+// # Decision log
+//
+// WithDecisionLog(sink) records every Authorize call (those of AuthorizeBatch, BulkRuns and
+// CreateProject included) and every Explain as a DecisionRecord: the request (attributes
+// copied), the decision with its reasons and revision, the policy's fingerprint, the path
+// (cache, cache_disk, compiled, rego, or error when the call returned an error), the latency and
+// the time. Listings and admissions are not logged. A decision never waits for the log: the
+// record, a fixed-size value, is sent without blocking to a bounded channel (a full one drops
+// it: Stats.DecisionLogDropped), and one goroutine drains the channel into the sink in batches —
+// every DecisionLogInterval while records arrive, sooner when the channel is half full, never
+// while idle. A cache hit stays allocation-free with a log; the log reads no clock on a hit or on
+// the compiled path of an in-memory store (see DecisionRecord.Time and Latency for why and what
+// that means), and bench/RESULTS.md has its measured cost. Engine.Close flushes the channel and
+// stops the goroutine; FlushDecisionLog waits for what was queued before it. Package decisionlog
+// is a Badger-backed sink with retention, queries and rechecks.
+//
 // # Decisions written down
 //
 //   - ext.allow never applies to not_found: a resource that does not exist stays denied.
