@@ -149,8 +149,9 @@ func WithDecisionLog(sink DecisionSink) Option {
 	}
 }
 
-// WithDecisionLogQueue sets how many records the decision log's queue holds (a record is about
-// 200 bytes); size must be > 0. Default DefaultDecisionLogQueue.
+// WithDecisionLogQueue sets how many records the decision log's queue holds, rounded up to a
+// power of two (a record takes about 230 bytes); size must be > 0. Default
+// DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
 		if size <= 0 {
@@ -163,17 +164,16 @@ func WithDecisionLogQueue(size int) Option {
 
 // decisionLog is the queue and the goroutine that drains it into the sink.
 type decisionLog struct {
-	sink  DecisionSink
-	queue chan DecisionRecord
-	half  int
-	// wake is signalled (never blocking) by a producer that finds the drainer idle or the queue
+	sink DecisionSink
+	ring recordRing
+	// wake is signalled (never blocking) by a producer that finds the drainer idle or the ring
 	// half full; idle is set by the drainer before it sleeps without a timer.
 	wake  chan struct{}
 	idle  atomic.Bool
 	flush chan chan struct{} // Flush's requests
 	stop  chan struct{}      // closed by close
 	done  chan struct{}      // closed when the drainer has returned
-	// ctx is the sinks' context; cancel ends it when Close's context ends.
+	// ctx is the sink's context; cancel ends it when Close's context ends.
 	ctx    context.Context
 	cancel context.CancelFunc
 	log    *slog.Logger
@@ -185,25 +185,107 @@ type decisionLog struct {
 
 func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &decisionLog{sink: sink, queue: make(chan DecisionRecord, size), half: max(size/2, 1), wake: make(chan struct{}, 1),
-		flush: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log}
+	l := &decisionLog{sink: sink, wake: make(chan struct{}, 1), flush: make(chan chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log}
+	l.ring.init(size)
 	go l.run()
 	return l
 }
 
-// add queues a record without blocking; a full queue drops it.
-func (l *decisionLog) add(r *DecisionRecord) {
+// recordRing is the log's queue: a bounded ring of records with many producers (decisions) and
+// one consumer (the drainer), after Dmitry Vyukov's bounded MPMC queue. A producer reserves a
+// slot with one CAS on tail and writes its record in place; the consumer reads the slots in
+// order. Unlike a channel, producers and the consumer share no lock (a decision never waits for
+// the drainer's receive), and a record is copied once. Go has no such queue for values without
+// boxing each one (an allocation per decision), hence this one.
+type recordRing struct {
+	_     [64]byte      // tail on its own cache line: producers write it
+	tail  atomic.Uint64 // the next position to reserve
+	_     [56]byte
+	head  uint64        // the next position to read; the consumer's only
+	read  atomic.Uint64 // head as the consumer last published it (the half-full check)
+	mask  uint64        // len(slots)-1
+	half  uint64
+	slots []ringSlot
+}
+
+type ringSlot struct {
+	// seq is pos while the slot is free for the producer of position pos, pos+1 once that
+	// producer has written it: the consumer reads the record after seeing pos+1 and frees the
+	// slot for the next lap with pos+len(slots).
+	seq atomic.Uint64
+	rec DecisionRecord
+}
+
+// init sizes the ring: size rounded up to a power of two.
+func (q *recordRing) init(size int) {
+	n := 1
+	for n < size {
+		n <<= 1
+	}
+	q.slots = make([]ringSlot, n)
+	for i := range q.slots {
+		q.slots[i].seq.Store(uint64(i))
+	}
+	q.mask, q.half = uint64(n-1), uint64(max(n/2, 1))
+}
+
+// reserve claims the next slot; false when the ring is full. The caller fills slot.rec and
+// calls publish.
+func (q *recordRing) reserve() (*ringSlot, uint64, bool) {
+	pos := q.tail.Load()
+	for {
+		s := &q.slots[pos&q.mask]
+		switch d := int64(s.seq.Load() - pos); {
+		case d == 0:
+			if q.tail.CompareAndSwap(pos, pos+1) {
+				return s, pos, true
+			}
+			pos = q.tail.Load()
+		case d < 0: // the slot still holds the record of the previous lap: full
+			return nil, 0, false
+		default: // another producer took pos
+			pos = q.tail.Load()
+		}
+	}
+}
+
+// publish hands a filled slot to the consumer and reports whether the ring is half full.
+func (q *recordRing) publish(s *ringSlot, pos uint64) bool {
+	s.seq.Store(pos + 1)
+	return pos-q.read.Load() >= q.half
+}
+
+// pop moves the next record into r; false when there is none yet. Consumer only.
+func (q *recordRing) pop(r *DecisionRecord) bool {
+	s := &q.slots[q.head&q.mask]
+	if s.seq.Load() != q.head+1 {
+		return false
+	}
+	*r, s.rec = s.rec, DecisionRecord{} // the slot keeps no request alive
+	s.seq.Store(q.head + uint64(len(q.slots)))
+	q.head++
+	return true
+}
+
+// slot reserves a slot for a record; nil when the log is closed or the ring full (the record
+// is dropped and counted).
+func (l *decisionLog) slot() (*ringSlot, uint64) {
 	if l.closed.Load() {
 		l.dropped.Add(1)
-		return
+		return nil, 0
 	}
-	select {
-	case l.queue <- *r:
-	default:
+	s, pos, ok := l.ring.reserve()
+	if !ok {
 		l.dropped.Add(1)
-		return
+		return nil, 0
 	}
-	if l.idle.Load() || len(l.queue) >= l.half {
+	return s, pos
+}
+
+// publish hands a filled slot to the drainer, waking it when it sleeps or the ring is half full.
+func (l *decisionLog) publish(s *ringSlot, pos uint64) {
+	if l.ring.publish(s, pos) || l.idle.Load() {
 		l.idle.Store(false)
 		select {
 		case l.wake <- struct{}{}:
@@ -212,7 +294,7 @@ func (l *decisionLog) add(r *DecisionRecord) {
 	}
 }
 
-// run drains the queue: every DecisionLogInterval while records arrive, at once when woken,
+// run drains the ring: every DecisionLogInterval while records arrive, at once when woken,
 // and not at all while idle.
 func (l *decisionLog) run() {
 	defer close(l.done)
@@ -234,10 +316,10 @@ func (l *decisionLog) run() {
 		if l.drain(batch) > 0 {
 			continue
 		}
-		// Nothing arrived for a whole interval: sleep until a producer wakes us. The queue is
-		// checked again after idle is set, so a record queued meanwhile is not left waiting.
+		// Nothing arrived for a whole interval: sleep until a producer wakes us. The ring is
+		// checked again after idle is set, so a record published meanwhile is not left waiting.
 		l.idle.Store(true)
-		if len(l.queue) > 0 {
+		if l.ring.slots[l.ring.head&l.ring.mask].seq.Load() == l.ring.head+1 {
 			l.idle.Store(false)
 			continue
 		}
@@ -256,22 +338,21 @@ func (l *decisionLog) run() {
 	}
 }
 
-// drain writes every queued record to the sink in batches and returns how many it took.
+// drain writes every published record to the sink in batches and returns how many it took.
 func (l *decisionLog) drain(batch []DecisionRecord) int {
 	n := 0
 	for {
 		batch = batch[:0]
 		now := time.Now()
-	fill:
 		for len(batch) < cap(batch) {
-			select {
-			case r := <-l.queue:
-				r.Time = now
-				batch = append(batch, r)
-			default:
-				break fill
+			batch = batch[:len(batch)+1]
+			if !l.ring.pop(&batch[len(batch)-1]) {
+				batch = batch[:len(batch)-1]
+				break
 			}
+			batch[len(batch)-1].Time = now
 		}
+		l.ring.read.Store(l.ring.head)
 		if len(batch) == 0 {
 			return n
 		}
@@ -319,27 +400,30 @@ func (l *decisionLog) close(ctx context.Context) error {
 		<-l.done
 		err = ctx.Err()
 	}
-	// What the drainer did not take (its writes cancelled, or queued by a decision racing
-	// with close) is dropped.
-	for {
-		select {
-		case <-l.queue:
-			l.dropped.Add(1)
-		default:
-			return err
-		}
+	// What the drainer did not take (its writes cancelled, or published by a decision racing
+	// with close) is dropped. The drainer has returned: this is the ring's one consumer now.
+	var r DecisionRecord
+	for l.ring.pop(&r) {
+		l.dropped.Add(1)
 	}
+	return err
 }
 
-// record makes the log's record of one call; attributes are copied, since the caller may reuse
-// its map once the call has returned.
-func (e *Engine) record(req Request, d Decision, t trace, err error) {
-	r := DecisionRecord{Request: req, Decision: d, Path: t.path, Latency: t.latency}
-	if t.policy != nil {
-		r.Policy = t.policy.Fingerprint()
-	} else {
-		r.Policy = e.policy.Load().Fingerprint()
+// record makes the log's record of one call in a slot of the ring (written in place, nothing
+// allocated); attributes are copied, since the caller may reuse its map once the call has
+// returned.
+func (e *Engine) record(req *Request, d *Decision, t *trace, err error) {
+	s, pos := e.declog.slot()
+	if s == nil {
+		return
 	}
+	r := &s.rec
+	r.Request, r.Decision, r.Path, r.Latency = *req, *d, t.path, t.latency
+	p := t.policy
+	if p == nil { // not decided (PathError)
+		p = e.policy.Load()
+	}
+	r.Policy = p.Fingerprint()
 	if err != nil {
 		r.Path, r.Error = PathError, err.Error()
 		r.Decision = Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
@@ -347,7 +431,7 @@ func (e *Engine) record(req Request, d Decision, t trace, err error) {
 	if len(req.Attributes) > 0 {
 		r.Request.Attributes = copyAttributes(req.Attributes)
 	}
-	e.declog.add(&r)
+	e.declog.publish(s, pos)
 }
 
 // copyAttributes copies attributes through their JSON form (they are JSON-like: rego.NewAttributes

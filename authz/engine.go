@@ -306,7 +306,7 @@ func (d Decision) Has(code rego.Code) bool {
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	if e.declog != nil {
 		d, t, err := e.authorize(ctx, req)
-		e.record(req, d, t, err)
+		e.record(&req, &d, &t, err)
 		return d, err
 	}
 	d, _, err := e.authorize(ctx, req)

@@ -27,7 +27,7 @@ type Explanation struct {
 func (e *Engine) Explain(ctx context.Context, req Request) (Explanation, error) {
 	q, d, t, err := e.decide(ctx, req, nil, true)
 	if e.declog != nil {
-		e.record(req, d, t, err)
+		e.record(&req, &d, &t, err)
 	}
 	if err != nil {
 		return Explanation{}, err
