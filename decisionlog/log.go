@@ -64,6 +64,10 @@ type Log struct {
 	size    int64 // the records' keys and values, in bytes
 	closed  bool
 
+	// queries is held shared by each Query while it scans (without mu, so writes go on) and
+	// exclusively by Close before it closes Badger.
+	queries sync.RWMutex
+
 	stop chan struct{}
 	wg   sync.WaitGroup // the retention goroutine
 }
@@ -331,6 +335,8 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	close(l.stop)
 	l.wg.Wait()
+	l.queries.Lock() // wait for the queries under way
+	defer l.queries.Unlock()
 	return l.db.Close()
 }
 

@@ -336,3 +336,57 @@ func TestEngineToLogAndRecheck(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, decisionlog.Recheck(cctx, l, fresh, decisionlog.Query{}, func(decisionlog.Change) error { return nil }), context.Canceled)
 }
+
+// TestConcurrentUse: writes, queries and retention passes at once (run under -race), then Close
+// while a query runs.
+func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	l, err := decisionlog.Open(ctx, decisionlog.Options{Dir: t.TempDir(), MaxBytes: decisionlog.MinMaxBytes})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := range 50 {
+				r := rec(time.Now(), fmt.Sprintf("w%d", w), "runs.get", "acme/x", i%2 == 0, authz.PathCompiled, "org_role")
+				if err := l.Write(ctx, []authz.DecisionRecord{r, r}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 20 {
+			if err := l.Query(ctx, decisionlog.Query{Outcome: decisionlog.OutcomeAllow}, func(r authz.DecisionRecord) error {
+				if !r.Decision.Allowed {
+					return fmt.Errorf("a deny in an allow query")
+				}
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+			if err := l.Retain(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	wg.Wait()
+	records, _ := l.Size()
+	require.Len(t, query(t, l, decisionlog.Query{}), int(records))
+
+	started := make(chan struct{})
+	queryDone := make(chan error, 1)
+	go func() {
+		first := true
+		queryDone <- l.Query(ctx, decisionlog.Query{}, func(authz.DecisionRecord) error {
+			if first {
+				close(started)
+				first = false
+			}
+			return nil
+		})
+	}()
+	<-started
+	require.NoError(t, l.Close())
+	require.NoError(t, <-queryDone, "Close waits for the query under way")
+}

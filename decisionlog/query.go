@@ -82,6 +82,8 @@ func (l *Log) Query(ctx context.Context, q Query, fn func(authz.DecisionRecord) 
 	if !q.Until.IsZero() {
 		hi = recordKey(q.Until, 0)
 	}
+	l.queries.RLock()
+	defer l.queries.RUnlock()
 	l.mu.Lock()
 	closed := l.closed
 	l.mu.Unlock()
@@ -139,9 +141,6 @@ func (l *Log) Query(ctx context.Context, q Query, fn func(authz.DecisionRecord) 
 		}
 		return nil
 	})
-	if errors.Is(err, badger.ErrDBClosed) {
-		return teamgate.ErrClosed
-	}
 	return err
 }
 
