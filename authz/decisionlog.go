@@ -149,9 +149,9 @@ func WithDecisionLog(sink DecisionSink) Option {
 	}
 }
 
-// WithDecisionLogQueue sets how many records the decision log's queue holds, rounded up to a
-// power of two (a record takes about 230 bytes); size must be > 0. Default
-// DefaultDecisionLogQueue.
+// WithDecisionLogQueue sets how many records the decision log's queue holds — those waiting and
+// those the sink is writing — rounded up to a power of two (a record takes about 230 bytes);
+// size must be > 0. Default DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
 		if size <= 0 {
@@ -194,27 +194,24 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 
 // recordRing is the log's queue: a bounded ring of records with many producers (decisions) and
 // one consumer (the drainer), after Dmitry Vyukov's bounded MPMC queue. A producer reserves a
-// slot with one CAS on tail and writes its record in place; the consumer reads the slots in
-// order. Unlike a channel, producers and the consumer share no lock (a decision never waits for
-// the drainer's receive), and a record is copied once. Go has no such queue for values without
-// boxing each one (an allocation per decision), hence this one.
+// slot with one CAS on tail and writes its record in place; the consumer hands a run of
+// published slots to the sink as they are and then frees them. Unlike a channel, producers and
+// the consumer share no lock (a decision never waits for the drainer's receive), and a record is
+// copied once, into its slot. Go has no such queue for values without boxing each one (an
+// allocation per decision), hence this one.
 type recordRing struct {
-	_     [64]byte      // tail on its own cache line: producers write it
-	tail  atomic.Uint64 // the next position to reserve
-	_     [56]byte
-	head  uint64        // the next position to read; the consumer's only
-	read  atomic.Uint64 // head as the consumer last published it (the half-full check)
-	mask  uint64        // len(slots)-1
-	half  uint64
-	slots []ringSlot
-}
-
-type ringSlot struct {
-	// seq is pos while the slot is free for the producer of position pos, pos+1 once that
-	// producer has written it: the consumer reads the record after seeing pos+1 and frees the
-	// slot for the next lap with pos+len(slots).
-	seq atomic.Uint64
-	rec DecisionRecord
+	_    [64]byte      // tail on its own cache line: producers write it
+	tail atomic.Uint64 // the next position to reserve
+	_    [56]byte
+	head uint64        // the next position to read; the consumer's only
+	read atomic.Uint64 // head as the consumer last published it (the half-full check)
+	mask uint64        // len(recs)-1
+	half uint64
+	// seqs[i] is pos while slot i is free for the producer of position pos, pos+1 once that
+	// producer has written recs[i]: the consumer reads the record after seeing pos+1 and frees
+	// the slot for the next lap with pos+len(recs).
+	seqs []atomic.Uint64
+	recs []DecisionRecord
 }
 
 // init sizes the ring: size rounded up to a power of two.
@@ -223,23 +220,23 @@ func (q *recordRing) init(size int) {
 	for n < size {
 		n <<= 1
 	}
-	q.slots = make([]ringSlot, n)
-	for i := range q.slots {
-		q.slots[i].seq.Store(uint64(i))
+	q.seqs, q.recs = make([]atomic.Uint64, n), make([]DecisionRecord, n)
+	for i := range q.seqs {
+		q.seqs[i].Store(uint64(i))
 	}
 	q.mask, q.half = uint64(n-1), uint64(max(n/2, 1))
 }
 
-// reserve claims the next slot; false when the ring is full. The caller fills slot.rec and
+// reserve claims the next slot; false when the ring is full. The caller fills the record and
 // calls publish.
-func (q *recordRing) reserve() (*ringSlot, uint64, bool) {
+func (q *recordRing) reserve() (*DecisionRecord, uint64, bool) {
 	pos := q.tail.Load()
 	for {
-		s := &q.slots[pos&q.mask]
-		switch d := int64(s.seq.Load() - pos); {
+		i := pos & q.mask
+		switch d := int64(q.seqs[i].Load() - pos); {
 		case d == 0:
 			if q.tail.CompareAndSwap(pos, pos+1) {
-				return s, pos, true
+				return &q.recs[i], pos, true
 			}
 			pos = q.tail.Load()
 		case d < 0: // the slot still holds the record of the previous lap: full
@@ -251,41 +248,55 @@ func (q *recordRing) reserve() (*ringSlot, uint64, bool) {
 }
 
 // publish hands a filled slot to the consumer and reports whether the ring is half full.
-func (q *recordRing) publish(s *ringSlot, pos uint64) bool {
-	s.seq.Store(pos + 1)
+func (q *recordRing) publish(pos uint64) bool {
+	q.seqs[pos&q.mask].Store(pos + 1)
 	return pos-q.read.Load() >= q.half
 }
 
-// pop moves the next record into r; false when there is none yet. Consumer only.
-func (q *recordRing) pop(r *DecisionRecord) bool {
-	s := &q.slots[q.head&q.mask]
-	if s.seq.Load() != q.head+1 {
-		return false
+// ready reports whether the record at head is published. Consumer only.
+func (q *recordRing) ready() bool { return q.seqs[q.head&q.mask].Load() == q.head+1 }
+
+// next returns the published records from head on, at most max and not past the ring's end (a
+// slice of the ring itself: the consumer reads them in place). Consumer only.
+func (q *recordRing) next(max int) []DecisionRecord {
+	start := int(q.head & q.mask)
+	end := min(start+max, len(q.recs))
+	n := 0
+	for start+n < end && q.seqs[start+n].Load() == q.head+uint64(n)+1 {
+		n++
 	}
-	*r, s.rec = s.rec, DecisionRecord{} // the slot keeps no request alive
-	s.seq.Store(q.head + uint64(len(q.slots)))
-	q.head++
-	return true
+	return q.recs[start : start+n]
+}
+
+// release frees the n records next returned, keeping no request alive. Consumer only.
+func (q *recordRing) release(n int) {
+	start := int(q.head & q.mask)
+	clear(q.recs[start : start+n])
+	for i := range n {
+		q.seqs[start+i].Store(q.head + uint64(i) + uint64(len(q.recs)))
+	}
+	q.head += uint64(n)
+	q.read.Store(q.head)
 }
 
 // slot reserves a slot for a record; nil when the log is closed or the ring full (the record
 // is dropped and counted).
-func (l *decisionLog) slot() (*ringSlot, uint64) {
+func (l *decisionLog) slot() (*DecisionRecord, uint64) {
 	if l.closed.Load() {
 		l.dropped.Add(1)
 		return nil, 0
 	}
-	s, pos, ok := l.ring.reserve()
+	r, pos, ok := l.ring.reserve()
 	if !ok {
 		l.dropped.Add(1)
 		return nil, 0
 	}
-	return s, pos
+	return r, pos
 }
 
 // publish hands a filled slot to the drainer, waking it when it sleeps or the ring is half full.
-func (l *decisionLog) publish(s *ringSlot, pos uint64) {
-	if l.ring.publish(s, pos) || l.idle.Load() {
+func (l *decisionLog) publish(pos uint64) {
+	if l.ring.publish(pos) || l.idle.Load() {
 		l.idle.Store(false)
 		select {
 		case l.wake <- struct{}{}:
@@ -300,36 +311,35 @@ func (l *decisionLog) run() {
 	defer close(l.done)
 	tick := time.NewTicker(DecisionLogInterval)
 	defer tick.Stop()
-	batch := make([]DecisionRecord, 0, maxDecisionBatch)
 	for {
 		select {
 		case <-l.stop:
-			l.drain(batch)
+			l.drain()
 			return
 		case f := <-l.flush:
-			l.drain(batch)
+			l.drain()
 			close(f)
 			continue
 		case <-l.wake:
 		case <-tick.C:
 		}
-		if l.drain(batch) > 0 {
+		if l.drain() > 0 {
 			continue
 		}
 		// Nothing arrived for a whole interval: sleep until a producer wakes us. The ring is
 		// checked again after idle is set, so a record published meanwhile is not left waiting.
 		l.idle.Store(true)
-		if l.ring.slots[l.ring.head&l.ring.mask].seq.Load() == l.ring.head+1 {
+		if l.ring.ready() {
 			l.idle.Store(false)
 			continue
 		}
 		tick.Stop()
 		select {
 		case <-l.stop:
-			l.drain(batch)
+			l.drain()
 			return
 		case f := <-l.flush:
-			l.drain(batch)
+			l.drain()
 			close(f)
 		case <-l.wake:
 		}
@@ -338,23 +348,18 @@ func (l *decisionLog) run() {
 	}
 }
 
-// drain writes every published record to the sink in batches and returns how many it took.
-func (l *decisionLog) drain(batch []DecisionRecord) int {
+// drain writes every published record to the sink in batches, read in place from the ring,
+// and returns how many it took.
+func (l *decisionLog) drain() int {
 	n := 0
 	for {
-		batch = batch[:0]
-		now := time.Now()
-		for len(batch) < cap(batch) {
-			batch = batch[:len(batch)+1]
-			if !l.ring.pop(&batch[len(batch)-1]) {
-				batch = batch[:len(batch)-1]
-				break
-			}
-			batch[len(batch)-1].Time = now
-		}
-		l.ring.read.Store(l.ring.head)
+		batch := l.ring.next(maxDecisionBatch)
 		if len(batch) == 0 {
 			return n
+		}
+		now := time.Now()
+		for i := range batch {
+			batch[i].Time = now
 		}
 		n += len(batch)
 		if err := l.sink.Write(l.ctx, batch); err != nil {
@@ -363,7 +368,7 @@ func (l *decisionLog) drain(batch []DecisionRecord) int {
 		} else {
 			l.written.Add(uint64(len(batch)))
 		}
-		clear(batch) // keep no request alive
+		l.ring.release(len(batch))
 	}
 }
 
@@ -402,9 +407,9 @@ func (l *decisionLog) close(ctx context.Context) error {
 	}
 	// What the drainer did not take (its writes cancelled, or published by a decision racing
 	// with close) is dropped. The drainer has returned: this is the ring's one consumer now.
-	var r DecisionRecord
-	for l.ring.pop(&r) {
-		l.dropped.Add(1)
+	for b := l.ring.next(len(l.ring.recs)); len(b) > 0; b = l.ring.next(len(l.ring.recs)) {
+		l.dropped.Add(uint64(len(b)))
+		l.ring.release(len(b))
 	}
 	return err
 }
@@ -413,11 +418,10 @@ func (l *decisionLog) close(ctx context.Context) error {
 // allocated); attributes are copied, since the caller may reuse its map once the call has
 // returned.
 func (e *Engine) record(req *Request, d *Decision, t *trace, err error) {
-	s, pos := e.declog.slot()
-	if s == nil {
+	r, pos := e.declog.slot()
+	if r == nil {
 		return
 	}
-	r := &s.rec
 	r.Request, r.Decision, r.Path, r.Latency = *req, *d, t.path, t.latency
 	p := t.policy
 	if p == nil { // not decided (PathError)
@@ -431,7 +435,7 @@ func (e *Engine) record(req *Request, d *Decision, t *trace, err error) {
 	if len(req.Attributes) > 0 {
 		r.Request.Attributes = copyAttributes(req.Attributes)
 	}
-	e.declog.publish(s, pos)
+	e.declog.publish(pos)
 }
 
 // copyAttributes copies attributes through their JSON form (they are JSON-like: rego.NewAttributes

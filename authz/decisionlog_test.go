@@ -212,18 +212,20 @@ func TestDecisionLogFullQueueDrops(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, d.Allowed)
 	}
-	require.Equal(t, uint64(more-queue), eng.Stats().DecisionLogDropped)
+	// The queue holds queue records, the one being written included.
+	dropped := uint64(more - (queue - 1))
+	require.Equal(t, dropped, eng.Stats().DecisionLogDropped)
 	close(sink.release)
 	require.NoError(t, eng.Close(ctx))
 	st := eng.Stats()
-	require.Equal(t, uint64(1+queue), st.DecisionLogWritten)
-	require.Equal(t, uint64(more-queue), st.DecisionLogDropped)
-	require.Len(t, sink.all(), 1+queue)
+	require.Equal(t, uint64(queue), st.DecisionLogWritten)
+	require.Equal(t, dropped, st.DecisionLogDropped)
+	require.Len(t, sink.all(), queue)
 
 	// After Close decisions are answered and counted as dropped.
 	_, err = eng.Authorize(ctx, req)
 	require.NoError(t, err)
-	require.Equal(t, uint64(more-queue+1), eng.Stats().DecisionLogDropped)
+	require.Equal(t, dropped+1, eng.Stats().DecisionLogDropped)
 	require.NoError(t, eng.Close(ctx), "Close is idempotent")
 }
 
