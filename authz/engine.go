@@ -680,6 +680,7 @@ func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject
 		f.Teams = pv.Teams.Values
 	}
 	f.Restricted = pv.Teams.Restricted
+	f.Labels = pv.Project.Labels // read-only: a write replaces the record, never edits it
 	return s, f
 }
 

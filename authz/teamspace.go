@@ -511,6 +511,7 @@ func (e *Engine) inScope(o scope.Owner, ref scope.Ref) (bool, uint64) {
 type NewProject struct {
 	Name     string
 	Settings policy.Settings
+	Labels   map[string]string // the project's labels (store.ValidateLabels), input.resource.labels
 }
 
 // Created is the outcome of CreateProject: the decision and, when allowed, the project's full
@@ -549,7 +550,7 @@ func (e *Engine) CreateProject(ctx context.Context, subject, owner string, np Ne
 	if err != nil || !d.Allowed {
 		return Created{Decision: d}, err
 	}
-	p := store.Project{Org: o.Org, Name: np.Name, Settings: np.Settings, CreatedBy: subject}
+	p := store.Project{Org: o.Org, Name: np.Name, Settings: np.Settings, CreatedBy: subject, Labels: np.Labels}
 	rev, err := e.dir.Apply(ctx, store.CreateProject{Project: p, Team: o.Team})
 	if err != nil {
 		return Created{Decision: d}, err

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -482,6 +483,9 @@ func (c PutProject) apply(t *txn) error {
 			return err
 		}
 	}
+	if err := ValidateLabels("project "+name+" label", p.Labels); err != nil {
+		return err
+	}
 	for u, g := range p.Grants {
 		if _, err := t.member(o, u, "grantee on project "+name); err != nil {
 			return err
@@ -720,6 +724,10 @@ func cloneProject(p Project) Project {
 	c := p
 	c.Teams = slices.Clone(p.Teams)
 	c.Settings = cloneSettings(p.Settings)
+	c.Labels = nil // none is nil: the record's JSON leaves both out, so they are one state
+	if len(p.Labels) > 0 {
+		c.Labels = maps.Clone(p.Labels)
+	}
 	if p.Grants != nil {
 		c.Grants = make(map[string]Grant, len(p.Grants))
 		for u, g := range p.Grants {

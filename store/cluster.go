@@ -145,7 +145,7 @@ type PutDirectory struct{ File File }
 func (PutDirectory) Kind() string { return "put_directory" }
 
 func (c PutDirectory) apply(t *txn) error {
-	if err := c.File.check(); err != nil {
+	if err := c.File.validate(); err != nil {
 		return err
 	}
 	named := make(map[string]struct{}, len(c.File.Orgs))

@@ -150,7 +150,14 @@
 // wrong kind, a fraction or exponent where an integer is expected, a second YAML document, an
 // alias containing itself and aliases expanding past 4 × the file + 1 MiB are each an ErrInvalid
 // naming the path ("orgs[0].members.bob") and the line, found in time and memory bounded by the
-// file's size, quoting at most a short prefix of the offending value.
+// file's size, quoting at most a short prefix of the offending value. So is what the file can be
+// checked for on its own before anything applies — an unknown org, team or grant role, a project
+// label ValidateLabels refuses, an entry without a name — and a name given twice (ErrConflict):
+// the same rules the changes check as they apply, found here where the line is known
+// (strict.Locate re-reads the file only when there is an error).
+//
+// Projects carry labels (SPEC §2; Project.Labels, `labels` in the file): part of the project's
+// record and its stamp, so a decision that read them goes stale when they change.
 //
 // Load and LoadFile apply a file as one change, PutFile, so one batch and one revision: every org
 // the file names becomes equal to the file. PutFile works out the difference when it applies,
