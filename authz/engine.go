@@ -271,6 +271,8 @@ type Request struct {
 	// MinRevision makes the engine wait until its store has reached this revision; when ctx ends
 	// first, Authorize returns ErrStale.
 	MinRevision uint64 `json:"min_revision,omitempty"`
+	// unlogged keeps the decision out of the decision log: a listing's project.get decisions.
+	unlogged bool
 }
 
 // Reason is a stable code and a message for people.
@@ -304,28 +306,24 @@ func (d Decision) Has(code rego.Code) bool {
 //
 // With a decision log (WithDecisionLog) each call queues a record of its decision or error.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
-	if e.declog != nil {
-		d, t, err := e.authorize(ctx, req)
-		e.record(&req, &d, &t, err)
-		return d, err
+	// The whole decision is here rather than behind a call, so that without a log a cache hit
+	// costs what it did before there was one: a Decision does not fit in registers, and each
+	// call level copies it.
+	var t *trace // how the decision was made, for the log; nil when not logged
+	if e.declog != nil && !req.unlogged {
+		t = &trace{}
 	}
-	d, _, err := e.authorize(ctx, req)
-	return d, err
-}
-
-// authorize is Authorize without the decision log; it also says how the decision was made.
-// Listings call it: they are not logged.
-func (e *Engine) authorize(ctx context.Context, req Request) (Decision, trace, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		return e.decidePooled(ctx, req, nil)
+		d, err := e.decidePooled(ctx, req, nil, t)
+		return e.logged(&req, d, t, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return Decision{}, trace{}, err
+		return e.logged(&req, Decision{}, t, err)
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return Decision{}, trace{}, err
+			return e.logged(&req, Decision{}, t, err)
 		}
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
@@ -335,12 +333,16 @@ func (e *Engine) authorize(ctx context.Context, req Request) (Decision, trace, e
 	rev := e.dir.Revision()
 	if d, ok := e.decisions.get(&key, p); ok {
 		d.Revision = rev
-		return d, trace{path: PathCache, policy: p}, nil
+		if t != nil {
+			t.path, t.policy = PathCache, p
+			e.record(&req, &d, t, nil)
+		}
+		return d, nil
 	}
 	// With a log, a decision that consults the Badger tier is timed from the lookup: beside a
 	// Badger read the clock costs little (a hit in memory is not timed).
 	var start time.Time
-	if e.declog != nil && e.disk != nil {
+	if t != nil && e.disk != nil {
 		start = time.Now()
 	}
 	if c, ok := e.fromDisk(&key, p); ok {
@@ -348,11 +350,14 @@ func (e *Engine) authorize(ctx context.Context, req Request) (Decision, trace, e
 		e.decisions.put(&key, c)
 		d := c.dec
 		d.Revision = rev
-		return d, trace{path: PathCacheDisk, policy: p, latency: since(start)}, nil
+		if t != nil {
+			*t = trace{path: PathCacheDisk, policy: p, latency: since(start)}
+		}
+		return e.logged(&req, d, t, nil)
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, t, err := e.decidePooled(ctx, req, entry)
+	d, err := e.decidePooled(ctx, req, entry, t)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(&key, entry)
 		e.toDisk(&key, entry)
@@ -360,7 +365,15 @@ func (e *Engine) authorize(ctx context.Context, req Request) (Decision, trace, e
 	if !start.IsZero() {
 		t.latency = time.Since(start)
 	}
-	return d, t, err
+	return e.logged(&req, d, t, err)
+}
+
+// logged records a decision in the log when t is not nil, and returns it.
+func (e *Engine) logged(req *Request, d Decision, t *trace, err error) (Decision, error) {
+	if t != nil {
+		e.record(req, &d, t, err)
+	}
+	return d, err
 }
 
 // since is the time since start; 0 when start is zero (not timed).
@@ -378,23 +391,27 @@ func since(start time.Time) time.Duration {
 // With explain set it always evaluates the full policy on the request's own input and also
 // reads how the effective teams came about; otherwise the decision table may answer.
 func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, trace, error) {
-	rd := &reading{explain: explain, also: also}
+	rd := &reading{explain: explain, also: also, traced: e.declog != nil}
 	d, err := e.decideIn(ctx, rd, req, entry)
 	return &rd.q, d, rd.trace, err
 }
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
 // from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
-func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached) (Decision, trace, error) {
+// With a non-nil t it says there how the decision was made.
+func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached, t *trace) (Decision, error) {
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
 	}
+	rd.traced = t != nil
 	d, err := e.decideIn(ctx, rd, req, entry)
-	t := rd.trace
+	if t != nil {
+		*t = rd.trace
+	}
 	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
-	return d, t, err
+	return d, err
 }
 
 // reading is one decision's state while it reads its snapshot. View takes a callback, and a
@@ -411,6 +428,7 @@ type reading struct {
 	rev      uint64
 	view     func(store.Reader) error // = read, made once
 	trace    trace                    // how the decision was made (its path and policy are set once decided)
+	traced   bool                     // trace is wanted (the decision is logged)
 }
 
 // read is the View callback: it reads the decision's facts (and, with an entry, records what
@@ -467,7 +485,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 	// With a log, a full evaluation is timed from reading its facts (the compiled path is not:
 	// two clock reads would cost it about a tenth).
 	var start time.Time
-	if e.declog != nil && !rd.compiled {
+	if rd.traced && !rd.compiled {
 		start = time.Now()
 	}
 	if err := e.dir.View(rd.view); err != nil {
@@ -477,11 +495,15 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 	if rd.compiled {
 		e.compiledN.Add(1)
 		d = e.fromTable(ctx, table, q, rd.key, rd.rev)
-		rd.trace = trace{path: PathCompiled, policy: p}
+		if rd.traced {
+			rd.trace = trace{path: PathCompiled, policy: p}
+		}
 	} else {
 		e.evaluated.Add(1)
 		d = e.eval(ctx, p, q, rd.rev)
-		rd.trace = trace{path: PathRego, policy: p, latency: since(start)}
+		if rd.traced {
+			rd.trace = trace{path: PathRego, policy: p, latency: since(start)}
+		}
 	}
 	if entry != nil {
 		entry.dec, entry.policy = d, p
