@@ -168,8 +168,8 @@ func TestDecisionLogOwnsAttributes(t *testing.T) {
 	require.Equal(t, "3", fmt.Sprint(got["n"]))
 }
 
-// TestDecisionLogWhatIsLogged: batches, bulk operations and project creation are Authorize
-// calls and are logged; listings and admissions are not.
+// TestDecisionLogWhatIsLogged: batches, bulk operations and requests for suggestions are
+// Authorize calls and are logged; listings, admissions and analyses are not.
 func TestDecisionLogWhatIsLogged(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -184,13 +184,24 @@ func TestDecisionLogWhatIsLogged(t *testing.T) {
 	runs, err := eng.BulkRuns(ctx, "bob", "acme/engineering", "stop_runs", []authz.RunRef{{UUID: "r1", Project: "vision"}}, "")
 	require.NoError(t, err)
 	require.Len(t, runs, 1)
+	// Analyses are not logged: who can, lint, what-if, and the approvers a suggestion names.
+	_, err = eng.ListSubjects(ctx, "runs.stop", "acme/vision", authz.Page{})
+	require.NoError(t, err)
+	_, err = eng.Lint(ctx, "acme")
+	require.NoError(t, err)
+	_, err = eng.Simulate(ctx, store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"})
+	require.NoError(t, err)
+	d, err := eng.Authorize(ctx, authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/labs", Suggest: true})
+	require.NoError(t, err)
+	require.NotEmpty(t, d.Suggestions)
 	require.NoError(t, eng.FlushDecisionLog(ctx))
 	var actions []string
 	for _, r := range sink.all() {
 		actions = append(actions, r.Request.Action+":"+r.Path.String())
 	}
-	// The batch's two, then the bulk operation's scope check and its run.
-	require.Equal(t, []string{"project.get:compiled", "nope:error", "team.runs:compiled", "runs.stop:compiled"}, actions)
+	// The batch's two, the bulk operation's scope check and its run, the request for suggestions.
+	require.Equal(t, []string{"project.get:compiled", "nope:error", "team.runs:compiled", "runs.stop:compiled", "runs.get:rego"}, actions)
+	require.Equal(t, d.Suggestions, sink.all()[4].Decision.Suggestions)
 	require.NoError(t, eng.Close(ctx))
 }
 

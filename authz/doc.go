@@ -1,7 +1,8 @@
 // Package authz is the engine host services call in-process: Authorize (and AuthorizeBatch,
 // Explain) decides who may do what on orgs, team spaces and projects through the Rego policy of
 // package rego; EffectiveSettings, Admit and AdmitVersion apply organization policies (package
-// policy); ListProjects, ProjectFilter, BulkRuns and CreateProject work inside a team space.
+// policy); ListProjects, ProjectFilter, BulkRuns and CreateProject work inside a team space;
+// ListSubjects says who can do what and why, and suggestions say how a denied subject gets in.
 //
 // # Deciding
 //
@@ -118,19 +119,96 @@
 // be in the project's effective excluded_features: the check is policy.Admit's, the one
 // AdmitVersion runs, and a hit denies that run with reason feature_excluded.
 //
+// # Who can, and why
+//
+// ListSubjects lists the subjects allowed a request without attributes, each with its Decision's
+// role and reasons and, for team_role, the teams that give the role (Access.Teams). It asks
+// the policy, never a second copy of the role rule: while the policy has a decision table, each
+// candidate is decided by the table cell of its own facts, read from the store's indexes in one
+// snapshot, and messages are rendered as on the compiled path; without one (authors' modules),
+// each candidate is decided with Authorize. The candidates: the default rules deny every
+// non-member (not_org_member), and team members and grantees are org members (SPEC §2), so they
+// are the org's members. Whether a non-member can be allowed is asked, not assumed: the table's
+// cell for a non-member's facts, or, with modules, rego.Policy.ExtAllows (an ext.allow rule or
+// data, which may name any subject id). When it can, the candidates are every subject the
+// directory knows (every org's members and every user record) and the page says Unbounded: an id
+// stored nowhere cannot be enumerated. Cost: one pass over the org's members per page on the
+// table (map lookups; no Rego once the cells are filled), up to one cached evaluation per member
+// past the cursor without it; with Unbounded, over every subject the directory knows. Pages are
+// sorted by subject id; the cursor is the last subject returned, so it stays valid across writes.
+// A property test compares listings, whole and paged, with Authorize for every user on random
+// directories: default rules, random data, an ext.allow in data, deny-only, random and
+// subject-naming modules.
+//
+// # How to get access
+//
+// On a deny, Explain (Explanation.Suggestions) and Authorize with Request.Suggest
+// (Decision.Suggestions) return the smallest directory changes that would allow the request. A
+// Request without Suggest costs one boolean test; with it the decision is made by full evaluation
+// (the facts, team roles included, are needed) and is not cached.
+//
+// The changes tried are the facts the default rules read: a grant on the project (ChangeGrant),
+// a role in one of the resource's effective teams or in the team of a team action
+// (ChangeTeamRole), an org role (ChangeOrgRole). For each, the roles are tried from the lowest
+// rank up (the policy's data ranks and org_ranks) and the first that allows is kept, so each
+// dimension yields at most one suggestion (a team, one per team); the changed facts are decided
+// by the decision table's cell when the request is one the table answers, else by full
+// evaluation of the changed input (authors' modules, attributes, a transfer destination, to which
+// an org-role or team change in the same org applies too). Changes stay valid in the model: a
+// non-member gets grant and team suggestions that first add them to the org as the lowest org
+// role (outsider, under the default data; SPEC §2 lets outsiders into one team or project),
+// unless that alone allows. Suggestions come narrowest first (grant, team, org role). Nothing is
+// suggested for a resource that does not exist or a failed evaluation, and a deny no such
+// change lifts (an ext.deny on the project) gets none; under authors' modules the suggestions
+// found are sound (each evaluated) but facts only a module reads are not searched.
+//
+// Each Step names who may make it: the subjects allowed its management request — project.access
+// on the project (a grant), team.members.manage on the team (a team role), members.manage on the
+// org with attributes target_role and target_current_role (an org role) — found with the same
+// listing as ListSubjects. Their limits: nobody assigns a role above their own (SPEC §10), so a
+// grant or a team role is made only by approvers whose own role there ranks at least the role
+// given; members.manage's limits are the policy's own, checked by evaluating each candidate with
+// the attributes. With a decision table the candidates for that are those the table allows
+// members.manage at all (the default rules' member-management limits only deny); with modules,
+// which may allow on attributes alone, every candidate is evaluated. Suggestion.Changes is the
+// batch (store.Changes: store.Apply, or the JSON `teamgate apply --changes` reads); a raised grant
+// keeps its queue, namespace and presets. Tests apply every suggestion for random denied
+// requests (conformance directory; random data; random modules) and require Authorize to allow
+// with the suggestion's role and reasons, and require each step's approvers to be exactly the
+// users Authorize allows within those limits.
+//
+// # What-if
+//
+// Simulate answers "what would this batch change?" without applying it: the store validates
+// the batch and applies it to a private copy of the orgs it touches (store.Store.Simulate), and
+// two uncached engines with the policy in force, one over the copy before and one after, decide
+// every pair the batch can affect: each project whose record, policy or org defaults change
+// with every member of its org, each subject whose memberships or grants change with every
+// project of its org, for every project action. Anything else has the same policy input before
+// and after, so the answer is exact, not sampled (a property test compares it with applying
+// the batch to a copy of random directories and deciding every pair).
+//
+// # Hygiene report
+//
+// Lint reports unreachable projects, teams without an admin, redundant grants, empty default
+// teams, outsiders and policies with nothing to do, and settings conflicts (LintCode), each with
+// a Fix in store.Changes. Reachability and access are asked of the policy (ListSubjects,
+// ListProjects, Authorize, the decision table for grants), never of a second copy of the role
+// rule; Lint documents each kind and its fix.
+//
 // # Decision log
 //
 // WithDecisionLog(sink) records every Authorize call (those of AuthorizeBatch, BulkRuns and
 // CreateProject included) and every Explain as a DecisionRecord: the request (attributes
 // copied), the decision with its reasons and revision, the policy's fingerprint, the path
 // (cache, cache_disk, compiled, rego, or error when the call returned an error), the latency and
-// the time. Listings and admissions are not logged. A decision never waits for the log: the
-// record, a fixed-size value, is sent without blocking to a bounded channel (a full one drops
-// it: Stats.DecisionLogDropped), and one goroutine drains the channel into the sink in batches —
-// every DecisionLogInterval while records arrive, sooner when the channel is half full, never
-// while idle. A cache hit stays allocation-free with a log; the log reads no clock on a hit or on
+// the time. Listings, admissions and the analyses (ListSubjects, suggestions, Simulate, Lint)
+// are not logged. A decision never waits for the log: the record, a fixed-size value, is written
+// into a slot of a bounded lock-free ring (a full one drops it: Stats.DecisionLogDropped), and
+// one goroutine drains the ring into the sink in batches — every DecisionLogInterval while
+// records arrive, sooner when the ring is half full, never while idle. A cache hit stays allocation-free with a log; the log reads no clock on a hit or on
 // the compiled path of an in-memory store (see DecisionRecord.Time and Latency for why and what
-// that means), and bench/RESULTS.md has its measured cost. Engine.Close flushes the channel and
+// that means), and bench/RESULTS.md has its measured cost. Engine.Close flushes the ring and
 // stops the goroutine; FlushDecisionLog waits for what was queued before it. Package decisionlog
 // is a Badger-backed sink with retention, queries and rechecks.
 //
@@ -140,6 +218,10 @@
 //   - `teamgate check` answers an invalid single request on its JSON line and exits 0, like a
 //     batch line (SPEC §11); usage and data-file errors exit non-zero.
 //   - Deny-list sources that combine a policy and the project read "policy:NAME∪project".
+//   - Simulate lists members of the org (before or after) only, compares requests without
+//     attributes, and counts a decision as changed when Allowed, Role or its reason codes
+//     differ (not its messages); admission defaults are the queue and presets Admit picks for
+//     a run naming neither.
 //   - Effective settings are cached the same way (memory, then Badger; entries expire after a
 //     day), with the Deps of the read that merged them: any write to the project, its policy or
 //     its org's defaults makes an entry stale. An entry is checked inside the snapshot that uses

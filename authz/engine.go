@@ -273,6 +273,10 @@ type Request struct {
 	MinRevision uint64 `json:"min_revision,omitempty"`
 	// unlogged keeps the decision out of the decision log: a listing's project.get decisions.
 	unlogged bool
+	// Suggest asks, on a deny, for Decision.Suggestions: the smallest directory changes that
+	// would allow the request and who may make them (see Suggestion). Such a request is decided
+	// by full evaluation and not cached; without it nothing is spent on suggestions.
+	Suggest bool `json:"suggest,omitempty"`
 }
 
 // Reason is a stable code and a message for people.
@@ -284,6 +288,9 @@ type Decision struct {
 	Role     string   `json:"role"`
 	Reasons  []Reason `json:"reasons"`
 	Revision uint64   `json:"revision"`
+	// Suggestions are set on a deny when the request asked (Request.Suggest); [] when nothing
+	// the directory can change would allow it.
+	Suggestions []Suggestion `json:"suggestions,omitempty"`
 }
 
 // Has reports whether the decision carries a reason with this code.
@@ -312,6 +319,10 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	var t *trace // how the decision was made, for the log; nil when not logged
 	if e.declog != nil && !req.unlogged {
 		t = &trace{}
+	}
+	if req.Suggest {
+		d, err := e.authorizeSuggesting(ctx, req, t)
+		return e.logged(&req, d, t, err)
 	}
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
@@ -441,7 +452,7 @@ func (rd *reading) read(r store.Reader) error {
 	rd.rev = r.Revision()
 	teamRoles := q.readFacts(r)
 	if rd.compiled {
-		rd.key = q.key(rd.p, teamRoles)
+		rd.key = q.key(rd.p, teamRoles.Role)
 	} else {
 		q.in.Subject.TeamRoles = teamRoles.Map()
 		if q.dest != nil {
@@ -744,15 +755,16 @@ func (q *query) readDestination(r store.Reader) {
 	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
 }
 
-// key reduces the facts readFacts read (inside the snapshot) to the decision table's key.
-func (q *query) key(p *rego.Policy, teamRoles store.UserTeams) rego.Key {
+// key reduces the subject's and resource's facts in q.in, with the subject's team roles in the
+// org (teamRole looks one up), to the decision table's key.
+func (q *query) key(p *rego.Policy, teamRole func(team string) (string, bool)) rego.Key {
 	s, f := q.in.Subject, q.in.Resource
 	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, Restricted: f.Restricted}
 	switch q.res.Kind {
 	case scope.KindProject:
-		k.TeamRole = p.HighestRole(teamRoles.Role, f.Teams)
+		k.TeamRole = p.HighestRole(teamRole, f.Teams)
 	case scope.KindTeam:
-		k.TeamRole, _ = teamRoles.Role(f.Team)
+		k.TeamRole, _ = teamRole(f.Team)
 	}
 	return k
 }

@@ -317,6 +317,7 @@ type Policy struct {
 	actions       map[string]ActionSpec
 	data          map[string]any
 	deterministic bool
+	extAllows     bool // data.teamgate.ext.allow is defined (ExtAllows)
 	fingerprint   string
 	ranks         map[string]int // data.teamgate.ranks
 	table         *Table         // nil when authors' modules are loaded
@@ -376,6 +377,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	}
 	p.prepared = pq
 	p.deterministic = !nondeterministic(compiler.Modules)
+	p.extAllows = definesExtAllow(compiler, merged)
 	return p, nil
 }
 

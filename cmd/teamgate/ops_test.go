@@ -62,6 +62,7 @@ func TestStoreAnswersLikeTheDataFile(t *testing.T) {
 		{"settings", "acme/vision", "--user", "beth"},
 		{"settings", "acme/nlp", "--format", "pretty"},
 		{"list", "bob", "acme"},
+		{"who-can", "runs.stop", "acme/nlp"},
 		{"admit", "bob", "acme/vision", "--run", "../../testdata/cli/run.json"},
 		{"export"},
 		{"bulk", "bob", "acme/engineering", "stop_runs", "--runs", "-"},
