@@ -15,23 +15,25 @@ import (
 	"github.com/teamgate/teamgate/rego"
 )
 
-// DecisionPath is how a decision was made.
+// DecisionPath is how a decision was made (in metrics, spans and the decision log).
 type DecisionPath uint8
 
-// The decision paths. Every logged decision took exactly one.
+// The decision paths. Every decision took exactly one; PathNone when the call returned an error.
 const (
-	PathCache     DecisionPath = iota + 1 // served from the in-memory decision cache
-	PathCacheDisk                         // served from the decision cache's Badger tier
-	PathCompiled                          // answered by the policy's decision table
-	PathRego                              // decided by full evaluation of the Rego policy
-	PathError                             // not decided: the call returned an error (Record.Error)
+	PathNone     DecisionPath = iota // not decided: the call returned an error (DecisionRecord.Error)
+	PathCacheL1                      // served from the in-memory decision cache
+	PathCacheL2                      // served from the decision cache's Badger tier
+	PathCompiled                     // answered by the policy's decision table (rego.Table)
+	PathRego                         // decided by full evaluation of the Rego policy
+	numPaths
 )
 
-var pathNames = [...]string{PathCache: "cache", PathCacheDisk: "cache_disk", PathCompiled: "compiled", PathRego: "rego", PathError: "error"}
+var pathNames = [numPaths]string{"none", "cache_l1", "cache_l2", "compiled", "rego"}
 
-// String is the path's name: cache, cache_disk, compiled, rego or error.
+// String is the path's name in metrics, spans and the log: none, cache_l1, cache_l2, compiled,
+// rego.
 func (p DecisionPath) String() string {
-	if int(p) < len(pathNames) && pathNames[p] != "" {
+	if p < numPaths {
 		return pathNames[p]
 	}
 	return fmt.Sprintf("DecisionPath(%d)", uint8(p))
@@ -40,11 +42,19 @@ func (p DecisionPath) String() string {
 // ParseDecisionPath is the inverse of DecisionPath.String.
 func ParseDecisionPath(s string) (DecisionPath, error) {
 	for p, n := range pathNames {
-		if n != "" && n == s {
+		if n == s {
 			return DecisionPath(p), nil
 		}
 	}
-	return 0, teamgate.Invalid("decision path", s, "want cache, cache_disk, compiled, rego or error")
+	return 0, teamgate.Invalid("decision path", s, "want none, cache_l1, cache_l2, compiled or rego")
+}
+
+// pathOf is the path of a decision that was evaluated, on the compiled path or not.
+func pathOf(compiled bool) DecisionPath {
+	if compiled {
+		return PathCompiled
+	}
+	return PathRego
 }
 
 // MarshalText writes the path's name.
@@ -67,14 +77,16 @@ type DecisionRecord struct {
 	// no clock for it: on the reference machine two clock reads cost as much as a cache hit.
 	Time     time.Time
 	Request  Request
-	Decision Decision // on PathError: denied, role none, the store's revision at the time
-	Error    string   // on PathError: the error the call returned
+	Decision Decision // on PathNone: denied, role none, the store's revision at the time
+	Error    string   // on PathNone: the error the call returned
 	Policy   string   // the fingerprint of the policy in force (rego.Policy.Fingerprint)
 	Path     DecisionPath
-	// Latency is the decision's time, measured where the clock costs little beside the
-	// decision: full Rego evaluations (from reading the facts to the answer) and decisions that
-	// consulted the Badger tier (from the lookup). It is 0 on in-memory cache hits and on the
-	// compiled path of an in-memory store, which take well under a microsecond.
+	// Latency is the decision's time. With metrics (WithMetrics) every decision is timed, and
+	// this is the time the latency histogram observed. Without, it is measured only where the
+	// clock costs little beside the decision: full Rego evaluations (from reading the facts to the
+	// answer) and decisions that consulted the Badger tier (from the lookup); it is 0 on
+	// in-memory cache hits and on the compiled path of an in-memory store, which take well under
+	// a microsecond.
 	Latency time.Duration
 }
 
@@ -179,6 +191,10 @@ type decisionLog struct {
 	cancel context.CancelFunc
 	log    *slog.Logger
 
+	// epoch lets a decision read the monotonic clock only: time.Since(epoch) reads one clock,
+	// time.Now two.
+	epoch time.Time
+
 	closeOnce                sync.Once
 	closed                   atomic.Bool
 	written, dropped, failed atomic.Uint64
@@ -187,7 +203,7 @@ type decisionLog struct {
 func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &decisionLog{sink: sink, wake: make(chan struct{}, 1), flush: make(chan chan struct{}),
-		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log}
+		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log, epoch: time.Now()}
 	l.ring.init(size)
 	go l.run()
 	return l
@@ -279,6 +295,9 @@ func (q *recordRing) release(n int) {
 	q.head += uint64(n)
 	q.read.Store(q.head)
 }
+
+// clock is the time since the log started (never 0 once read: the epoch is in the past).
+func (l *decisionLog) clock() time.Duration { return time.Since(l.epoch) }
 
 // slot reserves a slot for a record; nil when the log is closed or the ring full (the record
 // is dropped and counted).
@@ -418,25 +437,41 @@ func (l *decisionLog) close(ctx context.Context) error {
 // record makes the log's record of one call in a slot of the ring (written in place, nothing
 // allocated); attributes are copied, since the caller may reuse its map once the call has
 // returned.
-func (e *Engine) record(req *Request, d *Decision, t *trace, err error) {
+func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
 	r, pos := e.declog.slot()
 	if r == nil {
 		return
 	}
 	r.Request, r.Decision, r.Path, r.Latency = *req, *d, t.path, t.latency
 	p := t.policy
-	if p == nil { // not decided (PathError)
+	if p == nil { // not decided
 		p = e.policy.Load()
 	}
 	r.Policy = p.Fingerprint()
 	if err != nil {
-		r.Path, r.Error = PathError, err.Error()
+		r.Path, r.Error = PathNone, err.Error()
 		r.Decision = Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
 	}
 	if len(req.Attributes) > 0 {
 		r.Request.Attributes = copyAttributes(req.Attributes)
 	}
 	e.declog.publish(pos)
+}
+
+// observed is Authorize with metrics, spans or a decision log: the observer (metrics.go) times
+// the decision and the log records it, unless the request is a listing's or an analysis'.
+func (e *Engine) observed(ctx context.Context, req *Request) (Decision, error) {
+	logged := e.declog != nil && !req.unlogged
+	if e.obs != nil {
+		return e.obs.authorize(ctx, e, req, logged)
+	}
+	if !logged {
+		return e.authorize(ctx, req, &decisionTrace{})
+	}
+	t := decisionTrace{timed: true}
+	d, err := e.authorize(ctx, req, &t)
+	e.record(req, &d, &t, err)
+	return d, err
 }
 
 // copyAttributes copies attributes through their JSON form (they are JSON-like: rego.NewAttributes
@@ -455,11 +490,12 @@ func copyAttributes(m map[string]any) map[string]any {
 	return out
 }
 
-// trace is how a decision was made, for its record.
-type trace struct {
+// decisionTrace is how a decision was made, for metrics, spans and the log.
+type decisionTrace struct {
 	path    DecisionPath
-	policy  *rego.Policy
-	latency time.Duration
+	policy  *rego.Policy  // the policy in force; nil when not decided
+	latency time.Duration // 0: not timed
+	timed   bool          // the log times what is cheap to time (metrics time every decision)
 }
 
 // FlushDecisionLog waits until every decision logged before the call has been given to the

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate"
@@ -81,13 +82,15 @@ func TestDecisionLogRecordsEachPath(t *testing.T) {
 		timed   bool
 		code    string // a reason code of the last record
 	}{
-		{name: "cache", steps: []step{{req: stays}, {req: stays}}, path: authz.PathCache, allowed: true, code: "org_role"},
+		{name: "cache", steps: []step{{req: stays}, {req: stays}}, path: authz.PathCacheL1, allowed: true, code: "org_role"},
 		{name: "compiled", opts: []authz.Option{authz.WithDecisionCache(0)}, steps: []step{{req: stays}}, path: authz.PathCompiled, allowed: true, code: "org_role"},
+		// With metrics every decision is timed, and the record has the histogram's figure.
+		{name: "cache with metrics", opts: []authz.Option{authz.WithMetrics(prometheus.NewRegistry())}, steps: []step{{req: stays}, {req: stays}}, path: authz.PathCacheL1, allowed: true, timed: true, code: "org_role"},
 		{name: "rego", opts: []authz.Option{authz.WithCompiledPath(false)}, steps: []step{{req: other}}, path: authz.PathRego, timed: true, code: "restricted"},
 		{name: "rego with attributes", steps: []step{{req: withAttrs}}, path: authz.PathRego, allowed: true, timed: true, code: "own_run"},
 		{name: "explain", steps: []step{{req: stays, explain: true}}, path: authz.PathRego, allowed: true, timed: true, code: "org_role"},
-		{name: "error", steps: []step{{req: bad}}, path: authz.PathError},
-		{name: "cache_disk", disk: true, opts: []authz.Option{authz.WithDecisionCache(1)}, steps: []step{{req: stays}, {req: other}, {req: stays}}, path: authz.PathCacheDisk, allowed: true, timed: true, code: "org_role"},
+		{name: "error", steps: []step{{req: bad}}, path: authz.PathNone},
+		{name: "cache_disk", disk: true, opts: []authz.Option{authz.WithDecisionCache(1)}, steps: []step{{req: stays}, {req: other}, {req: stays}}, path: authz.PathCacheL2, allowed: true, timed: true, code: "org_role"},
 		{name: "compiled on disk", disk: true, opts: []authz.Option{authz.WithDecisionCache(1)}, steps: []step{{req: stays}}, path: authz.PathCompiled, allowed: true, timed: true, code: "org_role"},
 	}
 	for _, c := range cases {
@@ -133,7 +136,7 @@ func TestDecisionLogRecordsEachPath(t *testing.T) {
 			require.Equal(t, c.allowed, r.Decision.Allowed)
 			require.False(t, r.Time.Before(before) || r.Time.After(after), "time %s not in [%s, %s]", r.Time, before, after)
 			require.Equal(t, c.timed, r.Latency > 0, "latency %s", r.Latency)
-			if c.path == authz.PathError {
+			if c.path == authz.PathNone {
 				require.ErrorIs(t, lastErr, teamgate.ErrInvalid)
 				require.Equal(t, lastErr.Error(), r.Error)
 				require.Equal(t, "none", r.Decision.Role)
@@ -200,7 +203,7 @@ func TestDecisionLogWhatIsLogged(t *testing.T) {
 		actions = append(actions, r.Request.Action+":"+r.Path.String())
 	}
 	// The batch's two, the bulk operation's scope check and its run, the request for suggestions.
-	require.Equal(t, []string{"project.get:compiled", "nope:error", "team.runs:compiled", "runs.stop:compiled", "runs.get:rego"}, actions)
+	require.Equal(t, []string{"project.get:compiled", "nope:none", "team.runs:compiled", "runs.stop:compiled", "runs.get:rego"}, actions)
 	require.Equal(t, d.Suggestions, sink.all()[4].Decision.Suggestions)
 	require.NoError(t, eng.Close(ctx))
 }

@@ -70,7 +70,8 @@ type config struct {
 	noCompiled bool
 	budget     time.Duration
 	budgetSet  bool
-	sink       DecisionSink // WithDecisionLog
+	observe    observeConfig // WithMetrics, WithTracerProvider (metrics.go, trace.go)
+	sink       DecisionSink  // WithDecisionLog
 	logQueue   int
 }
 
@@ -161,6 +162,7 @@ type Engine struct {
 	compiled      bool            // the policy's decision table may answer (WithCompiledPath)
 	disk          PersistentCache // the Directory's, when persistent; nil otherwise
 	budget        time.Duration   // per Rego evaluation (WithEvalBudget); 0: none
+	obs           *observer       // metrics and spans; nil when neither is asked for
 	declog        *decisionLog    // WithDecisionLog; nil: decisions are not logged
 
 	evalErrors atomic.Uint64
@@ -201,6 +203,9 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	}
 	e.settingsCache = newSettingsCache(e.disk)
 	e.setPolicy(p)
+	if e.obs, err = c.observe.build(e); err != nil {
+		return nil, err
+	}
 	if c.sink != nil {
 		if c.logQueue == 0 {
 			c.logQueue = DefaultDecisionLogQueue
@@ -271,12 +276,12 @@ type Request struct {
 	// MinRevision makes the engine wait until its store has reached this revision; when ctx ends
 	// first, Authorize returns ErrStale.
 	MinRevision uint64 `json:"min_revision,omitempty"`
-	// unlogged keeps the decision out of the decision log: a listing's project.get decisions.
-	unlogged bool
 	// Suggest asks, on a deny, for Decision.Suggestions: the smallest directory changes that
 	// would allow the request and who may make them (see Suggestion). Such a request is decided
 	// by full evaluation and not cached; without it nothing is spent on suggestions.
 	Suggest bool `json:"suggest,omitempty"`
+	// unlogged keeps the decision out of the decision log: listings and analyses.
+	unlogged bool
 }
 
 // Reason is a stable code and a message for people.
@@ -313,28 +318,30 @@ func (d Decision) Has(code rego.Code) bool {
 //
 // With a decision log (WithDecisionLog) each call queues a record of its decision or error.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
-	// The whole decision is here rather than behind a call, so that without a log a cache hit
-	// costs what it did before there was one: a Decision does not fit in registers, and each
-	// call level copies it.
-	var t *trace // how the decision was made, for the log; nil when not logged
-	if e.declog != nil && !req.unlogged {
-		t = &trace{}
+	return e.authorize(ctx, &req, nil) // inlined: the decision costs no extra call
+}
+
+// authorize is Authorize; with a non-nil t it is observed (metrics.go) or logged
+// (decisionlog.go) and says there how the decision was made. (A pointer to the Request, so that
+// the extra call copies none.)
+func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) (Decision, error) {
+	if t == nil && (e.obs != nil || e.declog != nil) {
+		return e.observed(ctx, req)
 	}
 	if req.Suggest {
-		d, err := e.authorizeSuggesting(ctx, req, t)
-		return e.logged(&req, d, t, err)
+		d, err := e.authorizeSuggesting(ctx, *req, t)
+		return d, err
 	}
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		d, err := e.decidePooled(ctx, req, nil, t)
-		return e.logged(&req, d, t, err)
+		return e.decidePooled(ctx, *req, nil, t)
 	}
 	if err := ctx.Err(); err != nil {
-		return e.logged(&req, Decision{}, t, err)
+		return Decision{}, err
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return e.logged(&req, Decision{}, t, err)
+			return Decision{}, err
 		}
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
@@ -345,16 +352,15 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	if d, ok := e.decisions.get(&key, p); ok {
 		d.Revision = rev
 		if t != nil {
-			t.path, t.policy = PathCache, p
-			e.record(&req, &d, t, nil)
+			t.path, t.policy = PathCacheL1, p
 		}
 		return d, nil
 	}
-	// With a log, a decision that consults the Badger tier is timed from the lookup: beside a
-	// Badger read the clock costs little (a hit in memory is not timed).
-	var start time.Time
-	if t != nil && e.disk != nil {
-		start = time.Now()
+	// A logged decision that consults the Badger tier is timed from the lookup: beside a Badger
+	// read the clock costs little (a hit in memory is not timed).
+	var start time.Duration
+	if t != nil && t.timed && e.disk != nil {
+		start = e.declog.clock()
 	}
 	if c, ok := e.fromDisk(&key, p); ok {
 		e.decisions.diskHits.Add(1)
@@ -362,37 +368,24 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 		d := c.dec
 		d.Revision = rev
 		if t != nil {
-			*t = trace{path: PathCacheDisk, policy: p, latency: since(start)}
+			t.path, t.policy = PathCacheL2, p
+			if start != 0 {
+				t.latency = e.declog.clock() - start
+			}
 		}
-		return e.logged(&req, d, t, nil)
+		return d, nil
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, err := e.decidePooled(ctx, req, entry, t)
+	d, err := e.decidePooled(ctx, *req, entry, t)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(&key, entry)
 		e.toDisk(&key, entry)
 	}
-	if !start.IsZero() {
-		t.latency = time.Since(start)
-	}
-	return e.logged(&req, d, t, err)
-}
-
-// logged records a decision in the log when t is not nil, and returns it.
-func (e *Engine) logged(req *Request, d Decision, t *trace, err error) (Decision, error) {
-	if t != nil {
-		e.record(req, &d, t, err)
+	if start != 0 {
+		t.latency = e.declog.clock() - start
 	}
 	return d, err
-}
-
-// since is the time since start; 0 when start is zero (not timed).
-func since(start time.Time) time.Duration {
-	if start.IsZero() {
-		return 0
-	}
-	return time.Since(start)
 }
 
 // decide validates req, reads its facts in one snapshot and evaluates the policy. With a non-nil
@@ -401,24 +394,32 @@ func since(start time.Time) time.Duration {
 //
 // With explain set it always evaluates the full policy on the request's own input and also
 // reads how the effective teams came about; otherwise the decision table may answer.
-func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, trace, error) {
-	rd := &reading{explain: explain, also: also, traced: e.declog != nil}
+//
+// The trace says how the decision was made when the engine logs decisions (a full evaluation,
+// timed); it is empty otherwise.
+func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, decisionTrace, error) {
+	rd := &reading{explain: explain, also: also, traced: e.declog != nil, timed: e.declog != nil}
 	d, err := e.decideIn(ctx, rd, req, entry)
 	return &rd.q, d, rd.trace, err
 }
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
 // from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
-// With a non-nil t it says there how the decision was made.
-func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached, t *trace) (Decision, error) {
+// A non-nil t is set to how the decision was made.
+func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached, t *decisionTrace) (Decision, error) {
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
 	}
-	rd.traced = t != nil
-	d, err := e.decideIn(ctx, rd, req, entry)
 	if t != nil {
-		*t = rd.trace
+		rd.traced, rd.timed = true, t.timed
+	}
+	d, err := e.decideIn(ctx, rd, req, entry)
+	if t != nil && err == nil {
+		t.path, t.policy = rd.trace.path, rd.trace.policy
+		if rd.trace.latency != 0 {
+			t.latency = rd.trace.latency
+		}
 	}
 	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
@@ -438,8 +439,10 @@ type reading struct {
 	key      rego.Key
 	rev      uint64
 	view     func(store.Reader) error // = read, made once
-	trace    trace                    // how the decision was made (its path and policy are set once decided)
-	traced   bool                     // trace is wanted (the decision is logged)
+	// For the decision log and metrics: trace is how the decision was made, set when traced; a
+	// full evaluation is also timed when timed.
+	trace         decisionTrace
+	traced, timed bool
 }
 
 // read is the View callback: it reads the decision's facts (and, with an entry, records what
@@ -493,11 +496,11 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 	if rd.view == nil {
 		rd.view = rd.read
 	}
-	// With a log, a full evaluation is timed from reading its facts (the compiled path is not:
-	// two clock reads would cost it about a tenth).
-	var start time.Time
-	if rd.traced && !rd.compiled {
-		start = time.Now()
+	// A logged full evaluation is timed from reading its facts (the compiled path is not: two
+	// clock reads would cost it a few per cent).
+	var start time.Duration
+	if rd.timed && !rd.compiled {
+		start = e.declog.clock()
 	}
 	if err := e.dir.View(rd.view); err != nil {
 		return Decision{}, err
@@ -506,14 +509,14 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 	if rd.compiled {
 		e.compiledN.Add(1)
 		d = e.fromTable(ctx, table, q, rd.key, rd.rev)
-		if rd.traced {
-			rd.trace = trace{path: PathCompiled, policy: p}
-		}
 	} else {
 		e.evaluated.Add(1)
 		d = e.eval(ctx, p, q, rd.rev)
-		if rd.traced {
-			rd.trace = trace{path: PathRego, policy: p, latency: since(start)}
+	}
+	if rd.traced {
+		rd.trace = decisionTrace{path: pathOf(rd.compiled), policy: p}
+		if start != 0 {
+			rd.trace.latency = e.declog.clock() - start
 		}
 	}
 	if entry != nil {
@@ -590,8 +593,10 @@ type BatchResult struct {
 // AuthorizeBatch decides many requests, one result each, in order. An error in one request does
 // not stop the others; the returned error is only for the context ending or the store being
 // closed (teamgate.ErrClosed), which stop the batch.
-func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchResult, error) {
-	out := make([]BatchResult, len(reqs))
+func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []BatchResult, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.AuthorizeBatch")
+	defer func() { sp.endBatch(len(reqs), err) }()
+	out = make([]BatchResult, len(reqs))
 	for i, r := range reqs {
 		if err := ctx.Err(); err != nil {
 			return out, err

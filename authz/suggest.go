@@ -60,11 +60,15 @@ type change struct {
 // authorizeSuggesting is Authorize for a request with Suggest set: the decision by full
 // evaluation, with Suggestions when it denies.
 // With a non-nil t it says there how the decision was made (for the decision log).
-func (e *Engine) authorizeSuggesting(ctx context.Context, req Request, t *trace) (Decision, error) {
+func (e *Engine) authorizeSuggesting(ctx context.Context, req Request, t *decisionTrace) (Decision, error) {
 	req.Suggest = false
 	q, d, tr, err := e.decide(ctx, req, nil, true)
-	if t != nil {
-		*t = tr
+	if t != nil && err == nil {
+		// Suggestions need the full evaluation; decide timed it when the engine logs.
+		t.path, t.policy, t.latency = PathRego, e.policy.Load(), tr.latency
+		if tr.policy != nil {
+			t.policy = tr.policy
+		}
 	}
 	if err != nil {
 		return Decision{}, err

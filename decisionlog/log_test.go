@@ -46,11 +46,13 @@ func rec(at time.Time, subject, action, resource string, allowed bool, path auth
 	for _, c := range codes {
 		r.Decision.Reasons = append(r.Decision.Reasons, authz.Reason{Code: rego.Code(c), Message: c + " message"})
 	}
-	if path == authz.PathError {
+	if path == authz.PathNone {
 		r.Error = "invalid action"
 	}
 	return r
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func query(t *testing.T, l *decisionlog.Log, q decisionlog.Query) []authz.DecisionRecord {
 	t.Helper()
@@ -79,11 +81,11 @@ func TestQueryFilters(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	recs := []authz.DecisionRecord{
-		rec(t0.Add(-50*time.Minute), "a", "runs.get", "acme/vision", true, authz.PathCache, "org_role"),
+		rec(t0.Add(-50*time.Minute), "a", "runs.get", "acme/vision", true, authz.PathCacheL1, "org_role"),
 		rec(t0.Add(-40*time.Minute), "b", "runs.stop", "acme/vision", false, authz.PathCompiled, "restricted"),
 		rec(t0.Add(-30*time.Minute), "c", "runs.get", "acme/nlp", false, authz.PathRego, "not_found"),
-		rec(t0.Add(-20*time.Minute), "d", "runs.fly", "acme/nlp", false, authz.PathError),
-		rec(t0.Add(-10*time.Minute), "e", "runs.stop", "acme/vision", true, authz.PathCacheDisk, "team_role", "extension_allow"),
+		rec(t0.Add(-20*time.Minute), "d", "runs.fly", "acme/nlp", false, authz.PathNone),
+		rec(t0.Add(-10*time.Minute), "e", "runs.stop", "acme/vision", true, authz.PathCacheL2, "team_role", "extension_allow"),
 	}
 	recs[0].Request.Attributes = map[string]any{"run": map[string]any{"created_by": "a"}}
 	recs[0].Latency = 1234
@@ -115,7 +117,8 @@ func TestQueryFilters(t *testing.T) {
 		{"allow", decisionlog.Query{Outcome: decisionlog.OutcomeAllow}, []string{"a", "e"}},
 		{"deny", decisionlog.Query{Outcome: decisionlog.OutcomeDeny}, []string{"b", "c", "d"}},
 		{"reason", decisionlog.Query{Reason: "extension_allow"}, []string{"e"}},
-		{"path", decisionlog.Query{Path: authz.PathError}, []string{"d"}},
+		{"path none", decisionlog.Query{Path: ptr(authz.PathNone)}, []string{"d"}},
+		{"path cache_l2", decisionlog.Query{Path: ptr(authz.PathCacheL2)}, []string{"e"}},
 		{"since", decisionlog.Query{Since: t0.Add(-30 * time.Minute)}, []string{"c", "d", "e"}},
 		{"until", decisionlog.Query{Until: t0.Add(-30 * time.Minute)}, []string{"a", "b"}},
 		{"range", decisionlog.Query{Since: t0.Add(-45 * time.Minute), Until: t0.Add(-15 * time.Minute)}, []string{"b", "c", "d"}},
@@ -135,7 +138,7 @@ func TestQueryFilters(t *testing.T) {
 		{Limit: -1},
 		{Since: t0, Until: t0},
 		{Since: t0, Until: t0.Add(-time.Second)},
-		{Path: 99},
+		{Path: ptr(authz.DecisionPath(99))},
 	} {
 		require.ErrorIs(t, l.Query(t.Context(), bad, func(authz.DecisionRecord) error { return nil }), teamgate.ErrInvalid, "%+v", bad)
 	}
@@ -153,9 +156,9 @@ func TestRetentionByAge(t *testing.T) {
 	l, err := decisionlog.Open(t.Context(), opts)
 	require.NoError(t, err)
 	require.NoError(t, l.Write(t.Context(), []authz.DecisionRecord{
-		rec(t0.Add(-30*time.Minute), "old", "runs.get", "acme/x", true, authz.PathCache),
-		rec(t0.Add(-10*time.Minute), "mid", "runs.get", "acme/x", true, authz.PathCache),
-		rec(t0, "new", "runs.get", "acme/x", true, authz.PathCache),
+		rec(t0.Add(-30*time.Minute), "old", "runs.get", "acme/x", true, authz.PathCacheL1),
+		rec(t0.Add(-10*time.Minute), "mid", "runs.get", "acme/x", true, authz.PathCacheL1),
+		rec(t0, "new", "runs.get", "acme/x", true, authz.PathCacheL1),
 	}))
 	require.Equal(t, []string{"old", "mid", "new"}, subjects(query(t, l, decisionlog.Query{})))
 
@@ -177,7 +180,7 @@ func TestRetentionByAge(t *testing.T) {
 	require.Equal(t, []string{"new"}, subjects(query(t, l, decisionlog.Query{Since: t0.Add(-24 * time.Hour)})))
 
 	// Keys continue after the records kept: a new record at the same instant sorts after.
-	require.NoError(t, l.Write(t.Context(), []authz.DecisionRecord{rec(t0, "same", "runs.get", "acme/x", true, authz.PathCache)}))
+	require.NoError(t, l.Write(t.Context(), []authz.DecisionRecord{rec(t0, "same", "runs.get", "acme/x", true, authz.PathCacheL1)}))
 	require.Equal(t, []string{"new", "same"}, subjects(query(t, l, decisionlog.Query{})))
 }
 
@@ -193,7 +196,7 @@ func TestRetentionBySize(t *testing.T) {
 	const n = 2000
 	batch := make([]authz.DecisionRecord, 0, 100)
 	for i := range n {
-		batch = append(batch, rec(t0.Add(time.Duration(i-n)*time.Second), fmt.Sprintf("u%04d", i), "runs.get", "acme/x", true, authz.PathCache, "org_role"))
+		batch = append(batch, rec(t0.Add(time.Duration(i-n)*time.Second), fmt.Sprintf("u%04d", i), "runs.get", "acme/x", true, authz.PathCacheL1, "org_role"))
 		if len(batch) == cap(batch) {
 			require.NoError(t, l.Write(t.Context(), batch))
 			batch = batch[:0]
@@ -254,7 +257,7 @@ func TestOpenRefuses(t *testing.T) {
 	_, err = decisionlog.Open(ctx, decisionlog.Options{Dir: dir})
 	require.ErrorContains(t, err, "locked by another process")
 	now := time.Now()
-	require.NoError(t, l.Write(ctx, []authz.DecisionRecord{rec(now, "a", "runs.get", "acme/x", true, authz.PathCache)}))
+	require.NoError(t, l.Write(ctx, []authz.DecisionRecord{rec(now, "a", "runs.get", "acme/x", true, authz.PathCacheL1)}))
 	require.NoError(t, l.Close())
 	require.ErrorIs(t, l.Close(), teamgate.ErrClosed)
 	require.ErrorIs(t, l.Write(ctx, nil), teamgate.ErrClosed)

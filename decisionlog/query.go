@@ -35,16 +35,16 @@ func ParseOutcome(s string) (Outcome, error) {
 
 // Query selects records. Every field set must match; the zero Query selects every record.
 type Query struct {
-	Subject  string             // the request's subject
-	Action   string             // the request's action
-	Resource string             // the request's resource, exactly as the request named it
-	Outcome  Outcome            // allow or deny
-	Reason   rego.Code          // a reason code the decision carries (e.g. restricted)
-	Path     authz.DecisionPath // how the decision was made
-	Since    time.Time          // records at or after Since
-	Until    time.Time          // records before Until
-	Limit    int                // at most this many records; 0: no limit
-	Newest   bool               // newest first (default: oldest first)
+	Subject  string              // the request's subject
+	Action   string              // the request's action
+	Resource string              // the request's resource, exactly as the request named it
+	Outcome  Outcome             // allow or deny
+	Reason   rego.Code           // a reason code the decision carries (e.g. restricted)
+	Path     *authz.DecisionPath // how the decision was made (none: the call failed)
+	Since    time.Time           // records at or after Since
+	Until    time.Time           // records before Until
+	Limit    int                 // at most this many records; 0: no limit
+	Newest   bool                // newest first (default: oldest first)
 }
 
 func (q Query) check() error {
@@ -57,7 +57,7 @@ func (q Query) check() error {
 	if _, err := ParseOutcome(string(q.Outcome)); err != nil {
 		return err
 	}
-	if q.Path != 0 {
+	if q.Path != nil {
 		if _, err := authz.ParseDecisionPath(q.Path.String()); err != nil {
 			return err
 		}
@@ -161,7 +161,7 @@ func (q *Query) matches(h *header) bool {
 		q.Resource != "" && h.resource != q.Resource,
 		q.Outcome == OutcomeAllow && !h.allowed,
 		q.Outcome == OutcomeDeny && h.allowed,
-		q.Path != 0 && h.path != q.Path,
+		q.Path != nil && h.path != *q.Path,
 		q.Reason != "" && !slices.Contains(h.codes, string(q.Reason)):
 		return false
 	}

@@ -29,7 +29,7 @@ func Recheck(ctx context.Context, l *Log, eng *authz.Engine, q Query, fn func(Ch
 		if err != nil && (ctx.Err() != nil || errors.Is(err, teamgate.ErrClosed)) {
 			return err
 		}
-		before := r.Decision.Allowed && r.Path != authz.PathError
+		before := r.Decision.Allowed && r.Path != authz.PathNone
 		now := d.Allowed && err == nil
 		if before == now {
 			return nil

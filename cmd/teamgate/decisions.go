@@ -74,9 +74,11 @@ func (e *env) decisionsCmd() *cobra.Command {
 				return fmt.Errorf("--outcome: %w", err)
 			}
 			if path != "" {
-				if q.Path, err = authz.ParseDecisionPath(path); err != nil {
+				p, err := authz.ParseDecisionPath(path)
+				if err != nil {
 					return fmt.Errorf("--path: %w", err)
 				}
+				q.Path = &p
 			}
 			if q.Limit < 0 {
 				return fmt.Errorf("--limit %d: must be >= 0 (0: no limit)", q.Limit)
@@ -141,7 +143,7 @@ func (e *env) decisionsCmd() *cobra.Command {
 	f.StringVar(&q.Resource, "resource", "", "only this resource, as the request named it")
 	f.StringVar(&outcome, "outcome", "", "only allow or deny (a request that failed is a deny)")
 	f.StringVar(&reason, "reason", "", "only decisions carrying this reason code (restricted, org_role, error, ...)")
-	f.StringVar(&path, "path", "", "only decisions made on this path: cache, cache_disk, compiled, rego or error")
+	f.StringVar(&path, "path", "", "only decisions made on this path: cache_l1, cache_l2, compiled, rego, or none (the request failed)")
 	f.StringVar(&since, "since", "", "records at or after this time: RFC 3339, or a duration before now (1h)")
 	f.StringVar(&until, "until", "", "records before this time: RFC 3339, or a duration before now")
 	f.IntVar(&q.Limit, "limit", 0, "at most this many records (0: all)")
@@ -207,7 +209,7 @@ func (t *recordTable) change(c decisionlog.Change) {
 		why = "error: " + c.Error
 	}
 	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s (%s) → %s (%s)\t%s\n", r.Time.Local().Format(time.DateTime), r.Request.Subject, r.Request.Action, r.Request.Resource,
-		outcomeOf(r.Decision.Allowed && r.Path != authz.PathError), codes(r.Decision.Reasons), outcomeOf(c.Now.Allowed), codes(c.Now.Reasons), why)
+		outcomeOf(r.Decision.Allowed && r.Path != authz.PathNone), codes(r.Decision.Reasons), outcomeOf(c.Now.Allowed), codes(c.Now.Reasons), why)
 }
 
 func (t *recordTable) flush() { _ = t.tw.Flush() }

@@ -54,7 +54,7 @@ func TestDecisionsQueryFilters(t *testing.T) {
 		{[]string{"--outcome", "allow"}, []string{"bob runs.stop", "alice org.update"}},
 		{[]string{"--outcome", "deny", "--subject", "bob"}, []string{"bob runs.get", "bob runs.fly"}},
 		{[]string{"--reason", "not_found"}, []string{"bob runs.get"}},
-		{[]string{"--path", "error"}, []string{"bob runs.fly"}},
+		{[]string{"--path", "none"}, []string{"bob runs.fly"}},
 		{[]string{"--limit", "2"}, []string{"bob runs.stop", "vera runs.get"}},
 		{[]string{"--newest", "--limit", "2"}, []string{"alice org.update", "bob runs.fly"}},
 		{[]string{"--since", "1h"}, []string{"bob runs.stop", "vera runs.get", "bob runs.get", "bob runs.fly", "alice org.update"}},
