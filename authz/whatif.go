@@ -11,6 +11,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
 	"github.com/teamgate/teamgate/store"
 )
@@ -103,7 +104,7 @@ func (e *Engine) Simulate(ctx context.Context, changes ...store.Change) (WhatIf,
 		Decisions: []DecisionChange{}, Settings: []SettingsChange{}, Admissions: []AdmissionChange{}}
 	pairs, projects := affectedPairs(sim)
 	out.Pairs = len(pairs)
-	actions := projectActions(e)
+	actions := projectActions(e.policy.Load())
 	for _, pr := range pairs {
 		for _, a := range actions {
 			req := Request{Subject: pr.subject, Action: a, Resource: pr.project}
@@ -211,8 +212,7 @@ func cmpPair(a, b pair) int {
 }
 
 // projectActions are the catalog's project actions, sorted.
-func projectActions(e *Engine) []string {
-	p := e.policy.Load()
+func projectActions(p *rego.Policy) []string {
 	var out []string
 	for _, a := range p.Actions() {
 		if spec, _ := p.Action(a); spec.Kind == scope.KindProject {
