@@ -100,8 +100,11 @@ type CellVerdict struct {
 // SetPolicy's error.
 //
 // Which decisions: every project action both catalogs have, for every subject the directory
-// knows in an org (its members and the holders of grants on its projects) on every project of
-// that org, named "org/project", on requests without attributes. A decision counts as changed
+// knows in an org (its members and the holders of grants on its projects; when either policy has
+// authors' modules, which may read the subject's id, every subject the directory knows, as
+// ListSubjects takes them) on every project of that org, named "org/project", on requests
+// without attributes. (The default rules deny a non-member whatever the data, so without
+// modules the org's outsiders cannot change.) A decision counts as changed
 // when Allowed, Role or its reason codes differ (as for Simulate). Org and team actions, team-space
 // references ("org/team/project", which a module may read as input.resource.team), attributes and
 // subjects the directory does not know are not compared.
@@ -213,7 +216,7 @@ func (e *Engine) diff(ctx context.Context, cur, cand *rego.Policy, limit int) (P
 			out.Method = DiffByTable
 		}
 	}
-	pairs, rev, err := e.readPairs()
+	pairs, rev, err := e.readPairs(tc == nil || tn == nil)
 	if err != nil {
 		return PolicyDiff{}, err
 	}
@@ -271,14 +274,15 @@ func digest(d Decision) string {
 }
 
 // readPairs reads, in one snapshot, the facts of every (subject, project) pair DiffPolicy
-// compares, sorted by subject and project.
-func (e *Engine) readPairs() ([]pairFacts, uint64, error) {
+// compares, sorted by subject and project: the org's members and grantees, or with anyone (a
+// policy with authors' modules) every subject the directory knows.
+func (e *Engine) readPairs(anyone bool) ([]pairFacts, uint64, error) {
 	var out []pairFacts
 	var rev uint64
 	err := e.dir.View(func(r store.Reader) error {
 		rev = r.Revision()
 		for _, org := range r.Orgs() {
-			subjects := slices.Collect(maps.Keys(r.Members(org)))
+			subjects := candidates(r, org, anyone, "")
 			projects := r.Projects(org)
 			for _, p := range projects {
 				if pv, ok := r.Project(org, p); ok {
