@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,13 +43,14 @@ type PolicyDiff struct {
 	Revision    uint64          `json:"revision"`
 	Fingerprint DiffFingerprint `json:"fingerprint"`
 	Method      string          `json:"method"` // DiffByTable or DiffByEvaluation
-	// ActionsAdded and ActionsRemoved are the project actions only the candidate's (only the
-	// current) catalog has: requests naming them go from an ErrInvalid error to a decision (or
-	// back) for everyone. Their decisions are not listed.
+	// ActionsAdded and ActionsRemoved are the actions only the candidate's (only the current)
+	// catalog has, or has with that kind of resource (an action whose kind changes is in both):
+	// requests naming them go from an ErrInvalid error to a decision (or back) for everyone.
+	// Their decisions are not listed.
 	ActionsAdded   []string `json:"actions_added"`
 	ActionsRemoved []string `json:"actions_removed"`
-	// Pairs is how many (subject, project) pairs were compared, each on every project action
-	// both catalogs have.
+	// Pairs is how many (subject, resource) pairs were compared — orgs, teams and projects —
+	// each on every action of the resource's kind both catalogs have.
 	Pairs int `json:"pairs"`
 	// Actions counts, per action that changes anything, the differing cells and decisions.
 	Actions []ActionDiff `json:"actions"`
@@ -56,7 +58,7 @@ type PolicyDiff struct {
 	// space, whatever the directory holds; [] unless both policies have a decision table (no
 	// authors' modules).
 	Cells []CellChange `json:"cells"`
-	// Decisions are the directory's decisions that change, in order of subject, project and
+	// Decisions are the directory's decisions that change, in order of subject, resource and
 	// action.
 	Decisions []DecisionChange `json:"decisions"`
 	// Truncated is set when Cells or Decisions were cut at DiffPolicy's limit; the counts and
@@ -64,7 +66,7 @@ type PolicyDiff struct {
 	Truncated bool `json:"truncated"`
 }
 
-// ActionDiff counts what a policy change does to one project action.
+// ActionDiff counts what a policy change does to one action.
 type ActionDiff struct {
 	Action    string `json:"action"`
 	Cells     int    `json:"cells"`     // fact-space cells that differ (0 without decision tables)
@@ -73,10 +75,12 @@ type ActionDiff struct {
 	Revoked   int    `json:"revoked"`   // of those, allow → deny
 }
 
-// CellChange is one cell of the decision table's fact space whose verdict differs: a project
-// action and the role facts of a subject on a project. TeamRoles are the subject's roles among
-// the project's effective teams (each policy ranks them itself); they only matter, and are only
-// enumerated, on restricted projects. Exists false is the cell of a missing project.
+// CellChange is one cell of the decision table's fact space whose verdict differs: an action and
+// the role facts of a subject on a resource of the action's kind. For a project action,
+// TeamRoles are the subject's roles among the project's effective teams (each policy ranks them
+// itself; they only matter, and are only enumerated, on restricted projects); for a team action,
+// the subject's role in the team ([] for none); Grant and Restricted are a project's only.
+// Exists false is the cell of a missing resource.
 type CellChange struct {
 	Action     string      `json:"action"`
 	Exists     bool        `json:"exists"`
@@ -99,24 +103,25 @@ type CellVerdict struct {
 // c.Data...)) would change, without loading it. A candidate SetPolicy would refuse returns
 // SetPolicy's error.
 //
-// Which decisions: every project action both catalogs have, for every subject the directory
-// knows in an org (its members and the holders of grants on its projects; when either policy has
-// authors' modules, which may read the subject's id, every subject the directory knows, as
-// ListSubjects takes them) on every project of that org, named "org/project", on requests
-// without attributes. (The default rules deny a non-member whatever the data, so without
-// modules the org's outsiders cannot change.) A decision counts as changed
-// when Allowed, Role or its reason codes differ (as for Simulate). Org and team actions, team-space
-// references ("org/team/project", which a module may read as input.resource.team), attributes and
-// subjects the directory does not know are not compared.
+// Which decisions: for every org, every subject the directory knows there (its members and the
+// holders of grants on its projects; when either policy has authors' modules, which may read
+// the subject's id, every subject the directory knows, as ListSubjects takes them) on the org,
+// each of its teams and each of its projects ("org", "org/team", "org/project"), for every
+// action of that kind both catalogs have, on requests without attributes. (The default rules deny
+// a non-member whatever the data, so without modules the org's outsiders cannot change.) A
+// decision counts as changed when Allowed, Role or its reason codes differ (as for Simulate).
+// Team-space references ("org/team/project", which a module may read as input.resource.team),
+// attributes and subjects the directory does not know are not compared.
 //
 // How: when both policies have a decision table (the default modules with any data, rego.Table)
 // and the engine's compiled path is on, each pair's role facts are reduced to each policy's
 // table key and the verdicts compared (a few lookups per decision, and at most one evaluation per
 // table cell); the table cells that differ are also listed over the whole fact space (every org
-// role × grant × team roles × restriction), so a reviewer sees what changes even where the
-// directory has no such subject yet. Otherwise both policies are evaluated on every pair's full
-// input: 2 × pairs × actions Rego evaluations (each within the engine's budget), e.g. 1 000
-// members × 100 projects × 30 actions is six million. Either way the facts are read in one
+// role × grant × team roles × restriction for projects, × team role for teams), so a reviewer
+// sees what changes even where the directory has no such subject yet. Otherwise both policies
+// are evaluated on every pair's full input: 2 × pairs × actions of the kind Rego evaluations
+// (each within the engine's budget), e.g. 1 000 members × 100 projects × 30 project actions is
+// six million, teams and the org adding (teams × 6 + 18) per member. Either way the facts are read in one
 // snapshot, and the directory is not locked while decisions are compared.
 //
 // limit caps Cells and Decisions (Truncated says so); 0 lists everything. Counts and the
@@ -164,19 +169,28 @@ func (e *Engine) SetPolicyIf(ctx context.Context, expect DiffFingerprint, c Cand
 	return nil
 }
 
-// pairFacts are a (subject, project) pair's facts, read in the diff's snapshot.
+// pairFacts are a subject's facts on one resource (an org, a team or a project), read in the
+// diff's snapshot.
 type pairFacts struct {
-	pair
-	subject  rego.Subject // with its team roles in the org
-	resource rego.Resource
+	subject  string
+	resource string // the request's resource: "org", "org/team" or "org/project"
+	kind     scope.Kind
+	in       rego.Input // subject (with its team roles in the org) and resource
 }
 
 // diff compares cur and cand; limit < 0 lists no cells and no decisions, but counts them all.
 func (e *Engine) diff(ctx context.Context, cur, cand *rego.Policy, limit int) (PolicyDiff, error) {
-	before, after := projectActions(cur), projectActions(cand)
 	out := PolicyDiff{Method: DiffByEvaluation, Actions: []ActionDiff{}, Cells: []CellChange{}, Decisions: []DecisionChange{},
-		ActionsAdded: without(after, before), ActionsRemoved: without(before, after)}
-	actions := intersect(before, after)
+		ActionsAdded: []string{}, ActionsRemoved: []string{}}
+	actions := map[scope.Kind][]string{} // by kind, the actions both catalogs have with that kind
+	for _, kind := range diffKinds() {
+		before, after := actionsOf(cur, kind), actionsOf(cand, kind)
+		out.ActionsAdded = append(out.ActionsAdded, without(after, before)...)
+		out.ActionsRemoved = append(out.ActionsRemoved, without(before, after)...)
+		actions[kind] = intersect(before, after)
+	}
+	slices.Sort(out.ActionsAdded)
+	slices.Sort(out.ActionsRemoved)
 	h := sha256.New()
 	for _, a := range out.ActionsAdded {
 		fmt.Fprintf(h, "+%q\n", a)
@@ -202,14 +216,16 @@ func (e *Engine) diff(ctx context.Context, cur, cand *rego.Policy, limit int) (P
 	}
 	tc, tn := cur.Table(), cand.Table()
 	if tc != nil && tn != nil {
-		for _, a := range actions {
-			if err := diffCells(ctx, tc, tn, cur, cand, a, func(ch CellChange) {
-				count(a).Cells++
-				if keep() {
-					out.Cells = append(out.Cells, ch)
+		for _, kind := range diffKinds() {
+			for _, a := range actions[kind] {
+				if err := diffCells(ctx, tc, tn, cur, cand, a, kind, func(ch CellChange) {
+					count(a).Cells++
+					if keep() {
+						out.Cells = append(out.Cells, ch)
+					}
+				}); err != nil {
+					return PolicyDiff{}, err
 				}
-			}); err != nil {
-				return PolicyDiff{}, err
 			}
 		}
 		if e.compiled {
@@ -226,7 +242,7 @@ func (e *Engine) diff(ctx context.Context, cur, cand *rego.Policy, limit int) (P
 		if err := ctx.Err(); err != nil {
 			return PolicyDiff{}, err
 		}
-		for _, a := range actions {
+		for _, a := range actions[pf.kind] {
 			b, err := e.decidePair(ctx, cur, pf, a, out.Method, rev)
 			if err != nil {
 				return PolicyDiff{}, err
@@ -246,17 +262,41 @@ func (e *Engine) diff(ctx context.Context, cur, cand *rego.Policy, limit int) (P
 			case b.Allowed && !f.Allowed:
 				n.Revoked++
 			}
-			fmt.Fprintf(h, "d %q %q %q %s %s\n", pf.subject.ID, pf.project, a, digest(b), digest(f))
+			fmt.Fprintf(h, "d %q %q %q %s %s\n", pf.subject, pf.resource, a, digest(b), digest(f))
 			if keep() {
-				out.Decisions = append(out.Decisions, DecisionChange{Subject: pf.pair.subject, Project: pf.project, Action: a, Before: b, After: f})
+				ch := DecisionChange{Subject: pf.subject, Action: a, Before: b, After: f}
+				if pf.kind == scope.KindProject {
+					ch.Project = pf.resource
+				} else {
+					ch.Resource = pf.resource
+				}
+				out.Decisions = append(out.Decisions, ch)
 			}
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return PolicyDiff{}, err // the last pair may have been decided without its context
 	}
 	for _, a := range slices.Sorted(maps.Keys(counts)) {
 		out.Actions = append(out.Actions, *counts[a])
 	}
 	out.Fingerprint = fingerprintOf(h)
 	return out, nil
+}
+
+// diffKinds are the resource kinds DiffPolicy compares, in the order of its cells.
+func diffKinds() []scope.Kind { return []scope.Kind{scope.KindOrg, scope.KindTeam, scope.KindProject} }
+
+// actionsOf are the catalog's actions of a kind, sorted.
+func actionsOf(p *rego.Policy, kind scope.Kind) []string {
+	var out []string
+	for _, a := range p.Actions() {
+		if spec, _ := p.Action(a); spec.Kind == kind {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func fingerprintOf(h hash.Hash) DiffFingerprint {
@@ -273,9 +313,10 @@ func digest(d Decision) string {
 	return b.String()
 }
 
-// readPairs reads, in one snapshot, the facts of every (subject, project) pair DiffPolicy
-// compares, sorted by subject and project: the org's members and grantees, or with anyone (a
-// policy with authors' modules) every subject the directory knows.
+// readPairs reads, in one snapshot, the facts of every (subject, resource) pair DiffPolicy
+// compares, sorted by subject, resource and kind: for each org, its members and grantees (or
+// with anyone, for a policy with authors' modules, every subject the directory knows) on the
+// org, each of its teams and each of its projects.
 func (e *Engine) readPairs(anyone bool) ([]pairFacts, uint64, error) {
 	var out []pairFacts
 	var rev uint64
@@ -283,50 +324,68 @@ func (e *Engine) readPairs(anyone bool) ([]pairFacts, uint64, error) {
 		rev = r.Revision()
 		for _, org := range r.Orgs() {
 			subjects := candidates(r, org, anyone, "")
-			projects := r.Projects(org)
-			for _, p := range projects {
+			var resources []scope.Resource
+			resources = append(resources, scope.Resource{Kind: scope.KindOrg, Owner: scope.Owner{Org: org}})
+			for _, t := range r.Teams(org) {
+				resources = append(resources, scope.Resource{Kind: scope.KindTeam, Owner: scope.Owner{Org: org, Team: t}})
+			}
+			for _, p := range r.Projects(org) {
+				resources = append(resources, scope.Resource{Kind: scope.KindProject, Ref: scope.Ref{Org: org, Project: p}})
 				if pv, ok := r.Project(org, p); ok {
 					subjects = append(subjects, slices.Collect(maps.Keys(pv.Project.Grants))...)
 				}
 			}
 			slices.Sort(subjects)
 			for _, u := range slices.Compact(subjects) {
-				for _, p := range projects {
-					s, f := resolveProject(r, u, scope.Ref{Org: org, Project: p})
-					s.TeamRoles = r.TeamRoles(org, u).Map()
-					out = append(out, pairFacts{pair: pair{subject: u, project: org + "/" + p}, subject: s, resource: f})
+				for _, res := range resources {
+					// The facts Authorize reads for the request, read the same way.
+					q := query{req: Request{Subject: u}, res: res}
+					q.in.Subject.TeamRoles = q.readFacts(r).Map()
+					name := res.Owner.String()
+					if res.Kind == scope.KindProject {
+						name = res.Ref.String()
+					}
+					out = append(out, pairFacts{subject: u, resource: name, kind: res.Kind, in: q.in})
 				}
 			}
 		}
 		return nil
 	})
-	slices.SortFunc(out, func(a, b pairFacts) int { return cmpPair(a.pair, b.pair) })
+	slices.SortFunc(out, func(a, b pairFacts) int {
+		return cmp.Or(strings.Compare(a.subject, b.subject), strings.Compare(a.resource, b.resource), strings.Compare(string(a.kind), string(b.kind)))
+	})
 	return out, rev, err
 }
 
 // decidePair decides action on a pair with policy p, as Authorize would on the request
-// {subject, action, "org/project"} at the snapshot: from p's decision table (method
-// DiffByTable) or by evaluating p.
+// {subject, action, resource} at the snapshot: from p's decision table (method DiffByTable) or
+// by evaluating p.
 func (e *Engine) decidePair(ctx context.Context, p *rego.Policy, pf pairFacts, action, method string, rev uint64) (Decision, error) {
 	var q query
-	if err := e.prepare(p, Request{Subject: pf.pair.subject, Action: action, Resource: pf.project}, &q); err != nil {
+	if err := e.prepare(p, Request{Subject: pf.subject, Action: action, Resource: pf.resource}, &q); err != nil {
 		return Decision{}, err
 	}
-	q.in.Subject, q.in.Resource = pf.subject, pf.resource
+	q.in.Subject, q.in.Resource = pf.in.Subject, pf.in.Resource
 	if method == DiffByTable {
-		roles := pf.subject.TeamRoles
+		roles := pf.in.Subject.TeamRoles
 		k := q.key(p, func(t string) (string, bool) { r, ok := roles[t]; return r, ok })
 		return e.fromTable(ctx, p.Table(), &q, k, rev), nil
 	}
 	return e.eval(ctx, p, &q, rev), nil
 }
 
-// diffCells calls changed for every cell of action a's fact space on a project whose verdict
-// differs between the tables, in a fixed order.
-func diffCells(ctx context.Context, tc, tn *rego.Table, cur, cand *rego.Policy, a string, changed func(CellChange)) error {
+// diffCells calls changed for every cell of action a's fact space (a is of kind) whose verdict
+// differs between the tables, in a fixed order: the missing resource, then every org role with,
+// for a team, the subject's role in it and, for a project, every grant, open or restricted and
+// (restricted) every set of team roles among the project's teams.
+func diffCells(ctx context.Context, tc, tn *rego.Table, cur, cand *rego.Policy, a string, kind scope.Kind, changed func(CellChange)) error {
 	roles := []string{string(teamgate.RoleViewer), string(teamgate.RoleMember), string(teamgate.RoleContributor), string(teamgate.RoleAdmin)}
 	verdict := func(t *rego.Table, p *rego.Policy, k rego.Key, teams []string) (CellVerdict, error) {
-		k.TeamRole = p.HighestRole(func(r string) (string, bool) { return r, true }, teams)
+		if kind == scope.KindProject {
+			k.TeamRole = p.HighestRole(func(r string) (string, bool) { return r, true }, teams)
+		} else if len(teams) > 0 {
+			k.TeamRole = teams[0]
+		}
 		v, err := t.Verdict(ctx, k)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -355,21 +414,39 @@ func diffCells(ctx context.Context, tc, tn *rego.Table, cur, cand *rego.Policy, 
 		return err
 	}
 	for _, o := range append([]string{"none"}, store.OrgRoles()...) {
-		for _, g := range append([]string{""}, roles...) {
-			k := rego.Key{Action: a, Exists: true, OrgRole: o, Grant: g}
+		k := rego.Key{Action: a, Exists: true, OrgRole: o}
+		switch kind {
+		case scope.KindOrg:
 			if err := cell(k, []string{}); err != nil {
 				return err
 			}
-			k.Restricted = true
-			for set := range 1 << len(roles) {
+		case scope.KindTeam:
+			for _, tr := range append([]string{""}, roles...) {
 				teams := []string{}
-				for i, r := range roles {
-					if set&(1<<i) != 0 {
-						teams = append(teams, r)
-					}
+				if tr != "" {
+					teams = []string{tr}
 				}
 				if err := cell(k, teams); err != nil {
 					return err
+				}
+			}
+		case scope.KindProject:
+			for _, g := range append([]string{""}, roles...) {
+				k.Grant, k.Restricted = g, false
+				if err := cell(k, []string{}); err != nil {
+					return err
+				}
+				k.Restricted = true
+				for set := range 1 << len(roles) {
+					teams := []string{}
+					for i, r := range roles {
+						if set&(1<<i) != 0 {
+							teams = append(teams, r)
+						}
+					}
+					if err := cell(k, teams); err != nil {
+						return err
+					}
 				}
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -12,6 +13,7 @@ import (
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -58,26 +60,52 @@ func knownSubjects(t *testing.T, eng *authz.Engine, anyone bool) []string {
 	return slices.Compact(out)
 }
 
-// bruteForceDiff decides every (subject, project, action) with an engine of each policy and
-// lists the decisions that differ, as DiffPolicy orders them.
-func bruteForceDiff(t *testing.T, cur, cand *authz.Engine, subjects, projects []string) []authz.DecisionChange {
+// bruteForceDiff decides every (subject, resource, action) — the org, its teams and its
+// projects, each with the actions of its kind — with an engine of each policy and lists the
+// decisions that differ, as DiffPolicy orders them.
+func bruteForceDiff(t *testing.T, cur, cand *authz.Engine, subjects, teams, projects []string) []authz.DecisionChange {
 	t.Helper()
+	type resource struct {
+		name string
+		kind scope.Kind
+	}
+	resources := []resource{{"o", scope.KindOrg}}
+	for _, team := range teams {
+		resources = append(resources, resource{"o/" + team, scope.KindTeam})
+	}
+	for _, p := range projects {
+		resources = append(resources, resource{"o/" + p, scope.KindProject})
+	}
+	slices.SortFunc(resources, func(a, b resource) int { return strings.Compare(a.name, b.name) })
+	actions := func(kind scope.Kind) []string {
+		var out []string
+		for _, a := range cur.Policy().Actions() {
+			x, _ := cur.Policy().Action(a)
+			y, ok := cand.Policy().Action(a)
+			if x.Kind == kind && ok && y.Kind == kind {
+				out = append(out, a)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
 	out := []authz.DecisionChange{}
-	actions := catalogProjectActions(cur.Policy())
-	actions = slices.DeleteFunc(actions, func(a string) bool {
-		return !slices.Contains(catalogProjectActions(cand.Policy()), a)
-	})
-	projects = slices.Sorted(slices.Values(projects))
 	for _, u := range subjects {
-		for _, p := range projects {
-			for _, a := range actions {
-				req := authz.Request{Subject: u, Action: a, Resource: "o/" + p}
+		for _, res := range resources {
+			for _, a := range actions(res.kind) {
+				req := authz.Request{Subject: u, Action: a, Resource: res.name}
 				b, err := cur.Authorize(t.Context(), req)
 				require.NoError(t, err)
 				f, err := cand.Authorize(t.Context(), req)
 				require.NoError(t, err)
 				if b.Allowed != f.Allowed || b.Role != f.Role || !slices.Equal(reasonCodes(b), reasonCodes(f)) {
-					out = append(out, authz.DecisionChange{Subject: u, Project: "o/" + p, Action: a, Before: b, After: f})
+					ch := authz.DecisionChange{Subject: u, Action: a, Before: b, After: f}
+					if res.kind == scope.KindProject {
+						ch.Project = res.name
+					} else {
+						ch.Resource = res.name
+					}
+					out = append(out, ch)
 				}
 			}
 		}
@@ -91,7 +119,7 @@ func bruteForceDiff(t *testing.T, cur, cand *authz.Engine, subjects, projects []
 // and counts them per action.
 func TestDiffPolicyEqualsBruteForce(t *testing.T) {
 	t.Parallel()
-	changed, methods := 0, map[string]int{}
+	changed, resources, methods := 0, 0, map[string]int{}
 	for seed := range uint64(10) {
 		rng := rand.New(rand.NewPCG(seed, 12))
 		base, users, teams, projects := randomDirectory(t, seed)
@@ -110,7 +138,7 @@ func TestDiffPolicyEqualsBruteForce(t *testing.T) {
 		require.NoError(t, err, label)
 		anyone := curC.Modules != nil || candC.Modules != nil
 		subjects := knownSubjects(t, cur, anyone)
-		want := bruteForceDiff(t, cur, cand, subjects, projects)
+		want := bruteForceDiff(t, cur, cand, subjects, teams, projects)
 		for i := range got.Decisions {
 			got.Decisions[i].Before.Revision, got.Decisions[i].After.Revision = 0, 0
 		}
@@ -119,7 +147,7 @@ func TestDiffPolicyEqualsBruteForce(t *testing.T) {
 		}
 		require.Equal(t, want, got.Decisions, label)
 		require.False(t, got.Truncated)
-		require.Equal(t, len(subjects)*len(projects), got.Pairs)
+		require.Equal(t, len(subjects)*(1+len(teams)+len(projects)), got.Pairs)
 		total := 0
 		for _, a := range got.Actions {
 			total += a.Decisions
@@ -127,6 +155,11 @@ func TestDiffPolicyEqualsBruteForce(t *testing.T) {
 		}
 		require.Equal(t, len(want), total, label)
 		changed += total
+		for _, d := range got.Decisions {
+			if d.Resource != "" {
+				resources++
+			}
+		}
 		methods[got.Method]++
 		if curC.Modules != nil || candC.Modules != nil {
 			require.Equal(t, authz.DiffByEvaluation, got.Method)
@@ -134,6 +167,7 @@ func TestDiffPolicyEqualsBruteForce(t *testing.T) {
 		}
 	}
 	require.Positive(t, changed, "some candidate changes some decision")
+	require.Positive(t, resources, "some candidate changes an org or team decision")
 	require.Positive(t, methods[authz.DiffByTable], "the table path is exercised")
 	require.Positive(t, methods[authz.DiffByEvaluation], "the evaluation path is exercised")
 }

@@ -43,13 +43,16 @@ type WhatIf struct {
 	Admissions []AdmissionChange `json:"admissions"`
 }
 
-// DecisionChange is one decision a batch changes: Allowed, Role or the reason codes differ.
+// DecisionChange is one decision a batch (Simulate) or a policy (DiffPolicy) changes: Allowed,
+// Role or the reason codes differ. Project names the resource of a project action; Resource,
+// that of an org or team action (DiffPolicy only).
 type DecisionChange struct {
-	Subject string   `json:"subject"`
-	Project string   `json:"project"` // "org/project"
-	Action  string   `json:"action"`
-	Before  Decision `json:"before"`
-	After   Decision `json:"after"`
+	Subject  string   `json:"subject"`
+	Project  string   `json:"project,omitempty"`  // "org/project"
+	Resource string   `json:"resource,omitempty"` // "org" or "org/team"
+	Action   string   `json:"action"`
+	Before   Decision `json:"before"`
+	After    Decision `json:"after"`
 }
 
 // SettingsChange is a project whose effective settings (SPEC §6, for no particular user) a batch

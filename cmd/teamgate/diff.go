@@ -76,7 +76,7 @@ func printPolicyDiff(w io.Writer, d authz.PolicyDiff, limit int) {
 	for _, a := range d.Actions {
 		n += a.Decisions
 	}
-	fmt.Fprintf(w, "at revision %d: %d decisions change (%d subject-project pairs compared by %s); fingerprint %s\n",
+	fmt.Fprintf(w, "at revision %d: %d decisions change (%d subject-resource pairs compared by %s); fingerprint %s\n",
 		d.Revision, n, d.Pairs, d.Method, d.Fingerprint)
 	if len(d.ActionsAdded) > 0 {
 		fmt.Fprintf(w, "actions added: %s\n", strings.Join(d.ActionsAdded, " "))
@@ -88,21 +88,10 @@ func printPolicyDiff(w io.Writer, d authz.PolicyDiff, limit int) {
 		fmt.Fprintf(w, "action %s: %d decisions (%d granted, %d revoked), %d table cells\n", a.Action, a.Decisions, a.Granted, a.Revoked, a.Cells)
 	}
 	for _, c := range d.Cells {
-		where := "open project"
-		switch {
-		case !c.Exists:
-			where = "missing project"
-		case c.Restricted:
-			where = fmt.Sprintf("restricted project, team roles %v", c.TeamRoles)
-		}
-		grant := c.Grant
-		if grant == "" {
-			grant = "none"
-		}
-		fmt.Fprintf(w, "cell %s org role %s, grant %s, %s: %s → %s\n", c.Action, c.OrgRole, grant, where, cellVerdict(c.Before), cellVerdict(c.After))
+		fmt.Fprintf(w, "cell %s %s: %s → %s\n", c.Action, cellFacts(c), cellVerdict(c.Before), cellVerdict(c.After))
 	}
 	for _, c := range d.Decisions {
-		fmt.Fprintf(w, "decision %s %s %s: %s → %s\n", c.Subject, c.Project, c.Action, verdict(c.Before), verdict(c.After))
+		fmt.Fprintf(w, "decision %s %s %s: %s → %s\n", c.Subject, c.Project+c.Resource, c.Action, verdict(c.Before), verdict(c.After))
 	}
 	if d.Truncated {
 		fmt.Fprintf(w, "(lists cut at --limit %d; --limit 0 lists everything)\n", limit)
@@ -119,4 +108,31 @@ func cellVerdict(v authz.CellVerdict) string {
 		s = "allow"
 	}
 	return fmt.Sprintf("%s as %s (%s)", s, v.Role, strings.Join(codes, ", "))
+}
+
+// cellFacts are a cell's role facts in a few words.
+func cellFacts(c authz.CellChange) string {
+	switch {
+	case !c.Exists:
+		return "missing resource"
+	case c.Grant != "" || c.Restricted:
+		return fmt.Sprintf("org role %s, grant %s, %s", c.OrgRole, orNoneRole(c.Grant), projectKind(c))
+	case len(c.TeamRoles) > 0:
+		return fmt.Sprintf("org role %s, team role %s", c.OrgRole, c.TeamRoles[0])
+	}
+	return "org role " + c.OrgRole
+}
+
+func projectKind(c authz.CellChange) string {
+	if c.Restricted {
+		return fmt.Sprintf("restricted project, team roles %v", c.TeamRoles)
+	}
+	return "open project"
+}
+
+func orNoneRole(r string) string {
+	if r == "" {
+		return "none"
+	}
+	return r
 }

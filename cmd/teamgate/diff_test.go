@@ -25,14 +25,16 @@ func TestDiffCommand(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &d))
 	require.Equal(t, authz.DiffByTable, d.Method)
 	require.NotEmpty(t, d.Cells)
-	require.Len(t, d.Actions, 1)
-	require.Equal(t, "runs.stop", d.Actions[0].Action)
-	require.Len(t, d.Decisions, d.Actions[0].Decisions)
+	require.Len(t, d.Actions, 2)
+	require.Equal(t, []string{"runs.stop", "team.projects.create"}, []string{d.Actions[0].Action, d.Actions[1].Action})
+	require.Len(t, d.Decisions, d.Actions[0].Decisions+d.Actions[1].Decisions)
 	require.False(t, d.Truncated)
 
 	out, stderr, code = cli(t, "", "diff", "--data", data, "--policy", candidate, "--format", "pretty", "--expect", string(d.Fingerprint))
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, "decision bob acme/vision runs.stop: allow as contributor (org_role) → deny as contributor (insufficient_role)")
+	require.Contains(t, out, "decision bob acme/engineering team.projects.create: allow as contributor (team_role) → deny as contributor (insufficient_role)")
+	require.Contains(t, out, "cell team.projects.create org role member, team role contributor: allow as contributor (team_role) → deny as contributor (insufficient_role)")
 	require.Contains(t, out, "fingerprint "+string(d.Fingerprint))
 
 	out, stderr, code = cli(t, "", "diff", "--data", data, "--policy", candidate, "--limit", "1")
@@ -48,7 +50,7 @@ func TestDiffCommand(t *testing.T) {
 	out, stderr, code = cli(t, "", "diff", "--data", data, "--policy", modules, "--current-policy", modules)
 	require.Equal(t, 0, code, stderr)
 	require.JSONEq(t, `{"revision":1,"fingerprint":"e3b0c44298fc1c149afbf4c8996fb924","method":"evaluation","actions_added":[],
-		"actions_removed":[],"pairs":66,"actions":[],"cells":[],"decisions":[],"truncated":false}`, out)
+		"actions_removed":[],"pairs":121,"actions":[],"cells":[],"decisions":[],"truncated":false}`, out)
 
 	_, stderr, code = cli(t, "", "diff", "--data", data, "--policy", modules, "--expect", string(d.Fingerprint))
 	require.Equal(t, 1, code)
