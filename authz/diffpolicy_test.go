@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -312,5 +313,21 @@ func TestDiffPolicyBadCandidate(t *testing.T) {
 		err = eng.SetPolicyIf(ctx, "", c)
 		require.Equal(t, want.Error(), err.Error())
 		require.Same(t, before, eng.Policy())
+	}
+}
+
+// TestDiffPolicyHonoursContext: a cancelled context stops a diff with its error, on both paths.
+func TestDiffPolicyHonoursContext(t *testing.T) {
+	t.Parallel()
+	for _, c := range []authz.Candidate{
+		{Data: []map[string]any{{"teamgate": map[string]any{"actions": map[string]any{"runs.stop": map[string]any{"role": "admin"}}}}}},
+		{Modules: []rego.Module{{Name: "m.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"no\" if input.action == \"runs.stop\"\n"}}},
+	} {
+		eng, _ := newAcme(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_, err := eng.DiffPolicy(ctx, c, 0)
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorIs(t, eng.SetPolicyIf(ctx, "", c), context.Canceled)
 	}
 }
