@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -64,6 +65,8 @@ type Grant struct {
 	Queue          string   `json:"queue,omitempty"`
 	Namespace      string   `json:"namespace,omitempty"`
 	DefaultPresets []string `json:"default_presets,omitempty"`
+	// ExpiresAt ends the grant (zero: never). See "Expiry" in the package doc.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // Project is a project of an org. Teams restricts access (empty = open to the org).
@@ -109,7 +112,8 @@ func (o Org) validate() error {
 }
 
 func (g Grant) equal(h Grant) bool {
-	return g.Role == h.Role && g.Queue == h.Queue && g.Namespace == h.Namespace && slices.Equal(g.DefaultPresets, h.DefaultPresets)
+	return g.Role == h.Role && g.Queue == h.Queue && g.Namespace == h.Namespace && slices.Equal(g.DefaultPresets, h.DefaultPresets) &&
+		g.ExpiresAt.Equal(h.ExpiresAt)
 }
 
 func (g Grant) validate(what string) error {

@@ -31,6 +31,9 @@ type Options struct {
 	GCInterval time.Duration
 	// NoSync skips the fsync of each write. Default false: an acknowledged write survives a crash.
 	NoSync bool
+	// Clock is the time expiring team memberships and grants are measured by (see "Expiry" in
+	// the package doc). Default: the system clock.
+	Clock Clock
 
 	eventsKept uint64     // events kept for Watch; 0 = maxEventsKept (tests make it small)
 	test       *testHooks // this package's tests only
@@ -105,6 +108,7 @@ type Store struct {
 	replicated, replicaOut bool
 
 	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
+	clock    Clock         // Options.Clock (expiry.go)
 	revision atomic.Uint64 // st.rev, readable without the lock
 
 	persistent bool   // on disk: caches in Badger survive a restart
@@ -176,8 +180,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.eventsKept == 0 {
 		s.eventsKept = maxEventsKept
 	}
+	s.clock = opts.Clock
+	if s.clock == nil {
+		s.clock = systemClock{}
+	}
+	s.stamps.clock = s.clock
 	if err := s.load(ctx); err != nil {
 		_ = db.Close()
+		return nil, err
+	}
+	if err := s.startExpiry(ctx); err != nil {
+		_ = s.Close()
 		return nil, err
 	}
 	if opts.Dir != "" {
@@ -663,7 +676,7 @@ func (st *state) record(key string) ([]byte, error) {
 		if o := org(); o != nil {
 			if td, ok := o.teams[parts[2]]; ok {
 				if r := o.teamRole(td, parts[3]); r != 0 {
-					return []byte(r.teamRole()), nil
+					return encodeTeamMember(r.teamRole(), o.memberExpiry[[2]uint32{td.id, o.members.ids[parts[3]]}]), nil
 				}
 			}
 		}
@@ -853,11 +866,12 @@ func (s *Store) loadTeamMembers(ctx context.Context, txn *badger.Txn, t *txn) er
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
+	var expiring loadedExpiries
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := loadRuns(ctx, txn, t, prefix, starts, runs); err != nil {
+			if err := loadRuns(ctx, txn, t, prefix, starts, runs, &expiring); err != nil {
 				cancel(err)
 			}
 		}()
@@ -869,11 +883,12 @@ func (s *Store) loadTeamMembers(ctx context.Context, txn *badger.Txn, t *txn) er
 	for _, o := range t.st.orgs {
 		o.indexMemberTeams(workers)
 	}
+	expiring.store()
 	return nil
 }
 
 // loadRuns is a worker of loadTeamMembers: it loads the runs it takes until none is left.
-func loadRuns(ctx context.Context, txn *badger.Txn, t *txn, prefix string, starts []string, runs <-chan int) error {
+func loadRuns(ctx context.Context, txn *badger.Txn, t *txn, prefix string, starts []string, runs <-chan int, expiring *loadedExpiries) error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
 	defer it.Close()
 	n := 0
@@ -896,11 +911,14 @@ func loadRuns(ctx context.Context, txn *badger.Txn, t *txn, prefix string, start
 				if err != nil {
 					return err
 				}
-				_, td, id, role, err := c.resolve(t)
+				o, td, id, role, err := c.resolve(t)
 				if err != nil {
 					return fmt.Errorf("store: load record %s: %w", key, err)
 				}
 				td.members[id] = role
+				if !c.ExpiresAt.IsZero() {
+					expiring.add(o, td, id, c.ExpiresAt)
+				}
 				return nil
 			})
 			if err != nil {
@@ -973,7 +991,11 @@ func decodeTeamMember(key string, val []byte) (PutTeamMember, error) {
 	if !ok || !ok1 || !ok2 || strings.IndexByte(user, '/') >= 0 {
 		return PutTeamMember{}, fmt.Errorf("store: corrupt record %s: unknown key", key)
 	}
-	return PutTeamMember{Org: org, Team: team, User: user, Role: knownRole(val)}, nil
+	role, exp, err := splitTeamMember(val)
+	if err != nil {
+		return PutTeamMember{}, fmt.Errorf("store: corrupt record %s: %w", key, err)
+	}
+	return PutTeamMember{Org: org, Team: team, User: user, Role: knownRole(role), ExpiresAt: exp}, nil
 }
 
 // decodeJSON decodes a JSON record and wraps it in the change that writes it.
