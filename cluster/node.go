@@ -177,10 +177,14 @@ func New(ctx context.Context, nc *nats.Conn, st *store.Store, opts Options) (*No
 	}
 	n.applied, n.streamLast, n.lastContact = st.Revision(), info.State.LastSeq, time.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.follow()
 	go n.health()
 	go n.snapshots()
+	go func() { // expiring memberships and grants: revoked through the log like any write
+		defer n.wg.Done()
+		st.ExpireWith(n.ctx, n.Apply)
+	}()
 	return n, nil
 }
 
