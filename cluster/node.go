@@ -251,6 +251,9 @@ func (n *Node) broadcast() {
 	n.changed = make(chan struct{})
 }
 
+// Now is the store's clock, which expiries are measured by (authz.Engine.BreakGlass reads it).
+func (n *Node) Now() time.Time { return n.st.Now() }
+
 // Store returns the node's store (the materialized view; read it freely, write through the node).
 func (n *Node) Store() *store.Store { return n.st }
 

@@ -742,6 +742,10 @@ func cloneProject(p Project) Project {
 		c.Grants = make(map[string]Grant, len(p.Grants))
 		for u, g := range p.Grants {
 			g.DefaultPresets = slices.Clone(g.DefaultPresets)
+			if g.BreakGlass != nil { // the caller's pointer: the record keeps its own
+				b := *g.BreakGlass
+				g.BreakGlass = &b
+			}
 			c.Grants[u] = g
 		}
 	}

@@ -417,3 +417,6 @@ func (s *Store) startExpiry(ctx context.Context) error {
 	}()
 	return nil
 }
+
+// Now is the store's clock (Options.Clock): the time expiries are measured by.
+func (s *Store) Now() time.Time { return s.clock.Now() }

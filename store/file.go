@@ -64,11 +64,12 @@ type FileProject struct {
 
 // FileGrant is a grant in a data file.
 type FileGrant struct {
-	Role           string    `json:"role" yaml:"role"`
-	Queue          string    `json:"queue,omitempty" yaml:"queue,omitempty"`
-	Namespace      string    `json:"namespace,omitempty" yaml:"namespace,omitempty"`
-	DefaultPresets []string  `json:"default_presets,omitempty" yaml:"default_presets,omitempty,flow"`
-	ExpiresAt      time.Time `json:"expires_at,omitzero" yaml:"expires_at,omitempty"` // RFC 3339; zero: never
+	Role           string      `json:"role" yaml:"role"`
+	Queue          string      `json:"queue,omitempty" yaml:"queue,omitempty"`
+	Namespace      string      `json:"namespace,omitempty" yaml:"namespace,omitempty"`
+	DefaultPresets []string    `json:"default_presets,omitempty" yaml:"default_presets,omitempty,flow"`
+	ExpiresAt      time.Time   `json:"expires_at,omitzero" yaml:"expires_at,omitempty"` // RFC 3339; zero: never
+	BreakGlass     *BreakGlass `json:"break_glass,omitempty" yaml:"break_glass,omitempty"`
 }
 
 // FileUser is a user record in a data file.
