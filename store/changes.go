@@ -132,7 +132,7 @@ func (t *txn) org(name string) (*orgData, error) {
 	if err := scope.CheckSlug("org", name); err != nil {
 		return nil, err
 	}
-	o, ok := t.st.orgs[name]
+	o, ok := t.orgOf(name)
 	if !ok {
 		return nil, &teamgate.NotFoundError{What: "org", Name: name}
 	}
@@ -198,7 +198,7 @@ func (c PutOrg) apply(t *txn) error {
 	}
 	o := c.Org
 	o.DefaultPresets = slices.Clone(o.DefaultPresets)
-	if od, ok := t.st.orgs[o.Name]; ok {
+	if od, ok := t.orgOf(o.Name); ok {
 		assign(t, &od.org, o)
 		t.affectAll(od)
 	} else {
@@ -766,7 +766,8 @@ func (t *txn) defaultOf(u User) (*orgData, string) {
 	if !ok {
 		return nil, ""
 	}
-	return t.st.orgs[org], team
+	o, _ := t.orgOf(org)
+	return o, team
 }
 
 func (t *txn) unindexDefault(u User) {

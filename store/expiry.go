@@ -420,3 +420,14 @@ func (s *Store) startExpiry(ctx context.Context) error {
 
 // Now is the store's clock (Options.Clock): the time expiries are measured by.
 func (s *Store) Now() time.Time { return s.clock.Now() }
+
+// hasMemberExpiry reports whether any team membership expires (the membership snapshot, which
+// does not encode expiries, is then not written).
+func (st *state) hasMemberExpiry() bool {
+	for _, o := range st.orgs {
+		if len(o.memberExpiry) > 0 {
+			return true
+		}
+	}
+	return false
+}
