@@ -413,3 +413,25 @@ func cachedReadsAcrossExpiries(t *testing.T, held bool) {
 		return nil
 	}))
 }
+
+// TestSimulateExpiringChanges: a what-if of expiring writes works on its own copy of the expiry
+// indexes and leaves the store's alone.
+func TestSimulateExpiringChanges(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(t0)
+	s := openClock(t, clock, "")
+	_, err := s.Apply(t.Context(), expiringDir()...)
+	require.NoError(t, err)
+	_, err = s.Simulate(t.Context(),
+		store.PutTeamMember{Org: "a", Team: "t", User: "carl", Role: "admin", ExpiresAt: t0.Add(5 * time.Hour)},
+		store.PutGrant{Org: "a", Project: "p", User: "bob", Grant: store.Grant{Role: "viewer", ExpiresAt: t0.Add(5 * time.Hour)}},
+		store.ExpireGrant{Org: "a", Project: "p", User: "dave", ExpiresAt: t0.Add(2 * time.Hour)})
+	require.NoError(t, err)
+	require.NoError(t, s.View(func(r store.Reader) error {
+		due, next := r.Expiries(t0.Add(10 * time.Hour))
+		require.Len(t, due, 2, "bob's membership and dave's grant, as before the what-if")
+		require.True(t, next.IsZero())
+		return nil
+	}))
+	require.NoError(t, s.Check())
+}
