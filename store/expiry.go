@@ -402,13 +402,13 @@ func (l *loadedExpiries) store() {
 
 // startExpiry applies the revocations that fell due while the store was closed, before Open
 // returns (so no reader, no cache decoded from disk, ever meets them unrevoked on disk), then
-// starts the store's expiry loop. A replicated store does neither: its node expires.
+// starts the store's expiry loop. A replicated store writes none (its node expires); its loop
+// idles while it is one and starts writing after Detach, at the next write.
 func (s *Store) startExpiry(ctx context.Context) error {
-	if s.Replicated() {
-		return nil
-	}
-	if _, ok := s.expireDue(ctx, s.Apply); !ok {
-		return fmt.Errorf("store: open: revoking expired memberships and grants failed")
+	if !s.Replicated() {
+		if _, ok := s.expireDue(ctx, s.Apply); !ok {
+			return fmt.Errorf("store: open: revoking expired memberships and grants failed")
+		}
 	}
 	s.wg.Add(1)
 	go func() {
