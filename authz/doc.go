@@ -78,7 +78,10 @@
 // track — in two tiers: a bounded in-memory cache (WithDecisionCache, default 100,000 entries; 0
 // turns caching off; sharded by key hash, CLOCK eviction, a hit takes no lock: it reads an
 // immutable entry through atomic pointers) and, when the Directory is a PersistentCache that
-// persists (an on-disk store), Badger (entries survive a restart and expire after a day).
+// persists (an on-disk store), Badger (entries survive a restart and expire after a day). An
+// in-memory key is the request's subject, action, resource and owner packed into a few words (up
+// to 48 bytes; longer keys are kept out of line) with one hash seeded per cache; a lookup
+// compares the whole key, so requests whose hashes collide never share an answer.
 //
 // What an entry depends on is not listed here: it is a by-product of reading. The snapshot that
 // reads a decision's facts is a tracking store.Reader (Reader.Track), which records the stamp of

@@ -325,12 +325,14 @@ func (e *Engine) authorize(ctx context.Context, req *Request, path *decisionPath
 			return Decision{}, err
 		}
 	}
-	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
+	var key cacheKey
+	e.decisions.key(&key, req.Subject, req.Action, req.Resource, req.Owner)
 	// The revision is read before the entry is checked: the store publishes a revision after
 	// bumping its stamps, so an entry still current afterwards holds at rev. Read after the check,
 	// a write in flight could label a decision it changes with its own revision.
 	rev := e.dir.Revision()
-	if d, ok := e.decisions.get(&key, p); ok {
+	if c, ok := e.decisions.get(&key, p); ok {
+		d := c.dec
 		d.Revision = rev
 		if path != nil {
 			*path = pathCacheL1
