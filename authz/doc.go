@@ -13,7 +13,7 @@
 // an error matching teamgate.ErrInvalid and naming the value. A reference to something that does
 // not exist — or a project outside the named team space — is a deny with reason not_found, for
 // everyone. Every other outcome is a Decision whose Reasons carry stable codes (org_override,
-// org_role, grant, team_role, own_run, extension_allow; not_org_member, restricted,
+// org_role, grant, break_glass, team_role, own_run, extension_allow; not_org_member, restricted,
 // insufficient_role, destination_denied, not_found, not_in_scope, extension_deny, error;
 // feature_excluded on a bulk version listing: the rego.Code constants) and messages for people.
 // A failed evaluation denies with reason "error" and is counted in Stats.
