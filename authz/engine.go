@@ -371,11 +371,13 @@ func (rd *reading) read(r store.Reader) error {
 		r = r.Track(&rd.entry.deps) // what the decision depends on is what this snapshot serves
 	}
 	rd.rev = r.Revision()
-	teamRoles := q.readFacts(r)
+	roles := q.readFacts(r)
 	if rd.compiled {
-		rd.key = q.key(rd.p, teamRoles)
+		rd.key = q.key(rd.p, roles)
 	} else {
-		q.in.Subject.TeamRoles = teamRoles.Map()
+		if q.in.Resource.Exists {
+			q.in.Subject.TeamRoles = r.TeamRoles(q.in.Resource.Org, q.req.Subject).Map()
+		}
 		if q.dest != nil {
 			q.readDestination(r)
 		}
@@ -587,91 +589,75 @@ func article(kind scope.Kind) string {
 	return " " + string(kind)
 }
 
-// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4), but for
-// their team roles (the caller reads them when f.Exists).
-func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject, rego.Resource) {
+// access resolves a resource (SPEC §3) and reads the subject's facts on it (SPEC §4) in one
+// store call, as the policy input's subject and resource, but for their team roles: it returns
+// the subject's roles in the resource's teams (Key.TeamRole's), and the full policy reads them
+// all (Reader.TeamRoles). Nothing about the subject is read on a resource that does not exist:
+// resolution comes first, and the decision is not_found for everyone.
+func access(r store.Reader, kind scope.Kind, subject, org, team, project string) (rego.Subject, rego.Resource, store.RoleSet) {
 	s := rego.Subject{ID: subject, OrgRole: "none"}
-	f := rego.Resource{Kind: scope.KindProject, Org: ref.Org, Team: ref.Team, Project: ref.Project, Teams: []string{}}
-	if _, ok := r.Org(ref.Org); !ok {
-		f.Missing = "org " + ref.Org + " does not exist"
-		return s, f
-	}
-	if ref.Team != "" {
-		if _, ok := r.Team(ref.Org, ref.Team); !ok {
-			f.Missing = "team " + ref.Org + "/" + ref.Team + " does not exist"
-			return s, f
-		}
-	}
-	pv, ok := r.Project(ref.Org, ref.Project)
-	if !ok {
-		f.Missing = "project " + ref.Org + "/" + ref.Project + " does not exist"
-		return s, f
-	}
-	if ref.Team != "" && !slices.Contains(pv.Teams.Values, ref.Team) {
-		f.Missing = "project " + ref.Project + " is not in team space " + ref.Org + "/" + ref.Team
-		return s, f
+	f := rego.Resource{Kind: kind, Org: org, Team: team, Project: project, Teams: []string{}}
+	a := r.Access(org, team, project, subject)
+	if a.Missing != store.Found {
+		f.Missing = missing(a.Missing, org, team, project)
+		return s, f, 0
 	}
 	f.Exists = true
-	if role, ok := r.OrgRole(ref.Org, subject); ok {
-		s.OrgRole = role
+	if a.OrgRole != "" {
+		s.OrgRole = a.OrgRole
 	}
-	if g, ok := pv.Project.Grants[subject]; ok {
-		s.Grant = g.Role
+	s.Grant = a.Grant
+	if a.Teams.Values != nil {
+		f.Teams = a.Teams.Values
 	}
-	if pv.Teams.Values != nil {
-		f.Teams = pv.Teams.Values
-	}
-	f.Restricted = pv.Teams.Restricted
-	return s, f
+	f.Restricted = a.Teams.Restricted
+	return s, f, a.TeamRoles
 }
 
-// readFacts resolves the resource and reads the subject's facts into q.in. It returns the
-// subject's team roles in the org, valid only inside the snapshot.
-func (q *query) readFacts(r store.Reader) store.UserTeams {
-	subject := q.req.Subject
+// missing is the not_found message of a reference's missing part.
+func missing(m store.Missing, org, team, project string) string {
+	switch m {
+	case store.MissingOrg:
+		return "org " + org + " does not exist"
+	case store.MissingTeam:
+		return "team " + org + "/" + team + " does not exist"
+	case store.MissingProject:
+		return "project " + org + "/" + project + " does not exist"
+	case store.MissingFromTeamSpace:
+		return "project " + project + " is not in team space " + org + "/" + team
+	}
+	return ""
+}
+
+// readFacts resolves the resource and reads the subject's facts into q.in (see access). It
+// returns the subject's roles in the resource's teams.
+func (q *query) readFacts(r store.Reader) store.RoleSet {
+	var roles store.RoleSet
 	if q.res.Kind == scope.KindProject {
-		s, f := resolveProject(r, subject, q.res.Ref)
-		q.in.Subject, q.in.Resource = s, f
-		if !f.Exists {
-			return store.UserTeams{}
-		}
-		return r.TeamRoles(q.res.Ref.Org, subject)
+		ref := q.res.Ref
+		q.in.Subject, q.in.Resource, roles = access(r, scope.KindProject, q.req.Subject, ref.Org, ref.Team, ref.Project)
+	} else {
+		o := q.res.Owner
+		q.in.Subject, q.in.Resource, roles = access(r, q.res.Kind, q.req.Subject, o.Org, o.Team, "")
 	}
-	o := q.res.Owner
-	f := rego.Resource{Kind: q.res.Kind, Org: o.Org, Team: o.Team, Teams: []string{}, Exists: true}
-	if _, ok := r.Org(o.Org); !ok {
-		f.Exists, f.Missing = false, "org "+o.Org+" does not exist"
-	} else if o.Team != "" {
-		if _, ok := r.Team(o.Org, o.Team); !ok {
-			f.Exists, f.Missing = false, "team "+o.Org+"/"+o.Team+" does not exist"
-		}
-	}
-	s := rego.Subject{ID: subject, OrgRole: "none"}
-	if role, ok := r.OrgRole(o.Org, subject); ok {
-		s.OrgRole = role
-	}
-	q.in.Subject, q.in.Resource = s, f
-	return r.TeamRoles(o.Org, subject)
+	return roles
 }
 
 // readDestination reads the subject's facts on the runs.transfer destination into q.in.
 func (q *query) readDestination(r store.Reader) {
-	s, f := resolveProject(r, q.req.Subject, *q.dest)
+	d := q.dest
+	s, f, _ := access(r, scope.KindProject, q.req.Subject, d.Org, d.Team, d.Project)
 	if f.Exists {
 		s.TeamRoles = r.TeamRoles(q.dest.Org, q.req.Subject).Map()
 	}
 	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
 }
 
-// key reduces the facts readFacts read (inside the snapshot) to the decision table's key.
-func (q *query) key(p *rego.Policy, teamRoles store.UserTeams) rego.Key {
+// key reduces the facts readFacts read to the decision table's key; roles are the subject's in
+// the resource's teams.
+func (q *query) key(p *rego.Policy, roles store.RoleSet) rego.Key {
 	s, f := q.in.Subject, q.in.Resource
-	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, Restricted: f.Restricted}
-	switch q.res.Kind {
-	case scope.KindProject:
-		k.TeamRole = p.HighestRole(teamRoles.Role, f.Teams)
-	case scope.KindTeam:
-		k.TeamRole, _ = teamRoles.Role(f.Team)
-	}
-	return k
+	var buf [4]string // the store's team roles
+	return rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant,
+		TeamRole: p.HighestOf(roles.Append(buf[:0])), Restricted: f.Restricted}
 }

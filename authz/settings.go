@@ -58,7 +58,7 @@ func (e *Engine) EffectiveSettings(ctx context.Context, project, user string) (S
 // and its compiled rules in r's snapshot. The entry to write to the disk tier, if any, is returned
 // for the caller to store once the View is over.
 func (e *Engine) settingsIn(r store.Reader, ref scope.Ref, user string, hit *settingsEntry) (Settings, []*policy.Program, *settingsEntry, error) {
-	_, f := resolveProject(r, user, ref)
+	_, f, _ := access(r, scope.KindProject, user, ref.Org, ref.Team, ref.Project)
 	if !f.Exists {
 		return Settings{}, nil, nil, &teamgate.NotFoundError{What: "project", Name: ref.String(), Reason: f.Missing}
 	}

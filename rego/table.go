@@ -251,13 +251,29 @@ func (p *Policy) Rank(role string) (int, bool) {
 // subject is in none of them): a project's Key.TeamRole, from the subject's team roles (role
 // looks one up) and the project's effective teams.
 func (p *Policy) HighestRole(role func(team string) (string, bool), teams []string) string {
-	best, rank := "", 0
+	best := ""
 	for _, t := range teams {
 		if r, ok := role(t); ok {
-			if n := p.rankOf(r); n > rank {
-				best, rank = r, n
-			}
+			best = p.higher(best, r)
 		}
+	}
+	return best
+}
+
+// HighestOf returns the highest role by data rank among roles ("" when none ranks above none):
+// Key.TeamRole from the roles a subject holds in a project's effective teams (or in a team).
+func (p *Policy) HighestOf(roles []string) string {
+	best := ""
+	for _, r := range roles {
+		best = p.higher(best, r)
+	}
+	return best
+}
+
+// higher returns r when it ranks above best (a role or "" for none), else best.
+func (p *Policy) higher(best, r string) string {
+	if p.rankOf(r) > p.rankOf(best) {
+		return r
 	}
 	return best
 }
