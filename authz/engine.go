@@ -436,7 +436,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 // fromTable answers from the policy's decision table; messages are rendered from the request's
 // own facts, all of a decision's into one string.
 func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.Key, rev uint64) Decision {
-	v, err := t.Verdict(ctx, k)
+	v, err := t.VerdictOf(ctx, q.spec, k)
 	if err != nil {
 		return e.failed(err, rev)
 	}
@@ -590,28 +590,27 @@ func article(kind scope.Kind) string {
 }
 
 // access resolves a resource (SPEC §3) and reads the subject's facts on it (SPEC §4) in one
-// store call, as the policy input's subject and resource, but for their team roles: it returns
-// the subject's roles in the resource's teams (Key.TeamRole's), and the full policy reads them
-// all (Reader.TeamRoles). Nothing about the subject is read on a resource that does not exist:
-// resolution comes first, and the decision is not_found for everyone.
-func access(r store.Reader, kind scope.Kind, subject, org, team, project string) (rego.Subject, rego.Resource, store.RoleSet) {
-	s := rego.Subject{ID: subject, OrgRole: "none"}
-	f := rego.Resource{Kind: kind, Org: org, Team: team, Project: project, Teams: []string{}}
+// store call into the policy input's subject and resource (s and f, zero), but for their team
+// roles: it returns the subject's roles in the resource's teams (Key.TeamRole's), and the full
+// policy reads them all (Reader.TeamRoles). Nothing about the subject is read on a resource
+// that does not exist: resolution comes first, and the decision is not_found for everyone.
+func access(r store.Reader, kind scope.Kind, subject, org, team, project string, s *rego.Subject, f *rego.Resource) store.RoleSet {
 	a := r.Access(org, team, project, subject)
+	s.ID, s.OrgRole, s.Grant = subject, "none", a.Grant
+	f.Kind, f.Org, f.Team, f.Project, f.Teams = kind, org, team, project, []string{}
 	if a.Missing != store.Found {
 		f.Missing = missing(a.Missing, org, team, project)
-		return s, f, 0
+		return 0
 	}
 	f.Exists = true
 	if a.OrgRole != "" {
 		s.OrgRole = a.OrgRole
 	}
-	s.Grant = a.Grant
 	if a.Teams.Values != nil {
 		f.Teams = a.Teams.Values
 	}
 	f.Restricted = a.Teams.Restricted
-	return s, f, a.TeamRoles
+	return a.TeamRoles
 }
 
 // missing is the not_found message of a reference's missing part.
@@ -632,31 +631,29 @@ func missing(m store.Missing, org, team, project string) string {
 // readFacts resolves the resource and reads the subject's facts into q.in (see access). It
 // returns the subject's roles in the resource's teams.
 func (q *query) readFacts(r store.Reader) store.RoleSet {
-	var roles store.RoleSet
+	s, f := &q.in.Subject, &q.in.Resource
 	if q.res.Kind == scope.KindProject {
-		ref := q.res.Ref
-		q.in.Subject, q.in.Resource, roles = access(r, scope.KindProject, q.req.Subject, ref.Org, ref.Team, ref.Project)
-	} else {
-		o := q.res.Owner
-		q.in.Subject, q.in.Resource, roles = access(r, q.res.Kind, q.req.Subject, o.Org, o.Team, "")
+		ref := &q.res.Ref
+		return access(r, scope.KindProject, q.req.Subject, ref.Org, ref.Team, ref.Project, s, f)
 	}
-	return roles
+	o := &q.res.Owner
+	return access(r, q.res.Kind, q.req.Subject, o.Org, o.Team, "", s, f)
 }
 
 // readDestination reads the subject's facts on the runs.transfer destination into q.in.
 func (q *query) readDestination(r store.Reader) {
-	d := q.dest
-	s, f, _ := access(r, scope.KindProject, q.req.Subject, d.Org, d.Team, d.Project)
-	if f.Exists {
-		s.TeamRoles = r.TeamRoles(q.dest.Org, q.req.Subject).Map()
+	d := &rego.Destination{}
+	access(r, scope.KindProject, q.req.Subject, q.dest.Org, q.dest.Team, q.dest.Project, &d.Subject, &d.Resource)
+	if d.Resource.Exists {
+		d.Subject.TeamRoles = r.TeamRoles(q.dest.Org, q.req.Subject).Map()
 	}
-	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
+	q.in.Destination = d
 }
 
 // key reduces the facts readFacts read to the decision table's key; roles are the subject's in
 // the resource's teams.
 func (q *query) key(p *rego.Policy, roles store.RoleSet) rego.Key {
-	s, f := q.in.Subject, q.in.Resource
+	s, f := &q.in.Subject, &q.in.Resource
 	var buf [4]string // the store's team roles
 	return rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant,
 		TeamRole: p.HighestOf(roles.Append(buf[:0])), Restricted: f.Restricted}

@@ -47,12 +47,11 @@ type Verdict struct {
 // an index of a flat array per action, so a lookup hashes no string but the action's name; any
 // other Key (a role only an author's data names) goes to a map.
 type Table struct {
-	p       *Policy
-	actions map[string]int32                 // action → index in blocks
-	kinds   []scope.Kind                     // by action index
-	blocks  []atomic.Pointer[[blockLen]cell] // by action index, allocated on the action's first use
-	rank    [numRoles]int                    // data rank of each vocabulary project role
-	others  sync.Map                         // Key (normalized) outside the vocabulary → Verdict
+	p      *Policy
+	names  []string                         // action names by index in blocks (ActionSpec.index - 1)
+	blocks []atomic.Pointer[[blockLen]cell] // by action index, allocated on the action's first use
+	rank   [numRoles]int                    // data rank of each vocabulary project role
+	others sync.Map                         // Key (normalized) outside the vocabulary → Verdict
 }
 
 // cell is one Verdict, nil until computed.
@@ -109,12 +108,11 @@ func roleIndex(s string) int {
 }
 
 func newTable(p *Policy) *Table {
-	t := &Table{p: p, actions: make(map[string]int32, len(p.actions))}
-	for i, name := range p.Actions() {
-		t.actions[name] = int32(i)
-		t.kinds = append(t.kinds, p.actions[name].Kind)
+	t := &Table{p: p, names: make([]string, len(p.actions))}
+	for name, spec := range p.actions {
+		t.names[spec.index-1] = name
 	}
-	t.blocks = make([]atomic.Pointer[[blockLen]cell], len(t.actions))
+	t.blocks = make([]atomic.Pointer[[blockLen]cell], len(t.names))
 	for _, r := range []teamgate.ProjectRole{teamgate.RoleViewer, teamgate.RoleMember, teamgate.RoleContributor, teamgate.RoleAdmin} {
 		t.rank[roleIndex(string(r))] = p.ranks[string(r)]
 	}
@@ -132,11 +130,26 @@ func (p *Policy) Table() *Table { return p.table }
 // Listings ask it for project.get: Key{Action: "project.get", Exists: true, OrgRole, Grant,
 // TeamRole, Restricted}.
 func (t *Table) Verdict(ctx context.Context, k Key) (Verdict, error) {
-	a, ok := t.actions[k.Action]
+	spec, ok := t.p.actions[k.Action]
 	if !ok {
 		return Verdict{}, teamgate.Invalid("action", k.Action, "not in the action catalog")
 	}
-	kind := t.kinds[a]
+	return t.verdict(ctx, spec.index-1, spec.Kind, k)
+}
+
+// VerdictOf is Verdict for a key whose action's spec is at hand, as the policy's Action returned
+// it: the action's cells are found from the spec, without hashing the action's name. A spec that
+// is not k.Action's in this table's policy is looked up by name, as Verdict does.
+func (t *Table) VerdictOf(ctx context.Context, spec ActionSpec, k Key) (Verdict, error) {
+	a := spec.index - 1
+	if a < 0 || int(a) >= len(t.names) || t.names[a] != k.Action {
+		return t.Verdict(ctx, k)
+	}
+	return t.verdict(ctx, a, spec.Kind, k)
+}
+
+// verdict is Verdict for the action at index a, of the given kind.
+func (t *Table) verdict(ctx context.Context, a int32, kind scope.Kind, k Key) (Verdict, error) {
 	k = k.normalize(kind)
 	c := t.cell(a, k)
 	if c != nil {

@@ -369,3 +369,42 @@ func TestFoldedDataFollowsDataAndWith(t *testing.T) {
 	require.True(t, res.Allow, "%+v", res)
 	require.Equal(t, rego.CodeExtensionAllow, res.Reasons[0].Code)
 }
+
+// TestVerdictOfFindsTheActionBySpec: VerdictOf, given the spec the policy's Action returned,
+// answers as Verdict for every action of the catalog; a spec of another policy's catalog (where
+// the same position holds another action), or one made by hand, is looked up by name.
+func TestVerdictOfFindsTheActionBySpec(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	p, err := rego.New(ctx, nil)
+	require.NoError(t, err)
+	// An action sorted first shifts every position of the other catalog.
+	other, err := rego.New(ctx, nil, map[string]any{"teamgate": map[string]any{"actions": map[string]any{
+		"aaa.first": map[string]any{"kind": "project", "role": "admin"},
+	}}})
+	require.NoError(t, err)
+	table := p.Table()
+	for _, action := range p.Actions() {
+		spec, ok := p.Action(action)
+		require.True(t, ok)
+		foreign, ok := other.Action(action)
+		require.True(t, ok)
+		for _, k := range []rego.Key{
+			{Action: action, Exists: true, OrgRole: "member", TeamRole: "admin", Restricted: true},
+			{Action: action, Exists: true, OrgRole: "viewer", Grant: "contributor"},
+			{Action: action, Exists: true, OrgRole: "owner"},
+			{Action: action},
+		} {
+			want, err := table.Verdict(ctx, k)
+			require.NoError(t, err)
+			for name, s := range map[string]rego.ActionSpec{"own": spec, "other policy's": foreign, "by hand": {Kind: spec.Kind, Role: spec.Role}} {
+				got, err := table.VerdictOf(ctx, s, k)
+				require.NoError(t, err)
+				require.Equal(t, want, got, "%s spec, %+v", name, k)
+			}
+		}
+	}
+	spec, _ := p.Action("runs.get")
+	_, err = table.VerdictOf(ctx, spec, rego.Key{Action: "runs.nope", Exists: true, OrgRole: "owner"})
+	require.ErrorIs(t, err, teamgate.ErrInvalid, "a spec does not stand for an action outside the catalog")
+}

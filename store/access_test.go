@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -183,4 +184,44 @@ func (s *accessStore) mustTeams(t *testing.T, project string) policy.AllowList {
 		return nil
 	}))
 	return teams
+}
+
+// TestUserTeamsIn: a user's roles in a list of teams, whether they are in few teams (names
+// compared) or many (names looked up), agree with UserTeams.Role team by team.
+func TestUserTeamsIn(t *testing.T) {
+	t.Parallel()
+	roles := []string{"viewer", "member", "contributor", "admin"}
+	changes := []store.Change{
+		store.PutOrg{Org: store.Org{Name: "a"}},
+		store.PutMember{Org: "a", User: "few", Role: "member"},
+		store.PutMember{Org: "a", User: "many", Role: "member"},
+	}
+	var teams []string
+	for i := range 12 {
+		team := fmt.Sprintf("t%d", i)
+		teams = append(teams, team)
+		changes = append(changes, store.PutTeam{Team: store.Team{Org: "a", Name: team}},
+			store.PutTeamMember{Org: "a", Team: team, User: "many", Role: roles[i%len(roles)]})
+		if i%4 == 1 {
+			changes = append(changes, store.PutTeamMember{Org: "a", Team: team, User: "few", Role: roles[i%3]})
+		}
+	}
+	s := openWith(t, changes)
+	lists := [][]string{nil, {"t1"}, {"t0", "t4"}, {"t5", "nope"}, {"t2", "t3", "t6", "t7", "t10", "t11"}, teams}
+	require.NoError(t, s.View(func(r store.Reader) error {
+		for _, user := range []string{"few", "many", "nobody"} {
+			tr := r.TeamRoles("a", user)
+			for _, list := range lists {
+				var want []string
+				for _, team := range list {
+					if role, ok := tr.Role(team); ok && !slices.Contains(want, role) {
+						want = append(want, role)
+					}
+				}
+				require.ElementsMatch(t, want, tr.In(list).Append(nil), "%s in %v", user, list)
+			}
+		}
+		require.Greater(t, r.TeamRoles("a", "many").Len(), 6, "many is in more teams than the names are compared for")
+		return nil
+	}))
 }

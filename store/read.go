@@ -153,7 +153,15 @@ func (tr UserTeams) Map() map[string]string {
 // hold none).
 func (tr UserTeams) In(teams []string) RoleSet {
 	var s RoleSet
-	if len(tr.list) == 0 {
+	if len(tr.list) == 0 || len(teams) == 0 {
+		return s
+	}
+	if len(tr.list) <= fewTeams {
+		for _, m := range tr.list {
+			if slices.Contains(teams, tr.o.teamByID[m.team].team.Name) {
+				s |= m.role.set()
+			}
+		}
 		return s
 	}
 	for _, name := range teams {
@@ -163,6 +171,11 @@ func (tr UserTeams) In(teams []string) RoleSet {
 	}
 	return s
 }
+
+// fewTeams is how many teams a user may be in for UserTeams.In to compare each of their teams'
+// names with the list rather than look the list's names up: a few string comparisons cost less
+// than hashing a name.
+const fewTeams = 6
 
 // roleIn is the user's role in the team with this id, as a set of one role (none when not in it).
 func (tr UserTeams) roleIn(team uint32) RoleSet {
