@@ -287,7 +287,7 @@ func (d Decision) Has(code rego.Code) bool {
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		return e.decidePooled(ctx, req, nil)
+		return e.decidePooled(ctx, &req, nil)
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
@@ -315,7 +315,7 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, err := e.decidePooled(ctx, req, entry)
+	d, err := e.decidePooled(ctx, &req, entry)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(&key, entry)
 		e.toDisk(&key, entry)
@@ -331,13 +331,13 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 // reads how the effective teams came about; otherwise the decision table may answer.
 func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, error) {
 	rd := &reading{explain: explain, also: also}
-	d, err := e.decideIn(ctx, rd, req, entry)
+	d, err := e.decideIn(ctx, rd, &req, entry)
 	return &rd.q, d, err
 }
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
 // from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
-func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached) (Decision, error) {
+func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached) (Decision, error) {
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
@@ -371,16 +371,11 @@ func (rd *reading) read(r store.Reader) error {
 		r = r.Track(&rd.entry.deps) // what the decision depends on is what this snapshot serves
 	}
 	rd.rev = r.Revision()
-	roles := q.readFacts(r)
+	q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
 	if rd.compiled {
-		rd.key = q.key(rd.p, roles)
+		rd.key = q.key(rd.p)
 	} else {
-		if q.in.Resource.Exists {
-			q.in.Subject.TeamRoles = r.TeamRoles(q.in.Resource.Org, q.req.Subject).Map()
-		}
-		if q.dest != nil {
-			q.readDestination(r)
-		}
+		q.in = q.readInput(r)
 	}
 	if rd.explain {
 		q.origin = teamsOrigin(r, q.res.Ref, q.in.Resource)
@@ -396,7 +391,7 @@ func (rd *reading) read(r store.Reader) error {
 	return nil
 }
 
-func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *cached) (Decision, error) {
+func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
@@ -412,7 +407,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 	}
 	table := p.Table()
 	rd.p, rd.entry = p, entry
-	rd.compiled = !rd.explain && e.compiled && table != nil && q.in.Attributes.Len() == 0 && q.dest == nil
+	rd.compiled = !rd.explain && e.compiled && table != nil && q.attrs.Len() == 0 && q.dest == nil
 	if rd.view == nil {
 		rd.view = rd.read
 	}
@@ -467,7 +462,7 @@ func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64)
 	if p.Table() != nil {
 		budget = 0 // no authors' modules: only the default rules run (see WithEvalBudget)
 	}
-	res, err := p.EvalWithin(ctx, &q.in, budget)
+	res, err := p.EvalWithin(ctx, q.in, budget)
 	if err != nil {
 		if errors.Is(err, rego.ErrBudget) {
 			e.overBudget.Add(1)
@@ -517,19 +512,23 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchRes
 
 // query is a validated request, ready to read its facts.
 type query struct {
-	req  Request
-	spec rego.ActionSpec
-	res  scope.Resource
-	dest *scope.Ref // runs.transfer destination, when given
-	// in is the policy input: attributes from prepare; subject and resource from readFacts
-	// (team roles only when the full policy is evaluated); destination from readDestination.
-	in rego.Input
+	req                Request
+	spec               rego.ActionSpec
+	res                scope.Resource
+	org, team, project string     // the resource's names (team: of a team resource or team space)
+	dest               *scope.Ref // runs.transfer destination, when given
+	attrs              rego.Attributes
+	// acc is what the store served about the subject on the resource (Reader.Access): the
+	// decision table's key and the messages are made of it.
+	acc store.Access
+	// in is the policy input, read for full evaluation only (readInput); nil on the compiled path.
+	in *rego.Input
 	// How the effective teams of the resource and destination came about (Explain only).
 	origin, destOrigin *origin
 }
 
 // prepare validates a request without touching the store, into q, which is zero.
-func (e *Engine) prepare(p *rego.Policy, req Request, q *query) error {
+func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 	if err := scope.CheckSlug("subject", req.Subject); err != nil {
 		return err
 	}
@@ -549,7 +548,12 @@ func (e *Engine) prepare(p *rego.Policy, req Request, q *query) error {
 	if err != nil {
 		return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
 	}
-	q.req, q.spec, q.res = req, spec, res
+	q.req, q.spec, q.res = *req, spec, res
+	if res.Kind == scope.KindProject {
+		q.org, q.team, q.project = res.Ref.Org, res.Ref.Team, res.Ref.Project
+	} else {
+		q.org, q.team = res.Owner.Org, res.Owner.Team
+	}
 	if spec.ManagesMembers {
 		for _, k := range []string{"target_role", "target_current_role"} {
 			v, present := req.Attributes[k]
@@ -575,10 +579,9 @@ func (e *Engine) prepare(p *rego.Policy, req Request, q *query) error {
 			q.dest = &ref
 		}
 	}
-	if q.in.Attributes, err = rego.NewAttributes(req.Attributes); err != nil {
+	if q.attrs, err = rego.NewAttributes(req.Attributes); err != nil {
 		return err
 	}
-	q.in.Action = req.Action
 	return nil
 }
 
@@ -589,18 +592,16 @@ func article(kind scope.Kind) string {
 	return " " + string(kind)
 }
 
-// access resolves a resource (SPEC §3) and reads the subject's facts on it (SPEC §4) in one
-// store call into the policy input's subject and resource (s and f, zero), but for their team
-// roles: it returns the subject's roles in the resource's teams (Key.TeamRole's), and the full
-// policy reads them all (Reader.TeamRoles). Nothing about the subject is read on a resource
-// that does not exist: resolution comes first, and the decision is not_found for everyone.
-func access(r store.Reader, kind scope.Kind, subject, org, team, project string, s *rego.Subject, f *rego.Resource) store.RoleSet {
-	a := r.Access(org, team, project, subject)
-	s.ID, s.OrgRole, s.Grant = subject, "none", a.Grant
-	f.Kind, f.Org, f.Team, f.Project, f.Teams = kind, org, team, project, []string{}
+// facts are what the store served about subject on a resource (Reader.Access), as the policy
+// input's subject and resource, but for the subject's team roles (the caller reads them).
+// Resolution comes first (SPEC §3, §4): on a resource that does not exist nothing about the
+// subject is read, and the decision is not_found for everyone.
+func facts(a *store.Access, kind scope.Kind, subject, org, team, project string) (rego.Subject, rego.Resource) {
+	s := rego.Subject{ID: subject, OrgRole: "none", Grant: a.Grant}
+	f := rego.Resource{Kind: kind, Org: org, Team: team, Project: project, Teams: []string{}}
 	if a.Missing != store.Found {
 		f.Missing = missing(a.Missing, org, team, project)
-		return 0
+		return s, f
 	}
 	f.Exists = true
 	if a.OrgRole != "" {
@@ -610,7 +611,7 @@ func access(r store.Reader, kind scope.Kind, subject, org, team, project string,
 		f.Teams = a.Teams.Values
 	}
 	f.Restricted = a.Teams.Restricted
-	return a.TeamRoles
+	return s, f
 }
 
 // missing is the not_found message of a reference's missing part.
@@ -628,33 +629,36 @@ func missing(m store.Missing, org, team, project string) string {
 	return ""
 }
 
-// readFacts resolves the resource and reads the subject's facts into q.in (see access). It
-// returns the subject's roles in the resource's teams.
-func (q *query) readFacts(r store.Reader) store.RoleSet {
-	s, f := &q.in.Subject, &q.in.Resource
-	if q.res.Kind == scope.KindProject {
-		ref := &q.res.Ref
-		return access(r, scope.KindProject, q.req.Subject, ref.Org, ref.Team, ref.Project, s, f)
+// orgRole is the subject's org role as the policy names it: "none" for non-members.
+func (q *query) orgRole() string {
+	if q.acc.OrgRole == "" {
+		return "none"
 	}
-	o := &q.res.Owner
-	return access(r, q.res.Kind, q.req.Subject, o.Org, o.Team, "", s, f)
+	return q.acc.OrgRole
 }
 
-// readDestination reads the subject's facts on the runs.transfer destination into q.in.
-func (q *query) readDestination(r store.Reader) {
-	d := &rego.Destination{}
-	access(r, scope.KindProject, q.req.Subject, q.dest.Org, q.dest.Team, q.dest.Project, &d.Subject, &d.Resource)
-	if d.Resource.Exists {
-		d.Subject.TeamRoles = r.TeamRoles(q.dest.Org, q.req.Subject).Map()
+// readInput builds the policy input from the facts read (q.acc) and reads the rest the full
+// policy reads: the subject's team roles in the org, and the runs.transfer destination's facts.
+func (q *query) readInput(r store.Reader) *rego.Input {
+	in := &rego.Input{Action: q.req.Action, Attributes: q.attrs}
+	in.Subject, in.Resource = facts(&q.acc, q.res.Kind, q.req.Subject, q.org, q.team, q.project)
+	if in.Resource.Exists {
+		in.Subject.TeamRoles = r.TeamRoles(q.org, q.req.Subject).Map()
 	}
-	q.in.Destination = d
+	if d := q.dest; d != nil {
+		a := r.Access(d.Org, d.Team, d.Project, q.req.Subject)
+		s, f := facts(&a, scope.KindProject, q.req.Subject, d.Org, d.Team, d.Project)
+		if f.Exists {
+			s.TeamRoles = r.TeamRoles(d.Org, q.req.Subject).Map()
+		}
+		in.Destination = &rego.Destination{Subject: s, Resource: f}
+	}
+	return in
 }
 
-// key reduces the facts readFacts read to the decision table's key; roles are the subject's in
-// the resource's teams.
-func (q *query) key(p *rego.Policy, roles store.RoleSet) rego.Key {
-	s, f := &q.in.Subject, &q.in.Resource
+// key reduces the facts read to the decision table's key.
+func (q *query) key(p *rego.Policy) rego.Key {
 	var buf [4]string // the store's team roles
-	return rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant,
-		TeamRole: p.HighestOf(roles.Append(buf[:0])), Restricted: f.Restricted}
+	return rego.Key{Action: q.req.Action, Exists: q.acc.Missing == store.Found, OrgRole: q.orgRole(), Grant: q.acc.Grant,
+		TeamRole: p.HighestOf(q.acc.TeamRoles.Append(buf[:0])), Restricted: q.acc.Teams.Restricted}
 }
