@@ -342,8 +342,11 @@ func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached) 
 	if rd == nil {
 		rd = &reading{}
 	}
+	if rd.msg == nil {
+		rd.msg = make([]byte, 0, 256)
+	}
 	d, err := e.decideIn(ctx, rd, req, entry)
-	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
+	*rd = reading{view: rd.view, msg: rd.msg[:0]} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
 	return d, err
 }
@@ -361,6 +364,7 @@ type reading struct {
 	key      rego.Key
 	rev      uint64
 	view     func(store.Reader) error // = read, made once
+	msg      []byte                   // scratch for the compiled path's messages, kept (bytes only)
 }
 
 // read is the View callback: it reads the decision's facts (and, with an entry, records what
@@ -417,7 +421,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	var d Decision
 	if rd.compiled {
 		e.compiledN.Add(1)
-		d = e.fromTable(ctx, table, q, rd.key, rd.rev)
+		d = e.fromTable(ctx, table, q, &rd.key, rd.rev, rd.msg)
 	} else {
 		e.evaluated.Add(1)
 		d = e.eval(ctx, p, q, rd.rev)
@@ -429,14 +433,17 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 }
 
 // fromTable answers from the policy's decision table; messages are rendered from the request's
-// own facts, all of a decision's into one string.
-func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.Key, rev uint64) Decision {
-	v, err := t.VerdictOf(ctx, q.spec, k)
+// own facts, all of a decision's into one string, through scratch (nil: a buffer of its own).
+func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
+	v, err := t.VerdictOf(ctx, &q.spec, k)
 	if err != nil {
 		return e.failed(err, rev)
 	}
 	d := Decision{Allowed: v.Allow, Role: v.Role, Revision: rev, Reasons: make([]Reason, len(v.Codes))}
-	var buf [256]byte
+	if scratch == nil {
+		var buf [256]byte
+		scratch = buf[:0]
+	}
 	var ends [4]int
 	if len(v.Codes) > len(ends) { // no default rule gives that many
 		for i, c := range v.Codes {
@@ -444,7 +451,7 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.
 		}
 		return d
 	}
-	b := buf[:0]
+	b := scratch[:0]
 	for i, c := range v.Codes {
 		b = q.appendMessage(b, c, v.Role)
 		ends[i] = len(b)

@@ -134,24 +134,25 @@ func (t *Table) Verdict(ctx context.Context, k Key) (Verdict, error) {
 	if !ok {
 		return Verdict{}, teamgate.Invalid("action", k.Action, "not in the action catalog")
 	}
-	return t.verdict(ctx, spec.index-1, spec.Kind, k)
+	return t.verdict(ctx, spec.index-1, spec.Kind, &k)
 }
 
 // VerdictOf is Verdict for a key whose action's spec is at hand, as the policy's Action returned
 // it: the action's cells are found from the spec, without hashing the action's name. A spec that
-// is not k.Action's in this table's policy is looked up by name, as Verdict does.
-func (t *Table) VerdictOf(ctx context.Context, spec ActionSpec, k Key) (Verdict, error) {
+// is not k.Action's in this table's policy is looked up by name, as Verdict does. It reads
+// *spec and *k only during the call (pointers: the decision path passes them without copies).
+func (t *Table) VerdictOf(ctx context.Context, spec *ActionSpec, k *Key) (Verdict, error) {
 	a := spec.index - 1
 	if a < 0 || int(a) >= len(t.names) || t.names[a] != k.Action {
-		return t.Verdict(ctx, k)
+		return t.Verdict(ctx, *k)
 	}
 	return t.verdict(ctx, a, spec.Kind, k)
 }
 
 // verdict is Verdict for the action at index a, of the given kind.
-func (t *Table) verdict(ctx context.Context, a int32, kind scope.Kind, k Key) (Verdict, error) {
-	k = k.normalize(kind)
-	c := t.cell(a, k)
+func (t *Table) verdict(ctx context.Context, a int32, kind scope.Kind, key *Key) (Verdict, error) {
+	k := key.normalize(kind)
+	c := t.cell(a, &k)
 	if c != nil {
 		if v := c.Load(); v != nil {
 			return *v, nil
@@ -174,7 +175,7 @@ func (t *Table) verdict(ctx context.Context, a int32, kind scope.Kind, k Key) (V
 }
 
 // cell returns the cell of a normalized key of action a, nil outside the vocabulary.
-func (t *Table) cell(a int32, k Key) *cell {
+func (t *Table) cell(a int32, k *Key) *cell {
 	i := 0
 	if k.Exists {
 		o, g, tr := orgRoleIndex(k.OrgRole), roleIndex(k.Grant), roleIndex(k.TeamRole)

@@ -398,13 +398,13 @@ func TestVerdictOfFindsTheActionBySpec(t *testing.T) {
 			want, err := table.Verdict(ctx, k)
 			require.NoError(t, err)
 			for name, s := range map[string]rego.ActionSpec{"own": spec, "other policy's": foreign, "by hand": {Kind: spec.Kind, Role: spec.Role}} {
-				got, err := table.VerdictOf(ctx, s, k)
+				got, err := table.VerdictOf(ctx, &s, &k)
 				require.NoError(t, err)
 				require.Equal(t, want, got, "%s spec, %+v", name, k)
 			}
 		}
 	}
 	spec, _ := p.Action("runs.get")
-	_, err = table.VerdictOf(ctx, spec, rego.Key{Action: "runs.nope", Exists: true, OrgRole: "owner"})
+	_, err = table.VerdictOf(ctx, &spec, &rego.Key{Action: "runs.nope", Exists: true, OrgRole: "owner"})
 	require.ErrorIs(t, err, teamgate.ErrInvalid, "a spec does not stand for an action outside the catalog")
 }
