@@ -146,13 +146,20 @@ func (t *Table) VerdictOf(ctx context.Context, spec *ActionSpec, k *Key) (Verdic
 	if a < 0 || int(a) >= len(t.names) || t.names[a] != k.Action {
 		return t.Verdict(ctx, *k)
 	}
+	if i, ok := k.cellIndex(spec.Kind); ok { // the usual case, without copying the key
+		if b := t.blocks[a].Load(); b != nil {
+			if v := b[i].Load(); v != nil {
+				return *v, nil
+			}
+		}
+	}
 	return t.verdict(ctx, a, spec.Kind, k)
 }
 
 // verdict is Verdict for the action at index a, of the given kind.
 func (t *Table) verdict(ctx context.Context, a int32, kind scope.Kind, key *Key) (Verdict, error) {
 	k := key.normalize(kind)
-	c := t.cell(a, &k)
+	c := t.cell(a, kind, &k)
 	if c != nil {
 		if v := c.Load(); v != nil {
 			return *v, nil
@@ -174,18 +181,11 @@ func (t *Table) verdict(ctx context.Context, a int32, kind scope.Kind, key *Key)
 	return v, nil
 }
 
-// cell returns the cell of a normalized key of action a, nil outside the vocabulary.
-func (t *Table) cell(a int32, k *Key) *cell {
-	i := 0
-	if k.Exists {
-		o, g, tr := orgRoleIndex(k.OrgRole), roleIndex(k.Grant), roleIndex(k.TeamRole)
-		if o < 0 || g < 0 || tr < 0 {
-			return nil
-		}
-		i = 1 + ((o*numRoles+g)*numRoles+tr)*2
-		if k.Restricted {
-			i++
-		}
+// cell returns the cell of k for action a of kind, nil outside the vocabulary.
+func (t *Table) cell(a int32, kind scope.Kind, k *Key) *cell {
+	i, ok := k.cellIndex(kind)
+	if !ok {
+		return nil
 	}
 	b := t.blocks[a].Load()
 	if b == nil {
@@ -193,6 +193,24 @@ func (t *Table) cell(a int32, k *Key) *cell {
 		b = t.blocks[a].Load()
 	}
 	return &b[i]
+}
+
+// cellIndex is the index in its action's block of the cell of k's normalized key (see
+// normalize) for an action of kind; false when a role is outside the vocabulary.
+func (k *Key) cellIndex(kind scope.Kind) (int, bool) {
+	if !k.Exists {
+		return 0, true
+	}
+	grant, teamRole, restricted := k.read(kind)
+	o, g, tr := orgRoleIndex(k.OrgRole), roleIndex(grant), roleIndex(teamRole)
+	if o < 0 || g < 0 || tr < 0 {
+		return 0, false
+	}
+	i := 1 + ((o*numRoles+g)*numRoles+tr)*2
+	if restricted {
+		i++
+	}
+	return i, true
 }
 
 // eval computes a cell: the policy's decision on the key's canonical input.
@@ -212,24 +230,30 @@ func (t *Table) eval(ctx context.Context, k Key, kind scope.Kind) (Verdict, erro
 	return v, nil
 }
 
-// normalize drops the facts the default rules do not read for the action's kind, so equal
-// decisions share a cell: nothing but the action for a missing resource, no grant or project
-// restriction outside projects, no team role for org actions or open projects.
+// normalize drops the facts the default rules do not read for the action's kind (see read), so
+// equal decisions share a cell.
 func (k Key) normalize(kind scope.Kind) Key {
 	if !k.Exists {
 		return Key{Action: k.Action}
 	}
+	k.Grant, k.TeamRole, k.Restricted = k.read(kind)
+	return k
+}
+
+// read returns the facts of an existing resource's key, beyond the org role, that the default
+// rules read for an action of kind, the others zero: no grant or project restriction outside
+// projects, no team role for org actions or open projects.
+func (k *Key) read(kind scope.Kind) (grant, teamRole string, restricted bool) {
 	switch kind {
 	case scope.KindOrg:
-		k.Grant, k.TeamRole, k.Restricted = "", "", false
+		return "", "", false
 	case scope.KindTeam:
-		k.Grant, k.Restricted = "", false
-	case scope.KindProject:
-		if !k.Restricted {
-			k.TeamRole = ""
-		}
+		return "", k.TeamRole, false
 	}
-	return k
+	if !k.Restricted {
+		return k.Grant, "", false
+	}
+	return k.Grant, k.TeamRole, true
 }
 
 // canonical is an input with the key's facts and placeholder names.

@@ -371,8 +371,9 @@ func TestFoldedDataFollowsDataAndWith(t *testing.T) {
 }
 
 // TestVerdictOfFindsTheActionBySpec: VerdictOf, given the spec the policy's Action returned,
-// answers as Verdict for every action of the catalog; a spec of another policy's catalog (where
-// the same position holds another action), or one made by hand, is looked up by name.
+// answers as Verdict for every action of the catalog and every key (before and after the cell is
+// computed); a spec of another policy's catalog (where the same position holds another action),
+// or one made by hand, is looked up by name.
 func TestVerdictOfFindsTheActionBySpec(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -384,23 +385,32 @@ func TestVerdictOfFindsTheActionBySpec(t *testing.T) {
 	}}})
 	require.NoError(t, err)
 	table := p.Table()
+	orgRoles := []string{"none", "owner", "admin", "member", "billing", "outsider", "curator"}
+	roles := []string{"", "viewer", "contributor", "admin", "maintainer"}
 	for _, action := range p.Actions() {
 		spec, ok := p.Action(action)
 		require.True(t, ok)
 		foreign, ok := other.Action(action)
 		require.True(t, ok)
-		for _, k := range []rego.Key{
-			{Action: action, Exists: true, OrgRole: "member", TeamRole: "admin", Restricted: true},
-			{Action: action, Exists: true, OrgRole: "viewer", Grant: "contributor"},
-			{Action: action, Exists: true, OrgRole: "owner"},
-			{Action: action},
-		} {
-			want, err := table.Verdict(ctx, k)
-			require.NoError(t, err)
-			for name, s := range map[string]rego.ActionSpec{"own": spec, "other policy's": foreign, "by hand": {Kind: spec.Kind, Role: spec.Role}} {
-				got, err := table.VerdictOf(ctx, &s, &k)
-				require.NoError(t, err)
-				require.Equal(t, want, got, "%s spec, %+v", name, k)
+		specs := map[string]rego.ActionSpec{"own": spec, "other policy's": foreign, "by hand": {Kind: spec.Kind, Role: spec.Role}}
+		for _, exists := range []bool{true, false} {
+			for _, orgRole := range orgRoles {
+				for _, grant := range roles {
+					for _, teamRole := range roles {
+						for _, restricted := range []bool{false, true} {
+							k := rego.Key{Action: action, Exists: exists, OrgRole: orgRole, Grant: grant, TeamRole: teamRole, Restricted: restricted}
+							first, firstErr := table.VerdictOf(ctx, &spec, &k)
+							want, wantErr := table.Verdict(ctx, k)
+							require.Equal(t, wantErr, firstErr, "%+v", k) // roles no rule knows fail alike
+							require.Equal(t, want, first, "%+v", k)
+							for name, s := range specs {
+								got, err := table.VerdictOf(ctx, &s, &k)
+								require.Equal(t, wantErr, err, "%s spec, %+v", name, k)
+								require.Equal(t, want, got, "%s spec, %+v", name, k)
+							}
+						}
+					}
+				}
 			}
 		}
 	}
