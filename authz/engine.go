@@ -356,12 +356,10 @@ func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached) 
 // callback is made once per reading (view, a method value) and readings are pooled.
 type reading struct {
 	q        query
-	p        *rego.Policy
 	entry    *cached
 	compiled bool
 	explain  bool
 	also     []func(store.Reader) error
-	key      rego.Key
 	rev      uint64
 	view     func(store.Reader) error // = read, made once
 	msg      []byte                   // scratch for the compiled path's messages, kept (bytes only)
@@ -376,13 +374,11 @@ func (rd *reading) read(r store.Reader) error {
 	}
 	rd.rev = r.Revision()
 	q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
-	if rd.compiled {
-		rd.key = q.key(rd.p)
-	} else {
+	if !rd.compiled {
 		q.in = q.readInput(r)
 	}
 	if rd.explain {
-		q.origin = teamsOrigin(r, q.res.Ref, q.in.Resource)
+		q.origin = teamsOrigin(r, scope.Ref{Org: q.org, Team: q.team, Project: q.project}, q.in.Resource)
 		if q.dest != nil {
 			q.destOrigin = teamsOrigin(r, *q.dest, q.in.Destination.Resource)
 		}
@@ -410,7 +406,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		}
 	}
 	table := p.Table()
-	rd.p, rd.entry = p, entry
+	rd.entry = entry
 	rd.compiled = !rd.explain && e.compiled && table != nil && q.attrs.Len() == 0 && q.dest == nil
 	if rd.view == nil {
 		rd.view = rd.read
@@ -421,7 +417,8 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	var d Decision
 	if rd.compiled {
 		e.compiledN.Add(1)
-		d = e.fromTable(ctx, table, q, &rd.key, rd.rev, rd.msg)
+		k := q.key(p)
+		d = e.fromTable(ctx, table, q, &k, rd.rev, rd.msg)
 	} else {
 		e.evaluated.Add(1)
 		d = e.eval(ctx, p, q, rd.rev)
@@ -465,6 +462,9 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64) Decision {
+	if q.in == nil { // a Directory whose View returned without running the callback
+		return e.failed(errors.New("the directory's View read nothing"), rev)
+	}
 	budget := e.budget
 	if p.Table() != nil {
 		budget = 0 // no authors' modules: only the default rules run (see WithEvalBudget)
@@ -519,10 +519,11 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchRes
 
 // query is a validated request, ready to read its facts.
 type query struct {
-	req                Request
-	spec               rego.ActionSpec
-	res                scope.Resource
-	org, team, project string     // the resource's names (team: of a team resource or team space)
+	req  Request
+	spec rego.ActionSpec
+	// The resource: its kind and names (team: of a team resource, or a project's team space).
+	kind               scope.Kind
+	org, team, project string
 	dest               *scope.Ref // runs.transfer destination, when given
 	attrs              rego.Attributes
 	// acc is what the store served about the subject on the resource (Reader.Access): the
@@ -555,7 +556,7 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 	if err != nil {
 		return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
 	}
-	q.req, q.spec, q.res = *req, spec, res
+	q.req, q.spec, q.kind = *req, spec, res.Kind
 	if res.Kind == scope.KindProject {
 		q.org, q.team, q.project = res.Ref.Org, res.Ref.Team, res.Ref.Project
 	} else {
@@ -648,7 +649,7 @@ func (q *query) orgRole() string {
 // policy reads: the subject's team roles in the org, and the runs.transfer destination's facts.
 func (q *query) readInput(r store.Reader) *rego.Input {
 	in := &rego.Input{Action: q.req.Action, Attributes: q.attrs}
-	in.Subject, in.Resource = facts(&q.acc, q.res.Kind, q.req.Subject, q.org, q.team, q.project)
+	in.Subject, in.Resource = facts(&q.acc, q.kind, q.req.Subject, q.org, q.team, q.project)
 	if in.Resource.Exists {
 		in.Subject.TeamRoles = r.TeamRoles(q.org, q.req.Subject).Map()
 	}

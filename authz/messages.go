@@ -37,14 +37,14 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 		return project(b)
 	case rego.CodeTeamRole:
 		b = append(append(append(append(b, who...), " is "...), role...), ' ')
-		if q.res.Kind == scope.KindTeam {
+		if q.kind == scope.KindTeam {
 			return append(append(append(append(b, "of team "...), org...), '/'), q.team...)
 		}
 		b = project(append(b, "through a team of project "...))
 		return append(appendTeams(append(b, " (teams "...), teams), ')')
 	case rego.CodeOrgRole:
 		b = append(append(append(append(append(b, who...), " is org "...), orgRole...), " of "...), org...)
-		if q.res.Kind == scope.KindProject {
+		if q.kind == scope.KindProject {
 			b = append(append(append(b, ": "...), role...), " on its projects"...)
 		}
 		return b
@@ -74,7 +74,7 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 				b = append(b, r...)
 			}
 			return append(append(append(append(b, "; "...), who...), " is "...), orgRole...)
-		case q.res.Kind == scope.KindTeam:
+		case q.kind == scope.KindTeam:
 			b = append(append(append(append(b, q.req.Action...), " needs "...), q.spec.Role...), " on team "...)
 			b = append(append(append(b, org...), '/'), q.team...)
 		default:

@@ -285,9 +285,7 @@ func (r Reader) Access(org, team, project, user string) Access {
 	}
 	switch {
 	case pd != nil:
-		if g, ok := pd.p.Grants[user]; ok {
-			a.Grant = g.Role
-		}
+		a.Grant = pd.p.Grants[user].Role // "" when there is none
 		a.Teams = pd.teams
 		a.TeamRoles = teams.In(pd.teams.Values)
 	case td != nil:
