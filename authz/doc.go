@@ -1,7 +1,8 @@
 // Package authz is the engine host services call in-process: Authorize (and AuthorizeBatch,
 // Explain) decides who may do what on orgs, team spaces and projects through the Rego policy of
 // package rego; EffectiveSettings, Admit and AdmitVersion apply organization policies (package
-// policy); ListProjects, ProjectFilter, BulkRuns and CreateProject work inside a team space.
+// policy); ListProjects, ProjectFilter, BulkRuns and CreateProject work inside a team space;
+// ListSubjects says who can do what and why, and suggestions say how a denied subject gets in.
 //
 // # Deciding
 //
@@ -123,12 +124,138 @@
 // be in the project's effective excluded_features: the check is policy.Admit's, the one
 // AdmitVersion runs, and a hit denies that run with reason feature_excluded.
 //
+// # Who can, and why
+//
+// ListSubjects lists the subjects allowed a request without attributes, each with its Decision's
+// role and reasons and, for team_role, the teams that give the role (Access.Teams). It asks
+// the policy, never a second copy of the role rule: while the policy has a decision table, each
+// candidate is decided by the table cell of its own facts, read from the store's indexes in one
+// snapshot, and messages are rendered as on the compiled path; without one (authors' modules),
+// each candidate is decided with Authorize. The candidates: the default rules deny every
+// non-member (not_org_member), and team members and grantees are org members (SPEC §2), so they
+// are the org's members. Whether a non-member can be allowed is asked, not assumed: the table's
+// cell for a non-member's facts, or, with modules, rego.Policy.ExtAllows (an ext.allow rule or
+// data, which may name any subject id). When it can, the candidates are every subject the
+// directory knows (every org's members and every user record) and the page says Unbounded: an id
+// stored nowhere cannot be enumerated. Cost: one pass over the org's members per page on the
+// table (map lookups; no Rego once the cells are filled), up to one cached evaluation per member
+// past the cursor without it; with Unbounded, over every subject the directory knows. Pages are
+// sorted by subject id; the cursor is the last subject returned, so it stays valid across writes.
+// A property test compares listings, whole and paged, with Authorize for every user on random
+// directories: default rules, random data, an ext.allow in data, deny-only, random and
+// subject-naming modules.
+//
+// # How to get access
+//
+// On a deny, Explain (Explanation.Suggestions) and Authorize with Request.Suggest
+// (Decision.Suggestions) return the smallest directory changes that would allow the request. A
+// Request without Suggest costs one boolean test; with it the decision is made by full evaluation
+// (the facts, team roles included, are needed) and is not cached.
+//
+// The changes tried are the facts the default rules read: a grant on the project (ChangeGrant),
+// a role in one of the resource's effective teams or in the team of a team action
+// (ChangeTeamRole), an org role (ChangeOrgRole). For each, the roles are tried from the lowest
+// rank up (the policy's data ranks and org_ranks) and the first that allows is kept, so each
+// dimension yields at most one suggestion (a team, one per team); the changed facts are decided
+// by the decision table's cell when the request is one the table answers, else by full
+// evaluation of the changed input (authors' modules, attributes, a transfer destination, to which
+// an org-role or team change in the same org applies too). Changes stay valid in the model: a
+// non-member gets grant and team suggestions that first add them to the org as the lowest org
+// role (outsider, under the default data; SPEC §2 lets outsiders into one team or project),
+// unless that alone allows. Suggestions come narrowest first (grant, team, org role). Nothing is
+// suggested for a resource that does not exist or a failed evaluation, and a deny no such
+// change lifts (an ext.deny on the project) gets none; under authors' modules the suggestions
+// found are sound (each evaluated) but facts only a module reads are not searched.
+//
+// Each Step names who may make it: the subjects allowed its management request — project.access
+// on the project (a grant), team.members.manage on the team (a team role), members.manage on the
+// org with attributes target_role and target_current_role (an org role) — found with the same
+// listing as ListSubjects. Their limits: nobody assigns a role above their own (SPEC §10), so a
+// grant or a team role is made only by approvers whose own role there ranks at least the role
+// given; members.manage's limits are the policy's own, checked by evaluating each candidate with
+// the attributes. With a decision table the candidates for that are those the table allows
+// members.manage at all (the default rules' member-management limits only deny); with modules,
+// which may allow on attributes alone, every candidate is evaluated. Suggestion.Changes is the
+// batch (store.Changes: store.Apply, or the JSON `teamgate apply --changes` reads); a raised grant
+// keeps its queue, namespace and presets. Tests apply every suggestion for random denied
+// requests (conformance directory; random data; random modules) and require Authorize to allow
+// with the suggestion's role and reasons, and require each step's approvers to be exactly the
+// users Authorize allows within those limits.
+//
+// # What-if
+//
+// Simulate answers "what would this batch change?" without applying it: the store validates
+// the batch and applies it to a private copy of the orgs it touches (store.Store.Simulate), and
+// two uncached engines with the policy in force, one over the copy before and one after, decide
+// every pair the batch can affect: each project whose record, policy or org defaults change
+// with every member of its org, each subject whose memberships or grants change with every
+// project of its org, for every project action. Anything else has the same policy input before
+// and after, so the answer is exact, not sampled (a property test compares it with applying
+// the batch to a copy of random directories and deciding every pair).
+//
+// # Hygiene report
+//
+// Lint reports unreachable projects, teams without an admin, redundant grants, empty default
+// teams, outsiders and policies with nothing to do, and settings conflicts (LintCode), each with
+// a Fix in store.Changes. Reachability and access are asked of the policy (ListSubjects,
+// ListProjects, Authorize, the decision table for grants), never of a second copy of the role
+// rule; Lint documents each kind and its fix.
+//
+// # Metrics and traces
+//
+// Nothing is measured or traced unless the host asks, and nothing global is touched.
+// WithMetrics(reg) registers, with the host's prometheus.Registerer only:
+//
+//   - teamgate_decision_duration_seconds{path, outcome}: a histogram of the time Authorize
+//     took (buckets from 100 ns to 1 s), by the path that decided — cache_l1 (memory), cache_l2
+//     (Badger), compiled (the decision table), rego (full evaluation), none (Authorize returned
+//     an error: invalid input, ErrStale, ErrClosed, the context) — and the outcome: allowed,
+//     denied, error (a deny with reason error, or an error returned). Every Authorize call
+//     counts, including those AuthorizeBatch, BulkRuns, CreateProject and listings under
+//     authors' modules make; admission and Explain decide without Authorize and do not.
+//   - teamgate_decisions_total{path, outcome}: the same calls as a counter (the histogram's
+//     count, read when the registry is gathered).
+//   - teamgate_decision_cache_hits_total{tier} and teamgate_decision_cache_misses_total{tier}
+//     (tier l1, and l2 when the directory persists), teamgate_decision_cache_entries.
+//   - teamgate_evaluation_errors_total and teamgate_evaluation_over_budget_total (Stats).
+//   - teamgate_store_revision: the directory's revision.
+//
+// Only the histogram costs anything per decision: two readings of the monotonic clock and one
+// observation, no allocation — about 500 instructions (callgrind on BenchmarkAuthorizeObserved:
+// half an in-memory cache hit again, a tenth of the compiled path), plus whatever reading the
+// clock costs on the platform (tens of nanoseconds on some virtual machines). Everything else is
+// read from the engine's counters when the registry is gathered. Writes are timed by the store
+// (store.Options.Registerer: teamgate_store_write_duration_seconds), where every write goes, not
+// only the engine's. Engines sharing a registry each need a label of their own
+// (prometheus.WrapRegistererWith); registering twice is an error from New.
+//
+// WithTracerProvider(tp) makes spans, through the OpenTelemetry API only, from tp's tracer
+// (instrumentation scope github.com/teamgate/teamgate/authz): teamgate.Authorize (attributes
+// teamgate.action, teamgate.resource, and once decided teamgate.allowed, teamgate.role,
+// teamgate.path, teamgate.revision, teamgate.reasons: the reason codes), teamgate.AuthorizeBatch
+// (teamgate.count), teamgate.ListProjects and teamgate.ProjectFilter (teamgate.owner, and
+// teamgate.count and teamgate.revision of the answer), teamgate.ListSubjects (teamgate.action,
+// teamgate.resource, teamgate.count, teamgate.revision), teamgate.BulkRuns (teamgate.owner,
+// teamgate.operation, teamgate.count, teamgate.allowed_count), teamgate.Admit and
+// teamgate.AdmitVersion (teamgate.project, teamgate.run_kind or teamgate.feature,
+// teamgate.allowed, teamgate.violations: the violated fields) and teamgate.CreateProject
+// (teamgate.owner, teamgate.project, teamgate.allowed, teamgate.revision). The decisions an
+// operation makes are child spans. A returned error, and a decision that denied because its
+// evaluation failed (reason error), is recorded on the span and sets its status to Error.
+// Subjects are left out of spans (traces often go to shared backends; who asked belongs in a
+// decision log). Without the option no span is started and no global provider is read; pass
+// otel.GetTracerProvider() to use the global one.
+//
 // # Decisions written down
 //
 //   - ext.allow never applies to not_found: a resource that does not exist stays denied.
 //   - `teamgate check` answers an invalid single request on its JSON line and exits 0, like a
 //     batch line (SPEC §11); usage and data-file errors exit non-zero.
 //   - Deny-list sources that combine a policy and the project read "policy:NAME∪project".
+//   - Simulate lists members of the org (before or after) only, compares requests without
+//     attributes, and counts a decision as changed when Allowed, Role or its reason codes
+//     differ (not its messages); admission defaults are the queue and presets Admit picks for
+//     a run naming neither.
 //   - Effective settings are cached the same way (memory, then Badger; entries expire after a
 //     day), with the Deps of the read that merged them: any write to the project, its policy or
 //     its org's defaults makes an entry stale. An entry is checked inside the snapshot that uses

@@ -70,6 +70,7 @@ type config struct {
 	noCompiled bool
 	budget     time.Duration
 	budgetSet  bool
+	observe    observeConfig // WithMetrics, WithTracerProvider (metrics.go, trace.go)
 }
 
 func errInvalidSize(n int) error {
@@ -159,6 +160,7 @@ type Engine struct {
 	compiled      bool            // the policy's decision table may answer (WithCompiledPath)
 	disk          PersistentCache // the Directory's, when persistent; nil otherwise
 	budget        time.Duration   // per Rego evaluation (WithEvalBudget); 0: none
+	obs           *observer       // metrics and spans; nil when neither is asked for
 
 	evalErrors atomic.Uint64
 	overBudget atomic.Uint64
@@ -198,6 +200,9 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	}
 	e.settingsCache = newSettingsCache(e.disk)
 	e.setPolicy(p)
+	if e.obs, err = c.observe.build(e); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -254,6 +259,10 @@ type Request struct {
 	// MinRevision makes the engine wait until its store has reached this revision; when ctx ends
 	// first, Authorize returns ErrStale.
 	MinRevision uint64 `json:"min_revision,omitempty"`
+	// Suggest asks, on a deny, for Decision.Suggestions: the smallest directory changes that
+	// would allow the request and who may make them (see Suggestion). Such a request is decided
+	// by full evaluation and not cached; without it nothing is spent on suggestions.
+	Suggest bool `json:"suggest,omitempty"`
 }
 
 // Reason is a stable code and a message for people.
@@ -265,6 +274,9 @@ type Decision struct {
 	Role     string   `json:"role"`
 	Reasons  []Reason `json:"reasons"`
 	Revision uint64   `json:"revision"`
+	// Suggestions are set on a deny when the request asked (Request.Suggest); [] when nothing
+	// the directory can change would allow it.
+	Suggestions []Suggestion `json:"suggestions,omitempty"`
 }
 
 // Has reports whether the decision carries a reason with this code.
@@ -285,9 +297,25 @@ func (d Decision) Has(code rego.Code) bool {
 // with the cache: do not modify it. Once the store is closed, no cached decision is served:
 // Authorize fails with teamgate.ErrClosed.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
+	return e.authorize(ctx, &req, nil) // inlined: the decision costs no extra call
+}
+
+// authorize is Authorize; with a non-nil path it is observed (metrics.go) and says which path
+// decided. (A pointer to the Request, so that the extra call copies none.)
+func (e *Engine) authorize(ctx context.Context, req *Request, path *decisionPath) (Decision, error) {
+	if path == nil && e.obs != nil {
+		return e.obs.authorize(ctx, e, req)
+	}
+	if req.Suggest {
+		d, err := e.authorizeSuggesting(ctx, *req)
+		if path != nil && err == nil {
+			*path = pathRego // suggestions need the full evaluation
+		}
+		return d, err
+	}
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		return e.decidePooled(ctx, &req, nil)
+		return e.decidePooled(ctx, req, nil, path)
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
@@ -304,6 +332,9 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	rev := e.dir.Revision()
 	if d, ok := e.decisions.get(&key, p); ok {
 		d.Revision = rev
+		if path != nil {
+			*path = pathCacheL1
+		}
 		return d, nil
 	}
 	if c, ok := e.fromDisk(&key, p); ok {
@@ -311,11 +342,14 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 		e.decisions.put(&key, c)
 		d := c.dec
 		d.Revision = rev
+		if path != nil {
+			*path = pathCacheL2
+		}
 		return d, nil
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, err := e.decidePooled(ctx, &req, entry)
+	d, err := e.decidePooled(ctx, req, entry, path)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(&key, entry)
 		e.toDisk(&key, entry)
@@ -337,7 +371,8 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
 // from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
-func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached) (Decision, error) {
+// A non-nil path is set to the path that decided.
+func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, path *decisionPath) (Decision, error) {
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
@@ -346,6 +381,9 @@ func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached) 
 		rd.msg = make([]byte, 0, 256)
 	}
 	d, err := e.decideIn(ctx, rd, req, entry)
+	if path != nil && err == nil {
+		*path = pathOf(rd.compiled)
+	}
 	*rd = reading{view: rd.view, msg: rd.msg[:0]} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
 	return d, err
@@ -373,9 +411,10 @@ func (rd *reading) read(r store.Reader) error {
 		r = r.Track(&rd.entry.deps) // what the decision depends on is what this snapshot serves
 	}
 	rd.rev = r.Revision()
-	q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
-	if !rd.compiled {
-		q.in = q.readInput(r)
+	if rd.compiled {
+		q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
+	} else {
+		q.readAll(r)
 	}
 	if rd.explain {
 		q.origin = teamsOrigin(r, scope.Ref{Org: q.org, Team: q.team, Project: q.project}, q.in.Resource)
@@ -503,8 +542,10 @@ type BatchResult struct {
 // AuthorizeBatch decides many requests, one result each, in order. An error in one request does
 // not stop the others; the returned error is only for the context ending or the store being
 // closed (teamgate.ErrClosed), which stop the batch.
-func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchResult, error) {
-	out := make([]BatchResult, len(reqs))
+func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []BatchResult, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.AuthorizeBatch")
+	defer func() { sp.endBatch(len(reqs), err) }()
+	out = make([]BatchResult, len(reqs))
 	for i, r := range reqs {
 		if err := ctx.Err(); err != nil {
 			return out, err
@@ -619,6 +660,7 @@ func facts(a *store.Access, kind scope.Kind, subject, org, team, project string)
 		f.Teams = a.Teams.Values
 	}
 	f.Restricted = a.Teams.Restricted
+	f.Labels = a.Labels
 	return s, f
 }
 
@@ -637,12 +679,53 @@ func missing(m store.Missing, org, team, project string) string {
 	return ""
 }
 
+// The facts a decision was made from, for its key and messages: the policy input's when there
+// is one (full evaluation, what-if decisions), else the store's Access (the compiled path).
+
 // orgRole is the subject's org role as the policy names it: "none" for non-members.
 func (q *query) orgRole() string {
-	if q.acc.OrgRole == "" {
+	switch {
+	case q.in != nil:
+		return q.in.Subject.OrgRole
+	case q.acc.OrgRole == "":
 		return "none"
 	}
 	return q.acc.OrgRole
+}
+
+func (q *query) grant() string {
+	if q.in != nil {
+		return q.in.Subject.Grant
+	}
+	return q.acc.Grant
+}
+
+// teams are the project's effective teams.
+func (q *query) teams() []string {
+	if q.in != nil {
+		return q.in.Resource.Teams
+	}
+	return q.acc.Teams.Values
+}
+
+// missingText is what does not exist (the not_found message).
+func (q *query) missingText() string {
+	if q.in != nil {
+		return q.in.Resource.Missing
+	}
+	return missing(q.acc.Missing, q.org, q.team, q.project)
+}
+
+// resource is the policy input's resource made of the facts read (q.acc).
+func (q *query) resource() rego.Resource {
+	_, f := facts(&q.acc, q.kind, q.req.Subject, q.org, q.team, q.project)
+	return f
+}
+
+// readAll reads the subject's facts and the whole policy input (see readInput).
+func (q *query) readAll(r store.Reader) {
+	q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
+	q.in = q.readInput(r)
 }
 
 // readInput builds the policy input from the facts read (q.acc) and reads the rest the full

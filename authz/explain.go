@@ -17,18 +17,27 @@ type Explanation struct {
 	Input    rego.Input `json:"input"` // the policy input: the facts read from the store
 	Path     []string   `json:"path"`  // the steps from the facts to the decision
 	Decision Decision   `json:"decision"`
+	// Suggestions are, on a deny, the smallest directory changes that would allow the request
+	// and who may make each (see Suggestion); [] when allowed.
+	Suggestions []Suggestion `json:"suggestions"`
 }
 
 // Explain decides req like Authorize, always by full evaluation of the policy, and also returns
 // the facts used and the path to the decision, including how the project's effective teams
-// came about (its teams narrowed by its policy's). It is meant for people (CLI explain, support
+// came about (its teams narrowed by its policy's), and on a deny the smallest directory changes
+// that would allow it with who may make them (Explanation.Suggestions). It is meant for people (CLI explain, support
 // tools), not for the hot path.
 func (e *Engine) Explain(ctx context.Context, req Request) (Explanation, error) {
+	req.Suggest = false // an explanation carries its suggestions itself
 	q, d, err := e.decide(ctx, req, nil, true)
 	if err != nil {
 		return Explanation{}, err
 	}
-	return Explanation{Request: req, Input: *q.in, Decision: d, Path: q.path(d)}, nil
+	sg, err := e.suggest(ctx, q, d)
+	if err != nil {
+		return Explanation{}, err
+	}
+	return Explanation{Request: req, Input: *q.in, Decision: d, Path: q.path(d), Suggestions: sg}, nil
 }
 
 // origin is how a project's effective teams came about: its own teams narrowed by the teams of

@@ -17,11 +17,11 @@ func (q *query) message(code rego.Code, role string) string {
 // appendMessage appends message's text to b. The compiled path renders every reason of a
 // decision into one buffer this way, so the messages cost one allocation together.
 func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
-	who, org, orgRole, teams := q.req.Subject, q.org, q.orgRole(), q.acc.Teams.Values
+	who, org, orgRole, teams := q.req.Subject, q.org, q.orgRole(), q.teams()
 	project := func(b []byte) []byte { return append(append(append(b, org...), '/'), q.project...) }
 	switch code {
 	case rego.CodeNotFound:
-		return append(b, missing(q.acc.Missing, org, q.team, q.project)...)
+		return append(b, q.missingText()...)
 	case rego.CodeNotOrgMember:
 		return append(append(append(b, who...), " is not a member of org "...), org...)
 	case rego.CodeOrgOverride:
@@ -33,7 +33,7 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 		b = appendTeams(append(b, " is restricted to teams "...), teams)
 		return append(append(append(b, "; "...), who...), " is in none"...)
 	case rego.CodeGrant:
-		b = append(append(append(append(b, who...), " has a "...), q.acc.Grant...), " grant on project "...)
+		b = append(append(append(append(b, who...), " has a "...), q.grant()...), " grant on project "...)
 		return project(b)
 	case rego.CodeTeamRole:
 		b = append(append(append(append(b, who...), " is "...), role...), ' ')

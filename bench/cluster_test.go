@@ -117,17 +117,22 @@ func BenchmarkClusterVisibility(b *testing.B) {
 }
 
 // BenchmarkClusterWrites: acknowledged single-change writes per second with 1 and 3 writers,
-// each on its own node (R3: nodes on different servers); b.N writes in all, as fast as the
-// writers go. gave-up/op is the share of writes that lost the race Options.MaxAttempts times
-// (ErrConflict): optimistic concurrency under saturating contention.
+// each on its own node (R3: nodes on different servers), and with 8 writers on each of 3 nodes
+// (writers=3x8: a node's concurrent writes share a message); b.N writes in all, as fast as the
+// writers go. gave-up/op is the share of writes that kept losing the race to other nodes for
+// Options.WriteTimeout (ErrConflict): optimistic concurrency under saturating contention.
 func BenchmarkClusterWrites(b *testing.B) {
 	for _, replicas := range []int{1, 3} {
-		for _, writers := range []int{1, 3} {
-			b.Run(fmt.Sprintf("R%d/writers=%d", replicas, writers), func(b *testing.B) {
+		for _, shape := range []struct{ nodes, perNode int }{{1, 1}, {3, 1}, {3, 8}} {
+			name := fmt.Sprintf("R%d/writers=%d", replicas, shape.nodes)
+			if shape.perNode > 1 {
+				name = fmt.Sprintf("R%d/writers=%dx%d", replicas, shape.nodes, shape.perNode)
+			}
+			b.Run(name, func(b *testing.B) {
 				url := nodeURLs(b, replicas)
-				stream := fmt.Sprintf("W%d", writers)
+				stream := fmt.Sprintf("W%d", shape.nodes*shape.perNode)
 				var nodes []*cluster.Node
-				for i := range writers {
+				for i := range shape.nodes {
 					nodes = append(nodes, clusterNode(b, url(i), stream, replicas))
 				}
 				ctx := b.Context()
@@ -139,19 +144,21 @@ func BenchmarkClusterWrites(b *testing.B) {
 				t0 := time.Now()
 				var wg sync.WaitGroup
 				for _, n := range nodes {
-					wg.Go(func() {
-						for k := next.Add(1); k <= int64(b.N); k = next.Add(1) {
-							_, err := n.Apply(ctx, store.PutMember{Org: "org", User: fmt.Sprintf("u%d", k), Role: "member"})
-							if errors.Is(err, teamgate.ErrConflict) {
-								conflicts.Add(1) // lost the race MaxAttempts times: counted, not retried
-								continue
+					for range shape.perNode {
+						wg.Go(func() {
+							for k := next.Add(1); k <= int64(b.N); k = next.Add(1) {
+								_, err := n.Apply(ctx, store.PutMember{Org: "org", User: fmt.Sprintf("u%d", k), Role: "member"})
+								if errors.Is(err, teamgate.ErrConflict) {
+									conflicts.Add(1) // lost the race for WriteTimeout: counted, not retried
+									continue
+								}
+								if err != nil {
+									b.Error(err)
+									return
+								}
 							}
-							if err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
+						})
+					}
 				}
 				wg.Wait()
 				b.ReportMetric(float64(int64(b.N)-conflicts.Load())/time.Since(t0).Seconds(), "writes/s")

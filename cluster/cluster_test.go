@@ -29,9 +29,13 @@ var (
 	_ authz.PersistentCache = (*cluster.Node)(nil)
 )
 
-// testCtx bounds a test: nothing here may hang.
+// testCtx bounds a test: nothing here may hang. The long forms (-cluster.long) get longer.
 func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	bound := 60 * time.Second
+	if *longCluster {
+		bound = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), bound)
 	t.Cleanup(cancel)
 	return ctx
 }

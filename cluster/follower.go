@@ -130,10 +130,11 @@ func (n *Node) applyMsg(msg jetstream.Msg) error {
 		}
 		return &FollowerError{Revision: seq, Err: fmt.Errorf("the batch does not apply: %w", err)}
 	}
-	id := msg.Headers().Get(jetstream.MsgIDHeader)
 	n.mu.Lock()
-	if _, ok := n.landed[id]; ok {
-		n.landed[id] = seq
+	// A publish of this node's writer lands at the revision after the one it expected, or not
+	// at all: a message carrying its id anywhere else is not its.
+	if a, ok := n.attempts[msg.Headers().Get(jetstream.MsgIDHeader)]; ok && seq == a.base+1 {
+		a.landed = seq
 	}
 	n.applied = seq
 	n.streamLast = max(n.streamLast, seq+meta.NumPending)

@@ -1,15 +1,15 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,9 +34,11 @@ type Options struct {
 	// of it also stores a snapshot (Node.Snapshot) for nodes to bootstrap from. Default 10,000;
 	// negative: only on demand.
 	SnapshotEvery int
-	// MaxAttempts bounds how often Apply publishes one batch when other nodes write first (each
-	// attempt catches up and validates again). Default 32.
-	MaxAttempts int
+	// WriteTimeout bounds how long Apply keeps trying to write a valid batch while other nodes
+	// write first or publishing fails (each attempt catches up and validates again); then it
+	// gives up with ErrConflict, or with the publish error. Default 30s; the caller's context
+	// may end it sooner.
+	WriteTimeout time.Duration
 	// HealthInterval is how often the node asks the stream for its last revision, for Stats' lag
 	// and last contact while no batch arrives. Default 1s.
 	HealthInterval time.Duration
@@ -48,12 +50,9 @@ type Options struct {
 const DefaultStream = "TEAMGATE"
 
 const (
-	defaultEvery       = 10_000
-	defaultMaxAttempts = 32
-	snapshotObject     = "directory"
-	// publishTimeout bounds one publish attempt's wait for the stream's acknowledgement.
-	// Publishing again is safe (JetStream deduplicates the message id), so it may be short.
-	publishTimeout = 2 * time.Second
+	defaultEvery        = 10_000
+	defaultWriteTimeout = 30 * time.Second
+	snapshotObject      = "directory"
 )
 
 // validName reports whether s is 1 to 64 letters, digits, '-' and '_' (a name both a stream and
@@ -91,11 +90,16 @@ type Node struct {
 	wg     sync.WaitGroup // the follower, the health loop and snapshot writers
 	snapCh chan struct{}  // asks the snapshot loop for a snapshot (buffer of one)
 
-	mu          sync.Mutex        // guards the fields below
-	applied     uint64            // the revision the follower has applied (the store's, once reported)
-	changed     chan struct{}     // closed and replaced when applied, err or closed change
-	landed      map[string]uint64 // message id of an Apply in flight → revision it landed at (0: not yet)
-	err         error             // why the follower stopped (a *FollowerError); nil while it runs
+	writes     chan *request // Apply → the writer (write.go)
+	idPrefix   string        // this node's message ids start with it
+	publish    publishFunc   // publishes a group; tests wrap it to inject faults
+	maxMsgSize atomic.Int64  // the stream's maximum message size (0: the server's payload limit)
+
+	mu          sync.Mutex          // guards the fields below
+	applied     uint64              // the revision the follower has applied (the store's, once reported)
+	changed     chan struct{}       // closed and replaced when applied, err or closed change
+	attempts    map[string]*attempt // the writer's publishes whose outcome is not known yet, by message id
+	err         error               // why the follower stopped (a *FollowerError); nil while it runs
 	closed      bool
 	streamLast  uint64    // the stream's last revision, as last heard
 	lastContact time.Time // when the node last heard from the stream
@@ -139,8 +143,8 @@ func New(ctx context.Context, nc *nats.Conn, st *store.Store, opts Options) (*No
 	if opts.SnapshotEvery == 0 {
 		opts.SnapshotEvery = defaultEvery
 	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = defaultMaxAttempts
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = defaultWriteTimeout
 	}
 	if opts.HealthInterval <= 0 {
 		opts.HealthInterval = time.Second
@@ -157,7 +161,9 @@ func New(ctx context.Context, nc *nats.Conn, st *store.Store, opts Options) (*No
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	n := &Node{st: st, nc: nc, js: js, name: opts.Stream, subject: "teamgate." + opts.Stream + ".batch",
-		opts: opts, log: log, snapCh: make(chan struct{}, 1), changed: make(chan struct{}), landed: map[string]uint64{}}
+		opts: opts, log: log, snapCh: make(chan struct{}, 1), changed: make(chan struct{}),
+		writes: make(chan *request, maxGroup), idPrefix: nuid.Next() + ".", attempts: map[string]*attempt{}}
+	n.publish = n.publishGroup
 	if n.stream, err = n.openStream(ctx); err != nil {
 		return nil, err
 	}
@@ -172,16 +178,73 @@ func New(ctx context.Context, nc *nats.Conn, st *store.Store, opts Options) (*No
 		return nil, &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(rev, 10),
 			Reason: fmt.Sprintf("ahead of stream %s, whose last revision is %d: the store belongs to another stream", n.name, info.State.LastSeq)}
 	}
+	if rev := st.Revision(); rev > 0 {
+		if err := n.checkHistory(ctx, rev); err != nil {
+			return nil, err
+		}
+	}
+	n.maxMsgSize.Store(int64(info.Config.MaxMsgSize))
 	if n.replica, err = st.Replicate(); err != nil {
 		return nil, err
 	}
 	n.applied, n.streamLast, n.lastContact = st.Revision(), info.State.LastSeq, time.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.follow()
 	go n.health()
 	go n.snapshots()
+	go n.writer()
 	return n, nil
+}
+
+// checkHistory refuses a store whose revision rev is not the stream's: its last batch (its
+// event at rev) differs from the stream's message rev, so it followed another stream or was
+// written on its own. When either is gone (the stream trimmed, the store's events trimmed or
+// restored from a snapshot), a store that was a node's is trusted to resume; any other store
+// with a history of its own is refused.
+func (n *Node) checkHistory(ctx context.Context, rev uint64) error {
+	refuse := func(why string) error {
+		return &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(rev, 10),
+			Reason: why + ": start a node on an empty store (or on this stream's snapshot)"}
+	}
+	var mine, theirs []byte
+	if msg, err := n.stream.GetMsg(ctx, rev); err == nil {
+		var cs store.Changes
+		if json.Unmarshal(msg.Data, &cs) == nil {
+			theirs, _ = json.Marshal(cs)
+		}
+	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("cluster: stream %s: revision %d: %w", n.name, rev, err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if evs, err := n.st.Watch(wctx, rev-1); err == nil {
+		select {
+		case ev, ok := <-evs:
+			_, restored := singleDirectory(ev.Changes)
+			if ok && ev.Err == nil && ev.Revision == rev && len(ev.Changes) > 0 && !restored {
+				mine, _ = json.Marshal(store.Changes(ev.Changes))
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	switch {
+	case mine != nil && theirs != nil && !bytes.Equal(mine, theirs):
+		return refuse(fmt.Sprintf("its revision %d is not the batch of stream %s's revision %d: the store has another history", rev, n.name, rev))
+	case (mine == nil || theirs == nil) && !n.st.Replicated():
+		return refuse(fmt.Sprintf("it was written on its own (it was never a node's) and its revision %d cannot be matched with stream %s", rev, n.name))
+	}
+	return nil
+}
+
+// singleDirectory reports whether a batch is one PutDirectory (a restored snapshot).
+func singleDirectory(cs []store.Change) (store.PutDirectory, bool) {
+	if len(cs) != 1 {
+		return store.PutDirectory{}, false
+	}
+	d, ok := cs[0].(store.PutDirectory)
+	return d, ok
 }
 
 // openStream finds the stream or creates it; another node creating it at the same time is fine.
@@ -289,149 +352,6 @@ func (n *Node) Sync(ctx context.Context) (uint64, error) {
 	}
 	n.contact(info.State.LastSeq)
 	return info.State.LastSeq, n.WaitRevision(ctx, info.State.LastSeq)
-}
-
-// Apply writes changes as one batch of the shared directory and returns its revision once this
-// node has applied it (read-your-writes). The batch is validated against the node's state first:
-// an invalid batch returns the store's error and never reaches the stream (when the node is
-// behind the stream, it catches up and validates again before it says the batch is invalid). It is published with
-// the node's revision as the stream's expected last sequence; when another node wrote first,
-// the node catches up, validates again against the new state and retries, up to
-// Options.MaxAttempts times (then ErrConflict). A batch larger than the NATS server's maximum
-// payload is ErrInvalid. When publishing fails otherwise (connection lost, timeout) the batch
-// may or may not have been written; Apply retries with the same message id, which JetStream
-// deduplicates, and returns the error once ctx ends or the attempts are spent. Each attempt
-// waits at most 2 s for its acknowledgement, so a write in flight when its NATS server goes
-// away is published again through another server instead of waiting for ctx to end. An empty batch
-// returns the current revision.
-func (n *Node) Apply(ctx context.Context, changes ...store.Change) (uint64, error) {
-	if err := n.usable(); err != nil {
-		return 0, err
-	}
-	if len(changes) == 0 {
-		return n.Revision(), nil
-	}
-	id := nuid.Next()
-	n.mu.Lock()
-	n.landed[id] = 0
-	n.mu.Unlock()
-	defer func() {
-		n.mu.Lock()
-		delete(n.landed, id)
-		n.mu.Unlock()
-	}()
-	var data []byte
-	var lastErr error
-	for attempt := range n.opts.MaxAttempts {
-		if err := n.usable(); err != nil {
-			return 0, err
-		}
-		n.mu.Lock()
-		at := n.landed[id]
-		n.mu.Unlock()
-		if at != 0 { // an earlier attempt was written after all
-			return at, n.WaitRevision(ctx, at)
-		}
-		seen := n.Revision() // the validation below sees at least this revision
-		base, err := n.replica.Validate(ctx, changes...)
-		if err != nil {
-			// Judge the batch against the stream's latest state, not a lagging view: when the
-			// node is behind, catch up and validate again. Cut off from NATS, the node's own
-			// revision decides.
-			info, ierr := n.stream.Info(ctx)
-			if ierr != nil || info.State.LastSeq <= seen {
-				return 0, err
-			}
-			n.contact(info.State.LastSeq)
-			if err := n.WaitRevision(ctx, info.State.LastSeq); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		if data == nil {
-			if data, err = n.encode(changes); err != nil {
-				return 0, err
-			}
-		}
-		// An acknowledgement lost with a NATS server never comes: bound the wait, then publish
-		// again (same message id) through the server nats.go reconnected to.
-		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		ack, err := n.js.Publish(pctx, n.subject, data, jetstream.WithMsgID(id),
-			jetstream.WithExpectStream(n.name), jetstream.WithExpectLastSequence(base))
-		cancel()
-		switch {
-		case err == nil:
-			if err := n.WaitRevision(ctx, ack.Sequence); err != nil {
-				return 0, err
-			}
-			if every := n.opts.SnapshotEvery; every > 0 && ack.Sequence%uint64(every) == 0 {
-				n.requestSnapshot()
-			}
-			return ack.Sequence, nil
-		case isWrongLastSequence(err):
-			// Other batches took revision base+1 and perhaps more (one may be an earlier attempt
-			// of this one): apply up to the stream's last revision as reported, then validate
-			// again. Waiting for base+1 only would publish against a state other writers have
-			// already overtaken, and lose again every time.
-			lastErr = err
-			if err := n.WaitRevision(ctx, max(base+1, reportedLast(err))); err != nil {
-				return 0, err
-			}
-			if attempt >= 2 { // a little jitter breaks the symmetry of writers racing in step
-				select {
-				case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond)))):
-				case <-ctx.Done():
-				}
-			}
-		case ctx.Err() != nil:
-			return 0, fmt.Errorf("cluster: publish to stream %s (the batch may have been written): %w", n.name, err)
-		default:
-			lastErr = err
-			n.log.Warn("teamgate: cluster publish failed; retrying", "stream", n.name, "attempt", attempt+1, "err", err)
-			select {
-			case <-time.After(min(time.Duration(attempt+1)*50*time.Millisecond, time.Second)):
-			case <-ctx.Done():
-				return 0, fmt.Errorf("cluster: publish to stream %s (the batch may have been written): %w", n.name, err)
-			}
-		}
-	}
-	return 0, &teamgate.ConflictError{What: "stream", Name: n.name,
-		Reason: fmt.Sprintf("batch not written after %d attempts (the node is at revision %d): %v", n.opts.MaxAttempts, n.Revision(), lastErr)}
-}
-
-// encode is the message body of a batch: store.Changes as JSON.
-func (n *Node) encode(changes []store.Change) ([]byte, error) {
-	data, err := json.Marshal(store.Changes(changes))
-	if err != nil {
-		return nil, fmt.Errorf("cluster: encode batch: %w", err)
-	}
-	// Headers and the subject take a little of the payload limit.
-	if limit := n.nc.MaxPayload() - 1024; int64(len(data)) > limit {
-		return nil, teamgate.Invalid("batch", fmt.Sprintf("%d changes", len(changes)),
-			fmt.Sprintf("encodes to %d bytes, more than the %d a NATS message of this server carries: split it", len(data), limit))
-	}
-	return data, nil
-}
-
-func isWrongLastSequence(err error) bool {
-	var api *jetstream.APIError
-	return errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
-// reportedLast is the stream's last revision as a wrong-last-sequence error reports it
-// ("wrong last sequence: N"), or 0.
-func reportedLast(err error) uint64 {
-	var api *jetstream.APIError
-	if !errors.As(err, &api) {
-		return 0
-	}
-	_, num, ok := strings.Cut(api.Description, "wrong last sequence: ")
-	if !ok {
-		return 0
-	}
-	last, _ := strconv.ParseUint(strings.TrimSpace(num), 10, 64)
-	return last
 }
 
 // usable fails once the node is closed or its follower stopped: a write could not be applied.

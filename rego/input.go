@@ -55,13 +55,21 @@ type Resource struct {
 	Restricted bool       `json:"restricted"` // the effective teams restrict, even when empty
 	Exists     bool       `json:"exists"`
 	Missing    string     `json:"missing"` // what does not exist, when !Exists
+	// Labels are the project's labels (SPEC §2); empty for org and team resources and for a
+	// project that does not exist. The default rules never read them, so the decision table
+	// does not key on them (an author's module that reads them turns the table off).
+	Labels map[string]string `json:"labels"`
 }
 
-// MarshalJSON writes the resource as the policy reads it: teams is [] when there are none.
+// MarshalJSON writes the resource as the policy reads it: teams is [] and labels {} when there
+// are none.
 func (r Resource) MarshalJSON() ([]byte, error) {
 	type plain Resource // without this method
 	if r.Teams == nil {
 		r.Teams = []string{}
+	}
+	if r.Labels == nil {
+		r.Labels = map[string]string{}
 	}
 	return plainjson.Marshal(plain(r))
 }
@@ -278,6 +286,7 @@ var (
 	keyRestricted  = ast.StringTerm("restricted")
 	keyExists      = ast.StringTerm("exists")
 	keyMissing     = ast.StringTerm("missing")
+	keyLabels      = ast.StringTerm("labels")
 )
 
 // value is the input as OPA's AST, with the facts the engine derives from it and the policy's
@@ -346,6 +355,10 @@ func (r *Resource) term() *ast.Term {
 	for i, t := range r.Teams {
 		teams[i] = ast.StringTerm(t)
 	}
+	labels := make([][2]*ast.Term, 0, len(r.Labels))
+	for k, v := range r.Labels {
+		labels = append(labels, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+	}
 	return ast.ObjectTerm(
 		ast.Item(keyKind, ast.StringTerm(string(r.Kind))),
 		ast.Item(keyOrg, ast.StringTerm(r.Org)),
@@ -355,5 +368,6 @@ func (r *Resource) term() *ast.Term {
 		ast.Item(keyRestricted, ast.BooleanTerm(r.Restricted)),
 		ast.Item(keyExists, ast.BooleanTerm(r.Exists)),
 		ast.Item(keyMissing, ast.StringTerm(r.Missing)),
+		ast.Item(keyLabels, ast.ObjectTerm(labels...)),
 	)
 }

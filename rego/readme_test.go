@@ -2,49 +2,63 @@ package rego_test
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/cover"
+	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate/rego"
 )
 
-// TestREADMEExampleTest runs the extension rule and its test from README.md's "Extending" and
-// "Testing a rule" as written, so the documented example cannot rot.
-func TestREADMEExampleTest(t *testing.T) {
+// TestREADMEShowsTheExampleFiles: the worked rules and tests README.md shows are the files of
+// examples/customrule/policy, each shown once and as it is; the tests pass, print, and test the
+// rules (without any one rule file, a test fails).
+func TestREADMEShowsTheExampleFiles(t *testing.T) {
 	t.Parallel()
+	const dir = "../examples/customrule/policy"
 	raw, err := os.ReadFile("README.md")
 	require.NoError(t, err)
-	blocks := map[string]string{} // package → source
-	for _, m := range regexp.MustCompile("(?s)```rego\n(package [^\n]+\n.*?)```").FindAllStringSubmatch(string(raw), -1) {
-		pkg := strings.TrimPrefix(strings.SplitN(m[1], "\n", 2)[0], "package ")
-		require.NotContains(t, blocks, pkg, "README.md has two %s examples", pkg)
-		blocks[pkg] = m[1]
+	shown := map[string]string{} // file → the block after its link
+	re := regexp.MustCompile("(?s)\\(\\.\\./examples/customrule/policy/([a-z_]+\\.rego)\\):\n\n```rego\n(.*?)```")
+	for _, m := range re.FindAllStringSubmatch(string(raw), -1) {
+		require.NotContains(t, shown, m[1], "README.md shows %s twice", m[1])
+		shown[m[1]] = m[2]
 	}
-	require.Contains(t, blocks, "teamgate.ext")
-	require.Contains(t, blocks, "teamgate.ext_test")
-	mods := []rego.Module{
-		{Name: "archive.rego", Source: blocks["teamgate.ext"]},
-		{Name: "archive_test.rego", Source: blocks["teamgate.ext_test"]},
-	}
-	run, err := rego.RunTests(t.Context(), mods, rego.TestOptions{})
+	mods, data, err := rego.LoadDir(dir)
 	require.NoError(t, err)
-	require.Len(t, run.Results, 3)
-	for _, r := range run.Results {
-		require.True(t, r.Pass(), "%s.%s: %v", r.Package, r.Name, r.Error)
-		if r.Name == "test_archive_stays_readable" {
-			require.Contains(t, string(r.Output), "decision:")
-		}
+	require.Empty(t, data)
+	require.Len(t, shown, len(mods), "README.md shows every file of %s", dir)
+	for _, m := range mods {
+		name := filepath.Base(m.Name)
+		require.Contains(t, shown, name)
+		require.Equal(t, m.Source, shown[name], "README.md's %s is the file as it is", name)
 	}
 
-	// The tests test the rule: without it, the archive test fails.
-	run, err = rego.RunTests(t.Context(), mods[1:], rego.TestOptions{Run: "test_archive_refuses"})
+	run, err := rego.RunTests(t.Context(), mods, rego.TestOptions{})
 	require.NoError(t, err)
-	require.Len(t, run.Results, 1)
-	require.True(t, run.Results[0].Fail)
+	require.GreaterOrEqual(t, len(run.Results), 10)
+	printed := false
+	for _, r := range run.Results {
+		require.True(t, r.Pass(), "%s.%s: %v", r.Package, r.Name, r.Error)
+		printed = printed || strings.Contains(string(r.Output), "ci-bot:")
+	}
+	require.True(t, printed, "print() output is captured")
+
+	for _, m := range mods {
+		if strings.HasSuffix(m.Name, "_test.rego") {
+			continue
+		}
+		without := slices.DeleteFunc(slices.Clone(mods), func(o rego.Module) bool { return o.Name == m.Name })
+		run, err := rego.RunTests(t.Context(), without, rego.TestOptions{})
+		require.NoError(t, err)
+		failed := slices.ContainsFunc(run.Results, func(r *tester.Result) bool { return !r.Pass() })
+		require.True(t, failed, "without %s a test fails", m.Name)
+	}
 }
 
 func TestRunTestsOptions(t *testing.T) {

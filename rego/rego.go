@@ -46,7 +46,7 @@ import (
 	"github.com/teamgate/teamgate/scope"
 )
 
-//go:embed authz.rego authz_test.rego data.json
+//go:embed authz.rego authz_test.rego testing.rego data.json
 var embedded embed.FS
 
 // Query is the decision every evaluation reads.
@@ -68,6 +68,14 @@ func DefaultModules() []Module {
 func DefaultTests() []Module {
 	src, _ := embedded.ReadFile("authz_test.rego")
 	return []Module{{Name: "teamgate/authz_test.rego", Source: string(src)}}
+}
+
+// TestHelpers returns the modules every Rego test run loads beside the default policy:
+// teamgate/testing.rego, package teamgate.testing, whose request(patch) and
+// input_for(subject, action, resource) build a whole input from the facts a test names.
+func TestHelpers() []Module {
+	src, _ := embedded.ReadFile("testing.rego")
+	return []Module{{Name: "teamgate/testing.rego", Source: string(src)}}
 }
 
 // DefaultData returns a fresh copy of the embedded data document.
@@ -311,6 +319,7 @@ type Policy struct {
 	actions       map[string]ActionSpec
 	data          map[string]any
 	deterministic bool
+	extAllows     bool // data.teamgate.ext.allow is defined (ExtAllows)
 	fingerprint   string
 	ranks         map[string]int // data.teamgate.ranks
 	table         *Table         // nil when authors' modules are loaded
@@ -370,6 +379,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	}
 	p.prepared = pq
 	p.deterministic = !nondeterministic(compiler.Modules)
+	p.extAllows = definesExtAllow(compiler, merged)
 	return p, nil
 }
 
@@ -681,7 +691,7 @@ type TestRun struct {
 }
 
 // Test runs every test_ rule of the given modules (an author's policy and tests) with the
-// default policy and the merged data loaded. Pass DefaultTests() to run the default policy's own
+// default policy, the test helpers (TestHelpers) and the merged data loaded. Pass DefaultTests() to run the default policy's own
 // tests (they assume no extension package is loaded).
 //
 // Modules and data are checked as New checks them; test modules are files named *_test.rego or
@@ -711,6 +721,16 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 		return nil, err
 	}
 	maps.Copy(deciding, tests)
+	for _, h := range TestHelpers() {
+		if _, dup := deciding[h.Name]; dup {
+			return nil, &Error{Op: "compile", File: h.Name, Detail: "two modules have this name"}
+		}
+		mod, err := ast.ParseModuleWithOpts(h.Name, h.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, fromOPA("compile", err)
+		}
+		deciding[h.Name] = mod
+	}
 	if opts.Run != "" {
 		// Checked here so a bad pattern is a typed compile error naming it, not OPA's bare one.
 		if _, err := regexp.Compile(opts.Run); err != nil {

@@ -22,7 +22,8 @@ func reRanked() map[string]any {
 }
 
 // concrete is an input with the key's facts under other names: several project teams, roles
-// in teams the project does not have, a lower role in another of its teams.
+// in teams the project does not have, a lower role in another of its teams, labels (no default
+// rule reads them, so the table keys on none).
 func concrete(p *rego.Policy, k rego.Key, kind scope.Kind) rego.Input {
 	roles := map[string]string{"elsewhere": "admin"}
 	if k.TeamRole != "" {
@@ -39,6 +40,9 @@ func concrete(p *rego.Policy, k rego.Key, kind scope.Kind) rego.Input {
 		Subject:  rego.Subject{ID: "someone-else", OrgRole: k.OrgRole, Grant: k.Grant, TeamRoles: roles},
 		Action:   k.Action,
 		Resource: rego.Resource{Kind: kind, Org: "acme", Exists: k.Exists, Teams: []string{}},
+	}
+	if k.Exists && kind == scope.KindProject {
+		in.Resource.Labels = map[string]string{"approval": "admin-only", "frozen": "true", "tier": "gold"}
 	}
 	if !k.Exists {
 		in.Resource.Missing = "gone"
@@ -154,11 +158,47 @@ func TestTableFollowsData(t *testing.T) {
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 }
 
+// TestTableOnlyForTheDefaultRules: the table keys on role facts only, so a policy with an
+// author's module — which may read any fact, the subject's id or the project's labels — has
+// none, and every decision is evaluated on the request's own input.
 func TestTableOnlyForTheDefaultRules(t *testing.T) {
 	t.Parallel()
-	p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\nallow contains \"x\" if input.subject.id == \"bob\"\n"}})
+	for _, src := range []string{
+		"allow contains \"x\" if input.subject.id == \"bob\"\n",
+		"deny contains \"admin-only\" if input.resource.labels.approval == \"admin-only\"\n",
+	} {
+		p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\n" + src}})
+		require.NoError(t, err)
+		require.Nil(t, p.Table(), "authors' modules may read any fact: %s", src)
+	}
+}
+
+// TestLabelsReachThePolicy: input.resource.labels is the project's labels, {} when it has none.
+func TestLabelsReachThePolicy(t *testing.T) {
+	t.Parallel()
+	p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: `package teamgate.ext
+
+import rego.v1
+
+deny contains "labels are an object" if not is_object(input.resource.labels)
+
+deny contains "admin-only" if input.resource.labels["example.com/approval"] == "admin-only"
+`}})
 	require.NoError(t, err)
-	require.Nil(t, p.Table(), "authors' modules may read any fact")
+	for _, c := range []struct {
+		labels map[string]string
+		allow  bool
+	}{
+		{nil, true},
+		{map[string]string{"example.com/approval": "anyone"}, true},
+		{map[string]string{"example.com/approval": "admin-only"}, false},
+	} {
+		in := rego.Input{Subject: rego.Subject{ID: "alice", OrgRole: "owner"}, Action: "runs.approve",
+			Resource: rego.Resource{Kind: scope.KindProject, Org: "acme", Project: "vision", Exists: true, Labels: c.labels}}
+		res, err := p.Eval(t.Context(), &in)
+		require.NoError(t, err)
+		require.Equal(t, c.allow, res.Allow, "%v: %+v", c.labels, res.Reasons)
+	}
 }
 
 func TestHighestRoleFollowsDataRanks(t *testing.T) {

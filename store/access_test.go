@@ -127,7 +127,7 @@ func accessByParts(r store.Reader, org, team, project, user string) store.Access
 	switch {
 	case project != "":
 		a.Grant = pv.Project.Grants[user].Role
-		a.Teams = pv.Teams
+		a.Teams, a.Labels = pv.Teams, pv.Project.Labels
 		a.TeamRoles = tr.In(pv.Teams.Values)
 	case team != "":
 		a.TeamRoles = tr.In([]string{team})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -125,7 +126,7 @@ func (t *txn) org(name string) (*orgData, error) {
 	if err := scope.CheckSlug("org", name); err != nil {
 		return nil, err
 	}
-	o, ok := t.st.orgs[name]
+	o, ok := t.orgOf(name)
 	if !ok {
 		return nil, &teamgate.NotFoundError{What: "org", Name: name}
 	}
@@ -191,7 +192,7 @@ func (c PutOrg) apply(t *txn) error {
 	}
 	o := c.Org
 	o.DefaultPresets = slices.Clone(o.DefaultPresets)
-	if od, ok := t.st.orgs[o.Name]; ok {
+	if od, ok := t.orgOf(o.Name); ok {
 		assign(t, &od.org, o)
 		t.affectAll(od)
 	} else {
@@ -482,6 +483,9 @@ func (c PutProject) apply(t *txn) error {
 			return err
 		}
 	}
+	if err := ValidateLabels("project "+name+" label", p.Labels); err != nil {
+		return err
+	}
 	for u, g := range p.Grants {
 		if _, err := t.member(o, u, "grantee on project "+name); err != nil {
 			return err
@@ -720,6 +724,10 @@ func cloneProject(p Project) Project {
 	c := p
 	c.Teams = slices.Clone(p.Teams)
 	c.Settings = cloneSettings(p.Settings)
+	c.Labels = nil // none is nil: the record's JSON leaves both out, so they are one state
+	if len(p.Labels) > 0 {
+		c.Labels = maps.Clone(p.Labels)
+	}
 	if p.Grants != nil {
 		c.Grants = make(map[string]Grant, len(p.Grants))
 		for u, g := range p.Grants {
@@ -744,7 +752,8 @@ func (t *txn) defaultOf(u User) (*orgData, string) {
 	if !ok {
 		return nil, ""
 	}
-	return t.st.orgs[org], team
+	o, _ := t.orgOf(org)
+	return o, team
 }
 
 func (t *txn) unindexDefault(u User) {

@@ -15,7 +15,6 @@ type write struct {
 	after   *uint64 // the store must be at exactly this revision (a replayed event)
 	at      uint64  // commit at this revision instead of the next one (Replica.Restore); 0: next
 	replica bool    // the Replica writes: allowed on a replicated store
-	dryRun  bool    // validate only: undo the batch and return the revision it was checked at
 }
 
 // guard refuses a direct write to a replicated store. It runs when the commit pipeline
@@ -108,12 +107,39 @@ func (s *Store) Detach() error {
 // Store returns the replicated store.
 func (r *Replica) Store() *Store { return r.s }
 
-// Validate checks changes against the store's current state exactly as Apply would, under the
-// write lock, and undoes them: nothing changes and no revision is used. It returns the revision
-// the batch was checked at; the same batch replayed at the next revision applies (the changes
-// are deterministic functions of the state). The error is the one Apply would return.
-func (r *Replica) Validate(ctx context.Context, changes ...Change) (uint64, error) {
-	return r.s.apply(ctx, write{replica: true, dryRun: true}, changes)
+// ValidateEach checks batches in order the way one commit of all of them would apply them: each
+// against the state the valid batches before it leave, under the write lock, and undoes them
+// all. It returns the revision they were checked at and each batch's error (nil: valid), so a
+// writer that commits several callers' batches as one batch of the log (their concatenation,
+// valid ones only) fails an invalid one alone. An empty batch is ErrInvalid.
+func (r *Replica) ValidateEach(ctx context.Context, batches [][]Change) (uint64, []error, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, nil, teamgate.ErrClosed
+	}
+	errs := make([]error, len(batches))
+	var applied []*txn
+	for i, b := range batches {
+		if len(b) == 0 {
+			errs[i] = teamgate.Invalid("batch", strconv.Itoa(i), "empty")
+			continue
+		}
+		t, err := s.applyChanges(b)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		applied = append(applied, t)
+	}
+	for i := len(applied) - 1; i >= 0; i-- {
+		applied[i].rollback()
+	}
+	return s.st.rev, errs, nil
 }
 
 // ApplyEvent replays a batch of the log at its revision, like Store.ApplyEvent (the store must be
@@ -145,7 +171,7 @@ type PutDirectory struct{ File File }
 func (PutDirectory) Kind() string { return "put_directory" }
 
 func (c PutDirectory) apply(t *txn) error {
-	if err := c.File.check(); err != nil {
+	if err := c.File.validate(); err != nil {
 		return err
 	}
 	named := make(map[string]struct{}, len(c.File.Orgs))

@@ -101,9 +101,10 @@ func TestReplicaGuardSurvivesReopen(t *testing.T) {
 	require.ErrorIs(t, s.Detach(), teamgate.ErrClosed)
 }
 
-// TestReplicaValidateChangesNothing: Validate reports what Apply would and leaves the store as it
-// was; the validated batch then replays at the next revision.
-func TestReplicaValidateChangesNothing(t *testing.T) {
+// TestReplicaValidateEachChangesNothing: ValidateEach reports for each batch what Apply would,
+// each against the state the valid batches before it leave, and leaves the store as it was; the
+// valid batches, concatenated, then replay as one batch at the next revision.
+func TestReplicaValidateEachChangesNothing(t *testing.T) {
 	t.Parallel()
 	s, err := store.Open(t.Context(), store.Options{Dir: t.TempDir(), NoSync: true})
 	require.NoError(t, err)
@@ -123,19 +124,29 @@ func TestReplicaValidateChangesNothing(t *testing.T) {
 		{"missing org", []store.Change{store.PutMember{Org: "nope", User: "zed", Role: "member"}}, teamgate.ErrNotFound},
 		{"second change fails", []store.Change{store.DeleteMember{Org: "acme", User: "bob"}, store.PutOrg{Org: store.Org{Name: "Bad Name"}}}, teamgate.ErrInvalid},
 		{"nil change", []store.Change{nil}, teamgate.ErrInvalid},
+		{"empty batch", nil, teamgate.ErrInvalid},
 	} {
-		_, err := r.Validate(t.Context(), tc.changes...)
-		require.ErrorIs(t, err, tc.want, tc.name)
+		_, errs, err := r.ValidateEach(t.Context(), [][]store.Change{tc.changes})
+		require.NoError(t, err)
+		require.ErrorIs(t, errs[0], tc.want, tc.name)
 	}
-	valid := []store.Change{store.DeleteMember{Org: "acme", User: "bob"}, store.PutOrg{Org: store.Org{Name: "beta"}}}
-	at, err := r.Validate(t.Context(), valid...)
+	first := []store.Change{store.DeleteMember{Org: "acme", User: "bob"}, store.PutOrg{Org: store.Org{Name: "beta"}}}
+	second := []store.Change{store.CreateProject{Project: store.Project{Org: "beta", Name: "x"}}}
+	dup := []store.Change{store.CreateProject{Project: store.Project{Org: "beta", Name: "x"}}}
+	third := []store.Change{store.PutMember{Org: "beta", User: "zed", Role: "member"}}
+	at, errs, err := r.ValidateEach(t.Context(), [][]store.Change{first, second, dup, third})
 	require.NoError(t, err)
 	require.Equal(t, rev, at)
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1], "valid on the state the first batch leaves")
+	require.ErrorIs(t, errs[2], teamgate.ErrConflict, "the project the batch before it created exists")
+	require.NoError(t, errs[3])
 	require.Equal(t, before, export(t, s))
 	require.Equal(t, rev, s.Revision())
 	require.NoError(t, s.Check())
 
-	got, err := r.ApplyEvent(t.Context(), store.Event{Revision: rev + 1, Changes: valid})
+	all := append(append(append([]store.Change{}, first...), second...), third...)
+	got, err := r.ApplyEvent(t.Context(), store.Event{Revision: rev + 1, Changes: all})
 	require.NoError(t, err)
 	require.Equal(t, rev+1, got)
 	require.Contains(t, export(t, s), "name: beta")

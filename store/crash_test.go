@@ -37,6 +37,11 @@ func TestMain(m *testing.M) {
 		crashWriter(dir)
 		return
 	}
+	if dir := os.Getenv(snapWriterEnv); dir != "" {
+		at, _ := strconv.Atoi(os.Getenv(snapKillAtEnv))
+		snapWriter(dir, at)
+		return
+	}
 	if dir := os.Getenv(batchWriterEnv); dir != "" {
 		at, _ := strconv.Atoi(os.Getenv(batchAtEnv))
 		batchWriter(dir, os.Getenv(batchStepEnv), at)

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -59,6 +60,14 @@ func depsCases() []depsCase {
 		{"Project", func(r store.Reader) any { return pair(r.Project("a", "p1")) }, []store.Change{store.PutGrant{Org: "a", Project: "p1", User: "bob", Grant: store.Grant{Role: "admin"}}}},
 		{"Project", func(r store.Reader) any { return pair(r.Project("a", "p1")) }, []store.Change{store.PutPolicy{Policy: store.Policy{Org: "a", Name: "pol", Settings: policy.Settings{Teams: []string{"t1", "t2"}}}}}},
 		{"Project", func(r store.Reader) any { return pair(r.Project("a", "p3")) }, []store.Change{store.PutProject{Project: store.Project{Org: "a", Name: "p3"}}}},
+		// Labels are project facts a policy reads (input.resource.labels): changing only them,
+		// through the API or a data file, bumps the project's stamp.
+		{"Project", func(r store.Reader) any { return pair(r.Project("a", "p2")) }, []store.Change{store.PutProject{Project: store.Project{Org: "a", Name: "p2", Labels: map[string]string{"approval": "admin-only"}}}}},
+		{"Project", func(r store.Reader) any { return pair(r.Project("a", "p1")) }, []store.Change{store.PutFile{File: func() store.File {
+			f := depsFile()
+			f.Orgs[0].Projects[0].Labels = map[string]string{"tier": "gold"}
+			return f
+		}()}}},
 		{"Projects", func(r store.Reader) any { return r.Projects("a") }, []store.Change{store.PutProject{Project: store.Project{Org: "a", Name: "p3"}}}},
 		{"ProjectCount", func(r store.Reader) any { return r.ProjectCount("a") }, []store.Change{store.DeleteProject{Org: "a", Name: "p2"}}},
 		{"OpenProjects", func(r store.Reader) any { return r.OpenProjects("a") }, []store.Change{store.PutProject{Project: store.Project{Org: "a", Name: "p2", Teams: []string{"t2"}}}}},
@@ -93,6 +102,21 @@ func depsCases() []depsCase {
 		{"Rules", func(r store.Reader) any { return r.Rules("a", "p1") }, []store.Change{store.PutPolicy{Policy: store.Policy{Org: "a", Name: "pol",
 			Settings: policy.Settings{Teams: []string{"t1"}, Rules: []policy.Rule{{Name: "r", Expression: "true"}}}}}}},
 	}
+}
+
+// depsFile is depsBase as a data file.
+func depsFile() store.File {
+	s, err := store.Open(context.Background(), store.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	if _, err := s.Apply(context.Background(), depsBase()...); err != nil {
+		panic(err)
+	}
+	var f *store.File
+	_ = s.View(func(r store.Reader) error { f = r.Snapshot(); return nil })
+	return *f
 }
 
 // pair keeps both results of a two-result accessor.

@@ -25,7 +25,44 @@
 // Open reads every record and replays it through the same validation as a write, in dependency
 // order (orgs, members, policies, teams, team memberships, projects, users); a record that fails
 // it fails Open with its key. Team memberships are read and validated by one worker per CPU,
-// each taking runs of whole teams in key order, and the stamps load at the same time.
+// each taking runs of whole teams in key order, and the stamps load at the same time. When the
+// membership snapshot is usable, the member, team membership and stamp records are not read.
+//
+// # Membership snapshot
+//
+// Org members and team memberships are most of a large directory (10M memberships at SPEC §9's
+// large tier), and reading them record by record — a Badger iteration step and a name lookup per
+// membership — is most of Open, and the stamps (one per member, project and team) most of the
+// rest. So Close writes them as a snapshot: per org, the member names and org roles in id order,
+// and per team its members' ids and team roles; then every stamp's key and revision; with the
+// revision of the records they equal and a CRC-32C of the whole. Open installs it in place of
+// the member, team membership and stamp records (every other record is still read and
+// validated) only when all of these hold, and otherwise reads the records, which stay the source
+// of truth:
+//
+//   - its head is the last thing written to Badger: the head's Badger version is Badger's
+//     highest (any write after it — a batch, a staged batch completed at Open, a cache entry, the
+//     replica marker, a tool writing Badger directly — makes it out of date);
+//   - it names the revision the records are at;
+//   - its format version, and the role tables its role codes index, are this version's;
+//   - its chunks add up to the length the head gives, with the head's checksum, and decode to a
+//     well-formed table (role codes in range, member ids in range, no member listed twice);
+//   - it names exactly the orgs and teams the records hold.
+//
+// A snapshot that fails any of these is logged (out of date at Info, anything else at Warn) and
+// ignored; one that fails the last is noticed after the other records were read, and they are
+// read again without it. A store opened from its snapshot is the store opened from its records:
+// the same export, roles, team members, stamps (so the same cached decisions stay current) and
+// decisions (member ids may differ; no reader sees them). Close writes the snapshot after every write is answered and nothing else writes, unless
+// the store is in memory, is empty, has a batch not yet applied to its keys, or was opened from
+// a snapshot that is still Badger's last write. It writes the old head's deletion first, then
+// the chunks (4 MiB values, one transaction each), removes chunks a longer snapshot left, and
+// writes the new head last: a crash (kill -9) anywhere in between leaves either no head or the
+// old head now out of date, and the next Open reads the records. A failure to write it is
+// logged and Close goes on: only the next Open is slower. A process killed before Close leaves
+// no new snapshot (its writes put the old one out of date); the Close after the next Open writes
+// one. Cluster nodes (package cluster) are stores like any other: each writes and checks its own
+// snapshot against its own records and revision, and a follower's replayed events are writes.
 //
 // # Dependencies
 //
@@ -88,6 +125,17 @@
 // everything that names it (memberships, project assignments, policies' teams allow-lists, users'
 // default teams) in one change; it is ErrNotFound when the team does not exist and ErrConflict
 // when the new name does.
+//
+// # Simulating
+//
+// Simulate runs a batch through the same validation as Apply (same errors) against a private
+// copy instead of the state: under the read lock, each org a change looks up is copied on first
+// use (twice: as it was, and to apply the batch to; a data file's orgs, or every org for a
+// PutDirectory, are copied first) with every user record, and the batch applies to the copy.
+// The Simulation serves both copies through ordinary Readers (ViewBefore, ViewAfter) that take
+// no lock, with the event Apply would have produced and the projects and subjects the batch
+// touches. Nothing is written, no revision taken, no stamp bumped, and no reader of the store
+// can see the copy. The cost is linear in the size of the touched orgs.
 //
 // # Team policy links
 //
@@ -154,7 +202,14 @@
 // wrong kind, a fraction or exponent where an integer is expected, a second YAML document, an
 // alias containing itself and aliases expanding past 4 × the file + 1 MiB are each an ErrInvalid
 // naming the path ("orgs[0].members.bob") and the line, found in time and memory bounded by the
-// file's size, quoting at most a short prefix of the offending value.
+// file's size, quoting at most a short prefix of the offending value. So is what the file can be
+// checked for on its own before anything applies — an unknown org, team or grant role, a project
+// label ValidateLabels refuses, an entry without a name — and a name given twice (ErrConflict):
+// the same rules the changes check as they apply, found here where the line is known
+// (strict.Locate re-reads the file only when there is an error).
+//
+// Projects carry labels (SPEC §2; Project.Labels, `labels` in the file): part of the project's
+// record and its stamp, so a decision that read them goes stale when they change.
 //
 // Load and LoadFile apply a file as one change, PutFile, so one batch and one revision: every org
 // the file names becomes equal to the file. PutFile works out the difference when it applies,
@@ -189,10 +244,14 @@
 //	                                 and for a set uvarint value length and value
 //	v1/pending/{revision:020d}/commit
 //	                                 uvarint number of chunks: the batch is committed
+//	v1/snapshot/head                 the membership snapshot's head: magic, format version,
+//	                                 revision, chunk count, length, CRC-32C (see Membership snapshot)
+//	v1/snapshot/data/{seq:010d}      a chunk of the membership snapshot
 //	v1/cache/...                     caches owned by other packages; never loaded as records
 //
 // Names follow the slug rule (no '/'), so '/' separates key parts unambiguously. Indexes are not
-// stored: Open rebuilds them from the records.
+// stored: Open rebuilds them from the records (the membership snapshot stands in for the member
+// team membership and stamp records only).
 //
 // Check verifies that every index agrees with the records; the tests run it after every batch
 // of a fuzzed write sequence and at the end of the store suite.

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -59,7 +60,8 @@ func QueuedWrites(s *Store) int {
 	return len(s.queue)
 }
 
-// DiskKeys returns every key in Badger outside the caches, with its value.
+// DiskKeys returns every key in Badger outside the caches and the membership snapshot, with its
+// value.
 func DiskKeys(s *Store) (map[string]string, error) {
 	out := map[string]string{}
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -67,7 +69,7 @@ func DiskKeys(s *Store) (map[string]string, error) {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			k := string(it.Item().Key())
-			if strings.HasPrefix(k, cachePrefix) {
+			if strings.HasPrefix(k, cachePrefix) || strings.HasPrefix(k, prefixSnapshot) {
 				continue
 			}
 			v, err := it.Item().ValueCopy(nil)
@@ -82,8 +84,11 @@ func DiskKeys(s *Store) (map[string]string, error) {
 }
 
 // PutRawRecord writes a record to Badger as an earlier version of the store might have, without
-// validation and without touching memory; the next Open reads it.
+// validation and without touching memory; the next Open reads it (Close then writes no
+// membership snapshot: the state in memory is not the records' any more, and an earlier version
+// of the store writes none).
 func PutRawRecord(s *Store, key string, val []byte) error {
+	s.rawWrites = true
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
 }
 
@@ -101,4 +106,114 @@ func DiskRevision(s *Store) (uint64, error) {
 		return item.Value(func(v []byte) error { rev = binary.BigEndian.Uint64(v); return nil })
 	})
 	return rev, err
+}
+
+// StepSnapshot is the step after each commit of a membership snapshot write.
+const StepSnapshot = stepSnapshot
+
+// WithSnapshotChunk returns opts writing the membership snapshot in chunks of size bytes.
+func WithSnapshotChunk(opts Options, size int) Options {
+	h := testHooks{}
+	if opts.test != nil {
+		h = *opts.test
+	}
+	h.snapChunk = size
+	opts.test = &h
+	return opts
+}
+
+// IgnoreSnapshot returns opts with which Open reads the records even where the membership
+// snapshot is usable (Close still writes one).
+func IgnoreSnapshot(opts Options) Options {
+	h := testHooks{}
+	if opts.test != nil {
+		h = *opts.test
+	}
+	h.noSnapshot = true
+	opts.test = &h
+	return opts
+}
+
+// FromSnapshot reports whether Open installed the membership snapshot rather than reading the
+// member and team membership records.
+func FromSnapshot(s *Store) bool { return s.snapAt != 0 }
+
+// WriteSnapshot writes the membership snapshot of the current state, as Close does.
+func WriteSnapshot(s *Store) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.writeSnapshot(s.st)
+}
+
+// SkipSnapshotAtClose makes Close write no snapshot, as if the process had been killed.
+func SkipSnapshotAtClose(s *Store) { s.rawWrites = true }
+
+// EditSnapshot rewrites the stored snapshot: edit gets the head and the data (all chunks
+// together) and returns them changed; the data goes back in chunks of the old sizes (the last
+// one takes what is left), then the head, last, so the head stays the last write. With fix, the
+// head's length and checksum are recomputed to match the edited data.
+func EditSnapshot(s *Store, fix bool, edit func(head, data []byte) ([]byte, []byte)) error {
+	var head, data []byte
+	var sizes []int
+	var h snapshotHead
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keySnapshotHead))
+		if err != nil {
+			return err
+		}
+		if head, err = item.ValueCopy(nil); err != nil {
+			return err
+		}
+		if h, err = decodeSnapshotHead(head); err != nil {
+			return err
+		}
+		for seq := range int(h.chunks) {
+			item, err := txn.Get([]byte(snapshotChunkKey(seq)))
+			if err != nil {
+				return err
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			data = append(data, v...)
+			sizes = append(sizes, len(v))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	head, data = edit(head, data)
+	if fix {
+		h.length, h.crc = uint64(len(data)), crc32.Checksum(data, snapshotCRC)
+		head = h.encode()
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		for seq, n := range sizes {
+			if seq == len(sizes)-1 || n > len(data) {
+				n = len(data)
+			}
+			if err := txn.Set([]byte(snapshotChunkKey(seq)), data[:n]); err != nil {
+				return err
+			}
+			data = data[n:]
+		}
+		return txn.Set([]byte(keySnapshotHead), head)
+	})
+}
+
+// Stamps returns every stamp cell's value by key, and the absent shards' values.
+func Stamps(s *Store) (map[string]uint64, []uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	cells := map[string]uint64{}
+	for k, c := range s.stamps.cells {
+		cells[k.String()] = c.Load()
+	}
+	absent := make([]uint64, len(s.stamps.absent))
+	for i := range s.stamps.absent {
+		absent[i] = s.stamps.absent[i].Load()
+	}
+	return cells, absent
 }

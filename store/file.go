@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"go.yaml.in/yaml/v3"
 
@@ -57,6 +58,7 @@ type FileProject struct {
 	CreatedBy string               `json:"created_by,omitempty" yaml:"created_by,omitempty"`
 	Settings  policy.Settings      `json:"settings,omitempty" yaml:"settings,omitempty"`
 	Grants    map[string]FileGrant `json:"grants,omitempty" yaml:"grants,omitempty"`
+	Labels    map[string]string    `json:"labels,omitempty" yaml:"labels,omitempty"`
 }
 
 // FileGrant is a grant in a data file.
@@ -73,8 +75,10 @@ type FileUser struct {
 }
 
 // ParseFile decodes a YAML or JSON data file under the rules of the package doc (Data files): an
-// unknown or duplicate key, a null key, a fraction where an integer is expected, a second YAML
-// document or runaway aliases is an ErrInvalid naming the path and the line.
+// unknown or duplicate key, a null key, a value of the wrong kind, a fraction where an integer is
+// expected, a second YAML document or runaway aliases is an ErrInvalid naming the path and the
+// line; so is a value the file can be checked for on its own (an unknown role, a bad label, an
+// entry without a name; a name given twice is an ErrConflict), before anything is written.
 func ParseFile(data []byte) (*File, error) {
 	var f File
 	if err := strict.YAML(data, &f); err != nil {
@@ -86,6 +90,10 @@ func ParseFile(data []byte) (*File, error) {
 			return nil, teamgate.Invalid("data file", se.Position(), se.Problem)
 		}
 		return nil, teamgate.Invalid("data file", se.Path, se.Position()+": "+se.Problem)
+	}
+	if p := f.check(); p != nil {
+		line, col := strict.Locate(data, p.path...)
+		return nil, p.err((&strict.Error{Line: line, Column: col}).Position())
 	}
 	return &f, nil
 }
@@ -102,7 +110,7 @@ type PutFile struct{ File File }
 func (PutFile) Kind() string { return "put_file" }
 
 func (c PutFile) apply(t *txn) error {
-	if err := c.File.check(); err != nil {
+	if err := c.File.validate(); err != nil {
 		return err
 	}
 	// Users are compared after the orgs are written: a write there may have changed a user
@@ -124,7 +132,7 @@ func (c PutFile) apply(t *txn) error {
 // teams and their members, projects, and last the projects, teams and policies the file dropped,
 // once nothing the file keeps refers to them; users last.
 func (f *File) Changes(r Reader) ([]Change, error) {
-	if err := f.check(); err != nil {
+	if err := f.validate(); err != nil {
 		return nil, err
 	}
 	return append(f.orgChanges(r.st), f.userChanges(r.st)...), nil
@@ -208,7 +216,7 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 	keepProjects := map[string]bool{}
 	for _, p := range o.Projects {
 		keepProjects[p.Name] = true
-		want := Project{Org: o.Name, Name: p.Name, Teams: p.Teams, Policy: p.Policy, Settings: p.Settings, CreatedBy: p.CreatedBy}
+		want := Project{Org: o.Name, Name: p.Name, Teams: p.Teams, Policy: p.Policy, Settings: p.Settings, CreatedBy: p.CreatedBy, Labels: p.Labels}
 		regrant := false
 		if len(p.Grants) > 0 {
 			want.Grants = make(map[string]Grant, len(p.Grants))
@@ -259,66 +267,142 @@ func sameRecord(a, b any) bool {
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
-// check rejects what the store would take but the file cannot mean: an entry without a name (a
-// null entry reads as one), a name given twice where the file lists entities (orgs, and
-// policies, teams and projects of an org: the second would silently replace the first), and a
-// project's settings.teams.
-func (f *File) check() error {
-	dup := func(path string, names []string) error {
+// fileProblem is what check finds wrong at a place in a file: ParseFile adds the line.
+type fileProblem struct {
+	path     []string // keys and list indexes down to the offending value, for strict.Locate
+	where    string   // the path as errors write it: orgs[0].members.bob
+	problem  string
+	conflict bool // a name given twice: ErrConflict rather than ErrInvalid
+}
+
+// err is the problem as an error naming its place and pos (its line and column; "" when
+// unknown).
+func (p *fileProblem) err(pos string) error {
+	why := p.problem
+	if pos != "" {
+		why = pos + ": " + why
+	}
+	if p.conflict {
+		return &teamgate.ConflictError{What: "data file entry", Name: p.where, Reason: why}
+	}
+	return teamgate.Invalid("data file", p.where, why)
+}
+
+// validate is check for a file built in Go: the error names the path, without a line.
+func (f *File) validate() error {
+	if p := f.check(); p != nil {
+		return p.err("")
+	}
+	return nil
+}
+
+// check rejects what the file cannot mean or what is wrong whatever the directory holds, naming
+// its place: an entry without a name (a null entry reads as one), a name given twice where the
+// file lists entities (orgs, and policies, teams and projects of an org: the second would
+// silently replace the first), a project's settings.teams, an unknown role and a bad label. The
+// store checks the same rules again as each change applies (checkRole, Grant.validate,
+// ValidateLabels: one copy of each); checking them here too lets ParseFile name the line.
+func (f *File) check() *fileProblem {
+	at := func(problem string, path ...any) *fileProblem {
+		p := &fileProblem{problem: problem}
+		for _, tok := range path {
+			switch tok := tok.(type) {
+			case int:
+				p.path = append(p.path, strconv.Itoa(tok))
+				p.where += "[" + strconv.Itoa(tok) + "]"
+			case string:
+				p.path = append(p.path, tok)
+				if p.where != "" {
+					p.where += "."
+				}
+				p.where += tok
+			}
+		}
+		return p
+	}
+	failed := func(err error, path ...any) *fileProblem {
+		if err == nil {
+			return nil
+		}
+		return at(err.Error(), path...)
+	}
+	dup := func(names []string, path ...any) *fileProblem {
 		seen := map[string]bool{}
 		for i, n := range names {
 			if seen[n] {
-				return &teamgate.ConflictError{What: "data file entry", Name: fmt.Sprintf("%s[%d]", path, i), Reason: "duplicate name " + quote.Q(n)}
+				p := at("duplicate name "+quote.Q(n), append(path, i)...)
+				p.conflict = true
+				return p
 			}
 			seen[n] = true
 		}
 		return nil
 	}
-	named := func(path, name string) error {
+	named := func(name string, path ...any) *fileProblem {
 		if name == "" { // a null entry, or one without its name
-			return teamgate.Invalid("data file key", path+".name", "missing: every entry needs a name")
+			return at("missing: every entry needs a name", append(path, "name")...)
 		}
 		return nil
 	}
 	var orgs []string
 	for i, o := range f.Orgs {
-		if err := named(fmt.Sprintf("orgs[%d]", i), o.Name); err != nil {
-			return err
+		if p := named(o.Name, "orgs", i); p != nil {
+			return p
 		}
 		orgs = append(orgs, o.Name)
+		for _, u := range sortedKeys(o.Members) {
+			if p := failed(checkRole("org role", o.Members[u], orgRoles), "orgs", i, "members", u); p != nil {
+				return p
+			}
+		}
 		var pols, teams, projs []string
 		for j, p := range o.Policies {
-			if err := named(fmt.Sprintf("orgs[%d].policies[%d]", i, j), p.Name); err != nil {
-				return err
+			if p := named(p.Name, "orgs", i, "policies", j); p != nil {
+				return p
 			}
 			pols = append(pols, p.Name)
 		}
 		for j, t := range o.Teams {
-			if err := named(fmt.Sprintf("orgs[%d].teams[%d]", i, j), t.Name); err != nil {
-				return err
+			if p := named(t.Name, "orgs", i, "teams", j); p != nil {
+				return p
 			}
 			teams = append(teams, t.Name)
-		}
-		for j, p := range o.Projects {
-			if err := named(fmt.Sprintf("orgs[%d].projects[%d]", i, j), p.Name); err != nil {
-				return err
-			}
-			projs = append(projs, p.Name)
-			if len(p.Settings.Teams) > 0 {
-				return teamgate.Invalid("data file key", fmt.Sprintf("orgs[%d].projects[%d].settings.teams", i, j),
-					"ambiguous: a project's teams are its top-level teams field")
+			for _, u := range sortedKeys(t.Members) {
+				if p := failed(checkRole("team role", t.Members[u], teamRoles), "orgs", i, "teams", j, "members", u); p != nil {
+					return p
+				}
 			}
 		}
-		for _, e := range []error{
-			dup(fmt.Sprintf("orgs[%d].policies", i), pols), dup(fmt.Sprintf("orgs[%d].teams", i), teams),
-			dup(fmt.Sprintf("orgs[%d].projects", i), projs),
+		for j, pr := range o.Projects {
+			if p := named(pr.Name, "orgs", i, "projects", j); p != nil {
+				return p
+			}
+			projs = append(projs, pr.Name)
+			if len(pr.Settings.Teams) > 0 {
+				return at("ambiguous: a project's teams are its top-level teams field", "orgs", i, "projects", j, "settings", "teams")
+			}
+			for _, u := range sortedKeys(pr.Grants) {
+				if p := failed(Grant(pr.Grants[u]).validate("grant"), "orgs", i, "projects", j, "grants", u); p != nil {
+					return p
+				}
+			}
+			if key, err := checkLabels("label", pr.Labels); err != nil {
+				path := []any{"orgs", i, "projects", j, "labels"}
+				if key != "" {
+					path = append(path, key)
+				}
+				return failed(err, path...)
+			}
+		}
+		for _, p := range []*fileProblem{
+			dup(pols, "orgs", i, "policies"), dup(teams, "orgs", i, "teams"), dup(projs, "orgs", i, "projects"),
 		} {
-			if e != nil {
-				return e
+			if p != nil {
+				return p
 			}
 		}
 	}
-	return dup("orgs", orgs)
+	return dup(orgs, "orgs")
 }
 
 // Load makes the directory hold a data file (YAML or JSON) in one atomic batch, a PutFile: every
@@ -387,7 +471,7 @@ func (r Reader) Snapshot() *File {
 		}
 		for _, pn := range sortedKeys(od.projects) {
 			p := od.projects[pn].p
-			fp := FileProject{Name: pn, Teams: p.Teams, Policy: p.Policy, CreatedBy: p.CreatedBy, Settings: p.Settings}
+			fp := FileProject{Name: pn, Teams: p.Teams, Policy: p.Policy, CreatedBy: p.CreatedBy, Settings: p.Settings, Labels: p.Labels}
 			if len(p.Grants) > 0 {
 				fp.Grants = map[string]FileGrant{}
 				for u, g := range p.Grants {

@@ -43,6 +43,38 @@ var refusedFiles = []struct {
 	{"self-containing alias", "orgs: &o\n  - name: a\n    teams: *o\n", "orgs[0].teams", 3, "contains it"},
 	{"unknown key", "orgs:\n  - name: a\n    memebers: {}\n", "orgs[0].memebers", 3, "unknown key"},
 	{"not YAML", "orgs: [name: [[[\n", "line 1", 1, "not YAML"},
+	// Values of the wrong kind name their path and line like every other error.
+	{"number for a list", "orgs:\n  - name: a\n    teams: 5\n", "orgs[0].teams", 3, "expected a list, got a number"},
+	{"org role as a list", "orgs:\n  - name: a\n    members: {bob: [owner]}\n", "orgs[0].members.bob", 3, "expected a string, got a list"},
+	{"team role as a list", "orgs:\n  - name: a\n    teams:\n      - name: t\n        members:\n          bob:\n            - admin\n", "orgs[0].teams[0].members.bob", 6, "expected a string, got a list"},
+	{"grant as a list", "orgs:\n  - name: a\n    projects:\n      - name: p\n        grants:\n          bob: [admin]\n", "orgs[0].projects[0].grants.bob", 6, "expected a mapping, got a list"},
+	{"grant role as a number", "orgs:\n  - name: a\n    projects:\n      - name: p\n        grants:\n          bob: {role: 3}\n", "orgs[0].projects[0].grants.bob.role", 6, "expected a string, got a number"},
+	{"users as a list", "users: [bob]\n", "users", 1, "expected a mapping, got a list"},
+	{"labels as a list", "orgs:\n  - name: a\n    projects:\n      - name: p\n        labels: [tier]\n", "orgs[0].projects[0].labels", 5, "expected a mapping, got a list"},
+	{"label value as a number", "orgs:\n  - name: a\n    projects:\n      - name: p\n        labels:\n          version: 2\n", "orgs[0].projects[0].labels.version", 6, "expected a string, got a number"},
+	{"label value as a mapping", `{"orgs": [{"name": "a", "projects": [{"name": "p", "labels": {"tier": {"x": "y"}}}]}]}`, "orgs[0].projects[0].labels.tier", 1, "expected a string, got a mapping"},
+	// So do values the file can be checked for on its own, before anything is written.
+	{"unknown org role", "orgs:\n  - name: a\n    members:\n      bob: superuser\n", "orgs[0].members.bob", 4, `invalid org role "superuser"`},
+	{"unknown team role", "orgs:\n  - name: a\n    members: {bob: member}\n    teams:\n      - name: t\n        members: {bob: owner}\n", "orgs[0].teams[0].members.bob", 6, `invalid team role "owner"`},
+	{"unknown grant role", "orgs:\n  - name: a\n    projects:\n      - name: p\n        grants:\n          bob: {role: boss}\n", "orgs[0].projects[0].grants.bob", 6, `invalid grant role "boss"`},
+	{"label key with a space", "orgs:\n  - name: a\n    projects:\n      - name: p\n        labels:\n          tier: gold\n          bad key: x\n", "orgs[0].projects[0].labels.bad key", 7, `invalid label key "bad key"`},
+	{"label key with a dot last", "orgs:\n  - name: a\n    projects:\n      - name: p\n        labels: {example.com/: x}\n", "orgs[0].projects[0].labels.example.com/", 5, "must start and end with a letter or digit"},
+	{"label value with a control character", "orgs:\n  - name: a\n    projects:\n      - name: p\n        labels: {tier: \"a\\tb\"}\n", "orgs[0].projects[0].labels.tier", 5, "control character"},
+	{"label key too long", "orgs:\n  - name: a\n    projects:\n      - name: p\n        labels: {" + strings.Repeat("k", store.MaxLabelKeyBytes+1) + ": x}\n", "orgs[0].projects[0].labels." + strings.Repeat("k", store.MaxLabelKeyBytes+1), 5, "must be 1 to 128 bytes"},
+	{"label value too long", "orgs:\n  - name: a\n    projects:\n      - name: p\n        labels: {tier: " + strings.Repeat("v", store.MaxLabelValueBytes+1) + "}\n", "orgs[0].projects[0].labels.tier", 5, "longer than 256 bytes"},
+	{"too many labels", "orgs:\n  - name: a\n    projects:\n      - name: p\n        labels: {" + manyLabels(store.MaxLabels+1) + "}\n", "orgs[0].projects[0].labels", 5, "at most 64 labels"},
+}
+
+// manyLabels is n labels written as a YAML flow mapping's entries.
+func manyLabels(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "k%d: v", i)
+	}
+	return b.String()
 }
 
 func TestParseFileRefuses(t *testing.T) {
@@ -137,7 +169,7 @@ func TestDataFileEntriesAreNamedOnce(t *testing.T) {
 		require.NoError(t, err)
 		_, err = s.Load(t.Context(), strings.NewReader(doc))
 		require.ErrorIs(t, err, teamgate.ErrConflict, doc)
-		require.Contains(t, err.Error(), where, doc)
+		require.Contains(t, err.Error(), where+": line 1, column ", doc)
 		require.NoError(t, s.Close())
 	}
 	for doc, path := range map[string]string{
@@ -152,7 +184,8 @@ func TestDataFileEntriesAreNamedOnce(t *testing.T) {
 		require.NoError(t, err)
 		_, err = s.Load(t.Context(), strings.NewReader(doc))
 		require.ErrorIs(t, err, teamgate.ErrInvalid, doc)
-		require.ErrorContains(t, err, path+`": missing`, doc)
+		require.ErrorContains(t, err, path+`": line 1, column `, doc) // the entry's place: the name is missing
+		require.ErrorContains(t, err, `: missing: every entry needs a name`, doc)
 		require.NoError(t, s.Close())
 	}
 	s, err := store.Open(t.Context(), store.Options{})

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
@@ -72,6 +75,9 @@ type Project struct {
 	Settings  policy.Settings  `json:"settings"`
 	Grants    map[string]Grant `json:"grants,omitempty"`
 	CreatedBy string           `json:"created_by,omitempty"`
+	// Labels are free-form facts about the project that policies read as input.resource.labels
+	// (SPEC §2); see ValidateLabels for what a key and a value may be.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Policy is an organization policy.
@@ -115,4 +121,72 @@ func (g Grant) validate(what string) error {
 		s.Namespaces = []string{g.Namespace}
 	}
 	return s.Validate(what)
+}
+
+// Limits of a project's labels. Labels are facts a policy compares (input.resource.labels), not
+// documents: the bounds keep every project record, decision input and change event small.
+const (
+	MaxLabels          = 64  // labels per project
+	MaxLabelKeyBytes   = 128 // bytes of a key
+	MaxLabelValueBytes = 256 // bytes of a value
+)
+
+// ValidateLabels checks a project's labels: at most MaxLabels; each key 1 to MaxLabelKeyBytes
+// ASCII letters, digits, '_', '-', '.' and '/', starting and ending with a letter or digit (the
+// Kubernetes label key alphabet, so "tier" and "example.com/approval" are keys); each value at
+// most MaxLabelValueBytes of UTF-8 text without control characters (empty is a value). what
+// names the labels in errors ("project acme/vision label"); an error matches teamgate.ErrInvalid
+// and names the offending key or value. Keys are checked in order, so the same labels always give
+// the same error.
+func ValidateLabels(what string, labels map[string]string) error {
+	_, err := checkLabels(what, labels)
+	return err
+}
+
+// checkLabels is ValidateLabels that also returns the offending key ("" for the whole set).
+func checkLabels(what string, labels map[string]string) (string, error) {
+	if len(labels) > MaxLabels {
+		return "", teamgate.Invalid(what+"s", fmt.Sprintf("%d labels", len(labels)), fmt.Sprintf("at most %d labels per project", MaxLabels))
+	}
+	for _, k := range sortedKeys(labels) {
+		if err := checkLabelKey(k); err != nil {
+			return k, teamgate.Invalid(what+" key", k, err.Error())
+		}
+		if err := checkLabelValue(labels[k]); err != nil {
+			return k, teamgate.Invalid(what+" value", labels[k], "of key "+k+": "+err.Error())
+		}
+	}
+	return "", nil
+}
+
+func checkLabelKey(k string) error {
+	if k == "" || len(k) > MaxLabelKeyBytes {
+		return fmt.Errorf("must be 1 to %d bytes", MaxLabelKeyBytes)
+	}
+	alnum := func(c byte) bool { return c < utf8.RuneSelf && (unicode.IsLetter(rune(c)) || unicode.IsDigit(rune(c))) }
+	for i := range len(k) {
+		c := k[i]
+		if !alnum(c) && !strings.ContainsRune("_-./", rune(c)) {
+			return fmt.Errorf("byte %q at offset %d: a key holds ASCII letters, digits, '_', '-', '.' and '/'", c, i)
+		}
+	}
+	if !alnum(k[0]) || !alnum(k[len(k)-1]) {
+		return fmt.Errorf("must start and end with a letter or digit")
+	}
+	return nil
+}
+
+func checkLabelValue(v string) error {
+	if len(v) > MaxLabelValueBytes {
+		return fmt.Errorf("longer than %d bytes", MaxLabelValueBytes)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("not UTF-8 text")
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("holds control character %U", r)
+		}
+	}
+	return nil
 }

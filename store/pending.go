@@ -39,6 +39,8 @@ type testHooks struct {
 	memTableSize int64                   // Badger's MemTableSize when > 0; a txn holds 15% of it
 	at           func(step string) error // runs after each step; an error fails the write there
 	commit       func(batches int)       // runs before each group's Badger commit, no lock held
+	snapChunk    int                     // the membership snapshot's chunk size when > 0
+	noSnapshot   bool                    // Open reads the records even when the snapshot is usable
 }
 
 func (h *testHooks) badger(bo badger.Options) badger.Options {

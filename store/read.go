@@ -239,10 +239,11 @@ type Access struct {
 	// does not, and the fields below are empty (nothing about the user was read).
 	Missing Missing
 	OrgRole string // the user's org role; "" for non-members
-	// Project resources only: the user's grant role ("" for none) and the project's effective
-	// teams (project teams narrowed by its policy's; read-only).
-	Grant string
-	Teams policy.AllowList
+	// Project resources only: the user's grant role ("" for none), the project's effective
+	// teams (project teams narrowed by its policy's; read-only) and its labels.
+	Grant  string
+	Teams  policy.AllowList
+	Labels map[string]string // the project's labels; read-only
 	// TeamRoles are, for a project, the roles the user holds in its effective teams; for a team,
 	// the user's role in it.
 	TeamRoles RoleSet
@@ -285,8 +286,8 @@ func (r Reader) Access(org, team, project, user string) Access {
 	}
 	switch {
 	case pd != nil:
-		a.Grant = pd.p.Grants[user].Role // "" when there is none
-		a.Teams = pd.teams
+		a.Grant = pd.p.Grants[user].Role          // "" when there is none
+		a.Teams, a.Labels = pd.teams, pd.p.Labels // a write replaces the record, never edits it
 		a.TeamRoles = teams.In(pd.teams.Values)
 	case td != nil:
 		a.TeamRoles = teams.roleIn(td.id)

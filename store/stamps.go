@@ -123,6 +123,14 @@ func (s *stamps) bump(key string, rev uint64) {
 	s.absentCell(k).Add(1)
 }
 
+// reset forgets every cell, at Open, before the store is shared (a load that starts over).
+func (s *stamps) reset() {
+	s.cells = nil
+	for i := range s.absent {
+		s.absent[i].Store(0)
+	}
+}
+
 // load sets the cell of a stored stamp key at Open, before the store is shared. A key this
 // version does not know is skipped: no reader records it.
 func (s *stamps) load(key string, rev uint64) {

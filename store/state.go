@@ -415,6 +415,7 @@ type txn struct {
 	kinds    []string
 	loading  bool                  // replaying records at Open: no undo log, no write bookkeeping
 	resort   map[*orgData]struct{} // orgs whose project or open-project sets changed
+	fork     *fork                 // set when simulating: orgs are copied on first use (simulate.go)
 }
 
 func newTxn(st *state, loading bool) *txn {

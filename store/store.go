@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/teamgate/teamgate"
 )
@@ -31,6 +32,12 @@ type Options struct {
 	GCInterval time.Duration
 	// NoSync skips the fsync of each write. Default false: an acknowledged write survives a crash.
 	NoSync bool
+	// Registerer, when set, receives the store's metrics: teamgate_store_write_duration_seconds,
+	// a histogram of the time each write that commits (Apply, ApplyEvent, Load; not an empty
+	// batch or a dry run) took until it was durable and visible, or refused, labelled outcome
+	// ok or error. Nothing is registered anywhere else. Default nil: no metrics. A registration
+	// that fails makes Open fail with the Registerer's error.
+	Registerer prometheus.Registerer
 
 	eventsKept uint64     // events kept for Watch; 0 = maxEventsKept (tests make it small)
 	test       *testHooks // this package's tests only
@@ -107,8 +114,9 @@ type Store struct {
 	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
 	revision atomic.Uint64 // st.rev, readable without the lock
 
-	persistent bool   // on disk: caches in Badger survive a restart
-	eventsKept uint64 // how many revisions' events persist keeps for Watch
+	persistent bool          // on disk: caches in Badger survive a restart
+	eventsKept uint64        // how many revisions' events persist keeps for Watch
+	metrics    *writeMetrics // nil without Options.Registerer
 
 	// The commit pipeline (apply): qmu guards queue, leading and closing.
 	qmu     sync.Mutex
@@ -125,6 +133,15 @@ type Store struct {
 	leftover   []op
 	hook       func(step string) error // tests only: runs after each commit of a staged batch
 	commitHook func(batches int)       // tests only: runs before each group's Badger commit
+	snapChunk  int                     // tests only: the snapshot's chunk size when > 0
+	snapshots  bool                    // Open may read the membership snapshot (on disk; tests can say no)
+
+	// snapAt is the Badger version of the membership snapshot's head when Open used it (0
+	// otherwise): while it is still the last write, Close need not write the snapshot again.
+	snapAt uint64
+	// rawWrites: this package's tests wrote records behind the store's back (PutRawRecord), so
+	// its state is not the records' and Close writes no snapshot.
+	rawWrites bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
@@ -157,9 +174,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	var hook func(string) error
 	var commitHook func(int)
+	snapChunk, snapshots := 0, opts.Dir != ""
 	if opts.test != nil {
 		bo = opts.test.badger(bo)
-		hook, commitHook = opts.test.at, opts.test.commit
+		hook, commitHook, snapChunk = opts.test.at, opts.test.commit, opts.test.snapChunk
+		snapshots = snapshots && !opts.test.noSnapshot
 	}
 	db, err := badger.Open(bo)
 	// A kill between creating a Badger log file (.mem or .vlog) and its first write leaves it
@@ -172,13 +191,19 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook, commitHook: commitHook}
+	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook, commitHook: commitHook, snapChunk: snapChunk, snapshots: snapshots}
 	if s.eventsKept == 0 {
 		s.eventsKept = maxEventsKept
 	}
 	if err := s.load(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	if opts.Registerer != nil {
+		if s.metrics, err = newWriteMetrics(opts.Registerer); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
 	}
 	if opts.Dir != "" {
 		every := opts.GCInterval
@@ -209,7 +234,26 @@ func (s *Store) Close() error {
 	close(s.changed)
 	s.mu.Unlock()
 	s.wg.Wait()
+	if s.snapshotDue() {
+		// Nothing writes any more: st is the records' state at st.rev.
+		if err := s.writeSnapshot(s.st); err != nil {
+			s.log.Warn("teamgate: writing the membership snapshot failed; the next Open reads the records", "error", err)
+		}
+	}
 	return s.db.Close()
+}
+
+// snapshotDue reports whether Close writes the membership snapshot: on disk, with something in
+// it, every batch fully written to its keys, and not when Open read a snapshot that is still the
+// last thing written.
+func (s *Store) snapshotDue() bool {
+	switch {
+	case !s.persistent || s.st.rev == 0 || s.unfinished || len(s.leftover) > 0 || s.rawWrites:
+		return false
+	case s.snapAt != 0 && s.db.MaxVersion() == s.snapAt:
+		return false
+	}
+	return true
 }
 
 func (s *Store) gcLoop(every time.Duration) {
@@ -258,43 +302,31 @@ type queued struct {
 }
 
 // apply is Apply, shaped by w (cluster.go): the revision it must follow, the revision it
-// commits at, whether the Replica writes, whether it only validates. A write that commits
-// nothing (an empty batch, a dry run) is answered at once from the published state; the others
-// go through the commit pipeline (enqueue).
+// commits at, whether the Replica writes. An empty batch is answered at once from the published
+// state; the others go through the commit pipeline (enqueue).
 func (s *Store) apply(ctx context.Context, w write, changes []Change) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if len(changes) == 0 || w.dryRun {
-		return s.checkNow(w, changes)
+	if len(changes) == 0 {
+		return s.checkNow(w)
 	}
+	start := time.Now()
 	q := &queued{ctx: ctx, w: w, changes: changes}
 	s.enqueue(q)
+	s.metrics.observe(start, q.err)
 	return q.rev, q.err
 }
 
-// checkNow answers an empty batch or a dry run against the published state: under the read lock
-// for an empty batch, under the write lock for a dry run, which applies the batch and undoes it.
-func (s *Store) checkNow(w write, changes []Change) (uint64, error) {
-	if len(changes) == 0 {
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-	} else {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-	}
+// checkNow answers an empty batch against the published state, under the read lock.
+func (s *Store) checkNow(w write) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
 		return 0, teamgate.ErrClosed
 	}
 	if err := s.admit(w, s.st.rev); err != nil {
 		return 0, err
-	}
-	if len(changes) > 0 {
-		t, err := s.applyChanges(changes)
-		if err != nil {
-			return 0, err
-		}
-		t.rollback()
 	}
 	return s.st.rev, nil
 }
@@ -450,23 +482,32 @@ func (s *Store) admit(w write, rev uint64) error {
 // applyChanges applies changes to the state and leaves them applied. On error nothing changes.
 func (s *Store) applyChanges(changes []Change) (*txn, error) {
 	t := newTxn(s.st, false)
+	if err := t.applyAll(changes); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// applyAll applies changes in order and leaves them applied; on error it rolls back and returns
+// the error Apply reports (naming the change in a batch of several).
+func (t *txn) applyAll(changes []Change) error {
 	for i, c := range changes {
 		if c == nil {
 			t.rollback()
-			return nil, teamgate.Invalid("change", fmt.Sprint(i), "nil change")
+			return teamgate.Invalid("change", fmt.Sprint(i), "nil change")
 		}
 		if err := c.apply(t); err != nil {
 			t.rollback()
 			if len(changes) > 1 {
-				return nil, fmt.Errorf("change %d (%s): %w", i, c.Kind(), err)
+				return fmt.Errorf("change %d (%s): %w", i, c.Kind(), err)
 			}
-			return nil, err
+			return err
 		}
 		if !slices.Contains(t.kinds, c.Kind()) {
 			t.kinds = append(t.kinds, c.Kind())
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // validate applies q's changes to the state, which is at revision rev, leaves them applied and
@@ -487,11 +528,16 @@ func (s *Store) validate(q *queued, rev uint64) (*batch, error) {
 	if q.w.at != 0 {
 		rev = q.w.at
 	}
+	return &batch{q: q, t: t, ev: t.event(rev, q.changes)}, nil
+}
+
+// event is the Event of the batch t applied at rev.
+func (t *txn) event(rev uint64, changes []Change) Event {
 	for p := range t.projects {
 		t.reached[p] = struct{}{}
 	}
 	ev := Event{Revision: rev, Kind: t.kinds[0], Keys: eventList(t.dirty), Projects: eventList(t.reached),
-		Subjects: eventList(t.subjects), Changes: slices.Clone(q.changes)}
+		Subjects: eventList(t.subjects), Changes: slices.Clone(changes)}
 	if len(t.kinds) > 1 {
 		ev.Kind = "batch"
 	}
@@ -504,7 +550,7 @@ func (s *Store) validate(q *queued, rev uint64) (*batch, error) {
 			ev.Changes = nil
 		}
 	}
-	return &batch{q: q, t: t, ev: ev}, nil
+	return ev
 }
 
 // records serializes the records the batches wrote, as the state holds them after the last one,
@@ -700,13 +746,14 @@ func (st *state) record(key string) ([]byte, error) {
 // things run at once: the stamps load on their own; the records of each kind are read and
 // decoded by one goroutine and applied in order by another (replay); the team memberships, the
 // bulk of a large directory, are read, validated and stored by one worker per CPU
-// (loadTeamMembers).
+// (loadTeamMembers). When the membership snapshot is usable (readSnapshot), the member, team
+// membership and stamp records are not read at all: its tables are installed instead; if they
+// disagree with the other records, the records are read alone.
 func (s *Store) load(ctx context.Context) error {
 	if err := s.recoverPending(); err != nil {
 		return fmt.Errorf("store: load: %w", err)
 	}
-	st := newState()
-	t := newTxn(st, true)
+	var st *state
 	var rev uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keyRevision))
@@ -725,27 +772,24 @@ func (s *Store) load(ctx context.Context) error {
 		case !errors.Is(err, badger.ErrKeyNotFound):
 			return err
 		}
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		stamped := make(chan error, 1)
-		go func() {
-			stamped <- s.scan(ctx, txn, prefixStamp, func(k, v []byte) error {
-				s.stamps.load(string(k[len(prefixStamp):]), binary.BigEndian.Uint64(v))
-				return nil
-			})
-		}()
-		err = s.replay(ctx, txn, t, "org", "member", "policy", "team")
-		if err == nil {
-			err = s.loadTeamMembers(ctx, txn, t)
+		var snap *memberSnapshot
+		if s.snapshots {
+			var why error
+			snap, why = s.readSnapshot(txn, rev)
+			switch {
+			case errors.Is(why, errSnapshotStale):
+				s.log.Info("teamgate: membership snapshot is out of date; loading from the records", "reason", why)
+			case why != nil:
+				s.log.Warn("teamgate: membership snapshot unusable; loading from the records", "reason", why)
+			}
 		}
-		if err == nil {
-			err = s.replay(ctx, txn, t, "project", "user")
-		}
-		if err != nil {
-			cancel()
-		}
-		if e := <-stamped; err == nil {
-			err = e
+		st, err = s.loadAll(ctx, txn, snap)
+		if err != nil && snap != nil && ctx.Err() == nil {
+			// The records decide: whatever the snapshot disagreed with, they are read alone.
+			s.log.Warn("teamgate: membership snapshot disagrees with the records; loading from the records", "reason", err)
+			s.snapAt = 0
+			s.stamps.reset()
+			st, err = s.loadAll(ctx, txn, nil)
 		}
 		return err
 	})
@@ -759,6 +803,56 @@ func (s *Store) load(ctx context.Context) error {
 	s.st = st
 	s.revision.Store(rev)
 	return nil
+}
+
+// loadAll loads the state and the stamps, at once: the stamps from the snapshot or their
+// records, while loadRecords reads the other records.
+func (s *Store) loadAll(ctx context.Context, txn *badger.Txn, snap *memberSnapshot) (*state, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stamped := make(chan error, 1)
+	go func() {
+		if snap != nil {
+			stamped <- snap.installStamps(&s.stamps)
+			return
+		}
+		stamped <- s.scan(ctx, txn, prefixStamp, func(k, v []byte) error {
+			s.stamps.load(string(k[len(prefixStamp):]), binary.BigEndian.Uint64(v))
+			return nil
+		})
+	}()
+	st, err := s.loadRecords(ctx, txn, snap)
+	if err != nil {
+		cancel()
+	}
+	if e := <-stamped; err == nil {
+		err = e
+	}
+	return st, err
+}
+
+// loadRecords reads the records into a new state: orgs, members, policies, teams, team
+// memberships, projects, users. With a snapshot, the member and team membership records are
+// not read: the snapshot's tables are installed in their place.
+func (s *Store) loadRecords(ctx context.Context, txn *badger.Txn, snap *memberSnapshot) (*state, error) {
+	st := newState()
+	t := newTxn(st, true)
+	var err error
+	if snap == nil {
+		err = s.replay(ctx, txn, t, "org", "member", "policy", "team")
+		if err == nil {
+			err = s.loadTeamMembers(ctx, txn, t)
+		}
+	} else {
+		err = s.replay(ctx, txn, t, "org", "policy", "team")
+		if err == nil {
+			err = snap.install(st, runtime.GOMAXPROCS(0))
+		}
+	}
+	if err == nil {
+		err = s.replay(ctx, txn, t, "project", "user")
+	}
+	return st, err
 }
 
 // replay applies the records of the given kinds, in order: this goroutine reads and decodes

@@ -21,7 +21,7 @@ func TestEveryChangeKindRoundTrips(t *testing.T) {
 		store.PutTeam{Team: store.Team{Org: "acme", Name: "eng", Policy: "gpu"}}, store.DeleteTeam{Org: "acme", Name: "eng"},
 		store.RenameTeam{Org: "acme", From: "eng", To: "ml"},
 		store.PutTeamMember{Org: "acme", Team: "eng", User: "bob", Role: "admin"}, store.DeleteTeamMember{Org: "acme", Team: "eng", User: "bob"},
-		store.PutProject{Project: store.Project{Org: "acme", Name: "vision", Teams: []string{"eng"}}},
+		store.PutProject{Project: store.Project{Org: "acme", Name: "vision", Teams: []string{"eng"}, Labels: map[string]string{"tier": "gold"}}},
 		store.CreateProject{Project: store.Project{Org: "acme", Name: "labs"}, Team: "eng"},
 		store.DeleteProject{Org: "acme", Name: "vision"},
 		store.PutGrant{Org: "acme", Project: "vision", User: "olga", Grant: store.Grant{Role: "admin"}},
@@ -29,7 +29,8 @@ func TestEveryChangeKindRoundTrips(t *testing.T) {
 		store.PutPolicy{Policy: store.Policy{Org: "acme", Name: "gpu", Settings: policy.Settings{Queues: []string{"gpu/a100"}}}},
 		store.DeletePolicy{Org: "acme", Name: "gpu"},
 		store.PutUser{User: store.User{ID: "bob", DefaultTeam: "acme/eng"}}, store.DeleteUser{ID: "bob"},
-		store.PutFile{File: store.File{Orgs: []store.FileOrg{{Name: "acme", Members: map[string]string{"bob": "member"}}}}},
+		store.PutFile{File: store.File{Orgs: []store.FileOrg{{Name: "acme", Members: map[string]string{"bob": "member"},
+			Projects: []store.FileProject{{Name: "vision", Labels: map[string]string{"approval": "admin-only"}}}}}}},
 	}
 	kinds := map[string]bool{}
 	for _, c := range all {

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	e.addStoreFlags(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd(), e.clusterCmd(),
-		e.versionCmd(), e.exportCmd(), e.applyCmd(), e.createProjectCmd(), e.bulkCmd())
+		e.versionCmd(), e.exportCmd(), e.applyCmd(), e.createProjectCmd(), e.bulkCmd(), e.whoCanCmd(), e.whatifCmd(), e.lintCmd())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -367,6 +367,7 @@ func (e *env) explainCmd() *cobra.Command {
 			for i, step := range x.Path {
 				fmt.Fprintf(e.stdout, "  %d. %s\n", i+1, step)
 			}
+			printSuggestions(e.stdout, x.Suggestions)
 			fmt.Fprint(e.stdout, "facts (policy input):\n  ")
 			return writeIndented(e.stdout, x.Input, "  ")
 		}),

@@ -492,40 +492,44 @@ func TestAttrKeysGivenOnce(t *testing.T) {
 	require.Contains(t, out, `"code":"own_run"`, "siblings nest side by side")
 }
 
-// TestReadmeCommandsRun: every data-file and store CLI command README.md shows runs as written
-// (from the repository root, in order; /tmp/teamgate-store is a fresh directory) and exits 0. (The cluster commands need a NATS server: cluster_test.go.)
+// TestReadmeCommandsRun: every data-file and store CLI command README.md and rego/README.md show
+// runs as written (from the repository root, in order; /tmp/teamgate-store is a fresh directory)
+// and exits 0. (The cluster commands need a NATS server: cluster_test.go; bench/RESULTS.md's
+// commands: TestResultsCommandsParse.)
 func TestReadmeCommandsRun(t *testing.T) {
 	t.Parallel()
 	const root = "../.."
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	require.NoError(t, err)
-	var commands [][]string
-	store := filepath.Join(t.TempDir(), "store") // the --store commands run in order on it
-	for _, line := range strings.Split(string(readme), "\n") {
-		rest, ok := strings.CutPrefix(line, "go run ./cmd/teamgate ")
-		if !ok {
-			continue
-		}
-		rest, _, _ = strings.Cut(rest, "#")
-		args := strings.Fields(rest)
-		if args[0] == "cluster" || slices.Contains(args, "--nats") {
-			continue
-		}
-		for i, a := range args {
-			if a == "/tmp/teamgate-store" {
-				args[i] = store
+	for doc, least := range map[string]int{"README.md": 16, "rego/README.md": 5} {
+		readme, err := os.ReadFile(filepath.Join(root, doc))
+		require.NoError(t, err)
+		var commands [][]string
+		store := filepath.Join(t.TempDir(), "store") // the --store commands run in order on it
+		for _, line := range strings.Split(string(readme), "\n") {
+			rest, ok := strings.CutPrefix(line, "go run ./cmd/teamgate ")
+			if !ok {
 				continue
 			}
-			if _, err := os.Stat(filepath.Join(root, a)); err == nil && strings.Contains(a, "/") {
-				args[i] = filepath.Join(root, a)
+			rest, _, _ = strings.Cut(rest, "#")
+			args := strings.Fields(rest)
+			if args[0] == "cluster" || slices.Contains(args, "--nats") {
+				continue
 			}
+			for i, a := range args {
+				if a == "/tmp/teamgate-store" {
+					args[i] = store
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(root, a)); err == nil && strings.Contains(a, "/") {
+					args[i] = filepath.Join(root, a)
+				}
+			}
+			commands = append(commands, args)
 		}
-		commands = append(commands, args)
-	}
-	require.GreaterOrEqual(t, len(commands), 16, "the README's CLI block")
-	for _, args := range commands {
-		out, stderr, code := cli(t, "", args...)
-		require.Equal(t, 0, code, "teamgate %s\n%s%s", strings.Join(args, " "), stderr, out)
-		require.NotEmpty(t, out, "teamgate %s", strings.Join(args, " "))
+		require.GreaterOrEqual(t, len(commands), least, "%s's CLI blocks", doc)
+		for _, args := range commands {
+			out, stderr, code := cli(t, "", args...)
+			require.Equal(t, 0, code, "%s: teamgate %s\n%s%s", doc, strings.Join(args, " "), stderr, out)
+			require.NotEmpty(t, out, "%s: teamgate %s", doc, strings.Join(args, " "))
+		}
 	}
 }

@@ -13,6 +13,7 @@
 //	teamgate test ./policies
 //	teamgate bench --data acme.yaml
 //	teamgate bulk --data acme.yaml bob acme/engineering delete_runs --runs runs.json
+//	teamgate lint --data acme.yaml --format pretty --strict
 //	teamgate version
 //	teamgate apply --store /var/lib/host/store --changes changes.yaml
 //	teamgate create-project --store /var/lib/host/store alice acme/ml vision

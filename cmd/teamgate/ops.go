@@ -240,8 +240,9 @@ func (e *env) applyCmd() *cobra.Command {
 
 func (e *env) createProjectCmd() *cobra.Command {
 	var settingsFile string
+	var labels []string
 	c := &cobra.Command{
-		Use:   "create-project SUBJECT OWNER NAME [--settings FILE]",
+		Use:   "create-project SUBJECT OWNER NAME [--settings FILE] [--label KEY=VALUE]...",
 		Short: "Create project NAME in OWNER (org or org/team) as SUBJECT, if allowed; prints {decision, project, revision}",
 		Args: args(func(cmd *cobra.Command, a []string) error {
 			if err := e.writable(cmd); err != nil {
@@ -251,6 +252,19 @@ func (e *env) createProjectCmd() *cobra.Command {
 		}),
 		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			np := authz.NewProject{Name: a[2]}
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok {
+					return usageError{fmt.Errorf("--label %q: want KEY=VALUE", l)}
+				}
+				if _, dup := np.Labels[k]; dup {
+					return usageError{fmt.Errorf("--label %s: given twice", k)}
+				}
+				if np.Labels == nil {
+					np.Labels = map[string]string{}
+				}
+				np.Labels[k] = v
+			}
 			if settingsFile != "" {
 				raw, err := os.ReadFile(settingsFile)
 				if err != nil {
@@ -271,6 +285,7 @@ func (e *env) createProjectCmd() *cobra.Command {
 		}),
 	}
 	c.Flags().StringVar(&settingsFile, "settings", "", "YAML or JSON file of the project's settings (SPEC §6)")
+	c.Flags().StringArrayVar(&labels, "label", nil, "a project label KEY=VALUE (input.resource.labels), repeatable")
 	return c
 }
 

@@ -62,6 +62,7 @@ func TestStoreAnswersLikeTheDataFile(t *testing.T) {
 		{"settings", "acme/vision", "--user", "beth"},
 		{"settings", "acme/nlp", "--format", "pretty"},
 		{"list", "bob", "acme"},
+		{"who-can", "runs.stop", "acme/nlp"},
 		{"admit", "bob", "acme/vision", "--run", "../../testdata/cli/run.json"},
 		{"export"},
 		{"bulk", "bob", "acme/engineering", "stop_runs", "--runs", "-"},
@@ -211,6 +212,23 @@ func TestCreateProjectCommand(t *testing.T) {
 	_, stderr, code = cli(t, "", "create-project", "--store", dir, "bob", "acme/engineering", "p2", "--settings", writeFile(t, "s.yaml", "queus: [x]\n"))
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "line 1, column 1: queus: unknown key")
+
+	// Labels: stored, exported; a bad one is refused by the store, a malformed flag is usage.
+	_, stderr, code = cli(t, "", "create-project", "--store", dir, "bob", "acme/engineering", "labelled",
+		"--label", "approval=admin-only", "--label", "example.com/tier=gold")
+	require.Equal(t, 0, code, stderr)
+	out, _, _ = cli(t, "", "export", "--store", dir)
+	require.Contains(t, out, "labels:\n")
+	require.Contains(t, out, "approval: admin-only")
+	require.Contains(t, out, "example.com/tier: gold")
+	_, stderr, code = cli(t, "", "create-project", "--store", dir, "bob", "acme/engineering", "p3", "--label", "bad key=x")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, `invalid project acme/p3 label key "bad key"`)
+	for _, flag := range []string{"novalue", "a=1 --label a=2"} {
+		args := append([]string{"create-project", "--store", dir, "bob", "acme/engineering", "p4"}, strings.Fields("--label "+flag)...)
+		_, stderr, code = cli(t, "", args...)
+		require.Equal(t, 2, code, stderr)
+	}
 }
 
 func TestBulkCommand(t *testing.T) {

@@ -42,6 +42,7 @@ import rego.v1
 
 test_fails if {
 	x := 2
+	print("x is", x)
 	x == 3
 }
 `
@@ -62,8 +63,9 @@ func TestTestCommandFlags(t *testing.T) {
 	}{
 		{name: "pass", args: []string{"test", pass}, want: []string{"PASS: 2/2"}, wantNot: []string{"test_arith"}},
 		{name: "default policy's tests", args: []string{"test"}, want: []string{"PASS: "}, wantNot: []string{"FAIL"}},
-		{name: "fail names file:line and the failing expression", args: []string{"test", fail}, code: 1,
-			want:     []string{filepath.Join(fail, "bad_test.rego") + ":5:", "data.b_test.test_fails: FAIL", filepath.Join(fail, "bad_test.rego") + ":7:", "x == 3", "FAIL: 1/1"},
+		{name: "fail names file:line, the failing expression, the duration and print output", args: []string{"test", fail}, code: 1,
+			want: []string{filepath.Join(fail, "bad_test.rego") + ":5:", "data.b_test.test_fails: FAIL (", filepath.Join(fail, "bad_test.rego") + ":8:",
+				"x == 3", "  x is 2\n", "FAIL: 1/1"},
 			stderrIs: "teamgate: 1 of 1 Rego test(s) failed\n"},
 		{name: "two paths", args: []string{"test", pass, fail}, code: 1, want: []string{"PASS: 2/3", "FAIL: 1/3"}},
 		{name: "--run filters", args: []string{"test", "--run", "arith", pass, fail}, want: []string{"PASS: 1/1"}, wantNot: []string{"FAIL"}},

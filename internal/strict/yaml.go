@@ -293,3 +293,22 @@ func locate(root *yaml.Node, ptr jsontext.Pointer) (path string, line, col int) 
 	}
 	return joinPath(parts), line, col
 }
+
+// Locate finds the value at path — mapping keys and list indexes, as tokens ("orgs", "0",
+// "labels", "example.com/tier") — in a YAML or JSON document that YAML has accepted, for an error
+// found after decoding (a value the decoder took but a later check refuses). It returns the line
+// and column of the entry's key or of the list item; where the path leaves the document (a
+// missing field), of the deepest part found; 0, 0 for a document that does not parse. The
+// document is parsed again: errors are rare, and the position costs nothing until one happens.
+func Locate(data []byte, path ...string) (line, col int) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return 0, 0
+	}
+	var ptr jsontext.Pointer
+	for _, tok := range path {
+		ptr = ptr.AppendToken(tok)
+	}
+	_, line, col = locate(doc.Content[0], ptr)
+	return line, col
+}

@@ -1,0 +1,186 @@
+package authz_test
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/conformance"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of the lint tests")
+
+// lintDir is testdata/lint: one directory per finding kind (named by its code) and clean/.
+func lintDir() string { return filepath.Join(conformance.Dir(), "..", "lint") }
+
+// lintCases are the data files the lint tests run: each directory's, and the conformance data
+// (golden file conformance.json).
+func lintCases(t *testing.T) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(lintDir())
+	require.NoError(t, err)
+	out := map[string]string{"conformance": conformance.DataFile()}
+	for _, e := range entries {
+		if e.IsDir() {
+			out[e.Name()] = filepath.Join(lintDir(), e.Name(), "data.yaml")
+		}
+	}
+	return out
+}
+
+func golden(name string) string {
+	if name == "conformance" {
+		return filepath.Join(lintDir(), "conformance.json")
+	}
+	return filepath.Join(lintDir(), name, "want.json")
+}
+
+func lintEngine(t *testing.T, data string, opts ...authz.Option) (*store.Store, *authz.Engine) {
+	t.Helper()
+	st, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	_, err = st.LoadFile(t.Context(), data)
+	require.NoError(t, err)
+	eng, err := authz.New(t.Context(), st, opts...)
+	require.NoError(t, err)
+	return st, eng
+}
+
+// noopModule is an author's module that changes no decision: with it the policy has no decision
+// table, so every check takes the evaluation path.
+var noopModule = rego.Module{Name: "noop.rego", Source: "package teamgate.ext\n\ndeny contains msg if {\n\tinput.action == \"never.an.action\"\n\tmsg := \"never\"\n}\n"}
+
+// TestLintFindings: each directory's findings are its golden file's, of its own kind only (clean/
+// has none), the same with an author's module (no decision table); the conformance data's are
+// conformance.json. Every kind has a directory.
+func TestLintFindings(t *testing.T) {
+	t.Parallel()
+	cases := lintCases(t)
+	for _, code := range []authz.LintCode{authz.LintProjectUnreachable, authz.LintTeamWithoutAdmin, authz.LintGrantRedundant,
+		authz.LintDefaultTeamEmpty, authz.LintOutsiderWithoutAccess, authz.LintPolicyUnconnected, authz.LintSettingsConflict,
+		authz.LintDefaultQueueSkipped} {
+		require.Contains(t, cases, string(code), "testdata/lint has no directory for %s", code)
+	}
+	require.Contains(t, cases, "clean")
+	for name, data := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, eng := lintEngine(t, data)
+			rep, err := eng.Lint(t.Context())
+			require.NoError(t, err)
+			got, err := json.MarshalIndent(rep.Findings, "", "  ")
+			require.NoError(t, err)
+			got = append(got, '\n')
+			if *update {
+				require.NoError(t, os.WriteFile(golden(name), got, 0o644))
+			}
+			want, err := os.ReadFile(golden(name))
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(got))
+			switch name {
+			case "conformance":
+				require.NotEmpty(t, rep.Findings)
+			case "clean":
+				require.Empty(t, rep.Findings)
+			default:
+				require.NotEmpty(t, rep.Findings)
+				for _, f := range rep.Findings {
+					require.Equal(t, authz.LintCode(name), f.Code, "%s: %s", f.Object, f.Message)
+				}
+			}
+
+			_, evaluated := lintEngine(t, data, authz.WithModules(noopModule))
+			require.Nil(t, evaluated.Policy().Table())
+			again, err := evaluated.Lint(t.Context())
+			require.NoError(t, err)
+			require.Equal(t, rep.Findings, again.Findings, "the evaluation path finds the same")
+		})
+	}
+}
+
+// TestLintFixesRemoveFindings: applying a finding's fix to the directory it was found in removes
+// it (no finding of that code on that object remains); a fix without changes says what to do.
+func TestLintFixesRemoveFindings(t *testing.T) {
+	t.Parallel()
+	for name, data := range lintCases(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, eng := lintEngine(t, data)
+			rep, err := eng.Lint(t.Context())
+			require.NoError(t, err)
+			for _, f := range rep.Findings {
+				require.NotEmpty(t, f.Fix.Summary)
+				require.NotNil(t, f.Fix.Changes)
+				if len(f.Fix.Changes) == 0 {
+					continue
+				}
+				// Through the wire form `teamgate apply --changes` reads.
+				raw, err := json.Marshal(f.Fix.Changes)
+				require.NoError(t, err)
+				var changes store.Changes
+				require.NoError(t, json.Unmarshal(raw, &changes))
+				st, fixed := lintEngine(t, data)
+				_, err = st.Apply(t.Context(), changes...)
+				require.NoError(t, err, "%s %s: %s", f.Code, f.Object, raw)
+				after, err := fixed.Lint(t.Context())
+				require.NoError(t, err)
+				require.False(t, slices.ContainsFunc(after.Findings, func(g authz.Finding) bool {
+					return g.Code == f.Code && g.Object == f.Object
+				}), "%s %s remains after its fix %s: %v", f.Code, f.Object, raw, after.Findings)
+			}
+		})
+	}
+}
+
+func TestLintScope(t *testing.T) {
+	t.Parallel()
+	_, eng := lintEngine(t, conformance.DataFile())
+	all, err := eng.Lint(t.Context())
+	require.NoError(t, err)
+	acme, err := eng.Lint(t.Context(), "acme")
+	require.NoError(t, err)
+	require.Equal(t, all, acme, "every finding of the conformance data is in acme")
+	other, err := eng.Lint(t.Context(), "other")
+	require.NoError(t, err)
+	require.Equal(t, []authz.Finding{}, other.Findings)
+	require.Equal(t, uint64(1), other.Revision)
+
+	_, err = eng.Lint(t.Context(), "acme", "no.such")
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, "no.such")
+	_, err = eng.Lint(t.Context(), "nosuch")
+	require.ErrorIs(t, err, teamgate.ErrNotFound)
+	require.ErrorContains(t, err, "nosuch")
+}
+
+// TestLintAsksThePolicy: what the policy allows decides the findings: an author's ext.allow
+// that lets bob read acme/orphan makes it reachable.
+func TestLintAsksThePolicy(t *testing.T) {
+	t.Parallel()
+	mod := rego.Module{Name: "ext.rego", Source: `package teamgate.ext
+
+allow contains "bob reads orphan" if {
+	input.subject.id == "bob"
+	input.action == "project.get"
+	input.resource.project == "orphan"
+}
+`}
+	_, eng := lintEngine(t, filepath.Join(lintDir(), "project_unreachable", "data.yaml"), authz.WithModules(mod))
+	rep, err := eng.Lint(t.Context())
+	require.NoError(t, err)
+	objects := []string{}
+	for _, f := range rep.Findings {
+		objects = append(objects, f.Object)
+	}
+	require.Equal(t, []string{"acme/projects/secrets"}, objects)
+}

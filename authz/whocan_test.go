@@ -1,0 +1,211 @@
+package authz_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/store"
+)
+
+// whoCanActions are actions of every kind, the special project rules included.
+var whoCanActions = []string{"project.get", "runs.stop", "runs.approve", "runs.delete", "runs.transfer", "project.access",
+	"org.get", "members.manage", "projects.create", "org.billing", "team.get", "team.members.manage", "team.delete"}
+
+// whoCanResources are the resources of the random directory for action: the org, each team and
+// each project (also through each team space, and some that do not exist).
+func whoCanResources(t *testing.T, eng *authz.Engine, action string, teams, projects []string) []string {
+	spec, ok := eng.Policy().Action(action)
+	require.True(t, ok, action)
+	switch spec.Kind {
+	case "org":
+		return []string{"o", "nope"}
+	case "team":
+		return append(slices.Clone(prefixed("o/", teams)), "o/nope")
+	}
+	out := append(prefixed("o/", projects), "o/nope", "nope/proj0")
+	for _, tm := range teams[:2] {
+		out = append(out, prefixed("o/"+tm+"/", projects)...)
+	}
+	return out
+}
+
+func prefixed(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return out
+}
+
+// requireSubjectsMatchDecisions checks, for every action and resource, that ListSubjects — whole
+// and page by page — equals Authorize for every user: the same subjects, roles and reasons, and
+// team_role reasons name the teams that give the role. users[len-1] is a subject the directory
+// has never stored: it is listed never, and allowed only by a listing marked Unbounded. It
+// returns how many allowed subjects were not members of the org.
+func requireSubjectsMatchDecisions(t *testing.T, eng *authz.Engine, users, teams, projects []string, label string) int {
+	t.Helper()
+	ctx := t.Context()
+	known, unknown := slices.Sorted(slices.Values(users[:len(users)-1])), users[len(users)-1]
+	outsiders := 0
+	for _, action := range whoCanActions {
+		spec, ok := eng.Policy().Action(action)
+		require.True(t, ok, action)
+		kind := spec.Kind
+		for _, res := range whoCanResources(t, eng, action, teams, projects) {
+			where := fmt.Sprintf("%s: who can %s %s", label, action, res)
+			want := []authz.Access{}
+			for _, u := range known {
+				d, err := eng.Authorize(ctx, authz.Request{Subject: u, Action: action, Resource: res})
+				require.NoError(t, err, where)
+				if d.Allowed {
+					want = append(want, authz.Access{Subject: u, Role: d.Role, Reasons: d.Reasons})
+				}
+			}
+			page, err := eng.ListSubjects(ctx, action, res, authz.Page{})
+			require.NoError(t, err, where)
+			require.Empty(t, page.Next, where)
+			require.Equal(t, action, page.Action)
+			require.Equal(t, res, page.Resource)
+			d, err := eng.Authorize(ctx, authz.Request{Subject: unknown, Action: action, Resource: res})
+			require.NoError(t, err, where)
+			if d.Allowed {
+				require.True(t, page.Unbounded, "%s: %s is allowed though stored nowhere: the listing must say it is unbounded", where, unknown)
+			}
+			got := make([]authz.Access, len(page.Subjects))
+			require.NoError(t, eng.Directory().View(func(r store.Reader) error {
+				for i, a := range page.Subjects {
+					require.NotNil(t, a.Teams, where)
+					if _, member := r.OrgRole("o", a.Subject); !member {
+						require.True(t, page.Unbounded, "%s: non-member %s listed", where, a.Subject)
+						outsiders++
+					}
+					roles := r.TeamRoles("o", a.Subject)
+					for _, tm := range a.Teams {
+						role, ok := roles.Role(tm)
+						require.True(t, ok, "%s: %s is not in team %s", where, a.Subject, tm)
+						if kind == "project" {
+							require.Equal(t, a.Role, role, where)
+						}
+					}
+					if a.Reasons[0].Code == rego.CodeTeamRole && kind == "project" {
+						require.NotEmpty(t, a.Teams, "%s: %s's team_role names no team", where, a.Subject)
+					}
+					got[i] = authz.Access{Subject: a.Subject, Role: a.Role, Reasons: a.Reasons}
+				}
+				return nil
+			}))
+			require.Equal(t, want, got, where)
+			for limit := 1; limit <= 3; limit++ {
+				paged := []authz.Access{}
+				pg := authz.Page{Limit: limit}
+				for {
+					part, err := eng.ListSubjects(ctx, action, res, pg)
+					require.NoError(t, err, where)
+					require.LessOrEqual(t, len(part.Subjects), limit, where)
+					for _, a := range part.Subjects {
+						paged = append(paged, authz.Access{Subject: a.Subject, Role: a.Role, Reasons: a.Reasons})
+					}
+					if part.Next == "" {
+						break
+					}
+					require.Equal(t, part.Subjects[len(part.Subjects)-1].Subject, part.Next, where)
+					require.Greater(t, part.Next, pg.After, "%s: the cursor moves on", where)
+					pg.After = part.Next
+				}
+				require.Equal(t, want, paged, "%s limit %d", where, limit)
+			}
+		}
+	}
+	return outsiders
+}
+
+// whoCanDirectory is randomDirectory with a user record for u12 (a subject the directory knows
+// that is no member of org o); u13 stays unknown.
+func whoCanDirectory(t *testing.T, seed uint64, opts ...authz.Option) (*authz.Engine, []string, []string, []string) {
+	eng, users, teams, projects := randomDirectory(t, seed, opts...)
+	_, err := eng.Directory().Apply(t.Context(), store.PutUser{User: store.User{ID: "u12"}})
+	require.NoError(t, err)
+	return eng, users, teams, projects
+}
+
+// TestListSubjectsEqualsAuthorize: on random directories, who can do what equals Authorize for
+// every user, on the decision table (default rules, random data) and on full evaluation
+// (authors' modules, with and without ext.allow).
+func TestListSubjectsEqualsAuthorize(t *testing.T) {
+	t.Parallel()
+	denyOnly := rego.Module{Name: "deny.rego", Source: `package teamgate.ext
+
+import rego.v1
+
+deny contains "frozen" if input.resource.project == "proj1"
+
+deny contains "no t0 members" if input.subject.team_roles.t0
+`}
+	outsiders := 0
+	for seed := range uint64(4) {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		_, users, teams, projects := randomDirectory(t, seed)
+		for name, opts := range map[string][]authz.Option{
+			"table":          nil,
+			"no compiled":    {authz.WithCompiledPath(false), authz.WithDecisionCache(0)},
+			"random data":    {authz.WithData(randomData(rng))},
+			"ext.allow data": {authz.WithData(map[string]any{"teamgate": map[string]any{"ext": map[string]any{"allow": []any{"open"}}}})},
+			"deny-only ext":  {authz.WithModules(denyOnly)},
+			"random ext":     {authz.WithModules(randomExtModule(rng, users, teams, projects))},
+			"ext allows u12": {authz.WithModules(rego.Module{Name: "u12.rego", Source: "package teamgate.ext\nimport rego.v1\nallow contains \"auditor\" if input.subject.id == \"u12\"\n"})},
+		} {
+			eng, _, _, _ := whoCanDirectory(t, seed, opts...)
+			n := requireSubjectsMatchDecisions(t, eng, users, teams, projects, fmt.Sprintf("seed %d %s", seed, name))
+			if name == "deny-only ext" || name == "table" {
+				require.Zero(t, n, name)
+			}
+			outsiders += n
+		}
+	}
+	require.Positive(t, outsiders, "some policy allows a known non-member, and the listing finds them")
+}
+
+// TestListSubjectsRejectsBadInput: malformed requests are the errors Authorize gives; a resource
+// that does not exist is an empty listing.
+func TestListSubjectsRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	for _, tc := range []struct{ action, resource string }{
+		{"runs.nope", "acme/vision"},
+		{"runs.stop", "acme"},          // an org where a project is needed
+		{"runs.stop", "vision"},        // one part: a listing has no context owner
+		{"team.get", "acme/a/b"},       // a team takes org/team
+		{"runs.stop", "acme/vi--sion"}, // bad slug
+	} {
+		_, err := eng.ListSubjects(t.Context(), tc.action, tc.resource, authz.Page{})
+		require.ErrorIs(t, err, teamgate.ErrInvalid, "%s %s", tc.action, tc.resource)
+	}
+	_, err := eng.ListSubjects(t.Context(), "runs.stop", "acme/vision", authz.Page{Limit: -1})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	for _, res := range []string{"acme/nope", "nope/vision", "acme/research/vision"} {
+		page, err := eng.ListSubjects(t.Context(), "runs.get", res, authz.Page{})
+		require.NoError(t, err, res)
+		require.NotNil(t, page.Subjects, res)
+		require.Empty(t, page.Subjects, res)
+	}
+}
+
+// TestListSubjectsHonoursContext: a cancelled listing is an error, not a short list.
+func TestListSubjectsHonoursContext(t *testing.T) {
+	t.Parallel()
+	for _, opts := range [][]authz.Option{nil, {authz.WithModules(rego.Module{Name: "d.rego", Source: "package teamgate.ext\nimport rego.v1\ndeny contains \"x\" if false\n"})}} {
+		eng, _ := newAcme(t, opts...)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_, err := eng.ListSubjects(ctx, "runs.get", "acme/vision", authz.Page{})
+		require.Error(t, err)
+	}
+}
