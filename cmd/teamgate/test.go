@@ -9,6 +9,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/spf13/cobra"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
 )
 
@@ -21,7 +22,7 @@ import (
 //     OPA's coverage report (as `opa test --coverage`). The default policy is in the report.
 //
 // It exits 1 when a test fails or errors, or when no test matched (a --run that selects nothing
-// must not pass silently).
+// must not pass silently), or when a PATH holds no module or data file.
 func (e *env) testCmd() *cobra.Command {
 	var verbose, coverage bool
 	var runRegex, format string
@@ -42,8 +43,14 @@ func (e *env) testCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// A path that holds nothing is a typo or the wrong directory: running the default
+				// policy's tests in its place would pass and hide that.
+				if len(m) == 0 && len(d) == 0 {
+					return teamgate.Invalid("test path", path, "holds no .rego module or .json data file")
+				}
 				mods, data = append(mods, m...), append(data, d...)
 			}
+			// Data alone (no module) runs the default policy's own tests on it.
 			if len(mods) == 0 {
 				mods = rego.DefaultTests()
 			}

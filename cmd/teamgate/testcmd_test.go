@@ -79,6 +79,12 @@ func TestTestCommandFlags(t *testing.T) {
 		{name: "module in the wrong package", args: []string{"test", pass, regoDir(t, map[string]string{"x.rego": "package foo\n\nallow := true\n"})}, code: 1,
 			stderrContains: "package foo is not allowed"},
 		{name: "--format bogus", args: []string{"test", "--format", "xml", pass}, code: 2},
+		// An empty directory (or one without modules or data) is a mistake, not the default tests.
+		{name: "empty directory", args: []string{"test", t.TempDir()}, code: 1, wantNot: []string{"PASS"}, stderrContains: "holds no .rego module or .json data file"},
+		{name: "directory without policy files", args: []string{"test", pass, regoDir(t, map[string]string{"notes.txt": "x"})}, code: 1,
+			wantNot: []string{"PASS"}, stderrContains: "holds no .rego module or .json data file"},
+		{name: "data alone runs the default tests on it", args: []string{"test", regoDir(t, map[string]string{"data.json": `{"mycompany": {"x": 1}}`})},
+			want: []string{"PASS: "}, wantNot: []string{"FAIL"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
