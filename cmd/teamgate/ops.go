@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -36,13 +37,26 @@ func (e *env) addStoreFlags(root *cobra.Command) {
 const badgerLocked = "Another process is using this Badger database"
 
 // openStore opens --store. A command that only reads refuses a directory that does not exist
-// (a typo would otherwise create an empty store and answer from it); a write command creates it.
-// Badger locks its directory: while a host has the store open, the CLI cannot, and says so.
+// or holds no store (a typo, or the wrong directory, would otherwise get Badger's files written
+// into it and answers from an empty store); a write command creates the store in a missing or
+// empty directory, and refuses one that holds other files. Badger locks its directory: while a
+// host has the store open, the CLI cannot, and says so.
 func (e *env) openStore(ctx context.Context) (*store.Store, error) {
 	if !e.writes {
 		if _, err := os.Stat(e.storeDir); err != nil {
 			return nil, &teamgate.NotFoundError{What: "store", Name: e.storeDir,
 				Reason: fmt.Sprintf("--store %s: no such directory (only write commands create a store)", e.storeDir)}
+		}
+	}
+	// Badger's MANIFEST is written when a store is created: without it the directory holds none.
+	if _, err := os.Stat(filepath.Join(e.storeDir, "MANIFEST")); err != nil {
+		entries, _ := os.ReadDir(e.storeDir)
+		switch {
+		case !e.writes:
+			return nil, &teamgate.NotFoundError{What: "store", Name: e.storeDir,
+				Reason: fmt.Sprintf("--store %s holds no store (no Badger MANIFEST; only write commands create a store)", e.storeDir)}
+		case len(entries) > 0:
+			return nil, teamgate.Invalid("--store", e.storeDir, "holds files but no store: a write command creates a store only in a missing or empty directory")
 		}
 	}
 	st, err := store.Open(ctx, store.Options{Dir: e.storeDir})

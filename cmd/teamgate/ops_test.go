@@ -80,6 +80,8 @@ func TestStoreUsageErrors(t *testing.T) {
 	t.Parallel()
 	dir := storeDir(t)
 	missing := filepath.Join(t.TempDir(), "nope")
+	empty := t.TempDir()
+	notAStore := regoDir(t, map[string]string{"notes.txt": "x"})
 	changes := writeFile(t, "changes.json", `[{"kind": "put_member", "change": {"Org": "acme", "User": "zed", "Role": "member"}}]`)
 	for _, tc := range []struct {
 		args []string
@@ -91,6 +93,11 @@ func TestStoreUsageErrors(t *testing.T) {
 		{[]string{"export", "--store", dir, "--stream", "X"}, 2, "--stream needs --nats"},
 		{[]string{"export"}, 2, "--data FILE, --store DIR or --nats URL is required"},
 		{[]string{"check", "--store", missing, "bob", "org.get", "acme"}, 1, "no such directory"},
+		// The wrong directory: a read neither answers from an empty store nor writes Badger's
+		// files into it, and a write does not turn a directory of other files into a store.
+		{[]string{"list", "--store", empty, "bob", "acme"}, 1, "holds no store (no Badger MANIFEST"},
+		{[]string{"export", "--store", notAStore}, 1, "holds no store (no Badger MANIFEST"},
+		{[]string{"apply", "--store", notAStore, "--changes", changes}, 1, "holds files but no store"},
 		{[]string{"apply", "--data", conformance.DataFile(), "--changes", changes}, 2, "apply writes: use --store DIR or --nats URL"},
 		{[]string{"create-project", "--data", conformance.DataFile(), "alice", "acme", "x"}, 2, "create-project writes"},
 		{[]string{"apply", "--store", dir}, 2, "--changes FILE is required"},
@@ -104,6 +111,10 @@ func TestStoreUsageErrors(t *testing.T) {
 	}
 	_, err := os.Stat(missing)
 	require.ErrorIs(t, err, os.ErrNotExist, "a read command does not create a store")
+	for _, dir := range []string{empty, notAStore} {
+		_, err = os.Stat(filepath.Join(dir, "MANIFEST"))
+		require.ErrorIs(t, err, os.ErrNotExist, "no store was created in %s", dir)
+	}
 }
 
 // TestStoreLockedByAnotherProcess: Badger locks its directory; while a host holds the store, the
