@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"maps"
+	"path/filepath"
 	"slices"
 
 	"github.com/open-policy-agent/opa/v1/cover"
@@ -33,20 +35,16 @@ func (e *env) testCmd() *cobra.Command {
 			if err := checkFormat(format); err != nil {
 				return usageError{err}
 			}
+			files, err := testFiles(append(a, e.policyDir))
+			if err != nil {
+				return err
+			}
 			var mods []rego.Module
 			var data []map[string]any
-			for _, path := range append(a, e.policyDir) {
-				if path == "" {
-					continue
-				}
-				m, d, err := rego.LoadDir(path)
+			for _, f := range files {
+				m, d, err := rego.LoadDir(f)
 				if err != nil {
 					return err
-				}
-				// A path that holds nothing is a typo or the wrong directory: running the default
-				// policy's tests in its place would pass and hide that.
-				if len(m) == 0 && len(d) == 0 {
-					return teamgate.Invalid("test path", path, "holds no .rego module or .json data file")
 				}
 				mods, data = append(mods, m...), append(data, d...)
 			}
@@ -111,4 +109,40 @@ func printCoverage(e *env, r cover.Report) {
 		fmt.Fprintf(e.stdout, "  %s: %.1f%% (%d of %d lines)\n", f, fr.Coverage, fr.CoveredLines, fr.CoveredLines+fr.NotCoveredLines)
 	}
 	fmt.Fprintf(e.stdout, "  total: %.1f%% (%d of %d lines)\n", r.Coverage, r.CoveredLines, r.CoveredLines+r.NotCoveredLines)
+}
+
+// testFiles lists the .rego and .json files of paths (directories, walked, or files), each once
+// and cleaned, in path order: as with opa test, a file that two paths reach (a directory and a
+// file or subdirectory in it) is loaded once. A path that holds no such file is an error: a typo
+// or the wrong directory must not fall back to the default policy's tests and pass.
+func testFiles(paths []string) ([]string, error) {
+	var files []string
+	seen := map[string]bool{}
+	for _, path := range paths {
+		if path == "" {
+			continue
+		}
+		n := 0
+		err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if ext := filepath.Ext(p); d.IsDir() || (ext != ".rego" && ext != ".json") {
+				return nil
+			}
+			n++
+			if p = filepath.Clean(p); !seen[p] {
+				seen[p] = true
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, &rego.Error{Op: "load", File: path, Detail: err.Error()}
+		}
+		if n == 0 {
+			return nil, teamgate.Invalid("test path", path, "holds no .rego module or .json data file")
+		}
+	}
+	return files, nil
 }

@@ -83,6 +83,10 @@ func TestTestCommandFlags(t *testing.T) {
 		{name: "empty directory", args: []string{"test", t.TempDir()}, code: 1, wantNot: []string{"PASS"}, stderrContains: "holds no .rego module or .json data file"},
 		{name: "directory without policy files", args: []string{"test", pass, regoDir(t, map[string]string{"notes.txt": "x"})}, code: 1,
 			wantNot: []string{"PASS"}, stderrContains: "holds no .rego module or .json data file"},
+		// As opa test: a file two paths reach is loaded once.
+		{name: "a directory and a file in it", args: []string{"test", pass, filepath.Join(pass, "ok_test.rego")}, want: []string{"PASS: 2/2"}},
+		{name: "one directory spelt two ways", args: []string{"test", pass, pass + "/./", fail}, code: 1, want: []string{"PASS: 2/3"}},
+		{name: "missing path", args: []string{"test", filepath.Join(pass, "nope")}, code: 1, stderrContains: "no such file or directory"},
 		{name: "data alone runs the default tests on it", args: []string{"test", regoDir(t, map[string]string{"data.json": `{"mycompany": {"x": 1}}`})},
 			want: []string{"PASS: "}, wantNot: []string{"FAIL"}},
 	}
