@@ -343,7 +343,9 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	if err := p.readData(); err != nil {
 		return nil, err
 	}
-	if len(modules) == 0 {
+	// Test modules never decide (parse leaves them out), so a policy directory of data and its
+	// tests keeps the table: only an author's deciding module may read facts it does not key on.
+	if len(deciding) == len(DefaultModules()) {
 		p.table = newTable(p)
 	}
 	var compiler *ast.Compiler

@@ -161,6 +161,8 @@ func TestTestModulesDoNotDecide(t *testing.T) {
 	p, err := rego.New(t.Context(), []rego.Module{{Name: "t.rego", Source: ext("teamgate.ext_test", `test_x if true`)}})
 	require.NoError(t, err)
 	require.True(t, p.Deterministic())
+	// Nor do they take the decision table away: data and its tests are still the default rules.
+	require.NotNil(t, p.Table(), "test modules do not decide, so the policy keeps its table")
 	results, err := rego.Test(t.Context(), []rego.Module{{Name: "t.rego", Source: ext("teamgate.ext_test", `test_x if true`)}})
 	require.NoError(t, err)
 	require.Len(t, results, 1)
