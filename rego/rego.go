@@ -265,6 +265,9 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 		case !author || isExt(pkg):
 			policy[m.Name] = mod
 			errs = append(errs, scalarExtRules(m.Name, mod)...)
+			if author {
+				errs = append(errs, testingRefs(m.Name, mod)...)
+			}
 		default:
 			errs = append(errs, &Error{Op: "compile", File: m.Name, Line: mod.Package.Location.Row,
 				Detail: fmt.Sprintf("package %s is not allowed: an author's module declares package %s or a subpackage of it, or holds tests (a file named *_test.rego or a package ending in _test)", strings.TrimPrefix(pkg.String(), "data."), extPackage)})
@@ -274,6 +277,28 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 		return nil, nil, errors.Join(errs...)
 	}
 	return policy, tests, nil
+}
+
+// testingPackage is the test helper's package (TestHelpers), loaded only when tests run.
+var testingPackage = ast.MustParseRef("data.teamgate.testing")
+
+// testingRefs reports where a policy module (not a test) refers to the test helper: it is loaded
+// only under Test, so such a rule would behave one way in the author's tests and another (the
+// reference undefined) when it decides.
+func testingRefs(file string, mod *ast.Module) []error {
+	var errs []error
+	ast.WalkRefs(mod, func(r ast.Ref) bool {
+		if r.HasPrefix(testingPackage) {
+			line := 0
+			if r[0].Location != nil {
+				line = r[0].Location.Row
+			}
+			errs = append(errs, &Error{Op: "compile", File: file, Line: line,
+				Detail: fmt.Sprintf("%s is the test helper, loaded only when tests run: a policy module may not use it (a test module may)", r)})
+		}
+		return false
+	})
+	return errs
 }
 
 // scalarExtRules reports the rules of package teamgate.ext that define deny or allow as one

@@ -132,6 +132,13 @@ func TestModulePackages(t *testing.T) {
 		}, []string{"a.rego: two modules have this name"}},
 		{"default module's name", []rego.Module{{Name: rego.DefaultModules()[0].Name, Source: ext("teamgate.ext", `x := 1`)}}, []string{"two modules have this name"}},
 		{"no name", []rego.Module{{Source: ext("teamgate.ext", `x := 1`)}}, []string{"module 1 has no name"}},
+		// The test helper is loaded only when tests run: a rule using it would pass its tests and
+		// then decide differently. Tests may use it.
+		{"policy imports the test helper", []rego.Module{{Name: "h.rego", Source: ext("teamgate.ext", "import data.teamgate.testing", `deny contains "x" if testing.defaults.action == input.action`)}},
+			[]string{"h.rego:5", "data.teamgate.testing is the test helper"}},
+		{"policy reads the test helper", []rego.Module{{Name: "h.rego", Source: ext("teamgate.ext.lib", `x := data.teamgate.testing.defaults`)}},
+			[]string{"h.rego:5", "data.teamgate.testing.defaults is the test helper"}},
+		{"test uses the test helper", []rego.Module{{Name: "h_test.rego", Source: ext("teamgate.ext_test", "import data.teamgate.testing", `test_x if testing.defaults.action == "runs.get"`)}}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
