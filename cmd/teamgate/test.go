@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/tester"
@@ -20,6 +21,8 @@ import (
 //   - pretty (default): failures with file:line, the failing expression and print() output;
 //     -v adds every test with its duration and print() output, and each failure's trace.
 //   - json: OPA's JSON array of results (location, duration, output, fail/error).
+//   - --timeout bounds each test (default 5 s, as opa test): a test past it errors, so a runaway
+//     comprehension does not hang the run.
 //   - --coverage: pretty prints each file's coverage and the total after the results; json prints
 //     OPA's coverage report (as `opa test --coverage`). The default policy is in the report.
 //
@@ -28,12 +31,16 @@ import (
 func (e *env) testCmd() *cobra.Command {
 	var verbose, coverage bool
 	var runRegex, format string
+	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "test [PATH...]",
 		Short: "Run the Rego tests (test_ rules) of each PATH (a directory or file) with the default policy loaded (no PATH: the default policy's own tests)",
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := checkFormat(format); err != nil {
 				return usageError{err}
+			}
+			if timeout < 0 {
+				return usageError{fmt.Errorf("--timeout %s: must be positive (0: the default, 5s)", timeout)}
 			}
 			files, err := testFiles(append(a, e.policyDir))
 			if err != nil {
@@ -53,7 +60,7 @@ func (e *env) testCmd() *cobra.Command {
 				mods = rego.DefaultTests()
 			}
 			// Traces give pretty failures their failing expression; JSON carries them only with -v, as opa.
-			opts := rego.TestOptions{Run: runRegex, Trace: verbose || format == "pretty"}
+			opts := rego.TestOptions{Run: runRegex, Trace: verbose || format == "pretty", Timeout: timeout}
 			if coverage {
 				opts.Coverage = cover.New()
 			}
@@ -98,6 +105,7 @@ func (e *env) testCmd() *cobra.Command {
 	c.Flags().StringVarP(&runRegex, "run", "r", "", "run only the tests whose package.rule name (data.pkg.test_x) matches this regular expression")
 	c.Flags().BoolVarP(&coverage, "coverage", "c", false, "report the lines of each module (the default policy included) the tests evaluate")
 	c.Flags().StringVarP(&format, "format", "f", "pretty", "output format: pretty or json")
+	c.Flags().DurationVarP(&timeout, "timeout", "t", 0, "bound each test's evaluation; past it the test errors (default 5s, as opa test)")
 	return c
 }
 

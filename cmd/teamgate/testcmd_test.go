@@ -52,6 +52,7 @@ func TestTestCommandFlags(t *testing.T) {
 	t.Parallel()
 	pass := regoDir(t, map[string]string{"ok_test.rego": passingTests})
 	fail := regoDir(t, map[string]string{"bad_test.rego": failingTests})
+	slow := regoDir(t, map[string]string{"slow_test.rego": "package slow_test\n\nimport rego.v1\n\ntest_slow if count([x | some x in numbers.range(1, 5000); x % 7 == 0]) > 0\n"})
 	cases := []struct {
 		name           string
 		args           []string
@@ -79,6 +80,12 @@ func TestTestCommandFlags(t *testing.T) {
 		{name: "module in the wrong package", args: []string{"test", pass, regoDir(t, map[string]string{"x.rego": "package foo\n\nallow := true\n"})}, code: 1,
 			stderrContains: "package foo is not allowed"},
 		{name: "--format bogus", args: []string{"test", "--format", "xml", pass}, code: 2},
+		// A test past its time budget errors (a runaway one does not hang the run): 5,000 traced
+		// iterations pass within the default 5 s (in about 0.1 s) and never within 1 ms.
+		{name: "--timeout", args: []string{"test", "--timeout", "1ms", slow}, code: 1,
+			want: []string{"data.slow_test.test_slow: ERROR (", "eval_cancel_error", "ERROR: 1/1"}},
+		{name: "default timeout", args: []string{"test", slow}, want: []string{"PASS: 1/1"}},
+		{name: "--timeout negative", args: []string{"test", "--timeout", "-1s", pass}, code: 2},
 		// An empty directory (or one without modules or data) is a mistake, not the default tests.
 		{name: "empty directory", args: []string{"test", t.TempDir()}, code: 1, wantNot: []string{"PASS"}, stderrContains: "holds no .rego module or .json data file"},
 		{name: "directory without policy files", args: []string{"test", pass, regoDir(t, map[string]string{"notes.txt": "x"})}, code: 1,
