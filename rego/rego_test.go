@@ -253,6 +253,31 @@ func TestLoadDir(t *testing.T) {
 		require.Len(t, results, 1)
 		require.True(t, results[0].Pass, results[0].Error)
 	})
+	// A policy directory reached through a symbolic link (a mounted volume, a "current" link) is
+	// read, not skipped: skipping it would leave the default rules deciding without the author's
+	// denials. An empty directory is an error for the same reason.
+	t.Run("through a symbolic link", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		write(t, dir, map[string]string{"real/freeze.rego": ext("teamgate.ext", `deny contains "frozen" if true`), "real/data.json": `{"frozen": "vision"}`})
+		link := filepath.Join(dir, "current")
+		require.NoError(t, os.Symlink(filepath.Join(dir, "real"), link))
+		mods, data, err := rego.LoadDir(link)
+		require.NoError(t, err)
+		require.Len(t, mods, 1)
+		require.Equal(t, filepath.Join(link, "freeze.rego"), mods[0].Name)
+		require.Len(t, data, 1)
+	})
+	t.Run("empty", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		write(t, dir, map[string]string{"README.md": "no policy here"})
+		for _, path := range []string{t.TempDir(), dir, filepath.Join(dir, "README.md")} {
+			_, _, err := rego.LoadDir(path)
+			require.ErrorIs(t, err, teamgate.ErrInvalid, path)
+			require.ErrorContains(t, err, path+": holds no .rego module or .json data file")
+		}
+	})
 	t.Run("a module in another package", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()

@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"io/fs"
 	"maps"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/spf13/cobra"
 
-	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
 )
 
@@ -119,10 +116,10 @@ func printCoverage(e *env, r cover.Report) {
 	fmt.Fprintf(e.stdout, "  total: %.1f%% (%d of %d lines)\n", r.Coverage, r.CoveredLines, r.CoveredLines+r.NotCoveredLines)
 }
 
-// testFiles lists the .rego and .json files of paths (directories, walked, or files), each once
-// and cleaned, in path order: as with opa test, a file that two paths reach (a directory and a
-// file or subdirectory in it) is loaded once. A path that holds no such file is an error: a typo
-// or the wrong directory must not fall back to the default policy's tests and pass.
+// testFiles lists the .rego and .json files of paths (rego.Files: a path holding none is an
+// error, so a typo does not fall back to the default policy's tests and pass), each once, in
+// path order: as with opa test, a file that two paths reach (a directory and a file or
+// subdirectory in it) is loaded once.
 func testFiles(paths []string) ([]string, error) {
 	var files []string
 	seen := map[string]bool{}
@@ -130,26 +127,15 @@ func testFiles(paths []string) ([]string, error) {
 		if path == "" {
 			continue
 		}
-		n := 0
-		err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if ext := filepath.Ext(p); d.IsDir() || (ext != ".rego" && ext != ".json") {
-				return nil
-			}
-			n++
-			if p = filepath.Clean(p); !seen[p] {
-				seen[p] = true
-				files = append(files, p)
-			}
-			return nil
-		})
+		fs, err := rego.Files(path)
 		if err != nil {
-			return nil, &rego.Error{Op: "load", File: path, Detail: err.Error()}
+			return nil, err
 		}
-		if n == 0 {
-			return nil, teamgate.Invalid("test path", path, "holds no .rego module or .json data file")
+		for _, f := range fs {
+			if !seen[f] {
+				seen[f] = true
+				files = append(files, f)
+			}
 		}
 	}
 	return files, nil

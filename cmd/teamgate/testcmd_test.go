@@ -169,3 +169,23 @@ func TestTestCommandJSON(t *testing.T) {
 	require.Contains(t, report.Files, "teamgate/authz.rego")
 	require.Positive(t, report.Coverage)
 }
+
+// TestPolicyPathThroughSymlink: --policy and test PATHs reached through a symbolic link (a
+// mounted volume, a "current" link) are read: before, the link was skipped, so check decided
+// without the author's deny (fail open) and test found nothing.
+func TestPolicyPathThroughSymlink(t *testing.T) {
+	t.Parallel()
+	link := filepath.Join(t.TempDir(), "policy")
+	abs, err := filepath.Abs("../../testdata/cli/policies")
+	require.NoError(t, err)
+	require.NoError(t, os.Symlink(abs, link))
+	out, stderr, code := cli(t, "", "check", "--data", "../../testdata/conformance/acme.yaml", "--policy", link, "alice", "runs.create", "acme/archive")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"code":"extension_deny"`)
+	out, stderr, code = cli(t, "", "test", link)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "PASS: 2/2")
+	_, stderr, code = cli(t, "", "check", "--data", "../../testdata/conformance/acme.yaml", "--policy", t.TempDir(), "alice", "runs.create", "acme/archive")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "holds no .rego module or .json data file")
+}
