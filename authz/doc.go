@@ -13,7 +13,7 @@
 // an error matching teamgate.ErrInvalid and naming the value. A reference to something that does
 // not exist — or a project outside the named team space — is a deny with reason not_found, for
 // everyone. Every other outcome is a Decision whose Reasons carry stable codes (org_override,
-// org_role, grant, team_role, own_run, extension_allow; not_org_member, restricted,
+// org_role, grant, break_glass, team_role, own_run, extension_allow; not_org_member, restricted,
 // insufficient_role, destination_denied, not_found, not_in_scope, extension_deny, error;
 // feature_excluded on a bulk version listing: the rego.Code constants) and messages for people.
 // A failed evaluation denies with reason "error" and is counted in Stats.
@@ -78,7 +78,10 @@
 // track — in two tiers: a bounded in-memory cache (WithDecisionCache, default 100,000 entries; 0
 // turns caching off; sharded by key hash, CLOCK eviction, a hit takes no lock: it reads an
 // immutable entry through atomic pointers) and, when the Directory is a PersistentCache that
-// persists (an on-disk store), Badger (entries survive a restart and expire after a day).
+// persists (an on-disk store), Badger (entries survive a restart and expire after a day). An
+// in-memory key is the request's subject, action, resource and owner packed into a few words (up
+// to 48 bytes; longer keys are kept out of line) with one hash seeded per cache; a lookup
+// compares the whole key, so requests whose hashes collide never share an answer.
 //
 // What an entry depends on is not listed here: it is a by-product of reading. The snapshot that
 // reads a decision's facts is a tracking store.Reader (Reader.Track), which records the stamp of
@@ -188,6 +191,16 @@
 // and after, so the answer is exact, not sampled (a property test compares it with applying
 // the batch to a copy of random directories and deciding every pair).
 //
+// DiffPolicy answers "what would loading this policy change?": every decision of the
+// directory's subjects on their orgs, teams and projects, compared between the policy in force
+// and the candidate. While both are the default rules with data it compares their decision tables
+// (rego.Table), over the whole fact space (PolicyDiff.Cells) and on each pair's key under each
+// policy's ranks; with authors' modules it evaluates both on every pair's full input (a property
+// test compares both ways with deciding every pair under engines of each policy). The diff's
+// fingerprint (DiffFingerprint: the changed decisions without their messages) makes SetPolicyIf
+// an optimistic-concurrency load: review a diff, then load the candidate only if it still makes
+// that diff (teamgate.ErrConflict otherwise).
+//
 // # Hygiene report
 //
 // Lint reports unreachable projects, teams without an admin, redundant grants, empty default
@@ -241,6 +254,22 @@
 // decision log). Without the option no span is started and no global provider is read; pass
 // otel.GetTracerProvider() to use the global one.
 //
+// # Decision log
+//
+// WithDecisionLog(sink) records every Authorize call (those of AuthorizeBatch, BulkRuns and
+// CreateProject included) and every Explain as a DecisionRecord: the request (attributes
+// copied), the decision with its reasons and revision, the policy's fingerprint, the path
+// (DecisionPath, as in metrics: cache_l1, cache_l2, compiled, rego, or none when the call
+// returned an error), the latency and the time. Listings, admissions and the analyses (ListSubjects, suggestions, Simulate, Lint)
+// are not logged. A decision never waits for the log: the record, a fixed-size value, is written
+// into a slot of a bounded lock-free ring (a full one drops it: Stats.DecisionLogDropped), and
+// one goroutine drains the ring into the sink in batches — every DecisionLogInterval while
+// records arrive, sooner when the ring is half full, never while idle. A cache hit stays allocation-free with a log; the log reads no clock on a hit or on
+// the compiled path of an in-memory store (see DecisionRecord.Time and Latency for why and what
+// that means), and bench/RESULTS.md has its measured cost. Engine.Close flushes the ring and
+// stops the goroutine; FlushDecisionLog waits for what was queued before it. Package decisionlog
+// is a Badger-backed sink with retention, queries and rechecks.
+//
 // # Decisions written down
 //
 //   - ext.allow never applies to not_found: a resource that does not exist stays denied.
@@ -251,6 +280,12 @@
 //     attributes, and counts a decision as changed when Allowed, Role or its reason codes
 //     differ (not its messages); admission defaults are the queue and presets Admit picks for
 //     a run naming neither.
+//   - DiffPolicy compares requests without attributes on "org", "org/team" and "org/project"
+//     (not team-space references or attributes, which a module may read); actions only
+//     one catalog has are listed (ActionsAdded, ActionsRemoved), not decided. The fingerprint
+//     covers those actions and the changed decisions (Allowed, Role, reason codes), not
+//     messages, the revision or the fact-space cells, so it is the same on the table and the
+//     evaluation path and an unrelated directory write leaves it unchanged.
 //   - Effective settings are cached the same way (memory, then Badger; entries expire after a
 //     day), with the Deps of the read that merged them: any write to the project, its policy or
 //     its org's defaults makes an entry stale. An entry is checked inside the snapshot that uses
