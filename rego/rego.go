@@ -88,48 +88,64 @@ func DefaultData() map[string]any {
 	return d
 }
 
-// LoadDir reads an author's policy directory, subdirectories included: every *.rego file (tests
-// included) as a module named by its path, and every *.json file as a data document (one JSON
-// object) merged over the default data. Modules are checked when they are compiled (New, Test); a
-// data file that does not parse is an *Error naming the file and line.
+// LoadDir reads an author's policy directory (or one file; see Files), subdirectories included:
+// every *.rego file (tests included) as a module named by its path, and every *.json file as a
+// data document (one JSON object) merged over the default data. Modules are checked when they
+// are compiled (New, Test); a data file that does not parse is an *Error naming the file and line.
+// A path that holds no such file is an *Error too (see Files).
 func LoadDir(dir string) ([]Module, []map[string]any, error) {
+	files, err := Files(dir)
+	if err != nil {
+		return nil, nil, err
+	}
 	var mods []Module
 	var data []map[string]any
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	for _, path := range files {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, &Error{Op: "load", File: path, Detail: err.Error(), err: err}
+		}
+		if filepath.Ext(path) == ".rego" {
+			mods = append(mods, Module{Name: path, Source: string(raw)})
+			continue
+		}
+		doc, err := decodeData(path, raw)
+		if err != nil {
+			return nil, nil, err
+		}
+		data = append(data, doc)
+	}
+	return mods, data, nil
+}
+
+// Files lists the *.rego and *.json files of a policy path, in lexical order: the path itself
+// when it is such a file, else every one under the directory, subdirectories included. A path
+// that is a symbolic link to a directory is followed (links below it are read as files, never
+// walked). A path that holds no such file is an *Error matching teamgate.ErrInvalid: an empty,
+// mistyped or unmounted policy directory must not leave the default rules deciding alone.
+func Files(path string) ([]string, error) {
+	root := path
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		// The trailing separator makes WalkDir's Lstat of the root follow a link to a directory.
+		root = path + string(filepath.Separator)
+	}
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
-			return nil
-		}
-		switch filepath.Ext(path) {
-		case ".rego":
-			src, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			mods = append(mods, Module{Name: path, Source: string(src)})
-		case ".json":
-			raw, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			doc, err := decodeData(path, raw)
-			if err != nil {
-				return err
-			}
-			data = append(data, doc)
+		if ext := filepath.Ext(p); !d.IsDir() && (ext == ".rego" || ext == ".json") {
+			files = append(files, filepath.Clean(p))
 		}
 		return nil
 	})
 	if err != nil {
-		var re *Error
-		if errors.As(err, &re) {
-			return nil, nil, err
-		}
-		return nil, nil, &Error{Op: "load", File: dir, Detail: err.Error(), err: err}
+		return nil, &Error{Op: "load", File: path, Detail: err.Error(), err: err}
 	}
-	return mods, data, nil
+	if len(files) == 0 {
+		return nil, &Error{Op: "load", File: path, Detail: "holds no .rego module or .json data file"}
+	}
+	return files, nil
 }
 
 // decodeData decodes one data file, which must hold a JSON object.
@@ -265,6 +281,9 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 		case !author || isExt(pkg):
 			policy[m.Name] = mod
 			errs = append(errs, scalarExtRules(m.Name, mod)...)
+			if author {
+				errs = append(errs, testingRefs(m.Name, mod)...)
+			}
 		default:
 			errs = append(errs, &Error{Op: "compile", File: m.Name, Line: mod.Package.Location.Row,
 				Detail: fmt.Sprintf("package %s is not allowed: an author's module declares package %s or a subpackage of it, or holds tests (a file named *_test.rego or a package ending in _test)", strings.TrimPrefix(pkg.String(), "data."), extPackage)})
@@ -274,6 +293,28 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 		return nil, nil, errors.Join(errs...)
 	}
 	return policy, tests, nil
+}
+
+// testingPackage is the test helper's package (TestHelpers), loaded only when tests run.
+var testingPackage = ast.MustParseRef("data.teamgate.testing")
+
+// testingRefs reports where a policy module (not a test) refers to the test helper: it is loaded
+// only under Test, so such a rule would behave one way in the author's tests and another (the
+// reference undefined) when it decides.
+func testingRefs(file string, mod *ast.Module) []error {
+	var errs []error
+	ast.WalkRefs(mod, func(r ast.Ref) bool {
+		if r.HasPrefix(testingPackage) {
+			line := 0
+			if r[0].Location != nil {
+				line = r[0].Location.Row
+			}
+			errs = append(errs, &Error{Op: "compile", File: file, Line: line,
+				Detail: fmt.Sprintf("%s is the test helper, loaded only when tests run: a policy module may not use it (a test module may)", r)})
+		}
+		return false
+	})
+	return errs
 }
 
 // scalarExtRules reports the rules of package teamgate.ext that define deny or allow as one
@@ -345,7 +386,9 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	if err := p.readData(); err != nil {
 		return nil, err
 	}
-	if len(modules) == 0 {
+	// Test modules never decide (parse leaves them out), so a policy directory of data and its
+	// tests keeps the table: only an author's deciding module may read facts it does not key on.
+	if len(deciding) == len(DefaultModules()) {
 		p.table = newTable(p)
 	}
 	var compiler *ast.Compiler

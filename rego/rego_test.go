@@ -132,6 +132,13 @@ func TestModulePackages(t *testing.T) {
 		}, []string{"a.rego: two modules have this name"}},
 		{"default module's name", []rego.Module{{Name: rego.DefaultModules()[0].Name, Source: ext("teamgate.ext", `x := 1`)}}, []string{"two modules have this name"}},
 		{"no name", []rego.Module{{Source: ext("teamgate.ext", `x := 1`)}}, []string{"module 1 has no name"}},
+		// The test helper is loaded only when tests run: a rule using it would pass its tests and
+		// then decide differently. Tests may use it.
+		{"policy imports the test helper", []rego.Module{{Name: "h.rego", Source: ext("teamgate.ext", "import data.teamgate.testing", `deny contains "x" if testing.defaults.action == input.action`)}},
+			[]string{"h.rego:5", "data.teamgate.testing is the test helper"}},
+		{"policy reads the test helper", []rego.Module{{Name: "h.rego", Source: ext("teamgate.ext.lib", `x := data.teamgate.testing.defaults`)}},
+			[]string{"h.rego:5", "data.teamgate.testing.defaults is the test helper"}},
+		{"test uses the test helper", []rego.Module{{Name: "h_test.rego", Source: ext("teamgate.ext_test", "import data.teamgate.testing", `test_x if testing.defaults.action == "runs.get"`)}}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -161,6 +168,8 @@ func TestTestModulesDoNotDecide(t *testing.T) {
 	p, err := rego.New(t.Context(), []rego.Module{{Name: "t.rego", Source: ext("teamgate.ext_test", `test_x if true`)}})
 	require.NoError(t, err)
 	require.True(t, p.Deterministic())
+	// Nor do they take the decision table away: data and its tests are still the default rules.
+	require.NotNil(t, p.Table(), "test modules do not decide, so the policy keeps its table")
 	results, err := rego.Test(t.Context(), []rego.Module{{Name: "t.rego", Source: ext("teamgate.ext_test", `test_x if true`)}})
 	require.NoError(t, err)
 	require.Len(t, results, 1)
@@ -243,6 +252,31 @@ func TestLoadDir(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, results, 1)
 		require.True(t, results[0].Pass, results[0].Error)
+	})
+	// A policy directory reached through a symbolic link (a mounted volume, a "current" link) is
+	// read, not skipped: skipping it would leave the default rules deciding without the author's
+	// denials. An empty directory is an error for the same reason.
+	t.Run("through a symbolic link", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		write(t, dir, map[string]string{"real/freeze.rego": ext("teamgate.ext", `deny contains "frozen" if true`), "real/data.json": `{"frozen": "vision"}`})
+		link := filepath.Join(dir, "current")
+		require.NoError(t, os.Symlink(filepath.Join(dir, "real"), link))
+		mods, data, err := rego.LoadDir(link)
+		require.NoError(t, err)
+		require.Len(t, mods, 1)
+		require.Equal(t, filepath.Join(link, "freeze.rego"), mods[0].Name)
+		require.Len(t, data, 1)
+	})
+	t.Run("empty", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		write(t, dir, map[string]string{"README.md": "no policy here"})
+		for _, path := range []string{t.TempDir(), dir, filepath.Join(dir, "README.md")} {
+			_, _, err := rego.LoadDir(path)
+			require.ErrorIs(t, err, teamgate.ErrInvalid, path)
+			require.ErrorContains(t, err, path+": holds no .rego module or .json data file")
+		}
 	})
 	t.Run("a module in another package", func(t *testing.T) {
 		t.Parallel()

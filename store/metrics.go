@@ -14,6 +14,8 @@ var writeBuckets = []float64{2.5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-
 // writeMetrics time the writes that go through the commit pipeline (Options.Registerer).
 type writeMetrics struct {
 	ok, failed prometheus.Observer
+	reg        prometheus.Registerer
+	vec        prometheus.Collector
 }
 
 func newWriteMetrics(reg prometheus.Registerer) (*writeMetrics, error) {
@@ -25,7 +27,15 @@ func newWriteMetrics(reg prometheus.Registerer) (*writeMetrics, error) {
 	if err := reg.Register(vec); err != nil {
 		return nil, fmt.Errorf("store: Options.Registerer: %w", err)
 	}
-	return &writeMetrics{ok: vec.WithLabelValues("ok"), failed: vec.WithLabelValues("error")}, nil
+	return &writeMetrics{ok: vec.WithLabelValues("ok"), failed: vec.WithLabelValues("error"), reg: reg, vec: vec}, nil
+}
+
+// unregister takes the metrics out of the registry (Close): a closed store writes nothing, and
+// a store reopened on the same registry registers them again.
+func (m *writeMetrics) unregister() {
+	if m != nil {
+		m.reg.Unregister(m.vec)
+	}
 }
 
 // observe records a write that started at start; nil metrics record nothing.

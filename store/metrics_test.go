@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate"
@@ -47,4 +48,36 @@ func TestWriteMetrics(t *testing.T) {
 	_, err = store.Open(ctx, store.Options{Registerer: reg})
 	var dup prometheus.AlreadyRegisteredError
 	require.True(t, errors.As(err, &dup), "%v", err)
+}
+
+// TestWriteMetricsReopen: Close unregisters the store's metrics, so a host that closes its store
+// and opens it again (a restart in process, a restore) on the same registry can; the new store's
+// writes are the ones counted.
+func TestWriteMetricsReopen(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	reg := prometheus.NewPedanticRegistry()
+	st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true, Registerer: reg})
+	require.NoError(t, err)
+	_, err = st.LoadFile(ctx, acme)
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	n, err := testutil.GatherAndCount(reg, "teamgate_store_write_duration_seconds")
+	require.NoError(t, err)
+	require.Zero(t, n, "a closed store's metrics are gone")
+
+	st, err = store.Open(ctx, store.Options{Dir: dir, NoSync: true, Registerer: reg})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Apply(ctx, store.PutMember{Org: "acme", User: "zoe", Role: "member"})
+	require.NoError(t, err)
+	fams, err := reg.Gather()
+	require.NoError(t, err)
+	require.Len(t, fams, 1)
+	counts := map[string]uint64{}
+	for _, m := range fams[0].GetMetric() {
+		counts[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+	}
+	require.Equal(t, map[string]uint64{"ok": 1, "error": 0}, counts)
 }

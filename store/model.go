@@ -202,7 +202,14 @@ func checkLabelKey(k string) error {
 	for i := range len(k) {
 		c := k[i]
 		if !alnum(c) && !strings.ContainsRune("_-./", rune(c)) {
-			return fmt.Errorf("byte %q at offset %d: a key holds ASCII letters, digits, '_', '-', '.' and '/'", c, i)
+			// Name the character, not its first byte (%q of the byte 0xc3 of "é" prints 'Ã').
+			what := fmt.Sprintf("%q", rune(c))
+			if r, size := utf8.DecodeRuneInString(k[i:]); c >= utf8.RuneSelf && r == utf8.RuneError && size == 1 {
+				what = fmt.Sprintf("byte 0x%02x (not UTF-8)", c)
+			} else if c >= utf8.RuneSelf {
+				what = fmt.Sprintf("%q", r)
+			}
+			return fmt.Errorf("%s at offset %d: a key holds ASCII letters, digits, '_', '-', '.' and '/'", what, i)
 		}
 	}
 	if !alnum(k[0]) || !alnum(k[len(k)-1]) {

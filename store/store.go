@@ -40,7 +40,9 @@ type Options struct {
 	// a histogram of the time each write that commits (Apply, ApplyEvent, Load; not an empty
 	// batch or a dry run) took until it was durable and visible, or refused, labelled outcome
 	// ok or error. Nothing is registered anywhere else. Default nil: no metrics. A registration
-	// that fails makes Open fail with the Registerer's error.
+	// that fails (a second open store on the same registry: give each its own labels with
+	// prometheus.WrapRegistererWith) makes Open fail with the Registerer's error. Close
+	// unregisters them, so the store can be reopened on the same registry.
 	Registerer prometheus.Registerer
 
 	eventsKept uint64     // events kept for Watch; 0 = maxEventsKept (tests make it small)
@@ -252,6 +254,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	s.cacheWrites.Wait()
+	s.metrics.unregister()
 	if s.snapshotDue() {
 		// Nothing writes any more: st is the records' state at st.rev.
 		if err := s.writeSnapshot(s.st); err != nil {

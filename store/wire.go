@@ -112,6 +112,9 @@ func ParseChanges(data []byte) (Changes, error) {
 	if err := strict.YAML(data, &in); err != nil {
 		return nil, fmt.Errorf("changes: %w", err)
 	}
+	if len(in) == 0 { // [], or null (an empty file): no changes, not a decoding error
+		return Changes{}, nil
+	}
 	types := changeTypes()
 	list := &typedChanges{decoders: make([]func(*jsontext.Decoder) (Change, error), len(in))}
 	for i, w := range in {

@@ -54,6 +54,11 @@ func TestParseChangesIsStrict(t *testing.T) {
 	cs, err := store.ParseChanges([]byte("# a comment\n- kind: put_member\n  change: {Org: acme, User: bob, Role: member}\n"))
 	require.NoError(t, err)
 	require.Equal(t, store.Changes{store.PutMember{Org: "acme", User: "bob", Role: "member"}}, cs)
+	for _, empty := range []string{"[]", "null", "~\n", "# nothing\n"} {
+		cs, err = store.ParseChanges([]byte(empty))
+		require.NoError(t, err, empty)
+		require.Empty(t, cs, empty)
+	}
 	for name, tc := range map[string]struct{ doc, want string }{
 		"unknown key":  {"- kind: put_member\n  change: {Org: acme, user: bob}\n", "line 2, column 23: [0].change.user: unknown key"},
 		"outer key":    {`[{"kind": "delete_org", "change": {"Name": "a"}, "extra": 1}]`, "line 1, column 50: [0].extra: unknown key"},

@@ -191,7 +191,20 @@ func (e *env) seedCmd() *cobra.Command {
 // already holds revisions is refused unless force: seeding twice, or over a live directory,
 // is rarely what an operator means. The check and the write are two steps, so two seeds run
 // at once may both write; the second then only makes the orgs equal to its file again.
-func seed(ctx context.Context, node *cluster.Node, f *store.File, force bool) (seedResult, error) {
+func seed(ctx context.Context, node fileWriter, f *store.File, force bool) (seedResult, error) {
+	res, _, err := putFile(ctx, node, f, force)
+	return res, err
+}
+
+// fileWriter is a directory a data file is written to: a store or a cluster node.
+type fileWriter interface {
+	View(fn func(r store.Reader) error) error
+	Apply(ctx context.Context, changes ...store.Change) (uint64, error)
+}
+
+// putFile is seed, also returning how many record changes the file made (0: it equals the
+// directory, and nothing was written). apply --file uses it with force.
+func putFile(ctx context.Context, node fileWriter, f *store.File, force bool) (seedResult, int, error) {
 	var rev uint64
 	var cs []store.Change
 	err := node.View(func(r store.Reader) error {
@@ -202,15 +215,15 @@ func seed(ctx context.Context, node *cluster.Node, f *store.File, force bool) (s
 	})
 	switch {
 	case err != nil:
-		return seedResult{}, err
+		return seedResult{}, 0, err
 	case rev > 0 && !force:
-		return seedResult{}, &teamgate.ConflictError{What: "stream", Name: "revision " + strconv.FormatUint(rev, 10),
+		return seedResult{}, 0, &teamgate.ConflictError{What: "stream", Name: "revision " + strconv.FormatUint(rev, 10),
 			Reason: "the stream already holds a directory; pass --force to make the orgs of the file equal to it on top"}
 	case len(cs) == 0:
-		return seedResult{Revision: rev}, nil
+		return seedResult{Revision: rev}, 0, nil
 	}
 	rev, err = node.Apply(ctx, store.PutFile{File: *f})
-	return seedResult{Revision: rev, Changed: true}, err
+	return seedResult{Revision: rev, Changed: true}, len(cs), err
 }
 
 func (e *env) serveCmd() *cobra.Command {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -36,13 +37,26 @@ func (e *env) addStoreFlags(root *cobra.Command) {
 const badgerLocked = "Another process is using this Badger database"
 
 // openStore opens --store. A command that only reads refuses a directory that does not exist
-// (a typo would otherwise create an empty store and answer from it); a write command creates it.
-// Badger locks its directory: while a host has the store open, the CLI cannot, and says so.
+// or holds no store (a typo, or the wrong directory, would otherwise get Badger's files written
+// into it and answers from an empty store); a write command creates the store in a missing or
+// empty directory, and refuses one that holds other files. Badger locks its directory: while a
+// host has the store open, the CLI cannot, and says so.
 func (e *env) openStore(ctx context.Context) (*store.Store, error) {
 	if !e.writes {
 		if _, err := os.Stat(e.storeDir); err != nil {
 			return nil, &teamgate.NotFoundError{What: "store", Name: e.storeDir,
 				Reason: fmt.Sprintf("--store %s: no such directory (only write commands create a store)", e.storeDir)}
+		}
+	}
+	// Badger's MANIFEST is written when a store is created: without it the directory holds none.
+	if _, err := os.Stat(filepath.Join(e.storeDir, "MANIFEST")); err != nil {
+		entries, _ := os.ReadDir(e.storeDir)
+		switch {
+		case !e.writes:
+			return nil, &teamgate.NotFoundError{What: "store", Name: e.storeDir,
+				Reason: fmt.Sprintf("--store %s holds no store (no Badger MANIFEST; only write commands create a store)", e.storeDir)}
+		case len(entries) > 0:
+			return nil, teamgate.Invalid("--store", e.storeDir, "holds files but no store: a write command creates a store only in a missing or empty directory")
 		}
 	}
 	st, err := store.Open(ctx, store.Options{Dir: e.storeDir})
@@ -197,13 +211,16 @@ type applied struct {
 }
 
 func (e *env) applyCmd() *cobra.Command {
-	var changes string
+	var changes, file string
 	c := &cobra.Command{
-		Use:   "apply --changes FILE",
-		Short: "Apply a YAML or JSON list of changes (the store's wire format) as one atomic batch to --store or --nats",
+		Use:   "apply --changes FILE | --file DATAFILE",
+		Short: "Apply a YAML or JSON list of changes (the store's wire format), or a data file, as one atomic batch to --store or --nats",
 		Args: args(func(cmd *cobra.Command, a []string) error {
-			if changes == "" {
-				return errors.New("--changes FILE is required")
+			switch {
+			case changes == "" && file == "":
+				return errors.New("--changes FILE or --file DATAFILE is required")
+			case changes != "" && file != "":
+				return errors.New("--changes and --file are exclusive: apply a change file or a data file")
 			}
 			if err := e.writable(cmd); err != nil {
 				return err
@@ -211,6 +228,9 @@ func (e *env) applyCmd() *cobra.Command {
 			return cobra.NoArgs(cmd, a)
 		}),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file != "" {
+				return e.applyFile(cmd.Context(), file)
+			}
 			raw, err := e.readInput(changes)
 			if err != nil {
 				return err
@@ -235,7 +255,36 @@ func (e *env) applyCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&changes, "changes", "", `YAML or JSON list of {kind, change} (- = stdin), e.g. [{"kind": "put_member", "change": {"Org": "acme", "User": "bob", "Role": "member"}}]`)
+	c.Flags().StringVar(&file, "file", "", "a data file (YAML or JSON, - = stdin; what export prints): the orgs it names become equal to it, as store.LoadFile")
 	return c
+}
+
+// applyFile writes a data file to the directory as store.Load does (one PutFile batch; a file
+// equal to the directory writes nothing), so that what export printed restores a store. It
+// prints {"revision","changes"}, changes being the records the file changed (0: none).
+func (e *env) applyFile(ctx context.Context, file string) error {
+	raw, err := e.readInput(file)
+	if err != nil {
+		return err
+	}
+	f, err := store.ParseFile(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	dir, done, err := e.directory(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	w, ok := dir.(fileWriter)
+	if !ok {
+		return fmt.Errorf("%s: this directory takes no data file", file)
+	}
+	res, n, err := putFile(ctx, w, f, true)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return writeJSON(e.stdout, applied{Revision: res.Revision, Changes: n})
 }
 
 func (e *env) createProjectCmd() *cobra.Command {

@@ -80,6 +80,8 @@ func TestStoreUsageErrors(t *testing.T) {
 	t.Parallel()
 	dir := storeDir(t)
 	missing := filepath.Join(t.TempDir(), "nope")
+	empty := t.TempDir()
+	notAStore := regoDir(t, map[string]string{"notes.txt": "x"})
 	changes := writeFile(t, "changes.json", `[{"kind": "put_member", "change": {"Org": "acme", "User": "zed", "Role": "member"}}]`)
 	for _, tc := range []struct {
 		args []string
@@ -91,9 +93,14 @@ func TestStoreUsageErrors(t *testing.T) {
 		{[]string{"export", "--store", dir, "--stream", "X"}, 2, "--stream needs --nats"},
 		{[]string{"export"}, 2, "--data FILE, --store DIR or --nats URL is required"},
 		{[]string{"check", "--store", missing, "bob", "org.get", "acme"}, 1, "no such directory"},
+		// The wrong directory: a read neither answers from an empty store nor writes Badger's
+		// files into it, and a write does not turn a directory of other files into a store.
+		{[]string{"list", "--store", empty, "bob", "acme"}, 1, "holds no store (no Badger MANIFEST"},
+		{[]string{"export", "--store", notAStore}, 1, "holds no store (no Badger MANIFEST"},
+		{[]string{"apply", "--store", notAStore, "--changes", changes}, 1, "holds files but no store"},
 		{[]string{"apply", "--data", conformance.DataFile(), "--changes", changes}, 2, "apply writes: use --store DIR or --nats URL"},
 		{[]string{"create-project", "--data", conformance.DataFile(), "alice", "acme", "x"}, 2, "create-project writes"},
-		{[]string{"apply", "--store", dir}, 2, "--changes FILE is required"},
+		{[]string{"apply", "--store", dir}, 2, "--changes FILE or --file DATAFILE is required"},
 		{[]string{"settings", "--store", dir, "acme/vision", "--format", "xml"}, 2, `--format "xml": want pretty or json`},
 		{[]string{"bulk", "--store", dir, "bob", "acme", "stop_runs"}, 2, "--runs RUNS.json is required"},
 		{[]string{"bulk", "--store", dir, "bob", "acme", "fly_runs", "--runs", changes}, 2, `unknown bulk operation "fly_runs"`},
@@ -104,6 +111,10 @@ func TestStoreUsageErrors(t *testing.T) {
 	}
 	_, err := os.Stat(missing)
 	require.ErrorIs(t, err, os.ErrNotExist, "a read command does not create a store")
+	for _, dir := range []string{empty, notAStore} {
+		_, err = os.Stat(filepath.Join(dir, "MANIFEST"))
+		require.ErrorIs(t, err, os.ErrNotExist, "no store was created in %s", dir)
+	}
 }
 
 // TestStoreLockedByAnotherProcess: Badger locks its directory; while a host holds the store, the
@@ -137,6 +148,47 @@ func TestExportRoundTrips(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Equal(t, yml, again)
 	require.Contains(t, js, "run.resources.gpu <= 8", "< is printed as <")
+
+	// apply --file restores what export printed into another store, and again writes nothing.
+	restored := filepath.Join(t.TempDir(), "restored")
+	exported := writeFile(t, "exported.yaml", yml)
+	out, stderr, code := cli(t, "", "apply", "--store", restored, "--file", exported)
+	require.Equal(t, 0, code, stderr)
+	var res applied
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Equal(t, uint64(1), res.Revision)
+	require.Positive(t, res.Changes)
+	back, stderr, code := cli(t, "", "export", "--store", restored)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, yml, back)
+	out, stderr, code = cli(t, "", "apply", "--store", restored, "--file", exported)
+	require.Equal(t, 0, code, stderr)
+	require.JSONEq(t, `{"revision": 1, "changes": 0}`, out, "a file equal to the store writes nothing")
+}
+
+// TestApplyDataFileErrors: apply --file reads a data file under the data-file rules (path and
+// line) and changes nothing when it is refused; --file and --changes are exclusive.
+func TestApplyDataFileErrors(t *testing.T) {
+	t.Parallel()
+	dir := storeDir(t)
+	changes := writeFile(t, "changes.json", `[{"kind": "put_member", "change": {"Org": "acme", "User": "zed", "Role": "member"}}]`)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"apply", "--store", dir, "--file", writeFile(t, "bad.yaml", "orgs:\n  - name: acme\n    members: {bob: emperor}\n")}, 1, `"orgs[0].members.bob": line 3`},
+		{[]string{"apply", "--store", dir, "--file", writeFile(t, "model.yaml", "orgs:\n  - name: acme\n    projects: [{name: p, grants: {nobody: viewer}}]\n")}, 1, "nobody"},
+		{[]string{"apply", "--store", dir, "--file", changes, "--changes", changes}, 2, "--changes and --file are exclusive"},
+		{[]string{"apply", "--data", conformance.DataFile(), "--file", conformance.DataFile()}, 2, "apply writes"},
+	} {
+		out, stderr, code := cli(t, "", tc.args...)
+		require.Equal(t, tc.code, code, "%v: %s%s", tc.args, stderr, out)
+		require.Contains(t, stderr, tc.want, tc.args)
+	}
+	out, stderr, code := cli(t, "", "export", "--store", dir, "--format", "json")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"bob": "member"`, "the refused files changed nothing")
 }
 
 func TestApplyChanges(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/tester"
@@ -17,14 +18,17 @@ import (
 //   - pretty (default): failures with file:line, the failing expression and print() output;
 //     -v adds every test with its duration and print() output, and each failure's trace.
 //   - json: OPA's JSON array of results (location, duration, output, fail/error).
+//   - --timeout bounds each test (default 5 s, as opa test): a test past it errors, so a runaway
+//     comprehension does not hang the run.
 //   - --coverage: pretty prints each file's coverage and the total after the results; json prints
 //     OPA's coverage report (as `opa test --coverage`). The default policy is in the report.
 //
 // It exits 1 when a test fails or errors, or when no test matched (a --run that selects nothing
-// must not pass silently).
+// must not pass silently), or when a PATH holds no module or data file.
 func (e *env) testCmd() *cobra.Command {
 	var verbose, coverage bool
 	var runRegex, format string
+	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "test [PATH...]",
 		Short: "Run the Rego tests (test_ rules) of each PATH (a directory or file) with the default policy loaded (no PATH: the default policy's own tests)",
@@ -32,23 +36,28 @@ func (e *env) testCmd() *cobra.Command {
 			if err := checkFormat(format); err != nil {
 				return usageError{err}
 			}
+			if timeout < 0 {
+				return usageError{fmt.Errorf("--timeout %s: must be positive (0: the default, 5s)", timeout)}
+			}
+			files, err := testFiles(append(a, e.policyDir))
+			if err != nil {
+				return err
+			}
 			var mods []rego.Module
 			var data []map[string]any
-			for _, path := range append(a, e.policyDir) {
-				if path == "" {
-					continue
-				}
-				m, d, err := rego.LoadDir(path)
+			for _, f := range files {
+				m, d, err := rego.LoadDir(f)
 				if err != nil {
 					return err
 				}
 				mods, data = append(mods, m...), append(data, d...)
 			}
+			// Data alone (no module) runs the default policy's own tests on it.
 			if len(mods) == 0 {
 				mods = rego.DefaultTests()
 			}
 			// Traces give pretty failures their failing expression; JSON carries them only with -v, as opa.
-			opts := rego.TestOptions{Run: runRegex, Trace: verbose || format == "pretty"}
+			opts := rego.TestOptions{Run: runRegex, Trace: verbose || format == "pretty", Timeout: timeout}
 			if coverage {
 				opts.Coverage = cover.New()
 			}
@@ -93,6 +102,7 @@ func (e *env) testCmd() *cobra.Command {
 	c.Flags().StringVarP(&runRegex, "run", "r", "", "run only the tests whose package.rule name (data.pkg.test_x) matches this regular expression")
 	c.Flags().BoolVarP(&coverage, "coverage", "c", false, "report the lines of each module (the default policy included) the tests evaluate")
 	c.Flags().StringVarP(&format, "format", "f", "pretty", "output format: pretty or json")
+	c.Flags().DurationVarP(&timeout, "timeout", "t", 0, "bound each test's evaluation; past it the test errors (default 5s, as opa test)")
 	return c
 }
 
@@ -104,4 +114,29 @@ func printCoverage(e *env, r cover.Report) {
 		fmt.Fprintf(e.stdout, "  %s: %.1f%% (%d of %d lines)\n", f, fr.Coverage, fr.CoveredLines, fr.CoveredLines+fr.NotCoveredLines)
 	}
 	fmt.Fprintf(e.stdout, "  total: %.1f%% (%d of %d lines)\n", r.Coverage, r.CoveredLines, r.CoveredLines+r.NotCoveredLines)
+}
+
+// testFiles lists the .rego and .json files of paths (rego.Files: a path holding none is an
+// error, so a typo does not fall back to the default policy's tests and pass), each once, in
+// path order: as with opa test, a file that two paths reach (a directory and a file or
+// subdirectory in it) is loaded once.
+func testFiles(paths []string) ([]string, error) {
+	var files []string
+	seen := map[string]bool{}
+	for _, path := range paths {
+		if path == "" {
+			continue
+		}
+		fs, err := rego.Files(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			if !seen[f] {
+				seen[f] = true
+				files = append(files, f)
+			}
+		}
+	}
+	return files, nil
 }

@@ -52,6 +52,7 @@ func TestTestCommandFlags(t *testing.T) {
 	t.Parallel()
 	pass := regoDir(t, map[string]string{"ok_test.rego": passingTests})
 	fail := regoDir(t, map[string]string{"bad_test.rego": failingTests})
+	slow := regoDir(t, map[string]string{"slow_test.rego": "package slow_test\n\nimport rego.v1\n\ntest_slow if count([x | some x in numbers.range(1, 5000); x % 7 == 0]) > 0\n"})
 	cases := []struct {
 		name           string
 		args           []string
@@ -79,6 +80,22 @@ func TestTestCommandFlags(t *testing.T) {
 		{name: "module in the wrong package", args: []string{"test", pass, regoDir(t, map[string]string{"x.rego": "package foo\n\nallow := true\n"})}, code: 1,
 			stderrContains: "package foo is not allowed"},
 		{name: "--format bogus", args: []string{"test", "--format", "xml", pass}, code: 2},
+		// A test past its time budget errors (a runaway one does not hang the run): 5,000 traced
+		// iterations pass within the default 5 s (in about 0.1 s) and never within 1 ms.
+		{name: "--timeout", args: []string{"test", "--timeout", "1ms", slow}, code: 1,
+			want: []string{"data.slow_test.test_slow: ERROR (", "eval_cancel_error", "ERROR: 1/1"}},
+		{name: "default timeout", args: []string{"test", slow}, want: []string{"PASS: 1/1"}},
+		{name: "--timeout negative", args: []string{"test", "--timeout", "-1s", pass}, code: 2},
+		// An empty directory (or one without modules or data) is a mistake, not the default tests.
+		{name: "empty directory", args: []string{"test", t.TempDir()}, code: 1, wantNot: []string{"PASS"}, stderrContains: "holds no .rego module or .json data file"},
+		{name: "directory without policy files", args: []string{"test", pass, regoDir(t, map[string]string{"notes.txt": "x"})}, code: 1,
+			wantNot: []string{"PASS"}, stderrContains: "holds no .rego module or .json data file"},
+		// As opa test: a file two paths reach is loaded once.
+		{name: "a directory and a file in it", args: []string{"test", pass, filepath.Join(pass, "ok_test.rego")}, want: []string{"PASS: 2/2"}},
+		{name: "one directory spelt two ways", args: []string{"test", pass, pass + "/./", fail}, code: 1, want: []string{"PASS: 2/3"}},
+		{name: "missing path", args: []string{"test", filepath.Join(pass, "nope")}, code: 1, stderrContains: "no such file or directory"},
+		{name: "data alone runs the default tests on it", args: []string{"test", regoDir(t, map[string]string{"data.json": `{"mycompany": {"x": 1}}`})},
+			want: []string{"PASS: "}, wantNot: []string{"FAIL"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -151,4 +168,24 @@ func TestTestCommandJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &report), out)
 	require.Contains(t, report.Files, "teamgate/authz.rego")
 	require.Positive(t, report.Coverage)
+}
+
+// TestPolicyPathThroughSymlink: --policy and test PATHs reached through a symbolic link (a
+// mounted volume, a "current" link) are read: before, the link was skipped, so check decided
+// without the author's deny (fail open) and test found nothing.
+func TestPolicyPathThroughSymlink(t *testing.T) {
+	t.Parallel()
+	link := filepath.Join(t.TempDir(), "policy")
+	abs, err := filepath.Abs("../../testdata/cli/policies")
+	require.NoError(t, err)
+	require.NoError(t, os.Symlink(abs, link))
+	out, stderr, code := cli(t, "", "check", "--data", "../../testdata/conformance/acme.yaml", "--policy", link, "alice", "runs.create", "acme/archive")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"code":"extension_deny"`)
+	out, stderr, code = cli(t, "", "test", link)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "PASS: 2/2")
+	_, stderr, code = cli(t, "", "check", "--data", "../../testdata/conformance/acme.yaml", "--policy", t.TempDir(), "alice", "runs.create", "acme/archive")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "holds no .rego module or .json data file")
 }

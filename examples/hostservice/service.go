@@ -110,6 +110,11 @@ func newHandler(eng *authz.Engine, runs []Run, artifacts []Artifact, metrics pro
 // maxBody bounds a request body.
 const maxBody = 1 << 20
 
+// maxBulkRuns bounds the runs one bulk request names. A run's decision is a full Rego evaluation
+// (it carries attributes), about 100 µs: 1 MiB of uuids (the same one repeated, even) would
+// otherwise buy tens of thousands of them, seconds of CPU, for one request.
+const maxBulkRuns = 1000
+
 // limitBodies makes reading more than maxBody bytes of any request body fail (decodeBody
 // answers 413), so no client makes the service buffer an unbounded body.
 func limitBodies(h http.Handler) http.Handler {
@@ -136,7 +141,9 @@ func (s *service) withUser(h handler) http.HandlerFunc {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // a message's "<" reads as "<", as teamgate's CLI prints it
+	_ = enc.Encode(v)
 }
 
 // decodeBody decodes a JSON request body strictly — an unknown, duplicate or case-variant key is a
@@ -307,7 +314,8 @@ func status(s string) func(*Run, scope.Ref) bool {
 // bulk decides a bulk run operation of SPEC §5 ({op}: approve_runs, stop_runs, transfer_runs,
 // list_model_versions, ...) on the runs the body names, in the team space or org of the path,
 // and applies its effect to the allowed runs. The body is {"uuids": [...], "destination":
-// "org/project"} (destination for transfer_runs only); runs the host does not have are left out.
+// "org/project"} (destination for transfer_runs only; at most maxBulkRuns uuids); runs the host
+// does not have are left out.
 // The answer is one line per run, as `teamgate bulk` prints them. An unknown operation, or
 // transfer_runs without a destination, is a 400.
 func (s *service) bulk(w http.ResponseWriter, r *http.Request, user string) {
@@ -316,6 +324,10 @@ func (s *service) bulk(w http.ResponseWriter, r *http.Request, user string) {
 		Destination string   `json:"destination"`
 	}
 	if !decodeBody(w, r, &body) {
+		return
+	}
+	if len(body.UUIDs) > maxBulkRuns {
+		fail(w, teamgate.Invalid("uuids", strconv.Itoa(len(body.UUIDs))+" runs", "at most "+strconv.Itoa(maxBulkRuns)+" runs per request"))
 		return
 	}
 	var dest scope.Ref

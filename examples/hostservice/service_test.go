@@ -307,6 +307,36 @@ func TestBodyLimit(t *testing.T) {
 	require.Contains(t, body, `"status":"running"`)
 }
 
+// TestBulkRunsBounded: a bulk request names at most maxBulkRuns runs (each one a full
+// evaluation): one more, even the same uuid repeated, is a 400 and decides nothing.
+func TestBulkRunsBounded(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	body := func(n int) string {
+		return `{"uuids": [` + strings.TrimSuffix(strings.Repeat(`"r-vision-1",`, n), ",") + `]}`
+	}
+	code, out := call(t, srv, "olga", "POST", "/api/v1/orgs/acme/teams/engineering/runs/bulk/stop_runs", body(maxBulkRuns+1))
+	require.Equal(t, http.StatusBadRequest, code, out)
+	require.JSONEq(t, `{"error": "invalid uuids \"1001 runs\": at most 1000 runs per request"}`, out)
+	code, out = call(t, srv, "olga", "GET", "/api/v1/acme/vision/runs/r-vision-1", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, out, `"status":"running"`, "the refused stop stopped nothing")
+	code, out = call(t, srv, "olga", "POST", "/api/v1/orgs/acme/teams/engineering/runs/bulk/get_run", body(maxBulkRuns))
+	require.Equal(t, http.StatusOK, code)
+	var lines []runLine
+	require.NoError(t, json.Unmarshal([]byte(out), &lines))
+	require.Len(t, lines, maxBulkRuns)
+}
+
+// TestJSONNotHTMLEscaped: answers print "<", ">" and "&" as they are, like the CLI.
+func TestJSONNotHTMLEscaped(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	code, body := call(t, srv, "a<b&c>", "GET", "/api/v1/orgs/acme/teams/engineering/runs", "")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, `a<b&c>`)
+}
+
 // TestMetricsEndpoint: /metrics serves the host's registry, with teamgate's decision, cache,
 // revision and write metrics.
 func TestMetricsEndpoint(t *testing.T) {
