@@ -36,6 +36,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/cover"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -319,8 +320,10 @@ type Policy struct {
 	deterministic bool
 	extAllows     bool // data.teamgate.ext.allow is defined (ExtAllows)
 	fingerprint   string
-	ranks         map[string]int // data.teamgate.ranks
-	table         *Table         // nil when authors' modules are loaded
+	ranks         map[string]int       // data.teamgate.ranks
+	table         *Table               // nil when authors' modules are loaded
+	vocab         map[string]*ast.Term // shared input terms (Policy.term); read-only
+	reads         inputReads           // what the modules read of the input (Input.value)
 }
 
 // New compiles the default policy plus the given modules, with data merged over the default data
@@ -343,6 +346,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	if err := p.readData(); err != nil {
 		return nil, err
 	}
+	p.vocab = p.newVocab()
 	if len(modules) == 0 {
 		p.table = newTable(p)
 	}
@@ -376,6 +380,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		return nil, fromOPA("compile", err)
 	}
 	p.prepared = pq
+	p.reads = readsOf(compiler.Modules)
 	p.deterministic = !nondeterministic(compiler.Modules)
 	p.extAllows = definesExtAllow(compiler, merged)
 	return p, nil
@@ -546,7 +551,7 @@ func (p *Policy) EvalWithin(ctx context.Context, in *Input, budget time.Duration
 	if budget > 0 {
 		stop.start = time.Now()
 	}
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value(p)), rego.EvalExternalCancel(stop), rego.EvalGenerateJSON(keepAST))
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value(p)), rego.EvalExternalCancel(stop), rego.EvalGenerateJSON(keepAST), rego.EvalMetrics(noMetrics))
 	switch {
 	case stop.over:
 		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("evaluation exceeded its time budget of %s (stopped)", budget), err: ErrBudget}
@@ -604,6 +609,10 @@ func (s *stopper) Cancelled() bool {
 	}
 	return s.cancelled.Load()
 }
+
+// noMetrics is the metrics of every evaluation: nobody reads them, and OPA's default records
+// timers in a fresh map per evaluation.
+var noMetrics = metrics.NoOp()
 
 // keepAST hands the result term through unconverted.
 func keepAST(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
