@@ -362,7 +362,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		for _, name := range slices.Sorted(maps.Keys(deciding)) {
 			mod := deciding[name]
 			if fold && name == DefaultModules()[0].Name {
-				mod = foldData(mod, merged)
+				mod = foldData(mod, merged, !definesExt(deciding, merged))
 			}
 			opts = append(opts, rego.ParsedModule(mod))
 		}
@@ -391,8 +391,10 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 // array there but ext) replaced by their values: a policy's data never changes, and OPA reads a
 // literal several times faster than its store, which it would otherwise do on every evaluation.
 // The rules are still written against data (authz.rego), so another data document folds in
-// other values; data.teamgate.ext stays a reference (modules define it).
-func foldData(mod *ast.Module, data map[string]any) *ast.Module {
+// other values; data.teamgate.ext stays a reference (modules define it). When nothing defines
+// data.teamgate.ext (extUndefined: no author's module, no ext data), the rules' `not
+// data.teamgate.ext` is always true and is folded to true, sparing a store read per evaluation.
+func foldData(mod *ast.Module, data map[string]any, extUndefined bool) *ast.Module {
 	tg, _ := data["teamgate"].(map[string]any)
 	lits := map[string]*ast.Term{}
 	for k, v := range tg {
@@ -422,7 +424,35 @@ func foldData(mod *ast.Module, data map[string]any) *ast.Module {
 		}
 		return append(ast.Ref{lits[string(k)]}, r[3:]...), nil
 	})
+	if extUndefined {
+		ast.WalkBodies(out, func(b ast.Body) bool {
+			for i, e := range b {
+				if t, ok := e.Terms.(*ast.Term); ok && e.Negated && len(e.With) == 0 && t.Value.Compare(extRef) == 0 {
+					folded := ast.NewExpr(ast.BooleanTerm(true))
+					folded.Index, folded.Location = e.Index, e.Location
+					b[i] = folded
+				}
+			}
+			return false
+		})
+	}
 	return out
+}
+
+// extRef is data.teamgate.ext, where authors' rules live.
+var extRef = ast.Ref{ast.DefaultRootDocument, teamgateKey, ast.StringTerm("ext")}
+
+// definesExt reports whether data.teamgate.ext may be defined: a deciding module of package
+// teamgate.ext (or below), or ext data.
+func definesExt(mods map[string]*ast.Module, data map[string]any) bool {
+	for _, m := range mods {
+		if isExt(m.Package.Path) {
+			return true
+		}
+	}
+	tg, _ := data["teamgate"].(map[string]any)
+	_, ok := tg["ext"]
+	return ok
 }
 
 var teamgateKey = ast.StringTerm("teamgate")
