@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/badgerlog"
 )
 
 // Options configure Open. The zero value opens an in-memory store with logging discarded.
@@ -31,6 +33,12 @@ type Options struct {
 	GCInterval time.Duration
 	// NoSync skips the fsync of each write. Default false: an acknowledged write survives a crash.
 	NoSync bool
+	// Registerer, when set, receives the store's metrics: teamgate_store_write_duration_seconds,
+	// a histogram of the time each write that commits (Apply, ApplyEvent, Load; not an empty
+	// batch or a dry run) took until it was durable and visible, or refused, labelled outcome
+	// ok or error. Nothing is registered anywhere else. Default nil: no metrics. A registration
+	// that fails makes Open fail with the Registerer's error.
+	Registerer prometheus.Registerer
 
 	eventsKept uint64     // events kept for Watch; 0 = maxEventsKept (tests make it small)
 	test       *testHooks // this package's tests only
@@ -107,8 +115,9 @@ type Store struct {
 	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
 	revision atomic.Uint64 // st.rev, readable without the lock
 
-	persistent bool   // on disk: caches in Badger survive a restart
-	eventsKept uint64 // how many revisions' events persist keeps for Watch
+	persistent bool          // on disk: caches in Badger survive a restart
+	eventsKept uint64        // how many revisions' events persist keeps for Watch
+	metrics    *writeMetrics // nil without Options.Registerer
 
 	// The commit pipeline (apply): qmu guards queue, leading and closing.
 	qmu     sync.Mutex
@@ -137,6 +146,9 @@ type Store struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
+	// cacheWrites are CachePut commits Badger has not finished: Close waits for them before it
+	// reads Badger's versions (snapshotDue), which Badger's write goroutine updates unlocked.
+	cacheWrites sync.WaitGroup
 }
 
 // badgerNewFile is the text of ristretto's z.NewFile, which Badger wraps without %w.
@@ -158,7 +170,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	bo := badger.DefaultOptions(opts.Dir).WithLogger(badgerLogger{log}).WithLoggingLevel(badger.WARNING)
+	bo := badger.DefaultOptions(opts.Dir).WithLogger(badgerlog.Logger{L: log}).WithLoggingLevel(badger.WARNING)
 	if opts.Dir == "" {
 		bo = bo.WithInMemory(true)
 	} else {
@@ -191,6 +203,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	if opts.Registerer != nil {
+		if s.metrics, err = newWriteMetrics(opts.Registerer); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
 	if opts.Dir != "" {
 		every := opts.GCInterval
 		if every <= 0 {
@@ -220,6 +238,7 @@ func (s *Store) Close() error {
 	close(s.changed)
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.cacheWrites.Wait()
 	if s.snapshotDue() {
 		// Nothing writes any more: st is the records' state at st.rev.
 		if err := s.writeSnapshot(s.st); err != nil {
@@ -297,8 +316,10 @@ func (s *Store) apply(ctx context.Context, w write, changes []Change) (uint64, e
 	if len(changes) == 0 {
 		return s.checkNow(w)
 	}
+	start := time.Now()
 	q := &queued{ctx: ctx, w: w, changes: changes}
 	s.enqueue(q)
+	s.metrics.observe(start, q.err)
 	return q.rev, q.err
 }
 
@@ -1188,20 +1209,4 @@ func (s *Store) WaitRevision(ctx context.Context, rev uint64) error {
 			return fmt.Errorf("%w: store at revision %d, want %d: %w", teamgate.ErrStale, cur, rev, ctx.Err())
 		}
 	}
-}
-
-// badgerLogger routes Badger's logging through slog.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Info(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
-}
-func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
 }
