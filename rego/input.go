@@ -403,8 +403,8 @@ func (r *Resource) term(p *Policy, rd *inputReads) *ast.Term {
 	return ast.ObjectTerm(items...)
 }
 
-// inputReads is what a policy's modules can read of the subject and resource objects of the
-// input (input.subject, input.resource and, through `with`, input.destination's). Input.value
+// inputReads is what a policy's modules can read of the input's subject and resource objects
+// (a destination's are always passed whole). Input.value
 // leaves out the rarely read fields (subject.id, resource.org, resource.project,
 // resource.labels) that no module reads: OPA never sees the difference, since a module that
 // reads a document as a whole (`r := input.resource`, `print(input)`, `walk(input)`,
