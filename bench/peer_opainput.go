@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
@@ -60,8 +61,8 @@ allow if ranks[role] >= ranks[need[input.action]]
 // from its own maps). SPEC §9's binding ratio is teamgate's full Rego evaluation against this.
 //
 // It calls OPA as teamgate does (a prepared query, the input built as OPA's AST, cancellation
-// through a callback rather than a goroutine per evaluation, the result read as AST), so the
-// comparison measures the policies and what surrounds them, not OPA call options.
+// through a callback rather than a goroutine per evaluation, no metrics, the result read as
+// AST), so the comparison measures the policies and what surrounds them, not OPA call options.
 type peerOPAInput struct {
 	pq  rego.PreparedEvalQuery
 	dir *directory
@@ -118,7 +119,7 @@ func (p *peerOPAInput) allow(ctx context.Context, subject, action, project strin
 	cancel := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, cancel.Cancel)
 	defer stop()
-	rs, err := p.pq.Eval(ctx, rego.EvalParsedInput(in), rego.EvalExternalCancel(cancel), rego.EvalGenerateJSON(asTerm))
+	rs, err := p.pq.Eval(ctx, rego.EvalParsedInput(in), rego.EvalExternalCancel(cancel), rego.EvalGenerateJSON(asTerm), rego.EvalMetrics(metrics.NoOp()))
 	if err != nil {
 		return false, err
 	}

@@ -293,26 +293,33 @@ var (
 )
 
 // value is the input as OPA's AST, with the facts the engine derives from it and the policy's
-// data: each subject's team_role (see teamRole).
+// data: each subject's team_role (see teamRole). Strings of the policy's vocabulary (roles,
+// kinds, actions), booleans and empty collections are shared terms (Policy.term): OPA never
+// modifies a term, and an evaluation that allocates less makes less work for the collector.
 func (in *Input) value(p *Policy) ast.Value {
-	attrs := in.Attributes.v
-	if attrs == nil {
-		attrs = ast.NewObject()
+	attrs := ast.InternedEmptyObject
+	if in.Attributes.v != nil {
+		attrs = ast.NewTerm(in.Attributes.v)
 	}
-	items := make([][2]*ast.Term, 0, 5)
-	items = append(items,
-		ast.Item(keySubject, in.Subject.term(p.teamRole(&in.Subject, &in.Resource))),
-		ast.Item(keyAction, ast.StringTerm(in.Action)),
-		ast.Item(keyResource, in.Resource.term()),
-		ast.Item(keyAttributes, ast.NewTerm(attrs)),
-	)
+	subject, resource := in.Subject.term(p, p.teamRole(&in.Subject, &in.Resource), &p.reads), in.Resource.term(p, &p.reads)
 	if d := in.Destination; d != nil {
-		items = append(items, ast.Item(keyDestination, ast.ObjectTerm(
-			ast.Item(keySubject, d.Subject.term(p.teamRole(&d.Subject, &d.Resource))),
-			ast.Item(keyResource, d.Resource.term()),
-		)))
+		return ast.NewObject(
+			ast.Item(keySubject, subject),
+			ast.Item(keyAction, p.term(in.Action)),
+			ast.Item(keyResource, resource),
+			ast.Item(keyAttributes, attrs),
+			ast.Item(keyDestination, ast.ObjectTerm(
+				ast.Item(keySubject, d.Subject.term(p, p.teamRole(&d.Subject, &d.Resource), nil)),
+				ast.Item(keyResource, d.Resource.term(p, nil)),
+			)),
+		)
 	}
-	return ast.NewObject(items...)
+	return ast.NewObject(
+		ast.Item(keySubject, subject),
+		ast.Item(keyAction, p.term(in.Action)),
+		ast.Item(keyResource, resource),
+		ast.Item(keyAttributes, attrs),
+	)
 }
 
 // teamRole is the subject's highest role by data rank among the resource's teams: a project's
@@ -339,39 +346,190 @@ func (s *Subject) teamRole(team string) (string, bool) {
 	return r, ok
 }
 
-func (s *Subject) term(teamRole string) *ast.Term {
-	roles := make([][2]*ast.Term, 0, len(s.TeamRoles))
-	for k, v := range s.TeamRoles {
-		roles = append(roles, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+func (s *Subject) term(p *Policy, teamRole string, rd *inputReads) *ast.Term {
+	roles := ast.InternedEmptyObject
+	if len(s.TeamRoles) > 0 && rd.has(keySubject, keyTeamRoles) {
+		items := make([][2]*ast.Term, 0, len(s.TeamRoles))
+		for k, v := range s.TeamRoles {
+			items = append(items, ast.Item(ast.StringTerm(k), p.term(v)))
+		}
+		roles = ast.ObjectTerm(items...)
 	}
-	return ast.ObjectTerm(
-		ast.Item(keyID, ast.StringTerm(s.ID)),
-		ast.Item(keyOrgRole, ast.StringTerm(s.OrgRole)),
-		ast.Item(keyGrant, ast.StringTerm(s.Grant)),
-		ast.Item(keyBreakGlass, ast.BooleanTerm(s.BreakGlass)),
-		ast.Item(keyTeamRoles, ast.ObjectTerm(roles...)),
-		ast.Item(keyTeamRole, ast.StringTerm(teamRole)),
+	items := make([][2]*ast.Term, 0, 6)
+	items = append(items,
+		ast.Item(keyOrgRole, p.term(s.OrgRole)),
+		ast.Item(keyGrant, p.term(s.Grant)),
+		ast.Item(keyBreakGlass, ast.InternedTerm(s.BreakGlass)),
+		ast.Item(keyTeamRoles, roles),
+		ast.Item(keyTeamRole, p.term(teamRole)),
 	)
+	if rd.has(keySubject, keyID) {
+		items = append(items, ast.Item(keyID, ast.StringTerm(s.ID)))
+	}
+	return ast.ObjectTerm(items...)
 }
 
-func (r *Resource) term() *ast.Term {
-	teams := make([]*ast.Term, len(r.Teams))
-	for i, t := range r.Teams {
-		teams[i] = ast.StringTerm(t)
+func (r *Resource) term(p *Policy, rd *inputReads) *ast.Term {
+	teams := ast.InternedEmptyArray
+	if len(r.Teams) > 0 {
+		ts := make([]*ast.Term, len(r.Teams))
+		for i, t := range r.Teams {
+			ts[i] = ast.StringTerm(t)
+		}
+		teams = ast.ArrayTerm(ts...)
 	}
-	labels := make([][2]*ast.Term, 0, len(r.Labels))
-	for k, v := range r.Labels {
-		labels = append(labels, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+	labels := ast.InternedEmptyObject
+	if len(r.Labels) > 0 && rd.has(keyResource, keyLabels) {
+		items := make([][2]*ast.Term, 0, len(r.Labels))
+		for k, v := range r.Labels {
+			items = append(items, ast.Item(ast.StringTerm(k), ast.StringTerm(v)))
+		}
+		labels = ast.ObjectTerm(items...)
 	}
-	return ast.ObjectTerm(
-		ast.Item(keyKind, ast.StringTerm(string(r.Kind))),
-		ast.Item(keyOrg, ast.StringTerm(r.Org)),
-		ast.Item(keyTeam, ast.StringTerm(r.Team)),
-		ast.Item(keyProject, ast.StringTerm(r.Project)),
-		ast.Item(keyTeams, ast.ArrayTerm(teams...)),
-		ast.Item(keyRestricted, ast.BooleanTerm(r.Restricted)),
-		ast.Item(keyExists, ast.BooleanTerm(r.Exists)),
-		ast.Item(keyMissing, ast.StringTerm(r.Missing)),
-		ast.Item(keyLabels, ast.ObjectTerm(labels...)),
+	items := make([][2]*ast.Term, 0, 9)
+	items = append(items,
+		ast.Item(keyKind, p.term(string(r.Kind))),
+		ast.Item(keyTeam, p.term(r.Team)),
+		ast.Item(keyTeams, teams),
+		ast.Item(keyRestricted, ast.InternedTerm(r.Restricted)),
+		ast.Item(keyExists, ast.InternedTerm(r.Exists)),
+		ast.Item(keyMissing, p.term(r.Missing)),
 	)
+	if rd.has(keyResource, keyOrg) {
+		items = append(items, ast.Item(keyOrg, ast.StringTerm(r.Org)))
+	}
+	if rd.has(keyResource, keyProject) {
+		items = append(items, ast.Item(keyProject, ast.StringTerm(r.Project)))
+	}
+	if rd.has(keyResource, keyLabels) {
+		items = append(items, ast.Item(keyLabels, labels))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+// inputReads is what a policy's modules can read of the input's subject and resource objects
+// (a destination's are always passed whole). Input.value
+// leaves out the rarely read fields (subject.id, resource.org, resource.project,
+// resource.labels) that no module reads: OPA never sees the difference, since a module that
+// reads a document as a whole (`r := input.resource`, `print(input)`, `walk(input)`,
+// `input.resource[k]`) is taken to read every field of it. The default rules read neither org,
+// project nor labels.
+type inputReads struct {
+	whole  map[*ast.Term]bool    // subject or resource read as a whole (every field)
+	fields map[[2]*ast.Term]bool // (subject or resource, field) read by name
+	all    bool                  // input itself read as a whole, or by a computed key
+}
+
+// has reports whether a module may read field of doc (keySubject or keyResource); a nil rd
+// reads everything (a destination's facts are passed whole).
+func (rd *inputReads) has(doc, field *ast.Term) bool {
+	return rd == nil || rd.all || rd.whole[doc] || rd.fields[[2]*ast.Term{doc, field}]
+}
+
+// readsOf finds what the compiled modules read of the input: every reference rooted at input,
+// in rule heads and bodies, function arguments, comprehensions and `with` values. A `with`
+// target is not a read: it replaces the document for the expression, whose reads are counted
+// where they are written (the rules `with input.subject as input.destination.subject` covers
+// read input.subject's fields by name). A destination is always passed whole (every field of its
+// subject and resource), so what is read of it does not matter.
+func readsOf(mods map[string]*ast.Module) inputReads {
+	rd := inputReads{whole: map[*ast.Term]bool{}, fields: map[[2]*ast.Term]bool{}}
+	docs := []*ast.Term{keySubject, keyResource, keyDestination}
+	canon := func(t *ast.Term) *ast.Term {
+		for _, d := range docs {
+			if d.Equal(t) {
+				return d
+			}
+		}
+		return nil
+	}
+	var vis *ast.GenericVisitor
+	vis = ast.NewGenericVisitor(func(x any) bool {
+		switch x := x.(type) {
+		case *ast.With:
+			vis.Walk(x.Value)
+			return true
+		case ast.Ref:
+			if !x[0].Equal(ast.InputRootDocument) {
+				return false
+			}
+			if len(x) == 1 {
+				rd.all = true
+				return false
+			}
+			if _, ok := x[1].Value.(ast.String); !ok {
+				rd.all = true
+				return false
+			}
+			doc := canon(x[1])
+			switch {
+			case doc == nil || doc == keyDestination: // always passed whole
+			case len(x) == 2:
+				rd.whole[doc] = true
+			default:
+				if _, ok := x[2].Value.(ast.String); !ok {
+					rd.whole[doc] = true
+				} else {
+					rd.fields[[2]*ast.Term{doc, canonField(x[2])}] = true
+				}
+			}
+		}
+		return false
+	})
+	for _, m := range mods {
+		vis.Walk(m)
+	}
+	return rd
+}
+
+// canonField returns the shared key term of a subject or resource field, so reads are found by
+// pointer; an unknown field's own term (never asked for).
+func canonField(t *ast.Term) *ast.Term {
+	for _, k := range []*ast.Term{keyID, keyOrgRole, keyGrant, keyBreakGlass, keyTeamRoles, keyTeamRole, keyKind, keyOrg, keyTeam, keyProject, keyTeams, keyRestricted, keyExists, keyMissing, keyLabels} {
+		if k.Equal(t) {
+			return k
+		}
+	}
+	return t
+}
+
+// term is s as an OPA term: the shared one when s is a word of the policy's vocabulary.
+func (p *Policy) term(s string) *ast.Term {
+	if t, ok := p.vocab[s]; ok {
+		return t
+	}
+	return ast.StringTerm(s)
+}
+
+// newVocab returns the policy's vocabulary as shared terms: "", the resource kinds, every role
+// its data names (ranks, org roles and their base roles), and every action of the catalog with
+// the roles it names. Built once at New and never modified, so evaluations share it.
+func (p *Policy) newVocab() map[string]*ast.Term {
+	v := map[string]*ast.Term{}
+	add := func(s string) {
+		if _, ok := v[s]; !ok {
+			v[s] = ast.StringTerm(s)
+		}
+	}
+	add("")
+	add("none")
+	for _, k := range []scope.Kind{scope.KindOrg, scope.KindTeam, scope.KindProject} {
+		add(string(k))
+	}
+	for r := range p.ranks {
+		add(r)
+	}
+	for _, r := range teamgate.OrgRoles() {
+		add(string(r))
+	}
+	for name, a := range p.actions {
+		add(name)
+		add(a.Role)
+		add(a.DestinationRole)
+		add(a.OwnRunRole)
+		for _, r := range a.OrgRoles {
+			add(r)
+		}
+	}
+	return v
 }

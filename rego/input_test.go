@@ -99,3 +99,46 @@ func TestAttributeLimitErrorsNameThePath(t *testing.T) {
 		require.Equal(t, tc.path, ie.Value, name)
 	}
 }
+
+// TestEveryWayOfReadingAFieldSeesIt: the engine leaves the fields no module reads out of the
+// input it passes OPA (subject.id, resource.org, resource.project, resource.labels), so a
+// module that reads one, by name or through the document as a whole, must get it whatever way
+// it is written.
+func TestEveryWayOfReadingAFieldSeesIt(t *testing.T) {
+	t.Parallel()
+	in := rego.Input{
+		Subject: rego.Subject{ID: "bob", OrgRole: "member", TeamRoles: map[string]string{"eng": "admin"}},
+		Action:  "runs.transfer",
+		Resource: rego.Resource{Kind: scope.KindProject, Org: "acme", Project: "vision", Teams: []string{"eng"},
+			Restricted: true, Exists: true, Labels: map[string]string{"tier": "gold"}},
+		Destination: &rego.Destination{Subject: rego.Subject{ID: "bob", OrgRole: "viewer"},
+			Resource: rego.Resource{Kind: scope.KindProject, Org: "other", Project: "labs", Exists: true,
+				Labels: map[string]string{"tier": "bronze"}}},
+	}
+	for _, c := range []struct{ rules, want string }{
+		{`deny contains input.subject.id`, "bob"},
+		{`deny contains input.resource.org`, "acme"},
+		{`deny contains input.resource.project`, "vision"},
+		{`deny contains input.resource.labels.tier`, "gold"},
+		{`deny contains r.org if r := input.resource`, "acme"},
+		{`deny contains input.resource[k] if k := concat("", ["pro", "ject"])`, "vision"},
+		{"deny contains v if {\n\tsome k, v in input.resource\n\tk == \"org\"\n}", "acme"},
+		{"deny contains org(input.resource)\n\norg(r) := r.org", "acme"},
+		{`deny contains input[k].id if k := "subject"`, "bob"},
+		{`deny contains object.get(input, ["resource", "labels", "tier"], "none")`, "gold"},
+		{`deny contains input.destination.resource.project`, "labs"},
+		{`deny contains input.destination.resource.labels.tier`, "bronze"},
+		{"deny contains p if p := project with input.resource as input.destination.resource\n\nproject := input.resource.project", "labs"},
+		{"import input.resource as res\n\ndeny contains res.org", "acme"},
+	} {
+		src := "package teamgate.ext\n\nimport rego.v1\n\n" + c.rules + "\n"
+		if strings.HasPrefix(c.rules, "import") {
+			src = "package teamgate.ext\n\nimport rego.v1\n" + c.rules + "\n"
+		}
+		p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: src}})
+		require.NoError(t, err, c.rules)
+		res, err := p.Eval(t.Context(), &in)
+		require.NoError(t, err, c.rules)
+		require.Equal(t, []rego.Reason{{Code: rego.CodeExtensionDeny, Message: c.want}}, res.Reasons, c.rules)
+	}
+}

@@ -36,6 +36,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/cover"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -362,8 +363,10 @@ type Policy struct {
 	deterministic bool
 	extAllows     bool // data.teamgate.ext.allow is defined (ExtAllows)
 	fingerprint   string
-	ranks         map[string]int // data.teamgate.ranks
-	table         *Table         // nil when authors' modules are loaded
+	ranks         map[string]int       // data.teamgate.ranks
+	table         *Table               // nil when authors' modules are loaded
+	vocab         map[string]*ast.Term // shared input terms (Policy.term); read-only
+	reads         inputReads           // what the modules read of the input (Input.value)
 }
 
 // New compiles the default policy plus the given modules, with data merged over the default data
@@ -386,6 +389,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	if err := p.readData(); err != nil {
 		return nil, err
 	}
+	p.vocab = p.newVocab()
 	// Test modules never decide (parse leaves them out), so a policy directory of data and its
 	// tests keeps the table: only an author's deciding module may read facts it does not key on.
 	if len(deciding) == len(DefaultModules()) {
@@ -403,7 +407,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		for _, name := range slices.Sorted(maps.Keys(deciding)) {
 			mod := deciding[name]
 			if fold && name == DefaultModules()[0].Name {
-				mod = foldData(mod, merged)
+				mod = foldData(mod, merged, !definesExt(deciding, merged))
 			}
 			opts = append(opts, rego.ParsedModule(mod))
 		}
@@ -421,6 +425,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		return nil, fromOPA("compile", err)
 	}
 	p.prepared = pq
+	p.reads = readsOf(compiler.Modules)
 	p.deterministic = !nondeterministic(compiler.Modules)
 	p.extAllows = definesExtAllow(compiler, merged)
 	return p, nil
@@ -431,8 +436,10 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 // array there but ext) replaced by their values: a policy's data never changes, and OPA reads a
 // literal several times faster than its store, which it would otherwise do on every evaluation.
 // The rules are still written against data (authz.rego), so another data document folds in
-// other values; data.teamgate.ext stays a reference (modules define it).
-func foldData(mod *ast.Module, data map[string]any) *ast.Module {
+// other values; data.teamgate.ext stays a reference (modules define it). When nothing defines
+// data.teamgate.ext (extUndefined: no author's module, no ext data), the rules' `not
+// data.teamgate.ext` is always true and is folded to true, sparing a store read per evaluation.
+func foldData(mod *ast.Module, data map[string]any, extUndefined bool) *ast.Module {
 	tg, _ := data["teamgate"].(map[string]any)
 	lits := map[string]*ast.Term{}
 	for k, v := range tg {
@@ -462,7 +469,35 @@ func foldData(mod *ast.Module, data map[string]any) *ast.Module {
 		}
 		return append(ast.Ref{lits[string(k)]}, r[3:]...), nil
 	})
+	if extUndefined {
+		ast.WalkBodies(out, func(b ast.Body) bool {
+			for i, e := range b {
+				if t, ok := e.Terms.(*ast.Term); ok && e.Negated && len(e.With) == 0 && t.Value.Compare(extRef) == 0 {
+					folded := ast.NewExpr(ast.BooleanTerm(true))
+					folded.Index, folded.Location = e.Index, e.Location
+					b[i] = folded
+				}
+			}
+			return false
+		})
+	}
 	return out
+}
+
+// extRef is data.teamgate.ext, where authors' rules live.
+var extRef = ast.Ref{ast.DefaultRootDocument, teamgateKey, ast.StringTerm("ext")}
+
+// definesExt reports whether data.teamgate.ext may be defined: a deciding module of package
+// teamgate.ext (or below), or ext data.
+func definesExt(mods map[string]*ast.Module, data map[string]any) bool {
+	for _, m := range mods {
+		if isExt(m.Package.Path) {
+			return true
+		}
+	}
+	tg, _ := data["teamgate"].(map[string]any)
+	_, ok := tg["ext"]
+	return ok
 }
 
 var teamgateKey = ast.StringTerm("teamgate")
@@ -591,7 +626,7 @@ func (p *Policy) EvalWithin(ctx context.Context, in *Input, budget time.Duration
 	if budget > 0 {
 		stop.start = time.Now()
 	}
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value(p)), rego.EvalExternalCancel(stop), rego.EvalGenerateJSON(keepAST))
+	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value(p)), rego.EvalExternalCancel(stop), rego.EvalGenerateJSON(keepAST), rego.EvalMetrics(noMetrics))
 	switch {
 	case stop.over:
 		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("evaluation exceeded its time budget of %s (stopped)", budget), err: ErrBudget}
@@ -649,6 +684,10 @@ func (s *stopper) Cancelled() bool {
 	}
 	return s.cancelled.Load()
 }
+
+// noMetrics is the metrics of every evaluation: nobody reads them, and OPA's default records
+// timers in a fresh map per evaluation.
+var noMetrics = metrics.NoOp()
 
 // keepAST hands the result term through unconverted.
 func keepAST(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
 )
 
 func TestDefaultPolicyRegoTests(t *testing.T) {
@@ -384,5 +385,33 @@ func TestDataIsChecked(t *testing.T) {
 	} {
 		_, err := rego.New(t.Context(), nil, doc)
 		require.NoError(t, err, "%v", doc)
+	}
+}
+
+// TestExtDataAloneDecides: data.teamgate.ext given as data, with no module, takes part in every
+// decision (rego.New folds the default rules' "not data.teamgate.ext" to true only when
+// nothing defines it).
+func TestExtDataAloneDecides(t *testing.T) {
+	t.Parallel()
+	in := rego.Input{Subject: rego.Subject{ID: "bob", OrgRole: "member"}, Action: "runs.get",
+		Resource: rego.Resource{Kind: scope.KindProject, Org: "acme", Project: "vision", Exists: true}}
+	for _, c := range []struct {
+		ext  map[string]any
+		want rego.Result
+	}{
+		{nil, rego.Result{Allow: true, Role: "contributor", Reasons: []rego.Reason{{Code: rego.CodeOrgRole}}}},
+		{map[string]any{"deny": []any{"frozen"}}, rego.Result{Role: "contributor",
+			Reasons: []rego.Reason{{Code: rego.CodeExtensionDeny, Message: "frozen"}}}},
+		{map[string]any{}, rego.Result{Allow: true, Role: "contributor", Reasons: []rego.Reason{{Code: rego.CodeOrgRole}}}},
+	} {
+		var data []map[string]any
+		if c.ext != nil {
+			data = append(data, map[string]any{"teamgate": map[string]any{"ext": c.ext}})
+		}
+		p, err := rego.New(t.Context(), nil, data...)
+		require.NoError(t, err)
+		got, err := p.Eval(t.Context(), &in)
+		require.NoError(t, err)
+		require.Equal(t, c.want, got, "%v", c.ext)
 	}
 }
