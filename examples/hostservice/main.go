@@ -37,6 +37,7 @@ import (
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/cluster"
+	"github.com/teamgate/teamgate/decisionlog"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -66,6 +67,7 @@ func main() {
 	flag.StringVar(&c.dir, "dir", "", "Badger directory (empty: in memory)")
 	flag.StringVar(&c.nats, "nats", "", "NATS server URL: share the directory with other replicas over JetStream")
 	flag.StringVar(&c.stream, "stream", "", "JetStream stream of the directory, with -nats (default "+cluster.DefaultStream+")")
+	flag.StringVar(&c.declog, "decision-log", "", "Badger directory of a decision log (teamgate decisions --log DIR reads it once the service stops)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -80,6 +82,7 @@ type config struct {
 	dir    string // Badger directory; "" = in memory
 	nats   string // NATS URL; "" = this process's own directory
 	stream string // the shared directory's stream, with nats; "" = cluster.DefaultStream
+	declog string // decision log directory; "" = decisions are not logged
 }
 
 // setup opens the directory and the engine deciding against it, both registering their metrics
@@ -104,12 +107,29 @@ func setup(ctx context.Context, c config, reg prometheus.Registerer) (eng *authz
 			dir, done = node, func() { leave(); _ = st.Close() }
 		}
 	}
+	opts := []authz.Option{authz.WithLogger(slog.Default()), authz.WithMetrics(reg)}
+	if err == nil && c.declog != "" {
+		var log *decisionlog.Log
+		if log, err = decisionlog.Open(ctx, decisionlog.Options{Dir: c.declog, Logger: slog.Default()}); err == nil {
+			opts = append(opts, authz.WithDecisionLog(log))
+			closeDir := done
+			done = func() { _ = log.Close(); closeDir() }
+		}
+	}
 	if err == nil {
-		eng, err = authz.New(ctx, dir, authz.WithLogger(slog.Default()), authz.WithMetrics(reg))
+		eng, err = authz.New(ctx, dir, opts...)
 	}
 	if err != nil {
 		done()
 		return nil, nil, err
+	}
+	closeAll := done
+	done = func() {
+		// Flush the decision log before its directory closes; bounded, like the server's shutdown.
+		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = eng.Close(flush)
+		closeAll()
 	}
 	return eng, done, nil
 }
