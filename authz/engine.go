@@ -309,18 +309,20 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	}
 	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
 	// The revision is read before the entry is checked: the store publishes a revision after
-	// bumping its stamps, so an entry still current afterwards holds at rev. Read after the check,
-	// a write in flight could label a decision it changes with its own revision.
+	// bumping its stamps, so an entry still current afterwards holds at rev, unless it was
+	// decided after rev, on a write published meanwhile (its own Revision is then newer, and
+	// holds). Read after the check, a write in flight could label a decision it changes with its
+	// own revision.
 	rev := e.dir.Revision()
 	if d, ok := e.decisions.get(&key, p); ok {
-		d.Revision = rev
+		d.Revision = max(d.Revision, rev)
 		return d, nil
 	}
 	if c, ok := e.fromDisk(&key, p); ok {
 		e.decisions.diskHits.Add(1)
 		e.decisions.put(&key, c)
 		d := c.dec
-		d.Revision = rev
+		d.Revision = max(d.Revision, rev)
 		return d, nil
 	}
 	e.decisions.misses.Add(1)
