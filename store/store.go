@@ -137,6 +137,9 @@ type Store struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
+	// cacheWrites counts CachePut commits Badger has not finished: Close waits for them before it
+	// reads Badger's last version (Badger's writer updates it without a lock).
+	cacheWrites sync.WaitGroup
 }
 
 // badgerNewFile is the text of ristretto's z.NewFile, which Badger wraps without %w.
@@ -220,6 +223,7 @@ func (s *Store) Close() error {
 	close(s.changed)
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.cacheWrites.Wait()
 	if s.snapshotDue() {
 		// Nothing writes any more: st is the records' state at st.rev.
 		if err := s.writeSnapshot(s.st); err != nil {
