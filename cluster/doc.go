@@ -92,7 +92,10 @@
 // that does not decode or does not apply stops the follower with a *FollowerError naming the
 // revision: the node keeps answering at the revision before it, and its writes and any wait for a
 // later revision fail with that error (an ErrStale for waits). It never skips a revision; an
-// operator repairs the stream or replaces the node.
+// operator repairs the stream or replaces the node. The same holds for a stream deleted and
+// created again while the node runs (its creation time changed; nats.go's consumer would
+// otherwise go on reading the new stream from the node's revision, grafting another directory's
+// batches onto its own): the follower stops, and the node must start again on an empty store.
 //
 // # Snapshots and trimmed streams
 //

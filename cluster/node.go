@@ -94,6 +94,7 @@ type Node struct {
 	idPrefix   string        // this node's message ids start with it
 	publish    publishFunc   // publishes a group; tests wrap it to inject faults
 	maxMsgSize atomic.Int64  // the stream's maximum message size (0: the server's payload limit)
+	created    time.Time     // when the stream the node follows was created: its identity (follower.go)
 
 	mu          sync.Mutex          // guards the fields below
 	applied     uint64              // the revision the follower has applied (the store's, once reported)
@@ -184,6 +185,7 @@ func New(ctx context.Context, nc *nats.Conn, st *store.Store, opts Options) (*No
 		}
 	}
 	n.maxMsgSize.Store(int64(info.Config.MaxMsgSize))
+	n.created = info.Created
 	if n.replica, err = st.Replicate(); err != nil {
 		return nil, err
 	}
