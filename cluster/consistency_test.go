@@ -342,3 +342,24 @@ func TestStreamRecreatedUnderARunningNode(t *testing.T) {
 	require.ErrorAs(t, err, &fe, "b applied another history: %s", export(t, b.Store()))
 	require.Equal(t, uint64(3), b.Revision())
 }
+
+// TestSimulateOnANode: an engine on a node simulates a batch (what-if) against the node's state
+// and writes nothing; it used to fail with ErrInvalid (the node was no authz.Simulator), and so
+// did `teamgate whatif --nats`.
+func TestSimulateOnANode(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	srv := startNATS(t)
+	n := newNode(t, srv, openStore(t, ""), cluster.Options{})
+	rev, err := n.Apply(ctx, acmeFile(t))
+	require.NoError(t, err)
+	e, err := authz.New(ctx, n)
+	require.NoError(t, err)
+	w, err := e.Simulate(ctx, store.DeleteMember{Org: "acme", User: "bob"})
+	require.NoError(t, err)
+	require.Equal(t, rev, w.Revision)
+	require.NotEmpty(t, w.Decisions)
+	last, err := n.Sync(ctx)
+	require.NoError(t, err)
+	require.Equal(t, rev, last, "a simulation writes nothing")
+}

@@ -427,6 +427,13 @@ func (n *Node) Stats() Stats {
 	return s
 }
 
+// Simulate reports what a batch would change without applying it, against the node's current
+// state (store.Store.Simulate: a read, allowed on a replica), so an authz.Engine on a node has
+// Engine.Simulate (authz.Simulator). Sync first to simulate against everything written so far.
+func (n *Node) Simulate(ctx context.Context, changes ...store.Change) (*store.Simulation, error) {
+	return n.st.Simulate(ctx, changes...)
+}
+
 // Persistent reports whether the node's store is on disk (authz.PersistentCache).
 func (n *Node) Persistent() bool { return n.st.Persistent() }
 
