@@ -15,14 +15,18 @@ import (
 // authorized and the run must satisfy the project's effective settings and CEL rules. Every
 // check runs and every violation is reported. An unknown run kind is an error matching
 // teamgate.ErrInvalid; a project that does not exist gives the single violation "permission".
-func (e *Engine) Admit(ctx context.Context, subject, project string, run policy.Run) (policy.Admission, error) {
+func (e *Engine) Admit(ctx context.Context, subject, project string, run policy.Run) (a policy.Admission, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.Admit", "teamgate.project", project, "teamgate.run_kind", run.Kind)
+	defer func() { sp.endAdmission(a, err) }()
 	return e.admit(ctx, subject, project, run)
 }
 
 // AdmitVersion decides whether subject may create a version of feature (component, model,
 // artifact or runtime) in project: versions.create must be authorized and the feature must not be
 // in the effective excluded_features. Violations use the fields "permission" and "features".
-func (e *Engine) AdmitVersion(ctx context.Context, subject, project, feature string) (policy.Admission, error) {
+func (e *Engine) AdmitVersion(ctx context.Context, subject, project, feature string) (a policy.Admission, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.AdmitVersion", "teamgate.project", project, "teamgate.feature", feature)
+	defer func() { sp.endAdmission(a, err) }()
 	if err := policy.CheckFeature("feature", feature); err != nil {
 		return policy.Admission{}, err
 	}

@@ -70,6 +70,7 @@ type config struct {
 	noCompiled bool
 	budget     time.Duration
 	budgetSet  bool
+	observe    observeConfig // WithMetrics, WithTracerProvider (metrics.go, trace.go)
 }
 
 func errInvalidSize(n int) error {
@@ -159,6 +160,7 @@ type Engine struct {
 	compiled      bool            // the policy's decision table may answer (WithCompiledPath)
 	disk          PersistentCache // the Directory's, when persistent; nil otherwise
 	budget        time.Duration   // per Rego evaluation (WithEvalBudget); 0: none
+	obs           *observer       // metrics and spans; nil when neither is asked for
 
 	evalErrors atomic.Uint64
 	overBudget atomic.Uint64
@@ -198,6 +200,9 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	}
 	e.settingsCache = newSettingsCache(e.disk)
 	e.setPolicy(p)
+	if e.obs, err = c.observe.build(e); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -292,12 +297,25 @@ func (d Decision) Has(code rego.Code) bool {
 // with the cache: do not modify it. Once the store is closed, no cached decision is served:
 // Authorize fails with teamgate.ErrClosed.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
+	return e.authorize(ctx, &req, nil) // inlined: the decision costs no extra call
+}
+
+// authorize is Authorize; with a non-nil path it is observed (metrics.go) and says which path
+// decided. (A pointer to the Request, so that the extra call copies none.)
+func (e *Engine) authorize(ctx context.Context, req *Request, path *decisionPath) (Decision, error) {
+	if path == nil && e.obs != nil {
+		return e.obs.authorize(ctx, e, req)
+	}
 	if req.Suggest {
-		return e.authorizeSuggesting(ctx, req)
+		d, err := e.authorizeSuggesting(ctx, *req)
+		if path != nil && err == nil {
+			*path = pathRego // suggestions need the full evaluation
+		}
+		return d, err
 	}
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		return e.decidePooled(ctx, req, nil)
+		return e.decidePooled(ctx, *req, nil, path)
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
@@ -316,6 +334,9 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	rev := e.dir.Revision()
 	if d, ok := e.decisions.get(&key, p); ok {
 		d.Revision = max(d.Revision, rev)
+		if path != nil {
+			*path = pathCacheL1
+		}
 		return d, nil
 	}
 	if c, ok := e.fromDisk(&key, p); ok {
@@ -323,11 +344,14 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 		e.decisions.put(&key, c)
 		d := c.dec
 		d.Revision = max(d.Revision, rev)
+		if path != nil {
+			*path = pathCacheL2
+		}
 		return d, nil
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, err := e.decidePooled(ctx, req, entry)
+	d, err := e.decidePooled(ctx, *req, entry, path)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(&key, entry)
 		e.toDisk(&key, entry)
@@ -349,12 +373,16 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
 // from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
-func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached) (Decision, error) {
+// A non-nil path is set to the path that decided.
+func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached, path *decisionPath) (Decision, error) {
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
 	}
 	d, err := e.decideIn(ctx, rd, req, entry)
+	if path != nil && err == nil {
+		*path = pathOf(rd.compiled)
+	}
 	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
 	return d, err
@@ -511,8 +539,10 @@ type BatchResult struct {
 // AuthorizeBatch decides many requests, one result each, in order. An error in one request does
 // not stop the others; the returned error is only for the context ending or the store being
 // closed (teamgate.ErrClosed), which stop the batch.
-func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) ([]BatchResult, error) {
-	out := make([]BatchResult, len(reqs))
+func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []BatchResult, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.AuthorizeBatch")
+	defer func() { sp.endBatch(len(reqs), err) }()
+	out = make([]BatchResult, len(reqs))
 	for i, r := range reqs {
 		if err := ctx.Err(); err != nil {
 			return out, err

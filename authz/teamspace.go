@@ -66,14 +66,16 @@ type ProjectPage struct {
 // Pagination: the cursor is the last name returned. A project that exists during the whole
 // pagination appears exactly once; one created or deleted meanwhile may or may not appear.
 // An unknown org or team yields an empty list; a malformed owner is an error.
-func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page Page) (ProjectPage, error) {
+func (e *Engine) ListProjects(ctx context.Context, subject, owner string, page Page) (out ProjectPage, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.ListProjects", "teamgate.owner", owner)
+	defer func() { sp.endPage(out.Revision, len(out.Projects), err) }()
 	if err := scope.CheckSlug("subject", subject); err != nil {
 		return ProjectPage{}, err
 	}
 	if page.Limit < 0 {
 		return ProjectPage{}, teamgate.Invalid("page limit", strconv.Itoa(page.Limit), "must be >= 0")
 	}
-	out, _, err := e.visible(ctx, subject, owner, page)
+	out, _, err = e.visible(ctx, subject, owner, page)
 	if err != nil {
 		return ProjectPage{}, err
 	}
@@ -341,7 +343,9 @@ type Filter struct {
 // ProjectFilter returns the projects of owner the subject can project.get as a Filter. All is
 // true when owner is an org and that is every one of its projects (an org owner or manager, under
 // the default data); Projects is then empty.
-func (e *Engine) ProjectFilter(ctx context.Context, subject, owner string) (Filter, error) {
+func (e *Engine) ProjectFilter(ctx context.Context, subject, owner string) (f Filter, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.ProjectFilter", "teamgate.owner", owner)
+	defer func() { sp.endPage(f.Revision, len(f.Projects), err) }()
 	if err := scope.CheckSlug("subject", subject); err != nil {
 		return Filter{}, err
 	}
@@ -350,7 +354,7 @@ func (e *Engine) ProjectFilter(ctx context.Context, subject, owner string) (Filt
 		return Filter{}, err
 	}
 	o, _ := scope.ParseOwner(page.Owner)
-	f := Filter{Org: o.Org, Projects: slices.Clone(page.Projects), Revision: page.Revision}
+	f = Filter{Org: o.Org, Projects: slices.Clone(page.Projects), Revision: page.Revision}
 	if !o.IsTeam() && total > 0 && total == len(page.Projects) {
 		f.All, f.Projects = true, []string{}
 	}
@@ -408,7 +412,9 @@ func BulkAction(op string) (string, bool) {
 // list_artifact_versions) need versions.list and a version kind the project's effective
 // excluded_features does not hold: an excluded kind denies that run with reason
 // feature_excluded. An unknown operation or malformed owner is an error.
-func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs []RunRef, destination string) ([]RunDecision, error) {
+func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs []RunRef, destination string) (out []RunDecision, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.BulkRuns", "teamgate.owner", owner, "teamgate.operation", op)
+	defer func() { sp.endBulk(out, err) }()
 	bop, ok := bulkOps[op]
 	if !ok {
 		return nil, teamgate.Invalid("bulk operation", op, "unknown operation")
@@ -433,7 +439,7 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 	if err != nil {
 		return nil, err
 	}
-	out := make([]RunDecision, len(runs))
+	out = make([]RunDecision, len(runs))
 	for i, run := range runs {
 		out[i].UUID = run.UUID
 		if !sd.Allowed {
@@ -529,7 +535,9 @@ type Created struct {
 // The write is a store.CreateProject: the store checks that the name is free and reads the
 // team's linked policy under its write lock, so of concurrent creators of one name exactly one
 // succeeds and a link changed meanwhile is never missed.
-func (e *Engine) CreateProject(ctx context.Context, subject, owner string, np NewProject) (Created, error) {
+func (e *Engine) CreateProject(ctx context.Context, subject, owner string, np NewProject) (c Created, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.CreateProject", "teamgate.owner", owner, "teamgate.project", np.Name)
+	defer func() { sp.endCreated(c, err) }()
 	if err := scope.CheckSlug("project", np.Name); err != nil {
 		return Created{}, err
 	}

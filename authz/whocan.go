@@ -72,11 +72,13 @@ const listingSubject = "_"
 //
 // Pagination: the cursor is the last subject returned. A subject allowed during the whole
 // pagination appears exactly once; one whose access changes meanwhile may or may not appear.
-func (e *Engine) ListSubjects(ctx context.Context, action, resource string, page Page) (SubjectPage, error) {
+func (e *Engine) ListSubjects(ctx context.Context, action, resource string, page Page) (out SubjectPage, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.ListSubjects", string(attrAction), action, string(attrResource), resource)
+	defer func() { sp.endPage(out.Revision, len(out.Subjects), err) }()
 	if page.Limit < 0 {
 		return SubjectPage{}, teamgate.Invalid("page limit", strconv.Itoa(page.Limit), "must be >= 0")
 	}
-	out, err := e.subjects(ctx, Request{Action: action, Resource: resource}, page, true)
+	out, err = e.subjects(ctx, Request{Action: action, Resource: resource}, page, true)
 	if err != nil {
 		return SubjectPage{}, err
 	}

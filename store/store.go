@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/teamgate/teamgate"
 )
@@ -31,6 +32,12 @@ type Options struct {
 	GCInterval time.Duration
 	// NoSync skips the fsync of each write. Default false: an acknowledged write survives a crash.
 	NoSync bool
+	// Registerer, when set, receives the store's metrics: teamgate_store_write_duration_seconds,
+	// a histogram of the time each write that commits (Apply, ApplyEvent, Load; not an empty
+	// batch or a dry run) took until it was durable and visible, or refused, labelled outcome
+	// ok or error. Nothing is registered anywhere else. Default nil: no metrics. A registration
+	// that fails makes Open fail with the Registerer's error.
+	Registerer prometheus.Registerer
 
 	eventsKept uint64     // events kept for Watch; 0 = maxEventsKept (tests make it small)
 	test       *testHooks // this package's tests only
@@ -107,8 +114,9 @@ type Store struct {
 	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
 	revision atomic.Uint64 // st.rev, readable without the lock
 
-	persistent bool   // on disk: caches in Badger survive a restart
-	eventsKept uint64 // how many revisions' events persist keeps for Watch
+	persistent bool          // on disk: caches in Badger survive a restart
+	eventsKept uint64        // how many revisions' events persist keeps for Watch
+	metrics    *writeMetrics // nil without Options.Registerer
 
 	// The commit pipeline (apply): qmu guards queue, leading and closing.
 	qmu     sync.Mutex
@@ -193,6 +201,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.load(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
+	}
+	if opts.Registerer != nil {
+		if s.metrics, err = newWriteMetrics(opts.Registerer); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
 	}
 	if opts.Dir != "" {
 		every := opts.GCInterval
@@ -301,8 +315,10 @@ func (s *Store) apply(ctx context.Context, w write, changes []Change) (uint64, e
 	if len(changes) == 0 {
 		return s.checkNow(w)
 	}
+	start := time.Now()
 	q := &queued{ctx: ctx, w: w, changes: changes}
 	s.enqueue(q)
+	s.metrics.observe(start, q.err)
 	return q.rev, q.err
 }
 

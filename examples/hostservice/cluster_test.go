@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate"
@@ -18,10 +19,11 @@ import (
 // url.
 func replica(t *testing.T, url, stream string) *httptest.Server {
 	t.Helper()
-	eng, done, err := setup(t.Context(), config{nats: url, stream: stream})
+	reg := prometheus.NewRegistry()
+	eng, done, err := setup(t.Context(), config{nats: url, stream: stream}, reg)
 	require.NoError(t, err)
 	t.Cleanup(done)
-	srv := httptest.NewServer(newHandler(eng, sampleRuns))
+	srv := httptest.NewServer(newHandler(eng, sampleRuns, sampleArtifacts, reg))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -105,7 +107,7 @@ func TestMinRevisionOnReads(t *testing.T) {
 
 func TestStreamNeedsNATS(t *testing.T) {
 	t.Parallel()
-	_, _, err := setup(t.Context(), config{stream: "acme"})
+	_, _, err := setup(t.Context(), config{stream: "acme"}, prometheus.NewRegistry())
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 	require.ErrorContains(t, err, "-stream")
 }

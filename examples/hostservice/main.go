@@ -1,10 +1,13 @@
 // Hostservice is a small platform API that links teamgate in and calls it on every request: team
-// space run listings, bulk approve/stop, per-run version listings by kind, project listing and
-// creation in a team space, and run reads. The subject comes from the X-User header (a stand-in
-// for real authentication).
+// space run and artifact listings, every bulk run operation of SPEC §5 in a team space or org,
+// project listing and creation in a team space, and run reads. The subject comes from the
+// X-User header (a stand-in for real authentication). Request bodies are limited to 1 MiB (413
+// beyond). /metrics serves the host's own Prometheus registry, which holds teamgate's metrics
+// (authz.WithMetrics, store.Options.Registerer).
 //
 //	go run ./examples/hostservice -addr 127.0.0.1:8080
 //	curl -H 'X-User: bob' 127.0.0.1:8080/api/v1/orgs/acme/teams/engineering/runs
+//	curl 127.0.0.1:8080/metrics
 //
 // With -nats URL the service is one replica of a directory shared over NATS JetStream (package
 // cluster): its engine decides against a cluster node and writes (project creation) go through
@@ -29,6 +32,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
@@ -46,6 +50,14 @@ var sampleRuns = []Run{
 	{UUID: "r-nlp-1", Org: "acme", Project: "nlp", CreatedBy: "vera", Status: "created"},
 	{UUID: "r-open-1", Org: "acme", Project: "open", CreatedBy: "bob", Status: "running"},
 	{UUID: "r-labs-1", Org: "acme", Project: "labs", CreatedBy: "alice", Status: "created"},
+}
+
+// sampleArtifacts is the host's artifact table at start.
+var sampleArtifacts = []Artifact{
+	{ID: "a-vision-model", Org: "acme", Project: "vision", Run: "r-vision-1", Name: "model.onnx"},
+	{ID: "a-nlp-tokenizer", Org: "acme", Project: "nlp", Run: "r-nlp-1", Name: "tokenizer.json"},
+	{ID: "a-labs-notes", Org: "acme", Project: "labs", Run: "r-labs-1", Name: "notes.md"},
+	{ID: "a-open-report", Org: "acme", Project: "open", Run: "r-open-1", Name: "report.html"},
 }
 
 func main() {
@@ -70,12 +82,13 @@ type config struct {
 	stream string // the shared directory's stream, with nats; "" = cluster.DefaultStream
 }
 
-// setup opens the directory and the engine deciding against it; done closes them.
-func setup(ctx context.Context, c config) (eng *authz.Engine, done func(), err error) {
+// setup opens the directory and the engine deciding against it, both registering their metrics
+// with reg; done closes them.
+func setup(ctx context.Context, c config, reg prometheus.Registerer) (eng *authz.Engine, done func(), err error) {
 	if c.nats == "" && c.stream != "" {
 		return nil, nil, teamgate.Invalid("-stream", c.stream, "needs -nats")
 	}
-	st, err := store.Open(ctx, store.Options{Dir: c.dir, Logger: slog.Default()})
+	st, err := store.Open(ctx, store.Options{Dir: c.dir, Logger: slog.Default(), Registerer: reg})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -92,7 +105,7 @@ func setup(ctx context.Context, c config) (eng *authz.Engine, done func(), err e
 		}
 	}
 	if err == nil {
-		eng, err = authz.New(ctx, dir, authz.WithLogger(slog.Default()))
+		eng, err = authz.New(ctx, dir, authz.WithLogger(slog.Default()), authz.WithMetrics(reg))
 	}
 	if err != nil {
 		done()
@@ -128,12 +141,13 @@ func join(ctx context.Context, c config, st *store.Store) (node *cluster.Node, l
 }
 
 func serve(ctx context.Context, addr string, c config) error {
-	eng, done, err := setup(ctx, c)
+	reg := prometheus.NewRegistry() // the host's own: nothing is registered globally
+	eng, done, err := setup(ctx, c, reg)
 	if err != nil {
 		return err
 	}
 	defer done()
-	srv := &http.Server{Addr: addr, Handler: newHandler(eng, sampleRuns), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: newHandler(eng, sampleRuns, sampleArtifacts, reg), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

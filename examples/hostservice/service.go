@@ -12,10 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
 )
 
 // Run is a row of the host's own run table.
@@ -58,36 +62,61 @@ func (t *runTable) inProjects(org string, projects []string) []Run {
 	return out
 }
 
-func (t *runTable) setStatus(uuid, status string) {
+// apply runs the effect of an allowed bulk operation on one run (bulkEffects).
+func (t *runTable) apply(uuid string, effect func(*Run) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r, ok := t.runs[uuid]; ok {
-		r.Status = status
+	if r, ok := t.runs[uuid]; ok && !effect(r) {
+		delete(t.runs, uuid)
 	}
+}
+
+// Artifact is a row of the host's own artifact table: a file a run produced.
+type Artifact struct {
+	ID      string `json:"id"`
+	Org     string `json:"org"`
+	Project string `json:"project"`
+	Run     string `json:"run"`
+	Name    string `json:"name"`
 }
 
 // service is the platform's API with teamgate deciding every request in-process.
 type service struct {
-	eng  *authz.Engine
-	runs *runTable
+	eng       *authz.Engine
+	runs      *runTable
+	artifacts []Artifact // read-only
 }
 
-// newHandler builds the routes. The subject comes from the X-User header.
-func newHandler(eng *authz.Engine, runs []Run) http.Handler {
+// newHandler builds the routes over the host's run and artifact tables; metrics is served at
+// /metrics. The subject comes from the X-User header; every request body is limited to maxBody.
+func newHandler(eng *authz.Engine, runs []Run, artifacts []Artifact, metrics prometheus.Gatherer) http.Handler {
 	t := &runTable{runs: map[string]*Run{}}
 	for _, r := range runs {
 		t.runs[r.UUID] = &r
 	}
-	s := &service{eng: eng, runs: t}
+	s := &service{eng: eng, runs: t, artifacts: artifacts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/orgs/{org}/teams/{team}/runs", s.withUser(s.listTeamRuns))
-	mux.HandleFunc("POST /api/v1/orgs/{org}/teams/{team}/runs/approve", s.withUser(s.bulk("approve_runs", "approved")))
-	mux.HandleFunc("POST /api/v1/orgs/{org}/teams/{team}/runs/stop", s.withUser(s.bulk("stop_runs", "stopped")))
-	mux.HandleFunc("POST /api/v1/orgs/{org}/teams/{team}/runs/versions/{kind}", s.withUser(s.versions))
+	mux.HandleFunc("POST /api/v1/orgs/{org}/teams/{team}/runs/bulk/{op}", s.withUser(s.bulk))
+	mux.HandleFunc("POST /api/v1/orgs/{org}/runs/bulk/{op}", s.withUser(s.bulk))
+	mux.HandleFunc("GET /api/v1/orgs/{org}/teams/{team}/artifacts", s.withUser(s.listTeamArtifacts))
 	mux.HandleFunc("GET /api/v1/orgs/{org}/teams/{team}/projects", s.withUser(s.listTeamProjects))
 	mux.HandleFunc("POST /api/v1/{org}/{team}/projects/create", s.withUser(s.createProject))
 	mux.HandleFunc("GET /api/v1/{org}/{project}/runs/{uuid}", s.withUser(s.getRun))
-	return mux
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	return limitBodies(mux)
+}
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// limitBodies makes reading more than maxBody bytes of any request body fail (decodeBody
+// answers 413), so no client makes the service buffer an unbounded body.
+func limitBodies(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h.ServeHTTP(w, r)
+	})
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, user string)
@@ -110,13 +139,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// maxBody bounds a request body.
-const maxBody = 1 << 20
-
 // decodeBody decodes a JSON request body strictly — an unknown, duplicate or case-variant key is a
-// 400 naming the key — and reports whether to go on.
+// 400 naming the key, a body over maxBody a 413 — and reports whether to go on.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	raw, err := io.ReadAll(r.Body)
+	if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body: larger than " + strconv.FormatInt(tooBig.Limit, 10) + " bytes"})
+		return false
+	}
 	if err == nil {
 		err = strict.JSON(raw, v)
 	}
@@ -210,70 +240,119 @@ func (s *service) listTeamProjects(w http.ResponseWriter, r *http.Request, user 
 	writeJSON(w, http.StatusOK, page)
 }
 
-type bulkResult struct {
-	UUID    string         `json:"uuid"`
-	Done    bool           `json:"done"`
-	Reasons []authz.Reason `json:"reasons"`
+// listTeamArtifacts lists the artifacts of a team space (the seed's
+// /api/v1/orgs/{org}/teams/{team}/artifacts): the user must see the team (team.get); the
+// artifacts are those of the team space's projects the user sees (ProjectFilter, project.get)
+// and may list artifacts of (artifacts.list on org/team/project: one batch).
+func (s *service) listTeamArtifacts(w http.ResponseWriter, r *http.Request, user string) {
+	owner := r.PathValue("org") + "/" + r.PathValue("team")
+	if !s.authorize(w, r, authz.Request{Subject: user, Action: "team.get", Resource: owner}) {
+		return
+	}
+	f, err := s.eng.ProjectFilter(r.Context(), user, owner)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reqs := make([]authz.Request, len(f.Projects))
+	for i, p := range f.Projects {
+		reqs[i] = authz.Request{Subject: user, Action: "artifacts.list", Resource: owner + "/" + p}
+	}
+	res, err := s.eng.AuthorizeBatch(r.Context(), reqs)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := []Artifact{}
+	for _, a := range s.artifacts {
+		i := slices.Index(f.Projects, a.Project)
+		if a.Org == f.Org && i >= 0 && res[i].Err == nil && res[i].Decision.Allowed {
+			out = append(out, a)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
-// runRefs reads the body's run uuids as the host's run references; on a bad body it writes 400.
-func (s *service) runRefs(w http.ResponseWriter, r *http.Request) ([]authz.RunRef, bool) {
+// runLine is one run's answer to a bulk operation: authz.RunDecision's JSON plus "error" (null
+// when decided), the lines `teamgate bulk` prints.
+type runLine struct {
+	authz.RunDecision
+	Error *string `json:"error"`
+}
+
+// bulkEffects are what the host does to a run once a bulk operation allows it; false removes the
+// run. Operations without an effect (get_run, list_runs, the version and lineage listings,
+// bookmark_runs and tag_runs, whose bookmarks and tags this example does not keep) only decide.
+var bulkEffects = map[string]func(r *Run, destination scope.Ref) bool{
+	"approve_runs":    status("approved"),
+	"archive_runs":    status("archived"),
+	"restore_runs":    status("restored"),
+	"stop_runs":       status("stopped"),
+	"skip_runs":       status("skipped"),
+	"invalidate_runs": status("invalidated"),
+	"delete_runs":     func(*Run, scope.Ref) bool { return false },
+	"transfer_runs": func(r *Run, dest scope.Ref) bool {
+		r.Org, r.Project = dest.Org, dest.Project
+		return true
+	},
+}
+
+func status(s string) func(*Run, scope.Ref) bool {
+	return func(r *Run, _ scope.Ref) bool {
+		r.Status = s
+		return true
+	}
+}
+
+// bulk decides a bulk run operation of SPEC §5 ({op}: approve_runs, stop_runs, transfer_runs,
+// list_model_versions, ...) on the runs the body names, in the team space or org of the path,
+// and applies its effect to the allowed runs. The body is {"uuids": [...], "destination":
+// "org/project"} (destination for transfer_runs only); runs the host does not have are left out.
+// The answer is one line per run, as `teamgate bulk` prints them. An unknown operation, or
+// transfer_runs without a destination, is a 400.
+func (s *service) bulk(w http.ResponseWriter, r *http.Request, user string) {
 	var body struct {
-		UUIDs []string `json:"uuids"`
+		UUIDs       []string `json:"uuids"`
+		Destination string   `json:"destination"`
 	}
 	if !decodeBody(w, r, &body) {
-		return nil, false
+		return
+	}
+	var dest scope.Ref
+	if body.Destination != "" {
+		var err error
+		if dest, err = scope.ParseFullProject(body.Destination); err != nil {
+			fail(w, err)
+			return
+		}
+	}
+	owner := r.PathValue("org")
+	if team := r.PathValue("team"); team != "" {
+		owner += "/" + team
 	}
 	refs := []authz.RunRef{}
 	for _, run := range s.runs.byUUID(body.UUIDs) {
 		refs = append(refs, authz.RunRef{UUID: run.UUID, Project: run.Org + "/" + run.Project, CreatedBy: run.CreatedBy})
 	}
-	return refs, true
-}
-
-// bulk applies a bulk run operation to the runs the user may change, one result per run.
-func (s *service) bulk(op, status string) handler {
-	return func(w http.ResponseWriter, r *http.Request, user string) {
-		refs, ok := s.runRefs(w, r)
-		if !ok {
-			return
-		}
-		owner := r.PathValue("org") + "/" + r.PathValue("team")
-		decisions, err := s.eng.BulkRuns(r.Context(), user, owner, op, refs, "")
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		out := []bulkResult{}
-		for _, d := range decisions {
-			if d.Decision.Allowed {
-				s.runs.setStatus(d.UUID, status)
-			}
-			out = append(out, bulkResult{UUID: d.UUID, Done: d.Decision.Allowed, Reasons: d.Decision.Reasons})
-		}
-		writeJSON(w, http.StatusOK, out)
-	}
-}
-
-// versions answers, per run, whether the user may list the run's versions of one kind
-// (component, model or artifact): the bulk operation list_{kind}_versions, which needs
-// versions.list on the run's project and refuses a kind the project's effective
-// excluded_features holds (reason feature_excluded). Done is true for the runs whose versions
-// the host may list. Any other kind is a 400.
-func (s *service) versions(w http.ResponseWriter, r *http.Request, user string) {
-	refs, ok := s.runRefs(w, r)
-	if !ok {
-		return
-	}
-	owner := r.PathValue("org") + "/" + r.PathValue("team")
-	decisions, err := s.eng.BulkRuns(r.Context(), user, owner, "list_"+r.PathValue("kind")+"_versions", refs, "")
+	op := r.PathValue("op")
+	decisions, err := s.eng.BulkRuns(r.Context(), user, owner, op, refs, body.Destination)
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	out := []bulkResult{}
-	for _, d := range decisions {
-		out = append(out, bulkResult{UUID: d.UUID, Done: d.Decision.Allowed, Reasons: d.Decision.Reasons})
+	out := make([]runLine, len(decisions))
+	for i, d := range decisions {
+		out[i].RunDecision = d
+		if d.Err != nil {
+			msg := d.Err.Error()
+			out[i].Error = &msg
+		}
+		if out[i].Decision.Reasons == nil {
+			out[i].Decision.Reasons = []authz.Reason{}
+		}
+		if effect := bulkEffects[op]; effect != nil && d.Err == nil && d.Decision.Allowed {
+			s.runs.apply(d.UUID, func(r *Run) bool { return effect(r, dest) })
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -8,17 +8,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/rego"
 )
 
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	eng, done, err := setup(t.Context(), config{})
+	reg := prometheus.NewRegistry()
+	eng, done, err := setup(t.Context(), config{}, reg)
 	require.NoError(t, err)
 	t.Cleanup(done)
-	srv := httptest.NewServer(newHandler(eng, sampleRuns))
+	srv := httptest.NewServer(newHandler(eng, sampleRuns, sampleArtifacts, reg))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -69,37 +72,121 @@ func TestTeamSpaceRuns(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 }
 
+// line is one run's answer to a bulk operation.
+type line struct {
+	UUID     string         `json:"uuid"`
+	Decision authz.Decision `json:"decision"`
+	Error    *string        `json:"error"`
+}
+
+// bulk posts a bulk operation and decodes its lines.
+func bulk(t *testing.T, srv *httptest.Server, user, path, body string) []line {
+	t.Helper()
+	code, out := call(t, srv, user, "POST", path, body)
+	require.Equal(t, http.StatusOK, code, out)
+	var res []line
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	return res
+}
+
 func TestBulkApproveAndStop(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t)
+	const space = "/api/v1/orgs/acme/teams/engineering/runs/bulk/"
 	body := `{"uuids": ["r-vision-1", "r-vision-2", "r-open-1"]}`
 	// bob (contributor) may stop runs in the team space, but not approve them; open is not in it.
-	code, out := call(t, srv, "bob", "POST", "/api/v1/orgs/acme/teams/engineering/runs/approve", body)
-	require.Equal(t, http.StatusOK, code, out)
-	var res []bulkResult
-	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	res := bulk(t, srv, "bob", space+"approve_runs", body)
 	require.Len(t, res, 3)
 	for _, r := range res {
-		require.False(t, r.Done, r.UUID)
+		require.False(t, r.Decision.Allowed, r.UUID)
+		require.Nil(t, r.Error)
 	}
-	require.Equal(t, rego.CodeInsufficientRole, res[0].Reasons[0].Code)
-	require.Equal(t, rego.CodeNotInScope, res[2].Reasons[0].Code)
+	require.Equal(t, rego.CodeInsufficientRole, res[0].Decision.Reasons[0].Code)
+	require.Equal(t, rego.CodeNotInScope, res[2].Decision.Reasons[0].Code)
 
-	code, out = call(t, srv, "bob", "POST", "/api/v1/orgs/acme/teams/engineering/runs/stop", body)
-	require.Equal(t, http.StatusOK, code, out)
-	res = nil
-	require.NoError(t, json.Unmarshal([]byte(out), &res))
-	require.True(t, res[0].Done)
-	require.True(t, res[1].Done)
-	require.False(t, res[2].Done)
+	res = bulk(t, srv, "bob", space+"stop_runs", body)
+	require.True(t, res[0].Decision.Allowed)
+	require.True(t, res[1].Decision.Allowed)
+	require.False(t, res[2].Decision.Allowed)
+	code, out := call(t, srv, "bob", "GET", "/api/v1/acme/vision/runs/r-vision-1", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, out, `"status":"stopped"`)
 
 	// olga (team admin, an outsider invited to the team) approves.
-	code, out = call(t, srv, "olga", "POST", "/api/v1/orgs/acme/teams/engineering/runs/approve", `{"uuids": ["r-vision-2"]}`)
-	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, out, `"done":true`)
+	res = bulk(t, srv, "olga", space+"approve_runs", `{"uuids": ["r-vision-2"]}`)
+	require.True(t, res[0].Decision.Allowed)
 	code, out = call(t, srv, "olga", "GET", "/api/v1/acme/vision/runs/r-vision-2", "")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, out, `"status":"approved"`)
+}
+
+// TestEveryBulkOperation: every bulk operation of SPEC §5 is routed, in a team space and in an
+// org, and decides each run with its own action (the engine's BulkRuns), the scope first.
+func TestEveryBulkOperation(t *testing.T) {
+	t.Parallel()
+	ops := []string{"approve_runs", "archive_runs", "restore_runs", "delete_runs", "stop_runs", "skip_runs",
+		"invalidate_runs", "bookmark_runs", "tag_runs", "transfer_runs", "get_run", "list_runs", "list_versions",
+		"list_runs_artifacts_lineage", "list_component_versions", "list_model_versions", "list_artifact_versions"}
+	for _, op := range ops {
+		t.Run(op, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t)
+			eng, _, err := setup(t.Context(), config{}, prometheus.NewRegistry())
+			require.NoError(t, err)
+			body := `{"uuids": ["r-vision-1", "r-nlp-1", "r-open-1"], "destination": "acme/labs"}`
+			for _, tc := range []struct{ user, owner, path string }{
+				{"olga", "acme/engineering", "/api/v1/orgs/acme/teams/engineering/runs/bulk/" + op},
+				{"adam", "acme", "/api/v1/orgs/acme/runs/bulk/" + op},
+				{"bob", "acme", "/api/v1/orgs/acme/runs/bulk/" + op}, // org.runs denies bob every run
+			} {
+				// The library's own answer on the same runs, before the host applies any effect.
+				runs := []authz.RunRef{{UUID: "r-vision-1", Project: "acme/vision", CreatedBy: "bob"},
+					{UUID: "r-nlp-1", Project: "acme/nlp", CreatedBy: "vera"}, {UUID: "r-open-1", Project: "acme/open", CreatedBy: "bob"}}
+				want, err := eng.BulkRuns(t.Context(), tc.user, tc.owner, op, runs, "acme/labs")
+				require.NoError(t, err)
+				res := bulk(t, srv, tc.user, tc.path, body)
+				require.Len(t, res, len(want))
+				for i, w := range want {
+					require.Equal(t, w.UUID, res[i].UUID)
+					require.Equal(t, w.Decision.Allowed, res[i].Decision.Allowed, "%s %s %s", tc.user, op, w.UUID)
+					require.Equal(t, w.Decision.Reasons, res[i].Decision.Reasons, "%s %s %s", tc.user, op, w.UUID)
+				}
+				if tc.user == "bob" {
+					for _, r := range res {
+						require.False(t, r.Decision.Allowed)
+						require.Equal(t, rego.CodeInsufficientRole, r.Decision.Reasons[0].Code)
+					}
+				}
+				// Delete and transfer change the host's table: reload it for the next caller.
+				srv = newServer(t)
+			}
+		})
+	}
+}
+
+// TestBulkEffectsAndErrors: an allowed delete removes the run, an allowed transfer moves it; an
+// unknown operation, transfer_runs without a destination or with a malformed one is a 400.
+func TestBulkEffectsAndErrors(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	const space = "/api/v1/orgs/acme/teams/engineering/runs/bulk/"
+	res := bulk(t, srv, "olga", space+"transfer_runs", `{"uuids": ["r-vision-2"], "destination": "acme/nlp"}`)
+	require.True(t, res[0].Decision.Allowed, "%+v", res[0])
+	code, _ := call(t, srv, "olga", "GET", "/api/v1/acme/nlp/runs/r-vision-2", "")
+	require.Equal(t, http.StatusOK, code, "moved to nlp")
+	res = bulk(t, srv, "olga", space+"delete_runs", `{"uuids": ["r-vision-1"]}`)
+	require.True(t, res[0].Decision.Allowed)
+	code, _ = call(t, srv, "olga", "GET", "/api/v1/acme/vision/runs/r-vision-1", "")
+	require.Equal(t, http.StatusNotFound, code, "deleted")
+
+	for _, tc := range []struct{ op, body string }{
+		{"rename_runs", `{"uuids": ["r-nlp-1"]}`},
+		{"transfer_runs", `{"uuids": ["r-nlp-1"]}`},
+		{"transfer_runs", `{"uuids": ["r-nlp-1"], "destination": "labs"}`},
+	} {
+		code, out := call(t, srv, "olga", "POST", space+tc.op, tc.body)
+		require.Equal(t, http.StatusBadRequest, code, "%s %s: %s", tc.op, tc.body, out)
+	}
 }
 
 func TestRunReads(t *testing.T) {
@@ -144,31 +231,103 @@ func TestVersionListingsByKind(t *testing.T) {
 	srv := newServer(t)
 	body := `{"uuids": ["r-vision-1", "r-nlp-1", "r-open-1"]}`
 	for _, tc := range []struct {
-		kind  string
-		codes []string
-		done  []bool
+		kind    string
+		codes   []string
+		allowed []bool
 	}{
 		// vision's gpu-policy excludes components.
 		{"component", []string{"feature_excluded", "team_role", "not_in_scope"}, []bool{false, true, false}},
 		{"model", []string{"team_role", "team_role", "not_in_scope"}, []bool{true, true, false}},
 		{"artifact", []string{"team_role", "team_role", "not_in_scope"}, []bool{true, true, false}},
 	} {
-		code, out := call(t, srv, "olga", "POST", "/api/v1/orgs/acme/teams/engineering/runs/versions/"+tc.kind, body)
-		require.Equal(t, http.StatusOK, code, out)
-		var res []bulkResult
-		require.NoError(t, json.Unmarshal([]byte(out), &res))
-		require.Len(t, res, 3, out)
+		res := bulk(t, srv, "olga", "/api/v1/orgs/acme/teams/engineering/runs/bulk/list_"+tc.kind+"_versions", body)
+		require.Len(t, res, 3)
 		for i, r := range res {
-			require.Equal(t, tc.done[i], r.Done, "%s %s", tc.kind, r.UUID)
-			require.Equal(t, tc.codes[i], string(r.Reasons[0].Code), "%s %s", tc.kind, r.UUID)
+			require.Equal(t, tc.allowed[i], r.Decision.Allowed, "%s %s", tc.kind, r.UUID)
+			require.Equal(t, tc.codes[i], string(r.Decision.Reasons[0].Code), "%s %s", tc.kind, r.UUID)
 		}
 	}
-	code, out := call(t, srv, "olga", "POST", "/api/v1/orgs/acme/teams/engineering/runs/versions/runtime", body)
-	require.Equal(t, http.StatusBadRequest, code, out)
 	// The scope comes first: beth is not in engineering.
-	code, out = call(t, srv, "beth", "POST", "/api/v1/orgs/acme/teams/engineering/runs/versions/model", body)
-	require.Equal(t, http.StatusOK, code, out)
-	require.NotContains(t, out, `"done":true`)
+	res := bulk(t, srv, "beth", "/api/v1/orgs/acme/teams/engineering/runs/bulk/list_model_versions", body)
+	for _, r := range res {
+		require.False(t, r.Decision.Allowed)
+	}
+}
+
+// TestTeamArtifacts: the team space's artifacts are those of its projects the user sees and may
+// list artifacts of; someone who cannot see the team gets a 403, an unknown team a 404.
+func TestTeamArtifacts(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	ids := func(body string) []string {
+		var as []Artifact
+		require.NoError(t, json.Unmarshal([]byte(body), &as))
+		out := []string{}
+		for _, a := range as {
+			out = append(out, a.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		user string
+		code int
+		want []string
+	}{
+		{"bob", http.StatusOK, []string{"a-vision-model", "a-nlp-tokenizer"}},
+		// labs is assigned to engineering, but its policy narrows its effective teams to none.
+		{"alice", http.StatusOK, []string{"a-vision-model", "a-nlp-tokenizer"}},
+		{"beth", http.StatusForbidden, nil}, // a grant on vision, not in the team
+		{"otto", http.StatusForbidden, nil},
+	} {
+		code, body := call(t, srv, tc.user, "GET", "/api/v1/orgs/acme/teams/engineering/artifacts", "")
+		require.Equal(t, tc.code, code, "%s: %s", tc.user, body)
+		if tc.want != nil {
+			require.Equal(t, tc.want, ids(body), tc.user)
+		}
+	}
+	code, body := call(t, srv, "vera", "GET", "/api/v1/orgs/acme/teams/research/artifacts", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, []string{"a-nlp-tokenizer"}, ids(body))
+	code, _ = call(t, srv, "bob", "GET", "/api/v1/orgs/acme/teams/nosuch/artifacts", "")
+	require.Equal(t, http.StatusNotFound, code)
+}
+
+// TestBodyLimit: a body over 1 MiB is a 413 with a JSON error, and nothing happens.
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	big := `{"uuids": ["r-vision-1"], "destination": "` + strings.Repeat("x", maxBody) + `"}`
+	for _, path := range []string{"/api/v1/orgs/acme/teams/engineering/runs/bulk/stop_runs", "/api/v1/acme/engineering/projects/create"} {
+		code, body := call(t, srv, "bob", "POST", path, big)
+		require.Equal(t, http.StatusRequestEntityTooLarge, code, path)
+		require.JSONEq(t, `{"error": "body: larger than 1048576 bytes"}`, body)
+	}
+	code, body := call(t, srv, "bob", "GET", "/api/v1/acme/vision/runs/r-vision-1", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `"status":"running"`)
+}
+
+// TestMetricsEndpoint: /metrics serves the host's registry, with teamgate's decision, cache,
+// revision and write metrics.
+func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	call(t, srv, "bob", "GET", "/api/v1/orgs/acme/teams/engineering/runs", "")
+	call(t, srv, "bob", "GET", "/api/v1/orgs/acme/teams/engineering/runs", "")
+	code, _ := call(t, srv, "bob", "POST", "/api/v1/acme/engineering/projects/create", `{"name": "detector"}`)
+	require.Equal(t, http.StatusCreated, code)
+	code, body := call(t, srv, "", "GET", "/metrics", "")
+	require.Equal(t, http.StatusOK, code)
+	for _, want := range []string{
+		`teamgate_decisions_total{outcome="allowed",path="compiled"} 2`, // team.runs, then team.projects.create
+		`teamgate_decisions_total{outcome="allowed",path="cache_l1"} 1`,
+		`teamgate_decision_cache_hits_total{tier="l1"} 1`,
+		`teamgate_store_revision 2`,
+		`teamgate_store_write_duration_seconds_count{outcome="ok"} 2`, // the sample directory, the project
+		`teamgate_decision_duration_seconds_bucket{outcome="allowed",path="cache_l1",le="+Inf"} 1`,
+	} {
+		require.Contains(t, body, want+"\n")
+	}
 }
 
 // TestBodiesRefuseAmbiguousKeys: a request body with a duplicate, case-variant or unknown key is
@@ -177,8 +336,8 @@ func TestBodiesRefuseAmbiguousKeys(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t)
 	for _, tc := range []struct{ name, path, body, want string }{
-		{"duplicate uuids", "/api/v1/orgs/acme/teams/engineering/runs/stop", `{"uuids": [], "uuids": ["r-vision-1"]}`, "uuids: duplicate key"},
-		{"case variant", "/api/v1/orgs/acme/teams/engineering/runs/stop", `{"uuids": [], "UUIDs": ["r-vision-1"]}`, "UUIDs: unknown key"},
+		{"duplicate uuids", "/api/v1/orgs/acme/teams/engineering/runs/bulk/stop_runs", `{"uuids": [], "uuids": ["r-vision-1"]}`, "uuids: duplicate key"},
+		{"case variant", "/api/v1/orgs/acme/teams/engineering/runs/bulk/stop_runs", `{"uuids": [], "UUIDs": ["r-vision-1"]}`, "UUIDs: unknown key"},
 		{"unknown key", "/api/v1/acme/engineering/projects/create", `{"name": "detector", "teams": ["research"]}`, "teams: unknown key"},
 		{"duplicate name", "/api/v1/acme/engineering/projects/create", `{"name": "detector", "name": "other"}`, "name: duplicate key"},
 		{"trailing value", "/api/v1/acme/engineering/projects/create", `{"name": "detector"} {"name": "other"}`, "not JSON"},

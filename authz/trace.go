@@ -1,0 +1,151 @@
+package authz
+
+import (
+	"context"
+	"errors"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/rego"
+)
+
+// tracerName is the instrumentation scope of the engine's spans.
+const tracerName = "github.com/teamgate/teamgate/authz"
+
+// WithTracerProvider makes the engine start OpenTelemetry spans from tp's tracer around
+// Authorize, AuthorizeBatch, ListProjects, ProjectFilter, ListSubjects, BulkRuns, Admit,
+// AdmitVersion and CreateProject (the package doc lists their attributes). The engine uses the OpenTelemetry
+// API only; the host brings the SDK (its sampler and exporter) and passes its provider here, or
+// otel.GetTracerProvider() to use the global one. Default: no spans, and no global provider is
+// read. A nil tp is an error matching teamgate.ErrInvalid.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) error {
+		if tp == nil {
+			return teamgate.Invalid("tracer provider", "nil", "pass a trace.TracerProvider, or leave WithTracerProvider out")
+		}
+		c.observe.tracers = tp
+		return nil
+	}
+}
+
+// Span attribute keys.
+const (
+	attrAction   = attribute.Key("teamgate.action")
+	attrResource = attribute.Key("teamgate.resource")
+	attrAllowed  = attribute.Key("teamgate.allowed")
+	attrRole     = attribute.Key("teamgate.role")
+	attrPath     = attribute.Key("teamgate.path")
+	attrRevision = attribute.Key("teamgate.revision")
+	attrReasons  = attribute.Key("teamgate.reasons")
+	attrCount    = attribute.Key("teamgate.count")
+)
+
+// span is an optional span: the zero span (the engine has no tracer) does nothing, so a hook
+// costs a nil check when tracing is off.
+type span struct{ s trace.Span }
+
+// startSpan starts a span named name, with attributes given as key, value pairs, when the
+// engine traces.
+func (e *Engine) startSpan(ctx context.Context, name string, kv ...string) (context.Context, span) {
+	if e.obs == nil || e.obs.tracer == nil {
+		return ctx, span{}
+	}
+	attrs := make([]attribute.KeyValue, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		attrs = append(attrs, attribute.String(kv[i], kv[i+1]))
+	}
+	ctx, s := e.obs.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+	return ctx, span{s}
+}
+
+// end ends the span, recording err.
+func (s span) end(err error) {
+	if s.s == nil {
+		return
+	}
+	if err != nil {
+		s.s.RecordError(err)
+		s.s.SetStatus(codes.Error, err.Error())
+	}
+	s.s.End()
+}
+
+// endPage ends a listing's span: its revision and how many projects it returned.
+func (s span) endPage(rev uint64, n int, err error) {
+	if s.s != nil && err == nil {
+		s.s.SetAttributes(attrRevision.Int64(int64(rev)), attrCount.Int(n))
+	}
+	s.end(err)
+}
+
+// endBulk ends a bulk operation's span: how many runs, how many allowed.
+func (s span) endBulk(runs []RunDecision, err error) {
+	if s.s != nil && err == nil {
+		n := 0
+		for _, r := range runs {
+			if r.Decision.Allowed {
+				n++
+			}
+		}
+		s.s.SetAttributes(attrCount.Int(len(runs)), attribute.Int("teamgate.allowed_count", n))
+	}
+	s.end(err)
+}
+
+// endCreated ends CreateProject's span: the decision and the revision of the write.
+func (s span) endCreated(c Created, err error) {
+	if s.s != nil {
+		s.s.SetAttributes(attrAllowed.Bool(c.Decision.Allowed), attrRevision.Int64(int64(c.Revision)))
+	}
+	s.end(err)
+}
+
+// endAdmission ends an admission's span: whether it admits, and the violated fields.
+func (s span) endAdmission(a policy.Admission, err error) {
+	if s.s != nil && err == nil {
+		fields := make([]string, len(a.Violations))
+		for i, v := range a.Violations {
+			fields[i] = v.Field
+		}
+		s.s.SetAttributes(attrAllowed.Bool(a.Allowed), attribute.StringSlice("teamgate.violations", fields))
+	}
+	s.end(err)
+}
+
+// endBatch ends AuthorizeBatch's span.
+func (s span) endBatch(n int, err error) {
+	if s.s != nil {
+		s.s.SetAttributes(attrCount.Int(n))
+	}
+	s.end(err)
+}
+
+// startDecision starts Authorize's span; endDecision ends it with the decision.
+func (o *observer) startDecision(ctx context.Context, req *Request) (context.Context, trace.Span) {
+	return o.tracer.Start(ctx, "teamgate.Authorize", trace.WithAttributes(attrAction.String(req.Action), attrResource.String(req.Resource)))
+}
+
+// endDecision ends Authorize's span. A decision that denied because the evaluation failed
+// (reason error) is an error of the span, like an error Authorize returned.
+func endDecision(sp trace.Span, d Decision, path decisionPath, err error) {
+	defer sp.End()
+	if err != nil {
+		sp.RecordError(err)
+		sp.SetStatus(codes.Error, err.Error())
+		return
+	}
+	reasons := make([]string, len(d.Reasons))
+	for i, r := range d.Reasons {
+		reasons[i] = string(r.Code)
+		if r.Code == rego.CodeError {
+			sp.RecordError(errors.New(r.Message))
+			sp.SetStatus(codes.Error, r.Message)
+		}
+	}
+	sp.SetAttributes(attrAllowed.Bool(d.Allowed), attrRole.String(d.Role), attrPath.String(path.String()),
+		attrRevision.Int64(int64(d.Revision)), attrReasons.StringSlice(reasons))
+}
