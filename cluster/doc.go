@@ -110,7 +110,11 @@
 // is one that cannot be used: a corrupt object (its digest does not match), a body that does not
 // decode, another stream's snapshot, an invalid directory. The restore is one atomic batch, so
 // such a snapshot leaves the store exactly as it was, never half restored. So a stream may be
-// trimmed up to the newest snapshot's revision, never past it.
+// trimmed up to the newest snapshot's revision, never past it. The object store has no
+// conditional put: two nodes storing a snapshot at the same moment (each checked the bucket
+// first) leave the one stored last, which may be the older. So trim up to the revision the
+// bucket's object holds when trimming (its metadata "revision"), not the one a Snapshot call
+// returned earlier.
 //
 // # Cut off from NATS
 //
