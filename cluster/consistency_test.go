@@ -144,6 +144,7 @@ func TestDeletedMessageStopsFollower(t *testing.T) {
 	var fe *cluster.FollowerError
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, uint64(3), fe.Revision)
+	require.ErrorContains(t, err, "no snapshot")
 	require.Equal(t, uint64(2), n.Revision())
 }
 
