@@ -83,7 +83,7 @@ func (e *Engine) admissionContext(ctx context.Context, subject, project, action 
 	c := &admission{subject: policy.RuleSubject{ID: subject}, project: policy.RuleProject{Org: ref.Org, Name: ref.Project}}
 	var toDisk *settingsEntry
 	notFound := false
-	_, d, err := e.decide(ctx, Request{Subject: subject, Action: action, Resource: project}, nil, false, func(r store.Reader) error {
+	_, d, _, err := e.decide(ctx, Request{Subject: subject, Action: action, Resource: project}, nil, false, func(r store.Reader) error {
 		var err error
 		c.settings, c.rules, toDisk, err = e.settingsIn(r, ref, subject, hit)
 		if errors.Is(err, teamgate.ErrNotFound) {

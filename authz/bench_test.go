@@ -1,6 +1,8 @@
 package authz_test
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -76,6 +78,53 @@ func BenchmarkListProjects(b *testing.B) {
 				if _, err := eng.ListProjects(ctx, "vera", owner, authz.Page{}); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// discardSink takes the decision log's records and keeps none.
+type discardSink struct{}
+
+func (discardSink) Write(context.Context, []authz.DecisionRecord) error { return nil }
+
+// BenchmarkDecisionLogCost measures what the decision log costs the decision path: a cache hit
+// and the compiled path, without a log, or with one (records to a sink that discards them) when
+// TEAMGATE_DECISION_LOG=1. Run it both ways into two files and compare them with benchstat
+// (bench/RESULTS.md has the command).
+func BenchmarkDecisionLogCost(b *testing.B) {
+	logged := os.Getenv("TEAMGATE_DECISION_LOG") == "1"
+	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	for _, path := range []struct {
+		name string
+		opts []authz.Option
+	}{{"cache", nil}, {"compiled", []authz.Option{authz.WithDecisionCache(0)}}} {
+		b.Run("path="+path.name, func(b *testing.B) {
+			opts := path.opts
+			if logged {
+				opts = append(opts[:len(opts):len(opts)], authz.WithDecisionLog(discardSink{}), authz.WithDecisionLogQueue(1<<16))
+			}
+			eng, _ := newAcme(b, opts...)
+			ctx := b.Context()
+			if _, err := eng.Authorize(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := eng.Authorize(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if err := eng.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if s := eng.Stats(); logged {
+				if s.DecisionLogWritten == 0 {
+					b.Fatal("nothing logged")
+				}
+				// A dropped record costs less than a queued one: say how many were.
+				b.ReportMetric(float64(s.DecisionLogDropped)/float64(s.DecisionLogWritten+s.DecisionLogDropped), "dropped/op")
 			}
 		})
 	}

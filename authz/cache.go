@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"math/bits"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -31,14 +32,27 @@ func WithDecisionCache(size int) Option {
 }
 
 // cacheKey identifies a cacheable request: one without attributes (attributes make decisions
-// depend on more than the facts the store tracks, so such requests are always evaluated).
+// depend on more than the facts the store tracks, so such requests are always evaluated). It is
+// made once per request (decisionCache.key) with its hash and, when it fits, its packed form in
+// fixed-size words, so that a lookup hashes and compares a few words rather than four strings.
 type cacheKey struct {
 	subject, action, resource, owner string
+	n                                int              // packedLen
+	hash                             uint64           // decisionCache.key's
+	inline                           [keyWords]uint64 // the packed form, zero padded, when n <= keyBytes
 }
 
-// packedLen is the length of the key's packed form: its parts joined by NUL bytes (no part
-// holds one: only requests that were decided are stored, and their parts are slugs,
-// references and action names).
+// keyWords is the inline room for packed keys, in words: typical keys fit, so a lookup compares
+// them without touching other memory; longer ones are kept out of line and compared part by part.
+const (
+	keyWords = 6
+	keyBytes = 8 * keyWords
+)
+
+// packedLen is the length of the key's packed form: its parts joined by NUL bytes. A stored key's
+// parts hold no NUL (only requests that were decided are stored, and their parts are slugs,
+// references and action names), so two keys with equal packed forms (and lengths) are equal: a
+// request whose parts hold NULs has more than three, and cannot equal a stored form.
 func (k *cacheKey) packedLen() int {
 	return len(k.subject) + len(k.action) + len(k.resource) + len(k.owner) + 3
 }
@@ -51,19 +65,49 @@ func (k *cacheKey) appendPacked(b []byte) []byte {
 	return append(b, k.owner...)
 }
 
-// matches reports whether packed is k's packed form, without building it.
-func (k *cacheKey) matches(packed []byte) bool {
-	if len(packed) != k.packedLen() {
+// matches reports whether packed is k's packed form, without building it (keys longer than
+// keyBytes).
+func (k *cacheKey) matches(packed string) bool {
+	if len(packed) != k.n {
 		return false
 	}
 	for _, part := range [...]string{k.subject, k.action, k.resource} {
 		n := len(part)
-		if packed[n] != 0 || string(packed[:n]) != part {
+		if packed[n] != 0 || packed[:n] != part {
 			return false
 		}
 		packed = packed[n+1:]
 	}
-	return string(packed) == k.owner
+	return packed == k.owner
+}
+
+// key makes k, which is zero, the cache key of a request: the packed form in words when it fits, and the hash,
+// seeded with the cache's secrets (so that nobody chooses colliding requests on purpose; a
+// collision costs a probe, never an answer: a lookup compares the whole key).
+func (c *decisionCache) key(k *cacheKey, subject, action, resource, owner string) {
+	k.subject, k.action, k.resource, k.owner = subject, action, resource, owner
+	k.n = k.packedLen()
+	if k.n <= keyBytes {
+		b := (*[keyBytes]byte)(unsafe.Pointer(&k.inline))
+		i := copy(b[:], subject) + 1 // the NUL separators are the zero padding's
+		i += copy(b[i:], action) + 1
+		i += copy(b[i:], resource) + 1
+		copy(b[i:], owner)
+		s, w := &c.secret, &k.inline
+		k.hash = mix(mix(w[0]^s[0], w[1]^s[1])^w[2]^uint64(k.n), mix(w[3]^s[2], w[4]^s[3])^w[5])
+	} else {
+		h := maphash.String(c.seed, subject)
+		h = (h ^ maphash.String(c.seed, action)) * 0x9e3779b97f4a7c15
+		h = (h ^ maphash.String(c.seed, resource)) * 0x9e3779b97f4a7c15
+		k.hash = (h ^ maphash.String(c.seed, owner)) * 0x9e3779b97f4a7c15
+	}
+	k.hash &= c.hashMask
+}
+
+// mix is the folded 128-bit product (wyhash's mum): every input bit reaches the result's bits.
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }
 
 // cached is a decision with what it depends on: the policy it was made with and the Deps of the
@@ -79,37 +123,53 @@ type cached struct {
 func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.Current() }
 
 // decisionCache is the bounded in-memory tier. A hit takes no lock, writes no shared memory but
-// its shard's hit counter (and a CLOCK bit, only when unset), and allocates nothing.
+// a hit counter of its own stripe (and a CLOCK bit, only when unset), and allocates nothing.
 //
-// A key is hashed (maphash with the cache's own seed) once; the hash picks a shard. A shard is a
-// fixed array of slots, each an atomic pointer to an immutable entry (the key's bytes, the
-// decision and its Deps inline, the first stamps included, see store.Deps), and an
-// open-addressing index from hash to slot and entry whose words are atomic. A hit reads one line
-// of index and the entry, and checks the stamps the entry names; it trusts nothing it read from
-// the index: the entry it reaches must carry the key itself. Writers (a miss's insert, CLOCK
-// eviction) hold the shard's mutex and publish a new entry before indexing it, so a concurrent
-// reader sees an old entry, the new one, or none (a miss, evaluated again): an entry is served
-// only while it is current, whichever it is. CLOCK (second chance) approximates LRU without a
-// write per hit. The design was measured against a plain map, otter v2 and golang-lru v2 (the
-// previous tier) in bench/ (BenchmarkL1Distinct; bench/RESULTS.md has the figures).
+// A request's key is hashed once (cacheKey); the hash picks a shard. A shard is a fixed array of
+// slots, each an atomic pointer to an immutable entry (the key's packed words, the decision and
+// its Deps inline, the first stamps included, see store.Deps), and an open-addressing index from
+// hash to slot and entry whose words are atomic. A hit reads one line of index and the entry,
+// and checks the stamps the entry names; it trusts nothing it read from the index: the entry it
+// reaches must carry the key itself (a hash collision is a probe, never a shared answer).
+// Writers (a miss's insert, CLOCK eviction) hold the shard's mutex and publish a new entry
+// before indexing it, so a concurrent reader sees an old entry, the new one, or none (a miss,
+// evaluated again): an entry is served only while it is current, whichever it is. CLOCK (second
+// chance) approximates LRU without a write per hit. The design was measured against a plain
+// map, otter v2 and golang-lru v2 (the previous tier) in bench/ (BenchmarkL1Distinct;
+// bench/RESULTS.md has the figures).
 type decisionCache struct {
-	seed             maphash.Seed
-	shards           []cacheShard
-	shardShift       uint // the hash's top bits pick the shard
-	size             int64
-	used             atomic.Int64 // slots in use, at most size (inserts only: hits never touch it)
-	diskHits, misses atomic.Uint64
+	shards     []cacheShard
+	shardShift uint // the hash's top bits pick the shard
+	seed       maphash.Seed
+	secret     [4]uint64
+	hashMask   uint64 // all ones; tests narrow it to make keys collide
+	size       int64
+	used       atomic.Int64 // slots in use, at most size (inserts only: hits never touch it)
+	diskHits   atomic.Uint64
+	misses     atomic.Uint64
+	hitCounts  [hitStripes]hitStripe
 }
 
+// hitStripe is one of the hit counters, a cache line each: a hit adds to the stripe of its
+// goroutine's stack (see countHit), so goroutines on different cores rarely share one.
+type hitStripe struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+const (
+	hitStripeBits = 4
+	hitStripes    = 1 << hitStripeBits
+)
+
 type cacheShard struct {
-	hits     atomic.Uint64                // summed by decisionCache.hits
 	index    []indexWord                  // linear probing
 	slots    []atomic.Pointer[cacheEntry] // capacity of them (nil: free), in CLOCK order; read by writers only
 	mu       sync.Mutex                   // serializes writers: they change index, slots, n and hand
 	n        int                          // slots in use: slots[:n]
 	capacity int                          // slots at most: twice the shard's share, so that uneven shards still hold size decisions in all
 	hand     int                          // CLOCK hand
-	_        [40]byte
+	_        [48]byte                     // 128 bytes: a shard's writer shares no line with another shard's readers
 }
 
 // indexWord is one position of a shard's index: the slot it names and that slot's entry, side by
@@ -121,38 +181,38 @@ type indexWord struct {
 }
 
 // cacheEntry is one cached decision, immutable once published but for its CLOCK bit, laid out
-// for a hit: the first cache line holds what a lookup compares (hash and key), the next the
-// policy and the decision, then the Deps and its first stamps; its size is a multiple of 128
-// bytes, so lines pair up for the prefetcher.
+// for a hit: the first cache line holds what a lookup compares (hash, length and the packed
+// key), the next the policy and the decision, then the Deps and its first stamps; its size is a
+// multiple of 128 bytes, so lines pair up for the prefetcher.
 type cacheEntry struct {
 	hash   uint64
+	n      uint32        // the packed key's length
 	ref    atomic.Uint32 // CLOCK: referenced since the hand last passed
-	keyLen uint16        // of the packed key when inline; 0 when it is in long
-	key    [slotKeyBytes]byte
+	inline [keyWords]uint64
 	entry  cached
-	long   []byte // the packed key when longer than slotKeyBytes
+	long   string // the packed key when longer than keyBytes
 	_      [(128 - unsafe.Sizeof(entryLayout{})%128) % 128]byte
 }
 
 // entryLayout is cacheEntry without its padding.
 type entryLayout struct {
 	hash   uint64
-	ref    uint32
-	keyLen uint16
-	key    [slotKeyBytes]byte
+	n, ref uint32
+	inline [keyWords]uint64
 	entry  cached
-	long   []byte
+	long   string
 }
 
-// slotKeyBytes is the inline room for packed keys: typical keys fit, so a lookup compares
-// them without touching other memory.
-const slotKeyBytes = 48
-
-func (en *cacheEntry) packed() []byte {
-	if en.keyLen == 0 {
-		return en.long
+// holds reports whether the entry is k's.
+func (en *cacheEntry) holds(k *cacheKey) bool {
+	if en.hash != k.hash || int(en.n) != k.n {
+		return false
 	}
-	return en.key[:en.keyLen]
+	if k.n > keyBytes {
+		return k.matches(en.long)
+	}
+	a, b := &en.inline, &k.inline
+	return (a[0]^b[0])|(a[1]^b[1])|(a[2]^b[2])|(a[3]^b[3])|(a[4]^b[4])|(a[5]^b[5]) == 0
 }
 
 // shardSlots is the smallest number of slots a shard holds; maxShards bounds the shards.
@@ -170,6 +230,10 @@ func newDecisionCache(size int) *decisionCache {
 		n *= 2
 	}
 	c := &decisionCache{seed: maphash.MakeSeed(), shards: make([]cacheShard, n), shardShift: uint(64 - bits.TrailingZeros(uint(n)))}
+	for i := range c.secret {
+		c.secret[i] = rand.Uint64() | 1
+	}
+	c.hashMask = ^uint64(0)
 	c.size = int64(size)
 	per := 2 * ((size + n - 1) / n)
 	for i := range c.shards {
@@ -179,22 +243,13 @@ func newDecisionCache(size int) *decisionCache {
 }
 
 // init sizes an empty shard for capacity slots: the slot array (a pointer each, so readers never
-// see it move) and an index of a power of two >= 2 capacity words, at most half full.
+// see it move) and an index of a power of two >= 1.25 capacity words. A shard holds its share,
+// half its capacity, give or take a few per cent, so the index is usually at most 40 % full
+// (80 % for a shard holding twice its share); a smaller index is fewer lines for a hit to miss.
 func (s *cacheShard) init(capacity int) {
 	s.capacity = capacity
 	s.slots = make([]atomic.Pointer[cacheEntry], capacity)
-	s.index = make([]indexWord, 1<<bits.Len(uint(2*capacity-1)))
-}
-
-// hash is never 0 (a free slot's hash).
-func (c *decisionCache) hash(k *cacheKey) uint64 {
-	h := maphash.String(c.seed, k.subject)
-	h = (h ^ maphash.String(c.seed, k.action)) * 0x9e3779b97f4a7c15
-	h = (h ^ maphash.String(c.seed, k.resource)) * 0x9e3779b97f4a7c15
-	if k.owner != "" {
-		h = (h ^ maphash.String(c.seed, k.owner)) * 0x9e3779b97f4a7c15
-	}
-	return h | 1
+	s.index = make([]indexWord, 1<<bits.Len(uint(capacity+capacity/4-1)))
 }
 
 func (c *decisionCache) shard(h uint64) *cacheShard {
@@ -204,34 +259,41 @@ func (c *decisionCache) shard(h uint64) *cacheShard {
 	return &c.shards[h>>c.shardShift]
 }
 
-// get returns the cached decision for k when it is current under policy p. It takes no lock.
-func (c *decisionCache) get(k *cacheKey, p *rego.Policy) (Decision, bool) {
-	h := c.hash(k)
-	s := c.shard(h)
-	en := s.lookup(h, k)
+// get returns the cached entry for k when it is current under policy p. It takes no lock.
+func (c *decisionCache) get(k *cacheKey, p *rego.Policy) (*cached, bool) {
+	s := c.shard(k.hash)
+	en := s.lookup(k)
 	if en == nil || !en.entry.current(p) {
-		return Decision{}, false
+		return nil, false
 	}
 	if en.ref.Load() == 0 {
 		en.ref.Store(1)
 	}
-	s.hits.Add(1)
-	return en.entry.dec, true
+	c.countHit()
+	return &en.entry, true
+}
+
+// countHit adds a hit to the stripe of the calling goroutine's stack: goroutines' stacks lie
+// apart, so concurrent readers mostly add to different cache lines (a shared counter, or one
+// per shard, is a line every core writes on every hit).
+func (c *decisionCache) countHit() {
+	var here byte
+	at := uint64(uintptr(unsafe.Pointer(&here))) >> 11 // a goroutine's stack is 2 KiB at least
+	c.hitCounts[(at*0x9e3779b97f4a7c15)>>(64-hitStripeBits)].n.Add(1)
 }
 
 // put stores e under k, replacing k's previous entry or evicting another.
 func (c *decisionCache) put(k *cacheKey, e *cached) {
-	h := c.hash(k)
-	s := c.shard(h)
+	s := c.shard(k.hash)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.put(h, k, e, &c.used, c.size)
+	s.put(k, e, &c.used, c.size)
 }
 
 func (c *decisionCache) hits() uint64 {
 	var n uint64
-	for i := range c.shards {
-		n += c.shards[i].hits.Load()
+	for i := range c.hitCounts {
+		n += c.hitCounts[i].n.Load()
 	}
 	return n
 }
@@ -248,20 +310,20 @@ func (c *decisionCache) len() int {
 	return n
 }
 
-// lookup returns the entry holding k (hash h), nil when there is none. It takes no lock: writers
-// may move index words meanwhile, so it may miss an entry (never return another key's: the entry
-// it returns carries k) and gives up after one pass over the index.
-func (s *cacheShard) lookup(h uint64, k *cacheKey) *cacheEntry {
+// lookup returns the entry holding k, nil when there is none. It takes no lock: writers may move
+// index words meanwhile, so it may miss an entry (never return another key's: the entry it
+// returns holds k) and gives up after one pass over the index.
+func (s *cacheShard) lookup(k *cacheKey) *cacheEntry {
 	mask := len(s.index) - 1
-	tag := h >> 32
-	pos := int(h) & mask
+	tag := k.hash >> 32
+	pos := int(k.hash) & mask
 	for range len(s.index) {
 		w := s.index[pos].w.Load()
 		if w == 0 {
 			return nil
 		}
 		if w>>32 == tag {
-			if en := s.index[pos].e.Load(); en != nil && en.hash == h && k.matches(en.packed()) {
+			if en := s.index[pos].e.Load(); en != nil && en.holds(k) {
 				return en
 			}
 		}
@@ -270,12 +332,12 @@ func (s *cacheShard) lookup(h uint64, k *cacheKey) *cacheEntry {
 	return nil
 }
 
-// find returns the slot holding k (hash h) and its index position, or -1 and the free position
-// ending k's probe run. The caller holds the mutex.
-func (s *cacheShard) find(h uint64, k *cacheKey) (slot, pos int) {
+// find returns the slot holding k and its index position, or -1 and the free position ending
+// k's probe run. The caller holds the mutex.
+func (s *cacheShard) find(k *cacheKey) (slot, pos int) {
 	mask := len(s.index) - 1
-	tag := h >> 32
-	for pos = int(h) & mask; ; pos = (pos + 1) & mask {
+	tag := k.hash >> 32
+	for pos = int(k.hash) & mask; ; pos = (pos + 1) & mask {
 		w := s.index[pos].w.Load()
 		if w == 0 {
 			return -1, pos
@@ -284,24 +346,21 @@ func (s *cacheShard) find(h uint64, k *cacheKey) (slot, pos int) {
 			continue
 		}
 		i := int(uint32(w)) - 1
-		if en := s.slots[i].Load(); en.hash == h && k.matches(en.packed()) {
+		if s.slots[i].Load().holds(k) {
 			return i, pos
 		}
 	}
 }
 
-// put stores e under k (hash h); used counts the slots of every shard, at most size. The caller
-// holds the mutex. The new entry is published before it is indexed, so a reader that finds the
-// index word finds the entry.
-func (s *cacheShard) put(h uint64, k *cacheKey, e *cached, used *atomic.Int64, size int64) {
-	en := &cacheEntry{hash: h, entry: *e}
-	if n := k.packedLen(); n <= slotKeyBytes {
-		en.keyLen = uint16(n)
-		k.appendPacked(en.key[:0])
-	} else {
-		en.long = k.appendPacked(make([]byte, 0, n))
+// put stores e under k; used counts the slots of every shard, at most size. The caller holds the
+// mutex. The new entry is published before it is indexed, so a reader that finds the index word
+// finds the entry.
+func (s *cacheShard) put(k *cacheKey, e *cached, used *atomic.Int64, size int64) {
+	en := &cacheEntry{hash: k.hash, n: uint32(k.n), inline: k.inline, entry: *e}
+	if k.n > keyBytes {
+		en.long = string(k.appendPacked(make([]byte, 0, k.n)))
 	}
-	if i, pos := s.find(h, k); i >= 0 {
+	if i, pos := s.find(k); i >= 0 {
 		s.slots[i].Store(en)
 		s.index[pos].e.Store(en)
 		return
@@ -311,9 +370,9 @@ func (s *cacheShard) put(h uint64, k *cacheKey, e *cached, used *atomic.Int64, s
 		return // full, and nothing of this shard's to evict: not cached
 	}
 	s.slots[i].Store(en)
-	_, pos := s.find(h, k) // after the eviction, which may have moved index words
+	_, pos := s.find(k) // after the eviction, which may have moved index words
 	s.index[pos].e.Store(en)
-	s.index[pos].w.Store(h>>32<<32 | uint64(i+1))
+	s.index[pos].w.Store(k.hash>>32<<32 | uint64(i+1))
 }
 
 // free returns a slot for a new entry: a new one while the cache holds fewer than size and the

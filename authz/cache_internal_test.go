@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,28 +80,29 @@ func TestCacheShardIndex(t *testing.T) {
 	s := &cacheShard{}
 	s.init(8)
 	var used atomic.Int64
+	c := newDecisionCache(8)
 	keys := make([]cacheKey, 60)
-	hashes := make([]uint64, len(keys))
 	for i := range keys {
-		keys[i] = cacheKey{subject: fmt.Sprint("u", i), action: "runs.get", resource: "o/p"}
+		resource := "o/p"
 		if i%7 == 0 {
-			keys[i].resource = strings.Repeat("x", slotKeyBytes) // a key stored out of line
+			resource = strings.Repeat("x", keyBytes) // a key stored out of line
 		}
-		hashes[i] = uint64(i%3)<<32 | uint64(i%4)*5 | 1 // three tags, four homes, runs that wrap
+		c.key(&keys[i], fmt.Sprint("u", i), "runs.get", resource, "")
+		keys[i].hash = uint64(i%3)<<32 | uint64(i%4)*5 | 1 // three tags, four homes, runs that wrap
 	}
-	present := func(i int) bool { slot, _ := s.find(hashes[i], &keys[i]); return slot >= 0 }
+	present := func(i int) bool { slot, _ := s.find(&keys[i]); return slot >= 0 }
 	rng := rand.New(rand.NewPCG(1, 2))
 	for step := range 2000 {
 		i := rng.IntN(len(keys))
-		s.put(hashes[i], &keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
+		s.put(&keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
 		if step%5 == 0 { // a hit: CLOCK keeps it a while
-			slot, _ := s.find(hashes[i], &keys[i])
+			slot, _ := s.find(&keys[i])
 			s.slots[slot].Load().ref.Store(1)
 		}
 		require.True(t, present(i), "step %d: the key just put", step)
 		n := 0
 		for j := range keys {
-			if slot, _ := s.find(hashes[j], &keys[j]); slot >= 0 {
+			if slot, _ := s.find(&keys[j]); slot >= 0 {
 				n++
 				require.Equal(t, keys[j].subject, s.slots[slot].Load().entry.dec.Role, "step %d: key %d finds its own slot", step, j)
 			}
@@ -128,15 +130,15 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 	s := &cacheShard{}
 	s.init(8)
 	var used atomic.Int64
+	c := newDecisionCache(8)
 	keys := make([]cacheKey, 40)
-	hashes := make([]uint64, len(keys))
 	for i := range keys {
-		keys[i] = cacheKey{subject: fmt.Sprint("u", i), action: "runs.get", resource: "o/p"}
-		hashes[i] = uint64(i%3)<<32 | uint64(i%4)*5 | 1
+		c.key(&keys[i], fmt.Sprint("u", i), "runs.get", "o/p", "")
+		keys[i].hash = uint64(i%3)<<32 | uint64(i%4)*5 | 1
 	}
 	put := func(i int) {
 		s.mu.Lock()
-		s.put(hashes[i], &keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
+		s.put(&keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
 		s.mu.Unlock()
 	}
 	for i := range 8 {
@@ -150,7 +152,7 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(r), 7))
 			for range 20_000 {
 				i := rng.IntN(len(keys))
-				if en := s.lookup(hashes[i], &keys[i]); en != nil {
+				if en := s.lookup(&keys[i]); en != nil {
 					if got := en.entry.dec.Role; got != keys[i].subject {
 						errs <- fmt.Errorf("key %d found the entry of %s", i, got)
 						return
@@ -171,24 +173,50 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 	require.NotZero(t, found.Load(), "the readers found entries")
 	n := 0
 	for j := range keys {
-		if s.lookup(hashes[j], &keys[j]) != nil {
+		if s.lookup(&keys[j]) != nil {
 			n++
 		}
 	}
 	require.Equal(t, 8, n, "once the writer is done, every cached key is found")
 }
 
-func TestCacheKeyMatches(t *testing.T) {
+// TestCacheKeyIdentity: an entry holds its own key only, whatever the hash says. Every other key
+// here is given the entry's hash (a collision); among them are keys whose packed bytes are the
+// entry's up to the zero padding (an owner of one NUL) or with the separators shifted (NULs
+// inside parts), both for keys packed inline and for keys stored out of line.
+func TestCacheKeyIdentity(t *testing.T) {
 	t.Parallel()
-	k := cacheKey{subject: "bob", action: "runs.get", resource: "acme/vision"}
-	require.True(t, k.matches(k.appendPacked(nil)))
-	for _, other := range []cacheKey{
-		{subject: "bo", action: "b\x00runs.get", resource: "acme/vision"},
-		{subject: "bob", action: "runs.get", resource: "acme/vision", owner: "acme"},
-		{subject: "bob", action: "runs.get", resource: "acme/visio"},
-		{subject: "bob", action: "runs.gets", resource: "acme/vision"},
+	c := newDecisionCache(8)
+	long := strings.Repeat("v", keyBytes)
+	for _, base := range [][4]string{
+		{"bob", "runs.get", "acme/vision", ""},
+		{"bob", "runs.get", "acme/" + long, ""},
+		{"bob", "runs.get", "acme/" + long, "acme"},
 	} {
-		require.False(t, other.matches(k.appendPacked(nil)), "%+v", other)
+		var k cacheKey
+		c.key(&k, base[0], base[1], base[2], base[3])
+		require.Equal(t, k.n > keyBytes, strings.Contains(base[2], long))
+		en := &cacheEntry{hash: k.hash, n: uint32(k.n), inline: k.inline}
+		if k.n > keyBytes {
+			en.long = string(k.appendPacked(nil))
+		}
+		var again cacheKey
+		c.key(&again, base[0], base[1], base[2], base[3])
+		require.True(t, en.holds(&again), "%q", base)
+		for _, other := range [][4]string{
+			{base[0], base[1], base[2], base[3] + "\x00"},
+			{"bo", "b\x00" + base[1], base[2], base[3]},
+			{base[0] + "\x00" + base[1], base[2], base[3], ""},
+			{base[0], base[1], base[2] + "x", base[3]},
+			{base[0], base[1] + "s", base[2], base[3]},
+			{base[0], base[1], base[2][:len(base[2])-1], base[3]},
+			{base[0], base[1], base[2], base[3] + "acme"},
+		} {
+			var o cacheKey
+			c.key(&o, other[0], other[1], other[2], other[3])
+			o.hash = k.hash
+			require.False(t, en.holds(&o), "%q holds %q", base, other)
+		}
 	}
 }
 
@@ -228,4 +256,113 @@ func newAcmeInternal(t *testing.T, opts ...Option) *Engine {
 	e, err := New(t.Context(), st, opts...)
 	require.NoError(t, err)
 	return e
+}
+
+// weakHashes narrows an engine's cache hash to two values, one shard, one tag: every request
+// collides with every other, so only the whole-key comparison tells entries apart.
+func weakHashes(e *Engine) { e.decisions.hashMask = 1 }
+
+// collidingRequests are cacheable requests of the conformance directory with different answers,
+// keys inline and out of line among them.
+func collidingRequests() []Request {
+	var reqs []Request
+	for _, s := range []string{"bob", "vera", "olga", "adam", "alice", "nobody"} {
+		for _, a := range []string{"runs.get", "runs.stop", "runs.approve"} {
+			for _, r := range []string{"acme/vision", "acme/nlp", "acme/open", "acme/engineering/vision", "acme/engineering/" + strings.Repeat("x", keyBytes)} {
+				reqs = append(reqs, Request{Subject: s, Action: a, Resource: r})
+			}
+		}
+		reqs = append(reqs, Request{Subject: s, Action: "runs.get", Resource: "vision", Owner: "acme"})
+	}
+	return reqs
+}
+
+// TestDecisionCacheCollisions: with every request hashing alike, a cached engine (large enough
+// for all, and small enough to evict on almost every miss) answers each request as an uncached
+// engine does, through writes that change answers.
+func TestDecisionCacheCollisions(t *testing.T) {
+	t.Parallel()
+	reqs := collidingRequests()
+	for _, size := range []int{len(reqs) * 2, 5} {
+		cachedEng := newAcmeInternal(t, WithDecisionCache(size))
+		weakHashes(cachedEng)
+		plain, err := New(t.Context(), cachedEng.Directory(), WithDecisionCache(0))
+		require.NoError(t, err)
+		st := cachedEng.Directory().(*store.Store)
+		rng := rand.New(rand.NewPCG(5, uint64(size)))
+		allowed, veraIn := 0, true
+		for step := range 3000 {
+			if step%200 == 199 {
+				var c store.Change = store.PutTeamMember{Org: "acme", Team: "engineering", User: "adam", Role: store.TeamRoles()[rng.IntN(4)]}
+				switch {
+				case rng.IntN(2) == 0 && veraIn:
+					c = store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "vera"}
+					veraIn = false
+				case rng.IntN(2) == 0:
+					c = store.PutTeamMember{Org: "acme", Team: "engineering", User: "vera", Role: store.TeamRoles()[rng.IntN(4)]}
+					veraIn = true
+				}
+				_, err := st.Apply(t.Context(), c)
+				require.NoError(t, err)
+			}
+			r := reqs[rng.IntN(len(reqs))]
+			got, err := cachedEng.Authorize(t.Context(), r)
+			require.NoError(t, err)
+			want, err := plain.Authorize(t.Context(), r)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "size %d, step %d: %+v", size, step, r)
+			if got.Allowed {
+				allowed++
+			}
+		}
+		s := cachedEng.Stats()
+		require.NotZero(t, s.CacheHits, "size %d", size)
+		require.NotZero(t, allowed, "size %d", size)
+		require.LessOrEqual(t, cachedEng.decisions.len(), size)
+	}
+}
+
+// TestDecisionCacheCollisionsConcurrent: readers decide colliding requests while others evict
+// (a cache far smaller than the requests) and a writer changes facts none of them depends on.
+// Every answer is the request's own. Run it with -race.
+func TestDecisionCacheCollisionsConcurrent(t *testing.T) {
+	t.Parallel()
+	reqs := collidingRequests()
+	e := newAcmeInternal(t, WithDecisionCache(8))
+	weakHashes(e)
+	plain, err := New(t.Context(), e.Directory(), WithDecisionCache(0))
+	require.NoError(t, err)
+	want := make([]Decision, len(reqs))
+	for i, r := range reqs {
+		d, err := plain.Authorize(t.Context(), r)
+		require.NoError(t, err)
+		want[i] = d
+	}
+	st := e.Directory().(*store.Store)
+	var readers sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		readers.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			for range 3000 {
+				i := rng.IntN(len(reqs))
+				d, err := e.Authorize(t.Context(), reqs[i])
+				if err == nil && (d.Allowed != want[i].Allowed || d.Role != want[i].Role || !slices.Equal(d.Reasons, want[i].Reasons)) {
+					err = fmt.Errorf("%+v: got %+v, want %+v", reqs[i], d, want[i])
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	var done atomic.Bool
+	go func() { readers.Wait(); done.Store(true); close(errs) }()
+	for i := 0; !done.Load(); i++ { // unrelated writes, as long as the readers read
+		_, err := st.Apply(t.Context(), store.PutMember{Org: "acme", User: fmt.Sprint("ghost", i%50), Role: "member"})
+		require.NoError(t, err)
+	}
+	require.NoError(t, <-errs)
+	require.NotZero(t, e.Stats().CacheHits)
 }

@@ -78,7 +78,10 @@
 // track — in two tiers: a bounded in-memory cache (WithDecisionCache, default 100,000 entries; 0
 // turns caching off; sharded by key hash, CLOCK eviction, a hit takes no lock: it reads an
 // immutable entry through atomic pointers) and, when the Directory is a PersistentCache that
-// persists (an on-disk store), Badger (entries survive a restart and expire after a day).
+// persists (an on-disk store), Badger (entries survive a restart and expire after a day). An
+// in-memory key is the request's subject, action, resource and owner packed into a few words (up
+// to 48 bytes; longer keys are kept out of line) with one hash seeded per cache; a lookup
+// compares the whole key, so requests whose hashes collide never share an answer.
 //
 // What an entry depends on is not listed here: it is a by-product of reading. The snapshot that
 // reads a decision's facts is a tracking store.Reader (Reader.Track), which records the stamp of
@@ -240,6 +243,22 @@
 // Subjects are left out of spans (traces often go to shared backends; who asked belongs in a
 // decision log). Without the option no span is started and no global provider is read; pass
 // otel.GetTracerProvider() to use the global one.
+//
+// # Decision log
+//
+// WithDecisionLog(sink) records every Authorize call (those of AuthorizeBatch, BulkRuns and
+// CreateProject included) and every Explain as a DecisionRecord: the request (attributes
+// copied), the decision with its reasons and revision, the policy's fingerprint, the path
+// (DecisionPath, as in metrics: cache_l1, cache_l2, compiled, rego, or none when the call
+// returned an error), the latency and the time. Listings, admissions and the analyses (ListSubjects, suggestions, Simulate, Lint)
+// are not logged. A decision never waits for the log: the record, a fixed-size value, is written
+// into a slot of a bounded lock-free ring (a full one drops it: Stats.DecisionLogDropped), and
+// one goroutine drains the ring into the sink in batches — every DecisionLogInterval while
+// records arrive, sooner when the ring is half full, never while idle. A cache hit stays allocation-free with a log; the log reads no clock on a hit or on
+// the compiled path of an in-memory store (see DecisionRecord.Time and Latency for why and what
+// that means), and bench/RESULTS.md has its measured cost. Engine.Close flushes the ring and
+// stops the goroutine; FlushDecisionLog waits for what was queued before it. Package decisionlog
+// is a Badger-backed sink with retention, queries and rechecks.
 //
 // # Decisions written down
 //

@@ -71,6 +71,8 @@ type config struct {
 	budget     time.Duration
 	budgetSet  bool
 	observe    observeConfig // WithMetrics, WithTracerProvider (metrics.go, trace.go)
+	sink       DecisionSink  // WithDecisionLog
+	logQueue   int
 }
 
 func errInvalidSize(n int) error {
@@ -161,6 +163,7 @@ type Engine struct {
 	disk          PersistentCache // the Directory's, when persistent; nil otherwise
 	budget        time.Duration   // per Rego evaluation (WithEvalBudget); 0: none
 	obs           *observer       // metrics and spans; nil when neither is asked for
+	declog        *decisionLog    // WithDecisionLog; nil: decisions are not logged
 
 	evalErrors atomic.Uint64
 	overBudget atomic.Uint64
@@ -203,6 +206,12 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	if e.obs, err = c.observe.build(e); err != nil {
 		return nil, err
 	}
+	if c.sink != nil {
+		if c.logQueue == 0 {
+			c.logQueue = DefaultDecisionLogQueue
+		}
+		e.declog = newDecisionLog(c.sink, c.logQueue, c.logger)
+	}
 	return e, nil
 }
 
@@ -238,6 +247,11 @@ type Stats struct {
 	// decisions the compiled path's decision table answered.
 	Evaluated uint64
 	Compiled  uint64
+	// The decision log (WithDecisionLog): records given to the sink, records dropped because the
+	// queue was full or the engine closed, and records lost in failed sink writes.
+	DecisionLogWritten uint64
+	DecisionLogDropped uint64
+	DecisionLogFailed  uint64
 }
 
 // Stats returns the engine's counters.
@@ -245,6 +259,9 @@ func (e *Engine) Stats() Stats {
 	s := Stats{EvalErrors: e.evalErrors.Load(), OverBudget: e.overBudget.Load(), Evaluated: e.evaluated.Load(), Compiled: e.compiledN.Load()}
 	if e.decisions != nil {
 		s.CacheHits, s.CacheDiskHits, s.CacheMisses = e.decisions.hits(), e.decisions.diskHits.Load(), e.decisions.misses.Load()
+	}
+	if l := e.declog; l != nil {
+		s.DecisionLogWritten, s.DecisionLogDropped, s.DecisionLogFailed = l.written.Load(), l.dropped.Load(), l.failed.Load()
 	}
 	return s
 }
@@ -263,6 +280,8 @@ type Request struct {
 	// would allow the request and who may make them (see Suggestion). Such a request is decided
 	// by full evaluation and not cached; without it nothing is spent on suggestions.
 	Suggest bool `json:"suggest,omitempty"`
+	// unlogged keeps the decision out of the decision log: listings and analyses.
+	unlogged bool
 }
 
 // Reason is a stable code and a message for people.
@@ -296,26 +315,26 @@ func (d Decision) Has(code rego.Code) bool {
 // served decision's Revision is the store's current revision. Decision.Reasons may be shared
 // with the cache: do not modify it. Once the store is closed, no cached decision is served:
 // Authorize fails with teamgate.ErrClosed.
+//
+// With a decision log (WithDecisionLog) each call queues a record of its decision or error.
 func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 	return e.authorize(ctx, &req, nil) // inlined: the decision costs no extra call
 }
 
-// authorize is Authorize; with a non-nil path it is observed (metrics.go) and says which path
-// decided. (A pointer to the Request, so that the extra call copies none.)
-func (e *Engine) authorize(ctx context.Context, req *Request, path *decisionPath) (Decision, error) {
-	if path == nil && e.obs != nil {
-		return e.obs.authorize(ctx, e, req)
+// authorize is Authorize; with a non-nil t it is observed (metrics.go) or logged
+// (decisionlog.go) and says there how the decision was made. (A pointer to the Request, so that
+// the extra call copies none.)
+func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) (Decision, error) {
+	if t == nil && (e.obs != nil || e.declog != nil) {
+		return e.observed(ctx, req)
 	}
 	if req.Suggest {
-		d, err := e.authorizeSuggesting(ctx, *req)
-		if path != nil && err == nil {
-			*path = pathRego // suggestions need the full evaluation
-		}
+		d, err := e.authorizeSuggesting(ctx, *req, t)
 		return d, err
 	}
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		return e.decidePooled(ctx, *req, nil, path)
+		return e.decidePooled(ctx, *req, nil, t)
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
@@ -325,36 +344,50 @@ func (e *Engine) authorize(ctx context.Context, req *Request, path *decisionPath
 			return Decision{}, err
 		}
 	}
-	key := cacheKey{subject: req.Subject, action: req.Action, resource: req.Resource, owner: req.Owner}
+	var key cacheKey
+	e.decisions.key(&key, req.Subject, req.Action, req.Resource, req.Owner)
 	// The revision is read before the entry is checked: the store publishes a revision after
 	// bumping its stamps, so an entry still current afterwards holds at rev, unless it was
 	// decided after rev, on a write published meanwhile (its own Revision is then newer, and
 	// holds). Read after the check, a write in flight could label a decision it changes with its
 	// own revision.
 	rev := e.dir.Revision()
-	if d, ok := e.decisions.get(&key, p); ok {
+	if c, ok := e.decisions.get(&key, p); ok {
+		d := c.dec
 		d.Revision = max(d.Revision, rev)
-		if path != nil {
-			*path = pathCacheL1
+		if t != nil {
+			t.path, t.policy = PathCacheL1, p
 		}
 		return d, nil
+	}
+	// A logged decision that consults the Badger tier is timed from the lookup: beside a Badger
+	// read the clock costs little (a hit in memory is not timed).
+	var start time.Duration
+	if t != nil && t.timed && e.disk != nil {
+		start = e.declog.clock()
 	}
 	if c, ok := e.fromDisk(&key, p); ok {
 		e.decisions.diskHits.Add(1)
 		e.decisions.put(&key, c)
 		d := c.dec
 		d.Revision = max(d.Revision, rev)
-		if path != nil {
-			*path = pathCacheL2
+		if t != nil {
+			t.path, t.policy = PathCacheL2, p
+			if start != 0 {
+				t.latency = e.declog.clock() - start
+			}
 		}
 		return d, nil
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, err := e.decidePooled(ctx, *req, entry, path)
+	d, err := e.decidePooled(ctx, *req, entry, t)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(&key, entry)
 		e.toDisk(&key, entry)
+	}
+	if start != 0 {
+		t.latency = e.declog.clock() - start
 	}
 	return d, err
 }
@@ -365,23 +398,32 @@ func (e *Engine) authorize(ctx context.Context, req *Request, path *decisionPath
 //
 // With explain set it always evaluates the full policy on the request's own input and also
 // reads how the effective teams came about; otherwise the decision table may answer.
-func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, error) {
-	rd := &reading{explain: explain, also: also}
+//
+// The trace says how the decision was made when the engine logs decisions (a full evaluation,
+// timed); it is empty otherwise.
+func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, decisionTrace, error) {
+	rd := &reading{explain: explain, also: also, traced: e.declog != nil, timed: e.declog != nil}
 	d, err := e.decideIn(ctx, rd, req, entry)
-	return &rd.q, d, err
+	return &rd.q, d, rd.trace, err
 }
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
 // from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
-// A non-nil path is set to the path that decided.
-func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached, path *decisionPath) (Decision, error) {
+// A non-nil t is set to how the decision was made.
+func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached, t *decisionTrace) (Decision, error) {
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
 	}
+	if t != nil {
+		rd.traced, rd.timed = true, t.timed
+	}
 	d, err := e.decideIn(ctx, rd, req, entry)
-	if path != nil && err == nil {
-		*path = pathOf(rd.compiled)
+	if t != nil && err == nil {
+		t.path, t.policy = rd.trace.path, rd.trace.policy
+		if rd.trace.latency != 0 {
+			t.latency = rd.trace.latency
+		}
 	}
 	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
@@ -401,6 +443,10 @@ type reading struct {
 	key      rego.Key
 	rev      uint64
 	view     func(store.Reader) error // = read, made once
+	// For the decision log and metrics: trace is how the decision was made, set when traced; a
+	// full evaluation is also timed when timed.
+	trace         decisionTrace
+	traced, timed bool
 }
 
 // read is the View callback: it reads the decision's facts (and, with an entry, records what
@@ -454,6 +500,12 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 	if rd.view == nil {
 		rd.view = rd.read
 	}
+	// A logged full evaluation is timed from reading its facts (the compiled path is not: two
+	// clock reads would cost it a few per cent).
+	var start time.Duration
+	if rd.timed && !rd.compiled {
+		start = e.declog.clock()
+	}
 	if err := e.dir.View(rd.view); err != nil {
 		return Decision{}, err
 	}
@@ -464,6 +516,12 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 	} else {
 		e.evaluated.Add(1)
 		d = e.eval(ctx, p, q, rd.rev)
+	}
+	if rd.traced {
+		rd.trace = decisionTrace{path: pathOf(rd.compiled), policy: p}
+		if start != 0 {
+			rd.trace.latency = e.declog.clock() - start
+		}
 	}
 	if entry != nil {
 		entry.dec, entry.policy = d, p

@@ -25,11 +25,15 @@ type Explanation struct {
 // Explain decides req like Authorize, always by full evaluation of the policy, and also returns
 // the facts used and the path to the decision, including how the project's effective teams
 // came about (its teams narrowed by its policy's), and on a deny the smallest directory changes
-// that would allow it with who may make them (Explanation.Suggestions). It is meant for people (CLI explain, support
-// tools), not for the hot path.
+// that would allow it with who may make them (Explanation.Suggestions). It is meant for people
+// (CLI explain, support tools), not for the hot path. With a decision log, its decision (or
+// error) is logged like Authorize's, on the path rego.
 func (e *Engine) Explain(ctx context.Context, req Request) (Explanation, error) {
 	req.Suggest = false // an explanation carries its suggestions itself
-	q, d, err := e.decide(ctx, req, nil, true)
+	q, d, t, err := e.decide(ctx, req, nil, true)
+	if e.declog != nil {
+		e.record(&req, &d, &t, err)
+	}
 	if err != nil {
 		return Explanation{}, err
 	}

@@ -522,7 +522,7 @@ func (l *linter) suggested(ctx context.Context, req Request, kind ChangeKind) (F
 	if _, ok := l.p.Action(req.Action); !ok {
 		return Fix{}, false, nil
 	}
-	req.Suggest, req.MinRevision = true, l.rev
+	req.Suggest, req.MinRevision, req.unlogged = true, l.rev, true
 	d, err := l.e.Authorize(ctx, req)
 	if err != nil || d.Allowed {
 		return Fix{}, false, err
@@ -584,7 +584,7 @@ func (l *linter) allows(ctx context.Context, subject string, kind scope.Kind, re
 		if spec, _ := l.p.Action(a); spec.Kind != kind {
 			continue
 		}
-		d, err := l.e.Authorize(ctx, Request{Subject: subject, Action: a, Resource: res, MinRevision: l.rev})
+		d, err := l.e.Authorize(ctx, Request{Subject: subject, Action: a, Resource: res, MinRevision: l.rev, unlogged: true})
 		if err != nil {
 			return false, err
 		}
@@ -683,6 +683,6 @@ func (l *linter) emptySpace(ctx context.Context, user, owner string) (bool, erro
 	if _, ok := l.p.Action("team.projects.create"); !ok {
 		return true, nil
 	}
-	d, err := l.e.Authorize(ctx, Request{Subject: user, Action: "team.projects.create", Resource: owner, MinRevision: l.rev})
+	d, err := l.e.Authorize(ctx, Request{Subject: user, Action: "team.projects.create", Resource: owner, MinRevision: l.rev, unlogged: true})
 	return !d.Allowed, err
 }

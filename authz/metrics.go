@@ -67,8 +67,9 @@ func (c observeConfig) build(e *Engine) (*observer, error) {
 	return o, nil
 }
 
-// authorize is Authorize observed: timed into the latency histogram and inside a span.
-func (o *observer) authorize(ctx context.Context, e *Engine, req *Request) (Decision, error) {
+// authorize is Authorize observed: timed into the latency histogram and inside a span, and
+// recorded in the decision log when logged.
+func (o *observer) authorize(ctx context.Context, e *Engine, req *Request, logged bool) (Decision, error) {
 	var span trace.Span
 	if o.tracer != nil {
 		ctx, span = o.startDecision(ctx, req)
@@ -77,53 +78,24 @@ func (o *observer) authorize(ctx context.Context, e *Engine, req *Request) (Deci
 	if o.metrics != nil {
 		start = time.Since(o.epoch)
 	}
-	path := pathNone
-	d, err := e.authorize(ctx, req, &path)
+	t := decisionTrace{timed: logged && o.metrics == nil}
+	d, err := e.authorize(ctx, req, &t)
+	if err != nil {
+		t.path = PathNone
+	}
 	if o.metrics != nil {
-		if h := o.metrics.latency[path][outcomeOf(d, err)]; h != nil {
-			h.Observe((time.Since(o.epoch) - start).Seconds())
+		t.latency = time.Since(o.epoch) - start
+		if h := o.metrics.latency[t.path][outcomeOf(d, err)]; h != nil {
+			h.Observe(t.latency.Seconds())
 		}
 	}
+	if logged {
+		e.record(req, &d, &t, err)
+	}
 	if span != nil {
-		endDecision(span, d, path, err)
+		endDecision(span, d, t.path, err)
 	}
 	return d, err
-}
-
-// decisionPath is how a decision was made.
-type decisionPath uint8
-
-// The paths of a decision (Authorize); pathNone when Authorize returned an error.
-const (
-	pathNone     decisionPath = iota
-	pathCacheL1               // the in-memory decision cache
-	pathCacheL2               // the decision cache's Badger tier
-	pathCompiled              // the policy's decision table (rego.Table)
-	pathRego                  // full evaluation of the Rego policy
-	numPaths
-)
-
-// String is the path's name in metrics and spans: none, cache_l1, cache_l2, compiled, rego.
-func (p decisionPath) String() string {
-	switch p {
-	case pathCacheL1:
-		return "cache_l1"
-	case pathCacheL2:
-		return "cache_l2"
-	case pathCompiled:
-		return "compiled"
-	case pathRego:
-		return "rego"
-	}
-	return "none"
-}
-
-// pathOf is the path of a decision that was evaluated, on the compiled path or not.
-func pathOf(compiled bool) decisionPath {
-	if compiled {
-		return pathCompiled
-	}
-	return pathRego
 }
 
 // outcome is what became of an Authorize call.
@@ -163,7 +135,7 @@ type decisionMetrics struct {
 	latency [numPaths][numOutcomes]prometheus.Observer // nil: cannot happen on this engine
 	hists   []labelledHistogram                        // the non-nil ones of latency
 
-	decisions, cacheHits, cacheMisses, cacheEntries, evalErrors, overBudget, revision *prometheus.Desc
+	decisions, cacheHits, cacheMisses, cacheEntries, evalErrors, overBudget, revision, logDropped *prometheus.Desc
 }
 
 type labelledHistogram struct {
@@ -180,21 +152,21 @@ func newDecisionMetrics(e *Engine, reg prometheus.Registerer) (*decisionMetrics,
 		Buckets: decisionBuckets,
 	}, []string{"path", "outcome"})}
 	// Only the series that can occur on this engine exist, each from the start (at 0).
-	paths := []decisionPath{pathNone, pathRego}
+	paths := []DecisionPath{PathNone, PathRego}
 	if e.compiled {
-		paths = append(paths, pathCompiled)
+		paths = append(paths, PathCompiled)
 	}
 	if e.decisions != nil {
-		paths = append(paths, pathCacheL1)
+		paths = append(paths, PathCacheL1)
 		if e.disk != nil {
-			paths = append(paths, pathCacheL2)
+			paths = append(paths, PathCacheL2)
 		}
 	}
 	for _, p := range paths {
 		for o := range numOutcomes {
 			switch {
-			case p == pathNone && o != outcomeError, // no decision: Authorize returned an error
-				(p == pathCacheL1 || p == pathCacheL2) && o == outcomeError: // failures are not cached
+			case p == PathNone && o != outcomeError, // no decision: Authorize returned an error
+				(p == PathCacheL1 || p == PathCacheL2) && o == outcomeError: // failures are not cached
 				continue
 			}
 			h := m.vec.WithLabelValues(p.String(), outcomeNames[o])
@@ -212,6 +184,7 @@ func newDecisionMetrics(e *Engine, reg prometheus.Registerer) (*decisionMetrics,
 	m.evalErrors = desc("teamgate_evaluation_errors_total", "Evaluations that failed and denied with reason error (admission and explanations included).")
 	m.overBudget = desc("teamgate_evaluation_over_budget_total", "Of the failed evaluations, those stopped by the time budget (WithEvalBudget).")
 	m.revision = desc("teamgate_store_revision", "The revision of the last write the engine's directory has applied.")
+	m.logDropped = desc("teamgate_decision_log_dropped_total", "Decision log records dropped because its queue was full or the engine closed (WithDecisionLog).")
 	if err := reg.Register(m.vec); err != nil {
 		return nil, fmt.Errorf("authz: WithMetrics: %w", err)
 	}
@@ -225,7 +198,7 @@ func newDecisionMetrics(e *Engine, reg prometheus.Registerer) (*decisionMetrics,
 // Describe sends the descriptors of the metrics Collect makes (the histogram is registered on
 // its own).
 func (m *decisionMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.decisions, m.cacheHits, m.cacheMisses, m.cacheEntries, m.evalErrors, m.overBudget, m.revision} {
+	for _, d := range []*prometheus.Desc{m.decisions, m.cacheHits, m.cacheMisses, m.cacheEntries, m.evalErrors, m.overBudget, m.revision, m.logDropped} {
 		ch <- d
 	}
 }
@@ -252,6 +225,7 @@ func (m *decisionMetrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.evalErrors, prometheus.CounterValue, float64(s.EvalErrors))
 	ch <- prometheus.MustNewConstMetric(m.overBudget, prometheus.CounterValue, float64(s.OverBudget))
 	ch <- prometheus.MustNewConstMetric(m.revision, prometheus.GaugeValue, float64(m.e.dir.Revision()))
-	// TODO(issue 11): teamgate_decision_log_dropped_total, a counter over the decision log's
-	// dropped-records field of Stats, once WithDecisionLog (the declog work) adds it.
+	if m.e.declog != nil {
+		ch <- prometheus.MustNewConstMetric(m.logDropped, prometheus.CounterValue, float64(s.DecisionLogDropped))
+	}
 }

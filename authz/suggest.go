@@ -59,9 +59,17 @@ type change struct {
 
 // authorizeSuggesting is Authorize for a request with Suggest set: the decision by full
 // evaluation, with Suggestions when it denies.
-func (e *Engine) authorizeSuggesting(ctx context.Context, req Request) (Decision, error) {
+// With a non-nil t it says there how the decision was made (for the decision log).
+func (e *Engine) authorizeSuggesting(ctx context.Context, req Request, t *decisionTrace) (Decision, error) {
 	req.Suggest = false
-	q, d, err := e.decide(ctx, req, nil, true)
+	q, d, tr, err := e.decide(ctx, req, nil, true)
+	if t != nil && err == nil {
+		// Suggestions need the full evaluation; decide timed it when the engine logs.
+		t.path, t.policy, t.latency = PathRego, e.policy.Load(), tr.latency
+		if tr.policy != nil {
+			t.policy = tr.policy
+		}
+	}
 	if err != nil {
 		return Decision{}, err
 	}
@@ -303,7 +311,7 @@ func (e *Engine) approvers(ctx context.Context, p *rego.Policy, st Step) ([]Acce
 	// those allowed members.manage at all, each decided with the attributes.
 	for _, a := range base.Subjects {
 		d, err := e.Authorize(ctx, Request{Subject: a.Subject, Action: st.Action, Resource: st.Resource,
-			Attributes: st.Attributes, MinRevision: base.Revision})
+			Attributes: st.Attributes, MinRevision: base.Revision, unlogged: true})
 		if err != nil {
 			return nil, err
 		}

@@ -320,7 +320,8 @@ func (e *Engine) visibleByEvaluation(ctx context.Context, subject, owner, cursor
 		if limit > 0 && len(out.Projects) == limit {
 			break
 		}
-		d, derr := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: prefix + p, MinRevision: out.Revision})
+		// A listing is not logged (WithDecisionLog).
+		d, derr := e.Authorize(ctx, Request{Subject: subject, Action: "project.get", Resource: prefix + p, MinRevision: out.Revision, unlogged: true})
 		if err := ctx.Err(); err != nil {
 			return ProjectPage{}, 0, err
 		}

@@ -131,7 +131,7 @@ func (o *observer) startDecision(ctx context.Context, req *Request) (context.Con
 
 // endDecision ends Authorize's span. A decision that denied because the evaluation failed
 // (reason error) is an error of the span, like an error Authorize returned.
-func endDecision(sp trace.Span, d Decision, path decisionPath, err error) {
+func endDecision(sp trace.Span, d Decision, path DecisionPath, err error) {
 	defer sp.End()
 	if err != nil {
 		sp.RecordError(err)

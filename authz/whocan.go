@@ -220,7 +220,7 @@ func (e *Engine) subjectsByEvaluation(ctx context.Context, p *rego.Policy, q *qu
 		return SubjectPage{}, err
 	}
 	req := q.req
-	req.MinRevision = out.Revision
+	req.MinRevision, req.unlogged = out.Revision, true
 	var decided []Decision
 	for _, name := range names {
 		if limit > 0 && len(out.Subjects) == limit {

@@ -47,7 +47,7 @@ func (s *Store) CachePut(key string, val []byte) {
 		txn.Discard()
 		return
 	}
-	s.cacheWrites.Add(1) // under the read lock: Close sets closed, then waits
+	s.cacheWrites.Add(1)
 	txn.CommitWith(func(err error) {
 		defer s.cacheWrites.Done()
 		if err != nil && !errors.Is(err, badger.ErrDBClosed) {

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/badgerlog"
 )
 
 // Options configure Open. The zero value opens an in-memory store with logging discarded.
@@ -145,8 +146,8 @@ type Store struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
-	// cacheWrites counts CachePut commits Badger has not finished: Close waits for them before it
-	// reads Badger's last version (Badger's writer updates it without a lock).
+	// cacheWrites are CachePut commits Badger has not finished: Close waits for them before it
+	// reads Badger's versions (snapshotDue), which Badger's write goroutine updates unlocked.
 	cacheWrites sync.WaitGroup
 }
 
@@ -169,7 +170,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	bo := badger.DefaultOptions(opts.Dir).WithLogger(badgerLogger{log}).WithLoggingLevel(badger.WARNING)
+	bo := badger.DefaultOptions(opts.Dir).WithLogger(badgerlog.Logger{L: log}).WithLoggingLevel(badger.WARNING)
 	if opts.Dir == "" {
 		bo = bo.WithInMemory(true)
 	} else {
@@ -1208,20 +1209,4 @@ func (s *Store) WaitRevision(ctx context.Context, rev uint64) error {
 			return fmt.Errorf("%w: store at revision %d, want %d: %w", teamgate.ErrStale, cur, rev, ctx.Err())
 		}
 	}
-}
-
-// badgerLogger routes Badger's logging through slog.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Info(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
-}
-func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/decisionlog"
 	"github.com/teamgate/teamgate/internal/quote"
 	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/policy"
@@ -31,8 +32,9 @@ type env struct {
 	stdout, stderr io.Writer
 	data           string
 	policyDir      string
-	clusterFlags   // --nats, --stream (cluster.go)
-	storeFlags     // --store (ops.go)
+	decisionLog    string // --decision-log: where the engine logs its decisions
+	clusterFlags          // --nats, --stream (cluster.go)
+	storeFlags            // --store (ops.go)
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -49,11 +51,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&e.data, "data", "", "data file (YAML or JSON) to load into an in-memory store")
 	root.PersistentFlags().StringVar(&e.policyDir, "policy", "", "directory of authors' Rego modules and JSON data")
+	root.PersistentFlags().StringVar(&e.decisionLog, "decision-log", "", "append this command's decisions to a decision log (a Badger directory, created if missing; see decisions)")
 	e.addClusterFlags(root)
 	e.addStoreFlags(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd(), e.clusterCmd(),
-		e.versionCmd(), e.exportCmd(), e.applyCmd(), e.createProjectCmd(), e.bulkCmd(), e.whoCanCmd(), e.whatifCmd(), e.lintCmd())
+		e.versionCmd(), e.exportCmd(), e.applyCmd(), e.createProjectCmd(), e.bulkCmd(), e.whoCanCmd(), e.whatifCmd(), e.lintCmd(), e.decisionsCmd())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -77,9 +80,10 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 // engine opens the directory (--data or --nats, see directory) and builds an engine with
-// --policy.
+// --policy, logging its decisions to --decision-log. done flushes the log and closes
+// everything.
 func (e *env) engine(ctx context.Context, extra ...authz.Option) (*authz.Engine, func(), error) {
-	dir, done, err := e.directory(ctx)
+	dir, closeDir, err := e.directory(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -87,10 +91,33 @@ func (e *env) engine(ctx context.Context, extra ...authz.Option) (*authz.Engine,
 	if e.policyDir != "" {
 		opts = append(opts, authz.WithPolicyDir(e.policyDir))
 	}
+	var dl *decisionlog.Log
+	if e.decisionLog != "" {
+		if dl, err = openDecisionLog(ctx, "--decision-log", e.decisionLog, true); err != nil {
+			closeDir()
+			return nil, nil, err
+		}
+		opts = append(opts, authz.WithDecisionLog(dl))
+	}
 	eng, err := authz.New(ctx, dir, opts...)
 	if err != nil {
-		done()
+		if dl != nil {
+			_ = dl.Close()
+		}
+		closeDir()
 		return nil, nil, err
+	}
+	done := func() {
+		if dl != nil {
+			// The command's context may have ended (Ctrl-C): the flush still gets a bounded time.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			if err := eng.Close(ctx); err != nil {
+				fmt.Fprintln(e.stderr, "teamgate: --decision-log:", err)
+			}
+			cancel()
+			_ = dl.Close()
+		}
+		closeDir()
 	}
 	return eng, done, nil
 }

@@ -503,7 +503,8 @@ func TestReadmeCommandsRun(t *testing.T) {
 		readme, err := os.ReadFile(filepath.Join(root, doc))
 		require.NoError(t, err)
 		var commands [][]string
-		store := filepath.Join(t.TempDir(), "store") // the --store commands run in order on it
+		store := filepath.Join(t.TempDir(), "store")         // the --store commands run in order on it
+		decisions := filepath.Join(t.TempDir(), "decisions") // and the decision log commands on this
 		for _, line := range strings.Split(string(readme), "\n") {
 			rest, ok := strings.CutPrefix(line, "go run ./cmd/teamgate ")
 			if !ok {
@@ -517,6 +518,10 @@ func TestReadmeCommandsRun(t *testing.T) {
 			for i, a := range args {
 				if a == "/tmp/teamgate-store" {
 					args[i] = store
+					continue
+				}
+				if a == "/tmp/teamgate-decisions" {
+					args[i] = decisions
 					continue
 				}
 				if _, err := os.Stat(filepath.Join(root, a)); err == nil && strings.Contains(a, "/") {

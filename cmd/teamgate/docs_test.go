@@ -288,9 +288,9 @@ func checkCommand(run *testing.T, t checkT, root, line string) {
 		case seg[0] == "valgrind":
 			i := slices.IndexFunc(seg, func(w string) bool { return strings.HasPrefix(w, "/tmp/") })
 			require.Positive(t, i, line)
-			checkGoTest(t, line, filepath.Join(root, "bench"), seg[i+1:], true) // every test binary here is the bench module's
+			checkGoTest(t, line, binaryPackage(root, seg[i]), seg[i+1:], true)
 		case strings.HasPrefix(seg[0], "/tmp/") && strings.HasSuffix(seg[0], ".test"):
-			checkGoTest(t, line, filepath.Join(root, "bench"), seg[1:], true)
+			checkGoTest(t, line, binaryPackage(root, seg[0]), seg[1:], true)
 		case len(seg) > 2 && seg[0] == "go" && seg[1] == "run" && seg[2] == "golang.org/x/perf/cmd/benchstat@latest":
 			require.Greater(t, len(seg), 3, "%s: benchstat reads files", line)
 			for _, f := range seg[3:] {
@@ -316,6 +316,16 @@ func checkCommand(run *testing.T, t checkT, root, line string) {
 			require.Failf(t, "unknown command", "%s: %q is not a command these documents may use", line, seg[0])
 		}
 	}
+}
+
+// binaryPackage is the package directory of a test binary the documents build: /tmp/NAME.test
+// is package NAME's (authz.test: ./authz), any other the bench module's.
+func binaryPackage(root, bin string) string {
+	name := strings.TrimSuffix(filepath.Base(bin), ".test")
+	if st, err := os.Stat(filepath.Join(root, name)); err == nil && st.IsDir() {
+		return filepath.Join(root, name)
+	}
+	return filepath.Join(root, "bench")
 }
 
 // splitSegments splits words at &&, ; and |.
@@ -398,6 +408,7 @@ func TestDocsCheckerCatchesMistakes(t *testing.T) {
 		"go run ./cmd/teamgate version --cached":                                         "go run ./cmd/teamgate version",
 		"cd bench && /tmp/b.test -test.bench Cluster -test.bogus 1":                      "cd bench && /tmp/b.test -test.bench Cluster -catchup.revisions 1",
 		"cd bench && TEAMGATE_NO_SUCH=1 go test -run XXX -bench LargeTier -benchtime 1x": "cd bench && TEAMGATE_LARGE_TIER=1 go test -run XXX -bench LargeTier -benchtime 1x",
+		"valgrind --tool=callgrind /tmp/authz.test -test.bench AuthorizeRego":            "valgrind --tool=callgrind /tmp/authz.test -test.bench DecisionLogCost",
 	} {
 		require.True(t, check(bad), "the checker takes %q", bad)
 		require.False(t, check(good), "the checker refuses %q", good)

@@ -18,6 +18,9 @@
 //	teamgate apply --store /var/lib/host/store --changes changes.yaml
 //	teamgate create-project --store /var/lib/host/store alice acme/ml vision
 //	teamgate export --store /var/lib/host/store --format json
+//	teamgate check --data acme.yaml --decision-log /tmp/decisions bob runs.stop acme/vision
+//	teamgate decisions --log /tmp/decisions --subject bob --outcome deny --since 24h --format pretty
+//	teamgate decisions --log /tmp/decisions --recheck --data acme.yaml
 //	teamgate cluster serve --port 4222 --dir /tmp/nats
 //	teamgate cluster seed --nats nats://127.0.0.1:4222 --stream TEAMGATE --data acme.yaml
 //	teamgate check --nats nats://127.0.0.1:4222 --stream TEAMGATE bob runs.stop acme/vision
@@ -32,6 +35,10 @@
 // authz.RunRef) and print its results; apply and create-project write, so they need --store or
 // --nats. --format pretty|json chooses between text for people and JSON on explain, settings,
 // list, export and version.
+//
+// --decision-log DIR appends the decisions a command makes to a decision log (package
+// decisionlog); decisions --log DIR queries one, and with --recheck lists the logged decisions
+// that the directory and policy now decide differently.
 //
 // check and admit print one compact JSON object per input, in input order, and exit 0 when
 // every input was answered (denials, violations and per-input errors included); usage, data-file

@@ -1,4 +1,4 @@
-package store
+package badgerlog_test
 
 import (
 	"bytes"
@@ -6,13 +6,15 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/internal/badgerlog"
 )
 
 // Badger's log lines reach the caller's slog.Logger, tagged as Badger's.
 func TestBadgerLoggerRoutesToSlog(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	l := badgerLogger{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l := badgerlog.Logger{L: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	l.Errorf("disk %s\n", "full")
 	l.Warningf("slow %d", 3)
 	l.Infof("opened")

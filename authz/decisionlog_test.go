@@ -1,0 +1,360 @@
+package authz_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/conformance"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/store"
+)
+
+// memSink keeps what the decision log writes.
+type memSink struct {
+	mu      sync.Mutex
+	records []authz.DecisionRecord
+}
+
+func (s *memSink) Write(_ context.Context, rs []authz.DecisionRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records = append(s.records, rs...)
+	return nil
+}
+
+func (s *memSink) all() []authz.DecisionRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]authz.DecisionRecord(nil), s.records...)
+}
+
+// gateSink blocks every Write until released (or its context ends), announcing each on entered.
+type gateSink struct {
+	memSink
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGateSink() *gateSink {
+	return &gateSink{entered: make(chan struct{}, 100), release: make(chan struct{})}
+}
+
+func (s *gateSink) Write(ctx context.Context, rs []authz.DecisionRecord) error {
+	s.entered <- struct{}{}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.memSink.Write(ctx, rs)
+}
+
+// TestDecisionLogRecordsEachPath: a record carries the request, the decision, the revision, the
+// policy's fingerprint and the path the decision took, timed where the path is timed.
+func TestDecisionLogRecordsEachPath(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	stays := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	other := authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/labs"}
+	withAttrs := authz.Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: map[string]any{"run": map[string]any{"created_by": "bob"}}}
+	bad := authz.Request{Subject: "bob", Action: "runs.fly", Resource: "acme/vision"}
+
+	type step struct {
+		req     authz.Request
+		explain bool
+	}
+	cases := []struct {
+		name    string
+		disk    bool // an on-disk store with a one-entry memory cache
+		opts    []authz.Option
+		steps   []step
+		path    authz.DecisionPath // of the last step's record
+		allowed bool
+		timed   bool
+		code    string // a reason code of the last record
+	}{
+		{name: "cache", steps: []step{{req: stays}, {req: stays}}, path: authz.PathCacheL1, allowed: true, code: "org_role"},
+		{name: "compiled", opts: []authz.Option{authz.WithDecisionCache(0)}, steps: []step{{req: stays}}, path: authz.PathCompiled, allowed: true, code: "org_role"},
+		// With metrics every decision is timed, and the record has the histogram's figure.
+		{name: "cache with metrics", opts: []authz.Option{authz.WithMetrics(prometheus.NewRegistry())}, steps: []step{{req: stays}, {req: stays}}, path: authz.PathCacheL1, allowed: true, timed: true, code: "org_role"},
+		{name: "rego", opts: []authz.Option{authz.WithCompiledPath(false)}, steps: []step{{req: other}}, path: authz.PathRego, timed: true, code: "restricted"},
+		{name: "rego with attributes", steps: []step{{req: withAttrs}}, path: authz.PathRego, allowed: true, timed: true, code: "own_run"},
+		{name: "explain", steps: []step{{req: stays, explain: true}}, path: authz.PathRego, allowed: true, timed: true, code: "org_role"},
+		{name: "error", steps: []step{{req: bad}}, path: authz.PathNone},
+		{name: "cache_disk", disk: true, opts: []authz.Option{authz.WithDecisionCache(1)}, steps: []step{{req: stays}, {req: other}, {req: stays}}, path: authz.PathCacheL2, allowed: true, timed: true, code: "org_role"},
+		{name: "compiled on disk", disk: true, opts: []authz.Option{authz.WithDecisionCache(1)}, steps: []step{{req: stays}}, path: authz.PathCompiled, allowed: true, timed: true, code: "org_role"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			sink := &memSink{}
+			opts := append([]authz.Option{authz.WithDecisionLog(sink)}, c.opts...)
+			var st *store.Store
+			var err error
+			if c.disk {
+				st, err = store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
+			} else {
+				st, err = store.Open(ctx, store.Options{})
+			}
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = st.Close() })
+			rev, err := st.LoadFile(ctx, conformance.DataFile())
+			require.NoError(t, err)
+			eng, err := authz.New(ctx, st, opts...)
+			require.NoError(t, err)
+			before := time.Now()
+			var last authz.Decision
+			var lastErr error
+			for _, s := range c.steps {
+				if s.explain {
+					x, err := eng.Explain(ctx, s.req)
+					last, lastErr = x.Decision, err
+				} else {
+					last, lastErr = eng.Authorize(ctx, s.req)
+				}
+			}
+			require.NoError(t, eng.Close(ctx))
+			after := time.Now()
+
+			recs := sink.all()
+			require.Len(t, recs, len(c.steps))
+			r := recs[len(recs)-1]
+			req := c.steps[len(c.steps)-1].req
+			require.Equal(t, c.path, r.Path, "path")
+			require.Equal(t, req, r.Request)
+			require.Equal(t, eng.Policy().Fingerprint(), r.Policy)
+			require.Equal(t, rev, r.Decision.Revision)
+			require.Equal(t, c.allowed, r.Decision.Allowed)
+			require.False(t, r.Time.Before(before) || r.Time.After(after), "time %s not in [%s, %s]", r.Time, before, after)
+			require.Equal(t, c.timed, r.Latency > 0, "latency %s", r.Latency)
+			if c.path == authz.PathNone {
+				require.ErrorIs(t, lastErr, teamgate.ErrInvalid)
+				require.Equal(t, lastErr.Error(), r.Error)
+				require.Equal(t, "none", r.Decision.Role)
+				return
+			}
+			require.NoError(t, lastErr)
+			require.Empty(t, r.Error)
+			require.Equal(t, last.Allowed, r.Decision.Allowed)
+			require.Equal(t, last.Role, r.Decision.Role)
+			require.Equal(t, last.Reasons, r.Decision.Reasons)
+			require.True(t, r.Decision.Has(rego.Code(c.code)), "reasons %v", r.Decision.Reasons)
+			stats := eng.Stats()
+			require.Equal(t, uint64(len(c.steps)), stats.DecisionLogWritten)
+			require.Zero(t, stats.DecisionLogDropped)
+		})
+	}
+}
+
+// TestDecisionLogOwnsAttributes: the caller may reuse its attributes once Authorize returns.
+func TestDecisionLogOwnsAttributes(t *testing.T) {
+	t.Parallel()
+	sink := &memSink{}
+	eng, _ := newAcme(t, authz.WithDecisionLog(sink))
+	attrs := map[string]any{"run": map[string]any{"created_by": "bob"}, "n": 3}
+	_, err := eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: attrs})
+	require.NoError(t, err)
+	attrs["run"].(map[string]any)["created_by"] = "mallory"
+	attrs["n"] = 4
+	require.NoError(t, eng.Close(t.Context()))
+	got := sink.all()[0].Request.Attributes
+	require.Equal(t, "bob", got["run"].(map[string]any)["created_by"])
+	require.Equal(t, "3", fmt.Sprint(got["n"]))
+}
+
+// TestDecisionLogWhatIsLogged: batches, bulk operations and requests for suggestions are
+// Authorize calls and are logged; listings, admissions and analyses are not.
+func TestDecisionLogWhatIsLogged(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sink := &memSink{}
+	eng, _ := newAcme(t, authz.WithDecisionLog(sink))
+	_, err := eng.ListProjects(ctx, "bob", "acme", authz.Page{})
+	require.NoError(t, err)
+	_, err = eng.ProjectFilter(ctx, "bob", "acme")
+	require.NoError(t, err)
+	_, err = eng.AuthorizeBatch(ctx, []authz.Request{{Subject: "bob", Action: "project.get", Resource: "acme/vision"}, {Subject: "bob", Action: "nope", Resource: "acme"}})
+	require.NoError(t, err)
+	runs, err := eng.BulkRuns(ctx, "bob", "acme/engineering", "stop_runs", []authz.RunRef{{UUID: "r1", Project: "vision"}}, "")
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	// Analyses are not logged: who can, lint, what-if, and the approvers a suggestion names.
+	_, err = eng.ListSubjects(ctx, "runs.stop", "acme/vision", authz.Page{})
+	require.NoError(t, err)
+	_, err = eng.Lint(ctx, "acme")
+	require.NoError(t, err)
+	_, err = eng.Simulate(ctx, store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"})
+	require.NoError(t, err)
+	d, err := eng.Authorize(ctx, authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/labs", Suggest: true})
+	require.NoError(t, err)
+	require.NotEmpty(t, d.Suggestions)
+	require.NoError(t, eng.FlushDecisionLog(ctx))
+	var actions []string
+	for _, r := range sink.all() {
+		actions = append(actions, r.Request.Action+":"+r.Path.String())
+	}
+	// The batch's two, the bulk operation's scope check and its run, the request for suggestions.
+	require.Equal(t, []string{"project.get:compiled", "nope:none", "team.runs:compiled", "runs.stop:compiled", "runs.get:rego"}, actions)
+	require.Equal(t, d.Suggestions, sink.all()[4].Decision.Suggestions)
+	require.NoError(t, eng.Close(ctx))
+}
+
+// TestDecisionLogFullQueueDrops: with the sink stuck, decisions go on; the queue keeps what it
+// holds and the rest is dropped and counted.
+func TestDecisionLogFullQueueDrops(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sink := newGateSink()
+	const queue = 4
+	eng, _ := newAcme(t, authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(queue))
+	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	_, err := eng.Authorize(ctx, req)
+	require.NoError(t, err)
+	<-sink.entered // the first record's Write is stuck: the queue is no longer drained
+	const more = 10
+	for range more {
+		d, err := eng.Authorize(ctx, req)
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+	}
+	// The queue holds queue records, the one being written included.
+	dropped := uint64(more - (queue - 1))
+	require.Equal(t, dropped, eng.Stats().DecisionLogDropped)
+	close(sink.release)
+	require.NoError(t, eng.Close(ctx))
+	st := eng.Stats()
+	require.Equal(t, uint64(queue), st.DecisionLogWritten)
+	require.Equal(t, dropped, st.DecisionLogDropped)
+	require.Len(t, sink.all(), queue)
+
+	// After Close decisions are answered and counted as dropped.
+	_, err = eng.Authorize(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, dropped+1, eng.Stats().DecisionLogDropped)
+	require.NoError(t, eng.Close(ctx), "Close is idempotent")
+}
+
+// TestDecisionLogCloseBounded: Close with a stuck sink returns when its context ends, cancelling
+// the sink's context; what was not written is dropped.
+func TestDecisionLogCloseBounded(t *testing.T) {
+	t.Parallel()
+	sink := newGateSink()
+	eng, _ := newAcme(t, authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(8))
+	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	for range 3 {
+		_, err := eng.Authorize(t.Context(), req)
+		require.NoError(t, err)
+	}
+	<-sink.entered
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, eng.Close(ctx), context.Canceled)
+	st := eng.Stats()
+	require.Zero(t, st.DecisionLogWritten)
+	require.Equal(t, uint64(3), st.DecisionLogDropped+st.DecisionLogFailed)
+}
+
+// failSink fails every write.
+type failSink struct{}
+
+func (failSink) Write(context.Context, []authz.DecisionRecord) error { return errors.New("disk full") }
+
+func TestDecisionLogSinkFailureCounted(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t, authz.WithDecisionLog(failSink{}))
+	_, err := eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/vision"})
+	require.NoError(t, err)
+	require.NoError(t, eng.Close(t.Context()))
+	require.Equal(t, uint64(1), eng.Stats().DecisionLogFailed)
+}
+
+func TestDecisionLogOptions(t *testing.T) {
+	t.Parallel()
+	_, st := newAcme(t)
+	_, err := authz.New(t.Context(), st, authz.WithDecisionLog(nil))
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	_, err = authz.New(t.Context(), st, authz.WithDecisionLog(&memSink{}), authz.WithDecisionLogQueue(0))
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	eng, err := authz.New(t.Context(), st)
+	require.NoError(t, err)
+	require.NoError(t, eng.Close(t.Context()), "nothing to close without a log")
+	require.NoError(t, eng.FlushDecisionLog(t.Context()))
+}
+
+// TestDecisionLogHitAllocatesNothing: a cache hit allocates nothing, logged or not.
+func TestDecisionLogHitAllocatesNothing(t *testing.T) {
+	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	for _, logged := range []bool{false, true} {
+		var opts []authz.Option
+		if logged {
+			opts = append(opts, authz.WithDecisionLog(&memSink{}))
+		}
+		eng, _ := newAcme(t, opts...)
+		ctx := t.Context()
+		_, err := eng.Authorize(ctx, req)
+		require.NoError(t, err)
+		allocs := testing.AllocsPerRun(200, func() {
+			if _, err := eng.Authorize(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		})
+		require.Zero(t, allocs, "logged=%v", logged)
+		require.NoError(t, eng.Close(ctx))
+	}
+}
+
+// TestDecisionLogConcurrent: concurrent decisions with a log (run under -race): every decision
+// is written or counted as dropped, and each record is whole.
+func TestDecisionLogConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sink := &memSink{}
+	eng, st := newAcme(t, authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(64))
+	reqs := []authz.Request{
+		{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
+		{Subject: "vera", Action: "runs.get", Resource: "acme/labs"},
+		{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: map[string]any{"run": map[string]any{"created_by": "bob"}}},
+		{Subject: "olga", Action: "runs.approve", Resource: "acme/nlp"},
+	}
+	const workers, each = 4, 150
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				if _, err := eng.Authorize(ctx, reqs[(w+i)%len(reqs)]); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Go(func() { // writes meanwhile: decisions change path and revision
+		for i := range 20 {
+			_, err := st.Apply(ctx, store.PutMember{Org: "acme", User: fmt.Sprintf("u%d", i), Role: "member"})
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	wg.Wait()
+	require.NoError(t, eng.Close(ctx))
+	s := eng.Stats()
+	require.Equal(t, uint64(workers*each), s.DecisionLogWritten+s.DecisionLogDropped)
+	recs := sink.all()
+	require.Len(t, recs, int(s.DecisionLogWritten))
+	for _, r := range recs {
+		require.NotEmpty(t, r.Request.Subject)
+		require.NotZero(t, r.Path)
+		require.NotEmpty(t, r.Policy)
+		require.NotZero(t, r.Decision.Revision)
+		require.False(t, r.Time.IsZero())
+	}
+}

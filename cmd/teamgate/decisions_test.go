@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/decisionlog"
+)
+
+const acme = "../../testdata/conformance/acme.yaml"
+
+// records decodes `decisions` JSON lines.
+func records(t *testing.T, out string) []authz.DecisionRecord {
+	t.Helper()
+	var rs []authz.DecisionRecord
+	for _, l := range lines(out) {
+		var r authz.DecisionRecord
+		require.NoError(t, json.Unmarshal([]byte(l), &r), l)
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// TestDecisionsQueryFilters: checks written with --decision-log are found by each filter.
+func TestDecisionsQueryFilters(t *testing.T) {
+	t.Parallel()
+	log := filepath.Join(t.TempDir(), "log")
+	reqs := filepath.Join(t.TempDir(), "reqs.jsonl")
+	require.NoError(t, os.WriteFile(reqs, []byte(strings.Join([]string{
+		`{"subject":"bob","action":"runs.stop","resource":"acme/engineering/vision"}`,
+		`{"subject":"vera","action":"runs.get","resource":"acme/labs"}`,
+		`{"subject":"bob","action":"runs.get","resource":"acme/nope"}`,
+		`{"subject":"bob","action":"runs.fly","resource":"acme/vision"}`,
+	}, "\n")), 0o644))
+	_, stderr, code := cli(t, "", "check", "--data", acme, "--decision-log", log, "--requests", reqs)
+	require.Equal(t, 0, code, stderr)
+	_, stderr, code = cli(t, "", "check", "--data", acme, "--decision-log", log, "alice", "org.update", "acme")
+	require.Equal(t, 0, code, stderr)
+
+	cases := []struct {
+		args []string
+		want []string // subject action of each record, in order
+	}{
+		{nil, []string{"bob runs.stop", "vera runs.get", "bob runs.get", "bob runs.fly", "alice org.update"}},
+		{[]string{"--subject", "bob"}, []string{"bob runs.stop", "bob runs.get", "bob runs.fly"}},
+		{[]string{"--action", "runs.get"}, []string{"vera runs.get", "bob runs.get"}},
+		{[]string{"--resource", "acme/labs"}, []string{"vera runs.get"}},
+		{[]string{"--outcome", "allow"}, []string{"bob runs.stop", "alice org.update"}},
+		{[]string{"--outcome", "deny", "--subject", "bob"}, []string{"bob runs.get", "bob runs.fly"}},
+		{[]string{"--reason", "not_found"}, []string{"bob runs.get"}},
+		{[]string{"--path", "none"}, []string{"bob runs.fly"}},
+		{[]string{"--limit", "2"}, []string{"bob runs.stop", "vera runs.get"}},
+		{[]string{"--newest", "--limit", "2"}, []string{"alice org.update", "bob runs.fly"}},
+		{[]string{"--since", "1h"}, []string{"bob runs.stop", "vera runs.get", "bob runs.get", "bob runs.fly", "alice org.update"}},
+		{[]string{"--until", "1h"}, nil},
+		{[]string{"--since", "2000-01-01T00:00:00Z", "--until", "2001-01-01T00:00:00Z"}, nil},
+	}
+	for _, c := range cases {
+		out, stderr, code := cli(t, "", append([]string{"decisions", "--log", log}, c.args...)...)
+		require.Equal(t, 0, code, "%v: %s", c.args, stderr)
+		var got []string
+		for _, r := range records(t, out) {
+			got = append(got, r.Request.Subject+" "+r.Request.Action)
+		}
+		require.Equal(t, c.want, got, "%v", c.args)
+	}
+
+	out, _, code := cli(t, "", "decisions", "--log", log, "--format", "pretty", "--reason", "restricted")
+	require.Equal(t, 0, code)
+	require.Equal(t, []string{"TIME", "OUTCOME", "SUBJECT", "ACTION", "RESOURCE", "PATH", "REASONS"}, strings.Fields(lines(out)[0]))
+	require.Len(t, lines(out), 2)
+	require.Equal(t, []string{"deny", "vera", "runs.get", "acme/labs", "compiled", "restricted"}, strings.Fields(lines(out)[1])[2:])
+}
+
+// TestDecisionsRecheck: after a membership change, --recheck lists exactly the logged decisions
+// that flipped.
+func TestDecisionsRecheck(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, log := filepath.Join(dir, "store"), filepath.Join(dir, "log")
+	run := func(args ...string) string {
+		t.Helper()
+		out, stderr, code := cli(t, "", args...)
+		require.Equal(t, 0, code, "%v: %s", args, stderr)
+		return out
+	}
+	run("apply", "--store", st, "--changes", "../../testdata/cli/changes.yaml")
+	run("create-project", "--store", st, "alice", "demo/ml", "vision")
+	run("create-project", "--store", st, "alice", "demo", "open")
+	for _, c := range [][]string{
+		{"bob", "runs.stop", "demo/ml/vision"},                                // flips: bob leaves ml
+		{"bob", "runs.delete", "demo/vision", "--attr", "run.created_by=bob"}, // flips (attributes are rechecked)
+		{"bob", "runs.stop", "demo/open"},                                     // stays: open project
+		{"alice", "project.delete", "demo/vision"},                            // stays: owner
+		{"bob", "runs.approve", "demo/vision"},                                // stays denied
+	} {
+		run(append([]string{"check", "--store", st, "--decision-log", log}, c...)...)
+	}
+	require.Empty(t, run("decisions", "--log", log, "--recheck", "--store", st), "nothing changed yet")
+	run("apply", "--store", st, "--changes", "../../testdata/cli/revoke.yaml")
+	out := run("decisions", "--log", log, "--recheck", "--store", st)
+	var got []string
+	for _, l := range lines(out) {
+		var c decisionlog.Change
+		require.NoError(t, json.Unmarshal([]byte(l), &c), l)
+		require.True(t, c.Record.Decision.Allowed)
+		require.False(t, c.Now.Allowed)
+		require.True(t, c.Now.Has("restricted"))
+		got = append(got, c.Record.Request.Subject+" "+c.Record.Request.Action+" "+c.Record.Request.Resource)
+	}
+	require.Equal(t, []string{"bob runs.stop demo/ml/vision", "bob runs.delete demo/vision"}, got)
+	require.Len(t, lines(run("decisions", "--log", log, "--recheck", "--store", st, "--action", "runs.stop")), 1)
+	pretty := run("decisions", "--log", log, "--recheck", "--store", st, "--format", "pretty")
+	require.Contains(t, pretty, "allow (org_role) → deny (restricted)")
+
+	// A policy that denies alice everything: her allowed decision flips too.
+	pol := filepath.Join(dir, "policy")
+	require.NoError(t, os.MkdirAll(pol, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(pol, "x.rego"), []byte("package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"frozen\" if input.subject.id == \"alice\"\n"), 0o644))
+	require.Len(t, lines(run("decisions", "--log", log, "--recheck", "--store", st, "--policy", pol)), 3)
+}
+
+// TestDecisionsBadInput: bad flags and directories are clear errors, exit 2 for usage.
+func TestDecisionsBadInput(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	_, stderr, code := cli(t, "", "check", "--data", acme, "--decision-log", log, "bob", "runs.stop", "acme/vision")
+	require.Equal(t, 0, code, stderr)
+	st := filepath.Join(dir, "store")
+	_, stderr, code = cli(t, "", "apply", "--store", st, "--changes", "../../testdata/cli/changes.yaml")
+	require.Equal(t, 0, code, stderr)
+	corrupt := filepath.Join(dir, "corrupt")
+	require.NoError(t, os.MkdirAll(corrupt, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(corrupt, "MANIFEST"), []byte("not a manifest"), 0o644))
+
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"decisions"}, 2, "--log DIR is required"},
+		{[]string{"decisions", "--log", log, "--since", "yesterday"}, 2, `--since "yesterday": want an RFC 3339 time`},
+		{[]string{"decisions", "--log", log, "--until", "-1h"}, 2, `--until "-1h"`},
+		{[]string{"decisions", "--log", log, "--since", "1h", "--until", "2h"}, 2, "is not before --until"},
+		{[]string{"decisions", "--log", log, "--outcome", "maybe"}, 2, `invalid outcome "maybe": want allow or deny`},
+		{[]string{"decisions", "--log", log, "--path", "fast"}, 2, `invalid decision path "fast"`},
+		{[]string{"decisions", "--log", log, "--limit", "-1"}, 2, "--limit -1"},
+		{[]string{"decisions", "--log", log, "--format", "xml"}, 2, `--format "xml"`},
+		{[]string{"decisions", "--log", log, "--store", st}, 2, "are for --recheck"},
+		{[]string{"decisions", "--log", log, "--decision-log", log}, 2, "--decision-log does not apply"},
+		{[]string{"decisions", "--log", log, "--recheck"}, 2, "--data FILE, --store DIR or --nats URL is required"},
+		{[]string{"decisions", "--log", filepath.Join(dir, "nope")}, 1, "no such directory"},
+		{[]string{"decisions", "--log", st}, 1, "not a decision log"},
+		{[]string{"decisions", "--log", corrupt}, 1, "cannot open it as a Badger directory"},
+		{[]string{"check", "--data", acme, "--decision-log", st, "bob", "runs.stop", "acme/vision"}, 1, "not a decision log"},
+	}
+	for _, c := range cases {
+		out, stderr, code := cli(t, "", c.args...)
+		require.Equal(t, c.code, code, "%v: %s", c.args, stderr)
+		require.Contains(t, stderr, c.msg, "%v", c.args)
+		require.Empty(t, out, "%v", c.args)
+	}
+}
