@@ -13,7 +13,7 @@
 // an error matching teamgate.ErrInvalid and naming the value. A reference to something that does
 // not exist — or a project outside the named team space — is a deny with reason not_found, for
 // everyone. Every other outcome is a Decision whose Reasons carry stable codes (org_override,
-// org_role, grant, team_role, own_run, extension_allow; not_org_member, restricted,
+// org_role, grant, break_glass, team_role, own_run, extension_allow; not_org_member, restricted,
 // insufficient_role, destination_denied, not_found, not_in_scope, extension_deny, error;
 // feature_excluded on a bulk version listing: the rego.Code constants) and messages for people.
 // A failed evaluation denies with reason "error" and is counted in Stats.
@@ -191,6 +191,16 @@
 // and after, so the answer is exact, not sampled (a property test compares it with applying
 // the batch to a copy of random directories and deciding every pair).
 //
+// DiffPolicy answers "what would loading this policy change?": every decision of the
+// directory's subjects on their orgs, teams and projects, compared between the policy in force
+// and the candidate. While both are the default rules with data it compares their decision tables
+// (rego.Table), over the whole fact space (PolicyDiff.Cells) and on each pair's key under each
+// policy's ranks; with authors' modules it evaluates both on every pair's full input (a property
+// test compares both ways with deciding every pair under engines of each policy). The diff's
+// fingerprint (DiffFingerprint: the changed decisions without their messages) makes SetPolicyIf
+// an optimistic-concurrency load: review a diff, then load the candidate only if it still makes
+// that diff (teamgate.ErrConflict otherwise).
+//
 // # Hygiene report
 //
 // Lint reports unreachable projects, teams without an admin, redundant grants, empty default
@@ -270,6 +280,12 @@
 //     attributes, and counts a decision as changed when Allowed, Role or its reason codes
 //     differ (not its messages); admission defaults are the queue and presets Admit picks for
 //     a run naming neither.
+//   - DiffPolicy compares requests without attributes on "org", "org/team" and "org/project"
+//     (not team-space references or attributes, which a module may read); actions only
+//     one catalog has are listed (ActionsAdded, ActionsRemoved), not decided. The fingerprint
+//     covers those actions and the changed decisions (Allowed, Role, reason codes), not
+//     messages, the revision or the fact-space cells, so it is the same on the table and the
+//     evaluation path and an unrelated directory write leaves it unchanged.
 //   - Effective settings are cached the same way (memory, then Badger; entries expire after a
 //     day), with the Deps of the read that merged them: any write to the project, its policy or
 //     its org's defaults makes an entry stale. An entry is checked inside the snapshot that uses

@@ -716,7 +716,7 @@ func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject
 		s.OrgRole = role
 	}
 	if g, ok := pv.Project.Grants[subject]; ok {
-		s.Grant = g.Role
+		s.Grant, s.BreakGlass = g.Role, g.BreakGlass != nil
 	}
 	if pv.Teams.Values != nil {
 		f.Teams = pv.Teams.Values
@@ -768,7 +768,7 @@ func (q *query) readDestination(r store.Reader) {
 // org (teamRole looks one up), to the decision table's key.
 func (q *query) key(p *rego.Policy, teamRole func(team string) (string, bool)) rego.Key {
 	s, f := q.in.Subject, q.in.Resource
-	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, Restricted: f.Restricted}
+	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, BreakGlass: s.BreakGlass, Restricted: f.Restricted}
 	switch q.res.Kind {
 	case scope.KindProject:
 		k.TeamRole = p.HighestRole(teamRole, f.Teams)

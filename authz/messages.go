@@ -36,6 +36,9 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 	case rego.CodeGrant:
 		b = append(append(append(append(b, who...), " has a "...), s.Grant...), " grant on project "...)
 		return project(b)
+	case rego.CodeBreakGlass:
+		b = append(append(append(append(b, who...), " has a break-glass "...), s.Grant...), " grant on project "...)
+		return project(b)
 	case rego.CodeTeamRole:
 		b = append(append(append(append(b, who...), " is "...), role...), ' ')
 		if q.res.Kind == scope.KindTeam {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
 	"github.com/teamgate/teamgate/store"
 )
@@ -42,13 +43,16 @@ type WhatIf struct {
 	Admissions []AdmissionChange `json:"admissions"`
 }
 
-// DecisionChange is one decision a batch changes: Allowed, Role or the reason codes differ.
+// DecisionChange is one decision a batch (Simulate) or a policy (DiffPolicy) changes: Allowed,
+// Role or the reason codes differ. Project names the resource of a project action; Resource,
+// that of an org or team action (DiffPolicy only).
 type DecisionChange struct {
-	Subject string   `json:"subject"`
-	Project string   `json:"project"` // "org/project"
-	Action  string   `json:"action"`
-	Before  Decision `json:"before"`
-	After   Decision `json:"after"`
+	Subject  string   `json:"subject"`
+	Project  string   `json:"project,omitempty"`  // "org/project"
+	Resource string   `json:"resource,omitempty"` // "org" or "org/team"
+	Action   string   `json:"action"`
+	Before   Decision `json:"before"`
+	After    Decision `json:"after"`
 }
 
 // SettingsChange is a project whose effective settings (SPEC §6, for no particular user) a batch
@@ -103,7 +107,7 @@ func (e *Engine) Simulate(ctx context.Context, changes ...store.Change) (WhatIf,
 		Decisions: []DecisionChange{}, Settings: []SettingsChange{}, Admissions: []AdmissionChange{}}
 	pairs, projects := affectedPairs(sim)
 	out.Pairs = len(pairs)
-	actions := projectActions(e)
+	actions := projectActions(e.policy.Load())
 	for _, pr := range pairs {
 		for _, a := range actions {
 			req := Request{Subject: pr.subject, Action: a, Resource: pr.project}
@@ -211,8 +215,7 @@ func cmpPair(a, b pair) int {
 }
 
 // projectActions are the catalog's project actions, sorted.
-func projectActions(e *Engine) []string {
-	p := e.policy.Load()
+func projectActions(p *rego.Policy) []string {
 	var out []string
 	for _, a := range p.Actions() {
 		if spec, _ := p.Action(a); spec.Kind == scope.KindProject {

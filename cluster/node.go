@@ -191,10 +191,14 @@ func New(ctx context.Context, nc *nats.Conn, st *store.Store, opts Options) (*No
 	}
 	n.applied, n.streamLast, n.lastContact = st.Revision(), info.State.LastSeq, time.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.follow()
 	go n.health()
 	go n.snapshots()
+	go func() { // expiring memberships and grants: revoked through the log like any write
+		defer n.wg.Done()
+		st.ExpireWith(n.ctx, n.Apply)
+	}()
 	go n.writer()
 	return n, nil
 }
@@ -311,6 +315,9 @@ func (n *Node) broadcast() {
 	close(n.changed)
 	n.changed = make(chan struct{})
 }
+
+// Now is the store's clock, which expiries are measured by (authz.Engine.BreakGlass reads it).
+func (n *Node) Now() time.Time { return n.st.Now() }
 
 // Store returns the node's store (the materialized view; read it freely, write through the node).
 func (n *Node) Store() *store.Store { return n.st }

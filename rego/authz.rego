@@ -87,8 +87,12 @@ project_role := ["none", "not_org_member"] if {
 	data.teamgate.ranks[team_role] > data.teamgate.ranks[base[0]]
 } else := base
 
-# The grant's role when there is one, else the org role's base role.
-base := [input.subject.grant, "grant"] if {
+# The grant's role when there is one (reason break_glass for an emergency elevation, see
+# README.md), else the org role's base role.
+base := [input.subject.grant, "break_glass"] if {
+	input.subject.grant != ""
+	input.subject.break_glass == true
+} else := [input.subject.grant, "grant"] if {
 	input.subject.grant != ""
 } else := [data.teamgate.org_base[input.subject.org_role], "org_role"]
 

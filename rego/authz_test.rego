@@ -71,6 +71,21 @@ test_grant_opens_restricted if {
 	d.reasons[0].code == "grant"
 }
 
+test_break_glass_opens_restricted_with_its_own_reason if {
+	s := object.union(subject("member", "admin", {}), {"break_glass": true})
+	d := authz.decision with input as req("runs.delete", s, project(["eng"], true))
+	d.allow
+	d.role == "admin"
+	d.reasons[0].code == "break_glass"
+}
+
+test_break_glass_below_team_role_gives_team_role if {
+	s := object.union(subject("member", "viewer", {"eng": "admin"}), {"break_glass": true})
+	d := authz.decision with input as req("runs.delete", s, project(["eng"], true))
+	d.allow
+	d.reasons[0].code == "team_role"
+}
+
 test_billing_on_open_project if {
 	d := authz.decision with input as req("runs.get", subject("billing", "", {}), project([], false))
 	not d.allow

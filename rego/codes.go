@@ -9,6 +9,7 @@ const (
 	CodeOrgOverride       Code = "org_override"       // org owner or manager: admin everywhere
 	CodeOrgRole           Code = "org_role"           // the org role's base project role, or the org role itself
 	CodeGrant             Code = "grant"              // a grant on the project sets the base role
+	CodeBreakGlass        Code = "break_glass"        // a break-glass grant (an emergency elevation) sets it
 	CodeTeamRole          Code = "team_role"          // a team role decides
 	CodeOwnRun            Code = "own_run"            // runs.delete of the subject's own run
 	CodeExtensionAllow    Code = "extension_allow"    // data.teamgate.ext.allow

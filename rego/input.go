@@ -29,10 +29,12 @@ type Input struct {
 
 // Subject is who asks, with their roles in the resource's org.
 type Subject struct {
-	ID        string            `json:"id"`
-	OrgRole   string            `json:"org_role"`   // "none" for non-members
-	Grant     string            `json:"grant"`      // grant role on the project; "" for none
-	TeamRoles map[string]string `json:"team_roles"` // team → role, every team of the org
+	ID      string `json:"id"`
+	OrgRole string `json:"org_role"` // "none" for non-members
+	Grant   string `json:"grant"`    // grant role on the project; "" for none
+	// BreakGlass is set when the grant is a break-glass elevation (store.Grant.BreakGlass).
+	BreakGlass bool              `json:"break_glass"`
+	TeamRoles  map[string]string `json:"team_roles"` // team → role, every team of the org
 }
 
 // MarshalJSON writes the subject as the policy reads it: team_roles is {} when there are none.
@@ -276,6 +278,7 @@ var (
 	keyID          = ast.StringTerm("id")
 	keyOrgRole     = ast.StringTerm("org_role")
 	keyGrant       = ast.StringTerm("grant")
+	keyBreakGlass  = ast.StringTerm("break_glass")
 	keyTeamRoles   = ast.StringTerm("team_roles")
 	keyTeamRole    = ast.StringTerm("team_role")
 	keyKind        = ast.StringTerm("kind")
@@ -345,6 +348,7 @@ func (s *Subject) term(teamRole string) *ast.Term {
 		ast.Item(keyID, ast.StringTerm(s.ID)),
 		ast.Item(keyOrgRole, ast.StringTerm(s.OrgRole)),
 		ast.Item(keyGrant, ast.StringTerm(s.Grant)),
+		ast.Item(keyBreakGlass, ast.BooleanTerm(s.BreakGlass)),
 		ast.Item(keyTeamRoles, ast.ObjectTerm(roles...)),
 		ast.Item(keyTeamRole, ast.StringTerm(teamRole)),
 	)

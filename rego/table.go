@@ -23,6 +23,8 @@ type Key struct {
 	Exists  bool
 	OrgRole string // "none" for non-members
 	Grant   string // the grant role on the project; "" for none
+	// BreakGlass: the grant is a break-glass elevation (Subject.BreakGlass).
+	BreakGlass bool
 	// TeamRole is, for a project action, the subject's highest role by data rank among the
 	// project's effective teams (Policy.HighestRole); for a team action, its role in the team.
 	// "" for none.
@@ -66,8 +68,8 @@ const (
 )
 
 // blockLen is the cells of one action: one for a missing resource, then every org role × grant ×
-// team role × restricted.
-const blockLen = 1 + numOrgRoles*numRoles*numRoles*2
+// team role × restricted × break-glass.
+const blockLen = 1 + numOrgRoles*numRoles*numRoles*2*2
 
 func orgRoleIndex(s string) int {
 	switch teamgate.OrgRole(s) {
@@ -168,8 +170,11 @@ func (t *Table) cell(a int32, k Key) *cell {
 		if o < 0 || g < 0 || tr < 0 {
 			return nil
 		}
-		i = 1 + ((o*numRoles+g)*numRoles+tr)*2
+		i = 1 + (((o*numRoles+g)*numRoles+tr)*2)*2
 		if k.Restricted {
+			i += 2
+		}
+		if k.BreakGlass {
 			i++
 		}
 	}
@@ -207,12 +212,15 @@ func (k Key) normalize(kind scope.Kind) Key {
 	}
 	switch kind {
 	case scope.KindOrg:
-		k.Grant, k.TeamRole, k.Restricted = "", "", false
+		k.Grant, k.TeamRole, k.Restricted, k.BreakGlass = "", "", false, false
 	case scope.KindTeam:
-		k.Grant, k.Restricted = "", false
+		k.Grant, k.Restricted, k.BreakGlass = "", false, false
 	case scope.KindProject:
 		if !k.Restricted {
 			k.TeamRole = ""
+		}
+		if k.Grant == "" {
+			k.BreakGlass = false
 		}
 	}
 	return k
@@ -221,7 +229,7 @@ func (k Key) normalize(kind scope.Kind) Key {
 // canonical is an input with the key's facts and placeholder names.
 func (k Key) canonical(kind scope.Kind) Input {
 	in := Input{
-		Subject:  Subject{ID: "subject", OrgRole: k.OrgRole, Grant: k.Grant, TeamRoles: map[string]string{}},
+		Subject:  Subject{ID: "subject", OrgRole: k.OrgRole, Grant: k.Grant, BreakGlass: k.BreakGlass, TeamRoles: map[string]string{}},
 		Action:   k.Action,
 		Resource: Resource{Kind: kind, Org: "o", Exists: k.Exists, Teams: []string{}},
 	}

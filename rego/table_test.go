@@ -37,7 +37,7 @@ func concrete(p *rego.Policy, k rego.Key, kind scope.Kind) rego.Input {
 		}
 	}
 	in := rego.Input{
-		Subject:  rego.Subject{ID: "someone-else", OrgRole: k.OrgRole, Grant: k.Grant, TeamRoles: roles},
+		Subject:  rego.Subject{ID: "someone-else", OrgRole: k.OrgRole, Grant: k.Grant, BreakGlass: k.BreakGlass, TeamRoles: roles},
 		Action:   k.Action,
 		Resource: rego.Resource{Kind: kind, Org: "acme", Exists: k.Exists, Teams: []string{}},
 	}
@@ -102,19 +102,21 @@ func TestTableIsThePolicy(t *testing.T) {
 						for _, grant := range roles {
 							for _, teamRole := range roles {
 								for _, restricted := range []bool{false, true} {
-									if spec.Kind != scope.KindProject && (grant != "" || restricted) {
-										continue // not facts of org and team resources
+									for _, breakGlass := range []bool{false, true} {
+										if spec.Kind != scope.KindProject && (grant != "" || restricted || breakGlass) || grant == "" && breakGlass {
+											continue // not facts of org and team resources; break-glass is a kind of grant
+										}
+										k := rego.Key{Action: action, Exists: exists, OrgRole: orgRole, Grant: grant, TeamRole: teamRole, Restricted: restricted, BreakGlass: breakGlass}
+										got, err := table.Verdict(t.Context(), k)
+										require.NoError(t, err)
+										in := concrete(p, k, spec.Kind)
+										want, err := p.Eval(t.Context(), &in)
+										require.NoError(t, err)
+										require.Equal(t, want.Allow, got.Allow, "%+v", k)
+										require.Equal(t, want.Role, got.Role, "%+v", k)
+										require.Equal(t, codes(want.Reasons), got.Codes, "%+v", k)
+										cells++
 									}
-									k := rego.Key{Action: action, Exists: exists, OrgRole: orgRole, Grant: grant, TeamRole: teamRole, Restricted: restricted}
-									got, err := table.Verdict(t.Context(), k)
-									require.NoError(t, err)
-									in := concrete(p, k, spec.Kind)
-									want, err := p.Eval(t.Context(), &in)
-									require.NoError(t, err)
-									require.Equal(t, want.Allow, got.Allow, "%+v", k)
-									require.Equal(t, want.Role, got.Role, "%+v", k)
-									require.Equal(t, codes(want.Reasons), got.Codes, "%+v", k)
-									cells++
 								}
 							}
 						}

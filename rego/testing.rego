@@ -9,7 +9,7 @@ import rego.v1
 # member of org acme, in no team and without a grant, asks runs.get on project acme/p, which
 # exists, is open to the org and carries no labels.
 defaults := {
-	"subject": {"id": "user", "org_role": "member", "grant": "", "team_roles": {}},
+	"subject": {"id": "user", "org_role": "member", "grant": "", "break_glass": false, "team_roles": {}},
 	"action": "runs.get",
 	"resource": {
 		"kind": "project", "org": "acme", "team": "", "project": "p",

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
@@ -48,8 +49,13 @@ type DeleteTeam struct{ Org, Name string }
 // must not (ErrConflict). CEL rules that spell the team's name are not rewritten.
 type RenameTeam struct{ Org, From, To string }
 
-// PutTeamMember adds an org member to a team with Role, or changes the role.
-type PutTeamMember struct{ Org, Team, User, Role string }
+// PutTeamMember adds an org member to a team with Role, or changes the role. A non-zero
+// ExpiresAt ends the membership then (see "Expiry" in the package doc); putting it again
+// replaces the expiry, zero included.
+type PutTeamMember struct {
+	Org, Team, User, Role string
+	ExpiresAt             time.Time `json:",omitzero"`
+}
 
 // DeleteTeamMember removes a user from a team.
 type DeleteTeamMember struct{ Org, Team, User string }
@@ -408,6 +414,7 @@ func (c PutTeamMember) apply(t *txn) error {
 		return err
 	}
 	t.putTeamMember(o, td, id, role)
+	t.setMemberExpiry(o, td, id, c.ExpiresAt)
 	if !t.loading {
 		t.touch(keyTeamMember(c.Org, c.Team, c.User))
 		t.subject(c.Org, c.User)
@@ -442,6 +449,7 @@ func (c DeleteTeamMember) apply(t *txn) error {
 	if o.teamRole(td, c.User) == 0 {
 		return &teamgate.NotFoundError{What: "team member", Name: c.Org + "/" + c.Team + "/" + c.User}
 	}
+	t.setMemberExpiry(o, td, o.members.ids[c.User], time.Time{})
 	t.delTeamMember(o, td, o.members.ids[c.User])
 	t.touch(keyTeamMember(c.Org, c.Team, c.User))
 	t.subject(c.Org, c.User)
@@ -534,6 +542,7 @@ func (c PutProject) apply(t *txn) error {
 		setIndex(t, o.userGrants, u, p.Name, struct{}{})
 	}
 	t.setProjectTeams(o, pd)
+	t.setGrantExpiries(o, p)
 	t.touch(keyProject(p.Org, p.Name))
 	t.affect(p.Org, p.Name)
 	return nil
@@ -574,6 +583,7 @@ func (c DeleteProject) apply(t *txn) error {
 	t.unindexProject(o, pd)
 	del(t, o.openProjects, c.Name)
 	del(t, o.projects, c.Name)
+	del(t, o.grantExpiry, c.Name)
 	t.resort[o] = struct{}{}
 	t.touch(keyProject(c.Org, c.Name))
 	t.affect(c.Org, c.Name)
@@ -732,6 +742,10 @@ func cloneProject(p Project) Project {
 		c.Grants = make(map[string]Grant, len(p.Grants))
 		for u, g := range p.Grants {
 			g.DefaultPresets = slices.Clone(g.DefaultPresets)
+			if g.BreakGlass != nil { // the caller's pointer: the record keeps its own
+				b := *g.BreakGlass
+				g.BreakGlass = &b
+			}
 			c.Grants[u] = g
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -91,6 +92,8 @@ func depsCases() []depsCase {
 		}()}}},
 		{"Snapshot", func(r store.Reader) any { return r.Snapshot() }, []store.Change{store.PutTeamMember{Org: "a", Team: "t2", User: "carl", Role: "admin"}}},
 		{"Snapshot", func(r store.Reader) any { return r.Snapshot() }, []store.Change{store.PutUser{User: store.User{ID: "erin"}}}},
+		{"Expiries", func(r store.Reader) any { due, next := r.Expiries(time.Unix(1e9, 0)); return []any{due, next} }, []store.Change{
+			store.PutTeamMember{Org: "a", Team: "t1", User: "carl", Role: "viewer", ExpiresAt: time.Unix(2e9, 0)}}},
 		{"Rules", func(r store.Reader) any { return r.Rules("a", "p1") }, []store.Change{store.PutPolicy{Policy: store.Policy{Org: "a", Name: "pol",
 			Settings: policy.Settings{Teams: []string{"t1"}, Rules: []policy.Rule{{Name: "r", Expression: "true"}}}}}}},
 	}

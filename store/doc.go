@@ -191,6 +191,41 @@
 // Badger refuses to open a directory in which a kill left an empty log file
 // (dgraph-io/badger#2207); its failed attempt initialises the file, so Open tries again.
 //
+// # Expiry
+//
+// A team membership (PutTeamMember.ExpiresAt) or a grant (Grant.ExpiresAt) may expire; in a data
+// file both are written as a map, `bob: {role: admin, expires_at: 2030-01-01T00:00:00Z}` (RFC
+// 3339; a bad time is an ErrInvalid naming the path and the line). Time is Options.Clock (the
+// system clock by default). Two mechanisms, each sufficient for correctness of its part:
+//
+//   - Readers: an entry whose expires_at is at or before the clock is absent for every Reader
+//     accessor, whether or not its revocation has been written, and a tracking Reader that served
+//     a live expiring entry records the earliest such expires_at in its Deps, which stop being
+//     current then (also when encoded to disk and decoded after a restart: Deps carry it). So no
+//     decision or settings cached from a read outlives an expiry, timer or no timer.
+//   - Writes: at expires_at the store revokes the entry as an ordinary write — ExpireTeamMember
+//     or ExpireGrant, a new revision, stamps bumped, an event of kind expire_team_member or
+//     expire_grant ("batch" when several fall due together) naming the subject and the affected
+//     projects — so the revocation is durable, replicated and visible to watchers. Open applies
+//     the revocations that fell due while the store was closed before it returns. An Expire*
+//     change applies only while the entry still expires exactly then (ErrConflict otherwise), so
+//     a renewal made meanwhile wins and a duplicate changes nothing.
+//
+// An expires_at already past when written is accepted and revoked at once (absent for readers
+// at once, its revocation the next write): a write's validity never depends on the clock, so
+// a replica, a reload of an exported file, or a snapshot restored later all apply the same
+// batches the primary did. Putting an entry again replaces its expiry (zero: never expires).
+// Snapshot and Export write expiring entries with their expires_at, including expired ones whose
+// revocation is not written yet. A replicated store never writes its own revocations (its reads
+// still treat expired entries as absent): its cluster node runs ExpireWith with the node's
+// Apply, so each revocation goes through the log once — the first node's write lands, the
+// others' fail validation against the state it left.
+//
+// The expiry loop keeps no schedule on disk: the expiring entries are indexed in memory
+// (per org: memberships by team and member id, grants by project and user), and the loop
+// wakes at the earliest expires_at or after any write, when it scans that index (its size is the
+// number of expiring entries, not the directory's).
+//
 // # Data files
 //
 // ParseFile reads the data file of SPEC §2, YAML or JSON, strictly (internal/strict): an unknown,
@@ -228,7 +263,7 @@
 //	v1/org/{org}                     Org as JSON
 //	v1/member/{org}/{user}           org role
 //	v1/team/{org}/{team}             Team as JSON (members are separate records)
-//	v1/tmember/{org}/{team}/{user}   team role
+//	v1/tmember/{org}/{team}/{user}   team role, then a space and its expires_at (RFC 3339) if any
 //	v1/project/{org}/{project}       Project as JSON, grants included
 //	v1/policy/{org}/{policy}         Policy as JSON
 //	v1/user/{id}                     User as JSON

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -44,10 +45,10 @@ type FilePolicy struct {
 
 // FileTeam is a team with its members.
 type FileTeam struct {
-	Name        string            `json:"name" yaml:"name"`
-	Description string            `json:"description,omitempty" yaml:"description,omitempty"`
-	Policy      string            `json:"policy,omitempty" yaml:"policy,omitempty"`
-	Members     map[string]string `json:"members,omitempty" yaml:"members,omitempty"`
+	Name        string                `json:"name" yaml:"name"`
+	Description string                `json:"description,omitempty" yaml:"description,omitempty"`
+	Policy      string                `json:"policy,omitempty" yaml:"policy,omitempty"`
+	Members     map[string]FileMember `json:"members,omitempty" yaml:"members,omitempty"`
 }
 
 // FileProject is a project with its grants.
@@ -63,10 +64,12 @@ type FileProject struct {
 
 // FileGrant is a grant in a data file.
 type FileGrant struct {
-	Role           string   `json:"role" yaml:"role"`
-	Queue          string   `json:"queue,omitempty" yaml:"queue,omitempty"`
-	Namespace      string   `json:"namespace,omitempty" yaml:"namespace,omitempty"`
-	DefaultPresets []string `json:"default_presets,omitempty" yaml:"default_presets,omitempty,flow"`
+	Role           string      `json:"role" yaml:"role"`
+	Queue          string      `json:"queue,omitempty" yaml:"queue,omitempty"`
+	Namespace      string      `json:"namespace,omitempty" yaml:"namespace,omitempty"`
+	DefaultPresets []string    `json:"default_presets,omitempty" yaml:"default_presets,omitempty,flow"`
+	ExpiresAt      time.Time   `json:"expires_at,omitzero" yaml:"expires_at,omitempty"` // RFC 3339; zero: never
+	BreakGlass     *BreakGlass `json:"break_glass,omitempty" yaml:"break_glass,omitempty"`
 }
 
 // FileUser is a user record in a data file.
@@ -208,8 +211,10 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 			}
 		}
 		for _, u := range sortedKeys(t.Members) {
-			if !ok || dropped[u] || cur.teamRole(td, u) == 0 || cur.teamRole(td, u).teamRole() != t.Members[u] {
-				cs = append(cs, PutTeamMember{Org: o.Name, Team: t.Name, User: u, Role: t.Members[u]})
+			m := t.Members[u]
+			if !ok || dropped[u] || cur.teamRole(td, u) == 0 || cur.teamRole(td, u).teamRole() != m.Role ||
+				cur.memberExpiry[[2]uint32{td.id, cur.members.ids[u]}] != unixOrZero(m.ExpiresAt) {
+				cs = append(cs, PutTeamMember{Org: o.Name, Team: t.Name, User: u, Role: m.Role, ExpiresAt: m.ExpiresAt})
 			}
 		}
 	}
@@ -368,7 +373,7 @@ func (f *File) check() *fileProblem {
 			}
 			teams = append(teams, t.Name)
 			for _, u := range sortedKeys(t.Members) {
-				if p := failed(checkRole("team role", t.Members[u], teamRoles), "orgs", i, "teams", j, "members", u); p != nil {
+				if p := failed(checkRole("team role", t.Members[u].Role, teamRoles), "orgs", i, "teams", j, "members", u); p != nil {
 					return p
 				}
 			}
@@ -446,7 +451,10 @@ func (s *Store) LoadFile(ctx context.Context, path string) (uint64, error) {
 	return rev, nil
 }
 
-// Snapshot returns the whole directory as a data file.
+// Snapshot returns the whole directory as a data file. Expiring team members and grants are
+// written with their expires_at, also those that have expired and whose revocation the store
+// has yet to write: a snapshot is the state as written (a replica restored from it then
+// replays that revocation like the primary).
 func (r Reader) Snapshot() *File {
 	f := &File{}
 	r.dep('U', "", "")
@@ -465,7 +473,14 @@ func (r Reader) Snapshot() *File {
 			td := od.teams[tn]
 			ft := FileTeam{Name: tn, Description: td.team.Description, Policy: td.team.Policy}
 			if len(td.members) > 0 {
-				ft.Members = od.teamMemberMap(td)
+				ft.Members = map[string]FileMember{}
+				for u, role := range od.teamMembers(td) {
+					m := FileMember{Role: role.teamRole()}
+					if exp := od.memberExpiry[[2]uint32{td.id, od.members.ids[u]}]; exp != 0 {
+						m.ExpiresAt = time.Unix(0, exp).UTC()
+					}
+					ft.Members[u] = m
+				}
 			}
 			fo.Teams = append(fo.Teams, ft)
 		}

@@ -46,7 +46,7 @@ var refusedFiles = []struct {
 	// Values of the wrong kind name their path and line like every other error.
 	{"number for a list", "orgs:\n  - name: a\n    teams: 5\n", "orgs[0].teams", 3, "expected a list, got a number"},
 	{"org role as a list", "orgs:\n  - name: a\n    members: {bob: [owner]}\n", "orgs[0].members.bob", 3, "expected a string, got a list"},
-	{"team role as a list", "orgs:\n  - name: a\n    teams:\n      - name: t\n        members:\n          bob:\n            - admin\n", "orgs[0].teams[0].members.bob", 6, "expected a string, got a list"},
+	{"team role as a list", "orgs:\n  - name: a\n    teams:\n      - name: t\n        members:\n          bob:\n            - admin\n", "orgs[0].teams[0].members.bob", 6, "expected a role or {role, expires_at}, got a list"},
 	{"grant as a list", "orgs:\n  - name: a\n    projects:\n      - name: p\n        grants:\n          bob: [admin]\n", "orgs[0].projects[0].grants.bob", 6, "expected a mapping, got a list"},
 	{"grant role as a number", "orgs:\n  - name: a\n    projects:\n      - name: p\n        grants:\n          bob: {role: 3}\n", "orgs[0].projects[0].grants.bob.role", 6, "expected a string, got a number"},
 	{"users as a list", "users: [bob]\n", "users", 1, "expected a mapping, got a list"},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -64,7 +65,23 @@ type Grant struct {
 	Queue          string   `json:"queue,omitempty"`
 	Namespace      string   `json:"namespace,omitempty"`
 	DefaultPresets []string `json:"default_presets,omitempty"`
+	// ExpiresAt ends the grant (zero: never). See "Expiry" in the package doc.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// BreakGlass marks an emergency elevation (authz.Engine.BreakGlass): who made it, when and
+	// why. Policies see it as input.subject.break_glass and give the reason code break_glass.
+	BreakGlass *BreakGlass `json:"break_glass,omitempty"`
 }
+
+// BreakGlass records an emergency elevation: a grant that must expire, with its actor, the time
+// it was made and a justification.
+type BreakGlass struct {
+	Actor         string    `json:"actor" yaml:"actor"`
+	At            time.Time `json:"at" yaml:"at"`
+	Justification string    `json:"justification" yaml:"justification"`
+}
+
+// MaxJustification bounds a break-glass justification, in bytes.
+const MaxJustification = 1024
 
 // Project is a project of an org. Teams restricts access (empty = open to the org).
 type Project struct {
@@ -109,12 +126,30 @@ func (o Org) validate() error {
 }
 
 func (g Grant) equal(h Grant) bool {
-	return g.Role == h.Role && g.Queue == h.Queue && g.Namespace == h.Namespace && slices.Equal(g.DefaultPresets, h.DefaultPresets)
+	return g.Role == h.Role && g.Queue == h.Queue && g.Namespace == h.Namespace && slices.Equal(g.DefaultPresets, h.DefaultPresets) &&
+		g.ExpiresAt.Equal(h.ExpiresAt) && (g.BreakGlass == nil) == (h.BreakGlass == nil) &&
+		(g.BreakGlass == nil || *g.BreakGlass == *h.BreakGlass)
 }
 
 func (g Grant) validate(what string) error {
 	if err := checkRole(what+" role", g.Role, teamRoles); err != nil {
 		return err
+	}
+	if b := g.BreakGlass; b != nil {
+		switch {
+		case g.ExpiresAt.IsZero():
+			return teamgate.Invalid(what+" break_glass", b.Actor, "a break-glass grant needs expires_at: it must end by itself")
+		case strings.TrimSpace(b.Justification) == "":
+			return teamgate.Invalid(what+" break_glass justification", b.Justification, "required: say why")
+		case len(b.Justification) > MaxJustification || !utf8.ValidString(b.Justification):
+			return teamgate.Invalid(what+" break_glass justification", b.Justification[:min(len(b.Justification), 64)],
+				fmt.Sprintf("at most %d bytes of UTF-8 text", MaxJustification))
+		case b.At.IsZero():
+			return teamgate.Invalid(what+" break_glass at", "", "required: when the elevation was made")
+		}
+		if err := scope.CheckSlug(what+" break_glass actor", b.Actor); err != nil {
+			return err
+		}
 	}
 	s := policy.Settings{Queue: g.Queue, DefaultPresets: g.DefaultPresets}
 	if g.Namespace != "" {

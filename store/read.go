@@ -1,11 +1,15 @@
 package store
 
 import (
+	"slices"
+
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
 )
 
-// Reader reads one consistent snapshot of the directory. It is only valid inside the View
+// Reader reads one consistent snapshot of the directory. A team membership or grant whose
+// expires_at has passed by the store's clock is absent for every accessor, whether or not the
+// store has written its revocation yet (see "Expiry" in the package doc). It is only valid inside the View
 // callback that received it, and maps and slices it returns are read-only.
 //
 // Every accessor but Revision serves facts that have a stamp (see Deps); a tracking Reader
@@ -91,7 +95,7 @@ func (r Reader) TeamRoles(org, user string) UserTeams {
 	r.dep('m', org, user)
 	if o, ok := r.st.orgs[org]; ok {
 		if id, code := o.members.role(user); code != 0 {
-			return UserTeams{o: o, list: o.members.teams[id]}
+			return UserTeams{o: o, list: r.liveTeams(o, id, o.members.teams[id])}
 		}
 	}
 	return UserTeams{}
@@ -171,7 +175,15 @@ func (r Reader) TeamMembers(org, team string) map[string]string {
 	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
 		if td, ok := o.teams[team]; ok {
-			return o.teamMemberMap(td)
+			m := o.teamMemberMap(td)
+			if len(o.memberExpiry) > 0 {
+				for u := range m {
+					if !r.live(o.memberExpiry[[2]uint32{td.id, o.members.ids[u]}]) {
+						delete(m, u)
+					}
+				}
+			}
+			return m
 		}
 	}
 	return nil
@@ -188,7 +200,7 @@ func (r Reader) Project(org, name string) (ProjectView, bool) {
 	r.dep('p', org, name)
 	if o, ok := r.st.orgs[org]; ok {
 		if pd, ok := o.projects[name]; ok {
-			return ProjectView{Project: &pd.p, Teams: pd.teams}, true
+			return ProjectView{Project: r.liveProject(o, pd), Teams: pd.teams}, true
 		}
 	}
 	return ProjectView{}, false
@@ -226,7 +238,11 @@ func (r Reader) OpenProjects(org string) []string {
 func (r Reader) GrantProjects(org, user string) []string {
 	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
-		return sortedKeys(o.userGrants[user])
+		ps := sortedKeys(o.userGrants[user])
+		if len(o.grantExpiry) > 0 {
+			ps = slices.DeleteFunc(ps, func(p string) bool { return !r.live(o.grantExpiry[p][user]) })
+		}
+		return ps
 	}
 	return nil
 }
@@ -299,7 +315,7 @@ func (r Reader) Settings(org, project, user string) (policy.Effective, bool) {
 			in.Policy = &policy.Named{Name: pol.p.Name, Settings: pol.p.Settings}
 		}
 	}
-	if g, ok := pd.p.Grants[user]; ok && user != "" {
+	if g, ok := pd.p.Grants[user]; ok && user != "" && r.live(o.grantExpiry[project][user]) {
 		in.User = &policy.UserGrant{Queue: g.Queue, Namespace: g.Namespace, DefaultPresets: g.DefaultPresets}
 	}
 	return policy.Merge(in), true

@@ -54,9 +54,9 @@ func randomFile(rng *rand.Rand) *store.File {
 		}
 		ts := some(teams)
 		for _, tm := range ts {
-			ft := store.FileTeam{Name: tm, Policy: one(pols), Members: map[string]string{}}
+			ft := store.FileTeam{Name: tm, Policy: one(pols), Members: map[string]store.FileMember{}}
 			for _, u := range some(members) {
-				ft.Members[u] = store.TeamRoles()[rng.IntN(len(store.TeamRoles()))]
+				ft.Members[u] = store.FileMember{Role: store.TeamRoles()[rng.IntN(len(store.TeamRoles()))]}
 			}
 			o.Teams = append(o.Teams, ft)
 		}

@@ -159,6 +159,8 @@ func (o *orgData) clone() *orgData {
 		userGrants:     cloneIndex(o.userGrants),
 		openProjects:   maps.Clone(o.openProjects),
 		defaultUsers:   cloneIndex(o.defaultUsers),
+		memberExpiry:   maps.Clone(o.memberExpiry),
+		grantExpiry:    make(map[string]map[string]int64, len(o.grantExpiry)),
 		sortedProjects: o.sortedProjects,
 		sortedOpen:     o.sortedOpen,
 	}
@@ -177,6 +179,9 @@ func (o *orgData) clone() *orgData {
 	for name, pd := range o.policies {
 		cp := *pd
 		c.policies[name] = &cp
+	}
+	for p, users := range o.grantExpiry {
+		c.grantExpiry[p] = maps.Clone(users)
 	}
 	return c
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -24,6 +25,8 @@ import (
 //	y/{org}/{policy}   the policy's record
 //	U                  the set of users
 //	u/{user}           the user's record
+//	E/{unix ns}        not a stamp: in an encoded Deps, the time it stops being current (an
+//	                   expiring membership or grant it read ends then)
 //
 // Apply bumps the stamps of everything it touched before it returns, under the write lock, and
 // stores them with the batch, so they survive a restart (Open loads them).
@@ -37,7 +40,7 @@ func stampParts(kind byte) int {
 	switch kind {
 	case 'O', 'U':
 		return 0
-	case 'o', 'x', 'u':
+	case 'o', 'x', 'u', 'E':
 		return 1
 	case 'm', 't', 'p', 'y':
 		return 2
@@ -102,6 +105,7 @@ type stamps struct {
 	// things use no memory.
 	absent [absentShards]atomic.Uint64
 	closed atomic.Bool // set by Close: no Deps of a closed store is current
+	clock  Clock       // ends the Deps of facts that expire (Deps.until); set by Open
 }
 
 // bump stores rev in the cell of key (the String form), creating it first when needed.
@@ -134,7 +138,7 @@ func (s *stamps) reset() {
 // load sets the cell of a stored stamp key at Open, before the store is shared. A key this
 // version does not know is skipped: no reader records it.
 func (s *stamps) load(key string, rev uint64) {
-	if _, ok := parseStampKey(key); ok {
+	if k, ok := parseStampKey(key); ok && k.kind != 'E' {
 		s.bump(key, rev)
 	}
 }
@@ -193,6 +197,7 @@ type Deps struct {
 	keys  []depKey             // same order: what MarshalBinary writes
 	index map[stampKey]int     // for large sets only (see add)
 	enc   string               // when decoded: the encoding read, instead of keys
+	until int64                // unix ns at which a fact read expires (expiry.go); 0: none
 }
 
 // inlineWatches is how many stamps a Deps holds without a slice: a decision reads four or five.
@@ -213,6 +218,9 @@ type depKey struct {
 func (d *Deps) Current() bool {
 	if d.src == nil || d.src.closed.Load() {
 		return false
+	}
+	if d.until != 0 && d.src.clock.Now().UnixNano() >= d.until {
+		return false // an entry it read has expired, written yet or not
 	}
 	for i := range min(d.n, inlineWatches) {
 		if d.first[i].cell.Load() != d.first[i].seen {
@@ -321,7 +329,17 @@ func (d *Deps) AppendBinary(b []byte) ([]byte, error) {
 	if d.enc != "" {
 		return append(b, d.enc...), nil
 	}
-	b = binary.AppendUvarint(b, uint64(len(d.keys)))
+	n := len(d.keys)
+	if d.until != 0 {
+		n++
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	if d.until != 0 { // a pseudo stamp "E/{unix ns}": when the Deps stop being current
+		key := stampKey{kind: 'E', a: strconv.FormatInt(d.until, 10)}.String()
+		b = binary.AppendUvarint(b, uint64(len(key)))
+		b = append(b, key...)
+		b = binary.AppendUvarint(b, 0)
+	}
 	for i, dk := range d.keys {
 		key := dk.key.String()
 		b = binary.AppendUvarint(b, uint64(len(key)))
@@ -371,6 +389,14 @@ func (s *Store) DecodeDeps(data []byte) (Deps, []byte, error) {
 			return bad("bad stamp value")
 		}
 		off += w2
+		if k.kind == 'E' {
+			until, err := strconv.ParseInt(k.a, 10, 64)
+			if err != nil || until <= 0 {
+				return bad(fmt.Sprintf("bad expiry %q", truncate(key)))
+			}
+			d.until = until
+			continue
+		}
 		cur, absent := s.stamps.watch(k)
 		switch {
 		case absent && seen != 0: // written when recorded, never written now: never current

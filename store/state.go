@@ -31,6 +31,10 @@ type orgData struct {
 	userGrants     map[string]map[string]struct{} // user → projects they have a grant on
 	openProjects   map[string]struct{}            // projects with no team restriction
 	defaultUsers   map[string]map[string]struct{} // team → users whose default team it is
+	// Expiring entries only (expiry.go), in unix nanoseconds: (team id, member id) → expires_at,
+	// and project → user → the grant's expires_at.
+	memberExpiry map[[2]uint32]int64
+	grantExpiry  map[string]map[string]int64
 
 	// Sorted views of projects and openProjects for listings. They are replaced wholesale (never
 	// modified) when a committed batch changed the sets, so a reader may keep them.
@@ -398,6 +402,7 @@ func newOrgData(o Org) *orgData {
 		teamProjects:   map[string]map[string]struct{}{},
 		policyProjects: map[string]map[string]struct{}{}, userGrants: map[string]map[string]struct{}{},
 		openProjects: map[string]struct{}{}, defaultUsers: map[string]map[string]struct{}{},
+		memberExpiry: map[[2]uint32]int64{}, grantExpiry: map[string]map[string]int64{},
 	}
 }
 

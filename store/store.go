@@ -33,6 +33,9 @@ type Options struct {
 	GCInterval time.Duration
 	// NoSync skips the fsync of each write. Default false: an acknowledged write survives a crash.
 	NoSync bool
+	// Clock is the time expiring team memberships and grants are measured by (see "Expiry" in
+	// the package doc). Default: the system clock.
+	Clock Clock
 	// Registerer, when set, receives the store's metrics: teamgate_store_write_duration_seconds,
 	// a histogram of the time each write that commits (Apply, ApplyEvent, Load; not an empty
 	// batch or a dry run) took until it was durable and visible, or refused, labelled outcome
@@ -113,6 +116,7 @@ type Store struct {
 	replicated, replicaOut bool
 
 	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
+	clock    Clock         // Options.Clock (expiry.go)
 	revision atomic.Uint64 // st.rev, readable without the lock
 
 	persistent bool          // on disk: caches in Badger survive a restart
@@ -199,6 +203,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.eventsKept == 0 {
 		s.eventsKept = maxEventsKept
 	}
+	s.clock = opts.Clock
+	if s.clock == nil {
+		s.clock = systemClock{}
+	}
+	s.stamps.clock = s.clock
 	if err := s.load(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -208,6 +217,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			_ = db.Close()
 			return nil, err
 		}
+	}
+	if err := s.startExpiry(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
 	}
 	if opts.Dir != "" {
 		every := opts.GCInterval
@@ -254,6 +267,8 @@ func (s *Store) Close() error {
 func (s *Store) snapshotDue() bool {
 	switch {
 	case !s.persistent || s.st.rev == 0 || s.unfinished || len(s.leftover) > 0 || s.rawWrites:
+		return false
+	case s.st.hasMemberExpiry(): // the snapshot's format holds no expiries: Open reads the records
 		return false
 	case s.snapAt != 0 && s.db.MaxVersion() == s.snapAt:
 		return false
@@ -714,7 +729,7 @@ func (st *state) record(key string) ([]byte, error) {
 		if o := org(); o != nil {
 			if td, ok := o.teams[parts[2]]; ok {
 				if r := o.teamRole(td, parts[3]); r != 0 {
-					return []byte(r.teamRole()), nil
+					return encodeTeamMember(r.teamRole(), o.memberExpiry[[2]uint32{td.id, o.members.ids[parts[3]]}]), nil
 				}
 			}
 		}
@@ -952,11 +967,12 @@ func (s *Store) loadTeamMembers(ctx context.Context, txn *badger.Txn, t *txn) er
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
+	var expiring loadedExpiries
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := loadRuns(ctx, txn, t, prefix, starts, runs); err != nil {
+			if err := loadRuns(ctx, txn, t, prefix, starts, runs, &expiring); err != nil {
 				cancel(err)
 			}
 		}()
@@ -968,11 +984,12 @@ func (s *Store) loadTeamMembers(ctx context.Context, txn *badger.Txn, t *txn) er
 	for _, o := range t.st.orgs {
 		o.indexMemberTeams(workers)
 	}
+	expiring.store()
 	return nil
 }
 
 // loadRuns is a worker of loadTeamMembers: it loads the runs it takes until none is left.
-func loadRuns(ctx context.Context, txn *badger.Txn, t *txn, prefix string, starts []string, runs <-chan int) error {
+func loadRuns(ctx context.Context, txn *badger.Txn, t *txn, prefix string, starts []string, runs <-chan int, expiring *loadedExpiries) error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
 	defer it.Close()
 	n := 0
@@ -995,11 +1012,14 @@ func loadRuns(ctx context.Context, txn *badger.Txn, t *txn, prefix string, start
 				if err != nil {
 					return err
 				}
-				_, td, id, role, err := c.resolve(t)
+				o, td, id, role, err := c.resolve(t)
 				if err != nil {
 					return fmt.Errorf("store: load record %s: %w", key, err)
 				}
 				td.members[id] = role
+				if !c.ExpiresAt.IsZero() {
+					expiring.add(o, td, id, c.ExpiresAt)
+				}
 				return nil
 			})
 			if err != nil {
@@ -1072,7 +1092,11 @@ func decodeTeamMember(key string, val []byte) (PutTeamMember, error) {
 	if !ok || !ok1 || !ok2 || strings.IndexByte(user, '/') >= 0 {
 		return PutTeamMember{}, fmt.Errorf("store: corrupt record %s: unknown key", key)
 	}
-	return PutTeamMember{Org: org, Team: team, User: user, Role: knownRole(val)}, nil
+	role, exp, err := splitTeamMember(val)
+	if err != nil {
+		return PutTeamMember{}, fmt.Errorf("store: corrupt record %s: %w", key, err)
+	}
+	return PutTeamMember{Org: org, Team: team, User: user, Role: knownRole(role), ExpiresAt: exp}, nil
 }
 
 // decodeJSON decodes a JSON record and wraps it in the change that writes it.

@@ -133,6 +133,9 @@ func explain(err error) (*Error, jsontext.Pointer, int64) {
 
 // typeProblem says which kind of value was expected and which was found.
 func typeProblem(se *json.SemanticError) string {
+	if se.GoType != nil && se.Err != nil && reflect.PointerTo(se.GoType).Implements(reflect.TypeFor[json.UnmarshalerFrom]()) {
+		return quote.Cut(se.Err.Error()) // a type that decodes itself says what it takes
+	}
 	want := "another kind of value"
 	if se.GoType != nil {
 		want = goKind(se.GoType)

@@ -1,0 +1,91 @@
+package authz_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/clocktest"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/store"
+)
+
+func TestBreakGlass(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	clock := clocktest.New(expiryT0)
+	st, err := store.Open(ctx, store.Options{Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Apply(ctx,
+		store.PutOrg{Org: store.Org{Name: "a"}},
+		store.PutMember{Org: "a", User: "adam", Role: "admin"},
+		store.PutMember{Org: "a", User: "bob", Role: "member"},
+		store.PutMember{Org: "a", User: "gina", Role: "admin"},
+		store.PutTeam{Team: store.Team{Org: "a", Name: "t"}},
+		store.PutProject{Project: store.Project{Org: "a", Name: "p", Teams: []string{"t"}}},
+		store.PutGrant{Org: "a", Project: "p", User: "gina", Grant: store.Grant{Role: "viewer"}})
+	require.NoError(t, err)
+	eng, err := authz.New(ctx, st)
+	require.NoError(t, err)
+	stop := authz.Request{Subject: "adam", Action: "runs.delete", Resource: "a/p"}
+	dec, err := eng.Authorize(ctx, stop)
+	require.NoError(t, err)
+	require.False(t, dec.Allowed)
+	require.True(t, dec.Has(rego.CodeRestricted))
+
+	rev := st.Revision()
+	for _, tc := range []struct {
+		name string
+		req  authz.BreakGlassRequest
+		err  error
+	}{
+		{"no justification", authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: "  "}, teamgate.ErrInvalid},
+		{"too long", authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: "x", Duration: 25 * time.Hour}, teamgate.ErrInvalid},
+		{"negative", authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: "x", Duration: -time.Second}, teamgate.ErrInvalid},
+		{"bad role", authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: "x", Role: "root"}, teamgate.ErrInvalid},
+		{"one-part project", authz.BreakGlassRequest{Actor: "adam", Project: "p", Justification: "x"}, teamgate.ErrInvalid},
+		{"unknown project", authz.BreakGlassRequest{Actor: "adam", Project: "a/q", Justification: "x"}, teamgate.ErrNotFound},
+		{"holds a grant", authz.BreakGlassRequest{Actor: "gina", Project: "a/p", Justification: "x"}, teamgate.ErrConflict},
+	} {
+		_, err := eng.BreakGlass(ctx, tc.req)
+		require.ErrorIs(t, err, tc.err, tc.name)
+	}
+	el, err := eng.BreakGlass(ctx, authz.BreakGlassRequest{Actor: "bob", Project: "a/p", Justification: "incident 42"})
+	require.NoError(t, err, "an org member may not: a deny, not an error")
+	require.False(t, el.Decision.Allowed)
+	require.Equal(t, rev, st.Revision(), "nothing was written")
+
+	el, err = eng.BreakGlass(ctx, authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: "incident 42: stuck runs", Duration: 30 * time.Minute})
+	require.NoError(t, err)
+	require.True(t, el.Decision.Allowed)
+	require.Equal(t, authz.Elevation{Decision: el.Decision, Project: "a/p", Role: "admin", At: expiryT0,
+		ExpiresAt: expiryT0.Add(30 * time.Minute), Revision: rev + 1}, el)
+	require.NoError(t, st.View(func(r store.Reader) error {
+		pv, _ := r.Project("a", "p")
+		require.Equal(t, &store.BreakGlass{Actor: "adam", At: expiryT0, Justification: "incident 42: stuck runs"}, pv.Project.Grants["adam"].BreakGlass)
+		return nil
+	}))
+	dec, err = eng.Authorize(ctx, stop)
+	require.NoError(t, err)
+	require.True(t, dec.Allowed)
+	require.Equal(t, []authz.Reason{{Code: rego.CodeBreakGlass, Message: "adam has a break-glass admin grant on project a/p"}}, dec.Reasons)
+	full, err := authz.New(ctx, st, authz.WithCompiledPath(false))
+	require.NoError(t, err)
+	dec2, err := full.Authorize(ctx, stop)
+	require.NoError(t, err)
+	require.Equal(t, dec.Reasons, dec2.Reasons, "full evaluation and the decision table agree")
+
+	events, err := st.Watch(ctx, rev+1)
+	require.NoError(t, err)
+	clock.Advance(30 * time.Minute)
+	dec, err = eng.Authorize(ctx, stop) // at expires_at: ended, written or not
+	require.NoError(t, err)
+	require.False(t, dec.Allowed)
+	ev := <-events
+	require.Equal(t, "expire_grant", ev.Kind)
+	require.Equal(t, []string{"a/adam"}, ev.Subjects)
+}
