@@ -175,7 +175,8 @@ type pairFacts struct {
 	subject  string
 	resource string // the request's resource: "org", "org/team" or "org/project"
 	kind     scope.Kind
-	in       rego.Input // subject (with its team roles in the org) and resource
+	acc      store.Access // what Authorize reads for the decision table (Reader.Access)
+	in       rego.Input   // subject (with its team roles in the org) and resource, for evaluation
 }
 
 // diff compares cur and cand; limit < 0 lists no cells and no decisions, but counts them all.
@@ -339,13 +340,17 @@ func (e *Engine) readPairs(anyone bool) ([]pairFacts, uint64, error) {
 			for _, u := range slices.Compact(subjects) {
 				for _, res := range resources {
 					// The facts Authorize reads for the request, read the same way.
-					q := query{req: Request{Subject: u}, res: res}
-					q.in.Subject.TeamRoles = q.readFacts(r).Map()
-					name := res.Owner.String()
+					// The facts Authorize reads for the request, read the same way.
+					org, team, project, name := res.Owner.Org, res.Owner.Team, "", res.Owner.String()
 					if res.Kind == scope.KindProject {
-						name = res.Ref.String()
+						org, team, project, name = res.Ref.Org, res.Ref.Team, res.Ref.Project, res.Ref.String()
 					}
-					out = append(out, pairFacts{subject: u, resource: name, kind: res.Kind, in: q.in})
+					pf := pairFacts{subject: u, resource: name, kind: res.Kind, acc: r.Access(org, team, project, u)}
+					pf.in.Subject, pf.in.Resource = facts(&pf.acc, res.Kind, u, org, team, project)
+					if pf.in.Resource.Exists {
+						pf.in.Subject.TeamRoles = r.TeamRoles(org, u).Map()
+					}
+					out = append(out, pf)
 				}
 			}
 		}
@@ -362,15 +367,16 @@ func (e *Engine) readPairs(anyone bool) ([]pairFacts, uint64, error) {
 // by evaluating p.
 func (e *Engine) decidePair(ctx context.Context, p *rego.Policy, pf pairFacts, action, method string, rev uint64) (Decision, error) {
 	var q query
-	if err := e.prepare(p, Request{Subject: pf.subject, Action: action, Resource: pf.resource}, &q); err != nil {
+	req := Request{Subject: pf.subject, Action: action, Resource: pf.resource}
+	if err := e.prepare(p, &req, &q); err != nil {
 		return Decision{}, err
 	}
-	q.in.Subject, q.in.Resource = pf.in.Subject, pf.in.Resource
+	q.acc = pf.acc
 	if method == DiffByTable {
-		roles := pf.in.Subject.TeamRoles
-		k := q.key(p, func(t string) (string, bool) { r, ok := roles[t]; return r, ok })
-		return e.fromTable(ctx, p.Table(), &q, k, rev), nil
+		k := q.key(p)
+		return e.fromTable(ctx, p.Table(), &q, &k, rev, nil), nil
 	}
+	q.in = &rego.Input{Action: action, Attributes: q.attrs, Subject: pf.in.Subject, Resource: pf.in.Resource}
 	return e.eval(ctx, p, &q, rev), nil
 }
 

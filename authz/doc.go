@@ -47,9 +47,14 @@
 // the subject's highest team role by data rank among the project's effective teams (or its role
 // in the team, for team actions); that is the table's key (rego.Key). Each cell is computed once
 // by evaluating the Rego policy, with its data, on a canonical input with those facts (cells are
-// a flat array per action indexed by the packed key), and messages are rendered from the
-// request's own facts, all of a decision's into one string: a decision on the compiled path
-// allocates its reasons and their text, nothing else. So the table is the policy's own answer,
+// a flat array per action indexed by the packed key, found from the action's catalog entry
+// without hashing its name), and messages are rendered from the request's own facts, all of a
+// decision's into one string: a decision on the compiled path allocates its reasons and their
+// text, nothing else. Its facts come from one store call (store.Reader.Access: one lookup each
+// of the org, the project and the member, the subject's team roles in the project's teams as a
+// set), and the policy input is built only when the Rego is evaluated. Facts about the subject on
+// a resource that does not exist are not read, for any kind of resource: resolution comes
+// first, and the decision is not_found for everyone (Explain shows org role none there). So the table is the policy's own answer,
 // not a re-implementation; an exhaustive test in package rego compares every cell with full
 // evaluation, and a differential test here compares both paths on random directories and writes.
 // Requests with attributes (own runs, transfers, member management), Explain and policies with

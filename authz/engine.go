@@ -334,7 +334,7 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	}
 	p := e.policy.Load()
 	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
-		return e.decidePooled(ctx, *req, nil, t)
+		return e.decidePooled(ctx, req, nil, t)
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
@@ -381,7 +381,7 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, err := e.decidePooled(ctx, *req, entry, t)
+	d, err := e.decidePooled(ctx, req, entry, t)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(&key, entry)
 		e.toDisk(&key, entry)
@@ -403,20 +403,23 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 // timed); it is empty otherwise.
 func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, decisionTrace, error) {
 	rd := &reading{explain: explain, also: also, traced: e.declog != nil, timed: e.declog != nil}
-	d, err := e.decideIn(ctx, rd, req, entry)
+	d, err := e.decideIn(ctx, rd, &req, entry)
 	return &rd.q, d, rd.trace, err
 }
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
 // from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
 // A non-nil t is set to how the decision was made.
-func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached, t *decisionTrace) (Decision, error) {
+func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, t *decisionTrace) (Decision, error) {
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
 	}
 	if t != nil {
 		rd.traced, rd.timed = true, t.timed
+	}
+	if rd.msg == nil {
+		rd.msg = make([]byte, 0, 256)
 	}
 	d, err := e.decideIn(ctx, rd, req, entry)
 	if t != nil && err == nil {
@@ -425,7 +428,7 @@ func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached, t
 			t.latency = rd.trace.latency
 		}
 	}
-	*rd = reading{view: rd.view} // keep no request's facts alive in the pool
+	*rd = reading{view: rd.view, msg: rd.msg[:0]} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
 	return d, err
 }
@@ -435,14 +438,13 @@ func (e *Engine) decidePooled(ctx context.Context, req Request, entry *cached, t
 // callback is made once per reading (view, a method value) and readings are pooled.
 type reading struct {
 	q        query
-	p        *rego.Policy
 	entry    *cached
 	compiled bool
 	explain  bool
 	also     []func(store.Reader) error
-	key      rego.Key
 	rev      uint64
 	view     func(store.Reader) error // = read, made once
+	msg      []byte                   // scratch for the compiled path's messages, kept (bytes only)
 	// For the decision log and metrics: trace is how the decision was made, set when traced; a
 	// full evaluation is also timed when timed.
 	trace         decisionTrace
@@ -457,17 +459,13 @@ func (rd *reading) read(r store.Reader) error {
 		r = r.Track(&rd.entry.deps) // what the decision depends on is what this snapshot serves
 	}
 	rd.rev = r.Revision()
-	teamRoles := q.readFacts(r)
 	if rd.compiled {
-		rd.key = q.key(rd.p, teamRoles.Role)
+		q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
 	} else {
-		q.in.Subject.TeamRoles = teamRoles.Map()
-		if q.dest != nil {
-			q.readDestination(r)
-		}
+		q.readAll(r)
 	}
 	if rd.explain {
-		q.origin = teamsOrigin(r, q.res.Ref, q.in.Resource)
+		q.origin = teamsOrigin(r, scope.Ref{Org: q.org, Team: q.team, Project: q.project}, q.in.Resource)
 		if q.dest != nil {
 			q.destOrigin = teamsOrigin(r, *q.dest, q.in.Destination.Resource)
 		}
@@ -480,7 +478,7 @@ func (rd *reading) read(r store.Reader) error {
 	return nil
 }
 
-func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *cached) (Decision, error) {
+func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
@@ -495,8 +493,8 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 		}
 	}
 	table := p.Table()
-	rd.p, rd.entry = p, entry
-	rd.compiled = !rd.explain && e.compiled && table != nil && q.in.Attributes.Len() == 0 && q.dest == nil
+	rd.entry = entry
+	rd.compiled = !rd.explain && e.compiled && table != nil && q.attrs.Len() == 0 && q.dest == nil
 	if rd.view == nil {
 		rd.view = rd.read
 	}
@@ -512,7 +510,8 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 	var d Decision
 	if rd.compiled {
 		e.compiledN.Add(1)
-		d = e.fromTable(ctx, table, q, rd.key, rd.rev)
+		k := q.key(p)
+		d = e.fromTable(ctx, table, q, &k, rd.rev, rd.msg)
 	} else {
 		e.evaluated.Add(1)
 		d = e.eval(ctx, p, q, rd.rev)
@@ -530,14 +529,17 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req Request, entry *
 }
 
 // fromTable answers from the policy's decision table; messages are rendered from the request's
-// own facts, all of a decision's into one string.
-func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.Key, rev uint64) Decision {
-	v, err := t.Verdict(ctx, k)
+// own facts, all of a decision's into one string, through scratch (nil: a buffer of its own).
+func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
+	v, err := t.VerdictOf(ctx, &q.spec, k)
 	if err != nil {
 		return e.failed(err, rev)
 	}
 	d := Decision{Allowed: v.Allow, Role: v.Role, Revision: rev, Reasons: make([]Reason, len(v.Codes))}
-	var buf [256]byte
+	if scratch == nil {
+		var buf [256]byte
+		scratch = buf[:0]
+	}
 	var ends [4]int
 	if len(v.Codes) > len(ends) { // no default rule gives that many
 		for i, c := range v.Codes {
@@ -545,7 +547,7 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.
 		}
 		return d
 	}
-	b := buf[:0]
+	b := scratch[:0]
 	for i, c := range v.Codes {
 		b = q.appendMessage(b, c, v.Role)
 		ends[i] = len(b)
@@ -559,11 +561,14 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k rego.
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64) Decision {
+	if q.in == nil { // a Directory whose View returned without running the callback
+		return e.failed(errors.New("the directory's View read nothing"), rev)
+	}
 	budget := e.budget
 	if p.Table() != nil {
 		budget = 0 // no authors' modules: only the default rules run (see WithEvalBudget)
 	}
-	res, err := p.EvalWithin(ctx, &q.in, budget)
+	res, err := p.EvalWithin(ctx, q.in, budget)
 	if err != nil {
 		if errors.Is(err, rego.ErrBudget) {
 			e.overBudget.Add(1)
@@ -617,17 +622,22 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []Batc
 type query struct {
 	req  Request
 	spec rego.ActionSpec
-	res  scope.Resource
-	dest *scope.Ref // runs.transfer destination, when given
-	// in is the policy input: attributes from prepare; subject and resource from readFacts
-	// (team roles only when the full policy is evaluated); destination from readDestination.
-	in rego.Input
+	// The resource: its kind and names (team: of a team resource, or a project's team space).
+	kind               scope.Kind
+	org, team, project string
+	dest               *scope.Ref // runs.transfer destination, when given
+	attrs              rego.Attributes
+	// acc is what the store served about the subject on the resource (Reader.Access): the
+	// decision table's key and the messages are made of it.
+	acc store.Access
+	// in is the policy input, read for full evaluation only (readInput); nil on the compiled path.
+	in *rego.Input
 	// How the effective teams of the resource and destination came about (Explain only).
 	origin, destOrigin *origin
 }
 
 // prepare validates a request without touching the store, into q, which is zero.
-func (e *Engine) prepare(p *rego.Policy, req Request, q *query) error {
+func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 	if err := scope.CheckSlug("subject", req.Subject); err != nil {
 		return err
 	}
@@ -647,7 +657,12 @@ func (e *Engine) prepare(p *rego.Policy, req Request, q *query) error {
 	if err != nil {
 		return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
 	}
-	q.req, q.spec, q.res = req, spec, res
+	q.req, q.spec, q.kind = *req, spec, res.Kind
+	if res.Kind == scope.KindProject {
+		q.org, q.team, q.project = res.Ref.Org, res.Ref.Team, res.Ref.Project
+	} else {
+		q.org, q.team = res.Owner.Org, res.Owner.Team
+	}
 	if spec.ManagesMembers {
 		for _, k := range []string{"target_role", "target_current_role"} {
 			v, present := req.Attributes[k]
@@ -673,10 +688,9 @@ func (e *Engine) prepare(p *rego.Policy, req Request, q *query) error {
 			q.dest = &ref
 		}
 	}
-	if q.in.Attributes, err = rego.NewAttributes(req.Attributes); err != nil {
+	if q.attrs, err = rego.NewAttributes(req.Attributes); err != nil {
 		return err
 	}
-	q.in.Action = req.Action
 	return nil
 }
 
@@ -687,93 +701,115 @@ func article(kind scope.Kind) string {
 	return " " + string(kind)
 }
 
-// resolveProject resolves a reference and reads the subject's facts on it (SPEC §3, §4), but for
-// their team roles (the caller reads them when f.Exists).
-func resolveProject(r store.Reader, subject string, ref scope.Ref) (rego.Subject, rego.Resource) {
-	s := rego.Subject{ID: subject, OrgRole: "none"}
-	f := rego.Resource{Kind: scope.KindProject, Org: ref.Org, Team: ref.Team, Project: ref.Project, Teams: []string{}}
-	if _, ok := r.Org(ref.Org); !ok {
-		f.Missing = "org " + ref.Org + " does not exist"
-		return s, f
-	}
-	if ref.Team != "" {
-		if _, ok := r.Team(ref.Org, ref.Team); !ok {
-			f.Missing = "team " + ref.Org + "/" + ref.Team + " does not exist"
-			return s, f
-		}
-	}
-	pv, ok := r.Project(ref.Org, ref.Project)
-	if !ok {
-		f.Missing = "project " + ref.Org + "/" + ref.Project + " does not exist"
-		return s, f
-	}
-	if ref.Team != "" && !slices.Contains(pv.Teams.Values, ref.Team) {
-		f.Missing = "project " + ref.Project + " is not in team space " + ref.Org + "/" + ref.Team
+// facts are what the store served about subject on a resource (Reader.Access), as the policy
+// input's subject and resource, but for the subject's team roles (the caller reads them).
+// Resolution comes first (SPEC §3, §4): on a resource that does not exist nothing about the
+// subject is read, and the decision is not_found for everyone.
+func facts(a *store.Access, kind scope.Kind, subject, org, team, project string) (rego.Subject, rego.Resource) {
+	s := rego.Subject{ID: subject, OrgRole: "none", Grant: a.Grant, BreakGlass: a.BreakGlass}
+	f := rego.Resource{Kind: kind, Org: org, Team: team, Project: project, Teams: []string{}}
+	if a.Missing != store.Found {
+		f.Missing = missing(a.Missing, org, team, project)
 		return s, f
 	}
 	f.Exists = true
-	if role, ok := r.OrgRole(ref.Org, subject); ok {
-		s.OrgRole = role
+	if a.OrgRole != "" {
+		s.OrgRole = a.OrgRole
 	}
-	if g, ok := pv.Project.Grants[subject]; ok {
-		s.Grant, s.BreakGlass = g.Role, g.BreakGlass != nil
+	if a.Teams.Values != nil {
+		f.Teams = a.Teams.Values
 	}
-	if pv.Teams.Values != nil {
-		f.Teams = pv.Teams.Values
-	}
-	f.Restricted = pv.Teams.Restricted
-	f.Labels = pv.Project.Labels // read-only: a write replaces the record, never edits it
+	f.Restricted = a.Teams.Restricted
+	f.Labels = a.Labels
 	return s, f
 }
 
-// readFacts resolves the resource and reads the subject's facts into q.in. It returns the
-// subject's team roles in the org, valid only inside the snapshot.
-func (q *query) readFacts(r store.Reader) store.UserTeams {
-	subject := q.req.Subject
-	if q.res.Kind == scope.KindProject {
-		s, f := resolveProject(r, subject, q.res.Ref)
-		q.in.Subject, q.in.Resource = s, f
-		if !f.Exists {
-			return store.UserTeams{}
-		}
-		return r.TeamRoles(q.res.Ref.Org, subject)
+// missing is the not_found message of a reference's missing part.
+func missing(m store.Missing, org, team, project string) string {
+	switch m {
+	case store.MissingOrg:
+		return "org " + org + " does not exist"
+	case store.MissingTeam:
+		return "team " + org + "/" + team + " does not exist"
+	case store.MissingProject:
+		return "project " + org + "/" + project + " does not exist"
+	case store.MissingFromTeamSpace:
+		return "project " + project + " is not in team space " + org + "/" + team
 	}
-	o := q.res.Owner
-	f := rego.Resource{Kind: q.res.Kind, Org: o.Org, Team: o.Team, Teams: []string{}, Exists: true}
-	if _, ok := r.Org(o.Org); !ok {
-		f.Exists, f.Missing = false, "org "+o.Org+" does not exist"
-	} else if o.Team != "" {
-		if _, ok := r.Team(o.Org, o.Team); !ok {
-			f.Exists, f.Missing = false, "team "+o.Org+"/"+o.Team+" does not exist"
-		}
-	}
-	s := rego.Subject{ID: subject, OrgRole: "none"}
-	if role, ok := r.OrgRole(o.Org, subject); ok {
-		s.OrgRole = role
-	}
-	q.in.Subject, q.in.Resource = s, f
-	return r.TeamRoles(o.Org, subject)
+	return ""
 }
 
-// readDestination reads the subject's facts on the runs.transfer destination into q.in.
-func (q *query) readDestination(r store.Reader) {
-	s, f := resolveProject(r, q.req.Subject, *q.dest)
-	if f.Exists {
-		s.TeamRoles = r.TeamRoles(q.dest.Org, q.req.Subject).Map()
+// The facts a decision was made from, for its key and messages: the policy input's when there
+// is one (full evaluation, what-if decisions), else the store's Access (the compiled path).
+
+// orgRole is the subject's org role as the policy names it: "none" for non-members.
+func (q *query) orgRole() string {
+	switch {
+	case q.in != nil:
+		return q.in.Subject.OrgRole
+	case q.acc.OrgRole == "":
+		return "none"
 	}
-	q.in.Destination = &rego.Destination{Subject: s, Resource: f}
+	return q.acc.OrgRole
 }
 
-// key reduces the subject's and resource's facts in q.in, with the subject's team roles in the
-// org (teamRole looks one up), to the decision table's key.
-func (q *query) key(p *rego.Policy, teamRole func(team string) (string, bool)) rego.Key {
-	s, f := q.in.Subject, q.in.Resource
-	k := rego.Key{Action: q.req.Action, Exists: f.Exists, OrgRole: s.OrgRole, Grant: s.Grant, BreakGlass: s.BreakGlass, Restricted: f.Restricted}
-	switch q.res.Kind {
-	case scope.KindProject:
-		k.TeamRole = p.HighestRole(teamRole, f.Teams)
-	case scope.KindTeam:
-		k.TeamRole, _ = teamRole(f.Team)
+func (q *query) grant() string {
+	if q.in != nil {
+		return q.in.Subject.Grant
 	}
-	return k
+	return q.acc.Grant
+}
+
+// teams are the project's effective teams.
+func (q *query) teams() []string {
+	if q.in != nil {
+		return q.in.Resource.Teams
+	}
+	return q.acc.Teams.Values
+}
+
+// missingText is what does not exist (the not_found message).
+func (q *query) missingText() string {
+	if q.in != nil {
+		return q.in.Resource.Missing
+	}
+	return missing(q.acc.Missing, q.org, q.team, q.project)
+}
+
+// resource is the policy input's resource made of the facts read (q.acc).
+func (q *query) resource() rego.Resource {
+	_, f := facts(&q.acc, q.kind, q.req.Subject, q.org, q.team, q.project)
+	return f
+}
+
+// readAll reads the subject's facts and the whole policy input (see readInput).
+func (q *query) readAll(r store.Reader) {
+	q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
+	q.in = q.readInput(r)
+}
+
+// readInput builds the policy input from the facts read (q.acc) and reads the rest the full
+// policy reads: the subject's team roles in the org, and the runs.transfer destination's facts.
+func (q *query) readInput(r store.Reader) *rego.Input {
+	in := &rego.Input{Action: q.req.Action, Attributes: q.attrs}
+	in.Subject, in.Resource = facts(&q.acc, q.kind, q.req.Subject, q.org, q.team, q.project)
+	if in.Resource.Exists {
+		in.Subject.TeamRoles = r.TeamRoles(q.org, q.req.Subject).Map()
+	}
+	if d := q.dest; d != nil {
+		a := r.Access(d.Org, d.Team, d.Project, q.req.Subject)
+		s, f := facts(&a, scope.KindProject, q.req.Subject, d.Org, d.Team, d.Project)
+		if f.Exists {
+			s.TeamRoles = r.TeamRoles(d.Org, q.req.Subject).Map()
+		}
+		in.Destination = &rego.Destination{Subject: s, Resource: f}
+	}
+	return in
+}
+
+// key reduces the facts read to the decision table's key.
+func (q *query) key(p *rego.Policy) rego.Key {
+	var buf [4]string // the store's team roles
+	return rego.Key{Action: q.req.Action, Exists: q.acc.Missing == store.Found, OrgRole: q.orgRole(), Grant: q.acc.Grant,
+		BreakGlass: q.acc.BreakGlass, TeamRole: p.HighestOf(q.acc.TeamRoles.Append(buf[:0])), Restricted: q.acc.Teams.Restricted}
 }

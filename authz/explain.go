@@ -41,7 +41,7 @@ func (e *Engine) Explain(ctx context.Context, req Request) (Explanation, error) 
 	if err != nil {
 		return Explanation{}, err
 	}
-	return Explanation{Request: req, Input: q.in, Decision: d, Path: q.path(d), Suggestions: sg}, nil
+	return Explanation{Request: req, Input: *q.in, Decision: d, Path: q.path(d), Suggestions: sg}, nil
 }
 
 // origin is how a project's effective teams came about: its own teams narrowed by the teams of

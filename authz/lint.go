@@ -227,10 +227,10 @@ func (l *linter) read(r store.Reader, o string) (lintOrg, error) {
 		pv, _ := r.Project(o, name)
 		ref := scope.Ref{Org: o, Project: name}
 		q := &query{}
-		if err := l.e.prepare(l.p, Request{Subject: listingSubject, Action: "project.get", Resource: o + "/" + name}, q); err != nil {
+		if err := l.e.prepare(l.p, &Request{Subject: listingSubject, Action: "project.get", Resource: o + "/" + name}, q); err != nil {
 			return lintOrg{}, err
 		}
-		q.readFacts(r)
+		q.readAll(r)
 		lp := lintProject{name: name, creator: pv.Project.CreatedBy, teams: teamsOrigin(r, ref, q.in.Resource).describe(q.in.Resource)}
 		if f, ok := l.settings(r, o, pv.Project, "teams"); ok {
 			lp.teamsFix = f
@@ -249,10 +249,10 @@ func (l *linter) read(r store.Reader, o string) (lintOrg, error) {
 					continue
 				}
 				q := &query{}
-				if err := l.e.prepare(l.p, Request{Subject: user, Action: a, Resource: o + "/" + name}, q); err != nil {
+				if err := l.e.prepare(l.p, &Request{Subject: user, Action: a, Resource: o + "/" + name}, q); err != nil {
 					return lintOrg{}, err
 				}
-				q.in.Subject.TeamRoles = q.readFacts(r).Map()
+				q.readAll(r)
 				lg.queries = append(lg.queries, q)
 			}
 			od.grants = append(od.grants, lg)
@@ -450,10 +450,10 @@ func (l *linter) reachableWith(ctx context.Context, od lintOrg, project string, 
 	err := l.e.dir.View(func(r store.Reader) error {
 		for m := range od.members {
 			q := &query{}
-			if err := l.e.prepare(l.p, Request{Subject: m, Action: "project.get", Resource: od.name + "/" + project}, q); err != nil {
+			if err := l.e.prepare(l.p, &Request{Subject: m, Action: "project.get", Resource: od.name + "/" + project}, q); err != nil {
 				return err
 			}
-			q.in.Subject.TeamRoles = q.readFacts(r).Map()
+			q.readAll(r)
 			q.in.Resource.Teams, q.in.Resource.Restricted = teams, true
 			qs = append(qs, q)
 		}
@@ -463,7 +463,7 @@ func (l *linter) reachableWith(ctx context.Context, od lintOrg, project string, 
 		return false, err
 	}
 	for _, q := range qs {
-		if d := l.e.decideFacts(ctx, l.p, q, q.in, l.rev); d.Allowed && !d.Has(rego.CodeOrgOverride) {
+		if d := l.e.decideFacts(ctx, l.p, q, *q.in, l.rev); d.Allowed && !d.Has(rego.CodeOrgOverride) {
 			return true, nil
 		}
 	}
@@ -546,8 +546,8 @@ func (l *linter) grants(ctx context.Context, od lintOrg) error {
 		redundant := len(g.queries) > 0
 		var without Decision
 		for _, q := range g.queries {
-			with := l.e.decideFacts(ctx, l.p, q, q.in, l.rev)
-			in := q.in
+			with := l.e.decideFacts(ctx, l.p, q, *q.in, l.rev)
+			in := *q.in
 			in.Subject.Grant = ""
 			wo := l.e.decideFacts(ctx, l.p, q, in, l.rev)
 			if with.Has(rego.CodeError) || wo.Has(rego.CodeError) || with.Allowed != wo.Allowed || with.Role != wo.Role {

@@ -17,38 +17,37 @@ func (q *query) message(code rego.Code, role string) string {
 // appendMessage appends message's text to b. The compiled path renders every reason of a
 // decision into one buffer this way, so the messages cost one allocation together.
 func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
-	s, f := q.in.Subject, q.in.Resource
-	who := q.req.Subject
-	project := func(b []byte) []byte { return append(append(append(b, f.Org...), '/'), f.Project...) }
+	who, org, orgRole, teams := q.req.Subject, q.org, q.orgRole(), q.teams()
+	project := func(b []byte) []byte { return append(append(append(b, org...), '/'), q.project...) }
 	switch code {
 	case rego.CodeNotFound:
-		return append(b, f.Missing...)
+		return append(b, q.missingText()...)
 	case rego.CodeNotOrgMember:
-		return append(append(append(b, who...), " is not a member of org "...), f.Org...)
+		return append(append(append(b, who...), " is not a member of org "...), org...)
 	case rego.CodeOrgOverride:
-		b = append(append(append(b, who...), " is org "...), s.OrgRole...)
-		b = append(append(append(b, " of "...), f.Org...), ": "...)
+		b = append(append(append(b, who...), " is org "...), orgRole...)
+		b = append(append(append(b, " of "...), org...), ": "...)
 		return append(append(b, role...), " on every project"...)
 	case rego.CodeRestricted:
 		b = project(append(b, "project "...))
-		b = appendTeams(append(b, " is restricted to teams "...), f.Teams)
+		b = appendTeams(append(b, " is restricted to teams "...), teams)
 		return append(append(append(b, "; "...), who...), " is in none"...)
 	case rego.CodeGrant:
-		b = append(append(append(append(b, who...), " has a "...), s.Grant...), " grant on project "...)
+		b = append(append(append(append(b, who...), " has a "...), q.grant()...), " grant on project "...)
 		return project(b)
 	case rego.CodeBreakGlass:
-		b = append(append(append(append(b, who...), " has a break-glass "...), s.Grant...), " grant on project "...)
+		b = append(append(append(append(b, who...), " has a break-glass "...), q.grant()...), " grant on project "...)
 		return project(b)
 	case rego.CodeTeamRole:
 		b = append(append(append(append(b, who...), " is "...), role...), ' ')
-		if q.res.Kind == scope.KindTeam {
-			return append(append(append(append(b, "of team "...), f.Org...), '/'), f.Team...)
+		if q.kind == scope.KindTeam {
+			return append(append(append(append(b, "of team "...), org...), '/'), q.team...)
 		}
 		b = project(append(b, "through a team of project "...))
-		return append(appendTeams(append(b, " (teams "...), f.Teams), ')')
+		return append(appendTeams(append(b, " (teams "...), teams), ')')
 	case rego.CodeOrgRole:
-		b = append(append(append(append(append(b, who...), " is org "...), s.OrgRole...), " of "...), f.Org...)
-		if q.res.Kind == scope.KindProject {
+		b = append(append(append(append(append(b, who...), " is org "...), orgRole...), " of "...), org...)
+		if q.kind == scope.KindProject {
 			b = append(append(append(b, ": "...), role...), " on its projects"...)
 		}
 		return b
@@ -61,14 +60,14 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 			return append(b, " on a destination project (none given)"...)
 		}
 		b = append(append(b, " on the destination "...), q.dest.String()...)
-		if d := q.in.Destination; d != nil && !d.Resource.Exists {
-			b = append(append(b, ": "...), d.Resource.Missing...)
+		if q.in != nil && q.in.Destination != nil && !q.in.Destination.Resource.Exists {
+			b = append(append(b, ": "...), q.in.Destination.Resource.Missing...)
 		}
 		return b
 	case rego.CodeInsufficientRole:
 		switch {
-		case q.spec.ManagesMembers && slices.Contains(q.spec.OrgRoles, s.OrgRole):
-			return fmt.Appendf(b, "%s may not assign role %v (above their own role %s) or change an owner", who, q.req.Attributes["target_role"], s.OrgRole)
+		case q.spec.ManagesMembers && slices.Contains(q.spec.OrgRoles, orgRole):
+			return fmt.Appendf(b, "%s may not assign role %v (above their own role %s) or change an owner", who, q.req.Attributes["target_role"], orgRole)
 		case len(q.spec.OrgRoles) > 0:
 			b = append(append(b, q.req.Action...), " needs org role "...)
 			for i, r := range q.spec.OrgRoles {
@@ -77,10 +76,10 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 				}
 				b = append(b, r...)
 			}
-			return append(append(append(append(b, "; "...), who...), " is "...), s.OrgRole...)
-		case q.res.Kind == scope.KindTeam:
+			return append(append(append(append(b, "; "...), who...), " is "...), orgRole...)
+		case q.kind == scope.KindTeam:
 			b = append(append(append(append(b, q.req.Action...), " needs "...), q.spec.Role...), " on team "...)
-			b = append(append(append(b, f.Org...), '/'), f.Team...)
+			b = append(append(append(b, org...), '/'), q.team...)
 		default:
 			b = append(append(append(append(b, q.req.Action...), " needs "...), q.spec.Role...), " on project "...)
 			b = project(b)

@@ -58,9 +58,8 @@ func (e *Engine) EffectiveSettings(ctx context.Context, project, user string) (S
 // and its compiled rules in r's snapshot. The entry to write to the disk tier, if any, is returned
 // for the caller to store once the View is over.
 func (e *Engine) settingsIn(r store.Reader, ref scope.Ref, user string, hit *settingsEntry) (Settings, []*policy.Program, *settingsEntry, error) {
-	_, f := resolveProject(r, user, ref)
-	if !f.Exists {
-		return Settings{}, nil, nil, &teamgate.NotFoundError{What: "project", Name: ref.String(), Reason: f.Missing}
+	if a := r.Access(ref.Org, ref.Team, ref.Project, user); a.Missing != store.Found {
+		return Settings{}, nil, nil, &teamgate.NotFoundError{What: "project", Name: ref.String(), Reason: missing(a.Missing, ref.Org, ref.Team, ref.Project)}
 	}
 	out := Settings{Project: ref.Org + "/" + ref.Project, User: user, Revision: r.Revision()}
 	var toDisk *settingsEntry

@@ -110,7 +110,7 @@ func (e *Engine) suggest(ctx context.Context, q *query, d Decision) ([]Suggestio
 	// finds are kept in that order; in each dimension the least role (by data rank) that allows.
 	var finds []found
 	try := func(cs ...change) bool {
-		after := e.decideFacts(ctx, p, q, withChanges(q.in, cs), d.Revision)
+		after := e.decideFacts(ctx, p, q, withChanges(*q.in, cs), d.Revision)
 		if after.Allowed {
 			finds = append(finds, found{cs, after})
 		}
@@ -121,7 +121,7 @@ func (e *Engine) suggest(ctx context.Context, q *query, d Decision) ([]Suggestio
 	var join []change
 	if s.OrgRole == "none" {
 		join = []change{{kind: ChangeOrgRole, role: string(orgRoles[0])}}
-		if e.decideFacts(ctx, p, q, withChanges(q.in, join), d.Revision).Allowed {
+		if e.decideFacts(ctx, p, q, withChanges(*q.in, join), d.Revision).Allowed {
 			join = nil
 		}
 	}
@@ -182,13 +182,21 @@ func (e *Engine) suggest(ctx context.Context, q *query, d Decision) ([]Suggestio
 // decision table when it answers the request, else by full evaluation. A failure denies.
 func (e *Engine) decideFacts(ctx context.Context, p *rego.Policy, q *query, in rego.Input, rev uint64) Decision {
 	qq := *q
-	qq.in = in
+	qq.in = &in // the key and the messages read these facts
 	if t := p.Table(); t != nil && in.Attributes.Len() == 0 && in.Destination == nil {
 		roles := in.Subject.TeamRoles
-		return e.fromTable(ctx, t, &qq, qq.key(p, func(team string) (string, bool) {
+		lookup := func(team string) (string, bool) {
 			r, ok := roles[team]
 			return r, ok
-		}), rev)
+		}
+		k := rego.Key{Action: in.Action, Exists: in.Resource.Exists, OrgRole: in.Subject.OrgRole, Grant: in.Subject.Grant, BreakGlass: in.Subject.BreakGlass, Restricted: in.Resource.Restricted}
+		switch q.kind {
+		case scope.KindProject:
+			k.TeamRole = p.HighestRole(lookup, in.Resource.Teams)
+		case scope.KindTeam:
+			k.TeamRole, _ = lookup(in.Resource.Team)
+		}
+		return e.fromTable(ctx, t, &qq, &k, rev, nil)
 	}
 	return e.eval(ctx, p, &qq, rev)
 }

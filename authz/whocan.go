@@ -92,7 +92,7 @@ func (e *Engine) subjects(ctx context.Context, req Request, page Page, useTable 
 	p := e.policy.Load()
 	q := &query{}
 	req.Subject = listingSubject
-	if err := e.prepare(p, req, q); err != nil {
+	if err := e.prepare(p, &req, q); err != nil {
 		return SubjectPage{}, err
 	}
 	limit := 0
@@ -101,7 +101,7 @@ func (e *Engine) subjects(ctx context.Context, req Request, page Page, useTable 
 	}
 	var out SubjectPage
 	var err error
-	if t := p.Table(); t != nil && useTable && q.in.Attributes.Len() == 0 && q.dest == nil {
+	if t := p.Table(); t != nil && useTable && q.attrs.Len() == 0 && q.dest == nil {
 		out, err = e.subjectsByTable(ctx, p, t, q, page.After, limit)
 	} else {
 		out, err = e.subjectsByEvaluation(ctx, p, q, page.After, limit)
@@ -146,13 +146,14 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 	out := SubjectPage{Subjects: []Access{}}
 	err := e.dir.View(func(r store.Reader) error {
 		out.Revision = r.Revision()
-		q.readFacts(r)
-		if !q.in.Resource.Exists {
+		q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
+		if q.acc.Missing != store.Found {
 			return nil
 		}
 		// A non-member's facts: no org role, no grant, no team role.
-		q.in.Subject = rego.Subject{ID: listingSubject, OrgRole: "none"}
-		v, err := t.Verdict(ctx, q.key(p, store.UserTeams{}.Role))
+		q.acc = store.Access{Teams: q.acc.Teams, Labels: q.acc.Labels}
+		k := q.key(p)
+		v, err := t.VerdictOf(ctx, &q.spec, &k)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -162,10 +163,11 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 		out.Unbounded = err == nil && v.Allow
 		keys := map[string]rego.Key{}
 		var allowed []string
-		for _, name := range candidates(r, q.in.Resource.Org, out.Unbounded, cursor) {
+		for _, name := range candidates(r, q.org, out.Unbounded, cursor) {
 			q.req.Subject = name
-			k := q.key(p, q.readFacts(r).Role)
-			v, err := t.Verdict(ctx, k)
+			q.acc = r.Access(q.org, q.team, q.project, name)
+			k := q.key(p)
+			v, err := t.VerdictOf(ctx, &q.spec, &k)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -183,13 +185,14 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 		}
 		for _, name := range allowed {
 			q.req.Subject = name
-			q.readFacts(r)
-			d := e.fromTable(ctx, t, q, keys[name], out.Revision)
+			q.acc = r.Access(q.org, q.team, q.project, name)
+			k := keys[name]
+			d := e.fromTable(ctx, t, q, &k, out.Revision, nil)
 			if !d.Allowed { // the cell failed since it was read: deny, as Authorize would
 				continue
 			}
 			out.Subjects = append(out.Subjects, Access{Subject: name, Role: d.Role, Reasons: d.Reasons,
-				Teams: viaTeams(r, q.in.Resource, name, d)})
+				Teams: viaTeams(r, q.resource(), name, d)})
 		}
 		return nil
 	})
@@ -210,9 +213,9 @@ func (e *Engine) subjectsByEvaluation(ctx context.Context, p *rego.Policy, q *qu
 	var names []string
 	err := e.dir.View(func(r store.Reader) error {
 		out.Revision = r.Revision()
-		q.readFacts(r)
-		if q.in.Resource.Exists {
-			names = candidates(r, q.in.Resource.Org, out.Unbounded, cursor)
+		q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
+		if q.acc.Missing == store.Found {
+			names = candidates(r, q.org, out.Unbounded, cursor)
 		}
 		return nil
 	})
@@ -241,9 +244,10 @@ func (e *Engine) subjectsByEvaluation(ctx context.Context, p *rego.Policy, q *qu
 	}
 	// The teams behind team_role reasons, read after the decisions (at their revision or later).
 	err = e.dir.View(func(r store.Reader) error {
-		q.readFacts(r)
+		q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
+		res := q.resource()
 		for i := range out.Subjects {
-			out.Subjects[i].Teams = viaTeams(r, q.in.Resource, out.Subjects[i].Subject, decided[i])
+			out.Subjects[i].Teams = viaTeams(r, res, out.Subjects[i].Subject, decided[i])
 		}
 		return nil
 	})

@@ -102,7 +102,7 @@ func (p *Policy) readData() error {
 	}
 	defaults, _ := DefaultData()["teamgate"].(map[string]any)["actions"].(map[string]any)
 	actions := make(map[string]ActionSpec, len(raw))
-	for _, name := range sortedNames(raw) {
+	for i, name := range sortedNames(raw) {
 		a, err := p.readAction("teamgate.actions."+name, raw[name], ranked)
 		if err != nil {
 			return err
@@ -111,6 +111,7 @@ func (p *Policy) readData() error {
 			return dataError("teamgate.actions."+name+".kind", string(a.Kind),
 				fmt.Sprintf("a default action keeps its kind %v (the engine asks it with resources of that kind); add an action instead", d["kind"]))
 		}
+		a.index = int32(i) + 1
 		actions[name] = a
 	}
 	p.actions = actions

@@ -309,6 +309,8 @@ type ActionSpec struct {
 	ManagesMembers  bool   `json:"manages_members,omitempty"`
 	DestinationRole string `json:"destination_role,omitempty"`
 	OwnRunRole      string `json:"own_run_role,omitempty"`
+
+	index int32 // 1 + the action's position in its catalog's sorted names (Table.VerdictOf); 0 outside a catalog
 }
 
 // Policy is a compiled, prepared policy. It is immutable and safe for concurrent use.

@@ -49,12 +49,11 @@ type Verdict struct {
 // an index of a flat array per action, so a lookup hashes no string but the action's name; any
 // other Key (a role only an author's data names) goes to a map.
 type Table struct {
-	p       *Policy
-	actions map[string]int32                 // action → index in blocks
-	kinds   []scope.Kind                     // by action index
-	blocks  []atomic.Pointer[[blockLen]cell] // by action index, allocated on the action's first use
-	rank    [numRoles]int                    // data rank of each vocabulary project role
-	others  sync.Map                         // Key (normalized) outside the vocabulary → Verdict
+	p      *Policy
+	names  []string                         // action names by index in blocks (ActionSpec.index - 1)
+	blocks []atomic.Pointer[[blockLen]cell] // by action index, allocated on the action's first use
+	rank   [numRoles]int                    // data rank of each vocabulary project role
+	others sync.Map                         // Key (normalized) outside the vocabulary → Verdict
 }
 
 // cell is one Verdict, nil until computed.
@@ -111,12 +110,11 @@ func roleIndex(s string) int {
 }
 
 func newTable(p *Policy) *Table {
-	t := &Table{p: p, actions: make(map[string]int32, len(p.actions))}
-	for i, name := range p.Actions() {
-		t.actions[name] = int32(i)
-		t.kinds = append(t.kinds, p.actions[name].Kind)
+	t := &Table{p: p, names: make([]string, len(p.actions))}
+	for name, spec := range p.actions {
+		t.names[spec.index-1] = name
 	}
-	t.blocks = make([]atomic.Pointer[[blockLen]cell], len(t.actions))
+	t.blocks = make([]atomic.Pointer[[blockLen]cell], len(t.names))
 	for _, r := range []teamgate.ProjectRole{teamgate.RoleViewer, teamgate.RoleMember, teamgate.RoleContributor, teamgate.RoleAdmin} {
 		t.rank[roleIndex(string(r))] = p.ranks[string(r)]
 	}
@@ -134,13 +132,36 @@ func (p *Policy) Table() *Table { return p.table }
 // Listings ask it for project.get: Key{Action: "project.get", Exists: true, OrgRole, Grant,
 // TeamRole, Restricted}.
 func (t *Table) Verdict(ctx context.Context, k Key) (Verdict, error) {
-	a, ok := t.actions[k.Action]
+	spec, ok := t.p.actions[k.Action]
 	if !ok {
 		return Verdict{}, teamgate.Invalid("action", k.Action, "not in the action catalog")
 	}
-	kind := t.kinds[a]
-	k = k.normalize(kind)
-	c := t.cell(a, k)
+	return t.verdict(ctx, spec.index-1, spec.Kind, &k)
+}
+
+// VerdictOf is Verdict for a key whose action's spec is at hand, as the policy's Action returned
+// it: the action's cells are found from the spec, without hashing the action's name. A spec that
+// is not k.Action's in this table's policy is looked up by name, as Verdict does. It reads
+// *spec and *k only during the call (pointers: the decision path passes them without copies).
+func (t *Table) VerdictOf(ctx context.Context, spec *ActionSpec, k *Key) (Verdict, error) {
+	a := spec.index - 1
+	if a < 0 || int(a) >= len(t.names) || t.names[a] != k.Action {
+		return t.Verdict(ctx, *k)
+	}
+	if i, ok := k.cellIndex(spec.Kind); ok { // the usual case, without copying the key
+		if b := t.blocks[a].Load(); b != nil {
+			if v := b[i].Load(); v != nil {
+				return *v, nil
+			}
+		}
+	}
+	return t.verdict(ctx, a, spec.Kind, k)
+}
+
+// verdict is Verdict for the action at index a, of the given kind.
+func (t *Table) verdict(ctx context.Context, a int32, kind scope.Kind, key *Key) (Verdict, error) {
+	k := key.normalize(kind)
+	c := t.cell(a, kind, &k)
 	if c != nil {
 		if v := c.Load(); v != nil {
 			return *v, nil
@@ -162,21 +183,11 @@ func (t *Table) Verdict(ctx context.Context, k Key) (Verdict, error) {
 	return v, nil
 }
 
-// cell returns the cell of a normalized key of action a, nil outside the vocabulary.
-func (t *Table) cell(a int32, k Key) *cell {
-	i := 0
-	if k.Exists {
-		o, g, tr := orgRoleIndex(k.OrgRole), roleIndex(k.Grant), roleIndex(k.TeamRole)
-		if o < 0 || g < 0 || tr < 0 {
-			return nil
-		}
-		i = 1 + (((o*numRoles+g)*numRoles+tr)*2)*2
-		if k.Restricted {
-			i += 2
-		}
-		if k.BreakGlass {
-			i++
-		}
+// cell returns the cell of k for action a of kind, nil outside the vocabulary.
+func (t *Table) cell(a int32, kind scope.Kind, k *Key) *cell {
+	i, ok := k.cellIndex(kind)
+	if !ok {
+		return nil
 	}
 	b := t.blocks[a].Load()
 	if b == nil {
@@ -184,6 +195,27 @@ func (t *Table) cell(a int32, k Key) *cell {
 		b = t.blocks[a].Load()
 	}
 	return &b[i]
+}
+
+// cellIndex is the index in its action's block of the cell of k's normalized key (see
+// normalize) for an action of kind; false when a role is outside the vocabulary.
+func (k *Key) cellIndex(kind scope.Kind) (int, bool) {
+	if !k.Exists {
+		return 0, true
+	}
+	grant, teamRole, restricted, breakGlass := k.read(kind)
+	o, g, tr := orgRoleIndex(k.OrgRole), roleIndex(grant), roleIndex(teamRole)
+	if o < 0 || g < 0 || tr < 0 {
+		return 0, false
+	}
+	i := 1 + ((o*numRoles+g)*numRoles+tr)*4
+	if restricted {
+		i += 2
+	}
+	if breakGlass {
+		i++
+	}
+	return i, true
 }
 
 // eval computes a cell: the policy's decision on the key's canonical input.
@@ -203,27 +235,31 @@ func (t *Table) eval(ctx context.Context, k Key, kind scope.Kind) (Verdict, erro
 	return v, nil
 }
 
-// normalize drops the facts the default rules do not read for the action's kind, so equal
-// decisions share a cell: nothing but the action for a missing resource, no grant or project
-// restriction outside projects, no team role for org actions or open projects.
+// normalize drops the facts the default rules do not read for the action's kind (see read), so
+// equal decisions share a cell.
 func (k Key) normalize(kind scope.Kind) Key {
 	if !k.Exists {
 		return Key{Action: k.Action}
 	}
+	k.Grant, k.TeamRole, k.Restricted, k.BreakGlass = k.read(kind)
+	return k
+}
+
+// read returns the facts of an existing resource's key, beyond the org role, that the default
+// rules read for an action of kind, the others zero: no grant or project restriction outside
+// projects, no team role for org actions or open projects, no break-glass mark without a grant.
+func (k *Key) read(kind scope.Kind) (grant, teamRole string, restricted, breakGlass bool) {
 	switch kind {
 	case scope.KindOrg:
-		k.Grant, k.TeamRole, k.Restricted, k.BreakGlass = "", "", false, false
+		return "", "", false, false
 	case scope.KindTeam:
-		k.Grant, k.Restricted, k.BreakGlass = "", false, false
-	case scope.KindProject:
-		if !k.Restricted {
-			k.TeamRole = ""
-		}
-		if k.Grant == "" {
-			k.BreakGlass = false
-		}
+		return "", k.TeamRole, false, false
 	}
-	return k
+	breakGlass = k.BreakGlass && k.Grant != ""
+	if !k.Restricted {
+		return k.Grant, "", false, breakGlass
+	}
+	return k.Grant, k.TeamRole, true, breakGlass
 }
 
 // canonical is an input with the key's facts and placeholder names.
@@ -259,13 +295,29 @@ func (p *Policy) Rank(role string) (int, bool) {
 // subject is in none of them): a project's Key.TeamRole, from the subject's team roles (role
 // looks one up) and the project's effective teams.
 func (p *Policy) HighestRole(role func(team string) (string, bool), teams []string) string {
-	best, rank := "", 0
+	best := ""
 	for _, t := range teams {
 		if r, ok := role(t); ok {
-			if n := p.rankOf(r); n > rank {
-				best, rank = r, n
-			}
+			best = p.higher(best, r)
 		}
+	}
+	return best
+}
+
+// HighestOf returns the highest role by data rank among roles ("" when none ranks above none):
+// Key.TeamRole from the roles a subject holds in a project's effective teams (or in a team).
+func (p *Policy) HighestOf(roles []string) string {
+	best := ""
+	for _, r := range roles {
+		best = p.higher(best, r)
+	}
+	return best
+}
+
+// higher returns r when it ranks above best (a role or "" for none), else best.
+func (p *Policy) higher(best, r string) string {
+	if p.rankOf(r) > p.rankOf(best) {
+		return r
 	}
 	return best
 }

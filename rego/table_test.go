@@ -411,3 +411,52 @@ func TestFoldedDataFollowsDataAndWith(t *testing.T) {
 	require.True(t, res.Allow, "%+v", res)
 	require.Equal(t, rego.CodeExtensionAllow, res.Reasons[0].Code)
 }
+
+// TestVerdictOfFindsTheActionBySpec: VerdictOf, given the spec the policy's Action returned,
+// answers as Verdict for every action of the catalog and every key (before and after the cell is
+// computed); a spec of another policy's catalog (where the same position holds another action),
+// or one made by hand, is looked up by name.
+func TestVerdictOfFindsTheActionBySpec(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	p, err := rego.New(ctx, nil)
+	require.NoError(t, err)
+	// An action sorted first shifts every position of the other catalog.
+	other, err := rego.New(ctx, nil, map[string]any{"teamgate": map[string]any{"actions": map[string]any{
+		"aaa.first": map[string]any{"kind": "project", "role": "admin"},
+	}}})
+	require.NoError(t, err)
+	table := p.Table()
+	orgRoles := []string{"none", "owner", "admin", "member", "billing", "outsider", "curator"}
+	roles := []string{"", "viewer", "contributor", "admin", "maintainer"}
+	for _, action := range p.Actions() {
+		spec, ok := p.Action(action)
+		require.True(t, ok)
+		foreign, ok := other.Action(action)
+		require.True(t, ok)
+		specs := map[string]rego.ActionSpec{"own": spec, "other policy's": foreign, "by hand": {Kind: spec.Kind, Role: spec.Role}}
+		for _, exists := range []bool{true, false} {
+			for _, orgRole := range orgRoles {
+				for _, grant := range roles {
+					for _, teamRole := range roles {
+						for _, restricted := range []bool{false, true} {
+							k := rego.Key{Action: action, Exists: exists, OrgRole: orgRole, Grant: grant, TeamRole: teamRole, Restricted: restricted}
+							first, firstErr := table.VerdictOf(ctx, &spec, &k)
+							want, wantErr := table.Verdict(ctx, k)
+							require.Equal(t, wantErr, firstErr, "%+v", k) // roles no rule knows fail alike
+							require.Equal(t, want, first, "%+v", k)
+							for name, s := range specs {
+								got, err := table.VerdictOf(ctx, &s, &k)
+								require.Equal(t, wantErr, err, "%s spec, %+v", name, k)
+								require.Equal(t, want, got, "%s spec, %+v", name, k)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	spec, _ := p.Action("runs.get")
+	_, err = table.VerdictOf(ctx, &spec, &rego.Key{Action: "runs.nope", Exists: true, OrgRole: "owner"})
+	require.ErrorIs(t, err, teamgate.ErrInvalid, "a spec does not stand for an action outside the catalog")
+}

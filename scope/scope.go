@@ -160,7 +160,11 @@ func ParseFullProject(s string) (Ref, error) {
 func splitWellFormed(s string, parts *[3]string) (n int, ok bool) {
 	start := 0
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
+		c := s[i]
+		if slugBytes[c] == '1' {
+			continue // most bytes: one lookup
+		}
+		switch {
 		case c == '/' || c == '.':
 			if i == start || i-start > MaxSlugLen || n == 2 {
 				return 0, false

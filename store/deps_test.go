@@ -94,6 +94,14 @@ func depsCases() []depsCase {
 		{"Snapshot", func(r store.Reader) any { return r.Snapshot() }, []store.Change{store.PutUser{User: store.User{ID: "erin"}}}},
 		{"Expiries", func(r store.Reader) any { due, next := r.Expiries(time.Unix(1e9, 0)); return []any{due, next} }, []store.Change{
 			store.PutTeamMember{Org: "a", Team: "t1", User: "carl", Role: "viewer", ExpiresAt: time.Unix(2e9, 0)}}},
+		{"Access", func(r store.Reader) any { return r.Access("a", "", "p1", "bob") }, []store.Change{store.PutTeamMember{Org: "a", Team: "t1", User: "bob", Role: "admin"}}},
+		{"Access", func(r store.Reader) any { return r.Access("a", "", "p1", "carl") }, []store.Change{store.PutGrant{Org: "a", Project: "p1", User: "carl", Grant: store.Grant{Role: "admin"}}}},
+		{"Access", func(r store.Reader) any { return r.Access("a", "t1", "p1", "bob") }, []store.Change{store.PutPolicy{Policy: store.Policy{Org: "a", Name: "pol", Settings: policy.Settings{Teams: []string{"t2"}}}}}},
+		{"Access", func(r store.Reader) any { return r.Access("a", "t9", "", "bob") }, []store.Change{store.PutTeam{Team: store.Team{Org: "a", Name: "t9"}}}},
+		{"Access", func(r store.Reader) any { return r.Access("a", "t1", "", "bob") }, []store.Change{store.DeleteMember{Org: "a", User: "bob"}}},
+		{"Access", func(r store.Reader) any { return r.Access("b", "", "", "bob") }, []store.Change{store.PutOrg{Org: store.Org{Name: "b"}}}},
+		{"Access", func(r store.Reader) any { return r.Access("a", "", "p3", "bob") }, []store.Change{store.PutProject{Project: store.Project{Org: "a", Name: "p3"}}}},
+		{"Access", func(r store.Reader) any { return r.Access("a", "", "", "bob") }, []store.Change{store.PutMember{Org: "a", User: "bob", Role: "admin"}}},
 		{"Rules", func(r store.Reader) any { return r.Rules("a", "p1") }, []store.Change{store.PutPolicy{Policy: store.Policy{Org: "a", Name: "pol",
 			Settings: policy.Settings{Teams: []string{"t1"}, Rules: []policy.Rule{{Name: "r", Expression: "true"}}}}}}},
 	}

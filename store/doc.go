@@ -13,8 +13,12 @@
 // integers: each member of an org and each team has an id, roles are one-byte codes, a team's
 // members are a map from member id to role and a member's teams a short list of (team id, role)
 // pairs, with no pointer for the garbage collector to follow. Reader.TeamRoles serves that list
-// as UserTeams (look a team up with Role, iterate with All) without copying it; Members and
-// TeamMembers, which callers walk rarely, build a new map.
+// as UserTeams (look a team up with Role, iterate with All, take the roles held in a list of
+// teams with In) without copying it; Members and TeamMembers, which callers walk rarely, build a
+// new map. Reader.Access serves in one call everything a decision reads about one user on one
+// resource (does it exist, the org role, the grant, the project's effective teams and the
+// user's roles in them as a RoleSet), with one lookup of the org, the project and the member;
+// it records the same stamps as the single-fact accessors it stands for.
 //
 // # Opening
 //

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"encoding/json"
+	"math/bits"
 	"slices"
 
 	"github.com/teamgate/teamgate"
@@ -147,6 +149,155 @@ func (tr UserTeams) Map() map[string]string {
 		m[team] = role
 	}
 	return m
+}
+
+// In returns the roles the user holds in the given teams (names of the org's teams; unknown names
+// hold none).
+func (tr UserTeams) In(teams []string) RoleSet {
+	var s RoleSet
+	if len(tr.list) == 0 || len(teams) == 0 {
+		return s
+	}
+	if len(tr.list) <= fewTeams {
+		for _, m := range tr.list {
+			if slices.Contains(teams, tr.o.teamByID[m.team].team.Name) {
+				s |= m.role.set()
+			}
+		}
+		return s
+	}
+	for _, name := range teams {
+		if td, ok := tr.o.teams[name]; ok {
+			s |= tr.roleIn(td.id)
+		}
+	}
+	return s
+}
+
+// fewTeams is how many teams a user may be in for UserTeams.In to compare each of their teams'
+// names with the list rather than look the list's names up: a few string comparisons cost less
+// than hashing a name.
+const fewTeams = 6
+
+// roleIn is the user's role in the team with this id, as a set of one role (none when not in it).
+func (tr UserTeams) roleIn(team uint32) RoleSet {
+	for _, m := range tr.list {
+		if m.team == team {
+			return m.role.set()
+		}
+	}
+	return 0
+}
+
+// RoleSet is a set of team roles (teamgate.MemberRoles), as UserTeams.In and Reader.Access serve
+// a user's roles in several teams: which role is highest is the policy's to say (its ranks).
+type RoleSet uint8
+
+func (c roleCode) set() RoleSet { return 1 << (c - 1) }
+
+// Has reports whether role is in the set.
+func (s RoleSet) Has(role string) bool {
+	c := teamRoleCode(role)
+	return c != 0 && s&c.set() != 0
+}
+
+// All yields each role in the set.
+func (s RoleSet) All(yield func(role string) bool) {
+	for s != 0 {
+		c := roleCode(bits.TrailingZeros8(uint8(s)) + 1)
+		if !yield(c.teamRole()) {
+			return
+		}
+		s &^= c.set()
+	}
+}
+
+// Append appends the roles in the set to dst.
+func (s RoleSet) Append(dst []string) []string {
+	for r := range s.All {
+		dst = append(dst, r)
+	}
+	return dst
+}
+
+// MarshalJSON writes the set as a list of roles.
+func (s RoleSet) MarshalJSON() ([]byte, error) { return json.Marshal(slices.Collect(s.All)) }
+
+// Missing says which part of a resource reference does not exist (Access).
+type Missing uint8
+
+const (
+	Found                Missing = iota // the resource exists
+	MissingOrg                          // no such org
+	MissingTeam                         // no such team in the org
+	MissingProject                      // no such project in the org
+	MissingFromTeamSpace                // the project exists but is not in the named team space
+)
+
+// Access is what a decision about one user on one resource reads (SPEC §3, §4), served by
+// Reader.Access in one call.
+type Access struct {
+	// Missing is Found when the resource exists; otherwise the first part of the reference that
+	// does not, and the fields below are empty (nothing about the user was read).
+	Missing Missing
+	OrgRole string // the user's org role; "" for non-members
+	// Project resources only: the user's grant role ("" for none), the project's effective
+	// teams (project teams narrowed by its policy's; read-only) and its labels.
+	Grant      string
+	BreakGlass bool // the grant is a break-glass elevation (Grant.BreakGlass)
+	Teams      policy.AllowList
+	Labels     map[string]string // the project's labels; read-only
+	// TeamRoles are, for a project, the roles the user holds in its effective teams; for a team,
+	// the user's role in it.
+	TeamRoles RoleSet
+}
+
+// Access resolves a resource and reads what a decision about user on it reads: an org (team and
+// project empty), a team (project empty), or a project, in a team space when team is given (the
+// project must then be among the team space's, i.e. its effective teams hold the team). It
+// records the stamps Org, Team, Project and OrgRole record for the parts it reads.
+func (r Reader) Access(org, team, project, user string) Access {
+	r.dep('o', org, "")
+	o, ok := r.st.orgs[org]
+	if !ok {
+		return Access{Missing: MissingOrg}
+	}
+	var td *teamData
+	if team != "" {
+		r.dep('t', org, team)
+		if td, ok = o.teams[team]; !ok {
+			return Access{Missing: MissingTeam}
+		}
+	}
+	var pd *projectData
+	if project != "" {
+		r.dep('p', org, project)
+		if pd, ok = o.projects[project]; !ok {
+			return Access{Missing: MissingProject}
+		}
+		if team != "" && !slices.Contains(pd.teams.Values, team) {
+			return Access{Missing: MissingFromTeamSpace}
+		}
+	}
+	r.dep('m', org, user)
+	var a Access
+	id, code := o.members.role(user)
+	var teams UserTeams
+	if code != 0 {
+		a.OrgRole = code.orgRole()
+		teams = UserTeams{o: o, list: r.liveTeams(o, id, o.members.teams[id])}
+	}
+	switch {
+	case pd != nil:
+		if g, ok := pd.p.Grants[user]; ok && (len(o.grantExpiry) == 0 || r.live(o.grantExpiry[project][user])) {
+			a.Grant, a.BreakGlass = g.Role, g.BreakGlass != nil
+		}
+		a.Teams, a.Labels = pd.teams, pd.p.Labels // a write replaces the record, never edits it
+		a.TeamRoles = teams.In(pd.teams.Values)
+	case td != nil:
+		a.TeamRoles = teams.roleIn(td.id)
+	}
+	return a
 }
 
 // Team returns a team's record.
