@@ -13,6 +13,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
@@ -403,4 +404,56 @@ func TestCachedDecisionHoldsAtItsRevision(t *testing.T) {
 		require.True(t, ok, "revision %d", o.rev)
 		require.Equal(t, want, o.allowed, "a decision labelled with revision %d does not hold there", o.rev)
 	}
+}
+
+// racingDir is a store whose Revision, once armed, runs a hook after reading the revision and
+// before returning it: a write and another caller's decision land between an Authorize's read
+// of the revision and its cache lookup.
+type racingDir struct {
+	*store.Store
+	hook func()
+}
+
+func (d *racingDir) Revision() uint64 {
+	rev := d.Store.Revision()
+	if h := d.hook; h != nil {
+		d.hook = nil
+		h()
+	}
+	return rev
+}
+
+// TestCachedDecisionLabelNotOlderThanItsState: a decision cached by one caller right after a
+// write is served to a caller that read the revision before the write; it must not be labelled
+// with that older revision, at which it does not hold (amir was no team member there).
+func TestCachedDecisionLabelNotOlderThanItsState(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, err := store.Open(ctx, store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	before, err := st.LoadFile(ctx, conformance.DataFile())
+	require.NoError(t, err)
+	dir := &racingDir{Store: st}
+	eng, err := authz.New(ctx, dir)
+	require.NoError(t, err)
+	req := authz.Request{Subject: "amir", Action: "runs.get", Resource: "acme/vision"}
+	d, err := eng.Authorize(ctx, req)
+	require.NoError(t, err)
+	require.False(t, d.Allowed)
+	require.Equal(t, before, d.Revision)
+
+	var after uint64
+	dir.hook = func() {
+		after, err = st.Apply(ctx, store.PutTeamMember{Org: "acme", Team: "engineering", User: "amir", Role: "viewer"})
+		require.NoError(t, err)
+		other, err := eng.Authorize(ctx, req) // decides at the new revision and caches it
+		require.NoError(t, err)
+		require.True(t, other.Allowed)
+		require.Equal(t, after, other.Revision)
+	}
+	d, err = eng.Authorize(ctx, req)
+	require.NoError(t, err)
+	require.True(t, d.Allowed, "%+v", d)
+	require.Equal(t, after, d.Revision, "a decision that holds from revision %d on is labelled %d", after, d.Revision)
 }

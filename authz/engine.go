@@ -347,12 +347,14 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	var key cacheKey
 	e.decisions.key(&key, req.Subject, req.Action, req.Resource, req.Owner)
 	// The revision is read before the entry is checked: the store publishes a revision after
-	// bumping its stamps, so an entry still current afterwards holds at rev. Read after the check,
-	// a write in flight could label a decision it changes with its own revision.
+	// bumping its stamps, so an entry still current afterwards holds at rev, unless it was
+	// decided after rev, on a write published meanwhile (its own Revision is then newer, and
+	// holds). Read after the check, a write in flight could label a decision it changes with its
+	// own revision.
 	rev := e.dir.Revision()
 	if c, ok := e.decisions.get(&key, p); ok {
 		d := c.dec
-		d.Revision = rev
+		d.Revision = max(d.Revision, rev)
 		if t != nil {
 			t.path, t.policy = PathCacheL1, p
 		}
@@ -368,7 +370,7 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 		e.decisions.diskHits.Add(1)
 		e.decisions.put(&key, c)
 		d := c.dec
-		d.Revision = rev
+		d.Revision = max(d.Revision, rev)
 		if t != nil {
 			t.path, t.policy = PathCacheL2, p
 			if start != 0 {

@@ -27,6 +27,7 @@ const acme = "../testdata/conformance/acme.yaml"
 var (
 	_ authz.Directory       = (*cluster.Node)(nil)
 	_ authz.PersistentCache = (*cluster.Node)(nil)
+	_ authz.Simulator       = (*cluster.Node)(nil)
 )
 
 // testCtx bounds a test: nothing here may hang. The long forms (-cluster.long) get longer.

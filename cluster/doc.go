@@ -92,7 +92,10 @@
 // that does not decode or does not apply stops the follower with a *FollowerError naming the
 // revision: the node keeps answering at the revision before it, and its writes and any wait for a
 // later revision fail with that error (an ErrStale for waits). It never skips a revision; an
-// operator repairs the stream or replaces the node.
+// operator repairs the stream or replaces the node. The same holds for a stream deleted and
+// created again while the node runs (its creation time changed; nats.go's consumer would
+// otherwise go on reading the new stream from the node's revision, grafting another directory's
+// batches onto its own): the follower stops, and the node must start again on an empty store.
 //
 // # Snapshots and trimmed streams
 //
@@ -107,7 +110,11 @@
 // is one that cannot be used: a corrupt object (its digest does not match), a body that does not
 // decode, another stream's snapshot, an invalid directory. The restore is one atomic batch, so
 // such a snapshot leaves the store exactly as it was, never half restored. So a stream may be
-// trimmed up to the newest snapshot's revision, never past it.
+// trimmed up to the newest snapshot's revision, never past it. The object store has no
+// conditional put: two nodes storing a snapshot at the same moment (each checked the bucket
+// first) leave the one stored last, which may be the older. So trim up to the revision the
+// bucket's object holds when trimming (its metadata "revision"), not the one a Snapshot call
+// returned earlier.
 //
 // # Cut off from NATS
 //

@@ -63,6 +63,9 @@ func (n *Node) followOnce() error {
 	if err != nil {
 		return err
 	}
+	if err := n.sameStream(info); err != nil {
+		return err
+	}
 	n.contact(info.State.LastSeq)
 	rev := n.st.Revision()
 	if rev > info.State.LastSeq {
@@ -91,15 +94,48 @@ func (n *Node) followOnce() error {
 		return err
 	}
 	defer it.Stop()
+	consumer := ""
 	for {
 		msg, err := it.Next(jetstream.NextContext(n.ctx))
 		if err != nil {
 			return err
 		}
+		// The ordered consumer recreates itself (a new name) after a lost server or a deleted
+		// stream, and would read a stream recreated meanwhile from the same sequence on: check
+		// that the stream is still the one the node follows before applying what a consumer
+		// delivers (once per consumer; the first too, since followOnce checked before opening it).
+		if meta, err := msg.Metadata(); err == nil && meta.Consumer != consumer {
+			if err := n.checkStream(); err != nil {
+				return err
+			}
+			consumer = meta.Consumer
+		}
 		if err := n.applyMsg(msg); err != nil {
 			return err
 		}
 	}
+}
+
+// checkStream asks for the stream's info and checks it is the stream the node follows.
+func (n *Node) checkStream() error {
+	ctx, cancel := context.WithTimeout(n.ctx, publishTimeout)
+	defer cancel()
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return err
+	}
+	return n.sameStream(info)
+}
+
+// sameStream stops the follower when the stream was deleted and created again since the node
+// started (its creation time differs): the new stream's revisions are another directory's, and
+// applying them on top of the store's would mix two histories. Start a node on an empty store.
+func (n *Node) sameStream(info *jetstream.StreamInfo) error {
+	if info.Created.Equal(n.created) {
+		return nil
+	}
+	return &FollowerError{Revision: n.st.Revision() + 1, Err: fmt.Errorf("stream %s was recreated (created %s, the node followed the one created %s): its revisions are another directory's; start a node on an empty store",
+		n.name, info.Created.UTC().Format(time.RFC3339Nano), n.created.UTC().Format(time.RFC3339Nano))}
 }
 
 // applyMsg applies one batch at its stream sequence, which must be the store's next revision.

@@ -94,6 +94,7 @@ type Node struct {
 	idPrefix   string        // this node's message ids start with it
 	publish    publishFunc   // publishes a group; tests wrap it to inject faults
 	maxMsgSize atomic.Int64  // the stream's maximum message size (0: the server's payload limit)
+	created    time.Time     // when the stream the node follows was created: its identity (follower.go)
 
 	mu          sync.Mutex          // guards the fields below
 	applied     uint64              // the revision the follower has applied (the store's, once reported)
@@ -184,6 +185,7 @@ func New(ctx context.Context, nc *nats.Conn, st *store.Store, opts Options) (*No
 		}
 	}
 	n.maxMsgSize.Store(int64(info.Config.MaxMsgSize))
+	n.created = info.Created
 	if n.replica, err = st.Replicate(); err != nil {
 		return nil, err
 	}
@@ -430,6 +432,13 @@ func (n *Node) Stats() Stats {
 		Connected: n.nc.IsConnected(), Snapshot: n.snapshotRev, Err: n.err}
 	s.Lag = s.StreamRevision - rev
 	return s
+}
+
+// Simulate reports what a batch would change without applying it, against the node's current
+// state (store.Store.Simulate: a read, allowed on a replica), so an authz.Engine on a node has
+// Engine.Simulate (authz.Simulator). Sync first to simulate against everything written so far.
+func (n *Node) Simulate(ctx context.Context, changes ...store.Change) (*store.Simulation, error) {
+	return n.st.Simulate(ctx, changes...)
 }
 
 // Persistent reports whether the node's store is on disk (authz.PersistentCache).

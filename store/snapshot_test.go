@@ -423,3 +423,22 @@ func TestSnapshotWriteKilled(t *testing.T) {
 	want[steps-1], want[steps] = true, true // killed after the head's write, and not killed
 	require.Equal(t, want, used, "the new snapshot is used once its head is written; the old one never")
 }
+
+// TestCloseRightAfterCacheWrites: CachePut commits in the background; Close, which then reads
+// Badger's last version to decide on the snapshot, waits for those commits (under -race this
+// was a data race between Badger's writer and Close).
+func TestCloseRightAfterCacheWrites(t *testing.T) {
+	t.Parallel()
+	dir, want := randomDir(t, rand.New(rand.NewPCG(6, 6)))
+	for range 3 {
+		s := openDir(t, dir)
+		require.True(t, store.FromSnapshot(s))
+		for i := range 200 {
+			s.CachePut(fmt.Sprint("k", i), []byte("v"))
+		}
+		require.NoError(t, s.Close())
+	}
+	s := openDir(t, dir)
+	require.Equal(t, want, seen(t, s))
+	require.NoError(t, s.Close())
+}

@@ -8,6 +8,7 @@ package embedded
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -43,6 +44,8 @@ func Start(opts Options) (*Server, error) {
 	port := opts.Port
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else if err := portFree(opts.Host, port); err != nil {
+		return nil, err
 	}
 	return startServer(&server.Options{
 		ServerName: opts.Name, Host: opts.Host, Port: port,
@@ -62,6 +65,18 @@ func (o Options) withDefaults() Options {
 		o.ReadyTimeout = 10 * time.Second
 	}
 	return o
+}
+
+// portFree fails with ErrConflict when host:port cannot be listened on (another process holds
+// it). The server would otherwise fail to listen without saying so (it logs nothing here) and
+// Start would only report, after ReadyTimeout, that it never became ready.
+func portFree(host string, port int) error {
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return &teamgate.ConflictError{What: "embedded NATS address", Name: addr, Reason: fmt.Sprintf("cannot listen on it (another process may hold it): %v", err)}
+	}
+	return l.Close()
 }
 
 // startServer starts a server and waits up to timeout for it to accept connections.

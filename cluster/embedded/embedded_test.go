@@ -2,6 +2,8 @@ package embedded_test
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -30,6 +32,19 @@ func TestStartRefuses(t *testing.T) {
 		_, err := embedded.StartCluster(tc.n, tc.opts)
 		require.ErrorIs(t, err, teamgate.ErrInvalid, tc.name)
 	}
+}
+
+// TestStartOnATakenPort: a port another process listens on is ErrConflict naming the address,
+// at once, not "not ready" after ReadyTimeout.
+func TestStartOnATakenPort(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, err = embedded.Start(embedded.Options{Dir: t.TempDir(), Port: port})
+	require.ErrorIs(t, err, teamgate.ErrConflict)
+	require.ErrorContains(t, err, "127.0.0.1:"+strconv.Itoa(port))
 }
 
 // TestCluster: three routed servers hold a 3-replica stream; with the stream's leader stopped,
