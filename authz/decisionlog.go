@@ -513,8 +513,12 @@ func (e *Engine) FlushDecisionLog(ctx context.Context) error {
 // ctx's error once the goroutine has returned (so a sink must honour its context). Close closes
 // neither the Directory nor the sink: the caller opened them. Decisions after Close are still
 // answered (the Directory decides whether the engine works) but no longer logged: they count as
-// dropped. Close is idempotent; without a decision log it does nothing.
+// dropped. Close also unregisters the engine's metrics (WithMetrics) from the host's registry,
+// so a new engine may register there. Close is idempotent.
 func (e *Engine) Close(ctx context.Context) error {
+	if e.obs != nil && e.obs.metrics != nil {
+		e.obs.metrics.unregister()
+	}
 	if e.declog == nil {
 		return nil
 	}

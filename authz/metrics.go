@@ -131,6 +131,7 @@ var decisionBuckets = []float64{1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.
 // collector reading everything else from the engine when the registry is gathered.
 type decisionMetrics struct {
 	e       *Engine
+	reg     prometheus.Registerer // where they are registered: Engine.Close unregisters them
 	vec     *prometheus.HistogramVec
 	latency [numPaths][numOutcomes]prometheus.Observer // nil: cannot happen on this engine
 	hists   []labelledHistogram                        // the non-nil ones of latency
@@ -146,7 +147,7 @@ type labelledHistogram struct {
 var _ prometheus.Collector = (*decisionMetrics)(nil)
 
 func newDecisionMetrics(e *Engine, reg prometheus.Registerer) (*decisionMetrics, error) {
-	m := &decisionMetrics{e: e, vec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	m := &decisionMetrics{e: e, reg: reg, vec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "teamgate_decision_duration_seconds",
 		Help:    "Time Authorize took, by the path that decided (cache_l1, cache_l2, compiled, rego; none when it returned an error) and the outcome (allowed, denied, error).",
 		Buckets: decisionBuckets,
@@ -193,6 +194,13 @@ func newDecisionMetrics(e *Engine, reg prometheus.Registerer) (*decisionMetrics,
 		return nil, fmt.Errorf("authz: WithMetrics: %w", err)
 	}
 	return m, nil
+}
+
+// unregister removes the engine's metrics from the host's registry (Engine.Close), so that a
+// new engine may register on it and the registry no longer keeps this one alive.
+func (m *decisionMetrics) unregister() {
+	m.reg.Unregister(m)
+	m.reg.Unregister(m.vec)
 }
 
 // Describe sends the descriptors of the metrics Collect makes (the histogram is registered on

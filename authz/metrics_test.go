@@ -158,6 +158,12 @@ func TestMetricsRegistration(t *testing.T) {
 	_, err = authz.New(t.Context(), st, authz.WithMetrics(reg))
 	var dup prometheus.AlreadyRegisteredError
 	require.True(t, errors.As(err, &dup), "%v", err)
+	// Closing the engine unregisters its metrics: a new engine registers on the same registry.
+	require.NoError(t, eng.Close(t.Context()))
+	again, err := authz.New(t.Context(), st, authz.WithMetrics(reg))
+	require.NoError(t, err)
+	require.NoError(t, again.Close(t.Context()))
+	require.NoError(t, again.Close(t.Context()), "Close is idempotent")
 	shared := prometheus.NewPedanticRegistry()
 	for _, name := range []string{"a", "b"} {
 		_, err = authz.New(t.Context(), st, authz.WithMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"engine": name}, shared)))
