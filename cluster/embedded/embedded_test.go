@@ -76,7 +76,20 @@ func TestCluster(t *testing.T) {
 	require.NotEqual(t, -1, leader, info.Cluster.Leader)
 	c.Stop(leader)
 	c.Stop(leader) // stopping twice does nothing
-	ack, err := js.Publish(ctx, "t", []byte("2"))
+	// A publish sent while the client fails over and the stream elects a new leader may get no
+	// answer at all (nats.go then waits out its context): retry each attempt within a few
+	// seconds, with a message id so that an attempt that did land is not stored twice (as
+	// cluster.Node's writer does).
+	var ack *jetstream.PubAck
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, 3*time.Second)
+		ack, err = js.Publish(attempt, "t", []byte("2"), jetstream.WithMsgID("2"))
+		cancelAttempt()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		t.Logf("publish after the leader stopped: %v; retrying", err)
+	}
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), ack.Sequence)
 
