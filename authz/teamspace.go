@@ -115,11 +115,11 @@ func (e *Engine) visible(ctx context.Context, subject, owner string, page Page) 
 }
 
 // projectGetVerdict is the one place listings ask the decision table: whether a subject with
-// org role orgRole ("none" for non-members), grant ("" for none) and team roles teamRoles in the
+// org role orgRole ("none" for non-members), grant (the zero Grant for none) and team roles teamRoles in the
 // org may project.get a project whose effective teams are teams. An evaluation failure denies,
 // counted and logged like any other.
-func (e *Engine) projectGetVerdict(ctx context.Context, p *rego.Policy, t *rego.Table, orgRole, grant string, teams []string, restricted bool, teamRoles store.UserTeams) bool {
-	v, err := t.Verdict(ctx, rego.Key{Action: "project.get", Exists: true, OrgRole: orgRole, Grant: grant,
+func (e *Engine) projectGetVerdict(ctx context.Context, p *rego.Policy, t *rego.Table, orgRole string, grant store.Grant, teams []string, restricted bool, teamRoles store.UserTeams) bool {
+	v, err := t.Verdict(ctx, rego.Key{Action: "project.get", Exists: true, OrgRole: orgRole, Grant: grant.Role, BreakGlass: grant.BreakGlass != nil,
 		TeamRole: p.HighestRole(teamRoles.Role, teams), Restricted: restricted})
 	if err != nil {
 		if ctx.Err() == nil { // a listing cut short by its context is an error, not a failure
@@ -149,11 +149,7 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 		}
 		teamRoles := r.TeamRoles(o.Org, subject)
 		allowed := func(pv store.ProjectView) bool {
-			grant := ""
-			if g, ok := pv.Project.Grants[subject]; ok {
-				grant = g.Role
-			}
-			return e.projectGetVerdict(ctx, p, t, orgRole, grant, pv.Teams.Values, pv.Teams.Restricted, teamRoles)
+			return e.projectGetVerdict(ctx, p, t, orgRole, pv.Project.Grants[subject], pv.Teams.Values, pv.Teams.Restricted, teamRoles)
 		}
 		if o.IsTeam() {
 			out.Projects = []string{}
@@ -167,8 +163,8 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 		}
 		// Every project without facts of its own for the subject (no grant, no team role) is in
 		// one of two classes, decided once each; the class members come from the sorted indexes.
-		openOK := e.projectGetVerdict(ctx, p, t, orgRole, "", nil, false, store.UserTeams{})
-		restrictedOK := e.projectGetVerdict(ctx, p, t, orgRole, "", nil, true, store.UserTeams{})
+		openOK := e.projectGetVerdict(ctx, p, t, orgRole, store.Grant{}, nil, false, store.UserTeams{})
+		restrictedOK := e.projectGetVerdict(ctx, p, t, orgRole, store.Grant{}, nil, true, store.UserTeams{})
 		var class, skip []string // the allowed classes' members: class minus skip
 		switch {
 		case openOK && restrictedOK:
