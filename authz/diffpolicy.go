@@ -346,10 +346,7 @@ func (e *Engine) readPairs(anyone bool) ([]pairFacts, uint64, error) {
 						org, team, project, name = res.Ref.Org, res.Ref.Team, res.Ref.Project, res.Ref.String()
 					}
 					pf := pairFacts{subject: u, resource: name, kind: res.Kind, acc: r.Access(org, team, project, u)}
-					pf.in.Subject, pf.in.Resource = facts(&pf.acc, res.Kind, u, org, team, project)
-					if pf.in.Resource.Exists {
-						pf.in.Subject.TeamRoles = r.TeamRoles(org, u).Map()
-					}
+					pf.in.Subject, pf.in.Resource = inputFacts(r, &pf.acc, res.Kind, u, org, team, project)
 					out = append(out, pf)
 				}
 			}

@@ -792,19 +792,23 @@ func (q *query) readAll(r store.Reader) {
 // policy reads: the subject's team roles in the org, and the runs.transfer destination's facts.
 func (q *query) readInput(r store.Reader) *rego.Input {
 	in := &rego.Input{Action: q.req.Action, Attributes: q.attrs}
-	in.Subject, in.Resource = facts(&q.acc, q.kind, q.req.Subject, q.org, q.team, q.project)
-	if in.Resource.Exists {
-		in.Subject.TeamRoles = r.TeamRoles(q.org, q.req.Subject).Map()
-	}
+	in.Subject, in.Resource = inputFacts(r, &q.acc, q.kind, q.req.Subject, q.org, q.team, q.project)
 	if d := q.dest; d != nil {
 		a := r.Access(d.Org, d.Team, d.Project, q.req.Subject)
-		s, f := facts(&a, scope.KindProject, q.req.Subject, d.Org, d.Team, d.Project)
-		if f.Exists {
-			s.TeamRoles = r.TeamRoles(d.Org, q.req.Subject).Map()
-		}
+		s, f := inputFacts(r, &a, scope.KindProject, q.req.Subject, d.Org, d.Team, d.Project)
 		in.Destination = &rego.Destination{Subject: s, Resource: f}
 	}
 	return in
+}
+
+// inputFacts are facts with the subject's team roles in the org, read from r: the policy
+// input's subject and resource for a full evaluation.
+func inputFacts(r store.Reader, a *store.Access, kind scope.Kind, subject, org, team, project string) (rego.Subject, rego.Resource) {
+	s, f := facts(a, kind, subject, org, team, project)
+	if f.Exists {
+		s.TeamRoles = r.TeamRoles(org, subject).Map()
+	}
+	return s, f
 }
 
 // key reduces the facts read to the decision table's key.
