@@ -135,6 +135,9 @@ func (g Grant) validate(what string) error {
 	if err := checkRole(what+" role", g.Role, teamRoles); err != nil {
 		return err
 	}
+	if err := checkExpiry(what, g.ExpiresAt); err != nil {
+		return err
+	}
 	if b := g.BreakGlass; b != nil {
 		switch {
 		case g.ExpiresAt.IsZero():
