@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
@@ -27,8 +28,9 @@ const (
 	// whose org role reaches every team, owners and managers under the default data).
 	LintTeamWithoutAdmin LintCode = "team_without_admin"
 	// LintGrantRedundant: removing the grant changes no project decision of its holder (the
-	// role it gives is what its teams and org role give anyway) and it carries no per-user
-	// settings.
+	// role it gives is what its teams and org role give anyway), it carries no per-user
+	// settings, and it ends no later than every expiring team membership of its holder in the
+	// org (a grant that outlasts one keeps the access when the membership ends).
 	LintGrantRedundant LintCode = "grant_redundant"
 	// LintDefaultTeamEmpty: a user's default team space shows them no project and they may not
 	// create one there, so every call that takes the default team finds nothing.
@@ -223,6 +225,17 @@ func (l *linter) read(r store.Reader, o string) (lintOrg, error) {
 			od.users = append(od.users, u)
 		}
 	}
+	// When each member's first expiring team membership ends: a grant that outlasts it is not
+	// redundant, whatever its teams give today (deleting it would end the access early).
+	teamsEnd := map[string]time.Time{}
+	all, _ := r.Expiries(store.MaxExpiry) // every expiring entry
+	for _, c := range all {
+		if m, ok := c.(store.ExpireTeamMember); ok && m.Org == o {
+			if end, seen := teamsEnd[m.User]; !seen || m.ExpiresAt.Before(end) {
+				teamsEnd[m.User] = m.ExpiresAt
+			}
+		}
+	}
 	for _, name := range r.Projects(o) {
 		pv, _ := r.Project(o, name)
 		ref := scope.Ref{Org: o, Project: name}
@@ -242,6 +255,9 @@ func (l *linter) read(r store.Reader, o string) (lintOrg, error) {
 			g := pv.Project.Grants[user]
 			if g.Queue != "" || g.Namespace != "" || len(g.DefaultPresets) > 0 {
 				continue // a grant with per-user settings does more than give a role
+			}
+			if end, ok := teamsEnd[user]; ok && (g.ExpiresAt.IsZero() || end.Before(g.ExpiresAt)) {
+				continue // it outlasts a team membership of its holder
 			}
 			lg := lintGrant{org: o, project: name, user: user, role: g.Role}
 			for _, a := range l.p.Actions() {
