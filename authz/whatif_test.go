@@ -369,3 +369,36 @@ type stoppedAt time.Time
 
 func (c stoppedAt) Now() time.Time                     { return time.Time(c) }
 func (stoppedAt) After(time.Duration) <-chan time.Time { return nil }
+
+// TestSimulateOrgAndFileBatches: batches the random writes do not make — deleting and recreating
+// the org, a team created and deleted, a whole data file or directory replacing the org, a new
+// org — are simulated exactly (held: found by the issue 12 attack review).
+func TestSimulateOrgAndFileBatches(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(2) {
+		eng, users, _, projects := randomDirectory(t, seed)
+		other, _, _, _ := randomDirectory(t, seed+100) // another directory: PutFile/PutDirectory of it
+		var file *store.File
+		require.NoError(t, other.Directory().View(func(r store.Reader) error { file = r.Snapshot(); return nil }))
+		for i, batch := range [][]store.Change{
+			{store.DeleteOrg{Name: "o"}},
+			{store.PutTeam{Team: store.Team{Org: "o", Name: "new"}}, store.DeleteTeam{Org: "o", Name: "new"}},
+			{store.PutFile{File: *file}},
+			{store.PutDirectory{File: *file}},
+			{store.PutOrg{Org: store.Org{Name: "o2"}}, store.PutMember{Org: "o2", User: "u1", Role: "owner"}},
+			{store.DeleteOrg{Name: "o"}, store.PutOrg{Org: store.Org{Name: "o"}}, store.PutMember{Org: "o", User: "u1", Role: "owner"}},
+		} {
+			copy, _, _, _ := randomDirectory(t, seed)
+			got, simErr := eng.Simulate(t.Context(), batch...)
+			_, applyErr := copy.Directory().Apply(t.Context(), batch...)
+			if applyErr != nil {
+				require.Error(t, simErr)
+				require.Equal(t, applyErr.Error(), simErr.Error())
+				continue
+			}
+			require.NoError(t, simErr)
+			want := bruteForceWhatIf(t, eng, copy, users, projects)
+			require.Equal(t, stripRevisions(want), stripRevisions(got), fmt.Sprintf("seed %d batch %d", seed, i))
+		}
+	}
+}
