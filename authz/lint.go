@@ -125,6 +125,28 @@ type linter struct {
 	p        *rego.Policy
 	rev      uint64
 	findings []Finding
+	// teamsEnd is, by org and member, when the member's first expiring team membership ends: a
+	// grant that outlasts it is not redundant, whatever its teams give today (deleting it would
+	// end the access early).
+	teamsEnd map[string]map[string]time.Time
+}
+
+// readTeamsEnd fills l.teamsEnd from every expiring entry of the snapshot.
+func (l *linter) readTeamsEnd(r store.Reader) {
+	l.teamsEnd = map[string]map[string]time.Time{}
+	all, _ := r.Expiries(store.MaxExpiry)
+	for _, c := range all {
+		m, ok := c.(store.ExpireTeamMember)
+		if !ok {
+			continue
+		}
+		if l.teamsEnd[m.Org] == nil {
+			l.teamsEnd[m.Org] = map[string]time.Time{}
+		}
+		if end, seen := l.teamsEnd[m.Org][m.User]; !seen || m.ExpiresAt.Before(end) {
+			l.teamsEnd[m.Org][m.User] = m.ExpiresAt
+		}
+	}
 }
 
 func (l *linter) add(code LintCode, object, msg string, fix Fix) {
@@ -175,6 +197,7 @@ func (e *Engine) lint(ctx context.Context, orgs []string) (LintReport, error) {
 				return &teamgate.NotFoundError{What: "org", Name: o}
 			}
 		}
+		l.readTeamsEnd(r)
 		for _, o := range names {
 			od, err := l.read(r, o)
 			if err != nil {
@@ -225,17 +248,7 @@ func (l *linter) read(r store.Reader, o string) (lintOrg, error) {
 			od.users = append(od.users, u)
 		}
 	}
-	// When each member's first expiring team membership ends: a grant that outlasts it is not
-	// redundant, whatever its teams give today (deleting it would end the access early).
-	teamsEnd := map[string]time.Time{}
-	all, _ := r.Expiries(store.MaxExpiry) // every expiring entry
-	for _, c := range all {
-		if m, ok := c.(store.ExpireTeamMember); ok && m.Org == o {
-			if end, seen := teamsEnd[m.User]; !seen || m.ExpiresAt.Before(end) {
-				teamsEnd[m.User] = m.ExpiresAt
-			}
-		}
-	}
+	teamsEnd := l.teamsEnd[o]
 	for _, name := range r.Projects(o) {
 		pv, _ := r.Project(o, name)
 		ref := scope.Ref{Org: o, Project: name}
