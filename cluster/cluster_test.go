@@ -100,6 +100,17 @@ func seededPair(t *testing.T, ctx context.Context) (a, b *cluster.Node) {
 	return a, b
 }
 
+// seededNode starts a test on a NATS server of its own: the test's context, the server, and a
+// node of an in-memory store with opts, seeded with the acme data file (revision 1).
+func seededNode(t *testing.T, opts cluster.Options) (context.Context, *embedded.Server, *cluster.Node) {
+	t.Helper()
+	ctx := testCtx(t)
+	srv := startNATS(t)
+	n := memNode(t, srv, opts)
+	mustApply(t, ctx, n, acmeFile(t))
+	return ctx, srv, n
+}
+
 // mustApply writes changes through n as one batch and returns its revision.
 func mustApply(t *testing.T, ctx context.Context, n *cluster.Node, changes ...store.Change) uint64 {
 	t.Helper()
@@ -296,10 +307,7 @@ func TestWriteSeenElsewhereWithMinRevision(t *testing.T) {
 // what was written meanwhile.
 func TestRestartedNodeResumes(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	writer := memNode(t, srv, cluster.Options{})
-	mustApply(t, ctx, writer, acmeFile(t))
+	ctx, srv, writer := seededNode(t, cluster.Options{})
 
 	dir := t.TempDir()
 	st := openStore(t, dir)
@@ -372,10 +380,7 @@ func TestBadMessageStopsFollower(t *testing.T) {
 // error instead of skipping.
 func TestBootstrapAfterTrim(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	writer := memNode(t, srv, cluster.Options{SnapshotEvery: -1})
-	mustApply(t, ctx, writer, acmeFile(t))
+	ctx, srv, writer := seededNode(t, cluster.Options{SnapshotEvery: -1})
 	put := func(user string) { t.Helper(); mustApply(t, ctx, writer, member(user)) }
 	for i := range 6 {
 		put(fmt.Sprintf("u%d", i))
@@ -573,10 +578,7 @@ func TestCorruptSnapshotStopsFollower(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
-			srv := startNATS(t)
-			writer := memNode(t, srv, cluster.Options{SnapshotEvery: -1})
-			mustApply(t, ctx, writer, acmeFile(t))
+			ctx, srv, writer := seededNode(t, cluster.Options{SnapshotEvery: -1})
 			put := func(user string) uint64 { t.Helper(); return mustApply(t, ctx, writer, member(user)) }
 			put("early")
 

@@ -104,10 +104,7 @@ func TestCreateProjectRaceOnTwoNodes(t *testing.T) {
 // revision gap, no snapshot) stops a new node's follower before the gap; it never skips it.
 func TestDeletedMessageStopsFollower(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	w := memNode(t, srv, cluster.Options{SnapshotEvery: -1})
-	mustApply(t, ctx, w, acmeFile(t))
+	ctx, srv, w := seededNode(t, cluster.Options{SnapshotEvery: -1})
 	var last uint64
 	for i := range 5 {
 		last = mustApply(t, ctx, w, member("g"+string(rune('a'+i))))
@@ -127,10 +124,7 @@ func TestDeletedMessageStopsFollower(t *testing.T) {
 // a consistent store at a revision of the stream.
 func TestCloseDuringCatchUp(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	w := memNode(t, srv, cluster.Options{SnapshotEvery: -1})
-	mustApply(t, ctx, w, acmeFile(t))
+	ctx, srv, _ := seededNode(t, cluster.Options{SnapshotEvery: -1})
 	js := jetStream(t, srv)
 	for i := range 3000 {
 		_, err := js.PublishAsync("teamgate.TEAMGATE.batch", batchBody(t, member(fmt.Sprintf("c%d", i))))
@@ -155,10 +149,7 @@ func TestCloseDuringCatchUp(t *testing.T) {
 // flips. (Under -race it also found Store.Close racing the cache's background commits.)
 func TestBootstrapFlipsCachedDecision(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	w := memNode(t, srv, cluster.Options{SnapshotEvery: -1})
-	mustApply(t, ctx, w, acmeFile(t))
+	ctx, srv, w := seededNode(t, cluster.Options{SnapshotEvery: -1})
 	dir := t.TempDir()
 	st := openStore(t, dir)
 	b := newNode(t, srv, st, cluster.Options{})
@@ -192,10 +183,7 @@ func TestBootstrapFlipsCachedDecision(t *testing.T) {
 // and each reads its own write.
 func TestCancelledCallerLeavesItsGroup(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	n := memNode(t, srv, cluster.Options{Stream: "CANCEL"})
-	mustApply(t, ctx, n, acmeFile(t))
+	ctx, _, n := seededNode(t, cluster.Options{Stream: "CANCEL"})
 	entered, release := holdFirstPublish(n)
 	var wg sync.WaitGroup
 	wg.Go(func() { mustApply(t, ctx, n, member("first")) })
@@ -247,10 +235,7 @@ func TestCancelledCallerLeavesItsGroup(t *testing.T) {
 // its follower stops with a FollowerError at its revision.
 func TestStreamRecreatedUnderARunningNode(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	b := memNode(t, srv, cluster.Options{Stream: "RECREATED"})
-	mustApply(t, ctx, b, acmeFile(t))
+	ctx, srv, b := seededNode(t, cluster.Options{Stream: "RECREATED"})
 	for _, u := range []string{"y1", "y2"} {
 		mustApply(t, ctx, b, member(u))
 	}

@@ -145,10 +145,7 @@ func TestLostAcknowledgementIsNotWrittenTwice(t *testing.T) {
 // alone and the others are written.
 func TestConcurrentAppliesShareOneMessage(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	n := memNode(t, srv, cluster.Options{Stream: "GROUP"})
-	mustApply(t, ctx, n, acmeFile(t))
+	ctx, srv, n := seededNode(t, cluster.Options{Stream: "GROUP"})
 	entered, release := holdFirstPublish(n)
 	type outcome struct {
 		rev uint64
@@ -337,10 +334,7 @@ func TestCloseWhileWritesAreInFlight(t *testing.T) {
 // it was. A node's store of this stream resumes.
 func TestStoreWithAnotherHistoryIsRefused(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	writer := memNode(t, srv, cluster.Options{Stream: "HIST"})
-	mustApply(t, ctx, writer, acmeFile(t))
+	ctx, srv, writer := seededNode(t, cluster.Options{Stream: "HIST"})
 	for i := range 3 {
 		mustApply(t, ctx, writer, member(fmt.Sprintf("u%d", i)))
 	}
