@@ -433,7 +433,7 @@ func TestExpiryOutOfRange(t *testing.T) {
 		store.PutGrant{Org: "a", Project: "p", User: "carl", Grant: store.Grant{Role: "admin", ExpiresAt: far}},
 	} {
 		s := openClock(t, clocktest.New(t0), "")
-		rev, err := s.Apply(t.Context(), expiringDir()...)
+		rev, err := s.Apply(t.Context(), expirytest.Org()...)
 		require.NoError(t, err)
 		_, err = s.Apply(t.Context(), c)
 		require.ErrorIs(t, err, teamgate.ErrInvalid, c.Kind())
@@ -450,7 +450,7 @@ func TestExpiryOutOfRange(t *testing.T) {
 	for _, at := range []time.Time{store.MaxExpiry, t0.Add(time.Hour), time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, 0)} {
 		clock := clocktest.New(t0)
 		s := openClock(t, clock, "")
-		_, err := s.Apply(t.Context(), append(expiringDir(),
+		_, err := s.Apply(t.Context(), append(expirytest.Org(),
 			store.PutTeamMember{Org: "a", Team: "t", User: "carl", Role: "admin", ExpiresAt: at},
 			store.PutGrant{Org: "a", Project: "p", User: "carl", Grant: store.Grant{Role: "viewer", ExpiresAt: at}})...)
 		require.NoError(t, err, at)
