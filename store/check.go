@@ -152,6 +152,12 @@ func (o *orgData) checkMembers() error {
 	if len(p.ids)+len(free) != len(p.names) {
 		return fmt.Errorf("%d member ids, of which %d members and %d free", len(p.names), len(p.ids), len(free))
 	}
+	if err := p.list.check(); err != nil {
+		return fmt.Errorf("sorted member list: %w", err)
+	}
+	if have, want := p.list.all(), p.sorted(); !slices.Equal(have, want) {
+		return fmt.Errorf("sorted member list differs from the members: have %d names, want %d", len(have), len(want))
+	}
 	teams := 0
 	for id, td := range o.teamByID {
 		if td == nil {

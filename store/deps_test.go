@@ -52,6 +52,8 @@ func depsCases() []depsCase {
 		{"OrgRole", func(r store.Reader) any { return pair(r.OrgRole("a", "dave")) }, []store.Change{store.PutMember{Org: "a", User: "dave", Role: "viewer"}}},
 		{"OrgRole", func(r store.Reader) any { return pair(r.OrgRole("a", "bob")) }, []store.Change{store.DeleteOrg{Name: "a"}}},
 		{"Members", func(r store.Reader) any { return r.Members("a") }, []store.Change{store.PutMember{Org: "a", User: "dave", Role: "viewer"}}},
+		{"MemberList", func(r store.Reader) any { return slices.Collect(r.MemberList("a").After("")) }, []store.Change{store.PutMember{Org: "a", User: "dave", Role: "viewer"}}},
+		{"MemberList", func(r store.Reader) any { return slices.Collect(r.MemberList("a").After("")) }, []store.Change{store.DeleteMember{Org: "a", User: "bob"}}},
 		{"TeamRoles", func(r store.Reader) any { return r.TeamRoles("a", "bob").Map() }, []store.Change{store.PutTeamMember{Org: "a", Team: "t2", User: "bob", Role: "admin"}}},
 		{"TeamRoles", func(r store.Reader) any { return r.TeamRoles("a", "bob").Map() }, []store.Change{store.DeleteMember{Org: "a", User: "bob"}}},
 		{"Team", func(r store.Reader) any { return pair(r.Team("a", "t1")) }, []store.Change{store.PutTeam{Team: store.Team{Org: "a", Name: "t1", Policy: "pol"}}}},

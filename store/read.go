@@ -92,6 +92,17 @@ func (r Reader) Members(org string) map[string]string {
 	return nil
 }
 
+// MemberList returns an org's members in order (empty for an unknown org): immutable, kept by
+// the store with the state, so it costs nothing to get and may be kept after View returns. A
+// listing pages through it with After, a binary search to the cursor and then one step a name.
+func (r Reader) MemberList(org string) MemberList {
+	r.dep('x', org, "")
+	if o, ok := r.st.orgs[org]; ok {
+		return MemberList{o.members.list}
+	}
+	return MemberList{}
+}
+
 // TeamRoles returns a user's team roles in an org.
 func (r Reader) TeamRoles(org, user string) UserTeams {
 	r.dep('m', org, user)

@@ -159,7 +159,7 @@ func (o *orgData) clone() *orgData {
 		org: o.org,
 		members: people{ids: maps.Clone(o.members.ids), names: slices.Clone(o.members.names),
 			roles: slices.Clone(o.members.roles), teams: slices.Clone(o.members.teams),
-			free: slices.Clone(o.members.free)},
+			free: slices.Clone(o.members.free), list: o.members.list},
 		teams:          make(map[string]*teamData, len(o.teams)),
 		teamByID:       make([]*teamData, len(o.teamByID)),
 		freeTeam:       slices.Clone(o.freeTeam),

@@ -90,6 +90,9 @@ type people struct {
 	roles []roleCode        // id → org role; 0 for a free id
 	teams [][]teamRole      // id → team memberships, in no order
 	free  []uint32          // free ids, reused first
+	// list is the members' names in order (immutable, replaced by each join and leave; built
+	// once after loading, not by each record replayed).
+	list *nameList
 }
 
 // role returns a member's id and org role code (0, 0 for a non-member).
@@ -170,6 +173,9 @@ func (t *txn) putMember(o *orgData, user string, role roleCode) {
 		}
 	})
 	set(t, p.ids, user, id)
+	if !t.loading {
+		assign(t, &p.list, p.list.with(user))
+	}
 }
 
 // delMember removes a member who is in no team any more, freeing their id.
@@ -192,6 +198,9 @@ func (t *txn) delMember(o *orgData, user string) {
 	p.names[id], p.roles[id], p.teams[id] = "", 0, nil
 	p.free = append(p.free, id)
 	del(t, p.ids, user)
+	if !t.loading {
+		assign(t, &p.list, p.list.without(user))
+	}
 }
 
 // setTeams replaces a member's team memberships (a new slice while not loading, so the undo log

@@ -822,6 +822,7 @@ func (s *Store) load(ctx context.Context) error {
 	st.rev = rev
 	for _, o := range st.orgs {
 		o.resort()
+		o.members.list = newNameList(o.members.sorted())
 	}
 	s.st = st
 	s.revision.Store(rev)
