@@ -329,7 +329,7 @@ func (e *Engine) readPairs(anyone bool) ([]pairFacts, uint64, error) {
 	err := e.dir.View(func(r store.Reader) error {
 		rev = r.Revision()
 		for _, org := range r.Orgs() {
-			subjects := candidates(r, org, anyone, "")
+			subjects := slices.Collect(candidates(r, org, anyone, ""))
 			var resources []scope.Resource
 			resources = append(resources, scope.Resource{Kind: scope.KindOrg, Owner: scope.Owner{Org: org}})
 			for _, t := range r.Teams(org) {

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"iter"
 	"maps"
 	"slices"
 	"strconv"
@@ -58,14 +59,17 @@ const listingSubject = "_"
 //
 //   - While the policy has a decision table (the default rules with any data), each candidate
 //     is decided by the table cell of its facts (org role, grant, highest role among the
-//     project's effective teams), read from the indexes in one snapshot: a page costs one pass
-//     over the org's members, a few map lookups each, no Rego evaluation once the table's cells
-//     are filled, plus sorting the allowed ones. The table's own cell for a non-member says
+//     project's effective teams), read from the indexes in one snapshot, a few map lookups
+//     each and no Rego evaluation once the table's cells are filled. The members come in order
+//     from the store's sorted member list (kept with the state, shared by readers): a page
+//     seeks its cursor by binary search and walks forward until it is full, so it costs the
+//     members between its cursor and its last subject, not the org; paging through a whole
+//     listing walks the org once. The table's own cell for a non-member says
 //     whether non-members can be allowed (data holding an ext.allow list allows everyone); if
 //     so the listing is Unbounded and the candidates are every subject the directory knows.
 //   - With authors' modules there is no table, and each candidate past the cursor is decided with
-//     Authorize (full evaluation, cached) until the page is full: up to one evaluation per
-//     member of the org. When a module defines ext.allow (rego.Policy.ExtAllows), which may name
+//     Authorize (full evaluation, cached) until the page is full: one evaluation per member
+//     between the cursor and the page's last subject. When a module defines ext.allow (rego.Policy.ExtAllows), which may name
 //     any subject, the candidates are every subject the directory knows — the members of every
 //     org and every user record — and the page is Unbounded: a subject id stored nowhere cannot
 //     be listed, whatever a module says about it.
@@ -117,27 +121,29 @@ func (e *Engine) subjects(ctx context.Context, req Request, page Page, useTable 
 	return out, nil
 }
 
-// candidates returns the sorted subjects past cursor that may be allowed on the resource of org:
-// its members, or with unbounded every subject the directory knows. The slice is the caller's.
-func candidates(r store.Reader, org string, unbounded bool, cursor string) []string {
-	var names []string
+// candidates returns the subjects past cursor, in order, that may be allowed on the resource of
+// org: its members, or with unbounded every subject the directory knows. The members come from
+// the store's sorted member list (immutable: the sequence may be walked after the View that
+// read it), so seeking the cursor is a binary search and each candidate one step; a page walks
+// only the members between its cursor and its last subject. The unbounded union is built and
+// sorted whole, in time linear in the directory.
+func candidates(r store.Reader, org string, unbounded bool, cursor string) iter.Seq[string] {
 	if !unbounded {
-		names = slices.Collect(maps.Keys(r.Members(org)))
-	} else {
-		seen := map[string]struct{}{}
-		for _, o := range r.Orgs() {
-			for m := range r.Members(o) {
-				seen[m] = struct{}{}
-			}
-		}
-		for _, u := range r.Users() {
-			seen[u] = struct{}{}
-		}
-		names = slices.Collect(maps.Keys(seen))
+		return r.MemberList(org).After(cursor)
 	}
+	seen := map[string]struct{}{}
+	for _, o := range r.Orgs() {
+		for m := range r.MemberList(o).After("") {
+			seen[m] = struct{}{}
+		}
+	}
+	for _, u := range r.Users() {
+		seen[u] = struct{}{}
+	}
+	names := slices.Collect(maps.Keys(seen))
 	names = slices.DeleteFunc(names, func(n string) bool { return n <= cursor })
 	slices.Sort(names)
-	return names
+	return slices.Values(names)
 }
 
 // subjectsByTable answers a listing from the store's indexes and the decision table, in one
@@ -163,7 +169,7 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 		out.Unbounded = err == nil && v.Allow
 		keys := map[string]rego.Key{}
 		var allowed []string
-		for _, name := range candidates(r, q.org, out.Unbounded, cursor) {
+		for name := range candidates(r, q.org, out.Unbounded, cursor) {
 			q.req.Subject = name
 			q.acc = r.Access(q.org, q.team, q.project, name)
 			k := q.key(p)
@@ -210,12 +216,12 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 // any fact.
 func (e *Engine) subjectsByEvaluation(ctx context.Context, p *rego.Policy, q *query, cursor string, limit int) (SubjectPage, error) {
 	out := SubjectPage{Subjects: []Access{}, Unbounded: p.ExtAllows()}
-	var names []string
+	names := slices.Values([]string(nil))
 	err := e.dir.View(func(r store.Reader) error {
 		out.Revision = r.Revision()
 		q.acc = r.Access(q.org, q.team, q.project, q.req.Subject)
 		if q.acc.Missing == store.Found {
-			names = candidates(r, q.org, out.Unbounded, cursor)
+			names = candidates(r, q.org, out.Unbounded, cursor) // immutable: walked after the View
 		}
 		return nil
 	})
@@ -225,7 +231,7 @@ func (e *Engine) subjectsByEvaluation(ctx context.Context, p *rego.Policy, q *qu
 	req := q.req
 	req.MinRevision, req.unlogged = out.Revision, true
 	var decided []Decision
-	for _, name := range names {
+	for name := range names {
 		if limit > 0 && len(out.Subjects) == limit {
 			break
 		}

@@ -252,3 +252,111 @@ func TestListSubjectsWithExpiryAndBreakGlass(t *testing.T) {
 		}
 	}
 }
+
+// TestListSubjectsPagingAcrossWrites pages who-can while members join, leave and change role
+// between pages (names that sort before, at and after the cursor). Each page must be exactly
+// the first subjects past its cursor that Authorize allows at that moment; pages never repeat a
+// subject; a subject allowed from the first page to the last and untouched by the writes is
+// listed. Cursors past the end, and cursors that name no member, are honoured too.
+func TestListSubjectsPagingAcrossWrites(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	for seed := range uint64(3) {
+		for name, opts := range map[string][]authz.Option{
+			"table": nil,
+			"ext":   {authz.WithModules(rego.Module{Name: "d.rego", Source: "package teamgate.ext\nimport rego.v1\ndeny contains \"frozen\" if input.resource.project == \"proj1\"\n"})},
+		} {
+			eng, _, teams, projects := whoCanDirectory(t, seed, opts...)
+			rng := rand.New(rand.NewPCG(seed, 17))
+			members := func() []string {
+				var out []string
+				require.NoError(t, eng.Directory().View(func(r store.Reader) error {
+					out = slices.Collect(r.MemberList("o").After(""))
+					return nil
+				}))
+				return out
+			}
+			// allowedAfter is what a page past cursor must hold: Authorize over the members.
+			allowedAfter := func(action, res, cursor string, limit int) []string {
+				out := []string{}
+				for _, u := range members() {
+					if u <= cursor || len(out) == limit {
+						continue
+					}
+					d, err := eng.Authorize(ctx, authz.Request{Subject: u, Action: action, Resource: res})
+					require.NoError(t, err)
+					if d.Allowed {
+						out = append(out, u)
+					}
+				}
+				return out
+			}
+			for _, action := range []string{"runs.stop", "project.get", "members.manage"} {
+				res := "o/" + projects[rng.IntN(len(projects))]
+				if action == "members.manage" {
+					res = "o"
+				}
+				where := fmt.Sprintf("seed %d %s %s %s", seed, name, action, res)
+				first := allowedAfter(action, res, "", -1)
+				touched := map[string]bool{}
+				var listed []string
+				pg := authz.Page{Limit: 2}
+				for step := 0; ; step++ {
+					require.Less(t, step, 100, where)
+					page, err := eng.ListSubjects(ctx, action, res, pg)
+					require.NoError(t, err, where)
+					got := []string{}
+					for _, a := range page.Subjects {
+						got = append(got, a.Subject)
+					}
+					require.Equal(t, allowedAfter(action, res, pg.After, pg.Limit), got, "%s page after %q", where, pg.After)
+					listed = append(listed, got...)
+					if page.Next == "" {
+						break
+					}
+					pg.After = page.Next
+					// Writes between pages: a join that sorts right after the cursor, a join at
+					// the end, a role change and a leave of random members.
+					ms := members()
+					joinNear, joinEnd := pg.After+"a", fmt.Sprintf("z%d", step)
+					victim, changed := ms[rng.IntN(len(ms))], ms[rng.IntN(len(ms))]
+					cs := []store.Change{
+						store.PutMember{Org: "o", User: joinNear, Role: "admin"},
+						store.PutMember{Org: "o", User: joinEnd, Role: "owner"},
+						store.PutTeamMember{Org: "o", Team: teams[rng.IntN(len(teams))], User: joinNear, Role: "admin"},
+						store.PutMember{Org: "o", User: changed, Role: store.OrgRoles()[rng.IntN(7)]},
+					}
+					if victim != changed {
+						cs = append(cs, store.DeleteMember{Org: "o", User: victim})
+					}
+					_, err = eng.Directory().Apply(ctx, cs...)
+					require.NoError(t, err, where)
+					for _, u := range []string{joinNear, joinEnd, victim, changed} {
+						touched[u] = true
+					}
+				}
+				require.True(t, slices.IsSorted(listed), "%s: pages in order, none repeated: %v", where, listed)
+				require.Len(t, slices.Compact(slices.Clone(listed)), len(listed), where)
+				last := allowedAfter(action, res, "", -1)
+				for _, u := range first {
+					if slices.Contains(last, u) && !touched[u] {
+						require.Contains(t, listed, u, "%s: %s was allowed throughout", where, u)
+					}
+				}
+				// Cursors past the end and between members.
+				for _, cursor := range []string{"zzzz", "~", "u1~", "u", ""} {
+					page, err := eng.ListSubjects(ctx, action, res, authz.Page{Limit: 3, After: cursor})
+					require.NoError(t, err, where)
+					got := []string{}
+					for _, a := range page.Subjects {
+						got = append(got, a.Subject)
+					}
+					require.Equal(t, allowedAfter(action, res, cursor, 3), got, "%s cursor %q", where, cursor)
+					if len(allowedAfter(action, res, cursor, 4)) <= 3 {
+						require.Empty(t, page.Next, "%s cursor %q: the last page", where, cursor)
+					}
+				}
+			}
+		}
+	}
+}
