@@ -116,6 +116,7 @@ func (t *txn) setMemberExpiry(o *orgData, td *teamData, id uint32, at time.Time)
 		return
 	}
 	set(t, o.memberExpiry, key, unixOrZero(at))
+	t.expiring = append(t.expiring, expiryEntry{at: unixOrZero(at), org: o.org.Name, team: td.id, member: id})
 }
 
 // setGrantExpiries makes the grant expiry index of project p match its grants.
@@ -128,6 +129,9 @@ func (t *txn) setGrantExpiries(o *orgData, p Project) {
 	for _, u := range sortedKeys(p.Grants) {
 		if at := p.Grants[u].ExpiresAt; !at.IsZero() {
 			setIndex(t, o.grantExpiry, p.Name, u, unixOrZero(at))
+			if !t.loading {
+				t.expiring = append(t.expiring, expiryEntry{at: unixOrZero(at), org: o.org.Name, project: p.Name, user: u})
+			}
 		}
 	}
 }
@@ -235,8 +239,7 @@ func (r Reader) Expiries(now time.Time) (due []Change, next time.Time) {
 		var members []Change
 		for key, exp := range o.memberExpiry {
 			if consider(exp) {
-				members = append(members, ExpireTeamMember{Org: org, Team: o.teamByID[key[0]].team.Name,
-					User: o.members.names[key[1]], ExpiresAt: time.Unix(0, exp).UTC()})
+				members = append(members, o.memberExpiryChange(org, key, exp))
 			}
 		}
 		slices.SortFunc(members, func(a, b Change) int {
@@ -247,7 +250,7 @@ func (r Reader) Expiries(now time.Time) (due []Change, next time.Time) {
 		for _, p := range sortedKeys(o.grantExpiry) {
 			for _, u := range sortedKeys(o.grantExpiry[p]) {
 				if consider(o.grantExpiry[p][u]) {
-					due = append(due, ExpireGrant{Org: org, Project: p, User: u, ExpiresAt: o.projects[p].p.Grants[u].ExpiresAt})
+					due = append(due, o.grantExpiryChange(org, p, u))
 				}
 			}
 		}
@@ -264,7 +267,17 @@ func (r Reader) Expiries(now time.Time) (due []Change, next time.Time) {
 func (s *Store) expireDue(ctx context.Context, apply func(context.Context, ...Change) (uint64, error)) (time.Time, bool) {
 	var due []Change
 	var next time.Time
-	if err := s.View(func(r Reader) error { due, next = r.Expiries(s.clock.Now()); return nil }); err != nil {
+	err := s.View(func(r Reader) error {
+		// From the queue ordered by time: what is due and the next, without a scan of every
+		// expiring entry (Reader.Expiries gives the same answer by scanning).
+		var nxt int64
+		due, nxt = s.expiries.due(r.st, clockNanos(s.clock.Now()))
+		if nxt != 0 {
+			next = time.Unix(0, nxt).UTC()
+		}
+		return nil
+	})
+	if err != nil {
 		return time.Time{}, false
 	}
 	if len(due) == 0 {

@@ -430,6 +430,7 @@ type txn struct {
 	loading  bool                  // replaying records at Open: no undo log, no write bookkeeping
 	resort   map[*orgData]struct{} // orgs whose project or open-project sets changed
 	fork     *fork                 // set when simulating: orgs are copied on first use (simulate.go)
+	expiring []expiryEntry         // expiries this batch set, queued when it commits (expiryq.go)
 }
 
 func newTxn(st *state, loading bool) *txn {

@@ -119,6 +119,7 @@ type Store struct {
 
 	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
 	clock    Clock         // Options.Clock (expiry.go)
+	expiries expiryQueue   // pending expiries by time (expiryq.go): added to at commit under mu
 	revision atomic.Uint64 // st.rev, readable without the lock
 
 	persistent bool          // on disk: caches in Badger survive a restart
@@ -439,6 +440,7 @@ func (s *Store) commitGroup(group []*queued) {
 		for o := range b.t.resort {
 			resort[o] = struct{}{}
 		}
+		s.expiries.add(s.st, b.t.expiring)
 	}
 	for o := range resort {
 		o.resort()
@@ -824,6 +826,7 @@ func (s *Store) load(ctx context.Context) error {
 		o.resort()
 		o.members.list = newNameList(o.members.sorted())
 	}
+	s.expiries.reset(st)
 	s.st = st
 	s.revision.Store(rev)
 	return nil
