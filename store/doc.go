@@ -227,9 +227,13 @@
 // others' fail validation against the state it left.
 //
 // The expiry loop keeps no schedule on disk: the expiring entries are indexed in memory
-// (per org: memberships by team and member id, grants by project and user), and the loop
-// wakes at the earliest expires_at or after any write, when it scans that index (its size is the
-// number of expiring entries, not the directory's).
+// (per org: memberships by team and member id, grants by project and user), and a queue ordered
+// by expires_at holds them for the loop: each committed write adds the expiries it set, Open
+// fills it from the index. The loop wakes at the earliest expires_at or after any write, and
+// then reads only the queue's head — the entries due and the next one — dropping entries a
+// renewal, delete or rename made stale (the index no longer holds that expires_at for them): a
+// write does not rescan every expiring entry. Reader.Expiries gives the same answer by scanning
+// the index (a test compares them after random renewals, deletes and renames).
 //
 // # Data files
 //
