@@ -59,3 +59,33 @@ func TestNameListMatchesASortedSet(t *testing.T) {
 	}
 	require.Nil(t, l, "removing every name empties the list")
 }
+
+// TestMemberListFollowsBatches: the sorted member list follows joins and leaves whether a batch
+// holds a few (a new list sharing blocks) or thousands (rebuilt), and a failed batch leaves it
+// as it was.
+func TestMemberListFollowsBatches(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.Context(), Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	cs := []Change{PutOrg{Org: Org{Name: "o"}}}
+	for i := range 3000 {
+		cs = append(cs, PutMember{Org: "o", User: fmt.Sprintf("m%04d", i), Role: "member"})
+	}
+	_, err = s.Apply(t.Context(), cs...)
+	require.NoError(t, err)
+	_, err = s.Apply(t.Context(), DeleteMember{Org: "o", User: "m0001"}, PutMember{Org: "o", User: "m0001a", Role: "admin"},
+		DeleteMember{Org: "o", User: "m2999"}, PutMember{Org: "o", User: "a", Role: "member"})
+	require.NoError(t, err)
+	_, err = s.Apply(t.Context(), PutMember{Org: "o", User: "zz", Role: "member"}, PutMember{Org: "nope", User: "x", Role: "member"})
+	require.Error(t, err, "a batch naming an unknown org fails whole")
+	require.NoError(t, s.Check())
+	require.NoError(t, s.View(func(r Reader) error {
+		got := slices.Collect(r.MemberList("o").After(""))
+		require.Len(t, got, 3000)
+		require.Equal(t, []string{"a", "m0000", "m0001a", "m0002"}, got[:4])
+		require.Equal(t, "m2998", got[len(got)-1], "zz's batch failed")
+		require.Equal(t, []string{"m0002", "m0003"}, slices.Collect(r.MemberList("o").After("m0001a"))[:2])
+		return nil
+	}))
+}

@@ -111,6 +111,9 @@ func (s *Store) Simulate(ctx context.Context, changes ...Change) (*Simulation, e
 	for o := range t.resort {
 		o.resort()
 	}
+	for o, users := range t.joined {
+		o.relist(users)
+	}
 	sim.Projects, sim.Subjects = eventList(t.projects), eventList(t.subjects)
 	sim.Event = t.event(after.rev, changes)
 	return sim, nil

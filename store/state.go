@@ -90,8 +90,8 @@ type people struct {
 	roles []roleCode        // id → org role; 0 for a free id
 	teams [][]teamRole      // id → team memberships, in no order
 	free  []uint32          // free ids, reused first
-	// list is the members' names in order (immutable, replaced by each join and leave; built
-	// once after loading, not by each record replayed).
+	// list is the members' names in order: immutable, replaced when a batch that joined or left
+	// members commits (orgData.relist), built once after loading.
 	list *nameList
 }
 
@@ -173,9 +173,7 @@ func (t *txn) putMember(o *orgData, user string, role roleCode) {
 		}
 	})
 	set(t, p.ids, user, id)
-	if !t.loading {
-		assign(t, &p.list, p.list.with(user))
-	}
+	t.relist(o, user)
 }
 
 // delMember removes a member who is in no team any more, freeing their id.
@@ -198,9 +196,7 @@ func (t *txn) delMember(o *orgData, user string) {
 	p.names[id], p.roles[id], p.teams[id] = "", 0, nil
 	p.free = append(p.free, id)
 	del(t, p.ids, user)
-	if !t.loading {
-		assign(t, &p.list, p.list.without(user))
-	}
+	t.relist(o, user)
 }
 
 // setTeams replaces a member's team memberships (a new slice while not loading, so the undo log
@@ -427,10 +423,44 @@ type txn struct {
 	reached  map[string]struct{} // projects whose access a membership change affects (events only)
 	subjects map[string]struct{} // subjects whose access may have changed, "org/user" (events only)
 	kinds    []string
-	loading  bool                  // replaying records at Open: no undo log, no write bookkeeping
-	resort   map[*orgData]struct{} // orgs whose project or open-project sets changed
-	fork     *fork                 // set when simulating: orgs are copied on first use (simulate.go)
-	expiring []expiryEntry         // expiries this batch set, queued when it commits (expiryq.go)
+	loading  bool                             // replaying records at Open: no undo log, no write bookkeeping
+	resort   map[*orgData]struct{}            // orgs whose project or open-project sets changed
+	fork     *fork                            // set when simulating: orgs are copied on first use (simulate.go)
+	expiring []expiryEntry                    // expiries this batch set, queued when it commits (expiryq.go)
+	joined   map[*orgData]map[string]struct{} // members who joined or left, per org: relisted at commit
+}
+
+// relist notes that user joined or left o (not while loading: Open builds the lists once).
+func (t *txn) relist(o *orgData, user string) {
+	if t.loading {
+		return
+	}
+	if t.joined == nil {
+		t.joined = map[*orgData]map[string]struct{}{}
+	}
+	if t.joined[o] == nil {
+		t.joined[o] = map[string]struct{}{}
+	}
+	t.joined[o][user] = struct{}{}
+}
+
+// relist brings o's sorted member list up to date after users joined or left it: a new list
+// sharing most blocks with the old one for a few, a rebuild for many (a bulk load), so neither
+// a single join nor a batch of 100,000 costs more than a sort of the org.
+func (o *orgData) relist(users map[string]struct{}) {
+	if len(users) > 1024 {
+		o.members.list = newNameList(o.members.sorted())
+		return
+	}
+	l := o.members.list
+	for u := range users {
+		if _, ok := o.members.ids[u]; ok {
+			l = l.with(u)
+		} else {
+			l = l.without(u)
+		}
+	}
+	o.members.list = l
 }
 
 func newTxn(st *state, loading bool) *txn {

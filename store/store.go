@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
 	"slices"
 	"strconv"
@@ -435,15 +436,25 @@ func (s *Store) commitGroup(group []*queued) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	resort := map[*orgData]struct{}{}
+	joined := map[*orgData]map[string]struct{}{}
 	for _, b := range batches {
 		b.t.redo()
 		for o := range b.t.resort {
 			resort[o] = struct{}{}
 		}
 		s.expiries.add(s.st, b.t.expiring)
+		for o, users := range b.t.joined {
+			if joined[o] == nil {
+				joined[o] = map[string]struct{}{}
+			}
+			maps.Copy(joined[o], users)
+		}
 	}
 	for o := range resort {
 		o.resort()
+	}
+	for o, users := range joined {
+		o.relist(users)
 	}
 	for _, b := range batches {
 		for _, sk := range b.stamps {
