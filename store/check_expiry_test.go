@@ -137,7 +137,7 @@ func TestEndBreakGlassChange(t *testing.T) {
 		require.ErrorIs(t, err, tc.want, "%+v", tc.c)
 	}
 	require.Equal(t, rev, s.Revision(), "a refused end changes nothing")
-	events, err := s.Watch(ctx, rev+1)
+	events, err := s.Watch(ctx, rev)
 	require.NoError(t, err)
 	c := store.EndBreakGlass{Org: "a", Project: "p", User: "bob", ExpiresAt: end, By: "carl"}
 	_, err = s.Apply(ctx, c)
