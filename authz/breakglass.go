@@ -37,8 +37,8 @@ type Elevation struct {
 	Decision  Decision  `json:"decision"`
 	Project   string    `json:"project"` // org/project
 	Role      string    `json:"role"`
-	At        time.Time `json:"at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	At        time.Time `json:"at,omitzero"`         // left out on a deny
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // left out on a deny
 	Revision  uint64    `json:"revision"`
 }
 
