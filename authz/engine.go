@@ -156,6 +156,8 @@ type Engine struct {
 	dir    Directory
 	log    *slog.Logger
 	policy atomic.Pointer[rego.Policy]
+	// afterDiff, tests only: runs in SetPolicyIf between a diff that matched and the swap.
+	afterDiff func()
 
 	settingsCache *settingsCache
 	decisions     *decisionCache  // nil when turned off
