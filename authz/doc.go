@@ -208,8 +208,10 @@
 //
 // # Hygiene report
 //
-// Lint reports unreachable projects, teams without an admin, redundant grants, empty default
-// teams, outsiders and policies with nothing to do, and settings conflicts (LintCode), each with
+// Lint reports unreachable projects, teams without an admin (or whose admins' memberships all
+// expire), redundant grants (for as long as they last: expiring memberships are followed, and
+// break-glass elevations never count), empty default teams, outsiders and policies with nothing
+// to do, and settings conflicts (LintCode), each with
 // a Fix in store.Changes. Reachability and access are asked of the policy (ListSubjects,
 // ListProjects, Authorize, the decision table for grants), never of a second copy of the role
 // rule; Lint documents each kind and its fix.
