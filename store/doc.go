@@ -228,7 +228,12 @@
 // The expiry loop keeps no schedule on disk: the expiring entries are indexed in memory
 // (per org: memberships by team and member id, grants by project and user), and the loop
 // wakes at the earliest expires_at or after any write, when it scans that index (its size is the
-// number of expiring entries, not the directory's).
+// number of expiring entries, not the directory's). Store.Check verifies that index against the
+// records (ExpiryIndexError).
+//
+// A break-glass grant (Grant.BreakGlass, made by authz.Engine.BreakGlass) always expires; it
+// can also be ended early by EndBreakGlass (an end_break_glass event whose change names who
+// ended it), which applies only to the elevation its caller read.
 //
 // # Data files
 //
