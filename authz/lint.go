@@ -497,7 +497,7 @@ func (l *linter) teamAdmins(ctx context.Context, od lintOrg) error {
 			return err
 		}
 		if slices.ContainsFunc(page.Subjects, func(a Access) bool { return len(a.Teams) > 0 }) {
-			if err := l.expiringAdmins(od, t, page); err != nil {
+			if err := l.expiringAdmins(ctx, od, t, page); err != nil {
 				return err
 			}
 			continue // a member of the team may manage it
@@ -534,14 +534,16 @@ func (l *linter) teamAdmins(ctx context.Context, od lintOrg) error {
 
 // expiringAdmins reports team t when every subject the listing page allows to manage it through
 // a team holds each such membership only until an expires_at: the finding names when the last
-// of them ends. The fix makes that member's membership permanent (same role).
-func (l *linter) expiringAdmins(od lintOrg, t string, page SubjectPage) error {
+// of them ends, and who may manage it then (through an org role, asked of the policy with the
+// admins' team roles left out). The fix makes that member's membership permanent (same role).
+func (l *linter) expiringAdmins(ctx context.Context, od lintOrg, t string, page SubjectPage) error {
 	type admin struct {
 		user, team, role string
 		until            time.Time
 	}
 	var admins []admin
 	var orgOnly []string
+	var stay []*query // the admins' facts without their team roles, to ask who keeps the right
 	permanent := false
 	err := l.e.dir.View(func(r store.Reader) error {
 		for _, a := range page.Subjects {
@@ -549,6 +551,13 @@ func (l *linter) expiringAdmins(od lintOrg, t string, page SubjectPage) error {
 				orgOnly = append(orgOnly, a.Subject)
 				continue
 			}
+			q := &query{}
+			if err := l.e.prepare(l.p, &Request{Subject: a.Subject, Action: "team.members.manage", Resource: od.name + "/" + t}, q); err != nil {
+				return err
+			}
+			q.readAll(r)
+			q.in.Subject.TeamRoles = nil
+			stay = append(stay, q)
 			last := admin{user: a.Subject}
 			for _, team := range a.Teams {
 				at, ok := r.TeamMemberExpiry(od.name, team, a.Subject)
@@ -570,6 +579,12 @@ func (l *linter) expiringAdmins(od lintOrg, t string, page SubjectPage) error {
 	if err != nil || permanent || len(admins) == 0 {
 		return err
 	}
+	for _, q := range stay { // an admin whose org role lets them manage it keeps the right
+		if d := l.e.decideFacts(ctx, l.p, q, *q.in, l.rev); d.Allowed {
+			orgOnly = append(orgOnly, q.req.Subject)
+		}
+	}
+	slices.Sort(orgOnly)
 	slices.SortFunc(admins, func(a, b admin) int { return cmp.Or(a.until.Compare(b.until), cmp.Compare(a.user, b.user)) })
 	last := admins[len(admins)-1]
 	who := make([]string, len(admins))
