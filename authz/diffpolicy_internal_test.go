@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -62,7 +63,7 @@ allow contains "otto reads open" if {
 		}, 1, teamgate.ErrConflict},
 		{"writes that never stop", unrelated, setPolicyIfAttempts, teamgate.ErrStale},
 	} {
-		e := newAcmeInternal(t)
+		e := newAcmeInternal(t, WithEvalBudget(time.Minute)) // the diff evaluates every pair: no budget stop under load
 		reviewed, err := e.DiffPolicy(ctx, cand, 0)
 		require.NoError(t, err)
 		require.Len(t, reviewed.Decisions, 1)
