@@ -11,6 +11,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/internal/clocktest"
+	"github.com/teamgate/teamgate/internal/expirytest"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -59,7 +60,7 @@ func TestCheckVerifiesExpiryIndexes(t *testing.T) {
 				dir = filepath.Join(t.TempDir(), "store")
 			}
 			s := openClock(t, clocktest.New(t0), dir)
-			_, err := s.Apply(t.Context(), append(expiringDir(),
+			_, err := s.Apply(t.Context(), append(expirytest.Org(),
 				store.PutGrant{Org: "a", Project: "p", User: "bob", Grant: store.Grant{Role: "viewer"}})...)
 			require.NoError(t, err)
 			require.NoError(t, s.Check(), tc.name)
@@ -80,7 +81,7 @@ func TestCheckVerifiesExpiryIndexes(t *testing.T) {
 func TestCheckWithWritesInFlight(t *testing.T) {
 	t.Parallel()
 	s := openClock(t, clocktest.New(t0), filepath.Join(t.TempDir(), "store"))
-	_, err := s.Apply(t.Context(), expiringDir()...)
+	_, err := s.Apply(t.Context(), expirytest.Org()...)
 	require.NoError(t, err)
 	const writes = 200
 	var wg sync.WaitGroup
@@ -116,7 +117,7 @@ func TestEndBreakGlassChange(t *testing.T) {
 	ctx := t.Context()
 	s := openClock(t, clocktest.New(t0), "")
 	end := t0.Add(30 * time.Minute)
-	_, err := s.Apply(ctx, append(expiringDir(),
+	_, err := s.Apply(ctx, append(expirytest.Org(),
 		store.PutGrant{Org: "a", Project: "p", User: "bob", Grant: store.Grant{Role: "admin", ExpiresAt: end,
 			BreakGlass: &store.BreakGlass{Actor: "bob", At: t0, Justification: "INC-1"}}},
 		store.PutGrant{Org: "a", Project: "p", User: "carl", Grant: store.Grant{Role: "viewer"}})...)
