@@ -185,14 +185,18 @@ team_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_m
 # Nobody assigns a role above their own (SPEC §4): a project or team action that manages members
 # (manages_members: project.access, team.members.manage) may not give a role (target_role) or
 # change one (target_current_role) that ranks above the subject's own role there, by data rank.
-# A target the ranks do not know is never below: it denies (the engine refuses it first, as an
+# A target the ranks do not know is never within: it denies (the engine refuses it first, as an
 # error naming the value). Absent attributes set no limit.
 assigns_above(role) if {
 	r := input.attributes.target_role
-	not data.teamgate.ranks[r] <= data.teamgate.ranks[role]
+	not ranks_within(r, role)
 }
 
 assigns_above(role) if {
 	r := input.attributes.target_current_role
-	not data.teamgate.ranks[r] <= data.teamgate.ranks[role]
+	not ranks_within(r, role)
 }
+
+# (A function, not `not ranks[r] <= ranks[role]` in place: for an r the ranks do not know, OPA
+# leaves that negation undefined rather than true — test_limit_unknown_target_denies.)
+ranks_within(r, role) if data.teamgate.ranks[r] <= data.teamgate.ranks[role]
