@@ -172,18 +172,18 @@
 //
 // Each Step names who may make it: the subjects allowed its management request — project.access
 // on the project (a grant), team.members.manage on the team (a team role), members.manage on the
-// org with attributes target_role and target_current_role (an org role) — found with the same
-// listing as ListSubjects. Their limits: nobody assigns a role above their own (SPEC §10), so a
-// grant or a team role is made only by approvers whose own role there ranks at least the role
-// given; members.manage's limits are the policy's own, checked by evaluating each candidate with
-// the attributes. With a decision table the candidates for that are those the table allows
-// members.manage at all (the default rules' member-management limits only deny); with modules,
-// which may allow on attributes alone, every candidate is evaluated. Suggestion.Changes is the
-// batch (store.Changes: store.Apply, or the JSON `teamgate apply --changes` reads); a raised grant
-// keeps its queue, namespace and presets. Tests apply every suggestion for random denied
-// requests (conformance directory; random data; random modules) and require Authorize to allow
-// with the suggestion's role and reasons, and require each step's approvers to be exactly the
-// users Authorize allows within those limits.
+// org (an org role) — with attributes target_role and, when the change replaces a role,
+// target_current_role, so the policy's own limit applies: nobody assigns a role above their own
+// (SPEC §4, §10; rego/authz.rego). The candidates are found with the same listing as
+// ListSubjects: with a decision table those the table allows the request at all (the default
+// rules' member-management limits only deny), each then evaluated with the attributes; with
+// modules, which may allow on attributes alone, every candidate is evaluated with them.
+// Suggestion.Changes is the batch (store.Changes: store.Apply, or the JSON `teamgate apply
+// --changes` reads); a raised grant keeps its queue, namespace and presets. Tests apply every
+// suggestion for random denied requests (conformance directory; random data; random modules) and
+// require Authorize to allow with the suggestion's role and reasons, and require each step's
+// approvers to be exactly the users Authorize allows the step's request, none of them giving or
+// changing a role above their own.
 //
 // # What-if
 //

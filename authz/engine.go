@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -622,8 +623,9 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []Batc
 
 // query is a validated request, ready to read its facts.
 type query struct {
-	req  Request
-	spec rego.ActionSpec
+	req    Request
+	spec   rego.ActionSpec
+	policy *rego.Policy // the policy prepare validated the request for (messages read its ranks)
 	// The resource: its kind and names (team: of a team resource, or a project's team space).
 	kind               scope.Kind
 	org, team, project string
@@ -659,21 +661,27 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 	if err != nil {
 		return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
 	}
-	q.req, q.spec, q.kind = *req, spec, res.Kind
+	q.req, q.spec, q.kind, q.policy = *req, spec, res.Kind, p
 	if res.Kind == scope.KindProject {
 		q.org, q.team, q.project = res.Ref.Org, res.Ref.Team, res.Ref.Project
 	} else {
 		q.org, q.team = res.Owner.Org, res.Owner.Team
 	}
 	if spec.ManagesMembers {
+		// The roles a member-managing request gives and changes: org roles on the org, else roles
+		// a team member or grant may hold (the store's vocabulary: no other role can be given).
+		valid, what := store.IsOrgRole, "not an org role"
+		if spec.Kind != scope.KindOrg {
+			valid, what = store.IsTeamRole, "not a "+string(spec.Kind)+" role ("+strings.Join(store.TeamRoles(), ", ")+")"
+		}
 		for _, k := range []string{"target_role", "target_current_role"} {
 			v, present := req.Attributes[k]
 			if !present {
 				continue
 			}
 			s, isStr := v.(string)
-			if !isStr || !store.IsOrgRole(s) {
-				return teamgate.Invalid("attribute "+k, fmt.Sprint(v), "not an org role")
+			if !isStr || !valid(s) {
+				return teamgate.Invalid("attribute "+k, fmt.Sprint(v), what)
 			}
 		}
 	}

@@ -66,8 +66,21 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 		return b
 	case rego.CodeInsufficientRole:
 		switch {
-		case q.spec.ManagesMembers && slices.Contains(q.spec.OrgRoles, orgRole):
+		case q.spec.ManagesMembers && q.kind == scope.KindOrg && slices.Contains(q.spec.OrgRoles, orgRole):
 			return fmt.Appendf(b, "%s may not assign role %v (above their own role %s) or change an owner", who, q.req.Attributes["target_role"], orgRole)
+		case q.spec.ManagesMembers && q.kind != scope.KindOrg && q.aboveOwn(role) != "":
+			k := q.aboveOwn(role)
+			verb := "give"
+			if k == "target_current_role" {
+				verb = "change"
+			}
+			b = fmt.Appendf(b, "%s may not %s role %v on %s ", who, verb, q.req.Attributes[k], q.kind)
+			if q.kind == scope.KindTeam {
+				b = append(append(append(b, org...), '/'), q.team...)
+			} else {
+				b = project(b)
+			}
+			return fmt.Appendf(b, ": it ranks above their own role %s there", role)
 		case len(q.spec.OrgRoles) > 0:
 			b = append(append(b, q.req.Action...), " needs org role "...)
 			for i, r := range q.spec.OrgRoles {
@@ -102,3 +115,28 @@ func appendTeams(b []byte, teams []string) []byte {
 }
 
 func teamList(teams []string) string { return string(appendTeams(nil, teams)) }
+
+// aboveOwn names the attribute of a member-managing project or team request (target_role, else
+// target_current_role) whose role ranks above role, the subject's own there, when that role
+// suffices for the action otherwise — the member-management limit is then what denied; "" when
+// none does. It only picks the message: the policy decides (authz.rego, assigns_above).
+func (q *query) aboveOwn(role string) string {
+	if q.policy == nil {
+		return ""
+	}
+	have, _ := q.policy.Rank(role)
+	if need, ok := q.policy.Rank(q.spec.Role); q.spec.Role != "" && (!ok || have < need) {
+		return ""
+	}
+	if q.spec.Role == "" && !slices.Contains(q.spec.OrgRoles, q.orgRole()) {
+		return ""
+	}
+	for _, k := range []string{"target_role", "target_current_role"} {
+		if s, ok := q.req.Attributes[k].(string); ok {
+			if r, known := q.policy.Rank(s); !known || r > have {
+				return k
+			}
+		}
+	}
+	return ""
+}

@@ -21,7 +21,7 @@ import (
 //     else; org_override is a list of org roles; org_ranks gives every org role a whole number.
 //   - Each action of teamgate.actions has a kind (org, team or project) and the fields of that
 //     kind only: project actions a role, and optionally own_run_role and destination_role; team
-//     actions a role or org_roles (one of the two); org actions org_roles, and optionally
+//     actions a role or org_roles (one of the two); org actions org_roles; any action optionally
 //     manages_members. Roles are roles of ranks, org roles are org roles; an unknown field is an
 //     error (a misspelt destination_role would silently drop the destination check), and null
 //     stands for an absent field (so merged data can remove one).
@@ -125,8 +125,8 @@ func (p *Policy) readAction(path string, v any, ranked func(string, any) (string
 		return ActionSpec{}, dataError(path, v, "want an object {kind, role or org_roles, ...}")
 	}
 	fields := map[scope.Kind][]string{
-		scope.KindProject: {"kind", "role", "own_run_role", "destination_role"},
-		scope.KindTeam:    {"kind", "role", "org_roles"},
+		scope.KindProject: {"kind", "role", "own_run_role", "destination_role", "manages_members"},
+		scope.KindTeam:    {"kind", "role", "org_roles", "manages_members"},
 		scope.KindOrg:     {"kind", "org_roles", "manages_members"},
 	}
 	var a ActionSpec

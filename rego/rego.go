@@ -348,6 +348,9 @@ type ActionSpec struct {
 	Role     string     `json:"role,omitempty"`      // least project or team role
 	OrgRoles []string   `json:"org_roles,omitempty"` // allowed org roles
 	// Attributes the action reads and the engine must validate.
+	// ManagesMembers: attributes.target_role and target_current_role name the role the request
+	// gives and the one it changes — org roles for an org action, roles a team member or grant
+	// may hold otherwise — and none may rank above the subject's own role there (SPEC §4).
 	ManagesMembers  bool   `json:"manages_members,omitempty"`
 	DestinationRole string `json:"destination_role,omitempty"`
 	OwnRunRole      string `json:"own_run_role,omitempty"`
