@@ -226,15 +226,15 @@ func TestDecisionLogFullQueueDrops(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, d.Allowed)
 	}
-	// The queue holds queue records, the one being written included.
-	dropped := uint64(more - (queue - 1))
+	// The queue holds queue records waiting, beside the one being written.
+	dropped := uint64(more - queue)
 	require.Equal(t, dropped, eng.Stats().DecisionLogDropped)
 	close(sink.release)
 	require.NoError(t, eng.Close(ctx))
 	st := eng.Stats()
-	require.Equal(t, uint64(queue), st.DecisionLogWritten)
+	require.Equal(t, uint64(1+queue), st.DecisionLogWritten)
 	require.Equal(t, dropped, st.DecisionLogDropped)
-	require.Len(t, sink.all(), queue)
+	require.Len(t, sink.all(), 1+queue)
 
 	// After Close decisions are answered and counted as dropped.
 	_, err = eng.Authorize(ctx, req)
