@@ -269,8 +269,9 @@
 // (DecisionPath, as in metrics: cache_l1, cache_l2, compiled, rego, or none when the call
 // returned an error), the latency and the time. Listings, admissions and the analyses (ListSubjects, suggestions, Simulate, Lint)
 // are not logged. A decision never waits for the log: the record, a fixed-size value, is written
-// into a slot of a bounded lock-free ring (a full one drops it: Stats.DecisionLogDropped), and
-// one goroutine drains the ring into the sink in batches — every DecisionLogInterval while
+// into a slot of a bounded lock-free ring (a full one drops it: Stats.DecisionLogDropped) — an
+// in-memory cache hit writes only its cache entry, revision and MinRevision, from which the
+// log's goroutine makes the same record — and one goroutine drains the ring into the sink in batches — every DecisionLogInterval while
 // records arrive, sooner when the ring is half full, never while idle. A cache hit stays allocation-free with a log; the log reads no clock on a hit or on
 // the compiled path of an in-memory store (see DecisionRecord.Time and Latency for why and what
 // that means), and bench/RESULTS.md has its measured cost. Engine.Close flushes the ring and
@@ -293,6 +294,11 @@
 //     covers those actions and the changed decisions (Allowed, Role, reason codes), not
 //     messages, the revision or the fact-space cells, so it is the same on the table and the
 //     evaluation path and an unrelated directory write leaves it unchanged.
+//   - The decision log times a decision only where two clock reads (about 76 ns each on the
+//     reference machine) cost little beside it: with metrics (every decision is timed), full
+//     Rego evaluations and Badger-tier lookups. An in-memory cache hit without metrics is logged
+//     with Latency 0 and costs the hit about 5 % more instructions (bench/RESULTS.md, "Stop 15");
+//     timing it would double its cost. A record's Time is when the log's goroutine took it.
 //   - Effective settings are cached the same way (memory, then Badger; entries expire after a
 //     day), with the Deps of the read that merged them: any write to the project, its policy or
 //     its org's defaults makes an entry stale. An entry is checked inside the snapshot that uses

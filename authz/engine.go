@@ -328,23 +328,25 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 // (decisionlog.go) and says there how the decision was made. (A pointer to the Request, so that
 // the extra call copies none.)
 func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) (Decision, error) {
-	if t == nil && (e.obs != nil || e.declog != nil) {
+	if t == nil && e.obs != nil {
 		return e.observed(ctx, req)
 	}
-	if req.Suggest {
-		d, err := e.authorizeSuggesting(ctx, *req, t)
-		return d, err
-	}
 	p := e.policy.Load()
-	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
+	if req.Suggest || e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
+		if t == nil && e.logs(req) {
+			return e.logged(ctx, req)
+		}
+		if req.Suggest {
+			return e.authorizeSuggesting(ctx, *req, t)
+		}
 		return e.decidePooled(ctx, req, nil, t)
 	}
 	if err := ctx.Err(); err != nil {
-		return Decision{}, err
+		return e.refused(req, t, err)
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return Decision{}, err
+			return e.refused(req, t, err)
 		}
 	}
 	var key cacheKey
@@ -355,23 +357,48 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	// holds). Read after the check, a write in flight could label a decision it changes with its
 	// own revision.
 	rev := e.dir.Revision()
-	if c, ok := e.decisions.get(&key, p); ok {
-		d := c.dec
+	if en, ok := e.decisions.get(&key, p); ok {
+		d := en.entry.dec
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
 			t.path, t.policy = PathCacheL1, p
+		} else if l := e.declog; l != nil && !req.unlogged {
+			// Logged here, as the entry and the revision: the drainer makes the record.
+			if !l.ring.tryHit(en, d.Revision, req.MinRevision) {
+				l.hitSlow(en, d.Revision, req.MinRevision)
+			}
 		}
 		return d, nil
 	}
+	if t == nil && e.logs(req) {
+		tr := decisionTrace{timed: true}
+		d, err := e.miss(ctx, req, &key, p, rev, &tr)
+		e.record(req, &d, &tr, err)
+		return d, err
+	}
+	return e.miss(ctx, req, &key, p, rev, t)
+}
+
+// refused is authorize's return of an error met before a decision, recorded when logged.
+func (e *Engine) refused(req *Request, t *decisionTrace, err error) (Decision, error) {
+	if t == nil && e.logs(req) {
+		e.record(req, &Decision{}, &decisionTrace{}, err)
+	}
+	return Decision{}, err
+}
+
+// miss is authorize for a cacheable request the in-memory tier does not hold: from the Badger
+// tier, else decided and cached.
+func (e *Engine) miss(ctx context.Context, req *Request, key *cacheKey, p *rego.Policy, rev uint64, t *decisionTrace) (Decision, error) {
 	// A logged decision that consults the Badger tier is timed from the lookup: beside a Badger
 	// read the clock costs little (a hit in memory is not timed).
 	var start time.Duration
 	if t != nil && t.timed && e.disk != nil {
 		start = e.declog.clock()
 	}
-	if c, ok := e.fromDisk(&key, p); ok {
+	if c, ok := e.fromDisk(key, p); ok {
 		e.decisions.diskHits.Add(1)
-		e.decisions.put(&key, c)
+		e.decisions.put(key, c)
 		d := c.dec
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
@@ -386,8 +413,8 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	entry := &cached{}
 	d, err := e.decidePooled(ctx, req, entry, t)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
-		e.decisions.put(&key, entry)
-		e.toDisk(&key, entry)
+		e.decisions.put(key, entry)
+		e.toDisk(key, entry)
 	}
 	if start != 0 {
 		t.latency = e.declog.clock() - start
