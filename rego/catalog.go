@@ -124,6 +124,7 @@ func (p *Policy) readData() error {
 // than a map's hash of the whole name. A lookup probes at most every slot once.
 type actionIndex struct {
 	slots []int32      // 1 + the action's index in specs; 0 for an empty slot; len a power of two
+	shift uint         // 32 - log2(len(slots))
 	specs []ActionSpec // by ActionSpec.index - 1
 	names []string     // by ActionSpec.index - 1
 }
@@ -134,12 +135,13 @@ func newActionIndex(actions map[string]ActionSpec) actionIndex {
 		x.specs[a.index-1], x.names[a.index-1] = a, name
 	}
 	size := 8
+	x.shift = 29
 	for size < 4*len(actions) {
-		size *= 2
+		size, x.shift = size*2, x.shift-1
 	}
 	x.slots = make([]int32, size)
 	for i, name := range x.names {
-		j := actionHash(name) & uint(size-1)
+		j := x.home(name)
 		for x.slots[j] != 0 {
 			j = (j + 1) & uint(size-1)
 		}
@@ -148,19 +150,21 @@ func newActionIndex(actions map[string]ActionSpec) actionIndex {
 	return x
 }
 
-// actionHash mixes a name's length and five of its bytes.
+// actionHash mixes a name's length and three of its bytes: the catalog's names differ there.
 func actionHash(s string) uint {
 	n := len(s)
 	if n == 0 {
 		return 0
 	}
-	h := uint32(n)*0x9e3779b1 ^ uint32(s[0])*0x85ebca6b ^ uint32(s[n-1])*0xc2b2ae35 ^ uint32(s[n/2])*0x27d4eb2f ^ uint32(s[n/3])*0x165667b1 ^ uint32(s[2*n/3])*0xd3a2646c
-	return uint(h ^ h>>15)
+	return uint((uint32(n) | uint32(s[n-1])<<8 | uint32(s[n/2])<<16 | uint32(s[n/4])<<24) * 0x9e3779b1)
 }
+
+// home is name's first slot: the hash's top bits, the product's best mixed.
+func (x *actionIndex) home(name string) uint { return actionHash(name) >> x.shift }
 
 func (x *actionIndex) find(name string) (*ActionSpec, bool) {
 	mask := uint(len(x.slots) - 1)
-	j := actionHash(name) & mask
+	j := x.home(name) & mask
 	for range x.slots {
 		i := x.slots[j]
 		if i == 0 {
