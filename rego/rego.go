@@ -359,7 +359,6 @@ type ActionSpec struct {
 type Policy struct {
 	prepared      rego.PreparedEvalQuery
 	actions       map[string]ActionSpec
-	byName        actionIndex // actions, for Action
 	data          map[string]any
 	deterministic bool
 	extAllows     bool // data.teamgate.ext.allow is defined (ExtAllows)
@@ -578,10 +577,8 @@ func readsClock(name string) bool {
 
 // Action returns the catalog entry of an action.
 func (p *Policy) Action(name string) (ActionSpec, bool) {
-	if a, ok := p.byName.find(name); ok {
-		return *a, true
-	}
-	return ActionSpec{}, false
+	a, ok := p.actions[name]
+	return a, ok
 }
 
 // Actions returns the catalog's action names, sorted.
