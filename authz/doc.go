@@ -49,10 +49,13 @@
 // by evaluating the Rego policy, with its data, on a canonical input with those facts (cells are
 // a flat array per action indexed by the packed key, found from the action's catalog entry
 // without hashing its name), and messages are rendered from the request's own facts, all of a
-// decision's into one string: a decision on the compiled path allocates its reasons and their
-// text, nothing else. Its facts come from one store call (store.Reader.Access: one lookup each
-// of the org, the project and the member, the subject's team roles in the project's teams as a
-// set), and the policy input is built only when the Rego is evaluated. Facts about the subject on
+// decision's into one string kept in the same object as the reasons: a decision on the compiled
+// path allocates that one object, nothing else. Its facts come from one store call
+// (store.Reader.Access: one lookup each of the org, the project and the member, the subject's
+// team roles in the project's teams as a set); over a *store.Store that call is
+// store.Store.ViewAccess, which takes no callback, so the decision's state stays on the stack
+// (any other Directory is read through its View, with pooled state), and the policy input is
+// built only when the Rego is evaluated. Facts about the subject on
 // a resource that does not exist are not read, for any kind of resource: resolution comes
 // first, and the decision is not_found for everyone (Explain shows org role none there). So the table is the policy's own answer,
 // not a re-implementation; an exhaustive test in package rego compares every cell with full

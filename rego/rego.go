@@ -362,6 +362,7 @@ type ActionSpec struct {
 type Policy struct {
 	prepared      rego.PreparedEvalQuery
 	actions       map[string]ActionSpec
+	byName        actionIndex // actions, for Action
 	data          map[string]any
 	deterministic bool
 	extAllows     bool // data.teamgate.ext.allow is defined (ExtAllows)
@@ -580,8 +581,10 @@ func readsClock(name string) bool {
 
 // Action returns the catalog entry of an action.
 func (p *Policy) Action(name string) (ActionSpec, bool) {
-	a, ok := p.actions[name]
-	return a, ok
+	if a, ok := p.byName.find(name); ok {
+		return *a, true
+	}
+	return ActionSpec{}, false
 }
 
 // Actions returns the catalog's action names, sorted.

@@ -18,7 +18,8 @@
 // new map. Reader.Access serves in one call everything a decision reads about one user on one
 // resource (does it exist, the org role, the grant, the project's effective teams and the
 // user's roles in them as a RoleSet), with one lookup of the org, the project and the member;
-// it records the same stamps as the single-fact accessors it stands for.
+// it records the same stamps as the single-fact accessors it stands for. Store.ViewAccess is a
+// View that reads only that call (the decision path's read, without a callback to allocate).
 //
 // # Opening
 //
