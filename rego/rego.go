@@ -622,11 +622,15 @@ var ErrBudget = errors.New("time budget exceeded")
 // string and JSON builders), so a slow module stops a few dozen expressions after its budget is
 // spent; a single built-in call that never checks (sorting one huge array) finishes first.
 func (p *Policy) EvalWithin(ctx context.Context, in *Input, budget time.Duration) (Result, error) {
-	stop := &stopper{ctx: ctx, budget: budget}
+	st := getEvalState()
+	defer putEvalState(st)
+	stop := &st.stop
+	stop.ctx, stop.budget = ctx, budget
 	if budget > 0 {
 		stop.start = time.Now()
 	}
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value(p)), rego.EvalExternalCancel(stop), rego.EvalGenerateJSON(keepAST), rego.EvalMetrics(noMetrics))
+	st.opts[4] = rego.EvalParsedInput(in.value(p))
+	rs, err := p.prepared.Eval(ctx, st.opts[:]...)
 	switch {
 	case stop.over:
 		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("evaluation exceeded its time budget of %s (stopped)", budget), err: ErrBudget}
