@@ -358,6 +358,7 @@ type ActionSpec struct {
 // Policy is a compiled, prepared policy. It is immutable and safe for concurrent use.
 type Policy struct {
 	prepared      rego.PreparedEvalQuery
+	txn           rego.EvalOption // every evaluation's read transaction on the policy's store (see New)
 	actions       map[string]ActionSpec
 	data          map[string]any
 	deterministic bool
@@ -396,10 +397,12 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		p.table = newTable(p)
 	}
 	var compiler *ast.Compiler
+	var store storage.Store
 	prepare := func(fold bool) (rego.PreparedEvalQuery, error) {
+		store = inmem.NewFromObjectWithOpts(merged, inmem.OptReturnASTValuesOnRead(true))
 		opts := []func(*rego.Rego){
 			rego.Query(Query),
-			rego.Store(inmem.NewFromObjectWithOpts(merged, inmem.OptReturnASTValuesOnRead(true))),
+			rego.Store(store),
 			rego.StoreReadAST(true),
 			rego.StrictBuiltinErrors(true),
 			rego.CompilerHook(func(c *ast.Compiler) { compiler = c }),
@@ -425,6 +428,15 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		return nil, fromOPA("compile", err)
 	}
 	p.prepared = pq
+	// The store is the policy's own and nothing writes to it after PrepareForEval, so every
+	// evaluation reads it through one read transaction, opened here and never closed (it only
+	// holds a read lock that no writer waits for): OPA would otherwise open and close one per
+	// evaluation, an allocation and a shared lock word every core writes.
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fromOPA("compile", err)
+	}
+	p.txn = rego.EvalTransaction(txn)
 	p.reads = readsOf(compiler.Modules)
 	p.deterministic = !nondeterministic(compiler.Modules)
 	p.extAllows = definesExtAllow(compiler, merged)
@@ -629,7 +641,7 @@ func (p *Policy) EvalWithin(ctx context.Context, in *Input, budget time.Duration
 	if budget > 0 {
 		stop.start = time.Now()
 	}
-	st.opts[4] = rego.EvalParsedInput(in.value(p))
+	st.opts[4], st.opts[5] = p.txn, rego.EvalParsedInput(in.value(p))
 	rs, err := p.prepared.Eval(ctx, st.opts[:]...)
 	switch {
 	case stop.over:

@@ -136,7 +136,7 @@ func (c *vcache) Keys() []ast.Ref {
 type evalState struct {
 	stop  stopper
 	cache vcache
-	opts  [5]rego.EvalOption // the last is the input's, set per evaluation
+	opts  [6]rego.EvalOption // the last two, the policy's transaction and the input, set per evaluation
 }
 
 // maxPooledEntries bounds what a pooled state keeps: an evaluation that cached more (an
@@ -151,7 +151,7 @@ func getEvalState() *evalState {
 	}
 	s := &evalState{cache: vcache{index: map[vcKey]int{}}}
 	s.cache.reset()
-	s.opts = [5]rego.EvalOption{rego.EvalExternalCancel(&s.stop), rego.EvalVirtualCache(&s.cache), evalKeepAST, evalNoMetrics}
+	s.opts = [6]rego.EvalOption{rego.EvalExternalCancel(&s.stop), rego.EvalVirtualCache(&s.cache), evalKeepAST, evalNoMetrics}
 	return s
 }
 
@@ -168,7 +168,7 @@ func (s *evalState) reset() bool {
 	}
 	s.stop = stopper{}
 	s.cache.reset()
-	s.opts[4] = nil
+	s.opts[4], s.opts[5] = nil, nil
 	return true
 }
 

@@ -79,7 +79,7 @@ func TestEvalStatePooledClean(t *testing.T) {
 	s.stop.cancelled.Store(true)
 	s.cache.Push()
 	s.cache.Put(ast.MustParseRef("data.x.y"), ast.StringTerm("kept?"))
-	s.opts[4] = evalKeepAST
+	s.opts[4], s.opts[5] = evalKeepAST, evalKeepAST
 	if !s.reset() {
 		t.Fatal("a small state is not kept")
 	}
@@ -89,8 +89,8 @@ func TestEvalStatePooledClean(t *testing.T) {
 	if len(s.cache.entries) != 0 || len(s.cache.terms) != 0 || len(s.cache.index) != 0 || len(s.cache.frames) != 1 {
 		t.Errorf("cache not reset: %d entries, %d terms, %d index keys, %d frames", len(s.cache.entries), len(s.cache.terms), len(s.cache.index), len(s.cache.frames))
 	}
-	if s.opts[4] != nil {
-		t.Error("the input option is kept")
+	if s.opts[4] != nil || s.opts[5] != nil {
+		t.Error("the policy's transaction or the input option is kept")
 	}
 	for _, e := range s.cache.entries[:cap(s.cache.entries)] {
 		if e.value != nil {
