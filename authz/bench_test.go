@@ -2,7 +2,7 @@ package authz_test
 
 import (
 	"context"
-	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -88,44 +88,89 @@ type discardSink struct{}
 
 func (discardSink) Write(context.Context, []authz.DecisionRecord) error { return nil }
 
-// BenchmarkDecisionLogCost measures what the decision log costs the decision path: a cache hit
-// and the compiled path, without a log, or with one (records to a sink that discards them) when
-// TEAMGATE_DECISION_LOG=1. Run it both ways into two files and compare them with benchstat
-// (bench/RESULTS.md has the command).
+// BenchmarkDecisionLogCost measures what the decision log costs the decision path: one request
+// decided on each path (an in-memory cache hit, the compiled path, full Rego evaluation) without
+// a log and with one (records to a sink that discards them). Compare log=off with log=on by
+// benchstat's -col /log (bench/RESULTS.md has the commands, and the callgrind ones: the loop is
+// decideLoop, for --toggle-collect).
 func BenchmarkDecisionLogCost(b *testing.B) {
-	logged := os.Getenv("TEAMGATE_DECISION_LOG") == "1"
+	benchDecisionLog(b, false)
+}
+
+// BenchmarkDecisionLogCostParallel is BenchmarkDecisionLogCost with every core deciding (run
+// it with -cpu 1,2): the log must not make cores contend where the path itself does not.
+func BenchmarkDecisionLogCostParallel(b *testing.B) {
+	benchDecisionLog(b, true)
+}
+
+// decisionLogPaths are the engines BenchmarkDecisionLogCost compares: one per decision path.
+var decisionLogPaths = []struct {
+	name string
+	opts []authz.Option
+}{
+	{"cache", nil},
+	{"compiled", []authz.Option{authz.WithDecisionCache(0)}},
+	{"rego", []authz.Option{authz.WithDecisionCache(0), authz.WithCompiledPath(false)}},
+}
+
+func benchDecisionLog(b *testing.B, parallel bool) {
 	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
-	for _, path := range []struct {
-		name string
-		opts []authz.Option
-	}{{"cache", nil}, {"compiled", []authz.Option{authz.WithDecisionCache(0)}}} {
-		b.Run("path="+path.name, func(b *testing.B) {
+	for _, path := range decisionLogPaths {
+		for _, logged := range []bool{false, true} {
+			name := "path=" + path.name + "/log=off"
 			opts := path.opts
 			if logged {
+				name = "path=" + path.name + "/log=on"
 				opts = append(opts[:len(opts):len(opts)], authz.WithDecisionLog(discardSink{}), authz.WithDecisionLogQueue(1<<16))
 			}
-			eng, _ := newAcme(b, opts...)
-			ctx := b.Context()
-			if _, err := eng.Authorize(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
+			b.Run(name, func(b *testing.B) {
+				eng, _ := newAcme(b, opts...)
+				ctx := b.Context()
 				if _, err := eng.Authorize(ctx, req); err != nil {
 					b.Fatal(err)
 				}
-			}
-			b.StopTimer()
-			if err := eng.Close(ctx); err != nil {
-				b.Fatal(err)
-			}
-			if s := eng.Stats(); logged {
-				if s.DecisionLogWritten == 0 {
-					b.Fatal("nothing logged")
+				b.ReportAllocs()
+				if parallel {
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if _, err := eng.Authorize(ctx, req); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				} else {
+					decideLoop(b, eng, &req)
 				}
-				// A dropped record costs less than a queued one: say how many were.
-				b.ReportMetric(float64(s.DecisionLogDropped)/float64(s.DecisionLogWritten+s.DecisionLogDropped), "dropped/op")
-			}
-		})
+				b.StopTimer()
+				if err := eng.Close(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if s := eng.Stats(); logged {
+					if s.DecisionLogWritten == 0 {
+						b.Fatal("nothing logged")
+					}
+					// A dropped record costs less than a queued one: say how many were.
+					b.ReportMetric(float64(s.DecisionLogDropped)/float64(s.DecisionLogWritten+s.DecisionLogDropped), "dropped/op")
+				}
+			})
+		}
+	}
+}
+
+// decideLoop is the benchmark's loop, a function of its own so that callgrind can count the
+// instructions spent in it (--toggle-collect='*authz_test.decideLoop'). It keeps its goroutine
+// on one thread, which runs nothing else meanwhile: with --separate-threads=yes that thread's
+// count is the decision path's alone, the decision log's goroutine counted on other threads.
+//
+//go:noinline
+func decideLoop(b *testing.B, eng *authz.Engine, req *authz.Request) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ctx := b.Context()
+	for b.Loop() {
+		if _, err := eng.Authorize(ctx, *req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -191,6 +191,9 @@ type cacheEntry struct {
 	inline [keyWords]uint64
 	entry  cached
 	long   string // the packed key when longer than keyBytes
+	// logKey is the packed key as a string, made by the decision log's goroutine (which alone
+	// reads and writes it) when it first records a hit on the entry.
+	logKey string
 	_      [(128 - unsafe.Sizeof(entryLayout{})%128) % 128]byte
 }
 
@@ -201,6 +204,7 @@ type entryLayout struct {
 	inline [keyWords]uint64
 	entry  cached
 	long   string
+	logKey string
 }
 
 // holds reports whether the entry is k's.
@@ -259,8 +263,8 @@ func (c *decisionCache) shard(h uint64) *cacheShard {
 	return &c.shards[h>>c.shardShift]
 }
 
-// get returns the cached entry for k when it is current under policy p. It takes no lock.
-func (c *decisionCache) get(k *cacheKey, p *rego.Policy) (*cached, bool) {
+// get returns the cache entry for k when it is current under policy p. It takes no lock.
+func (c *decisionCache) get(k *cacheKey, p *rego.Policy) (*cacheEntry, bool) {
 	s := c.shard(k.hash)
 	en := s.lookup(k)
 	if en == nil || !en.entry.current(p) {
@@ -270,7 +274,7 @@ func (c *decisionCache) get(k *cacheKey, p *rego.Policy) (*cached, bool) {
 		en.ref.Store(1)
 	}
 	c.countHit()
-	return &en.entry, true
+	return en, true
 }
 
 // countHit adds a hit to the stripe of the calling goroutine's stack: goroutines' stacks lie

@@ -98,8 +98,9 @@ func randomRequest(rng *rand.Rand, actions, users, teams, projects []string) aut
 }
 
 // TestDecisionCacheDifferential interleaves random writes and checks and compares, on the same
-// store, full Rego evaluation with the cached engine and with the compiled path: zero
-// mismatches (decisions, roles, reasons and messages).
+// store, full Rego evaluation with the cached engine and with the compiled path (reading the
+// store directly, and through a wrapping Directory's View): zero mismatches (decisions, roles,
+// reasons and messages).
 func TestDecisionCacheDifferential(t *testing.T) {
 	t.Parallel()
 	actions := []string{"runs.get", "runs.stop", "runs.approve", "project.get", "runs.bookmark",
@@ -113,6 +114,10 @@ func TestDecisionCacheDifferential(t *testing.T) {
 		require.NoError(t, err)
 		compiled, err := authz.New(t.Context(), st, authz.WithDecisionCache(0))
 		require.NoError(t, err)
+		// The compiled path over a Directory that is not the store itself reads through its View.
+		wrapper := &counting{Store: st}
+		viaView, err := authz.New(t.Context(), wrapper, authz.WithDecisionCache(0))
+		require.NoError(t, err)
 		rng := rand.New(rand.NewPCG(seed, 99))
 		checks := 0
 		for step := range 300 {
@@ -125,13 +130,18 @@ func TestDecisionCacheDifferential(t *testing.T) {
 				want, err1 := plain.Authorize(t.Context(), req)
 				got, err2 := cachedEng.Authorize(t.Context(), req)
 				fromTable, err3 := compiled.Authorize(t.Context(), req)
+				views := wrapper.views.Load()
+				fromView, err4 := viaView.Authorize(t.Context(), req)
 				require.Equal(t, err1 == nil, err2 == nil, "%+v", req)
 				require.Equal(t, err1 == nil, err3 == nil, "%+v", req)
+				require.Equal(t, err1 == nil, err4 == nil, "%+v", req)
 				if err1 != nil {
 					continue
 				}
 				checks++
 				require.Equal(t, want, fromTable, "compiled path, seed %d step %d %+v", seed, step, req)
+				require.Equal(t, want, fromView, "compiled path through View, seed %d step %d %+v", seed, step, req)
+				require.Equal(t, views+1, wrapper.views.Load(), "one View per decision through a wrapper")
 				require.Equal(t, want.Allowed, got.Allowed, "seed %d step %d %+v: want %+v got %+v", seed, step, req, want, got)
 				require.Equal(t, want.Role, got.Role, "seed %d step %d %+v", seed, step, req)
 				require.Equal(t, want.Reasons, got.Reasons, "seed %d step %d %+v", seed, step, req)
@@ -335,10 +345,13 @@ func TestDistinctRequestsLeaveNoMemory(t *testing.T) {
 }
 
 // TestHotPathAllocations: an L1 hit allocates nothing, and a decision on the compiled path
-// allocates only what it returns: its reasons and their messages (one string for all).
+// allocates only what it returns: its reasons and their messages, one object for all, whether
+// the engine reads the store directly or through a wrapping Directory's View.
 func TestHotPathAllocations(t *testing.T) {
 	cachedEng, _ := newAcme(t)
-	compiled, _ := newAcme(t, authz.WithDecisionCache(0))
+	compiled, st := newAcme(t, authz.WithDecisionCache(0))
+	viaView, err := authz.New(t.Context(), wrapped{st}, authz.WithDecisionCache(0))
+	require.NoError(t, err)
 	for _, req := range []authz.Request{
 		{Subject: "bob", Action: "runs.stop", Resource: "acme/vision"},
 		{Subject: "vera", Action: "runs.get", Resource: "acme/engineering/vision"},
@@ -349,7 +362,11 @@ func TestHotPathAllocations(t *testing.T) {
 		d, err := compiled.Authorize(t.Context(), req) // fills the table's cell
 		require.NoError(t, err)
 		allocs := testing.AllocsPerRun(200, func() { _, _ = compiled.Authorize(t.Context(), req) })
-		require.LessOrEqual(t, allocs, 2.0, "compiled %+v: %+v", req, d)
+		require.Equal(t, 1.0, allocs, "compiled %+v: %+v", req, d)
+		_, err = viaView.Authorize(t.Context(), req)
+		require.NoError(t, err)
+		allocs = testing.AllocsPerRun(200, func() { _, _ = viaView.Authorize(t.Context(), req) })
+		require.Equal(t, 1.0, allocs, "compiled through View %+v: %+v", req, d)
 		_, err = cachedEng.Authorize(t.Context(), req)
 		require.NoError(t, err)
 		require.Zero(t, testing.AllocsPerRun(200, func() { _, _ = cachedEng.Authorize(t.Context(), req) }), "L1 hit %+v", req)

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/internal/plainjson"
@@ -162,9 +164,10 @@ func WithDecisionLog(sink DecisionSink) Option {
 	}
 }
 
-// WithDecisionLogQueue sets how many records the decision log's queue holds — those waiting and
-// those the sink is writing — rounded up to a power of two (a record takes about 230 bytes);
-// size must be > 0. Default DefaultDecisionLogQueue.
+// WithDecisionLogQueue sets how many records the decision log's queue holds waiting for the
+// sink, rounded up to a power of two (a queued record takes 32 bytes for an in-memory cache hit,
+// about 260 for any other decision); the batch the sink is writing (at most 512 records) is
+// apart. size must be > 0. Default DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
 		if size <= 0 {
@@ -180,9 +183,8 @@ type decisionLog struct {
 	sink DecisionSink
 	ring recordRing
 	// wake is signalled (never blocking) by a producer that finds the drainer idle or the ring
-	// half full; idle is set by the drainer before it sleeps without a timer.
+	// half full (see recordRing).
 	wake  chan struct{}
-	idle  atomic.Bool
 	flush chan chan struct{} // Flush's requests
 	stop  chan struct{}      // closed by close
 	done  chan struct{}      // closed when the drainer has returned
@@ -190,13 +192,14 @@ type decisionLog struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	log    *slog.Logger
+	batch  []DecisionRecord // the drainer's: the records of one sink write
 
 	// epoch lets a decision read the monotonic clock only: time.Since(epoch) reads one clock,
 	// time.Now two.
 	epoch time.Time
 
 	closeOnce                sync.Once
-	closed                   atomic.Bool
+	closeMu                  sync.Mutex // the ring's consumer once the drainer has returned
 	written, dropped, failed atomic.Uint64
 }
 
@@ -205,30 +208,59 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 	l := &decisionLog{sink: sink, wake: make(chan struct{}, 1), flush: make(chan chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log, epoch: time.Now()}
 	l.ring.init(size)
+	l.batch = make([]DecisionRecord, 0, min(maxDecisionBatch, len(l.ring.slots)))
 	go l.run()
 	return l
 }
 
-// recordRing is the log's queue: a bounded ring of records with many producers (decisions) and
-// one consumer (the drainer), after Dmitry Vyukov's bounded MPMC queue. A producer reserves a
-// slot with one CAS on tail and writes its record in place; the consumer hands a run of
-// published slots to the sink as they are and then frees them. Unlike a channel, producers and
-// the consumer share no lock (a decision never waits for the drainer's receive), and a record is
-// copied once, into its slot. Go has no such queue for values without boxing each one (an
-// allocation per decision), hence this one.
+// recordRing is the log's queue: a bounded ring with many producers (decisions) and one consumer
+// (the drainer). A producer reserves a position with one CAS on tail, writes its slot and
+// publishes it by storing the slot's seq; the consumer builds the records of a run of published
+// slots into its batch, frees the slots and hands the batch to the sink. Unlike a channel,
+// producers and the consumer share no lock (a decision never waits for the drainer), and nothing
+// is boxed (a channel of records, or of pointers to them, costs an allocation or a 230-byte copy
+// per decision).
+//
+// A slot is small: an in-memory cache hit writes only its cache entry (immutable: the decision,
+// its reasons and policy, and the request's key, from which the drainer rebuilds the request's
+// strings), the decision's revision and the request's MinRevision; any other decision writes its
+// whole record into recs, beside the slot. The drainer makes every record.
+//
+// A producer whose position is below alert only reserves, writes and publishes (tryHit): alert
+// is at most limit, so the slot is free, and below the half-full mark, so nobody need be woken.
+// Any other position goes the long way (reserve, publish): a full ring drops the record, a
+// closed one too (closedBit in tail), an idle drainer (idleBit in tail, which the producer's
+// CAS clears) or a half-full ring wakes the drainer.
 type recordRing struct {
-	_    [64]byte      // tail on its own cache line: producers write it
-	tail atomic.Uint64 // the next position to reserve
-	_    [56]byte
-	head uint64        // the next position to read; the consumer's only
-	read atomic.Uint64 // head as the consumer last published it (the half-full check)
-	mask uint64        // len(recs)-1
-	half uint64
-	// seqs[i] is pos while slot i is free for the producer of position pos, pos+1 once that
-	// producer has written recs[i]: the consumer reads the record after seeing pos+1 and frees
-	// the slot for the next lap with pos+len(recs).
-	seqs []atomic.Uint64
-	recs []DecisionRecord
+	_ [64]byte // tail on its own cache line, with what producers read beside it
+	// tail is the next position to reserve, with closedBit and idleBit.
+	tail atomic.Uint64
+	// alert is half a ring past head after each take (the consumer's) and limit once a producer
+	// has woken the drainer for a half-full ring; limit is head plus the ring's size: positions
+	// below it are free.
+	alert, limit atomic.Uint64
+	_            [40]byte
+	head         uint64 // the next position to read; the consumer's only
+	mask         uint64 // len(slots)-1
+	half         uint64
+	slots        []logSlot
+	recs         []DecisionRecord // recs[i] holds slot i's record when slots[i].hit is nil
+}
+
+const (
+	closedBit = 1 << 63 // in tail: the log is closed, every reservation fails
+	idleBit   = 1 << 62 // in tail: the drainer sleeps until a producer wakes it
+)
+
+// logSlot is one position of the ring: 32 bytes, two to a cache line.
+type logSlot struct {
+	// seq is pos+1 once the producer of position pos has written the slot: the consumer reads it
+	// then. A slot freed for the next lap keeps its seq (pos+1 is no later position's pos+1).
+	seq atomic.Uint64
+	// hit is the cache entry of an in-memory cache hit (the record is made from it, rev and
+	// minRev); nil: the record is recs[i].
+	hit         *cacheEntry
+	rev, minRev uint64
 }
 
 // init sizes the ring: size rounded up to a power of two.
@@ -237,91 +269,127 @@ func (q *recordRing) init(size int) {
 	for n < size {
 		n <<= 1
 	}
-	q.seqs, q.recs = make([]atomic.Uint64, n), make([]DecisionRecord, n)
-	for i := range q.seqs {
-		q.seqs[i].Store(uint64(i))
-	}
+	q.slots, q.recs = make([]logSlot, n), make([]DecisionRecord, n)
 	q.mask, q.half = uint64(n-1), uint64(max(n/2, 1))
+	q.limit.Store(uint64(n))
+	q.alert.Store(q.half)
 }
 
-// reserve claims the next slot; false when the ring is full. The caller fills the record and
-// calls publish.
-func (q *recordRing) reserve() (*DecisionRecord, uint64, bool) {
+// slotAt is the slot of position pos (no bounds check: pos&mask is in range).
+func (q *recordRing) slotAt(pos uint64) *logSlot {
+	return (*logSlot)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(q.slots)), (pos&q.mask)*uint64(unsafe.Sizeof(logSlot{}))))
+}
+
+// tryHit logs an in-memory cache hit on en — its decision, labelled with revision rev, for a
+// request with MinRevision minRev — when its position needs nothing but the reservation: false
+// when it did nothing, and the hit must go the long way (decisionLog.hitSlow). Written for the
+// fewest instructions, and inlined in authorize: it is the whole cost of the log to a cache hit.
+func (q *recordRing) tryHit(en *cacheEntry, rev, minRev uint64) bool {
 	pos := q.tail.Load()
-	for {
-		i := pos & q.mask
-		switch d := int64(q.seqs[i].Load() - pos); {
-		case d == 0:
-			if q.tail.CompareAndSwap(pos, pos+1) {
-				return &q.recs[i], pos, true
-			}
-			pos = q.tail.Load()
-		case d < 0: // the slot still holds the record of the previous lap: full
-			return nil, 0, false
-		default: // another producer took pos
-			pos = q.tail.Load()
-		}
+	if pos >= q.alert.Load() || !q.tail.CompareAndSwap(pos, pos+1) {
+		return false
 	}
+	s := q.slotAt(pos)
+	s.hit, s.rev, s.minRev = en, rev, minRev
+	s.seq.Store(pos + 1)
+	return true
 }
 
-// publish hands a filled slot to the consumer and reports whether the ring is half full.
-func (q *recordRing) publish(pos uint64) bool {
-	q.seqs[pos&q.mask].Store(pos + 1)
-	return pos-q.read.Load() >= q.half
+// take appends the records of the published slots from head on to out (at most cap(out) in
+// all), frees their slots and returns out. Consumer only.
+func (q *recordRing) take(out []DecisionRecord) []DecisionRecord {
+	for len(out) < cap(out) {
+		s := q.slotAt(q.head)
+		if s.seq.Load() != q.head+1 {
+			break
+		}
+		if s.hit != nil {
+			out = append(out, s.hit.logRecord(s.rev, s.minRev))
+			s.hit = nil
+		} else {
+			i := q.head & q.mask
+			out = append(out, q.recs[i])
+			q.recs[i] = DecisionRecord{} // keep no request alive
+		}
+		q.head++
+	}
+	q.limit.Store(q.head + uint64(len(q.slots)))
+	q.alert.Store(q.head + q.half)
+	return out
 }
 
 // ready reports whether the record at head is published. Consumer only.
-func (q *recordRing) ready() bool { return q.seqs[q.head&q.mask].Load() == q.head+1 }
+func (q *recordRing) ready() bool { return q.slotAt(q.head).seq.Load() == q.head+1 }
 
-// next returns the published records from head on, at most max and not past the ring's end (a
-// slice of the ring itself: the consumer reads them in place). Consumer only.
-func (q *recordRing) next(max int) []DecisionRecord {
-	start := int(q.head & q.mask)
-	end := min(start+max, len(q.recs))
-	n := 0
-	for start+n < end && q.seqs[start+n].Load() == q.head+uint64(n)+1 {
-		n++
+// logRecord is the record of an in-memory cache hit on en, labelled with revision rev. The
+// request's strings are rebuilt from the entry's key (the parts of a cached request hold no NUL,
+// see packedLen), once per entry: the drainer keeps them in the entry.
+func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
+	if en.logKey == "" {
+		if int(en.n) > keyBytes {
+			en.logKey = en.long
+		} else {
+			b := (*[keyBytes]byte)(unsafe.Pointer(&en.inline))
+			en.logKey = string(b[:en.n])
+		}
 	}
-	return q.recs[start : start+n]
-}
-
-// release frees the n records next returned, keeping no request alive. Consumer only.
-func (q *recordRing) release(n int) {
-	start := int(q.head & q.mask)
-	clear(q.recs[start : start+n])
-	for i := range n {
-		q.seqs[start+i].Store(q.head + uint64(i) + uint64(len(q.recs)))
+	var parts [4]string
+	rest := en.logKey
+	for i := range 3 {
+		j := strings.IndexByte(rest, 0)
+		parts[i], rest = rest[:j], rest[j+1:]
 	}
-	q.head += uint64(n)
-	q.read.Store(q.head)
+	parts[3] = rest
+	d := en.entry.dec
+	d.Revision = rev
+	return DecisionRecord{
+		Request:  Request{Subject: parts[0], Action: parts[1], Resource: parts[2], Owner: parts[3], MinRevision: minRev},
+		Decision: d, Policy: en.entry.policy.Fingerprint(), Path: PathCacheL1,
+	}
 }
 
 // clock is the time since the log started (never 0 once read: the epoch is in the past).
 func (l *decisionLog) clock() time.Duration { return time.Since(l.epoch) }
 
-// slot reserves a slot for a record; nil when the log is closed or the ring full (the record
-// is dropped and counted).
-func (l *decisionLog) slot() (*DecisionRecord, uint64) {
-	if l.closed.Load() {
-		l.dropped.Add(1)
-		return nil, 0
+// reserve claims the next slot the long way: nil when the log is closed or the ring full (the
+// record is dropped and counted); woke reports that the drainer was idle (the caller's publish
+// wakes it).
+func (l *decisionLog) reserve() (s *logSlot, pos uint64, woke bool) {
+	q := &l.ring
+	for {
+		t := q.tail.Load()
+		pos = t &^ idleBit
+		if t&closedBit != 0 || pos >= q.limit.Load() {
+			l.dropped.Add(1)
+			return nil, 0, false
+		}
+		if q.tail.CompareAndSwap(t, pos+1) { // clears idleBit: this producer wakes the drainer
+			return q.slotAt(pos), pos, t&idleBit != 0
+		}
 	}
-	r, pos, ok := l.ring.reserve()
-	if !ok {
-		l.dropped.Add(1)
-		return nil, 0
-	}
-	return r, pos
 }
 
-// publish hands a filled slot to the drainer, waking it when it sleeps or the ring is half full.
-func (l *decisionLog) publish(pos uint64) {
-	if l.ring.publish(pos) || l.idle.Load() {
-		l.idle.Store(false)
+// publish hands a filled slot to the drainer, waking it when it was idle (woke, from reserve) or
+// the ring is half full.
+func (l *decisionLog) publish(s *logSlot, pos uint64, woke bool) {
+	s.seq.Store(pos + 1)
+	if woke || pos >= l.ring.alert.Load() {
+		// Later producers need not wake it again: alert goes up to limit until the next take.
+		l.ring.alert.Store(l.ring.limit.Load())
 		select {
 		case l.wake <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// hitSlow logs an in-memory cache hit the long way (see recordRing), when tryHit did not.
+//
+//go:noinline
+func (l *decisionLog) hitSlow(en *cacheEntry, rev, minRev uint64) {
+	if s, pos, woke := l.reserve(); s != nil {
+		s.hit, s.rev, s.minRev = en, rev, minRev
+		l.publish(s, pos, woke)
 	}
 }
 
@@ -342,18 +410,18 @@ func (l *decisionLog) run() {
 		if l.drain() > 0 {
 			continue
 		}
-		// Nothing arrived for a whole interval: sleep until a producer wakes us. The ring is
-		// checked again after idle is set, so a record published meanwhile is not left waiting.
-		l.idle.Store(true)
-		if l.ring.ready() {
-			l.idle.Store(false)
+		// Nothing arrived for a whole interval: sleep until a producer wakes us. With idleBit
+		// in tail, the next reservation goes the long way and wakes us; a position reserved
+		// before the bit was set is not taken yet, so we stay awake for it.
+		if l.ring.tail.Or(idleBit)&^closedBit != l.ring.head {
+			l.ring.tail.And(^uint64(idleBit))
 			continue
 		}
 		tick.Stop()
 		if stopped, _ := l.wait(nil); stopped { // no tick while idle
 			return
 		}
-		l.idle.Store(false)
+		l.ring.tail.And(^uint64(idleBit)) // when no producer cleared it (flush)
 		tick.Reset(DecisionLogInterval)
 	}
 }
@@ -375,12 +443,11 @@ func (l *decisionLog) wait(tick <-chan time.Time) (stopped, flushed bool) {
 	return false, false
 }
 
-// drain writes every published record to the sink in batches, read in place from the ring,
-// and returns how many it took.
+// drain writes every published record to the sink in batches and returns how many it took.
 func (l *decisionLog) drain() int {
 	n := 0
 	for {
-		batch := l.ring.next(maxDecisionBatch)
+		batch := l.ring.take(l.batch[:0])
 		if len(batch) == 0 {
 			return n
 		}
@@ -395,7 +462,7 @@ func (l *decisionLog) drain() int {
 		} else {
 			l.written.Add(uint64(len(batch)))
 		}
-		l.ring.release(len(batch))
+		clear(batch) // keep no request alive
 	}
 }
 
@@ -421,7 +488,7 @@ func (l *decisionLog) flushNow(ctx context.Context) error {
 // first, the sink's context is cancelled and close still waits for the goroutine to return.
 func (l *decisionLog) close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
-		l.closed.Store(true)
+		l.ring.tail.Or(closedBit)
 		close(l.stop)
 	})
 	var err error
@@ -434,21 +501,23 @@ func (l *decisionLog) close(ctx context.Context) error {
 	}
 	// What the drainer did not take (its writes cancelled, or published by a decision racing
 	// with close) is dropped. The drainer has returned: this is the ring's one consumer now.
-	for b := l.ring.next(len(l.ring.recs)); len(b) > 0; b = l.ring.next(len(l.ring.recs)) {
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
+	for b := l.ring.take(l.batch[:0]); len(b) > 0; b = l.ring.take(l.batch[:0]) {
 		l.dropped.Add(uint64(len(b)))
-		l.ring.release(len(b))
+		clear(b)
 	}
 	return err
 }
 
-// record makes the log's record of one call in a slot of the ring (written in place, nothing
-// allocated); attributes are copied, since the caller may reuse its map once the call has
-// returned.
+// record makes the log's record of one call in the ring (written in place, nothing allocated);
+// attributes are copied, since the caller may reuse its map once the call has returned.
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
-	r, pos := e.declog.slot()
-	if r == nil {
+	s, pos, woke := e.declog.reserve()
+	if s == nil {
 		return
 	}
+	r := &e.declog.ring.recs[pos&e.declog.ring.mask]
 	r.Request, r.Decision, r.Path, r.Latency = *req, *d, t.path, t.latency
 	p := t.policy
 	if p == nil { // not decided
@@ -462,19 +531,22 @@ func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) 
 	if len(req.Attributes) > 0 {
 		r.Request.Attributes = copyAttributes(req.Attributes)
 	}
-	e.declog.publish(pos)
+	e.declog.publish(s, pos, woke)
 }
 
-// observed is Authorize with metrics, spans or a decision log: the observer (metrics.go) times
-// the decision and the log records it, unless the request is a listing's or an analysis'.
+// observed is Authorize with metrics or spans: the observer (metrics.go) times the decision
+// and the log records it, unless the request is a listing's or an analysis'.
 func (e *Engine) observed(ctx context.Context, req *Request) (Decision, error) {
-	logged := e.declog != nil && !req.unlogged
-	if e.obs != nil {
-		return e.obs.authorize(ctx, e, req, logged)
-	}
-	if !logged {
-		return e.authorize(ctx, req, &decisionTrace{})
-	}
+	return e.obs.authorize(ctx, e, req, e.logs(req))
+}
+
+// logs reports whether req's decision goes to the decision log.
+func (e *Engine) logs(req *Request) bool { return e.declog != nil && !req.unlogged }
+
+// logged is Authorize of a logged request (without metrics or spans) on any path but an
+// in-memory cache hit (which authorize logs itself, cheaper): decided with a trace, then
+// recorded.
+func (e *Engine) logged(ctx context.Context, req *Request) (Decision, error) {
 	t := decisionTrace{timed: true}
 	d, err := e.authorize(ctx, req, &t)
 	e.record(req, &d, &t, err)

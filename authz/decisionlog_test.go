@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,15 +227,15 @@ func TestDecisionLogFullQueueDrops(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, d.Allowed)
 	}
-	// The queue holds queue records, the one being written included.
-	dropped := uint64(more - (queue - 1))
+	// The queue holds queue records waiting, beside the one being written.
+	dropped := uint64(more - queue)
 	require.Equal(t, dropped, eng.Stats().DecisionLogDropped)
 	close(sink.release)
 	require.NoError(t, eng.Close(ctx))
 	st := eng.Stats()
-	require.Equal(t, uint64(queue), st.DecisionLogWritten)
+	require.Equal(t, uint64(1+queue), st.DecisionLogWritten)
 	require.Equal(t, dropped, st.DecisionLogDropped)
-	require.Len(t, sink.all(), queue)
+	require.Len(t, sink.all(), 1+queue)
 
 	// After Close decisions are answered and counted as dropped.
 	_, err = eng.Authorize(ctx, req)
@@ -357,4 +358,86 @@ func TestDecisionLogConcurrent(t *testing.T) {
 		require.NotZero(t, r.Decision.Revision)
 		require.False(t, r.Time.IsZero())
 	}
+}
+
+// TestDecisionLogHitRecordIsTheDecision: an in-memory cache hit is logged as its cache entry and
+// revision, and the drainer makes the record; the record is still exactly the call — the
+// request as made (owner, MinRevision, keys packed inline and out of line), the decision
+// returned (reasons, and the revision of the store at the hit, past an unrelated write), the
+// policy, the path — over several laps of a small ring, mixed with records of other paths.
+func TestDecisionLogHitRecordIsTheDecision(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sink := &memSink{}
+	eng, st := newAcme(t, authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(8))
+	long := "acme/engineering/" + strings.Repeat("x", 60) // no such project: a deny, cached
+	reqs := []authz.Request{
+		{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
+		{Subject: "vera", Action: "runs.get", Resource: "vision", Owner: "acme"},
+		{Subject: "olga", Action: "runs.approve", Resource: long},
+		{Subject: "alice", Action: "org.update", Resource: "acme", MinRevision: 1},
+		{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: map[string]any{"run": map[string]any{"created_by": "bob"}}},
+	}
+	type call struct {
+		req authz.Request
+		d   authz.Decision
+	}
+	var calls []call
+	decide := func() {
+		for _, r := range reqs {
+			d, err := eng.Authorize(ctx, r)
+			require.NoError(t, err)
+			calls = append(calls, call{r, d})
+		}
+		// Wait for the drainer now and then, so the small ring is not overrun.
+		require.NoError(t, eng.FlushDecisionLog(ctx))
+	}
+	decide() // misses: compiled and rego records
+	decide() // hits
+	_, err := st.Apply(ctx, store.PutMember{Org: "acme", User: "newcomer", Role: "member"})
+	require.NoError(t, err)
+	for range 5 {
+		decide() // hits, at the new revision
+	}
+	require.NoError(t, eng.Close(ctx))
+
+	recs := sink.all()
+	require.Len(t, recs, len(calls))
+	hits := 0
+	for i, c := range calls {
+		r := recs[i]
+		require.Equal(t, c.req, r.Request, "record %d", i)
+		require.Equal(t, c.d, r.Decision, "record %d", i)
+		require.Equal(t, eng.Policy().Fingerprint(), r.Policy)
+		require.Empty(t, r.Error)
+		require.False(t, r.Time.IsZero())
+		if r.Path == authz.PathCacheL1 {
+			hits++
+			require.Zero(t, r.Latency, "a hit is not timed without metrics")
+		}
+	}
+	// Every cacheable request after the first round was a hit; the one with attributes never.
+	require.Equal(t, 6*(len(reqs)-1), hits)
+	require.Equal(t, st.Revision(), recs[len(recs)-2].Decision.Revision)
+	require.False(t, recs[2].Decision.Allowed, "the long key is a deny")
+	s := eng.Stats()
+	require.Equal(t, uint64(len(calls)), s.DecisionLogWritten)
+	require.Zero(t, s.DecisionLogDropped)
+}
+
+// TestDecisionLogWakesIdleDrainer: a record queued while the drainer sleeps (idle, nothing
+// arrived for an interval) wakes it: it reaches the sink without a flush, a hit's included.
+func TestDecisionLogWakesIdleDrainer(t *testing.T) {
+	t.Parallel()
+	sink := &memSink{}
+	eng, _ := newAcme(t, authz.WithDecisionLog(sink))
+	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	for i := range 10 {
+		time.Sleep(3 * authz.DecisionLogInterval) // the drainer goes idle
+		_, err := eng.Authorize(t.Context(), req)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return len(sink.all()) == i+1 }, 10*time.Second, time.Millisecond, "record %d", i)
+	}
+	require.Equal(t, authz.PathCacheL1, sink.all()[9].Path)
+	require.NoError(t, eng.Close(t.Context()))
 }

@@ -147,32 +147,57 @@ func (e *Engine) DiffPolicy(ctx context.Context, c Candidate, limit int) (Policy
 // → apply step of a CI pipeline, like an If-Match on the policy. A different diff is an error
 // matching teamgate.ErrConflict, and so is a policy swapped in by someone else while the diff was
 // computed; a candidate SetPolicy would refuse returns SetPolicy's error. On any error the
-// policy in force stays. The directory may change after the diff is computed and before the swap
-// (as with SetPolicy); the diff is that of the revision it was computed at.
+// policy in force stays.
+//
+// The diff is computed in one snapshot of the directory, at a revision; if a write has landed
+// by the time the diff is done, the condition is checked again at the new revision (the write
+// may change the diff, or change no decision and leave it as it was), up to setPolicyIfAttempts
+// times, after which SetPolicyIf fails with an error matching teamgate.ErrStale and the policy
+// stays. The candidate is swapped in only right after a diff equal to expect at the revision
+// still in force: a write landing between that last check and the swap itself is ordered after
+// the swap (as any write after SetPolicy).
 func (e *Engine) SetPolicyIf(ctx context.Context, expect DiffFingerprint, c Candidate) error {
 	cand, err := rego.New(ctx, c.Modules, c.Data...)
 	if err != nil {
 		return err
 	}
 	cur := e.policy.Load()
-	d, err := e.diff(ctx, cur, cand, -1)
-	if err != nil {
-		return err
-	}
-	if d.Fingerprint != expect {
-		n := 0
-		for _, a := range d.Actions {
-			n += a.Decisions
+	policyChanged := &teamgate.ConflictError{What: "policy diff", Name: string(expect), Reason: "the policy in force changed while the diff was computed"}
+	for attempt := 1; ; attempt++ {
+		d, err := e.diff(ctx, cur, cand, -1)
+		if err != nil {
+			return err
 		}
-		return &teamgate.ConflictError{What: "policy diff", Name: string(expect),
-			Reason: fmt.Sprintf("loading the candidate now makes diff %s (%d decisions change)", d.Fingerprint, n)}
+		if d.Fingerprint != expect {
+			n := 0
+			for _, a := range d.Actions {
+				n += a.Decisions
+			}
+			return &teamgate.ConflictError{What: "policy diff", Name: string(expect),
+				Reason: fmt.Sprintf("loading the candidate now makes diff %s (%d decisions change)", d.Fingerprint, n)}
+		}
+		if e.afterDiff != nil {
+			e.afterDiff()
+		}
+		if e.policy.Load() != cur {
+			return policyChanged
+		}
+		if e.dir.Revision() == d.Revision {
+			// setPolicy's swap, made only if the policy diffed against is still in force.
+			if !e.policy.CompareAndSwap(cur, cand) {
+				return policyChanged
+			}
+			return nil
+		}
+		if attempt == setPolicyIfAttempts {
+			return fmt.Errorf("policy diff %s: the directory changed while the diff was computed, %d times: %w", expect, attempt, teamgate.ErrStale)
+		}
 	}
-	// setPolicy's swap, made only if the policy diffed against is still in force.
-	if !e.policy.CompareAndSwap(cur, cand) {
-		return &teamgate.ConflictError{What: "policy diff", Name: string(expect), Reason: "the policy in force changed while the diff was computed"}
-	}
-	return nil
 }
+
+// setPolicyIfAttempts bounds how often SetPolicyIf computes the diff again because a write
+// landed while it was computed.
+const setPolicyIfAttempts = 3
 
 // pairFacts are a subject's facts on one resource (an org, a team or a project), read in the
 // diff's snapshot.

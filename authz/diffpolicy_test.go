@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -264,7 +265,7 @@ allow contains "otto reads open" if {
 `}
 	cand := authz.Candidate{Modules: []rego.Module{otto}}
 
-	eng, _ := newAcme(t)
+	eng, _ := newAcme(t, authz.WithEvalBudget(time.Minute)) // every pair evaluated: no budget stop under load
 	reviewed, err := eng.DiffPolicy(ctx, cand, 0)
 	require.NoError(t, err)
 	require.Len(t, reviewed.Decisions, 1)
@@ -276,7 +277,7 @@ allow contains "otto reads open" if {
 	require.NoError(t, err)
 	require.True(t, d.Allowed)
 
-	eng, _ = newAcme(t)
+	eng, _ = newAcme(t, authz.WithEvalBudget(time.Minute))
 	reviewed, err = eng.DiffPolicy(ctx, cand, 0)
 	require.NoError(t, err)
 	// otto leaves the org: the module no longer changes his decision the same way.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,7 @@ type PersistentCache interface {
 var (
 	_ Directory       = (*store.Store)(nil)
 	_ PersistentCache = (*store.Store)(nil)
+	_ accessViewer    = (*store.Store)(nil)
 )
 
 // Option configures New.
@@ -156,6 +158,8 @@ type Engine struct {
 	dir    Directory
 	log    *slog.Logger
 	policy atomic.Pointer[rego.Policy]
+	// afterDiff, tests only: runs in SetPolicyIf between a diff that matched and the swap.
+	afterDiff func()
 
 	settingsCache *settingsCache
 	decisions     *decisionCache  // nil when turned off
@@ -170,7 +174,16 @@ type Engine struct {
 	evaluated  atomic.Uint64 // decisions made by full evaluation of the request's input
 	compiledN  atomic.Uint64 // decisions answered by the compiled path's decision table
 
-	readings sync.Pool // *reading: Authorize's per-decision state
+	facts    accessViewer // the Directory's, when it has one: the compiled path's read
+	readings sync.Pool    // *reading: Authorize's per-decision state, when facts is nil
+}
+
+// accessViewer is a View that reads only what a decision on the compiled path reads
+// (store.Reader.Access and the revision, tracked into d when d is not nil) and takes no callback,
+// so Authorize's per-decision state stays on its stack. New uses the Directory's when it is a
+// *store.Store; any other Directory, a type embedding a store included, is read through View.
+type accessViewer interface {
+	ViewAccess(org, team, project, user string, d *store.Deps) (store.Access, uint64, error)
 }
 
 // New builds an engine over dir with the default policy plus the options' modules and data.
@@ -200,6 +213,9 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	e := &Engine{dir: dir, log: c.logger, decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled, budget: c.budget}
 	if pc, ok := dir.(PersistentCache); ok && pc.Persistent() {
 		e.disk = pc
+	}
+	if st, ok := dir.(*store.Store); ok {
+		e.facts = st // the store itself only: a type wrapping one keeps its View the one way in
 	}
 	e.settingsCache = newSettingsCache(e.disk)
 	e.setPolicy(p)
@@ -325,23 +341,25 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 // (decisionlog.go) and says there how the decision was made. (A pointer to the Request, so that
 // the extra call copies none.)
 func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) (Decision, error) {
-	if t == nil && (e.obs != nil || e.declog != nil) {
+	if t == nil && e.obs != nil {
 		return e.observed(ctx, req)
 	}
-	if req.Suggest {
-		d, err := e.authorizeSuggesting(ctx, *req, t)
-		return d, err
-	}
 	p := e.policy.Load()
-	if e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
+	if req.Suggest || e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
+		if t == nil && e.logs(req) {
+			return e.logged(ctx, req)
+		}
+		if req.Suggest {
+			return e.authorizeSuggesting(ctx, *req, t)
+		}
 		return e.decidePooled(ctx, req, nil, t)
 	}
 	if err := ctx.Err(); err != nil {
-		return Decision{}, err
+		return e.refused(req, t, err)
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return Decision{}, err
+			return e.refused(req, t, err)
 		}
 	}
 	var key cacheKey
@@ -352,23 +370,48 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	// holds). Read after the check, a write in flight could label a decision it changes with its
 	// own revision.
 	rev := e.dir.Revision()
-	if c, ok := e.decisions.get(&key, p); ok {
-		d := c.dec
+	if en, ok := e.decisions.get(&key, p); ok {
+		d := en.entry.dec
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
 			t.path, t.policy = PathCacheL1, p
+		} else if l := e.declog; l != nil && !req.unlogged {
+			// Logged here, as the entry and the revision: the drainer makes the record.
+			if !l.ring.tryHit(en, d.Revision, req.MinRevision) {
+				l.hitSlow(en, d.Revision, req.MinRevision)
+			}
 		}
 		return d, nil
 	}
+	if t == nil && e.logs(req) {
+		tr := decisionTrace{timed: true}
+		d, err := e.miss(ctx, req, &key, p, rev, &tr)
+		e.record(req, &d, &tr, err)
+		return d, err
+	}
+	return e.miss(ctx, req, &key, p, rev, t)
+}
+
+// refused is authorize's return of an error met before a decision, recorded when logged.
+func (e *Engine) refused(req *Request, t *decisionTrace, err error) (Decision, error) {
+	if t == nil && e.logs(req) {
+		e.record(req, &Decision{}, &decisionTrace{}, err)
+	}
+	return Decision{}, err
+}
+
+// miss is authorize for a cacheable request the in-memory tier does not hold: from the Badger
+// tier, else decided and cached.
+func (e *Engine) miss(ctx context.Context, req *Request, key *cacheKey, p *rego.Policy, rev uint64, t *decisionTrace) (Decision, error) {
 	// A logged decision that consults the Badger tier is timed from the lookup: beside a Badger
 	// read the clock costs little (a hit in memory is not timed).
 	var start time.Duration
 	if t != nil && t.timed && e.disk != nil {
 		start = e.declog.clock()
 	}
-	if c, ok := e.fromDisk(&key, p); ok {
+	if c, ok := e.fromDisk(key, p); ok {
 		e.decisions.diskHits.Add(1)
-		e.decisions.put(&key, c)
+		e.decisions.put(key, c)
 		d := c.dec
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
@@ -383,8 +426,8 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	entry := &cached{}
 	d, err := e.decidePooled(ctx, req, entry, t)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
-		e.decisions.put(&key, entry)
-		e.toDisk(&key, entry)
+		e.decisions.put(key, entry)
+		e.toDisk(key, entry)
 	}
 	if start != 0 {
 		t.latency = e.declog.clock() - start
@@ -403,33 +446,53 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 // timed); it is empty otherwise.
 func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, decisionTrace, error) {
 	rd := &reading{explain: explain, also: also, traced: e.declog != nil, timed: e.declog != nil}
+	rd.view = rd.read
 	d, err := e.decideIn(ctx, rd, &req, entry)
 	return &rd.q, d, rd.trace, err
 }
 
-// decidePooled is decide for Authorize: no explanation, no extra reads, and its state comes
-// from (and returns to) the engine's pool, so the compiled path allocates only the reasons.
-// A non-nil t is set to how the decision was made.
+// decidePooled is decide for Authorize: no explanation, no extra reads, and on the compiled
+// path it allocates only the reasons. Its state lives on the stack when the Directory reads a
+// decision's facts without a callback (accessViewer), else it comes from (and returns to) the
+// engine's pool. A non-nil t is set to how the decision was made.
 func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, t *decisionTrace) (Decision, error) {
+	if e.facts != nil {
+		var rd reading
+		if t == nil {
+			return e.decideIn(ctx, &rd, req, entry)
+		}
+		return e.decideTraced(ctx, &rd, req, entry, t)
+	}
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
 		rd = &reading{}
-	}
-	if t != nil {
-		rd.traced, rd.timed = true, t.timed
+		rd.view = rd.read
 	}
 	if rd.msg == nil {
 		rd.msg = make([]byte, 0, 256)
 	}
+	var d Decision
+	var err error
+	if t == nil {
+		d, err = e.decideIn(ctx, rd, req, entry)
+	} else {
+		d, err = e.decideTraced(ctx, rd, req, entry, t)
+	}
+	*rd = reading{view: rd.view, msg: rd.msg[:0]} // keep no request's facts alive in the pool
+	e.readings.Put(rd)
+	return d, err
+}
+
+// decideTraced is decideIn, saying in t how the decision was made.
+func (e *Engine) decideTraced(ctx context.Context, rd *reading, req *Request, entry *cached, t *decisionTrace) (Decision, error) {
+	rd.traced, rd.timed = true, t.timed
 	d, err := e.decideIn(ctx, rd, req, entry)
-	if t != nil && err == nil {
+	if err == nil {
 		t.path, t.policy = rd.trace.path, rd.trace.policy
 		if rd.trace.latency != 0 {
 			t.latency = rd.trace.latency
 		}
 	}
-	*rd = reading{view: rd.view, msg: rd.msg[:0]} // keep no request's facts alive in the pool
-	e.readings.Put(rd)
 	return d, err
 }
 
@@ -443,7 +506,7 @@ type reading struct {
 	explain  bool
 	also     []func(store.Reader) error
 	rev      uint64
-	view     func(store.Reader) error // = read, made once
+	view     func(store.Reader) error // = read, made once; nil for a reading on the stack
 	msg      []byte                   // scratch for the compiled path's messages, kept (bytes only)
 	// For the decision log and metrics: trace is how the decision was made, set when traced; a
 	// full evaluation is also timed when timed.
@@ -495,16 +558,13 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	table := p.Table()
 	rd.entry = entry
 	rd.compiled = !rd.explain && e.compiled && table != nil && q.attrs.Len() == 0 && q.dest == nil
-	if rd.view == nil {
-		rd.view = rd.read
-	}
 	// A logged full evaluation is timed from reading its facts (the compiled path is not: two
 	// clock reads would cost it a few per cent).
 	var start time.Duration
 	if rd.timed && !rd.compiled {
 		start = e.declog.clock()
 	}
-	if err := e.dir.View(rd.view); err != nil {
+	if err := e.readFacts(rd); err != nil {
 		return Decision{}, err
 	}
 	var d Decision
@@ -528,35 +588,64 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	return d, nil
 }
 
+// readFacts reads the decision's facts in one snapshot: the compiled path's through the
+// Directory's accessViewer when it has one, anything else in a View callback (rd.read).
+func (e *Engine) readFacts(rd *reading) error {
+	q := &rd.q
+	if rd.compiled && len(rd.also) == 0 && e.facts != nil {
+		var deps *store.Deps
+		if rd.entry != nil {
+			deps = &rd.entry.deps // what the decision depends on is what this snapshot serves
+		}
+		var err error
+		q.acc, rd.rev, err = e.facts.ViewAccess(q.org, q.team, q.project, q.req.Subject, deps)
+		return err
+	}
+	if rd.view != nil {
+		return e.dir.View(rd.view)
+	}
+	// rd is on decidePooled's stack, and a callback given to an interface escapes: read through
+	// a copy on the heap (full evaluation only, where one allocation is noise).
+	h := new(reading)
+	*h = *rd
+	err := e.dir.View(h.read)
+	*rd = *h
+	return err
+}
+
 // fromTable answers from the policy's decision table; messages are rendered from the request's
-// own facts, all of a decision's into one string, through scratch (nil: a buffer of its own).
+// own facts, all of a decision's through scratch (nil: a buffer of its own) into one string
+// allocated with the reasons (newReasons).
 func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
 	v, err := t.VerdictOf(ctx, &q.spec, k)
 	if err != nil {
 		return e.failed(err, rev)
 	}
-	d := Decision{Allowed: v.Allow, Role: v.Role, Revision: rev, Reasons: make([]Reason, len(v.Codes))}
-	if scratch == nil {
-		var buf [256]byte
-		scratch = buf[:0]
-	}
+	d := Decision{Allowed: v.Allow, Role: v.Role, Revision: rev}
 	var ends [4]int
 	if len(v.Codes) > len(ends) { // no default rule gives that many
+		d.Reasons = make([]Reason, len(v.Codes))
 		for i, c := range v.Codes {
 			d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role)}
 		}
 		return d
+	}
+	if scratch == nil {
+		var buf [256]byte
+		scratch = buf[:0]
 	}
 	b := scratch[:0]
 	for i, c := range v.Codes {
 		b = q.appendMessage(b, c, v.Role)
 		ends[i] = len(b)
 	}
-	msgs, start := string(b), 0
+	reasons, msgs := newReasons(len(v.Codes), b)
+	start := 0
 	for i, c := range v.Codes {
-		d.Reasons[i] = Reason{Code: c, Message: msgs[start:ends[i]]}
+		reasons[i] = Reason{Code: c, Message: msgs[start:ends[i]]}
 		start = ends[i]
 	}
+	d.Reasons = reasons
 	return d
 }
 
@@ -620,8 +709,9 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []Batc
 
 // query is a validated request, ready to read its facts.
 type query struct {
-	req  Request
-	spec rego.ActionSpec
+	req    Request
+	spec   rego.ActionSpec
+	policy *rego.Policy // the policy prepare validated the request for (messages read its ranks)
 	// The resource: its kind and names (team: of a team resource, or a project's team space).
 	kind               scope.Kind
 	org, team, project string
@@ -653,25 +743,35 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 		}
 		ctxOwner = o
 	}
-	res, err := scope.ParseResource(spec.Kind, req.Resource, ctxOwner)
-	if err != nil {
-		return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
-	}
-	q.req, q.spec, q.kind = *req, spec, res.Kind
-	if res.Kind == scope.KindProject {
-		q.org, q.team, q.project = res.Ref.Org, res.Ref.Team, res.Ref.Project
+	if spec.Kind == scope.KindProject { // most requests: ParseResource's project case, without its copies
+		ref, err := scope.ParseProject(req.Resource, ctxOwner)
+		if err != nil {
+			return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
+		}
+		q.org, q.team, q.project = ref.Org, ref.Team, ref.Project
 	} else {
+		res, err := scope.ParseResource(spec.Kind, req.Resource, ctxOwner)
+		if err != nil {
+			return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
+		}
 		q.org, q.team = res.Owner.Org, res.Owner.Team
 	}
+	q.req, q.spec, q.kind, q.policy = *req, spec, spec.Kind, p
 	if spec.ManagesMembers {
+		// The roles a member-managing request gives and changes: org roles on the org, else roles
+		// a team member or grant may hold (the store's vocabulary: no other role can be given).
+		valid, what := store.IsOrgRole, "not an org role"
+		if spec.Kind != scope.KindOrg {
+			valid, what = store.IsTeamRole, "not a "+string(spec.Kind)+" role ("+strings.Join(store.TeamRoles(), ", ")+")"
+		}
 		for _, k := range []string{"target_role", "target_current_role"} {
 			v, present := req.Attributes[k]
 			if !present {
 				continue
 			}
 			s, isStr := v.(string)
-			if !isStr || !store.IsOrgRole(s) {
-				return teamgate.Invalid("attribute "+k, fmt.Sprint(v), "not an org role")
+			if !isStr || !valid(s) {
+				return teamgate.Invalid("attribute "+k, fmt.Sprint(v), what)
 			}
 		}
 	}
@@ -688,6 +788,7 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 			q.dest = &ref
 		}
 	}
+	var err error
 	if q.attrs, err = rego.NewAttributes(req.Attributes); err != nil {
 		return err
 	}
@@ -813,7 +914,11 @@ func inputFacts(r store.Reader, a *store.Access, kind scope.Kind, subject, org, 
 
 // key reduces the facts read to the decision table's key.
 func (q *query) key(p *rego.Policy) rego.Key {
-	var buf [4]string // the store's team roles
-	return rego.Key{Action: q.req.Action, Exists: q.acc.Missing == store.Found, OrgRole: q.orgRole(), Grant: q.acc.Grant,
-		BreakGlass: q.acc.BreakGlass, TeamRole: p.HighestOf(q.acc.TeamRoles.Append(buf[:0])), Restricted: q.acc.Teams.Restricted}
+	k := rego.Key{Action: q.req.Action, Exists: q.acc.Missing == store.Found, OrgRole: q.orgRole(), Grant: q.acc.Grant,
+		BreakGlass: q.acc.BreakGlass, Restricted: q.acc.Teams.Restricted}
+	if q.acc.TeamRoles != 0 { // most subjects hold no role in a project's teams
+		var buf [4]string // the store's team roles
+		k.TeamRole = p.HighestOf(q.acc.TeamRoles.Append(buf[:0]))
+	}
+	return k
 }

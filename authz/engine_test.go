@@ -34,6 +34,12 @@ func TestInvalidRequestsAreTypedErrors(t *testing.T) {
 		{authz.Request{Subject: "bob", Action: "runs.get", Resource: "vision", Owner: "acme.eng"}, "acme.eng"},
 		{authz.Request{Subject: "alice", Action: "members.manage", Resource: "acme", Attributes: map[string]any{"target_role": 3}}, "3"},
 		{authz.Request{Subject: "alice", Action: "members.manage", Resource: "acme", Attributes: map[string]any{"target_current_role": "emperor"}}, "emperor"},
+		// project.access and team.members.manage take the roles a grant or a team member may hold.
+		{authz.Request{Subject: "beth", Action: "project.access", Resource: "acme/vision", Attributes: map[string]any{"target_role": "owner"}}, "owner"},
+		{authz.Request{Subject: "beth", Action: "project.access", Resource: "acme/vision", Attributes: map[string]any{"target_role": "none"}}, "none"},
+		{authz.Request{Subject: "beth", Action: "project.access", Resource: "acme/vision", Attributes: map[string]any{"target_role": "viewer", "target_current_role": 4}}, "4"},
+		{authz.Request{Subject: "olga", Action: "team.members.manage", Resource: "acme/engineering", Attributes: map[string]any{"target_role": []any{"admin"}}}, "[admin]"},
+		{authz.Request{Subject: "olga", Action: "team.members.manage", Resource: "acme/engineering", Attributes: map[string]any{"target_current_role": "Admin"}}, "Admin"},
 		{authz.Request{Subject: "beth", Action: "runs.transfer", Resource: "acme/vision", Attributes: map[string]any{"destination": "open"}}, "open"},
 		{authz.Request{Subject: "beth", Action: "runs.transfer", Resource: "acme/vision", Attributes: map[string]any{"destination": 7}}, "7"},
 	} {
@@ -565,10 +571,55 @@ func TestListingEqualsDecisionsAndSecurityProperties(t *testing.T) {
 						require.LessOrEqual(t, orgRank[target], orgRank[orgRole], "%s (%s) assigned %s", u, orgRole, target)
 					}
 				}
+				// Nor grants or team roles above their own (on a sample of projects, every team).
+				for _, res := range append(prefixed("o/", projects[:3]), prefixed("o/", teams)...) {
+					action := "project.access"
+					if slices.Contains(teams, res[len("o/"):]) {
+						action = "team.members.manage"
+					}
+					requireWithinOwnRole(t, eng, u, action, res, fmt.Sprintf("seed %d", seed))
+				}
 			}
 			return nil
 		})
 		require.NoError(t, err)
+	}
+}
+
+// requireWithinOwnRole checks the member-management limit of a project or team action (SPEC
+// §4, §10) for subject u on res, against the engine's own answer without attributes: with
+// target_role (and target_current_role) the request is allowed exactly when it is without them
+// and neither role ranks, by the policy's data, above the subject's own role there.
+func requireWithinOwnRole(t *testing.T, eng *authz.Engine, u, action, res, label string) {
+	t.Helper()
+	ctx := t.Context()
+	plain, err := eng.Authorize(ctx, authz.Request{Subject: u, Action: action, Resource: res})
+	require.NoError(t, err)
+	rank := func(r string) int {
+		n, ok := eng.Policy().Rank(r)
+		require.True(t, ok, r)
+		return n
+	}
+	for _, target := range store.TeamRoles() {
+		for _, current := range append([]string{""}, store.TeamRoles()...) {
+			attrs := map[string]any{"target_role": target}
+			if current != "" {
+				attrs["target_current_role"] = current
+			}
+			d, err := eng.Authorize(ctx, authz.Request{Subject: u, Action: action, Resource: res, Attributes: attrs})
+			require.NoError(t, err)
+			within := rank(target) <= rank(plain.Role) && (current == "" || rank(current) <= rank(plain.Role))
+			where := fmt.Sprintf("%s: %s (%s) %s %s %v", label, u, plain.Role, action, res, attrs)
+			require.Equal(t, plain.Allowed && within, d.Allowed, where)
+			require.Equal(t, plain.Role, d.Role, where)
+			switch {
+			case !plain.Allowed: // the attributes change no other deny
+				require.Equal(t, plain.Reasons[0].Code, d.Reasons[0].Code, where)
+			case !within:
+				require.Equal(t, rego.CodeInsufficientRole, d.Reasons[0].Code, where)
+				require.Contains(t, d.Reasons[0].Message, "above their own role "+plain.Role, where)
+			}
+		}
 	}
 }
 

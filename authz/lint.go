@@ -27,10 +27,12 @@ const (
 	// LintTeamWithoutAdmin: no member of the team may team.members.manage it (only subjects
 	// whose org role reaches every team, owners and managers under the default data).
 	LintTeamWithoutAdmin LintCode = "team_without_admin"
+	// LintTeamAdminExpiring: the members who may team.members.manage the team may do so only
+	// through team memberships that expire; the finding names when the last one ends.
+	LintTeamAdminExpiring LintCode = "team_admin_expiring"
 	// LintGrantRedundant: removing the grant changes no project decision of its holder (the
-	// role it gives is what its teams and org role give anyway), it carries no per-user
-	// settings, and it ends no later than every expiring team membership of its holder in the
-	// org (a grant that outlasts one keeps the access when the membership ends).
+	// role it gives is what its teams and org role give anyway) for as long as it lasts, and it
+	// carries no per-user settings. A break-glass grant is never reported.
 	LintGrantRedundant LintCode = "grant_redundant"
 	// LintDefaultTeamEmpty: a user's default team space shows them no project and they may not
 	// create one there, so every call that takes the default team finds nothing.
@@ -125,28 +127,6 @@ type linter struct {
 	p        *rego.Policy
 	rev      uint64
 	findings []Finding
-	// teamsEnd is, by org and member, when the member's first expiring team membership ends: a
-	// grant that outlasts it is not redundant, whatever its teams give today (deleting it would
-	// end the access early).
-	teamsEnd map[string]map[string]time.Time
-}
-
-// readTeamsEnd fills l.teamsEnd from every expiring entry of the snapshot.
-func (l *linter) readTeamsEnd(r store.Reader) {
-	l.teamsEnd = map[string]map[string]time.Time{}
-	all, _ := r.Expiries(store.MaxExpiry)
-	for _, c := range all {
-		m, ok := c.(store.ExpireTeamMember)
-		if !ok {
-			continue
-		}
-		if l.teamsEnd[m.Org] == nil {
-			l.teamsEnd[m.Org] = map[string]time.Time{}
-		}
-		if end, seen := l.teamsEnd[m.Org][m.User]; !seen || m.ExpiresAt.Before(end) {
-			l.teamsEnd[m.Org][m.User] = m.ExpiresAt
-		}
-	}
 }
 
 func (l *linter) add(code LintCode, object, msg string, fix Fix) {
@@ -177,10 +157,13 @@ type lintProject struct {
 }
 
 // lintGrant is a grant without per-user settings: its holder's facts on the project for every
-// project action of the catalog.
+// project action of the catalog, when the grant ends (zero: never) and when the holder's
+// expiring team memberships in the org end (team → expires_at).
 type lintGrant struct {
 	org, project, user, role string
 	queries                  []*query
+	ends                     time.Time
+	memberEnds               map[string]time.Time
 }
 
 func (e *Engine) lint(ctx context.Context, orgs []string) (LintReport, error) {
@@ -197,7 +180,6 @@ func (e *Engine) lint(ctx context.Context, orgs []string) (LintReport, error) {
 				return &teamgate.NotFoundError{What: "org", Name: o}
 			}
 		}
-		l.readTeamsEnd(r)
 		for _, o := range names {
 			od, err := l.read(r, o)
 			if err != nil {
@@ -248,7 +230,6 @@ func (l *linter) read(r store.Reader, o string) (lintOrg, error) {
 			od.users = append(od.users, u)
 		}
 	}
-	teamsEnd := l.teamsEnd[o]
 	for _, name := range r.Projects(o) {
 		pv, _ := r.Project(o, name)
 		ref := scope.Ref{Org: o, Project: name}
@@ -266,13 +247,15 @@ func (l *linter) read(r store.Reader, o string) (lintOrg, error) {
 		od.projects = append(od.projects, lp)
 		for _, user := range slices.Sorted(maps.Keys(pv.Project.Grants)) {
 			g := pv.Project.Grants[user]
-			if g.Queue != "" || g.Namespace != "" || len(g.DefaultPresets) > 0 {
-				continue // a grant with per-user settings does more than give a role
+			if g.Queue != "" || g.Namespace != "" || len(g.DefaultPresets) > 0 || g.BreakGlass != nil {
+				continue // a grant with per-user settings does more than give a role; an elevation is meant to be there
 			}
-			if end, ok := teamsEnd[user]; ok && (g.ExpiresAt.IsZero() || end.Before(g.ExpiresAt)) {
-				continue // it outlasts a team membership of its holder
+			lg := lintGrant{org: o, project: name, user: user, role: g.Role, ends: g.ExpiresAt, memberEnds: map[string]time.Time{}}
+			for team := range r.TeamRoles(o, user).Map() {
+				if at, ok := r.TeamMemberExpiry(o, team, user); ok && !at.IsZero() {
+					lg.memberEnds[team] = at
+				}
 			}
-			lg := lintGrant{org: o, project: name, user: user, role: g.Role}
 			for _, a := range l.p.Actions() {
 				if spec, _ := l.p.Action(a); spec.Kind != scope.KindProject {
 					continue
@@ -514,6 +497,9 @@ func (l *linter) teamAdmins(ctx context.Context, od lintOrg) error {
 			return err
 		}
 		if slices.ContainsFunc(page.Subjects, func(a Access) bool { return len(a.Teams) > 0 }) {
+			if err := l.expiringAdmins(ctx, od, t, page); err != nil {
+				return err
+			}
 			continue // a member of the team may manage it
 		}
 		who := make([]string, len(page.Subjects))
@@ -546,6 +532,78 @@ func (l *linter) teamAdmins(ctx context.Context, od lintOrg) error {
 	return nil
 }
 
+// expiringAdmins reports team t when every subject the listing page allows to manage it through
+// a team holds each such membership only until an expires_at: the finding names when the last
+// of them ends, and who may manage it then (through an org role, asked of the policy with the
+// admins' team roles left out). The fix makes that member's membership permanent (same role).
+func (l *linter) expiringAdmins(ctx context.Context, od lintOrg, t string, page SubjectPage) error {
+	type admin struct {
+		user, team, role string
+		until            time.Time
+	}
+	var admins []admin
+	var orgOnly []string
+	var stay []*query // the admins' facts without their team roles, to ask who keeps the right
+	permanent := false
+	err := l.e.dir.View(func(r store.Reader) error {
+		for _, a := range page.Subjects {
+			if len(a.Teams) == 0 {
+				orgOnly = append(orgOnly, a.Subject)
+				continue
+			}
+			q := &query{}
+			if err := l.e.prepare(l.p, &Request{Subject: a.Subject, Action: "team.members.manage", Resource: od.name + "/" + t}, q); err != nil {
+				return err
+			}
+			q.readAll(r)
+			q.in.Subject.TeamRoles = nil
+			stay = append(stay, q)
+			last := admin{user: a.Subject}
+			for _, team := range a.Teams {
+				at, ok := r.TeamMemberExpiry(od.name, team, a.Subject)
+				if ok && at.IsZero() {
+					permanent = true
+					return nil
+				}
+				if ok && at.After(last.until) {
+					last.team, last.until = team, at
+					last.role, _ = r.TeamRoles(od.name, a.Subject).Role(team)
+				}
+			}
+			if last.team != "" {
+				admins = append(admins, last)
+			}
+		}
+		return nil
+	})
+	if err != nil || permanent || len(admins) == 0 {
+		return err
+	}
+	for _, q := range stay { // an admin whose org role lets them manage it keeps the right
+		if d := l.e.decideFacts(ctx, l.p, q, *q.in, l.rev); d.Allowed {
+			orgOnly = append(orgOnly, q.req.Subject)
+		}
+	}
+	slices.Sort(orgOnly)
+	slices.SortFunc(admins, func(a, b admin) int { return cmp.Or(a.until.Compare(b.until), cmp.Compare(a.user, b.user)) })
+	last := admins[len(admins)-1]
+	who := make([]string, len(admins))
+	for i, a := range admins {
+		who[i] = a.user + " until " + a.until.UTC().Format(time.RFC3339)
+	}
+	after := "nobody may"
+	if len(orgOnly) > 0 {
+		after = "only " + strings.Join(orgOnly, ", ") + " may, through their org role"
+	}
+	res := od.name + "/" + t
+	l.add(LintTeamAdminExpiring, od.name+"/teams/"+t,
+		fmt.Sprintf("team %s's members who may manage it hold those memberships only until they expire (%s): from %s %s",
+			res, strings.Join(who, ", "), last.until.UTC().Format(time.RFC3339), after),
+		Fix{Summary: "keep " + last.user + " in team " + last.team + " as " + last.role + " without an expiry, or add a member who may manage it for good",
+			Changes: store.Changes{store.PutTeamMember{Org: od.name, Team: last.team, User: last.user, Role: last.role}}})
+	return nil
+}
+
 // suggested is the first suggestion for a denied req (only of kind when kind is set) as a Fix.
 func (l *linter) suggested(ctx context.Context, req Request, kind ChangeKind) (Fix, bool, error) {
 	if _, ok := l.p.Action(req.Action); !ok {
@@ -569,22 +627,42 @@ func (l *linter) suggested(ctx context.Context, req Request, kind ChangeKind) (F
 	return Fix{}, false, nil
 }
 
-// grants reports the grants whose removal changes no project decision of their holder.
+// grants reports the grants whose removal changes no project decision of their holder for as
+// long as they last. The holder's facts change while the grant lasts only when one of their
+// team memberships expires, so the decisions are compared now and from each such expiry before
+// the grant's own end, without the memberships ended by then: a grant made redundant only by a
+// membership that expires first is not reported (deleting it would take access away then).
 func (l *linter) grants(ctx context.Context, od lintOrg) error {
 	for _, g := range od.grants {
+		epochs := []time.Time{{}} // now, then each membership expiry while the grant lasts
+		for _, at := range g.memberEnds {
+			if (g.ends.IsZero() || at.Before(g.ends)) && !slices.ContainsFunc(epochs, at.Equal) {
+				epochs = append(epochs, at)
+			}
+		}
 		redundant := len(g.queries) > 0
 		var without Decision
-		for _, q := range g.queries {
-			with := l.e.decideFacts(ctx, l.p, q, *q.in, l.rev)
-			in := *q.in
-			in.Subject.Grant = ""
-			wo := l.e.decideFacts(ctx, l.p, q, in, l.rev)
-			if with.Has(rego.CodeError) || wo.Has(rego.CodeError) || with.Allowed != wo.Allowed || with.Role != wo.Role {
-				redundant = false
-				break
-			}
-			if q.req.Action == "project.get" {
-				without = wo
+	epochs:
+		for i, at := range epochs {
+			for _, q := range g.queries {
+				in := *q.in
+				if i > 0 {
+					in.Subject.TeamRoles = maps.Clone(in.Subject.TeamRoles)
+					maps.DeleteFunc(in.Subject.TeamRoles, func(team, _ string) bool {
+						end, ok := g.memberEnds[team]
+						return ok && !end.After(at)
+					})
+				}
+				with := l.e.decideFacts(ctx, l.p, q, in, l.rev)
+				in.Subject.Grant, in.Subject.BreakGlass = "", false
+				wo := l.e.decideFacts(ctx, l.p, q, in, l.rev)
+				if with.Has(rego.CodeError) || wo.Has(rego.CodeError) || with.Allowed != wo.Allowed || with.Role != wo.Role {
+					redundant = false
+					break epochs
+				}
+				if i == 0 && q.req.Action == "project.get" {
+					without = wo
+				}
 			}
 		}
 		if err := ctx.Err(); err != nil {

@@ -3,15 +3,18 @@ package authz_test
 import (
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/clocktest"
 	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
@@ -66,7 +69,7 @@ var noopModule = rego.Module{Name: "noop.rego", Source: "package teamgate.ext\n\
 func TestLintFindings(t *testing.T) {
 	t.Parallel()
 	cases := lintCases(t)
-	for _, code := range []authz.LintCode{authz.LintProjectUnreachable, authz.LintTeamWithoutAdmin, authz.LintGrantRedundant,
+	for _, code := range []authz.LintCode{authz.LintProjectUnreachable, authz.LintTeamWithoutAdmin, authz.LintTeamAdminExpiring, authz.LintGrantRedundant,
 		authz.LintDefaultTeamEmpty, authz.LintOutsiderWithoutAccess, authz.LintPolicyUnconnected, authz.LintSettingsConflict,
 		authz.LintDefaultQueueSkipped} {
 		require.Contains(t, cases, string(code), "testdata/lint has no directory for %s", code)
@@ -183,4 +186,54 @@ allow contains "bob reads orphan" if {
 		objects = append(objects, f.Object)
 	}
 	require.Equal(t, []string{"acme/projects/secrets"}, objects)
+}
+
+// TestLintFollowsExpiry: lint reads expiring facts as they stand by the store's clock — a team
+// whose only admin's membership expires is reported with when, then as a team without an admin
+// once it has expired; an outsider whose only access is an expiring grant is reported once it
+// has ended, not before.
+func TestLintFollowsExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := clocktest.New(t0)
+	st, err := store.Open(ctx, store.Options{Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Apply(ctx,
+		store.PutOrg{Org: store.Org{Name: "a"}},
+		store.PutMember{Org: "a", User: "alice", Role: "owner"},
+		store.PutMember{Org: "a", User: "vera", Role: "member"},
+		store.PutMember{Org: "a", User: "otto", Role: "outsider"},
+		store.PutTeam{Team: store.Team{Org: "a", Name: "t"}},
+		store.PutTeamMember{Org: "a", Team: "t", User: "vera", Role: "admin", ExpiresAt: t0.Add(time.Hour)},
+		store.PutProject{Project: store.Project{Org: "a", Name: "p", Teams: []string{"t"}, CreatedBy: "vera"}},
+		store.PutGrant{Org: "a", Project: "p", User: "otto", Grant: store.Grant{Role: "viewer", ExpiresAt: t0.Add(2 * time.Hour)}})
+	require.NoError(t, err)
+	eng, err := authz.New(ctx, st)
+	require.NoError(t, err)
+	findings := func() map[string]authz.Finding {
+		rep, err := eng.Lint(ctx)
+		require.NoError(t, err)
+		out := map[string]authz.Finding{}
+		for _, f := range rep.Findings {
+			out[string(f.Code)+" "+f.Object] = f
+		}
+		return out
+	}
+	codes := func(m map[string]authz.Finding) []string { return slices.Sorted(maps.Keys(m)) }
+
+	got := findings()
+	require.Equal(t, []string{"team_admin_expiring a/teams/t"}, codes(got))
+	require.Contains(t, got["team_admin_expiring a/teams/t"].Message, "(vera until 2030-01-01T01:00:00Z): from 2030-01-01T01:00:00Z only alice may")
+
+	clock.Advance(time.Hour)
+	got = findings()
+	require.Contains(t, codes(got), "team_without_admin a/teams/t", "vera's membership has ended")
+	require.NotContains(t, codes(got), "team_admin_expiring a/teams/t")
+	require.NotContains(t, codes(got), "outsider_without_access a/members/otto", "otto's grant still stands")
+
+	clock.Advance(time.Hour)
+	got = findings()
+	require.Contains(t, codes(got), "outsider_without_access a/members/otto", "otto's grant has ended")
 }

@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"slices"
+	"unsafe"
 
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
@@ -18,7 +19,6 @@ func (q *query) message(code rego.Code, role string) string {
 // decision into one buffer this way, so the messages cost one allocation together.
 func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 	who, org, orgRole, teams := q.req.Subject, q.org, q.orgRole(), q.teams()
-	project := func(b []byte) []byte { return append(append(append(b, org...), '/'), q.project...) }
 	switch code {
 	case rego.CodeNotFound:
 		return append(b, q.missingText()...)
@@ -29,21 +29,21 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 		b = append(append(append(b, " of "...), org...), ": "...)
 		return append(append(b, role...), " on every project"...)
 	case rego.CodeRestricted:
-		b = project(append(b, "project "...))
+		b = q.appendProject(append(b, "project "...))
 		b = appendTeams(append(b, " is restricted to teams "...), teams)
 		return append(append(append(b, "; "...), who...), " is in none"...)
 	case rego.CodeGrant:
 		b = append(append(append(append(b, who...), " has a "...), q.grant()...), " grant on project "...)
-		return project(b)
+		return q.appendProject(b)
 	case rego.CodeBreakGlass:
 		b = append(append(append(append(b, who...), " has a break-glass "...), q.grant()...), " grant on project "...)
-		return project(b)
+		return q.appendProject(b)
 	case rego.CodeTeamRole:
 		b = append(append(append(append(b, who...), " is "...), role...), ' ')
 		if q.kind == scope.KindTeam {
 			return append(append(append(append(b, "of team "...), org...), '/'), q.team...)
 		}
-		b = project(append(b, "through a team of project "...))
+		b = q.appendProject(append(b, "through a team of project "...))
 		return append(appendTeams(append(b, " (teams "...), teams), ')')
 	case rego.CodeOrgRole:
 		b = append(append(append(append(append(b, who...), " is org "...), orgRole...), " of "...), org...)
@@ -53,7 +53,7 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 		return b
 	case rego.CodeOwnRun:
 		b = append(append(append(append(b, who...), " may delete runs they created, as "...), role...), " of "...)
-		return project(b)
+		return q.appendProject(b)
 	case rego.CodeDestinationDenied:
 		b = append(append(append(b, q.req.Action...), " needs "...), q.spec.DestinationRole...)
 		if q.dest == nil {
@@ -66,8 +66,21 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 		return b
 	case rego.CodeInsufficientRole:
 		switch {
-		case q.spec.ManagesMembers && slices.Contains(q.spec.OrgRoles, orgRole):
+		case q.spec.ManagesMembers && q.kind == scope.KindOrg && slices.Contains(q.spec.OrgRoles, orgRole):
 			return fmt.Appendf(b, "%s may not assign role %v (above their own role %s) or change an owner", who, q.req.Attributes["target_role"], orgRole)
+		case q.spec.ManagesMembers && q.kind != scope.KindOrg && q.aboveOwn(role) != "":
+			k := q.aboveOwn(role)
+			verb := "give"
+			if k == "target_current_role" {
+				verb = "change"
+			}
+			b = fmt.Appendf(b, "%s may not %s role %v on %s ", who, verb, q.req.Attributes[k], q.kind)
+			if q.kind == scope.KindTeam {
+				b = append(append(append(b, org...), '/'), q.team...)
+			} else {
+				b = q.appendProject(b)
+			}
+			return fmt.Appendf(b, ": it ranks above their own role %s there", role)
 		case len(q.spec.OrgRoles) > 0:
 			b = append(append(b, q.req.Action...), " needs org role "...)
 			for i, r := range q.spec.OrgRoles {
@@ -82,11 +95,16 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 			b = append(append(append(b, org...), '/'), q.team...)
 		default:
 			b = append(append(append(append(b, q.req.Action...), " needs "...), q.spec.Role...), " on project "...)
-			b = project(b)
+			b = q.appendProject(b)
 		}
 		return append(append(append(append(b, "; "...), who...), " has "...), role...)
 	}
 	return append(b, code...)
+}
+
+// appendProject appends the request's project as org/project.
+func (q *query) appendProject(b []byte) []byte {
+	return append(append(append(b, q.org...), '/'), q.project...)
 }
 
 // appendTeams appends a team list as messages show it: [a b].
@@ -102,3 +120,78 @@ func appendTeams(b []byte, teams []string) []byte {
 }
 
 func teamList(teams []string) string { return string(appendTeams(nil, teams)) }
+
+// aboveOwn names the attribute of a member-managing project or team request (target_role, else
+// target_current_role) whose role ranks above role, the subject's own there, when that role
+// suffices for the action otherwise — the member-management limit is then what denied; "" when
+// none does. It only picks the message: the policy decides (authz.rego, assigns_above).
+func (q *query) aboveOwn(role string) string {
+	if q.policy == nil {
+		return ""
+	}
+	have, _ := q.policy.Rank(role)
+	if need, ok := q.policy.Rank(q.spec.Role); q.spec.Role != "" && (!ok || have < need) {
+		return ""
+	}
+	if q.spec.Role == "" && !slices.Contains(q.spec.OrgRoles, q.orgRole()) {
+		return ""
+	}
+	for _, k := range []string{"target_role", "target_current_role"} {
+		if s, ok := q.req.Attributes[k].(string); ok {
+			if r, known := q.policy.Rank(s); !known || r > have {
+				return k
+			}
+		}
+	}
+	return ""
+}
+
+// newReasons returns n reasons and a copy of text as a string, both in one allocation when n and
+// len(text) are the compiled path's usual (at most 4 reasons, 256 bytes of messages): a decision
+// then allocates one object. The string's bytes are written once, here, and never again.
+func newReasons(n int, text []byte) ([]Reason, string) {
+	switch n {
+	case 1:
+		return withText[[1]Reason](n, text)
+	case 2:
+		return withText[[2]Reason](n, text)
+	case 3:
+		return withText[[3]Reason](n, text)
+	case 4:
+		return withText[[4]Reason](n, text)
+	}
+	return make([]Reason, n), string(text)
+}
+
+// withText is newReasons for R, an array of n Reasons: the text's room is the smallest that
+// holds it.
+func withText[R any](n int, text []byte) ([]Reason, string) {
+	switch m := len(text); {
+	case m <= 32:
+		return newBlock[R, [32]byte](n, text)
+	case m <= 64:
+		return newBlock[R, [64]byte](n, text)
+	case m <= 96:
+		return newBlock[R, [96]byte](n, text)
+	case m <= 128:
+		return newBlock[R, [128]byte](n, text)
+	case m <= 192:
+		return newBlock[R, [192]byte](n, text)
+	case m <= 256:
+		return newBlock[R, [256]byte](n, text)
+	}
+	return make([]Reason, n), string(text)
+}
+
+// reasonBlock holds a decision's reasons (R: [n]Reason) and their messages' bytes (T: [m]byte).
+type reasonBlock[R, T any] struct {
+	reasons R
+	text    T
+}
+
+func newBlock[R, T any](n int, text []byte) ([]Reason, string) {
+	blk := new(reasonBlock[R, T])
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(&blk.text)), unsafe.Sizeof(blk.text))
+	m := copy(buf, text)
+	return unsafe.Slice((*Reason)(unsafe.Pointer(&blk.reasons)), n), unsafe.String(&buf[0], m)
+}

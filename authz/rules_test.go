@@ -235,3 +235,73 @@ func TestNonJSONNumberAttributesAreInvalid(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, d.Has(rego.CodeExtensionDeny), "%+v", d)
 }
+
+// TestNobodyGrantsAboveTheirOwnRole is the regression test of issue 12: the member-management
+// limit of project.access (grants) and team.members.manage (team roles) is the policy's, so a
+// host that asks Authorize before making a grant gets it — it used to live only in the Go filter
+// of a suggestion's approvers. The data lets contributors manage grants and team members, so
+// the limit bites under acme.yaml.
+func TestNobodyGrantsAboveTheirOwnRole(t *testing.T) {
+	t.Parallel()
+	data := map[string]any{"teamgate": map[string]any{"actions": map[string]any{
+		"project.access":      map[string]any{"role": "contributor"},
+		"team.members.manage": map[string]any{"role": "contributor"},
+	}}}
+	_, st := newAcme(t)
+	engs := engines(t, st, authz.WithData(data))
+	type attrs = map[string]any
+	for _, c := range []struct {
+		subject, action, resource string
+		attrs                     attrs
+		allowed                   bool
+		role, message             string
+	}{
+		// vera: contributor on nlp (team research), contributor of research.
+		{"vera", "project.access", "acme/nlp", nil, true, "contributor", ""},
+		{"vera", "project.access", "acme/nlp", attrs{"target_role": "contributor", "target_current_role": "viewer"}, true, "contributor", ""},
+		{"vera", "project.access", "acme/nlp", attrs{"target_role": "admin"}, false, "contributor",
+			"vera may not give role admin on project acme/nlp: it ranks above their own role contributor there"},
+		{"vera", "project.access", "acme/nlp", attrs{"target_role": "viewer", "target_current_role": "admin"}, false, "contributor",
+			"vera may not change role admin on project acme/nlp: it ranks above their own role contributor there"},
+		{"vera", "team.members.manage", "acme/research", attrs{"target_role": "contributor"}, true, "contributor", ""},
+		{"vera", "team.members.manage", "acme/research", attrs{"target_role": "admin"}, false, "contributor",
+			"vera may not give role admin on team acme/research: it ranks above their own role contributor there"},
+		{"vera", "team.members.manage", "acme/engineering", attrs{"target_role": "viewer"}, false, "member",
+			"team.members.manage needs contributor on team acme/engineering; vera has member"},
+		// beth administers vision by a grant; adam is an org admin in engineering; mona overrides.
+		{"beth", "project.access", "acme/vision", attrs{"target_role": "admin", "target_current_role": "admin"}, true, "admin", ""},
+		{"adam", "team.members.manage", "acme/engineering", attrs{"target_role": "admin"}, true, "admin", ""},
+		{"mona", "team.members.manage", "acme/research", attrs{"target_role": "admin", "target_current_role": "admin"}, true, "admin", ""},
+		// bob is a contributor on vision through engineering.
+		{"bob", "project.access", "acme/vision", attrs{"target_role": "admin"}, false, "contributor",
+			"bob may not give role admin on project acme/vision: it ranks above their own role contributor there"},
+	} {
+		req := authz.Request{Subject: c.subject, Action: c.action, Resource: c.resource, Attributes: c.attrs}
+		for name, eng := range engs {
+			d, err := eng.Authorize(t.Context(), req)
+			require.NoError(t, err, "%s %+v", name, req)
+			require.Equal(t, c.allowed, d.Allowed, "%s %+v: %+v", name, req, d)
+			require.Equal(t, c.role, d.Role, "%s %+v", name, req)
+			if !c.allowed {
+				require.Equal(t, []authz.Reason{{Code: rego.CodeInsufficientRole, Message: c.message}}, d.Reasons, "%s %+v", name, req)
+			}
+		}
+	}
+	// A suggestion's approvers are the same decisions: otto may get contributor on nlp from its
+	// contributors too (beth, bob, vera), admin only from its admins.
+	approvers := func(action string) []string {
+		d, err := engs["cached"].Authorize(t.Context(), authz.Request{Subject: "otto", Action: action, Resource: "acme/nlp", Suggest: true})
+		require.NoError(t, err)
+		require.NotEmpty(t, d.Suggestions, action)
+		step := d.Suggestions[0].Steps[0]
+		require.Equal(t, authz.ChangeGrant, step.Kind, action)
+		require.Equal(t, map[string]any{"target_role": step.Role}, step.Attributes, action)
+		var who []string
+		for _, a := range step.Approvers {
+			who = append(who, a.Subject)
+		}
+		return who
+	}
+	require.Equal(t, []string{"adam", "alice", "beth", "bob", "mona", "olga", "vera"}, approvers("runs.stop"))
+	require.Equal(t, []string{"adam", "alice", "mona", "olga"}, approvers("runs.approve"))
+}

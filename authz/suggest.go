@@ -45,7 +45,7 @@ type Step struct {
 
 	Action     string         `json:"action"` // project.access, team.members.manage or members.manage
 	Resource   string         `json:"resource"`
-	Attributes map[string]any `json:"attributes,omitempty"` // members.manage: target_role, target_current_role
+	Attributes map[string]any `json:"attributes,omitempty"` // target_role, and target_current_role when From is set
 	Approvers  []Access       `json:"approvers"`            // sorted by subject
 }
 
@@ -279,6 +279,12 @@ func (e *Engine) step(ctx context.Context, p *rego.Policy, q *query, c change, s
 		}
 		write = store.PutMember{Org: f.Org, User: user, Role: c.role}
 	}
+	if c.kind != ChangeOrgRole { // the grant's and the team role's limits, as members.manage's
+		st.Attributes = map[string]any{"target_role": c.role}
+		if c.from != "" {
+			st.Attributes["target_current_role"] = c.from
+		}
+	}
 	key := st.Action + " " + st.Resource + " " + c.role + " " + c.from
 	if a, ok := seen[key]; ok {
 		st.Approvers = a
@@ -292,31 +298,23 @@ func (e *Engine) step(ctx context.Context, p *rego.Policy, q *query, c change, s
 	return st, write, nil
 }
 
-// approvers lists who may make st's change: the subjects allowed its management request, and,
-// for a grant or a team role, only those whose own role there ranks at least the role given
-// (nobody assigns a role above their own, SPEC §10; members.manage checks it in the policy).
+// approvers lists who may make st's change: the subjects Authorize allows its management request
+// with its attributes — the role given and the role it replaces — so the policy's own limits
+// apply (nobody assigns a role above their own, SPEC §4 and §10; authz.rego).
 func (e *Engine) approvers(ctx context.Context, p *rego.Policy, st Step) ([]Access, error) {
-	base, err := e.subjects(ctx, Request{Action: st.Action, Resource: st.Resource}, Page{}, true)
-	if err != nil {
-		return nil, err
-	}
-	out := []Access{}
-	if st.Attributes == nil {
-		want, _ := p.Rank(st.Role)
-		for _, a := range base.Subjects {
-			if have, ok := p.Rank(a.Role); ok && have >= want {
-				out = append(out, a)
-			}
-		}
-		return out, nil
-	}
 	if p.Table() == nil {
 		// Authors' modules may allow on the attributes alone: decide every candidate with them.
 		withAttrs, err := e.subjects(ctx, Request{Action: st.Action, Resource: st.Resource, Attributes: st.Attributes}, Page{}, false)
 		return withAttrs.Subjects, err
 	}
 	// The default rules' member-management limits only deny (SPEC §4): the approvers are among
-	// those allowed members.manage at all, each decided with the attributes.
+	// those allowed the management request at all (a listing from the decision table), each
+	// decided with the attributes.
+	base, err := e.subjects(ctx, Request{Action: st.Action, Resource: st.Resource}, Page{}, true)
+	if err != nil {
+		return nil, err
+	}
+	out := []Access{}
 	for _, a := range base.Subjects {
 		d, err := e.Authorize(ctx, Request{Subject: a.Subject, Action: st.Action, Resource: st.Resource,
 			Attributes: st.Attributes, MinRevision: base.Revision, unlogged: true})
@@ -324,7 +322,7 @@ func (e *Engine) approvers(ctx context.Context, p *rego.Policy, st Step) ([]Acce
 			return nil, err
 		}
 		if d.Allowed {
-			out = append(out, Access{Subject: a.Subject, Role: d.Role, Reasons: d.Reasons, Teams: []string{}})
+			out = append(out, Access{Subject: a.Subject, Role: d.Role, Reasons: d.Reasons, Teams: a.Teams})
 		}
 	}
 	return out, nil

@@ -64,31 +64,46 @@ func requireSuggestionsWork(t *testing.T, eng *authz.Engine, st *store.Store, kn
 	return shapes
 }
 
-// requireApprovers: a step's approvers are exactly the known users allowed its management
-// request, and for a grant or a team role whose own role there ranks at least the role given.
+// requireApprovers: a step's approvers are exactly the known users Authorize allows its
+// management request with the step's attributes (the role given, and the role replaced), and
+// none of them gives or changes a role above their own there (SPEC §10; for an org role the
+// policy's org ranks, checked in TestListingEqualsDecisionsAndSecurityProperties) unless an
+// author's ext.allow allows them.
 func requireApprovers(t *testing.T, eng *authz.Engine, known []string, step authz.Step, where string) {
 	t.Helper()
-	want := []string{}
+	want := map[string]authz.Decision{}
+	var wantNames []string
 	for _, u := range slices.Sorted(slices.Values(known)) {
 		d, err := eng.Authorize(t.Context(), authz.Request{Subject: u, Action: step.Action, Resource: step.Resource, Attributes: step.Attributes})
 		require.NoError(t, err, where)
-		if !d.Allowed {
-			continue
+		if d.Allowed {
+			want[u] = d
+			wantNames = append(wantNames, u)
 		}
-		if step.Attributes == nil {
-			have, _ := eng.Policy().Rank(d.Role)
-			need, _ := eng.Policy().Rank(step.Role)
-			if have < need {
-				continue
+	}
+	require.Equal(t, step.Role, step.Attributes["target_role"], where)
+	if step.From != "" {
+		require.Equal(t, step.From, step.Attributes["target_current_role"], where)
+	} else {
+		require.NotContains(t, step.Attributes, "target_current_role", where)
+	}
+	got := []string{}
+	for _, a := range step.Approvers {
+		got = append(got, a.Subject)
+		require.Equal(t, want[a.Subject].Role, a.Role, where)
+		require.Equal(t, want[a.Subject].Reasons, a.Reasons, where)
+		if step.Kind == authz.ChangeOrgRole || a.Reasons[0].Code == rego.CodeExtensionAllow {
+			continue // an author's ext.allow lifts any deny of the default rules, this limit's too
+		}
+		have, _ := eng.Policy().Rank(a.Role)
+		for _, r := range []string{step.Role, step.From} {
+			if r != "" {
+				n, _ := eng.Policy().Rank(r)
+				require.LessOrEqual(t, n, have, "%s: %s (%s) may not give or change %s", where, a.Subject, a.Role, r)
 			}
 		}
-		want = append(want, u)
 	}
-	got := make([]string, len(step.Approvers))
-	for i, a := range step.Approvers {
-		got[i] = a.Subject
-	}
-	require.Equal(t, want, got, where)
+	require.Equal(t, nonNil(wantNames), got, where)
 }
 
 // randomDenials draws up to n random requests (without attributes) that Authorize denies, each

@@ -330,7 +330,7 @@ func randomData(rng *rand.Rand) map[string]any {
 		}
 	}
 	actions := map[string]any{}
-	for _, a := range []string{"project.get", "runs.stop", "runs.approve", "team.get", "team.update"} {
+	for _, a := range []string{"project.get", "runs.stop", "runs.approve", "team.get", "team.update", "project.access", "team.members.manage"} {
 		actions[a] = map[string]any{"role": roles[rng.IntN(len(roles))]}
 	}
 	return map[string]any{"teamgate": map[string]any{"ranks": ranks, "org_base": base, "org_override": override, "actions": actions}}
@@ -338,11 +338,15 @@ func randomData(rng *rand.Rand) map[string]any {
 
 // TestRandomDataAgreesOnEveryPath: under random data-only policies (re-ranked roles, re-mapped
 // org roles, other overriding roles, re-ranked actions) full evaluation, the decision table and
-// the cache decide alike on random directories, and listings equal project.get.
+// the cache decide alike on random directories, and listings equal project.get. Grants and team
+// roles (project.access, team.members.manage) are asked with and without the roles they give
+// and change (valid and not), and keep within the subject's own role (requireWithinOwnRole).
 func TestRandomDataAgreesOnEveryPath(t *testing.T) {
 	t.Parallel()
 	actions := []string{"project.get", "runs.get", "runs.stop", "runs.approve", "org.get", "projects.create", "org.runs",
-		"team.get", "team.update", "team.delete", "team.projects.create"}
+		"team.get", "team.update", "team.delete", "team.projects.create", "project.access", "team.members.manage"}
+	targets := append(store.TeamRoles(), "owner", "none", "")
+	limited := 0 // requests the limit denied that were allowed without attributes
 	for seed := range uint64(12) {
 		rng := rand.New(rand.NewPCG(seed, 11))
 		data := randomData(rng)
@@ -351,6 +355,23 @@ func TestRandomDataAgreesOnEveryPath(t *testing.T) {
 		label := fmt.Sprintf("seed %d data %v", seed, data)
 		for range 400 {
 			req := randomRequest(rng, actions, users, teams, projects)
+			if spec, _ := engs["rego"].Policy().Action(req.Action); spec.ManagesMembers && rng.IntN(3) > 0 {
+				req.Attributes = map[string]any{}
+				for _, k := range []string{"target_role", "target_current_role"} {
+					if r := targets[rng.IntN(len(targets))]; r != "" {
+						req.Attributes[k] = r
+					}
+				}
+				if len(req.Attributes) > 0 && rng.IntN(2) == 0 {
+					plain := req
+					plain.Attributes = nil
+					p, err := engs["compiled"].Authorize(t.Context(), plain)
+					d, errA := engs["compiled"].Authorize(t.Context(), req)
+					if err == nil && errA == nil && p.Allowed && !d.Allowed {
+						limited++
+					}
+				}
+			}
 			want, err := engs["rego"].Authorize(t.Context(), req)
 			for _, name := range []string{"compiled", "cached", "cached"} {
 				got, gotErr := engs[name].Authorize(t.Context(), req)
@@ -363,5 +384,10 @@ func TestRandomDataAgreesOnEveryPath(t *testing.T) {
 		}
 		requireListingsMatchDecisions(t, engs["rego"], users, teams, projects, label)
 		requireListingsMatchDecisions(t, engs["compiled"], users, teams, projects, label)
+		for _, u := range users[:6] {
+			requireWithinOwnRole(t, engs["compiled"], u, "project.access", "o/"+projects[int(seed)%len(projects)], label)
+			requireWithinOwnRole(t, engs["compiled"], u, "team.members.manage", "o/"+teams[int(seed)%len(teams)], label)
+		}
 	}
+	require.Positive(t, limited, "random data where the member-management limit denies")
 }

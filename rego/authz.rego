@@ -104,7 +104,7 @@ project_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_or
 	[role, code] := project_role
 	a := data.teamgate.actions[input.action]
 	data.teamgate.ranks[role] >= data.teamgate.ranks[a.role]
-	[allow, c] := destination_check(a, code)
+	[allow, c] := special_check(a, code)
 } else := {"allow": true, "role": role, "reasons": [{"code": "own_run"}]} if {
 	[role, _] := project_role
 	data.teamgate.ranks[role] >= data.teamgate.ranks[data.teamgate.actions[input.action].own_run_role]
@@ -114,9 +114,20 @@ project_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_or
 	[role, _] := project_role
 }
 
-# [allowed, reason code] of a subject whose project role suffices: an action naming a
-# destination_role (runs.transfer) also needs that role on the destination.
-destination_check(a, code) := [true, code] if {
+# [allowed, reason code] of a subject whose project role suffices: an action that manages
+# members (project.access) may not give or change a role above that role (assigns_above); an
+# action naming a destination_role (runs.transfer) also needs that role on the destination.
+# (The attribute is tested first: on a request without it the branch then costs OPA no
+# allocation, where reading a.manages_members first cost three on every allowed request.)
+special_check(a, code) := [false, "insufficient_role"] if {
+	_ = input.attributes.target_role
+	a.manages_members
+	assigns_above(project_role[0])
+} else := [false, "insufficient_role"] if {
+	_ = input.attributes.target_current_role
+	a.manages_members
+	assigns_above(project_role[0])
+} else := [true, code] if {
 	not a.destination_role
 } else := [true, code] if {
 	data.teamgate.ranks[destination_role] >= data.teamgate.ranks[a.destination_role]
@@ -166,6 +177,9 @@ effective_team_role := data.teamgate.org_base[org_role] if {
 
 team_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_member"}]} if {
 	org_role == "none"
+} else := {"allow": false, "role": effective_team_role, "reasons": [{"code": "insufficient_role"}]} if {
+	action.manages_members
+	assigns_above(effective_team_role)
 } else := {"allow": allow, "role": effective_team_role, "reasons": [{"code": code}]} if {
 	action.org_roles
 	allow := org_role in action.org_roles
@@ -173,3 +187,23 @@ team_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_m
 } else := {"allow": true, "role": effective_team_role, "reasons": [{"code": "team_role"}]} if {
 	data.teamgate.ranks[effective_team_role] >= data.teamgate.ranks[action.role]
 } else := {"allow": false, "role": effective_team_role, "reasons": [{"code": "insufficient_role"}]}
+
+# ---------------------------------------------------------------------------------------------
+# Nobody assigns a role above their own (SPEC §4): a project or team action that manages members
+# (manages_members: project.access, team.members.manage) may not give a role (target_role) or
+# change one (target_current_role) that ranks above the subject's own role there, by data rank.
+# A target the ranks do not know is never within: it denies (the engine refuses it first, as an
+# error naming the value). Absent attributes set no limit.
+assigns_above(role) if {
+	r := input.attributes.target_role
+	not ranks_within(r, role)
+}
+
+assigns_above(role) if {
+	r := input.attributes.target_current_role
+	not ranks_within(r, role)
+}
+
+# (A function, not `not ranks[r] <= ranks[role]` in place: for an r the ranks do not know, OPA
+# leaves that negation undefined rather than true — test_limit_unknown_target_denies.)
+ranks_within(r, role) if data.teamgate.ranks[r] <= data.teamgate.ranks[role]

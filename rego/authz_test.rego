@@ -128,6 +128,100 @@ test_members_manage_limits if {
 	d.reasons[0].code == "insufficient_role"
 }
 
+# ---------------------------------------------------------------------------------------------
+# Nobody assigns a role above their own: project.access (grants) and team.members.manage (team
+# roles) with target_role / target_current_role, by data rank (manages_members in the catalog).
+# Under the default data both actions need admin, the top rank; data that opens them to lower
+# roles, or ranks a role above admin, makes the limit bite.
+
+with_attrs(r, attrs) := object.union(r, {"attributes": attrs})
+
+team_res := {"kind": "team", "org": "acme", "team": "eng", "exists": true}
+
+# Contributors may manage grants and team members (data), within their own role.
+contributor_manages := object.union(data.teamgate.actions, {
+	"project.access": {"kind": "project", "role": "contributor", "manages_members": true},
+	"team.members.manage": {"kind": "team", "role": "contributor", "manages_members": true},
+})
+
+test_project_access_limit_default_data if {
+	# An admin by grant gives and changes admin; attributes do not open the action to others.
+	a := req("project.access", subject("member", "admin", {}), project([], false))
+	authz.decision.allow with input as with_attrs(a, {"target_role": "admin", "target_current_role": "admin"})
+	c := req("project.access", subject("member", "", {}), project([], false))
+	d := authz.decision with input as with_attrs(c, {"target_role": "viewer"})
+	not d.allow
+	d.role == "contributor"
+	d.reasons[0].code == "insufficient_role"
+}
+
+test_project_access_limit_follows_data if {
+	r := req("project.access", subject("member", "", {}), project([], false)) # base role contributor
+	authz.decision.allow with input as r with data.teamgate.actions as contributor_manages
+	every attrs in [{"target_role": "contributor"}, {"target_role": "viewer", "target_current_role": "member"}] {
+		authz.decision.allow with input as with_attrs(r, attrs) with data.teamgate.actions as contributor_manages
+	}
+	every attrs in [{"target_role": "admin"}, {"target_role": "viewer", "target_current_role": "admin"}, {"target_current_role": "admin"}] {
+		d := authz.decision with input as with_attrs(r, attrs) with data.teamgate.actions as contributor_manages
+		not d.allow
+		d.role == "contributor"
+		d.reasons[0].code == "insufficient_role"
+	}
+	# Re-ranked: member above contributor, so a contributor may not give member.
+	not authz.decision.allow with input as with_attrs(r, {"target_role": "member"})
+		with data.teamgate.actions as contributor_manages
+		with data.teamgate.ranks as {"none": 0, "viewer": 1, "contributor": 2, "member": 3, "admin": 4}
+}
+
+test_project_access_limit_through_team_and_override if {
+	# A team role raising the base role, and an org override, are the subject's own role.
+	t := req("project.access", subject("viewer", "", {"eng": "contributor"}), project(["eng"], true))
+	authz.decision.allow with input as with_attrs(t, {"target_role": "contributor"}) with data.teamgate.actions as contributor_manages
+	not authz.decision.allow with input as with_attrs(t, {"target_role": "admin"}) with data.teamgate.actions as contributor_manages
+	o := req("project.access", subject("manager", "", {}), project(["eng"], true))
+	authz.decision.allow with input as with_attrs(o, {"target_role": "admin", "target_current_role": "admin"})
+}
+
+test_team_members_manage_limit if {
+	r := {"subject": subject("member", "", {"eng": "contributor"}), "action": "team.members.manage", "resource": team_res, "attributes": {}}
+	not authz.decision.allow with input as r # the default catalog wants admin
+	authz.decision.allow with input as with_attrs(r, {"target_role": "contributor", "target_current_role": "viewer"})
+		with data.teamgate.actions as contributor_manages
+	every attrs in [{"target_role": "admin"}, {"target_role": "viewer", "target_current_role": "admin"}] {
+		d := authz.decision with input as with_attrs(r, attrs) with data.teamgate.actions as contributor_manages
+		not d.allow
+		d.role == "contributor"
+		d.reasons[0].code == "insufficient_role"
+	}
+	# An org admin in the team is its admin; an org manager is every team's admin.
+	for_admin := {"subject": subject("admin", "", {"eng": "viewer"}), "action": "team.members.manage", "resource": team_res, "attributes": {"target_role": "admin"}}
+	authz.decision.allow with input as for_admin
+	authz.decision.allow with input as object.union(for_admin, {"subject": subject("manager", "", {})})
+}
+
+test_limit_above_admin_by_data if {
+	# A role ranked above admin in data: an admin may not give it, whoever they are.
+	ranks := {"none": 0, "viewer": 1, "member": 2, "contributor": 3, "admin": 4, "lead": 5}
+	p := with_attrs(req("project.access", subject("owner", "", {}), project([], false)), {"target_role": "lead"})
+	d := authz.decision with input as p with data.teamgate.ranks as ranks
+	not d.allow
+	d.role == "admin"
+	d.reasons[0].code == "insufficient_role"
+	t := {"subject": subject("member", "", {"eng": "admin"}), "action": "team.members.manage", "resource": team_res, "attributes": {"target_current_role": "lead"}}
+	not authz.decision.allow with input as t with data.teamgate.ranks as ranks
+	authz.decision.allow with input as json.patch(t, [{"op": "replace", "path": "/attributes", "value": {"target_role": "admin"}}])
+		with data.teamgate.ranks as ranks
+}
+
+test_limit_unknown_target_denies if {
+	# The engine refuses these as errors first; the rules themselves never let them through.
+	a := req("project.access", subject("owner", "", {}), project([], false))
+	every v in ["emperor", 3, null, {"role": "viewer"}] {
+		not authz.decision.allow with input as with_attrs(a, {"target_role": v})
+		not authz.decision.allow with input as with_attrs(a, {"target_current_role": v})
+	}
+}
+
 test_team_admin_by_org_admin_membership if {
 	r := {"subject": subject("admin", "", {"eng": "viewer"}), "action": "team.update", "resource": {"kind": "team", "org": "acme", "team": "eng", "exists": true}, "attributes": {}}
 	d := authz.decision with input as r

@@ -21,7 +21,7 @@ import (
 //     else; org_override is a list of org roles; org_ranks gives every org role a whole number.
 //   - Each action of teamgate.actions has a kind (org, team or project) and the fields of that
 //     kind only: project actions a role, and optionally own_run_role and destination_role; team
-//     actions a role or org_roles (one of the two); org actions org_roles, and optionally
+//     actions a role or org_roles (one of the two); org actions org_roles; any action optionally
 //     manages_members. Roles are roles of ranks, org roles are org roles; an unknown field is an
 //     error (a misspelt destination_role would silently drop the destination check), and null
 //     stands for an absent field (so merged data can remove one).
@@ -115,7 +115,67 @@ func (p *Policy) readData() error {
 		actions[name] = a
 	}
 	p.actions = actions
+	p.byName = newActionIndex(actions)
 	return nil
+}
+
+// actionIndex finds a catalog entry by name (Policy.Action, on every request) with a hash of a
+// few of the name's bytes into a small open-addressing table, then one full comparison: cheaper
+// than a map's hash of the whole name. A lookup probes at most every slot once.
+type actionIndex struct {
+	slots []int32      // 1 + the action's index in specs; 0 for an empty slot; len a power of two
+	shift uint         // 32 - log2(len(slots))
+	specs []ActionSpec // by ActionSpec.index - 1
+	names []string     // by ActionSpec.index - 1
+}
+
+func newActionIndex(actions map[string]ActionSpec) actionIndex {
+	x := actionIndex{specs: make([]ActionSpec, len(actions)), names: make([]string, len(actions))}
+	for name, a := range actions {
+		x.specs[a.index-1], x.names[a.index-1] = a, name
+	}
+	size := 8
+	x.shift = 29
+	for size < 4*len(actions) {
+		size, x.shift = size*2, x.shift-1
+	}
+	x.slots = make([]int32, size)
+	for i, name := range x.names {
+		j := x.home(name)
+		for x.slots[j] != 0 {
+			j = (j + 1) & uint(size-1)
+		}
+		x.slots[j] = int32(i) + 1
+	}
+	return x
+}
+
+// actionHash mixes a name's length and three of its bytes: the catalog's names differ there.
+func actionHash(s string) uint {
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	return uint((uint32(n) | uint32(s[n-1])<<8 | uint32(s[n/2])<<16 | uint32(s[n/4])<<24) * 0x9e3779b1)
+}
+
+// home is name's first slot: the hash's top bits, the product's best mixed.
+func (x *actionIndex) home(name string) uint { return actionHash(name) >> x.shift }
+
+func (x *actionIndex) find(name string) (*ActionSpec, bool) {
+	mask := uint(len(x.slots) - 1)
+	j := x.home(name) & mask
+	for range x.slots {
+		i := x.slots[j]
+		if i == 0 {
+			break
+		}
+		if x.names[i-1] == name {
+			return &x.specs[i-1], true
+		}
+		j = (j + 1) & mask
+	}
+	return nil, false
 }
 
 // readAction reads one catalog entry (see readData).
@@ -125,8 +185,8 @@ func (p *Policy) readAction(path string, v any, ranked func(string, any) (string
 		return ActionSpec{}, dataError(path, v, "want an object {kind, role or org_roles, ...}")
 	}
 	fields := map[scope.Kind][]string{
-		scope.KindProject: {"kind", "role", "own_run_role", "destination_role"},
-		scope.KindTeam:    {"kind", "role", "org_roles"},
+		scope.KindProject: {"kind", "role", "own_run_role", "destination_role", "manages_members"},
+		scope.KindTeam:    {"kind", "role", "org_roles", "manages_members"},
 		scope.KindOrg:     {"kind", "org_roles", "manages_members"},
 	}
 	var a ActionSpec

@@ -348,6 +348,9 @@ type ActionSpec struct {
 	Role     string     `json:"role,omitempty"`      // least project or team role
 	OrgRoles []string   `json:"org_roles,omitempty"` // allowed org roles
 	// Attributes the action reads and the engine must validate.
+	// ManagesMembers: attributes.target_role and target_current_role name the role the request
+	// gives and the one it changes — org roles for an org action, roles a team member or grant
+	// may hold otherwise — and none may rank above the subject's own role there (SPEC §4).
 	ManagesMembers  bool   `json:"manages_members,omitempty"`
 	DestinationRole string `json:"destination_role,omitempty"`
 	OwnRunRole      string `json:"own_run_role,omitempty"`
@@ -358,7 +361,9 @@ type ActionSpec struct {
 // Policy is a compiled, prepared policy. It is immutable and safe for concurrent use.
 type Policy struct {
 	prepared      rego.PreparedEvalQuery
+	txn           rego.EvalOption // every evaluation's read transaction on the policy's store (see New)
 	actions       map[string]ActionSpec
+	byName        actionIndex // actions, for Action
 	data          map[string]any
 	deterministic bool
 	extAllows     bool // data.teamgate.ext.allow is defined (ExtAllows)
@@ -396,10 +401,12 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		p.table = newTable(p)
 	}
 	var compiler *ast.Compiler
+	var store storage.Store
 	prepare := func(fold bool) (rego.PreparedEvalQuery, error) {
+		store = inmem.NewFromObjectWithOpts(merged, inmem.OptReturnASTValuesOnRead(true))
 		opts := []func(*rego.Rego){
 			rego.Query(Query),
-			rego.Store(inmem.NewFromObjectWithOpts(merged, inmem.OptReturnASTValuesOnRead(true))),
+			rego.Store(store),
 			rego.StoreReadAST(true),
 			rego.StrictBuiltinErrors(true),
 			rego.CompilerHook(func(c *ast.Compiler) { compiler = c }),
@@ -425,6 +432,15 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		return nil, fromOPA("compile", err)
 	}
 	p.prepared = pq
+	// The store is the policy's own and nothing writes to it after PrepareForEval, so every
+	// evaluation reads it through one read transaction, opened here and never closed (it only
+	// holds a read lock that no writer waits for): OPA would otherwise open and close one per
+	// evaluation, an allocation and a shared lock word every core writes.
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fromOPA("compile", err)
+	}
+	p.txn = rego.EvalTransaction(txn)
 	p.reads = readsOf(compiler.Modules)
 	p.deterministic = !nondeterministic(compiler.Modules)
 	p.extAllows = definesExtAllow(compiler, merged)
@@ -577,8 +593,10 @@ func readsClock(name string) bool {
 
 // Action returns the catalog entry of an action.
 func (p *Policy) Action(name string) (ActionSpec, bool) {
-	a, ok := p.actions[name]
-	return a, ok
+	if a, ok := p.byName.find(name); ok {
+		return *a, true
+	}
+	return ActionSpec{}, false
 }
 
 // Actions returns the catalog's action names, sorted.
@@ -622,11 +640,15 @@ var ErrBudget = errors.New("time budget exceeded")
 // string and JSON builders), so a slow module stops a few dozen expressions after its budget is
 // spent; a single built-in call that never checks (sorting one huge array) finishes first.
 func (p *Policy) EvalWithin(ctx context.Context, in *Input, budget time.Duration) (Result, error) {
-	stop := &stopper{ctx: ctx, budget: budget}
+	st := getEvalState()
+	defer putEvalState(st)
+	stop := &st.stop
+	stop.ctx, stop.budget = ctx, budget
 	if budget > 0 {
 		stop.start = time.Now()
 	}
-	rs, err := p.prepared.Eval(ctx, rego.EvalParsedInput(in.value(p)), rego.EvalExternalCancel(stop), rego.EvalGenerateJSON(keepAST), rego.EvalMetrics(noMetrics))
+	st.opts[4], st.opts[5] = p.txn, rego.EvalParsedInput(in.value(p))
+	rs, err := p.prepared.Eval(ctx, st.opts[:]...)
 	switch {
 	case stop.over:
 		return Result{}, &Error{Op: "eval", Detail: fmt.Sprintf("evaluation exceeded its time budget of %s (stopped)", budget), err: ErrBudget}

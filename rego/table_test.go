@@ -3,6 +3,7 @@ package rego_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -459,4 +460,45 @@ func TestVerdictOfFindsTheActionBySpec(t *testing.T) {
 	spec, _ := p.Action("runs.get")
 	_, err = table.VerdictOf(ctx, &spec, &rego.Key{Action: "runs.nope", Exists: true, OrgRole: "owner"})
 	require.ErrorIs(t, err, teamgate.ErrInvalid, "a spec does not stand for an action outside the catalog")
+}
+
+// TestActionFindsEveryCatalogName: the catalog's index (Policy.Action) finds each action of the
+// catalog, with its own spec, and no other name: near misses of every name (a byte changed, one
+// more or one less) and names of other lengths.
+func TestActionFindsEveryCatalogName(t *testing.T) {
+	t.Parallel()
+	p, err := rego.New(t.Context(), nil, map[string]any{"teamgate": map[string]any{"actions": map[string]any{
+		"zz.extra": map[string]any{"kind": "project", "role": "viewer"},
+	}}})
+	require.NoError(t, err)
+	names := p.Actions()
+	require.Contains(t, names, "zz.extra")
+	extra, _ := p.Action("zz.extra")
+	require.Equal(t, scope.KindProject, extra.Kind)
+	require.Equal(t, "viewer", extra.Role)
+	var specs []rego.ActionSpec
+	for _, name := range names {
+		spec, ok := p.Action(name)
+		require.True(t, ok, name)
+		for _, other := range specs {
+			require.NotEqual(t, other, spec, "%s: every action has its own entry", name)
+		}
+		specs = append(specs, spec)
+		v, err := p.Table().Verdict(t.Context(), rego.Key{Action: name})
+		require.NoError(t, err, name)
+		got, err := p.Table().VerdictOf(t.Context(), &spec, &rego.Key{Action: name})
+		require.NoError(t, err, name)
+		require.Equal(t, v, got, "%s: the spec found is the action's own", name)
+		for _, miss := range []string{name + "x", name[:len(name)-1], "x" + name, name[:len(name)-1] + "#", strings.ToUpper(name)} {
+			if slices.Contains(names, miss) {
+				continue
+			}
+			_, ok := p.Action(miss)
+			require.False(t, ok, miss)
+		}
+	}
+	for _, miss := range []string{"", ".", strings.Repeat("a", 10_000)} {
+		_, ok := p.Action(miss)
+		require.False(t, ok, "%q", miss)
+	}
 }

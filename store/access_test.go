@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/store"
 )
@@ -73,7 +74,8 @@ func TestAccess(t *testing.T) {
 }
 
 // TestAccessAgreesWithTheAccessors: on every combination of existing and missing names, Access
-// serves what the single-fact accessors serve, and records the same stamps they do.
+// serves what the single-fact accessors serve, and records the same stamps they do; so does
+// Store.ViewAccess, with the snapshot's revision, and nothing once the store is closed.
 func TestAccessAgreesWithTheAccessors(t *testing.T) {
 	t.Parallel()
 	s := openWith(t, accessBase())
@@ -95,10 +97,25 @@ func TestAccessAgreesWithTheAccessors(t *testing.T) {
 					gb, err := gotDeps.MarshalBinary()
 					require.NoError(t, err)
 					require.Equal(t, wb, gb, "stamps of %s %s %s %s", org, team, project, user)
+
+					var viewDeps store.Deps
+					viewed, rev, err := s.ViewAccess(org, team, project, user, &viewDeps)
+					require.NoError(t, err)
+					require.Equal(t, want, viewed, "ViewAccess %s %s %s %s", org, team, project, user)
+					require.Equal(t, s.Revision(), rev)
+					vb, err := viewDeps.MarshalBinary()
+					require.NoError(t, err)
+					require.Equal(t, wb, vb, "ViewAccess stamps of %s %s %s %s", org, team, project, user)
+					untracked, _, err := s.ViewAccess(org, team, project, user, nil)
+					require.NoError(t, err)
+					require.Equal(t, want, untracked)
 				}
 			}
 		}
 	}
+	require.NoError(t, s.Close())
+	_, _, err := s.ViewAccess("a", "", "p1", "bob", nil)
+	require.ErrorIs(t, err, teamgate.ErrClosed)
 }
 
 // accessByParts is Access from the single-fact accessors.

@@ -6,24 +6,232 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
 )
 
 // Check verifies that every in-memory index agrees with the records it is derived from
 // (team memberships, effective teams, team → projects, policy → projects, grants, open projects,
-// users' default teams) and that every default team is one its user can enter.
-// It is meant for tests and for operators after an incident; it takes the read lock and walks
-// the whole directory.
+// users' default teams, the expiry indexes) and that every default team is one its user can
+// enter. It is meant for tests and for operators after an incident; it takes the read lock and
+// walks the whole directory.
+//
+// The expiry indexes the expiry loop scans (see "Expiry" in the package doc) are checked against
+// the records: each grant's expires_at against the grant index, and, on disk, each team
+// membership record's expires_at against the membership index (in memory the index is where a
+// membership's expiry is kept, so only its entries' memberships can be checked). A disagreement
+// is an *ExpiryIndexError. The disk comparison runs while no write is committed: Check waits for
+// the commit in flight, if any, and writes queue behind it meanwhile; it is left out while a
+// failed staged batch awaits completion (the records are then ahead of memory until the next
+// write completes it).
 func (s *Store) Check() error {
-	return s.View(func(r Reader) error {
+	err := s.View(func(r Reader) error {
 		for name, o := range r.st.orgs {
 			if err := o.check(); err != nil {
 				return fmt.Errorf("store: org %s: %w", name, err)
 			}
+			if err := o.checkExpiries(name); err != nil {
+				return err
+			}
 		}
 		return r.st.checkDefaults()
 	})
+	if err != nil || !s.persistent {
+		return err
+	}
+	return s.withoutWrites(s.checkMemberRecords)
+}
+
+// Problems an ExpiryIndexError reports.
+const (
+	// ExpiryOrphan: an index entry whose membership or grant does not exist, or does not expire.
+	ExpiryOrphan = "index entry without an expiring record"
+	// ExpiryUnindexed: a record's expires_at that the index does not hold: it would never be
+	// revoked by a write.
+	ExpiryUnindexed = "record's expires_at missing from the index"
+	// ExpiryMismatch: the index holds another time than the record.
+	ExpiryMismatch = "index and record disagree on expires_at"
+)
+
+// ExpiryIndexError is Check's report of an expiry index that disagrees with the records: the
+// org, the entry (`team T member U` or `project P grant U`), the problem (ExpiryOrphan,
+// ExpiryUnindexed, ExpiryMismatch) and the two times (zero where there is none).
+type ExpiryIndexError struct {
+	Org, Entry, Problem string
+	Indexed, Recorded   time.Time
+}
+
+func (e *ExpiryIndexError) Error() string {
+	at := func(t time.Time) string {
+		if t.IsZero() {
+			return "none"
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("store: org %s: %s: %s (index %s, record %s)", e.Org, e.Entry, e.Problem, at(e.Indexed), at(e.Recorded))
+}
+
+// unixTime is unixOrZero's inverse (zero for 0).
+func unixTime(exp int64) time.Time {
+	if exp == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, exp).UTC()
+}
+
+// checkExpiries verifies the grant expiry index against the project records, and that every
+// membership expiry entry is a membership's.
+func (o *orgData) checkExpiries(org string) error {
+	bad := func(entry, problem string, indexed int64, recorded time.Time) error {
+		return &ExpiryIndexError{Org: org, Entry: entry, Problem: problem, Indexed: unixTime(indexed), Recorded: recorded}
+	}
+	for _, p := range sortedKeys(o.grantExpiry) {
+		for _, u := range sortedKeys(o.grantExpiry[p]) {
+			exp := o.grantExpiry[p][u]
+			var g Grant
+			if pd, ok := o.projects[p]; ok {
+				g = pd.p.Grants[u]
+			}
+			switch {
+			case g.ExpiresAt.IsZero():
+				return bad("project "+p+" grant "+u, ExpiryOrphan, exp, time.Time{})
+			case unixOrZero(g.ExpiresAt) != exp:
+				return bad("project "+p+" grant "+u, ExpiryMismatch, exp, g.ExpiresAt)
+			}
+		}
+	}
+	for _, p := range sortedKeys(o.projects) {
+		for _, u := range sortedKeys(o.projects[p].p.Grants) {
+			if g := o.projects[p].p.Grants[u]; !g.ExpiresAt.IsZero() {
+				if _, ok := o.grantExpiry[p][u]; !ok {
+					return bad("project "+p+" grant "+u, ExpiryUnindexed, 0, g.ExpiresAt)
+				}
+			}
+		}
+	}
+	for key, exp := range o.memberExpiry {
+		var td *teamData
+		if int(key[0]) < len(o.teamByID) {
+			td = o.teamByID[key[0]]
+		}
+		if td == nil || td.members[key[1]] == 0 {
+			entry := fmt.Sprintf("team id %d member id %d", key[0], key[1])
+			if td != nil && int(key[1]) < len(o.members.names) {
+				entry = "team " + td.team.Name + " member " + o.members.names[key[1]]
+			}
+			return bad(entry, ExpiryOrphan, exp, time.Time{})
+		}
+		if exp <= 0 {
+			return bad("team "+td.team.Name+" member "+o.members.names[key[1]], ExpiryMismatch, exp, time.Time{})
+		}
+	}
+	return nil
+}
+
+// checkMemberRecords compares the team membership records on disk with the membership expiry
+// index. It runs while no write is committed (withoutWrites), so the records and memory hold
+// the same revision.
+func (s *Store) checkMemberRecords() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return teamgate.ErrClosed
+	}
+	if s.unfinished || len(s.leftover) > 0 {
+		return nil
+	}
+	st := s.st
+	const prefix = prefixRecords + "tmember/"
+	return s.db.View(func(txn *badger.Txn) error {
+		recorded := map[string]bool{} // keys of the records that expire, compared already
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := string(it.Item().Key())
+			val, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			m, err := decodeTeamMember(key, val)
+			if err != nil {
+				return err
+			}
+			if m.ExpiresAt.IsZero() {
+				continue
+			}
+			recorded[key] = true
+			entry := "team " + m.Team + " member " + m.User
+			var exp int64
+			has := false
+			if o, ok := st.orgs[m.Org]; ok {
+				if td, ok := o.teams[m.Team]; ok {
+					if id, ok := o.members.ids[m.User]; ok {
+						exp, has = o.memberExpiry[[2]uint32{td.id, id}]
+					}
+				}
+			}
+			switch {
+			case !has:
+				return &ExpiryIndexError{Org: m.Org, Entry: entry, Problem: ExpiryUnindexed, Recorded: m.ExpiresAt}
+			case exp != unixOrZero(m.ExpiresAt):
+				return &ExpiryIndexError{Org: m.Org, Entry: entry, Problem: ExpiryMismatch, Indexed: unixTime(exp), Recorded: m.ExpiresAt}
+			}
+		}
+		for org, o := range st.orgs {
+			for key, exp := range o.memberExpiry {
+				td := o.teamByID[key[0]] // checkExpiries found it
+				user := o.members.names[key[1]]
+				if recorded[keyTeamMember(org, td.team.Name, user)] {
+					continue
+				}
+				return &ExpiryIndexError{Org: org, Entry: "team " + td.team.Name + " member " + user, Problem: ExpiryOrphan, Indexed: unixTime(exp)}
+			}
+		}
+		return nil
+	})
+}
+
+// withoutWrites runs fn while no write is being committed: it takes the lead of the commit
+// pipeline (enqueue), waiting for a commit in flight to end, so writes queue until fn returns,
+// then hands the lead to the first of them.
+func (s *Store) withoutWrites(fn func() error) error {
+	for {
+		s.qmu.Lock()
+		if s.closing {
+			s.qmu.Unlock()
+			return teamgate.ErrClosed
+		}
+		if !s.leading {
+			s.leading = true
+			s.writes.Add(1) // under qmu, so Close waits for fn
+			s.qmu.Unlock()
+			break
+		}
+		s.qmu.Unlock()
+		s.mu.RLock()
+		changed := s.changed
+		s.mu.RUnlock()
+		select { // a commit in flight publishes (or fails: look again shortly)
+		case <-changed:
+		case <-time.After(time.Millisecond):
+		}
+	}
+	defer s.writes.Done()
+	err := fn()
+	s.qmu.Lock()
+	if len(s.queue) == 0 {
+		s.leading = false
+		s.qmu.Unlock()
+	} else {
+		next := s.queue[0]
+		s.qmu.Unlock()
+		next.wake <- struct{}{}
+	}
+	return err
 }
 
 // checkDefaults verifies the team → default users index and that each user can enter their

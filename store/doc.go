@@ -18,7 +18,8 @@
 // new map. Reader.Access serves in one call everything a decision reads about one user on one
 // resource (does it exist, the org role, the grant, the project's effective teams and the
 // user's roles in them as a RoleSet), with one lookup of the org, the project and the member;
-// it records the same stamps as the single-fact accessors it stands for.
+// it records the same stamps as the single-fact accessors it stands for. Store.ViewAccess is a
+// View that reads only that call (the decision path's read, without a callback to allocate).
 //
 // # Opening
 //
@@ -233,7 +234,12 @@
 // then reads only the queue's head — the entries due and the next one — dropping entries a
 // renewal, delete or rename made stale (the index no longer holds that expires_at for them): a
 // write does not rescan every expiring entry. Reader.Expiries gives the same answer by scanning
-// the index (a test compares them after random renewals, deletes and renames).
+// the index (a test compares them after random renewals, deletes and renames). Store.Check
+// verifies that index against the records (ExpiryIndexError).
+//
+// A break-glass grant (Grant.BreakGlass, made by authz.Engine.BreakGlass) always expires; it
+// can also be ended early by EndBreakGlass (an end_break_glass event whose change names who
+// ended it), which applies only to the elevation its caller read.
 //
 // # Data files
 //

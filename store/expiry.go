@@ -15,6 +15,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/scope"
 )
 
 // Clock is the store's time: when an expiring team membership or grant ends (see "Expiry" in
@@ -46,8 +47,43 @@ type ExpireGrant struct {
 	ExpiresAt          time.Time
 }
 
+// EndBreakGlass ends a break-glass elevation before its expiry (authz.Engine.EndBreakGlass):
+// it removes User's grant on the project, and applies only while that grant is a break-glass
+// elevation ending exactly at ExpiresAt (ErrConflict otherwise: it was extended, replaced by an
+// ordinary grant, or has ended), so it never removes an ordinary grant and never ends an
+// elevation other than the one its caller saw. By is who ended it (a slug); the event keeps
+// the change, and with it By.
+type EndBreakGlass struct {
+	Org, Project, User string
+	ExpiresAt          time.Time
+	By                 string
+}
+
 func (ExpireTeamMember) Kind() string { return "expire_team_member" }
 func (ExpireGrant) Kind() string      { return "expire_grant" }
+func (EndBreakGlass) Kind() string    { return "end_break_glass" }
+
+func (c EndBreakGlass) apply(t *txn) error {
+	if err := scope.CheckSlug("break-glass ended by", c.By); err != nil {
+		return err
+	}
+	_, pd, err := t.project(c.Org, c.Project)
+	if err != nil {
+		return err
+	}
+	name := c.Org + "/" + c.Project + "/" + c.User
+	g, ok := pd.p.Grants[c.User]
+	switch {
+	case !ok:
+		return &teamgate.NotFoundError{What: "grant", Name: name}
+	case g.BreakGlass == nil:
+		return &teamgate.ConflictError{What: "grant", Name: name, Reason: "an ordinary " + g.Role + " grant, not a break-glass elevation: delete_grant removes it"}
+	case !g.ExpiresAt.Equal(c.ExpiresAt):
+		return &teamgate.ConflictError{What: "grant", Name: name,
+			Reason: "the elevation does not end at " + c.ExpiresAt.UTC().Format(time.RFC3339Nano) + " (extended or replaced meanwhile)"}
+	}
+	return DeleteGrant{Org: c.Org, Project: c.Project, User: c.User}.apply(t)
+}
 
 func (c ExpireTeamMember) apply(t *txn) error {
 	o, td, err := t.team(c.Org, c.Team)
@@ -249,8 +285,8 @@ func (r Reader) Expiries(now time.Time) (due []Change, next time.Time) {
 		due = append(due, members...)
 		for _, p := range sortedKeys(o.grantExpiry) {
 			for _, u := range sortedKeys(o.grantExpiry[p]) {
-				if consider(o.grantExpiry[p][u]) {
-					due = append(due, o.grantExpiryChange(org, p, u))
+				if exp := o.grantExpiry[p][u]; consider(exp) {
+					due = append(due, o.grantExpiryChange(org, p, u, exp))
 				}
 			}
 		}
@@ -463,6 +499,28 @@ func (s *Store) startExpiry(ctx context.Context) error {
 		s.expireLoop(context.Background(), s.Apply, true)
 	}()
 	return nil
+}
+
+// TeamMemberExpiry returns when user's membership of team ends: zero when it never does. ok is
+// false when the user is not a member of the team for this reader (never was, or it expired).
+func (r Reader) TeamMemberExpiry(org, team, user string) (at time.Time, ok bool) {
+	r.dep('m', org, user)
+	o, found := r.st.orgs[org]
+	if !found {
+		return time.Time{}, false
+	}
+	td, found := o.teams[team]
+	if !found || o.teamRole(td, user) == 0 {
+		return time.Time{}, false
+	}
+	exp := o.memberExpiry[[2]uint32{td.id, o.members.ids[user]}]
+	if !r.live(exp) {
+		return time.Time{}, false
+	}
+	if exp == 0 {
+		return time.Time{}, true
+	}
+	return time.Unix(0, exp).UTC(), true
 }
 
 // Now is the store's clock (Options.Clock): the time expiries are measured by.

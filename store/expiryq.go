@@ -100,7 +100,7 @@ func (e expiryEntry) change(st *state) (c Change, ok bool) {
 	if !has || exp != e.at {
 		return nil, false
 	}
-	return o.grantExpiryChange(e.org, e.project, e.user), true
+	return o.grantExpiryChange(e.org, e.project, e.user, exp), true
 }
 
 // due returns the revocations due at now (in Expiries' order) and the earliest live expiry
@@ -160,7 +160,11 @@ func (o *orgData) memberExpiryChange(org string, key [2]uint32, exp int64) Chang
 		ExpiresAt: time.Unix(0, exp).UTC()}
 }
 
-// grantExpiryChange is the revocation of user's grant on project.
-func (o *orgData) grantExpiryChange(org, project, user string) Change {
-	return ExpireGrant{Org: org, Project: project, User: user, ExpiresAt: o.projects[project].p.Grants[user].ExpiresAt}
+// grantExpiryChange is the revocation of user's grant on project, indexed as expiring at exp.
+func (o *orgData) grantExpiryChange(org, project, user string, exp int64) Change {
+	at := time.Unix(0, exp).UTC() // the record's when it has one (Check finds an index without)
+	if pd, ok := o.projects[project]; ok && !pd.p.Grants[user].ExpiresAt.IsZero() {
+		at = pd.p.Grants[user].ExpiresAt
+	}
+	return ExpireGrant{Org: org, Project: project, User: user, ExpiresAt: at}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -216,4 +217,36 @@ func Stamps(s *Store) (map[string]uint64, []uint64) {
 		absent[i] = s.stamps.absent[i].Load()
 	}
 	return cells, absent
+}
+
+// SetGrantExpiryIndex sets the grant expiry index entry of user's grant on org/project to at
+// (the zero time removes it), in memory only and behind the store's back, for Check's tests.
+func SetGrantExpiryIndex(s *Store, org, project, user string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rawWrites = true
+	o := s.st.orgs[org]
+	if at.IsZero() {
+		delete(o.grantExpiry[project], user)
+		return
+	}
+	if o.grantExpiry[project] == nil {
+		o.grantExpiry[project] = map[string]int64{}
+	}
+	o.grantExpiry[project][user] = unixOrZero(at)
+}
+
+// SetMemberExpiryIndex sets the membership expiry index entry of org member user in team to at
+// (the zero time removes it), in memory only and behind the store's back, for Check's tests.
+func SetMemberExpiryIndex(s *Store, org, team, user string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rawWrites = true
+	o := s.st.orgs[org]
+	key := [2]uint32{o.teams[team].id, o.members.ids[user]}
+	if at.IsZero() {
+		delete(o.memberExpiry, key)
+		return
+	}
+	o.memberExpiry[key] = unixOrZero(at)
 }

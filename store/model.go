@@ -30,6 +30,9 @@ func TeamRoles() []string { return names(teamRoles) }
 // IsOrgRole reports whether role is an org role.
 func IsOrgRole(role string) bool { return slices.Contains(orgRoles, teamgate.OrgRole(role)) }
 
+// IsTeamRole reports whether role is one a team membership or a project grant may hold.
+func IsTeamRole(role string) bool { return slices.Contains(teamRoles, teamgate.ProjectRole(role)) }
+
 func names[R ~string](roles []R) []string {
 	out := make([]string, len(roles))
 	for i, r := range roles {

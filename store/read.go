@@ -33,6 +33,23 @@ func (s *Store) View(fn func(r Reader) error) error {
 	return fn(Reader{st: s.st, stamps: &s.stamps})
 }
 
+// ViewAccess is a View that reads only Reader.Access(org, team, project, user) and the snapshot's
+// revision, recording the facts' stamps into d when d is not nil (as Track does): a decision's
+// whole read, without a callback for its caller to allocate.
+func (s *Store) ViewAccess(org, team, project, user string, d *Deps) (a Access, rev uint64, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return a, 0, teamgate.ErrClosed
+	}
+	r := Reader{st: s.st, stamps: &s.stamps}
+	if d != nil {
+		r = r.Track(d)
+	}
+	r.access(&a, org, team, project, user)
+	return a, r.st.rev, nil
+}
+
 // Track returns a Reader of the same snapshot that also records into d the stamp of every fact it
 // serves (see Deps), replacing what d held. r itself does not record. A tracking Reader is not
 // safe for concurrent use.
@@ -268,30 +285,40 @@ type Access struct {
 // project must then be among the team space's, i.e. its effective teams hold the team). It
 // records the stamps Org, Team, Project and OrgRole record for the parts it reads.
 func (r Reader) Access(org, team, project, user string) Access {
+	var a Access
+	r.access(&a, org, team, project, user)
+	return a
+}
+
+// access is Access into *a, which is zero.
+func (r Reader) access(a *Access, org, team, project, user string) {
 	r.dep('o', org, "")
 	o, ok := r.st.orgs[org]
 	if !ok {
-		return Access{Missing: MissingOrg}
+		a.Missing = MissingOrg
+		return
 	}
 	var td *teamData
 	if team != "" {
 		r.dep('t', org, team)
 		if td, ok = o.teams[team]; !ok {
-			return Access{Missing: MissingTeam}
+			a.Missing = MissingTeam
+			return
 		}
 	}
 	var pd *projectData
 	if project != "" {
 		r.dep('p', org, project)
 		if pd, ok = o.projects[project]; !ok {
-			return Access{Missing: MissingProject}
+			a.Missing = MissingProject
+			return
 		}
 		if team != "" && !slices.Contains(pd.teams.Values, team) {
-			return Access{Missing: MissingFromTeamSpace}
+			a.Missing = MissingFromTeamSpace
+			return
 		}
 	}
 	r.dep('m', org, user)
-	var a Access
 	id, code := o.members.role(user)
 	var teams UserTeams
 	if code != 0 {
@@ -300,15 +327,16 @@ func (r Reader) Access(org, team, project, user string) Access {
 	}
 	switch {
 	case pd != nil:
-		if g, ok := pd.p.Grants[user]; ok && (len(o.grantExpiry) == 0 || r.live(o.grantExpiry[project][user])) {
-			a.Grant, a.BreakGlass = g.Role, g.BreakGlass != nil
+		if len(pd.p.Grants) > 0 { // most projects have none: no lookup
+			if g, ok := pd.p.Grants[user]; ok && (len(o.grantExpiry) == 0 || r.live(o.grantExpiry[project][user])) {
+				a.Grant, a.BreakGlass = g.Role, g.BreakGlass != nil
+			}
 		}
 		a.Teams, a.Labels = pd.teams, pd.p.Labels // a write replaces the record, never edits it
 		a.TeamRoles = teams.In(pd.teams.Values)
 	case td != nil:
 		a.TeamRoles = teams.roleIn(td.id)
 	}
-	return a
 }
 
 // Team returns a team's record.

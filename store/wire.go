@@ -65,7 +65,7 @@ func changeTypes() []changeType {
 		typeOf[PutProject](), typeOf[CreateProject](), typeOf[DeleteProject](),
 		typeOf[PutGrant](), typeOf[DeleteGrant](), typeOf[PutPolicy](), typeOf[DeletePolicy](),
 		typeOf[PutUser](), typeOf[DeleteUser](), typeOf[PutFile](), typeOf[PutDirectory](),
-		typeOf[ExpireTeamMember](), typeOf[ExpireGrant](),
+		typeOf[ExpireTeamMember](), typeOf[ExpireGrant](), typeOf[EndBreakGlass](),
 	}
 }
 

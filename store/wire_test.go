@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -26,6 +27,7 @@ func TestEveryChangeKindRoundTrips(t *testing.T) {
 		store.DeleteProject{Org: "acme", Name: "vision"},
 		store.PutGrant{Org: "acme", Project: "vision", User: "olga", Grant: store.Grant{Role: "admin"}},
 		store.DeleteGrant{Org: "acme", Project: "vision", User: "olga"},
+		store.EndBreakGlass{Org: "acme", Project: "vision", User: "olga", ExpiresAt: time.Date(2030, 1, 1, 0, 30, 0, 0, time.UTC), By: "alice"},
 		store.PutPolicy{Policy: store.Policy{Org: "acme", Name: "gpu", Settings: policy.Settings{Queues: []string{"gpu/a100"}}}},
 		store.DeletePolicy{Org: "acme", Name: "gpu"},
 		store.PutUser{User: store.User{ID: "bob", DefaultTeam: "acme/eng"}}, store.DeleteUser{ID: "bob"},

@@ -18,6 +18,9 @@
 //	teamgate apply --store /var/lib/host/store --changes changes.yaml
 //	teamgate create-project --store /var/lib/host/store alice acme/ml vision
 //	teamgate export --store /var/lib/host/store --format json
+//	teamgate break-glass --store /var/lib/host/store --actor adam --project acme/labs --for 30m --justification INC-42
+//	teamgate break-glass list --store /var/lib/host/store --format pretty
+//	teamgate break-glass end --store /var/lib/host/store --actor alice --project acme/labs --user adam
 //	teamgate check --data acme.yaml --decision-log /tmp/decisions bob runs.stop acme/vision
 //	teamgate decisions --log /tmp/decisions --subject bob --outcome deny --since 24h --format pretty
 //	teamgate decisions --log /tmp/decisions --recheck --data acme.yaml
@@ -32,8 +35,10 @@
 //
 // --store DIR (instead of --data) works on a host's on-disk store, which Badger lets one process
 // open at a time; apply, create-project and bulk take the Go API's JSON (store.Changes,
-// authz.RunRef) and print its results; apply and create-project write, so they need --store or
-// --nats. --format pretty|json chooses between text for people and JSON on explain, settings,
+// authz.RunRef) and print its results; apply, create-project and break-glass (and its end) write,
+// so they need --store or --nats. break-glass elevates --actor on a project for --for (an
+// emergency grant that ends by itself, authz.Engine.BreakGlass); break-glass list prints the
+// elevations in force and break-glass end ends one early (see breakglass.go for the exit codes). --format pretty|json chooses between text for people and JSON on explain, settings,
 // list, export and version.
 //
 // --decision-log DIR appends the decisions a command makes to a decision log (package
