@@ -1,12 +1,16 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/teamgate/teamgate"
 )
 
 // KeepEvents returns opts keeping the events of only the last n revisions, so the tests can
@@ -136,14 +140,26 @@ func IgnoreSnapshot(opts Options) Options {
 
 // FromSnapshot reports whether Open installed the membership snapshot rather than reading the
 // member and team membership records.
-func FromSnapshot(s *Store) bool { return s.snapAt != 0 }
+func FromSnapshot(s *Store) bool { return s.fromSnap }
 
-// WriteSnapshot writes the membership snapshot of the current state, as Close does.
+// SnapshotRevision is the revision of the newest membership snapshot the store wrote or opened
+// from (0: none).
+func SnapshotRevision(s *Store) uint64 { return s.snapRev.Load() }
+
+// WriteSnapshot writes the membership snapshot of the current state, as the background writer
+// does: copied while leading the commit pipeline, written after.
 func WriteSnapshot(s *Store) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.writeSnapshot(s.st)
+	var c *snapCapture
+	s.enqueue(&queued{ctx: context.Background(), run: func() { c = s.capture() }})
+	if c == nil {
+		return teamgate.ErrClosed
+	}
+	return s.writeSnapshot(c, nil)
 }
+
+// OnSnapshotCapture makes every background snapshot report how long its copy of the state held
+// the commit pipeline. Set it before the first write.
+func OnSnapshotCapture(s *Store, f func(time.Duration)) { s.snapCost = f }
 
 // SkipSnapshotAtClose makes Close write no snapshot, as if the process had been killed.
 func SkipSnapshotAtClose(s *Store) { s.rawWrites = true }
@@ -168,7 +184,7 @@ func EditSnapshot(s *Store, fix bool, edit func(head, data []byte) ([]byte, []by
 			return err
 		}
 		for seq := range int(h.chunks) {
-			item, err := txn.Get([]byte(snapshotChunkKey(seq)))
+			item, err := txn.Get([]byte(snapshotChunkKey(h.ts, seq)))
 			if err != nil {
 				return err
 			}
@@ -194,7 +210,7 @@ func EditSnapshot(s *Store, fix bool, edit func(head, data []byte) ([]byte, []by
 			if seq == len(sizes)-1 || n > len(data) {
 				n = len(data)
 			}
-			if err := txn.Set([]byte(snapshotChunkKey(seq)), data[:n]); err != nil {
+			if err := txn.Set([]byte(snapshotChunkKey(h.ts, seq)), data[:n]); err != nil {
 				return err
 			}
 			data = data[n:]
