@@ -186,7 +186,14 @@ var errSnapshotStopped = errors.New("store closing")
 // first, under their own generation (c.ts), then the head, then it deletes the chunks of every
 // other generation. A crash at any point leaves the old head with its chunks whole, or the new
 // one with its chunks whole. A close of stop (nil: never) ends it before the head is written.
+// A capture no newer than the last snapshot written is not written.
 func (s *Store) writeSnapshot(c *snapCapture, stop <-chan struct{}) error {
+	// One at a time, each newer than the last: each removes every other generation's chunks.
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if c.rev <= s.snapRev.Load() {
+		return nil
+	}
 	h := snapshotHead{version: snapshotVersion, rev: c.rev, ts: c.ts}
 	size := snapshotChunkBytes
 	if s.snapChunk > 0 {

@@ -160,6 +160,7 @@ type Store struct {
 	// when an event too large to list its keys was committed (snapNow, set by the leading
 	// writer), since Open cannot bring a snapshot past it.
 	snapRev   atomic.Uint64
+	snapMu    sync.Mutex // held while a snapshot is written: one writer at a time
 	fromSnap  bool
 	snapDue   chan struct{}
 	snapEvery uint64
