@@ -341,12 +341,15 @@ func (s *Store) snapshotLoop(interval time.Duration) {
 		case <-tick:
 		}
 		var c *snapCapture
+		var held time.Duration
+		start := time.Now()
 		s.enqueue(&queued{ctx: context.Background(), run: func() {
 			if s.snapshotDue() {
-				start := time.Now()
+				t0 := time.Now()
 				c = s.capture()
+				held = time.Since(t0)
 				if s.snapCost != nil {
-					s.snapCost(time.Since(start))
+					s.snapCost(held)
 				}
 			}
 		}})
@@ -358,6 +361,15 @@ func (s *Store) snapshotLoop(interval time.Duration) {
 			return
 		case err != nil:
 			s.log.Warn("teamgate: writing the membership snapshot in the background failed; Open after a crash reads more records", "error", err)
+		default:
+			s.log.Info("teamgate: membership snapshot written", "revision", c.rev, "took", time.Since(start), "writes_held", held)
+		}
+		// At most a fifth of the time writing snapshots (a bulk load, whose events are too
+		// large to list their keys, makes every revision due).
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(4 * time.Since(start)):
 		}
 	}
 }
