@@ -48,7 +48,8 @@
 //     10,000) were committed after the last one, every Options.SnapshotInterval (default 10
 //     minutes) when anything was committed since, and after a batch whose event is too large
 //     to list its keys (a big data file load), which Open cannot bring a snapshot past; at most
-//     a fifth of the time, so a bulk load does not snapshot continuously. The state is copied
+//     half the time (after a snapshot that took d, none for d), so a bulk load does not
+//     snapshot continuously. The state is copied
 //     while leading the commit pipeline (so no write is in flight and the copy is of one
 //     revision): readers go on (the copy holds the read lock, which they share, only against
 //     Replica.ValidateEach), writers arriving meanwhile wait for the copy — slice headers per

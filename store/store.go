@@ -364,12 +364,12 @@ func (s *Store) snapshotLoop(interval time.Duration) {
 		default:
 			s.log.Info("teamgate: membership snapshot written", "revision", c.rev, "took", time.Since(start), "writes_held", held)
 		}
-		// At most a fifth of the time writing snapshots (a bulk load, whose events are too
-		// large to list their keys, makes every revision due).
+		// At most half the time writing snapshots (a bulk load, whose events are too large to
+		// list their keys, makes every revision due).
 		select {
 		case <-s.stop:
 			return
-		case <-time.After(4 * time.Since(start)):
+		case <-time.After(time.Since(start)):
 		}
 	}
 }
