@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -105,6 +106,15 @@ func TestSnapshotAndChangesEqualRecords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSnapshotRevisionsBounded: a snapshot every more revisions than the events kept could
+// never be brought up to date, so Open refuses it.
+func TestSnapshotRevisionsBounded(t *testing.T) {
+	t.Parallel()
+	_, err := store.Open(t.Context(), store.Options{Dir: t.TempDir(), SnapshotRevisions: 100_001})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, "100001")
 }
 
 // TestBackgroundSnapshotCapture: a background snapshot is taken every SnapshotRevisions

@@ -48,8 +48,8 @@ type Options struct {
 	// SnapshotRevisions: an on-disk store writes its membership snapshot in the background
 	// once this many revisions were committed after the last one (see "Membership snapshot" in
 	// the package doc), so that Open after a crash reads only the records changed since. Default
-	// 10,000; negative: never by count. It must stay below the events kept (100,000): Open
-	// brings a snapshot up to date from the events after it.
+	// 10,000; negative: never by count. More than the events kept (100,000) is ErrInvalid:
+	// Open brings a snapshot up to date from the events after it.
 	SnapshotRevisions int
 	// SnapshotInterval: an on-disk store also writes the snapshot in the background this long
 	// after the last one when anything was committed since. Default 10m; negative: never by
@@ -197,6 +197,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.SnapshotRevisions > maxEventsKept {
+		return nil, teamgate.Invalid("store option SnapshotRevisions", strconv.Itoa(opts.SnapshotRevisions),
+			"must be at most "+strconv.Itoa(maxEventsKept)+", the events kept: Open brings a snapshot up to date from the events after it")
 	}
 	bo := badger.DefaultOptions(opts.Dir).WithLogger(badgerlog.Logger{L: log}).WithLoggingLevel(badger.WARNING)
 	if opts.Dir == "" {
