@@ -79,7 +79,11 @@ func bothOpens(t *testing.T, dir, what string) bool {
 // showed before it stopped.
 func TestSnapshotAndChangesEqualRecords(t *testing.T) {
 	t.Parallel()
-	for seed := range uint64(16) {
+	seeds := uint64(16)
+	if testing.Short() {
+		seeds = 4
+	}
+	for seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
 			rng := rand.New(rand.NewPCG(seed, 91))
@@ -117,9 +121,9 @@ func TestSnapshotRevisionsBounded(t *testing.T) {
 	require.ErrorContains(t, err, "100001")
 }
 
-// TestBackgroundSnapshotCapture: a background snapshot is taken every SnapshotRevisions
-// revisions, its copy of the state holding the commit pipeline briefly, and a store stopped
-// without its Close snapshot opens from the newest one.
+// TestBackgroundSnapshotCapture: background snapshots follow the writes (every SnapshotRevisions
+// revisions, at most half the time), each copying the state while holding the commit pipeline,
+// and a store stopped without its Close snapshot opens from the newest one.
 func TestBackgroundSnapshotCapture(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -132,7 +136,7 @@ func TestBackgroundSnapshotCapture(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return store.SnapshotRevision(s) >= 30 }, 10*time.Second, 5*time.Millisecond)
-	require.GreaterOrEqual(t, captures.Load(), int64(3))
+	require.GreaterOrEqual(t, captures.Load(), int64(2)) // the first at 10 or later; one at 30 or later
 	want := seen(t, s)
 	store.SkipSnapshotAtClose(s)
 	require.NoError(t, s.Close())
