@@ -175,7 +175,7 @@ type Store struct {
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
 	// cacheWrites are CachePut commits Badger has not finished: Close waits for them before it
-	// reads Badger's versions (snapshotDue), which Badger's write goroutine updates unlocked.
+	// writes the snapshot and closes Badger.
 	cacheWrites sync.WaitGroup
 }
 
@@ -890,7 +890,8 @@ func (st *state) record(key string) ([]byte, error) {
 // decoded by one goroutine and applied in order by another (replay); the team memberships, the
 // bulk of a large directory, are read, validated and stored by one worker per CPU
 // (loadTeamMembers). When the membership snapshot is usable (readSnapshot), the member, team
-// membership and stamp records are not read at all: its tables are installed instead; if they
+// membership and stamp records are not read, except those the events after it name
+// (readDelta): its tables are installed instead, and those records applied to them; if they
 // disagree with the other records, the records are read alone.
 func (s *Store) load(ctx context.Context) error {
 	if err := s.recoverPending(); err != nil {
