@@ -92,7 +92,7 @@ func DiskKeys(s *Store) (map[string]string, error) {
 // membership snapshot: the state in memory is not the records' any more, and an earlier version
 // of the store writes none).
 func PutRawRecord(s *Store, key string, val []byte) error {
-	s.rawWrites = true
+	s.rawWrites.Store(true)
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
 }
 
@@ -162,7 +162,7 @@ func WriteSnapshot(s *Store) error {
 func OnSnapshotCapture(s *Store, f func(time.Duration)) { s.snapCost = f }
 
 // SkipSnapshotAtClose makes Close write no snapshot, as if the process had been killed.
-func SkipSnapshotAtClose(s *Store) { s.rawWrites = true }
+func SkipSnapshotAtClose(s *Store) { s.rawWrites.Store(true) }
 
 // EditSnapshot rewrites the stored snapshot: edit gets the head and the data (all chunks
 // together) and returns them changed; the data goes back in chunks of the old sizes (the last

@@ -170,7 +170,7 @@ type Store struct {
 	snapCost func(time.Duration)
 	// rawWrites: this package's tests wrote records behind the store's back (PutRawRecord), so
 	// its state is not the records' and Close writes no snapshot.
-	rawWrites bool
+	rawWrites atomic.Bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
@@ -297,7 +297,7 @@ func (s *Store) Close() error {
 // commit pipeline).
 func (s *Store) snapshotDue() bool {
 	switch {
-	case !s.persistent || s.st.rev == 0 || s.unfinished || len(s.leftover) > 0 || s.rawWrites:
+	case !s.persistent || s.st.rev == 0 || s.unfinished || len(s.leftover) > 0 || s.rawWrites.Load():
 		return false
 	case s.snapRev.Load() == s.st.rev:
 		return false
