@@ -344,5 +344,6 @@
 // A Store is safe for concurrent use. Reads share a read lock; a writer takes the write lock
 // only to validate and to publish in memory, never across the Badger commit (see Writes). Close
 // refuses new writes, waits for every accepted one to be committed and answered, then for the
-// value-log GC and every Watch goroutine.
+// value-log GC, every Watch goroutine and the background snapshot writer (a snapshot it is
+// writing stops before its head; Close writes its own).
 package store
