@@ -126,6 +126,19 @@ func WithSnapshotChunk(opts Options, size int) Options {
 	return opts
 }
 
+// WithBackgroundSnapshotSteps returns opts whose test hook (WithTestHooks) also runs after each
+// commit of a background snapshot, from the snapshot writer's goroutine: the hook must be safe
+// for concurrent use.
+func WithBackgroundSnapshotSteps(opts Options) Options {
+	h := testHooks{}
+	if opts.test != nil {
+		h = *opts.test
+	}
+	h.bgSteps = true
+	opts.test = &h
+	return opts
+}
+
 // IgnoreSnapshot returns opts with which Open reads the records even where the membership
 // snapshot is usable (Close still writes one).
 func IgnoreSnapshot(opts Options) Options {

@@ -169,6 +169,7 @@ func bgWriter(dir string, at, seed int) {
 		}
 	}
 	o := store.WithSnapshotChunk(store.WithTestHooks(store.Options{Dir: dir}, 0, func(string) error { kill(); return nil }), 256)
+	o = store.WithBackgroundSnapshotSteps(o)
 	o = store.WithCommitHook(o, func(int) { kill() })
 	o.SnapshotRevisions = 3
 	s, err := store.Open(ctx, o)

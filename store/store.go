@@ -152,6 +152,7 @@ type Store struct {
 	hook       func(step string) error // tests only: runs after each commit of a staged batch
 	commitHook func(batches int)       // tests only: runs before each group's Badger commit
 	snapChunk  int                     // tests only: the snapshot's chunk size when > 0
+	bgSteps    bool                    // tests only: hook runs for background snapshot steps too
 	snapshots  bool                    // Open may read the membership snapshot (on disk; tests can say no)
 
 	// snapRev is the revision of the newest membership snapshot on disk that Open may use (0:
@@ -210,11 +211,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	var hook func(string) error
 	var commitHook func(int)
-	snapChunk, snapshots := 0, opts.Dir != ""
+	snapChunk, snapshots, bgSteps := 0, opts.Dir != "", false
 	if opts.test != nil {
 		bo = opts.test.badger(bo)
 		hook, commitHook, snapChunk = opts.test.at, opts.test.commit, opts.test.snapChunk
 		snapshots = snapshots && !opts.test.noSnapshot
+		bgSteps = opts.test.bgSteps
 	}
 	db, err := badger.Open(bo)
 	// A kill between creating a Badger log file (.mem or .vlog) and its first write leaves it
@@ -227,7 +229,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook, commitHook: commitHook, snapChunk: snapChunk, snapshots: snapshots}
+	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook, commitHook: commitHook, snapChunk: snapChunk, snapshots: snapshots, bgSteps: bgSteps}
 	if s.eventsKept == 0 {
 		s.eventsKept = maxEventsKept
 	}
