@@ -72,24 +72,31 @@ func FuzzDecodeEntry(f *testing.F) {
 	})
 }
 
+// collidingShard is an 8-slot shard and n keys (subject "u<i>") whose hashes collide: three
+// tags, four homes, runs that wrap. Every longEvery-th key (none for 0) is stored out of line.
+func collidingShard(n, longEvery int) (*cacheShard, []cacheKey) {
+	s := &cacheShard{}
+	s.init(8)
+	c := newDecisionCache(8)
+	keys := make([]cacheKey, n)
+	for i := range keys {
+		resource := "o/p"
+		if longEvery > 0 && i%longEvery == 0 {
+			resource = strings.Repeat("x", keyBytes)
+		}
+		c.key(&keys[i], fmt.Sprint("u", i), "runs.get", resource, "")
+		keys[i].hash = uint64(i%3)<<32 | uint64(i%4)*5 | 1
+	}
+	return s, keys
+}
+
 // TestCacheShardIndex drives one shard with hashes made to collide (a few home positions, equal
 // tags) through inserts, replacements and CLOCK evictions, and checks after every step that the
 // index reaches exactly the slots in use, each under its own key.
 func TestCacheShardIndex(t *testing.T) {
 	t.Parallel()
-	s := &cacheShard{}
-	s.init(8)
+	s, keys := collidingShard(60, 7)
 	var used atomic.Int64
-	c := newDecisionCache(8)
-	keys := make([]cacheKey, 60)
-	for i := range keys {
-		resource := "o/p"
-		if i%7 == 0 {
-			resource = strings.Repeat("x", keyBytes) // a key stored out of line
-		}
-		c.key(&keys[i], fmt.Sprint("u", i), "runs.get", resource, "")
-		keys[i].hash = uint64(i%3)<<32 | uint64(i%4)*5 | 1 // three tags, four homes, runs that wrap
-	}
 	present := func(i int) bool { slot, _ := s.find(&keys[i]); return slot >= 0 }
 	rng := rand.New(rand.NewPCG(1, 2))
 	for step := range 2000 {
@@ -127,15 +134,8 @@ func TestCacheShardIndex(t *testing.T) {
 // -race: the reads and writes of index words, slot pointers and CLOCK bits are all atomic.
 func TestCacheShardReadsWithoutLock(t *testing.T) {
 	t.Parallel()
-	s := &cacheShard{}
-	s.init(8)
+	s, keys := collidingShard(40, 0)
 	var used atomic.Int64
-	c := newDecisionCache(8)
-	keys := make([]cacheKey, 40)
-	for i := range keys {
-		c.key(&keys[i], fmt.Sprint("u", i), "runs.get", "o/p", "")
-		keys[i].hash = uint64(i%3)<<32 | uint64(i%4)*5 | 1
-	}
 	put := func(i int) {
 		s.mu.Lock()
 		s.put(&keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)

@@ -332,16 +332,12 @@ func (l *decisionLog) run() {
 	tick := time.NewTicker(DecisionLogInterval)
 	defer tick.Stop()
 	for {
-		select {
-		case <-l.stop:
-			l.drain()
+		stopped, flushed := l.wait(tick.C)
+		if stopped {
 			return
-		case f := <-l.flush:
-			l.drain()
-			close(f)
+		}
+		if flushed {
 			continue
-		case <-l.wake:
-		case <-tick.C:
 		}
 		if l.drain() > 0 {
 			continue
@@ -354,18 +350,29 @@ func (l *decisionLog) run() {
 			continue
 		}
 		tick.Stop()
-		select {
-		case <-l.stop:
-			l.drain()
+		if stopped, _ := l.wait(nil); stopped { // no tick while idle
 			return
-		case f := <-l.flush:
-			l.drain()
-			close(f)
-		case <-l.wake:
 		}
 		l.idle.Store(false)
 		tick.Reset(DecisionLogInterval)
 	}
+}
+
+// wait blocks until the log is stopped (it drains and reports stopped), Flush asks (it drains
+// and answers: flushed), a producer wakes it or tick fires (a nil tick never does).
+func (l *decisionLog) wait(tick <-chan time.Time) (stopped, flushed bool) {
+	select {
+	case <-l.stop:
+		l.drain()
+		return true, false
+	case f := <-l.flush:
+		l.drain()
+		close(f)
+		return false, true
+	case <-l.wake:
+	case <-tick:
+	}
+	return false, false
 }
 
 // drain writes every published record to the sink in batches, read in place from the ring,

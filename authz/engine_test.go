@@ -572,6 +572,8 @@ func TestListingEqualsDecisionsAndSecurityProperties(t *testing.T) {
 	}
 }
 
+// orgRank is SPEC's order of org roles (members.manage: nobody assigns a role above their own),
+// written out rather than read from the policy's data so that the test checks the data against it.
 var orgRank = map[string]int{"outsider": 0, "billing": 1, "viewer": 1, "member": 2, "admin": 3, "manager": 4, "owner": 5}
 
 func TestSettingsCacheSurvivesRestartAndNeverGoesStale(t *testing.T) {

@@ -13,26 +13,11 @@ import (
 
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/internal/clocktest"
+	"github.com/teamgate/teamgate/internal/expirytest"
 	"github.com/teamgate/teamgate/store"
 )
 
-var expiryT0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// expiringOrg: project p restricted to team t; bob is in t as admin until t0+1h, dave has an
-// admin grant on p until t0+2h, carl is in t for good.
-func expiringOrg() []store.Change {
-	return []store.Change{
-		store.PutOrg{Org: store.Org{Name: "a"}},
-		store.PutMember{Org: "a", User: "bob", Role: "member"},
-		store.PutMember{Org: "a", User: "carl", Role: "member"},
-		store.PutMember{Org: "a", User: "dave", Role: "viewer"},
-		store.PutTeam{Team: store.Team{Org: "a", Name: "t"}},
-		store.PutTeamMember{Org: "a", Team: "t", User: "bob", Role: "admin", ExpiresAt: expiryT0.Add(time.Hour)},
-		store.PutTeamMember{Org: "a", Team: "t", User: "carl", Role: "contributor"},
-		store.PutProject{Project: store.Project{Org: "a", Name: "p", Teams: []string{"t"}}},
-		store.PutGrant{Org: "a", Project: "p", User: "dave", Grant: store.Grant{Role: "admin", ExpiresAt: expiryT0.Add(2 * time.Hour)}},
-	}
-}
+var expiryT0 = expirytest.Start()
 
 // TestDecisionNeverAllowsAfterExpiry: concurrent Authorize calls through the decision cache
 // (L1, and L2 on disk) while the clock moves past the expiries in random steps. A call that
@@ -60,7 +45,7 @@ func decisionsAcrossExpiries(t *testing.T, disk, held bool) {
 	st, err := store.Open(ctx, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.Apply(ctx, expiringOrg()...)
+	_, err = st.Apply(ctx, expirytest.Org()...)
 	require.NoError(t, err)
 	if held {
 		_, err = st.Replicate()
@@ -126,7 +111,7 @@ func TestDecisionCachedOnDiskEndsAtExpiry(t *testing.T) {
 			dir := t.TempDir()
 			st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true, Clock: clocktest.New(expiryT0)})
 			require.NoError(t, err)
-			_, err = st.Apply(ctx, expiringOrg()...)
+			_, err = st.Apply(ctx, expirytest.Org()...)
 			require.NoError(t, err)
 			if held {
 				_, err = st.Replicate()

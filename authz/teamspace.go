@@ -152,13 +152,10 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 			return e.projectGetVerdict(ctx, p, t, orgRole, pv.Project.Grants[subject], pv.Teams.Values, pv.Teams.Restricted, teamRoles)
 		}
 		if o.IsTeam() {
-			out.Projects = []string{}
-			if _, ok := r.Team(o.Org, o.Team); ok {
-				out.Projects = filterSorted(after(r.TeamProjects(o.Org, o.Team), cursor), limit, func(p string) bool {
-					pv, ok := r.Project(o.Org, p)
-					return ok && allowed(pv)
-				})
-			}
+			out.Projects = filterSorted(after(spaceProjects(r, o), cursor), limit, func(p string) bool {
+				pv, ok := r.Project(o.Org, p)
+				return ok && allowed(pv)
+			})
 			return nil
 		}
 		// Every project without facts of its own for the subject (no grant, no team role) is in
@@ -207,6 +204,18 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 	}
 	out.Owner = o.String()
 	return out, total, nil
+}
+
+// spaceProjects is the sorted projects a listing of o looks through: the org's, or in a team
+// space the team's (none when the team does not exist).
+func spaceProjects(r store.Reader, o scope.Owner) []string {
+	if !o.IsTeam() {
+		return r.Projects(o.Org)
+	}
+	if _, ok := r.Team(o.Org, o.Team); !ok {
+		return nil
+	}
+	return r.TeamProjects(o.Org, o.Team)
 }
 
 // filterSorted returns, in a fresh slice, the names of sorted that keep accepts, at most limit
@@ -296,14 +305,7 @@ func (e *Engine) visibleByEvaluation(ctx context.Context, subject, owner, cursor
 		}
 		out.Revision = r.Revision()
 		total = r.ProjectCount(o.Org)
-		universe := r.Projects(o.Org)
-		if o.IsTeam() {
-			universe = nil
-			if _, ok := r.Team(o.Org, o.Team); ok {
-				universe = r.TeamProjects(o.Org, o.Team)
-			}
-		}
-		names = slices.Clone(after(universe, cursor)) // the indexes are valid only in the snapshot
+		names = slices.Clone(after(spaceProjects(r, o), cursor)) // the indexes are valid only in the snapshot
 		return nil
 	})
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
-	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
 	"github.com/teamgate/teamgate/store"
 )
@@ -107,7 +106,7 @@ func (e *Engine) Simulate(ctx context.Context, changes ...store.Change) (WhatIf,
 		Decisions: []DecisionChange{}, Settings: []SettingsChange{}, Admissions: []AdmissionChange{}}
 	pairs, projects := affectedPairs(sim)
 	out.Pairs = len(pairs)
-	actions := projectActions(e.policy.Load())
+	actions := actionsOf(e.policy.Load(), scope.KindProject)
 	for _, pr := range pairs {
 		for _, a := range actions {
 			req := Request{Subject: pr.subject, Action: a, Resource: pr.project}
@@ -212,18 +211,6 @@ func cmpPair(a, b pair) int {
 		return c
 	}
 	return strings.Compare(a.project, b.project)
-}
-
-// projectActions are the catalog's project actions, sorted.
-func projectActions(p *rego.Policy) []string {
-	var out []string
-	for _, a := range p.Actions() {
-		if spec, _ := p.Action(a); spec.Kind == scope.KindProject {
-			out = append(out, a)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // frozen returns an engine with e's policy and options over one fixed snapshot (a simulation's

@@ -200,32 +200,11 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 
 // BenchmarkPeerOPAStore: OPA with the directory in its own store (SPEC §9's "opa (data in its
 // store)"), the same requests. TestPeerOPAAgrees checks it decides as teamgate does.
-func BenchmarkPeerOPAStore(b *testing.B) {
-	st, _ := open(b, Small)
-	peer, err := newPeerOPA(b.Context(), st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := b.Context()
-	timedFunc(b, func(r authz.Request) error {
-		_, err := peer.allow(ctx, r.Subject, r.Action, r.Resource[len("org/"):])
-		return err
-	})
-}
+func BenchmarkPeerOPAStore(b *testing.B) { benchPeer(b, opaStorePeer) }
 
 // BenchmarkPeerCedar: cedar-go with the directory as entities, the same requests.
 // TestPeerCedarAgrees checks it decides as teamgate does.
-func BenchmarkPeerCedar(b *testing.B) {
-	st, _ := open(b, Small)
-	peer, err := newPeerCedar(st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	timedFunc(b, func(r authz.Request) error {
-		peer.allow(r.Subject, r.Action, r.Resource[len("org/"):])
-		return nil
-	})
-}
+func BenchmarkPeerCedar(b *testing.B) { benchPeer(b, cedarPeer) }
 
 // openDisk builds s in an on-disk store (loaded without fsync), then reopens it, written with or
 // without fsync as noSync asks.

@@ -29,59 +29,47 @@ func tiny(t *testing.T, seed uint64) (Scenario, *store.Store, *authz.Engine) {
 	return sc, st, eng
 }
 
-// TestPeerOPAAgrees: the peer policy decides the benchmark's requests as teamgate does, so the
-// comparison measures the same work.
-func TestPeerOPAAgrees(t *testing.T) {
-	ctx := t.Context()
-	small, st, eng := tiny(t, 3)
-	peer, err := newPeerOPA(ctx, st)
+// decider is a peer's decision on a request: its subject, action and project (the resource
+// without "org/").
+type decider func(subject, action, project string) (bool, error)
+
+// The peers as deciders over the directory in st; ctx is what OPA evaluates under.
+func opaStorePeer(ctx context.Context, st *store.Store) (decider, error) {
+	p, err := newPeerOPA(ctx, st)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	for _, r := range requests(small, 2000) {
-		d, err := eng.Authorize(ctx, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := peer.allow(ctx, r.Subject, r.Action, r.Resource[len("org/"):])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != d.Allowed {
-			t.Fatalf("%+v: teamgate %v (%+v), peer %v", r, d.Allowed, d.Reasons, got)
-		}
-	}
+	return func(s, a, proj string) (bool, error) { return p.allow(ctx, s, a, proj) }, nil
 }
 
-func TestPeerCedarAgrees(t *testing.T) {
-	ctx := t.Context()
-	small, st, eng := tiny(t, 4)
-	peer, err := newPeerCedar(st)
+func opaInputPeer(ctx context.Context, st *store.Store) (decider, error) {
+	p, err := newPeerOPAInput(ctx, st)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	allowed := 0
-	for _, r := range requests(small, 2000) {
-		d, err := eng.Authorize(ctx, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := peer.allow(r.Subject, r.Action, r.Resource[len("org/"):]); got != d.Allowed {
-			t.Fatalf("%+v: teamgate %v (%+v), cedar %v", r, d.Allowed, d.Reasons, got)
-		}
-		if d.Allowed {
-			allowed++
-		}
+	return func(s, a, proj string) (bool, error) { return p.allow(ctx, s, a, proj) }, nil
+}
+
+func cedarPeer(_ context.Context, st *store.Store) (decider, error) {
+	p, err := newPeerCedar(st)
+	if err != nil {
+		return nil, err
 	}
-	if allowed == 0 || allowed == 2000 {
-		t.Fatalf("a degenerate sample: %d of 2000 allowed", allowed)
+	return func(s, a, proj string) (bool, error) { return p.allow(s, a, proj), nil }, nil
+}
+
+func mapsPeer(_ context.Context, st *store.Store) (decider, error) {
+	p, err := newPeerMaps(st)
+	if err != nil {
+		return nil, err
 	}
+	return func(s, a, proj string) (bool, error) { return p.allow(s, a, proj), nil }, nil
 }
 
 // agrees checks that a peer decides 2,000 random requests on a small directory exactly as
 // teamgate does, so that the comparison measures the same work, and that the sample is not
 // degenerate.
-func agrees(t *testing.T, seed uint64, newPeer func(context.Context, *store.Store) (func(subject, action, project string) (bool, error), error)) {
+func agrees(t *testing.T, seed uint64, newPeer func(context.Context, *store.Store) (decider, error)) {
 	t.Helper()
 	ctx := t.Context()
 	small, st, eng := tiny(t, seed)
@@ -111,30 +99,38 @@ func agrees(t *testing.T, seed uint64, newPeer func(context.Context, *store.Stor
 	}
 }
 
-func TestPeerOPAInputAgrees(t *testing.T) {
-	agrees(t, 5, func(ctx context.Context, st *store.Store) (func(string, string, string) (bool, error), error) {
-		p, err := newPeerOPAInput(ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		return func(s, a, proj string) (bool, error) { return p.allow(ctx, s, a, proj) }, nil
+// benchPeer times a peer over the Small directory on the benchmark's requests (timedFunc).
+func benchPeer(b *testing.B, newPeer func(context.Context, *store.Store) (decider, error)) {
+	st, _ := open(b, Small)
+	peer, err := newPeer(b.Context(), st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	timedPeer(b, peer)
+}
+
+// timedPeer times peer on the benchmark's requests.
+func timedPeer(b *testing.B, peer decider) {
+	timedFunc(b, func(r authz.Request) error {
+		_, err := peer(r.Subject, r.Action, r.Resource[len("org/"):])
+		return err
 	})
 }
 
-func TestPeerMapsAgrees(t *testing.T) {
-	agrees(t, 6, func(_ context.Context, st *store.Store) (func(string, string, string) (bool, error), error) {
-		p, err := newPeerMaps(st)
-		if err != nil {
-			return nil, err
-		}
-		return func(s, a, proj string) (bool, error) { return p.allow(s, a, proj), nil }, nil
-	})
-}
+// TestPeerOPAAgrees: the peer policy decides the benchmark's requests as teamgate does, so the
+// comparison measures the same work.
+func TestPeerOPAAgrees(t *testing.T) { agrees(t, 3, opaStorePeer) }
+
+func TestPeerCedarAgrees(t *testing.T) { agrees(t, 4, cedarPeer) }
+
+func TestPeerOPAInputAgrees(t *testing.T) { agrees(t, 5, opaInputPeer) }
+
+func TestPeerMapsAgrees(t *testing.T) { agrees(t, 6, mapsPeer) }
 
 func TestPeerCasbinAgrees(t *testing.T) {
 	for name, mk := range casbinVariants() {
 		t.Run(name, func(t *testing.T) {
-			agrees(t, 7, func(_ context.Context, st *store.Store) (func(string, string, string) (bool, error), error) {
+			agrees(t, 7, func(_ context.Context, st *store.Store) (decider, error) {
 				p, err := mk(st)
 				if err != nil {
 					return nil, err
@@ -157,31 +153,10 @@ func casbinVariants() map[string]func(*store.Store) (*peerCasbin, error) {
 // BenchmarkPeerOPAInput: OPA evaluating SPEC §4's project role with the facts of each request as
 // input, the same requests (SPEC §9's binding comparison for BenchmarkAuthorizeRego).
 // TestPeerOPAInputAgrees checks it decides as teamgate does.
-func BenchmarkPeerOPAInput(b *testing.B) {
-	st, _ := open(b, Small)
-	peer, err := newPeerOPAInput(b.Context(), st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := b.Context()
-	timedFunc(b, func(r authz.Request) error {
-		_, err := peer.allow(ctx, r.Subject, r.Action, r.Resource[len("org/"):])
-		return err
-	})
-}
+func BenchmarkPeerOPAInput(b *testing.B) { benchPeer(b, opaInputPeer) }
 
 // BenchmarkPeerMaps: the plain-Go reference over maps, the same requests (the limit).
-func BenchmarkPeerMaps(b *testing.B) {
-	st, _ := open(b, Small)
-	peer, err := newPeerMaps(st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	timedFunc(b, func(r authz.Request) error {
-		peer.allow(r.Subject, r.Action, r.Resource[len("org/"):])
-		return nil
-	})
-}
+func BenchmarkPeerMaps(b *testing.B) { benchPeer(b, mapsPeer) }
 
 // BenchmarkPeerCasbin: Casbin (RBAC with domains) uncached, and its CachedEnforcer and
 // SyncedCachedEnforcer over the same 4,096 distinct requests (after the first round every one
@@ -194,10 +169,7 @@ func BenchmarkPeerCasbin(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			timedFunc(b, func(r authz.Request) error {
-				_, err := peer.allow(r.Subject, r.Action, r.Resource[len("org/"):])
-				return err
-			})
+			timedPeer(b, peer.allow)
 		})
 	}
 }

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -70,10 +71,115 @@ func openStore(t *testing.T, dir string) *store.Store {
 // newNode makes a node of st on its own connection to s.
 func newNode(t *testing.T, s *embedded.Server, st *store.Store, opts cluster.Options) *cluster.Node {
 	t.Helper()
-	n, err := cluster.New(testCtx(t), connect(t, s), st, opts)
+	return nodeOn(t, connect(t, s), st, opts)
+}
+
+// memNode makes a node of an in-memory store on its own connection to s.
+func memNode(t *testing.T, s *embedded.Server, opts cluster.Options) *cluster.Node {
+	t.Helper()
+	return newNode(t, s, openStore(t, ""), opts)
+}
+
+// nodeOn makes a node of st on nc, closed when the test ends (closing it before is fine).
+func nodeOn(t *testing.T, nc *nats.Conn, st *store.Store, opts cluster.Options) *cluster.Node {
+	t.Helper()
+	n, err := cluster.New(testCtx(t), nc, st, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = n.Close() })
 	return n
+}
+
+// seededPair starts a NATS server with two nodes of in-memory stores on it: a, seeded with the
+// acme data file, and b, synced with it.
+func seededPair(t *testing.T, ctx context.Context) (a, b *cluster.Node) {
+	t.Helper()
+	srv := startNATS(t)
+	a, b = memNode(t, srv, cluster.Options{}), memNode(t, srv, cluster.Options{})
+	mustApply(t, ctx, a, acmeFile(t))
+	mustSync(t, ctx, b)
+	return a, b
+}
+
+// seededNode starts a test on a NATS server of its own: the test's context, the server, and a
+// node of an in-memory store with opts, seeded with the acme data file (revision 1).
+func seededNode(t *testing.T, opts cluster.Options) (context.Context, *embedded.Server, *cluster.Node) {
+	t.Helper()
+	ctx := testCtx(t)
+	srv := startNATS(t)
+	n := memNode(t, srv, opts)
+	mustApply(t, ctx, n, acmeFile(t))
+	return ctx, srv, n
+}
+
+// mustApply writes changes through n as one batch and returns its revision.
+func mustApply(t *testing.T, ctx context.Context, n *cluster.Node, changes ...store.Change) uint64 {
+	t.Helper()
+	rev, err := n.Apply(ctx, changes...)
+	require.NoError(t, err)
+	return rev
+}
+
+// mustSync has n catch up with the stream and returns its revision.
+func mustSync(t *testing.T, ctx context.Context, n *cluster.Node) uint64 {
+	t.Helper()
+	rev, err := n.Sync(ctx)
+	require.NoError(t, err)
+	return rev
+}
+
+// member makes user a member of acme.
+func member(user string) store.PutMember {
+	return store.PutMember{Org: "acme", User: user, Role: "member"}
+}
+
+// newEngine is an engine on n.
+func newEngine(t *testing.T, ctx context.Context, n *cluster.Node) *authz.Engine {
+	t.Helper()
+	e, err := authz.New(ctx, n)
+	require.NoError(t, err)
+	return e
+}
+
+// jetStream is JetStream on its own connection to s.
+func jetStream(t *testing.T, s *embedded.Server) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(connect(t, s))
+	require.NoError(t, err)
+	return js
+}
+
+// openStream is the stream named name.
+func openStream(t *testing.T, ctx context.Context, js jetstream.JetStream, name string) jetstream.Stream {
+	t.Helper()
+	s, err := js.Stream(ctx, name)
+	require.NoError(t, err)
+	return s
+}
+
+// batchBody is the stream message of one batch of changes.
+func batchBody(t *testing.T, changes ...store.Change) []byte {
+	t.Helper()
+	body, err := json.Marshal(store.Changes(changes))
+	require.NoError(t, err)
+	return body
+}
+
+// holdFirstPublish makes n's first publish wait: entered is closed once it waits, and it goes on
+// when the caller closes release. Call it while no Apply of n is in flight.
+func holdFirstPublish(n *cluster.Node) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	first := true
+	cluster.WrapPublish(n, func(next cluster.PublishFunc) cluster.PublishFunc {
+		return func(pctx context.Context, data []byte, id string, base uint64) (*jetstream.PubAck, error) {
+			if first {
+				first = false
+				close(entered)
+				<-release
+			}
+			return next(pctx, data, id, base)
+		}
+	})
+	return entered, release
 }
 
 func acmeFile(t *testing.T) store.PutFile {
@@ -144,12 +250,11 @@ func TestNodesConvergeUnderConcurrentWrites(t *testing.T) {
 	ctx := testCtx(t)
 	srv := startNATS(t)
 	nodes := []*cluster.Node{
-		newNode(t, srv, openStore(t, ""), cluster.Options{}),
+		memNode(t, srv, cluster.Options{}),
 		newNode(t, srv, openStore(t, t.TempDir()), cluster.Options{}),
-		newNode(t, srv, openStore(t, ""), cluster.Options{}),
+		memNode(t, srv, cluster.Options{}),
 	}
-	seeded, err := nodes[0].Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	seeded := mustApply(t, ctx, nodes[0], acmeFile(t))
 	require.Equal(t, uint64(1), seeded)
 
 	revs := writeRandomly(t, ctx, nodes, 40)
@@ -165,15 +270,10 @@ func TestWriteSeenElsewhereWithMinRevision(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	srv := startNATS(t)
-	a := newNode(t, srv, openStore(t, ""), cluster.Options{})
-	b := newNode(t, srv, openStore(t, ""), cluster.Options{})
-	_, err := a.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	a, b := memNode(t, srv, cluster.Options{}), memNode(t, srv, cluster.Options{})
+	mustApply(t, ctx, a, acmeFile(t))
 
-	ea, err := authz.New(ctx, a)
-	require.NoError(t, err)
-	eb, err := authz.New(ctx, b)
-	require.NoError(t, err)
+	ea, eb := newEngine(t, ctx, a), newEngine(t, ctx, b)
 	created, err := ea.CreateProject(ctx, "vera", "acme/research", authz.NewProject{Name: "fresh"})
 	require.NoError(t, err)
 	require.True(t, created.Decision.Allowed, "%+v", created.Decision)
@@ -192,8 +292,7 @@ func TestWriteSeenElsewhereWithMinRevision(t *testing.T) {
 	// An invalid batch is refused before it reaches the stream.
 	_, err = b.Apply(ctx, store.PutMember{Org: "acme", User: "zed", Role: "emperor"})
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
-	last, err := b.Sync(ctx)
-	require.NoError(t, err)
+	last := mustSync(t, ctx, b)
 	require.Equal(t, created.Revision, last)
 
 	// A revision nobody wrote: MinRevision fails with ErrStale when the context ends.
@@ -208,39 +307,29 @@ func TestWriteSeenElsewhereWithMinRevision(t *testing.T) {
 // what was written meanwhile.
 func TestRestartedNodeResumes(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	writer := newNode(t, srv, openStore(t, ""), cluster.Options{})
-	_, err := writer.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	ctx, srv, writer := seededNode(t, cluster.Options{})
 
 	dir := t.TempDir()
-	st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
-	require.NoError(t, err)
-	n, err := cluster.New(ctx, connect(t, srv), st, cluster.Options{})
-	require.NoError(t, err)
-	_, err = n.Apply(ctx, store.PutMember{Org: "acme", User: "newbie", Role: "member"})
-	require.NoError(t, err)
+	st := openStore(t, dir)
+	n := newNode(t, srv, st, cluster.Options{})
+	mustApply(t, ctx, n, member("newbie"))
 	stopped := n.Revision()
 	require.NoError(t, n.Close())
 	require.ErrorIs(t, n.Close(), teamgate.ErrClosed)
-	_, err = n.Apply(ctx, store.PutMember{Org: "acme", User: "late", Role: "member"})
+	_, err := n.Apply(ctx, member("late"))
 	require.ErrorIs(t, err, teamgate.ErrClosed)
 	require.NoError(t, st.Close())
 
 	for i := range 5 {
-		_, err := writer.Apply(ctx, store.PutMember{Org: "acme", User: fmt.Sprintf("u%d", i), Role: "member"})
-		require.NoError(t, err)
+		mustApply(t, ctx, writer, member(fmt.Sprintf("u%d", i)))
 	}
 
 	st = openStore(t, dir)
 	require.Equal(t, stopped, st.Revision(), "the store resumes at its own revision")
-	_, err = st.Apply(ctx, store.PutMember{Org: "acme", User: "sneaky", Role: "member"})
+	_, err = st.Apply(ctx, member("sneaky"))
 	require.ErrorIs(t, err, teamgate.ErrConflict, "a node's store refuses direct writes after a reopen too")
 	n = newNode(t, srv, st, cluster.Options{})
-	last, err := n.Sync(ctx)
-	require.NoError(t, err)
-	require.Equal(t, stopped+5, last)
+	require.Equal(t, stopped+5, mustSync(t, ctx, n))
 	require.Equal(t, export(t, writer.Store()), export(t, st))
 }
 
@@ -262,13 +351,10 @@ func TestBadMessageStopsFollower(t *testing.T) {
 			t.Parallel()
 			ctx := testCtx(t)
 			srv := startNATS(t)
-			n := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "BAD"})
-			rev, err := n.Apply(ctx, acmeFile(t))
-			require.NoError(t, err)
+			n := memNode(t, srv, cluster.Options{Stream: "BAD"})
+			rev := mustApply(t, ctx, n, acmeFile(t))
 
-			js, err := jetstream.New(connect(t, srv))
-			require.NoError(t, err)
-			_, err = js.Publish(ctx, "teamgate.BAD.batch", []byte(tc.body))
+			_, err := jetStream(t, srv).Publish(ctx, "teamgate.BAD.batch", []byte(tc.body))
 			require.NoError(t, err)
 
 			err = n.WaitRevision(ctx, rev+1)
@@ -281,9 +367,7 @@ func TestBadMessageStopsFollower(t *testing.T) {
 			_, err = n.Apply(ctx, store.PutMember{Org: "acme", User: "zed", Role: "member"})
 			require.ErrorAs(t, err, &fe)
 
-			e, err := authz.New(ctx, n)
-			require.NoError(t, err)
-			d, err := e.Authorize(ctx, authz.Request{Subject: "alice", Action: "runs.get", Resource: "acme/vision"})
+			d, err := newEngine(t, ctx, n).Authorize(ctx, authz.Request{Subject: "alice", Action: "runs.get", Resource: "acme/vision"})
 			require.NoError(t, err)
 			require.True(t, d.Allowed)
 			require.Equal(t, rev, d.Revision)
@@ -296,16 +380,8 @@ func TestBadMessageStopsFollower(t *testing.T) {
 // error instead of skipping.
 func TestBootstrapAfterTrim(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	writer := newNode(t, srv, openStore(t, ""), cluster.Options{SnapshotEvery: -1})
-	_, err := writer.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
-	put := func(user string) {
-		t.Helper()
-		_, err := writer.Apply(ctx, store.PutMember{Org: "acme", User: user, Role: "member"})
-		require.NoError(t, err)
-	}
+	ctx, srv, writer := seededNode(t, cluster.Options{SnapshotEvery: -1})
+	put := func(user string) { t.Helper(); mustApply(t, ctx, writer, member(user)) }
 	for i := range 6 {
 		put(fmt.Sprintf("u%d", i))
 	}
@@ -319,24 +395,18 @@ func TestBootstrapAfterTrim(t *testing.T) {
 	put("after1")
 	put("after2")
 
-	js, err := jetstream.New(connect(t, srv))
-	require.NoError(t, err)
-	stream, err := js.Stream(ctx, "TEAMGATE")
-	require.NoError(t, err)
+	stream := openStream(t, ctx, jetStream(t, srv), "TEAMGATE")
 	require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSequence(snapRev+1)))
 	info, err := stream.Info(ctx)
 	require.NoError(t, err)
 	require.Equal(t, snapRev+1, info.State.FirstSeq)
 
 	fresh := newNode(t, srv, openStore(t, t.TempDir()), cluster.Options{})
-	last, err := fresh.Sync(ctx)
-	require.NoError(t, err)
-	require.Equal(t, snapRev+2, last)
+	require.Equal(t, snapRev+2, mustSync(t, ctx, fresh))
 	require.Equal(t, export(t, writer.Store()), export(t, fresh.Store()))
 	require.Equal(t, snapRev, fresh.Stats().Snapshot)
 	require.NoError(t, fresh.Store().Check())
-	rev, err := fresh.Apply(ctx, store.PutMember{Org: "acme", User: "from-fresh", Role: "member"})
-	require.NoError(t, err)
+	rev := mustApply(t, ctx, fresh, member("from-fresh"))
 	require.NoError(t, writer.WaitRevision(ctx, rev))
 
 	// Trimmed past the newest snapshot: a new node cannot catch up and says so.
@@ -344,7 +414,7 @@ func TestBootstrapAfterTrim(t *testing.T) {
 	info, err = stream.Info(ctx)
 	require.NoError(t, err)
 	require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSequence(info.State.LastSeq)))
-	behind := newNode(t, srv, openStore(t, ""), cluster.Options{})
+	behind := memNode(t, srv, cluster.Options{})
 	err = behind.WaitRevision(ctx, info.State.LastSeq)
 	var fe *cluster.FollowerError
 	require.ErrorAs(t, err, &fe)
@@ -416,17 +486,11 @@ func TestNodeCutOffFromNATS(t *testing.T) {
 		}
 	}
 	la, lb := dial(), dial()
-	a, err := cluster.New(ctx, la.nc, openStore(t, ""), cluster.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = a.Close() })
-	b, err := cluster.New(ctx, lb.nc, openStore(t, t.TempDir()), cluster.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	rev, err := a.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	a := nodeOn(t, la.nc, openStore(t, ""), cluster.Options{})
+	b := nodeOn(t, lb.nc, openStore(t, t.TempDir()), cluster.Options{})
+	rev := mustApply(t, ctx, a, acmeFile(t))
 	require.NoError(t, b.WaitRevision(ctx, rev))
-	eb, err := authz.New(ctx, b)
-	require.NoError(t, err)
+	eb := newEngine(t, ctx, b)
 
 	srv.Close()
 	wait(la.down)
@@ -444,7 +508,7 @@ func TestNodeCutOffFromNATS(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, err, teamgate.ErrStale)
 	short, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
-	_, err = b.Apply(short, store.PutMember{Org: "acme", User: "zed", Role: "member"})
+	_, err = b.Apply(short, member("zed"))
 	cancel()
 	require.Error(t, err, "a write cannot be acknowledged without NATS")
 
@@ -452,14 +516,11 @@ func TestNodeCutOffFromNATS(t *testing.T) {
 	require.NoError(t, err)
 	wait(la.reconnects)
 	wait(lb.reconnects)
-	rev2, err := a.Apply(ctx, store.PutMember{Org: "acme", User: "back", Role: "member"})
-	require.NoError(t, err)
+	rev2 := mustApply(t, ctx, a, member("back"))
 	d, err = eb.Authorize(ctx, authz.Request{Subject: "back", Action: "runs.get", Resource: "acme/open", MinRevision: rev2})
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, d.Revision, rev2)
-	last, err := b.Sync(ctx)
-	require.NoError(t, err)
-	require.NoError(t, a.WaitRevision(ctx, last))
+	require.NoError(t, a.WaitRevision(ctx, mustSync(t, ctx, b)))
 	require.Equal(t, export(t, a.Store()), export(t, b.Store()))
 	require.True(t, b.Stats().Connected)
 }
@@ -472,13 +533,10 @@ func TestCloseWhileTheStreamIsGone(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	srv := startNATS(t)
-	n := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "GONE"})
-	rev, err := n.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	n := memNode(t, srv, cluster.Options{Stream: "GONE"})
+	rev := mustApply(t, ctx, n, acmeFile(t))
 
-	js, err := jetstream.New(connect(t, srv))
-	require.NoError(t, err)
-	require.NoError(t, js.DeleteStream(ctx, "GONE"))
+	require.NoError(t, jetStream(t, srv).DeleteStream(ctx, "GONE"))
 	// Let the follower find its consumer deleted and start recreating it.
 	time.Sleep(2 * time.Second)
 	closed := make(chan error, 1)
@@ -507,8 +565,7 @@ func TestCorruptSnapshotStopsFollower(t *testing.T) {
 			// Same size, other bytes: only the digest tells.
 			info, err := obs.GetInfo(ctx, "directory")
 			require.NoError(t, err)
-			chunks, err := js.Stream(ctx, "OBJ_TEAMGATE_snapshots")
-			require.NoError(t, err)
+			chunks := openStream(t, ctx, js, "OBJ_TEAMGATE_snapshots")
 			subj := "$O.TEAMGATE_snapshots.C." + info.NUID
 			require.NoError(t, chunks.Purge(ctx, jetstream.WithPurgeSubject(subj)))
 			_, err = js.Publish(ctx, subj, bytes.Repeat([]byte("x"), int(info.Size)))
@@ -521,25 +578,14 @@ func TestCorruptSnapshotStopsFollower(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
-			srv := startNATS(t)
-			writer := newNode(t, srv, openStore(t, ""), cluster.Options{SnapshotEvery: -1})
-			_, err := writer.Apply(ctx, acmeFile(t))
-			require.NoError(t, err)
-			put := func(user string) uint64 {
-				t.Helper()
-				rev, err := writer.Apply(ctx, store.PutMember{Org: "acme", User: user, Role: "member"})
-				require.NoError(t, err)
-				return rev
-			}
+			ctx, srv, writer := seededNode(t, cluster.Options{SnapshotEvery: -1})
+			put := func(user string) uint64 { t.Helper(); return mustApply(t, ctx, writer, member(user)) }
 			put("early")
 
 			// A node on disk follows to revision 2 and stops.
 			dir := t.TempDir()
-			st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
-			require.NoError(t, err)
-			behind, err := cluster.New(ctx, connect(t, srv), st, cluster.Options{})
-			require.NoError(t, err)
+			st := openStore(t, dir)
+			behind := newNode(t, srv, st, cluster.Options{})
 			require.NoError(t, behind.WaitRevision(ctx, 2))
 			require.NoError(t, behind.Close())
 			before := export(t, st)
@@ -552,14 +598,11 @@ func TestCorruptSnapshotStopsFollower(t *testing.T) {
 			snapRev, err := writer.Snapshot(ctx)
 			require.NoError(t, err)
 			last := put("after")
-			js, err := jetstream.New(connect(t, srv))
-			require.NoError(t, err)
+			js := jetStream(t, srv)
 			obs, err := js.ObjectStore(ctx, "TEAMGATE_snapshots")
 			require.NoError(t, err)
 			tc.corrupt(t, ctx, js, obs, snapRev)
-			stream, err := js.Stream(ctx, "TEAMGATE")
-			require.NoError(t, err)
-			require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSequence(snapRev+1)))
+			require.NoError(t, openStream(t, ctx, js, "TEAMGATE").Purge(ctx, jetstream.WithPurgeSequence(snapRev+1)))
 
 			st = openStore(t, dir)
 			n := newNode(t, srv, st, cluster.Options{})

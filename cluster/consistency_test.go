@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -27,15 +26,8 @@ import (
 func TestFollowerDecisionsHoldAtTheirRevision(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	srv := startNATS(t)
-	a := newNode(t, srv, openStore(t, ""), cluster.Options{})
-	b := newNode(t, srv, openStore(t, ""), cluster.Options{})
-	_, err := a.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
-	_, err = b.Sync(ctx)
-	require.NoError(t, err)
-	eb, err := authz.New(ctx, b)
-	require.NoError(t, err)
+	a, b := seededPair(t, ctx)
+	eb := newEngine(t, ctx, b)
 	const writes = 60
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -59,14 +51,12 @@ func TestFollowerDecisionsHoldAtTheirRevision(t *testing.T) {
 			}
 		})
 	}
-	var last uint64
 	for i := range writes {
 		var c store.Change = store.PutMember{Org: "acme", User: "zed", Role: "owner"}
 		if i%2 == 1 {
 			c = store.DeleteMember{Org: "acme", User: "zed"}
 		}
-		last, err = a.Apply(ctx, c)
-		require.NoError(t, err)
+		last := mustApply(t, ctx, a, c)
 		// B flips right after it applies A's write, without MinRevision.
 		require.NoError(t, b.WaitRevision(ctx, last))
 		d, err := eb.Authorize(ctx, authz.Request{Subject: "zed", Action: "runs.get", Resource: "acme/vision"})
@@ -82,17 +72,8 @@ func TestFollowerDecisionsHoldAtTheirRevision(t *testing.T) {
 func TestCreateProjectRaceOnTwoNodes(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	srv := startNATS(t)
-	a := newNode(t, srv, openStore(t, ""), cluster.Options{})
-	b := newNode(t, srv, openStore(t, ""), cluster.Options{})
-	_, err := a.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
-	_, err = b.Sync(ctx)
-	require.NoError(t, err)
-	ea, err := authz.New(ctx, a)
-	require.NoError(t, err)
-	eb, err := authz.New(ctx, b)
-	require.NoError(t, err)
+	a, b := seededPair(t, ctx)
+	ea, eb := newEngine(t, ctx, a), newEngine(t, ctx, b)
 	for i := range 20 {
 		name := "race" + string(rune('a'+i))
 		errs := make([]error, 2)
@@ -123,23 +104,14 @@ func TestCreateProjectRaceOnTwoNodes(t *testing.T) {
 // revision gap, no snapshot) stops a new node's follower before the gap; it never skips it.
 func TestDeletedMessageStopsFollower(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	w := newNode(t, srv, openStore(t, ""), cluster.Options{SnapshotEvery: -1})
-	_, err := w.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	ctx, srv, w := seededNode(t, cluster.Options{SnapshotEvery: -1})
 	var last uint64
 	for i := range 5 {
-		last, err = w.Apply(ctx, store.PutMember{Org: "acme", User: "g" + string(rune('a'+i)), Role: "member"})
-		require.NoError(t, err)
+		last = mustApply(t, ctx, w, member("g"+string(rune('a'+i))))
 	}
-	js, err := jetstream.New(connect(t, srv))
-	require.NoError(t, err)
-	s, err := js.Stream(ctx, "TEAMGATE")
-	require.NoError(t, err)
-	require.NoError(t, s.DeleteMsg(ctx, 3))
-	n := newNode(t, srv, openStore(t, ""), cluster.Options{})
-	err = n.WaitRevision(ctx, last)
+	require.NoError(t, openStream(t, ctx, jetStream(t, srv), "TEAMGATE").DeleteMsg(ctx, 3))
+	n := memNode(t, srv, cluster.Options{})
+	err := n.WaitRevision(ctx, last)
 	require.ErrorIs(t, err, teamgate.ErrStale)
 	var fe *cluster.FollowerError
 	require.ErrorAs(t, err, &fe)
@@ -152,23 +124,16 @@ func TestDeletedMessageStopsFollower(t *testing.T) {
 // a consistent store at a revision of the stream.
 func TestCloseDuringCatchUp(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	w := newNode(t, srv, openStore(t, ""), cluster.Options{SnapshotEvery: -1})
-	_, err := w.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
-	js, err := jetstream.New(connect(t, srv))
-	require.NoError(t, err)
+	ctx, srv, _ := seededNode(t, cluster.Options{SnapshotEvery: -1})
+	js := jetStream(t, srv)
 	for i := range 3000 {
-		body, _ := json.Marshal(store.Changes{store.PutMember{Org: "acme", User: fmt.Sprintf("c%d", i), Role: "member"}})
-		_, err := js.PublishAsync("teamgate.TEAMGATE.batch", body)
+		_, err := js.PublishAsync("teamgate.TEAMGATE.batch", batchBody(t, member(fmt.Sprintf("c%d", i))))
 		require.NoError(t, err)
 	}
 	<-js.PublishAsyncComplete()
 	for _, at := range []uint64{0, 100, 1000} {
 		st := openStore(t, t.TempDir())
-		n, err := cluster.New(ctx, connect(t, srv), st, cluster.Options{})
-		require.NoError(t, err)
+		n := newNode(t, srv, st, cluster.Options{})
 		for st.Revision() < at && ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
 		}
@@ -184,20 +149,12 @@ func TestCloseDuringCatchUp(t *testing.T) {
 // flips. (Under -race it also found Store.Close racing the cache's background commits.)
 func TestBootstrapFlipsCachedDecision(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	w := newNode(t, srv, openStore(t, ""), cluster.Options{SnapshotEvery: -1})
-	_, err := w.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	ctx, srv, w := seededNode(t, cluster.Options{SnapshotEvery: -1})
 	dir := t.TempDir()
-	st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
-	require.NoError(t, err)
-	b, err := cluster.New(ctx, connect(t, srv), st, cluster.Options{})
-	require.NoError(t, err)
-	_, err = b.Sync(ctx)
-	require.NoError(t, err)
-	eb, err := authz.New(ctx, b)
-	require.NoError(t, err)
+	st := openStore(t, dir)
+	b := newNode(t, srv, st, cluster.Options{})
+	mustSync(t, ctx, b)
+	eb := newEngine(t, ctx, b)
 	req := authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision"}
 	d, err := eb.Authorize(ctx, req)
 	require.NoError(t, err)
@@ -205,26 +162,16 @@ func TestBootstrapFlipsCachedDecision(t *testing.T) {
 	require.NoError(t, b.Close())
 	require.NoError(t, st.Close())
 
-	last, err := w.Apply(ctx, store.DeleteMember{Org: "acme", User: "bob"})
-	require.NoError(t, err)
-	_, err = w.Apply(ctx, store.PutMember{Org: "acme", User: "filler", Role: "member"})
-	require.NoError(t, err)
+	last := mustApply(t, ctx, w, store.DeleteMember{Org: "acme", User: "bob"})
+	mustApply(t, ctx, w, member("filler"))
 	snap, err := w.Snapshot(ctx)
 	require.NoError(t, err)
-	js, err := jetstream.New(connect(t, srv))
-	require.NoError(t, err)
-	s, err := js.Stream(ctx, "TEAMGATE")
-	require.NoError(t, err)
+	s := openStream(t, ctx, jetStream(t, srv), "TEAMGATE")
 	require.NoError(t, s.Purge(ctx, jetstream.WithPurgeSequence(snap+1)))
 
-	st, err = store.Open(ctx, store.Options{Dir: dir, NoSync: true})
-	require.NoError(t, err)
-	defer st.Close()
-	b, err = cluster.New(ctx, connect(t, srv), st, cluster.Options{})
-	require.NoError(t, err)
-	defer b.Close()
-	eb, err = authz.New(ctx, b)
-	require.NoError(t, err)
+	st = openStore(t, dir)
+	b = newNode(t, srv, st, cluster.Options{})
+	eb = newEngine(t, ctx, b)
 	d, err = eb.Authorize(ctx, authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", MinRevision: last})
 	require.NoError(t, err)
 	require.False(t, d.Allowed, "%+v", d)
@@ -236,35 +183,17 @@ func TestBootstrapFlipsCachedDecision(t *testing.T) {
 // and each reads its own write.
 func TestCancelledCallerLeavesItsGroup(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	n := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "CANCEL"})
-	_, err := n.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
-	entered, release := make(chan struct{}), make(chan struct{})
-	first := true
-	cluster.WrapPublish(n, func(next cluster.PublishFunc) cluster.PublishFunc {
-		return func(pctx context.Context, data []byte, id string, base uint64) (*jetstream.PubAck, error) {
-			if first {
-				first = false
-				close(entered)
-				<-release
-			}
-			return next(pctx, data, id, base)
-		}
-	})
+	ctx, _, n := seededNode(t, cluster.Options{Stream: "CANCEL"})
+	entered, release := holdFirstPublish(n)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		_, err := n.Apply(ctx, store.PutMember{Org: "acme", User: "first", Role: "member"})
-		require.NoError(t, err)
-	})
+	wg.Go(func() { mustApply(t, ctx, n, member("first")) })
 	<-entered
 	cctx, cancel := context.WithCancel(ctx)
 	var cerr error
 	returned := make(chan struct{})
 	wg.Go(func() {
 		defer close(returned)
-		_, cerr = n.Apply(cctx, store.PutMember{Org: "acme", User: "cancelled", Role: "member"})
+		_, cerr = n.Apply(cctx, member("cancelled"))
 	})
 	for cluster.Queued(n) != 1 {
 		time.Sleep(time.Millisecond)
@@ -273,8 +202,7 @@ func TestCancelledCallerLeavesItsGroup(t *testing.T) {
 	for i := range revs {
 		wg.Go(func() {
 			u := fmt.Sprintf("ok%d", i)
-			rev, err := n.Apply(ctx, store.PutMember{Org: "acme", User: u, Role: "member"})
-			require.NoError(t, err)
+			rev := mustApply(t, ctx, n, member(u))
 			require.NoError(t, n.View(func(r store.Reader) error {
 				require.GreaterOrEqual(t, r.Revision(), rev)
 				_, ok := r.OrgRole("acme", u)
@@ -293,8 +221,7 @@ func TestCancelledCallerLeavesItsGroup(t *testing.T) {
 	wg.Wait()
 	require.ErrorIs(t, cerr, context.Canceled)
 	require.Contains(t, cerr.Error(), "not written")
-	_, err = n.Sync(ctx)
-	require.NoError(t, err)
+	mustSync(t, ctx, n)
 	require.NoError(t, n.View(func(r store.Reader) error {
 		_, ok := r.OrgRole("acme", "cancelled")
 		require.False(t, ok)
@@ -308,29 +235,19 @@ func TestCancelledCallerLeavesItsGroup(t *testing.T) {
 // its follower stops with a FollowerError at its revision.
 func TestStreamRecreatedUnderARunningNode(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	b := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "RECREATED"})
-	_, err := b.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	ctx, srv, b := seededNode(t, cluster.Options{Stream: "RECREATED"})
 	for _, u := range []string{"y1", "y2"} {
-		_, err = b.Apply(ctx, store.PutMember{Org: "acme", User: u, Role: "member"})
-		require.NoError(t, err)
+		mustApply(t, ctx, b, member(u))
 	}
-	js, err := jetstream.New(connect(t, srv))
-	require.NoError(t, err)
+	js := jetStream(t, srv)
 	// Recreated at once, and written past b's revision before b's follower (which pauses at
 	// least 50 ms after losing its stream) comes back.
 	require.NoError(t, js.DeleteStream(ctx, "RECREATED"))
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "RECREATED", Subjects: []string{"teamgate.RECREATED.batch"}})
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RECREATED", Subjects: []string{"teamgate.RECREATED.batch"}})
 	require.NoError(t, err)
-	acme, err := json.Marshal(store.Changes{acmeFile(t)})
-	require.NoError(t, err)
-	bodies := [][]byte{acme}
+	bodies := [][]byte{batchBody(t, acmeFile(t))}
 	for _, u := range []string{"x1", "x2", "x3", "x4"} {
-		body, err := json.Marshal(store.Changes{store.PutMember{Org: "acme", User: u, Role: "member"}})
-		require.NoError(t, err)
-		bodies = append(bodies, body)
+		bodies = append(bodies, batchBody(t, member(u)))
 	}
 	var last uint64
 	for _, body := range bodies {
@@ -351,16 +268,11 @@ func TestSimulateOnANode(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	srv := startNATS(t)
-	n := newNode(t, srv, openStore(t, ""), cluster.Options{})
-	rev, err := n.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
-	e, err := authz.New(ctx, n)
-	require.NoError(t, err)
-	w, err := e.Simulate(ctx, store.DeleteMember{Org: "acme", User: "bob"})
+	n := memNode(t, srv, cluster.Options{})
+	rev := mustApply(t, ctx, n, acmeFile(t))
+	w, err := newEngine(t, ctx, n).Simulate(ctx, store.DeleteMember{Org: "acme", User: "bob"})
 	require.NoError(t, err)
 	require.Equal(t, rev, w.Revision)
 	require.NotEmpty(t, w.Decisions)
-	last, err := n.Sync(ctx)
-	require.NoError(t, err)
-	require.Equal(t, rev, last, "a simulation writes nothing")
+	require.Equal(t, rev, mustSync(t, ctx, n), "a simulation writes nothing")
 }

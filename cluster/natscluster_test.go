@@ -64,10 +64,7 @@ func clusterNodes(t *testing.T, c *embedded.Cluster, stream string) []*cluster.N
 		if i == 1 {
 			dir = t.TempDir()
 		}
-		n, err := cluster.New(testCtx(t), connectTo(t, c, i), openStore(t, dir), cluster.Options{Stream: stream, Replicas: 3})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = n.Close() })
-		nodes = append(nodes, n)
+		nodes = append(nodes, nodeOn(t, connectTo(t, c, i), openStore(t, dir), cluster.Options{Stream: stream, Replicas: 3}))
 	}
 	return nodes
 }
@@ -76,19 +73,15 @@ func clusterNodes(t *testing.T, c *embedded.Cluster, stream string) []*cluster.N
 // and decisions everywhere; it returns the revision.
 func requireConverged(t *testing.T, ctx context.Context, nodes []*cluster.Node) uint64 {
 	t.Helper()
-	last, err := nodes[0].Sync(ctx)
-	require.NoError(t, err)
+	last := mustSync(t, ctx, nodes[0])
 	want := export(t, nodes[0].Store())
 	var wantDecisions []authz.Decision
 	for i, n := range nodes {
-		_, err := n.Sync(ctx)
-		require.NoError(t, err)
+		mustSync(t, ctx, n)
 		require.Equal(t, last, n.Revision(), "node %d", i)
 		require.Equal(t, want, export(t, n.Store()), "node %d", i)
 		require.NoError(t, n.Store().Check())
-		e, err := authz.New(ctx, n)
-		require.NoError(t, err)
-		got := decisions(t, e, last)
+		got := decisions(t, newEngine(t, ctx, n), last)
 		if i == 0 {
 			wantDecisions = got
 		} else {
@@ -152,8 +145,7 @@ func TestThreeServerClusterConverges(t *testing.T) {
 	ctx := testCtx(t)
 	c := startNATSCluster(t)
 	nodes := clusterNodes(t, c, "CONVERGE")
-	seeded, err := nodes[0].Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	seeded := mustApply(t, ctx, nodes[0], acmeFile(t))
 	require.Equal(t, uint64(1), seeded)
 
 	perNode := 15
@@ -167,19 +159,14 @@ func TestThreeServerClusterConverges(t *testing.T) {
 
 	// Read-your-writes on the writer, MinRevision on the others.
 	// (carol, whom the random writes do not touch, becomes a contributor of the team first.)
-	_, err = nodes[2].Apply(ctx, store.PutMember{Org: "acme", User: "carol", Role: "member"},
+	mustApply(t, ctx, nodes[2], member("carol"),
 		store.PutTeamMember{Org: "acme", Team: "research", User: "carol", Role: "contributor"})
-	require.NoError(t, err)
-	e0, err := authz.New(ctx, nodes[0])
-	require.NoError(t, err)
-	created, err := e0.CreateProject(ctx, "carol", "acme/research", authz.NewProject{Name: "across"})
+	created, err := newEngine(t, ctx, nodes[0]).CreateProject(ctx, "carol", "acme/research", authz.NewProject{Name: "across"})
 	require.NoError(t, err)
 	require.True(t, created.Decision.Allowed, "%+v", created.Decision)
 	require.Equal(t, last+2, created.Revision)
 	for i, n := range nodes[1:] {
-		e, err := authz.New(ctx, n)
-		require.NoError(t, err)
-		d, err := e.Authorize(ctx, authz.Request{Subject: "carol", Action: "runs.get", Resource: created.Project, MinRevision: created.Revision})
+		d, err := newEngine(t, ctx, n).Authorize(ctx, authz.Request{Subject: "carol", Action: "runs.get", Resource: created.Project, MinRevision: created.Revision})
 		require.NoError(t, err, "node %d", i+1)
 		require.True(t, d.Allowed, "node %d: %+v", i+1, d)
 		require.GreaterOrEqual(t, d.Revision, created.Revision)
@@ -201,17 +188,14 @@ func TestThreeServerClusterSurvivesAServerLoss(t *testing.T) {
 	ctx := testCtx(t)
 	c := startNATSCluster(t)
 	nodes := clusterNodes(t, c, "SURVIVE")
-	_, err := nodes[0].Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	mustApply(t, ctx, nodes[0], acmeFile(t))
 	engines := make([]*authz.Engine, len(nodes))
 	for i, n := range nodes {
-		engines[i], err = authz.New(ctx, n)
-		require.NoError(t, err)
+		engines[i] = newEngine(t, ctx, n)
 	}
 	js, err := jetstream.New(connectTo(t, c, 0))
 	require.NoError(t, err)
-	stream, err := js.Stream(ctx, "SURVIVE")
-	require.NoError(t, err)
+	stream := openStream(t, ctx, js, "SURVIVE")
 
 	rounds, perRound := 1, 15
 	if *longCluster {
@@ -233,7 +217,7 @@ func TestThreeServerClusterSurvivesAServerLoss(t *testing.T) {
 					wasStopped := stopped.Load()
 					user := fmt.Sprintf("r%d-n%d-%d", round, i, k)
 					wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-					rev, err := n.Apply(wctx, store.PutMember{Org: "acme", User: user, Role: "member"})
+					rev, err := n.Apply(wctx, member(user))
 					cancel()
 					if err != nil {
 						t.Errorf("round %d node %d write %d (server stopped: %v): %v", round, i, k, wasStopped, err)
@@ -316,10 +300,9 @@ func TestContendedWritesAllLand(t *testing.T) {
 	srv := startNATS(t)
 	var nodes []*cluster.Node
 	for range 3 {
-		nodes = append(nodes, newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "CONTEND"}))
+		nodes = append(nodes, memNode(t, srv, cluster.Options{Stream: "CONTEND"}))
 	}
-	_, err := nodes[0].Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	mustApply(t, ctx, nodes[0], acmeFile(t))
 	perNode := 15
 	if *longCluster {
 		perNode = 250
@@ -328,7 +311,7 @@ func TestContendedWritesAllLand(t *testing.T) {
 	for i, n := range nodes {
 		wg.Go(func() {
 			for k := range perNode {
-				if _, err := n.Apply(ctx, store.PutMember{Org: "acme", User: fmt.Sprintf("n%d-%d", i, k), Role: "member"}); err != nil {
+				if _, err := n.Apply(ctx, member(fmt.Sprintf("n%d-%d", i, k))); err != nil {
 					t.Errorf("node %d write %d: %v", i, k, err)
 					return
 				}

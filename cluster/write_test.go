@@ -16,19 +16,14 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/cluster"
+	"github.com/teamgate/teamgate/cluster/embedded"
 	"github.com/teamgate/teamgate/store"
 )
 
 // streamBatches reads every message of stream as its batch, in revision order.
-func streamBatches(t *testing.T, ctx context.Context, srvURL, stream string) []store.Changes {
+func streamBatches(t *testing.T, ctx context.Context, srv *embedded.Server, stream string) []store.Changes {
 	t.Helper()
-	nc, err := nats.Connect(srvURL)
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	s, err := js.Stream(ctx, stream)
-	require.NoError(t, err)
+	s := openStream(t, ctx, jetStream(t, srv), stream)
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
 	var out []store.Changes
@@ -63,28 +58,26 @@ func TestWriterThatLosesManyRacesStillWrites(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	srv := startNATS(t)
-	slow := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "LOSER"})
-	fast := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "LOSER"})
-	_, err := fast.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	slow := memNode(t, srv, cluster.Options{Stream: "LOSER"})
+	fast := memNode(t, srv, cluster.Options{Stream: "LOSER"})
+	mustApply(t, ctx, fast, acmeFile(t))
 	const overtaken = 40
 	calls := 0
 	cluster.WrapPublish(slow, func(next cluster.PublishFunc) cluster.PublishFunc {
 		return func(pctx context.Context, data []byte, id string, base uint64) (*jetstream.PubAck, error) {
 			calls++
 			if calls <= overtaken {
-				if _, err := fast.Apply(ctx, store.PutMember{Org: "acme", User: fmt.Sprintf("fast%d", calls), Role: "member"}); err != nil {
+				if _, err := fast.Apply(ctx, member(fmt.Sprintf("fast%d", calls))); err != nil {
 					return nil, err
 				}
 			}
 			return next(pctx, data, id, base)
 		}
 	})
-	rev, err := slow.Apply(ctx, store.PutMember{Org: "acme", User: "slow", Role: "member"})
-	require.NoError(t, err)
+	rev := mustApply(t, ctx, slow, member("slow"))
 	require.Equal(t, overtaken+1, calls)
 	require.Equal(t, uint64(1+overtaken+1), rev)
-	require.Equal(t, 1, countMember(streamBatches(t, ctx, srv.URL(), "LOSER"), "slow"))
+	require.Equal(t, 1, countMember(streamBatches(t, ctx, srv, "LOSER"), "slow"))
 }
 
 // TestLostAcknowledgementIsNotWrittenTwice: a publish whose acknowledgement is lost (it landed,
@@ -107,10 +100,9 @@ func TestLostAcknowledgementIsNotWrittenTwice(t *testing.T) {
 			t.Parallel()
 			ctx := testCtx(t)
 			srv := startNATS(t)
-			n := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "ACK"})
-			other := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "ACK"})
-			_, err := other.Apply(ctx, acmeFile(t))
-			require.NoError(t, err)
+			n := memNode(t, srv, cluster.Options{Stream: "ACK"})
+			other := memNode(t, srv, cluster.Options{Stream: "ACK"})
+			mustApply(t, ctx, other, acmeFile(t))
 			require.NoError(t, n.WaitRevision(ctx, 1))
 			calls := 0
 			var landedAt uint64
@@ -128,19 +120,18 @@ func TestLostAcknowledgementIsNotWrittenTwice(t *testing.T) {
 						landedAt = ack.Sequence
 					}
 					if tc.moved {
-						if _, err := other.Apply(ctx, store.PutMember{Org: "acme", User: "other", Role: "member"}); err != nil {
+						if _, err := other.Apply(ctx, member("other")); err != nil {
 							return nil, err
 						}
 					}
 					return nil, context.DeadlineExceeded // the acknowledgement never came
 				}
 			})
-			rev, err := n.Apply(ctx, store.PutMember{Org: "acme", User: "once", Role: "member"})
-			require.NoError(t, err)
+			rev := mustApply(t, ctx, n, member("once"))
 			if tc.land {
 				require.Equal(t, landedAt, rev)
 			}
-			batches := streamBatches(t, ctx, srv.URL(), "ACK")
+			batches := streamBatches(t, ctx, srv, "ACK")
 			require.Equal(t, 1, countMember(batches, "once"))
 			require.Equal(t, "once", batches[rev-1][0].(store.PutMember).User)
 			require.GreaterOrEqual(t, n.Revision(), rev)
@@ -154,23 +145,8 @@ func TestLostAcknowledgementIsNotWrittenTwice(t *testing.T) {
 // alone and the others are written.
 func TestConcurrentAppliesShareOneMessage(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	n := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "GROUP"})
-	_, err := n.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
-	entered, release := make(chan struct{}), make(chan struct{})
-	first := true
-	cluster.WrapPublish(n, func(next cluster.PublishFunc) cluster.PublishFunc {
-		return func(pctx context.Context, data []byte, id string, base uint64) (*jetstream.PubAck, error) {
-			if first {
-				first = false
-				close(entered)
-				<-release
-			}
-			return next(pctx, data, id, base)
-		}
-	})
+	ctx, srv, n := seededNode(t, cluster.Options{Stream: "GROUP"})
+	entered, release := holdFirstPublish(n)
 	type outcome struct {
 		rev uint64
 		err error
@@ -179,7 +155,7 @@ func TestConcurrentAppliesShareOneMessage(t *testing.T) {
 	results := make([]outcome, writers+1)
 	var wg sync.WaitGroup
 	wg.Go(func() { // blocks the writer in its publish
-		results[writers].rev, results[writers].err = n.Apply(ctx, store.PutMember{Org: "acme", User: "first", Role: "member"})
+		results[writers].rev, results[writers].err = n.Apply(ctx, member("first"))
 	})
 	<-entered
 	batch := func(i int) []store.Change {
@@ -189,7 +165,7 @@ func TestConcurrentAppliesShareOneMessage(t *testing.T) {
 		case i == 5, i == 6: // the same project twice: the first queued wins
 			return []store.Change{store.CreateProject{Project: store.Project{Org: "acme", Name: "twice", CreatedBy: "alice"}, Team: "research"}}
 		}
-		return []store.Change{store.PutMember{Org: "acme", User: fmt.Sprintf("w%d", i), Role: "member"}}
+		return []store.Change{member(fmt.Sprintf("w%d", i))}
 	}
 	for i := range writers {
 		for cluster.Queued(n) != i && ctx.Err() == nil { // queue them in order
@@ -216,10 +192,8 @@ func TestConcurrentAppliesShareOneMessage(t *testing.T) {
 			require.Equal(t, uint64(3), r.rev, "writer %d: one message for all", i)
 		}
 	}
-	last, err := n.Sync(ctx)
-	require.NoError(t, err)
-	require.Equal(t, uint64(3), last)
-	batches := streamBatches(t, ctx, srv.URL(), "GROUP")
+	require.Equal(t, uint64(3), mustSync(t, ctx, n))
+	batches := streamBatches(t, ctx, srv, "GROUP")
 	require.Len(t, batches[2], writers-2)
 	require.NoError(t, n.View(func(r store.Reader) error {
 		_, ok := r.Project("acme", "twice")
@@ -229,9 +203,8 @@ func TestConcurrentAppliesShareOneMessage(t *testing.T) {
 		return nil
 	}))
 	// Another node replays the group as one batch to the same directory.
-	follower := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "GROUP"})
-	_, err = follower.Sync(ctx)
-	require.NoError(t, err)
+	follower := memNode(t, srv, cluster.Options{Stream: "GROUP"})
+	mustSync(t, ctx, follower)
 	require.Equal(t, export(t, n.Store()), export(t, follower.Store()))
 }
 
@@ -242,16 +215,13 @@ func TestBatchOverTheStreamLimitIsInvalid(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	srv := startNATS(t)
-	js, err := jetstream.New(connect(t, srv))
-	require.NoError(t, err)
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "SMALL", Subjects: []string{"teamgate.SMALL.batch"},
+	_, err := jetStream(t, srv).CreateStream(ctx, jetstream.StreamConfig{Name: "SMALL", Subjects: []string{"teamgate.SMALL.batch"},
 		Storage: jetstream.FileStorage, MaxMsgSize: 8 << 10})
 	require.NoError(t, err)
-	small := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "SMALL"})
-	big := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "BIG"})
+	small := memNode(t, srv, cluster.Options{Stream: "SMALL"})
+	big := memNode(t, srv, cluster.Options{Stream: "BIG"})
 	for _, n := range []*cluster.Node{small, big} {
-		_, err := n.Apply(ctx, store.PutOrg{Org: store.Org{Name: "acme"}})
-		require.NoError(t, err)
+		mustApply(t, ctx, n, store.PutOrg{Org: store.Org{Name: "acme"}})
 	}
 	members := func(k int) []store.Change {
 		var cs []store.Change
@@ -285,20 +255,16 @@ func TestForeignMessages(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	srv := startNATS(t)
-	a := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "FOREIGN"})
-	b := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "FOREIGN"})
-	_, err := a.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
-	nc := connect(t, srv)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	body, err := json.Marshal(store.Changes{store.PutMember{Org: "acme", User: "foreign", Role: "member"}})
-	require.NoError(t, err)
+	a := memNode(t, srv, cluster.Options{Stream: "FOREIGN"})
+	b := memNode(t, srv, cluster.Options{Stream: "FOREIGN"})
+	mustApply(t, ctx, a, acmeFile(t))
+	js := jetStream(t, srv)
+	body := batchBody(t, member("foreign"))
 
 	msg := nats.NewMsg("teamgate.FOREIGN.batch")
 	msg.Data = body
 	msg.Header.Set("Nats-Rollup", "all")
-	_, err = js.PublishMsg(ctx, msg)
+	_, err := js.PublishMsg(ctx, msg)
 	require.Error(t, err, "a rollup would purge every revision before it")
 
 	msg = nats.NewMsg("teamgate.FOREIGN.batch")
@@ -308,8 +274,7 @@ func TestForeignMessages(t *testing.T) {
 	ack, err := js.PublishMsg(ctx, msg)
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), ack.Sequence)
-	rev, err := b.Apply(ctx, store.PutMember{Org: "acme", User: "after", Role: "member"})
-	require.NoError(t, err)
+	rev := mustApply(t, ctx, b, member("after"))
 	require.Equal(t, uint64(3), rev)
 	require.NoError(t, a.WaitRevision(ctx, rev))
 	require.Equal(t, export(t, a.Store()), export(t, b.Store()))
@@ -323,10 +288,9 @@ func TestCloseWhileWritesAreInFlight(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	srv := startNATS(t)
-	n := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "CLOSING"})
-	watcher := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "CLOSING"})
-	_, err := n.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	n := memNode(t, srv, cluster.Options{Stream: "CLOSING"})
+	watcher := memNode(t, srv, cluster.Options{Stream: "CLOSING"})
+	mustApply(t, ctx, n, acmeFile(t))
 	var mu sync.Mutex
 	acked := map[string]uint64{}
 	var wg sync.WaitGroup
@@ -334,7 +298,7 @@ func TestCloseWhileWritesAreInFlight(t *testing.T) {
 		wg.Go(func() {
 			for k := 0; ; k++ {
 				user := fmt.Sprintf("w%d-%d", w, k)
-				rev, err := n.Apply(ctx, store.PutMember{Org: "acme", User: user, Role: "member"})
+				rev, err := n.Apply(ctx, member(user))
 				if err != nil {
 					if !errors.Is(err, teamgate.ErrClosed) {
 						t.Errorf("writer %d: %v", w, err)
@@ -352,10 +316,9 @@ func TestCloseWhileWritesAreInFlight(t *testing.T) {
 	}
 	require.NoError(t, n.Close())
 	wg.Wait()
-	_, err = n.Apply(ctx, store.PutMember{Org: "acme", User: "late", Role: "member"})
+	_, err := n.Apply(ctx, member("late"))
 	require.ErrorIs(t, err, teamgate.ErrClosed)
-	_, err = watcher.Sync(ctx)
-	require.NoError(t, err)
+	mustSync(t, ctx, watcher)
 	require.NoError(t, watcher.View(func(r store.Reader) error {
 		for user := range acked {
 			_, ok := r.OrgRole("acme", user)
@@ -371,18 +334,13 @@ func TestCloseWhileWritesAreInFlight(t *testing.T) {
 // it was. A node's store of this stream resumes.
 func TestStoreWithAnotherHistoryIsRefused(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	srv := startNATS(t)
-	writer := newNode(t, srv, openStore(t, ""), cluster.Options{Stream: "HIST"})
-	_, err := writer.Apply(ctx, acmeFile(t))
-	require.NoError(t, err)
+	ctx, srv, writer := seededNode(t, cluster.Options{Stream: "HIST"})
 	for i := range 3 {
-		_, err := writer.Apply(ctx, store.PutMember{Org: "acme", User: fmt.Sprintf("u%d", i), Role: "member"})
-		require.NoError(t, err)
+		mustApply(t, ctx, writer, member(fmt.Sprintf("u%d", i)))
 	}
 
 	standalone := openStore(t, "")
-	_, err = standalone.Apply(ctx, store.PutOrg{Org: store.Org{Name: "mine"}})
+	_, err := standalone.Apply(ctx, store.PutOrg{Org: store.Org{Name: "mine"}})
 	require.NoError(t, err)
 	_, err = cluster.New(ctx, connect(t, srv), standalone, cluster.Options{Stream: "HIST"})
 	require.ErrorIs(t, err, teamgate.ErrConflict)
@@ -392,13 +350,10 @@ func TestStoreWithAnotherHistoryIsRefused(t *testing.T) {
 
 	// A node's on-disk store of another stream, at revision 2 (which HIST has too).
 	dir := t.TempDir()
-	st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
-	require.NoError(t, err)
+	st := openStore(t, dir)
 	other := newNode(t, srv, st, cluster.Options{Stream: "OTHER"})
-	_, err = other.Apply(ctx, store.PutOrg{Org: store.Org{Name: "other"}})
-	require.NoError(t, err)
-	_, err = other.Apply(ctx, store.PutOrg{Org: store.Org{Name: "other2"}})
-	require.NoError(t, err)
+	mustApply(t, ctx, other, store.PutOrg{Org: store.Org{Name: "other"}})
+	mustApply(t, ctx, other, store.PutOrg{Org: store.Org{Name: "other2"}})
 	require.NoError(t, other.Close())
 	require.NoError(t, st.Close())
 	st = openStore(t, dir)

@@ -115,7 +115,7 @@ func newTable(p *Policy) *Table {
 		t.names[spec.index-1] = name
 	}
 	t.blocks = make([]atomic.Pointer[[blockLen]cell], len(t.names))
-	for _, r := range []teamgate.ProjectRole{teamgate.RoleViewer, teamgate.RoleMember, teamgate.RoleContributor, teamgate.RoleAdmin} {
+	for _, r := range teamgate.MemberRoles() {
 		t.rank[roleIndex(string(r))] = p.ranks[string(r)]
 	}
 	return t

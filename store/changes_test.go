@@ -20,11 +20,28 @@ import (
 // memAcme opens an in-memory store holding the conformance data; Check runs at the end.
 func memAcme(t *testing.T) *store.Store {
 	t.Helper()
+	s := memStore(t)
+	loadAcme(t, s)
+	return s
+}
+
+// memStore is an empty in-memory store, closed when the test ends.
+func memStore(t *testing.T) *store.Store {
+	t.Helper()
 	s, err := store.Open(t.Context(), store.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	loadAcme(t, s)
 	return s
+}
+
+// requireIsFile requires s to hold what a new store that loads data holds: the directory equals
+// the file.
+func requireIsFile(t *testing.T, s *store.Store, data []byte) {
+	t.Helper()
+	fresh := memStore(t)
+	_, err := fresh.Load(t.Context(), bytes.NewReader(data))
+	require.NoError(t, err)
+	require.Equal(t, export(t, fresh), export(t, s), "the directory equals the file")
 }
 
 func export(t *testing.T, s *store.Store) string {

@@ -192,6 +192,14 @@ func batchWriter(dir, step string, at int) {
 	}
 }
 
+// diskKeys is what s holds in Badger (store.DiskKeys).
+func diskKeys(t *testing.T, s *store.Store) map[string]string {
+	t.Helper()
+	keys, err := store.DiskKeys(s)
+	require.NoError(t, err)
+	return keys
+}
+
 // expectedDisk returns what Badger must hold after each revision up to last, computed by an
 // in-memory store (whose transactions are large enough for every batch): records, stamps,
 // events and the revision, and nothing staged.
@@ -204,9 +212,7 @@ func expectedDisk(t *testing.T, last uint64) []map[string]string {
 	for rev := uint64(1); rev <= last; rev++ {
 		_, err := s.Apply(t.Context(), bigBatch(rev)...)
 		require.NoError(t, err)
-		keys, err := store.DiskKeys(s)
-		require.NoError(t, err)
-		want = append(want, keys)
+		want = append(want, diskKeys(t, s))
 	}
 	return want
 }
@@ -221,11 +227,9 @@ func requireRevision(t *testing.T, dir string, rev uint64) {
 	defer s.Close()
 	require.Equal(t, rev, s.Revision())
 	require.NoError(t, s.Check())
-	got, err := store.DiskKeys(s)
-	require.NoError(t, err)
 	// Equal stamps mean a decision cached before a lost batch is still current and one cached
 	// before a kept batch is not.
-	require.Equal(t, want[rev], got, "records, stamps, events and revision of revision %d, nothing staged", rev)
+	require.Equal(t, want[rev], diskKeys(t, s), "records, stamps, events and revision of revision %d, nothing staged", rev)
 	require.NoError(t, s.View(func(r store.Reader) error {
 		_, ok := r.OrgRole("big", "victim")
 		require.Equal(t, rev%2 == 1, ok, "victim is a member exactly after odd revisions")
@@ -235,9 +239,7 @@ func requireRevision(t *testing.T, dir string, rev uint64) {
 	next, err := s.Apply(t.Context(), bigBatch(rev+1)...)
 	require.NoError(t, err)
 	require.Equal(t, rev+1, next)
-	got, err = store.DiskKeys(s)
-	require.NoError(t, err)
-	require.Equal(t, want[rev+1], got, "the next batch over the transaction limit commits whole")
+	require.Equal(t, want[rev+1], diskKeys(t, s), "the next batch over the transaction limit commits whole")
 }
 
 // TestBigBatchKilledMidCommit kills a writer at every step of committing a batch larger than
@@ -394,9 +396,7 @@ func TestBigBatchBadgerFails(t *testing.T) {
 					require.True(t, ok, "the failed batch changed nothing in memory")
 					return nil
 				}))
-				got, err := store.DiskKeys(s)
-				require.NoError(t, err)
-				require.Equal(t, want[1], got, "the failed batch left nothing on disk")
+				require.Equal(t, want[1], diskKeys(t, s), "the failed batch left nothing on disk")
 				return
 			}
 			require.NoError(t, err, "committed at the marker")
@@ -406,16 +406,12 @@ func TestBigBatchBadgerFails(t *testing.T) {
 				s, err = store.Open(t.Context(), opts)
 				require.NoError(t, err)
 				require.Equal(t, uint64(2), s.Revision())
-				got, err := store.DiskKeys(s)
-				require.NoError(t, err)
-				require.Equal(t, want[2], got, "Open completed the batch")
+				require.Equal(t, want[2], diskKeys(t, s), "Open completed the batch")
 			}
 			_, err = s.Apply(t.Context(), bigBatch(3)...)
 			require.NoError(t, err)
 			require.NoError(t, s.Check())
-			got, err := store.DiskKeys(s)
-			require.NoError(t, err)
-			require.Equal(t, want[3], got, "the batch was completed before the next one")
+			require.Equal(t, want[3], diskKeys(t, s), "the batch was completed before the next one")
 		})
 	}
 }
@@ -513,8 +509,6 @@ func TestBigBatchStagingLeftByAFailedBatch(t *testing.T) {
 	s, err = store.Open(t.Context(), opts)
 	require.NoError(t, err, "the failed batch's chunks were mixed into the committed one")
 	require.Equal(t, uint64(2), s.Revision())
-	got, err := store.DiskKeys(s)
-	require.NoError(t, err)
-	require.Equal(t, expectedDisk(t, 2)[2], got)
+	require.Equal(t, expectedDisk(t, 2)[2], diskKeys(t, s))
 	require.NoError(t, s.Check())
 }

@@ -16,26 +16,11 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/internal/clocktest"
+	"github.com/teamgate/teamgate/internal/expirytest"
 	"github.com/teamgate/teamgate/store"
 )
 
-var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// expiringDir is org a with bob, carl and dave, team t (bob expiring at t0+1h, carl for good) and
-// project p restricted to t with an expiring grant for dave (t0+2h).
-func expiringDir() []store.Change {
-	return []store.Change{
-		store.PutOrg{Org: store.Org{Name: "a"}},
-		store.PutMember{Org: "a", User: "bob", Role: "member"},
-		store.PutMember{Org: "a", User: "carl", Role: "member"},
-		store.PutMember{Org: "a", User: "dave", Role: "viewer"},
-		store.PutTeam{Team: store.Team{Org: "a", Name: "t"}},
-		store.PutTeamMember{Org: "a", Team: "t", User: "bob", Role: "admin", ExpiresAt: t0.Add(time.Hour)},
-		store.PutTeamMember{Org: "a", Team: "t", User: "carl", Role: "member"},
-		store.PutProject{Project: store.Project{Org: "a", Name: "p", Teams: []string{"t"}}},
-		store.PutGrant{Org: "a", Project: "p", User: "dave", Grant: store.Grant{Role: "admin", ExpiresAt: t0.Add(2 * time.Hour)}},
-	}
-}
+var t0 = expirytest.Start()
 
 func openClock(t *testing.T, clock store.Clock, dir string) *store.Store {
 	t.Helper()
@@ -61,7 +46,7 @@ func TestExpiryIsAWrite(t *testing.T) {
 	t.Parallel()
 	clock := clocktest.New(t0)
 	s := openClock(t, clock, "")
-	rev, err := s.Apply(t.Context(), expiringDir()...)
+	rev, err := s.Apply(t.Context(), expirytest.Org()...)
 	require.NoError(t, err)
 	events, err := s.Watch(t.Context(), rev)
 	require.NoError(t, err)
@@ -87,7 +72,7 @@ func TestExpiryIsAWrite(t *testing.T) {
 	_, grant = access(s, "dave")
 	require.Empty(t, grant)
 	teams, _ = access(s, "carl")
-	require.Equal(t, map[string]string{"t": "member"}, teams, "a membership without expires_at stays")
+	require.Equal(t, map[string]string{"t": "contributor"}, teams, "a membership without expires_at stays")
 	require.NoError(t, s.Check())
 }
 
@@ -98,7 +83,7 @@ func TestExpiredIsAbsentBeforeItsWrite(t *testing.T) {
 	t.Parallel()
 	clock := clocktest.New(t0)
 	s := openClock(t, clock, "")
-	_, err := s.Apply(t.Context(), expiringDir()...)
+	_, err := s.Apply(t.Context(), expirytest.Org()...)
 	require.NoError(t, err)
 	rep, err := s.Replicate()
 	require.NoError(t, err)
@@ -110,7 +95,7 @@ func TestExpiredIsAbsentBeforeItsWrite(t *testing.T) {
 		require.Equal(t, map[string]string{"t": "admin"}, r.Track(&bobDeps).TeamRoles("a", "bob").Map())
 		pv, _ := r.Track(&daveDeps).Project("a", "p")
 		require.Equal(t, "admin", pv.Project.Grants["dave"].Role)
-		require.Equal(t, map[string]string{"t": "member"}, r.Track(&carlDeps).TeamRoles("a", "carl").Map())
+		require.Equal(t, map[string]string{"t": "contributor"}, r.Track(&carlDeps).TeamRoles("a", "carl").Map())
 		return nil
 	}))
 	clock.Advance(time.Hour - time.Nanosecond)
@@ -128,7 +113,7 @@ func TestExpiredIsAbsentBeforeItsWrite(t *testing.T) {
 	require.Empty(t, grant)
 	require.NoError(t, s.View(func(r store.Reader) error {
 		require.Empty(t, r.GrantProjects("a", "dave"))
-		require.Equal(t, map[string]string{"carl": "member"}, r.TeamMembers("a", "t"))
+		require.Equal(t, map[string]string{"carl": "contributor"}, r.TeamMembers("a", "t"))
 		set, _ := r.Settings("a", "p", "dave")
 		require.Empty(t, set.Queue.Value)
 		due, next := r.Expiries(clock.Now())
@@ -145,7 +130,7 @@ func TestExpiryAppliedAtOpen(t *testing.T) {
 	clock := clocktest.New(t0)
 	s, err := store.Open(t.Context(), store.Options{Dir: dir, NoSync: true, Clock: clock})
 	require.NoError(t, err)
-	rev, err := s.Apply(t.Context(), expiringDir()...)
+	rev, err := s.Apply(t.Context(), expirytest.Org()...)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
@@ -170,7 +155,7 @@ func TestExpiryRenewedOrRemovedIsNotRevoked(t *testing.T) {
 	t.Parallel()
 	clock := clocktest.New(t0)
 	s := openClock(t, clock, "")
-	_, err := s.Apply(t.Context(), expiringDir()...)
+	_, err := s.Apply(t.Context(), expirytest.Org()...)
 	require.NoError(t, err)
 	_, err = s.Apply(t.Context(), store.PutTeamMember{Org: "a", Team: "t", User: "bob", Role: "admin", ExpiresAt: t0.Add(5 * time.Hour)})
 	require.NoError(t, err)
@@ -204,7 +189,7 @@ func TestExpiryInThePastRevokesAtOnce(t *testing.T) {
 	s := openClock(t, clock, "")
 	events, err := s.Watch(t.Context(), 0)
 	require.NoError(t, err)
-	rev, err := s.Apply(t.Context(), expiringDir()...)
+	rev, err := s.Apply(t.Context(), expirytest.Org()...)
 	require.NoError(t, err)
 	for ev := range events {
 		if ev.Revision == rev+1 {
@@ -227,7 +212,7 @@ func TestExpiryReplays(t *testing.T) {
 	require.NoError(t, err)
 	events, err := s.Watch(t.Context(), 0)
 	require.NoError(t, err)
-	_, err = s.Apply(t.Context(), expiringDir()...)
+	_, err = s.Apply(t.Context(), expirytest.Org()...)
 	require.NoError(t, err)
 	clock.Advance(2 * time.Hour) // both fall due: one write
 	for ev := range events {
@@ -420,7 +405,7 @@ func TestSimulateExpiringChanges(t *testing.T) {
 	t.Parallel()
 	clock := clocktest.New(t0)
 	s := openClock(t, clock, "")
-	_, err := s.Apply(t.Context(), expiringDir()...)
+	_, err := s.Apply(t.Context(), expirytest.Org()...)
 	require.NoError(t, err)
 	_, err = s.Simulate(t.Context(),
 		store.PutTeamMember{Org: "a", Team: "t", User: "carl", Role: "admin", ExpiresAt: t0.Add(5 * time.Hour)},

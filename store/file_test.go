@@ -144,9 +144,8 @@ func TestDataFileErrorsQuoteABoundedPrefix(t *testing.T) {
 		"upstream project": "orgs:\n  - name: a\n    policies: [{name: p, projects: [a/" + huge + "]}]\n",
 		"default team":     "orgs: [{name: a}]\nusers: {bob: {default_team: a/" + huge + "}}\n",
 	} {
-		s, err := store.Open(t.Context(), store.Options{})
-		require.NoError(t, err)
-		_, err = s.Load(t.Context(), strings.NewReader(doc))
+		s := memStore(t)
+		_, err := s.Load(t.Context(), strings.NewReader(doc))
 		require.Error(t, err, name) // ErrInvalid, or ErrNotFound for a name looked up
 		require.Less(t, len(err.Error()), 400, "%s: %.400s", name, err)
 		require.Equal(t, 1, strings.Count(err.Error(), "HUGE"), "%s: %s", name, err)
@@ -165,9 +164,8 @@ func TestDataFileEntriesAreNamedOnce(t *testing.T) {
 		"orgs: [{name: a, projects: [{name: p}, {name: q}, {name: p}]}]": "orgs[0].projects[2]",
 		"orgs: [{name: a, policies: [{name: p}, {name: p}]}]":            "orgs[0].policies[1]",
 	} {
-		s, err := store.Open(t.Context(), store.Options{})
-		require.NoError(t, err)
-		_, err = s.Load(t.Context(), strings.NewReader(doc))
+		s := memStore(t)
+		_, err := s.Load(t.Context(), strings.NewReader(doc))
 		require.ErrorIs(t, err, teamgate.ErrConflict, doc)
 		require.Contains(t, err.Error(), where+": line 1, column ", doc)
 		require.NoError(t, s.Close())
@@ -180,18 +178,15 @@ func TestDataFileEntriesAreNamedOnce(t *testing.T) {
 		"orgs: [{name: a, projects: [{teams: [t]}]}]":   "orgs[0].projects[0].name",
 		`{"orgs": [{"name": "a", "projects": [null]}]}`: "orgs[0].projects[0].name",
 	} {
-		s, err := store.Open(t.Context(), store.Options{})
-		require.NoError(t, err)
-		_, err = s.Load(t.Context(), strings.NewReader(doc))
+		s := memStore(t)
+		_, err := s.Load(t.Context(), strings.NewReader(doc))
 		require.ErrorIs(t, err, teamgate.ErrInvalid, doc)
 		require.ErrorContains(t, err, path+`": line 1, column `, doc) // the entry's place: the name is missing
 		require.ErrorContains(t, err, `: missing: every entry needs a name`, doc)
 		require.NoError(t, s.Close())
 	}
-	s, err := store.Open(t.Context(), store.Options{})
-	require.NoError(t, err)
-	defer s.Close()
-	_, err = s.Load(t.Context(), strings.NewReader("orgs: [{name: a, projects: [{name: p, settings: {teams: [x]}}]}]"))
+	s := memStore(t)
+	_, err := s.Load(t.Context(), strings.NewReader("orgs: [{name: a, projects: [{name: p, settings: {teams: [x]}}]}]"))
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 	require.ErrorContains(t, err, "orgs[0].projects[0].settings.teams")
 }
@@ -288,9 +283,7 @@ func TestReloadRevokes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			s, err := store.Open(ctx, store.Options{})
-			require.NoError(t, err)
-			defer s.Close()
+			s := memStore(t)
 			rev := loadAcme(t, s)
 			eng, err := authz.New(ctx, s)
 			require.NoError(t, err)
@@ -320,12 +313,7 @@ func TestReloadRevokes(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, !tc.before, d.Allowed, "after: %+v", d)
 
-			fresh, err := store.Open(ctx, store.Options{})
-			require.NoError(t, err)
-			defer fresh.Close()
-			_, err = fresh.Load(ctx, bytes.NewReader(edited))
-			require.NoError(t, err)
-			require.Equal(t, export(t, fresh), export(t, s), "the directory equals the file")
+			requireIsFile(t, s, edited)
 		})
 	}
 }
@@ -334,10 +322,7 @@ func TestReloadRevokes(t *testing.T) {
 func TestReloadResetsFields(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, err := store.Open(ctx, store.Options{})
-	require.NoError(t, err)
-	defer s.Close()
-	loadAcme(t, s)
+	s := memAcme(t)
 	f := acmeFile(t)
 	a := org(f, "acme")
 	a.Queue, a.DefaultPresets, a.ArchivedDeletionInterval = "", nil, 0
@@ -350,14 +335,9 @@ func TestReloadResetsFields(t *testing.T) {
 	a.Policies[0].Queue = ""
 	f.Users["bob"] = store.FileUser{}
 	edited := encode(t, f)
-	_, err = s.Load(ctx, bytes.NewReader(edited))
+	_, err := s.Load(ctx, bytes.NewReader(edited))
 	require.NoError(t, err)
-	fresh, err := store.Open(ctx, store.Options{})
-	require.NoError(t, err)
-	defer fresh.Close()
-	_, err = fresh.Load(ctx, bytes.NewReader(edited))
-	require.NoError(t, err)
-	require.Equal(t, export(t, fresh), export(t, s))
+	requireIsFile(t, s, edited)
 	require.NoError(t, s.View(func(r store.Reader) error {
 		o, _ := r.Org("acme")
 		require.Equal(t, store.Org{Name: "acme"}, o)
@@ -435,11 +415,8 @@ func TestReloadThatFailsChangesNothing(t *testing.T) {
 func TestLoadLeavesOtherOrgsAndUsers(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, err := store.Open(ctx, store.Options{})
-	require.NoError(t, err)
-	defer s.Close()
-	loadAcme(t, s)
-	_, err = s.Apply(ctx, store.PutUser{User: store.User{ID: "vera", DefaultTeam: "acme/research"}})
+	s := memAcme(t)
+	_, err := s.Apply(ctx, store.PutUser{User: store.User{ID: "vera", DefaultTeam: "acme/research"}})
 	require.NoError(t, err)
 	_, err = s.Load(ctx, strings.NewReader("orgs: [{name: other, members: {zed: owner}}]\nusers: {bob: {}}\n"))
 	require.NoError(t, err)
@@ -464,10 +441,7 @@ func TestLoadLeavesOtherOrgsAndUsers(t *testing.T) {
 func TestLoadWhileOthersWrite(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, err := store.Open(ctx, store.Options{})
-	require.NoError(t, err)
-	defer s.Close()
-	loadAcme(t, s)
+	s := memAcme(t)
 	f := acmeFile(t)
 	f.Orgs = f.Orgs[:1] // acme only
 	acmeOnly := encode(t, f)
@@ -494,14 +468,11 @@ func TestLoadWhileOthersWrite(t *testing.T) {
 		_, err := s.Load(ctx, bytes.NewReader(encode(t, f)))
 		require.NoError(t, err)
 	}
-	_, err = s.Load(ctx, bytes.NewReader(acmeOnly))
+	_, err := s.Load(ctx, bytes.NewReader(acmeOnly))
 	require.NoError(t, err)
 	cancel()
 	wg.Wait()
-	fresh, err := store.Open(t.Context(), store.Options{})
-	require.NoError(t, err)
-	defer fresh.Close()
-	loadAcme(t, fresh)
+	fresh := memAcme(t)
 	require.NoError(t, s.View(func(r store.Reader) error {
 		return fresh.View(func(want store.Reader) error {
 			require.Equal(t, want.Members("acme"), r.Members("acme"))
@@ -517,13 +488,7 @@ func TestLoadWhileOthersWrite(t *testing.T) {
 func TestReloadReachesReplicas(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	primary, err := store.Open(ctx, store.Options{})
-	require.NoError(t, err)
-	defer primary.Close()
-	replica, err := store.Open(ctx, store.Options{})
-	require.NoError(t, err)
-	defer replica.Close()
-	loadAcme(t, primary)
+	primary, replica := memAcme(t), memStore(t)
 	f := acmeFile(t)
 	a := org(f, "acme")
 	delete(a.Members, "otto")
@@ -584,12 +549,7 @@ func TestReloadOfATeamLinkKeepsTheFilesProjects(t *testing.T) {
 			edited := encode(t, f)
 			_, err = s.Load(ctx, bytes.NewReader(edited))
 			require.NoError(t, err)
-			fresh, err := store.Open(ctx, store.Options{})
-			require.NoError(t, err)
-			defer fresh.Close()
-			_, err = fresh.Load(ctx, bytes.NewReader(edited))
-			require.NoError(t, err)
-			require.Equal(t, export(t, fresh), export(t, s), "the directory equals the file")
+			requireIsFile(t, s, edited)
 			d, err = eng.Authorize(ctx, bobVision)
 			require.NoError(t, err)
 			require.True(t, d.Allowed, "vision is still connected to gpu-policy: %+v", d)

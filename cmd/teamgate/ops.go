@@ -201,6 +201,20 @@ func (e *env) readInput(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
+// readChanges reads and parses the change file at path (apply --changes, whatif --changes); a
+// parse error names the file.
+func (e *env) readChanges(path string) (store.Changes, error) {
+	raw, err := e.readInput(path)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := store.ParseChanges(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cs, nil
+}
+
 // maxInputFile bounds a change or runs file read from stdin (64 MiB).
 const maxInputFile = 64 << 20
 
@@ -231,13 +245,9 @@ func (e *env) applyCmd() *cobra.Command {
 			if file != "" {
 				return e.applyFile(cmd.Context(), file)
 			}
-			raw, err := e.readInput(changes)
+			cs, err := e.readChanges(changes)
 			if err != nil {
 				return err
-			}
-			cs, err := store.ParseChanges(raw)
-			if err != nil {
-				return fmt.Errorf("%s: %w", changes, err)
 			}
 			if len(cs) == 0 {
 				return usageError{fmt.Errorf("%s: no changes", changes)}

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/teamgate/teamgate/authz"
-	"github.com/teamgate/teamgate/store"
 )
 
 func (e *env) whatifCmd() *cobra.Command {
@@ -26,13 +25,9 @@ func (e *env) whatifCmd() *cobra.Command {
 			return cobra.NoArgs(cmd, a)
 		}),
 		RunE: e.withEngine(func(cmd *cobra.Command, _ []string, eng *authz.Engine) error {
-			raw, err := e.readInput(changes)
+			cs, err := e.readChanges(changes)
 			if err != nil {
 				return err
-			}
-			cs, err := store.ParseChanges(raw)
-			if err != nil {
-				return fmt.Errorf("%s: %w", changes, err)
 			}
 			w, err := eng.Simulate(cmd.Context(), cs...)
 			if err != nil {
