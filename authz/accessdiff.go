@@ -38,10 +38,37 @@ type AccessChange struct {
 	Causes []Cause `json:"causes"`
 }
 
-// Cause is one write: its revision and its event's kind.
+// Cause is one write: its revision and its event's kind, and when the write made the pair's
+// grant a break-glass elevation (authz.Engine.BreakGlass), who made it, when and why.
 type Cause struct {
-	Revision uint64 `json:"revision"`
-	Kind     string `json:"kind"`
+	Revision   uint64            `json:"revision"`
+	Kind       string            `json:"kind"`
+	BreakGlass *store.BreakGlass `json:"break_glass,omitempty"`
+}
+
+// breakGlassOf returns the break-glass record a replayed write gave pair p's grant, if any
+// (nil also when the event's changes were not kept).
+func breakGlassOf(ev store.Event, p accessPair) *store.BreakGlass {
+	var out *store.BreakGlass
+	for _, c := range ev.Changes {
+		var g store.Grant
+		switch c := c.(type) {
+		case store.PutGrant:
+			if c.Org != p.org || c.Project != p.project || c.User != p.user {
+				continue
+			}
+			g = c.Grant
+		case store.PutProject:
+			if c.Project.Org != p.org || c.Project.Name != p.project {
+				continue
+			}
+			g = c.Project.Grants[p.user]
+		default:
+			continue
+		}
+		out = g.BreakGlass // the last write of the batch to the grant is the one in force
+	}
+	return out
 }
 
 // frozenClock stands at the zero time: a replayed directory is the state as written, and an
@@ -119,7 +146,7 @@ func DiffAccess(ctx context.Context, log EventLog, from, to uint64, opts ...Opti
 			for _, p := range pairs {
 				if r := cmp.Or(now[p], "none"); r != cmp.Or(cur[p], "none") {
 					cur[p] = r
-					causes[p] = append(causes[p], Cause{Revision: ev.Revision, Kind: ev.Kind})
+					causes[p] = append(causes[p], Cause{Revision: ev.Revision, Kind: ev.Kind, BreakGlass: breakGlassOf(ev, p)})
 				}
 			}
 		}

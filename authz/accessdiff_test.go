@@ -102,3 +102,48 @@ func TestDiffAccessEqualsRolesAtEachRevision(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, empty.Changes)
 }
+
+// TestDiffAccessShowsBreakGlass: an elevation's cause says who elevated and why (read back from
+// an on-disk store's events), and its expiry is the cause of its end.
+func TestDiffAccessShowsBreakGlass(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	clock := clocktest.New(expiryT0)
+	st, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true, Clock: clock})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Apply(ctx, store.PutOrg{Org: store.Org{Name: "a"}},
+		store.PutMember{Org: "a", User: "adam", Role: "admin"},
+		store.PutTeam{Team: store.Team{Org: "a", Name: "t"}},
+		store.PutProject{Project: store.Project{Org: "a", Name: "p", Teams: []string{"t"}}})
+	require.NoError(t, err)
+	eng, err := authz.New(ctx, st)
+	require.NoError(t, err)
+	el, err := eng.BreakGlass(ctx, authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: "incident 7: runs stuck", Duration: time.Hour})
+	require.NoError(t, err)
+	require.True(t, el.Decision.Allowed)
+	clock.Advance(time.Hour)
+	require.NoError(t, st.WaitRevision(ctx, el.Revision+1))
+
+	diff, err := authz.DiffAccess(ctx, st, el.Revision-1, el.Revision)
+	require.NoError(t, err)
+	require.Equal(t, []authz.AccessChange{{Subject: "adam", Project: "a/p", Before: "none", After: "admin",
+		Causes: []authz.Cause{{Revision: el.Revision, Kind: "put_grant",
+			BreakGlass: &store.BreakGlass{Actor: "adam", At: expiryT0, Justification: "incident 7: runs stuck"}}}}}, normalizeAt(diff.Changes))
+	diff, err = authz.DiffAccess(ctx, st, el.Revision, el.Revision+1)
+	require.NoError(t, err)
+	require.Equal(t, []authz.AccessChange{{Subject: "adam", Project: "a/p", Before: "admin", After: "none",
+		Causes: []authz.Cause{{Revision: el.Revision + 1, Kind: "expire_grant"}}}}, diff.Changes)
+}
+
+// normalizeAt makes break-glass times comparable with ==-based equality (location, monotonic).
+func normalizeAt(cs []authz.AccessChange) []authz.AccessChange {
+	for _, c := range cs {
+		for _, cause := range c.Causes {
+			if b := cause.BreakGlass; b != nil {
+				b.At = b.At.UTC()
+			}
+		}
+	}
+	return cs
+}

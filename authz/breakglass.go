@@ -23,7 +23,9 @@ type BreakGlassRequest struct {
 	Project string // `org/project` or `org/team/project`
 	// Role is the project role granted; "" means admin.
 	Role string
-	// Justification says why; required (at most store.MaxJustification bytes).
+	// Justification says why; required: one line of printable UTF-8 text, at most
+	// store.MaxJustification bytes (no control characters or bidirectional overrides, which
+	// would forge or hide text where it is shown).
 	Justification string
 	// Duration is how long the elevation lasts: DefaultBreakGlass when 0, at most MaxBreakGlass.
 	Duration time.Duration
@@ -83,6 +85,9 @@ func (e *Engine) BreakGlass(ctx context.Context, req BreakGlassRequest) (Elevati
 		pv, ok := r.Project(ref.Org, ref.Project)
 		if !ok {
 			return &teamgate.NotFoundError{What: "project", Name: el.Project}
+		}
+		if ref.Team != "" && r.Access(ref.Org, ref.Team, ref.Project, req.Actor).Missing != store.Found {
+			return &teamgate.NotFoundError{What: "project", Name: req.Project} // not in that team space
 		}
 		if g, ok := pv.Project.Grants[req.Actor]; ok && g.BreakGlass == nil {
 			return &teamgate.ConflictError{What: "grant", Name: el.Project + "/" + req.Actor,

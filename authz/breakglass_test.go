@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ func TestBreakGlass(t *testing.T) {
 		store.PutMember{Org: "a", User: "bob", Role: "member"},
 		store.PutMember{Org: "a", User: "gina", Role: "admin"},
 		store.PutTeam{Team: store.Team{Org: "a", Name: "t"}},
+		store.PutTeam{Team: store.Team{Org: "a", Name: "u"}},
 		store.PutProject{Project: store.Project{Org: "a", Name: "p", Teams: []string{"t"}}},
 		store.PutGrant{Org: "a", Project: "p", User: "gina", Grant: store.Grant{Role: "viewer"}})
 	require.NoError(t, err)
@@ -50,6 +52,12 @@ func TestBreakGlass(t *testing.T) {
 		{"one-part project", authz.BreakGlassRequest{Actor: "adam", Project: "p", Justification: "x"}, teamgate.ErrInvalid},
 		{"unknown project", authz.BreakGlassRequest{Actor: "adam", Project: "a/q", Justification: "x"}, teamgate.ErrNotFound},
 		{"holds a grant", authz.BreakGlassRequest{Actor: "gina", Project: "a/p", Justification: "x"}, teamgate.ErrConflict},
+		{"not in that team space", authz.BreakGlassRequest{Actor: "adam", Project: "a/u/p", Justification: "x"}, teamgate.ErrNotFound},
+		{"huge justification", authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: strings.Repeat("x", store.MaxJustification+1)}, teamgate.ErrInvalid},
+		{"forged second line", authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: "incident\nbob\ta/p\tnone -> admin"}, teamgate.ErrInvalid},
+		{"terminal escape", authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: "ok\x1b[2K\x1b[1Ahidden"}, teamgate.ErrInvalid},
+		{"bidi override", authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: "fix \u202etxt.exe"}, teamgate.ErrInvalid},
+		{"not UTF-8", authz.BreakGlassRequest{Actor: "adam", Project: "a/p", Justification: "fix \xff"}, teamgate.ErrInvalid},
 	} {
 		_, err := eng.BreakGlass(ctx, tc.req)
 		require.ErrorIs(t, err, tc.err, tc.name)

@@ -64,6 +64,11 @@ type PolicyDiff struct {
 	// Truncated is set when Cells or Decisions were cut at DiffPolicy's limit; the counts and
 	// the fingerprint always cover everything.
 	Truncated bool `json:"truncated"`
+	// Nondeterministic is set when the policy in force or the candidate reads the clock or
+	// randomness (rego.Policy.Deterministic is false): the decisions are those of the moment
+	// they were compared, another run may differ, and SetPolicyIf may then refuse the same
+	// fingerprint.
+	Nondeterministic bool `json:"nondeterministic"`
 }
 
 // ActionDiff counts what a policy change does to one action.
@@ -182,7 +187,7 @@ type pairFacts struct {
 // diff compares cur and cand; limit < 0 lists no cells and no decisions, but counts them all.
 func (e *Engine) diff(ctx context.Context, cur, cand *rego.Policy, limit int) (PolicyDiff, error) {
 	out := PolicyDiff{Method: DiffByEvaluation, Actions: []ActionDiff{}, Cells: []CellChange{}, Decisions: []DecisionChange{},
-		ActionsAdded: []string{}, ActionsRemoved: []string{}}
+		ActionsAdded: []string{}, ActionsRemoved: []string{}, Nondeterministic: !cur.Deterministic() || !cand.Deterministic()}
 	actions := map[scope.Kind][]string{} // by kind, the actions both catalogs have with that kind
 	for _, kind := range diffKinds() {
 		before, after := actionsOf(cur, kind), actionsOf(cand, kind)
@@ -339,7 +344,6 @@ func (e *Engine) readPairs(anyone bool) ([]pairFacts, uint64, error) {
 			slices.Sort(subjects)
 			for _, u := range slices.Compact(subjects) {
 				for _, res := range resources {
-					// The facts Authorize reads for the request, read the same way.
 					// The facts Authorize reads for the request, read the same way.
 					org, team, project, name := res.Owner.Org, res.Owner.Team, "", res.Owner.String()
 					if res.Kind == scope.KindProject {

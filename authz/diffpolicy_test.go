@@ -331,3 +331,23 @@ func TestDiffPolicyHonoursContext(t *testing.T) {
 		require.ErrorIs(t, eng.SetPolicyIf(ctx, "", c), context.Canceled)
 	}
 }
+
+// TestDiffPolicySaysWhenNondeterministic: a candidate that reads randomness or the clock makes
+// a diff of one moment, and the diff says so; a deterministic one does not.
+func TestDiffPolicySaysWhenNondeterministic(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t)
+	for src, want := range map[string]bool{
+		"deny contains \"coin\" if rand.intn(\"coin\", 2) == 0\n":               true,
+		"deny contains \"late\" if time.weekday(time.now_ns()) == \"Friday\"\n": true,
+		"deny contains \"frozen\" if input.resource.project == \"nlp\"\n":       false,
+	} {
+		mod := rego.Module{Name: "m.rego", Source: "package teamgate.ext\nimport rego.v1\n" + src}
+		d, err := eng.DiffPolicy(t.Context(), authz.Candidate{Modules: []rego.Module{mod}}, 1)
+		require.NoError(t, err, src)
+		require.Equal(t, want, d.Nondeterministic, src)
+	}
+	d, err := eng.DiffPolicy(t.Context(), authz.Candidate{}, 0)
+	require.NoError(t, err)
+	require.False(t, d.Nondeterministic)
+}

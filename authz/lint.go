@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
@@ -27,8 +28,9 @@ const (
 	// whose org role reaches every team, owners and managers under the default data).
 	LintTeamWithoutAdmin LintCode = "team_without_admin"
 	// LintGrantRedundant: removing the grant changes no project decision of its holder (the
-	// role it gives is what its teams and org role give anyway) and it carries no per-user
-	// settings.
+	// role it gives is what its teams and org role give anyway), it carries no per-user
+	// settings, and it ends no later than every expiring team membership of its holder in the
+	// org (a grant that outlasts one keeps the access when the membership ends).
 	LintGrantRedundant LintCode = "grant_redundant"
 	// LintDefaultTeamEmpty: a user's default team space shows them no project and they may not
 	// create one there, so every call that takes the default team finds nothing.
@@ -123,6 +125,28 @@ type linter struct {
 	p        *rego.Policy
 	rev      uint64
 	findings []Finding
+	// teamsEnd is, by org and member, when the member's first expiring team membership ends: a
+	// grant that outlasts it is not redundant, whatever its teams give today (deleting it would
+	// end the access early).
+	teamsEnd map[string]map[string]time.Time
+}
+
+// readTeamsEnd fills l.teamsEnd from every expiring entry of the snapshot.
+func (l *linter) readTeamsEnd(r store.Reader) {
+	l.teamsEnd = map[string]map[string]time.Time{}
+	all, _ := r.Expiries(store.MaxExpiry)
+	for _, c := range all {
+		m, ok := c.(store.ExpireTeamMember)
+		if !ok {
+			continue
+		}
+		if l.teamsEnd[m.Org] == nil {
+			l.teamsEnd[m.Org] = map[string]time.Time{}
+		}
+		if end, seen := l.teamsEnd[m.Org][m.User]; !seen || m.ExpiresAt.Before(end) {
+			l.teamsEnd[m.Org][m.User] = m.ExpiresAt
+		}
+	}
 }
 
 func (l *linter) add(code LintCode, object, msg string, fix Fix) {
@@ -173,6 +197,7 @@ func (e *Engine) lint(ctx context.Context, orgs []string) (LintReport, error) {
 				return &teamgate.NotFoundError{What: "org", Name: o}
 			}
 		}
+		l.readTeamsEnd(r)
 		for _, o := range names {
 			od, err := l.read(r, o)
 			if err != nil {
@@ -223,6 +248,7 @@ func (l *linter) read(r store.Reader, o string) (lintOrg, error) {
 			od.users = append(od.users, u)
 		}
 	}
+	teamsEnd := l.teamsEnd[o]
 	for _, name := range r.Projects(o) {
 		pv, _ := r.Project(o, name)
 		ref := scope.Ref{Org: o, Project: name}
@@ -242,6 +268,9 @@ func (l *linter) read(r store.Reader, o string) (lintOrg, error) {
 			g := pv.Project.Grants[user]
 			if g.Queue != "" || g.Namespace != "" || len(g.DefaultPresets) > 0 {
 				continue // a grant with per-user settings does more than give a role
+			}
+			if end, ok := teamsEnd[user]; ok && (g.ExpiresAt.IsZero() || end.Before(g.ExpiresAt)) {
+				continue // it outlasts a team membership of its holder
 			}
 			lg := lintGrant{org: o, project: name, user: user, role: g.Role}
 			for _, a := range l.p.Actions() {

@@ -90,7 +90,9 @@ type AdmissionChange struct {
 // of any other pair is the same). Subjects who are members of the org neither before nor after
 // are not listed. A decision counts as changed when Allowed, Role or its reason codes differ.
 // Settings are compared for every project of those pairs, admission defaults (Admit on a run that
-// names no queue and no presets) for every pair. The cost is the store's copy of the orgs the batch
+// names no queue and no presets) for every pair. Both sides measure expiry at one instant, the
+// store's clock when the batch was simulated (store.Simulation.At), so an entry expiring
+// meanwhile changes no decision by itself. The cost is the store's copy of the orgs the batch
 // touches plus (actions + 2) decisions per pair, twice; no cache is read or filled.
 func (e *Engine) Simulate(ctx context.Context, changes ...store.Change) (WhatIf, error) {
 	sr, ok := e.dir.(Simulator)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -207,5 +208,47 @@ func TestListSubjectsHonoursContext(t *testing.T) {
 		cancel()
 		_, err := eng.ListSubjects(ctx, "runs.get", "acme/vision", authz.Page{})
 		require.Error(t, err)
+	}
+}
+
+// TestListSubjectsWithExpiryAndBreakGlass: who-can equals Authorize on random directories that
+// also hold expiring team memberships and grants — some already past (absent for every reader
+// whether or not their revocation is written yet), some ahead — and break-glass grants, on the
+// decision table and on full evaluation.
+func TestListSubjectsWithExpiryAndBreakGlass(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	for seed := range uint64(3) {
+		for name, opts := range map[string][]authz.Option{
+			"table": nil,
+			"ext":   {authz.WithModules(rego.Module{Name: "d.rego", Source: "package teamgate.ext\nimport rego.v1\ndeny contains \"frozen\" if input.resource.project == \"proj1\"\n"})},
+		} {
+			eng, users, teams, projects := whoCanDirectory(t, seed, opts...)
+			rng := rand.New(rand.NewPCG(seed, 11))
+			var cs []store.Change
+			when := func() time.Time {
+				if rng.IntN(2) == 0 {
+					return now.Add(-time.Duration(1+rng.IntN(100)) * time.Minute) // past
+				}
+				return now.Add(time.Duration(1+rng.IntN(100)) * time.Hour)
+			}
+			for _, u := range users[:12] {
+				switch rng.IntN(4) {
+				case 0:
+					cs = append(cs, store.PutTeamMember{Org: "o", Team: teams[rng.IntN(len(teams))], User: u,
+						Role: store.TeamRoles()[rng.IntN(4)], ExpiresAt: when()})
+				case 1:
+					cs = append(cs, store.PutGrant{Org: "o", Project: projects[rng.IntN(len(projects))], User: u,
+						Grant: store.Grant{Role: store.TeamRoles()[rng.IntN(4)], ExpiresAt: when()}})
+				case 2:
+					cs = append(cs, store.PutGrant{Org: "o", Project: projects[rng.IntN(len(projects))], User: u,
+						Grant: store.Grant{Role: store.TeamRoles()[rng.IntN(4)], ExpiresAt: when(),
+							BreakGlass: &store.BreakGlass{Actor: u, At: now, Justification: "incident"}}})
+				}
+			}
+			_, err := eng.Directory().Apply(t.Context(), cs...)
+			require.NoError(t, err)
+			requireSubjectsMatchDecisions(t, eng, users, teams, projects, fmt.Sprintf("seed %d %s", seed, name))
+		}
 	}
 }

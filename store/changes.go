@@ -438,6 +438,9 @@ func (c PutTeamMember) resolve(t *txn) (*orgData, *teamData, uint32, roleCode, e
 	if role == 0 {
 		return nil, nil, 0, 0, checkRole("team role", c.Role, teamRoles)
 	}
+	if err := checkExpiry("team member "+c.Org+"/"+c.Team+"/"+c.User, c.ExpiresAt); err != nil {
+		return nil, nil, 0, 0, err
+	}
 	return o, td, id, role, nil
 }
 

@@ -243,7 +243,8 @@
 //     change applies only while the entry still expires exactly then (ErrConflict otherwise), so
 //     a renewal made meanwhile wins and a duplicate changes nothing.
 //
-// An expires_at already past when written is accepted and revoked at once (absent for readers
+// Expiry is measured in unix nanoseconds: an expires_at after MaxExpiry (2262-04-11) is an
+// ErrInvalid naming it; one before 1970 is simply past. An expires_at already past when written is accepted and revoked at once (absent for readers
 // at once, its revocation the next write): a write's validity never depends on the clock, so
 // a replica, a reload of an exported file, or a snapshot restored later all apply the same
 // batches the primary did. Putting an entry again replaces its expiry (zero: never expires).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -54,7 +55,7 @@ func (c ExpireTeamMember) apply(t *txn) error {
 		return err
 	}
 	id, ok := o.members.ids[c.User]
-	if exp, has := o.memberExpiry[[2]uint32{td.id, id}]; !ok || !has || exp != c.ExpiresAt.UnixNano() {
+	if exp, has := o.memberExpiry[[2]uint32{td.id, id}]; !ok || !has || c.ExpiresAt.IsZero() || exp != unixOrZero(c.ExpiresAt) {
 		return &teamgate.ConflictError{What: "team membership", Name: c.Org + "/" + c.Team + "/" + c.User,
 			Reason: "does not expire at " + c.ExpiresAt.UTC().Format(time.RFC3339Nano) + " (renewed, removed or already expired)"}
 	}
@@ -73,13 +74,33 @@ func (c ExpireGrant) apply(t *txn) error {
 	return DeleteGrant{Org: c.Org, Project: c.Project, User: c.User}.apply(t)
 }
 
-// unixOrZero is t in unix nanoseconds, 0 for the zero time (never expires). A time at or before
-// the epoch counts as 1: it has expired, and 0 would mean never.
-func unixOrZero(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
+// MaxExpiry is the latest expires_at a membership or grant may carry (the store measures expiry
+// in int64 unix nanoseconds): a later one is ErrInvalid, never a time that wraps around.
+var MaxExpiry = time.Unix(0, math.MaxInt64).UTC()
+
+// checkExpiry refuses an expires_at past MaxExpiry. Any earlier time is accepted, also one long
+// past (revoked at once; see "Expiry" in the package doc).
+func checkExpiry(what string, at time.Time) error {
+	if at.After(MaxExpiry) {
+		return teamgate.Invalid(what+" expires_at", at.Format(time.RFC3339Nano), "must be at or before "+MaxExpiry.Format(time.RFC3339Nano))
 	}
-	return max(t.UnixNano(), 1)
+	return nil
+}
+
+// epoch is the first instant unixOrZero keeps as is.
+var epoch = time.Unix(0, 1)
+
+// unixOrZero is t in unix nanoseconds, 0 for the zero time (never expires). A time at or before
+// the epoch counts as 1: it has expired, and 0 would mean never (t.UnixNano would wrap around
+// before 1678). t is at most MaxExpiry (checkExpiry).
+func unixOrZero(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(epoch):
+		return 1
+	}
+	return t.UnixNano()
 }
 
 // setMemberExpiry records (or, for the zero time, forgets) when member id's membership of td
@@ -112,7 +133,20 @@ func (t *txn) setGrantExpiries(o *orgData, p Project) {
 }
 
 // now is the reader's clock in unix nanoseconds.
-func (r Reader) now() int64 { return r.stamps.clock.Now().UnixNano() }
+func (r Reader) now() int64 { return clockNanos(r.stamps.clock.Now()) }
+
+// clockNanos is a clock's time in unix nanoseconds, held within what int64 holds: 0 at or
+// before the epoch (no expiry has passed: every one is at least 1), math.MaxInt64 from
+// MaxExpiry on (every one has passed), never a wrapped-around value.
+func clockNanos(t time.Time) int64 {
+	switch {
+	case t.Before(epoch):
+		return 0
+	case t.After(MaxExpiry):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
 
 // live reports whether an entry ending at exp (unix nanoseconds; 0: never) is in force for this
 // reader. An expired entry is absent for every reader, whether or not the store has written its
@@ -183,7 +217,7 @@ func (r Reader) liveProject(o *orgData, pd *projectData) *Project {
 // The store makes these writes by itself (see "Expiry" in the package doc); a cluster node
 // publishes them.
 func (r Reader) Expiries(now time.Time) (due []Change, next time.Time) {
-	at := now.UnixNano()
+	at := clockNanos(now)
 	var nxt int64
 	consider := func(exp int64) bool {
 		if exp <= at {

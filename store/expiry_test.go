@@ -420,3 +420,67 @@ func TestSimulateExpiringChanges(t *testing.T) {
 	}))
 	require.NoError(t, s.Check())
 }
+
+// TestExpiryOutOfRange: expiry is measured in int64 unix nanoseconds. An expires_at past
+// store.MaxExpiry (year 2262) is an ErrInvalid naming it (it once wrapped around and revoked a
+// year-3000 membership at once); one before 1678 is long past and revoked at once (it once
+// wrapped around to 2084 and stayed in force); and a clock outside the range never wraps.
+func TestExpiryOutOfRange(t *testing.T) {
+	t.Parallel()
+	far := time.Date(3000, 1, 1, 0, 0, 0, 0, time.FixedZone("X", 3600))
+	for _, c := range []store.Change{
+		store.PutTeamMember{Org: "a", Team: "t", User: "carl", Role: "admin", ExpiresAt: far},
+		store.PutGrant{Org: "a", Project: "p", User: "carl", Grant: store.Grant{Role: "admin", ExpiresAt: far}},
+	} {
+		s := openClock(t, clocktest.New(t0), "")
+		rev, err := s.Apply(t.Context(), expirytest.Org()...)
+		require.NoError(t, err)
+		_, err = s.Apply(t.Context(), c)
+		require.ErrorIs(t, err, teamgate.ErrInvalid, c.Kind())
+		require.ErrorContains(t, err, "3000-01-01T00:00:00+01:00", c.Kind())
+		require.ErrorContains(t, err, "carl", c.Kind())
+		require.Equal(t, rev, s.Revision())
+	}
+	f, err := store.ParseFile([]byte(strings.Replace(expiringFile, `"2030-01-01T01:00:00Z"`, `"2262-04-12T00:00:00Z"`, 1)))
+	require.NoError(t, err)
+	_, err = openClock(t, clocktest.New(t0), "").Apply(t.Context(), store.PutFile{File: *f})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, "2262-04-12T00:00:00Z")
+
+	for _, at := range []time.Time{store.MaxExpiry, t0.Add(time.Hour), time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, 0)} {
+		clock := clocktest.New(t0)
+		s := openClock(t, clock, "")
+		_, err := s.Apply(t.Context(), append(expirytest.Org(),
+			store.PutTeamMember{Org: "a", Team: "t", User: "carl", Role: "admin", ExpiresAt: at},
+			store.PutGrant{Org: "a", Project: "p", User: "carl", Grant: store.Grant{Role: "viewer", ExpiresAt: at}})...)
+		require.NoError(t, err, at)
+		teams, grant := access(s, "carl")
+		if at.After(t0) {
+			require.Equal(t, map[string]string{"t": "admin"}, teams, at)
+			require.Equal(t, "viewer", grant, at)
+		} else {
+			require.Empty(t, teams, "%s is past: carl's membership is absent at once", at)
+			require.Empty(t, grant, at)
+			require.Eventually(t, func() bool { // and revoked by a write
+				var due []store.Change
+				_ = s.View(func(r store.Reader) error { due, _ = r.Expiries(t0); return nil })
+				return len(due) == 0
+			}, 10*time.Second, time.Millisecond, at)
+		}
+	}
+
+	// A clock before 1678 or after 2262 is before or after every expiry, never wrapped around.
+	for _, tc := range []struct {
+		now     time.Time
+		expired bool
+	}{{time.Time{}, false}, {time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), false}, {time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), true}} {
+		clock := clocktest.New(tc.now)
+		s := openClock(t, clock, "")
+		_, err := s.Apply(t.Context(), store.PutOrg{Org: store.Org{Name: "a"}}, store.PutMember{Org: "a", User: "bob", Role: "member"},
+			store.PutTeam{Team: store.Team{Org: "a", Name: "t"}},
+			store.PutTeamMember{Org: "a", Team: "t", User: "bob", Role: "admin", ExpiresAt: t0})
+		require.NoError(t, err)
+		teams, _ := access(s, "bob")
+		require.Equal(t, tc.expired, len(teams) == 0, "clock at %s", tc.now)
+	}
+}

@@ -131,8 +131,18 @@ func (g Grant) equal(h Grant) bool {
 		(g.BreakGlass == nil || *g.BreakGlass == *h.BreakGlass)
 }
 
+// isControl reports the characters a justification may not hold: control characters (line
+// breaks, terminal escapes) and bidirectional overrides, which would forge or hide text where
+// the justification is shown (decision log tables, access-diff, terminals).
+func isControl(r rune) bool {
+	return unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
+}
+
 func (g Grant) validate(what string) error {
 	if err := checkRole(what+" role", g.Role, teamRoles); err != nil {
+		return err
+	}
+	if err := checkExpiry(what, g.ExpiresAt); err != nil {
 		return err
 	}
 	if b := g.BreakGlass; b != nil {
@@ -144,6 +154,10 @@ func (g Grant) validate(what string) error {
 		case len(b.Justification) > MaxJustification || !utf8.ValidString(b.Justification):
 			return teamgate.Invalid(what+" break_glass justification", b.Justification[:min(len(b.Justification), 64)],
 				fmt.Sprintf("at most %d bytes of UTF-8 text", MaxJustification))
+		case strings.ContainsFunc(b.Justification, isControl):
+			i := strings.IndexFunc(b.Justification, isControl)
+			return teamgate.Invalid(what+" break_glass justification", fmt.Sprintf("%.64q", b.Justification),
+				fmt.Sprintf("control character %U at byte %d: one line of printable text", []rune(b.Justification[i:])[0], i))
 		case b.At.IsZero():
 			return teamgate.Invalid(what+" break_glass at", "", "required: when the elevation was made")
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/teamgate/teamgate"
 )
@@ -21,6 +22,9 @@ type Simulation struct {
 	// Revision is the revision the batch was checked against: Before is the directory at it,
 	// After the directory at Revision+1, the revision Apply would have given the batch.
 	Revision uint64
+	// At is the store's clock (Options.Clock) when the batch was simulated: both views measure
+	// expiry by it, so an entry that expires while the simulation is read is the same in both.
+	At time.Time
 	// Event is the event Apply would have produced (truncated like Apply's past MaxEventEntries).
 	Event Event
 	// Projects ("org/project", sorted) are the projects whose record, policy or org defaults
@@ -32,8 +36,14 @@ type Simulation struct {
 	Subjects []string
 
 	before, after *state
-	stamps        stamps // none: every Deps of the views stays current
+	stamps        stamps // none: every Deps of the views stays current; its clock stands at At
 }
+
+// stoppedClock stands at one instant: a simulation's time.
+type stoppedClock time.Time
+
+func (c stoppedClock) Now() time.Time                     { return time.Time(c) }
+func (stoppedClock) After(time.Duration) <-chan time.Time { return nil }
 
 // ViewBefore runs fn with the directory as it was at Revision (only the orgs the batch touches;
 // see Simulation).
@@ -71,7 +81,8 @@ func (s *Store) Simulate(ctx context.Context, changes ...Change) (*Simulation, e
 	f := &fork{live: live, taken: map[string]struct{}{},
 		before: &state{rev: live.rev, orgs: map[string]*orgData{}, users: maps.Clone(live.users)}}
 	after := &state{rev: live.rev + 1, orgs: map[string]*orgData{}, users: maps.Clone(live.users)}
-	sim := &Simulation{Revision: live.rev, before: f.before, after: after, Projects: []string{}, Subjects: []string{}}
+	sim := &Simulation{Revision: live.rev, At: s.clock.Now(), before: f.before, after: after, Projects: []string{}, Subjects: []string{}}
+	sim.stamps.clock = stoppedClock(sim.At)
 	if len(changes) == 0 {
 		sim.after.rev = live.rev
 		return sim, nil

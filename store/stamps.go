@@ -219,7 +219,7 @@ func (d *Deps) Current() bool {
 	if d.src == nil || d.src.closed.Load() {
 		return false
 	}
-	if d.until != 0 && d.src.clock.Now().UnixNano() >= d.until {
+	if d.until != 0 && clockNanos(d.src.clock.Now()) >= d.until {
 		return false // an entry it read has expired, written yet or not
 	}
 	for i := range min(d.n, inlineWatches) {

@@ -52,6 +52,9 @@ func (e *env) accessDiffCmd() *cobra.Command {
 				causes := make([]string, len(c.Causes))
 				for i, w := range c.Causes {
 					causes[i] = fmt.Sprintf("r%d %s", w.Revision, w.Kind)
+					if b := w.BreakGlass; b != nil {
+						causes[i] += fmt.Sprintf(" break-glass by %s: %q", b.Actor, b.Justification)
+					}
 				}
 				fmt.Fprintf(e.stdout, "%s\t%s\t%s -> %s\t(%s)\n", c.Subject, c.Project, c.Before, c.After, strings.Join(causes, ", "))
 			}

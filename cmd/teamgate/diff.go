@@ -78,6 +78,9 @@ func printPolicyDiff(w io.Writer, d authz.PolicyDiff, limit int) {
 	}
 	fmt.Fprintf(w, "at revision %d: %d decisions change (%d subject-resource pairs compared by %s); fingerprint %s\n",
 		d.Revision, n, d.Pairs, d.Method, d.Fingerprint)
+	if d.Nondeterministic {
+		fmt.Fprintln(w, "nondeterministic: a policy reads the clock or randomness; these are the decisions of this run, another may differ")
+	}
 	if len(d.ActionsAdded) > 0 {
 		fmt.Fprintf(w, "actions added: %s\n", strings.Join(d.ActionsAdded, " "))
 	}

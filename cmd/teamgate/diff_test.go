@@ -50,7 +50,7 @@ func TestDiffCommand(t *testing.T) {
 	out, stderr, code = cli(t, "", "diff", "--data", data, "--policy", modules, "--current-policy", modules)
 	require.Equal(t, 0, code, stderr)
 	require.JSONEq(t, `{"revision":1,"fingerprint":"e3b0c44298fc1c149afbf4c8996fb924","method":"evaluation","actions_added":[],
-		"actions_removed":[],"pairs":121,"actions":[],"cells":[],"decisions":[],"truncated":false}`, out)
+		"actions_removed":[],"pairs":121,"actions":[],"cells":[],"decisions":[],"truncated":false,"nondeterministic":false}`, out)
 
 	_, stderr, code = cli(t, "", "diff", "--data", data, "--policy", modules, "--expect", string(d.Fingerprint))
 	require.Equal(t, 1, code)
