@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -63,6 +67,63 @@ func BenchmarkLargeTier(b *testing.B) {
 		b.Skip("set " + largeEnv + "=1 to build the 10M-membership tier (many minutes, > 10 GB)")
 	}
 	benchTier(b, Large)
+}
+
+// BenchmarkMediumTierCrash measures opening Medium after a crash: a child process opens the
+// directory, writes team memberships one by one from two goroutines with a background snapshot
+// every 1,000 revisions, and kills itself (SIGKILL) 500 writes after its first background
+// snapshot, writes still going; a fresh child then opens the directory (crash-open-s,
+// crash-open-cpu-s: the snapshot and the records changed after it). The first child reports the
+// snapshot's time (snapshot-s), how long its copy of the state held the writers
+// (writes-held-ms) and the writes per second while it ran.
+func BenchmarkMediumTierCrash(b *testing.B) { benchCrash(b, Medium) }
+
+// BenchmarkLargeTierCrash is BenchmarkMediumTierCrash on the large tier (TEAMGATE_LARGE_TIER=1).
+func BenchmarkLargeTierCrash(b *testing.B) {
+	if os.Getenv(largeEnv) != "1" {
+		b.Skip("set " + largeEnv + "=1 to build the 10M-membership tier (many minutes, > 10 GB)")
+	}
+	benchCrash(b, Large)
+}
+
+func benchCrash(b *testing.B, s Scenario) {
+	dir := tierDir(b, s)
+	spec, err := json.Marshal(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		cmd := exec.CommandContext(b.Context(), os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"=crash", childDirEnv+"="+dir, childTierEnv+"="+string(spec))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			b.Fatalf("crash child: %v (want killed); printed %q", err, out)
+		}
+		m := map[string]float64{}
+		if err := json.Unmarshal(out, &m); err != nil {
+			b.Fatalf("crash child printed %q: %v", out, err)
+		}
+		for k, v := range runChild(b, "open", childDirEnv+"="+dir, childTierEnv+"="+string(spec)) {
+			if strings.HasPrefix(k, "open") || k == "peak-rss-MiB" || k == "memberships" {
+				m["crash-"+k] = v
+			}
+		}
+		report(b, m)
+	}
+}
+
+// tierDir returns the directory of tier s: tierDirEnv's when it exists, else one built now.
+func tierDir(b *testing.B, s Scenario) string {
+	dir := os.Getenv(tierDirEnv)
+	if _, err := os.Stat(dir); dir == "" || err != nil {
+		if dir == "" {
+			dir = b.TempDir()
+		}
+		build(b, dir, s)
+	}
+	return dir
 }
 
 func benchTier(b *testing.B, s Scenario) {
@@ -207,6 +268,8 @@ func child(job string) int {
 		err = childOpen(m)
 	case "load":
 		err = childLoad(m)
+	case "crash":
+		err = childCrash(m)
 	default:
 		err = fmt.Errorf("unknown job %q", job)
 	}
@@ -284,6 +347,80 @@ func childOpen(m map[string]float64) error {
 	}
 	return nil
 }
+
+// childCrash is the first child of benchCrash: it prints its figures and kills itself while
+// writes go on, 500 writes after its first background snapshot; it returns only on an error.
+func childCrash(m map[string]float64) error {
+	ctx := context.Background()
+	var s Scenario
+	if err := json.Unmarshal([]byte(os.Getenv(childTierEnv)), &s); err != nil {
+		return err
+	}
+	written := make(chan slog.Record, 1)
+	st, err := store.Open(ctx, store.Options{Dir: os.Getenv(childDirEnv), NoSync: true, SnapshotRevisions: 1000,
+		Logger: slog.New(recordHandler(func(r slog.Record) {
+			if r.Message == "teamgate: membership snapshot written" {
+				select {
+				case written <- r:
+				default:
+				}
+			}
+		}))})
+	if err != nil {
+		return err
+	}
+	var writes atomic.Int64
+	failed := make(chan error, 2)
+	t0 := time.Now()
+	for w := range 2 {
+		go func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 9))
+			for {
+				_, err := st.Apply(ctx, store.PutTeamMember{Org: "org", Team: fmt.Sprintf("t%d", rng.IntN(s.Teams)),
+					User: fmt.Sprintf("u%d", rng.IntN(s.Users)), Role: store.TeamRoles()[rng.IntN(len(store.TeamRoles()))]})
+				if err != nil {
+					failed <- err
+					return
+				}
+				writes.Add(1)
+			}
+		}()
+	}
+	var r slog.Record
+	select {
+	case r = <-written:
+	case err := <-failed:
+		return err
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "took":
+			m["snapshot-s"] = a.Value.Duration().Seconds()
+		case "writes_held":
+			m["writes-held-ms"] = float64(a.Value.Duration().Microseconds()) / 1e3
+		case "revision":
+			m["snapshot-revision"] = float64(a.Value.Uint64())
+		}
+		return true
+	})
+	for n := writes.Load(); writes.Load() < n+500; {
+		time.Sleep(time.Millisecond)
+	}
+	m["revision"] = float64(st.Revision())
+	m["writes-per-s"] = float64(writes.Load()) / time.Since(t0).Seconds()
+	out, _ := json.Marshal(m)
+	fmt.Println(string(out))
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal is on its way
+}
+
+// recordHandler is a slog.Handler passing every record to f.
+type recordHandler func(slog.Record)
+
+func (recordHandler) Enabled(context.Context, slog.Level) bool        { return true }
+func (h recordHandler) Handle(_ context.Context, r slog.Record) error { h(r); return nil }
+func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h recordHandler) WithGroup(string) slog.Handler                 { return h }
 
 // latencies warms eng (the decision table's cells, the code) on one set of requests and reports
 // the p50 and p99 of uncached decisions on another.

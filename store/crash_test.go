@@ -42,6 +42,12 @@ func TestMain(m *testing.M) {
 		snapWriter(dir, at)
 		return
 	}
+	if dir := os.Getenv(bgWriterEnv); dir != "" {
+		at, _ := strconv.Atoi(os.Getenv(bgKillAtEnv))
+		seed, _ := strconv.Atoi(os.Getenv(bgSeedEnv))
+		bgWriter(dir, at, seed)
+		return
+	}
 	if dir := os.Getenv(batchWriterEnv); dir != "" {
 		at, _ := strconv.Atoi(os.Getenv(batchAtEnv))
 		batchWriter(dir, os.Getenv(batchStepEnv), at)

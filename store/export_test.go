@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/teamgate/teamgate"
 )
 
 // KeepEvents returns opts keeping the events of only the last n revisions, so the tests can
@@ -89,7 +92,7 @@ func DiskKeys(s *Store) (map[string]string, error) {
 // membership snapshot: the state in memory is not the records' any more, and an earlier version
 // of the store writes none).
 func PutRawRecord(s *Store, key string, val []byte) error {
-	s.rawWrites = true
+	s.rawWrites.Store(true)
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
 }
 
@@ -123,6 +126,19 @@ func WithSnapshotChunk(opts Options, size int) Options {
 	return opts
 }
 
+// WithBackgroundSnapshotSteps returns opts whose test hook (WithTestHooks) also runs after each
+// commit of a background snapshot, from the snapshot writer's goroutine: the hook must be safe
+// for concurrent use.
+func WithBackgroundSnapshotSteps(opts Options) Options {
+	h := testHooks{}
+	if opts.test != nil {
+		h = *opts.test
+	}
+	h.bgSteps = true
+	opts.test = &h
+	return opts
+}
+
 // IgnoreSnapshot returns opts with which Open reads the records even where the membership
 // snapshot is usable (Close still writes one).
 func IgnoreSnapshot(opts Options) Options {
@@ -137,17 +153,29 @@ func IgnoreSnapshot(opts Options) Options {
 
 // FromSnapshot reports whether Open installed the membership snapshot rather than reading the
 // member and team membership records.
-func FromSnapshot(s *Store) bool { return s.snapAt != 0 }
+func FromSnapshot(s *Store) bool { return s.fromSnap }
 
-// WriteSnapshot writes the membership snapshot of the current state, as Close does.
+// SnapshotRevision is the revision of the newest membership snapshot the store wrote or opened
+// from (0: none).
+func SnapshotRevision(s *Store) uint64 { return s.snapRev.Load() }
+
+// WriteSnapshot writes the membership snapshot of the current state, as the background writer
+// does: copied while leading the commit pipeline, written after.
 func WriteSnapshot(s *Store) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.writeSnapshot(s.st)
+	var c *snapCapture
+	s.enqueue(&queued{ctx: context.Background(), run: func() { c = s.capture() }})
+	if c == nil {
+		return teamgate.ErrClosed
+	}
+	return s.writeSnapshot(c, nil)
 }
 
+// OnSnapshotCapture makes every background snapshot report how long its copy of the state held
+// the commit pipeline. Set it before the first write.
+func OnSnapshotCapture(s *Store, f func(time.Duration)) { s.snapCost = f }
+
 // SkipSnapshotAtClose makes Close write no snapshot, as if the process had been killed.
-func SkipSnapshotAtClose(s *Store) { s.rawWrites = true }
+func SkipSnapshotAtClose(s *Store) { s.rawWrites.Store(true) }
 
 // EditSnapshot rewrites the stored snapshot: edit gets the head and the data (all chunks
 // together) and returns them changed; the data goes back in chunks of the old sizes (the last
@@ -169,7 +197,7 @@ func EditSnapshot(s *Store, fix bool, edit func(head, data []byte) ([]byte, []by
 			return err
 		}
 		for seq := range int(h.chunks) {
-			item, err := txn.Get([]byte(snapshotChunkKey(seq)))
+			item, err := txn.Get([]byte(snapshotChunkKey(h.ts, seq)))
 			if err != nil {
 				return err
 			}
@@ -195,7 +223,7 @@ func EditSnapshot(s *Store, fix bool, edit func(head, data []byte) ([]byte, []by
 			if seq == len(sizes)-1 || n > len(data) {
 				n = len(data)
 			}
-			if err := txn.Set([]byte(snapshotChunkKey(seq)), data[:n]); err != nil {
+			if err := txn.Set([]byte(snapshotChunkKey(h.ts, seq)), data[:n]); err != nil {
 				return err
 			}
 			data = data[n:]
@@ -224,7 +252,7 @@ func Stamps(s *Store) (map[string]uint64, []uint64) {
 func SetGrantExpiryIndex(s *Store, org, project, user string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rawWrites = true
+	s.rawWrites.Store(true)
 	o := s.st.orgs[org]
 	if at.IsZero() {
 		delete(o.grantExpiry[project], user)
@@ -241,7 +269,7 @@ func SetGrantExpiryIndex(s *Store, org, project, user string, at time.Time) {
 func SetMemberExpiryIndex(s *Store, org, team, user string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rawWrites = true
+	s.rawWrites.Store(true)
 	o := s.st.orgs[org]
 	key := [2]uint32{o.teams[team].id, o.members.ids[user]}
 	if at.IsZero() {

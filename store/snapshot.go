@@ -2,29 +2,38 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
 // The membership snapshot: the org member tables, the team memberships and the stamps, the bulk
-// of a large directory, written at Close and read by Open instead of the member, team
-// membership and stamp records when it is exactly as new as they are. The package doc ("Membership snapshot")
-// describes when it is used; this file is its encoding.
+// of a large directory, written in the background while the store runs and at Close, and read
+// by Open instead of the member, team membership and stamp records, with the records changed
+// after it. The package doc ("Membership snapshot") describes when it is used; this file is its
+// encoding, its capture and its delta.
 const (
 	prefixSnapshot     = "v1/snapshot/"
 	keySnapshotHead    = prefixSnapshot + "head"
-	prefixSnapshotData = prefixSnapshot + "data/" // + {seq:010d}
+	prefixSnapshotData = prefixSnapshot + "data/" // + {generation:020d}/{seq:010d}
 	snapshotMagic      = "teamgate membership snapshot"
-	snapshotVersion    = 1
+	snapshotVersion    = 2
 	snapshotChunkBytes = 4 << 20 // one Badger value each (values this size go to the value log)
 
 	stepSnapshot = "snapshot" // after each commit of a snapshot write (testHooks.at)
+
+	// Defaults of Options.SnapshotRevisions and Options.SnapshotInterval.
+	defaultSnapshotRevisions = 10_000
+	defaultSnapshotInterval  = 10 * time.Minute
 )
 
 var snapshotCRC = crc32.MakeTable(crc32.Castagnoli)
@@ -33,9 +42,12 @@ var snapshotCRC = crc32.MakeTable(crc32.Castagnoli)
 type snapshotHead struct {
 	version uint32
 	rev     uint64 // the revision whose records the snapshot equals
-	chunks  uint32
-	length  uint64 // bytes of data, all chunks together
-	crc     uint32 // CRC-32C of the data
+	// ts is Badger's read timestamp when the snapshot was taken: every write of a revision after
+	// rev has a later version. It also names the chunks (their generation).
+	ts     uint64
+	chunks uint32
+	length uint64 // bytes of data, all chunks together
+	crc    uint32 // CRC-32C of the data
 }
 
 func (h snapshotHead) encode() []byte {
@@ -43,6 +55,7 @@ func (h snapshotHead) encode() []byte {
 	b = append(b, snapshotMagic...)
 	b = binary.BigEndian.AppendUint32(b, h.version)
 	b = binary.BigEndian.AppendUint64(b, h.rev)
+	b = binary.BigEndian.AppendUint64(b, h.ts)
 	b = binary.BigEndian.AppendUint32(b, h.chunks)
 	b = binary.BigEndian.AppendUint64(b, h.length)
 	return binary.BigEndian.AppendUint32(b, h.crc)
@@ -61,17 +74,20 @@ func decodeSnapshotHead(b []byte) (snapshotHead, error) {
 	if h.version != snapshotVersion {
 		return snapshotHead{}, fmt.Errorf("format version %d, this store reads %d", h.version, snapshotVersion)
 	}
-	if len(b) != 4+8+4+8+4 {
+	if len(b) != 4+8+8+4+8+4 {
 		return snapshotHead{}, errors.New("malformed head")
 	}
 	h.rev = binary.BigEndian.Uint64(b[4:])
-	h.chunks = binary.BigEndian.Uint32(b[12:])
-	h.length = binary.BigEndian.Uint64(b[16:])
-	h.crc = binary.BigEndian.Uint32(b[24:])
+	h.ts = binary.BigEndian.Uint64(b[12:])
+	h.chunks = binary.BigEndian.Uint32(b[20:])
+	h.length = binary.BigEndian.Uint64(b[24:])
+	h.crc = binary.BigEndian.Uint32(b[32:])
 	return h, nil
 }
 
-func snapshotChunkKey(seq int) string { return fmt.Sprintf("%s%010d", prefixSnapshotData, seq) }
+func snapshotChunkKey(gen uint64, seq int) string {
+	return fmt.Sprintf("%s%020d/%010d", prefixSnapshotData, gen, seq)
+}
 
 // The data, in order (uvarint counts and lengths; str is a uvarint length and the bytes):
 //
@@ -81,7 +97,8 @@ func snapshotChunkKey(seq int) string { return fmt.Sprintf("%s%010d", prefixSnap
 //	  uvarint members n; uvarint bytes of all names; the names, concatenated; n uvarint name
 //	  lengths; n org role codes (a member's id is its place here)
 //	  uvarint teams, then per team: str name; uvarint k; k member ids (uint32, little endian);
-//	  k team role codes
+//	  k team role codes; uvarint e, then e times: uvarint place in the team's list, varint
+//	  expires_at (unix ns) of the memberships that expire
 //	the stamps (stamps.go): uvarint count n; uvarint bytes of all keys; the keys (String form),
 //	concatenated; n uvarint key lengths; n uvarint revisions
 
@@ -100,29 +117,102 @@ type orgSnapshot struct {
 }
 
 type teamSnapshot struct {
-	ids   []byte // k member ids, uint32 little endian
-	roles []byte // k team role codes
+	ids     []byte // k member ids, uint32 little endian
+	roles   []byte // k team role codes
+	expires map[uint32]int64
 }
 
-// writeSnapshot writes the snapshot of st, at revision st.rev, and of the stamps, in a fresh
-// set of Badger transactions: the old head is deleted first, then the data chunks are written,
-// stale chunks deleted, and the head written last, so a crash at any point leaves no head or a head whose
-// chunks are whole (and whose checksum says so). The head is the store's last write: Open uses
-// the snapshot only while it is (see readSnapshot).
-func (s *Store) writeSnapshot(st *state) error {
-	if err := s.writeChunked([]op{{key: keySnapshotHead}}, stepSnapshot); err != nil {
-		return err
+// snapCapture is what a snapshot is written from: a copy of the state's member tables at one
+// revision, taken while nothing writes (capture), and serialized afterwards while writes go on.
+type snapCapture struct {
+	rev    uint64
+	ts     uint64 // Badger's read timestamp: every write after rev has a later version
+	orgs   []orgCapture
+	stamps []capturedStamp
+}
+
+type orgCapture struct {
+	name      string
+	names     []string     // id → member ("" for a free id)
+	roles     []roleCode   // id → org role (0 for a free id)
+	teams     [][]teamRole // id → team memberships: the lists are never changed in place
+	teamNames []string     // team id → name ("" for a free id)
+	expiry    map[[2]uint32]int64
+}
+
+type capturedStamp struct {
+	key stampKey
+	rev uint64
+}
+
+// capture copies what the snapshot of the current state holds. It runs while no write is in
+// flight: at Close, or leading the commit pipeline (the writers queued wait for the copy). It
+// holds the read lock, which readers share, against Replica.ValidateEach, which validates
+// outside the pipeline. The member lists themselves are shared, not copied: a write replaces a
+// list, never changes it (setTeams).
+func (s *Store) capture() *snapCapture {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	txn := s.db.NewTransaction(false)
+	ts := txn.ReadTs() // every commit so far is at or below it
+	txn.Discard()
+	st := s.st
+	c := &snapCapture{rev: st.rev, ts: ts, orgs: make([]orgCapture, 0, len(st.orgs))}
+	for _, name := range sortedKeys(st.orgs) {
+		o := st.orgs[name]
+		oc := orgCapture{name: name, names: slices.Clone(o.members.names), roles: slices.Clone(o.members.roles),
+			teams: slices.Clone(o.members.teams), teamNames: make([]string, len(o.teamByID))}
+		for id, td := range o.teamByID {
+			if td != nil {
+				oc.teamNames[id] = td.team.Name
+			}
+		}
+		if len(o.memberExpiry) > 0 {
+			oc.expiry = maps.Clone(o.memberExpiry)
+		}
+		c.orgs = append(c.orgs, oc)
 	}
-	h := snapshotHead{version: snapshotVersion, rev: st.rev}
+	c.stamps = make([]capturedStamp, 0, len(s.stamps.cells))
+	for k, cell := range s.stamps.cells {
+		c.stamps = append(c.stamps, capturedStamp{k, cell.Load()})
+	}
+	return c
+}
+
+// errSnapshotStopped: Close stopped a background snapshot write (Close writes its own).
+var errSnapshotStopped = errors.New("store closing")
+
+// writeSnapshot writes the snapshot c in a fresh set of Badger transactions: the data chunks
+// first, under their own generation (c.ts), then the head, then it deletes the chunks of every
+// other generation. A crash at any point leaves the old head with its chunks whole, or the new
+// one with its chunks whole. A close of stop (nil: never) ends it before the head is written.
+// A capture no newer than the last snapshot written is not written.
+func (s *Store) writeSnapshot(c *snapCapture, stop <-chan struct{}) error {
+	// One at a time, each newer than the last: each removes every other generation's chunks.
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if c.rev <= s.snapRev.Load() {
+		return nil
+	}
+	h := snapshotHead{version: snapshotVersion, rev: c.rev, ts: c.ts}
+	step := stepSnapshot
+	if stop != nil && !s.bgSteps { // in the background: the tests' hooks expect one goroutine
+		step = ""
+	}
 	size := snapshotChunkBytes
 	if s.snapChunk > 0 {
 		size = s.snapChunk
 	}
 	var buf []byte
 	flush := func() error {
+		select {
+		case <-stop:
+			return errSnapshotStopped
+		default:
+		}
 		h.crc = crc32.Update(h.crc, snapshotCRC, buf)
 		h.length += uint64(len(buf))
-		err := s.writeChunked([]op{{snapshotChunkKey(int(h.chunks)), buf}}, stepSnapshot)
+		err := s.writeChunked([]op{{snapshotChunkKey(h.ts, int(h.chunks)), buf}}, step)
 		h.chunks++
 		buf = make([]byte, 0, size+64<<10)
 		return err
@@ -157,40 +247,37 @@ func (s *Store) writeSnapshot(st *state) error {
 			str(r)
 		}
 	}
-	orgs := sortedKeys(st.orgs)
-	buf = binary.AppendUvarint(buf, uint64(len(orgs)))
-	for _, name := range orgs {
-		o := st.orgs[name]
-		p := &o.members
-		str(name)
+	buf = binary.AppendUvarint(buf, uint64(len(c.orgs)))
+	for _, o := range c.orgs {
+		str(o.name)
 		// Ids are compacted: free ids are left out, the others keep their order.
-		ids := make([]uint32, len(p.names))
+		ids := make([]uint32, len(o.names))
 		n, size := uint32(0), 0
-		for id, r := range p.roles {
+		for id, r := range o.roles {
 			if r != 0 {
 				ids[id] = n
 				n++
-				size += len(p.names[id])
+				size += len(o.names[id])
 			}
 		}
 		buf = binary.AppendUvarint(buf, uint64(n))
 		buf = binary.AppendUvarint(buf, uint64(size))
-		for id, r := range p.roles {
+		for id, r := range o.roles {
 			if r != 0 {
-				if err := long([]byte(p.names[id])); err != nil {
+				if err := long([]byte(o.names[id])); err != nil {
 					return err
 				}
 			}
 		}
-		for id, r := range p.roles {
+		for id, r := range o.roles {
 			if r != 0 {
-				buf = binary.AppendUvarint(buf, uint64(len(p.names[id])))
+				buf = binary.AppendUvarint(buf, uint64(len(o.names[id])))
 				if err := grow(); err != nil {
 					return err
 				}
 			}
 		}
-		for _, r := range p.roles {
+		for _, r := range o.roles {
 			if r != 0 {
 				buf = append(buf, byte(r))
 				if err := grow(); err != nil {
@@ -198,16 +285,54 @@ func (s *Store) writeSnapshot(st *state) error {
 				}
 			}
 		}
-		teams := sortedKeys(o.teams)
+		// Each team's members, gathered from the members' lists: a count per team, then one
+		// array holding every team's (member id, role) pairs.
+		off := make([]int, len(o.teamNames)+1)
+		for id, list := range o.teams {
+			if o.roles[id] != 0 {
+				for _, tr := range list {
+					off[tr.team+1]++
+				}
+			}
+		}
+		for i := range o.teamNames {
+			off[i+1] += off[i]
+		}
+		type entry struct {
+			member uint32 // the member's compacted id
+			role   roleCode
+			exp    int64
+		}
+		all := make([]entry, off[len(o.teamNames)])
+		next := slices.Clone(off)
+		for id, list := range o.teams {
+			if o.roles[id] != 0 {
+				for _, tr := range list {
+					all[next[tr.team]] = entry{ids[id], tr.role, o.expiry[[2]uint32{tr.team, uint32(id)}]}
+					next[tr.team]++
+				}
+			}
+		}
+		teams := make([]int, 0, len(o.teamNames))
+		for id, tn := range o.teamNames {
+			if tn != "" {
+				teams = append(teams, id)
+			}
+		}
+		slices.SortFunc(teams, func(a, b int) int { return strings.Compare(o.teamNames[a], o.teamNames[b]) })
 		buf = binary.AppendUvarint(buf, uint64(len(teams)))
-		for _, tn := range teams {
-			td := o.teams[tn]
-			str(tn)
-			buf = binary.AppendUvarint(buf, uint64(len(td.members)))
-			roles := make([]byte, 0, len(td.members))
-			for id, r := range td.members {
-				buf = binary.LittleEndian.AppendUint32(buf, ids[id])
-				roles = append(roles, byte(r))
+		for _, tid := range teams {
+			members := all[off[tid]:off[tid+1]]
+			str(o.teamNames[tid])
+			buf = binary.AppendUvarint(buf, uint64(len(members)))
+			roles := make([]byte, 0, len(members))
+			expiring := 0
+			for _, e := range members {
+				buf = binary.LittleEndian.AppendUint32(buf, e.member)
+				roles = append(roles, byte(e.role))
+				if e.exp != 0 {
+					expiring++
+				}
 				if err := grow(); err != nil {
 					return err
 				}
@@ -215,16 +340,24 @@ func (s *Store) writeSnapshot(st *state) error {
 			if err := long(roles); err != nil {
 				return err
 			}
+			buf = binary.AppendUvarint(buf, uint64(expiring))
+			for i, e := range members {
+				if e.exp != 0 {
+					buf = binary.AppendUvarint(buf, uint64(i))
+					buf = binary.AppendVarint(buf, e.exp)
+					if err := grow(); err != nil {
+						return err
+					}
+				}
+			}
 		}
 	}
 	// The stamps: keys concatenated, then their lengths, then their revisions.
-	keys := make([]string, 0, len(s.stamps.cells))
-	revs := make([]uint64, 0, len(s.stamps.cells))
+	keys := make([]string, len(c.stamps))
 	size = 0
-	for k, c := range s.stamps.cells {
-		keys = append(keys, k.String())
-		revs = append(revs, c.Load())
-		size += len(keys[len(keys)-1])
+	for i, st := range c.stamps {
+		keys[i] = st.key.String()
+		size += len(keys[i])
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(keys)))
 	buf = binary.AppendUvarint(buf, uint64(size))
@@ -239,8 +372,8 @@ func (s *Store) writeSnapshot(st *state) error {
 			return err
 		}
 	}
-	for _, r := range revs {
-		buf = binary.AppendUvarint(buf, r)
+	for _, st := range c.stamps {
+		buf = binary.AppendUvarint(buf, st.rev)
 		if err := grow(); err != nil {
 			return err
 		}
@@ -248,59 +381,65 @@ func (s *Store) writeSnapshot(st *state) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	// Chunks of an older, longer snapshot.
+	if err := s.writeChunked([]op{{keySnapshotHead, h.encode()}}, step); err != nil {
+		return err
+	}
+	s.snapRev.Store(c.rev)
+	// The chunks of every other generation: older snapshots', and any a crash or a Close
+	// left half written.
 	var stale []op
+	own := fmt.Sprintf("%s%020d/", prefixSnapshotData, h.ts)
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSnapshotData)})
 		defer it.Close()
-		for it.Seek([]byte(snapshotChunkKey(int(h.chunks)))); it.Valid(); it.Next() {
-			stale = append(stale, op{key: string(it.Item().Key())})
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := string(it.Item().Key()); !strings.HasPrefix(k, own) {
+				stale = append(stale, op{key: k})
+			}
 		}
 		return nil
 	})
 	if err == nil {
-		err = s.writeChunked(stale, stepSnapshot)
-	}
-	if err == nil {
-		err = s.writeChunked([]op{{keySnapshotHead, h.encode()}}, stepSnapshot)
+		err = s.writeChunked(stale, step)
 	}
 	return err
 }
 
-// errSnapshotStale: the snapshot is older than the records (not an error in it).
+// errSnapshotStale: the snapshot cannot be brought up to the records (not an error in it).
 var errSnapshotStale = errors.New("stale")
 
 // readSnapshot returns the snapshot Open may use instead of the member, team membership and
-// stamp records at revision rev, or nil and why not (nil, nil when there is none). It is used only
-// when its head is the last thing written to Badger (nothing, not even a write this store did
-// not make, came after it), it names revision rev, its format is this version's and its data is
-// whole (length and checksum). It sets s.snapAt when it returns a snapshot.
-func (s *Store) readSnapshot(txn *badger.Txn, rev uint64) (*memberSnapshot, error) {
+// stamp records at revision rev, with the records changed after it, or nil and why not (nil,
+// nil, nil when there is none). The snapshot must not be ahead of the records, its format must
+// be this version's and its data whole (length and checksum); readDelta says whether what
+// changed after it is known.
+func (s *Store) readSnapshot(txn *badger.Txn, rev uint64) (*memberSnapshot, *snapDelta, error) {
 	item, err := txn.Get([]byte(keySnapshotHead))
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
-		return nil, nil
+		return nil, nil, nil
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	}
 	var h snapshotHead
 	if err := item.Value(func(v []byte) error { h, err = decodeSnapshotHead(v); return err }); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if h.rev != rev {
-		return nil, fmt.Errorf("%w: snapshot of revision %d, records at %d", errSnapshotStale, h.rev, rev)
+	if h.rev > rev {
+		return nil, nil, fmt.Errorf("snapshot of revision %d, ahead of the records at %d", h.rev, rev)
 	}
-	if v, last := item.Version(), s.db.MaxVersion(); v != last {
-		return nil, fmt.Errorf("%w: written to after the snapshot (version %d, last %d)", errSnapshotStale, v, last)
+	delta, err := s.readDelta(txn, h, rev)
+	if err != nil {
+		return nil, nil, err
 	}
 	if h.length > 1<<40 {
-		return nil, fmt.Errorf("implausible length %d", h.length)
+		return nil, nil, fmt.Errorf("implausible length %d", h.length)
 	}
 	data := make([]byte, 0, h.length)
 	for seq := range int(h.chunks) {
-		item, err := txn.Get([]byte(snapshotChunkKey(seq)))
+		item, err := txn.Get([]byte(snapshotChunkKey(h.ts, seq)))
 		if err != nil {
-			return nil, fmt.Errorf("chunk %d: %w", seq, err)
+			return nil, nil, fmt.Errorf("chunk %d: %w", seq, err)
 		}
 		if err := item.Value(func(v []byte) error {
 			if uint64(len(data)+len(v)) > h.length {
@@ -309,21 +448,150 @@ func (s *Store) readSnapshot(txn *badger.Txn, rev uint64) (*memberSnapshot, erro
 			data = append(data, v...)
 			return nil
 		}); err != nil {
-			return nil, fmt.Errorf("chunk %d: %w", seq, err)
+			return nil, nil, fmt.Errorf("chunk %d: %w", seq, err)
 		}
 	}
 	if uint64(len(data)) != h.length {
-		return nil, fmt.Errorf("%d bytes of %d", len(data), h.length)
+		return nil, nil, fmt.Errorf("%d bytes of %d", len(data), h.length)
 	}
 	if crc32.Checksum(data, snapshotCRC) != h.crc {
-		return nil, errors.New("checksum mismatch")
+		return nil, nil, errors.New("checksum mismatch")
 	}
 	snap, err := decodeSnapshot(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.snapAt = item.Version()
-	return snap, nil
+	return snap, delta, nil
+}
+
+// snapDelta is what the records changed after a snapshot: every member and team membership
+// record written since (nil value: deleted), the org and team records written since, and every
+// stamp that may have been (its stored revision, absent when it has none).
+type snapDelta struct {
+	rev      uint64            // the snapshot's revision
+	records  map[string][]byte // member and team membership keys → value, nil when deleted
+	changed  map[string]bool   // org and team record keys written after the snapshot
+	stamps   map[string]uint64 // stamp key (String form) → stored revision; absent: not stored
+	unstored map[string]bool   // stamp keys the events name that have no record
+}
+
+// readDelta finds what changed after the snapshot with head h, the records being at rev. Every
+// write after the snapshot is a batch whose event lists the record keys it wrote and the
+// projects it affected, from which the stamps it bumped follow (stampsOf): the events of the
+// revisions after h.rev name every record and stamp to read again. It fails (errSnapshotStale)
+// when an event is no longer kept or does not list everything (Truncated), and when a member,
+// team membership or stamp record was written after the snapshot (a Badger version after h.ts)
+// that no event names: something wrote Badger behind the store's back.
+func (s *Store) readDelta(txn *badger.Txn, h snapshotHead, rev uint64) (*snapDelta, error) {
+	d := &snapDelta{rev: h.rev, records: map[string][]byte{}, changed: map[string]bool{}, stamps: map[string]uint64{}, unstored: map[string]bool{}}
+	stampSet := map[string]struct{}{}
+	for r := h.rev + 1; r <= rev; r++ {
+		item, err := txn.Get([]byte(eventKey(r)))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, fmt.Errorf("%w: snapshot of revision %d, records at %d, and the event of revision %d is not kept", errSnapshotStale, h.rev, rev, r)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var ev struct {
+			Keys      []string `json:"keys"`
+			Projects  []string `json:"projects"`
+			Truncated bool     `json:"truncated"`
+		}
+		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &ev) }); err != nil {
+			return nil, fmt.Errorf("event of revision %d: %w", r, err)
+		}
+		if ev.Truncated {
+			return nil, fmt.Errorf("%w: snapshot of revision %d, records at %d, and the event of revision %d does not list all it wrote", errSnapshotStale, h.rev, rev, r)
+		}
+		for _, k := range ev.Keys {
+			kind, _, _ := strings.Cut(strings.TrimPrefix(k, prefixRecords), "/")
+			switch kind {
+			case "member", "tmember":
+				d.records[k] = nil
+			case "org", "team":
+				d.changed[k] = true
+			}
+			for _, sk := range stampsOf(k) {
+				stampSet[sk.String()] = struct{}{}
+			}
+		}
+		for _, p := range ev.Projects {
+			org, project, _ := strings.Cut(p, "/")
+			stampSet[stampKey{'p', org, project}.String()] = struct{}{}
+			stampSet[stampKey{'x', org, ""}.String()] = struct{}{}
+		}
+	}
+	// Everything written after the snapshot must be named by an event; what is, is read here.
+	seen := map[string]bool{}
+	for _, prefix := range []string{prefixRecords + "member/", prefixRecords + "tmember/", prefixStamp} {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), SinceTs: h.ts})
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := string(item.Key())
+			if prefix == prefixStamp {
+				if _, ok := stampSet[k[len(prefixStamp):]]; !ok {
+					it.Close()
+					return nil, fmt.Errorf("%w: %s was written after the snapshot and no event names it", errSnapshotStale, k)
+				}
+			} else if _, ok := d.records[k]; !ok {
+				it.Close()
+				return nil, fmt.Errorf("%w: %s was written after the snapshot and no event names it", errSnapshotStale, k)
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return nil, err
+			}
+			seen[k] = true
+			if prefix == prefixStamp {
+				if len(v) != 8 {
+					it.Close()
+					return nil, fmt.Errorf("stamp %s: %d bytes", k, len(v))
+				}
+				d.stamps[k[len(prefixStamp):]] = binary.BigEndian.Uint64(v)
+			} else {
+				d.records[k] = v
+			}
+		}
+		it.Close()
+	}
+	get := func(key string) ([]byte, error) {
+		item, err := txn.Get([]byte(key))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return item.ValueCopy(nil)
+	}
+	for k := range d.records {
+		if !seen[k] {
+			v, err := get(k)
+			if err != nil {
+				return nil, err
+			}
+			d.records[k] = v
+		}
+	}
+	for sk := range stampSet {
+		k := prefixStamp + sk
+		if seen[k] {
+			continue
+		}
+		switch v, err := get(k); {
+		case err != nil:
+			return nil, err
+		case v == nil:
+			d.unstored[sk] = true
+		case len(v) != 8:
+			return nil, fmt.Errorf("stamp %s: %d bytes", k, len(v))
+		default:
+			d.stamps[sk] = binary.BigEndian.Uint64(v)
+		}
+	}
+	return d, nil
 }
 
 // snapReader reads the snapshot's data, remembering the first error.
@@ -343,6 +611,16 @@ func (r *snapReader) uvarint(limit uint64) uint64 {
 	v, w := binary.Uvarint(r.b)
 	if w <= 0 || v > limit {
 		r.fail("bad count")
+		return 0
+	}
+	r.b = r.b[w:]
+	return v
+}
+
+func (r *snapReader) varint() int64 {
+	v, w := binary.Varint(r.b)
+	if w <= 0 {
+		r.fail("bad number")
 		return 0
 	}
 	r.b = r.b[w:]
@@ -419,6 +697,17 @@ func decodeSnapshot(data []byte) (*memberSnapshot, error) {
 					break
 				}
 			}
+			if e := r.uvarint(k); e > 0 {
+				ts.expires = make(map[uint32]int64, e)
+				for range e {
+					i := r.uvarint(k - 1)
+					exp := r.varint()
+					if _, dup := ts.expires[uint32(i)]; (dup || exp <= 0) && r.err == nil {
+						r.fail("bad expiry")
+					}
+					ts.expires[uint32(i)] = exp
+				}
+			}
 			if _, dup := og.teams[tn]; dup && r.err == nil {
 				r.fail("team listed twice")
 			}
@@ -454,29 +743,69 @@ func decodeSnapshot(data []byte) (*memberSnapshot, error) {
 }
 
 // install puts the snapshot's members and team memberships into st, which holds the orgs and
-// teams the records give and no member yet. It fails, changing st partly (the caller then loads
-// from the records alone), when the snapshot does not name exactly st's orgs and teams or lists
-// a member twice.
-func (snap *memberSnapshot) install(st *state, workers int) error {
-	if len(snap.orgs) != len(st.orgs) {
-		return fmt.Errorf("snapshot holds %d orgs, the records %d", len(snap.orgs), len(st.orgs))
+// teams the records give and no member yet, then the records d says changed after it. It fails,
+// changing st partly (the caller then loads from the records alone), when the snapshot and the
+// records disagree in a way the changes after it do not explain: an org or team only one of
+// them holds that was not written since (and, when the snapshot holds it, whose memberships
+// were not all deleted since), a member listed twice, or a changed record that does not apply.
+func (snap *memberSnapshot) install(st *state, workers int, d *snapDelta) error {
+	deleted := func(key string) bool { v, ok := d.records[key]; return ok && v == nil }
+	// teamGone checks that every membership of a team the records lack was deleted.
+	teamGone := func(org, team string, og *orgSnapshot, ts teamSnapshot) error {
+		if !d.changed[keyTeam(org, team)] {
+			return fmt.Errorf("org %s: snapshot names team %s, which the records lack", org, team)
+		}
+		for j := 0; j < len(ts.ids); j += 4 {
+			if u := og.names[binary.LittleEndian.Uint32(ts.ids[j:])]; !deleted(keyTeamMember(org, team, u)) {
+				return fmt.Errorf("org %s: team %s is gone but its member %s was not deleted", org, team, u)
+			}
+		}
+		return nil
+	}
+	for name, og := range snap.orgs {
+		if _, ok := st.orgs[name]; ok {
+			continue
+		}
+		if !d.changed[keyOrg(name)] {
+			return fmt.Errorf("snapshot names org %s, which the records lack", name)
+		}
+		for tn, ts := range og.teams {
+			if err := teamGone(name, tn, og, ts); err != nil {
+				return err
+			}
+		}
+		for _, u := range og.names {
+			if !deleted(keyMember(name, u)) {
+				return fmt.Errorf("org %s is gone but its member %s was not deleted", name, u)
+			}
+		}
 	}
 	for name, o := range st.orgs {
 		og, ok := snap.orgs[name]
 		if !ok {
-			return fmt.Errorf("snapshot lacks org %s", name)
-		}
-		if len(og.teams) != len(o.teams) {
-			return fmt.Errorf("org %s: snapshot holds %d teams, the records %d", name, len(og.teams), len(o.teams))
+			if !d.changed[keyOrg(name)] {
+				return fmt.Errorf("snapshot lacks org %s", name)
+			}
+			og = &orgSnapshot{}
 		}
 		tds := make([]*teamData, 0, len(og.teams))
 		tss := make([]teamSnapshot, 0, len(og.teams))
 		for tn, ts := range og.teams {
 			td, ok := o.teams[tn]
 			if !ok {
-				return fmt.Errorf("org %s: snapshot names missing team %s", name, tn)
+				if err := teamGone(name, tn, og, ts); err != nil {
+					return err
+				}
+				continue
 			}
 			tds, tss = append(tds, td), append(tss, ts)
+		}
+		if len(tds) != len(o.teams) {
+			for tn := range o.teams {
+				if _, ok := og.teams[tn]; !ok && !d.changed[keyTeam(name, tn)] {
+					return fmt.Errorf("org %s: snapshot lacks team %s", name, tn)
+				}
+			}
 		}
 		n := len(og.names)
 		p := &o.members
@@ -523,6 +852,9 @@ func (snap *memberSnapshot) install(st *state, workers int) error {
 				all[next[id]] = teamRole{tds[i].id, roleCode(c)}
 				next[id]++
 			}
+			for j, exp := range ts.expires {
+				o.memberExpiry[[2]uint32{tds[i].id, binary.LittleEndian.Uint32(ts.ids[4*j:])}] = exp
+			}
 		}
 		for id := range n {
 			if a, b := off[id], off[id+1]; b > a {
@@ -534,12 +866,66 @@ func (snap *memberSnapshot) install(st *state, workers int) error {
 			return err
 		}
 	}
+	return d.apply(newTxn(st, true))
+}
+
+// apply writes the records changed after the snapshot into the state the snapshot gave, through
+// the same validation as a load from the records: deletions first (team memberships, then
+// members, who must be in no team by then), then members, then team memberships. A deletion
+// of what the state does not hold (an org or team gone since, a record written and deleted
+// since) has nothing to do.
+func (d *snapDelta) apply(t *txn) error {
+	keys := sortedKeys(d.records)
+	parts := func(key string) []string { return strings.Split(strings.TrimPrefix(key, prefixRecords), "/") }
+	for _, kind := range []string{"tmember", "member"} {
+		for _, k := range keys {
+			p := parts(k)
+			if d.records[k] != nil || p[0] != kind {
+				continue
+			}
+			o := t.st.orgs[p[1]]
+			if o == nil {
+				continue
+			}
+			if kind == "member" {
+				id, ok := o.members.ids[p[2]]
+				switch {
+				case !ok:
+				case len(o.members.teams[id]) > 0:
+					return fmt.Errorf("record %s was deleted after the snapshot but the member is still in a team", k)
+				default:
+					t.delMember(o, p[2])
+				}
+				continue
+			}
+			if td := o.teams[p[2]]; td != nil && o.teamRole(td, p[3]) != 0 {
+				if err := (DeleteTeamMember{Org: p[1], Team: p[2], User: p[3]}).apply(t); err != nil {
+					return fmt.Errorf("record %s deleted after the snapshot: %w", k, err)
+				}
+			}
+		}
+	}
+	for _, kind := range []string{"member", "tmember"} {
+		for _, k := range keys {
+			v := d.records[k]
+			if v == nil || parts(k)[0] != kind {
+				continue
+			}
+			c, err := decodeRecord(k, v)
+			if err == nil {
+				err = c.apply(t)
+			}
+			if err != nil {
+				return fmt.Errorf("store: load record %s: %w", k, err)
+			}
+		}
+	}
 	return nil
 }
 
-// installStamps loads the snapshot's stamps into ss, which holds none yet: one map sized once,
-// the cells in one array (cells are never removed).
-func (snap *memberSnapshot) installStamps(ss *stamps) error {
+// installStamps loads the snapshot's stamps into ss, which holds none yet (one map sized once,
+// the cells in one array: cells are never removed), then the stamps stored after it.
+func (snap *memberSnapshot) installStamps(ss *stamps, d *snapDelta) error {
 	ss.cells = make(map[stampKey]*atomic.Uint64, len(snap.stampKeys))
 	cells := make([]atomic.Uint64, len(snap.stampKeys))
 	for i, key := range snap.stampKeys {
@@ -553,6 +939,14 @@ func (snap *memberSnapshot) installStamps(ss *stamps) error {
 	}
 	if len(ss.cells) != len(snap.stampKeys) {
 		return errors.New("snapshot: a stamp is listed twice")
+	}
+	for key, rev := range d.stamps {
+		ss.load(key, rev)
+	}
+	for key := range d.unstored {
+		if k, ok := parseStampKey(key); ok && ss.cells[k] != nil {
+			return fmt.Errorf("snapshot: stamp %s is not stored any more", truncate(key))
+		}
 	}
 	return nil
 }

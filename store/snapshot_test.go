@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -189,10 +190,11 @@ func (l *logged) opts(o store.Options) store.Options {
 	return o
 }
 
-// TestSnapshotIgnoredUnlessCurrentAndWhole: a snapshot that is older than the records, that
-// something was written after, that is corrupt, truncated, of another format version, or that
-// disagrees with the other records is not used: Open reads the records and gives exactly what
-// they hold.
+// TestSnapshotIgnoredUnlessCurrentAndWhole: a snapshot that cannot be brought up to the
+// records (an event after it trimmed, or too large to list its keys; a record written after it
+// that no event names), that is ahead of them, corrupt, truncated, of another format version,
+// or that disagrees with the other records is not used: Open reads the records and gives
+// exactly what they hold.
 func TestSnapshotIgnoredUnlessCurrentAndWhole(t *testing.T) {
 	t.Parallel()
 	flip := func(at func(data []byte) int) func(h, d []byte) ([]byte, []byte) {
@@ -209,15 +211,31 @@ func TestSnapshotIgnoredUnlessCurrentAndWhole(t *testing.T) {
 		spoil func(t *testing.T, s *store.Store)
 		log   string
 	}{
-		{"older than the records", func(t *testing.T, s *store.Store) {
+		{"older than the events kept", func(t *testing.T, s *store.Store) {
 			require.NoError(t, store.WriteSnapshot(s))
-			_, err := s.Apply(t.Context(), store.PutMember{Org: "o", User: "newbie", Role: "member"})
+			for _, u := range []string{"newbie", "other"} { // the store keeps one event
+				_, err := s.Apply(t.Context(), store.PutMember{Org: "o", User: u, Role: "member"})
+				require.NoError(t, err)
+			}
+		}, "snapshot of revision 1, records at 3, and the event of revision 2 is not kept"},
+		{"followed by an event too large to list its keys", func(t *testing.T, s *store.Store) {
+			require.NoError(t, store.WriteSnapshot(s))
+			batch := make([]store.Change, store.MaxEventEntries+1)
+			for i := range batch {
+				batch[i] = store.PutMember{Org: "o", User: fmt.Sprint("u", i), Role: "member"}
+			}
+			_, err := s.Apply(t.Context(), batch...)
 			require.NoError(t, err)
-		}, "snapshot of revision 1, records at 2"},
-		{"written to after it", func(t *testing.T, s *store.Store) {
+		}, "the event of revision 2 does not list all it wrote"},
+		{"a record written after it behind the store's back", func(t *testing.T, s *store.Store) {
 			require.NoError(t, store.WriteSnapshot(s))
-			s.CachePut("x", []byte("y")) // committed by Close at the latest
-		}, "written to after the snapshot"},
+			require.NoError(t, store.PutRawRecord(s, "v1/member/o/ann", []byte("owner"))) // what the store holds
+		}, "v1/member/o/ann was written after the snapshot and no event names it"},
+		{"a stamp written after it behind the store's back", func(t *testing.T, s *store.Store) {
+			require.NoError(t, store.WriteSnapshot(s))
+			stamps, _ := store.Stamps(s)
+			require.NoError(t, store.PutRawRecord(s, "v1/stamp/m/o/ann", binary.BigEndian.AppendUint64(nil, stamps["m/o/ann"])))
+		}, "v1/stamp/m/o/ann was written after the snapshot and no event names it"},
 		{"a data byte flipped", func(t *testing.T, s *store.Store) {
 			require.NoError(t, store.WriteSnapshot(s))
 			require.NoError(t, store.EditSnapshot(s, false, flip(func(d []byte) int { return len(d) / 2 })))
@@ -234,7 +252,7 @@ func TestSnapshotIgnoredUnlessCurrentAndWhole(t *testing.T) {
 			require.NoError(t, store.WriteSnapshot(s))
 			require.NoError(t, store.EditSnapshot(s, false, func(h, d []byte) ([]byte, []byte) {
 				h = bytes.Clone(h)
-				h[len(h)-25] = 9 // the low byte of the version
+				h[len(h)-33] = 9 // the low byte of the version
 				return h, d
 			}))
 		}, "format version"},
@@ -242,10 +260,10 @@ func TestSnapshotIgnoredUnlessCurrentAndWhole(t *testing.T) {
 			require.NoError(t, store.WriteSnapshot(s))
 			require.NoError(t, store.EditSnapshot(s, false, func(h, d []byte) ([]byte, []byte) {
 				h = bytes.Clone(h)
-				h[len(h)-17]++ // the low byte of the revision
+				h[len(h)-25]++ // the low byte of the revision
 				return h, d
 			}))
-		}, "snapshot of revision 2, records at 1"},
+		}, "snapshot of revision 2, ahead of the records at 1"},
 		{"a team the records lack, checksum matching", func(t *testing.T, s *store.Store) {
 			require.NoError(t, store.WriteSnapshot(s))
 			require.NoError(t, store.EditSnapshot(s, true, flip(func(d []byte) int { return bytes.Index(d, []byte("\x03red")) + 1 })))
@@ -262,7 +280,11 @@ func TestSnapshotIgnoredUnlessCurrentAndWhole(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			s := openDir(t, dir)
+			// One event kept; no background snapshot, which would replace the spoilt one.
+			s := openDir(t, dir, func(o store.Options) store.Options {
+				o.SnapshotRevisions, o.SnapshotInterval = -1, -1
+				return store.KeepEvents(o, 1)
+			})
 			_, err := s.Load(t.Context(), bytes.NewReader([]byte(spoilFile)))
 			require.NoError(t, err)
 			tc.spoil(t, s)
@@ -369,10 +391,10 @@ func snapWriter(dir string, at int) {
 	fmt.Println("closed")
 }
 
-// TestSnapshotWriteKilled kills a process at every step of writing its snapshot at Close
-// (deleting the old head, each chunk, removing stale chunks, the new head), over the snapshot of
-// the revision before: the store reopens at the last revision with exactly its records' state,
-// from the new snapshot only once its head is written, never from the old one.
+// TestSnapshotWriteKilled kills a process at every step of writing its snapshot at Close (each
+// chunk, the new head, removing the old chunks), over the snapshot of the revision before: the
+// store reopens at the last revision with exactly its records' state, from the old snapshot and
+// the records changed after it until the new head is written, from the new one after.
 func TestSnapshotWriteKilled(t *testing.T) {
 	t.Parallel()
 	wantSeen := func() map[string]any {
@@ -384,7 +406,7 @@ func TestSnapshotWriteKilled(t *testing.T) {
 		defer s.Close()
 		return seen(t, s)
 	}()
-	var used []bool // per step killed at: whether the reopened store used the snapshot
+	var used []uint64 // per step killed at: the revision of the snapshot the reopened store used
 	for at := 1; ; at++ {
 		dir := t.TempDir()
 		s := openDir(t, dir)
@@ -410,18 +432,24 @@ func TestSnapshotWriteKilled(t *testing.T) {
 		require.Equal(t, uint64(2), s.Revision(), "step %d", at)
 		require.NoError(t, s.Check(), "step %d", at)
 		require.Equal(t, wantSeen, seen(t, s), "step %d", at)
-		used = append(used, store.FromSnapshot(s))
+		require.True(t, store.FromSnapshot(s), "step %d", at)
+		used = append(used, store.SnapshotRevision(s))
 		require.NoError(t, s.Close())
 		if closed {
 			break
 		}
 	}
-	// Steps: the old head deleted, the chunks, the new head; then a run that is not killed.
-	steps := len(used) - 1
-	require.Greater(t, steps, 3, "the snapshot spans chunks")
-	want := make([]bool, steps+1)
-	want[steps-1], want[steps] = true, true // killed after the head's write, and not killed
-	require.Equal(t, want, used, "the new snapshot is used once its head is written; the old one never")
+	// Steps: the chunks, the new head, the old chunks' removal; then a run that is not killed.
+	chunks := len(used) - 3
+	require.Greater(t, chunks, 2, "the snapshot spans chunks")
+	want := make([]uint64, len(used))
+	for i := range want {
+		want[i] = 1
+		if i >= chunks {
+			want[i] = 2
+		}
+	}
+	require.Equal(t, want, used, "the old snapshot, with the change after it, is used until the new head is written")
 }
 
 // TestCloseRightAfterCacheWrites: CachePut commits in the background; Close, which then reads

@@ -46,6 +46,17 @@ type Options struct {
 	// unregisters them, so the store can be reopened on the same registry.
 	Registerer prometheus.Registerer
 
+	// SnapshotRevisions: an on-disk store writes its membership snapshot in the background
+	// once this many revisions were committed after the last one (see "Membership snapshot" in
+	// the package doc), so that Open after a crash reads only the records changed since. Default
+	// 10,000; negative: never by count. More than the events kept (100,000) is ErrInvalid:
+	// Open brings a snapshot up to date from the events after it.
+	SnapshotRevisions int
+	// SnapshotInterval: an on-disk store also writes the snapshot in the background this long
+	// after the last one when anything was committed since. Default 10m; negative: never by
+	// time. In-memory stores write none.
+	SnapshotInterval time.Duration
+
 	eventsKept uint64     // events kept for Watch; 0 = maxEventsKept (tests make it small)
 	test       *testHooks // this package's tests only
 }
@@ -143,19 +154,31 @@ type Store struct {
 	hook       func(step string) error // tests only: runs after each commit of a staged batch
 	commitHook func(batches int)       // tests only: runs before each group's Badger commit
 	snapChunk  int                     // tests only: the snapshot's chunk size when > 0
+	bgSteps    bool                    // tests only: hook runs for background snapshot steps too
 	snapshots  bool                    // Open may read the membership snapshot (on disk; tests can say no)
 
-	// snapAt is the Badger version of the membership snapshot's head when Open used it (0
-	// otherwise): while it is still the last write, Close need not write the snapshot again.
-	snapAt uint64
+	// snapRev is the revision of the newest membership snapshot on disk that Open may use (0:
+	// none); fromSnap: Open installed one. snapDue wakes the background snapshot writer
+	// (snapshotLoop) when snapEvery revisions passed since snapRev (0: never by count), or
+	// when an event too large to list its keys was committed (snapNow, set by the leading
+	// writer), since Open cannot bring a snapshot past it.
+	snapRev   atomic.Uint64
+	snapMu    sync.Mutex // held while a snapshot is written: one writer at a time
+	fromSnap  bool
+	snapDue   chan struct{}
+	snapEvery uint64
+	snapNow   bool
+	// snapCost, when set (tests and benchmarks), receives how long each background capture
+	// held the commit pipeline.
+	snapCost func(time.Duration)
 	// rawWrites: this package's tests wrote records behind the store's back (PutRawRecord), so
 	// its state is not the records' and Close writes no snapshot.
-	rawWrites bool
+	rawWrites atomic.Bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines: value-log GC, watchers
 	// cacheWrites are CachePut commits Badger has not finished: Close waits for them before it
-	// reads Badger's versions (snapshotDue), which Badger's write goroutine updates unlocked.
+	// writes the snapshot and closes Badger.
 	cacheWrites sync.WaitGroup
 }
 
@@ -178,6 +201,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.SnapshotRevisions > maxEventsKept {
+		return nil, teamgate.Invalid("store option SnapshotRevisions", strconv.Itoa(opts.SnapshotRevisions),
+			"must be at most "+strconv.Itoa(maxEventsKept)+", the events kept: Open brings a snapshot up to date from the events after it")
+	}
 	bo := badger.DefaultOptions(opts.Dir).WithLogger(badgerlog.Logger{L: log}).WithLoggingLevel(badger.WARNING)
 	if opts.Dir == "" {
 		bo = bo.WithInMemory(true)
@@ -186,11 +213,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	var hook func(string) error
 	var commitHook func(int)
-	snapChunk, snapshots := 0, opts.Dir != ""
+	snapChunk, snapshots, bgSteps := 0, opts.Dir != "", false
 	if opts.test != nil {
 		bo = opts.test.badger(bo)
 		hook, commitHook, snapChunk = opts.test.at, opts.test.commit, opts.test.snapChunk
 		snapshots = snapshots && !opts.test.noSnapshot
+		bgSteps = opts.test.bgSteps
 	}
 	db, err := badger.Open(bo)
 	// A kill between creating a Badger log file (.mem or .vlog) and its first write leaves it
@@ -203,7 +231,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook, commitHook: commitHook, snapChunk: snapChunk, snapshots: snapshots}
+	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook, commitHook: commitHook, snapChunk: snapChunk, snapshots: snapshots, bgSteps: bgSteps}
 	if s.eventsKept == 0 {
 		s.eventsKept = maxEventsKept
 	}
@@ -233,6 +261,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		s.wg.Add(1)
 		go s.gcLoop(every)
+		s.startSnapshots(opts.SnapshotRevisions, opts.SnapshotInterval)
 	}
 	return s, nil
 }
@@ -254,31 +283,103 @@ func (s *Store) Close() error {
 	close(s.stop)
 	close(s.changed)
 	s.mu.Unlock()
-	s.wg.Wait()
+	s.wg.Wait() // the background snapshot writer included: a write it had begun is stopped
 	s.cacheWrites.Wait()
 	s.metrics.unregister()
 	if s.snapshotDue() {
 		// Nothing writes any more: st is the records' state at st.rev.
-		if err := s.writeSnapshot(s.st); err != nil {
+		if err := s.writeSnapshot(s.capture(), nil); err != nil {
 			s.log.Warn("teamgate: writing the membership snapshot failed; the next Open reads the records", "error", err)
 		}
 	}
 	return s.db.Close()
 }
 
-// snapshotDue reports whether Close writes the membership snapshot: on disk, with something in
-// it, every batch fully written to its keys, and not when Open read a snapshot that is still the
-// last thing written.
+// snapshotDue reports whether a membership snapshot of the current state is to be written: on
+// disk, with something in it, every batch fully written to its keys, and not when the newest
+// snapshot is of this revision already. It runs while nothing writes (Close, or leading the
+// commit pipeline).
 func (s *Store) snapshotDue() bool {
 	switch {
-	case !s.persistent || s.st.rev == 0 || s.unfinished || len(s.leftover) > 0 || s.rawWrites:
+	case !s.persistent || s.st.rev == 0 || s.unfinished || len(s.leftover) > 0 || s.rawWrites.Load():
 		return false
-	case s.st.hasMemberExpiry(): // the snapshot's format holds no expiries: Open reads the records
-		return false
-	case s.snapAt != 0 && s.db.MaxVersion() == s.snapAt:
+	case s.snapRev.Load() == s.st.rev:
 		return false
 	}
 	return true
+}
+
+// startSnapshots starts the background snapshot writer of an on-disk store, with
+// Options.SnapshotRevisions and Options.SnapshotInterval.
+func (s *Store) startSnapshots(revisions int, interval time.Duration) {
+	if revisions == 0 {
+		revisions = defaultSnapshotRevisions
+	}
+	if interval == 0 {
+		interval = defaultSnapshotInterval
+	}
+	if revisions < 0 && interval < 0 {
+		return
+	}
+	if revisions > 0 {
+		s.snapEvery = uint64(revisions)
+	}
+	s.snapDue = make(chan struct{}, 1)
+	s.wg.Add(1)
+	go s.snapshotLoop(interval)
+}
+
+// snapshotLoop writes the membership snapshot when it is due (snapDue) or every interval (> 0)
+// when anything was committed since the last. It takes a copy of the state while leading the
+// commit pipeline, so no write is in flight and the copy is of one revision (readers do not
+// wait; writers wait for the copy only), then serializes and writes it while writes go on.
+func (s *Store) snapshotLoop(interval time.Duration) {
+	defer s.wg.Done()
+	var tick <-chan time.Time
+	if interval > 0 {
+		tk := time.NewTicker(interval)
+		defer tk.Stop()
+		tick = tk.C
+	}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.snapDue:
+		case <-tick:
+		}
+		var c *snapCapture
+		var held time.Duration
+		start := time.Now()
+		s.enqueue(&queued{ctx: context.Background(), run: func() {
+			if s.snapshotDue() {
+				t0 := time.Now()
+				c = s.capture()
+				held = time.Since(t0)
+				if s.snapCost != nil {
+					s.snapCost(held)
+				}
+			}
+		}})
+		if c == nil {
+			continue // closing, or nothing new
+		}
+		switch err := s.writeSnapshot(c, s.stop); {
+		case errors.Is(err, errSnapshotStopped):
+			return
+		case err != nil:
+			s.log.Warn("teamgate: writing the membership snapshot in the background failed; Open after a crash reads more records", "error", err)
+		default:
+			s.log.Info("teamgate: membership snapshot written", "revision", c.rev, "took", time.Since(start), "writes_held", held)
+		}
+		// At most half the time writing snapshots (a bulk load, whose events are too large to
+		// list their keys, makes every revision due).
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(time.Since(start)):
+		}
+	}
 }
 
 func (s *Store) gcLoop(every time.Duration) {
@@ -316,7 +417,8 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
 // queued is a write waiting in the commit pipeline.
 type queued struct {
 	ctx       context.Context
-	w         write // how it applies (cluster.go)
+	run       func() // not a write: run while leading the pipeline (nothing writes meanwhile)
+	w         write  // how it applies (cluster.go)
 	changes   []Change
 	replicate bool // Replicate, not a batch: from here on only the Replica writes
 
@@ -385,7 +487,17 @@ func (s *Store) enqueue(q *queued) {
 	group := s.queue
 	s.queue = nil
 	s.qmu.Unlock()
-	s.commitGroup(group)
+	writes := make([]*queued, 0, len(group))
+	for _, o := range group {
+		if o.run != nil {
+			o.run()
+		} else {
+			writes = append(writes, o)
+		}
+	}
+	if len(writes) > 0 {
+		s.commitGroup(writes)
+	}
 	for _, o := range group {
 		o.done = true
 		if o != q {
@@ -469,6 +581,13 @@ func (s *Store) commitGroup(group []*queued) {
 	s.revision.Store(last)
 	close(s.changed)
 	s.changed = make(chan struct{})
+	if s.snapDue != nil && (s.snapNow || s.snapEvery > 0 && last >= s.snapRev.Load()+s.snapEvery) {
+		s.snapNow = false
+		select {
+		case s.snapDue <- struct{}{}:
+		default: // already due
+		}
+	}
 }
 
 // prepare validates the group's writes under the write lock (an invalid one gets its error and
@@ -670,10 +789,11 @@ func (s *Store) persist(batches []*batch, records []op) error {
 		for _, sk := range b.stamps {
 			add(op{prefixStamp + sk, rev})
 		}
-		evb, err := encodeEvent(ev)
+		evb, truncated, err := encodeEvent(ev)
 		if err != nil {
 			return err
 		}
+		s.snapNow = s.snapNow || truncated
 		events = append(events, eventKey(ev.Revision))
 		add(op{events[len(events)-1], evb})
 		if ev.Revision > s.eventsKept {
@@ -690,23 +810,25 @@ func (s *Store) persist(batches []*batch, records []op) error {
 // encodeEvent encodes ev within maxEventBytes: whole if it fits, else without its lists (the
 // changes are what a replica needs; the lists only narrow what a consumer must treat as
 // affected), else without its changes too.
-func encodeEvent(ev Event) ([]byte, error) {
-	evb, err := json.Marshal(ev)
+func encodeEvent(ev Event) (evb []byte, truncated bool, err error) {
+	evb, err = json.Marshal(ev)
 	if err != nil {
-		return nil, fmt.Errorf("store: encode event: %w", err)
+		return nil, false, fmt.Errorf("store: encode event: %w", err)
 	}
+	truncated = ev.Truncated
 	if len(evb) > maxEventBytes && len(ev.Changes) > 0 {
 		short := ev
 		short.Truncated, short.Keys, short.Projects, short.Subjects = true, []string{}, []string{}, []string{}
 		if b, err := json.Marshal(short); err == nil && len(b) <= maxEventBytes {
-			evb = b
+			evb, truncated = b, true
 		}
 	}
 	if len(evb) > maxEventBytes {
 		ev.Truncated, ev.Changes = true, nil
 		evb, _ = json.Marshal(ev)
+		truncated = true
 	}
-	return evb, nil
+	return evb, truncated, nil
 }
 
 // eventList is a sorted event field, [] rather than null in JSON when empty.
@@ -783,7 +905,8 @@ func (st *state) record(key string) ([]byte, error) {
 // decoded by one goroutine and applied in order by another (replay); the team memberships, the
 // bulk of a large directory, are read, validated and stored by one worker per CPU
 // (loadTeamMembers). When the membership snapshot is usable (readSnapshot), the member, team
-// membership and stamp records are not read at all: its tables are installed instead; if they
+// membership and stamp records are not read, except those the events after it name
+// (readDelta): its tables are installed instead, and those records applied to them; if they
 // disagree with the other records, the records are read alone.
 func (s *Store) load(ctx context.Context) error {
 	if err := s.recoverPending(); err != nil {
@@ -809,9 +932,10 @@ func (s *Store) load(ctx context.Context) error {
 			return err
 		}
 		var snap *memberSnapshot
+		var delta *snapDelta
 		if s.snapshots {
 			var why error
-			snap, why = s.readSnapshot(txn, rev)
+			snap, delta, why = s.readSnapshot(txn, rev)
 			switch {
 			case errors.Is(why, errSnapshotStale):
 				s.log.Info("teamgate: membership snapshot is out of date; loading from the records", "reason", why)
@@ -819,13 +943,20 @@ func (s *Store) load(ctx context.Context) error {
 				s.log.Warn("teamgate: membership snapshot unusable; loading from the records", "reason", why)
 			}
 		}
-		st, err = s.loadAll(ctx, txn, snap)
+		st, err = s.loadAll(ctx, txn, snap, delta)
 		if err != nil && snap != nil && ctx.Err() == nil {
 			// The records decide: whatever the snapshot disagreed with, they are read alone.
 			s.log.Warn("teamgate: membership snapshot disagrees with the records; loading from the records", "reason", err)
-			s.snapAt = 0
+			snap = nil
 			s.stamps.reset()
-			st, err = s.loadAll(ctx, txn, nil)
+			st, err = s.loadAll(ctx, txn, nil, nil)
+		}
+		if err == nil && snap != nil {
+			s.fromSnap = true
+			s.snapRev.Store(delta.rev)
+			if delta.rev < rev {
+				s.log.Info("teamgate: opened from the membership snapshot and the records changed after it", "snapshot", delta.rev, "revision", rev, "records", len(delta.records), "stamps", len(delta.stamps))
+			}
 		}
 		return err
 	})
@@ -845,13 +976,13 @@ func (s *Store) load(ctx context.Context) error {
 
 // loadAll loads the state and the stamps, at once: the stamps from the snapshot or their
 // records, while loadRecords reads the other records.
-func (s *Store) loadAll(ctx context.Context, txn *badger.Txn, snap *memberSnapshot) (*state, error) {
+func (s *Store) loadAll(ctx context.Context, txn *badger.Txn, snap *memberSnapshot, delta *snapDelta) (*state, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stamped := make(chan error, 1)
 	go func() {
 		if snap != nil {
-			stamped <- snap.installStamps(&s.stamps)
+			stamped <- snap.installStamps(&s.stamps, delta)
 			return
 		}
 		stamped <- s.scan(ctx, txn, prefixStamp, func(k, v []byte) error {
@@ -859,7 +990,7 @@ func (s *Store) loadAll(ctx context.Context, txn *badger.Txn, snap *memberSnapsh
 			return nil
 		})
 	}()
-	st, err := s.loadRecords(ctx, txn, snap)
+	st, err := s.loadRecords(ctx, txn, snap, delta)
 	if err != nil {
 		cancel()
 	}
@@ -872,7 +1003,7 @@ func (s *Store) loadAll(ctx context.Context, txn *badger.Txn, snap *memberSnapsh
 // loadRecords reads the records into a new state: orgs, members, policies, teams, team
 // memberships, projects, users. With a snapshot, the member and team membership records are
 // not read: the snapshot's tables are installed in their place.
-func (s *Store) loadRecords(ctx context.Context, txn *badger.Txn, snap *memberSnapshot) (*state, error) {
+func (s *Store) loadRecords(ctx context.Context, txn *badger.Txn, snap *memberSnapshot, delta *snapDelta) (*state, error) {
 	st := newState()
 	t := newTxn(st, true)
 	var err error
@@ -884,7 +1015,7 @@ func (s *Store) loadRecords(ctx context.Context, txn *badger.Txn, snap *memberSn
 	} else {
 		err = s.replay(ctx, txn, t, "org", "policy", "team")
 		if err == nil {
-			err = snap.install(st, runtime.GOMAXPROCS(0))
+			err = snap.install(st, runtime.GOMAXPROCS(0), delta)
 		}
 	}
 	if err == nil {

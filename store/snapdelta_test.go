@@ -1,0 +1,243 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/store"
+)
+
+// crashChange is a random write of the crash tests: the membership churn of churn, plus orgs
+// deleted and created again, memberships that expire (far ahead), grants, and now and then a
+// whole data file (one batch writing many records).
+func crashChange(rng *rand.Rand) store.Change {
+	users := []string{"ann", "ben", "cat", "dan", "eve", "fay"}
+	teams := []string{"red", "blue", "green", "gold"}
+	org, u, tm := []string{"o", "q", "r"}[rng.IntN(3)], users[rng.IntN(len(users))], teams[rng.IntN(len(teams))]
+	switch rng.IntN(20) {
+	case 0:
+		return store.DeleteOrg{Name: org}
+	case 1:
+		return store.PutOrg{Org: store.Org{Name: org}}
+	case 2:
+		return store.PutFile{File: *randomFile(rng)}
+	case 3, 4:
+		return store.DeleteMember{Org: org, User: u}
+	case 5, 6, 7:
+		return store.PutMember{Org: org, User: u, Role: store.OrgRoles()[rng.IntN(len(store.OrgRoles()))]}
+	case 8:
+		return store.DeleteTeamMember{Org: org, Team: tm, User: u}
+	case 9:
+		return store.RenameTeam{Org: org, From: tm, To: teams[rng.IntN(len(teams))]}
+	case 10:
+		return store.DeleteTeam{Org: org, Name: tm}
+	case 11, 12:
+		return store.PutTeam{Team: store.Team{Org: org, Name: tm}}
+	case 13:
+		return store.PutGrant{Org: org, Project: "p1", User: u, Grant: store.Grant{Role: "viewer"}}
+	case 14, 15:
+		return store.PutTeamMember{Org: org, Team: tm, User: u, Role: store.TeamRoles()[rng.IntN(len(store.TeamRoles()))],
+			ExpiresAt: time.Date(2100, 1, 1+rng.IntN(28), 0, 0, 0, 0, time.UTC)}
+	}
+	return store.PutTeamMember{Org: org, Team: tm, User: u, Role: store.TeamRoles()[rng.IntN(len(store.TeamRoles()))]}
+}
+
+// bothOpens opens dir from its snapshot and from its records alone, requires both to show the
+// same (and consistent indexes), and returns whether the first used a snapshot. Neither writes a
+// snapshot at Close, so the directory stays as it was found.
+func bothOpens(t *testing.T, dir, what string) bool {
+	t.Helper()
+	s := openDir(t, dir)
+	require.NoError(t, s.Check(), what)
+	got, used := seen(t, s), store.FromSnapshot(s)
+	store.SkipSnapshotAtClose(s)
+	require.NoError(t, s.Close())
+	records := openDir(t, dir, store.IgnoreSnapshot)
+	require.NoError(t, records.Check(), what)
+	require.Equal(t, seen(t, records), got, "%s: open from the snapshot (used: %v) and from the records", what, used)
+	store.SkipSnapshotAtClose(records)
+	require.NoError(t, records.Close())
+	return used
+}
+
+// TestSnapshotAndChangesEqualRecords: on random directories and random write sequences, with
+// snapshots written in the background every few revisions and by hand at random points, a store
+// that stops without its Close snapshot (as after kill -9) opens from its newest snapshot and
+// the records changed after it to exactly what opening from the records gives, and to what it
+// showed before it stopped.
+func TestSnapshotAndChangesEqualRecords(t *testing.T) {
+	t.Parallel()
+	seeds := uint64(16)
+	if testing.Short() {
+		seeds = 4
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(seed, 91))
+			dir, _ := randomDir(t, rng)
+			for round := range 3 {
+				s := openDir(t, dir, func(o store.Options) store.Options {
+					o.SnapshotRevisions = 1 + rng.IntN(8)
+					return o
+				})
+				for range 60 {
+					_, _ = s.Apply(t.Context(), crashChange(rng))
+					if rng.IntN(25) == 0 {
+						require.NoError(t, store.WriteSnapshot(s))
+					}
+				}
+				require.NoError(t, s.Check())
+				want := seen(t, s)
+				store.SkipSnapshotAtClose(s) // stopped: the snapshots written while it ran are all there is
+				require.NoError(t, s.Close())
+				require.True(t, bothOpens(t, dir, fmt.Sprint("round ", round)), "round %d: a snapshot is used", round)
+				s = openDir(t, dir)
+				require.Equal(t, want, seen(t, s), "round %d", round)
+				require.NoError(t, s.Close())
+			}
+		})
+	}
+}
+
+// TestSnapshotRevisionsBounded: a snapshot every more revisions than the events kept could
+// never be brought up to date, so Open refuses it.
+func TestSnapshotRevisionsBounded(t *testing.T) {
+	t.Parallel()
+	_, err := store.Open(t.Context(), store.Options{Dir: t.TempDir(), SnapshotRevisions: 100_001})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	require.ErrorContains(t, err, "100001")
+}
+
+// TestBackgroundSnapshotCapture: background snapshots follow the writes (every SnapshotRevisions
+// revisions, at most half the time), each copying the state while holding the commit pipeline,
+// and a store stopped without its Close snapshot opens from the newest one.
+func TestBackgroundSnapshotCapture(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openDir(t, dir, func(o store.Options) store.Options { o.SnapshotRevisions = 10; return o })
+	var captures atomic.Int64
+	store.OnSnapshotCapture(s, func(time.Duration) { captures.Add(1) })
+	loadAcme(t, s)
+	for i := range 35 {
+		_, err := s.Apply(t.Context(), store.PutMember{Org: "acme", User: fmt.Sprint("u", i), Role: "member"})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return store.SnapshotRevision(s) >= 30 }, 10*time.Second, 5*time.Millisecond)
+	require.GreaterOrEqual(t, captures.Load(), int64(2)) // the first at 10 or later; one at 30 or later
+	want := seen(t, s)
+	store.SkipSnapshotAtClose(s)
+	require.NoError(t, s.Close())
+	s = openDir(t, dir)
+	require.True(t, store.FromSnapshot(s))
+	require.GreaterOrEqual(t, store.SnapshotRevision(s), uint64(30))
+	require.Equal(t, want, seen(t, s))
+	require.NoError(t, s.Close())
+}
+
+// bgWriterEnv makes the test binary open the store in its directory (written by
+// TestBackgroundSnapshotKilled) with a snapshot every few revisions, apply bgWrites random
+// writes (seeded by bgSeedEnv) and close it, killing itself (SIGKILL) at the bgKillAtEnv-th
+// step: a group about to commit, or a commit of a snapshot or a staged batch. It prints "closed"
+// when it never does.
+const (
+	bgWriterEnv = "TEAMGATE_CRASH_BG_DIR"
+	bgKillAtEnv = "TEAMGATE_CRASH_BG_AT"
+	bgSeedEnv   = "TEAMGATE_CRASH_BG_SEED"
+	bgWrites    = 24
+)
+
+func bgWriter(dir string, at, seed int) {
+	ctx := context.Background()
+	var n atomic.Int64
+	kill := func() {
+		if int(n.Add(1)) == at {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way
+		}
+	}
+	o := store.WithSnapshotChunk(store.WithTestHooks(store.Options{Dir: dir}, 0, func(string) error { kill(); return nil }), 256)
+	o = store.WithBackgroundSnapshotSteps(o)
+	o = store.WithCommitHook(o, func(int) { kill() })
+	o.SnapshotRevisions = 3
+	s, err := store.Open(ctx, o)
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(1)
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 3))
+	for range bgWrites {
+		_, _ = s.Apply(ctx, crashChange(rng))
+	}
+	if err := s.Close(); err != nil {
+		fmt.Println("close:", err)
+		os.Exit(1)
+	}
+	fmt.Println("closed")
+}
+
+// TestBackgroundSnapshotKilled kills a writer process at every step of a random write sequence
+// with background snapshots (before each group commit, after each commit of a snapshot chunk,
+// head or cleanup, and of a staged batch): every time, the directory opens from its snapshot and
+// the records changed after it to exactly what its records alone give.
+func TestBackgroundSnapshotKilled(t *testing.T) {
+	t.Parallel()
+	seeds := []int{1, 2}
+	if testing.Short() {
+		seeds = seeds[:1]
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			used, kills := 0, 0
+			for at := 1; ; at++ {
+				rng := rand.New(rand.NewPCG(uint64(seed), 5))
+				dir := t.TempDir()
+				s := openDir(t, dir)
+				for {
+					if _, err := s.Load(t.Context(), bytes.NewReader(encode(t, randomFile(rng)))); err == nil {
+						break
+					}
+				}
+				require.NoError(t, s.Close()) // the first snapshot
+
+				cmd, sc := startWriter(t, bgWriterEnv+"="+dir, bgKillAtEnv+"="+strconv.Itoa(at), bgSeedEnv+"="+strconv.Itoa(seed))
+				var lines []string
+				for sc.Scan() {
+					lines = append(lines, sc.Text())
+				}
+				err := cmd.Wait()
+				closed := err == nil
+				if closed {
+					require.Equal(t, []string{"closed"}, lines)
+				} else {
+					var exit *exec.ExitError
+					require.ErrorAs(t, err, &exit, "output %q", lines)
+					require.Equal(t, syscall.SIGKILL, exit.Sys().(syscall.WaitStatus).Signal(), "killed at step %d; output %q", at, lines)
+				}
+				if bothOpens(t, dir, fmt.Sprint("killed at step ", at)) {
+					used++
+				}
+				if closed {
+					require.Greater(t, kills, 10, "the writes and snapshots were steps")
+					break
+				}
+				kills++
+			}
+			t.Logf("%d kills, %d opens from a snapshot", kills, used)
+			require.Positive(t, used)
+		})
+	}
+}
