@@ -154,6 +154,12 @@ const maxDecisionBatch = 512
 // (WithDecisionLogQueue) that one goroutine drains into sink; when the queue is full the record
 // is dropped and counted (Stats.DecisionLogDropped). Engine.Close flushes the queue and stops the
 // goroutine. Default: no log (the decision path then pays one nil check).
+//
+// Records reach the sink in the order they were queued, but for in-memory cache hits: a hit whose
+// record equals that of the latest hit queued on the same cached decision (the same request,
+// revision and MinRevision), while that one is still queued, is queued as one more count on it,
+// and its record is written with that hit's, before records queued between the two. A record's
+// Time is when the log took it from the queue, so it is the same for all of them.
 func WithDecisionLog(sink DecisionSink) Option {
 	return func(c *config) error {
 		if sink == nil {
@@ -164,9 +170,11 @@ func WithDecisionLog(sink DecisionSink) Option {
 	}
 }
 
-// WithDecisionLogQueue sets how many records the decision log's queue holds waiting for the
-// sink, rounded up to a power of two (a queued record takes 32 bytes for an in-memory cache hit,
-// about 260 for any other decision); the batch the sink is writing (at most 512 records) is
+// WithDecisionLogQueue sets how many slots the decision log's queue has for records waiting for
+// the sink, rounded up to a power of two. A slot holds one record, or up to 65,535 identical
+// in-memory cache hits (see WithDecisionLog): a hot request takes a slot per drain
+// (DecisionLogInterval), not per decision. A slot takes 32 bytes and 256 beside it for a record
+// of any decision but a cache hit; the batch the sink is writing (at most 512 records) is
 // apart. size must be > 0. Default DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
