@@ -607,7 +607,9 @@ func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) 
 		p = e.policy.Load()
 	}
 	r := &e.declog.ring.recs[pos&e.declog.ring.mask]
-	*r = DecisionRecord{Request: *req, Decision: *d, Policy: p.Fingerprint(), Path: t.path, Latency: t.latency} // whole: the slot holds the last lap's
+	// Every field (Time is never set in the ring): the slot holds the last lap's record. (Field by
+	// field: a composite literal is built aside and copied.)
+	r.Request, r.Decision, r.Policy, r.Path, r.Latency, r.Error = *req, *d, p.Fingerprint(), t.path, t.latency, ""
 	if err != nil {
 		r.Path, r.Error = PathNone, err.Error()
 		r.Decision = Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
