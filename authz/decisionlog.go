@@ -357,8 +357,8 @@ func (s *logSlot) fill(en *cacheEntry, rev, minRev uint64) {
 }
 
 // take appends the records of the published slots from head on to out (at most cap(out) in
-// all), frees their slots and returns out. Consumer only.
-func (q *recordRing) take(out []DecisionRecord) []DecisionRecord {
+// all), taken at now (their Time), frees their slots and returns out. Consumer only.
+func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord {
 	for len(out) < cap(out) {
 		if q.left == 0 {
 			s := q.slotAt(q.head)
@@ -369,6 +369,7 @@ func (q *recordRing) take(out []DecisionRecord) []DecisionRecord {
 			if s.hit == nil {
 				i := q.head & q.mask
 				out = append(out, q.recs[i]) // left in place: see recs
+				out[len(out)-1].Time = now
 				q.head++
 				continue
 			}
@@ -378,6 +379,7 @@ func (q *recordRing) take(out []DecisionRecord) []DecisionRecord {
 			q.run, q.left = s.hit.logRecord(s.rev.Load(), s.minRev.Load()), st&countMask+1
 		}
 		k := min(q.left, uint64(cap(out)-len(out)))
+		q.run.Time = now
 		for range k {
 			out = append(out, q.run)
 		}
@@ -531,13 +533,9 @@ func (l *decisionLog) wait(tick <-chan time.Time) (stopped, flushed bool) {
 func (l *decisionLog) drain() int {
 	n := 0
 	for {
-		batch := l.ring.take(l.batch[:0])
+		batch := l.ring.take(l.batch[:0], time.Now())
 		if len(batch) == 0 {
 			return n
-		}
-		now := time.Now()
-		for i := range batch {
-			batch[i].Time = now
 		}
 		n += len(batch)
 		if err := l.sink.Write(l.ctx, batch); err != nil {
@@ -587,7 +585,7 @@ func (l *decisionLog) close(ctx context.Context) error {
 	// with close) is dropped. The drainer has returned: this is the ring's one consumer now.
 	l.closeMu.Lock()
 	defer l.closeMu.Unlock()
-	for b := l.ring.take(l.batch[:0]); len(b) > 0; b = l.ring.take(l.batch[:0]) {
+	for b := l.ring.take(l.batch[:0], time.Time{}); len(b) > 0; b = l.ring.take(l.batch[:0], time.Time{}) {
 		l.dropped.Add(uint64(len(b)))
 		clear(b)
 	}
