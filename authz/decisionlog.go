@@ -127,8 +127,9 @@ func (r *DecisionRecord) UnmarshalJSON(b []byte) error {
 }
 
 // DecisionSink receives the decision log's records, in batches, from one goroutine at a time.
-// Write may keep nothing of records after it returns (the slice is reused); a record's own
-// strings, Reasons and Attributes may be kept. Write must honour ctx: Engine.Close cancels it when
+// Write may keep nothing of records after it returns (the slice is reused) and must modify none
+// (the log may pass the same records again); a record's own strings, Reasons and Attributes may
+// be kept. Write must honour ctx: Engine.Close cancels it when
 // its own context ends. A failed Write loses its batch (Stats.DecisionLogFailed counts the
 // records); the log goes on with the next one. Package decisionlog has a Badger-backed sink.
 type DecisionSink interface {
@@ -271,9 +272,13 @@ type recordRing struct {
 	// at most its size of past decisions alive.
 	recs []DecisionRecord
 	// run is the record of the sealed run at head, left how many of its records are still to be
-	// taken (a run may span batches); the consumer's only.
-	run  DecisionRecord
-	left uint64
+	// taken (a run may span batches), copies how many of the consumer's batch's first records
+	// are copies of run (take passes the same batch each time, and a sink modifies no record, so
+	// a long run's next batch is the last one again: the drainer copies no record); the
+	// consumer's only.
+	run    DecisionRecord
+	left   uint64
+	copies int
 }
 
 const (
@@ -357,7 +362,8 @@ func (s *logSlot) fill(en *cacheEntry, rev, minRev uint64) {
 }
 
 // take appends the records of the published slots from head on to out (at most cap(out) in
-// all), taken at now (their Time), frees their slots and returns out. Consumer only.
+// all), taken at now (their Time), frees their slots and returns out. out is the consumer's
+// batch each time (see copies). Consumer only.
 func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord {
 	for len(out) < cap(out) {
 		if q.left == 0 {
@@ -368,6 +374,7 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 			}
 			if s.hit == nil {
 				i := q.head & q.mask
+				q.copies = min(q.copies, len(out))
 				out = append(out, q.recs[i]) // left in place: see recs
 				out[len(out)-1].Time = now
 				q.head++
@@ -376,14 +383,22 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 			for !s.state.CompareAndSwap(st, st|countMask) { // seal the run: its count is final
 				st = s.state.Load()
 			}
-			q.run, q.left = s.hit.logRecord(s.rev.Load(), s.minRev.Load()), st&countMask+1
+			q.run, q.left, q.copies = s.hit.logRecord(s.rev.Load(), s.minRev.Load()), st&countMask+1, 0
+			q.run.Time = now // the run is taken now, all its records at once
 		}
-		k := min(q.left, uint64(cap(out)-len(out)))
-		q.run.Time = now
-		for range k {
-			out = append(out, q.run)
+		k := int(min(q.left, uint64(cap(out)-len(out))))
+		if n := len(out) + k; n <= q.copies {
+			out = out[:n] // the batch holds them from the last write: sinks modify no record
+		} else {
+			from := len(out)
+			for range k {
+				out = append(out, q.run)
+			}
+			if from <= q.copies { // the copies go on from the batch's first
+				q.copies = len(out)
+			}
 		}
-		if q.left -= k; q.left == 0 {
+		if q.left -= uint64(k); q.left == 0 {
 			q.run = DecisionRecord{}
 			q.head++
 		}
@@ -535,6 +550,10 @@ func (l *decisionLog) drain() int {
 	for {
 		batch := l.ring.take(l.batch[:0], time.Now())
 		if len(batch) == 0 {
+			// Keep no request alive. (Not after each write: a run's records in the batch are
+			// written again as they are, see recordRing.copies.)
+			clear(l.batch[:cap(l.batch)])
+			l.ring.copies = 0
 			return n
 		}
 		n += len(batch)
@@ -544,7 +563,6 @@ func (l *decisionLog) drain() int {
 		} else {
 			l.written.Add(uint64(len(batch)))
 		}
-		clear(batch) // keep no request alive
 	}
 }
 
@@ -588,6 +606,7 @@ func (l *decisionLog) close(ctx context.Context) error {
 	for b := l.ring.take(l.batch[:0], time.Time{}); len(b) > 0; b = l.ring.take(l.batch[:0], time.Time{}) {
 		l.dropped.Add(uint64(len(b)))
 		clear(b)
+		l.ring.copies = 0
 	}
 	return err
 }
