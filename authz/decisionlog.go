@@ -242,9 +242,10 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 // seals a run when it takes it (a later hit starts a new one) and writes one record per hit
 // counted: the records are those of the hits, but a hit's record follows those of its run's
 // earlier hits, before records queued between them. So the hot keys of a sustained load cost the
-// ring a slot per key per drain rather than a slot per decision, and the drainer copies a record
-// per decision rather than building one: neither core waits for the other's cache lines on
-// every decision (bench/RESULTS.md, "Stop 16", has what that was worth).
+// ring a slot per key per drain rather than a slot per decision, neither core waits for the
+// other's cache lines on every decision, and the drainer builds a record per run, not per
+// decision (and copies none for a run longer than a batch: see copies). bench/RESULTS.md,
+// "Stop 16", has what that was worth.
 //
 // A hit that joins no run and whose position is below alert only reserves, writes and publishes
 // (openRun): alert is at most limit, so the slot is free, and below the half-full mark, so
