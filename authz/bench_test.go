@@ -121,7 +121,7 @@ func benchDecisionLog(b *testing.B, parallel bool) {
 			opts := path.opts
 			if logged {
 				name = "path=" + path.name + "/log=on"
-				opts = append(opts[:len(opts):len(opts)], authz.WithDecisionLog(discardSink{}))
+				opts = append(opts[:len(opts):len(opts)], authz.WithDecisionLog(discardSink{}), authz.WithDecisionLogQueue(1<<16))
 			}
 			b.Run(name, func(b *testing.B) {
 				eng, _ := newAcme(b, opts...)
