@@ -101,11 +101,17 @@ project_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_or
 	input.subject.org_role == "none"
 } else := {"allow": false, "role": "none", "reasons": [{"code": "restricted"}]} if {
 	project_role[1] == "restricted"
-} else := {"allow": allow, "role": role, "reasons": [reason]} if {
+} else := {"allow": false, "role": project_limit[0], "reasons": [{"code": "insufficient_role", "limit": project_limit[1]}]} if {
+	_ = input.attributes.target_role
+	project_limit
+} else := {"allow": false, "role": project_limit[0], "reasons": [{"code": "insufficient_role", "limit": project_limit[1]}]} if {
+	_ = input.attributes.target_current_role
+	project_limit
+} else := {"allow": allow, "role": role, "reasons": [{"code": c}]} if {
 	[role, code] := project_role
 	a := data.teamgate.actions[input.action]
 	data.teamgate.ranks[role] >= data.teamgate.ranks[a.role]
-	[allow, reason] := special_check(a, code)
+	[allow, c] := special_check(a, code)
 } else := {"allow": true, "role": role, "reasons": [{"code": "own_run"}]} if {
 	[role, _] := project_role
 	data.teamgate.ranks[role] >= data.teamgate.ranks[data.teamgate.actions[input.action].own_run_role]
@@ -115,24 +121,26 @@ project_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_or
 	[role, _] := project_role
 }
 
-# [allowed, reason] of a subject whose project role suffices: an action that manages members
-# (project.access) may not give or change a role above that role (the reason names the limit,
-# above_own); an action naming a destination_role (runs.transfer) also needs that role on the
-# destination. (The attribute is tested first: on a request without it the branch then costs OPA
-# no allocation, where reading a.manages_members first cost three on every allowed request.)
-special_check(a, code) := [false, {"code": "insufficient_role", "limit": limit}] if {
-	_ = input.attributes.target_role
+# [role, limit] of a request that manages members (project.access) with a project role that
+# suffices for the action but not for the role it gives or changes (above_own). project_verdict
+# asks for it only when the request names one of the two attributes: the test of the attribute
+# is all a request without them costs (no allocation, no rule reference).
+project_limit := [role, limit] if {
+	[role, _] := project_role
+	a := data.teamgate.actions[input.action]
 	a.manages_members
-	limit := above_own(project_role[0])
-} else := [false, {"code": "insufficient_role", "limit": limit}] if {
-	_ = input.attributes.target_current_role
-	a.manages_members
-	limit := above_own(project_role[0])
-} else := [true, {"code": code}] if {
+	data.teamgate.ranks[role] >= data.teamgate.ranks[a.role]
+	limit := above_own(role)
+}
+
+# [allowed, reason code] of a subject whose project role suffices (and, managing members, within
+# project_limit): an action naming a destination_role (runs.transfer) also needs that role on
+# the destination.
+special_check(a, code) := [true, code] if {
 	not a.destination_role
-} else := [true, {"code": code}] if {
+} else := [true, code] if {
 	data.teamgate.ranks[destination_role] >= data.teamgate.ranks[a.destination_role]
-} else := [false, {"code": "destination_denied"}]
+} else := [false, "destination_denied"]
 
 # The subject's role on a runs.transfer destination: project_role applied to the destination's
 # facts (input.destination has the shape {"subject": ..., "resource": ...} of the request's own
