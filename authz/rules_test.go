@@ -236,6 +236,31 @@ func TestNonJSONNumberAttributesAreInvalid(t *testing.T) {
 	require.True(t, d.Has(rego.CodeExtensionDeny), "%+v", d)
 }
 
+// limitCase is a member-managing request and its decision on every path; a denial's one reason
+// is insufficient_role with message.
+type limitCase struct {
+	subject, action, resource string
+	attrs                     map[string]any
+	allowed                   bool
+	role, message             string
+}
+
+func checkLimits(t *testing.T, engs map[string]*authz.Engine, cases []limitCase) {
+	t.Helper()
+	for _, c := range cases {
+		req := authz.Request{Subject: c.subject, Action: c.action, Resource: c.resource, Attributes: c.attrs}
+		for name, eng := range engs {
+			d, err := eng.Authorize(t.Context(), req)
+			require.NoError(t, err, "%s %+v", name, req)
+			require.Equal(t, c.allowed, d.Allowed, "%s %+v: %+v", name, req, d)
+			require.Equal(t, c.role, d.Role, "%s %+v", name, req)
+			if !c.allowed {
+				require.Equal(t, []authz.Reason{{Code: rego.CodeInsufficientRole, Message: c.message}}, d.Reasons, "%s %+v", name, req)
+			}
+		}
+	}
+}
+
 // TestNobodyGrantsAboveTheirOwnRole is the regression test of issue 12: the member-management
 // limit of project.access (grants) and team.members.manage (team roles) is the policy's, so a
 // host that asks Authorize before making a grant gets it — it used to live only in the Go filter
@@ -250,12 +275,7 @@ func TestNobodyGrantsAboveTheirOwnRole(t *testing.T) {
 	_, st := newAcme(t)
 	engs := engines(t, st, authz.WithData(data))
 	type attrs = map[string]any
-	for _, c := range []struct {
-		subject, action, resource string
-		attrs                     attrs
-		allowed                   bool
-		role, message             string
-	}{
+	checkLimits(t, engs, []limitCase{
 		// vera: contributor on nlp (team research), contributor of research.
 		{"vera", "project.access", "acme/nlp", nil, true, "contributor", ""},
 		{"vera", "project.access", "acme/nlp", attrs{"target_role": "contributor", "target_current_role": "viewer"}, true, "contributor", ""},
@@ -275,18 +295,7 @@ func TestNobodyGrantsAboveTheirOwnRole(t *testing.T) {
 		// bob is a contributor on vision through engineering.
 		{"bob", "project.access", "acme/vision", attrs{"target_role": "admin"}, false, "contributor",
 			"bob may not give role admin on project acme/vision: it ranks above their own role contributor there"},
-	} {
-		req := authz.Request{Subject: c.subject, Action: c.action, Resource: c.resource, Attributes: c.attrs}
-		for name, eng := range engs {
-			d, err := eng.Authorize(t.Context(), req)
-			require.NoError(t, err, "%s %+v", name, req)
-			require.Equal(t, c.allowed, d.Allowed, "%s %+v: %+v", name, req, d)
-			require.Equal(t, c.role, d.Role, "%s %+v", name, req)
-			if !c.allowed {
-				require.Equal(t, []authz.Reason{{Code: rego.CodeInsufficientRole, Message: c.message}}, d.Reasons, "%s %+v", name, req)
-			}
-		}
-	}
+	})
 	// A suggestion's approvers are the same decisions: otto may get contributor on nlp from its
 	// contributors too (beth, bob, vera), admin only from its admins.
 	approvers := func(action string) []string {
@@ -322,14 +331,8 @@ func TestLimitMessagesFollowThePolicy(t *testing.T) {
 		},
 	}}
 	_, st := newAcme(t)
-	reRanked := engines(t, st, authz.WithData(data))
 	type attrs = map[string]any
-	for _, c := range []struct {
-		subject, action, resource string
-		attrs                     attrs
-		allowed                   bool
-		role, message             string
-	}{
+	checkLimits(t, engines(t, st, authz.WithData(data)), []limitCase{
 		// bob: org member (base contributor), contributor of engineering; vera: org viewer, member
 		// of engineering (now above research's contributor), contributor of research.
 		{"bob", "project.access", "acme/vision", attrs{"target_role": "contributor", "target_current_role": "viewer"}, true, "contributor", ""},
@@ -350,18 +353,7 @@ func TestLimitMessagesFollowThePolicy(t *testing.T) {
 		{"mona", "members.manage", "acme", attrs{"target_current_role": "owner"}, false, "manager",
 			"mona may not assign role owner (above their own role manager) or change an owner"},
 		{"mona", "members.manage", "acme", attrs{"target_role": "member"}, true, "manager", ""},
-	} {
-		req := authz.Request{Subject: c.subject, Action: c.action, Resource: c.resource, Attributes: c.attrs}
-		for name, eng := range reRanked {
-			d, err := eng.Authorize(t.Context(), req)
-			require.NoError(t, err, "%s %+v", name, req)
-			require.Equal(t, c.allowed, d.Allowed, "%s %+v: %+v", name, req, d)
-			require.Equal(t, c.role, d.Role, "%s %+v", name, req)
-			if !c.allowed {
-				require.Equal(t, []authz.Reason{{Code: rego.CodeInsufficientRole, Message: c.message}}, d.Reasons, "%s %+v", name, req)
-			}
-		}
-	}
+	})
 	// The same requests under the default ranks (and the same catalog): allowed.
 	defaults := engines(t, st, authz.WithData(map[string]any{"teamgate": map[string]any{"actions": data["teamgate"].(map[string]any)["actions"]}}))
 	for _, req := range []authz.Request{
