@@ -21,7 +21,7 @@ func trackedDeps(t testing.TB) (*store.Store, store.Deps) {
 	st, err := store.Open(t.Context(), store.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), "../testdata/conformance/acme.yaml")
+	_, err = st.LoadFile(t.Context(), conformance.DataFile())
 	require.NoError(t, err)
 	var d store.Deps
 	require.NoError(t, st.View(func(r store.Reader) error {

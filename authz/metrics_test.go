@@ -13,6 +13,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
 )
@@ -118,7 +119,7 @@ func TestMetricsDiskTier(t *testing.T) {
 	st, err := store.Open(t.Context(), store.Options{Dir: t.TempDir(), NoSync: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), "../testdata/conformance/acme.yaml")
+	_, err = st.LoadFile(t.Context(), conformance.DataFile())
 	require.NoError(t, err)
 	eng, err := authz.New(t.Context(), st, authz.WithMetrics(reg))
 	require.NoError(t, err)
