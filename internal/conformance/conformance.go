@@ -33,6 +33,16 @@ func RegressionDir() string { return filepath.Join(Dir(), "..", "regression") }
 // DataFile is the path of acme.yaml, the data of every case.
 func DataFile() string { return filepath.Join(Dir(), "acme.yaml") }
 
+// RequireDataCopy fails t unless data is acme.yaml byte for byte: the examples embed a copy of
+// it (go:embed reads no file outside a package's directory), and a copy that drifted would show
+// a reader what the corpus no longer says.
+func RequireDataCopy(t testing.TB, data string) {
+	t.Helper()
+	want, err := os.ReadFile(DataFile())
+	require.NoError(t, err)
+	require.Equal(t, string(want), data, "the example's acme.yaml is a copy of %s: copy it again", DataFile())
+}
+
 // Authorize is one expected decision.
 type Authorize struct {
 	Subject    string         `yaml:"subject"`
