@@ -18,11 +18,7 @@ import (
 // newAcme opens an in-memory store with the conformance data and an engine over it.
 func newAcme(t testing.TB, opts ...authz.Option) (*authz.Engine, *store.Store) {
 	t.Helper()
-	st, err := store.Open(t.Context(), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), conformance.DataFile())
-	require.NoError(t, err)
+	st := conformance.OpenStore(t, store.Options{})
 	eng, err := authz.New(t.Context(), st, opts...)
 	require.NoError(t, err)
 	return eng, st

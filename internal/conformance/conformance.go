@@ -19,6 +19,7 @@ import (
 
 	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/store"
 )
 
 // Dir is the corpus directory.
@@ -32,6 +33,18 @@ func RegressionDir() string { return filepath.Join(Dir(), "..", "regression") }
 
 // DataFile is the path of acme.yaml, the data of every case.
 func DataFile() string { return filepath.Join(Dir(), "acme.yaml") }
+
+// OpenStore opens a store with opts, closed when t ends, and loads the conformance data into it
+// (revision 1): the directory every case runs against.
+func OpenStore(t testing.TB, opts store.Options) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.LoadFile(t.Context(), DataFile())
+	require.NoError(t, err)
+	return st
+}
 
 // RequireDataCopy fails t unless data is acme.yaml byte for byte: the examples embed a copy of
 // it (go:embed reads no file outside a package's directory), and a copy that drifted would show
