@@ -187,20 +187,15 @@ effective_team_role := data.teamgate.org_base[org_role] if {
 
 team_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_member"}]} if {
 	org_role == "none"
+} else := {"allow": false, "role": effective_team_role, "reasons": [{"code": "insufficient_role"}]} if {
+	not team_role_suffices
 } else := {"allow": false, "role": effective_team_role, "reasons": [{"code": "insufficient_role", "limit": limit}]} if {
 	action.manages_members
-	team_role_suffices
 	limit := above_own(effective_team_role)
-} else := {"allow": allow, "role": effective_team_role, "reasons": [{"code": code}]} if {
-	action.org_roles
-	allow := org_role in action.org_roles
-	code := {true: "team_role", false: "insufficient_role"}[allow]
-} else := {"allow": true, "role": effective_team_role, "reasons": [{"code": "team_role"}]} if {
-	data.teamgate.ranks[effective_team_role] >= data.teamgate.ranks[action.role]
-} else := {"allow": false, "role": effective_team_role, "reasons": [{"code": "insufficient_role"}]}
+} else := {"allow": true, "role": effective_team_role, "reasons": [{"code": "team_role"}]}
 
-# The team action's own requirement is met — the org roles it names, else its least team role —
-# so that only the member-management limit can still deny (team_verdict).
+# The team action's requirement: the org roles it names, else its least team role (by data
+# rank). Undefined (a role the ranks do not know) is not met: it denies.
 team_role_suffices if {
 	action.org_roles
 	org_role in action.org_roles
