@@ -2,6 +2,11 @@
 // tests: the shared corpus (testdata/conformance/cases.yaml, kept identical to the upstream
 // copy) and teamgate's own regression cases (testdata/regression/cases.yaml, same format and
 // data), as one list.
+//
+// Tests name the corpus only through Dir and DataFile (OpenStore: a store holding the data);
+// the examples that embed acme.yaml (go:embed reads no file outside a package's directory)
+// check their copy with RequireDataCopy. Every case runs through the Go API (authz) and the CLI
+// (cmd/teamgate), and the CLI's messages are checked against the API's.
 package conformance
 
 import (
