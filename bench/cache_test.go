@@ -180,3 +180,32 @@ func parallelOver(b *testing.B, reqs []authz.Request, decide func(authz.Request)
 		}
 	})
 }
+
+// BenchmarkMemoryLatency is the floor under BenchmarkL1Distinct: ns/op is one load that depends
+// on the previous one (a random cyclic walk over the lines of a working set of the size named),
+// so each costs the latency of the level of the memory hierarchy that holds the set. A hit over
+// 100k distinct keys reads lines of a set of tens of MB in random order.
+func BenchmarkMemoryLatency(b *testing.B) {
+	for _, mib := range []int{1, 4, 8, 16, 64} {
+		b.Run(fmt.Sprintf("%dMiB", mib), func(b *testing.B) {
+			const line = 8 // uint64s per 64-byte line
+			n := mib << 20 / 64
+			mem := make([]uint64, n*line)
+			perm := rand.New(rand.NewPCG(1, 2)).Perm(n)
+			for i, p := range perm {
+				mem[p*line] = uint64(perm[(i+1)%n] * line)
+			}
+			p := uint64(perm[0] * line)
+			for range n {
+				p = mem[p]
+			}
+			b.ResetTimer()
+			for range b.N {
+				p = mem[p]
+			}
+			if p == 1 {
+				b.Log(p) // keeps the walk
+			}
+		})
+	}
+}
