@@ -184,9 +184,9 @@ type indexWord struct {
 // for a hit: the first cache line holds what a lookup compares (hash, length and the packed
 // key), the next the policy and the decision, the next two the rest of the decision and what
 // Deps.Current reads (store.DepsCheckedBytes); a hit reads those four lines and nothing after
-// them (hitBytes). Its size, 384 bytes, is a size class whose objects start 128 bytes apart
-// from a page, so the four lines are two aligned pairs, the prefetcher's unit
-// (TestCacheEntryLayout).
+// them (hitBytes). Its size is a multiple of 128 bytes (384), and so is the start of every object
+// of such a size class from its page, so the four lines are two aligned pairs, the prefetcher's
+// unit (TestCacheEntryLayout).
 type cacheEntry struct {
 	hash   uint64
 	n      uint32        // the packed key's length
