@@ -200,7 +200,7 @@ type cacheEntry struct {
 	_      [(128 - unsafe.Sizeof(entryLayout{})%128) % 128]byte // not last: a zero-size last field is padded
 	// logRun is 1 + the decision log's position of the entry's latest run of hits (see
 	// recordRing.runOf); 0: none yet. Written once per run, not per hit. Beyond hitBytes: with a
-	// decision log, a hit reads this fifth line too (one more miss on a cold entry; see
+	// decision log, a hit reads this line too, the sixth (one more miss on a cold entry; see
 	// bench/RESULTS.md, "Stop 16: decision log cost").
 	logRun atomic.Uint64
 }
