@@ -352,7 +352,9 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 		if req.Suggest {
 			return e.authorizeSuggesting(ctx, *req, t)
 		}
-		return e.decidePooled(ctx, req, nil, t)
+		var d Decision
+		err := e.decidePooled(ctx, req, nil, t, &d)
+		return d, err
 	}
 	if err := ctx.Err(); err != nil {
 		return e.refused(req, t, err)
@@ -424,7 +426,8 @@ func (e *Engine) miss(ctx context.Context, req *Request, key *cacheKey, p *rego.
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, err := e.decidePooled(ctx, req, entry, t)
+	var d Decision
+	err := e.decidePooled(ctx, req, entry, t, &d)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(key, entry)
 		e.toDisk(key, entry)
@@ -447,21 +450,23 @@ func (e *Engine) miss(ctx context.Context, req *Request, key *cacheKey, p *rego.
 func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, decisionTrace, error) {
 	rd := &reading{explain: explain, also: also, traced: e.declog != nil, timed: e.declog != nil}
 	rd.view = rd.read
-	d, err := e.decideIn(ctx, rd, &req, entry)
+	var d Decision
+	err := e.decideIn(ctx, rd, &req, entry, &d)
 	return &rd.q, d, rd.trace, err
 }
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and on the compiled
 // path it allocates only the reasons. Its state lives on the stack when the Directory reads a
 // decision's facts without a callback (accessViewer), else it comes from (and returns to) the
-// engine's pool. A non-nil t is set to how the decision was made.
-func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, t *decisionTrace) (Decision, error) {
+// engine's pool. A non-nil t is set to how the decision was made. The decision is written to
+// *d (set only when the error is nil): no copy of it on the way back up.
+func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, t *decisionTrace, d *Decision) error {
 	if e.facts != nil {
 		var rd reading
 		if t == nil {
-			return e.decideIn(ctx, &rd, req, entry)
+			return e.decideIn(ctx, &rd, req, entry, d)
 		}
-		return e.decideTraced(ctx, &rd, req, entry, t)
+		return e.decideTraced(ctx, &rd, req, entry, t, d)
 	}
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
@@ -471,29 +476,28 @@ func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, 
 	if rd.msg == nil {
 		rd.msg = make([]byte, 0, 256)
 	}
-	var d Decision
 	var err error
 	if t == nil {
-		d, err = e.decideIn(ctx, rd, req, entry)
+		err = e.decideIn(ctx, rd, req, entry, d)
 	} else {
-		d, err = e.decideTraced(ctx, rd, req, entry, t)
+		err = e.decideTraced(ctx, rd, req, entry, t, d)
 	}
 	*rd = reading{view: rd.view, msg: rd.msg[:0]} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
-	return d, err
+	return err
 }
 
 // decideTraced is decideIn, saying in t how the decision was made.
-func (e *Engine) decideTraced(ctx context.Context, rd *reading, req *Request, entry *cached, t *decisionTrace) (Decision, error) {
+func (e *Engine) decideTraced(ctx context.Context, rd *reading, req *Request, entry *cached, t *decisionTrace, d *Decision) error {
 	rd.traced, rd.timed = true, t.timed
-	d, err := e.decideIn(ctx, rd, req, entry)
+	err := e.decideIn(ctx, rd, req, entry, d)
 	if err == nil {
 		t.path, t.policy = rd.trace.path, rd.trace.policy
 		if rd.trace.latency != 0 {
 			t.latency = rd.trace.latency
 		}
 	}
-	return d, err
+	return err
 }
 
 // reading is one decision's state while it reads its snapshot. View takes a callback, and a
@@ -541,18 +545,19 @@ func (rd *reading) read(r store.Reader) error {
 	return nil
 }
 
-func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached) (Decision, error) {
+// decideIn decides into *d, which is zero, and sets it only when the error is nil.
+func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached, d *Decision) error {
 	if err := ctx.Err(); err != nil {
-		return Decision{}, err
+		return err
 	}
 	p := e.policy.Load()
 	q := &rd.q
 	if err := e.prepare(p, req, q); err != nil {
-		return Decision{}, err
+		return err
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return Decision{}, err
+			return err
 		}
 	}
 	table := p.Table()
@@ -565,16 +570,15 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		start = e.declog.clock()
 	}
 	if err := e.readFacts(rd); err != nil {
-		return Decision{}, err
+		return err
 	}
-	var d Decision
 	if rd.compiled {
 		e.compiledN.Add(1)
 		k := q.key(p)
-		d = e.fromTable(ctx, table, q, &k, rd.rev, rd.msg)
+		e.fromTableInto(ctx, table, q, &k, rd.rev, rd.msg, d)
 	} else {
 		e.evaluated.Add(1)
-		d = e.eval(ctx, p, q, rd.rev)
+		*d = e.eval(ctx, p, q, rd.rev)
 	}
 	if rd.traced {
 		rd.trace = decisionTrace{path: pathOf(rd.compiled), policy: p}
@@ -583,9 +587,9 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		}
 	}
 	if entry != nil {
-		entry.dec, entry.policy = d, p
+		entry.dec, entry.policy = *d, p
 	}
-	return d, nil
+	return nil
 }
 
 // readFacts reads the decision's facts in one snapshot: the compiled path's through the
@@ -613,22 +617,31 @@ func (e *Engine) readFacts(rd *reading) error {
 	return err
 }
 
-// fromTable answers from the policy's decision table; messages are rendered from the request's
-// own facts, all of a decision's through scratch (nil: a buffer of its own) into one string
-// allocated with the reasons (newReasons).
+// fromTable answers from the policy's decision table (fromTableInto, returned).
 func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
-	v, err := t.VerdictOf(ctx, &q.spec, k)
+	var d Decision
+	e.fromTableInto(ctx, t, q, k, rev, scratch, &d)
+	return d
+}
+
+// fromTableInto answers from the policy's decision table into *d, which is zero (Authorize's
+// own, written once: no copy on the way back); messages are rendered from the request's own
+// facts, all of a decision's through scratch (nil: a buffer of its own) into one string
+// allocated with the reasons (newReasons).
+func (e *Engine) fromTableInto(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte, d *Decision) {
+	v, err := t.VerdictOf(ctx, q.spec, k)
 	if err != nil {
-		return e.failed(err, rev)
+		*d = e.failed(err, rev)
+		return
 	}
-	d := Decision{Allowed: v.Allow, Role: v.Role, Revision: rev}
+	d.Allowed, d.Role, d.Revision = v.Allow, v.Role, rev
 	var ends [4]int
 	if len(v.Codes) > len(ends) { // no default rule gives that many
 		d.Reasons = make([]Reason, len(v.Codes))
 		for i, c := range v.Codes {
 			d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role)}
 		}
-		return d
+		return
 	}
 	if scratch == nil {
 		var buf [256]byte
@@ -646,7 +659,6 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego
 		start = ends[i]
 	}
 	d.Reasons = reasons
-	return d
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64) Decision {
@@ -710,7 +722,7 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []Batc
 // query is a validated request, ready to read its facts.
 type query struct {
 	req    Request
-	spec   rego.ActionSpec
+	spec   *rego.ActionSpec // the policy's own catalog entry (Policy.Spec): read-only
 	policy *rego.Policy // the policy prepare validated the request for (messages read its ranks)
 	// The resource: its kind and names (team: of a team resource, or a project's team space).
 	kind               scope.Kind
@@ -731,7 +743,7 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 	if err := scope.CheckSlug("subject", req.Subject); err != nil {
 		return err
 	}
-	spec, ok := p.Action(req.Action)
+	spec, ok := p.Spec(req.Action)
 	if !ok {
 		return teamgate.Invalid("action", req.Action, "not in the action catalog")
 	}
