@@ -552,15 +552,21 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	}
 	p := e.policy.Load()
 	q := &rd.q
-	if err := e.prepare(p, req, q); err != nil {
-		return err
+	table := p.Table()
+	// On the compiled path a project request's names are split, not checked, before the read:
+	// the store checked every name it holds (store.Change), so the names it finds need no check;
+	// any it does not find are checked below, by prepare, before the decision.
+	unchecked := !rd.explain && e.compiled && table != nil && q.split(p, req)
+	if !unchecked {
+		if err := e.prepare(p, req, q); err != nil {
+			return err
+		}
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
 			return err
 		}
 	}
-	table := p.Table()
 	rd.entry = entry
 	rd.compiled = !rd.explain && e.compiled && table != nil && q.attrs.Len() == 0 && q.dest == nil
 	// A logged full evaluation is timed from reading its facts (the compiled path is not: two
@@ -571,6 +577,13 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	}
 	if err := e.readFacts(rd); err != nil {
 		return err
+	}
+	if unchecked && (q.acc.Missing != store.Found || q.acc.OrgRole == "") {
+		// A name the store did not find (the resource's, or the subject's: not a member) may be
+		// malformed: the request's error, exactly as prepare gives it up front, comes first.
+		if err := e.prepare(p, req, q); err != nil {
+			return err
+		}
 	}
 	if rd.compiled {
 		e.compiledN.Add(1)
@@ -805,6 +818,49 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 		return err
 	}
 	return nil
+}
+
+// split is prepare's first step on the compiled path, for the usual request: a project action
+// on a reference `org/project` or `org/team/project` (separators '/' or '.'), no owner, no
+// attributes, no revision to wait for, a subject of 1 to scope.MaxSlugLen bytes. It fills q as
+// prepare would, but checks only the reference's shape (two or three non-empty parts of at most
+// scope.MaxSlugLen bytes), not that its parts and the subject are slugs: the caller reads the
+// store, where only slugs are found, and calls prepare on any name it did not find. False, with
+// q untouched, for any other request (prepare then checks it first).
+func (q *query) split(p *rego.Policy, req *Request) bool {
+	if len(req.Attributes) > 0 || req.Owner != "" || req.MinRevision > 0 || req.Subject == "" || len(req.Subject) > scope.MaxSlugLen {
+		return false
+	}
+	s := req.Resource
+	if len(s) > 3*scope.MaxSlugLen+2 {
+		return false
+	}
+	spec, ok := p.Spec(req.Action)
+	if !ok || spec.Kind != scope.KindProject {
+		return false
+	}
+	var cut [2]int // the separators' positions
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '/' || c == '.' {
+			if n == len(cut) {
+				return false
+			}
+			cut[n] = i
+			n++
+		}
+	}
+	switch {
+	case n == 1 && 0 < cut[0] && cut[0] < len(s)-1 && cut[0] <= scope.MaxSlugLen && len(s)-cut[0]-1 <= scope.MaxSlugLen:
+		q.org, q.project = s[:cut[0]], s[cut[0]+1:]
+	case n == 2 && 0 < cut[0] && cut[0]+1 < cut[1] && cut[1] < len(s)-1 &&
+		cut[0] <= scope.MaxSlugLen && cut[1]-cut[0]-1 <= scope.MaxSlugLen && len(s)-cut[1]-1 <= scope.MaxSlugLen:
+		q.org, q.team, q.project = s[:cut[0]], s[cut[0]+1:cut[1]], s[cut[1]+1:]
+	default:
+		return false
+	}
+	q.req, q.spec, q.kind, q.policy = *req, spec, spec.Kind, p
+	return true
 }
 
 func article(kind scope.Kind) string {
