@@ -736,7 +736,7 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []Batc
 type query struct {
 	req    Request
 	spec   *rego.ActionSpec // the policy's own catalog entry (Policy.Spec): read-only
-	policy *rego.Policy // the policy prepare validated the request for (messages read its ranks)
+	policy *rego.Policy     // the policy prepare validated the request for (messages read its ranks)
 	// The resource: its kind and names (team: of a team resource, or a project's team space).
 	kind               scope.Kind
 	org, team, project string
