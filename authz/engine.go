@@ -57,7 +57,6 @@ type PersistentCache interface {
 var (
 	_ Directory       = (*store.Store)(nil)
 	_ PersistentCache = (*store.Store)(nil)
-	_ accessViewer    = (*store.Store)(nil)
 )
 
 // Option configures New.
@@ -174,16 +173,12 @@ type Engine struct {
 	evaluated  atomic.Uint64 // decisions made by full evaluation of the request's input
 	compiledN  atomic.Uint64 // decisions answered by the compiled path's decision table
 
-	facts    accessViewer // the Directory's, when it has one: the compiled path's read
-	readings sync.Pool    // *reading: Authorize's per-decision state, when facts is nil
-}
-
-// accessViewer is a View that reads only what a decision on the compiled path reads
-// (store.Reader.Access and the revision, tracked into d when d is not nil) and takes no callback,
-// so Authorize's per-decision state stays on its stack. New uses the Directory's when it is a
-// *store.Store; any other Directory, a type embedding a store included, is read through View.
-type accessViewer interface {
-	ViewAccess(org, team, project, user string, d *store.Deps) (store.Access, uint64, error)
+	// facts is the Directory when it is a *store.Store itself (a type embedding one included,
+	// any other Directory is read through View): the compiled path reads a decision's facts with
+	// store.Store.ViewAccess, which takes no callback, so Authorize's per-decision state stays on
+	// its stack. A concrete type, not an interface: the Access it fills is on that stack too.
+	facts    *store.Store
+	readings sync.Pool // *reading: Authorize's per-decision state, when facts is nil
 }
 
 // New builds an engine over dir with the default policy plus the options' modules and data.
@@ -457,7 +452,7 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and on the compiled
 // path it allocates only the reasons. Its state lives on the stack when the Directory reads a
-// decision's facts without a callback (accessViewer), else it comes from (and returns to) the
+// decision's facts without a callback (facts), else it comes from (and returns to) the
 // engine's pool. A non-nil t is set to how the decision was made. The decision is written to
 // *d (set only when the error is nil): no copy of it on the way back up.
 func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, t *decisionTrace, d *Decision) error {
@@ -606,7 +601,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 }
 
 // readFacts reads the decision's facts in one snapshot: the compiled path's through the
-// Directory's accessViewer when it has one, anything else in a View callback (rd.read).
+// store's ViewAccess when the Directory is one, anything else in a View callback (rd.read).
 func (e *Engine) readFacts(rd *reading) error {
 	q := &rd.q
 	if rd.compiled && len(rd.also) == 0 && e.facts != nil {
@@ -615,7 +610,7 @@ func (e *Engine) readFacts(rd *reading) error {
 			deps = &rd.entry.deps // what the decision depends on is what this snapshot serves
 		}
 		var err error
-		q.acc, rd.rev, err = e.facts.ViewAccess(q.org, q.team, q.project, q.req.Subject, deps)
+		rd.rev, err = e.facts.ViewAccess(&q.acc, q.org, q.team, q.project, q.req.Subject, deps)
 		return err
 	}
 	if rd.view != nil {
