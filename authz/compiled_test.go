@@ -10,6 +10,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
 )
@@ -89,6 +90,21 @@ func TestCompiledPathBadInput(t *testing.T) {
 	require.Greater(t, invalid, 300)
 	require.Greater(t, decided, 20)
 	require.NotZero(t, compiled.Stats().Compiled)
+
+	// Admissions decide in the snapshot that reads the project's settings: the same errors.
+	for _, s := range []string{"bob", "nobody", "", "bo b", "bob\x00", strings.Repeat("a", 10_000)} {
+		for _, project := range []string{"acme/vision", "acme/engineering/vision", "acme/nope", "acme//vision"} {
+			want, wantErr := plain.Admit(t.Context(), s, project, policy.Run{Kind: "job"})
+			got, err := compiled.Admit(t.Context(), s, project, policy.Run{Kind: "job"})
+			if wantErr != nil {
+				require.Error(t, err, "%q %q", s, project)
+				require.Equal(t, wantErr.Error(), err.Error(), "%q %q", s, project)
+				continue
+			}
+			require.NoError(t, err, "%q %q", s, project)
+			require.Equal(t, want, got, "%q %q", s, project)
+		}
+	}
 }
 
 // TestCompiledPathDuringReload: decisions on the compiled path while the policy is swapped back

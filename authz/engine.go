@@ -550,8 +550,9 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	table := p.Table()
 	// On the compiled path a project request's names are split, not checked, before the read:
 	// the store checked every name it holds (store.Change), so the names it finds need no check;
-	// any it does not find are checked below, by prepare, before the decision.
-	unchecked := !rd.explain && e.compiled && table != nil && q.split(p, req)
+	// any it does not find are checked below, by prepare, before the decision. Not with extra
+	// reads (admission): they would run on names not yet checked.
+	unchecked := !rd.explain && len(rd.also) == 0 && e.compiled && table != nil && q.split(p, req)
 	if !unchecked {
 		if err := e.prepare(p, req, q); err != nil {
 			return err
