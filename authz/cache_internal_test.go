@@ -18,11 +18,7 @@ import (
 
 // trackedDeps returns the store and the Deps of reading vera's facts on acme/nlp.
 func trackedDeps(t testing.TB) (*store.Store, store.Deps) {
-	st, err := store.Open(t.Context(), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), "../testdata/conformance/acme.yaml")
-	require.NoError(t, err)
+	st := conformance.OpenStore(t, store.Options{})
 	var d store.Deps
 	require.NoError(t, st.View(func(r store.Reader) error {
 		r = r.Track(&d)
@@ -248,12 +244,7 @@ func TestDecisionCacheKeepsItsSize(t *testing.T) {
 
 func newAcmeInternal(t *testing.T, opts ...Option) *Engine {
 	t.Helper()
-	st, err := store.Open(t.Context(), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), conformance.DataFile())
-	require.NoError(t, err)
-	e, err := New(t.Context(), st, opts...)
+	e, err := New(t.Context(), conformance.OpenStore(t, store.Options{}), opts...)
 	require.NoError(t, err)
 	return e
 }
