@@ -70,7 +70,8 @@ func (p *DecisionPath) UnmarshalText(b []byte) error {
 }
 
 // DecisionRecord is one decision as the decision log keeps it (WithDecisionLog). It is a value
-// of fixed size: queuing one allocates nothing; its strings and Reasons are the request's and the
+// of fixed size: queuing one allocates nothing (but for a failed call or one with attributes,
+// Suggest or suggestions, which allocate anyway); its strings and Reasons are the request's and the
 // decision's own (Reasons may be shared with the decision cache: do not modify them), and
 // Request.Attributes is a copy the record owns.
 type DecisionRecord struct {
@@ -174,7 +175,7 @@ func WithDecisionLog(sink DecisionSink) Option {
 // WithDecisionLogQueue sets how many slots the decision log's queue has for records waiting for
 // the sink, rounded up to a power of two. A slot holds one record, or up to 65,535 identical
 // in-memory cache hits (see WithDecisionLog): a hot request takes a slot per drain
-// (DecisionLogInterval), not per decision. A slot takes 32 bytes and 256 beside it for a record
+// (DecisionLogInterval), not per decision. A slot takes 32 bytes and 128 beside it for a record
 // of any decision but a cache hit; the batch the sink is writing (at most 512 records) is
 // apart. size must be > 0. Default DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
@@ -232,8 +233,9 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 //
 // A slot is small: an in-memory cache hit writes only its cache entry (immutable: the decision,
 // its reasons and policy, and the request's key, from which the drainer rebuilds the request's
-// strings), the decision's revision and the request's MinRevision; any other decision writes its
-// whole record into recs, beside the slot. The drainer makes every record.
+// strings), the decision's revision and the request's MinRevision; any other decision writes a
+// compact record (logRec: two cache lines, not a DecisionRecord's four) into recs, beside the
+// slot, of immutable parts the drainer makes its record from. The drainer makes every record.
 //
 // A slot of hits is a run: a hit whose record would be the same as that of the latest run of
 // its cache entry (same revision, same MinRevision) while the drainer has not taken the run yet
@@ -267,11 +269,11 @@ type recordRing struct {
 	mask         uint64 // len(slots)-1
 	half         uint64
 	slots        []logSlot
-	// recs[i] holds slot i's record when slots[i].hit is nil. The consumer reads a record and
-	// leaves it (the next lap's producer writes it whole): clearing it would make the producer
-	// fetch its four cache lines back from the drainer's core. So the ring keeps the requests of
-	// at most its size of past decisions alive.
-	recs []DecisionRecord
+	// recs[i] holds slot i's record when slots[i].hit is nil (its revision and MinRevision in the
+	// slot's rev and minRev). The consumer reads a record and leaves it (the next lap's producer
+	// writes it whole): clearing it would make the producer fetch its cache lines back from the
+	// drainer's core. So the ring keeps the requests of at most its size of past decisions alive.
+	recs []logRec
 	// run is the record of the sealed run at head, left how many of its records are still to be
 	// taken (a run may span batches), copies how many of the consumer's batch's first records
 	// are copies of run (take passes the same batch each time, and a sink modifies no record, so
@@ -319,7 +321,7 @@ func (q *recordRing) init(size int) {
 	for n < size {
 		n <<= 1
 	}
-	q.slots, q.recs = make([]logSlot, n), make([]DecisionRecord, n)
+	q.slots, q.recs = make([]logSlot, n), make([]logRec, n)
 	for i := range q.slots {
 		q.slots[i].state.Store(countMask) // tag 0, sealed: no position's before a lap
 	}
@@ -374,9 +376,8 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 				break
 			}
 			if s.hit == nil {
-				i := q.head & q.mask
 				q.copies = min(q.copies, len(out))
-				out = append(out, q.recs[i]) // left in place: see recs
+				out = append(out, q.recs[q.head&q.mask].record(s.rev.Load(), s.minRev.Load())) // left in place: see recs
 				out[len(out)-1].Time = now
 				q.head++
 				continue
@@ -433,6 +434,67 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 	return DecisionRecord{
 		Request:  Request{Subject: parts[0], Action: parts[1], Resource: parts[2], Owner: parts[3], MinRevision: minRev},
 		Decision: d, Policy: en.entry.policy.Fingerprint(), Path: PathCacheL1,
+	}
+}
+
+// logRec is the ring's record of a decision that was not an in-memory cache hit: 128 bytes, two
+// cache lines (a DecisionRecord takes four), made of what the decision already holds — the
+// request's strings as the caller passed them, the decision's role and reasons (those of the
+// Decision returned: nobody modifies them, see DecisionRecord), the policy — from which the
+// drainer makes the record (record). Its revision and MinRevision are in the slot (logSlot.rev,
+// minRev). A record with more (an error, attributes, Suggest, suggestions: none on the compiled
+// path's common case, and each costs allocations of its own) is made whole beside it, in full.
+type logRec struct {
+	subject, action, resource, owner string
+	reasons                          *Reason // the Reasons' array: nil for nil Reasons
+	nReasons                         uint32
+	allowed                          bool
+	path                             DecisionPath
+	role                             string
+	policy                           *rego.Policy
+	latency                          time.Duration
+	full                             *DecisionRecord // the whole record (its Time unset); nil: made from the above
+	_                                [8]byte         // 128 bytes: a record is two whole cache lines of the ring's
+}
+
+// A logRec is exactly two cache lines (a compile error otherwise).
+var _ [0]byte = [unsafe.Sizeof(logRec{}) - 128]byte{}
+
+// set makes r the record of req's decision d under policy p (its revision and MinRevision go in
+// the slot).
+func (r *logRec) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
+	if err != nil || req.Attributes != nil || req.Suggest || d.Suggestions != nil || len(d.Reasons) > 1<<32-1 {
+		f := &DecisionRecord{Request: *req, Decision: *d, Policy: p.Fingerprint(), Path: t.path, Latency: t.latency}
+		if err != nil {
+			f.Path, f.Error = PathNone, err.Error()
+		}
+		if len(req.Attributes) > 0 {
+			f.Request.Attributes = copyAttributes(req.Attributes)
+		}
+		*r = logRec{full: f}
+		return
+	}
+	// Field by field: a composite literal is built aside and copied.
+	r.subject, r.action, r.resource, r.owner = req.Subject, req.Action, req.Resource, req.Owner
+	r.reasons, r.nReasons = unsafe.SliceData(d.Reasons), uint32(len(d.Reasons))
+	r.allowed, r.path, r.role = d.Allowed, t.path, d.Role
+	r.policy, r.latency, r.full = p, t.latency, nil
+}
+
+// record is the DecisionRecord r holds, with revision rev and MinRevision minRev (from the
+// slot); its Time is unset.
+func (r *logRec) record(rev, minRev uint64) DecisionRecord {
+	if r.full != nil {
+		return *r.full
+	}
+	var reasons []Reason
+	if r.reasons != nil {
+		reasons = unsafe.Slice(r.reasons, r.nReasons)
+	}
+	return DecisionRecord{
+		Request:  Request{Subject: r.subject, Action: r.action, Resource: r.resource, Owner: r.owner, MinRevision: minRev},
+		Decision: Decision{Allowed: r.allowed, Role: r.role, Reasons: reasons, Revision: rev},
+		Policy:   r.policy.Fingerprint(), Path: r.path, Latency: r.latency,
 	}
 }
 
@@ -612,8 +674,9 @@ func (l *decisionLog) close(ctx context.Context) error {
 	return err
 }
 
-// record makes the log's record of one call in the ring (written in place, nothing allocated);
-// attributes are copied, since the caller may reuse its map once the call has returned.
+// record makes the log's record of one call in the ring (written in place, nothing allocated but
+// on a failed call or one with attributes, Suggest or suggestions: see logRec); attributes are
+// copied, since the caller may reuse its map once the call has returned.
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
 	s, pos, woke := e.declog.reserve()
 	if s == nil {
@@ -624,17 +687,12 @@ func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) 
 	if p == nil { // not decided
 		p = e.policy.Load()
 	}
-	r := &e.declog.ring.recs[pos&e.declog.ring.mask]
-	// Every field (Time is never set in the ring): the slot holds the last lap's record. (Field by
-	// field: a composite literal is built aside and copied.)
-	r.Request, r.Decision, r.Policy, r.Path, r.Latency, r.Error = *req, *d, p.Fingerprint(), t.path, t.latency, ""
 	if err != nil {
-		r.Path, r.Error = PathNone, err.Error()
-		r.Decision = Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
+		d = &Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
 	}
-	if len(req.Attributes) > 0 {
-		r.Request.Attributes = copyAttributes(req.Attributes)
-	}
+	e.declog.ring.recs[pos&e.declog.ring.mask].set(req, d, p, t, err)
+	s.rev.Store(d.Revision)
+	s.minRev.Store(req.MinRevision)
 	e.declog.publish(s, pos, woke)
 }
 

@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -613,4 +614,63 @@ func TestDecisionLogRunsConcurrent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDecisionLogCompiledRecordIsTheDecision: without a decision cache every decision is
+// recorded from the ring's compact record (or, with attributes, Suggest or an error, a whole
+// one): each record is the request and the decision as the caller saw them, its nil or empty
+// reasons included.
+func TestDecisionLogCompiledRecordIsTheDecision(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sink := &memSink{}
+	eng, _ := newAcme(t, authz.WithDecisionCache(0), authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(4))
+	reqs := []authz.Request{
+		{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
+		{Subject: "vera", Action: "runs.get", Resource: "vision", Owner: "acme"},
+		{Subject: "olga", Action: "runs.approve", Resource: "acme/engineering/" + strings.Repeat("x", 60)},
+		{Subject: "alice", Action: "org.update", Resource: "acme", MinRevision: 1},
+		{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: map[string]any{"run": map[string]any{"created_by": "bob"}}},
+		{Subject: "nobody", Action: "runs.stop", Resource: "acme/engineering/vision", Suggest: true},
+	}
+	var calls []authz.Request
+	var decs []authz.Decision
+	for range 3 {
+		for _, r := range reqs {
+			d, err := eng.Authorize(ctx, r)
+			require.NoError(t, err)
+			calls, decs = append(calls, r), append(decs, d)
+			require.NoError(t, eng.FlushDecisionLog(ctx)) // the ring is small: laps reuse its records
+		}
+	}
+	_, err := eng.Authorize(ctx, authz.Request{Subject: "bob", Action: "no.such", Resource: "acme"})
+	require.Error(t, err)
+	require.NoError(t, eng.Close(ctx))
+
+	recs := sink.all()
+	require.Len(t, recs, len(calls)+1)
+	for i, c := range calls {
+		r := recs[i]
+		require.Equal(t, c, r.Request, "record %d", i)
+		require.Equal(t, decs[i], r.Decision, "record %d", i)
+		require.Equal(t, eng.Policy().Fingerprint(), r.Policy)
+		require.Empty(t, r.Error)
+		require.False(t, r.Time.IsZero())
+		if c.Suggest || c.Attributes != nil {
+			require.Equal(t, authz.PathRego, r.Path, "record %d", i)
+		} else {
+			require.Equal(t, authz.PathCompiled, r.Path, "record %d", i)
+		}
+		want, err := json.Marshal(authz.DecisionRecord{Time: r.Time, Request: c, Decision: decs[i], Policy: r.Policy, Path: r.Path, Latency: r.Latency})
+		require.NoError(t, err)
+		got, err := json.Marshal(r)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(got), "record %d", i)
+	}
+	last := recs[len(recs)-1]
+	require.Equal(t, authz.PathNone, last.Path)
+	require.NotEmpty(t, last.Error)
+	require.Equal(t, "none", last.Decision.Role)
+	require.NotNil(t, last.Decision.Reasons)
+	require.Zero(t, eng.Stats().DecisionLogDropped)
 }
