@@ -464,14 +464,7 @@ var _ [0]byte = [unsafe.Sizeof(logRec{}) - 128]byte{}
 // the slot).
 func (r *logRec) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
 	if err != nil || req.Attributes != nil || req.Suggest || d.Suggestions != nil || len(d.Reasons) > 1<<32-1 {
-		f := &DecisionRecord{Request: *req, Decision: *d, Policy: p.Fingerprint(), Path: t.path, Latency: t.latency}
-		if err != nil {
-			f.Path, f.Error = PathNone, err.Error()
-		}
-		if len(req.Attributes) > 0 {
-			f.Request.Attributes = copyAttributes(req.Attributes)
-		}
-		*r = logRec{full: f}
+		r.setFull(req, d, p, t, err)
 		return
 	}
 	// Field by field: a composite literal is built aside and copied.
@@ -479,6 +472,20 @@ func (r *logRec) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace
 	r.reasons, r.nReasons = unsafe.SliceData(d.Reasons), uint32(len(d.Reasons))
 	r.allowed, r.path, r.role = d.Allowed, t.path, d.Role
 	r.policy, r.latency, r.full = p, t.latency, nil
+}
+
+// setFull is set of a record that is made whole (see logRec).
+//
+//go:noinline
+func (r *logRec) setFull(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
+	f := &DecisionRecord{Request: *req, Decision: *d, Policy: p.Fingerprint(), Path: t.path, Latency: t.latency}
+	if err != nil {
+		f.Path, f.Error = PathNone, err.Error()
+	}
+	if len(req.Attributes) > 0 {
+		f.Request.Attributes = copyAttributes(req.Attributes)
+	}
+	*r = logRec{full: f}
 }
 
 // record is the DecisionRecord r holds, with revision rev and MinRevision minRev (from the
