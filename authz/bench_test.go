@@ -90,7 +90,8 @@ func (discardSink) Write(context.Context, []authz.DecisionRecord) error { return
 
 // BenchmarkDecisionLogCost measures what the decision log costs the decision path: one request
 // decided on each path (an in-memory cache hit, the compiled path, full Rego evaluation) without
-// a log and with one (records to a sink that discards them). Compare log=off with log=on by
+// a log and with one (records to a sink that discards them): log=on has a queue of 65,536 slots,
+// log=queue4096 the default one (its dropped/op says whether the drainer keeps up). Compare log=off with log=on by
 // benchstat's -col /log (bench/RESULTS.md has the commands, and the callgrind ones: the loop is
 // decideLoop, for --toggle-collect).
 func BenchmarkDecisionLogCost(b *testing.B) {
@@ -116,12 +117,14 @@ var decisionLogPaths = []struct {
 func benchDecisionLog(b *testing.B, parallel bool) {
 	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
 	for _, path := range decisionLogPaths {
-		for _, logged := range []bool{false, true} {
-			name := "path=" + path.name + "/log=off"
-			opts := path.opts
-			if logged {
-				name = "path=" + path.name + "/log=on"
+		for _, log := range []string{"off", "on", "queue4096"} {
+			name := "path=" + path.name + "/log=" + log
+			opts, logged := path.opts, log != "off"
+			switch log {
+			case "on":
 				opts = append(opts[:len(opts):len(opts)], authz.WithDecisionLog(discardSink{}), authz.WithDecisionLogQueue(1<<16))
+			case "queue4096":
+				opts = append(opts[:len(opts):len(opts)], authz.WithDecisionLog(discardSink{}))
 			}
 			b.Run(name, func(b *testing.B) {
 				eng, _ := newAcme(b, opts...)
