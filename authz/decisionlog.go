@@ -440,8 +440,8 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 // logRec is the ring's record of a decision that was not an in-memory cache hit: 128 bytes, two
 // cache lines (a DecisionRecord takes four), made of what the decision already holds — the
 // request's strings as the caller passed them, the decision's role and reasons (those of the
-// Decision returned: nobody modifies them, see DecisionRecord), the policy — from which the
-// drainer makes the record (record). Its revision and MinRevision are in the slot (logSlot.rev,
+// Decision returned: nobody modifies them, see DecisionRecord), the policy's fingerprint — from
+// which the drainer makes the record (record). Its revision and MinRevision are in the slot (logSlot.rev,
 // minRev). A record with more (an error, attributes, Suggest, suggestions: none on the compiled
 // path's common case, and each costs allocations of its own) is made whole beside it, in full.
 type logRec struct {
@@ -451,10 +451,9 @@ type logRec struct {
 	allowed                          bool
 	path                             DecisionPath
 	role                             string
-	policy                           *rego.Policy
+	policy                           string // the fingerprint (not the policy: a ring keeps no old policy alive)
 	latency                          time.Duration
 	full                             *DecisionRecord // the whole record (its Time unset); nil: made from the above
-	_                                [8]byte         // 128 bytes: a record is two whole cache lines of the ring's
 }
 
 // A logRec is exactly two cache lines (a compile error otherwise).
@@ -471,7 +470,7 @@ func (r *logRec) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace
 	r.subject, r.action, r.resource, r.owner = req.Subject, req.Action, req.Resource, req.Owner
 	r.reasons, r.nReasons = unsafe.SliceData(d.Reasons), uint32(len(d.Reasons))
 	r.allowed, r.path, r.role = d.Allowed, t.path, d.Role
-	r.policy, r.latency, r.full = p, t.latency, nil
+	r.policy, r.latency, r.full = p.Fingerprint(), t.latency, nil
 }
 
 // setFull is set of a record that is made whole (see logRec).
@@ -501,7 +500,7 @@ func (r *logRec) record(rev, minRev uint64) DecisionRecord {
 	return DecisionRecord{
 		Request:  Request{Subject: r.subject, Action: r.action, Resource: r.resource, Owner: r.owner, MinRevision: minRev},
 		Decision: Decision{Allowed: r.allowed, Role: r.role, Reasons: reasons, Revision: rev},
-		Policy:   r.policy.Fingerprint(), Path: r.path, Latency: r.latency,
+		Policy:   r.policy, Path: r.path, Latency: r.latency,
 	}
 }
 
