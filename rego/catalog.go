@@ -29,6 +29,8 @@ import (
 //     (listings), runs.create and versions.create (admission), projects.create and
 //     team.projects.create (CreateProject), org.runs and team.runs (bulk operations) with resources
 //     of that kind.
+//   - Nothing is under teamgate.authz: that is the default rules' package (data there made
+//     rego.New panic, folding it into the module's own package path).
 //   - Data under teamgate.ext (an extension written as data) holds deny and allow as lists or
 //     objects of messages: `"deny": true` would otherwise be silently ignored.
 func (p *Policy) readData() error {
@@ -82,6 +84,11 @@ func (p *Policy) readData() error {
 		return err
 	}
 
+	if v, present := tg["authz"]; present {
+		// The default rules' own package: data there would collide with (or, folded, rewrite)
+		// the rules themselves.
+		return dataError("teamgate.authz", v, "the default rules' package: data may not define it")
+	}
 	if ext, present := tg["ext"]; present {
 		m, ok := ext.(map[string]any)
 		if !ok {

@@ -361,6 +361,11 @@ func TestDataIsChecked(t *testing.T) {
 		{"re-kinded default action", action("project.get", map[string]any{"kind": "org", "role": nil, "org_roles": []any{"member"}}), "teamgate.actions.project.get.kind: \"org\": a default action keeps its kind project"},
 		{"entry not an object", tg(map[string]any{"actions": map[string]any{"runs.x": "admin"}}), `teamgate.actions.runs.x: "admin": want an object`},
 		{"ext deny as a boolean", tg(map[string]any{"ext": map[string]any{"deny": true}}), "teamgate.ext.deny: \"true\": want a list"},
+		// Data in the rules' own package: an object or a list made New panic (folded into the
+		// module's package path); a scalar gave OPA's conflicting-rule errors.
+		{"data in the rules' package", tg(map[string]any{"authz": map[string]any{"decision": map[string]any{"allow": true}}}), "teamgate.authz: "},
+		{"a list in the rules' package", tg(map[string]any{"authz": []any{1}}), "teamgate.authz: \"[1]\": the default rules' package"},
+		{"a scalar in the rules' package", tg(map[string]any{"authz": 1}), "teamgate.authz: \"1\": the default rules' package"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
