@@ -22,7 +22,8 @@ import (
 //   - Each action of teamgate.actions has a kind (org, team or project) and the fields of that
 //     kind only: project actions a role, and optionally own_run_role and destination_role; team
 //     actions a role or org_roles (one of the two); org actions org_roles; any action optionally
-//     manages_members. Roles are roles of ranks, org roles are org roles; an unknown field is an
+//     manages_members (not with own_run_role, which would allow it where the member-management
+//     limit is not asked). Roles are roles of ranks, org roles are org roles; an unknown field is an
 //     error (a misspelt destination_role would silently drop the destination check), and null
 //     stands for an absent field (so merged data can remove one).
 //   - An action of the default catalog keeps its kind: the engine itself asks project.get
@@ -235,6 +236,11 @@ func (p *Policy) readAction(path string, v any, ranked func(string, any) (string
 		return ActionSpec{}, dataError(path, v, "a team action has either a least team role (role) or the org roles that decide it (org_roles), not both (null removes one)")
 	case a.Kind == scope.KindOrg && m["org_roles"] == nil:
 		return ActionSpec{}, dataError(path+".org_roles", nil, "an org action needs the org roles it allows")
+	case a.ManagesMembers && a.OwnRunRole != "":
+		// own_run allows below the action's role, where the member-management limit (which
+		// judges a role that suffices for the action) is never asked: it would give roles above
+		// the subject's own.
+		return ActionSpec{}, dataError(path+".own_run_role", m["own_run_role"], "an action that manages members is not allowed by owning a run (null removes one)")
 	}
 	if a.OrgRoles == nil && m["org_roles"] != nil {
 		a.OrgRoles = []string{}
