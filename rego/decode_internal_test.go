@@ -42,4 +42,9 @@ func TestDecodeLimit(t *testing.T) {
 		require.Contains(t, e.Detail, `decision.reasons[1].limit`, code)
 		require.Contains(t, e.Detail, `not "`+code+`"`, code)
 	}
+	_, err = decode(ast.MustParseTerm(`{"allow": true, "role": "admin", "reasons": [{"code": "insufficient_role", "limit": {"attribute": "target_role", "role": "admin"}}]}`).Value)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Contains(t, e.Detail, "decision.reasons[0].limit")
+	require.Contains(t, e.Detail, "a decision that allows crossed no limit")
 }

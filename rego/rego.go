@@ -776,7 +776,7 @@ func decode(v ast.Value) (Result, error) {
 			}
 			r.Reasons = append(r.Reasons, Reason{Code: Code(code), Message: string(msg)})
 			if lv := termValue(ro, keyLimit); lv != nil {
-				l, err := decodeLimit(i, Code(code), lv)
+				l, err := decodeLimit(i, Code(code), r.Allow, lv)
 				if err != nil {
 					return Result{}, err
 				}
@@ -796,9 +796,10 @@ func decode(v ast.Value) (Result, error) {
 // decodeLimit reads the "limit" of reason i (of code). The engine passes only string roles, but
 // a Rego test's input may name any value: it is kept in Rego's text form rather than failing the
 // decision. A limit that is not {"attribute": "target_role" or "target_current_role", "role"}, or
-// one on a reason other than insufficient_role (the code of every limit the rules name), fails
-// the decision: the engine would otherwise write a message for a limit nobody decided.
-func decodeLimit(i int, code Code, v ast.Value) (Limit, error) {
+// one on a reason other than insufficient_role (the code of every limit the rules name) or of a
+// decision that allows, fails the decision: the engine would otherwise write a message for a
+// limit nobody decided.
+func decodeLimit(i int, code Code, allow bool, v ast.Value) (Limit, error) {
 	bad := func(why string) error {
 		text := v.String()
 		if len(text) > 64 { // a value may be big: the place says where, a prefix what
@@ -819,6 +820,8 @@ func decodeLimit(i int, code Code, v ast.Value) (Limit, error) {
 		return Limit{}, bad("it names no role")
 	case code != CodeInsufficientRole:
 		return Limit{}, bad("a limit is named by an insufficient_role reason only, not " + strconv.Quote(string(code)))
+	case allow:
+		return Limit{}, bad("a decision that allows crossed no limit")
 	}
 	l := Limit{Attribute: string(attr), Role: role.String()}
 	if s, ok := role.(ast.String); ok {
