@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -356,4 +357,18 @@ func TestDecisionCacheCollisionsConcurrent(t *testing.T) {
 	}
 	require.NoError(t, <-errs)
 	require.NotZero(t, e.Stats().CacheHits)
+}
+
+// TestCacheEntryLayout: what a hit reads of an entry (the key, the policy, the decision and the
+// start of its Deps) lies in its first four cache lines, and entries start on a 128-byte boundary,
+// so a hit reads two aligned pairs of lines.
+func TestCacheEntryLayout(t *testing.T) {
+	t.Parallel()
+	require.LessOrEqual(t, hitBytes, uintptr(256))
+	require.Zero(t, unsafe.Sizeof(cacheEntry{})%128)
+	entries := make([]*cacheEntry, 64)
+	for i := range entries {
+		entries[i] = new(cacheEntry)
+		require.Zero(t, uintptr(unsafe.Pointer(entries[i]))%128, "entry %d at %p", i, entries[i])
+	}
 }
