@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"strings"
 	"time"
@@ -168,6 +169,52 @@ func WriteSnapshot(s *Store) error {
 		return teamgate.ErrClosed
 	}
 	return s.writeSnapshot(c, nil)
+}
+
+// CaptureUnderWrites copies the snapshot of the current state twice: once while nothing writes
+// (want), and once (got) a few member ids or stamps per step with between run before each step,
+// no lock held: it may write, or start writers, while the copy goes on. Nothing may write until
+// the first call of between. Both are returned as comparable values.
+func CaptureUnderWrites(s *Store, between func()) (want, got any, err error) {
+	w := s.capture()
+	c := s.beginCapture()
+	s.capChunk, s.capBetween = 3, between
+	defer func() { s.capChunk, s.capBetween = 0, nil }()
+	g, _, err := s.copyCapture(c, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if g.rev != w.rev || g.ts != w.ts {
+		return nil, nil, fmt.Errorf("revision %d ts %d, want %d %d", g.rev, g.ts, w.rev, w.ts)
+	}
+	return comparableCapture(w), comparableCapture(g), nil
+}
+
+func comparableCapture(c *snapCapture) any {
+	type org struct {
+		Name      string
+		Names     []string
+		Roles     []roleCode
+		Teams     [][]teamRole
+		TeamNames []string
+		Expiry    map[[2]uint32]int64
+	}
+	orgs := make([]org, len(c.orgs))
+	for i, o := range c.orgs {
+		orgs[i] = org{o.name, o.names, o.roles, o.teams, o.teamNames, o.expiry}
+		if len(o.expiry) == 0 {
+			orgs[i].Expiry = nil
+		}
+	}
+	stamps := map[string]uint64{}
+	for _, st := range c.stamps {
+		stamps[st.key.String()] = st.rev
+	}
+	return struct {
+		Rev    uint64
+		Orgs   []org
+		Stamps map[string]uint64
+	}{c.rev, orgs, stamps}
 }
 
 // OnSnapshotCapture makes every background snapshot report how long its copy of the state held

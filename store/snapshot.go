@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -145,37 +144,203 @@ type capturedStamp struct {
 	rev uint64
 }
 
-// capture copies what the snapshot of the current state holds. It runs while no write is in
-// flight: at Close, or leading the commit pipeline (the writers queued wait for the copy). It
-// holds the read lock, which readers share, against Replica.ValidateEach, which validates
-// outside the pipeline. The member lists themselves are shared, not copied: a write replaces a
-// list, never changes it (setTeams).
-func (s *Store) capture() *snapCapture {
+// A snapshot is copied out of the live state while writes go on, so that no writer waits for
+// more than one chunk of the copy. beginCapture, run while no write is in flight (at Close, or
+// leading the commit pipeline), notes the revision, Badger's read timestamp, the orgs, their
+// teams' names and how many member ids and stamp cells there are, and registers the capture in
+// the state: O(orgs + teams), no member or stamp is copied. copyCapture then copies the member
+// tables and the stamps a chunk at a time, each chunk under the read lock (readers go on;
+// writers wait for that chunk only). A write that changes a member entry the copy has not
+// reached yet keeps its value first (txn.keep, liveCapture.keep), and a write that bumps a
+// stamp keeps the value it had (stamps.before), so the copy reads everything as it was at the
+// capture's revision. Member lists are never changed in place (setTeams replaces them), so the
+// kept value is the slice header; names and roles are values.
+const captureChunk = 1 << 14 // member ids or stamp cells copied per hold of the read lock
+
+// liveCapture is a snapshot being copied (state.snap). Writers touch it under the write lock
+// (keep), the copier under the read lock, so each sees the other's work whole.
+type liveCapture struct {
+	rev, ts uint64
+	orgs    []*orgLive            // the orgs at rev, by name
+	byOrg   map[*orgData]*orgLive // the same, by their state
+	stamps  []stampCell           // the stamp cells at rev: a prefix of stamps.list
+}
+
+// orgLive is one org of a liveCapture: how far the copy went and what writes kept for it.
+type orgLive struct {
+	o    *orgData
+	n    int                 // member ids at rev
+	done int                 // ids below it are copied
+	kept map[uint32]memberAt // ids at or above done changed since rev: their entry at rev
+	out  orgCapture
+}
+
+// memberAt is a member id's entry at the capture's revision.
+type memberAt struct {
+	name  string
+	role  roleCode
+	teams []teamRole
+	exp   []int64 // the expires_at of each of teams (0: none); nil when none expires
+}
+
+// at returns member id's entry in o now.
+func at(o *orgData, id uint32) memberAt {
+	p := &o.members
+	m := memberAt{name: p.names[id], role: p.roles[id], teams: p.teams[id]}
+	if len(o.memberExpiry) > 0 {
+		for i, tr := range m.teams {
+			if e, ok := o.memberExpiry[[2]uint32{tr.team, id}]; ok {
+				if m.exp == nil {
+					m.exp = make([]int64, len(m.teams))
+				}
+				m.exp[i] = e
+			}
+		}
+	}
+	return m
+}
+
+// keep saves member id's entry in o as it is, before a write changes it, when the copy has not
+// reached it and it existed at the capture's revision. Under the write lock.
+func (c *liveCapture) keep(o *orgData, id uint32) {
+	ol := c.byOrg[o]
+	if ol == nil || int(id) >= ol.n || int(id) < ol.done {
+		return
+	}
+	if _, ok := ol.kept[id]; !ok {
+		ol.kept[id] = at(o, id)
+	}
+}
+
+// beginCapture starts copying the snapshot of the current state. It runs while no write is in
+// flight, holding the read lock against Replica.ValidateEach (which validates outside the
+// pipeline).
+func (s *Store) beginCapture() *liveCapture {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	txn := s.db.NewTransaction(false)
 	ts := txn.ReadTs() // every commit so far is at or below it
 	txn.Discard()
 	st := s.st
-	c := &snapCapture{rev: st.rev, ts: ts, orgs: make([]orgCapture, 0, len(st.orgs))}
+	c := &liveCapture{rev: st.rev, ts: ts, orgs: make([]*orgLive, 0, len(st.orgs)), byOrg: make(map[*orgData]*orgLive, len(st.orgs)),
+		stamps: s.stamps.list[:len(s.stamps.list):len(s.stamps.list)]}
 	for _, name := range sortedKeys(st.orgs) {
 		o := st.orgs[name]
-		oc := orgCapture{name: name, names: slices.Clone(o.members.names), roles: slices.Clone(o.members.roles),
-			teams: slices.Clone(o.members.teams), teamNames: make([]string, len(o.teamByID))}
+		ol := &orgLive{o: o, n: len(o.members.names), kept: map[uint32]memberAt{},
+			out: orgCapture{name: name, teamNames: make([]string, len(o.teamByID))}}
 		for id, td := range o.teamByID {
 			if td != nil {
-				oc.teamNames[id] = td.team.Name
+				ol.out.teamNames[id] = td.team.Name
 			}
 		}
-		if len(o.memberExpiry) > 0 {
-			oc.expiry = maps.Clone(o.memberExpiry)
+		c.orgs = append(c.orgs, ol)
+		c.byOrg[o] = ol
+	}
+	// The read lock excludes every writer: registering under it is seen by the next one.
+	st.snap = c
+	s.stamps.before = map[*atomic.Uint64]uint64{}
+	return c
+}
+
+// copyCapture copies the snapshot begun by beginCapture, a chunk at a time, and unregisters it.
+// It returns the copy and the longest the read lock was held for one step (what a writer may
+// have waited), or errSnapshotStopped when stop closed meanwhile (nil: never).
+func (s *Store) copyCapture(c *liveCapture, stop <-chan struct{}) (*snapCapture, time.Duration, error) {
+	var longest time.Duration
+	chunk := captureChunk
+	if s.capChunk > 0 {
+		chunk = s.capChunk
+	}
+	locked := func(f func()) {
+		if s.capBetween != nil {
+			s.capBetween()
 		}
-		c.orgs = append(c.orgs, oc)
+		s.mu.RLock()
+		t0 := time.Now()
+		f()
+		longest = max(longest, time.Since(t0))
+		s.mu.RUnlock()
 	}
-	c.stamps = make([]capturedStamp, 0, len(s.stamps.cells))
-	for k, cell := range s.stamps.cells {
-		c.stamps = append(c.stamps, capturedStamp{k, cell.Load()})
+	defer func() {
+		s.mu.Lock()
+		if s.st.snap == c {
+			s.st.snap, s.stamps.before = nil, nil
+		}
+		s.mu.Unlock()
+	}()
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
 	}
+	out := &snapCapture{rev: c.rev, ts: c.ts, orgs: make([]orgCapture, len(c.orgs)), stamps: make([]capturedStamp, len(c.stamps))}
+	for i, ol := range c.orgs {
+		oc := &ol.out
+		oc.names, oc.roles, oc.teams = make([]string, ol.n), make([]roleCode, ol.n), make([][]teamRole, ol.n)
+		for ol.done < ol.n {
+			if stopped() {
+				return nil, longest, errSnapshotStopped
+			}
+			locked(func() {
+				o, from, to := ol.o, ol.done, min(ol.done+chunk, ol.n)
+				p := &o.members
+				copy(oc.names[from:to], p.names[from:to])
+				copy(oc.roles[from:to], p.roles[from:to])
+				copy(oc.teams[from:to], p.teams[from:to])
+				if len(o.memberExpiry) > 0 {
+					for id := from; id < to; id++ {
+						if _, ok := ol.kept[uint32(id)]; !ok {
+							oc.addExpiries(uint32(id), at(o, uint32(id)))
+						}
+					}
+				}
+				for id, m := range ol.kept {
+					if int(id) >= from && int(id) < to {
+						oc.names[id], oc.roles[id], oc.teams[id] = m.name, m.role, m.teams
+						oc.addExpiries(id, m)
+					}
+				}
+				ol.done = to
+			})
+		}
+		out.orgs[i] = *oc
+	}
+	for from := 0; from < len(c.stamps); from += chunk {
+		if stopped() {
+			return nil, longest, errSnapshotStopped
+		}
+		locked(func() {
+			before := s.stamps.before
+			for i, sc := range c.stamps[from:min(from+chunk, len(c.stamps))] {
+				rev, ok := before[sc.cell]
+				if !ok {
+					rev = sc.cell.Load()
+				}
+				out.stamps[from+i] = capturedStamp{sc.key, rev}
+			}
+		})
+	}
+	return out, longest, nil
+}
+
+// addExpiries records the expiring team memberships of member id, given its entry.
+func (oc *orgCapture) addExpiries(id uint32, m memberAt) {
+	for i, e := range m.exp {
+		if e != 0 {
+			if oc.expiry == nil {
+				oc.expiry = map[[2]uint32]int64{}
+			}
+			oc.expiry[[2]uint32{m.teams[i].team, id}] = e
+		}
+	}
+}
+
+// capture copies the snapshot of the current state while nothing writes (Close, tests).
+func (s *Store) capture() *snapCapture {
+	c, _, _ := s.copyCapture(s.beginCapture(), nil)
 	return c
 }
 
@@ -927,6 +1092,7 @@ func (d *snapDelta) apply(t *txn) error {
 // the cells in one array: cells are never removed), then the stamps stored after it.
 func (snap *memberSnapshot) installStamps(ss *stamps, d *snapDelta) error {
 	ss.cells = make(map[stampKey]*atomic.Uint64, len(snap.stampKeys))
+	ss.list = make([]stampCell, len(snap.stampKeys))
 	cells := make([]atomic.Uint64, len(snap.stampKeys))
 	for i, key := range snap.stampKeys {
 		k, ok := parseStampKey(key)
@@ -935,6 +1101,7 @@ func (snap *memberSnapshot) installStamps(ss *stamps, d *snapDelta) error {
 		}
 		cells[i].Store(snap.stampRevs[i])
 		ss.cells[k] = &cells[i]
+		ss.list[i] = stampCell{k, &cells[i]}
 		ss.absentCell(k).Add(1)
 	}
 	if len(ss.cells) != len(snap.stampKeys) {

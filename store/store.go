@@ -154,6 +154,8 @@ type Store struct {
 	hook       func(step string) error // tests only: runs after each commit of a staged batch
 	commitHook func(batches int)       // tests only: runs before each group's Badger commit
 	snapChunk  int                     // tests only: the snapshot's chunk size when > 0
+	capChunk   int                     // tests only: member ids or stamps a capture copies per step when > 0
+	capBetween func()                  // tests only: runs between the steps of a capture's copy, no lock held
 	bgSteps    bool                    // tests only: hook runs for background snapshot steps too
 	snapshots  bool                    // Open may read the membership snapshot (on disk; tests can say no)
 
@@ -348,21 +350,26 @@ func (s *Store) snapshotLoop(interval time.Duration) {
 		case <-s.snapDue:
 		case <-tick:
 		}
-		var c *snapCapture
+		var live *liveCapture
 		var held time.Duration
 		start := time.Now()
 		s.enqueue(&queued{ctx: context.Background(), run: func() {
 			if s.snapshotDue() {
 				t0 := time.Now()
-				c = s.capture()
+				live = s.beginCapture()
 				held = time.Since(t0)
-				if s.snapCost != nil {
-					s.snapCost(held)
-				}
 			}
 		}})
-		if c == nil {
+		if live == nil {
 			continue // closing, or nothing new
+		}
+		c, longest, err := s.copyCapture(live, s.stop)
+		if errors.Is(err, errSnapshotStopped) {
+			return
+		}
+		held = max(held, longest)
+		if s.snapCost != nil {
+			s.snapCost(held)
 		}
 		switch err := s.writeSnapshot(c, s.stop); {
 		case errors.Is(err, errSnapshotStopped):
