@@ -155,7 +155,7 @@ type capturedStamp struct {
 // stamp keeps the value it had (stamps.before), so the copy reads everything as it was at the
 // capture's revision. Member lists are never changed in place (setTeams replaces them), so the
 // kept value is the slice header; names and roles are values.
-const captureChunk = 1 << 14 // member ids or stamp cells copied per hold of the read lock
+const captureChunk = 1 << 12 // member ids or stamp cells copied per hold of the read lock
 
 // liveCapture is a snapshot being copied (state.snap). Writers touch it under the write lock
 // (keep), the copier under the read lock, so each sees the other's work whole.
@@ -415,39 +415,38 @@ func (s *Store) writeSnapshot(c *snapCapture, stop <-chan struct{}) error {
 	buf = binary.AppendUvarint(buf, uint64(len(c.orgs)))
 	for _, o := range c.orgs {
 		str(o.name)
-		// Ids are compacted: free ids are left out, the others keep their order.
+		// Ids are compacted, in the order of the members' names (free ids are left out): Open
+		// then finds the names already sorted when it builds the member list.
+		order := make([]uint32, 0, len(o.names))
+		nameBytes := 0
+		for id, r := range o.roles {
+			if r != 0 {
+				order = append(order, uint32(id))
+				nameBytes += len(o.names[id])
+			}
+		}
+		slices.SortFunc(order, func(a, b uint32) int { return strings.Compare(o.names[a], o.names[b]) })
 		ids := make([]uint32, len(o.names))
-		n, size := uint32(0), 0
-		for id, r := range o.roles {
-			if r != 0 {
-				ids[id] = n
-				n++
-				size += len(o.names[id])
+		for n, id := range order {
+			ids[id] = uint32(n)
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(order)))
+		buf = binary.AppendUvarint(buf, uint64(nameBytes))
+		for _, id := range order {
+			if err := long([]byte(o.names[id])); err != nil {
+				return err
 			}
 		}
-		buf = binary.AppendUvarint(buf, uint64(n))
-		buf = binary.AppendUvarint(buf, uint64(size))
-		for id, r := range o.roles {
-			if r != 0 {
-				if err := long([]byte(o.names[id])); err != nil {
-					return err
-				}
+		for _, id := range order {
+			buf = binary.AppendUvarint(buf, uint64(len(o.names[id])))
+			if err := grow(); err != nil {
+				return err
 			}
 		}
-		for id, r := range o.roles {
-			if r != 0 {
-				buf = binary.AppendUvarint(buf, uint64(len(o.names[id])))
-				if err := grow(); err != nil {
-					return err
-				}
-			}
-		}
-		for _, r := range o.roles {
-			if r != 0 {
-				buf = append(buf, byte(r))
-				if err := grow(); err != nil {
-					return err
-				}
+		for _, id := range order {
+			buf = append(buf, byte(o.roles[id]))
+			if err := grow(); err != nil {
+				return err
 			}
 		}
 		// Each team's members, gathered from the members' lists: a count per team, then one
@@ -519,13 +518,13 @@ func (s *Store) writeSnapshot(c *snapCapture, stop <-chan struct{}) error {
 	}
 	// The stamps: keys concatenated, then their lengths, then their revisions.
 	keys := make([]string, len(c.stamps))
-	size = 0
+	keyBytes := 0 // (not size: that is the chunks' size, which long and grow read)
 	for i, st := range c.stamps {
 		keys[i] = st.key.String()
-		size += len(keys[i])
+		keyBytes += len(keys[i])
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(keys)))
-	buf = binary.AppendUvarint(buf, uint64(size))
+	buf = binary.AppendUvarint(buf, uint64(keyBytes))
 	for _, k := range keys {
 		if err := long([]byte(k)); err != nil {
 			return err
