@@ -302,3 +302,44 @@ func TestSnapshotCaptureUnderWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotWriteFails: a snapshot write that fails (the disk full: every commit of a
+// snapshot fails, after its first chunk is down) is logged, in the background and at Close;
+// the writes go on and are all kept, and the next Open uses the last whole snapshot with the
+// records changed after it.
+func TestSnapshotWriteFails(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	loadAcme(t, s)
+	require.NoError(t, s.Close()) // the snapshot of revision 1
+	var failures atomic.Int64
+	var log logged
+	s = openDir(t, dir, log.opts, func(o store.Options) store.Options {
+		o = store.WithTestHooks(o, 0, func(step string) error {
+			if step == "snapshot" {
+				failures.Add(1)
+				return fmt.Errorf("write: %w", syscall.ENOSPC)
+			}
+			return nil
+		})
+		o.SnapshotRevisions = 2
+		return store.WithBackgroundSnapshotSteps(o)
+	})
+	for i := range 6 {
+		_, err := s.Apply(t.Context(), store.PutMember{Org: "acme", User: fmt.Sprint("u", i), Role: "member"})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return failures.Load() > 0 }, 10*time.Second, 5*time.Millisecond)
+	want := seen(t, s)
+	require.NoError(t, s.Close())
+	require.Contains(t, log.String(), "writing the membership snapshot in the background failed")
+	require.Contains(t, log.String(), "writing the membership snapshot failed; the next Open reads the records")
+	require.Contains(t, log.String(), "no space left on device")
+	s = openDir(t, dir)
+	require.True(t, store.FromSnapshot(s))
+	require.Equal(t, uint64(1), store.SnapshotRevision(s), "the last whole snapshot")
+	require.Equal(t, want, seen(t, s))
+	require.NoError(t, s.Check())
+	require.NoError(t, s.Close())
+}
