@@ -97,6 +97,12 @@ func PutRawRecord(s *Store, key string, val []byte) error {
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
 }
 
+// DeleteRawRecord deletes a record from Badger behind the store's back, like PutRawRecord.
+func DeleteRawRecord(s *Store, key string) error {
+	s.rawWrites.Store(true)
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(key)) })
+}
+
 // DiskRevision reads the revision Badger holds (0 before the first write).
 func DiskRevision(s *Store) (uint64, error) {
 	var rev uint64

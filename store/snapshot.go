@@ -630,13 +630,12 @@ func (s *Store) readSnapshot(txn *badger.Txn, rev uint64) (*memberSnapshot, *sna
 
 // snapDelta is what the records changed after a snapshot: every member and team membership
 // record written since (nil value: deleted), the org and team records written since, and every
-// stamp that may have been (its stored revision, absent when it has none).
+// stamp written since (its stored revision).
 type snapDelta struct {
-	rev      uint64            // the snapshot's revision
-	records  map[string][]byte // member and team membership keys → value, nil when deleted
-	changed  map[string]bool   // org and team record keys written after the snapshot
-	stamps   map[string]uint64 // stamp key (String form) → stored revision; absent: not stored
-	unstored map[string]bool   // stamp keys the events name that have no record
+	rev     uint64            // the snapshot's revision
+	records map[string][]byte // member and team membership keys → value, nil when deleted
+	changed map[string]bool   // org and team record keys written after the snapshot
+	stamps  map[string]uint64 // stamp key (String form) → stored revision
 }
 
 // readDelta finds what changed after the snapshot with head h, the records being at rev. Every
@@ -644,10 +643,11 @@ type snapDelta struct {
 // projects it affected, from which the stamps it bumped follow (stampsOf): the events of the
 // revisions after h.rev name every record and stamp to read again. It fails (errSnapshotStale)
 // when an event is no longer kept or does not list everything (Truncated), and when a member,
-// team membership or stamp record was written after the snapshot (a Badger version after h.ts)
-// that no event names: something wrote Badger behind the store's back.
+// team membership or stamp record was written or deleted after the snapshot (a Badger version
+// after h.ts) that no event names, or a stamp was deleted: something wrote Badger behind the
+// store's back.
 func (s *Store) readDelta(txn *badger.Txn, h snapshotHead, rev uint64) (*snapDelta, error) {
-	d := &snapDelta{rev: h.rev, records: map[string][]byte{}, changed: map[string]bool{}, stamps: map[string]uint64{}, unstored: map[string]bool{}}
+	d := &snapDelta{rev: h.rev, records: map[string][]byte{}, changed: map[string]bool{}, stamps: map[string]uint64{}}
 	stampSet := map[string]struct{}{}
 	for r := h.rev + 1; r <= rev; r++ {
 		item, err := txn.Get([]byte(eventKey(r)))
@@ -687,72 +687,72 @@ func (s *Store) readDelta(txn *badger.Txn, h snapshotHead, rev uint64) (*snapDel
 		}
 	}
 	// Everything written after the snapshot must be named by an event; what is, is read here.
+	// Every version after it is visited, newest first, deletions included (a deleted key's
+	// newest version is its tombstone): a record deleted behind the store's back is seen too.
+	// A stamp no record after the snapshot names is as the snapshot has it (stamps are only
+	// ever set), so the events' stamps are not read one by one.
 	seen := map[string]bool{}
 	for _, prefix := range []string{prefixRecords + "member/", prefixRecords + "tmember/", prefixStamp} {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), SinceTs: h.ts})
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			k := string(item.Key())
-			if prefix == prefixStamp {
-				if _, ok := stampSet[k[len(prefixStamp):]]; !ok {
-					it.Close()
-					return nil, fmt.Errorf("%w: %s was written after the snapshot and no event names it", errSnapshotStale, k)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), SinceTs: h.ts, AllVersions: true})
+		err := func() error {
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				item := it.Item()
+				if seen[string(item.Key())] {
+					continue // an older version of a key seen
 				}
-			} else if _, ok := d.records[k]; !ok {
-				it.Close()
-				return nil, fmt.Errorf("%w: %s was written after the snapshot and no event names it", errSnapshotStale, k)
-			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				it.Close()
-				return nil, err
-			}
-			seen[k] = true
-			if prefix == prefixStamp {
-				if len(v) != 8 {
-					it.Close()
-					return nil, fmt.Errorf("stamp %s: %d bytes", k, len(v))
+				k := string(item.Key())
+				named := false
+				if prefix == prefixStamp {
+					_, named = stampSet[k[len(prefixStamp):]]
+				} else {
+					_, named = d.records[k]
 				}
-				d.stamps[k[len(prefixStamp):]] = binary.BigEndian.Uint64(v)
-			} else {
-				d.records[k] = v
+				switch {
+				case !named:
+					return fmt.Errorf("%w: %s was written after the snapshot and no event names it", errSnapshotStale, k)
+				case item.IsDeletedOrExpired() && prefix == prefixStamp:
+					return fmt.Errorf("%w: %s was deleted after the snapshot (the store never deletes a stamp)", errSnapshotStale, k)
+				}
+				seen[k] = true
+				if item.IsDeletedOrExpired() {
+					d.records[k] = nil
+					continue
+				}
+				v, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if prefix == prefixStamp {
+					if len(v) != 8 {
+						return fmt.Errorf("stamp %s: %d bytes", k, len(v))
+					}
+					d.stamps[k[len(prefixStamp):]] = binary.BigEndian.Uint64(v)
+				} else {
+					d.records[k] = v
+				}
 			}
-		}
-		it.Close()
-	}
-	get := func(key string) ([]byte, error) {
-		item, err := txn.Get([]byte(key))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil, nil
-		}
+			return nil
+		}()
 		if err != nil {
 			return nil, err
 		}
-		return item.ValueCopy(nil)
 	}
+	// A record an event names was written after the snapshot, so the scan saw it; read again
+	// in case compaction dropped a tombstone.
 	for k := range d.records {
-		if !seen[k] {
-			v, err := get(k)
-			if err != nil {
-				return nil, err
-			}
-			d.records[k] = v
-		}
-	}
-	for sk := range stampSet {
-		k := prefixStamp + sk
 		if seen[k] {
 			continue
 		}
-		switch v, err := get(k); {
+		switch item, err := txn.Get([]byte(k)); {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			d.records[k] = nil
 		case err != nil:
 			return nil, err
-		case v == nil:
-			d.unstored[sk] = true
-		case len(v) != 8:
-			return nil, fmt.Errorf("stamp %s: %d bytes", k, len(v))
 		default:
-			d.stamps[sk] = binary.BigEndian.Uint64(v)
+			if d.records[k], err = item.ValueCopy(nil); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return d, nil
@@ -1108,11 +1108,6 @@ func (snap *memberSnapshot) installStamps(ss *stamps, d *snapDelta) error {
 	}
 	for key, rev := range d.stamps {
 		ss.load(key, rev)
-	}
-	for key := range d.unstored {
-		if k, ok := parseStampKey(key); ok && ss.cells[k] != nil {
-			return fmt.Errorf("snapshot: stamp %s is not stored any more", truncate(key))
-		}
 	}
 	return nil
 }
