@@ -56,7 +56,7 @@
 //     there are; the member tables and the stamps are then copied 4,096 entries at a time,
 //     each step under the read lock (readers go on, except one arriving while a writer waits
 //     for the step: Go's RWMutex queues it behind that writer; a writer waits for one step at
-//     most, well under a millisecond of CPU), while writes go on between the steps. A write that changes a member's
+//     most, 4,096 entries copied), while writes go on between the steps. A write that changes a member's
 //     entry (name, org role, team list, expiries) the copy has not reached yet keeps it first,
 //     as it was at the snapshot's revision, and a write that bumps a stamp keeps the stamp's
 //     value, once each (txn.keep, stamps.before), so the copy is the state of its revision
