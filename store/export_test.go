@@ -167,12 +167,19 @@ func FromSnapshot(s *Store) bool { return s.fromSnap }
 func SnapshotRevision(s *Store) uint64 { return s.snapRev.Load() }
 
 // WriteSnapshot writes the membership snapshot of the current state, as the background writer
-// does: copied while leading the commit pipeline, written after.
+// does: begun while leading the commit pipeline, copied while writes go on, written after.
 func WriteSnapshot(s *Store) error {
-	var c *snapCapture
-	s.enqueue(&queued{ctx: context.Background(), run: func() { c = s.capture() }})
-	if c == nil {
+	var live *liveCapture
+	s.capMu.Lock()
+	s.enqueue(&queued{ctx: context.Background(), run: func() { live = s.beginCapture() }})
+	if live == nil {
+		s.capMu.Unlock()
 		return teamgate.ErrClosed
+	}
+	c, _, err := s.copyCapture(live, nil)
+	s.capMu.Unlock()
+	if err != nil {
+		return err
 	}
 	return s.writeSnapshot(c, nil)
 }
@@ -183,6 +190,8 @@ func WriteSnapshot(s *Store) error {
 // the first call of between. Both are returned as comparable values.
 func CaptureUnderWrites(s *Store, between func()) (want, got any, err error) {
 	w := s.capture()
+	s.capMu.Lock()
+	defer s.capMu.Unlock()
 	c := s.beginCapture()
 	s.capChunk, s.capBetween = 3, between
 	defer func() { s.capChunk, s.capBetween = 0, nil }()
@@ -223,8 +232,8 @@ func comparableCapture(c *snapCapture) any {
 	}{c.rev, orgs, stamps}
 }
 
-// OnSnapshotCapture makes every background snapshot report how long its copy of the state held
-// the commit pipeline. Set it before the first write.
+// OnSnapshotCapture makes every background snapshot report the longest it held the writers (its
+// start or one step of its copy). Set it before the first write.
 func OnSnapshotCapture(s *Store, f func(time.Duration)) { s.snapCost = f }
 
 // SkipSnapshotAtClose makes Close write no snapshot, as if the process had been killed.

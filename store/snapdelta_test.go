@@ -122,7 +122,7 @@ func TestSnapshotRevisionsBounded(t *testing.T) {
 }
 
 // TestBackgroundSnapshotCapture: background snapshots follow the writes (every SnapshotRevisions
-// revisions, at most half the time), each copying the state while holding the commit pipeline,
+// revisions, at most half the time), each begun while leading the commit pipeline and copied while writes go on,
 // and a store stopped without its Close snapshot opens from the newest one.
 func TestBackgroundSnapshotCapture(t *testing.T) {
 	t.Parallel()
@@ -341,5 +341,41 @@ func TestSnapshotWriteFails(t *testing.T) {
 	require.Equal(t, uint64(1), store.SnapshotRevision(s), "the last whole snapshot")
 	require.Equal(t, want, seen(t, s))
 	require.NoError(t, s.Check())
+	require.NoError(t, s.Close())
+}
+
+// TestSnapshotsConcurrent: snapshots written by hand while background ones are due after every
+// revision and writes go on: one capture is live at a time, each the state of its revision, and
+// the directory opens from the newest to what its records give.
+func TestSnapshotsConcurrent(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(31, 7))
+	dir, _ := randomDir(t, rng)
+	s := openDir(t, dir, func(o store.Options) store.Options { o.SnapshotRevisions = 1; return o })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 150 {
+			_, _ = s.Apply(t.Context(), crashChange(rng))
+		}
+	}()
+	written := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			require.NoError(t, store.WriteSnapshot(s))
+			written++
+		}
+	}
+	require.NoError(t, s.Check())
+	want := seen(t, s)
+	store.SkipSnapshotAtClose(s)
+	require.NoError(t, s.Close())
+	require.Positive(t, written)
+	require.True(t, bothOpens(t, dir, "after concurrent snapshots"))
+	s = openDir(t, dir)
+	require.Equal(t, want, seen(t, s))
 	require.NoError(t, s.Close())
 }

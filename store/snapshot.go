@@ -214,7 +214,7 @@ func (c *liveCapture) keep(o *orgData, id uint32) {
 
 // beginCapture starts copying the snapshot of the current state. It runs while no write is in
 // flight, holding the read lock against Replica.ValidateEach (which validates outside the
-// pipeline).
+// pipeline), and with capMu held: no other capture is live.
 func (s *Store) beginCapture() *liveCapture {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -340,6 +340,8 @@ func (oc *orgCapture) addExpiries(id uint32, m memberAt) {
 
 // capture copies the snapshot of the current state while nothing writes (Close, tests).
 func (s *Store) capture() *snapCapture {
+	s.capMu.Lock()
+	defer s.capMu.Unlock()
 	c, _, _ := s.copyCapture(s.beginCapture(), nil)
 	return c
 }
