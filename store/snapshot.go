@@ -651,14 +651,19 @@ type snapDelta struct {
 func (s *Store) readDelta(txn *badger.Txn, h snapshotHead, rev uint64) (*snapDelta, error) {
 	d := &snapDelta{rev: h.rev, records: map[string][]byte{}, changed: map[string]bool{}, stamps: map[string]uint64{}}
 	stampSet := map[string]struct{}{}
+	// The events after the snapshot, in one pass of an iterator (they are consecutive keys): a
+	// key other than the next revision's means that event is not kept.
+	events := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixEvent)})
+	defer events.Close()
+	events.Seek([]byte(eventKey(h.rev + 1)))
 	for r := h.rev + 1; r <= rev; r++ {
-		item, err := txn.Get([]byte(eventKey(r)))
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		if r > h.rev+1 {
+			events.Next()
+		}
+		if !events.Valid() || string(events.Item().Key()) != eventKey(r) {
 			return nil, fmt.Errorf("%w: snapshot of revision %d, records at %d, and the event of revision %d is not kept", errSnapshotStale, h.rev, rev, r)
 		}
-		if err != nil {
-			return nil, err
-		}
+		item := events.Item()
 		var ev struct {
 			Keys      []string `json:"keys"`
 			Projects  []string `json:"projects"`
