@@ -297,10 +297,21 @@ func (s *Store) copyCapture(c *liveCapture, stop <-chan struct{}) (*snapCapture,
 						}
 					}
 				}
-				for id, m := range ol.kept {
-					if int(id) >= from && int(id) < to {
-						oc.names[id], oc.roles[id], oc.teams[id] = m.name, m.role, m.teams
-						oc.addExpiries(id, m)
+				restore := func(id uint32, m memberAt) {
+					oc.names[id], oc.roles[id], oc.teams[id] = m.name, m.role, m.teams
+					oc.addExpiries(id, m)
+				}
+				if len(ol.kept) <= to-from { // a step costs O(chunk) however much was kept
+					for id, m := range ol.kept {
+						if int(id) >= from && int(id) < to {
+							restore(id, m)
+						}
+					}
+				} else {
+					for id := from; id < to; id++ {
+						if m, ok := ol.kept[uint32(id)]; ok {
+							restore(uint32(id), m)
+						}
 					}
 				}
 				ol.done = to
