@@ -222,8 +222,9 @@ func (s *Store) beginCapture() *liveCapture {
 	ts := txn.ReadTs() // every commit so far is at or below it
 	txn.Discard()
 	st := s.st
-	c := &liveCapture{rev: st.rev, ts: ts, orgs: make([]*orgLive, 0, len(st.orgs)), byOrg: make(map[*orgData]*orgLive, len(st.orgs)),
-		stamps: s.stamps.list[:len(s.stamps.list):len(s.stamps.list)]}
+	n := len(s.stamps.list)
+	c := &liveCapture{rev: st.rev, ts: ts, orgs: make([]*orgLive, 0, len(st.orgs)),
+		byOrg: make(map[*orgData]*orgLive, len(st.orgs)), stamps: s.stamps.list[:n:n]}
 	for _, name := range sortedKeys(st.orgs) {
 		o := st.orgs[name]
 		ol := &orgLive{o: o, n: len(o.members.names), kept: map[uint32]memberAt{},
