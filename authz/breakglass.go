@@ -138,22 +138,17 @@ type ElevationList struct {
 // An org name that is not a slug matches teamgate.ErrInvalid; an unknown org
 // teamgate.ErrNotFound.
 func (e *Engine) Elevations(ctx context.Context, orgs ...string) (ElevationList, error) {
-	for _, o := range orgs {
-		if err := scope.CheckSlug("org", o); err != nil {
-			return ElevationList{}, err
-		}
+	if err := checkOrgNames(orgs); err != nil {
+		return ElevationList{}, err
 	}
 	out := ElevationList{Elevations: []ActiveElevation{}}
 	err := e.dir.View(func(r store.Reader) error {
 		out.Revision, out.Now = r.Revision(), e.now()
-		names := orgs
-		if len(names) == 0 {
-			names = r.Orgs()
+		names, err := listedOrgs(r, orgs)
+		if err != nil {
+			return err
 		}
 		for _, o := range names {
-			if _, ok := r.Org(o); !ok {
-				return &teamgate.NotFoundError{What: "org", Name: o}
-			}
 			for _, p := range r.Projects(o) {
 				pv, _ := r.Project(o, p) // without the grants that have expired
 				for u, g := range pv.Project.Grants {

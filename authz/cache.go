@@ -182,8 +182,11 @@ type indexWord struct {
 
 // cacheEntry is one cached decision, immutable once published but for its CLOCK bit, laid out
 // for a hit: the first cache line holds what a lookup compares (hash, length and the packed
-// key), the next the policy and the decision, then the Deps and its first stamps; its size is a
-// multiple of 128 bytes, so lines pair up for the prefetcher.
+// key), the next the policy and the decision, the next two the rest of the decision and what
+// Deps.Current reads (store.DepsCheckedBytes); a hit reads those four lines and nothing after
+// them (hitBytes). Its size is a multiple of 128 bytes (384), and so is the start of every object
+// of such a size class from its page, so the four lines are two aligned pairs, the prefetcher's
+// unit (TestCacheEntryLayout).
 type cacheEntry struct {
 	hash   uint64
 	n      uint32        // the packed key's length
@@ -196,6 +199,9 @@ type cacheEntry struct {
 	logKey string
 	_      [(128 - unsafe.Sizeof(entryLayout{})%128) % 128]byte
 }
+
+// hitBytes is how far into a cacheEntry a hit reads.
+const hitBytes = unsafe.Offsetof(cacheEntry{}.entry) + unsafe.Offsetof(cached{}.deps) + store.DepsCheckedBytes
 
 // entryLayout is cacheEntry without its padding.
 type entryLayout struct {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -18,11 +19,7 @@ import (
 
 // trackedDeps returns the store and the Deps of reading vera's facts on acme/nlp.
 func trackedDeps(t testing.TB) (*store.Store, store.Deps) {
-	st, err := store.Open(t.Context(), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), "../testdata/conformance/acme.yaml")
-	require.NoError(t, err)
+	st := conformance.OpenStore(t, store.Options{})
 	var d store.Deps
 	require.NoError(t, st.View(func(r store.Reader) error {
 		r = r.Track(&d)
@@ -248,12 +245,7 @@ func TestDecisionCacheKeepsItsSize(t *testing.T) {
 
 func newAcmeInternal(t *testing.T, opts ...Option) *Engine {
 	t.Helper()
-	st, err := store.Open(t.Context(), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), conformance.DataFile())
-	require.NoError(t, err)
-	e, err := New(t.Context(), st, opts...)
+	e, err := New(t.Context(), conformance.OpenStore(t, store.Options{}), opts...)
 	require.NoError(t, err)
 	return e
 }
@@ -365,4 +357,18 @@ func TestDecisionCacheCollisionsConcurrent(t *testing.T) {
 	}
 	require.NoError(t, <-errs)
 	require.NotZero(t, e.Stats().CacheHits)
+}
+
+// TestCacheEntryLayout: what a hit reads of an entry (the key, the policy, the decision and the
+// start of its Deps) lies in its first four cache lines, and entries start on a 128-byte boundary,
+// so a hit reads two aligned pairs of lines.
+func TestCacheEntryLayout(t *testing.T) {
+	t.Parallel()
+	require.LessOrEqual(t, hitBytes, uintptr(256))
+	require.Zero(t, unsafe.Sizeof(cacheEntry{})%128)
+	entries := make([]*cacheEntry, 64)
+	for i := range entries {
+		entries[i] = new(cacheEntry)
+		require.Zero(t, uintptr(unsafe.Pointer(entries[i]))%128, "entry %d at %p", i, entries[i])
+	}
 }

@@ -218,7 +218,7 @@ func TestDecisionCacheBadgerTier(t *testing.T) {
 	dir := t.TempDir()
 	open := func() (*store.Store, *authz.Engine) { return openDisk(t, dir) }
 	st, eng := open()
-	_, err := st.LoadFile(ctx, "../testdata/conformance/acme.yaml")
+	_, err := st.LoadFile(ctx, conformance.DataFile())
 	require.NoError(t, err)
 	stays := authz.Request{Subject: "vera", Action: "runs.get", Resource: "acme/nlp"}
 	changes := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
@@ -261,7 +261,7 @@ func BenchmarkAuthorizeDiskTier(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := st.LoadFile(ctx, "../testdata/conformance/acme.yaml"); err != nil {
+	if _, err := st.LoadFile(ctx, conformance.DataFile()); err != nil {
 		b.Fatal(err)
 	}
 	eng, err := authz.New(ctx, st, authz.WithDecisionCache(1))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/store"
 )
@@ -80,7 +81,7 @@ func TestClosedStoreAnswersNothing(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		st, eng := openDisk(t, dir)
-		_, err := st.LoadFile(ctx, "../testdata/conformance/acme.yaml")
+		_, err := st.LoadFile(ctx, conformance.DataFile())
 		require.NoError(t, err)
 		warm(t, eng)
 		time.Sleep(50 * time.Millisecond) // let the asynchronous Badger writes land
@@ -108,7 +109,7 @@ func TestClosedStoreAnswersNothing(t *testing.T) {
 		require.NoError(t, err)
 		eng, err := authz.New(ctx, wrapped{st})
 		require.NoError(t, err)
-		_, err = st.LoadFile(ctx, "../testdata/conformance/acme.yaml")
+		_, err = st.LoadFile(ctx, conformance.DataFile())
 		require.NoError(t, err)
 		warm(t, eng)
 		require.NoError(t, st.Close())

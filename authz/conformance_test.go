@@ -18,11 +18,7 @@ import (
 // newAcme opens an in-memory store with the conformance data and an engine over it.
 func newAcme(t testing.TB, opts ...authz.Option) (*authz.Engine, *store.Store) {
 	t.Helper()
-	st, err := store.Open(t.Context(), store.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), conformance.DataFile())
-	require.NoError(t, err)
+	st := conformance.OpenStore(t, store.Options{})
 	eng, err := authz.New(t.Context(), st, opts...)
 	require.NoError(t, err)
 	return eng, st
@@ -52,6 +48,20 @@ func TestConformanceAuthorize(t *testing.T) {
 		checkAuthorizeCorpus(t, fmt.Sprint("pass ", pass), eng, cases.Authorize)
 	}
 	require.NotZero(t, cached.Stats().CacheHits)
+	// Every path gives the same decision, messages included, byte for byte.
+	for i, c := range cases.Authorize {
+		req := authz.Request{Subject: c.Subject, Action: c.Action, Resource: c.Resource, Attributes: c.Attributes}
+		want, err := rego.Authorize(t.Context(), req)
+		if c.Error {
+			continue
+		}
+		require.NoError(t, err)
+		for name, eng := range map[string]*authz.Engine{"compiled": compiled, "cached": cached} {
+			got, err := eng.Authorize(t.Context(), req)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "%03d %s %+v", i, name, req)
+		}
+	}
 }
 
 func checkAuthorizeCorpus(t *testing.T, pass string, eng *authz.Engine, cases []conformance.Authorize) {

@@ -411,7 +411,7 @@ func (e *Engine) decidePair(ctx context.Context, p *rego.Policy, pf pairFacts, a
 // for a team, the subject's role in it and, for a project, every grant, open or restricted and
 // (restricted) every set of team roles among the project's teams.
 func diffCells(ctx context.Context, tc, tn *rego.Table, cur, cand *rego.Policy, a string, kind scope.Kind, changed func(CellChange)) error {
-	roles := []string{string(teamgate.RoleViewer), string(teamgate.RoleMember), string(teamgate.RoleContributor), string(teamgate.RoleAdmin)}
+	roles := store.TeamRoles() // the roles a grant or team membership may hold, as org roles below
 	verdict := func(t *rego.Table, p *rego.Policy, k rego.Key, teams []string) (CellVerdict, error) {
 		if kind == scope.KindProject {
 			k.TeamRole = p.HighestRole(func(r string) (string, bool) { return r, true }, teams)

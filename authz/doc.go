@@ -16,7 +16,9 @@
 // org_role, grant, break_glass, team_role, own_run, extension_allow; not_org_member, restricted,
 // insufficient_role, destination_denied, not_found, not_in_scope, extension_deny, error;
 // feature_excluded on a bulk version listing: the rego.Code constants) and messages for people.
-// A failed evaluation denies with reason "error" and is counted in Stats.
+// A message is written from the request's facts and what the policy's reason says: which rule
+// denied is the policy's word (a member-management limit is named in the reason, rego.Limit),
+// never re-derived in Go. A failed evaluation denies with reason "error" and is counted in Stats.
 //
 // Facts come from the store's in-memory indexes inside one consistent snapshot, become a typed
 // rego.Input (see Policy input below) and are evaluated by a query prepared once.

@@ -626,7 +626,7 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego
 	if len(v.Codes) > len(ends) { // no default rule gives that many
 		d.Reasons = make([]Reason, len(v.Codes))
 		for i, c := range v.Codes {
-			d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role)}
+			d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role, v.LimitOf(i))}
 		}
 		return d
 	}
@@ -636,7 +636,7 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego
 	}
 	b := scratch[:0]
 	for i, c := range v.Codes {
-		b = q.appendMessage(b, c, v.Role)
+		b = q.appendMessage(b, c, v.Role, v.LimitOf(i))
 		ends[i] = len(b)
 	}
 	reasons, msgs := newReasons(len(v.Codes), b)
@@ -669,7 +669,7 @@ func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64)
 	}
 	for i := range res.Reasons {
 		if res.Reasons[i].Message == "" {
-			res.Reasons[i].Message = q.message(res.Reasons[i].Code, res.Role)
+			res.Reasons[i].Message = q.message(res.Reasons[i].Code, res.Role, res.LimitOf(i))
 		}
 	}
 	return Decision{Allowed: res.Allow, Role: res.Role, Reasons: res.Reasons, Revision: rev}
@@ -709,9 +709,8 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []Batc
 
 // query is a validated request, ready to read its facts.
 type query struct {
-	req    Request
-	spec   rego.ActionSpec
-	policy *rego.Policy // the policy prepare validated the request for (messages read its ranks)
+	req  Request
+	spec rego.ActionSpec
 	// The resource: its kind and names (team: of a team resource, or a project's team space).
 	kind               scope.Kind
 	org, team, project string
@@ -756,7 +755,7 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 		}
 		q.org, q.team = res.Owner.Org, res.Owner.Team
 	}
-	q.req, q.spec, q.kind, q.policy = *req, spec, spec.Kind, p
+	q.req, q.spec, q.kind = *req, spec, spec.Kind
 	if spec.ManagesMembers {
 		// The roles a member-managing request gives and changes: org roles on the org, else roles
 		// a team member or grant may hold (the store's vocabulary: no other role can be given).

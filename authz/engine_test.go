@@ -13,6 +13,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
@@ -633,7 +634,7 @@ func TestSettingsCacheSurvivesRestartAndNeverGoesStale(t *testing.T) {
 	dir := t.TempDir()
 	open := func() (*store.Store, *authz.Engine) { return openDisk(t, dir) }
 	st, eng := open()
-	_, err := st.LoadFile(ctx, "../testdata/conformance/acme.yaml")
+	_, err := st.LoadFile(ctx, conformance.DataFile())
 	require.NoError(t, err)
 	first, err := eng.EffectiveSettings(ctx, "acme/vision", "beth")
 	require.NoError(t, err)

@@ -101,10 +101,8 @@ const lintAttempts = 3
 // An org name that is not a slug is an error matching teamgate.ErrInvalid; an unknown one
 // matches teamgate.ErrNotFound.
 func (e *Engine) Lint(ctx context.Context, orgs ...string) (LintReport, error) {
-	for _, o := range orgs {
-		if err := scope.CheckSlug("org", o); err != nil {
-			return LintReport{}, err
-		}
+	if err := checkOrgNames(orgs); err != nil {
+		return LintReport{}, err
 	}
 	for attempt := 1; ; attempt++ {
 		before := e.dir.Revision()
@@ -166,19 +164,39 @@ type lintGrant struct {
 	memberEnds               map[string]time.Time
 }
 
+// checkOrgNames checks the org names given to an operator's report over orgs (Lint,
+// Elevations): each a slug (teamgate.ErrInvalid).
+func checkOrgNames(orgs []string) error {
+	for _, o := range orgs {
+		if err := scope.CheckSlug("org", o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listedOrgs are the orgs such a report covers in r: those named, every org when none is; a
+// named org that does not exist is a teamgate.NotFoundError.
+func listedOrgs(r store.Reader, orgs []string) ([]string, error) {
+	if len(orgs) == 0 {
+		return r.Orgs(), nil
+	}
+	for _, o := range orgs {
+		if _, ok := r.Org(o); !ok {
+			return nil, &teamgate.NotFoundError{What: "org", Name: o}
+		}
+	}
+	return orgs, nil
+}
+
 func (e *Engine) lint(ctx context.Context, orgs []string) (LintReport, error) {
 	l := &linter{e: e, p: e.policy.Load()}
 	var data []lintOrg
 	err := e.dir.View(func(r store.Reader) error {
 		l.rev = r.Revision()
-		names := orgs
-		if len(names) == 0 {
-			names = r.Orgs()
-		}
-		for _, o := range names {
-			if _, ok := r.Org(o); !ok {
-				return &teamgate.NotFoundError{What: "org", Name: o}
-			}
+		names, err := listedOrgs(r, orgs)
+		if err != nil {
+			return err
 		}
 		for _, o := range names {
 			od, err := l.read(r, o)

@@ -1,23 +1,23 @@
 package authz
 
 import (
-	"fmt"
-	"slices"
 	"unsafe"
 
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
 )
 
-// message renders the standard message of a reason code from the facts of the request. The
-// default policy leaves messages to the engine; a policy that sets one keeps its own.
-func (q *query) message(code rego.Code, role string) string {
-	return string(q.appendMessage(nil, code, role))
+// message renders the standard message of a reason code from the facts of the request and the
+// member-management limit the reason names (the zero Limit: none). The default policy leaves
+// messages to the engine; a policy that sets one keeps its own. Which rule denied is the
+// policy's to say (the code, the limit): no message re-reads the ranks to guess it.
+func (q *query) message(code rego.Code, role string, limit rego.Limit) string {
+	return string(q.appendMessage(nil, code, role, limit))
 }
 
 // appendMessage appends message's text to b. The compiled path renders every reason of a
 // decision into one buffer this way, so the messages cost one allocation together.
-func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
+func (q *query) appendMessage(b []byte, code rego.Code, role string, limit rego.Limit) []byte {
 	who, org, orgRole, teams := q.req.Subject, q.org, q.orgRole(), q.teams()
 	switch code {
 	case rego.CodeNotFound:
@@ -66,21 +66,26 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string) []byte {
 		return b
 	case rego.CodeInsufficientRole:
 		switch {
-		case q.spec.ManagesMembers && q.kind == scope.KindOrg && slices.Contains(q.spec.OrgRoles, orgRole):
-			return fmt.Appendf(b, "%s may not assign role %v (above their own role %s) or change an owner", who, q.req.Attributes["target_role"], orgRole)
-		case q.spec.ManagesMembers && q.kind != scope.KindOrg && q.aboveOwn(role) != "":
-			k := q.aboveOwn(role)
-			verb := "give"
-			if k == "target_current_role" {
-				verb = "change"
+		case limit.Attribute != "" && q.kind == scope.KindOrg:
+			// The role given, when the request gives one, else the owner it would change.
+			given := limit.Role
+			if s, ok := q.req.Attributes["target_role"].(string); ok {
+				given = s
 			}
-			b = fmt.Appendf(b, "%s may not %s role %v on %s ", who, verb, q.req.Attributes[k], q.kind)
+			b = append(append(append(append(b, who...), " may not assign role "...), given...), " (above their own role "...)
+			return append(append(b, orgRole...), ") or change an owner"...)
+		case limit.Attribute != "":
+			verb := " may not give role "
+			if limit.Attribute == "target_current_role" {
+				verb = " may not change role "
+			}
+			b = append(append(append(append(append(b, who...), verb...), limit.Role...), " on "...), q.kind...)
 			if q.kind == scope.KindTeam {
-				b = append(append(append(b, org...), '/'), q.team...)
+				b = append(append(append(append(b, ' '), org...), '/'), q.team...)
 			} else {
-				b = q.appendProject(b)
+				b = q.appendProject(append(b, ' '))
 			}
-			return fmt.Appendf(b, ": it ranks above their own role %s there", role)
+			return append(append(append(b, ": it ranks above their own role "...), role...), " there"...)
 		case len(q.spec.OrgRoles) > 0:
 			b = append(append(b, q.req.Action...), " needs org role "...)
 			for i, r := range q.spec.OrgRoles {
@@ -120,31 +125,6 @@ func appendTeams(b []byte, teams []string) []byte {
 }
 
 func teamList(teams []string) string { return string(appendTeams(nil, teams)) }
-
-// aboveOwn names the attribute of a member-managing project or team request (target_role, else
-// target_current_role) whose role ranks above role, the subject's own there, when that role
-// suffices for the action otherwise — the member-management limit is then what denied; "" when
-// none does. It only picks the message: the policy decides (authz.rego, assigns_above).
-func (q *query) aboveOwn(role string) string {
-	if q.policy == nil {
-		return ""
-	}
-	have, _ := q.policy.Rank(role)
-	if need, ok := q.policy.Rank(q.spec.Role); q.spec.Role != "" && (!ok || have < need) {
-		return ""
-	}
-	if q.spec.Role == "" && !slices.Contains(q.spec.OrgRoles, q.orgRole()) {
-		return ""
-	}
-	for _, k := range []string{"target_role", "target_current_role"} {
-		if s, ok := q.req.Attributes[k].(string); ok {
-			if r, known := q.policy.Rank(s); !known || r > have {
-				return k
-			}
-		}
-	}
-	return ""
-}
 
 // newReasons returns n reasons and a copy of text as a string, both in one allocation when n and
 // len(text) are the compiled path's usual (at most 4 reasons, 256 bytes of messages): a decision

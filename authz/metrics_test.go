@@ -13,6 +13,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
 )
@@ -115,11 +116,7 @@ teamgate_store_revision %d
 func TestMetricsDiskTier(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
-	st, err := store.Open(t.Context(), store.Options{Dir: t.TempDir(), NoSync: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), "../testdata/conformance/acme.yaml")
-	require.NoError(t, err)
+	st := conformance.OpenStore(t, store.Options{Dir: t.TempDir(), NoSync: true})
 	eng, err := authz.New(t.Context(), st, authz.WithMetrics(reg))
 	require.NoError(t, err)
 	_, err = eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"})

@@ -236,6 +236,31 @@ func TestNonJSONNumberAttributesAreInvalid(t *testing.T) {
 	require.True(t, d.Has(rego.CodeExtensionDeny), "%+v", d)
 }
 
+// limitCase is a member-managing request and its decision on every path; a denial's one reason
+// is insufficient_role with message.
+type limitCase struct {
+	subject, action, resource string
+	attrs                     map[string]any
+	allowed                   bool
+	role, message             string
+}
+
+func checkLimits(t *testing.T, engs map[string]*authz.Engine, cases []limitCase) {
+	t.Helper()
+	for _, c := range cases {
+		req := authz.Request{Subject: c.subject, Action: c.action, Resource: c.resource, Attributes: c.attrs}
+		for name, eng := range engs {
+			d, err := eng.Authorize(t.Context(), req)
+			require.NoError(t, err, "%s %+v", name, req)
+			require.Equal(t, c.allowed, d.Allowed, "%s %+v: %+v", name, req, d)
+			require.Equal(t, c.role, d.Role, "%s %+v", name, req)
+			if !c.allowed {
+				require.Equal(t, []authz.Reason{{Code: rego.CodeInsufficientRole, Message: c.message}}, d.Reasons, "%s %+v", name, req)
+			}
+		}
+	}
+}
+
 // TestNobodyGrantsAboveTheirOwnRole is the regression test of issue 12: the member-management
 // limit of project.access (grants) and team.members.manage (team roles) is the policy's, so a
 // host that asks Authorize before making a grant gets it — it used to live only in the Go filter
@@ -250,12 +275,7 @@ func TestNobodyGrantsAboveTheirOwnRole(t *testing.T) {
 	_, st := newAcme(t)
 	engs := engines(t, st, authz.WithData(data))
 	type attrs = map[string]any
-	for _, c := range []struct {
-		subject, action, resource string
-		attrs                     attrs
-		allowed                   bool
-		role, message             string
-	}{
+	checkLimits(t, engs, []limitCase{
 		// vera: contributor on nlp (team research), contributor of research.
 		{"vera", "project.access", "acme/nlp", nil, true, "contributor", ""},
 		{"vera", "project.access", "acme/nlp", attrs{"target_role": "contributor", "target_current_role": "viewer"}, true, "contributor", ""},
@@ -275,18 +295,7 @@ func TestNobodyGrantsAboveTheirOwnRole(t *testing.T) {
 		// bob is a contributor on vision through engineering.
 		{"bob", "project.access", "acme/vision", attrs{"target_role": "admin"}, false, "contributor",
 			"bob may not give role admin on project acme/vision: it ranks above their own role contributor there"},
-	} {
-		req := authz.Request{Subject: c.subject, Action: c.action, Resource: c.resource, Attributes: c.attrs}
-		for name, eng := range engs {
-			d, err := eng.Authorize(t.Context(), req)
-			require.NoError(t, err, "%s %+v", name, req)
-			require.Equal(t, c.allowed, d.Allowed, "%s %+v: %+v", name, req, d)
-			require.Equal(t, c.role, d.Role, "%s %+v", name, req)
-			if !c.allowed {
-				require.Equal(t, []authz.Reason{{Code: rego.CodeInsufficientRole, Message: c.message}}, d.Reasons, "%s %+v", name, req)
-			}
-		}
-	}
+	})
 	// A suggestion's approvers are the same decisions: otto may get contributor on nlp from its
 	// contributors too (beth, bob, vera), admin only from its admins.
 	approvers := func(action string) []string {
@@ -304,4 +313,55 @@ func TestNobodyGrantsAboveTheirOwnRole(t *testing.T) {
 	}
 	require.Equal(t, []string{"adam", "alice", "beth", "bob", "mona", "olga", "vera"}, approvers("runs.stop"))
 	require.Equal(t, []string{"adam", "alice", "mona", "olga"}, approvers("runs.approve"))
+}
+
+// TestLimitMessagesFollowThePolicy: which member-management limit denied, and the role it names,
+// is the policy's to say (the reason's limit, rego.Limit); the message renders only that. With
+// re-ranked data — member above contributor, org admin above manager — the limits move and every
+// message moves with them on every path; under the default ranks bob gives member and mona
+// gives admin. A subject whose role does not suffice is told so, whatever it tries to give.
+func TestLimitMessagesFollowThePolicy(t *testing.T) {
+	t.Parallel()
+	data := map[string]any{"teamgate": map[string]any{
+		"ranks":     map[string]any{"none": 0, "viewer": 1, "contributor": 2, "member": 3, "admin": 4},
+		"org_ranks": map[string]any{"manager": 3, "admin": 4},
+		"actions": map[string]any{
+			"project.access":      map[string]any{"role": "contributor"},
+			"team.members.manage": map[string]any{"role": "contributor"},
+		},
+	}}
+	_, st := newAcme(t)
+	type attrs = map[string]any
+	checkLimits(t, engines(t, st, authz.WithData(data)), []limitCase{
+		// bob: org member (base contributor), contributor of engineering; vera: org viewer, member
+		// of engineering (now above research's contributor), contributor of research.
+		{"bob", "project.access", "acme/vision", attrs{"target_role": "contributor", "target_current_role": "viewer"}, true, "contributor", ""},
+		{"bob", "project.access", "acme/vision", attrs{"target_role": "member"}, false, "contributor",
+			"bob may not give role member on project acme/vision: it ranks above their own role contributor there"},
+		{"bob", "project.access", "acme/vision", attrs{"target_role": "viewer", "target_current_role": "member"}, false, "contributor",
+			"bob may not change role member on project acme/vision: it ranks above their own role contributor there"},
+		{"vera", "project.access", "acme/nlp", attrs{"target_role": "member"}, true, "member", ""},
+		{"vera", "project.access", "acme/nlp", attrs{"target_current_role": "admin"}, false, "member",
+			"vera may not change role admin on project acme/nlp: it ranks above their own role member there"},
+		{"vera", "team.members.manage", "acme/research", attrs{"target_role": "member"}, false, "contributor",
+			"vera may not give role member on team acme/research: it ranks above their own role contributor there"},
+		{"vera", "team.members.manage", "acme/engineering", attrs{"target_role": "member"}, true, "member", ""},
+		{"vera", "team.members.manage", "acme/platform", attrs{"target_role": "admin"}, false, "none",
+			"team.members.manage needs contributor on team acme/platform; vera has none"},
+		{"mona", "members.manage", "acme", attrs{"target_role": "admin"}, false, "manager",
+			"mona may not assign role admin (above their own role manager) or change an owner"},
+		{"mona", "members.manage", "acme", attrs{"target_current_role": "owner"}, false, "manager",
+			"mona may not assign role owner (above their own role manager) or change an owner"},
+		{"mona", "members.manage", "acme", attrs{"target_role": "member"}, true, "manager", ""},
+	})
+	// The same requests under the default ranks (and the same catalog): allowed.
+	defaults := engines(t, st, authz.WithData(map[string]any{"teamgate": map[string]any{"actions": data["teamgate"].(map[string]any)["actions"]}}))
+	for _, req := range []authz.Request{
+		{Subject: "bob", Action: "project.access", Resource: "acme/vision", Attributes: attrs{"target_role": "member"}},
+		{Subject: "mona", Action: "members.manage", Resource: "acme", Attributes: attrs{"target_role": "admin"}},
+	} {
+		d, err := defaults["rego"].Authorize(t.Context(), req)
+		require.NoError(t, err)
+		require.True(t, d.Allowed, "%+v: %+v", req, d)
+	}
 }

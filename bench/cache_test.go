@@ -49,7 +49,10 @@ const distinctKeys = 100_000
 // references, in the same run on the same keys and the same harness:
 //   - map: the decisions in a plain Go map, no lock, no dependency check (the floor);
 //   - otter, golang-lru: what a hit would cost on those caches (otter v2, and golang-lru v2, the
-//     previous tier): the lookup, the Deps check and the decision's copy.
+//     previous tier): the lookup, the Deps check and the decision's copy;
+//   - harness: no lookup, only what every variant pays around one: the walk over the Request
+//     values, the call, reading the first and last byte of the subject and resource (a lookup
+//     reads them all), and the batch timing.
 func BenchmarkL1Distinct(b *testing.B) {
 	st, eng := open(b, Small, authz.WithDecisionCache(distinctKeys))
 	ctx := b.Context()
@@ -97,6 +100,9 @@ func BenchmarkL1Distinct(b *testing.B) {
 		{"map", func(r authz.Request) bool { return ref[keyOf(r)].Allowed }},
 		{"otter", func(r authz.Request) bool { return fromEntry(oc.GetIfPresent(keyOf(r))) }},
 		{"golang-lru", func(r authz.Request) bool { return fromEntry(lc.Get(keyOf(r))) }},
+		{"harness", func(r authz.Request) bool {
+			return r.Subject[0]^r.Subject[len(r.Subject)-1]^r.Resource[0]^r.Resource[len(r.Resource)-1] == 0
+		}},
 	} {
 		b.Run(v.name, func(b *testing.B) { timedOver(b, reqs, v.decide) })
 		b.Run(v.name+"-parallel", func(b *testing.B) { parallelOver(b, reqs, v.decide) })
@@ -173,4 +179,33 @@ func parallelOver(b *testing.B, reqs []authz.Request, decide func(authz.Request)
 			i++
 		}
 	})
+}
+
+// BenchmarkMemoryLatency is the floor under BenchmarkL1Distinct: ns/op is one load that depends
+// on the previous one (a random cyclic walk over the lines of a working set of the size named),
+// so each costs the latency of the level of the memory hierarchy that holds the set. A hit over
+// 100k distinct keys reads lines of a set of tens of MB in random order.
+func BenchmarkMemoryLatency(b *testing.B) {
+	for _, mib := range []int{1, 4, 8, 16, 64} {
+		b.Run(fmt.Sprintf("%dMiB", mib), func(b *testing.B) {
+			const line = 8 // uint64s per 64-byte line
+			n := mib << 20 / 64
+			mem := make([]uint64, n*line)
+			perm := rand.New(rand.NewPCG(1, 2)).Perm(n)
+			for i, p := range perm {
+				mem[p*line] = uint64(perm[(i+1)%n] * line)
+			}
+			p := uint64(perm[0] * line)
+			for range n {
+				p = mem[p]
+			}
+			b.ResetTimer()
+			for range b.N {
+				p = mem[p]
+			}
+			if p == 1 {
+				b.Log(p) // keeps the walk
+			}
+		})
+	}
 }

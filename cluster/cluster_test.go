@@ -20,10 +20,12 @@ import (
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/cluster"
 	"github.com/teamgate/teamgate/cluster/embedded"
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/store"
 )
 
-const acme = "../testdata/conformance/acme.yaml"
+// acme is the conformance data file.
+var acme = conformance.DataFile()
 
 var (
 	_ authz.Directory       = (*cluster.Node)(nil)

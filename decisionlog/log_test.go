@@ -287,11 +287,7 @@ func TestOpenRefuses(t *testing.T) {
 func TestEngineToLogAndRecheck(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, err := store.Open(ctx, store.Options{})
-	require.NoError(t, err)
-	defer st.Close()
-	_, err = st.LoadFile(ctx, conformance.DataFile())
-	require.NoError(t, err)
+	st := conformance.OpenStore(t, store.Options{})
 	l, err := decisionlog.Open(ctx, decisionlog.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	defer l.Close()

@@ -7,7 +7,8 @@
 # its decision object directly, and the subject's highest team role is a fact the engine passes
 # (input.subject.team_role). rego.New folds the data.teamgate documents these rules read into
 # this module at load (README.md, "Speed"). A reason may carry its own "message"; the default
-# rules leave it out and the engine writes the standard message for the code from the same facts.
+# rules leave it out and the engine writes the standard message for the code from the same facts
+# and, where a member-management limit denied, from the "limit" the reason names (above_own).
 package teamgate.authz
 
 import rego.v1
@@ -100,6 +101,12 @@ project_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_or
 	input.subject.org_role == "none"
 } else := {"allow": false, "role": "none", "reasons": [{"code": "restricted"}]} if {
 	project_role[1] == "restricted"
+} else := {"allow": false, "role": project_limit[0], "reasons": [{"code": "insufficient_role", "limit": project_limit[1]}]} if {
+	_ = input.attributes.target_role
+	project_limit
+} else := {"allow": false, "role": project_limit[0], "reasons": [{"code": "insufficient_role", "limit": project_limit[1]}]} if {
+	_ = input.attributes.target_current_role
+	project_limit
 } else := {"allow": allow, "role": role, "reasons": [{"code": c}]} if {
 	[role, code] := project_role
 	a := data.teamgate.actions[input.action]
@@ -114,20 +121,22 @@ project_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_or
 	[role, _] := project_role
 }
 
-# [allowed, reason code] of a subject whose project role suffices: an action that manages
-# members (project.access) may not give or change a role above that role (assigns_above); an
-# action naming a destination_role (runs.transfer) also needs that role on the destination.
-# (The attribute is tested first: on a request without it the branch then costs OPA no
-# allocation, where reading a.manages_members first cost three on every allowed request.)
-special_check(a, code) := [false, "insufficient_role"] if {
-	_ = input.attributes.target_role
+# [role, limit] of a request that manages members (project.access) with a project role that
+# suffices for the action but not for the role it gives or changes (above_own). project_verdict
+# asks for it only when the request names one of the two attributes: the test of the attribute
+# is all a request without them costs (no allocation, no rule reference).
+project_limit := [role, limit] if {
+	[role, _] := project_role
+	a := data.teamgate.actions[input.action]
 	a.manages_members
-	assigns_above(project_role[0])
-} else := [false, "insufficient_role"] if {
-	_ = input.attributes.target_current_role
-	a.manages_members
-	assigns_above(project_role[0])
-} else := [true, code] if {
+	data.teamgate.ranks[role] >= data.teamgate.ranks[a.role]
+	limit := above_own(role)
+}
+
+# [allowed, reason code] of a subject whose project role suffices (and, managing members, within
+# project_limit): an action naming a destination_role (runs.transfer) also needs that role on
+# the destination.
+special_check(a, code) := [true, code] if {
 	not a.destination_role
 } else := [true, code] if {
 	data.teamgate.ranks[destination_role] >= data.teamgate.ranks[a.destination_role]
@@ -156,10 +165,11 @@ org_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_me
 	org_role == "none"
 } else := {"allow": false, "role": org_role, "reasons": [{"code": "insufficient_role"}]} if {
 	not org_role in action.org_roles
-} else := {"allow": false, "role": org_role, "reasons": [{"code": "insufficient_role"}]} if {
+} else := {"allow": false, "role": org_role, "reasons": [{"code": "insufficient_role", "limit": {"attribute": "target_role", "role": r}}]} if {
 	action.manages_members
-	org_ranks[input.attributes.target_role] > org_ranks[org_role]
-} else := {"allow": false, "role": org_role, "reasons": [{"code": "insufficient_role"}]} if {
+	r := input.attributes.target_role
+	org_ranks[r] > org_ranks[org_role]
+} else := {"allow": false, "role": org_role, "reasons": [{"code": "insufficient_role", "limit": {"attribute": "target_current_role", "role": "owner"}}]} if {
 	action.manages_members
 	input.attributes.target_current_role == "owner"
 	org_role != "owner"
@@ -178,28 +188,41 @@ effective_team_role := data.teamgate.org_base[org_role] if {
 team_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_member"}]} if {
 	org_role == "none"
 } else := {"allow": false, "role": effective_team_role, "reasons": [{"code": "insufficient_role"}]} if {
+	not team_role_suffices
+} else := {"allow": false, "role": effective_team_role, "reasons": [{"code": "insufficient_role", "limit": limit}]} if {
 	action.manages_members
-	assigns_above(effective_team_role)
-} else := {"allow": allow, "role": effective_team_role, "reasons": [{"code": code}]} if {
+	limit := above_own(effective_team_role)
+} else := {"allow": true, "role": effective_team_role, "reasons": [{"code": "team_role"}]}
+
+# The team action's requirement: the org roles it names, else its least team role (by data
+# rank). Undefined (a role the ranks do not know) is not met: it denies.
+team_role_suffices if {
 	action.org_roles
-	allow := org_role in action.org_roles
-	code := {true: "team_role", false: "insufficient_role"}[allow]
-} else := {"allow": true, "role": effective_team_role, "reasons": [{"code": "team_role"}]} if {
+	org_role in action.org_roles
+}
+
+team_role_suffices if {
+	not action.org_roles
 	data.teamgate.ranks[effective_team_role] >= data.teamgate.ranks[action.role]
-} else := {"allow": false, "role": effective_team_role, "reasons": [{"code": "insufficient_role"}]}
+}
 
 # ---------------------------------------------------------------------------------------------
 # Nobody assigns a role above their own (SPEC §4): a project or team action that manages members
 # (manages_members: project.access, team.members.manage) may not give a role (target_role) or
 # change one (target_current_role) that ranks above the subject's own role there, by data rank.
 # A target the ranks do not know is never within: it denies (the engine refuses it first, as an
-# error naming the value). Absent attributes set no limit.
-assigns_above(role) if {
+# error naming the value). Absent attributes set no limit. A subject whose role does not suffice
+# for the action anyway is denied by that, not by this limit.
+#
+# above_own is the limit a request crosses, {"attribute", "role"}: the attribute (target_role
+# first) and the role it names. An insufficient_role reason carries it as "limit" (org_verdict's
+# too: target_role above the org role by org_ranks, or target_current_role "owner" for a
+# non-owner), and the engine writes the reason's message from it: the message says what the
+# policy decided, not a second reading of the ranks.
+above_own(role) := {"attribute": "target_role", "role": r} if {
 	r := input.attributes.target_role
 	not ranks_within(r, role)
-}
-
-assigns_above(role) if {
+} else := {"attribute": "target_current_role", "role": r} if {
 	r := input.attributes.target_current_role
 	not ranks_within(r, role)
 }

@@ -213,6 +213,32 @@ test_limit_above_admin_by_data if {
 		with data.teamgate.ranks as ranks
 }
 
+test_limit_is_named_in_the_reason if {
+	# The reason says which limit denied, and the role it names: the engine's message is made of it.
+	r := req("project.access", subject("member", "", {}), project([], false))
+	d := authz.decision with input as with_attrs(r, {"target_role": "viewer", "target_current_role": "admin"})
+		with data.teamgate.actions as contributor_manages
+	d.reasons == [{"code": "insufficient_role", "limit": {"attribute": "target_current_role", "role": "admin"}}]
+	t := {"subject": subject("member", "", {"eng": "contributor"}), "action": "team.members.manage", "resource": team_res, "attributes": {"target_role": "admin"}}
+	e := authz.decision with input as t with data.teamgate.actions as contributor_manages
+	e.reasons == [{"code": "insufficient_role", "limit": {"attribute": "target_role", "role": "admin"}}]
+	o := {"subject": subject("manager", "", {}), "action": "members.manage", "resource": {"kind": "org", "org": "acme", "exists": true}, "attributes": {"target_role": "owner"}}
+	f := authz.decision with input as o
+	f.reasons == [{"code": "insufficient_role", "limit": {"attribute": "target_role", "role": "owner"}}]
+	g := authz.decision with input as json.patch(o, [{"op": "replace", "path": "/attributes", "value": {"target_current_role": "owner"}}])
+	g.reasons == [{"code": "insufficient_role", "limit": {"attribute": "target_current_role", "role": "owner"}}]
+}
+
+test_limit_only_where_the_role_suffices if {
+	# A team member below the action's role is denied for that role, not for the limit.
+	t := {"subject": subject("member", "", {"eng": "member"}), "action": "team.members.manage", "resource": team_res, "attributes": {"target_role": "admin"}}
+	d := authz.decision with input as t
+	d.reasons == [{"code": "insufficient_role"}]
+	p := with_attrs(req("project.access", subject("member", "", {}), project([], false)), {"target_role": "admin"})
+	e := authz.decision with input as p
+	e.reasons == [{"code": "insufficient_role"}]
+}
+
 test_limit_unknown_target_denies if {
 	# The engine refuses these as errors first; the rules themselves never let them through.
 	a := req("project.access", subject("owner", "", {}), project([], false))

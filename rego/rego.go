@@ -615,11 +615,35 @@ type Reason struct {
 	Message string `json:"message"`
 }
 
+// Limit is the member-management limit a denied request crossed (SPEC §4: nobody assigns a role
+// above their own; only an owner changes an owner), as the default policy names it in an
+// insufficient_role reason, "limit": {"attribute", "role"}: the request's attribute (target_role,
+// the role it gives, or target_current_role, the role it changes) and the role that attribute
+// names. The engine writes the reason's message from it, so the message says what the policy
+// decided. The zero Limit is none.
+type Limit struct {
+	Attribute string
+	Role      string
+}
+
 // Result is the policy's decision document.
 type Result struct {
 	Allow   bool
 	Role    string
 	Reasons []Reason
+	// Limits holds the limit each reason names, by index (the zero Limit where it names none);
+	// nil when no reason names one. Read it with LimitOf.
+	Limits []Limit
+}
+
+// LimitOf returns the limit reason i names, the zero Limit when it names none.
+func (r *Result) LimitOf(i int) Limit { return limitOf(r.Limits, i) }
+
+func limitOf(limits []Limit, i int) Limit {
+	if i < len(limits) {
+		return limits[i]
+	}
+	return Limit{}
 }
 
 // Eval evaluates the decision for input with no time budget: only ctx bounds it. Any evaluation
@@ -720,6 +744,8 @@ var (
 	keyReasons = ast.StringTerm("reasons")
 	keyCode    = ast.StringTerm("code")
 	keyMessage = ast.StringTerm("message")
+	keyLimit   = ast.StringTerm("limit")
+	keyAttr    = ast.StringTerm("attribute")
 )
 
 func decode(v ast.Value) (Result, error) {
@@ -749,12 +775,41 @@ func decode(v ast.Value) (Result, error) {
 				return Result{}, &Error{Op: "eval", Detail: "a decision reason has no code"}
 			}
 			r.Reasons = append(r.Reasons, Reason{Code: Code(code), Message: string(msg)})
+			if lv := termValue(ro, keyLimit); lv != nil {
+				l, err := decodeLimit(lv)
+				if err != nil {
+					return Result{}, err
+				}
+				if r.Limits == nil {
+					r.Limits = make([]Limit, reasons.Len())
+				}
+				r.Limits[i] = l
+			}
 		}
 	}
 	if r.Role == "" {
 		r.Role = "none"
 	}
 	return r, nil
+}
+
+// decodeLimit reads a reason's "limit". The engine passes only string roles, but a Rego test's
+// input may name any value: it is kept in Rego's text form rather than failing the decision.
+func decodeLimit(v ast.Value) (Limit, error) {
+	o, _ := v.(ast.Object)
+	if o == nil {
+		return Limit{}, &Error{Op: "eval", Detail: "a decision reason's limit is not an object"}
+	}
+	attr, _ := termValue(o, keyAttr).(ast.String)
+	role := termValue(o, keyRole)
+	if attr == "" || role == nil {
+		return Limit{}, &Error{Op: "eval", Detail: "a decision reason's limit names no attribute and role"}
+	}
+	l := Limit{Attribute: string(attr), Role: role.String()}
+	if s, ok := role.(ast.String); ok {
+		l.Role = string(s)
+	}
+	return l, nil
 }
 
 func termValue(o ast.Object, k *ast.Term) ast.Value {

@@ -415,3 +415,45 @@ func TestExtDataAloneDecides(t *testing.T) {
 		require.Equal(t, c.want, got, "%v", c.ext)
 	}
 }
+
+// TestReasonsNameTheirLimit: a member-management limit's insufficient_role reason carries the
+// attribute and the role that crossed it (Result.Limits, by reason), the engine's message source;
+// no other reason names one. A role that is not a string (only a hand-made input holds one)
+// keeps its Rego text rather than failing the decision.
+func TestReasonsNameTheirLimit(t *testing.T) {
+	t.Parallel()
+	p, err := rego.New(t.Context(), nil, map[string]any{"teamgate": map[string]any{"actions": map[string]any{
+		"project.access": map[string]any{"role": "contributor"}}}})
+	require.NoError(t, err)
+	eval := func(attrs map[string]any) rego.Result {
+		t.Helper()
+		a, err := rego.NewAttributes(attrs)
+		require.NoError(t, err)
+		in := rego.Input{Subject: rego.Subject{ID: "bob", OrgRole: "member"}, Action: "project.access", Attributes: a,
+			Resource: rego.Resource{Kind: scope.KindProject, Org: "acme", Project: "vision", Exists: true}}
+		res, err := p.Eval(t.Context(), &in)
+		require.NoError(t, err)
+		return res
+	}
+	denied := rego.Result{Role: "contributor", Reasons: []rego.Reason{{Code: rego.CodeInsufficientRole}}}
+	for _, c := range []struct {
+		attrs map[string]any
+		limit rego.Limit
+	}{
+		{map[string]any{"target_role": "admin"}, rego.Limit{Attribute: "target_role", Role: "admin"}},
+		{map[string]any{"target_role": "viewer", "target_current_role": "admin"}, rego.Limit{Attribute: "target_current_role", Role: "admin"}},
+		{map[string]any{"target_role": "admin", "target_current_role": "admin"}, rego.Limit{Attribute: "target_role", Role: "admin"}},
+		{map[string]any{"target_role": 3}, rego.Limit{Attribute: "target_role", Role: "3"}},
+	} {
+		want := denied
+		want.Limits = []rego.Limit{c.limit}
+		got := eval(c.attrs)
+		require.Equal(t, want, got, "%v", c.attrs)
+		require.Equal(t, c.limit, got.LimitOf(0))
+		require.Equal(t, rego.Limit{}, got.LimitOf(1), "past the reasons: none")
+	}
+	allowed := eval(map[string]any{"target_role": "contributor"})
+	require.True(t, allowed.Allow)
+	require.Nil(t, allowed.Limits)
+	require.Equal(t, rego.Limit{}, allowed.LimitOf(0))
+}

@@ -33,12 +33,19 @@ type Key struct {
 }
 
 // Verdict is a table cell: a decision without its messages, which the engine renders from the
-// request's own facts.
+// request's own facts and the limits the reasons name.
 type Verdict struct {
 	Allow bool
 	Role  string
 	Codes []Code // do not modify: cells are shared
+	// Limits is Result.Limits: the limit each reason names, by index; nil when none does (as on
+	// every key of the default rules, which read no attributes). Do not modify; read it with
+	// LimitOf.
+	Limits []Limit
 }
+
+// LimitOf returns the limit reason i names, the zero Limit when it names none.
+func (v *Verdict) LimitOf(i int) Limit { return limitOf(v.Limits, i) }
 
 // Table is the decision table of a policy made of the default modules (with any data): the one
 // Go-side summary of the Rego rules. Each cell is computed on first use by evaluating the
@@ -225,7 +232,7 @@ func (t *Table) eval(ctx context.Context, k Key, kind scope.Kind) (Verdict, erro
 	if err != nil {
 		return Verdict{}, err
 	}
-	v := Verdict{Allow: res.Allow, Role: res.Role, Codes: make([]Code, len(res.Reasons))}
+	v := Verdict{Allow: res.Allow, Role: res.Role, Codes: make([]Code, len(res.Reasons)), Limits: res.Limits}
 	for i, r := range res.Reasons {
 		if r.Code == CodeError {
 			return Verdict{}, &Error{Op: "eval", Detail: r.Message}

@@ -116,6 +116,7 @@ func TestTableIsThePolicy(t *testing.T) {
 										require.Equal(t, want.Allow, got.Allow, "%+v", k)
 										require.Equal(t, want.Role, got.Role, "%+v", k)
 										require.Equal(t, codes(want.Reasons), got.Codes, "%+v", k)
+										require.Equal(t, want.Limits, got.Limits, "%+v", k)
 										cells++
 									}
 								}
@@ -355,6 +356,7 @@ func TestTableKeysOutsideTheVocabulary(t *testing.T) {
 			require.Equal(t, want.Allow, got.Allow, "%+v", k)
 			require.Equal(t, want.Role, got.Role, "%+v", k)
 			require.Equal(t, codes(want.Reasons), got.Codes, "%+v", k)
+			require.Equal(t, want.Limits, got.Limits, "%+v", k)
 		}
 	}
 	m := map[string]string{"a": "admin", "b": "maintainer"}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"reflect"
@@ -195,41 +196,15 @@ func (s *Store) checkMemberRecords() error {
 	})
 }
 
-// withoutWrites runs fn while no write is being committed: it takes the lead of the commit
-// pipeline (enqueue), waiting for a commit in flight to end, so writes queue until fn returns,
-// then hands the lead to the first of them.
+// withoutWrites runs fn while no write is being committed: as a step of the commit pipeline
+// (enqueue, a queued run), so writes queue until fn returns and the pipeline's own hand-over
+// passes the lead on. ErrClosed once the store is closing.
 func (s *Store) withoutWrites(fn func() error) error {
-	for {
-		s.qmu.Lock()
-		if s.closing {
-			s.qmu.Unlock()
-			return teamgate.ErrClosed
-		}
-		if !s.leading {
-			s.leading = true
-			s.writes.Add(1) // under qmu, so Close waits for fn
-			s.qmu.Unlock()
-			break
-		}
-		s.qmu.Unlock()
-		s.mu.RLock()
-		changed := s.changed
-		s.mu.RUnlock()
-		select { // a commit in flight publishes (or fails: look again shortly)
-		case <-changed:
-		case <-time.After(time.Millisecond):
-		}
-	}
-	defer s.writes.Done()
-	err := fn()
-	s.qmu.Lock()
-	if len(s.queue) == 0 {
-		s.leading = false
-		s.qmu.Unlock()
-	} else {
-		next := s.queue[0]
-		s.qmu.Unlock()
-		next.wake <- struct{}{}
+	var err error
+	q := &queued{ctx: context.Background(), run: func() { err = fn() }}
+	s.enqueue(q)
+	if q.err != nil {
+		return q.err
 	}
 	return err
 }

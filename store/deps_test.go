@@ -224,6 +224,32 @@ func TestDepsUnrelatedWritesKeepThemCurrent(t *testing.T) {
 	require.False(t, untracked.Current(), "the zero Deps is never current")
 }
 
+// TestDepsBeyondTheInlineWatches: a Deps of more stamps than it holds inline (Current reads the
+// rest only then) stops being current when any of them is written, the last one read included.
+func TestDepsBeyondTheInlineWatches(t *testing.T) {
+	t.Parallel()
+	s := openDeps(t)
+	var d store.Deps
+	read := func(r store.Reader) {
+		decisionReads(r) // four stamps
+		for _, u := range []string{"alice", "carl", "dan", "erin"} {
+			r.OrgRole("a", u)
+		}
+		r.Project("a", "p2")
+		r.User("bob") // the tenth
+	}
+	require.NoError(t, s.View(func(r store.Reader) error { read(r.Track(&d)); return nil }))
+	require.Equal(t, 10, d.Len())
+	_, err := s.Apply(t.Context(), store.PutTeamMember{Org: "a", Team: "t2", User: "carl", Role: "admin"})
+	require.NoError(t, err)
+	require.False(t, d.Current(), "carl's membership, the sixth stamp")
+	require.NoError(t, s.View(func(r store.Reader) error { read(r.Track(&d)); return nil }))
+	require.True(t, d.Current())
+	_, err = s.Apply(t.Context(), store.PutUser{User: store.User{ID: "bob", DefaultTeam: "a/t1"}})
+	require.NoError(t, err)
+	require.False(t, d.Current(), "bob's user record, the last stamp")
+}
+
 // TestDepsSurviveARestart: encoded Deps decode against the reopened store's stamps.
 func TestDepsSurviveARestart(t *testing.T) {
 	t.Parallel()

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -19,13 +20,8 @@ func TestWriteMetrics(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	reg := prometheus.NewPedanticRegistry()
-	st, err := store.Open(ctx, store.Options{Registerer: reg})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-
-	_, err = st.LoadFile(ctx, acme)
-	require.NoError(t, err)
-	_, err = st.Apply(ctx, store.PutMember{Org: "acme", User: "zoe", Role: "member"})
+	st := conformance.OpenStore(t, store.Options{Registerer: reg})
+	_, err := st.Apply(ctx, store.PutMember{Org: "acme", User: "zoe", Role: "member"})
 	require.NoError(t, err)
 	_, err = st.Apply(ctx, store.PutMember{Org: "acme", User: "zoe", Role: "emperor"})
 	require.ErrorIs(t, err, teamgate.ErrInvalid)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/teamgate/teamgate"
 )
@@ -207,19 +208,27 @@ func stampsOf(record string) []stampKey {
 // The zero Deps is never current. A Deps is filled by one tracking Reader (Reader.Track) and must
 // not be used while that Reader still reads; once filled, Current is safe for concurrent use and
 // takes no lock. MarshalBinary encodes it; Store.DecodeDeps reads it back, also after a restart.
+//
+// Current reads the first DepsCheckedBytes of a Deps (src, n, until and the inline watches) and
+// the cells they name; only a Deps of more than inlineWatches stamps reads more. A cache entry
+// that embeds a Deps can so lay out what a hit reads in whole cache lines (authz's cacheEntry).
 type Deps struct {
 	src   *stamps
 	n     int                  // stamps covered
+	until int64                // unix ns at which a fact read expires (expiry.go); 0: none
 	first [inlineWatches]watch // the first n (at most inlineWatches), checked by Current
-	more  []watch              // the rest: a decision's stamps fit inline, so checking them touches no other memory
+	more  []watch              // the rest (read only when n > inlineWatches)
 	keys  []depKey             // same order: what MarshalBinary writes
 	index map[stampKey]int     // for large sets only (see add)
 	enc   string               // when decoded: the encoding read, instead of keys
-	until int64                // unix ns at which a fact read expires (expiry.go); 0: none
 }
 
-// inlineWatches is how many stamps a Deps holds without a slice: a decision reads four or five.
-const inlineWatches = 6
+// DepsCheckedBytes is how many bytes at the start of a Deps Current reads.
+const DepsCheckedBytes = unsafe.Offsetof(Deps{}.more)
+
+// inlineWatches is how many stamps a Deps holds without a slice: a project decision reads a few
+// (two or three on the conformance directory), so checking them touches no memory but the cells.
+const inlineWatches = 5
 
 type watch struct {
 	cell *atomic.Uint64
@@ -244,6 +253,9 @@ func (d *Deps) Current() bool {
 		if d.first[i].cell.Load() != d.first[i].seen {
 			return false
 		}
+	}
+	if d.n <= inlineWatches {
+		return true
 	}
 	for i := range d.more {
 		if d.more[i].cell.Load() != d.more[i].seen {

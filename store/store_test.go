@@ -12,11 +12,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/store"
 )
 
-const acme = "../testdata/conformance/acme.yaml"
+// acme is the conformance data file.
+var acme = conformance.DataFile()
 
 // modes runs the suite against both the in-memory and on-disk stores.
 func modes(t *testing.T, fn func(t *testing.T, open func() *store.Store)) {

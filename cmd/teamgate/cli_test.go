@@ -12,7 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/internal/conformance"
+	"github.com/teamgate/teamgate/store"
 )
 
 // cli runs the CLI in-process and returns stdout, stderr and the exit code.
@@ -47,6 +49,8 @@ func TestConformanceAuthorizeThroughCLIBatch(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	got := lines(out)
 	require.Len(t, got, len(cases.Authorize))
+	api, err := authz.New(t.Context(), conformance.OpenStore(t, store.Options{}))
+	require.NoError(t, err)
 	for i, c := range cases.Authorize {
 		var d struct {
 			Allowed *bool  `json:"allowed"`
@@ -75,6 +79,14 @@ func TestConformanceAuthorizeThroughCLIBatch(t *testing.T) {
 				require.NotEmpty(t, r.Message)
 			}
 			require.Contains(t, codes, c.Reason, "case %d: %s", i, got[i])
+		}
+		// The CLI says what the Go API says, messages byte for byte.
+		want, err := api.Authorize(t.Context(), authz.Request{Subject: c.Subject, Action: c.Action, Resource: c.Resource, Attributes: c.Attributes})
+		require.NoError(t, err)
+		require.Len(t, d.Reasons, len(want.Reasons), "case %d: %s", i, got[i])
+		for j, r := range want.Reasons {
+			require.Equal(t, string(r.Code), d.Reasons[j].Code, "case %d: %s", i, got[i])
+			require.Equal(t, r.Message, d.Reasons[j].Message, "case %d: %s", i, got[i])
 		}
 	}
 }

@@ -11,9 +11,8 @@ import (
 
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/decisionlog"
+	"github.com/teamgate/teamgate/internal/conformance"
 )
-
-const acme = "../../testdata/conformance/acme.yaml"
 
 // records decodes `decisions` JSON lines.
 func records(t *testing.T, out string) []authz.DecisionRecord {
@@ -38,9 +37,9 @@ func TestDecisionsQueryFilters(t *testing.T) {
 		`{"subject":"bob","action":"runs.get","resource":"acme/nope"}`,
 		`{"subject":"bob","action":"runs.fly","resource":"acme/vision"}`,
 	}, "\n")), 0o644))
-	_, stderr, code := cli(t, "", "check", "--data", acme, "--decision-log", log, "--requests", reqs)
+	_, stderr, code := cli(t, "", "check", "--data", conformance.DataFile(), "--decision-log", log, "--requests", reqs)
 	require.Equal(t, 0, code, stderr)
-	_, stderr, code = cli(t, "", "check", "--data", acme, "--decision-log", log, "alice", "org.update", "acme")
+	_, stderr, code = cli(t, "", "check", "--data", conformance.DataFile(), "--decision-log", log, "alice", "org.update", "acme")
 	require.Equal(t, 0, code, stderr)
 
 	cases := []struct {
@@ -131,7 +130,7 @@ func TestDecisionsBadInput(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log")
-	_, stderr, code := cli(t, "", "check", "--data", acme, "--decision-log", log, "bob", "runs.stop", "acme/vision")
+	_, stderr, code := cli(t, "", "check", "--data", conformance.DataFile(), "--decision-log", log, "bob", "runs.stop", "acme/vision")
 	require.Equal(t, 0, code, stderr)
 	st := filepath.Join(dir, "store")
 	_, stderr, code = cli(t, "", "apply", "--store", st, "--changes", "../../testdata/cli/changes.yaml")
@@ -159,7 +158,7 @@ func TestDecisionsBadInput(t *testing.T) {
 		{[]string{"decisions", "--log", filepath.Join(dir, "nope")}, 1, "no such directory"},
 		{[]string{"decisions", "--log", st}, 1, "not a decision log"},
 		{[]string{"decisions", "--log", corrupt}, 1, "cannot open it as a Badger directory"},
-		{[]string{"check", "--data", acme, "--decision-log", st, "bob", "runs.stop", "acme/vision"}, 1, "not a decision log"},
+		{[]string{"check", "--data", conformance.DataFile(), "--decision-log", st, "bob", "runs.stop", "acme/vision"}, 1, "not a decision log"},
 	}
 	for _, c := range cases {
 		out, stderr, code := cli(t, "", c.args...)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/internal/conformance"
 )
 
 // regoDir writes files (name → source) into a fresh directory.
@@ -179,13 +181,13 @@ func TestPolicyPathThroughSymlink(t *testing.T) {
 	abs, err := filepath.Abs("../../testdata/cli/policies")
 	require.NoError(t, err)
 	require.NoError(t, os.Symlink(abs, link))
-	out, stderr, code := cli(t, "", "check", "--data", "../../testdata/conformance/acme.yaml", "--policy", link, "alice", "runs.create", "acme/archive")
+	out, stderr, code := cli(t, "", "check", "--data", conformance.DataFile(), "--policy", link, "alice", "runs.create", "acme/archive")
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, `"code":"extension_deny"`)
 	out, stderr, code = cli(t, "", "test", link)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, "PASS: 2/2")
-	_, stderr, code = cli(t, "", "check", "--data", "../../testdata/conformance/acme.yaml", "--policy", t.TempDir(), "alice", "runs.create", "acme/archive")
+	_, stderr, code = cli(t, "", "check", "--data", conformance.DataFile(), "--policy", t.TempDir(), "alice", "runs.create", "acme/archive")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "holds no .rego module or .json data file")
 }

@@ -12,8 +12,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/rego"
 )
+
+// TestDataIsTheCorpus: the embedded acme.yaml is the conformance data, not a copy that drifts.
+func TestDataIsTheCorpus(t *testing.T) {
+	t.Parallel()
+	conformance.RequireDataCopy(t, acme)
+}
 
 func newServer(t *testing.T) *httptest.Server {
 	t.Helper()

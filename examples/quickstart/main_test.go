@@ -5,7 +5,15 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/internal/conformance"
 )
+
+// TestDataIsTheCorpus: the embedded acme.yaml is the conformance data, not a copy that drifts.
+func TestDataIsTheCorpus(t *testing.T) {
+	t.Parallel()
+	conformance.RequireDataCopy(t, acme)
+}
 
 func TestQuickstart(t *testing.T) {
 	t.Parallel()

@@ -2,6 +2,11 @@
 // tests: the shared corpus (testdata/conformance/cases.yaml, kept identical to the upstream
 // copy) and teamgate's own regression cases (testdata/regression/cases.yaml, same format and
 // data), as one list.
+//
+// Tests name the corpus only through Dir and DataFile (OpenStore: a store holding the data);
+// the examples that embed acme.yaml (go:embed reads no file outside a package's directory)
+// check their copy with RequireDataCopy. Every case runs through the Go API (authz) and the CLI
+// (cmd/teamgate), and the CLI's messages are checked against the API's.
 package conformance
 
 import (
@@ -19,6 +24,7 @@ import (
 
 	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/store"
 )
 
 // Dir is the corpus directory.
@@ -32,6 +38,28 @@ func RegressionDir() string { return filepath.Join(Dir(), "..", "regression") }
 
 // DataFile is the path of acme.yaml, the data of every case.
 func DataFile() string { return filepath.Join(Dir(), "acme.yaml") }
+
+// OpenStore opens a store with opts, closed when t ends, and loads the conformance data into it
+// (revision 1): the directory every case runs against.
+func OpenStore(t testing.TB, opts store.Options) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.LoadFile(t.Context(), DataFile())
+	require.NoError(t, err)
+	return st
+}
+
+// RequireDataCopy fails t unless data is acme.yaml byte for byte: the examples embed a copy of
+// it (go:embed reads no file outside a package's directory), and a copy that drifted would show
+// a reader what the corpus no longer says.
+func RequireDataCopy(t testing.TB, data string) {
+	t.Helper()
+	want, err := os.ReadFile(DataFile())
+	require.NoError(t, err)
+	require.Equal(t, string(want), data, "the example's acme.yaml is a copy of %s: copy it again", DataFile())
+}
 
 // Authorize is one expected decision.
 type Authorize struct {
