@@ -55,9 +55,14 @@
 // path allocates that one object, nothing else. Its facts come from one store call
 // (store.Reader.Access: one lookup each of the org, the project and the member, the subject's
 // team roles in the project's teams as a set); over a *store.Store that call is
-// store.Store.ViewAccess, which takes no callback, so the decision's state stays on the stack
-// (any other Directory is read through its View, with pooled state), and the policy input is
-// built only when the Rego is evaluated. Facts about the subject on
+// store.Store.ViewAccess, which takes no callback and fills the caller's Access, so the
+// decision's state stays on the stack (any other Directory is read through its View, with pooled
+// state), and the policy input is built only when the Rego is evaluated. On that path a project
+// request's names (`org/project`, `org/team/project`, no owner, no attributes) are split before
+// the read but not checked against the slug rule: the store checks every name it is given
+// (store.Change), so a name it finds is a slug; when the resource or the subject (not a member)
+// is not found, the request is checked as every other request is, before its decision, with the
+// same error, and TestCompiledPathBadInput compares both paths on malformed names. Facts about the subject on
 // a resource that does not exist are not read, for any kind of resource: resolution comes
 // first, and the decision is not_found for everyone (Explain shows org role none there). So the table is the policy's own answer,
 // not a re-implementation; an exhaustive test in package rego compares every cell with full
@@ -276,7 +281,9 @@
 // are not logged. A decision never waits for the log: the record, a fixed-size value, is written
 // into a slot of a bounded lock-free ring (a full one drops it: Stats.DecisionLogDropped) — an
 // in-memory cache hit writes only its cache entry, revision and MinRevision, from which the
-// log's goroutine makes the same record — and one goroutine drains the ring into the sink in batches — every DecisionLogInterval while
+// log's goroutine makes the same record, or, when the latest hit on the same cached decision is
+// still queued with the same revision and MinRevision, adds one to that slot's count (so records of cache hits may reach the sink grouped, out of call order) —
+// and one goroutine drains the ring into the sink in batches — every DecisionLogInterval while
 // records arrive, sooner when the ring is half full, never while idle. A cache hit stays allocation-free with a log; the log reads no clock on a hit or on
 // the compiled path of an in-memory store (see DecisionRecord.Time and Latency for why and what
 // that means), and bench/RESULTS.md has its measured cost. Engine.Close flushes the ring and
@@ -302,8 +309,13 @@
 //   - The decision log times a decision only where two clock reads (about 76 ns each on the
 //     reference machine) cost little beside it: with metrics (every decision is timed), full
 //     Rego evaluations and Badger-tier lookups. An in-memory cache hit without metrics is logged
-//     with Latency 0 and costs the hit about 5 % more instructions (bench/RESULTS.md, "Stop 15");
-//     timing it would double its cost. A record's Time is when the log's goroutine took it.
+//     with Latency 0 (bench/RESULTS.md, "Stop 16", has what the log costs a hit); timing it
+//     would double its cost. A record's Time is when the log's goroutine took it.
+//   - The decision log writes one record per decision, but queues identical in-memory cache
+//     hits as a count on the latest one still queued (WithDecisionLog): queuing a record per hit
+//     cost a hit 60-110 % by wall clock (stop 15) — cache lines passed between the deciding
+//     core and the log's on every decision — and dropped records under a sustained load. The
+//     price is order: such records are written grouped, before records queued between them.
 //   - Effective settings are cached the same way (memory, then Badger; entries expire after a
 //     day), with the Deps of the read that merged them: any write to the project, its policy or
 //     its org's defaults makes an entry stale. An entry is checked inside the snapshot that uses

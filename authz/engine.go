@@ -57,7 +57,6 @@ type PersistentCache interface {
 var (
 	_ Directory       = (*store.Store)(nil)
 	_ PersistentCache = (*store.Store)(nil)
-	_ accessViewer    = (*store.Store)(nil)
 )
 
 // Option configures New.
@@ -174,16 +173,12 @@ type Engine struct {
 	evaluated  atomic.Uint64 // decisions made by full evaluation of the request's input
 	compiledN  atomic.Uint64 // decisions answered by the compiled path's decision table
 
-	facts    accessViewer // the Directory's, when it has one: the compiled path's read
-	readings sync.Pool    // *reading: Authorize's per-decision state, when facts is nil
-}
-
-// accessViewer is a View that reads only what a decision on the compiled path reads
-// (store.Reader.Access and the revision, tracked into d when d is not nil) and takes no callback,
-// so Authorize's per-decision state stays on its stack. New uses the Directory's when it is a
-// *store.Store; any other Directory, a type embedding a store included, is read through View.
-type accessViewer interface {
-	ViewAccess(org, team, project, user string, d *store.Deps) (store.Access, uint64, error)
+	// facts is the Directory when it is a *store.Store itself (a type embedding one included,
+	// any other Directory is read through View): the compiled path reads a decision's facts with
+	// store.Store.ViewAccess, which takes no callback, so Authorize's per-decision state stays on
+	// its stack. A concrete type, not an interface: the Access it fills is on that stack too.
+	facts    *store.Store
+	readings sync.Pool // *reading: Authorize's per-decision state, when facts is nil
 }
 
 // New builds an engine over dir with the default policy plus the options' modules and data.
@@ -352,7 +347,9 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 		if req.Suggest {
 			return e.authorizeSuggesting(ctx, *req, t)
 		}
-		return e.decidePooled(ctx, req, nil, t)
+		var d Decision
+		err := e.decidePooled(ctx, req, nil, t, &d)
+		return d, err
 	}
 	if err := ctx.Err(); err != nil {
 		return e.refused(req, t, err)
@@ -377,8 +374,8 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 			t.path, t.policy = PathCacheL1, p
 		} else if l := e.declog; l != nil && !req.unlogged {
 			// Logged here, as the entry and the revision: the drainer makes the record.
-			if !l.ring.tryHit(en, d.Revision, req.MinRevision) {
-				l.hitSlow(en, d.Revision, req.MinRevision)
+			if s, st, run := l.ring.runOf(en); !s.joins(st, run, d.Revision, req.MinRevision) {
+				l.openRun(en, d.Revision, req.MinRevision)
 			}
 		}
 		return d, nil
@@ -424,7 +421,8 @@ func (e *Engine) miss(ctx context.Context, req *Request, key *cacheKey, p *rego.
 	}
 	e.decisions.misses.Add(1)
 	entry := &cached{}
-	d, err := e.decidePooled(ctx, req, entry, t)
+	var d Decision
+	err := e.decidePooled(ctx, req, entry, t, &d)
 	if err == nil && entry.policy != nil && !d.Has(rego.CodeError) {
 		e.decisions.put(key, entry)
 		e.toDisk(key, entry)
@@ -447,21 +445,23 @@ func (e *Engine) miss(ctx context.Context, req *Request, key *cacheKey, p *rego.
 func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, decisionTrace, error) {
 	rd := &reading{explain: explain, also: also, traced: e.declog != nil, timed: e.declog != nil}
 	rd.view = rd.read
-	d, err := e.decideIn(ctx, rd, &req, entry)
+	var d Decision
+	err := e.decideIn(ctx, rd, &req, entry, &d)
 	return &rd.q, d, rd.trace, err
 }
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and on the compiled
 // path it allocates only the reasons. Its state lives on the stack when the Directory reads a
-// decision's facts without a callback (accessViewer), else it comes from (and returns to) the
-// engine's pool. A non-nil t is set to how the decision was made.
-func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, t *decisionTrace) (Decision, error) {
+// decision's facts without a callback (facts), else it comes from (and returns to) the
+// engine's pool. A non-nil t is set to how the decision was made. The decision is written to
+// *d (set only when the error is nil): no copy of it on the way back up.
+func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, t *decisionTrace, d *Decision) error {
 	if e.facts != nil {
 		var rd reading
 		if t == nil {
-			return e.decideIn(ctx, &rd, req, entry)
+			return e.decideIn(ctx, &rd, req, entry, d)
 		}
-		return e.decideTraced(ctx, &rd, req, entry, t)
+		return e.decideTraced(ctx, &rd, req, entry, t, d)
 	}
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
@@ -471,29 +471,28 @@ func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, 
 	if rd.msg == nil {
 		rd.msg = make([]byte, 0, 256)
 	}
-	var d Decision
 	var err error
 	if t == nil {
-		d, err = e.decideIn(ctx, rd, req, entry)
+		err = e.decideIn(ctx, rd, req, entry, d)
 	} else {
-		d, err = e.decideTraced(ctx, rd, req, entry, t)
+		err = e.decideTraced(ctx, rd, req, entry, t, d)
 	}
 	*rd = reading{view: rd.view, msg: rd.msg[:0]} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
-	return d, err
+	return err
 }
 
 // decideTraced is decideIn, saying in t how the decision was made.
-func (e *Engine) decideTraced(ctx context.Context, rd *reading, req *Request, entry *cached, t *decisionTrace) (Decision, error) {
+func (e *Engine) decideTraced(ctx context.Context, rd *reading, req *Request, entry *cached, t *decisionTrace, d *Decision) error {
 	rd.traced, rd.timed = true, t.timed
-	d, err := e.decideIn(ctx, rd, req, entry)
+	err := e.decideIn(ctx, rd, req, entry, d)
 	if err == nil {
 		t.path, t.policy = rd.trace.path, rd.trace.policy
 		if rd.trace.latency != 0 {
 			t.latency = rd.trace.latency
 		}
 	}
-	return d, err
+	return err
 }
 
 // reading is one decision's state while it reads its snapshot. View takes a callback, and a
@@ -541,21 +540,29 @@ func (rd *reading) read(r store.Reader) error {
 	return nil
 }
 
-func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached) (Decision, error) {
+// decideIn decides into *d, which is zero, and sets it only when the error is nil.
+func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached, d *Decision) error {
 	if err := ctx.Err(); err != nil {
-		return Decision{}, err
+		return err
 	}
 	p := e.policy.Load()
 	q := &rd.q
-	if err := e.prepare(p, req, q); err != nil {
-		return Decision{}, err
+	table := p.Table()
+	// On the compiled path a project request's names are split, not checked, before the read:
+	// the store checked every name it holds (store.Change), so the names it finds need no check;
+	// any it does not find are checked below, by prepare, before the decision. Not with extra
+	// reads (admission): they would run on names not yet checked.
+	unchecked := !rd.explain && len(rd.also) == 0 && e.compiled && table != nil && q.split(p, req)
+	if !unchecked {
+		if err := e.prepare(p, req, q); err != nil {
+			return err
+		}
 	}
 	if req.MinRevision > 0 {
 		if err := e.dir.WaitRevision(ctx, req.MinRevision); err != nil {
-			return Decision{}, err
+			return err
 		}
 	}
-	table := p.Table()
 	rd.entry = entry
 	rd.compiled = !rd.explain && e.compiled && table != nil && q.attrs.Len() == 0 && q.dest == nil
 	// A logged full evaluation is timed from reading its facts (the compiled path is not: two
@@ -565,16 +572,22 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		start = e.declog.clock()
 	}
 	if err := e.readFacts(rd); err != nil {
-		return Decision{}, err
+		return err
 	}
-	var d Decision
+	if unchecked && (q.acc.Missing != store.Found || q.acc.OrgRole == "") {
+		// A name the store did not find (the resource's, or the subject's: not a member) may be
+		// malformed: the request's error, exactly as prepare gives it up front, comes first.
+		if err := e.prepare(p, req, q); err != nil {
+			return err
+		}
+	}
 	if rd.compiled {
 		e.compiledN.Add(1)
 		k := q.key(p)
-		d = e.fromTable(ctx, table, q, &k, rd.rev, rd.msg)
+		e.fromTableInto(ctx, table, q, &k, rd.rev, rd.msg, d)
 	} else {
 		e.evaluated.Add(1)
-		d = e.eval(ctx, p, q, rd.rev)
+		*d = e.eval(ctx, p, q, rd.rev)
 	}
 	if rd.traced {
 		rd.trace = decisionTrace{path: pathOf(rd.compiled), policy: p}
@@ -583,13 +596,13 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		}
 	}
 	if entry != nil {
-		entry.dec, entry.policy = d, p
+		entry.dec, entry.policy = *d, p
 	}
-	return d, nil
+	return nil
 }
 
 // readFacts reads the decision's facts in one snapshot: the compiled path's through the
-// Directory's accessViewer when it has one, anything else in a View callback (rd.read).
+// store's ViewAccess when the Directory is one, anything else in a View callback (rd.read).
 func (e *Engine) readFacts(rd *reading) error {
 	q := &rd.q
 	if rd.compiled && len(rd.also) == 0 && e.facts != nil {
@@ -598,7 +611,7 @@ func (e *Engine) readFacts(rd *reading) error {
 			deps = &rd.entry.deps // what the decision depends on is what this snapshot serves
 		}
 		var err error
-		q.acc, rd.rev, err = e.facts.ViewAccess(q.org, q.team, q.project, q.req.Subject, deps)
+		rd.rev, err = e.facts.ViewAccess(&q.acc, q.org, q.team, q.project, q.req.Subject, deps)
 		return err
 	}
 	if rd.view != nil {
@@ -613,22 +626,31 @@ func (e *Engine) readFacts(rd *reading) error {
 	return err
 }
 
-// fromTable answers from the policy's decision table; messages are rendered from the request's
-// own facts, all of a decision's through scratch (nil: a buffer of its own) into one string
-// allocated with the reasons (newReasons).
+// fromTable answers from the policy's decision table (fromTableInto, returned).
 func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
-	v, err := t.VerdictOf(ctx, &q.spec, k)
+	var d Decision
+	e.fromTableInto(ctx, t, q, k, rev, scratch, &d)
+	return d
+}
+
+// fromTableInto answers from the policy's decision table into *d, which is zero (Authorize's
+// own, written once: no copy on the way back); messages are rendered from the request's own
+// facts, all of a decision's through scratch (nil: a buffer of its own) into one string
+// allocated with the reasons (newReasons).
+func (e *Engine) fromTableInto(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte, d *Decision) {
+	v, err := t.VerdictOf(ctx, q.spec, k)
 	if err != nil {
-		return e.failed(err, rev)
+		*d = e.failed(err, rev)
+		return
 	}
-	d := Decision{Allowed: v.Allow, Role: v.Role, Revision: rev}
+	d.Allowed, d.Role, d.Revision = v.Allow, v.Role, rev
 	var ends [4]int
 	if len(v.Codes) > len(ends) { // no default rule gives that many
 		d.Reasons = make([]Reason, len(v.Codes))
 		for i, c := range v.Codes {
 			d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role, v.LimitOf(i))}
 		}
-		return d
+		return
 	}
 	if scratch == nil {
 		var buf [256]byte
@@ -646,7 +668,6 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego
 		start = ends[i]
 	}
 	d.Reasons = reasons
-	return d
 }
 
 func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64) Decision {
@@ -710,7 +731,7 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []Batc
 // query is a validated request, ready to read its facts.
 type query struct {
 	req  Request
-	spec rego.ActionSpec
+	spec *rego.ActionSpec // the policy's own catalog entry (Policy.Spec): read-only
 	// The resource: its kind and names (team: of a team resource, or a project's team space).
 	kind               scope.Kind
 	org, team, project string
@@ -730,7 +751,7 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 	if err := scope.CheckSlug("subject", req.Subject); err != nil {
 		return err
 	}
-	spec, ok := p.Action(req.Action)
+	spec, ok := p.Spec(req.Action)
 	if !ok {
 		return teamgate.Invalid("action", req.Action, "not in the action catalog")
 	}
@@ -792,6 +813,49 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 		return err
 	}
 	return nil
+}
+
+// split is prepare's first step on the compiled path, for the usual request: a project action
+// on a reference `org/project` or `org/team/project` (separators '/' or '.'), no owner, no
+// attributes, no revision to wait for, a subject of 1 to scope.MaxSlugLen bytes. It fills q as
+// prepare would, but checks only the reference's shape (two or three non-empty parts of at most
+// scope.MaxSlugLen bytes), not that its parts and the subject are slugs: the caller reads the
+// store, where only slugs are found, and calls prepare on any name it did not find. False, with
+// q untouched, for any other request (prepare then checks it first).
+func (q *query) split(p *rego.Policy, req *Request) bool {
+	if len(req.Attributes) > 0 || req.Owner != "" || req.MinRevision > 0 || req.Subject == "" || len(req.Subject) > scope.MaxSlugLen {
+		return false
+	}
+	s := req.Resource
+	if len(s) > 3*scope.MaxSlugLen+2 {
+		return false
+	}
+	spec, ok := p.Spec(req.Action)
+	if !ok || spec.Kind != scope.KindProject {
+		return false
+	}
+	var cut [2]int // the separators' positions
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '/' || c == '.' {
+			if n == len(cut) {
+				return false
+			}
+			cut[n] = i
+			n++
+		}
+	}
+	switch {
+	case n == 1 && 0 < cut[0] && cut[0] < len(s)-1 && cut[0] <= scope.MaxSlugLen && len(s)-cut[0]-1 <= scope.MaxSlugLen:
+		q.org, q.project = s[:cut[0]], s[cut[0]+1:]
+	case n == 2 && 0 < cut[0] && cut[0]+1 < cut[1] && cut[1] < len(s)-1 &&
+		cut[0] <= scope.MaxSlugLen && cut[1]-cut[0]-1 <= scope.MaxSlugLen && len(s)-cut[1]-1 <= scope.MaxSlugLen:
+		q.org, q.team, q.project = s[:cut[0]], s[cut[0]+1:cut[1]], s[cut[1]+1:]
+	default:
+		return false
+	}
+	q.req, q.spec, q.kind = *req, spec, spec.Kind
+	return true
 }
 
 func article(kind scope.Kind) string {

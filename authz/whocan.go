@@ -159,7 +159,7 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 		// A non-member's facts: no org role, no grant, no team role.
 		q.acc = store.Access{Teams: q.acc.Teams, Labels: q.acc.Labels}
 		k := q.key(p)
-		v, err := t.VerdictOf(ctx, &q.spec, &k)
+		v, err := t.VerdictOf(ctx, q.spec, &k)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -173,7 +173,7 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 			q.req.Subject = name
 			q.acc = r.Access(q.org, q.team, q.project, name)
 			k := q.key(p)
-			v, err := t.VerdictOf(ctx, &q.spec, &k)
+			v, err := t.VerdictOf(ctx, q.spec, &k)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,38 @@ func timedFunc(b *testing.B, decide func(authz.Request) error) {
 		i++
 	}
 	reportPercentiles(b, lat)
+}
+
+// BenchmarkCompiledWindows: BenchmarkAuthorizeCompiled's decisions on one engine, timed per call
+// and cut into consecutive windows of 65,536 (the window BenchmarkAuthorizeCompiled's p50 is
+// taken from), reporting the lowest and the highest window p50 and how many windows the run
+// had: when p50 differs between runs, equal windows within a run would put it on the engine
+// (its memory layout, made anew each run), unequal ones on the machine over time.
+func BenchmarkCompiledWindows(b *testing.B) {
+	_, eng := open(b, Small, authz.WithDecisionCache(0))
+	reqs := requests(Small, 4096)
+	ctx := b.Context()
+	lat := make([]time.Duration, 1<<16)
+	var p50s []time.Duration
+	i := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := eng.Authorize(ctx, reqs[i%len(reqs)]); err != nil {
+			b.Fatal(err)
+		}
+		lat[i%len(lat)] = time.Since(t0)
+		i++
+		if i%len(lat) == 0 {
+			slices.Sort(lat)
+			p50s = append(p50s, lat[len(lat)/2])
+		}
+	}
+	if len(p50s) == 0 {
+		return
+	}
+	b.ReportMetric(float64(slices.Min(p50s).Nanoseconds()), "min-window-p50-ns")
+	b.ReportMetric(float64(slices.Max(p50s).Nanoseconds()), "max-window-p50-ns")
+	b.ReportMetric(float64(len(p50s)), "windows")
 }
 
 // BenchmarkAuthorizeParallel: full evaluation from every core.

@@ -599,6 +599,10 @@ func (p *Policy) Action(name string) (ActionSpec, bool) {
 	return ActionSpec{}, false
 }
 
+// Spec is Action without the copy: the policy's own catalog entry, shared by every caller and
+// read-only (the decision path keeps the pointer; Table.VerdictOf knows its own entries by it).
+func (p *Policy) Spec(name string) (*ActionSpec, bool) { return p.byName.find(name) }
+
 // Actions returns the catalog's action names, sorted.
 func (p *Policy) Actions() []string {
 	out := make([]string, 0, len(p.actions))

@@ -99,14 +99,16 @@ func TestAccessAgreesWithTheAccessors(t *testing.T) {
 					require.Equal(t, wb, gb, "stamps of %s %s %s %s", org, team, project, user)
 
 					var viewDeps store.Deps
-					viewed, rev, err := s.ViewAccess(org, team, project, user, &viewDeps)
+					var viewed store.Access
+					rev, err := s.ViewAccess(&viewed, org, team, project, user, &viewDeps)
 					require.NoError(t, err)
 					require.Equal(t, want, viewed, "ViewAccess %s %s %s %s", org, team, project, user)
 					require.Equal(t, s.Revision(), rev)
 					vb, err := viewDeps.MarshalBinary()
 					require.NoError(t, err)
 					require.Equal(t, wb, vb, "ViewAccess stamps of %s %s %s %s", org, team, project, user)
-					untracked, _, err := s.ViewAccess(org, team, project, user, nil)
+					var untracked store.Access
+					_, err = s.ViewAccess(&untracked, org, team, project, user, nil)
 					require.NoError(t, err)
 					require.Equal(t, want, untracked)
 				}
@@ -114,8 +116,10 @@ func TestAccessAgreesWithTheAccessors(t *testing.T) {
 		}
 	}
 	require.NoError(t, s.Close())
-	_, _, err := s.ViewAccess("a", "", "p1", "bob", nil)
+	var closed store.Access
+	_, err := s.ViewAccess(&closed, "a", "", "p1", "bob", nil)
 	require.ErrorIs(t, err, teamgate.ErrClosed)
+	require.Equal(t, store.Access{}, closed, "nothing read once closed")
 }
 
 // accessByParts is Access from the single-fact accessors.

@@ -33,21 +33,24 @@ func (s *Store) View(fn func(r Reader) error) error {
 	return fn(Reader{st: s.st, stamps: &s.stamps})
 }
 
-// ViewAccess is a View that reads only Reader.Access(org, team, project, user) and the snapshot's
-// revision, recording the facts' stamps into d when d is not nil (as Track does): a decision's
-// whole read, without a callback for its caller to allocate.
-func (s *Store) ViewAccess(org, team, project, user string, d *Deps) (a Access, rev uint64, err error) {
+// ViewAccess is a View that reads only Reader.Access(org, team, project, user) into *a, which
+// is zero, and returns the snapshot's revision, recording the facts' stamps into d when d is not
+// nil (as Track does): a decision's whole read, without a callback for its caller to allocate
+// and without a copy of the Access on the way back. *a is left zero on error.
+func (s *Store) ViewAccess(a *Access, org, team, project, user string, d *Deps) (rev uint64, err error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if s.closed {
-		return a, 0, teamgate.ErrClosed
+		s.mu.RUnlock()
+		return 0, teamgate.ErrClosed
 	}
 	r := Reader{st: s.st, stamps: &s.stamps}
 	if d != nil {
 		r = r.Track(d)
 	}
-	r.access(&a, org, team, project, user)
-	return a, r.st.rev, nil
+	r.access(a, org, team, project, user)
+	rev = r.st.rev
+	s.mu.RUnlock()
+	return rev, nil
 }
 
 // Track returns a Reader of the same snapshot that also records into d the stamp of every fact it
