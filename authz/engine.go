@@ -572,6 +572,11 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		start = e.declog.clock()
 	}
 	if err := e.readFacts(rd); err != nil {
+		if unchecked { // a malformed request's own error comes first, as prepare gives it up front
+			if perr := e.prepare(p, req, q); perr != nil {
+				return perr
+			}
+		}
 		return err
 	}
 	if unchecked && (q.acc.Missing != store.Found || q.acc.OrgRole == "") {
