@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +106,37 @@ func TestCompiledPathBadInput(t *testing.T) {
 			require.Equal(t, want, got, "%q %q", s, project)
 		}
 	}
+}
+
+// TestCompiledPathBadInputOnAClosedStore: once the store is closed, a malformed request is
+// still refused for what it is (teamgate.ErrInvalid, the same error as full evaluation gives),
+// not with the store's ErrClosed, on every path; a well-formed one fails with ErrClosed.
+func TestCompiledPathBadInputOnAClosedStore(t *testing.T) {
+	t.Parallel()
+	plain, st := newAcme(t, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
+	compiled, err := authz.New(t.Context(), st, authz.WithDecisionCache(0))
+	require.NoError(t, err)
+	cached, err := authz.New(t.Context(), st)
+	require.NoError(t, err)
+	viaView, err := authz.New(t.Context(), wrapped{st}, authz.WithDecisionCache(0))
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	invalid := 0
+	for _, req := range badInputs() {
+		_, wantErr := plain.Authorize(t.Context(), req)
+		require.Error(t, wantErr, "%+v", req)
+		if !errors.Is(wantErr, teamgate.ErrClosed) {
+			require.ErrorIs(t, wantErr, teamgate.ErrInvalid, "%+v", req)
+			invalid++
+		}
+		for name, eng := range map[string]*authz.Engine{"compiled": compiled, "cached": cached, "through View": viaView} {
+			got, err := eng.Authorize(t.Context(), req)
+			require.Error(t, err, "%s %+v", name, req)
+			require.Equal(t, wantErr.Error(), err.Error(), "%s %+v", name, req)
+			require.Equal(t, authz.Decision{}, got, "%s %+v", name, req)
+		}
+	}
+	require.Greater(t, invalid, 300)
 }
 
 // TestCompiledPathDuringReload: decisions on the compiled path while the policy is swapped back

@@ -60,9 +60,11 @@
 // state), and the policy input is built only when the Rego is evaluated. On that path a project
 // request's names (`org/project`, `org/team/project`, no owner, no attributes) are split before
 // the read but not checked against the slug rule: the store checks every name it is given
-// (store.Change), so a name it finds is a slug; when the resource or the subject (not a member)
-// is not found, the request is checked as every other request is, before its decision, with the
-// same error, and TestCompiledPathBadInput compares both paths on malformed names. Facts about the subject on
+// (store.Change, and Open refuses a membership snapshot holding any other name), so a name it
+// finds is a slug; when the resource or the subject (not a member) is not found, or the read
+// fails (a closed store), the request is checked as every other request is, before its decision
+// or the read's error, with the same error, and TestCompiledPathBadInput (and
+// TestCompiledPathBadInputOnAClosedStore) compares both paths on malformed names. Facts about the subject on
 // a resource that does not exist are not read, for any kind of resource: resolution comes
 // first, and the decision is not_found for everyone (Explain shows org role none there). So the table is the policy's own answer,
 // not a re-implementation; an exhaustive test in package rego compares every cell with full

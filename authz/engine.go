@@ -572,6 +572,11 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		start = e.declog.clock()
 	}
 	if err := e.readFacts(rd); err != nil {
+		if unchecked { // a malformed request's own error comes first, as prepare gives it up front
+			if perr := e.prepare(p, req, q); perr != nil {
+				return perr
+			}
+		}
 		return err
 	}
 	if unchecked && (q.acc.Missing != store.Found || q.acc.OrgRole == "") {
@@ -731,7 +736,7 @@ func (e *Engine) AuthorizeBatch(ctx context.Context, reqs []Request) (out []Batc
 // query is a validated request, ready to read its facts.
 type query struct {
 	req  Request
-	spec *rego.ActionSpec // the policy's own catalog entry (Policy.Spec): read-only
+	spec rego.Spec // the policy's own catalog entry (Policy.Spec): read-only
 	// The resource: its kind and names (team: of a team resource, or a project's team space).
 	kind               scope.Kind
 	org, team, project string
@@ -763,26 +768,27 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 		}
 		ctxOwner = o
 	}
-	if spec.Kind == scope.KindProject { // most requests: ParseResource's project case, without its copies
+	kind := spec.Kind()
+	if kind == scope.KindProject { // most requests: ParseResource's project case, without its copies
 		ref, err := scope.ParseProject(req.Resource, ctxOwner)
 		if err != nil {
-			return fmt.Errorf("%s takes %s resource: %w", req.Action, article(spec.Kind), err)
+			return fmt.Errorf("%s takes %s resource: %w", req.Action, article(kind), err)
 		}
 		q.org, q.team, q.project = ref.Org, ref.Team, ref.Project
 	} else {
-		res, err := scope.ParseResource(spec.Kind, req.Resource, ctxOwner)
+		res, err := scope.ParseResource(kind, req.Resource, ctxOwner)
 		if err != nil {
-			return fmt.Errorf("%s takes %s resource: %w", req.Action, article(spec.Kind), err)
+			return fmt.Errorf("%s takes %s resource: %w", req.Action, article(kind), err)
 		}
 		q.org, q.team = res.Owner.Org, res.Owner.Team
 	}
-	q.req, q.spec, q.kind = *req, spec, spec.Kind
-	if spec.ManagesMembers {
+	q.req, q.spec, q.kind = *req, spec, kind
+	if spec.ManagesMembers() {
 		// The roles a member-managing request gives and changes: org roles on the org, else roles
 		// a team member or grant may hold (the store's vocabulary: no other role can be given).
 		valid, what := store.IsOrgRole, "not an org role"
-		if spec.Kind != scope.KindOrg {
-			valid, what = store.IsTeamRole, "not a "+string(spec.Kind)+" role ("+strings.Join(store.TeamRoles(), ", ")+")"
+		if kind != scope.KindOrg {
+			valid, what = store.IsTeamRole, "not a "+string(kind)+" role ("+strings.Join(store.TeamRoles(), ", ")+")"
 		}
 		for _, k := range []string{"target_role", "target_current_role"} {
 			v, present := req.Attributes[k]
@@ -795,7 +801,7 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 			}
 		}
 	}
-	if spec.DestinationRole != "" {
+	if spec.DestinationRole() != "" {
 		if v, present := req.Attributes["destination"]; present {
 			s, isStr := v.(string)
 			if !isStr {
@@ -831,7 +837,7 @@ func (q *query) split(p *rego.Policy, req *Request) bool {
 		return false
 	}
 	spec, ok := p.Spec(req.Action)
-	if !ok || spec.Kind != scope.KindProject {
+	if !ok || spec.Kind() != scope.KindProject {
 		return false
 	}
 	var cut [2]int // the separators' positions
@@ -854,7 +860,7 @@ func (q *query) split(p *rego.Policy, req *Request) bool {
 	default:
 		return false
 	}
-	q.req, q.spec, q.kind = *req, spec, spec.Kind
+	q.req, q.spec, q.kind = *req, spec, scope.KindProject
 	return true
 }
 

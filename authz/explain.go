@@ -103,7 +103,7 @@ func (q *query) path(d Decision) []string {
 	s, res := q.in.Subject, q.in.Resource
 	var out []string
 	add := func(f string, a ...any) { out = append(out, fmt.Sprintf(f, a...)) }
-	add("action %s takes %s resource and needs %s", q.req.Action, article(q.spec.Kind), requirement(q))
+	add("action %s takes %s resource and needs %s", q.req.Action, article(q.spec.Kind()), requirement(q))
 	if !res.Exists {
 		add("resolve %s: %s", q.req.Resource, res.Missing)
 	} else {
@@ -155,8 +155,8 @@ func roleList(roles map[string]string) string {
 }
 
 func requirement(q *query) string {
-	if len(q.spec.OrgRoles) > 0 {
-		return "org role " + strings.Join(q.spec.OrgRoles, " or ")
+	if a := q.spec.Action(); len(a.OrgRoles) > 0 {
+		return "org role " + strings.Join(a.OrgRoles, " or ")
 	}
-	return string(q.spec.Kind) + " role " + q.spec.Role + " or higher"
+	return string(q.spec.Kind()) + " role " + q.spec.Role() + " or higher"
 }

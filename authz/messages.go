@@ -55,7 +55,7 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string, limit rego.
 		b = append(append(append(append(b, who...), " may delete runs they created, as "...), role...), " of "...)
 		return q.appendProject(b)
 	case rego.CodeDestinationDenied:
-		b = append(append(append(b, q.req.Action...), " needs "...), q.spec.DestinationRole...)
+		b = append(append(append(b, q.req.Action...), " needs "...), q.spec.DestinationRole()...)
 		if q.dest == nil {
 			return append(b, " on a destination project (none given)"...)
 		}
@@ -88,20 +88,20 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string, limit rego.
 				b = q.appendProject(append(b, ' '))
 			}
 			return append(append(append(b, ": it ranks above their own role "...), role...), " there"...)
-		case len(q.spec.OrgRoles) > 0:
+		case q.spec.NumOrgRoles() > 0:
 			b = append(append(b, q.req.Action...), " needs org role "...)
-			for i, r := range q.spec.OrgRoles {
+			for i := range q.spec.NumOrgRoles() {
 				if i > 0 {
 					b = append(b, " or "...)
 				}
-				b = append(b, r...)
+				b = append(b, q.spec.OrgRole(i)...)
 			}
 			return append(append(append(append(b, "; "...), who...), " is "...), orgRole...)
 		case q.kind == scope.KindTeam:
-			b = append(append(append(append(b, q.req.Action...), " needs "...), q.spec.Role...), " on team "...)
+			b = append(append(append(append(b, q.req.Action...), " needs "...), q.spec.Role()...), " on team "...)
 			b = append(append(append(b, org...), '/'), q.team...)
 		default:
-			b = append(append(append(append(b, q.req.Action...), " needs "...), q.spec.Role...), " on project "...)
+			b = append(append(append(append(b, q.req.Action...), " needs "...), q.spec.Role()...), " on project "...)
 			b = q.appendProject(b)
 		}
 		return append(append(append(append(b, "; "...), who...), " has "...), role...)

@@ -591,17 +591,81 @@ func readsClock(name string) bool {
 	return false
 }
 
-// Action returns the catalog entry of an action.
+// Action returns a copy of the catalog entry of an action: the caller may change it (its
+// OrgRoles too) without changing the catalog.
 func (p *Policy) Action(name string) (ActionSpec, bool) {
 	if a, ok := p.byName.find(name); ok {
-		return *a, true
+		return a.clone(), true
 	}
 	return ActionSpec{}, false
 }
 
-// Spec is Action without the copy: the policy's own catalog entry, shared by every caller and
-// read-only (the decision path keeps the pointer; Table.VerdictOf knows its own entries by it).
-func (p *Policy) Spec(name string) (*ActionSpec, bool) { return p.byName.find(name) }
+func (a *ActionSpec) clone() ActionSpec {
+	c := *a
+	c.OrgRoles = slices.Clone(a.OrgRoles)
+	return c
+}
+
+// Spec is Action without the copy: a read-only handle on the policy's own catalog entry, shared
+// by every caller (the decision path keeps it; Table.VerdictOf knows its own entries by it). It
+// reads the entry through methods only, so no caller changes the catalog of every other.
+func (p *Policy) Spec(name string) (Spec, bool) {
+	a, ok := p.byName.find(name)
+	return Spec{a}, ok
+}
+
+// Spec is a read-only handle on an entry of a policy's action catalog (Policy.Spec). The zero
+// Spec names no action: its methods return zero values.
+type Spec struct{ a *ActionSpec }
+
+// Valid reports whether s names an action.
+func (s Spec) Valid() bool { return s.a != nil }
+
+// Action returns a copy of the entry.
+func (s Spec) Action() ActionSpec {
+	if s.a == nil {
+		return ActionSpec{}
+	}
+	return s.a.clone()
+}
+
+// Kind is ActionSpec.Kind.
+func (s Spec) Kind() scope.Kind {
+	if s.a == nil {
+		return ""
+	}
+	return s.a.Kind
+}
+
+// Role is ActionSpec.Role.
+func (s Spec) Role() string {
+	if s.a == nil {
+		return ""
+	}
+	return s.a.Role
+}
+
+// NumOrgRoles is len(ActionSpec.OrgRoles).
+func (s Spec) NumOrgRoles() int {
+	if s.a == nil {
+		return 0
+	}
+	return len(s.a.OrgRoles)
+}
+
+// OrgRole is ActionSpec.OrgRoles[i].
+func (s Spec) OrgRole(i int) string { return s.a.OrgRoles[i] }
+
+// ManagesMembers is ActionSpec.ManagesMembers.
+func (s Spec) ManagesMembers() bool { return s.a != nil && s.a.ManagesMembers }
+
+// DestinationRole is ActionSpec.DestinationRole.
+func (s Spec) DestinationRole() string {
+	if s.a == nil {
+		return ""
+	}
+	return s.a.DestinationRole
+}
 
 // Actions returns the catalog's action names, sorted.
 func (p *Policy) Actions() []string {

@@ -6,10 +6,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
 )
 
 // TestSpecIsTheCatalogsOwnEntry: Spec finds what Action finds, as the policy's one shared entry
-// (the same pointer on every call), and nothing Action does not find.
+// (the same handle on every call), and nothing Action does not find.
 func TestSpecIsTheCatalogsOwnEntry(t *testing.T) {
 	t.Parallel()
 	p, err := rego.New(t.Context(), nil)
@@ -17,14 +18,94 @@ func TestSpecIsTheCatalogsOwnEntry(t *testing.T) {
 	for _, name := range p.Actions() {
 		spec, ok := p.Spec(name)
 		require.True(t, ok, name)
+		require.True(t, spec.Valid(), name)
 		again, _ := p.Spec(name)
-		require.Same(t, spec, again, name)
+		require.Equal(t, spec, again, name)
 		copied, _ := p.Action(name)
-		require.Equal(t, copied, *spec, name)
+		require.Equal(t, copied, spec.Action(), name)
+		require.Equal(t, copied.Kind, spec.Kind(), name)
+		require.Equal(t, copied.Role, spec.Role(), name)
+		require.Equal(t, copied.ManagesMembers, spec.ManagesMembers(), name)
+		require.Equal(t, copied.DestinationRole, spec.DestinationRole(), name)
+		require.Equal(t, len(copied.OrgRoles), spec.NumOrgRoles(), name)
+		for i, r := range copied.OrgRoles {
+			require.Equal(t, r, spec.OrgRole(i), name)
+		}
 	}
 	for _, miss := range []string{"", "runs.nope", "runs.stop\x00", "RUNS.STOP"} {
 		spec, ok := p.Spec(miss)
 		require.False(t, ok, "%q", miss)
-		require.Nil(t, spec)
+		require.False(t, spec.Valid())
+		require.Equal(t, rego.ActionSpec{}, spec.Action())
+		require.Empty(t, spec.Kind())
+		require.Zero(t, spec.NumOrgRoles())
+	}
+}
+
+// TestCatalogCannotBeChangedByItsReaders: what Action and Spec hand out are copies, so a caller
+// that changes one (its kind, its roles, the elements of its OrgRoles) changes nothing another
+// caller reads, and a Spec of another policy whose catalog gives the same action another kind
+// (at the same position) neither answers for this policy's action nor fills this table's cells
+// for the wrong kind: the table shared by every decision stays the policy's own.
+func TestCatalogCannotBeChangedByItsReaders(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	// A catalog of one more project action; another gives that action (at the same position in
+	// the sorted catalog) to the org, for billing and outsiders.
+	const action = "zz.custom"
+	custom := func(spec map[string]any) map[string]any {
+		return map[string]any{"teamgate": map[string]any{"actions": map[string]any{action: spec}}}
+	}
+	asProject := map[string]any{"kind": "project", "role": "admin"}
+	p, err := rego.New(ctx, nil, custom(asProject))
+	require.NoError(t, err)
+	clean, err := rego.New(ctx, nil, custom(asProject))
+	require.NoError(t, err)
+	other, err := rego.New(ctx, nil, custom(map[string]any{"kind": "org", "org_roles": []any{"billing", "outsider"}}))
+	require.NoError(t, err)
+	require.Equal(t, p.Actions(), other.Actions())
+	for _, name := range p.Actions() {
+		a, _ := p.Action(name)
+		a.Kind, a.Role = scope.KindOrg, "viewer"
+		for i := range a.OrgRoles {
+			a.OrgRoles[i] = "outsider"
+		}
+		s, _ := p.Spec(name)
+		a2 := s.Action()
+		for i := range a2.OrgRoles {
+			a2.OrgRoles[i] = "outsider"
+		}
+		want, _ := clean.Action(name)
+		got, _ := p.Action(name)
+		require.Equal(t, want, got, name)
+		require.Equal(t, want, s.Action(), name)
+	}
+
+	foreign, _ := other.Spec(action)
+	require.Equal(t, scope.KindOrg, foreign.Kind())
+	orgRoles := []string{"none", "owner", "manager", "admin", "member", "viewer", "billing", "outsider"}
+	roles := []string{"", "viewer", "member", "contributor", "admin"}
+	var keys []rego.Key
+	for _, o := range orgRoles {
+		for _, g := range roles {
+			for _, tr := range roles {
+				for _, r := range []bool{false, true} {
+					keys = append(keys, rego.Key{Action: action, Exists: true, OrgRole: o, Grant: g, TeamRole: tr, Restricted: r})
+				}
+			}
+		}
+	}
+	for _, k := range keys {
+		want, wantErr := clean.Table().Verdict(ctx, k)
+		got, err := p.Table().VerdictOf(ctx, foreign, &k)
+		require.Equal(t, wantErr, err, "%+v", k)
+		require.Equal(t, want, got, "another policy's spec answers as this policy's entry: %+v", k)
+	}
+	own, _ := p.Spec(action)
+	for _, k := range keys {
+		want, wantErr := clean.Table().Verdict(ctx, k)
+		got, err := p.Table().VerdictOf(ctx, own, &k)
+		require.Equal(t, wantErr, err, "%+v", k)
+		require.Equal(t, want, got, "a cell filled for another kind: %+v", k)
 	}
 }

@@ -146,23 +146,28 @@ func (t *Table) Verdict(ctx context.Context, k Key) (Verdict, error) {
 	return t.verdict(ctx, spec.index-1, spec.Kind, &k)
 }
 
-// VerdictOf is Verdict for a key whose action's spec is at hand, as the policy's Action returned
+// VerdictOf is Verdict for a key whose action's spec is at hand, as the policy's Spec returned
 // it: the action's cells are found from the spec, without hashing the action's name. A spec that
-// is not k.Action's in this table's policy is looked up by name, as Verdict does. It reads
-// *spec and *k only during the call (pointers: the decision path passes them without copies).
-func (t *Table) VerdictOf(ctx context.Context, spec *ActionSpec, k *Key) (Verdict, error) {
-	a := spec.index - 1
-	if a < 0 || int(a) >= len(t.names) || t.names[a] != k.Action {
+// is not this table's policy's own entry for k.Action (another policy's, the zero Spec) is
+// looked up by name, as Verdict does: the cells, shared by every caller, are only ever computed
+// for the kind the policy's own catalog gives. It reads *k only during the call (a pointer: the
+// decision path passes it without a copy).
+func (t *Table) VerdictOf(ctx context.Context, spec Spec, k *Key) (Verdict, error) {
+	if spec.a == nil {
 		return t.Verdict(ctx, *k)
 	}
-	if i, ok := k.cellIndex(spec.Kind); ok { // the usual case, without copying the key
+	a := spec.a.index - 1
+	if a < 0 || int(a) >= len(t.names) || &t.p.byName.specs[a] != spec.a || t.names[a] != k.Action {
+		return t.Verdict(ctx, *k)
+	}
+	if i, ok := k.cellIndex(spec.a.Kind); ok { // the usual case, without copying the key
 		if b := t.blocks[a].Load(); b != nil {
 			if v := b[i].Load(); v != nil {
 				return *v, nil
 			}
 		}
 	}
-	return t.verdict(ctx, a, spec.Kind, k)
+	return t.verdict(ctx, a, spec.a.Kind, k)
 }
 
 // verdict is Verdict for the action at index a, of the given kind.

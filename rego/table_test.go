@@ -418,7 +418,7 @@ func TestFoldedDataFollowsDataAndWith(t *testing.T) {
 // TestVerdictOfFindsTheActionBySpec: VerdictOf, given the spec the policy's Action returned,
 // answers as Verdict for every action of the catalog and every key (before and after the cell is
 // computed); a spec of another policy's catalog (where the same position holds another action),
-// or one made by hand, is looked up by name.
+// or the zero Spec, is looked up by name.
 func TestVerdictOfFindsTheActionBySpec(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -433,23 +433,23 @@ func TestVerdictOfFindsTheActionBySpec(t *testing.T) {
 	orgRoles := []string{"none", "owner", "admin", "member", "billing", "outsider", "curator"}
 	roles := []string{"", "viewer", "contributor", "admin", "maintainer"}
 	for _, action := range p.Actions() {
-		spec, ok := p.Action(action)
+		spec, ok := p.Spec(action)
 		require.True(t, ok)
-		foreign, ok := other.Action(action)
+		foreign, ok := other.Spec(action)
 		require.True(t, ok)
-		specs := map[string]rego.ActionSpec{"own": spec, "other policy's": foreign, "by hand": {Kind: spec.Kind, Role: spec.Role}}
+		specs := map[string]rego.Spec{"own": spec, "other policy's": foreign, "zero": {}}
 		for _, exists := range []bool{true, false} {
 			for _, orgRole := range orgRoles {
 				for _, grant := range roles {
 					for _, teamRole := range roles {
 						for _, restricted := range []bool{false, true} {
 							k := rego.Key{Action: action, Exists: exists, OrgRole: orgRole, Grant: grant, TeamRole: teamRole, Restricted: restricted}
-							first, firstErr := table.VerdictOf(ctx, &spec, &k)
+							first, firstErr := table.VerdictOf(ctx, spec, &k)
 							want, wantErr := table.Verdict(ctx, k)
 							require.Equal(t, wantErr, firstErr, "%+v", k) // roles no rule knows fail alike
 							require.Equal(t, want, first, "%+v", k)
 							for name, s := range specs {
-								got, err := table.VerdictOf(ctx, &s, &k)
+								got, err := table.VerdictOf(ctx, s, &k)
 								require.Equal(t, wantErr, err, "%s spec, %+v", name, k)
 								require.Equal(t, want, got, "%s spec, %+v", name, k)
 							}
@@ -459,8 +459,8 @@ func TestVerdictOfFindsTheActionBySpec(t *testing.T) {
 			}
 		}
 	}
-	spec, _ := p.Action("runs.get")
-	_, err = table.VerdictOf(ctx, &spec, &rego.Key{Action: "runs.nope", Exists: true, OrgRole: "owner"})
+	spec, _ := p.Spec("runs.get")
+	_, err = table.VerdictOf(ctx, spec, &rego.Key{Action: "runs.nope", Exists: true, OrgRole: "owner"})
 	require.ErrorIs(t, err, teamgate.ErrInvalid, "a spec does not stand for an action outside the catalog")
 }
 
@@ -488,7 +488,8 @@ func TestActionFindsEveryCatalogName(t *testing.T) {
 		specs = append(specs, spec)
 		v, err := p.Table().Verdict(t.Context(), rego.Key{Action: name})
 		require.NoError(t, err, name)
-		got, err := p.Table().VerdictOf(t.Context(), &spec, &rego.Key{Action: name})
+		own, _ := p.Spec(name)
+		got, err := p.Table().VerdictOf(t.Context(), own, &rego.Key{Action: name})
 		require.NoError(t, err, name)
 		require.Equal(t, v, got, "%s: the spec found is the action's own", name)
 		for _, miss := range []string{name + "x", name[:len(name)-1], "x" + name, name[:len(name)-1] + "#", strings.ToUpper(name)} {

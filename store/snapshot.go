@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/teamgate/teamgate/scope"
 )
 
 // The membership snapshot: the org member tables, the team memberships and the stamps, the bulk
@@ -849,8 +851,10 @@ func decodeSnapshot(data []byte) (*memberSnapshot, error) {
 			l := r.uvarint(uint64(len(all)) - off)
 			og.names[i] = all[off : off+l]
 			off += l
-			if l == 0 && r.err == nil {
-				r.fail("empty member name")
+			if r.err == nil && !scope.ValidSlug(og.names[i]) {
+				// The store holds only names a write would take (the engine's compiled path
+				// relies on it: a subject it finds needs no check of its own).
+				r.fail(fmt.Sprintf("member name %.64q is not a slug", og.names[i]))
 			}
 		}
 		if off != uint64(len(all)) && r.err == nil {

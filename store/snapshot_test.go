@@ -268,6 +268,14 @@ func TestSnapshotIgnoredUnlessCurrentAndWhole(t *testing.T) {
 			require.NoError(t, store.WriteSnapshot(s))
 			require.NoError(t, store.EditSnapshot(s, true, flip(func(d []byte) int { return bytes.Index(d, []byte("\x03red")) + 1 })))
 		}, "disagrees with the records"},
+		{"a member name that is not a slug, checksum matching", func(t *testing.T, s *store.Store) {
+			require.NoError(t, store.WriteSnapshot(s))
+			require.NoError(t, store.EditSnapshot(s, true, func(h, d []byte) ([]byte, []byte) {
+				d = bytes.Clone(d)
+				d[bytes.Index(d, []byte("annbencat"))+4] = 0 // "b\x00n": a subject no request may name
+				return h, d
+			}))
+		}, `is not a slug`},
 		{"a role code out of range, checksum matching", func(t *testing.T, s *store.Store) {
 			require.NoError(t, store.WriteSnapshot(s))
 			require.NoError(t, store.EditSnapshot(s, true, func(h, d []byte) ([]byte, []byte) {
