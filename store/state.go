@@ -270,6 +270,7 @@ func (t *txn) newTeam(o *orgData, tm Team) {
 		o.teamByID = append(o.teamByID, td)
 	}
 	set(t, o.teams, tm.Name, td)
+	t.teamNamed(o, tm.Name)
 }
 
 // indexMemberTeams builds every member's team list from the teams' member maps, at Open (which
@@ -345,6 +346,7 @@ func (t *txn) dropTeam(o *orgData, td *teamData) {
 	})
 	o.teamByID[td.id] = nil
 	o.freeTeam = append(o.freeTeam, td.id)
+	t.teamNamed(o, td.team.Name)
 }
 
 // teamMembers yields a team's members and their team roles, in no order.
@@ -388,7 +390,33 @@ func (o *orgData) teamRole(td *teamData, user string) roleCode {
 type projectData struct {
 	p     Project
 	teams policy.AllowList // effective teams: project teams narrowed by the policy's (SPEC §4 step 4)
-	rules []*policy.Program
+	// teamIDs are the ids of the effective teams that exist, in no order (a policy's allow-list
+	// may name a team that does not): what Reader.Access compares a member's teams with, by id
+	// rather than by name. Set with teams (setProjectTeams) and again whenever a team an
+	// effective list names is created, deleted or renamed (teamNamed). Replaced, never edited.
+	teamIDs []uint32
+	rules   []*policy.Program
+}
+
+// teamIDs returns the ids of the named teams that exist (nil when none does).
+func (o *orgData) teamIDs(names []string) []uint32 {
+	var ids []uint32
+	for _, name := range names {
+		if td, ok := o.teams[name]; ok {
+			ids = append(ids, td.id)
+		}
+	}
+	return ids
+}
+
+// teamNamed brings up to date the team ids of the projects whose effective teams name team,
+// after a team of that name was created, deleted or renamed to or from it (an id is reused
+// once its team is deleted, so a stale one could match another team).
+func (t *txn) teamNamed(o *orgData, team string) {
+	for name := range o.teamProjects[team] {
+		pd := o.projects[name]
+		assign(t, &pd.teamIDs, o.teamIDs(pd.teams.Values))
+	}
 }
 
 type policyData struct {
@@ -612,6 +640,7 @@ func (t *txn) setProjectTeams(o *orgData, pd *projectData) {
 		delIndex(t, o.teamProjects, team, pd.p.Name)
 	}
 	assign(t, &pd.teams, eff)
+	assign(t, &pd.teamIDs, o.teamIDs(eff.Values))
 	for _, team := range eff.Values {
 		setIndex(t, o.teamProjects, team, pd.p.Name, struct{}{})
 	}
