@@ -205,12 +205,11 @@ func (tr UserTeams) In(teams []string) RoleSet {
 	return s
 }
 
-// inIDs is In for the teams with these ids (a project's teamIDs): integers compared, no name
-// read.
-func (tr UserTeams) inIDs(ids []uint32) RoleSet {
+// inIDs is In for a set of team ids (a project's teamIDs): integers compared, no name read.
+func (tr UserTeams) inIDs(ids *teamSet) RoleSet {
 	var s RoleSet
 	for _, m := range tr.list {
-		if slices.Contains(ids, m.team) {
+		if ids.has(m.team) {
 			s |= m.role.set()
 		}
 	}
@@ -348,7 +347,7 @@ func (r Reader) access(a *Access, org, team, project, user string) {
 			}
 		}
 		a.Teams, a.Labels = pd.teams, pd.p.Labels // a write replaces the record, never edits it
-		a.TeamRoles = teams.inIDs(pd.teamIDs)
+		a.TeamRoles = teams.inIDs(&pd.teamIDs)
 	case td != nil:
 		a.TeamRoles = teams.roleIn(td.id)
 	}

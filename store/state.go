@@ -394,19 +394,32 @@ type projectData struct {
 	// may name a team that does not): what Reader.Access compares a member's teams with, by id
 	// rather than by name. Set with teams (setProjectTeams) and again whenever a team an
 	// effective list names is created, deleted or renamed (teamNamed). Replaced, never edited.
-	teamIDs []uint32
+	teamIDs teamSet
 	rules   []*policy.Program
 }
 
-// teamIDs returns the ids of the named teams that exist (nil when none does).
-func (o *orgData) teamIDs(names []string) []uint32 {
-	var ids []uint32
+// teamSet is a set of team ids: their list, and a mask of the ids modulo 64 that tells most
+// teams outside the set without a look at the list.
+type teamSet struct {
+	ids  []uint32
+	mask uint64
+}
+
+// has reports whether the team with this id is in the set.
+func (s *teamSet) has(id uint32) bool {
+	return s.mask&(1<<(id&63)) != 0 && slices.Contains(s.ids, id)
+}
+
+// teamIDs returns the set of the ids of the named teams that exist.
+func (o *orgData) teamIDs(names []string) teamSet {
+	var s teamSet
 	for _, name := range names {
 		if td, ok := o.teams[name]; ok {
-			ids = append(ids, td.id)
+			s.ids = append(s.ids, td.id)
+			s.mask |= 1 << (td.id & 63)
 		}
 	}
-	return ids
+	return s
 }
 
 // teamNamed brings up to date the team ids of the projects whose effective teams name team,
