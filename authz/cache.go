@@ -197,7 +197,12 @@ type cacheEntry struct {
 	// logKey is the packed key as a string, made by the decision log's goroutine (which alone
 	// reads and writes it) when it first records a hit on the entry.
 	logKey string
-	_      [(128 - unsafe.Sizeof(entryLayout{})%128) % 128]byte
+	_      [(128 - unsafe.Sizeof(entryLayout{})%128) % 128]byte // not last: a zero-size last field is padded
+	// logRun is 1 + the decision log's position of the entry's latest run of hits (see
+	// recordRing.runOf); 0: none yet. Written once per run, not per hit. Beyond hitBytes: with a
+	// decision log, a hit reads this line too, the sixth (one more miss on a cold entry; see
+	// bench/RESULTS.md, "Stop 16: decision log cost").
+	logRun atomic.Uint64
 }
 
 // hitBytes is how far into a cacheEntry a hit reads.
@@ -211,6 +216,7 @@ type entryLayout struct {
 	entry  cached
 	long   string
 	logKey string
+	logRun uint64
 }
 
 // holds reports whether the entry is k's.

@@ -127,8 +127,9 @@ func (r *DecisionRecord) UnmarshalJSON(b []byte) error {
 }
 
 // DecisionSink receives the decision log's records, in batches, from one goroutine at a time.
-// Write may keep nothing of records after it returns (the slice is reused); a record's own
-// strings, Reasons and Attributes may be kept. Write must honour ctx: Engine.Close cancels it when
+// Write may keep nothing of records after it returns (the slice is reused) and must modify none
+// (the log may pass the same records again); a record's own strings, Reasons and Attributes may
+// be kept. Write must honour ctx: Engine.Close cancels it when
 // its own context ends. A failed Write loses its batch (Stats.DecisionLogFailed counts the
 // records); the log goes on with the next one. Package decisionlog has a Badger-backed sink.
 type DecisionSink interface {
@@ -154,6 +155,12 @@ const maxDecisionBatch = 512
 // (WithDecisionLogQueue) that one goroutine drains into sink; when the queue is full the record
 // is dropped and counted (Stats.DecisionLogDropped). Engine.Close flushes the queue and stops the
 // goroutine. Default: no log (the decision path then pays one nil check).
+//
+// Records reach the sink in the order they were queued, but for in-memory cache hits: a hit whose
+// record equals that of the latest hit queued on the same cached decision (the same request,
+// revision and MinRevision), while that one is still queued, is queued as one more count on it,
+// and its record is written with that hit's, before records queued between the two. A record's
+// Time is when the log took it from the queue, so it is the same for all of them.
 func WithDecisionLog(sink DecisionSink) Option {
 	return func(c *config) error {
 		if sink == nil {
@@ -164,9 +171,11 @@ func WithDecisionLog(sink DecisionSink) Option {
 	}
 }
 
-// WithDecisionLogQueue sets how many records the decision log's queue holds waiting for the
-// sink, rounded up to a power of two (a queued record takes 32 bytes for an in-memory cache hit,
-// about 260 for any other decision); the batch the sink is writing (at most 512 records) is
+// WithDecisionLogQueue sets how many slots the decision log's queue has for records waiting for
+// the sink, rounded up to a power of two. A slot holds one record, or up to 65,535 identical
+// in-memory cache hits (see WithDecisionLog): a hot request takes a slot per drain
+// (DecisionLogInterval), not per decision. A slot takes 32 bytes and 256 beside it for a record
+// of any decision but a cache hit; the batch the sink is writing (at most 512 records) is
 // apart. size must be > 0. Default DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
@@ -208,29 +217,43 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 	l := &decisionLog{sink: sink, wake: make(chan struct{}, 1), flush: make(chan chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log, epoch: time.Now()}
 	l.ring.init(size)
-	l.batch = make([]DecisionRecord, 0, min(maxDecisionBatch, len(l.ring.slots)))
+	l.batch = make([]DecisionRecord, 0, maxDecisionBatch) // a run fills batches whatever the ring's size
 	go l.run()
 	return l
 }
 
 // recordRing is the log's queue: a bounded ring with many producers (decisions) and one consumer
 // (the drainer). A producer reserves a position with one CAS on tail, writes its slot and
-// publishes it by storing the slot's seq; the consumer builds the records of a run of published
-// slots into its batch, frees the slots and hands the batch to the sink. Unlike a channel,
-// producers and the consumer share no lock (a decision never waits for the drainer), and nothing
-// is boxed (a channel of records, or of pointers to them, costs an allocation or a 230-byte copy
-// per decision).
+// publishes it by storing the slot's state; the consumer builds the records of a run of
+// published slots into its batch, frees the slots and hands the batch to the sink. Unlike a
+// channel, producers and the consumer share no lock (a decision never waits for the drainer), and
+// nothing is boxed (a channel of records, or of pointers to them, costs an allocation or a
+// 230-byte copy per decision).
 //
 // A slot is small: an in-memory cache hit writes only its cache entry (immutable: the decision,
 // its reasons and policy, and the request's key, from which the drainer rebuilds the request's
 // strings), the decision's revision and the request's MinRevision; any other decision writes its
 // whole record into recs, beside the slot. The drainer makes every record.
 //
-// A producer whose position is below alert only reserves, writes and publishes (tryHit): alert
-// is at most limit, so the slot is free, and below the half-full mark, so nobody need be woken.
-// Any other position goes the long way (reserve, publish): a full ring drops the record, a
-// closed one too (closedBit in tail), an idle drainer (idleBit in tail, which the producer's
-// CAS clears) or a half-full ring wakes the drainer.
+// A slot of hits is a run: a hit whose record would be the same as that of the latest run of
+// its cache entry (same revision, same MinRevision) while the drainer has not taken the run yet
+// joins it, adding one to the run's count with one CAS on the run's state — a cache line the
+// deciding core keeps, as it keeps the entry (the run's position is in the entry). The drainer
+// seals a run when it takes it (a later hit starts a new one) and writes one record per hit
+// counted: the records are those of the hits, but a hit's record follows those of its run's
+// earlier hits, before records queued between them. So the hot keys of a sustained load cost the
+// ring a slot per key per drain rather than a slot per decision, neither core waits for the
+// other's cache lines on every decision, and the drainer builds a record per run, not per
+// decision (and copies none for a run longer than a batch: see copies). bench/RESULTS.md,
+// "Stop 16", has what that was worth.
+//
+// A hit that joins no run and whose position is below alert only reserves, writes and publishes
+// (openRun): alert is at most limit, so the slot is free, and below the half-full mark, so
+// nobody need be woken. Any other position goes the long way (reserve, publish): a full ring
+// drops the record, a closed one too (closedBit in tail), an idle drainer (idleBit in tail,
+// which the producer's CAS clears) or a half-full ring wakes the drainer. A run needs no
+// check of its own: the drainer takes every published slot before it sleeps and when the log
+// closes, sealing runs, and a sealed run takes no hit.
 type recordRing struct {
 	_ [64]byte // tail on its own cache line, with what producers read beside it
 	// tail is the next position to reserve, with closedBit and idleBit.
@@ -244,7 +267,19 @@ type recordRing struct {
 	mask         uint64 // len(slots)-1
 	half         uint64
 	slots        []logSlot
-	recs         []DecisionRecord // recs[i] holds slot i's record when slots[i].hit is nil
+	// recs[i] holds slot i's record when slots[i].hit is nil. The consumer reads a record and
+	// leaves it (the next lap's producer writes it whole): clearing it would make the producer
+	// fetch its four cache lines back from the drainer's core. So the ring keeps the requests of
+	// at most its size of past decisions alive.
+	recs []DecisionRecord
+	// run is the record of the sealed run at head, left how many of its records are still to be
+	// taken (a run may span batches), copies how many of the consumer's batch's first records
+	// are copies of run (take passes the same batch each time, and a sink modifies no record, so
+	// a long run's next batch is the last one again: the drainer copies no record); the
+	// consumer's only.
+	run    DecisionRecord
+	left   uint64
+	copies int
 }
 
 const (
@@ -252,15 +287,30 @@ const (
 	idleBit   = 1 << 62 // in tail: the drainer sleeps until a producer wakes it
 )
 
+// A slot's state: the published position's tag, (pos+1)&tagMask, above countBits, and below
+// them a run's count (how many hits joined it: its records are count+1), countMask once the
+// drainer has sealed it. Tags repeat every 2^48 positions, years of decisions at any rate.
+const (
+	countBits = 16
+	countMask = 1<<countBits - 1
+	tagMask   = 1<<(64-countBits) - 1
+)
+
+// published is the state of position pos's slot once its producer has written it.
+func published(pos uint64) uint64 { return (pos + 1) & tagMask << countBits }
+
 // logSlot is one position of the ring: 32 bytes, two to a cache line.
 type logSlot struct {
-	// seq is pos+1 once the producer of position pos has written the slot: the consumer reads it
-	// then. A slot freed for the next lap keeps its seq (pos+1 is no later position's pos+1).
-	seq atomic.Uint64
+	// state is published(pos) plus the run's count once the producer of position pos has
+	// written the slot: the consumer reads it then. A slot freed for the next lap keeps its
+	// state (no later position publishes the same tag).
+	state atomic.Uint64
 	// hit is the cache entry of an in-memory cache hit (the record is made from it, rev and
-	// minRev); nil: the record is recs[i].
+	// minRev); nil: the record is recs[i]. rev and minRev are atomic because a hit compares them
+	// with its own while the slot may be rewritten for a later lap (the CAS on state, which then
+	// fails, decides).
 	hit         *cacheEntry
-	rev, minRev uint64
+	rev, minRev atomic.Uint64
 }
 
 // init sizes the ring: size rounded up to a power of two.
@@ -270,6 +320,9 @@ func (q *recordRing) init(size int) {
 		n <<= 1
 	}
 	q.slots, q.recs = make([]logSlot, n), make([]DecisionRecord, n)
+	for i := range q.slots {
+		q.slots[i].state.Store(countMask) // tag 0, sealed: no position's before a lap
+	}
 	q.mask, q.half = uint64(n-1), uint64(max(n/2, 1))
 	q.limit.Store(uint64(n))
 	q.alert.Store(q.half)
@@ -280,46 +333,81 @@ func (q *recordRing) slotAt(pos uint64) *logSlot {
 	return (*logSlot)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(q.slots)), (pos&q.mask)*uint64(unsafe.Sizeof(logSlot{}))))
 }
 
-// tryHit logs an in-memory cache hit on en — its decision, labelled with revision rev, for a
-// request with MinRevision minRev — when its position needs nothing but the reservation: false
-// when it did nothing, and the hit must go the long way (decisionLog.hitSlow). Written for the
-// fewest instructions, and inlined in authorize: it is the whole cost of the log to a cache hit.
-func (q *recordRing) tryHit(en *cacheEntry, rev, minRev uint64) bool {
-	pos := q.tail.Load()
-	if pos >= q.alert.Load() || !q.tail.CompareAndSwap(pos, pos+1) {
-		return false
-	}
-	s := q.slotAt(pos)
-	s.hit, s.rev, s.minRev = en, rev, minRev
-	s.seq.Store(pos + 1)
-	return true
+// runOf is the slot of en's latest run of hits, and the slot's state: with joins, the whole
+// cost of the log to most cache hits. (Two functions, each inlined in authorize: one would be
+// over the inliner's budget.) A hit joins en's latest run when that run has the same revision
+// and MinRevision and is neither sealed nor full; when it does not, it starts a run
+// (decisionLog.openRun).
+func (q *recordRing) runOf(en *cacheEntry) (s *logSlot, st, run uint64) {
+	run = en.logRun.Load()
+	s = q.slotAt(run - 1)
+	return s, s.state.Load(), run
+}
+
+// joins adds one to the count of run (1 + its position), in slot s whose state was st, when the
+// hit's record — revision rev, MinRevision minRev — would be the run's: false when it did not.
+func (s *logSlot) joins(st, run, rev, minRev uint64) bool {
+	// st-published(run-1) is the run's count when the slot still holds the run (same tag), and
+	// at least 2^16 when it does not: the run takes the hit unless sealed or full. Run 0 (none
+	// yet) names the slot of position -1 with tag 0, which no position publishes before 2^48
+	// (init seals every slot with tag 0), so the hit starts a run.
+	return st-(run&tagMask)<<countBits < countMask-1 &&
+		(s.rev.Load()^rev)|(s.minRev.Load()^minRev) == 0 && s.state.CompareAndSwap(st, st+1)
+}
+
+// fill writes a hit's slot at pos: a run of one.
+func (s *logSlot) fill(en *cacheEntry, rev, minRev uint64) {
+	s.hit = en
+	s.rev.Store(rev)
+	s.minRev.Store(minRev)
 }
 
 // take appends the records of the published slots from head on to out (at most cap(out) in
-// all), frees their slots and returns out. Consumer only.
-func (q *recordRing) take(out []DecisionRecord) []DecisionRecord {
+// all), taken at now (their Time), frees their slots and returns out. out is the consumer's
+// batch each time (see copies). Consumer only.
+func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord {
 	for len(out) < cap(out) {
-		s := q.slotAt(q.head)
-		if s.seq.Load() != q.head+1 {
-			break
+		if q.left == 0 {
+			s := q.slotAt(q.head)
+			st := s.state.Load()
+			if st>>countBits != (q.head+1)&tagMask {
+				break
+			}
+			if s.hit == nil {
+				i := q.head & q.mask
+				q.copies = min(q.copies, len(out))
+				out = append(out, q.recs[i]) // left in place: see recs
+				out[len(out)-1].Time = now
+				q.head++
+				continue
+			}
+			for !s.state.CompareAndSwap(st, st|countMask) { // seal the run: its count is final
+				st = s.state.Load()
+			}
+			q.run, q.left, q.copies = s.hit.logRecord(s.rev.Load(), s.minRev.Load()), st&countMask+1, 0
+			q.run.Time = now // the run is taken now, all its records at once
 		}
-		if s.hit != nil {
-			out = append(out, s.hit.logRecord(s.rev, s.minRev))
-			s.hit = nil
+		k := int(min(q.left, uint64(cap(out)-len(out))))
+		if n := len(out) + k; n <= q.copies {
+			out = out[:n] // the batch holds them from the last write: sinks modify no record
 		} else {
-			i := q.head & q.mask
-			out = append(out, q.recs[i])
-			q.recs[i] = DecisionRecord{} // keep no request alive
+			from := len(out)
+			for range k {
+				out = append(out, q.run)
+			}
+			if from <= q.copies { // the copies go on from the batch's first
+				q.copies = len(out)
+			}
 		}
-		q.head++
+		if q.left -= uint64(k); q.left == 0 {
+			q.run = DecisionRecord{}
+			q.head++
+		}
 	}
 	q.limit.Store(q.head + uint64(len(q.slots)))
 	q.alert.Store(q.head + q.half)
 	return out
 }
-
-// ready reports whether the record at head is published. Consumer only.
-func (q *recordRing) ready() bool { return q.slotAt(q.head).seq.Load() == q.head+1 }
 
 // logRecord is the record of an in-memory cache hit on en, labelled with revision rev. The
 // request's strings are rebuilt from the entry's key (the parts of a cached request hold no NUL,
@@ -372,7 +460,7 @@ func (l *decisionLog) reserve() (s *logSlot, pos uint64, woke bool) {
 // publish hands a filled slot to the drainer, waking it when it was idle (woke, from reserve) or
 // the ring is half full.
 func (l *decisionLog) publish(s *logSlot, pos uint64, woke bool) {
-	s.seq.Store(pos + 1)
+	s.state.Store(published(pos))
 	if woke || pos >= l.ring.alert.Load() {
 		// Later producers need not wake it again: alert goes up to limit until the next take.
 		l.ring.alert.Store(l.ring.limit.Load())
@@ -383,14 +471,28 @@ func (l *decisionLog) publish(s *logSlot, pos uint64, woke bool) {
 	}
 }
 
-// hitSlow logs an in-memory cache hit the long way (see recordRing), when tryHit did not.
+// openRun logs an in-memory cache hit that joined no run (logSlot.joins) as a new run: in one CAS when
+// its position is below alert, else the long way (see recordRing). The entry then names the run
+// (hits of several cores may start runs of the same entry at once: the latest named is joined).
 //
 //go:noinline
-func (l *decisionLog) hitSlow(en *cacheEntry, rev, minRev uint64) {
-	if s, pos, woke := l.reserve(); s != nil {
-		s.hit, s.rev, s.minRev = en, rev, minRev
+func (l *decisionLog) openRun(en *cacheEntry, rev, minRev uint64) {
+	q := &l.ring
+	pos := q.tail.Load()
+	if pos < q.alert.Load() && q.tail.CompareAndSwap(pos, pos+1) {
+		s := q.slotAt(pos)
+		s.fill(en, rev, minRev)
+		s.state.Store(published(pos))
+	} else {
+		var s *logSlot
+		var woke bool
+		if s, pos, woke = l.reserve(); s == nil {
+			return
+		}
+		s.fill(en, rev, minRev)
 		l.publish(s, pos, woke)
 	}
+	en.logRun.Store(pos + 1)
 }
 
 // run drains the ring: every DecisionLogInterval while records arrive, at once when woken,
@@ -447,13 +549,13 @@ func (l *decisionLog) wait(tick <-chan time.Time) (stopped, flushed bool) {
 func (l *decisionLog) drain() int {
 	n := 0
 	for {
-		batch := l.ring.take(l.batch[:0])
+		batch := l.ring.take(l.batch[:0], time.Now())
 		if len(batch) == 0 {
+			// Keep no request alive. (Not after each write: a run's records in the batch are
+			// written again as they are, see recordRing.copies.)
+			clear(l.batch[:cap(l.batch)])
+			l.ring.copies = 0
 			return n
-		}
-		now := time.Now()
-		for i := range batch {
-			batch[i].Time = now
 		}
 		n += len(batch)
 		if err := l.sink.Write(l.ctx, batch); err != nil {
@@ -462,7 +564,6 @@ func (l *decisionLog) drain() int {
 		} else {
 			l.written.Add(uint64(len(batch)))
 		}
-		clear(batch) // keep no request alive
 	}
 }
 
@@ -503,9 +604,10 @@ func (l *decisionLog) close(ctx context.Context) error {
 	// with close) is dropped. The drainer has returned: this is the ring's one consumer now.
 	l.closeMu.Lock()
 	defer l.closeMu.Unlock()
-	for b := l.ring.take(l.batch[:0]); len(b) > 0; b = l.ring.take(l.batch[:0]) {
+	for b := l.ring.take(l.batch[:0], time.Time{}); len(b) > 0; b = l.ring.take(l.batch[:0], time.Time{}) {
 		l.dropped.Add(uint64(len(b)))
 		clear(b)
+		l.ring.copies = 0
 	}
 	return err
 }
@@ -517,13 +619,15 @@ func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) 
 	if s == nil {
 		return
 	}
-	r := &e.declog.ring.recs[pos&e.declog.ring.mask]
-	r.Request, r.Decision, r.Path, r.Latency = *req, *d, t.path, t.latency
+	s.hit = nil
 	p := t.policy
 	if p == nil { // not decided
 		p = e.policy.Load()
 	}
-	r.Policy = p.Fingerprint()
+	r := &e.declog.ring.recs[pos&e.declog.ring.mask]
+	// Every field (Time is never set in the ring): the slot holds the last lap's record. (Field by
+	// field: a composite literal is built aside and copied.)
+	r.Request, r.Decision, r.Policy, r.Path, r.Latency, r.Error = *req, *d, p.Fingerprint(), t.path, t.latency, ""
 	if err != nil {
 		r.Path, r.Error = PathNone, err.Error()
 		r.Decision = Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}

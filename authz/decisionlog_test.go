@@ -210,13 +210,14 @@ func TestDecisionLogWhatIsLogged(t *testing.T) {
 }
 
 // TestDecisionLogFullQueueDrops: with the sink stuck, decisions go on; the queue keeps what it
-// holds and the rest is dropped and counted.
+// holds and the rest is dropped and counted. (On the compiled path: every decision takes a slot;
+// see TestDecisionLogHitRuns for cache hits.)
 func TestDecisionLogFullQueueDrops(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	sink := newGateSink()
 	const queue = 4
-	eng, _ := newAcme(t, authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(queue))
+	eng, _ := newAcme(t, authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(queue), authz.WithDecisionCache(0))
 	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
 	_, err := eng.Authorize(ctx, req)
 	require.NoError(t, err)
@@ -440,4 +441,176 @@ func TestDecisionLogWakesIdleDrainer(t *testing.T) {
 	}
 	require.Equal(t, authz.PathCacheL1, sink.all()[9].Path)
 	require.NoError(t, eng.Close(t.Context()))
+}
+
+// TestDecisionLogHitRuns: with the sink stuck, identical cache hits join one run (a slot),
+// however many — a full run (65,535 hits) starts another — so a ring of two slots keeps 70,000
+// hits, and a hit that joins its run is kept while the ring is full; one that would start a run
+// (another MinRevision, another request) is then dropped. Every record is the decision made, the
+// run written across many batches.
+func TestDecisionLogHitRuns(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sink := newGateSink()
+	eng, _ := newAcme(t, authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(2))
+	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	first, err := eng.Authorize(ctx, req) // a miss: the compiled path's record
+	require.NoError(t, err)
+	<-sink.entered // the drainer took it and is stuck writing it: the ring is empty
+	const hits = 70_000
+	for range hits {
+		d, err := eng.Authorize(ctx, req)
+		require.NoError(t, err)
+		require.Equal(t, first, d)
+	}
+	require.Zero(t, eng.Stats().DecisionLogDropped, "two runs in two slots")
+	// The ring is full: a hit that would start a run is dropped, one that joins the open run is not.
+	withMin := req
+	withMin.MinRevision = first.Revision
+	for _, r := range []authz.Request{withMin, {Subject: "vera", Action: "runs.get", Resource: "acme/labs"}, req} {
+		_, err := eng.Authorize(ctx, r)
+		require.NoError(t, err)
+	}
+	require.Equal(t, uint64(2), eng.Stats().DecisionLogDropped)
+	close(sink.release)
+	go func() { // more writes than sink.entered holds
+		for {
+			select {
+			case <-sink.entered:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	require.NoError(t, eng.Close(ctx))
+
+	st := eng.Stats()
+	require.Equal(t, uint64(1+hits+1), st.DecisionLogWritten)
+	recs := sink.all()
+	require.Len(t, recs, 1+hits+1)
+	require.Equal(t, authz.PathCompiled, recs[0].Path)
+	for i, r := range recs[1:] {
+		if r.Request.Subject != req.Subject || r.Request.MinRevision != 0 || r.Decision.Revision != first.Revision || r.Path != authz.PathCacheL1 || r.Time.IsZero() {
+			t.Fatalf("record %d: %+v", i+1, r)
+		}
+		if i%10_000 == 0 || i >= hits-1 {
+			require.Equal(t, req, r.Request, "record %d", i+1)
+			require.Equal(t, first, r.Decision, "record %d", i+1)
+		}
+	}
+}
+
+// TestDecisionLogRunsKeepEachRecord: runs of two requests' hits, interleaved, at two revisions,
+// with the sink stuck meanwhile: a hit joins its own request's run, not the latest slot's, and
+// one at a new revision starts a run. The records are the decisions, grouped by run.
+func TestDecisionLogRunsKeepEachRecord(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sink := newGateSink()
+	eng, st := newAcme(t, authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(8))
+	a := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	b := authz.Request{Subject: "vera", Action: "runs.get", Resource: "vision", Owner: "acme"}
+	decide := func(r authz.Request) authz.Decision {
+		d, err := eng.Authorize(ctx, r)
+		require.NoError(t, err)
+		return d
+	}
+	da, db := decide(a), decide(b) // misses
+	<-sink.entered
+	for range 3 {
+		require.Equal(t, da, decide(a))
+		require.Equal(t, db, decide(b))
+	}
+	_, err := st.Apply(ctx, store.PutMember{Org: "acme", User: "newcomer", Role: "member"})
+	require.NoError(t, err)
+	da2, db2 := decide(a), decide(b)
+	require.NotEqual(t, da.Revision, da2.Revision)
+	require.Equal(t, da2, decide(a))
+	close(sink.release)
+	require.NoError(t, eng.Close(ctx))
+
+	type rec struct {
+		req authz.Request
+		d   authz.Decision
+	}
+	want := []rec{{a, da}, {b, db}, {a, da}, {a, da}, {a, da}, {b, db}, {b, db}, {b, db}, {a, da2}, {a, da2}, {b, db2}}
+	recs := sink.all()
+	require.Len(t, recs, len(want))
+	for i, w := range want {
+		require.Equal(t, w.req, recs[i].Request, "record %d", i)
+		require.Equal(t, w.d, recs[i].Decision, "record %d", i)
+	}
+	require.Zero(t, eng.Stats().DecisionLogDropped)
+}
+
+// TestDecisionLogRunsConcurrent (run under -race): goroutines hitting two requests at two
+// MinRevisions while the store is written, the log flushed and finally closed mid-burst, on rings
+// of one to 64 slots. Every decision is written or counted as dropped, and the records are
+// decisions made: as a multiset, they are among the decisions returned.
+func TestDecisionLogRunsConcurrent(t *testing.T) {
+	t.Parallel()
+	for _, queue := range []int{1, 4, 64} {
+		t.Run(fmt.Sprint("queue=", queue), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			sink := &memSink{}
+			eng, st := newAcme(t, authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(queue))
+			reqs := []authz.Request{
+				{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
+				{Subject: "vera", Action: "runs.get", Resource: "acme/labs"},
+				{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision", MinRevision: 1},
+				{Subject: "vera", Action: "runs.get", Resource: "acme/labs", MinRevision: 1},
+			}
+			const workers, each = 4, 2000
+			made := make([][]string, workers)
+			var wg sync.WaitGroup
+			closing := make(chan struct{})
+			for w := range workers {
+				wg.Go(func() {
+					for i := range each {
+						if i == each/2 && w == 0 {
+							close(closing)
+						}
+						r := reqs[(i/7+w)%len(reqs)] // runs of seven of a request
+						d, err := eng.Authorize(ctx, r)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						made[w] = append(made[w], fmt.Sprint(r, d))
+					}
+				})
+			}
+			wg.Go(func() {
+				for i := range 10 {
+					if _, err := st.Apply(ctx, store.PutMember{Org: "acme", User: fmt.Sprintf("u%d", i), Role: "member"}); err != nil {
+						t.Error(err)
+					}
+					if err := eng.FlushDecisionLog(ctx); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			<-closing
+			require.NoError(t, eng.Close(ctx)) // while the workers decide
+			wg.Wait()
+			s := eng.Stats()
+			require.Equal(t, uint64(workers*each), s.DecisionLogWritten+s.DecisionLogDropped)
+			require.NotZero(t, s.DecisionLogDropped, "decisions after Close")
+			decided := map[string]int{}
+			for _, m := range made {
+				for _, k := range m {
+					decided[k]++
+				}
+			}
+			recs := sink.all()
+			require.Len(t, recs, int(s.DecisionLogWritten))
+			for _, r := range recs {
+				require.False(t, r.Time.IsZero())
+				k := fmt.Sprint(r.Request, r.Decision)
+				require.Positive(t, decided[k], "a record of no decision: %s", k)
+				decided[k]--
+			}
+		})
+	}
 }

@@ -281,7 +281,9 @@
 // are not logged. A decision never waits for the log: the record, a fixed-size value, is written
 // into a slot of a bounded lock-free ring (a full one drops it: Stats.DecisionLogDropped) — an
 // in-memory cache hit writes only its cache entry, revision and MinRevision, from which the
-// log's goroutine makes the same record — and one goroutine drains the ring into the sink in batches — every DecisionLogInterval while
+// log's goroutine makes the same record, or, when the latest hit on the same cached decision is
+// still queued with the same revision and MinRevision, adds one to that slot's count (so records of cache hits may reach the sink grouped, out of call order) —
+// and one goroutine drains the ring into the sink in batches — every DecisionLogInterval while
 // records arrive, sooner when the ring is half full, never while idle. A cache hit stays allocation-free with a log; the log reads no clock on a hit or on
 // the compiled path of an in-memory store (see DecisionRecord.Time and Latency for why and what
 // that means), and bench/RESULTS.md has its measured cost. Engine.Close flushes the ring and
@@ -307,8 +309,13 @@
 //   - The decision log times a decision only where two clock reads (about 76 ns each on the
 //     reference machine) cost little beside it: with metrics (every decision is timed), full
 //     Rego evaluations and Badger-tier lookups. An in-memory cache hit without metrics is logged
-//     with Latency 0 and costs the hit about 5 % more instructions (bench/RESULTS.md, "Stop 15");
-//     timing it would double its cost. A record's Time is when the log's goroutine took it.
+//     with Latency 0 (bench/RESULTS.md, "Stop 16", has what the log costs a hit); timing it
+//     would double its cost. A record's Time is when the log's goroutine took it.
+//   - The decision log writes one record per decision, but queues identical in-memory cache
+//     hits as a count on the latest one still queued (WithDecisionLog): queuing a record per hit
+//     cost a hit 60-110 % by wall clock (stop 15) — cache lines passed between the deciding
+//     core and the log's on every decision — and dropped records under a sustained load. The
+//     price is order: such records are written grouped, before records queued between them.
 //   - Effective settings are cached the same way (memory, then Badger; entries expire after a
 //     day), with the Deps of the read that merged them: any write to the project, its policy or
 //     its org's defaults makes an entry stale. An entry is checked inside the snapshot that uses

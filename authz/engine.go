@@ -374,8 +374,8 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 			t.path, t.policy = PathCacheL1, p
 		} else if l := e.declog; l != nil && !req.unlogged {
 			// Logged here, as the entry and the revision: the drainer makes the record.
-			if !l.ring.tryHit(en, d.Revision, req.MinRevision) {
-				l.hitSlow(en, d.Revision, req.MinRevision)
+			if s, st, run := l.ring.runOf(en); !s.joins(st, run, d.Revision, req.MinRevision) {
+				l.openRun(en, d.Revision, req.MinRevision)
 			}
 		}
 		return d, nil
