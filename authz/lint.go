@@ -175,18 +175,23 @@ func checkOrgNames(orgs []string) error {
 	return nil
 }
 
-// listedOrgs are the orgs such a report covers in r: those named, every org when none is; a
-// named org that does not exist is a teamgate.NotFoundError.
+// listedOrgs are the orgs such a report covers in r: those named, each once (an org named twice
+// is reported once, not twice), every org when none is; a named org that does not exist is a
+// teamgate.NotFoundError.
 func listedOrgs(r store.Reader, orgs []string) ([]string, error) {
 	if len(orgs) == 0 {
 		return r.Orgs(), nil
 	}
+	out := make([]string, 0, len(orgs))
 	for _, o := range orgs {
 		if _, ok := r.Org(o); !ok {
 			return nil, &teamgate.NotFoundError{What: "org", Name: o}
 		}
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
 	}
-	return orgs, nil
+	return out, nil
 }
 
 func (e *Engine) lint(ctx context.Context, orgs []string) (LintReport, error) {

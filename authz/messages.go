@@ -66,14 +66,16 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string, limit rego.
 		return b
 	case rego.CodeInsufficientRole:
 		switch {
+		case limit.Attribute == "target_current_role" && q.kind == scope.KindOrg:
+			// The org's owner rule: only an owner changes (or removes) an owner. A role the
+			// request also gives is within the subject's own: the limit names the owner, not it.
+			b = append(append(append(b, who...), " may not change role "...), limit.Role...)
+			b = append(append(append(b, " on org "...), org...), ": only an owner may, and their own role is "...)
+			return append(b, orgRole...)
 		case limit.Attribute != "" && q.kind == scope.KindOrg:
-			// The role given, when the request gives one, else the owner it would change.
-			given := limit.Role
-			if s, ok := q.req.Attributes["target_role"].(string); ok {
-				given = s
-			}
-			b = append(append(append(append(b, who...), " may not assign role "...), given...), " (above their own role "...)
-			return append(append(b, orgRole...), ") or change an owner"...)
+			b = append(append(append(b, who...), " may not assign role "...), limit.Role...)
+			b = append(append(append(b, " on org "...), org...), ": it ranks above their own role "...)
+			return append(b, orgRole...)
 		case limit.Attribute != "":
 			verb := " may not give role "
 			if limit.Attribute == "target_current_role" {

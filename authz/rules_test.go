@@ -349,9 +349,15 @@ func TestLimitMessagesFollowThePolicy(t *testing.T) {
 		{"vera", "team.members.manage", "acme/platform", attrs{"target_role": "admin"}, false, "none",
 			"team.members.manage needs contributor on team acme/platform; vera has none"},
 		{"mona", "members.manage", "acme", attrs{"target_role": "admin"}, false, "manager",
-			"mona may not assign role admin (above their own role manager) or change an owner"},
+			"mona may not assign role admin on org acme: it ranks above their own role manager"},
 		{"mona", "members.manage", "acme", attrs{"target_current_role": "owner"}, false, "manager",
-			"mona may not assign role owner (above their own role manager) or change an owner"},
+			"mona may not change role owner on org acme: only an owner may, and their own role is manager"},
+		// The owner rule denies a role within mona's own: the message names the owner, not the
+		// role given (which does not rank above hers).
+		{"mona", "members.manage", "acme", attrs{"target_role": "member", "target_current_role": "owner"}, false, "manager",
+			"mona may not change role owner on org acme: only an owner may, and their own role is manager"},
+		{"mona", "members.manage", "acme", attrs{"target_role": "admin", "target_current_role": "owner"}, false, "manager",
+			"mona may not assign role admin on org acme: it ranks above their own role manager"},
 		{"mona", "members.manage", "acme", attrs{"target_role": "member"}, true, "manager", ""},
 	})
 	// The same requests under the default ranks (and the same catalog): allowed.

@@ -168,7 +168,7 @@ org_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_me
 } else := {"allow": false, "role": org_role, "reasons": [{"code": "insufficient_role", "limit": {"attribute": "target_role", "role": r}}]} if {
 	action.manages_members
 	r := input.attributes.target_role
-	org_ranks[r] > org_ranks[org_role]
+	not org_ranks_within(r, org_role)
 } else := {"allow": false, "role": org_role, "reasons": [{"code": "insufficient_role", "limit": {"attribute": "target_current_role", "role": "owner"}}]} if {
 	action.manages_members
 	input.attributes.target_current_role == "owner"
@@ -230,3 +230,7 @@ above_own(role) := {"attribute": "target_role", "role": r} if {
 # (A function, not `not ranks[r] <= ranks[role]` in place: for an r the ranks do not know, OPA
 # leaves that negation undefined rather than true — test_limit_unknown_target_denies.)
 ranks_within(r, role) if data.teamgate.ranks[r] <= data.teamgate.ranks[role]
+
+# The same by org rank (members.manage): a target_role org_ranks does not know (or that is not
+# a string) is never within either; the engine refuses it first, as an error naming the value.
+org_ranks_within(r, role) if org_ranks[r] <= org_ranks[role]

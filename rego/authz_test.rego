@@ -246,6 +246,14 @@ test_limit_unknown_target_denies if {
 		not authz.decision.allow with input as with_attrs(a, {"target_role": v})
 		not authz.decision.allow with input as with_attrs(a, {"target_current_role": v})
 	}
+	# members.manage too (an org manager giving an unknown role was allowed: the rank comparison
+	# was undefined, so the limit's branch was not taken).
+	m := {"subject": subject("manager", "", {}), "action": "members.manage", "resource": {"kind": "org", "org": "acme", "exists": true}}
+	every v in ["emperor", "ow\u001b[2Jner", 3, null, ["owner"], {"role": "viewer"}] {
+		d := authz.decision with input as object.union(m, {"attributes": {"target_role": v}})
+		not d.allow
+		d.reasons == [{"code": "insufficient_role", "limit": {"attribute": "target_role", "role": v}}]
+	}
 }
 
 test_team_admin_by_org_admin_membership if {

@@ -22,13 +22,16 @@ import (
 //   - Each action of teamgate.actions has a kind (org, team or project) and the fields of that
 //     kind only: project actions a role, and optionally own_run_role and destination_role; team
 //     actions a role or org_roles (one of the two); org actions org_roles; any action optionally
-//     manages_members. Roles are roles of ranks, org roles are org roles; an unknown field is an
+//     manages_members (not with own_run_role, which would allow it where the member-management
+//     limit is not asked). Roles are roles of ranks, org roles are org roles; an unknown field is an
 //     error (a misspelt destination_role would silently drop the destination check), and null
 //     stands for an absent field (so merged data can remove one).
 //   - An action of the default catalog keeps its kind: the engine itself asks project.get
 //     (listings), runs.create and versions.create (admission), projects.create and
 //     team.projects.create (CreateProject), org.runs and team.runs (bulk operations) with resources
 //     of that kind.
+//   - Nothing is under teamgate.authz: that is the default rules' package (data there made
+//     rego.New panic, folding it into the module's own package path).
 //   - Data under teamgate.ext (an extension written as data) holds deny and allow as lists or
 //     objects of messages: `"deny": true` would otherwise be silently ignored.
 func (p *Policy) readData() error {
@@ -82,6 +85,11 @@ func (p *Policy) readData() error {
 		return err
 	}
 
+	if v, present := tg["authz"]; present {
+		// The default rules' own package: data there would collide with (or, folded, rewrite)
+		// the rules themselves.
+		return dataError("teamgate.authz", v, "the default rules' package: data may not define it")
+	}
 	if ext, present := tg["ext"]; present {
 		m, ok := ext.(map[string]any)
 		if !ok {
@@ -228,6 +236,11 @@ func (p *Policy) readAction(path string, v any, ranked func(string, any) (string
 		return ActionSpec{}, dataError(path, v, "a team action has either a least team role (role) or the org roles that decide it (org_roles), not both (null removes one)")
 	case a.Kind == scope.KindOrg && m["org_roles"] == nil:
 		return ActionSpec{}, dataError(path+".org_roles", nil, "an org action needs the org roles it allows")
+	case a.ManagesMembers && a.OwnRunRole != "":
+		// own_run allows below the action's role, where the member-management limit (which
+		// judges a role that suffices for the action) is never asked: it would give roles above
+		// the subject's own.
+		return ActionSpec{}, dataError(path+".own_run_role", m["own_run_role"], "an action that manages members is not allowed by owning a run (null removes one)")
 	}
 	if a.OrgRoles == nil && m["org_roles"] != nil {
 		a.OrgRoles = []string{}

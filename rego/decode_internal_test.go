@@ -1,6 +1,7 @@
 package rego
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -21,11 +22,29 @@ func TestDecodeLimit(t *testing.T) {
 	res, err = decode(decision(`{"attribute": "target_role", "role": ["admin"]}`))
 	require.NoError(t, err)
 	require.Equal(t, Limit{Attribute: "target_role", Role: `["admin"]`}, res.LimitOf(0), "a role that is not a string keeps its Rego text")
-	for _, bad := range []string{`"target_role"`, `{}`, `{"attribute": "target_role"}`, `{"role": "admin"}`, `{"attribute": 3, "role": "admin"}`} {
+	for _, bad := range []string{`"target_role"`, `{}`, `{"attribute": "target_role"}`, `{"role": "admin"}`, `{"attribute": 3, "role": "admin"}`,
+		// An attribute the engine would render as a given role, though no rule names it.
+		`{"attribute": "destination", "role": "admin"}`, `{"attribute": "target_role\u001b[2J", "role": "admin"}`,
+		`{"attribute": "target_rol", "role": "` + strings.Repeat("x", 100000) + `"}`} {
 		_, err := decode(decision(bad))
 		var e *Error
 		require.ErrorAs(t, err, &e, bad)
 		require.Equal(t, "eval", e.Op, bad)
-		require.Contains(t, e.Detail, "limit", bad)
+		require.Contains(t, e.Detail, "decision.reasons[0].limit ", bad)
+		require.Less(t, len(e.Detail), 300, "the value is shown by a prefix")
 	}
+	// A limit on a reason other than insufficient_role (an allow's, a destination's) is no
+	// limit the rules name: it fails the decision rather than being rendered or dropped.
+	for _, code := range []string{"org_role", "destination_denied", "extension_deny"} {
+		_, err := decode(ast.MustParseTerm(`{"allow": false, "role": "member", "reasons": [{"code": "insufficient_role"}, {"code": "` + code + `", "limit": {"attribute": "target_role", "role": "admin"}}]}`).Value)
+		var e *Error
+		require.ErrorAs(t, err, &e, code)
+		require.Contains(t, e.Detail, `decision.reasons[1].limit`, code)
+		require.Contains(t, e.Detail, `not "`+code+`"`, code)
+	}
+	_, err = decode(ast.MustParseTerm(`{"allow": true, "role": "admin", "reasons": [{"code": "insufficient_role", "limit": {"attribute": "target_role", "role": "admin"}}]}`).Value)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	require.Contains(t, e.Detail, "decision.reasons[0].limit")
+	require.Contains(t, e.Detail, "a decision that allows crossed no limit")
 }

@@ -780,7 +780,7 @@ func decode(v ast.Value) (Result, error) {
 			}
 			r.Reasons = append(r.Reasons, Reason{Code: Code(code), Message: string(msg)})
 			if lv := termValue(ro, keyLimit); lv != nil {
-				l, err := decodeLimit(lv)
+				l, err := decodeLimit(i, Code(code), r.Allow, lv)
 				if err != nil {
 					return Result{}, err
 				}
@@ -797,17 +797,35 @@ func decode(v ast.Value) (Result, error) {
 	return r, nil
 }
 
-// decodeLimit reads a reason's "limit". The engine passes only string roles, but a Rego test's
-// input may name any value: it is kept in Rego's text form rather than failing the decision.
-func decodeLimit(v ast.Value) (Limit, error) {
+// decodeLimit reads the "limit" of reason i (of code). The engine passes only string roles, but
+// a Rego test's input may name any value: it is kept in Rego's text form rather than failing the
+// decision. A limit that is not {"attribute": "target_role" or "target_current_role", "role"}, or
+// one on a reason other than insufficient_role (the code of every limit the rules name) or of a
+// decision that allows, fails the decision: the engine would otherwise write a message for a
+// limit nobody decided.
+func decodeLimit(i int, code Code, allow bool, v ast.Value) (Limit, error) {
+	bad := func(why string) error {
+		text := v.String()
+		if len(text) > 64 { // a value may be big: the place says where, a prefix what
+			text = strings.ToValidUTF8(text[:64], "") + "…"
+		}
+		return &Error{Op: "eval", Detail: fmt.Sprintf("decision.reasons[%d].limit %q: %s", i, text, why)}
+	}
 	o, _ := v.(ast.Object)
 	if o == nil {
-		return Limit{}, &Error{Op: "eval", Detail: "a decision reason's limit is not an object"}
+		return Limit{}, bad("not an object {attribute, role}")
 	}
 	attr, _ := termValue(o, keyAttr).(ast.String)
 	role := termValue(o, keyRole)
-	if attr == "" || role == nil {
-		return Limit{}, &Error{Op: "eval", Detail: "a decision reason's limit names no attribute and role"}
+	switch {
+	case attr != "target_role" && attr != "target_current_role":
+		return Limit{}, bad("its attribute is not target_role or target_current_role")
+	case role == nil:
+		return Limit{}, bad("it names no role")
+	case code != CodeInsufficientRole:
+		return Limit{}, bad("a limit is named by an insufficient_role reason only, not " + strconv.Quote(string(code)))
+	case allow:
+		return Limit{}, bad("a decision that allows crossed no limit")
 	}
 	l := Limit{Attribute: string(attr), Role: role.String()}
 	if s, ok := role.(ast.String); ok {

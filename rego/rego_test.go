@@ -357,10 +357,17 @@ func TestDataIsChecked(t *testing.T) {
 		{"team action with both", action("team.update", map[string]any{"org_roles": []any{"owner"}}), "either a least team role (role) or the org roles"},
 		{"org action without org roles", action("org.x", map[string]any{"kind": "org"}), "teamgate.actions.org.x.org_roles: missing"},
 		{"org roles of a non-role", action("org.get", map[string]any{"org_roles": []any{"anyone"}}), `teamgate.actions.org.get.org_roles[0]: "anyone"`},
+		// own_run allowed a contributor's own run with target_role admin: the limit was never asked.
+		{"manages_members with own_run_role", action("runs.delete", map[string]any{"manages_members": true}), `teamgate.actions.runs.delete.own_run_role: "contributor": an action that manages members is not allowed by owning a run`},
 		{"manages_members not a boolean", action("members.manage", map[string]any{"manages_members": "yes"}), "teamgate.actions.members.manage.manages_members"},
 		{"re-kinded default action", action("project.get", map[string]any{"kind": "org", "role": nil, "org_roles": []any{"member"}}), "teamgate.actions.project.get.kind: \"org\": a default action keeps its kind project"},
 		{"entry not an object", tg(map[string]any{"actions": map[string]any{"runs.x": "admin"}}), `teamgate.actions.runs.x: "admin": want an object`},
 		{"ext deny as a boolean", tg(map[string]any{"ext": map[string]any{"deny": true}}), "teamgate.ext.deny: \"true\": want a list"},
+		// Data in the rules' own package: an object or a list made New panic (folded into the
+		// module's package path); a scalar gave OPA's conflicting-rule errors.
+		{"data in the rules' package", tg(map[string]any{"authz": map[string]any{"decision": map[string]any{"allow": true}}}), "teamgate.authz: "},
+		{"a list in the rules' package", tg(map[string]any{"authz": []any{1}}), "teamgate.authz: \"[1]\": the default rules' package"},
+		{"a scalar in the rules' package", tg(map[string]any{"authz": 1}), "teamgate.authz: \"1\": the default rules' package"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

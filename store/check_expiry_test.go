@@ -109,6 +109,45 @@ func TestCheckWithWritesInFlight(t *testing.T) {
 	require.Equal(t, uint64(1+2*writes), s.Revision())
 }
 
+// TestCheckRacingClose: Check runs as a step of the commit pipeline (withoutWrites); a Close
+// racing Checks and writes waits for the step in flight, and every Check or write either
+// completes (nil) or is refused with teamgate.ErrClosed — never a panic, a hang or another error.
+func TestCheckRacingClose(t *testing.T) {
+	t.Parallel()
+	for round := range 5 {
+		s, err := store.Open(t.Context(), store.Options{Dir: filepath.Join(t.TempDir(), "store"), NoSync: true, Clock: clocktest.New(t0)})
+		require.NoError(t, err)
+		_, err = s.Apply(t.Context(), expirytest.Org()...)
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		for w := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 100 {
+					var err error
+					if w == 0 {
+						_, err = s.Apply(t.Context(), store.PutTeamMember{Org: "a", Team: "t", User: "carl", Role: "member", ExpiresAt: t0.Add(time.Duration(i+1) * time.Hour)})
+					} else {
+						err = s.Check()
+					}
+					if errors.Is(err, teamgate.ErrClosed) {
+						return
+					}
+					if err != nil {
+						t.Errorf("round %d, worker %d: %v", round, w, err)
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round) * time.Millisecond) // Close at different points of the work
+		require.NoError(t, s.Close())
+		wg.Wait()
+		require.ErrorIs(t, s.Check(), teamgate.ErrClosed)
+	}
+}
+
 // TestEndBreakGlassChange: end_break_glass removes a break-glass grant only while it ends at the
 // time the caller saw; an ordinary grant, another expiry or a missing grant are refused and
 // change nothing; the event keeps the change with who ended it, and the wire form round-trips.
