@@ -766,13 +766,13 @@ func (e *Engine) prepare(p *rego.Policy, req *Request, q *query) error {
 	if spec.Kind == scope.KindProject { // most requests: ParseResource's project case, without its copies
 		ref, err := scope.ParseProject(req.Resource, ctxOwner)
 		if err != nil {
-			return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
+			return fmt.Errorf("%s takes %s resource: %w", req.Action, article(spec.Kind), err)
 		}
 		q.org, q.team, q.project = ref.Org, ref.Team, ref.Project
 	} else {
 		res, err := scope.ParseResource(spec.Kind, req.Resource, ctxOwner)
 		if err != nil {
-			return fmt.Errorf("%s takes a%s resource: %w", req.Action, article(spec.Kind), err)
+			return fmt.Errorf("%s takes %s resource: %w", req.Action, article(spec.Kind), err)
 		}
 		q.org, q.team = res.Owner.Org, res.Owner.Team
 	}
@@ -858,11 +858,15 @@ func (q *query) split(p *rego.Policy, req *Request) bool {
 	return true
 }
 
-func article(kind scope.Kind) string {
-	if kind == scope.KindOrg {
-		return "n org"
+// article is word with its indefinite article: "an org", "a project" (appendArticle).
+func article[S ~string](word S) string { return string(appendArticle(nil, string(word))) }
+
+// appendArticle appends word with its indefinite article: "an admin", "a member".
+func appendArticle(b []byte, word string) []byte {
+	if word != "" && strings.IndexByte("aeiouAEIOU", word[0]) >= 0 {
+		return append(append(b, "an "...), word...)
 	}
-	return " " + string(kind)
+	return append(append(b, "a "...), word...)
 }
 
 // facts are what the store served about subject on a resource (Reader.Access), as the policy

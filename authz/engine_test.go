@@ -723,3 +723,14 @@ func TestCancelledContextIsAnError(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	require.False(t, d.Allowed)
 }
+
+// TestGrantMessagesHaveTheirArticle: a grant's message reads "an admin grant", "a viewer grant"
+// on every decision path (the compiled path renders the same message as full evaluation).
+func TestGrantMessagesHaveTheirArticle(t *testing.T) {
+	for _, opts := range [][]authz.Option{nil, {authz.WithDecisionCache(0)}, {authz.WithDecisionCache(0), authz.WithCompiledPath(false)}} {
+		eng, _ := newAcme(t, opts...)
+		dec, err := eng.Authorize(t.Context(), authz.Request{Subject: "beth", Action: "runs.stop", Resource: "acme/vision"})
+		require.NoError(t, err)
+		require.Equal(t, []authz.Reason{{Code: rego.CodeGrant, Message: "beth has an admin grant on project acme/vision"}}, dec.Reasons)
+	}
+}

@@ -103,7 +103,7 @@ func (q *query) path(d Decision) []string {
 	s, res := q.in.Subject, q.in.Resource
 	var out []string
 	add := func(f string, a ...any) { out = append(out, fmt.Sprintf(f, a...)) }
-	add("action %s takes a%s resource and needs %s", q.req.Action, article(q.spec.Kind), requirement(q))
+	add("action %s takes %s resource and needs %s", q.req.Action, article(q.spec.Kind), requirement(q))
 	if !res.Exists {
 		add("resolve %s: %s", q.req.Resource, res.Missing)
 	} else {

@@ -33,8 +33,8 @@ func (q *query) appendMessage(b []byte, code rego.Code, role string, limit rego.
 		b = appendTeams(append(b, " is restricted to teams "...), teams)
 		return append(append(append(b, "; "...), who...), " is in none"...)
 	case rego.CodeGrant:
-		b = append(append(append(append(b, who...), " has a "...), q.grant()...), " grant on project "...)
-		return q.appendProject(b)
+		b = appendArticle(append(append(b, who...), " has "...), q.grant())
+		return q.appendProject(append(b, " grant on project "...))
 	case rego.CodeBreakGlass:
 		b = append(append(append(append(b, who...), " has a break-glass "...), q.grant()...), " grant on project "...)
 		return q.appendProject(b)
