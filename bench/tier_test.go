@@ -74,7 +74,7 @@ func BenchmarkLargeTier(b *testing.B) {
 // every 1,000 revisions, and kills itself (SIGKILL) 500 writes after its first background
 // snapshot, writes still going; a fresh child then opens the directory (crash-open-s,
 // crash-open-cpu-s: the snapshot and the records changed after it). The first child reports the
-// snapshot's time (snapshot-s), how long its copy of the state held the writers
+// snapshot's time (snapshot-s), the longest its copy of the state held the writers (its start or one step)
 // (writes-held-ms) and the writes per second while it ran.
 func BenchmarkMediumTierCrash(b *testing.B) { benchCrash(b, Medium) }
 

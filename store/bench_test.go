@@ -51,7 +51,7 @@ func BenchmarkApply(b *testing.B) {
 // snapshot and the records changed after it when the process stopped 1,000 single-membership
 // writes later without its Close snapshot (crash: as after kill -9), and from the records alone
 // (records: what the crash cost before background snapshots). crash also reports the longest
-// time a background snapshot's copy of the state held the commit pipeline (hold-max-µs).
+// time a background snapshot held the writers: its start or one step of its copy (hold-max-µs).
 func BenchmarkOpen(b *testing.B) {
 	const members, teams, perMember = 20_000, 100, 10
 	dir := b.TempDir()

@@ -35,10 +35,10 @@
 // Org members and team memberships are most of a large directory (10M memberships at SPEC §9's
 // large tier), and reading them record by record — a Badger iteration step and a name lookup per
 // membership — is most of Open, and the stamps (one per member, project and team) most of the
-// rest. So the store writes them as a snapshot: per org, the member names and org roles in id
-// order, and per team its members' ids, team roles and expiries; then every stamp's key and
-// revision; with the revision of the records they equal, Badger's read timestamp when it was
-// taken, and a CRC-32C of the whole. Open installs it in place of the member, team membership
+// rest. So the store writes them as a snapshot: per org, the member names and org roles (a
+// member's id is its place, in the order of the names), and per team its members' ids, team
+// roles and expiries; then every stamp's key and revision; with the revision of the records
+// they equal, Badger's read timestamp when it was taken, and a CRC-32C of the whole. Open installs it in place of the member, team membership
 // and stamp records (every other record is still read and validated), then reads again the
 // records changed after it, so it is used after a crash too. It is written:
 //
@@ -50,14 +50,25 @@
 //     minutes) when anything was committed since, and after a batch whose event is too large
 //     to list its keys (a big data file load), which Open cannot bring a snapshot past; at most
 //     half the time (after a snapshot that took d, none for d), so a bulk load does not
-//     snapshot continuously. The state is copied
-//     while leading the commit pipeline (so no write is in flight and the copy is of one
-//     revision): readers go on (the copy holds the read lock, which they share, only against
-//     Replica.ValidateEach), writers arriving meanwhile wait for the copy — slice headers per
-//     member and one entry per stamp: 1–2 ms at 20k members, 78 ms at 100k and 2.25 s at the
-//     large tier's million on a loaded machine (bench/RESULTS.md, "Stop 15") — and are
-//     committed after it; the snapshot is then encoded and written while
-//     writes go on, and logged at Info with how long it took and held the writers.
+//     snapshot continuously.
+//
+// A background snapshot is begun while leading the commit pipeline (so no write is in flight
+// and it is of one revision), which takes only its revision, Badger's read timestamp, the orgs
+// and their teams' names, and how many member ids and stamps there are; the member tables and
+// the stamps are then copied 4,096 entries at a time, each step under the read lock, while
+// writes go on between the steps. Readers go on (except one arriving while a writer waits for a
+// step: Go's RWMutex queues it behind that writer); a writer waits for one step at most. A write
+// that changes a member's entry (name, org role, team list, expiries) the copy has not reached
+// yet keeps it first, as it was at the snapshot's revision, and a write that bumps a stamp keeps
+// the stamp's value, once each (txn.keep, stamps.before), so the copy is the state of its
+// revision exactly (TestSnapshotCaptureUnderWrites races writes against it). Member lists are
+// never changed in place, so keeping one is keeping its slice header; the stamp cells are also
+// listed in the order they were made (stamps.list, 48 bytes a stamp, about 5 bytes a membership
+// at the large tier), a list the copy walks while writes append. One snapshot is copied at a
+// time. It is then encoded and written while writes go on, and logged at Info with how long it
+// took and the longest a step held the writers (stop 15's copy of the whole state in one step
+// held them 2.25 s at the large tier; bench/RESULTS.md, "Stop 16"). Members are numbered in the
+// order of their names, so Open finds the member list already sorted.
 //
 // Open uses the snapshot only when all of these hold, and otherwise reads the records, which
 // stay the source of truth:
@@ -66,9 +77,13 @@
 //   - the event of every revision after it is kept (the last 100,000 are) and lists every key
 //     it wrote (a Truncated event does not): the member and team membership records those
 //     events name are read again (a missing one was deleted), and so are the stamps their keys
-//     and projects bump (stampsOf);
-//   - no member, team membership or stamp record was written after it (a Badger version past
-//     its read timestamp) that no event names: nothing wrote Badger behind the store's back;
+//     and projects bump (stampsOf) that were written since;
+//   - no member, team membership or stamp record was written or deleted after it (a Badger
+//     version past its read timestamp, tombstones included) that no event names, and no stamp
+//     was deleted: nothing wrote Badger behind the store's back. One scan of the versions after
+//     it checks this and reads what the events name; a stamp it does not meet was not written
+//     since (stamps are only ever set) and is as the snapshot has it. A deletion whose
+//     tombstone compaction dropped before the next Open is not seen: Badger keeps no trace;
 //   - its format version, and the role tables its role codes index, are this version's;
 //   - its chunks add up to the length the head gives, with the head's checksum, and decode to a
 //     well-formed table (role codes in range, member ids in range, no member listed twice);

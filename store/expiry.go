@@ -143,6 +143,7 @@ func unixOrZero(t time.Time) int64 {
 // ends.
 func (t *txn) setMemberExpiry(o *orgData, td *teamData, id uint32, at time.Time) {
 	key := [2]uint32{td.id, id}
+	t.keep(o, id)
 	if at.IsZero() {
 		del(t, o.memberExpiry, key)
 		return

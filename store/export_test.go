@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"strings"
 	"time"
@@ -96,6 +97,12 @@ func PutRawRecord(s *Store, key string, val []byte) error {
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(key), val) })
 }
 
+// DeleteRawRecord deletes a record from Badger behind the store's back, like PutRawRecord.
+func DeleteRawRecord(s *Store, key string) error {
+	s.rawWrites.Store(true)
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(key)) })
+}
+
 // DiskRevision reads the revision Badger holds (0 before the first write).
 func DiskRevision(s *Store) (uint64, error) {
 	var rev uint64
@@ -160,18 +167,73 @@ func FromSnapshot(s *Store) bool { return s.fromSnap }
 func SnapshotRevision(s *Store) uint64 { return s.snapRev.Load() }
 
 // WriteSnapshot writes the membership snapshot of the current state, as the background writer
-// does: copied while leading the commit pipeline, written after.
+// does: begun while leading the commit pipeline, copied while writes go on, written after.
 func WriteSnapshot(s *Store) error {
-	var c *snapCapture
-	s.enqueue(&queued{ctx: context.Background(), run: func() { c = s.capture() }})
-	if c == nil {
+	var live *liveCapture
+	s.capMu.Lock()
+	s.enqueue(&queued{ctx: context.Background(), run: func() { live = s.beginCapture() }})
+	if live == nil {
+		s.capMu.Unlock()
 		return teamgate.ErrClosed
+	}
+	c, _, err := s.copyCapture(live, nil)
+	s.capMu.Unlock()
+	if err != nil {
+		return err
 	}
 	return s.writeSnapshot(c, nil)
 }
 
-// OnSnapshotCapture makes every background snapshot report how long its copy of the state held
-// the commit pipeline. Set it before the first write.
+// CaptureUnderWrites copies the snapshot of the current state twice: once while nothing writes
+// (want), and once (got) a few member ids or stamps per step with between run before each step,
+// no lock held: it may write, or start writers, while the copy goes on. Nothing may write until
+// the first call of between. Both are returned as comparable values.
+func CaptureUnderWrites(s *Store, between func()) (want, got any, err error) {
+	w := s.capture()
+	s.capMu.Lock()
+	defer s.capMu.Unlock()
+	c := s.beginCapture()
+	s.capChunk, s.capBetween = 3, between
+	defer func() { s.capChunk, s.capBetween = 0, nil }()
+	g, _, err := s.copyCapture(c, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if g.rev != w.rev || g.ts != w.ts {
+		return nil, nil, fmt.Errorf("revision %d ts %d, want %d %d", g.rev, g.ts, w.rev, w.ts)
+	}
+	return comparableCapture(w), comparableCapture(g), nil
+}
+
+func comparableCapture(c *snapCapture) any {
+	type org struct {
+		Name      string
+		Names     []string
+		Roles     []roleCode
+		Teams     [][]teamRole
+		TeamNames []string
+		Expiry    map[[2]uint32]int64
+	}
+	orgs := make([]org, len(c.orgs))
+	for i, o := range c.orgs {
+		orgs[i] = org{o.name, o.names, o.roles, o.teams, o.teamNames, o.expiry}
+		if len(o.expiry) == 0 {
+			orgs[i].Expiry = nil
+		}
+	}
+	stamps := map[string]uint64{}
+	for _, st := range c.stamps {
+		stamps[st.key.String()] = st.rev
+	}
+	return struct {
+		Rev    uint64
+		Orgs   []org
+		Stamps map[string]uint64
+	}{c.rev, orgs, stamps}
+}
+
+// OnSnapshotCapture makes every background snapshot report the longest it held the writers (its
+// start or one step of its copy). Set it before the first write.
 func OnSnapshotCapture(s *Store, f func(time.Duration)) { s.snapCost = f }
 
 // SkipSnapshotAtClose makes Close write no snapshot, as if the process had been killed.

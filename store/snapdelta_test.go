@@ -122,7 +122,7 @@ func TestSnapshotRevisionsBounded(t *testing.T) {
 }
 
 // TestBackgroundSnapshotCapture: background snapshots follow the writes (every SnapshotRevisions
-// revisions, at most half the time), each copying the state while holding the commit pipeline,
+// revisions, at most half the time), each begun while leading the commit pipeline and copied while writes go on,
 // and a store stopped without its Close snapshot opens from the newest one.
 func TestBackgroundSnapshotCapture(t *testing.T) {
 	t.Parallel()
@@ -240,4 +240,142 @@ func TestBackgroundSnapshotKilled(t *testing.T) {
 			require.Positive(t, used)
 		})
 	}
+}
+
+// TestSnapshotCaptureUnderWrites: a background snapshot copies the state a few entries at a
+// time while writes go on, without holding the writers for the whole copy. On random
+// directories, with random writes (members and team memberships joining, leaving, changing
+// roles and expiries, teams renamed and deleted, orgs deleted and made again, whole data files)
+// applied between the copy's steps and by a writer racing it, the copy equals the one taken at
+// its revision while nothing wrote: member tables, team memberships, expiries and stamps.
+func TestSnapshotCaptureUnderWrites(t *testing.T) {
+	t.Parallel()
+	seeds := uint64(6)
+	if testing.Short() {
+		seeds = 2
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(seed, 17))
+			dir, _ := randomDir(t, rng)
+			s := openDir(t, dir, func(o store.Options) store.Options {
+				o.SnapshotRevisions, o.SnapshotInterval = -1, -1 // only this test's capture
+				return o
+			})
+			for range 20 {
+				_, _ = s.Apply(t.Context(), crashChange(rng))
+			}
+			rev := s.Revision()
+			racer := rand.New(rand.NewPCG(seed, 18))
+			stop, raced := make(chan struct{}), make(chan int)
+			started := false
+			between := func() {
+				if !started {
+					started = true
+					go func() {
+						n := 0
+						for {
+							select {
+							case <-stop:
+								raced <- n
+								return
+							default:
+							}
+							_, _ = s.Apply(t.Context(), crashChange(racer))
+							n++
+						}
+					}()
+				}
+				for range 4 {
+					_, _ = s.Apply(t.Context(), crashChange(rng))
+				}
+			}
+			want, got, err := store.CaptureUnderWrites(s, between)
+			close(stop)
+			n := <-raced
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+			require.Greater(t, s.Revision(), rev+5, "writes went on during the copy (%d tried by the racer)", n)
+			require.NoError(t, s.Check())
+			require.NoError(t, s.Close())
+		})
+	}
+}
+
+// TestSnapshotWriteFails: a snapshot write that fails (the disk full: every commit of a
+// snapshot fails, after its first chunk is down) is logged, in the background and at Close;
+// the writes go on and are all kept, and the next Open uses the last whole snapshot with the
+// records changed after it.
+func TestSnapshotWriteFails(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	loadAcme(t, s)
+	require.NoError(t, s.Close()) // the snapshot of revision 1
+	var failures atomic.Int64
+	var log logged
+	s = openDir(t, dir, log.opts, func(o store.Options) store.Options {
+		o = store.WithTestHooks(o, 0, func(step string) error {
+			if step == "snapshot" {
+				failures.Add(1)
+				return fmt.Errorf("write: %w", syscall.ENOSPC)
+			}
+			return nil
+		})
+		o.SnapshotRevisions = 2
+		return store.WithBackgroundSnapshotSteps(o)
+	})
+	for i := range 6 {
+		_, err := s.Apply(t.Context(), store.PutMember{Org: "acme", User: fmt.Sprint("u", i), Role: "member"})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return failures.Load() > 0 }, 10*time.Second, 5*time.Millisecond)
+	want := seen(t, s)
+	require.NoError(t, s.Close())
+	require.Contains(t, log.String(), "writing the membership snapshot in the background failed")
+	require.Contains(t, log.String(), "writing the membership snapshot failed; the next Open reads the records")
+	require.Contains(t, log.String(), "no space left on device")
+	s = openDir(t, dir)
+	require.True(t, store.FromSnapshot(s))
+	require.Equal(t, uint64(1), store.SnapshotRevision(s), "the last whole snapshot")
+	require.Equal(t, want, seen(t, s))
+	require.NoError(t, s.Check())
+	require.NoError(t, s.Close())
+}
+
+// TestSnapshotsConcurrent: snapshots written by hand while background ones are due after every
+// revision and writes go on: one capture is live at a time, each the state of its revision, and
+// the directory opens from the newest to what its records give.
+func TestSnapshotsConcurrent(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(31, 7))
+	dir, _ := randomDir(t, rng)
+	s := openDir(t, dir, func(o store.Options) store.Options { o.SnapshotRevisions = 1; return o })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 150 {
+			_, _ = s.Apply(t.Context(), crashChange(rng))
+		}
+	}()
+	written := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			require.NoError(t, store.WriteSnapshot(s))
+			written++
+		}
+	}
+	require.NoError(t, s.Check())
+	want := seen(t, s)
+	store.SkipSnapshotAtClose(s)
+	require.NoError(t, s.Close())
+	require.Positive(t, written)
+	require.True(t, bothOpens(t, dir, "after concurrent snapshots"))
+	s = openDir(t, dir)
+	require.Equal(t, want, seen(t, s))
+	require.NoError(t, s.Close())
 }

@@ -470,3 +470,36 @@ func TestCloseRightAfterCacheWrites(t *testing.T) {
 	require.Equal(t, want, seen(t, s))
 	require.NoError(t, s.Close())
 }
+
+// TestSnapshotIgnoredAfterDeleteBehindBack: a team membership, member or stamp record deleted
+// after the snapshot without an event (as by a tool writing Badger directly) makes Open read the
+// records, which no longer hold it, instead of installing the snapshot that does.
+func TestSnapshotIgnoredAfterDeleteBehindBack(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"v1/tmember/o/red/ben", "v1/member/o/cat", "v1/stamp/m/o/ann"} {
+		t.Run(key, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			s := openDir(t, dir, func(o store.Options) store.Options {
+				o.SnapshotRevisions, o.SnapshotInterval = -1, -1
+				return o
+			})
+			_, err := s.Load(t.Context(), bytes.NewReader([]byte(spoilFile)))
+			require.NoError(t, err)
+			require.NoError(t, store.WriteSnapshot(s))
+			require.NoError(t, store.DeleteRawRecord(s, key))
+			require.NoError(t, s.Close()) // writes no snapshot after a raw write
+
+			records := openDir(t, dir, store.IgnoreSnapshot)
+			want := seen(t, records)
+			store.SkipSnapshotAtClose(records)
+			require.NoError(t, records.Close())
+			var log logged
+			s = openDir(t, dir, log.opts)
+			require.False(t, store.FromSnapshot(s), "the snapshot is not used")
+			require.Contains(t, log.String(), key+" was")
+			require.Equal(t, want, seen(t, s))
+			require.NoError(t, s.Close())
+		})
+	}
+}

@@ -100,6 +100,12 @@ type stamps struct {
 	// cells is written under the Store's write lock and read under its read lock; the cells
 	// themselves are atomic, so a Deps holding them checks them without any lock.
 	cells map[stampKey]*atomic.Uint64
+	// list holds the same cells in the order they were made, appended to only, so a snapshot
+	// copies a prefix of it while writes go on (snapshot.go). Written under the write lock.
+	list []stampCell
+	// before, while a snapshot copies the stamps, holds the value each cell written since it
+	// began had then (nil otherwise). Under the Store's mutex, like cells.
+	before map[*atomic.Uint64]uint64
 	// absent stands in for the cells of keys never written, in shards by key hash: a write that
 	// creates a cell bumps its key's shard, so a fact read while absent is current until a key of
 	// its shard is first written. Reading never creates a cell, so requests naming nonexistent
@@ -116,6 +122,11 @@ func (s *stamps) bump(key string, rev uint64) {
 		panic("store: bad stamp key " + key) // the store's own keys only
 	}
 	if c, ok := s.cells[k]; ok {
+		if s.before != nil {
+			if _, kept := s.before[c]; !kept {
+				s.before[c] = c.Load()
+			}
+		}
 		c.Store(rev)
 		return
 	}
@@ -125,12 +136,19 @@ func (s *stamps) bump(key string, rev uint64) {
 		s.cells = map[stampKey]*atomic.Uint64{}
 	}
 	s.cells[k] = c
+	s.list = append(s.list, stampCell{k, c})
 	s.absentCell(k).Add(1)
+}
+
+// stampCell is a stamp key and its cell.
+type stampCell struct {
+	key  stampKey
+	cell *atomic.Uint64
 }
 
 // reset forgets every cell, at Open, before the store is shared (a load that starts over).
 func (s *stamps) reset() {
-	s.cells = nil
+	s.cells, s.list = nil, nil
 	for i := range s.absent {
 		s.absent[i].Store(0)
 	}

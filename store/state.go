@@ -15,6 +15,9 @@ type state struct {
 	rev   uint64
 	orgs  map[string]*orgData
 	users map[string]User
+	// snap is the membership snapshot being copied out of this state while writes go on
+	// (snapshot.go), nil when none: a write keeps a member's entry as it was before changing it.
+	snap *liveCapture
 }
 
 type orgData struct {
@@ -130,6 +133,7 @@ func (p *people) sorted() []string {
 func (t *txn) putMember(o *orgData, user string, role roleCode) {
 	p := &o.members
 	if id, ok := p.ids[user]; ok {
+		t.keep(o, id)
 		old := p.roles[id]
 		t.logged(func(undo bool) {
 			if undo {
@@ -145,6 +149,7 @@ func (t *txn) putMember(o *orgData, user string, role roleCode) {
 	var id uint32
 	if n := len(p.free); n > 0 {
 		id = p.free[n-1]
+		t.keep(o, id)
 		p.free = p.free[:n-1]
 		t.logged(func(undo bool) {
 			if undo {
@@ -183,6 +188,7 @@ func (t *txn) delMember(o *orgData, user string) {
 	if !ok {
 		return
 	}
+	t.keep(o, id)
 	name, role, teams := p.names[id], p.roles[id], p.teams[id]
 	t.logged(func(undo bool) {
 		if undo {
@@ -203,6 +209,7 @@ func (t *txn) delMember(o *orgData, user string) {
 // keeps the old one whole).
 func (t *txn) setTeams(o *orgData, id uint32, teams []teamRole) {
 	p := &o.members
+	t.keep(o, id)
 	old := p.teams[id]
 	t.logged(func(undo bool) {
 		if undo {
@@ -526,6 +533,23 @@ func (t *txn) redo() {
 // logged logs a mutation the caller makes (f(false) repeats it, f(true) undoes it), unless the
 // txn cannot fail over (loading from disk). Slices are undone and redone by length and index
 // through their owner, never by a pointer to an element: an append may move them.
+// keep has a snapshot being copied (state.snap) keep member id's entry in o as it is now, before
+// the txn changes it, and again when the txn is redone: a snapshot copies the state of the
+// revision it began at. A capture begins only between commits, so a txn that saw none at its
+// first apply meets none when it is redone; one that ends meanwhile ignores the redo.
+func (t *txn) keep(o *orgData, id uint32) {
+	c := t.st.snap
+	if c == nil || t.loading {
+		return
+	}
+	c.keep(o, id)
+	t.log = append(t.log, func(undo bool) {
+		if !undo {
+			c.keep(o, id)
+		}
+	})
+}
+
 func (t *txn) logged(f func(undo bool)) {
 	if !t.loading {
 		t.log = append(t.log, f)

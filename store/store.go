@@ -154,6 +154,8 @@ type Store struct {
 	hook       func(step string) error // tests only: runs after each commit of a staged batch
 	commitHook func(batches int)       // tests only: runs before each group's Badger commit
 	snapChunk  int                     // tests only: the snapshot's chunk size when > 0
+	capChunk   int                     // tests only: member ids or stamps a capture copies per step when > 0
+	capBetween func()                  // tests only: runs between the steps of a capture's copy, no lock held
 	bgSteps    bool                    // tests only: hook runs for background snapshot steps too
 	snapshots  bool                    // Open may read the membership snapshot (on disk; tests can say no)
 
@@ -162,14 +164,17 @@ type Store struct {
 	// (snapshotLoop) when snapEvery revisions passed since snapRev (0: never by count), or
 	// when an event too large to list its keys was committed (snapNow, set by the leading
 	// writer), since Open cannot bring a snapshot past it.
-	snapRev   atomic.Uint64
-	snapMu    sync.Mutex // held while a snapshot is written: one writer at a time
+	snapRev atomic.Uint64
+	snapMu  sync.Mutex // held while a snapshot is written: one writer at a time
+	// capMu is held from a capture's start to the end of its copy, taken before the capture
+	// enters the commit pipeline: one capture is live at a time (state.snap holds one).
+	capMu     sync.Mutex
 	fromSnap  bool
 	snapDue   chan struct{}
 	snapEvery uint64
 	snapNow   bool
-	// snapCost, when set (tests and benchmarks), receives how long each background capture
-	// held the commit pipeline.
+	// snapCost, when set (tests and benchmarks), receives the longest each background capture
+	// held the writers: its start, leading the commit pipeline, or one step of its copy.
 	snapCost func(time.Duration)
 	// rawWrites: this package's tests wrote records behind the store's back (PutRawRecord), so
 	// its state is not the records' and Close writes no snapshot.
@@ -348,21 +353,29 @@ func (s *Store) snapshotLoop(interval time.Duration) {
 		case <-s.snapDue:
 		case <-tick:
 		}
-		var c *snapCapture
+		var live *liveCapture
 		var held time.Duration
 		start := time.Now()
+		s.capMu.Lock()
 		s.enqueue(&queued{ctx: context.Background(), run: func() {
 			if s.snapshotDue() {
 				t0 := time.Now()
-				c = s.capture()
+				live = s.beginCapture()
 				held = time.Since(t0)
-				if s.snapCost != nil {
-					s.snapCost(held)
-				}
 			}
 		}})
-		if c == nil {
+		if live == nil {
+			s.capMu.Unlock()
 			continue // closing, or nothing new
+		}
+		c, longest, err := s.copyCapture(live, s.stop)
+		s.capMu.Unlock()
+		if errors.Is(err, errSnapshotStopped) {
+			return
+		}
+		held = max(held, longest)
+		if s.snapCost != nil {
+			s.snapCost(held)
 		}
 		switch err := s.writeSnapshot(c, s.stop); {
 		case errors.Is(err, errSnapshotStopped):
