@@ -734,3 +734,34 @@ func TestGrantMessagesHaveTheirArticle(t *testing.T) {
 		require.Equal(t, []authz.Reason{{Code: rego.CodeGrant, Message: "beth has an admin grant on project acme/vision"}}, dec.Reasons)
 	}
 }
+
+// TestCreateProjectMinRevision: CreateProject with MinRevision decides only once its store has
+// the write it names (a membership written elsewhere, e.g. through another cluster node), and
+// writes nothing when ctx ends first.
+func TestCreateProjectMinRevision(t *testing.T) {
+	t.Parallel()
+	eng, st := newAcme(t)
+	ctx := t.Context()
+	promote := st.Revision() + 1
+	done := make(chan authz.Created, 1)
+	go func() {
+		c, err := eng.CreateProject(ctx, "vera", "acme/engineering", authz.NewProject{Name: "later", MinRevision: promote})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- c
+	}()
+	// vera is a member of engineering (below contributor) until this write.
+	_, err := st.Apply(ctx, store.PutTeamMember{Org: "acme", Team: "engineering", User: "vera", Role: "contributor"})
+	require.NoError(t, err)
+	c := <-done
+	require.True(t, c.Decision.Allowed, "%+v", c.Decision)
+	require.Greater(t, c.Decision.Revision, promote-1)
+
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	before := st.Revision()
+	_, err = eng.CreateProject(short, "adam", "acme", authz.NewProject{Name: "never", MinRevision: before + 100})
+	require.ErrorIs(t, err, teamgate.ErrStale)
+	require.Equal(t, before, st.Revision(), "nothing written")
+}

@@ -516,6 +516,10 @@ type NewProject struct {
 	Name     string
 	Settings policy.Settings
 	Labels   map[string]string // the project's labels (store.ValidateLabels), input.resource.labels
+	// MinRevision, as Request.MinRevision: CreateProject first waits until its store has reached
+	// this revision (e.g. a membership written through another node of a cluster), then reads
+	// the owner and decides.
+	MinRevision uint64
 }
 
 // Created is the outcome of CreateProject: the decision and, when allowed, the project's full
@@ -539,6 +543,11 @@ func (e *Engine) CreateProject(ctx context.Context, subject, owner string, np Ne
 	defer func() { sp.endCreated(c, err) }()
 	if err := scope.CheckSlug("project", np.Name); err != nil {
 		return Created{}, err
+	}
+	if np.MinRevision > 0 {
+		if err := e.dir.WaitRevision(ctx, np.MinRevision); err != nil {
+			return Created{}, err
+		}
 	}
 	var o scope.Owner
 	if err := e.dir.View(func(r store.Reader) error {

@@ -159,9 +159,11 @@ func TestThreeServerClusterConverges(t *testing.T) {
 
 	// Read-your-writes on the writer, MinRevision on the others.
 	// (carol, whom the random writes do not touch, becomes a contributor of the team first.)
-	mustApply(t, ctx, nodes[2], member("carol"),
+	// Node 0 decides only once it has node 2's write (MinRevision): without it, it may decide
+	// before the membership reaches it and deny.
+	joined := mustApply(t, ctx, nodes[2], member("carol"),
 		store.PutTeamMember{Org: "acme", Team: "research", User: "carol", Role: "contributor"})
-	created, err := newEngine(t, ctx, nodes[0]).CreateProject(ctx, "carol", "acme/research", authz.NewProject{Name: "across"})
+	created, err := newEngine(t, ctx, nodes[0]).CreateProject(ctx, "carol", "acme/research", authz.NewProject{Name: "across", MinRevision: joined})
 	require.NoError(t, err)
 	require.True(t, created.Decision.Allowed, "%+v", created.Decision)
 	require.Equal(t, last+2, created.Revision)
