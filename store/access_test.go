@@ -246,3 +246,64 @@ func TestUserTeamsIn(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestAccessFollowsTheTeamsAProjectNames: Access compares a member's teams with a project's
+// effective teams by id, and those ids follow the teams a policy's allow-list names as they come
+// and go: a team created under a name the list holds counts, a deleted one stops counting, a
+// new team that reuses a deleted one's id does not count under its own name, a rename to a
+// listed name counts, and a failed batch leaves the ids as they were. At every step Access
+// agrees with UserTeams.In on the effective teams' names, and Check passes.
+func TestAccessFollowsTheTeamsAProjectNames(t *testing.T) {
+	t.Parallel()
+	s := openWith(t, append(depsBase(),
+		store.PutPolicy{Policy: store.Policy{Org: "a", Name: "later", Settings: policy.Settings{Teams: []string{"t8", "t9"}}}},
+		store.PutProject{Project: store.Project{Org: "a", Name: "p5", Policy: "later"}}, // effective t8, t9: neither exists
+	))
+	step := func(name string, want store.RoleSet, changes ...store.Change) {
+		t.Helper()
+		if len(changes) > 0 {
+			_, err := s.Apply(t.Context(), changes...)
+			require.NoError(t, err, name)
+		}
+		require.NoError(t, s.Check(), name)
+		require.NoError(t, s.View(func(r store.Reader) error {
+			pv, ok := r.Project("a", "p5")
+			require.True(t, ok)
+			got := r.Access("a", "", "p5", "bob").TeamRoles
+			require.Equal(t, r.TeamRoles("a", "bob").In(pv.Teams.Values), got, name)
+			require.Equal(t, want, got, name)
+			return nil
+		}), name)
+	}
+	var admin, viewer store.RoleSet // bob's roles as sets, read from the store below
+	step("no listed team exists", 0)
+	step("t9 created, bob its admin", 0, store.PutTeam{Team: store.Team{Org: "a", Name: "t9"}})
+	_, err := s.Apply(t.Context(), store.PutTeamMember{Org: "a", Team: "t9", User: "bob", Role: "admin"})
+	require.NoError(t, err)
+	require.NoError(t, s.View(func(r store.Reader) error {
+		admin = r.TeamRoles("a", "bob").In([]string{"t9"})
+		return nil
+	}))
+	require.NotZero(t, admin)
+	step("bob admin of t9", admin)
+	step("t9 deleted", 0, store.DeleteTeam{Org: "a", Name: "t9"})
+	step("tx reuses t9's id, bob its viewer", 0,
+		store.PutTeam{Team: store.Team{Org: "a", Name: "tx"}},
+		store.PutTeamMember{Org: "a", Team: "tx", User: "bob", Role: "viewer"})
+	require.NoError(t, s.View(func(r store.Reader) error {
+		viewer = r.TeamRoles("a", "bob").In([]string{"tx"})
+		return nil
+	}))
+	require.NotZero(t, viewer)
+	step("tx renamed t8", viewer, store.RenameTeam{Org: "a", From: "tx", To: "t8"})
+	_, err = s.Apply(t.Context(),
+		store.PutTeam{Team: store.Team{Org: "a", Name: "t9"}},
+		store.PutTeamMember{Org: "a", Team: "t9", User: "bob", Role: "admin"},
+		store.PutTeamMember{Org: "a", Team: "t9", User: "nobody", Role: "admin"}) // not a member: the batch fails
+	require.Error(t, err)
+	step("a failed batch that created t9", viewer)
+	step("t9 created again, bob its admin", admin|viewer,
+		store.PutTeam{Team: store.Team{Org: "a", Name: "t9"}},
+		store.PutTeamMember{Org: "a", Team: "t9", User: "bob", Role: "admin"})
+	step("t8 renamed t7 (the allow-list follows)", admin|viewer, store.RenameTeam{Org: "a", From: "t8", To: "t7"})
+}

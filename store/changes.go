@@ -386,6 +386,7 @@ func (c RenameTeam) apply(t *txn) error {
 		t.setProjectTeams(o, pd)
 		t.affect(c.Org, name)
 	}
+	t.teamNamed(o, c.To) // projects a policy's allow-list gave the new name before the team had it
 	for _, u := range sortedKeys(o.defaultUsers[c.From]) {
 		usr := t.st.users[u]
 		usr.DefaultTeam = c.Org + "/" + c.To

@@ -277,6 +277,9 @@ func (o *orgData) check() error {
 		if !reflect.DeepEqual(want, pd.teams) {
 			return fmt.Errorf("project %s effective teams %v, want %v", pn, pd.teams, want)
 		}
+		if ids := o.teamIDs(want.Values); !reflect.DeepEqual(ids, pd.teamIDs) {
+			return fmt.Errorf("project %s effective team ids %v, want %v", pn, pd.teamIDs, ids)
+		}
 		for _, t := range want.Values {
 			add(teamProjects, t, pn)
 		}

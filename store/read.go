@@ -205,6 +205,17 @@ func (tr UserTeams) In(teams []string) RoleSet {
 	return s
 }
 
+// inIDs is In for a set of team ids (a project's teamIDs): integers compared, no name read.
+func (tr UserTeams) inIDs(ids *teamSet) RoleSet {
+	var s RoleSet
+	for _, m := range tr.list {
+		if ids.has(m.team) {
+			s |= m.role.set()
+		}
+	}
+	return s
+}
+
 // fewTeams is how many teams a user may be in for UserTeams.In to compare each of their teams'
 // names with the list rather than look the list's names up: a few string comparisons cost less
 // than hashing a name.
@@ -336,7 +347,7 @@ func (r Reader) access(a *Access, org, team, project, user string) {
 			}
 		}
 		a.Teams, a.Labels = pd.teams, pd.p.Labels // a write replaces the record, never edits it
-		a.TeamRoles = teams.In(pd.teams.Values)
+		a.TeamRoles = teams.inIDs(&pd.teamIDs)
 	case td != nil:
 		a.TeamRoles = teams.roleIn(td.id)
 	}

@@ -277,6 +277,7 @@ func (t *txn) newTeam(o *orgData, tm Team) {
 		o.teamByID = append(o.teamByID, td)
 	}
 	set(t, o.teams, tm.Name, td)
+	t.teamNamed(o, tm.Name)
 }
 
 // indexMemberTeams builds every member's team list from the teams' member maps, at Open (which
@@ -352,6 +353,7 @@ func (t *txn) dropTeam(o *orgData, td *teamData) {
 	})
 	o.teamByID[td.id] = nil
 	o.freeTeam = append(o.freeTeam, td.id)
+	t.teamNamed(o, td.team.Name)
 }
 
 // teamMembers yields a team's members and their team roles, in no order.
@@ -395,7 +397,46 @@ func (o *orgData) teamRole(td *teamData, user string) roleCode {
 type projectData struct {
 	p     Project
 	teams policy.AllowList // effective teams: project teams narrowed by the policy's (SPEC §4 step 4)
-	rules []*policy.Program
+	// teamIDs are the ids of the effective teams that exist, in no order (a policy's allow-list
+	// may name a team that does not): what Reader.Access compares a member's teams with, by id
+	// rather than by name. Set with teams (setProjectTeams) and again whenever a team an
+	// effective list names is created, deleted or renamed (teamNamed). Replaced, never edited.
+	teamIDs teamSet
+	rules   []*policy.Program
+}
+
+// teamSet is a set of team ids: their list, and a mask of the ids modulo 64 that tells most
+// teams outside the set without a look at the list.
+type teamSet struct {
+	ids  []uint32
+	mask uint64
+}
+
+// has reports whether the team with this id is in the set.
+func (s *teamSet) has(id uint32) bool {
+	return s.mask&(1<<(id&63)) != 0 && slices.Contains(s.ids, id)
+}
+
+// teamIDs returns the set of the ids of the named teams that exist.
+func (o *orgData) teamIDs(names []string) teamSet {
+	var s teamSet
+	for _, name := range names {
+		if td, ok := o.teams[name]; ok {
+			s.ids = append(s.ids, td.id)
+			s.mask |= 1 << (td.id & 63)
+		}
+	}
+	return s
+}
+
+// teamNamed brings up to date the team ids of the projects whose effective teams name team,
+// after a team of that name was created, deleted or renamed to or from it (an id is reused
+// once its team is deleted, so a stale one could match another team).
+func (t *txn) teamNamed(o *orgData, team string) {
+	for name := range o.teamProjects[team] {
+		pd := o.projects[name]
+		assign(t, &pd.teamIDs, o.teamIDs(pd.teams.Values))
+	}
 }
 
 type policyData struct {
@@ -636,6 +677,7 @@ func (t *txn) setProjectTeams(o *orgData, pd *projectData) {
 		delIndex(t, o.teamProjects, team, pd.p.Name)
 	}
 	assign(t, &pd.teams, eff)
+	assign(t, &pd.teamIDs, o.teamIDs(eff.Values))
 	for _, team := range eff.Values {
 		setIndex(t, o.teamProjects, team, pd.p.Name, struct{}{})
 	}
