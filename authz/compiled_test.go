@@ -52,21 +52,33 @@ func badInputs() []authz.Request {
 	return reqs
 }
 
+// fastPaths opens the conformance store with full evaluation only (plain) and, on the same
+// store, the engines whose answers must equal it: the compiled path uncached ("compiled"), with
+// the decision cache ("cached"), and through a wrapping Directory's View ("through View").
+func fastPaths(t *testing.T) (plain *authz.Engine, st *store.Store, fast map[string]*authz.Engine) {
+	t.Helper()
+	plain, st = newAcme(t, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
+	fast = map[string]*authz.Engine{}
+	for name, opts := range map[string][]authz.Option{"compiled": {authz.WithDecisionCache(0)}, "cached": nil} {
+		eng, err := authz.New(t.Context(), st, opts...)
+		require.NoError(t, err)
+		fast[name] = eng
+	}
+	eng, err := authz.New(t.Context(), wrapped{st}, authz.WithDecisionCache(0))
+	require.NoError(t, err)
+	fast["through View"] = eng
+	return plain, st, fast
+}
+
 // TestCompiledPathBadInput: on bad input the compiled path (uncached, cached, and through a
 // wrapping Directory's View) gives full evaluation's error, byte for byte, or its decision.
 func TestCompiledPathBadInput(t *testing.T) {
 	t.Parallel()
-	plain, st := newAcme(t, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
-	compiled, err := authz.New(t.Context(), st, authz.WithDecisionCache(0))
-	require.NoError(t, err)
-	cached, err := authz.New(t.Context(), st)
-	require.NoError(t, err)
-	viaView, err := authz.New(t.Context(), wrapped{st}, authz.WithDecisionCache(0))
-	require.NoError(t, err)
+	plain, _, fast := fastPaths(t)
 	invalid, decided := 0, 0
 	for _, req := range badInputs() {
 		want, wantErr := plain.Authorize(t.Context(), req)
-		for name, eng := range map[string]*authz.Engine{"compiled": compiled, "cached": cached, "through View": viaView} {
+		for name, eng := range fast {
 			for range 2 { // the second time from the cache, for the cached engine
 				got, err := eng.Authorize(t.Context(), req)
 				if wantErr != nil {
@@ -90,13 +102,13 @@ func TestCompiledPathBadInput(t *testing.T) {
 	}
 	require.Greater(t, invalid, 300)
 	require.Greater(t, decided, 20)
-	require.NotZero(t, compiled.Stats().Compiled)
+	require.NotZero(t, fast["compiled"].Stats().Compiled)
 
 	// Admissions decide in the snapshot that reads the project's settings: the same errors.
 	for _, s := range []string{"bob", "nobody", "", "bo b", "bob\x00", strings.Repeat("a", 10_000)} {
 		for _, project := range []string{"acme/vision", "acme/engineering/vision", "acme/nope", "acme//vision"} {
 			want, wantErr := plain.Admit(t.Context(), s, project, policy.Run{Kind: "job"})
-			got, err := compiled.Admit(t.Context(), s, project, policy.Run{Kind: "job"})
+			got, err := fast["compiled"].Admit(t.Context(), s, project, policy.Run{Kind: "job"})
 			if wantErr != nil {
 				require.Error(t, err, "%q %q", s, project)
 				require.Equal(t, wantErr.Error(), err.Error(), "%q %q", s, project)
@@ -113,13 +125,7 @@ func TestCompiledPathBadInput(t *testing.T) {
 // not with the store's ErrClosed, on every path; a well-formed one fails with ErrClosed.
 func TestCompiledPathBadInputOnAClosedStore(t *testing.T) {
 	t.Parallel()
-	plain, st := newAcme(t, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
-	compiled, err := authz.New(t.Context(), st, authz.WithDecisionCache(0))
-	require.NoError(t, err)
-	cached, err := authz.New(t.Context(), st)
-	require.NoError(t, err)
-	viaView, err := authz.New(t.Context(), wrapped{st}, authz.WithDecisionCache(0))
-	require.NoError(t, err)
+	plain, st, fast := fastPaths(t)
 	require.NoError(t, st.Close())
 	invalid := 0
 	for _, req := range badInputs() {
@@ -129,7 +135,7 @@ func TestCompiledPathBadInputOnAClosedStore(t *testing.T) {
 			require.ErrorIs(t, wantErr, teamgate.ErrInvalid, "%+v", req)
 			invalid++
 		}
-		for name, eng := range map[string]*authz.Engine{"compiled": compiled, "cached": cached, "through View": viaView} {
+		for name, eng := range fast {
 			got, err := eng.Authorize(t.Context(), req)
 			require.Error(t, err, "%s %+v", name, req)
 			require.Equal(t, wantErr.Error(), err.Error(), "%s %+v", name, req)
