@@ -840,12 +840,23 @@ func (q *query) split(p *rego.Policy, req *Request) bool {
 	if !ok || spec.Kind() != scope.KindProject {
 		return false
 	}
-	var parts [3]string
-	switch n, ok := scope.SplitUnchecked(s, &parts); {
-	case ok && n == 2:
-		q.org, q.project = parts[0], parts[1]
-	case ok && n == 3:
-		q.org, q.team, q.project = parts[0], parts[1], parts[2]
+	var cut [2]int // the separators' positions
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '/' || c == '.' {
+			if n == len(cut) {
+				return false
+			}
+			cut[n] = i
+			n++
+		}
+	}
+	switch {
+	case n == 1 && 0 < cut[0] && cut[0] < len(s)-1 && cut[0] <= scope.MaxSlugLen && len(s)-cut[0]-1 <= scope.MaxSlugLen:
+		q.org, q.project = s[:cut[0]], s[cut[0]+1:]
+	case n == 2 && 0 < cut[0] && cut[0]+1 < cut[1] && cut[1] < len(s)-1 &&
+		cut[0] <= scope.MaxSlugLen && cut[1]-cut[0]-1 <= scope.MaxSlugLen && len(s)-cut[1]-1 <= scope.MaxSlugLen:
+		q.org, q.team, q.project = s[:cut[0]], s[cut[0]+1:cut[1]], s[cut[1]+1:]
 	default:
 		return false
 	}

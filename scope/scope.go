@@ -181,28 +181,6 @@ func splitWellFormed(s string, parts *[3]string) (n int, ok bool) {
 	return n + 1, true
 }
 
-// SplitUnchecked splits a project reference on '/' and '.' into its one to three parts, as
-// ParseProject reads them, without checking that each part is a slug: ok is false when a part
-// is empty or longer than MaxSlugLen or there are more than three. A caller that looks the
-// parts up unchecked must give ParseProject's error for any name it does not find (authz's
-// compiled path: the store holds only slugs).
-func SplitUnchecked(s string, parts *[3]string) (n int, ok bool) {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '/' || c == '.' {
-			if i == start || i-start > MaxSlugLen || n == 2 {
-				return 0, false
-			}
-			parts[n], n, start = s[start:i], n+1, i+1
-		}
-	}
-	if start == len(s) || len(s)-start > MaxSlugLen {
-		return 0, false
-	}
-	parts[n] = s[start:]
-	return n + 1, true
-}
-
 // splitRef splits a project reference on '/' and '.', keeping empty parts so that "acme//x" is
 // caught as malformed rather than read as "acme/x". The parts are appended to parts.
 func splitRef(s string, parts []string) []string {

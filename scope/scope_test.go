@@ -174,36 +174,3 @@ func TestErrorsQuoteAHugeInputOnce(t *testing.T) {
 		require.Contains(t, err.Error(), ": longer than 128 characters")
 	}
 }
-
-// TestSplitUnchecked: SplitUnchecked gives ParseProject's parts for every well-formed
-// reference and refuses every shape ParseProject refuses (empty parts, more than three, a part
-// over MaxSlugLen); it does not check the bytes of a part.
-func TestSplitUnchecked(t *testing.T) {
-	long := strings.Repeat("a", scope.MaxSlugLen+1)
-	for _, s := range []string{"acme/vision", "acme.vision", "acme/eng/vision", "acme.eng/vision", "vision"} {
-		var parts [3]string
-		n, ok := scope.SplitUnchecked(s, &parts)
-		require.True(t, ok, s)
-		ref, err := scope.ParseProject(s, scope.Owner{Org: "ctx"})
-		require.NoError(t, err)
-		switch n {
-		case 1:
-			require.Equal(t, ref.Project, parts[0])
-		case 2:
-			require.Equal(t, scope.Ref{Org: parts[0], Project: parts[1]}, ref, s)
-		case 3:
-			require.Equal(t, scope.Ref{Org: parts[0], Team: parts[1], Project: parts[2]}, ref, s)
-		}
-	}
-	for _, s := range []string{"", "/", "acme/", "/vision", "acme//vision", "a/b/c/d", "acme/" + long, long + "/x"} {
-		var parts [3]string
-		_, ok := scope.SplitUnchecked(s, &parts)
-		require.False(t, ok, "%q", s)
-		_, err := scope.ParseProject(s, scope.Owner{Org: "ctx"})
-		require.Error(t, err, "%q", s)
-	}
-	var parts [3]string
-	n, ok := scope.SplitUnchecked("ACME/Vi sion", &parts) // bytes are the caller's to check
-	require.True(t, ok)
-	require.Equal(t, 2, n)
-}
