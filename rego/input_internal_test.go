@@ -9,7 +9,9 @@ import (
 
 // TestDefaultRulesReadNoNames: the default rules read neither the subject's id outside own_run
 // nor the resource's org, project or labels, so Input.value leaves the last three out of what
-// OPA is given; every role fact stays.
+// OPA is given; every role fact stays. The subject's team_roles and the resource's team and teams
+// are read only by team_role's fallback, for an input without subject.team_role (never the
+// engine's): they are left out too, unless another module reads them.
 func TestDefaultRulesReadNoNames(t *testing.T) {
 	t.Parallel()
 	p, err := New(t.Context(), nil)
@@ -21,11 +23,11 @@ func TestDefaultRulesReadNoNames(t *testing.T) {
 		{keySubject, keyID, true}, // own_run compares it with the run's creator
 		{keySubject, keyOrgRole, true},
 		{keySubject, keyGrant, true},
-		{keySubject, keyTeamRoles, true},
+		{keySubject, keyTeamRoles, false},
 		{keySubject, keyTeamRole, true},
 		{keyResource, keyKind, true},
-		{keyResource, keyTeam, true},
-		{keyResource, keyTeams, true},
+		{keyResource, keyTeam, false},
+		{keyResource, keyTeams, false},
 		{keyResource, keyRestricted, true},
 		{keyResource, keyExists, true},
 		{keyResource, keyMissing, true},
@@ -38,8 +40,33 @@ func TestDefaultRulesReadNoNames(t *testing.T) {
 	obj := (&Input{Resource: Resource{Kind: "project", Org: "acme", Project: "vision", Exists: true,
 		Labels: map[string]string{"tier": "gold"}}}).value(p).(ast.Object)
 	res := obj.Get(keyResource).Value.(ast.Object)
-	for _, k := range []*ast.Term{keyOrg, keyProject, keyLabels} {
+	for _, k := range []*ast.Term{keyOrg, keyProject, keyLabels, keyTeam, keyTeams} {
 		require.Nil(t, res.Get(k), "%v is passed although no rule reads it", k)
 	}
 	require.NotNil(t, res.Get(keyExists))
+}
+
+// TestTeamFactsPassedToAuthors: an author's module that reads the subject's team roles or the
+// resource's teams gets them, and decides on them.
+func TestTeamFactsPassedToAuthors(t *testing.T) {
+	t.Parallel()
+	src := "package teamgate.ext\n\nimport rego.v1\n\n" +
+		"deny contains \"in ops\" if input.subject.team_roles.ops == \"admin\"\n" +
+		"deny contains \"owned by ml\" if \"ml\" in input.resource.teams\n"
+	p, err := New(t.Context(), []Module{{Name: "ext.rego", Source: src}})
+	require.NoError(t, err)
+	require.True(t, p.reads.has(keySubject, keyTeamRoles))
+	require.True(t, p.reads.has(keyResource, keyTeams))
+	require.False(t, p.reads.has(keyResource, keyTeam))
+	in := &Input{Action: "runs.get",
+		Subject:  Subject{OrgRole: "admin", TeamRoles: map[string]string{"ops": "admin"}},
+		Resource: Resource{Kind: "project", Exists: true, Teams: []string{"ml"}}}
+	res, err := p.Eval(t.Context(), in)
+	require.NoError(t, err)
+	require.False(t, res.Allow)
+	var msgs []string
+	for _, r := range res.Reasons {
+		msgs = append(msgs, r.Message)
+	}
+	require.ElementsMatch(t, []string{"in ops", "owned by ml"}, msgs)
 }
