@@ -113,6 +113,7 @@ project_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_or
 	data.teamgate.ranks[role] >= data.teamgate.ranks[a.role]
 	[allow, c] := special_check(a, code)
 } else := {"allow": true, "role": role, "reasons": [{"code": "own_run"}]} if {
+	_ = input.attributes.run
 	[role, _] := project_role
 	data.teamgate.ranks[role] >= data.teamgate.ranks[data.teamgate.actions[input.action].own_run_role]
 	is_object(input.attributes.run)
