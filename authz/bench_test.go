@@ -167,10 +167,10 @@ func benchDecisionLog(b *testing.B, parallel bool) {
 // BenchmarkDecisionLogPaired decides BenchmarkDecisionLogCost's compiled-path request on two
 // engines in alternating blocks of 256 decisions, one engine without a log and one with (a queue
 // of queue slots), and reports the medians of the blocks' ns per decision (off-ns, on-ns) and of
-// the ratios of adjacent blocks (on/off). On a shared machine the load moves both blocks of a
-// pair alike, so the ratio is steadier than two benchmarks run one after the other. What it
-// cannot show is a cost the log puts on the whole process, such as garbage collection scanning
-// its ring: both engines pay that alike here.
+// the ratios of adjacent blocks (on/off); an op is one decision on each engine. On a shared
+// machine the load moves both blocks of a pair alike, so the ratio is steadier than two
+// benchmarks run one after the other. What it cannot show is a cost the log puts on the whole
+// process, such as garbage collection scanning its ring: both engines pay that alike here.
 func BenchmarkDecisionLogPaired(b *testing.B) {
 	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
 	for _, queue := range []int{1 << 16, authz.DefaultDecisionLogQueue} {
