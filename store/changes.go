@@ -267,7 +267,7 @@ func (c DeleteMember) apply(t *txn) error {
 	if err != nil {
 		return err
 	}
-	for _, tr := range slices.Clone(o.members.teams[id]) {
+	for _, tr := range slices.Clone(o.members.byID[id].teams) {
 		if err := (DeleteTeamMember{Org: c.Org, Team: o.teamByID[tr.team].team.Name, User: c.User}).apply(t); err != nil {
 			return err
 		}
