@@ -536,7 +536,7 @@ func (c PutProject) apply(t *txn) error {
 		assign(t, &pd.rules, rules)
 	} else {
 		pd = &projectData{p: p, rules: rules}
-		set(t, o.projects, p.Name, pd)
+		set(t, o.projects, pd.mapKey(p.Name), pd)
 		t.resort[o] = struct{}{}
 	}
 	if p.Policy != "" {

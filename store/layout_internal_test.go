@@ -26,6 +26,14 @@ func TestDecisionReadsFewLines(t *testing.T) {
 	grants := unsafe.Offsetof(pd.p) + unsafe.Offsetof(pd.p.Grants)
 	labels := unsafe.Offsetof(pd.p) + unsafe.Offsetof(pd.p.Labels)
 	require.Equal(t, lineOf(grants), lineOf(labels+unsafe.Sizeof(pd.p.Labels)-1))
+	// The bytes o.projects compares a name with: that line too.
+	require.Equal(t, lineOf(grants), lineOf(unsafe.Offsetof(pd.key)+unsafe.Sizeof(pd.key)-1))
+	key := pd.mapKey("0123456789abcdef")
+	require.Equal(t, "0123456789abcdef", key)
+	require.Equal(t, unsafe.Pointer(&pd.key[0]), unsafe.Pointer(unsafe.StringData(key)))
+	long := "0123456789abcdefg"
+	require.Equal(t, unsafe.StringData(long), unsafe.StringData(pd.mapKey(long)))
+	require.Empty(t, pd.mapKey(""))
 
 	// A member's org role and team list: one 32-byte entry, never across a line.
 	require.Equal(t, uintptr(32), unsafe.Sizeof(member{}))

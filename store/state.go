@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
@@ -404,8 +405,10 @@ func (o *orgData) teamRole(td *teamData, user string) roleCode {
 // projectData is a project with what the decision path derives from it. The fields are in the
 // order a decision reads them (Reader.access): teams and teamIDs.mask fill the object's first
 // cache line, teamIDs.ids is read only when the mask matches a member's team, and the record
-// (its Grants and Labels, at its end) comes last, so that a decision touches two of the
-// object's eight lines, not three (callgrind's cache simulation, bench/RESULTS.md stop 17).
+// (its Grants and Labels, at its end) comes last, followed by key, the bytes o.projects
+// compares a name with, so that a decision touches two of the object's eight lines and none
+// elsewhere for the map's key (callgrind's cache simulation, bench/RESULTS.md stop 17;
+// TestDecisionReadsFewLines).
 type projectData struct {
 	teams policy.AllowList // effective teams: project teams narrowed by the policy's (SPEC §4 step 4)
 	// teamIDs are the ids of the effective teams that exist, in no order (a policy's allow-list
@@ -415,6 +418,20 @@ type projectData struct {
 	teamIDs teamSet
 	rules   []*policy.Program
 	p       Project
+	// key holds the project's name when it fits (most names do), written once, before the
+	// project enters o.projects, whose key is then a string of these bytes (mapKey): the map's
+	// key compare reads the line of Grants and Labels, which the decision reads next.
+	key [16]byte
+}
+
+// mapKey returns name as o.projects' key for pd, a new project's: a string of pd.key's bytes
+// when name fits there, else name itself.
+func (pd *projectData) mapKey(name string) string {
+	if name == "" || len(name) > len(pd.key) {
+		return name
+	}
+	n := copy(pd.key[:], name)
+	return unsafe.String(&pd.key[0], n)
 }
 
 // teamSet is a set of team ids: their list, and a mask of the ids modulo 64 that tells most
