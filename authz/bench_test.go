@@ -3,8 +3,11 @@ package authz_test
 import (
 	"context"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/policy"
@@ -158,6 +161,57 @@ func benchDecisionLog(b *testing.B, parallel bool) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkDecisionLogPaired decides BenchmarkDecisionLogCost's compiled-path request on two
+// engines in alternating blocks of 256 decisions, one engine without a log and one with (a queue
+// of queue slots), and reports the medians of the blocks' ns per decision (off-ns, on-ns) and of
+// the ratios of adjacent blocks (on/off); an op is one decision on each engine. On a shared
+// machine the load moves both blocks of a pair alike, so the ratio is steadier than two
+// benchmarks run one after the other. What it cannot show is a cost the log puts on the whole
+// process, such as garbage collection scanning its ring: both engines pay that alike here.
+func BenchmarkDecisionLogPaired(b *testing.B) {
+	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	for _, queue := range []int{1 << 16, authz.DefaultDecisionLogQueue} {
+		b.Run("queue="+strconv.Itoa(queue), func(b *testing.B) {
+			off, _ := newAcme(b, authz.WithDecisionCache(0))
+			on, _ := newAcme(b, authz.WithDecisionCache(0), authz.WithDecisionLog(discardSink{}), authz.WithDecisionLogQueue(queue))
+			ctx := b.Context()
+			decide := func(eng *authz.Engine, n int) time.Duration {
+				start := time.Now()
+				for range n {
+					if _, err := eng.Authorize(ctx, req); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return time.Since(start)
+			}
+			const block = 256
+			var offNS, onNS, ratios []float64
+			b.ResetTimer()
+			for i := 0; i < b.N; i += block {
+				n := min(block, b.N-i)
+				var a, c time.Duration
+				if i/block%2 == 0 { // each engine goes first in every other pair
+					a, c = decide(off, n), decide(on, n)
+				} else {
+					c, a = decide(on, n), decide(off, n)
+				}
+				offNS, onNS = append(offNS, float64(a)/float64(n)), append(onNS, float64(c)/float64(n))
+				ratios = append(ratios, float64(c)/float64(a))
+			}
+			b.StopTimer()
+			if err := on.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+			median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+			b.ReportMetric(median(offNS), "off-ns")
+			b.ReportMetric(median(onNS), "on-ns")
+			b.ReportMetric(median(ratios), "on/off")
+			s := on.Stats()
+			b.ReportMetric(float64(s.DecisionLogDropped)/float64(s.DecisionLogWritten+s.DecisionLogDropped), "dropped/op")
+		})
 	}
 }
 

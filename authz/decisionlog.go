@@ -716,12 +716,20 @@ func (e *Engine) observed(ctx context.Context, req *Request) (Decision, error) {
 // logs reports whether req's decision goes to the decision log.
 func (e *Engine) logs(req *Request) bool { return e.declog != nil && !req.unlogged }
 
-// logged is Authorize of a logged request (without metrics or spans) on any path but an
-// in-memory cache hit (which authorize logs itself, cheaper): decided with a trace, then
+// logged is Authorize of a logged request (without metrics or spans) that the decision cache
+// does not serve (authorize logs the cache's decisions itself): decided with a trace, then
 // recorded.
-func (e *Engine) logged(ctx context.Context, req *Request) (Decision, error) {
+//
+// A request without Suggest is decided here as authorize decides it (decidePooled, no cache
+// entry): going through authorize again cost the compiled path 53 instructions per decision
+// (bench/RESULTS.md, "Stop 17: decision log on the compiled path").
+func (e *Engine) logged(ctx context.Context, req *Request) (d Decision, err error) {
 	t := decisionTrace{timed: true}
-	d, err := e.authorize(ctx, req, &t)
+	if req.Suggest {
+		d, err = e.authorize(ctx, req, &t)
+	} else {
+		err = e.decidePooled(ctx, req, nil, &t, &d)
+	}
 	e.record(req, &d, &t, err)
 	return d, err
 }
