@@ -588,8 +588,9 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	}
 	if rd.compiled {
 		e.compiledN.Add(1)
-		k := q.key(p)
-		e.fromTableInto(ctx, table, q, &k, rd.rev, rd.msg, d)
+		c := q.codes()
+		v, err := table.VerdictOfCodes(ctx, q.spec, q.req.Action, &c)
+		e.fromVerdict(q, &v, err, rd.rev, rd.msg, d)
 	} else {
 		e.evaluated.Add(1)
 		*d = e.eval(ctx, p, q, rd.rev)
@@ -631,19 +632,19 @@ func (e *Engine) readFacts(rd *reading) error {
 	return err
 }
 
-// fromTable answers from the policy's decision table (fromTableInto, returned).
+// fromTable answers from the policy's decision table on the key k (fromVerdict, returned).
 func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
 	var d Decision
-	e.fromTableInto(ctx, t, q, k, rev, scratch, &d)
+	v, err := t.VerdictOf(ctx, q.spec, k)
+	e.fromVerdict(q, &v, err, rev, scratch, &d)
 	return d
 }
 
-// fromTableInto answers from the policy's decision table into *d, which is zero (Authorize's
-// own, written once: no copy on the way back); messages are rendered from the request's own
-// facts, all of a decision's through scratch (nil: a buffer of its own) into one string
-// allocated with the reasons (newReasons).
-func (e *Engine) fromTableInto(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte, d *Decision) {
-	v, err := t.VerdictOf(ctx, q.spec, k)
+// fromVerdict answers with the decision table's verdict v (or its error err: a deny) into *d,
+// which is zero (Authorize's own, written once: no copy on the way back); messages are rendered
+// from the request's own facts, all of a decision's through scratch (nil: a buffer of its own)
+// into one string allocated with the reasons (newReasons).
+func (e *Engine) fromVerdict(q *query, v *rego.Verdict, err error, rev uint64, scratch []byte, d *Decision) {
 	if err != nil {
 		*d = e.failed(err, rev)
 		return
@@ -983,6 +984,13 @@ func inputFacts(r store.Reader, a *store.Access, kind scope.Kind, subject, org, 
 		s.TeamRoles = r.TeamRoles(org, subject).Map()
 	}
 	return s, f
+}
+
+// codes reduces the facts read to the decision table's key, its roles as codes: the compiled
+// path's key (key's, without a role's name).
+func (q *query) codes() rego.Codes {
+	return rego.Codes{Exists: q.acc.Missing == store.Found, OrgRole: q.acc.OrgCode, Grant: q.acc.GrantCode,
+		BreakGlass: q.acc.BreakGlass, TeamRoles: uint8(q.acc.TeamRoles), Restricted: q.acc.Teams.Restricted}
 }
 
 // key reduces the facts read to the decision table's key.

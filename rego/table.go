@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/bits"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -220,6 +221,12 @@ func (k *Key) cellIndex(kind scope.Kind) (int, bool) {
 	if o < 0 || g < 0 || tr < 0 {
 		return 0, false
 	}
+	return packIndex(o, g, tr, restricted, breakGlass), true
+}
+
+// packIndex is the index in an action's block of an existing resource's cell, from the read
+// facts (readFacts) with the roles as their indices (orgRoleIndex, roleIndex).
+func packIndex(o, g, tr int, restricted, breakGlass bool) int {
 	i := 1 + ((o*numRoles+g)*numRoles+tr)*4
 	if restricted {
 		i += 2
@@ -227,7 +234,100 @@ func (k *Key) cellIndex(kind scope.Kind) (int, bool) {
 	if breakGlass {
 		i++
 	}
-	return i, true
+	return i
+}
+
+// Codes is a Key whose roles are given as codes of the store's vocabulary, as store.Access
+// serves them: an org role's code is 1 + its index in teamgate.OrgRoles(), a grant's 1 + its
+// index in teamgate.MemberRoles(), 0 for none (a non-member; no grant); TeamRoles has bit i set
+// for each teamgate.MemberRoles()[i] the subject holds (store.RoleSet), and the Key's TeamRole is
+// the highest of them by data rank (Policy.HighestOf). A code is the role's packed index
+// (orgRoleIndex, roleIndex), so Codes finds its cell without reading a string
+// (Table.VerdictOfCodes).
+type Codes struct {
+	Exists     bool
+	OrgRole    uint8
+	Grant      uint8
+	BreakGlass bool
+	TeamRoles  uint8
+	Restricted bool
+}
+
+// VerdictOfCodes is VerdictOf for the key c stands for, with action's spec at hand (as the
+// policy's Spec returned it). A code outside the vocabulary is an error matching
+// teamgate.ErrInvalid. It reads *c only during the call.
+func (t *Table) VerdictOfCodes(ctx context.Context, spec Spec, action string, c *Codes) (Verdict, error) {
+	if spec.a != nil {
+		a := spec.a.index - 1
+		if a >= 0 && int(a) < len(t.names) && &t.p.byName.specs[a] == spec.a && t.names[a] == action {
+			if i, ok := t.codesIndex(spec.a.Kind, c); ok {
+				if b := t.blocks[a].Load(); b != nil {
+					if v := b[i].Load(); v != nil {
+						return *v, nil
+					}
+				}
+			}
+		}
+	}
+	k, err := t.keyOf(action, c) // a cell not computed yet, or a spec not the policy's own
+	if err != nil {
+		return Verdict{}, err
+	}
+	return t.VerdictOf(ctx, spec, &k)
+}
+
+// codesIndex is cellIndex for the key c stands for; false when a code is outside the vocabulary.
+func (t *Table) codesIndex(kind scope.Kind, c *Codes) (int, bool) {
+	if !c.Exists {
+		return 0, true
+	}
+	if c.OrgRole >= numOrgRoles || c.Grant >= numRoles || c.TeamRoles >= 1<<(numRoles-1) {
+		return 0, false
+	}
+	grant, teamRole, restricted, breakGlass := readFacts(kind, c.Grant, t.highest(c.TeamRoles), c.Restricted, c.BreakGlass)
+	return packIndex(int(c.OrgRole), int(grant), int(teamRole), restricted, breakGlass), true
+}
+
+// highest is the code of the highest role by data rank in set (bit i: role code i+1), 0 when
+// none ranks above none: Policy.higher on codes.
+func (t *Table) highest(set uint8) uint8 {
+	var best uint8
+	for set != 0 {
+		c := uint8(bits.TrailingZeros8(set)) + 1
+		if t.rank[c] > t.rank[best] {
+			best = c
+		}
+		set &= set - 1
+	}
+	return best
+}
+
+// keyOf is the Key c stands for; an error matching teamgate.ErrInvalid for a code outside the
+// vocabulary.
+func (t *Table) keyOf(action string, c *Codes) (Key, error) {
+	k := Key{Action: action, Exists: c.Exists, OrgRole: "none", BreakGlass: c.BreakGlass, Restricted: c.Restricted}
+	if !c.Exists {
+		return k, nil
+	}
+	orgRoles, roles := teamgate.OrgRoles(), teamgate.MemberRoles()
+	switch {
+	case int(c.OrgRole) > len(orgRoles):
+		return Key{}, teamgate.Invalid("org role code", fmt.Sprint(c.OrgRole), "not 0 to "+fmt.Sprint(len(orgRoles)))
+	case int(c.Grant) > len(roles):
+		return Key{}, teamgate.Invalid("grant code", fmt.Sprint(c.Grant), "not 0 to "+fmt.Sprint(len(roles)))
+	case c.TeamRoles >= 1<<len(roles):
+		return Key{}, teamgate.Invalid("team role set", fmt.Sprint(c.TeamRoles), "has a bit above "+fmt.Sprint(len(roles)-1))
+	}
+	if c.OrgRole > 0 {
+		k.OrgRole = string(orgRoles[c.OrgRole-1])
+	}
+	if c.Grant > 0 {
+		k.Grant = string(roles[c.Grant-1])
+	}
+	if tr := t.highest(c.TeamRoles); tr > 0 {
+		k.TeamRole = string(roles[tr-1])
+	}
+	return k, nil
 }
 
 // eval computes a cell: the policy's decision on the key's canonical input.
@@ -258,20 +358,28 @@ func (k Key) normalize(kind scope.Kind) Key {
 }
 
 // read returns the facts of an existing resource's key, beyond the org role, that the default
-// rules read for an action of kind, the others zero: no grant or project restriction outside
-// projects, no team role for org actions or open projects, no break-glass mark without a grant.
+// rules read for an action of kind (readFacts).
 func (k *Key) read(kind scope.Kind) (grant, teamRole string, restricted, breakGlass bool) {
+	return readFacts(kind, k.Grant, k.TeamRole, k.Restricted, k.BreakGlass)
+}
+
+// readFacts returns, of an existing resource's facts beyond the org role (its roles as names or
+// as codes, the zero value for none), those the default rules read for an action of kind, the
+// others zero: no grant or project restriction outside projects, no team role for org actions or
+// open projects, no break-glass mark without a grant.
+func readFacts[R comparable](kind scope.Kind, grant, teamRole R, restricted, breakGlass bool) (R, R, bool, bool) {
+	var none R
 	switch kind {
 	case scope.KindOrg:
-		return "", "", false, false
+		return none, none, false, false
 	case scope.KindTeam:
-		return "", k.TeamRole, false, false
+		return none, teamRole, false, false
 	}
-	breakGlass = k.BreakGlass && k.Grant != ""
-	if !k.Restricted {
-		return k.Grant, "", false, breakGlass
+	breakGlass = breakGlass && grant != none
+	if !restricted {
+		return grant, none, false, breakGlass
 	}
-	return k.Grant, k.TeamRole, true, breakGlass
+	return grant, teamRole, true, breakGlass
 }
 
 // canonical is an input with the key's facts and placeholder names.

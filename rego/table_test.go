@@ -505,3 +505,84 @@ func TestActionFindsEveryCatalogName(t *testing.T) {
 		require.False(t, ok, "%q", miss)
 	}
 }
+
+// TestCodesAreTheKey: on every key of the store's vocabulary, for every action (and, with other
+// data ranks, for an action of each kind), the verdict found by role codes (VerdictOfCodes,
+// before and after the cell is computed) is the one found by role names (VerdictOf), the team
+// role being the highest by data rank of the roles held; a code outside the vocabulary is an
+// invalid-input error, not a cell.
+func TestCodesAreTheKey(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	def, err := rego.New(ctx, nil)
+	require.NoError(t, err)
+	rr, err := rego.New(ctx, nil, reRanked())
+	require.NoError(t, err)
+	orgRoles, roles := teamgate.OrgRoles(), teamgate.MemberRoles()
+	name := func(code uint8, all []teamgate.ProjectRole) string {
+		if code == 0 {
+			return ""
+		}
+		return string(all[code-1])
+	}
+	for _, pc := range []struct {
+		p       *rego.Policy
+		actions []string
+	}{{def, def.Actions()}, {rr, []string{"org.get", "team.get", "project.get"}}} {
+		p, tab := pc.p, pc.p.Table()
+		for _, action := range pc.actions {
+			spec, ok := p.Spec(action)
+			require.True(t, ok, action)
+			check := func(c rego.Codes, k rego.Key) {
+				t.Helper()
+				got, err := tab.VerdictOfCodes(ctx, spec, action, &c)
+				require.NoError(t, err, "%s %+v", action, c)
+				want, err := tab.VerdictOf(ctx, spec, &k)
+				require.NoError(t, err, "%s %+v", action, k)
+				require.Equal(t, want, got, "%s %+v", action, c)
+				again, err := tab.VerdictOfCodes(ctx, spec, action, &c)
+				require.NoError(t, err)
+				require.Equal(t, want, again, "%s %+v, computed", action, c)
+			}
+			check(rego.Codes{OrgRole: 3, TeamRoles: 5}, rego.Key{Action: action, OrgRole: "admin", TeamRole: "member"})
+			for o := uint8(0); o <= uint8(len(orgRoles)); o++ {
+				for g := uint8(0); g <= uint8(len(roles)); g++ {
+					for set := uint8(0); set < 1<<len(roles); set++ {
+						var held []string
+						for i, r := range roles {
+							if set&(1<<i) != 0 {
+								held = append(held, string(r))
+							}
+						}
+						for _, restricted := range []bool{false, true} {
+							for _, bg := range []bool{false, true} {
+								k := rego.Key{Action: action, Exists: true, OrgRole: "none", Grant: name(g, roles),
+									BreakGlass: bg, TeamRole: p.HighestOf(held), Restricted: restricted}
+								if o > 0 {
+									k.OrgRole = string(orgRoles[o-1])
+								}
+								check(rego.Codes{Exists: true, OrgRole: o, Grant: g, BreakGlass: bg, TeamRoles: set, Restricted: restricted}, k)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	spec, _ := def.Spec("project.get")
+	for _, c := range []rego.Codes{
+		{Exists: true, OrgRole: uint8(len(orgRoles) + 1)},
+		{Exists: true, Grant: uint8(len(roles) + 1)},
+		{Exists: true, TeamRoles: 1 << len(roles)},
+	} {
+		_, err := def.Table().VerdictOfCodes(ctx, spec, "project.get", &c)
+		require.ErrorIs(t, err, teamgate.ErrInvalid, "%+v", c)
+	}
+	// A spec not the policy's own (the zero Spec): found by the action's name.
+	c := rego.Codes{Exists: true, OrgRole: 4}
+	got, err := def.Table().VerdictOfCodes(ctx, rego.Spec{}, "project.get", &c)
+	require.NoError(t, err)
+	want, err := def.Table().Verdict(ctx, rego.Key{Action: "project.get", Exists: true, OrgRole: "member"})
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}

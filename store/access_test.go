@@ -66,7 +66,7 @@ func TestAccess(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			require.NoError(t, s.View(func(r store.Reader) error {
-				require.Equal(t, c.want, r.Access(c.org, c.team, c.project, c.user))
+				require.Equal(t, withCodes(c.want), r.Access(c.org, c.team, c.project, c.user))
 				return nil
 			}))
 		})
@@ -153,6 +153,14 @@ func accessByParts(r store.Reader, org, team, project, user string) store.Access
 	case team != "":
 		a.TeamRoles = tr.In([]string{team})
 	}
+	return withCodes(a)
+}
+
+// withCodes is a with its roles' codes set as Access documents them (1 + the role's index in
+// teamgate.OrgRoles() and teamgate.MemberRoles(), 0 for none).
+func withCodes(a store.Access) store.Access {
+	a.OrgCode = uint8(slices.Index(teamgate.OrgRoles(), teamgate.OrgRole(a.OrgRole)) + 1)
+	a.GrantCode = uint8(slices.Index(teamgate.MemberRoles(), teamgate.ProjectRole(a.Grant)) + 1)
 	return a
 }
 

@@ -292,6 +292,10 @@ type Access struct {
 	// TeamRoles are, for a project, the roles the user holds in its effective teams; for a team,
 	// the user's role in it.
 	TeamRoles RoleSet
+	// OrgCode and GrantCode are OrgRole and Grant as codes (rego.Codes): 1 + the role's index in
+	// teamgate.OrgRoles() and teamgate.MemberRoles(), 0 for none. (TeamRoles' bit i is
+	// teamgate.MemberRoles()[i].)
+	OrgCode, GrantCode uint8
 }
 
 // Access resolves a resource and reads what a decision about user on it reads: an org (team and
@@ -336,14 +340,14 @@ func (r Reader) access(a *Access, org, team, project, user string) {
 	id, code := o.members.role(user)
 	var teams UserTeams
 	if code != 0 {
-		a.OrgRole = code.orgRole()
+		a.OrgRole, a.OrgCode = code.orgRole(), uint8(code)
 		teams = UserTeams{o: o, list: r.liveTeams(o, id, o.members.byID[id].teams)}
 	}
 	switch {
 	case pd != nil:
 		if len(pd.p.Grants) > 0 { // most projects have none: no lookup
 			if g, ok := pd.p.Grants[user]; ok && (len(o.grantExpiry) == 0 || r.live(o.grantExpiry[project][user])) {
-				a.Grant, a.BreakGlass = g.Role, g.BreakGlass != nil
+				a.Grant, a.GrantCode, a.BreakGlass = g.Role, uint8(teamRoleCode(g.Role)), g.BreakGlass != nil
 			}
 		}
 		a.Teams, a.Labels = pd.teams, pd.p.Labels // a write replaces the record, never edits it
