@@ -589,8 +589,8 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	if rd.compiled {
 		e.compiledN.Add(1)
 		c := q.codes()
-		v, err := table.VerdictOfCodes(ctx, q.spec, q.req.Action, &c)
-		e.fromVerdict(q, &v, err, rd.rev, rd.msg, d)
+		v, err := table.VerdictOfCodes(ctx, q.spec, &c)
+		e.fromVerdict(q, v, err, rd.rev, rd.msg, d)
 	} else {
 		e.evaluated.Add(1)
 		*d = e.eval(ctx, p, q, rd.rev)
@@ -640,10 +640,10 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego
 	return d
 }
 
-// fromVerdict answers with the decision table's verdict v (or its error err: a deny) into *d,
-// which is zero (Authorize's own, written once: no copy on the way back); messages are rendered
-// from the request's own facts, all of a decision's through scratch (nil: a buffer of its own)
-// into one string allocated with the reasons (newReasons).
+// fromVerdict answers with the decision table's verdict *v (read-only), or its error err (a
+// deny), into *d, which is zero (Authorize's own, written once: no copy on the way back);
+// messages are rendered from the request's own facts, all of a decision's through scratch (nil:
+// a buffer of its own) into one string allocated with the reasons (newReasons).
 func (e *Engine) fromVerdict(q *query, v *rego.Verdict, err error, rev uint64, scratch []byte, d *Decision) {
 	if err != nil {
 		*d = e.failed(err, rev)

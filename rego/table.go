@@ -253,27 +253,35 @@ type Codes struct {
 	Restricted bool
 }
 
-// VerdictOfCodes is VerdictOf for the key c stands for, with action's spec at hand (as the
-// policy's Spec returned it). A code outside the vocabulary is an error matching
-// teamgate.ErrInvalid. It reads *c only during the call.
-func (t *Table) VerdictOfCodes(ctx context.Context, spec Spec, action string, c *Codes) (Verdict, error) {
-	if spec.a != nil {
-		a := spec.a.index - 1
-		if a >= 0 && int(a) < len(t.names) && &t.p.byName.specs[a] == spec.a && t.names[a] == action {
-			if i, ok := t.codesIndex(spec.a.Kind, c); ok {
-				if b := t.blocks[a].Load(); b != nil {
-					if v := b[i].Load(); v != nil {
-						return *v, nil
-					}
-				}
+// VerdictOfCodes is VerdictOf for the key c stands for, on the action of spec, which must be
+// an entry of this table's policy's own catalog (its Spec): the action is found from the spec
+// alone, its name neither hashed nor compared. Any other spec (another policy's, the zero Spec)
+// is an error matching teamgate.ErrInvalid, as is a code outside the vocabulary. The verdict is
+// the cell's own, shared by every key of the cell: read-only. It reads *c only during the call.
+func (t *Table) VerdictOfCodes(ctx context.Context, spec Spec, c *Codes) (*Verdict, error) {
+	if spec.a == nil {
+		return nil, teamgate.Invalid("action spec", "none", "not an action of the table's policy")
+	}
+	a := spec.a.index - 1
+	if a < 0 || int(a) >= len(t.names) || &t.p.byName.specs[a] != spec.a {
+		return nil, teamgate.Invalid("action spec", string(spec.a.Kind)+" action", "not an action of the table's policy")
+	}
+	if i, ok := t.codesIndex(spec.a.Kind, c); ok {
+		if b := t.blocks[a].Load(); b != nil {
+			if v := b[i].Load(); v != nil {
+				return v, nil
 			}
 		}
 	}
-	k, err := t.keyOf(action, c) // a cell not computed yet, or a spec not the policy's own
+	k, err := t.keyOf(t.names[a], c) // a cell not computed yet
 	if err != nil {
-		return Verdict{}, err
+		return nil, err
 	}
-	return t.VerdictOf(ctx, spec, &k)
+	v, err := t.verdict(ctx, a, spec.a.Kind, &k)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // codesIndex is cellIndex for the key c stands for; false when a code is outside the vocabulary.

@@ -509,8 +509,8 @@ func TestActionFindsEveryCatalogName(t *testing.T) {
 // TestCodesAreTheKey: on every key of the store's vocabulary, for every action (and, with other
 // data ranks, for an action of each kind), the verdict found by role codes (VerdictOfCodes,
 // before and after the cell is computed) is the one found by role names (VerdictOf), the team
-// role being the highest by data rank of the roles held; a code outside the vocabulary is an
-// invalid-input error, not a cell.
+// role being the highest by data rank of the roles held; a code outside the vocabulary, or a
+// spec of another catalog, is an invalid-input error, not a cell.
 func TestCodesAreTheKey(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -535,14 +535,14 @@ func TestCodesAreTheKey(t *testing.T) {
 			require.True(t, ok, action)
 			check := func(c rego.Codes, k rego.Key) {
 				t.Helper()
-				got, err := tab.VerdictOfCodes(ctx, spec, action, &c)
+				got, err := tab.VerdictOfCodes(ctx, spec, &c)
 				require.NoError(t, err, "%s %+v", action, c)
 				want, err := tab.VerdictOf(ctx, spec, &k)
 				require.NoError(t, err, "%s %+v", action, k)
-				require.Equal(t, want, got, "%s %+v", action, c)
-				again, err := tab.VerdictOfCodes(ctx, spec, action, &c)
+				require.Equal(t, want, *got, "%s %+v", action, c)
+				again, err := tab.VerdictOfCodes(ctx, spec, &c)
 				require.NoError(t, err)
-				require.Equal(t, want, again, "%s %+v, computed", action, c)
+				require.Equal(t, want, *again, "%s %+v, computed", action, c)
 			}
 			check(rego.Codes{OrgRole: 3, TeamRoles: 5}, rego.Key{Action: action, OrgRole: "admin", TeamRole: "member"})
 			for o := uint8(0); o <= uint8(len(orgRoles)); o++ {
@@ -575,14 +575,15 @@ func TestCodesAreTheKey(t *testing.T) {
 		{Exists: true, Grant: uint8(len(roles) + 1)},
 		{Exists: true, TeamRoles: 1 << len(roles)},
 	} {
-		_, err := def.Table().VerdictOfCodes(ctx, spec, "project.get", &c)
+		_, err := def.Table().VerdictOfCodes(ctx, spec, &c)
 		require.ErrorIs(t, err, teamgate.ErrInvalid, "%+v", c)
 	}
-	// A spec not the policy's own (the zero Spec): found by the action's name.
+	// A spec not the table's policy's own (the zero Spec, another policy's): invalid, not a cell
+	// found by a name the spec does not carry.
 	c := rego.Codes{Exists: true, OrgRole: 4}
-	got, err := def.Table().VerdictOfCodes(ctx, rego.Spec{}, "project.get", &c)
-	require.NoError(t, err)
-	want, err := def.Table().Verdict(ctx, rego.Key{Action: "project.get", Exists: true, OrgRole: "member"})
-	require.NoError(t, err)
-	require.Equal(t, want, got)
+	other, _ := rr.Spec("project.get")
+	for _, s := range []rego.Spec{{}, other} {
+		_, err := def.Table().VerdictOfCodes(ctx, s, &c)
+		require.ErrorIs(t, err, teamgate.ErrInvalid)
+	}
 }
