@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math/bits"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -199,12 +197,6 @@ func WithDecisionLogQueue(size int) Option {
 type decisionLog struct {
 	sink DecisionSink
 	ring recordRing
-	// shards are the per-goroutine buffers of records that are not in-memory cache hits (see
-	// logShard); nil when the queue is too small to spare them (shardsFor).
-	shards []logShard
-	// shardShift makes a shard's index of a hashed stack address (64 - log2(len(shards))).
-	shardShift uint
-	nextShard  int // the shard the drainer's next take begins with
 	// wake is signalled (never blocking) by a producer that finds the drainer idle or the ring
 	// half full (see recordRing).
 	wake  chan struct{}
@@ -231,12 +223,6 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 	l := &decisionLog{sink: sink, wake: make(chan struct{}, 1), flush: make(chan chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log, epoch: time.Now()}
 	l.ring.init(size)
-	if n := shardsFor(len(l.ring.slots)); n > 0 {
-		l.shards = make([]logShard, n)
-		l.shardShift = uint(64 - bits.Len(uint(n-1)))
-		l.ring.room -= uint64(n * shardRecs) // the buffers' records count against the queue
-		l.ring.limit.Store(l.ring.room)
-	}
 	l.batch = make([]DecisionRecord, 0, maxDecisionBatch) // a run fills batches whatever the ring's size
 	go l.run()
 	return l
@@ -287,7 +273,6 @@ type recordRing struct {
 	head         uint64 // the next position to read; the consumer's only
 	mask         uint64 // len(slots)-1
 	half         uint64
-	room         uint64 // how many positions from head on are free once taken: len(slots) less the shards' records
 	slots        []logSlot
 	// recs[i] holds slot i's record when slots[i].hit is nil (its revision and MinRevision in the
 	// slot's rev and minRev). The consumer reads a record and leaves it (the next lap's producer
@@ -345,7 +330,7 @@ func (q *recordRing) init(size int) {
 	for i := range q.slots {
 		q.slots[i].state.Store(countMask) // tag 0, sealed: no position's before a lap
 	}
-	q.mask, q.half, q.room = uint64(n-1), uint64(max(n/2, 1)), uint64(n)
+	q.mask, q.half = uint64(n-1), uint64(max(n/2, 1))
 	q.limit.Store(uint64(n))
 	q.alert.Store(q.half)
 }
@@ -425,7 +410,7 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 			q.head++
 		}
 	}
-	q.limit.Store(q.head + q.room)
+	q.limit.Store(q.head + uint64(len(q.slots)))
 	q.alert.Store(q.head + q.half)
 	return out
 }
@@ -524,132 +509,6 @@ func (r *logRec) record(rev, minRev uint64) DecisionRecord {
 	}
 }
 
-// shardRecs is how many records a shard (logShard) holds.
-const shardRecs = 512
-
-// shardsFor is how many shards a log whose ring has n slots keeps: a power of two, at least twice
-// GOMAXPROCS (so that goroutines deciding at once seldom meet on one) and at most 64; none when
-// their records would take more than half the queue (they count against it).
-func shardsFor(n int) int {
-	s := 1
-	for s < min(2*runtime.GOMAXPROCS(0), 64) {
-		s <<= 1
-	}
-	if s*shardRecs > n/2 {
-		return 0
-	}
-	return s
-}
-
-// logShard is a small buffer of records of decisions that were not in-memory cache hits, filled
-// by the deciding goroutines whose stack address hashes to it (a goroutine that keeps deciding
-// keeps writing the same few lines, which stay in its core's L1) and emptied whole by the drainer.
-// Whoever holds it — a producer for one record, the drainer for a take — has set the lock bit in
-// state with a CAS; a producer that finds it held or full tries the next shard, and when every
-// shard is, queues its record in the ring. So a record costs one CAS and one store on a line the
-// deciding core holds, where the ring's costs a CAS on the shared tail and three stores to lines
-// the drainer last read; and the drainer is woken once per full shard, not per half ring.
-type logShard struct {
-	// state is the number of records held, times two, plus the lock bit (1).
-	state atomic.Uint64
-	taken int // how many of the records the drainer has taken (a batch may take part): the drainer's
-	_     [48]byte
-	// rev and minRev are record i's revision and MinRevision (see logRec); written under the lock.
-	rev, minRev [shardRecs]uint64
-	// recs are left in place once taken, as the ring's are: so the shards keep the requests of at
-	// most their size of past decisions alive.
-	recs [shardRecs]logRec
-}
-
-// buffer writes the record of req's decision d into a shard: false when every shard is held or
-// full (the caller queues the record in the ring). A closed log drops it (and reports true).
-func (l *decisionLog) buffer(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) bool {
-	var probe byte // its address is the goroutine's stack's: a hint that stays put while the goroutine decides
-	h := uint64(uintptr(unsafe.Pointer(&probe))>>12) * 0x9e3779b97f4a7c15 >> l.shardShift
-	for k := range uint64(len(l.shards)) {
-		sh := &l.shards[(h+k)&uint64(len(l.shards)-1)]
-		st := sh.state.Load()
-		if st&1 != 0 || st>>1 == shardRecs || !sh.state.CompareAndSwap(st, st|1) {
-			continue
-		}
-		if l.ring.tail.Load()&closedBit != 0 {
-			sh.state.Store(st)
-			l.dropped.Add(1)
-			return true
-		}
-		n := st >> 1
-		sh.recs[n].set(req, d, p, t, err)
-		sh.rev[n], sh.minRev[n] = d.Revision, req.MinRevision
-		sh.state.Store(st + 2)
-		// Wake the drainer for a full shard, and for a first record when it sleeps (its check of
-		// the shards follows its setting idleBit: one of the two sees the other).
-		if n+1 == shardRecs || n == 0 && l.ring.tail.Load()&idleBit != 0 {
-			select {
-			case l.wake <- struct{}{}:
-			default:
-			}
-		}
-		return true
-	}
-	return false
-}
-
-// takeShards appends the shards' records to out (at most cap(out) in all), taken at now, and
-// empties the shards taken whole. It waits for a producer that holds a shard (for one record's
-// writing). Consumer only.
-func (l *decisionLog) takeShards(out []DecisionRecord, now time.Time) []DecisionRecord {
-	for i := range l.shards {
-		sh := &l.shards[(l.nextShard+i)%len(l.shards)]
-		st := sh.state.Load()
-		for st != 0 && len(out) < cap(out) {
-			if st&1 != 0 || !sh.state.CompareAndSwap(st, st|1) {
-				runtime.Gosched()
-				st = sh.state.Load()
-				continue
-			}
-			n := int(st >> 1)
-			for sh.taken < n && len(out) < cap(out) {
-				out = append(out, sh.recs[sh.taken].record(sh.rev[sh.taken], sh.minRev[sh.taken]))
-				out[len(out)-1].Time = now
-				sh.taken++
-			}
-			if sh.taken == n {
-				sh.taken, st = 0, 0
-			} else {
-				l.nextShard = (l.nextShard + i) % len(l.shards) // the next take begins here
-			}
-			sh.state.Store(st)
-			break
-		}
-	}
-	return out
-}
-
-// shardsHeld reports whether any shard holds records or is held.
-func (l *decisionLog) shardsHeld() bool {
-	for i := range l.shards {
-		if l.shards[i].state.Load() != 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// take is the consumer's take of the shards' records (at most half a batch), then of the ring's:
-// so the uncached
-// decision that put a request in the decision cache is written before the hits that follow it
-// (when both wait for the same take).
-func (l *decisionLog) take(now time.Time) []DecisionRecord {
-	batch := l.batch[:0]
-	if l.shards != nil {
-		// At most half a batch: the ring's records are not left waiting behind busy shards.
-		if batch = l.batch[:len(l.takeShards(batch[:0:cap(batch)/2], now))]; len(batch) > 0 {
-			l.ring.copies = 0 // the batch's first records are no longer a run's: see recordRing.copies
-		}
-	}
-	return l.ring.take(batch, now)
-}
-
 // clock is the time since the log started (never 0 once read: the epoch is in the past).
 func (l *decisionLog) clock() time.Duration { return time.Since(l.epoch) }
 
@@ -729,7 +588,7 @@ func (l *decisionLog) run() {
 		// Nothing arrived for a whole interval: sleep until a producer wakes us. With idleBit
 		// in tail, the next reservation goes the long way and wakes us; a position reserved
 		// before the bit was set is not taken yet, so we stay awake for it.
-		if l.ring.tail.Or(idleBit)&^closedBit != l.ring.head || l.shardsHeld() {
+		if l.ring.tail.Or(idleBit)&^closedBit != l.ring.head {
 			l.ring.tail.And(^uint64(idleBit))
 			continue
 		}
@@ -763,7 +622,7 @@ func (l *decisionLog) wait(tick <-chan time.Time) (stopped, flushed bool) {
 func (l *decisionLog) drain() int {
 	n := 0
 	for {
-		batch := l.take(time.Now())
+		batch := l.ring.take(l.batch[:0], time.Now())
 		if len(batch) == 0 {
 			// Keep no request alive. (Not after each write: a run's records in the batch are
 			// written again as they are, see recordRing.copies.)
@@ -818,7 +677,7 @@ func (l *decisionLog) close(ctx context.Context) error {
 	// with close) is dropped. The drainer has returned: this is the ring's one consumer now.
 	l.closeMu.Lock()
 	defer l.closeMu.Unlock()
-	for b := l.take(time.Time{}); len(b) > 0; b = l.take(time.Time{}) {
+	for b := l.ring.take(l.batch[:0], time.Time{}); len(b) > 0; b = l.ring.take(l.batch[:0], time.Time{}) {
 		l.dropped.Add(uint64(len(b)))
 		clear(b)
 		l.ring.copies = 0
@@ -830,6 +689,11 @@ func (l *decisionLog) close(ctx context.Context) error {
 // on a failed call or one with attributes, Suggest or suggestions: see logRec); attributes are
 // copied, since the caller may reuse its map once the call has returned.
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
+	s, pos, woke := e.declog.reserve()
+	if s == nil {
+		return
+	}
+	s.hit = nil
 	p := t.policy
 	if p == nil { // not decided
 		p = e.policy.Load()
@@ -837,14 +701,6 @@ func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) 
 	if err != nil {
 		d = &Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
 	}
-	if e.declog.shards != nil && e.declog.buffer(req, d, p, t, err) {
-		return
-	}
-	s, pos, woke := e.declog.reserve()
-	if s == nil {
-		return
-	}
-	s.hit = nil
 	e.declog.ring.recs[pos&e.declog.ring.mask].set(req, d, p, t, err)
 	s.rev.Store(d.Revision)
 	s.minRev.Store(req.MinRevision)
