@@ -78,7 +78,7 @@ team_role := r if {
 project_role := ["none", "not_org_member"] if {
 	input.subject.org_role == "none"
 } else := [data.teamgate.org_base[input.subject.org_role], "org_override"] if {
-	data.teamgate.org_override[_] == input.subject.org_role
+	input.subject.org_role in data.teamgate.org_override
 } else := base if {
 	not input.resource.restricted
 } else := ["none", "restricted"] if {
@@ -113,6 +113,7 @@ project_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_or
 	data.teamgate.ranks[role] >= data.teamgate.ranks[a.role]
 	[allow, c] := special_check(a, code)
 } else := {"allow": true, "role": role, "reasons": [{"code": "own_run"}]} if {
+	_ = input.attributes.run
 	[role, _] := project_role
 	data.teamgate.ranks[role] >= data.teamgate.ranks[data.teamgate.actions[input.action].own_run_role]
 	is_object(input.attributes.run)
@@ -179,7 +180,7 @@ org_verdict := {"allow": false, "role": "none", "reasons": [{"code": "not_org_me
 # Team actions: the effective team role decides, except where the catalog names org roles.
 
 effective_team_role := data.teamgate.org_base[org_role] if {
-	data.teamgate.org_override[_] == org_role
+	org_role in data.teamgate.org_override
 } else := "admin" if {
 	org_role == "admin"
 	team_role != "none"

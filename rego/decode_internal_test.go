@@ -48,3 +48,40 @@ func TestDecodeLimit(t *testing.T) {
 	require.Contains(t, e.Detail, "decision.reasons[0].limit")
 	require.Contains(t, e.Detail, "a decision that allows crossed no limit")
 }
+
+// TestFoldDropsExtCheck: with nothing defining data.teamgate.ext, the default rules' `not
+// data.teamgate.ext` is left out of each body it shares with other expressions (their indexes
+// renumbered) and is `true` where it is the whole body; with ext defined it stays everywhere.
+func TestFoldDropsExtCheck(t *testing.T) {
+	t.Parallel()
+	mods, _, err := parse(nil)
+	require.NoError(t, err)
+	mod := mods[DefaultModules()[0].Name]
+	count := func(m *ast.Module) (checks, trues int) {
+		ast.WalkRules(m, func(r *ast.Rule) bool {
+			require.NotEmpty(t, r.Body)
+			for i, e := range r.Body {
+				require.Equal(t, i, e.Index, "rule %s", r.Head.Name)
+				if tm, ok := e.Terms.(*ast.Term); ok {
+					if e.Negated && tm.Value.Compare(extRef) == 0 {
+						checks++
+					}
+					if tm.Value.Compare(ast.Boolean(true)) == 0 {
+						trues++
+					}
+				}
+			}
+			return false
+		})
+		return checks, trues
+	}
+	checks, trues := count(mod) // a rule without a body has the body `true`
+	require.Equal(t, 2, checks) // decision's project shortcut and its default-verdict branch
+	checks, folded := count(foldData(mod, DefaultData(), true))
+	require.Zero(t, checks)
+	require.Equal(t, trues+1, folded) // the default-verdict branch's whole body
+	checks, _ = count(foldData(mod, DefaultData(), false))
+	require.Equal(t, 2, checks)
+	again, _ := count(mod)
+	require.Equal(t, 2, again, "folding changed the parsed module")
+}

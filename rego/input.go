@@ -360,9 +360,11 @@ func (s *Subject) term(p *Policy, teamRole string, rd *inputReads) *ast.Term {
 		ast.Item(keyOrgRole, p.term(s.OrgRole)),
 		ast.Item(keyGrant, p.term(s.Grant)),
 		ast.Item(keyBreakGlass, ast.InternedTerm(s.BreakGlass)),
-		ast.Item(keyTeamRoles, roles),
 		ast.Item(keyTeamRole, p.term(teamRole)),
 	)
+	if rd.has(keySubject, keyTeamRoles) {
+		items = append(items, ast.Item(keyTeamRoles, roles))
+	}
 	if rd.has(keySubject, keyID) {
 		items = append(items, ast.Item(keyID, ast.StringTerm(s.ID)))
 	}
@@ -371,7 +373,7 @@ func (s *Subject) term(p *Policy, teamRole string, rd *inputReads) *ast.Term {
 
 func (r *Resource) term(p *Policy, rd *inputReads) *ast.Term {
 	teams := ast.InternedEmptyArray
-	if len(r.Teams) > 0 {
+	if len(r.Teams) > 0 && rd.has(keyResource, keyTeams) {
 		ts := make([]*ast.Term, len(r.Teams))
 		for i, t := range r.Teams {
 			ts[i] = ast.StringTerm(t)
@@ -389,12 +391,16 @@ func (r *Resource) term(p *Policy, rd *inputReads) *ast.Term {
 	items := make([][2]*ast.Term, 0, 9)
 	items = append(items,
 		ast.Item(keyKind, p.term(string(r.Kind))),
-		ast.Item(keyTeam, p.term(r.Team)),
-		ast.Item(keyTeams, teams),
 		ast.Item(keyRestricted, ast.InternedTerm(r.Restricted)),
 		ast.Item(keyExists, ast.InternedTerm(r.Exists)),
 		ast.Item(keyMissing, p.term(r.Missing)),
 	)
+	if rd.has(keyResource, keyTeam) {
+		items = append(items, ast.Item(keyTeam, p.term(r.Team)))
+	}
+	if rd.has(keyResource, keyTeams) {
+		items = append(items, ast.Item(keyTeams, teams))
+	}
 	if rd.has(keyResource, keyOrg) {
 		items = append(items, ast.Item(keyOrg, ast.StringTerm(r.Org)))
 	}
@@ -476,11 +482,30 @@ func readsOf(mods map[string]*ast.Module) inputReads {
 		}
 		return false
 	})
-	for _, m := range mods {
-		vis.Walk(m)
+	for name, m := range mods {
+		if name != DefaultModules()[0].Name {
+			vis.Walk(m)
+			continue
+		}
+		for _, r := range m.Rules {
+			if r.Head.Name != teamRoleRule {
+				vis.Walk(r)
+				continue
+			}
+			// The default team_role rule's else branches find the role from team_roles,
+			// teams and team only when input.subject.team_role is undefined, which Input.value
+			// always sets: for the engine's input they never run, so what they read is not
+			// passed unless another rule reads it. (A `with` that replaces input.subject or
+			// input with a document of its own makes that document from what its module reads.)
+			vis.Walk(r.Head)
+			vis.Walk(r.Body)
+		}
 	}
 	return rd
 }
+
+// teamRoleRule is the default rule that reads input.subject.team_role (authz.rego).
+const teamRoleRule = ast.Var("team_role")
 
 // canonField returns the shared key term of a subject or resource field, so reads are found by
 // pointer; an unknown field's own term (never asked for).

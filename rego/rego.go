@@ -454,7 +454,8 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 // The rules are still written against data (authz.rego), so another data document folds in
 // other values; data.teamgate.ext stays a reference (modules define it). When nothing defines
 // data.teamgate.ext (extUndefined: no author's module, no ext data), the rules' `not
-// data.teamgate.ext` is always true and is folded to true, sparing a store read per evaluation.
+// data.teamgate.ext` is always true and is left out (folded to true where it is a whole body),
+// sparing a store read and an expression per evaluation.
 func foldData(mod *ast.Module, data map[string]any, extUndefined bool) *ast.Module {
 	tg, _ := data["teamgate"].(map[string]any)
 	lits := map[string]*ast.Term{}
@@ -486,6 +487,26 @@ func foldData(mod *ast.Module, data map[string]any, extUndefined bool) *ast.Modu
 		return append(ast.Ref{lits[string(k)]}, r[3:]...), nil
 	})
 	if extUndefined {
+		// A rule body's `not data.teamgate.ext` beside other expressions is dropped (OPA would
+		// evaluate a `true` in its place); one that is the whole body, or stands in a
+		// comprehension, becomes `true`.
+		ast.WalkRules(out, func(r *ast.Rule) bool {
+			if len(r.Body) < 2 {
+				return false
+			}
+			kept := r.Body[:0]
+			for _, e := range r.Body {
+				if t, ok := e.Terms.(*ast.Term); ok && e.Negated && len(e.With) == 0 && t.Value.Compare(extRef) == 0 {
+					continue
+				}
+				e.Index = len(kept)
+				kept = append(kept, e)
+			}
+			if len(kept) > 0 {
+				r.Body = kept
+			}
+			return false
+		})
 		ast.WalkBodies(out, func(b ast.Body) bool {
 			for i, e := range b {
 				if t, ok := e.Terms.(*ast.Term); ok && e.Negated && len(e.With) == 0 && t.Value.Compare(extRef) == 0 {
