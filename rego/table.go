@@ -284,12 +284,17 @@ func (t *Table) VerdictOfCodes(ctx context.Context, spec Spec, c *Codes) (*Verdi
 	return &v, nil
 }
 
+// known reports whether c's codes are of the vocabulary (numOrgRoles, numRoles).
+func (c *Codes) known() bool {
+	return c.OrgRole < numOrgRoles && c.Grant < numRoles && c.TeamRoles < 1<<(numRoles-1)
+}
+
 // codesIndex is cellIndex for the key c stands for; false when a code is outside the vocabulary.
 func (t *Table) codesIndex(kind scope.Kind, c *Codes) (int, bool) {
 	if !c.Exists {
 		return 0, true
 	}
-	if c.OrgRole >= numOrgRoles || c.Grant >= numRoles || c.TeamRoles >= 1<<(numRoles-1) {
+	if !c.known() {
 		return 0, false
 	}
 	grant, teamRole, restricted, breakGlass := readFacts(kind, c.Grant, t.highest(c.TeamRoles), c.Restricted, c.BreakGlass)
@@ -317,15 +322,12 @@ func (t *Table) keyOf(action string, c *Codes) (Key, error) {
 	if !c.Exists {
 		return k, nil
 	}
-	orgRoles, roles := teamgate.OrgRoles(), teamgate.MemberRoles()
-	switch {
-	case int(c.OrgRole) > len(orgRoles):
-		return Key{}, teamgate.Invalid("org role code", fmt.Sprint(c.OrgRole), "not 0 to "+fmt.Sprint(len(orgRoles)))
-	case int(c.Grant) > len(roles):
-		return Key{}, teamgate.Invalid("grant code", fmt.Sprint(c.Grant), "not 0 to "+fmt.Sprint(len(roles)))
-	case c.TeamRoles >= 1<<len(roles):
-		return Key{}, teamgate.Invalid("team role set", fmt.Sprint(c.TeamRoles), "has a bit above "+fmt.Sprint(len(roles)-1))
+	if !c.known() {
+		return Key{}, teamgate.Invalid("role codes", fmt.Sprintf("%+v", *c), fmt.Sprintf(
+			"outside the vocabulary (org role 0 to %d, grant 0 to %d, team roles below %d)",
+			numOrgRoles-1, numRoles-1, 1<<(numRoles-1)))
 	}
+	orgRoles, roles := teamgate.OrgRoles(), teamgate.MemberRoles()
 	if c.OrgRole > 0 {
 		k.OrgRole = string(orgRoles[c.OrgRole-1])
 	}
