@@ -37,3 +37,31 @@ func TestAuthorsWithSubjectSeesTeams(t *testing.T) {
 		require.True(t, d.Allowed, "bob is a contributor of engineering: %+v", d)
 	}
 }
+
+// TestExtDataMessagesOnEveryPath: data alone can define data.teamgate.ext (deny and allow lists
+// of messages); its messages are the reasons' messages on every path. The compiled path once
+// answered from the decision table, whose cells hold codes, and wrote extension_deny's standard
+// message instead of the data's.
+func TestExtDataMessagesOnEveryPath(t *testing.T) {
+	t.Parallel()
+	data := map[string]any{"teamgate": map[string]any{"ext": map[string]any{
+		"deny": []any{"frozen"}, "allow": []any{"never reached"}}}}
+	want := authz.Decision{Allowed: false, Role: "contributor", Revision: 1,
+		Reasons: []authz.Reason{{Code: rego.CodeExtensionDeny, Message: "frozen"}}}
+	for name, opts := range map[string][]authz.Option{
+		"rego":     {authz.WithDecisionCache(0), authz.WithCompiledPath(false)},
+		"compiled": {authz.WithDecisionCache(0)},
+		"cached":   {},
+	} {
+		eng, _ := newAcme(t, append(opts, authz.WithData(data))...)
+		require.True(t, eng.Policy().Table() == nil, "%s: data defining ext turns the decision table off", name)
+		for range 2 { // the second from the cache, when there is one
+			for _, attrs := range []map[string]any{nil, {"note": "x"}} {
+				d, err := eng.Authorize(t.Context(), authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Attributes: attrs})
+				require.NoError(t, err, name)
+				d.Suggestions = nil
+				require.Equal(t, want, d, name)
+			}
+		}
+	}
+}

@@ -27,3 +27,17 @@ func TestAuthorsWithSubjectThroughCLI(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, `"allowed":true`)
 }
+
+// TestExtDataMessagesThroughCLI: authz's TestExtDataMessagesOnEveryPath through `teamgate check
+// --policy` with a data file that defines teamgate.ext: the reason carries the data's message.
+func TestExtDataMessagesThroughCLI(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"teamgate": {"ext": {"deny": ["frozen"]}}}`), 0o600))
+	for _, args := range [][]string{{"alice", "org.get", "acme"}, {"bob", "runs.get", "acme/vision"}} {
+		out, stderr, code := cli(t, "", append([]string{"check", "--data", conformance.DataFile(), "--policy", dir}, args...)...)
+		require.Equal(t, 0, code, stderr)
+		require.Contains(t, out, `"allowed":false`, args)
+		require.Contains(t, out, `"reasons":[{"code":"extension_deny","message":"frozen"}]`, args)
+	}
+}
