@@ -111,9 +111,8 @@ func WithData(doc map[string]any) Option {
 
 // WithCompiledPath turns the compiled decision path on or off. Default on: while the policy's
 // rules are the default ones (no modules; authors' data that defines no teamgate.ext, see
-// rego.Policy.Table), a request without
-// attributes is answered from the policy's decision table (rego.Table), computed from the Rego
-// policy itself.
+// rego.Policy.Table), a request without attributes is answered from the policy's decision table
+// (rego.Table), computed from the Rego policy itself.
 func WithCompiledPath(enabled bool) Option {
 	return func(c *config) error {
 		c.noCompiled = !enabled
