@@ -50,6 +50,9 @@ const distinctKeys = 100_000
 //   - map: the decisions in a plain Go map, no lock, no dependency check (the floor);
 //   - otter, golang-lru: what a hit would cost on those caches (otter v2, and golang-lru v2, the
 //     previous tier): the lookup, the Deps check and the decision's copy;
+//   - onetable32, onetable48: the floor of a hit that reads one slot of a compact table (see
+//     oneTable): 32-byte slots whose currency a writer would clear, and 48-byte slots that check
+//     three stamp cells by index, as a hit must when nobody clears it;
 //   - harness: no lookup, only what every variant pays around one: the walk over the Request
 //     values, the call, reading the first and last byte of the subject and resource (a lookup
 //     reads them all), and the batch timing.
@@ -80,6 +83,19 @@ func BenchmarkL1Distinct(b *testing.B) {
 		}
 	}
 	b.Logf("otter holds %d of the %d decisions", held, len(reqs))
+	distinct, roles := map[string]bool{}, map[string]bool{}
+	for _, d := range ref {
+		distinct[fmt.Sprint(d.Allowed, d.Role, d.Reasons)], roles[d.Role] = true, true
+	}
+	b.Logf("%d distinct decisions (verdict, role, reasons), %d roles: messages name the subject and project", len(distinct), len(roles))
+	one32, one48 := newOneTable(32, reqs, ref), newOneTable(48, reqs, ref)
+	for _, r := range reqs {
+		for _, t := range []*oneTable{one32, one48} {
+			if d, ok := t.get(r); !ok || d.Allowed != ref[keyOf(r)].Allowed || d.Role != ref[keyOf(r)].Role || len(d.Reasons) != len(ref[keyOf(r)].Reasons) {
+				b.Fatalf("onetable%d: %v %v for %v, want %v", t.slot, d, ok, r, ref[keyOf(r)])
+			}
+		}
+	}
 	before := eng.Stats()
 	fromEntry := func(e *cacheEntry, ok bool) bool {
 		if !ok || !e.deps.Current() {
@@ -100,6 +116,8 @@ func BenchmarkL1Distinct(b *testing.B) {
 		{"map", func(r authz.Request) bool { return ref[keyOf(r)].Allowed }},
 		{"otter", func(r authz.Request) bool { return fromEntry(oc.GetIfPresent(keyOf(r))) }},
 		{"golang-lru", func(r authz.Request) bool { return fromEntry(lc.Get(keyOf(r))) }},
+		{"onetable32", func(r authz.Request) bool { d, ok := one32.get(r); return ok && d.Allowed }},
+		{"onetable48", func(r authz.Request) bool { d, ok := one48.get(r); return ok && d.Allowed }},
 		{"harness", func(r authz.Request) bool {
 			return r.Subject[0]^r.Subject[len(r.Subject)-1]^r.Resource[0]^r.Resource[len(r.Resource)-1] == 0
 		}},

@@ -267,7 +267,7 @@ func (c DeleteMember) apply(t *txn) error {
 	if err != nil {
 		return err
 	}
-	for _, tr := range slices.Clone(o.members.teams[id]) {
+	for _, tr := range slices.Clone(o.members.byID[id].teams) {
 		if err := (DeleteTeamMember{Org: c.Org, Team: o.teamByID[tr.team].team.Name, User: c.User}).apply(t); err != nil {
 			return err
 		}
@@ -536,7 +536,7 @@ func (c PutProject) apply(t *txn) error {
 		assign(t, &pd.rules, rules)
 	} else {
 		pd = &projectData{p: p, rules: rules}
-		set(t, o.projects, p.Name, pd)
+		set(t, o.projects, pd.mapKey(p.Name), pd)
 		t.resort[o] = struct{}{}
 	}
 	if p.Policy != "" {

@@ -320,17 +320,17 @@ func (o *orgData) check() error {
 // free ids hold nothing.
 func (o *orgData) checkMembers() error {
 	p := &o.members
-	if len(p.names) != len(p.roles) || len(p.names) != len(p.teams) {
-		return fmt.Errorf("member tables differ in length: %d names, %d roles, %d team lists", len(p.names), len(p.roles), len(p.teams))
+	if len(p.names) != len(p.byID) {
+		return fmt.Errorf("member tables differ in length: %d names, %d members", len(p.names), len(p.byID))
 	}
 	for u, id := range p.ids {
-		if int(id) >= len(p.names) || p.names[id] != u || p.roles[id] == 0 || int(p.roles[id]) > len(orgRoles) {
+		if int(id) >= len(p.names) || p.names[id] != u || p.byID[id].role == 0 || int(p.byID[id].role) > len(orgRoles) {
 			return fmt.Errorf("member %s: id %d does not hold it", u, id)
 		}
 	}
 	free := map[uint32]bool{}
 	for _, id := range p.free {
-		if int(id) >= len(p.names) || free[id] || p.names[id] != "" || p.roles[id] != 0 || p.teams[id] != nil {
+		if int(id) >= len(p.names) || free[id] || p.names[id] != "" || p.byID[id].role != 0 || p.byID[id].teams != nil {
 			return fmt.Errorf("free member id %d is in use or listed twice", id)
 		}
 		free[id] = true
@@ -354,13 +354,13 @@ func (o *orgData) checkMembers() error {
 			return fmt.Errorf("team id %d does not hold team %s", id, td.team.Name)
 		}
 		for m, role := range td.members {
-			if int(m) >= len(p.names) || p.roles[m] == 0 {
+			if int(m) >= len(p.names) || p.byID[m].role == 0 {
 				return fmt.Errorf("team %s member id %d is not an org member", td.team.Name, m)
 			}
 			if role == 0 || int(role) > len(teamRoles) {
 				return fmt.Errorf("team %s member %s: bad role code %d", td.team.Name, p.names[m], role)
 			}
-			if i := slices.Index(p.teams[m], teamRole{td.id, role}); i < 0 {
+			if i := slices.Index(p.byID[m].teams, teamRole{td.id, role}); i < 0 {
 				return fmt.Errorf("team %s member %s: missing from the member's teams", td.team.Name, p.names[m])
 			}
 		}
@@ -373,7 +373,8 @@ func (o *orgData) checkMembers() error {
 			return fmt.Errorf("free team id %d is in use", id)
 		}
 	}
-	for m, list := range p.teams {
+	for m := range p.byID {
+		list := p.byID[m].teams
 		seen := map[uint32]bool{}
 		for _, tr := range list {
 			if int(tr.team) >= len(o.teamByID) || o.teamByID[tr.team] == nil || seen[tr.team] ||

@@ -20,6 +20,11 @@
 // user's roles in them as a RoleSet), with one lookup of the org, the project and the member;
 // it records the same stamps as the single-fact accessors it stands for. Store.ViewAccess is a
 // View that reads only that call (the decision path's read, without a callback to allocate).
+// What that read touches is laid out to share cache lines (a missed line costs more than the
+// read's instructions on a crowded machine): a member's org role and team list are one 32-byte
+// entry, a project's effective teams and team-id mask its first line, and its Grants, Labels
+// and the bytes the projects map compares its name with its last (TestDecisionReadsFewLines;
+// bench/RESULTS.md, "Stop 17: compiled path").
 //
 // # Opening
 //

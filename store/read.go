@@ -128,7 +128,7 @@ func (r Reader) TeamRoles(org, user string) UserTeams {
 	r.dep('m', org, user)
 	if o, ok := r.st.orgs[org]; ok {
 		if id, code := o.members.role(user); code != 0 {
-			return UserTeams{o: o, list: r.liveTeams(o, id, o.members.teams[id])}
+			return UserTeams{o: o, list: r.liveTeams(o, id, o.members.byID[id].teams)}
 		}
 	}
 	return UserTeams{}
@@ -337,7 +337,7 @@ func (r Reader) access(a *Access, org, team, project, user string) {
 	var teams UserTeams
 	if code != 0 {
 		a.OrgRole = code.orgRole()
-		teams = UserTeams{o: o, list: r.liveTeams(o, id, o.members.teams[id])}
+		teams = UserTeams{o: o, list: r.liveTeams(o, id, o.members.byID[id].teams)}
 	}
 	switch {
 	case pd != nil:

@@ -161,7 +161,7 @@ func (o *orgData) clone() *orgData {
 	c := &orgData{
 		org: o.org,
 		members: people{ids: maps.Clone(o.members.ids), names: slices.Clone(o.members.names),
-			roles: slices.Clone(o.members.roles), teams: slices.Clone(o.members.teams),
+			byID: slices.Clone(o.members.byID),
 			free: slices.Clone(o.members.free), list: o.members.list},
 		teams:          make(map[string]*teamData, len(o.teams)),
 		teamByID:       make([]*teamData, len(o.teamByID)),

@@ -188,7 +188,7 @@ type memberAt struct {
 // at returns member id's entry in o now.
 func at(o *orgData, id uint32) memberAt {
 	p := &o.members
-	m := memberAt{name: p.names[id], role: p.roles[id], teams: p.teams[id]}
+	m := memberAt{name: p.names[id], role: p.byID[id].role, teams: p.byID[id].teams}
 	if len(o.memberExpiry) > 0 {
 		for i, tr := range m.teams {
 			if e, ok := o.memberExpiry[[2]uint32{tr.team, id}]; ok {
@@ -291,8 +291,9 @@ func (s *Store) copyCapture(c *liveCapture, stop <-chan struct{}) (*snapCapture,
 				o, from, to := ol.o, ol.done, min(ol.done+chunk, ol.n)
 				p := &o.members
 				copy(oc.names[from:to], p.names[from:to])
-				copy(oc.roles[from:to], p.roles[from:to])
-				copy(oc.teams[from:to], p.teams[from:to])
+				for id := from; id < to; id++ {
+					oc.roles[id], oc.teams[id] = p.byID[id].role, p.byID[id].teams
+				}
 				if len(o.memberExpiry) > 0 {
 					for id := from; id < to; id++ {
 						if _, ok := ol.kept[uint32(id)]; !ok {
@@ -996,7 +997,10 @@ func (snap *memberSnapshot) install(st *state, workers int, d *snapDelta) error 
 		}
 		n := len(og.names)
 		p := &o.members
-		p.names, p.roles, p.teams = og.names, og.roles, make([][]teamRole, n)
+		p.names, p.byID = og.names, make([]member, n)
+		for id, c := range og.roles {
+			p.byID[id].role = c
+		}
 		p.ids = make(map[string]uint32, n)
 		for id, u := range og.names {
 			p.ids[u] = uint32(id)
@@ -1045,7 +1049,7 @@ func (snap *memberSnapshot) install(st *state, workers int, d *snapDelta) error 
 		}
 		for id := range n {
 			if a, b := off[id], off[id+1]; b > a {
-				p.teams[id] = all[a:b:b]
+				p.byID[id].teams = all[a:b:b]
 			}
 		}
 		wg.Wait()
@@ -1078,7 +1082,7 @@ func (d *snapDelta) apply(t *txn) error {
 				id, ok := o.members.ids[p[2]]
 				switch {
 				case !ok:
-				case len(o.members.teams[id]) > 0:
+				case len(o.members.byID[id].teams) > 0:
 					return fmt.Errorf("record %s was deleted after the snapshot but the member is still in a team", k)
 				default:
 					t.delMember(o, p[2])

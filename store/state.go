@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/policy"
@@ -90,12 +91,19 @@ type teamRole struct {
 type people struct {
 	ids   map[string]uint32 // member → id
 	names []string          // id → member; "" for a free id
-	roles []roleCode        // id → org role; 0 for a free id
-	teams [][]teamRole      // id → team memberships, in no order
+	byID  []member          // id → org role and team memberships; the zero member for a free id
 	free  []uint32          // free ids, reused first
 	// list is the members' names in order: immutable, replaced when a batch that joined or left
 	// members commits (orgData.relist), built once after loading.
 	list *nameList
+}
+
+// member is what a decision reads about a member once their id is known: the org role and
+// the team memberships side by side, 32 bytes, so that both are on one cache line (as two
+// tables, a role's byte and a list's header, they were two lines a decision).
+type member struct {
+	teams []teamRole // team memberships, in no order
+	role  roleCode   // org role; 0 for a free id
 }
 
 // role returns a member's id and org role code (0, 0 for a non-member).
@@ -104,7 +112,7 @@ func (p *people) role(user string) (uint32, roleCode) {
 	if !ok {
 		return 0, 0
 	}
-	return id, p.roles[id]
+	return id, p.byID[id].role
 }
 
 // count is how many members the org has.
@@ -112,8 +120,8 @@ func (p *people) count() int { return len(p.ids) }
 
 // all yields every member and their org role, in no order.
 func (p *people) all(yield func(user string, role roleCode) bool) {
-	for id, role := range p.roles {
-		if role != 0 && !yield(p.names[id], role) {
+	for id := range p.byID {
+		if role := p.byID[id].role; role != 0 && !yield(p.names[id], role) {
 			return
 		}
 	}
@@ -134,15 +142,15 @@ func (t *txn) putMember(o *orgData, user string, role roleCode) {
 	p := &o.members
 	if id, ok := p.ids[user]; ok {
 		t.keep(o, id)
-		old := p.roles[id]
+		old := p.byID[id].role
 		t.logged(func(undo bool) {
 			if undo {
-				p.roles[id] = old
+				p.byID[id].role = old
 			} else {
-				p.roles[id] = role
+				p.byID[id].role = role
 			}
 		})
-		p.roles[id] = role
+		p.byID[id].role = role
 		return
 	}
 	user = strings.Clone(user) // kept for as long as the membership: not a part of a larger string
@@ -158,23 +166,23 @@ func (t *txn) putMember(o *orgData, user string, role roleCode) {
 				p.free = p.free[:len(p.free)-1]
 			}
 		})
-		p.names[id], p.roles[id] = user, role
+		p.names[id], p.byID[id].role = user, role
 	} else {
 		id = uint32(len(p.names))
 		t.logged(func(undo bool) {
 			if undo {
-				p.names, p.roles, p.teams = p.names[:id], p.roles[:id], p.teams[:id]
+				p.names, p.byID = p.names[:id], p.byID[:id]
 			} else {
-				p.names, p.roles, p.teams = append(p.names, user), append(p.roles, role), append(p.teams, nil)
+				p.names, p.byID = append(p.names, user), append(p.byID, member{role: role})
 			}
 		})
-		p.names, p.roles, p.teams = append(p.names, user), append(p.roles, role), append(p.teams, nil)
+		p.names, p.byID = append(p.names, user), append(p.byID, member{role: role})
 	}
 	t.logged(func(undo bool) {
 		if undo {
-			p.names[id], p.roles[id] = "", 0
+			p.names[id], p.byID[id].role = "", 0
 		} else {
-			p.names[id], p.roles[id] = user, role
+			p.names[id], p.byID[id].role = user, role
 		}
 	})
 	set(t, p.ids, user, id)
@@ -189,17 +197,17 @@ func (t *txn) delMember(o *orgData, user string) {
 		return
 	}
 	t.keep(o, id)
-	name, role, teams := p.names[id], p.roles[id], p.teams[id]
+	name, role, teams := p.names[id], p.byID[id].role, p.byID[id].teams
 	t.logged(func(undo bool) {
 		if undo {
-			p.names[id], p.roles[id], p.teams[id] = name, role, teams
+			p.names[id], p.byID[id].role, p.byID[id].teams = name, role, teams
 			p.free = p.free[:len(p.free)-1]
 		} else {
-			p.names[id], p.roles[id], p.teams[id] = "", 0, nil
+			p.names[id], p.byID[id].role, p.byID[id].teams = "", 0, nil
 			p.free = append(p.free, id)
 		}
 	})
-	p.names[id], p.roles[id], p.teams[id] = "", 0, nil
+	p.names[id], p.byID[id].role, p.byID[id].teams = "", 0, nil
 	p.free = append(p.free, id)
 	del(t, p.ids, user)
 	t.relist(o, user)
@@ -210,25 +218,25 @@ func (t *txn) delMember(o *orgData, user string) {
 func (t *txn) setTeams(o *orgData, id uint32, teams []teamRole) {
 	p := &o.members
 	t.keep(o, id)
-	old := p.teams[id]
+	old := p.byID[id].teams
 	t.logged(func(undo bool) {
 		if undo {
-			p.teams[id] = old
+			p.byID[id].teams = old
 		} else {
-			p.teams[id] = teams
+			p.byID[id].teams = teams
 		}
 	})
-	p.teams[id] = teams
+	p.byID[id].teams = teams
 }
 
 // putTeamMember adds member id to td with role, or changes the role.
 func (t *txn) putTeamMember(o *orgData, td *teamData, id uint32, role roleCode) {
 	set(t, td.members, id, role)
-	list := o.members.teams[id]
+	list := o.members.byID[id].teams
 	i := slices.IndexFunc(list, func(tr teamRole) bool { return tr.team == td.id })
 	switch {
 	case t.loading && i < 0: // nothing to undo: grow in place
-		o.members.teams[id] = append(list, teamRole{td.id, role})
+		o.members.byID[id].teams = append(list, teamRole{td.id, role})
 	case i < 0:
 		t.setTeams(o, id, append(slices.Clip(list), teamRole{td.id, role}))
 	default:
@@ -241,7 +249,7 @@ func (t *txn) putTeamMember(o *orgData, td *teamData, id uint32, role roleCode) 
 // delTeamMember removes member id from td.
 func (t *txn) delTeamMember(o *orgData, td *teamData, id uint32) {
 	del(t, td.members, id)
-	list := slices.Clone(o.members.teams[id])
+	list := slices.Clone(o.members.byID[id].teams)
 	list = slices.DeleteFunc(list, func(tr teamRole) bool { return tr.team == td.id })
 	if len(list) == 0 {
 		list = nil
@@ -333,7 +341,7 @@ func (o *orgData) indexMemberTeams(workers int) {
 	start := 0
 	for id := range p.names {
 		if end := int(counts[workers-1][id]); end > start {
-			p.teams[id] = all[start:end:end]
+			p.byID[id].teams = all[start:end:end]
 			start = end
 		}
 	}
@@ -394,8 +402,14 @@ func (o *orgData) teamRole(td *teamData, user string) roleCode {
 	return td.members[id]
 }
 
+// projectData is a project with what the decision path derives from it. The fields are in the
+// order a decision reads them (Reader.access): teams and teamIDs.mask fill the object's first
+// cache line, teamIDs.ids is read only when the mask matches a member's team, and the record
+// (its Grants and Labels, at its end) comes last, followed by key, the bytes o.projects
+// compares a name with, so that a decision touches two of the object's eight lines and none
+// elsewhere for the map's key (callgrind's cache simulation, bench/RESULTS.md stop 17;
+// TestDecisionReadsFewLines).
 type projectData struct {
-	p     Project
 	teams policy.AllowList // effective teams: project teams narrowed by the policy's (SPEC §4 step 4)
 	// teamIDs are the ids of the effective teams that exist, in no order (a policy's allow-list
 	// may name a team that does not): what Reader.Access compares a member's teams with, by id
@@ -403,13 +417,28 @@ type projectData struct {
 	// effective list names is created, deleted or renamed (teamNamed). Replaced, never edited.
 	teamIDs teamSet
 	rules   []*policy.Program
+	p       Project
+	// key holds the project's name when it fits (most names do), written once, before the
+	// project enters o.projects, whose key is then a string of these bytes (mapKey): the map's
+	// key compare reads the line of Grants and Labels, which the decision reads next.
+	key [16]byte
+}
+
+// mapKey returns name as o.projects' key for pd, a new project's: a string of pd.key's bytes
+// when name fits there, else name itself.
+func (pd *projectData) mapKey(name string) string {
+	if name == "" || len(name) > len(pd.key) {
+		return name
+	}
+	n := copy(pd.key[:], name)
+	return unsafe.String(&pd.key[0], n)
 }
 
 // teamSet is a set of team ids: their list, and a mask of the ids modulo 64 that tells most
 // teams outside the set without a look at the list.
 type teamSet struct {
+	mask uint64 // first: read on every decision, ids only when it matches
 	ids  []uint32
-	mask uint64
 }
 
 // has reports whether the team with this id is in the set.

@@ -33,16 +33,16 @@ func TestIndexMemberTeamsAnyWorkers(t *testing.T) {
 	o := s.st.orgs["o"]
 	want := map[string]map[string]string{}
 	for u := range o.members.all {
-		want[u] = UserTeams{o: o, list: o.members.teams[o.members.ids[u]]}.Map()
+		want[u] = UserTeams{o: o, list: o.members.byID[o.members.ids[u]].teams}.Map()
 	}
 	for workers := 1; workers <= 5; workers++ {
-		for id := range o.members.teams {
-			o.members.teams[id] = nil
+		for id := range o.members.byID {
+			o.members.byID[id].teams = nil
 		}
 		o.indexMemberTeams(workers)
 		require.NoError(t, o.checkMembers(), "workers=%d", workers)
 		for u := range o.members.all {
-			require.Equal(t, want[u], UserTeams{o: o, list: o.members.teams[o.members.ids[u]]}.Map(), "workers=%d user %s", workers, u)
+			require.Equal(t, want[u], UserTeams{o: o, list: o.members.byID[o.members.ids[u]].teams}.Map(), "workers=%d user %s", workers, u)
 		}
 	}
 }

@@ -1,0 +1,40 @@
+package store
+
+import (
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestDecisionReadsFewLines: the fields Reader.access reads on every project decision share
+// cache lines (64 bytes), as their comments say: a reordered struct fails here, not only in a
+// benchmark's cache simulation (bench/RESULTS.md, stop 17).
+func TestDecisionReadsFewLines(t *testing.T) {
+	t.Parallel()
+	const line = 64
+	var pd projectData
+	// The object is alone in its size class (≤ 512 bytes, so 512-aligned): offsets are lines.
+	require.LessOrEqual(t, unsafe.Sizeof(pd), uintptr(512))
+	require.Greater(t, unsafe.Sizeof(pd), uintptr(256))
+	lineOf := func(off uintptr) uintptr { return off / line }
+	// The effective teams (copied whole into Access) and the team-id mask: the first line.
+	require.Equal(t, uintptr(0), lineOf(unsafe.Offsetof(pd.teams)))
+	require.Equal(t, uintptr(0), lineOf(unsafe.Offsetof(pd.teams)+unsafe.Sizeof(pd.teams)-1))
+	require.Equal(t, uintptr(0), lineOf(unsafe.Offsetof(pd.teamIDs)+unsafe.Offsetof(pd.teamIDs.mask)))
+	// The record's Grants and Labels: one other line.
+	grants := unsafe.Offsetof(pd.p) + unsafe.Offsetof(pd.p.Grants)
+	labels := unsafe.Offsetof(pd.p) + unsafe.Offsetof(pd.p.Labels)
+	require.Equal(t, lineOf(grants), lineOf(labels+unsafe.Sizeof(pd.p.Labels)-1))
+	// The bytes o.projects compares a name with: that line too.
+	require.Equal(t, lineOf(grants), lineOf(unsafe.Offsetof(pd.key)+unsafe.Sizeof(pd.key)-1))
+	key := pd.mapKey("0123456789abcdef")
+	require.Equal(t, "0123456789abcdef", key)
+	require.Equal(t, unsafe.Pointer(&pd.key[0]), unsafe.Pointer(unsafe.StringData(key)))
+	long := "0123456789abcdefg"
+	require.Equal(t, unsafe.StringData(long), unsafe.StringData(pd.mapKey(long)))
+	require.Empty(t, pd.mapKey(""))
+
+	// A member's org role and team list: one 32-byte entry, never across a line.
+	require.Equal(t, uintptr(32), unsafe.Sizeof(member{}))
+}
