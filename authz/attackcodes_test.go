@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/clocktest"
+	"github.com/teamgate/teamgate/internal/expirytest"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
 )
@@ -18,10 +20,11 @@ import (
 // codesDirectory is a random org for the compiled path's role codes: members of every org
 // role, outsiders holding grants (plain and break-glass), non-members, team memberships of
 // every role (several per user, so the highest by data rank decides), open and restricted
-// projects, and the teams of a team space.
-func codesDirectory(t *testing.T, rng *rand.Rand) (st *store.Store, users, teams, projects []string) {
+// projects, and the teams of a team space. With a clock (opts.Clock), a third of the team
+// memberships and grants expire, at random times in the hour from its now.
+func codesDirectory(t *testing.T, rng *rand.Rand, opts store.Options) (st *store.Store, users, teams, projects []string) {
 	t.Helper()
-	st, err := store.Open(t.Context(), store.Options{})
+	st, err := store.Open(t.Context(), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	cs := []store.Change{store.PutOrg{Org: store.Org{Name: "o"}}}
@@ -32,17 +35,27 @@ func codesDirectory(t *testing.T, rng *rand.Rand) (st *store.Store, users, teams
 			cs = append(cs, store.PutMember{Org: "o", User: u, Role: store.OrgRoles()[i%7]})
 		}
 	}
+	now := time.Now()
+	if opts.Clock != nil {
+		now = opts.Clock.Now()
+	}
+	ends := func() time.Time {
+		if opts.Clock == nil || rng.IntN(3) > 0 {
+			return time.Time{}
+		}
+		return now.Add(time.Duration(1+rng.IntN(3600)) * time.Second)
+	}
 	for i := range 4 {
 		team := fmt.Sprintf("t%d", i)
 		teams = append(teams, team)
 		cs = append(cs, store.PutTeam{Team: store.Team{Org: "o", Name: team}})
 		for _, u := range users[:14] {
 			if rng.IntN(2) == 0 {
-				cs = append(cs, store.PutTeamMember{Org: "o", Team: team, User: u, Role: store.TeamRoles()[rng.IntN(4)]})
+				cs = append(cs, store.PutTeamMember{Org: "o", Team: team, User: u, Role: store.TeamRoles()[rng.IntN(4)], ExpiresAt: ends()})
 			}
 		}
 	}
-	expires := time.Now().Add(24 * time.Hour)
+	expires := now.Add(24 * time.Hour)
 	for i := range 8 {
 		p := store.Project{Org: "o", Name: fmt.Sprintf("p%d", i), Grants: map[string]store.Grant{}}
 		for _, team := range teams {
@@ -53,10 +66,14 @@ func codesDirectory(t *testing.T, rng *rand.Rand) (st *store.Store, users, teams
 		for _, u := range users[:14] { // grantees are members (outsiders included)
 			switch rng.IntN(5) {
 			case 0:
-				p.Grants[u] = store.Grant{Role: store.TeamRoles()[rng.IntN(4)]}
+				p.Grants[u] = store.Grant{Role: store.TeamRoles()[rng.IntN(4)], ExpiresAt: ends()}
 			case 1:
-				p.Grants[u] = store.Grant{Role: store.TeamRoles()[rng.IntN(4)], ExpiresAt: expires,
-					BreakGlass: &store.BreakGlass{Actor: "u0", At: time.Now(), Justification: "incident"}}
+				end := ends()
+				if end.IsZero() {
+					end = expires
+				}
+				p.Grants[u] = store.Grant{Role: store.TeamRoles()[rng.IntN(4)], ExpiresAt: end,
+					BreakGlass: &store.BreakGlass{Actor: "u0", At: now, Justification: "incident"}}
 			}
 		}
 		projects = append(projects, p.Name)
@@ -91,7 +108,7 @@ func TestRoleCodesAgreeWithEvaluation(t *testing.T) {
 	}
 	datas = append(datas, nil)
 	for di, data := range datas {
-		st, users, teams, projects := codesDirectory(t, rand.New(rand.NewPCG(uint64(di), 3)))
+		st, users, teams, projects := codesDirectory(t, rand.New(rand.NewPCG(uint64(di), 3)), store.Options{})
 		var opts []authz.Option
 		if data != nil {
 			opts = append(opts, authz.WithData(data))
@@ -113,7 +130,7 @@ func TestRoleCodesAgreeWithEvaluation(t *testing.T) {
 				for _, u := range users {
 					req := authz.Request{Subject: u, Action: a, Resource: res}
 					want, wantErr := engs["rego"].Authorize(t.Context(), req)
-					for _, name := range []string{"compiled", "cached", "cached"} {
+					for _, name := range []string{"compiled", "cached"} {
 						got, err := engs[name].Authorize(t.Context(), req)
 						require.Equal(t, wantErr, err, "data %d %s %+v", di, name, req)
 						require.Equal(t, want, got, "data %d %s %+v (data %v)", di, name, req, data)
@@ -200,7 +217,7 @@ func TestCallerMutationPoisonsNothing(t *testing.T) {
 func TestRoleCodesDuringReload(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, users, teams, projects := codesDirectory(t, rand.New(rand.NewPCG(5, 8)))
+	st, users, teams, projects := codesDirectory(t, rand.New(rand.NewPCG(5, 8)), store.Options{})
 	other := map[string]any{"teamgate": map[string]any{
 		"ranks": map[string]any{"none": 0, "viewer": 1, "contributor": 2, "member": 3, "admin": 4},
 		"actions": map[string]any{
@@ -274,4 +291,57 @@ func TestRoleCodesDuringReload(t *testing.T) {
 	close(stop)
 	require.NoError(t, <-done)
 	require.NotZero(t, eng.Stats().Compiled)
+}
+
+// TestRoleCodesAfterExpiry: as team memberships and grants (plain and break-glass) expire, the
+// compiled path's codes (store.Access) drop them exactly as full evaluation's facts do, on a
+// store that writes the revocations and on a replica that never does (its node would).
+func TestRoleCodesAfterExpiry(t *testing.T) {
+	t.Parallel()
+	for _, held := range []bool{false, true} {
+		clock := clocktest.New(expirytest.Start())
+		st, users, teams, projects := codesDirectory(t, rand.New(rand.NewPCG(9, 1)), store.Options{Clock: clock})
+		if held {
+			_, err := st.Replicate()
+			require.NoError(t, err)
+		}
+		engs := engines(t, st)
+		var reqs []authz.Request
+		for _, u := range users {
+			for _, p := range projects {
+				for _, a := range []string{"runs.stop", "project.get", "runs.approve"} {
+					reqs = append(reqs, authz.Request{Subject: u, Action: a, Resource: "o/" + p},
+						authz.Request{Subject: u, Action: a, Resource: "o/" + teams[0] + "/" + p})
+				}
+			}
+			for _, tm := range teams {
+				reqs = append(reqs, authz.Request{Subject: u, Action: "team.update", Resource: "o/" + tm})
+			}
+		}
+		changed := 0
+		var last []authz.Decision
+		for step := range 8 {
+			var now []authz.Decision
+			for _, r := range reqs {
+				want, err := engs["rego"].Authorize(t.Context(), r)
+				require.NoError(t, err)
+				for _, name := range []string{"compiled", "cached"} {
+					got, err := engs[name].Authorize(t.Context(), r)
+					require.NoError(t, err)
+					// (the store writes the revocations as they fall due, between two calls)
+					got.Revision = want.Revision
+					require.Equal(t, want, got, "held %v step %d %s %+v", held, step, name, r)
+				}
+				now = append(now, want)
+			}
+			for i := range last {
+				if last[i].Allowed != now[i].Allowed {
+					changed++
+				}
+			}
+			last = now
+			clock.Advance(10 * time.Minute)
+		}
+		require.NotZero(t, changed, "held %v: some expiry changed a decision", held)
+	}
 }
