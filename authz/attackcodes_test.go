@@ -86,7 +86,8 @@ func codesDirectory(t *testing.T, rng *rand.Rand, opts store.Options) (st *store
 
 // TestRoleCodesAgreeWithEvaluation attacks the compiled path's role codes (rego.Codes from
 // store.Access): under the default data and data that re-ranks every role (each permutation
-// of the four team roles' ranks, re-mapped org roles, other overriding org roles), on random
+// of the four team roles' ranks, re-mapped org roles, other overriding org roles, a role the
+// store cannot hold ranked among its own), on random
 // directories with outsiders and non-members holding plain and break-glass grants, several
 // team roles per user and restricted projects, every action of the catalog on every resource
 // form (org, team, project, team-space project, missing ones) decides exactly as full
@@ -106,7 +107,14 @@ func TestRoleCodesAgreeWithEvaluation(t *testing.T) {
 	for range 4 {
 		datas = append(datas, randomData(rng))
 	}
-	datas = append(datas, nil)
+	// A role the store cannot hold, ranked among the store's: org roles map to it and actions
+	// need it, so codes and names of the store's roles meet a rank order with a gap.
+	datas = append(datas, map[string]any{"teamgate": map[string]any{
+		"ranks":    map[string]any{"none": 0, "viewer": 10, "member": 20, "lead": 25, "contributor": 30, "admin": 40},
+		"org_base": map[string]any{"member": "lead", "outsider": "none", "viewer": "viewer", "billing": "none", "owner": "admin", "manager": "admin", "admin": "lead"},
+		"actions": map[string]any{"runs.stop": map[string]any{"kind": "project", "role": "lead"},
+			"team.update": map[string]any{"kind": "team", "role": "lead"}},
+	}}, nil)
 	for di, data := range datas {
 		st, users, teams, projects := codesDirectory(t, rand.New(rand.NewPCG(uint64(di), 3)), store.Options{})
 		var opts []authz.Option
