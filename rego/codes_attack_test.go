@@ -1,0 +1,86 @@
+package rego_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/rego"
+)
+
+// allCodes is every Codes of the store's vocabulary, the missing resource's included.
+func allCodes() []rego.Codes {
+	out := []rego.Codes{{}}
+	for o := range uint8(8) {
+		for g := range uint8(5) {
+			for set := range uint8(16) {
+				for _, restricted := range []bool{false, true} {
+					for _, bg := range []bool{false, true} {
+						out = append(out, rego.Codes{Exists: true, OrgRole: o, Grant: g, TeamRoles: set, Restricted: restricted, BreakGlass: bg})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestCodesConcurrentFirstUse: goroutines that ask VerdictOfCodes for the same cells of a fresh
+// table at once, in different orders (the cells computed while others read them), all get the
+// verdict a table filled one cell at a time gives; a first use under a cancelled context is an
+// error and stores nothing, so the cell is then computed right. Run it with -race.
+func TestCodesConcurrentFirstUse(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	for _, data := range []map[string]any{nil, reRanked()} {
+		var ds []map[string]any
+		if data != nil {
+			ds = append(ds, data)
+		}
+		ref, err := rego.New(ctx, nil, ds...)
+		require.NoError(t, err)
+		p, err := rego.New(ctx, nil, ds...)
+		require.NoError(t, err)
+		codes := allCodes()
+		for _, action := range []string{"runs.stop", "team.update", "org.get"} {
+			refSpec, _ := ref.Spec(action)
+			spec, _ := p.Spec(action)
+			want := make([]rego.Verdict, len(codes))
+			for i := range codes {
+				v, err := ref.Table().VerdictOfCodes(ctx, refSpec, &codes[i])
+				require.NoError(t, err)
+				want[i] = *v
+			}
+			// A first use under a cancelled context fails and stores nothing.
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			c := codes[len(codes)/2]
+			_, err := p.Table().VerdictOfCodes(cancelled, spec, &c)
+			require.Error(t, err, action)
+			var wg sync.WaitGroup
+			got := make([][]rego.Verdict, 6)
+			for w := range got {
+				got[w] = make([]rego.Verdict, len(codes))
+				wg.Go(func() {
+					order := rand.New(rand.NewPCG(uint64(w), 1)).Perm(len(codes))
+					for _, i := range order {
+						c := codes[i]
+						v, err := p.Table().VerdictOfCodes(ctx, spec, &c)
+						if err != nil {
+							t.Error(action, c, err)
+							return
+						}
+						got[w][i] = *v
+					}
+				})
+			}
+			wg.Wait()
+			for w := range got {
+				require.Equal(t, want, got[w], "%s, goroutine %d", action, w)
+			}
+		}
+	}
+}
