@@ -220,8 +220,9 @@ func TestCallerMutationPoisonsNothing(t *testing.T) {
 // the default and a policy whose catalog and ranks differ (an action added ahead of the others,
 // so that every action's index in the catalog moves; member ranked above contributor;
 // runs.stop needing admin). Each decision, error for error, is one of the two policies' own
-// answers (full evaluation on the same directory): the codes, the action's spec and the table
-// are never taken from two policies. Run it with -race.
+// answers (full evaluation on the same directory), uncached and through the decision cache: the
+// codes, the action's spec, the table and a cached decision are never taken from two policies.
+// Run it with -race.
 func TestRoleCodesDuringReload(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -237,6 +238,8 @@ func TestRoleCodesDuringReload(t *testing.T) {
 	after, err := authz.New(ctx, st, authz.WithDecisionCache(0), authz.WithCompiledPath(false), authz.WithData(other))
 	require.NoError(t, err)
 	eng, err := authz.New(ctx, st, authz.WithDecisionCache(0))
+	require.NoError(t, err)
+	cached, err := authz.New(ctx, st)
 	require.NoError(t, err)
 	var reqs []authz.Request
 	for _, u := range users {
@@ -284,17 +287,21 @@ func TestRoleCodesDuringReload(t *testing.T) {
 			if i%2 == 0 {
 				data = append(data, other)
 			}
-			if err := eng.SetPolicy(context.Background(), nil, data...); err != nil {
-				done <- err
-				return
+			for _, e := range []*authz.Engine{eng, cached} {
+				if err := e.SetPolicy(context.Background(), nil, data...); err != nil {
+					done <- err
+					return
+				}
 			}
 		}
 	}()
 	for n := range 6000 {
 		i := n % len(reqs)
-		got := answerOf(eng, reqs[i])
-		ok := fmt.Sprint(got) == fmt.Sprint(want[i][0]) || fmt.Sprint(got) == fmt.Sprint(want[i][1])
-		require.True(t, ok, "%+v: got %+v, want one of %+v", reqs[i], got, want[i])
+		for _, e := range []*authz.Engine{eng, cached} {
+			got := answerOf(e, reqs[i])
+			ok := fmt.Sprint(got) == fmt.Sprint(want[i][0]) || fmt.Sprint(got) == fmt.Sprint(want[i][1])
+			require.True(t, ok, "%+v: got %+v, want one of %+v", reqs[i], got, want[i])
+		}
 	}
 	close(stop)
 	require.NoError(t, <-done)
