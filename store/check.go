@@ -264,6 +264,9 @@ func (o *orgData) check() error {
 		m[k1][k2] = struct{}{}
 	}
 	for pn, pd := range o.projects {
+		if pd.p.Name != pn { // the key's bytes changed under the map (projectData.key), or a wrong put
+			return fmt.Errorf("project %s is under the key %q", pd.p.Name, pn)
+		}
 		var pol *policy.Named
 		if pd.p.Policy != "" {
 			poly, ok := o.policies[pd.p.Policy]
