@@ -16,8 +16,9 @@ import (
 )
 
 // Check verifies that every in-memory index agrees with the records it is derived from
-// (team memberships, effective teams, team → projects, policy → projects, grants, open projects,
-// users' default teams, the expiry indexes) and that every default team is one its user can
+// (the projects map's keys, team memberships, effective teams, team → projects, policy →
+// projects, grants, open projects, users' default teams, the expiry indexes) and that every
+// default team is one its user can
 // enter. It is meant for tests and for operators after an incident; it takes the read lock and
 // walks the whole directory.
 //
