@@ -110,9 +110,9 @@ func WithData(doc map[string]any) Option {
 }
 
 // WithCompiledPath turns the compiled decision path on or off. Default on: while the policy's
-// rules are the default ones (authors' data of any kind, no modules), a request without
-// attributes is answered from the policy's decision table (rego.Table), computed from the Rego
-// policy itself.
+// rules are the default ones (no modules; authors' data that defines no teamgate.ext, see
+// rego.Policy.Table), a request without attributes is answered from the policy's decision table
+// (rego.Table), computed from the Rego policy itself.
 func WithCompiledPath(enabled bool) Option {
 	return func(c *config) error {
 		c.noCompiled = !enabled
@@ -127,8 +127,8 @@ const DefaultEvalBudget = time.Second
 
 // WithEvalBudget bounds the time one Rego evaluation of a decision may take (Authorize, Explain,
 // and the permission check of admissions) while authors' modules are loaded, so one slow
-// author's module cannot stall a host; the default rules (with any authors' data) are bounded by
-// construction and get no budget, so a busy host never denies them for slowness. An
+// author's module cannot stall a host; the default rules (with authors' data) are bounded by
+// construction and get no budget (data that defines teamgate.ext gets it, harmlessly), so a busy host never denies them for slowness. An
 // evaluation still running after d is stopped, denies with reason "error" saying the budget was
 // exceeded, and is counted in Stats.OverBudget. 0 turns the budget off (the request's context
 // still applies); a negative d is an error matching teamgate.ErrInvalid. Default
@@ -681,7 +681,7 @@ func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64)
 	}
 	budget := e.budget
 	if p.Table() != nil {
-		budget = 0 // no authors' modules: only the default rules run (see WithEvalBudget)
+		budget = 0 // no authors' modules nor ext data: only the default rules run (see WithEvalBudget)
 	}
 	res, err := p.EvalWithin(ctx, q.in, budget)
 	if err != nil {

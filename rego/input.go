@@ -450,9 +450,15 @@ func readsOf(mods map[string]*ast.Module) inputReads {
 		return nil
 	}
 	var vis *ast.GenericVisitor
+	author := false    // walking an author's module
+	dropsRole := false // an author's `with` replaces input or input.subject (see below)
 	vis = ast.NewGenericVisitor(func(x any) bool {
 		switch x := x.(type) {
 		case *ast.With:
+			if t, ok := x.Target.Value.(ast.Ref); ok && author && t[0].Equal(ast.InputRootDocument) &&
+				(len(t) == 1 || len(t) == 2 && keySubject.Equal(t[1])) {
+				dropsRole = true
+			}
 			vis.Walk(x.Value)
 			return true
 		case ast.Ref:
@@ -482,9 +488,12 @@ func readsOf(mods map[string]*ast.Module) inputReads {
 		}
 		return false
 	})
+	var fallback *ast.Rule
 	for name, m := range mods {
 		if name != DefaultModules()[0].Name {
+			author = true
 			vis.Walk(m)
+			author = false
 			continue
 		}
 		for _, r := range m.Rules {
@@ -495,11 +504,18 @@ func readsOf(mods map[string]*ast.Module) inputReads {
 			// The default team_role rule's else branches find the role from team_roles,
 			// teams and team only when input.subject.team_role is undefined, which Input.value
 			// always sets: for the engine's input they never run, so what they read is not
-			// passed unless another rule reads it. (A `with` that replaces input.subject or
-			// input with a document of its own makes that document from what its module reads.)
+			// passed unless another rule reads it. The default rules' own `with input.subject`
+			// (destination_role) puts the destination's subject there, which has a team_role.
 			vis.Walk(r.Head)
 			vis.Walk(r.Body)
+			fallback = r.Else
 		}
+	}
+	// An author's `with input.subject as s` (or `with input as d`) can leave team_role out
+	// while the engine's resource stays: the fallback then reads the engine's team_roles, teams
+	// and team, so they are passed (TestWithSubjectReachesFallback).
+	if dropsRole && fallback != nil {
+		vis.Walk(fallback)
 	}
 	return rd
 }

@@ -86,7 +86,19 @@ func TestLeftOutFieldsDecideAlike(t *testing.T) {
 	require.False(t, p.reads.has(keySubject, keyTeamRoles)) // the case under test
 	whole := *p
 	whole.reads = inputReads{all: true}
-	rng := rand.New(rand.NewPCG(7, 9))
+	for i, in := range randomInputs(t, p, rand.New(rand.NewPCG(7, 9)), 3000) {
+		got, err := p.Eval(t.Context(), in)
+		require.NoError(t, err)
+		want, err := whole.Eval(t.Context(), in)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "request %d: %+v", i, in)
+	}
+}
+
+// randomInputs returns n random requests of every kind of p's catalog, with grants, break-glass,
+// restricted projects, member-management and own-run attributes (the run's creator, or a run
+// that is no object) and runs.transfer destinations.
+func randomInputs(t *testing.T, p *Policy, rng *rand.Rand, n int) []*Input {
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
 	roles := []string{"none", "viewer", "member", "contributor", "admin"}
 	orgRoles := []string{"none", "owner", "manager", "admin", "member", "viewer", "billing", "outsider"}
@@ -113,8 +125,10 @@ func TestLeftOutFieldsDecideAlike(t *testing.T) {
 		}
 		return r
 	}
+	runs := []any{false, nil, 0, "", []any{"u1"}}
 	actions := p.Actions()
-	for i := range 3000 {
+	out := make([]*Input, 0, n)
+	for range n {
 		action := actions[rng.IntN(len(actions))]
 		spec, _ := p.Action(action)
 		in := Input{Subject: subject(), Action: action, Resource: resource(spec.Kind)}
@@ -125,18 +139,19 @@ func TestLeftOutFieldsDecideAlike(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			attrs["target_current_role"] = pick(append(roles, orgRoles...)...)
 		}
-		if rng.IntN(3) == 0 {
+		switch rng.IntN(6) {
+		case 0, 1:
 			attrs["run"] = map[string]any{"created_by": pick("u1", "u2")}
+		case 2:
+			attrs["run"] = runs[rng.IntN(len(runs))]
 		}
+		var err error
 		in.Attributes, err = NewAttributes(attrs)
 		require.NoError(t, err)
 		if spec.DestinationRole != "" && rng.IntN(4) > 0 {
 			in.Destination = &Destination{Subject: subject(), Resource: resource(scope.KindProject)}
 		}
-		got, err := p.Eval(t.Context(), &in)
-		require.NoError(t, err)
-		want, err := whole.Eval(t.Context(), &in)
-		require.NoError(t, err)
-		require.Equal(t, want, got, "request %d: %+v", i, in)
+		out = append(out, &in)
 	}
+	return out
 }

@@ -369,7 +369,7 @@ type Policy struct {
 	extAllows     bool // data.teamgate.ext.allow is defined (ExtAllows)
 	fingerprint   string
 	ranks         map[string]int       // data.teamgate.ranks
-	table         *Table               // nil when authors' modules are loaded
+	table         *Table               // nil when authors' modules are loaded or data defines ext
 	vocab         map[string]*ast.Term // shared input terms (Policy.term); read-only
 	reads         inputReads           // what the modules read of the input (Input.value)
 }
@@ -397,7 +397,9 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	p.vocab = p.newVocab()
 	// Test modules never decide (parse leaves them out), so a policy directory of data and its
 	// tests keeps the table: only an author's deciding module may read facts it does not key on.
-	if len(deciding) == len(DefaultModules()) {
+	// Data that defines teamgate.ext does not: its messages are the reasons' own, and a cell
+	// keeps codes only (the engine would write extension_deny's standard message instead).
+	if len(deciding) == len(DefaultModules()) && !definesExt(deciding, merged) {
 		p.table = newTable(p)
 	}
 	var compiler *ast.Compiler

@@ -128,8 +128,9 @@ func newTable(p *Policy) *Table {
 	return t
 }
 
-// Table returns the policy's decision table, or nil when authors' modules are loaded: their
-// rules may read any fact, so only full evaluation applies.
+// Table returns the policy's decision table, or nil when authors' modules are loaded (their
+// rules may read any fact, so only full evaluation applies) or data defines teamgate.ext (a
+// cell keeps reason codes, not the extension's messages).
 func (p *Policy) Table() *Table { return p.table }
 
 // Verdict returns the policy's verdict for k. An action outside the catalog is an error
