@@ -18,9 +18,8 @@ import (
 // Check verifies that every in-memory index agrees with the records it is derived from
 // (the projects map's keys, team memberships, effective teams, team → projects, policy →
 // projects, grants, open projects, users' default teams, the expiry indexes) and that every
-// default team is one its user can
-// enter. It is meant for tests and for operators after an incident; it takes the read lock and
-// walks the whole directory.
+// default team is one its user can enter. It is meant for tests and for operators after an
+// incident; it takes the read lock and walks the whole directory.
 //
 // The expiry indexes the expiry loop scans (see "Expiry" in the package doc) are checked against
 // the records: each grant's expires_at against the grant index, and, on disk, each team
