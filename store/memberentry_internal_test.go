@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -35,33 +34,19 @@ func TestMemberEntriesRandomWrites(t *testing.T) {
 	_, err = s.Apply(ctx, cs...)
 	require.NoError(t, err)
 
-	stop := make(chan struct{})
-	var readers sync.WaitGroup
-	halt := sync.OnceFunc(func() { close(stop); readers.Wait() })
+	halt := readAlong(2, func(i, n int, a *Access) bool {
+		u := fmt.Sprintf("u%d", (n+i)%users)
+		if _, err := s.ViewAccess(a, "o", "", "p", u, nil); err != nil {
+			t.Error(err)
+			return false
+		}
+		if a.Missing != Found || a.OrgRole == "" && a.TeamRoles != 0 {
+			t.Errorf("%s: %+v", u, a)
+			return false
+		}
+		return true
+	})
 	defer halt() // before the store closes, also when a check fails
-	for i := range 2 {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			var a Access
-			for n := i; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				u := fmt.Sprintf("u%d", n%users)
-				if _, err := s.ViewAccess(&a, "o", "", "p", u, nil); err != nil {
-					t.Error(err)
-					return
-				}
-				if a.Missing != Found || a.OrgRole == "" && a.TeamRoles != 0 {
-					t.Errorf("%s: %+v", u, a)
-					return
-				}
-			}
-		}()
-	}
 
 	rng := rand.New(rand.NewPCG(32, 1))
 	roles := map[string]string{}              // member → org role

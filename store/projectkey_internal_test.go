@@ -61,34 +61,19 @@ func TestProjectKeysRandomWrites(t *testing.T) {
 		PutTeamMember{Org: "o", Team: "t0", User: "u0", Role: "contributor"})
 	require.NoError(t, err)
 
-	stop := make(chan struct{})
-	var readers sync.WaitGroup
-	halt := sync.OnceFunc(func() { close(stop); readers.Wait() })
+	halt := readAlong(2, func(i, n int, a *Access) bool {
+		name := projectKeyNames[(n+i)%len(projectKeyNames)]
+		if _, err := s.ViewAccess(a, "o", "", name, "u0", nil); err != nil {
+			t.Error(err)
+			return false
+		}
+		if a.Missing == Found && a.OrgRole != "member" {
+			t.Errorf("project %s: u0's org role %q", name, a.OrgRole)
+			return false
+		}
+		return true
+	})
 	defer halt() // before the store closes, also when a check fails
-	for i := range 2 {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			var a Access
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				name := projectKeyNames[(n+i)%len(projectKeyNames)]
-				_, err := s.ViewAccess(&a, "o", "", name, "u0", nil)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if a.Missing == Found && a.OrgRole != "member" {
-					t.Errorf("project %s: u0's org role %q", name, a.OrgRole)
-					return
-				}
-			}
-		}()
-	}
 
 	rng := rand.New(rand.NewPCG(17, 16))
 	model := map[string]bool{}
@@ -200,4 +185,30 @@ func TestCheckFindsAProjectUnderAnotherKey(t *testing.T) {
 	o.projects["p-16-bytes-long2"] = pd
 	s.mu.Unlock()
 	require.ErrorContains(t, s.Check(), `project p-16-bytes-long1 is under the key "p-16-bytes-long2"`)
+}
+
+// readAlong starts n readers, reader i calling read(i, 0), read(i, 1), ... with an Access of
+// its own until read returns false or halt is called; halt stops them and waits (it may be
+// called more than once).
+func readAlong(n int, read func(i, step int, a *Access) bool) (halt func()) {
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for i := range n {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			var a Access
+			for step := 0; ; step++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if !read(i, step, &a) {
+					return
+				}
+			}
+		}()
+	}
+	return sync.OnceFunc(func() { close(stop); readers.Wait() })
 }
