@@ -586,7 +586,7 @@ func (c DeleteProject) apply(t *txn) error {
 	}
 	t.unindexProject(o, pd)
 	del(t, o.openProjects, c.Name)
-	del(t, o.projects, c.Name)
+	del(t, o.projects, pd.keyOf(c.Name)) // undone: back under pd's own key bytes
 	del(t, o.grantExpiry, c.Name)
 	t.resort[o] = struct{}{}
 	t.touch(keyProject(c.Org, c.Name))

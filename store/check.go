@@ -16,10 +16,10 @@ import (
 )
 
 // Check verifies that every in-memory index agrees with the records it is derived from
-// (team memberships, effective teams, team → projects, policy → projects, grants, open projects,
-// users' default teams, the expiry indexes) and that every default team is one its user can
-// enter. It is meant for tests and for operators after an incident; it takes the read lock and
-// walks the whole directory.
+// (the projects map's keys, team memberships, effective teams, team → projects, policy →
+// projects, grants, open projects, users' default teams, the expiry indexes) and that every
+// default team is one its user can enter. It is meant for tests and for operators after an
+// incident; it takes the read lock and walks the whole directory.
 //
 // The expiry indexes the expiry loop scans (see "Expiry" in the package doc) are checked against
 // the records: each grant's expires_at against the grant index, and, on disk, each team
@@ -264,6 +264,9 @@ func (o *orgData) check() error {
 		m[k1][k2] = struct{}{}
 	}
 	for pn, pd := range o.projects {
+		if pd.p.Name != pn { // the key's bytes changed under the map (projectData.key), or a wrong put
+			return fmt.Errorf("project %s is under the key %q", pd.p.Name, pn)
+		}
 		var pol *policy.Named
 		if pd.p.Policy != "" {
 			poly, ok := o.policies[pd.p.Policy]

@@ -14,9 +14,15 @@ func TestDecisionReadsFewLines(t *testing.T) {
 	t.Parallel()
 	const line = 64
 	var pd projectData
-	// The object is alone in its size class (≤ 512 bytes, so 512-aligned): offsets are lines.
+	// At most eight lines, and every object starts a line, so that offsets are lines: that takes
+	// a size class that is a multiple of 64 (512 is; 480, the class of 449 to 480 bytes, puts
+	// every other object of a span 32 bytes into a line), so look where objects land.
 	require.LessOrEqual(t, unsafe.Sizeof(pd), uintptr(512))
-	require.Greater(t, unsafe.Sizeof(pd), uintptr(256))
+	for range 16 {
+		p := new(projectData)
+		require.Zero(t, uintptr(unsafe.Pointer(p))%line, "a projectData of %d bytes starts inside a line", unsafe.Sizeof(pd))
+		layoutSink = p // the heap's, not a stack slot
+	}
 	lineOf := func(off uintptr) uintptr { return off / line }
 	// The effective teams (copied whole into Access) and the team-id mask: the first line.
 	require.Equal(t, uintptr(0), lineOf(unsafe.Offsetof(pd.teams)))
@@ -38,3 +44,5 @@ func TestDecisionReadsFewLines(t *testing.T) {
 	// A member's org role and team list: one 32-byte entry, never across a line.
 	require.Equal(t, uintptr(32), unsafe.Sizeof(member{}))
 }
+
+var layoutSink *projectData

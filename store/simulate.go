@@ -188,7 +188,7 @@ func (o *orgData) clone() *orgData {
 	}
 	for name, pd := range o.projects {
 		cp := *pd
-		c.projects[name] = &cp
+		c.projects[cp.keyOf(name)] = &cp // its own key bytes, not o's object's
 	}
 	for name, pd := range o.policies {
 		cp := *pd

@@ -424,14 +424,24 @@ type projectData struct {
 	key [16]byte
 }
 
-// mapKey returns name as o.projects' key for pd, a new project's: a string of pd.key's bytes
-// when name fits there, else name itself.
+// mapKey writes name into pd.key when it fits there and returns o.projects' key for pd (pd's
+// name), for a new project, before it enters the map: pd.key is never written again.
 func (pd *projectData) mapKey(name string) string {
+	if name != "" && len(name) <= len(pd.key) {
+		copy(pd.key[:], name)
+	}
+	return pd.keyOf(name)
+}
+
+// keyOf returns o.projects' key for pd, whose name is name: a string of pd.key's bytes when
+// name fits there, else name itself. Every path that puts pd in a projects map uses it (a
+// rolled-back delete re-inserts under the key it passes, and a Go map keeps the key it was
+// given), so that the key's bytes stay pd's own (checkProjectKeys).
+func (pd *projectData) keyOf(name string) string {
 	if name == "" || len(name) > len(pd.key) {
 		return name
 	}
-	n := copy(pd.key[:], name)
-	return unsafe.String(&pd.key[0], n)
+	return unsafe.String(&pd.key[0], len(name))
 }
 
 // teamSet is a set of team ids: their list, and a mask of the ids modulo 64 that tells most
