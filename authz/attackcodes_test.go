@@ -90,7 +90,8 @@ func codesDirectory(t *testing.T, rng *rand.Rand, opts store.Options) (st *store
 // store cannot hold ranked among its own), on random
 // directories with outsiders and non-members holding plain and break-glass grants, several
 // team roles per user and restricted projects, every action of the catalog on every resource
-// form (org, team, project, team-space project, missing ones) decides exactly as full
+// form (org, team, project, team-space project, missing ones; a third of the catalog per data,
+// in turn) decides exactly as full
 // evaluation does, on the compiled path and the cache (twice: the second from the cache).
 func TestRoleCodesAgreeWithEvaluation(t *testing.T) {
 	t.Parallel()
@@ -132,8 +133,10 @@ func TestRoleCodesAgreeWithEvaluation(t *testing.T) {
 		for _, p := range append(projects, "nope") {
 			resources = append(resources, "o/"+p, "o/"+teams[di%len(teams)]+"/"+p)
 		}
-		n := 0
-		for _, a := range actions {
+		for ai, a := range actions {
+			if (ai+di)%3 != 0 && !slices.Contains([]string{"runs.stop", "team.update", "project.get"}, a) { // a third of the catalog per data, every action over three data, those the data names always
+				continue
+			}
 			for _, res := range resources {
 				for _, u := range users {
 					req := authz.Request{Subject: u, Action: a, Resource: res}
@@ -143,12 +146,10 @@ func TestRoleCodesAgreeWithEvaluation(t *testing.T) {
 						require.Equal(t, wantErr, err, "data %d %s %+v", di, name, req)
 						require.Equal(t, want, got, "data %d %s %+v (data %v)", di, name, req, data)
 					}
-					n++
 				}
 			}
 		}
 		require.NotZero(t, engs["compiled"].Stats().Compiled, "data %d", di)
-		_ = n
 	}
 }
 
