@@ -636,25 +636,26 @@ func (e *Engine) readFacts(rd *reading) error {
 func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
 	var d Decision
 	v, err := t.VerdictOf(ctx, q.spec, k)
-	e.fromVerdict(q, &v, err, rev, scratch, &d)
+	e.fromVerdict(q, v.View(), err, rev, scratch, &d)
 	return d
 }
 
-// fromVerdict answers with the decision table's verdict *v (read-only), or its error err (a
+// fromVerdict answers with the decision table's verdict v, or its error err (a
 // deny), into *d, which is zero (Authorize's own, written once: no copy on the way back);
 // messages are rendered from the request's own facts, all of a decision's through scratch (nil:
 // a buffer of its own) into one string allocated with the reasons (newReasons).
-func (e *Engine) fromVerdict(q *query, v *rego.Verdict, err error, rev uint64, scratch []byte, d *Decision) {
+func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64, scratch []byte, d *Decision) {
 	if err != nil {
 		*d = e.failed(err, rev)
 		return
 	}
-	d.Allowed, d.Role, d.Revision = v.Allow, v.Role, rev
+	role, codes := v.Role(), v.Codes()
+	d.Allowed, d.Role, d.Revision = v.Allow(), role, rev
 	var ends [4]int
-	if len(v.Codes) > len(ends) { // no default rule gives that many
-		d.Reasons = make([]Reason, len(v.Codes))
-		for i, c := range v.Codes {
-			d.Reasons[i] = Reason{Code: c, Message: q.message(c, v.Role, v.LimitOf(i))}
+	if len(codes) > len(ends) { // no default rule gives that many
+		d.Reasons = make([]Reason, len(codes))
+		for i, c := range codes {
+			d.Reasons[i] = Reason{Code: c, Message: q.message(c, role, v.LimitOf(i))}
 		}
 		return
 	}
@@ -663,13 +664,13 @@ func (e *Engine) fromVerdict(q *query, v *rego.Verdict, err error, rev uint64, s
 		scratch = buf[:0]
 	}
 	b := scratch[:0]
-	for i, c := range v.Codes {
-		b = q.appendMessage(b, c, v.Role, v.LimitOf(i))
+	for i, c := range codes {
+		b = q.appendMessage(b, c, role, v.LimitOf(i))
 		ends[i] = len(b)
 	}
-	reasons, msgs := newReasons(len(v.Codes), b)
+	reasons, msgs := newReasons(len(codes), b)
 	start := 0
-	for i, c := range v.Codes {
+	for i, c := range codes {
 		reasons[i] = Reason{Code: c, Message: msgs[start:ends[i]]}
 		start = ends[i]
 	}

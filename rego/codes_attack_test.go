@@ -3,6 +3,7 @@ package rego_test
 import (
 	"context"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -52,7 +53,7 @@ func TestCodesConcurrentFirstUse(t *testing.T) {
 			for i := range codes {
 				v, err := ref.Table().VerdictOfCodes(ctx, refSpec, &codes[i])
 				require.NoError(t, err)
-				want[i] = *v
+				want[i] = v.Verdict()
 			}
 			// A first use under a cancelled context fails and stores nothing.
 			cancelled, cancel := context.WithCancel(ctx)
@@ -73,7 +74,7 @@ func TestCodesConcurrentFirstUse(t *testing.T) {
 							t.Error(action, c, err)
 							return
 						}
-						got[w][i] = *v
+						got[w][i] = v.Verdict()
 					}
 				})
 			}
@@ -83,4 +84,32 @@ func TestCodesConcurrentFirstUse(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestVerdictOfCodesIsReadOnly: VerdictOfCodes hands out the table's shared cell, so what it
+// returns has no field a caller could write (a *Verdict did: setting Allow on it allowed every
+// later decision of the cell), and changing a copy taken from it changes nothing.
+func TestVerdictOfCodesIsReadOnly(t *testing.T) {
+	ctx := context.Background()
+	m, ok := reflect.TypeFor[*rego.Table]().MethodByName("VerdictOfCodes")
+	require.True(t, ok)
+	view := m.Type.Out(0)
+	require.Equal(t, reflect.TypeFor[rego.VerdictView](), view)
+	for i := range view.NumField() {
+		require.False(t, view.Field(i).IsExported(), "VerdictView.%s", view.Field(i).Name)
+	}
+
+	p, err := rego.New(ctx, nil)
+	require.NoError(t, err)
+	spec, ok := p.Spec("runs.delete")
+	require.True(t, ok)
+	c := rego.Codes{Exists: true} // no org role (an outsider), no grant, no team: denied
+	v, err := p.Table().VerdictOfCodes(ctx, spec, &c)
+	require.NoError(t, err)
+	require.False(t, v.Allow())
+	cp := v.Verdict()
+	cp.Allow = true
+	again, err := p.Table().VerdictOfCodes(ctx, spec, &c)
+	require.NoError(t, err)
+	require.False(t, again.Allow())
 }

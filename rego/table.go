@@ -48,6 +48,30 @@ type Verdict struct {
 // LimitOf returns the limit reason i names, the zero Limit when it names none.
 func (v *Verdict) LimitOf(i int) Limit { return limitOf(v.Limits, i) }
 
+// View is a read-only handle on v.
+func (v *Verdict) View() VerdictView { return VerdictView{v} }
+
+// VerdictView is a read-only handle on a Verdict: what Table.VerdictOfCodes returns, since its
+// verdict is the cell's own, shared by every key of the cell and every later decision (a
+// writable *Verdict would let any holder turn a deny into an allow for everyone). The zero
+// VerdictView must not be read.
+type VerdictView struct{ v *Verdict }
+
+// Allow is the verdict's Allow.
+func (r VerdictView) Allow() bool { return r.v.Allow }
+
+// Role is the verdict's Role.
+func (r VerdictView) Role() string { return r.v.Role }
+
+// Codes is the verdict's Codes, shared with the cell: do not modify.
+func (r VerdictView) Codes() []Code { return r.v.Codes }
+
+// LimitOf is the verdict's LimitOf.
+func (r VerdictView) LimitOf(i int) Limit { return r.v.LimitOf(i) }
+
+// Verdict returns a copy of the verdict (its slices still shared: do not modify them).
+func (r VerdictView) Verdict() Verdict { return *r.v }
+
 // Table is the decision table of a policy made of the default modules (with any data): the one
 // Go-side summary of the Rego rules. Each cell is computed on first use by evaluating the
 // policy on a canonical input with the cell's Key, then read lock-free; it is the policy's own
@@ -258,31 +282,32 @@ type Codes struct {
 // an entry of this table's policy's own catalog (its Spec): the action is found from the spec
 // alone, its name neither hashed nor compared. Any other spec (another policy's, the zero Spec)
 // is an error matching teamgate.ErrInvalid, as is a code outside the vocabulary. The verdict is
-// the cell's own, shared by every key of the cell: read-only. It reads *c only during the call.
-func (t *Table) VerdictOfCodes(ctx context.Context, spec Spec, c *Codes) (*Verdict, error) {
+// the cell's own, shared by every key of the cell: a read-only VerdictView. It reads *c only
+// during the call.
+func (t *Table) VerdictOfCodes(ctx context.Context, spec Spec, c *Codes) (VerdictView, error) {
 	if spec.a == nil {
-		return nil, teamgate.Invalid("action spec", "none", "not an action of the table's policy")
+		return VerdictView{}, teamgate.Invalid("action spec", "none", "not an action of the table's policy")
 	}
 	a := spec.a.index - 1
 	if a < 0 || int(a) >= len(t.names) || &t.p.byName.specs[a] != spec.a {
-		return nil, teamgate.Invalid("action spec", string(spec.a.Kind)+" action", "not an action of the table's policy")
+		return VerdictView{}, teamgate.Invalid("action spec", string(spec.a.Kind)+" action", "not an action of the table's policy")
 	}
 	if i, ok := t.codesIndex(spec.a.Kind, c); ok {
 		if b := t.blocks[a].Load(); b != nil {
 			if v := b[i].Load(); v != nil {
-				return v, nil
+				return VerdictView{v}, nil
 			}
 		}
 	}
 	k, err := t.keyOf(t.names[a], c) // a cell not computed yet
 	if err != nil {
-		return nil, err
+		return VerdictView{}, err
 	}
 	v, err := t.verdict(ctx, a, spec.a.Kind, &k)
 	if err != nil {
-		return nil, err
+		return VerdictView{}, err
 	}
-	return &v, nil
+	return VerdictView{&v}, nil
 }
 
 // known reports whether c's codes are of the vocabulary (numOrgRoles, numRoles).

@@ -539,10 +539,10 @@ func TestCodesAreTheKey(t *testing.T) {
 				require.NoError(t, err, "%s %+v", action, c)
 				want, err := tab.VerdictOf(ctx, spec, &k)
 				require.NoError(t, err, "%s %+v", action, k)
-				require.Equal(t, want, *got, "%s %+v", action, c)
+				require.Equal(t, want, got.Verdict(), "%s %+v", action, c)
 				again, err := tab.VerdictOfCodes(ctx, spec, &c)
 				require.NoError(t, err)
-				require.Equal(t, want, *again, "%s %+v, computed", action, c)
+				require.Equal(t, want, again.Verdict(), "%s %+v, computed", action, c)
 			}
 			check(rego.Codes{OrgRole: 3, TeamRoles: 5}, rego.Key{Action: action, OrgRole: "admin", TeamRole: "member"})
 			for o := uint8(0); o <= uint8(len(orgRoles)); o++ {
