@@ -236,11 +236,14 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 // nothing is boxed (a channel of records, or of pointers to them, costs an allocation or a
 // 230-byte copy per decision).
 //
-// A slot is small: an in-memory cache hit writes only its cache entry (immutable: the decision,
-// its reasons and policy, and the request's key, from which the drainer rebuilds the request's
-// strings), the decision's revision and the request's MinRevision; any other decision writes a
-// compact record (logRec: two cache lines, not a DecisionRecord's four) into recs, beside the
-// slot, of immutable parts the drainer makes its record from. The drainer makes every record.
+// A slot is one cache line, and a record is made of what the decision already holds (logSlot):
+// an in-memory cache hit writes its cache entry (immutable: the decision, its reasons and
+// policy, and the request's key, from which the drainer rebuilds the request's strings); a
+// decision on the compiled path writes its reasons' block, where the request's strings and the
+// role were put beside the messages (fromVerdict), and where they lie in it; any other decision
+// (an error, full evaluation, attributes, Suggest) writes a whole DecisionRecord it allocates.
+// Each writes the decision's revision and the request's MinRevision. The drainer makes every
+// record.
 //
 // A slot of hits is a run: a hit whose record would be the same as that of the latest run of
 // its cache entry (same revision, same MinRevision) while the drainer has not taken the run yet
@@ -273,12 +276,10 @@ type recordRing struct {
 	head         uint64 // the next position to read; the consumer's only
 	mask         uint64 // len(slots)-1
 	half         uint64
-	slots        []logSlot
-	// recs[i] holds slot i's record when slots[i].hit is nil (its revision and MinRevision in the
-	// slot's rev and minRev). The consumer reads a record and leaves it (the next lap's producer
-	// writes it whole): clearing it would make the producer fetch its cache lines back from the
+	// slots are the ring's records. The consumer reads a slot and leaves it (the next lap's
+	// producer writes it): clearing it would make the producer fetch its cache line back from the
 	// drainer's core. So the ring keeps the requests of at most its size of past decisions alive.
-	recs []logRec
+	slots []logSlot
 	// run is the record of the sealed run at head, left how many of its records are still to be
 	// taken (a run may span batches), copies how many of the consumer's batch's first records
 	// are copies of run (take passes the same batch each time, and a sink modifies no record, so
@@ -306,19 +307,37 @@ const (
 // published is the state of position pos's slot once its producer has written it.
 func published(pos uint64) uint64 { return (pos + 1) & tagMask << countBits }
 
-// logSlot is one position of the ring: 32 bytes, two to a cache line.
+// logSlot is one position of the ring, and its record: one cache line.
 type logSlot struct {
 	// state is published(pos) plus the run's count once the producer of position pos has
 	// written the slot: the consumer reads it then. A slot freed for the next lap keeps its
 	// state (no later position publishes the same tag).
 	state atomic.Uint64
-	// hit is the cache entry of an in-memory cache hit (the record is made from it, rev and
-	// minRev); nil: the record is recs[i]. rev and minRev are atomic because a hit compares them
-	// with its own while the slot may be rewritten for a later lap (the CAS on state, which then
-	// fails, decides).
-	hit         *cacheEntry
+	// rev and minRev are the record's revision and MinRevision. They are atomic because a hit
+	// compares them with its own while the slot may be rewritten for a later lap (the CAS on
+	// state, which then fails, decides).
 	rev, minRev atomic.Uint64
+	// ref is what the record is made of, by meta's kind: the *cacheEntry of an in-memory cache
+	// hit (kindHit), the first reason of a packed compiled decision's reasons block (kindPacked,
+	// see packRecord), or a whole *DecisionRecord, its Time unset (kindFull).
+	ref unsafe.Pointer
+	// A packed record's policy fingerprint (rego.Policy.Fingerprint: not the policy, which
+	// the ring would keep alive) and latency.
+	policy  string
+	latency time.Duration
+	meta    uint64 // the kind (kindMask), and a packed record's layout (packRecord)
 }
+
+// A slot is exactly one cache line (a compile error otherwise).
+var _ [0]byte = [unsafe.Sizeof(logSlot{}) - 64]byte{}
+
+// The kinds of record a slot holds (logSlot.meta&kindMask).
+const (
+	kindHit    = 0
+	kindPacked = 1
+	kindFull   = 2
+	kindMask   = 3
+)
 
 // init sizes the ring: size rounded up to a power of two.
 func (q *recordRing) init(size int) {
@@ -326,7 +345,7 @@ func (q *recordRing) init(size int) {
 	for n < size {
 		n <<= 1
 	}
-	q.slots, q.recs = make([]logSlot, n), make([]logRec, n)
+	q.slots = make([]logSlot, n)
 	for i := range q.slots {
 		q.slots[i].state.Store(countMask) // tag 0, sealed: no position's before a lap
 	}
@@ -364,7 +383,7 @@ func (s *logSlot) joins(st, run, rev, minRev uint64) bool {
 
 // fill writes a hit's slot at pos: a run of one.
 func (s *logSlot) fill(en *cacheEntry, rev, minRev uint64) {
-	s.hit = en
+	s.ref, s.meta = unsafe.Pointer(en), kindHit
 	s.rev.Store(rev)
 	s.minRev.Store(minRev)
 }
@@ -380,9 +399,9 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 			if st>>countBits != (q.head+1)&tagMask {
 				break
 			}
-			if s.hit == nil {
+			if s.meta&kindMask != kindHit {
 				q.copies = min(q.copies, len(out))
-				out = append(out, q.recs[q.head&q.mask].record(s.rev.Load(), s.minRev.Load())) // left in place: see recs
+				out = append(out, s.record(s.rev.Load(), s.minRev.Load())) // left in place: see slots
 				out[len(out)-1].Time = now
 				q.head++
 				continue
@@ -390,7 +409,7 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 			for !s.state.CompareAndSwap(st, st|countMask) { // seal the run: its count is final
 				st = s.state.Load()
 			}
-			q.run, q.left, q.copies = s.hit.logRecord(s.rev.Load(), s.minRev.Load()), st&countMask+1, 0
+			q.run, q.left, q.copies = (*cacheEntry)(s.ref).logRecord(s.rev.Load(), s.minRev.Load()), st&countMask+1, 0
 			q.run.Time = now // the run is taken now, all its records at once
 		}
 		k := int(min(q.left, uint64(cap(out)-len(out))))
@@ -442,46 +461,57 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 	}
 }
 
-// logRec is the ring's record of a decision that was not an in-memory cache hit: 128 bytes, two
-// cache lines (a DecisionRecord takes four), made of what the decision already holds — the
-// request's strings as the caller passed them, the decision's role and reasons (those of the
-// Decision returned: nobody modifies them, see DecisionRecord), the policy's fingerprint — from
-// which the drainer makes the record (record). Its revision and MinRevision are in the slot (logSlot.rev,
-// minRev). A record with more (an error, attributes, Suggest, suggestions: none on the compiled
-// path's common case, and each costs allocations of its own) is made whole beside it, in full.
-type logRec struct {
-	subject, action, resource, owner string
-	reasons                          *Reason // the Reasons' array: nil for nil Reasons
-	nReasons                         uint32
-	allowed                          bool
-	path                             DecisionPath
-	role                             string
-	policy                           string // the fingerprint (not the policy: a ring keeps no old policy alive)
-	latency                          time.Duration
-	full                             *DecisionRecord // the whole record (its Time unset); nil: made from the above
+// packRecord appends to b the strings of a logged compiled decision's record that its reasons'
+// block keeps (fromVerdict puts b, then the messages, in the block): the request's subject,
+// action, resource and owner, then the role. It returns b and the slot's meta for the record
+// (kindPacked, whether allowed, the n reasons, the five strings' lengths), or b as it was and 0
+// when a string is longer than 255 bytes (the record is then made whole).
+//
+// So the record of a compiled decision is one line of the ring (logSlot), of which only the
+// block's pointer and the fingerprint's are pointers: it costs the deciding core a fraction of
+// copying the request's strings' headers there (bench/RESULTS.md, "Stop 18: decision log on
+// the compiled path").
+func packRecord(b []byte, req *Request, role string, allowed bool, n int) ([]byte, uint64) {
+	ls, la, lr, lo, lrole := len(req.Subject), len(req.Action), len(req.Resource), len(req.Owner), len(role)
+	if ls|la|lr|lo|lrole > 255 || n > 7 {
+		return b, 0
+	}
+	b = append(b, req.Subject...)
+	b = append(b, req.Action...)
+	b = append(b, req.Resource...)
+	b = append(b, req.Owner...)
+	b = append(b, role...)
+	m := kindPacked | uint64(n)<<3 | uint64(ls)<<8 | uint64(la)<<16 | uint64(lr)<<24 | uint64(lo)<<32 | uint64(lrole)<<40
+	if allowed {
+		m |= 1 << 2
+	}
+	return b, m
 }
 
-// A logRec is exactly two cache lines (a compile error otherwise).
-var _ [0]byte = [unsafe.Sizeof(logRec{}) - 128]byte{}
+// inBlock reports whether reasons and text were allocated as one block, text right after the
+// reasons (newReasons): a packed record's strings are found from its reasons.
+func inBlock(reasons []Reason, text string) bool {
+	return len(text) > 0 && unsafe.Add(unsafe.Pointer(unsafe.SliceData(reasons)), uintptr(len(reasons))*unsafe.Sizeof(Reason{})) ==
+		unsafe.Pointer(unsafe.StringData(text))
+}
 
-// set makes r the record of req's decision d under policy p (its revision and MinRevision go in
-// the slot).
-func (r *logRec) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
-	if err != nil || req.Attributes != nil || req.Suggest || d.Suggestions != nil || len(d.Reasons) > 1<<32-1 {
-		r.setFull(req, d, p, t, err)
+// set writes the record of req's decision d under policy p into s (its revision and MinRevision
+// are written by the caller, with the publication): packed when the decision was (t.packed)
+// and the record needs nothing more, else whole.
+func (s *logSlot) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
+	if t.packed != 0 && err == nil && req.Attributes == nil && !req.Suggest && d.Suggestions == nil && t.path == PathCompiled {
+		// The block's first reason is the decision's: its Reasons are the block's own.
+		s.ref, s.meta = unsafe.Pointer(unsafe.SliceData(d.Reasons)), t.packed
+		s.policy, s.latency = p.Fingerprint(), t.latency
 		return
 	}
-	// Field by field: a composite literal is built aside and copied.
-	r.subject, r.action, r.resource, r.owner = req.Subject, req.Action, req.Resource, req.Owner
-	r.reasons, r.nReasons = unsafe.SliceData(d.Reasons), uint32(len(d.Reasons))
-	r.allowed, r.path, r.role = d.Allowed, t.path, d.Role
-	r.policy, r.latency, r.full = p.Fingerprint(), t.latency, nil
+	s.setFull(req, d, p, t, err)
 }
 
-// setFull is set of a record that is made whole (see logRec).
+// setFull is set of a record that is made whole.
 //
 //go:noinline
-func (r *logRec) setFull(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
+func (s *logSlot) setFull(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
 	f := &DecisionRecord{Request: *req, Decision: *d, Policy: p.Fingerprint(), Path: t.path, Latency: t.latency}
 	if err != nil {
 		f.Path, f.Error = PathNone, err.Error()
@@ -489,23 +519,31 @@ func (r *logRec) setFull(req *Request, d *Decision, p *rego.Policy, t *decisionT
 	if len(req.Attributes) > 0 {
 		f.Request.Attributes = copyAttributes(req.Attributes)
 	}
-	*r = logRec{full: f}
+	s.ref, s.meta = unsafe.Pointer(f), kindFull
+	s.policy = ""
 }
 
-// record is the DecisionRecord r holds, with revision rev and MinRevision minRev (from the
-// slot); its Time is unset.
-func (r *logRec) record(rev, minRev uint64) DecisionRecord {
-	if r.full != nil {
-		return *r.full
+// record is the DecisionRecord of a slot that is not a hit's, with revision rev and
+// MinRevision minRev; its Time is unset.
+func (s *logSlot) record(rev, minRev uint64) DecisionRecord {
+	if s.meta&kindMask == kindFull {
+		return *(*DecisionRecord)(s.ref)
 	}
-	var reasons []Reason
-	if r.reasons != nil {
-		reasons = unsafe.Slice(r.reasons, r.nReasons)
+	m := s.meta
+	n := int(m >> 3 & 7)
+	reasons := unsafe.Slice((*Reason)(s.ref), n)
+	text := unsafe.Add(s.ref, uintptr(n)*unsafe.Sizeof(Reason{}))
+	next := func(shift uint) string {
+		l := int(m >> shift & 0xff)
+		str := unsafe.String((*byte)(text), l)
+		text = unsafe.Add(text, l)
+		return str
 	}
+	subject, action, resource, owner, role := next(8), next(16), next(24), next(32), next(40)
 	return DecisionRecord{
-		Request:  Request{Subject: r.subject, Action: r.action, Resource: r.resource, Owner: r.owner, MinRevision: minRev},
-		Decision: Decision{Allowed: r.allowed, Role: r.role, Reasons: reasons, Revision: rev},
-		Policy:   r.policy, Path: r.path, Latency: r.latency,
+		Request:  Request{Subject: subject, Action: action, Resource: resource, Owner: owner, MinRevision: minRev},
+		Decision: Decision{Allowed: m&(1<<2) != 0, Role: role, Reasons: reasons, Revision: rev},
+		Policy:   s.policy, Path: PathCompiled, Latency: s.latency,
 	}
 }
 
@@ -685,15 +723,15 @@ func (l *decisionLog) close(ctx context.Context) error {
 	return err
 }
 
-// record makes the log's record of one call in the ring (written in place, nothing allocated but
-// on a failed call or one with attributes, Suggest or suggestions: see logRec); attributes are
-// copied, since the caller may reuse its map once the call has returned.
+// record makes the log's record of one call in the ring: in the slot, nothing allocated, for a
+// decision on the compiled path (packed: see packRecord), else a whole DecisionRecord (a failed
+// call, full evaluation, the Badger tier, attributes, Suggest); attributes are copied, since the
+// caller may reuse its map once the call has returned.
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
 	s, pos, woke := e.declog.reserve()
 	if s == nil {
 		return
 	}
-	s.hit = nil
 	p := t.policy
 	if p == nil { // not decided
 		p = e.policy.Load()
@@ -701,7 +739,7 @@ func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) 
 	if err != nil {
 		d = &Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
 	}
-	e.declog.ring.recs[pos&e.declog.ring.mask].set(req, d, p, t, err)
+	s.set(req, d, p, t, err)
 	s.rev.Store(d.Revision)
 	s.minRev.Store(req.MinRevision)
 	e.declog.publish(s, pos, woke)
@@ -724,7 +762,7 @@ func (e *Engine) logs(req *Request) bool { return e.declog != nil && !req.unlogg
 // entry): going through authorize again cost the compiled path 53 instructions per decision
 // (bench/RESULTS.md, "Stop 17: decision log on the compiled path").
 func (e *Engine) logged(ctx context.Context, req *Request) (d Decision, err error) {
-	t := decisionTrace{timed: true}
+	t := decisionTrace{timed: true, logged: true}
 	if req.Suggest {
 		d, err = e.authorize(ctx, req, &t)
 	} else {
@@ -756,6 +794,8 @@ type decisionTrace struct {
 	policy  *rego.Policy  // the policy in force; nil when not decided
 	latency time.Duration // 0: not timed
 	timed   bool          // the log times what is cheap to time (metrics time every decision)
+	logged  bool          // the decision goes to the decision log (fromVerdict packs its record)
+	packed  uint64        // the packed record's meta (packRecord); 0: not packed
 }
 
 // FlushDecisionLog waits until every decision logged before the call has been given to the

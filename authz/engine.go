@@ -381,7 +381,7 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 		return d, nil
 	}
 	if t == nil && e.logs(req) {
-		tr := decisionTrace{timed: true}
+		tr := decisionTrace{timed: true, logged: true}
 		d, err := e.miss(ctx, req, &key, p, rev, &tr)
 		e.record(req, &d, &tr, err)
 		return d, err
@@ -443,25 +443,29 @@ func (e *Engine) miss(ctx context.Context, req *Request, key *cacheKey, p *rego.
 // The trace says how the decision was made when the engine logs decisions (a full evaluation,
 // timed); it is empty otherwise.
 func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, decisionTrace, error) {
-	rd := &reading{explain: explain, also: also, traced: e.declog != nil, timed: e.declog != nil}
+	rd := &reading{explain: explain, also: also}
 	rd.view = rd.read
 	var d Decision
-	err := e.decideIn(ctx, rd, &req, entry, &d)
-	return &rd.q, d, rd.trace, err
+	var t decisionTrace
+	tp := &t
+	if e.declog == nil {
+		tp = nil
+	} else {
+		t.timed = true
+	}
+	err := e.decideIn(ctx, rd, &req, entry, &d, tp)
+	return &rd.q, d, t, err
 }
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and on the compiled
 // path it allocates only the reasons. Its state lives on the stack when the Directory reads a
 // decision's facts without a callback (facts), else it comes from (and returns to) the
-// engine's pool. A non-nil t is set to how the decision was made. The decision is written to
-// *d (set only when the error is nil): no copy of it on the way back up.
+// engine's pool. A non-nil t is set to how the decision was made (decideIn). The decision is
+// written to *d (set only when the error is nil): no copy of it on the way back up.
 func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, t *decisionTrace, d *Decision) error {
 	if e.facts != nil {
 		var rd reading
-		if t == nil {
-			return e.decideIn(ctx, &rd, req, entry, d)
-		}
-		return e.decideTraced(ctx, &rd, req, entry, t, d)
+		return e.decideIn(ctx, &rd, req, entry, d, t)
 	}
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
@@ -471,27 +475,9 @@ func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, 
 	if rd.msg == nil {
 		rd.msg = make([]byte, 0, 256)
 	}
-	var err error
-	if t == nil {
-		err = e.decideIn(ctx, rd, req, entry, d)
-	} else {
-		err = e.decideTraced(ctx, rd, req, entry, t, d)
-	}
+	err := e.decideIn(ctx, rd, req, entry, d, t)
 	*rd = reading{view: rd.view, msg: rd.msg[:0]} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
-	return err
-}
-
-// decideTraced is decideIn, saying in t how the decision was made.
-func (e *Engine) decideTraced(ctx context.Context, rd *reading, req *Request, entry *cached, t *decisionTrace, d *Decision) error {
-	rd.traced, rd.timed = true, t.timed
-	err := e.decideIn(ctx, rd, req, entry, d)
-	if err == nil {
-		t.path, t.policy = rd.trace.path, rd.trace.policy
-		if rd.trace.latency != 0 {
-			t.latency = rd.trace.latency
-		}
-	}
 	return err
 }
 
@@ -507,10 +493,6 @@ type reading struct {
 	rev      uint64
 	view     func(store.Reader) error // = read, made once; nil for a reading on the stack
 	msg      []byte                   // scratch for the compiled path's messages, kept (bytes only)
-	// For the decision log and metrics: trace is how the decision was made, set when traced; a
-	// full evaluation is also timed when timed.
-	trace         decisionTrace
-	traced, timed bool
 }
 
 // read is the View callback: it reads the decision's facts (and, with an entry, records what
@@ -540,8 +522,11 @@ func (rd *reading) read(r store.Reader) error {
 	return nil
 }
 
-// decideIn decides into *d, which is zero, and sets it only when the error is nil.
-func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached, d *Decision) error {
+// decideIn decides into *d, which is zero, and sets it only when the error is nil. A non-nil t
+// (metrics, spans, the decision log) is set, on success, to how the decision was made: its path
+// and policy, its latency when t.timed and the decision was a full evaluation, and on the
+// compiled path of a logged decision (t.logged) its packed form (fromVerdict).
+func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached, d *Decision, t *decisionTrace) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -568,7 +553,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	// A logged full evaluation is timed from reading its facts (the compiled path is not: two
 	// clock reads would cost it a few per cent).
 	var start time.Duration
-	if rd.timed && !rd.compiled {
+	if t != nil && t.timed && !rd.compiled {
 		start = e.declog.clock()
 	}
 	if err := e.readFacts(rd); err != nil {
@@ -590,15 +575,15 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		e.compiledN.Add(1)
 		c := q.codes()
 		v, err := table.VerdictOfCodes(ctx, q.spec, &c)
-		e.fromVerdict(q, v, err, rd.rev, rd.msg, d)
+		e.fromVerdict(q, v, err, rd.rev, rd.msg, d, t)
 	} else {
 		e.evaluated.Add(1)
 		*d = e.eval(ctx, p, q, rd.rev)
 	}
-	if rd.traced {
-		rd.trace = decisionTrace{path: pathOf(rd.compiled), policy: p}
+	if t != nil {
+		t.path, t.policy = pathOf(rd.compiled), p
 		if start != 0 {
-			rd.trace.latency = e.declog.clock() - start
+			t.latency = e.declog.clock() - start
 		}
 	}
 	if entry != nil {
@@ -636,7 +621,7 @@ func (e *Engine) readFacts(rd *reading) error {
 func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
 	var d Decision
 	v, err := t.VerdictOf(ctx, q.spec, k)
-	e.fromVerdict(q, v.View(), err, rev, scratch, &d)
+	e.fromVerdict(q, v.View(), err, rev, scratch, &d, nil)
 	return d
 }
 
@@ -644,7 +629,11 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego
 // deny), into *d, which is zero (Authorize's own, written once: no copy on the way back);
 // messages are rendered from the request's own facts, all of a decision's through scratch (nil:
 // a buffer of its own) into one string allocated with the reasons (newReasons).
-func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64, scratch []byte, d *Decision) {
+//
+// For a logged decision (t.logged) the request's strings and the role go into the same block,
+// before the messages, and t.packed says where (packRecord): the decision log's record of it is
+// then one cache line of the ring, with no copy of the request's strings (logSlot).
+func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64, scratch []byte, d *Decision, t *decisionTrace) {
 	if err != nil {
 		*d = e.failed(err, rev)
 		return
@@ -664,12 +653,19 @@ func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64
 		scratch = buf[:0]
 	}
 	b := scratch[:0]
+	var packed uint64
+	if t != nil && t.logged && len(codes) > 0 {
+		b, packed = packRecord(b, &q.req, role, d.Allowed, len(codes))
+	}
+	start := len(b)
 	for i, c := range codes {
 		b = q.appendMessage(b, c, role, v.LimitOf(i))
 		ends[i] = len(b)
 	}
 	reasons, msgs := newReasons(len(codes), b)
-	start := 0
+	if packed != 0 && inBlock(reasons, msgs) {
+		t.packed = packed
+	}
 	for i, c := range codes {
 		reasons[i] = Reason{Code: c, Message: msgs[start:ends[i]]}
 		start = ends[i]
