@@ -180,9 +180,8 @@ func WithDecisionLog(sink DecisionSink) Option {
 // WithDecisionLogQueue sets how many slots the decision log's queue has for records waiting for
 // the sink, rounded up to a power of two. A slot holds one record, or up to 65,535 identical
 // in-memory cache hits (see WithDecisionLog): a hot request takes a slot per drain
-// (DecisionLogInterval), not per decision. A slot takes 32 bytes and 128 beside it for a record
-// of any decision but a cache hit; the batch the sink is writing (at most 512 records) is
-// apart. size must be > 0. Default DefaultDecisionLogQueue.
+// (DecisionLogInterval), not per decision. A slot takes 128 bytes, its record included; the
+// batch the sink is writing (at most 512 records) is apart. size must be > 0. Default DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
 		if size <= 0 {
@@ -236,14 +235,12 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 // nothing is boxed (a channel of records, or of pointers to them, costs an allocation or a
 // 230-byte copy per decision).
 //
-// A slot is one cache line, and a record is made of what the decision already holds (logSlot):
-// an in-memory cache hit writes its cache entry (immutable: the decision, its reasons and
-// policy, and the request's key, from which the drainer rebuilds the request's strings); a
-// decision on the compiled path writes its reasons' block, where the request's strings and the
-// role were put beside the messages (fromVerdict), and where they lie in it; any other decision
-// (an error, full evaluation, attributes, Suggest) writes a whole DecisionRecord it allocates.
-// Each writes the decision's revision and the request's MinRevision. The drainer makes every
-// record.
+// A slot holds its record (logSlot: two cache lines, a DecisionRecord takes four): an
+// in-memory cache hit writes only its cache entry (immutable: the decision, its reasons and
+// policy, and the request's key, from which the drainer rebuilds the request's strings), the
+// decision's revision and the request's MinRevision; any other decision writes what the
+// drainer makes its record from, of immutable parts, in the same two lines. The drainer makes
+// every record.
 //
 // A slot of hits is a run: a hit whose record would be the same as that of the latest run of
 // its cache entry (same revision, same MinRevision) while the drainer has not taken the run yet
@@ -307,7 +304,12 @@ const (
 // published is the state of position pos's slot once its producer has written it.
 func published(pos uint64) uint64 { return (pos + 1) & tagMask << countBits }
 
-// logSlot is one position of the ring, and its record: one cache line.
+// logSlot is one position of the ring, and its record: two cache lines, written in place.
+// Apart from a failed call or one with attributes, Suggest or suggestions (made whole:
+// kindFull), a record is made of what the decision already holds — the request's strings as
+// the caller passed them, the decision's role and reasons (those of the Decision returned:
+// nobody modifies them, see DecisionRecord), the policy's fingerprint — from which the drainer
+// makes the DecisionRecord (record).
 type logSlot struct {
 	// state is published(pos) plus the run's count once the producer of position pos has
 	// written the slot: the consumer reads it then. A slot freed for the next lap keeps its
@@ -317,24 +319,28 @@ type logSlot struct {
 	// compares them with its own while the slot may be rewritten for a later lap (the CAS on
 	// state, which then fails, decides).
 	rev, minRev atomic.Uint64
-	// ref is what the record is made of, by meta's kind: the *cacheEntry of an in-memory cache
-	// hit (kindHit), the first reason of a packed compiled decision's reasons block (kindPacked,
-	// see packRecord), or a whole *DecisionRecord, its Time unset (kindFull).
+	// ref is, by meta's kind, the *cacheEntry of an in-memory cache hit (kindHit) or the whole
+	// *DecisionRecord, its Time unset (kindFull); a kindRecord does not write it.
 	ref unsafe.Pointer
-	// A packed record's policy fingerprint (rego.Policy.Fingerprint: not the policy, which
-	// the ring would keep alive) and latency.
-	policy  string
-	latency time.Duration
-	meta    uint64 // the kind (kindMask), and a packed record's layout (packRecord)
+	// A kindRecord's request strings, reasons (their array: nil for nil Reasons) and the data
+	// of its role and of its policy's fingerprint (not the policy: a ring keeps no old policy
+	// alive); their lengths are in meta.
+	subject, action, resource, owner string
+	reasons                          *Reason
+	role, policy                     *byte
+	// meta is the kind (kindMask), and for a kindRecord: allowed (bit 2), the path (bits
+	// 3–5), the number of reasons (bits 8–15), the lengths of the role and the fingerprint
+	// (16–23, 24–31) and the latency in ns (32–63). See logSlot.set.
+	meta uint64
 }
 
-// A slot is exactly one cache line (a compile error otherwise).
-var _ [0]byte = [unsafe.Sizeof(logSlot{}) - 64]byte{}
+// A slot is exactly two cache lines (a compile error otherwise).
+var _ [0]byte = [unsafe.Sizeof(logSlot{}) - 128]byte{}
 
 // The kinds of record a slot holds (logSlot.meta&kindMask).
 const (
 	kindHit    = 0
-	kindPacked = 1
+	kindRecord = 1
 	kindFull   = 2
 	kindMask   = 3
 )
@@ -461,51 +467,24 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 	}
 }
 
-// packRecord appends to b the strings of a logged compiled decision's record that its reasons'
-// block keeps (fromVerdict puts b, then the messages, in the block): the request's subject,
-// action, resource and owner, then the role. It returns b and the slot's meta for the record
-// (kindPacked, whether allowed, the n reasons, the five strings' lengths), or b as it was and 0
-// when a string is longer than 255 bytes (the record is then made whole).
-//
-// So the record of a compiled decision is one line of the ring (logSlot), of which only the
-// block's pointer and the fingerprint's are pointers: it costs the deciding core a fraction of
-// copying the request's strings' headers there (bench/RESULTS.md, "Stop 18: decision log on
-// the compiled path").
-func packRecord(b []byte, req *Request, role string, allowed bool, n int) ([]byte, uint64) {
-	ls, la, lr, lo, lrole := len(req.Subject), len(req.Action), len(req.Resource), len(req.Owner), len(role)
-	if ls|la|lr|lo|lrole > 255 || n > 7 {
-		return b, 0
-	}
-	b = append(b, req.Subject...)
-	b = append(b, req.Action...)
-	b = append(b, req.Resource...)
-	b = append(b, req.Owner...)
-	b = append(b, role...)
-	m := kindPacked | uint64(n)<<3 | uint64(ls)<<8 | uint64(la)<<16 | uint64(lr)<<24 | uint64(lo)<<32 | uint64(lrole)<<40
-	if allowed {
-		m |= 1 << 2
-	}
-	return b, m
-}
-
-// inBlock reports whether reasons and text were allocated as one block, text right after the
-// reasons (newReasons): a packed record's strings are found from its reasons.
-func inBlock(reasons []Reason, text string) bool {
-	return len(text) > 0 && unsafe.Add(unsafe.Pointer(unsafe.SliceData(reasons)), uintptr(len(reasons))*unsafe.Sizeof(Reason{})) ==
-		unsafe.Pointer(unsafe.StringData(text))
-}
-
-// set writes the record of req's decision d under policy p into s (its revision and MinRevision
-// are written by the caller, with the publication): packed when the decision was (t.packed)
-// and the record needs nothing more, else whole.
+// set writes the record of req's decision d under policy p into s, but for its revision and
+// MinRevision, which the caller writes with the publication: in place when it fits (kindRecord),
+// else whole (setFull).
 func (s *logSlot) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
-	if t.packed != 0 && err == nil && req.Attributes == nil && !req.Suggest && d.Suggestions == nil && t.path == PathCompiled {
-		// The block's first reason is the decision's: its Reasons are the block's own.
-		s.ref, s.meta = unsafe.Pointer(unsafe.SliceData(d.Reasons)), t.packed
-		s.policy, s.latency = p.Fingerprint(), t.latency
+	fp := p.Fingerprint()
+	if err != nil || req.Attributes != nil || req.Suggest || d.Suggestions != nil ||
+		uint64(len(d.Reasons))|uint64(len(d.Role))|uint64(len(fp)) > 255 || uint64(t.latency) >= 1<<32 {
+		s.setFull(req, d, p, t, err)
 		return
 	}
-	s.setFull(req, d, p, t, err)
+	// Field by field: a composite literal is built aside and copied.
+	s.subject, s.action, s.resource, s.owner = req.Subject, req.Action, req.Resource, req.Owner
+	s.reasons, s.role, s.policy = unsafe.SliceData(d.Reasons), unsafe.StringData(d.Role), unsafe.StringData(fp)
+	m := uint64(kindRecord) | uint64(t.path)<<3 | uint64(len(d.Reasons))<<8 | uint64(len(d.Role))<<16 | uint64(len(fp))<<24 | uint64(t.latency)<<32
+	if d.Allowed {
+		m |= 1 << 2
+	}
+	s.meta = m
 }
 
 // setFull is set of a record that is made whole.
@@ -520,30 +499,23 @@ func (s *logSlot) setFull(req *Request, d *Decision, p *rego.Policy, t *decision
 		f.Request.Attributes = copyAttributes(req.Attributes)
 	}
 	s.ref, s.meta = unsafe.Pointer(f), kindFull
-	s.policy = ""
 }
 
 // record is the DecisionRecord of a slot that is not a hit's, with revision rev and
-// MinRevision minRev; its Time is unset.
+// MinRevision minRev (the slot's); its Time is unset.
 func (s *logSlot) record(rev, minRev uint64) DecisionRecord {
-	if s.meta&kindMask == kindFull {
+	m := s.meta
+	if m&kindMask == kindFull {
 		return *(*DecisionRecord)(s.ref)
 	}
-	m := s.meta
-	n := int(m >> 3 & 7)
-	reasons := unsafe.Slice((*Reason)(s.ref), n)
-	text := unsafe.Add(s.ref, uintptr(n)*unsafe.Sizeof(Reason{}))
-	next := func(shift uint) string {
-		l := int(m >> shift & 0xff)
-		str := unsafe.String((*byte)(text), l)
-		text = unsafe.Add(text, l)
-		return str
+	var reasons []Reason
+	if s.reasons != nil {
+		reasons = unsafe.Slice(s.reasons, m>>8&0xff)
 	}
-	subject, action, resource, owner, role := next(8), next(16), next(24), next(32), next(40)
 	return DecisionRecord{
-		Request:  Request{Subject: subject, Action: action, Resource: resource, Owner: owner, MinRevision: minRev},
-		Decision: Decision{Allowed: m&(1<<2) != 0, Role: role, Reasons: reasons, Revision: rev},
-		Policy:   s.policy, Path: PathCompiled, Latency: s.latency,
+		Request:  Request{Subject: s.subject, Action: s.action, Resource: s.resource, Owner: s.owner, MinRevision: minRev},
+		Decision: Decision{Allowed: m&(1<<2) != 0, Role: unsafe.String(s.role, m>>16&0xff), Reasons: reasons, Revision: rev},
+		Policy:   unsafe.String(s.policy, m>>24&0xff), Path: DecisionPath(m >> 3 & 7), Latency: time.Duration(m >> 32),
 	}
 }
 
@@ -723,10 +695,9 @@ func (l *decisionLog) close(ctx context.Context) error {
 	return err
 }
 
-// record makes the log's record of one call in the ring: in the slot, nothing allocated, for a
-// decision on the compiled path (packed: see packRecord), else a whole DecisionRecord (a failed
-// call, full evaluation, the Badger tier, attributes, Suggest); attributes are copied, since the
-// caller may reuse its map once the call has returned.
+// record makes the log's record of one call in the ring (written in place, nothing allocated but
+// on a failed call or one with attributes, Suggest or suggestions: see logSlot); attributes are
+// copied, since the caller may reuse its map once the call has returned.
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
 	s, pos, woke := e.declog.reserve()
 	if s == nil {
@@ -762,7 +733,7 @@ func (e *Engine) logs(req *Request) bool { return e.declog != nil && !req.unlogg
 // entry): going through authorize again cost the compiled path 53 instructions per decision
 // (bench/RESULTS.md, "Stop 17: decision log on the compiled path").
 func (e *Engine) logged(ctx context.Context, req *Request) (d Decision, err error) {
-	t := decisionTrace{timed: true, logged: true}
+	t := decisionTrace{timed: true}
 	if req.Suggest {
 		d, err = e.authorize(ctx, req, &t)
 	} else {
@@ -794,8 +765,6 @@ type decisionTrace struct {
 	policy  *rego.Policy  // the policy in force; nil when not decided
 	latency time.Duration // 0: not timed
 	timed   bool          // the log times what is cheap to time (metrics time every decision)
-	logged  bool          // the decision goes to the decision log (fromVerdict packs its record)
-	packed  uint64        // the packed record's meta (packRecord); 0: not packed
 }
 
 // FlushDecisionLog waits until every decision logged before the call has been given to the

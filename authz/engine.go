@@ -381,7 +381,7 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 		return d, nil
 	}
 	if t == nil && e.logs(req) {
-		tr := decisionTrace{timed: true, logged: true}
+		tr := decisionTrace{timed: true}
 		d, err := e.miss(ctx, req, &key, p, rev, &tr)
 		e.record(req, &d, &tr, err)
 		return d, err
@@ -524,8 +524,7 @@ func (rd *reading) read(r store.Reader) error {
 
 // decideIn decides into *d, which is zero, and sets it only when the error is nil. A non-nil t
 // (metrics, spans, the decision log) is set, on success, to how the decision was made: its path
-// and policy, its latency when t.timed and the decision was a full evaluation, and on the
-// compiled path of a logged decision (t.logged) its packed form (fromVerdict).
+// and policy, and its latency when t.timed and the decision was a full evaluation.
 func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached, d *Decision, t *decisionTrace) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -575,7 +574,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		e.compiledN.Add(1)
 		c := q.codes()
 		v, err := table.VerdictOfCodes(ctx, q.spec, &c)
-		e.fromVerdict(q, v, err, rd.rev, rd.msg, d, t)
+		e.fromVerdict(q, v, err, rd.rev, rd.msg, d)
 	} else {
 		e.evaluated.Add(1)
 		*d = e.eval(ctx, p, q, rd.rev)
@@ -621,7 +620,7 @@ func (e *Engine) readFacts(rd *reading) error {
 func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
 	var d Decision
 	v, err := t.VerdictOf(ctx, q.spec, k)
-	e.fromVerdict(q, v.View(), err, rev, scratch, &d, nil)
+	e.fromVerdict(q, v.View(), err, rev, scratch, &d)
 	return d
 }
 
@@ -629,11 +628,7 @@ func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego
 // deny), into *d, which is zero (Authorize's own, written once: no copy on the way back);
 // messages are rendered from the request's own facts, all of a decision's through scratch (nil:
 // a buffer of its own) into one string allocated with the reasons (newReasons).
-//
-// For a logged decision (t.logged) the request's strings and the role go into the same block,
-// before the messages, and t.packed says where (packRecord): the decision log's record of it is
-// then one cache line of the ring, with no copy of the request's strings (logSlot).
-func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64, scratch []byte, d *Decision, t *decisionTrace) {
+func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64, scratch []byte, d *Decision) {
 	if err != nil {
 		*d = e.failed(err, rev)
 		return
@@ -653,19 +648,12 @@ func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64
 		scratch = buf[:0]
 	}
 	b := scratch[:0]
-	var packed uint64
-	if t != nil && t.logged && len(codes) > 0 {
-		b, packed = packRecord(b, &q.req, role, d.Allowed, len(codes))
-	}
-	start := len(b)
 	for i, c := range codes {
 		b = q.appendMessage(b, c, role, v.LimitOf(i))
 		ends[i] = len(b)
 	}
 	reasons, msgs := newReasons(len(codes), b)
-	if packed != 0 && inBlock(reasons, msgs) {
-		t.packed = packed
-	}
+	start := 0
 	for i, c := range codes {
 		reasons[i] = Reason{Code: c, Message: msgs[start:ends[i]]}
 		start = ends[i]
