@@ -732,15 +732,15 @@ func (e *Engine) logs(req *Request) bool { return e.declog != nil && !req.unlogg
 // A request without Suggest is decided here as authorize decides it (decidePooled, no cache
 // entry): going through authorize again cost the compiled path 53 instructions per decision
 // (bench/RESULTS.md, "Stop 17: decision log on the compiled path").
-func (e *Engine) logged(ctx context.Context, req *Request) (d Decision, err error) {
+func (e *Engine) logged(ctx context.Context, req *Request, d *Decision) (err error) {
 	t := decisionTrace{timed: true}
 	if req.Suggest {
-		d, err = e.authorize(ctx, req, &t)
+		*d, err = e.authorize(ctx, req, &t)
 	} else {
-		err = e.decidePooled(ctx, req, nil, &t, &d)
+		err = e.decidePooled(ctx, req, nil, &t, d)
 	}
-	e.record(req, &d, &t, err)
-	return d, err
+	e.record(req, d, &t, err)
+	return err
 }
 
 // copyAttributes copies attributes through their JSON form (they are JSON-like: rego.NewAttributes

@@ -342,7 +342,9 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	p := e.policy.Load()
 	if req.Suggest || e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
 		if t == nil && e.logs(req) {
-			return e.logged(ctx, req)
+			var d Decision
+			err := e.logged(ctx, req, &d)
+			return d, err
 		}
 		if req.Suggest {
 			return e.authorizeSuggesting(ctx, *req, t)
