@@ -181,7 +181,8 @@ func WithDecisionLog(sink DecisionSink) Option {
 // the sink, rounded up to a power of two. A slot holds one record, or up to 65,535 identical
 // in-memory cache hits (see WithDecisionLog): a hot request takes a slot per drain
 // (DecisionLogInterval), not per decision. A slot takes 128 bytes, its record included; the
-// batch the sink is writing (at most 512 records) is apart. size must be > 0. Default DefaultDecisionLogQueue.
+// batch the sink is writing (at most 512 records) is apart. size must be > 0. Default
+// DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
 		if size <= 0 {
