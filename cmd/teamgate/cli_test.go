@@ -445,45 +445,6 @@ func TestBenchCommand(t *testing.T) {
 	require.Equal(t, 2, code)
 }
 
-// TestListReflectsAuthorsPolicy: `teamgate list --policy DIR` shows what the author's module or
-// data opens, as `check` decides it.
-func TestListReflectsAuthorsPolicy(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name, file, content string
-		subject             string
-		want                []string
-	}{
-		{"ext.allow", "otto.rego", `package teamgate.ext
-
-import rego.v1
-
-allow contains "otto reads open" if {
-	input.action == "project.get"
-	input.subject.id == "otto"
-	input.resource.project == "open"
-}
-`, "otto", []string{"open", "vision"}},
-		{"data only", "data.json", `{"teamgate": {"org_base": {"billing": "viewer"}}}`, "bill", []string{"archive", "open"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			require.NoError(t, os.WriteFile(filepath.Join(dir, tc.file), []byte(tc.content), 0o600))
-			out, stderr, code := cli(t, "", "list", "--data", conformance.DataFile(), "--policy", dir, tc.subject, "acme")
-			require.Equal(t, 0, code, stderr)
-			var got []string
-			require.NoError(t, json.Unmarshal([]byte(out), &got))
-			require.Equal(t, tc.want, got)
-			for _, p := range tc.want {
-				out, stderr, code := cli(t, "", "check", "--data", conformance.DataFile(), "--policy", dir, tc.subject, "project.get", "acme/"+p)
-				require.Equal(t, 0, code, stderr)
-				require.Contains(t, out, `"allowed":true`, p)
-			}
-		})
-	}
-}
-
 func TestPolicyErrors(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
