@@ -185,7 +185,7 @@ func (t *txn) member(o *orgData, user, what string) (uint32, error) {
 	if err := scope.CheckSlug("user", user); err != nil {
 		return 0, err
 	}
-	id, ok := o.members.ids[user]
+	id, ok := o.members.id(user)
 	if !ok {
 		return 0, &teamgate.NotFoundError{What: what + " (must be a member of org " + o.org.Name + ")", Name: user}
 	}
@@ -453,8 +453,9 @@ func (c DeleteTeamMember) apply(t *txn) error {
 	if o.teamRole(td, c.User) == 0 {
 		return &teamgate.NotFoundError{What: "team member", Name: c.Org + "/" + c.Team + "/" + c.User}
 	}
-	t.setMemberExpiry(o, td, o.members.ids[c.User], time.Time{})
-	t.delTeamMember(o, td, o.members.ids[c.User])
+	id, _ := o.members.id(c.User)
+	t.setMemberExpiry(o, td, id, time.Time{})
+	t.delTeamMember(o, td, id)
 	t.touch(keyTeamMember(c.Org, c.Team, c.User))
 	t.subject(c.Org, c.User)
 	t.reach(c.Org, o.teamProjects[c.Team])

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -170,7 +171,7 @@ func (s *Store) checkMemberRecords() error {
 			has := false
 			if o, ok := st.orgs[m.Org]; ok {
 				if td, ok := o.teams[m.Team]; ok {
-					if id, ok := o.members.ids[m.User]; ok {
+					if id, ok := o.members.id(m.User); ok {
 						exp, has = o.memberExpiry[[2]uint32{td.id, id}]
 					}
 				}
@@ -295,7 +296,7 @@ func (o *orgData) check() error {
 			}
 		}
 		for u := range pd.p.Grants {
-			if _, ok := o.members.ids[u]; !ok {
+			if _, ok := o.members.byName[u]; !ok {
 				return fmt.Errorf("project %s grantee %s is not an org member", pn, u)
 			}
 			add(userGrants, u, pn)
@@ -318,28 +319,32 @@ func (o *orgData) check() error {
 	return nil
 }
 
-// checkMembers verifies the member and team tables: ids and names agree, every membership is
-// recorded on both sides (the team's members, the member's teams) with the same role, and
-// free ids hold nothing.
+// checkMembers verifies the member and team tables: names, ids and entries agree, every
+// membership is recorded on both sides (the team's members, the member's teams) with the same
+// role, and free ids hold nothing.
 func (o *orgData) checkMembers() error {
 	p := &o.members
 	if len(p.names) != len(p.byID) {
 		return fmt.Errorf("member tables differ in length: %d names, %d members", len(p.names), len(p.byID))
 	}
-	for u, id := range p.ids {
-		if int(id) >= len(p.names) || p.names[id] != u || p.byID[id].role == 0 || int(p.byID[id].role) > len(orgRoles) {
+	if noMember.teams != nil || noMember.id != 0 || noMember.role != 0 || noMember.key != [len(noMember.key)]byte{} {
+		return errors.New("the free member entry was written")
+	}
+	for u, m := range p.byName {
+		id := m.id
+		if int(id) >= len(p.names) || p.names[id] != u || p.byID[id] != m || m.role == 0 || int(m.role) > len(orgRoles) {
 			return fmt.Errorf("member %s: id %d does not hold it", u, id)
 		}
 	}
 	free := map[uint32]bool{}
 	for _, id := range p.free {
-		if int(id) >= len(p.names) || free[id] || p.names[id] != "" || p.byID[id].role != 0 || p.byID[id].teams != nil {
+		if int(id) >= len(p.names) || free[id] || p.names[id] != "" || p.byID[id] != &noMember {
 			return fmt.Errorf("free member id %d is in use or listed twice", id)
 		}
 		free[id] = true
 	}
-	if len(p.ids)+len(free) != len(p.names) {
-		return fmt.Errorf("%d member ids, of which %d members and %d free", len(p.names), len(p.ids), len(free))
+	if len(p.byName)+len(free) != len(p.names) {
+		return fmt.Errorf("%d member ids, of which %d members and %d free", len(p.names), len(p.byName), len(free))
 	}
 	if err := p.list.check(); err != nil {
 		return fmt.Errorf("sorted member list: %w", err)

@@ -21,10 +21,12 @@
 // it records the same stamps as the single-fact accessors it stands for. Store.ViewAccess is a
 // View that reads only that call (the decision path's read, without a callback to allocate).
 // What that read touches is laid out to share cache lines (a missed line costs more than the
-// read's instructions on a crowded machine): a member's org role and team list are one 32-byte
-// entry, a project's effective teams and team-id mask its first line, and its Grants, Labels
-// and the bytes the projects map compares its name with its last (TestDecisionReadsFewLines;
-// bench/RESULTS.md, "Stop 17: compiled path").
+// read's instructions on a crowded machine): a member's entry is one 64-byte line holding the
+// org role, the team list and the name's bytes, which the members map compares a name with (its
+// key is a string of them), a project's effective teams and team-id mask are its first line, and
+// its Grants, Labels and the bytes the projects map compares its name with its last
+// (TestDecisionReadsFewLines; bench/RESULTS.md, "Stop 17: compiled path" and "Stop 18: compiled
+// path").
 //
 // # Opening
 //

@@ -90,7 +90,7 @@ func (c ExpireTeamMember) apply(t *txn) error {
 	if err != nil {
 		return err
 	}
-	id, ok := o.members.ids[c.User]
+	id, ok := o.members.id(c.User)
 	if exp, has := o.memberExpiry[[2]uint32{td.id, id}]; !ok || !has || c.ExpiresAt.IsZero() || exp != unixOrZero(c.ExpiresAt) {
 		return &teamgate.ConflictError{What: "team membership", Name: c.Org + "/" + c.Team + "/" + c.User,
 			Reason: "does not expire at " + c.ExpiresAt.UTC().Format(time.RFC3339Nano) + " (renewed, removed or already expired)"}
@@ -514,7 +514,7 @@ func (r Reader) TeamMemberExpiry(org, team, user string) (at time.Time, ok bool)
 	if !found || o.teamRole(td, user) == 0 {
 		return time.Time{}, false
 	}
-	exp := o.memberExpiry[[2]uint32{td.id, o.members.ids[user]}]
+	exp := o.teamExpiry(td, user)
 	if !r.live(exp) {
 		return time.Time{}, false
 	}

@@ -333,7 +333,8 @@ func SetMemberExpiryIndex(s *Store, org, team, user string, at time.Time) {
 	defer s.mu.Unlock()
 	s.rawWrites.Store(true)
 	o := s.st.orgs[org]
-	key := [2]uint32{o.teams[team].id, o.members.ids[user]}
+	id, _ := o.members.id(user)
+	key := [2]uint32{o.teams[team].id, id}
 	if at.IsZero() {
 		delete(o.memberExpiry, key)
 		return

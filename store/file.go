@@ -213,7 +213,7 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 		for _, u := range sortedKeys(t.Members) {
 			m := t.Members[u]
 			if !ok || dropped[u] || cur.teamRole(td, u) == 0 || cur.teamRole(td, u).teamRole() != m.Role ||
-				cur.memberExpiry[[2]uint32{td.id, cur.members.ids[u]}] != unixOrZero(m.ExpiresAt) {
+				cur.teamExpiry(td, u) != unixOrZero(m.ExpiresAt) {
 				cs = append(cs, PutTeamMember{Org: o.Name, Team: t.Name, User: u, Role: m.Role, ExpiresAt: m.ExpiresAt})
 			}
 		}
@@ -476,7 +476,7 @@ func (r Reader) Snapshot() *File {
 				ft.Members = map[string]FileMember{}
 				for u, role := range od.teamMembers(td) {
 					m := FileMember{Role: role.teamRole()}
-					if exp := od.memberExpiry[[2]uint32{td.id, od.members.ids[u]}]; exp != 0 {
+					if exp := od.teamExpiry(td, u); exp != 0 {
 						m.ExpiresAt = time.Unix(0, exp).UTC()
 					}
 					ft.Members[u] = m

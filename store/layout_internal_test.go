@@ -41,8 +41,35 @@ func TestDecisionReadsFewLines(t *testing.T) {
 	require.Equal(t, unsafe.StringData(long), unsafe.StringData(pd.mapKey(long)))
 	require.Empty(t, pd.mapKey(""))
 
-	// A member's org role and team list: one 32-byte entry, never across a line.
-	require.Equal(t, uintptr(32), unsafe.Sizeof(member{}))
+	// A member's entry: the team list, the org role and the name's bytes (byName's key, which the
+	// map's key compare reads) in one line: 64 bytes, each entry starting a line, whether made
+	// alone (a join) or many at once (newEntries: a load from a snapshot, a simulation's copy).
+	require.Equal(t, uintptr(line), unsafe.Sizeof(member{}))
+	for range 16 {
+		m := new(member)
+		require.Zero(t, uintptr(unsafe.Pointer(m))%line, "a member entry starts inside a line")
+		memberSink = m
+	}
+	for _, n := range []int{1, 7, 8, 9, 40, 511, 512, 513, 2000} {
+		all := newEntries(n)
+		require.Len(t, all, n)
+		for i, m := range all {
+			require.Zero(t, uintptr(unsafe.Pointer(m))%line, "entry %d of %d starts inside a line", i, n)
+			require.Zero(t, *m)
+		}
+		memberSink = all[n-1]
+	}
+	var m member
+	name := m.keyName("a-name-of-35-bytes-x-x-x-x-x-x-x-x-")
+	require.Len(t, name, len(m.key))
+	require.Equal(t, unsafe.Pointer(&m.key[0]), unsafe.Pointer(unsafe.StringData(name)))
+	long = "a-name-of-36-bytes-x-x-x-x-x-x-x-x-x"
+	require.Equal(t, long, m.keyName(long))
+	require.NotEqual(t, unsafe.Pointer(unsafe.StringData(long)), unsafe.Pointer(unsafe.StringData(m.keyName(long))),
+		"a long name is a copy of its own")
 }
 
-var layoutSink *projectData
+var (
+	layoutSink *projectData
+	memberSink *member
+)

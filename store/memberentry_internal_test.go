@@ -4,17 +4,51 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
 
+// memberName is user i's name: most short, every fourth at the edge of member.key (35 bytes):
+// 34, 35 or 36 bytes.
+func memberName(i int) string {
+	u := fmt.Sprintf("u%d", i)
+	if i%4 == 3 {
+		u += strings.Repeat("-x", 20)[:34+i%3-len(u)]
+	}
+	return u
+}
+
+// checkMemberKeys checks what people.byName's keys rely on, in every org of st: each key is its
+// entry's name (names[id]), and a name of ≤ 35 bytes is a string of the entry's own key bytes,
+// as names[id] is (the layout TestDecisionReadsFewLines checks, kept by every path that makes
+// an entry: a join, a rolled-back leave, a simulation's copy, a load from a snapshot).
+func checkMemberKeys(t *testing.T, st *state) {
+	t.Helper()
+	for on, o := range st.orgs {
+		p := &o.members
+		for k, m := range p.byName {
+			require.Equal(t, p.names[m.id], k, "org %s: key of member id %d", on, m.id)
+			require.Same(t, m, p.byID[m.id], "org %s: member %s", on, k)
+			if len(k) <= len(m.key) {
+				require.Equal(t, unsafe.Pointer(&m.key[0]), unsafe.Pointer(unsafe.StringData(k)),
+					"org %s: key %q is not the entry's own bytes", on, k)
+				require.Equal(t, unsafe.Pointer(&m.key[0]), unsafe.Pointer(unsafe.StringData(p.names[m.id])),
+					"org %s: name %q is not the entry's own bytes", on, k)
+			}
+		}
+	}
+}
+
 // TestMemberEntriesRandomWrites: random member writes (join, role change, leave and re-join, so
 // that ids are freed and reused and people.byID grows by reallocation; team joins, role changes
-// and leaves; batches that fail after a leave and are rolled back) keep every member's org role
-// and team roles as a model says and Store.Check clean, while readers decide concurrently and
-// background snapshots copy people.byID a few ids at a time (run it under -race); then again
-// after a reopen from the last snapshot and the records after it.
+// and leaves; batches that fail after a leave and are rolled back; simulations), with names
+// short and at the edge of member.key, keep every member's org role and team roles as a model
+// says, byName's keys the entries' own bytes and Store.Check clean, while readers decide
+// concurrently and background snapshots copy people.byID a few ids at a time (run it under
+// -race); then again after a reopen from the last snapshot and the records after it.
 func TestMemberEntriesRandomWrites(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -35,7 +69,7 @@ func TestMemberEntriesRandomWrites(t *testing.T) {
 	require.NoError(t, err)
 
 	halt := readAlong(2, func(i, n int, a *Access) bool {
-		u := fmt.Sprintf("u%d", (n+i)%users)
+		u := memberName((n + i) % users)
 		if _, err := s.ViewAccess(a, "o", "", "p", u, nil); err != nil {
 			t.Error(err)
 			return false
@@ -68,9 +102,12 @@ func TestMemberEntriesRandomWrites(t *testing.T) {
 			}
 			return nil
 		}))
+		s.mu.RLock()
+		checkMemberKeys(t, s.st)
+		s.mu.RUnlock()
 	}
 	for step := range 400 {
-		u := fmt.Sprintf("u%d", rng.IntN(users))
+		u := memberName(rng.IntN(users))
 		team := fmt.Sprintf("t%d", rng.IntN(teams))
 		var err error
 		switch op := rng.IntN(7); {
@@ -96,6 +133,16 @@ func TestMemberEntriesRandomWrites(t *testing.T) {
 		case op == 4 && inTeams[u][team] != "":
 			_, err = s.Apply(ctx, DeleteTeamMember{Org: "o", Team: team, User: u})
 			delete(inTeams[u], team)
+		case op == 5 && rng.IntN(3) == 0: // a simulation of a leave and a re-join: the live state unchanged
+			sim, serr := s.Simulate(ctx, DeleteMember{Org: "o", User: u}, PutMember{Org: "o", User: u, Role: "viewer"},
+				PutMember{Org: "o", User: memberName(users + step), Role: "member"})
+			require.NoError(t, serr, "step %d", step)
+			require.NoError(t, sim.ViewAfter(func(r Reader) error {
+				require.Equal(t, "viewer", r.Members("o")[u], "step %d", step)
+				return nil
+			}))
+			checkMemberKeys(t, sim.before)
+			checkMemberKeys(t, sim.after)
 		case op == 5: // a leave and a re-join with a team in one batch: an id freed and taken again
 			_, err = s.Apply(ctx, DeleteMember{Org: "o", User: u}, PutMember{Org: "o", User: u, Role: "viewer"},
 				PutTeamMember{Org: "o", Team: team, User: u, Role: "admin"})

@@ -127,8 +127,8 @@ func (r Reader) MemberList(org string) MemberList {
 func (r Reader) TeamRoles(org, user string) UserTeams {
 	r.dep('m', org, user)
 	if o, ok := r.st.orgs[org]; ok {
-		if id, code := o.members.role(user); code != 0 {
-			return UserTeams{o: o, list: r.liveTeams(o, id, o.members.byID[id].teams)}
+		if m, ok := o.members.byName[user]; ok {
+			return UserTeams{o: o, list: r.liveTeams(o, m.id, m.teams)}
 		}
 	}
 	return UserTeams{}
@@ -337,11 +337,10 @@ func (r Reader) access(a *Access, org, team, project, user string) {
 		}
 	}
 	r.dep('m', org, user)
-	id, code := o.members.role(user)
 	var teams UserTeams
-	if code != 0 {
-		a.OrgRole, a.OrgCode = code.orgRole(), uint8(code)
-		teams = UserTeams{o: o, list: r.liveTeams(o, id, o.members.byID[id].teams)}
+	if m, ok := o.members.byName[user]; ok { // the key compare reads m's line: role and teams are on it
+		a.OrgRole, a.OrgCode = m.role.orgRole(), uint8(m.role)
+		teams = UserTeams{o: o, list: r.liveTeams(o, m.id, m.teams)}
 	}
 	switch {
 	case pd != nil:
@@ -386,7 +385,7 @@ func (r Reader) TeamMembers(org, team string) map[string]string {
 			m := o.teamMemberMap(td)
 			if len(o.memberExpiry) > 0 {
 				for u := range m {
-					if !r.live(o.memberExpiry[[2]uint32{td.id, o.members.ids[u]}]) {
+					if !r.live(o.teamExpiry(td, u)) {
 						delete(m, u)
 					}
 				}

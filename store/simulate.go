@@ -159,10 +159,8 @@ func (t *txn) orgOf(name string) (*orgData, bool) {
 // replaces whole (records, a member's team list, compiled rules, the sorted views) is shared.
 func (o *orgData) clone() *orgData {
 	c := &orgData{
-		org: o.org,
-		members: people{ids: maps.Clone(o.members.ids), names: slices.Clone(o.members.names),
-			byID: slices.Clone(o.members.byID),
-			free: slices.Clone(o.members.free), list: o.members.list},
+		org:            o.org,
+		members:        o.members.clone(),
 		teams:          make(map[string]*teamData, len(o.teams)),
 		teamByID:       make([]*teamData, len(o.teamByID)),
 		freeTeam:       slices.Clone(o.freeTeam),
@@ -196,6 +194,26 @@ func (o *orgData) clone() *orgData {
 	}
 	for p, users := range o.grantExpiry {
 		c.grantExpiry[p] = maps.Clone(users)
+	}
+	return c
+}
+
+// clone returns a copy of p that a txn may change without changing p: entries of its own (the
+// keys of its byName their bytes), the free ids' and the sorted list shared.
+func (p *people) clone() people {
+	c := people{byName: make(map[string]*member, len(p.byName)), names: make([]string, len(p.names)),
+		byID: make([]*member, len(p.byID)), free: slices.Clone(p.free), list: p.list}
+	entries := newEntries(len(p.byName))
+	for id, m := range p.byID {
+		if m == &noMember {
+			c.byID[id] = m
+			continue
+		}
+		e := entries[0]
+		entries = entries[1:]
+		*e = *m
+		c.names[id], c.byID[id] = e.ownName(p.names[id]), e
+		c.byName[c.names[id]] = e
 	}
 	return c
 }

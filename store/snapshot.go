@@ -997,15 +997,14 @@ func (snap *memberSnapshot) install(st *state, workers int, d *snapDelta) error 
 		}
 		n := len(og.names)
 		p := &o.members
-		p.names, p.byID = og.names, make([]member, n)
-		for id, c := range og.roles {
-			p.byID[id].role = c
-		}
-		p.ids = make(map[string]uint32, n)
+		p.names, p.byID, p.byName = make([]string, n), newEntries(n), make(map[string]*member, n)
 		for id, u := range og.names {
-			p.ids[u] = uint32(id)
+			m := p.byID[id]
+			m.id, m.role = uint32(id), og.roles[id]
+			p.names[id], p.byID[id] = m.keyName(u), m
+			p.byName[p.names[id]] = m
 		}
-		if len(p.ids) != n {
+		if len(p.byName) != n {
 			return fmt.Errorf("org %s: snapshot lists a member twice", name)
 		}
 		// The teams' member maps, by several workers (each team is one worker's), while this
@@ -1079,7 +1078,7 @@ func (d *snapDelta) apply(t *txn) error {
 				continue
 			}
 			if kind == "member" {
-				id, ok := o.members.ids[p[2]]
+				id, ok := o.members.id(p[2])
 				switch {
 				case !ok:
 				case len(o.members.byID[id].teams) > 0:

@@ -89,34 +89,98 @@ type teamRole struct {
 // they leave (their team memberships and grants are gone by then), so the tables grow with the
 // members, not with the writes.
 type people struct {
-	ids   map[string]uint32 // member → id
-	names []string          // id → member; "" for a free id
-	byID  []member          // id → org role and team memberships; the zero member for a free id
-	free  []uint32          // free ids, reused first
+	// byName finds a member's entry by name. Its key is the entry's own name bytes when they fit
+	// there (member.key; names(id) is then the same string), so the map's key compare reads the
+	// line a decision reads next for the role and the team list (TestDecisionReadsFewLines).
+	byName map[string]*member
+	names  []string  // id → member; "" for a free id
+	byID   []*member // id → the member's entry; noMember for a free id
+	free   []uint32  // free ids, reused first
 	// list is the members' names in order: immutable, replaced when a batch that joined or left
 	// members commits (orgData.relist), built once after loading.
 	list *nameList
 }
 
-// member is what a decision reads about a member once their id is known: the org role and
-// the team memberships side by side, 32 bytes, so that both are on one cache line (as two
-// tables, a role's byte and a list's header, they were two lines a decision).
+// member is one member of an org, what a decision reads about them: the team memberships, the
+// org role and the name's bytes (the byName key), in one 64-byte object, i.e. one cache line
+// (every object of the 64-byte size class starts a line). An entry is made when a user joins
+// and dropped when they leave: its key bytes are written once, before the name enters byName,
+// and never again, so every key of byName, of a simulation's copy and of the undo log stays
+// the bytes it was made of. Its role and teams change in place.
 type member struct {
 	teams []teamRole // team memberships, in no order
-	role  roleCode   // org role; 0 for a free id
+	id    uint32
+	role  roleCode // org role; 0 for noMember only
+	key   [35]byte // the name when it fits (keyName)
+}
+
+// newEntries returns n new entries (zero), each starting a cache line: one array when it is a
+// large object (over 32 KiB, 512 entries), else arrays of at most eight (512 bytes): a small
+// object above 512 bytes that holds pointers begins with an 8-byte header, which would put
+// every entry of it across two lines.
+func newEntries(n int) []*member {
+	out := make([]*member, n)
+	var all []member
+	for i := range out {
+		if len(all) == 0 {
+			all = make([]member, n-i)
+			if len(all) <= 512 {
+				all = make([]member, min(8, n-i))
+			}
+		}
+		out[i], all = &all[0], all[1:]
+	}
+	return out
+}
+
+// noMember is the entry of every free id: zero, and never written (Store.Check verifies it).
+var noMember member
+
+// newMember returns a new entry for user with id and role, and byName's key for it: user's
+// bytes in the entry when they fit, else user itself.
+func newMember(user string, id uint32, role roleCode) (*member, string) {
+	m := &member{id: id, role: role}
+	return m, m.keyName(user)
+}
+
+// keyName writes name into m.key when it fits there (a new entry's, before it is shared) and
+// returns it as a string of those bytes; a longer name is returned as a copy of its own (not a
+// part of a larger string, which the entry would keep alive).
+func (m *member) keyName(name string) string {
+	if name == "" || len(name) > len(m.key) {
+		return strings.Clone(name)
+	}
+	copy(m.key[:], name)
+	return m.ownName(name)
+}
+
+// ownName returns name, the entry's, as byName's key for it: a string of m.key's bytes when it
+// fits there (keyName wrote them), else name itself.
+func (m *member) ownName(name string) string {
+	if name == "" || len(name) > len(m.key) {
+		return name
+	}
+	return unsafe.String(&m.key[0], len(name))
 }
 
 // role returns a member's id and org role code (0, 0 for a non-member).
 func (p *people) role(user string) (uint32, roleCode) {
-	id, ok := p.ids[user]
-	if !ok {
-		return 0, 0
+	if m, ok := p.byName[user]; ok {
+		return m.id, m.role
 	}
-	return id, p.byID[id].role
+	return 0, 0
+}
+
+// id returns a member's id; ok is false for a non-member.
+func (p *people) id(user string) (id uint32, ok bool) {
+	if m, ok := p.byName[user]; ok {
+		return m.id, true
+	}
+	return 0, false
 }
 
 // count is how many members the org has.
-func (p *people) count() int { return len(p.ids) }
+func (p *people) count() int { return len(p.byName) }
 
 // all yields every member and their org role, in no order.
 func (p *people) all(yield func(user string, role roleCode) bool) {
@@ -129,7 +193,7 @@ func (p *people) all(yield func(user string, role roleCode) bool) {
 
 // sorted returns the members' names in order.
 func (p *people) sorted() []string {
-	out := make([]string, 0, len(p.ids))
+	out := make([]string, 0, len(p.byName))
 	for u := range p.all {
 		out = append(out, u)
 	}
@@ -140,20 +204,19 @@ func (p *people) sorted() []string {
 // putMember makes user a member with role, or changes the role.
 func (t *txn) putMember(o *orgData, user string, role roleCode) {
 	p := &o.members
-	if id, ok := p.ids[user]; ok {
-		t.keep(o, id)
-		old := p.byID[id].role
+	if m, ok := p.byName[user]; ok {
+		t.keep(o, m.id)
+		old := m.role
 		t.logged(func(undo bool) {
 			if undo {
-				p.byID[id].role = old
+				m.role = old
 			} else {
-				p.byID[id].role = role
+				m.role = role
 			}
 		})
-		p.byID[id].role = role
+		m.role = role
 		return
 	}
-	user = strings.Clone(user) // kept for as long as the membership: not a part of a larger string
 	var id uint32
 	if n := len(p.free); n > 0 {
 		id = p.free[n-1]
@@ -166,67 +229,68 @@ func (t *txn) putMember(o *orgData, user string, role roleCode) {
 				p.free = p.free[:len(p.free)-1]
 			}
 		})
-		p.names[id], p.byID[id].role = user, role
 	} else {
 		id = uint32(len(p.names))
 		t.logged(func(undo bool) {
 			if undo {
 				p.names, p.byID = p.names[:id], p.byID[:id]
 			} else {
-				p.names, p.byID = append(p.names, user), append(p.byID, member{role: role})
+				p.names, p.byID = append(p.names, ""), append(p.byID, &noMember)
 			}
 		})
-		p.names, p.byID = append(p.names, user), append(p.byID, member{role: role})
+		p.names, p.byID = append(p.names, ""), append(p.byID, &noMember)
 	}
+	m, name := newMember(user, id, role)
 	t.logged(func(undo bool) {
 		if undo {
-			p.names[id], p.byID[id].role = "", 0
+			p.names[id], p.byID[id] = "", &noMember
 		} else {
-			p.names[id], p.byID[id].role = user, role
+			p.names[id], p.byID[id] = name, m
 		}
 	})
-	set(t, p.ids, user, id)
-	t.relist(o, user)
+	p.names[id], p.byID[id] = name, m
+	set(t, p.byName, name, m)
+	t.relist(o, name)
 }
 
 // delMember removes a member who is in no team any more, freeing their id.
 func (t *txn) delMember(o *orgData, user string) {
 	p := &o.members
-	id, ok := p.ids[user]
+	m, ok := p.byName[user]
 	if !ok {
 		return
 	}
+	id, name := m.id, p.names[m.id]
 	t.keep(o, id)
-	name, role, teams := p.names[id], p.byID[id].role, p.byID[id].teams
 	t.logged(func(undo bool) {
 		if undo {
-			p.names[id], p.byID[id].role, p.byID[id].teams = name, role, teams
+			p.names[id], p.byID[id] = name, m
 			p.free = p.free[:len(p.free)-1]
 		} else {
-			p.names[id], p.byID[id].role, p.byID[id].teams = "", 0, nil
+			p.names[id], p.byID[id] = "", &noMember
 			p.free = append(p.free, id)
 		}
 	})
-	p.names[id], p.byID[id].role, p.byID[id].teams = "", 0, nil
+	p.names[id], p.byID[id] = "", &noMember
 	p.free = append(p.free, id)
-	del(t, p.ids, user)
-	t.relist(o, user)
+	del(t, p.byName, name) // the entry's own key: a rollback puts that back
+	t.relist(o, name)
 }
 
 // setTeams replaces a member's team memberships (a new slice while not loading, so the undo log
 // keeps the old one whole).
 func (t *txn) setTeams(o *orgData, id uint32, teams []teamRole) {
-	p := &o.members
+	m := o.members.byID[id]
 	t.keep(o, id)
-	old := p.byID[id].teams
+	old := m.teams
 	t.logged(func(undo bool) {
 		if undo {
-			p.byID[id].teams = old
+			m.teams = old
 		} else {
-			p.byID[id].teams = teams
+			m.teams = teams
 		}
 	})
-	p.byID[id].teams = teams
+	m.teams = teams
 }
 
 // putTeamMember adds member id to td with role, or changes the role.
@@ -393,9 +457,18 @@ func (o *orgData) teamMemberMap(td *teamData) map[string]string {
 	return m
 }
 
+// teamExpiry returns when user's membership of td expires, in unix nanoseconds (0: never, or
+// not a member).
+func (o *orgData) teamExpiry(td *teamData, user string) int64 {
+	if id, ok := o.members.id(user); ok {
+		return o.memberExpiry[[2]uint32{td.id, id}]
+	}
+	return 0
+}
+
 // teamRole returns a member's role in td (0 when not in it).
 func (o *orgData) teamRole(td *teamData, user string) roleCode {
-	id, ok := o.members.ids[user]
+	id, ok := o.members.id(user)
 	if !ok {
 		return 0
 	}
@@ -489,7 +562,7 @@ func newState() *state {
 
 func newOrgData(o Org) *orgData {
 	return &orgData{
-		org: o, members: people{ids: map[string]uint32{}}, teams: map[string]*teamData{},
+		org: o, members: people{byName: map[string]*member{}}, teams: map[string]*teamData{},
 		projects: map[string]*projectData{}, policies: map[string]*policyData{},
 		teamProjects:   map[string]map[string]struct{}{},
 		policyProjects: map[string]map[string]struct{}{}, userGrants: map[string]map[string]struct{}{},
@@ -541,7 +614,7 @@ func (o *orgData) relist(users map[string]struct{}) {
 	}
 	l := o.members.list
 	for u := range users {
-		if _, ok := o.members.ids[u]; ok {
+		if _, ok := o.members.byName[u]; ok {
 			l = l.with(u)
 		} else {
 			l = l.without(u)

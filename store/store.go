@@ -880,7 +880,7 @@ func (st *state) record(key string) ([]byte, error) {
 		if o := org(); o != nil {
 			if td, ok := o.teams[parts[2]]; ok {
 				if r := o.teamRole(td, parts[3]); r != 0 {
-					return encodeTeamMember(r.teamRole(), o.memberExpiry[[2]uint32{td.id, o.members.ids[parts[3]]}]), nil
+					return encodeTeamMember(r.teamRole(), o.teamExpiry(td, parts[3])), nil
 				}
 			}
 		}
