@@ -113,7 +113,28 @@ type stamps struct {
 	absent [absentShards]atomic.Uint64
 	closed atomic.Bool // set by Close: no Deps of a closed store is current
 	clock  Clock       // ends the Deps of facts that expire (Deps.until); set by Open
+	// epoch moves after every change of a cell and at Close (see Epoch).
+	epoch Epoch
 }
+
+// Epoch is a counter that moves whenever any Deps of its store may stop being current: every
+// change of a stamp cell adds one after storing the cell (bump: local Apply, cluster replay,
+// Restore, Open's load), a write adds one more once its revision is published (so a value of
+// the epoch read after a write's Deps were made is read after that write's revision), and Close
+// adds one after closing. A Deps that is current after a load
+// of the epoch returned E therefore stays current while the epoch still reads E — unless it
+// expires (Deps.Expires): time moves no epoch. A write moves it before it is visible (Apply
+// returns and Revision publishes after the bumps), so whoever reads E after a write returned
+// reads a later value than any read before the write's cells were stored. A cache validates an
+// entry once per epoch with Current and serves it for the rest of that epoch by comparing one
+// word (authz's decision cache).
+type Epoch struct{ n atomic.Uint64 }
+
+// Load returns the epoch's value.
+func (e *Epoch) Load() uint64 { return e.n.Load() }
+
+// move adds one, after a change it covers.
+func (e *Epoch) move() { e.n.Add(1) }
 
 // bump stores rev in the cell of key (the String form), creating it first when needed.
 func (s *stamps) bump(key string, rev uint64) {
@@ -128,6 +149,7 @@ func (s *stamps) bump(key string, rev uint64) {
 			}
 		}
 		c.Store(rev)
+		s.epoch.move() // after the cell: see Epoch
 		return
 	}
 	c := new(atomic.Uint64)
@@ -138,6 +160,7 @@ func (s *stamps) bump(key string, rev uint64) {
 	s.cells[k] = c
 	s.list = append(s.list, stampCell{k, c})
 	s.absentCell(k).Add(1)
+	s.epoch.move()
 }
 
 // stampCell is a stamp key and its cell.
@@ -152,6 +175,7 @@ func (s *stamps) reset() {
 	for i := range s.absent {
 		s.absent[i].Store(0)
 	}
+	s.epoch.move()
 }
 
 // load sets the cell of a stored stamp key at Open, before the store is shared. A key this
@@ -263,6 +287,19 @@ func (d *Deps) Current() bool {
 		}
 	}
 	return true
+}
+
+// Expires reports whether the Deps stop being current at a time (a fact read expires), whatever
+// is written: then Current reads the clock, and no Epoch covers it.
+func (d *Deps) Expires() bool { return d.until != 0 }
+
+// Epoch returns the epoch of the Deps' store (nil for the zero Deps): while it reads the value it
+// read before Current last returned true, Current still holds, unless the Deps Expires.
+func (d *Deps) Epoch() *Epoch {
+	if d.src == nil {
+		return nil
+	}
+	return &d.src.epoch
 }
 
 // Len is the number of stamps the Deps cover.
