@@ -173,26 +173,26 @@ func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.C
 type decisionCache struct {
 	// What a fast hit reads, first.
 	shards       []cacheShard
-	shardShift   uint   // the index hash's top bits pick the shard
-	hashMask     uint64 // all ones; tests narrow it to make keys share homes and shards
-	epochBits    uint   // of the epoch, in a stamp; tests narrow it
-	epochMask    uint64 // 1<<epochBits - 1
-	epochField   uint64 // epochMask << metaEpochShift
-	era          atomic.Uint64 // the epoch's bits above epochBits, for which stamps are served
+	shardShift   uint                        // the index hash's top bits pick the shard
+	hashMask     uint64                      // all ones; tests narrow it to make keys share homes and shards
+	epochBits    uint                        // of the epoch, in a stamp; tests narrow it
+	epochMask    uint64                      // 1<<epochBits - 1
+	epochField   uint64                      // epochMask << metaEpochShift
+	era          atomic.Uint64               // the epoch's bits above epochBits, for which stamps are served
 	epoch        atomic.Pointer[store.Epoch] // the store's, once an entry was first found current
 	policySwaps  atomic.Uint64               // part of the epoch (policySwapped)
 	roles        [noRole]string              // a word's role index names one: written before any word names it
 	seed1, seed2 maphash.Seed
 
-	policy   *atomic.Pointer[rego.Policy] // the engine's policy in force (stamp); nil: no stamps
-	eraMu    sync.Mutex                   // one advanceEra at a time
-	walking  atomic.Bool                  // advanceEra is clearing stamps: none is made meanwhile
-	roleMu   sync.Mutex                   // guards nroles and roles' writes
-	nroles   int
-	size     int64
-	used     atomic.Int64 // entries, at most size (inserts only: hits never touch it)
-	diskHits atomic.Uint64
-	misses   atomic.Uint64
+	policy    *atomic.Pointer[rego.Policy] // the engine's policy in force (stamp); nil: no stamps
+	eraMu     sync.Mutex                   // one advanceEra at a time
+	walking   atomic.Bool                  // advanceEra is clearing stamps: none is made meanwhile
+	roleMu    sync.Mutex                   // guards nroles and roles' writes
+	nroles    int
+	size      int64
+	used      atomic.Int64 // entries, at most size (inserts only: hits never touch it)
+	diskHits  atomic.Uint64
+	misses    atomic.Uint64
 	hitCounts [hitStripes]hitStripe
 }
 
