@@ -184,16 +184,18 @@ type decisionCache struct {
 	roles        [noRole]string              // a word's role index names one: written before any word names it
 	seed1, seed2 maphash.Seed
 
-	policy    *atomic.Pointer[rego.Policy] // the engine's policy in force (stamp); nil: no stamps
-	eraMu     sync.Mutex                   // one advanceEra at a time
-	walking   atomic.Bool                  // advanceEra is clearing stamps: none is made meanwhile
-	roleMu    sync.Mutex                   // guards nroles and roles' writes
-	nroles    int
-	size      int64
-	used      atomic.Int64 // entries, at most size (inserts only: hits never touch it)
-	diskHits  atomic.Uint64
-	misses    atomic.Uint64
-	hitCounts [hitStripes]hitStripe
+	policy *atomic.Pointer[rego.Policy] // the engine's policy in force (stamp); nil: no stamps
+	// afterCheck, tests only: runs in a slow hit between the check and the stamp.
+	afterCheck func()
+	eraMu      sync.Mutex  // one advanceEra at a time
+	walking    atomic.Bool // advanceEra is clearing stamps: none is made meanwhile
+	roleMu     sync.Mutex  // guards nroles and roles' writes
+	nroles     int
+	size       int64
+	used       atomic.Int64 // entries, at most size (inserts only: hits never touch it)
+	diskHits   atomic.Uint64
+	misses     atomic.Uint64
+	hitCounts  [hitStripes]hitStripe
 }
 
 // hitStripe is one of the hit counters, a cache line each: a hit adds to the stripe of its
@@ -422,6 +424,9 @@ func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cache
 	e := c.now() // before the check: see stamp
 	if !en.entry.current(p) {
 		return nil, false
+	}
+	if c.afterCheck != nil {
+		c.afterCheck() // tests: a write racing the check
 	}
 	*d = en.entry.dec
 	if m := ix.words[pos].meta.Load(); m&metaRef == 0 {
