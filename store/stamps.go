@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/teamgate/teamgate"
 )
@@ -119,15 +118,14 @@ type stamps struct {
 
 // Epoch is a counter that moves whenever any Deps of its store may stop being current: every
 // change of a stamp cell adds one after storing the cell (bump: local Apply, cluster replay,
-// Restore, Open's load), a write adds one more once its revision is published (so a value of
-// the epoch read after a write's Deps were made is read after that write's revision), and Close
-// adds one after closing. A Deps that is current after a load
-// of the epoch returned E therefore stays current while the epoch still reads E — unless it
-// expires (Deps.Expires): time moves no epoch. A write moves it before it is visible (Apply
-// returns and Revision publishes after the bumps), so whoever reads E after a write returned
-// reads a later value than any read before the write's cells were stored. A cache validates an
-// entry once per epoch with Current and serves it for the rest of that epoch by comparing one
-// word (authz's decision cache).
+// Restore, Open's load), a write adds one more once its revision is published, and Close adds one
+// after closing. A Deps found current after a load of the epoch returned E therefore stays current
+// while the epoch still reads E — unless it expires (Deps.Expires): time moves no epoch. A write
+// moves the epoch before it returns, so whoever loads the epoch after a write returned reads a
+// value above any loaded before the write stored its cells; and a value loaded after a write's
+// revision was published is followed by a read of Revision of at least that revision. A cache
+// validates an entry once per epoch with Current and serves it for the rest of that epoch by
+// comparing one word (authz's decision cache).
 type Epoch struct{ n atomic.Uint64 }
 
 // Load returns the epoch's value.
@@ -233,9 +231,9 @@ func stampsOf(record string) []stampKey {
 // not be used while that Reader still reads; once filled, Current is safe for concurrent use and
 // takes no lock. MarshalBinary encodes it; Store.DecodeDeps reads it back, also after a restart.
 //
-// Current reads the first DepsCheckedBytes of a Deps (src, n, until and the inline watches) and
-// the cells they name; only a Deps of more than inlineWatches stamps reads more. A cache entry
-// that embeds a Deps can so lay out what a hit reads in whole cache lines (authz's cacheEntry).
+// Current reads the start of a Deps (src, n, until and the inline watches) and the cells they
+// name; only a Deps of more than inlineWatches stamps reads more. A cache that checks Current once
+// per Epoch reads none of it on most hits.
 type Deps struct {
 	src   *stamps
 	n     int                  // stamps covered
@@ -246,9 +244,6 @@ type Deps struct {
 	index map[stampKey]int     // for large sets only (see add)
 	enc   string               // when decoded: the encoding read, instead of keys
 }
-
-// DepsCheckedBytes is how many bytes at the start of a Deps Current reads.
-const DepsCheckedBytes = unsafe.Offsetof(Deps{}.more)
 
 // inlineWatches is how many stamps a Deps holds without a slice: a project decision reads a few
 // (two or three on the conformance directory), so checking them touches no memory but the cells.
