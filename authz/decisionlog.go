@@ -180,9 +180,9 @@ func WithDecisionLog(sink DecisionSink) Option {
 // WithDecisionLogQueue sets how many slots the decision log's queue has for records waiting for
 // the sink, rounded up to a power of two. A slot holds one record, or up to 65,535 identical
 // in-memory cache hits (see WithDecisionLog): a hot request takes a slot per drain
-// (DecisionLogInterval), not per decision. A slot takes 32 bytes and 128 beside it for a record
-// of any decision but a cache hit; the batch the sink is writing (at most 512 records) is
-// apart. size must be > 0. Default DefaultDecisionLogQueue.
+// (DecisionLogInterval), not per decision. A slot takes 128 bytes, its record included; the
+// batch the sink is writing (at most 512 records) is apart. size must be > 0. Default
+// DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
 		if size <= 0 {
@@ -236,11 +236,12 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 // nothing is boxed (a channel of records, or of pointers to them, costs an allocation or a
 // 230-byte copy per decision).
 //
-// A slot is small: an in-memory cache hit writes only its cache entry (immutable: the decision,
-// its reasons and policy, and the request's key, from which the drainer rebuilds the request's
-// strings), the decision's revision and the request's MinRevision; any other decision writes a
-// compact record (logRec: two cache lines, not a DecisionRecord's four) into recs, beside the
-// slot, of immutable parts the drainer makes its record from. The drainer makes every record.
+// A slot holds its record (logSlot: two cache lines, a DecisionRecord takes four): an
+// in-memory cache hit writes only its cache entry (immutable: the decision, its reasons and
+// policy, and the request's key, from which the drainer rebuilds the request's strings), the
+// decision's revision and the request's MinRevision; any other decision writes what the
+// drainer makes its record from, of immutable parts, in the same two lines. The drainer makes
+// every record.
 //
 // A slot of hits is a run: a hit whose record would be the same as that of the latest run of
 // its cache entry (same revision, same MinRevision) while the drainer has not taken the run yet
@@ -273,12 +274,10 @@ type recordRing struct {
 	head         uint64 // the next position to read; the consumer's only
 	mask         uint64 // len(slots)-1
 	half         uint64
-	slots        []logSlot
-	// recs[i] holds slot i's record when slots[i].hit is nil (its revision and MinRevision in the
-	// slot's rev and minRev). The consumer reads a record and leaves it (the next lap's producer
-	// writes it whole): clearing it would make the producer fetch its cache lines back from the
+	// slots are the ring's records. The consumer reads a slot and leaves it (the next lap's
+	// producer writes it): clearing it would make the producer fetch its cache line back from the
 	// drainer's core. So the ring keeps the requests of at most its size of past decisions alive.
-	recs []logRec
+	slots []logSlot
 	// run is the record of the sealed run at head, left how many of its records are still to be
 	// taken (a run may span batches), copies how many of the consumer's batch's first records
 	// are copies of run (take passes the same batch each time, and a sink modifies no record, so
@@ -306,19 +305,46 @@ const (
 // published is the state of position pos's slot once its producer has written it.
 func published(pos uint64) uint64 { return (pos + 1) & tagMask << countBits }
 
-// logSlot is one position of the ring: 32 bytes, two to a cache line.
+// logSlot is one position of the ring, and its record: two cache lines, written in place.
+// Apart from a failed call or one with attributes, Suggest or suggestions (made whole:
+// kindFull), a record is made of what the decision already holds — the request's strings as
+// the caller passed them, the decision's role and reasons (those of the Decision returned:
+// nobody modifies them, see DecisionRecord), the policy's fingerprint — from which the drainer
+// makes the DecisionRecord (record).
 type logSlot struct {
 	// state is published(pos) plus the run's count once the producer of position pos has
 	// written the slot: the consumer reads it then. A slot freed for the next lap keeps its
 	// state (no later position publishes the same tag).
 	state atomic.Uint64
-	// hit is the cache entry of an in-memory cache hit (the record is made from it, rev and
-	// minRev); nil: the record is recs[i]. rev and minRev are atomic because a hit compares them
-	// with its own while the slot may be rewritten for a later lap (the CAS on state, which then
-	// fails, decides).
-	hit         *cacheEntry
+	// rev and minRev are the record's revision and MinRevision. They are atomic because a hit
+	// compares them with its own while the slot may be rewritten for a later lap (the CAS on
+	// state, which then fails, decides).
 	rev, minRev atomic.Uint64
+	// ref is, by meta's kind, the *cacheEntry of an in-memory cache hit (kindHit) or the whole
+	// *DecisionRecord, its Time unset (kindFull); a kindRecord does not write it.
+	ref unsafe.Pointer
+	// A kindRecord's request strings, reasons (their array: nil for nil Reasons) and the data
+	// of its role and of its policy's fingerprint (not the policy: a ring keeps no old policy
+	// alive); their lengths are in meta.
+	subject, action, resource, owner string
+	reasons                          *Reason
+	role, policy                     *byte
+	// meta is the kind (kindMask), and for a kindRecord: allowed (bit 2), the path (bits
+	// 3–5), the number of reasons (bits 8–15), the lengths of the role and the fingerprint
+	// (16–23, 24–31) and the latency in ns (32–63). See logSlot.set.
+	meta uint64
 }
+
+// A slot is exactly two cache lines (a compile error otherwise).
+var _ [0]byte = [unsafe.Sizeof(logSlot{}) - 128]byte{}
+
+// The kinds of record a slot holds (logSlot.meta&kindMask).
+const (
+	kindHit    = 0
+	kindRecord = 1
+	kindFull   = 2
+	kindMask   = 3
+)
 
 // init sizes the ring: size rounded up to a power of two.
 func (q *recordRing) init(size int) {
@@ -326,7 +352,7 @@ func (q *recordRing) init(size int) {
 	for n < size {
 		n <<= 1
 	}
-	q.slots, q.recs = make([]logSlot, n), make([]logRec, n)
+	q.slots = make([]logSlot, n)
 	for i := range q.slots {
 		q.slots[i].state.Store(countMask) // tag 0, sealed: no position's before a lap
 	}
@@ -364,7 +390,7 @@ func (s *logSlot) joins(st, run, rev, minRev uint64) bool {
 
 // fill writes a hit's slot at pos: a run of one.
 func (s *logSlot) fill(en *cacheEntry, rev, minRev uint64) {
-	s.hit = en
+	s.ref, s.meta = unsafe.Pointer(en), kindHit
 	s.rev.Store(rev)
 	s.minRev.Store(minRev)
 }
@@ -380,9 +406,9 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 			if st>>countBits != (q.head+1)&tagMask {
 				break
 			}
-			if s.hit == nil {
+			if s.meta&kindMask != kindHit {
 				q.copies = min(q.copies, len(out))
-				out = append(out, q.recs[q.head&q.mask].record(s.rev.Load(), s.minRev.Load())) // left in place: see recs
+				out = append(out, s.record(s.rev.Load(), s.minRev.Load())) // left in place: see slots
 				out[len(out)-1].Time = now
 				q.head++
 				continue
@@ -390,7 +416,7 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 			for !s.state.CompareAndSwap(st, st|countMask) { // seal the run: its count is final
 				st = s.state.Load()
 			}
-			q.run, q.left, q.copies = s.hit.logRecord(s.rev.Load(), s.minRev.Load()), st&countMask+1, 0
+			q.run, q.left, q.copies = (*cacheEntry)(s.ref).logRecord(s.rev.Load(), s.minRev.Load()), st&countMask+1, 0
 			q.run.Time = now // the run is taken now, all its records at once
 		}
 		k := int(min(q.left, uint64(cap(out)-len(out))))
@@ -442,46 +468,30 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 	}
 }
 
-// logRec is the ring's record of a decision that was not an in-memory cache hit: 128 bytes, two
-// cache lines (a DecisionRecord takes four), made of what the decision already holds — the
-// request's strings as the caller passed them, the decision's role and reasons (those of the
-// Decision returned: nobody modifies them, see DecisionRecord), the policy's fingerprint — from
-// which the drainer makes the record (record). Its revision and MinRevision are in the slot (logSlot.rev,
-// minRev). A record with more (an error, attributes, Suggest, suggestions: none on the compiled
-// path's common case, and each costs allocations of its own) is made whole beside it, in full.
-type logRec struct {
-	subject, action, resource, owner string
-	reasons                          *Reason // the Reasons' array: nil for nil Reasons
-	nReasons                         uint32
-	allowed                          bool
-	path                             DecisionPath
-	role                             string
-	policy                           string // the fingerprint (not the policy: a ring keeps no old policy alive)
-	latency                          time.Duration
-	full                             *DecisionRecord // the whole record (its Time unset); nil: made from the above
-}
-
-// A logRec is exactly two cache lines (a compile error otherwise).
-var _ [0]byte = [unsafe.Sizeof(logRec{}) - 128]byte{}
-
-// set makes r the record of req's decision d under policy p (its revision and MinRevision go in
-// the slot).
-func (r *logRec) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
-	if err != nil || req.Attributes != nil || req.Suggest || d.Suggestions != nil || len(d.Reasons) > 1<<32-1 {
-		r.setFull(req, d, p, t, err)
+// set writes the record of req's decision d under policy p into s, but for its revision and
+// MinRevision, which the caller writes with the publication: in place when it fits (kindRecord),
+// else whole (setFull).
+func (s *logSlot) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
+	fp := p.Fingerprint()
+	if err != nil || req.Attributes != nil || req.Suggest || d.Suggestions != nil ||
+		uint64(len(d.Reasons))|uint64(len(d.Role))|uint64(len(fp)) > 255 || uint64(t.latency) >= 1<<32 {
+		s.setFull(req, d, p, t, err)
 		return
 	}
 	// Field by field: a composite literal is built aside and copied.
-	r.subject, r.action, r.resource, r.owner = req.Subject, req.Action, req.Resource, req.Owner
-	r.reasons, r.nReasons = unsafe.SliceData(d.Reasons), uint32(len(d.Reasons))
-	r.allowed, r.path, r.role = d.Allowed, t.path, d.Role
-	r.policy, r.latency, r.full = p.Fingerprint(), t.latency, nil
+	s.subject, s.action, s.resource, s.owner = req.Subject, req.Action, req.Resource, req.Owner
+	s.reasons, s.role, s.policy = unsafe.SliceData(d.Reasons), unsafe.StringData(d.Role), unsafe.StringData(fp)
+	m := uint64(kindRecord) | uint64(t.path)<<3 | uint64(len(d.Reasons))<<8 | uint64(len(d.Role))<<16 | uint64(len(fp))<<24 | uint64(t.latency)<<32
+	if d.Allowed {
+		m |= 1 << 2
+	}
+	s.meta = m
 }
 
-// setFull is set of a record that is made whole (see logRec).
+// setFull is set of a record that is made whole.
 //
 //go:noinline
-func (r *logRec) setFull(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
+func (s *logSlot) setFull(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
 	f := &DecisionRecord{Request: *req, Decision: *d, Policy: p.Fingerprint(), Path: t.path, Latency: t.latency}
 	if err != nil {
 		f.Path, f.Error = PathNone, err.Error()
@@ -489,23 +499,24 @@ func (r *logRec) setFull(req *Request, d *Decision, p *rego.Policy, t *decisionT
 	if len(req.Attributes) > 0 {
 		f.Request.Attributes = copyAttributes(req.Attributes)
 	}
-	*r = logRec{full: f}
+	s.ref, s.meta = unsafe.Pointer(f), kindFull
 }
 
-// record is the DecisionRecord r holds, with revision rev and MinRevision minRev (from the
-// slot); its Time is unset.
-func (r *logRec) record(rev, minRev uint64) DecisionRecord {
-	if r.full != nil {
-		return *r.full
+// record is the DecisionRecord of a slot that is not a hit's, with revision rev and
+// MinRevision minRev (the slot's); its Time is unset.
+func (s *logSlot) record(rev, minRev uint64) DecisionRecord {
+	m := s.meta
+	if m&kindMask == kindFull {
+		return *(*DecisionRecord)(s.ref)
 	}
 	var reasons []Reason
-	if r.reasons != nil {
-		reasons = unsafe.Slice(r.reasons, r.nReasons)
+	if s.reasons != nil {
+		reasons = unsafe.Slice(s.reasons, m>>8&0xff)
 	}
 	return DecisionRecord{
-		Request:  Request{Subject: r.subject, Action: r.action, Resource: r.resource, Owner: r.owner, MinRevision: minRev},
-		Decision: Decision{Allowed: r.allowed, Role: r.role, Reasons: reasons, Revision: rev},
-		Policy:   r.policy, Path: r.path, Latency: r.latency,
+		Request:  Request{Subject: s.subject, Action: s.action, Resource: s.resource, Owner: s.owner, MinRevision: minRev},
+		Decision: Decision{Allowed: m&(1<<2) != 0, Role: unsafe.String(s.role, m>>16&0xff), Reasons: reasons, Revision: rev},
+		Policy:   unsafe.String(s.policy, m>>24&0xff), Path: DecisionPath(m >> 3 & 7), Latency: time.Duration(m >> 32),
 	}
 }
 
@@ -686,14 +697,13 @@ func (l *decisionLog) close(ctx context.Context) error {
 }
 
 // record makes the log's record of one call in the ring (written in place, nothing allocated but
-// on a failed call or one with attributes, Suggest or suggestions: see logRec); attributes are
+// on a failed call or one with attributes, Suggest or suggestions: see logSlot); attributes are
 // copied, since the caller may reuse its map once the call has returned.
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
 	s, pos, woke := e.declog.reserve()
 	if s == nil {
 		return
 	}
-	s.hit = nil
 	p := t.policy
 	if p == nil { // not decided
 		p = e.policy.Load()
@@ -701,7 +711,7 @@ func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) 
 	if err != nil {
 		d = &Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
 	}
-	e.declog.ring.recs[pos&e.declog.ring.mask].set(req, d, p, t, err)
+	s.set(req, d, p, t, err)
 	s.rev.Store(d.Revision)
 	s.minRev.Store(req.MinRevision)
 	e.declog.publish(s, pos, woke)
@@ -723,15 +733,15 @@ func (e *Engine) logs(req *Request) bool { return e.declog != nil && !req.unlogg
 // A request without Suggest is decided here as authorize decides it (decidePooled, no cache
 // entry): going through authorize again cost the compiled path 53 instructions per decision
 // (bench/RESULTS.md, "Stop 17: decision log on the compiled path").
-func (e *Engine) logged(ctx context.Context, req *Request) (d Decision, err error) {
+func (e *Engine) logged(ctx context.Context, req *Request, d *Decision) (err error) {
 	t := decisionTrace{timed: true}
 	if req.Suggest {
-		d, err = e.authorize(ctx, req, &t)
+		*d, err = e.authorize(ctx, req, &t)
 	} else {
-		err = e.decidePooled(ctx, req, nil, &t, &d)
+		err = e.decidePooled(ctx, req, nil, &t, d)
 	}
-	e.record(req, &d, &t, err)
-	return d, err
+	e.record(req, d, &t, err)
+	return err
 }
 
 // copyAttributes copies attributes through their JSON form (they are JSON-like: rego.NewAttributes

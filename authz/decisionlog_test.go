@@ -88,6 +88,7 @@ func TestDecisionLogRecordsEachPath(t *testing.T) {
 		{name: "compiled", opts: []authz.Option{authz.WithDecisionCache(0)}, steps: []step{{req: stays}}, path: authz.PathCompiled, allowed: true, code: "org_role"},
 		// With metrics every decision is timed, and the record has the histogram's figure.
 		{name: "cache with metrics", opts: []authz.Option{authz.WithMetrics(prometheus.NewRegistry())}, steps: []step{{req: stays}, {req: stays}}, path: authz.PathCacheL1, allowed: true, timed: true, code: "org_role"},
+		{name: "compiled with metrics", opts: []authz.Option{authz.WithDecisionCache(0), authz.WithMetrics(prometheus.NewRegistry())}, steps: []step{{req: stays}}, path: authz.PathCompiled, allowed: true, timed: true, code: "org_role"},
 		{name: "rego", opts: []authz.Option{authz.WithCompiledPath(false)}, steps: []step{{req: other}}, path: authz.PathRego, timed: true, code: "restricted"},
 		{name: "rego with attributes", steps: []step{{req: withAttrs}}, path: authz.PathRego, allowed: true, timed: true, code: "own_run"},
 		{name: "explain", steps: []step{{req: stays, explain: true}}, path: authz.PathRego, allowed: true, timed: true, code: "org_role"},

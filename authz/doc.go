@@ -47,11 +47,11 @@
 // (WithCompiledPath, default on). The default rules' decision depends only on the action, whether
 // the resource exists, the subject's org role and grant, whether the project is restricted, and
 // the subject's highest team role by data rank among the project's effective teams (or its role
-// in the team, for team actions); that is the table's key (rego.Key). Each cell is computed once
-// by evaluating the Rego policy, with its data, on a canonical input with those facts (cells are
-// a flat array per action indexed by the packed key, found from the action's catalog entry
-// without hashing or comparing its name; the engine gives the key's roles as the store's codes,
-// rego.Codes from store.Access, so no role name is read either), and messages are rendered from the request's own facts, all of a
+// in the team, for team actions); that is the table's key, asked through its one entry,
+// rego.Table.VerdictOfCodes, with the roles as the store's codes (rego.Codes from store.Access, so
+// no role name is read). Each cell is computed once by evaluating the Rego policy, with its data,
+// on a canonical input with those facts (cells are a flat array per action indexed by the packed
+// key, found from the action's catalog entry without hashing or comparing its name), and messages are rendered from the request's own facts, all of a
 // decision's into one string kept in the same object as the reasons: a decision on the compiled
 // path allocates that one object, nothing else. Its facts come from one store call
 // (store.Reader.Access: one lookup each of the org, the project and the member, the subject's
@@ -292,8 +292,9 @@
 // returned an error), the latency and the time. Listings, admissions and the analyses (ListSubjects, suggestions, Simulate, Lint)
 // are not logged. A decision never waits for the log: it is written into a slot of a bounded
 // lock-free ring (a full one drops it: Stats.DecisionLogDropped) — any decision but a cache hit
-// as the parts its record is made of (two cache lines: the request's strings, the returned
-// decision's role and reasons, the policy), an in-memory cache hit writes only its cache entry, revision and MinRevision, from which the
+// as the parts its record is made of, in the slot itself (two cache lines: the revisions, the
+// request's strings, the returned decision's role and reasons, the policy's fingerprint; a
+// failed call or one with attributes or Suggest as a whole record), an in-memory cache hit writes only its cache entry, revision and MinRevision, from which the
 // log's goroutine makes the same record, or, when the latest hit on the same cached decision is
 // still queued with the same revision and MinRevision, adds one to that slot's count (so records of cache hits may reach the sink grouped, out of call order) —
 // and one goroutine drains the ring into the sink in batches — every DecisionLogInterval while

@@ -354,7 +354,9 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	p := e.policy.Load()
 	if req.Suggest || e.decisions == nil || len(req.Attributes) > 0 || !p.Deterministic() {
 		if t == nil && e.logs(req) {
-			return e.logged(ctx, req)
+			var d Decision
+			err := e.logged(ctx, req, &d)
+			return d, err
 		}
 		if req.Suggest {
 			return e.authorizeSuggesting(ctx, *req, t)
@@ -462,25 +464,29 @@ func (e *Engine) miss(ctx context.Context, req *Request, key *cacheKey, p *rego.
 // The trace says how the decision was made when the engine logs decisions (a full evaluation,
 // timed); it is empty otherwise.
 func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain bool, also ...func(store.Reader) error) (*query, Decision, decisionTrace, error) {
-	rd := &reading{explain: explain, also: also, traced: e.declog != nil, timed: e.declog != nil}
+	rd := &reading{explain: explain, also: also}
 	rd.view = rd.read
 	var d Decision
-	err := e.decideIn(ctx, rd, &req, entry, &d)
-	return &rd.q, d, rd.trace, err
+	var t decisionTrace
+	tp := &t
+	if e.declog == nil {
+		tp = nil
+	} else {
+		t.timed = true
+	}
+	err := e.decideIn(ctx, rd, &req, entry, &d, tp)
+	return &rd.q, d, t, err
 }
 
 // decidePooled is decide for Authorize: no explanation, no extra reads, and on the compiled
 // path it allocates only the reasons. Its state lives on the stack when the Directory reads a
 // decision's facts without a callback (facts), else it comes from (and returns to) the
-// engine's pool. A non-nil t is set to how the decision was made. The decision is written to
-// *d (set only when the error is nil): no copy of it on the way back up.
+// engine's pool. A non-nil t is set to how the decision was made (decideIn). The decision is
+// written to *d (set only when the error is nil): no copy of it on the way back up.
 func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, t *decisionTrace, d *Decision) error {
 	if e.facts != nil {
 		var rd reading
-		if t == nil {
-			return e.decideIn(ctx, &rd, req, entry, d)
-		}
-		return e.decideTraced(ctx, &rd, req, entry, t, d)
+		return e.decideIn(ctx, &rd, req, entry, d, t)
 	}
 	rd, _ := e.readings.Get().(*reading)
 	if rd == nil {
@@ -490,27 +496,9 @@ func (e *Engine) decidePooled(ctx context.Context, req *Request, entry *cached, 
 	if rd.msg == nil {
 		rd.msg = make([]byte, 0, 256)
 	}
-	var err error
-	if t == nil {
-		err = e.decideIn(ctx, rd, req, entry, d)
-	} else {
-		err = e.decideTraced(ctx, rd, req, entry, t, d)
-	}
+	err := e.decideIn(ctx, rd, req, entry, d, t)
 	*rd = reading{view: rd.view, msg: rd.msg[:0]} // keep no request's facts alive in the pool
 	e.readings.Put(rd)
-	return err
-}
-
-// decideTraced is decideIn, saying in t how the decision was made.
-func (e *Engine) decideTraced(ctx context.Context, rd *reading, req *Request, entry *cached, t *decisionTrace, d *Decision) error {
-	rd.traced, rd.timed = true, t.timed
-	err := e.decideIn(ctx, rd, req, entry, d)
-	if err == nil {
-		t.path, t.policy = rd.trace.path, rd.trace.policy
-		if rd.trace.latency != 0 {
-			t.latency = rd.trace.latency
-		}
-	}
 	return err
 }
 
@@ -526,10 +514,6 @@ type reading struct {
 	rev      uint64
 	view     func(store.Reader) error // = read, made once; nil for a reading on the stack
 	msg      []byte                   // scratch for the compiled path's messages, kept (bytes only)
-	// For the decision log and metrics: trace is how the decision was made, set when traced; a
-	// full evaluation is also timed when timed.
-	trace         decisionTrace
-	traced, timed bool
 }
 
 // read is the View callback: it reads the decision's facts (and, with an entry, records what
@@ -559,8 +543,10 @@ func (rd *reading) read(r store.Reader) error {
 	return nil
 }
 
-// decideIn decides into *d, which is zero, and sets it only when the error is nil.
-func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached, d *Decision) error {
+// decideIn decides into *d, which is zero, and sets it only when the error is nil. A non-nil t
+// (metrics, spans, the decision log) is set, on success, to how the decision was made: its path
+// and policy, and its latency when t.timed and the decision was a full evaluation.
+func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached, d *Decision, t *decisionTrace) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -587,7 +573,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	// A logged full evaluation is timed from reading its facts (the compiled path is not: two
 	// clock reads would cost it a few per cent).
 	var start time.Duration
-	if rd.timed && !rd.compiled {
+	if t != nil && t.timed && !rd.compiled {
 		start = e.declog.clock()
 	}
 	if err := e.readFacts(rd); err != nil {
@@ -614,10 +600,10 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		e.evaluated.Add(1)
 		*d = e.eval(ctx, p, q, rd.rev)
 	}
-	if rd.traced {
-		rd.trace = decisionTrace{path: pathOf(rd.compiled), policy: p}
+	if t != nil {
+		t.path, t.policy = pathOf(rd.compiled), p
 		if start != 0 {
-			rd.trace.latency = e.declog.clock() - start
+			t.latency = e.declog.clock() - start
 		}
 	}
 	if entry != nil {
@@ -651,11 +637,12 @@ func (e *Engine) readFacts(rd *reading) error {
 	return err
 }
 
-// fromTable answers from the policy's decision table on the key k (fromVerdict, returned).
-func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
+// fromTable answers from the policy's decision table on the role codes c, for the action of
+// spec (the table's policy's own: Table.VerdictOfCodes) (fromVerdict, returned).
+func (e *Engine) fromTable(ctx context.Context, t *rego.Table, spec rego.Spec, q *query, c *rego.Codes, rev uint64, scratch []byte) Decision {
 	var d Decision
-	v, err := t.VerdictOf(ctx, q.spec, k)
-	e.fromVerdict(q, v.View(), err, rev, scratch, &d)
+	v, err := t.VerdictOfCodes(ctx, spec, c)
+	e.fromVerdict(q, v, err, rev, scratch, &d)
 	return d
 }
 
@@ -668,12 +655,13 @@ func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64
 		*d = e.failed(err, rev)
 		return
 	}
-	role, codes := v.Role(), v.Codes()
+	role, n := v.Role(), v.NumCodes()
 	d.Allowed, d.Role, d.Revision = v.Allow(), role, rev
 	var ends [4]int
-	if len(codes) > len(ends) { // no default rule gives that many
-		d.Reasons = make([]Reason, len(codes))
-		for i, c := range codes {
+	if n > len(ends) { // no default rule gives that many
+		d.Reasons = make([]Reason, n)
+		for i := range n {
+			c := v.Code(i)
 			d.Reasons[i] = Reason{Code: c, Message: q.message(c, role, v.LimitOf(i))}
 		}
 		return
@@ -683,14 +671,14 @@ func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64
 		scratch = buf[:0]
 	}
 	b := scratch[:0]
-	for i, c := range codes {
-		b = q.appendMessage(b, c, role, v.LimitOf(i))
+	for i := range n {
+		b = q.appendMessage(b, v.Code(i), role, v.LimitOf(i))
 		ends[i] = len(b)
 	}
-	reasons, msgs := newReasons(len(codes), b)
+	reasons, msgs := newReasons(n, b)
 	start := 0
-	for i, c := range codes {
-		reasons[i] = Reason{Code: c, Message: msgs[start:ends[i]]}
+	for i := range n {
+		reasons[i] = Reason{Code: v.Code(i), Message: msgs[start:ends[i]]}
 		start = ends[i]
 	}
 	d.Reasons = reasons
@@ -1006,20 +994,35 @@ func inputFacts(r store.Reader, a *store.Access, kind scope.Kind, subject, org, 
 	return s, f
 }
 
-// codes reduces the facts read to the decision table's key, its roles as codes: the compiled
-// path's key (key's, without a role's name).
+// codesOf is the decision table's key (rego.Codes) for role facts given by name rather than read
+// from the store (whose Access serves them as codes, query.codes): whether the resource exists,
+// the subject's org role ("" or "none" for a non-member), grant ("" for none, breakGlass its
+// mark) and the roles it holds in the project's effective teams (in the team, for a team
+// action), and whether the project restricts. A role outside the store's vocabulary is an error
+// matching teamgate.ErrInvalid: the table has no cell for it.
+func codesOf(exists bool, orgRole, grant string, breakGlass bool, teamRoles []string, restricted bool) (rego.Codes, error) {
+	c := rego.Codes{Exists: exists, BreakGlass: breakGlass, Restricted: restricted}
+	var ok bool
+	if c.OrgRole, ok = rego.OrgRoleCode(orgRole); !ok {
+		return rego.Codes{}, teamgate.Invalid("org role", orgRole, "not a role of the store's vocabulary")
+	}
+	if c.Grant, ok = rego.RoleCode(grant); !ok {
+		return rego.Codes{}, teamgate.Invalid("grant role", grant, "not a role of the store's vocabulary")
+	}
+	for _, r := range teamRoles {
+		code, ok := rego.RoleCode(r)
+		if !ok {
+			return rego.Codes{}, teamgate.Invalid("team role", r, "not a role of the store's vocabulary")
+		}
+		if code > 0 {
+			c.TeamRoles |= 1 << (code - 1)
+		}
+	}
+	return c, nil
+}
+
+// codes reduces the facts read to the decision table's key, its roles as codes.
 func (q *query) codes() rego.Codes {
 	return rego.Codes{Exists: q.acc.Missing == store.Found, OrgRole: q.acc.OrgCode, Grant: q.acc.GrantCode,
 		BreakGlass: q.acc.BreakGlass, TeamRoles: uint8(q.acc.TeamRoles), Restricted: q.acc.Teams.Restricted}
-}
-
-// key reduces the facts read to the decision table's key.
-func (q *query) key(p *rego.Policy) rego.Key {
-	k := rego.Key{Action: q.req.Action, Exists: q.acc.Missing == store.Found, OrgRole: q.orgRole(), Grant: q.acc.Grant,
-		BreakGlass: q.acc.BreakGlass, Restricted: q.acc.Teams.Restricted}
-	if q.acc.TeamRoles != 0 { // most subjects hold no role in a project's teams
-		var buf [4]string // the store's team roles
-		k.TeamRole = p.HighestOf(q.acc.TeamRoles.Append(buf[:0]))
-	}
-	return k
 }
