@@ -5,7 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"math/bits"
-	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -33,26 +33,26 @@ func WithDecisionCache(size int) Option {
 
 // cacheKey identifies a cacheable request: one without attributes (attributes make decisions
 // depend on more than the facts the store tracks, so such requests are always evaluated). It is
-// made once per request (decisionCache.key) with its hash and, when it fits, its packed form in
-// fixed-size words, so that a lookup hashes and compares a few words rather than four strings.
+// made once per request (decisionCache.key): its 128-bit fingerprint and its index hash, and,
+// when it fits, its packed form in fixed-size words (kept by the entry for the decision log).
 type cacheKey struct {
 	subject, action, resource, owner string
-	n                                int              // packedLen
-	hash                             uint64           // decisionCache.key's
-	inline                           [keyWords]uint64 // the packed form, zero padded, when n <= keyBytes
+	n                                int    // packedLen
+	fp1, fp2                         uint64 // the fingerprint: the key's identity in the cache
+	ih                               uint64 // the index hash (fp1; tests narrow it, see hashMask)
+	// buf is what the fingerprint hashes when the key fits: the four parts' lengths, then the
+	// packed form zero padded (inline).
+	buf [1 + keyWords]uint64
 }
 
-// keyWords is the inline room for packed keys, in words: typical keys fit, so a lookup compares
-// them without touching other memory; longer ones are kept out of line and compared part by part.
+// keyWords is the inline room for packed keys, in words: typical keys fit and are hashed in one
+// call; longer ones are hashed part by part.
 const (
 	keyWords = 6
 	keyBytes = 8 * keyWords
 )
 
-// packedLen is the length of the key's packed form: its parts joined by NUL bytes. A stored key's
-// parts hold no NUL (only requests that were decided are stored, and their parts are slugs,
-// references and action names), so two keys with equal packed forms (and lengths) are equal: a
-// request whose parts hold NULs has more than three, and cannot equal a stored form.
+// packedLen is the length of the key's packed form: its parts joined by NUL bytes.
 func (k *cacheKey) packedLen() int {
 	return len(k.subject) + len(k.action) + len(k.resource) + len(k.owner) + 3
 }
@@ -65,49 +65,48 @@ func (k *cacheKey) appendPacked(b []byte) []byte {
 	return append(b, k.owner...)
 }
 
-// matches reports whether packed is k's packed form, without building it (keys longer than
-// keyBytes).
-func (k *cacheKey) matches(packed string) bool {
-	if len(packed) != k.n {
-		return false
-	}
-	for _, part := range [...]string{k.subject, k.action, k.resource} {
-		n := len(part)
-		if packed[n] != 0 || packed[:n] != part {
-			return false
-		}
-		packed = packed[n+1:]
-	}
-	return packed == k.owner
-}
+// inline is the packed form in words, zero padded (when n <= keyBytes).
+func (k *cacheKey) inline() *[keyWords]uint64 { return (*[keyWords]uint64)(k.buf[1:]) }
 
-// key makes k, which is zero, the cache key of a request: the packed form in words when it fits, and the hash,
-// seeded with the cache's secrets (so that nobody chooses colliding requests on purpose; a
-// collision costs a probe, never an answer: a lookup compares the whole key).
+// key makes k, which is zero, the cache key of a request: two hash/maphash values under the
+// cache's two seeds (random per cache) of an injective encoding of the four parts — their
+// lengths, then their bytes — so that two requests share a fingerprint only by a collision of
+// keyed 128-bit hashes, whatever bytes (NULs included) their parts hold. See decisionCache for
+// the bound; nobody can choose colliding requests without the seeds.
 func (c *decisionCache) key(k *cacheKey, subject, action, resource, owner string) {
 	k.subject, k.action, k.resource, k.owner = subject, action, resource, owner
 	k.n = k.packedLen()
 	if k.n <= keyBytes {
-		b := (*[keyBytes]byte)(unsafe.Pointer(&k.inline))
+		b := (*[keyBytes]byte)(unsafe.Pointer(&k.buf[1]))
 		i := copy(b[:], subject) + 1 // the NUL separators are the zero padding's
 		i += copy(b[i:], action) + 1
 		i += copy(b[i:], resource) + 1
 		copy(b[i:], owner)
-		s, w := &c.secret, &k.inline
-		k.hash = mix(mix(w[0]^s[0], w[1]^s[1])^w[2]^uint64(k.n), mix(w[3]^s[2], w[4]^s[3])^w[5])
+		k.buf[0] = uint64(len(subject)) | uint64(len(action))<<8 | uint64(len(resource))<<16 | uint64(len(owner))<<24
+		raw := (*[8 * (1 + keyWords)]byte)(unsafe.Pointer(&k.buf))[:]
+		k.fp1, k.fp2 = maphash.Bytes(c.seed1, raw), maphash.Bytes(c.seed2, raw)
 	} else {
-		h := maphash.String(c.seed, subject)
-		h = (h ^ maphash.String(c.seed, action)) * 0x9e3779b97f4a7c15
-		h = (h ^ maphash.String(c.seed, resource)) * 0x9e3779b97f4a7c15
-		k.hash = (h ^ maphash.String(c.seed, owner)) * 0x9e3779b97f4a7c15
+		k.fp1, k.fp2 = k.hashLong(c.seed1), k.hashLong(c.seed2)
 	}
-	k.hash &= c.hashMask
+	k.ih = k.fp1 & c.hashMask
 }
 
-// mix is the folded 128-bit product (wyhash's mum): every input bit reaches the result's bits.
-func mix(a, b uint64) uint64 {
-	hi, lo := bits.Mul64(a, b)
-	return hi ^ lo
+// hashLong is key's hash of a key that does not fit: the four lengths in 8 bytes each, then the
+// parts (a different length of input than any key that fits: the encodings never coincide).
+func (k *cacheKey) hashLong(seed maphash.Seed) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var lens [32]byte
+	binary.LittleEndian.PutUint64(lens[0:], uint64(len(k.subject)))
+	binary.LittleEndian.PutUint64(lens[8:], uint64(len(k.action)))
+	binary.LittleEndian.PutUint64(lens[16:], uint64(len(k.resource)))
+	binary.LittleEndian.PutUint64(lens[24:], uint64(len(k.owner)))
+	_, _ = h.Write(lens[:])
+	_, _ = h.WriteString(k.subject)
+	_, _ = h.WriteString(k.action)
+	_, _ = h.WriteString(k.resource)
+	_, _ = h.WriteString(k.owner)
+	return h.Sum64()
 }
 
 // cached is a decision with what it depends on: the policy it was made with and the Deps of the
@@ -122,29 +121,78 @@ type cached struct {
 
 func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.Current() }
 
-// decisionCache is the bounded in-memory tier. A hit takes no lock, writes no shared memory but
-// a hit counter of its own stripe (and a CLOCK bit, only when unset), and allocates nothing.
+// decisionCache is the bounded in-memory tier. A hit takes no lock and allocates nothing; a
+// fast hit reads one 32-byte word of the index (half a cache line) and the epoch, and writes no
+// shared memory but a hit counter of its own stripe (and a CLOCK bit, only when unset).
 //
-// A request's key is hashed once (cacheKey); the hash picks a shard. A shard is a fixed array of
-// slots, each an atomic pointer to an immutable entry (the key's packed words, the decision and
-// its Deps inline, the first stamps included, see store.Deps), and an open-addressing index from
-// hash to slot and entry whose words are atomic. A hit reads one line of index and the entry,
-// and checks the stamps the entry names; it trusts nothing it read from the index: the entry it
-// reaches must carry the key itself (a hash collision is a probe, never a shared answer).
-// Writers (a miss's insert, CLOCK eviction) hold the shard's mutex and publish a new entry
-// before indexing it, so a concurrent reader sees an old entry, the new one, or none (a miss,
-// evaluated again): an entry is served only while it is current, whichever it is. CLOCK (second
-// chance) approximates LRU without a write per hit. The design was measured against a plain
-// map, otter v2 and golang-lru v2 (the previous tier) in bench/ (BenchmarkL1Distinct;
-// bench/RESULTS.md has the figures).
+// A request's key is hashed once (cacheKey): a 128-bit fingerprint, whose first half also picks
+// the shard and the home position in the shard's index (linear probing). An index word
+// (cacheWord) holds the fingerprint, the decision's reasons by pointer and one meta word: the
+// verdict, the role (by index among the cache's roles), the number of reasons, a CLOCK bit, a
+// lock bit and a stamp — the epoch at which the entry was last found current. The entry itself
+// (cacheEntry: the key, the decision, its policy and Deps) sits beside the word in a parallel
+// array, read only by a slow hit, by writers and by the decision log.
+//
+// Currency. The cache's epoch is the store's (store.Epoch: it moves after every change of a stamp
+// cell, after every published revision and at Close) plus the number of policy swaps
+// (policySwapped, after the swap). A hit is fast when its word's stamp is the cache's epoch as
+// read before and after the request's revision (authorize): nothing a decision can depend on has
+// changed since the word was stamped, so the decision is served from the word, no other line read.
+// Otherwise (another epoch, an entry never stamped, the word being written) the hit is slow: the
+// entry's Deps and policy are checked as before the stamps existed (cached.current) and, when
+// current, the word is stamped (stamp) with the epoch read BEFORE that check. A write racing the
+// check so leaves the word behind the epoch: the writer stores its cells, then moves the epoch;
+// if the check saw a cell before the write stored it, the epoch load preceding the check preceded
+// the writer's move, so the stamp is older than the epoch every later reader reads
+// (TestFastHitNeverStale drives this). Decisions that expire (store.Deps.Expires) are never
+// stamped: their hits are all slow, reading the clock. So a write makes every word slow once —
+// one check each, as every hit was before — and evicts nothing.
+//
+// Stamps keep epochBits of the epoch; the era (the epoch's bits above them) is the cache's. When
+// the epoch enters a new era, every word's stamp is cleared (advanceEra) before a stamp of the new
+// era is served, so a word stamped E never matches E + 2^epochBits (TestEpochWrap narrows the bits).
+//
+// Identity. A fast hit compares the 128-bit fingerprint, never the key. Two distinct requests
+// share a fingerprint with probability 2^-128 per pair under the random seeds; a lookup compares
+// its fingerprint with the ≈ 2.6 words of its probe run (load ≤ 0.875), whose first halves share
+// up to ≈ 17 of their low bits with it (the shard and home position), so a false hit needs ≈ 111
+// bits to agree by chance: ≈ 2.6·2^-111 per lookup, ≈ 10^-15 after a billion lookups a second
+// for a hundred years (bench/RESULTS.md, stop 17, has the arithmetic for 128 bits). A reader
+// reads a word between two loads of its meta word and gives up (slow hit) when they differ:
+// every rewrite of a word changes its meta (a rewrite count), so a torn read needs 64 rewrites of
+// one word within four loads and, besides, a 64-bit coincidence of fingerprint halves.
+//
+// Writers (a miss's insert, CLOCK eviction, stamps, growth) hold the shard's mutex. A word is
+// written with its lock bit set, its entry first, and published by its meta word, so a reader sees
+// an old word, the new one, or a locked one (a slow hit; whatever entry a slow hit reaches is
+// checked to carry the key's fingerprint). CLOCK (second chance, over index positions)
+// approximates LRU without a write per hit. A shard's index starts at 1.25 times its share of the
+// size and doubles when over 7/8 full (growth: a new index published whole; the old one's words are
+// unstamped). The design was measured against a plain map, otter v2, golang-lru v2 and the floors
+// of one-word hits in bench/ (BenchmarkL1Distinct; bench/RESULTS.md has the figures).
 type decisionCache struct {
-	shards     []cacheShard
-	shardShift uint // the hash's top bits pick the shard
-	seed       maphash.Seed
-	secret     [4]uint64
-	hashMask   uint64 // all ones; tests narrow it to make keys collide
+	// What a fast hit reads, first.
+	shards       []cacheShard
+	shardShift   uint                        // the index hash's top bits pick the shard
+	hashMask     uint64                      // all ones; tests narrow it to make keys share homes and shards
+	epochBits    uint                        // of the epoch, in a stamp; tests narrow it
+	epochMask    uint64                      // 1<<epochBits - 1
+	epochField   uint64                      // epochMask << metaEpochShift
+	era          atomic.Uint64               // the epoch's bits above epochBits, for which stamps are served
+	epoch        atomic.Pointer[store.Epoch] // the store's, once an entry was first found current
+	policySwaps  atomic.Uint64               // part of the epoch (policySwapped)
+	roles        [noRole]string              // a word's role index names one: written before any word names it
+	seed1, seed2 maphash.Seed
+
+	policy *atomic.Pointer[rego.Policy] // the engine's policy in force (stamp); nil: no stamps
+	// afterCheck, tests only: runs in a slow hit between the check and the stamp.
+	afterCheck func()
+	eraMu      sync.Mutex  // one advanceEra at a time
+	walking    atomic.Bool // advanceEra is clearing stamps: none is made meanwhile
+	roleMu     sync.Mutex  // guards nroles and roles' writes
+	nroles     int
 	size       int64
-	used       atomic.Int64 // slots in use, at most size (inserts only: hits never touch it)
+	used       atomic.Int64 // entries, at most size (inserts only: hits never touch it)
 	diskHits   atomic.Uint64
 	misses     atomic.Uint64
 	hitCounts  [hitStripes]hitStripe
@@ -162,82 +210,95 @@ const (
 	hitStripes    = 1 << hitStripeBits
 )
 
+// A word's meta: used, lock, stamped, CLOCK and verdict bits; the role's index (noRole: none, the
+// word is never stamped); the number of reasons; a count of the word's rewrites (a reader's two
+// loads of the meta differ across any rewrite); and the stamp's epoch bits.
+const (
+	metaUsed       = 1 << 0
+	metaLock       = 1 << 1 // being written: readers take the slow path
+	metaStamped    = 1 << 2 // the epoch field holds an epoch at which the entry was current
+	metaRef        = 1 << 3 // CLOCK: referenced since the hand last passed
+	metaAllow      = 1 << 4
+	metaRoleShift  = 5 // 5 bits
+	metaLenShift   = 10
+	metaVerShift   = 18 // 6 bits
+	metaEpochShift = 24 // the rest: 40 bits
+	noRole         = 31
+	maxFastReasons = 255
+	metaVerMask    = 63 << metaVerShift
+	// metaKept is what a word keeps when moved or re-published with the same entry: its stamp
+	// and CLOCK bit.
+	metaKept = metaStamped | metaRef | ^uint64(1<<metaEpochShift-1)
+	// defaultEpochBits is the stamp's width: 2^40 epochs (cell changes) before the first walk.
+	defaultEpochBits = 64 - metaEpochShift
+)
+
+// cacheWord is one position of a shard's index: 32 bytes, two to a cache line (index arrays are
+// powers of two of them, so a word never straddles two lines; TestCacheWordLayout).
+type cacheWord struct {
+	fp1, fp2 atomic.Uint64
+	reasons  atomic.Pointer[Reason] // the decision's reasons array (nil when Reasons is nil)
+	meta     atomic.Uint64          // 0: never used; else see metaUsed
+}
+
+// cacheIndex is a shard's index: the words and, at the same positions, their entries. A shard
+// replaces its index when it grows; readers that loaded the old one keep reading it safely.
+type cacheIndex struct {
+	words []cacheWord
+	ents  []atomic.Pointer[cacheEntry]
+	mask  int
+}
+
 type cacheShard struct {
-	index    []indexWord                  // linear probing
-	slots    []atomic.Pointer[cacheEntry] // capacity of them (nil: free), in CLOCK order; read by writers only
-	mu       sync.Mutex                   // serializes writers: they change index, slots, n and hand
-	n        int                          // slots in use: slots[:n]
-	capacity int                          // slots at most: twice the shard's share, so that uneven shards still hold size decisions in all
-	hand     int                          // CLOCK hand
-	_        [48]byte                     // 128 bytes: a shard's writer shares no line with another shard's readers
+	index    atomic.Pointer[cacheIndex]
+	mu       sync.Mutex // serializes writers: they change index (and its words), n and hand
+	n        int        // entries
+	capacity int        // entries at most: twice the shard's share, so that uneven shards still hold size decisions in all
+	hand     int        // CLOCK hand, an index position
+	_        [88]byte   // 128 bytes: a shard's writer shares no line with another shard's readers
 }
 
-// indexWord is one position of a shard's index: the slot it names and that slot's entry, side by
-// side, so a hit reads one cache line of index and then the entry. A reader may see w and e of
-// different moments (they are stored one after the other); it checks the entry it reaches.
-type indexWord struct {
-	w atomic.Uint64 // 0: empty; else the hash's upper 32 bits << 32 | slot+1
-	e atomic.Pointer[cacheEntry]
-}
-
-// cacheEntry is one cached decision, immutable once published but for its CLOCK bit, laid out
-// for a hit: the first cache line holds what a lookup compares (hash, length and the packed
-// key), the next the policy and the decision, the next two the rest of the decision and what
-// Deps.Current reads (store.DepsCheckedBytes); a hit reads those four lines and nothing after
-// them (hitBytes). Its size is a multiple of 128 bytes (384), and so is the start of every object
-// of such a size class from its page, so the four lines are two aligned pairs, the prefetcher's
-// unit (TestCacheEntryLayout).
+// cacheEntry is one cached decision, immutable once published. A fast hit never reads it; a
+// slow hit reads its fingerprint, policy, decision and Deps; the decision log its key and run word.
 type cacheEntry struct {
-	hash   uint64
-	n      uint32        // the packed key's length
-	ref    atomic.Uint32 // CLOCK: referenced since the hand last passed
-	inline [keyWords]uint64
-	entry  cached
-	long   string // the packed key when longer than keyBytes
+	fp1, fp2 uint64
+	ih       uint64  // the index hash: the entry's home
+	meta     uint64  // its word's meta without stamp, CLOCK bit and rewrite count
+	reasons  *Reason // its word's reasons
+	n        uint32  // the packed key's length
+	stamps   bool    // its word may be stamped: the role is indexed, few reasons, no expiry
+	inline   [keyWords]uint64
+	entry    cached
+	long     string // the packed key when longer than keyBytes
 	// logKey is the packed key as a string, made by the decision log's goroutine (which alone
 	// reads and writes it) when it first records a hit on the entry.
 	logKey string
-	_      [(128 - unsafe.Sizeof(entryLayout{})%128) % 128]byte // not last: a zero-size last field is padded
 	// logRun is 1 + the decision log's position of the entry's latest run of hits (see
-	// recordRing.runOf); 0: none yet. Written once per run, not per hit. Beyond hitBytes: with a
-	// decision log, a hit reads this line too, the sixth (one more miss on a cold entry; see
-	// bench/RESULTS.md, "Stop 16: decision log cost").
+	// recordRing.runOf); 0: none yet. Written once per run, not per hit. With a decision log, a
+	// hit reads the entry for it (a line or two more; see bench/RESULTS.md, "Stop 16: decision
+	// log cost").
 	logRun atomic.Uint64
 }
 
-// hitBytes is how far into a cacheEntry a hit reads.
-const hitBytes = unsafe.Offsetof(cacheEntry{}.entry) + unsafe.Offsetof(cached{}.deps) + store.DepsCheckedBytes
+// holds reports whether the entry is k's: the same fingerprint.
+func (en *cacheEntry) holds(k *cacheKey) bool { return en.fp1 == k.fp1 && en.fp2 == k.fp2 }
 
-// entryLayout is cacheEntry without its padding.
-type entryLayout struct {
-	hash   uint64
-	n, ref uint32
-	inline [keyWords]uint64
-	entry  cached
-	long   string
-	logKey string
-	logRun uint64
+// decided reports whether d is the entry's decision (the same verdict, role and reasons array).
+func (en *cacheEntry) decided(d *Decision) bool {
+	e := &en.entry.dec
+	return e.Allowed == d.Allowed && e.Role == d.Role && len(e.Reasons) == len(d.Reasons) &&
+		unsafe.SliceData(e.Reasons) == unsafe.SliceData(d.Reasons)
 }
 
-// holds reports whether the entry is k's.
-func (en *cacheEntry) holds(k *cacheKey) bool {
-	if en.hash != k.hash || int(en.n) != k.n {
-		return false
-	}
-	if k.n > keyBytes {
-		return k.matches(en.long)
-	}
-	a, b := &en.inline, &k.inline
-	return (a[0]^b[0])|(a[1]^b[1])|(a[2]^b[2])|(a[3]^b[3])|(a[4]^b[4])|(a[5]^b[5]) == 0
-}
-
-// shardSlots is the smallest number of slots a shard holds; maxShards bounds the shards.
+// shardSlots is the smallest number of entries a shard holds; maxShards bounds the shards.
 const (
 	shardSlots = 16
 	maxShards  = 256
 )
 
-func newDecisionCache(size int) *decisionCache {
+// newDecisionCache returns a cache of size entries (nil for 0). policy is the engine's policy in
+// force: stamps are made only for its decisions (nil: never; tests of the index alone).
+func newDecisionCache(size int, policy *atomic.Pointer[rego.Policy]) *decisionCache {
 	if size == 0 {
 		return nil
 	}
@@ -245,27 +306,50 @@ func newDecisionCache(size int) *decisionCache {
 	for n < maxShards && size/(2*n) >= shardSlots {
 		n *= 2
 	}
-	c := &decisionCache{seed: maphash.MakeSeed(), shards: make([]cacheShard, n), shardShift: uint(64 - bits.TrailingZeros(uint(n)))}
-	for i := range c.secret {
-		c.secret[i] = rand.Uint64() | 1
-	}
+	c := &decisionCache{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), shards: make([]cacheShard, n),
+		shardShift: uint(64 - bits.TrailingZeros(uint(n))), policy: policy}
 	c.hashMask = ^uint64(0)
+	c.setEpochBits(defaultEpochBits)
 	c.size = int64(size)
-	per := 2 * ((size + n - 1) / n)
+	share := (size + n - 1) / n
 	for i := range c.shards {
-		c.shards[i].init(per)
+		c.shards[i].capacity = 2 * share
+		c.shards[i].index.Store(newCacheIndex(share + share/4))
 	}
 	return c
 }
 
-// init sizes an empty shard for capacity slots: the slot array (a pointer each, so readers never
-// see it move) and an index of a power of two >= 1.25 capacity words. A shard holds its share,
-// half its capacity, give or take a few per cent, so the index is usually at most 40 % full
-// (80 % for a shard holding twice its share); a smaller index is fewer lines for a hit to miss.
-func (s *cacheShard) init(capacity int) {
-	s.capacity = capacity
-	s.slots = make([]atomic.Pointer[cacheEntry], capacity)
-	s.index = make([]indexWord, 1<<bits.Len(uint(capacity+capacity/4-1)))
+// setEpochBits sets the stamp's width (tests narrow it). Before the cache is used.
+func (c *decisionCache) setEpochBits(b uint) {
+	c.epochBits = b
+	c.epochMask = 1<<b - 1
+	c.epochField = c.epochMask << metaEpochShift
+}
+
+// newCacheIndex returns an empty index of a power of two >= n words (8 at least).
+func newCacheIndex(n int) *cacheIndex {
+	size := 1 << bits.Len(uint(max(n, 8)-1))
+	return &cacheIndex{words: lineWords(size), ents: make([]atomic.Pointer[cacheEntry], size), mask: size - 1}
+}
+
+// lineWords allocates n words starting on a cache line. (A make would not do: the runtime puts
+// an 8-byte header before an object with pointers of 512 bytes to 32 KiB, and then half the
+// words straddle two lines.) The words follow a padding chosen for the address the runtime gives.
+func lineWords(n int) []cacheWord {
+	words := paddedWords(0, n)
+	if r := uintptr(unsafe.Pointer(unsafe.SliceData(words))) % 64; r != 0 {
+		words = paddedWords(int(64-r)/8, n)
+	}
+	return words
+}
+
+// paddedWords allocates pad words of 8 bytes, then n cacheWords, and returns the latter.
+func paddedWords(pad, n int) []cacheWord {
+	t := reflect.StructOf([]reflect.StructField{
+		{Name: "Pad", Type: reflect.ArrayOf(pad, reflect.TypeFor[uint64]())},
+		{Name: "Words", Type: reflect.ArrayOf(n, reflect.TypeFor[cacheWord]())},
+	})
+	return unsafe.Slice((*cacheWord)(reflect.New(t).Elem().Field(1).Addr().UnsafePointer()), n)
 }
 
 func (c *decisionCache) shard(h uint64) *cacheShard {
@@ -275,18 +359,159 @@ func (c *decisionCache) shard(h uint64) *cacheShard {
 	return &c.shards[h>>c.shardShift]
 }
 
-// get returns the cache entry for k when it is current under policy p. It takes no lock.
-func (c *decisionCache) get(k *cacheKey, p *rego.Policy) (*cacheEntry, bool) {
-	s := c.shard(k.hash)
-	en := s.lookup(k)
-	if en == nil || !en.entry.current(p) {
+// now is the cache's epoch: the policy swaps, then the store's epoch, read in that order (see
+// stamp). All ones before an entry was first found current (no word is stamped yet).
+func (c *decisionCache) now() uint64 {
+	swaps := c.policySwaps.Load()
+	if ep := c.epoch.Load(); ep != nil {
+		return swaps + ep.Load()
+	}
+	return ^uint64(0)
+}
+
+// policySwapped moves the cache's epoch after the engine's policy changed, so no word stamped under
+// the old policy is a fast hit any more.
+func (c *decisionCache) policySwapped() { c.policySwaps.Add(1) }
+
+// get writes to d the decision cached for k when it is current under policy p, and returns where
+// its entry is (for the decision log: the entry there may have been replaced since). before is
+// the cache's epoch (now) read before the request's revision: a fast hit needs its word stamped
+// with it, and with the epoch read here, after the revision, so the decision holds at that
+// revision and was made no later (store.Epoch). A fast hit leaves d.Revision 0. It takes no lock.
+func (c *decisionCache) get(k *cacheKey, p *rego.Policy, before uint64, d *Decision) (*atomic.Pointer[cacheEntry], bool) {
+	s := c.shard(k.ih)
+	ix := s.index.Load()
+	after := c.now()
+	want := metaStamped | (after&c.epochMask)<<metaEpochShift
+	fast := before == after && after>>c.epochBits == c.era.Load()
+	pos := int(k.ih) & ix.mask
+	for range len(ix.words) {
+		w := &ix.words[pos]
+		m := w.meta.Load()
+		if m&metaUsed == 0 {
+			return nil, false
+		}
+		if w.fp1.Load() == k.fp1 && w.fp2.Load() == k.fp2 {
+			r := w.reasons.Load()
+			if fast && m&(metaLock|metaStamped|c.epochField) == want && (w.meta.Load()^m)&^metaRef == 0 {
+				*d = Decision{Allowed: m&metaAllow != 0, Role: c.roles[m>>metaRoleShift&noRole],
+					Reasons: unsafe.Slice(r, m>>metaLenShift&maxFastReasons)}
+				if m&metaRef == 0 {
+					w.meta.Or(metaRef)
+				}
+				c.countHit()
+				return &ix.ents[pos], true
+			}
+			return c.slowHit(s, ix, pos, k, p, d)
+		}
+		pos = (pos + 1) & ix.mask
+	}
+	return nil, false
+}
+
+// slowHit is get for a word it could not serve alone: the entry's currency checked (and the word
+// stamped when current).
+//
+//go:noinline
+func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cacheKey, p *rego.Policy, d *Decision) (*atomic.Pointer[cacheEntry], bool) {
+	en := ix.ents[pos].Load()
+	if en == nil || !en.holds(k) {
+		return nil, false // being rewritten: a miss
+	}
+	if en.stamps && c.epoch.Load() == nil {
+		c.epoch.CompareAndSwap(nil, en.entry.deps.Epoch())
+	}
+	e := c.now() // before the check: see stamp
+	if !en.entry.current(p) {
 		return nil, false
 	}
-	if en.ref.Load() == 0 {
-		en.ref.Store(1)
+	if c.afterCheck != nil {
+		c.afterCheck() // tests: a write racing the check
+	}
+	*d = en.entry.dec
+	if m := ix.words[pos].meta.Load(); m&metaRef == 0 {
+		ix.words[pos].meta.Or(metaRef)
 	}
 	c.countHit()
-	return en, true
+	if en.stamps {
+		c.stamp(s, ix, pos, en, e)
+	}
+	return &ix.ents[pos], true
+}
+
+// stamp records that en, at position pos of index ix, was found current after the cache's epoch
+// read e: its word is stamped e, so hits are fast while the epoch reads e.
+//
+// Why this is never stale. The caller read e (now: the policy swaps, then the store's epoch),
+// then checked en (its policy is the policy in force, read here after e; its Deps' cells are
+// those seen). A store write stores its cells and then moves the store's epoch; a policy swap
+// stores the policy and then counts a swap. If the check missed a write's cell, it read the cell
+// before the write stored it, so e's load of the epoch came before the write's move, and every
+// reader after the write returned reads an epoch above e (both counts only grow): the word is
+// already stale for them. If the check read the old policy, e's load of the swaps came before the
+// swap was counted: the same. A stamp is made under the shard's mutex only while en is still the
+// entry at pos of the shard's index (no word is stamped for another entry), only in the current
+// era and not while advanceEra clears stamps.
+func (c *decisionCache) stamp(s *cacheShard, ix *cacheIndex, pos int, en *cacheEntry, e uint64) {
+	ep := c.epoch.Load()
+	if c.policy == nil || ep == nil || en.entry.deps.Epoch() != ep || en.entry.policy != c.policy.Load() {
+		return // another store's Deps, or decided under another policy than the one in force
+	}
+	if era := e >> c.epochBits; era != c.era.Load() {
+		if era > c.era.Load() {
+			c.advanceEra(era)
+		}
+		return
+	}
+	stamp := metaStamped | (e&c.epochMask)<<metaEpochShift
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.index.Load() != ix || ix.ents[pos].Load() != en || c.walking.Load() || e>>c.epochBits != c.era.Load() {
+		return
+	}
+	w := &ix.words[pos]
+	for {
+		m := w.meta.Load()
+		if m&metaStamped != 0 && m&c.epochField >= stamp&c.epochField {
+			return // stamped as late already
+		}
+		if w.meta.CompareAndSwap(m, m&^(metaStamped|c.epochField)|stamp) {
+			return // (a CAS: a hit may set the CLOCK bit meanwhile)
+		}
+	}
+}
+
+// advanceEra moves the era to era (above the current one): it clears every stamp of every index,
+// then publishes the era. No stamp is made meanwhile (walking) and none of the old era is served
+// after (a fast hit compares the era), so a stamp never matches an epoch 2^epochBits later.
+func (c *decisionCache) advanceEra(era uint64) {
+	c.eraMu.Lock()
+	defer c.eraMu.Unlock()
+	if c.era.Load() >= era {
+		return
+	}
+	c.walking.Store(true)
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		s.index.Load().unstampAll()
+		s.mu.Unlock()
+	}
+	c.era.Store(era)
+	c.walking.Store(false)
+}
+
+// unstampAll clears every word's stamp. The caller holds the shard's mutex.
+func (ix *cacheIndex) unstampAll() {
+	for i := range ix.words {
+		w := &ix.words[i]
+		for {
+			m := w.meta.Load()
+			if m&metaStamped == 0 || w.meta.CompareAndSwap(m, m&^metaStamped) {
+				break
+			}
+		}
+	}
 }
 
 // countHit adds a hit to the stripe of the calling goroutine's stack: goroutines' stacks lie
@@ -300,10 +525,49 @@ func (c *decisionCache) countHit() {
 
 // put stores e under k, replacing k's previous entry or evicting another.
 func (c *decisionCache) put(k *cacheKey, e *cached) {
-	s := c.shard(k.hash)
+	en := c.entry(k, e)
+	s := c.shard(k.ih)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.put(k, e, &c.used, c.size)
+	s.put(en, &c.used, c.size)
+}
+
+// entry makes the entry of e under k.
+func (c *decisionCache) entry(k *cacheKey, e *cached) *cacheEntry {
+	en := &cacheEntry{fp1: k.fp1, fp2: k.fp2, ih: k.ih, n: uint32(k.n), inline: *k.inline(), entry: *e}
+	if k.n > keyBytes {
+		en.long = string(k.appendPacked(make([]byte, 0, k.n)))
+	}
+	en.meta = metaUsed
+	if e.dec.Allowed {
+		en.meta |= metaAllow
+	}
+	role := c.roleIndex(e.dec.Role)
+	en.meta |= uint64(role) << metaRoleShift
+	if n := len(e.dec.Reasons); n <= maxFastReasons {
+		en.meta |= uint64(n) << metaLenShift
+		en.reasons = unsafe.SliceData(e.dec.Reasons)
+		en.stamps = role != noRole && !e.deps.Expires()
+	}
+	return en
+}
+
+// roleIndex is the index of role among the cache's roles, added when new; noRole when there is
+// no room (its decisions are never stamped: their hits are slow).
+func (c *decisionCache) roleIndex(role string) int {
+	c.roleMu.Lock()
+	defer c.roleMu.Unlock()
+	for i := range c.nroles {
+		if c.roles[i] == role {
+			return i
+		}
+	}
+	if c.nroles == noRole {
+		return noRole
+	}
+	c.roles[c.nroles] = role
+	c.nroles++
+	return c.nroles - 1
 }
 
 func (c *decisionCache) hits() uint64 {
@@ -326,126 +590,132 @@ func (c *decisionCache) len() int {
 	return n
 }
 
-// lookup returns the entry holding k, nil when there is none. It takes no lock: writers may move
-// index words meanwhile, so it may miss an entry (never return another key's: the entry it
-// returns holds k) and gives up after one pass over the index.
-func (s *cacheShard) lookup(k *cacheKey) *cacheEntry {
-	mask := len(s.index) - 1
-	tag := k.hash >> 32
-	pos := int(k.hash) & mask
-	for range len(s.index) {
-		w := s.index[pos].w.Load()
-		if w == 0 {
-			return nil
+// find returns the position of the word with fingerprint fp1, fp2 and true, or the free position
+// ending the probe run from home and false. The caller holds the mutex (the index has a free word:
+// see put).
+func (ix *cacheIndex) find(home int, fp1, fp2 uint64) (int, bool) {
+	for pos := home & ix.mask; ; pos = (pos + 1) & ix.mask {
+		w := &ix.words[pos]
+		if w.meta.Load()&metaUsed == 0 {
+			return pos, false
 		}
-		if w>>32 == tag {
-			if en := s.index[pos].e.Load(); en != nil && en.holds(k) {
-				return en
-			}
-		}
-		pos = (pos + 1) & mask
-	}
-	return nil
-}
-
-// find returns the slot holding k and its index position, or -1 and the free position ending
-// k's probe run. The caller holds the mutex.
-func (s *cacheShard) find(k *cacheKey) (slot, pos int) {
-	mask := len(s.index) - 1
-	tag := k.hash >> 32
-	for pos = int(k.hash) & mask; ; pos = (pos + 1) & mask {
-		w := s.index[pos].w.Load()
-		if w == 0 {
-			return -1, pos
-		}
-		if w>>32 != tag {
-			continue
-		}
-		i := int(uint32(w)) - 1
-		if s.slots[i].Load().holds(k) {
-			return i, pos
+		if w.fp1.Load() == fp1 && w.fp2.Load() == fp2 {
+			return pos, true
 		}
 	}
 }
 
-// put stores e under k; used counts the slots of every shard, at most size. The caller holds the
-// mutex. The new entry is published before it is indexed, so a reader that finds the index word
-// finds the entry.
-func (s *cacheShard) put(k *cacheKey, e *cached, used *atomic.Int64, size int64) {
-	en := &cacheEntry{hash: k.hash, n: uint32(k.n), inline: k.inline, entry: *e}
-	if k.n > keyBytes {
-		en.long = string(k.appendPacked(make([]byte, 0, k.n)))
-	}
-	if i, pos := s.find(k); i >= 0 {
-		s.slots[i].Store(en)
-		s.index[pos].e.Store(en)
+// set writes en's word at pos, keeping kept of the meta (metaKept bits: 0 for a new word). The
+// caller holds the mutex. The word is locked first and published last, with one more rewrite
+// counted, so a reader never combines two words' fields unnoticed (decisionCache).
+func (ix *cacheIndex) set(pos int, en *cacheEntry, kept uint64) {
+	w := &ix.words[pos]
+	ver := (w.meta.Load() + 1<<metaVerShift) & metaVerMask
+	w.meta.Store(metaUsed | metaLock | ver)
+	ix.ents[pos].Store(en)
+	w.fp1.Store(en.fp1)
+	w.fp2.Store(en.fp2)
+	w.reasons.Store(en.reasons)
+	w.meta.Store(en.meta | ver | kept&metaKept)
+}
+
+// clear empties the word at pos (keeping its rewrite count). The caller holds the mutex.
+func (ix *cacheIndex) clear(pos int) {
+	w := &ix.words[pos]
+	w.meta.Store((w.meta.Load() + 1<<metaVerShift) & metaVerMask)
+	ix.ents[pos].Store(nil)
+	w.reasons.Store(nil) // the evicted decision is garbage once no reader holds it
+}
+
+// put stores en; used counts the entries of every shard, at most size. The caller holds the
+// mutex.
+func (s *cacheShard) put(en *cacheEntry, used *atomic.Int64, size int64) {
+	ix := s.index.Load()
+	if pos, ok := ix.find(int(en.ih), en.fp1, en.fp2); ok {
+		ix.set(pos, en, 0)
 		return
 	}
-	i := s.free(used, size)
-	if i < 0 {
+	if !s.free(used, size) {
 		return // full, and nothing of this shard's to evict: not cached
 	}
-	s.slots[i].Store(en)
-	_, pos := s.find(k) // after the eviction, which may have moved index words
-	s.index[pos].e.Store(en)
-	s.index[pos].w.Store(k.hash>>32<<32 | uint64(i+1))
+	if s.n > len(ix.words)-len(ix.words)/8 {
+		ix = s.grow()
+	}
+	pos, _ := ix.find(int(en.ih), en.fp1, en.fp2) // after the eviction, which may have moved words
+	ix.set(pos, en, 0)
 }
 
-// free returns a slot for a new entry: a new one while the cache holds fewer than size and the
-// shard is below its capacity, else the one CLOCK evicts in this shard (taken out of the index,
-// then emptied); -1 when the cache is full and this shard holds nothing to evict. The caller
-// holds the mutex.
-func (s *cacheShard) free(used *atomic.Int64, size int64) int {
+// free makes room for one more entry: a new one while the cache holds fewer than size and the
+// shard is below its capacity (counted in n), else by evicting the entry CLOCK chooses in this
+// shard; false when the cache is full and this shard holds nothing to evict. The caller holds
+// the mutex.
+func (s *cacheShard) free(used *atomic.Int64, size int64) bool {
 	if s.n < s.capacity {
 		if used.Add(1) <= size {
 			s.n++
-			return s.n - 1
+			return true
 		}
 		used.Add(-1)
 	}
 	if s.n == 0 {
-		return -1
+		return false
 	}
+	ix := s.index.Load()
 	for {
-		i := s.hand
-		s.hand = (s.hand + 1) % s.n
-		en := s.slots[i].Load()
-		if en.ref.Load() != 0 {
-			en.ref.Store(0)
-			continue
+		pos := s.hand
+		s.hand = (s.hand + 1) & ix.mask
+		w := &ix.words[pos]
+		m := w.meta.Load()
+		switch {
+		case m&metaUsed == 0:
+		case m&metaRef != 0:
+			w.meta.And(^uint64(metaRef))
+		default:
+			ix.remove(pos)
+			return true
 		}
-		s.unindex(i, en.hash)
-		s.slots[i].Store(nil) // the evicted decision and Deps are garbage once no reader holds them
-		return i
 	}
 }
 
-// unindex removes slot i's index word (its entry's hash is h), shifting later words of its probe
-// run back so every entry stays reachable from its home position. A word moves by being copied
-// over the hole before its old place is reused, so a lock-free reader never sees an empty word
-// in the middle of a run (it may still miss a word moving behind it: a miss, never a wrong hit).
-func (s *cacheShard) unindex(i int, h uint64) {
-	mask := len(s.index) - 1
-	pos := int(h) & mask
-	for int(uint32(s.index[pos].w.Load()))-1 != i {
-		pos = (pos + 1) & mask
-	}
+// remove takes the word at pos out, shifting later words of its probe run back so every entry
+// stays reachable from its home position. A word moves by being copied over the hole before its
+// old place is reused, so a lock-free reader never sees an empty word in the middle of a run (it
+// may still miss a word moving behind it: a miss, never a wrong hit). The caller holds the mutex.
+func (ix *cacheIndex) remove(pos int) {
+	mask := ix.mask
 	for j := (pos + 1) & mask; ; j = (j + 1) & mask {
-		w := s.index[j].w.Load()
-		if w == 0 {
-			s.index[pos].w.Store(0)
-			s.index[pos].e.Store(nil)
+		m := ix.words[j].meta.Load()
+		if m&metaUsed == 0 {
+			ix.clear(pos)
 			return
 		}
-		en := s.slots[int(uint32(w))-1].Load()
-		home := int(en.hash) & mask
+		en := ix.ents[j].Load()
+		home := int(en.ih) & mask
 		// The word at j stays unless its home lies cyclically outside (pos, j].
 		if (pos < j && (home <= pos || home > j)) || (pos > j && home <= pos && home > j) {
-			s.index[pos].e.Store(en)
-			s.index[pos].w.Store(w)
+			ix.set(pos, en, m)
 			pos = j
 		}
 	}
+}
+
+// grow replaces the shard's index by one twice its size holding the same entries (stamps and
+// CLOCK bits kept), and unstamps the old one's words: a reader still on it takes slow hits, which
+// stamp no word of a replaced index. The caller holds the mutex.
+func (s *cacheShard) grow() *cacheIndex {
+	old := s.index.Load()
+	ix := newCacheIndex(2 * len(old.words))
+	for pos := range old.words {
+		if m := old.words[pos].meta.Load(); m&metaUsed != 0 {
+			en := old.ents[pos].Load()
+			at, _ := ix.find(int(en.ih), en.fp1, en.fp2)
+			ix.set(at, en, m)
+		}
+	}
+	s.index.Store(ix)
+	s.hand = 0
+	old.unstampAll()
+	return ix
 }
 
 // diskKey is the Badger key of a request's entry (below the store's cache prefix): the packed

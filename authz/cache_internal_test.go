@@ -69,12 +69,17 @@ func FuzzDecodeEntry(f *testing.F) {
 	})
 }
 
-// collidingShard is an 8-slot shard and n keys (subject "u<i>") whose hashes collide: three
-// tags, four homes, runs that wrap. Every longEvery-th key (none for 0) is stored out of line.
-func collidingShard(n, longEvery int) (*cacheShard, []cacheKey) {
-	s := &cacheShard{}
-	s.init(8)
-	c := newDecisionCache(8)
+// collidingCache is a cache of 8 entries, in one shard, whose policy in force is p, and n keys
+// (subject "u<i>") whose index hashes collide (four homes, runs that wrap; the fingerprints are
+// the keys' own). Every longEvery-th key (none for 0) is hashed out of line. deps are current
+// while the test writes nothing.
+func collidingCache(t testing.TB, n, longEvery int) (*decisionCache, []cacheKey, *rego.Policy, store.Deps) {
+	p, err := rego.New(t.Context(), nil)
+	require.NoError(t, err)
+	pol := new(atomic.Pointer[rego.Policy])
+	pol.Store(p)
+	c := newDecisionCache(8, pol)
+	require.Len(t, c.shards, 1)
 	keys := make([]cacheKey, n)
 	for i := range keys {
 		resource := "o/p"
@@ -82,62 +87,86 @@ func collidingShard(n, longEvery int) (*cacheShard, []cacheKey) {
 			resource = strings.Repeat("x", keyBytes)
 		}
 		c.key(&keys[i], fmt.Sprint("u", i), "runs.get", resource, "")
-		keys[i].hash = uint64(i%3)<<32 | uint64(i%4)*5 | 1
+		keys[i].ih = uint64(i%4)*5 | 1
 	}
-	return s, keys
+	_, deps := trackedDeps(t)
+	return c, keys, p, deps
 }
 
-// TestCacheShardIndex drives one shard with hashes made to collide (a few home positions, equal
-// tags) through inserts, replacements and CLOCK evictions, and checks after every step that the
-// index reaches exactly the slots in use, each under its own key.
+// stampedNow reports whether k's word is stamped with the cache's epoch now: its next hit is
+// served from the word alone.
+func stampedNow(c *decisionCache, k *cacheKey) bool {
+	ix := c.shard(k.ih).index.Load()
+	pos, ok := ix.find(int(k.ih), k.fp1, k.fp2)
+	if !ok {
+		return false
+	}
+	m, e := ix.words[pos].meta.Load(), c.now()
+	return m&metaStamped != 0 && m&c.epochField == (e&c.epochMask)<<metaEpochShift && e>>c.epochBits == c.era.Load()
+}
+
+// TestCacheShardIndex drives one shard with index hashes made to collide (a few home positions)
+// through inserts, replacements, hits that stamp words, CLOCK evictions and growth, and checks
+// after every step that the index reaches exactly the entries in use, each under its own key,
+// and that every word is its entry's.
 func TestCacheShardIndex(t *testing.T) {
 	t.Parallel()
-	s, keys := collidingShard(60, 7)
-	var used atomic.Int64
-	present := func(i int) bool { slot, _ := s.find(&keys[i]); return slot >= 0 }
+	c, keys, p, deps := collidingCache(t, 60, 7)
+	s := &c.shards[0]
 	rng := rand.New(rand.NewPCG(1, 2))
+	stamped := 0
 	for step := range 2000 {
 		i := rng.IntN(len(keys))
-		s.put(&keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
-		if step%5 == 0 { // a hit: CLOCK keeps it a while
-			slot, _ := s.find(&keys[i])
-			s.slots[slot].Load().ref.Store(1)
+		c.put(&keys[i], &cached{policy: p, dec: Decision{Role: keys[i].subject}, deps: deps})
+		if step%5 == 0 { // hits: CLOCK keeps it a while; the first stamps the word, the second is fast
+			for range 2 {
+				var d Decision
+				_, ok := c.get(&keys[i], p, c.now(), &d)
+				require.True(t, ok, "step %d", step)
+				require.Equal(t, keys[i].subject, d.Role, "step %d", step)
+			}
+			if stampedNow(c, &keys[i]) {
+				stamped++
+			}
 		}
-		require.True(t, present(i), "step %d: the key just put", step)
+		ix := s.index.Load()
+		_, ok := ix.find(int(keys[i].ih), keys[i].fp1, keys[i].fp2)
+		require.True(t, ok, "step %d: the key just put", step)
 		n := 0
 		for j := range keys {
-			if slot, _ := s.find(&keys[j]); slot >= 0 {
+			if pos, ok := ix.find(int(keys[j].ih), keys[j].fp1, keys[j].fp2); ok {
 				n++
-				require.Equal(t, keys[j].subject, s.slots[slot].Load().entry.dec.Role, "step %d: key %d finds its own slot", step, j)
+				require.Equal(t, keys[j].subject, ix.ents[pos].Load().entry.dec.Role, "step %d: key %d finds its own entry", step, j)
 			}
 		}
-		require.Equal(t, s.n, n, "step %d: every slot in use is reachable, and only those", step)
+		require.Equal(t, s.n, n, "step %d: every entry is reachable, and only those", step)
 		require.LessOrEqual(t, s.n, 8)
 		indexed := 0
-		for i := range s.index {
-			if w := s.index[i].w.Load(); w != 0 {
-				require.Same(t, s.slots[uint32(w)-1].Load(), s.index[i].e.Load(), "step %d: the word's entry is its slot's", step)
-				indexed++
+		for pos := range ix.words {
+			w, en := &ix.words[pos], ix.ents[pos].Load()
+			if w.meta.Load()&metaUsed == 0 {
+				require.Nil(t, en, "step %d: an empty word has no entry", step)
+				continue
 			}
+			require.NotNil(t, en, "step %d", step)
+			require.Equal(t, [3]uint64{en.fp1, en.fp2, en.meta}, [3]uint64{w.fp1.Load(), w.fp2.Load(), w.meta.Load() &^ (metaKept | metaVerMask)}, "step %d: the word is its entry's", step)
+			require.Same(t, en.reasons, w.reasons.Load())
+			indexed++
 		}
-		require.Equal(t, n, indexed, "step %d: one index entry per slot", step)
+		require.Equal(t, n, indexed, "step %d: one word per entry", step)
 	}
-	require.EqualValues(t, 8, used.Load())
+	require.EqualValues(t, 8, c.used.Load())
+	require.NotZero(t, stamped, "hits stamped words (the keys with one of the first 31 roles)")
 }
 
 // TestCacheShardReadsWithoutLock: readers look keys up, without the lock, while a writer puts,
-// replaces and evicts in the same shard with colliding hashes (index words moving under them).
-// A reader may miss, but whatever it finds is the entry of the key it asked for. Run it with
-// -race: the reads and writes of index words, slot pointers and CLOCK bits are all atomic.
+// replaces and evicts in the same shard with colliding index hashes (words moving under them,
+// stamped and unstamped). A reader may miss, but whatever it finds, fast or slow, is the decision
+// of the key it asked for. Run it with -race: the words' fields are all atomic.
 func TestCacheShardReadsWithoutLock(t *testing.T) {
 	t.Parallel()
-	s, keys := collidingShard(40, 0)
-	var used atomic.Int64
-	put := func(i int) {
-		s.mu.Lock()
-		s.put(&keys[i], &cached{dec: Decision{Role: keys[i].subject}}, &used, 8)
-		s.mu.Unlock()
-	}
+	c, keys, p, deps := collidingCache(t, 40, 0)
+	put := func(i int) { c.put(&keys[i], &cached{policy: p, dec: Decision{Role: keys[i].subject}, deps: deps}) }
 	for i := range 8 {
 		put(i) // full before the readers start: from now on it always holds 8 entries
 	}
@@ -149,13 +178,13 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(r), 7))
 			for range 20_000 {
 				i := rng.IntN(len(keys))
-				if en := s.lookup(&keys[i]); en != nil {
-					if got := en.entry.dec.Role; got != keys[i].subject {
-						errs <- fmt.Errorf("key %d found the entry of %s", i, got)
+				var d Decision
+				if _, ok := c.get(&keys[i], p, c.now(), &d); ok {
+					if d.Role != keys[i].subject {
+						errs <- fmt.Errorf("key %d found the decision of %s", i, d.Role)
 						return
 					}
 					found.Add(1)
-					en.ref.Store(1)
 				}
 			}
 		})
@@ -170,20 +199,22 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 	require.NotZero(t, found.Load(), "the readers found entries")
 	n := 0
 	for j := range keys {
-		if s.lookup(&keys[j]) != nil {
+		var d Decision
+		if _, ok := c.get(&keys[j], p, c.now(), &d); ok {
 			n++
 		}
 	}
 	require.Equal(t, 8, n, "once the writer is done, every cached key is found")
 }
 
-// TestCacheKeyIdentity: an entry holds its own key only, whatever the hash says. Every other key
-// here is given the entry's hash (a collision); among them are keys whose packed bytes are the
-// entry's up to the zero padding (an owner of one NUL) or with the separators shifted (NULs
-// inside parts), both for keys packed inline and for keys stored out of line.
+// TestCacheKeyIdentity: a key's fingerprint is its own: keys whose packed bytes are another's up
+// to the zero padding (an owner of one NUL) or with the separators shifted (NULs inside parts),
+// packed inline or hashed out of line, get other fingerprints, so an entry holds its own key only
+// even when every index hash is the same.
 func TestCacheKeyIdentity(t *testing.T) {
 	t.Parallel()
-	c := newDecisionCache(8)
+	c := newDecisionCache(8, nil)
+	c.hashMask = 0
 	long := strings.Repeat("v", keyBytes)
 	for _, base := range [][4]string{
 		{"bob", "runs.get", "acme/vision", ""},
@@ -193,10 +224,7 @@ func TestCacheKeyIdentity(t *testing.T) {
 		var k cacheKey
 		c.key(&k, base[0], base[1], base[2], base[3])
 		require.Equal(t, k.n > keyBytes, strings.Contains(base[2], long))
-		en := &cacheEntry{hash: k.hash, n: uint32(k.n), inline: k.inline}
-		if k.n > keyBytes {
-			en.long = string(k.appendPacked(nil))
-		}
+		en := c.entry(&k, &cached{})
 		var again cacheKey
 		c.key(&again, base[0], base[1], base[2], base[3])
 		require.True(t, en.holds(&again), "%q", base)
@@ -211,8 +239,10 @@ func TestCacheKeyIdentity(t *testing.T) {
 		} {
 			var o cacheKey
 			c.key(&o, other[0], other[1], other[2], other[3])
-			o.hash = k.hash
+			require.Equal(t, k.ih, o.ih, "the narrowed index hash is shared")
 			require.False(t, en.holds(&o), "%q holds %q", base, other)
+			require.NotEqual(t, k.fp1, o.fp1, "%q and %q", base, other)
+			require.NotEqual(t, k.fp2, o.fp2, "%q and %q", base, other)
 		}
 	}
 }
@@ -250,8 +280,8 @@ func newAcmeInternal(t *testing.T, opts ...Option) *Engine {
 	return e
 }
 
-// weakHashes narrows an engine's cache hash to two values, one shard, one tag: every request
-// collides with every other, so only the whole-key comparison tells entries apart.
+// weakHashes narrows an engine's cache index hash to two values, one shard: every request shares
+// a probe run with every other, so only the fingerprint tells entries apart.
 func weakHashes(e *Engine) { e.decisions.hashMask = 1 }
 
 // collidingRequests are cacheable requests of the conformance directory with different answers,
@@ -359,16 +389,14 @@ func TestDecisionCacheCollisionsConcurrent(t *testing.T) {
 	require.NotZero(t, e.Stats().CacheHits)
 }
 
-// TestCacheEntryLayout: what a hit reads of an entry (the key, the policy, the decision and the
-// start of its Deps) lies in its first four cache lines, and entries start on a 128-byte boundary,
-// so a hit reads two aligned pairs of lines.
-func TestCacheEntryLayout(t *testing.T) {
+// TestCacheWordLayout: an index word is 32 bytes and an index's words start on a cache line, so
+// a fast hit reads one line of index (two words per line, none straddling two).
+func TestCacheWordLayout(t *testing.T) {
 	t.Parallel()
-	require.LessOrEqual(t, hitBytes, uintptr(256))
-	require.Zero(t, unsafe.Sizeof(cacheEntry{})%128)
-	entries := make([]*cacheEntry, 64)
-	for i := range entries {
-		entries[i] = new(cacheEntry)
-		require.Zero(t, uintptr(unsafe.Pointer(entries[i]))%128, "entry %d at %p", i, entries[i])
+	require.Equal(t, uintptr(32), unsafe.Sizeof(cacheWord{}))
+	for n := 8; n <= 1<<16; n *= 2 {
+		ix := newCacheIndex(n)
+		require.Len(t, ix.words, n)
+		require.Zero(t, uintptr(unsafe.Pointer(&ix.words[0]))%64, "index of %d words", n)
 	}
 }

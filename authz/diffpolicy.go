@@ -187,6 +187,7 @@ func (e *Engine) SetPolicyIf(ctx context.Context, expect DiffFingerprint, c Cand
 			if !e.policy.CompareAndSwap(cur, cand) {
 				return policyChanged
 			}
+			e.policySwapped()
 			return nil
 		}
 		if attempt == setPolicyIfAttempts {

@@ -94,12 +94,12 @@
 // rego.Policy.Deterministic (a module names a built-in OPA marks non-deterministic, such as
 // time.now_ns or uuid.rfc4122, anywhere, `with` modifiers included), whose answers no stamp can
 // track — in two tiers: a bounded in-memory cache (WithDecisionCache, default 100,000 entries; 0
-// turns caching off; sharded by key hash, CLOCK eviction, a hit takes no lock: it reads an
-// immutable entry through atomic pointers) and, when the Directory is a PersistentCache that
-// persists (an on-disk store), Badger (entries survive a restart and expire after a day). An
-// in-memory key is the request's subject, action, resource and owner packed into a few words (up
-// to 48 bytes; longer keys are kept out of line) with one hash seeded per cache; a lookup
-// compares the whole key, so requests whose hashes collide never share an answer.
+// turns caching off; sharded, CLOCK eviction, a hit takes no lock) and, when the Directory is a
+// PersistentCache that persists (an on-disk store), Badger (entries survive a restart and expire
+// after a day). An in-memory entry is found by a 128-bit fingerprint of the request's subject,
+// action and resource and owner (two hash/maphash values under seeds random per cache, of their
+// lengths and bytes): two requests share an answer only if their fingerprints collide, about
+// 2^-111 per lookup (the bound is worked out on the cache's type, cache.go).
 //
 // What an entry depends on is not listed here: it is a by-product of reading. The snapshot that
 // reads a decision's facts is a tracking store.Reader (Reader.Track), which records the stamp of
@@ -112,9 +112,18 @@
 // decision made before a write is served after the write returns if the write could change it,
 // an unrelated write evicts nothing, and after Close nothing is served: every Engine call fails
 // with teamgate.ErrClosed. A differential test interleaves random writes and checks against an
-// uncached engine; another restarts the store between a write and a read. An in-memory hit
-// allocates nothing (bench/RESULTS.md has its cost over 100k distinct keys beside a plain Go map),
-// a Badger hit costs about 5 µs.
+// uncached engine; another restarts the store between a write and a read.
+//
+// Checking the Deps reads the entry and the stamps' cells, several cache lines. So an in-memory
+// hit usually checks nothing: the store keeps an epoch (store.Epoch) that moves after every stamp
+// it bumps and at Close, and the engine counts its policy swaps; an entry found current is stamped
+// with that epoch as read before the check, and while the epoch still reads the same, the
+// decision is served from the 32-byte index word that found it (verdict, role, reasons) without
+// reading anything else. Any write, related or not, or a policy swap, makes each entry's next hit
+// check its Deps again (and stamp it anew), as every hit did before; an entry that read an expiring
+// fact is checked on every hit. An in-memory hit allocates nothing (bench/RESULTS.md has its cost
+// over 100k distinct keys beside a plain Go map, with and without writes going on), a Badger hit
+// costs about 5 µs.
 //
 // Memory is bounded by the cache size, whatever the requests: a request naming things that do
 // not exist records the store's shared cells for absent facts (reading never creates a stamp),

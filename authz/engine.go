@@ -205,7 +205,8 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 	if !c.budgetSet {
 		c.budget = DefaultEvalBudget
 	}
-	e := &Engine{dir: dir, log: c.logger, decisions: newDecisionCache(c.cacheSize), compiled: !c.noCompiled, budget: c.budget}
+	e := &Engine{dir: dir, log: c.logger, compiled: !c.noCompiled, budget: c.budget}
+	e.decisions = newDecisionCache(c.cacheSize, &e.policy)
 	if pc, ok := dir.(PersistentCache); ok && pc.Persistent() {
 		e.disk = pc
 	}
@@ -238,7 +239,18 @@ func (e *Engine) SetPolicy(ctx context.Context, modules []rego.Module, data ...m
 }
 
 // setPolicy swaps the policy; its decision table comes with it.
-func (e *Engine) setPolicy(p *rego.Policy) { e.policy.Store(p) }
+func (e *Engine) setPolicy(p *rego.Policy) {
+	e.policy.Store(p)
+	e.policySwapped()
+}
+
+// policySwapped is called after every swap of the policy: no cached decision of the old policy is
+// a fast hit afterwards (decisionCache.stamp).
+func (e *Engine) policySwapped() {
+	if e.decisions != nil {
+		e.decisions.policySwapped()
+	}
+}
 
 // Directory returns the directory the engine reads.
 func (e *Engine) Directory() Directory { return e.dir }
@@ -367,17 +379,24 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	// bumping its stamps, so an entry still current afterwards holds at rev, unless it was
 	// decided after rev, on a write published meanwhile (its own Revision is then newer, and
 	// holds). Read after the check, a write in flight could label a decision it changes with its
-	// own revision.
+	// own revision. A fast hit (no check) is served only when the cache's epoch read before rev
+	// is the one read after it and the word's stamp (decisionCache.get).
+	before := e.decisions.now()
 	rev := e.dir.Revision()
-	if en, ok := e.decisions.get(&key, p); ok {
-		d := en.entry.dec
+	var d Decision
+	if at, ok := e.decisions.get(&key, p, before, &d); ok {
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
 			t.path, t.policy = PathCacheL1, p
 		} else if l := e.declog; l != nil && !req.unlogged {
-			// Logged here, as the entry and the revision: the drainer makes the record.
-			if s, st, run := l.ring.runOf(en); !s.joins(st, run, d.Revision, req.MinRevision) {
-				l.openRun(en, d.Revision, req.MinRevision)
+			// Logged here, as the entry and the revision: the drainer makes the record. (The
+			// entry is read now: a fast hit did not; one replaced meanwhile is logged in full.)
+			if en := at.Load(); en != nil && en.holds(&key) && en.decided(&d) {
+				if s, st, run := l.ring.runOf(en); !s.joins(st, run, d.Revision, req.MinRevision) {
+					l.openRun(en, d.Revision, req.MinRevision)
+				}
+			} else {
+				e.record(req, &d, &decisionTrace{path: PathCacheL1, policy: p}, nil)
 			}
 		}
 		return d, nil

@@ -128,6 +128,53 @@ func BenchmarkL1Distinct(b *testing.B) {
 	if s := eng.Stats(); s.CacheMisses != before.CacheMisses {
 		b.Fatalf("%d misses: not every request was a hit", s.CacheMisses-before.CacheMisses)
 	}
+	// The same hits while a writer changes, every millisecond, the members of an org no request
+	// names: each write moves the store's epoch, so a cached decision's next hit checks its stamps
+	// again (and evicts nothing: the writes are unrelated). writes/s is the rate reached.
+	if _, err := st.Apply(ctx, store.PutOrg{Org: store.Org{Name: "noise"}}); err != nil {
+		b.Fatal(err)
+	}
+	for _, v := range []struct {
+		name   string
+		decide func(authz.Request) bool
+	}{
+		{"teamgate-writes", func(r authz.Request) bool {
+			d, err := eng.Authorize(ctx, r)
+			return err == nil && d.Allowed
+		}},
+		{"map-writes", func(r authz.Request) bool { return ref[keyOf(r)].Allowed }},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			stop, done := make(chan struct{}), make(chan int)
+			go unrelatedWrites(b, st, stop, done)
+			t0, misses := time.Now(), eng.Stats().CacheMisses
+			timedOver(b, reqs, v.decide)
+			close(stop)
+			b.ReportMetric(float64(<-done)/time.Since(t0).Seconds(), "writes/s")
+			b.ReportMetric(float64(eng.Stats().CacheMisses-misses), "misses")
+		})
+	}
+}
+
+// unrelatedWrites changes the role of a member of org noise every millisecond until stop is
+// closed, then sends the number of writes to done.
+func unrelatedWrites(b *testing.B, st *store.Store, stop <-chan struct{}, done chan<- int) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case <-stop:
+			done <- n
+			return
+		case <-tick.C:
+		}
+		role := []string{"member", "admin"}[n/100%2]
+		if _, err := st.Apply(b.Context(), store.PutMember{Org: "noise", User: fmt.Sprint("u", n%100), Role: role}); err != nil {
+			b.Error(err)
+		}
+		n++
+	}
 }
 
 // cacheEntry is what an L1 built on a general-purpose cache keeps per request: the decision and

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/teamgate/teamgate"
 )
@@ -113,7 +112,27 @@ type stamps struct {
 	absent [absentShards]atomic.Uint64
 	closed atomic.Bool // set by Close: no Deps of a closed store is current
 	clock  Clock       // ends the Deps of facts that expire (Deps.until); set by Open
+	// epoch moves after every change of a cell and at Close (see Epoch).
+	epoch Epoch
 }
+
+// Epoch is a counter that moves whenever any Deps of its store may stop being current: every
+// change of a stamp cell adds one after storing the cell (bump: local Apply, cluster replay,
+// Restore, Open's load), a write adds one more once its revision is published, and Close adds one
+// after closing. A Deps found current after a load of the epoch returned E therefore stays current
+// while the epoch still reads E — unless it expires (Deps.Expires): time moves no epoch. A write
+// moves the epoch before it returns, so whoever loads the epoch after a write returned reads a
+// value above any loaded before the write stored its cells; and a value loaded after a write's
+// revision was published is followed by a read of Revision of at least that revision. A cache
+// validates an entry once per epoch with Current and serves it for the rest of that epoch by
+// comparing one word (authz's decision cache).
+type Epoch struct{ n atomic.Uint64 }
+
+// Load returns the epoch's value.
+func (e *Epoch) Load() uint64 { return e.n.Load() }
+
+// move adds one, after a change it covers.
+func (e *Epoch) move() { e.n.Add(1) }
 
 // bump stores rev in the cell of key (the String form), creating it first when needed.
 func (s *stamps) bump(key string, rev uint64) {
@@ -128,6 +147,7 @@ func (s *stamps) bump(key string, rev uint64) {
 			}
 		}
 		c.Store(rev)
+		s.epoch.move() // after the cell: see Epoch
 		return
 	}
 	c := new(atomic.Uint64)
@@ -138,6 +158,7 @@ func (s *stamps) bump(key string, rev uint64) {
 	s.cells[k] = c
 	s.list = append(s.list, stampCell{k, c})
 	s.absentCell(k).Add(1)
+	s.epoch.move()
 }
 
 // stampCell is a stamp key and its cell.
@@ -152,6 +173,7 @@ func (s *stamps) reset() {
 	for i := range s.absent {
 		s.absent[i].Store(0)
 	}
+	s.epoch.move()
 }
 
 // load sets the cell of a stored stamp key at Open, before the store is shared. A key this
@@ -209,9 +231,9 @@ func stampsOf(record string) []stampKey {
 // not be used while that Reader still reads; once filled, Current is safe for concurrent use and
 // takes no lock. MarshalBinary encodes it; Store.DecodeDeps reads it back, also after a restart.
 //
-// Current reads the first DepsCheckedBytes of a Deps (src, n, until and the inline watches) and
-// the cells they name; only a Deps of more than inlineWatches stamps reads more. A cache entry
-// that embeds a Deps can so lay out what a hit reads in whole cache lines (authz's cacheEntry).
+// Current reads the start of a Deps (src, n, until and the inline watches) and the cells they
+// name; only a Deps of more than inlineWatches stamps reads more. A cache that checks Current once
+// per Epoch reads none of it on most hits.
 type Deps struct {
 	src   *stamps
 	n     int                  // stamps covered
@@ -222,9 +244,6 @@ type Deps struct {
 	index map[stampKey]int     // for large sets only (see add)
 	enc   string               // when decoded: the encoding read, instead of keys
 }
-
-// DepsCheckedBytes is how many bytes at the start of a Deps Current reads.
-const DepsCheckedBytes = unsafe.Offsetof(Deps{}.more)
 
 // inlineWatches is how many stamps a Deps holds without a slice: a project decision reads a few
 // (two or three on the conformance directory), so checking them touches no memory but the cells.
@@ -263,6 +282,19 @@ func (d *Deps) Current() bool {
 		}
 	}
 	return true
+}
+
+// Expires reports whether the Deps stop being current at a time (a fact read expires), whatever
+// is written: then Current reads the clock, and no Epoch covers it.
+func (d *Deps) Expires() bool { return d.until != 0 }
+
+// Epoch returns the epoch of the Deps' store (nil for the zero Deps): while it reads the value it
+// read before Current last returned true, Current still holds, unless the Deps Expires.
+func (d *Deps) Epoch() *Epoch {
+	if d.src == nil {
+		return nil
+	}
+	return &d.src.epoch
 }
 
 // Len is the number of stamps the Deps cover.

@@ -285,6 +285,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.stamps.closed.Store(true)
+	s.stamps.epoch.move() // after closing: see Epoch
 	close(s.stop)
 	close(s.changed)
 	s.mu.Unlock()
@@ -592,6 +593,10 @@ func (s *Store) commitGroup(group []*queued) {
 	// Published after the stamps: whoever reads rev without the lock (Revision) and then finds
 	// a Deps current knows that Deps holds at rev.
 	s.revision.Store(last)
+	// And the epoch moves once more: whoever reads an epoch value written after this reads rev
+	// (or later) next, so an entry validated in that epoch is labelled no older than its state
+	// (see Epoch).
+	s.stamps.epoch.move()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	if s.snapDue != nil && (s.snapNow || s.snapEvery > 0 && last >= s.snapRev.Load()+s.snapEvery) {
