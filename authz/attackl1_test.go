@@ -1,0 +1,225 @@
+package authz
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/internal/conformance"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/store"
+)
+
+// attackToggle is a pair of writes that change the answers of collidingRequests back and forth.
+var attackToggle = []store.Change{
+	store.PutTeamMember{Org: "acme", Team: "engineering", User: "vera", Role: "contributor"},
+	store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "vera"},
+}
+
+// attackWants returns want[j], the uncached answers to reqs after attackToggle[j] (applied to st,
+// which is left after attackToggle[0]).
+func attackWants(t *testing.T, st *store.Store, reqs []Request, modules ...rego.Module) [2][]Decision {
+	t.Helper()
+	var want [2][]Decision
+	for _, j := range []int{1, 0} {
+		_, err := st.Apply(t.Context(), attackToggle[j])
+		require.NoError(t, err)
+		want[j] = answers(t, st, reqs, modules...)
+	}
+	require.NotEqual(t, want[0], want[1], "the writes change answers")
+	return want
+}
+
+// TestAttackL1TinyCacheHammer: a cache far smaller than the requests (every miss evicts, words
+// are rewritten, moved and stamped all the time) with every request in one probe run, readers
+// racing writes that change answers: never a stale or foreign answer, no race.
+func TestAttackL1TinyCacheHammer(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{1, 3, 9} {
+		e := newAcmeInternal(t, WithDecisionCache(size))
+		weakHashes(e)
+		st := e.Directory().(*store.Store)
+		reqs := collidingRequests()
+		want := attackWants(t, st, reqs)
+		hammer(t, e, reqs, func(s int) []Decision { return want[s%2] }, 60, func(s int) {
+			_, err := st.Apply(t.Context(), attackToggle[s%2])
+			require.NoError(t, err)
+		})
+	}
+}
+
+// TestAttackL1EraHammer: stamps narrowed to 2 bits of the epoch, so that every write enters a new
+// era and readers' slow hits walk the index (advanceEra) while other readers take fast hits and
+// stamp: never a stale answer, no race.
+func TestAttackL1EraHammer(t *testing.T) {
+	t.Parallel()
+	for _, bits := range []uint{1, 2, 3} {
+		e := newAcmeInternal(t)
+		e.decisions.setEpochBits(bits)
+		st := e.Directory().(*store.Store)
+		reqs := collidingRequests()
+		want := attackWants(t, st, reqs)
+		hammer(t, e, reqs, func(s int) []Decision { return want[s%2] }, 60, func(s int) {
+			_, err := st.Apply(t.Context(), attackToggle[s%2])
+			require.NoError(t, err)
+		})
+	}
+}
+
+// TestAttackL1ManyAndNoReasons: decisions with more reasons than a word holds (never stamped),
+// with none, and with a few, each answered as an uncached engine answers, on fast hits too and
+// across writes that change them.
+func TestAttackL1ManyAndNoReasons(t *testing.T) {
+	t.Parallel()
+	many := rego.Module{Name: "many.rego", Source: `package teamgate.ext
+
+import rego.v1
+
+deny contains sprintf("r%03d", [i]) if {
+	input.subject.id == "bob"
+	some i in numbers.range(1, 300)
+}
+
+deny contains sprintf("s%03d", [i]) if {
+	input.subject.id == "vera"
+	some i in numbers.range(1, 255)
+}
+`}
+	e := newAcmeInternal(t, WithModules(many))
+	st := e.Directory().(*store.Store)
+	reqs := collidingRequests()
+	want := attackWants(t, st, reqs, many)
+	lens := map[int]bool{}
+	for _, w := range want[0] {
+		lens[len(w.Reasons)] = true
+	}
+	require.True(t, lens[300] && lens[255], "reason counts %v", lens)
+	for s := range 6 {
+		_, err := st.Apply(t.Context(), attackToggle[s%2])
+		require.NoError(t, err)
+		for round := range 3 {
+			for i, r := range reqs {
+				got, err := e.Authorize(t.Context(), r)
+				require.NoError(t, err)
+				require.True(t, sameDecision(got, want[s%2][i]), "write %d round %d %+v: got %d reasons, want %d", s, round, r, len(got.Reasons), len(want[s%2][i].Reasons))
+				require.Equal(t, want[s%2][i].Reasons == nil, got.Reasons == nil, "nil reasons stay nil: %+v", r)
+			}
+		}
+	}
+	stamped := 0
+	for _, r := range reqs {
+		if stampedNow(e.decisions, fastKey(e, r)) {
+			stamped++
+		}
+	}
+	require.Positive(t, stamped, "fast hits happened")
+}
+
+// TestAttackL1ReasonsAppend: a caller appending to a decision's Reasons (its own copy of the
+// slice header) must not write into the cached decision's array, on any kind of hit: the next
+// caller's appended reason must not show through the first caller's decision.
+func TestAttackL1ReasonsAppend(t *testing.T) {
+	t.Parallel()
+	e := newAcmeInternal(t)
+	reqs := collidingRequests()
+	for round := range 3 {
+		for _, r := range reqs {
+			a, err := e.Authorize(t.Context(), r)
+			require.NoError(t, err)
+			if len(a.Reasons) == 0 {
+				continue
+			}
+			n := len(a.Reasons)
+			a.Reasons = append(a.Reasons, Reason{Code: "mine", Message: "a"})
+			b, err := e.Authorize(t.Context(), r)
+			require.NoError(t, err)
+			require.Len(t, b.Reasons, n, "round %d %+v", round, r)
+			b.Reasons = append(b.Reasons, Reason{Code: "mine", Message: "b"})
+			require.Equal(t, "a", a.Reasons[n].Message, "round %d %+v: the second caller's append wrote into the first's decision (cap %d, len %d)", round, r, cap(b.Reasons), n)
+		}
+	}
+}
+
+// TestAttackL1TwoEngines: two engines on one store, one of them swapping its policy: each answers
+// as an uncached engine with its own policy, across writes and the other's swaps.
+func TestAttackL1TwoEngines(t *testing.T) {
+	t.Parallel()
+	st := conformance.OpenStore(t, store.Options{})
+	frozen := rego.Module{Name: "x.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"frozen\" if input.subject.id == \"bob\"\n"}
+	a, err := New(t.Context(), st)
+	require.NoError(t, err)
+	b, err := New(t.Context(), st)
+	require.NoError(t, err)
+	reqs := collidingRequests()
+	wantA := attackWants(t, st, reqs)
+	wantB := attackWants(t, st, reqs, frozen)
+	for s := range 8 {
+		_, err := st.Apply(t.Context(), attackToggle[s%2])
+		require.NoError(t, err)
+		bFrozen := s%4 >= 2
+		if bFrozen {
+			require.NoError(t, b.SetPolicy(t.Context(), []rego.Module{frozen}))
+		} else {
+			require.NoError(t, b.SetPolicy(t.Context(), nil))
+		}
+		for range 3 {
+			for i, r := range reqs {
+				got, err := a.Authorize(t.Context(), r)
+				require.NoError(t, err)
+				require.True(t, sameDecision(got, wantA[s%2][i]), "a, step %d %+v", s, r)
+				got, err = b.Authorize(t.Context(), r)
+				require.NoError(t, err)
+				w := wantA[s%2][i]
+				if bFrozen {
+					w = wantB[s%2][i]
+				}
+				require.True(t, sameDecision(got, w), "b, step %d %+v: got %+v want %+v", s, r, got, w)
+			}
+		}
+	}
+}
+
+// TestAttackL1Restart: an on-disk store reopened: the Badger tier feeds L1 decisions recorded
+// before the restart; they are stamped against the reopened store's epoch and never served
+// after a write that changes them.
+func TestAttackL1Restart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st := conformance.OpenStore(t, store.Options{Dir: dir, NoSync: true})
+	reqs := collidingRequests()
+	want := attackWants(t, st, reqs)
+	e, err := New(t.Context(), st)
+	require.NoError(t, err)
+	for range 2 {
+		for _, r := range reqs {
+			_, err := e.Authorize(t.Context(), r)
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, st.Close())
+	for reopen := range 3 {
+		st, err := store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+		require.NoError(t, err)
+		e, err := New(t.Context(), st)
+		require.NoError(t, err)
+		s0 := reopen % 2 // the last write before this reopen
+		for s := s0; s < s0+4; s++ {
+			if s > s0 {
+				_, err := st.Apply(t.Context(), attackToggle[s%2])
+				require.NoError(t, err)
+			}
+			for round := range 3 {
+				for i, r := range reqs {
+					got, err := e.Authorize(t.Context(), r)
+					require.NoError(t, err)
+					require.True(t, sameDecision(got, want[s%2][i]), "reopen %d step %d round %d %+v: got %+v want %+v", reopen, s, round, r, got, want[s%2][i])
+				}
+			}
+		}
+		if reopen == 0 {
+			require.Positive(t, e.Stats().CacheHits, "L1 hits")
+		}
+		// Leave it after toggle (s0+3)%2 = 1-s0: the next reopen starts there.
+		require.NoError(t, st.Close())
+	}
+}
