@@ -1,6 +1,9 @@
 package authz
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -221,5 +224,122 @@ func TestAttackL1Restart(t *testing.T) {
 		}
 		// Leave it after toggle (s0+3)%2 = 1-s0: the next reopen starts there.
 		require.NoError(t, st.Close())
+	}
+}
+
+// TestAttackL1Replica: an engine on a replica store, whose only writes are a leader's (replayed
+// with ApplyEvent) and snapshot restores (Restore: the whole directory in one batch, the revision
+// jumping): fast hits never outlive either.
+func TestAttackL1Replica(t *testing.T) {
+	t.Parallel()
+	leader := conformance.OpenStore(t, store.Options{})
+	reqs := collidingRequests()
+	want := attackWants(t, leader, reqs)
+	var files [2]*store.File // the directory after attackToggle[j]
+	for _, j := range []int{1, 0} {
+		_, err := leader.Apply(t.Context(), attackToggle[j])
+		require.NoError(t, err)
+		require.NoError(t, leader.View(func(r store.Reader) error { files[j] = r.Snapshot(); return nil }))
+	}
+	st := conformance.OpenStore(t, store.Options{})
+	_, err := st.Apply(t.Context(), attackToggle[0])
+	require.NoError(t, err)
+	rep, err := st.Replicate()
+	require.NoError(t, err)
+	e, err := New(t.Context(), st)
+	require.NoError(t, err)
+	check := func(s int, how string) {
+		t.Helper()
+		for round := range 3 {
+			for i, r := range reqs {
+				got, err := e.Authorize(t.Context(), r)
+				require.NoError(t, err)
+				require.True(t, sameDecision(got, want[s%2][i]), "%s (step %d) round %d %+v: got %+v want %+v", how, s, round, r, got, want[s%2][i])
+			}
+		}
+	}
+	check(0, "start")
+	require.True(t, stampedNow(e.decisions, fastKey(e, reqs[0])), "hits are fast")
+	for s := 1; s <= 6; s++ {
+		if s%3 == 0 {
+			_, err = rep.Restore(t.Context(), st.Revision()+10, files[s%2])
+			require.NoError(t, err)
+			check(s, "restore")
+			continue
+		}
+		_, err = rep.ApplyEvent(t.Context(), store.Event{Revision: st.Revision() + 1, Changes: []store.Change{attackToggle[s%2]}})
+		require.NoError(t, err)
+		check(s, "replayed event")
+	}
+}
+
+// attackSink keeps every record it is given.
+type attackSink struct {
+	mu   sync.Mutex
+	recs []DecisionRecord
+}
+
+func (s *attackSink) Write(_ context.Context, records []DecisionRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs = append(s.recs, records...)
+	return nil
+}
+
+// attackLine is what a decision log record says of a call, or what the call returned.
+func attackLine(r Request, d Decision) string {
+	return fmt.Sprintf("%s|%s|%s|%s|%v|%s|%v|%d", r.Subject, r.Action, r.Resource, r.Owner, d.Allowed, d.Role, d.Reasons, d.Revision)
+}
+
+// TestAttackL1DecisionLogHits: with a decision log, the records of fast and slow hits (made from
+// the entry found at the hit's position, which a concurrent miss may have replaced meanwhile)
+// are exactly the decisions the calls returned, revision included, under writes and evictions.
+func TestAttackL1DecisionLogHits(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{7, 1000} {
+		sink := &attackSink{}
+		e := newAcmeInternal(t, WithDecisionCache(size), WithDecisionLog(sink), WithDecisionLogQueue(1<<16))
+		weakHashes(e)
+		st := e.Directory().(*store.Store)
+		reqs := collidingRequests()
+		var mu sync.Mutex
+		returned := map[string]int{}
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for g := range 2 {
+			wg.Go(func() {
+				for i := g; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r := reqs[i%len(reqs)]
+					d, err := e.Authorize(t.Context(), r)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					returned[attackLine(r, d)]++
+					mu.Unlock()
+				}
+			})
+		}
+		for s := range 30 {
+			_, err := st.Apply(t.Context(), attackToggle[s%2])
+			require.NoError(t, err)
+		}
+		close(stop)
+		wg.Wait()
+		require.NoError(t, e.FlushDecisionLog(t.Context()))
+		require.Zero(t, e.Stats().DecisionLogDropped)
+		logged := map[string]int{}
+		sink.mu.Lock()
+		for _, rec := range sink.recs {
+			logged[attackLine(rec.Request, rec.Decision)]++
+		}
+		sink.mu.Unlock()
+		require.Equal(t, returned, logged, "size %d", size)
 	}
 }
