@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate/internal/clocktest"
 	"github.com/teamgate/teamgate/internal/conformance"
+	"github.com/teamgate/teamgate/internal/expirytest"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
 )
@@ -342,4 +345,48 @@ func TestAttackL1DecisionLogHits(t *testing.T) {
 		sink.mu.Unlock()
 		require.Equal(t, returned, logged, "size %d", size)
 	}
+}
+
+// TestAttackL1ExpiryByTime: decisions that read an expiring team membership or grant, on every
+// path (project and team space resources, org requests), stop being served at the expiry with
+// nothing written, while the others stay hits; each call answers as an uncached engine does.
+func TestAttackL1ExpiryByTime(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(expirytest.Start())
+	st, err := store.Open(t.Context(), store.Options{Clock: clock, NoSync: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Apply(t.Context(), expirytest.Org()...)
+	require.NoError(t, err)
+	e, err := New(t.Context(), st)
+	require.NoError(t, err)
+	plain, err := New(t.Context(), st, WithDecisionCache(0))
+	require.NoError(t, err)
+	var reqs []Request
+	for _, u := range []string{"bob", "carl", "dave"} {
+		for _, a := range []string{"project.get", "project.update", "project.delete", "runs.stop", "team.update", "org.get", "org.break_glass"} {
+			for _, r := range []string{"a/p", "a/t/p", "a/t", "a"} {
+				reqs = append(reqs, Request{Subject: u, Action: a, Resource: r})
+			}
+		}
+	}
+	changed := 0
+	var first []Decision
+	for step := range 8 { // half hours: the membership ends at 1h, the grant at 2h
+		for round := range 3 {
+			for i, r := range reqs {
+				want, werr := plain.Authorize(t.Context(), r)
+				got, gerr := e.Authorize(t.Context(), r)
+				require.Equal(t, werr == nil, gerr == nil, "step %d %+v: %v, %v", step, r, werr, gerr)
+				require.True(t, sameDecision(got, want), "step %d round %d %+v: got %+v, want %+v", step, round, r, got, want)
+				if step == 0 && round == 0 {
+					first = append(first, want)
+				} else if round == 0 && !sameDecision(want, first[i]) {
+					changed++
+				}
+			}
+		}
+		clock.Advance(30 * time.Minute)
+	}
+	require.Positive(t, changed, "the expiries change answers")
 }
