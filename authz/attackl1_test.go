@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -389,4 +390,61 @@ func TestAttackL1ExpiryByTime(t *testing.T) {
 		clock.Advance(30 * time.Minute)
 	}
 	require.Positive(t, changed, "the expiries change answers")
+}
+
+// TestAttackL1HitIsTheMissDecision: a fast hit returns the very Decision the miss returned (the
+// revision aside), field for field — nil slices nil, empty ones empty — not just an equal verdict.
+func TestAttackL1HitIsTheMissDecision(t *testing.T) {
+	t.Parallel()
+	e := newAcmeInternal(t)
+	for _, r := range collidingRequests() {
+		var ds [4]Decision
+		for i := range ds {
+			d, err := e.Authorize(t.Context(), r)
+			require.NoError(t, err)
+			d.Revision = 0
+			ds[i] = d
+		}
+		require.True(t, stampedNow(e.decisions, fastKey(e, r)), "%+v", r)
+		for i := 1; i < len(ds); i++ {
+			require.Equal(t, ds[0], ds[i], "%+v: call %d", r, i)
+			require.Equal(t, ds[0].Suggestions == nil, ds[i].Suggestions == nil, "%+v: call %d", r, i)
+			require.Equal(t, ds[0].Reasons == nil, ds[i].Reasons == nil, "%+v: call %d", r, i)
+		}
+	}
+}
+
+// TestAttackL1LoadFile: data file loads (Load: every org the file names made equal to it, in one
+// batch) that flip answers, and a load equal to the directory (which writes nothing): fast hits
+// follow each.
+func TestAttackL1LoadFile(t *testing.T) {
+	t.Parallel()
+	leader := conformance.OpenStore(t, store.Options{})
+	reqs := collidingRequests()
+	want := attackWants(t, leader, reqs)
+	var files [2][]byte // the directory after attackToggle[j], exported
+	for _, j := range []int{1, 0} {
+		_, err := leader.Apply(t.Context(), attackToggle[j])
+		require.NoError(t, err)
+		var b bytes.Buffer
+		require.NoError(t, leader.Export(t.Context(), &b))
+		files[j] = b.Bytes()
+	}
+	e := newAcmeInternal(t)
+	st := e.Directory().(*store.Store)
+	for s := range 8 {
+		j := s % 2
+		if s%4 == 3 {
+			j = (s - 1) % 2 // the same file again: nothing changes
+		}
+		_, err := st.Load(t.Context(), bytes.NewReader(files[j]))
+		require.NoError(t, err)
+		for round := range 3 {
+			for i, r := range reqs {
+				got, err := e.Authorize(t.Context(), r)
+				require.NoError(t, err)
+				require.True(t, sameDecision(got, want[j][i]), "load %d round %d %+v: got %+v want %+v", s, round, r, got, want[j][i])
+			}
+		}
+	}
 }
