@@ -180,7 +180,7 @@ func permutations(n int) func(yield func([]int) bool) {
 
 // TestCallerMutationPoisonsNothing: a caller that writes into the Decision it got (its reasons'
 // codes and messages, the slice appended to) changes no later decision on full evaluation or
-// the compiled path, whose cells (rego.Verdict) are shared by every decision: each decision's
+// the compiled path, whose cells (read through rego.VerdictView) are shared by every decision: each decision's
 // reasons are its own. (A cached decision's reasons are the cache entry's, documented on
 // Authorize as not to be modified, so the cached engine is not asked.)
 func TestCallerMutationPoisonsNothing(t *testing.T) {

@@ -3,6 +3,7 @@ package authz_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -34,38 +35,74 @@ func openDisk(t *testing.T, dir string) (*store.Store, *authz.Engine) {
 	return st, eng
 }
 
+// suites loads the corpus and the policy suites (internal/conformance).
+func suites(t *testing.T) []conformance.Suite {
+	t.Helper()
+	all, err := conformance.Suites()
+	require.NoError(t, err)
+	require.Greater(t, len(all), 1, "the corpus and at least one policy suite")
+	return all
+}
+
+// newSuite is newAcme under the suite's policy (none for the corpus).
+func newSuite(t testing.TB, s conformance.Suite, opts ...authz.Option) *authz.Engine {
+	t.Helper()
+	if s.Policy != "" {
+		opts = append(opts, authz.WithPolicyDir(s.Policy))
+	}
+	eng, _ := newAcme(t, opts...)
+	return eng
+}
+
+// TestConformanceAuthorize runs every suite's authorize cases on full Rego evaluation, the
+// compiled path, and the cached engine twice (the second pass from the cache), checks that the
+// compiled path answered where the suite says it does (and only there), and that every path
+// gives the same decision, messages included. A suite whose policy must not load is refused by
+// authz.New with its error.
 func TestConformanceAuthorize(t *testing.T) {
 	t.Parallel()
-	cases, err := conformance.Load()
-	require.NoError(t, err)
-	require.NotEmpty(t, cases.Authorize)
-	cached, _ := newAcme(t)
-	rego, _ := newAcme(t, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
-	compiled, _ := newAcme(t, authz.WithDecisionCache(0))
-	// Full Rego evaluation, the compiled path, and the cached engine twice (the second pass comes
-	// from the cache).
-	for pass, eng := range []*authz.Engine{rego, compiled, cached, cached} {
-		checkAuthorizeCorpus(t, fmt.Sprint("pass ", pass), eng, cases.Authorize)
-	}
-	require.NotZero(t, cached.Stats().CacheHits)
-	// Every path gives the same decision, messages included, byte for byte.
-	for i, c := range cases.Authorize {
-		req := authz.Request{Subject: c.Subject, Action: c.Action, Resource: c.Resource, Attributes: c.Attributes}
-		want, err := rego.Authorize(t.Context(), req)
-		if c.Error {
-			continue
-		}
-		require.NoError(t, err)
-		for name, eng := range map[string]*authz.Engine{"compiled": compiled, "cached": cached} {
-			got, err := eng.Authorize(t.Context(), req)
-			require.NoError(t, err)
-			require.Equal(t, want, got, "%03d %s %+v", i, name, req)
-		}
+	for _, s := range suites(t) {
+		t.Run(s.Name, func(t *testing.T) {
+			t.Parallel()
+			if s.LoadError != "" {
+				_, err := authz.New(t.Context(), conformance.OpenStore(t, store.Options{}), authz.WithPolicyDir(s.Policy))
+				require.ErrorIs(t, err, teamgate.ErrInvalid)
+				require.ErrorContains(t, err, s.LoadError)
+				return
+			}
+			require.NotEmpty(t, s.Authorize)
+			cached := newSuite(t, s)
+			full := newSuite(t, s, authz.WithDecisionCache(0), authz.WithCompiledPath(false))
+			compiled := newSuite(t, s, authz.WithDecisionCache(0))
+			var passes [][]authz.Decision
+			for pass, eng := range []*authz.Engine{full, compiled, cached, cached} {
+				passes = append(passes, checkAuthorizeCorpus(t, fmt.Sprint("pass ", pass), eng, s.Authorize))
+			}
+			require.Zero(t, full.Stats().Compiled)
+			if s.CompiledPath {
+				require.NotZero(t, compiled.Stats().Compiled, "the compiled path answers this policy")
+			} else {
+				require.Zero(t, compiled.Stats().Compiled, "this policy is evaluated in full")
+			}
+			if slices.ContainsFunc(s.Authorize, func(c conformance.Authorize) bool { return !c.Error && c.Reason != string(rego.CodeError) }) {
+				require.NotZero(t, cached.Stats().CacheHits)
+			}
+			// Every path gives the same decision as full evaluation, messages included, byte for
+			// byte (the passes' own decisions: a case of the budget suite costs a second each).
+			for pass, got := range passes[1:] {
+				for i, c := range s.Authorize {
+					require.Equal(t, passes[0][i], got[i], "pass %d, %03d %+v", pass+1, i, c)
+				}
+			}
+		})
 	}
 }
 
-func checkAuthorizeCorpus(t *testing.T, pass string, eng *authz.Engine, cases []conformance.Authorize) {
+// checkAuthorizeCorpus decides every case on eng, checks it, and returns the decisions (the zero
+// Decision for a case whose request is invalid).
+func checkAuthorizeCorpus(t *testing.T, pass string, eng *authz.Engine, cases []conformance.Authorize) []authz.Decision {
 	t.Helper()
+	out := make([]authz.Decision, len(cases))
 	for i, c := range cases {
 		name := fmt.Sprintf("%s %03d %s %s %s", pass, i, c.Subject, c.Action, c.Resource)
 		d, err := eng.Authorize(t.Context(), authz.Request{Subject: c.Subject, Action: c.Action, Resource: c.Resource, Attributes: c.Attributes})
@@ -79,42 +116,57 @@ func checkAuthorizeCorpus(t *testing.T, pass string, eng *authz.Engine, cases []
 		if c.Reason != "" {
 			require.True(t, d.Has(rego.Code(c.Reason)), "%s: want reason %s in %+v", name, c.Reason, d.Reasons)
 		}
+		if c.Message != "" {
+			require.Contains(t, d.Reasons, authz.Reason{Code: rego.Code(c.Reason), Message: c.Message}, name)
+		}
 		require.NotZero(t, d.Revision, name)
+		out[i] = d
 	}
+	return out
 }
 
 func TestConformanceAdmit(t *testing.T) {
 	t.Parallel()
-	cases, err := conformance.Load()
-	require.NoError(t, err)
-	require.NotEmpty(t, cases.Admit)
-	eng, _ := newAcme(t)
-	for i, c := range cases.Admit {
-		name := fmt.Sprintf("%03d %s %s %v", i, c.Subject, c.Project, c.Run)
-		run, err := conformance.Run(c.Run)
-		require.NoError(t, err, name)
-		a, err := eng.Admit(t.Context(), c.Subject, c.Project, run)
-		require.NoError(t, err, name)
-		require.Equal(t, c.Allowed, a.Allowed, "%s: %+v", name, a)
-		require.Equal(t, c.Queue, a.Queue, "%s: %+v", name, a)
-		require.Equal(t, nonNil(c.Presets), a.Presets, "%s: %+v", name, a)
-		require.ElementsMatch(t, nonNil(c.Violations), fields(a.Violations), "%s: %+v", name, a)
+	n := 0
+	for _, s := range suites(t) {
+		if len(s.Admit) == 0 {
+			continue
+		}
+		n += len(s.Admit)
+		eng := newSuite(t, s)
+		for i, c := range s.Admit {
+			name := fmt.Sprintf("%s %03d %s %s %v", s.Name, i, c.Subject, c.Project, c.Run)
+			run, err := conformance.Run(c.Run)
+			require.NoError(t, err, name)
+			a, err := eng.Admit(t.Context(), c.Subject, c.Project, run)
+			require.NoError(t, err, name)
+			require.Equal(t, c.Allowed, a.Allowed, "%s: %+v", name, a)
+			require.Equal(t, c.Queue, a.Queue, "%s: %+v", name, a)
+			require.Equal(t, nonNil(c.Presets), a.Presets, "%s: %+v", name, a)
+			require.ElementsMatch(t, nonNil(c.Violations), fields(a.Violations), "%s: %+v", name, a)
+		}
 	}
+	require.NotZero(t, n)
 }
 
 func TestConformanceSettings(t *testing.T) {
 	t.Parallel()
-	cases, err := conformance.Load()
-	require.NoError(t, err)
-	require.NotEmpty(t, cases.Settings)
-	eng, _ := newAcme(t)
-	for _, c := range cases.Settings {
-		s, err := eng.EffectiveSettings(t.Context(), c.Project, c.User)
-		require.NoError(t, err, c.Project)
-		raw, err := json.Marshal(s)
-		require.NoError(t, err)
-		conformance.CheckSettings(t, c, raw)
+	n := 0
+	for _, s := range suites(t) {
+		if len(s.Settings) == 0 {
+			continue
+		}
+		n += len(s.Settings)
+		eng := newSuite(t, s)
+		for _, c := range s.Settings {
+			x, err := eng.EffectiveSettings(t.Context(), c.Project, c.User)
+			require.NoError(t, err, "%s %s", s.Name, c.Project)
+			raw, err := json.Marshal(x)
+			require.NoError(t, err)
+			conformance.CheckSettings(t, c, raw)
+		}
 	}
+	require.NotZero(t, n)
 }
 
 func fields(v []policy.Violation) []string {
@@ -134,13 +186,18 @@ func nonNil(v []string) []string {
 
 func TestConformanceList(t *testing.T) {
 	t.Parallel()
-	cases, err := conformance.Load()
-	require.NoError(t, err)
-	require.NotEmpty(t, cases.List)
-	eng, _ := newAcme(t)
-	for _, c := range cases.List {
-		page, err := eng.ListProjects(t.Context(), c.Subject, c.Owner, authz.Page{})
-		require.NoError(t, err, "%s %s", c.Subject, c.Owner)
-		require.Equal(t, nonNil(c.Projects), page.Projects, "%s %q", c.Subject, c.Owner)
+	n := 0
+	for _, s := range suites(t) {
+		if len(s.List) == 0 {
+			continue
+		}
+		n += len(s.List)
+		eng := newSuite(t, s)
+		for _, c := range s.List {
+			page, err := eng.ListProjects(t.Context(), c.Subject, c.Owner, authz.Page{})
+			require.NoError(t, err, "%s %s %s", s.Name, c.Subject, c.Owner)
+			require.Equal(t, nonNil(c.Projects), page.Projects, "%s %s %q", s.Name, c.Subject, c.Owner)
+		}
 	}
+	require.NotZero(t, n)
 }

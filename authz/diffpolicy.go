@@ -400,8 +400,8 @@ func (e *Engine) decidePair(ctx context.Context, p *rego.Policy, pf pairFacts, a
 	}
 	q.acc = pf.acc
 	if method == DiffByTable {
-		k := q.key(p)
-		return e.fromTable(ctx, p.Table(), &q, &k, rev, nil), nil
+		c := q.codes()
+		return e.fromTable(ctx, p.Table(), q.spec, &q, &c, rev, nil), nil
 	}
 	q.in = &rego.Input{Action: action, Attributes: q.attrs, Subject: pf.in.Subject, Resource: pf.in.Resource}
 	return e.eval(ctx, p, &q, rev), nil
@@ -413,44 +413,49 @@ func (e *Engine) decidePair(ctx context.Context, p *rego.Policy, pf pairFacts, a
 // (restricted) every set of team roles among the project's teams.
 func diffCells(ctx context.Context, tc, tn *rego.Table, cur, cand *rego.Policy, a string, kind scope.Kind, changed func(CellChange)) error {
 	roles := store.TeamRoles() // the roles a grant or team membership may hold, as org roles below
-	verdict := func(t *rego.Table, p *rego.Policy, k rego.Key, teams []string) (CellVerdict, error) {
-		if kind == scope.KindProject {
-			k.TeamRole = p.HighestRole(func(r string) (string, bool) { return r, true }, teams)
-		} else if len(teams) > 0 {
-			k.TeamRole = teams[0]
-		}
-		v, err := t.Verdict(ctx, k)
+	specC, okC := cur.Spec(a)
+	specN, okN := cand.Spec(a)
+	if !okC || !okN {
+		return teamgate.Invalid("action", a, "not in both policies' catalogs")
+	}
+	verdict := func(t *rego.Table, spec rego.Spec, c *rego.Codes) (CellVerdict, error) {
+		v, err := t.VerdictOfCodes(ctx, spec, c)
 		if err != nil {
 			if ctx.Err() != nil {
 				return CellVerdict{}, ctx.Err()
 			}
 			return CellVerdict{Role: "none", Codes: []rego.Code{rego.CodeError}}, nil // any failure denies
 		}
-		return CellVerdict{Allowed: v.Allow, Role: v.Role, Codes: slices.Clip(v.Codes)}, nil
+		return CellVerdict{Allowed: v.Allow(), Role: v.Role(), Codes: v.Codes()}, nil // a copy: the cell is shared
 	}
-	cell := func(k rego.Key, teams []string) error {
-		b, err := verdict(tc, cur, k, teams)
+	// cell compares the cell of a subject with org role o ("" for a missing resource), grant g
+	// and team roles teams (the roles held in the project's teams, or in the team).
+	cell := func(o, g string, restricted bool, teams []string) error {
+		c, err := codesOf(o != "", o, g, false, teams, restricted)
 		if err != nil {
 			return err
 		}
-		f, err := verdict(tn, cand, k, teams)
+		b, err := verdict(tc, specC, &c)
+		if err != nil {
+			return err
+		}
+		f, err := verdict(tn, specN, &c)
 		if err != nil {
 			return err
 		}
 		if b.Allowed != f.Allowed || b.Role != f.Role || !slices.Equal(b.Codes, f.Codes) {
-			changed(CellChange{Action: a, Exists: k.Exists, OrgRole: k.OrgRole, Grant: k.Grant, TeamRoles: teams,
-				Restricted: k.Restricted, Before: b, After: f})
+			changed(CellChange{Action: a, Exists: o != "", OrgRole: o, Grant: g, TeamRoles: teams,
+				Restricted: restricted, Before: b, After: f})
 		}
 		return nil
 	}
-	if err := cell(rego.Key{Action: a}, []string{}); err != nil {
+	if err := cell("", "", false, []string{}); err != nil {
 		return err
 	}
 	for _, o := range append([]string{"none"}, store.OrgRoles()...) {
-		k := rego.Key{Action: a, Exists: true, OrgRole: o}
 		switch kind {
 		case scope.KindOrg:
-			if err := cell(k, []string{}); err != nil {
+			if err := cell(o, "", false, []string{}); err != nil {
 				return err
 			}
 		case scope.KindTeam:
@@ -459,17 +464,15 @@ func diffCells(ctx context.Context, tc, tn *rego.Table, cur, cand *rego.Policy, 
 				if tr != "" {
 					teams = []string{tr}
 				}
-				if err := cell(k, teams); err != nil {
+				if err := cell(o, "", false, teams); err != nil {
 					return err
 				}
 			}
 		case scope.KindProject:
 			for _, g := range append([]string{""}, roles...) {
-				k.Grant, k.Restricted = g, false
-				if err := cell(k, []string{}); err != nil {
+				if err := cell(o, g, false, []string{}); err != nil {
 					return err
 				}
-				k.Restricted = true
 				for set := range 1 << len(roles) {
 					teams := []string{}
 					for i, r := range roles {
@@ -477,7 +480,7 @@ func diffCells(ctx context.Context, tc, tn *rego.Table, cur, cand *rego.Policy, 
 							teams = append(teams, r)
 						}
 					}
-					if err := cell(k, teams); err != nil {
+					if err := cell(o, g, true, teams); err != nil {
 						return err
 					}
 				}

@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -249,6 +250,46 @@ func TestDiffPolicyCellsAndActions(t *testing.T) {
 
 // TestSetPolicyIf: the reviewed diff applies; after a write that changes the diff the same
 // fingerprint is refused with ErrConflict and nothing changes; after a write that does not change
+// TestDiffPolicyCellsAreCopies: a cell change's verdicts are read from the decision tables the
+// engine decides with, so their reason codes must be copies: a caller changing them (here every
+// code of every cell, before and after) changes neither a later DiffPolicy nor any decision.
+func TestDiffPolicyCellsAreCopies(t *testing.T) {
+	t.Parallel()
+	eng, _ := newAcme(t, authz.WithDecisionCache(0)) // every decision from the table
+	cand := authz.Candidate{Data: []map[string]any{{"teamgate": map[string]any{"actions": map[string]any{
+		"project.get": map[string]any{"kind": "project", "role": "member"},
+	}}}}}
+	d, err := eng.DiffPolicy(t.Context(), cand, 0)
+	require.NoError(t, err)
+	require.NotEmpty(t, d.Cells)
+	require.NotEmpty(t, d.Decisions)
+	want, err := json.Marshal(d)
+	require.NoError(t, err)
+	decide := func() []authz.Decision {
+		var out []authz.Decision
+		for _, ch := range d.Decisions {
+			got, err := eng.Authorize(t.Context(), authz.Request{Subject: ch.Subject, Action: ch.Action, Resource: ch.Project + ch.Resource})
+			require.NoError(t, err)
+			out = append(out, got)
+		}
+		return out
+	}
+	decisions := decide()
+	for _, c := range d.Cells {
+		for _, codes := range [][]rego.Code{c.Before.Codes, c.After.Codes} {
+			for i := range codes {
+				codes[i] = rego.CodeOrgOverride
+			}
+		}
+	}
+	again, err := eng.DiffPolicy(t.Context(), cand, 0)
+	require.NoError(t, err)
+	got, err := json.Marshal(again)
+	require.NoError(t, err)
+	require.JSONEq(t, string(want), string(got))
+	require.Equal(t, decisions, decide())
+}
+
 // it, it applies.
 func TestSetPolicyIf(t *testing.T) {
 	t.Parallel()

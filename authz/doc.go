@@ -47,11 +47,11 @@
 // (WithCompiledPath, default on). The default rules' decision depends only on the action, whether
 // the resource exists, the subject's org role and grant, whether the project is restricted, and
 // the subject's highest team role by data rank among the project's effective teams (or its role
-// in the team, for team actions); that is the table's key (rego.Key). Each cell is computed once
-// by evaluating the Rego policy, with its data, on a canonical input with those facts (cells are
-// a flat array per action indexed by the packed key, found from the action's catalog entry
-// without hashing or comparing its name; the engine gives the key's roles as the store's codes,
-// rego.Codes from store.Access, so no role name is read either), and messages are rendered from the request's own facts, all of a
+// in the team, for team actions); that is the table's key, asked through its one entry,
+// rego.Table.VerdictOfCodes, with the roles as the store's codes (rego.Codes from store.Access, so
+// no role name is read). Each cell is computed once by evaluating the Rego policy, with its data,
+// on a canonical input with those facts (cells are a flat array per action indexed by the packed
+// key, found from the action's catalog entry without hashing or comparing its name), and messages are rendered from the request's own facts, all of a
 // decision's into one string kept in the same object as the reasons: a decision on the compiled
 // path allocates that one object, nothing else. Its facts come from one store call
 // (store.Reader.Access: one lookup each of the org, the project and the member, the subject's

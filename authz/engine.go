@@ -651,11 +651,12 @@ func (e *Engine) readFacts(rd *reading) error {
 	return err
 }
 
-// fromTable answers from the policy's decision table on the key k (fromVerdict, returned).
-func (e *Engine) fromTable(ctx context.Context, t *rego.Table, q *query, k *rego.Key, rev uint64, scratch []byte) Decision {
+// fromTable answers from the policy's decision table on the role codes c, for the action of
+// spec (the table's policy's own: Table.VerdictOfCodes) (fromVerdict, returned).
+func (e *Engine) fromTable(ctx context.Context, t *rego.Table, spec rego.Spec, q *query, c *rego.Codes, rev uint64, scratch []byte) Decision {
 	var d Decision
-	v, err := t.VerdictOf(ctx, q.spec, k)
-	e.fromVerdict(q, v.View(), err, rev, scratch, &d)
+	v, err := t.VerdictOfCodes(ctx, spec, c)
+	e.fromVerdict(q, v, err, rev, scratch, &d)
 	return d
 }
 
@@ -668,12 +669,13 @@ func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64
 		*d = e.failed(err, rev)
 		return
 	}
-	role, codes := v.Role(), v.Codes()
+	role, n := v.Role(), v.NumCodes()
 	d.Allowed, d.Role, d.Revision = v.Allow(), role, rev
 	var ends [4]int
-	if len(codes) > len(ends) { // no default rule gives that many
-		d.Reasons = make([]Reason, len(codes))
-		for i, c := range codes {
+	if n > len(ends) { // no default rule gives that many
+		d.Reasons = make([]Reason, n)
+		for i := range n {
+			c := v.Code(i)
 			d.Reasons[i] = Reason{Code: c, Message: q.message(c, role, v.LimitOf(i))}
 		}
 		return
@@ -683,14 +685,14 @@ func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64
 		scratch = buf[:0]
 	}
 	b := scratch[:0]
-	for i, c := range codes {
-		b = q.appendMessage(b, c, role, v.LimitOf(i))
+	for i := range n {
+		b = q.appendMessage(b, v.Code(i), role, v.LimitOf(i))
 		ends[i] = len(b)
 	}
-	reasons, msgs := newReasons(len(codes), b)
+	reasons, msgs := newReasons(n, b)
 	start := 0
-	for i, c := range codes {
-		reasons[i] = Reason{Code: c, Message: msgs[start:ends[i]]}
+	for i := range n {
+		reasons[i] = Reason{Code: v.Code(i), Message: msgs[start:ends[i]]}
 		start = ends[i]
 	}
 	d.Reasons = reasons
@@ -1006,20 +1008,35 @@ func inputFacts(r store.Reader, a *store.Access, kind scope.Kind, subject, org, 
 	return s, f
 }
 
-// codes reduces the facts read to the decision table's key, its roles as codes: the compiled
-// path's key (key's, without a role's name).
+// codesOf is the decision table's key (rego.Codes) for role facts given by name rather than read
+// from the store (whose Access serves them as codes, query.codes): whether the resource exists,
+// the subject's org role ("" or "none" for a non-member), grant ("" for none, breakGlass its
+// mark) and the roles it holds in the project's effective teams (in the team, for a team
+// action), and whether the project restricts. A role outside the store's vocabulary is an error
+// matching teamgate.ErrInvalid: the table has no cell for it.
+func codesOf(exists bool, orgRole, grant string, breakGlass bool, teamRoles []string, restricted bool) (rego.Codes, error) {
+	c := rego.Codes{Exists: exists, BreakGlass: breakGlass, Restricted: restricted}
+	var ok bool
+	if c.OrgRole, ok = rego.OrgRoleCode(orgRole); !ok {
+		return rego.Codes{}, teamgate.Invalid("org role", orgRole, "not a role of the store's vocabulary")
+	}
+	if c.Grant, ok = rego.RoleCode(grant); !ok {
+		return rego.Codes{}, teamgate.Invalid("grant role", grant, "not a role of the store's vocabulary")
+	}
+	for _, r := range teamRoles {
+		code, ok := rego.RoleCode(r)
+		if !ok {
+			return rego.Codes{}, teamgate.Invalid("team role", r, "not a role of the store's vocabulary")
+		}
+		if code > 0 {
+			c.TeamRoles |= 1 << (code - 1)
+		}
+	}
+	return c, nil
+}
+
+// codes reduces the facts read to the decision table's key, its roles as codes.
 func (q *query) codes() rego.Codes {
 	return rego.Codes{Exists: q.acc.Missing == store.Found, OrgRole: q.acc.OrgCode, Grant: q.acc.GrantCode,
 		BreakGlass: q.acc.BreakGlass, TeamRoles: uint8(q.acc.TeamRoles), Restricted: q.acc.Teams.Restricted}
-}
-
-// key reduces the facts read to the decision table's key.
-func (q *query) key(p *rego.Policy) rego.Key {
-	k := rego.Key{Action: q.req.Action, Exists: q.acc.Missing == store.Found, OrgRole: q.orgRole(), Grant: q.acc.Grant,
-		BreakGlass: q.acc.BreakGlass, Restricted: q.acc.Teams.Restricted}
-	if q.acc.TeamRoles != 0 { // most subjects hold no role in a project's teams
-		var buf [4]string // the store's team roles
-		k.TeamRole = p.HighestOf(q.acc.TeamRoles.Append(buf[:0]))
-	}
-	return k
 }

@@ -184,19 +184,24 @@ func (e *Engine) decideFacts(ctx context.Context, p *rego.Policy, q *query, in r
 	qq := *q
 	qq.in = &in // the key and the messages read these facts
 	if t := p.Table(); t != nil && in.Attributes.Len() == 0 && in.Destination == nil {
-		roles := in.Subject.TeamRoles
-		lookup := func(team string) (string, bool) {
-			r, ok := roles[team]
-			return r, ok
-		}
-		k := rego.Key{Action: in.Action, Exists: in.Resource.Exists, OrgRole: in.Subject.OrgRole, Grant: in.Subject.Grant, BreakGlass: in.Subject.BreakGlass, Restricted: in.Resource.Restricted}
+		var held []string // the subject's roles in the project's effective teams, or in the team
 		switch q.kind {
 		case scope.KindProject:
-			k.TeamRole = p.HighestRole(lookup, in.Resource.Teams)
+			for _, team := range in.Resource.Teams {
+				if r, ok := in.Subject.TeamRoles[team]; ok {
+					held = append(held, r)
+				}
+			}
 		case scope.KindTeam:
-			k.TeamRole, _ = lookup(in.Resource.Team)
+			if r, ok := in.Subject.TeamRoles[in.Resource.Team]; ok {
+				held = append(held, r)
+			}
 		}
-		return e.fromTable(ctx, t, &qq, &k, rev, nil)
+		spec, ok := p.Spec(in.Action)
+		c, err := codesOf(in.Resource.Exists, in.Subject.OrgRole, in.Subject.Grant, in.Subject.BreakGlass, held, in.Resource.Restricted)
+		if ok && err == nil { // else a role the table has no cell for: evaluated below
+			return e.fromTable(ctx, t, spec, &qq, &c, rev, nil)
+		}
 	}
 	return e.eval(ctx, p, &qq, rev)
 }

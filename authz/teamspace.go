@@ -115,19 +115,35 @@ func (e *Engine) visible(ctx context.Context, subject, owner string, page Page) 
 }
 
 // projectGetVerdict is the one place listings ask the decision table: whether a subject with
-// org role orgRole ("none" for non-members), grant (the zero Grant for none) and team roles teamRoles in the
-// org may project.get a project whose effective teams are teams. An evaluation failure denies,
-// counted and logged like any other.
-func (e *Engine) projectGetVerdict(ctx context.Context, p *rego.Policy, t *rego.Table, orgRole string, grant store.Grant, teams []string, restricted bool, teamRoles store.UserTeams) bool {
-	v, err := t.Verdict(ctx, rego.Key{Action: "project.get", Exists: true, OrgRole: orgRole, Grant: grant.Role, BreakGlass: grant.BreakGlass != nil,
-		TeamRole: p.HighestRole(teamRoles.Role, teams), Restricted: restricted})
+// org role code orgRole (rego.OrgRoleCode; 0 for non-members), grant (the zero Grant for none)
+// and team roles teamRoles in the org may project.get (spec: the table's policy's entry for it)
+// a project whose effective teams are teams. An evaluation failure denies, counted and logged
+// like any other.
+func (e *Engine) projectGetVerdict(ctx context.Context, t *rego.Table, spec rego.Spec, orgRole uint8, grant store.Grant, teams []string, restricted bool, teamRoles store.UserTeams) bool {
+	var v rego.VerdictView
+	g, err := grantCode(grant.Role)
+	if err == nil {
+		c := rego.Codes{Exists: true, OrgRole: orgRole, Grant: g, BreakGlass: grant.BreakGlass != nil,
+			TeamRoles: uint8(teamRoles.In(teams)), Restricted: restricted}
+		v, err = t.VerdictOfCodes(ctx, spec, &c)
+	}
 	if err != nil {
 		if ctx.Err() == nil { // a listing cut short by its context is an error, not a failure
 			e.failed(err, 0)
 		}
 		return false
 	}
-	return v.Allow
+	return v.Allow()
+}
+
+// grantCode is a grant role's code (rego.RoleCode); an error matching teamgate.ErrInvalid for a
+// role outside the store's vocabulary.
+func grantCode(role string) (uint8, error) {
+	c, ok := rego.RoleCode(role)
+	if !ok {
+		return 0, teamgate.Invalid("grant role", role, "not a role of the store's vocabulary")
+	}
+	return c, nil
 }
 
 // visibleByTable answers a listing from the store's indexes and the decision table, in one
@@ -136,6 +152,7 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 	var out ProjectPage
 	var o scope.Owner
 	var total int
+	spec, _ := p.Spec("project.get") // none: the zero Spec, which the table refuses (every project denied)
 	err := e.dir.View(func(r store.Reader) error {
 		var err error
 		if o, err = ownerFor(r, subject, owner); err != nil {
@@ -143,13 +160,14 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 		}
 		out.Revision = r.Revision()
 		total = r.ProjectCount(o.Org)
-		orgRole, member := r.OrgRole(o.Org, subject)
-		if !member {
-			orgRole = "none"
+		orgRole, _ := r.OrgRole(o.Org, subject) // "" for a non-member
+		orgCode, ok := rego.OrgRoleCode(orgRole)
+		if !ok {
+			return teamgate.Invalid("org role", orgRole, "not a role of the store's vocabulary")
 		}
 		teamRoles := r.TeamRoles(o.Org, subject)
 		allowed := func(pv store.ProjectView) bool {
-			return e.projectGetVerdict(ctx, p, t, orgRole, pv.Project.Grants[subject], pv.Teams.Values, pv.Teams.Restricted, teamRoles)
+			return e.projectGetVerdict(ctx, t, spec, orgCode, pv.Project.Grants[subject], pv.Teams.Values, pv.Teams.Restricted, teamRoles)
 		}
 		if o.IsTeam() {
 			out.Projects = filterSorted(after(spaceProjects(r, o), cursor), limit, func(p string) bool {
@@ -160,8 +178,8 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 		}
 		// Every project without facts of its own for the subject (no grant, no team role) is in
 		// one of two classes, decided once each; the class members come from the sorted indexes.
-		openOK := e.projectGetVerdict(ctx, p, t, orgRole, store.Grant{}, nil, false, store.UserTeams{})
-		restrictedOK := e.projectGetVerdict(ctx, p, t, orgRole, store.Grant{}, nil, true, store.UserTeams{})
+		openOK := e.projectGetVerdict(ctx, t, spec, orgCode, store.Grant{}, nil, false, store.UserTeams{})
+		restrictedOK := e.projectGetVerdict(ctx, t, spec, orgCode, store.Grant{}, nil, true, store.UserTeams{})
 		var class, skip []string // the allowed classes' members: class minus skip
 		switch {
 		case openOK && restrictedOK:

@@ -158,22 +158,22 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 		}
 		// A non-member's facts: no org role, no grant, no team role.
 		q.acc = store.Access{Teams: q.acc.Teams, Labels: q.acc.Labels}
-		k := q.key(p)
-		v, err := t.VerdictOf(ctx, q.spec, &k)
+		c := q.codes()
+		v, err := t.VerdictOfCodes(ctx, q.spec, &c)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			e.failed(err, out.Revision) // denies non-members, as it would in Authorize
 		}
-		out.Unbounded = err == nil && v.Allow
-		keys := map[string]rego.Key{}
+		out.Unbounded = err == nil && v.Allow()
+		keys := map[string]rego.Codes{}
 		var allowed []string
 		for name := range candidates(r, q.org, out.Unbounded, cursor) {
 			q.req.Subject = name
 			q.acc = r.Access(q.org, q.team, q.project, name)
-			k := q.key(p)
-			v, err := t.VerdictOf(ctx, q.spec, &k)
+			c := q.codes()
+			v, err := t.VerdictOfCodes(ctx, q.spec, &c)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -181,9 +181,9 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 				e.failed(err, out.Revision) // a failed cell denies, as it would in Authorize
 				continue
 			}
-			if v.Allow {
+			if v.Allow() {
 				allowed = append(allowed, name)
-				keys[name] = k
+				keys[name] = c
 			}
 			if limit > 0 && len(allowed) == limit {
 				break // candidates are sorted
@@ -192,8 +192,8 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 		for _, name := range allowed {
 			q.req.Subject = name
 			q.acc = r.Access(q.org, q.team, q.project, name)
-			k := keys[name]
-			d := e.fromTable(ctx, t, q, &k, out.Revision, nil)
+			c := keys[name]
+			d := e.fromTable(ctx, t, q.spec, q, &c, out.Revision, nil)
 			if !d.Allowed { // the cell failed since it was read: deny, as Authorize would
 				continue
 			}

@@ -355,7 +355,7 @@ type ActionSpec struct {
 	DestinationRole string `json:"destination_role,omitempty"`
 	OwnRunRole      string `json:"own_run_role,omitempty"`
 
-	index int32 // 1 + the action's position in its catalog's sorted names (Table.VerdictOf); 0 outside a catalog
+	index int32 // 1 + the action's position in its catalog's sorted names (Table.VerdictOfCodes); 0 outside a catalog
 }
 
 // Policy is a compiled, prepared policy. It is immutable and safe for concurrent use.
@@ -630,7 +630,7 @@ func (a *ActionSpec) clone() ActionSpec {
 }
 
 // Spec is Action without the copy: a read-only handle on the policy's own catalog entry, shared
-// by every caller (the decision path keeps it; Table.VerdictOf knows its own entries by it). It
+// by every caller (the decision path keeps it; Table.VerdictOfCodes knows its own entries by it). It
 // reads the entry through methods only, so no caller changes the catalog of every other.
 func (p *Policy) Spec(name string) (Spec, bool) {
 	a, ok := p.byName.find(name)

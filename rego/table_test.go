@@ -22,10 +22,62 @@ func reRanked() map[string]any {
 	}}
 }
 
+// factKey is a table cell's facts by name: what the default rules read of a request without
+// attributes (the action, whether the resource exists, the subject's org role, grant and
+// highest team role, whether the project restricts).
+type factKey struct {
+	Action     string
+	Exists     bool
+	OrgRole    string // "none" for non-members
+	Grant      string
+	BreakGlass bool
+	TeamRole   string
+	Restricted bool
+}
+
+// codesOf is k as role codes: its team role the only one held.
+func codesOf(t *testing.T, k factKey) rego.Codes {
+	t.Helper()
+	o, ok1 := rego.OrgRoleCode(k.OrgRole)
+	g, ok2 := rego.RoleCode(k.Grant)
+	tr, ok3 := rego.RoleCode(k.TeamRole)
+	require.True(t, ok1 && ok2 && ok3, "%+v", k)
+	c := rego.Codes{Exists: k.Exists, OrgRole: o, Grant: g, BreakGlass: k.BreakGlass, Restricted: k.Restricted}
+	if tr > 0 {
+		c.TeamRoles = 1 << (tr - 1)
+	}
+	return c
+}
+
+// cellOf is a verdict's contents, copied out of the read-only view.
+type cellOf struct {
+	Allow  bool
+	Role   string
+	Codes  []rego.Code
+	Limits []rego.Limit
+}
+
+func contents(v rego.VerdictView) cellOf {
+	return cellOf{Allow: v.Allow(), Role: v.Role(), Codes: v.Codes(), Limits: v.Limits()}
+}
+
+// verdictOf asks p's table for k's cell, as the engine does: the action by its Spec (the zero
+// Spec for an action outside the catalog), the roles as codes.
+func verdictOf(t *testing.T, p *rego.Policy, k factKey) (cellOf, error) {
+	t.Helper()
+	spec, _ := p.Spec(k.Action)
+	c := codesOf(t, k)
+	v, err := p.Table().VerdictOfCodes(t.Context(), spec, &c)
+	if err != nil {
+		return cellOf{}, err
+	}
+	return contents(v), nil
+}
+
 // concrete is an input with the key's facts under other names: several project teams, roles
 // in teams the project does not have, a lower role in another of its teams, labels (no default
 // rule reads them, so the table keys on none).
-func concrete(p *rego.Policy, k rego.Key, kind scope.Kind) rego.Input {
+func concrete(p *rego.Policy, k factKey, kind scope.Kind) rego.Input {
 	roles := map[string]string{"elsewhere": "admin"}
 	if k.TeamRole != "" {
 		roles["vision-team"] = k.TeamRole
@@ -107,8 +159,8 @@ func TestTableIsThePolicy(t *testing.T) {
 										if spec.Kind != scope.KindProject && (grant != "" || restricted || breakGlass) || grant == "" && breakGlass {
 											continue // not facts of org and team resources; break-glass is a kind of grant
 										}
-										k := rego.Key{Action: action, Exists: exists, OrgRole: orgRole, Grant: grant, TeamRole: teamRole, Restricted: restricted, BreakGlass: breakGlass}
-										got, err := table.Verdict(t.Context(), k)
+										k := factKey{Action: action, Exists: exists, OrgRole: orgRole, Grant: grant, TeamRole: teamRole, Restricted: restricted, BreakGlass: breakGlass}
+										got, err := verdictOf(t, p, k)
 										require.NoError(t, err)
 										in := concrete(p, k, spec.Kind)
 										want, err := p.Eval(t.Context(), &in)
@@ -138,27 +190,27 @@ func TestTableFollowsData(t *testing.T) {
 	rr, err := rego.New(t.Context(), nil, reRanked())
 	require.NoError(t, err)
 	for _, c := range []struct {
-		key      rego.Key
-		def, rer rego.Verdict
+		key      factKey
+		def, rer cellOf
 	}{
-		{rego.Key{Action: "runs.stop", Exists: true, OrgRole: "viewer", TeamRole: "member", Restricted: true},
-			rego.Verdict{Allow: false, Role: "member", Codes: []rego.Code{rego.CodeInsufficientRole}},
-			rego.Verdict{Allow: true, Role: "member", Codes: []rego.Code{rego.CodeTeamRole}}},
-		{rego.Key{Action: "runs.stop", Exists: true, OrgRole: "member"},
-			rego.Verdict{Allow: true, Role: "contributor", Codes: []rego.Code{rego.CodeOrgRole}},
-			rego.Verdict{Allow: false, Role: "viewer", Codes: []rego.Code{rego.CodeInsufficientRole}}},
-		{rego.Key{Action: "project.get", Exists: true, OrgRole: "owner", Restricted: true},
-			rego.Verdict{Allow: true, Role: "admin", Codes: []rego.Code{rego.CodeOrgOverride}},
-			rego.Verdict{Allow: true, Role: "admin", Codes: []rego.Code{rego.CodeOrgOverride}}},
+		{factKey{Action: "runs.stop", Exists: true, OrgRole: "viewer", TeamRole: "member", Restricted: true},
+			cellOf{Allow: false, Role: "member", Codes: []rego.Code{rego.CodeInsufficientRole}},
+			cellOf{Allow: true, Role: "member", Codes: []rego.Code{rego.CodeTeamRole}}},
+		{factKey{Action: "runs.stop", Exists: true, OrgRole: "member"},
+			cellOf{Allow: true, Role: "contributor", Codes: []rego.Code{rego.CodeOrgRole}},
+			cellOf{Allow: false, Role: "viewer", Codes: []rego.Code{rego.CodeInsufficientRole}}},
+		{factKey{Action: "project.get", Exists: true, OrgRole: "owner", Restricted: true},
+			cellOf{Allow: true, Role: "admin", Codes: []rego.Code{rego.CodeOrgOverride}},
+			cellOf{Allow: true, Role: "admin", Codes: []rego.Code{rego.CodeOrgOverride}}},
 	} {
-		got, err := def.Table().Verdict(t.Context(), c.key)
+		got, err := verdictOf(t, def, c.key)
 		require.NoError(t, err)
 		require.Equal(t, c.def, got, "default %+v", c.key)
-		got, err = rr.Table().Verdict(t.Context(), c.key)
+		got, err = verdictOf(t, rr, c.key)
 		require.NoError(t, err)
 		require.Equal(t, c.rer, got, "re-ranked %+v", c.key)
 	}
-	_, err = def.Table().Verdict(t.Context(), rego.Key{Action: "runs.fly"})
+	_, err = verdictOf(t, def, factKey{Action: "runs.fly"})
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 }
 
@@ -332,26 +384,31 @@ func TestInputReachesThePolicy(t *testing.T) {
 	}
 }
 
-// TestTableKeysOutsideTheVocabulary: keys with a role the store never holds (one only the data
-// ranks) are not packed into the flat cells but answered all the same, equal to full
-// evaluation, the first time and from the table after.
-func TestTableKeysOutsideTheVocabulary(t *testing.T) {
+// TestTableWithRolesOutsideTheVocabulary: data may rank a role the store never holds (one only
+// the data names); the table, keyed by codes of the store's vocabulary, has no code for it
+// (OrgRoleCode, RoleCode say so) and still answers every key of the vocabulary as full
+// evaluation does, the first time and from the table after.
+func TestTableWithRolesOutsideTheVocabulary(t *testing.T) {
 	t.Parallel()
 	p, err := rego.New(t.Context(), nil, map[string]any{"teamgate": map[string]any{
 		"ranks": map[string]any{"maintainer": 5},
 	}})
 	require.NoError(t, err)
-	for _, k := range []rego.Key{
-		{Action: "runs.approve", Exists: true, OrgRole: "viewer", TeamRole: "maintainer", Restricted: true},
-		{Action: "runs.approve", Exists: true, OrgRole: "member", Grant: "maintainer"},
-		{Action: "team.update", Exists: true, OrgRole: "member", TeamRole: "maintainer"},
+	_, ok := rego.RoleCode("maintainer")
+	require.False(t, ok)
+	_, ok = rego.OrgRoleCode("maintainer")
+	require.False(t, ok)
+	for _, k := range []factKey{
+		{Action: "runs.approve", Exists: true, OrgRole: "viewer", TeamRole: "admin", Restricted: true},
+		{Action: "runs.approve", Exists: true, OrgRole: "member", Grant: "contributor"},
+		{Action: "team.update", Exists: true, OrgRole: "member", TeamRole: "admin"},
 	} {
 		spec, _ := p.Action(k.Action)
 		in := concrete(p, k, spec.Kind)
 		want, err := p.Eval(t.Context(), &in)
 		require.NoError(t, err)
 		for range 2 {
-			got, err := p.Table().Verdict(t.Context(), k)
+			got, err := verdictOf(t, p, k)
 			require.NoError(t, err, "%+v", k)
 			require.Equal(t, want.Allow, got.Allow, "%+v", k)
 			require.Equal(t, want.Role, got.Role, "%+v", k)
@@ -415,55 +472,6 @@ func TestFoldedDataFollowsDataAndWith(t *testing.T) {
 	require.Equal(t, rego.CodeExtensionAllow, res.Reasons[0].Code)
 }
 
-// TestVerdictOfFindsTheActionBySpec: VerdictOf, given the spec the policy's Action returned,
-// answers as Verdict for every action of the catalog and every key (before and after the cell is
-// computed); a spec of another policy's catalog (where the same position holds another action),
-// or the zero Spec, is looked up by name.
-func TestVerdictOfFindsTheActionBySpec(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	p, err := rego.New(ctx, nil)
-	require.NoError(t, err)
-	// An action sorted first shifts every position of the other catalog.
-	other, err := rego.New(ctx, nil, map[string]any{"teamgate": map[string]any{"actions": map[string]any{
-		"aaa.first": map[string]any{"kind": "project", "role": "admin"},
-	}}})
-	require.NoError(t, err)
-	table := p.Table()
-	orgRoles := []string{"none", "owner", "admin", "member", "billing", "outsider", "curator"}
-	roles := []string{"", "viewer", "contributor", "admin", "maintainer"}
-	for _, action := range p.Actions() {
-		spec, ok := p.Spec(action)
-		require.True(t, ok)
-		foreign, ok := other.Spec(action)
-		require.True(t, ok)
-		specs := map[string]rego.Spec{"own": spec, "other policy's": foreign, "zero": {}}
-		for _, exists := range []bool{true, false} {
-			for _, orgRole := range orgRoles {
-				for _, grant := range roles {
-					for _, teamRole := range roles {
-						for _, restricted := range []bool{false, true} {
-							k := rego.Key{Action: action, Exists: exists, OrgRole: orgRole, Grant: grant, TeamRole: teamRole, Restricted: restricted}
-							first, firstErr := table.VerdictOf(ctx, spec, &k)
-							want, wantErr := table.Verdict(ctx, k)
-							require.Equal(t, wantErr, firstErr, "%+v", k) // roles no rule knows fail alike
-							require.Equal(t, want, first, "%+v", k)
-							for name, s := range specs {
-								got, err := table.VerdictOf(ctx, s, &k)
-								require.Equal(t, wantErr, err, "%s spec, %+v", name, k)
-								require.Equal(t, want, got, "%s spec, %+v", name, k)
-							}
-						}
-					}
-				}
-			}
-		}
-	}
-	spec, _ := p.Spec("runs.get")
-	_, err = table.VerdictOf(ctx, spec, &rego.Key{Action: "runs.nope", Exists: true, OrgRole: "owner"})
-	require.ErrorIs(t, err, teamgate.ErrInvalid, "a spec does not stand for an action outside the catalog")
-}
-
 // TestActionFindsEveryCatalogName: the catalog's index (Policy.Action) finds each action of the
 // catalog, with its own spec, and no other name: near misses of every name (a byte changed, one
 // more or one less) and names of other lengths.
@@ -486,12 +494,9 @@ func TestActionFindsEveryCatalogName(t *testing.T) {
 			require.NotEqual(t, other, spec, "%s: every action has its own entry", name)
 		}
 		specs = append(specs, spec)
-		v, err := p.Table().Verdict(t.Context(), rego.Key{Action: name})
-		require.NoError(t, err, name)
 		own, _ := p.Spec(name)
-		got, err := p.Table().VerdictOf(t.Context(), own, &rego.Key{Action: name})
-		require.NoError(t, err, name)
-		require.Equal(t, v, got, "%s: the spec found is the action's own", name)
+		_, err := p.Table().VerdictOfCodes(t.Context(), own, &rego.Codes{})
+		require.NoError(t, err, "%s: the spec found is the table's own entry", name)
 		for _, miss := range []string{name + "x", name[:len(name)-1], "x" + name, name[:len(name)-1] + "#", strings.ToUpper(name)} {
 			if slices.Contains(names, miss) {
 				continue
@@ -508,9 +513,9 @@ func TestActionFindsEveryCatalogName(t *testing.T) {
 
 // TestCodesAreTheKey: on every key of the store's vocabulary, for every action (and, with other
 // data ranks, for an action of each kind), the verdict found by role codes (VerdictOfCodes,
-// before and after the cell is computed) is the one found by role names (VerdictOf), the team
-// role being the highest by data rank of the roles held; a code outside the vocabulary, or a
-// spec of another catalog, is an invalid-input error, not a cell.
+// before and after the cell is computed) is full evaluation's on an input with those roles by
+// name, the team role being the highest by data rank of the roles held; a code outside the
+// vocabulary, or a spec of another catalog, is an invalid-input error, not a cell.
 func TestCodesAreTheKey(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -533,18 +538,20 @@ func TestCodesAreTheKey(t *testing.T) {
 		for _, action := range pc.actions {
 			spec, ok := p.Spec(action)
 			require.True(t, ok, action)
-			check := func(c rego.Codes, k rego.Key) {
+			check := func(c rego.Codes, k factKey) {
 				t.Helper()
 				got, err := tab.VerdictOfCodes(ctx, spec, &c)
 				require.NoError(t, err, "%s %+v", action, c)
-				want, err := tab.VerdictOf(ctx, spec, &k)
+				in := concrete(p, k, spec.Kind())
+				res, err := p.Eval(ctx, &in)
 				require.NoError(t, err, "%s %+v", action, k)
-				require.Equal(t, want, got.Verdict(), "%s %+v", action, c)
+				want := cellOf{Allow: res.Allow, Role: res.Role, Codes: codes(res.Reasons), Limits: res.Limits}
+				require.Equal(t, want, contents(got), "%s %+v", action, c)
 				again, err := tab.VerdictOfCodes(ctx, spec, &c)
 				require.NoError(t, err)
-				require.Equal(t, want, again.Verdict(), "%s %+v, computed", action, c)
+				require.Equal(t, want, contents(again), "%s %+v, computed", action, c)
 			}
-			check(rego.Codes{OrgRole: 3, TeamRoles: 5}, rego.Key{Action: action, OrgRole: "admin", TeamRole: "member"})
+			check(rego.Codes{OrgRole: 3, TeamRoles: 5}, factKey{Action: action, OrgRole: "admin", TeamRole: "member"})
 			for o := uint8(0); o <= uint8(len(orgRoles)); o++ {
 				for g := uint8(0); g <= uint8(len(roles)); g++ {
 					for set := uint8(0); set < 1<<len(roles); set++ {
@@ -556,8 +563,9 @@ func TestCodesAreTheKey(t *testing.T) {
 						}
 						for _, restricted := range []bool{false, true} {
 							for _, bg := range []bool{false, true} {
-								k := rego.Key{Action: action, Exists: true, OrgRole: "none", Grant: name(g, roles),
-									BreakGlass: bg, TeamRole: p.HighestOf(held), Restricted: restricted}
+								top := p.HighestRole(func(r string) (string, bool) { return r, true }, held)
+								k := factKey{Action: action, Exists: true, OrgRole: "none", Grant: name(g, roles),
+									BreakGlass: bg, TeamRole: top, Restricted: restricted}
 								if o > 0 {
 									k.OrgRole = string(orgRoles[o-1])
 								}

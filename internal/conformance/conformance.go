@@ -1,7 +1,10 @@
 // Package conformance loads the conformance corpus shared by the Go API tests and the CLI
 // tests: the shared corpus (testdata/conformance/cases.yaml, kept identical to the upstream
 // copy) and teamgate's own regression cases (testdata/regression/cases.yaml, same format and
-// data), as one list.
+// data), as one list (Load); and the policy suites (testdata/regression/policies/<name>/: an
+// author's .rego modules and .json data beside a cases.yaml of the same format, run under that
+// policy), each a Suite after the corpus's (Suites). testdata/regression/policies/README.md
+// describes a suite's files and the fields only a suite may set.
 //
 // Tests name the corpus only through Dir and DataFile (OpenStore: a store holding the data);
 // the examples that embed acme.yaml (go:embed reads no file outside a package's directory)
@@ -71,7 +74,10 @@ type Authorize struct {
 	Role       string         `yaml:"role"`
 	Reason     string         `yaml:"reason"`
 	Error      bool           `yaml:"error"`
-	Note       string         `yaml:"note"`
+	// Message, with Reason: that reason's message, byte for byte (teamgate's field; a message
+	// that names a module's file, which differs between checkouts, is left out).
+	Message string `yaml:"message"`
+	Note    string `yaml:"note"`
 }
 
 // Admit is one expected admission.
@@ -106,10 +112,19 @@ type Settings struct {
 	Project  string           `yaml:"project"`
 	User     string           `yaml:"user"`
 	Settings map[string]Field `yaml:"settings"`
+	Note     string           `yaml:"note"`
 }
 
-// Cases is the whole corpus.
+// Cases is one file of cases, or the whole corpus.
 type Cases struct {
+	// Compiled, a policy suite's only (and required there unless LoadError is set): whether the
+	// compiled path answers the suite's requests without attributes under its policy. The
+	// corpus's policy is the default one, which it does.
+	Compiled *bool `yaml:"compiled"`
+	// LoadError, a policy suite's only: the policy fails to load (authz.New, `teamgate check
+	// --policy`) with an error containing this text, an error matching teamgate.ErrInvalid; the
+	// suite then has no cases.
+	LoadError string      `yaml:"load_error"`
 	Authorize []Authorize `yaml:"authorize"`
 	Admit     []Admit     `yaml:"admit"`
 	List      []List      `yaml:"list"`
@@ -120,15 +135,12 @@ type Cases struct {
 func Load() (*Cases, error) {
 	var all Cases
 	for _, file := range []string{filepath.Join(Dir(), "cases.yaml"), filepath.Join(RegressionDir(), "cases.yaml")} {
-		raw, err := os.ReadFile(file)
+		c, err := decode(file)
 		if err != nil {
 			return nil, err
 		}
-		var c Cases
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true) // a misspelt field would silently weaken a case
-		if err := dec.Decode(&c); err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
+		if c.Compiled != nil || c.LoadError != "" {
+			return nil, fmt.Errorf("%s: compiled and load_error belong to a policy suite's cases.yaml", file)
 		}
 		all.Authorize = append(all.Authorize, c.Authorize...)
 		all.Admit = append(all.Admit, c.Admit...)
@@ -136,6 +148,112 @@ func Load() (*Cases, error) {
 		all.Settings = append(all.Settings, c.Settings...)
 	}
 	return &all, nil
+}
+
+// decode reads one file of cases (the corpus's, the regression cases', a suite's).
+func decode(file string) (*Cases, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var c Cases
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true) // a misspelt field would silently weaken a case
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	for i, a := range c.Authorize {
+		if a.Message != "" && a.Reason == "" {
+			return nil, fmt.Errorf("%s: authorize case %d: a message needs its reason", file, i)
+		}
+	}
+	return &c, nil
+}
+
+// PoliciesDir is the directory of the policy suites, one subdirectory each.
+func PoliciesDir() string { return filepath.Join(RegressionDir(), "policies") }
+
+// Suite is a set of cases and the policy they run under: the corpus (Load) under the default
+// policy, or a policy suite under its directory's modules and data.
+type Suite struct {
+	Name string // "corpus", or "policies/<directory>"
+	// Policy is the suite's directory, the policy to load with authz.WithPolicyDir or
+	// `teamgate check --policy` (rego.LoadDir: its .rego and .json files; cases.yaml is neither);
+	// "" for the corpus.
+	Policy string
+	// CompiledPath: the compiled path answers the suite's requests without attributes (the
+	// corpus's; a suite's compiled).
+	CompiledPath bool
+	Cases
+}
+
+// Suites returns the corpus (Load) and then every policy suite, in directory order. A suite's
+// cases.yaml must set compiled, or load_error and then hold no case; each of its cases carries a
+// note saying what it guards.
+func Suites() ([]Suite, error) {
+	corpus, err := Load()
+	if err != nil {
+		return nil, err
+	}
+	suites := []Suite{{Name: "corpus", CompiledPath: true, Cases: *corpus}}
+	entries, err := os.ReadDir(PoliciesDir())
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(PoliciesDir(), e.Name())
+		file := filepath.Join(dir, "cases.yaml")
+		c, err := decode(file)
+		if err != nil {
+			return nil, err
+		}
+		s := Suite{Name: "policies/" + e.Name(), Policy: dir, Cases: *c}
+		if err := s.check(); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if c.Compiled != nil {
+			s.CompiledPath = *c.Compiled
+		}
+		suites = append(suites, s)
+	}
+	return suites, nil
+}
+
+// check enforces a suite's own rules (see Suites).
+func (s *Suite) check() error {
+	n := len(s.Authorize) + len(s.Admit) + len(s.List) + len(s.Settings)
+	switch {
+	case s.LoadError != "" && (n > 0 || s.Compiled != nil):
+		return fmt.Errorf("a suite with load_error has neither cases nor compiled")
+	case s.LoadError != "":
+		return nil
+	case s.Compiled == nil:
+		return fmt.Errorf("compiled is missing: say whether the compiled path answers this policy")
+	case n == 0:
+		return fmt.Errorf("no case")
+	}
+	var notes []string
+	for _, a := range s.Authorize {
+		notes = append(notes, a.Note)
+	}
+	for _, a := range s.Admit {
+		notes = append(notes, a.Note)
+	}
+	for _, l := range s.List {
+		notes = append(notes, l.Note)
+	}
+	for _, x := range s.Settings {
+		notes = append(notes, x.Note)
+	}
+	for i, n := range notes {
+		if n == "" {
+			return fmt.Errorf("case %d has no note saying what it guards", i)
+		}
+	}
+	return nil
 }
 
 // Run converts a case's run document into a policy.Run the way the CLI does: through JSON,

@@ -1,0 +1,50 @@
+package conformance
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestSuiteRules: a suite's cases.yaml must say which path answers it (or that its policy does
+// not load, and then hold no case), hold a case, give every case a note, and give a message only
+// with its reason; the corpus's files may not use a suite's fields.
+func TestSuiteRules(t *testing.T) {
+	t.Parallel()
+	const ok = "compiled: false\nauthorize:\n- {subject: bob, action: runs.get, resource: acme/vision, allowed: true, role: contributor, note: n}\n"
+	for name, tc := range map[string]struct{ doc, err string }{
+		"valid":              {ok, ""},
+		"load error":         {"load_error: package x\n", ""},
+		"compiled missing":   {"authorize:\n- {subject: bob, action: runs.get, resource: acme/vision, note: n}\n", "compiled is missing"},
+		"no case":            {"compiled: true\n", "no case"},
+		"load error, cases":  {"load_error: x\n" + ok[len("compiled: false\n"):], "neither cases nor compiled"},
+		"load error, path":   {"load_error: x\ncompiled: true\n", "neither cases nor compiled"},
+		"no note":            {"compiled: true\nlist:\n- {subject: bob, owner: acme, note: n}\n- {subject: bob, owner: acme}\n", "case 1 has no note"},
+		"settings note":      {"compiled: true\nsettings:\n- {project: acme/vision}\n", "case 0 has no note"},
+		"message, no reason": {"compiled: true\nauthorize:\n- {subject: bob, action: runs.get, resource: acme/vision, message: m, note: n}\n", "a message needs its reason"},
+		"misspelt field":     {"compiled: true\nauthorize:\n- {subject: bob, action: runs.get, resource: acme/vision, mesage: m, note: n}\n", "field mesage not found"},
+	} {
+		file := filepath.Join(t.TempDir(), "cases.yaml")
+		require.NoError(t, os.WriteFile(file, []byte(tc.doc), 0o600))
+		c, err := decode(file)
+		if err == nil {
+			s := Suite{Cases: *c}
+			err = s.check()
+		}
+		if tc.err == "" {
+			require.NoError(t, err, name)
+			continue
+		}
+		require.ErrorContains(t, err, tc.err, name)
+	}
+	suites, err := Suites()
+	require.NoError(t, err)
+	require.Equal(t, "corpus", suites[0].Name)
+	require.True(t, suites[0].CompiledPath)
+	require.Empty(t, suites[0].Policy)
+	for _, s := range suites[1:] {
+		require.DirExists(t, s.Policy, s.Name)
+	}
+}
