@@ -159,8 +159,13 @@ func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.C
 // bits to agree by chance: ≈ 2.6·2^-111 per lookup, ≈ 10^-15 after a billion lookups a second
 // for a hundred years (bench/RESULTS.md, stop 17, has the arithmetic for 128 bits). A reader
 // reads a word between two loads of its meta word and gives up (slow hit) when they differ:
-// every rewrite of a word changes its meta (a rewrite count), so a torn read needs 64 rewrites of
-// one word within four loads and, besides, a 64-bit coincidence of fingerprint halves.
+// every rewrite of a word changes its meta (a rewrite count of 20 bits), so a torn read needs
+// the word rewritten a multiple of 2^20 times between the reader's two meta loads (four loads
+// apart), ending with the same verdict, role, reasons count and stamp. (With a 6-bit count, 64
+// rewrites of one word during a stalled reader could hand it another entry's reasons pointer
+// with this meta's count: wrong reasons, and a slice over a shorter array. 2^20 inserts into one
+// word take a second or more under the shard's mutex, and they need a cache churning through
+// that one word meanwhile.)
 //
 // Writers (a miss's insert, CLOCK eviction, stamps, growth) hold the shard's mutex. A word is
 // written with its lock bit set, its entry first, and published by its meta word, so a reader sees
@@ -219,17 +224,17 @@ const (
 	metaStamped    = 1 << 2 // the epoch field holds an epoch at which the entry was current
 	metaRef        = 1 << 3 // CLOCK: referenced since the hand last passed
 	metaAllow      = 1 << 4
-	metaRoleShift  = 5 // 5 bits
-	metaLenShift   = 10
-	metaVerShift   = 18 // 6 bits
-	metaEpochShift = 24 // the rest: 40 bits
+	metaRoleShift  = 5  // 5 bits
+	metaLenShift   = 10 // 4 bits: a decision with more reasons is never stamped
+	metaVerShift   = 14 // 20 bits
+	metaEpochShift = 34 // the rest: 30 bits
 	noRole         = 31
-	maxFastReasons = 255
-	metaVerMask    = 63 << metaVerShift
+	maxFastReasons = 15
+	metaVerMask    = (1<<20 - 1) << metaVerShift
 	// metaKept is what a word keeps when moved or re-published with the same entry: its stamp
 	// and CLOCK bit.
 	metaKept = metaStamped | metaRef | ^uint64(1<<metaEpochShift-1)
-	// defaultEpochBits is the stamp's width: 2^40 epochs (cell changes) before the first walk.
+	// defaultEpochBits is the stamp's width: 2^30 epochs (cell changes) between walks.
 	defaultEpochBits = 64 - metaEpochShift
 )
 
