@@ -495,7 +495,11 @@ func randomDirectory(t *testing.T, seed uint64, opts ...authz.Option) (*authz.En
 	}
 	_, err = st.Apply(t.Context(), cs...)
 	require.NoError(t, err)
-	eng, err := authz.New(t.Context(), st, opts...)
+	// A minute's evaluation budget, not the default second: these are property tests of the
+	// rules, and under -race on a loaded 2-core machine an author's module once ran past a
+	// second, denied with reason error, and failed TestSuggestionsAllowUnderPoliciesAndData
+	// (stop 18). The budget has tests of its own (budget_test.go); opts may set another.
+	eng, err := authz.New(t.Context(), st, append([]authz.Option{authz.WithEvalBudget(time.Minute)}, opts...)...)
 	require.NoError(t, err)
 	return eng, users, teams, projects
 }
