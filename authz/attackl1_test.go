@@ -10,9 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/teamgate/teamgate/internal/clocktest"
 	"github.com/teamgate/teamgate/internal/conformance"
-	"github.com/teamgate/teamgate/internal/expirytest"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
 )
@@ -353,12 +351,7 @@ func TestAttackL1DecisionLogHits(t *testing.T) {
 // nothing written, while the others stay hits; each call answers as an uncached engine does.
 func TestAttackL1ExpiryByTime(t *testing.T) {
 	t.Parallel()
-	clock := clocktest.New(expirytest.Start())
-	st, err := store.Open(t.Context(), store.Options{Clock: clock, NoSync: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.Apply(t.Context(), expirytest.Org()...)
-	require.NoError(t, err)
+	clock, st := expiryStore(t)
 	e, err := New(t.Context(), st)
 	require.NoError(t, err)
 	plain, err := New(t.Context(), st, WithDecisionCache(0))

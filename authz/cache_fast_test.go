@@ -252,12 +252,7 @@ func TestEpochWrap(t *testing.T) {
 // decision without expiry is served from its word.
 func TestExpiringDecisionsAreNeverFast(t *testing.T) {
 	t.Parallel()
-	clock := clocktest.New(expirytest.Start())
-	st, err := store.Open(t.Context(), store.Options{Clock: clock, NoSync: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.Apply(t.Context(), expirytest.Org()...)
-	require.NoError(t, err)
+	clock, st := expiryStore(t)
 	e, err := New(t.Context(), st)
 	require.NoError(t, err)
 	bob := Request{Subject: "bob", Action: "project.get", Resource: "a/p"}   // expires in an hour
@@ -305,4 +300,17 @@ func TestFastHitCollisions(t *testing.T) {
 		}
 	}
 	require.Equal(t, len(reqs), fast, "every word stamped: the rounds after the first two were fast hits")
+}
+
+// expiryStore is a store on a test clock holding expirytest's org (memberships and grants that
+// expire), closed when t ends.
+func expiryStore(t *testing.T) (*clocktest.Clock, *store.Store) {
+	t.Helper()
+	clock := clocktest.New(expirytest.Start())
+	st, err := store.Open(t.Context(), store.Options{Clock: clock, NoSync: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Apply(t.Context(), expirytest.Org()...)
+	require.NoError(t, err)
+	return clock, st
 }
