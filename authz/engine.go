@@ -375,16 +375,15 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	}
 	var key cacheKey
 	e.decisions.key(&key, req.Subject, req.Action, req.Resource, req.Owner)
-	// The revision is read before the entry is checked: the store publishes a revision after
-	// bumping its stamps, so an entry still current afterwards holds at rev, unless it was
-	// decided after rev, on a write published meanwhile (its own Revision is then newer, and
-	// holds). Read after the check, a write in flight could label a decision it changes with its
-	// own revision. A fast hit (no check) is served only when the cache's epoch read before rev
-	// is the one read after it and the word's stamp (decisionCache.get).
-	before := e.decisions.now()
-	rev := e.dir.Revision()
+	// The revision (rev, read by get) is read before the entry is checked: the store publishes a
+	// revision after bumping its stamps, so an entry still current afterwards holds at rev,
+	// unless it was decided after rev, on a write published meanwhile (its own Revision is then
+	// newer, and holds). Read after the check, a write in flight could label a decision it
+	// changes with its own revision. A fast hit (no check) is served only when its group's epoch
+	// read before rev is the one read after it and the word's stamp (decisionCache.get).
 	var d Decision
-	if at, ok := e.decisions.get(&key, p, before, &d); ok {
+	at, rev, ok := e.decisions.get(&key, p, e.dir, &d)
+	if ok {
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
 			t.path, t.policy = PathCacheL1, p

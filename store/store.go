@@ -285,7 +285,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.stamps.closed.Store(true)
-	s.stamps.epoch.move() // after closing: see Epoch
+	s.stamps.epoch.moveAll() // after closing: see Epoch
 	close(s.stop)
 	close(s.changed)
 	s.mu.Unlock()
@@ -582,9 +582,10 @@ func (s *Store) commitGroup(group []*queued) {
 	for o, users := range joined {
 		o.relist(users)
 	}
+	var moved epochSet
 	for _, b := range batches {
 		for _, sk := range b.stamps {
-			s.stamps.bump(sk, b.ev.Revision)
+			moved.add(s.stamps.bump(sk, b.ev.Revision))
 		}
 		b.q.rev = b.ev.Revision
 	}
@@ -593,10 +594,10 @@ func (s *Store) commitGroup(group []*queued) {
 	// Published after the stamps: whoever reads rev without the lock (Revision) and then finds
 	// a Deps current knows that Deps holds at rev.
 	s.revision.Store(last)
-	// And the epoch moves once more: whoever reads an epoch value written after this reads rev
-	// (or later) next, so an entry validated in that epoch is labelled no older than its state
-	// (see Epoch).
-	s.stamps.epoch.move()
+	// And the epochs of the groups written move once more: whoever reads a value written after
+	// this reads rev (or later) next, so an entry validated in that epoch is labelled no older
+	// than its state (see Epoch).
+	s.stamps.epoch.moveSet(&moved)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	if s.snapDue != nil && (s.snapNow || s.snapEvery > 0 && last >= s.snapRev.Load()+s.snapEvery) {
