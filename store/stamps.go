@@ -469,8 +469,10 @@ func (s *stamps) watch(k stampKey) (watch, bool) {
 	return watch{cell: a, seen: a.Load()}, true
 }
 
-// absentPerGroup is how many cells stand in for keys never written, in each epoch group.
-const absentPerGroup = 8
+// absentPerGroup is how many cells stand in for keys never written, in each epoch group: a new
+// key of a group leaves current all but 1/absentPerGroup of the Deps on absent facts of the
+// group, and those of every other group.
+const absentPerGroup = 64
 
 // absentCell returns the shard standing in for k while k has no cell: one of its epoch group's
 // (FNV-1a of the key), so that creating a cell moves only the epoch of the group of the Deps that
