@@ -384,11 +384,16 @@ func (c *decisionCache) shard(h uint64) *cacheShard {
 // that order (see stamp). All ones before an entry was first found current (no word is stamped
 // yet).
 func (c *decisionCache) now(g int) uint64 {
-	swaps := c.policySwaps.Load()
 	if ep := c.epoch.Load(); ep != nil {
-		return swaps + ep.Load(g)
+		return c.nowIn(ep, g)
 	}
 	return ^uint64(0)
+}
+
+// nowIn is now with the store's epochs ep.
+func (c *decisionCache) nowIn(ep *store.Epoch, g int) uint64 {
+	swaps := c.policySwaps.Load()
+	return swaps + ep.Load(g)
 }
 
 // group is the epoch group of a word's meta.
@@ -399,11 +404,12 @@ func group(m uint64) int { return int(m>>metaGroupShift) & store.EpochAll }
 func (c *decisionCache) policySwapped() { c.policySwaps.Add(1) }
 
 // get writes to d the decision cached for k when it is current under policy p, and returns where
-// its entry is (for the decision log: the entry there may have been replaced since) and dir's
-// revision, read before the entry is checked (see authorize). A fast hit reads the word's group's
-// epoch (now) before and after that revision: both must be the word's stamp, so the decision
-// holds at the revision and was made no later (store.Epoch). A fast hit leaves d.Revision 0. It
-// takes no lock.
+// its entry is (for the decision log: the entry there may have been replaced since) and the
+// revision the decision holds at, read before the entry is checked (see authorize). A fast hit
+// reads the store's revision (store.Epoch.Revision: the word was stamped for Deps of that store)
+// between two loads of the word's group's epoch (now), which must both be the word's stamp, so
+// the decision holds at the revision and was made no later (store.Epoch); a slow hit or a miss
+// reads dir's. A fast hit leaves d.Revision 0. It takes no lock.
 func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decision) (*atomic.Pointer[cacheEntry], uint64, bool) {
 	s := c.shard(k.ih)
 	ix := s.index.Load()
@@ -416,21 +422,24 @@ func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decis
 		}
 		if w.fp1.Load() == k.fp1 && w.fp2.Load() == k.fp2 {
 			r := w.reasons.Load()
-			g := group(m)
-			before := c.now(g)
-			rev := dir.Revision()
-			after := c.now(g)
-			if before == after && after>>c.epochBits == c.eras[g].Load() &&
-				m&(metaLock|metaStamped|c.epochField) == metaStamped|(after&c.epochMask)<<metaEpochShift &&
-				(w.meta.Load()^m)&^metaRef == 0 {
-				*d = Decision{Allowed: m&metaAllow != 0, Role: c.roles[m>>metaRoleShift&noRole],
-					Reasons: unsafe.Slice(r, m>>metaLenShift&maxFastReasons)}
-				if m&metaRef == 0 {
-					w.meta.Or(metaRef)
+			if ep := c.epoch.Load(); ep != nil {
+				g := group(m)
+				before := c.nowIn(ep, g)
+				rev := ep.Revision()
+				after := c.nowIn(ep, g)
+				if before == after && after>>c.epochBits == c.eras[g].Load() &&
+					m&(metaLock|metaStamped|c.epochField) == metaStamped|(after&c.epochMask)<<metaEpochShift &&
+					(w.meta.Load()^m)&^metaRef == 0 {
+					*d = Decision{Allowed: m&metaAllow != 0, Role: c.roles[m>>metaRoleShift&noRole],
+						Reasons: unsafe.Slice(r, m>>metaLenShift&maxFastReasons)}
+					if m&metaRef == 0 {
+						w.meta.Or(metaRef)
+					}
+					c.countHit()
+					return &ix.ents[pos], rev, true
 				}
-				c.countHit()
-				return &ix.ents[pos], rev, true
 			}
+			rev := dir.Revision()
 			at, ok := c.slowHit(s, ix, pos, k, p, d)
 			return at, rev, ok
 		}

@@ -61,13 +61,14 @@ func fastAfterWarmup(t *testing.T, e *Engine, reqs []Request) []Request {
 	return fast
 }
 
-// slowIn decides reqs and returns how many were slow hits.
+// slowIn decides reqs (nothing is written meanwhile) and returns how many were slow hits.
 func slowIn(t *testing.T, e *Engine, slow *atomic.Int64, reqs []Request) int64 {
 	t.Helper()
 	n0, hits := slow.Load(), e.Stats().CacheHits
 	for _, r := range reqs {
-		_, err := e.Authorize(t.Context(), r)
+		d, err := e.Authorize(t.Context(), r)
 		require.NoError(t, err)
+		require.Equal(t, e.Directory().Revision(), d.Revision, "labelled with the current revision, fast or slow")
 	}
 	require.Equal(t, uint64(len(reqs)), e.Stats().CacheHits-hits, "every request a hit")
 	return slow.Load() - n0

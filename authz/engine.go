@@ -28,7 +28,9 @@ type Directory interface {
 	View(fn func(r store.Reader) error) error
 	// Revision is the revision of the last committed write. It is published after the write's
 	// stamps are bumped, so a store.Deps found current after reading it holds at that revision
-	// (a cached decision is labelled with it).
+	// (a cached decision is labelled with it; one served from its L1 word alone, with the
+	// revision of the store whose stamps its Deps watch, store.Epoch.Revision: the same value
+	// for a store.Store and a cluster node, which must not differ for other implementations).
 	Revision() uint64
 	// WaitRevision blocks until the directory has reached rev (teamgate.ErrStale when ctx ends).
 	WaitRevision(ctx context.Context, rev uint64) error

@@ -139,7 +139,18 @@ type stamps struct {
 //
 // Two orgs, or an org and a user, whose names hash to the same group share its epoch: a write in
 // one makes the other's Deps be checked again (Current), never served when not current.
-type Epoch struct{ groups [EpochGroups]epochCounter }
+//
+// Epoch also holds the store's revision (Revision), published after the cells of its write and
+// before the groups move once more, so a cache reads the revision a decision is labelled with
+// beside the epochs that validate it.
+type Epoch struct {
+	rev    atomic.Uint64 // the store's revision, readable without the lock (Store.Revision)
+	_      [56]byte
+	groups [EpochGroups]epochCounter
+}
+
+// Revision returns the store's revision (Store.Revision).
+func (e *Epoch) Revision() uint64 { return e.rev.Load() }
 
 // EpochGroups is the number of epoch groups; EpochAll, the last, is that of a Deps whose cells lie
 // in several groups: it moves with every other.
