@@ -129,9 +129,9 @@ type Store struct {
 	// direct writes are refused. replicaOut: this Store handed out its Replica.
 	replicated, replicaOut bool
 
-	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
-	clock    Clock         // Options.Clock (expiry.go)
-	expiries expiryQueue   // pending expiries by time (expiryq.go): added to at commit under mu
+	stamps   stamps      // what each fact was last written at (stamps.go); bumped under mu
+	clock    Clock       // Options.Clock (expiry.go)
+	expiries expiryQueue // pending expiries by time (expiryq.go): added to at commit under mu
 
 	persistent bool          // on disk: caches in Badger survive a restart
 	eventsKept uint64        // how many revisions' events persist keeps for Watch
