@@ -212,7 +212,8 @@ func TestFastHitClose(t *testing.T) {
 
 // TestEpochWrap: with stamps narrowed to 4 bits of the epoch, a word stamped at epoch E is not
 // served at E+16, where its stamp's bits are the epoch's again: neither the word of a decision a
-// write changed meanwhile, nor (the era's walk clears every stamp) any other word stamped at E.
+// write changed meanwhile, nor (the era's walk clears every stamp of the group) any other word of
+// acme's group stamped at E.
 func TestEpochWrap(t *testing.T) {
 	t.Parallel()
 	e := newAcmeInternal(t)
@@ -245,7 +246,7 @@ func TestEpochWrap(t *testing.T) {
 		got, err := e.Authorize(t.Context(), r)
 		require.NoError(t, err)
 		require.True(t, sameDecision(got, want[0]), "round %d: got %+v, want %+v", round, got, want[0])
-		_, err = e.Authorize(t.Context(), r) // a slow hit: moves the era, clearing every stamp
+		_, err = e.Authorize(t.Context(), r) // a slow hit: moves acme's era, clearing its group's stamps
 		require.NoError(t, err)
 		require.Equal(t, (e0+16)>>4, c.eras[g].Load(), "round %d", round)
 		require.False(t, stampedNow(c, fastKey(e, other)), "round %d: a stamp of the old era", round)
