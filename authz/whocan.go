@@ -159,7 +159,7 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 		// A non-member's facts: no org role, no grant, no team role.
 		q.acc = store.Access{Teams: q.acc.Teams, Labels: q.acc.Labels}
 		c := q.codes()
-		v, err := t.VerdictOfCodes(ctx, q.spec, &c)
+		v, err := t.VerdictOfCodes(ctx, q.spec, &c, e.budgetOf(p))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -173,7 +173,7 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 			q.req.Subject = name
 			q.acc = r.Access(q.org, q.team, q.project, name)
 			c := q.codes()
-			v, err := t.VerdictOfCodes(ctx, q.spec, &c)
+			v, err := t.VerdictOfCodes(ctx, q.spec, &c, e.budgetOf(p))
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -193,7 +193,7 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 			q.req.Subject = name
 			q.acc = r.Access(q.org, q.team, q.project, name)
 			c := keys[name]
-			d := e.fromTable(ctx, t, q.spec, q, &c, out.Revision, nil)
+			d := e.fromTable(ctx, p, q.spec, q, &c, out.Revision, nil)
 			if !d.Allowed { // the cell failed since it was read: deny, as Authorize would
 				continue
 			}
