@@ -92,7 +92,7 @@ func concrete(p *rego.Policy, k factKey, kind scope.Kind) rego.Input {
 	in := rego.Input{
 		Subject:  rego.Subject{ID: "someone-else", OrgRole: k.OrgRole, Grant: k.Grant, BreakGlass: k.BreakGlass, TeamRoles: roles},
 		Action:   k.Action,
-		Resource: rego.Resource{Kind: kind, Org: "acme", Exists: k.Exists, Teams: []string{}},
+		Resource: rego.Resource{Kind: kind, Org: "acme", Exists: k.Exists, Teams: []string{}, Restricted: k.Restricted},
 	}
 	if k.Exists && kind == scope.KindProject {
 		in.Resource.Labels = map[string]string{"approval": "admin-only", "frozen": "true", "tier": "gold"}
@@ -105,7 +105,6 @@ func concrete(p *rego.Policy, k factKey, kind scope.Kind) rego.Input {
 		in.Resource.Team = "vision-team"
 	case scope.KindProject:
 		in.Resource.Team, in.Resource.Project = "second", "vision"
-		in.Resource.Restricted = k.Restricted
 		if k.Restricted || k.TeamRole != "" { // an open project's teams are read by no rule
 			in.Resource.Teams = []string{"second", "vision-team", "third"}
 		}
