@@ -29,7 +29,8 @@
 //
 // # Time budget
 //
-// Each full Rego evaluation of a policy with authors' modules has a time budget (WithEvalBudget,
+// Each Rego evaluation of a policy that authors extend (a module, or teamgate.ext data), a full
+// one or a decision table cell's, has a time budget (WithEvalBudget,
 // default DefaultEvalBudget, 1 s: thousands of times a decision; the default rules, with any
 // authors' data, are bounded by construction and get none), so one slow author's module cannot
 // stall a host: past it the evaluation is stopped through OPA's cancellation, the decision denies with
@@ -42,7 +43,8 @@
 //
 // # Compiled path
 //
-// While the policy's rules are the default ones (authors' data of any kind, no modules), a
+// While the policy's rules read nothing but a request's role facts (the default rules with
+// authors' data of any kind, and authors' modules that provably read only those facts), a
 // request without attributes is answered from the policy's decision table, rego.Table
 // (WithCompiledPath, default on). The default rules' decision depends only on the action, whether
 // the resource exists, the subject's org role and grant, whether the project is restricted, and
@@ -70,8 +72,14 @@
 // first, and the decision is not_found for everyone (Explain shows org role none there). So the table is the policy's own answer,
 // not a re-implementation; an exhaustive test in package rego compares every cell with full
 // evaluation, and a differential test here compares both paths on random directories and writes.
-// Requests with attributes (own runs, transfers, member management), Explain and policies with
-// authors' modules always evaluate the Rego.
+// Requests with attributes (own runs, transfers, member management), Explain and policies whose
+// authors' modules may read more than the table's key always evaluate the Rego (rego.Policy.NoTable
+// says why). An author's module that reads only the key's facts (the action, the resource's kind,
+// existence and restriction, the subject's org role, grant, break-glass mark and team role) and
+// static data keeps the table (rego/README.md, "The decision table"): its cells are that policy's
+// decisions, its own messages (ext.deny, ext.allow, teamgate.ext data's too) kept in the cell,
+// and a cell is computed within the evaluation budget like a full evaluation; a cell that fails
+// denies as that evaluation would and is not kept.
 //
 // # Policy input
 //

@@ -126,13 +126,16 @@ func WithCompiledPath(enabled bool) Option {
 const DefaultEvalBudget = time.Second
 
 // WithEvalBudget bounds the time one Rego evaluation of a decision may take (Authorize, Explain,
-// and the permission check of admissions) while authors' modules are loaded, so one slow
-// author's module cannot stall a host; the default rules (with authors' data) are bounded by
-// construction and get no budget (data that defines teamgate.ext gets it, harmlessly), so a busy host never denies them for slowness. An
+// and the permission check of admissions, and the first computation of a decision table cell)
+// while authors' modules are loaded, so one slow author's module cannot stall a host; the
+// default rules (with authors' data) are bounded by construction and get no budget (data that
+// defines teamgate.ext gets it, harmlessly), so a busy host never denies them for slowness. An
 // evaluation still running after d is stopped, denies with reason "error" saying the budget was
 // exceeded, and is counted in Stats.OverBudget. 0 turns the budget off (the request's context
 // still applies); a negative d is an error matching teamgate.ErrInvalid. Default
-// DefaultEvalBudget. Decisions answered by the compiled path or the cache evaluate nothing.
+// DefaultEvalBudget. Decisions answered by the cache, or by a decision table cell computed
+// before, evaluate nothing; a cell that ran past the budget is not kept (the next request
+// computes it again).
 func WithEvalBudget(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {

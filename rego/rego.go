@@ -3,9 +3,11 @@
 // data beside it, prepares the decision query once, and runs Rego tests with OPA's tester.
 //
 // The input document is the typed Input (input.go), which this package alone turns into OPA's
-// AST; it and the output are described in README.md beside this file. While no author's module
-// is loaded, a policy's Table (table.go) gives its verdict on a request's role facts, each cell
-// computed once by evaluating the policy itself; the engine's compiled path and listings ask it.
+// AST; it and the output are described in README.md beside this file. While the policy's modules
+// read nothing but a request's role facts (the default ones, and authors' modules that provably
+// read only those: README.md, "The decision table"), its Table (table.go) gives its verdict on
+// them, each cell computed once by evaluating the policy itself; the engine's compiled path and
+// listings ask it.
 //
 // Authors extend the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, and
 // change the catalog with their own JSON data (merged over data.json). An author's modules

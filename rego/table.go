@@ -18,9 +18,11 @@ import (
 // key is everything the default rules' decision on a request without attributes reads: the
 // action, whether the resource exists, and the subject's role facts, by name. Two requests with
 // the same key get the same allow, role and reason codes from any policy made of the default
-// modules, whatever its data (the rules read nothing else; an exhaustive test checks it), so one
-// evaluation of a canonical input with that key answers for all of them. The table is asked by
-// role codes (Codes); a key is only the canonical input's facts when a cell is computed.
+// modules, whatever its data (the rules read nothing else; an exhaustive test checks it), and
+// the same messages too from authors' modules that read nothing else (keyPath maps each field to
+// its input path; readsOf proves it of the modules), so one evaluation of a canonical input with
+// that key answers for all of them. The table is asked by role codes (Codes); a key is only the
+// canonical input's facts when a cell is computed.
 type key struct {
 	Action  string
 	Exists  bool
