@@ -352,7 +352,7 @@ func digest(d Decision) string {
 
 // readPairs reads, in one snapshot, the facts of every (subject, resource) pair DiffPolicy
 // compares, sorted by subject, resource and kind: for each org, its members and grantees (or
-// with anyone, for a policy with authors' modules, every subject the directory knows) on the
+// with anyone, for a policy authors extend (rego.Policy.Extended), every subject the directory knows) on the
 // org, each of its teams and each of its projects.
 func (e *Engine) readPairs(anyone bool) ([]pairFacts, uint64, error) {
 	var out []pairFacts

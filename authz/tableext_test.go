@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -45,7 +46,8 @@ func TestAuthorCellsAgreeWithEvaluation(t *testing.T) {
 	datas := []map[string]any{nil, randomData(rng), randomData(rng)}
 	for di, data := range datas {
 		st, users, teams, projects := codesDirectory(t, rand.New(rand.NewPCG(uint64(di), 19)), store.Options{})
-		opts := []authz.Option{authz.WithModules(keyOnlyModule)}
+		// A minute's budget: under -race on a loaded machine a decision may take past the default second.
+		opts := []authz.Option{authz.WithModules(keyOnlyModule), authz.WithEvalBudget(time.Minute)}
 		if data != nil {
 			opts = append(opts, authz.WithData(data))
 		}

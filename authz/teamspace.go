@@ -53,8 +53,8 @@ type ProjectPage struct {
 //     subject, one of two sets of facts — open with no grant, or restricted with no grant and no
 //     team role — so each of those two classes is decided once and, when allowed, merged in from
 //     the sorted project indexes. A team space is decided project by project from its index.
-//   - When authors' modules are loaded there is no table, and a module may open or close any
-//     project (an ext.allow on input.resource.project, say). Then every project of the org (or
+//   - When authors' modules read more than the table's key there is no table, and a module may
+//     open or close any project (an ext.allow on input.resource.project, say). Then every project of the org (or
 //     team space) past the cursor is decided with Authorize until the page is full: a page costs
 //     up to one decision per project of the org, and ProjectFilter (or a page with no limit)
 //     exactly one per project. Decisions without attributes are cached, so a repeated listing

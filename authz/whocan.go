@@ -67,7 +67,7 @@ const listingSubject = "_"
 //     listing walks the org once. The table's own cell for a non-member says
 //     whether non-members can be allowed (data holding an ext.allow list allows everyone); if
 //     so the listing is Unbounded and the candidates are every subject the directory knows.
-//   - With authors' modules there is no table, and each candidate past the cursor is decided with
+//   - With authors' modules that read more than the table's key there is no table, and each candidate past the cursor is decided with
 //     Authorize (full evaluation, cached) until the page is full: one evaluation per member
 //     between the cursor and the page's last subject. When a module defines ext.allow (rego.Policy.ExtAllows), which may name
 //     any subject, the candidates are every subject the directory knows — the members of every

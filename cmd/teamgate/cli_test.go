@@ -420,6 +420,7 @@ func TestBenchCommand(t *testing.T) {
 		}, true},
 		{"authors' module", `deny contains "x" if input.subject.id == "nobody"`, []string{
 			"rego (full evaluation) [compiled (decision table) requested, not used by this policy]: 200 decisions",
+			"x.rego:5: reads input.subject.id, not a fact of the decision table's key",
 			"\ncached (decision cache): 200 decisions",
 		}, false},
 		{"non-deterministic module", `deny contains x if { x := upper("a") with upper as uuid.rfc4122; input.subject.id == "nobody" }`, []string{
