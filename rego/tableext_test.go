@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -19,7 +18,12 @@ import (
 
 const extHeader = "package teamgate.ext\n\nimport rego.v1\n\n"
 
-var registerCustom sync.Once
+// init registers a built-in of the program's own, as a host may (OPA's rego.RegisterBuiltin1),
+// before any test runs: OPA's registry is a global map that evaluations read.
+func init() {
+	opa.RegisterBuiltin1(&opa.Function{Name: "teamgate_test.echo", Decl: types.NewFunction(types.Args(types.S), types.S)},
+		func(_ opa.BuiltinContext, a *ast.Term) (*ast.Term, error) { return a, nil })
+}
 
 // authorData is the static data the random modules read beside the default data.
 func authorData() map[string]any {
@@ -250,12 +254,7 @@ func TestAuthorTableOnOff(t *testing.T) {
 		"with data":                  `deny contains "x" if { input.subject.org_role in data.mycompany.frozen_roles with data.mycompany.frozen_roles as ["viewer"] }`,
 		"with built-in":              `deny contains "x" if { upper(input.subject.org_role) == "MEMBER" with upper as lower }`,
 	}
-	// A built-in the program registered (OPA's own rego.RegisterBuiltin1): its determinism is
-	// unknown, so it turns the table off.
-	registerCustom.Do(func() {
-		opa.RegisterBuiltin1(&opa.Function{Name: "teamgate_test.echo", Decl: types.NewFunction(types.Args(types.S), types.S)},
-			func(_ opa.BuiltinContext, a *ast.Term) (*ast.Term, error) { return a, nil })
-	})
+	// A built-in the program registered (init, below): its determinism is unknown.
 	off["custom built-in"] = `deny contains "x" if teamgate_test.echo(input.subject.org_role) == "member"`
 	for name, src := range on {
 		p, err := rego.New(t.Context(), []rego.Module{{Name: "on.rego", Source: extHeader + src + "\n"}}, authorData())
