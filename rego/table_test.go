@@ -214,8 +214,9 @@ func TestTableFollowsData(t *testing.T) {
 }
 
 // TestTableOnlyForTheDefaultRules: the table keys on role facts only, so a policy with an
-// author's module — which may read any fact, the subject's id or the project's labels — has
-// none, and every decision is evaluated on the request's own input.
+// author's module that reads another fact — the subject's id, the project's labels — has none,
+// and every decision is evaluated on the request's own input (TestAuthorTableOnOff lists what
+// keeps it and what turns it off).
 func TestTableOnlyForTheDefaultRules(t *testing.T) {
 	t.Parallel()
 	for _, src := range []string{
