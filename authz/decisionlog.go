@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,8 +214,11 @@ type decisionLog struct {
 	// time.Now two.
 	epoch time.Time
 
-	closeOnce                sync.Once
-	closeMu                  sync.Mutex // the ring's consumer once the drainer has returned
+	closeOnce sync.Once
+	// end is the first position not reserved before close: every position below it is
+	// published, taken and written (or its write failed) before the drainer returns. Written
+	// before stop is closed.
+	end                      uint64
 	written, dropped, failed atomic.Uint64
 }
 
@@ -617,10 +621,10 @@ func (l *decisionLog) run() {
 func (l *decisionLog) wait(tick <-chan time.Time) (stopped, flushed bool) {
 	select {
 	case <-l.stop:
-		l.drain()
+		l.drainTo(l.end)
 		return true, false
 	case f := <-l.flush:
-		l.drain()
+		l.drainTo(l.ring.tail.Load() &^ (closedBit | idleBit)) // what was reserved before the request
 		close(f)
 		return false, true
 	case <-l.wake:
@@ -651,6 +655,16 @@ func (l *decisionLog) drain() int {
 	}
 }
 
+// drainTo drains until every position below end has been taken. A position reserved is always
+// published, and its producer waits for nothing in between (Engine.record, openRun), but the
+// drainer stops at the first slot not yet published, and a decision that returned may be queued
+// behind it: Flush and Close wait for that producer here, not for the sink.
+func (l *decisionLog) drainTo(end uint64) {
+	for l.drain(); l.ring.head < end; l.drain() {
+		runtime.Gosched()
+	}
+}
+
 // flushNow waits until every record queued before the call has been given to the sink.
 func (l *decisionLog) flushNow(ctx context.Context) error {
 	f := make(chan struct{})
@@ -673,7 +687,7 @@ func (l *decisionLog) flushNow(ctx context.Context) error {
 // first, the sink's context is cancelled and close still waits for the goroutine to return.
 func (l *decisionLog) close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
-		l.ring.tail.Or(closedBit)
+		l.end = l.ring.tail.Or(closedBit) &^ (closedBit | idleBit)
 		close(l.stop)
 	})
 	var err error
@@ -684,15 +698,7 @@ func (l *decisionLog) close(ctx context.Context) error {
 		<-l.done
 		err = ctx.Err()
 	}
-	// What the drainer did not take (its writes cancelled, or published by a decision racing
-	// with close) is dropped. The drainer has returned: this is the ring's one consumer now.
-	l.closeMu.Lock()
-	defer l.closeMu.Unlock()
-	for b := l.ring.take(l.batch[:0], time.Time{}); len(b) > 0; b = l.ring.take(l.batch[:0], time.Time{}) {
-		l.dropped.Add(uint64(len(b)))
-		clear(b)
-		l.ring.copies = 0
-	}
+	// The drainer took every position reserved before close (drainTo); none is reserved after.
 	return err
 }
 
@@ -778,9 +784,10 @@ func (e *Engine) FlushDecisionLog(ctx context.Context) error {
 }
 
 // Close stops the engine's background work: it flushes the decision log (records queued are
-// written to the sink) and waits for its goroutine. When ctx ends first, the sink's context is
-// cancelled, the records not written are dropped (Stats.DecisionLogDropped) and Close returns
-// ctx's error once the goroutine has returned (so a sink must honour its context). Close closes
+// written to the sink, those of decisions still being logged when Close was called included)
+// and waits for its goroutine. When ctx ends first, the sink's context is cancelled, the records
+// whose writes then fail are lost (Stats.DecisionLogFailed) and Close returns ctx's error once
+// the goroutine has returned (so a sink must honour its context). Close closes
 // neither the Directory nor the sink: the caller opened them. Decisions after Close are still
 // answered (the Directory decides whether the engine works) but no longer logged: they count as
 // dropped. Close also unregisters the engine's metrics (WithMetrics) from the host's registry,
