@@ -387,11 +387,14 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	if at, ok := e.decisions.get(&key, p, before, &d); ok {
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
-			// The decision's policy is its entry's: a fast hit checks none, and a swap may have
-			// landed since p was read, the new policy's decision cached meanwhile.
 			t.path, t.policy = PathCacheL1, p
-			if en := at.Load(); en.served(&key, &d) {
-				t.policy = en.entry.policy
+			// A logged decision's policy is its entry's: a fast hit checks none, and a swap may
+			// have landed since p was read, the new policy's decision cached meanwhile. (Only
+			// when logged: metrics and spans name no policy, and the entry is a line more.)
+			if e.logs(req) {
+				if en := at.Load(); en.served(&key, &d) {
+					t.policy = en.entry.policy
+				}
 			}
 		} else if l := e.declog; l != nil && !req.unlogged {
 			// Logged here, as the entry and the revision: the drainer makes the record. (The
