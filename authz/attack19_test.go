@@ -461,3 +461,40 @@ func TestAttack19MemberEntriesRace(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, st.Check())
 }
+
+// panicJSON is an attribute value the attributes' rules accept (its kind is a string) whose
+// MarshalJSON panics: a host's type, say, that cannot be marshalled.
+type panicJSON string
+
+func (panicJSON) MarshalJSON() ([]byte, error) { panic("panicJSON cannot be marshalled") }
+
+// TestAttack19AttributeMarshalerDoesNotWedgeTheLog: a logged request whose attributes hold a
+// value with a MarshalJSON method is decided (the policy reads the value by its kind) and logged
+// without calling the method: before, the record's copy of the attributes went through
+// encoding/json, so Authorize panicked after reserving its ring slot, which was then never
+// published — the drainer stopped there for good (every later record dropped) and Flush and
+// Close waited on it.
+func TestAttack19AttributeMarshalerDoesNotWedgeTheLog(t *testing.T) {
+	t.Parallel()
+	sink := &attackSink{}
+	e := newAcmeInternal(t, WithDecisionLog(sink))
+	req := Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: map[string]any{"run": map[string]any{"created_by": panicJSON("bob")}}}
+	want, err := New(t.Context(), e.Directory())
+	require.NoError(t, err)
+	wd, err := want.Authorize(t.Context(), req) // unlogged: the value is read by its kind
+	require.NoError(t, err)
+	var d Decision
+	require.NotPanics(t, func() { d, err = e.Authorize(t.Context(), req) })
+	require.NoError(t, err)
+	require.Equal(t, wd, d)
+	after := Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	_, err = e.Authorize(t.Context(), after)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // bounds the failure, times nothing
+	defer cancel()
+	require.NoError(t, e.FlushDecisionLog(ctx))
+	require.NoError(t, e.Close(ctx))
+	require.Len(t, sink.recs, 2)
+	require.Equal(t, map[string]any{"run": map[string]any{"created_by": "bob"}}, sink.recs[0].Request.Attributes, "the value as the policy read it")
+	require.Equal(t, "runs.stop", sink.recs[1].Request.Action)
+}
