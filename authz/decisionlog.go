@@ -74,7 +74,8 @@ func (p *DecisionPath) UnmarshalText(b []byte) error {
 // of fixed size: queuing one allocates nothing (but for a failed call or one with attributes,
 // Suggest or suggestions, which allocate anyway); its strings and Reasons are the request's and the
 // decision's own (Reasons may be shared with the decision cache: do not modify them), and
-// Request.Attributes is a copy the record owns.
+// Request.Attributes is a copy the record owns, of the values as the policy read them (by kind:
+// a caller's type's MarshalJSON is never called; numbers are json.Number).
 type DecisionRecord struct {
 	// Time is when the log took the record from its queue: after the decision, by the queue's
 	// wait (at most about DecisionLogInterval while the sink keeps up). The decision path reads
@@ -750,17 +751,16 @@ func (e *Engine) logged(ctx context.Context, req *Request, d *Decision) (err err
 	return err
 }
 
-// copyAttributes copies attributes through their JSON form (they are JSON-like: rego.NewAttributes
-// checked them, or the call failed). Numbers stay exact (json.Number).
+// copyAttributes copies attributes as the policy reads them (rego.Attributes.JSON: by kind,
+// calling no method of the caller's types, numbers exact as json.Number); attributes the request
+// could not use are logged as {"unloggable": why}.
 func copyAttributes(m map[string]any) map[string]any {
-	raw, err := plainjson.Marshal(m)
-	if err != nil {
-		return map[string]any{"unloggable": err.Error()}
-	}
+	a, err := rego.NewAttributes(m)
 	var out map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&out); err != nil {
+	if err == nil {
+		out, err = a.JSON()
+	}
+	if err != nil {
 		return map[string]any{"unloggable": err.Error()}
 	}
 	return out
