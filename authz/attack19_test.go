@@ -498,3 +498,36 @@ func TestAttack19AttributeMarshalerDoesNotWedgeTheLog(t *testing.T) {
 	require.Equal(t, map[string]any{"run": map[string]any{"created_by": "bob"}}, sink.recs[0].Request.Attributes, "the value as the policy read it")
 	require.Equal(t, "runs.stop", sink.recs[1].Request.Action)
 }
+
+// panicErr is an error whose Error panics (a Directory's, say).
+type panicErr struct{}
+
+func (panicErr) Error() string { panic("panicErr has no text") }
+
+// panicWaitDir is a store whose WaitRevision fails with panicErr.
+type panicWaitDir struct{ *store.Store }
+
+func (panicWaitDir) WaitRevision(context.Context, uint64) error { return panicErr{} }
+
+// TestAttack19ForeignPanicReservesNoSlot: when code that is not the engine's panics while a call
+// is logged (here the Error of a Directory's error), the panic reaches the caller before the
+// record's slot is reserved: the log goes on, and Flush and Close return (they wait for every
+// slot reserved before them, which a producer that panicked in between would never publish).
+func TestAttack19ForeignPanicReservesNoSlot(t *testing.T) {
+	t.Parallel()
+	sink := &attackSink{}
+	e, err := New(t.Context(), panicWaitDir{conformance.OpenStore(t, store.Options{})}, WithDecisionLog(sink))
+	require.NoError(t, err)
+	require.Panics(t, func() {
+		_, _ = e.Authorize(t.Context(), Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision", MinRevision: 1})
+	})
+	after := Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	_, err = e.Authorize(t.Context(), after)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // bounds the failure, times nothing
+	defer cancel()
+	require.NoError(t, e.FlushDecisionLog(ctx))
+	require.NoError(t, e.Close(ctx))
+	require.Len(t, sink.recs, 1)
+	require.Equal(t, after, sink.recs[0].Request)
+}
