@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -657,7 +658,8 @@ func (l *decisionLog) drain() int {
 }
 
 // drainTo drains until every position below end has been taken. A position reserved is always
-// published, and its producer waits for nothing in between (Engine.record, openRun), but the
+// published, and its producer waits for nothing and runs no code but the engine's in between
+// (Engine.record, openRun: attributes are copied by kind, never marshalled), but the
 // drainer stops at the first slot not yet published, and a decision that returned may be queued
 // behind it: Flush and Close wait for that producer here, not for the sink.
 func (l *decisionLog) drainTo(end uint64) {
@@ -707,16 +709,19 @@ func (l *decisionLog) close(ctx context.Context) error {
 // on a failed call or one with attributes, Suggest or suggestions: see logSlot); attributes are
 // copied, since the caller may reuse its map once the call has returned.
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
-	s, pos, woke := e.declog.reserve()
-	if s == nil {
-		return
-	}
 	p := t.policy
 	if p == nil { // not decided
 		p = e.policy.Load()
 	}
 	if err != nil {
+		// Code that is not the engine's (the Directory's, the error's) runs before the slot is
+		// reserved: a reserved slot is always published (drainTo waits for it).
 		d = &Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
+		err = errors.New(err.Error())
+	}
+	s, pos, woke := e.declog.reserve()
+	if s == nil {
+		return
 	}
 	s.set(req, d, p, t, err)
 	s.rev.Store(d.Revision)
