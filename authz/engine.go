@@ -391,10 +391,18 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
 			t.path, t.policy = PathCacheL1, p
+			// A logged decision's policy is its entry's: a fast hit checks none, and a swap may
+			// have landed since p was read, the new policy's decision cached meanwhile. (Only
+			// when logged: metrics and spans name no policy, and the entry is a line more.)
+			if e.logs(req) {
+				if en := at.Load(); en.served(&key, &d) {
+					t.policy = en.entry.policy
+				}
+			}
 		} else if l := e.declog; l != nil && !req.unlogged {
 			// Logged here, as the entry and the revision: the drainer makes the record. (The
 			// entry is read now: a fast hit did not; one replaced meanwhile is logged in full.)
-			if en := at.Load(); en != nil && en.holds(&key) && en.decided(&d) {
+			if en := at.Load(); en.served(&key, &d) {
 				if s, st, run := l.ring.runOf(en); !s.joins(st, run, d.Revision, req.MinRevision) {
 					l.openRun(en, d.Revision, req.MinRevision)
 				}
