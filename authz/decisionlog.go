@@ -295,52 +295,65 @@ const (
 
 // A slot's state: the published position's tag, (pos+1)&tagMask, above countBits, and below
 // them a run's count (how many hits joined it: its records are count+1), countMask once the
-// drainer has sealed it. Tags repeat every 2^48 positions, years of decisions at any rate.
+// drainer has sealed it; a record that is not a hit's is published sealed (recordState), so no
+// hit joins it and the drainer knows it from a run without reading the slot's second line.
+// Tags repeat every 2^48 positions, years of decisions at any rate.
 const (
 	countBits = 16
 	countMask = 1<<countBits - 1
 	tagMask   = 1<<(64-countBits) - 1
 )
 
-// published is the state of position pos's slot once its producer has written it.
+// published is the state of position pos's slot once its producer has written a hit's run in it.
 func published(pos uint64) uint64 { return (pos + 1) & tagMask << countBits }
 
-// logSlot is one position of the ring, and its record: two cache lines, written in place.
-// Apart from a failed call or one with attributes, Suggest or suggestions (made whole:
-// kindFull), a record is made of what the decision already holds — the request's strings as
-// the caller passed them, the decision's role and reasons (those of the Decision returned:
-// nobody modifies them, see DecisionRecord), the policy's fingerprint — from which the drainer
-// makes the DecisionRecord (record).
+// recordState is the state of position pos's slot once its producer has written any other
+// record in it: published and sealed. (A run's count stays below countMask until the drainer
+// seals it, and the drainer seals a run only as it takes it.)
+func recordState(pos uint64) uint64 { return published(pos) | countMask }
+
+// logSlot is one position of the ring, and its record: two cache lines, written in place. A
+// hit's run (fill) is its first line; any other record is in the slot whole but for the run's
+// words (rev, minRev), or made whole elsewhere (a failed call or one with attributes, Suggest or
+// suggestions, or one whose lengths the slot cannot hold: kindFull, see inSlot). A record in the
+// slot is made of what the decision already holds — the request's strings as the caller passed
+// them, the decision's role and reasons (those of the Decision returned: nobody modifies them,
+// see DecisionRecord), the policy's fingerprint — from which the drainer makes the
+// DecisionRecord (record); its producer writes no atomic word but the state that publishes it.
 type logSlot struct {
-	// state is published(pos) plus the run's count once the producer of position pos has
-	// written the slot: the consumer reads it then. A slot freed for the next lap keeps its
-	// state (no later position publishes the same tag).
+	// state is published(pos) plus the run's count once the producer of a hit's run at position
+	// pos has written the slot, recordState(pos) once that of any other record has: the consumer
+	// reads it then. A slot freed for the next lap keeps its state (no later position publishes
+	// the same tag).
 	state atomic.Uint64
-	// rev and minRev are the record's revision and MinRevision. They are atomic because a hit
+	// rev and minRev are a hit run's revision and MinRevision. They are atomic because a hit
 	// compares them with its own while the slot may be rewritten for a later lap (the CAS on
-	// state, which then fails, decides).
+	// state, which then fails, decides); other records do not write them (recRev, recMinRev).
 	rev, minRev atomic.Uint64
-	// ref is, by meta's kind, the *cacheEntry of an in-memory cache hit (kindHit) or the whole
-	// *DecisionRecord, its Time unset (kindFull); a kindRecord does not write it.
+	// ref is the *cacheEntry of a hit's run, the reasons of a record in the slot (their array:
+	// nil for nil Reasons; the count is in meta) or the whole *DecisionRecord, its Time unset
+	// (kindFull).
 	ref unsafe.Pointer
-	// A kindRecord's request strings, reasons (their array: nil for nil Reasons) and the data
-	// of its role and of its policy's fingerprint (not the policy: a ring keeps no old policy
-	// alive); their lengths are in meta.
-	subject, action, resource, owner string
-	reasons                          *Reason
-	role, policy                     *byte
-	// meta is the kind (kindMask), and for a kindRecord: allowed (bit 2), the path (bits
-	// 3–5), the number of reasons (bits 8–15), the lengths of the role and the fingerprint
-	// (16–23, 24–31) and the latency in ns (32–63). See logSlot.set.
+	// The request's strings (owner's data and action's data with their lengths in meta), the
+	// data of the decision's role and of its policy's fingerprint (rego.FingerprintLen bytes; not
+	// the policy: a ring keeps no old policy alive), its revision and the request's MinRevision.
+	subject, resource, owner string
+	action, role, policy     *byte
+	recRev, recMinRev        uint64
+	// meta is the kind (kindRecord or kindFull; a hit's run writes none), and for a kindRecord:
+	// allowed (bit 2), the path (bits 3–5), the number of reasons (bits 8–15), the lengths of
+	// the role and the action (16–23, 24–31) and the latency in ns (32–63). See logSlot.set.
 	meta uint64
 }
 
-// A slot is exactly two cache lines (a compile error otherwise).
-var _ [0]byte = [unsafe.Sizeof(logSlot{}) - 128]byte{}
+// A slot is exactly two cache lines (a compile error otherwise), and a hit's run is the first.
+var (
+	_ [0]byte = [unsafe.Sizeof(logSlot{}) - 128]byte{}
+	_ [0]byte = [unsafe.Offsetof(logSlot{}.subject) - 32]byte{}
+)
 
-// The kinds of record a slot holds (logSlot.meta&kindMask).
+// The kinds of record a slot holds that is not a hit's run (logSlot.meta&kindMask).
 const (
-	kindHit    = 0
 	kindRecord = 1
 	kindFull   = 2
 	kindMask   = 3
@@ -388,9 +401,9 @@ func (s *logSlot) joins(st, run, rev, minRev uint64) bool {
 		(s.rev.Load()^rev)|(s.minRev.Load()^minRev) == 0 && s.state.CompareAndSwap(st, st+1)
 }
 
-// fill writes a hit's slot at pos: a run of one.
+// fill writes a hit's slot at pos: a run of one, in the slot's first line.
 func (s *logSlot) fill(en *cacheEntry, rev, minRev uint64) {
-	s.ref, s.meta = unsafe.Pointer(en), kindHit
+	s.ref = unsafe.Pointer(en)
 	s.rev.Store(rev)
 	s.minRev.Store(minRev)
 }
@@ -406,9 +419,9 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 			if st>>countBits != (q.head+1)&tagMask {
 				break
 			}
-			if s.meta&kindMask != kindHit {
+			if st&countMask == countMask { // not a hit's run: see recordState
 				q.copies = min(q.copies, len(out))
-				out = append(out, s.record(s.rev.Load(), s.minRev.Load())) // left in place: see slots
+				out = append(out, s.record()) // left in place: see slots
 				out[len(out)-1].Time = now
 				q.head++
 				continue
@@ -468,27 +481,33 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 	}
 }
 
-// set writes the record of req's decision d under policy p into s, but for its revision and
-// MinRevision, which the caller writes with the publication: in place when it fits (kindRecord),
-// else whole (setFull).
-func (s *logSlot) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
-	fp := p.Fingerprint()
-	if err != nil || req.Attributes != nil || req.Suggest || d.Suggestions != nil ||
-		uint64(len(d.Reasons))|uint64(len(d.Role))|uint64(len(fp)) > 255 || uint64(t.latency) >= 1<<32 {
-		s.setFull(req, d, p, t, err)
-		return
-	}
+// inSlot reports whether the record of req's decision d (traced by t; err: the call failed)
+// is written in its slot (logSlot.set); any other is made whole (logSlot.setFull). A record in
+// the slot allocates nothing: that is every decision but a failed call, one with attributes,
+// Suggest or suggestions, and one over the slot's lengths (more than 255 reasons, role or
+// action bytes, a latency of 2^32 ns or more).
+func inSlot(req *Request, d *Decision, t *decisionTrace, err error) bool {
+	return err == nil && t.policy != nil && req.Attributes == nil && !req.Suggest && d.Suggestions == nil &&
+		uint64(len(d.Reasons))|uint64(len(d.Role))|uint64(len(req.Action)) <= 255 && uint64(t.latency) < 1<<32
+}
+
+// set writes the record of req's decision d, traced by t, into s, which must fit (inSlot): all
+// but the state, which publishes it.
+func (s *logSlot) set(req *Request, d *Decision, t *decisionTrace) {
 	// Field by field: a composite literal is built aside and copied.
-	s.subject, s.action, s.resource, s.owner = req.Subject, req.Action, req.Resource, req.Owner
-	s.reasons, s.role, s.policy = unsafe.SliceData(d.Reasons), unsafe.StringData(d.Role), unsafe.StringData(fp)
-	m := uint64(kindRecord) | uint64(t.path)<<3 | uint64(len(d.Reasons))<<8 | uint64(len(d.Role))<<16 | uint64(len(fp))<<24 | uint64(t.latency)<<32
+	s.ref = unsafe.Pointer(unsafe.SliceData(d.Reasons))
+	s.subject, s.resource, s.owner = req.Subject, req.Resource, req.Owner
+	s.action, s.role, s.policy = unsafe.StringData(req.Action), unsafe.StringData(d.Role), unsafe.StringData(t.policy.Fingerprint())
+	s.recRev, s.recMinRev = d.Revision, req.MinRevision
+	m := uint64(kindRecord) | uint64(t.path)<<3 | uint64(len(d.Reasons))<<8 | uint64(len(d.Role))<<16 | uint64(len(req.Action))<<24 | uint64(t.latency)<<32
 	if d.Allowed {
 		m |= 1 << 2
 	}
 	s.meta = m
 }
 
-// setFull is set of a record that is made whole.
+// setFull writes into s the record of a call that is made whole (not inSlot): of its decision
+// d, or of its error err, under policy p (the policy in force when not decided).
 //
 //go:noinline
 func (s *logSlot) setFull(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
@@ -502,21 +521,20 @@ func (s *logSlot) setFull(req *Request, d *Decision, p *rego.Policy, t *decision
 	s.ref, s.meta = unsafe.Pointer(f), kindFull
 }
 
-// record is the DecisionRecord of a slot that is not a hit's, with revision rev and
-// MinRevision minRev (the slot's); its Time is unset.
-func (s *logSlot) record(rev, minRev uint64) DecisionRecord {
+// record is the DecisionRecord of a slot that is not a hit's run; its Time is unset.
+func (s *logSlot) record() DecisionRecord {
 	m := s.meta
 	if m&kindMask == kindFull {
 		return *(*DecisionRecord)(s.ref)
 	}
 	var reasons []Reason
-	if s.reasons != nil {
-		reasons = unsafe.Slice(s.reasons, m>>8&0xff)
+	if s.ref != nil {
+		reasons = unsafe.Slice((*Reason)(s.ref), m>>8&0xff)
 	}
 	return DecisionRecord{
-		Request:  Request{Subject: s.subject, Action: s.action, Resource: s.resource, Owner: s.owner, MinRevision: minRev},
-		Decision: Decision{Allowed: m&(1<<2) != 0, Role: unsafe.String(s.role, m>>16&0xff), Reasons: reasons, Revision: rev},
-		Policy:   unsafe.String(s.policy, m>>24&0xff), Path: DecisionPath(m >> 3 & 7), Latency: time.Duration(m >> 32),
+		Request:  Request{Subject: s.subject, Action: unsafe.String(s.action, m>>24&0xff), Resource: s.resource, Owner: s.owner, MinRevision: s.recMinRev},
+		Decision: Decision{Allowed: m&(1<<2) != 0, Role: unsafe.String(s.role, m>>16&0xff), Reasons: reasons, Revision: s.recRev},
+		Policy:   unsafe.String(s.policy, rego.FingerprintLen), Path: DecisionPath(m >> 3 & 7), Latency: time.Duration(m >> 32),
 	}
 }
 
@@ -541,10 +559,10 @@ func (l *decisionLog) reserve() (s *logSlot, pos uint64, woke bool) {
 	}
 }
 
-// publish hands a filled slot to the drainer, waking it when it was idle (woke, from reserve) or
-// the ring is half full.
-func (l *decisionLog) publish(s *logSlot, pos uint64, woke bool) {
-	s.state.Store(published(pos))
+// publish hands a slot filled at pos to the drainer by storing its state st, waking the drainer
+// when it was idle (woke, from reserve) or the ring is half full.
+func (l *decisionLog) publish(s *logSlot, st, pos uint64, woke bool) {
+	s.state.Store(st)
 	if woke || pos >= l.ring.alert.Load() {
 		// Later producers need not wake it again: alert goes up to limit until the next take.
 		l.ring.alert.Store(l.ring.limit.Load())
@@ -574,7 +592,7 @@ func (l *decisionLog) openRun(en *cacheEntry, rev, minRev uint64) {
 			return
 		}
 		s.fill(en, rev, minRev)
-		l.publish(s, pos, woke)
+		l.publish(s, published(pos), pos, woke)
 	}
 	en.logRun.Store(pos + 1)
 }
@@ -696,25 +714,47 @@ func (l *decisionLog) close(ctx context.Context) error {
 	return err
 }
 
-// record makes the log's record of one call in the ring (written in place, nothing allocated but
-// on a failed call or one with attributes, Suggest or suggestions: see logSlot); attributes are
-// copied, since the caller may reuse its map once the call has returned.
+// record makes the log's record of one call in the ring: written in its slot when it fits
+// (inSlot), reserved in one CAS when its position is below alert (as openRun's), else the long
+// way (recordSlow).
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
+	if !inSlot(req, d, t, err) {
+		e.recordSlow(req, d, t, err)
+		return
+	}
+	q := &e.declog.ring
+	if pos := q.tail.Load(); pos < q.alert.Load() && q.tail.CompareAndSwap(pos, pos+1) {
+		s := q.slotAt(pos)
+		s.set(req, d, t)
+		s.state.Store(recordState(pos))
+		return
+	}
+	e.recordSlow(req, d, t, err)
+}
+
+// recordSlow is record the long way (reserve, publish), and of a record made whole (nothing
+// allocated but on a failed call or one with attributes, Suggest or suggestions: see inSlot);
+// attributes are copied, since the caller may reuse its map once the call has returned.
+//
+//go:noinline
+func (e *Engine) recordSlow(req *Request, d *Decision, t *decisionTrace, err error) {
 	s, pos, woke := e.declog.reserve()
 	if s == nil {
 		return
 	}
-	p := t.policy
-	if p == nil { // not decided
-		p = e.policy.Load()
+	if inSlot(req, d, t, err) {
+		s.set(req, d, t)
+	} else {
+		p := t.policy
+		if p == nil { // not decided
+			p = e.policy.Load()
+		}
+		if err != nil {
+			d = &Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
+		}
+		s.setFull(req, d, p, t, err)
 	}
-	if err != nil {
-		d = &Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
-	}
-	s.set(req, d, p, t, err)
-	s.rev.Store(d.Revision)
-	s.minRev.Store(req.MinRevision)
-	e.declog.publish(s, pos, woke)
+	e.declog.publish(s, recordState(pos), pos, woke)
 }
 
 // observed is Authorize with metrics or spans: the observer (metrics.go) times the decision

@@ -14,7 +14,8 @@ import (
 // TestLogSlotRoundTrip: every field of a record goes through a ring slot (logSlot.set, record)
 // and comes back as it went in, on every path, for records kept in the slot and for those made
 // whole: lengths and latencies at the slot's limits, nil and empty reasons, errors, attributes,
-// Suggest and suggestions.
+// Suggest and suggestions. The slot is rewritten by each case, and by a hit's run between
+// cases (as the ring's laps do): nothing of one record shows in the next.
 func TestLogSlotRoundTrip(t *testing.T) {
 	p, err := rego.New(t.Context(), nil)
 	require.NoError(t, err)
@@ -43,7 +44,9 @@ func TestLogSlotRoundTrip(t *testing.T) {
 		{name: "256 reasons", req: base, d: Decision{Role: "none", Reasons: append(many, reasons...), Revision: 2}, path: PathRego},
 		{name: "role of 255 bytes", req: base, d: Decision{Role: long[:255], Reasons: reasons}, path: PathCompiled, inSlot: true},
 		{name: "role of 256 bytes", req: base, d: Decision{Role: long[:256], Reasons: reasons}, path: PathCompiled},
-		{name: "long request strings", req: Request{Subject: long, Action: long, Resource: long, Owner: long}, d: Decision{Role: "none", Reasons: reasons}, path: PathCompiled, inSlot: true},
+		{name: "long request strings", req: Request{Subject: long, Action: long[:255], Resource: long, Owner: long}, d: Decision{Role: "none", Reasons: reasons}, path: PathCompiled, inSlot: true},
+		{name: "action of 256 bytes", req: Request{Subject: "bob", Action: long[:256], Resource: "acme/vision"}, d: Decision{Role: "none", Reasons: reasons}, path: PathCompiled},
+		{name: "no owner, no MinRevision, revision 0", req: Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision"}, d: Decision{Allowed: true, Role: "viewer", Reasons: reasons}, path: PathCompiled, inSlot: true},
 		{name: "latency of 2^32 ns", req: base, d: Decision{Role: "none", Reasons: reasons}, path: PathRego, latency: 1 << 32},
 		{name: "attributes", req: Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: map[string]any{"run": map[string]any{"created_by": "bob"}}}, d: Decision{Allowed: true, Role: "admin", Reasons: reasons}, path: PathRego},
 		{name: "empty attributes", req: Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Attributes: map[string]any{}}, d: Decision{Allowed: true, Role: "admin", Reasons: reasons}, path: PathCompiled},
@@ -51,12 +54,17 @@ func TestLogSlotRoundTrip(t *testing.T) {
 		{name: "error", req: base, d: Decision{Role: "none", Reasons: []Reason{}, Revision: 9}, path: PathCompiled, err: errors.New("boom")},
 	}
 	var s logSlot // one slot, rewritten by each case (as the ring's laps do)
-	for _, c := range cases {
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tr := decisionTrace{path: c.path, policy: p, latency: c.latency}
-			s.set(&c.req, &c.d, p, &tr, c.err)
-			require.Equal(t, c.inSlot, s.meta&kindMask == kindRecord, "kept in the slot")
-			got := s.record(c.d.Revision, c.req.MinRevision)
+			require.Equal(t, c.inSlot, inSlot(&c.req, &c.d, &tr, c.err), "kept in the slot")
+			if c.inSlot {
+				s.set(&c.req, &c.d, &tr)
+			} else {
+				s.setFull(&c.req, &c.d, p, &tr, c.err)
+			}
+			s.state.Store(recordState(uint64(i)))
+			got := s.record()
 			want := DecisionRecord{Request: c.req, Decision: c.d, Policy: p.Fingerprint(), Path: c.path, Latency: c.latency}
 			if c.err != nil {
 				want.Path, want.Error = PathNone, c.err.Error()
@@ -67,6 +75,11 @@ func TestLogSlotRoundTrip(t *testing.T) {
 			} else {
 				require.NotNil(t, got.Decision.Reasons)
 			}
+			// A hit's run at the next lap writes the first line only, and is told apart by its
+			// state alone: the record's second line stays, unread.
+			s.fill(&cacheEntry{}, 1, 2)
+			s.state.Store(published(uint64(i) + 1))
+			require.NotEqual(t, uint64(countMask), s.state.Load()&countMask, "a run is not a record")
 		})
 	}
 }
