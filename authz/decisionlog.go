@@ -51,14 +51,6 @@ func ParseDecisionPath(s string) (DecisionPath, error) {
 	return 0, teamgate.Invalid("decision path", s, "want none, cache_l1, cache_l2, compiled or rego")
 }
 
-// pathOf is the path of a decision that was evaluated, on the compiled path or not.
-func pathOf(compiled bool) DecisionPath {
-	if compiled {
-		return PathCompiled
-	}
-	return PathRego
-}
-
 // MarshalText writes the path's name.
 func (p DecisionPath) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
@@ -319,7 +311,8 @@ func recordState(pos uint64) uint64 { return published(pos) | countMask }
 // slot is made of what the decision already holds — the request's strings as the caller passed
 // them, the decision's role and reasons (those of the Decision returned: nobody modifies them,
 // see DecisionRecord), the policy's fingerprint — from which the drainer makes the
-// DecisionRecord (record); its producer writes no atomic word but the state that publishes it.
+// DecisionRecord (record); its producer (Engine.record) writes no atomic word but the state that
+// publishes it.
 type logSlot struct {
 	// state is published(pos) plus the run's count once the producer of a hit's run at position
 	// pos has written the slot, recordState(pos) once that of any other record has: the consumer
@@ -342,7 +335,7 @@ type logSlot struct {
 	recRev, recMinRev        uint64
 	// meta is the kind (kindRecord or kindFull; a hit's run writes none), and for a kindRecord:
 	// allowed (bit 2), the path (bits 3–5), the number of reasons (bits 8–15), the lengths of
-	// the role and the action (16–23, 24–31) and the latency in ns (32–63). See logSlot.set.
+	// the role and the action (16–23, 24–31) and the latency in ns (32–63). See Engine.record.
 	meta uint64
 }
 
@@ -482,28 +475,13 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 }
 
 // inSlot reports whether the record of req's decision d (traced by t; err: the call failed)
-// is written in its slot (logSlot.set); any other is made whole (logSlot.setFull). A record in
+// is written in its slot (Engine.record); any other is made whole (logSlot.setFull). A record in
 // the slot allocates nothing: that is every decision but a failed call, one with attributes,
 // Suggest or suggestions, and one over the slot's lengths (more than 255 reasons, role or
 // action bytes, a latency of 2^32 ns or more).
 func inSlot(req *Request, d *Decision, t *decisionTrace, err error) bool {
 	return err == nil && t.policy != nil && req.Attributes == nil && !req.Suggest && d.Suggestions == nil &&
 		uint64(len(d.Reasons))|uint64(len(d.Role))|uint64(len(req.Action)) <= 255 && uint64(t.latency) < 1<<32
-}
-
-// set writes the record of req's decision d, traced by t, into s, which must fit (inSlot): all
-// but the state, which publishes it.
-func (s *logSlot) set(req *Request, d *Decision, t *decisionTrace) {
-	// Field by field: a composite literal is built aside and copied.
-	s.ref = unsafe.Pointer(unsafe.SliceData(d.Reasons))
-	s.subject, s.resource, s.owner = req.Subject, req.Resource, req.Owner
-	s.action, s.role, s.policy = unsafe.StringData(req.Action), unsafe.StringData(d.Role), unsafe.StringData(t.policy.Fingerprint())
-	s.recRev, s.recMinRev = d.Revision, req.MinRevision
-	m := uint64(kindRecord) | uint64(t.path)<<3 | uint64(len(d.Reasons))<<8 | uint64(len(d.Role))<<16 | uint64(len(req.Action))<<24 | uint64(t.latency)<<32
-	if d.Allowed {
-		m |= 1 << 2
-	}
-	s.meta = m
 }
 
 // setFull writes into s the record of a call that is made whole (not inSlot): of its decision
@@ -715,45 +693,57 @@ func (l *decisionLog) close(ctx context.Context) error {
 }
 
 // record makes the log's record of one call in the ring: written in its slot when it fits
-// (inSlot), reserved in one CAS when its position is below alert (as openRun's), else the long
-// way (recordSlow).
+// (inSlot), else made whole (recordFull). Its position is reserved in one CAS when below alert
+// (as openRun's), else the long way (reserve, publish). The slot is written here, not in a
+// function of its own: the call cost the compiled path 10 instructions per decision
+// (bench/RESULTS.md, "Stop 19: decision log on the compiled path").
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
 	if !inSlot(req, d, t, err) {
-		e.recordSlow(req, d, t, err)
+		e.recordFull(req, d, t, err)
 		return
 	}
-	q := &e.declog.ring
-	if pos := q.tail.Load(); pos < q.alert.Load() && q.tail.CompareAndSwap(pos, pos+1) {
-		s := q.slotAt(pos)
-		s.set(req, d, t)
+	l := e.declog
+	q := &l.ring
+	pos := q.tail.Load()
+	var s *logSlot
+	long, woke := pos >= q.alert.Load() || !q.tail.CompareAndSwap(pos, pos+1), false
+	if !long {
+		s = q.slotAt(pos)
+	} else if s, pos, woke = l.reserve(); s == nil {
+		return
+	}
+	// Field by field: a composite literal is built aside and copied.
+	s.ref = unsafe.Pointer(unsafe.SliceData(d.Reasons))
+	s.subject, s.resource, s.owner = req.Subject, req.Resource, req.Owner
+	s.action, s.role, s.policy = unsafe.StringData(req.Action), unsafe.StringData(d.Role), unsafe.StringData(t.policy.Fingerprint())
+	s.recRev, s.recMinRev = d.Revision, req.MinRevision
+	s.meta = uint64(kindRecord) | uint64(*(*uint8)(unsafe.Pointer(&d.Allowed)))<<2 | uint64(t.path)<<3 | uint64(len(d.Reasons))<<8 |
+		uint64(len(d.Role))<<16 | uint64(len(req.Action))<<24 | uint64(t.latency)<<32
+	if long {
+		l.publish(s, recordState(pos), pos, woke)
+	} else {
 		s.state.Store(recordState(pos))
-		return
 	}
-	e.recordSlow(req, d, t, err)
 }
 
-// recordSlow is record the long way (reserve, publish), and of a record made whole (nothing
-// allocated but on a failed call or one with attributes, Suggest or suggestions: see inSlot);
-// attributes are copied, since the caller may reuse its map once the call has returned.
+// recordFull is record of a call that is made whole (not inSlot: nothing is allocated but on
+// a failed call or one with attributes, Suggest or suggestions); attributes are copied, since the
+// caller may reuse its map once the call has returned.
 //
 //go:noinline
-func (e *Engine) recordSlow(req *Request, d *Decision, t *decisionTrace, err error) {
+func (e *Engine) recordFull(req *Request, d *Decision, t *decisionTrace, err error) {
 	s, pos, woke := e.declog.reserve()
 	if s == nil {
 		return
 	}
-	if inSlot(req, d, t, err) {
-		s.set(req, d, t)
-	} else {
-		p := t.policy
-		if p == nil { // not decided
-			p = e.policy.Load()
-		}
-		if err != nil {
-			d = &Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
-		}
-		s.setFull(req, d, p, t, err)
+	p := t.policy
+	if p == nil { // not decided
+		p = e.policy.Load()
 	}
+	if err != nil {
+		d = &Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
+	}
+	s.setFull(req, d, p, t, err)
 	e.declog.publish(s, recordState(pos), pos, woke)
 }
 
@@ -766,22 +756,13 @@ func (e *Engine) observed(ctx context.Context, req *Request) (Decision, error) {
 // logs reports whether req's decision goes to the decision log.
 func (e *Engine) logs(req *Request) bool { return e.declog != nil && !req.unlogged }
 
-// logged is Authorize of a logged request (without metrics or spans) that the decision cache
-// does not serve (authorize logs the cache's decisions itself): decided with a trace, then
-// recorded.
-//
-// A request without Suggest is decided here as authorize decides it (decidePooled, no cache
-// entry): going through authorize again cost the compiled path 53 instructions per decision
-// (bench/RESULTS.md, "Stop 17: decision log on the compiled path").
-func (e *Engine) logged(ctx context.Context, req *Request, d *Decision) (err error) {
+// loggedSuggesting is Authorize of a logged request with Suggest (without metrics or spans):
+// decided with a trace, then recorded.
+func (e *Engine) loggedSuggesting(ctx context.Context, req *Request) (Decision, error) {
 	t := decisionTrace{timed: true}
-	if req.Suggest {
-		*d, err = e.authorize(ctx, req, &t)
-	} else {
-		err = e.decidePooled(ctx, req, nil, &t, d)
-	}
-	e.record(req, d, &t, err)
-	return err
+	d, err := e.authorizeSuggesting(ctx, *req, &t)
+	e.record(req, &d, &t, err)
+	return d, err
 }
 
 // copyAttributes copies attributes through their JSON form (they are JSON-like: rego.NewAttributes

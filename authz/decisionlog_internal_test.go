@@ -11,14 +11,25 @@ import (
 	"github.com/teamgate/teamgate/rego"
 )
 
-// TestLogSlotRoundTrip: every field of a record goes through a ring slot (logSlot.set, record)
+// TestLogSlotRoundTrip: every field of a record goes through a ring slot (Engine.record, take)
 // and comes back as it went in, on every path, for records kept in the slot and for those made
 // whole: lengths and latencies at the slot's limits, nil and empty reasons, errors, attributes,
-// Suggest and suggestions. The slot is rewritten by each case, and by a hit's run between
-// cases (as the ring's laps do): nothing of one record shows in the next.
+// Suggest and suggestions, reserved in one CAS or the long way. The ring has one slot,
+// rewritten by each case and by a hit's run between cases (its first line only): nothing of
+// one record shows in the next, and a record is told from a run by its state alone.
 func TestLogSlotRoundTrip(t *testing.T) {
-	p, err := rego.New(t.Context(), nil)
-	require.NoError(t, err)
+	e := newAcmeInternal(t)
+	p := e.Policy()
+	e.declog = &decisionLog{} // a ring without its drainer: the test takes the records
+	e.declog.ring.init(1)
+	batch := make([]DecisionRecord, 0, 4)
+	take := func() DecisionRecord {
+		t.Helper()
+		b := e.declog.ring.take(batch[:0], time.Time{})
+		require.Len(t, b, 1)
+		return b[0]
+	}
+	hit := &cacheEntry{logKey: "carol\x00runs.get\x00acme/nlp\x00acme", entry: cached{dec: Decision{Allowed: true, Role: "viewer", Reasons: []Reason{{Code: rego.CodeTeamRole, Message: "m"}}}, policy: p}}
 	base := Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision", Owner: "acme", MinRevision: 7}
 	reasons := []Reason{{Code: rego.CodeOrgRole, Message: "bob is an admin of acme"}}
 	many := make([]Reason, 255)
@@ -53,21 +64,19 @@ func TestLogSlotRoundTrip(t *testing.T) {
 		{name: "suggest", req: Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Suggest: true}, d: Decision{Role: "none", Reasons: reasons, Suggestions: []Suggestion{}}, path: PathRego},
 		{name: "error", req: base, d: Decision{Role: "none", Reasons: []Reason{}, Revision: 9}, path: PathCompiled, err: errors.New("boom")},
 	}
-	var s logSlot // one slot, rewritten by each case (as the ring's laps do)
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tr := decisionTrace{path: c.path, policy: p, latency: c.latency}
 			require.Equal(t, c.inSlot, inSlot(&c.req, &c.d, &tr, c.err), "kept in the slot")
-			if c.inSlot {
-				s.set(&c.req, &c.d, &tr)
-			} else {
-				s.setFull(&c.req, &c.d, p, &tr, c.err)
+			if i%2 == 1 { // every other record reserved the long way (reserve, publish)
+				e.declog.ring.alert.Store(0)
 			}
-			s.state.Store(recordState(uint64(i)))
-			got := s.record()
+			e.record(&c.req, &c.d, &tr, c.err)
+			got := take()
 			want := DecisionRecord{Request: c.req, Decision: c.d, Policy: p.Fingerprint(), Path: c.path, Latency: c.latency}
-			if c.err != nil {
+			if c.err != nil { // the call's error, and the decision a failed call returns
 				want.Path, want.Error = PathNone, c.err.Error()
+				want.Decision = Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
 			}
 			require.Equal(t, want, got)
 			if c.d.Reasons == nil {
@@ -75,11 +84,13 @@ func TestLogSlotRoundTrip(t *testing.T) {
 			} else {
 				require.NotNil(t, got.Decision.Reasons)
 			}
-			// A hit's run at the next lap writes the first line only, and is told apart by its
-			// state alone: the record's second line stays, unread.
-			s.fill(&cacheEntry{}, 1, 2)
-			s.state.Store(published(uint64(i) + 1))
-			require.NotEqual(t, uint64(countMask), s.state.Load()&countMask, "a run is not a record")
+			// A hit's run at the next lap, over the record's first line.
+			e.declog.openRun(hit, uint64(i+100), uint64(i))
+			require.Equal(t, DecisionRecord{
+				Request:  Request{Subject: "carol", Action: "runs.get", Resource: "acme/nlp", Owner: "acme", MinRevision: uint64(i)},
+				Decision: Decision{Allowed: true, Role: "viewer", Reasons: hit.entry.dec.Reasons, Revision: uint64(i + 100)},
+				Policy:   p.Fingerprint(), Path: PathCacheL1,
+			}, take())
 		})
 	}
 }
