@@ -231,9 +231,9 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 // A slot holds its record (logSlot: two cache lines, a DecisionRecord takes four): an
 // in-memory cache hit writes only its cache entry (immutable: the decision, its reasons and
 // policy, and the request's key, from which the drainer rebuilds the request's strings), the
-// decision's revision and the request's MinRevision; any other decision writes what the
-// drainer makes its record from, of immutable parts, in the same two lines. The drainer makes
-// every record.
+// decision's revision and the request's MinRevision, in the slot's first line; any other
+// decision writes what the drainer makes its record from, of immutable parts, in the two lines,
+// with plain stores but the state's. The drainer makes every record.
 //
 // A slot of hits is a run: a hit whose record would be the same as that of the latest run of
 // its cache entry (same revision, same MinRevision) while the drainer has not taken the run yet
@@ -247,9 +247,9 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 // decision (and copies none for a run longer than a batch: see copies). bench/RESULTS.md,
 // "Stop 16", has what that was worth.
 //
-// A hit that joins no run and whose position is below alert only reserves, writes and publishes
-// (openRun): alert is at most limit, so the slot is free, and below the half-full mark, so
-// nobody need be woken. Any other position goes the long way (reserve, publish): a full ring
+// A record (Engine.record), or a hit that joins no run (openRun), whose position is below
+// alert only reserves, writes and publishes: alert is at most limit, so the slot is free, and
+// below the half-full mark, so nobody need be woken. Any other position goes the long way (reserve, publish): a full ring
 // drops the record, a closed one too (closedBit in tail), an idle drainer (idleBit in tail,
 // which the producer's CAS clears) or a half-full ring wakes the drainer. A run needs no
 // check of its own: the drainer takes every published slot before it sleeps and when the log
@@ -481,7 +481,7 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 // action bytes, a latency of 2^32 ns or more).
 func inSlot(req *Request, d *Decision, t *decisionTrace, err error) bool {
 	return err == nil && t.policy != nil && req.Attributes == nil && !req.Suggest && d.Suggestions == nil &&
-		uint64(len(d.Reasons))|uint64(len(d.Role))|uint64(len(req.Action)) <= 255 && uint64(t.latency) < 1<<32
+		uint64(len(d.Reasons))|uint64(len(d.Role))|uint64(len(req.Action))|uint64(t.latency)>>24 <= 255 // latency < 2^32
 }
 
 // setFull writes into s the record of a call that is made whole (not inSlot): of its decision
