@@ -604,6 +604,9 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		e.fromVerdict(q, v, err, rd.rev, rd.msg, d)
 		if t != nil {
 			t.path, t.policy = PathCompiled, p
+			if err == nil {
+				t.role = v.RoleIndex() // d.Role's
+			}
 		}
 	} else {
 		e.evaluated.Add(1)
