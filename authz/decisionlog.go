@@ -63,7 +63,8 @@ func (p *DecisionPath) UnmarshalText(b []byte) error {
 
 // DecisionRecord is one decision as the decision log keeps it (WithDecisionLog). It is a value
 // of fixed size: queuing one allocates nothing (but for a failed call or one with attributes,
-// Suggest or suggestions, which allocate anyway); its strings and Reasons are the request's and the
+// Suggest or suggestions, which allocate anyway, and a decision with more than 15 reasons or
+// timed at 33.5 ms or more); its strings and Reasons are the request's and the
 // decision's own (Reasons may be shared with the decision cache: do not modify them), and
 // Request.Attributes is a copy the record owns.
 type DecisionRecord struct {
@@ -231,9 +232,10 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 // A slot holds its record (logSlot: two cache lines, a DecisionRecord takes four): an
 // in-memory cache hit writes only its cache entry (immutable: the decision, its reasons and
 // policy, and the request's key, from which the drainer rebuilds the request's strings), the
-// decision's revision and the request's MinRevision, in the slot's first line; any other
-// decision writes what the drainer makes its record from, of immutable parts, in the two lines,
-// with plain stores but the state's. The drainer makes every record.
+// decision's revision and the request's MinRevision, in the slot's second line; any other
+// decision writes what the drainer makes its record from, of immutable parts, in the first line
+// (a compiled decision of a request without Owner or MinRevision) or in both, with plain stores
+// but the state's. The drainer makes every record.
 //
 // A slot of hits is a run: a hit whose record would be the same as that of the latest run of
 // its cache entry (same revision, same MinRevision) while the drainer has not taken the run yet
