@@ -371,7 +371,10 @@ func (q *recordRing) init(size int) {
 	}
 	q.slots = make([]logSlot, n)
 	for i := range q.slots {
-		q.slots[i].runState.Store(countMask) // tag 0, sealed: no position's before a lap
+		// Tag 0, and a run's sealed: no position's state before a lap (a record's state has a
+		// count of 0).
+		q.slots[i].state.Store(countMask)
+		q.slots[i].runState.Store(countMask)
 	}
 	q.mask, q.half = uint64(n-1), uint64(max(n/2, 1))
 	q.limit.Store(uint64(n))
