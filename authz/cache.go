@@ -288,6 +288,12 @@ type cacheEntry struct {
 // holds reports whether the entry is k's: the same fingerprint.
 func (en *cacheEntry) holds(k *cacheKey) bool { return en.fp1 == k.fp1 && en.fp2 == k.fp2 }
 
+// served reports whether d, served for k, is the decision of en (which may be nil, or another
+// key's entry: the hit's position was rewritten since).
+func (en *cacheEntry) served(k *cacheKey, d *Decision) bool {
+	return en != nil && en.holds(k) && en.decided(d)
+}
+
 // decided reports whether d is the entry's decision (the same verdict, role and reasons array).
 func (en *cacheEntry) decided(d *Decision) bool {
 	e := &en.entry.dec
