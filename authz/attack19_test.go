@@ -37,14 +37,13 @@ func reserveSlow(t *testing.T, e *Engine) *slowProducer {
 	return &slowProducer{l: e.declog, s: s, pos: pos, woke: woke, req: Request{Subject: "slow", Action: "runs.get", Resource: "acme/vision"}}
 }
 
-// publish finishes the slow producer's record as Engine.record does.
+// publish finishes the slow producer's record as Engine.recordFull does (a record made whole,
+// published by the slot's state).
 func (p *slowProducer) publish(e *Engine) {
 	d := Decision{Role: "none", Reasons: []Reason{}, Revision: 1}
 	tr := decisionTrace{path: PathCompiled, policy: e.Policy()}
-	p.s.set(&p.req, &d, tr.policy, &tr, nil)
-	p.s.rev.Store(d.Revision)
-	p.s.minRev.Store(p.req.MinRevision)
-	p.l.publish(p.s, p.pos, p.woke)
+	p.s.setFull(&p.req, &d, tr.policy, &tr, nil)
+	p.l.publish(&p.s.state, p.pos, p.woke)
 }
 
 // subjects are the subjects of recs.

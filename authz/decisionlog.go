@@ -53,14 +53,6 @@ func ParseDecisionPath(s string) (DecisionPath, error) {
 	return 0, teamgate.Invalid("decision path", s, "want none, cache_l1, cache_l2, compiled or rego")
 }
 
-// pathOf is the path of a decision that was evaluated, on the compiled path or not.
-func pathOf(compiled bool) DecisionPath {
-	if compiled {
-		return PathCompiled
-	}
-	return PathRego
-}
-
 // MarshalText writes the path's name.
 func (p DecisionPath) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
@@ -73,7 +65,8 @@ func (p *DecisionPath) UnmarshalText(b []byte) error {
 
 // DecisionRecord is one decision as the decision log keeps it (WithDecisionLog). It is a value
 // of fixed size: queuing one allocates nothing (but for a failed call or one with attributes,
-// Suggest or suggestions, which allocate anyway); its strings and Reasons are the request's and the
+// Suggest or suggestions, which allocate anyway, and a decision with more than 15 reasons or
+// timed at 33.5 ms or more); its strings and Reasons are the request's and the
 // decision's own (Reasons may be shared with the decision cache: do not modify them), and
 // Request.Attributes is a copy the record owns, of the values as the policy read them (by kind:
 // a caller's type's MarshalJSON is never called; numbers are json.Number).
@@ -245,9 +238,10 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 // A slot holds its record (logSlot: two cache lines, a DecisionRecord takes four): an
 // in-memory cache hit writes only its cache entry (immutable: the decision, its reasons and
 // policy, and the request's key, from which the drainer rebuilds the request's strings), the
-// decision's revision and the request's MinRevision; any other decision writes what the
-// drainer makes its record from, of immutable parts, in the same two lines. The drainer makes
-// every record.
+// decision's revision and the request's MinRevision, in the slot's second line; any other
+// decision writes what the drainer makes its record from, of immutable parts, in the first line
+// (a compiled decision of a request without Owner or MinRevision) or in both, with plain stores
+// but the state's. The drainer makes every record.
 //
 // A slot of hits is a run: a hit whose record would be the same as that of the latest run of
 // its cache entry (same revision, same MinRevision) while the drainer has not taken the run yet
@@ -261,9 +255,9 @@ func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog 
 // decision (and copies none for a run longer than a batch: see copies). bench/RESULTS.md,
 // "Stop 16", has what that was worth.
 //
-// A hit that joins no run and whose position is below alert only reserves, writes and publishes
-// (openRun): alert is at most limit, so the slot is free, and below the half-full mark, so
-// nobody need be woken. Any other position goes the long way (reserve, publish): a full ring
+// A record (Engine.record), or a hit that joins no run (openRun), whose position is below
+// alert only reserves, writes and publishes: alert is at most limit, so the slot is free, and
+// below the half-full mark, so nobody need be woken. Any other position goes the long way (reserve, publish): a full ring
 // drops the record, a closed one too (closedBit in tail), an idle drainer (idleBit in tail,
 // which the producer's CAS clears) or a half-full ring wakes the drainer. A run needs no
 // check of its own: the drainer takes every published slot before it sleeps and when the log
@@ -299,57 +293,80 @@ const (
 	idleBit   = 1 << 62 // in tail: the drainer sleeps until a producer wakes it
 )
 
-// A slot's state: the published position's tag, (pos+1)&tagMask, above countBits, and below
-// them a run's count (how many hits joined it: its records are count+1), countMask once the
-// drainer has sealed it. Tags repeat every 2^48 positions, years of decisions at any rate.
+// A slot's states: the published position's tag, (pos+1)&tagMask, above countBits, and below
+// them, in a run's state, the run's count (how many hits joined it: its records are count+1),
+// countMask once the drainer has sealed it. Tags repeat every 2^48 positions, years of
+// decisions at any rate.
 const (
 	countBits = 16
 	countMask = 1<<countBits - 1
 	tagMask   = 1<<(64-countBits) - 1
 )
 
-// published is the state of position pos's slot once its producer has written it.
+// published is the state of position pos's slot once its producer has written it (a record's
+// state, or a run's with a count of 0).
 func published(pos uint64) uint64 { return (pos + 1) & tagMask << countBits }
 
-// logSlot is one position of the ring, and its record: two cache lines, written in place.
-// Apart from a failed call or one with attributes, Suggest or suggestions (made whole:
-// kindFull), a record is made of what the decision already holds — the request's strings as
-// the caller passed them, the decision's role and reasons (those of the Decision returned:
-// nobody modifies them, see DecisionRecord), the policy's fingerprint — from which the drainer
-// makes the DecisionRecord (record).
+// logSlot is one position of the ring: two cache lines, each with a state of its own. The first
+// is a record's (Engine.record): a short record is that line alone; a long one adds four words
+// of the second. The second is a hit's run (fill): its state, revision, MinRevision and cache
+// entry. A position's producer writes one of the two and publishes it by its state (published),
+// and the drainer, finding which state holds the position's tag, takes a record or a run. A
+// record that does not fit the slot is made whole (kindFull: a failed call or one with
+// attributes, Suggest or suggestions, or lengths the slot cannot hold; see inSlot).
+//
+// A record in the slot is made of what the decision already holds — the request's strings as
+// the caller passed them, the decision's reasons (those of the Decision returned: nobody modifies
+// them, see DecisionRecord) and role, the policy's fingerprint — from which the drainer makes the
+// DecisionRecord (record). It is short — one line, the role as its index among the roles a
+// decision may name (rego.DecisionRoleIndex) — when the role has one and the request has no
+// Owner and no MinRevision: a compiled decision of a request without those. Its producer writes
+// no atomic word but the state that publishes it; a run's revisions are atomic because a hit
+// compares them with its own while the slot may be rewritten for a later lap (the CAS on the
+// run's state, which then fails, decides), and no record writes them.
 type logSlot struct {
-	// state is published(pos) plus the run's count once the producer of position pos has
-	// written the slot: the consumer reads it then. A slot freed for the next lap keeps its
-	// state (no later position publishes the same tag).
+	// state is published(pos) once the producer of a record at position pos has written it.
+	// A slot freed for the next lap keeps its states (no later position publishes the same
+	// tag).
 	state atomic.Uint64
-	// rev and minRev are the record's revision and MinRevision. They are atomic because a hit
-	// compares them with its own while the slot may be rewritten for a later lap (the CAS on
-	// state, which then fails, decides).
-	rev, minRev atomic.Uint64
-	// ref is, by meta's kind, the *cacheEntry of an in-memory cache hit (kindHit) or the whole
-	// *DecisionRecord, its Time unset (kindFull); a kindRecord does not write it.
+	rev   uint64 // the decision's revision
+	// ref is the decision's reasons (their array: nil for nil Reasons; the count is in meta) or
+	// the whole *DecisionRecord, its Time unset (kindFull).
 	ref unsafe.Pointer
-	// A kindRecord's request strings, reasons (their array: nil for nil Reasons) and the data
-	// of its role and of its policy's fingerprint (not the policy: a ring keeps no old policy
-	// alive); their lengths are in meta.
-	subject, action, resource, owner string
-	reasons                          *Reason
-	role, policy                     *byte
-	// meta is the kind (kindMask), and for a kindRecord: allowed (bit 2), the path (bits
-	// 3–5), the number of reasons (bits 8–15), the lengths of the role and the fingerprint
-	// (16–23, 24–31) and the latency in ns (32–63). See logSlot.set.
+	// The data of the request's subject, resource and action (their lengths in meta) and of the
+	// policy's fingerprint (rego.FingerprintLen bytes; not the policy: a ring keeps no old
+	// policy alive).
+	subject, resource, action, policy *byte
+	// meta is the kind (kindMask), allowed (bit 2), the path (bits 3–5), a short record's role
+	// index (6–9), the lengths of subject, resource and action (10–17, 18–26, 27–34), the
+	// number of reasons (35–38) and the latency in ns (39–63). See Engine.record.
 	meta uint64
+
+	// runState is published(pos) plus the run's count once the producer of a hit's run at
+	// position pos has written the run: its revision and MinRevision, and its *cacheEntry.
+	runState          atomic.Uint64
+	runRev, runMinRev atomic.Uint64
+	entry             unsafe.Pointer
+	// A long record's: the data of the request's owner and of the decision's role, the
+	// request's MinRevision, and their lengths (meta2: the owner's in bits 0–15, the role's in
+	// 16–23).
+	owner, role *byte
+	minRev      uint64
+	meta2       uint64
 }
 
-// A slot is exactly two cache lines (a compile error otherwise).
-var _ [0]byte = [unsafe.Sizeof(logSlot{}) - 128]byte{}
+// A slot is exactly two cache lines, the second a run's (a compile error otherwise).
+var (
+	_ [0]byte = [unsafe.Sizeof(logSlot{}) - 128]byte{}
+	_ [0]byte = [unsafe.Offsetof(logSlot{}.runState) - 64]byte{}
+)
 
-// The kinds of record a slot holds (logSlot.meta&kindMask).
+// The kinds of record (logSlot.meta&kindMask).
 const (
-	kindHit    = 0
-	kindRecord = 1
-	kindFull   = 2
-	kindMask   = 3
+	kindShort = 1
+	kindLong  = 2
+	kindFull  = 3
+	kindMask  = 3
 )
 
 // init sizes the ring: size rounded up to a power of two.
@@ -360,7 +377,10 @@ func (q *recordRing) init(size int) {
 	}
 	q.slots = make([]logSlot, n)
 	for i := range q.slots {
-		q.slots[i].state.Store(countMask) // tag 0, sealed: no position's before a lap
+		// Tag 0, and a run's sealed: no position's state before a lap (a record's state has a
+		// count of 0).
+		q.slots[i].state.Store(countMask)
+		q.slots[i].runState.Store(countMask)
 	}
 	q.mask, q.half = uint64(n-1), uint64(max(n/2, 1))
 	q.limit.Store(uint64(n))
@@ -380,7 +400,7 @@ func (q *recordRing) slotAt(pos uint64) *logSlot {
 func (q *recordRing) runOf(en *cacheEntry) (s *logSlot, st, run uint64) {
 	run = en.logRun.Load()
 	s = q.slotAt(run - 1)
-	return s, s.state.Load(), run
+	return s, s.runState.Load(), run
 }
 
 // joins adds one to the count of run (1 + its position), in slot s whose state was st, when the
@@ -391,14 +411,14 @@ func (s *logSlot) joins(st, run, rev, minRev uint64) bool {
 	// yet) names the slot of position -1 with tag 0, which no position publishes before 2^48
 	// (init seals every slot with tag 0), so the hit starts a run.
 	return st-(run&tagMask)<<countBits < countMask-1 &&
-		(s.rev.Load()^rev)|(s.minRev.Load()^minRev) == 0 && s.state.CompareAndSwap(st, st+1)
+		(s.runRev.Load()^rev)|(s.runMinRev.Load()^minRev) == 0 && s.runState.CompareAndSwap(st, st+1)
 }
 
-// fill writes a hit's slot at pos: a run of one.
+// fill writes a hit's run of one in the slot (its second line).
 func (s *logSlot) fill(en *cacheEntry, rev, minRev uint64) {
-	s.ref, s.meta = unsafe.Pointer(en), kindHit
-	s.rev.Store(rev)
-	s.minRev.Store(minRev)
+	s.entry = unsafe.Pointer(en)
+	s.runRev.Store(rev)
+	s.runMinRev.Store(minRev)
 }
 
 // take appends the records of the published slots from head on to out (at most cap(out) in
@@ -408,21 +428,21 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 	for len(out) < cap(out) {
 		if q.left == 0 {
 			s := q.slotAt(q.head)
-			st := s.state.Load()
-			if st>>countBits != (q.head+1)&tagMask {
-				break
-			}
-			if s.meta&kindMask != kindHit {
+			if s.state.Load() == published(q.head) { // a record
 				q.copies = min(q.copies, len(out))
-				out = append(out, s.record(s.rev.Load(), s.minRev.Load())) // left in place: see slots
+				out = append(out, s.record()) // left in place: see slots
 				out[len(out)-1].Time = now
 				q.head++
 				continue
 			}
-			for !s.state.CompareAndSwap(st, st|countMask) { // seal the run: its count is final
-				st = s.state.Load()
+			st := s.runState.Load()
+			if st>>countBits != (q.head+1)&tagMask { // not published yet
+				break
 			}
-			q.run, q.left, q.copies = (*cacheEntry)(s.ref).logRecord(s.rev.Load(), s.minRev.Load()), st&countMask+1, 0
+			for !s.runState.CompareAndSwap(st, st|countMask) { // seal the run: its count is final
+				st = s.runState.Load()
+			}
+			q.run, q.left, q.copies = (*cacheEntry)(s.entry).logRecord(s.runRev.Load(), s.runMinRev.Load()), st&countMask+1, 0
 			q.run.Time = now // the run is taken now, all its records at once
 		}
 		k := int(min(q.left, uint64(cap(out)-len(out))))
@@ -474,27 +494,20 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 	}
 }
 
-// set writes the record of req's decision d under policy p into s, but for its revision and
-// MinRevision, which the caller writes with the publication: in place when it fits (kindRecord),
-// else whole (setFull).
-func (s *logSlot) set(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
-	fp := p.Fingerprint()
-	if err != nil || req.Attributes != nil || req.Suggest || d.Suggestions != nil ||
-		uint64(len(d.Reasons))|uint64(len(d.Role))|uint64(len(fp)) > 255 || uint64(t.latency) >= 1<<32 {
-		s.setFull(req, d, p, t, err)
-		return
-	}
-	// Field by field: a composite literal is built aside and copied.
-	s.subject, s.action, s.resource, s.owner = req.Subject, req.Action, req.Resource, req.Owner
-	s.reasons, s.role, s.policy = unsafe.SliceData(d.Reasons), unsafe.StringData(d.Role), unsafe.StringData(fp)
-	m := uint64(kindRecord) | uint64(t.path)<<3 | uint64(len(d.Reasons))<<8 | uint64(len(d.Role))<<16 | uint64(len(fp))<<24 | uint64(t.latency)<<32
-	if d.Allowed {
-		m |= 1 << 2
-	}
-	s.meta = m
+// inSlot reports whether the record of req's decision d (traced by t; err: the call failed)
+// is written in its slot (Engine.record); any other is made whole (logSlot.setFull). A record in
+// the slot allocates nothing: that is every decision but a failed call, one with attributes,
+// Suggest or suggestions, and one over the slot's lengths (subject, action or role over 255
+// bytes, resource over 511, owner over 65,535, more than 15 reasons, a latency of 2^25 ns —
+// 33.5 ms — or more).
+func inSlot(req *Request, d *Decision, t *decisionTrace, err error) bool {
+	return err == nil && t.policy != nil && req.Attributes == nil && !req.Suggest && d.Suggestions == nil &&
+		uint64(len(req.Subject))|uint64(len(req.Action))|uint64(len(d.Role))|uint64(len(d.Reasons))<<4|
+			uint64(len(req.Resource))>>1|uint64(len(req.Owner))>>8|uint64(t.latency)>>17 <= 255
 }
 
-// setFull is set of a record that is made whole.
+// setFull writes into s the record of a call that is made whole (not inSlot): of its decision
+// d, or of its error err, under policy p (the policy in force when not decided).
 //
 //go:noinline
 func (s *logSlot) setFull(req *Request, d *Decision, p *rego.Policy, t *decisionTrace, err error) {
@@ -508,22 +521,26 @@ func (s *logSlot) setFull(req *Request, d *Decision, p *rego.Policy, t *decision
 	s.ref, s.meta = unsafe.Pointer(f), kindFull
 }
 
-// record is the DecisionRecord of a slot that is not a hit's, with revision rev and
-// MinRevision minRev (the slot's); its Time is unset.
-func (s *logSlot) record(rev, minRev uint64) DecisionRecord {
+// record is the DecisionRecord of a slot's record (not a run); its Time is unset.
+func (s *logSlot) record() DecisionRecord {
 	m := s.meta
 	if m&kindMask == kindFull {
 		return *(*DecisionRecord)(s.ref)
 	}
 	var reasons []Reason
-	if s.reasons != nil {
-		reasons = unsafe.Slice(s.reasons, m>>8&0xff)
+	if s.ref != nil {
+		reasons = unsafe.Slice((*Reason)(s.ref), m>>35&15)
 	}
-	return DecisionRecord{
-		Request:  Request{Subject: s.subject, Action: s.action, Resource: s.resource, Owner: s.owner, MinRevision: minRev},
-		Decision: Decision{Allowed: m&(1<<2) != 0, Role: unsafe.String(s.role, m>>16&0xff), Reasons: reasons, Revision: rev},
-		Policy:   unsafe.String(s.policy, m>>24&0xff), Path: DecisionPath(m >> 3 & 7), Latency: time.Duration(m >> 32),
+	r := DecisionRecord{
+		Request:  Request{Subject: unsafe.String(s.subject, m>>10&0xff), Action: unsafe.String(s.action, m>>27&0xff), Resource: unsafe.String(s.resource, m>>18&0x1ff)},
+		Decision: Decision{Allowed: m&(1<<2) != 0, Role: rego.DecisionRole(uint8(m >> 6 & 15)), Reasons: reasons, Revision: s.rev},
+		Policy:   unsafe.String(s.policy, rego.FingerprintLen), Path: DecisionPath(m >> 3 & 7), Latency: time.Duration(m >> 39),
 	}
+	if m&kindMask == kindLong {
+		r.Request.Owner, r.Request.MinRevision = unsafe.String(s.owner, s.meta2&0xffff), s.minRev
+		r.Decision.Role = unsafe.String(s.role, s.meta2>>16&0xff)
+	}
+	return r
 }
 
 // clock is the time since the log started (never 0 once read: the epoch is in the past).
@@ -547,10 +564,11 @@ func (l *decisionLog) reserve() (s *logSlot, pos uint64, woke bool) {
 	}
 }
 
-// publish hands a filled slot to the drainer, waking it when it was idle (woke, from reserve) or
-// the ring is half full.
-func (l *decisionLog) publish(s *logSlot, pos uint64, woke bool) {
-	s.state.Store(published(pos))
+// publish hands the record or run written at pos to the drainer by storing its state (the
+// slot's state or runState), waking the drainer when it was idle (woke, from reserve) or the
+// ring is half full.
+func (l *decisionLog) publish(state *atomic.Uint64, pos uint64, woke bool) {
+	state.Store(published(pos))
 	if woke || pos >= l.ring.alert.Load() {
 		// Later producers need not wake it again: alert goes up to limit until the next take.
 		l.ring.alert.Store(l.ring.limit.Load())
@@ -572,7 +590,7 @@ func (l *decisionLog) openRun(en *cacheEntry, rev, minRev uint64) {
 	if pos < q.alert.Load() && q.tail.CompareAndSwap(pos, pos+1) {
 		s := q.slotAt(pos)
 		s.fill(en, rev, minRev)
-		s.state.Store(published(pos))
+		s.runState.Store(published(pos))
 	} else {
 		var s *logSlot
 		var woke bool
@@ -580,7 +598,7 @@ func (l *decisionLog) openRun(en *cacheEntry, rev, minRev uint64) {
 			return
 		}
 		s.fill(en, rev, minRev)
-		l.publish(s, pos, woke)
+		l.publish(&s.runState, pos, woke)
 	}
 	en.logRun.Store(pos + 1)
 }
@@ -705,10 +723,52 @@ func (l *decisionLog) close(ctx context.Context) error {
 	return err
 }
 
-// record makes the log's record of one call in the ring (written in place, nothing allocated but
-// on a failed call or one with attributes, Suggest or suggestions: see logSlot); attributes are
-// copied, since the caller may reuse its map once the call has returned.
+// record makes the log's record of one call in the ring: written in its slot when it fits
+// (inSlot), else made whole (recordFull). Its position is reserved in one CAS when below alert
+// (as openRun's), else the long way (reserve, publish). The slot is written here, not in a
+// function of its own: the call cost the compiled path 10 instructions per decision
+// (bench/RESULTS.md, "Stop 19: decision log on the compiled path").
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
+	if !inSlot(req, d, t, err) {
+		e.recordFull(req, d, t, err)
+		return
+	}
+	l := e.declog
+	q := &l.ring
+	pos := q.tail.Load()
+	var s *logSlot
+	long, woke := pos >= q.alert.Load() || !q.tail.CompareAndSwap(pos, pos+1), false
+	if !long {
+		s = q.slotAt(pos)
+	} else if s, pos, woke = l.reserve(); s == nil {
+		return
+	}
+	// Field by field: a composite literal is built aside and copied.
+	s.rev, s.ref = d.Revision, unsafe.Pointer(unsafe.SliceData(d.Reasons))
+	s.subject, s.resource = unsafe.StringData(req.Subject), unsafe.StringData(req.Resource)
+	s.action, s.policy = unsafe.StringData(req.Action), unsafe.StringData(t.policy.Fingerprint())
+	m := uint64(*(*uint8)(unsafe.Pointer(&d.Allowed)))<<2 | uint64(t.path)<<3 | uint64(len(req.Subject))<<10 |
+		uint64(len(req.Resource))<<18 | uint64(len(req.Action))<<27 | uint64(len(d.Reasons))<<35 | uint64(t.latency)<<39
+	if t.role-1 < 15 && req.Owner == "" && req.MinRevision == 0 { // DecisionRole(t.role) is d.Role
+		s.meta = m | kindShort | uint64(t.role)<<6
+	} else {
+		s.owner, s.role, s.minRev = unsafe.StringData(req.Owner), unsafe.StringData(d.Role), req.MinRevision
+		s.meta2 = uint64(len(req.Owner)) | uint64(len(d.Role))<<16
+		s.meta = m | kindLong
+	}
+	if long {
+		l.publish(&s.state, pos, woke)
+	} else {
+		s.state.Store(published(pos))
+	}
+}
+
+// recordFull is record of a call that is made whole (not inSlot: nothing is allocated but on
+// a failed call or one with attributes, Suggest or suggestions); attributes are copied, since the
+// caller may reuse its map once the call has returned.
+//
+//go:noinline
+func (e *Engine) recordFull(req *Request, d *Decision, t *decisionTrace, err error) {
 	p := t.policy
 	if p == nil { // not decided
 		p = e.policy.Load()
@@ -723,10 +783,8 @@ func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) 
 	if s == nil {
 		return
 	}
-	s.set(req, d, p, t, err)
-	s.rev.Store(d.Revision)
-	s.minRev.Store(req.MinRevision)
-	e.declog.publish(s, pos, woke)
+	s.setFull(req, d, p, t, err)
+	e.declog.publish(&s.state, pos, woke)
 }
 
 // observed is Authorize with metrics or spans: the observer (metrics.go) times the decision
@@ -738,22 +796,13 @@ func (e *Engine) observed(ctx context.Context, req *Request) (Decision, error) {
 // logs reports whether req's decision goes to the decision log.
 func (e *Engine) logs(req *Request) bool { return e.declog != nil && !req.unlogged }
 
-// logged is Authorize of a logged request (without metrics or spans) that the decision cache
-// does not serve (authorize logs the cache's decisions itself): decided with a trace, then
-// recorded.
-//
-// A request without Suggest is decided here as authorize decides it (decidePooled, no cache
-// entry): going through authorize again cost the compiled path 53 instructions per decision
-// (bench/RESULTS.md, "Stop 17: decision log on the compiled path").
-func (e *Engine) logged(ctx context.Context, req *Request, d *Decision) (err error) {
+// loggedSuggesting is Authorize of a logged request with Suggest (without metrics or spans):
+// decided with a trace, then recorded.
+func (e *Engine) loggedSuggesting(ctx context.Context, req *Request) (Decision, error) {
 	t := decisionTrace{timed: true}
-	if req.Suggest {
-		*d, err = e.authorize(ctx, req, &t)
-	} else {
-		err = e.decidePooled(ctx, req, nil, &t, d)
-	}
-	e.record(req, d, &t, err)
-	return err
+	d, err := e.authorizeSuggesting(ctx, *req, &t)
+	e.record(req, &d, &t, err)
+	return d, err
 }
 
 // copyAttributes copies attributes as the policy reads them (rego.Attributes.JSON: by kind,
@@ -776,6 +825,7 @@ type decisionTrace struct {
 	path    DecisionPath
 	policy  *rego.Policy  // the policy in force; nil when not decided
 	latency time.Duration // 0: not timed
+	role    uint8         // the role's rego.DecisionRoleIndex on the compiled path; 0: not known
 	timed   bool          // the log times what is cheap to time (metrics time every decision)
 }
 

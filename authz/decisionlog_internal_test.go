@@ -11,20 +11,33 @@ import (
 	"github.com/teamgate/teamgate/rego"
 )
 
-// TestLogSlotRoundTrip: every field of a record goes through a ring slot (logSlot.set, record)
+// TestLogSlotRoundTrip: every field of a record goes through a ring slot (Engine.record, take)
 // and comes back as it went in, on every path, for records kept in the slot and for those made
 // whole: lengths and latencies at the slot's limits, nil and empty reasons, errors, attributes,
-// Suggest and suggestions.
+// Suggest and suggestions, short (one line) and long, reserved in one CAS or the long way. The
+// ring has one slot, rewritten by each case and by a hit's run between cases (its second line):
+// nothing of one record shows in the next, and a record is told from a run by its states alone.
 func TestLogSlotRoundTrip(t *testing.T) {
-	p, err := rego.New(t.Context(), nil)
-	require.NoError(t, err)
+	e := newAcmeInternal(t)
+	p := e.Policy()
+	e.declog = &decisionLog{} // a ring without its drainer: the test takes the records
+	e.declog.ring.init(1)
+	batch := make([]DecisionRecord, 0, 4)
+	take := func() DecisionRecord {
+		t.Helper()
+		b := e.declog.ring.take(batch[:0], time.Time{})
+		require.Len(t, b, 1)
+		return b[0]
+	}
+	hit := &cacheEntry{logKey: "carol\x00runs.get\x00acme/nlp\x00acme", entry: cached{dec: Decision{Allowed: true, Role: "viewer", Reasons: []Reason{{Code: rego.CodeTeamRole, Message: "m"}}}, policy: p}}
+	plain := Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
 	base := Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision", Owner: "acme", MinRevision: 7}
 	reasons := []Reason{{Code: rego.CodeOrgRole, Message: "bob is an admin of acme"}}
-	many := make([]Reason, 255)
+	many := make([]Reason, 16)
 	for i := range many {
 		many[i] = Reason{Code: "c", Message: strings.Repeat("m", i)}
 	}
-	long := strings.Repeat("x", 300)
+	long := strings.Repeat("x", 70000)
 	cases := []struct {
 		name    string
 		req     Request
@@ -32,34 +45,52 @@ func TestLogSlotRoundTrip(t *testing.T) {
 		path    DecisionPath
 		latency time.Duration
 		err     error
-		inSlot  bool // kept in the slot, not made whole
+		kind    uint64 // the slot's: short (one line), long or made whole (full)
 	}{
-		{name: "compiled", req: base, d: Decision{Allowed: true, Role: "admin", Reasons: reasons, Revision: 42}, path: PathCompiled, inSlot: true},
-		{name: "denied, empty reasons", req: base, d: Decision{Role: "none", Reasons: []Reason{}, Revision: 1}, path: PathCompiled, inSlot: true},
-		{name: "nil reasons", req: base, d: Decision{Role: "none", Revision: 1}, path: PathCompiled, inSlot: true},
-		{name: "rego, timed", req: base, d: Decision{Role: "viewer", Reasons: reasons, Revision: 3}, path: PathRego, latency: 1<<32 - 1, inSlot: true},
-		{name: "cache_l2, timed", req: base, d: Decision{Allowed: true, Role: "admin", Reasons: reasons, Revision: 3}, path: PathCacheL2, latency: time.Microsecond, inSlot: true},
-		{name: "255 reasons", req: base, d: Decision{Role: "none", Reasons: many, Revision: 2}, path: PathRego, inSlot: true},
-		{name: "256 reasons", req: base, d: Decision{Role: "none", Reasons: append(many, reasons...), Revision: 2}, path: PathRego},
-		{name: "role of 255 bytes", req: base, d: Decision{Role: long[:255], Reasons: reasons}, path: PathCompiled, inSlot: true},
-		{name: "role of 256 bytes", req: base, d: Decision{Role: long[:256], Reasons: reasons}, path: PathCompiled},
-		{name: "long request strings", req: Request{Subject: long, Action: long, Resource: long, Owner: long}, d: Decision{Role: "none", Reasons: reasons}, path: PathCompiled, inSlot: true},
-		{name: "latency of 2^32 ns", req: base, d: Decision{Role: "none", Reasons: reasons}, path: PathRego, latency: 1 << 32},
-		{name: "attributes", req: Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: map[string]any{"run": map[string]any{"created_by": "bob"}}}, d: Decision{Allowed: true, Role: "admin", Reasons: reasons}, path: PathRego},
-		{name: "empty attributes", req: Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Attributes: map[string]any{}}, d: Decision{Allowed: true, Role: "admin", Reasons: reasons}, path: PathCompiled},
-		{name: "suggest", req: Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Suggest: true}, d: Decision{Role: "none", Reasons: reasons, Suggestions: []Suggestion{}}, path: PathRego},
-		{name: "error", req: base, d: Decision{Role: "none", Reasons: []Reason{}, Revision: 9}, path: PathCompiled, err: errors.New("boom")},
+		{name: "compiled", req: plain, d: Decision{Allowed: true, Role: "admin", Reasons: reasons, Revision: 42}, path: PathCompiled, kind: kindShort},
+		{name: "compiled, owner", req: Request{Subject: "bob", Action: "runs.stop", Resource: "engineering/vision", Owner: "acme"}, d: Decision{Allowed: true, Role: "admin", Reasons: reasons, Revision: 42}, path: PathCompiled, kind: kindLong},
+		{name: "compiled, MinRevision", req: Request{Subject: "bob", Action: "runs.stop", Resource: "acme/vision", MinRevision: 3}, d: Decision{Allowed: true, Role: "admin", Reasons: reasons, Revision: 42}, path: PathCompiled, kind: kindLong},
+		{name: "compiled, an org role", req: plain, d: Decision{Role: "billing", Reasons: reasons, Revision: 1}, path: PathCompiled, kind: kindShort},
+		{name: "denied, empty reasons", req: plain, d: Decision{Role: "none", Reasons: []Reason{}, Revision: 1}, path: PathCompiled, kind: kindShort},
+		{name: "nil reasons", req: plain, d: Decision{Role: "none", Revision: 1}, path: PathCompiled, kind: kindShort},
+		{name: "role no index names", req: plain, d: Decision{Role: "auditor", Reasons: reasons}, path: PathCompiled, kind: kindLong},
+		{name: "empty role", req: base, d: Decision{Reasons: reasons}, path: PathCompiled, kind: kindLong},
+		{name: "owner and MinRevision", req: base, d: Decision{Allowed: true, Role: "admin", Reasons: reasons, Revision: 42}, path: PathCompiled, kind: kindLong},
+		{name: "rego, timed", req: plain, d: Decision{Role: "viewer", Reasons: reasons, Revision: 3}, path: PathRego, latency: 1<<25 - 1, kind: kindLong},
+		{name: "cache_l2, timed", req: base, d: Decision{Allowed: true, Role: "admin", Reasons: reasons, Revision: 3}, path: PathCacheL2, latency: time.Microsecond, kind: kindLong},
+		{name: "15 reasons", req: plain, d: Decision{Role: "none", Reasons: many[:15], Revision: 2}, path: PathCompiled, kind: kindShort},
+		{name: "16 reasons", req: plain, d: Decision{Role: "none", Reasons: many, Revision: 2}, path: PathRego, kind: kindFull},
+		{name: "role of 255 bytes", req: base, d: Decision{Role: long[:255], Reasons: reasons}, path: PathCompiled, kind: kindLong},
+		{name: "role of 256 bytes", req: base, d: Decision{Role: long[:256], Reasons: reasons}, path: PathCompiled, kind: kindFull},
+		{name: "longest request strings", req: Request{Subject: long[:255], Action: long[:255], Resource: long[:511], Owner: long[:65535]}, d: Decision{Role: "none", Reasons: reasons}, path: PathCompiled, kind: kindLong},
+		{name: "subject of 256 bytes", req: Request{Subject: long[:256], Action: "runs.get", Resource: "acme/vision"}, d: Decision{Role: "none", Reasons: reasons}, path: PathCompiled, kind: kindFull},
+		{name: "action of 256 bytes", req: Request{Subject: "bob", Action: long[:256], Resource: "acme/vision"}, d: Decision{Role: "none", Reasons: reasons}, path: PathCompiled, kind: kindFull},
+		{name: "resource of 512 bytes", req: Request{Subject: "bob", Action: "runs.get", Resource: long[:512]}, d: Decision{Role: "none", Reasons: reasons}, path: PathCompiled, kind: kindFull},
+		{name: "owner of 65,536 bytes", req: Request{Subject: "bob", Action: "runs.get", Resource: "vision", Owner: long[:65536]}, d: Decision{Role: "none", Reasons: reasons}, path: PathCompiled, kind: kindFull},
+		{name: "no owner, no MinRevision, revision 0", req: Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision"}, d: Decision{Allowed: true, Role: "viewer", Reasons: reasons}, path: PathCompiled, kind: kindShort},
+		{name: "latency of 2^25 ns", req: plain, d: Decision{Role: "none", Reasons: reasons}, path: PathRego, latency: 1 << 25, kind: kindFull},
+		{name: "attributes", req: Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: map[string]any{"run": map[string]any{"created_by": "bob"}}}, d: Decision{Allowed: true, Role: "admin", Reasons: reasons}, path: PathRego, kind: kindFull},
+		{name: "empty attributes", req: Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Attributes: map[string]any{}}, d: Decision{Allowed: true, Role: "admin", Reasons: reasons}, path: PathCompiled, kind: kindFull},
+		{name: "suggest", req: Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Suggest: true}, d: Decision{Role: "none", Reasons: reasons, Suggestions: []Suggestion{}}, path: PathRego, kind: kindFull},
+		{name: "error", req: base, d: Decision{Role: "none", Reasons: []Reason{}, Revision: 9}, path: PathCompiled, err: errors.New("boom"), kind: kindFull},
 	}
-	var s logSlot // one slot, rewritten by each case (as the ring's laps do)
-	for _, c := range cases {
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tr := decisionTrace{path: c.path, policy: p, latency: c.latency}
-			s.set(&c.req, &c.d, p, &tr, c.err)
-			require.Equal(t, c.inSlot, s.meta&kindMask == kindRecord, "kept in the slot")
-			got := s.record(c.d.Revision, c.req.MinRevision)
+			if c.path == PathCompiled { // as decideIn traces a compiled decision
+				tr.role = rego.DecisionRoleIndex(c.d.Role)
+			}
+			require.Equal(t, c.kind != kindFull, inSlot(&c.req, &c.d, &tr, c.err), "kept in the slot")
+			if i%2 == 1 { // every other record reserved the long way (reserve, publish)
+				e.declog.ring.alert.Store(0)
+			}
+			e.record(&c.req, &c.d, &tr, c.err)
+			require.Equal(t, c.kind, e.declog.ring.slotAt(0).meta&kindMask, "kind")
+			got := take()
 			want := DecisionRecord{Request: c.req, Decision: c.d, Policy: p.Fingerprint(), Path: c.path, Latency: c.latency}
-			if c.err != nil {
+			if c.err != nil { // the call's error, and the decision a failed call returns
 				want.Path, want.Error = PathNone, c.err.Error()
+				want.Decision = Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
 			}
 			require.Equal(t, want, got)
 			if c.d.Reasons == nil {
@@ -67,6 +98,13 @@ func TestLogSlotRoundTrip(t *testing.T) {
 			} else {
 				require.NotNil(t, got.Decision.Reasons)
 			}
+			// A hit's run at the next lap, over the record's first line.
+			e.declog.openRun(hit, uint64(i+100), uint64(i))
+			require.Equal(t, DecisionRecord{
+				Request:  Request{Subject: "carol", Action: "runs.get", Resource: "acme/nlp", Owner: "acme", MinRevision: uint64(i)},
+				Decision: Decision{Allowed: true, Role: "viewer", Reasons: hit.entry.dec.Reasons, Revision: uint64(i + 100)},
+				Policy:   p.Fingerprint(), Path: PathCacheL1,
+			}, take())
 		})
 	}
 }

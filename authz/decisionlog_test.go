@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -674,4 +675,79 @@ func TestDecisionLogCompiledRecordIsTheDecision(t *testing.T) {
 	require.Equal(t, "none", last.Decision.Role)
 	require.NotNil(t, last.Decision.Reasons)
 	require.Zero(t, eng.Stats().DecisionLogDropped)
+}
+
+// TestDecisionLogSlotKindsConcurrent: records of every kind a slot holds — a compiled decision's
+// one line, a request with Owner or MinRevision over two, a whole record (attributes), runs of
+// cache hits — written by four goroutines at once into a ring of four slots, so every slot is
+// rewritten by every kind, lap after lap, while writes that change no decision evict the cached
+// ones (compiled decisions again). Every record that reaches the sink is its request's decision,
+// whole: nothing of another record or lap shows in it.
+func TestDecisionLogSlotKindsConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sink := &memSink{}
+	eng, st := newAcme(t, authz.WithDecisionLog(sink), authz.WithDecisionLogQueue(4))
+	ref, err := authz.New(ctx, st) // no log: the decisions the records must show
+	require.NoError(t, err)
+	reqs := []authz.Request{
+		{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
+		{Subject: "bob", Action: "runs.get", Resource: "engineering/vision", Owner: "acme"},
+		{Subject: "olga", Action: "runs.approve", Resource: "acme/nlp", MinRevision: 1},
+		{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: map[string]any{"run": map[string]any{"created_by": "bob"}}},
+		{Subject: "vera", Action: "runs.get", Resource: "acme/labs"},
+		{Subject: "bob", Action: "org.update", Resource: "acme"},
+	}
+	const workers, each = 4, 300
+	round := func() {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := range each {
+					if _, err := eng.Authorize(ctx, reqs[(w+i)%len(reqs)]); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Go(func() { // bob's role, put again: his cached decisions are decided again, alike
+			for range 30 {
+				if _, err := st.Apply(ctx, store.PutMember{Org: "acme", User: "bob", Role: "member"}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+		wg.Wait()
+		require.NoError(t, eng.FlushDecisionLog(ctx))
+	}
+	paths := map[authz.DecisionPath]int{}
+	checked := 0
+	// Rounds until every path has a record in the sink (a full ring drops records: which reach
+	// it depends on the scheduler), at most 20.
+	for n := 0; n < 20 && (n == 0 || paths[authz.PathCompiled] == 0 || paths[authz.PathCacheL1] == 0 || paths[authz.PathRego] == 0); n++ {
+		round()
+		recs := sink.all()
+		for _, r := range recs[checked:] {
+			i := slices.IndexFunc(reqs, func(q authz.Request) bool {
+				return q.Subject == r.Request.Subject && q.Action == r.Request.Action && q.Resource == r.Request.Resource
+			})
+			require.GreaterOrEqual(t, i, 0, "a record of no request made: %+v", r.Request)
+			require.Equal(t, reqs[i], r.Request)
+			want, err := ref.Authorize(ctx, reqs[i])
+			require.NoError(t, err)
+			require.Equal(t, want.Allowed, r.Decision.Allowed, "%+v", r.Request)
+			require.Equal(t, want.Role, r.Decision.Role, "%+v", r.Request)
+			require.Equal(t, want.Reasons, r.Decision.Reasons, "%+v", r.Request)
+			require.NotZero(t, r.Decision.Revision)
+			require.Equal(t, eng.Policy().Fingerprint(), r.Policy)
+			require.Empty(t, r.Error)
+			paths[r.Path]++
+		}
+		checked = len(recs)
+	}
+	require.NoError(t, eng.Close(ctx))
+	require.Equal(t, eng.Stats().DecisionLogWritten, uint64(checked))
+	require.NotZero(t, paths[authz.PathCompiled], "compiled decisions logged")
+	require.NotZero(t, paths[authz.PathCacheL1], "cache hits logged")
+	require.NotZero(t, paths[authz.PathRego], "full evaluations logged")
 }

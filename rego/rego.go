@@ -582,6 +582,9 @@ func replacesDefaultData(mods map[string]*ast.Module) bool {
 // decide alike. Persistent caches key on it.
 func (p *Policy) Fingerprint() string { return p.fingerprint }
 
+// FingerprintLen is the length of every policy's Fingerprint: hex digits of a SHA-256 prefix.
+const FingerprintLen = 32
+
 func fingerprint(mods []Module, data map[string]any) string {
 	h := sha256.New()
 	for _, m := range mods {
@@ -589,7 +592,7 @@ func fingerprint(mods []Module, data map[string]any) string {
 	}
 	raw, _ := json.Marshal(data) // map keys are sorted: canonical
 	h.Write(raw)
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	return hex.EncodeToString(h.Sum(nil)[:FingerprintLen/2])
 }
 
 // Deterministic reports whether the policy's decisions depend only on its input and data. Only a
