@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -123,7 +124,9 @@ func bruteForceDiff(t *testing.T, cur, cand *authz.Engine, subjects, teams, proj
 func TestDiffPolicyEqualsBruteForce(t *testing.T) {
 	t.Parallel()
 	changed, resources, methods := 0, 0, map[string]int{}
-	for seed := range uint64(10) {
+	// Four seeds under the race detector (iterations): both methods, org and team changes still
+	// come up (the checks after the loop).
+	for seed := range iterations[uint64](10, 4) {
 		rng := rand.New(rand.NewPCG(seed, 12))
 		base, users, teams, projects := randomDirectory(t, seed)
 		curC, candC := randomCandidate(rng, users, teams, projects), randomCandidate(rng, users, teams, projects)
@@ -179,7 +182,9 @@ func TestDiffPolicyEqualsBruteForce(t *testing.T) {
 // and full evaluation (compiled path off) give the same diff, fingerprint included.
 func TestDiffPolicyTableEqualsEvaluation(t *testing.T) {
 	t.Parallel()
-	for seed := range uint64(4) {
+	// Two seeds under the race detector (iterations): an even and an odd one, the current
+	// policy default and random data.
+	for seed := range iterations[uint64](4, 2) {
 		rng := rand.New(rand.NewPCG(seed, 13))
 		base, _, _, _ := randomDirectory(t, seed)
 		st := base.Directory().(*store.Store)
@@ -306,7 +311,7 @@ allow contains "otto reads open" if {
 `}
 	cand := authz.Candidate{Modules: []rego.Module{otto}}
 
-	eng, _ := newAcme(t, authz.WithEvalBudget(time.Minute)) // every pair evaluated: no budget stop under load
+	eng := newSetPolicyIfEngine(t)
 	reviewed, err := eng.DiffPolicy(ctx, cand, 0)
 	require.NoError(t, err)
 	require.Len(t, reviewed.Decisions, 1)
@@ -318,7 +323,7 @@ allow contains "otto reads open" if {
 	require.NoError(t, err)
 	require.True(t, d.Allowed)
 
-	eng, _ = newAcme(t, authz.WithEvalBudget(time.Minute))
+	eng = newSetPolicyIfEngine(t)
 	reviewed, err = eng.DiffPolicy(ctx, cand, 0)
 	require.NoError(t, err)
 	// otto leaves the org: the module no longer changes his decision the same way.
@@ -333,6 +338,19 @@ allow contains "otto reads open" if {
 	require.NotEqual(t, reviewed.Fingerprint, now.Fingerprint)
 	require.NoError(t, eng.SetPolicyIf(ctx, now.Fingerprint, cand), "the diff reviewed again applies")
 	require.NotSame(t, before, eng.Policy())
+}
+
+// newSetPolicyIfEngine is an engine over testdata/setpolicyif.yaml, with a minute's evaluation
+// budget: the diff evaluates every pair, and must not be stopped on a loaded machine.
+func newSetPolicyIfEngine(t *testing.T) *authz.Engine {
+	st, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.LoadFile(t.Context(), filepath.Join("testdata", "setpolicyif.yaml"))
+	require.NoError(t, err)
+	eng, err := authz.New(t.Context(), st, authz.WithEvalBudget(time.Minute))
+	require.NoError(t, err)
+	return eng
 }
 
 // TestDiffPolicyBadCandidate: a candidate that does not compile gets SetPolicy's error from
