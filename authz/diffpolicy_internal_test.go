@@ -64,12 +64,12 @@ allow contains "otto reads open" if {
 		}, 1, teamgate.ErrConflict},
 		{"writes that never stop", unrelated, setPolicyIfAttempts, teamgate.ErrStale},
 	} {
-		// testdata/setpolicyif.yaml (diffpolicy_test.go's newSetPolicyIfEngine): the diff
-		// evaluates every pair, with a minute's budget so that a loaded machine stops none.
+		// testdata/small.yaml (diffpolicy_test.go's newSmall): the diff evaluates every pair,
+		// with a minute's budget so that a loaded machine stops none.
 		st, err := store.Open(ctx, store.Options{})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = st.Close() })
-		_, err = st.LoadFile(ctx, filepath.Join("testdata", "setpolicyif.yaml"))
+		_, err = st.LoadFile(ctx, filepath.Join("testdata", "small.yaml"))
 		require.NoError(t, err)
 		e, err := New(ctx, st, WithEvalBudget(time.Minute))
 		require.NoError(t, err)

@@ -311,7 +311,7 @@ allow contains "otto reads open" if {
 `}
 	cand := authz.Candidate{Modules: []rego.Module{otto}}
 
-	eng := newSetPolicyIfEngine(t)
+	eng := newSmall(t)
 	reviewed, err := eng.DiffPolicy(ctx, cand, 0)
 	require.NoError(t, err)
 	require.Len(t, reviewed.Decisions, 1)
@@ -323,7 +323,7 @@ allow contains "otto reads open" if {
 	require.NoError(t, err)
 	require.True(t, d.Allowed)
 
-	eng = newSetPolicyIfEngine(t)
+	eng = newSmall(t)
 	reviewed, err = eng.DiffPolicy(ctx, cand, 0)
 	require.NoError(t, err)
 	// otto leaves the org: the module no longer changes his decision the same way.
@@ -340,13 +340,13 @@ allow contains "otto reads open" if {
 	require.NotSame(t, before, eng.Policy())
 }
 
-// newSetPolicyIfEngine is an engine over testdata/setpolicyif.yaml, with a minute's evaluation
-// budget: the diff evaluates every pair, and must not be stopped on a loaded machine.
-func newSetPolicyIfEngine(t *testing.T) *authz.Engine {
+// newSmall is an engine over testdata/small.yaml, with a minute's evaluation budget: a diff
+// evaluates every pair, and a loaded machine must stop none.
+func newSmall(t *testing.T) *authz.Engine {
 	st, err := store.Open(t.Context(), store.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), filepath.Join("testdata", "setpolicyif.yaml"))
+	_, err = st.LoadFile(t.Context(), filepath.Join("testdata", "small.yaml"))
 	require.NoError(t, err)
 	eng, err := authz.New(t.Context(), st, authz.WithEvalBudget(time.Minute))
 	require.NoError(t, err)
@@ -396,11 +396,11 @@ func TestDiffPolicyHonoursContext(t *testing.T) {
 // a diff of one moment, and the diff says so; a deterministic one does not.
 func TestDiffPolicySaysWhenNondeterministic(t *testing.T) {
 	t.Parallel()
-	eng, _ := newAcme(t)
+	eng := newSmall(t)
 	for src, want := range map[string]bool{
 		"deny contains \"coin\" if rand.intn(\"coin\", 2) == 0\n":               true,
 		"deny contains \"late\" if time.weekday(time.now_ns()) == \"Friday\"\n": true,
-		"deny contains \"frozen\" if input.resource.project == \"nlp\"\n":       false,
+		"deny contains \"frozen\" if input.resource.project == \"vision\"\n":    false,
 	} {
 		mod := rego.Module{Name: "m.rego", Source: "package teamgate.ext\nimport rego.v1\n" + src}
 		d, err := eng.DiffPolicy(t.Context(), authz.Candidate{Modules: []rego.Module{mod}}, 1)
