@@ -91,13 +91,15 @@ type CellChange struct {
 	Exists     bool        `json:"exists"`
 	OrgRole    string      `json:"org_role"`
 	Grant      string      `json:"grant"`
+	BreakGlass bool        `json:"break_glass,omitempty"` // the grant is a break-glass one (authors' modules only: rego.Policy.HasModules)
 	TeamRoles  []string    `json:"team_roles"`
 	Restricted bool        `json:"restricted"`
 	Before     CellVerdict `json:"before"`
 	After      CellVerdict `json:"after"`
 }
 
-// CellVerdict is a table cell's decision: no messages (those come from a request's own facts).
+// CellVerdict is a table cell's decision: no messages (those come from a request's own facts, or
+// are an extension's own), as a decision's change is in Allowed, Role and the codes.
 type CellVerdict struct {
 	Allowed bool        `json:"allowed"`
 	Role    string      `json:"role"`
@@ -109,21 +111,24 @@ type CellVerdict struct {
 // SetPolicy's error.
 //
 // Which decisions: for every org, every subject the directory knows there (its members and the
-// holders of grants on its projects; when either policy has authors' modules, which may read
-// the subject's id, every subject the directory knows, as ListSubjects takes them) on the org,
+// holders of grants on its projects; when either policy is extended by authors — a module, which
+// may read the subject's id, or teamgate.ext data, whose allow list allows anyone — every subject
+// the directory knows, as ListSubjects takes them) on the org,
 // each of its teams and each of its projects ("org", "org/team", "org/project"), for every
 // action of that kind both catalogs have, on requests without attributes. (The default rules deny
-// a non-member whatever the data, so without modules the org's outsiders cannot change.) A
+// a non-member whatever the data, so without extensions the org's outsiders cannot change.) A
 // decision counts as changed when Allowed, Role or its reason codes differ (as for Simulate).
 // Team-space references ("org/team/project", which a module may read as input.resource.team),
 // attributes and subjects the directory does not know are not compared.
 //
-// How: when both policies have a decision table (the default modules with any data, rego.Table)
-// and the engine's compiled path is on, each pair's role facts are reduced to each policy's
-// table key and the verdicts compared (a few lookups per decision, and at most one evaluation per
-// table cell); the table cells that differ are also listed over the whole fact space (every org
-// role × grant × team roles × restriction for projects, × team role for teams), so a reviewer
-// sees what changes even where the directory has no such subject yet. Otherwise both policies
+// How: when both policies have a decision table (the default modules with any data, and authors'
+// modules that read only the table's key: rego.Table) and the engine's compiled path is on, each
+// pair's role facts are reduced to each policy's table key and the verdicts compared (a few
+// lookups per decision, and at most one evaluation per table cell); the table cells that differ
+// are also listed over the whole fact space (every org role × grant × team roles × restriction
+// for projects, × team role for teams; with an author's module also every break-glass grant and
+// the team roles of open projects), so a reviewer sees what changes even where the directory has
+// no such subject yet. Otherwise both policies
 // are evaluated on every pair's full input: 2 × pairs × actions of the kind Rego evaluations
 // (each within the engine's budget), e.g. 1 000 members × 100 projects × 30 project actions is
 // six million, teams and the org adding (teams × 6 + 18) per member. Either way the facts are read in one
@@ -250,7 +255,7 @@ func (e *Engine) diff(ctx context.Context, cur, cand *rego.Policy, limit int) (P
 	if tc != nil && tn != nil {
 		for _, kind := range diffKinds() {
 			for _, a := range actions[kind] {
-				if err := diffCells(ctx, tc, tn, cur, cand, a, kind, func(ch CellChange) {
+				if err := e.diffCells(ctx, cur, cand, a, kind, func(ch CellChange) {
 					count(a).Cells++
 					if keep() {
 						out.Cells = append(out.Cells, ch)
@@ -264,7 +269,7 @@ func (e *Engine) diff(ctx context.Context, cur, cand *rego.Policy, limit int) (P
 			out.Method = DiffByTable
 		}
 	}
-	pairs, rev, err := e.readPairs(tc == nil || tn == nil)
+	pairs, rev, err := e.readPairs(cur.Extended() || cand.Extended())
 	if err != nil {
 		return PolicyDiff{}, err
 	}
@@ -347,7 +352,7 @@ func digest(d Decision) string {
 
 // readPairs reads, in one snapshot, the facts of every (subject, resource) pair DiffPolicy
 // compares, sorted by subject, resource and kind: for each org, its members and grantees (or
-// with anyone, for a policy with authors' modules, every subject the directory knows) on the
+// with anyone, for a policy authors extend (rego.Policy.Extended), every subject the directory knows) on the
 // org, each of its teams and each of its projects.
 func (e *Engine) readPairs(anyone bool) ([]pairFacts, uint64, error) {
 	var out []pairFacts
@@ -401,25 +406,28 @@ func (e *Engine) decidePair(ctx context.Context, p *rego.Policy, pf pairFacts, a
 	q.acc = pf.acc
 	if method == DiffByTable {
 		c := q.codes()
-		return e.fromTable(ctx, p.Table(), q.spec, &q, &c, rev, nil), nil
+		return e.fromTable(ctx, p, q.spec, &q, &c, rev, nil), nil
 	}
 	q.in = &rego.Input{Action: action, Attributes: q.attrs, Subject: pf.in.Subject, Resource: pf.in.Resource}
 	return e.eval(ctx, p, &q, rev), nil
 }
 
 // diffCells calls changed for every cell of action a's fact space (a is of kind) whose verdict
-// differs between the tables, in a fixed order: the missing resource, then every org role with,
-// for a team, the subject's role in it and, for a project, every grant, open or restricted and
-// (restricted) every set of team roles among the project's teams.
-func diffCells(ctx context.Context, tc, tn *rego.Table, cur, cand *rego.Policy, a string, kind scope.Kind, changed func(CellChange)) error {
+// differs between the policies' tables (both have one), in a fixed order: the missing resource,
+// then every org role with, for a team, the subject's role in it and, for a project, every grant,
+// open or restricted and (restricted) every set of team roles among the project's teams. When
+// either policy has an author's module, whose table keys on every fact (rego.Policy.HasModules),
+// a project's cells also cover every set of team roles of an open project and every grant's
+// break-glass form.
+func (e *Engine) diffCells(ctx context.Context, cur, cand *rego.Policy, a string, kind scope.Kind, changed func(CellChange)) error {
 	roles := store.TeamRoles() // the roles a grant or team membership may hold, as org roles below
 	specC, okC := cur.Spec(a)
 	specN, okN := cand.Spec(a)
 	if !okC || !okN {
 		return teamgate.Invalid("action", a, "not in both policies' catalogs")
 	}
-	verdict := func(t *rego.Table, spec rego.Spec, c *rego.Codes) (CellVerdict, error) {
-		v, err := t.VerdictOfCodes(ctx, spec, c)
+	verdict := func(p *rego.Policy, spec rego.Spec, c *rego.Codes) (CellVerdict, error) {
+		v, err := p.Table().VerdictOfCodes(ctx, spec, c, e.budgetOf(p))
 		if err != nil {
 			if ctx.Err() != nil {
 				return CellVerdict{}, ctx.Err()
@@ -429,33 +437,36 @@ func diffCells(ctx context.Context, tc, tn *rego.Table, cur, cand *rego.Policy, 
 		return CellVerdict{Allowed: v.Allow(), Role: v.Role(), Codes: v.Codes()}, nil // a copy: the cell is shared
 	}
 	// cell compares the cell of a subject with org role o ("" for a missing resource), grant g
-	// and team roles teams (the roles held in the project's teams, or in the team).
-	cell := func(o, g string, restricted bool, teams []string) error {
-		c, err := codesOf(o != "", o, g, false, teams, restricted)
+	// (a break-glass one when bg) and team roles teams (the roles held in the project's teams, or
+	// in the team).
+	cell := func(o, g string, bg, restricted bool, teams []string) error {
+		c, err := codesOf(o != "", o, g, bg, teams, restricted)
 		if err != nil {
 			return err
 		}
-		b, err := verdict(tc, specC, &c)
+		b, err := verdict(cur, specC, &c)
 		if err != nil {
 			return err
 		}
-		f, err := verdict(tn, specN, &c)
+		f, err := verdict(cand, specN, &c)
 		if err != nil {
 			return err
 		}
 		if b.Allowed != f.Allowed || b.Role != f.Role || !slices.Equal(b.Codes, f.Codes) {
-			changed(CellChange{Action: a, Exists: o != "", OrgRole: o, Grant: g, TeamRoles: teams,
+			changed(CellChange{Action: a, Exists: o != "", OrgRole: o, Grant: g, BreakGlass: bg, TeamRoles: teams,
 				Restricted: restricted, Before: b, After: f})
 		}
 		return nil
 	}
-	if err := cell("", "", false, []string{}); err != nil {
+	// Authors' modules may read a fact the default rules ignore: every one has its cells then.
+	exact := cur.HasModules() || cand.HasModules()
+	if err := cell("", "", false, false, []string{}); err != nil {
 		return err
 	}
 	for _, o := range append([]string{"none"}, store.OrgRoles()...) {
 		switch kind {
 		case scope.KindOrg:
-			if err := cell(o, "", false, []string{}); err != nil {
+			if err := cell(o, "", false, false, []string{}); err != nil {
 				return err
 			}
 		case scope.KindTeam:
@@ -464,24 +475,31 @@ func diffCells(ctx context.Context, tc, tn *rego.Table, cur, cand *rego.Policy, 
 				if tr != "" {
 					teams = []string{tr}
 				}
-				if err := cell(o, "", false, teams); err != nil {
+				if err := cell(o, "", false, false, teams); err != nil {
 					return err
 				}
 			}
 		case scope.KindProject:
 			for _, g := range append([]string{""}, roles...) {
-				if err := cell(o, g, false, []string{}); err != nil {
-					return err
-				}
-				for set := range 1 << len(roles) {
-					teams := []string{}
-					for i, r := range roles {
-						if set&(1<<i) != 0 {
-							teams = append(teams, r)
-						}
+				for _, bg := range []bool{false, true} {
+					if bg && (g == "" || !exact) {
+						continue
 					}
-					if err := cell(o, g, true, teams); err != nil {
-						return err
+					for _, restricted := range []bool{false, true} {
+						for set := range 1 << len(roles) {
+							if !restricted && set > 0 && !exact {
+								break // the default rules read no team role of an open project
+							}
+							teams := []string{}
+							for i, r := range roles {
+								if set&(1<<i) != 0 {
+									teams = append(teams, r)
+								}
+							}
+							if err := cell(o, g, bg, restricted, teams); err != nil {
+								return err
+							}
+						}
 					}
 				}
 			}

@@ -29,7 +29,8 @@
 //
 // # Time budget
 //
-// Each full Rego evaluation of a policy with authors' modules has a time budget (WithEvalBudget,
+// Each Rego evaluation of a policy that authors extend (a module, or teamgate.ext data), a full
+// one or a decision table cell's, has a time budget (WithEvalBudget,
 // default DefaultEvalBudget, 1 s: thousands of times a decision; the default rules, with any
 // authors' data, are bounded by construction and get none), so one slow author's module cannot
 // stall a host: past it the evaluation is stopped through OPA's cancellation, the decision denies with
@@ -42,7 +43,8 @@
 //
 // # Compiled path
 //
-// While the policy's rules are the default ones (authors' data of any kind, no modules), a
+// While the policy's rules read nothing but a request's role facts (the default rules with
+// authors' data of any kind, and authors' modules that provably read only those facts), a
 // request without attributes is answered from the policy's decision table, rego.Table
 // (WithCompiledPath, default on). The default rules' decision depends only on the action, whether
 // the resource exists, the subject's org role and grant, whether the project is restricted, and
@@ -70,8 +72,14 @@
 // first, and the decision is not_found for everyone (Explain shows org role none there). So the table is the policy's own answer,
 // not a re-implementation; an exhaustive test in package rego compares every cell with full
 // evaluation, and a differential test here compares both paths on random directories and writes.
-// Requests with attributes (own runs, transfers, member management), Explain and policies with
-// authors' modules always evaluate the Rego.
+// Requests with attributes (own runs, transfers, member management), Explain and policies whose
+// authors' modules may read more than the table's key always evaluate the Rego (rego.Policy.NoTable
+// says why). An author's module that reads only the key's facts (the action, the resource's kind,
+// existence and restriction, the subject's org role, grant, break-glass mark and team role) and
+// static data keeps the table (rego/README.md, "The decision table"): its cells are that policy's
+// decisions, its own messages (ext.deny, ext.allow, teamgate.ext data's too) kept in the cell,
+// and a cell is computed within the evaluation budget like a full evaluation; a cell that fails
+// denies as that evaluation would and is not kept.
 //
 // # Policy input
 //
@@ -138,8 +146,8 @@
 // through one of its teams is decided from its own facts; every other project of the org is, for
 // this subject, either open with no grant or restricted with no grant and no team role, so each of
 // those two classes is decided once and, when allowed, merged in from the sorted project indexes;
-// a team space is decided project by project. Without a table (authors' modules, which may open or
-// close any project), every project of the org or team space past the cursor is decided with
+// a team space is decided project by project. Without a table (authors' modules that may read more
+// than its key, and so open or close any project), every project of the org or team space past the cursor is decided with
 // Authorize until the page is full (ListProjects documents the cost). Property tests compare
 // listings with project.get on random directories, with random ext modules and with data-only
 // policies.
@@ -155,7 +163,8 @@
 // role and reasons and, for team_role, the teams that give the role (Access.Teams). It asks
 // the policy, never a second copy of the role rule: while the policy has a decision table, each
 // candidate is decided by the table cell of its own facts, read from the store's indexes in one
-// snapshot, and messages are rendered as on the compiled path; without one (authors' modules),
+// snapshot, and messages are rendered as on the compiled path; without one (authors' modules that
+// read more than its key),
 // each candidate is decided with Authorize. The candidates: the default rules deny every
 // non-member (not_org_member), and team members and grantees are org members (SPEC §2), so they
 // are the org's members. Whether a non-member can be allowed is asked, not assumed: the table's
@@ -183,13 +192,13 @@
 // rank up (the policy's data ranks and org_ranks) and the first that allows is kept, so each
 // dimension yields at most one suggestion (a team, one per team); the changed facts are decided
 // by the decision table's cell when the request is one the table answers, else by full
-// evaluation of the changed input (authors' modules, attributes, a transfer destination, to which
+// evaluation of the changed input (a policy without a table, attributes, a transfer destination, to which
 // an org-role or team change in the same org applies too). Changes stay valid in the model: a
 // non-member gets grant and team suggestions that first add them to the org as the lowest org
 // role (outsider, under the default data; SPEC §2 lets outsiders into one team or project),
 // unless that alone allows. Suggestions come narrowest first (grant, team, org role). Nothing is
 // suggested for a resource that does not exist or a failed evaluation, and a deny no such
-// change lifts (an ext.deny on the project) gets none; under authors' modules the suggestions
+// change lifts (an ext.deny on the project) gets none; under authors' modules without a table the suggestions
 // found are sound (each evaluated) but facts only a module reads are not searched.
 //
 // Each Step names who may make it: the subjects allowed its management request — project.access
@@ -220,9 +229,9 @@
 //
 // DiffPolicy answers "what would loading this policy change?": every decision of the
 // directory's subjects on their orgs, teams and projects, compared between the policy in force
-// and the candidate. While both are the default rules with data it compares their decision tables
-// (rego.Table), over the whole fact space (PolicyDiff.Cells) and on each pair's key under each
-// policy's ranks; with authors' modules it evaluates both on every pair's full input (a property
+// and the candidate. While both have a decision table (the default rules with data, authors'
+// modules that read only its key) it compares the tables (rego.Table), over the whole fact space
+// (PolicyDiff.Cells) and on each pair's key under each policy's ranks; otherwise it evaluates both on every pair's full input (a property
 // test compares both ways with deciding every pair under engines of each policy). The diff's
 // fingerprint (DiffFingerprint: the changed decisions without their messages) makes SetPolicyIf
 // an optimistic-concurrency load: review a diff, then load the candidate only if it still makes

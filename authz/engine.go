@@ -126,13 +126,16 @@ func WithCompiledPath(enabled bool) Option {
 const DefaultEvalBudget = time.Second
 
 // WithEvalBudget bounds the time one Rego evaluation of a decision may take (Authorize, Explain,
-// and the permission check of admissions) while authors' modules are loaded, so one slow
-// author's module cannot stall a host; the default rules (with authors' data) are bounded by
-// construction and get no budget (data that defines teamgate.ext gets it, harmlessly), so a busy host never denies them for slowness. An
+// and the permission check of admissions, and the first computation of a decision table cell)
+// while authors' modules are loaded, so one slow author's module cannot stall a host; the
+// default rules (with authors' data) are bounded by construction and get no budget (data that
+// defines teamgate.ext gets it, harmlessly), so a busy host never denies them for slowness. An
 // evaluation still running after d is stopped, denies with reason "error" saying the budget was
 // exceeded, and is counted in Stats.OverBudget. 0 turns the budget off (the request's context
 // still applies); a negative d is an error matching teamgate.ErrInvalid. Default
-// DefaultEvalBudget. Decisions answered by the compiled path or the cache evaluate nothing.
+// DefaultEvalBudget. Decisions answered by the cache, or by a decision table cell computed
+// before, evaluate nothing; a cell that ran past the budget is not kept (the next request
+// computes it again).
 func WithEvalBudget(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
@@ -594,7 +597,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	if rd.compiled {
 		e.compiledN.Add(1)
 		c := q.codes()
-		v, err := table.VerdictOfCodes(ctx, q.spec, &c)
+		v, err := table.VerdictOfCodes(ctx, q.spec, &c, e.budgetOf(p))
 		e.fromVerdict(q, v, err, rd.rev, rd.msg, d)
 	} else {
 		e.evaluated.Add(1)
@@ -637,19 +640,20 @@ func (e *Engine) readFacts(rd *reading) error {
 	return err
 }
 
-// fromTable answers from the policy's decision table on the role codes c, for the action of
-// spec (the table's policy's own: Table.VerdictOfCodes) (fromVerdict, returned).
-func (e *Engine) fromTable(ctx context.Context, t *rego.Table, spec rego.Spec, q *query, c *rego.Codes, rev uint64, scratch []byte) Decision {
+// fromTable answers from p's decision table, which is not nil, on the role codes c, for the
+// action of spec (p's own: Table.VerdictOfCodes) (fromVerdict, returned).
+func (e *Engine) fromTable(ctx context.Context, p *rego.Policy, spec rego.Spec, q *query, c *rego.Codes, rev uint64, scratch []byte) Decision {
 	var d Decision
-	v, err := t.VerdictOfCodes(ctx, spec, c)
+	v, err := p.Table().VerdictOfCodes(ctx, spec, c, e.budgetOf(p))
 	e.fromVerdict(q, v, err, rev, scratch, &d)
 	return d
 }
 
 // fromVerdict answers with the decision table's verdict v, or its error err (a
 // deny), into *d, which is zero (Authorize's own, written once: no copy on the way back);
-// messages are rendered from the request's own facts, all of a decision's through scratch (nil:
-// a buffer of its own) into one string allocated with the reasons (newReasons).
+// a reason keeps the message the policy gave it (an extension's), and the others are rendered
+// from the request's own facts, as eval does; all of a decision's through scratch (nil: a buffer
+// of its own) into one string allocated with the reasons (newReasons).
 func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64, scratch []byte, d *Decision) {
 	if err != nil {
 		*d = e.failed(err, rev)
@@ -662,7 +666,10 @@ func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64
 		d.Reasons = make([]Reason, n)
 		for i := range n {
 			c := v.Code(i)
-			d.Reasons[i] = Reason{Code: c, Message: q.message(c, role, v.LimitOf(i))}
+			d.Reasons[i] = Reason{Code: c, Message: v.Message(i)}
+			if d.Reasons[i].Message == "" {
+				d.Reasons[i].Message = q.message(c, role, v.LimitOf(i))
+			}
 		}
 		return
 	}
@@ -672,7 +679,11 @@ func (e *Engine) fromVerdict(q *query, v rego.VerdictView, err error, rev uint64
 	}
 	b := scratch[:0]
 	for i := range n {
-		b = q.appendMessage(b, v.Code(i), role, v.LimitOf(i))
+		if m := v.Message(i); m != "" {
+			b = append(b, m...)
+		} else {
+			b = q.appendMessage(b, v.Code(i), role, v.LimitOf(i))
+		}
 		ends[i] = len(b)
 	}
 	reasons, msgs := newReasons(n, b)
@@ -688,15 +699,8 @@ func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64)
 	if q.in == nil { // a Directory whose View returned without running the callback
 		return e.failed(errors.New("the directory's View read nothing"), rev)
 	}
-	budget := e.budget
-	if p.Table() != nil {
-		budget = 0 // no authors' modules nor ext data: only the default rules run (see WithEvalBudget)
-	}
-	res, err := p.EvalWithin(ctx, q.in, budget)
+	res, err := p.EvalWithin(ctx, q.in, e.budgetOf(p))
 	if err != nil {
-		if errors.Is(err, rego.ErrBudget) {
-			e.overBudget.Add(1)
-		}
 		return e.failed(err, rev)
 	}
 	if res.Reasons == nil {
@@ -710,8 +714,22 @@ func (e *Engine) eval(ctx context.Context, p *rego.Policy, q *query, rev uint64)
 	return Decision{Allowed: res.Allow, Role: res.Role, Reasons: res.Reasons, Revision: rev}
 }
 
-// failed is the deny of an evaluation that failed, counted and logged.
+// budgetOf is the time budget of one evaluation of p, a full one or a table cell's: e's
+// (WithEvalBudget) while authors extend the default rules, none for the default rules alone,
+// which are bounded by construction.
+func (e *Engine) budgetOf(p *rego.Policy) time.Duration {
+	if !p.Extended() {
+		return 0
+	}
+	return e.budget
+}
+
+// failed is the deny of an evaluation that failed (a full one or a table cell's), counted and
+// logged.
 func (e *Engine) failed(err error, rev uint64) Decision {
+	if errors.Is(err, rego.ErrBudget) {
+		e.overBudget.Add(1)
+	}
 	e.evalErrors.Add(1)
 	e.log.Warn("teamgate: evaluation failed; denying", "error", err)
 	return Decision{Role: "none", Revision: rev, Reasons: []Reason{{Code: rego.CodeError, Message: "evaluation failed (denied): " + err.Error()}}}

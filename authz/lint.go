@@ -84,7 +84,7 @@ const lintAttempts = 3
 // LintCode kinds, each finding with a fix. What a subject may do is asked of the policy in
 // force, never of a second copy of the role rule: reachability is ListSubjects, a team space's
 // contents ListProjects, a redundant grant is one whose removal changes no project decision
-// (the decision table's cells, or full evaluation under authors' modules), an outsider's access
+// (the decision table's cells, or full evaluation for a policy without a table), an outsider's access
 // is Authorize. Settings conflicts are policy.Merge's own.
 //
 // A fix's Changes, applied to the directory the report was read at, remove that finding (tests

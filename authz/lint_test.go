@@ -59,9 +59,14 @@ func lintEngine(t *testing.T, data string, opts ...authz.Option) (*store.Store, 
 	return st, eng
 }
 
-// noopModule is an author's module that changes no decision: with it the policy has no decision
-// table, so every check takes the evaluation path.
-var noopModule = rego.Module{Name: "noop.rego", Source: "package teamgate.ext\n\ndeny contains msg if {\n\tinput.action == \"never.an.action\"\n\tmsg := \"never\"\n}\n"}
+// noopModule is an author's module that changes no decision: it reads the subject's id, which
+// the decision table does not key on, so the policy has none and every check takes the
+// evaluation path.
+var noopModule = rego.Module{Name: "noop.rego", Source: "package teamgate.ext\n\ndeny contains msg if {\n\tinput.subject.id == \"never.a.subject\"\n\tmsg := \"never\"\n}\n"}
+
+// keyOnlyNoopModule changes no decision either, reading only a fact of the table's key: the
+// policy keeps a table whose cells are the author's policy's.
+var keyOnlyNoopModule = rego.Module{Name: "noop.rego", Source: "package teamgate.ext\n\ndeny contains msg if {\n\tinput.action == \"never.an.action\"\n\tmsg := \"never\"\n}\n"}
 
 // TestLintFindings: each directory's findings are its golden file's, of its own kind only (clean/
 // has none), the same with an author's module (no decision table); the conformance data's are
@@ -107,6 +112,12 @@ func TestLintFindings(t *testing.T) {
 			again, err := evaluated.Lint(t.Context())
 			require.NoError(t, err)
 			require.Equal(t, rep.Findings, again.Findings, "the evaluation path finds the same")
+
+			_, authored := lintEngine(t, data, authz.WithModules(keyOnlyNoopModule))
+			require.NotNil(t, authored.Policy().Table())
+			again, err = authored.Lint(t.Context())
+			require.NoError(t, err)
+			require.Equal(t, rep.Findings, again.Findings, "the table of an author's key-only module finds the same")
 		})
 	}
 }

@@ -200,7 +200,7 @@ func (e *Engine) decideFacts(ctx context.Context, p *rego.Policy, q *query, in r
 		spec, ok := p.Spec(in.Action)
 		c, err := codesOf(in.Resource.Exists, in.Subject.OrgRole, in.Subject.Grant, in.Subject.BreakGlass, held, in.Resource.Restricted)
 		if ok && err == nil { // else a role the table has no cell for: evaluated below
-			return e.fromTable(ctx, t, spec, &qq, &c, rev, nil)
+			return e.fromTable(ctx, p, spec, &qq, &c, rev, nil)
 		}
 	}
 	return e.eval(ctx, p, &qq, rev)

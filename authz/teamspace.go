@@ -53,8 +53,8 @@ type ProjectPage struct {
 //     subject, one of two sets of facts — open with no grant, or restricted with no grant and no
 //     team role — so each of those two classes is decided once and, when allowed, merged in from
 //     the sorted project indexes. A team space is decided project by project from its index.
-//   - When authors' modules are loaded there is no table, and a module may open or close any
-//     project (an ext.allow on input.resource.project, say). Then every project of the org (or
+//   - When authors' modules read more than the table's key there is no table, and a module may
+//     open or close any project (an ext.allow on input.resource.project, say). Then every project of the org (or
 //     team space) past the cursor is decided with Authorize until the page is full: a page costs
 //     up to one decision per project of the org, and ProjectFilter (or a page with no limit)
 //     exactly one per project. Decisions without attributes are cached, so a repeated listing
@@ -108,24 +108,24 @@ func (e *Engine) visible(ctx context.Context, subject, owner string, page Page) 
 		limit = page.Limit + 1
 	}
 	p := e.policy.Load()
-	if t := p.Table(); t != nil {
-		return e.visibleByTable(ctx, p, t, subject, owner, page.After, limit)
+	if p.Table() != nil {
+		return e.visibleByTable(ctx, p, subject, owner, page.After, limit)
 	}
 	return e.visibleByEvaluation(ctx, subject, owner, page.After, limit)
 }
 
 // projectGetVerdict is the one place listings ask the decision table: whether a subject with
 // org role code orgRole (rego.OrgRoleCode; 0 for non-members), grant (the zero Grant for none)
-// and team roles teamRoles in the org may project.get (spec: the table's policy's entry for it)
+// and team roles teamRoles in the org may project.get (spec: p's entry for it; p has a table)
 // a project whose effective teams are teams. An evaluation failure denies, counted and logged
 // like any other.
-func (e *Engine) projectGetVerdict(ctx context.Context, t *rego.Table, spec rego.Spec, orgRole uint8, grant store.Grant, teams []string, restricted bool, teamRoles store.UserTeams) bool {
+func (e *Engine) projectGetVerdict(ctx context.Context, p *rego.Policy, spec rego.Spec, orgRole uint8, grant store.Grant, teams []string, restricted bool, teamRoles store.UserTeams) bool {
 	var v rego.VerdictView
 	g, err := grantCode(grant.Role)
 	if err == nil {
 		c := rego.Codes{Exists: true, OrgRole: orgRole, Grant: g, BreakGlass: grant.BreakGlass != nil,
 			TeamRoles: uint8(teamRoles.In(teams)), Restricted: restricted}
-		v, err = t.VerdictOfCodes(ctx, spec, &c)
+		v, err = p.Table().VerdictOfCodes(ctx, spec, &c, e.budgetOf(p))
 	}
 	if err != nil {
 		if ctx.Err() == nil { // a listing cut short by its context is an error, not a failure
@@ -148,7 +148,7 @@ func grantCode(role string) (uint8, error) {
 
 // visibleByTable answers a listing from the store's indexes and the decision table, in one
 // snapshot (ListProjects documents how).
-func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Table, subject, owner, cursor string, limit int) (ProjectPage, int, error) {
+func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, subject, owner, cursor string, limit int) (ProjectPage, int, error) {
 	var out ProjectPage
 	var o scope.Owner
 	var total int
@@ -167,7 +167,7 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 		}
 		teamRoles := r.TeamRoles(o.Org, subject)
 		allowed := func(pv store.ProjectView) bool {
-			return e.projectGetVerdict(ctx, t, spec, orgCode, pv.Project.Grants[subject], pv.Teams.Values, pv.Teams.Restricted, teamRoles)
+			return e.projectGetVerdict(ctx, p, spec, orgCode, pv.Project.Grants[subject], pv.Teams.Values, pv.Teams.Restricted, teamRoles)
 		}
 		if o.IsTeam() {
 			out.Projects = filterSorted(after(spaceProjects(r, o), cursor), limit, func(p string) bool {
@@ -178,8 +178,8 @@ func (e *Engine) visibleByTable(ctx context.Context, p *rego.Policy, t *rego.Tab
 		}
 		// Every project without facts of its own for the subject (no grant, no team role) is in
 		// one of two classes, decided once each; the class members come from the sorted indexes.
-		openOK := e.projectGetVerdict(ctx, t, spec, orgCode, store.Grant{}, nil, false, store.UserTeams{})
-		restrictedOK := e.projectGetVerdict(ctx, t, spec, orgCode, store.Grant{}, nil, true, store.UserTeams{})
+		openOK := e.projectGetVerdict(ctx, p, spec, orgCode, store.Grant{}, nil, false, store.UserTeams{})
+		restrictedOK := e.projectGetVerdict(ctx, p, spec, orgCode, store.Grant{}, nil, true, store.UserTeams{})
 		var class, skip []string // the allowed classes' members: class minus skip
 		switch {
 		case openOK && restrictedOK:

@@ -67,7 +67,7 @@ const listingSubject = "_"
 //     listing walks the org once. The table's own cell for a non-member says
 //     whether non-members can be allowed (data holding an ext.allow list allows everyone); if
 //     so the listing is Unbounded and the candidates are every subject the directory knows.
-//   - With authors' modules there is no table, and each candidate past the cursor is decided with
+//   - With authors' modules that read more than the table's key there is no table, and each candidate past the cursor is decided with
 //     Authorize (full evaluation, cached) until the page is full: one evaluation per member
 //     between the cursor and the page's last subject. When a module defines ext.allow (rego.Policy.ExtAllows), which may name
 //     any subject, the candidates are every subject the directory knows — the members of every
@@ -159,7 +159,7 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 		// A non-member's facts: no org role, no grant, no team role.
 		q.acc = store.Access{Teams: q.acc.Teams, Labels: q.acc.Labels}
 		c := q.codes()
-		v, err := t.VerdictOfCodes(ctx, q.spec, &c)
+		v, err := t.VerdictOfCodes(ctx, q.spec, &c, e.budgetOf(p))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -173,7 +173,7 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 			q.req.Subject = name
 			q.acc = r.Access(q.org, q.team, q.project, name)
 			c := q.codes()
-			v, err := t.VerdictOfCodes(ctx, q.spec, &c)
+			v, err := t.VerdictOfCodes(ctx, q.spec, &c, e.budgetOf(p))
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -193,7 +193,7 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 			q.req.Subject = name
 			q.acc = r.Access(q.org, q.team, q.project, name)
 			c := keys[name]
-			d := e.fromTable(ctx, t, q.spec, q, &c, out.Revision, nil)
+			d := e.fromTable(ctx, p, q.spec, q, &c, out.Revision, nil)
 			if !d.Allowed { // the cell failed since it was read: deny, as Authorize would
 				continue
 			}

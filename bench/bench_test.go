@@ -62,6 +62,34 @@ func BenchmarkAuthorizeCompiled(b *testing.B) {
 	timed(b, eng)
 }
 
+// roleOnlyPolicy is an author's policy whose module reads only role facts (org role, action):
+// the policy suite that pins its compiled path (stop 19).
+const roleOnlyPolicy = "../testdata/regression/policies/role-facts-only"
+
+// BenchmarkAuthorizeRoleOnly: BenchmarkAuthorizeCompiled's requests with roleOnlyPolicy loaded,
+// evaluated in full (rego: how every policy with an author's module was decided before stop 19)
+// and answered from the decision table of the author's policy (compiled), no cache either way.
+func BenchmarkAuthorizeRoleOnly(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opts []authz.Option
+	}{
+		{"rego", []authz.Option{authz.WithDecisionCache(0), authz.WithCompiledPath(false)}},
+		{"compiled", []authz.Option{authz.WithDecisionCache(0)}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			_, eng := open(b, Small, append(c.opts, authz.WithPolicyDir(roleOnlyPolicy))...)
+			if eng.Policy().Table() == nil {
+				b.Fatalf("the role-only module keeps no table: %s", eng.Policy().NoTable())
+			}
+			timed(b, eng)
+			if st := eng.Stats(); (c.name == "compiled") != (st.Compiled > 0 && st.Evaluated == 0) {
+				b.Fatalf("%s: %d compiled, %d evaluated", c.name, st.Compiled, st.Evaluated)
+			}
+		})
+	}
+}
+
 func timed(b *testing.B, eng *authz.Engine) {
 	ctx := b.Context()
 	timedFunc(b, func(r authz.Request) error {

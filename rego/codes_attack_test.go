@@ -51,7 +51,7 @@ func TestCodesConcurrentFirstUse(t *testing.T) {
 			spec, _ := p.Spec(action)
 			want := make([]cellOf, len(codes))
 			for i := range codes {
-				v, err := ref.Table().VerdictOfCodes(ctx, refSpec, &codes[i])
+				v, err := ref.Table().VerdictOfCodes(ctx, refSpec, &codes[i], 0)
 				require.NoError(t, err)
 				want[i] = contents(v)
 			}
@@ -59,7 +59,7 @@ func TestCodesConcurrentFirstUse(t *testing.T) {
 			cancelled, cancel := context.WithCancel(ctx)
 			cancel()
 			c := codes[len(codes)/2]
-			_, err := p.Table().VerdictOfCodes(cancelled, spec, &c)
+			_, err := p.Table().VerdictOfCodes(cancelled, spec, &c, 0)
 			require.Error(t, err, action)
 			var wg sync.WaitGroup
 			got := make([][]cellOf, 6)
@@ -69,7 +69,7 @@ func TestCodesConcurrentFirstUse(t *testing.T) {
 					order := rand.New(rand.NewPCG(uint64(w), 1)).Perm(len(codes))
 					for _, i := range order {
 						c := codes[i]
-						v, err := p.Table().VerdictOfCodes(ctx, spec, &c)
+						v, err := p.Table().VerdictOfCodes(ctx, spec, &c, 0)
 						if err != nil {
 							t.Error(action, c, err)
 							return
@@ -110,7 +110,7 @@ func TestVerdictOfCodesIsReadOnly(t *testing.T) {
 	spec, ok := p.Spec("runs.delete")
 	require.True(t, ok)
 	c := rego.Codes{Exists: true, OrgRole: 4} // a member without grant or team: denied, with a reason
-	v, err := p.Table().VerdictOfCodes(ctx, spec, &c)
+	v, err := p.Table().VerdictOfCodes(ctx, spec, &c, 0)
 	require.NoError(t, err)
 	before := contents(v)
 	require.False(t, before.Allow)
@@ -139,7 +139,7 @@ func TestVerdictOfCodesIsReadOnly(t *testing.T) {
 				t.Fatalf("VerdictView.%s: elements of kind %s", meth.Name, e.Kind())
 			}
 		}
-		again, err := p.Table().VerdictOfCodes(ctx, spec, &c)
+		again, err := p.Table().VerdictOfCodes(ctx, spec, &c, 0)
 		require.NoError(t, err)
 		require.Equal(t, before, contents(again), "after changing what VerdictView.%s returned", meth.Name)
 		require.Equal(t, before.Codes[0], again.Code(0))

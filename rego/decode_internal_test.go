@@ -54,7 +54,7 @@ func TestDecodeLimit(t *testing.T) {
 // renumbered) and is `true` where it is the whole body; with ext defined it stays everywhere.
 func TestFoldDropsExtCheck(t *testing.T) {
 	t.Parallel()
-	mods, _, err := parse(nil)
+	mods, _, _, err := parse(nil)
 	require.NoError(t, err)
 	mod := mods[DefaultModules()[0].Name]
 	count := func(m *ast.Module) (checks, trues int) {

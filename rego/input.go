@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -438,7 +439,11 @@ func (rd *inputReads) has(doc, field *ast.Term) bool {
 // where they are written (the rules `with input.subject as input.destination.subject` covers
 // read input.subject's fields by name). A destination is always passed whole (every field of its
 // subject and resource), so what is read of it does not matter.
-func readsOf(mods map[string]*ast.Module) inputReads {
+//
+// The same walk decides whether the authors' modules keep the policy's decision table: it
+// returns, for the first reference or `with` of an author's module that may read more than the
+// table's key (tableBlocker, README.md "The decision table"), where and why ("" when none does).
+func readsOf(mods map[string]*ast.Module) (inputReads, string) {
 	rd := inputReads{whole: map[*ast.Term]bool{}, fields: map[[2]*ast.Term]bool{}}
 	docs := []*ast.Term{keySubject, keyResource, keyDestination}
 	canon := func(t *ast.Term) *ast.Term {
@@ -452,9 +457,22 @@ func readsOf(mods map[string]*ast.Module) inputReads {
 	var vis *ast.GenericVisitor
 	author := false    // walking an author's module
 	dropsRole := false // an author's `with` replaces input or input.subject (see below)
+	noTable := ""      // why an author's module keeps the policy from a table
+	block := func(loc *ast.Location, why string) {
+		if noTable == "" {
+			noTable = why
+			if loc != nil {
+				noTable = fmt.Sprintf("%s:%d: %s", loc.File, loc.Row, why)
+			}
+		}
+	}
 	vis = ast.NewGenericVisitor(func(x any) bool {
 		switch x := x.(type) {
 		case *ast.With:
+			if author {
+				// The expression's rules run on another input or data: nothing the key proves.
+				block(x.Location, "replaces "+x.Target.String()+" with `with`")
+			}
 			if t, ok := x.Target.Value.(ast.Ref); ok && author && t[0].Equal(ast.InputRootDocument) &&
 				(len(t) == 1 || len(t) == 2 && keySubject.Equal(t[1])) {
 				dropsRole = true
@@ -462,6 +480,11 @@ func readsOf(mods map[string]*ast.Module) inputReads {
 			vis.Walk(x.Value)
 			return true
 		case ast.Ref:
+			if author {
+				if why := tableBlocker(x); why != "" {
+					block(x[0].Location, why)
+				}
+			}
 			if !x[0].Equal(ast.InputRootDocument) {
 				return false
 			}
@@ -517,7 +540,65 @@ func readsOf(mods map[string]*ast.Module) inputReads {
 	if dropsRole && fallback != nil {
 		vis.Walk(fallback)
 	}
-	return rd
+	return rd, noTable
+}
+
+// tableBlocker says why a reference in an author's module keeps the policy from a decision table
+// ("" when it does not). An author's cell is computed once, on a canonical input with the key's
+// facts (Table), so the module may read of the input only the key's paths (keyPath), by constant
+// path; data only where it is static (base documents and the authors' own rules, never the
+// default rules' package, data.teamgate.authz, whose rules read more of the input than the key,
+// nor a computed or whole document that could reach it); and call only OPA's own deterministic
+// built-ins (an unknown one, registered by the program, may be anything).
+func tableBlocker(r ast.Ref) string {
+	switch {
+	case r[0].Equal(ast.InputRootDocument):
+		if !keyPath(r) {
+			return "reads " + r.String() + ", not a fact of the decision table's key"
+		}
+	case r[0].Equal(ast.DefaultRootDocument):
+		if len(r) == 1 || !isString(r[1]) || r[1].Equal(teamgateKey) &&
+			(len(r) == 2 || !isString(r[2]) || r[2].Equal(authzKey)) {
+			return "reads " + r.String() + ", which may reach the default rules' own reads of the input"
+		}
+	default:
+		b, ok := ast.BuiltinMap[r.String()]
+		switch {
+		case !ok: // a variable or a function's own name
+		case volatile(b):
+			return "calls " + b.Name + ", whose answer may change from one call to the next"
+		case !slices.Contains(ast.DefaultBuiltins[:], b):
+			return "calls " + b.Name + ", a built-in OPA does not define (its determinism is unknown)"
+		}
+	}
+	return ""
+}
+
+var authzKey = ast.StringTerm("authz")
+
+func isString(t *ast.Term) bool {
+	_, ok := t.Value.(ast.String)
+	return ok
+}
+
+// keyPath reports whether r is an input path whose value is a fact of the decision table's key
+// (key, in table.go): input.action; input.resource.kind (the action's kind), .exists and
+// .restricted; input.subject.org_role, .grant, .break_glass and .team_role. Read by this constant
+// path only: any other reference of input (a document as a whole, a computed key, a deeper path)
+// is not one.
+func keyPath(r ast.Ref) bool {
+	switch len(r) {
+	case 2:
+		return keyAction.Equal(r[1])
+	case 3:
+		switch {
+		case keySubject.Equal(r[1]):
+			return keyOrgRole.Equal(r[2]) || keyGrant.Equal(r[2]) || keyBreakGlass.Equal(r[2]) || keyTeamRole.Equal(r[2])
+		case keyResource.Equal(r[1]):
+			return keyKind.Equal(r[2]) || keyExists.Equal(r[2]) || keyRestricted.Equal(r[2])
+		}
+	}
+	return false
 }
 
 // teamRoleRule is the default rule that reads input.subject.team_role (authz.rego).

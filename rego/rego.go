@@ -3,9 +3,11 @@
 // data beside it, prepares the decision query once, and runs Rego tests with OPA's tester.
 //
 // The input document is the typed Input (input.go), which this package alone turns into OPA's
-// AST; it and the output are described in README.md beside this file. While no author's module
-// is loaded, a policy's Table (table.go) gives its verdict on a request's role facts, each cell
-// computed once by evaluating the policy itself; the engine's compiled path and listings ask it.
+// AST; it and the output are described in README.md beside this file. While the policy's modules
+// read nothing but a request's role facts (the default ones, and authors' modules that provably
+// read only those: README.md, "The decision table"), its Table (table.go) gives its verdict on
+// them, each cell computed once by evaluating the policy itself; the engine's compiled path and
+// listings ask it.
 //
 // Authors extend the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, and
 // change the catalog with their own JSON data (merged over data.json). An author's modules
@@ -255,8 +257,10 @@ func isExt(pkg ast.Ref) bool {
 // parse parses the default modules and an author's modules (Rego v1). An author's module must
 // have a unique, non-empty name and be a test module or declare package teamgate.ext (or a
 // subpackage); every problem is reported, each naming its file. It returns the modules that make
-// the deciding policy and the test modules, keyed by name.
-func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
+// the deciding policy and the test modules, keyed by name, and where a deciding author's module
+// calls print ("" when none does): OPA's compiler erases print calls from the modules it compiles,
+// so the decision table's check (readsOf) finds them here, in the module as written.
+func parse(authors []Module) (policy, tests map[string]*ast.Module, prints string, err error) {
 	policy, tests = map[string]*ast.Module{}, map[string]*ast.Module{}
 	var errs []error
 	defaults := DefaultModules()
@@ -283,7 +287,11 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 			policy[m.Name] = mod
 			errs = append(errs, scalarExtRules(m.Name, mod)...)
 			if author {
-				errs = append(errs, testingRefs(m.Name, mod)...)
+				refErrs, at := authorRefs(m.Name, mod)
+				errs = append(errs, refErrs...)
+				if prints == "" {
+					prints = at
+				}
 			}
 		default:
 			errs = append(errs, &Error{Op: "compile", File: m.Name, Line: mod.Package.Location.Row,
@@ -291,31 +299,34 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, err error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
+		return nil, nil, "", errors.Join(errs...)
 	}
-	return policy, tests, nil
+	return policy, tests, prints, nil
 }
 
 // testingPackage is the test helper's package (TestHelpers), loaded only when tests run.
 var testingPackage = ast.MustParseRef("data.teamgate.testing")
 
-// testingRefs reports where a policy module (not a test) refers to the test helper: it is loaded
+// authorRefs reports where a policy module (not a test) refers to the test helper: it is loaded
 // only under Test, so such a rule would behave one way in the author's tests and another (the
-// reference undefined) when it decides.
-func testingRefs(file string, mod *ast.Module) []error {
-	var errs []error
+// reference undefined) when it decides. It also returns where the module first calls print
+// ("" when it does not), which keeps its policy from a decision table (see parse).
+func authorRefs(file string, mod *ast.Module) (errs []error, prints string) {
 	ast.WalkRefs(mod, func(r ast.Ref) bool {
+		line := 0
+		if r[0].Location != nil {
+			line = r[0].Location.Row
+		}
 		if r.HasPrefix(testingPackage) {
-			line := 0
-			if r[0].Location != nil {
-				line = r[0].Location.Row
-			}
 			errs = append(errs, &Error{Op: "compile", File: file, Line: line,
 				Detail: fmt.Sprintf("%s is the test helper, loaded only when tests run: a policy module may not use it (a test module may)", r)})
 		}
+		if prints == "" && (r.Equal(ast.Print.Ref()) || r.Equal(ast.InternalPrint.Ref())) {
+			prints = fmt.Sprintf("%s:%d: calls print, which must run on every decision, not once per table cell", file, line)
+		}
 		return false
 	})
-	return errs
+	return errs, prints
 }
 
 // scalarExtRules reports the rules of package teamgate.ext that define deny or allow as one
@@ -369,7 +380,10 @@ type Policy struct {
 	extAllows     bool // data.teamgate.ext.allow is defined (ExtAllows)
 	fingerprint   string
 	ranks         map[string]int       // data.teamgate.ranks
-	table         *Table               // nil when authors' modules are loaded or data defines ext
+	extended      bool                 // a deciding author's module is loaded or data defines teamgate.ext (Extended)
+	modules       bool                 // a deciding author's module is loaded (HasModules)
+	table         *Table               // nil when an author's module may read more than the table's key (noTable says why)
+	noTable       string               // why the policy has no table; "" when it has one
 	vocab         map[string]*ast.Term // shared input terms (Policy.term); read-only
 	reads         inputReads           // what the modules read of the input (Input.value)
 }
@@ -382,7 +396,7 @@ type Policy struct {
 // parse or compile, or a duplicate module name is an error matching teamgate.ErrInvalid: one *Error
 // per problem, with the file, the line and OPA's message.
 func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy, error) {
-	deciding, _, err := parse(modules)
+	deciding, _, prints, err := parse(modules)
 	if err != nil {
 		return nil, err
 	}
@@ -395,13 +409,8 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		return nil, err
 	}
 	p.vocab = p.newVocab()
-	// Test modules never decide (parse leaves them out), so a policy directory of data and its
-	// tests keeps the table: only an author's deciding module may read facts it does not key on.
-	// Data that defines teamgate.ext does not: its messages are the reasons' own, and a cell
-	// keeps codes only (the engine would write extension_deny's standard message instead).
-	if len(deciding) == len(DefaultModules()) && !definesExt(deciding, merged) {
-		p.table = newTable(p)
-	}
+	p.extended = definesExt(deciding, merged)
+	p.modules = len(deciding) > len(DefaultModules())
 	var compiler *ast.Compiler
 	var store storage.Store
 	prepare := func(fold bool) (rego.PreparedEvalQuery, error) {
@@ -443,7 +452,17 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		return nil, fromOPA("compile", err)
 	}
 	p.txn = rego.EvalTransaction(txn)
-	p.reads = readsOf(compiler.Modules)
+	// The decision table (README.md, "The decision table"): test modules never decide (parse
+	// leaves them out), and data, ext data included, is static; an author's deciding module keeps
+	// the table only when it provably reads nothing but the table's key (readsOf) and calls no
+	// print (parse: the compiler erased it).
+	p.reads, p.noTable = readsOf(compiler.Modules)
+	if p.noTable == "" {
+		p.noTable = prints
+	}
+	if p.noTable == "" {
+		p.table = newTable(p, p.modules)
+	}
 	p.deterministic = !nondeterministic(compiler.Modules)
 	p.extAllows = definesExtAllow(compiler, merged)
 	return p, nil
@@ -591,7 +610,7 @@ func nondeterministic(mods map[string]*ast.Module) bool {
 	found := false
 	for _, m := range mods {
 		ast.WalkRefs(m, func(r ast.Ref) bool {
-			if b, ok := ast.BuiltinMap[r.String()]; ok && (b.IsNondeterministic() || readsClock(b.Name)) {
+			if b, ok := ast.BuiltinMap[r.String()]; ok && volatile(b) {
 				found = true
 			}
 			return found
@@ -602,6 +621,10 @@ func nondeterministic(mods map[string]*ast.Module) bool {
 	}
 	return false
 }
+
+// volatile reports a built-in whose answer may differ between two calls with the same
+// arguments: one OPA marks non-deterministic, or one that reads the clock unmarked (readsClock).
+func volatile(b *ast.Builtin) bool { return b.IsNondeterministic() || readsClock(b.Name) }
 
 // readsClock reports built-ins whose answer depends on the current time although OPA does not
 // mark them non-deterministic: certificate chains are verified at time.Now unless the options
@@ -984,7 +1007,7 @@ func Test(ctx context.Context, modules []Module, data ...map[string]any) ([]Test
 // returning OPA's results, sorted by package and name, for tester.PrettyReporter and
 // tester.JSONReporter. print() output is captured into each result's Output.
 func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...map[string]any) (*TestRun, error) {
-	deciding, tests, err := parse(modules)
+	deciding, tests, _, err := parse(modules)
 	if err != nil {
 		return nil, err
 	}

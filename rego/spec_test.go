@@ -87,13 +87,13 @@ func TestCatalogCannotBeChangedByItsReaders(t *testing.T) {
 	// Another policy's spec is refused (it does not stand for this table's action), and fills no
 	// cell: the own spec then answers as a clean policy's table does, for every key.
 	c := rego.Codes{Exists: true, OrgRole: 6} // billing: allowed by the other catalog's entry
-	_, err = p.Table().VerdictOfCodes(ctx, foreign, &c)
+	_, err = p.Table().VerdictOfCodes(ctx, foreign, &c, 0)
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 	own, _ := p.Spec(action)
 	cleanSpec, _ := clean.Spec(action)
 	for _, c := range allCodes() {
-		want, wantErr := clean.Table().VerdictOfCodes(ctx, cleanSpec, &c)
-		got, err := p.Table().VerdictOfCodes(ctx, own, &c)
+		want, wantErr := clean.Table().VerdictOfCodes(ctx, cleanSpec, &c, 0)
+		got, err := p.Table().VerdictOfCodes(ctx, own, &c, 0)
 		require.Equal(t, wantErr, err, "%+v", c)
 		if err == nil {
 			require.Equal(t, contents(want), contents(got), "a cell filled for another kind: %+v", c)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/scope"
@@ -17,9 +18,11 @@ import (
 // key is everything the default rules' decision on a request without attributes reads: the
 // action, whether the resource exists, and the subject's role facts, by name. Two requests with
 // the same key get the same allow, role and reason codes from any policy made of the default
-// modules, whatever its data (the rules read nothing else; an exhaustive test checks it), so one
-// evaluation of a canonical input with that key answers for all of them. The table is asked by
-// role codes (Codes); a key is only the canonical input's facts when a cell is computed.
+// modules, whatever its data (the rules read nothing else; an exhaustive test checks it), and
+// the same messages too from authors' modules that read nothing else (keyPath maps each field to
+// its input path; readsOf proves it of the modules), so one evaluation of a canonical input with
+// that key answers for all of them. The table is asked by role codes (Codes); a key is only the
+// canonical input's facts when a cell is computed.
 type key struct {
 	Action  string
 	Exists  bool
@@ -33,14 +36,18 @@ type key struct {
 	Restricted bool // the project's effective teams restrict
 }
 
-// verdict is a table cell: a decision without its messages, which the engine renders from the
-// request's own facts and the limits the reasons name. Cells are shared by every decision of
-// every key of the cell, so none is handed out but as a read-only VerdictView.
+// verdict is a table cell: a decision with the messages the policy itself gave (an author's
+// extension_deny and extension_allow messages, functions of the key alone since the modules read
+// nothing else); the engine renders every other message from the request's own facts and the
+// limits the reasons name, as it does for a full evaluation's reasons without a message. Cells
+// are shared by every decision of every key of the cell, so none is handed out but as a
+// read-only VerdictView.
 type verdict struct {
 	allow  bool
 	role   string
 	codes  []Code
-	limits []Limit // Result.Limits: the limit each reason names, by index; nil when none does
+	msgs   []string // the policy's message of each reason, by index ("" where it gave none); nil when it gave none
+	limits []Limit  // Result.Limits: the limit each reason names, by index; nil when none does
 }
 
 // VerdictView is a read-only handle on a table cell's verdict: what Table.VerdictOfCodes returns,
@@ -67,14 +74,26 @@ func (r VerdictView) Codes() []Code { return slices.Clone(r.v.codes) }
 // LimitOf returns the limit reason i names, the zero Limit when it names none.
 func (r VerdictView) LimitOf(i int) Limit { return limitOf(r.v.limits, i) }
 
+// Message returns the message the policy itself gave reason i (an extension's deny or allow
+// message), "" when it gave none: the caller then writes the code's standard message from the
+// request's own facts, exactly as for a full evaluation's reason without a message.
+func (r VerdictView) Message(i int) string {
+	if i < len(r.v.msgs) {
+		return r.v.msgs[i]
+	}
+	return ""
+}
+
 // Limits returns a copy of Result.Limits for the verdict (the limit each reason names, by index);
 // nil when no reason names one, as on every cell of the default rules, which read no attributes.
 func (r VerdictView) Limits() []Limit { return slices.Clone(r.v.limits) }
 
-// Table is the decision table of a policy made of the default modules (with any data): the one
-// Go-side summary of the Rego rules. Each cell is computed on first use by evaluating the
-// policy on a canonical input with the cell's facts, then read lock-free; it is the policy's own
-// answer, not a re-implementation. A Table is safe for concurrent use.
+// Table is the decision table of a policy whose rules read nothing but its key: the default
+// modules with any data, and authors' modules that provably read only the key's facts
+// (README.md, "The decision table"). It is the one Go-side summary of the Rego rules. Each cell
+// is computed on first use by evaluating the policy on a canonical input with the cell's facts,
+// then read lock-free; it is the policy's own answer, not a re-implementation. A Table is safe
+// for concurrent use.
 //
 // It has one entry, VerdictOfCodes: the action as the policy's Spec, the subject's role facts as
 // codes of the store's vocabulary (Codes, as store.Access serves them), which pack into the index
@@ -84,6 +103,10 @@ type Table struct {
 	names  []string                         // action names by index in blocks (ActionSpec.index - 1)
 	blocks []atomic.Pointer[[blockLen]cell] // by action index, allocated on the action's first use
 	rank   [numRoles]int                    // data rank of each vocabulary project role
+	// exact: every fact of the key has its own cell (an author's module may read a fact the
+	// default rules ignore for the action's kind); else the facts the default rules do not read
+	// are left out of the key (readFacts), and their cells shared.
+	exact bool
 }
 
 // cell is one verdict, nil until computed.
@@ -157,8 +180,8 @@ func RoleCode(role string) (uint8, bool) {
 	return uint8(max(i, 0)), i >= 0
 }
 
-func newTable(p *Policy) *Table {
-	t := &Table{p: p, names: make([]string, len(p.actions))}
+func newTable(p *Policy, exact bool) *Table {
+	t := &Table{p: p, names: make([]string, len(p.actions)), exact: exact}
 	for name, spec := range p.actions {
 		t.names[spec.index-1] = name
 	}
@@ -169,10 +192,25 @@ func newTable(p *Policy) *Table {
 	return t
 }
 
-// Table returns the policy's decision table, or nil when authors' modules are loaded (their
-// rules may read any fact, so only full evaluation applies) or data defines teamgate.ext (a
-// cell keeps reason codes, not the extension's messages).
+// Table returns the policy's decision table, or nil when an author's module may read more than
+// the table's key (NoTable says what), so that only full evaluation applies.
 func (p *Policy) Table() *Table { return p.table }
+
+// NoTable says why the policy has no decision table — the first reference, `with` or call of an
+// author's module that may read more than the table's key, as "file:line: why" — or "" when it
+// has one (README.md, "The decision table").
+func (p *Policy) NoTable() string { return p.noTable }
+
+// Extended reports whether authors extend the default rules: a deciding module is loaded or
+// data defines teamgate.ext. Only then may a decision allow a non-member, and only then may an
+// evaluation run long (authz gives it a time budget).
+func (p *Policy) Extended() bool { return p.extended }
+
+// HasModules reports whether an author's deciding module is loaded (test modules do not count).
+// Its table, if any, then keys on every fact of the key whatever the action's kind — an open
+// project's team role, a break-glass mark — where the default rules' table merges the facts they
+// do not read (the cells DiffPolicy lists follow).
+func (p *Policy) HasModules() bool { return p.modules }
 
 // packIndex is the index in an action's block of an existing resource's cell, from the read
 // facts (readFacts) with the roles as their codes.
@@ -207,13 +245,16 @@ type Codes struct {
 // role facts c. spec must be an entry of this table's policy's own catalog (its Spec): the action
 // is found from the spec alone, its name neither hashed nor compared. Any other spec (another
 // policy's, the zero Spec) is an error matching teamgate.ErrInvalid, as is a code outside the
-// vocabulary. An evaluation failure is an *Error (callers deny) and is never stored. A cell once
-// computed is read without a lock or an allocation. The verdict is the cell's own, shared by
-// every key of the cell: a read-only VerdictView. It reads *c only during the call.
+// vocabulary. A cell not computed yet is computed within budget (EvalWithin; 0: none), as a full
+// evaluation of the request would be; an evaluation failure (an author's rule that errors,
+// conflicts, or runs past the budget) is an *Error (callers deny) and is never stored, so a
+// later call computes the cell again. A cell once computed is read without a lock or an
+// allocation. The verdict is the cell's own, shared by every key of the cell: a read-only
+// VerdictView. It reads *c only during the call.
 //
 // Listings ask it for project.get: Codes{Exists: true, OrgRole, Grant, BreakGlass, TeamRoles,
 // Restricted}.
-func (t *Table) VerdictOfCodes(ctx context.Context, spec Spec, c *Codes) (VerdictView, error) {
+func (t *Table) VerdictOfCodes(ctx context.Context, spec Spec, c *Codes, budget time.Duration) (VerdictView, error) {
 	if spec.a == nil {
 		return VerdictView{}, teamgate.Invalid("action spec", "none", "not an action of the table's policy")
 	}
@@ -237,7 +278,7 @@ func (t *Table) VerdictOfCodes(ctx context.Context, spec Spec, c *Codes) (Verdic
 		b = t.blocks[a].Load()
 	}
 	// A cell not computed yet.
-	v, err := t.eval(ctx, t.keyOf(t.names[a], spec.a.Kind, c), spec.a.Kind)
+	v, err := t.eval(ctx, t.keyOf(t.names[a], spec.a.Kind, c), spec.a.Kind, budget)
 	if err != nil {
 		return VerdictView{}, err
 	}
@@ -261,8 +302,16 @@ func (t *Table) codesIndex(kind scope.Kind, c *Codes) (int, bool) {
 	if !c.known() {
 		return 0, false
 	}
-	grant, teamRole, restricted, breakGlass := readFacts(kind, c.Grant, t.highest(c.TeamRoles), c.Restricted, c.BreakGlass)
+	grant, teamRole, restricted, breakGlass := t.readFacts(kind, c.Grant, t.highest(c.TeamRoles), c.Restricted, c.BreakGlass)
 	return packIndex(int(c.OrgRole), int(grant), int(teamRole), restricted, breakGlass), true
+}
+
+// readFacts is the package's readFacts for a table that merges cells, every fact for an exact one.
+func (t *Table) readFacts(kind scope.Kind, grant, teamRole uint8, restricted, breakGlass bool) (uint8, uint8, bool, bool) {
+	if t.exact {
+		return grant, teamRole, restricted, breakGlass
+	}
+	return readFacts(kind, grant, teamRole, restricted, breakGlass)
 }
 
 // highest is the code of the highest role by data rank in set (bit i: role code i+1), 0 when
@@ -285,7 +334,7 @@ func (t *Table) keyOf(action string, kind scope.Kind, c *Codes) key {
 	if !c.Exists {
 		return key{Action: action}
 	}
-	grant, teamRole, restricted, breakGlass := readFacts(kind, c.Grant, t.highest(c.TeamRoles), c.Restricted, c.BreakGlass)
+	grant, teamRole, restricted, breakGlass := t.readFacts(kind, c.Grant, t.highest(c.TeamRoles), c.Restricted, c.BreakGlass)
 	k := key{Action: action, Exists: true, OrgRole: "none", BreakGlass: breakGlass, Restricted: restricted}
 	orgRoles, roles := teamgate.OrgRoles(), teamgate.MemberRoles()
 	if c.OrgRole > 0 {
@@ -300,10 +349,10 @@ func (t *Table) keyOf(action string, kind scope.Kind, c *Codes) key {
 	return k
 }
 
-// eval computes a cell: the policy's decision on the key's canonical input.
-func (t *Table) eval(ctx context.Context, k key, kind scope.Kind) (*verdict, error) {
+// eval computes a cell: the policy's decision on the key's canonical input, within budget.
+func (t *Table) eval(ctx context.Context, k key, kind scope.Kind, budget time.Duration) (*verdict, error) {
 	in := k.canonical(kind)
-	res, err := t.p.Eval(ctx, &in)
+	res, err := t.p.EvalWithin(ctx, &in, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -313,6 +362,12 @@ func (t *Table) eval(ctx context.Context, k key, kind scope.Kind) (*verdict, err
 			return nil, &Error{Op: "eval", Detail: r.Message}
 		}
 		v.codes[i] = r.Code
+		if r.Message != "" {
+			if v.msgs == nil {
+				v.msgs = make([]string, len(res.Reasons))
+			}
+			v.msgs[i] = r.Message
+		}
 	}
 	return v, nil
 }
@@ -336,12 +391,15 @@ func readFacts[R comparable](kind scope.Kind, grant, teamRole R, restricted, bre
 	return grant, teamRole, true, breakGlass
 }
 
-// canonical is an input with the key's facts and placeholder names.
+// canonical is an input with the key's facts and placeholder names: every key path (keyPath)
+// holds the key's fact, whatever the kind — the subject's team role too (Input.value derives it
+// from the team "t", which a project's teams hold whenever the subject has a role there or the
+// project restricts).
 func (k key) canonical(kind scope.Kind) Input {
 	in := Input{
 		Subject:  Subject{ID: "subject", OrgRole: k.OrgRole, Grant: k.Grant, BreakGlass: k.BreakGlass, TeamRoles: map[string]string{}},
 		Action:   k.Action,
-		Resource: Resource{Kind: kind, Org: "o", Exists: k.Exists, Teams: []string{}},
+		Resource: Resource{Kind: kind, Org: "o", Exists: k.Exists, Teams: []string{}, Restricted: k.Restricted},
 	}
 	if k.TeamRole != "" {
 		in.Subject.TeamRoles["t"] = k.TeamRole
@@ -351,8 +409,7 @@ func (k key) canonical(kind scope.Kind) Input {
 		in.Resource.Team = "t"
 	case scope.KindProject:
 		in.Resource.Project = "p"
-		in.Resource.Restricted = k.Restricted
-		if k.Restricted {
+		if k.Restricted || k.TeamRole != "" {
 			in.Resource.Teams = []string{"t"}
 		}
 	}

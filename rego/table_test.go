@@ -67,7 +67,7 @@ func verdictOf(t *testing.T, p *rego.Policy, k factKey) (cellOf, error) {
 	t.Helper()
 	spec, _ := p.Spec(k.Action)
 	c := codesOf(t, k)
-	v, err := p.Table().VerdictOfCodes(t.Context(), spec, &c)
+	v, err := p.Table().VerdictOfCodes(t.Context(), spec, &c, 0)
 	if err != nil {
 		return cellOf{}, err
 	}
@@ -92,7 +92,7 @@ func concrete(p *rego.Policy, k factKey, kind scope.Kind) rego.Input {
 	in := rego.Input{
 		Subject:  rego.Subject{ID: "someone-else", OrgRole: k.OrgRole, Grant: k.Grant, BreakGlass: k.BreakGlass, TeamRoles: roles},
 		Action:   k.Action,
-		Resource: rego.Resource{Kind: kind, Org: "acme", Exists: k.Exists, Teams: []string{}},
+		Resource: rego.Resource{Kind: kind, Org: "acme", Exists: k.Exists, Teams: []string{}, Restricted: k.Restricted},
 	}
 	if k.Exists && kind == scope.KindProject {
 		in.Resource.Labels = map[string]string{"approval": "admin-only", "frozen": "true", "tier": "gold"}
@@ -105,7 +105,6 @@ func concrete(p *rego.Policy, k factKey, kind scope.Kind) rego.Input {
 		in.Resource.Team = "vision-team"
 	case scope.KindProject:
 		in.Resource.Team, in.Resource.Project = "second", "vision"
-		in.Resource.Restricted = k.Restricted
 		if k.Restricted || k.TeamRole != "" { // an open project's teams are read by no rule
 			in.Resource.Teams = []string{"second", "vision-team", "third"}
 		}
@@ -215,8 +214,9 @@ func TestTableFollowsData(t *testing.T) {
 }
 
 // TestTableOnlyForTheDefaultRules: the table keys on role facts only, so a policy with an
-// author's module — which may read any fact, the subject's id or the project's labels — has
-// none, and every decision is evaluated on the request's own input.
+// author's module that reads another fact — the subject's id, the project's labels — has none,
+// and every decision is evaluated on the request's own input (TestAuthorTableOnOff lists what
+// keeps it and what turns it off).
 func TestTableOnlyForTheDefaultRules(t *testing.T) {
 	t.Parallel()
 	for _, src := range []string{
@@ -495,7 +495,7 @@ func TestActionFindsEveryCatalogName(t *testing.T) {
 		}
 		specs = append(specs, spec)
 		own, _ := p.Spec(name)
-		_, err := p.Table().VerdictOfCodes(t.Context(), own, &rego.Codes{})
+		_, err := p.Table().VerdictOfCodes(t.Context(), own, &rego.Codes{}, 0)
 		require.NoError(t, err, "%s: the spec found is the table's own entry", name)
 		for _, miss := range []string{name + "x", name[:len(name)-1], "x" + name, name[:len(name)-1] + "#", strings.ToUpper(name)} {
 			if slices.Contains(names, miss) {
@@ -540,14 +540,14 @@ func TestCodesAreTheKey(t *testing.T) {
 			require.True(t, ok, action)
 			check := func(c rego.Codes, k factKey) {
 				t.Helper()
-				got, err := tab.VerdictOfCodes(ctx, spec, &c)
+				got, err := tab.VerdictOfCodes(ctx, spec, &c, 0)
 				require.NoError(t, err, "%s %+v", action, c)
 				in := concrete(p, k, spec.Kind())
 				res, err := p.Eval(ctx, &in)
 				require.NoError(t, err, "%s %+v", action, k)
 				want := cellOf{Allow: res.Allow, Role: res.Role, Codes: codes(res.Reasons), Limits: res.Limits}
 				require.Equal(t, want, contents(got), "%s %+v", action, c)
-				again, err := tab.VerdictOfCodes(ctx, spec, &c)
+				again, err := tab.VerdictOfCodes(ctx, spec, &c, 0)
 				require.NoError(t, err)
 				require.Equal(t, want, contents(again), "%s %+v, computed", action, c)
 			}
@@ -583,7 +583,7 @@ func TestCodesAreTheKey(t *testing.T) {
 		{Exists: true, Grant: uint8(len(roles) + 1)},
 		{Exists: true, TeamRoles: 1 << len(roles)},
 	} {
-		_, err := def.Table().VerdictOfCodes(ctx, spec, &c)
+		_, err := def.Table().VerdictOfCodes(ctx, spec, &c, 0)
 		require.ErrorIs(t, err, teamgate.ErrInvalid, "%+v", c)
 	}
 	// A spec not the table's policy's own (the zero Spec, another policy's): invalid, not a cell
@@ -591,7 +591,7 @@ func TestCodesAreTheKey(t *testing.T) {
 	c := rego.Codes{Exists: true, OrgRole: 4}
 	other, _ := rr.Spec("project.get")
 	for _, s := range []rego.Spec{{}, other} {
-		_, err := def.Table().VerdictOfCodes(ctx, s, &c)
+		_, err := def.Table().VerdictOfCodes(ctx, s, &c, 0)
 		require.ErrorIs(t, err, teamgate.ErrInvalid)
 	}
 }

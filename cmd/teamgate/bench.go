@@ -96,6 +96,9 @@ func benchOne(cmd *cobra.Command, e *env, requested string, eng *authz.Engine, n
 	fmt.Fprintf(e.stdout, "%s: %d decisions over %d distinct requests in %v (%.0f/s)\n", label, n, len(reqs), total.Round(time.Millisecond), float64(n)/total.Seconds())
 	fmt.Fprintf(e.stdout, "  latency µs: p50 %.2f  p90 %.2f  p99 %.2f  max %.1f\n", us(50), us(90), us(99), float64(h.Max())/1e3)
 	fmt.Fprintf(e.stdout, "  answered by: %d cached, %d compiled, %d evaluated\n", cached, compiled, evaluated)
+	if why := eng.Policy().NoTable(); requested == pathCompiled && why != "" {
+		fmt.Fprintf(e.stdout, "  no decision table: %s\n", why) // which read of which module turned it off
+	}
 	return nil
 }
 
