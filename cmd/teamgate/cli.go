@@ -97,7 +97,7 @@ func (e *env) engine(ctx context.Context, extra ...authz.Option) (*authz.Engine,
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := append(e.policyOptions(), extra...)
+	opts := append(slices.Clone(extra), e.policyOptions()...)
 	var dl *decisionlog.Log
 	if e.decisionLog != "" {
 		if dl, err = openDecisionLog(ctx, "--decision-log", e.decisionLog, true); err != nil {
