@@ -122,35 +122,46 @@ type cached struct {
 func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.Current() }
 
 // decisionCache is the bounded in-memory tier. A hit takes no lock and allocates nothing; a
-// fast hit reads one 32-byte word of the index (half a cache line) and the epoch, and writes no
-// shared memory but a hit counter of its own stripe (and a CLOCK bit, only when unset).
+// fast hit reads one 32-byte word of the index (half a cache line) and its epoch group's epoch,
+// and writes no shared memory but a hit counter of its own stripe (and a CLOCK bit, only when
+// unset).
 //
 // A request's key is hashed once (cacheKey): a 128-bit fingerprint, whose first half also picks
 // the shard and the home position in the shard's index (linear probing). An index word
 // (cacheWord) holds the fingerprint, the decision's reasons by pointer and one meta word: the
 // verdict, the role (by index among the cache's roles), the number of reasons, a CLOCK bit, a
-// lock bit and a stamp — the epoch at which the entry was last found current. The entry itself
+// lock bit, the entry's epoch group and a stamp — the group's epoch at which the entry was last
+// found current. The entry itself
 // (cacheEntry: the key, the decision, its policy and Deps) sits beside the word in a parallel
 // array, read only by a slow hit, by writers and by the decision log.
 //
-// Currency. The cache's epoch is the store's (store.Epoch: it moves after every change of a stamp
-// cell, after every published revision and at Close) plus the number of policy swaps
-// (policySwapped, after the swap). A hit is fast when its word's stamp is the cache's epoch as
-// read before and after the request's revision (authorize): nothing a decision can depend on has
-// changed since the word was stamped, so the decision is served from the word, no other line read.
-// Otherwise (another epoch, an entry never stamped, the word being written) the hit is slow: the
-// entry's Deps and policy are checked as before the stamps existed (cached.current) and, when
-// current, the word is stamped (stamp) with the epoch read BEFORE that check. A write racing the
-// check so leaves the word behind the epoch: the writer stores its cells, then moves the epoch;
-// if the check saw a cell before the write stored it, the epoch load preceding the check preceded
-// the writer's move, so the stamp is older than the epoch every later reader reads
-// (TestFastHitNeverStale drives this). Decisions that expire (store.Deps.Expires) are never
-// stamped: their hits are all slow, reading the clock. So a write makes every word slow once —
-// one check each, as every hit was before — and evicts nothing.
+// Currency. An entry's epoch group g is its Deps' (store.Deps.EpochGroup: its org's for a decision,
+// whose facts all lie in the request's org; store.EpochAll for Deps over several groups). The
+// cache's epoch of group g (now) is the store's (store.Epoch.Load(g): it moves after every change
+// of a stamp cell of g, after every published revision that wrote one, and at Close; EpochAll's
+// after every change) plus the number of policy swaps (policySwapped, after the swap). A hit is
+// fast when its word's stamp is its group's epoch as read before and after the request's revision
+// (get): nothing the decision can depend on has changed since the word was stamped, so the
+// decision is served from the word, no other line read. Otherwise (another epoch, an entry never
+// stamped, the word being written) the hit is slow: the entry's Deps and policy are checked as
+// before the stamps existed (cached.current) and, when current, the word is stamped (stamp) with
+// its group's epoch read BEFORE that check.
 //
-// Stamps keep epochBits of the epoch; the era (the epoch's bits above them) is the cache's. When
-// the epoch enters a new era, every word's stamp is cleared (advanceEra) before a stamp of the new
-// era is served, so a word stamped E never matches E + 2^epochBits (TestEpochWrap narrows the bits).
+// The invariant: a word stamped E of group g is served fast only while the epoch of g still
+// reads E, and every cell its Deps watch moves g's epoch when it changes (every cell is in g, or
+// g is EpochAll, which every change moves; store.Epoch). A write racing the check so leaves the
+// word behind the epoch: the writer stores its cells, then moves their groups; if the check saw a
+// cell before the write stored it, the epoch load preceding the check preceded the writer's move,
+// so the stamp is older than the epoch every later reader reads (TestFastHitNeverStale,
+// TestStampRacingWrite). Decisions that expire (store.Deps.Expires) are never stamped: their hits
+// are all slow, reading the clock. So a write makes the words of the groups it wrote slow once —
+// one check each, as every hit was before — evicts nothing, and leaves every other group's words
+// fast (TestWriteElsewhereLeavesWordsFast; two orgs whose names share a group share its epoch).
+//
+// Stamps keep epochBits of the epoch; each group's era (its epoch's bits above them) is the
+// cache's. When a group's epoch enters a new era, the stamps of the group's words are cleared
+// (advanceEra) before a stamp of the new era is served, so a word stamped E never matches
+// E + 2^epochBits (TestEpochWrap narrows the bits).
 //
 // Identity. A fast hit compares the 128-bit fingerprint, never the key. Two distinct requests
 // share a fingerprint with probability 2^-128 per pair under the random seeds; a lookup compares
@@ -183,7 +194,6 @@ type decisionCache struct {
 	epochBits    uint                        // of the epoch, in a stamp; tests narrow it
 	epochMask    uint64                      // 1<<epochBits - 1
 	epochField   uint64                      // epochMask << metaEpochShift
-	era          atomic.Uint64               // the epoch's bits above epochBits, for which stamps are served
 	epoch        atomic.Pointer[store.Epoch] // the store's, once an entry was first found current
 	policySwaps  atomic.Uint64               // part of the epoch (policySwapped)
 	roles        [noRole]string              // a word's role index names one: written before any word names it
@@ -201,6 +211,9 @@ type decisionCache struct {
 	diskHits   atomic.Uint64
 	misses     atomic.Uint64
 	hitCounts  [hitStripes]hitStripe
+	// eras holds each epoch group's era: its epoch's bits above epochBits, for which the stamps of
+	// its words are served.
+	eras [store.EpochGroups]atomic.Uint64
 }
 
 // hitStripe is one of the hit counters, a cache line each: a hit adds to the stripe of its
@@ -217,7 +230,8 @@ const (
 
 // A word's meta: used, lock, stamped, CLOCK and verdict bits; the role's index (noRole: none, the
 // word is never stamped); the number of reasons; a count of the word's rewrites (a reader's two
-// loads of the meta differ across any rewrite); and the stamp's epoch bits.
+// loads of the meta differ across any rewrite); the entry's epoch group; and the stamp's epoch
+// bits.
 const (
 	metaUsed       = 1 << 0
 	metaLock       = 1 << 1 // being written: readers take the slow path
@@ -227,14 +241,16 @@ const (
 	metaRoleShift  = 5  // 5 bits
 	metaLenShift   = 10 // 4 bits: a decision with more reasons is never stamped
 	metaVerShift   = 14 // 20 bits
-	metaEpochShift = 34 // the rest: 30 bits
+	metaGroupShift = 34 // 8 bits: store.EpochGroups
+	metaEpochShift = 42 // the rest: 22 bits
 	noRole         = 31
 	maxFastReasons = 15
 	metaVerMask    = (1<<20 - 1) << metaVerShift
 	// metaKept is what a word keeps when moved or re-published with the same entry: its stamp
 	// and CLOCK bit.
 	metaKept = metaStamped | metaRef | ^uint64(1<<metaEpochShift-1)
-	// defaultEpochBits is the stamp's width: 2^30 epochs (cell changes) between walks.
+	// defaultEpochBits is the stamp's width: 2^22 epochs of a group (cell changes in it) between
+	// walks of its words (at 10,000 writes a second into one org, one every ≈ 2 minutes).
 	defaultEpochBits = 64 - metaEpochShift
 )
 
@@ -287,6 +303,12 @@ type cacheEntry struct {
 
 // holds reports whether the entry is k's: the same fingerprint.
 func (en *cacheEntry) holds(k *cacheKey) bool { return en.fp1 == k.fp1 && en.fp2 == k.fp2 }
+
+// served reports whether d, served for k, is the decision of en (which may be nil, or another
+// key's entry: the hit's position was rewritten since).
+func (en *cacheEntry) served(k *cacheKey, d *Decision) bool {
+	return en != nil && en.holds(k) && en.decided(d)
+}
 
 // decided reports whether d is the entry's decision (the same verdict, role and reasons array).
 func (en *cacheEntry) decided(d *Decision) bool {
@@ -364,54 +386,72 @@ func (c *decisionCache) shard(h uint64) *cacheShard {
 	return &c.shards[h>>c.shardShift]
 }
 
-// now is the cache's epoch: the policy swaps, then the store's epoch, read in that order (see
-// stamp). All ones before an entry was first found current (no word is stamped yet).
-func (c *decisionCache) now() uint64 {
-	swaps := c.policySwaps.Load()
+// now is the cache's epoch of group g: the policy swaps, then the store's epoch of g, read in
+// that order (see stamp). All ones before an entry was first found current (no word is stamped
+// yet).
+func (c *decisionCache) now(g int) uint64 {
 	if ep := c.epoch.Load(); ep != nil {
-		return swaps + ep.Load()
+		return c.nowIn(ep, g)
 	}
 	return ^uint64(0)
 }
+
+// nowIn is now with the store's epochs ep.
+func (c *decisionCache) nowIn(ep *store.Epoch, g int) uint64 {
+	swaps := c.policySwaps.Load()
+	return swaps + ep.Load(g)
+}
+
+// group is the epoch group of a word's meta.
+func group(m uint64) int { return int(m>>metaGroupShift) & store.EpochAll }
 
 // policySwapped moves the cache's epoch after the engine's policy changed, so no word stamped under
 // the old policy is a fast hit any more.
 func (c *decisionCache) policySwapped() { c.policySwaps.Add(1) }
 
 // get writes to d the decision cached for k when it is current under policy p, and returns where
-// its entry is (for the decision log: the entry there may have been replaced since). before is
-// the cache's epoch (now) read before the request's revision: a fast hit needs its word stamped
-// with it, and with the epoch read here, after the revision, so the decision holds at that
-// revision and was made no later (store.Epoch). A fast hit leaves d.Revision 0. It takes no lock.
-func (c *decisionCache) get(k *cacheKey, p *rego.Policy, before uint64, d *Decision) (*atomic.Pointer[cacheEntry], bool) {
+// its entry is (for the decision log: the entry there may have been replaced since) and the
+// revision the decision holds at, read before the entry is checked (see authorize). A fast hit
+// reads the store's revision (store.Epoch.Revision: the word was stamped for Deps of that store)
+// between two loads of the word's group's epoch (now), which must both be the word's stamp, so
+// the decision holds at the revision and was made no later (store.Epoch); a slow hit or a miss
+// reads dir's. A fast hit leaves d.Revision 0. It takes no lock.
+func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decision) (*atomic.Pointer[cacheEntry], uint64, bool) {
 	s := c.shard(k.ih)
 	ix := s.index.Load()
-	after := c.now()
-	want := metaStamped | (after&c.epochMask)<<metaEpochShift
-	fast := before == after && after>>c.epochBits == c.era.Load()
 	pos := int(k.ih) & ix.mask
 	for range len(ix.words) {
 		w := &ix.words[pos]
 		m := w.meta.Load()
 		if m&metaUsed == 0 {
-			return nil, false
+			break
 		}
 		if w.fp1.Load() == k.fp1 && w.fp2.Load() == k.fp2 {
 			r := w.reasons.Load()
-			if fast && m&(metaLock|metaStamped|c.epochField) == want && (w.meta.Load()^m)&^metaRef == 0 {
-				*d = Decision{Allowed: m&metaAllow != 0, Role: c.roles[m>>metaRoleShift&noRole],
-					Reasons: unsafe.Slice(r, m>>metaLenShift&maxFastReasons)}
-				if m&metaRef == 0 {
-					w.meta.Or(metaRef)
+			if ep := c.epoch.Load(); ep != nil {
+				g := group(m)
+				before := c.nowIn(ep, g)
+				rev := ep.Revision()
+				after := c.nowIn(ep, g)
+				if before == after && after>>c.epochBits == c.eras[g].Load() &&
+					m&(metaLock|metaStamped|c.epochField) == metaStamped|(after&c.epochMask)<<metaEpochShift &&
+					(w.meta.Load()^m)&^metaRef == 0 {
+					*d = Decision{Allowed: m&metaAllow != 0, Role: c.roles[m>>metaRoleShift&noRole],
+						Reasons: unsafe.Slice(r, m>>metaLenShift&maxFastReasons)}
+					if m&metaRef == 0 {
+						w.meta.Or(metaRef)
+					}
+					c.countHit()
+					return &ix.ents[pos], rev, true
 				}
-				c.countHit()
-				return &ix.ents[pos], true
 			}
-			return c.slowHit(s, ix, pos, k, p, d)
+			rev := dir.Revision()
+			at, ok := c.slowHit(s, ix, pos, k, p, d)
+			return at, rev, ok
 		}
 		pos = (pos + 1) & ix.mask
 	}
-	return nil, false
+	return nil, dir.Revision(), false
 }
 
 // slowHit is get for a word it could not serve alone: the entry's currency checked (and the word
@@ -426,7 +466,7 @@ func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cache
 	if en.stamps && c.epoch.Load() == nil {
 		c.epoch.CompareAndSwap(nil, en.entry.deps.Epoch())
 	}
-	e := c.now() // before the check: see stamp
+	e := c.now(group(en.meta)) // before the check: see stamp
 	if !en.entry.current(p) {
 		return nil, false
 	}
@@ -445,33 +485,35 @@ func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cache
 }
 
 // stamp records that en, at position pos of index ix, was found current after the cache's epoch
-// read e: its word is stamped e, so hits are fast while the epoch reads e.
+// of its group g read e: its word is stamped e, so hits are fast while g's epoch reads e.
 //
-// Why this is never stale. The caller read e (now: the policy swaps, then the store's epoch),
-// then checked en (its policy is the policy in force, read here after e; its Deps' cells are
-// those seen). A store write stores its cells and then moves the store's epoch; a policy swap
-// stores the policy and then counts a swap. If the check missed a write's cell, it read the cell
-// before the write stored it, so e's load of the epoch came before the write's move, and every
-// reader after the write returned reads an epoch above e (both counts only grow): the word is
-// already stale for them. If the check read the old policy, e's load of the swaps came before the
-// swap was counted: the same. A stamp is made under the shard's mutex only while en is still the
-// entry at pos of the shard's index (no word is stamped for another entry), only in the current
-// era and not while advanceEra clears stamps.
+// Why this is never stale. The caller read e (now(g): the policy swaps, then the store's epoch of
+// g), then checked en (its policy is the policy in force, read here after e; its Deps' cells are
+// those seen, every one of group g unless g is store.EpochAll). A store write stores its cells and
+// then moves their groups' epochs and EpochAll's; a policy swap stores the policy and then counts
+// a swap. If the check missed a write's cell, it read the cell before the write stored it, so e's
+// load of g's epoch came before the write's move of g, and every reader after the write returned
+// reads an epoch of g above e (both counts only grow): the word is already stale for them. If the
+// check read the old policy, e's load of the swaps came before the swap was counted: the same. A
+// stamp is made under the shard's mutex only while en is still the entry at pos of the shard's
+// index (no word is stamped for another entry), only in g's current era and not while advanceEra
+// clears stamps.
 func (c *decisionCache) stamp(s *cacheShard, ix *cacheIndex, pos int, en *cacheEntry, e uint64) {
 	ep := c.epoch.Load()
 	if c.policy == nil || ep == nil || en.entry.deps.Epoch() != ep || en.entry.policy != c.policy.Load() {
 		return // another store's Deps, or decided under another policy than the one in force
 	}
-	if era := e >> c.epochBits; era != c.era.Load() {
-		if era > c.era.Load() {
-			c.advanceEra(era)
+	g := group(en.meta)
+	if era := e >> c.epochBits; era != c.eras[g].Load() {
+		if era > c.eras[g].Load() {
+			c.advanceEra(g, era)
 		}
 		return
 	}
 	stamp := metaStamped | (e&c.epochMask)<<metaEpochShift
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.index.Load() != ix || ix.ents[pos].Load() != en || c.walking.Load() || e>>c.epochBits != c.era.Load() {
+	if s.index.Load() != ix || ix.ents[pos].Load() != en || c.walking.Load() || e>>c.epochBits != c.eras[g].Load() {
 		return
 	}
 	w := &ix.words[pos]
@@ -486,33 +528,35 @@ func (c *decisionCache) stamp(s *cacheShard, ix *cacheIndex, pos int, en *cacheE
 	}
 }
 
-// advanceEra moves the era to era (above the current one): it clears every stamp of every index,
-// then publishes the era. No stamp is made meanwhile (walking) and none of the old era is served
-// after (a fast hit compares the era), so a stamp never matches an epoch 2^epochBits later.
-func (c *decisionCache) advanceEra(era uint64) {
+// advanceEra moves group g's era to era (above the current one): it clears the stamp of every
+// word of group g in every index, then publishes the era. No stamp is made meanwhile (walking)
+// and none of the old era is served after (a fast hit compares its group's era), so a stamp never
+// matches an epoch 2^epochBits later.
+func (c *decisionCache) advanceEra(g int, era uint64) {
 	c.eraMu.Lock()
 	defer c.eraMu.Unlock()
-	if c.era.Load() >= era {
+	if c.eras[g].Load() >= era {
 		return
 	}
 	c.walking.Store(true)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		s.index.Load().unstampAll()
+		s.index.Load().unstamp(g)
 		s.mu.Unlock()
 	}
-	c.era.Store(era)
+	c.eras[g].Store(era)
 	c.walking.Store(false)
 }
 
-// unstampAll clears every word's stamp. The caller holds the shard's mutex.
-func (ix *cacheIndex) unstampAll() {
+// unstamp clears the stamp of every word of group g (of every word when g < 0). The caller holds
+// the shard's mutex.
+func (ix *cacheIndex) unstamp(g int) {
 	for i := range ix.words {
 		w := &ix.words[i]
 		for {
 			m := w.meta.Load()
-			if m&metaStamped == 0 || w.meta.CompareAndSwap(m, m&^metaStamped) {
+			if m&metaStamped == 0 || g >= 0 && group(m) != g || w.meta.CompareAndSwap(m, m&^metaStamped) {
 				break
 			}
 		}
@@ -543,7 +587,7 @@ func (c *decisionCache) entry(k *cacheKey, e *cached) *cacheEntry {
 	if k.n > keyBytes {
 		en.long = string(k.appendPacked(make([]byte, 0, k.n)))
 	}
-	en.meta = metaUsed
+	en.meta = metaUsed | uint64(e.deps.EpochGroup())<<metaGroupShift
 	if e.dec.Allowed {
 		en.meta |= metaAllow
 	}
@@ -719,7 +763,7 @@ func (s *cacheShard) grow() *cacheIndex {
 	}
 	s.index.Store(ix)
 	s.hand = 0
-	old.unstampAll()
+	old.unstamp(-1)
 	return ix
 }
 

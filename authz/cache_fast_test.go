@@ -26,6 +26,13 @@ func fastKey(e *Engine, r Request) *cacheKey {
 	return k
 }
 
+// orgGroup is the epoch group of the facts of org (store.Deps.EpochGroup).
+func orgGroup(t testing.TB, st *store.Store, org string) int {
+	var d store.Deps
+	require.NoError(t, st.View(func(r store.Reader) error { r.Track(&d).Org(org); return nil }))
+	return d.EpochGroup()
+}
+
 // sameDecision reports whether got is want, the revision aside.
 func sameDecision(got, want Decision) bool {
 	return got.Allowed == want.Allowed && got.Role == want.Role && slices.Equal(got.Reasons, want.Reasons)
@@ -205,7 +212,8 @@ func TestFastHitClose(t *testing.T) {
 
 // TestEpochWrap: with stamps narrowed to 4 bits of the epoch, a word stamped at epoch E is not
 // served at E+16, where its stamp's bits are the epoch's again: neither the word of a decision a
-// write changed meanwhile, nor (the era's walk clears every stamp) any other word stamped at E.
+// write changed meanwhile, nor (the era's walk clears every stamp of the group) any other word of
+// acme's group stamped at E.
 func TestEpochWrap(t *testing.T) {
 	t.Parallel()
 	e := newAcmeInternal(t)
@@ -222,24 +230,25 @@ func TestEpochWrap(t *testing.T) {
 			}
 			require.True(t, stampedNow(c, fastKey(e, q)), "round %d: %+v", round, q)
 		}
-		e0 := c.now()
+		g := orgGroup(t, st, "acme")
+		e0 := c.now(g)
 		var change store.Change = store.PutTeamMember{Org: "acme", Team: "engineering", User: "vera", Role: "viewer"}
 		if round%2 == 1 {
 			change = store.PutTeamMember{Org: "acme", Team: "engineering", User: "vera", Role: "contributor"}
 		}
 		_, err := st.Apply(t.Context(), change)
 		require.NoError(t, err)
-		moved := c.now() - e0
+		moved := c.now(g) - e0
 		require.Less(t, moved, uint64(16))
 		c.policySwaps.Add(16 - moved) // the epoch is now e0+16: the stamps' bits match it again
-		require.Equal(t, e0+16, c.now())
+		require.Equal(t, e0+16, c.now(g))
 		want := answers(t, st, []Request{r, other})
 		got, err := e.Authorize(t.Context(), r)
 		require.NoError(t, err)
 		require.True(t, sameDecision(got, want[0]), "round %d: got %+v, want %+v", round, got, want[0])
-		_, err = e.Authorize(t.Context(), r) // a slow hit: moves the era, clearing every stamp
+		_, err = e.Authorize(t.Context(), r) // a slow hit: moves acme's era, clearing its group's stamps
 		require.NoError(t, err)
-		require.Equal(t, (e0+16)>>4, c.era.Load(), "round %d", round)
+		require.Equal(t, (e0+16)>>4, c.eras[g].Load(), "round %d", round)
 		require.False(t, stampedNow(c, fastKey(e, other)), "round %d: a stamp of the old era", round)
 		got, err = e.Authorize(t.Context(), other)
 		require.NoError(t, err)

@@ -73,7 +73,7 @@ func FuzzDecodeEntry(f *testing.F) {
 // (subject "u<i>") whose index hashes collide (four homes, runs that wrap; the fingerprints are
 // the keys' own). Every longEvery-th key (none for 0) is hashed out of line. deps are current
 // while the test writes nothing.
-func collidingCache(t testing.TB, n, longEvery int) (*decisionCache, []cacheKey, *rego.Policy, store.Deps) {
+func collidingCache(t testing.TB, n, longEvery int) (*decisionCache, []cacheKey, *rego.Policy, store.Deps, *store.Store) {
 	p, err := rego.New(t.Context(), nil)
 	require.NoError(t, err)
 	pol := new(atomic.Pointer[rego.Policy])
@@ -89,8 +89,8 @@ func collidingCache(t testing.TB, n, longEvery int) (*decisionCache, []cacheKey,
 		c.key(&keys[i], fmt.Sprint("u", i), "runs.get", resource, "")
 		keys[i].ih = uint64(i%4)*5 | 1
 	}
-	_, deps := trackedDeps(t)
-	return c, keys, p, deps
+	st, deps := trackedDeps(t)
+	return c, keys, p, deps, st
 }
 
 // stampedNow reports whether k's word is stamped with the cache's epoch now: its next hit is
@@ -101,8 +101,10 @@ func stampedNow(c *decisionCache, k *cacheKey) bool {
 	if !ok {
 		return false
 	}
-	m, e := ix.words[pos].meta.Load(), c.now()
-	return m&metaStamped != 0 && m&c.epochField == (e&c.epochMask)<<metaEpochShift && e>>c.epochBits == c.era.Load()
+	m := ix.words[pos].meta.Load()
+	g := group(m)
+	e := c.now(g)
+	return m&metaStamped != 0 && m&c.epochField == (e&c.epochMask)<<metaEpochShift && e>>c.epochBits == c.eras[g].Load()
 }
 
 // TestCacheShardIndex drives one shard with index hashes made to collide (a few home positions)
@@ -111,7 +113,7 @@ func stampedNow(c *decisionCache, k *cacheKey) bool {
 // and that every word is its entry's.
 func TestCacheShardIndex(t *testing.T) {
 	t.Parallel()
-	c, keys, p, deps := collidingCache(t, 60, 7)
+	c, keys, p, deps, st := collidingCache(t, 60, 7)
 	s := &c.shards[0]
 	rng := rand.New(rand.NewPCG(1, 2))
 	stamped := 0
@@ -121,7 +123,7 @@ func TestCacheShardIndex(t *testing.T) {
 		if step%5 == 0 { // hits: CLOCK keeps it a while; the first stamps the word, the second is fast
 			for range 2 {
 				var d Decision
-				_, ok := c.get(&keys[i], p, c.now(), &d)
+				_, _, ok := c.get(&keys[i], p, st, &d)
 				require.True(t, ok, "step %d", step)
 				require.Equal(t, keys[i].subject, d.Role, "step %d", step)
 			}
@@ -165,7 +167,7 @@ func TestCacheShardIndex(t *testing.T) {
 // of the key it asked for. Run it with -race: the words' fields are all atomic.
 func TestCacheShardReadsWithoutLock(t *testing.T) {
 	t.Parallel()
-	c, keys, p, deps := collidingCache(t, 40, 0)
+	c, keys, p, deps, st := collidingCache(t, 40, 0)
 	put := func(i int) { c.put(&keys[i], &cached{policy: p, dec: Decision{Role: keys[i].subject}, deps: deps}) }
 	for i := range 8 {
 		put(i) // full before the readers start: from now on it always holds 8 entries
@@ -179,7 +181,7 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 			for range 20_000 {
 				i := rng.IntN(len(keys))
 				var d Decision
-				if _, ok := c.get(&keys[i], p, c.now(), &d); ok {
+				if _, _, ok := c.get(&keys[i], p, st, &d); ok {
 					if d.Role != keys[i].subject {
 						errs <- fmt.Errorf("key %d found the decision of %s", i, d.Role)
 						return
@@ -200,7 +202,7 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 	n := 0
 	for j := range keys {
 		var d Decision
-		if _, ok := c.get(&keys[j], p, c.now(), &d); ok {
+		if _, _, ok := c.get(&keys[j], p, st, &d); ok {
 			n++
 		}
 	}

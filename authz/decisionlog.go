@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,7 +75,8 @@ func (p *DecisionPath) UnmarshalText(b []byte) error {
 // of fixed size: queuing one allocates nothing (but for a failed call or one with attributes,
 // Suggest or suggestions, which allocate anyway); its strings and Reasons are the request's and the
 // decision's own (Reasons may be shared with the decision cache: do not modify them), and
-// Request.Attributes is a copy the record owns.
+// Request.Attributes is a copy the record owns, of the values as the policy read them (by kind:
+// a caller's type's MarshalJSON is never called; numbers are json.Number).
 type DecisionRecord struct {
 	// Time is when the log took the record from its queue: after the decision, by the queue's
 	// wait (at most about DecisionLogInterval while the sink keeps up). The decision path reads
@@ -213,8 +216,11 @@ type decisionLog struct {
 	// time.Now two.
 	epoch time.Time
 
-	closeOnce                sync.Once
-	closeMu                  sync.Mutex // the ring's consumer once the drainer has returned
+	closeOnce sync.Once
+	// end is the first position not reserved before close: every position below it is
+	// published, taken and written (or its write failed) before the drainer returns. Written
+	// before stop is closed.
+	end                      uint64
 	written, dropped, failed atomic.Uint64
 }
 
@@ -617,10 +623,10 @@ func (l *decisionLog) run() {
 func (l *decisionLog) wait(tick <-chan time.Time) (stopped, flushed bool) {
 	select {
 	case <-l.stop:
-		l.drain()
+		l.drainTo(l.end)
 		return true, false
 	case f := <-l.flush:
-		l.drain()
+		l.drainTo(l.ring.tail.Load() &^ (closedBit | idleBit)) // what was reserved before the request
 		close(f)
 		return false, true
 	case <-l.wake:
@@ -651,6 +657,17 @@ func (l *decisionLog) drain() int {
 	}
 }
 
+// drainTo drains until every position below end has been taken. A position reserved is always
+// published, and its producer waits for nothing and runs no code but the engine's in between
+// (Engine.record, openRun: attributes are copied by kind, never marshalled), but the
+// drainer stops at the first slot not yet published, and a decision that returned may be queued
+// behind it: Flush and Close wait for that producer here, not for the sink.
+func (l *decisionLog) drainTo(end uint64) {
+	for l.drain(); l.ring.head < end; l.drain() {
+		runtime.Gosched()
+	}
+}
+
 // flushNow waits until every record queued before the call has been given to the sink.
 func (l *decisionLog) flushNow(ctx context.Context) error {
 	f := make(chan struct{})
@@ -673,7 +690,7 @@ func (l *decisionLog) flushNow(ctx context.Context) error {
 // first, the sink's context is cancelled and close still waits for the goroutine to return.
 func (l *decisionLog) close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
-		l.ring.tail.Or(closedBit)
+		l.end = l.ring.tail.Or(closedBit) &^ (closedBit | idleBit)
 		close(l.stop)
 	})
 	var err error
@@ -684,15 +701,7 @@ func (l *decisionLog) close(ctx context.Context) error {
 		<-l.done
 		err = ctx.Err()
 	}
-	// What the drainer did not take (its writes cancelled, or published by a decision racing
-	// with close) is dropped. The drainer has returned: this is the ring's one consumer now.
-	l.closeMu.Lock()
-	defer l.closeMu.Unlock()
-	for b := l.ring.take(l.batch[:0], time.Time{}); len(b) > 0; b = l.ring.take(l.batch[:0], time.Time{}) {
-		l.dropped.Add(uint64(len(b)))
-		clear(b)
-		l.ring.copies = 0
-	}
+	// The drainer took every position reserved before close (drainTo); none is reserved after.
 	return err
 }
 
@@ -700,16 +709,19 @@ func (l *decisionLog) close(ctx context.Context) error {
 // on a failed call or one with attributes, Suggest or suggestions: see logSlot); attributes are
 // copied, since the caller may reuse its map once the call has returned.
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
-	s, pos, woke := e.declog.reserve()
-	if s == nil {
-		return
-	}
 	p := t.policy
 	if p == nil { // not decided
 		p = e.policy.Load()
 	}
 	if err != nil {
+		// Code that is not the engine's (the Directory's, the error's) runs before the slot is
+		// reserved: a reserved slot is always published (drainTo waits for it).
 		d = &Decision{Role: "none", Reasons: []Reason{}, Revision: e.dir.Revision()}
+		err = errors.New(err.Error())
+	}
+	s, pos, woke := e.declog.reserve()
+	if s == nil {
+		return
 	}
 	s.set(req, d, p, t, err)
 	s.rev.Store(d.Revision)
@@ -744,17 +756,16 @@ func (e *Engine) logged(ctx context.Context, req *Request, d *Decision) (err err
 	return err
 }
 
-// copyAttributes copies attributes through their JSON form (they are JSON-like: rego.NewAttributes
-// checked them, or the call failed). Numbers stay exact (json.Number).
+// copyAttributes copies attributes as the policy reads them (rego.Attributes.JSON: by kind,
+// calling no method of the caller's types, numbers exact as json.Number); attributes the request
+// could not use are logged as {"unloggable": why}.
 func copyAttributes(m map[string]any) map[string]any {
-	raw, err := plainjson.Marshal(m)
-	if err != nil {
-		return map[string]any{"unloggable": err.Error()}
-	}
+	a, err := rego.NewAttributes(m)
 	var out map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&out); err != nil {
+	if err == nil {
+		out, err = a.JSON()
+	}
+	if err != nil {
 		return map[string]any{"unloggable": err.Error()}
 	}
 	return out
@@ -778,9 +789,10 @@ func (e *Engine) FlushDecisionLog(ctx context.Context) error {
 }
 
 // Close stops the engine's background work: it flushes the decision log (records queued are
-// written to the sink) and waits for its goroutine. When ctx ends first, the sink's context is
-// cancelled, the records not written are dropped (Stats.DecisionLogDropped) and Close returns
-// ctx's error once the goroutine has returned (so a sink must honour its context). Close closes
+// written to the sink, those of decisions still being logged when Close was called included)
+// and waits for its goroutine. When ctx ends first, the sink's context is cancelled, the records
+// whose writes then fail are lost (Stats.DecisionLogFailed) and Close returns ctx's error once
+// the goroutine has returned (so a sink must honour its context). Close closes
 // neither the Directory nor the sink: the caller opened them. Decisions after Close are still
 // answered (the Directory decides whether the engine works) but no longer logged: they count as
 // dropped. Close also unregisters the engine's metrics (WithMetrics) from the host's registry,

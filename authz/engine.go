@@ -28,7 +28,9 @@ type Directory interface {
 	View(fn func(r store.Reader) error) error
 	// Revision is the revision of the last committed write. It is published after the write's
 	// stamps are bumped, so a store.Deps found current after reading it holds at that revision
-	// (a cached decision is labelled with it).
+	// (a cached decision is labelled with it; one served from its L1 word alone, with the
+	// revision of the store whose stamps its Deps watch, store.Epoch.Revision: the same value
+	// for a store.Store and a cluster node, which must not differ for other implementations).
 	Revision() uint64
 	// WaitRevision blocks until the directory has reached rev (teamgate.ErrStale when ctx ends).
 	WaitRevision(ctx context.Context, rev uint64) error
@@ -378,23 +380,30 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	}
 	var key cacheKey
 	e.decisions.key(&key, req.Subject, req.Action, req.Resource, req.Owner)
-	// The revision is read before the entry is checked: the store publishes a revision after
-	// bumping its stamps, so an entry still current afterwards holds at rev, unless it was
-	// decided after rev, on a write published meanwhile (its own Revision is then newer, and
-	// holds). Read after the check, a write in flight could label a decision it changes with its
-	// own revision. A fast hit (no check) is served only when the cache's epoch read before rev
-	// is the one read after it and the word's stamp (decisionCache.get).
-	before := e.decisions.now()
-	rev := e.dir.Revision()
+	// The revision (rev, read by get) is read before the entry is checked: the store publishes a
+	// revision after bumping its stamps, so an entry still current afterwards holds at rev,
+	// unless it was decided after rev, on a write published meanwhile (its own Revision is then
+	// newer, and holds). Read after the check, a write in flight could label a decision it
+	// changes with its own revision. A fast hit (no check) is served only when its group's epoch
+	// read before rev is the one read after it and the word's stamp (decisionCache.get).
 	var d Decision
-	if at, ok := e.decisions.get(&key, p, before, &d); ok {
+	at, rev, ok := e.decisions.get(&key, p, e.dir, &d)
+	if ok {
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
 			t.path, t.policy = PathCacheL1, p
+			// A logged decision's policy is its entry's: a fast hit checks none, and a swap may
+			// have landed since p was read, the new policy's decision cached meanwhile. (Only
+			// when logged: metrics and spans name no policy, and the entry is a line more.)
+			if e.logs(req) {
+				if en := at.Load(); en.served(&key, &d) {
+					t.policy = en.entry.policy
+				}
+			}
 		} else if l := e.declog; l != nil && !req.unlogged {
 			// Logged here, as the entry and the revision: the drainer makes the record. (The
 			// entry is read now: a fast hit did not; one replaced meanwhile is logged in full.)
-			if en := at.Load(); en != nil && en.holds(&key) && en.decided(&d) {
+			if en := at.Load(); en.served(&key, &d) {
 				if s, st, run := l.ring.runOf(en); !s.joins(st, run, d.Revision, req.MinRevision) {
 					l.openRun(en, d.Revision, req.MinRevision)
 				}

@@ -122,6 +122,22 @@ func NewAttributes(m map[string]any) (Attributes, error) {
 // Map returns the attributes as given (nil when empty). Do not modify it.
 func (a Attributes) Map() map[string]any { return a.raw }
 
+// JSON returns a copy of the attributes as the policy reads them — maps, lists, strings,
+// json.Number, booleans and nil — made from the value NewAttributes converted by kind, so no
+// method of the caller's types is called (a value's MarshalJSON may say something else, or
+// panic); nil when empty.
+func (a Attributes) JSON() (map[string]any, error) {
+	if a.v == nil {
+		return nil, nil
+	}
+	doc, err := ast.JSON(a.v)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := doc.(map[string]any)
+	return m, nil
+}
+
 // Len is the number of top-level attributes.
 func (a Attributes) Len() int { return len(a.raw) }
 

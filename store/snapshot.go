@@ -1135,6 +1135,6 @@ func (snap *memberSnapshot) installStamps(ss *stamps, d *snapDelta) error {
 	for key, rev := range d.stamps {
 		ss.load(key, rev)
 	}
-	ss.epoch.move() // the cells stored above
+	ss.epoch.moveAll() // the cells stored above
 	return nil
 }

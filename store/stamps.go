@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -30,6 +31,12 @@ import (
 //
 // Apply bumps the stamps of everything it touched before it returns, under the write lock, and
 // stores them with the batch, so they survive a restart (Open loads them).
+//
+// Every cell — a key's own, or the absent shard standing in for a key never written — belongs
+// to one epoch group (epochGroup): the keys inside an org (o, x, m, t, p, y) to their org's, O, U
+// and each u/{user} to a group of their own name. A Deps therefore watches the cells of one group
+// when everything it read lies in one org, as a decision's facts do (Reader.Access reads o, t, p
+// and m of the request's org), and a change of a cell moves its group's epoch (Epoch).
 type stampKey struct {
 	kind byte
 	a, b string
@@ -105,41 +112,130 @@ type stamps struct {
 	// before, while a snapshot copies the stamps, holds the value each cell written since it
 	// began had then (nil otherwise). Under the Store's mutex, like cells.
 	before map[*atomic.Uint64]uint64
-	// absent stands in for the cells of keys never written, in shards by key hash: a write that
-	// creates a cell bumps its key's shard, so a fact read while absent is current until a key of
-	// its shard is first written. Reading never creates a cell, so requests naming nonexistent
-	// things use no memory.
-	absent [absentShards]atomic.Uint64
+	// absent stands in for the cells of keys never written, in shards by key hash, absentPerGroup
+	// shards to each epoch group (absentCell): a write that creates a cell bumps its key's shard,
+	// so a fact read while absent is current until a key of its shard is first written. Reading
+	// never creates a cell, so requests naming nonexistent things use no memory.
+	absent [absentPerGroup * EpochAll]atomic.Uint64
 	closed atomic.Bool // set by Close: no Deps of a closed store is current
 	clock  Clock       // ends the Deps of facts that expire (Deps.until); set by Open
-	// epoch moves after every change of a cell and at Close (see Epoch).
+	// epoch moves, by group, after every change of a cell and at Close (see Epoch).
 	epoch Epoch
 }
 
-// Epoch is a counter that moves whenever any Deps of its store may stop being current: every
-// change of a stamp cell adds one after storing the cell (bump: local Apply, cluster replay,
-// Restore, Open's load), a write adds one more once its revision is published, and Close adds one
-// after closing. A Deps found current after a load of the epoch returned E therefore stays current
-// while the epoch still reads E — unless it expires (Deps.Expires): time moves no epoch. A write
-// moves the epoch before it returns, so whoever loads the epoch after a write returned reads a
-// value above any loaded before the write stored its cells; and a value loaded after a write's
-// revision was published is followed by a read of Revision of at least that revision. A cache
-// validates an entry once per epoch with Current and serves it for the rest of that epoch by
-// comparing one word (authz's decision cache).
-type Epoch struct{ n atomic.Uint64 }
+// Epoch is a store's write epochs: one counter per epoch group (EpochGroups of them), each moving
+// whenever a Deps watching the cells of its group may stop being current. Every change of a stamp
+// cell adds one to its group's counter and to EpochAll's, after storing the cell (bump: local
+// Apply, cluster replay, Restore, Open's load); a write adds one more to each group it touched
+// (and EpochAll) once its revision is published; Close and a load that starts over add one to
+// every group. A Deps whose cells all lie in group g (Deps.EpochGroup; EpochAll when they span
+// several) found current after a load of Load(g) returned E therefore stays current while Load(g)
+// still reads E — unless it expires (Deps.Expires): time moves no epoch. A write moves its groups
+// before it returns, so whoever loads them after a write returned reads a value above any loaded
+// before the write stored its cells; and a value loaded after a write's revision was published is
+// followed by a read of Revision of at least that revision. A write elsewhere moves other groups
+// (and EpochAll) only: Load(g) stays. A cache validates an entry once per epoch of its group with
+// Current and serves it for the rest of that epoch by comparing one word (authz's decision cache).
+//
+// Two orgs, or an org and a user, whose names hash to the same group share its epoch: a write in
+// one makes the other's Deps be checked again (Current), never served when not current.
+//
+// Epoch also holds the store's revision (Revision), published after the cells of its write and
+// before the groups move once more, so a cache reads the revision a decision is labelled with
+// beside the epochs that validate it.
+type Epoch struct {
+	rev    atomic.Uint64 // the store's revision, readable without the lock (Store.Revision)
+	_      [56]byte
+	groups [EpochGroups]epochCounter
+}
 
-// Load returns the epoch's value.
-func (e *Epoch) Load() uint64 { return e.n.Load() }
+// Revision returns the store's revision (Store.Revision).
+func (e *Epoch) Revision() uint64 { return e.rev.Load() }
 
-// move adds one, after a change it covers.
-func (e *Epoch) move() { e.n.Add(1) }
+// EpochGroups is the number of epoch groups; EpochAll, the last, is that of a Deps whose cells lie
+// in several groups: it moves with every other.
+const (
+	EpochGroups = 256
+	EpochAll    = EpochGroups - 1
+)
 
-// bump stores rev in the cell of key (the String form), creating it first when needed.
-func (s *stamps) bump(key string, rev uint64) {
+// epochCounter is one group's counter, on a cache line of its own: a write moving one group
+// makes no reader of another group miss.
+type epochCounter struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+// Load returns group g's epoch (g is taken modulo EpochGroups).
+func (e *Epoch) Load(g int) uint64 { return e.groups[g&EpochAll].n.Load() }
+
+// move adds one to group g and to EpochAll, after a change it covers.
+func (e *Epoch) move(g int) {
+	e.groups[g].n.Add(1)
+	if g != EpochAll {
+		e.groups[EpochAll].n.Add(1)
+	}
+}
+
+// moveAll adds one to every group.
+func (e *Epoch) moveAll() {
+	for i := range e.groups {
+		e.groups[i].n.Add(1)
+	}
+}
+
+// epochSet is a set of epoch groups: those a write touched.
+type epochSet [EpochGroups / 64]uint64
+
+func (m *epochSet) add(g int) { m[g/64] |= 1 << (g % 64) }
+
+// moveSet moves every group of m (EpochAll once).
+func (e *Epoch) moveSet(m *epochSet) {
+	for i, w := range m {
+		for w != 0 {
+			e.groups[64*i+bits.TrailingZeros64(w)].n.Add(1)
+			w &= w - 1
+		}
+	}
+	if m[EpochAll/64]&(1<<(EpochAll%64)) == 0 {
+		e.groups[EpochAll].n.Add(1)
+	}
+}
+
+// epochGroup returns the epoch group of k's cell: FNV-1a of the org's name for a key inside an
+// org, of the key's kind and name for O, U and u/{user}, modulo EpochAll.
+func epochGroup(k stampKey) int {
+	h := uint64(fnvOffset)
+	if stampParts(k.kind) == 2 || k.kind == 'o' || k.kind == 'x' {
+		h = fnvString(h, k.a)
+	} else {
+		h = fnvString(fnvByte(h, k.kind), k.a)
+	}
+	return int(h % EpochAll)
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvByte(h uint64, c byte) uint64 { return (h ^ uint64(c)) * fnvPrime }
+
+func fnvString(h uint64, s string) uint64 {
+	for i := range len(s) {
+		h = fnvByte(h, s[i])
+	}
+	return h
+}
+
+// bump stores rev in the cell of key (the String form), creating it first when needed, and
+// returns the cell's epoch group.
+func (s *stamps) bump(key string, rev uint64) int {
 	k, ok := parseStampKey(key)
 	if !ok {
 		panic("store: bad stamp key " + key) // the store's own keys only
 	}
+	g := epochGroup(k)
 	if c, ok := s.cells[k]; ok {
 		if s.before != nil {
 			if _, kept := s.before[c]; !kept {
@@ -147,8 +243,8 @@ func (s *stamps) bump(key string, rev uint64) {
 			}
 		}
 		c.Store(rev)
-		s.epoch.move() // after the cell: see Epoch
-		return
+		s.epoch.move(g) // after the cell: see Epoch
+		return g
 	}
 	c := new(atomic.Uint64)
 	c.Store(rev)
@@ -157,8 +253,9 @@ func (s *stamps) bump(key string, rev uint64) {
 	}
 	s.cells[k] = c
 	s.list = append(s.list, stampCell{k, c})
-	s.absentCell(k).Add(1)
-	s.epoch.move()
+	s.absentCell(k).Add(1) // of group g
+	s.epoch.move(g)
+	return g
 }
 
 // stampCell is a stamp key and its cell.
@@ -173,7 +270,7 @@ func (s *stamps) reset() {
 	for i := range s.absent {
 		s.absent[i].Store(0)
 	}
-	s.epoch.move()
+	s.epoch.moveAll()
 }
 
 // load sets the cell of a stored stamp key at Open, before the store is shared. A key this
@@ -238,6 +335,7 @@ type Deps struct {
 	src   *stamps
 	n     int                  // stamps covered
 	until int64                // unix ns at which a fact read expires (expiry.go); 0: none
+	group uint16               // 0: no stamp yet; else 1 + the epoch group of every stamp (EpochAll if several)
 	first [inlineWatches]watch // the first n (at most inlineWatches), checked by Current
 	more  []watch              // the rest (read only when n > inlineWatches)
 	keys  []depKey             // same order: what MarshalBinary writes
@@ -288,13 +386,33 @@ func (d *Deps) Current() bool {
 // is written: then Current reads the clock, and no Epoch covers it.
 func (d *Deps) Expires() bool { return d.until != 0 }
 
-// Epoch returns the epoch of the Deps' store (nil for the zero Deps): while it reads the value it
-// read before Current last returned true, Current still holds, unless the Deps Expires.
+// Epoch returns the epochs of the Deps' store (nil for the zero Deps): while Load(EpochGroup())
+// reads the value it read before Current last returned true, Current still holds, unless the
+// Deps Expires.
 func (d *Deps) Epoch() *Epoch {
 	if d.src == nil {
 		return nil
 	}
 	return &d.src.epoch
+}
+
+// EpochGroup is the epoch group of every stamp the Deps cover (see Epoch): one org's, as for a
+// decision's facts, or EpochAll when they lie in several groups or there are none.
+func (d *Deps) EpochGroup() int {
+	if d.group == 0 {
+		return EpochAll
+	}
+	return int(d.group) - 1
+}
+
+// join records that the Deps watch a cell of group g.
+func (d *Deps) join(g int) {
+	switch {
+	case d.group == 0:
+		d.group = uint16(g) + 1
+	case int(d.group)-1 != g:
+		d.group = EpochAll + 1
+	}
 }
 
 // Len is the number of stamps the Deps cover.
@@ -335,6 +453,7 @@ func (d *Deps) add(k stampKey) {
 		}
 	}
 	w, absent := d.src.watch(k)
+	d.join(epochGroup(k))
 	if d.keys == nil {
 		d.keys = make([]depKey, 0, inlineWatches)
 	}
@@ -361,22 +480,17 @@ func (s *stamps) watch(k stampKey) (watch, bool) {
 	return watch{cell: a, seen: a.Load()}, true
 }
 
-// absentShards is how many cells stand in for keys never written.
-const absentShards = 256
+// absentPerGroup is how many cells stand in for keys never written, in each epoch group: a new
+// key of a group leaves current all but 1/absentPerGroup of the Deps on absent facts of the
+// group, and those of every other group.
+const absentPerGroup = 64
 
-// absentCell returns the shard standing in for k while k has no cell (FNV-1a of the key).
+// absentCell returns the shard standing in for k while k has no cell: one of its epoch group's
+// (FNV-1a of the key), so that creating a cell moves only the epoch of the group of the Deps that
+// watch its shard.
 func (s *stamps) absentCell(k stampKey) *atomic.Uint64 {
-	h := uint64(14695981039346656037)
-	mix := func(c byte) { h = (h ^ uint64(c)) * 1099511628211 }
-	mix(k.kind)
-	for i := range len(k.a) {
-		mix(k.a[i])
-	}
-	mix('/')
-	for i := range len(k.b) {
-		mix(k.b[i])
-	}
-	return &s.absent[h%absentShards]
+	h := fnvString(fnvByte(fnvString(fnvByte(fnvOffset, k.kind), k.a), '/'), k.b)
+	return &s.absent[epochGroup(k)*absentPerGroup+int(h%absentPerGroup)]
 }
 
 // maxEncodedDeps bounds how many stamps DecodeDeps accepts.
@@ -467,6 +581,7 @@ func (s *Store) DecodeDeps(data []byte) (Deps, []byte, error) {
 			cur.seen = seen
 		}
 		d.push(cur)
+		d.join(epochGroup(k))
 	}
 	d.enc = str[:off]
 	return d, data[off:], nil

@@ -129,10 +129,9 @@ type Store struct {
 	// direct writes are refused. replicaOut: this Store handed out its Replica.
 	replicated, replicaOut bool
 
-	stamps   stamps        // what each fact was last written at (stamps.go); bumped under mu
-	clock    Clock         // Options.Clock (expiry.go)
-	expiries expiryQueue   // pending expiries by time (expiryq.go): added to at commit under mu
-	revision atomic.Uint64 // st.rev, readable without the lock
+	stamps   stamps      // what each fact was last written at (stamps.go); bumped under mu
+	clock    Clock       // Options.Clock (expiry.go)
+	expiries expiryQueue // pending expiries by time (expiryq.go): added to at commit under mu
 
 	persistent bool          // on disk: caches in Badger survive a restart
 	eventsKept uint64        // how many revisions' events persist keeps for Watch
@@ -285,7 +284,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.stamps.closed.Store(true)
-	s.stamps.epoch.move() // after closing: see Epoch
+	s.stamps.epoch.moveAll() // after closing: see Epoch
 	close(s.stop)
 	close(s.changed)
 	s.mu.Unlock()
@@ -418,7 +417,7 @@ func (s *Store) Persistent() bool { return s.persistent }
 // Revision returns the revision of the last committed write (0 for an empty store). It takes no
 // lock, and a write publishes its revision after bumping its stamps: a Deps that is current
 // after Revision returned R holds at R.
-func (s *Store) Revision() uint64 { return s.revision.Load() }
+func (s *Store) Revision() uint64 { return s.stamps.epoch.Revision() }
 
 // Apply validates and commits changes as one atomic batch and returns the new revision. On any
 // error nothing changes: neither memory nor disk. An empty batch returns the current revision.
@@ -582,9 +581,10 @@ func (s *Store) commitGroup(group []*queued) {
 	for o, users := range joined {
 		o.relist(users)
 	}
+	var moved epochSet
 	for _, b := range batches {
 		for _, sk := range b.stamps {
-			s.stamps.bump(sk, b.ev.Revision)
+			moved.add(s.stamps.bump(sk, b.ev.Revision))
 		}
 		b.q.rev = b.ev.Revision
 	}
@@ -592,11 +592,11 @@ func (s *Store) commitGroup(group []*queued) {
 	s.st.rev = last
 	// Published after the stamps: whoever reads rev without the lock (Revision) and then finds
 	// a Deps current knows that Deps holds at rev.
-	s.revision.Store(last)
-	// And the epoch moves once more: whoever reads an epoch value written after this reads rev
-	// (or later) next, so an entry validated in that epoch is labelled no older than its state
-	// (see Epoch).
-	s.stamps.epoch.move()
+	s.stamps.epoch.rev.Store(last)
+	// And the epochs of the groups written move once more: whoever reads a value written after
+	// this reads rev (or later) next, so an entry validated in that epoch is labelled no older
+	// than its state (see Epoch).
+	s.stamps.epoch.moveSet(&moved)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	if s.snapDue != nil && (s.snapNow || s.snapEvery > 0 && last >= s.snapRev.Load()+s.snapEvery) {
@@ -988,7 +988,7 @@ func (s *Store) load(ctx context.Context) error {
 	}
 	s.expiries.reset(st)
 	s.st = st
-	s.revision.Store(rev)
+	s.stamps.epoch.rev.Store(rev)
 	return nil
 }
 
@@ -1337,7 +1337,7 @@ func (s *Store) Watch(ctx context.Context, fromRevision uint64) (<-chan Event, e
 				ev, err := s.event(next)
 				if err != nil {
 					// Read without the lock: the writes since rev may have trimmed it.
-					if oldest := s.oldestEvent(s.revision.Load()); next < oldest && errors.Is(err, badger.ErrKeyNotFound) {
+					if oldest := s.oldestEvent(s.Revision()); next < oldest && errors.Is(err, badger.ErrKeyNotFound) {
 						err = &TrimmedError{Next: next, Oldest: oldest}
 					} else {
 						err = fmt.Errorf("store: read the event of revision %d: %w", next, err)
