@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -63,7 +64,15 @@ allow contains "otto reads open" if {
 		}, 1, teamgate.ErrConflict},
 		{"writes that never stop", unrelated, setPolicyIfAttempts, teamgate.ErrStale},
 	} {
-		e := newAcmeInternal(t, WithEvalBudget(time.Minute)) // the diff evaluates every pair: no budget stop under load
+		// testdata/small.yaml (diffpolicy_test.go's newSmall): the diff evaluates every pair,
+		// with a minute's budget so that a loaded machine stops none.
+		st, err := store.Open(ctx, store.Options{})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = st.Close() })
+		_, err = st.LoadFile(ctx, filepath.Join("testdata", "small.yaml"))
+		require.NoError(t, err)
+		e, err := New(ctx, st, WithEvalBudget(time.Minute))
+		require.NoError(t, err)
 		reviewed, err := e.DiffPolicy(ctx, cand, 0)
 		require.NoError(t, err)
 		require.Len(t, reviewed.Decisions, 1)

@@ -37,11 +37,7 @@ func (e *env) accessDiffCmd() *cobra.Command {
 			default:
 				return fmt.Errorf("access-diff: %T keeps no events", dir)
 			}
-			var opts []authz.Option
-			if e.policyDir != "" {
-				opts = append(opts, authz.WithPolicyDir(e.policyDir))
-			}
-			diff, err := authz.DiffAccess(cmd.Context(), log, from, to, opts...)
+			diff, err := authz.DiffAccess(cmd.Context(), log, from, to, e.policyOptions()...)
 			if err != nil {
 				return err
 			}

@@ -32,9 +32,10 @@ type env struct {
 	stdout, stderr io.Writer
 	data           string
 	policyDir      string
-	decisionLog    string // --decision-log: where the engine logs its decisions
-	clusterFlags          // --nats, --stream (cluster.go)
-	storeFlags            // --store (ops.go)
+	evalBudget     time.Duration // --eval-budget: authz.WithEvalBudget
+	decisionLog    string        // --decision-log: where the engine logs its decisions
+	clusterFlags                 // --nats, --stream (cluster.go)
+	storeFlags                   // --store (ops.go)
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -51,10 +52,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&e.data, "data", "", "data file (YAML or JSON) to load into an in-memory store")
 	root.PersistentFlags().StringVar(&e.policyDir, "policy", "", "directory of authors' Rego modules and JSON data")
+	root.PersistentFlags().DurationVar(&e.evalBudget, "eval-budget", authz.DefaultEvalBudget,
+		"time budget of one Rego evaluation under --policy's modules; past it the decision denies with reason error (0: none)")
 	root.PersistentFlags().StringVar(&e.decisionLog, "decision-log", "", "append this command's decisions to a decision log (a Badger directory, created if missing; see decisions)")
 	e.addClusterFlags(root)
 	e.addStoreFlags(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if e.evalBudget < 0 {
+			return usageError{fmt.Errorf("--eval-budget %s: must be >= 0 (0: no budget)", e.evalBudget)}
+		}
+		return nil
+	}
 	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd(), e.clusterCmd(),
 		e.versionCmd(), e.exportCmd(), e.applyCmd(), e.createProjectCmd(), e.bulkCmd(), e.whoCanCmd(), e.whatifCmd(), e.lintCmd(), e.decisionsCmd(), e.diffCmd(),
 		e.accessDiffCmd(), e.breakGlassCmd())
@@ -88,10 +97,7 @@ func (e *env) engine(ctx context.Context, extra ...authz.Option) (*authz.Engine,
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := extra
-	if e.policyDir != "" {
-		opts = append(opts, authz.WithPolicyDir(e.policyDir))
-	}
+	opts := append(slices.Clone(extra), e.policyOptions()...)
 	var dl *decisionlog.Log
 	if e.decisionLog != "" {
 		if dl, err = openDecisionLog(ctx, "--decision-log", e.decisionLog, true); err != nil {
@@ -121,6 +127,16 @@ func (e *env) engine(ctx context.Context, extra ...authz.Option) (*authz.Engine,
 		closeDir()
 	}
 	return eng, done, nil
+}
+
+// policyOptions are the engine options of the global flags that configure the policy: --policy
+// and --eval-budget.
+func (e *env) policyOptions() []authz.Option {
+	opts := []authz.Option{authz.WithEvalBudget(e.evalBudget)}
+	if e.policyDir != "" {
+		opts = append(opts, authz.WithPolicyDir(e.policyDir))
+	}
+	return opts
 }
 
 // withEngine runs fn with an engine over --data and --policy, closing the store afterwards.

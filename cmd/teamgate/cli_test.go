@@ -44,12 +44,16 @@ func suites(t *testing.T) []conformance.Suite {
 	return all
 }
 
-// suiteFlags are the flags that run a command on the suite's data and policy.
+// suiteFlags are the flags that run a command on the suite's data, policy and evaluation budget.
 func suiteFlags(s conformance.Suite) []string {
-	if s.Policy == "" {
-		return []string{"--data", conformance.DataFile()}
+	flags := []string{"--data", conformance.DataFile()}
+	if s.Policy != "" {
+		flags = append(flags, "--policy", s.Policy)
 	}
-	return []string{"--data", conformance.DataFile(), "--policy", s.Policy}
+	if s.Budget != nil {
+		flags = append(flags, "--eval-budget", s.Budget.String())
+	}
+	return flags
 }
 
 // TestConformanceAuthorizeThroughCLIBatch runs every suite's authorize cases through `teamgate
@@ -87,6 +91,9 @@ func checkAuthorizeThroughCLI(t *testing.T, s conformance.Suite) {
 	opts := []authz.Option{}
 	if s.Policy != "" {
 		opts = append(opts, authz.WithPolicyDir(s.Policy))
+	}
+	if s.Budget != nil {
+		opts = append(opts, authz.WithEvalBudget(*s.Budget))
 	}
 	api, err := authz.New(t.Context(), conformance.OpenStore(t, store.Options{}), opts...)
 	require.NoError(t, err)
@@ -332,6 +339,24 @@ func TestAttrValuesFollowTheRules(t *testing.T) {
 		"--attr", `run.created_by={not json`)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, `"allowed":false`, "a value that is not JSON is the string it reads")
+}
+
+// TestEvalBudgetFlag: --eval-budget is the engine's evaluation budget on every command that
+// decides (the policy suites run check and admit with it: testdata/regression/policies/budget);
+// a negative one is a usage error.
+func TestEvalBudgetFlag(t *testing.T) {
+	t.Parallel()
+	slow := filepath.Join(conformance.PoliciesDir(), "budget")
+	out, stderr, code := cli(t, "", "explain", "--data", conformance.DataFile(), "--policy", slow, "--eval-budget", "20ms", "alice", "org.get", "acme")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "error: evaluation failed (denied): rego: eval: evaluation exceeded its time budget of 20ms (stopped)")
+	require.Contains(t, out, "decision: deny")
+	_, stderr, code = cli(t, "", "check", "--data", conformance.DataFile(), "--eval-budget", "-1s", "alice", "org.get", "acme")
+	require.Equal(t, 2, code)
+	require.Equal(t, "teamgate: --eval-budget -1s: must be >= 0 (0: no budget)\n", stderr)
+	out, _, code = cli(t, "", "--help")
+	require.Equal(t, 0, code)
+	require.Regexp(t, `--eval-budget duration .*\(default 1s\)`, out, "the default is authz.DefaultEvalBudget")
 }
 
 func TestUsageAndDataErrorsExitNonZero(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -124,11 +125,16 @@ type Cases struct {
 	// LoadError, a policy suite's only: the policy fails to load (authz.New, `teamgate check
 	// --policy`) with an error containing this text, an error matching teamgate.ErrInvalid; the
 	// suite then has no cases.
-	LoadError string      `yaml:"load_error"`
-	Authorize []Authorize `yaml:"authorize"`
-	Admit     []Admit     `yaml:"admit"`
-	List      []List      `yaml:"list"`
-	Settings  []Settings  `yaml:"settings"`
+	LoadError string `yaml:"load_error"`
+	// Budget, a policy suite's only: the evaluation budget of the suite's engines
+	// (authz.WithEvalBudget, `teamgate --eval-budget`), a positive Go duration ("20ms"); absent:
+	// the engine's default. A suite about the budget sets a small one, so that its runaway
+	// module denies in milliseconds instead of the default second per evaluation and path.
+	Budget    *time.Duration `yaml:"budget"`
+	Authorize []Authorize    `yaml:"authorize"`
+	Admit     []Admit        `yaml:"admit"`
+	List      []List         `yaml:"list"`
+	Settings  []Settings     `yaml:"settings"`
 }
 
 // Load reads the shared corpus and the regression cases, in that order.
@@ -139,8 +145,8 @@ func Load() (*Cases, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.Compiled != nil || c.LoadError != "" {
-			return nil, fmt.Errorf("%s: compiled and load_error belong to a policy suite's cases.yaml", file)
+		if c.Compiled != nil || c.LoadError != "" || c.Budget != nil {
+			return nil, fmt.Errorf("%s: compiled, load_error and budget belong to a policy suite's cases.yaml", file)
 		}
 		all.Authorize = append(all.Authorize, c.Authorize...)
 		all.Admit = append(all.Admit, c.Admit...)
@@ -226,8 +232,10 @@ func Suites() ([]Suite, error) {
 func (s *Suite) check() error {
 	n := len(s.Authorize) + len(s.Admit) + len(s.List) + len(s.Settings)
 	switch {
-	case s.LoadError != "" && (n > 0 || s.Compiled != nil):
-		return fmt.Errorf("a suite with load_error has neither cases nor compiled")
+	case s.LoadError != "" && (n > 0 || s.Compiled != nil || s.Budget != nil):
+		return fmt.Errorf("a suite with load_error has neither cases, compiled nor budget")
+	case s.Budget != nil && *s.Budget <= 0:
+		return fmt.Errorf("budget %s: must be positive (leave it out for the engine's default)", *s.Budget)
 	case s.LoadError != "":
 		return nil
 	case s.Compiled == nil:

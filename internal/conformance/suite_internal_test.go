@@ -4,13 +4,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
 // TestSuiteRules: a suite's cases.yaml must say which path answers it (or that its policy does
-// not load, and then hold no case), hold a case, give every case a note, and give a message only
-// with its reason; the corpus's files may not use a suite's fields.
+// not load, and then hold no case), hold a case, give every case a note, give a message only
+// with its reason and a budget only as a positive duration; the corpus's files may not use a
+// suite's fields.
 func TestSuiteRules(t *testing.T) {
 	t.Parallel()
 	const ok = "compiled: false\nauthorize:\n- {subject: bob, action: runs.get, resource: acme/vision, allowed: true, role: contributor, note: n}\n"
@@ -19,16 +21,19 @@ func TestSuiteRules(t *testing.T) {
 		"load error":         {"load_error: package x\n", ""},
 		"compiled missing":   {"authorize:\n- {subject: bob, action: runs.get, resource: acme/vision, note: n}\n", "compiled is missing"},
 		"no case":            {"compiled: true\n", "no case"},
-		"load error, cases":  {"load_error: x\n" + ok[len("compiled: false\n"):], "neither cases nor compiled"},
-		"load error, path":   {"load_error: x\ncompiled: true\n", "neither cases nor compiled"},
+		"load error, cases":  {"load_error: x\n" + ok[len("compiled: false\n"):], "neither cases, compiled nor budget"},
+		"load error, path":   {"load_error: x\ncompiled: true\n", "neither cases, compiled nor budget"},
+		"load error, budget": {"load_error: x\nbudget: 20ms\n", "neither cases, compiled nor budget"},
+		"budget":             {"budget: 20ms\n" + ok, ""},
+		"budget zero":        {"budget: 0s\n" + ok, "budget 0s: must be positive"},
+		"budget negative":    {"budget: -1s\n" + ok, "budget -1s: must be positive"},
+		"budget not a time":  {"budget: soon\n" + ok, "soon"},
 		"no note":            {"compiled: true\nlist:\n- {subject: bob, owner: acme, note: n}\n- {subject: bob, owner: acme}\n", "case 1 has no note"},
 		"settings note":      {"compiled: true\nsettings:\n- {project: acme/vision}\n", "case 0 has no note"},
 		"message, no reason": {"compiled: true\nauthorize:\n- {subject: bob, action: runs.get, resource: acme/vision, message: m, note: n}\n", "a message needs its reason"},
 		"misspelt field":     {"compiled: true\nauthorize:\n- {subject: bob, action: runs.get, resource: acme/vision, mesage: m, note: n}\n", "field mesage not found"},
 	} {
-		file := filepath.Join(t.TempDir(), "cases.yaml")
-		require.NoError(t, os.WriteFile(file, []byte(tc.doc), 0o600))
-		c, err := decode(file)
+		c, err := decode(writeCases(t, tc.doc))
 		if err == nil {
 			s := Suite{Cases: *c}
 			err = s.check()
@@ -39,6 +44,9 @@ func TestSuiteRules(t *testing.T) {
 		}
 		require.ErrorContains(t, err, tc.err, name)
 	}
+	c, err := decode(writeCases(t, "budget: 20ms\n"+ok))
+	require.NoError(t, err)
+	require.Equal(t, 20*time.Millisecond, *c.Budget)
 	suites, err := Suites()
 	require.NoError(t, err)
 	require.Equal(t, "corpus", suites[0].Name)
@@ -47,4 +55,10 @@ func TestSuiteRules(t *testing.T) {
 	for _, s := range suites[1:] {
 		require.DirExists(t, s.Policy, s.Name)
 	}
+}
+
+func writeCases(t *testing.T, doc string) string {
+	file := filepath.Join(t.TempDir(), "cases.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(doc), 0o600))
+	return file
 }
