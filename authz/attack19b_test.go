@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -45,7 +46,12 @@ func attack19bWrite(rng *rand.Rand) []store.Change {
 	team := pick("engineering", "research", "ml")
 	project := pick("vision", "nlp", "open", "p", "q")
 	user := pick("bob", "vera", "olga", "adam", "alice", "ghost0")
-	switch rng.IntN(14) {
+	switch rng.IntN(16) {
+	case 14: // a break-glass grant, expiring in a day
+		return []store.Change{store.PutGrant{Org: org, Project: project, User: user, Grant: store.Grant{Role: pick("admin", "contributor"),
+			ExpiresAt: time.Now().Add(24 * time.Hour), BreakGlass: &store.BreakGlass{Actor: "alice", At: time.Now(), Justification: "incident"}}}}
+	case 15: // a grant expiring in a day
+		return []store.Change{store.PutGrant{Org: org, Project: project, User: user, Grant: store.Grant{Role: pick("viewer", "admin"), ExpiresAt: time.Now().Add(24 * time.Hour)}}}
 	case 0:
 		return []store.Change{store.PutMember{Org: org, User: user, Role: pick("member", "viewer", "admin", "outsider", "manager", "owner", "billing")}}
 	case 1:
@@ -142,4 +148,45 @@ func TestAttack19bRandomWritesNeverStale(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestAttack19bAuthorTableIsExplain: an author's module that reads every fact of the table's key
+// (and echoes them in its message) keeps the table; on random directories of two orgs, every
+// request's Authorize (the table, cached or not) equals Explain's full evaluation of the
+// request's own input — open and restricted projects, team spaces, teams, orgs, grants to
+// outsiders, non-members, one-part references with an owner.
+func TestAttack19bAuthorTableIsExplain(t *testing.T) {
+	t.Parallel()
+	mod := []rego.Module{{Name: "ext.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\n" +
+		`deny contains sprintf("%s %s %s %q %v %s %v %v", [input.subject.org_role, input.action, input.resource.kind, input.subject.grant, input.subject.break_glass, input.subject.team_role, input.resource.restricted, input.resource.exists]) if { input.subject.team_role in {"contributor", "viewer"}; input.subject.org_role != "owner" }` + "\n" +
+		`allow contains sprintf("team %s grant %q", [input.subject.team_role, input.subject.grant]) if { input.subject.team_role in {"admin", "member"}; input.subject.org_role in {"outsider", "none", "viewer", "member"} }` + "\n"}}
+	e := newAcmeInternal(t)
+	st := e.Directory().(*store.Store)
+	betaOrg(t, st)
+	require.NoError(t, e.SetPolicy(t.Context(), mod))
+	require.NotNil(t, e.Policy().Table(), e.Policy().NoTable())
+	reqs := attack19bRequests()
+	rng := rand.New(rand.NewPCG(19, 2))
+	seen := map[rego.Code]int{}
+	for step := range 60 {
+		for _, r := range reqs {
+			got, gerr := e.Authorize(t.Context(), r)
+			x, xerr := e.Explain(t.Context(), r)
+			require.Equal(t, xerr == nil, gerr == nil, "step %d %+v: %v vs %v", step, r, gerr, xerr)
+			if gerr != nil {
+				continue
+			}
+			require.True(t, sameDecision(got, x.Decision), "step %d, %+v: table %+v, full evaluation %+v\ninput %+v", step, r, got, x.Decision, x.Input)
+			for _, rs := range got.Reasons {
+				seen[rs.Code]++
+			}
+		}
+		if _, err := st.Apply(t.Context(), attack19bWrite(rng)...); err != nil {
+			_, _ = st.Apply(t.Context(), store.PutOrg{Org: store.Org{Name: "acme"}}, store.PutOrg{Org: store.Org{Name: "beta"}},
+				store.PutTeam{Team: store.Team{Org: "acme", Name: "engineering"}}, store.PutTeam{Team: store.Team{Org: "beta", Name: "ml"}})
+		}
+	}
+	t.Logf("reasons seen: %v", seen)
+	require.NotZero(t, seen[rego.CodeExtensionDeny])
+	require.NotZero(t, seen[rego.CodeExtensionAllow])
 }
