@@ -79,7 +79,7 @@ func TestAttack19bTableProbes(t *testing.T) {
 		"net.cidr":          `deny contains "x" if { net.cidr_contains("10.0.0.0/8", "10.1.1.1"); input.subject.org_role == "member" }`,
 		"walk subject":      `deny contains "x" if { walk(input.subject, [p, v]); v == "someone-else" }`,
 		"with in lib":       `deny contains "x" if data.teamgate.ext.lib.named`,
-		"every key":         `deny contains "x" if every k, v in {"a": input.subject.org_role} { v == "member" }`,
+		"every key":         `deny contains "x" if every _, v in {"a": input.subject.org_role} { v == "member" }`,
 		"input as function": "f(x) := x\n\n" + `deny contains "x" if f(input).subject.id == "someone-else"`,
 		"comprehension key": `deny contains "x" if count({k | input.subject[k]}) > 3`,
 		"is_object input":   `deny contains "x" if is_object(input.attributes)`,
@@ -95,10 +95,7 @@ func TestAttack19bTableProbes(t *testing.T) {
 			mods = append(mods, lib)
 		}
 		p, err := rego.New(t.Context(), mods, authorData())
-		if err != nil {
-			t.Logf("%s: refused: %v", name, err)
-			continue
-		}
+		require.NoError(t, err, name)
 		t.Logf("%s: table %v %s", name, p.Table() != nil, p.NoTable())
 		require.Empty(t, tableDiffers(t, p), name)
 	}
