@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate/internal/racedetect"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
 )
@@ -131,7 +132,7 @@ func TestAttack19bRandomWritesNeverStale(t *testing.T) {
 				}
 				check(-1)
 				steps := 60
-				if testing.Short() {
+				if testing.Short() || racedetect.Enabled { // OPA under -race: 20–50× the cost
 					steps = 20
 				}
 				written := 0
@@ -173,7 +174,7 @@ func TestAttack19bAuthorTableIsExplain(t *testing.T) {
 	rng := rand.New(rand.NewPCG(19, 2))
 	seen := map[rego.Code]int{}
 	steps := 60
-	if testing.Short() {
+	if testing.Short() || racedetect.Enabled { // OPA under -race: 20–50× the cost
 		steps = 20
 	}
 	for step := range steps {
