@@ -193,7 +193,7 @@ func TestAuthorTableIsThePolicy(t *testing.T) {
 		t.Logf("module %d: %d cells, %d failing", m, cells, failures)
 		failing += min(failures, 1)
 	}
-	if !testing.Short() {
+	if n == 16 { // the 4 modules of -short and -race need not draw a failing one
 		require.NotZero(t, failing, "some module fails on some keys")
 	}
 }
