@@ -1,0 +1,315 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/internal/conformance"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/store"
+)
+
+// attack20Call is one Authorize call as its caller saw it.
+type attack20Call struct {
+	req Request
+	d   Decision
+	err error
+}
+
+// attack20Decide decides reqs in order on e, flushing the log after each (records then reach
+// the sink in call order, hits included), and returns the calls.
+func attack20Decide(t *testing.T, e *Engine, reqs []Request) []attack20Call {
+	t.Helper()
+	var calls []attack20Call
+	for _, r := range reqs {
+		d, err := e.Authorize(t.Context(), r)
+		calls = append(calls, attack20Call{r, d, err})
+		require.NoError(t, e.FlushDecisionLog(t.Context()))
+	}
+	return calls
+}
+
+// attack20Check compares each record with its call, field by field: the request as made, the
+// decision returned (or, for a failed call, its error), the policy in force.
+func attack20Check(t *testing.T, e *Engine, calls []attack20Call, recs []DecisionRecord) {
+	t.Helper()
+	require.Len(t, recs, len(calls))
+	for i, c := range calls {
+		r := recs[i]
+		require.Equal(t, c.req, r.Request, "record %d: request", i)
+		require.Equal(t, e.Policy().Fingerprint(), r.Policy, "record %d: policy", i)
+		require.False(t, r.Time.IsZero(), "record %d: time", i)
+		if c.err != nil {
+			require.Equal(t, PathNone, r.Path, "record %d", i)
+			require.Equal(t, c.err.Error(), r.Error, "record %d", i)
+			continue
+		}
+		require.Empty(t, r.Error, "record %d", i)
+		require.NotEqual(t, PathNone, r.Path, "record %d", i)
+		require.Equal(t, c.d.Allowed, r.Decision.Allowed, "record %d: allowed", i)
+		require.Equal(t, c.d.Role, r.Decision.Role, "record %d: role", i)
+		require.Equal(t, c.d.Revision, r.Decision.Revision, "record %d: revision", i)
+		require.Equal(t, c.d.Reasons, r.Decision.Reasons, "record %d: reasons", i)
+		require.Equal(t, c.d.Reasons == nil, r.Decision.Reasons == nil, "record %d: nil reasons", i)
+		require.Equal(t, c.d.Suggestions, r.Decision.Suggestions, "record %d: suggestions", i)
+	}
+}
+
+// TestAttack20ActionWithNULLogged: an author's catalog may name an action with a NUL byte (data
+// names any string; a data file can write it as \u0000). Such a request is decided, cached and
+// served, but the record of a cache hit was rebuilt from the entry's packed key by splitting it
+// at NUL bytes, so it named another request: action "runs.x", resource "y", owner
+// "acme/vision\x00".
+func TestAttack20ActionWithNULLogged(t *testing.T) {
+	t.Parallel()
+	data := map[string]any{"teamgate": map[string]any{"actions": map[string]any{
+		"runs.x\x00y":      map[string]any{"kind": "project", "role": "viewer"},
+		"\x00":             map[string]any{"kind": "org", "org_roles": []any{"member"}},
+		"a\x00b\x00c\x00d": map[string]any{"kind": "project", "role": "viewer"},
+	}}}
+	for _, cache := range []bool{true, false} {
+		t.Run(fmt.Sprint("cache=", cache), func(t *testing.T) {
+			t.Parallel()
+			sink := &attackSink{}
+			opts := []Option{WithData(data), WithDecisionLog(sink), WithDecisionLogQueue(2)}
+			if !cache {
+				opts = append(opts, WithDecisionCache(0))
+			}
+			e := newAcmeInternal(t, opts...)
+			var reqs []Request
+			for range 3 { // a miss, then hits
+				reqs = append(reqs,
+					Request{Subject: "bob", Action: "runs.x\x00y", Resource: "acme/vision"},
+					Request{Subject: "bob", Action: "\x00", Resource: "acme"},
+					Request{Subject: "vera", Action: "a\x00b\x00c\x00d", Resource: "vision", Owner: "acme"},
+					Request{Subject: "bob", Action: "a\x00b\x00c\x00d", Resource: "acme/engineering/vision", MinRevision: 1},
+				)
+			}
+			calls := attack20Decide(t, e, reqs)
+			for _, c := range calls {
+				require.NoError(t, c.err, "%q", c.req.Action)
+			}
+			require.True(t, calls[0].d.Allowed && calls[1].d.Allowed, "the catalog's actions decide")
+			require.NoError(t, e.Close(t.Context()))
+			attack20Check(t, e, calls, sink.recs)
+		})
+	}
+}
+
+// panicSink panics on every Write.
+type panicSink struct{ calls int }
+
+func (s *panicSink) Write(context.Context, []DecisionRecord) error {
+	s.calls++
+	panic("sink bug")
+}
+
+// TestAttack20SinkPanicIsAFailedWrite: a sink that panics ran on the log's own goroutine, so the
+// panic killed the host's process (no caller could recover it), for an audit trail's bug. It is
+// a failed write: its batch is counted lost (Stats.DecisionLogFailed), the log goes on, Close
+// returns.
+func TestAttack20SinkPanicIsAFailedWrite(t *testing.T) {
+	t.Parallel()
+	sink := &panicSink{}
+	e := newAcmeInternal(t, WithDecisionLog(sink))
+	req := Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	for range 3 {
+		d, err := e.Authorize(t.Context(), req)
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+		require.NoError(t, e.FlushDecisionLog(t.Context()))
+	}
+	require.NoError(t, e.Close(t.Context()))
+	st := e.Stats()
+	require.Equal(t, uint64(3), st.DecisionLogFailed)
+	require.Zero(t, st.DecisionLogWritten)
+	require.Equal(t, 3, sink.calls)
+}
+
+// TestAttack20DiffAccessClosesItsEngine: DiffAccess builds an engine with the caller's options
+// and never closed it: with WithMetrics the engine's collectors stayed registered (a second
+// DiffAccess on the same registry failed: duplicate registration), with WithDecisionLog its
+// goroutine ran forever and the replay's decisions — an analysis, decisions nobody made — went
+// to the host's log.
+func TestAttack20DiffAccessClosesItsEngine(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := conformance.OpenStore(t, store.Options{})
+	_, err := st.Apply(ctx, store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"})
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	sink := &attackSink{}
+	for range 2 {
+		diff, err := DiffAccess(ctx, st, 1, st.Revision(), WithMetrics(reg), WithDecisionLog(sink))
+		require.NoError(t, err)
+		require.NotEmpty(t, diff.Changes)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	require.Empty(t, sink.recs, "an analysis is not logged")
+}
+
+// TestAttack20ReasonsNotSharedBetweenDecisions: a compiled decision's reasons are its own (a
+// table cell keeps codes, never a Reason slice): a caller that rewrites one decision's reasons
+// (against Authorize's doc, without a cache) changes no other decision and no other record.
+func TestAttack20ReasonsNotSharedBetweenDecisions(t *testing.T) {
+	t.Parallel()
+	sink := &attackSink{}
+	e := newAcmeInternal(t, WithDecisionLog(sink), WithDecisionCache(0))
+	req := Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	a, err := e.Authorize(t.Context(), req)
+	require.NoError(t, err)
+	want := append([]Reason(nil), a.Reasons...)
+	a.Reasons[0] = Reason{Code: "mine", Message: "rewritten"}
+	b, err := e.Authorize(t.Context(), req)
+	require.NoError(t, err)
+	require.Equal(t, want, b.Reasons)
+	require.NoError(t, e.Close(t.Context()))
+	require.Len(t, sink.recs, 2)
+	require.Equal(t, want, sink.recs[1].Decision.Reasons)
+}
+
+// skewDir is a third-party Directory over a store whose Revision is not its store's (which
+// Directory's doc forbids): skew added, or a constant.
+type skewDir struct {
+	st    *store.Store
+	skew  int64
+	fixed uint64
+}
+
+func (d skewDir) View(fn func(store.Reader) error) error { return d.st.View(fn) }
+func (d skewDir) Revision() uint64 {
+	if d.fixed > 0 {
+		return d.fixed
+	}
+	return uint64(max(int64(d.st.Revision())+d.skew, 0))
+}
+func (d skewDir) WaitRevision(ctx context.Context, rev uint64) error {
+	return d.st.WaitRevision(ctx, rev)
+}
+func (d skewDir) Apply(ctx context.Context, changes ...store.Change) (uint64, error) {
+	return d.st.Apply(ctx, changes...)
+}
+
+// TestAttack20SkewedRevisionNeverStale: a Directory whose Revision lies (behind, ahead, stuck)
+// mislabels decisions, but no decision is stale: a cached decision is checked against what its
+// facts' snapshot served (store.Deps), never against Revision. Writes that flip decisions are
+// interleaved with cached, compiled and logged decisions; each is the decision of an engine
+// without a cache on the store itself, and each record is its call.
+func TestAttack20SkewedRevisionNeverStale(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []skewDir{{skew: -1}, {skew: 1000}, {fixed: 1}} {
+		t.Run(fmt.Sprintf("skew=%d,fixed=%d", dir.skew, dir.fixed), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			dir.st = conformance.OpenStore(t, store.Options{})
+			sink := &attackSink{}
+			e, err := New(ctx, dir, WithDecisionLog(sink))
+			require.NoError(t, err)
+			ref, err := New(ctx, dir.st, WithDecisionCache(0))
+			require.NoError(t, err)
+			reqs := collidingRequests()
+			var calls []attack20Call
+			for s := range 6 {
+				_, err := dir.st.Apply(ctx, attackToggle[s%2])
+				require.NoError(t, err)
+				for range 2 {
+					for _, r := range reqs {
+						got, err := e.Authorize(ctx, r)
+						require.NoError(t, err)
+						want, err := ref.Authorize(ctx, r)
+						require.NoError(t, err)
+						require.True(t, sameDecision(got, want), "write %d %+v: %+v, want %+v", s, r, got, want)
+						calls = append(calls, attack20Call{req: r, d: got})
+					}
+					require.NoError(t, e.FlushDecisionLog(ctx))
+				}
+			}
+			require.NoError(t, e.Close(ctx))
+			attack20Check(t, e, calls, sink.recs)
+		})
+	}
+}
+
+// attack20Roles are role names an author's data may give (ranks, org_base): at the slot's
+// length limit and past it, with NUL bytes, not UTF-8, empty, and one of the indexed roles.
+var attack20Roles = []string{strings.Repeat("r", 255), strings.Repeat("s", 256), "x\x00y", "\xff\xfe", "", "viewer", "none\x00"}
+
+// TestAttack20AuthorRolesEveryPath: an org role mapped (org_base) to each of attack20Roles, so a
+// compiled decision names a role without an index (or past the slot's 255 bytes, or the indexed
+// viewer): decided on every path — compiled (short and long records), cache hits (runs), with
+// metrics (timed), Explain, Suggest, errors — each record is its call, field by field.
+func TestAttack20AuthorRolesEveryPath(t *testing.T) {
+	t.Parallel()
+	for i, role := range attack20Roles {
+		for _, metrics := range []bool{false, true} {
+			t.Run(fmt.Sprintf("role=%d,metrics=%v", i, metrics), func(t *testing.T) {
+				t.Parallel()
+				ranks := map[string]any{role: 5} // viewer is 1 in data.json: 5 is above every default
+				if role == "viewer" {
+					ranks = map[string]any{}
+				}
+				data := map[string]any{"teamgate": map[string]any{"ranks": ranks, "org_base": map[string]any{"billing": role}}}
+				sink := &attackSink{}
+				opts := []Option{WithData(data), WithDecisionLog(sink), WithDecisionLogQueue(4)}
+				if metrics {
+					opts = append(opts, WithMetrics(prometheus.NewRegistry()))
+				}
+				e := newAcmeInternal(t, opts...)
+				bill := Request{Subject: "bill", Action: "runs.get", Resource: "acme/open"}
+				withOwner := Request{Subject: "bill", Action: "runs.get", Resource: "open", Owner: "acme"}
+				withMin := Request{Subject: "bill", Action: "runs.stop", Resource: "acme/open", MinRevision: 1}
+				attrs := Request{Subject: "bill", Action: "runs.delete", Resource: "acme/open", Attributes: map[string]any{"run": map[string]any{"created_by": "bill"}}}
+				suggest := Request{Subject: "bill", Action: "runs.approve", Resource: "acme/vision", Suggest: true}
+				bad := Request{Subject: "bill", Action: "runs.get", Resource: "acme/no such"}
+				reqs := []Request{bill, withOwner, withMin, attrs, suggest, bad, bill, withOwner, withMin, bill}
+				calls := attack20Decide(t, e, reqs)
+				if role != "" { // an empty role is decided as none
+					require.Equal(t, role, calls[0].d.Role)
+				}
+				x, err := e.Explain(t.Context(), bill)
+				require.NoError(t, err)
+				calls = append(calls, attack20Call{req: bill, d: x.Decision})
+				require.NoError(t, e.Close(t.Context()))
+				attack20Check(t, e, calls, sink.recs)
+			})
+		}
+	}
+}
+
+// TestAttack20RoleIndexes: every role a decision may name has an index the slot's four bits
+// hold (1 to 15), and DecisionRole gives it back; a role without one has index 0 (a long
+// record).
+func TestAttack20RoleIndexes(t *testing.T) {
+	t.Parallel()
+	require.LessOrEqual(t, len(decisionRolesForTest()), 15, "a short record's role index is 4 bits, 0 for none")
+	for _, r := range decisionRolesForTest() {
+		i := rego.DecisionRoleIndex(r)
+		require.True(t, i >= 1 && i <= 15, "%s: %d", r, i)
+		require.Equal(t, r, rego.DecisionRole(i))
+	}
+	for _, r := range attack20Roles {
+		if r != "viewer" {
+			require.Zero(t, rego.DecisionRoleIndex(r), "%q", r)
+		}
+	}
+	require.Empty(t, rego.DecisionRole(0))
+	require.Empty(t, rego.DecisionRole(15))
+	require.Empty(t, rego.DecisionRole(255))
+}
+
+// decisionRolesForTest lists the roles with an index, by asking DecisionRole.
+func decisionRolesForTest() []string {
+	var out []string
+	for i := 1; i < 256; i++ {
+		if r := rego.DecisionRole(uint8(i)); r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
