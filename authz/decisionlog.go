@@ -126,9 +126,9 @@ func (r *DecisionRecord) UnmarshalJSON(b []byte) error {
 // DecisionSink receives the decision log's records, in batches, from one goroutine at a time.
 // Write may keep nothing of records after it returns (the slice is reused) and must modify none
 // (the log may pass the same records again); a record's own strings, Reasons and Attributes may
-// be kept. Write must honour ctx: Engine.Close cancels it when
-// its own context ends. A failed Write loses its batch (Stats.DecisionLogFailed counts the
-// records); the log goes on with the next one. Package decisionlog has a Badger-backed sink.
+// be kept. Write must honour ctx: Engine.Close cancels it when its own context ends. A failed
+// Write (an error, or a panic) loses its batch (Stats.DecisionLogFailed counts the records); the
+// log goes on with the next one. Package decisionlog has a Badger-backed sink.
 type DecisionSink interface {
 	Write(ctx context.Context, records []DecisionRecord) error
 }
@@ -151,8 +151,8 @@ const maxDecisionBatch = 512
 // WithDecisionLog sends a record of every decision (DecisionRecord) to sink: each call of
 // Authorize — those of AuthorizeBatch, BulkRuns and CreateProject included, and requests for
 // suggestions — and of Explain. Listings (ListProjects, ProjectFilter), admissions (Admit,
-// AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint) are
-// not logged: a listing is many verdicts at once, an admission's outcome is its violations, which
+// AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint, DiffAccess)
+// are not logged: a listing is many verdicts at once, an admission's outcome is its violations, which
 // the host acts on and may log itself, and an analysis decides requests nobody made. Logging never blocks a decision: records go to a bounded queue
 // (WithDecisionLogQueue) that one goroutine drains into sink; when the queue is full the record
 // is dropped and counted (Stats.DecisionLogDropped). Engine.Close flushes the queue and stops the
@@ -468,8 +468,10 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 }
 
 // logRecord is the record of an in-memory cache hit on en, labelled with revision rev. The
-// request's strings are rebuilt from the entry's key (the parts of a cached request hold no NUL,
-// see packedLen), once per entry: the drainer keeps them in the entry.
+// request's strings are rebuilt from the entry's key (see packedLen), once per entry: the drainer
+// keeps them in the entry. The subject, resource and owner of a cached request hold no NUL (they
+// were checked: names are slugs), but the action may (an author's catalog names any string), so
+// the action is what lies between the subject and the last two parts.
 func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 	if en.logKey == "" {
 		if int(en.n) > keyBytes {
@@ -479,17 +481,14 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 			en.logKey = string(b[:en.n])
 		}
 	}
-	var parts [4]string
-	rest := en.logKey
-	for i := range 3 {
-		j := strings.IndexByte(rest, 0)
-		parts[i], rest = rest[:j], rest[j+1:]
-	}
-	parts[3] = rest
+	k := en.logKey
+	i := strings.IndexByte(k, 0)
+	l := strings.LastIndexByte(k, 0)
+	j := strings.LastIndexByte(k[:l], 0)
 	d := en.entry.dec
 	d.Revision = rev
 	return DecisionRecord{
-		Request:  Request{Subject: parts[0], Action: parts[1], Resource: parts[2], Owner: parts[3], MinRevision: minRev},
+		Request:  Request{Subject: k[:i], Action: k[i+1 : j], Resource: k[j+1 : l], Owner: k[l+1:], MinRevision: minRev},
 		Decision: d, Policy: en.entry.policy.Fingerprint(), Path: PathCacheL1,
 	}
 }
@@ -666,13 +665,24 @@ func (l *decisionLog) drain() int {
 			return n
 		}
 		n += len(batch)
-		if err := l.sink.Write(l.ctx, batch); err != nil {
+		if err := l.write(batch); err != nil {
 			l.failed.Add(uint64(len(batch)))
 			l.log.Warn("teamgate: decision log: sink write failed; records lost", "records", len(batch), "error", err)
 		} else {
 			l.written.Add(uint64(len(batch)))
 		}
 	}
+}
+
+// write hands batch to the sink. A Write that panics has failed: the sink runs on the log's
+// goroutine, where its panic would end the host's process, and no caller could recover it.
+func (l *decisionLog) write(batch []DecisionRecord) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the sink panicked: %v", p)
+		}
+	}()
+	return l.sink.Write(l.ctx, batch)
 }
 
 // drainTo drains until every position below end has been taken. A position reserved is always
