@@ -17,9 +17,9 @@ import (
 // whole: lengths and latencies at the slot's limits, nil and empty reasons, errors, attributes,
 // Suggest and suggestions, short (one line) and long, reserved in one CAS or the long way; each
 // field of the meta word at its limit alone and all at once (no bleed into a neighbour), every
-// indexed role, NUL and bytes that are not UTF-8. The
-// ring has one slot, rewritten by each case and by a hit's run between cases (its second line):
-// nothing of one record shows in the next, and a record is told from a run by its states alone.
+// indexed role, NUL and bytes that are not UTF-8. The ring has one slot, rewritten by each case
+// and by a hit's run between cases (its second line): nothing of one record shows in the next,
+// and a record is told from a run by its states alone.
 func TestLogSlotRoundTrip(t *testing.T) {
 	e := newAcmeInternal(t)
 	p := e.Policy()
