@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -312,4 +314,89 @@ func decisionRolesForTest() []string {
 		}
 	}
 	return out
+}
+
+// slowDir is a third-party Directory (no ViewAccess: the compiled path reads through View) whose
+// View first sleeps delay.
+type slowDir struct {
+	st    *store.Store
+	delay *atomic.Int64
+}
+
+func (d slowDir) View(fn func(store.Reader) error) error {
+	time.Sleep(time.Duration(d.delay.Load()))
+	return d.st.View(fn)
+}
+func (d slowDir) Revision() uint64 { return d.st.Revision() }
+func (d slowDir) WaitRevision(ctx context.Context, rev uint64) error {
+	return d.st.WaitRevision(ctx, rev)
+}
+func (d slowDir) Apply(ctx context.Context, changes ...store.Change) (uint64, error) {
+	return d.st.Apply(ctx, changes...)
+}
+
+// attack20Slow is an author's rule that runs for seconds unless a budget stops it.
+var attack20Slow = rego.Module{Name: "slow.rego", Source: `package teamgate.ext
+
+deny contains "slow" if {
+	count([1 | some i in numbers.range(1, 3000); some j in numbers.range(1, 3000); i == j + 10000000]) > 0
+}
+`}
+
+// TestAttack20SlowDecisionsLogged: decisions slower than a short record's latency field holds
+// (2^25 ns, 33.5 ms) — a slow Directory under metrics (every decision timed, on every path), a
+// budget spent by an author's rule — are logged as they were decided: each record is its call,
+// at least as slow as the Directory made it, and the records' latencies are exactly what the
+// latency histogram observed.
+func TestAttack20SlowDecisionsLogged(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	delay := &atomic.Int64{}
+	dir := slowDir{st: conformance.OpenStore(t, store.Options{}), delay: delay}
+	reg := prometheus.NewRegistry()
+	sink := &attackSink{}
+	e, err := New(ctx, dir, WithMetrics(reg), WithDecisionLog(sink), WithDecisionCache(0))
+	require.NoError(t, err)
+	plain := Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
+	owner := Request{Subject: "bob", Action: "runs.stop", Resource: "vision", Owner: "acme/engineering"}
+	attrs := Request{Subject: "bob", Action: "runs.delete", Resource: "acme/vision", Attributes: map[string]any{"run": map[string]any{"created_by": "bob"}}}
+	delays := []time.Duration{0, 1<<25 + time.Millisecond, 0, 40 * time.Millisecond}
+	var calls []attack20Call
+	for _, dl := range delays {
+		delay.Store(int64(dl))
+		calls = append(calls, attack20Decide(t, e, []Request{plain, owner, attrs})...)
+	}
+	mfs, err := reg.Gather() // before Close, which unregisters the metrics
+	require.NoError(t, err)
+	require.NoError(t, e.Close(ctx))
+	attack20Check(t, e, calls, sink.recs)
+	var sum time.Duration
+	for i, r := range sink.recs {
+		require.GreaterOrEqual(t, r.Latency, delays[i/3], "record %d", i)
+		sum += r.Latency
+	}
+	observed := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "teamgate_decision_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				observed += m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	require.InDelta(t, sum.Seconds(), observed, 1e-9, "the histogram observed the records' latencies")
+
+	// A budget spent: the author's rule is stopped and the decision denies with reason error.
+	for _, budget := range []time.Duration{5 * time.Millisecond, 40 * time.Millisecond} {
+		sink := &attackSink{}
+		e, err := New(ctx, dir.st, WithModules(attack20Slow), WithEvalBudget(budget), WithDecisionLog(sink), WithDecisionCache(0))
+		require.NoError(t, err)
+		calls := attack20Decide(t, e, []Request{plain, owner, attrs, {Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision", MinRevision: 1}})
+		for _, c := range calls {
+			require.NoError(t, c.err)
+			require.True(t, c.d.Has(rego.CodeError), "over budget: %+v", c.d)
+		}
+		require.NoError(t, e.Close(ctx))
+		attack20Check(t, e, calls, sink.recs)
+		require.Equal(t, uint64(len(calls)), e.Stats().OverBudget)
+	}
 }
