@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -398,5 +399,121 @@ func TestAttack20SlowDecisionsLogged(t *testing.T) {
 		require.NoError(t, e.Close(ctx))
 		attack20Check(t, e, calls, sink.recs)
 		require.Equal(t, uint64(len(calls)), e.Stats().OverBudget)
+	}
+}
+
+// TestAttack20RoleAcrossPolicySwaps (run under -race): two policies that give bill's billing role
+// different project roles — viewer (indexed: a short record) and an author's auditor (no index:
+// a long one) — swapped back and forth while goroutines decide for bill and others, cached and
+// not, on the smallest rings, another goroutine flushing the log without pause (the drainer
+// takes slots as soon as they are published) and, last, Close mid-burst. Every record is a call
+// some goroutine made, and its role is the one its own policy gives: the drainer resolves the
+// role from the slot, never from the policy in force when it reads it.
+func TestAttack20RoleAcrossPolicySwaps(t *testing.T) {
+	t.Parallel()
+	var pols [2]*rego.Policy
+	roleOf := map[string]string{} // fingerprint → bill's role on acme/open
+	for i, role := range []string{"viewer", "auditor"} {
+		var err error
+		pols[i], err = rego.New(t.Context(), nil, map[string]any{"teamgate": map[string]any{
+			"ranks": map[string]any{"auditor": 5}, "org_base": map[string]any{"billing": role}}})
+		require.NoError(t, err)
+		roleOf[pols[i].Fingerprint()] = role
+	}
+	reqs := []Request{
+		{Subject: "bill", Action: "runs.get", Resource: "acme/open"},
+		{Subject: "bill", Action: "runs.list", Resource: "acme/open"},
+		{Subject: "bill", Action: "runs.get", Resource: "open", Owner: "acme"},
+		{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
+		{Subject: "bill", Action: "runs.get", Resource: "acme/open", Attributes: map[string]any{"x": 1}},
+		{Subject: "bill", Action: "runs.fly", Resource: "acme/open"},
+	}
+	for _, size := range []int{1, 2} {
+		for _, cache := range []bool{true, false} {
+			t.Run(fmt.Sprintf("size=%d,cache=%v", size, cache), func(t *testing.T) {
+				t.Parallel()
+				sink := &attackSink{}
+				opts := []Option{WithDecisionLog(sink), WithDecisionLogQueue(size)}
+				if !cache {
+					opts = append(opts, WithDecisionCache(0))
+				}
+				e := newAcmeInternal(t, opts...)
+				e.setPolicy(pols[0])
+				var mu sync.Mutex
+				returned := map[string]int{}
+				var calls atomic.Uint64
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				for g := range 3 {
+					wg.Go(func() {
+						for i := g; ; i++ {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							r := reqs[i%len(reqs)]
+							d, err := e.Authorize(t.Context(), r)
+							calls.Add(1)
+							msg := ""
+							if err != nil {
+								msg = err.Error()
+							}
+							mu.Lock()
+							returned[hammerLine(r, d, msg)]++
+							mu.Unlock()
+						}
+					})
+				}
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if err := e.FlushDecisionLog(t.Context()); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+				// Swaps until the sink has bill's records under both policies (which reach it
+				// depends on the scheduler: a ring of one or two slots drops most), at most 2,000.
+				seen := func() bool {
+					sink.mu.Lock()
+					defer sink.mu.Unlock()
+					n := map[string]bool{}
+					for _, rec := range sink.recs {
+						n[rec.Decision.Role] = true
+					}
+					return n["viewer"] && n["auditor"]
+				}
+				for s := 0; s < 30 || s < 2000 && !seen(); s++ {
+					e.setPolicy(pols[s%2])
+					time.Sleep(time.Millisecond)
+				}
+				require.NoError(t, e.Close(t.Context())) // mid-burst
+				close(stop)
+				wg.Wait()
+				st := e.Stats()
+				require.Equal(t, calls.Load(), st.DecisionLogWritten+st.DecisionLogDropped)
+				require.Len(t, sink.recs, int(st.DecisionLogWritten))
+				roles := map[string]int{}
+				for _, rec := range sink.recs {
+					line := hammerLine(rec.Request, rec.Decision, rec.Error)
+					require.Positive(t, returned[line], "a record no call returned: %s (path %s)", line, rec.Path)
+					returned[line]--
+					role, known := roleOf[rec.Policy]
+					require.True(t, known, "a policy in force: %q", rec.Policy)
+					if rec.Request.Subject == "bill" && rec.Error == "" && rec.Request.Attributes == nil {
+						require.Equal(t, role, rec.Decision.Role, "%s under %s (path %s)", line, rec.Policy, rec.Path)
+						roles[role]++
+					}
+				}
+				require.Positive(t, roles["viewer"], "short records logged")
+				require.Positive(t, roles["auditor"], "long records logged")
+			})
+		}
 	}
 }
