@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
@@ -515,5 +517,17 @@ func TestAttack20RoleAcrossPolicySwaps(t *testing.T) {
 				require.Positive(t, roles["auditor"], "long records logged")
 			})
 		}
+	}
+}
+
+// TestAttack20QueueSizeBounded: WithDecisionLogQueue rounds its size up to a power of two; past
+// 2^62 the rounding overflowed to 0 and New never returned. A size the log cannot have is a
+// typed error.
+func TestAttack20QueueSizeBounded(t *testing.T) {
+	t.Parallel()
+	st := conformance.OpenStore(t, store.Options{})
+	for _, size := range []int{math.MaxInt, 1<<62 + 1} {
+		_, err := New(t.Context(), st, WithDecisionLog(&attackSink{}), WithDecisionLogQueue(size))
+		require.ErrorIs(t, err, teamgate.ErrInvalid, "size %d", size)
 	}
 }
