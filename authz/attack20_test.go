@@ -521,12 +521,13 @@ func TestAttack20RoleAcrossPolicySwaps(t *testing.T) {
 }
 
 // TestAttack20QueueSizeBounded: WithDecisionLogQueue rounds its size up to a power of two; past
-// 2^62 the rounding overflowed to 0 and New never returned. A size the log cannot have is a
+// 2^62 the rounding overflowed to 0 and New never returned, and 2^30 asked for a 128 GiB ring
+// (the process dies out of memory: not run before the bound). A size the log cannot have is a
 // typed error.
 func TestAttack20QueueSizeBounded(t *testing.T) {
 	t.Parallel()
 	st := conformance.OpenStore(t, store.Options{})
-	for _, size := range []int{math.MaxInt, 1<<62 + 1} {
+	for _, size := range []int{math.MaxInt, 1<<62 + 1, 1 << 30, maxDecisionLogQueue + 1} {
 		_, err := New(t.Context(), st, WithDecisionLog(&attackSink{}), WithDecisionLogQueue(size))
 		require.ErrorIs(t, err, teamgate.ErrInvalid, "size %d", size)
 	}

@@ -177,17 +177,21 @@ func WithDecisionLog(sink DecisionSink) Option {
 // the sink, rounded up to a power of two. A slot holds one record, or up to 65,535 identical
 // in-memory cache hits (see WithDecisionLog): a hot request takes a slot per drain
 // (DecisionLogInterval), not per decision. A slot takes 128 bytes, its record included; the
-// batch the sink is writing (at most 512 records) is apart. size must be > 0. Default
-// DefaultDecisionLogQueue.
+// batch the sink is writing (at most 512 records) is apart. size must be in [1, 2^24] (at most
+// 2 GiB of slots). Default DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
-		if size <= 0 {
-			return teamgate.Invalid("decision log queue", fmt.Sprint(size), "must be > 0")
+		if size <= 0 || size > maxDecisionLogQueue {
+			return teamgate.Invalid("decision log queue", fmt.Sprint(size), "must be in [1, 16777216]")
 		}
 		c.logQueue = size
 		return nil
 	}
 }
+
+// maxDecisionLogQueue bounds WithDecisionLogQueue: 2 GiB of slots, far below where rounding to a
+// power of two overflows or a position's tag repeats (2^48).
+const maxDecisionLogQueue = 1 << 24
 
 // decisionLog is the queue and the goroutine that drains it into the sink.
 type decisionLog struct {
