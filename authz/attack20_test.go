@@ -2,8 +2,10 @@ package authz
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -531,4 +533,82 @@ func TestAttack20QueueSizeBounded(t *testing.T) {
 		_, err := New(t.Context(), st, WithDecisionLog(&attackSink{}), WithDecisionLogQueue(size))
 		require.ErrorIs(t, err, teamgate.ErrInvalid, "size %d", size)
 	}
+}
+
+// jsonSink marshals each record when it is written, as a sink that stores them does (package
+// decisionlog); its first Write waits for release.
+type jsonSink struct {
+	mu      sync.Mutex
+	lines   []string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *jsonSink) Write(_ context.Context, records []DecisionRecord) error {
+	s.mu.Lock()
+	first := s.lines == nil
+	s.mu.Unlock()
+	if first {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range records {
+		b, err := json.Marshal(r.Decision.Suggestions)
+		if err != nil {
+			return err
+		}
+		s.lines = append(s.lines, string(b))
+	}
+	return nil
+}
+
+// TestAttack20SuggestionsOwnedByRecord: a decision's Suggestions were the record's too, shared:
+// a caller that edits what Authorize returned — drops approvers in place (slices.DeleteFunc),
+// annotates a step's attributes, rewrites a summary or a change — which no doc forbids, changed
+// the record the sink writes later (and raced with the sink reading it). The record keeps the
+// suggestions as decided.
+func TestAttack20SuggestionsOwnedByRecord(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sink := &jsonSink{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	e := newAcmeInternal(t, WithDecisionLog(sink))
+	_, err := e.Authorize(ctx, Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"})
+	require.NoError(t, err)
+	<-sink.entered // the drainer writes the first record and waits: the next stays queued
+	d, err := e.Authorize(ctx, Request{Subject: "vera", Action: "runs.get", Resource: "acme/labs", Suggest: true})
+	require.NoError(t, err)
+	require.NotEmpty(t, d.Suggestions)
+	want, err := json.Marshal(d.Suggestions)
+	require.NoError(t, err)
+	edited := 0
+	for i := range d.Suggestions {
+		s := &d.Suggestions[i]
+		for j := range s.Steps {
+			st := &s.Steps[j]
+			st.Summary = "edited"
+			st.Attributes["note"] = "mine"
+			for k := range st.Approvers {
+				for l := range st.Approvers[k].Teams {
+					st.Approvers[k].Teams[l] = "edited"
+				}
+			}
+			if len(st.Approvers) > 0 {
+				st.Approvers = slices.DeleteFunc(st.Approvers, func(Access) bool { return true })
+				edited++
+			}
+		}
+		for j := range s.Changes {
+			s.Changes[j] = store.DeleteMember{Org: "acme", User: "alice"}
+		}
+		for j := range s.Reasons {
+			s.Reasons[j].Message = "edited"
+		}
+	}
+	require.Positive(t, edited, "approvers edited")
+	close(sink.release)
+	require.NoError(t, e.Close(ctx))
+	require.Len(t, sink.lines, 2) // the first record's Suggestions (null), then this one's
+	require.JSONEq(t, string(want), sink.lines[1])
 }
