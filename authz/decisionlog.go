@@ -69,7 +69,8 @@ func (p *DecisionPath) UnmarshalText(b []byte) error {
 // timed at 33.5 ms or more); its strings and Reasons are the request's and the
 // decision's own (Reasons may be shared with the decision cache: do not modify them), and
 // Request.Attributes is a copy the record owns, of the values as the policy read them (by kind:
-// a caller's type's MarshalJSON is never called; numbers are json.Number).
+// a caller's type's MarshalJSON is never called; numbers are json.Number), as is
+// Decision.Suggestions (the caller may edit those Authorize returned).
 type DecisionRecord struct {
 	// Time is when the log took the record from its queue: after the decision, by the queue's
 	// wait (at most about DecisionLogInterval while the sink keeps up). The decision path reads
@@ -521,6 +522,7 @@ func (s *logSlot) setFull(req *Request, d *Decision, p *rego.Policy, t *decision
 	if len(req.Attributes) > 0 {
 		f.Request.Attributes = copyAttributes(req.Attributes)
 	}
+	f.Decision.Suggestions = cloneSuggestions(d.Suggestions) // the caller's may be edited
 	s.ref, s.meta = unsafe.Pointer(f), kindFull
 }
 

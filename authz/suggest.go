@@ -32,6 +32,29 @@ type Suggestion struct {
 	Reasons []Reason      `json:"reasons"` // the reasons of the decision after the changes
 }
 
+// cloneSuggestions is a copy of ss that shares nothing a caller may edit with ss (a decision
+// log's record keeps it): the steps, their attributes, approvers and approvers' teams, the
+// changes (the slice: a change is a value) and the reasons. Approvers' Reasons are decisions'
+// own, which nobody modifies (Access), and stay shared. nil stays nil, empty stays empty.
+func cloneSuggestions(ss []Suggestion) []Suggestion {
+	out := slices.Clone(ss)
+	for i := range out {
+		s := &out[i]
+		s.Steps = slices.Clone(s.Steps)
+		for j := range s.Steps {
+			st := &s.Steps[j]
+			st.Attributes = maps.Clone(st.Attributes) // values are role names
+			st.Approvers = slices.Clone(st.Approvers)
+			for k := range st.Approvers {
+				st.Approvers[k].Teams = slices.Clone(st.Approvers[k].Teams)
+			}
+		}
+		s.Changes = slices.Clone(s.Changes)
+		s.Reasons = slices.Clone(s.Reasons)
+	}
+	return out
+}
+
 // Step is one change of a Suggestion and the subjects who may make it: those Authorize allows
 // the management request (Action on Resource with Attributes), within their limits.
 type Step struct {
