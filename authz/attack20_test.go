@@ -612,3 +612,35 @@ func TestAttack20SuggestionsOwnedByRecord(t *testing.T) {
 	require.Len(t, sink.lines, 2) // the first record's Suggestions (null), then this one's
 	require.JSONEq(t, string(want), sink.lines[1])
 }
+
+// TestAttack20SuggestedGrantOwnsItsSlices: a suggestion that changes an existing grant's role
+// keeps the grant's queue, namespace and presets — it copied the grant from the store's snapshot,
+// whose DefaultPresets (and BreakGlass) are the store's own, read-only: a caller editing the
+// suggested change (a value it holds) edited the store's grant under every reader.
+func TestAttack20SuggestedGrantOwnsItsSlices(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	e := newAcmeInternal(t)
+	st := e.Directory().(*store.Store)
+	_, err := st.Apply(ctx, store.PutGrant{Org: "acme", Project: "vision", User: "otto", Grant: store.Grant{Role: "viewer", DefaultPresets: []string{"small"}}})
+	require.NoError(t, err)
+	d, err := e.Authorize(ctx, Request{Subject: "otto", Action: "runs.stop", Resource: "acme/vision", Suggest: true})
+	require.NoError(t, err)
+	found := 0
+	for _, s := range d.Suggestions {
+		for _, c := range s.Changes {
+			if g, ok := c.(store.PutGrant); ok && g.User == "otto" {
+				require.Equal(t, []string{"small"}, g.Grant.DefaultPresets, "the grant's presets are kept")
+				g.Grant.DefaultPresets[0] = "edited"
+				found++
+			}
+		}
+	}
+	require.Positive(t, found, "a grant change suggested: %+v", d.Suggestions)
+	require.NoError(t, st.View(func(r store.Reader) error {
+		pv, ok := r.Project("acme", "vision")
+		require.True(t, ok)
+		require.Equal(t, []string{"small"}, pv.Project.Grants["otto"].DefaultPresets, "the store's grant")
+		return nil
+	}))
+}
