@@ -34,7 +34,7 @@ type Suggestion struct {
 
 // cloneSuggestions is a copy of ss that shares nothing a caller may edit with ss (a decision
 // log's record keeps it): the steps, their attributes, approvers and approvers' teams, the
-// changes (the slice: a change is a value) and the reasons. Approvers' Reasons are decisions'
+// changes (the slice; step copies what a change holds of the store) and the reasons. Approvers' Reasons are decisions'
 // own, which nobody modifies (Access), and stay shared. nil stays nil, empty stays empty.
 func cloneSuggestions(ss []Suggestion) []Suggestion {
 	out := slices.Clone(ss)
@@ -280,8 +280,12 @@ func (e *Engine) step(ctx context.Context, p *rego.Policy, q *query, c change, s
 		err := e.dir.View(func(r store.Reader) error { // keep the grant's queue, namespace and presets
 			if pv, ok := r.Project(f.Org, f.Project); ok {
 				if old, ok := pv.Project.Grants[user]; ok {
-					g = old
-					g.Role = c.role
+					g = old // the store's, read-only: its slice and pointer are copied below
+					g.Role, g.DefaultPresets = c.role, slices.Clone(old.DefaultPresets)
+					if old.BreakGlass != nil {
+						bg := *old.BreakGlass
+						g.BreakGlass = &bg
+					}
 				}
 			}
 			return nil
