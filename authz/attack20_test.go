@@ -644,3 +644,40 @@ func TestAttack20SuggestedGrantOwnsItsSlices(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestAttack20ExplainInputOwnsItsFacts: Explain's Input held the store's own project teams and
+// labels (read-only snapshot values): a caller editing the explanation it was given — which no
+// doc forbids — edited the project's effective teams and labels under every later decision.
+func TestAttack20ExplainInputOwnsItsFacts(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	e := newAcmeInternal(t, WithDecisionCache(0))
+	st := e.Directory().(*store.Store)
+	_, err := st.Apply(ctx, store.PutProject{Project: store.Project{Org: "acme", Name: "vision", Teams: []string{"engineering"}, Labels: map[string]string{"approval": "admin-only"}}})
+	require.NoError(t, err)
+	req := Request{Subject: "bob", Action: "runs.transfer", Resource: "acme/vision", Attributes: map[string]any{"destination": "acme/engineering/vision"}}
+	before, err := e.Authorize(ctx, Request{Subject: "vera", Action: "runs.stop", Resource: "acme/vision"})
+	require.NoError(t, err)
+	x, err := e.Explain(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, []string{"engineering"}, x.Input.Resource.Teams)
+	require.NotNil(t, x.Input.Destination)
+	for _, r := range []*rego.Resource{&x.Input.Resource, &x.Input.Destination.Resource} {
+		for i := range r.Teams {
+			r.Teams[i] = "research"
+		}
+		for k := range r.Labels {
+			r.Labels[k] = "edited"
+		}
+	}
+	require.NoError(t, st.View(func(r store.Reader) error {
+		pv, ok := r.Project("acme", "vision")
+		require.True(t, ok)
+		require.Equal(t, []string{"engineering"}, pv.Teams.Values, "the project's effective teams")
+		require.Equal(t, map[string]string{"approval": "admin-only"}, pv.Project.Labels, "the project's labels")
+		return nil
+	}))
+	after, err := e.Authorize(ctx, Request{Subject: "vera", Action: "runs.stop", Resource: "acme/vision"})
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+}
