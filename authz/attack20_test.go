@@ -489,7 +489,9 @@ func TestAttack20RoleAcrossPolicySwaps(t *testing.T) {
 					defer sink.mu.Unlock()
 					n := map[string]bool{}
 					for _, rec := range sink.recs {
-						n[rec.Decision.Role] = true
+						if rec.Request.Subject == "bill" && rec.Error == "" && rec.Request.Attributes == nil {
+							n[rec.Decision.Role] = true
+						}
 					}
 					return n["viewer"] && n["auditor"]
 				}
