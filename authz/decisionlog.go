@@ -152,9 +152,9 @@ const maxDecisionBatch = 512
 // WithDecisionLog sends a record of every decision (DecisionRecord) to sink: each call of
 // Authorize — those of AuthorizeBatch, BulkRuns and CreateProject included, and requests for
 // suggestions — and of Explain. Listings (ListProjects, ProjectFilter), admissions (Admit,
-// AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint, DiffAccess)
-// are not logged: a listing is many verdicts at once, an admission's outcome is its violations, which
-// the host acts on and may log itself, and an analysis decides requests nobody made. Logging never blocks a decision: records go to a bounded queue
+// AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint,
+// DiffAccess) are not logged: a listing is many verdicts at once, an admission's outcome is its
+// violations, which the host acts on and may log itself, and an analysis decides requests nobody made. Logging never blocks a decision: records go to a bounded queue
 // (WithDecisionLogQueue) that one goroutine drains into sink; when the queue is full the record
 // is dropped and counted (Stats.DecisionLogDropped). Engine.Close flushes the queue and stops the
 // goroutine. Default: no log (the decision path then pays one nil check).
