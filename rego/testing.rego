@@ -20,7 +20,22 @@ defaults := {
 
 # request is defaults with patch merged over it key by key (object.union), so a test names only
 # the facts it is about: request({"subject": {"org_role": "owner"}, "action": "runs.delete"}).
-request(patch) := object.union(defaults, patch)
+# Its action must be in the catalog (data.teamgate.actions, with the policy's JSON merged over it).
+request(patch) := r if {
+	r := object.union(defaults, patch)
+	catalog_action(r.action)
+}
+
+# catalog_action holds for an action of the catalog. Any other errors, failing the test that asked
+# for it (also under `not`) with a message naming the action: the engine refuses such a request
+# (ErrInvalid) before any rule runs, while the rules alone would just deny it, so a test that
+# checks a deny would pass on a misspelt or missing action.
+catalog_action(a) if data.teamgate.actions[a]
+
+catalog_action(a) if {
+	not data.teamgate.actions[a]
+	to_number(sprintf("action %v is not in the catalog (data.teamgate.actions): add it in a JSON file of the policy, or fix the name", [a]))
+}
 
 # input_for is request for what most tests set: the subject's facts, the action and the
 # resource's facts, each merged over defaults:

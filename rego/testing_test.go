@@ -67,3 +67,51 @@ test_input_for_decides if {
 		require.True(t, r.Pass(), "%s: %v\n%s", r.Name, r.Error, src)
 	}
 }
+
+// TestTestHelpersRefuseActionsOutsideTheCatalog: a test that asks the helpers for an action the
+// catalog does not hold errors, naming the action, also under `not` — the rules alone would only
+// deny it (insufficient_role), so a test of a deny would pass on a misspelt action the engine
+// refuses. An action the policy's JSON adds to the catalog is taken.
+func TestTestHelpersRefuseActionsOutsideTheCatalog(t *testing.T) {
+	t.Parallel()
+	const src = `package helpers_test
+
+import rego.v1
+
+import data.teamgate.authz
+import data.teamgate.testing
+
+test_misspelt_deny if {
+	not authz.decision.allow with input as testing.input_for({"org_role": "viewer"}, "runs.delet", {})
+}
+
+test_misspelt_request if {
+	r := testing.request({"action": "artifacts.delete"})
+	r.action == "artifacts.delete"
+}
+
+test_added_action if {
+	authz.decision.allow with input as testing.input_for({"org_role": "member"}, "runs.pin", {})
+	not authz.decision.allow with input as testing.input_for({"org_role": "viewer"}, "runs.pin", {})
+}
+`
+	modules := []rego.Module{{Name: "helpers_test.rego", Source: src}}
+	added := map[string]any{"teamgate": map[string]any{"actions": map[string]any{
+		"runs.pin": map[string]any{"kind": "project", "role": "contributor"},
+	}}}
+	run, err := rego.RunTests(t.Context(), modules, rego.TestOptions{}, added)
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, r := range run.Results {
+		got[r.Name] = fmt.Sprint(r.Error)
+		if r.Name == "test_added_action" {
+			require.True(t, r.Pass(), "%v", r.Error)
+			continue
+		}
+		require.False(t, r.Pass(), r.Name)
+		require.Error(t, r.Error, r.Name)
+	}
+	require.Len(t, got, 3)
+	require.Contains(t, got["test_misspelt_deny"], "action runs.delet is not in the catalog")
+	require.Contains(t, got["test_misspelt_request"], "action artifacts.delete is not in the catalog")
+}
