@@ -112,8 +112,8 @@ func (e *env) decisionsCmd() *cobra.Command {
 					}
 					return writeJSON(e.stdout, r)
 				})
-				if format == formatPretty {
-					tw.flush()
+				if format == formatPretty && err == nil {
+					tw.flush("no decision in the log matches")
 				}
 				return err
 			}
@@ -130,8 +130,8 @@ func (e *env) decisionsCmd() *cobra.Command {
 				}
 				return writeJSON(e.stdout, c)
 			})
-			if format == formatPretty {
-				tw.flush()
+			if format == formatPretty && err == nil {
+				tw.flush("no decision in the log is decided differently now")
 			}
 			return err
 		},
@@ -212,4 +212,11 @@ func (t *recordTable) change(c decisionlog.Change) {
 		outcomeOf(r.Decision.Allowed && r.Path != authz.PathNone), codes(r.Decision.Reasons), outcomeOf(c.Now.Allowed), codes(c.Now.Reasons), why)
 }
 
-func (t *recordTable) flush() { _ = t.tw.Flush() }
+// flush writes the table, or the line none when it has no row: an empty table would look like
+// a command that did nothing.
+func (t *recordTable) flush(none string) {
+	if !t.started {
+		fmt.Fprintln(t.tw, none)
+	}
+	_ = t.tw.Flush()
+}

@@ -75,6 +75,13 @@ func TestDecisionsQueryFilters(t *testing.T) {
 	require.Equal(t, []string{"TIME", "OUTCOME", "SUBJECT", "ACTION", "RESOURCE", "PATH", "REASONS"}, strings.Fields(lines(out)[0]))
 	require.Len(t, lines(out), 2)
 	require.Equal(t, []string{"deny", "vera", "runs.get", "acme/labs", "compiled", "restricted"}, strings.Fields(lines(out)[1])[2:])
+	// A table with no row says so, rather than print nothing (JSON lines print none).
+	out, _, code = cli(t, "", "decisions", "--log", log, "--format", "pretty", "--subject", "nobody")
+	require.Equal(t, 0, code)
+	require.Equal(t, "no decision in the log matches\n", out)
+	out, _, code = cli(t, "", "decisions", "--log", log, "--subject", "nobody")
+	require.Equal(t, 0, code)
+	require.Empty(t, out)
 }
 
 // TestDecisionsRecheck: after a membership change, --recheck lists exactly the logged decisions
@@ -102,6 +109,8 @@ func TestDecisionsRecheck(t *testing.T) {
 		run(append([]string{"check", "--store", st, "--decision-log", log}, c...)...)
 	}
 	require.Empty(t, run("decisions", "--log", log, "--recheck", "--store", st), "nothing changed yet")
+	require.Equal(t, "no decision in the log is decided differently now\n",
+		run("decisions", "--log", log, "--recheck", "--store", st, "--format", "pretty"))
 	run("apply", "--store", st, "--changes", "../../testdata/cli/revoke.yaml")
 	out := run("decisions", "--log", log, "--recheck", "--store", st)
 	var got []string
