@@ -67,13 +67,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd(), e.clusterCmd(),
 		e.versionCmd(), e.exportCmd(), e.applyCmd(), e.createProjectCmd(), e.bulkCmd(), e.whoCanCmd(), e.whatifCmd(), e.lintCmd(), e.decisionsCmd(), e.diffCmd(),
 		e.accessDiffCmd(), e.breakGlassCmd())
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
 	fmt.Fprintln(stderr, "teamgate:", err)
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts ") {
+		if cmd != nil && cmd != root { // a mistyped flag or a missing argument: say what the command takes
+			fmt.Fprintf(stderr, "usage: %s (%s --help for the flags)\n", cmd.UseLine(), cmd.CommandPath())
+		}
 		return 2
 	}
 	return 1

@@ -353,7 +353,8 @@ func TestEvalBudgetFlag(t *testing.T) {
 	require.Contains(t, out, "decision: deny")
 	_, stderr, code = cli(t, "", "check", "--data", conformance.DataFile(), "--eval-budget", "-1s", "alice", "org.get", "acme")
 	require.Equal(t, 2, code)
-	require.Equal(t, "teamgate: --eval-budget -1s: must be >= 0 (0: no budget)\n", stderr)
+	require.Equal(t, "teamgate: --eval-budget -1s: must be >= 0 (0: no budget)\n"+
+		"usage: teamgate check [SUBJECT ACTION RESOURCE] [flags] (teamgate check --help for the flags)\n", stderr)
 	out, _, code = cli(t, "", "--help")
 	require.Equal(t, 0, code)
 	require.Regexp(t, `--eval-budget duration .*\(default 1s\)`, out, "the default is authz.DefaultEvalBudget")
@@ -595,4 +596,30 @@ func TestReadmeCommandsRun(t *testing.T) {
 			require.NotEmpty(t, out, "%s: teamgate %s", doc, strings.Join(args, " "))
 		}
 	}
+}
+
+// TestUsageErrorsShowUsage: a mistyped flag, a missing argument or a bad flag value (exit 2)
+// prints the error and then the command's usage line; other errors (exit 1) do not.
+func TestUsageErrorsShowUsage(t *testing.T) {
+	t.Parallel()
+	data := conformance.DataFile()
+	for _, tc := range []struct {
+		args      []string
+		err, want string
+	}{
+		{[]string{"check", "--dta", data}, "unknown flag: --dta", "usage: teamgate check [SUBJECT ACTION RESOURCE] [flags] (teamgate check --help for the flags)"},
+		{[]string{"explain", "--data", data, "bob"}, "accepts 3 arg(s), received 1", "usage: teamgate explain SUBJECT ACTION RESOURCE [flags]"},
+		{[]string{"who-can", "--data", data, "--format", "yaml", "runs.get", "acme/vision"}, `--format "yaml"`, "usage: teamgate who-can ACTION RESOURCE [flags]"},
+		{[]string{"break-glass", "end", "--store", t.TempDir()}, "--actor is required", "usage: teamgate break-glass end --actor USER"},
+	} {
+		_, stderr, code := cli(t, "", tc.args...)
+		require.Equal(t, 2, code, "%v: %s", tc.args, stderr)
+		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		require.Len(t, lines, 2, "%v: %s", tc.args, stderr)
+		require.Contains(t, lines[0], tc.err)
+		require.True(t, strings.HasPrefix(lines[1], tc.want), "%v: %s", tc.args, stderr)
+	}
+	_, stderr, code := cli(t, "", "check", "--data", "nope.yaml", "bob", "runs.get", "acme/vision")
+	require.Equal(t, 1, code)
+	require.NotContains(t, stderr, "usage:")
 }
