@@ -109,7 +109,7 @@ func TestProjectKeysRandomWrites(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			p.Teams = []string{teams[rng.IntN(len(teams))]}
 		}
-		switch op := rng.IntN(8); {
+		switch op := rng.IntN(9); {
 		case op == 0:
 			_, err := s.Apply(ctx, CreateProject{Project: p})
 			require.Equal(t, model[name], err != nil, "step %d: create %s: %v", step, name, err)
@@ -141,6 +141,17 @@ func TestProjectKeysRandomWrites(t *testing.T) {
 			require.NoError(t, err, "step %d", step)
 			_, err = s.Apply(ctx, RenameTeam{Org: "o", From: to, To: from})
 			require.NoError(t, err, "step %d", step)
+		case op == 8 && model[name]: // a put and a grant rolled back: what a decision reads is as before
+			access := func() (a Access) {
+				require.NoError(t, s.View(func(r Reader) error { a = r.Access("o", "", name, "u1"); return nil }))
+				return a
+			}
+			before := access()
+			_, err := s.Apply(ctx, PutProject{Project: Project{Org: "o", Name: name, Teams: []string{"t0"}, Labels: map[string]string{"k": "v"}}},
+				PutGrant{Org: "o", Project: name, User: "u1", Grant: Grant{Role: "admin"}}, DeleteProject{Org: "o", Name: "no-such-project"})
+			require.Error(t, err, "step %d", step)
+			require.Equal(t, before, access(), "step %d", step)
+			require.NoError(t, s.Check(), "step %d", step)
 		default: // a simulation (it copies the org's projects): the live state unchanged
 			sim, err := s.Simulate(ctx, PutProject{Project: p}, DeleteProject{Org: "o", Name: name}, CreateProject{Project: p})
 			require.NoError(t, err, "step %d", step)
