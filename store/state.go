@@ -514,11 +514,16 @@ func (t *txn) setEffective(pd *projectData, eff policy.AllowList) {
 	old := pd.effective()
 	t.logged(func(undo bool) {
 		if undo {
-			pd.restricted, pd.teams, pd.teamsSource = old.Restricted, old.Values, old.Source
+			pd.setTeams(old)
 		} else {
-			pd.restricted, pd.teams, pd.teamsSource = eff.Restricted, eff.Values, eff.Source
+			pd.setTeams(eff)
 		}
 	})
+	pd.setTeams(eff)
+}
+
+// setTeams sets the fields effective returns (not logged: through setEffective).
+func (pd *projectData) setTeams(eff policy.AllowList) {
 	pd.restricted, pd.teams, pd.teamsSource = eff.Restricted, eff.Values, eff.Source
 }
 
