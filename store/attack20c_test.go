@@ -332,3 +332,29 @@ func TestAttack20cDecisionsFollowTheRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestAttack20cNonASCIINames: a project name of non-ASCII bytes (15 of them, the key's size, and
+// 16) is refused as invalid, and reading one finds no project — also one whose first 15 bytes
+// are those of a project that exists.
+func TestAttack20cNonASCIINames(t *testing.T) {
+	t.Parallel()
+	s := memStore(t)
+	_, err := s.Apply(t.Context(), store.PutOrg{Org: store.Org{Name: "o"}}, store.PutMember{Org: "o", User: "ann", Role: "member"},
+		store.PutProject{Project: store.Project{Org: "o", Name: "abcdefghijklmno"}})
+	require.NoError(t, err)
+	for _, name := range []string{"ééééééée", "éééééééé", "abcdefghijklmné", "abcdefghijklmno\x00", "abcdefghijklmn\xff"} {
+		_, err := s.Apply(t.Context(), store.PutProject{Project: store.Project{Org: "o", Name: name}})
+		require.ErrorIs(t, err, teamgate.ErrInvalid, "%q", name)
+		require.NoError(t, s.View(func(r store.Reader) error {
+			require.Equal(t, store.MissingProject, r.Access("o", "", name, "ann").Missing, "%q", name)
+			_, ok := r.Project("o", name)
+			require.False(t, ok, "%q", name)
+			return nil
+		}))
+	}
+	require.NoError(t, s.View(func(r store.Reader) error {
+		require.Equal(t, store.Found, r.Access("o", "", "abcdefghijklmno", "ann").Missing)
+		return nil
+	}))
+	require.NoError(t, s.Check())
+}
