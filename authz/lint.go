@@ -358,7 +358,7 @@ func projectFix(p *store.Project, eff policy.Effective, c policy.Conflict) Fix {
 		// Only a project list and a policy list together can leave nothing (policy.Merge): without
 		// the project's own, the policy's applies.
 		*list = nil
-		return put("clear project " + name + "'s own " + c.Field + " so that its policy's apply")
+		return put("clear project " + name + "'s own " + c.Field + " so that its policy's " + c.Field + " apply")
 	}
 	switch c.Field {
 	case "queue":
