@@ -370,7 +370,7 @@ type Deps struct {
 	src   *stamps
 	n     int                  // stamps covered
 	until int64                // unix ns at which a fact read expires (expiry.go); 0: none
-	group uint16               // 0: no stamp yet; else 1 + the epoch group of every stamp (EpochAll if several)
+	group uint16               // 0: no stamp yet; else 1 + EpochGroup (join)
 	first [inlineWatches]watch // the first n (at most inlineWatches), checked by Current
 	more  []watch              // the rest (read only when n > inlineWatches)
 	keys  []depKey             // same order: what MarshalBinary writes
