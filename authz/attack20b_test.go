@@ -228,3 +228,112 @@ func TestAttack20bProjectPartsHammer(t *testing.T) {
 		}
 	}
 }
+
+// gammaToggles are writes of gamma's projects, in p0's part and in another, each changing
+// answers: a grant on far, on near, on p0, far moved between teams.
+func (ps gammaProjects) toggles() [][]store.Change {
+	return [][]store.Change{
+		{store.PutGrant{Org: "gamma", Project: ps.far, User: "bill", Grant: store.Grant{Role: "admin"}}},
+		{store.PutGrant{Org: "gamma", Project: ps.near, User: "bill", Grant: store.Grant{Role: "admin"}}},
+		{store.PutGrant{Org: "gamma", Project: ps.far, User: "bill", Grant: store.Grant{Role: "viewer"}}},
+		{store.PutProject{Project: store.Project{Org: "gamma", Name: ps.far, Teams: []string{"eng"}}}},
+		{store.PutGrant{Org: "gamma", Project: ps.p0, User: "bill", Grant: store.Grant{Role: "admin"}}},
+		{store.PutGrant{Org: "gamma", Project: ps.near, User: "bill", Grant: store.Grant{Role: "viewer"}}},
+		{store.PutProject{Project: store.Project{Org: "gamma", Name: ps.far, Teams: []string{"research"}}}},
+		{store.PutGrant{Org: "gamma", Project: ps.p0, User: "bill", Grant: store.Grant{Role: "viewer"}}},
+	}
+}
+
+// sameAsPlain checks, three times over, that e answers reqs as an uncached engine over the same
+// directory does.
+func sameAsPlain(t *testing.T, e *Engine, reqs []Request, how string) {
+	t.Helper()
+	plain, err := New(t.Context(), e.Directory(), WithDecisionCache(0))
+	require.NoError(t, err)
+	for round := range 3 {
+		for _, r := range reqs {
+			want, werr := plain.Authorize(t.Context(), r)
+			got, gerr := e.Authorize(t.Context(), r)
+			require.Equal(t, werr == nil, gerr == nil, "%s round %d %+v: %v vs %v", how, round, r, gerr, werr)
+			require.True(t, sameDecision(got, want), "%s round %d %+v: got %+v, want %+v", how, round, r, got, want)
+		}
+	}
+}
+
+// TestAttack20bRestartProjectParts: an on-disk store reopened; the Badger tier feeds L1 the
+// decisions recorded before the restart, whose decoded Deps get their project's part (a word of
+// p0 lies in p0's part, not EpochAll), and writes to projects of that part and of another never
+// leave one served stale.
+func TestAttack20bRestartProjectParts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+	require.NoError(t, err)
+	ps := attack20bOrg(t, st)
+	reqs := ps.requests()
+	e, err := New(t.Context(), st)
+	require.NoError(t, err)
+	sameAsPlain(t, e, reqs, "before the restart")
+	require.NoError(t, st.Close())
+	toggles := ps.toggles()
+	for reopen := range 2 {
+		st, err := store.Open(t.Context(), store.Options{Dir: dir, NoSync: true})
+		require.NoError(t, err)
+		e, err := New(t.Context(), st)
+		require.NoError(t, err)
+		r0 := Request{Subject: "bob", Action: "runs.get", Resource: "gamma/" + ps.p0}
+		_, err = e.Authorize(t.Context(), r0)
+		require.NoError(t, err)
+		require.Positive(t, e.Stats().CacheDiskHits, "the Badger tier fed L1")
+		require.Equal(t, projectGroup(t, st, "gamma", ps.p0), wordGroup(e.decisions, fastKey(e, r0)), "a decoded decision's group is its project's part")
+		sameAsPlain(t, e, reqs, fmt.Sprint("reopen ", reopen))
+		require.True(t, stampedNow(e.decisions, fastKey(e, r0)), "hits are fast")
+		for i, c := range toggles {
+			_, err := st.Apply(t.Context(), c...)
+			require.NoError(t, err)
+			sameAsPlain(t, e, reqs, fmt.Sprintf("reopen %d, after %+v", reopen, c))
+			if i == len(toggles)/2 {
+				break // the rest after the next reopen
+			}
+		}
+		toggles = toggles[len(toggles)/2+1:]
+		require.NoError(t, st.Close())
+	}
+}
+
+// TestAttack20bReplicaProjectParts: an engine on a replica of gamma, whose writes are a leader's
+// project writes replayed (ApplyEvent) and snapshot restores (the revision jumping): fast hits
+// outlive neither, in the written project's part or through a restore.
+func TestAttack20bReplicaProjectParts(t *testing.T) {
+	t.Parallel()
+	leader, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = leader.Close() })
+	st, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	ps := attack20bOrg(t, leader)
+	require.Equal(t, ps, attack20bOrg(t, st))
+	rep, err := st.Replicate()
+	require.NoError(t, err)
+	e, err := New(t.Context(), st)
+	require.NoError(t, err)
+	reqs := ps.requests()
+	sameAsPlain(t, e, reqs, "start")
+	require.True(t, stampedNow(e.decisions, fastKey(e, Request{Subject: "bob", Action: "runs.get", Resource: "gamma/" + ps.p0})), "hits are fast")
+	for i, c := range ps.toggles() {
+		_, err := leader.Apply(t.Context(), c...)
+		require.NoError(t, err)
+		if i%3 == 2 {
+			var f *store.File
+			require.NoError(t, leader.View(func(r store.Reader) error { f = r.Snapshot(); return nil }))
+			_, err = rep.Restore(t.Context(), st.Revision()+10, f)
+			require.NoError(t, err)
+			sameAsPlain(t, e, reqs, fmt.Sprintf("restore after %+v", c))
+			continue
+		}
+		_, err = rep.ApplyEvent(t.Context(), store.Event{Revision: st.Revision() + 1, Changes: c})
+		require.NoError(t, err)
+		sameAsPlain(t, e, reqs, fmt.Sprintf("replayed %+v", c))
+	}
+}
