@@ -337,3 +337,35 @@ func TestAttack20bReplicaProjectParts(t *testing.T) {
 		sameAsPlain(t, e, reqs, fmt.Sprintf("replayed %+v", c))
 	}
 }
+
+// TestAttack20bSimulateMovesNoEpoch: a what-if of writes to every part of gamma (a project of
+// p0's part, one of another, a membership) leaves the live cache's words stamped and fast, and
+// its answers the live ones; the same writes applied leave none fast.
+func TestAttack20bSimulateMovesNoEpoch(t *testing.T) {
+	t.Parallel()
+	st, err := store.Open(t.Context(), store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	ps := attack20bOrg(t, st)
+	e, err := New(t.Context(), st)
+	require.NoError(t, err)
+	slow := slowHits(e)
+	reqs := ps.requests()
+	sameAsPlain(t, e, reqs, "before")
+	fast := fastAfterWarmup(t, e, reqs)
+	require.NotEmpty(t, fast)
+	writes := []store.Change{store.PutGrant{Org: "gamma", Project: ps.p0, User: "bill", Grant: store.Grant{Role: "admin"}},
+		store.PutGrant{Org: "gamma", Project: ps.far, User: "bill", Grant: store.Grant{Role: "admin"}},
+		store.PutMember{Org: "gamma", User: "vera", Role: "admin"}}
+	w, err := e.Simulate(t.Context(), writes...)
+	require.NoError(t, err)
+	require.NotEmpty(t, w.Decisions, "the writes change decisions")
+	require.Zero(t, slowIn(t, e, slow, fast), "a simulation moves no live epoch")
+	sameAsPlain(t, e, reqs, "after the simulation")
+	_, err = st.Apply(t.Context(), writes...)
+	require.NoError(t, err)
+	for _, r := range fast {
+		require.False(t, stampedNow(e.decisions, fastKey(e, r)), "the writes applied leave no word of gamma fast: %+v", r)
+	}
+	sameAsPlain(t, e, reqs, "after the writes")
+}
