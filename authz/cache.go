@@ -256,9 +256,8 @@ const (
 	// and CLOCK bit.
 	metaKept = metaStamped | metaRef | ^uint64(1<<metaEpochShift-1)
 	// defaultEpochBits is the stamp's width: 2^18 epochs of a group between walks of its words (a
-	// write into an org moves each of its groups by two or three: at 10,000 writes a second into
-	// one org, each of its 16 groups enters a new era every ≈ 10 s, a walk of the index every
-	// ≈ 0.6 s).
+	// membership write moves each of its org's groups by two or three: at 10,000 a second into one
+	// org, each of its 16 groups enters a new era every ≈ 13 s, a walk of the index every ≈ 0.8 s).
 	defaultEpochBits = 64 - metaEpochShift
 )
 

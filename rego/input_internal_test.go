@@ -98,7 +98,7 @@ func TestLeftOutFieldsDecideAlike(t *testing.T) {
 // randomInputs returns n random requests of every kind of p's catalog, with grants, break-glass,
 // restricted projects, member-management and own-run attributes (the run's creator, or a run
 // that is no object) and runs.transfer destinations.
-func randomInputs(t *testing.T, p *Policy, rng *rand.Rand, n int) []*Input {
+func randomInputs(t testing.TB, p *Policy, rng *rand.Rand, n int) []*Input {
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
 	roles := []string{"none", "viewer", "member", "contributor", "admin"}
 	orgRoles := []string{"none", "owner", "manager", "admin", "member", "viewer", "billing", "outsider"}
