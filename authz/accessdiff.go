@@ -88,6 +88,8 @@ func (frozenClock) After(time.Duration) <-chan time.Time { return nil }
 // since revision 1 (ErrStale when the oldest were trimmed: the store keeps the last 100,000) and
 // events that carry their changes; from <= to <= the log's revision (ErrInvalid otherwise).
 // Expiries count at the revision of their revocation write (the replay's clock stands still).
+// The engine opts configure is closed on return; its decisions, on a replayed directory, are an
+// analysis and are not logged (WithDecisionLog).
 func DiffAccess(ctx context.Context, log EventLog, from, to uint64, opts ...Option) (AccessDiff, error) {
 	out := AccessDiff{From: from, To: to, Changes: []AccessChange{}}
 	if rev := log.Revision(); from > to || to > rev {
@@ -110,6 +112,7 @@ func DiffAccess(ctx context.Context, log EventLog, from, to uint64, opts ...Opti
 	if err != nil {
 		return out, err
 	}
+	defer func() { _ = eng.Close(ctx) }() // its metrics unregistered, its log's goroutine ended
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events, err := log.Watch(wctx, 0)
@@ -195,7 +198,7 @@ func roles(ctx context.Context, eng *Engine, dir *store.Store, pairs []accessPai
 	}
 	out := map[accessPair]string{}
 	for _, p := range pairs {
-		d, err := eng.Authorize(ctx, Request{Subject: p.user, Action: "project.get", Resource: p.org + "/" + p.project})
+		d, err := eng.Authorize(ctx, Request{Subject: p.user, Action: "project.get", Resource: p.org + "/" + p.project, unlogged: true})
 		if err != nil {
 			return nil, err
 		}

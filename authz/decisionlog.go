@@ -69,7 +69,8 @@ func (p *DecisionPath) UnmarshalText(b []byte) error {
 // timed at 33.5 ms or more); its strings and Reasons are the request's and the
 // decision's own (Reasons may be shared with the decision cache: do not modify them), and
 // Request.Attributes is a copy the record owns, of the values as the policy read them (by kind:
-// a caller's type's MarshalJSON is never called; numbers are json.Number).
+// a caller's type's MarshalJSON is never called; numbers are json.Number), as is
+// Decision.Suggestions (the caller may edit those Authorize returned).
 type DecisionRecord struct {
 	// Time is when the log took the record from its queue: after the decision, by the queue's
 	// wait (at most about DecisionLogInterval while the sink keeps up). The decision path reads
@@ -126,9 +127,9 @@ func (r *DecisionRecord) UnmarshalJSON(b []byte) error {
 // DecisionSink receives the decision log's records, in batches, from one goroutine at a time.
 // Write may keep nothing of records after it returns (the slice is reused) and must modify none
 // (the log may pass the same records again); a record's own strings, Reasons and Attributes may
-// be kept. Write must honour ctx: Engine.Close cancels it when
-// its own context ends. A failed Write loses its batch (Stats.DecisionLogFailed counts the
-// records); the log goes on with the next one. Package decisionlog has a Badger-backed sink.
+// be kept. Write must honour ctx: Engine.Close cancels it when its own context ends. A failed
+// Write (an error, or a panic) loses its batch (Stats.DecisionLogFailed counts the records); the
+// log goes on with the next one. Package decisionlog has a Badger-backed sink.
 type DecisionSink interface {
 	Write(ctx context.Context, records []DecisionRecord) error
 }
@@ -151,9 +152,9 @@ const maxDecisionBatch = 512
 // WithDecisionLog sends a record of every decision (DecisionRecord) to sink: each call of
 // Authorize — those of AuthorizeBatch, BulkRuns and CreateProject included, and requests for
 // suggestions — and of Explain. Listings (ListProjects, ProjectFilter), admissions (Admit,
-// AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint) are
-// not logged: a listing is many verdicts at once, an admission's outcome is its violations, which
-// the host acts on and may log itself, and an analysis decides requests nobody made. Logging never blocks a decision: records go to a bounded queue
+// AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint,
+// DiffAccess) are not logged: a listing is many verdicts at once, an admission's outcome is its
+// violations, which the host acts on and may log itself, and an analysis decides requests nobody made. Logging never blocks a decision: records go to a bounded queue
 // (WithDecisionLogQueue) that one goroutine drains into sink; when the queue is full the record
 // is dropped and counted (Stats.DecisionLogDropped). Engine.Close flushes the queue and stops the
 // goroutine. Default: no log (the decision path then pays one nil check).
@@ -177,17 +178,21 @@ func WithDecisionLog(sink DecisionSink) Option {
 // the sink, rounded up to a power of two. A slot holds one record, or up to 65,535 identical
 // in-memory cache hits (see WithDecisionLog): a hot request takes a slot per drain
 // (DecisionLogInterval), not per decision. A slot takes 128 bytes, its record included; the
-// batch the sink is writing (at most 512 records) is apart. size must be > 0. Default
-// DefaultDecisionLogQueue.
+// batch the sink is writing (at most 512 records) is apart. size must be in [1, 2^24] (at most
+// 2 GiB of slots). Default DefaultDecisionLogQueue.
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
-		if size <= 0 {
-			return teamgate.Invalid("decision log queue", fmt.Sprint(size), "must be > 0")
+		if size <= 0 || size > maxDecisionLogQueue {
+			return teamgate.Invalid("decision log queue", fmt.Sprint(size), "must be in [1, 16777216]")
 		}
 		c.logQueue = size
 		return nil
 	}
 }
+
+// maxDecisionLogQueue bounds WithDecisionLogQueue: 2 GiB of slots, far below where rounding to a
+// power of two overflows or a position's tag repeats (2^48).
+const maxDecisionLogQueue = 1 << 24
 
 // decisionLog is the queue and the goroutine that drains it into the sink.
 type decisionLog struct {
@@ -468,8 +473,10 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 }
 
 // logRecord is the record of an in-memory cache hit on en, labelled with revision rev. The
-// request's strings are rebuilt from the entry's key (the parts of a cached request hold no NUL,
-// see packedLen), once per entry: the drainer keeps them in the entry.
+// request's strings are rebuilt from the entry's key (see packedLen), once per entry: the drainer
+// keeps them in the entry. The subject, resource and owner of a cached request hold no NUL (they
+// were checked: names are slugs), but the action may (an author's catalog names any string), so
+// the action is what lies between the subject and the last two parts.
 func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 	if en.logKey == "" {
 		if int(en.n) > keyBytes {
@@ -479,17 +486,14 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 			en.logKey = string(b[:en.n])
 		}
 	}
-	var parts [4]string
-	rest := en.logKey
-	for i := range 3 {
-		j := strings.IndexByte(rest, 0)
-		parts[i], rest = rest[:j], rest[j+1:]
-	}
-	parts[3] = rest
+	k := en.logKey
+	i := strings.IndexByte(k, 0)
+	l := strings.LastIndexByte(k, 0)
+	j := strings.LastIndexByte(k[:l], 0)
 	d := en.entry.dec
 	d.Revision = rev
 	return DecisionRecord{
-		Request:  Request{Subject: parts[0], Action: parts[1], Resource: parts[2], Owner: parts[3], MinRevision: minRev},
+		Request:  Request{Subject: k[:i], Action: k[i+1 : j], Resource: k[j+1 : l], Owner: k[l+1:], MinRevision: minRev},
 		Decision: d, Policy: en.entry.policy.Fingerprint(), Path: PathCacheL1,
 	}
 }
@@ -518,6 +522,7 @@ func (s *logSlot) setFull(req *Request, d *Decision, p *rego.Policy, t *decision
 	if len(req.Attributes) > 0 {
 		f.Request.Attributes = copyAttributes(req.Attributes)
 	}
+	f.Decision.Suggestions = cloneSuggestions(d.Suggestions) // the caller's may be edited
 	s.ref, s.meta = unsafe.Pointer(f), kindFull
 }
 
@@ -666,13 +671,24 @@ func (l *decisionLog) drain() int {
 			return n
 		}
 		n += len(batch)
-		if err := l.sink.Write(l.ctx, batch); err != nil {
+		if err := l.write(batch); err != nil {
 			l.failed.Add(uint64(len(batch)))
 			l.log.Warn("teamgate: decision log: sink write failed; records lost", "records", len(batch), "error", err)
 		} else {
 			l.written.Add(uint64(len(batch)))
 		}
 	}
+}
+
+// write hands batch to the sink. A Write that panics has failed: the sink runs on the log's
+// goroutine, where its panic would end the host's process, and no caller could recover it.
+func (l *decisionLog) write(batch []DecisionRecord) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the sink panicked: %v", p)
+		}
+	}()
+	return l.sink.Write(l.ctx, batch)
 }
 
 // drainTo drains until every position below end has been taken. A position reserved is always

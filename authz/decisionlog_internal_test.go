@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +15,11 @@ import (
 // TestLogSlotRoundTrip: every field of a record goes through a ring slot (Engine.record, take)
 // and comes back as it went in, on every path, for records kept in the slot and for those made
 // whole: lengths and latencies at the slot's limits, nil and empty reasons, errors, attributes,
-// Suggest and suggestions, short (one line) and long, reserved in one CAS or the long way. The
-// ring has one slot, rewritten by each case and by a hit's run between cases (its second line):
-// nothing of one record shows in the next, and a record is told from a run by its states alone.
+// Suggest and suggestions, short (one line) and long, reserved in one CAS or the long way; each
+// field of the meta word at its limit alone and all at once (no bleed into a neighbour), every
+// indexed role, NUL and bytes that are not UTF-8. The ring has one slot, rewritten by each case
+// and by a hit's run between cases (its second line): nothing of one record shows in the next,
+// and a record is told from a run by its states alone.
 func TestLogSlotRoundTrip(t *testing.T) {
 	e := newAcmeInternal(t)
 	p := e.Policy()
@@ -38,6 +41,11 @@ func TestLogSlotRoundTrip(t *testing.T) {
 		many[i] = Reason{Code: "c", Message: strings.Repeat("m", i)}
 	}
 	long := strings.Repeat("x", 70000)
+	ff := strings.Repeat("\xff", 70000)
+	lastRole := ""
+	for i := 1; rego.DecisionRole(uint8(i)) != ""; i++ {
+		lastRole = rego.DecisionRole(uint8(i))
+	}
 	cases := []struct {
 		name    string
 		req     Request
@@ -73,6 +81,27 @@ func TestLogSlotRoundTrip(t *testing.T) {
 		{name: "empty attributes", req: Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Attributes: map[string]any{}}, d: Decision{Allowed: true, Role: "admin", Reasons: reasons}, path: PathCompiled, kind: kindFull},
 		{name: "suggest", req: Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Suggest: true}, d: Decision{Role: "none", Reasons: reasons, Suggestions: []Suggestion{}}, path: PathRego, kind: kindFull},
 		{name: "error", req: base, d: Decision{Role: "none", Reasons: []Reason{}, Revision: 9}, path: PathCompiled, err: errors.New("boom"), kind: kindFull},
+		// Each field of a short record's meta at its limit alone, the others zero, then all at
+		// once: no field bleeds into its neighbour (bytes 0xff, which no other case holds).
+		{name: "short: subject of 255 bytes alone", req: Request{Subject: ff[:255]}, d: Decision{Role: "none"}, path: PathCompiled, kind: kindShort},
+		{name: "short: resource of 511 bytes alone", req: Request{Resource: ff[:511]}, d: Decision{Role: "none"}, path: PathCompiled, kind: kindShort},
+		{name: "short: action of 255 bytes alone", req: Request{Action: ff[:255]}, d: Decision{Role: "none"}, path: PathCompiled, kind: kindShort},
+		{name: "short: 15 reasons alone", req: Request{}, d: Decision{Role: "none", Reasons: many[:15]}, path: PathCompiled, kind: kindShort},
+		{name: "short: latency of 2^25-1 ns alone", req: Request{}, d: Decision{Role: "none"}, path: PathCompiled, latency: 1<<25 - 1, kind: kindShort},
+		{name: "short: allowed alone", req: Request{}, d: Decision{Allowed: true, Role: "none"}, path: PathCompiled, kind: kindShort},
+		{name: "short: every field at its limit", req: Request{Subject: ff[:255], Action: ff[:255], Resource: ff[:511]},
+			d: Decision{Allowed: true, Role: lastRole, Reasons: many[:15], Revision: math.MaxUint64}, path: PathCompiled, latency: 1<<25 - 1, kind: kindShort},
+		{name: "long: every field at its limit", req: Request{Subject: ff[:255], Action: ff[:255], Resource: ff[:511], Owner: ff[:65535], MinRevision: math.MaxUint64},
+			d: Decision{Allowed: true, Role: ff[:255], Reasons: many[:15], Revision: math.MaxUint64}, path: PathCompiled, latency: 1<<25 - 1, kind: kindLong},
+		{name: "short: NUL and bytes that are not UTF-8", req: Request{Subject: "a\x00b", Action: "\x00", Resource: "\xff\xfe\x00"}, d: Decision{Role: "none", Reasons: []Reason{{Code: "\x00", Message: "\xff"}}}, path: PathCompiled, kind: kindShort},
+		{name: "long: NUL in owner and role", req: Request{Subject: "a", Action: "b", Resource: "c", Owner: "\x00\x00"}, d: Decision{Role: "x\x00y", Reasons: reasons}, path: PathCompiled, kind: kindLong},
+		{name: "latency of 2^25+1 ns", req: plain, d: Decision{Role: "admin", Reasons: reasons}, path: PathCompiled, latency: 1<<25 + 1, kind: kindFull},
+		{name: "cache_l1 with metrics", req: plain, d: Decision{Role: "admin", Reasons: reasons, Revision: 5}, path: PathCacheL1, latency: 300, kind: kindLong},
+	}
+	for i := 1; rego.DecisionRole(uint8(i)) != ""; i++ { // every indexed role in a short record
+		c := cases[0] // compiled, short
+		c.name, c.d.Role = "short: role "+rego.DecisionRole(uint8(i)), rego.DecisionRole(uint8(i))
+		cases = append(cases, c)
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

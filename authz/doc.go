@@ -303,8 +303,8 @@
 // CreateProject included) and every Explain as a DecisionRecord: the request (attributes
 // copied), the decision with its reasons and revision, the policy's fingerprint, the path
 // (DecisionPath, as in metrics: cache_l1, cache_l2, compiled, rego, or none when the call
-// returned an error), the latency and the time. Listings, admissions and the analyses (ListSubjects, suggestions, Simulate, Lint)
-// are not logged. A decision never waits for the log: it is written into a slot of a bounded
+// returned an error), the latency and the time. Listings, admissions and the analyses (ListSubjects, suggestions, Simulate, Lint,
+// DiffAccess) are not logged. A decision never waits for the log: it is written into a slot of a bounded
 // lock-free ring (a full one drops it: Stats.DecisionLogDropped) — any decision but a cache hit
 // as the parts its record is made of, in the slot itself (the revision, the request's strings,
 // the returned decision's reasons and role, the policy's fingerprint: one cache line for a

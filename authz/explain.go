@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -41,7 +42,22 @@ func (e *Engine) Explain(ctx context.Context, req Request) (Explanation, error) 
 	if err != nil {
 		return Explanation{}, err
 	}
-	return Explanation{Request: req, Input: *q.in, Decision: d, Path: q.path(d), Suggestions: sg}, nil
+	return Explanation{Request: req, Input: ownInput(*q.in), Decision: d, Path: q.path(d), Suggestions: sg}, nil
+}
+
+// ownInput is in with copies of what it holds of the store's snapshot (a project's teams and
+// labels, read-only: the caller may edit its explanation).
+func ownInput(in rego.Input) rego.Input {
+	own := func(r *rego.Resource) {
+		r.Teams, r.Labels = slices.Clone(r.Teams), maps.Clone(r.Labels)
+	}
+	own(&in.Resource)
+	if in.Destination != nil {
+		d := *in.Destination
+		own(&d.Resource)
+		in.Destination = &d
+	}
+	return in
 }
 
 // origin is how a project's effective teams came about: its own teams narrowed by the teams of

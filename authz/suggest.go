@@ -32,6 +32,29 @@ type Suggestion struct {
 	Reasons []Reason      `json:"reasons"` // the reasons of the decision after the changes
 }
 
+// cloneSuggestions is a copy of ss that shares nothing a caller may edit with ss (a decision
+// log's record keeps it): the steps, their attributes, approvers and approvers' teams, the
+// changes (the slice; step copies what a change holds of the store) and the reasons. Approvers' Reasons are decisions'
+// own, which nobody modifies (Access), and stay shared. nil stays nil, empty stays empty.
+func cloneSuggestions(ss []Suggestion) []Suggestion {
+	out := slices.Clone(ss)
+	for i := range out {
+		s := &out[i]
+		s.Steps = slices.Clone(s.Steps)
+		for j := range s.Steps {
+			st := &s.Steps[j]
+			st.Attributes = maps.Clone(st.Attributes) // values are role names
+			st.Approvers = slices.Clone(st.Approvers)
+			for k := range st.Approvers {
+				st.Approvers[k].Teams = slices.Clone(st.Approvers[k].Teams)
+			}
+		}
+		s.Changes = slices.Clone(s.Changes)
+		s.Reasons = slices.Clone(s.Reasons)
+	}
+	return out
+}
+
 // Step is one change of a Suggestion and the subjects who may make it: those Authorize allows
 // the management request (Action on Resource with Attributes), within their limits.
 type Step struct {
@@ -257,8 +280,12 @@ func (e *Engine) step(ctx context.Context, p *rego.Policy, q *query, c change, s
 		err := e.dir.View(func(r store.Reader) error { // keep the grant's queue, namespace and presets
 			if pv, ok := r.Project(f.Org, f.Project); ok {
 				if old, ok := pv.Project.Grants[user]; ok {
-					g = old
-					g.Role = c.role
+					g = old // the store's, read-only: its slice and pointer are copied below
+					g.Role, g.DefaultPresets = c.role, slices.Clone(old.DefaultPresets)
+					if old.BreakGlass != nil {
+						bg := *old.BreakGlass
+						g.BreakGlass = &bg
+					}
 				}
 			}
 			return nil

@@ -167,3 +167,64 @@ func TestDecisionsBadInput(t *testing.T) {
 		require.Empty(t, out, "%v", c.args)
 	}
 }
+
+// TestAttack20DecisionsShowEachCall: `check` with a decision log writes every kind of record —
+// compiled decisions in one line of the slot (short), with Owner or MinRevision (long), cache
+// hits (runs), an error (whole), and an author's action whose name holds a NUL byte (\u0000 in
+// its data file), miss and hits — and `decisions` shows each as the request made and the answer
+// check printed; `--recheck` against the same directory and policy finds nothing changed. (The
+// hit on the NUL action was logged as another request, which the recheck then reported as
+// allowed then, denied now.)
+func TestAttack20DecisionsShowEachCall(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log, reqs, pol := filepath.Join(dir, "log"), filepath.Join(dir, "reqs.jsonl"), filepath.Join(dir, "policy")
+	require.NoError(t, os.MkdirAll(pol, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(pol, "catalog.json"), []byte(`{"teamgate": {"actions": {"runs.x\u0000y": {"kind": "project", "role": "viewer"}}}}`), 0o644))
+	in := []string{
+		`{"subject":"bob","action":"runs.stop","resource":"acme/engineering/vision"}`,
+		`{"subject":"bob","action":"runs.stop","resource":"acme/engineering/vision"}`,
+		`{"subject":"vera","action":"runs.get","resource":"vision","owner":"acme"}`,
+		`{"subject":"alice","action":"org.update","resource":"acme","min_revision":1}`,
+		`{"subject":"bob","action":"runs.x\u0000y","resource":"acme/vision"}`,
+		`{"subject":"bob","action":"runs.x\u0000y","resource":"acme/vision"}`,
+		`{"subject":"vera","action":"runs.get","resource":"vision","owner":"acme"}`,
+		`{"subject":"bob","action":"runs.fly","resource":"acme/vision"}`,
+	}
+	require.NoError(t, os.WriteFile(reqs, []byte(strings.Join(in, "\n")), 0o644))
+	out, stderr, code := cli(t, "", "check", "--data", conformance.DataFile(), "--policy", pol, "--decision-log", log, "--requests", reqs)
+	require.Equal(t, 0, code, stderr)
+	answers := lines(out)
+	require.Len(t, answers, len(in))
+
+	out, stderr, code = cli(t, "", "decisions", "--log", log)
+	require.Equal(t, 0, code, stderr)
+	recs := records(t, out)
+	require.Len(t, recs, len(in))
+	paths := map[authz.DecisionPath]bool{}
+	for i, r := range recs {
+		var req authz.Request
+		require.NoError(t, json.Unmarshal([]byte(in[i]), &req))
+		require.Equal(t, req, r.Request, "record %d", i)
+		var a struct {
+			Allowed bool           `json:"allowed"`
+			Role    string         `json:"role"`
+			Reasons []authz.Reason `json:"reasons"`
+			Error   *string        `json:"error"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(answers[i]), &a), answers[i])
+		require.Equal(t, a.Allowed, r.Decision.Allowed, "record %d", i)
+		require.Equal(t, a.Role, r.Decision.Role, "record %d", i)
+		require.Equal(t, a.Reasons, r.Decision.Reasons, "record %d", i)
+		if a.Error != nil {
+			require.Equal(t, *a.Error, r.Error, "record %d", i)
+		}
+		paths[r.Path] = true
+	}
+	require.Equal(t, map[authz.DecisionPath]bool{authz.PathCompiled: true, authz.PathCacheL1: true, authz.PathNone: true}, paths)
+	require.True(t, recs[4].Decision.Allowed && recs[5].Decision.Allowed, "the author's action allows bob")
+
+	out, stderr, code = cli(t, "", "decisions", "--log", log, "--recheck", "--data", conformance.DataFile(), "--policy", pol)
+	require.Equal(t, 0, code, stderr)
+	require.Empty(t, out, "nothing changed")
+}
