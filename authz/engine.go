@@ -940,10 +940,10 @@ func facts(a *store.Access, kind scope.Kind, subject, org, team, project string)
 	if a.OrgRole != "" {
 		s.OrgRole = a.OrgRole
 	}
-	if a.Teams.Values != nil {
-		f.Teams = a.Teams.Values
+	if a.Teams != nil {
+		f.Teams = a.Teams
 	}
-	f.Restricted = a.Teams.Restricted
+	f.Restricted = a.Restricted
 	f.Labels = a.Labels
 	return s, f
 }
@@ -989,7 +989,7 @@ func (q *query) teams() []string {
 	if q.in != nil {
 		return q.in.Resource.Teams
 	}
-	return q.acc.Teams.Values
+	return q.acc.Teams
 }
 
 // missingText is what does not exist (the not_found message).
@@ -1065,5 +1065,5 @@ func codesOf(exists bool, orgRole, grant string, breakGlass bool, teamRoles []st
 // codes reduces the facts read to the decision table's key, its roles as codes.
 func (q *query) codes() rego.Codes {
 	return rego.Codes{Exists: q.acc.Missing == store.Found, OrgRole: q.acc.OrgCode, Grant: q.acc.GrantCode,
-		BreakGlass: q.acc.BreakGlass, TeamRoles: uint8(q.acc.TeamRoles), Restricted: q.acc.Teams.Restricted}
+		BreakGlass: q.acc.BreakGlass, TeamRoles: uint8(q.acc.TeamRoles), Restricted: q.acc.Restricted}
 }

@@ -157,7 +157,7 @@ func (e *Engine) subjectsByTable(ctx context.Context, p *rego.Policy, t *rego.Ta
 			return nil
 		}
 		// A non-member's facts: no org role, no grant, no team role.
-		q.acc = store.Access{Teams: q.acc.Teams, Labels: q.acc.Labels}
+		q.acc = store.Access{Teams: q.acc.Teams, Restricted: q.acc.Restricted, Labels: q.acc.Labels}
 		c := q.codes()
 		v, err := t.VerdictOfCodes(ctx, q.spec, &c, e.budgetOf(p))
 		if err != nil {

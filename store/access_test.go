@@ -57,12 +57,12 @@ func TestAccess(t *testing.T) {
 		{"org, non-member", "a", "", "", "zed", store.Access{}},
 		{"team", "a", "t2", "", "bob", store.Access{OrgRole: "member", TeamRoles: set("admin")}},
 		{"team, not in it", "a", "t1", "", "carl", store.Access{OrgRole: "member"}},
-		{"project narrowed by its policy", "a", "", "p1", "bob", store.Access{OrgRole: "member", Teams: s.mustTeams(t, "p1"), TeamRoles: set("member")}},
-		{"project in a team space", "a", "t1", "p1", "bob", store.Access{OrgRole: "member", Teams: s.mustTeams(t, "p1"), TeamRoles: set("member")}},
-		{"project, three teams", "a", "", "p3", "bob", store.Access{OrgRole: "member", Teams: s.mustTeams(t, "p3"), TeamRoles: set("member", "admin", "viewer")}},
-		{"project, grant", "a", "", "p1", "carl", store.Access{OrgRole: "member", Grant: "viewer", Teams: s.mustTeams(t, "p1")}},
-		{"project, grant of an outsider", "a", "", "p3", "erin", store.Access{OrgRole: "outsider", Grant: "contributor", Teams: s.mustTeams(t, "p3")}},
-		{"open project", "a", "", "p2", "alice", store.Access{OrgRole: "owner", Teams: s.mustTeams(t, "p2")}},
+		{"project narrowed by its policy", "a", "", "p1", "bob", withTeams(store.Access{OrgRole: "member", TeamRoles: set("member")}, s.mustTeams(t, "p1"))},
+		{"project in a team space", "a", "t1", "p1", "bob", withTeams(store.Access{OrgRole: "member", TeamRoles: set("member")}, s.mustTeams(t, "p1"))},
+		{"project, three teams", "a", "", "p3", "bob", withTeams(store.Access{OrgRole: "member", TeamRoles: set("member", "admin", "viewer")}, s.mustTeams(t, "p3"))},
+		{"project, grant", "a", "", "p1", "carl", withTeams(store.Access{OrgRole: "member", Grant: "viewer"}, s.mustTeams(t, "p1"))},
+		{"project, grant of an outsider", "a", "", "p3", "erin", withTeams(store.Access{OrgRole: "outsider", Grant: "contributor"}, s.mustTeams(t, "p3"))},
+		{"open project", "a", "", "p2", "alice", withTeams(store.Access{OrgRole: "owner"}, s.mustTeams(t, "p2"))},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			require.NoError(t, s.View(func(r store.Reader) error {
@@ -148,7 +148,7 @@ func accessByParts(r store.Reader, org, team, project, user string) store.Access
 	switch {
 	case project != "":
 		a.Grant = pv.Project.Grants[user].Role
-		a.Teams, a.Labels = pv.Teams, pv.Project.Labels
+		a.Teams, a.Restricted, a.Labels = pv.Teams.Values, pv.Teams.Restricted, pv.Project.Labels
 		a.TeamRoles = tr.In(pv.Teams.Values)
 	case team != "":
 		a.TeamRoles = tr.In([]string{team})
@@ -201,6 +201,12 @@ func openWith(t *testing.T, changes []store.Change) *accessStore {
 }
 
 type accessStore struct{ *store.Store }
+
+// withTeams is a with the effective teams l as Access serves them.
+func withTeams(a store.Access, l policy.AllowList) store.Access {
+	a.Teams, a.Restricted = l.Values, l.Restricted
+	return a
+}
 
 // mustTeams is a project's effective teams.
 func (s *accessStore) mustTeams(t *testing.T, project string) policy.AllowList {

@@ -169,7 +169,7 @@ func (t *txn) project(org, name string) (*orgData, *projectData, error) {
 // keeps the open-project index; DeleteProject drops it).
 func (t *txn) unindexProject(o *orgData, pd *projectData) {
 	name := pd.p.Name
-	for _, team := range pd.teams.Values {
+	for _, team := range pd.teams {
 		delIndex(t, o.teamProjects, team, name)
 	}
 	if pd.p.Policy != "" {
@@ -533,10 +533,10 @@ func (c PutProject) apply(t *txn) error {
 	}
 	if exists {
 		t.unindexProject(o, pd)
-		assign(t, &pd.p, p)
-		assign(t, &pd.rules, rules)
+		t.putRecord(pd, p, rules)
 	} else {
-		pd = &projectData{p: p, rules: rules}
+		pd = &projectData{}
+		pd.setRecord(p, rules)
 		set(t, o.projects, pd.mapKey(p.Name), pd)
 		t.resort[o] = struct{}{}
 	}

@@ -278,8 +278,11 @@ func (o *orgData) check() error {
 			add(policyProjects, pd.p.Policy, pn)
 		}
 		want := policy.EffectiveTeams(pd.p.Teams, pol)
-		if !reflect.DeepEqual(want, pd.teams) {
-			return fmt.Errorf("project %s effective teams %v, want %v", pn, pd.teams, want)
+		if !reflect.DeepEqual(want, pd.effective()) {
+			return fmt.Errorf("project %s effective teams %v, want %v", pn, pd.effective(), want)
+		}
+		if !sameMap(pd.grants, pd.p.Grants) || !sameMap(pd.labels, pd.p.Labels) {
+			return fmt.Errorf("project %s: the decision line's grants or labels are not the record's", pn)
 		}
 		if ids := o.teamIDs(want.Values); !reflect.DeepEqual(ids, pd.teamIDs) {
 			return fmt.Errorf("project %s effective team ids %v, want %v", pn, pd.teamIDs, ids)
@@ -393,4 +396,9 @@ func (o *orgData) checkMembers() error {
 		}
 	}
 	return nil
+}
+
+// sameMap reports whether a and b are the same map (or both nil).
+func sameMap[K comparable, V any](a, b map[K]V) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }

@@ -23,10 +23,12 @@
 // What that read touches is laid out to share cache lines (a missed line costs more than the
 // read's instructions on a crowded machine): a member's entry is one 64-byte line holding the
 // org role, the team list and the name's bytes, which the members map compares a name with (its
-// key is a string of them), a project's effective teams and team-id mask are its first line, and
-// its Grants, Labels and the bytes the projects map compares its name with its last
-// (TestDecisionReadsFewLines; bench/RESULTS.md, "Stop 17: compiled path" and "Stop 18: compiled
-// path").
+// key is a string of them), and a project's first line holds the bytes the projects map
+// compares its name with (names of up to 15 bytes), its effective teams and whether they
+// restrict, its Grants, its Labels and its team-id mask (TestDecisionReadsFewLines;
+// bench/RESULTS.md, "Stop 17: compiled path", "Stop 18: compiled path" and "Stop 20: compiled
+// path"). Access serves the effective teams' names and Restricted, not their Source (the line
+// has no room for it): ProjectView.Teams has all three.
 //
 // # Opening
 //

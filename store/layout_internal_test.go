@@ -24,22 +24,33 @@ func TestDecisionReadsFewLines(t *testing.T) {
 		layoutSink = p // the heap's, not a stack slot
 	}
 	lineOf := func(off uintptr) uintptr { return off / line }
-	// The effective teams (copied whole into Access) and the team-id mask: the first line.
-	require.Equal(t, uintptr(0), lineOf(unsafe.Offsetof(pd.teams)))
-	require.Equal(t, uintptr(0), lineOf(unsafe.Offsetof(pd.teams)+unsafe.Sizeof(pd.teams)-1))
-	require.Equal(t, uintptr(0), lineOf(unsafe.Offsetof(pd.teamIDs)+unsafe.Offsetof(pd.teamIDs.mask)))
-	// The record's Grants and Labels: one other line.
-	grants := unsafe.Offsetof(pd.p) + unsafe.Offsetof(pd.p.Grants)
-	labels := unsafe.Offsetof(pd.p) + unsafe.Offsetof(pd.p.Labels)
-	require.Equal(t, lineOf(grants), lineOf(labels+unsafe.Sizeof(pd.p.Labels)-1))
-	// The bytes o.projects compares a name with: that line too.
-	require.Equal(t, lineOf(grants), lineOf(unsafe.Offsetof(pd.key)+unsafe.Sizeof(pd.key)-1))
-	key := pd.mapKey("0123456789abcdef")
-	require.Equal(t, "0123456789abcdef", key)
+	// What a decision reads of a project, the bytes o.projects compares a name with included:
+	// the first line (the team ids, read only when the mask matches, may be on the next).
+	for _, f := range []struct {
+		name      string
+		off, size uintptr
+	}{
+		{"key", unsafe.Offsetof(pd.key), unsafe.Sizeof(pd.key)},
+		{"restricted", unsafe.Offsetof(pd.restricted), unsafe.Sizeof(pd.restricted)},
+		{"teams", unsafe.Offsetof(pd.teams), unsafe.Sizeof(pd.teams)},
+		{"grants", unsafe.Offsetof(pd.grants), unsafe.Sizeof(pd.grants)},
+		{"labels", unsafe.Offsetof(pd.labels), unsafe.Sizeof(pd.labels)},
+		{"teamIDs.mask", unsafe.Offsetof(pd.teamIDs) + unsafe.Offsetof(pd.teamIDs.mask), unsafe.Sizeof(pd.teamIDs.mask)},
+	} {
+		require.Equal(t, uintptr(0), lineOf(f.off), f.name)
+		require.Equal(t, uintptr(0), lineOf(f.off+f.size-1), f.name)
+	}
+	key := pd.mapKey("0123456789abcde")
+	require.Equal(t, "0123456789abcde", key)
 	require.Equal(t, unsafe.Pointer(&pd.key[0]), unsafe.Pointer(unsafe.StringData(key)))
-	long := "0123456789abcdefg"
+	long := "0123456789abcdef"
 	require.Equal(t, unsafe.StringData(long), unsafe.StringData(pd.mapKey(long)))
 	require.Empty(t, pd.mapKey(""))
+	// The copies of the record's Grants and Labels are the record's.
+	p := Project{Name: "p", Grants: map[string]Grant{"u": {Role: "viewer"}}, Labels: map[string]string{"k": "v"}}
+	pd.setRecord(p, nil)
+	require.True(t, sameMap(pd.grants, p.Grants))
+	require.True(t, sameMap(pd.labels, p.Labels))
 
 	// A member's entry: the team list, the org role and the name's bytes (byName's key, which the
 	// map's key compare reads) in one line: 64 bytes, each entry starting a line, whether made

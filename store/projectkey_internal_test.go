@@ -12,15 +12,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// projectKeyNames are project names at the edges of projectData.key (16 bytes): short ones,
-// 15, 16 and 17 bytes, and 16/17-byte names that share their first 16 bytes.
+// projectKeyNames are project names at the edges of projectData.key (15 bytes): short ones,
+// 14, 15, 16 and 17 bytes, 15/16-byte names that share their first 15 bytes, and 16/17-byte
+// ones that share their first 16.
 var projectKeyNames = []string{
-	"a", "b1", "p-15-bytes-long", "p-16-bytes-long1", "p-16-bytes-long2",
-	"p-16-bytes-long1x", "p-17-bytes-long-x", "a-name-of-thirty-two-bytes-long1",
+	"a", "b1", "p-14-bytes-lon", "p-15-bytes-long", "p-15-bytes-lon2", "p-15-bytes-longx",
+	"p-16-bytes-long1", "p-16-bytes-long2", "p-16-bytes-long1x", "p-17-bytes-long-x",
+	"a-name-of-thirty-two-bytes-long1",
 }
 
 // checkProjectKeys checks what o.projects' keys rely on, in every org of s: each key is its
-// project's name, and a name of ≤ 16 bytes is a string of the project's own key bytes (the
+// project's name, and a name of ≤ 15 bytes is a string of the project's own key bytes (the
 // layout TestDecisionReadsFewLines checks, kept by every path that puts a project in the map).
 func checkProjectKeys(t *testing.T, s *Store) {
 	t.Helper()
@@ -45,7 +47,7 @@ func checkStateProjectKeys(t *testing.T, st *state) {
 // TestProjectKeysRandomWrites: random sequences of project writes (create, put with or without
 // a team restriction, delete, re-create in one batch, grants, a batch that fails after a delete
 // and is rolled back, a team renamed under restricted projects, simulations), with names of 1 to
-// 32 bytes around projectData.key's 16, keep every project found by its name, the map's keys
+// 32 bytes around projectData.key's 15, keep every project found by its name, the map's keys
 // its own bytes and Store.Check clean, while readers decide on every name concurrently (run it
 // under -race); then again after a reopen from disk.
 func TestProjectKeysRandomWrites(t *testing.T) {
@@ -107,7 +109,7 @@ func TestProjectKeysRandomWrites(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			p.Teams = []string{teams[rng.IntN(len(teams))]}
 		}
-		switch op := rng.IntN(8); {
+		switch op := rng.IntN(9); {
 		case op == 0:
 			_, err := s.Apply(ctx, CreateProject{Project: p})
 			require.Equal(t, model[name], err != nil, "step %d: create %s: %v", step, name, err)
@@ -139,6 +141,17 @@ func TestProjectKeysRandomWrites(t *testing.T) {
 			require.NoError(t, err, "step %d", step)
 			_, err = s.Apply(ctx, RenameTeam{Org: "o", From: to, To: from})
 			require.NoError(t, err, "step %d", step)
+		case op == 8 && model[name]: // a put and a grant rolled back: what a decision reads is as before
+			access := func() (a Access) {
+				require.NoError(t, s.View(func(r Reader) error { a = r.Access("o", "", name, "u1"); return nil }))
+				return a
+			}
+			before := access()
+			_, err := s.Apply(ctx, PutProject{Project: Project{Org: "o", Name: name, Teams: []string{"t0"}, Labels: map[string]string{"k": "v"}}},
+				PutGrant{Org: "o", Project: name, User: "u1", Grant: Grant{Role: "admin"}}, DeleteProject{Org: "o", Name: "no-such-project"})
+			require.Error(t, err, "step %d", step)
+			require.Equal(t, before, access(), "step %d", step)
+			require.NoError(t, s.Check(), "step %d", step)
 		default: // a simulation (it copies the org's projects): the live state unchanged
 			sim, err := s.Simulate(ctx, PutProject{Project: p}, DeleteProject{Org: "o", Name: name}, CreateProject{Project: p})
 			require.NoError(t, err, "step %d", step)

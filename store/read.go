@@ -284,10 +284,12 @@ type Access struct {
 	Missing Missing
 	OrgRole string // the user's org role; "" for non-members
 	// Project resources only: the user's grant role ("" for none), the project's effective
-	// teams (project teams narrowed by its policy's; read-only) and its labels.
+	// teams (project teams narrowed by its policy's: ProjectView.Teams' Values; read-only),
+	// whether they restrict the project (its Restricted) and its labels.
 	Grant      string
 	BreakGlass bool // the grant is a break-glass elevation (Grant.BreakGlass)
-	Teams      policy.AllowList
+	Teams      []string
+	Restricted bool
 	Labels     map[string]string // the project's labels; read-only
 	// TeamRoles are, for a project, the roles the user holds in its effective teams; for a team,
 	// the user's role in it.
@@ -331,7 +333,7 @@ func (r Reader) access(a *Access, org, team, project, user string) {
 			a.Missing = MissingProject
 			return
 		}
-		if team != "" && !slices.Contains(pd.teams.Values, team) {
+		if team != "" && !slices.Contains(pd.teams, team) {
 			a.Missing = MissingFromTeamSpace
 			return
 		}
@@ -344,12 +346,14 @@ func (r Reader) access(a *Access, org, team, project, user string) {
 	}
 	switch {
 	case pd != nil:
-		if len(pd.p.Grants) > 0 { // most projects have none: no lookup
-			if g, ok := pd.p.Grants[user]; ok && (len(o.grantExpiry) == 0 || r.live(o.grantExpiry[project][user])) {
+		if len(pd.grants) > 0 { // most projects have none: no lookup
+			if g, ok := pd.grants[user]; ok && (len(o.grantExpiry) == 0 || r.live(o.grantExpiry[project][user])) {
 				a.Grant, a.GrantCode, a.BreakGlass = g.Role, uint8(teamRoleCode(g.Role)), g.BreakGlass != nil
 			}
 		}
-		a.Teams, a.Labels = pd.teams, pd.p.Labels // a write replaces the record, never edits it
+		// pd's first line, which the map's key compare read (a write replaces the record and the
+		// teams, never edits them)
+		a.Teams, a.Restricted, a.Labels = pd.teams, pd.restricted, pd.labels
 		a.TeamRoles = teams.inIDs(&pd.teamIDs)
 	case td != nil:
 		a.TeamRoles = teams.roleIn(td.id)
@@ -407,7 +411,7 @@ func (r Reader) Project(org, name string) (ProjectView, bool) {
 	r.dep('p', org, name)
 	if o, ok := r.st.orgs[org]; ok {
 		if pd, ok := o.projects[name]; ok {
-			return ProjectView{Project: r.liveProject(o, pd), Teams: pd.teams}, true
+			return ProjectView{Project: r.liveProject(o, pd), Teams: pd.effective()}, true
 		}
 	}
 	return ProjectView{}, false
@@ -544,5 +548,5 @@ func (r Reader) Rules(org, project string) []*policy.Program {
 	if pol, ok := o.policies[pd.p.Policy]; ok && pd.p.Policy != "" {
 		rules = append(rules, pol.rules...)
 	}
-	return append(rules, pd.rules...)
+	return append(rules, pd.compiled()...)
 }

@@ -475,26 +475,86 @@ func (o *orgData) teamRole(td *teamData, user string) roleCode {
 	return td.members[id]
 }
 
-// projectData is a project with what the decision path derives from it. The fields are in the
-// order a decision reads them (Reader.access): teams and teamIDs.mask fill the object's first
-// cache line, teamIDs.ids is read only when the mask matches a member's team, and the record
-// (its Grants and Labels, at its end) comes last, followed by key, the bytes o.projects
-// compares a name with, so that a decision touches two of the object's eight lines and none
-// elsewhere for the map's key (callgrind's cache simulation, bench/RESULTS.md stop 17;
-// TestDecisionReadsFewLines).
+// projectData is a project with what the decision path derives from it. Its first cache line
+// holds everything a decision reads of it (Reader.access) but the ids of its teams: key, the
+// bytes o.projects compares a name with, then the effective teams, whether they restrict, the
+// record's Grants and Labels, and the team-id mask (teamIDs.ids, on the next line, is read only
+// when the mask matches a member's team). The map's key compare reads that line, and the
+// decision reads nothing else of the object (callgrind's cache simulation, bench/RESULTS.md
+// stop 20; TestDecisionReadsFewLines).
 type projectData struct {
-	teams policy.AllowList // effective teams: project teams narrowed by the policy's (SPEC §4 step 4)
+	// key holds the project's name when it fits (most names do), written once, before the
+	// project enters o.projects, whose key is then a string of these bytes (mapKey).
+	key        [15]byte
+	restricted bool     // the effective teams restrict (policy.AllowList.Restricted)
+	teams      []string // effective teams: project teams narrowed by the policy's (SPEC §4 step 4)
+	// grants and labels are p.Grants and p.Labels, here for the line (setRecord sets both).
+	grants map[string]Grant
+	labels map[string]string
 	// teamIDs are the ids of the effective teams that exist, in no order (a policy's allow-list
 	// may name a team that does not): what Reader.Access compares a member's teams with, by id
 	// rather than by name. Set with teams (setProjectTeams) and again whenever a team an
 	// effective list names is created, deleted or renamed (teamNamed). Replaced, never edited.
-	teamIDs teamSet
-	rules   []*policy.Program
-	p       Project
-	// key holds the project's name when it fits (most names do), written once, before the
-	// project enters o.projects, whose key is then a string of these bytes (mapKey): the map's
-	// key compare reads the line of Grants and Labels, which the decision reads next.
-	key [16]byte
+	teamIDs     teamSet
+	teamsSource string // the effective teams' Source (policy.AllowList.Source)
+	// rules are the record's compiled rules (p.Settings.Rules), nil for none: a pointer rather
+	// than a slice keeps the object within 512 bytes, a size class whose objects start a line
+	// (TestDecisionReadsFewLines).
+	rules *[]*policy.Program
+	p     Project
+}
+
+// effective returns the project's effective teams.
+func (pd *projectData) effective() policy.AllowList {
+	return policy.AllowList{Restricted: pd.restricted, Values: pd.teams, Source: pd.teamsSource}
+}
+
+// setEffective sets the project's effective teams, logged.
+func (t *txn) setEffective(pd *projectData, eff policy.AllowList) {
+	old := pd.effective()
+	t.logged(func(undo bool) {
+		if undo {
+			pd.setTeams(old)
+		} else {
+			pd.setTeams(eff)
+		}
+	})
+	pd.setTeams(eff)
+}
+
+// setTeams sets the fields effective returns (not logged: through setEffective).
+func (pd *projectData) setTeams(eff policy.AllowList) {
+	pd.restricted, pd.teams, pd.teamsSource = eff.Restricted, eff.Values, eff.Source
+}
+
+// setRecord sets the project's record, its compiled rules and the copies of its Grants and
+// Labels (not logged: for a new project, or through putRecord).
+func (pd *projectData) setRecord(p Project, rules []*policy.Program) {
+	pd.p, pd.grants, pd.labels, pd.rules = p, p.Grants, p.Labels, nil
+	if len(rules) > 0 {
+		pd.rules = &rules
+	}
+}
+
+// compiled returns the record's compiled rules.
+func (pd *projectData) compiled() []*policy.Program {
+	if pd.rules == nil {
+		return nil
+	}
+	return *pd.rules
+}
+
+// putRecord replaces an existing project's record and compiled rules, logged.
+func (t *txn) putRecord(pd *projectData, p Project, rules []*policy.Program) {
+	old, oldRules := pd.p, pd.compiled()
+	t.logged(func(undo bool) {
+		if undo {
+			pd.setRecord(old, oldRules)
+		} else {
+			pd.setRecord(p, rules)
+		}
+	})
+	pd.setRecord(p, rules)
 }
 
 // mapKey writes name into pd.key when it fits there and returns o.projects' key for pd (pd's
@@ -547,7 +607,7 @@ func (o *orgData) teamIDs(names []string) teamSet {
 func (t *txn) teamNamed(o *orgData, team string) {
 	for name := range o.teamProjects[team] {
 		pd := o.projects[name]
-		assign(t, &pd.teamIDs, o.teamIDs(pd.teams.Values))
+		assign(t, &pd.teamIDs, o.teamIDs(pd.teams))
 	}
 }
 
@@ -785,10 +845,10 @@ func (t *txn) setProjectTeams(o *orgData, pd *projectData) {
 		}
 	}
 	eff := policy.EffectiveTeams(pd.p.Teams, pol)
-	for _, team := range pd.teams.Values {
+	for _, team := range pd.teams {
 		delIndex(t, o.teamProjects, team, pd.p.Name)
 	}
-	assign(t, &pd.teams, eff)
+	t.setEffective(pd, eff)
 	assign(t, &pd.teamIDs, o.teamIDs(eff.Values))
 	for _, team := range eff.Values {
 		setIndex(t, o.teamProjects, team, pd.p.Name, struct{}{})
