@@ -135,11 +135,13 @@ func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.C
 // (cacheEntry: the key, the decision, its policy and Deps) sits beside the word in a parallel
 // array, read only by a slow hit, by writers and by the decision log.
 //
-// Currency. An entry's epoch group g is its Deps' (store.Deps.EpochGroup: its org's for a decision,
-// whose facts all lie in the request's org; store.EpochAll for Deps over several groups). The
-// cache's epoch of group g (now) is the store's (store.Epoch.Load(g): it moves after every change
-// of a stamp cell of g, after every published revision that wrote one, and at Close; EpochAll's
-// after every change) plus the number of policy swaps (policySwapped, after the swap). A hit is
+// Currency. An entry's epoch group g is its Deps' (store.Deps.EpochGroup: for a decision, whose
+// facts all lie in the request's org, the part of its org holding its project's cell, or the
+// org-wide part when it read no project; store.EpochAll for Deps over several orgs or projects'
+// parts). The cache's epoch of group g (now) is the store's (store.Epoch.Load(g): it moves after
+// every change of a stamp cell it covers — of g, or an org-wide cell of g's org —, after every
+// published revision that wrote one, and at Close; EpochAll's after every change) plus the
+// number of policy swaps (policySwapped, after the swap). A hit is
 // fast when its word's stamp is its group's epoch as read before and after the request's revision
 // (get): nothing the decision can depend on has changed since the word was stamped, so the
 // decision is served from the word, no other line read. Otherwise (another epoch, an entry never
@@ -148,15 +150,17 @@ func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.C
 // its group's epoch read BEFORE that check.
 //
 // The invariant: a word stamped E of group g is served fast only while the epoch of g still
-// reads E, and every cell its Deps watch moves g's epoch when it changes (every cell is in g, or
-// g is EpochAll, which every change moves; store.Epoch). A write racing the check so leaves the
+// reads E, and every cell its Deps watch moves g's epoch when it changes (store.Epoch: that is
+// what Deps.EpochGroup names; EpochAll moves with every change). A write racing the check so leaves the
 // word behind the epoch: the writer stores its cells, then moves their groups; if the check saw a
 // cell before the write stored it, the epoch load preceding the check preceded the writer's move,
 // so the stamp is older than the epoch every later reader reads (TestFastHitNeverStale,
 // TestStampRacingWrite). Decisions that expire (store.Deps.Expires) are never stamped: their hits
-// are all slow, reading the clock. So a write makes the words of the groups it wrote slow once —
+// are all slow, reading the clock. So a write makes the words of the groups it moved slow once —
 // one check each, as every hit was before — evicts nothing, and leaves every other group's words
-// fast (TestWriteElsewhereLeavesWordsFast; two orgs whose names share a group share its epoch).
+// fast: a write to a project, those of the org's other parts; a write in an org, those of every
+// other org (TestWriteElsewhereLeavesWordsFast; two orgs whose names share a group, or two
+// projects of one org a part, share its epoch).
 //
 // Stamps keep epochBits of the epoch; each group's era (its epoch's bits above them) is the
 // cache's. When a group's epoch enters a new era, the stamps of the group's words are cleared
@@ -204,6 +208,7 @@ type decisionCache struct {
 	afterCheck func()
 	eraMu      sync.Mutex  // one advanceEra at a time
 	walking    atomic.Bool // advanceEra is clearing stamps: none is made meanwhile
+	foreignDir atomic.Bool // the Directory's revisions are not the store's: no stamps (foreign)
 	roleMu     sync.Mutex  // guards nroles and roles' writes
 	nroles     int
 	size       int64
@@ -241,17 +246,25 @@ const (
 	metaRoleShift  = 5  // 5 bits
 	metaLenShift   = 10 // 4 bits: a decision with more reasons is never stamped
 	metaVerShift   = 14 // 20 bits
-	metaGroupShift = 34 // 8 bits: store.EpochGroups
-	metaEpochShift = 42 // the rest: 22 bits
+	metaGroupShift = 34 // 12 bits: store.EpochGroups
+	metaGroupBits  = 12
+	metaEpochShift = metaGroupShift + metaGroupBits // the rest: 18 bits
 	noRole         = 31
 	maxFastReasons = 15
 	metaVerMask    = (1<<20 - 1) << metaVerShift
 	// metaKept is what a word keeps when moved or re-published with the same entry: its stamp
 	// and CLOCK bit.
 	metaKept = metaStamped | metaRef | ^uint64(1<<metaEpochShift-1)
-	// defaultEpochBits is the stamp's width: 2^22 epochs of a group (cell changes in it) between
-	// walks of its words (at 10,000 writes a second into one org, one every ≈ 2 minutes).
+	// defaultEpochBits is the stamp's width: 2^18 epochs of a group between walks of its words (a
+	// membership write moves each of its org's groups by two or three: at 10,000 a second into one
+	// org, each of its 16 groups enters a new era every ≈ 13 s, a walk of the index every ≈ 0.8 s).
 	defaultEpochBits = 64 - metaEpochShift
+)
+
+// The meta word's group field holds every epoch group.
+const (
+	_ uint = 1<<metaGroupBits - store.EpochGroups
+	_ uint = store.EpochGroups - 1<<metaGroupBits
 )
 
 // cacheWord is one position of a shard's index: 32 bytes, two to a cache line (index arrays are
@@ -403,7 +416,7 @@ func (c *decisionCache) nowIn(ep *store.Epoch, g int) uint64 {
 }
 
 // group is the epoch group of a word's meta.
-func group(m uint64) int { return int(m>>metaGroupShift) & store.EpochAll }
+func group(m uint64) int { return int(m>>metaGroupShift) & (store.EpochGroups - 1) }
 
 // policySwapped moves the cache's epoch after the engine's policy changed, so no word stamped under
 // the old policy is a fast hit any more.
@@ -445,9 +458,7 @@ func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decis
 					return &ix.ents[pos], rev, true
 				}
 			}
-			rev := dir.Revision()
-			at, ok := c.slowHit(s, ix, pos, k, p, d)
-			return at, rev, ok
+			return c.slowHit(s, ix, pos, k, p, dir, d)
 		}
 		pos = (pos + 1) & ix.mask
 	}
@@ -455,20 +466,32 @@ func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decis
 }
 
 // slowHit is get for a word it could not serve alone: the entry's currency checked (and the word
-// stamped when current).
+// stamped when current), the revision read from dir before the check.
+//
+// A fast hit is labelled with the revision of the store whose epochs stamped its word
+// (store.Epoch.Revision), a slow hit with dir's: Directory.Revision must be that store's. Read
+// between two loads of the store's (r0 and r1), a conforming dir's revision lies between them; one
+// outside them makes the cache foreign: no word is stamped any more, so every hit is checked and
+// labelled with dir's revision.
 //
 //go:noinline
-func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cacheKey, p *rego.Policy, d *Decision) (*atomic.Pointer[cacheEntry], bool) {
+func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cacheKey, p *rego.Policy, dir Directory, d *Decision) (*atomic.Pointer[cacheEntry], uint64, bool) {
 	en := ix.ents[pos].Load()
 	if en == nil || !en.holds(k) {
-		return nil, false // being rewritten: a miss
+		return nil, dir.Revision(), false // being rewritten: a miss
 	}
 	if en.stamps && c.epoch.Load() == nil {
 		c.epoch.CompareAndSwap(nil, en.entry.deps.Epoch())
 	}
+	ep := c.epoch.Load()
+	var r0 uint64
+	if ep != nil {
+		r0 = ep.Revision()
+	}
+	rev := dir.Revision()
 	e := c.now(group(en.meta)) // before the check: see stamp
 	if !en.entry.current(p) {
-		return nil, false
+		return nil, rev, false
 	}
 	if c.afterCheck != nil {
 		c.afterCheck() // tests: a write racing the check
@@ -478,10 +501,23 @@ func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cache
 		ix.words[pos].meta.Or(metaRef)
 	}
 	c.countHit()
-	if en.stamps {
-		c.stamp(s, ix, pos, en, e)
+	if en.stamps && ep != nil {
+		if rev < r0 || rev > ep.Revision() {
+			c.foreign()
+		} else {
+			c.stamp(s, ix, pos, en, e)
+		}
 	}
-	return &ix.ents[pos], true
+	return &ix.ents[pos], rev, true
+}
+
+// foreign records that the Directory's revisions are not the store's whose epochs stamp the words
+// (see slowHit): no word is stamped from now on, and the policy swaps move, so that none stamped
+// before is served fast.
+func (c *decisionCache) foreign() {
+	if !c.foreignDir.Swap(true) {
+		c.policySwapped()
+	}
 }
 
 // stamp records that en, at position pos of index ix, was found current after the cache's epoch
@@ -489,19 +525,21 @@ func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cache
 //
 // Why this is never stale. The caller read e (now(g): the policy swaps, then the store's epoch of
 // g), then checked en (its policy is the policy in force, read here after e; its Deps' cells are
-// those seen, every one of group g unless g is store.EpochAll). A store write stores its cells and
-// then moves their groups' epochs and EpochAll's; a policy swap stores the policy and then counts
-// a swap. If the check missed a write's cell, it read the cell before the write stored it, so e's
-// load of g's epoch came before the write's move of g, and every reader after the write returned
-// reads an epoch of g above e (both counts only grow): the word is already stale for them. If the
-// check read the old policy, e's load of the swaps came before the swap was counted: the same. A
-// stamp is made under the shard's mutex only while en is still the entry at pos of the shard's
-// index (no word is stamped for another entry), only in g's current era and not while advanceEra
-// clears stamps.
+// those seen, each moving g's epoch when it changes: g is their Deps.EpochGroup — a cell of g's
+// part, an org-wide cell of its org, which moves every part of the org, or any cell when g is
+// EpochAll). A store write stores its cells and then moves the epochs they cover and EpochAll's;
+// a policy swap stores the policy and then counts a swap. If the check missed a write's cell, it
+// read the cell before the write stored it, so e's load of g's epoch came before the write's move
+// of g, and every reader after the write returned reads an epoch of g above e (both counts only
+// grow): the word is already stale for them. If the check read the old policy, e's load of the
+// swaps came before the swap was counted: the same. A stamp is made under the shard's mutex only
+// while en is still the entry at pos of the shard's index (no word is stamped for another entry),
+// only in g's current era, not while advanceEra clears stamps, and never once the Directory's
+// revisions were seen to be another store's (foreign).
 func (c *decisionCache) stamp(s *cacheShard, ix *cacheIndex, pos int, en *cacheEntry, e uint64) {
 	ep := c.epoch.Load()
-	if c.policy == nil || ep == nil || en.entry.deps.Epoch() != ep || en.entry.policy != c.policy.Load() {
-		return // another store's Deps, or decided under another policy than the one in force
+	if c.policy == nil || ep == nil || en.entry.deps.Epoch() != ep || en.entry.policy != c.policy.Load() || c.foreignDir.Load() {
+		return // another store's Deps, decided under another policy than the one in force, or foreign
 	}
 	g := group(en.meta)
 	if era := e >> c.epochBits; era != c.eras[g].Load() {

@@ -33,6 +33,15 @@ func orgGroup(t testing.TB, st *store.Store, org string) int {
 	return d.EpochGroup()
 }
 
+// wordGroup is the epoch group of the word holding k (-1: none).
+func wordGroup(c *decisionCache, k *cacheKey) int {
+	ix := c.shard(k.ih).index.Load()
+	if pos, ok := ix.find(int(k.ih), k.fp1, k.fp2); ok {
+		return group(ix.words[pos].meta.Load())
+	}
+	return -1
+}
+
 // sameDecision reports whether got is want, the revision aside.
 func sameDecision(got, want Decision) bool {
 	return got.Allowed == want.Allowed && got.Role == want.Role && slices.Equal(got.Reasons, want.Reasons)
@@ -213,7 +222,7 @@ func TestFastHitClose(t *testing.T) {
 // TestEpochWrap: with stamps narrowed to 4 bits of the epoch, a word stamped at epoch E is not
 // served at E+16, where its stamp's bits are the epoch's again: neither the word of a decision a
 // write changed meanwhile, nor (the era's walk clears every stamp of the group) any other word of
-// acme's group stamped at E.
+// the group (acme's part holding vision) stamped at E.
 func TestEpochWrap(t *testing.T) {
 	t.Parallel()
 	e := newAcmeInternal(t)
@@ -230,7 +239,8 @@ func TestEpochWrap(t *testing.T) {
 			}
 			require.True(t, stampedNow(c, fastKey(e, q)), "round %d: %+v", round, q)
 		}
-		g := orgGroup(t, st, "acme")
+		g := wordGroup(c, fastKey(e, r))
+		require.Equal(t, g, wordGroup(c, fastKey(e, other)), "one group")
 		e0 := c.now(g)
 		var change store.Change = store.PutTeamMember{Org: "acme", Team: "engineering", User: "vera", Role: "viewer"}
 		if round%2 == 1 {

@@ -123,15 +123,18 @@
 // uncached engine; another restarts the store between a write and a read.
 //
 // Checking the Deps reads the entry and the stamps' cells, several cache lines. So an in-memory
-// hit usually checks nothing: the store keeps write epochs by group (store.Epoch: an org's facts
-// lie in its org's group) that move after every stamp of the group it bumps and at Close, and the
-// engine counts its policy swaps; an entry found current is stamped with its group's epoch as read
-// before the check, and while that epoch still reads the same, the decision is served from the
-// 32-byte index word that found it (verdict, role, reasons) without reading anything else. A
-// write in the entry's org (related or not), or a policy swap, makes its next hit check its Deps
-// again (and stamp it anew), as every hit did before; a write in another org leaves it served from
-// its word (unless the two orgs' names share one of the 255 groups); an entry that read an
-// expiring fact is checked on every hit. An in-memory hit allocates nothing (bench/RESULTS.md has its cost
+// hit usually checks nothing: the store keeps write epochs by group (store.Epoch: an org's
+// org-wide facts, each of 14 shares of its projects, and its lists have a group each) that move
+// after every stamp of the group it bumps (an org-wide stamp moves all of its org's) and at Close,
+// and the engine counts its policy swaps; an entry found current is stamped with its group's epoch
+// (its project's) as read before the check, and while that epoch still reads the same, the
+// decision is served from the 32-byte index word that found it (verdict, role, reasons) without
+// reading anything else. A write to the org's org-wide facts (a membership, a team role, a team,
+// the org's record) or to a project of the entry's group (related or not), or a policy swap,
+// makes its next hit check its Deps again (and stamp it anew), as every hit did before; a write in
+// another org, or to a project of another of the org's groups, leaves it served from its word
+// (unless the names share a group: one of 255 for orgs, of 14 for an org's projects); an entry
+// that read an expiring fact is checked on every hit. An in-memory hit allocates nothing (bench/RESULTS.md has its cost
 // over 100k distinct keys beside a plain Go map, with and without writes going on), a Badger hit
 // costs about 5 µs.
 //

@@ -30,7 +30,9 @@ type Directory interface {
 	// stamps are bumped, so a store.Deps found current after reading it holds at that revision
 	// (a cached decision is labelled with it; one served from its L1 word alone, with the
 	// revision of the store whose stamps its Deps watch, store.Epoch.Revision: the same value
-	// for a store.Store and a cluster node, which must not differ for other implementations).
+	// for a store.Store and a cluster node). An implementation whose revision differs from that
+	// store's gets no such hits: once a check of a cached decision sees it outside the store's,
+	// every hit is checked and labelled with this revision.
 	Revision() uint64
 	// WaitRevision blocks until the directory has reached rev (teamgate.ErrStale when ctx ends).
 	WaitRevision(ctx context.Context, rev uint64) error

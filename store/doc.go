@@ -129,13 +129,16 @@
 // an unrelated write keeps it current. Deps encode (MarshalBinary) and decode against this or a
 // reopened store (DecodeDeps), so caches kept on disk are checked after a restart. Reading
 // something that was never written creates no stamp (bounded memory whatever names requests
-// use): it is watched through one of 64 shared cells of its epoch group, by key hash, which the
-// first write of any key of that shard bumps. A closed store has no current Deps. Each cell
-// belongs to an epoch group (an org's facts to their org's, a user's record to the user's; 255
-// groups by name hash), and Epoch keeps a counter per group that moves after every change of a
-// cell of the group: a cache checks Deps.Current once and then, while the epoch of the Deps' group
-// (Deps.EpochGroup) reads the same, knows them current without reading them — a write in another
-// org moves another group. The contract —
+// use): it is watched through one of a few shared cells of its epoch group, by key hash, which
+// the first write of any key of that shard bumps. A closed store has no current Deps. Each cell
+// belongs to an epoch group: an org (255 org groups by name hash) has one for its org-wide facts
+// (its record, memberships, teams), 14 that share its projects by name hash, and one for its
+// lists and policies (where users' records go too), and Epoch keeps a counter per group that
+// moves after every change of a cell of the group — an org-wide cell's moves every group of its
+// org. A cache checks Deps.Current once and then, while the epoch of the Deps' group
+// (Deps.EpochGroup: for a decision, its project's) reads the same, knows them current without
+// reading them: a write in another org, or to a project of another group of the same org, moves
+// other groups. The contract —
 // every accessor records, every write bumps — lives here only: TestEveryReaderAccessorRecordsItsStamps
 // reads through every exported Reader accessor, writes a change to the answer and checks the
 // recorded Deps are no longer current. Callers never name stamps.

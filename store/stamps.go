@@ -33,10 +33,16 @@ import (
 // stores them with the batch, so they survive a restart (Open loads them).
 //
 // Every cell — a key's own, or the absent shard standing in for a key never written — belongs
-// to one epoch group (epochGroup): the keys inside an org (o, x, m, t, p, y) to their org's, O, U
-// and each u/{user} to a group of their own name. A Deps therefore watches the cells of one group
-// when everything it read lies in one org, as a decision's facts do (Reader.Access reads o, t, p
-// and m of the request's org), and a change of a cell moves its group's epoch (Epoch).
+// to one epoch group (epochGroup). An org (by its name's hash, one of EpochOrgs-1) has
+// EpochParts groups: part 0 holds its org-wide cells (o, m, t: what every decision in the org may
+// read), parts 1 to projectParts each a share of its projects' cells (p, by the project name's
+// hash), and listPart the cells no decision reads (x, y). O, U and each u/{user} lie in listPart
+// of the org group of their kind and name. A change of a part-0 cell moves every part of its org
+// (Epoch.move): a Deps over the org-wide cells and one project's part is thus covered by that
+// part's epoch alone. A decision's Deps (Reader.Access reads o, t, p and m of the request's org)
+// are therefore of its project's part, or of part 0 when it reads no project: a write to another
+// project of the org (most often of another part) leaves them be, a membership, team or org write
+// moves them.
 type stampKey struct {
 	kind byte
 	a, b string
@@ -112,11 +118,11 @@ type stamps struct {
 	// before, while a snapshot copies the stamps, holds the value each cell written since it
 	// began had then (nil otherwise). Under the Store's mutex, like cells.
 	before map[*atomic.Uint64]uint64
-	// absent stands in for the cells of keys never written, in shards by key hash, absentPerGroup
-	// shards to each epoch group (absentCell): a write that creates a cell bumps its key's shard,
-	// so a fact read while absent is current until a key of its shard is first written. Reading
-	// never creates a cell, so requests naming nonexistent things use no memory.
-	absent [absentPerGroup * EpochAll]atomic.Uint64
+	// absent stands in for the cells of keys never written, in shards by key hash, each shard of
+	// one epoch group (absentCell): a write that creates a cell bumps its key's shard, so a fact
+	// read while absent is current until a key of its shard is first written. Reading never
+	// creates a cell, so requests naming nonexistent things use no memory.
+	absent [absentPerOrg * (EpochOrgs - 1)]atomic.Uint64
 	closed atomic.Bool // set by Close: no Deps of a closed store is current
 	clock  Clock       // ends the Deps of facts that expire (Deps.until); set by Open
 	// epoch moves, by group, after every change of a cell and at Close (see Epoch).
@@ -125,93 +131,122 @@ type stamps struct {
 
 // Epoch is a store's write epochs: one counter per epoch group (EpochGroups of them), each moving
 // whenever a Deps watching the cells of its group may stop being current. Every change of a stamp
-// cell adds one to its group's counter and to EpochAll's, after storing the cell (bump: local
-// Apply, cluster replay, Restore, Open's load); a write adds one more to each group it touched
-// (and EpochAll) once its revision is published; Close and a load that starts over add one to
-// every group. A Deps whose cells all lie in group g (Deps.EpochGroup; EpochAll when they span
-// several) found current after a load of Load(g) returned E therefore stays current while Load(g)
-// still reads E — unless it expires (Deps.Expires): time moves no epoch. A write moves its groups
-// before it returns, so whoever loads them after a write returned reads a value above any loaded
-// before the write stored its cells; and a value loaded after a write's revision was published is
-// followed by a read of Revision of at least that revision. A write elsewhere moves other groups
-// (and EpochAll) only: Load(g) stays. A cache validates an entry once per epoch of its group with
-// Current and serves it for the rest of that epoch by comparing one word (authz's decision cache).
+// cell adds one to the counters its cell moves (move: its group's, every part of its org for a
+// part-0 cell) and to EpochAll's, after storing the cell (bump: local Apply, cluster replay,
+// Restore, Open's load); a write adds one more to each counter it moved (and EpochAll) once its
+// revision is published; Close and a load that starts over add one to every counter. A Deps
+// whose cells all move group g's counter (Deps.EpochGroup: its cells lie in g, or in g's org's
+// part 0; EpochAll when they span several orgs or several parts above 0) found current after a
+// load of Load(g) returned E therefore stays current while Load(g) still reads E — unless it
+// expires (Deps.Expires): time moves no epoch. A write moves its counters before it returns, so
+// whoever loads them after a write returned reads a value above any loaded before the write stored
+// its cells; and a value loaded after a write's revision was published is followed by a read of
+// Revision of at least that revision. A write elsewhere — another org, or another part of the
+// same org above 0 — moves other counters (and EpochAll) only: Load(g) stays. A cache validates an
+// entry once per epoch of its group with Current and serves it for the rest of that epoch by
+// comparing one word (authz's decision cache).
 //
-// Two orgs, or an org and a user, whose names hash to the same group share its epoch: a write in
-// one makes the other's Deps be checked again (Current), never served when not current.
+// Two orgs, or an org and a user, whose names hash to the same org group share its counters, and
+// two projects of an org whose names hash to the same part share one: a write in one makes the
+// other's Deps be checked again (Current), never served when not current.
 //
 // Epoch also holds the store's revision (Revision), published after the cells of its write and
-// before the groups move once more, so a cache reads the revision a decision is labelled with
+// before the counters move once more, so a cache reads the revision a decision is labelled with
 // beside the epochs that validate it.
+//
+// The counters of an org group lie side by side (EpochParts words, two cache lines): a write in
+// one part makes a reader of a neighbouring part or org group take one cache miss, never a slow
+// hit.
 type Epoch struct {
 	rev    atomic.Uint64 // the store's revision, readable without the lock (Store.Revision)
 	_      [56]byte
-	groups [EpochGroups]epochCounter
+	groups [EpochGroups]atomic.Uint64
 }
 
 // Revision returns the store's revision (Store.Revision).
 func (e *Epoch) Revision() uint64 { return e.rev.Load() }
 
-// EpochGroups is the number of epoch groups; EpochAll, the last, is that of a Deps whose cells lie
-// in several groups: it moves with every other.
+// EpochGroups is the number of epoch groups: EpochOrgs org groups of EpochParts parts each
+// (group = org group × EpochParts + part). EpochAll, part 0 of the last org group (which holds no
+// cell), is that of a Deps whose cells span several orgs or several parts above 0 of one: it
+// moves with every other.
 const (
-	EpochGroups = 256
-	EpochAll    = EpochGroups - 1
+	EpochOrgs   = 256
+	EpochParts  = 16
+	EpochGroups = EpochOrgs * EpochParts
+	EpochAll    = (EpochOrgs - 1) * EpochParts
+	// projectParts is how many parts an org's projects are spread over (parts 1 to projectParts);
+	// listPart, the last, holds the cells no decision reads.
+	projectParts = EpochParts - 2
+	listPart     = EpochParts - 1
 )
 
-// epochCounter is one group's counter, on a cache line of its own: a write moving one group
-// makes no reader of another group miss.
-type epochCounter struct {
-	n atomic.Uint64
-	_ [56]byte
-}
-
 // Load returns group g's epoch (g is taken modulo EpochGroups).
-func (e *Epoch) Load(g int) uint64 { return e.groups[g&EpochAll].n.Load() }
+func (e *Epoch) Load(g int) uint64 { return e.groups[g&(EpochGroups-1)].Load() }
 
-// move adds one to group g and to EpochAll, after a change it covers.
+// move adds one to the counters a change of a cell of group g moves — g's, or every part of g's
+// org when g is a part 0 — and to EpochAll's, after a change it covers.
 func (e *Epoch) move(g int) {
-	e.groups[g].n.Add(1)
-	if g != EpochAll {
-		e.groups[EpochAll].n.Add(1)
+	if g%EpochParts == 0 {
+		for i := g; i < g+EpochParts; i++ {
+			e.groups[i].Add(1)
+		}
+	} else {
+		e.groups[g].Add(1)
 	}
+	e.groups[EpochAll].Add(1)
 }
 
 // moveAll adds one to every group.
 func (e *Epoch) moveAll() {
 	for i := range e.groups {
-		e.groups[i].n.Add(1)
+		e.groups[i].Add(1)
 	}
 }
 
-// epochSet is a set of epoch groups: those a write touched.
+// epochSet is a set of epoch groups: those a write moved.
 type epochSet [EpochGroups / 64]uint64
 
-func (m *epochSet) add(g int) { m[g/64] |= 1 << (g % 64) }
+// add adds the groups a change of a cell of group g moves (see move; EpochAll aside).
+func (m *epochSet) add(g int) {
+	if g%EpochParts == 0 {
+		m[g/64] |= (1<<EpochParts - 1) << (g % 64)
+	} else {
+		m[g/64] |= 1 << (g % 64)
+	}
+}
 
 // moveSet moves every group of m (EpochAll once).
 func (e *Epoch) moveSet(m *epochSet) {
 	for i, w := range m {
 		for w != 0 {
-			e.groups[64*i+bits.TrailingZeros64(w)].n.Add(1)
+			e.groups[64*i+bits.TrailingZeros64(w)].Add(1)
 			w &= w - 1
 		}
 	}
 	if m[EpochAll/64]&(1<<(EpochAll%64)) == 0 {
-		e.groups[EpochAll].n.Add(1)
+		e.groups[EpochAll].Add(1)
 	}
 }
 
-// epochGroup returns the epoch group of k's cell: FNV-1a of the org's name for a key inside an
-// org, of the key's kind and name for O, U and u/{user}, modulo EpochAll.
+// epochGroup returns the epoch group of k's cell: its org group is FNV-1a of the org's name for a
+// key inside an org, of the key's kind and name for O, U and u/{user}, modulo EpochOrgs-1; its
+// part 0 for o, m and t, listPart for x, y, O, U and u, and for p 1 + FNV-1a of the project's name
+// modulo projectParts.
 func epochGroup(k stampKey) int {
-	h := uint64(fnvOffset)
-	if stampParts(k.kind) == 2 || k.kind == 'o' || k.kind == 'x' {
-		h = fnvString(h, k.a)
-	} else {
-		h = fnvString(fnvByte(h, k.kind), k.a)
+	var org uint64
+	part := listPart
+	switch k.kind {
+	case 'o', 'm', 't':
+		org, part = fnvString(fnvOffset, k.a), 0
+	case 'p':
+		org, part = fnvString(fnvOffset, k.a), 1+int(fnvString(fnvOffset, k.b)%projectParts)
+	case 'x', 'y':
+		org = fnvString(fnvOffset, k.a)
+	default:
+		org = fnvString(fnvByte(fnvOffset, k.kind), k.a)
 	}
-	return int(h % EpochAll)
+	return int(org%(EpochOrgs-1))*EpochParts + part
 }
 
 const (
@@ -335,7 +370,7 @@ type Deps struct {
 	src   *stamps
 	n     int                  // stamps covered
 	until int64                // unix ns at which a fact read expires (expiry.go); 0: none
-	group uint16               // 0: no stamp yet; else 1 + the epoch group of every stamp (EpochAll if several)
+	group uint16               // 0: no stamp yet; else 1 + EpochGroup (join)
 	first [inlineWatches]watch // the first n (at most inlineWatches), checked by Current
 	more  []watch              // the rest (read only when n > inlineWatches)
 	keys  []depKey             // same order: what MarshalBinary writes
@@ -396,8 +431,10 @@ func (d *Deps) Epoch() *Epoch {
 	return &d.src.epoch
 }
 
-// EpochGroup is the epoch group of every stamp the Deps cover (see Epoch): one org's, as for a
-// decision's facts, or EpochAll when they lie in several groups or there are none.
+// EpochGroup is the epoch group whose counter every change of a stamp the Deps cover moves (see
+// Epoch): for a decision's facts, its org's part of the project it read (part 0 when it read
+// none); EpochAll when they lie in several orgs, or in several parts above 0 of one, or there are
+// none.
 func (d *Deps) EpochGroup() int {
 	if d.group == 0 {
 		return EpochAll
@@ -405,12 +442,15 @@ func (d *Deps) EpochGroup() int {
 	return int(d.group) - 1
 }
 
-// join records that the Deps watch a cell of group g.
+// join records that the Deps watch a cell of group g: a part 0 joins any part of its org, two
+// parts above 0 or two orgs make EpochAll.
 func (d *Deps) join(g int) {
+	cur := int(d.group) - 1
 	switch {
-	case d.group == 0:
+	case d.group == 0 || cur%EpochParts == 0 && cur/EpochParts == g/EpochParts:
 		d.group = uint16(g) + 1
-	case int(d.group)-1 != g:
+	case cur == g || g%EpochParts == 0 && cur/EpochParts == g/EpochParts:
+	default:
 		d.group = EpochAll + 1
 	}
 }
@@ -480,17 +520,29 @@ func (s *stamps) watch(k stampKey) (watch, bool) {
 	return watch{cell: a, seen: a.Load()}, true
 }
 
-// absentPerGroup is how many cells stand in for keys never written, in each epoch group: a new
-// key of a group leaves current all but 1/absentPerGroup of the Deps on absent facts of the
-// group, and those of every other group.
-const absentPerGroup = 64
+// How many cells stand in for keys never written: absentPerOrg for each org group, of which
+// absentOrgWide are its part 0's and absentPerPart each other part's. A new key of a group leaves
+// current all but one of its group's shards' Deps on absent facts, and those of every other
+// group.
+const (
+	absentOrgWide = 32
+	absentPerPart = 2
+	absentPerOrg  = absentOrgWide + absentPerPart*(EpochParts-1)
+)
 
 // absentCell returns the shard standing in for k while k has no cell: one of its epoch group's
-// (FNV-1a of the key), so that creating a cell moves only the epoch of the group of the Deps that
-// watch its shard.
+// (FNV-1a of the key), so that creating a cell moves the counters of every Deps that watch its
+// shard (their group is k's, or k's org's part when k's is part 0).
 func (s *stamps) absentCell(k stampKey) *atomic.Uint64 {
 	h := fnvString(fnvByte(fnvString(fnvByte(fnvOffset, k.kind), k.a), '/'), k.b)
-	return &s.absent[epochGroup(k)*absentPerGroup+int(h%absentPerGroup)]
+	g := epochGroup(k)
+	i := g / EpochParts * absentPerOrg
+	if part := g % EpochParts; part == 0 {
+		i += int(h % absentOrgWide)
+	} else {
+		i += absentOrgWide + (part-1)*absentPerPart + int(h%absentPerPart)
+	}
+	return &s.absent[i]
 }
 
 // maxEncodedDeps bounds how many stamps DecodeDeps accepts.
