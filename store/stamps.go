@@ -154,9 +154,9 @@ type stamps struct {
 // before the counters move once more, so a cache reads the revision a decision is labelled with
 // beside the epochs that validate it.
 //
-// The counters of an org group lie side by side (EpochParts words, two cache lines): a write in
-// one part makes a reader of a neighbouring part or org group take one cache miss, never a slow
-// hit.
+// The counters of an org group lie side by side (EpochParts words: 128 bytes, which span two or
+// three cache lines, as nothing aligns Epoch inside the Store to a line): a write in one part
+// makes a reader of a neighbouring part or org group take one cache miss, never a slow hit.
 type Epoch struct {
 	rev    atomic.Uint64 // the store's revision, readable without the lock (Store.Revision)
 	_      [56]byte
