@@ -33,20 +33,18 @@ func WithDecisionCache(size int) Option {
 
 // cacheKey identifies a cacheable request: one without attributes (attributes make decisions
 // depend on more than the facts the store tracks, so such requests are always evaluated). It is
-// made once per request (decisionCache.key): its 128-bit fingerprint and its index hash, and,
-// when it fits, its packed form in fixed-size words (kept by the entry for the decision log).
+// made once per request (decisionCache.key): the four parts, their 128-bit fingerprint and the
+// index hash. A hit reads nothing else of it; the packed form the entry keeps (for the decision
+// log and the Badger tier) is made from the parts on a miss (decisionCache.entry).
 type cacheKey struct {
 	subject, action, resource, owner string
-	n                                int    // packedLen
 	fp1, fp2                         uint64 // the fingerprint: the key's identity in the cache
 	ih                               uint64 // the index hash (fp1; tests narrow it, see hashMask)
-	// buf is what the fingerprint hashes when the key fits: the four parts' lengths, then the
-	// packed form zero padded (inline).
-	buf [1 + keyWords]uint64
 }
 
-// keyWords is the inline room for packed keys, in words: typical keys fit and are hashed in one
-// call; longer ones are hashed part by part.
+// keyWords is the entry's inline room for packed keys, in words (longer ones are kept as a
+// string); a key whose parts fill at most keyWords words (keyFits) is hashed in one call per
+// seed, a longer one part by part.
 const (
 	keyWords = 6
 	keyBytes = 8 * keyWords
@@ -65,25 +63,31 @@ func (k *cacheKey) appendPacked(b []byte) []byte {
 	return append(b, k.owner...)
 }
 
-// inline is the packed form in words, zero padded (when n <= keyBytes).
-func (k *cacheKey) inline() *[keyWords]uint64 { return (*[keyWords]uint64)(k.buf[1:]) }
+// partWords is how many words a part of n bytes fills in key's encoding.
+func partWords(n int) int { return (n + 7) >> 3 }
 
-// key makes k, which is zero, the cache key of a request: two hash/maphash values under the
-// cache's two seeds (random per cache) of an injective encoding of the four parts — their
-// lengths, then their bytes — so that two requests share a fingerprint only by a collision of
-// keyed 128-bit hashes, whatever bytes (NULs included) their parts hold. See decisionCache for
-// the bound; nobody can choose colliding requests without the seeds.
+// key makes k the cache key of a request: two hash/maphash values under the cache's two seeds
+// (random per cache) of an injective encoding of the four parts, so that two requests share a
+// fingerprint only by a collision of keyed 128-bit hashes, whatever bytes (NULs included) their
+// parts hold. See decisionCache for the bound; nobody can choose colliding requests without the
+// seeds.
+//
+// The encoding of a key whose parts fill at most keyWords words: a word of the four lengths (a
+// byte each: every part is at most keyBytes long), then each part from a word boundary, its last
+// word zero padded — 8 to 56 bytes, read from the parts' strings as words (no copy, no call: the
+// lengths say where each part ends). A longer key's is hashLong's: its lengths in 32 bytes, then
+// its parts, at least 60 bytes (its parts fill seven words or more, and a part of n bytes fills at
+// most (n+7)/8: they hold at least 28 bytes); the two encodings never have the same length.
 func (c *decisionCache) key(k *cacheKey, subject, action, resource, owner string) {
 	k.subject, k.action, k.resource, k.owner = subject, action, resource, owner
-	k.n = k.packedLen()
-	if k.n <= keyBytes {
-		b := (*[keyBytes]byte)(unsafe.Pointer(&k.buf[1]))
-		i := copy(b[:], subject) + 1 // the NUL separators are the zero padding's
-		i += copy(b[i:], action) + 1
-		i += copy(b[i:], resource) + 1
-		copy(b[i:], owner)
-		k.buf[0] = uint64(len(subject)) | uint64(len(action))<<8 | uint64(len(resource))<<16 | uint64(len(owner))<<24
-		raw := (*[8 * (1 + keyWords)]byte)(unsafe.Pointer(&k.buf))[:]
+	if partWords(len(subject))+partWords(len(action))+partWords(len(resource))+partWords(len(owner)) <= keyWords {
+		var buf [1 + keyWords]uint64
+		buf[0] = uint64(len(subject)) | uint64(len(action))<<8 | uint64(len(resource))<<16 | uint64(len(owner))<<24
+		i := putWords(&buf, 1, subject)
+		i = putWords(&buf, i, action)
+		i = putWords(&buf, i, resource)
+		i = putWords(&buf, i, owner)
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&buf)), 8*i)
 		k.fp1, k.fp2 = maphash.Bytes(c.seed1, raw), maphash.Bytes(c.seed2, raw)
 	} else {
 		k.fp1, k.fp2 = k.hashLong(c.seed1), k.hashLong(c.seed2)
@@ -91,8 +95,41 @@ func (c *decisionCache) key(k *cacheKey, subject, action, resource, owner string
 	k.ih = k.fp1 & c.hashMask
 }
 
+// putWords writes s into buf from word i, its last word zero padded, and returns the word after
+// it. The caller made room (key). A part of 8 bytes or more ends with its last 8 bytes, shifted
+// down over those already written; a shorter one is read in loads of its own bytes only.
+func putWords(buf *[1 + keyWords]uint64, i int, s string) int {
+	switch n := len(s); {
+	case n >= 8:
+		for t := s; len(t) > 8; t = t[8:] {
+			buf[i] = load64(t)
+			i++
+		}
+		buf[i] = load64(s[n-8:]) >> (-8 * n & 63)
+	case n >= 4: // two loads of four bytes, overlapping: the middle bytes are the same in both
+		buf[i] = uint64(load32(s)) | uint64(load32(s[n-4:]))<<(8*(n-4))
+	case n > 0: // bytes 0, n/2 and n-1 are every byte of one to three
+		buf[i] = uint64(s[0]) | uint64(s[n/2])<<(8*(n/2)) | uint64(s[n-1])<<(8*(n-1))
+	default:
+		return i
+	}
+	return i + 1
+}
+
+// load64 and load32 read the first 8 and 4 bytes of s, little endian (one load each).
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func load32(s string) uint32 {
+	_ = s[3]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}
+
 // hashLong is key's hash of a key that does not fit: the four lengths in 8 bytes each, then the
-// parts (a different length of input than any key that fits: the encodings never coincide).
+// parts.
 func (k *cacheKey) hashLong(seed maphash.Seed) uint64 {
 	var h maphash.Hash
 	h.SetSeed(seed)
@@ -200,7 +237,7 @@ type decisionCache struct {
 	epochField   uint64                      // epochMask << metaEpochShift
 	epoch        atomic.Pointer[store.Epoch] // the store's, once an entry was first found current
 	policySwaps  atomic.Uint64               // part of the epoch (policySwapped)
-	roles        [noRole]string              // a word's role index names one: written before any word names it
+	roles        [noRole + 1]string          // a word's role index names one: written before any word names it (noRole: none)
 	seed1, seed2 maphash.Seed
 
 	policy *atomic.Pointer[rego.Policy] // the engine's policy in force (stamp); nil: no stamps
@@ -392,12 +429,9 @@ func paddedWords(pad, n int) []cacheWord {
 	return unsafe.Slice((*cacheWord)(reflect.New(t).Elem().Field(1).Addr().UnsafePointer()), n)
 }
 
-func (c *decisionCache) shard(h uint64) *cacheShard {
-	if len(c.shards) == 1 {
-		return &c.shards[0]
-	}
-	return &c.shards[h>>c.shardShift]
-}
+// shard is the shard of index hash h: its top bits (none when there is one shard: a shift by
+// 64 is 0).
+func (c *decisionCache) shard(h uint64) *cacheShard { return &c.shards[h>>c.shardShift] }
 
 // now is the cache's epoch of group g: the policy swaps, then the store's epoch of g, read in
 // that order (see stamp). All ones before an entry was first found current (no word is stamped
@@ -428,7 +462,8 @@ func (c *decisionCache) policySwapped() { c.policySwaps.Add(1) }
 // reads the store's revision (store.Epoch.Revision: the word was stamped for Deps of that store)
 // between two loads of the word's group's epoch (now), which must both be the word's stamp, so
 // the decision holds at the revision and was made no later (store.Epoch); a slow hit or a miss
-// reads dir's. A fast hit leaves d.Revision 0. It takes no lock.
+// reads dir's. d is zero when called: a fast hit writes its verdict, role and reasons (the word's)
+// and leaves the rest, Revision 0. It takes no lock.
 func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decision) (*atomic.Pointer[cacheEntry], uint64, bool) {
 	s := c.shard(k.ih)
 	ix := s.index.Load()
@@ -449,8 +484,8 @@ func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decis
 				if before == after && after>>c.epochBits == c.eras[g].Load() &&
 					m&(metaLock|metaStamped|c.epochField) == metaStamped|(after&c.epochMask)<<metaEpochShift &&
 					(w.meta.Load()^m)&^metaRef == 0 {
-					*d = Decision{Allowed: m&metaAllow != 0, Role: c.roles[m>>metaRoleShift&noRole],
-						Reasons: unsafe.Slice(r, m>>metaLenShift&maxFastReasons)}
+					d.Allowed, d.Role = m&metaAllow != 0, c.roles[m>>metaRoleShift&noRole]
+					d.Reasons = unsafe.Slice(r, m>>metaLenShift&maxFastReasons)
 					if m&metaRef == 0 {
 						w.meta.Or(metaRef)
 					}
@@ -621,9 +656,16 @@ func (c *decisionCache) put(k *cacheKey, e *cached) {
 
 // entry makes the entry of e under k.
 func (c *decisionCache) entry(k *cacheKey, e *cached) *cacheEntry {
-	en := &cacheEntry{fp1: k.fp1, fp2: k.fp2, ih: k.ih, n: uint32(k.n), inline: *k.inline(), entry: *e}
-	if k.n > keyBytes {
-		en.long = string(k.appendPacked(make([]byte, 0, k.n)))
+	n := k.packedLen()
+	en := &cacheEntry{fp1: k.fp1, fp2: k.fp2, ih: k.ih, n: uint32(n), entry: *e}
+	if n > keyBytes {
+		en.long = string(k.appendPacked(make([]byte, 0, n)))
+	} else {
+		b := (*[keyBytes]byte)(unsafe.Pointer(&en.inline))
+		i := copy(b[:], k.subject) + 1 // the NUL separators are the zero padding's
+		i += copy(b[i:], k.action) + 1
+		i += copy(b[i:], k.resource) + 1
+		copy(b[i:], k.owner)
 	}
 	en.meta = metaUsed | uint64(e.deps.EpochGroup())<<metaGroupShift
 	if e.dec.Allowed {

@@ -225,7 +225,7 @@ func TestCacheKeyIdentity(t *testing.T) {
 	} {
 		var k cacheKey
 		c.key(&k, base[0], base[1], base[2], base[3])
-		require.Equal(t, k.n > keyBytes, strings.Contains(base[2], long))
+		require.Equal(t, k.packedLen() > keyBytes, strings.Contains(base[2], long))
 		en := c.entry(&k, &cached{})
 		var again cacheKey
 		c.key(&again, base[0], base[1], base[2], base[3])
