@@ -43,11 +43,12 @@ type cacheKey struct {
 }
 
 // keyWords is the entry's inline room for packed keys, in words (longer ones are kept as a
-// string); a key whose parts fill at most keyWords words (keyFits) is hashed in one call per
-// seed, a longer one part by part.
+// string). A key whose parts hold at most keyBytes bytes in all is hashed in one call per seed,
+// from keyBufWords words at most (key); a longer one part by part (hashLong).
 const (
-	keyWords = 6
-	keyBytes = 8 * keyWords
+	keyWords    = 6
+	keyBytes    = 8 * keyWords
+	keyBufWords = 1 + (keyBytes+4*7)/8 // the lengths, then four parts of keyBytes bytes in all, each padded to a word
 )
 
 // packedLen is the length of the key's packed form: its parts joined by NUL bytes.
@@ -63,30 +64,29 @@ func (k *cacheKey) appendPacked(b []byte) []byte {
 	return append(b, k.owner...)
 }
 
-// partWords is how many words a part of n bytes fills in key's encoding.
-func partWords(n int) int { return (n + 7) >> 3 }
-
 // key makes k the cache key of a request: two hash/maphash values under the cache's two seeds
 // (random per cache) of an injective encoding of the four parts, so that two requests share a
 // fingerprint only by a collision of keyed 128-bit hashes, whatever bytes (NULs included) their
 // parts hold. See decisionCache for the bound; nobody can choose colliding requests without the
 // seeds.
 //
-// The encoding of a key whose parts fill at most keyWords words: a word of the four lengths (a
-// byte each: every part is at most keyBytes long), then each part from a word boundary, its last
-// word zero padded — 8 to 56 bytes, read from the parts' strings as words (no copy, no call: the
-// lengths say where each part ends). A longer key's is hashLong's: its lengths in 32 bytes, then
-// its parts, at least 60 bytes (its parts fill seven words or more, and a part of n bytes fills at
-// most (n+7)/8: they hold at least 28 bytes); the two encodings never have the same length.
+// The encoding of a key whose parts hold at most keyBytes bytes in all: a word of the four
+// lengths (a byte each), then each part from a word boundary, its last word zero padded — 8 to
+// 80 bytes, read from the parts' strings as words (no copy into a packed form: the lengths say
+// where each part ends). A longer key's is hashLong's: its lengths in 32 bytes, then its parts,
+// at least 32 + keyBytes + 1 = 81 bytes. The two encodings never have the same length, and each
+// is injective.
 func (c *decisionCache) key(k *cacheKey, subject, action, resource, owner string) {
 	k.subject, k.action, k.resource, k.owner = subject, action, resource, owner
-	if partWords(len(subject))+partWords(len(action))+partWords(len(resource))+partWords(len(owner)) <= keyWords {
-		var buf [1 + keyWords]uint64
+	if len(subject)+len(action)+len(resource)+len(owner) <= keyBytes {
+		var buf [keyBufWords]uint64
 		buf[0] = uint64(len(subject)) | uint64(len(action))<<8 | uint64(len(resource))<<16 | uint64(len(owner))<<24
 		i := putWords(&buf, 1, subject)
 		i = putWords(&buf, i, action)
 		i = putWords(&buf, i, resource)
-		i = putWords(&buf, i, owner)
+		if owner != "" { // mostly empty: no call
+			i = putWords(&buf, i, owner)
+		}
 		raw := unsafe.Slice((*byte)(unsafe.Pointer(&buf)), 8*i)
 		k.fp1, k.fp2 = maphash.Bytes(c.seed1, raw), maphash.Bytes(c.seed2, raw)
 	} else {
@@ -98,7 +98,7 @@ func (c *decisionCache) key(k *cacheKey, subject, action, resource, owner string
 // putWords writes s into buf from word i, its last word zero padded, and returns the word after
 // it. The caller made room (key). A part of 8 bytes or more ends with its last 8 bytes, shifted
 // down over those already written; a shorter one is read in loads of its own bytes only.
-func putWords(buf *[1 + keyWords]uint64, i int, s string) int {
+func putWords(buf *[keyBufWords]uint64, i int, s string) int {
 	switch n := len(s); {
 	case n >= 8:
 		for t := s; len(t) > 8; t = t[8:] {
@@ -229,9 +229,10 @@ func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.C
 // of one-word hits in bench/ (BenchmarkL1Distinct; bench/RESULTS.md has the figures).
 type decisionCache struct {
 	// What a fast hit reads, first.
-	shards       []cacheShard
-	shardShift   uint                        // the index hash's top bits pick the shard
+	shardAt      *[maxShards]cacheShard      // shards, as an array: shard indexes it with no bounds check
+	shardMask    uint64                      // len(shards) - 1
 	hashMask     uint64                      // all ones; tests narrow it to make keys share homes and shards
+	shards       []cacheShard                // shardAt's first len (a power of two)
 	epochBits    uint                        // of the epoch, in a stamp; tests narrow it
 	epochMask    uint64                      // 1<<epochBits - 1
 	epochField   uint64                      // epochMask << metaEpochShift
@@ -383,8 +384,9 @@ func newDecisionCache(size int, policy *atomic.Pointer[rego.Policy]) *decisionCa
 	for n < maxShards && size/(2*n) >= shardSlots {
 		n *= 2
 	}
-	c := &decisionCache{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), shards: make([]cacheShard, n),
-		shardShift: uint(64 - bits.TrailingZeros(uint(n))), policy: policy}
+	c := &decisionCache{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), shardAt: new([maxShards]cacheShard),
+		shardMask: uint64(n - 1), policy: policy}
+	c.shards = c.shardAt[:n]
 	c.hashMask = ^uint64(0)
 	c.setEpochBits(defaultEpochBits)
 	c.size = int64(size)
@@ -429,9 +431,9 @@ func paddedWords(pad, n int) []cacheWord {
 	return unsafe.Slice((*cacheWord)(reflect.New(t).Elem().Field(1).Addr().UnsafePointer()), n)
 }
 
-// shard is the shard of index hash h: its top bits (none when there is one shard: a shift by
-// 64 is 0).
-func (c *decisionCache) shard(h uint64) *cacheShard { return &c.shards[h>>c.shardShift] }
+// shard is the shard of index hash h: its top byte's low bits. (The shards beyond len(shards)
+// are never used: 128 bytes each.)
+func (c *decisionCache) shard(h uint64) *cacheShard { return &c.shardAt[h>>56&c.shardMask] }
 
 // now is the cache's epoch of group g: the policy swaps, then the store's epoch of g, read in
 // that order (see stamp). All ones before an entry was first found current (no word is stamped
@@ -485,7 +487,9 @@ func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decis
 					m&(metaLock|metaStamped|c.epochField) == metaStamped|(after&c.epochMask)<<metaEpochShift &&
 					(w.meta.Load()^m)&^metaRef == 0 {
 					d.Allowed, d.Role = m&metaAllow != 0, c.roles[m>>metaRoleShift&noRole]
-					d.Reasons = unsafe.Slice(r, m>>metaLenShift&maxFastReasons)
+					n := int(m>>metaLenShift) & maxFastReasons
+					// d.Reasons = unsafe.Slice(r, n), without its overflow checks (n < 16).
+					*(*reasonsHeader)(unsafe.Pointer(&d.Reasons)) = reasonsHeader{r, n, n}
 					if m&metaRef == 0 {
 						w.meta.Or(metaRef)
 					}
@@ -499,6 +503,18 @@ func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decis
 	}
 	return nil, dir.Revision(), false
 }
+
+// reasonsHeader is the layout of a []Reason.
+type reasonsHeader struct {
+	data     *Reason
+	len, cap int
+}
+
+// The same size as a slice (and the order is the runtime's: pointer, length, capacity).
+const (
+	_ = uintptr(unsafe.Sizeof(reasonsHeader{}) - unsafe.Sizeof([]Reason(nil)))
+	_ = uintptr(unsafe.Sizeof([]Reason(nil)) - unsafe.Sizeof(reasonsHeader{}))
+)
 
 // slowHit is get for a word it could not serve alone: the entry's currency checked (and the word
 // stamped when current), the revision read from dir before the check.
