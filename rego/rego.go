@@ -386,6 +386,7 @@ type Policy struct {
 	noTable       string               // why the policy has no table; "" when it has one
 	vocab         map[string]*ast.Term // shared input terms (Policy.term); read-only
 	reads         inputReads           // what the modules read of the input (Input.value)
+	warnings      []Warning            // what vet finds in the authors' deciding modules (Warnings)
 }
 
 // New compiles the default policy plus the given modules, with data merged over the default data
@@ -464,6 +465,8 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		p.table = newTable(p, p.modules)
 	}
 	p.deterministic = !nondeterministic(compiler.Modules)
+	authors := slices.DeleteFunc(slices.Sorted(maps.Keys(deciding)), func(n string) bool { return n == DefaultModules()[0].Name })
+	p.warnings = p.vet(compiler.Modules, authors)
 	p.extAllows = definesExtAllow(compiler, merged)
 	return p, nil
 }
