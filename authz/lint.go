@@ -56,6 +56,9 @@ const (
 	// LintPolicyUnknownField: an author's module reads an input field the document does not
 	// have (rego.WarnUnknownField).
 	LintPolicyUnknownField LintCode = "policy_" + LintCode(rego.WarnUnknownField)
+	// LintPolicyPrint: an author's deciding module calls print, which only `teamgate test` runs
+	// (rego.WarnPrint).
+	LintPolicyPrint LintCode = "policy_" + LintCode(rego.WarnPrint)
 )
 
 // Finding is one hygiene problem: its code, the object it is about, a message for people and a
@@ -91,7 +94,7 @@ const lintAttempts = 3
 // Lint reports hygiene problems of the directory in orgs (every org when none is given): the
 // LintCode kinds, each finding with a fix; and, whatever orgs, those of the policy in force:
 // its authors' modules' warnings (rego.Policy.Warnings: a comparison that never holds, an
-// input field the document lacks), whose fix says what to write and whose Changes are empty. What a subject may do is asked of the policy in
+// input field the document lacks, a print call), whose fix says what to write and whose Changes are empty. What a subject may do is asked of the policy in
 // force, never of a second copy of the role rule: reachability is ListSubjects, a team space's
 // contents ListProjects, a redundant grant is one whose removal changes no project decision
 // (the decision table's cells, or full evaluation for a policy without a table), an outsider's access

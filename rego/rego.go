@@ -466,7 +466,7 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 	}
 	p.deterministic = !nondeterministic(compiler.Modules)
 	authors := slices.DeleteFunc(slices.Sorted(maps.Keys(deciding)), func(n string) bool { return n == DefaultModules()[0].Name })
-	p.warnings = p.vet(compiler.Modules, authors)
+	p.warnings = p.vet(deciding, compiler.Modules, authors)
 	p.extAllows = definesExtAllow(compiler, merged)
 	return p, nil
 }

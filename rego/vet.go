@@ -27,6 +27,11 @@ const (
 	// WarnUnknownField: a reference to a field the input document does not have
 	// (input.resource.lables): it is never defined, so the expression never holds.
 	WarnUnknownField WarningCode = "unknown_field"
+	// WarnPrint: a deciding module calls print. OPA's compiler erases print calls from a policy
+	// that decides, so its output never shows where the engine decides (check, a host service);
+	// only `teamgate test` runs it (its output under -v and on a failure). As Regal's
+	// print-or-trace-call.
+	WarnPrint WarningCode = "print"
 )
 
 // Warning is a problem Policy.Warnings finds in an author's deciding module: an expression that
@@ -111,9 +116,19 @@ type vetter struct {
 	warnings []Warning
 }
 
-// vet lints the authors' deciding modules (names in authors) of the compiled modules.
-func (p *Policy) vet(compiled map[string]*ast.Module, authors []string) []Warning {
+// vet lints the authors' deciding modules (names in authors) of the compiled modules, and of
+// the parsed ones for print calls (the compiler erases them).
+func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) []Warning {
 	v := &vetter{vocab: p.vocabularies(), fields: inputFields(), aliases: map[string]*vocabulary{}, consts: map[string]ast.Value{}}
+	for _, name := range authors {
+		ast.WalkExprs(parsed[name], func(e *ast.Expr) bool {
+			if e.IsCall() && (e.Operator().Equal(ast.Print.Ref()) || e.Operator().Equal(ast.InternalPrint.Ref())) {
+				v.add(WarnPrint, e, nil, "print is called here, but a policy that decides runs without its print calls (OPA's compiler erases them): "+
+					"its output shows only under `teamgate test` (with -v, or on a failure)", "remove the call, or print from a test")
+			}
+			return false
+		})
+	}
 	// Complete rules, defined once, whose value is a fact (action := input.action) or a
 	// constant (frozen := {"runs.delete"}); twice over, for a rule aliasing another.
 	defs := map[string]int{}
