@@ -985,6 +985,10 @@ type TestOptions struct {
 type TestRun struct {
 	Results []*tester.Result
 	Modules map[string]*ast.Module
+	// Warnings are the test modules' references to rules the default policy and the test helper
+	// do not define (WarnUnknownRule), by file, line and column. (The policy modules' own are
+	// Policy.Warnings.)
+	Warnings []Warning
 }
 
 // Test runs every test_ rule of the given modules (an author's policy and tests) with the
@@ -1044,7 +1048,7 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 		return nil, err
 	}
 	store := inmem.NewFromObject(merged)
-	run := &TestRun{Modules: deciding}
+	run := &TestRun{Modules: deciding, Warnings: testWarnings(tests)}
 	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 		r := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).
 			CapturePrintOutput(true).EnableTracing(opts.Trace).StackTraces(true).

@@ -494,3 +494,73 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// WarnUnknownRule is the code of a test module's reference into the default rules' package or
+// the test helper's that names no rule there (authz.decison): it is undefined, so a test
+// asserting it fails, and one asserting its negation passes, without saying why.
+const WarnUnknownRule WarningCode = "unknown_rule"
+
+// testWarnings returns the WarnUnknownRule warnings of the test modules: references, directly
+// or through an import, to data.teamgate.authz.NAME or data.teamgate.testing.NAME where the
+// package defines no rule NAME.
+func testWarnings(tests map[string]*ast.Module) []Warning {
+	own := map[string][]string{} // package path → its rules' names
+	for _, m := range append(DefaultModules(), TestHelpers()...) {
+		mod, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			continue // the embedded modules parse: tests say so
+		}
+		pkg := mod.Package.Path.String()
+		for _, r := range mod.Rules {
+			own[pkg] = append(own[pkg], strings.Trim(r.Head.Ref()[0].String(), `"`))
+		}
+	}
+	v := &vetter{}
+	for _, name := range slices.Sorted(mapKeys(tests)) {
+		mod := tests[name]
+		imports := map[string]ast.Ref{} // alias → the imported path
+		for _, imp := range mod.Imports {
+			if path, ok := imp.Path.Value.(ast.Ref); ok && path[0].Equal(ast.DefaultRootDocument) {
+				alias := string(imp.Alias)
+				if alias == "" {
+					alias = strings.Trim(path[len(path)-1].String(), `"`)
+				}
+				imports[alias] = path
+			}
+		}
+		ast.WalkRefs(mod, func(r ast.Ref) bool {
+			full, shift := r, 0
+			if head, ok := r[0].Value.(ast.Var); ok && imports[string(head)] != nil {
+				full = append(imports[string(head)].Copy(), r[1:]...)
+				shift = len(imports[string(head)]) - 1
+			}
+			for pkg, rules := range own {
+				p := ast.MustParseRef(pkg)
+				if len(full) <= len(p) || !full.HasPrefix(p) {
+					continue
+				}
+				s, ok := full[len(p)].Value.(ast.String)
+				if !ok || slices.Contains(rules, string(s)) {
+					continue
+				}
+				slices.Sort(rules)
+				w := Warning{Code: WarnUnknownRule,
+					Message: fmt.Sprintf("%s defines no rule %q, so %s is undefined (a test of it fails, a test of its negation passes)", pkg, string(s), r),
+					Fix:     "refer to one of its rules: " + strings.Join(slices.Compact(rules), ", ")}
+				if near := nearest(string(s), rules); near != "" {
+					w.Message += fmt.Sprintf("; did you mean %s?", near)
+					w.Fix = "write " + near
+				}
+				if loc := r[len(p)-shift].Location; loc != nil {
+					w.File, w.Line, w.Col = loc.File, loc.Row, loc.Col
+				}
+				v.warnings = append(v.warnings, w)
+			}
+			return false
+		})
+	}
+	slices.SortFunc(v.warnings, func(a, b Warning) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	return v.warnings
+}

@@ -143,3 +143,31 @@ func TestShippedPoliciesHaveNoWarnings(t *testing.T) {
 		}
 	}
 }
+
+// TestTestRunWarnsOfUnknownRules: a test module's reference to a rule the default policy or the
+// test helper does not define — through an import or as data.… — is a warning at its
+// file:line:col with the nearest rule; the default policy's own tests have none.
+func TestTestRunWarnsOfUnknownRules(t *testing.T) {
+	t.Parallel()
+	src := "package x_test\n\nimport rego.v1\n\nimport data.teamgate.authz\n\n" +
+		"test_a if not authz.decison.allow\n\ntest_b if not data.teamgate.testing.defualts\n"
+	run, err := rego.RunTests(t.Context(), []rego.Module{{Name: "x_test.rego", Source: src}}, rego.TestOptions{})
+	require.NoError(t, err)
+	require.Len(t, run.Results, 2)
+	for _, r := range run.Results {
+		require.True(t, r.Pass(), "the negation of an undefined rule passes: why the warning")
+	}
+	var got []string
+	for _, w := range run.Warnings {
+		require.Equal(t, rego.WarnUnknownRule, w.Code)
+		got = append(got, w.String()+" | "+w.Fix)
+	}
+	require.Equal(t, []string{
+		`x_test.rego:7:21: data.teamgate.authz defines no rule "decison", so authz.decison.allow is undefined (a test of it fails, a test of its negation passes); did you mean decision? | write decision`,
+		`x_test.rego:9:37: data.teamgate.testing defines no rule "defualts", so data.teamgate.testing.defualts is undefined (a test of it fails, a test of its negation passes); did you mean defaults? | write defaults`,
+	}, got)
+
+	run, err = rego.RunTests(t.Context(), rego.DefaultTests(), rego.TestOptions{})
+	require.NoError(t, err)
+	require.Empty(t, run.Warnings)
+}

@@ -23,8 +23,9 @@ import (
 //   - --coverage: pretty prints each file's coverage and the total after the results; json prints
 //     OPA's coverage report (as `opa test --coverage`). The default policy is in the report.
 //
-// The policy modules' warnings (rego.Policy.Warnings, as `teamgate lint --policy` reports them)
-// go to stderr; they do not fail the run.
+// The test modules' warnings (rego.TestRun.Warnings: a rule of the default policy or the test
+// helper that does not exist) and the policy modules' (rego.Policy.Warnings, as `teamgate lint
+// --policy` reports them) go to stderr; they do not fail the run.
 //
 // It exits 1 when a test fails or errors, or when no test matched (a --run that selects nothing
 // must not pass silently), or when a PATH holds no module or data file.
@@ -91,10 +92,12 @@ func (e *env) testCmd() *cobra.Command {
 			}
 			// What `teamgate lint --policy` reports of the modules: a test of a rule that can never
 			// fire may pass for the wrong reason.
+			warnings := run.Warnings
 			if p, err := rego.New(cmd.Context(), mods, data...); err == nil {
-				for _, w := range p.Warnings() {
-					fmt.Fprintf(e.stderr, "teamgate: warning: %s (%s)\n", w, w.Fix)
-				}
+				warnings = append(warnings, p.Warnings()...)
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(e.stderr, "teamgate: warning: %s (%s)\n", w, w.Fix)
 			}
 			failed := 0
 			for _, r := range run.Results {
