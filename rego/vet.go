@@ -20,7 +20,7 @@ type WarningCode string
 // The kinds of Warning.
 const (
 	// WarnUnknownValue: an input fact with a closed vocabulary (input.action, a resource kind, an
-	// org role, a grant, a team role) is compared with a literal outside it — ==, !=, `in` a
+	// org role, a grant, a team role), or time.weekday's result, is compared with a literal outside it — ==, !=, `in` a
 	// set or array, startswith, endswith or glob.match — so the comparison never holds (or,
 	// negated, always does).
 	WarnUnknownValue WarningCode = "unknown_value"
@@ -73,7 +73,7 @@ func (v *vocabulary) has(s string) bool {
 
 // vocabularies are the input facts whose values the policy knows: the action (the catalog with
 // the policy's data), the resource kinds, the org role (or none), the grant (a ranked role, or
-// "" for none) and the highest team role (a ranked role or none).
+// "" for none) and the highest team role (a ranked role or none); and time.weekday's days.
 func (p *Policy) vocabularies() map[string]*vocabulary {
 	kinds := []string{string(scope.KindOrg), string(scope.KindTeam), string(scope.KindProject)}
 	orgRoles := []string{"none"}
@@ -97,6 +97,9 @@ func (p *Policy) vocabularies() map[string]*vocabulary {
 	}
 	add("input.action", "an action of the catalog (data.teamgate.actions)", p.Actions(),
 		"or add the action to the catalog in a JSON file of the policy")
+	// Not input, but a closed vocabulary an author's time rule compares with.
+	add(weekday, "a day time.weekday returns (Monday … Sunday, capitalised)",
+		[]string{"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}, "")
 	for _, prefix := range []string{"input", "input.destination"} {
 		add(prefix+".resource.kind", "a resource kind", slices.Clone(kinds), "")
 		add(prefix+".subject.org_role", "an org role (or none)", slices.Clone(orgRoles), "")
@@ -106,6 +109,9 @@ func (p *Policy) vocabularies() map[string]*vocabulary {
 	return out
 }
 
+// weekday is the vocabulary of time.weekday's result.
+const weekday = "time.weekday(...)"
+
 // vetter finds the warnings of authors' compiled modules.
 type vetter struct {
 	vocab    map[string]*vocabulary
@@ -113,6 +119,7 @@ type vetter struct {
 	aliases  map[string]*vocabulary // rules `name := input.action`, by path
 	consts   map[string]ast.Value   // rules `name := {"a", "b"}`, by path: a ground value
 	binds    map[ast.Var]*ast.Term  // the rule being checked: its local variables' bindings
+	outs     map[ast.Var]string     // and the variables holding a call's result with a vocabulary (weekday)
 	warnings []Warning
 }
 
@@ -181,8 +188,13 @@ func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) 
 // every local variable a name unique in its rule, so a variable means one thing in the whole
 // rule, its else branches and closures included.
 func (v *vetter) bind(r *ast.Rule) {
-	v.binds = map[ast.Var]*ast.Term{}
+	v.binds, v.outs = map[ast.Var]*ast.Term{}, map[ast.Var]string{}
 	ast.WalkExprs(r, func(e *ast.Expr) bool {
+		if e.IsCall() && e.Operator().Equal(ast.Weekday.Ref()) && len(e.Operands()) == 2 {
+			if out, ok := e.Operands()[1].Value.(ast.Var); ok {
+				v.outs[out] = weekday // the compiler's form of `time.weekday(ns) == "..."`
+			}
+		}
 		if e.Negated || !e.IsEquality() && !e.IsAssignment() {
 			return false
 		}
@@ -213,7 +225,11 @@ func (v *vetter) resolve(t *ast.Term) *ast.Term {
 // fact returns the vocabulary of the input fact t reads (input.action, a rule aliasing it, a
 // local variable bound to either), nil when t is none.
 func (v *vetter) fact(t *ast.Term) *vocabulary {
-	if r, ok := v.resolve(t).Value.(ast.Ref); ok {
+	t = v.resolve(t)
+	if out, ok := t.Value.(ast.Var); ok && v.outs[out] != "" {
+		return v.vocab[v.outs[out]]
+	}
+	if r, ok := t.Value.(ast.Ref); ok {
 		if voc := v.aliases[r.String()]; voc != nil {
 			return voc
 		}

@@ -61,6 +61,11 @@ func TestWarningsFindNeverMatchingComparisons(t *testing.T) {
 		{"destination team role", `deny contains "x" if input.destination.subject.team_role == "owner"`,
 			[]string{`x.rego:5:61: input.destination.subject.team_role is compared with "owner", which is not a role of teamgate.ranks (none included), so this comparison never holds`},
 			"fix the value"},
+		{"weekday", `deny contains "x" if { d := time.weekday(time.now_ns()); d in {"saturday", "Sunday"}; time.weekday(time.now_ns()) != "Fri" }`,
+			[]string{
+				`x.rego:5:64: time.weekday(...) is tested for membership in a collection holding "saturday", which is not a day time.weekday returns (Monday … Sunday, capitalised): that element never matches; did you mean "Saturday"?`,
+				`x.rego:5:118: time.weekday(...) is compared with "Fri", which is not a day time.weekday returns (Monday … Sunday, capitalised), so this comparison always holds`,
+			}, `write "Saturday"`},
 		{"input field", `deny contains "x" if input.resource.lables.approval == "admin-only"`,
 			[]string{`x.rego:5:37: input.resource has no field "lables" (the input document: rego/README.md, "Input"), so input.resource.lables.approval is never defined and an expression reading it never holds; did you mean input.resource.labels?`},
 			"write input.resource.labels"},
