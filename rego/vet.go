@@ -20,9 +20,9 @@ type WarningCode string
 // The kinds of Warning.
 const (
 	// WarnUnknownValue: an input fact with a closed vocabulary (input.action, a resource kind, an
-	// org role, a grant, a team role), or time.weekday's result, is compared with a literal outside it — ==, !=, `in` a
-	// set or array, startswith, endswith or glob.match — so the comparison never holds (or,
-	// negated, always does).
+	// org role, a grant, a team role), or time.weekday's result, is compared with a literal
+	// outside it — ==, !=, `in` a set or array, startswith, endswith or glob.match — so the
+	// comparison never holds (or, negated, always does).
 	WarnUnknownValue WarningCode = "unknown_value"
 	// WarnUnknownField: a reference to a field the input document does not have
 	// (input.resource.lables): it is never defined, so the expression never holds.
@@ -53,9 +53,9 @@ func (w Warning) String() string {
 
 // Warnings returns what a lint of the authors' deciding modules finds (WarningCode), sorted by
 // file, line and column; nil when there is nothing (always for the default policy alone). They
-// do not keep a policy from loading, as `opa check` without --strict, or Regal, reports such
-// problems apart from compiling: `teamgate lint --policy DIR` reports them (and with --strict
-// fails on them), `teamgate test` prints them. README.md beside this file, "Lint", says why.
+// do not keep a policy from loading — as OPA loads what `opa check --strict` and Regal flag —
+// but `teamgate lint --policy DIR` reports them (and with --strict fails on them) and `teamgate
+// test` prints them. README.md beside this file, "Lint", says why.
 func (p *Policy) Warnings() []Warning { return slices.Clone(p.warnings) }
 
 // vocabulary is a closed set of values an input fact takes, and how to name it in a message.
