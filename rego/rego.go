@@ -44,6 +44,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/types"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/scope"
@@ -1051,6 +1052,7 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 	run := &TestRun{Modules: deciding, Warnings: testWarnings(tests)}
 	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 		r := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).
+			AddCustomBuiltins([]*tester.Builtin{testError}).
 			CapturePrintOutput(true).EnableTracing(opts.Trace).StackTraces(true).
 			SetTimeout(cmp.Or(opts.Timeout, 5*time.Second)).Filter(opts.Run)
 		if opts.Coverage != nil {
@@ -1072,6 +1074,19 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 		return cmp.Or(strings.Compare(a.Package, b.Package), strings.Compare(a.Name, b.Name))
 	})
 	return run, nil
+}
+
+// testError is teamgate.test_error(message), a built-in of test runs only (the test helper's):
+// it fails the evaluation with message, so a helper refusing its argument says just why
+// ("eval_builtin_error: teamgate.test_error: action x is not in the catalog ..."), where a
+// built-in made to fail on purpose would wrap it in its own words.
+var testError = &tester.Builtin{
+	Decl: &ast.Builtin{Name: "teamgate.test_error", Decl: types.NewFunction(types.Args(types.S), types.A)},
+	Func: rego.Function1(&rego.Function{Name: "teamgate.test_error", Decl: types.NewFunction(types.Args(types.S), types.A)},
+		func(_ rego.BuiltinContext, msg *ast.Term) (*ast.Term, error) {
+			s, _ := msg.Value.(ast.String)
+			return nil, errors.New(string(s))
+		}),
 }
 
 // mergedData is the default data with each of data merged over it in order.
