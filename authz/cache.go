@@ -164,7 +164,7 @@ func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.C
 // unset).
 //
 // A request's key is hashed once (cacheKey): a 128-bit fingerprint, whose first half also picks
-// the shard (its top byte) and the home position in the shard's index (linear probing). A hit
+// the shard (its top byte's low bits) and the home position in the shard's index (linear probing). A hit
 // validates nothing: a request gets an entry only once decided, and deciding validates it first
 // (an invalid request returns its typed error and is not cached); the fingerprint stands for the
 // four parts (key: an injective encoding, whatever bytes they hold), and whether a request is
