@@ -5,6 +5,7 @@ package bench
 import (
 	"cmp"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -27,6 +28,12 @@ import (
 //	none        nothing: the timer's own spread
 //	spin        a fixed, deterministic CPU-bound loop over a 4 KiB array (in L1) taking about
 //	            as long as a full evaluation; no allocation, no system call
+//	spin-16us, spin-12us, spin-8us  the same loop, 2/3, 1/2 and 1/3 as long: how the tail
+//	            scales with the length of the call
+//	walk        a fixed number of steps of a pointer chase through 512 KiB (in L2, not L1: about
+//	            the data an evaluation touches, whose code misses L1 about as often), also about
+//	            as long as a full evaluation; no allocation: a job that feels cold caches as an
+//	            evaluation does, where spin does not
 //	alloc       spin, with 145 allocations (8.1 KiB) spread through it: a full evaluation's count
 //	            and bytes (bench's BenchmarkAuthorizeRego: 145 · 8.2 KiB)
 //	alloc-heap  alloc beside a live heap of pointers as large as the small tier's store
@@ -57,8 +64,13 @@ func BenchmarkMachineTail(b *testing.B) {
 	}
 	jobs := []job{
 		{"none", func(*testing.B) func() error { return func() error { return nil } }},
-		{"spin", func(*testing.B) func() error {
-			return func() error { spinSink = spin(1, spinRounds); return nil }
+		{"spin", spinJob(spinRounds)},
+		{"spin-16us", spinJob(spinRounds * 2 / 3)},
+		{"spin-12us", spinJob(spinRounds / 2)},
+		{"spin-8us", spinJob(spinRounds / 3)},
+		{"walk", func(*testing.B) func() error {
+			w := newWalk()
+			return func() error { spinSink = w.steps(walkSteps); return nil }
 		}},
 		{"alloc", func(*testing.B) func() error { return allocJob }},
 		{"alloc-heap", func(b *testing.B) func() error {
@@ -228,6 +240,12 @@ var (
 	spinSink uint64
 )
 
+func spinJob(rounds int) func(*testing.B) func() error {
+	return func(*testing.B) func() error {
+		return func() error { spinSink = spin(1, rounds); return nil }
+	}
+}
+
 // spin is n rounds, from x, of a multiply and a load whose address depends on the previous
 // round: the same instructions every call, one dependent chain (no overlapping), nothing outside
 // the array.
@@ -236,6 +254,37 @@ func spin(x uint64, n int) uint64 {
 		x = x*0x2545F4914F6CDD1D + spinData[(x>>32)&511]
 	}
 	return x
+}
+
+// walk's chain: 8,192 lines of 64 bytes, one random cycle through all of them.
+const (
+	walkLines = 8192
+	walkSteps = 3600 // about spin's time per call here
+)
+
+type walk struct {
+	next []uint32 // next[k*16]: the line after line k; the rest of the line is padding
+	at   uint32
+}
+
+func newWalk() *walk {
+	w := &walk{next: make([]uint32, walkLines*16)}
+	order := rand.New(rand.NewPCG(3, 4)).Perm(walkLines)
+	for k := range order {
+		w.next[order[k]*16] = uint32(order[(k+1)%walkLines])
+	}
+	return w
+}
+
+// steps follows the chain n lines on from where the last call stopped, so that calls cover the
+// whole 512 KiB in turn.
+func (w *walk) steps(n int) uint64 {
+	at := w.at
+	for range n {
+		at = w.next[at*16]
+	}
+	w.at = at
+	return uint64(at)
 }
 
 // The alloc job's allocations: a full evaluation's count, and about its bytes in two size
