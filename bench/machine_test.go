@@ -30,22 +30,25 @@ import (
 //	            as long as a full evaluation; no allocation, no system call
 //	spin-16us, spin-12us, spin-8us  the same loop, 2/3, 1/2 and 1/3 as long: how the tail
 //	            scales with the length of the call
-//	walk        a fixed number of steps of a pointer chase through 512 KiB (in L2, not L1: about
-//	            the data an evaluation touches, whose code misses L1 about as often), also about
-//	            as long as a full evaluation; no allocation: a job that feels cold caches as an
-//	            evaluation does, where spin does not
+//	walk        a fixed number of steps of a pointer chase through 512 KiB (in L2, not L1: the
+//	            order of what an evaluation touches, whose data and code each miss L1 ≈ 3k times
+//	            per evaluation under callgrind), also about as long as a full evaluation; no
+//	            allocation: a job that depends on warm caches as an evaluation does, where spin
+//	            does not
 //	walk-12us, walk-8us  the same chase, 1/2 and 1/3 as long
 //	alloc       spin, with 145 allocations (8.1 KiB) spread through it: a full evaluation's count
 //	            and bytes (bench's BenchmarkAuthorizeRego: 145 · 8.2 KiB)
-//	alloc-heap  alloc beside a live heap of pointers as large as the small tier's store
-//	            (ballastBytes), so that the collector runs as often and marks as much as it does
-//	            under BenchmarkAuthorizeRego
+//	alloc-heap  alloc beside a live heap of pointers about as large as BenchmarkAuthorizeRego's
+//	            (ballastBytes), so that the collector runs about as often (its many small
+//	            objects take longer to mark than the store: more calls overlap a collection)
 //	rego        BenchmarkAuthorizeRego's decisions (the small tier's 4,096 random requests)
-//	rego-kind   only the requests of the kind (allowed or not, and the reasons' codes) whose
-//	            evaluation is slowest, as a stream of its own
+//	rego-kind   only the requests of one kind (allowed or not, and the reasons' codes): the
+//	            slowest to evaluate among the kinds of at least 1 % of the requests, as a stream
+//	            of its own
 //	rego-one    the single slowest request, over and over
 //
-// Modes: plain (as BenchmarkAuthorizeRego), locked (the goroutine locked to its thread),
+// Modes: plain (as BenchmarkAuthorizeRego, after a runtime.GC, with a read of the collector's
+// pause count before and after each call, outside the timing), locked (the goroutine locked to its thread),
 // gosched (runtime.Gosched before each call, outside the timing), tail (BenchmarkRegoTail's
 // per-call attribution: thread CPU time, switches, faults, collections). GOMAXPROCS is the
 // environment's. Metrics besides p50-ns and p99-ns:
