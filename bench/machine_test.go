@@ -36,6 +36,8 @@ import (
 //	            allocation: a job that depends on warm caches as an evaluation does, where spin
 //	            does not
 //	walk-12us, walk-8us  the same chase, 1/2 and 1/3 as long
+//	walk-32k    the same chase through 32 KiB (in L1), as long as walk: the working set's size
+//	            alone
 //	alloc       spin, with 145 allocations (8.1 KiB) spread through it: a full evaluation's count
 //	            and bytes (bench's BenchmarkAuthorizeRego: 145 · 8.2 KiB)
 //	alloc-heap  alloc beside a live heap of pointers about as large as BenchmarkAuthorizeRego's
@@ -72,9 +74,10 @@ func BenchmarkMachineTail(b *testing.B) {
 		{"spin-16us", spinJob(spinRounds * 2 / 3)},
 		{"spin-12us", spinJob(spinRounds / 2)},
 		{"spin-8us", spinJob(spinRounds / 3)},
-		{"walk", walkJob(walkSteps)},
-		{"walk-12us", walkJob(walkSteps / 2)},
-		{"walk-8us", walkJob(walkSteps / 3)},
+		{"walk", walkJob(walkLines, walkSteps)},
+		{"walk-12us", walkJob(walkLines, walkSteps/2)},
+		{"walk-8us", walkJob(walkLines, walkSteps/3)},
+		{"walk-32k", walkJob(512, walkL1Steps)},
 		{"alloc", func(*testing.B) func() error { return allocJob }},
 		{"alloc-heap", func(b *testing.B) func() error {
 			ballast := newBallast(ballastBytes)
@@ -259,10 +262,11 @@ func spin(x uint64, n int) uint64 {
 	return x
 }
 
-// walk's chain: 8,192 lines of 64 bytes, one random cycle through all of them.
+// walk's chain (8,192 lines: 512 KiB) and steps per call.
 const (
-	walkLines = 8192
-	walkSteps = 3600 // about spin's time per call here
+	walkLines   = 8192
+	walkSteps   = 3600  // about spin's time per call here
+	walkL1Steps = 10000 // walk-32k's: the same time, its lines in L1
 )
 
 type walk struct {
@@ -270,24 +274,25 @@ type walk struct {
 	at   uint32
 }
 
-func walkJob(steps int) func(*testing.B) func() error {
+func walkJob(lines, steps int) func(*testing.B) func() error {
 	return func(*testing.B) func() error {
-		w := newWalk()
+		w := newWalk(lines)
 		return func() error { spinSink = w.steps(steps); return nil }
 	}
 }
 
-func newWalk() *walk {
-	w := &walk{next: make([]uint32, walkLines*16)}
-	order := rand.New(rand.NewPCG(3, 4)).Perm(walkLines)
+// newWalk is a chain through lines lines of 64 bytes, one random cycle through all of them.
+func newWalk(lines int) *walk {
+	w := &walk{next: make([]uint32, lines*16)}
+	order := rand.New(rand.NewPCG(3, 4)).Perm(lines)
 	for k := range order {
-		w.next[order[k]*16] = uint32(order[(k+1)%walkLines])
+		w.next[order[k]*16] = uint32(order[(k+1)%lines])
 	}
 	return w
 }
 
 // steps follows the chain n lines on from where the last call stopped, so that calls cover the
-// whole 512 KiB in turn.
+// whole chain in turn.
 func (w *walk) steps(n int) uint64 {
 	at := w.at
 	for range n {
