@@ -33,23 +33,22 @@ func WithDecisionCache(size int) Option {
 
 // cacheKey identifies a cacheable request: one without attributes (attributes make decisions
 // depend on more than the facts the store tracks, so such requests are always evaluated). It is
-// made once per request (decisionCache.key): its 128-bit fingerprint and its index hash, and,
-// when it fits, its packed form in fixed-size words (kept by the entry for the decision log).
+// made once per request (decisionCache.key): the four parts, their 128-bit fingerprint and the
+// index hash. A hit reads nothing else of it; the packed form the entry keeps (for the decision
+// log and the Badger tier) is made from the parts on a miss (decisionCache.entry).
 type cacheKey struct {
 	subject, action, resource, owner string
-	n                                int    // packedLen
 	fp1, fp2                         uint64 // the fingerprint: the key's identity in the cache
 	ih                               uint64 // the index hash (fp1; tests narrow it, see hashMask)
-	// buf is what the fingerprint hashes when the key fits: the four parts' lengths, then the
-	// packed form zero padded (inline).
-	buf [1 + keyWords]uint64
 }
 
-// keyWords is the inline room for packed keys, in words: typical keys fit and are hashed in one
-// call; longer ones are hashed part by part.
+// keyWords is the entry's inline room for packed keys, in words (longer ones are kept as a
+// string). A key whose parts hold at most keyBytes bytes in all is hashed in one call per seed,
+// from keyBufWords words at most (key); a longer one part by part (hashLong).
 const (
-	keyWords = 6
-	keyBytes = 8 * keyWords
+	keyWords    = 6
+	keyBytes    = 8 * keyWords
+	keyBufWords = 1 + (keyBytes+4*7)/8 // the lengths, then four parts of keyBytes bytes in all, each padded to a word
 )
 
 // packedLen is the length of the key's packed form: its parts joined by NUL bytes.
@@ -65,25 +64,30 @@ func (k *cacheKey) appendPacked(b []byte) []byte {
 	return append(b, k.owner...)
 }
 
-// inline is the packed form in words, zero padded (when n <= keyBytes).
-func (k *cacheKey) inline() *[keyWords]uint64 { return (*[keyWords]uint64)(k.buf[1:]) }
-
-// key makes k, which is zero, the cache key of a request: two hash/maphash values under the
-// cache's two seeds (random per cache) of an injective encoding of the four parts — their
-// lengths, then their bytes — so that two requests share a fingerprint only by a collision of
-// keyed 128-bit hashes, whatever bytes (NULs included) their parts hold. See decisionCache for
-// the bound; nobody can choose colliding requests without the seeds.
+// key makes k the cache key of a request: two hash/maphash values under the cache's two seeds
+// (random per cache) of an injective encoding of the four parts, so that two requests share a
+// fingerprint only by a collision of keyed 128-bit hashes, whatever bytes (NULs included) their
+// parts hold. See decisionCache for the bound; nobody can choose colliding requests without the
+// seeds.
+//
+// The encoding of a key whose parts hold at most keyBytes bytes in all: a word of the four
+// lengths (a byte each), then each part from a word boundary, its last word zero padded — 8 to
+// 80 bytes, read from the parts' strings as words (no copy into a packed form: the lengths say
+// where each part ends). A longer key's is hashLong's: its lengths in 32 bytes, then its parts,
+// at least 32 + keyBytes + 1 = 81 bytes. The two encodings never have the same length, and each
+// is injective.
 func (c *decisionCache) key(k *cacheKey, subject, action, resource, owner string) {
 	k.subject, k.action, k.resource, k.owner = subject, action, resource, owner
-	k.n = k.packedLen()
-	if k.n <= keyBytes {
-		b := (*[keyBytes]byte)(unsafe.Pointer(&k.buf[1]))
-		i := copy(b[:], subject) + 1 // the NUL separators are the zero padding's
-		i += copy(b[i:], action) + 1
-		i += copy(b[i:], resource) + 1
-		copy(b[i:], owner)
-		k.buf[0] = uint64(len(subject)) | uint64(len(action))<<8 | uint64(len(resource))<<16 | uint64(len(owner))<<24
-		raw := (*[8 * (1 + keyWords)]byte)(unsafe.Pointer(&k.buf))[:]
+	if len(subject)+len(action)+len(resource)+len(owner) <= keyBytes {
+		var buf [keyBufWords]uint64
+		buf[0] = uint64(len(subject)) | uint64(len(action))<<8 | uint64(len(resource))<<16 | uint64(len(owner))<<24
+		i := putWords(&buf, 1, subject)
+		i = putWords(&buf, i, action)
+		i = putWords(&buf, i, resource)
+		if owner != "" { // mostly empty: no call
+			i = putWords(&buf, i, owner)
+		}
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&buf)), 8*i)
 		k.fp1, k.fp2 = maphash.Bytes(c.seed1, raw), maphash.Bytes(c.seed2, raw)
 	} else {
 		k.fp1, k.fp2 = k.hashLong(c.seed1), k.hashLong(c.seed2)
@@ -91,8 +95,41 @@ func (c *decisionCache) key(k *cacheKey, subject, action, resource, owner string
 	k.ih = k.fp1 & c.hashMask
 }
 
+// putWords writes s into buf from word i, its last word zero padded, and returns the word after
+// it. The caller made room (key). A part of 8 bytes or more ends with its last 8 bytes, shifted
+// down over those already written; a shorter one is read in loads of its own bytes only.
+func putWords(buf *[keyBufWords]uint64, i int, s string) int {
+	switch n := len(s); {
+	case n >= 8:
+		for t := s; len(t) > 8; t = t[8:] {
+			buf[i] = load64(t)
+			i++
+		}
+		buf[i] = load64(s[n-8:]) >> (-8 * n & 63)
+	case n >= 4: // two loads of four bytes, overlapping: the middle bytes are the same in both
+		buf[i] = uint64(load32(s)) | uint64(load32(s[n-4:]))<<(8*(n-4))
+	case n > 0: // bytes 0, n/2 and n-1 are every byte of one to three
+		buf[i] = uint64(s[0]) | uint64(s[n/2])<<(8*(n/2)) | uint64(s[n-1])<<(8*(n-1))
+	default:
+		return i
+	}
+	return i + 1
+}
+
+// load64 and load32 read the first 8 and 4 bytes of s, little endian (one load each).
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func load32(s string) uint32 {
+	_ = s[3]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}
+
 // hashLong is key's hash of a key that does not fit: the four lengths in 8 bytes each, then the
-// parts (a different length of input than any key that fits: the encodings never coincide).
+// parts.
 func (k *cacheKey) hashLong(seed maphash.Seed) uint64 {
 	var h maphash.Hash
 	h.SetSeed(seed)
@@ -127,7 +164,14 @@ func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.C
 // unset).
 //
 // A request's key is hashed once (cacheKey): a 128-bit fingerprint, whose first half also picks
-// the shard and the home position in the shard's index (linear probing). An index word
+// the shard (its top byte's low bits) and the home position in the shard's index (linear
+// probing). A hit validates nothing: a request gets an entry only once decided, and deciding
+// validates it first (an invalid request returns its typed error and is not cached); the
+// fingerprint stands for the four parts (key: an injective encoding, whatever bytes they hold),
+// and whether a request is valid depends on those parts and the policy only (a policy swap makes
+// every word slow, and a slow hit checks the entry's policy), so a hit's request was valid when
+// its decision was made (TestInvalidRequestNeverHits: invalid requests one byte off a cached
+// one). An index word
 // (cacheWord) holds the fingerprint, the decision's reasons by pointer and one meta word: the
 // verdict, the role (by index among the cache's roles), the number of reasons, a CLOCK bit, a
 // lock bit, the entry's epoch group and a stamp — the group's epoch at which the entry was last
@@ -192,15 +236,16 @@ func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.C
 // of one-word hits in bench/ (BenchmarkL1Distinct; bench/RESULTS.md has the figures).
 type decisionCache struct {
 	// What a fast hit reads, first.
-	shards       []cacheShard
-	shardShift   uint                        // the index hash's top bits pick the shard
+	shardAt      *[maxShards]cacheShard      // shards, as an array: shard indexes it with no bounds check
+	shardMask    uint64                      // len(shards) - 1
 	hashMask     uint64                      // all ones; tests narrow it to make keys share homes and shards
+	shards       []cacheShard                // shardAt's first len (a power of two)
 	epochBits    uint                        // of the epoch, in a stamp; tests narrow it
 	epochMask    uint64                      // 1<<epochBits - 1
 	epochField   uint64                      // epochMask << metaEpochShift
 	epoch        atomic.Pointer[store.Epoch] // the store's, once an entry was first found current
 	policySwaps  atomic.Uint64               // part of the epoch (policySwapped)
-	roles        [noRole]string              // a word's role index names one: written before any word names it
+	roles        [noRole + 1]string          // a word's role index names one: written before any word names it (noRole: none)
 	seed1, seed2 maphash.Seed
 
 	policy *atomic.Pointer[rego.Policy] // the engine's policy in force (stamp); nil: no stamps
@@ -346,8 +391,9 @@ func newDecisionCache(size int, policy *atomic.Pointer[rego.Policy]) *decisionCa
 	for n < maxShards && size/(2*n) >= shardSlots {
 		n *= 2
 	}
-	c := &decisionCache{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), shards: make([]cacheShard, n),
-		shardShift: uint(64 - bits.TrailingZeros(uint(n))), policy: policy}
+	c := &decisionCache{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), shardAt: new([maxShards]cacheShard),
+		shardMask: uint64(n - 1), policy: policy}
+	c.shards = c.shardAt[:n]
 	c.hashMask = ^uint64(0)
 	c.setEpochBits(defaultEpochBits)
 	c.size = int64(size)
@@ -392,12 +438,9 @@ func paddedWords(pad, n int) []cacheWord {
 	return unsafe.Slice((*cacheWord)(reflect.New(t).Elem().Field(1).Addr().UnsafePointer()), n)
 }
 
-func (c *decisionCache) shard(h uint64) *cacheShard {
-	if len(c.shards) == 1 {
-		return &c.shards[0]
-	}
-	return &c.shards[h>>c.shardShift]
-}
+// shard is the shard of index hash h: its top byte's low bits. (The shards beyond len(shards)
+// are never used: 128 bytes each.)
+func (c *decisionCache) shard(h uint64) *cacheShard { return &c.shardAt[h>>56&c.shardMask] }
 
 // now is the cache's epoch of group g: the policy swaps, then the store's epoch of g, read in
 // that order (see stamp). All ones before an entry was first found current (no word is stamped
@@ -428,7 +471,8 @@ func (c *decisionCache) policySwapped() { c.policySwaps.Add(1) }
 // reads the store's revision (store.Epoch.Revision: the word was stamped for Deps of that store)
 // between two loads of the word's group's epoch (now), which must both be the word's stamp, so
 // the decision holds at the revision and was made no later (store.Epoch); a slow hit or a miss
-// reads dir's. A fast hit leaves d.Revision 0. It takes no lock.
+// reads dir's. d is zero when called: a fast hit writes its verdict, role and reasons (the word's)
+// and leaves the rest, Revision 0. It takes no lock.
 func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decision) (*atomic.Pointer[cacheEntry], uint64, bool) {
 	s := c.shard(k.ih)
 	ix := s.index.Load()
@@ -449,8 +493,10 @@ func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decis
 				if before == after && after>>c.epochBits == c.eras[g].Load() &&
 					m&(metaLock|metaStamped|c.epochField) == metaStamped|(after&c.epochMask)<<metaEpochShift &&
 					(w.meta.Load()^m)&^metaRef == 0 {
-					*d = Decision{Allowed: m&metaAllow != 0, Role: c.roles[m>>metaRoleShift&noRole],
-						Reasons: unsafe.Slice(r, m>>metaLenShift&maxFastReasons)}
+					d.Allowed, d.Role = m&metaAllow != 0, c.roles[m>>metaRoleShift&noRole]
+					n := int(m>>metaLenShift) & maxFastReasons
+					// d.Reasons = unsafe.Slice(r, n), without its overflow checks (n < 16).
+					*(*reasonsHeader)(unsafe.Pointer(&d.Reasons)) = reasonsHeader{r, n, n}
 					if m&metaRef == 0 {
 						w.meta.Or(metaRef)
 					}
@@ -464,6 +510,18 @@ func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decis
 	}
 	return nil, dir.Revision(), false
 }
+
+// reasonsHeader is the layout of a []Reason.
+type reasonsHeader struct {
+	data     *Reason
+	len, cap int
+}
+
+// The same size as a slice (and the order is the runtime's: pointer, length, capacity).
+const (
+	_ = uintptr(unsafe.Sizeof(reasonsHeader{}) - unsafe.Sizeof([]Reason(nil)))
+	_ = uintptr(unsafe.Sizeof([]Reason(nil)) - unsafe.Sizeof(reasonsHeader{}))
+)
 
 // slowHit is get for a word it could not serve alone: the entry's currency checked (and the word
 // stamped when current), the revision read from dir before the check.
@@ -621,9 +679,16 @@ func (c *decisionCache) put(k *cacheKey, e *cached) {
 
 // entry makes the entry of e under k.
 func (c *decisionCache) entry(k *cacheKey, e *cached) *cacheEntry {
-	en := &cacheEntry{fp1: k.fp1, fp2: k.fp2, ih: k.ih, n: uint32(k.n), inline: *k.inline(), entry: *e}
-	if k.n > keyBytes {
-		en.long = string(k.appendPacked(make([]byte, 0, k.n)))
+	n := k.packedLen()
+	en := &cacheEntry{fp1: k.fp1, fp2: k.fp2, ih: k.ih, n: uint32(n), entry: *e}
+	if n > keyBytes {
+		en.long = string(k.appendPacked(make([]byte, 0, n)))
+	} else {
+		b := (*[keyBytes]byte)(unsafe.Pointer(&en.inline))
+		i := copy(b[:], k.subject) + 1 // the NUL separators are the zero padding's
+		i += copy(b[i:], k.action) + 1
+		i += copy(b[i:], k.resource) + 1
+		copy(b[i:], k.owner)
 	}
 	en.meta = metaUsed | uint64(e.deps.EpochGroup())<<metaGroupShift
 	if e.dec.Allowed {

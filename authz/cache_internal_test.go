@@ -209,9 +209,10 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 	require.Equal(t, 8, n, "once the writer is done, every cached key is found")
 }
 
-// TestCacheKeyIdentity: a key's fingerprint is its own: keys whose packed bytes are another's up
-// to the zero padding (an owner of one NUL) or with the separators shifted (NULs inside parts),
-// packed inline or hashed out of line, get other fingerprints, so an entry holds its own key only
+// TestCacheKeyIdentity: a key's fingerprint is its own: keys whose encoding is another's up to
+// the zero padding (an owner of one NUL, a part ending in NULs: the same words but for the
+// lengths') or with the parts' boundaries shifted (NULs inside parts), hashed inline or out of
+// line, get other fingerprints, so an entry holds its own key only
 // even when every index hash is the same.
 func TestCacheKeyIdentity(t *testing.T) {
 	t.Parallel()
@@ -225,7 +226,7 @@ func TestCacheKeyIdentity(t *testing.T) {
 	} {
 		var k cacheKey
 		c.key(&k, base[0], base[1], base[2], base[3])
-		require.Equal(t, k.n > keyBytes, strings.Contains(base[2], long))
+		require.Equal(t, k.packedLen() > keyBytes, strings.Contains(base[2], long))
 		en := c.entry(&k, &cached{})
 		var again cacheKey
 		c.key(&again, base[0], base[1], base[2], base[3])
@@ -238,6 +239,9 @@ func TestCacheKeyIdentity(t *testing.T) {
 			{base[0], base[1] + "s", base[2], base[3]},
 			{base[0], base[1], base[2][:len(base[2])-1], base[3]},
 			{base[0], base[1], base[2], base[3] + "acme"},
+			{base[0] + "\x00", base[1], base[2], base[3]}, // the same words but for the lengths'
+			{base[0], base[1] + "\x00\x00", base[2], base[3]},
+			{base[0], base[1], base[2] + "\x00", base[3]},
 		} {
 			var o cacheKey
 			c.key(&o, other[0], other[1], other[2], other[3])

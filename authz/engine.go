@@ -354,7 +354,7 @@ func (e *Engine) Authorize(ctx context.Context, req Request) (Decision, error) {
 // authorize is Authorize; with a non-nil t it is observed (metrics.go) or logged
 // (decisionlog.go) and says there how the decision was made. (A pointer to the Request, so that
 // the extra call copies none.)
-func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) (Decision, error) {
+func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) (d Decision, err error) {
 	if t == nil && e.obs != nil {
 		return e.observed(ctx, req)
 	}
@@ -394,8 +394,7 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	// newer, and holds). Read after the check, a write in flight could label a decision it
 	// changes with its own revision. A fast hit (no check) is served only when its group's epoch
 	// read before rev is the one read after it and the word's stamp (decisionCache.get).
-	var d Decision
-	at, rev, ok := e.decisions.get(&key, p, e.dir, &d)
+	at, rev, ok := e.decisions.get(&key, p, e.dir, &d) // d, the result, is zero
 	if ok {
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
