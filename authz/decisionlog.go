@@ -65,9 +65,12 @@ func (p *DecisionPath) UnmarshalText(b []byte) error {
 
 // DecisionRecord is one decision as the decision log keeps it (WithDecisionLog). It is a value
 // of fixed size: queuing one allocates nothing (but for a failed call or one with attributes,
-// Suggest or suggestions, which allocate anyway, and a decision with more than 15 reasons or
-// timed at 33.5 ms or more); its strings and Reasons are the request's and the
-// decision's own (Reasons may be shared with the decision cache: do not modify them), and
+// Suggest or suggestions, which allocate anyway, and a decision that is not a compiled one of a
+// request without Owner and MinRevision with more than 15 reasons or timed at 33.5 ms or more);
+// its strings and Reasons are the request's and the decision's own, or for a compiled decision
+// the decision table cell's (the action's name as the policy's catalog spells it, which the
+// request named exactly; the role; the policy's fingerprint) (Reasons may be shared with the
+// decision cache: do not modify them), and
 // Request.Attributes is a copy the record owns, of the values as the policy read them (by kind:
 // a caller's type's MarshalJSON is never called; numbers are json.Number), as is
 // Decision.Suggestions (the caller may edit those Authorize returned).
@@ -802,10 +805,15 @@ func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) 
 
 // setCell writes into s the record of a compiled decision d of req by cell v, its meta word m
 // (see Engine.record): the first line alone, field by field (a composite literal is built aside
-// and copied).
+// and copied), and every word of it, the action's too (nil), with the state that publishes it
+// (Engine.record): a core that stores to every byte of a line it does not hold claims the line
+// without reading it first, where a line written but for one word is read from memory (or from
+// the drainer's core) before the stores land. That read cost a compiled decision 3 points of
+// paired on/off at 65,536 slots and 1 at 4,096 (bench/RESULTS.md, "Stop 21: decision log
+// record").
 func (s *logSlot) setCell(req *Request, d *Decision, v rego.VerdictView, m uint64) {
-	s.rev, s.ref, s.subject, s.resource, *s.cell(), s.meta = d.Revision, unsafe.Pointer(unsafe.SliceData(d.Reasons)),
-		unsafe.StringData(req.Subject), unsafe.StringData(req.Resource), v, m
+	s.rev, s.ref, s.subject, s.resource, s.action, *s.cell(), s.meta = d.Revision, unsafe.Pointer(unsafe.SliceData(d.Reasons)),
+		unsafe.StringData(req.Subject), unsafe.StringData(req.Resource), nil, v, m
 }
 
 // recordCell is Engine.record of a cell's record whose position is reserved the long way
