@@ -806,11 +806,10 @@ func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) 
 // setCell writes into s the record of a compiled decision d of req by cell v, its meta word m
 // (see Engine.record): the first line alone, field by field (a composite literal is built aside
 // and copied), and every word of it, the action's too (nil), with the state that publishes it
-// (Engine.record): a core that stores to every byte of a line it does not hold claims the line
-// without reading it first, where a line written but for one word is read from memory (or from
-// the drainer's core) before the stores land. That read cost a compiled decision 3 points of
-// paired on/off at 65,536 slots and 1 at 4,096 (bench/RESULTS.md, "Stop 21: decision log
-// record").
+// (Engine.record). Leaving one word unwritten cost a compiled decision 3 points of paired on/off
+// at 65,536 slots and 1 at 4,096 (bench/RESULTS.md, "Stop 21: decision log record"): a core that
+// stores to every byte of a line it does not hold may claim it without reading it first, where a
+// line written but for one word is read from memory (or from the drainer's core).
 func (s *logSlot) setCell(req *Request, d *Decision, v rego.VerdictView, m uint64) {
 	s.rev, s.ref, s.subject, s.resource, s.action, *s.cell(), s.meta = d.Revision, unsafe.Pointer(unsafe.SliceData(d.Reasons)),
 		unsafe.StringData(req.Subject), unsafe.StringData(req.Resource), nil, v, m
