@@ -226,6 +226,8 @@ func tableCells(t *testing.T, p *rego.Policy) []*cellCase {
 						for _, exists := range []bool{true, false} {
 							v, err := pol.Table().VerdictOfCodes(t.Context(), spec, &rego.Codes{Exists: exists, OrgRole: org, Grant: grant, TeamRoles: teams}, 0)
 							require.NoError(t, err)
+							require.Equal(t, action, v.Action(), "the cell names its action")
+							require.Equal(t, pol.Fingerprint(), v.Policy(), "the cell names its policy")
 							c := &cellCase{v: v, p: pol}
 							if k := fmt.Sprint(pol.Fingerprint(), v.Action() == "runs.x\x00y", v.Allow(), v.Role(), v.NumCodes()); !seen[k] {
 								seen[k] = true
