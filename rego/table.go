@@ -49,6 +49,10 @@ type verdict struct {
 	codes   []Code
 	msgs    []string // the policy's message of each reason, by index ("" where it gave none); nil when it gave none
 	limits  []Limit  // Result.Limits: the limit each reason names, by index; nil when none does
+	// The action the cell decides (its catalog name) and the fingerprint of the policy whose
+	// table holds it: the decision log keeps a compiled decision as its cell (VerdictView.Action,
+	// VerdictView.Policy), not as copies of these.
+	action, policy string
 }
 
 // VerdictView is a read-only handle on a table cell's verdict: what Table.VerdictOfCodes returns,
@@ -62,6 +66,14 @@ func (r VerdictView) Allow() bool { return r.v.allow }
 
 // Role is the verdict's role (Result.Role).
 func (r VerdictView) Role() string { return r.v.role }
+
+// Action is the name of the action the verdict's cell decides, as the policy's catalog spells it
+// (a request decided by the cell named exactly this action).
+func (r VerdictView) Action() string { return r.v.action }
+
+// Policy is the fingerprint (Policy.Fingerprint) of the policy whose table holds the verdict's
+// cell: the policy that decided every request the cell answers.
+func (r VerdictView) Policy() string { return r.v.policy }
 
 // RoleIndex is DecisionRoleIndex(Role()), computed with the cell.
 func (r VerdictView) RoleIndex() uint8 { return r.v.roleIdx }
@@ -393,7 +405,8 @@ func (t *Table) eval(ctx context.Context, k key, kind scope.Kind, budget time.Du
 	if err != nil {
 		return nil, err
 	}
-	v := &verdict{allow: res.Allow, roleIdx: DecisionRoleIndex(res.Role), role: res.Role, codes: make([]Code, len(res.Reasons)), limits: res.Limits}
+	v := &verdict{allow: res.Allow, roleIdx: DecisionRoleIndex(res.Role), role: res.Role, codes: make([]Code, len(res.Reasons)), limits: res.Limits,
+		action: k.Action, policy: t.p.fingerprint}
 	for i, r := range res.Reasons {
 		if r.Code == CodeError {
 			return nil, &Error{Op: "eval", Detail: r.Message}
