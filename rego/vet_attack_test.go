@@ -1,0 +1,59 @@
+package rego_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/rego"
+)
+
+// TestWarningsCleanOnCorrectModules: modules written the way authors write them — actions built
+// with sprintf or concat, compared with data, prefixes and glob patterns that match, numbers,
+// null and objects, any label or attribute, variables of the same name in an else branch or in
+// sibling comprehensions (each its own scope: `=` binds a variable the compiler does not rename)
+// — lint clean.
+func TestWarningsCleanOnCorrectModules(t *testing.T) {
+	t.Parallel()
+	const head = "package teamgate.ext\n\nimport rego.v1\n\n"
+	for name, rules := range map[string]string{
+		"sprintf":       `deny contains "x" if { a := sprintf("%s.%s", ["runs", "delete"]); input.action == a }`,
+		"concat":        `deny contains "x" if input.action == concat(".", ["runs", "delete"])`,
+		"in data":       `deny contains "x" if input.action in data.teamgate.ext.frozen`,
+		"glob":          `deny contains "x" if { glob.match("runs.**", [], input.action); glob.match("runs.d?lete", [], input.action); glob.match("runs.{delete,zzz}", null, input.action); glob.match("runs.[!x]*", ["."], input.action) }`,
+		"scalars":       `deny contains "x" if { input.action != 3; input.action != null; input.action != {"a": 1}; input.subject.grant == "" }`,
+		"labels":        `deny contains "x" if { input.resource.labels.whatever == "x"; input.attributes.foo.bar == "y"; input.destination.resource.kind == "team" }`,
+		"weekday":       `deny contains "x" if { time.weekday([time.now_ns(), "Europe/Paris"]) in {"Saturday", "Sunday"}; lower(time.weekday(time.now_ns())) == "saturday" }`,
+		"else with =":   "r := \"a\" if { x = input.action; x == \"runs.delete\" } else := \"b\" if { x = \"zzz\"; x == \"zzz\" }\n\ndeny contains r if true",
+		"sibling compr": `deny contains "x" if { a := {x | x = input.action}; b := {x | x = "zzz"; x == "zzz"}; count(a) + count(b) > 0 }`,
+		"sibling every": `deny contains "x" if { every x in [input.action] { y = x; y != "" }; every x in ["zzz"] { y = x; y == "zzz" } }`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: head + rules + "\n"}})
+			require.NoError(t, err)
+			require.Empty(t, p.Warnings())
+		})
+	}
+}
+
+// TestWarningsSeeOuterVariablesInClosures: a comprehension's or every's body sees the variables
+// of the body around it, so a comparison there of a variable bound to the fact outside is
+// checked; and one in an else branch is checked with the branch's own bindings.
+func TestWarningsSeeOuterVariablesInClosures(t *testing.T) {
+	t.Parallel()
+	const head = "package teamgate.ext\n\nimport rego.v1\n\n"
+	for name, rules := range map[string]string{
+		"comprehension": `deny contains "x" if { x = input.action; ys := [1 | x == "runs.delte"]; count(ys) > 0 }`,
+		"every":         `deny contains "x" if { x = input.action; every y in [1] { y == 1; x == "runs.delte" } }`,
+		"else":          "r := \"a\" if { x = \"zzz\"; x == \"zzz\" } else := \"b\" if { x = input.action; x == \"runs.delte\" }\n\ndeny contains r if true",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: head + rules + "\n"}})
+			require.NoError(t, err)
+			require.Len(t, p.Warnings(), 1)
+			require.Contains(t, p.Warnings()[0].Message, `did you mean "runs.delete"?`)
+		})
+	}
+}
