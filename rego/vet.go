@@ -3,6 +3,7 @@ package rego
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -118,7 +119,7 @@ type vetter struct {
 	fields   *fieldTree
 	aliases  map[string]*vocabulary // rules `name := input.action`, by path
 	consts   map[string]ast.Value   // rules `name := {"a", "b"}`, by path: a ground value
-	binds    map[ast.Var]*ast.Term  // the rule being checked: its local variables' bindings
+	binds    map[ast.Var]*ast.Term  // the body being checked: its local variables' bindings (scope)
 	outs     map[ast.Var]string     // and the variables holding a call's result with a vocabulary (weekday)
 	warnings []Warning
 }
@@ -152,7 +153,7 @@ func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) 
 				if defs[path] != 1 || r.Default || r.Else != nil || len(r.Head.Args) > 0 || r.Head.Key != nil || r.Head.Value == nil {
 					continue
 				}
-				v.bind(r)
+				v.bind(r.Body)
 				if voc := v.fact(r.Head.Value); voc != nil {
 					v.aliases[path] = voc
 				} else if c := v.constant(r.Head.Value); c != nil {
@@ -164,13 +165,10 @@ func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) 
 	for _, name := range authors {
 		mod := compiled[name]
 		for _, r := range mod.Rules {
-			v.bind(r)
-			ast.WalkExprs(r, func(e *ast.Expr) bool {
-				if e.IsCall() {
-					v.call(e)
-				}
-				return false
-			})
+			for ; r != nil; r = r.Else {
+				v.bind(nil)
+				v.check(r.Body)
+			}
 		}
 		ast.WalkRefs(mod, func(r ast.Ref) bool {
 			v.field(r)
@@ -183,20 +181,27 @@ func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) 
 	return slices.CompactFunc(v.warnings, func(a, b Warning) bool { return a == b })
 }
 
-// bind collects the bindings of rule r's local variables (x := input.action, y := x; the
-// compiler binds every reference a call takes to a variable of its own the same way). It gives
-// every local variable a name unique in its rule, so a variable means one thing in the whole
-// rule, its else branches and closures included.
-func (v *vetter) bind(r *ast.Rule) {
+// bind starts the bindings of a rule, or of one of its else branches, with those of its body.
+func (v *vetter) bind(body ast.Body) {
 	v.binds, v.outs = map[ast.Var]*ast.Term{}, map[ast.Var]string{}
-	ast.WalkExprs(r, func(e *ast.Expr) bool {
+	v.scope(body)
+}
+
+// scope adds the bindings of body's local variables (x := input.action, y := x; the compiler
+// binds every reference a call takes to a variable of its own the same way) to those of the
+// bodies around it. The compiler gives a variable declared by := or some a name unique in its
+// rule, but not one bound by = (x = input.action), which may mean another variable in an else
+// branch or a sibling comprehension: so each body has its own bindings, over those of the bodies
+// it is nested in (a comprehension's or every's body sees them), never a sibling's.
+func (v *vetter) scope(body ast.Body) {
+	for _, e := range body {
 		if e.IsCall() && e.Operator().Equal(ast.Weekday.Ref()) && len(e.Operands()) == 2 {
 			if out, ok := e.Operands()[1].Value.(ast.Var); ok {
 				v.outs[out] = weekday // the compiler's form of `time.weekday(ns) == "..."`
 			}
 		}
 		if e.Negated || !e.IsEquality() && !e.IsAssignment() {
-			return false
+			continue
 		}
 		ts := e.Operands()
 		for i, t := range ts {
@@ -206,8 +211,38 @@ func (v *vetter) bind(r *ast.Rule) {
 				}
 			}
 		}
-		return false
-	})
+	}
+}
+
+// check checks the calls of body with its bindings, and those of the closures in it (the
+// bodies of comprehensions, every and not) with theirs.
+func (v *vetter) check(body ast.Body) {
+	binds, outs := v.binds, v.outs
+	defer func() { v.binds, v.outs = binds, outs }()
+	v.binds, v.outs = maps.Clone(binds), maps.Clone(outs)
+	v.scope(body)
+	for _, e := range body {
+		if e.IsCall() {
+			v.call(e)
+		}
+		ast.WalkClosures(e, func(x any) bool {
+			switch c := x.(type) {
+			case *ast.ArrayComprehension:
+				v.check(c.Body)
+			case *ast.SetComprehension:
+				v.check(c.Body)
+			case *ast.ObjectComprehension:
+				v.check(c.Body)
+			case *ast.Every:
+				v.check(c.Body)
+			case *ast.Not:
+				v.check(c.Body)
+			default:
+				return false
+			}
+			return true // check walked its closures
+		})
+	}
 }
 
 // resolve follows t's variable bindings to what it was bound to.
