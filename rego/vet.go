@@ -514,32 +514,57 @@ func shape(t reflect.Type) *fieldTree {
 }
 
 // nearest returns the candidate closest to s by edit distance, when it is close enough to be
-// what was meant (at most a third of s's length, at least 1), "" otherwise.
+// what was meant (at most a third of s's length, at least 1, at most maxTypo), "" otherwise.
 func nearest(s string, candidates []string) string {
-	best, bestD := "", max(1, len(s)/3)+1
+	best, bestD := "", min(max(1, len(s)/3), maxTypo)+1
 	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD && c != s {
+		if d := editDistance(s, c, bestD); d < bestD && c != s {
 			best, bestD = c, d
 		}
 	}
 	return best
 }
 
-// editDistance is the Levenshtein distance of a and b, in bytes.
-func editDistance(a, b string) int {
+// maxTypo bounds the distance of a suggestion, and so the work of editDistance: a literal as
+// long as a whole file is compared with a name in time linear in its length.
+const maxTypo = 8
+
+// editDistance is the Levenshtein distance of a and b, in bytes, when it is below limit, and
+// limit otherwise: it computes only the cells within limit of the diagonal and stops at the
+// first row all at limit, so its work is O(min(len(a), len(b)) × limit), none when the lengths
+// differ by limit or more.
+func editDistance(a, b string, limit int) int {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if len(b)-len(a) >= limit {
+		return limit
+	}
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
-		prev[j] = j
+		prev[j] = min(j, limit)
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
+		lo, hi := max(1, i-limit), min(len(b), i+limit)
+		cur[lo-1] = limit // outside the band
+		if lo == 1 {
+			cur[0] = min(i, limit)
+		}
+		least := cur[lo-1]
+		for j := lo; j <= hi; j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost, limit)
+			least = min(least, cur[j])
+		}
+		if hi < len(b) {
+			cur[hi+1] = limit // the next row reads it
+		}
+		if least >= limit {
+			return limit
 		}
 		prev, cur = cur, prev
 	}

@@ -1,6 +1,7 @@
 package rego_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -55,5 +56,24 @@ func TestWarningsSeeOuterVariablesInClosures(t *testing.T) {
 			require.Len(t, p.Warnings(), 1)
 			require.Contains(t, p.Warnings()[0].Message, `did you mean "runs.delete"?`)
 		})
+	}
+}
+
+// TestWarningsOfHugeLiterals: a 1 MB literal compared with the action, or read as a field, is
+// reported without a suggestion (the edit distance is bounded: no value of the catalog is near
+// it), and the suggestion of a typo in a long name still comes.
+func TestWarningsOfHugeLiterals(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("runs.delete", 100_000)
+	var rules []string
+	for i := range 8 {
+		rules = append(rules, `deny contains "`+string(rune('a'+i))+`" if input.action == "`+big+`"`)
+	}
+	rules = append(rules, `deny contains "i" if input.resource["`+big+`"] == 1`)
+	p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\n" + strings.Join(rules, "\n") + "\n"}})
+	require.NoError(t, err)
+	require.Len(t, p.Warnings(), 9)
+	for _, w := range p.Warnings() {
+		require.NotContains(t, w.Message, "did you mean")
 	}
 }
