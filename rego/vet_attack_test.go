@@ -1,6 +1,8 @@
 package rego_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -75,5 +77,27 @@ func TestWarningsOfHugeLiterals(t *testing.T) {
 	require.Len(t, p.Warnings(), 9)
 	for _, w := range p.Warnings() {
 		require.NotContains(t, w.Message, "did you mean")
+	}
+}
+
+// TestFilesNamesWhyAPathCannotBeRead: a policy path that is a loop of symbolic links, or that
+// does not exist, fails with the reason (not "holds no .rego module", which sends the author
+// looking for a missing file), the path said once.
+func TestFilesNamesWhyAPathCannotBeRead(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.Symlink("b", filepath.Join(dir, "a")))
+	require.NoError(t, os.Symlink("a", filepath.Join(dir, "b")))
+	for path, want := range map[string]string{
+		filepath.Join(dir, "a"):       "too many levels of symbolic links",
+		filepath.Join(dir, "missing"): "no such file or directory",
+	} {
+		_, err := rego.Files(path)
+		var re *rego.Error
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, path, re.File)
+		require.Equal(t, want, re.Detail)
+		_, _, err = rego.LoadDir(path)
+		require.EqualError(t, err, "rego: load: "+path+": "+want)
 	}
 }
