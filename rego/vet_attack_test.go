@@ -101,3 +101,25 @@ func TestFilesNamesWhyAPathCannotBeRead(t *testing.T) {
 		require.EqualError(t, err, "rego: load: "+path+": "+want)
 	}
 }
+
+// TestWarningsOfAComparisonsValue: a comparison whose value is kept (frozen := input.action ==
+// "runs.delte", a rule's body `x := input.action in {...}`) is checked as one that must hold:
+// the compiler passes it an output variable.
+func TestWarningsOfAComparisonsValue(t *testing.T) {
+	t.Parallel()
+	const head = "package teamgate.ext\n\nimport rego.v1\n\n"
+	for name, rules := range map[string]string{
+		"==":         "frozen := input.action == \"runs.delte\"\n\ndeny contains \"x\" if frozen",
+		"!=":         "open := input.action != \"runs.delte\"\n\ndeny contains \"x\" if open",
+		"in":         `deny contains "x" if { frozen := input.action in {"runs.delte"}; frozen }`,
+		"startswith": `deny contains "x" if { frozen := startswith(input.action, "runz."); frozen }`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: head + rules + "\n"}})
+			require.NoError(t, err)
+			require.Len(t, p.Warnings(), 1)
+			require.Equal(t, rego.WarnUnknownValue, p.Warnings()[0].Code)
+		})
+	}
+}
