@@ -123,3 +123,16 @@ func TestWarningsOfAComparisonsValue(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkNewHugeLiteral: rego.New of a module comparing the action with a 1 MB literal (vet's
+// "did you mean" against the catalog is its worst case: bench/RESULTS.md, "Stop 21: attack on
+// the lint of authors' modules").
+func BenchmarkNewHugeLiteral(b *testing.B) {
+	src := "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"x\" if input.action == \"" + strings.Repeat("runs.delete", 100_000) + "\"\n"
+	for b.Loop() {
+		p, err := rego.New(b.Context(), []rego.Module{{Name: "x.rego", Source: src}})
+		if err != nil || len(p.Warnings()) != 1 {
+			b.Fatal(err, p.Warnings())
+		}
+	}
+}
