@@ -40,12 +40,14 @@ func TestDecisionReadsFewLines(t *testing.T) {
 		require.Equal(t, uintptr(0), lineOf(f.off), f.name)
 		require.Equal(t, uintptr(0), lineOf(f.off+f.size-1), f.name)
 	}
-	key := pd.mapKey("0123456789abcde")
-	require.Equal(t, "0123456789abcde", key)
-	require.Equal(t, unsafe.Pointer(&pd.key[0]), unsafe.Pointer(unsafe.StringData(key)))
-	long := "0123456789abcdef"
-	require.Equal(t, unsafe.StringData(long), unsafe.StringData(pd.mapKey(long)))
-	require.Empty(t, pd.mapKey(""))
+	// The name o.projects compares is the key's bytes up to 15, the record's beyond.
+	pd.setKey("0123456789abcde")
+	require.Equal(t, "0123456789abcde", string(pd.key[:]))
+	require.True(t, pd.named("0123456789abcde"))
+	require.False(t, pd.named("0123456789abcdX"))
+	pd.p.Name = "0123456789abcdef"
+	require.True(t, pd.named("0123456789abcdef"), "a long name is the record's")
+	require.False(t, pd.named("0123456789abcdeX"))
 	// The copies of the record's Grants and Labels are the record's.
 	p := Project{Name: "p", Grants: map[string]Grant{"u": {Role: "viewer"}}, Labels: map[string]string{"k": "v"}}
 	pd.setRecord(p, nil)
@@ -74,7 +76,7 @@ func TestDecisionReadsFewLines(t *testing.T) {
 	name := m.keyName("a-name-of-35-bytes-x-x-x-x-x-x-x-x-")
 	require.Len(t, name, len(m.key))
 	require.Equal(t, unsafe.Pointer(&m.key[0]), unsafe.Pointer(unsafe.StringData(name)))
-	long = "a-name-of-36-bytes-x-x-x-x-x-x-x-x-x"
+	long := "a-name-of-36-bytes-x-x-x-x-x-x-x-x-x"
 	require.Equal(t, long, m.keyName(long))
 	require.NotEqual(t, unsafe.Pointer(unsafe.StringData(long)), unsafe.Pointer(unsafe.StringData(m.keyName(long))),
 		"a long name is a copy of its own")
