@@ -25,8 +25,8 @@ type orgData struct {
 	org      Org
 	members  people // members, their org roles and their team memberships
 	teams    map[string]*teamData
-	teamByID []*teamData // team id → team; nil for a free id
-	freeTeam []uint32    // team ids free for reuse
+	teamByID []*teamData        // team id → team; nil for a free id
+	freeTeam []uint32           // team ids free for reuse
 	projects table[projectData] // by name (orgData.project)
 	policies map[string]*policyData
 
@@ -649,7 +649,7 @@ func newState() *state {
 func newOrgData(o Org) *orgData {
 	return &orgData{
 		org: o, teams: map[string]*teamData{},
-		policies: map[string]*policyData{},
+		policies:       map[string]*policyData{},
 		teamProjects:   map[string]map[string]struct{}{},
 		policyProjects: map[string]map[string]struct{}{}, userGrants: map[string]map[string]struct{}{},
 		openProjects: map[string]struct{}{}, defaultUsers: map[string]map[string]struct{}{},
