@@ -540,7 +540,7 @@ func (c PutProject) apply(t *txn) error {
 		pd = &projectData{}
 		pd.setRecord(p, rules)
 		pd.setKey(p.Name)
-		setEntry(t, &o.projects, p.Name, pd, (*projectData).named)
+		setEntry(t, &o.projects, p.Name, pd)
 		t.resort[o] = struct{}{}
 	}
 	if p.Policy != "" {
@@ -590,7 +590,7 @@ func (c DeleteProject) apply(t *txn) error {
 	}
 	t.unindexProject(o, pd)
 	del(t, o.openProjects, c.Name)
-	delEntry(t, &o.projects, c.Name, (*projectData).named)
+	delEntry(t, &o.projects, c.Name)
 	del(t, o.grantExpiry, c.Name)
 	t.resort[o] = struct{}{}
 	t.touch(keyProject(c.Org, c.Name))

@@ -192,12 +192,12 @@ func TestCheckFindsAProjectUnderAnotherKey(t *testing.T) {
 		edit          func(o *orgData, pd *projectData)
 	}{
 		{"long name under another's hash", "p-16-bytes-long1", func(o *orgData, pd *projectData) {
-			o.projects.remove("p-16-bytes-long1", (*projectData).named)
-			o.projects.put("p-16-bytes-long2", pd, (*projectData).named)
+			o.projects.remove("p-16-bytes-long1")
+			o.projects.put("p-16-bytes-long2", pd)
 		}},
 		{"short name under another's hash", "p-short", func(o *orgData, pd *projectData) {
-			o.projects.remove("p-short", (*projectData).named)
-			o.projects.put("p-shorx", pd, (*projectData).named)
+			o.projects.remove("p-short")
+			o.projects.put("p-shorx", pd)
 		}},
 		{"key bytes changed", "p-short", func(o *orgData, pd *projectData) { pd.key[6] = 'x' }},
 	} {

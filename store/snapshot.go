@@ -997,12 +997,12 @@ func (snap *memberSnapshot) install(st *state, workers int, d *snapDelta) error 
 		}
 		n := len(og.names)
 		p := &o.members
-		p.names, p.byID, p.byName = make([]string, n), newEntries(n), newTable[member](n)
+		p.names, p.byID, p.byName = make([]string, n), newEntries(n), newMembers(n)
 		for id, u := range og.names {
 			m := p.byID[id]
 			m.id, m.role = uint32(id), og.roles[id]
 			p.names[id], p.byID[id] = m.keyName(u), m
-			p.byName.put(p.names[id], m, p.named)
+			p.byName.put(p.names[id], m)
 		}
 		if p.count() != n {
 			return fmt.Errorf("org %s: snapshot lists a member twice", name)

@@ -53,9 +53,7 @@ func (o *orgData) resort() {
 }
 
 // project returns the project named name, nil for none.
-func (o *orgData) project(name string) *projectData {
-	return o.projects.find(name, (*projectData).named)
-}
+func (o *orgData) project(name string) *projectData { return o.projects.find(name) }
 
 // projectNames returns the org's project names, sorted.
 func (o *orgData) projectNames() []string {
@@ -104,11 +102,9 @@ type teamRole struct {
 // they leave (their team memberships and grants are gone by then), so the tables grow with the
 // members, not with the writes.
 type people struct {
-	// byName finds a member's entry by name. The table keeps no names: it compares a name with
-	// the entry's own key bytes (member.key), or with names[id] for a name too long for them
-	// (named), so the compare reads the line a decision reads next for the role and the team
-	// list (TestDecisionReadsFewLines). A long name's names[id] is set before its entry enters
-	// byName and cleared after it leaves (putMember, delMember).
+	// byName finds a member's entry by name: it compares a name with the entry's own key bytes
+	// (member.key, the entry's first), so the compare reads the line a decision reads next for
+	// the role and the team list (TestDecisionReadsFewLines).
 	byName table[member]
 	names  []string  // id → member; "" for a free id
 	byID   []*member // id → the member's entry; noMember for a free id
@@ -125,11 +121,14 @@ type people struct {
 // byName, and never again, so an entry of byName, of a simulation's copy and of the undo log
 // keeps the name it was put under. Its role and teams change in place.
 type member struct {
-	teams []teamRole // team memberships, in no order
-	id    uint32
+	key   [35]byte // the name when it fits (keyName); first, where byName compares names
 	role  roleCode // org role; 0 for noMember only
-	key   [35]byte // the name when it fits (keyName)
+	id    uint32
+	teams []teamRole // team memberships, in no order
 }
+
+// newMembers returns an empty byName for n members.
+func newMembers(n int) table[member] { return newTable[member](n, len(member{}.key)) }
 
 // newEntries returns n new entries (zero), each starting a cache line: one array when it is a
 // large object (over 32 KiB, 512 entries), else arrays of at most eight (512 bytes): a small
@@ -181,16 +180,7 @@ func (m *member) ownName(name string) string {
 }
 
 // get returns a member's entry, nil for a non-member.
-func (p *people) get(user string) *member { return p.byName.find(user, p.named) }
-
-// named reports whether m, an entry of byName whose name is as long as user, is user's: by its
-// key bytes, or names[m.id] for a name longer than they hold.
-func (p *people) named(m *member, user string) bool {
-	if len(user) <= len(m.key) {
-		return string(m.key[:len(user)]) == user
-	}
-	return p.names[m.id] == user
-}
+func (p *people) get(user string) *member { return p.byName.find(user) }
 
 // role returns a member's id and org role code (0, 0 for a non-member).
 func (p *people) role(user string) (uint32, roleCode) {
@@ -278,7 +268,7 @@ func (t *txn) putMember(o *orgData, user string, role roleCode) {
 		}
 	})
 	p.names[id], p.byID[id] = name, m
-	setEntry(t, &p.byName, name, m, p.named) // after names[id], which named may read
+	setEntry(t, &p.byName, name, m)
 	t.relist(o, name)
 }
 
@@ -291,7 +281,7 @@ func (t *txn) delMember(o *orgData, user string) {
 	}
 	id, name := m.id, p.names[m.id]
 	t.keep(o, id)
-	delEntry(t, &p.byName, name, p.named) // before names[id] is cleared, which named may read
+	delEntry(t, &p.byName, name)
 	t.logged(func(undo bool) {
 		if undo {
 			p.names[id], p.byID[id] = name, m
@@ -513,7 +503,8 @@ func (o *orgData) teamRole(td *teamData, user string) roleCode {
 // stop 20; TestDecisionReadsFewLines).
 type projectData struct {
 	// key holds the project's name when it fits (most names do), written once, before the
-	// project enters o.projects, which compares a name with these bytes (named, setKey).
+	// project enters o.projects, which compares a name with these bytes, the object's first
+	// (setKey, newProjects).
 	key        [15]byte
 	restricted bool     // the effective teams restrict (policy.AllowList.Restricted)
 	teams      []string // effective teams: project teams narrowed by the policy's (SPEC §4 step 4)
@@ -594,14 +585,8 @@ func (pd *projectData) setKey(name string) {
 	}
 }
 
-// named reports whether pd, an entry of o.projects whose name is as long as name, is name's:
-// by its key bytes, or its record's name when longer than they hold.
-func (pd *projectData) named(name string) bool {
-	if len(name) <= len(pd.key) {
-		return string(pd.key[:len(name)]) == name
-	}
-	return pd.p.Name == name
-}
+// newProjects returns an empty o.projects for n projects.
+func newProjects(n int) table[projectData] { return newTable[projectData](n, len(projectData{}.key)) }
 
 // teamSet is a set of team ids: their list, and a mask of the ids modulo 64 that tells most
 // teams outside the set without a look at the list.
@@ -648,7 +633,8 @@ func newState() *state {
 
 func newOrgData(o Org) *orgData {
 	return &orgData{
-		org: o, teams: map[string]*teamData{},
+		org: o, members: people{byName: newMembers(0)}, teams: map[string]*teamData{},
+		projects:       newProjects(0),
 		policies:       map[string]*policyData{},
 		teamProjects:   map[string]map[string]struct{}{},
 		policyProjects: map[string]map[string]struct{}{}, userGrants: map[string]map[string]struct{}{},

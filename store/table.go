@@ -1,8 +1,9 @@
 package store
 
 import (
-	"hash/maphash"
 	"math/bits"
+	"math/rand/v2"
+	"unsafe"
 )
 
 // table is a hash table of entries that hold their own names: an org's members by name
@@ -10,25 +11,29 @@ import (
 // decision makes. A Go map of string to pointer keeps 24-byte slots (the key's string header
 // and the pointer) behind a group's control word, so a lookup read the control word's line, the
 // slot's (usually another) and then the entry's, through the key compare. Here a slot is 16
-// bytes, the name's hash and the entry, four to a line, and the name's bytes are the entry's
-// own: a lookup reads one line of slots and the entry's line, which the decision reads next
-// anyway (bench/RESULTS.md, stop 21).
+// bytes, the name's hash and the entry, four to a line, and a name of up to inline bytes is the
+// entry's own first bytes: a lookup reads one line of slots and the entry's first line, which
+// the decision reads next anyway (bench/RESULTS.md, stop 21). Longer names, rare, are kept in
+// the table's own map (long), looked up by the entry.
 //
 // Open addressing with linear probing, at most maxLoad full, and deletion by moving the probe's
 // later entries back (no tombstones), so a lookup stops at the first empty slot. The hash is
-// hash/maphash's with the table's own seed (names come from users: no fixed seed to collide
-// on), kept in the slot with the name's length in its low byte: growing rehashes no name, and a
-// name is compared only with an entry whose hash and length are its own.
+// keyed by the table's own random keys (names come from users: no fixed hash to collide on) and
+// kept in the slot with the name's length in its low byte: growing rehashes no name, and a name
+// is compared only with an entry whose hash and length are its own.
 //
-// The entry's name is compared by the function the caller passes (is: the table knows nothing
-// of where an entry keeps its name), which must be the same for every call on one table. The
-// zero table is empty. Not safe for concurrent use: the Store's mutex guards it, as all of
-// state.
+// The zero table is empty and keeps every name in long (inline 0). Not safe for concurrent use:
+// the Store's mutex guards it, as all of state.
 type table[E any] struct {
 	slots []slot[E] // nil, or a power of two long (at least minSlots)
 	n     int       // entries held
 	shift uint      // 64 - log2(len(slots)): a tag's home slot is tag >> shift
-	seed  maphash.Seed
+	// inline is how many bytes at the start of an entry hold its name: the name of an entry put
+	// under a name of at most inline bytes must be its first bytes, written before it is put and
+	// never changed while it is in the table (newTable's caller lays E out so).
+	inline int
+	long   map[*E]string // the names of the entries whose names are longer than inline
+	keys   [2]uint64     // the hash's keys, random, set with the first slots
 }
 
 // slot is one place of a table: nil e for an empty one.
@@ -44,9 +49,10 @@ const (
 	maxLoad = 6
 )
 
-// newTable returns a table with room for n entries before it grows.
-func newTable[E any](n int) table[E] {
-	var t table[E]
+// newTable returns a table with room for n entries before it grows, whose entries hold a name
+// of up to inline bytes as their first bytes.
+func newTable[E any](n, inline int) table[E] {
+	t := table[E]{inline: inline}
 	t.resize(slotsFor(n))
 	return t
 }
@@ -65,23 +71,30 @@ func (t *table[E]) len() int { return t.n }
 
 // tag is name's tag in t (t has slots).
 func (t *table[E]) tag(name string) uint64 {
-	return maphash.String(t.seed, name)&^0xff | uint64(min(len(name), 0xff))
+	return hashName(&t.keys, name)&^0xff | uint64(min(len(name), 0xff))
 }
 
-// find returns the entry named name, nil for none. is(e, name) reports whether e, whose name
-// has name's hash and length (up to 255), is named name.
-func (t *table[E]) find(name string, is func(e *E, name string) bool) *E {
+// named reports whether e, whose name has name's hash and length (up to 255), is named name.
+func (t *table[E]) named(e *E, name string) bool {
+	if len(name) <= t.inline {
+		return unsafe.String((*byte)(unsafe.Pointer(e)), len(name)) == name
+	}
+	return t.long[e] == name
+}
+
+// find returns the entry named name, nil for none.
+func (t *table[E]) find(name string) *E {
 	if t.n == 0 {
 		return nil
 	}
 	tag := t.tag(name)
 	mask := uint64(len(t.slots) - 1)
-	for i := tag >> t.shift; ; i = (i + 1) & mask {
+	for i := tag >> (t.shift & 63); ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.e == nil {
 			return nil
 		}
-		if s.tag == tag && is(s.e, name) {
+		if s.tag == tag && t.named(s.e, name) {
 			return s.e
 		}
 	}
@@ -89,45 +102,55 @@ func (t *table[E]) find(name string, is func(e *E, name string) bool) *E {
 
 // put makes e the entry of name, which is e's name, and returns the entry it replaces (nil for
 // none).
-func (t *table[E]) put(name string, e *E, is func(e *E, name string) bool) (old *E) {
+func (t *table[E]) put(name string, e *E) (old *E) {
 	if (t.n+1)*8 > len(t.slots)*maxLoad {
 		t.resize(max(minSlots, 2*len(t.slots)))
 	}
+	if len(name) > t.inline {
+		if t.long == nil {
+			t.long = map[*E]string{}
+		}
+		t.long[e] = name
+	}
 	tag := t.tag(name)
 	mask := uint64(len(t.slots) - 1)
-	for i := tag >> t.shift; ; i = (i + 1) & mask {
+	for i := tag >> (t.shift & 63); ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		switch {
 		case s.e == nil:
 			*s = slot[E]{tag, e}
 			t.n++
 			return nil
-		case s.tag == tag && is(s.e, name):
+		case s.tag == tag && t.named(s.e, name):
 			old, s.e = s.e, e
+			if old != e {
+				delete(t.long, old)
+			}
 			return old
 		}
 	}
 }
 
 // remove removes the entry of name and returns it (nil: there was none).
-func (t *table[E]) remove(name string, is func(e *E, name string) bool) (old *E) {
+func (t *table[E]) remove(name string) (old *E) {
 	if t.n == 0 {
 		return nil
 	}
 	tag := t.tag(name)
 	mask := uint64(len(t.slots) - 1)
-	i := tag >> t.shift
+	i := tag >> (t.shift & 63)
 	for ; ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.e == nil {
 			return nil
 		}
-		if s.tag == tag && is(s.e, name) {
+		if s.tag == tag && t.named(s.e, name) {
 			old = s.e
 			break
 		}
 	}
 	t.n--
+	delete(t.long, old)
 	// Close the gap: a later entry of the probe run moves into it unless its home lies
 	// (cyclically) after the gap, where a lookup starting there would not pass the gap.
 	for j := i; ; {
@@ -137,7 +160,7 @@ func (t *table[E]) remove(name string, is func(e *E, name string) bool) (old *E)
 			t.slots[i] = slot[E]{}
 			return old
 		}
-		home := s.tag >> t.shift
+		home := s.tag >> (t.shift & 63)
 		if i <= j && (home <= i || home > j) || i > j && home <= i && home > j {
 			t.slots[i] = s
 			i = j
@@ -149,7 +172,7 @@ func (t *table[E]) remove(name string, is func(e *E, name string) bool) (old *E)
 func (t *table[E]) resize(size int) {
 	old := t.slots
 	if old == nil {
-		t.seed = maphash.MakeSeed()
+		t.keys = [2]uint64{rand.Uint64(), rand.Uint64()}
 	}
 	t.slots = make([]slot[E], size)
 	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
@@ -158,7 +181,7 @@ func (t *table[E]) resize(size int) {
 		if s.e == nil {
 			continue
 		}
-		i := s.tag >> t.shift
+		i := s.tag >> (t.shift & 63)
 		for t.slots[i].e != nil {
 			i = (i + 1) & mask
 		}
@@ -175,8 +198,8 @@ func (t *table[E]) all(yield func(e *E) bool) {
 	}
 }
 
-// clone returns a table of copyOf(e) for each entry e, each where e is: copyOf(e) must have
-// e's name.
+// clone returns a table of copyOf(e) for each entry e, each where e is: copyOf(e) must hold
+// e's name as e does.
 func (t *table[E]) clone(copyOf func(e *E) *E) table[E] {
 	c := *t
 	if t.slots != nil {
@@ -187,39 +210,94 @@ func (t *table[E]) clone(copyOf func(e *E) *E) table[E] {
 			}
 		}
 	}
+	if t.long != nil {
+		c.long = make(map[*E]string, len(t.long))
+		for i, s := range t.slots {
+			if name, ok := t.long[s.e]; ok && s.e != nil {
+				c.long[c.slots[i].e] = name
+			}
+		}
+	}
 	return c
+}
+
+// m5 is the last multiplier of the Go runtime's wyhash (runtime/hash64.go).
+const m5 = 0x1d8e4e27c47d124f
+
+// hashName returns s's hash under keys: wyhash's mixing, as the Go runtime hashes strings where
+// it has no AES instructions (runtime.memhashFallback), here with a table's own random keys.
+// (hash/maphash.String costs ≈ 40 instructions a call in its wrappers before the runtime's
+// hash: a tenth of a decision's store read, bench/RESULTS.md stop 21.)
+func hashName(keys *[2]uint64, s string) uint64 {
+	n := len(s)
+	seed := keys[0]
+	var a, b uint64
+	switch {
+	case n == 0:
+		return seed
+	case n < 4:
+		a = uint64(s[0]) | uint64(s[n>>1])<<8 | uint64(s[n-1])<<16
+	case n < 8:
+		a, b = le32(s), le32(s[n-4:])
+	case n <= 16:
+		a, b = le64(s), le64(s[n-8:])
+	default:
+		for p := s; len(p) > 16; p = p[16:] {
+			seed = mix(le64(p)^keys[1], le64(p[8:])^seed)
+		}
+		a, b = le64(s[n-16:]), le64(s[n-8:])
+	}
+	return mix(m5^uint64(n), mix(a^keys[1], b^seed))
+}
+
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+// le32 is s's first 4 bytes, little-endian.
+func le32(s string) uint64 {
+	_ = s[3]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24
+}
+
+// le64 is s's first 8 bytes, little-endian.
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // setEntry makes e the entry of name in tb, logged: undone by putting back the entry it
 // replaced, or removing e's.
-func setEntry[E any](t *txn, tb *table[E], name string, e *E, is func(*E, string) bool) {
-	old := tb.put(name, e, is)
+func setEntry[E any](t *txn, tb *table[E], name string, e *E) {
+	old := tb.put(name, e)
 	if t.loading {
 		return
 	}
 	t.log = append(t.log, func(undo bool) {
 		switch {
 		case !undo:
-			tb.put(name, e, is)
+			tb.put(name, e)
 		case old != nil:
-			tb.put(name, old, is)
+			tb.put(name, old)
 		default:
-			tb.remove(name, is)
+			tb.remove(name)
 		}
 	})
 }
 
 // delEntry removes the entry of name from tb, logged: undone by putting it back.
-func delEntry[E any](t *txn, tb *table[E], name string, is func(*E, string) bool) {
-	old := tb.remove(name, is)
+func delEntry[E any](t *txn, tb *table[E], name string) {
+	old := tb.remove(name)
 	if old == nil || t.loading {
 		return
 	}
 	t.log = append(t.log, func(undo bool) {
 		if undo {
-			tb.put(name, old, is)
+			tb.put(name, old)
 		} else {
-			tb.remove(name, is)
+			tb.remove(name)
 		}
 	})
 }

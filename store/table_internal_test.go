@@ -9,42 +9,67 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// tabEntry is a table entry of the tests: its name and a value to tell two entries of one name
-// apart.
+// tabEntry is a table entry of the tests: its name's first bytes (the table's inline bytes), its
+// name and a value to tell two entries of one name apart.
 type tabEntry struct {
+	key  [16]byte
 	name string
 	v    int
 }
 
-func tabNamed(e *tabEntry, name string) bool { return e.name == name }
+func newTabEntry(name string, v int) *tabEntry {
+	e := &tabEntry{name: name, v: v}
+	copy(e.key[:], name)
+	return e
+}
 
 // checkTable checks tb against model: the same entries, each found by its name, every name of
-// names not in model not found, the count, and the probing invariant (no empty slot between an
-// entry and its home slot).
+// names not in model not found, the count, the long names, and the probing invariant (no empty
+// slot between an entry and its home slot). (Plain compares: it runs ≈ 10,000 times a test.)
 func checkTable(t *testing.T, tb *table[tabEntry], model map[string]*tabEntry, names []string, step int) {
 	t.Helper()
-	require.Equal(t, len(model), tb.len(), "step %d: count", step)
+	if tb.len() != len(model) {
+		t.Fatalf("step %d: %d entries, want %d", step, tb.len(), len(model))
+	}
 	for _, n := range names {
-		require.Same(t, model[n], tb.find(n, tabNamed), "step %d: find %q", step, n) // nil when absent
+		if got := tb.find(n); got != model[n] { // nil when absent
+			t.Fatalf("step %d: find %q = %v, want %v", step, n, got, model[n])
+		}
 	}
-	seen := map[string]*tabEntry{}
+	seen, long := 0, 0
 	for e := range tb.all {
-		require.NotContains(t, seen, e.name, "step %d: %q twice", step, e.name)
-		seen[e.name] = e
+		seen++
+		if model[e.name] != e {
+			t.Fatalf("step %d: %q (%d) is not the model's", step, e.name, e.v)
+		}
+		if len(e.name) > tb.inline {
+			long++
+			if tb.long[e] != e.name {
+				t.Fatalf("step %d: long name of %q is %q", step, e.name, tb.long[e])
+			}
+		}
 	}
-	require.Equal(t, model, seen, "step %d: entries", step)
+	if seen != len(model) || long != len(tb.long) {
+		t.Fatalf("step %d: %d entries yielded, want %d; %d long names kept, want %d", step, seen, len(model), len(tb.long), long)
+	}
 	if tb.slots == nil {
 		return
 	}
+	if tb.n*8 > len(tb.slots)*maxLoad {
+		t.Fatalf("step %d: %d entries in %d slots", step, tb.n, len(tb.slots))
+	}
 	mask := uint64(len(tb.slots) - 1)
-	require.LessOrEqual(t, tb.n*8, len(tb.slots)*maxLoad, "step %d: over the load", step)
 	for i, s := range tb.slots {
 		if s.e == nil {
 			continue
 		}
-		require.Equal(t, tb.tag(s.e.name), s.tag, "step %d: slot %d's tag", step, i)
+		if s.tag != tb.tag(s.e.name) {
+			t.Fatalf("step %d: slot %d's tag", step, i)
+		}
 		for j := s.tag >> tb.shift; j != uint64(i); j = (j + 1) & mask {
-			require.NotNil(t, tb.slots[j].e, "step %d: %q at slot %d, an empty slot %d after its home", step, s.e.name, i, j)
+			if tb.slots[j].e == nil {
+				t.Fatalf("step %d: %q at slot %d, an empty slot %d after its home", step, s.e.name, i, j)
+			}
 		}
 	}
 }
@@ -59,33 +84,41 @@ func TestTableRandomOperations(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
 			rng := rand.New(rand.NewPCG(seed, 7))
+			// Names of 2 to 4 bytes, at the edge of the 16 inline bytes (15–17), and past the tag's
+			// length byte (300).
 			names := make([]string, 600)
 			for i := range names {
 				names[i] = fmt.Sprintf("n%d", i)
-				if i%5 == 0 { // and some long ones, past any length byte
-					names[i] += fmt.Sprintf("%0300d", i)
+				switch i % 5 {
+				case 1:
+					names[i] = fmt.Sprintf("%-*d", 15+i%3, i)
+				case 2:
+					names[i] = fmt.Sprintf("%0300d", i)
 				}
 			}
-			var tb table[tabEntry]
+			tb := newTable[tabEntry](0, 16)
+			if seed == 3 {
+				tb = table[tabEntry]{} // every name long
+			}
 			model := map[string]*tabEntry{}
 			v := 0
 			op := func(tx *txn, tb *table[tabEntry], model map[string]*tabEntry, pool int) {
 				n := names[rng.IntN(pool)]
 				if rng.IntN(3) == 0 {
 					if tx != nil {
-						delEntry(tx, tb, n, tabNamed)
+						delEntry(tx, tb, n)
 					} else {
-						require.Same(t, model[n], tb.remove(n, tabNamed))
+						require.Same(t, model[n], tb.remove(n))
 					}
 					delete(model, n)
 					return
 				}
 				v++
-				e := &tabEntry{n, v}
+				e := newTabEntry(n, v)
 				if tx != nil {
-					setEntry(tx, tb, n, e, tabNamed)
+					setEntry(tx, tb, n, e)
 				} else {
-					require.Same(t, model[n], tb.put(n, e, tabNamed))
+					require.Same(t, model[n], tb.put(n, e))
 				}
 				model[n] = e
 			}
@@ -115,12 +148,13 @@ func TestTableRandomOperations(t *testing.T) {
 						model = before
 					}
 				default: // a clone of copies, changed apart from tb
-					c := tb.clone(func(e *tabEntry) *tabEntry { cp := *e; return &cp })
+					c := tb.clone(func(e *tabEntry) *tabEntry { return newTabEntry(e.name, e.v) })
 					cm := map[string]*tabEntry{}
 					for e := range c.all {
 						cm[e.name] = e
-						require.NotSame(t, model[e.name], e, "step %d: the clone's %q is tb's", step, e.name)
-						require.Equal(t, *model[e.name], *e, "step %d", step)
+						if e == model[e.name] || *e != *model[e.name] {
+							t.Fatalf("step %d: the clone's %q is tb's, or not a copy of it", step, e.name)
+						}
 					}
 					for range 30 {
 						op(nil, &c, cm, pool)
@@ -138,22 +172,23 @@ func TestTableRandomOperations(t *testing.T) {
 func TestTableZero(t *testing.T) {
 	t.Parallel()
 	var tb table[tabEntry]
-	require.Nil(t, tb.find("a", tabNamed))
-	require.Nil(t, tb.remove("a", tabNamed))
+	require.Nil(t, tb.find("a"))
+	require.Nil(t, tb.remove("a"))
 	require.Zero(t, tb.len())
 	for range tb.all {
 		t.Fatal("an entry in the zero table")
 	}
-	e := &tabEntry{"a", 1}
-	require.Nil(t, tb.put("a", e, tabNamed))
-	require.Same(t, e, tb.find("a", tabNamed))
+	e := newTabEntry("a", 1)
+	require.Nil(t, tb.put("a", e))
+	require.Same(t, e, tb.find("a"))
+	require.Equal(t, map[*tabEntry]string{e: "a"}, tb.long, "the zero table keeps every name")
 	require.Len(t, tb.slots, minSlots)
 
 	for _, n := range []int{0, 1, 6, 7, 100, 1000} {
-		tb := newTable[tabEntry](n)
+		tb := newTable[tabEntry](n, 16)
 		size := len(tb.slots)
 		for i := range n {
-			tb.put(fmt.Sprint(i), &tabEntry{fmt.Sprint(i), i}, tabNamed)
+			tb.put(fmt.Sprint(i), newTabEntry(fmt.Sprint(i), i))
 		}
 		require.Len(t, tb.slots, size, "newTable(%d) grew", n)
 		require.LessOrEqual(t, size, max(minSlots, 4*n), "newTable(%d)", n)
