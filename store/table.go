@@ -69,25 +69,17 @@ func slotsFor(n int) int {
 // len is how many entries t holds.
 func (t *table[E]) len() int { return t.n }
 
-// tag returns name's tag in t (t has slots) and name's words (nameWords).
-func (t *table[E]) tag(name string) (tag, a, b uint64) {
-	a, b = nameWords(name)
-	return hashName(&t.keys, name, a, b)&^0xff | uint64(min(len(name), 0xff)), a, b
+// tag is name's tag in t (t has slots).
+func (t *table[E]) tag(name string) uint64 {
+	return hashName(&t.keys, name)&^0xff | uint64(min(len(name), 0xff))
 }
 
-// named reports whether e, whose name has name's hash and length (up to 255), is named name,
-// whose words are a and b: for a name of up to 16 bytes, by the words of e's own bytes.
-func (t *table[E]) named(e *E, name string, a, b uint64) bool {
-	n := len(name)
-	if n > t.inline {
-		return t.long[e] == name
+// named reports whether e, whose name has name's hash and length (up to 255), is named name.
+func (t *table[E]) named(e *E, name string) bool {
+	if len(name) <= t.inline {
+		return unsafe.String((*byte)(unsafe.Pointer(e)), len(name)) == name
 	}
-	own := unsafe.String((*byte)(unsafe.Pointer(e)), n)
-	if n <= 16 {
-		ea, eb := nameWords(own)
-		return ea == a && eb == b
-	}
-	return own == name
+	return t.long[e] == name
 }
 
 // find returns the entry named name, nil for none.
@@ -95,14 +87,14 @@ func (t *table[E]) find(name string) *E {
 	if t.n == 0 {
 		return nil
 	}
-	tag, a, b := t.tag(name)
+	tag := t.tag(name)
 	mask := uint64(len(t.slots) - 1)
 	for i := tag >> (t.shift & 63); ; i = (i + 1) & mask {
 		s := &t.slots[i]
 		if s.e == nil {
 			return nil
 		}
-		if s.tag == tag && t.named(s.e, name, a, b) {
+		if s.tag == tag && t.named(s.e, name) {
 			return s.e
 		}
 	}
@@ -120,7 +112,7 @@ func (t *table[E]) put(name string, e *E) (old *E) {
 		}
 		t.long[e] = name
 	}
-	tag, a, b := t.tag(name)
+	tag := t.tag(name)
 	mask := uint64(len(t.slots) - 1)
 	for i := tag >> (t.shift & 63); ; i = (i + 1) & mask {
 		s := &t.slots[i]
@@ -129,7 +121,7 @@ func (t *table[E]) put(name string, e *E) (old *E) {
 			*s = slot[E]{tag, e}
 			t.n++
 			return nil
-		case s.tag == tag && t.named(s.e, name, a, b):
+		case s.tag == tag && t.named(s.e, name):
 			old, s.e = s.e, e
 			if old != e {
 				delete(t.long, old)
@@ -144,7 +136,7 @@ func (t *table[E]) remove(name string) (old *E) {
 	if t.n == 0 {
 		return nil
 	}
-	tag, a, b := t.tag(name)
+	tag := t.tag(name)
 	mask := uint64(len(t.slots) - 1)
 	i := tag >> (t.shift & 63)
 	for ; ; i = (i + 1) & mask {
@@ -152,7 +144,7 @@ func (t *table[E]) remove(name string) (old *E) {
 		if s.e == nil {
 			return nil
 		}
-		if s.tag == tag && t.named(s.e, name, a, b) {
+		if s.tag == tag && t.named(s.e, name) {
 			old = s.e
 			break
 		}
@@ -232,38 +224,30 @@ func (t *table[E]) clone(copyOf func(e *E) *E) table[E] {
 // m5 is the last multiplier of the Go runtime's wyhash (runtime/hash64.go).
 const m5 = 0x1d8e4e27c47d124f
 
-// hashName returns s's hash under keys, s's words (nameWords) being a and b: wyhash's mixing,
-// as the Go runtime hashes strings where it has no AES instructions (runtime.memhashFallback),
-// here with a table's own random keys. (hash/maphash.String costs ≈ 40 instructions a call in
-// its wrappers before the runtime's hash: bench/RESULTS.md, stop 21.)
-func hashName(keys *[2]uint64, s string, a, b uint64) uint64 {
+// hashName returns s's hash under keys: wyhash's mixing, as the Go runtime hashes strings where
+// it has no AES instructions (runtime.memhashFallback), here with a table's own random keys.
+// (hash/maphash.String costs ≈ 40 instructions a call in its wrappers before the runtime's
+// hash: a tenth of a decision's store read, bench/RESULTS.md stop 21.)
+func hashName(keys *[2]uint64, s string) uint64 {
+	n := len(s)
 	seed := keys[0]
-	if len(s) == 0 {
-		return seed
-	}
-	for p := s; len(p) > 16; p = p[16:] {
-		seed = mix(le64(p)^keys[1], le64(p[8:])^seed)
-	}
-	return mix(m5^uint64(len(s)), mix(a^keys[1], b^seed))
-}
-
-// nameWords returns the two words of s that hashName mixes last: its first and last 8 bytes
-// (overlapping when shorter than 16), or 4, or its first, middle and last byte; of a longer s,
-// its last 16 bytes. Up to 16 bytes they hold all of s, so two strings of one such length are
-// equal exactly when their words are.
-func nameWords(s string) (a, b uint64) {
-	switch n := len(s); {
+	var a, b uint64
+	switch {
 	case n == 0:
-		return 0, 0
+		return seed
 	case n < 4:
-		return uint64(s[0]) | uint64(s[n>>1])<<8 | uint64(s[n-1])<<16, 0
+		a = uint64(s[0]) | uint64(s[n>>1])<<8 | uint64(s[n-1])<<16
 	case n < 8:
-		return le32(s), le32(s[n-4:])
+		a, b = le32(s), le32(s[n-4:])
 	case n <= 16:
-		return le64(s), le64(s[n-8:])
+		a, b = le64(s), le64(s[n-8:])
 	default:
-		return le64(s[n-16:]), le64(s[n-8:])
+		for p := s; len(p) > 16; p = p[16:] {
+			seed = mix(le64(p)^keys[1], le64(p[8:])^seed)
+		}
+		a, b = le64(s[n-16:]), le64(s[n-8:])
 	}
+	return mix(m5^uint64(n), mix(a^keys[1], b^seed))
 }
 
 func mix(a, b uint64) uint64 {

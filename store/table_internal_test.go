@@ -63,7 +63,7 @@ func checkTable(t *testing.T, tb *table[tabEntry], model map[string]*tabEntry, n
 		if s.e == nil {
 			continue
 		}
-		if tag, _, _ := tb.tag(s.e.name); s.tag != tag {
+		if s.tag != tb.tag(s.e.name) {
 			t.Fatalf("step %d: slot %d's tag", step, i)
 		}
 		for j := s.tag >> tb.shift; j != uint64(i); j = (j + 1) & mask {
@@ -193,28 +193,4 @@ func TestTableZero(t *testing.T) {
 		require.Len(t, tb.slots, size, "newTable(%d) grew", n)
 		require.LessOrEqual(t, size, max(minSlots, 4*n), "newTable(%d)", n)
 	}
-}
-
-// TestNameWordsAreTheName: for names of up to 16 bytes the table compares nameWords, not the
-// bytes: two names of one length have the same words only when they are equal (every byte
-// changed in turn, at every length), and a table holding every such name finds each by its own.
-func TestNameWordsAreTheName(t *testing.T) {
-	t.Parallel()
-	tb := newTable[tabEntry](0, 16)
-	for n := range 17 {
-		name := []byte("abcdefghijklmnopq"[:n])
-		a, b := nameWords(string(name))
-		tb.put(string(name), newTabEntry(string(name), n))
-		for i := range n {
-			other := []byte(string(name))
-			other[i] ^= 0x20
-			oa, ob := nameWords(string(other))
-			require.False(t, oa == a && ob == b, "%q and %q have the same words", name, other)
-			tb.put(string(other), newTabEntry(string(other), n))
-		}
-	}
-	for e := range tb.all {
-		require.Same(t, e, tb.find(e.name), "%q", e.name)
-	}
-	require.Equal(t, 17+16*17/2, tb.len()) // each length once, and once per byte changed
 }
