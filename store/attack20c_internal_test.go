@@ -44,7 +44,7 @@ func TestAttack20cCheckFindsACopyApart(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, s.Check())
 			s.mu.Lock()
-			c.edit(s.st.orgs["o"].projects["abcdefghijklmno"])
+			c.edit(s.st.orgs["o"].project("abcdefghijklmno"))
 			s.mu.Unlock()
 			require.ErrorContains(t, s.Check(), c.want)
 		})

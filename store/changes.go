@@ -158,8 +158,8 @@ func (t *txn) project(org, name string) (*orgData, *projectData, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	pd, ok := o.projects[name]
-	if !ok {
+	pd := o.project(name)
+	if pd == nil {
 		return nil, nil, &teamgate.NotFoundError{What: "project", Name: org + "/" + name}
 	}
 	return o, pd, nil
@@ -222,8 +222,8 @@ func (c DeleteOrg) apply(t *txn) error {
 			t.touch(keyTeamMember(c.Name, name, u))
 		}
 	}
-	for name := range o.projects {
-		t.touch(keyProject(c.Name, name))
+	for pd := range o.projects.all {
+		t.touch(keyProject(c.Name, pd.p.Name))
 	}
 	for name := range o.policies {
 		t.touch(keyPolicy(c.Name, name))
@@ -272,9 +272,9 @@ func (c DeleteMember) apply(t *txn) error {
 			return err
 		}
 	}
-	for name, pd := range o.projects {
+	for pd := range o.projects.all { // DeleteGrant changes the project, not the table
 		if _, ok := pd.p.Grants[c.User]; ok {
-			if err := (DeleteGrant{Org: c.Org, Project: name, User: c.User}).apply(t); err != nil {
+			if err := (DeleteGrant{Org: c.Org, Project: pd.p.Name, User: c.User}).apply(t); err != nil {
 				return err
 			}
 		}
@@ -318,8 +318,8 @@ func (c DeleteTeam) apply(t *txn) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range sortedKeys(o.projects) {
-		if slices.Contains(o.projects[name].p.Teams, c.Name) {
+	for _, name := range o.projectNames() {
+		if slices.Contains(o.project(name).p.Teams, c.Name) {
 			return &teamgate.ConflictError{What: "team", Name: c.Org + "/" + c.Name,
 				Reason: "project " + name + " is assigned to it; unassign it first"}
 		}
@@ -371,10 +371,11 @@ func (c RenameTeam) apply(t *txn) error {
 		assign(t, &pol.p.Settings.Teams, renamed(pol.p.Settings.Teams, c.From, c.To))
 		t.touch(keyPolicy(c.Org, name))
 		for p := range o.policyProjects[name] {
-			recompute[p] = o.projects[p]
+			recompute[p] = o.project(p)
 		}
 	}
-	for name, pd := range o.projects {
+	for pd := range o.projects.all {
+		name := pd.p.Name
 		if !slices.Contains(pd.p.Teams, c.From) {
 			continue
 		}
@@ -516,7 +517,8 @@ func (c PutProject) apply(t *txn) error {
 	}
 	p = cloneProject(p)
 
-	pd, exists := o.projects[p.Name]
+	pd := o.project(p.Name)
+	exists := pd != nil
 	var oldGrants map[string]Grant
 	if exists {
 		oldGrants = pd.p.Grants
@@ -537,7 +539,8 @@ func (c PutProject) apply(t *txn) error {
 	} else {
 		pd = &projectData{}
 		pd.setRecord(p, rules)
-		set(t, o.projects, pd.mapKey(p.Name), pd)
+		pd.setKey(p.Name)
+		setEntry(t, &o.projects, p.Name, pd)
 		t.resort[o] = struct{}{}
 	}
 	if p.Policy != "" {
@@ -563,7 +566,7 @@ func (c CreateProject) apply(t *txn) error {
 		return err
 	}
 	name := p.Org + "/" + p.Name
-	if _, ok := o.projects[p.Name]; ok {
+	if o.project(p.Name) != nil {
 		return &teamgate.ConflictError{What: "project", Name: name, Reason: "already exists"}
 	}
 	if c.Team != "" {
@@ -587,7 +590,7 @@ func (c DeleteProject) apply(t *txn) error {
 	}
 	t.unindexProject(o, pd)
 	del(t, o.openProjects, c.Name)
-	del(t, o.projects, pd.keyOf(c.Name)) // undone: back under pd's own key bytes
+	delEntry(t, &o.projects, c.Name)
 	del(t, o.grantExpiry, c.Name)
 	t.resort[o] = struct{}{}
 	t.touch(keyProject(c.Org, c.Name))
@@ -646,7 +649,7 @@ func (c PutPolicy) apply(t *txn) error {
 		set(t, o.policies, p.Name, &policyData{p: p, rules: rules})
 	}
 	for name := range o.policyProjects[p.Name] {
-		t.setProjectTeams(o, o.projects[name])
+		t.setProjectTeams(o, o.project(name))
 		t.affect(p.Org, name)
 	}
 	t.touch(keyPolicy(p.Org, p.Name))
@@ -824,7 +827,7 @@ func (t *txn) clearDefaults(o *orgData, team string) {
 // each project assigned to the team and connected to old ("" = unconnected) is connected to new
 // ("" = disconnected); projects connected to another policy keep it (see the package doc).
 func (t *txn) followLink(o *orgData, team, old, new string) {
-	for _, pd := range o.projects {
+	for pd := range o.projects.all { // connect changes the project, not the table
 		if pd.p.Policy == old && slices.Contains(pd.p.Teams, team) {
 			t.connect(o, pd, new)
 		}

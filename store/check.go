@@ -17,7 +17,7 @@ import (
 )
 
 // Check verifies that every in-memory index agrees with the records it is derived from
-// (the projects map's keys, team memberships, effective teams, team → projects, policy →
+// (the member and project tables' names, team memberships, effective teams, team → projects, policy →
 // projects, grants, open projects, users' default teams, the expiry indexes) and that every
 // default team is one its user can enter. It is meant for tests and for operators after an
 // incident; it takes the read lock and walks the whole directory.
@@ -95,7 +95,7 @@ func (o *orgData) checkExpiries(org string) error {
 		for _, u := range sortedKeys(o.grantExpiry[p]) {
 			exp := o.grantExpiry[p][u]
 			var g Grant
-			if pd, ok := o.projects[p]; ok {
+			if pd := o.project(p); pd != nil {
 				g = pd.p.Grants[u]
 			}
 			switch {
@@ -106,9 +106,10 @@ func (o *orgData) checkExpiries(org string) error {
 			}
 		}
 	}
-	for _, p := range sortedKeys(o.projects) {
-		for _, u := range sortedKeys(o.projects[p].p.Grants) {
-			if g := o.projects[p].p.Grants[u]; !g.ExpiresAt.IsZero() {
+	for _, p := range o.projectNames() {
+		grants := o.project(p).p.Grants
+		for _, u := range sortedKeys(grants) {
+			if g := grants[u]; !g.ExpiresAt.IsZero() {
 				if _, ok := o.grantExpiry[p][u]; !ok {
 					return bad("project "+p+" grant "+u, ExpiryUnindexed, 0, g.ExpiresAt)
 				}
@@ -264,9 +265,10 @@ func (o *orgData) check() error {
 		}
 		m[k1][k2] = struct{}{}
 	}
-	for pn, pd := range o.projects {
-		if pd.p.Name != pn { // the key's bytes changed under the map (projectData.key), or a wrong put
-			return fmt.Errorf("project %s is under the key %q", pd.p.Name, pn)
+	for pd := range o.projects.all {
+		pn := pd.p.Name
+		if o.project(pn) != pd { // its key bytes changed under the table (projectData.key), or a wrong put
+			return fmt.Errorf("project %s is not found by its name", pn)
 		}
 		var pol *policy.Named
 		if pd.p.Policy != "" {
@@ -299,7 +301,7 @@ func (o *orgData) check() error {
 			}
 		}
 		for u := range pd.p.Grants {
-			if _, ok := o.members.byName[u]; !ok {
+			if o.members.get(u) == nil {
 				return fmt.Errorf("project %s grantee %s is not an org member", pn, u)
 			}
 			add(userGrants, u, pn)
@@ -316,7 +318,7 @@ func (o *orgData) check() error {
 	if !maps.Equal(open, o.openProjects) {
 		return fmt.Errorf("open projects index differs: have %v, want %v", o.openProjects, open)
 	}
-	if !slices.Equal(o.sortedProjects, sortedKeys(o.projects)) || !slices.Equal(o.sortedOpen, sortedKeys(open)) {
+	if !slices.Equal(o.sortedProjects, o.projectNames()) || !slices.Equal(o.sortedOpen, sortedKeys(open)) {
 		return fmt.Errorf("sorted project views differ from the sets")
 	}
 	return nil
@@ -333,10 +335,13 @@ func (o *orgData) checkMembers() error {
 	if noMember.teams != nil || noMember.id != 0 || noMember.role != 0 || noMember.key != [len(noMember.key)]byte{} {
 		return errors.New("the free member entry was written")
 	}
-	for u, m := range p.byName {
+	for m := range p.byName.all {
 		id := m.id
-		if int(id) >= len(p.names) || p.names[id] != u || p.byID[id] != m || m.role == 0 || int(m.role) > len(orgRoles) {
-			return fmt.Errorf("member %s: id %d does not hold it", u, id)
+		if int(id) >= len(p.names) || p.names[id] == "" || p.byID[id] != m || m.role == 0 || int(m.role) > len(orgRoles) {
+			return fmt.Errorf("member id %d does not hold its entry", id)
+		}
+		if p.get(p.names[id]) != m { // its key bytes changed under the table (member.key), or a wrong put
+			return fmt.Errorf("member %s is not found by its name", p.names[id])
 		}
 	}
 	free := map[uint32]bool{}
@@ -346,8 +351,8 @@ func (o *orgData) checkMembers() error {
 		}
 		free[id] = true
 	}
-	if len(p.byName)+len(free) != len(p.names) {
-		return fmt.Errorf("%d member ids, of which %d members and %d free", len(p.names), len(p.byName), len(free))
+	if p.count()+len(free) != len(p.names) {
+		return fmt.Errorf("%d member ids, of which %d members and %d free", len(p.names), p.count(), len(free))
 	}
 	if err := p.list.check(); err != nil {
 		return fmt.Errorf("sorted member list: %w", err)

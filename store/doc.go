@@ -21,13 +21,15 @@
 // it records the same stamps as the single-fact accessors it stands for. Store.ViewAccess is a
 // View that reads only that call (the decision path's read, without a callback to allocate).
 // What that read touches is laid out to share cache lines (a missed line costs more than the
-// read's instructions on a crowded machine): a member's entry is one 64-byte line holding the
-// org role, the team list and the name's bytes, which the members map compares a name with (its
-// key is a string of them), and a project's first line holds the bytes the projects map
-// compares its name with (names of up to 15 bytes), its effective teams and whether they
-// restrict, its Grants, its Labels and its team-id mask (TestDecisionReadsFewLines;
-// bench/RESULTS.md, "Stop 17: compiled path", "Stop 18: compiled path" and "Stop 20: compiled
-// path"). Access serves the effective teams' names and Restricted, not their Source (the line
+// read's instructions on a crowded machine): members and projects are found by name in hash
+// tables of the store's own whose 16-byte slots hold the name's hash and the entry, four to a
+// line, the name's bytes being the entry's own first bytes (names of up to 35 bytes for a
+// member, 15 for a project; longer ones are kept beside), so a lookup reads one line of slots
+// and the line the decision reads next; a member's entry is one 64-byte line holding the name's
+// bytes, the org role and the team list, and a project's first line holds its name's bytes, its
+// effective teams and whether they restrict, its Grants, its Labels and its team-id mask
+// (TestDecisionReadsFewLines; bench/RESULTS.md, "Stop 17: compiled path", "Stop 18: compiled
+// path", "Stop 20: compiled path" and "Stop 21: compiled path"). Access serves the effective teams' names and Restricted, not their Source (the line
 // has no room for it): ProjectView.Teams has all three.
 //
 // # Opening

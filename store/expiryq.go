@@ -163,7 +163,7 @@ func (o *orgData) memberExpiryChange(org string, key [2]uint32, exp int64) Chang
 // grantExpiryChange is the revocation of user's grant on project, indexed as expiring at exp.
 func (o *orgData) grantExpiryChange(org, project, user string, exp int64) Change {
 	at := time.Unix(0, exp).UTC() // the record's when it has one (Check finds an index without)
-	if pd, ok := o.projects[project]; ok && !pd.p.Grants[user].ExpiresAt.IsZero() {
+	if pd := o.project(project); pd != nil && !pd.p.Grants[user].ExpiresAt.IsZero() {
 		at = pd.p.Grants[user].ExpiresAt
 	}
 	return ExpireGrant{Org: org, Project: project, User: user, ExpiresAt: at}

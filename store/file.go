@@ -230,11 +230,11 @@ func (o FileOrg) changes(cur *orgData, cs []Change) []Change {
 				regrant = regrant || dropped[u]
 			}
 		}
-		if pd, ok := cur.projects[p.Name]; !ok || regrant || followsLink(pd.p, relinked) || !sameRecord(pd.p, want) {
+		if pd := cur.project(p.Name); pd == nil || regrant || followsLink(pd.p, relinked) || !sameRecord(pd.p, want) {
 			cs = append(cs, PutProject{Project: want})
 		}
 	}
-	for _, name := range sortedKeys(cur.projects) {
+	for _, name := range cur.projectNames() {
 		if !keepProjects[name] {
 			cs = append(cs, DeleteProject{Org: o.Name, Name: name})
 		}
@@ -484,8 +484,8 @@ func (r Reader) Snapshot() *File {
 			}
 			fo.Teams = append(fo.Teams, ft)
 		}
-		for _, pn := range sortedKeys(od.projects) {
-			p := od.projects[pn].p
+		for _, pn := range od.projectNames() {
+			p := od.project(pn).p
 			fp := FileProject{Name: pn, Teams: p.Teams, Policy: p.Policy, CreatedBy: p.CreatedBy, Settings: p.Settings, Labels: p.Labels}
 			if len(p.Grants) > 0 {
 				fp.Grants = map[string]FileGrant{}

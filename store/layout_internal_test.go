@@ -40,12 +40,15 @@ func TestDecisionReadsFewLines(t *testing.T) {
 		require.Equal(t, uintptr(0), lineOf(f.off), f.name)
 		require.Equal(t, uintptr(0), lineOf(f.off+f.size-1), f.name)
 	}
-	key := pd.mapKey("0123456789abcde")
-	require.Equal(t, "0123456789abcde", key)
-	require.Equal(t, unsafe.Pointer(&pd.key[0]), unsafe.Pointer(unsafe.StringData(key)))
-	long := "0123456789abcdef"
-	require.Equal(t, unsafe.StringData(long), unsafe.StringData(pd.mapKey(long)))
-	require.Empty(t, pd.mapKey(""))
+	// o.projects compares a name of up to 15 bytes with the object's first bytes, key's.
+	require.Zero(t, unsafe.Offsetof(pd.key))
+	require.Equal(t, len(pd.key), newProjects(0).inline)
+	pd.setKey("0123456789abcde")
+	require.Equal(t, "0123456789abcde", string(pd.key[:]))
+	projects := newProjects(0)
+	projects.put("0123456789abcde", &pd)
+	require.Same(t, &pd, projects.find("0123456789abcde"))
+	require.Nil(t, projects.find("0123456789abcdX"))
 	// The copies of the record's Grants and Labels are the record's.
 	p := Project{Name: "p", Grants: map[string]Grant{"u": {Role: "viewer"}}, Labels: map[string]string{"k": "v"}}
 	pd.setRecord(p, nil)
@@ -70,11 +73,14 @@ func TestDecisionReadsFewLines(t *testing.T) {
 		}
 		memberSink = all[n-1]
 	}
+	// byName compares a name of up to 35 bytes with the entry's first bytes, key's.
+	require.Zero(t, unsafe.Offsetof(member{}.key))
+	require.Equal(t, len(member{}.key), newMembers(0).inline)
 	var m member
 	name := m.keyName("a-name-of-35-bytes-x-x-x-x-x-x-x-x-")
 	require.Len(t, name, len(m.key))
 	require.Equal(t, unsafe.Pointer(&m.key[0]), unsafe.Pointer(unsafe.StringData(name)))
-	long = "a-name-of-36-bytes-x-x-x-x-x-x-x-x-x"
+	long := "a-name-of-36-bytes-x-x-x-x-x-x-x-x-x"
 	require.Equal(t, long, m.keyName(long))
 	require.NotEqual(t, unsafe.Pointer(unsafe.StringData(long)), unsafe.Pointer(unsafe.StringData(m.keyName(long))),
 		"a long name is a copy of its own")

@@ -21,24 +21,27 @@ func memberName(i int) string {
 	return u
 }
 
-// checkMemberKeys checks what people.byName's keys rely on, in every org of st: each key is its
-// entry's name (names[id]), and a name of ≤ 35 bytes is a string of the entry's own key bytes,
-// as names[id] is (the layout TestDecisionReadsFewLines checks, kept by every path that makes
-// an entry: a join, a rolled-back leave, a simulation's copy, a load from a snapshot).
+// checkMemberKeys checks what people.byName relies on, in every org of st: each entry is found
+// by its name (names[id]), and a name of ≤ 35 bytes is the entry's own key bytes, as names[id]
+// is (the layout TestDecisionReadsFewLines checks, kept by every path that makes an entry: a
+// join, a rolled-back leave, a simulation's copy, a load from a snapshot).
 func checkMemberKeys(t *testing.T, st *state) {
 	t.Helper()
 	for on, o := range st.orgs {
 		p := &o.members
-		for k, m := range p.byName {
-			require.Equal(t, p.names[m.id], k, "org %s: key of member id %d", on, m.id)
+		n := 0
+		for m := range p.byName.all {
+			n++
+			k := p.names[m.id]
+			require.Same(t, m, p.get(k), "org %s: member %q (id %d) is not found by its name", on, k, m.id)
 			require.Same(t, m, p.byID[m.id], "org %s: member %s", on, k)
 			if len(k) <= len(m.key) {
+				require.Equal(t, k, string(m.key[:len(k)]), "org %s: key bytes of %q", on, k)
 				require.Equal(t, unsafe.Pointer(&m.key[0]), unsafe.Pointer(unsafe.StringData(k)),
-					"org %s: key %q is not the entry's own bytes", on, k)
-				require.Equal(t, unsafe.Pointer(&m.key[0]), unsafe.Pointer(unsafe.StringData(p.names[m.id])),
 					"org %s: name %q is not the entry's own bytes", on, k)
 			}
 		}
+		require.Equal(t, p.count(), n, "org %s: entries counted", on)
 	}
 }
 

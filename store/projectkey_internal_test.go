@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -21,9 +20,9 @@ var projectKeyNames = []string{
 	"a-name-of-thirty-two-bytes-long1",
 }
 
-// checkProjectKeys checks what o.projects' keys rely on, in every org of s: each key is its
-// project's name, and a name of ≤ 15 bytes is a string of the project's own key bytes (the
-// layout TestDecisionReadsFewLines checks, kept by every path that puts a project in the map).
+// checkProjectKeys checks what o.projects relies on, in every org of s: each project is found
+// by its name, and a name of ≤ 15 bytes is the project's own key bytes (the layout
+// TestDecisionReadsFewLines checks, kept by every path that puts a project in the table).
 func checkProjectKeys(t *testing.T, s *Store) {
 	t.Helper()
 	s.mu.RLock()
@@ -34,13 +33,16 @@ func checkProjectKeys(t *testing.T, s *Store) {
 func checkStateProjectKeys(t *testing.T, st *state) {
 	t.Helper()
 	for on, o := range st.orgs {
-		for k, pd := range o.projects {
-			require.Equal(t, pd.p.Name, k, "org %s: key of project %s", on, pd.p.Name)
+		n := 0
+		for pd := range o.projects.all {
+			n++
+			k := pd.p.Name
+			require.Same(t, pd, o.project(k), "org %s: project %q is not found by its name", on, k)
 			if len(k) <= len(pd.key) {
-				require.Equal(t, unsafe.Pointer(&pd.key[0]), unsafe.Pointer(unsafe.StringData(k)),
-					"org %s: key %q is not the project's own bytes", on, k)
+				require.Equal(t, k, string(pd.key[:len(k)]), "org %s: key bytes of project %q", on, k)
 			}
 		}
+		require.Equal(t, o.projects.len(), n, "org %s: projects counted", on)
 	}
 }
 
@@ -181,23 +183,39 @@ func TestProjectKeysRandomWrites(t *testing.T) {
 	require.NoError(t, s.Check())
 }
 
-// TestCheckFindsAProjectUnderAnotherKey: Store.Check reports a project whose map key is not its
-// name (what a key's bytes changed under the map would look like).
+// TestCheckFindsAProjectUnderAnotherKey: Store.Check reports a project the table does not find
+// by its name: put under another name's hash, or its key bytes changed under the table.
 func TestCheckFindsAProjectUnderAnotherKey(t *testing.T) {
 	t.Parallel()
-	s, err := Open(t.Context(), Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	_, err = s.Apply(t.Context(), PutOrg{Org: Org{Name: "o"}}, PutProject{Project: Project{Org: "o", Name: "p-16-bytes-long1"}})
-	require.NoError(t, err)
-	require.NoError(t, s.Check())
-	s.mu.Lock()
-	o := s.st.orgs["o"]
-	pd := o.projects["p-16-bytes-long1"]
-	delete(o.projects, "p-16-bytes-long1")
-	o.projects["p-16-bytes-long2"] = pd
-	s.mu.Unlock()
-	require.ErrorContains(t, s.Check(), `project p-16-bytes-long1 is under the key "p-16-bytes-long2"`)
+	for _, c := range []struct {
+		name, project string
+		edit          func(o *orgData, pd *projectData)
+	}{
+		{"long name under another's hash", "p-16-bytes-long1", func(o *orgData, pd *projectData) {
+			o.projects.remove("p-16-bytes-long1")
+			o.projects.put("p-16-bytes-long2", pd)
+		}},
+		{"short name under another's hash", "p-short", func(o *orgData, pd *projectData) {
+			o.projects.remove("p-short")
+			o.projects.put("p-shorx", pd)
+		}},
+		{"key bytes changed", "p-short", func(o *orgData, pd *projectData) { pd.key[6] = 'x' }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := Open(t.Context(), Options{})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			_, err = s.Apply(t.Context(), PutOrg{Org: Org{Name: "o"}}, PutProject{Project: Project{Org: "o", Name: c.project}})
+			require.NoError(t, err)
+			require.NoError(t, s.Check())
+			s.mu.Lock()
+			o := s.st.orgs["o"]
+			c.edit(o, o.project(c.project))
+			s.mu.Unlock()
+			require.ErrorContains(t, s.Check(), "project "+c.project+" is not found by its name")
+		})
+	}
 }
 
 // readAlong starts n readers, reader i calling read(i, 0), read(i, 1), ... with an Access of

@@ -127,7 +127,7 @@ func (r Reader) MemberList(org string) MemberList {
 func (r Reader) TeamRoles(org, user string) UserTeams {
 	r.dep('m', org, user)
 	if o, ok := r.st.orgs[org]; ok {
-		if m, ok := o.members.byName[user]; ok {
+		if m := o.members.get(user); m != nil {
 			return UserTeams{o: o, list: r.liveTeams(o, m.id, m.teams)}
 		}
 	}
@@ -329,7 +329,7 @@ func (r Reader) access(a *Access, org, team, project, user string) {
 	var pd *projectData
 	if project != "" {
 		r.dep('p', org, project)
-		if pd, ok = o.projects[project]; !ok {
+		if pd = o.project(project); pd == nil {
 			a.Missing = MissingProject
 			return
 		}
@@ -340,7 +340,7 @@ func (r Reader) access(a *Access, org, team, project, user string) {
 	}
 	r.dep('m', org, user)
 	var teams UserTeams
-	if m, ok := o.members.byName[user]; ok { // the key compare reads m's line: role and teams are on it
+	if m := o.members.get(user); m != nil { // the name compare reads m's line: role and teams are on it
 		a.OrgRole, a.OrgCode = m.role.orgRole(), uint8(m.role)
 		teams = UserTeams{o: o, list: r.liveTeams(o, m.id, m.teams)}
 	}
@@ -410,7 +410,7 @@ type ProjectView struct {
 func (r Reader) Project(org, name string) (ProjectView, bool) {
 	r.dep('p', org, name)
 	if o, ok := r.st.orgs[org]; ok {
-		if pd, ok := o.projects[name]; ok {
+		if pd := o.project(name); pd != nil {
 			return ProjectView{Project: r.liveProject(o, pd), Teams: pd.effective()}, true
 		}
 	}
@@ -430,7 +430,7 @@ func (r Reader) Projects(org string) []string {
 func (r Reader) ProjectCount(org string) int {
 	r.dep('x', org, "")
 	if o, ok := r.st.orgs[org]; ok {
-		return len(o.projects)
+		return o.projects.len()
 	}
 	return 0
 }
@@ -516,8 +516,8 @@ func (r Reader) Settings(org, project, user string) (policy.Effective, bool) {
 	if !ok {
 		return policy.Effective{}, false
 	}
-	pd, ok := o.projects[project]
-	if !ok {
+	pd := o.project(project)
+	if pd == nil {
 		return policy.Effective{}, false
 	}
 	in := policy.Inputs{Org: o.org.Defaults(), Project: pd.p.Settings, ProjectTeams: pd.p.Teams}
@@ -540,8 +540,8 @@ func (r Reader) Rules(org, project string) []*policy.Program {
 	if !ok {
 		return nil
 	}
-	pd, ok := o.projects[project]
-	if !ok {
+	pd := o.project(project)
+	if pd == nil {
 		return nil
 	}
 	var rules []*policy.Program

@@ -164,7 +164,6 @@ func (o *orgData) clone() *orgData {
 		teams:          make(map[string]*teamData, len(o.teams)),
 		teamByID:       make([]*teamData, len(o.teamByID)),
 		freeTeam:       slices.Clone(o.freeTeam),
-		projects:       make(map[string]*projectData, len(o.projects)),
 		policies:       make(map[string]*policyData, len(o.policies)),
 		teamProjects:   cloneIndex(o.teamProjects),
 		policyProjects: cloneIndex(o.policyProjects),
@@ -184,10 +183,10 @@ func (o *orgData) clone() *orgData {
 	for name, td := range o.teams {
 		c.teams[name] = c.teamByID[td.id]
 	}
-	for name, pd := range o.projects {
-		cp := *pd
-		c.projects[cp.keyOf(name)] = &cp // its own key bytes, not o's object's
-	}
+	c.projects = o.projects.clone(func(pd *projectData) *projectData {
+		cp := *pd // its own key bytes, not o's object's
+		return &cp
+	})
 	for name, pd := range o.policies {
 		cp := *pd
 		c.policies[name] = &cp
@@ -198,12 +197,12 @@ func (o *orgData) clone() *orgData {
 	return c
 }
 
-// clone returns a copy of p that a txn may change without changing p: entries of its own (the
-// keys of its byName their bytes), the free ids' and the sorted list shared.
+// clone returns a copy of p that a txn may change without changing p: entries of its own (their
+// names its names' strings), the free ids' and the sorted list shared.
 func (p *people) clone() people {
-	c := people{byName: make(map[string]*member, len(p.byName)), names: make([]string, len(p.names)),
+	c := people{names: make([]string, len(p.names)),
 		byID: make([]*member, len(p.byID)), free: slices.Clone(p.free), list: p.list}
-	entries := newEntries(len(p.byName))
+	entries := newEntries(p.count())
 	for id, m := range p.byID {
 		if m == &noMember {
 			c.byID[id] = m
@@ -213,8 +212,8 @@ func (p *people) clone() people {
 		entries = entries[1:]
 		*e = *m
 		c.names[id], c.byID[id] = e.ownName(p.names[id]), e
-		c.byName[c.names[id]] = e
 	}
+	c.byName = p.byName.clone(func(m *member) *member { return c.byID[m.id] })
 	return c
 }
 

@@ -997,14 +997,14 @@ func (snap *memberSnapshot) install(st *state, workers int, d *snapDelta) error 
 		}
 		n := len(og.names)
 		p := &o.members
-		p.names, p.byID, p.byName = make([]string, n), newEntries(n), make(map[string]*member, n)
+		p.names, p.byID, p.byName = make([]string, n), newEntries(n), newMembers(n)
 		for id, u := range og.names {
 			m := p.byID[id]
 			m.id, m.role = uint32(id), og.roles[id]
 			p.names[id], p.byID[id] = m.keyName(u), m
-			p.byName[p.names[id]] = m
+			p.byName.put(p.names[id], m)
 		}
-		if len(p.byName) != n {
+		if p.count() != n {
 			return fmt.Errorf("org %s: snapshot lists a member twice", name)
 		}
 		// The teams' member maps, by several workers (each team is one worker's), while this

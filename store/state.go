@@ -25,9 +25,9 @@ type orgData struct {
 	org      Org
 	members  people // members, their org roles and their team memberships
 	teams    map[string]*teamData
-	teamByID []*teamData // team id → team; nil for a free id
-	freeTeam []uint32    // team ids free for reuse
-	projects map[string]*projectData
+	teamByID []*teamData        // team id → team; nil for a free id
+	freeTeam []uint32           // team ids free for reuse
+	projects table[projectData] // by name (orgData.project)
 	policies map[string]*policyData
 
 	teamProjects   map[string]map[string]struct{} // team → projects whose effective teams hold it
@@ -48,8 +48,21 @@ type orgData struct {
 
 // resort rebuilds the sorted views.
 func (o *orgData) resort() {
-	o.sortedProjects = sortedKeys(o.projects)
+	o.sortedProjects = o.projectNames()
 	o.sortedOpen = sortedKeys(o.openProjects)
+}
+
+// project returns the project named name, nil for none.
+func (o *orgData) project(name string) *projectData { return o.projects.find(name) }
+
+// projectNames returns the org's project names, sorted.
+func (o *orgData) projectNames() []string {
+	out := make([]string, 0, o.projects.len())
+	for pd := range o.projects.all {
+		out = append(out, pd.p.Name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 type teamData struct {
@@ -89,10 +102,10 @@ type teamRole struct {
 // they leave (their team memberships and grants are gone by then), so the tables grow with the
 // members, not with the writes.
 type people struct {
-	// byName finds a member's entry by name. Its key is the entry's own name bytes when they fit
-	// there (member.key; names(id) is then the same string), so the map's key compare reads the
-	// line a decision reads next for the role and the team list (TestDecisionReadsFewLines).
-	byName map[string]*member
+	// byName finds a member's entry by name: it compares a name with the entry's own key bytes
+	// (member.key, the entry's first), so the compare reads the line a decision reads next for
+	// the role and the team list (TestDecisionReadsFewLines).
+	byName table[member]
 	names  []string  // id → member; "" for a free id
 	byID   []*member // id → the member's entry; noMember for a free id
 	free   []uint32  // free ids, reused first
@@ -102,17 +115,20 @@ type people struct {
 }
 
 // member is one member of an org, what a decision reads about them: the team memberships, the
-// org role and the name's bytes (the byName key), in one 64-byte object, i.e. one cache line
-// (every object of the 64-byte size class starts a line). An entry is made when a user joins
-// and dropped when they leave: its key bytes are written once, before the name enters byName,
-// and never again, so every key of byName, of a simulation's copy and of the undo log stays
-// the bytes it was made of. Its role and teams change in place.
+// org role and the name's bytes (what byName compares a name with), in one 64-byte object, i.e.
+// one cache line (every object of the 64-byte size class starts a line). An entry is made when
+// a user joins and dropped when they leave: its key bytes are written once, before it enters
+// byName, and never again, so an entry of byName, of a simulation's copy and of the undo log
+// keeps the name it was put under. Its role and teams change in place.
 type member struct {
-	teams []teamRole // team memberships, in no order
-	id    uint32
+	key   [35]byte // the name when it fits (keyName); first, where byName compares names
 	role  roleCode // org role; 0 for noMember only
-	key   [35]byte // the name when it fits (keyName)
+	id    uint32
+	teams []teamRole // team memberships, in no order
 }
+
+// newMembers returns an empty byName for n members.
+func newMembers(n int) table[member] { return newTable[member](n, len(member{}.key)) }
 
 // newEntries returns n new entries (zero), each starting a cache line: one array when it is a
 // large object (over 32 KiB, 512 entries), else arrays of at most eight (512 bytes): a small
@@ -136,8 +152,8 @@ func newEntries(n int) []*member {
 // noMember is the entry of every free id: zero, and never written (Store.Check verifies it).
 var noMember member
 
-// newMember returns a new entry for user with id and role, and byName's key for it: user's
-// bytes in the entry when they fit, else user itself.
+// newMember returns a new entry for user with id and role, and its name for names[id]: user's
+// bytes in the entry when they fit, else a copy of user.
 func newMember(user string, id uint32, role roleCode) (*member, string) {
 	m := &member{id: id, role: role}
 	return m, m.keyName(user)
@@ -154,7 +170,7 @@ func (m *member) keyName(name string) string {
 	return m.ownName(name)
 }
 
-// ownName returns name, the entry's, as byName's key for it: a string of m.key's bytes when it
+// ownName returns name, the entry's, as names[id] holds it: a string of m.key's bytes when it
 // fits there (keyName wrote them), else name itself.
 func (m *member) ownName(name string) string {
 	if name == "" || len(name) > len(m.key) {
@@ -163,9 +179,12 @@ func (m *member) ownName(name string) string {
 	return unsafe.String(&m.key[0], len(name))
 }
 
+// get returns a member's entry, nil for a non-member.
+func (p *people) get(user string) *member { return p.byName.find(user) }
+
 // role returns a member's id and org role code (0, 0 for a non-member).
 func (p *people) role(user string) (uint32, roleCode) {
-	if m, ok := p.byName[user]; ok {
+	if m := p.get(user); m != nil {
 		return m.id, m.role
 	}
 	return 0, 0
@@ -173,14 +192,14 @@ func (p *people) role(user string) (uint32, roleCode) {
 
 // id returns a member's id; ok is false for a non-member.
 func (p *people) id(user string) (id uint32, ok bool) {
-	if m, ok := p.byName[user]; ok {
+	if m := p.get(user); m != nil {
 		return m.id, true
 	}
 	return 0, false
 }
 
 // count is how many members the org has.
-func (p *people) count() int { return len(p.byName) }
+func (p *people) count() int { return p.byName.len() }
 
 // all yields every member and their org role, in no order.
 func (p *people) all(yield func(user string, role roleCode) bool) {
@@ -193,7 +212,7 @@ func (p *people) all(yield func(user string, role roleCode) bool) {
 
 // sorted returns the members' names in order.
 func (p *people) sorted() []string {
-	out := make([]string, 0, len(p.byName))
+	out := make([]string, 0, p.count())
 	for u := range p.all {
 		out = append(out, u)
 	}
@@ -204,7 +223,7 @@ func (p *people) sorted() []string {
 // putMember makes user a member with role, or changes the role.
 func (t *txn) putMember(o *orgData, user string, role roleCode) {
 	p := &o.members
-	if m, ok := p.byName[user]; ok {
+	if m := p.get(user); m != nil {
 		t.keep(o, m.id)
 		old := m.role
 		t.logged(func(undo bool) {
@@ -249,19 +268,20 @@ func (t *txn) putMember(o *orgData, user string, role roleCode) {
 		}
 	})
 	p.names[id], p.byID[id] = name, m
-	set(t, p.byName, name, m)
+	setEntry(t, &p.byName, name, m)
 	t.relist(o, name)
 }
 
 // delMember removes a member who is in no team any more, freeing their id.
 func (t *txn) delMember(o *orgData, user string) {
 	p := &o.members
-	m, ok := p.byName[user]
-	if !ok {
+	m := p.get(user)
+	if m == nil {
 		return
 	}
 	id, name := m.id, p.names[m.id]
 	t.keep(o, id)
+	delEntry(t, &p.byName, name)
 	t.logged(func(undo bool) {
 		if undo {
 			p.names[id], p.byID[id] = name, m
@@ -273,7 +293,6 @@ func (t *txn) delMember(o *orgData, user string) {
 	})
 	p.names[id], p.byID[id] = "", &noMember
 	p.free = append(p.free, id)
-	del(t, p.byName, name) // the entry's own key: a rollback puts that back
 	t.relist(o, name)
 }
 
@@ -479,12 +498,13 @@ func (o *orgData) teamRole(td *teamData, user string) roleCode {
 // holds everything a decision reads of it (Reader.access) but the ids of its teams: key, the
 // bytes o.projects compares a name with, then the effective teams, whether they restrict, the
 // record's Grants and Labels, and the team-id mask (teamIDs.ids, on the next line, is read only
-// when the mask matches a member's team). The map's key compare reads that line, and the
+// when the mask matches a member's team). The table's name compare reads that line, and the
 // decision reads nothing else of the object (callgrind's cache simulation, bench/RESULTS.md
 // stop 20; TestDecisionReadsFewLines).
 type projectData struct {
 	// key holds the project's name when it fits (most names do), written once, before the
-	// project enters o.projects, whose key is then a string of these bytes (mapKey).
+	// project enters o.projects, which compares a name with these bytes, the object's first
+	// (setKey, newProjects).
 	key        [15]byte
 	restricted bool     // the effective teams restrict (policy.AllowList.Restricted)
 	teams      []string // effective teams: project teams narrowed by the policy's (SPEC §4 step 4)
@@ -557,25 +577,16 @@ func (t *txn) putRecord(pd *projectData, p Project, rules []*policy.Program) {
 	pd.setRecord(p, rules)
 }
 
-// mapKey writes name into pd.key when it fits there and returns o.projects' key for pd (pd's
-// name), for a new project, before it enters the map: pd.key is never written again.
-func (pd *projectData) mapKey(name string) string {
-	if name != "" && len(name) <= len(pd.key) {
+// setKey writes name, pd's, into pd.key when it fits there, for a new project, before it
+// enters o.projects: pd.key is never written again (a simulation's copy has its own).
+func (pd *projectData) setKey(name string) {
+	if len(name) <= len(pd.key) {
 		copy(pd.key[:], name)
 	}
-	return pd.keyOf(name)
 }
 
-// keyOf returns o.projects' key for pd, whose name is name: a string of pd.key's bytes when
-// name fits there, else name itself. Every path that puts pd in a projects map uses it (a
-// rolled-back delete re-inserts under the key it passes, and a Go map keeps the key it was
-// given), so that the key's bytes stay pd's own (checkProjectKeys).
-func (pd *projectData) keyOf(name string) string {
-	if name == "" || len(name) > len(pd.key) {
-		return name
-	}
-	return unsafe.String(&pd.key[0], len(name))
-}
+// newProjects returns an empty o.projects for n projects.
+func newProjects(n int) table[projectData] { return newTable[projectData](n, len(projectData{}.key)) }
 
 // teamSet is a set of team ids: their list, and a mask of the ids modulo 64 that tells most
 // teams outside the set without a look at the list.
@@ -606,7 +617,7 @@ func (o *orgData) teamIDs(names []string) teamSet {
 // once its team is deleted, so a stale one could match another team).
 func (t *txn) teamNamed(o *orgData, team string) {
 	for name := range o.teamProjects[team] {
-		pd := o.projects[name]
+		pd := o.project(name)
 		assign(t, &pd.teamIDs, o.teamIDs(pd.teams))
 	}
 }
@@ -622,8 +633,9 @@ func newState() *state {
 
 func newOrgData(o Org) *orgData {
 	return &orgData{
-		org: o, members: people{byName: map[string]*member{}}, teams: map[string]*teamData{},
-		projects: map[string]*projectData{}, policies: map[string]*policyData{},
+		org: o, members: people{byName: newMembers(0)}, teams: map[string]*teamData{},
+		projects:       newProjects(0),
+		policies:       map[string]*policyData{},
 		teamProjects:   map[string]map[string]struct{}{},
 		policyProjects: map[string]map[string]struct{}{}, userGrants: map[string]map[string]struct{}{},
 		openProjects: map[string]struct{}{}, defaultUsers: map[string]map[string]struct{}{},
@@ -674,7 +686,7 @@ func (o *orgData) relist(users map[string]struct{}) {
 	}
 	l := o.members.list
 	for u := range users {
-		if _, ok := o.members.byName[u]; ok {
+		if o.members.get(u) != nil {
 			l = l.with(u)
 		} else {
 			l = l.without(u)
@@ -776,8 +788,8 @@ func (t *txn) subject(org, user string) {
 }
 
 func (t *txn) affectAll(o *orgData) {
-	for name := range o.projects {
-		t.affect(o.org.Name, name)
+	for pd := range o.projects.all {
+		t.affect(o.org.Name, pd.p.Name)
 	}
 }
 

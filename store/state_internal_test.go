@@ -33,16 +33,16 @@ func TestIndexMemberTeamsAnyWorkers(t *testing.T) {
 	o := s.st.orgs["o"]
 	want := map[string]map[string]string{}
 	for u := range o.members.all {
-		want[u] = UserTeams{o: o, list: o.members.byName[u].teams}.Map()
+		want[u] = UserTeams{o: o, list: o.members.get(u).teams}.Map()
 	}
 	for workers := 1; workers <= 5; workers++ {
-		for _, m := range o.members.byName { // not the free ids' entry, which is never written
+		for m := range o.members.byName.all { // not the free ids' entry, which is never written
 			m.teams = nil
 		}
 		o.indexMemberTeams(workers)
 		require.NoError(t, o.checkMembers(), "workers=%d", workers)
 		for u := range o.members.all {
-			require.Equal(t, want[u], UserTeams{o: o, list: o.members.byName[u].teams}.Map(), "workers=%d user %s", workers, u)
+			require.Equal(t, want[u], UserTeams{o: o, list: o.members.get(u).teams}.Map(), "workers=%d user %s", workers, u)
 		}
 	}
 }

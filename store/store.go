@@ -891,7 +891,7 @@ func (st *state) record(key string) ([]byte, error) {
 		}
 	case "project":
 		if o := org(); o != nil {
-			if pd, ok := o.projects[parts[2]]; ok {
+			if pd := o.project(parts[2]); pd != nil {
 				v = pd.p
 			}
 		}
