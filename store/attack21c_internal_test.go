@@ -162,3 +162,138 @@ func TestTableSameTagNames(t *testing.T) {
 		require.Nil(t, tb.find(p[0]))
 	}
 }
+
+// TestNameTableDecisionsRandomBatches: members named at member.key's edge (34, 35, 36 bytes) and
+// past it (37, 128) in pairs that differ only in their last byte or only beyond the key's 35
+// bytes, projects likewise at projectData.key's (14, 15, 16, 40), under random batches of joins,
+// leaves, project puts and deletes, grants (some batches fail and are rolled back after growing
+// the tables, some are only simulated): after each, every user's decision facts on every project
+// (found, org role, grant) are the records' (a model of them), Store.Check is clean, and again
+// after a reopen from a snapshot and the records after it.
+func TestNameTableDecisionsRandomBatches(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pairs := func(lens []int) []string {
+		var out []string
+		for _, n := range lens {
+			for _, c := range "ab" {
+				out = append(out, strings.Repeat("m", n-1)+string(c))
+			}
+			if n > 36 { // differ only beyond the first 35 bytes, the last byte the same
+				out = append(out, strings.Repeat("m", 35)+strings.Repeat("z", n-36)+"a")
+			}
+		}
+		return out
+	}
+	users := append(pairs([]int{34, 35, 36, 37, 128}), "a", "b")
+	projects := append(pairs([]int{14, 15, 16, 17, 40}), "p", "q")
+	for i := range 40 { // filler: the tables grow and shrink through several sizes
+		users = append(users, fmt.Sprintf("u%d", i))
+	}
+	dir := t.TempDir()
+	opts := Options{Dir: dir, NoSync: true, SnapshotRevisions: 5}
+	s, err := Open(ctx, opts)
+	require.NoError(t, err)
+	defer func() { _ = s.Close() }()
+	_, err = s.Apply(ctx, PutOrg{Org: Org{Name: "o"}})
+	require.NoError(t, err)
+
+	rng := rand.New(rand.NewPCG(21, 9))
+	roles := map[string]string{}             // member → org role
+	grants := map[string]map[string]string{} // project → member → grant role
+	verify := func(view func(func(Reader) error) error, step int) {
+		t.Helper()
+		require.NoError(t, view(func(r Reader) error {
+			for _, p := range projects {
+				for _, u := range users {
+					a := r.Access("o", "", p, u)
+					g, ok := grants[p]
+					if !ok {
+						require.Equal(t, MissingProject, a.Missing, "step %d: %s on %s", step, u, p)
+						continue
+					}
+					require.Equal(t, Found, a.Missing, "step %d: %s on %s", step, u, p)
+					require.Equal(t, roles[u], a.OrgRole, "step %d: %s's org role", step, u)
+					require.Equal(t, g[u], a.Grant, "step %d: %s's grant on %s", step, u, p)
+				}
+			}
+			return nil
+		}))
+	}
+	type op struct {
+		c     Change
+		model func()
+	}
+	random := func() op {
+		u, p := users[rng.IntN(len(users))], projects[rng.IntN(len(projects))]
+		role := string(teamRoles[rng.IntN(len(teamRoles))])
+		switch rng.IntN(6) {
+		case 0, 1:
+			r := string(orgRoles[rng.IntN(len(orgRoles))])
+			return op{PutMember{Org: "o", User: u, Role: r}, func() { roles[u] = r }}
+		case 2:
+			return op{DeleteMember{Org: "o", User: u}, func() {
+				delete(roles, u)
+				for _, g := range grants {
+					delete(g, u)
+				}
+			}}
+		case 3:
+			if rng.IntN(2) == 0 {
+				return op{DeleteProject{Org: "o", Name: p}, func() { delete(grants, p) }}
+			}
+			return op{PutProject{Project: Project{Org: "o", Name: p}}, func() { grants[p] = map[string]string{} }}
+		case 4:
+			return op{PutGrant{Org: "o", Project: p, User: u, Grant: Grant{Role: role}}, func() { grants[p][u] = role }}
+		default:
+			return op{DeleteGrant{Org: "o", Project: p, User: u}, func() {
+				if g := grants[p]; g != nil {
+					delete(g, u)
+				}
+			}}
+		}
+	}
+	failed, simulated := 0, 0
+	for step := range 600 {
+		var ops []op
+		for range 1 + rng.IntN(5) {
+			ops = append(ops, random())
+		}
+		var cs []Change
+		for _, o := range ops {
+			cs = append(cs, o.c)
+		}
+		if rng.IntN(6) == 0 {
+			sim, err := s.Simulate(ctx, cs...)
+			if err == nil { // the simulation's state is the batch's; the model is put back after
+				simulated++
+				keptRoles, keptGrants := maps.Clone(roles), map[string]map[string]string{}
+				for p, g := range grants {
+					keptGrants[p] = maps.Clone(g)
+				}
+				for _, o := range ops {
+					o.model()
+				}
+				verify(sim.ViewAfter, step)
+				roles, grants = keptRoles, keptGrants
+			}
+		} else if _, err := s.Apply(ctx, cs...); err == nil {
+			for _, o := range ops {
+				o.model()
+			}
+		} else {
+			failed++
+		}
+		verify(s.View, step)
+		require.NoError(t, s.Check(), "step %d", step)
+	}
+	require.Greater(t, failed, 50, "batches that failed")
+	require.Greater(t, simulated, 20, "simulations that succeeded")
+	require.Greater(t, len(roles), 5)
+	require.Greater(t, len(grants), 3)
+	require.NoError(t, s.Close())
+	s, err = Open(ctx, opts)
+	require.NoError(t, err)
+	verify(s.View, -1)
+	require.NoError(t, s.Check())
+}
