@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -54,6 +55,16 @@ const (
 // packedLen is the length of the key's packed form: its parts joined by NUL bytes.
 func (k *cacheKey) packedLen() int {
 	return len(k.subject) + len(k.action) + len(k.resource) + len(k.owner) + 3
+}
+
+// splits reports whether k's packed form is k's alone: its subject, resource and owner hold no
+// NUL (the action may: an author's catalog names any string), so the first NUL ends the subject
+// and the last two begin the resource and the owner. Every valid request's does (those three are
+// slugs and references); a request with a NUL in one of them shares its packed form with another
+// request's — a valid one's when the NUL was moved out of its action — and must not be looked up
+// by it (the Badger tier: fromDisk).
+func (k *cacheKey) splits() bool {
+	return strings.IndexByte(k.subject, 0) < 0 && strings.IndexByte(k.resource, 0) < 0 && strings.IndexByte(k.owner, 0) < 0
 }
 
 // appendPacked appends the packed form.
@@ -870,7 +881,7 @@ func (s *cacheShard) grow() *cacheIndex {
 }
 
 // diskKey is the Badger key of a request's entry (below the store's cache prefix): the packed
-// key.
+// key, which names one request only when it splits (fromDisk).
 func diskKey(k *cacheKey) string {
 	return string(k.appendPacked(append(make([]byte, 0, len("decision/")+k.packedLen()), "decision/"...)))
 }
@@ -925,9 +936,10 @@ func (r *entryReader) str() string {
 }
 
 // fromDisk returns the Badger tier's entry for k when it is current for policy p, as an L1
-// entry.
+// entry. It is read before the request is validated, so only for a key that splits (an entry
+// is stored only for a decided request, whose key splits: a key that splits finds its own).
 func (e *Engine) fromDisk(k *cacheKey, p *rego.Policy) (*cached, bool) {
-	if e.disk == nil {
+	if e.disk == nil || !k.splits() {
 		return nil, false
 	}
 	raw, ok := e.disk.CacheGet(diskKey(k))
