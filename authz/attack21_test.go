@@ -1,6 +1,9 @@
 package authz
 
 import (
+	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -70,4 +73,193 @@ func TestAttack21DiskTierNeverServesAnInvalidRequest(t *testing.T) {
 		require.True(t, d.Allowed, "%q", r)
 	}
 	require.Equal(t, uint64(len(valid)), e.Stats().CacheDiskHits, "the valid requests still come from Badger")
+}
+
+// attack21Data is a catalog of actions of every length around the key's word boundaries, one
+// with a NUL (the action is the part that may hold one), besides the default catalog.
+var attack21Data = map[string]any{"teamgate": map[string]any{"actions": map[string]any{
+	"r":                  map[string]any{"kind": "project", "role": "viewer"},
+	"runs.ab":            map[string]any{"kind": "project", "role": "viewer"},
+	"runs.x\x00y":        map[string]any{"kind": "project", "role": "viewer"},
+	"runs.abcdefghijk":   map[string]any{"kind": "project", "role": "contributor"},
+	"runs.abcdefghijkl":  map[string]any{"kind": "project", "role": "viewer"},
+	"runs.abcdefghijklm": map[string]any{"kind": "project", "role": "admin"},
+	"runs.\xff\xfe":      map[string]any{"kind": "project", "role": "viewer"},
+}}}
+
+// attack21Slug is a slug of n bytes (none for 0), different for different n.
+func attack21Slug(n int) string {
+	const letters = "bcdefghijklmnopqrstuvwxyz"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = letters[(i*7+n)%len(letters)]
+	}
+	return string(b)
+}
+
+// attack21Lengths are requests whose parts have every length around the key's word boundaries
+// (0, 1, 7, 8, 9, 15, 16, 17 bytes; subjects and projects of the conformance directory among
+// them), in totals on both sides of the inline key's limit (keyBytes: 47, 48, 49 and more), with
+// and without an owner.
+func attack21Lengths() []Request {
+	subjects := []string{"bob", "vera"}
+	projects := []string{"vision", "nlp"}
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17} {
+		subjects = append(subjects, attack21Slug(n))
+		projects = append(projects, attack21Slug(n))
+	}
+	actions := []string{"", "r", "runs.ab", "runs.get", "runs.stop", "runs.x\x00y", "runs.abcdefghijk", "runs.abcdefghijkl", "runs.abcdefghijklm"}
+	var reqs []Request
+	for _, s := range subjects {
+		for _, a := range actions {
+			for _, p := range projects {
+				reqs = append(reqs,
+					Request{Subject: s, Action: a, Resource: "acme/" + p},
+					Request{Subject: s, Action: a, Resource: p, Owner: "acme"},
+					Request{Subject: s, Action: a, Resource: p, Owner: "acme/engineering"})
+			}
+		}
+	}
+	return reqs
+}
+
+// attack21Splits are the requests holding base's bytes with the parts' boundaries anywhere (all
+// of them for a short base, those within two bytes of base's for a long one), and base with a NUL,
+// a 0xFF or an invalid UTF-8 pair added at either end of each part.
+func attack21Splits(base Request) []Request {
+	parts := [4]string{base.Subject, base.Action, base.Resource, base.Owner}
+	all := parts[0] + parts[1] + parts[2] + parts[3]
+	at := [3]int{len(parts[0]), len(parts[0]) + len(parts[1]), len(parts[0]) + len(parts[1]) + len(parts[2])}
+	near := func(b, i int) bool { return len(all) <= 24 || b-2 <= i && i <= b+2 }
+	var reqs []Request
+	for i := 0; i <= len(all); i++ {
+		for j := i; j <= len(all); j++ {
+			for k := j; k <= len(all); k++ {
+				if near(at[0], i) && near(at[1], j) && near(at[2], k) {
+					reqs = append(reqs, Request{Subject: all[:i], Action: all[i:j], Resource: all[j:k], Owner: all[k:]})
+				}
+			}
+		}
+	}
+	for p := range parts {
+		for _, b := range []string{"\x00", "\xff", "\xc3\x28"} {
+			for _, x := range []string{parts[p] + b, b + parts[p]} {
+				q := parts
+				q[p] = x
+				reqs = append(reqs, Request{Subject: q[0], Action: q[1], Resource: q[2], Owner: q[3]})
+			}
+		}
+	}
+	return reqs
+}
+
+// attack21Bases are the requests attack21Splits moves the boundaries of.
+func attack21Bases() []Request {
+	return []Request{
+		{Subject: "bob", Action: "runs.get", Resource: "acme/vision"},
+		{Subject: "bob", Action: "runs.get", Resource: "vision", Owner: "acme"},
+		{Subject: "bob", Action: "runs.x\x00y", Resource: "acme/nlp"},
+		{Subject: "vera", Action: "r", Resource: "nlp", Owner: "acme"},
+		{Subject: attack21Slug(17), Action: "runs.abcdefghijklm", Resource: "acme/" + attack21Slug(9)},  // 48 bytes
+		{Subject: attack21Slug(16), Action: "runs.abcdefghijklm", Resource: "acme/" + attack21Slug(9)},  // 47
+		{Subject: attack21Slug(17), Action: "runs.abcdefghijklm", Resource: "acme/" + attack21Slug(10)}, // 49
+		{Subject: "bob", Action: "runs.abcdefghijklm", Resource: attack21Slug(17), Owner: "acme/engineering"},
+	}
+}
+
+// attack21Same asks r of the cached engine and of the plain one (no cache, the same store and
+// catalog) and fails unless the answers are the same: the decision field by field, or the same
+// error. It returns whether r was decided.
+func attack21Same(t testing.TB, cached, plain *Engine, r Request) bool {
+	t.Helper()
+	d, err := cached.Authorize(t.Context(), r)
+	want, wantErr := plain.Authorize(t.Context(), r)
+	if wantErr != nil {
+		if err == nil || err.Error() != wantErr.Error() {
+			t.Fatalf("%s: cached answer %+v, %v; uncached error %v", attack21Name(r), d, err, wantErr)
+		}
+		if !errors.Is(err, teamgate.ErrInvalid) || !reflect.DeepEqual(d, Decision{}) {
+			t.Fatalf("%s: %+v, %v: not a typed error alone", attack21Name(r), d, err)
+		}
+		return false
+	}
+	if err != nil || !reflect.DeepEqual(d, want) {
+		t.Fatalf("%s: cached answer %+v, %v; uncached %+v", attack21Name(r), d, err, want)
+	}
+	return true
+}
+
+// TestAttack21KeysAtEveryBoundary: every request of attack21Lengths and attack21Splits, asked
+// three times (a miss, a slow hit that stamps, a fast hit) of a cache where they all share one
+// probe run (only fingerprints tell entries apart), gets the uncached engine's answer or error;
+// every decided request hits on its second and third asks, no invalid one ever does; and the
+// same with a cache of 7 entries (every miss evicts).
+func TestAttack21KeysAtEveryBoundary(t *testing.T) {
+	t.Parallel()
+	reqs := attack21Lengths()
+	for _, b := range attack21Bases() {
+		reqs = append(reqs, attack21Splits(b)...)
+	}
+	for _, n := range []int{0, 1, 8, 9} { // short totals: invalid requests
+		reqs = append(reqs, Request{Subject: attack21Slug(n)}, Request{Resource: attack21Slug(n)}, Request{Owner: attack21Slug(n)})
+	}
+	totals := map[int]bool{}
+	for _, r := range reqs {
+		totals[len(r.Subject)+len(r.Action)+len(r.Resource)+len(r.Owner)] = true
+	}
+	for _, n := range []int{0, 1, 8, 9, keyBytes - 1, keyBytes, keyBytes + 1, keyBytes + 2} {
+		require.True(t, totals[n], "no request of %d bytes in all", n)
+	}
+	for _, size := range []int{0, 7} {
+		t.Run(fmt.Sprint("size=", size), func(t *testing.T) {
+			t.Parallel()
+			opts := []Option{WithData(attack21Data)}
+			if size > 0 {
+				opts = append(opts, WithDecisionCache(size))
+			}
+			cached := newAcmeInternal(t, opts...)
+			weakHashes(cached)
+			plain, err := New(t.Context(), cached.Directory(), WithDecisionCache(0), WithData(attack21Data))
+			require.NoError(t, err)
+			seen := map[[4]string]bool{}
+			decided, decidedTotals := 0, map[int]bool{}
+			for _, r := range reqs {
+				if k := [4]string{r.Subject, r.Action, r.Resource, r.Owner}; seen[k] {
+					continue
+				} else {
+					seen[k] = true
+				}
+				for round := range 3 {
+					hits := cached.Stats().CacheHits
+					ok := attack21Same(t, cached, plain, r)
+					if ok && round == 0 {
+						decided++
+						decidedTotals[len(r.Subject)+len(r.Action)+len(r.Resource)+len(r.Owner)] = true
+					}
+					if size == 0 {
+						require.Equal(t, hits+uint64(min(round, b2i(ok))), cached.Stats().CacheHits, "%q, ask %d", r, round)
+					}
+				}
+			}
+			require.Greater(t, decided, 1000, "requests decided")
+			for _, n := range []int{keyBytes - 1, keyBytes, keyBytes + 1} {
+				require.True(t, decidedTotals[n], "no request of %d bytes in all decided", n)
+			}
+			if size == 0 {
+				require.Equal(t, uint64(2*decided), cached.Stats().CacheHits)
+			}
+		})
+	}
+}
+
+// attack21Name shows a request's four parts.
+func attack21Name(r Request) string {
+	return fmt.Sprintf("%q %q %q %q", r.Subject, r.Action, r.Resource, r.Owner)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
