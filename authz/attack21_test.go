@@ -124,8 +124,9 @@ func attack21Lengths() []Request {
 }
 
 // attack21Splits are the requests holding base's bytes with the parts' boundaries anywhere (all
-// of them for a short base, those within two bytes of base's for a long one), and base with a NUL,
-// a 0xFF or an invalid UTF-8 pair added at either end of each part.
+// of them for a short base, those within two bytes of base's for a long one), base with any one
+// byte changed (its lowest bit, its case bit, to NUL, to 0xFF), and base with a NUL, a 0xFF or an
+// invalid UTF-8 pair added at either end of each part.
 func attack21Splits(base Request) []Request {
 	parts := [4]string{base.Subject, base.Action, base.Resource, base.Owner}
 	all := parts[0] + parts[1] + parts[2] + parts[3]
@@ -142,6 +143,13 @@ func attack21Splits(base Request) []Request {
 		}
 	}
 	for p := range parts {
+		for i := range len(parts[p]) { // one byte changed: the same lengths
+			for _, c := range []byte{parts[p][i] ^ 1, parts[p][i] ^ 0x20, 0, 0xff} {
+				q := parts
+				q[p] = parts[p][:i] + string([]byte{c}) + parts[p][i+1:]
+				reqs = append(reqs, Request{Subject: q[0], Action: q[1], Resource: q[2], Owner: q[3]})
+			}
+		}
 		for _, b := range []string{"\x00", "\xff", "\xc3\x28"} {
 			for _, x := range []string{parts[p] + b, b + parts[p]} {
 				q := parts
