@@ -271,3 +271,44 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// FuzzAttack21CachedIsUncached: any request (four arbitrary parts) gets from a cached engine
+// exactly the uncached engine's answer or error, asked three times (a miss, a slow hit that
+// stamps, a fast hit) after the valid requests of attack21Bases were cached and stamped, in a
+// cache of 64 entries where every key shares one probe run (only fingerprints tell entries
+// apart; misses evict); those valid requests still get their own answers afterwards.
+func FuzzAttack21CachedIsUncached(f *testing.F) {
+	for _, b := range attack21Bases() {
+		f.Add(b.Subject, b.Action, b.Resource, b.Owner)
+	}
+	f.Add("bob", "runs.x", "y\x00acme/nlp", "")
+	f.Add("", "bob", "runs.get", "acme/vision")
+	f.Add("bob\x00", "runs.get", "acme/vision", "")
+	f.Add("bob", "runs.get", "vision", "\x00")
+	cached, err := New(f.Context(), conformance.OpenStore(f, store.Options{}), WithData(attack21Data), WithDecisionCache(64))
+	require.NoError(f, err)
+	weakHashes(cached)
+	plain, err := New(f.Context(), cached.Directory(), WithDecisionCache(0), WithData(attack21Data))
+	require.NoError(f, err)
+	var valid []Request
+	for _, b := range attack21Bases() {
+		if _, err := plain.Authorize(f.Context(), b); err == nil {
+			valid = append(valid, b)
+		}
+	}
+	require.Greater(f, len(valid), 4)
+	f.Fuzz(func(t *testing.T, subject, action, resource, owner string) {
+		for range 2 { // cached, then stamped
+			for _, b := range valid {
+				attack21Same(t, cached, plain, b)
+			}
+		}
+		r := Request{Subject: subject, Action: action, Resource: resource, Owner: owner}
+		for range 3 {
+			attack21Same(t, cached, plain, r)
+		}
+		for _, b := range valid {
+			attack21Same(t, cached, plain, b)
+		}
+	})
+}
