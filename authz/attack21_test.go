@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -311,4 +314,91 @@ func FuzzAttack21CachedIsUncached(f *testing.F) {
 			attack21Same(t, cached, plain, b)
 		}
 	})
+}
+
+// TestAttack21HitsRaceMissesEvictionsWrites: readers ask valid requests of every key length (an
+// action with a NUL, owners and none, totals up to keyBytes+) mixed with invalid requests one
+// byte or one boundary off them, of a 9-entry cache where every key shares one probe run (each
+// miss evicts, words are rewritten and stamped all the time), while a writer toggles a fact their
+// answers depend on: a valid request gets the uncached answer of the state no write in flight
+// disturbs, an invalid one always its typed error, never a decision. Run under -race.
+func TestAttack21HitsRaceMissesEvictionsWrites(t *testing.T) {
+	t.Parallel()
+	e := newAcmeInternal(t, WithData(attack21Data), WithDecisionCache(9))
+	weakHashes(e)
+	st := e.Directory().(*store.Store)
+	plain, err := New(t.Context(), st, WithDecisionCache(0), WithData(attack21Data))
+	require.NoError(t, err)
+	var valid, invalid []Request
+	for _, s := range []string{"vera", attack21Slug(17)} {
+		for _, a := range []string{"r", "runs.get", "runs.x\x00y", "runs.abcdefghijklm"} {
+			for _, ro := range [][2]string{{"acme/engineering/vision", ""}, {"vision", "acme/engineering"}, {"acme/vision", ""}} {
+				v := Request{Subject: s, Action: a, Resource: ro[0], Owner: ro[1]}
+				valid = append(valid, v)
+				for i, r := range attack21Splits(v) {
+					if _, err := plain.Authorize(t.Context(), r); err != nil && i%37 == 0 {
+						invalid = append(invalid, r)
+					}
+				}
+			}
+		}
+	}
+	require.Greater(t, len(invalid), 4*len(valid))
+	_, err = st.Apply(t.Context(), attackToggle[0])
+	require.NoError(t, err)
+	var want [2][]Decision // after attackToggle[0], [1]
+	for j := range 2 {
+		for _, r := range valid {
+			d, err := plain.Authorize(t.Context(), r)
+			require.NoError(t, err)
+			want[j] = append(want[j], d)
+		}
+		_, err = st.Apply(t.Context(), attackToggle[1-j])
+		require.NoError(t, err)
+	}
+	require.NotEqual(t, want[0], want[1], "the writes change answers")
+	// The store is after attackToggle[0] again: state s (after change s) is want[s%2].
+	var phase atomic.Uint64 // 2s: change s returned, s+1 not begun; odd: a change in flight
+	var calls atomic.Int64
+	var done atomic.Bool
+	errs := make(chan error, 2)
+	var readers sync.WaitGroup
+	for g := range 2 {
+		readers.Go(func() {
+			for i := g; !done.Load(); i++ {
+				calls.Add(1)
+				if i%3 == 0 {
+					r := invalid[i/3%len(invalid)]
+					if d, err := e.Authorize(t.Context(), r); !errors.Is(err, teamgate.ErrInvalid) || !reflect.DeepEqual(d, Decision{}) {
+						errs <- fmt.Errorf("%s: %+v, %v", attack21Name(r), d, err)
+						return
+					}
+					continue
+				}
+				k := i % len(valid)
+				ph := phase.Load()
+				d, err := e.Authorize(t.Context(), valid[k])
+				if ph2 := phase.Load(); ph == ph2 && ph%2 == 0 {
+					if w := want[ph/2%2][k]; err != nil || !sameDecision(d, w) {
+						errs <- fmt.Errorf("after change %d, %s: %+v, %v; want %+v", ph/2, attack21Name(valid[k]), d, err, w)
+						return
+					}
+				}
+			}
+		})
+	}
+	for s := 1; s <= 40 && len(errs) == 0; s++ {
+		for seen := calls.Load(); calls.Load() < seen+int64(6*len(valid)) && len(errs) == 0; {
+			runtime.Gosched()
+		}
+		phase.Add(1)
+		_, err := st.Apply(t.Context(), attackToggle[s%2])
+		require.NoError(t, err)
+		phase.Add(1)
+	}
+	done.Store(true)
+	readers.Wait()
+	close(errs)
+	require.NoError(t, <-errs)
+	require.NotZero(t, e.Stats().CacheHits)
 }
