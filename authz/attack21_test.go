@@ -402,3 +402,79 @@ func TestAttack21HitsRaceMissesEvictionsWrites(t *testing.T) {
 	require.NoError(t, <-errs)
 	require.NotZero(t, e.Stats().CacheHits)
 }
+
+// TestAttack21InvalidAfterNearestValid: each valid request is cached and its word stamped (its
+// next hit fast); then the invalid requests nearest to it — an unknown action a byte off, an
+// action of another resource kind, malformed references and owners, a malformed subject, its
+// own parts with attributes the engine refuses — each get their typed error and no hit, and the
+// valid one is still served, fast, its own decision.
+func TestAttack21InvalidAfterNearestValid(t *testing.T) {
+	t.Parallel()
+	e := newAcmeInternal(t)
+	weakHashes(e)
+	plain, err := New(t.Context(), e.Directory(), WithDecisionCache(0))
+	require.NoError(t, err)
+	bad := map[string]any{"x": make(chan int)}
+	for _, c := range []struct {
+		valid   Request
+		invalid []Request
+	}{
+		{Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision"}, []Request{
+			{Subject: "bob", Action: "runs.gex", Resource: "acme/vision"},
+			{Subject: "bob", Action: "runs.ge", Resource: "acme/vision"},
+			{Subject: "bob", Action: "runs.get\x00", Resource: "acme/vision"},
+			{Subject: "bob", Action: "org.get", Resource: "acme/vision"},
+			{Subject: "bob", Action: "runs.get", Resource: "acme"},
+			{Subject: "bob", Action: "runs.get", Resource: "acme//vision"},
+			{Subject: "bob", Action: "runs.get", Resource: "acme/vision/"},
+			{Subject: "bob", Action: "runs.get", Resource: "/acme/vision"},
+			{Subject: "bob", Action: "runs.get", Resource: "acme/a/b/vision"},
+			{Subject: "bob", Action: "runs.get", Resource: "acme/vis ion"},
+			{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Owner: "acme//x"},
+			{Subject: "bob!", Action: "runs.get", Resource: "acme/vision"},
+			{Subject: "", Action: "runs.get", Resource: "acme/vision"},
+			{Subject: "bob", Action: "runs.get", Resource: "acme/vision", Attributes: bad},
+		}},
+		{Request{Subject: "bob", Action: "runs.get", Resource: "vision", Owner: "acme"}, []Request{
+			{Subject: "bob", Action: "runs.get", Resource: "vision"},
+			{Subject: "bob", Action: "runs.get", Resource: "vision", Owner: "acme/"},
+			{Subject: "bob", Action: "runs.get", Resource: "vision", Owner: "/acme"},
+			{Subject: "bob", Action: "runs.get", Resource: "vision", Owner: "acme\x00"},
+			{Subject: "bob", Action: "runs.get", Resource: "vision", Owner: "ac me"},
+			{Subject: "bob", Action: "runs.get", Resource: "vision/", Owner: "acme"},
+			{Subject: "bob", Action: "runs.get", Resource: "vision", Owner: "acme", Attributes: bad},
+		}},
+		{Request{Subject: "alice", Action: "members.manage", Resource: "acme"}, []Request{
+			{Subject: "alice", Action: "members.manage", Resource: "acme/vision"},
+			{Subject: "alice", Action: "members.manage", Resource: "acme/"},
+			{Subject: "alice", Action: "members.manage", Resource: ""},
+			{Subject: "alice", Action: "runs.get", Resource: "acme"},
+			{Subject: "alice", Action: "members.manage", Resource: "acme", Attributes: map[string]any{"target_role": 5}},
+			{Subject: "alice", Action: "members.manage", Resource: "acme", Attributes: map[string]any{"target_role": "emperor"}},
+			{Subject: "alice", Action: "members.manage", Resource: "acme", Attributes: bad},
+		}},
+	} {
+		want, err := plain.Authorize(t.Context(), c.valid)
+		require.NoError(t, err)
+		for range 3 { // a miss, a slow hit that stamps, a fast hit
+			_, err := e.Authorize(t.Context(), c.valid)
+			require.NoError(t, err)
+		}
+		require.True(t, stampedNow(e.decisions, fastKey(e, c.valid)), "%s", attack21Name(c.valid))
+		for _, r := range c.invalid {
+			_, err := plain.Authorize(t.Context(), r)
+			require.ErrorIs(t, err, teamgate.ErrInvalid, "%s: the case is invalid", attack21Name(r))
+			hits := e.Stats().CacheHits
+			d, err := e.Authorize(t.Context(), r)
+			require.ErrorIs(t, err, teamgate.ErrInvalid, "%s after %s", attack21Name(r), attack21Name(c.valid))
+			require.Equal(t, Decision{}, d)
+			require.Equal(t, hits, e.Stats().CacheHits, "%s hit", attack21Name(r))
+		}
+		hits := e.Stats().CacheHits
+		d, err := e.Authorize(t.Context(), c.valid)
+		require.NoError(t, err)
+		require.True(t, sameDecision(d, want) && d.Revision == want.Revision, "%+v, want %+v", d, want)
+		require.Equal(t, hits+1, e.Stats().CacheHits)
+		require.True(t, stampedNow(e.decisions, fastKey(e, c.valid)), "still fast")
+	}
+}
