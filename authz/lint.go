@@ -49,12 +49,23 @@ const (
 	// LintDefaultQueueSkipped: a default queue (project, policy, org or a grant's) that the
 	// effective queues or agents do not allow, so it is skipped.
 	LintDefaultQueueSkipped LintCode = "default_queue_skipped"
+	// LintPolicyUnknownValue: an author's module compares an input fact with a value outside
+	// its vocabulary — an action not in the catalog, an unknown kind or role — so the comparison
+	// never holds (rego.WarnUnknownValue; Policy.Warnings).
+	LintPolicyUnknownValue LintCode = "policy_" + LintCode(rego.WarnUnknownValue)
+	// LintPolicyUnknownField: an author's module reads an input field the document does not
+	// have (rego.WarnUnknownField).
+	LintPolicyUnknownField LintCode = "policy_" + LintCode(rego.WarnUnknownField)
+	// LintPolicyPrint: an author's deciding module calls print, which only `teamgate test` runs
+	// (rego.WarnPrint).
+	LintPolicyPrint LintCode = "policy_" + LintCode(rego.WarnPrint)
 )
 
 // Finding is one hygiene problem: its code, the object it is about, a message for people and a
 // fix. Object is a path: ORG/projects/P, ORG/projects/P/settings/FIELD,
 // ORG/projects/P/grants/USER[/settings/FIELD], ORG/teams/T, ORG/members/USER,
-// ORG/policies/NAME, users/ID.
+// ORG/policies/NAME, users/ID; for a finding in an author's module (LintPolicy*), the place
+// FILE:LINE:COL.
 type Finding struct {
 	Code    LintCode `json:"code"`
 	Object  string   `json:"object"`
@@ -70,8 +81,8 @@ type Fix struct {
 	Changes store.Changes `json:"changes"`
 }
 
-// LintReport is the result of Lint: the findings sorted by object, code and message, and the
-// revision they were read at.
+// LintReport is the result of Lint: the policy's findings by file, line and column, then the
+// directory's sorted by object, code and message, and the revision they were read at.
 type LintReport struct {
 	Findings []Finding `json:"findings"`
 	Revision uint64    `json:"revision"`
@@ -81,7 +92,9 @@ type LintReport struct {
 const lintAttempts = 3
 
 // Lint reports hygiene problems of the directory in orgs (every org when none is given): the
-// LintCode kinds, each finding with a fix. What a subject may do is asked of the policy in
+// LintCode kinds, each finding with a fix; and, whatever orgs, those of the policy in force:
+// its authors' modules' warnings (rego.Policy.Warnings: a comparison that never holds, an
+// input field the document lacks, a print call), whose fix says what to write and whose Changes are empty. What a subject may do is asked of the policy in
 // force, never of a second copy of the role rule: reachability is ListSubjects, a team space's
 // contents ListProjects, a redundant grant is one whose removal changes no project decision
 // (the decision table's cells, or full evaluation for a policy without a table), an outsider's access
@@ -225,10 +238,12 @@ func (e *Engine) lint(ctx context.Context, orgs []string) (LintReport, error) {
 	slices.SortFunc(l.findings, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(a.Object, b.Object), cmp.Compare(a.Code, b.Code), cmp.Compare(a.Message, b.Message))
 	})
-	if l.findings == nil {
-		l.findings = []Finding{}
+	findings := []Finding{}
+	for _, w := range l.p.Warnings() { // already by file, line and column
+		findings = append(findings, Finding{Code: "policy_" + LintCode(w.Code), Object: fmt.Sprintf("%s:%d:%d", w.File, w.Line, w.Col),
+			Message: w.Message, Fix: Fix{Summary: w.Fix, Changes: store.Changes{}}})
 	}
-	return LintReport{Findings: l.findings, Revision: l.rev}, nil
+	return LintReport{Findings: append(findings, l.findings...), Revision: l.rev}, nil
 }
 
 // read collects org o's facts and reports what the snapshot alone decides: settings conflicts

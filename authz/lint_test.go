@@ -64,9 +64,10 @@ func lintEngine(t *testing.T, data string, opts ...authz.Option) (*store.Store, 
 // evaluation path.
 var noopModule = rego.Module{Name: "noop.rego", Source: "package teamgate.ext\n\ndeny contains msg if {\n\tinput.subject.id == \"never.a.subject\"\n\tmsg := \"never\"\n}\n"}
 
-// keyOnlyNoopModule changes no decision either, reading only a fact of the table's key: the
-// policy keeps a table whose cells are the author's policy's.
-var keyOnlyNoopModule = rego.Module{Name: "noop.rego", Source: "package teamgate.ext\n\ndeny contains msg if {\n\tinput.action == \"never.an.action\"\n\tmsg := \"never\"\n}\n"}
+// keyOnlyNoopModule changes no decision either, reading only facts of the table's key: the
+// policy keeps a table whose cells are the author's policy's. (org.delete is an org action, so
+// the resource is never a project; an action outside the catalog would be a lint finding.)
+var keyOnlyNoopModule = rego.Module{Name: "noop.rego", Source: "package teamgate.ext\n\ndeny contains msg if {\n\tinput.action == \"org.delete\"\n\tinput.resource.kind == \"project\"\n\tmsg := \"never\"\n}\n"}
 
 // TestLintFindings: each directory's findings are its golden file's, of its own kind only (clean/
 // has none), the same with an author's module (no decision table); the conformance data's are
@@ -178,6 +179,34 @@ func TestLintScope(t *testing.T) {
 	_, err = eng.Lint(t.Context(), "nosuch")
 	require.ErrorIs(t, err, teamgate.ErrNotFound)
 	require.ErrorContains(t, err, "nosuch")
+}
+
+// TestLintReportsThePolicysWarnings: an author's module's warnings (rego.Policy.Warnings) are
+// findings too, first, at FILE:LINE:COL, whatever orgs are linted, with the fix the warning gives
+// and no changes; the default policy has none.
+func TestLintReportsThePolicysWarnings(t *testing.T) {
+	t.Parallel()
+	mod := rego.Module{Name: "policies/typo.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\n" +
+		"deny contains \"no deletes\" if input.action == \"runs.delte\"\n\n" +
+		"deny contains \"gated\" if input.resource.lables.gate == \"closed\"\n"}
+	_, eng := lintEngine(t, conformance.DataFile(), authz.WithModules(mod))
+	want := []authz.Finding{
+		{Code: authz.LintPolicyUnknownValue, Object: "policies/typo.rego:5:47",
+			Message: `input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison never holds; did you mean "runs.delete"?`,
+			Fix:     authz.Fix{Summary: `write "runs.delete", or add the action to the catalog in a JSON file of the policy`, Changes: store.Changes{}}},
+		{Code: authz.LintPolicyUnknownField, Object: "policies/typo.rego:7:41",
+			Message: `input.resource has no field "lables" (the input document: rego/README.md, "Input"), so input.resource.lables.gate is never defined and an expression reading it never holds; did you mean input.resource.labels?`,
+			Fix:     authz.Fix{Summary: "write input.resource.labels", Changes: store.Changes{}}},
+	}
+	for _, orgs := range [][]string{nil, {"acme"}, {"other"}} {
+		rep, err := eng.Lint(t.Context(), orgs...)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, len(rep.Findings), 2, orgs)
+		require.Equal(t, want, rep.Findings[:2], orgs)
+		for _, f := range rep.Findings[2:] {
+			require.NotContains(t, string(f.Code), "policy_")
+		}
+	}
 }
 
 // TestLintAsksThePolicy: what the policy allows decides the findings: an author's ext.allow

@@ -44,6 +44,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/types"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/scope"
@@ -386,6 +387,7 @@ type Policy struct {
 	noTable       string               // why the policy has no table; "" when it has one
 	vocab         map[string]*ast.Term // shared input terms (Policy.term); read-only
 	reads         inputReads           // what the modules read of the input (Input.value)
+	warnings      []Warning            // what vet finds in the authors' deciding modules (Warnings)
 }
 
 // New compiles the default policy plus the given modules, with data merged over the default data
@@ -464,6 +466,8 @@ func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy
 		p.table = newTable(p, p.modules)
 	}
 	p.deterministic = !nondeterministic(compiler.Modules)
+	authors := slices.DeleteFunc(slices.Sorted(maps.Keys(deciding)), func(n string) bool { return n == DefaultModules()[0].Name })
+	p.warnings = p.vet(deciding, compiler.Modules, authors)
 	p.extAllows = definesExtAllow(compiler, merged)
 	return p, nil
 }
@@ -982,6 +986,10 @@ type TestOptions struct {
 type TestRun struct {
 	Results []*tester.Result
 	Modules map[string]*ast.Module
+	// Warnings are the test modules' references to rules the default policy and the test helper
+	// do not define (WarnUnknownRule), by file, line and column. (The policy modules' own are
+	// Policy.Warnings.)
+	Warnings []Warning
 }
 
 // Test runs every test_ rule of the given modules (an author's policy and tests) with the
@@ -1041,9 +1049,10 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 		return nil, err
 	}
 	store := inmem.NewFromObject(merged)
-	run := &TestRun{Modules: deciding}
+	run := &TestRun{Modules: deciding, Warnings: testWarnings(tests)}
 	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 		r := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).
+			AddCustomBuiltins([]*tester.Builtin{testError}).
 			CapturePrintOutput(true).EnableTracing(opts.Trace).StackTraces(true).
 			SetTimeout(cmp.Or(opts.Timeout, 5*time.Second)).Filter(opts.Run)
 		if opts.Coverage != nil {
@@ -1065,6 +1074,19 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 		return cmp.Or(strings.Compare(a.Package, b.Package), strings.Compare(a.Name, b.Name))
 	})
 	return run, nil
+}
+
+// testError is teamgate.test_error(message), a built-in of test runs only (the test helper's):
+// it fails the evaluation with message, so a helper refusing its argument says just why
+// ("eval_builtin_error: teamgate.test_error: action x is not in the catalog ..."), where a
+// built-in made to fail on purpose would wrap it in its own words.
+var testError = &tester.Builtin{
+	Decl: &ast.Builtin{Name: "teamgate.test_error", Decl: types.NewFunction(types.Args(types.S), types.A)},
+	Func: rego.Function1(&rego.Function{Name: "teamgate.test_error", Decl: types.NewFunction(types.Args(types.S), types.A)},
+		func(_ rego.BuiltinContext, msg *ast.Term) (*ast.Term, error) {
+			s, _ := msg.Value.(ast.String)
+			return nil, errors.New(string(s))
+		}),
 }
 
 // mergedData is the default data with each of data merged over it in order.

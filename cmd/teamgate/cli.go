@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -40,33 +39,11 @@ type env struct {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
-	root := &cobra.Command{
-		Use:           "teamgate",
-		Short:         "Team-based access control for ML platforms: decisions, settings, admission",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
+	root := e.root()
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.PersistentFlags().StringVar(&e.data, "data", "", "data file (YAML or JSON) to load into an in-memory store")
-	root.PersistentFlags().StringVar(&e.policyDir, "policy", "", "directory of authors' Rego modules and JSON data")
-	root.PersistentFlags().DurationVar(&e.evalBudget, "eval-budget", authz.DefaultEvalBudget,
-		"time budget of one Rego evaluation under --policy's modules; past it the decision denies with reason error (0: none)")
-	root.PersistentFlags().StringVar(&e.decisionLog, "decision-log", "", "append this command's decisions to a decision log (a Badger directory, created if missing; see decisions)")
-	e.addClusterFlags(root)
-	e.addStoreFlags(root)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.PersistentPreRunE = func(*cobra.Command, []string) error {
-		if e.evalBudget < 0 {
-			return usageError{fmt.Errorf("--eval-budget %s: must be >= 0 (0: no budget)", e.evalBudget)}
-		}
-		return nil
-	}
-	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd(), e.clusterCmd(),
-		e.versionCmd(), e.exportCmd(), e.applyCmd(), e.createProjectCmd(), e.bulkCmd(), e.whoCanCmd(), e.whatifCmd(), e.lintCmd(), e.decisionsCmd(), e.diffCmd(),
-		e.accessDiffCmd(), e.breakGlassCmd())
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
@@ -80,6 +57,40 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	return 1
+}
+
+// root is the command tree of one invocation, its flags bound to e.
+func (e *env) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "teamgate",
+		Short:         "Team-based access control for ML platforms: decisions, settings, admission",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&e.data, "data", "", "data file (YAML or JSON) to load into an in-memory store")
+	root.PersistentFlags().StringVar(&e.policyDir, "policy", "", "directory of authors' Rego modules and JSON data")
+	root.PersistentFlags().DurationVar(&e.evalBudget, "eval-budget", authz.DefaultEvalBudget,
+		"time budget of one Rego evaluation under --policy's modules; past it the decision denies with reason error (0: none)")
+	root.PersistentFlags().StringVar(&e.decisionLog, "decision-log", "", "append this command's decisions to a decision log (a Badger directory, created if missing; see decisions)")
+	_ = root.MarkPersistentFlagFilename("data", "yaml", "yml", "json")
+	_ = root.MarkPersistentFlagFilename("policy") // a directory, or one .rego or .json file
+	_ = root.MarkPersistentFlagDirname("decision-log")
+	e.addClusterFlags(root)
+	e.addStoreFlags(root)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if e.evalBudget < 0 {
+			return usageError{fmt.Errorf("--eval-budget %s: must be >= 0 (0: no budget)", e.evalBudget)}
+		}
+		if e.policyDir != "" {
+			return checkPolicy("--policy", e.policyDir)
+		}
+		return nil
+	}
+	root.AddCommand(e.checkCmd(), e.explainCmd(), e.settingsCmd(), e.listCmd(), e.admitCmd(), e.testCmd(), e.benchCmd(), e.clusterCmd(),
+		e.versionCmd(), e.exportCmd(), e.applyCmd(), e.createProjectCmd(), e.bulkCmd(), e.whoCanCmd(), e.whatifCmd(), e.lintCmd(), e.decisionsCmd(), e.diffCmd(),
+		e.accessDiffCmd(), e.breakGlassCmd())
+	return root
 }
 
 // args wraps cobra's argument validators so their errors exit with code 2.
@@ -248,15 +259,11 @@ const maxRequestLine = 1 << 20
 // and given to fn as an error instead (line nil), so the lines after it are still answered.
 // The run stops when ctx ends or the input cannot be read.
 func (e *env) eachLine(ctx context.Context, path string, fn func(line []byte, n int, err error) error) error {
-	var r io.Reader = e.stdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		r = f
+	r, done, err := e.openFlag("--requests", path)
+	if err != nil {
+		return err
 	}
+	defer done()
 	br := bufio.NewReaderSize(r, 64*1024)
 	var buf []byte
 	for n := 1; ; n++ {
@@ -367,6 +374,7 @@ func (e *env) checkCmd() *cobra.Command {
 	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value (dotted keys nest; JSON values are parsed)")
 	c.Flags().StringVar(&owner, "owner", "", "context owner (org or org/team) for one-part project references")
 	c.Flags().StringVar(&requests, "requests", "", "JSONL file of {subject, action, resource, attributes, owner, min_revision} (- = stdin)")
+	_ = c.MarkFlagFilename("requests", "jsonl", "json")
 	c.Flags().DurationVar(&wait, "wait", defaultWait, "how long a request line's min_revision waits for the store before that line fails as stale")
 	return c
 }
@@ -506,7 +514,7 @@ func (e *env) admitCmd() *cobra.Command {
 		}),
 		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			if requests == "" {
-				raw, err := os.ReadFile(runFile)
+				raw, err := e.readFlag("--run", runFile, false)
 				if err != nil {
 					return err
 				}
@@ -539,5 +547,7 @@ func (e *env) admitCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&runFile, "run", "", "JSON file of the run {kind, runtime, queue, agent, namespace, presets, connections, resources, labels}")
 	c.Flags().StringVar(&requests, "requests", "", "JSONL file of {subject, project, run} (- = stdin)")
+	_ = c.MarkFlagFilename("run", "json")
+	_ = c.MarkFlagFilename("requests", "jsonl", "json")
 	return c
 }

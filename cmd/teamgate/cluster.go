@@ -1,10 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
@@ -59,13 +59,17 @@ func (e *env) directory(ctx context.Context) (authz.Directory, func(), error) {
 	case e.data == "":
 		return nil, nil, usageError{errors.New("--data FILE, --store DIR or --nats URL is required")}
 	}
+	raw, err := e.readFlag("--data", e.data, false)
+	if err != nil {
+		return nil, nil, err
+	}
 	st, err := store.Open(ctx, store.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := st.LoadFile(ctx, e.data); err != nil {
+	if _, err := st.Load(ctx, bytes.NewReader(raw)); err != nil {
 		_ = st.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("--data %s: %w", e.data, err)
 	}
 	return st, func() { _ = st.Close() }, nil
 }
@@ -157,7 +161,7 @@ func (e *env) seedCmd() *cobra.Command {
 			return cobra.NoArgs(cmd, a)
 		}),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := os.ReadFile(e.data)
+			raw, err := e.readFlag("--data", e.data, false)
 			if err != nil {
 				return err
 			}
@@ -257,6 +261,7 @@ func (e *env) serveCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&dir, "dir", "", "directory where JetStream keeps its streams (kept across restarts)")
+	_ = c.MarkFlagDirname("dir")
 	c.Flags().StringVar(&host, "host", "127.0.0.1", "address to listen on")
 	c.Flags().IntVar(&port, "port", 4222, "client port (0: any free port)")
 	return c

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -28,9 +29,12 @@ func openDecisionLog(ctx context.Context, flag, dir string, create bool) (*decis
 				Reason: fmt.Sprintf("%s %s: no such directory (checks write a log with --decision-log DIR)", flag, dir)}
 		}
 	}
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return nil, flagError(flag, dir, syscall.ENOTDIR)
+	}
 	dl, err := decisionlog.Open(ctx, decisionlog.Options{Dir: dir})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
+		return nil, flagError(flag, dir, err)
 	}
 	return dl, nil
 }
@@ -138,6 +142,7 @@ func (e *env) decisionsCmd() *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&logDir, "log", "", "the decision log (a Badger directory written with --decision-log or decisionlog.Open)")
+	_ = c.MarkFlagDirname("log")
 	f.StringVar(&q.Subject, "subject", "", "only this subject's requests")
 	f.StringVar(&q.Action, "action", "", "only this action")
 	f.StringVar(&q.Resource, "resource", "", "only this resource, as the request named it")

@@ -32,6 +32,14 @@ func (e *env) diffCmd() *cobra.Command {
 			return cobra.NoArgs(cmd, a)
 		}),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkPolicy("--policy", candidate); err != nil {
+				return err
+			}
+			if current != "" {
+				if err := checkPolicy("--current-policy", current); err != nil {
+					return err
+				}
+			}
 			mods, data, err := rego.LoadDir(candidate)
 			if err != nil {
 				return err
@@ -66,6 +74,8 @@ func (e *env) diffCmd() *cobra.Command {
 	c.Flags().StringVar(&current, "current-policy", "", "the policy in force, as --policy elsewhere (default: the default policy)")
 	c.Flags().IntVar(&limit, "limit", defaultDiffLimit, "list at most this many cells and decisions (0: all); counts cover everything")
 	c.Flags().StringVar(&expect, "expect", "", "fail (exit 1) unless the diff's fingerprint is this one, e.g. the reviewed one")
+	_ = c.MarkFlagFilename("policy")
+	_ = c.MarkFlagFilename("current-policy")
 	formatFlag(c, &format, formatJSON, "a line per count, cell and decision: before → after")
 	return c
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -65,4 +67,38 @@ func TestLintCommand(t *testing.T) {
 	out, _, _ = cli(t, "", "lint", "--store", dir)
 	require.NotContains(t, out, string(authz.LintTeamWithoutAdmin))
 	require.Contains(t, out, string(authz.LintProjectUnreachable))
+}
+
+// TestLintPolicyFindings: lint reports an author's comparison with an action outside the
+// catalog at its file:line:col with the nearest action, with --policy alone (no data file) or
+// beside the directory's findings; --strict fails on it; the worked examples lint clean.
+func TestLintPolicyFindings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "freeze.rego")
+	require.NoError(t, os.WriteFile(file, []byte("package teamgate.ext\n\nimport rego.v1\n\n"+
+		"deny contains \"frozen\" if input.action in {\"runs.stop\", \"runs.delte\"}\n"), 0o600))
+
+	out, stderr, code := cli(t, "", "lint", "--policy", dir, "--format", "pretty")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "policy_unknown_value\t"+file+":5:57\n"+
+		`  input.action is tested for membership in a collection holding "runs.delte", which is not an action of the catalog (data.teamgate.actions): that element never matches; did you mean "runs.delete"?`+"\n"+
+		`  fix: write "runs.delete", or add the action to the catalog in a JSON file of the policy`+"\n"+
+		"1 finding(s) at revision 0\n", out)
+
+	_, stderr, code = cli(t, "", "lint", "--policy", dir, "--strict")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "1 finding(s) (--strict)")
+
+	out, _, code = cli(t, "", "lint", "--policy", dir, "--data", conformance.DataFile())
+	require.Equal(t, 0, code)
+	var rep authz.LintReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.Greater(t, len(rep.Findings), 1)
+	require.Equal(t, authz.LintPolicyUnknownValue, rep.Findings[0].Code)
+	require.Equal(t, file+":5:57", rep.Findings[0].Object)
+
+	out, stderr, code = cli(t, "", "lint", "--policy", "../../examples/customrule/policy", "--strict")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, `{"findings":[],"revision":0}`+"\n", out)
 }

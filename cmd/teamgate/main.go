@@ -14,6 +14,7 @@
 //	teamgate bench --data acme.yaml
 //	teamgate bulk --data acme.yaml bob acme/engineering delete_runs --runs runs.json
 //	teamgate lint --data acme.yaml --format pretty --strict
+//	teamgate lint --policy ./policies --strict
 //	teamgate version
 //	teamgate apply --store /var/lib/host/store --changes changes.yaml
 //	teamgate create-project --store /var/lib/host/store alice acme/ml vision
@@ -44,6 +45,9 @@
 // --decision-log DIR appends the decisions a command makes to a decision log (package
 // decisionlog); decisions --log DIR queries one, and with --recheck lists the logged decisions
 // that the directory and policy now decide differently.
+//
+// A file or directory a flag names that is missing or cannot be read is an error naming the
+// flag and the path (files.go).
 //
 // check and admit print one compact JSON object per input, in input order, and exit 0 when
 // every input was answered (denials, violations and per-input errors included); usage, data-file

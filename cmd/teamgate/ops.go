@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/open-policy-agent/opa/v1/version"
 	"github.com/spf13/cobra"
@@ -31,6 +32,7 @@ type storeFlags struct {
 
 func (e *env) addStoreFlags(root *cobra.Command) {
 	root.PersistentFlags().StringVar(&e.storeDir, "store", "", "a host's on-disk store (Badger directory) to work on instead of --data; one process at a time")
+	_ = root.MarkPersistentFlagDirname("store")
 }
 
 // badgerLocked is the text of Badger's directory-lock error, which it wraps without %w.
@@ -42,6 +44,9 @@ const badgerLocked = "Another process is using this Badger database"
 // empty directory, and refuses one that holds other files. Badger locks its directory: while a
 // host has the store open, the CLI cannot, and says so.
 func (e *env) openStore(ctx context.Context) (*store.Store, error) {
+	if st, err := os.Stat(e.storeDir); err == nil && !st.IsDir() {
+		return nil, flagError("--store", e.storeDir, syscall.ENOTDIR)
+	}
 	if !e.writes {
 		if _, err := os.Stat(e.storeDir); err != nil {
 			return nil, &teamgate.NotFoundError{What: "store", Name: e.storeDir,
@@ -54,7 +59,7 @@ func (e *env) openStore(ctx context.Context) (*store.Store, error) {
 		switch {
 		case !e.writes:
 			return nil, &teamgate.NotFoundError{What: "store", Name: e.storeDir,
-				Reason: fmt.Sprintf("--store %s holds no store (no Badger MANIFEST; only write commands create a store)", e.storeDir)}
+				Reason: fmt.Sprintf("--store %s: holds no store (no Badger MANIFEST; only write commands create a store)", e.storeDir)}
 		case len(entries) > 0:
 			return nil, teamgate.Invalid("--store", e.storeDir, "holds files but no store: a write command creates a store only in a missing or empty directory")
 		}
@@ -193,18 +198,10 @@ func (e *env) exportCmd() *cobra.Command {
 	return c
 }
 
-// readInput reads a file named on the command line, "-" being stdin.
-func (e *env) readInput(path string) ([]byte, error) {
-	if path == "-" {
-		return io.ReadAll(io.LimitReader(e.stdin, maxInputFile+1))
-	}
-	return os.ReadFile(path)
-}
-
 // readChanges reads and parses the change file at path (apply --changes, whatif --changes); a
 // parse error names the file.
 func (e *env) readChanges(path string) (store.Changes, error) {
-	raw, err := e.readInput(path)
+	raw, err := e.readFlag("--changes", path, true)
 	if err != nil {
 		return nil, err
 	}
@@ -266,6 +263,8 @@ func (e *env) applyCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&changes, "changes", "", `YAML or JSON list of {kind, change} (- = stdin), e.g. [{"kind": "put_member", "change": {"Org": "acme", "User": "bob", "Role": "member"}}]`)
 	c.Flags().StringVar(&file, "file", "", "a data file (YAML or JSON, - = stdin; what export prints): the orgs it names become equal to it, as store.LoadFile")
+	_ = c.MarkFlagFilename("changes", "yaml", "yml", "json")
+	_ = c.MarkFlagFilename("file", "yaml", "yml", "json")
 	return c
 }
 
@@ -273,7 +272,7 @@ func (e *env) applyCmd() *cobra.Command {
 // equal to the directory writes nothing), so that what export printed restores a store. It
 // prints {"revision","changes"}, changes being the records the file changed (0: none).
 func (e *env) applyFile(ctx context.Context, file string) error {
-	raw, err := e.readInput(file)
+	raw, err := e.readFlag("--file", file, true)
 	if err != nil {
 		return err
 	}
@@ -325,7 +324,7 @@ func (e *env) createProjectCmd() *cobra.Command {
 				np.Labels[k] = v
 			}
 			if settingsFile != "" {
-				raw, err := os.ReadFile(settingsFile)
+				raw, err := e.readFlag("--settings", settingsFile, false)
 				if err != nil {
 					return err
 				}
@@ -344,6 +343,7 @@ func (e *env) createProjectCmd() *cobra.Command {
 		}),
 	}
 	c.Flags().StringVar(&settingsFile, "settings", "", "YAML or JSON file of the project's settings (SPEC §6)")
+	_ = c.MarkFlagFilename("settings", "yaml", "yml", "json")
 	c.Flags().StringArrayVar(&labels, "label", nil, "a project label KEY=VALUE (input.resource.labels), repeatable")
 	return c
 }
@@ -372,7 +372,7 @@ func (e *env) bulkCmd() *cobra.Command {
 			return nil
 		}),
 		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
-			raw, err := e.readInput(runsFile)
+			raw, err := e.readFlag("--runs", runsFile, true)
 			if err != nil {
 				return err
 			}
@@ -402,6 +402,7 @@ func (e *env) bulkCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&runsFile, "runs", "", `JSON or YAML list of {uuid, project, created_by} (- = stdin)`)
 	c.Flags().StringVar(&destination, "destination", "", "destination project of transfer_runs")
+	_ = c.MarkFlagFilename("runs", "yaml", "yml", "json")
 	return c
 }
 

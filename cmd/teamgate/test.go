@@ -23,6 +23,10 @@ import (
 //   - --coverage: pretty prints each file's coverage and the total after the results; json prints
 //     OPA's coverage report (as `opa test --coverage`). The default policy is in the report.
 //
+// The test modules' warnings (rego.TestRun.Warnings: a rule of the default policy or the test
+// helper that does not exist) and the policy modules' (rego.Policy.Warnings, as `teamgate lint
+// --policy` reports them) go to stderr; they do not fail the run.
+//
 // It exits 1 when a test fails or errors, or when no test matched (a --run that selects nothing
 // must not pass silently), or when a PATH holds no module or data file.
 func (e *env) testCmd() *cobra.Command {
@@ -85,6 +89,15 @@ func (e *env) testCmd() *cobra.Command {
 			}
 			if coverage && format == "pretty" {
 				printCoverage(e, opts.Coverage.Report(run.Modules))
+			}
+			// What `teamgate lint --policy` reports of the modules: a test of a rule that can never
+			// fire may pass for the wrong reason.
+			warnings := run.Warnings
+			if p, err := rego.New(cmd.Context(), mods, data...); err == nil {
+				warnings = append(warnings, p.Warnings()...)
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(e.stderr, "teamgate: warning: %s (%s)\n", w, w.Fix)
 			}
 			failed := 0
 			for _, r := range run.Results {

@@ -191,3 +191,19 @@ func TestPolicyPathThroughSymlink(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "holds no .rego module or .json data file")
 }
+
+// TestTestCommandPrintsWarnings: `teamgate test` prints the policy modules' warnings (a rule that
+// can never fire, with its file:line:col and the nearest action) on stderr, and they do not fail
+// a run whose tests pass.
+func TestTestCommandPrintsWarnings(t *testing.T) {
+	t.Parallel()
+	dir := regoDir(t, map[string]string{
+		"freeze.rego": "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"frozen\" if input.action == \"runs.delte\"\n",
+		"freeze_test.rego": "package teamgate.ext_test\n\nimport rego.v1\n\nimport data.teamgate.authz\nimport data.teamgate.testing\n\n" +
+			"test_owner_deletes if authz.decision.allow with input as testing.input_for({\"org_role\": \"owner\"}, \"runs.delete\", {})\n",
+	})
+	out, stderr, code := cli(t, "", "test", dir)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "PASS: 1/1")
+	require.Equal(t, "teamgate: warning: "+filepath.Join(dir, "freeze.rego")+`:5:43: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison never holds; did you mean "runs.delete"? (write "runs.delete", or add the action to the catalog in a JSON file of the policy)`+"\n", stderr)
+}

@@ -40,6 +40,7 @@ func (e *env) whatifCmd() *cobra.Command {
 		}),
 	}
 	c.Flags().StringVar(&changes, "changes", "", "YAML or JSON list of {kind, change}, as apply reads it (- = stdin)")
+	_ = c.MarkFlagFilename("changes", "yaml", "yml", "json")
 	formatFlag(c, &format, formatJSON, "a line per change: before → after")
 	return c
 }

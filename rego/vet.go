@@ -1,0 +1,582 @@
+package rego
+
+import (
+	"cmp"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/gobwas/glob"
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/scope"
+)
+
+// WarningCode is the stable code of a Warning.
+type WarningCode string
+
+// The kinds of Warning.
+const (
+	// WarnUnknownValue: an input fact with a closed vocabulary (input.action, a resource kind, an
+	// org role, a grant, a team role), or time.weekday's result, is compared with a literal
+	// outside it — ==, !=, `in` a set or array, startswith, endswith or glob.match — so the
+	// comparison never holds (or, negated, always does).
+	WarnUnknownValue WarningCode = "unknown_value"
+	// WarnUnknownField: a reference to a field the input document does not have
+	// (input.resource.lables): it is never defined, so the expression never holds.
+	WarnUnknownField WarningCode = "unknown_field"
+	// WarnPrint: a deciding module calls print. OPA's compiler erases print calls from a policy
+	// that decides, so its output never shows where the engine decides (check, a host service);
+	// only `teamgate test` runs it (its output under -v and on a failure). As Regal's
+	// print-or-trace-call.
+	WarnPrint WarningCode = "print"
+)
+
+// Warning is a problem Policy.Warnings finds in an author's deciding module: an expression that
+// loads and evaluates but cannot mean what its author wrote. File, Line and Col say where (Col
+// is 1-based, as OPA's locations), Message what and Fix what to write instead.
+type Warning struct {
+	Code    WarningCode `json:"code"`
+	File    string      `json:"file"`
+	Line    int         `json:"line"`
+	Col     int         `json:"col"`
+	Message string      `json:"message"`
+	Fix     string      `json:"fix"`
+}
+
+// String is "FILE:LINE:COL: MESSAGE".
+func (w Warning) String() string {
+	return fmt.Sprintf("%s:%d:%d: %s", w.File, w.Line, w.Col, w.Message)
+}
+
+// Warnings returns what a lint of the authors' deciding modules finds (WarningCode), sorted by
+// file, line and column; nil when there is nothing (always for the default policy alone). They
+// do not keep a policy from loading — as OPA loads what `opa check --strict` and Regal flag —
+// but `teamgate lint --policy DIR` reports them (and with --strict fails on them) and `teamgate
+// test` prints them. README.md beside this file, "Lint", says why.
+func (p *Policy) Warnings() []Warning { return slices.Clone(p.warnings) }
+
+// vocabulary is a closed set of values an input fact takes, and how to name it in a message.
+type vocabulary struct {
+	path   string   // the input path, for messages: input.action
+	what   string   // "an action of the catalog (data.teamgate.actions)"
+	values []string // sorted
+	fix    string   // what else to do when the literal is meant: "" for a fixed vocabulary
+}
+
+func (v *vocabulary) has(s string) bool {
+	_, ok := slices.BinarySearch(v.values, s)
+	return ok
+}
+
+// vocabularies are the input facts whose values the policy knows: the action (the catalog with
+// the policy's data), the resource kinds, the org role (or none), the grant (a ranked role, or
+// "" for none) and the highest team role (a ranked role or none); and time.weekday's days.
+func (p *Policy) vocabularies() map[string]*vocabulary {
+	kinds := []string{string(scope.KindOrg), string(scope.KindTeam), string(scope.KindProject)}
+	orgRoles := []string{"none"}
+	for _, r := range teamgate.OrgRoles() {
+		orgRoles = append(orgRoles, string(r))
+	}
+	var ranked []string
+	for r := range p.ranks {
+		ranked = append(ranked, r)
+	}
+	grants := []string{""}
+	for _, r := range ranked {
+		if r != "none" {
+			grants = append(grants, r)
+		}
+	}
+	out := map[string]*vocabulary{}
+	add := func(path, what string, values []string, fix string) {
+		slices.Sort(values)
+		out[path] = &vocabulary{path: path, what: what, values: slices.Compact(values), fix: fix}
+	}
+	add("input.action", "an action of the catalog (data.teamgate.actions)", p.Actions(),
+		"or add the action to the catalog in a JSON file of the policy")
+	// Not input, but a closed vocabulary an author's time rule compares with.
+	add(weekday, "a day time.weekday returns (Monday … Sunday, capitalised)",
+		[]string{"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}, "")
+	for _, prefix := range []string{"input", "input.destination"} {
+		add(prefix+".resource.kind", "a resource kind", slices.Clone(kinds), "")
+		add(prefix+".subject.org_role", "an org role (or none)", slices.Clone(orgRoles), "")
+		add(prefix+".subject.grant", `a role of teamgate.ranks (or "" for no grant)`, slices.Clone(grants), "")
+		add(prefix+".subject.team_role", "a role of teamgate.ranks (none included)", slices.Clone(ranked), "")
+	}
+	return out
+}
+
+// weekday is the vocabulary of time.weekday's result.
+const weekday = "time.weekday(...)"
+
+// vetter finds the warnings of authors' compiled modules.
+type vetter struct {
+	vocab    map[string]*vocabulary
+	fields   *fieldTree
+	aliases  map[string]*vocabulary // rules `name := input.action`, by path
+	consts   map[string]ast.Value   // rules `name := {"a", "b"}`, by path: a ground value
+	binds    map[ast.Var]*ast.Term  // the rule being checked: its local variables' bindings
+	outs     map[ast.Var]string     // and the variables holding a call's result with a vocabulary (weekday)
+	warnings []Warning
+}
+
+// vet lints the authors' deciding modules (names in authors) of the compiled modules, and of
+// the parsed ones for print calls (the compiler erases them).
+func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) []Warning {
+	v := &vetter{vocab: p.vocabularies(), fields: inputFields(), aliases: map[string]*vocabulary{}, consts: map[string]ast.Value{}}
+	for _, name := range authors {
+		ast.WalkExprs(parsed[name], func(e *ast.Expr) bool {
+			if e.IsCall() && (e.Operator().Equal(ast.Print.Ref()) || e.Operator().Equal(ast.InternalPrint.Ref())) {
+				v.add(WarnPrint, e, nil, "print is called here, but a policy that decides runs without its print calls (OPA's compiler erases them): "+
+					"its output shows only under `teamgate test` (with -v, or on a failure)", "remove the call, or print from a test")
+			}
+			return false
+		})
+	}
+	// Complete rules, defined once, whose value is a fact (action := input.action) or a
+	// constant (frozen := {"runs.delete"}); twice over, for a rule aliasing another.
+	defs := map[string]int{}
+	for _, name := range authors {
+		ast.WalkRules(compiled[name], func(r *ast.Rule) bool {
+			defs[r.Path().String()]++
+			return false
+		})
+	}
+	for range 2 {
+		for _, name := range authors {
+			for _, r := range compiled[name].Rules {
+				path := r.Path().String()
+				if defs[path] != 1 || r.Default || r.Else != nil || len(r.Head.Args) > 0 || r.Head.Key != nil || r.Head.Value == nil {
+					continue
+				}
+				v.bind(r)
+				if voc := v.fact(r.Head.Value); voc != nil {
+					v.aliases[path] = voc
+				} else if c := v.constant(r.Head.Value); c != nil {
+					v.consts[path] = c
+				}
+			}
+		}
+	}
+	for _, name := range authors {
+		mod := compiled[name]
+		for _, r := range mod.Rules {
+			v.bind(r)
+			ast.WalkExprs(r, func(e *ast.Expr) bool {
+				if e.IsCall() {
+					v.call(e)
+				}
+				return false
+			})
+		}
+		ast.WalkRefs(mod, func(r ast.Ref) bool {
+			v.field(r)
+			return false
+		})
+	}
+	slices.SortFunc(v.warnings, func(a, b Warning) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col), cmp.Compare(a.Message, b.Message))
+	})
+	return slices.CompactFunc(v.warnings, func(a, b Warning) bool { return a == b })
+}
+
+// bind collects the bindings of rule r's local variables (x := input.action, y := x; the
+// compiler binds every reference a call takes to a variable of its own the same way). It gives
+// every local variable a name unique in its rule, so a variable means one thing in the whole
+// rule, its else branches and closures included.
+func (v *vetter) bind(r *ast.Rule) {
+	v.binds, v.outs = map[ast.Var]*ast.Term{}, map[ast.Var]string{}
+	ast.WalkExprs(r, func(e *ast.Expr) bool {
+		if e.IsCall() && e.Operator().Equal(ast.Weekday.Ref()) && len(e.Operands()) == 2 {
+			if out, ok := e.Operands()[1].Value.(ast.Var); ok {
+				v.outs[out] = weekday // the compiler's form of `time.weekday(ns) == "..."`
+			}
+		}
+		if e.Negated || !e.IsEquality() && !e.IsAssignment() {
+			return false
+		}
+		ts := e.Operands()
+		for i, t := range ts {
+			if name, ok := t.Value.(ast.Var); ok && !name.IsWildcard() && v.binds[name] == nil {
+				if _, other := ts[1-i].Value.(ast.Var); !other || i == 0 {
+					v.binds[name] = ts[1-i]
+				}
+			}
+		}
+		return false
+	})
+}
+
+// resolve follows t's variable bindings to what it was bound to.
+func (v *vetter) resolve(t *ast.Term) *ast.Term {
+	for range 16 { // a chain of bindings; a cycle (x = y, y = x) stops here
+		name, ok := t.Value.(ast.Var)
+		if !ok || v.binds[name] == nil {
+			return t
+		}
+		t = v.binds[name]
+	}
+	return t
+}
+
+// fact returns the vocabulary of the input fact t reads (input.action, a rule aliasing it, a
+// local variable bound to either), nil when t is none.
+func (v *vetter) fact(t *ast.Term) *vocabulary {
+	t = v.resolve(t)
+	if out, ok := t.Value.(ast.Var); ok && v.outs[out] != "" {
+		return v.vocab[v.outs[out]]
+	}
+	if r, ok := t.Value.(ast.Ref); ok {
+		if voc := v.aliases[r.String()]; voc != nil {
+			return voc
+		}
+		return v.vocab[r.String()]
+	}
+	return nil
+}
+
+// constant returns the ground value t holds (a literal, a constant rule), nil when it is none.
+func (v *vetter) constant(t *ast.Term) ast.Value {
+	t = v.resolve(t)
+	if r, ok := t.Value.(ast.Ref); ok {
+		return v.consts[r.String()]
+	}
+	if ast.IsConstant(t.Value) {
+		return t.Value
+	}
+	return nil
+}
+
+// call checks one call expression: ==, = and != with a literal, `in` a literal collection (or a
+// constant rule), startswith, endswith and glob.match.
+func (v *vetter) call(e *ast.Expr) {
+	op := e.Operator().String()
+	args := e.Operands()
+	switch op {
+	case ast.Equality.Name, ast.Equal.Name, ast.NotEqual.Name:
+		if len(args) != 2 {
+			return
+		}
+		never := "never holds"
+		if op == ast.NotEqual.Name != e.Negated {
+			never = "always holds"
+		}
+		for i := range 2 {
+			if voc := v.fact(args[i]); voc != nil {
+				if s, ok := v.constant(args[1-i]).(ast.String); ok && !voc.has(string(s)) {
+					v.value(e, v.resolve(args[1-i]), voc, string(s), fmt.Sprintf("%s is compared with %q, which is not %s, so this comparison %s", voc.path, string(s), voc.what, never))
+				}
+			}
+		}
+	case ast.Member.Name:
+		if len(args) != 2 {
+			return
+		}
+		voc := v.fact(args[0])
+		if voc == nil {
+			return
+		}
+		coll := v.constant(args[1])
+		var elems []*ast.Term
+		switch c := coll.(type) {
+		case ast.Set:
+			elems = c.Slice()
+		case *ast.Array:
+			for i := range c.Len() {
+				elems = append(elems, c.Elem(i))
+			}
+		}
+		for _, el := range elems {
+			if s, ok := el.Value.(ast.String); ok && !voc.has(string(s)) {
+				at := el
+				if at.Location == nil || at.Location.File != e.Location.File {
+					at = args[1]
+				}
+				v.value(e, at, voc, string(s), fmt.Sprintf("%s is tested for membership in a collection holding %q, which is not %s: that element never matches", voc.path, string(s), voc.what))
+			}
+		}
+	case ast.StartsWith.Name, ast.EndsWith.Name:
+		if len(args) < 2 {
+			return
+		}
+		voc := v.fact(args[0])
+		s, ok := v.constant(args[1]).(ast.String)
+		if voc == nil || !ok {
+			return
+		}
+		has := strings.HasPrefix
+		if op == ast.EndsWith.Name {
+			has = strings.HasSuffix
+		}
+		if !slices.ContainsFunc(voc.values, func(a string) bool { return has(a, string(s)) }) {
+			var parts []string // the values' prefixes (suffixes) about as long as s
+			for _, a := range voc.values {
+				for n := max(1, len(s)-2); n <= min(len(a), len(s)+2); n++ {
+					if op == ast.StartsWith.Name {
+						parts = append(parts, a[:n])
+					} else {
+						parts = append(parts, a[len(a)-n:])
+					}
+				}
+			}
+			v.suggest(e, v.resolve(args[1]), string(s), parts, fmt.Sprintf("%s(%s, %q) holds for no value that is %s", op, voc.path, string(s), voc.what), voc.fix)
+		}
+	case ast.GlobMatch.Name:
+		if len(args) < 3 {
+			return
+		}
+		voc := v.fact(args[2])
+		pattern, ok := v.constant(args[0]).(ast.String)
+		if voc == nil || !ok {
+			return
+		}
+		var delims []rune
+		switch d := v.constant(args[1]).(type) {
+		case ast.Null:
+		case *ast.Array:
+			for i := range d.Len() {
+				s, ok := d.Elem(i).Value.(ast.String)
+				if !ok || len([]rune(string(s))) != 1 {
+					return // OPA refuses it when it evaluates
+				}
+				delims = append(delims, []rune(string(s))[0])
+			}
+			if len(delims) == 0 {
+				delims = []rune{'.'} // glob.match's default
+			}
+		default:
+			return
+		}
+		g, err := glob.Compile(string(pattern), delims...)
+		if err != nil {
+			return
+		}
+		if !slices.ContainsFunc(voc.values, g.Match) {
+			v.add(WarnUnknownValue, e, v.resolve(args[0]), fmt.Sprintf("glob.match(%q, %s, %s) holds for no value that is %s", string(pattern), v.resolve(args[1]), voc.path, voc.what),
+				"fix the pattern"+orFix(voc.fix))
+		}
+	}
+}
+
+// value adds the warning of a literal outside a vocabulary, suggesting the nearest value.
+func (v *vetter) value(e *ast.Expr, at *ast.Term, voc *vocabulary, lit, msg string) {
+	v.suggest(e, at, lit, voc.values, msg, voc.fix)
+}
+
+// suggest adds a WarnUnknownValue warning with the nearest of candidates to lit, when one is near.
+func (v *vetter) suggest(e *ast.Expr, at *ast.Term, lit string, candidates []string, msg, fix string) {
+	if near := nearest(lit, candidates); near != "" {
+		msg += fmt.Sprintf("; did you mean %q?", near)
+		v.add(WarnUnknownValue, e, at, msg, fmt.Sprintf("write %q%s", near, orFix(fix)))
+		return
+	}
+	v.add(WarnUnknownValue, e, at, msg, "fix the value"+orFix(fix))
+}
+
+func orFix(fix string) string {
+	if fix == "" {
+		return ""
+	}
+	return ", " + fix
+}
+
+func (v *vetter) add(code WarningCode, e *ast.Expr, at *ast.Term, msg, fix string) {
+	loc := e.Location
+	if at != nil && at.Location != nil {
+		loc = at.Location
+	}
+	w := Warning{Code: code, Message: msg, Fix: fix}
+	if loc != nil {
+		w.File, w.Line, w.Col = loc.File, loc.Row, loc.Col
+	}
+	v.warnings = append(v.warnings, w)
+}
+
+// field checks a reference into input against the input document's fields.
+func (v *vetter) field(r ast.Ref) {
+	if !r[0].Equal(ast.InputRootDocument) {
+		return
+	}
+	node := v.fields
+	for i := 1; i < len(r) && node != nil && !node.open; i++ {
+		s, ok := r[i].Value.(ast.String)
+		if !ok {
+			return // a computed key: anything may be meant
+		}
+		next, ok := node.fields[string(s)]
+		if !ok {
+			prefix := r[:i].String()
+			w := Warning{Code: WarnUnknownField,
+				Message: fmt.Sprintf("%s has no field %q (the input document: rego/README.md, \"Input\"), so %s is never defined and an expression reading it never holds", prefix, string(s), r),
+				Fix:     "read one of " + strings.Join(slices.Sorted(mapKeys(node.fields)), ", ")}
+			if near := nearest(string(s), slices.Sorted(mapKeys(node.fields))); near != "" {
+				w.Message += fmt.Sprintf("; did you mean %s.%s?", prefix, near)
+				w.Fix = fmt.Sprintf("write %s.%s", prefix, near)
+			}
+			if loc := r[i].Location; loc != nil {
+				w.File, w.Line, w.Col = loc.File, loc.Row, loc.Col
+			} else if loc := r[0].Location; loc != nil {
+				w.File, w.Line, w.Col = loc.File, loc.Row, loc.Col
+			}
+			v.warnings = append(v.warnings, w)
+			return
+		}
+		node = next
+	}
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// fieldTree is the shape of the input document: an object's fields, or open (a map with any
+// keys, a list, the attributes: any key may be read).
+type fieldTree struct {
+	fields map[string]*fieldTree
+	open   bool
+}
+
+// inputFields derives the input document's shape from Input (its JSON names), with the derived
+// subject.team_role (Policy.Eval adds it), so the lint follows the one definition.
+func inputFields() *fieldTree {
+	t := shape(reflect.TypeFor[Input]())
+	t.fields["subject"].fields["team_role"] = &fieldTree{}
+	t.fields["destination"].fields["subject"].fields["team_role"] = &fieldTree{}
+	return t
+}
+
+func shape(t reflect.Type) *fieldTree {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == reflect.TypeFor[Attributes]():
+		return &fieldTree{open: true}
+	case t.Kind() == reflect.Struct:
+		n := &fieldTree{fields: map[string]*fieldTree{}}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" || name == "-" || !f.IsExported() {
+				continue
+			}
+			n.fields[name] = shape(f.Type)
+		}
+		return n
+	case t.Kind() == reflect.Map || t.Kind() == reflect.Slice:
+		return &fieldTree{open: true}
+	}
+	return &fieldTree{} // a scalar: it has no field
+}
+
+// nearest returns the candidate closest to s by edit distance, when it is close enough to be
+// what was meant (at most a third of s's length, at least 1), "" otherwise.
+func nearest(s string, candidates []string) string {
+	best, bestD := "", max(1, len(s)/3)+1
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestD && c != s {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// WarnUnknownRule is the code of a test module's reference into the default rules' package or
+// the test helper's that names no rule there (authz.decison): it is undefined, so a test
+// asserting it fails, and one asserting its negation passes, without saying why.
+const WarnUnknownRule WarningCode = "unknown_rule"
+
+// testWarnings returns the WarnUnknownRule warnings of the test modules: references, directly
+// or through an import, to data.teamgate.authz.NAME or data.teamgate.testing.NAME where the
+// package defines no rule NAME.
+func testWarnings(tests map[string]*ast.Module) []Warning {
+	own := map[string][]string{} // package path → its rules' names
+	for _, m := range append(DefaultModules(), TestHelpers()...) {
+		mod, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			continue // the embedded modules parse: tests say so
+		}
+		pkg := mod.Package.Path.String()
+		for _, r := range mod.Rules {
+			own[pkg] = append(own[pkg], strings.Trim(r.Head.Ref()[0].String(), `"`))
+		}
+	}
+	v := &vetter{}
+	for _, name := range slices.Sorted(mapKeys(tests)) {
+		mod := tests[name]
+		imports := map[string]ast.Ref{} // alias → the imported path
+		for _, imp := range mod.Imports {
+			if path, ok := imp.Path.Value.(ast.Ref); ok && path[0].Equal(ast.DefaultRootDocument) {
+				alias := string(imp.Alias)
+				if alias == "" {
+					alias = strings.Trim(path[len(path)-1].String(), `"`)
+				}
+				imports[alias] = path
+			}
+		}
+		ast.WalkRefs(mod, func(r ast.Ref) bool {
+			full, shift := r, 0
+			if head, ok := r[0].Value.(ast.Var); ok && imports[string(head)] != nil {
+				full = append(imports[string(head)].Copy(), r[1:]...)
+				shift = len(imports[string(head)]) - 1
+			}
+			for pkg, rules := range own {
+				p := ast.MustParseRef(pkg)
+				if len(full) <= len(p) || !full.HasPrefix(p) {
+					continue
+				}
+				s, ok := full[len(p)].Value.(ast.String)
+				if !ok || slices.Contains(rules, string(s)) {
+					continue
+				}
+				slices.Sort(rules)
+				w := Warning{Code: WarnUnknownRule,
+					Message: fmt.Sprintf("%s defines no rule %q, so %s is undefined (a test of it fails, a test of its negation passes)", pkg, string(s), r),
+					Fix:     "refer to one of its rules: " + strings.Join(slices.Compact(rules), ", ")}
+				if near := nearest(string(s), rules); near != "" {
+					w.Message += fmt.Sprintf("; did you mean %s?", near)
+					w.Fix = "write " + near
+				}
+				if loc := r[len(p)-shift].Location; loc != nil {
+					w.File, w.Line, w.Col = loc.File, loc.Row, loc.Col
+				}
+				v.warnings = append(v.warnings, w)
+			}
+			return false
+		})
+	}
+	slices.SortFunc(v.warnings, func(a, b Warning) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	return v.warnings
+}
