@@ -64,7 +64,8 @@ func (k *cacheKey) packedLen() int {
 // request's — a valid one's when the NUL was moved out of its action — and must not be looked up
 // by it (the Badger tier: fromDisk).
 func (k *cacheKey) splits() bool {
-	return strings.IndexByte(k.subject, 0) < 0 && strings.IndexByte(k.resource, 0) < 0 && strings.IndexByte(k.owner, 0) < 0
+	return strings.IndexByte(k.subject, 0) < 0 && strings.IndexByte(k.resource, 0) < 0 &&
+		strings.IndexByte(k.owner, 0) < 0
 }
 
 // appendPacked appends the packed form.
