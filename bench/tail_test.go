@@ -41,6 +41,10 @@ import (
 //	quiet-p50-ns, quiet-p99-ns  wall clock of the decisions with none of the three
 //	quiet-cpu-p99-ns        their thread CPU time: a quiet p99 well above it is time the
 //	                        virtual CPU itself was taken away (the hypervisor, interrupts)
+//	calm-p50-ns, calm-p99-ns  wall clock of the quiet decisions whose thread was not switched
+//	                        out between the previous decision and this one either: another
+//	                        process run in that gap leaves this one's caches cold
+//	precsw-%                decisions whose thread was switched out in that gap
 //	gcquiet-p99-ns          wall clock of the decisions that overlapped a collection but were
 //	                        neither switched out nor faulted
 //	flt/op                  minor page faults per decision
@@ -98,16 +102,22 @@ func tail(b *testing.B, decide func(authz.Request) error) {
 		}
 		return n
 	}
-	var quiet, quietCPU, gcQuiet []time.Duration
-	var switched, overlapped, faulted int
+	var quiet, quietCPU, gcQuiet, calm []time.Duration
+	var switched, overlapped, faulted, preSwitched int
 	var ru0, ru1 syscall.Rusage
 	_ = syscall.Getrusage(rusageThread, &ru0)
 	faults0 := ru0.Minflt
+	ru1 = ru0
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		p0 := pauses()
+		prev := ru1.Nvcsw + ru1.Nivcsw
 		_ = syscall.Getrusage(rusageThread, &ru0)
+		pre := ru0.Nvcsw+ru0.Nivcsw != prev
+		if pre {
+			preSwitched++
+		}
 		c0 := threadCPU()
 		t0 := time.Now()
 		if err := decide(reqs[i%len(reqs)]); err != nil {
@@ -134,6 +144,9 @@ func tail(b *testing.B, decide func(authz.Request) error) {
 			switch {
 			case !sw && !gc && !flt:
 				quiet, quietCPU = append(quiet, w), append(quietCPU, c)
+				if !pre {
+					calm = append(calm, w)
+				}
 			case !sw && !flt:
 				gcQuiet = append(gcQuiet, w)
 			}
@@ -150,7 +163,9 @@ func tail(b *testing.B, decide func(authz.Request) error) {
 	b.ReportMetric(100*float64(switched)/n, "csw-%")
 	b.ReportMetric(100*float64(overlapped)/n, "gc-%")
 	b.ReportMetric(100*float64(faulted)/n, "flt-%")
+	b.ReportMetric(100*float64(preSwitched)/n, "precsw-%")
 	percentiles(b, "quiet-", quiet)
+	percentiles(b, "calm-", calm)
 	if len(quietCPU) > 0 {
 		slices.Sort(quietCPU)
 		b.ReportMetric(float64(quietCPU[len(quietCPU)*99/100].Nanoseconds()), "quiet-cpu-p99-ns")
