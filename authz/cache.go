@@ -176,15 +176,16 @@ func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.C
 // unset).
 //
 // A request's key is hashed once (cacheKey): a 128-bit fingerprint, whose first half also picks
-// the shard (its top byte) and the home position in the shard's index (linear probing). A hit
-// validates nothing: a request gets an entry only once decided, and deciding validates it first
-// (an invalid request returns its typed error and is not cached), or from the Badger tier, which
-// holds decided requests' entries and is read only under a packed key naming one request
-// (cacheKey.splits; TestAttack21DiskTierNeverServesAnInvalidRequest); the fingerprint stands for
-// the four parts (key: an injective encoding, whatever bytes they hold), and whether a request is
-// valid depends on those parts and the policy only (a policy swap makes every word slow, and a
-// slow hit checks the entry's policy), so a hit's request was valid when its decision was made
-// (TestInvalidRequestNeverHits: invalid requests one byte off a cached one). An index word
+// the shard (its top byte's low bits) and the home position in the shard's index (linear
+// probing). A hit validates nothing: a request gets an entry only once decided, and deciding
+// validates it first (an invalid request returns its typed error and is not cached), or from the
+// Badger tier, which holds decided requests' entries and is read only under a packed key naming
+// one request (cacheKey.splits; TestAttack21DiskTierNeverServesAnInvalidRequest); the
+// fingerprint stands for the four parts (key: an injective encoding, whatever bytes they hold),
+// and whether a request is valid depends on those parts and the policy only (a policy swap makes
+// every word slow, and a slow hit checks the entry's policy), so a hit's request was valid when
+// its decision was made (TestInvalidRequestNeverHits: invalid requests one byte off a cached
+// one). An index word
 // (cacheWord) holds the fingerprint, the decision's reasons by pointer and one meta word: the
 // verdict, the role (by index among the cache's roles), the number of reasons, a CLOCK bit, a
 // lock bit, the entry's epoch group and a stamp — the group's epoch at which the entry was last

@@ -210,6 +210,26 @@ func BenchmarkAuthorizeCached(b *testing.B) {
 	}
 }
 
+// BenchmarkAuthorizeCachedShort measures an L1 hit on a key of BenchmarkL1Distinct's shape (bench/):
+// three short parts, 32 bytes encoded (cacheKey), where AuthorizeCached's key takes 56.
+func BenchmarkAuthorizeCachedShort(b *testing.B) {
+	eng, _ := newAcme(b)
+	ctx := b.Context()
+	req := authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/nlp"}
+	if _, err := eng.Authorize(ctx, req); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := eng.Authorize(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if eng.Stats().CacheHits == 0 {
+		b.Fatal("no hits")
+	}
+}
+
 // TestDecisionCacheBadgerTier: decisions survive a restart in Badger and are served only while
 // the stamps they depended on (stored with every write) are unchanged.
 func TestDecisionCacheBadgerTier(t *testing.T) {
