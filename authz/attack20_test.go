@@ -289,38 +289,6 @@ func TestAttack20AuthorRolesEveryPath(t *testing.T) {
 	}
 }
 
-// TestAttack20RoleIndexes: every role a decision may name has an index the slot's four bits
-// hold (1 to 15), and DecisionRole gives it back; a role without one has index 0 (a long
-// record).
-func TestAttack20RoleIndexes(t *testing.T) {
-	t.Parallel()
-	require.LessOrEqual(t, len(decisionRolesForTest()), 15, "a short record's role index is 4 bits, 0 for none")
-	for _, r := range decisionRolesForTest() {
-		i := rego.DecisionRoleIndex(r)
-		require.True(t, i >= 1 && i <= 15, "%s: %d", r, i)
-		require.Equal(t, r, rego.DecisionRole(i))
-	}
-	for _, r := range attack20Roles {
-		if r != "viewer" {
-			require.Zero(t, rego.DecisionRoleIndex(r), "%q", r)
-		}
-	}
-	require.Empty(t, rego.DecisionRole(0))
-	require.Empty(t, rego.DecisionRole(15))
-	require.Empty(t, rego.DecisionRole(255))
-}
-
-// decisionRolesForTest lists the roles with an index, by asking DecisionRole.
-func decisionRolesForTest() []string {
-	var out []string
-	for i := 1; i < 256; i++ {
-		if r := rego.DecisionRole(uint8(i)); r != "" {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // slowDir is a third-party Directory (no ViewAccess: the compiled path reads through View) whose
 // View first sleeps delay.
 type slowDir struct {

@@ -65,9 +65,12 @@ func (p *DecisionPath) UnmarshalText(b []byte) error {
 
 // DecisionRecord is one decision as the decision log keeps it (WithDecisionLog). It is a value
 // of fixed size: queuing one allocates nothing (but for a failed call or one with attributes,
-// Suggest or suggestions, which allocate anyway, and a decision with more than 15 reasons or
-// timed at 33.5 ms or more); its strings and Reasons are the request's and the
-// decision's own (Reasons may be shared with the decision cache: do not modify them), and
+// Suggest or suggestions, which allocate anyway, and a decision that is not a compiled one of a
+// request without Owner and MinRevision with more than 15 reasons or timed at 33.5 ms or more);
+// its strings and Reasons are the request's and the decision's own, or for a compiled decision
+// the decision table cell's (the action's name as the policy's catalog spells it, which the
+// request named exactly; the role; the policy's fingerprint) (Reasons may be shared with the
+// decision cache: do not modify them), and
 // Request.Attributes is a copy the record owns, of the values as the policy read them (by kind:
 // a caller's type's MarshalJSON is never called; numbers are json.Number), as is
 // Decision.Suggestions (the caller may edit those Authorize returned).
@@ -310,10 +313,10 @@ const (
 
 // published is the state of position pos's slot once its producer has written it (a record's
 // state, or a run's with a count of 0).
-func published(pos uint64) uint64 { return (pos + 1) & tagMask << countBits }
+func published(pos uint64) uint64 { return (pos + 1) << countBits } // the shift drops the bits above tagMask
 
 // logSlot is one position of the ring: two cache lines, each with a state of its own. The first
-// is a record's (Engine.record): a short record is that line alone; a long one adds four words
+// is a record's (Engine.record): a cell's record is that line alone; a long one adds four words
 // of the second. The second is a hit's run (fill): its state, revision, MinRevision and cache
 // entry. A position's producer writes one of the two and publishes it by its state (published),
 // and the drainer, finding which state holds the position's tag, takes a record or a run. A
@@ -322,29 +325,38 @@ func published(pos uint64) uint64 { return (pos + 1) & tagMask << countBits }
 //
 // A record in the slot is made of what the decision already holds — the request's strings as
 // the caller passed them, the decision's reasons (those of the Decision returned: nobody modifies
-// them, see DecisionRecord) and role, the policy's fingerprint — from which the drainer makes the
-// DecisionRecord (record). It is short — one line, the role as its index among the roles a
-// decision may name (rego.DecisionRoleIndex) — when the role has one and the request has no
-// Owner and no MinRevision: a compiled decision of a request without those. Its producer writes
-// no atomic word but the state that publishes it; a run's revisions are atomic because a hit
-// compares them with its own while the slot may be rewritten for a later lap (the CAS on the
-// run's state, which then fails, decides), and no record writes them.
+// them, see DecisionRecord) — from which the drainer makes the DecisionRecord (record). A
+// compiled decision of a request without Owner, MinRevision or attributes is a cell's record
+// (kindCell, Engine.record): its subject, resource, reasons and revision, its latency, and the
+// decision table's cell that decided it (rego.VerdictView), which names the rest — allowed, the
+// role and the number of reasons, the action (the catalog's name, which the request named
+// exactly) and the policy (its fingerprint). A cell is immutable and of one policy, so nothing of
+// the record is looked up when the drainer takes it: a later write, rename or policy swap changes
+// no record. Any other record in the slot is long (setLong): the role, action, owner and
+// MinRevision as the request and decision hold them, the policy as its fingerprint's data. Its
+// producer writes no atomic word but the state that publishes it; a run's revisions are atomic
+// because a hit compares them with its own while the slot may be rewritten for a later lap (the
+// CAS on the run's state, which then fails, decides), and no record writes them.
 type logSlot struct {
 	// state is published(pos) once the producer of a record at position pos has written it.
 	// A slot freed for the next lap keeps its states (no later position publishes the same
 	// tag).
 	state atomic.Uint64
 	rev   uint64 // the decision's revision
-	// ref is the decision's reasons (their array: nil for nil Reasons; the count is in meta) or
-	// the whole *DecisionRecord, its Time unset (kindFull).
+	// ref is the decision's reasons (their array: nil for nil Reasons; the count is the cell's or
+	// in meta) or the whole *DecisionRecord, its Time unset (kindFull).
 	ref unsafe.Pointer
-	// The data of the request's subject, resource and action (their lengths in meta) and of the
-	// policy's fingerprint (rego.FingerprintLen bytes; not the policy: a ring keeps no old
-	// policy alive).
-	subject, resource, action, policy *byte
-	// meta is the kind (kindMask), allowed (bit 2), the path (bits 3–5), a short record's role
-	// index (6–9), the lengths of subject, resource and action (10–17, 18–26, 27–34), the
-	// number of reasons (35–38) and the latency in ns (39–63). See Engine.record.
+	// The data of the request's subject and resource (their lengths in meta), and a long
+	// record's of its action.
+	subject, resource, action *byte
+	// policy names the decision's policy: a cell's record's cell (rego.VerdictView's one
+	// pointer, see cell), a long record's fingerprint's data (rego.FingerprintLen bytes). Not
+	// the policy itself: a ring keeps no old policy alive.
+	policy unsafe.Pointer
+	// meta is the kind (kindMask) and, of a cell's record, the lengths of subject and resource
+	// (bits 2–9, 10–18) and the latency in ns (19–63): see Engine.record. Of a long record:
+	// allowed (bit 2), the path (bits 3–5), the lengths of subject, resource and action (10–17,
+	// 18–26, 27–34), the number of reasons (35–38) and the latency in ns (39–63): see setLong.
 	meta uint64
 
 	// runState is published(pos) plus the run's count once the producer of a hit's run at
@@ -360,18 +372,33 @@ type logSlot struct {
 	meta2       uint64
 }
 
-// A slot is exactly two cache lines, the second a run's (a compile error otherwise).
+// A slot is exactly two cache lines, the second a run's, and a cell is one pointer, held in
+// the policy word (a compile error otherwise).
 var (
 	_ [0]byte = [unsafe.Sizeof(logSlot{}) - 128]byte{}
 	_ [0]byte = [unsafe.Offsetof(logSlot{}.runState) - 64]byte{}
+	_ [0]byte = [unsafe.Sizeof(rego.VerdictView{}) - unsafe.Sizeof(unsafe.Pointer(nil))]byte{}
+	_ [0]byte = [unsafe.Sizeof(unsafe.Pointer(nil)) - unsafe.Sizeof(rego.VerdictView{})]byte{}
 )
+
+// cell is the policy word of a cell's record as the cell it holds.
+func (s *logSlot) cell() *rego.VerdictView { return (*rego.VerdictView)(unsafe.Pointer(&s.policy)) }
 
 // The kinds of record (logSlot.meta&kindMask).
 const (
-	kindShort = 1
-	kindLong  = 2
-	kindFull  = 3
-	kindMask  = 3
+	kindCell = 1
+	kindLong = 2
+	kindFull = 3
+	kindMask = 3
+)
+
+// A cell's record's meta word: the kind, then the lengths of subject and resource, then the
+// latency. Validated names (scope.MaxSlugLen: 128 bytes, a resource of three of them 386) fit
+// their fields; Engine.record checks it all the same.
+const (
+	cellSubjectShift  = 2
+	cellResourceShift = 10
+	cellLatencyShift  = 19
 )
 
 // init sizes the ring: size rounded up to a power of two.
@@ -497,12 +524,13 @@ func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 	}
 }
 
-// inSlot reports whether the record of req's decision d (traced by t; err: the call failed)
-// is written in its slot (Engine.record); any other is made whole (logSlot.setFull). A record in
-// the slot allocates nothing: that is every decision but a failed call, one with attributes,
-// Suggest or suggestions, and one over the slot's lengths (subject, action or role over 255
-// bytes, resource over 511, owner over 65,535, more than 15 reasons, a latency of 2^25 ns —
-// 33.5 ms — or more).
+// inSlot reports whether the record of req's decision d (traced by t; err: the call failed),
+// not a cell's (Engine.record), is written in its slot as a long record (recordOther); any other
+// is made whole (logSlot.setFull). A record in the slot allocates nothing: that is every decision
+// but a failed call, one with attributes, Suggest or suggestions, and one over the long record's
+// lengths (subject, action or role over 255 bytes, resource over 511, owner over 65,535, more
+// than 15 reasons, a latency of 2^25 ns — 33.5 ms — or more). A cell's record has none of those
+// lengths but the latency's, 2^45 ns.
 func inSlot(req *Request, d *Decision, t *decisionTrace, err error) bool {
 	return err == nil && t.policy != nil && req.Attributes == nil && !req.Suggest && d.Suggestions == nil &&
 		uint64(len(req.Subject))|uint64(len(req.Action))|uint64(len(d.Role))|uint64(len(d.Reasons))<<4|
@@ -528,23 +556,32 @@ func (s *logSlot) setFull(req *Request, d *Decision, p *rego.Policy, t *decision
 // record is the DecisionRecord of a slot's record (not a run); its Time is unset.
 func (s *logSlot) record() DecisionRecord {
 	m := s.meta
-	if m&kindMask == kindFull {
+	switch m & kindMask {
+	case kindFull:
 		return *(*DecisionRecord)(s.ref)
+	case kindCell:
+		v := *s.cell()
+		var reasons []Reason
+		if s.ref != nil {
+			reasons = unsafe.Slice((*Reason)(s.ref), v.NumCodes())
+		}
+		return DecisionRecord{
+			Request: Request{Subject: unsafe.String(s.subject, m>>cellSubjectShift&0xff), Action: v.Action(),
+				Resource: unsafe.String(s.resource, m>>cellResourceShift&0x1ff)},
+			Decision: Decision{Allowed: v.Allow(), Role: v.Role(), Reasons: reasons, Revision: s.rev},
+			Policy:   v.Policy(), Path: PathCompiled, Latency: time.Duration(m >> cellLatencyShift),
+		}
 	}
 	var reasons []Reason
 	if s.ref != nil {
 		reasons = unsafe.Slice((*Reason)(s.ref), m>>35&15)
 	}
-	r := DecisionRecord{
-		Request:  Request{Subject: unsafe.String(s.subject, m>>10&0xff), Action: unsafe.String(s.action, m>>27&0xff), Resource: unsafe.String(s.resource, m>>18&0x1ff)},
-		Decision: Decision{Allowed: m&(1<<2) != 0, Role: rego.DecisionRole(uint8(m >> 6 & 15)), Reasons: reasons, Revision: s.rev},
-		Policy:   unsafe.String(s.policy, rego.FingerprintLen), Path: DecisionPath(m >> 3 & 7), Latency: time.Duration(m >> 39),
+	return DecisionRecord{
+		Request: Request{Subject: unsafe.String(s.subject, m>>10&0xff), Action: unsafe.String(s.action, m>>27&0xff),
+			Resource: unsafe.String(s.resource, m>>18&0x1ff), Owner: unsafe.String(s.owner, s.meta2&0xffff), MinRevision: s.minRev},
+		Decision: Decision{Allowed: m&(1<<2) != 0, Role: unsafe.String(s.role, s.meta2>>16&0xff), Reasons: reasons, Revision: s.rev},
+		Policy:   unsafe.String((*byte)(s.policy), rego.FingerprintLen), Path: DecisionPath(m >> 3 & 7), Latency: time.Duration(m >> 39),
 	}
-	if m&kindMask == kindLong {
-		r.Request.Owner, r.Request.MinRevision = unsafe.String(s.owner, s.meta2&0xffff), s.minRev
-		r.Decision.Role = unsafe.String(s.role, s.meta2>>16&0xff)
-	}
-	return r
 }
 
 // clock is the time since the log started (never 0 once read: the epoch is in the past).
@@ -738,44 +775,84 @@ func (l *decisionLog) close(ctx context.Context) error {
 	return err
 }
 
-// record makes the log's record of one call in the ring: written in its slot when it fits
-// (inSlot), else made whole (recordFull). Its position is reserved in one CAS when below alert
-// (as openRun's), else the long way (reserve, publish). The slot is written here, not in a
-// function of its own: the call cost the compiled path 10 instructions per decision
-// (bench/RESULTS.md, "Stop 19: decision log on the compiled path").
+// record makes the log's record of one call in the ring. A compiled decision of a request
+// without Owner, MinRevision or attributes (t.verdict is its cell: decideIn) is a cell's record
+// (setCell), written here, its position reserved in one CAS when below alert (as openRun's),
+// else the long way (recordCell). Any other call's record is recordOther's. A cell's record is
+// written here, not in a function of its own: the call cost the compiled path 10 instructions per
+// decision (bench/RESULTS.md, "Stop 19: decision log on the compiled path").
 func (e *Engine) record(req *Request, d *Decision, t *decisionTrace, err error) {
+	v, lat := t.verdict, uint64(t.latency)
+	sub, res := uint64(len(req.Subject)), uint64(len(req.Resource))
+	// The lengths are those of validated names (the decision found or checked them), the latency
+	// under 2^45 ns (9.8 hours): checked all the same, in one test.
+	if v == (rego.VerdictView{}) || err != nil || uint64(len(req.Owner))|req.MinRevision|sub>>8|res>>9|lat>>(64-cellLatencyShift)|
+		uint64(*(*uintptr)(unsafe.Pointer(&req.Attributes))) != 0 { // a nil map or not
+		e.recordOther(req, d, t, err)
+		return
+	}
+	m := kindCell | sub<<cellSubjectShift | res<<cellResourceShift | lat<<cellLatencyShift
+	q := &e.declog.ring
+	if pos := q.tail.Load(); pos < q.alert.Load() && q.tail.CompareAndSwap(pos, pos+1) {
+		s := q.slotAt(pos)
+		s.setCell(req, d, v, m)
+		s.state.Store(published(pos))
+		return
+	}
+	e.declog.recordCell(req, d, v, m)
+}
+
+// setCell writes into s the record of a compiled decision d of req by cell v, its meta word m
+// (see Engine.record): the first line alone, field by field (a composite literal is built aside
+// and copied), and every word of it, the action's too (nil), with the state that publishes it
+// (Engine.record). Leaving one word unwritten cost a compiled decision 3 points of paired on/off
+// at 65,536 slots and 1 at 4,096 (bench/RESULTS.md, "Stop 21: decision log record"): a core that
+// stores to every byte of a line it does not hold may claim it without reading it first, where a
+// line written but for one word is read from memory (or from the drainer's core).
+func (s *logSlot) setCell(req *Request, d *Decision, v rego.VerdictView, m uint64) {
+	s.rev, s.ref, s.subject, s.resource, s.action, *s.cell(), s.meta = d.Revision, unsafe.Pointer(unsafe.SliceData(d.Reasons)),
+		unsafe.StringData(req.Subject), unsafe.StringData(req.Resource), nil, v, m
+}
+
+// recordCell is Engine.record of a cell's record whose position is reserved the long way
+// (reserve, publish).
+//
+//go:noinline
+func (l *decisionLog) recordCell(req *Request, d *Decision, v rego.VerdictView, m uint64) {
+	s, pos, woke := l.reserve()
+	if s == nil {
+		return
+	}
+	s.setCell(req, d, v, m)
+	l.publish(&s.state, pos, woke)
+}
+
+// recordOther is Engine.record of any call whose record is not a cell's: a long record in its
+// slot when it fits (inSlot), else made whole (recordFull).
+//
+//go:noinline
+func (e *Engine) recordOther(req *Request, d *Decision, t *decisionTrace, err error) {
 	if !inSlot(req, d, t, err) {
 		e.recordFull(req, d, t, err)
 		return
 	}
-	l := e.declog
-	q := &l.ring
-	pos := q.tail.Load()
-	var s *logSlot
-	long, woke := pos >= q.alert.Load() || !q.tail.CompareAndSwap(pos, pos+1), false
-	if !long {
-		s = q.slotAt(pos)
-	} else if s, pos, woke = l.reserve(); s == nil {
+	s, pos, woke := e.declog.reserve()
+	if s == nil {
 		return
 	}
-	// Field by field: a composite literal is built aside and copied.
+	s.setLong(req, d, t)
+	e.declog.publish(&s.state, pos, woke)
+}
+
+// setLong writes into s a long record (recordOther): both lines but a run's four words.
+func (s *logSlot) setLong(req *Request, d *Decision, t *decisionTrace) {
 	s.rev, s.ref = d.Revision, unsafe.Pointer(unsafe.SliceData(d.Reasons))
 	s.subject, s.resource = unsafe.StringData(req.Subject), unsafe.StringData(req.Resource)
-	s.action, s.policy = unsafe.StringData(req.Action), unsafe.StringData(t.policy.Fingerprint())
-	m := uint64(*(*uint8)(unsafe.Pointer(&d.Allowed)))<<2 | uint64(t.path)<<3 | uint64(len(req.Subject))<<10 |
+	s.action, s.policy = unsafe.StringData(req.Action), unsafe.Pointer(unsafe.StringData(t.policy.Fingerprint()))
+	s.owner, s.role, s.minRev = unsafe.StringData(req.Owner), unsafe.StringData(d.Role), req.MinRevision
+	s.meta2 = uint64(len(req.Owner)) | uint64(len(d.Role))<<16
+	s.meta = kindLong | uint64(*(*uint8)(unsafe.Pointer(&d.Allowed)))<<2 | uint64(t.path)<<3 | uint64(len(req.Subject))<<10 |
 		uint64(len(req.Resource))<<18 | uint64(len(req.Action))<<27 | uint64(len(d.Reasons))<<35 | uint64(t.latency)<<39
-	if t.role-1 < 15 && req.Owner == "" && req.MinRevision == 0 { // DecisionRole(t.role) is d.Role
-		s.meta = m | kindShort | uint64(t.role)<<6
-	} else {
-		s.owner, s.role, s.minRev = unsafe.StringData(req.Owner), unsafe.StringData(d.Role), req.MinRevision
-		s.meta2 = uint64(len(req.Owner)) | uint64(len(d.Role))<<16
-		s.meta = m | kindLong
-	}
-	if long {
-		l.publish(&s.state, pos, woke)
-	} else {
-		s.state.Store(published(pos))
-	}
 }
 
 // recordFull is record of a call that is made whole (not inSlot: nothing is allocated but on
@@ -814,7 +891,7 @@ func (e *Engine) logs(req *Request) bool { return e.declog != nil && !req.unlogg
 // loggedSuggesting is Authorize of a logged request with Suggest (without metrics or spans):
 // decided with a trace, then recorded.
 func (e *Engine) loggedSuggesting(ctx context.Context, req *Request) (Decision, error) {
-	t := decisionTrace{timed: true}
+	var t decisionTrace
 	d, err := e.authorizeSuggesting(ctx, *req, &t)
 	e.record(req, &d, &t, err)
 	return d, err
@@ -837,11 +914,17 @@ func copyAttributes(m map[string]any) map[string]any {
 
 // decisionTrace is how a decision was made, for metrics, spans and the log.
 type decisionTrace struct {
-	path    DecisionPath
+	path DecisionPath
+	// untimed: the log does not time the decision (metrics time every decision themselves, or
+	// it is not logged); else the log times what is cheap to time. (Zero when logged: a trace of
+	// all zeros costs the logged decision least to set.)
+	untimed bool
 	policy  *rego.Policy  // the policy in force; nil when not decided
 	latency time.Duration // 0: not timed
-	role    uint8         // the role's rego.DecisionRoleIndex on the compiled path; 0: not known
-	timed   bool          // the log times what is cheap to time (metrics time every decision)
+	// verdict is the decision table's cell that decided, on the compiled path (decideIn; never
+	// for a request with Suggest, which is decided by full evaluation); zero on any other path
+	// and when the cell's evaluation failed.
+	verdict rego.VerdictView
 }
 
 // FlushDecisionLog waits until every decision logged before the call has been given to the

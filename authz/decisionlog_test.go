@@ -688,6 +688,64 @@ func TestDecisionLogCompiledRecordIsTheDecision(t *testing.T) {
 	require.Zero(t, eng.Stats().DecisionLogDropped)
 }
 
+// TestDecisionLogCellRecordsWhatWasDecided: a compiled decision's record is kept as its request's
+// strings and the decision table's cell, and the drainer makes the record only when it takes it.
+// Records queued behind a sink that blocks, then taken after the subject left the org, the team
+// named in the resource was renamed and the policy swapped (the cells of the new policy decide
+// those requests differently), still name the subject, resource, action, role, reasons and policy
+// of the decision as it was returned — never a name or cell resolved after it.
+func TestDecisionLogCellRecordsWhatWasDecided(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sink := newGateSink()
+	eng, st := newAcme(t, authz.WithDecisionCache(0), authz.WithDecisionLog(sink))
+	reqs := []authz.Request{
+		{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
+		{Subject: "bob", Action: "runs.get", Resource: "acme/engineering/vision"},
+		{Subject: "bob", Action: "org.update", Resource: "acme"},
+		{Subject: "olga", Action: "runs.approve", Resource: "acme/engineering/vision"},
+		{Subject: "bill", Action: "runs.get", Resource: "acme/open"},
+	}
+	type call struct {
+		req    authz.Request
+		d      authz.Decision
+		policy string
+	}
+	var calls []call
+	decide := func() {
+		for _, r := range reqs {
+			d, err := eng.Authorize(ctx, r)
+			require.NoError(t, err)
+			calls = append(calls, call{r, d, eng.Policy().Fingerprint()})
+		}
+	}
+	// The drainer takes the first record and blocks in the sink's Write: the others stay queued.
+	decide()
+	<-sink.entered
+	decide()
+	before := len(calls)
+	_, err := st.Apply(ctx, store.DeleteMember{Org: "acme", User: "bob"}, store.RenameTeam{Org: "acme", From: "engineering", To: "eng2"})
+	require.NoError(t, err)
+	require.NoError(t, eng.SetPolicy(ctx, nil, map[string]any{"teamgate": map[string]any{
+		"ranks": map[string]any{"auditor": 5}, "org_base": map[string]any{"billing": "auditor"}}}))
+	decide() // the same requests, decided again now: bob is no member, bill an auditor
+	for i, c := range calls[before:] {
+		require.NotEqual(t, calls[before-len(reqs)+i].d, c.d, "request %d decided alike before and after", i)
+	}
+	close(sink.release)
+	require.NoError(t, eng.Close(ctx))
+	recs := sink.all()
+	require.Len(t, recs, len(calls))
+	for i, c := range calls {
+		r := recs[i]
+		require.Equal(t, authz.PathCompiled, r.Path, "record %d", i)
+		require.Equal(t, c.req, r.Request, "record %d", i)
+		require.Equal(t, c.d, r.Decision, "record %d", i)
+		require.Equal(t, c.policy, r.Policy, "record %d", i)
+	}
+	require.NotEqual(t, recs[0].Policy, recs[len(recs)-1].Policy, "the policy was swapped")
+}
+
 // TestDecisionLogSlotKindsConcurrent: records of every kind a slot holds — a compiled decision's
 // one line, a request with Owner or MinRevision over two, a whole record (attributes), runs of
 // cache hits — written by four goroutines at once into a ring of four slots, so every slot is

@@ -306,11 +306,13 @@
 // returned an error), the latency and the time. Listings, admissions and the analyses (ListSubjects, suggestions, Simulate, Lint,
 // DiffAccess) are not logged. A decision never waits for the log: it is written into a slot of a bounded
 // lock-free ring (a full one drops it: Stats.DecisionLogDropped) — any decision but a cache hit
-// as the parts its record is made of, in the slot itself (the revision, the request's strings,
-// the returned decision's reasons and role, the policy's fingerprint: one cache line for a
-// compiled decision of a request without Owner or MinRevision, two for others, with no atomic
-// store but the one that publishes it; a failed call or one with attributes or Suggest as a
-// whole record), an in-memory cache hit writes only its cache entry, revision and MinRevision
+// as the parts its record is made of, in the slot itself (a compiled decision of a request
+// without Owner, MinRevision or attributes as one cache line: its subject, resource, reasons and
+// revision and the decision table's cell, immutable, which names its action, allowed, role and
+// policy; others as two: the revision, the request's strings, the returned decision's reasons
+// and role, the policy's fingerprint; with no atomic store but the one that publishes it; a
+// failed call or one with attributes or Suggest as a whole record), an in-memory cache hit writes
+// only its cache entry, revision and MinRevision
 // (the slot's other line), from which the
 // log's goroutine makes the same record, or, when the latest hit on the same cached decision is
 // still queued with the same revision and MinRevision, adds one to that slot's count (so records of cache hits may reach the sink grouped, out of call order) —

@@ -370,7 +370,7 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 		if t == nil && e.logs(req) {
 			// Decided here with a trace, then recorded (no call of its own: bench/RESULTS.md,
 			// "Stop 19: decision log on the compiled path").
-			tr := decisionTrace{timed: true}
+			var tr decisionTrace
 			err := e.decidePooled(ctx, req, nil, &tr, &d)
 			e.record(req, &d, &tr, err)
 			return d, err
@@ -421,7 +421,7 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 		return d, nil
 	}
 	if t == nil && e.logs(req) {
-		tr := decisionTrace{timed: true}
+		var tr decisionTrace
 		d, err := e.miss(ctx, req, &key, p, rev, &tr)
 		e.record(req, &d, &tr, err)
 		return d, err
@@ -443,7 +443,7 @@ func (e *Engine) miss(ctx context.Context, req *Request, key *cacheKey, p *rego.
 	// A logged decision that consults the Badger tier is timed from the lookup: beside a Badger
 	// read the clock costs little (a hit in memory is not timed).
 	var start time.Duration
-	if t != nil && t.timed && e.disk != nil {
+	if t != nil && !t.untimed && e.disk != nil {
 		start = e.declog.clock()
 	}
 	if c, ok := e.fromDisk(key, p); ok {
@@ -486,12 +486,10 @@ func (e *Engine) decide(ctx context.Context, req Request, entry *cached, explain
 	rd := &reading{explain: explain, also: also}
 	rd.view = rd.read
 	var d Decision
-	var t decisionTrace
+	var t decisionTrace // timed (not untimed) when logged
 	tp := &t
 	if e.declog == nil {
 		tp = nil
-	} else {
-		t.timed = true
 	}
 	err := e.decideIn(ctx, rd, &req, entry, &d, tp)
 	return &rd.q, d, t, err
@@ -564,7 +562,8 @@ func (rd *reading) read(r store.Reader) error {
 
 // decideIn decides into *d, which is zero, and sets it only when the error is nil. A non-nil t
 // (metrics, spans, the decision log) is set, on success, to how the decision was made: its path
-// and policy, and its latency when t.timed and the decision was a full evaluation.
+// and policy, the table's cell on the compiled path, and its latency when t is not untimed and
+// the decision was a full evaluation.
 func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry *cached, d *Decision, t *decisionTrace) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -592,7 +591,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 	// A logged full evaluation is timed from reading its facts (the compiled path is not: two
 	// clock reads would cost it a few per cent).
 	var start time.Duration
-	if !rd.compiled && t != nil && t.timed {
+	if !rd.compiled && t != nil && !t.untimed {
 		start = e.declog.clock()
 	}
 	if err := e.readFacts(rd); err != nil {
@@ -616,10 +615,7 @@ func (e *Engine) decideIn(ctx context.Context, rd *reading, req *Request, entry 
 		v, err := table.VerdictOfCodes(ctx, q.spec, &c, e.budgetOf(p))
 		e.fromVerdict(q, v, err, rd.rev, rd.msg, d)
 		if t != nil {
-			t.path, t.policy = PathCompiled, p
-			if err == nil {
-				t.role = v.RoleIndex() // d.Role's
-			}
+			t.path, t.policy, t.verdict = PathCompiled, p, v // v is zero when err is not nil
 		}
 	} else {
 		e.evaluated.Add(1)

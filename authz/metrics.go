@@ -78,7 +78,7 @@ func (o *observer) authorize(ctx context.Context, e *Engine, req *Request, logge
 	if o.metrics != nil {
 		start = time.Since(o.epoch)
 	}
-	t := decisionTrace{timed: logged && o.metrics == nil}
+	t := decisionTrace{untimed: !logged || o.metrics != nil}
 	d, err := e.authorize(ctx, req, &t)
 	if err != nil {
 		t.path = PathNone

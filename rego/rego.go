@@ -129,12 +129,20 @@ func LoadDir(dir string) ([]Module, []map[string]any, error) {
 // mistyped or unmounted policy directory must not leave the default rules deciding alone.
 func Files(path string) ([]string, error) {
 	root := path
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+	fi, err := os.Stat(path)
+	if err != nil { // missing, unreadable, a loop of links: say why (the path once)
+		detail := err.Error()
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			detail = pe.Err.Error()
+		}
+		return nil, &Error{Op: "load", File: path, Detail: detail, err: err}
+	}
+	if fi.IsDir() {
 		// The trailing separator makes WalkDir's Lstat of the root follow a link to a directory.
 		root = path + string(filepath.Separator)
 	}
 	var files []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -43,12 +43,15 @@ type key struct {
 // are shared by every decision of every key of the cell, so none is handed out but as a
 // read-only VerdictView.
 type verdict struct {
-	allow   bool
-	roleIdx uint8 // DecisionRoleIndex(role)
-	role    string
-	codes   []Code
-	msgs    []string // the policy's message of each reason, by index ("" where it gave none); nil when it gave none
-	limits  []Limit  // Result.Limits: the limit each reason names, by index; nil when none does
+	allow  bool
+	role   string
+	codes  []Code
+	msgs   []string // the policy's message of each reason, by index ("" where it gave none); nil when it gave none
+	limits []Limit  // Result.Limits: the limit each reason names, by index; nil when none does
+	// The action the cell decides (its catalog name) and the fingerprint of the policy whose
+	// table holds it: the decision log keeps a compiled decision as its cell (VerdictView.Action,
+	// VerdictView.Policy), not as copies of these.
+	action, policy string
 }
 
 // VerdictView is a read-only handle on a table cell's verdict: what Table.VerdictOfCodes returns,
@@ -63,8 +66,13 @@ func (r VerdictView) Allow() bool { return r.v.allow }
 // Role is the verdict's role (Result.Role).
 func (r VerdictView) Role() string { return r.v.role }
 
-// RoleIndex is DecisionRoleIndex(Role()), computed with the cell.
-func (r VerdictView) RoleIndex() uint8 { return r.v.roleIdx }
+// Action is the name of the action the verdict's cell decides, as the policy's catalog spells it
+// (a request decided by the cell named exactly this action).
+func (r VerdictView) Action() string { return r.v.action }
+
+// Policy is the fingerprint (Policy.Fingerprint) of the policy whose table holds the verdict's
+// cell: the policy that decided every request the cell answers.
+func (r VerdictView) Policy() string { return r.v.policy }
 
 // NumCodes is how many reasons the verdict gives.
 func (r VerdictView) NumCodes() int { return len(r.v.codes) }
@@ -164,39 +172,6 @@ func roleIndex(s string) int {
 		return 4
 	}
 	return -1
-}
-
-// decisionRoles are the roles a decision may name by index (DecisionRoleIndex): none, the
-// member roles, then the org roles that are not member roles too.
-var decisionRoles = func() []string {
-	names := []string{string(teamgate.RoleNone)}
-	for _, r := range teamgate.MemberRoles() {
-		names = append(names, string(r))
-	}
-	for _, r := range teamgate.OrgRoles() {
-		if !slices.Contains(names, string(r)) {
-			names = append(names, string(r))
-		}
-	}
-	return names
-}()
-
-// DecisionRoleIndex is 1 + role's position among the roles a decision may name (none, the
-// member roles and the org roles), 0 for any other string. The decision log keeps a compiled
-// decision's role as this index (DecisionRole names it).
-func DecisionRoleIndex(role string) uint8 {
-	if i := slices.Index(decisionRoles, role); i >= 0 {
-		return uint8(i + 1)
-	}
-	return 0
-}
-
-// DecisionRole is the role of index i (DecisionRoleIndex); "" for 0 or an index no role has.
-func DecisionRole(i uint8) string {
-	if i == 0 || int(i) > len(decisionRoles) {
-		return ""
-	}
-	return decisionRoles[i-1]
 }
 
 // OrgRoleCode returns an org role's code (Codes.OrgRole): 1 + its index in teamgate.OrgRoles(),
@@ -393,7 +368,8 @@ func (t *Table) eval(ctx context.Context, k key, kind scope.Kind, budget time.Du
 	if err != nil {
 		return nil, err
 	}
-	v := &verdict{allow: res.Allow, roleIdx: DecisionRoleIndex(res.Role), role: res.Role, codes: make([]Code, len(res.Reasons)), limits: res.Limits}
+	v := &verdict{allow: res.Allow, role: res.Role, codes: make([]Code, len(res.Reasons)), limits: res.Limits,
+		action: k.Action, policy: t.p.fingerprint}
 	for i, r := range res.Reasons {
 		if r.Code == CodeError {
 			return nil, &Error{Op: "eval", Detail: r.Message}

@@ -595,27 +595,3 @@ func TestCodesAreTheKey(t *testing.T) {
 		require.ErrorIs(t, err, teamgate.ErrInvalid)
 	}
 }
-
-// TestDecisionRoleIndex: every role a decision may name has an index that names it back (the
-// decision log keeps a compiled decision's role as its index, in 4 bits), and no other string
-// has one.
-func TestDecisionRoleIndex(t *testing.T) {
-	roles := []string{string(teamgate.RoleNone)}
-	for _, r := range teamgate.MemberRoles() {
-		roles = append(roles, string(r))
-	}
-	for _, r := range teamgate.OrgRoles() {
-		roles = append(roles, string(r))
-	}
-	for _, r := range roles {
-		i := rego.DecisionRoleIndex(r)
-		require.NotZero(t, i, r)
-		require.Less(t, i, uint8(16), r)
-		require.Equal(t, r, rego.DecisionRole(i))
-	}
-	for _, s := range []string{"", "auditor", "Admin"} {
-		require.Zero(t, rego.DecisionRoleIndex(s), s)
-	}
-	require.Empty(t, rego.DecisionRole(0))
-	require.Empty(t, rego.DecisionRole(255))
-}

@@ -3,6 +3,7 @@ package rego
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -118,7 +119,7 @@ type vetter struct {
 	fields   *fieldTree
 	aliases  map[string]*vocabulary // rules `name := input.action`, by path
 	consts   map[string]ast.Value   // rules `name := {"a", "b"}`, by path: a ground value
-	binds    map[ast.Var]*ast.Term  // the rule being checked: its local variables' bindings
+	binds    map[ast.Var]*ast.Term  // the body being checked: its local variables' bindings (scope)
 	outs     map[ast.Var]string     // and the variables holding a call's result with a vocabulary (weekday)
 	warnings []Warning
 }
@@ -152,7 +153,7 @@ func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) 
 				if defs[path] != 1 || r.Default || r.Else != nil || len(r.Head.Args) > 0 || r.Head.Key != nil || r.Head.Value == nil {
 					continue
 				}
-				v.bind(r)
+				v.bind(r.Body)
 				if voc := v.fact(r.Head.Value); voc != nil {
 					v.aliases[path] = voc
 				} else if c := v.constant(r.Head.Value); c != nil {
@@ -164,13 +165,10 @@ func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) 
 	for _, name := range authors {
 		mod := compiled[name]
 		for _, r := range mod.Rules {
-			v.bind(r)
-			ast.WalkExprs(r, func(e *ast.Expr) bool {
-				if e.IsCall() {
-					v.call(e)
-				}
-				return false
-			})
+			for ; r != nil; r = r.Else {
+				v.bind(nil)
+				v.check(r.Body)
+			}
 		}
 		ast.WalkRefs(mod, func(r ast.Ref) bool {
 			v.field(r)
@@ -183,20 +181,27 @@ func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) 
 	return slices.CompactFunc(v.warnings, func(a, b Warning) bool { return a == b })
 }
 
-// bind collects the bindings of rule r's local variables (x := input.action, y := x; the
-// compiler binds every reference a call takes to a variable of its own the same way). It gives
-// every local variable a name unique in its rule, so a variable means one thing in the whole
-// rule, its else branches and closures included.
-func (v *vetter) bind(r *ast.Rule) {
+// bind starts the bindings of a rule, or of one of its else branches, with those of its body.
+func (v *vetter) bind(body ast.Body) {
 	v.binds, v.outs = map[ast.Var]*ast.Term{}, map[ast.Var]string{}
-	ast.WalkExprs(r, func(e *ast.Expr) bool {
+	v.scope(body)
+}
+
+// scope adds the bindings of body's local variables (x := input.action, y := x; the compiler
+// binds every reference a call takes to a variable of its own the same way) to those of the
+// bodies around it. The compiler gives a variable declared by := or some a name unique in its
+// rule, but not one bound by = (x = input.action), which may mean another variable in an else
+// branch or a sibling comprehension: so each body has its own bindings, over those of the bodies
+// it is nested in (a comprehension's or every's body sees them), never a sibling's.
+func (v *vetter) scope(body ast.Body) {
+	for _, e := range body {
 		if e.IsCall() && e.Operator().Equal(ast.Weekday.Ref()) && len(e.Operands()) == 2 {
 			if out, ok := e.Operands()[1].Value.(ast.Var); ok {
 				v.outs[out] = weekday // the compiler's form of `time.weekday(ns) == "..."`
 			}
 		}
 		if e.Negated || !e.IsEquality() && !e.IsAssignment() {
-			return false
+			continue
 		}
 		ts := e.Operands()
 		for i, t := range ts {
@@ -206,8 +211,38 @@ func (v *vetter) bind(r *ast.Rule) {
 				}
 			}
 		}
-		return false
-	})
+	}
+}
+
+// check checks the calls of body with its bindings, and those of the closures in it (the
+// bodies of comprehensions, every and not) with theirs.
+func (v *vetter) check(body ast.Body) {
+	binds, outs := v.binds, v.outs
+	defer func() { v.binds, v.outs = binds, outs }()
+	v.binds, v.outs = maps.Clone(binds), maps.Clone(outs)
+	v.scope(body)
+	for _, e := range body {
+		if e.IsCall() {
+			v.call(e)
+		}
+		ast.WalkClosures(e, func(x any) bool {
+			switch c := x.(type) {
+			case *ast.ArrayComprehension:
+				v.check(c.Body)
+			case *ast.SetComprehension:
+				v.check(c.Body)
+			case *ast.ObjectComprehension:
+				v.check(c.Body)
+			case *ast.Every:
+				v.check(c.Body)
+			case *ast.Not:
+				v.check(c.Body)
+			default:
+				return false
+			}
+			return true // check walked its closures
+		})
+	}
 }
 
 // resolve follows t's variable bindings to what it was bound to.
@@ -257,7 +292,7 @@ func (v *vetter) call(e *ast.Expr) {
 	args := e.Operands()
 	switch op {
 	case ast.Equality.Name, ast.Equal.Name, ast.NotEqual.Name:
-		if len(args) != 2 {
+		if len(args) < 2 { // a third is the comparison's value, kept: frozen := input.action == "..."
 			return
 		}
 		never := "never holds"
@@ -272,7 +307,7 @@ func (v *vetter) call(e *ast.Expr) {
 			}
 		}
 	case ast.Member.Name:
-		if len(args) != 2 {
+		if len(args) < 2 {
 			return
 		}
 		voc := v.fact(args[0])
@@ -479,32 +514,57 @@ func shape(t reflect.Type) *fieldTree {
 }
 
 // nearest returns the candidate closest to s by edit distance, when it is close enough to be
-// what was meant (at most a third of s's length, at least 1), "" otherwise.
+// what was meant (at most a third of s's length, at least 1, at most maxTypo), "" otherwise.
 func nearest(s string, candidates []string) string {
-	best, bestD := "", max(1, len(s)/3)+1
+	best, bestD := "", min(max(1, len(s)/3), maxTypo)+1
 	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD && c != s {
+		if d := editDistance(s, c, bestD); d < bestD && c != s {
 			best, bestD = c, d
 		}
 	}
 	return best
 }
 
-// editDistance is the Levenshtein distance of a and b, in bytes.
-func editDistance(a, b string) int {
+// maxTypo bounds the distance of a suggestion, and so the work of editDistance: a literal as
+// long as a whole file is compared with a name in time linear in its length.
+const maxTypo = 8
+
+// editDistance is the Levenshtein distance of a and b, in bytes, when it is below limit, and
+// limit otherwise: it computes only the cells within limit of the diagonal and stops at the
+// first row all at limit, so its work is O(min(len(a), len(b)) × limit), none when the lengths
+// differ by limit or more.
+func editDistance(a, b string, limit int) int {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if len(b)-len(a) >= limit {
+		return limit
+	}
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
-		prev[j] = j
+		prev[j] = min(j, limit)
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
+		lo, hi := max(1, i-limit), min(len(b), i+limit)
+		cur[lo-1] = limit // outside the band
+		if lo == 1 {
+			cur[0] = min(i, limit)
+		}
+		least := cur[lo-1]
+		for j := lo; j <= hi; j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost, limit)
+			least = min(least, cur[j])
+		}
+		if hi < len(b) {
+			cur[hi+1] = limit // the next row reads it
+		}
+		if least >= limit {
+			return limit
 		}
 		prev, cur = cur, prev
 	}
