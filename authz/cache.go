@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -54,6 +55,17 @@ const (
 // packedLen is the length of the key's packed form: its parts joined by NUL bytes.
 func (k *cacheKey) packedLen() int {
 	return len(k.subject) + len(k.action) + len(k.resource) + len(k.owner) + 3
+}
+
+// splits reports whether k's packed form is k's alone: its subject, resource and owner hold no
+// NUL (the action may: an author's catalog names any string), so the first NUL ends the subject
+// and the last two begin the resource and the owner. Every valid request's does (those three are
+// slugs and references); a request with a NUL in one of them shares its packed form with another
+// request's — a valid one's when the NUL was moved out of its action — and must not be looked up
+// by it (the Badger tier: fromDisk).
+func (k *cacheKey) splits() bool {
+	return strings.IndexByte(k.subject, 0) < 0 && strings.IndexByte(k.resource, 0) < 0 &&
+		strings.IndexByte(k.owner, 0) < 0
 }
 
 // appendPacked appends the packed form.
@@ -166,7 +178,9 @@ func (c *cached) current(p *rego.Policy) bool { return c.policy == p && c.deps.C
 // A request's key is hashed once (cacheKey): a 128-bit fingerprint, whose first half also picks
 // the shard (its top byte's low bits) and the home position in the shard's index (linear
 // probing). A hit validates nothing: a request gets an entry only once decided, and deciding
-// validates it first (an invalid request returns its typed error and is not cached); the
+// validates it first (an invalid request returns its typed error and is not cached), or from the
+// Badger tier, which holds decided requests' entries and is read only under a packed key naming
+// one request (cacheKey.splits; TestAttack21DiskTierNeverServesAnInvalidRequest); the
 // fingerprint stands for the four parts (key: an injective encoding, whatever bytes they hold),
 // and whether a request is valid depends on those parts and the policy only (a policy swap makes
 // every word slow, and a slow hit checks the entry's policy), so a hit's request was valid when
@@ -871,7 +885,7 @@ func (s *cacheShard) grow() *cacheIndex {
 }
 
 // diskKey is the Badger key of a request's entry (below the store's cache prefix): the packed
-// key.
+// key, which names one request only when it splits (fromDisk).
 func diskKey(k *cacheKey) string {
 	return string(k.appendPacked(append(make([]byte, 0, len("decision/")+k.packedLen()), "decision/"...)))
 }
@@ -926,9 +940,10 @@ func (r *entryReader) str() string {
 }
 
 // fromDisk returns the Badger tier's entry for k when it is current for policy p, as an L1
-// entry.
+// entry. It is read before the request is validated, so only for a key that splits (an entry
+// is stored only for a decided request, whose key splits: a key that splits finds its own).
 func (e *Engine) fromDisk(k *cacheKey, p *rego.Policy) (*cached, bool) {
-	if e.disk == nil {
+	if e.disk == nil || !k.splits() {
 		return nil, false
 	}
 	raw, ok := e.disk.CacheGet(diskKey(k))

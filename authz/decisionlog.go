@@ -501,9 +501,8 @@ func (q *recordRing) take(out []DecisionRecord, now time.Time) []DecisionRecord 
 
 // logRecord is the record of an in-memory cache hit on en, labelled with revision rev. The
 // request's strings are rebuilt from the entry's key (see packedLen), once per entry: the drainer
-// keeps them in the entry. The subject, resource and owner of a cached request hold no NUL (they
-// were checked: names are slugs), but the action may (an author's catalog names any string), so
-// the action is what lies between the subject and the last two parts.
+// keeps them in the entry. A cached request's key splits (cacheKey.splits: it was validated),
+// so the action is what lies between the subject and the last two parts.
 func (en *cacheEntry) logRecord(rev, minRev uint64) DecisionRecord {
 	if en.logKey == "" {
 		if int(en.n) > keyBytes {

@@ -151,7 +151,7 @@ func parsePackage(t checkT, dir string) goPackage {
 var goTestFlags = map[string]bool{
 	"run": true, "bench": true, "benchmem": false, "count": true, "benchtime": true, "timeout": true,
 	"v": false, "cpu": true, "cpuprofile": true, "memprofile": true, "short": false, "parallel": true,
-	"c": false, "o": true, "race": false, "json": false,
+	"c": false, "o": true, "race": false, "json": false, "fuzz": true, "fuzztime": true, "gcflags": true,
 }
 
 // checkGoTest checks the flags and packages of `go test ARGS` (binary: a test binary's
