@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,7 +25,8 @@ func runNames(tb *table[tabEntry], home uint64, n int) []string {
 	for i := 0; len(out) < n; i++ {
 		b := []byte(bases[i%len(bases)])
 		// the counter in the last two bytes: names of one base differ only there
-		b[len(b)-1], b[len(b)-2] = byte(i>>3), byte(i>>11)
+		k := i / len(bases)
+		b[len(b)-1], b[len(b)-2] = byte(k), byte(k>>8)
 		s := string(b)
 		if tb.tag(s)>>tb.shift == home {
 			out = append(out, s)
@@ -69,6 +71,14 @@ func TestTableOneProbeRun(t *testing.T) {
 		}
 		model[n] = e
 	}
+	for i, n := range names { // the run: from slot 1022 over the end to slot 68 or beyond
+		model[n] = newTabEntry(n, -i)
+		require.Nil(t, tb.put(n, model[n]))
+	}
+	for i := range 68 {
+		require.NotNil(t, tb.slots[i].e, "slot %d: the run does not wrap", i)
+	}
+	checkTable(t, &tb, model, names, -3)
 	for step := range 4000 {
 		if rng.IntN(8) == 0 {
 			before := maps.Clone(model)
@@ -106,14 +116,12 @@ func TestTableOneProbeRun(t *testing.T) {
 		delEntry(tx, &tb, n)
 		delete(model, n)
 	}
-	all := append(slices2(names), fill...)
+	all := append(slices.Clone(names), fill...)
 	require.Len(t, tb.slots, 2048)
 	checkTable(t, &tb, model, all, -1)
 	tx.rollback()
 	checkTable(t, &tb, before, all, -2)
 }
-
-func slices2(s []string) []string { return append([]string(nil), s...) }
 
 // TestTableSameTagNames: two entries under one tag (a full collision of the hash's 56 bits and
 // the length, made by hand: no search finds one) whose names differ only in their last byte,
