@@ -53,23 +53,11 @@ func TestTableOneProbeRun(t *testing.T) {
 	v := 0
 	op := func(tx *txn) {
 		n := names[rng.IntN(len(names))]
-		if rng.IntN(5) < 2 {
-			if tx != nil {
-				delEntry(tx, &tb, n)
-			} else {
-				require.Same(t, model[n], tb.remove(n))
-			}
-			delete(model, n)
-			return
+		del := rng.IntN(5) < 2
+		if !del {
+			v++
 		}
-		v++
-		e := newTabEntry(n, v)
-		if tx != nil {
-			setEntry(tx, &tb, n, e)
-		} else {
-			require.Same(t, model[n], tb.put(n, e))
-		}
-		model[n] = e
+		tableStep(t, tx, &tb, model, n, del, v)
 	}
 	for i, n := range names { // the run: from slot 1022 over the end to slot 68 or beyond
 		model[n] = newTabEntry(n, -i)

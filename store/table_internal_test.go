@@ -103,24 +103,8 @@ func TestTableRandomOperations(t *testing.T) {
 			model := map[string]*tabEntry{}
 			v := 0
 			op := func(tx *txn, tb *table[tabEntry], model map[string]*tabEntry, pool int) {
-				n := names[rng.IntN(pool)]
-				if rng.IntN(3) == 0 {
-					if tx != nil {
-						delEntry(tx, tb, n)
-					} else {
-						require.Same(t, model[n], tb.remove(n))
-					}
-					delete(model, n)
-					return
-				}
 				v++
-				e := newTabEntry(n, v)
-				if tx != nil {
-					setEntry(tx, tb, n, e)
-				} else {
-					require.Same(t, model[n], tb.put(n, e))
-				}
-				model[n] = e
+				tableStep(t, tx, tb, model, names[rng.IntN(pool)], rng.IntN(3) == 0, v)
 			}
 			for step := range 3000 {
 				// The pool of names widens, then narrows: the table grows and then holds few.
@@ -193,4 +177,27 @@ func TestTableZero(t *testing.T) {
 		require.Len(t, tb.slots, size, "newTable(%d) grew", n)
 		require.LessOrEqual(t, size, max(minSlots, 4*n), "newTable(%d)", n)
 	}
+}
+
+// tableStep removes name n from tb and model (del) or puts a new entry of version v under it in
+// both: through tx's log when tx is not nil, else directly, checking that the table returns the
+// entry the model held.
+func tableStep(t *testing.T, tx *txn, tb *table[tabEntry], model map[string]*tabEntry, n string, del bool, v int) {
+	t.Helper()
+	if del {
+		if tx != nil {
+			delEntry(tx, tb, n)
+		} else {
+			require.Same(t, model[n], tb.remove(n))
+		}
+		delete(model, n)
+		return
+	}
+	e := newTabEntry(n, v)
+	if tx != nil {
+		setEntry(tx, tb, n, e)
+	} else {
+		require.Same(t, model[n], tb.put(n, e))
+	}
+	model[n] = e
 }
