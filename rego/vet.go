@@ -77,7 +77,7 @@ func (v *vocabulary) has(s string) bool {
 // "" for none) and the highest team role (a ranked role or none); and time.weekday's days.
 func (p *Policy) vocabularies() map[string]*vocabulary {
 	kinds := []string{string(scope.KindOrg), string(scope.KindTeam), string(scope.KindProject)}
-	orgRoles := []string{"none"}
+	orgRoles := []string{string(teamgate.RoleNone)}
 	for _, r := range teamgate.OrgRoles() {
 		orgRoles = append(orgRoles, string(r))
 	}
@@ -87,7 +87,7 @@ func (p *Policy) vocabularies() map[string]*vocabulary {
 	}
 	grants := []string{""}
 	for _, r := range ranked {
-		if r != "none" {
+		if r != string(teamgate.RoleNone) {
 			grants = append(grants, r)
 		}
 	}
