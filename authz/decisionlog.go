@@ -223,6 +223,7 @@ type decisionLog struct {
 	// before stop is closed.
 	end                      uint64
 	written, dropped, failed atomic.Uint64
+	drops                    dropReport // the drainer's: what it last logged of dropped (reportDrops)
 }
 
 func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog {
@@ -683,6 +684,7 @@ func (l *decisionLog) wait(tick <-chan time.Time) (stopped, flushed bool) {
 	select {
 	case <-l.stop:
 		l.drainTo(l.end)
+		l.reportDrops(true)
 		return true, false
 	case f := <-l.flush:
 		l.drainTo(l.ring.tail.Load() &^ (closedBit | idleBit)) // what was reserved before the request
@@ -704,6 +706,7 @@ func (l *decisionLog) drain() int {
 			// written again as they are, see recordRing.copies.)
 			clear(l.batch[:cap(l.batch)])
 			l.ring.copies = 0
+			l.reportDrops(false)
 			return n
 		}
 		n += len(batch)
