@@ -37,6 +37,8 @@
 // reason "error" saying the budget was exceeded, and Stats.OverBudget counts it. The request's
 // context stops an evaluation the same way (reason "error", not counted as over budget); OPA
 // evaluates with no deadline of its own, so the budget is teamgate's choice, written down here.
+// It counts wall time, as a context deadline on OPA's evaluation would (DefaultEvalBudget says
+// why, and what a host overloaded for a whole budget sees).
 // The budget costs no timer or goroutine per evaluation: the clock is read every few dozen of
 // OPA's cancellation checks. Admission's permission check is such an evaluation; its CEL rules
 // are bounded by their cost limit (policy.RuleCostLimit) and the context.
@@ -270,6 +272,8 @@
 //     (tier l1, and l2 when the directory persists), teamgate_decision_cache_entries.
 //   - teamgate_evaluation_errors_total and teamgate_evaluation_over_budget_total (Stats).
 //   - teamgate_store_revision: the directory's revision.
+//   - teamgate_decision_log_dropped_total: decision log records dropped because its queue was full
+//     or the engine closed (WithDecisionLog; Stats.DecisionLogDropped), also said in a log line.
 //
 // Only the histogram costs anything per decision: two readings of the monotonic clock and one
 // observation, no allocation — about 500 instructions (callgrind on BenchmarkAuthorizeObserved:

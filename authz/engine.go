@@ -125,8 +125,13 @@ func WithCompiledPath(enabled bool) Option {
 }
 
 // DefaultEvalBudget is the time budget of one Rego evaluation of a policy with authors' modules
-// unless WithEvalBudget sets another: thousands of times what a decision costs, so only a runaway
-// module reaches it, never a decision slowed by a loaded machine, a GC pause or the race detector.
+// unless WithEvalBudget sets another: thousands of times what a decision costs, so in practice
+// only a runaway module reaches it. The budget counts wall time from the evaluation's start, as
+// OPA's own deadline (rego.EvalContext under a context deadline) does: Go has no per-goroutine
+// CPU clock, and what a host bounds is how long a request waits. So a host overloaded enough
+// that an evaluating goroutine is off its core for the whole budget (seen once, under -race at a
+// load of 15–27 on 2 cores) denies that decision with reason error — failing closed, counted in
+// Stats.OverBudget and teamgate_evaluation_over_budget_total; give such a host a larger budget.
 const DefaultEvalBudget = time.Second
 
 // WithEvalBudget bounds the time one Rego evaluation of a decision may take (Authorize, Explain,

@@ -1,6 +1,8 @@
 package authz_test
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +49,14 @@ func TestMetricsLint(t *testing.T) {
 		"teamgate_store_write_duration_seconds", "teamgate_decision_log_dropped_total",
 	} {
 		require.True(t, names[want], "%s is not registered", want)
+	}
+	// The package doc and README.md list every family.
+	for _, doc := range []string{"doc.go", "../README.md"} {
+		raw, err := os.ReadFile(doc)
+		require.NoError(t, err)
+		for name := range names {
+			require.True(t, strings.Contains(string(raw), name), "%s does not list %s", doc, name)
+		}
 	}
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
