@@ -78,7 +78,10 @@ func (e *env) root() *cobra.Command {
 	e.addClusterFlags(root)
 	e.addStoreFlags(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkRootFlags(cmd); err != nil {
+			return usageError{err}
+		}
 		if e.evalBudget < 0 {
 			return usageError{fmt.Errorf("--eval-budget %s: must be >= 0 (0: no budget)", e.evalBudget)}
 		}

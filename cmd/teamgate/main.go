@@ -42,6 +42,8 @@
 // elevations in force and break-glass end ends one early (see breakglass.go for the exit codes). --format pretty|json chooses between text for people and JSON on explain, settings,
 // list, export and version.
 //
+// A command refuses a global flag it does not read (rootflags.go), e.g. --store on test.
+//
 // --decision-log DIR appends the decisions a command makes to a decision log (package
 // decisionlog); decisions --log DIR queries one, and with --recheck lists the logged decisions
 // that the directory and policy now decide differently.
