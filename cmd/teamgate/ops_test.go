@@ -66,6 +66,10 @@ func TestStoreAnswersLikeTheDataFile(t *testing.T) {
 		{"admit", "bob", "acme/vision", "--run", "../../testdata/cli/run.json"},
 		{"export"},
 		{"bulk", "bob", "acme/engineering", "stop_runs", "--runs", "-"},
+		{"lint"},
+		{"whatif", "--changes", "../../testdata/cli/whatif.yaml"},
+		{"diff", "--policy", "../../testdata/cli/candidate"},
+		{"access-diff", "--from", "0", "--to", "1"},
 	} {
 		const runs = `[{"uuid": "r1", "project": "vision", "created_by": "bob"}, {"uuid": "r2", "project": "open"}]`
 		want, stderr, code := cli(t, runs, append([]string{args[0], "--data", conformance.DataFile()}, args[1:]...)...)
