@@ -2,12 +2,15 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/quote"
 	"github.com/teamgate/teamgate/internal/strict"
 )
 
@@ -102,15 +105,16 @@ func decoderOf(types []changeType, kind string) func(json.RawMessage) (Change, e
 // ([{"kind": "put_member", "change": {"Org": "acme", "User": "bob", "Role": "member"}}, ...])
 // under the strict rules of data files (internal/strict): an unknown, duplicate or case-variant
 // key, a value of the wrong type, a fraction where an integer is expected, an unknown kind or a
-// missing change is an error matching teamgate.ErrInvalid that names the path
-// ([2].change.Role) and, for a key or value, its line.
+// missing change is an error matching teamgate.ErrInvalid that names the path and the line as a
+// data file's errors do: invalid change file "changes[2].change.Role": line 7, column 5:
+// expected a string, got a number.
 func ParseChanges(data []byte) (Changes, error) {
 	var in []struct {
 		Kind   string         `json:"kind"`
 		Change jsontext.Value `json:"change"`
 	}
 	if err := strict.YAML(data, &in); err != nil {
-		return nil, fmt.Errorf("changes: %w", err)
+		return nil, changeFileError(err)
 	}
 	if len(in) == 0 { // [], or null (an empty file): no changes, not a decoding error
 		return Changes{}, nil
@@ -119,20 +123,42 @@ func ParseChanges(data []byte) (Changes, error) {
 	list := &typedChanges{decoders: make([]func(*jsontext.Decoder) (Change, error), len(in))}
 	for i, w := range in {
 		t := typeNamed(types, w.Kind)
+		line, col := 0, 0
+		if t == nil || len(w.Change) == 0 {
+			line, col = strict.Locate(data, strconv.Itoa(i), "kind")
+		}
 		if t == nil {
-			return nil, fmt.Errorf("changes: %w", teamgate.Invalid("change kind", w.Kind, fmt.Sprintf("[%d].kind: unknown", i)))
+			return nil, changeFileError(&strict.Error{Path: fmt.Sprintf("[%d].kind", i), Line: line, Column: col,
+				Problem: fmt.Sprintf("unknown change kind %s", quote.Q(w.Kind))})
 		}
 		if len(w.Change) == 0 {
-			return nil, fmt.Errorf("changes: %w", teamgate.Invalid("change", fmt.Sprintf("[%d]", i), w.Kind+" without its change"))
+			return nil, changeFileError(&strict.Error{Path: fmt.Sprintf("[%d]", i), Line: line, Column: col, Problem: w.Kind + " without its change"})
 		}
 		list.decoders[i] = t.from
 	}
 	// The second pass decodes each change as the type its kind names, on the decoder of the whole
 	// input, so an error inside a change is located like any other.
 	if err := strict.YAML(data, list); err != nil {
-		return nil, fmt.Errorf("changes: %w", err)
+		return nil, changeFileError(err)
 	}
 	return list.out, nil
+}
+
+// changeFileError words a decoding error of a change file as a data file's (ParseFile):
+// invalid change file "changes[0].change.Role": line 2, column 34: expected a string, got a number.
+func changeFileError(err error) error {
+	var se *strict.Error
+	if !errors.As(err, &se) {
+		return fmt.Errorf("change file: %w", err)
+	}
+	if se.Path == "" {
+		return teamgate.Invalid("change file", se.Position(), se.Problem)
+	}
+	where := se.Position()
+	if where != "" {
+		where += ": "
+	}
+	return teamgate.Invalid("change file", "changes"+se.Path, where+se.Problem)
 }
 
 // typedChanges decodes a list of {kind, change} whose kinds are known: decoders[i] decodes the

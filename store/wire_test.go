@@ -62,10 +62,10 @@ func TestParseChangesIsStrict(t *testing.T) {
 		require.Empty(t, cs, empty)
 	}
 	for name, tc := range map[string]struct{ doc, want string }{
-		"unknown key":  {"- kind: put_member\n  change: {Org: acme, user: bob}\n", "line 2, column 23: [0].change.user: unknown key"},
-		"outer key":    {`[{"kind": "delete_org", "change": {"Name": "a"}, "extra": 1}]`, "line 1, column 50: [0].extra: unknown key"},
-		"wrong type":   {`[{"kind": "delete_org", "change": {"Name": 1}}]`, "[0].change.Name: expected a string, got a number"},
-		"unknown kind": {`[{"kind": "put_everything", "change": {}}]`, `invalid change kind "put_everything": [0].kind: unknown`},
+		"unknown key":  {"- kind: put_member\n  change: {Org: acme, user: bob}\n", `invalid change file "changes[0].change.user": line 2, column 23: unknown key`},
+		"outer key":    {`[{"kind": "delete_org", "change": {"Name": "a"}, "extra": 1}]`, `"changes[0].extra": line 1, column 50: unknown key`},
+		"wrong type":   {`[{"kind": "delete_org", "change": {"Name": 1}}]`, `"changes[0].change.Name": line 1, column 44: expected a string, got a number`},
+		"unknown kind": {`[{"kind": "put_everything", "change": {}}]`, `invalid change file "changes[0].kind": line 1, column 3: unknown change kind "put_everything"`},
 		"no change":    {`[{"kind": "delete_org"}]`, "delete_org without its change"},
 		"second doc":   {"- kind: delete_org\n  change: {Name: a}\n---\n[]\n", "a second YAML document"},
 	} {

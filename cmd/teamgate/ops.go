@@ -207,7 +207,7 @@ func (e *env) readChanges(path string) (store.Changes, error) {
 	}
 	cs, err := store.ParseChanges(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("--changes %s: %w", path, err)
 	}
 	return cs, nil
 }
@@ -247,7 +247,7 @@ func (e *env) applyCmd() *cobra.Command {
 				return err
 			}
 			if len(cs) == 0 {
-				return usageError{fmt.Errorf("%s: no changes", changes)}
+				return usageError{fmt.Errorf("--changes %s: no changes", changes)}
 			}
 			dir, done, err := e.directory(cmd.Context())
 			if err != nil {
@@ -256,7 +256,7 @@ func (e *env) applyCmd() *cobra.Command {
 			defer done()
 			rev, err := dir.Apply(cmd.Context(), cs...)
 			if err != nil {
-				return fmt.Errorf("%s: %w", changes, err)
+				return fmt.Errorf("--changes %s: %w", changes, err)
 			}
 			return writeJSON(e.stdout, applied{Revision: rev, Changes: len(cs)})
 		},
@@ -278,7 +278,7 @@ func (e *env) applyFile(ctx context.Context, file string) error {
 	}
 	f, err := store.ParseFile(raw)
 	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
+		return fmt.Errorf("--file %s: %w", file, err)
 	}
 	dir, done, err := e.directory(ctx)
 	if err != nil {
@@ -287,11 +287,11 @@ func (e *env) applyFile(ctx context.Context, file string) error {
 	defer done()
 	w, ok := dir.(fileWriter)
 	if !ok {
-		return fmt.Errorf("%s: this directory takes no data file", file)
+		return fmt.Errorf("--file %s: this directory takes no data file", file)
 	}
 	res, n, err := putFile(ctx, w, f, true)
 	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
+		return fmt.Errorf("--file %s: %w", file, err)
 	}
 	return writeJSON(e.stdout, applied{Revision: res.Revision, Changes: n})
 }

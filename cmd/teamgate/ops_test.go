@@ -212,21 +212,23 @@ func TestApplyChanges(t *testing.T) {
 	require.Contains(t, out, `"allowed":true`)
 
 	for name, tc := range map[string]struct{ doc, want string }{
-		"unknown key":  {`[{"kind": "put_member", "change": {"Org": "acme", "User": "x", "Rol": "member"}}]`, `changes: line 1, column 64: [0].change.Rol: unknown key`},
-		"case variant": {`[{"kind": "put_member", "change": {"org": "acme", "User": "x", "Role": "member"}}]`, `line 1, column 36: [0].change.org: unknown key`},
-		"unknown kind": {`[{"kind": "put_memberz", "change": {}}]`, `changes: invalid change kind "put_memberz": [0].kind: unknown`},
-		"outer key":    {"- kind: put_member\n  chnage: {}\n", `line 2, column 3: [0].chnage: unknown key`},
-		"duplicate":    {`[{"kind": "put_member", "change": {"Org": "acme", "Org": "b"}}]`, `line 1, column 51: [0].change.Org: duplicate key`},
-		"missing":      {`[{"kind": "delete_org"}]`, `invalid change "[0]": delete_org without its change`},
-		"type":         {"- kind: put_org\n  change:\n    Org:\n      name: a\n      queue: [x]\n", `line 5, column 7: [0].change.Org.queue: expected a string, got a list`},
-		"change first": {`[{"change": {"Org": 5}, "kind": "put_member"}]`, `line 1, column 21: [0].change.Org: expected a string, got a number`},
-		"fraction":     {`[{"kind": "put_org", "change": {"Org": {"name": "a", "archived_deletion_interval": 1.5}}}]`, `[0].change.Org.archived_deletion_interval: expected an integer, got the number 1.5`},
-		"not a list":   {`{"kind": "put_member"}`, `changes: line 1, column 1: expected a list, got a mapping`},
+		"unknown key":  {`[{"kind": "put_member", "change": {"Org": "acme", "User": "x", "Rol": "member"}}]`, `--changes PATH: invalid change file "changes[0].change.Rol": line 1, column 64: unknown key`},
+		"case variant": {`[{"kind": "put_member", "change": {"org": "acme", "User": "x", "Role": "member"}}]`, `"changes[0].change.org": line 1, column 36: unknown key`},
+		"unknown kind": {`[{"kind": "put_memberz", "change": {}}]`, `"changes[0].kind": line 1, column 3: unknown change kind "put_memberz"`},
+		"outer key":    {"- kind: put_member\n  chnage: {}\n", `"changes[0].chnage": line 2, column 3: unknown key`},
+		"duplicate":    {`[{"kind": "put_member", "change": {"Org": "acme", "Org": "b"}}]`, `"changes[0].change.Org": line 1, column 51: duplicate key`},
+		"missing":      {`[{"kind": "delete_org"}]`, `invalid change file "changes[0]": line 1, column 3: delete_org without its change`},
+		"type":         {"- kind: put_org\n  change:\n    Org:\n      name: a\n      queue: [x]\n", `"changes[0].change.Org.queue": line 5, column 7: expected a string, got a list`},
+		"change first": {`[{"change": {"Org": 5}, "kind": "put_member"}]`, `"changes[0].change.Org": line 1, column 21: expected a string, got a number`},
+		"fraction":     {`[{"kind": "put_org", "change": {"Org": {"name": "a", "archived_deletion_interval": 1.5}}}]`, `"changes[0].change.Org.archived_deletion_interval": line 1, column 84: expected an integer, got the number 1.5`},
+		"not a list":   {`{"kind": "put_member"}`, `invalid change file "line 1, column 1": expected a list, got a mapping`},
 		"model":        {`[{"kind": "put_member", "change": {"Org": "nope", "User": "x", "Role": "member"}}]`, `nope`},
 	} {
-		_, stderr, code := cli(t, "", "apply", "--store", dir, "--changes", writeFile(t, "c.json", tc.doc))
+		file := writeFile(t, "c.json", tc.doc)
+		_, stderr, code := cli(t, "", "apply", "--store", dir, "--changes", file)
 		require.Equal(t, 1, code, name)
-		require.Contains(t, stderr, tc.want, name)
+		require.Contains(t, stderr, strings.ReplaceAll(tc.want, "PATH", file), name)
+		require.True(t, strings.HasPrefix(stderr, "teamgate: --changes "+file+": "), "%s: the flag and the file first: %s", name, stderr)
 	}
 	out, _, _ = cli(t, "", "export", "--store", dir, "--format", "json")
 	require.NotContains(t, out, `"x"`, "a refused change file writes nothing")
@@ -352,10 +354,21 @@ func TestDataFileTypeErrorsNamePathAndLine(t *testing.T) {
 		"list for string":  {"orgs:\n  - name: [acme]\n", `"orgs[0].name": line 2, column 5: expected a string, got a list`},
 		"string for list":  {"orgs:\n  - name: acme\n    projects:\n      - name: p\n        settings: {queues: gpu}\n", `"orgs[0].projects[0].settings.queues": line 5, column 20: expected a list, got a string`},
 		"string for int":   {"orgs:\n  - name: acme\n    archived_deletion_interval: soon\n", `"orgs[0].archived_deletion_interval": line 3, column 5: expected an integer, got a string`},
+		"team members as a string": {"orgs:\n  - name: acme\n    members: {bob: member}\n    teams:\n      - name: eng\n        members: bob\n",
+			`"orgs[0].teams[0].members": line 6, column 9: expected a mapping, got a string`},
+		"retention forever": {"orgs:\n  - name: acme\n    policies:\n      - name: p\n        archived_deletion_interval: forever\n",
+			`"orgs[0].policies[0].archived_deletion_interval": line 5, column 9: expected an integer, got a string`},
+		"expiry not a time": {"orgs:\n  - name: acme\n    members: {bob: member}\n    teams:\n      - name: eng\n        members: {bob: {role: admin, expires_at: never}}\n",
+			`"orgs[0].teams[0].members.bob.expires_at"`},
 	} {
-		_, stderr, code := cli(t, "", "check", "--data", writeFile(t, "data.yaml", tc.doc), "bob", "org.get", "acme")
+		file := writeFile(t, "data.yaml", tc.doc)
+		_, stderr, code := cli(t, "", "check", "--data", file, "bob", "org.get", "acme")
 		require.Equal(t, 1, code, name)
-		require.Contains(t, stderr, tc.want, name)
+		require.Contains(t, stderr, "teamgate: --data "+file+": invalid data file "+tc.want, name)
+		// The same file given to apply --file says the same, naming its flag.
+		_, stderr, code = cli(t, "", "apply", "--store", filepath.Join(t.TempDir(), "s"), "--file", file)
+		require.Equal(t, 1, code, name)
+		require.Contains(t, stderr, "teamgate: --file "+file+": invalid data file "+tc.want, name)
 	}
 }
 
