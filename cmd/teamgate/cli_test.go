@@ -559,18 +559,19 @@ func TestReadmeCommandsRun(t *testing.T) {
 	t.Parallel()
 	const root = "../.."
 	for doc, least := range map[string]int{"README.md": 16, "rego/README.md": 5} {
-		readme, err := os.ReadFile(filepath.Join(root, doc))
-		require.NoError(t, err)
 		var commands [][]string
 		store := filepath.Join(t.TempDir(), "store")         // the --store commands run in order on it
 		decisions := filepath.Join(t.TempDir(), "decisions") // and the decision log commands on this
-		for _, line := range strings.Split(string(readme), "\n") {
-			rest, ok := strings.CutPrefix(line, "go run ./cmd/teamgate ")
-			if !ok {
+		// The commands of the fenced blocks as the docs checker reads them (continuations joined,
+		// quotes and comments as a shell reads them).
+		for _, line := range slices.Concat(docBlocks(t, filepath.Join(root, doc), false)...) {
+			ws := words(line)
+			if len(ws) < 3 || ws[0] != "go" || ws[1] != "run" || ws[2] != "./cmd/teamgate" {
 				continue
 			}
-			rest, _, _ = strings.Cut(rest, "#")
-			args := strings.Fields(rest)
+			args := ws[3:]
+			require.NotContains(t, args, "&&", line)
+			require.NotContains(t, args, "|", line)
 			if args[0] == "cluster" || slices.Contains(args, "--nats") {
 				continue
 			}

@@ -16,24 +16,31 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// docCommands returns the shell commands of a Markdown file: each line (with its `\`
-// continuations) of a fenced block that is a command rather than output, and each inline
-// `go run ./cmd/teamgate ...` of the prose.
-func docCommands(t *testing.T, file string) []string {
+// docBlocks returns the shell commands of a Markdown file, block by block: each line (with its
+// `\` continuations) of a fenced block that is a command rather than output, the commands of one
+// block together (they run in order in one shell: a `cd` that is not in a subshell, `(cd bench &&
+// ...)`, holds for the lines after it); with inline, each inline `go run ./cmd/teamgate ...` of
+// the prose too, as a block of its own.
+func docBlocks(t *testing.T, file string, inline bool) [][]string {
 	t.Helper()
 	raw, err := os.ReadFile(file)
 	require.NoError(t, err)
-	var cmds []string
+	var blocks [][]string
 	in, lang := false, ""
 	var cont string
 	for _, line := range strings.Split(string(raw), "\n") {
 		if rest, ok := strings.CutPrefix(line, "```"); ok {
 			in, lang = !in, rest
+			if in {
+				blocks = append(blocks, nil)
+			}
 			continue
 		}
 		if !in {
 			for _, m := range regexp.MustCompile("`(go run ./cmd/teamgate [^`]*)`").FindAllStringSubmatch(line, -1) {
-				cmds = append(cmds, m[1])
+				if inline {
+					blocks = append(blocks, []string{m[1]})
+				}
 			}
 			continue
 		}
@@ -46,13 +53,19 @@ func docCommands(t *testing.T, file string) []string {
 			cont = l + " "
 			continue
 		}
-		first, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		first, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "("), " ")
 		if slices.Contains([]string{"go", "cd", "for", "git"}, first) || strings.HasPrefix(first, "/tmp/") ||
 			regexp.MustCompile(`^[A-Z_]+=`).MatchString(first) {
-			cmds = append(cmds, strings.TrimSpace(line))
+			blocks[len(blocks)-1] = append(blocks[len(blocks)-1], strings.TrimSpace(line))
 		}
 	}
-	return cmds
+	return slices.DeleteFunc(blocks, func(b []string) bool { return len(b) == 0 })
+}
+
+// docCommands is docBlocks' commands one after the other.
+func docCommands(t *testing.T, file string) []string {
+	t.Helper()
+	return slices.Concat(docBlocks(t, file, true)...)
 }
 
 // words splits a command line as a shell would for these commands: single and double quotes
@@ -239,12 +252,29 @@ func checkGoTest(t checkT, cmd, dir string, args []string, binary bool) {
 	}
 }
 
-// checkCommand checks one documented command line, run from the repository root: each `go
-// test` and test binary by its flags and names, each benchstat by its files, each teamgate
-// command by running it.
-func checkCommand(run *testing.T, t checkT, root, line string) {
+// checkBlock checks the commands of one block in order, from the repository root, as one shell
+// runs them: a `cd` holds for the lines after it unless it is in a subshell.
+func checkBlock(run *testing.T, t checkT, root string, block []string) {
 	t.Helper()
 	dir := root
+	for _, line := range block {
+		dir = checkCommand(run, t, root, dir, line)
+	}
+}
+
+// checkCommand checks one documented command line, run in dir (the repository root or below):
+// each `go test` and test binary by its flags and names, each benchstat by its files, each
+// teamgate command by running it. It returns the directory the shell is in after the line: dir
+// when the line is a subshell, `( ... )`.
+func checkCommand(run *testing.T, t checkT, root, dir, line string) string {
+	t.Helper()
+	after := func(d string) string { return d }
+	if inner, ok := strings.CutPrefix(line, "("); ok {
+		inner, ok = strings.CutSuffix(inner, ")")
+		require.True(t, ok, "%s: a subshell ends the line", line)
+		start := dir
+		line, after = inner, func(string) string { return start }
+	}
 	written := map[string]bool{}
 	for _, seg := range splitSegments(words(line)) {
 		for len(seg) > 0 && (seg[0] == "for" || seg[0] == "do" || seg[0] == "done") {
@@ -301,6 +331,7 @@ func checkCommand(run *testing.T, t checkT, root, line string) {
 				require.NoError(t, err, "%s: %s is neither written before nor in the repository", line, f)
 			}
 		case len(seg) > 2 && seg[0] == "go" && seg[1] == "run" && seg[2] == "./cmd/teamgate":
+			require.Equal(t, root, dir, "%s: go run ./cmd/teamgate runs from the repository root", line)
 			args := seg[3:]
 			for i, a := range args {
 				if _, err := os.Stat(filepath.Join(root, a)); err == nil && strings.Contains(a, "/") {
@@ -316,6 +347,7 @@ func checkCommand(run *testing.T, t checkT, root, line string) {
 			require.Failf(t, "unknown command", "%s: %q is not a command these documents may use", line, seg[0])
 		}
 	}
+	return after(dir)
 }
 
 // binaryPackage is the package directory of a test binary the documents build: /tmp/NAME.test
@@ -350,15 +382,14 @@ func splitSegments(ws []string) [][]string {
 func TestResultsCommandsParse(t *testing.T) {
 	t.Parallel()
 	const root = "../.."
-	cmds := docCommands(t, filepath.Join(root, "bench", "RESULTS.md"))
-	require.GreaterOrEqual(t, len(cmds), 20)
-	for _, c := range cmds {
-		checkCommand(t, t, root, c)
+	require.GreaterOrEqual(t, len(docCommands(t, filepath.Join(root, "bench", "RESULTS.md"))), 20)
+	for _, b := range docBlocks(t, filepath.Join(root, "bench", "RESULTS.md"), true) {
+		checkBlock(t, t, root, b)
 	}
 	for _, doc := range []string{"README.md", "rego/README.md"} {
 		for _, c := range docCommands(t, filepath.Join(root, doc)) {
 			if strings.HasPrefix(c, "go test") {
-				checkCommand(t, t, root, c)
+				checkCommand(t, t, root, root, c)
 			}
 		}
 	}
@@ -394,7 +425,7 @@ func TestDocsCheckerCatchesMistakes(t *testing.T) {
 			}
 			failed = r.failed
 		}()
-		checkCommand(t, r, "../..", line)
+		checkBlock(t, r, "../..", strings.Split(line, "\n"))
 		return r.failed
 	}
 	for bad, good := range map[string]string{
@@ -409,6 +440,9 @@ func TestDocsCheckerCatchesMistakes(t *testing.T) {
 		"cd bench && /tmp/b.test -test.bench Cluster -test.bogus 1":                      "cd bench && /tmp/b.test -test.bench Cluster -catchup.revisions 1",
 		"cd bench && TEAMGATE_NO_SUCH=1 go test -run XXX -bench LargeTier -benchtime 1x": "cd bench && TEAMGATE_LARGE_TIER=1 go test -run XXX -bench LargeTier -benchtime 1x",
 		"valgrind --tool=callgrind /tmp/authz.test -test.bench AuthorizeRego":            "valgrind --tool=callgrind /tmp/authz.test -test.bench DecisionLogCost",
+		// A cd holds for the block's next lines, unless it is in a subshell.
+		"cd bench && go test -run XXX -bench Cluster\ngo run golang.org/x/perf/cmd/benchstat@latest bench/results-stop13.txt": "(cd bench && go test -run XXX -bench Cluster)\ngo run golang.org/x/perf/cmd/benchstat@latest bench/results-stop13.txt",
+		"cd bench && go test -run XXX -bench Cluster\ncd bench && go test -run XXX -bench Cluster":                            "(cd bench && go test -run XXX -bench Cluster)\ncd bench && go test -run XXX -bench Cluster",
 	} {
 		require.True(t, check(bad), "the checker takes %q", bad)
 		require.False(t, check(good), "the checker refuses %q", good)
