@@ -2,7 +2,8 @@
 // (pass it to authz.WithDecisionLog) with retention by age and by size, queried by subject,
 // action, resource, outcome, reason code, path and time range (`teamgate decisions`), and
 // Recheck re-decides logged requests against the current directory and policy to list those
-// decided differently now.
+// decided differently now, with what changed since: the policy, and (WithEvents) the writes that
+// name the request's subject or project.
 //
 //	dl, err := decisionlog.Open(ctx, decisionlog.Options{Dir: "/var/lib/host/decisions"})
 //	eng, err := authz.New(ctx, st, authz.WithDecisionLog(dl))

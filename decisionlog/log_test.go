@@ -318,7 +318,14 @@ func TestEngineToLogAndRecheck(t *testing.T) {
 		return out
 	}
 	require.Empty(t, changes())
-	_, err = st.Apply(ctx, store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"})
+	logged := st.Revision()
+	// Writes that name neither bob nor vision, then the one that flips bob's decisions, then one
+	// on vision.
+	_, err = st.Apply(ctx, store.PutMember{Org: "other", User: "zoe", Role: "member"})
+	require.NoError(t, err)
+	_, err = st.Apply(ctx, store.PutProject{Project: store.Project{Org: "acme", Name: "lab2"}})
+	require.NoError(t, err)
+	revoked, err := st.Apply(ctx, store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"})
 	require.NoError(t, err)
 	got := changes()
 	require.Len(t, got, 2)
@@ -327,7 +334,38 @@ func TestEngineToLogAndRecheck(t *testing.T) {
 		require.True(t, c.Record.Decision.Allowed)
 		require.False(t, c.Now.Allowed)
 		require.True(t, c.Now.Has("restricted"), "%v", c.Now.Reasons)
+		require.False(t, c.PolicyChanged)
+		require.Nil(t, c.Writes, "no event log given")
 	}
+	// With the store's events, each change names the writes since its decision that touched its
+	// subject or project, and only those; with another policy, says so.
+	withEvents := func(eng *authz.Engine) []decisionlog.Change {
+		var out []decisionlog.Change
+		require.NoError(t, decisionlog.Recheck(ctx, l, eng, decisionlog.Query{}, func(c decisionlog.Change) error {
+			out = append(out, c)
+			return nil
+		}, decisionlog.WithEvents(st)))
+		return out
+	}
+	for _, c := range withEvents(fresh) {
+		require.Equal(t, logged, c.Record.Decision.Revision)
+		require.Equal(t, []authz.Cause{{Revision: revoked, Kind: "delete_team_member"}}, c.Writes, "%+v", c.Record.Request)
+	}
+	_, err = st.Apply(ctx, store.PutProject{Project: store.Project{Org: "acme", Name: "vision", Teams: []string{"research"}}})
+	require.NoError(t, err)
+	got = withEvents(fresh)
+	require.Len(t, got, 2)
+	require.Equal(t, []authz.Cause{{Revision: revoked, Kind: "delete_team_member"}, {Revision: revoked + 1, Kind: "put_project"}}, got[0].Writes)
+	frozen, err := authz.New(ctx, st, authz.WithModules(rego.Module{Name: "f.rego", Source: "package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"frozen\" if input.subject.id == \"alice\"\n"}))
+	require.NoError(t, err)
+	got = withEvents(frozen)
+	require.Len(t, got, 3, "alice's decision flips under the new policy")
+	for _, c := range got {
+		require.True(t, c.PolicyChanged)
+	}
+	require.Equal(t, "alice", got[2].Record.Request.Subject)
+	require.Empty(t, got[2].Writes, "no write named alice or acme's org record since")
+	require.NotNil(t, got[2].Writes)
 	require.Empty(t, query(t, l, decisionlog.Query{Outcome: decisionlog.OutcomeAllow, Subject: "bill"}))
 
 	// The context ending stops a recheck.

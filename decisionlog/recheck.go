@@ -3,25 +3,57 @@ package decisionlog
 import (
 	"context"
 	"errors"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/store"
 )
 
-// Change is a logged decision that the engine now decides differently.
+// Change is a logged decision that the engine now decides differently, and what changed since.
 type Change struct {
 	Record authz.DecisionRecord `json:"record"` // as logged
 	Now    authz.Decision       `json:"now"`    // the decision now
 	Error  string               `json:"error,omitempty"`
+	// PolicyChanged is set when the policy in force now is not the one that decided then (the
+	// record's policy fingerprint differs from the engine's).
+	PolicyChanged bool `json:"policy_changed"`
+	// Writes are the directory's writes after the logged decision's revision that name its
+	// subject or its project (store.Event's Subjects and Projects; a truncated event names
+	// everything), in order, when Recheck has the directory's event log (WithEvents); null
+	// without one, or when the events since that revision are no longer kept.
+	Writes []authz.Cause `json:"writes"`
+}
+
+// RecheckOption configures Recheck.
+type RecheckOption func(*recheckConfig)
+
+type recheckConfig struct{ events authz.EventLog }
+
+// WithEvents gives Recheck the change log of the directory whose revisions the records carry
+// (the host's *store.Store, opened again: the directory the log was written against), so that
+// each Change lists the writes since its decision that name its subject or project. Events of
+// another directory would name unrelated writes: leave it out then.
+func WithEvents(log authz.EventLog) RecheckOption {
+	return func(c *recheckConfig) { c.events = log }
 }
 
 // Recheck decides the request of each record q selects again with eng (its directory and
 // policy as they are now) and calls fn with those whose outcome differs: allowed then and denied
 // now, or the reverse. A request that failed, then or now, counts as denied; a change of role or
 // reasons alone is not a change of outcome. MinRevision is not waited for again (the recheck is
-// about the directory now). Give an engine without a decision log, or the rechecks are logged
-// too. The context ending or the engine's directory closing stops the recheck with its error.
-func Recheck(ctx context.Context, l *Log, eng *authz.Engine, q Query, fn func(Change) error) error {
+// about the directory now). Each Change says whether the policy changed and, WithEvents, which
+// writes since the decision touched its subject or project. Give an engine without a decision
+// log, or the rechecks are logged too. The context ending or the engine's directory closing
+// stops the recheck with its error.
+func Recheck(ctx context.Context, l *Log, eng *authz.Engine, q Query, fn func(Change) error, opts ...RecheckOption) error {
+	var c recheckConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	writes := &eventCache{log: c.events}
 	return l.Query(ctx, q, func(r authz.DecisionRecord) error {
 		req := r.Request
 		req.MinRevision = 0
@@ -34,14 +66,101 @@ func Recheck(ctx context.Context, l *Log, eng *authz.Engine, q Query, fn func(Ch
 		if before == now {
 			return nil
 		}
-		c := Change{Record: r, Now: d}
+		ch := Change{Record: r, Now: d, PolicyChanged: r.Policy != eng.Policy().Fingerprint()}
 		if err != nil {
-			c.Error = err.Error()
-			c.Now = authz.Decision{Role: "none", Reasons: []authz.Reason{}}
+			ch.Error = err.Error()
+			ch.Now = authz.Decision{Role: "none", Reasons: []authz.Reason{}}
 		}
-		if c.Now.Reasons == nil {
-			c.Now.Reasons = []authz.Reason{}
+		if ch.Now.Reasons == nil {
+			ch.Now.Reasons = []authz.Reason{}
 		}
-		return fn(c)
+		if ch.Writes, err = writes.naming(ctx, r); err != nil {
+			return err
+		}
+		return fn(ch)
 	})
+}
+
+// eventCache holds the events after the smallest revision asked for so far, read once.
+type eventCache struct {
+	log    authz.EventLog // nil: no events
+	from   uint64         // events holds every event after from, up to the log's revision when read
+	events []store.Event
+	loaded bool
+	gone   uint64 // the events after revisions below this are trimmed (0: none seen)
+}
+
+// naming returns the writes after r's revision that name r's subject or project; nil without a
+// log or when those events are trimmed.
+func (c *eventCache) naming(ctx context.Context, r authz.DecisionRecord) ([]authz.Cause, error) {
+	rev := r.Decision.Revision
+	if c.log == nil || rev < c.gone {
+		return nil, nil
+	}
+	if !c.loaded || rev < c.from {
+		evs, err := readEvents(ctx, c.log, rev)
+		if errors.Is(err, teamgate.ErrStale) {
+			c.gone = rev + 1
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.events, c.from, c.loaded = evs, rev, true
+	}
+	org, project := orgProject(r.Request)
+	out := []authz.Cause{}
+	for _, ev := range c.events[sort.Search(len(c.events), func(i int) bool { return c.events[i].Revision > rev }):] {
+		if ev.Truncated || slices.Contains(ev.Subjects, org+"/"+r.Request.Subject) ||
+			(project != "" && slices.Contains(ev.Projects, org+"/"+project)) {
+			out = append(out, authz.Cause{Revision: ev.Revision, Kind: ev.Kind})
+		}
+	}
+	return out, nil
+}
+
+// readEvents reads log's events after revision from, up to its revision now.
+func readEvents(ctx context.Context, log authz.EventLog, from uint64) ([]store.Event, error) {
+	to := log.Revision()
+	if from >= to {
+		return nil, nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := log.Watch(wctx, from)
+	if err != nil {
+		return nil, err
+	}
+	var evs []store.Event
+	for {
+		ev, ok := <-ch
+		switch {
+		case !ok:
+			return nil, errors.Join(ctx.Err(), teamgate.ErrClosed)
+		case ev.Err != nil:
+			return nil, ev.Err
+		}
+		evs = append(evs, ev)
+		if ev.Revision >= to {
+			return evs, nil
+		}
+	}
+}
+
+// orgProject is the org of a request and the project it names ("" for an org or team request
+// that names none: "org/team" is taken as a project too, which only adds writes to a project of
+// that name).
+func orgProject(req authz.Request) (org, project string) {
+	if req.Owner != "" {
+		org, _, _ = strings.Cut(req.Owner, "/")
+		return org, req.Resource
+	}
+	parts := strings.Split(req.Resource, "/")
+	switch len(parts) {
+	case 2:
+		return parts[0], parts[1]
+	case 3:
+		return parts[0], parts[2]
+	}
+	return parts[0], ""
 }

@@ -126,6 +126,13 @@ func (e *env) decisionsCmd() *cobra.Command {
 				return err
 			}
 			defer done()
+			// The writes since each decision come from the directory's change log: the store's or
+			// the cluster's, whose revisions are those the records carry when the log was written
+			// against it (a data file is loaded afresh: its revisions are not the records').
+			var opts []decisionlog.RecheckOption
+			if events, ok := eng.Directory().(authz.EventLog); ok && e.data == "" {
+				opts = append(opts, decisionlog.WithEvents(events))
+			}
 			tw := newRecordTable(e.stdout)
 			err = decisionlog.Recheck(ctx, dl, eng, q, func(c decisionlog.Change) error {
 				if format == formatPretty {
@@ -133,7 +140,7 @@ func (e *env) decisionsCmd() *cobra.Command {
 					return nil
 				}
 				return writeJSON(e.stdout, c)
-			})
+			}, opts...)
 			if format == formatPretty && err == nil {
 				tw.flush("no decision in the log is decided differently now")
 			}
@@ -205,7 +212,7 @@ func (t *recordTable) row(r authz.DecisionRecord) {
 
 func (t *recordTable) change(c decisionlog.Change) {
 	if !t.started {
-		fmt.Fprintln(t.tw, "TIME\tSUBJECT\tACTION\tRESOURCE\tTHEN → NOW\tWHY NOW")
+		fmt.Fprintln(t.tw, "TIME\tSUBJECT\tACTION\tRESOURCE\tTHEN → NOW\tCHANGED SINCE\tWHY NOW")
 		t.started = true
 	}
 	r := c.Record
@@ -213,8 +220,30 @@ func (t *recordTable) change(c decisionlog.Change) {
 	if c.Error != "" {
 		why = "error: " + c.Error
 	}
-	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s (%s) → %s (%s)\t%s\n", r.Time.Local().Format(time.DateTime), r.Request.Subject, r.Request.Action, r.Request.Resource,
-		outcomeOf(r.Decision.Allowed && r.Path != authz.PathNone), codes(r.Decision.Reasons), outcomeOf(c.Now.Allowed), codes(c.Now.Reasons), why)
+	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s (%s) → %s (%s)\t%s\t%s\n", r.Time.Local().Format(time.DateTime), r.Request.Subject, r.Request.Action, r.Request.Resource,
+		outcomeOf(r.Decision.Allowed && r.Path != authz.PathNone), codes(r.Decision.Reasons), outcomeOf(c.Now.Allowed), codes(c.Now.Reasons), changedSince(c), why)
+}
+
+// changedSince says what changed since a rechecked decision: the policy, and the writes at
+// revisions after it that name its subject or project (r3 delete_team_member); "revision 2 → 3"
+// when the writes are not known (a data file), "-" when nothing it can name changed.
+func changedSince(c decisionlog.Change) string {
+	var parts []string
+	if c.PolicyChanged {
+		parts = append(parts, "policy")
+	}
+	switch {
+	case c.Writes != nil:
+		for _, w := range c.Writes {
+			parts = append(parts, fmt.Sprintf("r%d %s", w.Revision, w.Kind))
+		}
+	case c.Record.Decision.Revision != c.Now.Revision:
+		parts = append(parts, fmt.Sprintf("revision %d → %d", c.Record.Decision.Revision, c.Now.Revision))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // flush writes the table, or the line none when it has no row: an empty table would look like

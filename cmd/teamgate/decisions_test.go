@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,7 +112,8 @@ func TestDecisionsRecheck(t *testing.T) {
 	require.Empty(t, run("decisions", "--log", log, "--recheck", "--store", st), "nothing changed yet")
 	require.Equal(t, "no decision in the log is decided differently now\n",
 		run("decisions", "--log", log, "--recheck", "--store", st, "--format", "pretty"))
-	run("apply", "--store", st, "--changes", "../../testdata/cli/revoke.yaml")
+	var revoke applied
+	require.NoError(t, json.Unmarshal([]byte(run("apply", "--store", st, "--changes", "../../testdata/cli/revoke.yaml")), &revoke))
 	out := run("decisions", "--log", log, "--recheck", "--store", st)
 	var got []string
 	for _, l := range lines(out) {
@@ -120,18 +122,31 @@ func TestDecisionsRecheck(t *testing.T) {
 		require.True(t, c.Record.Decision.Allowed)
 		require.False(t, c.Now.Allowed)
 		require.True(t, c.Now.Has("restricted"))
+		// What changed since: the write that removed bob from ml, not the policy.
+		require.False(t, c.PolicyChanged)
+		require.Equal(t, []authz.Cause{{Revision: revoke.Revision, Kind: "delete_team_member"}}, c.Writes)
 		got = append(got, c.Record.Request.Subject+" "+c.Record.Request.Action+" "+c.Record.Request.Resource)
 	}
 	require.Equal(t, []string{"bob runs.stop demo/ml/vision", "bob runs.delete demo/vision"}, got)
 	require.Len(t, lines(run("decisions", "--log", log, "--recheck", "--store", st, "--action", "runs.stop")), 1)
 	pretty := run("decisions", "--log", log, "--recheck", "--store", st, "--format", "pretty")
 	require.Contains(t, pretty, "allow (org_role) → deny (restricted)")
+	require.Contains(t, pretty, fmt.Sprintf("allow (org_role) → deny (restricted)  r%d delete_team_member  ", revoke.Revision))
+	// From a data file the writes are unknown (its revisions are not the log's): the revisions.
+	pretty = run("decisions", "--log", log, "--recheck", "--data", conformance.DataFile(), "--format", "pretty")
+	require.Contains(t, pretty, "revision 3 → 1")
 
 	// A policy that denies alice everything: her allowed decision flips too.
 	pol := filepath.Join(dir, "policy")
 	require.NoError(t, os.MkdirAll(pol, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(pol, "x.rego"), []byte("package teamgate.ext\n\nimport rego.v1\n\ndeny contains \"frozen\" if input.subject.id == \"alice\"\n"), 0o644))
-	require.Len(t, lines(run("decisions", "--log", log, "--recheck", "--store", st, "--policy", pol)), 3)
+	changed := lines(run("decisions", "--log", log, "--recheck", "--store", st, "--policy", pol))
+	require.Len(t, changed, 3)
+	for _, l := range changed {
+		require.Contains(t, l, `"policy_changed":true`)
+	}
+	require.Contains(t, run("decisions", "--log", log, "--recheck", "--store", st, "--policy", pol, "--format", "pretty"),
+		fmt.Sprintf("allow (org_override) → deny (extension_deny)  policy, r%d delete_team_member  frozen", revoke.Revision))
 }
 
 // TestDecisionsBadInput: bad flags and directories are clear errors, exit 2 for usage.
