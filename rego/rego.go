@@ -1071,6 +1071,10 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 			return fromOPA("compile", err)
 		}
 		for res := range ch {
+			// A built-in's error (raised, not made undefined as under opa test, so a test of
+			// `not` over it cannot pass) sets Error beside Fail; it is an error, as a conflict is,
+			// so reporters name it ERROR in the line and the summary alike.
+			res.Fail = res.Fail && res.Error == nil
 			run.Results = append(run.Results, res)
 		}
 		return nil

@@ -48,12 +48,37 @@ test_fails if {
 	x == 3
 }
 `
+	// Tests that error at runtime, as against one that fails: a conflict and a built-in error.
+	erroringTests = `package e_test
+
+import rego.v1
+
+f(x) := 1 if x > 0
+
+f(x) := 2 if x > 1
+
+test_conflict if f(5) == 1
+
+test_builtin_error if {
+	to_number("x") == 1
+}
+`
+	skippedTests = `package s_test
+
+import rego.v1
+
+todo_test_later if false
+
+test_now if true
+`
 )
 
 func TestTestCommandFlags(t *testing.T) {
 	t.Parallel()
 	pass := regoDir(t, map[string]string{"ok_test.rego": passingTests})
 	fail := regoDir(t, map[string]string{"bad_test.rego": failingTests})
+	errs := regoDir(t, map[string]string{"err_test.rego": erroringTests})
+	skip := regoDir(t, map[string]string{"skip_test.rego": skippedTests})
 	slow := regoDir(t, map[string]string{"slow_test.rego": "package slow_test\n\nimport rego.v1\n\ntest_slow if count([x | some x in numbers.range(1, 5000); x % 7 == 0]) > 0\n"})
 	cases := []struct {
 		name           string
@@ -66,11 +91,28 @@ func TestTestCommandFlags(t *testing.T) {
 	}{
 		{name: "pass", args: []string{"test", pass}, want: []string{"PASS: 2/2"}, wantNot: []string{"test_arith"}},
 		{name: "default policy's tests", args: []string{"test"}, want: []string{"PASS: "}, wantNot: []string{"FAIL"}},
-		{name: "fail names file:line, the failing expression, the duration and print output", args: []string{"test", fail}, code: 1,
+		{name: "fail names file:line, the failing expression, the duration and print output", args: []string{"test", fail}, code: 2,
 			want: []string{filepath.Join(fail, "bad_test.rego") + ":5:", "data.b_test.test_fails: FAIL (", filepath.Join(fail, "bad_test.rego") + ":8:",
 				"x == 3", "  x is 2\n", "FAIL: 1/1"},
 			stderrIs: "teamgate: 1 of 1 Rego test(s) failed\n"},
-		{name: "two paths", args: []string{"test", pass, fail}, code: 1, want: []string{"PASS: 2/3", "FAIL: 1/3"}},
+		// As opa test: a failing test exits 2 (a load or compile error 1); -v's trace of a failure
+		// is OPA's default explanation (the failing lineage: Enter, Fail and Note events), not
+		// every step of the evaluation.
+		{name: "-v trace is the failing lineage", args: []string{"test", "-v", fail}, code: 2,
+			want: []string{"| | Fail x = 3", "| Fail data.b_test.test_fails = _", "x == 3"}, wantNot: []string{"Eval x = 2", "Unify", "Redo"}},
+		{name: "--explain full", args: []string{"test", "--explain", "full", fail}, code: 2,
+			want: []string{"| | Eval x = 2", "| | Fail x = 3", "x is 2"}},
+		{name: "--explain fails", args: []string{"test", "--explain", "fails", fail}, code: 2, want: []string{"| | Fail x = 3", "x == 3"}, wantNot: []string{"Eval"}},
+		{name: "--explain bogus", args: []string{"test", "--explain", "notes", fail}, code: 2, wantNot: []string{"FAIL"}, stderrContains: "--explain"},
+		{name: "runtime errors are errors, not failures", args: []string{"test", errs}, code: 2,
+			want:    []string{"data.e_test.test_conflict: ERROR (", "eval_conflict_error", "data.e_test.test_builtin_error: ERROR (", "eval_builtin_error: to_number", "ERROR: 2/2"},
+			wantNot: []string{"FAIL"}, stderrIs: "teamgate: 2 of 2 Rego test(s) failed\n"},
+		{name: "a skipped test fails the run", args: []string{"test", skip}, code: 2,
+			want: []string{"data.s_test.todo_test_later: SKIPPED", "PASS: 1/2", "SKIPPED: 1/2"}, stderrIs: "teamgate: 1 of 2 Rego test(s) skipped (--exit-zero-on-skipped passes them)\n"},
+		{name: "-z passes skipped tests", args: []string{"test", "-z", skip}, want: []string{"SKIPPED: 1/2"}},
+		{name: "a test file that does not parse", args: []string{"test", pass, regoDir(t, map[string]string{"syn_test.rego": "package syn_test\n\ntest_x if {\n\t1 +\n}\n"})}, code: 1,
+			wantNot: []string{"PASS"}, stderrContains: "syn_test.rego:5: rego_parse_error: unexpected } token"},
+		{name: "two paths", args: []string{"test", pass, fail}, code: 2, want: []string{"PASS: 2/3", "FAIL: 1/3"}},
 		{name: "--run filters", args: []string{"test", "--run", "arith", pass, fail}, want: []string{"PASS: 1/1"}, wantNot: []string{"FAIL"}},
 		{name: "--run matches nothing", args: []string{"test", "--run", "nope", pass}, code: 1, stderrIs: "teamgate: no tests matched\n"},
 		{name: "--run bad regex", args: []string{"test", "--run", "(", pass}, code: 1, wantNot: []string{"PASS"}, stderrContains: `test filter "(" is not a regular expression`},
@@ -84,7 +126,7 @@ func TestTestCommandFlags(t *testing.T) {
 		{name: "--format bogus", args: []string{"test", "--format", "xml", pass}, code: 2},
 		// A test past its time budget errors (a runaway one does not hang the run): 5,000 traced
 		// iterations pass within the default 5 s (in about 0.1 s) and never within 1 ms.
-		{name: "--timeout", args: []string{"test", "--timeout", "1ms", slow}, code: 1,
+		{name: "--timeout", args: []string{"test", "--timeout", "1ms", slow}, code: 2,
 			want: []string{"data.slow_test.test_slow: ERROR (", "eval_cancel_error", "ERROR: 1/1"}},
 		{name: "default timeout", args: []string{"test", slow}, want: []string{"PASS: 1/1"}},
 		{name: "--timeout negative", args: []string{"test", "--timeout", "-1s", pass}, code: 2},
@@ -94,7 +136,7 @@ func TestTestCommandFlags(t *testing.T) {
 			wantNot: []string{"PASS"}, stderrContains: "holds no .rego module or .json data file"},
 		// As opa test: a file two paths reach is loaded once.
 		{name: "a directory and a file in it", args: []string{"test", pass, filepath.Join(pass, "ok_test.rego")}, want: []string{"PASS: 2/2"}},
-		{name: "one directory spelt two ways", args: []string{"test", pass, pass + "/./", fail}, code: 1, want: []string{"PASS: 2/3"}},
+		{name: "one directory spelt two ways", args: []string{"test", pass, pass + "/./", fail}, code: 2, want: []string{"PASS: 2/3"}},
 		{name: "missing path", args: []string{"test", filepath.Join(pass, "nope")}, code: 1, stderrContains: "no such file or directory"},
 		{name: "data alone runs the default tests on it", args: []string{"test", regoDir(t, map[string]string{"data.json": `{"mycompany": {"x": 1}}`})},
 			want: []string{"PASS: "}, wantNot: []string{"FAIL"}},
@@ -135,7 +177,7 @@ func TestTestCommandJSON(t *testing.T) {
 	fail := regoDir(t, map[string]string{"bad_test.rego": failingTests})
 
 	out, stderr, code := cli(t, "", "test", "--format", "json", pass, fail)
-	require.Equal(t, 1, code, stderr)
+	require.Equal(t, 2, code, stderr)
 	var results []struct {
 		Location struct {
 			File string `json:"file"`
@@ -159,6 +201,22 @@ func TestTestCommandJSON(t *testing.T) {
 	require.Equal(t, filepath.Join(fail, "bad_test.rego"), bad.Location.File)
 	require.Equal(t, 5, bad.Location.Row)
 	require.Contains(t, string(results[byName["data.teamgate.ext_test.test_owner_reads"]].Output), "owner decision:")
+
+	// With -v, each failure's trace as opa test -v gives it: the failing lineage (Enter, Fail).
+	out, stderr, code = cli(t, "", "test", "--format", "json", "-v", fail)
+	require.Equal(t, 2, code, stderr)
+	var traced []struct {
+		Trace []struct {
+			Op string `json:"Op"`
+		} `json:"trace"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &traced), out)
+	require.Len(t, traced, 1)
+	ops := map[string]int{}
+	for _, e := range traced[0].Trace {
+		ops[e.Op]++
+	}
+	require.Equal(t, map[string]int{"Enter": 2, "Fail": 2}, ops)
 
 	// With --coverage, OPA's coverage report, the default policy included.
 	out, stderr, code = cli(t, "", "test", "--format", "json", "--coverage", pass)
