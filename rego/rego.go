@@ -191,7 +191,11 @@ type Error struct {
 	File   string // module or data file; "" when the problem has no single file
 	Line   int    // 1-based line in File; 0 when unknown
 	Detail string // OPA's code and message, or the JSON decoder's message
-	err    error  // cause kept for errors.Is (an fs error, a context error)
+	// Context is OPA's detail lines of a compile problem, not part of Error(): the source line
+	// and a caret under the place, or a type error's have and want (`opa test`, `opa check`
+	// print them under the message; so does `teamgate test`).
+	Context []string
+	err     error // cause kept for errors.Is (an fs error, a context error)
 }
 
 func (e *Error) Error() string {
@@ -235,6 +239,9 @@ func fromOPA(op string, err error) error {
 	out := make([]error, 0, len(list))
 	for _, e := range list {
 		re := &Error{Op: op, Detail: e.Code + ": " + e.Message}
+		if e.Details != nil {
+			re.Context = e.Details.Lines()
+		}
 		if e.Location != nil {
 			re.File, re.Line = e.Location.File, e.Location.Row
 		}

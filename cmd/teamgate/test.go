@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/cover"
@@ -70,7 +72,7 @@ func (e *env) testCmd() *cobra.Command {
 			for _, f := range files {
 				m, d, err := rego.LoadDir(f)
 				if err != nil {
-					return err
+					return withContext(err)
 				}
 				mods, data = append(mods, m...), append(data, d...)
 			}
@@ -85,7 +87,7 @@ func (e *env) testCmd() *cobra.Command {
 			}
 			run, err := rego.RunTests(cmd.Context(), mods, opts, data...)
 			if err != nil {
-				return err
+				return withContext(err)
 			}
 			if len(run.Results) == 0 {
 				return fmt.Errorf("no tests matched")
@@ -168,6 +170,37 @@ func traceFilter(explain string) (func([]*topdown.Event) []*topdown.Event, error
 		return lineage.Debug, nil
 	}
 	return nil, fmt.Errorf("--explain %q: want fails, full or debug", explain)
+}
+
+// contextError is a load or compile error printed with OPA's context lines under each problem.
+type contextError struct {
+	error
+	msg string
+}
+
+func (e contextError) Error() string { return e.msg }
+func (e contextError) Unwrap() error { return e.error }
+
+// withContext prints err as opa test does: under each problem (one *rego.Error of a join), the
+// source line with a caret or a type error's have and want (rego.Error.Context).
+func withContext(err error) error {
+	problems := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		problems = j.Unwrap()
+	}
+	var b strings.Builder
+	for i, p := range problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Error())
+		if re, ok := errors.AsType[*rego.Error](p); ok {
+			for _, l := range re.Context {
+				b.WriteString("\n\t" + l)
+			}
+		}
+	}
+	return contextError{err, b.String()}
 }
 
 // printCoverage prints each file's coverage and the total, as percentages.

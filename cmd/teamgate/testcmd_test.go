@@ -111,7 +111,10 @@ func TestTestCommandFlags(t *testing.T) {
 			want: []string{"data.s_test.todo_test_later: SKIPPED", "PASS: 1/2", "SKIPPED: 1/2"}, stderrIs: "teamgate: 1 of 2 Rego test(s) skipped (--exit-zero-on-skipped passes them)\n"},
 		{name: "-z passes skipped tests", args: []string{"test", "-z", skip}, want: []string{"SKIPPED: 1/2"}},
 		{name: "a test file that does not parse", args: []string{"test", pass, regoDir(t, map[string]string{"syn_test.rego": "package syn_test\n\ntest_x if {\n\t1 +\n}\n"})}, code: 1,
-			wantNot: []string{"PASS"}, stderrContains: "syn_test.rego:5: rego_parse_error: unexpected } token"},
+			wantNot: []string{"PASS"}, stderrContains: "syn_test.rego:5: rego_parse_error: unexpected } token\n\t}\n\t^\n"},
+		// As opa test, a compile error shows OPA's context: here the field the object has.
+		{name: "a test that does not compile", args: []string{"test", regoDir(t, map[string]string{"t_test.rego": "package t_test\n\nimport rego.v1\n\ntest_x if {\n\ty := {\"a\": 1}\n\ty.b == 1\n}\n"})}, code: 1,
+			stderrContains: "t_test.rego:7: rego_type_error: undefined ref: y.b\n\ty.b\n\t  ^\n\t  have: \"b\"\n\t  want (one of): [\"a\"]\n"},
 		{name: "two paths", args: []string{"test", pass, fail}, code: 2, want: []string{"PASS: 2/3", "FAIL: 1/3"}},
 		{name: "--run filters", args: []string{"test", "--run", "arith", pass, fail}, want: []string{"PASS: 1/1"}, wantNot: []string{"FAIL"}},
 		{name: "--run matches nothing", args: []string{"test", "--run", "nope", pass}, code: 1, stderrIs: "teamgate: no tests matched\n"},
