@@ -994,6 +994,10 @@ type TestOptions struct {
 	Coverage *cover.Cover
 	// Timeout bounds each test; 0 means 5 s, as `opa test`.
 	Timeout time.Duration
+	// VarValues records the values of the variables of each test's expressions (`opa test
+	// --var-values`): a failing expression is shown with them (tester.PrettyReporter with
+	// LocalVars). It implies Trace.
+	VarValues bool
 }
 
 // TestRun is what RunTests ran: OPA's own results (file:line, duration, print() output, trace),
@@ -1068,8 +1072,16 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 		r := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).
 			AddCustomBuiltins([]*tester.Builtin{testError}).
-			CapturePrintOutput(true).EnableTracing(opts.Trace).StackTraces(true).
+			CapturePrintOutput(true).EnableTracing(opts.Trace || opts.VarValues).StackTraces(true).
 			SetTimeout(cmp.Or(opts.Timeout, 5*time.Second)).Filter(opts.Run)
+		if opts.VarValues {
+			// The runner's own compiler (its defaults, as NewRunner builds it) with test rules
+			// rewritten so their expressions' values are traced, as opa test --var-values.
+			caps := ast.CapabilitiesForThisVersion()
+			caps.Builtins = append(caps.Builtins, testError.Decl)
+			r = r.SetCompiler(ast.NewCompiler().WithCapabilities(caps).WithEnablePrintStatements(true).
+				WithDefaultRegoVersion(ast.RegoV1).WithRewriteTestRules(true))
+		}
 		if opts.Coverage != nil {
 			r = r.SetCoverageQueryTracer(opts.Coverage)
 		}

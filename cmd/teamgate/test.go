@@ -19,6 +19,7 @@ import (
 
 // testCmd is `teamgate test`: `opa test` with the default policy and data loaded. It runs OPA's
 // tester and prints with OPA's own reporters, so its output reads as `opa test`'s does:
+//   - --var-values: the failing expression with its variables' values (opa test --var-values).
 //   - pretty (default): failures with file:line, the failing expression and print() output;
 //     -v adds every test with its duration and print() output, and each failure's trace, filtered
 //     as opa test filters it (--explain fails|full|debug, traceFilter).
@@ -39,11 +40,11 @@ import (
 // nothing and pass), or no test matched (a --run that selects nothing must not pass silently:
 // opa test --fail-on-empty). Usage errors exit 2 with the usage line.
 //
-// Not offered (opa test's): --bundle, --watch, --bench, --threshold, --var-values, --ignore,
+// Not offered (opa test's): --bundle, --watch, --bench, --threshold, --ignore,
 // --parallel, --count, --sort, YAML data; and pretty --coverage prints a summary after the
 // results where opa test prints its JSON report (--format json --coverage prints that).
 func (e *env) testCmd() *cobra.Command {
-	var verbose, coverage, skipExitZero bool
+	var verbose, coverage, skipExitZero, varValues bool
 	var runRegex, format, explain string
 	var timeout time.Duration
 	c := &cobra.Command{
@@ -56,7 +57,7 @@ func (e *env) testCmd() *cobra.Command {
 			if timeout < 0 {
 				return usageError{fmt.Errorf("--timeout %s: must be positive (0: the default, 5s)", timeout)}
 			}
-			filter, err := traceFilter(explain)
+			filter, err := traceFilter(explain, verbose)
 			if err != nil {
 				return usageError{err}
 			}
@@ -81,7 +82,7 @@ func (e *env) testCmd() *cobra.Command {
 				mods = rego.DefaultTests()
 			}
 			// Traces give pretty failures their failing expression; JSON carries them only with -v, as opa.
-			opts := rego.TestOptions{Run: runRegex, Trace: verbose || format == "pretty", Timeout: timeout}
+			opts := rego.TestOptions{Run: runRegex, Trace: verbose || format == "pretty", Timeout: timeout, VarValues: varValues}
 			if coverage {
 				opts.Coverage = cover.New()
 			}
@@ -92,7 +93,7 @@ func (e *env) testCmd() *cobra.Command {
 			if len(run.Results) == 0 {
 				return fmt.Errorf("no tests matched")
 			}
-			var reporter tester.Reporter = tester.PrettyReporter{Output: e.stdout, Verbose: verbose, FailureLine: true}
+			var reporter tester.Reporter = tester.PrettyReporter{Output: e.stdout, Verbose: verbose, FailureLine: true, LocalVars: varValues}
 			if format == "json" {
 				reporter = tester.JSONReporter{Output: e.stdout}
 				if coverage {
@@ -101,9 +102,7 @@ func (e *env) testCmd() *cobra.Command {
 			}
 			ch := make(chan *tester.Result, len(run.Results))
 			for _, r := range run.Results {
-				if verbose { // what -v prints of a trace, as opa test filters it
-					r.Trace = filter(r.Trace)
-				}
+				r.Trace = filter(r.Trace)
 				ch <- r
 			}
 			close(ch)
@@ -144,6 +143,7 @@ func (e *env) testCmd() *cobra.Command {
 	}
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every test with its duration and print() output, and each failure's trace (its notes and failing lineage, as opa test)")
 	c.Flags().StringVar(&explain, "explain", "", "the trace -v prints: fails (the failing lineage), full or debug (every step); implies -v")
+	c.Flags().BoolVar(&varValues, "var-values", false, "show the values of the failing expression's variables")
 	c.Flags().BoolVarP(&skipExitZero, "exit-zero-on-skipped", "z", false, "skipped tests (todo_test_) do not fail the run")
 	c.Flags().StringVarP(&runRegex, "run", "r", "", "run only the tests whose package.rule name (data.pkg.test_x) matches this regular expression")
 	c.Flags().BoolVarP(&coverage, "coverage", "c", false, "report the lines of each module (the default policy included) the tests evaluate")
@@ -152,13 +152,17 @@ func (e *env) testCmd() *cobra.Command {
 	return c
 }
 
-// traceFilter is what -v prints of a test's trace, as opa test's --explain filters it: without
-// --explain, the lineage of the notes (trace() calls) and failures; fails, the lineage of the
-// failures; full, every event; debug, every event with OPA's internal ones. (opa test's notes,
-// which prints no failure, is not offered: teamgate always names the failing expression.)
-func traceFilter(explain string) (func([]*topdown.Event) []*topdown.Event, error) {
+// traceFilter is what a test's result keeps of its trace (printed by -v, in JSON results with -v
+// or --var-values), as opa test filters it: with -v and no --explain, the lineage of the notes
+// (trace() calls) and failures; fails (the default), the lineage of the failures; full, every
+// event; debug, every event with OPA's internal ones. (opa test's notes, which keeps no failure,
+// is not offered: teamgate always names the failing expression, found in the trace.)
+func traceFilter(explain string, verbose bool) (func([]*topdown.Event) []*topdown.Event, error) {
 	switch explain {
 	case "":
+		if !verbose {
+			return lineage.Fails, nil
+		}
 		return func(trace []*topdown.Event) []*topdown.Event {
 			return lineage.Filter(trace, func(e *topdown.Event) bool { return e.Op == topdown.NoteOp || e.Op == topdown.FailOp })
 		}, nil
@@ -185,8 +189,10 @@ func (e contextError) Unwrap() error { return e.error }
 // source line with a caret or a type error's have and want (rego.Error.Context).
 func withContext(err error) error {
 	problems := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		problems = j.Unwrap()
+	if _, one := err.(*rego.Error); !one { // an *Error unwraps to ErrInvalid and its cause
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			problems = j.Unwrap()
+		}
 	}
 	var b strings.Builder
 	for i, p := range problems {

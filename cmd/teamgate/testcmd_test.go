@@ -102,6 +102,21 @@ func TestTestCommandFlags(t *testing.T) {
 			want: []string{"| | Fail x = 3", "| Fail data.b_test.test_fails = _", "x == 3"}, wantNot: []string{"Eval x = 2", "Unify", "Redo"}},
 		{name: "--explain full", args: []string{"test", "--explain", "full", fail}, code: 2,
 			want: []string{"| | Eval x = 2", "| | Fail x = 3", "x is 2"}},
+		// As opa test --var-values: the failing expression with its variables' values, here the
+		// decision whose reasons say why (through the test helper, a custom built-in's module).
+		{name: "--var-values", args: []string{"test", "--var-values", fail, regoDir(t, map[string]string{"d_test.rego": `package d_test
+
+import rego.v1
+
+import data.teamgate.authz
+import data.teamgate.testing
+
+test_viewer_deletes if {
+	d := authz.decision with input as testing.input_for({"org_role": "viewer"}, "runs.delete", {})
+	d.allow
+}
+`})}, code: 2,
+			want: []string{"    \tx == 3\n    \t|\n    \t2\n", "d_test.rego:10:\n    \td.allow\n    \t|\n    \td.allow: false\n    \td: {\"allow\": false, \"reasons\": [{\"code\": \"insufficient_role\"}]", "FAIL: 2/2"}},
 		{name: "--explain fails", args: []string{"test", "--explain", "fails", fail}, code: 2, want: []string{"| | Fail x = 3", "x == 3"}, wantNot: []string{"Eval"}},
 		{name: "--explain bogus", args: []string{"test", "--explain", "notes", fail}, code: 2, wantNot: []string{"FAIL"}, stderrContains: "--explain"},
 		{name: "runtime errors are errors, not failures", args: []string{"test", errs}, code: 2,
@@ -216,6 +231,16 @@ func TestTestCommandJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &traced), out)
 	require.Len(t, traced, 1)
 	ops := map[string]int{}
+	for _, e := range traced[0].Trace {
+		ops[e.Op]++
+	}
+	require.Equal(t, map[string]int{"Enter": 2, "Fail": 2}, ops)
+	// So with --var-values (opa test keeps the failures' lineage of every trace it records).
+	out, stderr, code = cli(t, "", "test", "--format", "json", "--var-values", fail)
+	require.Equal(t, 2, code, stderr)
+	require.NoError(t, json.Unmarshal([]byte(out), &traced), out)
+	require.Len(t, traced, 1)
+	clear(ops)
 	for _, e := range traced[0].Trace {
 		ops[e.Op]++
 	}
