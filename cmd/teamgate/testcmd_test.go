@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/cover"
+	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate/internal/conformance"
@@ -79,6 +82,7 @@ func TestTestCommandFlags(t *testing.T) {
 	fail := regoDir(t, map[string]string{"bad_test.rego": failingTests})
 	errs := regoDir(t, map[string]string{"err_test.rego": erroringTests})
 	skip := regoDir(t, map[string]string{"skip_test.rego": skippedTests})
+	wrongPkg := regoDir(t, map[string]string{"x.rego": "package foo\n\nallow := true\n"})
 	slow := regoDir(t, map[string]string{"slow_test.rego": "package slow_test\n\nimport rego.v1\n\ntest_slow if count([x | some x in numbers.range(1, 5000); x % 7 == 0]) > 0\n"})
 	cases := []struct {
 		name           string
@@ -139,8 +143,8 @@ test_viewer_deletes if {
 		{name: "print output hidden without -v", args: []string{"test", pass}, wantNot: []string{"owner decision:"}},
 		{name: "--coverage", args: []string{"test", "--coverage", pass},
 			want: []string{"COVERAGE:", "teamgate/authz.rego: ", "% (", "total: "}},
-		{name: "module in the wrong package", args: []string{"test", pass, regoDir(t, map[string]string{"x.rego": "package foo\n\nallow := true\n"})}, code: 1,
-			stderrContains: "package foo is not allowed"},
+		{name: "module in the wrong package", args: []string{"test", pass, wrongPkg}, code: 1,
+			stderrContains: filepath.Join(wrongPkg, "x.rego") + ":1: package foo is not allowed"},
 		{name: "--format bogus", args: []string{"test", "--format", "xml", pass}, code: 2},
 		// A test past its time budget errors (a runaway one does not hang the run): 5,000 traced
 		// iterations pass within the default 5 s (in about 0.1 s) and never within 1 ms.
@@ -220,6 +224,31 @@ func TestTestCommandJSON(t *testing.T) {
 	require.Equal(t, 5, bad.Location.Row)
 	require.Contains(t, string(results[byName["data.teamgate.ext_test.test_owner_reads"]].Output), "owner decision:")
 
+	// A consumer of opa test --format json reads ours with OPA's own decoder (tester.Result):
+	// a pass, a failure, a runtime error and a skipped test, each as OPA reports it.
+	errs := regoDir(t, map[string]string{"err_test.rego": erroringTests, "skip_test.rego": skippedTests})
+	out, stderr, code = cli(t, "", "test", "--format", "json", pass, fail, errs)
+	require.Equal(t, 2, code, stderr)
+	var decoded []*tester.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &decoded), out)
+	outcome := map[string]string{}
+	for _, r := range decoded {
+		switch {
+		case r.Pass():
+			outcome[r.Name] = "pass"
+		case r.Skip:
+			outcome[r.Name] = "skip"
+		case r.Error != nil:
+			code := regexp.MustCompile(`eval_[a-z_]+_error`).FindString(r.Error.Error())
+			outcome[r.Name] = "error: " + code
+		case r.Fail:
+			outcome[r.Name] = "fail"
+		}
+	}
+	require.Equal(t, map[string]string{"test_owner_reads": "pass", "test_arith": "pass", "test_fails": "fail",
+		"test_conflict": "error: eval_conflict_error", "test_builtin_error": "error: eval_builtin_error",
+		"todo_test_later": "skip", "test_now": "pass"}, outcome)
+
 	// With -v, each failure's trace as opa test -v gives it: the failing lineage (Enter, Fail).
 	out, stderr, code = cli(t, "", "test", "--format", "json", "-v", fail)
 	require.Equal(t, 2, code, stderr)
@@ -256,6 +285,13 @@ func TestTestCommandJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &report), out)
 	require.Contains(t, report.Files, "teamgate/authz.rego")
 	require.Positive(t, report.Coverage)
+	// OPA's report, read with OPA's type: ranges, and the kinds of opa test's supplementary
+	// passes (a condition rule indexing skipped).
+	var opaReport cover.Report
+	require.NoError(t, json.Unmarshal([]byte(out), &opaReport), out)
+	authz := opaReport.Files["teamgate/authz.rego"]
+	require.NotEmpty(t, authz.Covered)
+	require.True(t, slices.ContainsFunc(authz.NotCovered, func(r cover.Range) bool { return slices.Contains(r.Kinds, cover.KindIndexExcluded) }))
 }
 
 // TestPolicyPathThroughSymlink: --policy and test PATHs reached through a symbolic link (a
