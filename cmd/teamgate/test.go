@@ -19,10 +19,12 @@ import (
 
 // testCmd is `teamgate test`: `opa test` with the default policy and data loaded. It runs OPA's
 // tester and prints with OPA's own reporters, so its output reads as `opa test`'s does:
-//   - --var-values: the failing expression with its variables' values (opa test --var-values).
 //   - pretty (default): failures with file:line, the failing expression and print() output;
 //     -v adds every test with its duration and print() output, and each failure's trace, filtered
 //     as opa test filters it (--explain fails|full|debug, traceFilter).
+//   - --var-values: the failing expression with its variables' values (opa test --var-values).
+//   - a module that does not parse or compile: OPA's context lines under each problem
+//     (withContext), as opa test prints them.
 //   - json: OPA's JSON array of results (location, duration, output, fail/error).
 //   - --timeout bounds each test (default 5 s, as opa test): a test past it errors, so a runaway
 //     comprehension does not hang the run.
@@ -40,9 +42,10 @@ import (
 // nothing and pass), or no test matched (a --run that selects nothing must not pass silently:
 // opa test --fail-on-empty). Usage errors exit 2 with the usage line.
 //
-// Not offered (opa test's): --bundle, --watch, --bench, --threshold, --ignore,
-// --parallel, --count, --sort, YAML data; and pretty --coverage prints a summary after the
-// results where opa test prints its JSON report (--format json --coverage prints that).
+// Not offered (opa test's): --bundle, --watch, --bench, --threshold, --ignore, --parallel,
+// --count, --sort, YAML data; and pretty --coverage prints a summary after the results where opa
+// test prints its JSON report (--format json --coverage prints that). rego/README.md ("Testing a
+// rule") lists every difference.
 func (e *env) testCmd() *cobra.Command {
 	var verbose, coverage, skipExitZero, varValues bool
 	var runRegex, format, explain string
