@@ -1,18 +1,26 @@
 package main
 
 import (
+	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
-// readmeCommand is a curl command of the README's walk-through and the output it shows.
+// readmeCommand is a command of the README's walk-through — a curl request, the service's
+// stop (kill -INT %1) or a teamgate command reading its decision log — and the output it shows.
 type readmeCommand struct {
-	line               string // as written, continuations joined
+	line               string   // as written, continuations joined
+	stop               bool     // kill -INT %1: the service shuts down (its decision log flushed)
+	teamgate           []string // go run ./cmd/teamgate ARGS: ARGS
 	method, user, body string
 	path               string
 	grep               *regexp.Regexp // `| grep -E RE`: keep the matching lines
@@ -51,10 +59,17 @@ func walkthrough(t *testing.T) []readmeCommand {
 			cont = strings.TrimSuffix(l, `\`)
 			continue
 		}
-		if !strings.HasPrefix(l, "curl ") {
-			continue
+		cmd, _, _ := strings.Cut(l, " #")
+		switch {
+		case strings.HasPrefix(l, "curl "):
+			cmds = append(cmds, parseCurl(t, l))
+		case strings.TrimSpace(cmd) == "kill -INT %1":
+			cmds = append(cmds, readmeCommand{line: l, stop: true})
+		case strings.HasPrefix(l, "go run ./cmd/teamgate "):
+			cmds = append(cmds, readmeCommand{line: l, teamgate: strings.Fields(strings.TrimPrefix(cmd, "go run ./cmd/teamgate "))})
+		case strings.HasPrefix(l, "go run ./examples/hostservice "):
+			require.Equal(t, "go run ./examples/hostservice -addr 127.0.0.1:8080 -decision-log "+readmeLog+" &", l, "the service the test starts")
 		}
-		cmds = append(cmds, parseCurl(t, l))
 	}
 	return cmds
 }
@@ -101,15 +116,55 @@ func parseCurl(t *testing.T, line string) readmeCommand {
 	return c
 }
 
-// TestReadmeWalkthrough runs README.md's host service walk-through, in order, on one service and
-// checks that each command answers what the README shows.
+// readmeLog is the walk-through's decision log directory.
+const readmeLog = "/tmp/teamgate-hostservice-log"
+
+// TestReadmeWalkthrough runs README.md's host service walk-through, in order, on one service
+// with a decision log, and checks that each command answers what the README shows: the curl
+// requests, then the service's stop and the teamgate commands reading its log (run as written,
+// with go run from the repository root, on the test's own log directory).
 func TestReadmeWalkthrough(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t)
+	logDir := filepath.Join(t.TempDir(), "log")
+	reg := prometheus.NewRegistry()
+	eng, done, err := setup(t.Context(), config{declog: logDir}, reg)
+	require.NoError(t, err)
+	srv := httptest.NewServer(newHandler(eng, sampleRuns, sampleArtifacts, reg))
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			srv.Close()
+			done()
+		}
+	})
 	cmds := walkthrough(t)
-	require.GreaterOrEqual(t, len(cmds), 8)
+	require.GreaterOrEqual(t, len(cmds), 10)
+	require.True(t, slices.ContainsFunc(cmds, func(c readmeCommand) bool { return c.teamgate != nil }), "the walk-through reads the decision log")
 	for _, c := range cmds {
-		code, body := call(t, srv, c.user, c.method, c.path, c.body)
+		var code int
+		var body string
+		switch {
+		case c.stop:
+			srv.Close()
+			done()
+			stopped = true
+			continue
+		case c.teamgate != nil:
+			require.True(t, stopped, "%s: the log is read once the service has stopped", c.line)
+			args := slices.Clone(c.teamgate)
+			for i, a := range args {
+				if a == readmeLog {
+					args[i] = logDir
+				}
+			}
+			cmd := exec.CommandContext(t.Context(), "go", append([]string{"run", "./cmd/teamgate"}, args...)...)
+			cmd.Dir = "../.."
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "%s\n%s", c.line, out)
+			body = string(out)
+		default:
+			code, body = call(t, srv, c.user, c.method, c.path, c.body)
+		}
 		got := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
 		if c.grep != nil {
 			var kept []string
