@@ -57,7 +57,9 @@ type Elevation struct {
 // remove it: change the grant instead). A break-glass grant already in force is replaced (the
 // elevation is extended). An actor not allowed org.break_glass gets the deny in Decision and no
 // error; nothing is written.
-func (e *Engine) BreakGlass(ctx context.Context, req BreakGlassRequest) (Elevation, error) {
+func (e *Engine) BreakGlass(ctx context.Context, req BreakGlassRequest) (el Elevation, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.BreakGlass", "teamgate.project", req.Project)
+	defer func() { sp.endWrite(el.Decision.Allowed, el.Revision, err) }()
 	if strings.TrimSpace(req.Justification) == "" {
 		return Elevation{}, teamgate.Invalid("break-glass justification", req.Justification, "required: say why")
 	}
@@ -79,7 +81,7 @@ func (e *Engine) BreakGlass(ctx context.Context, req BreakGlassRequest) (Elevati
 		return Elevation{Decision: d}, err
 	}
 	at := e.now()
-	el := Elevation{Decision: d, Project: ref.Org + "/" + ref.Project, Role: req.Role, At: at, ExpiresAt: at.Add(req.Duration)}
+	el = Elevation{Decision: d, Project: ref.Org + "/" + ref.Project, Role: req.Role, At: at, ExpiresAt: at.Add(req.Duration)}
 	err = e.dir.View(func(r store.Reader) error {
 		pv, ok := r.Project(ref.Org, ref.Project)
 		if !ok {
@@ -198,7 +200,9 @@ type EndedElevation struct {
 // teamgate.ErrNotFound; an ordinary grant is teamgate.ErrConflict (it is not an elevation: the
 // grant is managed with project.access). An elevation extended or replaced between the read and
 // the write is ErrConflict too (the end applies only to the elevation read).
-func (e *Engine) EndBreakGlass(ctx context.Context, req EndBreakGlassRequest) (EndedElevation, error) {
+func (e *Engine) EndBreakGlass(ctx context.Context, req EndBreakGlassRequest) (ended EndedElevation, err error) {
+	ctx, sp := e.startSpan(ctx, "teamgate.EndBreakGlass", "teamgate.project", req.Project)
+	defer func() { sp.endWrite(ended.Decision.Allowed, ended.Revision, err) }()
 	if req.User == "" {
 		req.User = req.Actor
 	}

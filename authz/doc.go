@@ -293,8 +293,10 @@
 // teamgate.resource, teamgate.count, teamgate.revision), teamgate.BulkRuns (teamgate.owner,
 // teamgate.operation, teamgate.count, teamgate.allowed_count), teamgate.Admit and
 // teamgate.AdmitVersion (teamgate.project, teamgate.run_kind or teamgate.feature,
-// teamgate.allowed, teamgate.violations: the violated fields) and teamgate.CreateProject
-// (teamgate.owner, teamgate.project, teamgate.allowed, teamgate.revision). The decisions an
+// teamgate.allowed, teamgate.violations: the violated fields), and the writes
+// teamgate.CreateProject (teamgate.owner, teamgate.project, teamgate.allowed, teamgate.revision),
+// teamgate.BreakGlass and teamgate.EndBreakGlass (teamgate.project, teamgate.allowed,
+// teamgate.revision). The decisions an
 // operation makes are child spans. A returned error, and a decision that denied because its
 // evaluation failed (reason error), is recorded on the span and sets its status to Error.
 // Subjects are left out of spans (traces often go to shared backends; who asked belongs in a

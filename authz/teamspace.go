@@ -558,7 +558,7 @@ type Created struct {
 // succeeds and a link changed meanwhile is never missed.
 func (e *Engine) CreateProject(ctx context.Context, subject, owner string, np NewProject) (c Created, err error) {
 	ctx, sp := e.startSpan(ctx, "teamgate.CreateProject", "teamgate.owner", owner, "teamgate.project", np.Name)
-	defer func() { sp.endCreated(c, err) }()
+	defer func() { sp.endWrite(c.Decision.Allowed, c.Revision, err) }()
 	if err := scope.CheckSlug("project", np.Name); err != nil {
 		return Created{}, err
 	}

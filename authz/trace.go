@@ -96,10 +96,11 @@ func (s span) endBulk(runs []RunDecision, err error) {
 	s.end(err)
 }
 
-// endCreated ends CreateProject's span: the decision and the revision of the write.
-func (s span) endCreated(c Created, err error) {
+// endWrite ends a write's span (CreateProject, BreakGlass, EndBreakGlass): whether the
+// subject's decision allowed it, and the revision of the write.
+func (s span) endWrite(allowed bool, rev uint64, err error) {
 	if s.s != nil {
-		s.s.SetAttributes(attrAllowed.Bool(c.Decision.Allowed), attrRevision.Int64(int64(c.Revision)))
+		s.s.SetAttributes(attrAllowed.Bool(allowed), attrRevision.Int64(int64(rev)))
 	}
 	s.end(err)
 }

@@ -158,6 +158,23 @@ func TestSpansOfTeamSpacesAdmissionAndWrites(t *testing.T) {
 		"teamgate.allowed": true, "teamgate.revision": int64(c.Revision)}, attrs(s))
 	require.Equal(t, []string{"teamgate.Authorize"}, children(s))
 
+	// The break-glass writes: the actor's decision, then the write's revision.
+	el, err := eng.BreakGlass(ctx, authz.BreakGlassRequest{Actor: "adam", Project: "acme/labs", Justification: "INC-42"})
+	require.NoError(t, err)
+	require.True(t, el.Decision.Allowed)
+	s = byName("teamgate.BreakGlass")
+	require.Equal(t, map[attribute.Key]any{"teamgate.project": "acme/labs",
+		"teamgate.allowed": true, "teamgate.revision": int64(el.Revision)}, attrs(s))
+	require.Equal(t, []string{"teamgate.Authorize"}, children(s))
+	ended, err := eng.EndBreakGlass(ctx, authz.EndBreakGlassRequest{Actor: "adam", Project: "acme/labs"})
+	require.NoError(t, err)
+	s = byName("teamgate.EndBreakGlass")
+	require.Equal(t, map[attribute.Key]any{"teamgate.project": "acme/labs",
+		"teamgate.allowed": true, "teamgate.revision": int64(ended.Revision)}, attrs(s))
+	_, err = eng.EndBreakGlass(ctx, authz.EndBreakGlassRequest{Actor: "adam", Project: "acme/labs"})
+	require.ErrorIs(t, err, teamgate.ErrNotFound, "nothing left to end")
+	require.Equal(t, codes.Error, sr.Ended()[len(sr.Ended())-1].Status().Code)
+
 	_, err = eng.AuthorizeBatch(ctx, []authz.Request{
 		{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
 		{Subject: "vera", Action: "runs.get", Resource: "acme/labs"},
