@@ -154,7 +154,8 @@ const maxDecisionBatch = 512
 
 // WithDecisionLog sends a record of every decision (DecisionRecord) to sink: each call of
 // Authorize — those of AuthorizeBatch, BulkRuns and CreateProject included, and requests for
-// suggestions — and of Explain. Listings (ListProjects, ProjectFilter), admissions (Admit,
+// suggestions — and of Explain. A run of a bulk version listing is recorded as the decision
+// BulkRuns returns for it (a feature_excluded deny after an allowed permission). Listings (ListProjects, ProjectFilter), admissions (Admit,
 // AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint,
 // DiffAccess) are not logged: a listing is many verdicts at once, an admission's outcome is its
 // violations, which the host acts on and may log itself, and an analysis decides requests nobody made. Logging never blocks a decision: records go to a bounded queue

@@ -70,6 +70,12 @@ func (c observeConfig) build(e *Engine) (*observer, error) {
 // authorize is Authorize observed: timed into the latency histogram and inside a span, and
 // recorded in the decision log when logged.
 func (o *observer) authorize(ctx context.Context, e *Engine, req *Request, logged bool) (Decision, error) {
+	return o.authorizeThen(ctx, e, req, logged, nil)
+}
+
+// authorizeThen is authorize whose decision then (when not nil) may turn into another (see
+// Engine.authorizeThen): the histogram, the span and the log see the decision then returns.
+func (o *observer) authorizeThen(ctx context.Context, e *Engine, req *Request, logged bool, then thenFunc) (Decision, error) {
 	var span trace.Span
 	if o.tracer != nil {
 		ctx, span = o.startDecision(ctx, req)
@@ -80,6 +86,9 @@ func (o *observer) authorize(ctx context.Context, e *Engine, req *Request, logge
 	}
 	t := decisionTrace{untimed: !logged || o.metrics != nil}
 	d, err := e.authorize(ctx, req, &t)
+	if then != nil {
+		d, err = thenOf(then, d, err, &t)
+	}
 	if err != nil {
 		t.path = PathNone
 	}

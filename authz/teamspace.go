@@ -483,9 +483,19 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 		}
 		// The run's own reference, team space included: `org/team/project` outside that team
 		// space is not_found, as Authorize would say.
-		d, err := e.Authorize(ctx, Request{Subject: subject, Action: action, Resource: ref.String(), Attributes: attrs})
-		if err == nil && d.Allowed && bop.feature != "" {
-			d, err = e.featureAllowed(ctx, d, ref, op, bop.feature)
+		req := Request{Subject: subject, Action: action, Resource: ref.String(), Attributes: attrs}
+		var d Decision
+		if bop.feature == "" {
+			d, err = e.Authorize(ctx, req)
+		} else {
+			// The run's decision is the permission and then the feature check: the metrics, the
+			// span and the decision log get what the host is told (a feature_excluded deny).
+			d, err = e.authorizeThen(ctx, &req, func(d Decision, err error) (Decision, error) {
+				if err == nil && d.Allowed {
+					return e.featureAllowed(ctx, d, ref, op, bop.feature)
+				}
+				return d, err
+			})
 		}
 		out[i].Decision, out[i].Err = d, err
 		if err != nil {
