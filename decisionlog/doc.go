@@ -30,9 +30,10 @@
 //
 // # Retention
 //
-// Records older than MaxAge (default DefaultMaxAge, 7 days) are deleted at Open and by a
-// background pass every RetentionInterval (default 1 minute); queries never return them, even
-// before the pass. The size of the records (keys and values) is kept at most MaxBytes (default
+// Records older than MaxAge (default DefaultMaxAge, 7 days) are deleted at Open, by a
+// background pass every RetentionInterval (default 1 minute) and at Close; queries never return
+// them, even before the pass, and a log reopened with a longer MaxAge does not show them again
+// (but after a crash, those that expired in the last RetentionInterval). The size of the records (keys and values) is kept at most MaxBytes (default
 // DefaultMaxBytes, 256 MiB): a Write that takes it past MaxBytes deletes the oldest records
 // until 90 % of MaxBytes is left, and Open does the same for a log written with a larger bound.
 // The directory's size on disk follows the records' with a lag: Badger reclaims deleted

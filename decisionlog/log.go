@@ -323,9 +323,14 @@ func (l *Log) retainLoop(every time.Duration) {
 	}
 }
 
-// Close stops the retention pass, waits for it and closes Badger. Further calls return
-// teamgate.ErrClosed.
+// Close applies retention a last time (Retain: records past MaxAge are deleted, not only
+// hidden, so a log reopened with a longer MaxAge does not show them again), stops the retention
+// pass, waits for it and closes Badger. Further calls return teamgate.ErrClosed.
 func (l *Log) Close() error {
+	retained := l.Retain(context.Background())
+	if errors.Is(retained, teamgate.ErrClosed) {
+		return retained
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -337,7 +342,7 @@ func (l *Log) Close() error {
 	l.wg.Wait()
 	l.queries.Lock() // wait for the queries under way
 	defer l.queries.Unlock()
-	return l.db.Close()
+	return errors.Join(retained, l.db.Close())
 }
 
 // recordKey is a record's key: the prefix, the time (sign bit flipped: byte order is time

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate"
@@ -184,6 +185,30 @@ func TestRetentionByAge(t *testing.T) {
 	require.Equal(t, []string{"new", "same"}, subjects(query(t, l, decisionlog.Query{})))
 }
 
+// TestExpiredRecordsDoNotComeBack: a record past MaxAge is hidden at once and deleted by Close
+// at the latest, so a log reopened with a longer MaxAge does not show it again.
+func TestExpiredRecordsDoNotComeBack(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	c := &clock{now: t0}
+	l, err := decisionlog.Open(t.Context(), decisionlog.Options{Dir: dir, MaxAge: time.Hour, Now: c.Now})
+	require.NoError(t, err)
+	require.NoError(t, l.Write(t.Context(), []authz.DecisionRecord{
+		rec(t0.Add(-30*time.Minute), "old", "runs.get", "acme/x", true, authz.PathCacheL1),
+		rec(t0, "new", "runs.get", "acme/x", true, authz.PathCacheL1),
+	}))
+	c.add(35 * time.Minute) // "old" is past MaxAge; the background pass has not run
+	require.Equal(t, []string{"new"}, subjects(query(t, l, decisionlog.Query{})))
+	require.NoError(t, l.Close())
+
+	l, err = decisionlog.Open(t.Context(), decisionlog.Options{Dir: dir, MaxAge: 24 * time.Hour, Now: c.Now})
+	require.NoError(t, err)
+	defer l.Close()
+	require.Equal(t, []string{"new"}, subjects(query(t, l, decisionlog.Query{})), "an expired record came back")
+	n, _ := l.Size()
+	require.Equal(t, int64(1), n)
+}
+
 // TestRetentionBySize: the records never exceed MaxBytes after a write; the oldest go first;
 // Open trims a log written with a larger bound.
 func TestRetentionBySize(t *testing.T) {
@@ -222,6 +247,46 @@ func TestRetentionBySize(t *testing.T) {
 	got = query(t, l, decisionlog.Query{})
 	require.Len(t, got, int(records2))
 	require.Equal(t, fmt.Sprintf("u%04d", n-1), got[len(got)-1].Request.Subject)
+}
+
+// TestRetentionUnderABurst: one Write far larger than MaxBytes keeps its newest records within
+// the bound, and writers at once never leave the log above it after a Write returns.
+func TestRetentionUnderABurst(t *testing.T) {
+	t.Parallel()
+	c := &clock{now: t0}
+	const maxBytes = decisionlog.MinMaxBytes
+	l, err := decisionlog.Open(t.Context(), decisionlog.Options{Dir: t.TempDir(), MaxBytes: maxBytes, Now: c.Now})
+	require.NoError(t, err)
+	defer l.Close()
+	var huge []authz.DecisionRecord
+	for i := range 3000 { // about 4 × maxBytes
+		huge = append(huge, rec(t0.Add(time.Duration(i-3000)*time.Millisecond), fmt.Sprintf("h%04d", i), "runs.get", "acme/x", true, authz.PathCacheL1, "org_role"))
+	}
+	require.NoError(t, l.Write(t.Context(), huge))
+	records, size := l.Size()
+	require.LessOrEqual(t, size, int64(maxBytes))
+	require.Less(t, records, int64(len(huge)))
+	got := query(t, l, decisionlog.Query{})
+	require.Equal(t, "h2999", got[len(got)-1].Request.Subject, "the newest of the batch are kept")
+
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				batch := make([]authz.DecisionRecord, 50)
+				for j := range batch {
+					batch[j] = rec(t0.Add(time.Duration(w*1000+i*50+j)*time.Millisecond), fmt.Sprintf("w%d-%02d-%02d", w, i, j), "runs.get", "acme/x", true, authz.PathCacheL1, "org_role")
+				}
+				assert.NoError(t, l.Write(t.Context(), batch))
+				_, size := l.Size()
+				assert.LessOrEqual(t, size, int64(maxBytes))
+			}
+		})
+	}
+	wg.Wait()
+	records, size = l.Size()
+	require.LessOrEqual(t, size, int64(maxBytes))
+	require.Len(t, query(t, l, decisionlog.Query{}), int(records))
 }
 
 // TestOpenRefuses: bad options, another kind of directory and a corrupt record are clear errors.
