@@ -45,6 +45,12 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives Badger's warnings and failed retention passes. Nil discards them.
 	Logger *slog.Logger
+	// NoRetention turns retention off: nothing is deleted (at Open, by a pass, after a Write,
+	// at Close) and queries hide nothing, MaxAge and MaxBytes are ignored. For a reader or an
+	// occasional writer of a log whose bounds belong to its host (teamgate decisions,
+	// --decision-log), which would otherwise apply its own bounds — the defaults — and delete
+	// what the host keeps longer.
+	NoRetention bool
 }
 
 // Log is a decision log in Badger. It implements authz.DecisionSink. It is safe for
@@ -57,6 +63,7 @@ type Log struct {
 	now      func() time.Time
 	log      *slog.Logger
 	memory   bool
+	keepAll  bool // Options.NoRetention
 
 	mu      sync.Mutex // guards seq, records, size and closed; held by Write and retention
 	seq     uint64     // of the last record written
@@ -95,7 +102,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	case opts.RetentionInterval < 0:
 		return nil, teamgate.Invalid("decision log retention interval", opts.RetentionInterval.String(), "must be >= 0 (0: the default, 1m)")
 	}
-	l := &Log{dir: opts.Dir, maxAge: opts.MaxAge, maxBytes: opts.MaxBytes, now: opts.Now, log: opts.Logger, memory: opts.Dir == "", stop: make(chan struct{})}
+	l := &Log{dir: opts.Dir, maxAge: opts.MaxAge, maxBytes: opts.MaxBytes, now: opts.Now, log: opts.Logger, memory: opts.Dir == "", keepAll: opts.NoRetention, stop: make(chan struct{})}
 	if l.maxAge == 0 {
 		l.maxAge = DefaultMaxAge
 	}
@@ -132,8 +139,10 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	l.wg.Add(1)
-	go l.retainLoop(every)
+	if !l.keepAll {
+		l.wg.Add(1)
+		go l.retainLoop(every)
+	}
 	return l, nil
 }
 
@@ -206,7 +215,7 @@ func (l *Log) Write(ctx context.Context, records []authz.DecisionRecord) error {
 		return err
 	}
 	l.seq, l.records, l.size = seq, l.records+int64(len(records)), l.size+size
-	if l.size > l.maxBytes {
+	if l.size > l.maxBytes && !l.keepAll {
 		return l.trimLocked(int64(float64(l.maxBytes) * trimTarget))
 	}
 	return nil
@@ -220,7 +229,8 @@ func (l *Log) Size() (records, bytes int64) {
 }
 
 // Retain applies retention now: records older than MaxAge are deleted, then the oldest until
-// the records fit MaxBytes. Open and the background pass call it.
+// the records fit MaxBytes (nothing with Options.NoRetention). Open, the background pass and
+// Close call it.
 func (l *Log) Retain(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -229,6 +239,9 @@ func (l *Log) Retain(ctx context.Context) error {
 	defer l.mu.Unlock()
 	if l.closed {
 		return teamgate.ErrClosed
+	}
+	if l.keepAll {
+		return nil
 	}
 	cutoff := recordKey(l.now().Add(-l.maxAge), 0)
 	if err := l.deleteWhile(func(k []byte, _ int64) bool { return bytes.Compare(k, cutoff) < 0 }); err != nil {

@@ -249,6 +249,31 @@ func TestRetentionBySize(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("u%04d", n-1), got[len(got)-1].Request.Subject)
 }
 
+// TestNoRetention: a log opened with NoRetention deletes nothing and hides nothing, whatever its
+// defaults would say, so a reader does not cut a host's longer bounds.
+func TestNoRetention(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	c := &clock{now: t0}
+	host := decisionlog.Options{Dir: dir, MaxAge: 30 * 24 * time.Hour, Now: c.Now}
+	l, err := decisionlog.Open(t.Context(), host)
+	require.NoError(t, err)
+	require.NoError(t, l.Write(t.Context(), []authz.DecisionRecord{
+		rec(t0.Add(-10*24*time.Hour), "tenday", "runs.get", "acme/x", true, authz.PathCacheL1),
+		rec(t0, "new", "runs.get", "acme/x", true, authz.PathCacheL1),
+	}))
+	require.NoError(t, l.Close())
+	l, err = decisionlog.Open(t.Context(), decisionlog.Options{Dir: dir, Now: c.Now, NoRetention: true}) // default MaxAge: 7 days
+	require.NoError(t, err)
+	require.Equal(t, []string{"tenday", "new"}, subjects(query(t, l, decisionlog.Query{})))
+	require.NoError(t, l.Retain(t.Context()))
+	require.NoError(t, l.Close())
+	l, err = decisionlog.Open(t.Context(), host)
+	require.NoError(t, err)
+	defer l.Close()
+	require.Equal(t, []string{"tenday", "new"}, subjects(query(t, l, decisionlog.Query{})), "the reader deleted nothing")
+}
+
 // TestRetentionUnderABurst: one Write far larger than MaxBytes keeps its newest records within
 // the bound, and writers at once never leave the log above it after a Write returns.
 func TestRetentionUnderABurst(t *testing.T) {

@@ -74,7 +74,7 @@ func (l *Log) Query(ctx context.Context, q Query, fn func(authz.DecisionRecord) 
 	if err := q.check(); err != nil {
 		return err
 	}
-	if oldest := l.now().Add(-l.maxAge); q.Since.Before(oldest) {
+	if oldest := l.now().Add(-l.maxAge); q.Since.Before(oldest) && !l.keepAll {
 		q.Since = oldest
 	}
 	lo := recordKey(q.Since, 0)

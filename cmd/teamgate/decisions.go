@@ -32,7 +32,9 @@ func openDecisionLog(ctx context.Context, flag, dir string, create bool) (*decis
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return nil, flagError(flag, dir, syscall.ENOTDIR)
 	}
-	dl, err := decisionlog.Open(ctx, decisionlog.Options{Dir: dir})
+	// No retention: the bounds are the host's (its decisionlog.Options); the defaults here would
+	// delete what it keeps longer.
+	dl, err := decisionlog.Open(ctx, decisionlog.Options{Dir: dir, NoRetention: true})
 	if err != nil {
 		return nil, flagError(flag, dir, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -147,6 +148,32 @@ func TestDecisionsRecheck(t *testing.T) {
 	}
 	require.Contains(t, run("decisions", "--log", log, "--recheck", "--store", st, "--policy", pol, "--format", "pretty"),
 		fmt.Sprintf("allow (org_override) → deny (extension_deny)  policy, r%d delete_team_member  frozen", revoke.Revision))
+}
+
+// TestDecisionsKeepsTheHostsRecords: the CLI reads (and --decision-log appends to) a host's log
+// without applying bounds of its own: a record the host keeps for 30 days, older than the
+// default 7, is listed and still there afterwards.
+func TestDecisionsKeepsTheHostsRecords(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "log")
+	host := decisionlog.Options{Dir: dir, MaxAge: 30 * 24 * time.Hour}
+	l, err := decisionlog.Open(t.Context(), host)
+	require.NoError(t, err)
+	old := time.Now().Add(-10 * 24 * time.Hour)
+	require.NoError(t, l.Write(t.Context(), []authz.DecisionRecord{{Time: old,
+		Request:  authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision"},
+		Decision: authz.Decision{Allowed: true, Role: "viewer", Reasons: []authz.Reason{}, Revision: 1}, Policy: "fp", Path: authz.PathCompiled}}))
+	require.NoError(t, l.Close())
+	out, stderr, code := cli(t, "", "decisions", "--log", dir)
+	require.Equal(t, 0, code, stderr)
+	require.Len(t, lines(out), 1, "the 10-day-old record is listed")
+	_, stderr, code = cli(t, "", "check", "--data", conformance.DataFile(), "--decision-log", dir, "bob", "runs.get", "acme/vision")
+	require.Equal(t, 0, code, stderr)
+	l, err = decisionlog.Open(t.Context(), host)
+	require.NoError(t, err)
+	defer l.Close()
+	n, _ := l.Size()
+	require.Equal(t, int64(2), n, "the CLI deleted none of the host's records")
 }
 
 // TestDecisionsBadInput: bad flags and directories are clear errors, exit 2 for usage.
