@@ -39,6 +39,9 @@
 // The directory's size on disk follows the records' with a lag: Badger reclaims deleted
 // records in its compactions (and the background pass runs its value-log GC).
 //
+// Options.NoRetention turns all of it off for a reader of a log whose bounds are a host's (the
+// CLI opens logs so).
+//
 // Writes are not synced (Badger's default): a crash may lose the last records, never corrupt the
 // log. A record that does not decode is an error naming its time and sequence number.
 //
