@@ -184,6 +184,15 @@ func WithDecisionLog(sink DecisionSink) Option {
 // (DecisionLogInterval), not per decision. A slot takes 128 bytes, its record included; the
 // batch the sink is writing (at most 512 records) is apart. size must be in [1, 2^24] (at most
 // 2 GiB of slots). Default DefaultDecisionLogQueue.
+//
+// What the size trades: a larger queue rides out a longer stall of the sink, or of the log's
+// goroutine waiting for a core, before it drops records; but every logged decision writes a
+// cache line of it, and a queue larger than a core's cache makes that line a miss on every
+// decision. The default's 512 KiB stay in a core's L2: an uncached compiled decision costs ≈ 5 %
+// more logged than not on the project's 2-core machine, where 65,536 slots (8 MiB) cost
+// 6–7.5 % (bench/RESULTS.md, "Stop 22: decision log, idle"). One core deciding flat out on the
+// compiled path fills the default queue in ≈ 2 ms, four DecisionLogIntervals. (OPA's decision
+// log, which uploads minutes apart, buffers 10,000 events by default.)
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
 		if size <= 0 || size > maxDecisionLogQueue {
