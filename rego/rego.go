@@ -190,6 +190,7 @@ type Error struct {
 	Op     string // "load", "load data", "compile" or "eval"
 	File   string // module or data file; "" when the problem has no single file
 	Line   int    // 1-based line in File; 0 when unknown
+	Col    int    // 1-based column in Line; 0 when unknown (only a limit's error has one: ErrLimit)
 	Detail string // OPA's code and message, or the JSON decoder's message
 	err    error  // cause kept for errors.Is (an fs error, a context error)
 }
@@ -201,6 +202,9 @@ func (e *Error) Error() string {
 		b.WriteString(e.File)
 		if e.Line > 0 {
 			b.WriteString(":" + strconv.Itoa(e.Line))
+			if e.Col > 0 {
+				b.WriteString(":" + strconv.Itoa(e.Col))
+			}
 		}
 		b.WriteString(": ")
 	}
@@ -273,6 +277,7 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, prints strin
 	policy, tests = map[string]*ast.Module{}, map[string]*ast.Module{}
 	var errs []error
 	defaults := DefaultModules()
+	rules, size := 0, 0 // the authors' modules' together (MaxRules, MaxSourceBytes)
 	for i, m := range append(defaults, authors...) {
 		author := i >= len(defaults)
 		if m.Name == "" {
@@ -283,9 +288,22 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, prints strin
 			errs = append(errs, &Error{Op: "compile", File: m.Name, Detail: "two modules have this name"})
 			continue
 		}
-		mod, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		var mod *ast.Module
+		var err error
+		if author {
+			if err := sourceBound(m.Name, m.Source, &size); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			mod, err = parseAuthor(m.Name, m.Source, &rules) // within the limits (limits.go)
+		} else {
+			mod, err = ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				err = fromOPA("compile", err)
+			}
+		}
 		if err != nil {
-			errs = append(errs, fromOPA("compile", err))
+			errs = append(errs, err)
 			continue
 		}
 		pkg := mod.Package.Path
