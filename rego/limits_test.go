@@ -118,7 +118,7 @@ var atLimits = []struct {
 	{"comprehension-tree", 6}, // 63 comprehensions, 6 deep
 	{"every", rego.MaxClosureDepth},
 	{"sets", rego.MaxNesting - 1}, // with the 1 inside them, 64 terms
-	{"sum", rego.MaxNesting - 2}, // a call's operator is a reference, its name a term in it
+	{"sum", rego.MaxNesting - 2},  // a call's operator is a reference, its name a term in it
 	{"else", rego.MaxElse},
 	{"rules", rego.MaxRules},
 	{"expressions", rego.MaxBodyExprs},
