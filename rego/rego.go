@@ -1013,8 +1013,9 @@ type TestRun struct {
 	Results []*tester.Result
 	Modules map[string]*ast.Module
 	// Warnings are the test modules' references to rules the default policy and the test helper
-	// do not define (WarnUnknownRule), by file, line and column. (The policy modules' own are
-	// Policy.Warnings.)
+	// do not define (WarnUnknownRule), and their `with input... as` literals outside a fact's
+	// vocabulary or naming a field the input does not have (WarnUnknownValue, WarnUnknownField),
+	// by file, line and column. (The policy modules' own are Policy.Warnings.)
 	Warnings []Warning
 }
 
@@ -1075,7 +1076,7 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 		return nil, err
 	}
 	store := inmem.NewFromObject(merged)
-	run := &TestRun{Modules: deciding, Warnings: testWarnings(tests)}
+	run := &TestRun{Modules: deciding, Warnings: testWarnings(tests, check.vocabularies())}
 	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 		r := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).
 			AddCustomBuiltins([]*tester.Builtin{testError}).

@@ -1,6 +1,7 @@
 package rego_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,4 +136,44 @@ func BenchmarkNewHugeLiteral(b *testing.B) {
 			b.Fatal(err, p.Warnings())
 		}
 	}
+}
+
+// TestWarningsWorkIsBounded: vet follows facts into functions and every bodies with bounded
+// work: a chain of 200 functions each calling the next twice (2^200 paths) is checked once per
+// function and argument, 8 calls deep, and every bodies over literal collections nested 8 deep
+// are checked once per element of the outermost only (64^8 otherwise); what lies within reach
+// is still found.
+func TestWarningsWorkIsBounded(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("package teamgate.ext\n\nf0(x) if x == \"runs.delte\"\n")
+	for i := 1; i < 200; i++ {
+		fmt.Fprintf(&b, "f%d(x) if { f%d(x); f%d(x) }\n", i, i-1, i-1)
+	}
+	b.WriteString("deny contains \"far\" if f199(input.action)\ndeny contains \"near\" if f7(input.action)\n")
+	elems := make([]string, 64)
+	for i := range elems {
+		elems[i] = fmt.Sprintf("%q", fmt.Sprintf("runs.x%d", i))
+	}
+	b.WriteString("deny contains \"every\" if {\n")
+	for i := range 8 {
+		fmt.Fprintf(&b, "every a%d in [%s] {\n", i, strings.Join(elems, ", "))
+	}
+	for i := range 8 {
+		fmt.Fprintf(&b, "a%d != input.action\n", i)
+	}
+	b.WriteString(strings.Repeat("}\n", 9))
+	p, err := rego.New(t.Context(), []rego.Module{{Name: "x.rego", Source: b.String()}})
+	require.NoError(t, err)
+	var near, every int
+	for _, w := range p.Warnings() {
+		switch {
+		case strings.Contains(w.Message, "through teamgate.ext.f7 called with it at x.rego:204"):
+			near++
+		case strings.Contains(w.Message, `"runs.x`):
+			every++
+		}
+	}
+	require.Equal(t, 1, near, "f7 calls f0 7 deep: within reach")
+	require.Equal(t, 64, every, "the outermost every's elements, each once")
 }
