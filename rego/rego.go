@@ -1058,6 +1058,13 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 		if err != nil {
 			return nil, fromOPA("compile", err)
 		}
+		// The helper's fail(msg) is teamgate.test_error(msg) here (testing.rego says why).
+		ast.WalkExprs(mod, func(e *ast.Expr) bool {
+			if e.IsCall() && e.Operator().Equal(failRef) {
+				e.Terms.([]*ast.Term)[0] = ast.NewTerm(testErrorRef.Copy())
+			}
+			return false
+		})
 		deciding[h.Name] = mod
 	}
 	if opts.Run != "" {
@@ -1102,6 +1109,10 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 	})
 	return run, nil
 }
+
+// failRef is the test helper's fail, as its module calls it; testErrorRef the built-in RunTests
+// calls instead.
+var failRef, testErrorRef = ast.Ref{ast.VarTerm("fail")}, ast.MustParseRef("teamgate.test_error")
 
 // testError is teamgate.test_error(message), a built-in of test runs only (the test helper's):
 // it fails the evaluation with message, so a helper refusing its argument says just why
