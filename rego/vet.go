@@ -202,7 +202,11 @@ func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) 
 	slices.SortFunc(v.warnings, func(a, b Warning) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col), cmp.Compare(a.Message, b.Message))
 	})
-	return slices.CompactFunc(v.warnings, func(a, b Warning) bool { return a == b })
+	// One warning per place and kind: a function's literal compared with a fact it reads itself
+	// is found in its body and again through each call, the first without the call (sorted first).
+	return slices.CompactFunc(v.warnings, func(a, b Warning) bool {
+		return a.File == b.File && a.Line == b.Line && a.Col == b.Col && a.Code == b.Code
+	})
 }
 
 // bind starts the bindings of a rule, or of one of its else branches, with those of its body.

@@ -85,6 +85,8 @@ func TestWarningsFindNeverMatchingComparisons(t *testing.T) {
 			[]string{`x.rego:5:27: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison always holds; did you mean "runs.delete"? (through teamgate.ext.g called with it at x.rego:9)`}, ""},
 		{"function argument and literal", "f(x, y) if x == y\n\ndeny contains \"x\" if f(\"admn\", input.subject.org_role)",
 			[]string{`x.rego:7:24: input.subject.org_role is compared with "admn", which is not an org role (or none), so this comparison never holds; did you mean "admin"? (through teamgate.ext.f called with it at x.rego:7)`}, ""},
+		{"function reading the fact itself", "f(x) if { x == 1; input.action == \"runs.delte\" }\n\ndeny contains \"x\" if f(1)\n\ndeny contains \"y\" if f(input.action)",
+			[]string{`x.rego:5:35: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison never holds; did you mean "runs.delete"?`}, ""},
 		{"every over a literal", `deny contains "x" if every a in ["runs.get", "runs.delte"] { a != input.action }`,
 			[]string{`x.rego:5:46: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison always holds; did you mean "runs.delete"?`}, ""},
 		{"every over team roles", `deny contains "x" if every r in input.subject.team_roles { r != "admn" }`,
