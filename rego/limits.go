@@ -62,7 +62,8 @@ func sourceBound(name, src string, total *int) error {
 func parseAuthor(name, src string, rules *int) (*ast.Module, error) {
 	p := ast.NewParser().WithFilename(name).WithReader(strings.NewReader(src)).
 		WithRegoVersion(ast.RegoV1).WithMaxRecursionDepth(maxParseDepth)
-	if _, _, errs := p.Parse(); len(errs) > 0 {
+	stmts, _, errs := p.Parse()
+	if len(errs) > 0 {
 		for _, e := range errs {
 			if e.Message == ast.ErrMaxParsingRecursionDepthExceeded.Error() {
 				return nil, limitError(e.Location, fmt.Sprintf("nested too deeply for OPA's parser (recursion depth %d); at most %d terms may nest", maxParseDepth, MaxNesting))
@@ -70,19 +71,21 @@ func parseAuthor(name, src string, rules *int) (*ast.Module, error) {
 		}
 		return nil, fromOPA("compile", errs)
 	}
+	// The statements are checked before OPA makes a module of them, which parses the text again
+	// (ast.ParseModuleWithOpts takes no recursion bound): a module past a limit costs one parse.
+	if err := bounds(stmts, rules); err != nil {
+		return nil, err
+	}
 	mod, err := ast.ParseModuleWithOpts(name, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
 	if err != nil {
 		return nil, fromOPA("compile", err)
 	}
-	if err := bounds(mod, rules); err != nil {
-		return nil, err
-	}
 	return mod, nil
 }
 
-// bounds checks a parsed module against the limits, adding its rules to *rules: one error per
-// limit, at the first place past it.
-func bounds(mod *ast.Module, rules *int) error {
+// bounds checks a module's statements as parsed against the limits, adding its rules to *rules:
+// one error per limit, at the first place past it.
+func bounds(stmts []ast.Statement, rules *int) error {
 	var errs []error
 	seen := map[string]bool{} // a limit reported once per module
 	fail := func(limit string, loc *ast.Location, msg string) {
@@ -91,20 +94,27 @@ func bounds(mod *ast.Module, rules *int) error {
 			errs = append(errs, limitError(loc, msg))
 		}
 	}
-	for _, r := range mod.Rules {
+	for _, st := range stmts {
 		n := 0
-		for e := r; e != nil; e = e.Else {
-			n++
-			if n == MaxElse+2 { // the rule and MaxElse branches are allowed
-				fail("else", e.Location, fmt.Sprintf("a rule with more than %d else branches", MaxElse))
+		switch r := st.(type) {
+		case *ast.Rule:
+			for e := r; e != nil; e = e.Else {
+				n++
+				if n == MaxElse+2 { // the rule and MaxElse branches are allowed
+					fail("else", e.Location, fmt.Sprintf("a rule with more than %d else branches", MaxElse))
+				}
 			}
+		case ast.Body: // a statement OPA makes a rule of
+			n = 1
+		default: // the package, an import
+			continue
 		}
 		*rules += n
 		if *rules > MaxRules {
-			fail("rules", r.Location, fmt.Sprintf("more than %d rules (else branches included) in the authors' modules together", MaxRules))
+			fail("rules", st.Loc(), fmt.Sprintf("more than %d rules (else branches included) in the authors' modules together", MaxRules))
 		}
 		depth, closures, closureDepth := 0, 0, 0
-		at := r.Location // the innermost term entered: a comprehension's own
+		at := st.Loc() // the innermost term entered: a comprehension's own
 		ast.NewBeforeAfterVisitor(func(x any) bool {
 			switch x := x.(type) {
 			case *ast.Term:
@@ -143,7 +153,7 @@ func bounds(mod *ast.Module, rules *int) error {
 			case *ast.ArrayComprehension, *ast.SetComprehension, *ast.ObjectComprehension, *ast.Every, *ast.Not:
 				closureDepth--
 			}
-		}).Walk(r)
+		}).Walk(st)
 	}
 	return errors.Join(errs...)
 }
