@@ -31,6 +31,14 @@ const (
 	MaxElse = 100
 	// MaxRules bounds the rules (else branches included) of all the authors' modules together.
 	MaxRules = 2000
+	// MaxWeight bounds the terms of all the authors' modules together, each weighing how deep it
+	// is nested (a term of a rule's body 1, an element of an array there 2, ...): OPA's compiler
+	// takes longer on a nested term the deeper it is.
+	MaxWeight = 100_000
+	// MaxClosureWeight bounds the comprehensions, every and not bodies of all the authors'
+	// modules together, each weighing 2^k when nested k deep (one in a rule's body 2, one in it
+	// 4, ...): OPA's type checker takes about twice as long per level of nesting.
+	MaxClosureWeight = 16_384
 	// MaxSourceBytes bounds the text of all the authors' modules together (OPA's parser, which
 	// runs twice on it, allocates about 180 MB per MB of rules and takes 0.8 s per MB: bench/RESULTS.md, "Stop 22").
 	MaxSourceBytes = 512 << 10
@@ -59,7 +67,7 @@ func sourceBound(name, src string, total *int) error {
 // parseAuthor parses an author's module within maxParseDepth, then checks it against the limits:
 // an error (ErrLimit) names the first place past each limit; OPA's parse errors are returned as
 // ast.ParseModuleWithOpts returns them.
-func parseAuthor(name, src string, rules *int) (*ast.Module, error) {
+func parseAuthor(name, src string, total *budget) (*ast.Module, error) {
 	p := ast.NewParser().WithFilename(name).WithReader(strings.NewReader(src)).
 		WithRegoVersion(ast.RegoV1).WithMaxRecursionDepth(maxParseDepth)
 	stmts, _, errs := p.Parse()
@@ -73,7 +81,7 @@ func parseAuthor(name, src string, rules *int) (*ast.Module, error) {
 	}
 	// The statements are checked before OPA makes a module of them, which parses the text again
 	// (ast.ParseModuleWithOpts takes no recursion bound): a module past a limit costs one parse.
-	if err := bounds(stmts, rules); err != nil {
+	if err := bounds(stmts, total); err != nil {
 		return nil, err
 	}
 	mod, err := ast.ParseModuleWithOpts(name, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
@@ -83,9 +91,12 @@ func parseAuthor(name, src string, rules *int) (*ast.Module, error) {
 	return mod, nil
 }
 
-// bounds checks a module's statements as parsed against the limits, adding its rules to *rules:
-// one error per limit, at the first place past it.
-func bounds(stmts []ast.Statement, rules *int) error {
+// budget is what the authors' modules spend together of the limits that bound them all.
+type budget struct{ rules, weight, closureWeight int }
+
+// bounds checks a module's statements as parsed against the limits, adding what it spends to
+// total: one error per limit, at the first place past it.
+func bounds(stmts []ast.Statement, total *budget) error {
 	var errs []error
 	seen := map[string]bool{} // a limit reported once per module
 	fail := func(limit string, loc *ast.Location, msg string) {
@@ -109,8 +120,8 @@ func bounds(stmts []ast.Statement, rules *int) error {
 		default: // the package, an import
 			continue
 		}
-		*rules += n
-		if *rules > MaxRules {
+		total.rules += n
+		if total.rules > MaxRules {
 			fail("rules", st.Loc(), fmt.Sprintf("more than %d rules (else branches included) in the authors' modules together", MaxRules))
 		}
 		depth, closures, closureDepth := 0, 0, 0
@@ -120,6 +131,10 @@ func bounds(stmts []ast.Statement, rules *int) error {
 			case *ast.Term:
 				at = x.Location
 				depth++
+				total.weight += depth
+				if total.weight > MaxWeight {
+					fail("weight", x.Location, fmt.Sprintf("the authors' modules together weigh more than %d (each term weighs how deep it is nested)", MaxWeight))
+				}
 				if depth > MaxNesting {
 					fail("nesting", x.Location, fmt.Sprintf("more than %d terms nested in one another (arrays, objects, sets, calls, operators)", MaxNesting))
 					return true // the term's insides are past the limit too
@@ -134,6 +149,10 @@ func bounds(stmts []ast.Statement, rules *int) error {
 				}
 				closures++
 				closureDepth++
+				total.closureWeight += 1 << min(closureDepth, 30)
+				if total.closureWeight > MaxClosureWeight {
+					fail("closure weight", loc, fmt.Sprintf("the authors' modules' comprehensions, every and not bodies together weigh more than %d (one nested k deep weighs 2^k)", MaxClosureWeight))
+				}
 				if closureDepth > MaxClosureDepth {
 					fail("closure depth", loc, fmt.Sprintf("more than %d comprehensions, every or not bodies nested in one another", MaxClosureDepth))
 				}

@@ -39,6 +39,18 @@ func shape(name string, n int) string {
 			return fmt.Sprintf("[v%d | v%d := %s; %s]", k, k, tree(d-1), tree(d-1))
 		}
 		b.WriteString("deny contains x if {\n\tx := " + tree(n) + "\n\tinput.action == \"runs.get\"\n}\n")
+	case "comprehension-rules": // n rules, each with comprehensions nested 8 deep
+		for r := range n {
+			b.WriteString("deny contains x if {\n\tx := ")
+			for i := range rego.MaxClosureDepth {
+				fmt.Fprintf(&b, "[v%d | v%d := ", i, i)
+			}
+			fmt.Fprintf(&b, "%d%s\n\tinput.action == \"runs.get\"\n}\n", r, strings.Repeat("]", rego.MaxClosureDepth))
+		}
+	case "set-rules": // n rules, each with sets nested 63 deep
+		for r := range n {
+			fmt.Fprintf(&b, "deny contains x if {\n\tx := %s%d%s\n\tinput.action == \"runs.get\"\n}\n", strings.Repeat("{", rego.MaxNesting-1), r, strings.Repeat("}", rego.MaxNesting-1))
+		}
 	case "every":
 		b.WriteString("deny contains \"x\" if {\n")
 		for i := range n {
@@ -107,6 +119,8 @@ var pastLimits = []struct {
 	{"rules", rego.MaxRules + 1, 2003, 1, "more than 2000 rules"},
 	{"expressions", rego.MaxBodyExprs + 1, 1004, 2, "a body of more than 1000 expressions"},
 	{"rules", 100_000, 9936, 38, "more than 524288 bytes"},
+	{"comprehension-rules", 33, 132, 67, "weigh more than 16384 (one nested k deep weighs 2^k)"},
+	{"set-rules", 48, 192, 62, "weigh more than 100000 (each term weighs how deep it is nested)"},
 	{"bytes", 10 << 20, 3, 524267, "more than 524288 bytes"},
 }
 
@@ -123,6 +137,8 @@ var atLimits = []struct {
 	{"rules", rego.MaxRules},
 	{"expressions", rego.MaxBodyExprs},
 	{"bytes", rego.MaxSourceBytes - 100},
+	{"comprehension-rules", 32}, // 32 × (2 + 4 + ... + 256) = 16,320 of MaxClosureWeight
+	{"set-rules", 40},
 }
 
 // TestLimitsBeforeTheCompiler: a module past a limit of README.md's "Limits" is refused before
@@ -196,7 +212,8 @@ func BenchmarkNewPastLimits(b *testing.B) {
 		shape string
 		n     int
 	}{{"comprehensions", 15}, {"comprehensions", 200}, {"comprehension-tree", 10}, {"sets", 3000}, {"sum", 10_000},
-		{"else", 10_000}, {"rules", 100_000}, {"expressions", 10_000}, {"bytes", 10 << 20}} {
+		{"else", 10_000}, {"rules", 100_000}, {"expressions", 10_000}, {"bytes", 10 << 20},
+		{"comprehension-rules", 2000}, {"set-rules", 1000}} {
 		src := shape(c.shape, c.n)
 		b.Run(fmt.Sprintf("%s-%d", c.shape, c.n), func(b *testing.B) {
 			for b.Loop() {

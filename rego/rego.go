@@ -277,7 +277,8 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, prints strin
 	policy, tests = map[string]*ast.Module{}, map[string]*ast.Module{}
 	var errs []error
 	defaults := DefaultModules()
-	rules, size := 0, 0 // the authors' modules' together (MaxRules, MaxSourceBytes)
+	var spent budget // by the authors' modules together (MaxRules, MaxWeight, MaxClosureWeight)
+	size := 0        // and MaxSourceBytes
 	for i, m := range append(defaults, authors...) {
 		author := i >= len(defaults)
 		if m.Name == "" {
@@ -295,7 +296,7 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, prints strin
 				errs = append(errs, err)
 				continue
 			}
-			mod, err = parseAuthor(m.Name, m.Source, &rules) // within the limits (limits.go)
+			mod, err = parseAuthor(m.Name, m.Source, &spent) // within the limits (limits.go)
 		} else {
 			mod, err = ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
 			if err != nil {
