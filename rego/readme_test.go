@@ -100,6 +100,20 @@ test_fail if {
 		require.True(t, run.Results[0].Fail)
 		require.NotEmpty(t, run.Results[0].Trace)
 	})
+	// A built-in's error errors the test (OPA's runner sets Fail beside it, so the reporters said
+	// FAIL on the test's line and ERROR in the summary); so does a conflict.
+	t.Run("runtime errors are errors", func(t *testing.T) {
+		run, err := rego.RunTests(t.Context(), []rego.Module{{Name: "e_test.rego", Source: "package e_test\n\n" +
+			"test_builtin if to_number(\"x\") == 1\n\ntest_not_builtin if not to_number(\"x\") == 1\n\n" +
+			"f(x) := 1 if x > 0\n\nf(x) := 2 if x > 1\n\ntest_conflict if f(5) == 1\n"}}, rego.TestOptions{})
+		require.NoError(t, err)
+		require.Len(t, run.Results, 3)
+		for _, r := range run.Results {
+			require.Error(t, r.Error, r.Name)
+			require.False(t, r.Fail, r.Name)
+			require.False(t, r.Pass(), r.Name)
+		}
+	})
 	t.Run("coverage includes the default policy", func(t *testing.T) {
 		opts := rego.TestOptions{Coverage: cover.New()}
 		run, err := rego.RunTests(t.Context(), mods, opts)

@@ -192,7 +192,11 @@ type Error struct {
 	Line   int    // 1-based line in File; 0 when unknown
 	Col    int    // 1-based column in Line; 0 when unknown (only a limit's error has one: ErrLimit)
 	Detail string // OPA's code and message, or the JSON decoder's message
-	err    error  // cause kept for errors.Is (an fs error, a context error)
+	// Context is OPA's detail lines of a compile problem, not part of Error(): the source line
+	// and a caret under the place, or a type error's have and want (`opa test`, `opa check`
+	// print them under the message; so does `teamgate test`).
+	Context []string
+	err     error // cause kept for errors.Is (an fs error, a context error)
 }
 
 func (e *Error) Error() string {
@@ -239,6 +243,9 @@ func fromOPA(op string, err error) error {
 	out := make([]error, 0, len(list))
 	for _, e := range list {
 		re := &Error{Op: op, Detail: e.Code + ": " + e.Message}
+		if e.Details != nil {
+			re.Context = e.Details.Lines()
+		}
 		if e.Location != nil {
 			re.File, re.Line = e.Location.File, e.Location.Row
 		}
@@ -1006,6 +1013,10 @@ type TestOptions struct {
 	Coverage *cover.Cover
 	// Timeout bounds each test; 0 means 5 s, as `opa test`.
 	Timeout time.Duration
+	// VarValues records the values of the variables of each test's expressions (`opa test
+	// --var-values`): a failing expression is shown with them (tester.PrettyReporter with
+	// LocalVars). It implies Trace.
+	VarValues bool
 }
 
 // TestRun is what RunTests ran: OPA's own results (file:line, duration, print() output, trace),
@@ -1088,8 +1099,16 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 		r := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).
 			AddCustomBuiltins([]*tester.Builtin{testError}).
-			CapturePrintOutput(true).EnableTracing(opts.Trace).StackTraces(true).
+			CapturePrintOutput(true).EnableTracing(opts.Trace || opts.VarValues).StackTraces(true).
 			SetTimeout(cmp.Or(opts.Timeout, 5*time.Second)).Filter(opts.Run)
+		if opts.VarValues {
+			// The runner's own compiler (its defaults, as NewRunner builds it) with test rules
+			// rewritten so their expressions' values are traced, as opa test --var-values.
+			caps := ast.CapabilitiesForThisVersion()
+			caps.Builtins = append(caps.Builtins, testError.Decl)
+			r = r.SetCompiler(ast.NewCompiler().WithCapabilities(caps).WithEnablePrintStatements(true).
+				WithDefaultRegoVersion(ast.RegoV1).WithRewriteTestRules(true))
+		}
 		if opts.Coverage != nil {
 			r = r.SetCoverageQueryTracer(opts.Coverage)
 		}
@@ -1098,6 +1117,10 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 			return fromOPA("compile", err)
 		}
 		for res := range ch {
+			// A built-in's error (raised, not made undefined as under opa test, so a test of
+			// `not` over it cannot pass) sets Error beside Fail; it is an error, as a conflict is,
+			// so reporters name it ERROR in the line and the summary alike.
+			res.Fail = res.Fail && res.Error == nil
 			run.Results = append(run.Results, res)
 		}
 		return nil

@@ -25,6 +25,13 @@ import (
 // usageError marks errors that exit with code 2.
 type usageError struct{ error }
 
+// codeError is an error that exits with its own code (teamgate test's failing tests: 2, as opa
+// test), without the usage line.
+type codeError struct {
+	error
+	code int
+}
+
 // env is one CLI invocation: its streams and global flags.
 type env struct {
 	stdin          io.Reader
@@ -49,6 +56,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	}
 	fmt.Fprintln(stderr, "teamgate:", err)
+	if ce, ok := errors.AsType[codeError](err); ok {
+		return ce.code
+	}
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts ") {
 		if cmd != nil && cmd != root { // a mistyped flag or a missing argument: say what the command takes

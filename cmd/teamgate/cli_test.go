@@ -414,7 +414,7 @@ test_frozen if {
 	require.Contains(t, out, "PASS: 1/1")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "broken_test.rego"), []byte("package b_test\n\ntest_no if { false }\n"), 0o600))
 	out, _, code = cli(t, "", "test", dir)
-	require.Equal(t, 1, code)
+	require.Equal(t, 2, code) // a failing test exits 2, as opa test
 	require.Contains(t, out, "data.b_test.test_no: FAIL")
 
 	// --policy applies the extension to decisions.

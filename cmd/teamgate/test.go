@@ -1,13 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/lineage"
 	"github.com/spf13/cobra"
 
 	"github.com/teamgate/teamgate/rego"
@@ -16,7 +20,11 @@ import (
 // testCmd is `teamgate test`: `opa test` with the default policy and data loaded. It runs OPA's
 // tester and prints with OPA's own reporters, so its output reads as `opa test`'s does:
 //   - pretty (default): failures with file:line, the failing expression and print() output;
-//     -v adds every test with its duration and print() output, and each failure's trace.
+//     -v adds every test with its duration and print() output, and each failure's trace, filtered
+//     as opa test filters it (--explain fails|full|debug, traceFilter).
+//   - --var-values: the failing expression with its variables' values (opa test --var-values).
+//   - a module that does not parse or compile: OPA's context lines under each problem
+//     (withContext), as opa test prints them.
 //   - json: OPA's JSON array of results (location, duration, output, fail/error).
 //   - --timeout bounds each test (default 5 s, as opa test): a test past it errors, so a runaway
 //     comprehension does not hang the run.
@@ -27,11 +35,20 @@ import (
 // helper that does not exist) and the policy modules' (rego.Policy.Warnings, as `teamgate lint
 // --policy` reports them) go to stderr; they do not fail the run.
 //
-// It exits 1 when a test fails or errors, or when no test matched (a --run that selects nothing
-// must not pass silently), or when a PATH holds no module or data file.
+// As opa test, it exits 2 when a test fails or errors at runtime (a conflict, a built-in's
+// error: rego.RunTests raises them, so a `not` over one cannot pass) or is skipped (todo_test_,
+// unless -z), and 1 when the tests cannot run: a module that does not parse or compile or is in
+// a package an author may not use, a PATH that holds no module or data file (opa test would run
+// nothing and pass), or no test matched (a --run that selects nothing must not pass silently:
+// opa test --fail-on-empty). Usage errors exit 2 with the usage line.
+//
+// Not offered (opa test's): --bundle, --watch, --bench, --threshold, --ignore, --parallel,
+// --count, --sort, YAML data; and pretty --coverage prints a summary after the results where opa
+// test prints its JSON report (--format json --coverage prints that). rego/README.md ("Testing a
+// rule") lists every difference.
 func (e *env) testCmd() *cobra.Command {
-	var verbose, coverage bool
-	var runRegex, format string
+	var verbose, coverage, skipExitZero, varValues bool
+	var runRegex, format, explain string
 	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "test [PATH...]",
@@ -43,6 +60,13 @@ func (e *env) testCmd() *cobra.Command {
 			if timeout < 0 {
 				return usageError{fmt.Errorf("--timeout %s: must be positive (0: the default, 5s)", timeout)}
 			}
+			filter, err := traceFilter(explain, verbose)
+			if err != nil {
+				return usageError{err}
+			}
+			if explain != "" { // as opa test: --explain implies -v
+				verbose = true
+			}
 			files, err := testFiles(append(a, e.policyDir))
 			if err != nil {
 				return err
@@ -52,7 +76,7 @@ func (e *env) testCmd() *cobra.Command {
 			for _, f := range files {
 				m, d, err := rego.LoadDir(f)
 				if err != nil {
-					return err
+					return withContext(err)
 				}
 				mods, data = append(mods, m...), append(data, d...)
 			}
@@ -61,18 +85,18 @@ func (e *env) testCmd() *cobra.Command {
 				mods = rego.DefaultTests()
 			}
 			// Traces give pretty failures their failing expression; JSON carries them only with -v, as opa.
-			opts := rego.TestOptions{Run: runRegex, Trace: verbose || format == "pretty", Timeout: timeout}
+			opts := rego.TestOptions{Run: runRegex, Trace: verbose || format == "pretty", Timeout: timeout, VarValues: varValues}
 			if coverage {
 				opts.Coverage = cover.New()
 			}
 			run, err := rego.RunTests(cmd.Context(), mods, opts, data...)
 			if err != nil {
-				return err
+				return withContext(err)
 			}
 			if len(run.Results) == 0 {
 				return fmt.Errorf("no tests matched")
 			}
-			var reporter tester.Reporter = tester.PrettyReporter{Output: e.stdout, Verbose: verbose, FailureLine: true}
+			var reporter tester.Reporter = tester.PrettyReporter{Output: e.stdout, Verbose: verbose, FailureLine: true, LocalVars: varValues}
 			if format == "json" {
 				reporter = tester.JSONReporter{Output: e.stdout}
 				if coverage {
@@ -81,6 +105,7 @@ func (e *env) testCmd() *cobra.Command {
 			}
 			ch := make(chan *tester.Result, len(run.Results))
 			for _, r := range run.Results {
+				r.Trace = filter(r.Trace)
 				ch <- r
 			}
 			close(ch)
@@ -99,24 +124,92 @@ func (e *env) testCmd() *cobra.Command {
 			for _, w := range warnings {
 				fmt.Fprintf(e.stderr, "teamgate: warning: %s (%s)\n", w, w.Fix)
 			}
-			failed := 0
+			// As opa test: a test that fails, errors or is skipped (todo_test_, unless
+			// --exit-zero-on-skipped) exits 2; an error before any test ran exits 1.
+			failed, skipped := 0, 0
 			for _, r := range run.Results {
-				if !r.Pass() && !r.Skip {
+				switch {
+				case r.Skip:
+					skipped++
+				case !r.Pass():
 					failed++
 				}
 			}
-			if failed > 0 {
-				return fmt.Errorf("%d of %d Rego test(s) failed", failed, len(run.Results))
+			switch {
+			case failed > 0:
+				return codeError{fmt.Errorf("%d of %d Rego test(s) failed", failed, len(run.Results)), 2}
+			case skipped > 0 && !skipExitZero:
+				return codeError{fmt.Errorf("%d of %d Rego test(s) skipped (--exit-zero-on-skipped passes them)", skipped, len(run.Results)), 2}
 			}
 			return nil
 		},
 	}
-	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every test with its duration and print() output, and each failure's trace")
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every test with its duration and print() output, and each failure's trace (its notes and failing lineage, as opa test)")
+	c.Flags().StringVar(&explain, "explain", "", "the trace -v prints: fails (the failing lineage), full or debug (every step); implies -v")
+	c.Flags().BoolVar(&varValues, "var-values", false, "show the values of the failing expression's variables")
+	c.Flags().BoolVarP(&skipExitZero, "exit-zero-on-skipped", "z", false, "skipped tests (todo_test_) do not fail the run")
 	c.Flags().StringVarP(&runRegex, "run", "r", "", "run only the tests whose package.rule name (data.pkg.test_x) matches this regular expression")
 	c.Flags().BoolVarP(&coverage, "coverage", "c", false, "report the lines of each module (the default policy included) the tests evaluate")
 	c.Flags().StringVarP(&format, "format", "f", "pretty", "output format: pretty or json")
 	c.Flags().DurationVarP(&timeout, "timeout", "t", 0, "bound each test's evaluation; past it the test errors (default 5s, as opa test)")
 	return c
+}
+
+// traceFilter is what a test's result keeps of its trace (printed by -v, in JSON results with -v
+// or --var-values), as opa test filters it: with -v and no --explain, the lineage of the notes
+// (trace() calls) and failures; fails (the default), the lineage of the failures; full, every
+// event; debug, every event with OPA's internal ones. (opa test's notes, which keeps no failure,
+// is not offered: teamgate always names the failing expression, found in the trace.)
+func traceFilter(explain string, verbose bool) (func([]*topdown.Event) []*topdown.Event, error) {
+	switch explain {
+	case "":
+		if !verbose {
+			return lineage.Fails, nil
+		}
+		return func(trace []*topdown.Event) []*topdown.Event {
+			return lineage.Filter(trace, func(e *topdown.Event) bool { return e.Op == topdown.NoteOp || e.Op == topdown.FailOp })
+		}, nil
+	case "fails":
+		return lineage.Fails, nil
+	case "full":
+		return lineage.Full, nil
+	case "debug":
+		return lineage.Debug, nil
+	}
+	return nil, fmt.Errorf("--explain %q: want fails, full or debug", explain)
+}
+
+// contextError is a load or compile error printed with OPA's context lines under each problem.
+type contextError struct {
+	error
+	msg string
+}
+
+func (e contextError) Error() string { return e.msg }
+func (e contextError) Unwrap() error { return e.error }
+
+// withContext prints err as opa test does: under each problem (one *rego.Error of a join), the
+// source line with a caret or a type error's have and want (rego.Error.Context).
+func withContext(err error) error {
+	problems := []error{err}
+	if _, one := err.(*rego.Error); !one { // an *Error unwraps to ErrInvalid and its cause
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			problems = j.Unwrap()
+		}
+	}
+	var b strings.Builder
+	for i, p := range problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Error())
+		if re, ok := errors.AsType[*rego.Error](p); ok {
+			for _, l := range re.Context {
+				b.WriteString("\n\t" + l)
+			}
+		}
+	}
+	return contextError{err, b.String()}
 }
 
 // printCoverage prints each file's coverage and the total, as percentages.
