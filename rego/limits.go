@@ -125,10 +125,19 @@ func bounds(stmts []ast.Statement, total *budget) error {
 			fail("rules", st.Loc(), fmt.Sprintf("more than %d rules (else branches included) in the authors' modules together", MaxRules))
 		}
 		depth, closures, closureDepth := 0, 0, 0
-		at := st.Loc() // the innermost term entered: a comprehension's own
+		at := st.Loc()             // the innermost term entered: a comprehension's own
+		vars := map[ast.Var]bool{} // the rule's or else branch's (MaxVars)
 		ast.NewBeforeAfterVisitor(func(x any) bool {
 			switch x := x.(type) {
+			case *ast.Rule:
+				vars = map[ast.Var]bool{}
 			case *ast.Term:
+				if v, ok := x.Value.(ast.Var); ok && !vars[v] {
+					vars[v] = true
+					if len(vars) == MaxVars+1 {
+						fail("vars", x.Location, fmt.Sprintf("a rule or else branch of more than %d variables", MaxVars))
+					}
+				}
 				at = x.Location
 				depth++
 				total.weight += depth

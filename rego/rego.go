@@ -286,6 +286,10 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, prints strin
 	defaults := DefaultModules()
 	var spent budget // by the authors' modules together (MaxRules, MaxWeight, MaxClosureWeight)
 	size := 0        // and MaxSourceBytes
+	if len(authors) > MaxModules {
+		return nil, nil, "", limitError(&ast.Location{File: authors[MaxModules].Name, Row: 1, Col: 1},
+			fmt.Sprintf("more than %d authors' modules (%d)", MaxModules, len(authors)))
+	}
 	for i, m := range append(defaults, authors...) {
 		author := i >= len(defaults)
 		if m.Name == "" {
@@ -335,6 +339,11 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, prints strin
 	}
 	if len(errs) > 0 {
 		return nil, nil, "", errors.Join(errs...)
+	}
+	all := maps.Clone(policy)
+	maps.Copy(all, tests)
+	if err := dependencyBound(all, defaults[0].Name); err != nil {
+		return nil, nil, "", err
 	}
 	return policy, tests, prints, nil
 }
