@@ -501,9 +501,38 @@ func (v *vetter) callFunc(e *ast.Expr, op string, args []*ast.Term) {
 					v.binds[name] = c
 				}
 			}
-			v.check(r.Body)
+			if !v.never(r, consts) {
+				v.check(r.Body)
+			}
 		}
 	}
+}
+
+// never reports whether a definition r of a function (or an else branch of one), its parameters
+// bound (callFunc), never runs for the call passing consts: its head holds another string than
+// the call passes, or its body compares (== or =) two strings that differ, a parameter bound to
+// one (`kind == "role"` called as f("action", input.action)). Its comparisons then say nothing
+// about the call: a function dispatching on a constant argument is checked branch by branch.
+func (v *vetter) never(r *ast.Rule, consts map[int]*ast.Term) bool {
+	for i, param := range r.Head.Args {
+		if s, ok := param.Value.(ast.String); ok && consts[i] != nil && !s.Equal(consts[i].Value) {
+			return true
+		}
+	}
+	for _, e := range r.Body {
+		if e.Negated || !e.IsCall() || len(e.Operands()) != 2 {
+			continue
+		}
+		if op := e.Operator().String(); op != ast.Equality.Name && op != ast.Equal.Name {
+			continue
+		}
+		a, aok := v.constant(e.Operands()[0]).(ast.String)
+		b, bok := v.constant(e.Operands()[1]).(ast.String)
+		if aok && bok && a != b {
+			return true
+		}
+	}
+	return false
 }
 
 // every checks an every's body with its value variable bound: to each string of a literal
