@@ -11,7 +11,8 @@
 //
 // Authors extend the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, and
 // change the catalog with their own JSON data (merged over data.json). An author's modules
-// declare package teamgate.ext (or a subpackage of it) or are tests; see New and Test.
+// declare package teamgate.ext (or a subpackage of it) or are tests; see New and Test. They are
+// bounded before OPA compiles them (ErrLimit), and linted after (Policy.Warnings).
 package rego
 
 import (
@@ -439,7 +440,9 @@ type Policy struct {
 // An author's module declares package teamgate.ext or a subpackage of it; test modules (see Test)
 // are accepted and left out of the deciding policy. Any other package, a module that does not
 // parse or compile, or a duplicate module name is an error matching teamgate.ErrInvalid: one *Error
-// per problem, with the file, the line and OPA's message.
+// per problem, with the file, the line and OPA's message. Authors' modules past a limit
+// (limits.go: nesting, size, rule counts; README.md, "Limits") are refused before OPA's compiler
+// runs, with an error matching ErrLimit too, at the file, line and column.
 func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy, error) {
 	deciding, _, prints, err := parse(modules)
 	if err != nil {

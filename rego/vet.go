@@ -258,6 +258,10 @@ func (v *vetter) check(body ast.Body) {
 				v.with(e, r, w.Value)
 			}
 		}
+		ast.WalkRefs(e, func(r ast.Ref) bool {
+			v.localField(r)
+			return false
+		})
 		ast.WalkClosures(e, func(x any) bool {
 			switch c := x.(type) {
 			case *ast.ArrayComprehension:
@@ -276,6 +280,28 @@ func (v *vetter) check(body ast.Body) {
 			return true // check walked its closures
 		})
 	}
+}
+
+// localField checks a reference through a local variable bound to a part of the input
+// (`x := input.resource; x.lables`, `some l in input.resource.labels; l.approval`, every's
+// value) as the reference into input it is, each key a variable stands for written _.
+func (v *vetter) localField(r ast.Ref) {
+	head, ok := r[0].Value.(ast.Var)
+	if !ok || v.binds[head] == nil {
+		return
+	}
+	to, ok := v.resolve(r[0]).Value.(ast.Ref)
+	if !ok || !to[0].Equal(ast.InputRootDocument) {
+		return
+	}
+	full := make(ast.Ref, 0, len(to)+len(r)-1)
+	for _, t := range to {
+		if _, ok := t.Value.(ast.Var); ok && len(full) > 0 {
+			t = &ast.Term{Value: ast.Var("_"), Location: t.Location}
+		}
+		full = append(full, t)
+	}
+	v.field(append(full, r[1:]...))
 }
 
 // resolve follows t's variable bindings to what it was bound to.
@@ -546,12 +572,11 @@ func (v *vetter) every(c *ast.Every) {
 	}
 	old, oldOut := v.binds[name], v.outs[name]
 	defer func() { v.binds[name], v.outs[name] = old, oldOut }()
-	if r, ok := v.resolve(c.Domain).Value.(ast.Ref); ok {
-		if voc := v.vocab[r.String()+"[_]"]; voc != nil {
-			v.outs[name] = voc.path
-			v.check(c.Body)
-			return
-		}
+	if r, ok := v.resolve(c.Domain).Value.(ast.Ref); ok && r[0].Equal(ast.InputRootDocument) {
+		// An element of a part of the input: its vocabulary (input.subject.team_roles[_]), its fields.
+		v.binds[name] = ast.NewTerm(append(r.Copy(), ast.VarTerm("_")))
+		v.check(c.Body)
+		return
 	}
 	if v.ranging { // an every in one being checked per element: once, or the work would multiply
 		v.check(c.Body)
@@ -652,6 +677,10 @@ func (v *vetter) field(r ast.Ref) {
 	}
 	node := v.fields
 	for i := 1; i < len(r) && node != nil && !node.open; i++ {
+		if node.elem != nil { // a map's or list's element, whatever the key
+			node = node.elem
+			continue
+		}
 		s, ok := r[i].Value.(ast.String)
 		if !ok {
 			return // a computed key: anything may be meant
@@ -662,6 +691,9 @@ func (v *vetter) field(r ast.Ref) {
 			w := Warning{Code: WarnUnknownField,
 				Message: fmt.Sprintf("%s has no field %q (the input document: rego/README.md, \"Input\"), so %s is never defined and an expression reading it never holds", prefix, string(s), r),
 				Fix:     "read one of " + strings.Join(slices.Sorted(mapKeys(node.fields)), ", ")}
+			if len(node.fields) == 0 {
+				w.Fix = "it holds one value (a string, a number or a boolean), not an object: read " + prefix + " itself"
+			}
 			if near := nearest(string(s), slices.Sorted(mapKeys(node.fields))); near != "" {
 				w.Message += fmt.Sprintf("; did you mean %s.%s?", prefix, near)
 				w.Fix = fmt.Sprintf("write %s.%s", prefix, near)
@@ -688,10 +720,11 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
-// fieldTree is the shape of the input document: an object's fields, or open (a map with any
-// keys, a list, the attributes: any key may be read).
+// fieldTree is the shape of the input document: an object's fields, a map's or list's elements
+// (any key, each of shape elem), or open (the attributes: anything may be read).
 type fieldTree struct {
 	fields map[string]*fieldTree
+	elem   *fieldTree
 	open   bool
 }
 
@@ -723,7 +756,7 @@ func shape(t reflect.Type) *fieldTree {
 		}
 		return n
 	case t.Kind() == reflect.Map || t.Kind() == reflect.Slice:
-		return &fieldTree{open: true}
+		return &fieldTree{elem: shape(t.Elem())}
 	}
 	return &fieldTree{} // a scalar: it has no field
 }

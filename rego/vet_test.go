@@ -70,7 +70,16 @@ func TestWarningsFindNeverMatchingComparisons(t *testing.T) {
 			[]string{`x.rego:5:37: input.resource has no field "lables" (the input document: rego/README.md, "Input"), so input.resource.lables.approval is never defined and an expression reading it never holds; did you mean input.resource.labels?`},
 			"write input.resource.labels"},
 		{"input field of a scalar", `deny contains "x" if input.action.name == "x"`,
-			[]string{`x.rego:5:35: input.action has no field "name" (the input document: rego/README.md, "Input"), so input.action.name is never defined and an expression reading it never holds`}, "read one of "},
+			[]string{`x.rego:5:35: input.action has no field "name" (the input document: rego/README.md, "Input"), so input.action.name is never defined and an expression reading it never holds`},
+			"it holds one value (a string, a number or a boolean), not an object: read input.action itself"},
+		{"input field of a label", `deny contains "x" if every l in input.resource.labels { l.approval == "admin-only" }`,
+			[]string{`x.rego:5:59: input.resource.labels[_] has no field "approval" (the input document: rego/README.md, "Input"), so input.resource.labels[_].approval is never defined and an expression reading it never holds`},
+			"it holds one value (a string, a number or a boolean), not an object: read input.resource.labels[_] itself"},
+		{"input field through some", `deny contains "x" if { some t in input.resource.teams; t.name == "ml" }`,
+			[]string{`x.rego:5:58: input.resource.teams[_] has no field "name" (the input document: rego/README.md, "Input"), so input.resource.teams[_].name is never defined and an expression reading it never holds`}, ""},
+		{"input field through a variable", `deny contains "x" if { r := input.resource; r.lables.approval == "x" }`,
+			[]string{`x.rego:5:47: input.resource has no field "lables" (the input document: rego/README.md, "Input"), so input.resource.lables.approval is never defined and an expression reading it never holds; did you mean input.resource.labels?`},
+			"write input.resource.labels"},
 		{"two in one rule", `deny contains "x" if { input.action == "runs.delte"; input.subjet.id == "bob" }`,
 			[]string{
 				`x.rego:5:40: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison never holds; did you mean "runs.delete"?`,
@@ -113,6 +122,7 @@ func TestWarningsFindNeverMatchingComparisons(t *testing.T) {
 			`deny contains "h" if { f(input.action); f(input.subject.id); every l in input.resource.labels { l != "runs.delte" } }`,
 			`deny contains "i" if { every a in ["runs.get", "runs.delete"] { a != input.action }; some r in input.subject.team_roles; r == "admin" }`,
 			`deny contains "j" if { f("x") with input.action as "runs.delete"; f("x") with input as {"action": "projects.create", "attributes": {"lables": 1}} }`,
+			`deny contains "k" if { every k, v in input.attributes { v.x == k }; some t in input.resource.teams; t == "ml"; r := input.resource; r.labels.tier == "gold" }`,
 		}, "\n"), nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
