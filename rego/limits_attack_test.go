@@ -174,3 +174,23 @@ func TestLimitsLoadRealPolicies(t *testing.T) {
 	_, err = rego.New(t.Context(), []rego.Module{{Name: "p/helper_test.rego", Source: strings.Replace(string(src), "package teamgate.testing", "package teamgate.ext_test", 1)}})
 	require.False(t, errors.Is(err, rego.ErrLimit), "%v", err)
 }
+
+// BenchmarkNewAttackShapes: rego.New of the shapes TestLimitsOfWhatNoModuleShows refuses, at the
+// sizes that took OPA's compiler 4 to 50 s (bench/RESULTS.md, "Stop 22: attack on the policy
+// loader's bounds"), refused now; and of the realistic 2,000-rule policy, which loads.
+func BenchmarkNewAttackShapes(b *testing.B) {
+	for _, c := range []struct {
+		shape string
+		n     int
+	}{{"some", 10_000}, {"modules", 20_000}, {"layers", 600}, {"chain", 1999}, {"cycle", 1999}, {"dynamic", 150}, {"realistic", 990}} {
+		mods := attackShape(c.shape, c.n)
+		b.Run(fmt.Sprintf("%s-%d", c.shape, c.n), func(b *testing.B) {
+			for b.Loop() {
+				_, err := rego.New(b.Context(), mods)
+				if refused := errors.Is(err, rego.ErrLimit); refused != (c.shape != "realistic") {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -341,10 +341,12 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, prints strin
 	if len(errs) > 0 {
 		return nil, nil, "", errors.Join(errs...)
 	}
-	all := maps.Clone(policy)
-	maps.Copy(all, tests)
-	if err := dependencyBound(all, defaults[0].Name); err != nil {
-		return nil, nil, "", err
+	if len(authors) > 0 { // the default policy alone is far within MaxDependencyWork
+		all := maps.Clone(policy)
+		maps.Copy(all, tests)
+		if err := dependencyBound(all, defaults[0].Name); err != nil {
+			return nil, nil, "", err
+		}
 	}
 	return policy, tests, prints, nil
 }
