@@ -102,8 +102,8 @@ func attackShape(name string, n int) []rego.Module {
 // TestLimitsOfWhatNoModuleShows: shapes within every limit of one module's text that took OPA's
 // compiler 4 to 50 s (and up to 3.8 GB) — a `some` of many variables, many modules, rules
 // depending on one another widely, deeply, dynamically or in a long cycle — are refused before
-// it, with a *rego.Error matching ErrLimit and teamgate.ErrInvalid that names an author's file,
-// line and column and the limit.
+// it, by New and Test alike, with a *rego.Error matching ErrLimit and teamgate.ErrInvalid that
+// names an author's file, line and column and the limit.
 func TestLimitsOfWhatNoModuleShows(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -123,13 +123,16 @@ func TestLimitsOfWhatNoModuleShows(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s-%d", c.shape, c.n), func(t *testing.T) {
 			t.Parallel()
-			_, err := rego.New(t.Context(), attackShape(c.shape, c.n))
-			require.ErrorIs(t, err, rego.ErrLimit)
-			require.ErrorIs(t, err, teamgate.ErrInvalid)
-			var re *rego.Error
-			require.ErrorAs(t, err, &re)
-			require.Equal(t, []any{c.file, c.line, c.col}, []any{re.File, re.Line, re.Col}, re.Error())
-			require.Contains(t, re.Detail, c.limit)
+			_, errNew := rego.New(t.Context(), attackShape(c.shape, c.n))
+			_, errTest := rego.Test(t.Context(), attackShape(c.shape, c.n)) // teamgate test: the same limits
+			for _, err := range []error{errNew, errTest} {
+				require.ErrorIs(t, err, rego.ErrLimit)
+				require.ErrorIs(t, err, teamgate.ErrInvalid)
+				var re *rego.Error
+				require.ErrorAs(t, err, &re)
+				require.Equal(t, []any{c.file, c.line, c.col}, []any{re.File, re.Line, re.Col}, re.Error())
+				require.Contains(t, re.Detail, c.limit)
+			}
 		})
 	}
 }
