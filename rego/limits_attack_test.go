@@ -197,3 +197,37 @@ func BenchmarkNewAttackShapes(b *testing.B) {
 		})
 	}
 }
+
+// TestLimitsOfDataFiles: a policy directory's JSON data files past MaxDataBytes together (57 MB
+// took 2 to 2.3 s and 650 MB to load) are refused by LoadDir before they are decoded, with a
+// *rego.Error matching ErrLimit and teamgate.ErrInvalid that names the file crossing the limit,
+// the line and column where it does, and the limit; files within it load.
+func TestLimitsOfDataFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	small := `{"mycompany": {"a": 1}}` + "\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.json"), []byte(small), 0o644))
+	line := `"user-0000000000",` + "\n" // 19 bytes
+	fill := func(bytes int) string {
+		n := (bytes - 40) / len(line)
+		return `{"mycompany": {"ids": [` + "\n" + strings.Repeat(line, n) + `"end"]}}` + "\n"
+	}
+	within := fill(rego.MaxDataBytes - len(small))
+	require.LessOrEqual(t, len(small)+len(within), rego.MaxDataBytes)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.json"), []byte(within), 0o644))
+	_, data, err := rego.LoadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, data, 2)
+
+	past := within + strings.Repeat(" ", rego.MaxDataBytes) // the same data, padded past the limit
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.json"), []byte(past), 0o644))
+	_, _, err = rego.LoadDir(dir)
+	require.ErrorIs(t, err, rego.ErrLimit)
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	var re *rego.Error
+	require.ErrorAs(t, err, &re)
+	at := past[:rego.MaxDataBytes-len(small)]
+	require.Equal(t, []any{"load data", filepath.Join(dir, "b.json"), strings.Count(at, "\n") + 1, len(at) - strings.LastIndexByte(at, '\n')},
+		[]any{re.Op, re.File, re.Line, re.Col}, re.Error())
+	require.Contains(t, re.Detail, fmt.Sprintf("the policy's JSON data files hold more than %d bytes together", rego.MaxDataBytes))
+}

@@ -96,8 +96,9 @@ func DefaultData() map[string]any {
 // LoadDir reads an author's policy directory (or one file; see Files), subdirectories included:
 // every *.rego file (tests included) as a module named by its path, and every *.json file as a
 // data document (one JSON object) merged over the default data. Modules are checked when they
-// are compiled (New, Test); a data file that does not parse is an *Error naming the file and line.
-// A path that holds no such file is an *Error too (see Files).
+// are compiled (New, Test); a data file that does not parse is an *Error naming the file and line,
+// and data files past MaxDataBytes together one matching ErrLimit, naming the file, line and
+// column where they cross it. A path that holds no such file is an *Error too (see Files).
 func LoadDir(dir string) ([]Module, []map[string]any, error) {
 	files, err := Files(dir)
 	if err != nil {
@@ -105,7 +106,17 @@ func LoadDir(dir string) ([]Module, []map[string]any, error) {
 	}
 	var mods []Module
 	var data []map[string]any
+	var dataBytes int64 // MaxDataBytes
 	for _, path := range files {
+		if filepath.Ext(path) == ".json" {
+			fi, err := os.Stat(path)
+			if err != nil {
+				return nil, nil, &Error{Op: "load", File: path, Detail: err.Error(), err: err}
+			}
+			if err := dataBound(path, fi.Size(), &dataBytes); err != nil {
+				return nil, nil, err
+			}
+		}
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			return nil, nil, &Error{Op: "load", File: path, Detail: err.Error(), err: err}
