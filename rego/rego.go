@@ -11,7 +11,8 @@
 //
 // Authors extend the policy through data.teamgate.ext.deny and data.teamgate.ext.allow, and
 // change the catalog with their own JSON data (merged over data.json). An author's modules
-// declare package teamgate.ext (or a subpackage of it) or are tests; see New and Test.
+// declare package teamgate.ext (or a subpackage of it) or are tests; see New and Test. They are
+// bounded before OPA compiles them (ErrLimit), and linted after (Policy.Warnings).
 package rego
 
 import (
@@ -95,8 +96,9 @@ func DefaultData() map[string]any {
 // LoadDir reads an author's policy directory (or one file; see Files), subdirectories included:
 // every *.rego file (tests included) as a module named by its path, and every *.json file as a
 // data document (one JSON object) merged over the default data. Modules are checked when they
-// are compiled (New, Test); a data file that does not parse is an *Error naming the file and line.
-// A path that holds no such file is an *Error too (see Files).
+// are compiled (New, Test); a data file that does not parse is an *Error naming the file and line,
+// and data files past MaxDataBytes together one matching ErrLimit, naming the file, line and
+// column where they cross it. A path that holds no such file is an *Error too (see Files).
 func LoadDir(dir string) ([]Module, []map[string]any, error) {
 	files, err := Files(dir)
 	if err != nil {
@@ -104,7 +106,17 @@ func LoadDir(dir string) ([]Module, []map[string]any, error) {
 	}
 	var mods []Module
 	var data []map[string]any
+	var dataBytes int64 // MaxDataBytes
 	for _, path := range files {
+		if filepath.Ext(path) == ".json" {
+			fi, err := os.Stat(path)
+			if err != nil {
+				return nil, nil, &Error{Op: "load", File: path, Detail: err.Error(), err: err}
+			}
+			if err := dataBound(path, fi.Size(), &dataBytes); err != nil {
+				return nil, nil, err
+			}
+		}
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			return nil, nil, &Error{Op: "load", File: path, Detail: err.Error(), err: err}
@@ -190,6 +202,7 @@ type Error struct {
 	Op     string // "load", "load data", "compile" or "eval"
 	File   string // module or data file; "" when the problem has no single file
 	Line   int    // 1-based line in File; 0 when unknown
+	Col    int    // 1-based column in Line; 0 when unknown (only a limit's error has one: ErrLimit)
 	Detail string // OPA's code and message, or the JSON decoder's message
 	// Context is OPA's detail lines of a compile problem, not part of Error(): the source line
 	// and a caret under the place, or a type error's have and want (`opa test`, `opa check`
@@ -205,6 +218,9 @@ func (e *Error) Error() string {
 		b.WriteString(e.File)
 		if e.Line > 0 {
 			b.WriteString(":" + strconv.Itoa(e.Line))
+			if e.Col > 0 {
+				b.WriteString(":" + strconv.Itoa(e.Col))
+			}
 		}
 		b.WriteString(": ")
 	}
@@ -280,6 +296,12 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, prints strin
 	policy, tests = map[string]*ast.Module{}, map[string]*ast.Module{}
 	var errs []error
 	defaults := DefaultModules()
+	var spent budget // by the authors' modules together (MaxRules, MaxWeight, MaxClosureWeight)
+	size := 0        // and MaxSourceBytes
+	if len(authors) > MaxModules {
+		return nil, nil, "", limitError(&ast.Location{File: authors[MaxModules].Name, Row: 1, Col: 1},
+			fmt.Sprintf("more than %d authors' modules (%d)", MaxModules, len(authors)))
+	}
 	for i, m := range append(defaults, authors...) {
 		author := i >= len(defaults)
 		if m.Name == "" {
@@ -290,9 +312,22 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, prints strin
 			errs = append(errs, &Error{Op: "compile", File: m.Name, Detail: "two modules have this name"})
 			continue
 		}
-		mod, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		var mod *ast.Module
+		var err error
+		if author {
+			if err := sourceBound(m.Name, m.Source, &size); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			mod, err = parseAuthor(m.Name, m.Source, &spent) // within the limits (limits.go)
+		} else {
+			mod, err = ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				err = fromOPA("compile", err)
+			}
+		}
 		if err != nil {
-			errs = append(errs, fromOPA("compile", err))
+			errs = append(errs, err)
 			continue
 		}
 		pkg := mod.Package.Path
@@ -316,6 +351,13 @@ func parse(authors []Module) (policy, tests map[string]*ast.Module, prints strin
 	}
 	if len(errs) > 0 {
 		return nil, nil, "", errors.Join(errs...)
+	}
+	if len(authors) > 0 { // the default policy alone is far within MaxDependencyWork
+		all := maps.Clone(policy)
+		maps.Copy(all, tests)
+		if err := dependencyBound(all, defaults[0].Name); err != nil {
+			return nil, nil, "", err
+		}
 	}
 	return policy, tests, prints, nil
 }
@@ -411,7 +453,9 @@ type Policy struct {
 // An author's module declares package teamgate.ext or a subpackage of it; test modules (see Test)
 // are accepted and left out of the deciding policy. Any other package, a module that does not
 // parse or compile, or a duplicate module name is an error matching teamgate.ErrInvalid: one *Error
-// per problem, with the file, the line and OPA's message.
+// per problem, with the file, the line and OPA's message. Authors' modules past a limit
+// (limits.go: nesting, size, rule counts; README.md, "Limits") are refused before OPA's compiler
+// runs, with an error matching ErrLimit too, at the file, line and column.
 func New(ctx context.Context, modules []Module, data ...map[string]any) (*Policy, error) {
 	deciding, _, prints, err := parse(modules)
 	if err != nil {
@@ -1006,8 +1050,9 @@ type TestRun struct {
 	Results []*tester.Result
 	Modules map[string]*ast.Module
 	// Warnings are the test modules' references to rules the default policy and the test helper
-	// do not define (WarnUnknownRule), by file, line and column. (The policy modules' own are
-	// Policy.Warnings.)
+	// do not define (WarnUnknownRule), and their `with input... as` literals outside a fact's
+	// vocabulary or naming a field the input does not have (WarnUnknownValue, WarnUnknownField),
+	// by file, line and column. (The policy modules' own are Policy.Warnings.)
 	Warnings []Warning
 }
 
@@ -1050,6 +1095,13 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 		if err != nil {
 			return nil, fromOPA("compile", err)
 		}
+		// The helper's fail(msg) is teamgate.test_error(msg) here (testing.rego says why).
+		ast.WalkExprs(mod, func(e *ast.Expr) bool {
+			if e.IsCall() && e.Operator().Equal(failRef) {
+				e.Terms.([]*ast.Term)[0] = ast.NewTerm(testErrorRef.Copy())
+			}
+			return false
+		})
 		deciding[h.Name] = mod
 	}
 	if opts.Run != "" {
@@ -1068,7 +1120,7 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 		return nil, err
 	}
 	store := inmem.NewFromObject(merged)
-	run := &TestRun{Modules: deciding, Warnings: testWarnings(tests)}
+	run := &TestRun{Modules: deciding, Warnings: testWarnings(tests, check.vocabularies())}
 	err = storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 		r := tester.NewRunner().SetStore(store).SetModules(deciding).RaiseBuiltinErrors(true).
 			AddCustomBuiltins([]*tester.Builtin{testError}).
@@ -1106,6 +1158,10 @@ func RunTests(ctx context.Context, modules []Module, opts TestOptions, data ...m
 	})
 	return run, nil
 }
+
+// failRef is the test helper's fail, as its module calls it; testErrorRef the built-in RunTests
+// calls instead.
+var failRef, testErrorRef = ast.Ref{ast.VarTerm("fail")}, ast.MustParseRef("teamgate.test_error")
 
 // testError is teamgate.test_error(message), a built-in of test runs only (the test helper's):
 // it fails the evaluation with message, so a helper refusing its argument says just why

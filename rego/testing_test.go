@@ -4,10 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate/rego"
@@ -118,4 +123,47 @@ test_added_action if {
 	// The message is the helper's own, not wrapped in a built-in's complaint about it.
 	require.Contains(t, got["test_misspelt_deny"], "eval_builtin_error: teamgate.test_error: action runs.delet is not in the catalog (data.teamgate.actions): add it in a JSON file of the policy, or fix the name")
 	require.NotContains(t, got["test_misspelt_deny"], "ParseFloat")
+}
+
+// TestTestHelpersLoadInPlainOPA: an author's suite that imports the test helper runs under plain
+// `opa test` too (rego/README.md, "Testing a rule"): loaded as `opa test rego/authz.rego
+// rego/data.json rego/testing.rego DIR` loads it and run as it runs it (OPA's tester, no
+// teamgate built-in, built-in errors undefined), the worked examples' tests pass, and a test
+// asking for an action outside the catalog errors under `not` too, its output the helper's
+// message.
+func TestTestHelpersLoadInPlainOPA(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "typo_test.rego"), []byte(`package teamgate.ext_test
+
+import rego.v1
+
+import data.teamgate.authz
+import data.teamgate.testing
+
+test_misspelt_deny if {
+	not authz.decision.allow with input as testing.input_for({}, "runs.delte", {})
+}
+`), 0o644))
+	modules, store, err := tester.LoadWithParserOptions([]string{"authz.rego", "data.json", "testing.rego", "../examples/customrule/policy", dir}, nil, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	require.NoError(t, err)
+	ctx := t.Context()
+	txn, err := store.NewTransaction(ctx)
+	require.NoError(t, err)
+	defer store.Abort(ctx, txn)
+	ch, err := tester.NewRunner().SetCompiler(ast.NewCompiler().WithEnablePrintStatements(true)).SetStore(store).
+		CapturePrintOutput(true).SetModules(modules).SetTimeout(5*time.Second).RunTests(ctx, txn)
+	require.NoError(t, err, "plain OPA compiles the helper")
+	passed := 0
+	for r := range ch {
+		if r.Name == "test_misspelt_deny" {
+			require.False(t, r.Pass())
+			require.ErrorContains(t, r.Error, "eval_conflict_error")
+			require.Contains(t, string(r.Output), "action runs.delte is not in the catalog (data.teamgate.actions)")
+			continue
+		}
+		require.True(t, r.Pass(), "%s: %v", r.Name, r.Error)
+		passed++
+	}
+	require.Equal(t, 10, passed, "the worked examples' tests")
 }

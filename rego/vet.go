@@ -106,6 +106,8 @@ func (p *Policy) vocabularies() map[string]*vocabulary {
 		add(prefix+".subject.org_role", "an org role (or none)", slices.Clone(orgRoles), "")
 		add(prefix+".subject.grant", `a role of teamgate.ranks (or "" for no grant)`, slices.Clone(grants), "")
 		add(prefix+".subject.team_role", "a role of teamgate.ranks (none included)", slices.Clone(ranked), "")
+		// A value of the map (input.subject.team_roles[t], some/every r in it): a team role.
+		add(prefix+".subject.team_roles[_]", "a role of teamgate.ranks", slices.Clone(ranked), "")
 	}
 	return out
 }
@@ -120,14 +122,29 @@ type vetter struct {
 	aliases  map[string]*vocabulary // rules `name := input.action`, by path
 	consts   map[string]ast.Value   // rules `name := {"a", "b"}`, by path: a ground value
 	binds    map[ast.Var]*ast.Term  // the body being checked: its local variables' bindings (scope)
-	outs     map[ast.Var]string     // and the variables holding a call's result with a vocabulary (weekday)
+	outs     map[ast.Var]string     // and the variables holding a fact of a vocabulary (by its key) that no term names: weekday's result, a function's argument, every's value
+	funcs    map[string][]*ast.Rule // the authors' functions, by path
+	calls    map[string]int         // the functions checked with arguments bound (callFunc's memo), by path and arguments; by path and "\x00", how many
+	stack    []string               // the functions being checked, innermost last (callFunc's recursion guard)
+	ranging  bool                   // an every's body is being checked once per element (every: never nested)
+	via      string                 // where the function being checked was called with the fact (for messages); "" outside
 	warnings []Warning
 }
+
+// The bounds of vet's work on a module within rego's limits (limits.go): how deep it follows
+// functions calling functions, how many argument bindings of one function it checks, how many
+// elements of a literal collection an every ranges over.
+const (
+	maxCallDepth = 8
+	maxCallsPer  = 16
+	maxElems     = 64
+)
 
 // vet lints the authors' deciding modules (names in authors) of the compiled modules, and of
 // the parsed ones for print calls (the compiler erases them).
 func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) []Warning {
-	v := &vetter{vocab: p.vocabularies(), fields: inputFields(), aliases: map[string]*vocabulary{}, consts: map[string]ast.Value{}}
+	v := &vetter{vocab: p.vocabularies(), fields: inputFields(), aliases: map[string]*vocabulary{}, consts: map[string]ast.Value{},
+		funcs: map[string][]*ast.Rule{}, calls: map[string]int{}}
 	for _, name := range authors {
 		ast.WalkExprs(parsed[name], func(e *ast.Expr) bool {
 			if e.IsCall() && (e.Operator().Equal(ast.Print.Ref()) || e.Operator().Equal(ast.InternalPrint.Ref())) {
@@ -145,6 +162,13 @@ func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) 
 			defs[r.Path().String()]++
 			return false
 		})
+	}
+	for _, name := range authors {
+		for _, r := range compiled[name].Rules {
+			if len(r.Head.Args) > 0 {
+				v.funcs[r.Path().String()] = append(v.funcs[r.Path().String()], r)
+			}
+		}
 	}
 	for range 2 {
 		for _, name := range authors {
@@ -178,7 +202,11 @@ func (p *Policy) vet(parsed, compiled map[string]*ast.Module, authors []string) 
 	slices.SortFunc(v.warnings, func(a, b Warning) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col), cmp.Compare(a.Message, b.Message))
 	})
-	return slices.CompactFunc(v.warnings, func(a, b Warning) bool { return a == b })
+	// One warning per place and kind: a function's literal compared with a fact it reads itself
+	// is found in its body and again through each call, the first without the call (sorted first).
+	return slices.CompactFunc(v.warnings, func(a, b Warning) bool {
+		return a.File == b.File && a.Line == b.Line && a.Col == b.Col && a.Code == b.Code
+	})
 }
 
 // bind starts the bindings of a rule, or of one of its else branches, with those of its body.
@@ -225,6 +253,15 @@ func (v *vetter) check(body ast.Body) {
 		if e.IsCall() {
 			v.call(e)
 		}
+		for _, w := range e.With {
+			if r, ok := w.Target.Value.(ast.Ref); ok && r[0].Equal(ast.InputRootDocument) {
+				v.with(e, r, w.Value)
+			}
+		}
+		ast.WalkRefs(e, func(r ast.Ref) bool {
+			v.localField(r)
+			return false
+		})
 		ast.WalkClosures(e, func(x any) bool {
 			switch c := x.(type) {
 			case *ast.ArrayComprehension:
@@ -234,7 +271,7 @@ func (v *vetter) check(body ast.Body) {
 			case *ast.ObjectComprehension:
 				v.check(c.Body)
 			case *ast.Every:
-				v.check(c.Body)
+				v.every(c)
 			case *ast.Not:
 				v.check(c.Body)
 			default:
@@ -243,6 +280,28 @@ func (v *vetter) check(body ast.Body) {
 			return true // check walked its closures
 		})
 	}
+}
+
+// localField checks a reference through a local variable bound to a part of the input
+// (`x := input.resource; x.lables`, `some l in input.resource.labels; l.approval`, every's
+// value) as the reference into input it is, each key a variable stands for written _.
+func (v *vetter) localField(r ast.Ref) {
+	head, ok := r[0].Value.(ast.Var)
+	if !ok || v.binds[head] == nil {
+		return
+	}
+	to, ok := v.resolve(r[0]).Value.(ast.Ref)
+	if !ok || !to[0].Equal(ast.InputRootDocument) {
+		return
+	}
+	full := make(ast.Ref, 0, len(to)+len(r)-1)
+	for _, t := range to {
+		if _, ok := t.Value.(ast.Var); ok && len(full) > 0 {
+			t = &ast.Term{Value: ast.Var("_"), Location: t.Location}
+		}
+		full = append(full, t)
+	}
+	v.field(append(full, r[1:]...))
 }
 
 // resolve follows t's variable bindings to what it was bound to.
@@ -260,6 +319,9 @@ func (v *vetter) resolve(t *ast.Term) *ast.Term {
 // fact returns the vocabulary of the input fact t reads (input.action, a rule aliasing it, a
 // local variable bound to either), nil when t is none.
 func (v *vetter) fact(t *ast.Term) *vocabulary {
+	if out, ok := t.Value.(ast.Var); ok && v.outs[out] != "" { // before a binding in its body: f(x) if x == "..."
+		return v.vocab[v.outs[out]]
+	}
 	t = v.resolve(t)
 	if out, ok := t.Value.(ast.Var); ok && v.outs[out] != "" {
 		return v.vocab[v.outs[out]]
@@ -268,7 +330,18 @@ func (v *vetter) fact(t *ast.Term) *vocabulary {
 		if voc := v.aliases[r.String()]; voc != nil {
 			return voc
 		}
-		return v.vocab[r.String()]
+		return v.vocabOf(r)
+	}
+	return nil
+}
+
+// vocabOf returns the vocabulary of the input fact at r, nil when it has none.
+func (v *vetter) vocabOf(r ast.Ref) *vocabulary {
+	if voc := v.vocab[r.String()]; voc != nil {
+		return voc
+	}
+	if len(r) > 1 { // a value of a map whose values have a vocabulary, whatever its key
+		return v.vocab[r[:len(r)-1].String()+"[_]"]
 	}
 	return nil
 }
@@ -290,6 +363,10 @@ func (v *vetter) constant(t *ast.Term) ast.Value {
 func (v *vetter) call(e *ast.Expr) {
 	op := e.Operator().String()
 	args := e.Operands()
+	if v.funcs[op] != nil {
+		v.callFunc(e, op, args)
+		return
+	}
 	switch op {
 	case ast.Equality.Name, ast.Equal.Name, ast.NotEqual.Name:
 		if len(args) < 2 { // a third is the comparison's value, kept: frozen := input.action == "..."
@@ -396,6 +473,168 @@ func (v *vetter) call(e *ast.Expr) {
 	}
 }
 
+// callFunc checks the body of an author's function called by e (op, with args and maybe its
+// result) with its parameters bound to the arguments that are facts of a vocabulary or string
+// constants, so `f(x) if x == "runs.delte"` called as f(input.action) is found in f. Each
+// function is checked once per binding of its arguments (up to maxCallsPer of them), following
+// calls maxCallDepth deep, never into a function already being checked (recursion).
+func (v *vetter) callFunc(e *ast.Expr, op string, args []*ast.Term) {
+	rules := v.funcs[op]
+	arity := len(rules[0].Head.Args)
+	if len(args) < arity || len(v.stack) >= maxCallDepth || slices.Contains(v.stack, op) {
+		return
+	}
+	facts := map[int]*vocabulary{}
+	consts := map[int]*ast.Term{}
+	key := op
+	for i := range arity {
+		if voc := v.fact(args[i]); voc != nil {
+			facts[i] = voc
+			key += "\x00" + voc.path
+		} else if _, ok := v.constant(args[i]).(ast.String); ok {
+			consts[i] = v.resolve(args[i])
+			key += "\x00" + consts[i].String()
+		} else {
+			key += "\x00_"
+		}
+	}
+	if len(facts) == 0 || v.calls[key] > 0 {
+		return // a constant alone compared with a constant is not a fact's comparison
+	}
+	if v.calls[op+"\x00"] >= maxCallsPer {
+		return
+	}
+	v.calls[key]++
+	v.calls[op+"\x00"]++ // the function's count
+	binds, outs, via := v.binds, v.outs, v.via
+	defer func() { v.binds, v.outs, v.via = binds, outs, via }()
+	v.stack = append(v.stack, op)
+	defer func() { v.stack = v.stack[:len(v.stack)-1] }()
+	if via == "" && e.Location != nil {
+		v.via = fmt.Sprintf(" (through %s called with it at %s:%d)", strings.TrimPrefix(op, "data."), e.Location.File, e.Location.Row)
+	}
+	for _, r := range rules {
+		for ; r != nil; r = r.Else {
+			v.binds, v.outs = map[ast.Var]*ast.Term{}, map[ast.Var]string{}
+			for i, param := range r.Head.Args {
+				name, ok := param.Value.(ast.Var)
+				if !ok {
+					continue
+				}
+				if voc := facts[i]; voc != nil {
+					v.outs[name] = voc.path
+				} else if c := consts[i]; c != nil {
+					v.binds[name] = c
+				}
+			}
+			if !v.never(r, consts) {
+				v.check(r.Body)
+			}
+		}
+	}
+}
+
+// never reports whether a definition r of a function (or an else branch of one), its parameters
+// bound (callFunc), never runs for the call passing consts: its head holds another string than
+// the call passes, or its body compares (== or =) two strings that differ, a parameter bound to
+// one (`kind == "role"` called as f("action", input.action)). Its comparisons then say nothing
+// about the call: a function dispatching on a constant argument is checked branch by branch.
+func (v *vetter) never(r *ast.Rule, consts map[int]*ast.Term) bool {
+	for i, param := range r.Head.Args {
+		if s, ok := param.Value.(ast.String); ok && consts[i] != nil && !s.Equal(consts[i].Value) {
+			return true
+		}
+	}
+	for _, e := range r.Body {
+		if e.Negated || !e.IsCall() || len(e.Operands()) != 2 {
+			continue
+		}
+		if op := e.Operator().String(); op != ast.Equality.Name && op != ast.Equal.Name {
+			continue
+		}
+		a, aok := v.constant(e.Operands()[0]).(ast.String)
+		b, bok := v.constant(e.Operands()[1]).(ast.String)
+		if aok && bok && a != b {
+			return true
+		}
+	}
+	return false
+}
+
+// every checks an every's body with its value variable bound: to each string of a literal
+// domain in turn (up to maxElems; an every within such a body is checked once, unbound), or to the values of a fact whose values have a vocabulary
+// (every r in input.subject.team_roles).
+func (v *vetter) every(c *ast.Every) {
+	name, ok := c.Value.Value.(ast.Var)
+	if !ok {
+		v.check(c.Body)
+		return
+	}
+	old, oldOut := v.binds[name], v.outs[name]
+	defer func() { v.binds[name], v.outs[name] = old, oldOut }()
+	if r, ok := v.resolve(c.Domain).Value.(ast.Ref); ok && r[0].Equal(ast.InputRootDocument) {
+		// An element of a part of the input: its vocabulary (input.subject.team_roles[_]), its fields.
+		v.binds[name] = ast.NewTerm(append(r.Copy(), ast.VarTerm("_")))
+		v.check(c.Body)
+		return
+	}
+	if v.ranging { // an every in one being checked per element: once, or the work would multiply
+		v.check(c.Body)
+		return
+	}
+	var elems []*ast.Term
+	switch d := v.constant(c.Domain).(type) {
+	case *ast.Array:
+		for i := range min(d.Len(), maxElems) {
+			elems = append(elems, d.Elem(i))
+		}
+	case ast.Set:
+		elems = d.Slice()[:min(d.Len(), maxElems)]
+	}
+	checked := false
+	v.ranging = true
+	for _, el := range elems {
+		if _, ok := el.Value.(ast.String); ok {
+			v.binds[name] = el
+			v.check(c.Body)
+			checked = true
+		}
+	}
+	v.ranging = false
+	if !checked {
+		v.binds[name] = old
+		v.check(c.Body)
+	}
+}
+
+// with checks `with TARGET as VALUE` where TARGET is (under) input: a string VALUE replacing a
+// fact of a vocabulary must be in it (the engine never passes another, so the expression tests
+// what never happens), and an object VALUE must hold fields of the input document, each field
+// checked the same way.
+func (v *vetter) with(e *ast.Expr, target ast.Ref, value *ast.Term) {
+	if voc := v.vocabOf(target); voc != nil {
+		if s, ok := v.constant(value).(ast.String); ok && !voc.has(string(s)) {
+			v.value(e, v.resolve(value), voc, string(s), fmt.Sprintf("%s is replaced (with) by %q, which is not %s: the engine never passes it, so this expression tests a request that never comes", voc.path, string(s), voc.what))
+		}
+		return
+	}
+	obj, ok := v.constant(value).(ast.Object)
+	if !ok {
+		return
+	}
+	obj.Foreach(func(k, x *ast.Term) {
+		if _, ok := k.Value.(ast.String); !ok {
+			return
+		}
+		field := append(target.Copy(), k)
+		n := len(v.warnings)
+		v.field(field)
+		if len(v.warnings) == n {
+			v.with(e, field, x)
+		}
+	})
+}
+
 // value adds the warning of a literal outside a vocabulary, suggesting the nearest value.
 func (v *vetter) value(e *ast.Expr, at *ast.Term, voc *vocabulary, lit, msg string) {
 	v.suggest(e, at, lit, voc.values, msg, voc.fix)
@@ -419,6 +658,7 @@ func orFix(fix string) string {
 }
 
 func (v *vetter) add(code WarningCode, e *ast.Expr, at *ast.Term, msg, fix string) {
+	msg += v.via
 	loc := e.Location
 	if at != nil && at.Location != nil {
 		loc = at.Location
@@ -437,6 +677,10 @@ func (v *vetter) field(r ast.Ref) {
 	}
 	node := v.fields
 	for i := 1; i < len(r) && node != nil && !node.open; i++ {
+		if node.elem != nil { // a map's or list's element, whatever the key
+			node = node.elem
+			continue
+		}
 		s, ok := r[i].Value.(ast.String)
 		if !ok {
 			return // a computed key: anything may be meant
@@ -447,6 +691,9 @@ func (v *vetter) field(r ast.Ref) {
 			w := Warning{Code: WarnUnknownField,
 				Message: fmt.Sprintf("%s has no field %q (the input document: rego/README.md, \"Input\"), so %s is never defined and an expression reading it never holds", prefix, string(s), r),
 				Fix:     "read one of " + strings.Join(slices.Sorted(mapKeys(node.fields)), ", ")}
+			if len(node.fields) == 0 {
+				w.Fix = "it holds one value (a string, a number or a boolean), not an object: read " + prefix + " itself"
+			}
 			if near := nearest(string(s), slices.Sorted(mapKeys(node.fields))); near != "" {
 				w.Message += fmt.Sprintf("; did you mean %s.%s?", prefix, near)
 				w.Fix = fmt.Sprintf("write %s.%s", prefix, near)
@@ -473,10 +720,11 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
-// fieldTree is the shape of the input document: an object's fields, or open (a map with any
-// keys, a list, the attributes: any key may be read).
+// fieldTree is the shape of the input document: an object's fields, a map's or list's elements
+// (any key, each of shape elem), or open (the attributes: anything may be read).
 type fieldTree struct {
 	fields map[string]*fieldTree
+	elem   *fieldTree
 	open   bool
 }
 
@@ -508,7 +756,7 @@ func shape(t reflect.Type) *fieldTree {
 		}
 		return n
 	case t.Kind() == reflect.Map || t.Kind() == reflect.Slice:
-		return &fieldTree{open: true}
+		return &fieldTree{elem: shape(t.Elem())}
 	}
 	return &fieldTree{} // a scalar: it has no field
 }
@@ -578,8 +826,9 @@ const WarnUnknownRule WarningCode = "unknown_rule"
 
 // testWarnings returns the WarnUnknownRule warnings of the test modules: references, directly
 // or through an import, to data.teamgate.authz.NAME or data.teamgate.testing.NAME where the
-// package defines no rule NAME.
-func testWarnings(tests map[string]*ast.Module) []Warning {
+// package defines no rule NAME; and the WarnUnknownValue and WarnUnknownField warnings of their
+// `with input... as` literals (vetter.with) against the policy's vocabularies (vocab).
+func testWarnings(tests map[string]*ast.Module, vocab map[string]*vocabulary) []Warning {
 	own := map[string][]string{} // package path → its rules' names
 	for _, m := range append(DefaultModules(), TestHelpers()...) {
 		mod, err := ast.ParseModuleWithOpts(m.Name, m.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
@@ -591,9 +840,17 @@ func testWarnings(tests map[string]*ast.Module) []Warning {
 			own[pkg] = append(own[pkg], strings.Trim(r.Head.Ref()[0].String(), `"`))
 		}
 	}
-	v := &vetter{}
+	v := &vetter{vocab: vocab, fields: inputFields()}
 	for _, name := range slices.Sorted(mapKeys(tests)) {
 		mod := tests[name]
+		ast.WalkExprs(mod, func(e *ast.Expr) bool {
+			for _, w := range e.With {
+				if r, ok := w.Target.Value.(ast.Ref); ok && r[0].Equal(ast.InputRootDocument) {
+					v.with(e, r, w.Value)
+				}
+			}
+			return false
+		})
 		imports := map[string]ast.Ref{} // alias → the imported path
 		for _, imp := range mod.Imports {
 			if path, ok := imp.Path.Value.(ast.Ref); ok && path[0].Equal(ast.DefaultRootDocument) {

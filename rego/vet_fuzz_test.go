@@ -39,6 +39,9 @@ func FuzzWarnings(f *testing.F) {
 		`deny contains "x" if { a := {x | x = input.action}; b := [1 | every y in [a] { y == "runs.delte" }]; not startswith(input.action, "runz."); count(b) > 0 }`,
 		"frozen := input.action in {\"runs.delte\"}\nopen := input.resource.kind != \"projct\"\n",
 		`deny contains "x" if { glob.match("runs.{delete,s?op}\\*[!x]**", ["."], input.action); time.weekday([time.now_ns(), "UTC"]) == "sunday"; input.resource.lables.x; print(1) }`,
+		"f(x, y) if { x == y; y != \"runs.delte\" }\ng(a) := f(a, \"admn\")\ndeny contains \"x\" if { g(input.action); f(input.subject.org_role, \"ownr\") }\n",
+		`deny contains "x" if { every a in ["runs.delte", 1, {"k": "v"}] { a != input.action; every r in input.subject.team_roles { r != "admn" } }; some l in input.resource.labels; l.approval }`,
+		`deny contains "x" if { r := input.resource; r.lables; input.action == "runs.get" with input as {"action": "runs.delte", "resource": {"lables": {}, "teams": ["x"]}} with input.subject.team_roles as {"eng": "admn"} }`,
 	} {
 		f.Add(head + rules)
 	}

@@ -70,7 +70,16 @@ func TestWarningsFindNeverMatchingComparisons(t *testing.T) {
 			[]string{`x.rego:5:37: input.resource has no field "lables" (the input document: rego/README.md, "Input"), so input.resource.lables.approval is never defined and an expression reading it never holds; did you mean input.resource.labels?`},
 			"write input.resource.labels"},
 		{"input field of a scalar", `deny contains "x" if input.action.name == "x"`,
-			[]string{`x.rego:5:35: input.action has no field "name" (the input document: rego/README.md, "Input"), so input.action.name is never defined and an expression reading it never holds`}, "read one of "},
+			[]string{`x.rego:5:35: input.action has no field "name" (the input document: rego/README.md, "Input"), so input.action.name is never defined and an expression reading it never holds`},
+			"it holds one value (a string, a number or a boolean), not an object: read input.action itself"},
+		{"input field of a label", `deny contains "x" if every l in input.resource.labels { l.approval == "admin-only" }`,
+			[]string{`x.rego:5:59: input.resource.labels[_] has no field "approval" (the input document: rego/README.md, "Input"), so input.resource.labels[_].approval is never defined and an expression reading it never holds`},
+			"it holds one value (a string, a number or a boolean), not an object: read input.resource.labels[_] itself"},
+		{"input field through some", `deny contains "x" if { some t in input.resource.teams; t.name == "ml" }`,
+			[]string{`x.rego:5:58: input.resource.teams[_] has no field "name" (the input document: rego/README.md, "Input"), so input.resource.teams[_].name is never defined and an expression reading it never holds`}, ""},
+		{"input field through a variable", `deny contains "x" if { r := input.resource; r.lables.approval == "x" }`,
+			[]string{`x.rego:5:47: input.resource has no field "lables" (the input document: rego/README.md, "Input"), so input.resource.lables.approval is never defined and an expression reading it never holds; did you mean input.resource.labels?`},
+			"write input.resource.labels"},
 		{"two in one rule", `deny contains "x" if { input.action == "runs.delte"; input.subjet.id == "bob" }`,
 			[]string{
 				`x.rego:5:40: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison never holds; did you mean "runs.delete"?`,
@@ -79,6 +88,28 @@ func TestWarningsFindNeverMatchingComparisons(t *testing.T) {
 		{"print", `deny contains "x" if { print("action", input.action); input.action == "runs.delete" }`,
 			[]string{"x.rego:5:24: print is called here, but a policy that decides runs without its print calls (OPA's compiler erases them): its output shows only under `teamgate test` (with -v, or on a failure)"},
 			"remove the call, or print from a test"},
+		{"function argument", "f(x) if x == \"runs.delte\"\n\ndeny contains \"x\" if f(input.action)",
+			[]string{`x.rego:5:14: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison never holds; did you mean "runs.delete"? (through teamgate.ext.f called with it at x.rego:7)`}, ""},
+		{"function through a function", "f(x, y) if { y == 1; x != \"runs.delte\" }\n\ng(a) := f(a, 1)\n\ndeny contains \"x\" if { g(input.action); g(input.action) }",
+			[]string{`x.rego:5:27: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison always holds; did you mean "runs.delete"? (through teamgate.ext.g called with it at x.rego:9)`}, ""},
+		{"function argument and literal", "f(x, y) if x == y\n\ndeny contains \"x\" if f(\"admn\", input.subject.org_role)",
+			[]string{`x.rego:7:24: input.subject.org_role is compared with "admn", which is not an org role (or none), so this comparison never holds; did you mean "admin"? (through teamgate.ext.f called with it at x.rego:7)`}, ""},
+		{"function reading the fact itself", "f(x) if { x == 1; input.action == \"runs.delte\" }\n\ndeny contains \"x\" if f(1)\n\ndeny contains \"y\" if f(input.action)",
+			[]string{`x.rego:5:35: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison never holds; did you mean "runs.delete"?`}, ""},
+		{"every over a literal", `deny contains "x" if every a in ["runs.get", "runs.delte"] { a != input.action }`,
+			[]string{`x.rego:5:46: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison always holds; did you mean "runs.delete"?`}, ""},
+		{"every over team roles", `deny contains "x" if every r in input.subject.team_roles { r != "admn" }`,
+			[]string{`x.rego:5:65: input.subject.team_roles[_] is compared with "admn", which is not a role of teamgate.ranks, so this comparison always holds; did you mean "admin"?`}, ""},
+		{"some in team roles", `deny contains "x" if { some r in input.subject.team_roles; r == "contrib" }`,
+			[]string{`x.rego:5:65: input.subject.team_roles[_] is compared with "contrib", which is not a role of teamgate.ranks, so this comparison never holds`}, ""},
+		{"with a fact", `deny contains "x" if { input.action == "runs.get" with input.action as "runs.delte" }`,
+			[]string{`x.rego:5:72: input.action is replaced (with) by "runs.delte", which is not an action of the catalog (data.teamgate.actions): the engine never passes it, so this expression tests a request that never comes; did you mean "runs.delete"?`}, ""},
+		{"with the input", `deny contains "x" if { input.action == "runs.get" with input as {"action": "runs.get", "subject": {"org_role": "ownr", "team_roles": {"eng": "admn"}}, "resource": {"lables": {}}} }`,
+			[]string{
+				`x.rego:5:112: input.subject.org_role is replaced (with) by "ownr", which is not an org role (or none): the engine never passes it, so this expression tests a request that never comes; did you mean "owner"?`,
+				`x.rego:5:142: input.subject.team_roles[_] is replaced (with) by "admn", which is not a role of teamgate.ranks: the engine never passes it, so this expression tests a request that never comes; did you mean "admin"?`,
+				`x.rego:5:165: input.resource has no field "lables" (the input document: rego/README.md, "Input"), so input.resource.lables is never defined and an expression reading it never holds; did you mean input.resource.labels?`,
+			}, ""},
 		{"what the catalog and document hold", strings.Join([]string{
 			`deny contains "a" if input.action in {"runs.delete", "runs.stop"}`,
 			`deny contains "b" if { startswith(input.action, "runs."); endswith(input.action, ".delete"); glob.match("runs.*", [], input.action) }`,
@@ -87,6 +118,11 @@ func TestWarningsFindNeverMatchingComparisons(t *testing.T) {
 			`deny contains "e" if { input.subject.team_roles.engineering == "admin"; input.resource.teams[_] == "x"; input.destination.resource.exists }`,
 			`deny contains "f" if { some k; input.subject[k] == "x"; input.resource.kind == "project"; input.action == input.destination.subject.id }`,
 			`deny contains "g" if { x := "unrelated"; x == "runs.delte" }`,
+			`f(x) if x == "runs.delete"`,
+			`deny contains "h" if { f(input.action); f(input.subject.id); every l in input.resource.labels { l != "runs.delte" } }`,
+			`deny contains "i" if { every a in ["runs.get", "runs.delete"] { a != input.action }; some r in input.subject.team_roles; r == "admin" }`,
+			`deny contains "j" if { f("x") with input.action as "runs.delete"; f("x") with input as {"action": "projects.create", "attributes": {"lables": 1}} }`,
+			`deny contains "k" if { every k, v in input.attributes { v.x == k }; some t in input.resource.teams; t == "ml"; r := input.resource; r.labels.tier == "gold" }`,
 		}, "\n"), nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,4 +211,26 @@ func TestTestRunWarnsOfUnknownRules(t *testing.T) {
 	run, err = rego.RunTests(t.Context(), rego.DefaultTests(), rego.TestOptions{})
 	require.NoError(t, err)
 	require.Empty(t, run.Warnings)
+}
+
+// TestTestRunWarnsOfWithValues: a test's `with input... as` literal that the engine never
+// passes — a value outside a fact's vocabulary (the catalog with the policy's data merged), a
+// field the input does not have — is a warning at its file:line:col: the test checks a request
+// that never comes.
+func TestTestRunWarnsOfWithValues(t *testing.T) {
+	t.Parallel()
+	src := "package x_test\n\nimport rego.v1\n\nimport data.teamgate.authz\n\n" +
+		"test_a if not authz.decision.allow with input.action as \"runs.delte\"\n\n" +
+		"test_b if not authz.decision.allow with input as {\"action\": \"artifacts.delete\", \"subjet\": {}}\n"
+	run, err := rego.RunTests(t.Context(), []rego.Module{{Name: "x_test.rego", Source: src}}, rego.TestOptions{},
+		map[string]any{"teamgate": map[string]any{"actions": map[string]any{"artifacts.delete": map[string]any{"kind": "project", "role": "contributor"}}}})
+	require.NoError(t, err)
+	var got []string
+	for _, w := range run.Warnings {
+		got = append(got, string(w.Code)+" "+w.String())
+	}
+	require.Equal(t, []string{
+		`unknown_value x_test.rego:7:57: input.action is replaced (with) by "runs.delte", which is not an action of the catalog (data.teamgate.actions): the engine never passes it, so this expression tests a request that never comes; did you mean "runs.delete"?`,
+		`unknown_field x_test.rego:9:81: input has no field "subjet" (the input document: rego/README.md, "Input"), so input.subjet is never defined and an expression reading it never holds; did you mean input.subject?`,
+	}, got)
 }
