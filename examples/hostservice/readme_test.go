@@ -42,6 +42,7 @@ func walkthrough(t *testing.T) []readmeCommand {
 	require.True(t, ok)
 	var cmds []readmeCommand
 	var cont string
+	waits := false
 	for _, l := range strings.Split(block, "\n") {
 		switch {
 		case cont != "":
@@ -69,8 +70,22 @@ func walkthrough(t *testing.T) []readmeCommand {
 			cmds = append(cmds, readmeCommand{line: l, teamgate: strings.Fields(strings.TrimPrefix(cmd, "go run ./cmd/teamgate "))})
 		case strings.HasPrefix(l, "go run ./examples/hostservice "):
 			require.Equal(t, "go run ./examples/hostservice -addr 127.0.0.1:8080 -decision-log "+readmeLog+" &", l, "the service the test starts")
+			require.Empty(t, cmds, "the service starts first")
+		case strings.HasPrefix(l, "until "):
+			// Pasted whole, the block must not send its first request while go run still builds
+			// the service (every curl then fails to connect): the test's service is up already.
+			require.Equal(t, "until curl -s -o /dev/null 127.0.0.1:8080/metrics; do sleep 1; done", strings.TrimSpace(cmd), "the wait for the service")
+			require.Empty(t, cmds, "the wait comes before the first request")
+			waits = true
+		case strings.TrimSpace(cmd) == "wait":
+			// and must not read the log while the stopping service still holds it.
+			require.True(t, len(cmds) > 0 && cmds[len(cmds)-1].stop, "wait follows the stop")
+		case strings.TrimSpace(l) == "":
+		default:
+			require.Fail(t, "a line of the walk-through the test does not run", l)
 		}
 	}
+	require.True(t, waits, "the walk-through waits for the service before its first request")
 	return cmds
 }
 
