@@ -593,6 +593,15 @@ func TestReadmeCommandsRun(t *testing.T) {
 			commands = append(commands, args)
 		}
 		require.GreaterOrEqual(t, len(commands), least, "%s's CLI blocks", doc)
+		if doc == "README.md" {
+			// Run twice as written, the store commands would fail (create-project: a conflict):
+			// the block starts them afresh, as the test does with its own directories.
+			raw, err := os.ReadFile(filepath.Join(root, doc))
+			require.NoError(t, err)
+			_, after, ok := strings.Cut(string(raw), "\nrm -rf /tmp/teamgate-store /tmp/teamgate-decisions ")
+			require.True(t, ok, "README.md's CLI block removes its store and decision log first")
+			require.NotContains(t, string(raw[:len(raw)-len(after)]), "--store /tmp/teamgate-store", "before their first use")
+		}
 		for _, args := range commands {
 			out, stderr, code := cli(t, "", args...)
 			require.Equal(t, 0, code, "%s: teamgate %s\n%s%s", doc, strings.Join(args, " "), stderr, out)
