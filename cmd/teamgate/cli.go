@@ -106,6 +106,9 @@ func (e *env) root() *cobra.Command {
 	return root
 }
 
+// attrUsage is --attr's help, on every command that reads it with parseAttrs.
+const attrUsage = "attribute key=value, repeatable (dotted keys nest: run.created_by=bob; JSON values are parsed)"
+
 // args wraps cobra's argument validators so their errors exit with code 2.
 func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
@@ -384,7 +387,7 @@ func (e *env) checkCmd() *cobra.Command {
 			})
 		}),
 	}
-	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value (dotted keys nest; JSON values are parsed)")
+	c.Flags().StringArrayVar(&attrs, "attr", nil, attrUsage)
 	c.Flags().StringVar(&owner, "owner", "", "context owner (org or org/team) for one-part project references")
 	c.Flags().StringVar(&requests, "requests", "", "JSONL file of {subject, action, resource, attributes, owner, min_revision} (- = stdin)")
 	_ = c.MarkFlagFilename("requests", "jsonl", "json")
@@ -440,7 +443,7 @@ func (e *env) explainCmd() *cobra.Command {
 			return writeIndented(e.stdout, x.Input, "  ")
 		}),
 	}
-	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value")
+	c.Flags().StringArrayVar(&attrs, "attr", nil, attrUsage)
 	c.Flags().StringVar(&owner, "owner", "", "context owner for one-part project references")
 	formatFlag(c, &format, formatPretty, "the path, then the facts")
 	return c
