@@ -553,7 +553,7 @@ func TestAttrKeysGivenOnce(t *testing.T) {
 
 // TestReadmeCommandsRun: every data-file and store CLI command README.md and rego/README.md show
 // runs as written (from the repository root, in order; /tmp/teamgate-store is a fresh directory)
-// and exits 0. (The cluster commands need a NATS server: cluster_test.go; the host service
+// and exits 0, printing what the doc shows under it (the `#` lines right below, docOutputs). (The cluster commands need a NATS server: cluster_test.go; the host service
 // walk-through's, its log: examples/hostservice's TestReadmeWalkthrough; bench/RESULTS.md's
 // commands: TestResultsCommandsParse.)
 func TestReadmeCommandsRun(t *testing.T) {
@@ -561,6 +561,7 @@ func TestReadmeCommandsRun(t *testing.T) {
 	const root = "../.."
 	for doc, least := range map[string]int{"README.md": 16, "rego/README.md": 5} {
 		var commands [][]string
+		var lines []string                                   // each command as the doc writes it
 		store := filepath.Join(t.TempDir(), "store")         // the --store commands run in order on it
 		decisions := filepath.Join(t.TempDir(), "decisions") // and the decision log commands on this
 		// The commands of the fenced blocks as the docs checker reads them (continuations joined,
@@ -591,8 +592,10 @@ func TestReadmeCommandsRun(t *testing.T) {
 				}
 			}
 			commands = append(commands, args)
+			lines = append(lines, line)
 		}
 		require.GreaterOrEqual(t, len(commands), least, "%s's CLI blocks", doc)
+		shown := docOutputs(t, filepath.Join(root, doc))
 		if doc == "README.md" {
 			// Run twice as written, the store commands would fail (create-project: a conflict):
 			// the block starts them afresh, as the test does with its own directories.
@@ -602,10 +605,20 @@ func TestReadmeCommandsRun(t *testing.T) {
 			require.True(t, ok, "README.md's CLI block removes its store and decision log first")
 			require.NotContains(t, string(raw[:len(raw)-len(after)]), "--store /tmp/teamgate-store", "before their first use")
 		}
-		for _, args := range commands {
+		compared := 0
+		for i, args := range commands {
 			out, stderr, code := cli(t, "", args...)
 			require.Equal(t, 0, code, "%s: teamgate %s\n%s%s", doc, strings.Join(args, " "), stderr, out)
 			require.NotEmpty(t, out, "%s: teamgate %s", doc, strings.Join(args, " "))
+			if want, ok := shown[lines[i]]; ok {
+				require.True(t, shows(out, want), "%s shows under\n%s\n%s\nbut it prints\n%s", doc, lines[i], strings.Join(want, "\n"), out)
+				compared++
+			}
+		}
+		// The outputs shown under the commands skipped above are compared where those run
+		// (TestReadmeWalkthrough); README.md shows a dozen of its own.
+		if doc == "README.md" {
+			require.GreaterOrEqual(t, compared, 12, "README.md's outputs compared")
 		}
 	}
 }
