@@ -553,7 +553,8 @@ func TestAttrKeysGivenOnce(t *testing.T) {
 
 // TestReadmeCommandsRun: every data-file and store CLI command README.md and rego/README.md show
 // runs as written (from the repository root, in order; /tmp/teamgate-store is a fresh directory)
-// and exits 0, printing what the doc shows under it (the `#` lines right below, docOutputs). (The cluster commands need a NATS server: TestReadmeClusterCommandsRun; the host service
+// and exits 0, printing what the doc shows under it (the `#` lines right below, docOutputs).
+// (The cluster commands need a NATS server: TestReadmeClusterCommandsRun; the host service
 // walk-through's, its log: examples/hostservice's TestReadmeWalkthrough; bench/RESULTS.md's
 // commands: TestResultsCommandsParse.)
 func TestReadmeCommandsRun(t *testing.T) {
