@@ -160,6 +160,24 @@ func join(ctx context.Context, c config, st *store.Store) (node *cluster.Node, l
 	return node, leave, err
 }
 
+// Server timeouts: a client that trickles its headers or body, never reads the answer, or keeps
+// an idle connection open gives up its connection, so slow clients cannot hold the service's
+// connections and goroutines (behind a load balancer too: its own timeouts are no substitute).
+// writeTimeout covers the handler and the answer: a read's min_revision wait (readWait) and a
+// bulk request's 1,000 evaluations fit well within it.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second // headers and the whole body (at most maxBody)
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+)
+
+// httpServer is the service's server on addr, with its timeouts.
+func httpServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout}
+}
+
 func serve(ctx context.Context, addr string, c config) error {
 	reg := prometheus.NewRegistry() // the host's own: nothing is registered globally
 	eng, done, err := setup(ctx, c, reg)
@@ -167,7 +185,7 @@ func serve(ctx context.Context, addr string, c config) error {
 		return err
 	}
 	defer done()
-	srv := &http.Server{Addr: addr, Handler: newHandler(eng, sampleRuns, sampleArtifacts, reg), ReadHeaderTimeout: 5 * time.Second}
+	srv := httpServer(addr, newHandler(eng, sampleRuns, sampleArtifacts, reg))
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
