@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
@@ -212,6 +213,7 @@ func BenchmarkAuthorizeObserved(b *testing.B) {
 		}{
 			{"off", func() []authz.Option { return nil }},
 			{"metrics", func() []authz.Option { return []authz.Option{authz.WithMetrics(prometheus.NewRegistry())} }},
+			{"spans", func() []authz.Option { return []authz.Option{authz.WithTracerProvider(noop.NewTracerProvider())} }},
 		} {
 			b.Run(path.name+"/"+obs.name, func(b *testing.B) {
 				eng, _ := newAcme(b, append(obs.opts(), path.opts...)...)

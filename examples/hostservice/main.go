@@ -1,8 +1,8 @@
 // Hostservice is a small platform API that links teamgate in and calls it on every request: team
 // space run and artifact listings, every bulk run operation of SPEC §5 in a team space or org,
 // project listing and creation in a team space, and run reads. The subject comes from the
-// X-User header (a stand-in for real authentication). Request bodies are limited to 1 MiB (413
-// beyond). /metrics serves the host's own Prometheus registry, which holds teamgate's metrics
+// X-User header (a stand-in for real authentication). Request bodies are JSON (415 otherwise),
+// limited to 1 MiB (413 beyond); the server times out slow clients. /metrics serves the host's own Prometheus registry, which holds teamgate's metrics
 // (authz.WithMetrics, store.Options.Registerer).
 //
 //	go run ./examples/hostservice -addr 127.0.0.1:8080
