@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 
@@ -333,3 +334,34 @@ func (s quietSpan) RecordError(error, ...trace.EventOption) { s.tell() }
 func (s quietSpan) AddEvent(string, ...trace.EventOption)   { s.tell() }
 func (s quietSpan) SetName(string)                          { s.tell() }
 func (s quietSpan) AddLink(trace.Link)                      { s.tell() }
+
+// TestSpanAttributesBounded: the caller's strings a span repeats are cut to the longest valid
+// reference (org/team/project, 386 bytes), so a refused megabyte-long name or resource does not
+// become a megabyte-long span; a valid one of that length is whole.
+func TestSpanAttributesBounded(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	eng, sr := traced(t)
+	huge := strings.Repeat("a", 1<<20)
+	_, err := eng.CreateProject(ctx, "bob", "acme/engineering", authz.NewProject{Name: huge})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	_, err = eng.Authorize(ctx, authz.Request{Subject: "bob", Action: huge, Resource: huge})
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	_, err = eng.ListProjects(ctx, "bob", "acme/"+huge, authz.Page{})
+	require.Error(t, err)
+	longest := strings.Repeat("o", 128) + "/" + strings.Repeat("t", 128) + "/" + strings.Repeat("p", 128)
+	_, err = eng.Authorize(ctx, authz.Request{Subject: "bob", Action: "runs.get", Resource: longest})
+	require.NoError(t, err)
+	spans := sr.Ended()
+	require.Len(t, spans, 4, "CreateProject (its name refused before any decision), Authorize ×2, ListProjects")
+	size := 0
+	for _, s := range spans {
+		for _, kv := range s.Attributes() {
+			size += len(kv.Value.Emit())
+		}
+		size += len(s.Status().Description)
+	}
+	require.Less(t, size, 8<<10, "spans of megabyte input stay small")
+	last := attrs(spans[len(spans)-1])
+	require.Equal(t, longest, last["teamgate.resource"], "a valid reference is never cut")
+}

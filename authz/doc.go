@@ -308,7 +308,9 @@
 // and only on a span that records: a provider that records nothing (the noop one, the global
 // one before the host installs an SDK, a sampler's dropped spans) costs a decision the span's
 // start and end, one allocation (BenchmarkAuthorizeObserved/cached/spans), and no attribute is
-// built; a sampler sees no attributes.
+// built; a sampler sees no attributes. A string a span repeats from the caller (an action, a
+// resource, an owner, a project name) is cut past 386 bytes, the longest valid org/team/project
+// reference, as error messages cut the values they quote.
 //
 // # Decision log
 //

@@ -9,8 +9,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/quote"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
 )
 
 // tracerName is the instrumentation scope of the engine's spans.
@@ -45,6 +47,14 @@ const (
 	attrCount    = attribute.Key("teamgate.count")
 )
 
+// maxAttr bounds the caller's strings a span repeats (a resource, an owner, a project name):
+// the longest valid reference, org/team/project, so that no valid value is cut and an invalid
+// one (a megabyte-long name the request is refused for) does not make a megabyte-long span.
+const maxAttr = 3*scope.MaxSlugLen + 2
+
+// bounded is s cut to maxAttr bytes, as an error message cuts a value (quote.Cut).
+func bounded(s string) string { return quote.CutAt(s, maxAttr) }
+
 // span is an optional span: the zero span (the engine has no tracer) does nothing, so a hook
 // costs a nil check when tracing is off.
 type span struct{ s trace.Span }
@@ -61,7 +71,7 @@ func (e *Engine) startSpan(ctx context.Context, name string, kv ...string) (cont
 	if s.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
-			attrs = append(attrs, attribute.String(kv[i], kv[i+1]))
+			attrs = append(attrs, attribute.String(kv[i], bounded(kv[i+1])))
 		}
 		s.SetAttributes(attrs...)
 	}
@@ -139,7 +149,7 @@ func (s span) endBatch(n int, err error) {
 func (o *observer) startDecision(ctx context.Context, req *Request) (context.Context, trace.Span) {
 	ctx, sp := o.tracer.Start(ctx, "teamgate.Authorize")
 	if sp.IsRecording() {
-		sp.SetAttributes(attrAction.String(req.Action), attrResource.String(req.Resource))
+		sp.SetAttributes(attrAction.String(bounded(req.Action)), attrResource.String(bounded(req.Resource)))
 	}
 	return ctx, sp
 }
