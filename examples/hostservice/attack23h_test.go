@@ -274,3 +274,24 @@ func TestServerTimeouts(t *testing.T) {
 	require.Greater(t, srv.WriteTimeout, readWait)
 	require.Positive(t, srv.IdleTimeout)
 }
+
+// TestMissesAnswerJSON: a path the service does not have is a 404, a method a route does not take
+// a 405 with Allow, both with a JSON error like every other answer.
+func TestMissesAnswerJSON(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		want         string
+	}{
+		{"GET", "/api/v1/orgs/acme/runs", http.StatusNotFound, `{"error": "no route /api/v1/orgs/acme/runs"}`},
+		{"GET", "/nosuch", http.StatusNotFound, `{"error": "no route /nosuch"}`},
+		{"GET", "/api/v1/orgs/acme/runs/bulk/stop_runs", http.StatusMethodNotAllowed, `{"error": "/api/v1/orgs/acme/runs/bulk/stop_runs takes POST, not GET"}`},
+		{"DELETE", "/api/v1/orgs/acme/teams/engineering/runs", http.StatusMethodNotAllowed, `{"error": "/api/v1/orgs/acme/teams/engineering/runs takes GET, HEAD, not DELETE"}`},
+	} {
+		code, out := call(t, srv, "bob", tc.method, tc.path, "")
+		require.Equal(t, tc.code, code, "%s %s: %s", tc.method, tc.path, out)
+		require.JSONEq(t, tc.want, out, "%s %s", tc.method, tc.path)
+	}
+}

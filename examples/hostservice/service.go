@@ -113,7 +113,48 @@ func newHandler(eng *authz.Engine, runs []Run, artifacts []Artifact, metrics pro
 	mux.HandleFunc("POST /api/v1/{org}/{team}/projects/create", s.withUser(s.createProject))
 	mux.HandleFunc("GET /api/v1/{org}/{project}/runs/{uuid}", s.withUser(s.getRun))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	return limitBodies(oneNamePerSegment(mux))
+	return limitBodies(oneNamePerSegment(jsonMisses(mux)))
+}
+
+// jsonMisses answers a request no route takes as the routes answer errors, in JSON: 404 for a
+// path the service does not have, 405 (with Allow) for a method a path does not take.
+func jsonMisses(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(&missWriter{ResponseWriter: w, r: r}, r)
+	})
+}
+
+// missWriter turns the mux's plain-text 404 and 405 into JSON errors; anything else (a redirect
+// to the cleaned path) passes.
+type missWriter struct {
+	http.ResponseWriter
+	r        *http.Request
+	replaced bool
+}
+
+func (m *missWriter) WriteHeader(code int) {
+	if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		m.ResponseWriter.WriteHeader(code)
+		return
+	}
+	m.replaced = true
+	m.Header().Del("X-Content-Type-Options")
+	msg := "no route " + m.r.URL.Path
+	if code == http.StatusMethodNotAllowed {
+		msg = m.r.URL.Path + " takes " + m.Header().Get("Allow") + ", not " + m.r.Method
+	}
+	writeJSON(m.ResponseWriter, code, map[string]string{"error": msg})
+}
+
+func (m *missWriter) Write(b []byte) (int, error) {
+	if m.replaced {
+		return len(b), nil // the mux's text, replaced
+	}
+	return m.ResponseWriter.Write(b)
 }
 
 // oneNamePerSegment refuses (400) a path with an encoded slash: the mux would hand "acme/eng" to
