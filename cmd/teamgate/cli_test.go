@@ -649,3 +649,30 @@ func TestUsageErrorsShowUsage(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.NotContains(t, stderr, "usage:")
 }
+
+// TestCheckPretty: check --format pretty prints a line per input for people — outcome, the
+// request, role and reasons (or the error) — in input order, for the same decisions as JSON.
+func TestCheckPretty(t *testing.T) {
+	t.Parallel()
+	data := conformance.DataFile()
+	out, stderr, code := cli(t, "", "check", "--data", data, "--format", "pretty", "bob", "runs.delete", "acme/vision", "--attr", "run.created_by=bob")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "allow\tbob\truns.delete\tacme/vision\tcontributor\town_run: bob may delete runs they created, as contributor of acme/vision\n", out)
+
+	reqs := `{"subject":"vera","action":"runs.get","resource":"acme/labs"}` + "\n" +
+		`{"subject":"bob","action":"runs.fly","resource":"acme/vision"}` + "\n" + "not json\n"
+	out, stderr, code = cli(t, reqs, "check", "--data", data, "--requests", "-", "--format", "pretty")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, []string{
+		"deny\tvera\truns.get\tacme/labs\tnone\trestricted: project acme/labs is restricted to teams []; vera is in none",
+		"error\tbob\truns.fly\tacme/vision\tnone\tinvalid action \"runs.fly\": not in the action catalog",
+		"error\t\t\t\tnone\tbad request: line 3, column 2: not JSON: invalid character 'o' in literal null (expecting 'u')",
+	}, lines(out))
+	js, _, code := cli(t, reqs, "check", "--data", data, "--requests", "-")
+	require.Equal(t, 0, code)
+	require.Len(t, lines(js), 3, "the same inputs, a JSON line each")
+
+	_, stderr, code = cli(t, "", "check", "--data", data, "--format", "table", "bob", "runs.get", "acme/vision")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, `--format "table": want pretty or json`)
+}
