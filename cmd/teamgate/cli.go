@@ -368,7 +368,7 @@ func (e *env) checkCmd() *cobra.Command {
 	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "check [SUBJECT ACTION RESOURCE]",
-		Short: "Decide one request, or every line of --requests (JSONL), printing one JSON decision each",
+		Short: "Decide one request, or every line of --requests (JSONL), printing one decision each (a JSON line, or --format pretty)",
 		Args: withFormat(&format, func(cmd *cobra.Command, a []string) error {
 			if wait < 0 {
 				return fmt.Errorf("--wait %s: must be >= 0", wait)
