@@ -81,9 +81,8 @@ func endWrite(sp otelspan.Span, changes int, rev uint64, err error) {
 	sp.End(err)
 }
 
-// errorKind names err by the teamgate sentinel it matches (invalid, not_found, conflict, stale,
-// closed), or canceled or deadline_exceeded when the context ended; other for the rest (I/O and
-// Badger failures).
+// errorKind is the kind of err a write's span names in teamgate.error (see "Traces" in the
+// package doc).
 func errorKind(err error) string {
 	switch {
 	case errors.Is(err, teamgate.ErrInvalid):
