@@ -2,10 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
 )
 
@@ -69,13 +71,17 @@ func checkPolicy(flag, path string) error {
 	return nil
 }
 
-// readFlag reads the file flag names; with stdin, "-" is the standard input (at most
-// maxInputFile bytes).
+// readFlag reads the file flag names; with stdin, "-" is the standard input, at most
+// maxInputFile bytes: a longer input is an error, never its first maxInputFile bytes read as if
+// they were the whole file (a YAML list cut at a line is still a valid, shorter list).
 func (e *env) readFlag(flag, path string, stdin bool) ([]byte, error) {
 	if stdin && path == "-" {
 		raw, err := io.ReadAll(io.LimitReader(e.stdin, maxInputFile+1))
 		if err != nil {
 			return nil, flagError(flag, path, err)
+		}
+		if len(raw) > maxInputFile {
+			return nil, flagError(flag, path, stdinTooLong{})
 		}
 		return raw, nil
 	}
@@ -85,6 +91,15 @@ func (e *env) readFlag(flag, path string, stdin bool) ([]byte, error) {
 	}
 	return raw, nil
 }
+
+// stdinTooLong is readFlag's error for a standard input over maxInputFile; it matches
+// teamgate.ErrInvalid.
+type stdinTooLong struct{}
+
+func (stdinTooLong) Error() string {
+	return fmt.Sprintf("more than %d bytes (64 MiB) on the standard input: give a file instead", maxInputFile)
+}
+func (stdinTooLong) Unwrap() error { return teamgate.ErrInvalid }
 
 // openFlag opens the file flag names for reading as a stream, "-" being the standard input.
 // read wraps the stream's read errors the same way.

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/internal/conformance"
+)
+
+// overLimit is a valid YAML document whose last item lies past the first maxInputFile bytes: a
+// reader that stopped at the limit would see a shorter, still valid document (first, then
+// comments) and act on part of the input.
+func overLimit(first, last string) string {
+	var b strings.Builder
+	b.Grow(maxInputFile + 2048)
+	b.WriteString(first)
+	pad := "#" + strings.Repeat("x", 1022) + "\n"
+	for b.Len() <= maxInputFile {
+		b.WriteString(pad)
+	}
+	b.WriteString(last)
+	return b.String()
+}
+
+// TestStdinOverTheLimitIsRefused: a change, data or runs file read from the standard input
+// ("-") is at most maxInputFile bytes; a longer one is an error naming the flag and the limit,
+// and nothing is applied — never the part that fit, parsed as if it were the whole file (stop
+// 23: `apply --changes -` applied the changes before the 64 MiB mark and printed success).
+func TestStdinOverTheLimitIsRefused(t *testing.T) {
+	t.Parallel()
+	data := conformance.DataFile()
+	changes := overLimit("- kind: put_member\n  change: {Org: acme, User: zoe, Role: member}\n",
+		"- kind: put_member\n  change: {Org: acme, User: zack, Role: member}\n")
+	file := overLimit("orgs:\n  - name: solo\n    members: {zoe: owner}\n", "users:\n  zoe: {}\n")
+	runs := overLimit("- {uuid: run-1, project: vision, created_by: bob}\n", "- {uuid: run-2, project: vision, created_by: bob}\n")
+	st := storeDir(t)
+	before, stderr, code := cli(t, "", "export", "--store", st)
+	require.Equal(t, 0, code, stderr)
+	for _, tc := range []struct {
+		flag, stdin string
+		args        []string
+	}{
+		{"--changes", changes, []string{"apply", "--store", st, "--changes", "-"}},
+		{"--file", file, []string{"apply", "--store", st, "--file", "-"}},
+		{"--changes", changes, []string{"whatif", "--data", data, "--changes", "-"}},
+		{"--runs", runs, []string{"bulk", "--data", data, "bob", "acme/engineering", "stop_runs", "--runs", "-"}},
+	} {
+		out, stderr, code := cli(t, tc.stdin, tc.args...)
+		require.Equal(t, 1, code, "%v: %s", tc.args, out)
+		require.Empty(t, out, tc.args)
+		require.Equal(t, "teamgate: "+tc.flag+" -: more than 67108864 bytes (64 MiB) on the standard input: give a file instead\n", stderr, tc.args)
+	}
+	after, stderr, code := cli(t, "", "export", "--store", st)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, before, after, "nothing applied")
+}
