@@ -43,6 +43,7 @@
 // list, export and version.
 //
 // A command refuses a global flag it does not read (rootflags.go), e.g. --store on test.
+// help and completion (`source <(teamgate completion bash)`; zsh, fish, powershell) read none.
 //
 // --decision-log DIR appends the decisions a command makes to a decision log (package
 // decisionlog); decisions --log DIR queries one, and with --recheck lists the logged decisions
