@@ -1,6 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,4 +92,49 @@ func TestCobrasOwnCommandsRun(t *testing.T) {
 	_, stderr, code := cli(t, "", "help", "--store", t.TempDir())
 	require.Equal(t, 2, code)
 	require.Contains(t, stderr, "teamgate: --store does not apply to teamgate help")
+}
+
+// TestMain runs the CLI's main instead of the tests when TEAMGATE_TEST_MAIN is set, so that a
+// test can run the real process (its signals, its exit code) without building a binary.
+func TestMain(m *testing.M) {
+	if os.Getenv("TEAMGATE_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestClosedPipe: `teamgate check ... | head -1` — the reader goes away after one line. The
+// process stops without a stack or a "broken pipe" message and exits 141 (128 + SIGPIPE, as a
+// process killed by the signal, which is what shells and pipefail expect), but only after
+// flushing its decision log: Go's default, death by SIGPIPE on the next write, lost every
+// decision the command had made (stop 23).
+func TestClosedPipe(t *testing.T) {
+	t.Parallel()
+	var reqs strings.Builder
+	for i := range 20000 { // far more output than a pipe buffers
+		fmt.Fprintf(&reqs, `{"subject":"u%d","action":"runs.get","resource":"acme/vision"}`+"\n", i)
+	}
+	requests := writeFile(t, "reqs.jsonl", reqs.String())
+	log := filepath.Join(t.TempDir(), "log")
+	cmd := exec.Command(os.Args[0], "check", "--data", conformance.DataFile(), "--decision-log", log, "--requests", requests)
+	cmd.Env = append(os.Environ(), "TEAMGATE_TEST_MAIN=1")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	first, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, first, `"allowed":false`)
+	require.NoError(t, out.Close()) // head -1 exits
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	require.True(t, errors.As(err, &ee), "%v: %s", err, stderr.String())
+	require.Equal(t, 141, ee.ExitCode(), "%v: %s", err, stderr.String())
+	require.Empty(t, stderr.String())
+	logged, lstderr, code := cli(t, "", "decisions", "--log", log)
+	require.Equal(t, 0, code, lstderr)
+	require.NotEmpty(t, lines(logged), "the decisions made before the pipe closed are in the log")
+	require.Contains(t, lines(logged)[0], `"subject":"u0"`)
 }

@@ -63,9 +63,13 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"syscall"
 )
 
 func main() {
+	// A write to a closed standard output fails (EPIPE) instead of killing the process, which
+	// then stops cleanly with exit code 141 (run, exitBrokenPipe).
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
