@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -137,4 +138,39 @@ func TestClosedPipe(t *testing.T) {
 	require.Equal(t, 0, code, lstderr)
 	require.NotEmpty(t, lines(logged), "the decisions made before the pipe closed are in the log")
 	require.Contains(t, lines(logged)[0], `"subject":"u0"`)
+}
+
+// TestTestJSONCoverageFailingIsJSON: `test --format json --coverage` prints JSON whether the
+// tests pass or not. OPA's JSONCoverageReporter prints its pretty text instead when a test fails
+// (as `opa test --format json --coverage` does), which a CI step parsing the output choked on;
+// teamgate prints the JSON results then, as --format json without --coverage does, and says on
+// stderr that the coverage is reported once every test passes.
+func TestTestJSONCoverageFailingIsJSON(t *testing.T) {
+	t.Parallel()
+	dir := regoDir(t, map[string]string{"a_test.rego": passingTests, "b_test.rego": failingTests})
+	out, stderr, code := cli(t, "", "test", "--format", "json", "--coverage", dir)
+	require.Equal(t, 2, code, stderr)
+	var results []struct {
+		Name string `json:"name"`
+		Fail bool   `json:"fail"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &results), out)
+	require.Len(t, results, 3)
+	failed := 0
+	for _, r := range results {
+		if r.Fail {
+			failed++
+		}
+	}
+	require.Equal(t, 1, failed, out)
+	require.Equal(t, "teamgate: 1 of 3 Rego test(s) failed (no coverage report: it is printed once every test passes)\n", stderr)
+	// Passing, the coverage report.
+	out, stderr, code = cli(t, "", "test", "--format", "json", "--coverage", regoDir(t, map[string]string{"a_test.rego": passingTests}))
+	require.Equal(t, 0, code, stderr)
+	var report struct {
+		Files    map[string]json.RawMessage `json:"files"`
+		Coverage float64                    `json:"coverage"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &report), out)
+	require.Contains(t, report.Files, "teamgate/authz.rego")
 }
