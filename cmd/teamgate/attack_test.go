@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -173,4 +175,67 @@ func TestTestJSONCoverageFailingIsJSON(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &report), out)
 	require.Contains(t, report.Files, "teamgate/authz.rego")
+}
+
+// TestEmptyPathFlagIsRefused: a path flag given an empty value (`--policy "$POLICY_DIR"` with
+// the variable unset) is a usage error naming the flag, on every command, never the flag left
+// out: `check --policy ""` decided by the default rules alone and `--decision-log ""` logged
+// nothing, both silently (stop 23).
+func TestEmptyPathFlagIsRefused(t *testing.T) {
+	t.Parallel()
+	data := conformance.DataFile()
+	cases := map[string][]string{
+		"teamgate --data":                    {"check", "--data", "", "bob", "runs.get", "acme/vision"},
+		"teamgate --policy":                  {"check", "--data", data, "--policy", "", "alice", "runs.create", "acme/archive"},
+		"teamgate --store":                   {"check", "--data", data, "--store", "", "bob", "runs.get", "acme/vision"},
+		"teamgate --decision-log":            {"check", "--data", data, "--decision-log", "", "bob", "runs.get", "acme/vision"},
+		"teamgate check --requests":          {"check", "--data", data, "--requests", ""},
+		"teamgate admit --run":               {"admit", "--data", data, "bob", "acme/vision", "--run", ""},
+		"teamgate admit --requests":          {"admit", "--data", data, "--requests", ""},
+		"teamgate apply --changes":           {"apply", "--store", storeDir(t), "--changes", ""},
+		"teamgate apply --file":              {"apply", "--store", storeDir(t), "--file", ""},
+		"teamgate create-project --settings": {"create-project", "--store", storeDir(t), "alice", "acme", "newp", "--settings", ""},
+		"teamgate bulk --runs":               {"bulk", "--data", data, "bob", "acme/engineering", "stop_runs", "--runs", ""},
+		"teamgate whatif --changes":          {"whatif", "--data", data, "--changes", ""},
+		"teamgate diff --policy":             {"diff", "--data", data, "--policy", ""},
+		"teamgate diff --current-policy":     {"diff", "--data", data, "--policy", filepath.Join("..", "..", "testdata", "cli", "policies"), "--current-policy", ""},
+		"teamgate decisions --log":           {"decisions", "--log", ""},
+		"teamgate cluster serve --dir":       {"cluster", "serve", "--dir", ""},
+	}
+	keys := func(m map[string][]string) []string { return slices.Sorted(maps.Keys(m)) }
+	require.Equal(t, slices.Sorted(maps.Keys(pathFlags())), keys(cases), "every path flag has a case")
+	for name, args := range cases {
+		flag := name[strings.LastIndex(name, " ")+1:]
+		out, stderr, code := cli(t, "", args...)
+		require.Equal(t, 2, code, "%v: %s%s", args, stderr, out)
+		require.Empty(t, out, args)
+		first, _, _ := strings.Cut(stderr, "\n")
+		require.Contains(t, first, flag, "%v: the error names the flag", args) // or says it is required
+	}
+	for _, name := range []string{"teamgate --policy", "teamgate --decision-log", "teamgate --store", "teamgate create-project --settings", "teamgate diff --current-policy"} {
+		flag := name[strings.LastIndex(name, " ")+1:]
+		_, stderr, _ := cli(t, "", cases[name]...)
+		require.True(t, strings.HasPrefix(stderr, "teamgate: "+flag+` "": an empty path (an unset variable?)`), "%v: %s", cases[name], stderr)
+	}
+}
+
+// TestFlagGivenTwiceTakesTheLast: a single-valued flag given twice takes its last value (pflag's
+// rule, README "The CLI"), in both the --flag=value and --flag value forms, before or after the
+// command; --attr collects each.
+func TestFlagGivenTwiceTakesTheLast(t *testing.T) {
+	t.Parallel()
+	data := conformance.DataFile()
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	out, stderr, code := cli(t, "", "--data="+missing, "check", "--data", data, "bob", "runs.get", "acme/vision")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"allowed":true`)
+	_, stderr, code = cli(t, "", "check", "--data", data, "--data="+missing, "bob", "runs.get", "acme/vision")
+	require.Equal(t, 1, code)
+	require.Equal(t, "teamgate: --data "+missing+": no such file or directory\n", stderr)
+	out, stderr, code = cli(t, "", "version", "--format=pretty", "--format", "json")
+	require.Equal(t, 0, code, stderr)
+	require.True(t, json.Valid([]byte(out)), out)
+	out, stderr, code = cli(t, "", "check", "--data", data, "bob", "runs.delete", "acme/vision", "--attr", "run.status=done", "--attr=run.created_by=bob")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, `"allowed":true`, "bob deletes his own run: the second --attr counted")
 }

@@ -131,6 +131,9 @@ func (e *env) root() *cobra.Command {
 		if err := checkRootFlags(cmd); err != nil {
 			return usageError{err}
 		}
+		if err := checkEmptyPaths(cmd); err != nil { // for the commands without args()
+			return usageError{err}
+		}
 		if e.evalBudget < 0 {
 			return usageError{fmt.Errorf("--eval-budget %s: must be >= 0 (0: no budget)", e.evalBudget)}
 		}
@@ -145,9 +148,14 @@ func (e *env) root() *cobra.Command {
 	return root
 }
 
-// args wraps cobra's argument validators so their errors exit with code 2.
+// args wraps cobra's argument validators so their errors exit with code 2. An empty path flag
+// is refused first (checkEmptyPaths; cobra validates arguments before PersistentPreRunE), so
+// `check --requests ""` says so rather than asking for the arguments --requests replaces.
 func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
+		if err := checkEmptyPaths(cmd); err != nil {
+			return usageError{err}
+		}
 		if err := v(cmd, a); err != nil {
 			return usageError{err}
 		}

@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
 )
@@ -41,6 +44,21 @@ type pathError struct {
 
 func (e *pathError) Error() string { return e.flag + " " + e.path + ": " + e.detail }
 func (e *pathError) Unwrap() error { return e.err }
+
+// checkEmptyPaths refuses a path flag given an empty value, as `--policy "$DIR"` with DIR unset
+// gives it: the empty value would leave the flag out unseen (the default rules deciding in place
+// of the policy, no decision log, no settings). A path flag is one marked for completion.
+func checkEmptyPaths(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		_, file := f.Annotations[cobra.BashCompFilenameExt]
+		_, dir := f.Annotations[cobra.BashCompSubdirsInDir]
+		if err == nil && (file || dir) && f.Changed && f.Value.String() == "" {
+			err = fmt.Errorf(`--%s "": an empty path (an unset variable?): give a path, or leave the flag out`, f.Name)
+		}
+	})
+	return err
+}
 
 // checkPath opens the file or directory flag names, and closes it: a flag whose path is read
 // later, by a library, fails first with the flag's own error.
