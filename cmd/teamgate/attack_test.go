@@ -239,3 +239,35 @@ func TestFlagGivenTwiceTakesTheLast(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, `"allowed":true`, "bob deletes his own run: the second --attr counted")
 }
+
+// TestTestJSONPrintsLessThan: `test --format json` prints `<`, `>` and `&` as they are, like
+// every other JSON the CLI prints — OPA's reporters escape them (\u003c), in a -v trace's values
+// and the coverage report's.
+func TestTestJSONPrintsLessThan(t *testing.T) {
+	t.Parallel()
+	dir := regoDir(t, map[string]string{"lt_test.rego": `package teamgate.ext_test
+
+import rego.v1
+
+test_lt if {
+	x := "<&>"
+	x == "<&>"
+}
+
+test_lt_fails if {
+	x := "<&>"
+	x == "<"
+}
+`})
+	for _, args := range [][]string{
+		{"test", "--format", "json", "-v", dir},
+		{"test", "--format", "json", "--explain", "full", dir},
+	} {
+		out, stderr, code := cli(t, "", args...)
+		require.Equal(t, 2, code, stderr)
+		require.True(t, json.Valid([]byte(out)), out)
+		require.Contains(t, out, `"<&>"`, args)
+		require.NotContains(t, out, `\u003c`, args)
+		require.NotContains(t, out, `\u0026`, args)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown/lineage"
 	"github.com/spf13/cobra"
 
+	"github.com/teamgate/teamgate/internal/plainjson"
 	"github.com/teamgate/teamgate/rego"
 )
 
@@ -25,7 +27,8 @@ import (
 //   - --var-values: the failing expression with its variables' values (opa test --var-values).
 //   - a module that does not parse or compile: OPA's context lines under each problem
 //     (withContext), as opa test prints them.
-//   - json: OPA's JSON array of results (location, duration, output, fail/error).
+//   - json: OPA's JSON array of results (location, duration, output, fail/error), with `<`, `>`
+//     and `&` as they are (OPA's reporters escape them: plainjson.Unescape).
 //   - --timeout bounds each test (default 5 s, as opa test): a test past it errors, so a runaway
 //     comprehension does not hang the run.
 //   - --coverage: pretty prints each file's coverage and the total after the results; json prints
@@ -110,12 +113,13 @@ func (e *env) testCmd() *cobra.Command {
 				}
 			}
 			var reporter tester.Reporter = tester.PrettyReporter{Output: e.stdout, Verbose: verbose, FailureLine: true, LocalVars: varValues}
+			var jsonOut bytes.Buffer // OPA's JSON, whose \u003c escapes are written as < before it is printed
 			if format == "json" {
-				reporter = tester.JSONReporter{Output: e.stdout}
+				reporter = tester.JSONReporter{Output: &jsonOut}
 				// OPA's coverage reporter prints its pretty text when a test fails: JSON stays JSON,
 				// the results, and the coverage waits until every test passes.
 				if coverage && failed == 0 {
-					reporter = tester.JSONCoverageReporter{Output: e.stdout, Cover: opts.Coverage, Modules: run.Modules, Verbose: verbose}
+					reporter = tester.JSONCoverageReporter{Output: &jsonOut, Cover: opts.Coverage, Modules: run.Modules, Verbose: verbose}
 				}
 			}
 			ch := make(chan *tester.Result, len(run.Results))
@@ -125,6 +129,9 @@ func (e *env) testCmd() *cobra.Command {
 			}
 			close(ch)
 			if err := reporter.Report(ch); err != nil {
+				return err
+			}
+			if _, err := e.stdout.Write(plainjson.Unescape(jsonOut.Bytes())); err != nil {
 				return err
 			}
 			if coverage && format == "pretty" {
