@@ -271,3 +271,26 @@ test_lt_fails if {
 		require.NotContains(t, out, `\u0026`, args)
 	}
 }
+
+// TestStoreFlagRefusesADecisionLog: --store naming a decision log (a Badger directory too) is an
+// error, as --decision-log naming a store is: `export --store LOG` printed `{}` and
+// `apply --store LOG` wrote a store into the log (stop 23).
+func TestStoreFlagRefusesADecisionLog(t *testing.T) {
+	t.Parallel()
+	data := conformance.DataFile()
+	log := filepath.Join(t.TempDir(), "log")
+	_, stderr, code := cli(t, "", "check", "--data", data, "--decision-log", log, "bob", "runs.get", "acme/vision")
+	require.Equal(t, 0, code, stderr)
+	for _, args := range [][]string{
+		{"export", "--store", log},
+		{"apply", "--store", log, "--changes", filepath.Join("..", "..", "testdata", "cli", "changes.yaml")},
+	} {
+		out, stderr, code := cli(t, "", args...)
+		require.Equal(t, 1, code, "%v: %s", args, out)
+		require.Empty(t, out)
+		require.Contains(t, stderr, "the directory holds other data, not a teamgate store", args)
+	}
+	out, stderr, code := cli(t, "", "decisions", "--log", log)
+	require.Equal(t, 0, code, stderr)
+	require.Len(t, lines(out), 1, "the log as it was")
+}
