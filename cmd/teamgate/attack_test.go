@@ -294,3 +294,24 @@ func TestStoreFlagRefusesADecisionLog(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Len(t, lines(out), 1, "the log as it was")
 }
+
+// TestInputFileErrorsNameTheFlag: a --runs, --settings or --run file of the wrong types fails
+// with the flag, the path and the line, as --changes and --file do (the flag was missing: stop 23).
+func TestInputFileErrorsNameTheFlag(t *testing.T) {
+	t.Parallel()
+	data := conformance.DataFile()
+	runs := writeFile(t, "runs.yaml", "- {uuid: run-1, project: vision}\n- {uuid: 5, project: [x]}\n")
+	settings := writeFile(t, "settings.yaml", "queue: cpu/x\nqueues: 5\n")
+	run := writeFile(t, "run.json", "{\"kind\": \"job\",\n \"queue\": 5}")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bulk", "--data", data, "bob", "acme/engineering", "stop_runs", "--runs", runs}, "--runs " + runs + ": line 2, column 4: [1].uuid: expected a string, got a number"},
+		{[]string{"create-project", "--store", storeDir(t), "alice", "acme", "newp", "--settings", settings}, "--settings " + settings + ": line 2, column 1: queues: expected a list, got a number"},
+		{[]string{"admit", "--data", data, "bob", "acme/vision", "--run", run}, "--run " + run + ": line 2, column 11: queue: expected a string, got a number"},
+	} {
+		_, stderr, _ := cli(t, "", tc.args...)
+		require.Equal(t, "teamgate: "+tc.want+"\n", stderr, tc.args)
+	}
+}

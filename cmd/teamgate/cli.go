@@ -580,7 +580,7 @@ func (e *env) admitCmd() *cobra.Command {
 				}
 				var r policy.Run
 				if err := strict.JSON(raw, &r); err != nil {
-					err = fmt.Errorf("%s: %w", runFile, err)
+					err = fmt.Errorf("--run %s: %w", runFile, err)
 					e.echo(err)
 					return writeJSON(e.stdout, admitOf(policy.Admission{}, err))
 				}
