@@ -315,3 +315,21 @@ func TestInputFileErrorsNameTheFlag(t *testing.T) {
 		require.Equal(t, "teamgate: "+tc.want+"\n", stderr, tc.args)
 	}
 }
+
+// TestMistypedSubcommandIsAUsageError: `teamgate cluster sreve` (a subcommand mistyped) is a
+// usage error (exit 2) with a suggestion, as `teamgate chek` is; cobra printed the group's help
+// and exited 0, so a script's `cluster seeed ...` seeded nothing and went on (stop 23).
+// `teamgate cluster` alone prints the help, exit 0.
+func TestMistypedSubcommandIsAUsageError(t *testing.T) {
+	t.Parallel()
+	out, stderr, code := cli(t, "", "cluster", "seeed", "--nats", "nats://127.0.0.1:1", "--data", conformance.DataFile())
+	require.Equal(t, 2, code, out)
+	require.Empty(t, out)
+	require.True(t, strings.HasPrefix(stderr, "teamgate: unknown command \"seeed\" for \"teamgate cluster\"\n\nDid you mean this?\n\tseed\n"), stderr)
+	out, stderr, code = cli(t, "", "cluster")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "Available Commands:")
+	_, stderr, code = cli(t, "", "chek")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "Did you mean this?\n\tcheck\n")
+}

@@ -60,6 +60,7 @@ func TestRootFlagsApplyOrAreRefused(t *testing.T) {
 		"teamgate access-diff":      {"access-diff", "--data", data, "--from", "0", "--to", "1"},
 		"teamgate test":             {"test", cliData("policies")},
 		"teamgate version":          {"version"},
+		"teamgate cluster":          {"cluster"},
 	}
 	value := map[string]string{
 		"data": data, "store": st, "nats": "nats://127.0.0.1:1", "stream": "TEAMGATE",
@@ -81,7 +82,7 @@ func TestRootFlagsApplyOrAreRefused(t *testing.T) {
 			refused++
 		}
 	}
-	require.Equal(t, 30, refused)
+	require.Equal(t, 37, refused)
 	require.NoDirExists(t, value["decision-log"], "a refused --decision-log creates no log")
 	// Several at once are named together.
 	_, stderr, code := cli(t, "", "version", "--data", data, "--decision-log", value["decision-log"])
