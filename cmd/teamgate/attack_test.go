@@ -333,3 +333,72 @@ func TestMistypedSubcommandIsAUsageError(t *testing.T) {
 	require.Equal(t, 2, code)
 	require.Contains(t, stderr, "Did you mean this?\n\tcheck\n")
 }
+
+// nastyData is a data file of values YAML would read as other types unquoted (yes, null, 2024,
+// 1e3, on), HTML characters, control characters in a message, labels, expiries with offsets.
+const nastyData = `orgs:
+  - name: acme
+    queue: cpu/y
+    default_presets: ["no", "null", "2024", "1e3", "0x10", "on"]
+    members:
+      "2024": owner
+      "yes": member
+      "null": viewer
+      bob: member
+    policies:
+      - name: p
+        queues: ["on", "off"]
+        rules:
+          - name: r
+            expression: "run.resources.gpu <= 8 && 'a' != \"b\""
+            message: "line1\nline2 <tab>\t é ✓ \u0000"
+    teams:
+      - name: t
+        members: {"2024": admin, bob: {role: member, expires_at: "2030-01-01T00:00:00Z"}}
+    projects:
+      - name: p1
+        teams: [t]
+        labels: {approval: admin-only, example.com/tier: "123", x: "", "y": "true"}
+        grants:
+          "yes": {role: viewer, expires_at: "2031-01-01T00:00:00+02:00"}
+          "null": {role: admin, queue: cpu/x}
+users:
+  "2024": {default_team: acme/t}
+`
+
+// TestExportApplyRoundTrip: what export prints (YAML or JSON) applied to an empty store exports
+// byte for byte the same, for a file of values YAML would read as other types unquoted; a data
+// file whose types are wrong, and a change file that fails at its second change, leave the store
+// as it was (export before and after).
+func TestExportApplyRoundTrip(t *testing.T) {
+	t.Parallel()
+	src := writeFile(t, "nasty.yaml", nastyData)
+	for _, format := range []string{"pretty", "json"} {
+		first, stderr, code := cli(t, "", "export", "--data", src, "--format", format)
+		require.Equal(t, 0, code, stderr)
+		st := filepath.Join(t.TempDir(), "store")
+		_, stderr, code = cli(t, first, "apply", "--store", st, "--file", "-")
+		require.Equal(t, 0, code, stderr)
+		second, stderr, code := cli(t, "", "export", "--store", st, "--format", format)
+		require.Equal(t, 0, code, stderr)
+		require.Equal(t, first, second, format)
+		require.Contains(t, first, "<= 8", format)
+		third, stderr, code := cli(t, "", "export", "--data", writeFile(t, "again", first), "--format", format)
+		require.Equal(t, 0, code, stderr)
+		require.Equal(t, first, third, format)
+	}
+	st := storeDir(t)
+	before, stderr, code := cli(t, "", "export", "--store", st)
+	require.Equal(t, 0, code, stderr)
+	wrong := writeFile(t, "wrong.yaml", "orgs:\n  - name: acme\n    members: {alice: owner}\n    projects:\n      - name: vision\n        teams: engineering\n")
+	_, stderr, code = cli(t, "", "apply", "--store", st, "--file", wrong)
+	require.Equal(t, 1, code)
+	require.Equal(t, "teamgate: --file "+wrong+`: invalid data file "orgs[0].projects[0].teams": line 6, column 9: expected a list, got a string`+"\n", stderr)
+	half := writeFile(t, "half.yaml", "- kind: put_member\n  change: {Org: acme, User: newbie, Role: member}\n- kind: put_team_member\n  change: {Org: acme, Team: nosuchteam, User: newbie, Role: member}\n")
+	_, stderr, code = cli(t, "", "apply", "--store", st, "--changes", half)
+	require.Equal(t, 1, code)
+	require.Equal(t, "teamgate: --changes "+half+": change 1 (put_team_member): team acme/nosuchteam not found\n", stderr)
+	after, stderr, code := cli(t, "", "export", "--store", st)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, before, after, "nothing applied")
+}
