@@ -66,37 +66,6 @@ func TestStdinOverTheLimitIsRefused(t *testing.T) {
 	require.Equal(t, before, after, "nothing applied")
 }
 
-// TestCobrasOwnCommandsRun: `help`, `help CMD`, the `completion` scripts and the hidden
-// `__complete` a completion script calls at every Tab read none of the root's flags and run
-// (exit 0, on stdout) — the root-flag check (rootflags.go) once refused them all, as commands
-// without an entry in rootFlagsOf, so no shell completion worked.
-func TestCobrasOwnCommandsRun(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"help"}, "Available Commands:"},
-		{[]string{"help", "check"}, "teamgate check [SUBJECT ACTION RESOURCE]"},
-		{[]string{"completion", "bash"}, "bash completion V2 for teamgate"},
-		{[]string{"completion", "zsh"}, "#compdef teamgate"},
-		{[]string{"completion", "fish"}, "fish completion for teamgate"},
-		{[]string{"completion", "powershell"}, "powershell completion for teamgate"},
-		{[]string{"__complete", "ch"}, "check\t"},
-		{[]string{"__complete", "check", "--da"}, "--data\t"},
-		{[]string{"__complete", "check", "--data", ""}, ":8"}, // ShellCompDirectiveFilterFileExt: yaml, yml, json
-		{[]string{"__completeNoDesc", "export", "--format", ""}, ":"},
-	} {
-		out, stderr, code := cli(t, "", tc.args...)
-		require.Equal(t, 0, code, "%v: %s", tc.args, stderr)
-		require.Contains(t, out, tc.want, tc.args)
-	}
-	// They still take none of the root's flags.
-	_, stderr, code := cli(t, "", "help", "--store", t.TempDir())
-	require.Equal(t, 2, code)
-	require.Contains(t, stderr, "teamgate: --store does not apply to teamgate help")
-}
-
 // TestMain runs the CLI's main instead of the tests when TEAMGATE_TEST_MAIN is set, so that a
 // test can run the real process (its signals, its exit code) without building a binary.
 func TestMain(m *testing.M) {

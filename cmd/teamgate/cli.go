@@ -148,6 +148,9 @@ func (e *env) root() *cobra.Command {
 	return root
 }
 
+// attrUsage is --attr's help, on every command that reads it with parseAttrs.
+const attrUsage = "attribute key=value, repeatable (dotted keys nest: run.created_by=bob; JSON values are parsed)"
+
 // args wraps cobra's argument validators so their errors exit with code 2. An empty path flag
 // is refused first (checkEmptyPaths; cobra validates arguments before PersistentPreRunE), so
 // `check --requests ""` says so rather than asking for the arguments --requests replaces.
@@ -246,6 +249,23 @@ type decisionLine struct {
 	Role    string         `json:"role"`
 	Reasons []authz.Reason `json:"reasons"`
 	Error   *string        `json:"error"`
+}
+
+// writeDecision prints check's answer to req: its JSON line, or with --format pretty a line of
+// tab-separated fields for people (as who-can's), the request's beside the decision's.
+func (e *env) writeDecision(format string, req authz.Request, d authz.Decision, err error) error {
+	if format == formatJSON {
+		return writeJSON(e.stdout, lineOf(d, err))
+	}
+	outcome, role, why := "deny", d.Role, reasonText(d.Reasons)
+	switch {
+	case err != nil:
+		outcome, role, why = "error", "none", err.Error()
+	case d.Allowed:
+		outcome = "allow"
+	}
+	_, werr := fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", outcome, req.Subject, req.Action, req.Resource, role, why)
+	return werr
 }
 
 func lineOf(d authz.Decision, err error) decisionLine {
@@ -391,12 +411,12 @@ func decodeLine(line []byte, n int, v any) error {
 
 func (e *env) checkCmd() *cobra.Command {
 	var attrs []string
-	var owner, requests string
+	var owner, requests, format string
 	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "check [SUBJECT ACTION RESOURCE]",
-		Short: "Decide one request, or every line of --requests (JSONL), printing one JSON decision each",
-		Args: args(func(cmd *cobra.Command, a []string) error {
+		Short: "Decide one request, or every line of --requests (JSONL), printing one decision each (a JSON line, or --format pretty)",
+		Args: withFormat(&format, func(cmd *cobra.Command, a []string) error {
 			if wait < 0 {
 				return fmt.Errorf("--wait %s: must be >= 0", wait)
 			}
@@ -411,9 +431,10 @@ func (e *env) checkCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				d, err := eng.Authorize(cmd.Context(), authz.Request{Subject: a[0], Action: a[1], Resource: a[2], Owner: owner, Attributes: at})
+				req := authz.Request{Subject: a[0], Action: a[1], Resource: a[2], Owner: owner, Attributes: at}
+				d, err := eng.Authorize(cmd.Context(), req)
 				e.echo(err)
-				return writeJSON(e.stdout, lineOf(d, err))
+				return e.writeDecision(format, req, d, err)
 			}
 			return e.eachLine(cmd.Context(), requests, func(line []byte, n int, err error) error {
 				var req authz.Request
@@ -424,14 +445,15 @@ func (e *env) checkCmd() *cobra.Command {
 					err = waitFor(cmd.Context(), eng, req.MinRevision, wait)
 				}
 				if err != nil {
-					return writeJSON(e.stdout, lineOf(authz.Decision{}, err))
+					return e.writeDecision(format, req, authz.Decision{}, err)
 				}
 				d, err := eng.Authorize(cmd.Context(), req)
-				return writeJSON(e.stdout, lineOf(d, err))
+				return e.writeDecision(format, req, d, err)
 			})
 		}),
 	}
-	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value (dotted keys nest; JSON values are parsed)")
+	formatFlag(c, &format, formatJSON, "a request a line: allow, deny or error, subject, action, resource, role, reasons or the error")
+	c.Flags().StringArrayVar(&attrs, "attr", nil, attrUsage)
 	c.Flags().StringVar(&owner, "owner", "", "context owner (org or org/team) for one-part project references")
 	c.Flags().StringVar(&requests, "requests", "", "JSONL file of {subject, action, resource, attributes, owner, min_revision} (- = stdin)")
 	_ = c.MarkFlagFilename("requests", "jsonl", "json")
@@ -487,7 +509,7 @@ func (e *env) explainCmd() *cobra.Command {
 			return writeIndented(e.stdout, x.Input, "  ")
 		}),
 	}
-	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value")
+	c.Flags().StringArrayVar(&attrs, "attr", nil, attrUsage)
 	c.Flags().StringVar(&owner, "owner", "", "context owner for one-part project references")
 	formatFlag(c, &format, formatPretty, "the path, then the facts")
 	return c
