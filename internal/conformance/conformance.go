@@ -3,10 +3,12 @@
 // copy) and teamgate's own regression cases (testdata/regression/cases.yaml, same format and
 // data), as one list (Load); and the policy suites (testdata/regression/policies/<name>/: an
 // author's .rego modules and .json data beside a cases.yaml of the same format, run under that
-// policy), each a Suite after the corpus's (Suites). testdata/regression/policies/README.md
-// describes a suite's files and the fields only a suite may set.
+// policy, on acme.yaml or the suite's own data file), each a Suite after the corpus's (Suites).
+// testdata/regression/policies/README.md describes a suite's files and the fields only a suite
+// may set.
 //
-// Tests name the corpus only through Dir and DataFile (OpenStore: a store holding the data);
+// Tests name the corpus only through Dir and DataFile (OpenStore: a store holding the data; a
+// suite's runner opens Suite.Data, Suite.OpenStore, so that a suite may bring its own file);
 // the examples that embed acme.yaml (go:embed reads no file outside a package's directory)
 // check their copy with RequireDataCopy. Every case runs through the Go API (authz) and the CLI
 // (cmd/teamgate), and the CLI's messages are checked against the API's.
@@ -218,8 +220,9 @@ type Suite struct {
 }
 
 // Suites returns the corpus (Load) and then every policy suite, in directory order. A suite's
-// cases.yaml must set compiled, or load_error and then hold no case; each of its cases carries a
-// note saying what it guards.
+// cases.yaml must set compiled, or load_error or data_error and then hold no case; each of its
+// cases carries a note saying what it guards. data names the suite's data file (Suite.Data is
+// then its path; default_policy and data_error need one).
 func Suites() ([]Suite, error) {
 	corpus, err := Load()
 	if err != nil {
