@@ -10,6 +10,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,13 +47,19 @@ type env struct {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	out := &pipeOut{w: stdout, cancel: cancel}
+	e := &env{stdin: stdin, stdout: out, stderr: stderr}
 	root := e.root()
 	root.SetArgs(args)
 	root.SetIn(stdin)
-	root.SetOut(stdout)
+	root.SetOut(out)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
+	if out.closed.Load() {
+		return exitBrokenPipe // the reader is gone (| head): nobody to tell, nothing more to print
+	}
 	if err == nil {
 		return 0
 	}
@@ -68,6 +76,37 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	return 1
 }
+
+// exitBrokenPipe is the exit code of a command whose standard output was closed by its reader:
+// 128 + SIGPIPE, what a shell reports for a process the signal killed (Go's default for a write
+// to a closed stdout), so pipefail scripts see what they saw before. main ignores SIGPIPE so that
+// the command stops through its own error path instead, closing what it opened: a decision
+// log is flushed, not lost with the process.
+const exitBrokenPipe = 141
+
+// pipeOut is the command's standard output. Once a write fails because the reader closed the
+// pipe (EPIPE), it cancels the command's context, so loops that print nothing more still stop,
+// and every later write fails at once.
+type pipeOut struct {
+	w      io.Writer
+	cancel context.CancelCauseFunc
+	closed atomic.Bool
+}
+
+func (p *pipeOut) Write(b []byte) (int, error) {
+	if p.closed.Load() {
+		return 0, errBrokenPipe
+	}
+	n, err := p.w.Write(b)
+	if err != nil && errors.Is(err, syscall.EPIPE) {
+		p.closed.Store(true)
+		p.cancel(errBrokenPipe)
+		return n, errBrokenPipe
+	}
+	return n, err
+}
+
+var errBrokenPipe = fmt.Errorf("standard output: %w", syscall.EPIPE)
 
 // root is the command tree of one invocation, its flags bound to e.
 func (e *env) root() *cobra.Command {
@@ -92,6 +131,9 @@ func (e *env) root() *cobra.Command {
 		if err := checkRootFlags(cmd); err != nil {
 			return usageError{err}
 		}
+		if err := checkEmptyPaths(cmd); err != nil { // for the commands without args()
+			return usageError{err}
+		}
 		if e.evalBudget < 0 {
 			return usageError{fmt.Errorf("--eval-budget %s: must be >= 0 (0: no budget)", e.evalBudget)}
 		}
@@ -109,9 +151,14 @@ func (e *env) root() *cobra.Command {
 // attrUsage is --attr's help, on every command that reads it with parseAttrs.
 const attrUsage = "attribute key=value, repeatable (dotted keys nest: run.created_by=bob; JSON values are parsed)"
 
-// args wraps cobra's argument validators so their errors exit with code 2.
+// args wraps cobra's argument validators so their errors exit with code 2. An empty path flag
+// is refused first (checkEmptyPaths; cobra validates arguments before PersistentPreRunE), so
+// `check --requests ""` says so rather than asking for the arguments --requests replaces.
 func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
+		if err := checkEmptyPaths(cmd); err != nil {
+			return usageError{err}
+		}
 		if err := v(cmd, a); err != nil {
 			return usageError{err}
 		}
@@ -555,7 +602,7 @@ func (e *env) admitCmd() *cobra.Command {
 				}
 				var r policy.Run
 				if err := strict.JSON(raw, &r); err != nil {
-					err = fmt.Errorf("%s: %w", runFile, err)
+					err = fmt.Errorf("--run %s: %w", runFile, err)
 					e.echo(err)
 					return writeJSON(e.stdout, admitOf(policy.Admission{}, err))
 				}

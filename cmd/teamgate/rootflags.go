@@ -46,6 +46,7 @@ var rootFlagsOf = map[string][]string{
 	"teamgate test":             {"policy"},     // OPA's tester over modules: no directory
 	"teamgate version":          nil,
 	"teamgate decisions":        allRootFlags,
+	"teamgate cluster":          nil, // a group: its help, or a mistyped subcommand's usage error
 	"teamgate cluster serve":    allRootFlags,
 	"teamgate cluster seed":     allRootFlags,
 	// cobra's own commands, added when the tree runs: help and the completion scripts read

@@ -68,6 +68,7 @@ func TestRootFlagsApplyOrAreRefused(t *testing.T) {
 		"teamgate completion zsh":        {"completion", "zsh"},
 		"teamgate completion fish":       {"completion", "fish"},
 		"teamgate completion powershell": {"completion", "powershell"},
+		"teamgate cluster":               {"cluster"},
 	}
 	value := map[string]string{
 		"data": data, "store": st, "nats": "nats://127.0.0.1:1", "stream": "TEAMGATE",
@@ -89,7 +90,7 @@ func TestRootFlagsApplyOrAreRefused(t *testing.T) {
 			refused++
 		}
 	}
-	require.Equal(t, 65, refused)
+	require.Equal(t, 72, refused)
 	require.NoDirExists(t, value["decision-log"], "a refused --decision-log creates no log")
 	// Several at once are named together.
 	_, stderr, code := cli(t, "", "version", "--data", data, "--decision-log", value["decision-log"])
