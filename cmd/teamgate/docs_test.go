@@ -23,28 +23,62 @@ import (
 // the prose too, as a block of its own.
 func docBlocks(t *testing.T, file string, inline bool) [][]string {
 	t.Helper()
-	raw, err := os.ReadFile(file)
-	require.NoError(t, err)
 	var blocks [][]string
-	in, lang := false, ""
-	var cont string
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "```"); ok {
-			in, lang = !in, rest
-			if in {
-				blocks = append(blocks, nil)
-			}
-			continue
-		}
-		if !in {
-			for _, m := range regexp.MustCompile("`(go run ./cmd/teamgate [^`]*)`").FindAllStringSubmatch(line, -1) {
+	block := -1
+	for _, l := range docLines(t, file) {
+		if l.block < 0 {
+			for _, m := range regexp.MustCompile("`(go run ./cmd/teamgate [^`]*)`").FindAllStringSubmatch(l.text, -1) {
 				if inline {
 					blocks = append(blocks, []string{m[1]})
 				}
 			}
 			continue
 		}
-		if lang != "" && lang != "sh" {
+		if l.block != block {
+			blocks, block = append(blocks, nil), l.block
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(l.text), "("), " ")
+		if slices.Contains([]string{"go", "cd", "for", "git"}, first) || strings.HasPrefix(first, "/tmp/") ||
+			regexp.MustCompile(`^[A-Z_]+=`).MatchString(first) {
+			blocks[len(blocks)-1] = append(blocks[len(blocks)-1], strings.TrimSpace(l.text))
+		}
+	}
+	return slices.DeleteFunc(blocks, func(b []string) bool { return len(b) == 0 })
+}
+
+// docLine is a line of a Markdown file as the docs tests read it: in a fenced sh (or unnamed)
+// block, block is the block's index among the file's fenced blocks and text the line with its
+// `\` continuations joined (a `#` comment line is never continued); outside any block, block is
+// -1 and text the line as written.
+type docLine struct {
+	block int
+	text  string
+}
+
+// docLines reads file's lines as docBlocks and docOutputs see them (one reading of a Markdown
+// file's shell, written once). Lines of fenced blocks in other languages are left out.
+func docLines(t *testing.T, file string) []docLine {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var out []docLine
+	in, lang, block, cont := false, "", -1, ""
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "```"); ok {
+			in, lang = !in, rest
+			if in {
+				block++
+			}
+			continue
+		}
+		switch {
+		case !in:
+			out = append(out, docLine{block: -1, text: line})
+			continue
+		case lang != "" && lang != "sh":
+			continue
+		case cont == "" && strings.HasPrefix(line, "#"):
+			out = append(out, docLine{block: block, text: line})
 			continue
 		}
 		line = cont + line
@@ -53,13 +87,9 @@ func docBlocks(t *testing.T, file string, inline bool) [][]string {
 			cont = l + " "
 			continue
 		}
-		first, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "("), " ")
-		if slices.Contains([]string{"go", "cd", "for", "git"}, first) || strings.HasPrefix(first, "/tmp/") ||
-			regexp.MustCompile(`^[A-Z_]+=`).MatchString(first) {
-			blocks[len(blocks)-1] = append(blocks[len(blocks)-1], strings.TrimSpace(line))
-		}
+		out = append(out, docLine{block: block, text: line})
 	}
-	return slices.DeleteFunc(blocks, func(b []string) bool { return len(b) == 0 })
+	return out
 }
 
 // docOutputs returns what a Markdown file's sh blocks show a `go run ./cmd/teamgate` command
@@ -67,35 +97,26 @@ func docBlocks(t *testing.T, file string, inline bool) [][]string {
 // docBlocks reads it (continuations joined). A `#` line after a blank line is a comment.
 func docOutputs(t *testing.T, file string) map[string][]string {
 	t.Helper()
-	raw, err := os.ReadFile(file)
-	require.NoError(t, err)
 	out := map[string][]string{}
-	in, lang, cur, cont := false, "", "", ""
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "```"); ok {
-			in, lang, cur = !in, rest, ""
+	cur, block := "", -1
+	for _, l := range docLines(t, file) {
+		if l.block != block {
+			cur, block = "", l.block
+		}
+		if l.block < 0 {
 			continue
 		}
-		if !in || (lang != "" && lang != "sh") {
-			continue
-		}
-		if text, ok := strings.CutPrefix(line, "#"); ok && cont == "" {
+		if text, ok := strings.CutPrefix(l.text, "#"); ok {
 			if cur != "" {
 				out[cur] = append(out[cur], text)
 			}
 			continue
 		}
-		line = cont + line
-		cont = ""
-		if l, ok := strings.CutSuffix(line, "\\"); ok {
-			cont = l + " "
-			continue
-		}
 		cur = ""
-		if l := strings.TrimSpace(line); strings.HasPrefix(l, "go run ./cmd/teamgate ") {
-			_, dup := out[l]
-			require.False(t, dup, "%s: %s is shown twice", file, l)
-			cur = l
+		if c := strings.TrimSpace(l.text); strings.HasPrefix(c, "go run ./cmd/teamgate ") {
+			_, dup := out[c]
+			require.False(t, dup, "%s: %s is shown twice", file, c)
+			cur = c
 		}
 	}
 	return out
