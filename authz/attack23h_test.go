@@ -21,6 +21,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/spantest"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
 )
@@ -362,6 +363,6 @@ func TestSpanAttributesBounded(t *testing.T) {
 		size += len(s.Status().Description)
 	}
 	require.Less(t, size, 8<<10, "spans of megabyte input stay small")
-	last := attrs(spans[len(spans)-1])
+	last := spantest.Attrs(spans[len(spans)-1])
 	require.Equal(t, longest, last["teamgate.resource"], "a valid reference is never cut")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/internal/conformance"
+	"github.com/teamgate/teamgate/internal/spantest"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
@@ -21,19 +22,9 @@ import (
 // traced is an engine on the conformance directory whose spans go to a recorder.
 func traced(t *testing.T) (*authz.Engine, *tracetest.SpanRecorder) {
 	t.Helper()
-	sr := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
-	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	tp, sr := spantest.Recorder(t)
 	eng, _ := newAcme(t, authz.WithTracerProvider(tp))
 	return eng, sr
-}
-
-func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]any {
-	out := map[attribute.Key]any{}
-	for _, kv := range s.Attributes() {
-		out[kv.Key] = kv.Value.AsInterface()
-	}
-	return out
 }
 
 // TestSpansOfDecisions: Authorize's span says what was asked, what was decided, on which path
@@ -73,7 +64,7 @@ func TestSpansOfDecisions(t *testing.T) {
 			"teamgate.action": "runs.stop", "teamgate.resource": "acme/engineering/vision",
 			"teamgate.allowed": tc.allowed, "teamgate.role": d.Role, "teamgate.path": tc.path,
 			"teamgate.revision": rev, "teamgate.reasons": reasons,
-		}, attrs(s))
+		}, spantest.Attrs(s))
 		require.Equal(t, codes.Unset, s.Status().Code)
 		require.Equal(t, "github.com/teamgate/teamgate/authz", s.InstrumentationScope().Name)
 	}
@@ -81,12 +72,12 @@ func TestSpansOfDecisions(t *testing.T) {
 	require.Equal(t, codes.Error, invalid.Status().Code)
 	require.Contains(t, invalid.Status().Description, "runs.nope")
 	require.Len(t, invalid.Events(), 1, "the error is recorded")
-	require.NotContains(t, attrs(invalid), attribute.Key("teamgate.allowed"))
+	require.NotContains(t, spantest.Attrs(invalid), attribute.Key("teamgate.allowed"))
 
 	failed := spans[3]
 	require.Equal(t, codes.Error, failed.Status().Code)
 	require.Contains(t, failed.Status().Description, "evaluation failed")
-	a := attrs(failed)
+	a := spantest.Attrs(failed)
 	require.Equal(t, false, a["teamgate.allowed"])
 	require.Equal(t, "rego", a["teamgate.path"])
 	require.Equal(t, []string{"error"}, a["teamgate.reasons"])
@@ -125,31 +116,31 @@ func TestSpansOfTeamSpacesAdmissionAndWrites(t *testing.T) {
 	require.NoError(t, err)
 	s := byName("teamgate.ListProjects")
 	require.Equal(t, map[attribute.Key]any{"teamgate.owner": "acme/engineering", "teamgate.count": int64(len(page.Projects)),
-		"teamgate.revision": int64(page.Revision)}, attrs(s))
+		"teamgate.revision": int64(page.Revision)}, spantest.Attrs(s))
 
 	who, err := eng.ListSubjects(ctx, "runs.stop", "acme/vision", authz.Page{})
 	require.NoError(t, err)
 	require.Equal(t, map[attribute.Key]any{"teamgate.action": "runs.stop", "teamgate.resource": "acme/vision",
-		"teamgate.count": int64(len(who.Subjects)), "teamgate.revision": int64(who.Revision)}, attrs(byName("teamgate.ListSubjects")))
+		"teamgate.count": int64(len(who.Subjects)), "teamgate.revision": int64(who.Revision)}, spantest.Attrs(byName("teamgate.ListSubjects")))
 
 	f, err := eng.ProjectFilter(ctx, "vera", "acme")
 	require.NoError(t, err)
-	require.Equal(t, int64(len(f.Projects)), attrs(byName("teamgate.ProjectFilter"))["teamgate.count"])
+	require.Equal(t, int64(len(f.Projects)), spantest.Attrs(byName("teamgate.ProjectFilter"))["teamgate.count"])
 
 	runs := []authz.RunRef{{UUID: "r1", Project: "vision", CreatedBy: "bob"}, {UUID: "r2", Project: "open"}}
 	_, err = eng.BulkRuns(ctx, "bob", "acme/engineering", "stop_runs", runs, "")
 	require.NoError(t, err)
 	s = byName("teamgate.BulkRuns")
 	require.Equal(t, map[attribute.Key]any{"teamgate.owner": "acme/engineering", "teamgate.operation": "stop_runs",
-		"teamgate.count": int64(2), "teamgate.allowed_count": int64(1)}, attrs(s))
+		"teamgate.count": int64(2), "teamgate.allowed_count": int64(1)}, spantest.Attrs(s))
 	require.Equal(t, []string{"teamgate.Authorize", "teamgate.Authorize"}, children(s), "the scope and the run in it")
 
 	adm, err := eng.Admit(ctx, "bob", "acme/vision", policy.Run{Kind: "job", Queue: "nope/queue"})
 	require.NoError(t, err)
 	require.False(t, adm.Allowed)
 	s = byName("teamgate.Admit")
-	require.Equal(t, false, attrs(s)["teamgate.allowed"])
-	require.Contains(t, attrs(s)["teamgate.violations"], "queue")
+	require.Equal(t, false, spantest.Attrs(s)["teamgate.allowed"])
+	require.Contains(t, spantest.Attrs(s)["teamgate.violations"], "queue")
 	_, err = eng.AdmitVersion(ctx, "bob", "acme/vision", "nope")
 	require.ErrorIs(t, err, teamgate.ErrInvalid)
 	require.Equal(t, codes.Error, byName("teamgate.AdmitVersion").Status().Code)
@@ -158,7 +149,7 @@ func TestSpansOfTeamSpacesAdmissionAndWrites(t *testing.T) {
 	require.NoError(t, err)
 	s = byName("teamgate.CreateProject")
 	require.Equal(t, map[attribute.Key]any{"teamgate.owner": "acme/engineering", "teamgate.project": "detector",
-		"teamgate.allowed": true, "teamgate.revision": int64(c.Revision)}, attrs(s))
+		"teamgate.allowed": true, "teamgate.revision": int64(c.Revision)}, spantest.Attrs(s))
 	require.Equal(t, []string{"teamgate.Authorize"}, children(s))
 
 	// The break-glass writes: the actor's decision, then the write's revision.
@@ -167,13 +158,13 @@ func TestSpansOfTeamSpacesAdmissionAndWrites(t *testing.T) {
 	require.True(t, el.Decision.Allowed)
 	s = byName("teamgate.BreakGlass")
 	require.Equal(t, map[attribute.Key]any{"teamgate.project": "acme/labs",
-		"teamgate.allowed": true, "teamgate.revision": int64(el.Revision)}, attrs(s))
+		"teamgate.allowed": true, "teamgate.revision": int64(el.Revision)}, spantest.Attrs(s))
 	require.Equal(t, []string{"teamgate.Authorize"}, children(s))
 	ended, err := eng.EndBreakGlass(ctx, authz.EndBreakGlassRequest{Actor: "adam", Project: "acme/labs"})
 	require.NoError(t, err)
 	s = byName("teamgate.EndBreakGlass")
 	require.Equal(t, map[attribute.Key]any{"teamgate.project": "acme/labs",
-		"teamgate.allowed": true, "teamgate.revision": int64(ended.Revision)}, attrs(s))
+		"teamgate.allowed": true, "teamgate.revision": int64(ended.Revision)}, spantest.Attrs(s))
 	_, err = eng.EndBreakGlass(ctx, authz.EndBreakGlassRequest{Actor: "adam", Project: "acme/labs"})
 	require.ErrorIs(t, err, teamgate.ErrNotFound, "nothing left to end")
 	require.Equal(t, codes.Error, sr.Ended()[len(sr.Ended())-1].Status().Code)
@@ -184,7 +175,7 @@ func TestSpansOfTeamSpacesAdmissionAndWrites(t *testing.T) {
 	})
 	require.NoError(t, err)
 	s = byName("teamgate.AuthorizeBatch")
-	require.Equal(t, int64(2), attrs(s)["teamgate.count"])
+	require.Equal(t, int64(2), spantest.Attrs(s)["teamgate.count"])
 	require.Len(t, children(s), 2)
 }
 
@@ -213,7 +204,7 @@ func TestStoreSpansUnderEngineWrites(t *testing.T) {
 		if s.Parent().SpanID() == create.SpanContext().SpanID() {
 			children = append(children, s.Name())
 			if s.Name() == "teamgate.Apply" {
-				require.Equal(t, map[attribute.Key]any{"teamgate.count": int64(1), "teamgate.revision": int64(c.Revision)}, attrs(s))
+				require.Equal(t, map[attribute.Key]any{"teamgate.count": int64(1), "teamgate.revision": int64(c.Revision)}, spantest.Attrs(s))
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"strings"
 	"testing"
@@ -11,35 +10,17 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/teamgate/teamgate/internal/spantest"
 	"github.com/teamgate/teamgate/store"
 )
-
-// recorder is a tracer provider whose spans go to the returned recorder.
-func recorder(t *testing.T) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
-	t.Helper()
-	sr := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp, sr
-}
-
-func spanAttrs(s sdktrace.ReadOnlySpan) map[attribute.Key]any {
-	out := map[attribute.Key]any{}
-	for _, kv := range s.Attributes() {
-		out[kv.Key] = kv.Value.AsInterface()
-	}
-	return out
-}
 
 // TestWriteSpans: Apply, ApplyEvent and Load each make a span, a child of the caller's, with the
 // number of changes and the revision written; a refused write is a span error with the error's
 // kind; a data file equal to the directory writes nothing and says so (no change).
 func TestWriteSpans(t *testing.T) {
 	t.Parallel()
-	tp, sr := recorder(t)
+	tp, sr := spantest.Recorder(t)
 	ctx, parent := tp.Tracer("test").Start(t.Context(), "host")
 	st, err := store.Open(ctx, store.Options{TracerProvider: tp})
 	require.NoError(t, err)
@@ -91,7 +72,7 @@ func TestWriteSpans(t *testing.T) {
 	for i, w := range want {
 		s := spans[i]
 		require.Equal(t, w.name, s.Name(), "span %d", i)
-		require.Equal(t, w.attrs, spanAttrs(s), "span %d", i)
+		require.Equal(t, w.attrs, spantest.Attrs(s), "span %d", i)
 		require.Equal(t, parent.SpanContext().SpanID(), s.Parent().SpanID(), "span %d is the caller's child", i)
 		require.Equal(t, parent.SpanContext().TraceID(), s.SpanContext().TraceID())
 		require.Equal(t, "github.com/teamgate/teamgate/store", s.InstrumentationScope().Name)
@@ -111,7 +92,7 @@ func TestWriteSpans(t *testing.T) {
 // the same span as the store's.
 func TestReplicaApplyEventSpan(t *testing.T) {
 	t.Parallel()
-	tp, sr := recorder(t)
+	tp, sr := spantest.Recorder(t)
 	st, err := store.Open(t.Context(), store.Options{TracerProvider: tp})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
@@ -122,13 +103,13 @@ func TestReplicaApplyEventSpan(t *testing.T) {
 	spans := sr.Ended()
 	require.Len(t, spans, 1)
 	require.Equal(t, "teamgate.ApplyEvent", spans[0].Name())
-	require.Equal(t, map[attribute.Key]any{"teamgate.count": int64(1), "teamgate.revision": int64(rev)}, spanAttrs(spans[0]))
+	require.Equal(t, map[attribute.Key]any{"teamgate.count": int64(1), "teamgate.revision": int64(rev)}, spantest.Attrs(spans[0]))
 }
 
 // TestWriteSpansNeedAProvider: without Options.TracerProvider a store makes no span, not even
 // from the global provider. Not parallel: it sets the global provider.
 func TestWriteSpansNeedAProvider(t *testing.T) {
-	tp, sr := recorder(t)
+	tp, sr := spantest.Recorder(t)
 	prev := otel.GetTracerProvider()
 	otel.SetTracerProvider(tp)
 	t.Cleanup(func() { otel.SetTracerProvider(prev) })
