@@ -9,6 +9,8 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -74,7 +76,7 @@ func Recheck(ctx context.Context, l *Log, eng *authz.Engine, q Query, fn func(Ch
 		if ch.Now.Reasons == nil {
 			ch.Now.Reasons = []authz.Reason{}
 		}
-		if ch.Writes, err = writes.naming(ctx, r); err != nil {
+		if ch.Writes, err = writes.naming(ctx, eng.Policy(), r); err != nil {
 			return err
 		}
 		return fn(ch)
@@ -92,7 +94,7 @@ type eventCache struct {
 
 // naming returns the writes after r's revision that name r's subject or project; nil without a
 // log or when those events are trimmed.
-func (c *eventCache) naming(ctx context.Context, r authz.DecisionRecord) ([]authz.Cause, error) {
+func (c *eventCache) naming(ctx context.Context, p *rego.Policy, r authz.DecisionRecord) ([]authz.Cause, error) {
 	rev := r.Decision.Revision
 	if c.log == nil || rev < c.gone {
 		return nil, nil
@@ -108,7 +110,7 @@ func (c *eventCache) naming(ctx context.Context, r authz.DecisionRecord) ([]auth
 		}
 		c.events, c.from, c.loaded = evs, rev, true
 	}
-	org, project := orgProject(r.Request)
+	org, project := orgProject(p, r.Request)
 	out := []authz.Cause{}
 	for _, ev := range c.events[sort.Search(len(c.events), func(i int) bool { return c.events[i].Revision > rev }):] {
 		if ev.Truncated || slices.Contains(ev.Subjects, org+"/"+r.Request.Subject) ||
@@ -147,20 +149,28 @@ func readEvents(ctx context.Context, log authz.EventLog, from uint64) ([]store.E
 	}
 }
 
-// orgProject is the org of a request and the project it names ("" for an org or team request
-// that names none: "org/team" is taken as a project too, which only adds writes to a project of
-// that name).
-func orgProject(req authz.Request) (org, project string) {
+// orgProject is the org of a request and the project it names ("" for an org or team request),
+// parsed as the engine parses it (SPEC §3: any spelling of a project reference, a context
+// owner), by the kind of resource its action takes in the policy now (a project reference when
+// the action is no longer in the catalog). A request that does not parse (it failed) names its
+// first `/`-separated part as its org and no project.
+func orgProject(p *rego.Policy, req authz.Request) (org, project string) {
+	var owner scope.Owner
 	if req.Owner != "" {
-		org, _, _ = strings.Cut(req.Owner, "/")
-		return org, req.Resource
+		if o, err := scope.ParseOwner(req.Owner); err == nil {
+			owner = o
+		}
 	}
-	parts := strings.Split(req.Resource, "/")
-	switch len(parts) {
-	case 2:
-		return parts[0], parts[1]
-	case 3:
-		return parts[0], parts[2]
+	kind := scope.KindProject
+	if spec, ok := p.Spec(req.Action); ok {
+		kind = spec.Kind()
 	}
-	return parts[0], ""
+	if res, err := scope.ParseResource(kind, req.Resource, owner); err == nil {
+		if kind == scope.KindProject {
+			return res.Ref.Org, res.Ref.Project
+		}
+		return res.Owner.Org, ""
+	}
+	org, _, _ = strings.Cut(req.Resource, "/")
+	return org, ""
 }
