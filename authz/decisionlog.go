@@ -233,13 +233,14 @@ type decisionLog struct {
 	// before stop is closed.
 	end                      uint64
 	written, dropped, failed atomic.Uint64
-	drops                    dropReport // the drainer's: what it last logged of dropped (reportDrops)
+	drops                    dropReport    // the drainer's: what it last logged of dropped (reportDrops)
+	dropEvery                time.Duration // DecisionLogDropReportInterval (tests shorten it)
 }
 
-func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog {
+func newDecisionLog(sink DecisionSink, size int, log *slog.Logger, dropEvery time.Duration) *decisionLog {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &decisionLog{sink: sink, wake: make(chan struct{}, 1), flush: make(chan chan struct{}),
-		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log, epoch: time.Now()}
+		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log, epoch: time.Now(), dropEvery: dropEvery}
 	l.ring.init(size)
 	l.batch = make([]DecisionRecord, 0, maxDecisionBatch) // a run fills batches whatever the ring's size
 	go l.run()
@@ -656,7 +657,7 @@ func (l *decisionLog) openRun(en *cacheEntry, rev, minRev uint64) {
 }
 
 // run drains the ring: every DecisionLogInterval while records arrive, at once when woken,
-// and not at all while idle.
+// and not at all while idle (but once, when a line about drops is owed: reportDrops).
 func (l *decisionLog) run() {
 	defer close(l.done)
 	tick := time.NewTicker(DecisionLogInterval)
@@ -680,7 +681,10 @@ func (l *decisionLog) run() {
 			continue
 		}
 		tick.Stop()
-		if stopped, _ := l.wait(nil); stopped { // no tick while idle
+		late := l.lateDrops() // no tick while idle, but a line owed for drops
+		stopped, _ = l.wait(late.C())
+		late.Stop()
+		if stopped {
 			return
 		}
 		l.ring.tail.And(^uint64(idleBit)) // when no producer cleared it (flush)

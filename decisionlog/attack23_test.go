@@ -57,3 +57,4 @@ func TestAttack23RecheckNamesProjectWritesWhateverTheReference(t *testing.T) {
 		require.Equal(t, []authz.Cause{{Revision: rev, Kind: "put_project"}}, c.Writes, "%+v: %s", c.Record.Request, strings.Repeat("", 0))
 	}
 }
+
