@@ -6,8 +6,9 @@ import "time"
 // WithLogger's logger) about records it dropped: the first drop is reported at the drainer's
 // next pass, later ones at most once per interval (when the interval ends, even if no decision
 // follows), and those not yet reported when the engine closes at Close. Records dropped after
-// Close (decisions are still answered, not logged) are counted, not said. The count is Stats.DecisionLogDropped (and the metric
-// teamgate_decision_log_dropped_total); the line makes a full queue visible without them.
+// Close (decisions are still answered, not logged) are counted, not said. The count is
+// Stats.DecisionLogDropped (and the metric teamgate_decision_log_dropped_total); the line makes
+// a full queue visible without them.
 const DecisionLogDropReportInterval = 10 * time.Second
 
 // dropReport is what the drainer last logged of the drops (its own: only it reads or writes it).
