@@ -155,8 +155,12 @@ const maxDecisionBatch = 512
 // WithDecisionLog sends a record of every decision (DecisionRecord) to sink: each call of
 // Authorize — those of AuthorizeBatch, BulkRuns and CreateProject included, and requests for
 // suggestions — and of Explain. A run of a bulk version listing is recorded as the decision
-// BulkRuns returns for it (a feature_excluded deny after an allowed permission). Listings (ListProjects, ProjectFilter), admissions (Admit,
-// AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint,
+// BulkRuns returns for it (a feature_excluded deny after an allowed permission). BulkRuns logs
+// its scope's decision (team.runs or org.runs) and each run it decides; a run it denies without
+// deciding it — every run when the scope is denied (the scope's deny is their record), a run
+// outside the team space or org (not_in_scope), a run whose project reference is malformed (its
+// RunDecision.Err) — has no record of its own. Listings (ListProjects, ProjectFilter), admissions
+// (Admit, AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint,
 // DiffAccess) are not logged: a listing is many verdicts at once, an admission's outcome is its
 // violations, which the host acts on and may log itself, and an analysis decides requests nobody made. Logging never blocks a decision: records go to a bounded queue
 // (WithDecisionLogQueue) that one goroutine drains into sink; when the queue is full the record
