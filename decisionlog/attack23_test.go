@@ -1,11 +1,16 @@
 package decisionlog_test
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/decisionlog"
 	"github.com/teamgate/teamgate/internal/conformance"
@@ -58,3 +63,63 @@ func TestAttack23RecheckNamesProjectWritesWhateverTheReference(t *testing.T) {
 	}
 }
 
+
+// files lists a directory's files and sizes.
+func files(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	out := map[string]int64{}
+	for _, e := range ents {
+		fi, err := e.Info()
+		require.NoError(t, err)
+		out[e.Name()] = fi.Size()
+	}
+	return out
+}
+
+// TestAttack23DamagedDirectoryIsRefusedUntouched: a log directory whose MANIFEST is lost, or one
+// of whose tables is truncated or emptied, is refused with an error matching
+// teamgate.ErrInvalid that says what is damaged, and left as it was. (Badger opened the first as
+// a new, empty log and deleted the tables it did not know — every record, by a read-only
+// `teamgate decisions`; it panicked on the second on a goroutine of its own, ending the process.)
+func TestAttack23DamagedDirectoryIsRefusedUntouched(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	damage := map[string]func(dir string) error{
+		"MANIFEST lost":       func(dir string) error { return os.Remove(filepath.Join(dir, "MANIFEST")) },
+		"table cut in half":   func(dir string) error { return cut(filepath.Join(dir, "000001.sst"), 2) },
+		"table emptied":       func(dir string) error { return os.Truncate(filepath.Join(dir, "000001.sst"), 0) },
+		"table's footer lost": func(dir string) error { return cut(filepath.Join(dir, "000001.sst"), -4) },
+	}
+	for name, hurt := range damage {
+		dir := t.TempDir()
+		l, err := decisionlog.Open(ctx, decisionlog.Options{Dir: dir})
+		require.NoError(t, err)
+		var rs []authz.DecisionRecord
+		for i := range 500 {
+			rs = append(rs, rec(time.Now(), fmt.Sprint("s", i), "runs.get", "acme/x", true, authz.PathRego, "grant"))
+		}
+		require.NoError(t, l.Write(ctx, rs))
+		require.NoError(t, l.Close())
+		require.Contains(t, files(t, dir), "000001.sst", name)
+		require.NoError(t, hurt(dir), name)
+		before := files(t, dir)
+		_, err = decisionlog.Open(ctx, decisionlog.Options{Dir: dir, NoRetention: true})
+		require.ErrorIs(t, err, teamgate.ErrInvalid, name)
+		require.ErrorContains(t, err, "damaged", name)
+		require.Equal(t, before, files(t, dir), "%s: nothing deleted or changed", name)
+	}
+}
+
+// cut truncates a file to its size divided by n (n > 0) or shortened by -n bytes.
+func cut(path string, n int64) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return os.Truncate(path, fi.Size()/n)
+	}
+	return os.Truncate(path, fi.Size()+n)
+}

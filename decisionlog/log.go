@@ -91,8 +91,9 @@ const (
 
 // Open opens (or creates) the log in opts.Dir and applies retention. A directory that holds
 // anything but a decision log (a teamgate store, say) is an error matching teamgate.ErrInvalid,
-// and so are bad options; a directory Badger cannot open (locked by another process, corrupt) is
-// an error naming it.
+// and so are bad options and a damaged directory Badger would empty or crash on (see the package
+// doc); a directory Badger cannot open (locked by another process, corrupt) is an error naming
+// it.
 func Open(ctx context.Context, opts Options) (*Log, error) {
 	switch {
 	case opts.MaxAge < 0:
@@ -118,6 +119,11 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	every := opts.RetentionInterval
 	if every == 0 {
 		every = DefaultRetentionInterval
+	}
+	if !l.memory {
+		if err := checkFiles(opts.Dir); err != nil {
+			return nil, err
+		}
 	}
 	bo := badger.DefaultOptions(opts.Dir).WithLogger(badgerlog.Logger{L: l.log}).WithLoggingLevel(badger.WARNING)
 	if l.memory {
