@@ -63,7 +63,6 @@ func TestAttack23RecheckNamesProjectWritesWhateverTheReference(t *testing.T) {
 	}
 }
 
-
 // files lists a directory's files and sizes.
 func files(t *testing.T, dir string) map[string]int64 {
 	t.Helper()
