@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/decisionlog"
+)
+
+// TestAttack23DecisionsOnAHeldOrDamagedLog: `teamgate decisions --log DIR` on a log a host
+// holds open fails at once, saying so, and on a damaged one (its MANIFEST lost) refuses it; in
+// both cases nothing in the directory is deleted. (On the damaged log it answered from a new,
+// empty log after Badger deleted every record's table.)
+func TestAttack23DecisionsOnAHeldOrDamagedLog(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "log")
+	host, err := decisionlog.Open(ctx, decisionlog.Options{Dir: dir})
+	require.NoError(t, err)
+	var rs []authz.DecisionRecord
+	for range 300 {
+		rs = append(rs, authz.DecisionRecord{Time: time.Now(), Request: authz.Request{Subject: "bob", Action: "runs.get", Resource: "acme/vision"},
+			Decision: authz.Decision{Allowed: true, Role: "viewer", Reasons: []authz.Reason{}, Revision: 1}, Policy: "fp", Path: authz.PathCompiled})
+	}
+	require.NoError(t, host.Write(ctx, rs))
+	out, stderr, code := cli(t, "", "decisions", "--log", dir)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "locked by another process")
+	require.Empty(t, out)
+	require.NoError(t, host.Close())
+	out, stderr, code = cli(t, "", "decisions", "--log", dir, "--limit", "9223372036854775807")
+	require.Equal(t, 0, code, stderr)
+	require.Len(t, lines(out), len(rs), "every record is still there")
+
+	require.NoError(t, os.Remove(filepath.Join(dir, "MANIFEST")))
+	before, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	out, stderr, code = cli(t, "", "decisions", "--log", dir)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "damaged: Badger's MANIFEST is missing")
+	require.Empty(t, out)
+	after, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Equal(t, len(before), len(after), "nothing deleted")
+	for i := range before {
+		require.Equal(t, before[i].Name(), after[i].Name())
+	}
+}
