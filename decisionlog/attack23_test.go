@@ -174,3 +174,46 @@ func TestAttack23RecheckNewestFirstReadsTheEventsAFewTimes(t *testing.T) {
 		require.LessOrEqual(t, events.n, 12, "newest=%v: reads of the events for %d revisions", newest, n)
 	}
 }
+
+// TestAttack23RecheckAfterDeletesAndRenames: a decision whose project, team (deleted or
+// renamed), org or subject's membership is gone since is listed as changed, denied now without
+// an error, with the write that did it among its writes.
+func TestAttack23RecheckAfterDeletesAndRenames(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cases := map[string]struct {
+		change store.Change
+		kind   string
+	}{
+		"project deleted":   {store.DeleteProject{Org: "acme", Name: "vision"}, "delete_project"},
+		"team renamed":      {store.RenameTeam{Org: "acme", From: "engineering", To: "eng"}, "rename_team"},
+		"org deleted":       {store.DeleteOrg{Name: "acme"}, "delete_org"},
+		"subject left org":  {store.DeleteMember{Org: "acme", User: "bob"}, "delete_member"},
+		"subject left team": {store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"}, "delete_team_member"},
+	}
+	for name, c := range cases {
+		st := conformance.OpenStore(t, store.Options{})
+		l, err := decisionlog.Open(ctx, decisionlog.Options{})
+		require.NoError(t, err)
+		eng, err := authz.New(ctx, st, authz.WithDecisionLog(l))
+		require.NoError(t, err)
+		d, err := eng.Authorize(ctx, authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"})
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+		require.NoError(t, eng.Close(ctx))
+		rev, err := st.Apply(ctx, c.change)
+		require.NoError(t, err, name)
+		fresh, err := authz.New(ctx, st)
+		require.NoError(t, err)
+		var got []decisionlog.Change
+		require.NoError(t, decisionlog.Recheck(ctx, l, fresh, decisionlog.Query{}, func(c decisionlog.Change) error {
+			got = append(got, c)
+			return nil
+		}, decisionlog.WithEvents(st)), name)
+		require.Len(t, got, 1, name)
+		require.False(t, got[0].Now.Allowed, name)
+		require.Empty(t, got[0].Error, name)
+		require.Contains(t, got[0].Writes, authz.Cause{Revision: rev, Kind: c.kind}, name)
+		require.NoError(t, l.Close())
+	}
+}
