@@ -177,19 +177,21 @@ func TestAttack23RecheckNewestFirstReadsTheEventsAFewTimes(t *testing.T) {
 
 // TestAttack23RecheckAfterDeletesAndRenames: a decision whose project, team (deleted or
 // renamed), org or subject's membership is gone since is listed as changed, denied now without
-// an error, with the write that did it among its writes.
+// an error, with the write that did it among its writes; a team request, which names no project,
+// through the write naming its subject.
 func TestAttack23RecheckAfterDeletesAndRenames(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	cases := map[string]struct {
-		change store.Change
-		kind   string
+		change  store.Change
+		kind    string
+		changed int // of the two decisions
 	}{
-		"project deleted":   {store.DeleteProject{Org: "acme", Name: "vision"}, "delete_project"},
-		"team renamed":      {store.RenameTeam{Org: "acme", From: "engineering", To: "eng"}, "rename_team"},
-		"org deleted":       {store.DeleteOrg{Name: "acme"}, "delete_org"},
-		"subject left org":  {store.DeleteMember{Org: "acme", User: "bob"}, "delete_member"},
-		"subject left team": {store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"}, "delete_team_member"},
+		"project deleted":   {store.DeleteProject{Org: "acme", Name: "vision"}, "delete_project", 1},
+		"team renamed":      {store.RenameTeam{Org: "acme", From: "engineering", To: "eng"}, "rename_team", 2},
+		"org deleted":       {store.DeleteOrg{Name: "acme"}, "delete_org", 2},
+		"subject left org":  {store.DeleteMember{Org: "acme", User: "bob"}, "delete_member", 2},
+		"subject left team": {store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"}, "delete_team_member", 2},
 	}
 	for name, c := range cases {
 		st := conformance.OpenStore(t, store.Options{})
@@ -197,9 +199,14 @@ func TestAttack23RecheckAfterDeletesAndRenames(t *testing.T) {
 		require.NoError(t, err)
 		eng, err := authz.New(ctx, st, authz.WithDecisionLog(l))
 		require.NoError(t, err)
-		d, err := eng.Authorize(ctx, authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"})
-		require.NoError(t, err)
-		require.True(t, d.Allowed)
+		// A project request, and a team request, which names no project: only writes naming bob
+		// are its.
+		for _, req := range []authz.Request{{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"},
+			{Subject: "bob", Action: "team.runs", Resource: "acme/engineering"}} {
+			d, err := eng.Authorize(ctx, req)
+			require.NoError(t, err)
+			require.True(t, d.Allowed)
+		}
 		require.NoError(t, eng.Close(ctx))
 		rev, err := st.Apply(ctx, c.change)
 		require.NoError(t, err, name)
@@ -210,10 +217,12 @@ func TestAttack23RecheckAfterDeletesAndRenames(t *testing.T) {
 			got = append(got, c)
 			return nil
 		}, decisionlog.WithEvents(st)), name)
-		require.Len(t, got, 1, name)
-		require.False(t, got[0].Now.Allowed, name)
-		require.Empty(t, got[0].Error, name)
-		require.Contains(t, got[0].Writes, authz.Cause{Revision: rev, Kind: c.kind}, name)
+		require.Len(t, got, c.changed, name)
+		for _, ch := range got {
+			require.False(t, ch.Now.Allowed, name)
+			require.Empty(t, ch.Error, name)
+			require.Contains(t, ch.Writes, authz.Cause{Revision: rev, Kind: c.kind}, "%s: %+v", name, ch.Record.Request)
+		}
 		require.NoError(t, l.Close())
 	}
 }
