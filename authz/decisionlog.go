@@ -153,8 +153,8 @@ const DecisionLogInterval = 500 * time.Microsecond
 const maxDecisionBatch = 512
 
 // WithDecisionLog sends a record of every decision (DecisionRecord) to sink: each call of
-// Authorize — those of AuthorizeBatch, BulkRuns and CreateProject included, and requests for
-// suggestions — and of Explain. A run of a bulk version listing is recorded as the decision
+// Authorize — those of AuthorizeBatch, BulkRuns and CreateProject included, the org.break_glass
+// permission of BreakGlass and EndBreakGlass, and requests for suggestions — and of Explain. A run of a bulk version listing is recorded as the decision
 // BulkRuns returns for it (a feature_excluded deny after an allowed permission). BulkRuns logs
 // its scope's decision (team.runs or org.runs) and each run it decides; a run it denies without
 // deciding it — every run when the scope is denied (the scope's deny is their record), a run
