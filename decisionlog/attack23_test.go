@@ -226,3 +226,38 @@ func TestAttack23RecheckAfterDeletesAndRenames(t *testing.T) {
 		require.NoError(t, l.Close())
 	}
 }
+
+// TestAttack23RetentionEdges: a record exactly MaxAge old is kept and shown, one a nanosecond
+// older is hidden and deleted; a retention clock that goes back deletes and hides nothing it
+// kept before, and a record from "the future" stays; a record larger than MaxBytes is written
+// and then trimmed with the oldest (Options.MaxBytes), leaving the log within its bound.
+func TestAttack23RetentionEdges(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := &clock{now: t0}
+	l, err := decisionlog.Open(ctx, decisionlog.Options{Dir: t.TempDir(), MaxAge: time.Hour, MaxBytes: decisionlog.MinMaxBytes, Now: c.Now})
+	require.NoError(t, err)
+	defer l.Close()
+	require.NoError(t, l.Write(ctx, []authz.DecisionRecord{
+		rec(t0.Add(-time.Hour-1), "older", "runs.get", "acme/x", true, authz.PathRego),
+		rec(t0.Add(-time.Hour), "edge", "runs.get", "acme/x", true, authz.PathRego),
+		rec(t0.Add(time.Hour), "future", "runs.get", "acme/x", true, authz.PathRego),
+	}))
+	require.Equal(t, []string{"edge", "future"}, subjects(query(t, l, decisionlog.Query{})))
+	require.NoError(t, l.Retain(ctx))
+	n, _ := l.Size()
+	require.Equal(t, int64(2), n, "the record a nanosecond past MaxAge is deleted, the one at MaxAge kept")
+
+	c.add(-24 * time.Hour) // the clock goes back a day
+	require.NoError(t, l.Retain(ctx))
+	require.Equal(t, []string{"edge", "future"}, subjects(query(t, l, decisionlog.Query{})))
+	c.add(24 * time.Hour)
+
+	big := rec(t0, "big", "runs.get", "acme/x", true, authz.PathRego)
+	big.Request.Attributes = map[string]any{"blob": strings.Repeat("x", decisionlog.MinMaxBytes)}
+	require.NoError(t, l.Write(ctx, []authz.DecisionRecord{big}))
+	n, size := l.Size()
+	require.LessOrEqual(t, size, int64(decisionlog.MinMaxBytes))
+	require.Equal(t, int64(1), n, "a record larger than MaxBytes does not stay")
+	require.Equal(t, []string{"future"}, subjects(query(t, l, decisionlog.Query{})), "trimmed from the oldest, by time")
+}

@@ -36,7 +36,8 @@ type Options struct {
 	// MaxAge deletes records older than this. Default DefaultMaxAge; negative is an error.
 	MaxAge time.Duration
 	// MaxBytes bounds the records' size (keys and values). Default DefaultMaxBytes; below
-	// MinMaxBytes is an error.
+	// MinMaxBytes is an error. Records are trimmed oldest first by their time: a record larger
+	// than MaxBytes is written and trimmed at once, with those older than it.
 	MaxBytes int64
 	// RetentionInterval is the period of the background retention pass. Default
 	// DefaultRetentionInterval; negative is an error.
