@@ -261,3 +261,36 @@ func TestAttack23RetentionEdges(t *testing.T) {
 	require.Equal(t, int64(1), n, "a record larger than MaxBytes does not stay")
 	require.Equal(t, []string{"future"}, subjects(query(t, l, decisionlog.Query{})), "trimmed from the oldest, by time")
 }
+
+// TestAttack23TimeBoundsFarAway: Since and Until far in the past or future (before 1678 or after
+// 2262, where Unix nanoseconds overflow) bound nothing away: `--since 1600-01-01T00:00:00Z` or
+// `--until 9999-12-31T00:00:00Z` selects every record (both selected none), oldest or newest
+// first.
+func TestAttack23TimeBoundsFarAway(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	l, err := decisionlog.Open(ctx, decisionlog.Options{NoRetention: true})
+	require.NoError(t, err)
+	defer l.Close()
+	now := time.Now()
+	require.NoError(t, l.Write(ctx, []authz.DecisionRecord{
+		rec(now.Add(-time.Hour), "a", "runs.get", "acme/x", true, authz.PathRego),
+		rec(now, "b", "runs.get", "acme/x", true, authz.PathRego),
+	}))
+	far := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		require.NoError(t, err)
+		return v
+	}
+	for _, q := range []decisionlog.Query{
+		{Since: far("1600-01-01T00:00:00Z")},
+		{Since: far("0001-01-01T00:00:00Z")},
+		{Until: far("9999-12-31T00:00:00Z")},
+		{Until: far("2300-01-01T00:00:00Z")},
+		{Since: far("1000-01-01T00:00:00Z"), Until: far("3000-01-01T00:00:00Z")},
+	} {
+		require.Equal(t, []string{"a", "b"}, subjects(query(t, l, q)), "%+v", q)
+		q.Newest = true
+		require.Equal(t, []string{"b", "a"}, subjects(query(t, l, q)), "%+v", q)
+	}
+}

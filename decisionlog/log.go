@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -366,14 +367,26 @@ func (l *Log) Close() error {
 }
 
 // recordKey is a record's key: the prefix, the time (sign bit flipped: byte order is time
-// order) and the sequence number.
+// order) and the sequence number. A time Unix nanoseconds cannot hold (before 1678 or after
+// 2262: UnixNano's result is undefined there, and wrapped around) is the first or last they can:
+// a query's bound far in the past or future bounds nothing away.
 func recordKey(t time.Time, seq uint64) []byte {
+	ns := int64(math.MinInt64)
+	switch {
+	case t.After(lastNano):
+		ns = math.MaxInt64
+	case !t.Before(firstNano):
+		ns = t.UnixNano()
+	}
 	k := make([]byte, keyLen)
 	copy(k, prefixRec)
-	binary.BigEndian.PutUint64(k[len(prefixRec):], uint64(t.UnixNano())^(1<<63))
+	binary.BigEndian.PutUint64(k[len(prefixRec):], uint64(ns)^(1<<63))
 	binary.BigEndian.PutUint64(k[len(prefixRec)+8:], seq)
 	return k
 }
+
+// The times Unix nanoseconds can hold.
+var firstNano, lastNano = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
 
 // keyTime reads a record key's time and sequence number.
 func keyTime(k []byte) (time.Time, uint64) {

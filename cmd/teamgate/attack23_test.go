@@ -36,6 +36,9 @@ func TestAttack23DecisionsOnAHeldOrDamagedLog(t *testing.T) {
 	out, stderr, code = cli(t, "", "decisions", "--log", dir, "--limit", "9223372036854775807")
 	require.Equal(t, 0, code, stderr)
 	require.Len(t, lines(out), len(rs), "every record is still there")
+	out, stderr, code = cli(t, "", "decisions", "--log", dir, "--since", "1600-01-01T00:00:00Z", "--until", "9999-12-31T00:00:00Z", "--newest")
+	require.Equal(t, 0, code, stderr)
+	require.Len(t, lines(out), len(rs), "bounds far away bound nothing away")
 
 	require.NoError(t, os.Remove(filepath.Join(dir, "MANIFEST")))
 	before, err := os.ReadDir(dir)
