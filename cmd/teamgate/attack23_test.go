@@ -54,3 +54,33 @@ func TestAttack23DecisionsOnAHeldOrDamagedLog(t *testing.T) {
 		require.Equal(t, before[i].Name(), after[i].Name())
 	}
 }
+
+// TestAttack23DecisionsTableCannotBeForged: a failed request's subject, action or resource is
+// logged as the caller sent it, and an author's reason message is the policy's: a line break or
+// a tab in one is shown escaped, in quotes, so the table has one row per record (a subject
+// holding "\n" and a fake row printed that row as a decision of its own).
+func TestAttack23DecisionsTableCannotBeForged(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "log")
+	l, err := decisionlog.Open(ctx, decisionlog.Options{Dir: dir})
+	require.NoError(t, err)
+	forged := "mallory\n2026-01-01 00:00:00  allow    alice    org.delete  acme  rego  org_override"
+	require.NoError(t, l.Write(ctx, []authz.DecisionRecord{
+		{Time: time.Now(), Request: authz.Request{Subject: forged, Action: "runs.get", Resource: "acme/vision"},
+			Decision: authz.Decision{Role: "none", Reasons: []authz.Reason{}}, Error: `invalid subject`, Policy: "fp", Path: authz.PathNone},
+		{Time: time.Now(), Request: authz.Request{Subject: "bob", Action: "runs.get\tx", Resource: "acme/vision"},
+			Decision: authz.Decision{Role: "none", Reasons: []authz.Reason{{Code: "ext\nallow", Message: "m"}}}, Policy: "fp", Path: authz.PathRego},
+	}))
+	require.NoError(t, l.Close())
+	out, stderr, code := cli(t, "", "decisions", "--log", dir, "--format", "pretty")
+	require.Equal(t, 0, code, stderr)
+	rows := lines(out)
+	require.Len(t, rows, 3, "a header and one row per record:\n%s", out)
+	require.Contains(t, rows[1], `"mallory\n2026-01-01`)
+	require.Contains(t, rows[2], `"runs.get\tx"`)
+	require.Contains(t, rows[2], `"ext\nallow"`)
+	out, stderr, code = cli(t, "", "decisions", "--log", dir)
+	require.Equal(t, 0, code, stderr)
+	require.Len(t, lines(out), 2, "JSON lines: one per record")
+}
