@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -292,5 +293,65 @@ func TestAttack23TimeBoundsFarAway(t *testing.T) {
 		require.Equal(t, []string{"a", "b"}, subjects(query(t, l, q)), "%+v", q)
 		q.Newest = true
 		require.Equal(t, []string{"b", "a"}, subjects(query(t, l, q)), "%+v", q)
+	}
+}
+
+// BenchmarkAttack23Recheck: Recheck WithEvents of records decisions, each logged at a revision
+// of its own (a write between every two decisions), all of them changed since (a final write
+// revokes the subject), oldest and newest first. peak-live-MB is the most heap in use while
+// rechecking (after a GC, 20 times a recheck, untimed) above that before it.
+func BenchmarkAttack23Recheck(b *testing.B) {
+	for _, records := range []int{3000, 20_000, 100_000} {
+		ctx := b.Context()
+		st, err := store.Open(ctx, store.Options{})
+		require.NoError(b, err)
+		_, err = st.LoadFile(ctx, conformance.DataFile())
+		require.NoError(b, err)
+		l, err := decisionlog.Open(ctx, decisionlog.Options{NoRetention: true})
+		require.NoError(b, err)
+		eng, err := authz.New(ctx, st, authz.WithDecisionLog(l), authz.WithDecisionLogQueue(1<<16))
+		require.NoError(b, err)
+		for i := range records {
+			_, err := st.Apply(ctx, store.PutMember{Org: "other", User: "zoe", Role: []string{"member", "viewer"}[i%2]})
+			require.NoError(b, err)
+			_, err = eng.Authorize(ctx, authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/vision"})
+			require.NoError(b, err)
+			if i%1000 == 999 {
+				require.NoError(b, eng.FlushDecisionLog(ctx))
+			}
+		}
+		require.NoError(b, eng.Close(ctx))
+		require.Zero(b, eng.Stats().DecisionLogDropped)
+		_, err = st.Apply(ctx, store.DeleteTeamMember{Org: "acme", Team: "engineering", User: "bob"})
+		require.NoError(b, err)
+		fresh, err := authz.New(ctx, st)
+		require.NoError(b, err)
+		for _, newest := range []bool{false, true} {
+			b.Run(fmt.Sprintf("records=%d/newest=%v", records, newest), func(b *testing.B) {
+				var peak, base uint64
+				var ms runtime.MemStats
+				live := func() uint64 { // the heap in use, after a GC
+					runtime.GC()
+					runtime.ReadMemStats(&ms)
+					return ms.HeapAlloc
+				}
+				base = live()
+				for b.Loop() {
+					n := 0
+					require.NoError(b, decisionlog.Recheck(ctx, l, fresh, decisionlog.Query{Newest: newest}, func(decisionlog.Change) error {
+						if n++; n%(records/20) == 0 {
+							b.StopTimer()
+							peak = max(peak, live())
+							b.StartTimer()
+						}
+						return nil
+					}, decisionlog.WithEvents(st)))
+					require.Equal(b, records, n)
+				}
+				b.ReportMetric(float64(peak-min(peak, base))/(1<<20), "peak-live-MB")
+			})
+		}
+		require.NoError(b, l.Close())
+		require.NoError(b, st.Close())
 	}
 }

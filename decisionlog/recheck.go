@@ -11,7 +11,6 @@ import (
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
-	"github.com/teamgate/teamgate/store"
 )
 
 // Change is a logged decision that the engine now decides differently, and what changed since.
@@ -83,17 +82,18 @@ func Recheck(ctx context.Context, l *Log, eng *authz.Engine, q Query, fn func(Ch
 	})
 }
 
-// eventCache holds the events after the smallest revision asked for so far, indexed by the
-// subjects and projects they name. Records come in time order, oldest or newest first: newest
-// first, each older revision would read the events again from it, so a reload reads from twice
-// as far back as asked (a few reloads for the whole log, not one per revision: 3,000 records at
-// distinct revisions took 85 s). The index makes a record's writes cost the writes that name
-// it, not every event since its revision.
+// eventCache holds the writes after the smallest revision asked for so far (their revision and
+// kind: an event's changes are not kept), indexed by the subjects and projects they name.
+// Records come in time order, oldest or newest first: newest first, each older revision would
+// read the events again from it, so a reload reads from twice as far back as asked (a few
+// reloads for the whole log, not one per revision: 3,000 records at distinct revisions took
+// 85 s). The index makes a record's writes cost the writes that name it, not every event since
+// its revision.
 type eventCache struct {
 	log    authz.EventLog // nil: no events
-	from   uint64         // events holds every event after from, up to the log's revision when read
-	events []store.Event
-	by     map[string][]int // "org/user" subjects and "p:org/project" projects → indexes into events, ascending
+	from   uint64         // writes holds every event after from, up to the log's revision when read
+	writes []authz.Cause
+	by     map[string][]int // "org/user" subjects and "p:org/project" projects → indexes into writes, ascending
 	broad  []int            // the indexes of truncated events, which name everything
 	loaded bool
 	gone   uint64 // the events after revisions below this are trimmed (0: none seen)
@@ -109,12 +109,11 @@ func (c *eventCache) naming(ctx context.Context, p *rego.Policy, r authz.Decisio
 	if !c.loaded || rev < c.from {
 		from := rev
 		if c.loaded { // going back: read twice as far back as asked
-			from -= min(rev, c.from-rev+uint64(len(c.events)))
+			from -= min(rev, c.from-rev+uint64(len(c.writes)))
 		}
-		evs, err := readEvents(ctx, c.log, from)
+		err := c.load(ctx, from)
 		if errors.Is(err, teamgate.ErrStale) && from < rev {
-			from = rev
-			evs, err = readEvents(ctx, c.log, from)
+			err = c.load(ctx, rev)
 		}
 		if errors.Is(err, teamgate.ErrStale) {
 			c.gone = rev + 1
@@ -123,10 +122,9 @@ func (c *eventCache) naming(ctx context.Context, p *rego.Policy, r authz.Decisio
 		if err != nil {
 			return nil, err
 		}
-		c.index(evs, from)
 	}
 	org, project := orgProject(p, r.Request)
-	first := sort.Search(len(c.events), func(i int) bool { return c.events[i].Revision > rev })
+	first := sort.Search(len(c.writes), func(i int) bool { return c.writes[i].Revision > rev })
 	lists := [][]int{c.broad, c.by[org+"/"+r.Request.Subject]}
 	if project != "" {
 		lists = append(lists, c.by["p:"+org+"/"+project])
@@ -138,55 +136,48 @@ func (c *eventCache) naming(ctx context.Context, p *rego.Policy, r authz.Decisio
 	slices.Sort(idx)
 	out := []authz.Cause{}
 	for _, i := range slices.Compact(idx) {
-		out = append(out, authz.Cause{Revision: c.events[i].Revision, Kind: c.events[i].Kind})
+		out = append(out, c.writes[i])
 	}
 	return out, nil
 }
 
-// index makes evs, the events after from, the cache's.
-func (c *eventCache) index(evs []store.Event, from uint64) {
-	c.events, c.from, c.loaded = evs, from, true
-	c.by, c.broad = map[string][]int{}, nil
-	for i, ev := range evs {
-		if ev.Truncated {
-			c.broad = append(c.broad, i)
-			continue
+// load reads the log's events after revision from, up to its revision now, into the cache,
+// indexing each as it comes (the events are not kept: a 100,000-event store's took hundreds of
+// MB). On an error the cache is left empty.
+func (c *eventCache) load(ctx context.Context, from uint64) error {
+	c.writes, c.by, c.broad, c.loaded = nil, map[string][]int{}, nil, false
+	to := c.log.Revision()
+	if from < to {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ch, err := c.log.Watch(wctx, from)
+		if err != nil {
+			return err
 		}
-		for _, s := range ev.Subjects {
-			c.by[s] = append(c.by[s], i)
-		}
-		for _, p := range ev.Projects {
-			c.by["p:"+p] = append(c.by["p:"+p], i)
-		}
-	}
-}
-
-// readEvents reads log's events after revision from, up to its revision now.
-func readEvents(ctx context.Context, log authz.EventLog, from uint64) ([]store.Event, error) {
-	to := log.Revision()
-	if from >= to {
-		return nil, nil
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch, err := log.Watch(wctx, from)
-	if err != nil {
-		return nil, err
-	}
-	var evs []store.Event
-	for {
-		ev, ok := <-ch
-		switch {
-		case !ok:
-			return nil, errors.Join(ctx.Err(), teamgate.ErrClosed)
-		case ev.Err != nil:
-			return nil, ev.Err
-		}
-		evs = append(evs, ev)
-		if ev.Revision >= to {
-			return evs, nil
+		for done := false; !done; {
+			ev, ok := <-ch
+			switch {
+			case !ok:
+				return errors.Join(ctx.Err(), teamgate.ErrClosed)
+			case ev.Err != nil:
+				return ev.Err
+			}
+			i := len(c.writes)
+			c.writes = append(c.writes, authz.Cause{Revision: ev.Revision, Kind: ev.Kind})
+			if ev.Truncated {
+				c.broad = append(c.broad, i)
+			}
+			for _, s := range ev.Subjects {
+				c.by[s] = append(c.by[s], i)
+			}
+			for _, p := range ev.Projects {
+				c.by["p:"+p] = append(c.by["p:"+p], i)
+			}
+			done = ev.Revision >= to
 		}
 	}
+	c.from, c.loaded = from, true
+	return nil
 }
 
 // orgProject is the org of a request and the project it names ("" for an org or team request),
