@@ -126,21 +126,27 @@ func cut(path string, n int64) error {
 	return os.Truncate(path, fi.Size()+n)
 }
 
-// watchCounter is an event log that counts the reads (Watch) made of it.
+// watchCounter is an event log that counts the reads (Watch) made of it, and keeps the events
+// from revision oldest on (0: all), as a store whose older events were trimmed.
 type watchCounter struct {
 	authz.EventLog
-	n int
+	n      int
+	oldest uint64
 }
 
 func (w *watchCounter) Watch(ctx context.Context, from uint64) (<-chan store.Event, error) {
 	w.n++
+	if from+1 < w.oldest {
+		return nil, &store.TrimmedError{Next: from + 1, Oldest: w.oldest}
+	}
 	return w.EventLog.Watch(ctx, from)
 }
 
 // TestAttack23RecheckNewestFirstReadsTheEventsAFewTimes: a recheck of decisions logged at
 // distinct revisions, newest first (--newest), reads the store's events a few times, not once per
 // revision (3,000 such records took 85 s, 176 times oldest first), and finds each change's
-// writes as oldest first does.
+// writes as oldest first does; so too when the store no longer keeps the oldest events (the
+// reloads stopped at the trimmed end and became one per revision again).
 func TestAttack23RecheckNewestFirstReadsTheEventsAFewTimes(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -151,6 +157,7 @@ func TestAttack23RecheckNewestFirstReadsTheEventsAFewTimes(t *testing.T) {
 	eng, err := authz.New(ctx, st, authz.WithDecisionLog(l))
 	require.NoError(t, err)
 	const n = 300
+	first := st.Revision() + 1 // the first decision's
 	for i := range n {
 		_, err := st.Apply(ctx, store.PutMember{Org: "other", User: fmt.Sprint("u", i), Role: "member"}) // names neither bob nor vision
 		require.NoError(t, err)
@@ -162,17 +169,25 @@ func TestAttack23RecheckNewestFirstReadsTheEventsAFewTimes(t *testing.T) {
 	require.NoError(t, err)
 	fresh, err := authz.New(ctx, st)
 	require.NoError(t, err)
-	for _, newest := range []bool{false, true} {
-		events := &watchCounter{EventLog: st}
-		var revs []uint64
-		require.NoError(t, decisionlog.Recheck(ctx, l, fresh, decisionlog.Query{Newest: newest}, func(c decisionlog.Change) error {
-			require.Equal(t, []authz.Cause{{Revision: revoked, Kind: "delete_team_member"}}, c.Writes)
-			revs = append(revs, c.Record.Decision.Revision)
-			return nil
-		}, decisionlog.WithEvents(events)))
-		require.Len(t, revs, n)
-		require.Equal(t, n, len(slices.Compact(slices.Sorted(slices.Values(revs)))), "distinct revisions")
-		require.LessOrEqual(t, events.n, 12, "newest=%v: reads of the events for %d revisions", newest, n)
+	// The store keeps all its events, or those from the 100th logged decision's revision on.
+	for _, oldest := range []uint64{0, first + 100} {
+		for _, newest := range []bool{false, true} {
+			events := &watchCounter{EventLog: st, oldest: oldest}
+			var revs []uint64
+			require.NoError(t, decisionlog.Recheck(ctx, l, fresh, decisionlog.Query{Newest: newest}, func(c decisionlog.Change) error {
+				if c.Record.Decision.Revision+1 < oldest {
+					require.Nil(t, c.Writes, "the events after its revision are trimmed")
+				} else {
+					require.Equal(t, []authz.Cause{{Revision: revoked, Kind: "delete_team_member"}}, c.Writes)
+				}
+				revs = append(revs, c.Record.Decision.Revision)
+				return nil
+			}, decisionlog.WithEvents(events)))
+			require.Len(t, revs, n)
+			require.Equal(t, n, len(slices.Compact(slices.Sorted(slices.Values(revs)))), "distinct revisions")
+			require.Equal(t, first, slices.Min(revs))
+			require.LessOrEqual(t, events.n, 14, "newest=%v oldest=%d: reads of the events for %d revisions", newest, oldest, n)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/teamgate/teamgate/authz"
 	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/scope"
+	"github.com/teamgate/teamgate/store"
 )
 
 // Change is a logged decision that the engine now decides differently, and what changed since.
@@ -111,12 +112,22 @@ func (c *eventCache) naming(ctx context.Context, p *rego.Policy, r authz.Decisio
 		if c.loaded { // going back: read twice as far back as asked
 			from -= min(rev, c.from-rev+uint64(len(c.writes)))
 		}
+		// The store's trimmed end, when it says: revisions before it are gone, and a reload near it
+		// reads all that is kept rather than once per revision.
+		var te *store.TrimmedError
 		err := c.load(ctx, from)
 		if errors.Is(err, teamgate.ErrStale) && from < rev {
-			err = c.load(ctx, rev)
+			from = rev
+			if errors.As(err, &te) && te.Oldest > 0 && te.Oldest-1 < rev {
+				from = te.Oldest - 1
+			}
+			err = c.load(ctx, from)
 		}
 		if errors.Is(err, teamgate.ErrStale) {
 			c.gone = rev + 1
+			if errors.As(err, &te) && te.Oldest > 0 {
+				c.gone = max(c.gone, te.Oldest-1)
+			}
 			return nil, nil
 		}
 		if err != nil {
