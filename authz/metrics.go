@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -137,29 +138,33 @@ func outcomeOf(d Decision, err error) outcome {
 var decisionBuckets = []float64{1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, 0.1, 1}
 
 // decisionMetrics are an engine's metrics: the latency histogram, observed per decision, and a
-// collector reading everything else from the engine when the registry is gathered.
+// collector reading everything else from the engine when the registry is gathered. The collector
+// exports the histogram too, from the snapshot it counts teamgate_decisions_total from, so that
+// one gather's two never disagree.
 type decisionMetrics struct {
 	e       *Engine
-	reg     prometheus.Registerer // where they are registered: Engine.Close unregisters them
-	vec     *prometheus.HistogramVec
+	reg     prometheus.Registerer                      // where the collector is registered: Engine.Close unregisters it
+	gone    atomic.Bool                                // unregistered: a later Close must not unregister another engine's
+	vec     *prometheus.HistogramVec                   // makes the observers; not registered (Collect exports them)
 	latency [numPaths][numOutcomes]prometheus.Observer // nil: cannot happen on this engine
 	hists   []labelledHistogram                        // the non-nil ones of latency
 
-	decisions, cacheHits, cacheMisses, cacheEntries, evalErrors, overBudget, revision, logDropped *prometheus.Desc
+	duration, decisions, cacheHits, cacheMisses, cacheEntries, evalErrors, overBudget, revision, logDropped *prometheus.Desc
 }
 
 type labelledHistogram struct {
 	path, outcome string
 	m             prometheus.Metric
+	created       time.Time // when the series was made: OpenMetrics' _created
 }
 
 var _ prometheus.Collector = (*decisionMetrics)(nil)
 
 func newDecisionMetrics(e *Engine, reg prometheus.Registerer) (*decisionMetrics, error) {
+	const durationName = "teamgate_decision_duration_seconds"
+	const durationHelp = "Time Authorize took, by the path that decided (cache_l1, cache_l2, compiled, rego; none when it returned an error) and the outcome (allowed, denied, error)."
 	m := &decisionMetrics{e: e, reg: reg, vec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "teamgate_decision_duration_seconds",
-		Help:    "Time Authorize took, by the path that decided (cache_l1, cache_l2, compiled, rego; none when it returned an error) and the outcome (allowed, denied, error).",
-		Buckets: decisionBuckets,
+		Name: durationName, Help: durationHelp, Buckets: decisionBuckets,
 	}, []string{"path", "outcome"})}
 	// Only the series that can occur on this engine exist, each from the start (at 0).
 	paths := []DecisionPath{PathNone, PathRego}
@@ -181,12 +186,13 @@ func newDecisionMetrics(e *Engine, reg prometheus.Registerer) (*decisionMetrics,
 			}
 			h := m.vec.WithLabelValues(p.String(), outcomeNames[o])
 			m.latency[p][o] = h
-			m.hists = append(m.hists, labelledHistogram{path: p.String(), outcome: outcomeNames[o], m: h.(prometheus.Metric)})
+			m.hists = append(m.hists, labelledHistogram{path: p.String(), outcome: outcomeNames[o], m: h.(prometheus.Metric), created: time.Now()})
 		}
 	}
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
+	m.duration = desc(durationName, durationHelp, "path", "outcome")
 	m.decisions = desc("teamgate_decisions_total", "Authorize calls, by the path that decided and the outcome (the latency histogram's count).", "path", "outcome")
 	m.cacheHits = desc("teamgate_decision_cache_hits_total", "Decisions served from the decision cache, by tier (l1: memory, l2: Badger).", "tier")
 	m.cacheMisses = desc("teamgate_decision_cache_misses_total", "Cacheable decisions a tier of the decision cache did not hold, by tier (l1: memory, l2: Badger).", "tier")
@@ -195,39 +201,47 @@ func newDecisionMetrics(e *Engine, reg prometheus.Registerer) (*decisionMetrics,
 	m.overBudget = desc("teamgate_evaluation_over_budget_total", "Of the failed evaluations, those stopped by the time budget (WithEvalBudget).")
 	m.revision = desc("teamgate_store_revision", "The revision of the last write the engine's directory has applied.")
 	m.logDropped = desc("teamgate_decision_log_dropped_total", "Decision log records dropped because its queue was full or the engine closed (WithDecisionLog).")
-	if err := reg.Register(m.vec); err != nil {
-		return nil, fmt.Errorf("authz: WithMetrics: %w", err)
-	}
 	if err := reg.Register(m); err != nil {
-		reg.Unregister(m.vec)
 		return nil, fmt.Errorf("authz: WithMetrics: %w", err)
 	}
 	return m, nil
 }
 
 // unregister removes the engine's metrics from the host's registry (Engine.Close), so that a
-// new engine may register on it and the registry no longer keeps this one alive.
+// new engine may register on it and the registry no longer keeps this one alive. Only once: a
+// registry unregisters by descriptors, not by identity, so a second Close would remove the
+// metrics of the engine registered since.
 func (m *decisionMetrics) unregister() {
+	if !m.gone.CompareAndSwap(false, true) {
+		return
+	}
 	m.reg.Unregister(m)
-	m.reg.Unregister(m.vec)
 }
 
-// Describe sends the descriptors of the metrics Collect makes (the histogram is registered on
-// its own).
+// Describe sends the descriptors of the metrics Collect makes.
 func (m *decisionMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.decisions, m.cacheHits, m.cacheMisses, m.cacheEntries, m.evalErrors, m.overBudget, m.revision, m.logDropped} {
+	for _, d := range []*prometheus.Desc{m.duration, m.decisions, m.cacheHits, m.cacheMisses, m.cacheEntries, m.evalErrors, m.overBudget, m.revision, m.logDropped} {
 		ch <- d
 	}
 }
 
-// Collect reads the engine's counters (Stats) and directory once per gather.
+// Collect reads the engine's counters (Stats) and directory once per gather, and each latency
+// series once: the histogram and its teamgate_decisions_total come from that one read.
 func (m *decisionMetrics) Collect(ch chan<- prometheus.Metric) {
 	var h dto.Metric
 	for _, lh := range m.hists {
 		h.Reset()
-		if err := lh.m.Write(&h); err == nil {
-			ch <- prometheus.MustNewConstMetric(m.decisions, prometheus.CounterValue, float64(h.GetHistogram().GetSampleCount()), lh.path, lh.outcome)
+		if err := lh.m.Write(&h); err != nil {
+			continue
 		}
+		hist := h.GetHistogram()
+		buckets := make(map[float64]uint64, len(hist.GetBucket()))
+		for _, b := range hist.GetBucket() {
+			buckets[b.GetUpperBound()] = b.GetCumulativeCount()
+		}
+		ch <- prometheus.MustNewConstHistogramWithCreatedTimestamp(m.duration, hist.GetSampleCount(), hist.GetSampleSum(), buckets,
+			lh.created, lh.path, lh.outcome)
+		ch <- prometheus.MustNewConstMetric(m.decisions, prometheus.CounterValue, float64(hist.GetSampleCount()), lh.path, lh.outcome)
 	}
 	s := m.e.Stats()
 	if m.e.decisions != nil {

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
@@ -199,7 +201,8 @@ func labels(m *dto.Metric) string {
 
 // BenchmarkAuthorizeObserved measures what metrics and spans add to a cached hit and to the
 // compiled path: off (the default), with metrics, with spans from a tracer provider that
-// records nothing.
+// records nothing (spans: noop), with spans the SDK records and samples, exported nowhere
+// (spans-sdk).
 func BenchmarkAuthorizeObserved(b *testing.B) {
 	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
 	for _, path := range []struct {
@@ -212,6 +215,8 @@ func BenchmarkAuthorizeObserved(b *testing.B) {
 		}{
 			{"off", func() []authz.Option { return nil }},
 			{"metrics", func() []authz.Option { return []authz.Option{authz.WithMetrics(prometheus.NewRegistry())} }},
+			{"spans", func() []authz.Option { return []authz.Option{authz.WithTracerProvider(noop.NewTracerProvider())} }},
+			{"spans-sdk", func() []authz.Option { return []authz.Option{authz.WithTracerProvider(sdktrace.NewTracerProvider())} }},
 		} {
 			b.Run(path.name+"/"+obs.name, func(b *testing.B) {
 				eng, _ := newAcme(b, append(obs.opts(), path.opts...)...)

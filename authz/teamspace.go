@@ -421,8 +421,18 @@ func BulkAction(op string) (string, bool) {
 	return b.action, ok
 }
 
-// BulkRuns decides a bulk run operation in a team space or org: the scope first (team.runs on
-// `org/team`, org.runs on `org`; a denial there denies every run with its reasons), then one
+// BulkScope is the scope check BulkRuns makes first for subject in the team space or org o:
+// team.runs on `org/team`, org.runs on `org`. A host that answers a denied scope as a whole (an
+// HTTP 403 rather than one denied line per run) decides it with Authorize before BulkRuns.
+func BulkScope(subject string, o scope.Owner) Request {
+	if o.IsTeam() {
+		return Request{Subject: subject, Action: "team.runs", Resource: o.String()}
+	}
+	return Request{Subject: subject, Action: "org.runs", Resource: o.Org}
+}
+
+// BulkRuns decides a bulk run operation in a team space or org: the scope first (BulkScope:
+// team.runs on `org/team`, org.runs on `org`; a denial there denies every run with its reasons), then one
 // decision per run against its project (created_by passed as attributes.run.created_by,
 // destination as attributes.destination). A run whose project lies outside the team space is
 // denied with not_in_scope. The version listings (list_component_versions, list_model_versions,
@@ -448,11 +458,7 @@ func (e *Engine) BulkRuns(ctx context.Context, subject, owner, op string, runs [
 	}); err != nil {
 		return nil, err
 	}
-	scopeAction, scopeRes := "org.runs", o.Org
-	if o.IsTeam() {
-		scopeAction, scopeRes = "team.runs", o.String()
-	}
-	sd, err := e.Authorize(ctx, Request{Subject: subject, Action: scopeAction, Resource: scopeRes})
+	sd, err := e.Authorize(ctx, BulkScope(subject, o))
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/quote"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/scope"
 )
 
 // tracerName is the instrumentation scope of the engine's spans.
@@ -18,10 +20,11 @@ const tracerName = "github.com/teamgate/teamgate/authz"
 
 // WithTracerProvider makes the engine start OpenTelemetry spans from tp's tracer around
 // Authorize, AuthorizeBatch, ListProjects, ProjectFilter, ListSubjects, BulkRuns, Admit,
-// AdmitVersion and CreateProject (the package doc lists their attributes). The engine uses the OpenTelemetry
-// API only; the host brings the SDK (its sampler and exporter) and passes its provider here, or
-// otel.GetTracerProvider() to use the global one. Default: no spans, and no global provider is
-// read. A nil tp is an error matching teamgate.ErrInvalid.
+// AdmitVersion, CreateProject, BreakGlass and EndBreakGlass (the package doc lists their
+// attributes). The engine uses the OpenTelemetry API only; the host brings the SDK (its sampler
+// and exporter) and passes its provider here, or otel.GetTracerProvider() to use the global one. Default: no spans, and no global provider is
+// read. A nil tp is an error matching teamgate.ErrInvalid. Attributes go only on spans that
+// record (Span.IsRecording), once started: a sampler sees none.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) error {
 		if tp == nil {
@@ -44,23 +47,39 @@ const (
 	attrCount    = attribute.Key("teamgate.count")
 )
 
+// maxAttr bounds the caller's strings a span repeats (a resource, an owner, a project name):
+// the longest valid reference, org/team/project, so that no valid value is cut and an invalid
+// one (a megabyte-long name the request is refused for) does not make a megabyte-long span.
+const maxAttr = 3*scope.MaxSlugLen + 2
+
+// bounded is s cut to maxAttr bytes, as an error message cuts a value (quote.Cut).
+func bounded(s string) string { return quote.CutAt(s, maxAttr) }
+
 // span is an optional span: the zero span (the engine has no tracer) does nothing, so a hook
 // costs a nil check when tracing is off.
 type span struct{ s trace.Span }
 
 // startSpan starts a span named name, with attributes given as key, value pairs, when the
-// engine traces.
+// engine traces. The attributes are set once the span is started, and only on a recording span:
+// a provider that records nothing (OpenTelemetry's noop, or the global one before the host
+// installs an SDK) costs the call the span's start and end, no attribute (a sampler sees none).
 func (e *Engine) startSpan(ctx context.Context, name string, kv ...string) (context.Context, span) {
 	if e.obs == nil || e.obs.tracer == nil {
 		return ctx, span{}
 	}
-	attrs := make([]attribute.KeyValue, 0, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		attrs = append(attrs, attribute.String(kv[i], kv[i+1]))
+	ctx, s := e.obs.tracer.Start(ctx, name)
+	if s.IsRecording() {
+		attrs := make([]attribute.KeyValue, 0, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			attrs = append(attrs, attribute.String(kv[i], bounded(kv[i+1])))
+		}
+		s.SetAttributes(attrs...)
 	}
-	ctx, s := e.obs.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
 	return ctx, span{s}
 }
+
+// recording reports whether the span records what it is told.
+func (s span) recording() bool { return s.s != nil && s.s.IsRecording() }
 
 // end ends the span, recording err.
 func (s span) end(err error) {
@@ -76,7 +95,7 @@ func (s span) end(err error) {
 
 // endPage ends a listing's span: its revision and how many projects it returned.
 func (s span) endPage(rev uint64, n int, err error) {
-	if s.s != nil && err == nil {
+	if s.recording() && err == nil {
 		s.s.SetAttributes(attrRevision.Int64(int64(rev)), attrCount.Int(n))
 	}
 	s.end(err)
@@ -84,7 +103,7 @@ func (s span) endPage(rev uint64, n int, err error) {
 
 // endBulk ends a bulk operation's span: how many runs, how many allowed.
 func (s span) endBulk(runs []RunDecision, err error) {
-	if s.s != nil && err == nil {
+	if s.recording() && err == nil {
 		n := 0
 		for _, r := range runs {
 			if r.Decision.Allowed {
@@ -99,7 +118,7 @@ func (s span) endBulk(runs []RunDecision, err error) {
 // endWrite ends a write's span (CreateProject, BreakGlass, EndBreakGlass): whether the
 // subject's decision allowed it, and the revision of the write.
 func (s span) endWrite(allowed bool, rev uint64, err error) {
-	if s.s != nil {
+	if s.recording() {
 		s.s.SetAttributes(attrAllowed.Bool(allowed), attrRevision.Int64(int64(rev)))
 	}
 	s.end(err)
@@ -107,7 +126,7 @@ func (s span) endWrite(allowed bool, rev uint64, err error) {
 
 // endAdmission ends an admission's span: whether it admits, and the violated fields.
 func (s span) endAdmission(a policy.Admission, err error) {
-	if s.s != nil && err == nil {
+	if s.recording() && err == nil {
 		fields := make([]string, len(a.Violations))
 		for i, v := range a.Violations {
 			fields[i] = v.Field
@@ -119,21 +138,29 @@ func (s span) endAdmission(a policy.Admission, err error) {
 
 // endBatch ends AuthorizeBatch's span.
 func (s span) endBatch(n int, err error) {
-	if s.s != nil {
+	if s.recording() {
 		s.s.SetAttributes(attrCount.Int(n))
 	}
 	s.end(err)
 }
 
-// startDecision starts Authorize's span; endDecision ends it with the decision.
+// startDecision starts Authorize's span, with attributes when it records (startSpan);
+// endDecision ends it with the decision.
 func (o *observer) startDecision(ctx context.Context, req *Request) (context.Context, trace.Span) {
-	return o.tracer.Start(ctx, "teamgate.Authorize", trace.WithAttributes(attrAction.String(req.Action), attrResource.String(req.Resource)))
+	ctx, sp := o.tracer.Start(ctx, "teamgate.Authorize")
+	if sp.IsRecording() {
+		sp.SetAttributes(attrAction.String(bounded(req.Action)), attrResource.String(bounded(req.Resource)))
+	}
+	return ctx, sp
 }
 
 // endDecision ends Authorize's span. A decision that denied because the evaluation failed
 // (reason error) is an error of the span, like an error Authorize returned.
 func endDecision(sp trace.Span, d Decision, path DecisionPath, err error) {
 	defer sp.End()
+	if !sp.IsRecording() {
+		return
+	}
 	if err != nil {
 		sp.RecordError(err)
 		sp.SetStatus(codes.Error, err.Error())

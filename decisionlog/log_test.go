@@ -136,6 +136,7 @@ func TestQueryFilters(t *testing.T) {
 
 	for _, bad := range []decisionlog.Query{
 		{Outcome: "maybe"},
+		{Outcome: "denied"}, // ParseOutcome's spelling for the CLI; a Query holds the constants
 		{Limit: -1},
 		{Since: t0, Until: t0},
 		{Since: t0, Until: t0.Add(-time.Second)},
@@ -145,6 +146,18 @@ func TestQueryFilters(t *testing.T) {
 	}
 	stop := fmt.Errorf("stop")
 	require.ErrorIs(t, l.Query(t.Context(), decisionlog.Query{}, func(authz.DecisionRecord) error { return stop }), stop)
+
+	// ParseOutcome reads the log's words and the metrics' outcome labels.
+	for s, want := range map[string]decisionlog.Outcome{"": "", "allow": decisionlog.OutcomeAllow, "allowed": decisionlog.OutcomeAllow,
+		"deny": decisionlog.OutcomeDeny, "denied": decisionlog.OutcomeDeny} {
+		got, err := decisionlog.ParseOutcome(s)
+		require.NoError(t, err, s)
+		require.Equal(t, want, got, s)
+	}
+	for _, s := range []string{"maybe", "error", "Deny", "allow "} {
+		_, err := decisionlog.ParseOutcome(s)
+		require.ErrorIs(t, err, teamgate.ErrInvalid, s)
+	}
 }
 
 // TestRetentionByAge: records older than MaxAge are never returned, and are deleted at Open and

@@ -24,11 +24,16 @@ const (
 	OutcomeDeny  Outcome = "deny"
 )
 
-// ParseOutcome reads "allow" or "deny" ("" is any).
+// ParseOutcome reads "allow" or "deny" ("" is any), or the metrics' outcome labels "allowed"
+// and "denied" (teamgate_decisions_total{outcome}) for them.
 func ParseOutcome(s string) (Outcome, error) {
 	switch o := Outcome(s); o {
 	case "", OutcomeAllow, OutcomeDeny:
 		return o, nil
+	case "allowed":
+		return OutcomeAllow, nil
+	case "denied":
+		return OutcomeDeny, nil
 	}
 	return "", teamgate.Invalid("outcome", s, "want allow or deny")
 }
@@ -54,8 +59,8 @@ func (q Query) check() error {
 	case !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until):
 		return teamgate.Invalid("time range", q.Since.Format(time.RFC3339Nano)+" .. "+q.Until.Format(time.RFC3339Nano), "since must be before until")
 	}
-	if _, err := ParseOutcome(string(q.Outcome)); err != nil {
-		return err
+	if q.Outcome != "" && q.Outcome != OutcomeAllow && q.Outcome != OutcomeDeny {
+		return teamgate.Invalid("outcome", string(q.Outcome), "want OutcomeAllow or OutcomeDeny")
 	}
 	if q.Path != nil {
 		if _, err := authz.ParseDecisionPath(q.Path.String()); err != nil {

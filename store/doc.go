@@ -34,6 +34,9 @@
 //
 // # Opening
 //
+// Open refuses (ErrInvalid) a Badger directory that holds no store revision and a key outside the
+// store's "v1/" prefix: another kind of data, such as a decision log, is not read as an empty
+// store nor written into.
 // Open reads every record and replays it through the same validation as a write, in dependency
 // order (orgs, members, policies, teams, team memberships, projects, users); a record that fails
 // it fails Open with its key. Team memberships are read and validated by one worker per CPU,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/internal/badgerlog"
+	"github.com/teamgate/teamgate/internal/quote"
 )
 
 // Options configure Open. The zero value opens an in-memory store with logging discarded.
@@ -235,6 +236,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", opts.Dir, err)
 	}
+	if err := checkKeySpace(db, opts.Dir); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	s := &Store{db: db, log: log, changed: make(chan struct{}), stop: make(chan struct{}), persistent: opts.Dir != "", eventsKept: opts.eventsKept, hook: hook, commitHook: commitHook, snapChunk: snapChunk, snapshots: snapshots, bgSteps: bgSteps}
 	if s.eventsKept == 0 {
 		s.eventsKept = maxEventsKept
@@ -268,6 +273,41 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.startSnapshots(opts.SnapshotRevisions, opts.SnapshotInterval)
 	}
 	return s, nil
+}
+
+// checkKeySpace refuses a Badger directory that holds data of another kind (a decision log, another
+// program's): a key outside the store's prefix while it has no revision. Read as a store it would
+// be an empty directory, and the first write would mix a store into it.
+func checkKeySpace(db *badger.DB, dir string) error {
+	var other []byte
+	err := db.View(func(txn *badger.Txn) error {
+		switch _, err := txn.Get([]byte(keyRevision)); {
+		case err == nil:
+			return nil // a store
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		// The store's keys all begin with prefixRecords ("v1/"): look before them and after them.
+		if it.Rewind(); it.Valid() && !strings.HasPrefix(string(it.Item().Key()), prefixRecords) {
+			other = it.Item().KeyCopy(nil)
+			return nil
+		}
+		after := []byte(prefixRecords)
+		after[len(after)-1]++
+		if it.Seek(after); it.Valid() {
+			other = it.Item().KeyCopy(nil)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("store: open %q: %w", dir, err)
+	case other != nil:
+		return teamgate.Invalid("store", dir, fmt.Sprintf("the directory holds other data, not a teamgate store (key %q: a decision log?)", quote.Cut(string(other))))
+	}
+	return nil
 }
 
 // Close refuses new writes, waits for those already accepted to be answered, stops background

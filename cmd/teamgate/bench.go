@@ -35,7 +35,7 @@ func (e *env) benchCmd() *cobra.Command {
 	var n int
 	c := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure Authorize latency on the --data directory (every member × project × sample action) on each decision path",
+		Short: "Measure Authorize latency on the directory (--data, --store or --nats: every member × project × sample action) on each decision path",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if n <= 0 {

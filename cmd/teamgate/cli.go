@@ -10,6 +10,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,13 +47,19 @@ type env struct {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	out := &pipeOut{w: stdout, cancel: cancel}
+	e := &env{stdin: stdin, stdout: out, stderr: stderr}
 	root := e.root()
 	root.SetArgs(args)
 	root.SetIn(stdin)
-	root.SetOut(stdout)
+	root.SetOut(out)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
+	if out.closed.Load() {
+		return exitBrokenPipe // the reader is gone (| head): nobody to tell, nothing more to print
+	}
 	if err == nil {
 		return 0
 	}
@@ -68,6 +76,37 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	return 1
 }
+
+// exitBrokenPipe is the exit code of a command whose standard output was closed by its reader:
+// 128 + SIGPIPE, what a shell reports for a process the signal killed (Go's default for a write
+// to a closed stdout), so pipefail scripts see what they saw before. main ignores SIGPIPE so that
+// the command stops through its own error path instead, closing what it opened: a decision
+// log is flushed, not lost with the process.
+const exitBrokenPipe = 141
+
+// pipeOut is the command's standard output. Once a write fails because the reader closed the
+// pipe (EPIPE), it cancels the command's context, so loops that print nothing more still stop,
+// and every later write fails at once.
+type pipeOut struct {
+	w      io.Writer
+	cancel context.CancelCauseFunc
+	closed atomic.Bool
+}
+
+func (p *pipeOut) Write(b []byte) (int, error) {
+	if p.closed.Load() {
+		return 0, errBrokenPipe
+	}
+	n, err := p.w.Write(b)
+	if err != nil && errors.Is(err, syscall.EPIPE) {
+		p.closed.Store(true)
+		p.cancel(errBrokenPipe)
+		return n, errBrokenPipe
+	}
+	return n, err
+}
+
+var errBrokenPipe = fmt.Errorf("standard output: %w", syscall.EPIPE)
 
 // root is the command tree of one invocation, its flags bound to e.
 func (e *env) root() *cobra.Command {
@@ -92,6 +131,9 @@ func (e *env) root() *cobra.Command {
 		if err := checkRootFlags(cmd); err != nil {
 			return usageError{err}
 		}
+		if err := checkEmptyPaths(cmd); err != nil { // for the commands without args()
+			return usageError{err}
+		}
 		if e.evalBudget < 0 {
 			return usageError{fmt.Errorf("--eval-budget %s: must be >= 0 (0: no budget)", e.evalBudget)}
 		}
@@ -106,9 +148,17 @@ func (e *env) root() *cobra.Command {
 	return root
 }
 
-// args wraps cobra's argument validators so their errors exit with code 2.
+// attrUsage is --attr's help, on every command that reads it with parseAttrs.
+const attrUsage = "attribute key=value, repeatable (dotted keys nest: run.created_by=bob; JSON values are parsed)"
+
+// args wraps cobra's argument validators so their errors exit with code 2. An empty path flag
+// is refused first (checkEmptyPaths; cobra validates arguments before PersistentPreRunE), so
+// `check --requests ""` says so rather than asking for the arguments --requests replaces.
 func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
+		if err := checkEmptyPaths(cmd); err != nil {
+			return usageError{err}
+		}
 		if err := v(cmd, a); err != nil {
 			return usageError{err}
 		}
@@ -199,6 +249,23 @@ type decisionLine struct {
 	Role    string         `json:"role"`
 	Reasons []authz.Reason `json:"reasons"`
 	Error   *string        `json:"error"`
+}
+
+// writeDecision prints check's answer to req: its JSON line, or with --format pretty a line of
+// tab-separated fields for people (as who-can's), the request's beside the decision's.
+func (e *env) writeDecision(format string, req authz.Request, d authz.Decision, err error) error {
+	if format == formatJSON {
+		return writeJSON(e.stdout, lineOf(d, err))
+	}
+	outcome, role, why := "deny", d.Role, reasonText(d.Reasons)
+	switch {
+	case err != nil:
+		outcome, role, why = "error", "none", err.Error()
+	case d.Allowed:
+		outcome = "allow"
+	}
+	_, werr := fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", outcome, req.Subject, req.Action, req.Resource, role, why)
+	return werr
 }
 
 func lineOf(d authz.Decision, err error) decisionLine {
@@ -344,12 +411,12 @@ func decodeLine(line []byte, n int, v any) error {
 
 func (e *env) checkCmd() *cobra.Command {
 	var attrs []string
-	var owner, requests string
+	var owner, requests, format string
 	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "check [SUBJECT ACTION RESOURCE]",
-		Short: "Decide one request, or every line of --requests (JSONL), printing one JSON decision each",
-		Args: args(func(cmd *cobra.Command, a []string) error {
+		Short: "Decide one request, or every line of --requests (JSONL), printing one decision each (a JSON line, or --format pretty)",
+		Args: withFormat(&format, func(cmd *cobra.Command, a []string) error {
 			if wait < 0 {
 				return fmt.Errorf("--wait %s: must be >= 0", wait)
 			}
@@ -364,9 +431,10 @@ func (e *env) checkCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				d, err := eng.Authorize(cmd.Context(), authz.Request{Subject: a[0], Action: a[1], Resource: a[2], Owner: owner, Attributes: at})
+				req := authz.Request{Subject: a[0], Action: a[1], Resource: a[2], Owner: owner, Attributes: at}
+				d, err := eng.Authorize(cmd.Context(), req)
 				e.echo(err)
-				return writeJSON(e.stdout, lineOf(d, err))
+				return e.writeDecision(format, req, d, err)
 			}
 			return e.eachLine(cmd.Context(), requests, func(line []byte, n int, err error) error {
 				var req authz.Request
@@ -377,14 +445,15 @@ func (e *env) checkCmd() *cobra.Command {
 					err = waitFor(cmd.Context(), eng, req.MinRevision, wait)
 				}
 				if err != nil {
-					return writeJSON(e.stdout, lineOf(authz.Decision{}, err))
+					return e.writeDecision(format, req, authz.Decision{}, err)
 				}
 				d, err := eng.Authorize(cmd.Context(), req)
-				return writeJSON(e.stdout, lineOf(d, err))
+				return e.writeDecision(format, req, d, err)
 			})
 		}),
 	}
-	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value (dotted keys nest; JSON values are parsed)")
+	formatFlag(c, &format, formatJSON, "a request a line: allow, deny or error, subject, action, resource, role, reasons or the error")
+	c.Flags().StringArrayVar(&attrs, "attr", nil, attrUsage)
 	c.Flags().StringVar(&owner, "owner", "", "context owner (org or org/team) for one-part project references")
 	c.Flags().StringVar(&requests, "requests", "", "JSONL file of {subject, action, resource, attributes, owner, min_revision} (- = stdin)")
 	_ = c.MarkFlagFilename("requests", "jsonl", "json")
@@ -440,7 +509,7 @@ func (e *env) explainCmd() *cobra.Command {
 			return writeIndented(e.stdout, x.Input, "  ")
 		}),
 	}
-	c.Flags().StringArrayVar(&attrs, "attr", nil, "attribute key=value")
+	c.Flags().StringArrayVar(&attrs, "attr", nil, attrUsage)
 	c.Flags().StringVar(&owner, "owner", "", "context owner for one-part project references")
 	formatFlag(c, &format, formatPretty, "the path, then the facts")
 	return c
@@ -533,7 +602,7 @@ func (e *env) admitCmd() *cobra.Command {
 				}
 				var r policy.Run
 				if err := strict.JSON(raw, &r); err != nil {
-					err = fmt.Errorf("%s: %w", runFile, err)
+					err = fmt.Errorf("--run %s: %w", runFile, err)
 					e.echo(err)
 					return writeJSON(e.stdout, admitOf(policy.Admission{}, err))
 				}

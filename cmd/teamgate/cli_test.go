@@ -553,7 +553,8 @@ func TestAttrKeysGivenOnce(t *testing.T) {
 
 // TestReadmeCommandsRun: every data-file and store CLI command README.md and rego/README.md show
 // runs as written (from the repository root, in order; /tmp/teamgate-store is a fresh directory)
-// and exits 0. (The cluster commands need a NATS server: cluster_test.go; the host service
+// and exits 0, printing what the doc shows under it (the `#` lines right below, docOutputs).
+// (The cluster commands need a NATS server: TestReadmeClusterCommandsRun; the host service
 // walk-through's, its log: examples/hostservice's TestReadmeWalkthrough; bench/RESULTS.md's
 // commands: TestResultsCommandsParse.)
 func TestReadmeCommandsRun(t *testing.T) {
@@ -561,6 +562,7 @@ func TestReadmeCommandsRun(t *testing.T) {
 	const root = "../.."
 	for doc, least := range map[string]int{"README.md": 16, "rego/README.md": 5} {
 		var commands [][]string
+		var lines []string                                   // each command as the doc writes it
 		store := filepath.Join(t.TempDir(), "store")         // the --store commands run in order on it
 		decisions := filepath.Join(t.TempDir(), "decisions") // and the decision log commands on this
 		// The commands of the fenced blocks as the docs checker reads them (continuations joined,
@@ -591,12 +593,33 @@ func TestReadmeCommandsRun(t *testing.T) {
 				}
 			}
 			commands = append(commands, args)
+			lines = append(lines, line)
 		}
 		require.GreaterOrEqual(t, len(commands), least, "%s's CLI blocks", doc)
-		for _, args := range commands {
+		shown := docOutputs(t, filepath.Join(root, doc))
+		if doc == "README.md" {
+			// Run twice as written, the store commands would fail (create-project: a conflict):
+			// the block starts them afresh, as the test does with its own directories.
+			raw, err := os.ReadFile(filepath.Join(root, doc))
+			require.NoError(t, err)
+			_, after, ok := strings.Cut(string(raw), "\nrm -rf /tmp/teamgate-store /tmp/teamgate-decisions ")
+			require.True(t, ok, "README.md's CLI block removes its store and decision log first")
+			require.NotContains(t, string(raw[:len(raw)-len(after)]), "--store /tmp/teamgate-store", "before their first use")
+		}
+		compared := 0
+		for i, args := range commands {
 			out, stderr, code := cli(t, "", args...)
 			require.Equal(t, 0, code, "%s: teamgate %s\n%s%s", doc, strings.Join(args, " "), stderr, out)
 			require.NotEmpty(t, out, "%s: teamgate %s", doc, strings.Join(args, " "))
+			if want, ok := shown[lines[i]]; ok {
+				require.True(t, shows(out, want), "%s shows under\n%s\n%s\nbut it prints\n%s", doc, lines[i], strings.Join(want, "\n"), out)
+				compared++
+			}
+		}
+		// The outputs shown under the commands skipped above are compared where those run
+		// (TestReadmeWalkthrough); README.md shows a dozen of its own.
+		if doc == "README.md" {
+			require.GreaterOrEqual(t, compared, 12, "README.md's outputs compared")
 		}
 	}
 }
@@ -625,4 +648,31 @@ func TestUsageErrorsShowUsage(t *testing.T) {
 	_, stderr, code := cli(t, "", "check", "--data", "nope.yaml", "bob", "runs.get", "acme/vision")
 	require.Equal(t, 1, code)
 	require.NotContains(t, stderr, "usage:")
+}
+
+// TestCheckPretty: check --format pretty prints a line per input for people — outcome, the
+// request, role and reasons (or the error) — in input order, for the same decisions as JSON.
+func TestCheckPretty(t *testing.T) {
+	t.Parallel()
+	data := conformance.DataFile()
+	out, stderr, code := cli(t, "", "check", "--data", data, "--format", "pretty", "bob", "runs.delete", "acme/vision", "--attr", "run.created_by=bob")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "allow\tbob\truns.delete\tacme/vision\tcontributor\town_run: bob may delete runs they created, as contributor of acme/vision\n", out)
+
+	reqs := `{"subject":"vera","action":"runs.get","resource":"acme/labs"}` + "\n" +
+		`{"subject":"bob","action":"runs.fly","resource":"acme/vision"}` + "\n" + "not json\n"
+	out, stderr, code = cli(t, reqs, "check", "--data", data, "--requests", "-", "--format", "pretty")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, []string{
+		"deny\tvera\truns.get\tacme/labs\tnone\trestricted: project acme/labs is restricted to teams []; vera is in none",
+		"error\tbob\truns.fly\tacme/vision\tnone\tinvalid action \"runs.fly\": not in the action catalog",
+		"error\t\t\t\tnone\tbad request: line 3, column 2: not JSON: invalid character 'o' in literal null (expecting 'u')",
+	}, lines(out))
+	js, _, code := cli(t, reqs, "check", "--data", data, "--requests", "-")
+	require.Equal(t, 0, code)
+	require.Len(t, lines(js), 3, "the same inputs, a JSON line each")
+
+	_, stderr, code = cli(t, "", "check", "--data", data, "--format", "table", "bob", "runs.get", "acme/vision")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, `--format "table": want pretty or json`)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -131,8 +132,29 @@ func (e *env) clusterCmd() *cobra.Command {
 		Use:   "cluster",
 		Short: "Seed a directory's NATS JetStream stream, or run a NATS server to try cluster mode",
 	}
+	c.Args, c.RunE = group(c)
 	c.AddCommand(e.seedCmd(), e.serveCmd())
 	return c
+}
+
+// group is the Args and RunE of a command that only groups subcommands: alone it prints its
+// help; an argument, which names no subcommand, is a usage error suggesting the nearest, as the
+// root's is (cobra prints a group's help and succeeds, so a mistyped `cluster seeed` did nothing
+// and exited 0). Arguments are checked before the root's flags.
+func group(c *cobra.Command) (cobra.PositionalArgs, func(*cobra.Command, []string) error) {
+	c.SuggestionsMinimumDistance = 2 // the root's default
+	return func(_ *cobra.Command, a []string) error {
+			if len(a) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", a[0], c.CommandPath())
+			if s := c.SuggestionsFor(a[0]); len(s) > 0 {
+				msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t") + "\n"
+			}
+			return usageError{errors.New(msg)}
+		}, func(*cobra.Command, []string) error {
+			return c.Help()
+		}
 }
 
 // seedResult is the output of `cluster seed`.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -141,4 +142,61 @@ func TestClusterUsageErrors(t *testing.T) {
 		require.Empty(t, out, c.name)
 		require.Contains(t, stderr, c.want, c.name)
 	}
+}
+
+// TestReadmeClusterCommandsRun: README.md's cluster commands (the end of "The CLI"'s block; the
+// replicas' walk-through is examples/hostservice's TestReplicasShareWrites) run
+// as written after the server they start — on the test's own server, whose URL replaces
+// nats://127.0.0.1:4222 — and the check answers as it does from the data file.
+func TestReadmeClusterCommandsRun(t *testing.T) {
+	t.Parallel()
+	const readmeURL = "nats://127.0.0.1:4222"
+	url := serve(t)
+	var ran []string
+	blocks := docBlocks(t, "../../README.md", false)
+	i := slices.IndexFunc(blocks, func(b []string) bool {
+		return slices.ContainsFunc(b, func(l string) bool { return strings.Contains(l, "cluster seed") })
+	})
+	require.GreaterOrEqual(t, i, 0, "README.md seeds a cluster")
+	for _, line := range blocks[i] {
+		ws := words(line)
+		if len(ws) < 4 || ws[2] != "./cmd/teamgate" || (ws[3] != "cluster" && !slices.Contains(ws, "--nats")) ||
+			strings.Contains(line, "hostservice") {
+			continue
+		}
+		args := ws[3:]
+		if args[0] == "cluster" && args[1] == "serve" {
+			require.Empty(t, ran, "%s: the server starts first", line)
+			ran = append(ran, "serve")
+			continue
+		}
+		require.NotEmpty(t, ran, "%s: after the server", line)
+		var want string
+		for i, a := range args {
+			switch {
+			case a == readmeURL:
+				args[i] = url
+			case strings.HasPrefix(a, "testdata/"):
+				args[i] = "../../" + a
+			}
+		}
+		if args[0] == "check" {
+			var code int
+			local := slices.Clone(args)
+			i := slices.Index(local, "--nats")
+			local = slices.Delete(local, i, i+2)
+			if j := slices.Index(local, "--stream"); j >= 0 {
+				local = slices.Delete(local, j, j+2)
+			}
+			want, _, code = cli(t, "", append(local, "--data", conformance.DataFile())...)
+			require.Equal(t, 0, code)
+		}
+		out, stderr, code := cli(t, "", args...)
+		require.Equal(t, 0, code, "%s: %s", line, stderr)
+		if want != "" {
+			require.Equal(t, want, out, line)
+		}
+		ran = append(ran, args[0]+" "+args[1])
+	}
+	require.GreaterOrEqual(t, len(ran), 3, "README.md's cluster commands: %v", ran)
 }

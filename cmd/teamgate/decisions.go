@@ -43,7 +43,8 @@ func openDecisionLog(ctx context.Context, flag, dir string, create bool) (*decis
 	return dl, nil
 }
 
-// parseWhen reads --since/--until: an RFC 3339 time, or a duration meaning that long before now.
+// parseWhen reads --since/--until: an RFC 3339 time, a date (its first instant, UTC), or a
+// duration meaning that long before now — Go's units, or whole days (7d).
 func parseWhen(flag, s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -51,10 +52,18 @@ func parseWhen(flag, s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, usageError{fmt.Errorf("%s %q: want an RFC 3339 time (2026-01-02T15:04:05Z) or a duration before now (90m, 24h)", flag, s)}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.ParseUint(days, 10, 16); err == nil {
+			return now.AddDate(0, 0, -int(n)), nil
+		}
+	}
+	return time.Time{}, usageError{fmt.Errorf("%s %q: want an RFC 3339 time (2026-01-02T15:04:05Z), a date (2026-01-02, UTC) or a duration before now (90m, 24h, 7d)", flag, s)}
 }
 
 func (e *env) decisionsCmd() *cobra.Command {
@@ -157,11 +166,11 @@ func (e *env) decisionsCmd() *cobra.Command {
 	f.StringVar(&q.Subject, "subject", "", "only this subject's requests")
 	f.StringVar(&q.Action, "action", "", "only this action")
 	f.StringVar(&q.Resource, "resource", "", "only this resource, as the request named it")
-	f.StringVar(&outcome, "outcome", "", "only allow or deny (a request that failed is a deny)")
+	f.StringVar(&outcome, "outcome", "", "only allow or deny (or the metrics' allowed, denied; a request that failed is a deny)")
 	f.StringVar(&reason, "reason", "", "only decisions carrying this reason code (restricted, org_role, error, ...)")
 	f.StringVar(&path, "path", "", "only decisions made on this path: cache_l1, cache_l2, compiled, rego, or none (the request failed)")
-	f.StringVar(&since, "since", "", "records at or after this time: RFC 3339, or a duration before now (1h)")
-	f.StringVar(&until, "until", "", "records before this time: RFC 3339, or a duration before now")
+	f.StringVar(&since, "since", "", "records at or after this time: RFC 3339, a date (UTC), or a duration before now (1h, 7d)")
+	f.StringVar(&until, "until", "", "records before this time: RFC 3339, a date (UTC), or a duration before now")
 	f.IntVar(&q.Limit, "limit", 0, "at most this many records (0: all)")
 	f.BoolVar(&q.Newest, "newest", false, "newest first (default: oldest first)")
 	f.BoolVar(&recheck, "recheck", false, "decide each selected request again against --data/--store/--nats and --policy; print those decided differently now")

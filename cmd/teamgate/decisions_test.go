@@ -61,6 +61,13 @@ func TestDecisionsQueryFilters(t *testing.T) {
 		{[]string{"--since", "1h"}, []string{"bob runs.stop", "vera runs.get", "bob runs.get", "bob runs.fly", "alice org.update"}},
 		{[]string{"--until", "1h"}, nil},
 		{[]string{"--since", "2000-01-01T00:00:00Z", "--until", "2001-01-01T00:00:00Z"}, nil},
+		// the metrics' outcome labels, dates and whole days, as an operator would type them
+		{[]string{"--outcome", "denied", "--subject", "bob"}, []string{"bob runs.get", "bob runs.fly"}},
+		{[]string{"--outcome", "allowed"}, []string{"bob runs.stop", "alice org.update"}},
+		{[]string{"--since", "2000-01-01"}, []string{"bob runs.stop", "vera runs.get", "bob runs.get", "bob runs.fly", "alice org.update"}},
+		{[]string{"--since", "2000-01-01", "--until", "2001-01-01"}, nil},
+		{[]string{"--since", "1d", "--subject", "vera"}, []string{"vera runs.get"}},
+		{[]string{"--until", "1d"}, nil},
 	}
 	for _, c := range cases {
 		out, stderr, code := cli(t, "", append([]string{"decisions", "--log", log}, c.args...)...)

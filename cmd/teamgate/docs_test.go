@@ -62,6 +62,65 @@ func docBlocks(t *testing.T, file string, inline bool) [][]string {
 	return slices.DeleteFunc(blocks, func(b []string) bool { return len(b) == 0 })
 }
 
+// docOutputs returns what a Markdown file's sh blocks show a `go run ./cmd/teamgate` command
+// printing: the `#` lines right under it (no blank line between), keyed by the command as
+// docBlocks reads it (continuations joined). A `#` line after a blank line is a comment.
+func docOutputs(t *testing.T, file string) map[string][]string {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err)
+	out := map[string][]string{}
+	in, lang, cur, cont := false, "", "", ""
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "```"); ok {
+			in, lang, cur = !in, rest, ""
+			continue
+		}
+		if !in || (lang != "" && lang != "sh") {
+			continue
+		}
+		if text, ok := strings.CutPrefix(line, "#"); ok && cont == "" {
+			if cur != "" {
+				out[cur] = append(out[cur], text)
+			}
+			continue
+		}
+		line = cont + line
+		cont = ""
+		if l, ok := strings.CutSuffix(line, "\\"); ok {
+			cont = l + " "
+			continue
+		}
+		cur = ""
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "go run ./cmd/teamgate ") {
+			_, dup := out[l]
+			require.False(t, dup, "%s: %s is shown twice", file, l)
+			cur = l
+		}
+	}
+	return out
+}
+
+// rfc3339 is a time as the docs show one in an output: it stands for any time.
+var rfc3339 = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
+
+// shows reports whether out holds what a doc shows of it: the shown text in order, line breaks
+// and other white space aside (the docs wrap long lines), where "..." and an RFC 3339 time stand
+// for anything.
+func shows(out string, shown []string) bool {
+	squash := func(s string) string { return strings.Join(strings.Fields(s), "") }
+	text := rfc3339.ReplaceAllString(squash(strings.Join(shown, "\n")), "...")
+	got := squash(out)
+	for _, piece := range strings.Split(text, "...") {
+		i := strings.Index(got, piece)
+		if i < 0 {
+			return false
+		}
+		got = got[i+len(piece):]
+	}
+	return true
+}
+
 // docCommands is docBlocks' commands one after the other.
 func docCommands(t *testing.T, file string) []string {
 	t.Helper()
@@ -322,14 +381,21 @@ func checkCommand(run *testing.T, t checkT, root, dir, line string) string {
 		case strings.HasPrefix(seg[0], "/tmp/") && strings.HasSuffix(seg[0], ".test"):
 			checkGoTest(t, line, binaryPackage(root, seg[0]), seg[1:], true)
 		case len(seg) > 2 && seg[0] == "go" && seg[1] == "run" && seg[2] == "golang.org/x/perf/cmd/benchstat@latest":
-			require.Greater(t, len(seg), 3, "%s: benchstat reads files", line)
-			for _, f := range seg[3:] {
+			files := 0
+			for i := 3; i < len(seg); i++ {
+				f := seg[i]
+				if strings.HasPrefix(f, "-") { // a flag (-col variant, -filter ...): each takes a value
+					i++
+					continue
+				}
+				files++
 				if written[f] {
 					continue
 				}
 				_, err := os.Stat(filepath.Join(dir, f))
 				require.NoError(t, err, "%s: %s is neither written before nor in the repository", line, f)
 			}
+			require.Positive(t, files, "%s: benchstat reads files", line)
 		case len(seg) > 2 && seg[0] == "go" && seg[1] == "run" && seg[2] == "./cmd/teamgate":
 			require.Equal(t, root, dir, "%s: go run ./cmd/teamgate runs from the repository root", line)
 			args := seg[3:]
@@ -446,5 +512,22 @@ func TestDocsCheckerCatchesMistakes(t *testing.T) {
 	} {
 		require.True(t, check(bad), "the checker takes %q", bad)
 		require.False(t, check(good), "the checker refuses %q", good)
+	}
+}
+
+// TestShowsComparesInOrder: the comparison of a doc's shown output takes line wrapping, "..."
+// and shown times loosely, and nothing else.
+func TestShowsComparesInOrder(t *testing.T) {
+	t.Parallel()
+	out := "adam\tadmin\torg_role: adam is org admin\nuntil 2027-01-02T03:04:05.123Z (30m0s), revision 5\n"
+	for shown, want := range map[string]bool{
+		" adam admin org_role: adam\n is org admin":                true, // wrapped, tabs as spaces
+		" adam ... org admin\n until 2026-12-02T10:10:01Z (30m0s)": true, // elided, another time
+		" revision 5":                          true, // a part of the output
+		" adam is org owner":                   false,
+		" revision 5\n adam admin":             false, // out of order
+		" until 2026-12-02T10:10:01Z (1h0m0s)": false,
+	} {
+		require.Equal(t, want, shows(out, strings.Split(shown, "\n")), shown)
 	}
 }

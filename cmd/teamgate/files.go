@@ -2,10 +2,15 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
 )
 
@@ -40,6 +45,21 @@ type pathError struct {
 func (e *pathError) Error() string { return e.flag + " " + e.path + ": " + e.detail }
 func (e *pathError) Unwrap() error { return e.err }
 
+// checkEmptyPaths refuses a path flag given an empty value, as `--policy "$DIR"` with DIR unset
+// gives it: the empty value would leave the flag out unseen (the default rules deciding in place
+// of the policy, no decision log, no settings). A path flag is one marked for completion.
+func checkEmptyPaths(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		_, file := f.Annotations[cobra.BashCompFilenameExt]
+		_, dir := f.Annotations[cobra.BashCompSubdirsInDir]
+		if err == nil && (file || dir) && f.Changed && f.Value.String() == "" {
+			err = fmt.Errorf(`--%s "": an empty path (an unset variable?): give a path, or leave the flag out`, f.Name)
+		}
+	})
+	return err
+}
+
 // checkPath opens the file or directory flag names, and closes it: a flag whose path is read
 // later, by a library, fails first with the flag's own error.
 func checkPath(flag, path string) error {
@@ -69,13 +89,17 @@ func checkPolicy(flag, path string) error {
 	return nil
 }
 
-// readFlag reads the file flag names; with stdin, "-" is the standard input (at most
-// maxInputFile bytes).
+// readFlag reads the file flag names; with stdin, "-" is the standard input, at most
+// maxInputFile bytes: a longer input is an error, never its first maxInputFile bytes read as if
+// they were the whole file (a YAML list cut at a line is still a valid, shorter list).
 func (e *env) readFlag(flag, path string, stdin bool) ([]byte, error) {
 	if stdin && path == "-" {
 		raw, err := io.ReadAll(io.LimitReader(e.stdin, maxInputFile+1))
 		if err != nil {
 			return nil, flagError(flag, path, err)
+		}
+		if len(raw) > maxInputFile {
+			return nil, flagError(flag, path, stdinTooLong{})
 		}
 		return raw, nil
 	}
@@ -85,6 +109,15 @@ func (e *env) readFlag(flag, path string, stdin bool) ([]byte, error) {
 	}
 	return raw, nil
 }
+
+// stdinTooLong is readFlag's error for a standard input over maxInputFile; it matches
+// teamgate.ErrInvalid.
+type stdinTooLong struct{}
+
+func (stdinTooLong) Error() string {
+	return fmt.Sprintf("more than %d bytes (64 MiB) on the standard input: give a file instead", maxInputFile)
+}
+func (stdinTooLong) Unwrap() error { return teamgate.ErrInvalid }
 
 // openFlag opens the file flag names for reading as a stream, "-" being the standard input.
 // read wraps the stream's read errors the same way.

@@ -43,6 +43,7 @@
 // list, export and version.
 //
 // A command refuses a global flag it does not read (rootflags.go), e.g. --store on test.
+// help and completion (`source <(teamgate completion bash)`; zsh, fish, powershell) read none.
 //
 // --decision-log DIR appends the decisions a command makes to a decision log (package
 // decisionlog); decisions --log DIR queries one, and with --recheck lists the logged decisions
@@ -62,9 +63,13 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"syscall"
 )
 
 func main() {
+	// A write to a closed standard output fails (EPIPE) instead of killing the process, which
+	// then stops cleanly with exit code 141 (run, exitBrokenPipe).
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

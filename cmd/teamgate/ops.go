@@ -329,7 +329,7 @@ func (e *env) createProjectCmd() *cobra.Command {
 					return err
 				}
 				if err := strict.YAML(raw, &np.Settings); err != nil {
-					return fmt.Errorf("%s: %w", settingsFile, err)
+					return fmt.Errorf("--settings %s: %w", settingsFile, err)
 				}
 			}
 			c, err := eng.CreateProject(cmd.Context(), a[0], a[1], np)
@@ -378,7 +378,7 @@ func (e *env) bulkCmd() *cobra.Command {
 			}
 			var runs []authz.RunRef
 			if err := strict.YAML(raw, &runs); err != nil {
-				return fmt.Errorf("%s: %w", runsFile, err)
+				return fmt.Errorf("--runs %s: %w", runsFile, err)
 			}
 			decs, err := eng.BulkRuns(cmd.Context(), a[0], a[1], a[2], runs, destination)
 			if err != nil {

@@ -78,6 +78,11 @@ func TestStoreAnswersLikeTheDataFile(t *testing.T) {
 		require.Equal(t, 0, code, "%v: %s", args, stderr)
 		require.Equal(t, want, got, args)
 	}
+	// bench times rather than answers: it runs on the store's directory, every path measured.
+	out, stderr, code := cli(t, "", "bench", "--store", dir, "--n", "200")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, 3, strings.Count(out, "answered by: "), out)
+	require.Contains(t, out, "200 compiled, 0 evaluated", out)
 }
 
 func TestStoreUsageErrors(t *testing.T) {

@@ -46,8 +46,18 @@ var rootFlagsOf = map[string][]string{
 	"teamgate test":             {"policy"},     // OPA's tester over modules: no directory
 	"teamgate version":          nil,
 	"teamgate decisions":        allRootFlags,
+	"teamgate cluster":          nil, // a group: its help, or a mistyped subcommand's usage error
 	"teamgate cluster serve":    allRootFlags,
 	"teamgate cluster seed":     allRootFlags,
+	// cobra's own commands, added when the tree runs: help and the completion scripts read
+	// nothing; the shells' completion requests (__complete, alias __completeNoDesc) take the
+	// line being completed, its flags included, as arguments.
+	"teamgate help":                         nil,
+	"teamgate completion bash":              nil,
+	"teamgate completion zsh":               nil,
+	"teamgate completion fish":              nil,
+	"teamgate completion powershell":        nil,
+	"teamgate " + cobra.ShellCompRequestCmd: allRootFlags,
 }
 
 // checkRootFlags refuses a root flag given to a command that does not read it.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown/lineage"
 	"github.com/spf13/cobra"
 
+	"github.com/teamgate/teamgate/internal/plainjson"
 	"github.com/teamgate/teamgate/rego"
 )
 
@@ -25,11 +27,14 @@ import (
 //   - --var-values: the failing expression with its variables' values (opa test --var-values).
 //   - a module that does not parse or compile: OPA's context lines under each problem
 //     (withContext), as opa test prints them.
-//   - json: OPA's JSON array of results (location, duration, output, fail/error).
+//   - json: OPA's JSON array of results (location, duration, output, fail/error), with `<`, `>`
+//     and `&` as they are (OPA's reporters escape them: plainjson.Unescape).
 //   - --timeout bounds each test (default 5 s, as opa test): a test past it errors, so a runaway
 //     comprehension does not hang the run.
 //   - --coverage: pretty prints each file's coverage and the total after the results; json prints
-//     OPA's coverage report (as `opa test --coverage`). The default policy is in the report.
+//     OPA's coverage report (as `opa test --coverage`) once every test passes, and the JSON
+//     results when one fails (where OPA's reporter prints its pretty text). The default policy is
+//     in the report.
 //
 // The test modules' warnings (rego.TestRun.Warnings: a rule of the default policy or the test
 // helper that does not exist) and the policy modules' (rego.Policy.Warnings, as `teamgate lint
@@ -96,11 +101,25 @@ func (e *env) testCmd() *cobra.Command {
 			if len(run.Results) == 0 {
 				return fmt.Errorf("no tests matched")
 			}
+			// As opa test: a test that fails, errors or is skipped (todo_test_, unless
+			// --exit-zero-on-skipped) exits 2; an error before any test ran exits 1.
+			failed, skipped := 0, 0
+			for _, r := range run.Results {
+				switch {
+				case r.Skip:
+					skipped++
+				case !r.Pass():
+					failed++
+				}
+			}
 			var reporter tester.Reporter = tester.PrettyReporter{Output: e.stdout, Verbose: verbose, FailureLine: true, LocalVars: varValues}
+			var jsonOut bytes.Buffer // OPA's JSON, whose \u003c escapes are written as < before it is printed
 			if format == "json" {
-				reporter = tester.JSONReporter{Output: e.stdout}
-				if coverage {
-					reporter = tester.JSONCoverageReporter{Output: e.stdout, Cover: opts.Coverage, Modules: run.Modules, Verbose: verbose}
+				reporter = tester.JSONReporter{Output: &jsonOut}
+				// OPA's coverage reporter prints its pretty text when a test fails: JSON stays JSON,
+				// the results, and the coverage waits until every test passes.
+				if coverage && failed == 0 {
+					reporter = tester.JSONCoverageReporter{Output: &jsonOut, Cover: opts.Coverage, Modules: run.Modules, Verbose: verbose}
 				}
 			}
 			ch := make(chan *tester.Result, len(run.Results))
@@ -110,6 +129,9 @@ func (e *env) testCmd() *cobra.Command {
 			}
 			close(ch)
 			if err := reporter.Report(ch); err != nil {
+				return err
+			}
+			if _, err := e.stdout.Write(plainjson.Unescape(jsonOut.Bytes())); err != nil {
 				return err
 			}
 			if coverage && format == "pretty" {
@@ -124,18 +146,9 @@ func (e *env) testCmd() *cobra.Command {
 			for _, w := range warnings {
 				fmt.Fprintf(e.stderr, "teamgate: warning: %s (%s)\n", w, w.Fix)
 			}
-			// As opa test: a test that fails, errors or is skipped (todo_test_, unless
-			// --exit-zero-on-skipped) exits 2; an error before any test ran exits 1.
-			failed, skipped := 0, 0
-			for _, r := range run.Results {
-				switch {
-				case r.Skip:
-					skipped++
-				case !r.Pass():
-					failed++
-				}
-			}
 			switch {
+			case failed > 0 && coverage && format == "json":
+				return codeError{fmt.Errorf("%d of %d Rego test(s) failed (no coverage report: it is printed once every test passes)", failed, len(run.Results)), 2}
 			case failed > 0:
 				return codeError{fmt.Errorf("%d of %d Rego test(s) failed", failed, len(run.Results)), 2}
 			case skipped > 0 && !skipExitZero:

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/cover"
@@ -328,4 +329,30 @@ func TestTestCommandPrintsWarnings(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, "PASS: 1/1")
 	require.Equal(t, "teamgate: warning: "+filepath.Join(dir, "freeze.rego")+`:5:43: input.action is compared with "runs.delte", which is not an action of the catalog (data.teamgate.actions), so this comparison never holds; did you mean "runs.delete"? (write "runs.delete", or add the action to the catalog in a JSON file of the policy)`+"\n", stderr)
+}
+
+// TestRegoReadmeShowsAFailure: rego/README.md's failing run (the worked rules' tests without
+// friday.rego) prints what it shows — file:line, the failing expression, the counts — with the
+// stderr line and exit code it names. Durations differ from run to run.
+func TestRegoReadmeShowsAFailure(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../rego/README.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(raw), "Without `friday.rego`\n(`teamgate ")
+	require.True(t, ok)
+	command, rest, ok := strings.Cut(rest, "`):\n\n```\n")
+	require.True(t, ok)
+	block, rest, ok := strings.Cut(rest, "```\n")
+	require.True(t, ok)
+	require.True(t, strings.HasPrefix(rest, "\nand on stderr `teamgate: 1 of 10 Rego test(s) failed`. As `opa test`, the command exits **2**"), rest[:80])
+	args := strings.Fields(command)
+	require.Equal(t, "test", args[0])
+	for i := range args[1:] {
+		args[1+i] = "../../" + args[1+i]
+	}
+	out, stderr, code := cli(t, "", args...)
+	require.Equal(t, 2, code, stderr)
+	require.Equal(t, "teamgate: 1 of 10 Rego test(s) failed\n", stderr)
+	shown := regexp.MustCompile(`\(\d+(\.\d+)?(ns|µs|ms|s)\)`).ReplaceAllString(block, "(...)")
+	require.True(t, shows(strings.ReplaceAll(out, "../../", ""), strings.Split(shown, "\n")), "rego/README.md shows\n%s\nbut it prints\n%s", block, out)
 }

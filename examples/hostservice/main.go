@@ -1,8 +1,8 @@
 // Hostservice is a small platform API that links teamgate in and calls it on every request: team
 // space run and artifact listings, every bulk run operation of SPEC §5 in a team space or org,
 // project listing and creation in a team space, and run reads. The subject comes from the
-// X-User header (a stand-in for real authentication). Request bodies are limited to 1 MiB (413
-// beyond). /metrics serves the host's own Prometheus registry, which holds teamgate's metrics
+// X-User header (a stand-in for real authentication). Request bodies are JSON (415 otherwise),
+// limited to 1 MiB (413 beyond); the server times out slow clients. /metrics serves the host's own Prometheus registry, which holds teamgate's metrics
 // (authz.WithMetrics, store.Options.Registerer).
 //
 //	go run ./examples/hostservice -addr 127.0.0.1:8080
@@ -160,6 +160,24 @@ func join(ctx context.Context, c config, st *store.Store) (node *cluster.Node, l
 	return node, leave, err
 }
 
+// Server timeouts: a client that trickles its headers or body, never reads the answer, or keeps
+// an idle connection open gives up its connection, so slow clients cannot hold the service's
+// connections and goroutines (behind a load balancer too: its own timeouts are no substitute).
+// writeTimeout covers the handler and the answer: a read's min_revision wait (readWait) and a
+// bulk request's 1,000 evaluations fit well within it.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second // headers and the whole body (at most maxBody)
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+)
+
+// httpServer is the service's server on addr, with its timeouts.
+func httpServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout}
+}
+
 func serve(ctx context.Context, addr string, c config) error {
 	reg := prometheus.NewRegistry() // the host's own: nothing is registered globally
 	eng, done, err := setup(ctx, c, reg)
@@ -167,7 +185,7 @@ func serve(ctx context.Context, addr string, c config) error {
 		return err
 	}
 	defer done()
-	srv := &http.Server{Addr: addr, Handler: newHandler(eng, sampleRuns, sampleArtifacts, reg), ReadHeaderTimeout: 5 * time.Second}
+	srv := httpServer(addr, newHandler(eng, sampleRuns, sampleArtifacts, reg))
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ type readmeCommand struct {
 	stop               bool     // kill -INT %1: the service shuts down (its decision log flushed)
 	teamgate           []string // go run ./cmd/teamgate ARGS: ARGS
 	method, user, body string
+	contentType        string // -H 'Content-Type: ...'
 	path               string
 	grep               *regexp.Regexp // `| grep -E RE`: keep the matching lines
 	status             string         // a trailing `# NNN`: the status it answers
@@ -42,6 +44,7 @@ func walkthrough(t *testing.T) []readmeCommand {
 	require.True(t, ok)
 	var cmds []readmeCommand
 	var cont string
+	var started, waited bool
 	for _, l := range strings.Split(block, "\n") {
 		switch {
 		case cont != "":
@@ -69,14 +72,33 @@ func walkthrough(t *testing.T) []readmeCommand {
 			cmds = append(cmds, readmeCommand{line: l, teamgate: strings.Fields(strings.TrimPrefix(cmd, "go run ./cmd/teamgate "))})
 		case strings.HasPrefix(l, "go run ./examples/hostservice "):
 			require.Equal(t, "go run ./examples/hostservice -addr 127.0.0.1:8080 -decision-log "+readmeLog+" &", l, "the service the test starts")
+			require.Empty(t, cmds, "the service starts first")
+			started = true
+		case strings.HasPrefix(l, "until "):
+			// Pasted as a block, the first request would race go run's build of the service.
+			require.True(t, started, l)
+			require.Empty(t, cmds, "the wait comes before the first request")
+			require.Equal(t, readmeWait, strings.TrimSpace(cmd), "the wait for the service")
+			waited = true
+		case strings.TrimSpace(cmd) == "wait":
+			// and the log must not be read while the stopping service still holds it.
+			require.True(t, len(cmds) > 0 && cmds[len(cmds)-1].stop, "wait follows the stop")
+		case strings.TrimSpace(l) == "":
+		default:
+			require.Fail(t, "a line of the walk-through the test does not run", l)
 		}
 	}
+	require.True(t, started && waited, "the walk-through starts the service and waits until it listens")
 	return cmds
 }
 
+// readmeWait is the walk-through's wait until the service it started listens.
+const readmeWait = "until curl -s -o /dev/null 127.0.0.1:8080/metrics; do sleep 1; done"
+
 var curlArg = regexp.MustCompile(`'[^']*'|\S+`)
 
-// parseCurl reads the curl flags the walk-through uses: -X, -H 'X-User: u', -d '...', -s, the
+// parseCurl reads the curl flags the walk-through uses: -X, -H 'X-User: u', -H 'Content-Type:
+// t', -d '...', -s, the
 // URL on 127.0.0.1:8080, a `| grep -E '...'` and a trailing `# NNN`.
 func parseCurl(t *testing.T, line string) readmeCommand {
 	t.Helper()
@@ -101,6 +123,10 @@ func parseCurl(t *testing.T, line string) readmeCommand {
 		case "-H":
 			i++
 			h := strings.Trim(args[i], "'")
+			if ct, ok := strings.CutPrefix(h, "Content-Type: "); ok {
+				c.contentType = ct
+				continue
+			}
 			user, ok := strings.CutPrefix(h, "X-User: ")
 			require.True(t, ok, "header %s", h)
 			c.user = user
@@ -163,7 +189,16 @@ func TestReadmeWalkthrough(t *testing.T) {
 			require.NoError(t, err, "%s\n%s", c.line, out)
 			body = string(out)
 		default:
-			code, body = call(t, srv, c.user, c.method, c.path, c.body)
+			h := http.Header{}
+			if c.user != "" {
+				h.Set("X-User", c.user)
+			}
+			if c.contentType != "" {
+				h.Set("Content-Type", c.contentType)
+			} else if c.body != "" {
+				h.Set("Content-Type", "application/x-www-form-urlencoded") // what curl -d sends
+			}
+			code, body = send(t, srv, c.method, c.path, h, strings.NewReader(c.body))
 		}
 		got := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
 		if c.grep != nil {

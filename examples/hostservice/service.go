@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,13 +64,20 @@ func (t *runTable) inProjects(org string, projects []string) []Run {
 	return out
 }
 
-// apply runs the effect of an allowed bulk operation on one run (bulkEffects).
-func (t *runTable) apply(uuid string, effect func(*Run) bool) {
+// apply runs the effect of an allowed bulk operation (bulkEffects) on the run decided, a copy
+// byUUID returned, and reports whether it did: a run that another request has since moved,
+// deleted is left alone, since the decision was about where the run was then.
+func (t *runTable) apply(decided Run, effect func(*Run) bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r, ok := t.runs[uuid]; ok && !effect(r) {
-		delete(t.runs, uuid)
+	r, ok := t.runs[decided.UUID]
+	if !ok || r.Org != decided.Org || r.Project != decided.Project || r.CreatedBy != decided.CreatedBy {
+		return false
 	}
+	if !effect(r) {
+		delete(t.runs, decided.UUID)
+	}
+	return true
 }
 
 // Artifact is a row of the host's own artifact table: a file a run produced.
@@ -104,7 +113,61 @@ func newHandler(eng *authz.Engine, runs []Run, artifacts []Artifact, metrics pro
 	mux.HandleFunc("POST /api/v1/{org}/{team}/projects/create", s.withUser(s.createProject))
 	mux.HandleFunc("GET /api/v1/{org}/{project}/runs/{uuid}", s.withUser(s.getRun))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	return limitBodies(mux)
+	return limitBodies(oneNamePerSegment(jsonMisses(mux)))
+}
+
+// jsonMisses answers a request no route takes as the routes answer errors, in JSON: 404 for a
+// path the service does not have, 405 (with Allow) for a method a path does not take.
+func jsonMisses(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(&missWriter{ResponseWriter: w, r: r}, r)
+	})
+}
+
+// missWriter turns the mux's plain-text 404 and 405 into JSON errors; anything else (a redirect
+// to the cleaned path) passes.
+type missWriter struct {
+	http.ResponseWriter
+	r        *http.Request
+	replaced bool
+}
+
+func (m *missWriter) WriteHeader(code int) {
+	if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		m.ResponseWriter.WriteHeader(code)
+		return
+	}
+	m.replaced = true
+	m.Header().Del("X-Content-Type-Options")
+	msg := "no route " + m.r.URL.Path
+	if code == http.StatusMethodNotAllowed {
+		msg = m.r.URL.Path + " takes " + m.Header().Get("Allow") + ", not " + m.r.Method
+	}
+	writeJSON(m.ResponseWriter, code, map[string]string{"error": msg})
+}
+
+func (m *missWriter) Write(b []byte) (int, error) {
+	if m.replaced {
+		return len(b), nil // the mux's text, replaced
+	}
+	return m.ResponseWriter.Write(b)
+}
+
+// oneNamePerSegment refuses (400) a path with an encoded slash: the mux would hand "acme/eng" to
+// {org}, so /api/v1/orgs/acme%2Feng/runs/bulk/... would act in the team space acme/eng through
+// the org route. No name of the service's paths holds a slash.
+func oneNamePerSegment(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(strings.ToLower(r.URL.EscapedPath()), "%2f") {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "path: a name holds an encoded slash (%2F)"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // maxBody bounds a request body.
@@ -146,9 +209,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// decodeBody decodes a JSON request body strictly — an unknown, duplicate or case-variant key is a
-// 400 naming the key, a body over maxBody a 413 — and reports whether to go on.
+// decodeBody decodes a JSON request body strictly — a body not declared application/json is a
+// 415, an unknown, duplicate or case-variant key a 400 naming the key, a body over maxBody a 413
+// — and reports whether to go on.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "body: Content-Type " + strconv.Quote(ct) + ", want application/json"})
+		return false
+	}
 	raw, err := io.ReadAll(r.Body)
 	if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body: larger than " + strconv.FormatInt(tooBig.Limit, 10) + " bytes"})
@@ -162,6 +230,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// isJSON reports whether a Content-Type header declares JSON (parameters such as charset aside).
+// A form or text/plain body, which a browser sends cross-site without asking, is refused.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }
 
 // deny writes a teamgate denial: 404 when the resource does not exist, 403 otherwise.
@@ -330,10 +405,16 @@ func (s *service) bulk(w http.ResponseWriter, r *http.Request, user string) {
 		fail(w, teamgate.Invalid("uuids", strconv.Itoa(len(body.UUIDs))+" runs", "at most "+strconv.Itoa(maxBulkRuns)+" runs per request"))
 		return
 	}
+	op := r.PathValue("op")
 	var dest scope.Ref
 	if body.Destination != "" {
 		var err error
-		if dest, err = scope.ParseFullProject(body.Destination); err != nil {
+		if op != "transfer_runs" {
+			err = teamgate.Invalid("destination", body.Destination, "only transfer_runs takes a destination")
+		} else {
+			dest, err = scope.ParseFullProject(body.Destination)
+		}
+		if err != nil {
 			fail(w, err)
 			return
 		}
@@ -342,11 +423,21 @@ func (s *service) bulk(w http.ResponseWriter, r *http.Request, user string) {
 	if team := r.PathValue("team"); team != "" {
 		owner += "/" + team
 	}
-	refs := []authz.RunRef{}
-	for _, run := range s.runs.byUUID(body.UUIDs) {
-		refs = append(refs, authz.RunRef{UUID: run.UUID, Project: run.Org + "/" + run.Project, CreatedBy: run.CreatedBy})
+	o, err := scope.ParseOwner(owner)
+	if err != nil {
+		fail(w, err)
+		return
 	}
-	op := r.PathValue("op")
+	// A subject the scope denies is refused as a whole (403, 404 for an unknown team), whatever
+	// runs the body names; BulkRuns then decides each run.
+	if !s.authorize(w, r, authz.BulkScope(user, o)) {
+		return
+	}
+	decided := s.runs.byUUID(body.UUIDs)
+	refs := make([]authz.RunRef, len(decided))
+	for i, run := range decided {
+		refs[i] = authz.RunRef{UUID: run.UUID, Project: run.Org + "/" + run.Project, CreatedBy: run.CreatedBy}
+	}
 	decisions, err := s.eng.BulkRuns(r.Context(), user, owner, op, refs, body.Destination)
 	if err != nil {
 		fail(w, err)
@@ -363,7 +454,10 @@ func (s *service) bulk(w http.ResponseWriter, r *http.Request, user string) {
 			out[i].Decision.Reasons = []authz.Reason{}
 		}
 		if effect := bulkEffects[op]; effect != nil && d.Err == nil && d.Decision.Allowed {
-			s.runs.apply(d.UUID, func(r *Run) bool { return effect(r, dest) })
+			if !s.runs.apply(decided[i], func(r *Run) bool { return effect(r, dest) }) {
+				msg := "run " + d.UUID + " moved or deleted while it was decided: nothing done, send it again"
+				out[i].Error = &msg
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

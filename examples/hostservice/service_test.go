@@ -33,13 +33,25 @@ func newServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
+// call sends a request as user ("": no X-User), a body as JSON.
 func call(t *testing.T, srv *httptest.Server, user, method, path, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
-	require.NoError(t, err)
+	h := http.Header{}
 	if user != "" {
-		req.Header.Set("X-User", user)
+		h.Set("X-User", user)
 	}
+	if body != "" {
+		h.Set("Content-Type", "application/json")
+	}
+	return send(t, srv, method, path, h, strings.NewReader(body))
+}
+
+// send sends a request with exactly the headers h.
+func send(t *testing.T, srv *httptest.Server, method, path string, h http.Header, body io.Reader) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, body)
+	require.NoError(t, err)
+	req.Header = h
 	resp, err := srv.Client().Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -128,7 +140,8 @@ func TestBulkApproveAndStop(t *testing.T) {
 }
 
 // TestEveryBulkOperation: every bulk operation of SPEC §5 is routed, in a team space and in an
-// org, and decides each run with its own action (the engine's BulkRuns), the scope first.
+// org, and decides each run with its own action (the engine's BulkRuns), the scope first: a
+// subject the scope denies gets a 403 with its reasons (TestBulkScopeDeniedAsAWhole).
 func TestEveryBulkOperation(t *testing.T) {
 	t.Parallel()
 	ops := []string{"approve_runs", "archive_runs", "restore_runs", "delete_runs", "stop_runs", "skip_runs",
@@ -140,29 +153,36 @@ func TestEveryBulkOperation(t *testing.T) {
 			srv := newServer(t)
 			eng, _, err := setup(t.Context(), config{}, prometheus.NewRegistry())
 			require.NoError(t, err)
-			body := `{"uuids": ["r-vision-1", "r-nlp-1", "r-open-1"], "destination": "acme/labs"}`
+			body, destination := `{"uuids": ["r-vision-1", "r-nlp-1", "r-open-1"]}`, ""
+			if op == "transfer_runs" {
+				body, destination = `{"uuids": ["r-vision-1", "r-nlp-1", "r-open-1"], "destination": "acme/labs"}`, "acme/labs"
+			}
 			for _, tc := range []struct{ user, owner, path string }{
 				{"olga", "acme/engineering", "/api/v1/orgs/acme/teams/engineering/runs/bulk/" + op},
 				{"adam", "acme", "/api/v1/orgs/acme/runs/bulk/" + op},
-				{"bob", "acme", "/api/v1/orgs/acme/runs/bulk/" + op}, // org.runs denies bob every run
+				{"bob", "acme", "/api/v1/orgs/acme/runs/bulk/" + op}, // org.runs denies bob: a 403
 			} {
 				// The library's own answer on the same runs, before the host applies any effect.
 				runs := []authz.RunRef{{UUID: "r-vision-1", Project: "acme/vision", CreatedBy: "bob"},
 					{UUID: "r-nlp-1", Project: "acme/nlp", CreatedBy: "vera"}, {UUID: "r-open-1", Project: "acme/open", CreatedBy: "bob"}}
-				want, err := eng.BulkRuns(t.Context(), tc.user, tc.owner, op, runs, "acme/labs")
+				want, err := eng.BulkRuns(t.Context(), tc.user, tc.owner, op, runs, destination)
 				require.NoError(t, err)
+				if tc.user == "bob" {
+					code, out := call(t, srv, tc.user, "POST", tc.path, body)
+					require.Equal(t, http.StatusForbidden, code, out)
+					for _, w := range want {
+						require.False(t, w.Decision.Allowed)
+						require.Equal(t, rego.CodeInsufficientRole, w.Decision.Reasons[0].Code)
+						require.Contains(t, out, w.Decision.Reasons[0].Message)
+					}
+					continue
+				}
 				res := bulk(t, srv, tc.user, tc.path, body)
 				require.Len(t, res, len(want))
 				for i, w := range want {
 					require.Equal(t, w.UUID, res[i].UUID)
 					require.Equal(t, w.Decision.Allowed, res[i].Decision.Allowed, "%s %s %s", tc.user, op, w.UUID)
 					require.Equal(t, w.Decision.Reasons, res[i].Decision.Reasons, "%s %s %s", tc.user, op, w.UUID)
-				}
-				if tc.user == "bob" {
-					for _, r := range res {
-						require.False(t, r.Decision.Allowed)
-						require.Equal(t, rego.CodeInsufficientRole, r.Decision.Reasons[0].Code)
-					}
 				}
 				// Delete and transfer change the host's table: reload it for the next caller.
 				srv = newServer(t)
@@ -255,10 +275,9 @@ func TestVersionListingsByKind(t *testing.T) {
 		}
 	}
 	// The scope comes first: beth is not in engineering.
-	res := bulk(t, srv, "beth", "/api/v1/orgs/acme/teams/engineering/runs/bulk/list_model_versions", body)
-	for _, r := range res {
-		require.False(t, r.Decision.Allowed)
-	}
+	code, out := call(t, srv, "beth", "POST", "/api/v1/orgs/acme/teams/engineering/runs/bulk/list_model_versions", body)
+	require.Equal(t, http.StatusForbidden, code, out)
+	require.Contains(t, out, "team.runs needs viewer on team acme/engineering; beth has none")
 }
 
 // TestTeamArtifacts: the team space's artifacts are those of its projects the user sees and may

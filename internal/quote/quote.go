@@ -12,11 +12,14 @@ const Max = 64
 
 // Cut returns s when it is at most Max bytes long, otherwise its first Max bytes (cut on a rune
 // boundary) followed by how many bytes were left out.
-func Cut(s string) string {
-	if len(s) <= Max {
+func Cut(s string) string { return CutAt(s, Max) }
+
+// CutAt is Cut with a bound of max bytes.
+func CutAt(s string, max int) string {
+	if len(s) <= max {
 		return s
 	}
-	n := Max
+	n := max
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
