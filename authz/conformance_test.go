@@ -44,7 +44,8 @@ func suites(t *testing.T) []conformance.Suite {
 	return all
 }
 
-// newSuite is newAcme under the suite's policy (none for the corpus) and evaluation budget.
+// newSuite is an engine on the suite's data (acme.yaml unless the suite names its own), under
+// its policy (the default one for the corpus) and evaluation budget.
 func newSuite(t testing.TB, s conformance.Suite, opts ...authz.Option) *authz.Engine {
 	t.Helper()
 	if s.Policy != "" {
@@ -53,7 +54,8 @@ func newSuite(t testing.TB, s conformance.Suite, opts ...authz.Option) *authz.En
 	if s.Budget != nil {
 		opts = append(opts, authz.WithEvalBudget(*s.Budget))
 	}
-	eng, _ := newAcme(t, opts...)
+	eng, err := authz.New(t.Context(), s.OpenStore(t, store.Options{}), opts...)
+	require.NoError(t, err)
 	return eng
 }
 
@@ -61,14 +63,23 @@ func newSuite(t testing.TB, s conformance.Suite, opts ...authz.Option) *authz.En
 // compiled path, and the cached engine twice (the second pass from the cache), checks that the
 // compiled path answered where the suite says it does (and only there), and that every path
 // gives the same decision, messages included. A suite whose policy must not load is refused by
-// authz.New with its error.
+// authz.New with its error; one whose data file must not load, by store.LoadFile.
 func TestConformanceAuthorize(t *testing.T) {
 	t.Parallel()
 	for _, s := range suites(t) {
 		t.Run(s.Name, func(t *testing.T) {
 			t.Parallel()
+			if s.DataError != "" {
+				st, err := store.Open(t.Context(), store.Options{})
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = st.Close() })
+				_, err = st.LoadFile(t.Context(), s.Data)
+				require.ErrorIs(t, err, teamgate.ErrInvalid)
+				require.ErrorContains(t, err, s.DataError)
+				return
+			}
 			if s.LoadError != "" {
-				_, err := authz.New(t.Context(), conformance.OpenStore(t, store.Options{}), authz.WithPolicyDir(s.Policy))
+				_, err := authz.New(t.Context(), s.OpenStore(t, store.Options{}), authz.WithPolicyDir(s.Policy))
 				require.ErrorIs(t, err, teamgate.ErrInvalid)
 				require.ErrorContains(t, err, s.LoadError)
 				return

@@ -300,7 +300,8 @@
 // teamgate.CreateProject (teamgate.owner, teamgate.project, teamgate.allowed, teamgate.revision),
 // teamgate.BreakGlass and teamgate.EndBreakGlass (teamgate.project, teamgate.allowed,
 // teamgate.revision). The decisions an
-// operation makes are child spans. A returned error, and a decision that denied because its
+// operation makes are child spans, and so are the store's write spans (store.Options.TracerProvider:
+// teamgate.Apply under CreateProject and the break-glass writes). A returned error, and a decision that denied because its
 // evaluation failed (reason error), is recorded on the span and sets its status to Error.
 // Subjects are left out of spans (traces often go to shared backends; who asked belongs in a
 // decision log). Without the option no span is started and no global provider is read; pass

@@ -5,10 +5,10 @@ import (
 	"errors"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/otelspan"
 	"github.com/teamgate/teamgate/internal/quote"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
@@ -42,9 +42,9 @@ const (
 	attrAllowed  = attribute.Key("teamgate.allowed")
 	attrRole     = attribute.Key("teamgate.role")
 	attrPath     = attribute.Key("teamgate.path")
-	attrRevision = attribute.Key("teamgate.revision")
+	attrRevision = otelspan.Revision
 	attrReasons  = attribute.Key("teamgate.reasons")
-	attrCount    = attribute.Key("teamgate.count")
+	attrCount    = otelspan.Count
 )
 
 // maxAttr bounds the caller's strings a span repeats (a resource, an owner, a project name):
@@ -55,20 +55,19 @@ const maxAttr = 3*scope.MaxSlugLen + 2
 // bounded is s cut to maxAttr bytes, as an error message cuts a value (quote.Cut).
 func bounded(s string) string { return quote.CutAt(s, maxAttr) }
 
-// span is an optional span: the zero span (the engine has no tracer) does nothing, so a hook
-// costs a nil check when tracing is off.
-type span struct{ s trace.Span }
+// span is the engine's optional span (otelspan.Span: the zero span does nothing).
+type span struct{ otelspan.Span }
 
 // startSpan starts a span named name, with attributes given as key, value pairs, when the
 // engine traces. The attributes are set once the span is started, and only on a recording span:
 // a provider that records nothing (OpenTelemetry's noop, or the global one before the host
 // installs an SDK) costs the call the span's start and end, no attribute (a sampler sees none).
 func (e *Engine) startSpan(ctx context.Context, name string, kv ...string) (context.Context, span) {
-	if e.obs == nil || e.obs.tracer == nil {
+	if e.obs == nil {
 		return ctx, span{}
 	}
-	ctx, s := e.obs.tracer.Start(ctx, name)
-	if s.IsRecording() {
+	ctx, s := otelspan.Start(ctx, e.obs.tracer, name)
+	if s.Recording() {
 		attrs := make([]attribute.KeyValue, 0, len(kv)/2)
 		for i := 0; i+1 < len(kv); i += 2 {
 			attrs = append(attrs, attribute.String(kv[i], bounded(kv[i+1])))
@@ -78,70 +77,55 @@ func (e *Engine) startSpan(ctx context.Context, name string, kv ...string) (cont
 	return ctx, span{s}
 }
 
-// recording reports whether the span records what it is told.
-func (s span) recording() bool { return s.s != nil && s.s.IsRecording() }
-
-// end ends the span, recording err.
-func (s span) end(err error) {
-	if s.s == nil {
-		return
-	}
-	if err != nil {
-		s.s.RecordError(err)
-		s.s.SetStatus(codes.Error, err.Error())
-	}
-	s.s.End()
-}
-
 // endPage ends a listing's span: its revision and how many projects it returned.
 func (s span) endPage(rev uint64, n int, err error) {
-	if s.recording() && err == nil {
-		s.s.SetAttributes(attrRevision.Int64(int64(rev)), attrCount.Int(n))
+	if s.Recording() && err == nil {
+		s.SetAttributes(attrRevision.Int64(int64(rev)), attrCount.Int(n))
 	}
-	s.end(err)
+	s.End(err)
 }
 
 // endBulk ends a bulk operation's span: how many runs, how many allowed.
 func (s span) endBulk(runs []RunDecision, err error) {
-	if s.recording() && err == nil {
+	if s.Recording() && err == nil {
 		n := 0
 		for _, r := range runs {
 			if r.Decision.Allowed {
 				n++
 			}
 		}
-		s.s.SetAttributes(attrCount.Int(len(runs)), attribute.Int("teamgate.allowed_count", n))
+		s.SetAttributes(attrCount.Int(len(runs)), attribute.Int("teamgate.allowed_count", n))
 	}
-	s.end(err)
+	s.End(err)
 }
 
 // endWrite ends a write's span (CreateProject, BreakGlass, EndBreakGlass): whether the
 // subject's decision allowed it, and the revision of the write.
 func (s span) endWrite(allowed bool, rev uint64, err error) {
-	if s.recording() {
-		s.s.SetAttributes(attrAllowed.Bool(allowed), attrRevision.Int64(int64(rev)))
+	if s.Recording() {
+		s.SetAttributes(attrAllowed.Bool(allowed), attrRevision.Int64(int64(rev)))
 	}
-	s.end(err)
+	s.End(err)
 }
 
 // endAdmission ends an admission's span: whether it admits, and the violated fields.
 func (s span) endAdmission(a policy.Admission, err error) {
-	if s.recording() && err == nil {
+	if s.Recording() && err == nil {
 		fields := make([]string, len(a.Violations))
 		for i, v := range a.Violations {
 			fields[i] = v.Field
 		}
-		s.s.SetAttributes(attrAllowed.Bool(a.Allowed), attribute.StringSlice("teamgate.violations", fields))
+		s.SetAttributes(attrAllowed.Bool(a.Allowed), attribute.StringSlice("teamgate.violations", fields))
 	}
-	s.end(err)
+	s.End(err)
 }
 
 // endBatch ends AuthorizeBatch's span.
 func (s span) endBatch(n int, err error) {
-	if s.recording() {
-		s.s.SetAttributes(attrCount.Int(n))
+	if s.Recording() {
+		s.SetAttributes(attrCount.Int(n))
 	}
-	s.end(err)
+	s.End(err)
 }
 
 // startDecision starts Authorize's span, with attributes when it records (startSpan);
@@ -162,16 +146,14 @@ func endDecision(sp trace.Span, d Decision, path DecisionPath, err error) {
 		return
 	}
 	if err != nil {
-		sp.RecordError(err)
-		sp.SetStatus(codes.Error, err.Error())
+		otelspan.Fail(sp, err)
 		return
 	}
 	reasons := make([]string, len(d.Reasons))
 	for i, r := range d.Reasons {
 		reasons[i] = string(r.Code)
 		if r.Code == rego.CodeError {
-			sp.RecordError(errors.New(r.Message))
-			sp.SetStatus(codes.Error, r.Message)
+			otelspan.Fail(sp, errors.New(r.Message))
 		}
 	}
 	sp.SetAttributes(attrAllowed.Bool(d.Allowed), attrRole.String(d.Role), attrPath.String(path.String()),

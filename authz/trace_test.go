@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/policy"
 	"github.com/teamgate/teamgate/rego"
+	"github.com/teamgate/teamgate/store"
 )
 
 // traced is an engine on the conformance directory whose spans go to a recorder.
@@ -183,4 +186,36 @@ func TestSpansOfTeamSpacesAdmissionAndWrites(t *testing.T) {
 	s = byName("teamgate.AuthorizeBatch")
 	require.Equal(t, int64(2), attrs(s)["teamgate.count"])
 	require.Len(t, children(s), 2)
+}
+
+// TestStoreSpansUnderEngineWrites: with the host's provider given to the store too, the store's
+// write span is a child of the engine's write span, after the decision that allowed it.
+func TestStoreSpansUnderEngineWrites(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	eng, err := authz.New(ctx, conformance.OpenStore(t, store.Options{TracerProvider: tp}), authz.WithTracerProvider(tp))
+	require.NoError(t, err)
+	c, err := eng.CreateProject(ctx, "bob", "acme/engineering", authz.NewProject{Name: "detector"})
+	require.NoError(t, err)
+
+	var create sdktrace.ReadOnlySpan
+	for _, s := range sr.Ended() {
+		if s.Name() == "teamgate.CreateProject" {
+			create = s
+		}
+	}
+	require.NotNil(t, create)
+	var children []string
+	for _, s := range sr.Ended() {
+		if s.Parent().SpanID() == create.SpanContext().SpanID() {
+			children = append(children, s.Name())
+			if s.Name() == "teamgate.Apply" {
+				require.Equal(t, map[attribute.Key]any{"teamgate.count": int64(1), "teamgate.revision": int64(c.Revision)}, attrs(s))
+			}
+		}
+	}
+	require.Equal(t, []string{"teamgate.Authorize", "teamgate.Apply"}, children)
 }

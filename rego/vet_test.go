@@ -2,12 +2,12 @@ package rego_test
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/teamgate/teamgate/internal/conformance"
 	"github.com/teamgate/teamgate/rego"
 )
 
@@ -165,10 +165,7 @@ func TestShippedPoliciesHaveNoWarnings(t *testing.T) {
 	p, err := rego.New(t.Context(), nil)
 	require.NoError(t, err)
 	require.Nil(t, p.Warnings())
-	dirs, err := filepath.Glob("../testdata/regression/policies/*")
-	require.NoError(t, err)
-	require.NotEmpty(t, dirs)
-	dirs = append(dirs, "../examples/customrule/policy")
+	dirs := append(suitePolicies(t), "../examples/customrule/policy")
 	for _, dir := range dirs {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			continue
@@ -233,4 +230,21 @@ func TestTestRunWarnsOfWithValues(t *testing.T) {
 		`unknown_value x_test.rego:7:57: input.action is replaced (with) by "runs.delte", which is not an action of the catalog (data.teamgate.actions): the engine never passes it, so this expression tests a request that never comes; did you mean "runs.delete"?`,
 		`unknown_field x_test.rego:9:81: input has no field "subjet" (the input document: rego/README.md, "Input"), so input.subjet is never defined and an expression reading it never holds; did you mean input.subject?`,
 	}, got)
+}
+
+// suitePolicies are the directories of the policy suites that hold a policy, as
+// internal/conformance reads them: a suite run under the default policy on its own data, or
+// whose data file must be refused, has none (Suite.Policy "").
+func suitePolicies(t *testing.T) []string {
+	t.Helper()
+	all, err := conformance.Suites()
+	require.NoError(t, err)
+	var dirs []string
+	for _, s := range all {
+		if s.Policy != "" {
+			dirs = append(dirs, s.Policy)
+		}
+	}
+	require.NotEmpty(t, dirs)
+	return dirs
 }

@@ -1,28 +1,36 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/teamgate/teamgate/store"
 )
 
 // BenchmarkApply measures a write batch of n memberships on the path every batch that fits one
-// Badger transaction takes, in memory and on disk (without fsync, which would dominate).
+// Badger transaction takes, in memory and on disk (without fsync, which would dominate), and in
+// memory with a span per write (spans: an SDK provider that samples every span and exports none).
 func BenchmarkApply(b *testing.B) {
 	for _, mode := range []struct {
-		name string
-		disk bool
-	}{{"memory", false}, {"disk", true}} {
+		name        string
+		disk, spans bool
+	}{{"memory", false, false}, {"disk", true, false}, {"spans", false, true}} {
 		for _, n := range []int{1, 100, 1000} {
 			b.Run(fmt.Sprintf("%s/changes=%d", mode.name, n), func(b *testing.B) {
 				opts := store.Options{NoSync: true}
 				if mode.disk {
 					opts.Dir = b.TempDir()
+				}
+				if mode.spans {
+					tp := sdktrace.NewTracerProvider()
+					defer func() { _ = tp.Shutdown(context.Background()) }()
+					opts.TracerProvider = tp
 				}
 				s, err := store.Open(b.Context(), opts)
 				require.NoError(b, err)

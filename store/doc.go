@@ -388,6 +388,22 @@
 // are at most MaxEventEntries and fit in 512 KiB (a data file load is one change, the file),
 // else it has none and the replica must resync from an Export.
 //
+// # Traces
+//
+// Options.TracerProvider makes a span, through the OpenTelemetry API only, from its tracer
+// (instrumentation scope github.com/teamgate/teamgate/store) around every call of Apply
+// (teamgate.Apply), ApplyEvent, the Store's and the Replica's (teamgate.ApplyEvent), and Load and
+// LoadFile (teamgate.Load), a child of the span in the caller's context. Its attributes:
+// teamgate.count, the number of changes (for Load, the changes the file makes to the directory:
+// 0 when it equals it and nothing is written), and teamgate.revision, the revision written (the
+// current one when nothing was). A refused write records its error on the span, sets its status
+// to Error, and puts teamgate.error, the error's kind, in place of the revision: invalid,
+// not_found, conflict, stale or closed (the teamgate error it matches), canceled or
+// deadline_exceeded (the context), or other (I/O, Badger). Attributes are built only for a span
+// that records, as the engine's (authz's package doc); spans carry no user or record name.
+// Without the option no span is started and no global provider is read: a write pays a few nil
+// checks and no allocation.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. Reads share a read lock; a writer takes the write lock

@@ -413,7 +413,10 @@ func (f *File) check() *fileProblem {
 // Load makes the directory hold a data file (YAML or JSON) in one atomic batch, a PutFile: every
 // org the file names becomes equal to the file, in the same revision. A file equal to the
 // directory writes nothing and returns the current revision; an invalid file changes nothing.
-func (s *Store) Load(ctx context.Context, r io.Reader) (uint64, error) {
+func (s *Store) Load(ctx context.Context, r io.Reader) (rev uint64, err error) {
+	ctx, sp := s.startWrite(ctx, "teamgate.Load")
+	n := 0 // the changes the file makes to the directory
+	defer func() { endWrite(sp, n, rev, err) }()
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return 0, fmt.Errorf("store: read data file: %w", err)
@@ -422,20 +425,21 @@ func (s *Store) Load(ctx context.Context, r io.Reader) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var rev uint64
-	var same bool
 	err = s.View(func(r Reader) error {
 		cs, err := f.Changes(r)
-		rev, same = r.Revision(), len(cs) == 0
-		return err
+		if err != nil {
+			return err
+		}
+		rev, n = r.Revision(), len(cs)
+		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	if same {
+	if n == 0 {
 		return rev, nil
 	}
-	return s.Apply(ctx, PutFile{File: *f})
+	return s.apply(ctx, write{}, []Change{PutFile{File: *f}})
 }
 
 // LoadFile loads the data file at path (see Load).

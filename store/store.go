@@ -19,6 +19,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/internal/badgerlog"
@@ -46,6 +47,11 @@ type Options struct {
 	// prometheus.WrapRegistererWith) makes Open fail with the Registerer's error. Close
 	// unregisters them, so the store can be reopened on the same registry.
 	Registerer prometheus.Registerer
+	// TracerProvider, when set, makes OpenTelemetry spans from its tracer around Apply,
+	// ApplyEvent and Load (see "Traces" in the package doc). The store uses the OpenTelemetry
+	// API only; the host brings the SDK and passes its provider, or otel.GetTracerProvider() to
+	// use the global one. Default nil: no spans, and no global provider is read.
+	TracerProvider trace.TracerProvider
 
 	// SnapshotRevisions: an on-disk store writes its membership snapshot in the background
 	// once this many revisions were committed after the last one (see "Membership snapshot" in
@@ -137,6 +143,7 @@ type Store struct {
 	persistent bool          // on disk: caches in Badger survive a restart
 	eventsKept uint64        // how many revisions' events persist keeps for Watch
 	metrics    *writeMetrics // nil without Options.Registerer
+	tracer     trace.Tracer  // nil without Options.TracerProvider
 
 	// The commit pipeline (apply): qmu guards queue, leading and closing.
 	qmu     sync.Mutex
@@ -258,6 +265,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			_ = db.Close()
 			return nil, err
 		}
+	}
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer(tracerName)
 	}
 	if err := s.startExpiry(ctx); err != nil {
 		_ = s.Close()
@@ -464,7 +474,10 @@ func (s *Store) Revision() uint64 { return s.stamps.epoch.Revision() }
 // It returns once the batch is durable and visible to every reader; concurrent Applies share
 // one Badger commit (see "Writes" in the package doc).
 func (s *Store) Apply(ctx context.Context, changes ...Change) (uint64, error) {
-	return s.apply(ctx, write{}, changes)
+	ctx, sp := s.startWrite(ctx, "teamgate.Apply")
+	rev, err := s.apply(ctx, write{}, changes)
+	endWrite(sp, len(changes), rev, err)
+	return rev, err
 }
 
 // queued is a write waiting in the commit pipeline.
@@ -796,7 +809,9 @@ func (s *Store) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
 }
 
 // applyEvent is ApplyEvent; replica tells whether the Replica writes (cluster.go).
-func (s *Store) applyEvent(ctx context.Context, ev Event, replica bool) (uint64, error) {
+func (s *Store) applyEvent(ctx context.Context, ev Event, replica bool) (rev uint64, err error) {
+	ctx, sp := s.startWrite(ctx, "teamgate.ApplyEvent")
+	defer func() { endWrite(sp, len(ev.Changes), rev, err) }()
 	if ev.Err != nil {
 		return 0, ev.Err
 	}

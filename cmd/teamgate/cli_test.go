@@ -46,7 +46,7 @@ func suites(t *testing.T) []conformance.Suite {
 
 // suiteFlags are the flags that run a command on the suite's data, policy and evaluation budget.
 func suiteFlags(s conformance.Suite) []string {
-	flags := []string{"--data", conformance.DataFile()}
+	flags := []string{"--data", s.Data}
 	if s.Policy != "" {
 		flags = append(flags, "--policy", s.Policy)
 	}
@@ -58,17 +58,17 @@ func suiteFlags(s conformance.Suite) []string {
 
 // TestConformanceAuthorizeThroughCLIBatch runs every suite's authorize cases through `teamgate
 // check --requests -` (with --policy for a policy suite) and checks the CLI says what the Go API
-// says, messages byte for byte. A suite whose policy must not load fails the command with its
-// error.
+// says, messages byte for byte. A suite whose policy or data file must not load fails the command
+// with its error.
 func TestConformanceAuthorizeThroughCLIBatch(t *testing.T) {
 	t.Parallel()
 	for _, s := range suites(t) {
 		t.Run(s.Name, func(t *testing.T) {
 			t.Parallel()
-			if s.LoadError != "" {
+			if s.LoadError != "" || s.DataError != "" {
 				_, stderr, code := cli(t, "", append([]string{"check"}, append(suiteFlags(s), "alice", "org.get", "acme")...)...)
 				require.Equal(t, 1, code)
-				require.Contains(t, stderr, s.LoadError)
+				require.Contains(t, stderr, s.LoadError+s.DataError) // one of them is ""
 				return
 			}
 			checkAuthorizeThroughCLI(t, s)
@@ -95,7 +95,7 @@ func checkAuthorizeThroughCLI(t *testing.T, s conformance.Suite) {
 	if s.Budget != nil {
 		opts = append(opts, authz.WithEvalBudget(*s.Budget))
 	}
-	api, err := authz.New(t.Context(), conformance.OpenStore(t, store.Options{}), opts...)
+	api, err := authz.New(t.Context(), s.OpenStore(t, store.Options{}), opts...)
 	require.NoError(t, err)
 	for i, c := range s.Authorize {
 		var d struct {

@@ -3,10 +3,12 @@
 // copy) and teamgate's own regression cases (testdata/regression/cases.yaml, same format and
 // data), as one list (Load); and the policy suites (testdata/regression/policies/<name>/: an
 // author's .rego modules and .json data beside a cases.yaml of the same format, run under that
-// policy), each a Suite after the corpus's (Suites). testdata/regression/policies/README.md
-// describes a suite's files and the fields only a suite may set.
+// policy, on acme.yaml or the suite's own data file), each a Suite after the corpus's (Suites).
+// testdata/regression/policies/README.md describes a suite's files and the fields only a suite
+// may set.
 //
-// Tests name the corpus only through Dir and DataFile (OpenStore: a store holding the data);
+// Tests name the corpus only through Dir and DataFile (OpenStore: a store holding the data; a
+// suite's runner opens Suite.Data, Suite.OpenStore, so that a suite may bring its own file);
 // the examples that embed acme.yaml (go:embed reads no file outside a package's directory)
 // check their copy with RequireDataCopy. Every case runs through the Go API (authz) and the CLI
 // (cmd/teamgate), and the CLI's messages are checked against the API's.
@@ -28,6 +30,7 @@ import (
 
 	"github.com/teamgate/teamgate/internal/strict"
 	"github.com/teamgate/teamgate/policy"
+	"github.com/teamgate/teamgate/rego"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -47,10 +50,21 @@ func DataFile() string { return filepath.Join(Dir(), "acme.yaml") }
 // (revision 1): the directory every case runs against.
 func OpenStore(t testing.TB, opts store.Options) *store.Store {
 	t.Helper()
+	return openStore(t, opts, DataFile())
+}
+
+// OpenStore is OpenStore on the suite's data file (Data): the directory its cases run against.
+func (s Suite) OpenStore(t testing.TB, opts store.Options) *store.Store {
+	t.Helper()
+	return openStore(t, opts, s.Data)
+}
+
+func openStore(t testing.TB, opts store.Options, file string) *store.Store {
+	t.Helper()
 	st, err := store.Open(t.Context(), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	_, err = st.LoadFile(t.Context(), DataFile())
+	_, err = st.LoadFile(t.Context(), file)
 	require.NoError(t, err)
 	return st
 }
@@ -130,11 +144,23 @@ type Cases struct {
 	// (authz.WithEvalBudget, `teamgate --eval-budget`), a positive Go duration ("20ms"); absent:
 	// the engine's default. A suite about the budget sets a small one, so that its runaway
 	// module denies in milliseconds instead of the default second per evaluation and path.
-	Budget    *time.Duration `yaml:"budget"`
-	Authorize []Authorize    `yaml:"authorize"`
-	Admit     []Admit        `yaml:"admit"`
-	List      []List         `yaml:"list"`
-	Settings  []Settings     `yaml:"settings"`
+	Budget *time.Duration `yaml:"budget"`
+	// Data, a policy suite's only: the suite's data file, a path relative to its directory and
+	// ending in .yaml (a .json file there is the policy's data), loaded instead of acme.yaml by
+	// both runners (Suite.OpenStore, `teamgate --data`). In a Suite, the resolved path, the
+	// corpus's acme.yaml (DataFile) when the suite gives none.
+	Data string `yaml:"data"`
+	// DataError, a policy suite's only, with Data: the data file fails to load (store.LoadFile,
+	// `teamgate --data`) with an error matching teamgate.ErrInvalid and containing this text (the
+	// YAML path and line of the fault); the suite then has no cases, and its directory no policy.
+	DataError string `yaml:"data_error"`
+	// DefaultPolicy, a policy suite's only, with Data: the suite runs under the default policy
+	// (Suite.Policy is ""), on its own data; its directory holds no module and no .json data.
+	DefaultPolicy bool        `yaml:"default_policy"`
+	Authorize     []Authorize `yaml:"authorize"`
+	Admit         []Admit     `yaml:"admit"`
+	List          []List      `yaml:"list"`
+	Settings      []Settings  `yaml:"settings"`
 }
 
 // Load reads the shared corpus and the regression cases, in that order.
@@ -145,8 +171,8 @@ func Load() (*Cases, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.Compiled != nil || c.LoadError != "" || c.Budget != nil {
-			return nil, fmt.Errorf("%s: compiled, load_error and budget belong to a policy suite's cases.yaml", file)
+		if c.Compiled != nil || c.LoadError != "" || c.Budget != nil || c.Data != "" || c.DataError != "" || c.DefaultPolicy {
+			return nil, fmt.Errorf("%s: compiled, load_error, budget, data, data_error and default_policy belong to a policy suite's cases.yaml", file)
 		}
 		all.Authorize = append(all.Authorize, c.Authorize...)
 		all.Admit = append(all.Admit, c.Admit...)
@@ -185,7 +211,7 @@ type Suite struct {
 	Name string // "corpus", or "policies/<directory>"
 	// Policy is the suite's directory, the policy to load with authz.WithPolicyDir or
 	// `teamgate check --policy` (rego.LoadDir: its .rego and .json files; cases.yaml is neither);
-	// "" for the corpus.
+	// "" for the corpus and a suite with default_policy.
 	Policy string
 	// CompiledPath: the compiled path answers the suite's requests without attributes (the
 	// corpus's; a suite's compiled).
@@ -194,13 +220,15 @@ type Suite struct {
 }
 
 // Suites returns the corpus (Load) and then every policy suite, in directory order. A suite's
-// cases.yaml must set compiled, or load_error and then hold no case; each of its cases carries a
-// note saying what it guards.
+// cases.yaml must set compiled, or load_error or data_error and then hold no case; each of its
+// cases carries a note saying what it guards. data names the suite's data file (Suite.Data is
+// then its path; default_policy and data_error need one).
 func Suites() ([]Suite, error) {
 	corpus, err := Load()
 	if err != nil {
 		return nil, err
 	}
+	corpus.Data = DataFile()
 	suites := []Suite{{Name: "corpus", CompiledPath: true, Cases: *corpus}}
 	entries, err := os.ReadDir(PoliciesDir())
 	if err != nil {
@@ -220,6 +248,9 @@ func Suites() ([]Suite, error) {
 		if err := s.check(); err != nil {
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
+		if err := s.resolve(dir); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
 		if c.Compiled != nil {
 			s.CompiledPath = *c.Compiled
 		}
@@ -228,10 +259,41 @@ func Suites() ([]Suite, error) {
 	return suites, nil
 }
 
+// resolve points the suite at its files in dir: Data at its data file (acme.yaml when it names
+// none), Policy at nothing (the default policy) under default_policy or data_error, whose
+// directory then holds no policy file.
+func (s *Suite) resolve(dir string) error {
+	if s.Data == "" {
+		s.Data = DataFile()
+	} else {
+		s.Data = filepath.Join(dir, s.Data)
+		if _, err := os.Stat(s.Data); err != nil {
+			return fmt.Errorf("data: %w", err)
+		}
+	}
+	if s.DefaultPolicy || s.DataError != "" {
+		if files, err := rego.Files(dir); err == nil {
+			return fmt.Errorf("default_policy or data_error, but the directory holds policy files: %v", files)
+		}
+		s.Policy = ""
+	}
+	return nil
+}
+
 // check enforces a suite's own rules (see Suites).
 func (s *Suite) check() error {
 	n := len(s.Authorize) + len(s.Admit) + len(s.List) + len(s.Settings)
 	switch {
+	case (s.DataError != "" || s.DefaultPolicy) && s.Data == "":
+		return fmt.Errorf("data_error and default_policy need the suite's own data file (data)")
+	case s.Data != "" && (filepath.Ext(s.Data) != ".yaml" || filepath.IsAbs(s.Data)):
+		return fmt.Errorf("data %s: a .yaml path relative to the suite's directory (a .json file there is policy data)", s.Data)
+	case s.DataError != "" && (n > 0 || s.Compiled != nil || s.Budget != nil || s.LoadError != "" || s.DefaultPolicy):
+		return fmt.Errorf("a suite with data_error has neither cases, compiled, budget, load_error nor default_policy")
+	case s.DataError != "":
+		return nil
+	case s.LoadError != "" && s.DefaultPolicy:
+		return fmt.Errorf("the default policy loads: load_error needs the suite's own modules")
 	case s.LoadError != "" && (n > 0 || s.Compiled != nil || s.Budget != nil):
 		return fmt.Errorf("a suite with load_error has neither cases, compiled nor budget")
 	case s.Budget != nil && *s.Budget <= 0:
