@@ -153,10 +153,14 @@ const DecisionLogInterval = 500 * time.Microsecond
 const maxDecisionBatch = 512
 
 // WithDecisionLog sends a record of every decision (DecisionRecord) to sink: each call of
-// Authorize — those of AuthorizeBatch, BulkRuns and CreateProject included, and requests for
-// suggestions — and of Explain. A run of a bulk version listing is recorded as the decision
-// BulkRuns returns for it (a feature_excluded deny after an allowed permission). Listings (ListProjects, ProjectFilter), admissions (Admit,
-// AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint,
+// Authorize — those of AuthorizeBatch, BulkRuns and CreateProject included, the org.break_glass
+// permission of BreakGlass and EndBreakGlass, and requests for suggestions — and of Explain. A run of a bulk version listing is recorded as the decision
+// BulkRuns returns for it (a feature_excluded deny after an allowed permission). BulkRuns logs
+// its scope's decision (team.runs or org.runs) and each run it decides; a run it denies without
+// deciding it — every run when the scope is denied (the scope's deny is their record), a run
+// outside the team space or org (not_in_scope), a run whose project reference is malformed (its
+// RunDecision.Err) — has no record of its own. Listings (ListProjects, ProjectFilter), admissions
+// (Admit, AdmitVersion) and analyses (ListSubjects, the approvers of a suggestion, Simulate, Lint,
 // DiffAccess) are not logged: a listing is many verdicts at once, an admission's outcome is its
 // violations, which the host acts on and may log itself, and an analysis decides requests nobody made. Logging never blocks a decision: records go to a bounded queue
 // (WithDecisionLogQueue) that one goroutine drains into sink; when the queue is full the record
@@ -233,13 +237,14 @@ type decisionLog struct {
 	// before stop is closed.
 	end                      uint64
 	written, dropped, failed atomic.Uint64
-	drops                    dropReport // the drainer's: what it last logged of dropped (reportDrops)
+	drops                    dropReport    // the drainer's: what it last logged of dropped (reportDrops)
+	dropEvery                time.Duration // DecisionLogDropReportInterval (tests shorten it)
 }
 
-func newDecisionLog(sink DecisionSink, size int, log *slog.Logger) *decisionLog {
+func newDecisionLog(sink DecisionSink, size int, log *slog.Logger, dropEvery time.Duration) *decisionLog {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &decisionLog{sink: sink, wake: make(chan struct{}, 1), flush: make(chan chan struct{}),
-		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log, epoch: time.Now()}
+		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel, log: log, epoch: time.Now(), dropEvery: dropEvery}
 	l.ring.init(size)
 	l.batch = make([]DecisionRecord, 0, maxDecisionBatch) // a run fills batches whatever the ring's size
 	go l.run()
@@ -656,7 +661,7 @@ func (l *decisionLog) openRun(en *cacheEntry, rev, minRev uint64) {
 }
 
 // run drains the ring: every DecisionLogInterval while records arrive, at once when woken,
-// and not at all while idle.
+// and not at all while idle (but once, when a line about drops is owed: reportDrops).
 func (l *decisionLog) run() {
 	defer close(l.done)
 	tick := time.NewTicker(DecisionLogInterval)
@@ -680,7 +685,10 @@ func (l *decisionLog) run() {
 			continue
 		}
 		tick.Stop()
-		if stopped, _ := l.wait(nil); stopped { // no tick while idle
+		late := l.lateDrops() // no tick while idle, but a line owed for drops
+		stopped, _ = l.wait(late.C())
+		late.Stop()
+		if stopped {
 			return
 		}
 		l.ring.tail.And(^uint64(idleBit)) // when no producer cleared it (flush)

@@ -316,7 +316,8 @@
 // # Decision log
 //
 // WithDecisionLog(sink) records every Authorize call (those of AuthorizeBatch, BulkRuns and
-// CreateProject included) and every Explain as a DecisionRecord: the request (attributes
+// CreateProject included; a BulkRuns run denied before any decision — the scope denied,
+// not_in_scope, a malformed project — has none of its own) and every Explain as a DecisionRecord: the request (attributes
 // copied), the decision with its reasons and revision, the policy's fingerprint, the path
 // (DecisionPath, as in metrics: cache_l1, cache_l2, compiled, rego, or none when the call
 // returned an error), the latency and the time. Listings, admissions and the analyses (ListSubjects, suggestions, Simulate, Lint,

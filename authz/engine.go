@@ -78,6 +78,7 @@ type config struct {
 	observe    observeConfig // WithMetrics, WithTracerProvider (metrics.go, trace.go)
 	sink       DecisionSink  // WithDecisionLog
 	logQueue   int
+	dropEvery  time.Duration // DecisionLogDropReportInterval unless a test sets it
 }
 
 func errInvalidSize(n int) error {
@@ -234,7 +235,10 @@ func New(ctx context.Context, dir Directory, opts ...Option) (*Engine, error) {
 		if c.logQueue == 0 {
 			c.logQueue = DefaultDecisionLogQueue
 		}
-		e.declog = newDecisionLog(c.sink, c.logQueue, c.logger)
+		if c.dropEvery == 0 {
+			c.dropEvery = DecisionLogDropReportInterval
+		}
+		e.declog = newDecisionLog(c.sink, c.logQueue, c.logger, c.dropEvery)
 	}
 	return e, nil
 }

@@ -531,13 +531,10 @@ func (e *Engine) featureAllowed(ctx context.Context, d Decision, ref scope.Ref, 
 // inScope reports whether ref lies in the owner's org, and in its team space for a team owner.
 // A project that does not exist is left to Authorize (not_found).
 func (e *Engine) inScope(o scope.Owner, ref scope.Ref) (bool, uint64) {
-	if ref.Org != o.Org {
-		return false, 0
-	}
-	in, rev := true, uint64(0)
+	in, rev := ref.Org == o.Org, uint64(0)
 	_ = e.dir.View(func(r store.Reader) error {
-		rev = r.Revision()
-		if pv, ok := r.Project(ref.Org, ref.Project); ok && o.IsTeam() {
+		rev = r.Revision() // another org's run too: the host is told the revision it was denied at
+		if pv, ok := r.Project(ref.Org, ref.Project); in && ok && o.IsTeam() {
 			in = slices.Contains(pv.Teams.Values, o.Team)
 		}
 		return nil

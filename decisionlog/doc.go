@@ -43,7 +43,12 @@
 // CLI opens logs so).
 //
 // Writes are not synced (Badger's default): a crash may lose the last records, never corrupt the
-// log. A record that does not decode is an error naming its time and sequence number.
+// log. A record that does not decode is an error naming its time and sequence number. Open
+// refuses, leaving it as it is, a damaged directory that Badger would empty or crash on (table
+// or value-log files without a MANIFEST; a table cut short, whose footer points past its end)
+// with an error matching teamgate.ErrInvalid. Damage Badger cannot tell from a crash is not
+// detected: a MANIFEST cut short loses the tables it no longer names, and a table whose blocks
+// were overwritten reads short.
 //
 // A Log is safe for concurrent use.
 package decisionlog

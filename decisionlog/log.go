@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +37,8 @@ type Options struct {
 	// MaxAge deletes records older than this. Default DefaultMaxAge; negative is an error.
 	MaxAge time.Duration
 	// MaxBytes bounds the records' size (keys and values). Default DefaultMaxBytes; below
-	// MinMaxBytes is an error.
+	// MinMaxBytes is an error. Records are trimmed oldest first by their time: a record larger
+	// than MaxBytes is written and trimmed at once, with those older than it.
 	MaxBytes int64
 	// RetentionInterval is the period of the background retention pass. Default
 	// DefaultRetentionInterval; negative is an error.
@@ -91,8 +93,9 @@ const (
 
 // Open opens (or creates) the log in opts.Dir and applies retention. A directory that holds
 // anything but a decision log (a teamgate store, say) is an error matching teamgate.ErrInvalid,
-// and so are bad options; a directory Badger cannot open (locked by another process, corrupt) is
-// an error naming it.
+// and so are bad options and a damaged directory Badger would empty or crash on (see the package
+// doc); a directory Badger cannot open (locked by another process, corrupt) is an error naming
+// it.
 func Open(ctx context.Context, opts Options) (*Log, error) {
 	switch {
 	case opts.MaxAge < 0:
@@ -118,6 +121,11 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	every := opts.RetentionInterval
 	if every == 0 {
 		every = DefaultRetentionInterval
+	}
+	if !l.memory {
+		if err := checkFiles(opts.Dir); err != nil {
+			return nil, err
+		}
 	}
 	bo := badger.DefaultOptions(opts.Dir).WithLogger(badgerlog.Logger{L: l.log}).WithLoggingLevel(badger.WARNING)
 	if l.memory {
@@ -359,14 +367,26 @@ func (l *Log) Close() error {
 }
 
 // recordKey is a record's key: the prefix, the time (sign bit flipped: byte order is time
-// order) and the sequence number.
+// order) and the sequence number. A time Unix nanoseconds cannot hold (before 1678 or after
+// 2262: UnixNano's result is undefined there, and wrapped around) is the first or last they can:
+// a query's bound far in the past or future bounds nothing away.
 func recordKey(t time.Time, seq uint64) []byte {
+	ns := int64(math.MinInt64)
+	switch {
+	case t.After(lastNano):
+		ns = math.MaxInt64
+	case !t.Before(firstNano):
+		ns = t.UnixNano()
+	}
 	k := make([]byte, keyLen)
 	copy(k, prefixRec)
-	binary.BigEndian.PutUint64(k[len(prefixRec):], uint64(t.UnixNano())^(1<<63))
+	binary.BigEndian.PutUint64(k[len(prefixRec):], uint64(ns)^(1<<63))
 	binary.BigEndian.PutUint64(k[len(prefixRec)+8:], seq)
 	return k
 }
+
+// The times Unix nanoseconds can hold.
+var firstNano, lastNano = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
 
 // keyTime reads a record key's time and sequence number.
 func keyTime(k []byte) (time.Time, uint64) {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -219,7 +220,7 @@ func (t *recordTable) row(r authz.DecisionRecord) {
 	if r.Error != "" {
 		why = "error: " + r.Error
 	}
-	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), outcomeOf(r.Decision.Allowed), r.Request.Subject, r.Request.Action, r.Request.Resource, r.Path, why)
+	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), outcomeOf(r.Decision.Allowed), cell(r.Request.Subject), cell(r.Request.Action), cell(r.Request.Resource), r.Path, cell(why))
 }
 
 func (t *recordTable) change(c decisionlog.Change) {
@@ -232,8 +233,21 @@ func (t *recordTable) change(c decisionlog.Change) {
 	if c.Error != "" {
 		why = "error: " + c.Error
 	}
-	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s (%s) → %s (%s)\t%s\t%s\n", r.Time.Local().Format(time.DateTime), r.Request.Subject, r.Request.Action, r.Request.Resource,
-		outcomeOf(r.Decision.Allowed && r.Path != authz.PathNone), codes(r.Decision.Reasons), outcomeOf(c.Now.Allowed), codes(c.Now.Reasons), changedSince(c), why)
+	fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s (%s) → %s (%s)\t%s\t%s\n", r.Time.Local().Format(time.DateTime), cell(r.Request.Subject), cell(r.Request.Action), cell(r.Request.Resource),
+		outcomeOf(r.Decision.Allowed && r.Path != authz.PathNone), cell(codes(r.Decision.Reasons)), outcomeOf(c.Now.Allowed), cell(codes(c.Now.Reasons)), changedSince(c), cell(why))
+}
+
+// cell is s as a table shows it: as is, or quoted with Go's escapes (strconv.Quote) when it
+// holds a character that is not printable or is a space other than ' ' — a tab or a line break
+// in a failed request's subject, or in an author's reason, would otherwise forge columns or rows
+// of the table.
+func cell(s string) string {
+	for _, r := range s {
+		if r != ' ' && (!unicode.IsPrint(r) || unicode.IsSpace(r)) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // changedSince says what changed since a rechecked decision: the policy, and the writes at
