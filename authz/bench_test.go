@@ -94,7 +94,8 @@ func (discardSink) Write(context.Context, []authz.DecisionRecord) error { return
 // BenchmarkDecisionLogCost measures what the decision log costs the decision path: one request
 // decided on each path (an in-memory cache hit, the compiled path, full Rego evaluation) without
 // a log and with one (records to a sink that discards them): log=on has a queue of 65,536 slots,
-// log=queue4096 the default one (its dropped/op says whether the drainer keeps up). Compare log=off with log=on by
+// log=queue4096 one of 4,096, the default before stop 24 (its dropped/op says whether the drainer
+// keeps up). Compare log=off with log=on by
 // benchstat's -col /log (bench/RESULTS.md has the commands, and the callgrind ones: the loop is
 // decideLoop, for --toggle-collect).
 func BenchmarkDecisionLogCost(b *testing.B) {
@@ -127,7 +128,7 @@ func benchDecisionLog(b *testing.B, parallel bool) {
 			case "on":
 				opts = append(opts[:len(opts):len(opts)], authz.WithDecisionLog(discardSink{}), authz.WithDecisionLogQueue(1<<16))
 			case "queue4096":
-				opts = append(opts[:len(opts):len(opts)], authz.WithDecisionLog(discardSink{}))
+				opts = append(opts[:len(opts):len(opts)], authz.WithDecisionLog(discardSink{}), authz.WithDecisionLogQueue(4096))
 			}
 			b.Run(name, func(b *testing.B) {
 				eng, _ := newAcme(b, opts...)
@@ -164,55 +165,65 @@ func benchDecisionLog(b *testing.B, parallel bool) {
 	}
 }
 
-// BenchmarkDecisionLogPaired decides BenchmarkDecisionLogCost's compiled-path request on two
+// BenchmarkDecisionLogPaired decides BenchmarkDecisionLogCost's request (path: see below) on two
 // engines in alternating blocks of 256 decisions, one engine without a log and one with (a queue
 // of queue slots), and reports the medians of the blocks' ns per decision (off-ns, on-ns) and of
 // the ratios of adjacent blocks (on/off); an op is one decision on each engine. On a shared
 // machine the load moves both blocks of a pair alike, so the ratio is steadier than two
 // benchmarks run one after the other. What it cannot show is a cost the log puts on the whole
 // process, such as garbage collection scanning its ring: both engines pay that alike here.
+//
+// path=compiled decides uncached (WithDecisionCache(0)), path=cache is a hot hit of the in-memory
+// cache (the same request every time: the log's cheapest case per record, and its dearest
+// relative to the decision).
 func BenchmarkDecisionLogPaired(b *testing.B) {
 	req := authz.Request{Subject: "bob", Action: "runs.stop", Resource: "acme/engineering/vision"}
-	for _, queue := range []int{1 << 16, authz.DefaultDecisionLogQueue} {
-		b.Run("queue="+strconv.Itoa(queue), func(b *testing.B) {
-			off, _ := newAcme(b, authz.WithDecisionCache(0))
-			on, _ := newAcme(b, authz.WithDecisionCache(0), authz.WithDecisionLog(discardSink{}), authz.WithDecisionLogQueue(queue))
-			ctx := b.Context()
-			decide := func(eng *authz.Engine, n int) time.Duration {
-				start := time.Now()
-				for range n {
-					if _, err := eng.Authorize(ctx, req); err != nil {
-						b.Fatal(err)
-					}
-				}
-				return time.Since(start)
-			}
-			const block = 256
-			var offNS, onNS, ratios []float64
-			b.ResetTimer()
-			for i := 0; i < b.N; i += block {
-				n := min(block, b.N-i)
-				var a, c time.Duration
-				if i/block%2 == 0 { // each engine goes first in every other pair
-					a, c = decide(off, n), decide(on, n)
-				} else {
-					c, a = decide(on, n), decide(off, n)
-				}
-				offNS, onNS = append(offNS, float64(a)/float64(n)), append(onNS, float64(c)/float64(n))
-				ratios = append(ratios, float64(c)/float64(a))
-			}
-			b.StopTimer()
-			if err := on.Close(ctx); err != nil {
+	for _, path := range decisionLogPaths[:2] {
+		for _, queue := range []int{1 << 16, authz.DefaultDecisionLogQueue, 4096} {
+			b.Run("path="+path.name+"/queue="+strconv.Itoa(queue), func(b *testing.B) {
+				benchDecisionLogPaired(b, req, path.opts, queue)
+			})
+		}
+	}
+}
+
+func benchDecisionLogPaired(b *testing.B, req authz.Request, opts []authz.Option, queue int) {
+	off, _ := newAcme(b, opts...)
+	on, _ := newAcme(b, append(opts[:len(opts):len(opts)], authz.WithDecisionLog(discardSink{}), authz.WithDecisionLogQueue(queue))...)
+	ctx := b.Context()
+	decide := func(eng *authz.Engine, n int) time.Duration {
+		start := time.Now()
+		for range n {
+			if _, err := eng.Authorize(ctx, req); err != nil {
 				b.Fatal(err)
 			}
-			median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
-			b.ReportMetric(median(offNS), "off-ns")
-			b.ReportMetric(median(onNS), "on-ns")
-			b.ReportMetric(median(ratios), "on/off")
-			s := on.Stats()
-			b.ReportMetric(float64(s.DecisionLogDropped)/float64(s.DecisionLogWritten+s.DecisionLogDropped), "dropped/op")
-		})
+		}
+		return time.Since(start)
 	}
+	const block = 256
+	var offNS, onNS, ratios []float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i += block {
+		n := min(block, b.N-i)
+		var a, c time.Duration
+		if i/block%2 == 0 { // each engine goes first in every other pair
+			a, c = decide(off, n), decide(on, n)
+		} else {
+			c, a = decide(on, n), decide(off, n)
+		}
+		offNS, onNS = append(offNS, float64(a)/float64(n)), append(onNS, float64(c)/float64(n))
+		ratios = append(ratios, float64(c)/float64(a))
+	}
+	b.StopTimer()
+	if err := on.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	b.ReportMetric(median(offNS), "off-ns")
+	b.ReportMetric(median(onNS), "on-ns")
+	b.ReportMetric(median(ratios), "on/off")
+	s := on.Stats()
+	b.ReportMetric(float64(s.DecisionLogDropped)/float64(s.DecisionLogWritten+s.DecisionLogDropped), "dropped/op")
 }
 
 // decideLoop is the benchmark's loop, a function of its own so that callgrind can count the

@@ -358,35 +358,36 @@ type cacheEntry struct {
 	ih       uint64  // the index hash: the entry's home
 	meta     uint64  // its word's meta without stamp, CLOCK bit and rewrite count
 	reasons  *Reason // its word's reasons
-	n        uint32  // the packed key's length
-	stamps   bool    // its word may be stamped: the role is indexed, few reasons, no expiry
-	inline   [keyWords]uint64
-	entry    cached
-	long     string // the packed key when longer than keyBytes
+	// logRun is 1 + the decision log's position of the entry's latest run of hits (see
+	// recordRing.runOf); 0: none yet. Written once per run, not per hit. With a decision log, a
+	// hit reads the entry's first line for it and for served (bench/RESULTS.md, "Stop 16:
+	// decision log cost" and "Stop 24").
+	logRun atomic.Uint64
+	n      uint32 // the packed key's length
+	stamps bool   // its word may be stamped: the role is indexed, few reasons, no expiry
+	inline [keyWords]uint64
+	entry  cached
+	long   string // the packed key when longer than keyBytes
 	// logKey is the packed key as a string, made by the decision log's goroutine (which alone
 	// reads and writes it) when it first records a hit on the entry.
 	logKey string
-	// logRun is 1 + the decision log's position of the entry's latest run of hits (see
-	// recordRing.runOf); 0: none yet. Written once per run, not per hit. With a decision log, a
-	// hit reads the entry for it (a line or two more; see bench/RESULTS.md, "Stop 16: decision
-	// log cost").
-	logRun atomic.Uint64
 }
 
 // holds reports whether the entry is k's: the same fingerprint.
 func (en *cacheEntry) holds(k *cacheKey) bool { return en.fp1 == k.fp1 && en.fp2 == k.fp2 }
 
-// served reports whether d, served for k, is the decision of en (which may be nil, or another
-// key's entry: the hit's position was rewritten since).
-func (en *cacheEntry) served(k *cacheKey, d *Decision) bool {
-	return en != nil && en.holds(k) && en.decided(d)
-}
-
-// decided reports whether d is the entry's decision (the same verdict, role and reasons array).
-func (en *cacheEntry) decided(d *Decision) bool {
-	e := &en.entry.dec
-	return e.Allowed == d.Allowed && e.Role == d.Role && len(e.Reasons) == len(d.Reasons) &&
-		unsafe.SliceData(e.Reasons) == unsafe.SliceData(d.Reasons)
+// served is en when it is the entry of a word that was k's, of meta m and reasons r (what get
+// served), else nil (en may be nil, or another entry: the position was rewritten since). The
+// word's verdict, role, number of reasons and epoch group are its entry's meta (the rest of m is
+// its stamp, CLOCK bit and rewrite count), its reasons its entry's reasons: an entry that matches
+// them all holds the decision served. All of it is on the entry's first cache line: a logged hit
+// compares no string (a decision with more than maxFastReasons reasons, whose entry keeps none of
+// them, never matches, and is logged in full).
+func (en *cacheEntry) served(k *cacheKey, m uint64, r *Reason) *cacheEntry {
+	if en != nil && en.holds(k) && en.meta == m&^(metaKept|metaVerMask) && en.reasons == r {
+		return en
+	}
+	return nil
 }
 
 // shardSlots is the smallest number of entries a shard holds; maxShards bounds the shards.
@@ -480,14 +481,15 @@ func group(m uint64) int { return int(m>>metaGroupShift) & (store.EpochGroups - 
 func (c *decisionCache) policySwapped() { c.policySwaps.Add(1) }
 
 // get writes to d the decision cached for k when it is current under policy p, and returns where
-// its entry is (for the decision log: the entry there may have been replaced since) and the
-// revision the decision holds at, read before the entry is checked (see authorize). A fast hit
+// its entry is and the meta of its word (for the decision log: the entry there may have been
+// replaced since, which cacheEntry.served tells; a fast hit reads no entry) and the revision the
+// decision holds at, read before the entry is checked (see authorize). A fast hit
 // reads the store's revision (store.Epoch.Revision: the word was stamped for Deps of that store)
 // between two loads of the word's group's epoch (now), which must both be the word's stamp, so
 // the decision holds at the revision and was made no later (store.Epoch); a slow hit or a miss
 // reads dir's. d is zero when called: a fast hit writes its verdict, role and reasons (the word's)
 // and leaves the rest, Revision 0. It takes no lock.
-func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decision) (*atomic.Pointer[cacheEntry], uint64, bool) {
+func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decision) (*atomic.Pointer[cacheEntry], uint64, uint64, bool) {
 	s := c.shard(k.ih)
 	ix := s.index.Load()
 	pos := int(k.ih) & ix.mask
@@ -515,14 +517,14 @@ func (c *decisionCache) get(k *cacheKey, p *rego.Policy, dir Directory, d *Decis
 						w.meta.Or(metaRef)
 					}
 					c.countHit()
-					return &ix.ents[pos], rev, true
+					return &ix.ents[pos], m, rev, true
 				}
 			}
 			return c.slowHit(s, ix, pos, k, p, dir, d)
 		}
 		pos = (pos + 1) & ix.mask
 	}
-	return nil, dir.Revision(), false
+	return nil, 0, dir.Revision(), false
 }
 
 // reasonsHeader is the layout of a []Reason.
@@ -547,10 +549,10 @@ const (
 // labelled with dir's revision.
 //
 //go:noinline
-func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cacheKey, p *rego.Policy, dir Directory, d *Decision) (*atomic.Pointer[cacheEntry], uint64, bool) {
+func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cacheKey, p *rego.Policy, dir Directory, d *Decision) (*atomic.Pointer[cacheEntry], uint64, uint64, bool) {
 	en := ix.ents[pos].Load()
 	if en == nil || !en.holds(k) {
-		return nil, dir.Revision(), false // being rewritten: a miss
+		return nil, 0, dir.Revision(), false // being rewritten: a miss
 	}
 	if en.stamps && c.epoch.Load() == nil {
 		c.epoch.CompareAndSwap(nil, en.entry.deps.Epoch())
@@ -563,7 +565,7 @@ func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cache
 	rev := dir.Revision()
 	e := c.now(group(en.meta)) // before the check: see stamp
 	if !en.entry.current(p) {
-		return nil, rev, false
+		return nil, 0, rev, false
 	}
 	if c.afterCheck != nil {
 		c.afterCheck() // tests: a write racing the check
@@ -580,7 +582,7 @@ func (c *decisionCache) slowHit(s *cacheShard, ix *cacheIndex, pos int, k *cache
 			c.stamp(s, ix, pos, en, e)
 		}
 	}
-	return &ix.ents[pos], rev, true
+	return &ix.ents[pos], en.meta, rev, true
 }
 
 // foreign records that the Directory's revisions are not the store's whose epochs stamp the words

@@ -123,7 +123,7 @@ func TestCacheShardIndex(t *testing.T) {
 		if step%5 == 0 { // hits: CLOCK keeps it a while; the first stamps the word, the second is fast
 			for range 2 {
 				var d Decision
-				_, _, ok := c.get(&keys[i], p, st, &d)
+				_, _, _, ok := c.get(&keys[i], p, st, &d)
 				require.True(t, ok, "step %d", step)
 				require.Equal(t, keys[i].subject, d.Role, "step %d", step)
 			}
@@ -181,7 +181,7 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 			for range 20_000 {
 				i := rng.IntN(len(keys))
 				var d Decision
-				if _, _, ok := c.get(&keys[i], p, st, &d); ok {
+				if _, _, _, ok := c.get(&keys[i], p, st, &d); ok {
 					if d.Role != keys[i].subject {
 						errs <- fmt.Errorf("key %d found the decision of %s", i, d.Role)
 						return
@@ -202,7 +202,7 @@ func TestCacheShardReadsWithoutLock(t *testing.T) {
 	n := 0
 	for j := range keys {
 		var d Decision
-		if _, _, ok := c.get(&keys[j], p, st, &d); ok {
+		if _, _, _, ok := c.get(&keys[j], p, st, &d); ok {
 			n++
 		}
 	}
@@ -405,4 +405,41 @@ func TestCacheWordLayout(t *testing.T) {
 		require.Len(t, ix.words, n)
 		require.Zero(t, uintptr(unsafe.Pointer(&ix.words[0]))%64, "index of %d words", n)
 	}
+}
+
+// TestServedEntryIdentity: a logged hit's record is made from the entry it finds at the hit's
+// position, which may have been replaced since the hit read the word: served accepts an entry
+// only when it is the word's own (its key, verdict, role, number of reasons, epoch group and
+// reasons array), whatever the word's stamp, CLOCK bit and rewrite count, and refuses any other
+// decision of the same key, so a record never names a decision that was not served.
+func TestServedEntryIdentity(t *testing.T) {
+	t.Parallel()
+	c := newDecisionCache(8, nil)
+	var k, other cacheKey
+	c.key(&k, "bob", "runs.stop", "acme/engineering/vision", "")
+	c.key(&other, "carol", "runs.stop", "acme/engineering/vision", "")
+	reasons := []Reason{{Code: rego.CodeTeamRole, Message: "m"}}
+	dec := Decision{Allowed: true, Role: "member", Reasons: reasons}
+	en := c.entry(&k, &cached{dec: dec})
+	r := unsafe.SliceData(reasons)
+	word := en.meta | 5<<metaVerShift | metaRef | metaStamped | 7<<metaEpochShift // as published and stamped
+	require.Same(t, en, en.served(&k, word, r))
+	require.Same(t, en, en.served(&k, en.meta, r), "a slow hit's")
+	for name, d := range map[string]Decision{
+		"denied":             {Allowed: false, Role: "member", Reasons: reasons},
+		"another role":       {Allowed: true, Role: "admin", Reasons: reasons},
+		"another reasons":    {Allowed: true, Role: "member", Reasons: []Reason{{Code: rego.CodeTeamRole, Message: "m"}}},
+		"fewer reasons":      {Allowed: true, Role: "member", Reasons: reasons[:0]},
+		"more than the word": {Allowed: true, Role: "member", Reasons: slices.Repeat(reasons, maxFastReasons+1)},
+		"no reasons":         {Allowed: true, Role: "member"},
+	} {
+		again := c.entry(&k, &cached{dec: d})
+		w := again.meta | 5<<metaVerShift | metaStamped
+		require.Nil(t, en.served(&k, w, unsafe.SliceData(d.Reasons)), "%s: another decision's word", name)
+		require.Nil(t, again.served(&k, word, r), "%s: the entry that replaced the served one", name)
+	}
+	require.Nil(t, en.served(&other, word, r), "another key")
+	require.Nil(t, (*cacheEntry)(nil).served(&k, word, r), "no entry")
+	long := c.entry(&k, &cached{dec: Decision{Allowed: true, Role: "member", Reasons: slices.Repeat(reasons, maxFastReasons+1)}})
+	require.Nil(t, long.served(&k, long.meta, unsafe.SliceData(long.entry.dec.Reasons)), "an entry that keeps no reasons is logged in full")
 }

@@ -138,15 +138,16 @@ type DecisionSink interface {
 }
 
 // DefaultDecisionLogQueue is the decision log's queue size unless WithDecisionLogQueue sets another.
-const DefaultDecisionLogQueue = 4096
+const DefaultDecisionLogQueue = 16384
 
 // DecisionLogInterval is how often the decision log's goroutine drains its queue while records
 // arrive (and sooner when the queue is half full); idle, it sleeps until the next record.
 //
 // It is short because the producer's wake-up is not enough on its own: the drainer, readied by a
 // deciding goroutine that keeps its P, may wait to run while the ring fills. With 10 ms one core
-// deciding flat out on the compiled path dropped 7–16 % of records from the default queue; with
-// 500 µs, 1–2 % (bench/RESULTS.md, "Stop 16, end of session"). Idle, no tick runs.
+// deciding flat out on the compiled path dropped 7–16 % of records from the default queue (then
+// 4,096 slots); with 500 µs, 1–2 % (bench/RESULTS.md, "Stop 16, end of session"). Idle, no tick
+// runs.
 const DecisionLogInterval = 500 * time.Microsecond
 
 // maxDecisionBatch bounds the records of one DecisionSink.Write.
@@ -192,11 +193,14 @@ func WithDecisionLog(sink DecisionSink) Option {
 // What the size trades: a larger queue rides out a longer stall of the sink, or of the log's
 // goroutine waiting for a core, before it drops records; but every logged decision writes a
 // cache line of it, and a queue larger than a core's cache makes that line a miss on every
-// decision. The default's 512 KiB stay in a core's L2: an uncached compiled decision costs ≈ 5 %
-// more logged than not on the project's 2-core machine, where 65,536 slots (8 MiB) cost
-// 6–7.5 % (bench/RESULTS.md, "Stop 22: decision log, idle"). One core deciding flat out on the
-// compiled path fills the default queue in ≈ 2 ms, four DecisionLogIntervals. (OPA's decision
-// log, which uploads minutes apart, buffers 10,000 events by default.)
+// decision. The default, 2 MiB: one core deciding flat out on the compiled path (≈ 170 ns a
+// decision on the project's 2-core machine) fills it in ≈ 2.8 ms, over five
+// DecisionLogIntervals, and drops nothing; a logged compiled decision costs 3–4 % more than an
+// unlogged one there, with 65,536 slots (8 MiB) too, where 4,096 slots (the default before stop
+// 24, 512 KiB) filled in 0.7 ms, dropped 1–3 % of the records and cost 10–13 %
+// (bench/RESULTS.md, "Stop 24"). On a slower decision path or a machine whose cores share less
+// cache the balance may differ: measure with BenchmarkDecisionLogPaired. (OPA's decision log,
+// which uploads minutes apart, buffers 10,000 events by default.)
 func WithDecisionLogQueue(size int) Option {
 	return func(c *config) error {
 		if size <= 0 || size > maxDecisionLogQueue {

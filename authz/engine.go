@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/rego"
@@ -403,7 +404,7 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 	// newer, and holds). Read after the check, a write in flight could label a decision it
 	// changes with its own revision. A fast hit (no check) is served only when its group's epoch
 	// read before rev is the one read after it and the word's stamp (decisionCache.get).
-	at, rev, ok := e.decisions.get(&key, p, e.dir, &d) // d, the result, is zero
+	at, m, rev, ok := e.decisions.get(&key, p, e.dir, &d) // d, the result, is zero
 	if ok {
 		d.Revision = max(d.Revision, rev)
 		if t != nil {
@@ -412,14 +413,14 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 			// have landed since p was read, the new policy's decision cached meanwhile. (Only
 			// when logged: metrics and spans name no policy, and the entry is a line more.)
 			if e.logs(req) {
-				if en := at.Load(); en.served(&key, &d) {
+				if en := at.Load().served(&key, m, unsafe.SliceData(d.Reasons)); en != nil {
 					t.policy = en.entry.policy
 				}
 			}
 		} else if l := e.declog; l != nil && !req.unlogged {
-			// Logged here, as the entry and the revision: the drainer makes the record. (The
-			// entry is read now: a fast hit did not; one replaced meanwhile is logged in full.)
-			if en := at.Load(); en.served(&key, &d) {
+			// Logged here, as the entry and the revision: the drainer makes the record. (A fast
+			// hit whose entry was replaced since it read the word has none: logged in full.)
+			if en := at.Load().served(&key, m, unsafe.SliceData(d.Reasons)); en != nil {
 				if s, st, run := l.ring.runOf(en); !s.joins(st, run, d.Revision, req.MinRevision) {
 					l.openRun(en, d.Revision, req.MinRevision)
 				}
