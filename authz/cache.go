@@ -355,14 +355,14 @@ type cacheShard struct {
 // slow hit reads its fingerprint, policy, decision and Deps; the decision log its key and run word.
 type cacheEntry struct {
 	fp1, fp2 uint64
-	ih       uint64  // the index hash: the entry's home
 	meta     uint64  // its word's meta without stamp, CLOCK bit and rewrite count
 	reasons  *Reason // its word's reasons
-	// logRun is 1 + the decision log's position of the entry's latest run of hits (see
-	// recordRing.runOf); 0: none yet. Written once per run, not per hit. With a decision log, a
-	// hit reads the entry's first line for it and for served (bench/RESULTS.md, "Stop 16:
-	// decision log cost" and "Stop 24").
-	logRun atomic.Uint64
+	// logRun is, per stripe of hits (runStripe), 1 + the decision log's position of the entry's
+	// latest run of that stripe's hits (see recordRing.runOf); 0: none yet. Written once per run,
+	// not per hit. With a decision log, a hit reads the entry's first four words and its stripe's
+	// run (bench/RESULTS.md, "Stop 16: decision log cost" and "Stop 24").
+	logRun [logRunStripes]atomic.Uint64
+	ih     uint64 // the index hash: the entry's home
 	n      uint32 // the packed key's length
 	stamps bool   // its word may be stamped: the role is indexed, few reasons, no expiry
 	inline [keyWords]uint64

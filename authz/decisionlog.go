@@ -444,15 +444,35 @@ func (q *recordRing) slotAt(pos uint64) *logSlot {
 	return (*logSlot)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(q.slots)), (pos&q.mask)*uint64(unsafe.Sizeof(logSlot{}))))
 }
 
-// runOf is the slot of en's latest run of hits, and the slot's state: with joins, the whole
-// cost of the log to most cache hits. (Two functions, each inlined in authorize: one would be
-// over the inliner's budget.) A hit joins en's latest run when that run has the same revision
-// and MinRevision and is neither sealed nor full; when it does not, it starts a run
-// (decisionLog.openRun).
-func (q *recordRing) runOf(en *cacheEntry) (s *logSlot, st, run uint64) {
-	run = en.logRun.Load()
-	s = q.slotAt(run - 1)
-	return s, s.runState.Load(), run
+// logRunStripes is how many runs of hits an entry may have open at once, one per stripe of
+// hits (runStripe): hits of the same request on several cores join different runs, in
+// different slots, rather than all compare-and-swap one word (the log would make the cores
+// contend where the cache does not: bench/RESULTS.md, "Stop 24").
+const logRunStripes = 4
+
+// runStripe is the stripe of the calling goroutine's hits: by its stack, as
+// decisionCache.countHit (goroutines' stacks lie apart, so goroutines deciding on different
+// cores mostly have different stripes).
+func runStripe() uint64 {
+	var here byte
+	return uint64(uintptr(unsafe.Pointer(&here))) >> 11 * 0x9e3779b97f4a7c15 >> (64 - 2) // logRunStripes
+}
+
+// runStripe's two bits name every stripe, and only those (a compile error otherwise).
+const (
+	_ uint = logRunStripes - 1<<2
+	_ uint = 1<<2 - logRunStripes
+)
+
+// runOf is the slot of run, an entry's latest run of hits of a stripe (cacheEntry.logRun),
+// and the slot's state and the run: with joins, the whole cost of the log to most cache hits.
+// (Two functions, each inlined in authorize: one would be over the inliner's budget.) A hit
+// joins the run when that run has the same revision and MinRevision and is neither sealed nor
+// full; when it does not, it starts a run (decisionLog.openRun).
+func (q *recordRing) runOf(run *atomic.Uint64) (s *logSlot, st, pos1 uint64) {
+	pos1 = run.Load()
+	s = q.slotAt(pos1 - 1)
+	return s, s.runState.Load(), pos1
 }
 
 // joins adds one to the count of run (1 + its position), in slot s whose state was st, when the
@@ -464,6 +484,27 @@ func (s *logSlot) joins(st, run, rev, minRev uint64) bool {
 	// (init seals every slot with tag 0), so the hit starts a run.
 	return st-(run&tagMask)<<countBits < countMask-1 &&
 		(s.runRev.Load()^rev)|(s.runMinRev.Load()^minRev) == 0 && s.runState.CompareAndSwap(st, st+1)
+}
+
+// rejoin is joins for a hit that joins failed, tried again (by openRun) for as long as en's
+// latest run is the hit's (same revision and MinRevision), neither sealed nor full: when the
+// compare-and-swap failed because another core's hit joined first (a hot request on several
+// cores), the hit then adds to the same run rather than start one (a slot per lost race, which
+// filled the ring and dropped records when two cores hit one request). The revisions compared
+// stay the run's while its tag is in the state: the slot is rewritten only after the drainer
+// sealed the run, and no CAS succeeds on a sealed run.
+func (q *recordRing) rejoin(latest *atomic.Uint64, rev, minRev uint64) bool {
+	s, st, run := q.runOf(latest)
+	if (s.runRev.Load()^rev)|(s.runMinRev.Load()^minRev) != 0 {
+		return false
+	}
+	for st-(run&tagMask)<<countBits < countMask-1 {
+		if s.runState.CompareAndSwap(st, st+1) {
+			return true
+		}
+		st = s.runState.Load()
+	}
+	return false
 }
 
 // fill writes a hit's run of one in the slot (its second line).
@@ -640,13 +681,18 @@ func (l *decisionLog) publish(state *atomic.Uint64, pos uint64, woke bool) {
 	}
 }
 
-// openRun logs an in-memory cache hit that joined no run (logSlot.joins) as a new run: in one CAS when
-// its position is below alert, else the long way (see recordRing). The entry then names the run
-// (hits of several cores may start runs of the same entry at once: the latest named is joined).
+// openRun logs an in-memory cache hit that joined no run (logSlot.joins): in the entry's latest
+// run still, when the hit only lost a race to another core's (rejoin), else as a new run, in one
+// CAS when its position is below alert, else the long way (see recordRing). The entry then names
+// the run (hits of several cores may start runs of the same entry at once: the latest named is
+// joined).
 //
 //go:noinline
-func (l *decisionLog) openRun(en *cacheEntry, rev, minRev uint64) {
+func (l *decisionLog) openRun(en *cacheEntry, latest *atomic.Uint64, rev, minRev uint64) {
 	q := &l.ring
+	if q.rejoin(latest, rev, minRev) {
+		return
+	}
 	pos := q.tail.Load()
 	if pos < q.alert.Load() && q.tail.CompareAndSwap(pos, pos+1) {
 		s := q.slotAt(pos)
@@ -661,7 +707,7 @@ func (l *decisionLog) openRun(en *cacheEntry, rev, minRev uint64) {
 		s.fill(en, rev, minRev)
 		l.publish(&s.runState, pos, woke)
 	}
-	en.logRun.Store(pos + 1)
+	latest.Store(pos + 1)
 }
 
 // run drains the ring: every DecisionLogInterval while records arrive, at once when woken,

@@ -172,7 +172,7 @@ func TestLogSlotRoundTrip(t *testing.T) {
 				require.NotNil(t, got.Decision.Reasons)
 			}
 			// A hit's run at the next lap, over the record's first line.
-			e.declog.openRun(hit, uint64(i+100), uint64(i))
+			e.declog.openRun(hit, &hit.logRun[i%logRunStripes], uint64(i+100), uint64(i))
 			require.Equal(t, DecisionRecord{
 				Request:  Request{Subject: "carol", Action: "runs.get", Resource: "acme/nlp", Owner: "acme", MinRevision: uint64(i)},
 				Decision: Decision{Allowed: true, Role: "viewer", Reasons: hit.entry.dec.Reasons, Revision: uint64(i + 100)},
@@ -242,4 +242,39 @@ func tableCells(t *testing.T, p *rego.Policy) []*cellCase {
 	require.GreaterOrEqual(t, first, 0)
 	out[0], out[first] = out[first], out[0]
 	return out
+}
+
+// TestLogRunLostRace: a hit whose compare-and-swap lost to another core's hit on the same run
+// (joins false: the state moved between its load and the CAS) joins that run through openRun
+// rather than start one, so a hot request on several cores takes a slot per drain, not a slot
+// per lost race; one the run no longer fits (sealed, another revision) starts a run.
+func TestLogRunLostRace(t *testing.T) {
+	p := newAcmeInternal(t).Policy()
+	l := &decisionLog{} // a ring without its drainer: the test takes the records
+	l.ring.init(8)
+	q := &l.ring
+	en := &cacheEntry{logKey: "bob\x00runs.stop\x00acme/vision\x00", entry: cached{dec: Decision{Allowed: true, Role: "member"}, policy: p}}
+	hit := func(rev uint64) {
+		if s, st, run := q.runOf(&en.logRun[0]); !s.joins(st, run, rev, 0) {
+			l.openRun(en, &en.logRun[0], rev, 0)
+		}
+	}
+	hit(5) // opens the run at position 0
+	hit(5)
+	require.EqualValues(t, 1, q.tail.Load(), "one run")
+	s, st, run := q.runOf(&en.logRun[0])
+	s.runState.Add(1) // another core's hit joins between this hit's load and its CAS
+	require.False(t, s.joins(st, run, 5, 0), "the CAS lost")
+	l.openRun(en, &en.logRun[0], 5, 0)
+	require.EqualValues(t, 1, q.tail.Load(), "the hit that lost joined the run: no slot taken")
+	hit(6) // another revision: a run of its own
+	require.EqualValues(t, 2, q.tail.Load())
+	recs := q.take(make([]DecisionRecord, 0, 16), time.Time{})
+	require.Len(t, recs, 5, "the four hits at 5, the one at 6")
+	for i, r := range recs {
+		require.Equal(t, uint64(5+i/4), r.Decision.Revision, "record %d", i)
+		require.Equal(t, "bob", r.Request.Subject)
+	}
+	hit(6) // the run at 6 is sealed (taken): a new one
+	require.EqualValues(t, 3, q.tail.Load())
 }

@@ -421,8 +421,9 @@ func (e *Engine) authorize(ctx context.Context, req *Request, t *decisionTrace) 
 			// Logged here, as the entry and the revision: the drainer makes the record. (A fast
 			// hit whose entry was replaced since it read the word has none: logged in full.)
 			if en := at.Load().served(&key, m, unsafe.SliceData(d.Reasons)); en != nil {
-				if s, st, run := l.ring.runOf(en); !s.joins(st, run, d.Revision, req.MinRevision) {
-					l.openRun(en, d.Revision, req.MinRevision)
+				latest := &en.logRun[runStripe()]
+				if s, st, run := l.ring.runOf(latest); !s.joins(st, run, d.Revision, req.MinRevision) {
+					l.openRun(en, latest, d.Revision, req.MinRevision)
 				}
 			} else {
 				e.record(req, &d, &decisionTrace{path: PathCacheL1, policy: p}, nil)
