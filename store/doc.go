@@ -261,6 +261,14 @@
 // Badger refuses to open a directory in which a kill left an empty log file
 // (dgraph-io/badger#2207); its failed attempt initialises the file, so Open tries again.
 //
+// Damage that no crash leaves, Badger would make worse, so Open refuses it before Badger opens
+// the directory, changing nothing in it, with a *teamgate.InvalidError (ErrInvalid) naming the
+// directory and the damage: table or value-log files without a MANIFEST (lost, or a copy that
+// left it out: Badger would start a new store and delete every table it does not know), and a
+// table the MANIFEST names that is cut short, its footer pointing past its end (Badger panics
+// reading it on a goroutine of its own, ending the host's process). Restore such a directory
+// from a copy. The decision log refuses the same damage (one check, internal/badgerdir).
+//
 // # Expiry
 //
 // A team membership (PutTeamMember.ExpiresAt) or a grant (Grant.ExpiresAt) may expire; in a data
