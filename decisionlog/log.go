@@ -16,6 +16,7 @@ import (
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/badgerdir"
 	"github.com/teamgate/teamgate/internal/badgerlog"
 )
 
@@ -123,7 +124,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		every = DefaultRetentionInterval
 	}
 	if !l.memory {
-		if err := checkFiles(opts.Dir); err != nil {
+		if err := badgerdir.Check("decision log", opts.Dir); err != nil {
 			return nil, err
 		}
 	}

@@ -154,7 +154,13 @@ func (r *Replica) ApplyEvent(ctx context.Context, ev Event) (uint64, error) {
 // rev must be above the store's revision (ErrConflict otherwise); an invalid f changes nothing.
 // The events of the revisions skipped are never written: a Watch that needs them ends with an
 // error rather than skip them.
-func (r *Replica) Restore(ctx context.Context, rev uint64, f *File) (uint64, error) {
+//
+// Its span (teamgate.Restore, see "Traces" in the package doc) counts the one change of its
+// batch, the PutDirectory, as ApplyEvent's counts the event's: a snapshot is restored whole, not
+// diffed against the store as Load diffs a file.
+func (r *Replica) Restore(ctx context.Context, rev uint64, f *File) (got uint64, err error) {
+	ctx, sp := r.s.startWrite(ctx, "teamgate.Restore")
+	defer func() { endWrite(sp, 1, got, err) }()
 	if cur := r.s.Revision(); rev <= cur {
 		return 0, &teamgate.ConflictError{What: "store", Name: "revision " + strconv.FormatUint(cur, 10),
 			Reason: "a snapshot of revision " + strconv.FormatUint(rev, 10) + " is not ahead of it"}

@@ -261,6 +261,14 @@
 // Badger refuses to open a directory in which a kill left an empty log file
 // (dgraph-io/badger#2207); its failed attempt initialises the file, so Open tries again.
 //
+// Damage that no crash leaves, Badger would make worse, so Open refuses it before Badger opens
+// the directory, changing nothing in it, with a *teamgate.InvalidError (ErrInvalid) naming the
+// directory and the damage: table or value-log files without a MANIFEST (lost, or a copy that
+// left it out: Badger would start a new store and delete every table it does not know), and a
+// table the MANIFEST names that is cut short, its footer pointing past its end (Badger panics
+// reading it on a goroutine of its own, ending the host's process). Restore such a directory
+// from a copy. The decision log refuses the same damage (one check, internal/badgerdir).
+//
 // # Expiry
 //
 // A team membership (PutTeamMember.ExpiresAt) or a grant (Grant.ExpiresAt) may expire; in a data
@@ -392,11 +400,12 @@
 //
 // Options.TracerProvider makes a span, through the OpenTelemetry API only, from its tracer
 // (instrumentation scope github.com/teamgate/teamgate/store) around every call of Apply
-// (teamgate.Apply), ApplyEvent, the Store's and the Replica's (teamgate.ApplyEvent), and Load and
-// LoadFile (teamgate.Load), a child of the span in the caller's context. Its attributes:
-// teamgate.count, the number of changes (for Load, the changes the file makes to the directory:
-// 0 when it equals it and nothing is written), and teamgate.revision, the revision written (the
-// current one when nothing was). A refused write records its error on the span, sets its status
+// (teamgate.Apply), ApplyEvent, the Store's and the Replica's (teamgate.ApplyEvent), Load and
+// LoadFile (teamgate.Load), and the Replica's Restore (teamgate.Restore), a child of the span in
+// the caller's context. Its attributes: teamgate.count, the number of changes (for Load, the
+// changes the file makes to the directory: 0 when it equals it and nothing is written; for
+// Restore, 1: the snapshot is written whole, as one PutDirectory), and teamgate.revision, the
+// revision written (the current one when nothing was; for Restore, the snapshot's). A refused write records its error on the span, sets its status
 // to Error, and puts teamgate.error, the error's kind, in place of the revision: invalid,
 // not_found, conflict, stale or closed (the teamgate error it matches), canceled or
 // deadline_exceeded (the context), or other (I/O, Badger). Attributes are built only for a span

@@ -62,8 +62,8 @@ const tracerName = "github.com/teamgate/teamgate/store"
 // attrError is the kind of error a write's span ended with (errorKind).
 const attrError = attribute.Key("teamgate.error")
 
-// startWrite starts the span of a write (Apply, ApplyEvent, Load) named name, a child of ctx's
-// span, when the store traces; endWrite ends it.
+// startWrite starts the span of a write (Apply, ApplyEvent, Load, Restore) named name, a child
+// of ctx's span, when the store traces; endWrite ends it.
 func (s *Store) startWrite(ctx context.Context, name string) (context.Context, otelspan.Span) {
 	return otelspan.Start(ctx, s.tracer, name)
 }

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/teamgate/teamgate"
+	"github.com/teamgate/teamgate/internal/badgerdir"
 	"github.com/teamgate/teamgate/internal/badgerlog"
 	"github.com/teamgate/teamgate/internal/quote"
 )
@@ -231,6 +232,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		hook, commitHook, snapChunk = opts.test.at, opts.test.commit, opts.test.snapChunk
 		snapshots = snapshots && !opts.test.noSnapshot
 		bgSteps = opts.test.bgSteps
+	}
+	if opts.Dir != "" {
+		if err := badgerdir.Check("store", opts.Dir); err != nil {
+			return nil, err
+		}
 	}
 	db, err := badger.Open(bo)
 	// A kill between creating a Badger log file (.mem or .vlog) and its first write leaves it

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 
+	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/internal/spantest"
 	"github.com/teamgate/teamgate/store"
 )
@@ -104,6 +105,57 @@ func TestReplicaApplyEventSpan(t *testing.T) {
 	require.Len(t, spans, 1)
 	require.Equal(t, "teamgate.ApplyEvent", spans[0].Name())
 	require.Equal(t, map[attribute.Key]any{"teamgate.count": int64(1), "teamgate.revision": int64(rev)}, spantest.Attrs(spans[0]))
+}
+
+// TestReplicaRestoreSpan: a replica's Restore (how a cluster node resumes from a snapshot) makes
+// a span like the other writes, a child of the caller's: the changes of its batch (one
+// PutDirectory) and the revision restored, or the kind of the error that refused it (a snapshot
+// not ahead of the store: conflict; an invalid one: invalid).
+func TestReplicaRestoreSpan(t *testing.T) {
+	t.Parallel()
+	tp, sr := spantest.Recorder(t)
+	ctx, parent := tp.Tracer("test").Start(t.Context(), "host")
+	st, err := store.Open(ctx, store.Options{TracerProvider: tp})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	data, err := os.ReadFile(acme)
+	require.NoError(t, err)
+	snap, err := store.ParseFile(data)
+	require.NoError(t, err)
+	rep, err := st.Replicate()
+	require.NoError(t, err)
+
+	rev, err := rep.Restore(ctx, 40, snap)
+	require.NoError(t, err)
+	_, err = rep.Restore(ctx, 40, snap)
+	require.ErrorIs(t, err, teamgate.ErrConflict)
+	bad := *snap
+	bad.Orgs = append([]store.FileOrg{{Name: "Not A Slug"}}, bad.Orgs...)
+	_, err = rep.Restore(ctx, 41, &bad)
+	require.ErrorIs(t, err, teamgate.ErrInvalid)
+	parent.End()
+
+	spans := sr.Ended()
+	require.Len(t, spans, 4)
+	for i, want := range []map[attribute.Key]any{
+		{"teamgate.count": int64(1), "teamgate.revision": int64(rev)},
+		{"teamgate.count": int64(1), "teamgate.error": "conflict"},
+		{"teamgate.count": int64(1), "teamgate.error": "invalid"},
+	} {
+		s := spans[i]
+		require.Equal(t, "teamgate.Restore", s.Name(), "span %d", i)
+		require.Equal(t, want, spantest.Attrs(s), "span %d", i)
+		require.Equal(t, parent.SpanContext().SpanID(), s.Parent().SpanID(), "span %d is the caller's child", i)
+		require.Equal(t, "github.com/teamgate/teamgate/store", s.InstrumentationScope().Name)
+		if _, refused := want["teamgate.error"]; refused {
+			require.Equal(t, codes.Error, s.Status().Code, "span %d", i)
+			require.Len(t, s.Events(), 1, "span %d records the error", i)
+		} else {
+			require.Equal(t, codes.Unset, s.Status().Code, "span %d", i)
+		}
+	}
+	require.Equal(t, uint64(40), rev)
+	require.Equal(t, "host", spans[3].Name())
 }
 
 // TestWriteSpansNeedAProvider: without Options.TracerProvider a store makes no span, not even

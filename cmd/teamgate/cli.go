@@ -166,6 +166,16 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
+// checkLimit refuses a negative --limit, a usage error on every command that pages (who-can,
+// diff, decisions): 0 means no limit there, and a negative one means nothing, so it is not left
+// to the library, whose refusal (teamgate.ErrInvalid) would exit 1 like a bad request.
+func checkLimit(limit int) error {
+	if limit < 0 {
+		return fmt.Errorf("--limit %d: must be >= 0 (0: no limit)", limit)
+	}
+	return nil
+}
+
 // engine opens the directory (--data or --nats, see directory) and builds an engine with
 // --policy, logging its decisions to --decision-log. done flushes the log and closes
 // everything.

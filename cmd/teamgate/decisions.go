@@ -97,8 +97,8 @@ func (e *env) decisionsCmd() *cobra.Command {
 				}
 				q.Path = &p
 			}
-			if q.Limit < 0 {
-				return fmt.Errorf("--limit %d: must be >= 0 (0: no limit)", q.Limit)
+			if err := checkLimit(q.Limit); err != nil {
+				return err
 			}
 			now := time.Now()
 			if q.Since, err = parseWhen("--since", since, now); err != nil {

@@ -26,8 +26,8 @@ func (e *env) diffCmd() *cobra.Command {
 			if candidate == "" {
 				return errors.New("--policy DIR (the candidate) is required")
 			}
-			if limit < 0 {
-				return fmt.Errorf("--limit %d: want >= 0 (0: no limit)", limit)
+			if err := checkLimit(limit); err != nil {
+				return err
 			}
 			return cobra.NoArgs(cmd, a)
 		}),

@@ -16,7 +16,12 @@ func (e *env) whoCanCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "who-can ACTION RESOURCE",
 		Short: "Print every subject allowed ACTION on RESOURCE, with its role and reasons",
-		Args:  withFormat(&format, cobra.ExactArgs(2)),
+		Args: withFormat(&format, func(cmd *cobra.Command, a []string) error {
+			if err := checkLimit(limit); err != nil {
+				return err
+			}
+			return cobra.ExactArgs(2)(cmd, a)
+		}),
 		RunE: e.withEngine(func(cmd *cobra.Command, a []string, eng *authz.Engine) error {
 			page, err := eng.ListSubjects(cmd.Context(), a[0], a[1], authz.Page{After: after, Limit: limit})
 			if err != nil {

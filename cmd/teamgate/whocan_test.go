@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -54,6 +55,24 @@ func TestWhoCanCommand(t *testing.T) {
 	require.Contains(t, stderr, "vision")
 	_, _, code = cli(t, "", "who-can", "--data", data, "runs.stop")
 	require.Equal(t, 2, code)
+}
+
+// TestListLimitFlags: a negative --limit is a usage error on every command that pages (exit 2,
+// the flag and its value named, the usage line), as other bad flag values; who-can exited 1
+// with ListSubjects' "invalid page limit" before the CLI checked it.
+func TestListLimitFlags(t *testing.T) {
+	t.Parallel()
+	data := conformance.DataFile()
+	for _, args := range [][]string{
+		{"who-can", "--data", data, "runs.stop", "acme/vision", "--limit", "-1"},
+		{"diff", "--data", data, "--policy", "../../testdata/cli/candidate", "--limit", "-1"},
+		{"decisions", "--log", t.TempDir(), "--limit", "-1"},
+	} {
+		out, stderr, code := cli(t, "", args...)
+		require.Equal(t, 2, code, "%v: %s", args, stderr)
+		require.Empty(t, out, args)
+		require.True(t, strings.HasPrefix(stderr, "teamgate: --limit -1: must be >= 0 (0: no limit)\nusage: teamgate "+args[0]+" "), "%v: %s", args, stderr)
+	}
 }
 
 // TestExplainSuggests: explain shows, on a deny, what would allow it and who may do it.

@@ -1,4 +1,7 @@
-package decisionlog
+// Package badgerdir checks a Badger directory before Badger opens it, for the damage Badger would
+// make worse: the store and the decision log both open Badger directories a host or an operator
+// may have copied, restored or cut short, and both refuse such a directory the same way.
+package badgerdir
 
 import (
 	"encoding/binary"
@@ -14,19 +17,21 @@ import (
 	"github.com/teamgate/teamgate"
 )
 
-// checkFiles refuses a damaged directory that Badger, opening it, would empty or crash on:
-// table or value-log files without a MANIFEST (Badger would start a new log and delete the
-// tables it does not know: every record), and a table the MANIFEST names whose footer points
-// outside the file (Badger panics reading its index, on a goroutine of its own, which ends the
-// process). A directory that does not exist, or holds no Badger file, passes; so does any damage
-// Badger reports as an error itself (a bad MANIFEST, a table's index that fails its checksum).
-func checkFiles(dir string) error {
+// Check refuses a damaged directory that Badger, opening it, would empty or crash on: table or
+// value-log files without a MANIFEST (Badger would start a new log and delete the tables it does
+// not know: every record), and a table the MANIFEST names whose footer points outside the file
+// (Badger panics reading its index, on a goroutine of its own, which ends the process). The
+// error matches teamgate.ErrInvalid and names what (the caller's kind of directory: "store",
+// "decision log"), dir and the damage; nothing in dir is changed. A directory that does not
+// exist, or holds no Badger file, passes; so does any damage Badger reports as an error itself
+// (a bad MANIFEST, a table's index that fails its checksum).
+func Check(what, dir string) error {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("decision log %s: %w", dir, err)
+		return fmt.Errorf("%s %s: %w", what, dir, err)
 	}
 	manifest, data := false, ""
 	for _, e := range ents {
@@ -39,14 +44,14 @@ func checkFiles(dir string) error {
 	}
 	if !manifest {
 		if data != "" {
-			return teamgate.Invalid("decision log", dir, "damaged: Badger's MANIFEST is missing beside "+data+
-				" (opening it would delete the records' files); restore the directory from a copy")
+			return teamgate.Invalid(what, dir, "damaged: Badger's MANIFEST is missing beside "+data+
+				" (opening it would delete the files it does not know); restore the directory from a copy")
 		}
 		return nil
 	}
 	f, err := os.Open(filepath.Join(dir, "MANIFEST"))
 	if err != nil {
-		return fmt.Errorf("decision log %s: %w", dir, err)
+		return fmt.Errorf("%s %s: %w", what, dir, err)
 	}
 	defer f.Close()
 	mf, _, err := badger.ReplayManifestFile(f, 0, badger.DefaultOptions(dir))
@@ -56,7 +61,7 @@ func checkFiles(dir string) error {
 	for id := range mf.Tables {
 		name := fmt.Sprintf("%06d.sst", id)
 		if why := tableFooter(filepath.Join(dir, name)); why != "" {
-			return teamgate.Invalid("decision log", dir, "damaged: table "+name+" "+why+"; restore the directory from a copy")
+			return teamgate.Invalid(what, dir, "damaged: table "+name+" "+why+"; restore the directory from a copy")
 		}
 	}
 	return nil
