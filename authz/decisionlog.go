@@ -169,10 +169,12 @@ const maxDecisionBatch = 512
 // goroutine. Default: no log (the decision path then pays one nil check).
 //
 // Records reach the sink in the order they were queued, but for in-memory cache hits: a hit whose
-// record equals that of the latest hit queued on the same cached decision (the same request,
-// revision and MinRevision), while that one is still queued, is queued as one more count on it,
-// and its record is written with that hit's, before records queued between the two. A record's
-// Time is when the log took it from the queue, so it is the same for all of them.
+// record equals that of the latest hit of its stripe queued on the same cached decision (the
+// same request, revision and MinRevision; goroutines fall in four stripes by their stacks, so
+// that cores hitting one request count apart), while that one is still queued, is queued as one
+// more count on it, and its record is written with that hit's, before records queued between
+// the two. A record's Time is when the log took it from the queue, so it is the same for all of
+// them.
 func WithDecisionLog(sink DecisionSink) Option {
 	return func(c *config) error {
 		if sink == nil {

@@ -331,8 +331,9 @@
 // failed call or one with attributes or Suggest as a whole record), an in-memory cache hit writes
 // only its cache entry, revision and MinRevision
 // (the slot's other line), from which the
-// log's goroutine makes the same record, or, when the latest hit on the same cached decision is
-// still queued with the same revision and MinRevision, adds one to that slot's count (so records of cache hits may reach the sink grouped, out of call order) —
+// log's goroutine makes the same record, or, when the latest hit of its stripe of goroutines on
+// the same cached decision is still queued with the same revision and MinRevision, adds one to
+// that slot's count (so records of cache hits may reach the sink grouped, out of call order) —
 // and one goroutine drains the ring into the sink in batches — every DecisionLogInterval while
 // records arrive, sooner when the ring is half full, never while idle. A cache hit stays allocation-free with a log; the log reads no clock on a hit or on
 // the compiled path of an in-memory store (see DecisionRecord.Time and Latency for why and what
