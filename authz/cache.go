@@ -380,11 +380,18 @@ func (en *cacheEntry) holds(k *cacheKey) bool { return en.fp1 == k.fp1 && en.fp2
 // served), else nil (en may be nil, or another entry: the position was rewritten since). The
 // word's verdict, role, number of reasons and epoch group are its entry's meta (the rest of m is
 // its stamp, CLOCK bit and rewrite count), its reasons its entry's reasons: an entry that matches
-// them all holds the decision served. All of it is on the entry's first cache line: a logged hit
-// compares no string (a decision with more than maxFastReasons reasons, whose entry keeps none of
-// them, never matches, and is logged in full).
+// them all holds the decision served, for its reasons array is that decision's own (allocated
+// for it, and held by the decision served, so no later one takes its address). All of it is on
+// the entry's first cache line: a logged hit compares no string.
+//
+// A decision without reasons has no array of its own (nil, or the address every zero-size
+// allocation shares): its role (when beyond the role index: noRole), its policy, or whether its
+// entry keeps more than maxFastReasons reasons (which a word counts as none) may differ from
+// another's of the same meta, so it never matches and is logged in full, as is a decision with
+// more than maxFastReasons reasons. (No decision the engine makes has no reasons today:
+// TestServedNoReasons.)
 func (en *cacheEntry) served(k *cacheKey, m uint64, r *Reason) *cacheEntry {
-	if en != nil && en.holds(k) && en.meta == m&^(metaKept|metaVerMask) && en.reasons == r {
+	if en != nil && m&(maxFastReasons<<metaLenShift) != 0 && en.holds(k) && en.meta == m&^(metaKept|metaVerMask) && en.reasons == r {
 		return en
 	}
 	return nil

@@ -443,3 +443,35 @@ func TestServedEntryIdentity(t *testing.T) {
 	long := c.entry(&k, &cached{dec: Decision{Allowed: true, Role: "member", Reasons: slices.Repeat(reasons, maxFastReasons+1)}})
 	require.Nil(t, long.served(&k, long.meta, unsafe.SliceData(long.entry.dec.Reasons)), "an entry that keeps no reasons is logged in full")
 }
+
+// TestServedNoReasons: a decision without reasons names no array of its own (nil, or the
+// runtime's one address of every zero-size allocation, shared by all of them), so a word's meta
+// and reasons pointer do not tell its entry from another decision of the key with none: another
+// role beyond the cache's role index (noRole), the same answer under another policy, or one with
+// more reasons than a word holds (whose entry keeps none). served accepts none of them, nor the
+// served entry itself (logged in full). No decision the engine makes today has no reasons (every
+// rule of the policy gives one at least): this guards the log against one that would.
+func TestServedNoReasons(t *testing.T) {
+	t.Parallel()
+	c := newDecisionCache(8, nil)
+	for i := range noRole { // the role index is full
+		require.Equal(t, i, c.roleIndex(fmt.Sprintf("role%d", i)))
+	}
+	var k cacheKey
+	c.key(&k, "bob", "runs.stop", "acme/engineering/vision", "")
+	none := []Reason{} // as every decision without reasons: one address for all
+	p1, p2 := new(rego.Policy), new(rego.Policy)
+	for name, pair := range map[string][2]cached{
+		"roles beyond the index": {{policy: p1, dec: Decision{Role: "x1", Reasons: none}}, {policy: p1, dec: Decision{Role: "x2", Reasons: none}}},
+		"another policy":         {{policy: p1, dec: Decision{Role: "role0", Reasons: none}}, {policy: p2, dec: Decision{Role: "role0", Reasons: none}}},
+		"nil and many": {{policy: p1, dec: Decision{Role: "role0"}},
+			{policy: p1, dec: Decision{Role: "role0", Reasons: slices.Repeat([]Reason{{Code: rego.CodeTeamRole}}, maxFastReasons+1)}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			en, again := c.entry(&k, &pair[0]), c.entry(&k, &pair[1])
+			r := unsafe.SliceData(en.entry.dec.Reasons) // a slow hit's: its meta is en.meta
+			require.Nil(t, again.served(&k, en.meta, r), "the entry that replaced the served one")
+			require.Nil(t, en.served(&k, en.meta, r), "no reasons: logged in full")
+		})
+	}
+}
