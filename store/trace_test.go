@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -10,17 +11,18 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/teamgate/teamgate"
 	"github.com/teamgate/teamgate/internal/spantest"
 	"github.com/teamgate/teamgate/store"
 )
 
-// TestWriteSpans: Apply, ApplyEvent and Load each make a span, a child of the caller's, with the
-// number of changes and the revision written; a refused write is a span error with the error's
-// kind; a data file equal to the directory writes nothing and says so (no change).
-func TestWriteSpans(t *testing.T) {
-	t.Parallel()
+// tracedStore is an in-memory store whose spans sr records, a context holding the caller's span
+// (parent, "host", still open), and the acme data file parsed.
+func tracedStore(t *testing.T) (context.Context, trace.Span, *tracetest.SpanRecorder, *store.Store, *store.File) {
+	t.Helper()
 	tp, sr := spantest.Recorder(t)
 	ctx, parent := tp.Tracer("test").Start(t.Context(), "host")
 	st, err := store.Open(ctx, store.Options{TracerProvider: tp})
@@ -29,6 +31,17 @@ func TestWriteSpans(t *testing.T) {
 	data, err := os.ReadFile(acme)
 	require.NoError(t, err)
 	f, err := store.ParseFile(data)
+	require.NoError(t, err)
+	return ctx, parent, sr, st, f
+}
+
+// TestWriteSpans: Apply, ApplyEvent and Load each make a span, a child of the caller's, with the
+// number of changes and the revision written; a refused write is a span error with the error's
+// kind; a data file equal to the directory writes nothing and says so (no change).
+func TestWriteSpans(t *testing.T) {
+	t.Parallel()
+	ctx, parent, sr, st, f := tracedStore(t)
+	data, err := os.ReadFile(acme)
 	require.NoError(t, err)
 	var fileChanges int
 	require.NoError(t, st.View(func(r store.Reader) error {
@@ -113,15 +126,7 @@ func TestReplicaApplyEventSpan(t *testing.T) {
 // not ahead of the store: conflict; an invalid one: invalid).
 func TestReplicaRestoreSpan(t *testing.T) {
 	t.Parallel()
-	tp, sr := spantest.Recorder(t)
-	ctx, parent := tp.Tracer("test").Start(t.Context(), "host")
-	st, err := store.Open(ctx, store.Options{TracerProvider: tp})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	data, err := os.ReadFile(acme)
-	require.NoError(t, err)
-	snap, err := store.ParseFile(data)
-	require.NoError(t, err)
+	ctx, parent, sr, st, snap := tracedStore(t)
 	rep, err := st.Replicate()
 	require.NoError(t, err)
 
