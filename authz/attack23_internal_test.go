@@ -1,14 +1,12 @@
 package authz
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"regexp"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate/internal/conformance"
+	"github.com/teamgate/teamgate/internal/syncbuf"
 	"github.com/teamgate/teamgate/store"
 )
 
@@ -64,23 +63,6 @@ func (s *heldSink) Write(ctx context.Context, rs []DecisionRecord) error {
 	return nil
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) lines() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return strings.Split(strings.TrimSpace(w.b.String()), "\n")
-}
-
 var droppedField = regexp.MustCompile(` dropped=(\d+) `)
 
 // TestAttack23DropsOfABurstAreSaidWhenTheLogGoesIdle: drops made within the report interval
@@ -90,7 +72,7 @@ var droppedField = regexp.MustCompile(` dropped=(\d+) `)
 func TestAttack23DropsOfABurstAreSaidWhenTheLogGoesIdle(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	sink := &heldSink{entered: make(chan struct{}, 100)}
 	const every = 20 * time.Millisecond
 	e := newAcmeInternal(t, WithDecisionLog(sink), WithDecisionLogQueue(4), WithDecisionCache(0),
@@ -112,10 +94,10 @@ func TestAttack23DropsOfABurstAreSaidWhenTheLogGoesIdle(t *testing.T) {
 	burst() // within the interval of the first line, most likely; either way said by the drainer
 	require.Equal(t, uint64(12), e.Stats().DecisionLogDropped)
 	// No decision follows: the drainer is idle.
-	require.Eventually(t, func() bool { return len(out.lines()) == 2 }, time.Minute, time.Millisecond,
-		"the second burst's drops are said once the interval has passed: %q", out.lines())
+	require.Eventually(t, func() bool { return len(out.Lines()) == 2 }, time.Minute, time.Millisecond,
+		"the second burst's drops are said once the interval has passed: %q", out.Lines())
 	require.NoError(t, e.Close(ctx))
-	lines := out.lines()
+	lines := out.Lines()
 	require.Len(t, lines, 2, "Close has nothing left to say")
 	total := 0
 	for _, l := range lines {
@@ -153,7 +135,7 @@ func TestAttack23CloseLeavesNothingBehind(t *testing.T) {
 		if h, ok := sink.(*heldSink); ok {
 			h.hold()
 		}
-		var out syncBuffer
+		var out syncbuf.Buffer
 		e, err := New(ctx, st, WithDecisionLog(sink), WithDecisionLogQueue(8), WithDecisionCache(0),
 			WithLogger(slog.New(slog.NewTextHandler(&out, nil))), withDropReportInterval(time.Millisecond))
 		require.NoError(t, err)
@@ -174,7 +156,7 @@ func TestAttack23CloseLeavesNothingBehind(t *testing.T) {
 		s := e.Stats()
 		require.Equal(t, uint64(n), s.DecisionLogWritten+s.DecisionLogFailed+s.DecisionLogDropped, "%s: %+v", name, s)
 		said := 0
-		for _, l := range out.lines() {
+		for _, l := range out.Lines() {
 			if m := droppedField.FindStringSubmatch(l); m != nil {
 				k, _ := strconv.Atoi(m[1])
 				said += k

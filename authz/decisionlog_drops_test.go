@@ -1,34 +1,15 @@
 package authz_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/teamgate/teamgate/authz"
+	"github.com/teamgate/teamgate/internal/syncbuf"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the log's goroutine and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 // TestDecisionLogDropsAreLogged: records dropped because the queue was full are not only
 // counted (Stats, the metric) but said in a log line on WithLogger's logger, with how many,
@@ -36,7 +17,7 @@ func (w *lockedBuffer) String() string {
 func TestDecisionLogDropsAreLogged(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&out, nil))
 	sink := newGateSink()
 	const queue, more = 4, 10
