@@ -352,7 +352,7 @@ type cacheShard struct {
 }
 
 // cacheEntry is one cached decision, immutable once published. A fast hit never reads it; a
-// slow hit reads its fingerprint, policy, decision and Deps; the decision log its key and run word.
+// slow hit reads its fingerprint, policy, decision and Deps; the decision log its key and run words.
 type cacheEntry struct {
 	fp1, fp2 uint64
 	meta     uint64  // its word's meta without stamp, CLOCK bit and rewrite count
@@ -381,8 +381,9 @@ func (en *cacheEntry) holds(k *cacheKey) bool { return en.fp1 == k.fp1 && en.fp2
 // word's verdict, role, number of reasons and epoch group are its entry's meta (the rest of m is
 // its stamp, CLOCK bit and rewrite count), its reasons its entry's reasons: an entry that matches
 // them all holds the decision served, for its reasons array is that decision's own (allocated
-// for it, and held by the decision served, so no later one takes its address). All of it is on
-// the entry's first cache line: a logged hit compares no string.
+// for it, and held by the decision served, so no later one takes its address). All of it is in
+// the entry's first 64 bytes, beside its runs (a line, or two where the allocation straddles
+// one): a logged hit compares no string.
 //
 // A decision without reasons has no array of its own (nil, or the address every zero-size
 // allocation shares): its role (when beyond the role index: noRole), its policy, or whether its

@@ -488,8 +488,8 @@ func (s *logSlot) joins(st, run, rev, minRev uint64) bool {
 		(s.runRev.Load()^rev)|(s.runMinRev.Load()^minRev) == 0 && s.runState.CompareAndSwap(st, st+1)
 }
 
-// rejoin is joins for a hit that joins failed, tried again (by openRun) for as long as en's
-// latest run is the hit's (same revision and MinRevision), neither sealed nor full: when the
+// rejoin is joins for a hit that joins failed, tried again (by openRun) for as long as latest,
+// the entry's latest run of the hit's stripe, is the hit's (same revision and MinRevision), neither sealed nor full: when the
 // compare-and-swap failed because another core's hit joined first (a hot request on several
 // cores), the hit then adds to the same run rather than start one (a slot per lost race, which
 // filled the ring and dropped records when two cores hit one request). The revisions compared
